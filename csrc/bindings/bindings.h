@@ -1,0 +1,9 @@
+// Registration functions of the binding files (one per concept).
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace rnnfast::bindings {
+
+void bind_runtime(pybind11::module_& m);    // runtime.cc: threads, instruction sets, gemm (tests)
+
+}  // namespace rnnfast::bindings

@@ -1,0 +1,126 @@
+// Argument validation shared by every binding: runs with the GIL held, before any kernel touches
+// memory. Every message names the argument, what was expected and what was given.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "rnnfast/common.h"
+
+namespace rnnfast::bindings {
+
+namespace py = pybind11;
+
+inline std::string shape_str(const std::vector<index_t>& dims) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims[i]);
+  }
+  if (dims.size() == 1) s += ",";
+  return s + ")";
+}
+
+inline std::vector<index_t> shape_of(const py::array& a) {
+  return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
+}
+
+inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+inline bool is_double(const py::array& a) { return a.dtype().itemsize() == 8; }
+
+// Any array-like (ndarray, list, object with __array__) as an ndarray of float32 or float64;
+// anything else raises TypeError naming the argument.
+inline py::array float_array(const py::handle& obj, const char* name) {
+  py::array a;
+  try {
+    a = py::array::ensure(obj);
+  } catch (py::error_already_set&) {
+    a = py::array();
+  }
+  if (!a) {
+    PyErr_Clear();
+    throw py::type_error(std::string(name) + ": expected a float32 or float64 array, got " +
+                         py::str(py::type::of(obj)).cast<std::string>());
+  }
+  const char kind = a.dtype().kind();
+  const auto size = a.dtype().itemsize();
+  if (kind != 'f' || (size != 4 && size != 8))
+    throw py::type_error(std::string(name) + ": expected a float32 or float64 array, got dtype " +
+                         dtype_str(a));
+  return a;
+}
+
+// Every float array of one call shares the dtype of the reference argument (x).
+inline void check_same_dtype(const py::array& a, const char* name, const py::array& ref,
+                             const char* ref_name) {
+  if (a.dtype().itemsize() != ref.dtype().itemsize())
+    throw py::type_error(std::string(name) + ": expected dtype " + dtype_str(ref) + " (the dtype of " +
+                         ref_name + "), got " + dtype_str(a));
+}
+
+inline void check_ndim(const py::array& a, const char* name, int ndim) {
+  if (a.ndim() != ndim)
+    throw py::value_error(std::string(name) + ": expected a " + std::to_string(ndim) +
+                          "-D array, got shape " + shape_str(shape_of(a)));
+}
+
+// what: the expected shape in words, e.g. "(4*hidden_size, input_size)".
+inline void check_shape(const py::array& a, const char* name, const std::vector<index_t>& expected,
+                        const std::string& what) {
+  if (shape_of(a) != expected)
+    throw py::value_error(std::string(name) + ": expected shape " + what + " = " +
+                          shape_str(expected) + ", got " + shape_str(shape_of(a)));
+}
+
+// Throws ValueError if the product of dims overflows what can be addressed.
+inline index_t checked_size(const std::vector<index_t>& dims, const char* what) {
+  index_t n = 1;
+  for (index_t d : dims) {
+    if (d != 0 && n > std::numeric_limits<index_t>::max() / 8 / d)
+      throw py::value_error(std::string(what) + ": sizes " + shape_str(dims) +
+                            " are too large to allocate");
+    n *= d;
+  }
+  return n;
+}
+
+// A C-contiguous array of T (copied only when needed). The dtype must already be checked.
+template <typename T>
+py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
+  return py::array_t<T, py::array::c_style>::ensure(a);
+}
+
+// Integer lengths of shape (B,), each in 1..T, as int64.
+inline std::vector<std::int64_t> lengths_vector(const py::handle& obj, index_t B, index_t T) {
+  py::array a;
+  try {
+    a = py::array::ensure(obj);
+  } catch (py::error_already_set&) {
+    a = py::array();
+  }
+  if (!a) {
+    PyErr_Clear();
+    throw py::type_error("lengths: expected an integer array, got " +
+                         py::str(py::type::of(obj)).cast<std::string>());
+  }
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error("lengths: expected an integer array, got dtype " + dtype_str(a));
+  if (a.ndim() != 1 || a.shape(0) != B)
+    throw py::value_error("lengths: expected shape (batch,) = " + shape_str({B}) + ", got " +
+                          shape_str(shape_of(a)));
+  auto l = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  std::vector<std::int64_t> out(l.data(), l.data() + B);
+  for (index_t b = 0; b < B; ++b)
+    if (out[b] < 1 || out[b] > T)
+      throw py::value_error("lengths: every entry must be in 1..T = 1.." + std::to_string(T) +
+                            ", got " + std::to_string(out[b]) + " at index " + std::to_string(b));
+  return out;
+}
+
+}  // namespace rnnfast::bindings

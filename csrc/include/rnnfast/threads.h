@@ -1,0 +1,21 @@
+// The package's own thread pool. One pool per process, never nested.
+#pragma once
+#include <functional>
+
+#include "rnnfast/common.h"
+
+namespace rnnfast {
+
+// Number of threads the kernels use (>= 1). Default: the cores this process may use.
+int get_num_threads();
+// Sets the number of threads (n >= 1; throws std::invalid_argument otherwise).
+void set_num_threads(int n);
+
+// Calls fn(begin, end) on disjoint chunks covering [0, n), in parallel on the pool, and
+// returns when all chunks are done. The split is static: chunk c of nc covers
+// [c*n/nc, (c+1)*n/nc), nc = min(threads, ceil(n / grain)). A call made from inside a
+// parallel region, or while another caller thread owns the pool, runs serially in the caller.
+// Exceptions thrown by fn are rethrown in the caller (the first one).
+void parallel_for(index_t n, index_t grain, const std::function<void(index_t, index_t)>& fn);
+
+}  // namespace rnnfast

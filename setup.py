@@ -1,0 +1,80 @@
+"""Build of rnnfast's extension modules.
+
+- ``rnnfast._C``: the C++ kernels (csrc/kernels) and their pybind11 binding (csrc/bindings).
+  The whole module is compiled for baseline x86-64 (or the host's baseline elsewhere);
+  only translation units named ``*_avx2.cc`` / ``*_avx512.cc`` get the flags of their
+  instruction set, and the code picks one of them at run time (csrc/kernels/cpu.cc).
+- Cython modules: every ``rnnfast/*.pyx`` (loops over Python objects).
+"""
+import glob
+import os
+import platform
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+# Flags per instruction-set translation unit, keyed by the file-name suffix.
+ISA_FLAGS = {
+    "_avx2.cc": ["-mavx2", "-mfma", "-mf16c"],
+    "_avx512.cc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma"],
+}
+COMMON_FLAGS = ["-O3", "-fno-math-errno", "-fvisibility=hidden"]
+
+
+class BuildExt(build_ext):
+    """build_ext that adds the instruction-set flags to the ISA translation units only."""
+
+    def build_extensions(self):
+        compiler = self.compiler
+        original_compile = compiler._compile
+
+        def compile_one(obj, src, ext, cc_args, extra_postargs, pp_opts):
+            extra = list(extra_postargs)
+            for suffix, flags in ISA_FLAGS.items():
+                if src.endswith(suffix):
+                    extra += flags
+            original_compile(obj, src, ext, cc_args, extra, pp_opts)
+
+        compiler._compile = compile_one
+        try:
+            super().build_extensions()
+        finally:
+            compiler._compile = original_compile
+
+
+def kernel_sources():
+    sources = sorted(glob.glob("csrc/kernels/*.cc")) + sorted(glob.glob("csrc/bindings/*.cc"))
+    if not IS_X86:
+        sources = [s for s in sources if not any(s.endswith(k) for k in ISA_FLAGS)]
+    return sources
+
+
+def cython_extensions():
+    pyx = sorted(glob.glob("rnnfast/*.pyx"))
+    if not pyx:
+        return []
+    from Cython.Build import cythonize
+
+    return cythonize(pyx, compiler_directives={"language_level": "3"})
+
+
+define_macros = [("RNNFAST_HAVE_X86_KERNELS", "1")] if IS_X86 else []
+ext_modules = [
+    Pybind11Extension(
+        "rnnfast._C",
+        kernel_sources(),
+        include_dirs=["csrc/include"],
+        cxx_std=17,
+        extra_compile_args=COMMON_FLAGS,
+        extra_link_args=["-pthread"],
+        define_macros=define_macros,
+    )
+] + cython_extensions()
+
+setup(
+    ext_modules=ext_modules,
+    cmdclass={"build_ext": BuildExt},
+    zip_safe=False,
+)
