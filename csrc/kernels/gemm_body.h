@@ -25,11 +25,14 @@ struct PanelsPerTile {
 
 // C[0:R, 0:ncols] of one tile: R rows of A against P consecutive B panels (ncols <= P * NR).
 // kRowA: A element (i, k) at a[i * s + k] (rows of A read in place); else at a[k * s + i].
+// alpha and beta are read from g only after the k loop, so that they hold no vector register
+// during it (AVX2 has exactly enough for 6 x 16).
 template <class V, int R, int P, bool kRowA>
-void tile(idx kc, const typename V::T* a, idx s, const typename V::T* b, idx b_ps,
-          typename V::T* c, idx ldc, idx ncols, typename V::T alpha, typename V::T beta) {
+void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
+          const typename V::T* b, typename V::T* c, idx ncols) {
   using T = typename V::T;
   using vec = typename V::vec;
+  const idx kc = g.kc, b_ps = g.b_ps, ldc = g.ldc;
   constexpr int NV = V::NV;
   constexpr int NR = V::NV * V::W;
   constexpr int NT = P * NV;  // vectors per tile row
@@ -53,9 +56,9 @@ void tile(idx kc, const typename V::T* a, idx s, const typename V::T* b, idx b_p
     }
   }
 
-  const vec va = V::set1(alpha);
-  const vec vb = V::set1(beta);
-  const bool read_c = beta != T(0);
+  const vec va = V::set1(g.alpha);
+  const vec vb = V::set1(g.beta);
+  const bool read_c = g.beta != T(0);
   if (ncols == P * NR) {
 #pragma GCC unroll 64
     for (int i = 0; i < R; ++i)
@@ -93,14 +96,12 @@ void sweep(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s, typ
   if (P > 1) {
     for (; j + P <= np; j += P) {
       const idx cols = g.n - j * NR < P * NR ? g.n - j * NR : P * NR;
-      tile<V, R, P, kRowA>(g.kc, a, s, g.b + j * g.b_ps, g.b_ps, c + j * NR, g.ldc, cols, g.alpha,
-                           g.beta);
+      tile<V, R, P, kRowA>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
     }
   }
   for (; j < np; ++j) {
     const idx cols = g.n - j * NR < NR ? g.n - j * NR : NR;
-    tile<V, R, 1, kRowA>(g.kc, a, s, g.b + j * g.b_ps, g.b_ps, c + j * NR, g.ldc, cols, g.alpha,
-                         g.beta);
+    tile<V, R, 1, kRowA>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
   }
 }
 
