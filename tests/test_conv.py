@@ -299,3 +299,29 @@ def test_conv1d_matches_torch(rng, kw):
     assert rel_err(y, yt.detach().numpy().astype(np.float64)) < 1e-5
     for name, t in (("x", xt), ("w", wt), ("b", bt)):
         assert rel_err(grads[name], t.grad.numpy().astype(np.float64)) < 1e-4, name
+
+
+def test_conv1d_accepts_numpy_integers(rng):
+    x, w, b = make_inputs(rng, 2, 12, 4, 6, 2, 3, True)
+    want, _ = R.conv1d_forward(x, w, b, stride=2, padding=(1, 2), dilation=2, groups=2)
+    got, _ = F.conv1d_forward(x, w, b, stride=np.int64(2), padding=(np.int32(1), np.uint8(2)),
+                              dilation=np.int16(2), groups=np.int64(2))
+    assert rel_err(got, want) < 1e-10
+
+
+def test_conv1d_from_several_python_threads(rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, w, b = make_inputs(rng, 4, 200, 16, 16, 1, 3, True)
+    dy = rng.standard_normal((4, 200, 16))
+
+    def step(_):
+        y, ctx = F.conv1d_forward(x, w, b, padding="same", training=True)
+        return y, F.conv1d_backward(ctx, dy)
+
+    want = step(None)
+    with ThreadPoolExecutor(4) as pool:
+        for y, grads in pool.map(step, range(8)):
+            assert np.array_equal(y, want[0])
+            for name in ("x", "w", "b"):
+                assert np.array_equal(grads[name], want[1][name])
