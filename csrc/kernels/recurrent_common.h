@@ -8,15 +8,6 @@
 
 namespace rnnfast::detail {
 
-// A bias as a full vector: the given one, or zeros when it is null.
-template <typename T>
-const T* bias_or_zeros(const T* b, index_t n, Buffer<T>& zeros) {
-  if (b) return b;
-  zeros.resize(n);
-  zeros.zero();
-  return zeros.data();
-}
-
 // Runs fn(b) for every batch row, in parallel chunks of rows when there is enough work per row.
 template <typename F>
 void for_each_batch_row(index_t B, index_t work_per_row, F&& fn) {

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "activations.h"
+#include "cell_steps.h"
 #include "recurrent_common.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/recurrent.h"
@@ -32,82 +32,13 @@ index_t SeqShape::steps() const {
 
 namespace {
 
-// The gate math of one sequence at one step. xg: input projection of that step (no bias);
-// hg: recurrent projection (no bias); h (and c) in/out. Gates and extra are saved when non-null.
+// The bias added to every row of the input projection: b_ih + b_hh, except the n gate of a GRU
+// with reset after, whose b_hn sits inside r * (...) and is added in the step.
 template <typename T>
-void rnn_step(bool relu, index_t H, const T* xg, const T* hg, const T* bx, const T* bh, T* h,
-              T* gates) {
-  for (index_t j = 0; j < H; ++j) {
-    const T pre = xg[j] + bx[j] + hg[j] + bh[j];
-    h[j] = relu ? act::relu(pre) : act::tanh(pre);
-  }
-  if (gates) std::memcpy(gates, h, sizeof(T) * H);
-}
-
-template <typename T>
-void lstm_step(index_t H, const T* xg, const T* hg, const T* bx, const T* bh, T* h, T* c,
-               T* gates) {
-  for (index_t j = 0; j < H; ++j) {
-    const T i = act::sigmoid(xg[j] + bx[j] + hg[j] + bh[j]);
-    const T f = act::sigmoid(xg[H + j] + bx[H + j] + hg[H + j] + bh[H + j]);
-    const T g = act::tanh(xg[2 * H + j] + bx[2 * H + j] + hg[2 * H + j] + bh[2 * H + j]);
-    const T o = act::sigmoid(xg[3 * H + j] + bx[3 * H + j] + hg[3 * H + j] + bh[3 * H + j]);
-    const T cn = f * c[j] + i * g;
-    c[j] = cn;
-    h[j] = o * act::tanh(cn);
-    if (gates) {
-      gates[j] = i;
-      gates[H + j] = f;
-      gates[2 * H + j] = g;
-      gates[3 * H + j] = o;
-    }
-  }
-}
-
-// GRU, reset after: n = tanh(xn + b_in + r * (hn + b_hn)). extra keeps hn + b_hn.
-template <typename T>
-void gru_step(index_t H, const T* xg, const T* hg, const T* bx, const T* bh, T* h, T* gates,
-              T* extra) {
-  for (index_t j = 0; j < H; ++j) {
-    const T r = act::sigmoid(xg[j] + bx[j] + hg[j] + bh[j]);
-    const T z = act::sigmoid(xg[H + j] + bx[H + j] + hg[H + j] + bh[H + j]);
-    const T hn = hg[2 * H + j] + bh[2 * H + j];
-    const T n = act::tanh(xg[2 * H + j] + bx[2 * H + j] + r * hn);
-    h[j] = (T(1) - z) * n + z * h[j];
-    if (gates) {
-      gates[j] = r;
-      gates[H + j] = z;
-      gates[2 * H + j] = n;
-      extra[j] = hn;
-    }
-  }
-}
-
-// GRU, reset before, first half: r and z from h; rh = r * h for the second GEMM.
-template <typename T>
-void gru_before_gates(index_t H, const T* xg, const T* hg, const T* bx, const T* bh, const T* h,
-                      T* rz, T* rh) {
-  for (index_t j = 0; j < H; ++j) {
-    const T r = act::sigmoid(xg[j] + bx[j] + hg[j] + bh[j]);
-    rz[j] = r;
-    rz[H + j] = act::sigmoid(xg[H + j] + bx[H + j] + hg[H + j] + bh[H + j]);
-    rh[j] = r * h[j];
-  }
-}
-
-// Second half: n = tanh(xn + b_in + (r*h) W_hn^T + b_hn); h' = (1 - z) n + z h.
-template <typename T>
-void gru_before_update(index_t H, const T* xg, const T* hn, const T* bx, const T* bh,
-                       const T* rz, T* h, T* gates) {
-  for (index_t j = 0; j < H; ++j) {
-    const T z = rz[H + j];
-    const T n = act::tanh(xg[2 * H + j] + bx[2 * H + j] + hn[j] + bh[2 * H + j]);
-    h[j] = (T(1) - z) * n + z * h[j];
-    if (gates) {
-      gates[j] = rz[j];
-      gates[H + j] = z;
-      gates[2 * H + j] = n;
-    }
+void fold_biases(Cell cell, index_t GH, index_t H, const T* b_ih, const T* b_hh, T* out) {
+  for (index_t j = 0; j < GH; ++j) {
+    const bool inside_reset = cell == Cell::gru && j >= 2 * H;
+    out[j] = (b_ih ? b_ih[j] : T(0)) + (b_hh && !inside_reset ? b_hh[j] : T(0));
   }
 }
 
@@ -119,10 +50,11 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   const index_t B = s.B, H = s.H, G = gate_count(cell), GH = G * H, rows = s.rows();
   const bool is_lstm = cell == Cell::lstm;
   const bool reset_before = cell == Cell::gru_reset_before;
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
 
   // Workspace and constants, all allocated before the time loop.
-  Buffer<T> xg_temp, zeros_x, zeros_h;
-  T* xg;
+  Buffer<T> xg_temp;
+  T* xg;  // [rows, G*H] input projections, turned into activated gates step by step
   if (ws) {
     ws->gates.resize(rows * GH);
     ws->hprev.resize(rows * H);
@@ -132,8 +64,9 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
     xg_temp.resize(rows * GH);
     xg = xg_temp.data();
   }
-  const T* bx = detail::bias_or_zeros(w.b_ih, GH, zeros_x);
-  const T* bh = detail::bias_or_zeros(w.b_hh, GH, zeros_h);
+  Buffer<T> bias(GH), b_hn(H);
+  fold_biases(cell, GH, H, w.b_ih, w.b_hh, bias.data());
+  for (index_t j = 0; j < H; ++j) b_hn[j] = w.b_hh && cell == Cell::gru ? w.b_hh[2 * H + j] : T(0);
 
   // Packed recurrent weights: W_hh^T [H, G*H], or its r,z and n parts for GRU reset before.
   PackedB<T> whh, whh_n;
@@ -144,27 +77,30 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
     whh.pack(true, H, GH, w.w_hh, H);
   }
 
-  Buffer<T> h(B * H), c(is_lstm ? B * H : 0), hg(B * GH), rz(reset_before ? B * 2 * H : 0),
-      rh(reset_before ? B * H : 0), hn(reset_before ? B * H : 0);
+  Buffer<T> h(B * H), c(is_lstm ? B * H : 0), hg(B * whh.cols()), rh(reset_before ? B * H : 0),
+      hn(reset_before ? B * H : 0);
   if (h0) std::memcpy(h.data(), h0, sizeof(T) * B * H); else h.zero();
   if (is_lstm) {
     if (c0) std::memcpy(c.data(), c0, sizeof(T) * B * H); else c.zero();
   }
   if (reset_before) rh.zero();
 
-  gemm<T>(false, true, rows, GH, s.I, T(1), x, s.I, w.w_ih, s.I, T(0), xg, GH);
+  // xg = x W_ih^T + bias, for every row at once.
+  parallel_for(rows, 64, [&](index_t r0, index_t r1) {
+    for (index_t r = r0; r < r1; ++r) std::memcpy(xg + r * GH, bias.data(), sizeof(T) * GH);
+  });
+  gemm<T>(false, true, rows, GH, s.I, T(1), x, s.I, w.w_ih, s.I, T(1), xg, GH);
   detail::zero_padded_rows(s, H, y);
   if (ws) detail::zero_padded_rows(s, H, ws->hprev.data());
 
-  const index_t steps = s.steps();
-  for (index_t step = 0; step < steps; ++step) {
+  for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     gemm_packed<T>(B, h.data(), H, whh, T(0), hg.data(), whh.cols());
     if (reset_before) {
       detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
         if (!s.active(step, b)) return;
         const index_t row = s.row(s.time_of(step, b), b);
-        gru_before_gates(H, xg + row * GH, hg.data() + b * 2 * H, bx, bh, h.data() + b * H,
-                         rz.data() + b * 2 * H, rh.data() + b * H);
+        steps.gru_before_gates(H, xg + row * GH, hg.data() + b * 2 * H, h.data() + b * H,
+                         rh.data() + b * H);
       });
       gemm_packed<T>(B, rh.data(), H, whh_n, T(0), hn.data(), H);
     }
@@ -172,24 +108,23 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
       if (!s.active(step, b)) return;
       const index_t row = s.row(s.time_of(step, b), b);
       T* hb = h.data() + b * H;
-      T* gates = ws ? xg + row * GH : nullptr;  // in place: the projection is read first
+      T* g = xg + row * GH;
       if (ws) std::memcpy(ws->hprev.data() + row * H, hb, sizeof(T) * H);
-      const T* xrow = xg + row * GH;
       switch (cell) {
         case Cell::rnn_tanh:
         case Cell::rnn_relu:
-          rnn_step(cell == Cell::rnn_relu, H, xrow, hg.data() + b * GH, bx, bh, hb, gates);
+          steps.rnn(cell == Cell::rnn_relu, H, g, hg.data() + b * GH, hb);
           break;
         case Cell::lstm:
           if (ws) std::memcpy(ws->extra.data() + row * H, c.data() + b * H, sizeof(T) * H);
-          lstm_step(H, xrow, hg.data() + b * GH, bx, bh, hb, c.data() + b * H, gates);
+          steps.lstm(H, g, hg.data() + b * GH, hb, c.data() + b * H);
           break;
         case Cell::gru:
-          gru_step(H, xrow, hg.data() + b * GH, bx, bh, hb, gates,
+          steps.gru(H, g, hg.data() + b * GH, b_hn.data(), hb,
                    ws ? ws->extra.data() + row * H : nullptr);
           break;
         case Cell::gru_reset_before:
-          gru_before_update(H, xrow, hn.data() + b * H, bx, bh, rz.data() + b * 2 * H, hb, gates);
+          steps.gru_before_update(H, g, hn.data() + b * H, hb);
           break;
       }
       std::memcpy(y + row * H, hb, sizeof(T) * H);
