@@ -59,7 +59,13 @@ PEERS = ("rnnfast-cl", "rnnfast-cf", "torch")
 
 
 @pytest.fixture(scope="module")
-def threads():
+def threads(request):
+    """The suite's ``bench_threads`` when its conftest is present, else $RNNFAST_BENCH_THREADS or 2."""
+    try:
+        yield request.getfixturevalue("bench_threads")
+        return
+    except pytest.FixtureLookupError:
+        pass
     n = int(os.environ.get("RNNFAST_BENCH_THREADS", "2"))
     before = rnnfast.get_num_threads()
     rnnfast.set_num_threads(n)

@@ -169,8 +169,8 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
                           std::to_string(in.channels) + ") and of the output channels (" +
                           std::to_string(c_out) + "), got " + std::to_string(groups));
   check_shape(w, "w", {c_out, in.channels / groups, K},
-              "(out_channels, in_channels // groups, kernel_size) with in_channels = " +
-                  std::to_string(in.channels) + " from x and groups = " + std::to_string(groups));
+              "(out_channels, in_channels // groups, kernel_size) with in_channels // groups = " +
+                  std::to_string(in.channels) + " // " + std::to_string(groups) + " from x");
   std::optional<py::array> b;
   if (!b_obj.is_none()) {
     b = float_array(b_obj, "b");
