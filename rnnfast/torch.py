@@ -25,6 +25,11 @@ implementation (``torch._VF``, what torch.nn calls) with the same parameters, an
 per process for each device type and dtype (``RuntimeWarning``). An input or state whose
 dtype differs from the parameters' raises ``TypeError`` (except under autocast).
 
+The kernels run on rnnfast's own thread pool (``rnnfast.set_num_threads``), not torch's.
+``torch.func.functional_call``, ``copy.deepcopy``, pickling, ``torch.inference_mode`` and
+``DistributedDataParallel`` work as with torch.nn; ``torch.compile`` runs the layers eagerly
+(Dynamo breaks the graph at the kernel call).
+
 Differences from torch.nn, all raising instead of computing something else:
 ``proj_size > 0`` is a ``ValueError``; wrong shapes are ``ValueError`` (torch.nn raises
 ``RuntimeError`` for some of them); backward is once-differentiable (no double backward);

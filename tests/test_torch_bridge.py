@@ -356,6 +356,27 @@ def test_double_backward_is_refused(rng):
         gx.sum().backward()
 
 
+def test_torch_module_tools(rng):
+    import copy
+    import io
+
+    m = rt.GRU(I, H, num_layers=2, bidirectional=True, dtype=torch.float64)
+    x = torch.from_numpy(rng.standard_normal((T, B, I)))
+    y, h_n = m(x)
+    with torch.inference_mode():
+        y_inf, h_inf = m(x)
+    assert torch.equal(y_inf, y) and torch.equal(h_inf, h_n) and y_inf.grad_fn is None
+    doubled = {k: 2 * v.detach() for k, v in m.named_parameters()}
+    y_call, _ = torch.func.functional_call(m, doubled, (x,))
+    twin = copy.deepcopy(m)
+    twin.load_state_dict(doubled)
+    assert torch.equal(y_call, twin(x)[0]) and not torch.equal(y_call, y)
+    buffer = io.BytesIO()
+    torch.save(m, buffer)
+    buffer.seek(0)
+    assert torch.equal(torch.load(buffer, weights_only=False)(x)[0], y)
+
+
 # ---- the autograd.Function against finite differences
 
 GRADCHECK = [
