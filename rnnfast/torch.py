@@ -277,9 +277,10 @@ class _RecurrentBase(torch.nn.Module):
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise TypeError(f"hx: expected a tuple (h_0, c_0) of tensors, got "
                                 f"{type(hx).__name__}")
-            names, states = ("hx[0] (h_0)", "hx[1] (c_0)"), tuple(hx)
+            states = tuple(hx)
         else:
-            names, states = ("hx",), (hx,)
+            states = (hx,)
+        names = self._state_names()
         expected = (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
         result = []
         for name, state in zip(names, states):
@@ -298,6 +299,9 @@ class _RecurrentBase(torch.nn.Module):
             result.append(state)
         return tuple(result)
 
+    def _state_names(self):
+        return ("hx[0] (h_0)", "hx[1] (c_0)") if self.mode == "LSTM" else ("hx",)
+
     def _use_kernels(self, x, states):
         """True for the kernel path; warns once before a fallback to torch's implementation."""
         params = self._flat_weights()
@@ -305,20 +309,22 @@ class _RecurrentBase(torch.nn.Module):
         autocast = any(torch.amp.is_autocast_available(d) and torch.is_autocast_enabled(d)
                        for d in {"cpu", device.type, x.device.type})
         if not autocast:
-            named = [("input", x)] + [(f"hx[{i}]", s) for i, s in enumerate(states or ())]
+            named = [("input", x), *zip(self._state_names(), states or ())]
             for name, tensor in named:
                 if tensor.dtype != dtype:
                     raise TypeError(f"{name}: expected dtype {dtype} (the parameters' dtype), "
                                     f"got {tensor.dtype}; convert it with .to({dtype}) or the "
                                     f"module with .to({tensor.dtype})")
         tensors = [x, *(states or ()), *params]
-        if not autocast and all(t.device.type == "cpu" and t.dtype == dtype for t in tensors) \
-                and dtype in _FAST_DTYPES:
+        other = next((t for t in tensors if t.device.type != "cpu" or t.dtype != dtype), None)
+        if not autocast and other is None and dtype in _FAST_DTYPES:
             return True
-        key = "autocast" if autocast else (device.type, dtype)
+        other = params[0] if other is None else other
+        key = "autocast" if autocast else (other.device.type, other.dtype)
         if key not in _warned_fallbacks:
             _warned_fallbacks.add(key)
-            why = "autocast is enabled" if autocast else f"tensors are {dtype} on {device.type}"
+            why = ("autocast is enabled" if autocast
+                   else f"tensors are {other.dtype} on {other.device.type}")
             warnings.warn(f"rnnfast.torch.{type(self).__name__}: {why}; the rnnfast kernels take "
                           "CPU float32/float64 tensors only, so PyTorch's own implementation "
                           "runs instead (warned once)", RuntimeWarning, stacklevel=3)

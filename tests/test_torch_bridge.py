@@ -259,9 +259,11 @@ def test_bad_forward_arguments_raise_clearly():
         m(x, (torch.zeros(2, 4), torch.zeros(2, 4)))
     with pytest.raises(TypeError, match=r"input: expected dtype torch.float32.*torch.float64"):
         m(x.double())
-    with pytest.raises(TypeError, match=r"hx\[1\]: expected dtype torch.float32"):
+    with pytest.raises(TypeError, match=r"hx\[1\] \(c_0\): expected dtype torch.float32"):
         m(x, (torch.zeros(2, 2, 4), torch.zeros(2, 2, 4, dtype=torch.float64)))
     g = rt.GRU(3, 4)
+    with pytest.raises(TypeError, match=r"hx: expected dtype torch.float32"):
+        g(x, torch.zeros(1, 2, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"hx: expected a 2-D tensor for unbatched"):
         g(torch.zeros(5, 3), torch.zeros(1, 1, 4))
     with pytest.raises(ValueError, match=r"hx: expected shape \(1, 4\)"):
