@@ -23,7 +23,8 @@ parameter are CPU tensors of one dtype, float32 or float64, and autocast is off.
 else (float16, bfloat16, CUDA or any other device, autocast) falls back to PyTorch's own
 implementation (``torch._VF``, what torch.nn calls) with the same parameters, and warns once
 per process for each device type and dtype (``RuntimeWarning``). An input or state whose
-dtype differs from the parameters' raises ``TypeError`` (except under autocast).
+dtype differs from the parameters' raises ``TypeError`` (except under autocast). An empty
+batch (B = 0) gives torch's empty results without a warning.
 
 The kernels run on rnnfast's own thread pool (``rnnfast.set_num_threads``), not torch's.
 ``torch.func.functional_call``, ``copy.deepcopy``, pickling, ``torch.inference_mode`` and
@@ -254,7 +255,9 @@ class _RecurrentBase(torch.nn.Module):
             raise ValueError(f"input: expected {self.input_size} features (input_size) in the "
                              f"last dimension, got shape {tuple(x.shape)}")
         states = self._parse_states(hx, batched, batch)
-        if self._use_kernels(x, states):
+        if batch == 0:  # an empty batch gives empty results, as torch computes them
+            output, new_states = self._torch_layers(x, states)
+        elif self._use_kernels(x, states):
             if packed:
                 output, new_states = self._kernel_packed(input, states)
             else:

@@ -270,6 +270,18 @@ def test_bad_forward_arguments_raise_clearly():
         g(torch.zeros(5, 3), torch.zeros(2, 4))
 
 
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_empty_batch_gives_empty_results(cell):
+    ours_cls, torch_cls, extra = CELLS[cell]
+    got = ours_cls(I, H, num_layers=2, **extra)(torch.zeros(T, 0, I))
+    want = torch_cls(I, H, num_layers=2, **extra)(torch.zeros(T, 0, I))
+    assert got[0].shape == want[0].shape == (T, 0, H)
+    got_states = got[1] if cell == "lstm" else (got[1],)
+    assert all(s.shape == (2, 0, H) for s in got_states)
+    with pytest.raises(ValueError, match="every dimension must be >= 1"):
+        ours_cls(I, H, **extra)(torch.zeros(0, 2, I))
+
+
 def test_non_contiguous_input(rng):
     ours, oracle = make_pair(rng, "lstm", torch.float64, batch_first=True)
     x = torch.from_numpy(rng.standard_normal((T, B, I))).transpose(0, 1)
