@@ -9,8 +9,8 @@ sit side by side. A step is the module's forward from ``(x, hx)`` and ``torch.au
 of the output with a random upstream gradient for the input, the initial states and every
 parameter. Before timing, each peer's results are checked against torch.nn in float64 with
 the same values (outputs within 1e-4, gradients within 1e-3, relative to max(1, max |ref|)).
-Threads: ``--bench-threads N`` when the suite's conftest defines it, else
-``$RNNFAST_BENCH_THREADS``, else 2; applied to rnnfast and PyTorch alike.
+Threads: the suite's ``bench_threads`` (``--bench-threads N``) when its conftest is present,
+else ``$RNNFAST_BENCH_THREADS``, else 2; applied to rnnfast and PyTorch alike.
 """
 import functools
 import math
@@ -42,12 +42,20 @@ pytestmark = pytest.mark.filterwarnings("ignore:Benchmark fixture was not used")
 
 @pytest.fixture(scope="module")
 def threads(request):
-    n = request.config.getoption("--bench-threads", None) or os.environ.get(
-        "RNNFAST_BENCH_THREADS") or 2
-    n = int(n)
+    """The suite's ``bench_threads`` when its conftest is present, else $RNNFAST_BENCH_THREADS
+    or 2, for rnnfast and PyTorch alike (restored afterwards)."""
+    try:
+        yield request.getfixturevalue("bench_threads")
+        return
+    except pytest.FixtureLookupError:
+        pass
+    n = int(os.environ.get("RNNFAST_BENCH_THREADS", "2"))
+    before = rnnfast.get_num_threads(), torch.get_num_threads()
     rnnfast.set_num_threads(n)
     torch.set_num_threads(n)
-    return n
+    yield n
+    rnnfast.set_num_threads(before[0])
+    torch.set_num_threads(before[1])
 
 
 @functools.lru_cache(maxsize=2)
