@@ -34,8 +34,8 @@ The kernels run on rnnfast's own thread pool (``rnnfast.set_num_threads``), not 
 Differences from torch.nn, all raising instead of computing something else:
 ``proj_size > 0`` is a ``ValueError``; wrong shapes are ``ValueError`` (torch.nn raises
 ``RuntimeError`` for some of them); backward is once-differentiable (no double backward);
-TorchScript is not supported. The kernel's ctx (the saved activations) lives as long as the
-autograd graph does, as other ``torch.autograd.Function`` s' attributes do.
+TorchScript is not supported. The kernel's ctx (the saved activations) is freed by the
+backward pass unless it retains the graph, like torch's saved tensors.
 """
 import math
 import numbers
@@ -65,6 +65,13 @@ def _numpy_view(tensor):
     if not tensor.is_contiguous():
         tensor = tensor.contiguous()
     return tensor.resolve_neg().resolve_conj().numpy()
+
+
+def _keep_graph():
+    """Whether the running backward pass keeps the graph (``retain_graph=True``); True when
+    torch cannot tell, which keeps the kernel's ctx alive as long as the graph."""
+    keep = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if keep is None else bool(keep())
 
 
 def _kernel_forward(cell, nonlinearity, arrays, lengths, reverse, batch_first, training):
@@ -124,6 +131,8 @@ class RecurrentFunction(torch.autograd.Function):
         ctx.saved_tensors  # raises if an input was modified in place since the forward
         grads = _kernel_backward(ctx.cell, ctx.kernel_ctx, _numpy_view(dy), _numpy_view(dh_n),
                                  _numpy_view(dc_n))
+        if not _keep_graph():
+            ctx.kernel_ctx = None  # frees the saved activations now, as torch frees its own
         needed = ctx.needs_input_grad[5:]
         result = [None] * 5
         for name, need in zip(_STATE_NAMES, needed):

@@ -361,6 +361,20 @@ def test_in_place_change_before_backward_is_refused(rng):
         y.sum().backward()
 
 
+def test_backward_frees_the_saved_activations_unless_the_graph_is_retained(rng):
+    m = rt.LSTM(I, H, dtype=torch.float64)
+    x = torch.from_numpy(rng.standard_normal((T, B, I))).requires_grad_()
+    dy = torch.from_numpy(rng.standard_normal((T, B, H)))
+    y, _ = m(x)
+    (first,) = torch.autograd.grad(y, x, dy, retain_graph=True)
+    assert y.grad_fn.kernel_ctx is not None
+    (second,) = torch.autograd.grad(y, x, dy)
+    assert torch.equal(first, second)
+    assert y.grad_fn.kernel_ctx is None
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(y, x, dy)
+
+
 def test_double_backward_is_refused(rng):
     m = rt.RNN(I, H, dtype=torch.float64)
     x = torch.from_numpy(rng.standard_normal((T, B, I))).requires_grad_()
