@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -37,8 +38,9 @@ Matrix<T> matrix(const py::array& a) {
   const auto item = static_cast<index_t>(sizeof(T));
   const index_t rows = a.shape(0), cols = a.shape(1);
   const index_t s0 = a.strides(0), s1 = a.strides(1);
-  const bool rows_ok = a.dtype().itemsize() == item && (cols <= 1 || s1 == item) &&
-                       s0 > 0 && s0 % item == 0 && s0 / item >= cols;
+  const bool rows_ok = py::isinstance<py::array_t<T>>(a) && (cols <= 1 || s1 == item) &&
+                       s0 > 0 && s0 % item == 0 && s0 / item >= cols &&
+                       reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
   if (rows_ok) return {a, static_cast<const T*>(a.data()), rows, cols, s0 / item};
   auto c = contiguous<T>(a);
   return {c, c.data(), rows, cols, cols > 0 ? cols : 1};
