@@ -273,3 +273,22 @@ def test_gemm_rejects_bad_input():
         _C.gemm_packed(np.ones((2, 3)), np.ones((3, 4)), cols=(3, 9))
     with pytest.raises(ValueError, match="repeats: expected >= 1"):
         _C.gemm_packed(np.ones((2, 3)), np.ones((3, 4)), repeats=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_accepts_views_and_byte_orders(rng, dtype):
+    """Column-strided views, negative strides and non-native byte order are copied correctly."""
+    a = rng.standard_normal((12, 30)).astype(dtype)
+    b = rng.standard_normal((20, 9)).astype(dtype)
+    views = [
+        (a[:, ::3], b[::2, :]),
+        (a[::-1, :10], b[:10, ::-1]),
+        (a[:, :10].astype(np.dtype(dtype).newbyteorder(">")), b[:10].astype(np.dtype(dtype).newbyteorder(">"))),
+    ]
+    for x, y in views:
+        x64, y64 = x.astype(np.float64), y.astype(np.float64)
+        got = _C.gemm(x, y)
+        assert got.dtype == dtype
+        assert_close(got, x64 @ y64, np.abs(x64) @ np.abs(y64), x.shape[1], dtype)
+        got_packed = _C.gemm_packed(x, y)
+        assert_close(got_packed, x64 @ y64, np.abs(x64) @ np.abs(y64), x.shape[1], dtype)

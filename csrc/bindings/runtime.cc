@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -37,19 +38,22 @@ Matrix<T> matrix(const py::array& a) {
   const auto item = static_cast<index_t>(sizeof(T));
   const index_t rows = a.shape(0), cols = a.shape(1);
   const index_t s0 = a.strides(0), s1 = a.strides(1);
-  const bool rows_ok = a.dtype().itemsize() == item && (cols <= 1 || s1 == item) &&
-                       s0 > 0 && s0 % item == 0 && s0 / item >= cols;
+  const bool rows_ok = py::isinstance<py::array_t<T>>(a) && (cols <= 1 || s1 == item) &&
+                       s0 > 0 && s0 % item == 0 && s0 / item >= cols &&
+                       reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
   if (rows_ok) return {a, static_cast<const T*>(a.data()), rows, cols, s0 / item};
   auto c = contiguous<T>(a);
   return {c, c.data(), rows, cols, cols > 0 ? cols : 1};
 }
 
-// The (M, N) result array, a copy of c (checked against its expected shape) or zeros.
+// The (M, N) result array: a copy of c (checked against its expected shape), or zeros, or
+// left uninitialised when the kernel writes every element without reading it (!zero).
 template <typename T>
-py::array_t<T> result_from(const py::object& c_obj, const py::array& a, index_t M, index_t N) {
+py::array_t<T> result_from(const py::object& c_obj, const py::array& a, index_t M, index_t N,
+                           bool zero) {
   py::array_t<T> out({M, N});
   if (c_obj.is_none()) {
-    if (M > 0 && N > 0) std::memset(out.mutable_data(), 0, sizeof(T) * M * N);
+    if (zero && M > 0 && N > 0) std::memset(out.mutable_data(), 0, sizeof(T) * M * N);
     return out;
   }
   py::array c = float_array(c_obj, "c");
@@ -69,7 +73,7 @@ py::array gemm_impl(const py::array& a_in, const py::array& b_in, bool trans_a, 
   if (K != Kb)
     throw py::value_error("b: inner dimension " + std::to_string(Kb) + " does not match a's " +
                           std::to_string(K));
-  py::array_t<T> c = result_from<T>(c_obj, a_in, M, N);
+  py::array_t<T> c = result_from<T>(c_obj, a_in, M, N, beta != 0.0 || K == 0);
   T* pc = c.mutable_data();
   {
     ReleaseGil release;
@@ -113,7 +117,7 @@ py::array gemm_packed_impl(const py::array& a_in, const py::array& b_in, bool tr
   }
   if (repeats < 1)
     throw py::value_error("repeats: expected >= 1, got " + std::to_string(repeats));
-  py::array_t<T> c = result_from<T>(c_obj, a_in, M, N);
+  py::array_t<T> c = result_from<T>(c_obj, a_in, M, N, beta != 0.0 || ranged || K == 0);
   T* pc = c.mutable_data();
   {
     ReleaseGil release;

@@ -3,6 +3,9 @@
 // The pool keeps get_num_threads() - 1 persistent workers; the calling thread is the last
 // participant. Idle workers spin for a short while before they sleep, so back-to-back calls
 // (the recurrent kernels make one or two per time step) wake them in well under a microsecond.
+// Chunk c normally runs on worker c - 1 (chunk 0 on the caller), but once the caller is done
+// with its own chunk it also runs every chunk no worker has started yet, so a sleeping or
+// descheduled worker never delays a call: fn must not depend on which thread runs a chunk.
 // After fork() the child starts with a fresh pool (created on first use); at process exit an
 // idle pool is stopped and joined, and later calls run serially.
 #pragma once
