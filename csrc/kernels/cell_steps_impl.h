@@ -9,22 +9,23 @@ namespace cells {
 namespace {
 
 template <typename T>
-void rnn_step(bool relu, index_t H, T* __restrict g, const T* __restrict hg, T* __restrict h) {
+void rnn_step(bool relu, index_t H, T* __restrict g, const T* __restrict hg,
+              const T* __restrict bias, T* __restrict h) {
   if (relu) {
-    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::relu(g[j] + hg[j]);
+    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::relu(g[j] + hg[j] + bias[j]);
   } else {
-    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::tanh(g[j] + hg[j]);
+    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::tanh(g[j] + hg[j] + bias[j]);
   }
 }
 
 template <typename T>
-void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, T* __restrict h,
-               T* __restrict c) {
+void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict bias,
+               T* __restrict h, T* __restrict c) {
   for (index_t j = 0; j < H; ++j) {
-    const T i = act::sigmoid(g[j] + hg[j]);
-    const T f = act::sigmoid(g[H + j] + hg[H + j]);
-    const T gg = act::tanh(g[2 * H + j] + hg[2 * H + j]);
-    const T o = act::sigmoid(g[3 * H + j] + hg[3 * H + j]);
+    const T i = act::sigmoid(g[j] + hg[j] + bias[j]);
+    const T f = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
+    const T gg = act::tanh(g[2 * H + j] + hg[2 * H + j] + bias[2 * H + j]);
+    const T o = act::sigmoid(g[3 * H + j] + hg[3 * H + j] + bias[3 * H + j]);
     const T cn = f * c[j] + i * gg;
     c[j] = cn;
     h[j] = o * act::tanh(cn);
@@ -36,13 +37,13 @@ void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, T* __restrict
 }
 
 template <typename T>
-void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict b_hn,
-              T* __restrict h, T* __restrict hn_out) {
+void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict bias,
+              const T* __restrict b_hn, T* __restrict h, T* __restrict hn_out) {
   for (index_t j = 0; j < H; ++j) {
-    const T r = act::sigmoid(g[j] + hg[j]);
-    const T z = act::sigmoid(g[H + j] + hg[H + j]);
+    const T r = act::sigmoid(g[j] + hg[j] + bias[j]);
+    const T z = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
     const T hn = hg[2 * H + j] + b_hn[j];
-    const T n = act::tanh(g[2 * H + j] + r * hn);
+    const T n = act::tanh(g[2 * H + j] + bias[2 * H + j] + r * hn);
     h[j] = (T(1) - z) * n + z * h[j];
     g[j] = r;
     g[H + j] = z;
@@ -52,21 +53,22 @@ void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __res
 }
 
 template <typename T>
-void gru_before_gates(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict h,
-                      T* __restrict rh) {
+void gru_before_gates(index_t H, T* __restrict g, const T* __restrict hg,
+                      const T* __restrict bias, const T* __restrict h, T* __restrict rh) {
   for (index_t j = 0; j < H; ++j) {
-    const T r = act::sigmoid(g[j] + hg[j]);
+    const T r = act::sigmoid(g[j] + hg[j] + bias[j]);
     g[j] = r;
-    g[H + j] = act::sigmoid(g[H + j] + hg[H + j]);
+    g[H + j] = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
     rh[j] = r * h[j];
   }
 }
 
 template <typename T>
-void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn, T* __restrict h) {
+void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn,
+                       const T* __restrict bias, T* __restrict h) {
   for (index_t j = 0; j < H; ++j) {
     const T z = g[H + j];
-    const T n = act::tanh(g[2 * H + j] + hn[j]);
+    const T n = act::tanh(g[2 * H + j] + hn[j] + bias[2 * H + j]);
     h[j] = (T(1) - z) * n + z * h[j];
     g[2 * H + j] = n;
   }
