@@ -66,6 +66,7 @@ ext_modules = [
         "rnnfast._C",
         kernel_sources(),
         include_dirs=["csrc/include"],
+        depends=sorted(glob.glob("csrc/**/*.h", recursive=True)),
         cxx_std=17,
         extra_compile_args=COMMON_FLAGS,
         extra_link_args=["-pthread"],

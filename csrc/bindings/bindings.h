@@ -5,5 +5,6 @@
 namespace rnnfast::bindings {
 
 void bind_runtime(pybind11::module_& m);    // runtime.cc: threads, instruction sets, gemm (tests)
+void bind_recurrent(pybind11::module_& m);  // recurrent.cc: RNN, LSTM, GRU
 
 }  // namespace rnnfast::bindings

@@ -49,9 +49,12 @@ inline py::array float_array(const py::handle& obj, const char* name) {
   }
   const char kind = a.dtype().kind();
   const auto size = a.dtype().itemsize();
-  if (kind != 'f' || (size != 4 && size != 8))
-    throw py::type_error(std::string(name) + ": expected a float32 or float64 array, got dtype " +
-                         dtype_str(a));
+  if (kind != 'f' || (size != 4 && size != 8)) {
+    std::string given = "dtype " + dtype_str(a);
+    if (!py::isinstance<py::array>(obj))
+      given = py::str(py::type::of(obj).attr("__name__")).cast<std::string>() + " (" + given + ")";
+    throw py::type_error(std::string(name) + ": expected a float32 or float64 array, got " + given);
+  }
   return a;
 }
 

@@ -1,0 +1,254 @@
+// Bindings of the recurrent layers: validation, output allocation and the ctx object, then one
+// kernel call with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "bindings.h"
+#include "checks.h"
+#include "rnnfast/recurrent.h"
+
+namespace py = pybind11;
+
+namespace rnnfast::bindings {
+
+namespace {
+
+// What a training forward hands to its backward. Opaque to Python.
+struct RecurrentCtx {
+  std::string op;  // "rnn", "lstm" or "gru"
+  Cell cell;
+  SeqShape shape;
+  bool dbl = false;
+  py::array x, w_ih, w_hh;  // C-contiguous, of the ctx's dtype
+  std::optional<py::array> b_ih, b_hh;
+  bool has_h0 = false, has_c0 = false;
+  RecurrentWorkspace<float> ws32;
+  RecurrentWorkspace<double> ws64;
+};
+
+Cell cell_of(const std::string& op, const std::string& nonlinearity, bool reset_after) {
+  if (op == "rnn") {
+    if (nonlinearity == "tanh") return Cell::rnn_tanh;
+    if (nonlinearity == "relu") return Cell::rnn_relu;
+    throw py::value_error("nonlinearity: expected 'tanh' or 'relu', got '" + nonlinearity + "'");
+  }
+  if (op == "lstm") return Cell::lstm;
+  if (op == "gru") return reset_after ? Cell::gru : Cell::gru_reset_before;
+  throw py::value_error("op: expected 'rnn', 'lstm' or 'gru', got '" + op + "'");
+}
+
+std::string gates_word(Cell cell) {
+  switch (gate_count(cell)) {
+    case 1: return "hidden_size";
+    case 3: return "3*hidden_size";
+    default: return "4*hidden_size";
+  }
+}
+
+// An optional float argument of the call's dtype with the given shape, C-contiguous.
+std::optional<py::array> optional_array(const py::object& obj, const char* name, const py::array& x,
+                                        const std::vector<index_t>& shape, const std::string& what) {
+  if (obj.is_none()) return std::nullopt;
+  py::array a = float_array(obj, name);
+  check_same_dtype(a, name, x, "x");
+  check_shape(a, name, shape, what);
+  if (is_double(a)) return py::array(contiguous<double>(a));
+  return py::array(contiguous<float>(a));
+}
+
+template <typename T>
+const T* ptr(const std::optional<py::array>& a) {
+  return a ? static_cast<const T*>(a->data()) : nullptr;
+}
+
+template <typename T>
+RecurrentWorkspace<T>& workspace(RecurrentCtx& ctx);
+template <>
+RecurrentWorkspace<float>& workspace<float>(RecurrentCtx& ctx) { return ctx.ws32; }
+template <>
+RecurrentWorkspace<double>& workspace<double>(RecurrentCtx& ctx) { return ctx.ws64; }
+
+template <typename T>
+RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
+  return {static_cast<const T*>(c.w_ih.data()), static_cast<const T*>(c.w_hh.data()),
+          ptr<T>(c.b_ih), ptr<T>(c.b_hh)};
+}
+
+template <typename T>
+py::tuple forward_impl(std::shared_ptr<RecurrentCtx> ctx, const std::optional<py::array>& h0,
+                       const std::optional<py::array>& c0, bool training) {
+  const SeqShape& s = ctx->shape;
+  const bool is_lstm = ctx->cell == Cell::lstm;
+  py::array_t<T> y(s.batch_first ? std::vector<index_t>{s.B, s.T, s.H}
+                                 : std::vector<index_t>{s.T, s.B, s.H});
+  py::array_t<T> h_n({s.B, s.H});
+  std::optional<py::array_t<T>> c_n;
+  if (is_lstm) c_n.emplace(std::vector<index_t>{s.B, s.H});
+  RecurrentWorkspace<T>* ws = training ? &workspace<T>(*ctx) : nullptr;
+  const RecurrentWeights<T> w = weights_of<T>(*ctx);
+  const T* px = static_cast<const T*>(ctx->x.data());
+  const T *ph0 = ptr<T>(h0), *pc0 = ptr<T>(c0);
+  T *py_ = y.mutable_data(), *phn = h_n.mutable_data(), *pcn = c_n ? c_n->mutable_data() : nullptr;
+  {
+    py::gil_scoped_release release;
+    recurrent_forward<T>(ctx->cell, s, w, px, ph0, pc0, py_, phn, pcn, ws);
+  }
+  py::object ctx_obj = py::none();
+  if (training) ctx_obj = py::cast(ctx);
+  py::object cn_obj = c_n ? py::object(*c_n) : py::object(py::none());
+  return py::make_tuple(y, h_n, cn_obj, ctx_obj);
+}
+
+py::tuple recurrent_forward_binding(const std::string& op, const py::object& x_obj,
+                                    const py::object& w_ih_obj, const py::object& w_hh_obj,
+                                    const py::object& b_ih_obj, const py::object& b_hh_obj,
+                                    const py::object& h0_obj, const py::object& c0_obj,
+                                    const std::string& nonlinearity, bool reset_after,
+                                    const py::object& lengths_obj, bool reverse, bool batch_first,
+                                    bool training) {
+  auto ctx = std::make_shared<RecurrentCtx>();
+  ctx->op = op;
+  ctx->cell = cell_of(op, nonlinearity, reset_after);
+  const index_t G = gate_count(ctx->cell);
+  const std::string gw = gates_word(ctx->cell);
+
+  py::array x = float_array(x_obj, "x");
+  if (x.ndim() != 3)
+    throw py::value_error(std::string("x: expected a 3-D array ") +
+                          (batch_first ? "(batch, seq_len, input_size)" : "(seq_len, batch, input_size)") +
+                          ", got shape " + shape_str(shape_of(x)));
+  SeqShape& s = ctx->shape;
+  s.batch_first = batch_first;
+  s.reverse = reverse;
+  s.T = x.shape(batch_first ? 1 : 0);
+  s.B = x.shape(batch_first ? 0 : 1);
+  s.I = x.shape(2);
+  if (s.T < 1 || s.B < 1 || s.I < 1)
+    throw py::value_error("x: every dimension must be >= 1, got shape " + shape_str(shape_of(x)));
+
+  py::array w_hh = float_array(w_hh_obj, "w_hh");
+  check_same_dtype(w_hh, "w_hh", x, "x");
+  check_ndim(w_hh, "w_hh", 2);
+  s.H = w_hh.shape(1);
+  if (s.H < 1)
+    throw py::value_error("w_hh: expected shape (" + gw + ", hidden_size) with hidden_size >= 1, got " +
+                          shape_str(shape_of(w_hh)));
+  check_shape(w_hh, "w_hh", {G * s.H, s.H}, "(" + gw + ", hidden_size)");
+  py::array w_ih = float_array(w_ih_obj, "w_ih");
+  check_same_dtype(w_ih, "w_ih", x, "x");
+  check_shape(w_ih, "w_ih", {G * s.H, s.I}, "(" + gw + ", input_size)");
+  ctx->b_ih = optional_array(b_ih_obj, "b_ih", x, {G * s.H}, "(" + gw + ",)");
+  ctx->b_hh = optional_array(b_hh_obj, "b_hh", x, {G * s.H}, "(" + gw + ",)");
+  auto h0 = optional_array(h0_obj, "h0", x, {s.B, s.H}, "(batch, hidden_size)");
+  std::optional<py::array> c0;
+  if (ctx->cell == Cell::lstm) c0 = optional_array(c0_obj, "c0", x, {s.B, s.H}, "(batch, hidden_size)");
+  else if (!c0_obj.is_none()) throw py::value_error("c0: only an LSTM has a cell state");
+  if (!lengths_obj.is_none()) s.lengths = lengths_vector(lengths_obj, s.B, s.T);
+  checked_size({s.T, s.B, G * s.H + 2 * s.H + s.I}, "x and hidden_size");
+  ctx->has_h0 = bool(h0);
+  ctx->has_c0 = bool(c0);
+
+  ctx->dbl = is_double(x);
+  if (ctx->dbl) {
+    ctx->x = contiguous<double>(x);
+    ctx->w_ih = contiguous<double>(w_ih);
+    ctx->w_hh = contiguous<double>(w_hh);
+    return forward_impl<double>(ctx, h0, c0, training);
+  }
+  ctx->x = contiguous<float>(x);
+  ctx->w_ih = contiguous<float>(w_ih);
+  ctx->w_hh = contiguous<float>(w_hh);
+  return forward_impl<float>(ctx, h0, c0, training);
+}
+
+template <typename T>
+py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
+                       const std::optional<py::array>& dh_n, const std::optional<py::array>& dc_n) {
+  const SeqShape& s = ctx.shape;
+  const index_t GH = gate_count(ctx.cell) * s.H;
+  py::array_t<T> dx(shape_of(ctx.x)), dw_ih({GH, s.I}), dw_hh({GH, s.H});
+  std::optional<py::array_t<T>> dh0, dc0, db_ih, db_hh;
+  if (ctx.has_h0) dh0.emplace(std::vector<index_t>{s.B, s.H});
+  if (ctx.has_c0) dc0.emplace(std::vector<index_t>{s.B, s.H});
+  if (ctx.b_ih) db_ih.emplace(std::vector<index_t>{GH});
+  if (ctx.b_hh) db_hh.emplace(std::vector<index_t>{GH});
+  auto out = [](std::optional<py::array_t<T>>& a) { return a ? a->mutable_data() : nullptr; };
+  RecurrentGrads<T> g;
+  g.x = dx.mutable_data();
+  g.w_ih = dw_ih.mutable_data();
+  g.w_hh = dw_hh.mutable_data();
+  g.h0 = out(dh0);
+  g.c0 = out(dc0);
+  g.b_ih = out(db_ih);
+  g.b_hh = out(db_hh);
+  const RecurrentWeights<T> w = weights_of<T>(ctx);
+  const T* px = static_cast<const T*>(ctx.x.data());
+  const T *pdy = ptr<T>(dy), *pdh = ptr<T>(dh_n), *pdc = ptr<T>(dc_n);
+  {
+    py::gil_scoped_release release;
+    recurrent_backward<T>(ctx.cell, s, w, px, workspace<T>(ctx), pdy, pdh, pdc, g);
+  }
+  auto obj = [](std::optional<py::array_t<T>>& a) {
+    return a ? py::object(*a) : py::object(py::none());
+  };
+  py::dict grads;
+  grads["x"] = dx;
+  grads["h0"] = obj(dh0);
+  if (ctx.cell == Cell::lstm) grads["c0"] = obj(dc0);
+  grads["w_ih"] = dw_ih;
+  grads["w_hh"] = dw_hh;
+  grads["b_ih"] = obj(db_ih);
+  grads["b_hh"] = obj(db_hh);
+  return grads;
+}
+
+py::dict recurrent_backward_binding(const std::string& op, const py::object& ctx_obj,
+                                    const py::object& dy_obj, const py::object& dh_n_obj,
+                                    const py::object& dc_n_obj) {
+  const std::string fwd = op + "_forward";
+  if (ctx_obj.is_none())
+    throw py::value_error("ctx: got None; call " + fwd +
+                          "(..., training=True) to get a ctx for the backward pass");
+  if (!py::isinstance<RecurrentCtx>(ctx_obj))
+    throw py::type_error("ctx: expected the ctx returned by " + fwd + "(..., training=True), got " +
+                         py::str(py::type::of(ctx_obj)).cast<std::string>());
+  RecurrentCtx& ctx = ctx_obj.cast<RecurrentCtx&>();
+  if (ctx.op != op)
+    throw py::value_error("ctx: expected the ctx of " + fwd + ", got the ctx of " + ctx.op +
+                          "_forward");
+  const SeqShape& s = ctx.shape;
+  const py::array& x = ctx.x;
+  const std::vector<index_t> y_shape = s.batch_first ? std::vector<index_t>{s.B, s.T, s.H}
+                                                     : std::vector<index_t>{s.T, s.B, s.H};
+  auto dy = optional_array(dy_obj, "dy", x, y_shape,
+                           s.batch_first ? "(batch, seq_len, hidden_size)" : "(seq_len, batch, hidden_size)");
+  auto dh_n = optional_array(dh_n_obj, "dh_n", x, {s.B, s.H}, "(batch, hidden_size)");
+  std::optional<py::array> dc_n;
+  if (ctx.cell == Cell::lstm) dc_n = optional_array(dc_n_obj, "dc_n", x, {s.B, s.H}, "(batch, hidden_size)");
+  if (ctx.dbl) return backward_impl<double>(ctx, dy, dh_n, dc_n);
+  return backward_impl<float>(ctx, dy, dh_n, dc_n);
+}
+
+}  // namespace
+
+void bind_recurrent(py::module_& m) {
+  py::class_<RecurrentCtx, std::shared_ptr<RecurrentCtx>>(m, "RecurrentCtx",
+      "What a training forward keeps for its backward (opaque).")
+      .def_property_readonly("op", [](const RecurrentCtx& c) { return c.op; })
+      .def("__repr__", [](const RecurrentCtx& c) {
+        return "<rnnfast ctx of " + c.op + "_forward, x " + shape_str(shape_of(c.x)) + ", " +
+               (c.dbl ? "float64" : "float32") + ">";
+      });
+  m.def("recurrent_forward", &recurrent_forward_binding, py::arg("op"), py::arg("x"),
+        py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"),
+        py::arg("c0"), py::arg("nonlinearity"), py::arg("reset_after"), py::arg("lengths"),
+        py::arg("reverse"), py::arg("batch_first"), py::arg("training"));
+  m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
+        py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
+}
+
+}  // namespace rnnfast::bindings

@@ -1,0 +1,84 @@
+// Fused recurrent layers (tanh/relu RNN, LSTM, GRU): forward and backward over a whole sequence.
+//
+// Weights use PyTorch's layout and gate order (G gates of H units each):
+//   w_ih [G*H, I], w_hh [G*H, H], b_ih [G*H], b_hh [G*H]   (biases may be null)
+//   G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n)
+// Sequences are stored as T*B rows of a matrix; row(t, b) is t*B + b (time-major) or b*T + t
+// (batch-first), for x [rows, I], y [rows, H] and every per-step workspace [rows, ...].
+// States h0, c0, h_n, c_n are [B, H]; null h0/c0 means zeros.
+//
+// Variable lengths (post-padded batches): sequence b has lengths[b] valid steps (1..T). Steps at
+// or past it leave its state unchanged and write zeros to y; h_n/c_n are its state after its last
+// valid step. With reverse, sequence b runs from t = lengths[b]-1 down to 0; y keeps the original
+// time positions.
+#pragma once
+#include <vector>
+
+#include "rnnfast/buffer.h"
+#include "rnnfast/common.h"
+
+namespace rnnfast {
+
+enum class Cell { rnn_tanh, rnn_relu, lstm, gru, gru_reset_before };
+
+// Number of gates G of a cell.
+int gate_count(Cell cell);
+
+struct SeqShape {
+  index_t T = 0, B = 0, I = 0, H = 0;
+  bool batch_first = false;
+  bool reverse = false;
+  std::vector<index_t> lengths;  // [B], each in 1..T; empty means all T
+
+  index_t rows() const { return T * B; }
+  index_t row(index_t t, index_t b) const { return batch_first ? b * T + t : t * B + b; }
+  index_t length(index_t b) const { return lengths.empty() ? T : lengths[b]; }
+  // Number of steps the longest sequence takes.
+  index_t steps() const;
+  // Whether sequence b takes step s (0-based, in processing order) and at which time index.
+  bool active(index_t s, index_t b) const { return s < length(b); }
+  index_t time_of(index_t s, index_t b) const { return reverse ? length(b) - 1 - s : s; }
+};
+
+template <typename T>
+struct RecurrentWeights {
+  const T* w_ih = nullptr;  // [G*H, I]
+  const T* w_hh = nullptr;  // [G*H, H]
+  const T* b_ih = nullptr;  // [G*H] or null
+  const T* b_hh = nullptr;  // [G*H] or null
+};
+
+// What a training forward keeps for backward: (G + 2) * rows * H values at most.
+template <typename T>
+struct RecurrentWorkspace {
+  Buffer<T> gates;  // [rows, G*H] activated gates: RNN h'; LSTM i,f,g,o; GRU r,z,n
+  Buffer<T> hprev;  // [rows, H] the state each step started from (0 at padded rows)
+  Buffer<T> extra;  // [rows, H] LSTM: c the step started from; GRU (reset after): W_hn h + b_hn
+};
+
+// y [rows, H] (every row written), h_n and c_n [B, H] (c0/c_n only for LSTM).
+// ws != null keeps what backward needs (training); ws == null keeps nothing.
+template <typename T>
+void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, const T* x,
+                       const T* h0, const T* c0, T* y, T* h_n, T* c_n, RecurrentWorkspace<T>* ws);
+
+// Gradients to write; a null pointer skips that gradient. All are overwritten (not accumulated).
+template <typename T>
+struct RecurrentGrads {
+  T* x = nullptr;     // [rows, I] (0 at padded rows)
+  T* h0 = nullptr;    // [B, H]
+  T* c0 = nullptr;    // [B, H] (LSTM)
+  T* w_ih = nullptr;  // [G*H, I]
+  T* w_hh = nullptr;  // [G*H, H]
+  T* b_ih = nullptr;  // [G*H]
+  T* b_hh = nullptr;  // [G*H]
+};
+
+// dy [rows, H] (rows at padded positions are ignored), dh_n and dc_n [B, H]; each may be null
+// (zeros). x, w and ws must be those of the training forward.
+template <typename T>
+void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, const T* x,
+                        const RecurrentWorkspace<T>& ws, const T* dy, const T* dh_n,
+                        const T* dc_n, const RecurrentGrads<T>& g);
+
+}  // namespace rnnfast

@@ -1,0 +1,28 @@
+// Pieces shared by the recurrent forward and backward drivers.
+#pragma once
+#include <algorithm>
+
+#include "rnnfast/buffer.h"
+#include "rnnfast/recurrent.h"
+#include "rnnfast/threads.h"
+
+namespace rnnfast::detail {
+
+// Runs fn(b) for every batch row, in parallel chunks of rows when there is enough work per row.
+template <typename F>
+void for_each_batch_row(index_t B, index_t work_per_row, F&& fn) {
+  const index_t grain = std::max<index_t>(1, 8192 / std::max<index_t>(1, work_per_row));
+  parallel_for(B, grain, [&](index_t b0, index_t b1) {
+    for (index_t b = b0; b < b1; ++b) fn(b);
+  });
+}
+
+// Sets to zero the padded rows (t >= lengths[b]) of a [rows, width] matrix.
+template <typename T>
+void zero_padded_rows(const SeqShape& s, index_t width, T* m) {
+  if (s.lengths.empty()) return;
+  for (index_t b = 0; b < s.B; ++b)
+    for (index_t t = s.length(b); t < s.T; ++t) std::fill_n(m + s.row(t, b) * width, width, T(0));
+}
+
+}  // namespace rnnfast::detail

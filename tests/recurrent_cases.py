@@ -1,0 +1,72 @@
+"""Shared builders for the recurrent-op tests: random inputs and a runner for either module."""
+import numpy as np
+
+# (op, forward keyword arguments, id)
+CELLS = [
+    ("rnn", {"nonlinearity": "tanh"}, "rnn_tanh"),
+    ("rnn", {"nonlinearity": "relu"}, "rnn_relu"),
+    ("lstm", {}, "lstm"),
+    ("gru", {"reset_after": True}, "gru"),
+    ("gru", {"reset_after": False}, "gru_reset_before"),
+]
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+# DESIGN.md, numerical contract: max abs error / max(1, max |ref|).
+TOL = {np.float64: (1e-10, 1e-10), np.float32: (1e-4, 1e-3)}  # (outputs, gradients)
+
+
+def make_inputs(rng, op, T, B, I, H, dtype, *, bias=True, h0=True, batch_first=False,
+                lengths=False, scale=0.5):
+    """Keyword arguments of a forward call (arrays of dtype), and lengths (or None)."""
+    G = GATES[op]
+    x_shape = (B, T, I) if batch_first else (T, B, I)
+    args = {
+        "x": rng.standard_normal(x_shape),
+        "w_ih": rng.standard_normal((G * H, I)) * scale / np.sqrt(max(I, 1)),
+        "w_hh": rng.standard_normal((G * H, H)) * scale / np.sqrt(max(H, 1)) * 2,
+        "b_ih": rng.standard_normal(G * H) * scale if bias else None,
+        "b_hh": rng.standard_normal(G * H) * scale if bias else None,
+        "h0": rng.standard_normal((B, H)) * scale if h0 else None,
+    }
+    if op == "lstm":
+        args["c0"] = rng.standard_normal((B, H)) * scale if h0 else None
+    args = {k: (None if v is None else v.astype(dtype)) for k, v in args.items()}
+    lens = None
+    if lengths:
+        lens = rng.integers(1, T + 1, size=B)
+        lens[0] = T  # the longest sequence always spans the whole batch
+        if B > 1:
+            lens[-1] = 1
+    return args, lens
+
+
+def upstream(rng, op, y_shape, B, H, dtype):
+    """Random (not all-ones) output gradients, keyed as the backward's arguments."""
+    g = {"dy": rng.standard_normal(y_shape).astype(dtype),
+         "dh_n": rng.standard_normal((B, H)).astype(dtype)}
+    if op == "lstm":
+        g["dc_n"] = rng.standard_normal((B, H)).astype(dtype)
+    return g
+
+
+def run(module, op, args, options, grads=None):
+    """Forward (training when grads is given) and backward of one op of a module.
+
+    Returns (outputs dict, gradients dict or None)."""
+    forward = getattr(module, op + "_forward")
+    out = forward(**args, **options, training=grads is not None)
+    names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
+    outputs = dict(zip(names, out[:-1]))
+    if grads is None:
+        assert out[-1] is None
+        return outputs, None
+    return outputs, getattr(module, op + "_backward")(out[-1], **grads)
+
+
+def as64(args):
+    return {k: (None if v is None else np.asarray(v, dtype=np.float64)) for k, v in args.items()}
+
+
+def rel_err(got, want):
+    want = np.asarray(want, dtype=np.float64)
+    return np.abs(np.asarray(got, dtype=np.float64) - want).max() / max(1.0, np.abs(want).max())

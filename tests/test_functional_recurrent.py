@@ -1,0 +1,157 @@
+"""The C++ recurrent kernels against the NumPy reference, forward and backward."""
+import itertools
+
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast import functional as F
+from rnnfast import reference as R
+from recurrent_cases import CELLS, TOL, as64, make_inputs, rel_err, run, upstream
+
+DTYPES = [np.float32, np.float64]
+OPTIONS = list(itertools.product([False, True], repeat=5))  # batch_first, bias, h0, lengths, reverse
+
+
+def check_against_reference(rng, op, kw, T, B, I, H, dtype, *, batch_first, bias, h0, lengths,
+                            reverse):
+    args, lens = make_inputs(rng, op, T, B, I, H, dtype, bias=bias, h0=h0,
+                             batch_first=batch_first, lengths=lengths)
+    options = dict(kw, lengths=lens, reverse=reverse, batch_first=batch_first)
+    y_shape = args["x"].shape[:2] + (H,)
+    grads = upstream(rng, op, y_shape, B, H, dtype)
+    out, got = run(F, op, args, options, grads)
+    ref_out, want = run(R, op, as64(args), options, as64(grads))
+    out_tol, grad_tol = TOL[dtype]
+    for name, value in out.items():
+        assert value.dtype == dtype and value.shape == ref_out[name].shape, name
+        assert rel_err(value, ref_out[name]) < out_tol, name
+    assert set(got) == set(want)
+    for name, value in got.items():
+        if want[name] is None:
+            assert value is None, name
+            continue
+        assert value.dtype == dtype and value.shape == want[name].shape, name
+        assert rel_err(value, want[name]) < grad_tol, name
+    # Inference gives the same outputs as training, bit for bit.
+    inf_out, _ = run(F, op, args, options)
+    for name, value in inf_out.items():
+        np.testing.assert_array_equal(value, out[name])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
+@pytest.mark.parametrize("batch_first,bias,h0,lengths,reverse", OPTIONS,
+                         ids=["bf%d-bias%d-h0%d-len%d-rev%d" % o for o in OPTIONS])
+def test_options_grid(rng, op, kw, cell, dtype, batch_first, bias, h0, lengths, reverse):
+    check_against_reference(rng, op, kw, 5, 4, 3, 6, dtype, batch_first=batch_first, bias=bias,
+                            h0=h0, lengths=lengths, reverse=reverse)
+
+
+SIZES = [  # T, B, I, H
+    (1, 1, 1, 1),
+    (1, 3, 13, 33),
+    (7, 1, 1, 1),
+    (6, 5, 13, 33),
+    (9, 2, 17, 15),
+    (3, 2, 16, 512),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
+@pytest.mark.parametrize("T,B,I,H", SIZES, ids=["T%d-B%d-I%d-H%d" % s for s in SIZES])
+def test_sizes(rng, op, kw, cell, dtype, T, B, I, H):
+    for lengths, reverse in [(False, False), (True, True)]:
+        check_against_reference(rng, op, kw, T, B, I, H, dtype, batch_first=False, bias=True,
+                                h0=True, lengths=lengths, reverse=reverse)
+
+
+@pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
+def test_missing_output_gradients_are_zeros(rng, op, kw, cell):
+    args, lens = make_inputs(rng, op, 4, 3, 2, 5, np.float64, lengths=True)
+    options = dict(kw, lengths=lens)
+    out = getattr(F, op + "_forward")(**args, **options, training=True)
+    ctx = out[-1]
+    grads = upstream(rng, op, out[0].shape, 3, 5, np.float64)
+    backward = getattr(F, op + "_backward")
+    for missing in grads:
+        partial = dict(grads)
+        zeros = dict(grads)
+        del partial[missing]
+        zeros[missing] = np.zeros_like(grads[missing])
+        a, b = backward(ctx, **partial), backward(ctx, **zeros)
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+    # dy at padded positions is ignored.
+    dy = grads["dy"].copy()
+    for b_, n in enumerate(lens):
+        dy[n:, b_] = 1e3
+    a = backward(ctx, **dict(grads, dy=dy))
+    b = backward(ctx, **grads)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert all(np.all(a["x"][n:, b_] == 0) for b_, n in enumerate(lens))
+
+
+@pytest.mark.parametrize("op,kw,cell", [c for c in CELLS if c[2] != "rnn_relu"],
+                         ids=[c[2] for c in CELLS if c[2] != "rnn_relu"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_huge_inputs_give_finite_outputs(rng, op, kw, cell, dtype):
+    args, _ = make_inputs(rng, op, 3, 4, 2, 5, dtype)
+    args["x"] = (np.sign(rng.standard_normal(args["x"].shape)) * 1e30).astype(dtype)
+    args["h0"] = (np.sign(args["h0"]) * 1e30).astype(dtype)
+    out, grads = run(F, op, args, kw, upstream(rng, op, (3, 4, 5), 4, 5, dtype))
+    for value in out.values():
+        assert np.all(np.isfinite(value))
+    if op != "gru":  # a GRU carries its (huge) initial state through z
+        assert np.abs(out["y"]).max() <= 1
+
+
+@pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
+def test_odd_memory_layouts_work_and_are_not_modified(rng, op, kw, cell):
+    args, lens = make_inputs(rng, op, 5, 3, 4, 6, np.float32, lengths=True)
+    want, _ = run(F, op, args, dict(kw, lengths=lens))
+    odd = {}
+    for name, value in args.items():
+        if value is None:
+            odd[name] = None
+        elif value.ndim == 2:
+            odd[name] = np.asfortranarray(value)
+        elif value.ndim == 3:
+            wide = np.zeros(value.shape[:2] + (2 * value.shape[2],), value.dtype)
+            wide[..., ::2] = value
+            odd[name] = wide[..., ::2]  # non-contiguous view
+        else:
+            odd[name] = value.copy()
+        if odd[name] is not None:
+            odd[name].setflags(write=False)
+    before = {k: None if v is None else v.copy() for k, v in odd.items()}
+    got, _ = run(F, op, odd, dict(kw, lengths=lens.astype(np.int32)))
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+    for name, value in odd.items():
+        if value is not None:
+            np.testing.assert_array_equal(value, before[name])
+
+
+@pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
+def test_bitwise_reproducible_across_runs_and_threads(rng, op, kw, cell):
+    args, lens = make_inputs(rng, op, 12, 9, 20, 40, np.float32, lengths=True)
+    grads = upstream(rng, op, args["x"].shape[:2] + (40,), 9, 40, np.float32)
+    options = dict(kw, lengths=lens)
+    threads = rnnfast.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3, 1):
+            rnnfast.set_num_threads(n)
+            results.append(run(F, op, args, options, grads))
+    finally:
+        rnnfast.set_num_threads(threads)
+    first_out, first_grads = results[0]
+    for out, grads_ in results[1:]:
+        for name in first_out:
+            np.testing.assert_array_equal(out[name], first_out[name])
+        for name in first_grads:
+            if first_grads[name] is not None:
+                np.testing.assert_array_equal(grads_[name], first_grads[name])
