@@ -20,7 +20,9 @@ ISA_FLAGS = {
     "_avx2.cc": ["-mavx2", "-mfma", "-mf16c"],
     "_avx512.cc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma"],
 }
-COMMON_FLAGS = ["-O3", "-fno-math-errno", "-fvisibility=hidden"]
+# -fno-math-errno and -fno-trapping-math keep IEEE results (unlike -ffast-math) and let loops
+# with selects and math calls vectorise.
+COMMON_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
 
 
 class BuildExt(build_ext):

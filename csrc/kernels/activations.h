@@ -1,12 +1,20 @@
 // Gate nonlinearities: overflow-safe for any input (±1e30 gives 0/1/±1, never inf or NaN),
 // NaN in gives NaN out. float uses a branchless polynomial exp the compiler can vectorise
 // (max error ~2 ulp); double uses the C library (accurate to the last bits).
+//
+// Included by the instruction-set translation units: everything here has internal linkage
+// (anonymous namespace), so no copy compiled with AVX flags can be picked for another TU.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
-namespace rnnfast::act {
+namespace rnnfast {
+namespace {
+namespace act {
+
+inline float abs_(float x) { return __builtin_fabsf(x); }
+inline double abs_(double x) { return __builtin_fabs(x); }
 
 // e^x for x <= 0 (the only range the gates need), float, branchless.
 inline float exp_neg(float x) {
@@ -34,15 +42,16 @@ inline double exp_neg(double x) { return std::exp(x); }
 // sigmoid(x) = 1 / (1 + e^-x), from e^-|x| so nothing overflows.
 template <typename T>
 inline T sigmoid(T x) {
-  const T e = exp_neg(-std::fabs(x));
+  const T e = exp_neg(-abs_(x));
   const T r = T(1) / (T(1) + e);
-  return x >= T(0) ? r : e * r;
+  const T m = x >= T(0) ? T(1) : e;  // a select, not a branch: the loop vectorises
+  return m * r;
 }
 
 inline float tanh(float x) {
-  const float e = exp_neg(-2.0f * std::fabs(x));
+  const float e = exp_neg(-2.0f * abs_(x));
   const float t = (1.0f - e) / (1.0f + e);
-  return std::copysign(t, x);
+  return __builtin_copysignf(t, x);
 }
 
 inline double tanh(double x) { return std::tanh(x); }
@@ -52,4 +61,6 @@ inline T relu(T x) {
   return x > T(0) ? x : (x == x ? T(0) : x);  // keeps NaN
 }
 
-}  // namespace rnnfast::act
+}  // namespace act
+}  // namespace
+}  // namespace rnnfast

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "activations.h"
+#include "cell_steps.h"
 #include "recurrent_common.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/recurrent.h"
@@ -15,85 +15,6 @@
 namespace rnnfast {
 
 namespace {
-
-// Per-sequence gate gradients of one step. dh: gradient of the state this step produced (in),
-// replaced by the part of the previous state's gradient that does not go through W_hh (out).
-// dgx: gradient of the gate pre-activations on the input side (into the workspace row);
-// dgh: the same on the recurrent side (into the staging row of the per-step GEMM).
-
-template <typename T>
-void rnn_step_grad(bool relu, index_t H, const T* hnew, T* dh, T* dgx, T* dgh) {
-  for (index_t j = 0; j < H; ++j) {
-    const T d = relu ? (hnew[j] > T(0) ? dh[j] : T(0)) : dh[j] * (T(1) - hnew[j] * hnew[j]);
-    dgx[j] = d;
-    dgh[j] = d;
-    dh[j] = T(0);
-  }
-}
-
-// dc: gradient of the cell state this step produced (in), of the one it started from (out).
-template <typename T>
-void lstm_step_grad(index_t H, const T* gates, const T* cprev, T* dh, T* dc, T* dgx, T* dgh) {
-  for (index_t j = 0; j < H; ++j) {
-    const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
-    const T cn = f * cprev[j] + i * g;
-    const T tc = act::tanh(cn);
-    const T dct = dc[j] + dh[j] * o * (T(1) - tc * tc);
-    const T di = dct * g * i * (T(1) - i);
-    const T df = dct * cprev[j] * f * (T(1) - f);
-    const T dg = dct * i * (T(1) - g * g);
-    const T d_o = dh[j] * tc * o * (T(1) - o);
-    dgx[j] = dgh[j] = di;
-    dgx[H + j] = dgh[H + j] = df;
-    dgx[2 * H + j] = dgh[2 * H + j] = dg;
-    dgx[3 * H + j] = dgh[3 * H + j] = d_o;
-    dc[j] = dct * f;
-    dh[j] = T(0);
-  }
-}
-
-// GRU, reset after. hn = W_hn h + b_hn (saved by forward).
-template <typename T>
-void gru_step_grad(index_t H, const T* gates, const T* hn, const T* hprev, T* dh, T* dgx, T* dgh) {
-  for (index_t j = 0; j < H; ++j) {
-    const T r = gates[j], z = gates[H + j], n = gates[2 * H + j];
-    const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
-    const T dz = dh[j] * (hprev[j] - n) * z * (T(1) - z);
-    const T dr = dn * hn[j] * r * (T(1) - r);
-    dgx[j] = dgh[j] = dr;
-    dgx[H + j] = dgh[H + j] = dz;
-    dgx[2 * H + j] = dn;
-    dgh[2 * H + j] = dn * r;
-    dh[j] = dh[j] * z;
-  }
-}
-
-// GRU, reset before, first half: dn and dz; dgn stages dn for the GEMM with W_hn.
-template <typename T>
-void gru_before_grad_n(index_t H, const T* gates, const T* hprev, T* dh, T* dgx, T* dgn) {
-  for (index_t j = 0; j < H; ++j) {
-    const T z = gates[H + j], n = gates[2 * H + j];
-    const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
-    dgx[H + j] = dh[j] * (hprev[j] - n) * z * (T(1) - z);
-    dgx[2 * H + j] = dn;
-    dgn[j] = dn;
-    dh[j] = dh[j] * z;
-  }
-}
-
-// Second half: drh = dn W_hn is the gradient of r*h; gives dr and the direct part of dh.
-template <typename T>
-void gru_before_grad_r(index_t H, const T* gates, const T* hprev, const T* drh, T* dh, T* dgx,
-                       T* dgrz) {
-  for (index_t j = 0; j < H; ++j) {
-    const T r = gates[j];
-    const T dr = drh[j] * hprev[j] * r * (T(1) - r);
-    dgx[j] = dr;
-    dgrz[j] = dr;
-    dgrz[H + j] = dgx[H + j];
-    dh[j] += drh[j] * r;
-  }
-}
 
 // out[j] = sum over rows of m[row * ld + j], j < n; rows in order, so the sum is reproducible.
 template <typename T>
@@ -114,6 +35,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const index_t B = s.B, H = s.H, I = s.I, G = gate_count(cell), GH = G * H, rows = s.rows();
   const bool is_lstm = cell == Cell::lstm;
   const bool reset_before = cell == Cell::gru_reset_before;
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
 
   // dgx: input-side gate gradients of every row; dgh_n: recurrent-side n-gate gradients of every
   // row (GRU reset after: they differ from the input side by the factor r).
@@ -161,18 +83,18 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       switch (cell) {
         case Cell::rnn_tanh:
         case Cell::rnn_relu:
-          rnn_step_grad(cell == Cell::rnn_relu, H, gates, db, dgrow, st);
+          steps.rnn_grad(cell == Cell::rnn_relu, H, gates, db, dgrow, st);
           break;
         case Cell::lstm:
-          lstm_step_grad(H, gates, ws.extra.data() + row * H, db, dc.data() + b * H, dgrow, st);
+          steps.lstm_grad(H, gates, ws.extra.data() + row * H, db, dc.data() + b * H, dgrow, st);
           break;
         case Cell::gru:
-          gru_step_grad(H, gates, ws.extra.data() + row * H, hprev, db, dgrow, st);
+          steps.gru_grad(H, gates, ws.extra.data() + row * H, hprev, db, dgrow, st);
           std::memcpy(dgh_n.data() + row * H, st + 2 * H, sizeof(T) * H);
           break;
         case Cell::gru_reset_before:
           // st holds [dr, dz] (2H) for the r,z GEMM and, after them, dn (H) for the W_hn GEMM.
-          gru_before_grad_n(H, gates, hprev, db, dgrow, st + 2 * H);
+          steps.gru_before_grad_n(H, gates, hprev, db, dgrow, st + 2 * H);
           break;
       }
     });
@@ -181,7 +103,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
         if (!s.active(step, b)) return;
         const index_t row = s.row(s.time_of(step, b), b);
-        gru_before_grad_r(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H,
+        steps.gru_before_grad_r(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H,
                           drh.data() + b * H, dh_direct.data() + b * H, dgx.data() + row * GH,
                           stage.data() + b * GH);
       });

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "activations.h"
+#include "cell_steps.h"
 #include "recurrent_common.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/recurrent.h"
@@ -32,77 +32,6 @@ index_t SeqShape::steps() const {
 
 namespace {
 
-// The gate math of one sequence at one step, in place: g holds the step's input projection with
-// its biases folded in (see fold_biases) and receives the activated gates; hg is the recurrent
-// projection h W_hh^T; h (and c) are updated.
-template <typename T>
-void rnn_step(bool relu, index_t H, T* __restrict g, const T* __restrict hg, T* __restrict h) {
-  for (index_t j = 0; j < H; ++j) {
-    const T pre = g[j] + hg[j];
-    const T v = relu ? act::relu(pre) : act::tanh(pre);
-    g[j] = v;
-    h[j] = v;
-  }
-}
-
-template <typename T>
-void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, T* __restrict h,
-               T* __restrict c) {
-  for (index_t j = 0; j < H; ++j) {
-    const T i = act::sigmoid(g[j] + hg[j]);
-    const T f = act::sigmoid(g[H + j] + hg[H + j]);
-    const T gg = act::tanh(g[2 * H + j] + hg[2 * H + j]);
-    const T o = act::sigmoid(g[3 * H + j] + hg[3 * H + j]);
-    const T cn = f * c[j] + i * gg;
-    c[j] = cn;
-    h[j] = o * act::tanh(cn);
-    g[j] = i;
-    g[H + j] = f;
-    g[2 * H + j] = gg;
-    g[3 * H + j] = o;
-  }
-}
-
-// GRU, reset after: n = tanh(xn + b_in + r * (hn + b_hn)); hn_out keeps hn + b_hn if non-null.
-template <typename T>
-void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict b_hn,
-              T* __restrict h, T* __restrict hn_out) {
-  for (index_t j = 0; j < H; ++j) {
-    const T r = act::sigmoid(g[j] + hg[j]);
-    const T z = act::sigmoid(g[H + j] + hg[H + j]);
-    const T hn = hg[2 * H + j] + b_hn[j];
-    const T n = act::tanh(g[2 * H + j] + r * hn);
-    h[j] = (T(1) - z) * n + z * h[j];
-    g[j] = r;
-    g[H + j] = z;
-    g[2 * H + j] = n;
-    if (hn_out) hn_out[j] = hn;
-  }
-}
-
-// GRU, reset before, first half: r and z from h; rh = r * h for the second GEMM.
-template <typename T>
-void gru_before_gates(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict h,
-                      T* __restrict rh) {
-  for (index_t j = 0; j < H; ++j) {
-    const T r = act::sigmoid(g[j] + hg[j]);
-    g[j] = r;
-    g[H + j] = act::sigmoid(g[H + j] + hg[H + j]);
-    rh[j] = r * h[j];
-  }
-}
-
-// Second half: n = tanh(xn + (r*h) W_hn^T + b_in + b_hn); h' = (1 - z) n + z h.
-template <typename T>
-void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn, T* __restrict h) {
-  for (index_t j = 0; j < H; ++j) {
-    const T z = g[H + j];
-    const T n = act::tanh(g[2 * H + j] + hn[j]);
-    h[j] = (T(1) - z) * n + z * h[j];
-    g[2 * H + j] = n;
-  }
-}
-
 // The bias added to every row of the input projection: b_ih + b_hh, except the n gate of a GRU
 // with reset after, whose b_hn sits inside r * (...) and is added in the step.
 template <typename T>
@@ -121,6 +50,7 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   const index_t B = s.B, H = s.H, G = gate_count(cell), GH = G * H, rows = s.rows();
   const bool is_lstm = cell == Cell::lstm;
   const bool reset_before = cell == Cell::gru_reset_before;
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
 
   // Workspace and constants, all allocated before the time loop.
   Buffer<T> xg_temp;
@@ -163,14 +93,13 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   detail::zero_padded_rows(s, H, y);
   if (ws) detail::zero_padded_rows(s, H, ws->hprev.data());
 
-  const index_t steps = s.steps();
-  for (index_t step = 0; step < steps; ++step) {
+  for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     gemm_packed<T>(B, h.data(), H, whh, T(0), hg.data(), whh.cols());
     if (reset_before) {
       detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
         if (!s.active(step, b)) return;
         const index_t row = s.row(s.time_of(step, b), b);
-        gru_before_gates(H, xg + row * GH, hg.data() + b * 2 * H, h.data() + b * H,
+        steps.gru_before_gates(H, xg + row * GH, hg.data() + b * 2 * H, h.data() + b * H,
                          rh.data() + b * H);
       });
       gemm_packed<T>(B, rh.data(), H, whh_n, T(0), hn.data(), H);
@@ -184,18 +113,18 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
       switch (cell) {
         case Cell::rnn_tanh:
         case Cell::rnn_relu:
-          rnn_step(cell == Cell::rnn_relu, H, g, hg.data() + b * GH, hb);
+          steps.rnn(cell == Cell::rnn_relu, H, g, hg.data() + b * GH, hb);
           break;
         case Cell::lstm:
           if (ws) std::memcpy(ws->extra.data() + row * H, c.data() + b * H, sizeof(T) * H);
-          lstm_step(H, g, hg.data() + b * GH, hb, c.data() + b * H);
+          steps.lstm(H, g, hg.data() + b * GH, hb, c.data() + b * H);
           break;
         case Cell::gru:
-          gru_step(H, g, hg.data() + b * GH, b_hn.data(), hb,
+          steps.gru(H, g, hg.data() + b * GH, b_hn.data(), hb,
                    ws ? ws->extra.data() + row * H : nullptr);
           break;
         case Cell::gru_reset_before:
-          gru_before_update(H, g, hn.data() + b * H, hb);
+          steps.gru_before_update(H, g, hn.data() + b * H, hb);
           break;
       }
       std::memcpy(y + row * H, hb, sizeof(T) * H);

@@ -1,0 +1,52 @@
+// The gate math of one sequence at one time step, per cell, forward and backward: the contract
+// between the recurrent drivers (recurrent_forward.cc, recurrent_backward.cc) and the step
+// kernels compiled once per instruction set (cell_steps_{generic,avx2,avx512}.cc).
+//
+// Included by the instruction-set translation units: plain structs and declarations only.
+#pragma once
+#include "rnnfast/common.h"
+
+namespace rnnfast {
+namespace cells {
+
+template <typename T>
+struct CellSteps {
+  // Forward, in place: g [G*H] holds the step's input projection with its biases folded in and
+  // receives the activated gates; hg [G*H] is h W_hh^T; h [H] (and c [H]) are updated.
+  void (*rnn)(bool relu, index_t H, T* g, const T* hg, T* h);
+  void (*lstm)(index_t H, T* g, const T* hg, T* h, T* c);
+  // GRU, reset after: n = tanh(g_n + r * (hg_n + b_hn)); hn_out [H] (if non-null) keeps hg_n + b_hn.
+  void (*gru)(index_t H, T* g, const T* hg, const T* b_hn, T* h, T* hn_out);
+  // GRU, reset before: r, z from hg [2H]; rh = r * h for the n GEMM; then n from hn = rh W_hn^T.
+  void (*gru_before_gates)(index_t H, T* g, const T* hg, const T* h, T* rh);
+  void (*gru_before_update)(index_t H, T* g, const T* hn, T* h);
+
+  // Backward. dh [H]: gradient of the state the step produced (in), replaced by the part of the
+  // previous state's gradient that does not go through W_hh (out). dgx [G*H]: gate gradients on
+  // the input side; dgh [G*H]: on the recurrent side (the rows of the per-step GEMM with W_hh).
+  void (*rnn_grad)(bool relu, index_t H, const T* hnew, T* dh, T* dgx, T* dgh);
+  // dc [H]: gradient of the cell state the step produced (in), of the one it started from (out).
+  void (*lstm_grad)(index_t H, const T* gates, const T* cprev, T* dh, T* dc, T* dgx, T* dgh);
+  void (*gru_grad)(index_t H, const T* gates, const T* hn, const T* hprev, T* dh, T* dgx, T* dgh);
+  // GRU, reset before: first dn, dz (dgn [H] stages dn for the GEMM with W_hn), then from
+  // drh = dn W_hn the gradient of r and the rest of dh; dgrz [2H] stages dr, dz.
+  void (*gru_before_grad_n)(index_t H, const T* gates, const T* hprev, T* dh, T* dgx, T* dgn);
+  void (*gru_before_grad_r)(index_t H, const T* gates, const T* hprev, const T* drh, T* dh, T* dgx,
+                            T* dgrz);
+};
+
+// The step kernels of the active instruction set (rnnfast::active_isa()).
+template <typename T>
+const CellSteps<T>& active_cell_steps();
+
+extern const CellSteps<float> kStepsGenericF32;
+extern const CellSteps<double> kStepsGenericF64;
+#ifdef RNNFAST_HAVE_X86_KERNELS
+extern const CellSteps<float> kStepsAvx2F32;
+extern const CellSteps<double> kStepsAvx2F64;
+extern const CellSteps<float> kStepsAvx512F32;
+extern const CellSteps<double> kStepsAvx512F64;
+#endif
+
+}  // namespace cells
+}  // namespace rnnfast

@@ -1,0 +1,158 @@
+// The step kernels of cell_steps.h, written once and compiled by each instruction-set
+// translation unit (the compiler vectorises the loops for that set). Internal linkage only.
+#pragma once
+#include "activations.h"
+#include "cell_steps.h"
+
+namespace rnnfast {
+namespace cells {
+namespace {
+
+template <typename T>
+void rnn_step(bool relu, index_t H, T* __restrict g, const T* __restrict hg, T* __restrict h) {
+  if (relu) {
+    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::relu(g[j] + hg[j]);
+  } else {
+    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::tanh(g[j] + hg[j]);
+  }
+}
+
+template <typename T>
+void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, T* __restrict h,
+               T* __restrict c) {
+  for (index_t j = 0; j < H; ++j) {
+    const T i = act::sigmoid(g[j] + hg[j]);
+    const T f = act::sigmoid(g[H + j] + hg[H + j]);
+    const T gg = act::tanh(g[2 * H + j] + hg[2 * H + j]);
+    const T o = act::sigmoid(g[3 * H + j] + hg[3 * H + j]);
+    const T cn = f * c[j] + i * gg;
+    c[j] = cn;
+    h[j] = o * act::tanh(cn);
+    g[j] = i;
+    g[H + j] = f;
+    g[2 * H + j] = gg;
+    g[3 * H + j] = o;
+  }
+}
+
+template <typename T>
+void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict b_hn,
+              T* __restrict h, T* __restrict hn_out) {
+  for (index_t j = 0; j < H; ++j) {
+    const T r = act::sigmoid(g[j] + hg[j]);
+    const T z = act::sigmoid(g[H + j] + hg[H + j]);
+    const T hn = hg[2 * H + j] + b_hn[j];
+    const T n = act::tanh(g[2 * H + j] + r * hn);
+    h[j] = (T(1) - z) * n + z * h[j];
+    g[j] = r;
+    g[H + j] = z;
+    g[2 * H + j] = n;
+    if (hn_out) hn_out[j] = hn;
+  }
+}
+
+template <typename T>
+void gru_before_gates(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict h,
+                      T* __restrict rh) {
+  for (index_t j = 0; j < H; ++j) {
+    const T r = act::sigmoid(g[j] + hg[j]);
+    g[j] = r;
+    g[H + j] = act::sigmoid(g[H + j] + hg[H + j]);
+    rh[j] = r * h[j];
+  }
+}
+
+template <typename T>
+void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn, T* __restrict h) {
+  for (index_t j = 0; j < H; ++j) {
+    const T z = g[H + j];
+    const T n = act::tanh(g[2 * H + j] + hn[j]);
+    h[j] = (T(1) - z) * n + z * h[j];
+    g[2 * H + j] = n;
+  }
+}
+
+template <typename T>
+void rnn_grad(bool relu, index_t H, const T* __restrict hnew, T* __restrict dh, T* __restrict dgx,
+              T* __restrict dgh) {
+  for (index_t j = 0; j < H; ++j) {
+    const T d = relu ? (hnew[j] > T(0) ? dh[j] : T(0)) : dh[j] * (T(1) - hnew[j] * hnew[j]);
+    dgx[j] = d;
+    dgh[j] = d;
+    dh[j] = T(0);
+  }
+}
+
+template <typename T>
+void lstm_grad(index_t H, const T* __restrict gates, const T* __restrict cprev, T* __restrict dh,
+               T* __restrict dc, T* __restrict dgx, T* __restrict dgh) {
+  for (index_t j = 0; j < H; ++j) {
+    const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
+    const T tc = act::tanh(f * cprev[j] + i * g);
+    const T dct = dc[j] + dh[j] * o * (T(1) - tc * tc);
+    const T di = dct * g * i * (T(1) - i);
+    const T df = dct * cprev[j] * f * (T(1) - f);
+    const T dg = dct * i * (T(1) - g * g);
+    const T d_o = dh[j] * tc * o * (T(1) - o);
+    dgx[j] = dgh[j] = di;
+    dgx[H + j] = dgh[H + j] = df;
+    dgx[2 * H + j] = dgh[2 * H + j] = dg;
+    dgx[3 * H + j] = dgh[3 * H + j] = d_o;
+    dc[j] = dct * f;
+    dh[j] = T(0);
+  }
+}
+
+template <typename T>
+void gru_grad(index_t H, const T* __restrict gates, const T* __restrict hn,
+              const T* __restrict hprev, T* __restrict dh, T* __restrict dgx, T* __restrict dgh) {
+  for (index_t j = 0; j < H; ++j) {
+    const T r = gates[j], z = gates[H + j], n = gates[2 * H + j];
+    const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
+    const T dz = dh[j] * (hprev[j] - n) * z * (T(1) - z);
+    const T dr = dn * hn[j] * r * (T(1) - r);
+    dgx[j] = dgh[j] = dr;
+    dgx[H + j] = dgh[H + j] = dz;
+    dgx[2 * H + j] = dn;
+    dgh[2 * H + j] = dn * r;
+    dh[j] = dh[j] * z;
+  }
+}
+
+template <typename T>
+void gru_before_grad_n(index_t H, const T* __restrict gates, const T* __restrict hprev,
+                       T* __restrict dh, T* __restrict dgx, T* __restrict dgn) {
+  for (index_t j = 0; j < H; ++j) {
+    const T z = gates[H + j], n = gates[2 * H + j];
+    const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
+    dgx[H + j] = dh[j] * (hprev[j] - n) * z * (T(1) - z);
+    dgx[2 * H + j] = dn;
+    dgn[j] = dn;
+    dh[j] = dh[j] * z;
+  }
+}
+
+template <typename T>
+void gru_before_grad_r(index_t H, const T* __restrict gates, const T* __restrict hprev,
+                       const T* __restrict drh, T* __restrict dh, T* __restrict dgx,
+                       T* __restrict dgrz) {
+  for (index_t j = 0; j < H; ++j) {
+    const T r = gates[j];
+    const T dr = drh[j] * hprev[j] * r * (T(1) - r);
+    dgx[j] = dr;
+    dgrz[j] = dr;
+    dgrz[H + j] = dgx[H + j];
+    dh[j] += drh[j] * r;
+  }
+}
+
+template <typename T>
+constexpr CellSteps<T> make_steps() {
+  return {rnn_step<T>,         lstm_step<T>,         gru_step<T>,  gru_before_gates<T>,
+          gru_before_update<T>, rnn_grad<T>,         lstm_grad<T>, gru_grad<T>,
+          gru_before_grad_n<T>, gru_before_grad_r<T>};
+}
+
+}  // namespace
+}  // namespace cells
+}  // namespace rnnfast
