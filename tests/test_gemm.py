@@ -1,25 +1,257 @@
-"""The package's GEMM against NumPy, every transpose combination, odd sizes, both dtypes."""
+"""The package's GEMM and packed GEMM against NumPy float64.
+
+Every instruction set this machine supports (forced with ``_C.set_isa``), every transpose
+combination, sizes that are not multiples of any tile, K = 0, alpha and beta, strided rows;
+results bitwise identical across thread counts and runs.
+
+The error bound is the classical one of a dot product of length K, elementwise:
+``|got - want| <= (K + 4) * eps * (|alpha| |op(A)| |op(B)| + |beta| |C|)``, which any correct
+summation order meets and a missing or wrong term breaks.
+"""
 import numpy as np
 import pytest
 
+import rnnfast
 from rnnfast import _C
 
-SIZES = [(1, 1, 1), (1, 17, 5), (7, 1, 3), (13, 33, 17), (64, 48, 96), (65, 129, 31), (3, 300, 257)]
+ISAS = rnnfast.supported_isas()
+DTYPES = [np.float32, np.float64]
+
+# (M, N, K): ones, primes, tile edges +-1, K beyond every depth block (384), N beyond a B block
+# (512), M beyond the in-place limit of A (4 row tiles).
+SIZES = [
+    (1, 1, 1),
+    (1, 17, 5),
+    (7, 1, 3),
+    (13, 33, 17),
+    (17, 7, 13),
+    (31, 65, 33),
+    (33, 31, 65),
+    (64, 48, 96),
+    (65, 129, 31),
+    (3, 300, 257),
+    (15, 40, 800),
+    (70, 530, 9),
+]
 
 
-@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.fixture(params=ISAS)
+def isa(request):
+    saved = _C.active_isa()
+    _C.set_isa(request.param)
+    yield request.param
+    _C.set_isa(saved)
+
+
+@pytest.fixture
+def threads():
+    """Restores the thread count a test changes."""
+    saved = rnnfast.get_num_threads()
+    yield
+    rnnfast.set_num_threads(saved)
+
+
+def operand(rng, shape, dtype, transposed):
+    """A matrix whose op() has `shape`, stored transposed when asked."""
+    rows, cols = shape
+    x = rng.standard_normal((cols, rows) if transposed else (rows, cols)).astype(dtype)
+    return x, (x.T if transposed else x).astype(np.float64)
+
+
+def assert_close(got, want, bound_terms, k, dtype):
+    eps = np.finfo(dtype).eps
+    bound = (k + 4) * eps * bound_terms + np.finfo(dtype).tiny
+    err = np.abs(got.astype(np.float64) - want)
+    assert got.dtype == dtype
+    assert got.shape == want.shape
+    worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else None
+    assert np.all(err <= bound), f"error {err[worst]} > bound {bound[worst]} at {worst}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("m,n,k", SIZES)
-def test_gemm_matches_numpy(rng, dtype, tol, trans_a, trans_b, m, n, k):
-    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
-    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
-    want = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+def test_gemm_matches_numpy(rng, isa, dtype, trans_a, trans_b, m, n, k):
+    a, a64 = operand(rng, (m, k), dtype, trans_a)
+    b, b64 = operand(rng, (k, n), dtype, trans_b)
     got = _C.gemm(a, b, trans_a, trans_b)
-    assert got.dtype == dtype
-    assert got.shape == (m, n)
-    scale = max(1.0, np.abs(want).max())
-    assert np.abs(got - want).max() / scale < tol * np.sqrt(k)
+    assert_close(got, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.7, -0.5), (-2.0, 0.0), (1.0, 3.0)])
+@pytest.mark.parametrize("m,n,k", [(5, 9, 7), (29, 70, 800), (1, 40, 3)])
+def test_gemm_alpha_beta(rng, isa, dtype, alpha, beta, m, n, k):
+    a, a64 = operand(rng, (m, k), dtype, False)
+    b, b64 = operand(rng, (k, n), dtype, True)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    c_before = c.copy()
+    got = _C.gemm(a, b, False, True, alpha=alpha, beta=beta, c=c)
+    want = alpha * (a64 @ b64) + beta * c.astype(np.float64)
+    terms = abs(alpha) * (np.abs(a64) @ np.abs(b64)) + abs(beta) * np.abs(c.astype(np.float64))
+    assert_close(got, want, terms, k, dtype)
+    np.testing.assert_array_equal(c, c_before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_beta_zero_ignores_c(rng, isa, dtype):
+    a, a64 = operand(rng, (9, 20), dtype, False)
+    b, b64 = operand(rng, (20, 37), dtype, False)
+    c = np.full((9, 37), np.nan, dtype)
+    got = _C.gemm(a, b, beta=0.0, c=c)
+    assert_close(got, a64 @ b64, np.abs(a64) @ np.abs(b64), 20, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0.0, 2.5])
+def test_gemm_k_zero_scales_c(rng, isa, dtype, beta):
+    c = rng.standard_normal((6, 11)).astype(dtype)
+    got = _C.gemm(np.zeros((6, 0), dtype), np.zeros((0, 11), dtype), beta=beta, c=c)
+    np.testing.assert_array_equal(got, (beta * c).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n", [(0, 5), (4, 0), (0, 0)])
+def test_gemm_empty(dtype, m, n):
+    got = _C.gemm(np.zeros((m, 3), dtype), np.zeros((3, n), dtype))
+    assert got.shape == (m, n) and got.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_strided_rows(rng, isa, dtype, trans_a, trans_b):
+    """Row strides larger than the row (lda, ldb > columns), including 4 KiB multiples."""
+    m, n, k = 23, 45, 40
+    big_a = rng.standard_normal((64, 1024)).astype(dtype)
+    big_b = rng.standard_normal((64, 1000)).astype(dtype)
+    a = big_a[: (k if trans_a else m), : (m if trans_a else k)]
+    b = big_b[: (n if trans_b else k), : (k if trans_b else n)]
+    a64 = (a.T if trans_a else a).astype(np.float64)
+    b64 = (b.T if trans_b else b).astype(np.float64)
+    got = _C.gemm(a, b, trans_a, trans_b)
+    assert_close(got, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype)
+
+
+# gemm_packed: the recurrent step's shape family, op(B) = W^T (trans_b) or W.
+PACKED_SIZES = [
+    (1, 1, 1),
+    (1, 256, 100),
+    (2, 31, 17),
+    (3, 64, 33),
+    (5, 7, 129),
+    (14, 40, 64),
+    (15, 33, 65),
+    (33, 130, 47),
+    (64, 96, 160),
+    (70, 20, 31),
+    (9, 800, 50),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,k,n", PACKED_SIZES)
+def test_gemm_packed_matches_numpy(rng, isa, dtype, trans_b, m, k, n):
+    a, a64 = operand(rng, (m, k), dtype, False)
+    b, b64 = operand(rng, (k, n), dtype, trans_b)
+    got = _C.gemm_packed(a, b, trans_b)
+    assert_close(got, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [1.0, -0.25])
+def test_gemm_packed_beta_and_reuse(rng, isa, dtype, beta):
+    m, k, n = 6, 48, 70
+    a, a64 = operand(rng, (m, k), dtype, False)
+    b, b64 = operand(rng, (k, n), dtype, True)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    once = _C.gemm_packed(a, b, True, beta=beta, c=c)
+    want = a64 @ b64 + beta * c.astype(np.float64)
+    assert_close(once, want, np.abs(a64) @ np.abs(b64) + abs(beta) * np.abs(c.astype(np.float64)),
+                 k, dtype)
+    # The same PackedB used five times gives the same bits every time.
+    np.testing.assert_array_equal(_C.gemm_packed(a, b, True, beta=beta, c=c, repeats=5), once)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_packed_strided_a(rng, isa, dtype):
+    """A read in place with lda > K, including a 4 KiB multiple (copied instead)."""
+    big = rng.standard_normal((40, 1024)).astype(dtype)
+    b, b64 = operand(rng, (60, 50), dtype, True)
+    for rows in (1, 3, 20, 40):
+        a = big[:rows, :60]
+        a64 = a.astype(np.float64)
+        assert_close(_C.gemm_packed(a, b, True), a64 @ b64, np.abs(a64) @ np.abs(b64), 60, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 4, 30])
+@pytest.mark.parametrize("cols", [(0, 77), (0, 32), (5, 40), (16, 17), (33, 77), (70, 77), (20, 20)])
+def test_gemm_packed_cols_equals_full(rng, isa, dtype, m, cols):
+    """Columns computed alone are bitwise those of the full product; the others are untouched."""
+    k, n = 41, 77
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((n, k)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    full = _C.gemm_packed(a, b, True, beta=0.5, c=c)
+    part = _C.gemm_packed(a, b, True, beta=0.5, c=c, cols=cols)
+    lo, hi = cols
+    np.testing.assert_array_equal(part[:, lo:hi], full[:, lo:hi])
+    np.testing.assert_array_equal(part[:, :lo], c[:, :lo])
+    np.testing.assert_array_equal(part[:, hi:], c[:, hi:])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_packed_k_zero(rng, isa, dtype):
+    c = rng.standard_normal((3, 5)).astype(dtype)
+    got = _C.gemm_packed(np.zeros((3, 0), dtype), np.zeros((5, 0), dtype), True, beta=2.0, c=c)
+    np.testing.assert_array_equal(got, (2.0 * c).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bitwise_identical_across_threads_and_runs(rng, isa, threads, dtype):
+    """Work is split over M and N only: every thread count gives the same bits, every run too."""
+    cases = [
+        ("gemm", (rng.standard_normal((130, 300)).astype(dtype),
+                  rng.standard_normal((200, 300)).astype(dtype)), dict(trans_b=True)),
+        ("gemm", (rng.standard_normal((500, 37)).astype(dtype),
+                  rng.standard_normal((500, 91)).astype(dtype)), dict(trans_a=True)),
+        ("gemm_packed", (rng.standard_normal((64, 256)).astype(dtype),
+                         rng.standard_normal((520, 256)).astype(dtype)), dict(trans_b=True)),
+        ("gemm_packed", (rng.standard_normal((1, 256)).astype(dtype),
+                         rng.standard_normal((256, 1024)).astype(dtype)), dict(trans_b=False)),
+    ]
+    for name, args, kwargs in cases:
+        fn = getattr(_C, name)
+        results = []
+        for t in (1, 2, 3, 2, 1):
+            rnnfast.set_num_threads(t)
+            results.append(fn(*args, **kwargs))
+        for r in results[1:]:
+            np.testing.assert_array_equal(r, results[0], err_msg=name)
+
+
+def test_set_isa_validation():
+    with pytest.raises(ValueError, match="isa: unknown instruction set 'sse9'"):
+        _C.set_isa("sse9")
+    assert ISAS[0] == "generic"
+    assert rnnfast.active_isa() in ISAS
+
+
+def test_default_isa_is_the_best():
+    """The process starts on the best instruction set unless RNNFAST_ISA forces one."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RNNFAST_ISA"}
+    out = subprocess.run(
+        [sys.executable, "-c", "import rnnfast; print(rnnfast.active_isa())"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert out.stdout.strip() == ISAS[-1]
 
 
 def test_gemm_rejects_bad_input():
@@ -31,3 +263,13 @@ def test_gemm_rejects_bad_input():
         _C.gemm(np.ones((2, 2)), np.ones((3, 2)))
     with pytest.raises(ValueError, match="a: expected a 2-D array"):
         _C.gemm(np.ones(2), np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"c: expected shape \(M, N\) = \(2, 2\), got \(2, 3\)"):
+        _C.gemm(np.ones((2, 2)), np.ones((2, 2)), c=np.ones((2, 3)))
+    with pytest.raises(TypeError, match="c: expected dtype float64"):
+        _C.gemm(np.ones((2, 2)), np.ones((2, 2)), c=np.ones((2, 2), np.float32))
+    with pytest.raises(ValueError, match="b: inner dimension 4"):
+        _C.gemm_packed(np.ones((2, 3)), np.ones((5, 4)), True)
+    with pytest.raises(ValueError, match="cols: expected"):
+        _C.gemm_packed(np.ones((2, 3)), np.ones((3, 4)), cols=(3, 9))
+    with pytest.raises(ValueError, match="repeats: expected >= 1"):
+        _C.gemm_packed(np.ones((2, 3)), np.ones((3, 4)), repeats=0)

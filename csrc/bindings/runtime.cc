@@ -2,11 +2,17 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bindings.h"
 #include "checks.h"
+#include "gil.h"
 #include "rnnfast/cpu.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/threads.h"
@@ -17,35 +23,157 @@ namespace rnnfast::bindings {
 
 namespace {
 
+// A 2-D matrix view: rows may be strided (lda >= cols) as long as each row is contiguous, so
+// tests reach lda != cols without a copy; anything else is copied to C order.
 template <typename T>
-py::array gemm_impl(const py::array& a_in, const py::array& b_in, bool trans_a, bool trans_b) {
-  auto a = contiguous<T>(a_in);
-  auto b = contiguous<T>(b_in);
-  const index_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
-  const index_t Kb = trans_b ? b.shape(1) : b.shape(0), N = trans_b ? b.shape(0) : b.shape(1);
+struct Matrix {
+  py::array keep;
+  const T* data;
+  index_t rows, cols, ld;
+};
+
+template <typename T>
+Matrix<T> matrix(const py::array& a) {
+  const auto item = static_cast<index_t>(sizeof(T));
+  const index_t rows = a.shape(0), cols = a.shape(1);
+  const index_t s0 = a.strides(0), s1 = a.strides(1);
+  const bool rows_ok = a.dtype().itemsize() == item && (cols <= 1 || s1 == item) &&
+                       s0 > 0 && s0 % item == 0 && s0 / item >= cols;
+  if (rows_ok) return {a, static_cast<const T*>(a.data()), rows, cols, s0 / item};
+  auto c = contiguous<T>(a);
+  return {c, c.data(), rows, cols, cols > 0 ? cols : 1};
+}
+
+// The (M, N) result array, a copy of c (checked against its expected shape) or zeros.
+template <typename T>
+py::array_t<T> result_from(const py::object& c_obj, const py::array& a, index_t M, index_t N) {
+  py::array_t<T> out({M, N});
+  if (c_obj.is_none()) {
+    if (M > 0 && N > 0) std::memset(out.mutable_data(), 0, sizeof(T) * M * N);
+    return out;
+  }
+  py::array c = float_array(c_obj, "c");
+  check_same_dtype(c, "c", a, "a");
+  check_shape(c, "c", {M, N}, "(M, N)");
+  auto cc = contiguous<T>(c);
+  if (M > 0 && N > 0) std::memcpy(out.mutable_data(), cc.data(), sizeof(T) * M * N);
+  return out;
+}
+
+template <typename T>
+py::array gemm_impl(const py::array& a_in, const py::array& b_in, bool trans_a, bool trans_b,
+                    double alpha, double beta, const py::object& c_obj) {
+  const Matrix<T> a = matrix<T>(a_in), b = matrix<T>(b_in);
+  const index_t M = trans_a ? a.cols : a.rows, K = trans_a ? a.rows : a.cols;
+  const index_t Kb = trans_b ? b.cols : b.rows, N = trans_b ? b.rows : b.cols;
   if (K != Kb)
     throw py::value_error("b: inner dimension " + std::to_string(Kb) + " does not match a's " +
                           std::to_string(K));
-  py::array_t<T> c({M, N});
-  const T* pa = a.data();
-  const T* pb = b.data();
+  py::array_t<T> c = result_from<T>(c_obj, a_in, M, N);
   T* pc = c.mutable_data();
   {
-    py::gil_scoped_release release;
-    gemm<T>(trans_a, trans_b, M, N, K, T(1), pa, a.shape(1), pb, b.shape(1), T(0), pc, N);
+    ReleaseGil release;
+    gemm<T>(trans_a, trans_b, M, N, K, T(alpha), a.data, a.ld, b.data, b.ld, T(beta), pc,
+            N > 0 ? N : 1);
   }
   return std::move(c);
 }
 
 py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, bool trans_a,
-                       bool trans_b) {
+                       bool trans_b, double alpha, double beta, const py::object& c) {
+  park_if_finalizing();
   py::array a = float_array(a_obj, "a");
   py::array b = float_array(b_obj, "b");
   check_same_dtype(b, "b", a, "a");
   check_ndim(a, "a", 2);
   check_ndim(b, "b", 2);
-  if (is_double(a)) return gemm_impl<double>(a, b, trans_a, trans_b);
-  return gemm_impl<float>(a, b, trans_a, trans_b);
+  if (is_double(a)) return gemm_impl<double>(a, b, trans_a, trans_b, alpha, beta, c);
+  return gemm_impl<float>(a, b, trans_a, trans_b, alpha, beta, c);
+}
+
+template <typename T>
+py::array gemm_packed_impl(const py::array& a_in, const py::array& b_in, bool trans_b,
+                           double beta, const py::object& c_obj, const py::object& cols,
+                           int repeats) {
+  const Matrix<T> a = matrix<T>(a_in), b = matrix<T>(b_in);
+  const index_t M = a.rows, K = a.cols;
+  const index_t Kb = trans_b ? b.cols : b.rows, N = trans_b ? b.rows : b.cols;
+  if (K != Kb)
+    throw py::value_error("b: inner dimension " + std::to_string(Kb) + " does not match a's " +
+                          std::to_string(K));
+  index_t n0 = 0, n1 = N;
+  const bool ranged = !cols.is_none();
+  if (ranged) {
+    auto range = cols.cast<std::vector<index_t>>();
+    if (range.size() != 2 || range[0] < 0 || range[0] > range[1] || range[1] > N)
+      throw py::value_error("cols: expected (begin, end) with 0 <= begin <= end <= N = " +
+                            std::to_string(N));
+    n0 = range[0];
+    n1 = range[1];
+  }
+  if (repeats < 1)
+    throw py::value_error("repeats: expected >= 1, got " + std::to_string(repeats));
+  py::array_t<T> c = result_from<T>(c_obj, a_in, M, N);
+  T* pc = c.mutable_data();
+  {
+    ReleaseGil release;
+    PackedB<T> packed;
+    packed.pack(trans_b, K, N, b.data, b.ld);
+    // With beta != 0 a repeated product would compound; every repeat starts from the same C.
+    std::vector<T> c0(pc, pc + M * N);
+    for (int r = 0; r < repeats; ++r) {
+      if (r) std::copy(c0.begin(), c0.end(), pc);
+      if (ranged)
+        gemm_packed_cols<T>(M, a.data, a.ld, packed, n0, n1, T(beta), pc, N > 0 ? N : 1);
+      else
+        gemm_packed<T>(M, a.data, a.ld, packed, T(beta), pc, N > 0 ? N : 1);
+    }
+  }
+  return std::move(c);
+}
+
+py::array gemm_packed_binding(const py::object& a_obj, const py::object& b_obj, bool trans_b,
+                              double beta, const py::object& c, const py::object& cols,
+                              int repeats) {
+  park_if_finalizing();
+  py::array a = float_array(a_obj, "a");
+  py::array b = float_array(b_obj, "b");
+  check_same_dtype(b, "b", a, "a");
+  check_ndim(a, "a", 2);
+  check_ndim(b, "b", 2);
+  if (is_double(a)) return gemm_packed_impl<double>(a, b, trans_b, beta, c, cols, repeats);
+  return gemm_packed_impl<float>(a, b, trans_b, beta, c, cols, repeats);
+}
+
+// Runs parallel_for(n, grain) with a body that records its chunks as (begin, end, inner chunk
+// count); a chunk containing raise_at throws; inner > 0 makes every chunk call
+// parallel_for(inner, 1) itself (which must run serially: one inner chunk).
+std::vector<std::tuple<index_t, index_t, index_t>> parallel_for_chunks(index_t n, index_t grain,
+                                                                        index_t raise_at,
+                                                                        index_t inner) {
+  park_if_finalizing();
+  std::mutex mu;
+  std::vector<std::tuple<index_t, index_t, index_t>> chunks;
+  {
+    ReleaseGil release;
+    parallel_for(n, grain, [&](index_t b, index_t e) {
+      index_t inner_chunks = 0;
+      if (inner > 0)
+        parallel_for(inner, 1, [&](index_t, index_t) {
+          std::lock_guard<std::mutex> lock(mu);
+          ++inner_chunks;
+        });
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        chunks.emplace_back(b, e, inner_chunks);
+      }
+      if (raise_at >= b && raise_at < e)
+        throw std::runtime_error("parallel_for_chunks: raised in the chunk holding " +
+                                 std::to_string(raise_at));
+    });
+  }
+  std::sort(chunks.begin(), chunks.end());
+  return chunks;
 }
 
 }  // namespace
@@ -70,8 +198,20 @@ void bind_runtime(py::module_& m) {
     }
   });
   m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
-        py::arg("trans_b") = false,
-        "op(a) @ op(b) with the package's GEMM (float32 or float64, 2-D arrays).");
+        py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
+        py::arg("c") = py::none(),
+        "alpha * op(a) @ op(b) + beta * c with the package's GEMM (float32 or float64, 2-D "
+        "arrays; c defaults to zeros and is not modified).");
+  m.def("gemm_packed", &gemm_packed_binding, py::arg("a"), py::arg("b"),
+        py::arg("trans_b") = false, py::arg("beta") = 0.0, py::arg("c") = py::none(),
+        py::arg("cols") = py::none(), py::arg("repeats") = 1,
+        "a @ op(b) + beta * c through PackedB + gemm_packed (b packed once, the product run "
+        "`repeats` times); cols=(begin, end) computes only those columns (gemm_packed_cols), "
+        "the others keep c (or zeros).");
+  m.def("parallel_for_chunks", &parallel_for_chunks, py::arg("n"), py::arg("grain") = 1,
+        py::arg("raise_at") = -1, py::arg("inner") = 0,
+        "Test hook of the thread pool: the sorted chunks (begin, end, inner_chunks) that "
+        "parallel_for(n, grain) made.");
 }
 
 }  // namespace rnnfast::bindings

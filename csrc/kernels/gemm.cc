@@ -1,44 +1,359 @@
-// Plain GEMM: correct and portable, not fast. The packed micro-kernel GEMM replaces it.
+// The portable GEMM driver: cache blocking, packing of B, the split between threads, and the
+// dispatch to the micro-kernels of the active instruction set (gemm_kernels.h).
+//
+// Loops of one thread over its part C[m0:m1, n0:n1] (BLIS's, with the roles of A and B swapped
+// because C is row-major and the vectors run along N):
+//   for each block of nc columns:            B block kc x nc (packed here, or pre-packed) in L2
+//     for each depth block of kc:            C += A[:, kc] * B[kc, nc]   (beta only at the first)
+//       for each panel of mr rows of A:      read in place or copied (mr x kc stays in L1)
+//         for each panel of nr columns:      the micro-kernel's register tile
+// The split between threads is over row panels and column panels only, never over K.
 #include "rnnfast/gemm.h"
 
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "gemm_kernels.h"
 #include "rnnfast/threads.h"
 
 namespace rnnfast {
 
+namespace {
+
+namespace gd = gemm_detail;
+
 template <typename T>
-void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, const T* A,
-          index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
-  parallel_for(M, 1, [&](index_t m0, index_t m1) {
-    for (index_t m = m0; m < m1; ++m) {
-      T* c = C + m * ldc;
-      for (index_t n = 0; n < N; ++n) c[n] = beta == T(0) ? T(0) : beta * c[n];
-      for (index_t k = 0; k < K; ++k) {
-        const T a = alpha * (trans_a ? A[k * lda + m] : A[m * lda + k]);
-        if (trans_b) {
-          for (index_t n = 0; n < N; ++n) c[n] += a * B[n * ldb + k];
-        } else {
-          const T* b = B + k * ldb;
-          for (index_t n = 0; n < N; ++n) c[n] += a * b[n];
+const gd::KernelSet<T>& kernel_set(Isa isa);
+
+template <>
+const gd::KernelSet<float>& kernel_set<float>(Isa isa) {
+  switch (isa) {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+    case Isa::avx512: return gd::kAvx512F32;
+    case Isa::avx2: return gd::kAvx2F32;
+#endif
+    default: return gd::kGenericF32;
+  }
+}
+
+template <>
+const gd::KernelSet<double>& kernel_set<double>(Isa isa) {
+  switch (isa) {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+    case Isa::avx512: return gd::kAvx512F64;
+    case Isa::avx2: return gd::kAvx2F64;
+#endif
+    default: return gd::kGenericF64;
+  }
+}
+
+// Fewest multiply-adds worth waking one more thread for (about a microsecond of work).
+constexpr double kMinWorkPerThread = 48.0 * 1024;
+// Copying a B element costs about as much as this many multiply-adds.
+constexpr double kPackCost = 6.0;
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// Depth of the K blocks: K itself if it fits, else equal blocks of at most kc_max.
+// Depends on K only, so the summation order never depends on the thread count.
+index_t depth_block(index_t K, index_t kc_max) {
+  if (K <= kc_max) return K;
+  return ceil_div(K, ceil_div(K, kc_max));
+}
+
+// Packs columns [n0, n0 + nc) and rows [k0, k0 + kc) of op(B) into panels of nr columns:
+// panel j at dst + j * ps, element (k, col) at [k * nr + col]; zero past column n0 + nc.
+template <typename T>
+void pack_b(bool trans_b, const T* B, index_t ldb, index_t k0, index_t kc, index_t n0, index_t nc,
+            index_t nr, T* dst, index_t ps) {
+  for (index_t j = 0; j * nr < nc; ++j) {
+    T* d = dst + j * ps;
+    const index_t c0 = n0 + j * nr;
+    const index_t cols = std::min(nr, nc - j * nr);
+    if (!trans_b) {
+      for (index_t k = 0; k < kc; ++k) {
+        const T* s = B + (k0 + k) * ldb + c0;
+        T* dk = d + k * nr;
+        for (index_t c = 0; c < cols; ++c) dk[c] = s[c];
+        for (index_t c = cols; c < nr; ++c) dk[c] = T(0);
+      }
+    } else {
+      constexpr index_t kStep = 16;  // a kStep x nr piece of the panel stays in L1
+      for (index_t kb = 0; kb < kc; kb += kStep) {
+        const index_t ke = std::min(kc, kb + kStep);
+        for (index_t c = 0; c < cols; ++c) {
+          const T* s = B + (c0 + c) * ldb + k0;
+          for (index_t k = kb; k < ke; ++k) d[k * nr + c] = s[k];
         }
+        for (index_t c = cols; c < nr; ++c)
+          for (index_t k = kb; k < ke; ++k) d[k * nr + c] = T(0);
       }
     }
+  }
+}
+
+template <typename T>
+struct Scratch {
+  Buffer<T> a, b, tile;
+};
+
+// Per-thread buffers: allocated on a thread's first call, reused afterwards.
+template <typename T>
+Scratch<T>& scratch() {
+  thread_local Scratch<T> s;
+  return s;
+}
+
+template <typename T>
+struct Plan {
+  const gd::KernelSet<T>* ks = nullptr;
+  index_t M = 0, N = 0, K = 0, kc = 0;
+  T alpha = T(1), beta = T(0);
+  const T* A = nullptr;
+  index_t a_rs = 0, a_cs = 0;
+  bool a_direct = false;
+  bool trans_b = false;  // raw B, packed per block (when packed == nullptr)
+  const T* B = nullptr;
+  index_t ldb = 0;
+  const T* packed = nullptr;  // pre-packed B: panels over all of K
+  index_t packed_ps = 0;
+  T* C = nullptr;
+  index_t ldc = 0;
+  int tm = 1, tn = 1;  // thread grid
+};
+
+// Reads rows of A in place when they are few (the packed copy would not pay off) and their
+// stride does not map them all to the same L1 set (a multiple of 4 KiB); otherwise copies.
+template <typename T>
+bool read_a_in_place(index_t M, index_t a_rs, index_t a_cs, int mr) {
+  if (a_cs != 1) return false;
+  if (M == 1) return true;
+  return M <= 4 * mr && (a_rs * static_cast<index_t>(sizeof(T))) % 4096 != 0;
+}
+
+// Computes rows [m0, m1) and columns [n0, n1) of C (n0 a multiple of nr), writing column n0
+// of row m at c[m * ldc] (c = C + n0 and ldc = p.ldc, or a scratch tile).
+template <typename T>
+void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1, T* c,
+               index_t ldc) {
+  const gd::KernelSet<T>& ks = *p.ks;
+  const index_t nr = ks.nr;
+  Scratch<T>& s = scratch<T>();
+  if (!p.a_direct) s.a.resize(static_cast<index_t>(ks.mr) * p.kc);
+  if (!p.packed) s.b.resize(p.kc * std::min<index_t>(ks.nc, ceil_div(n1 - n0, nr) * nr));
+  for (index_t nb = n0; nb < n1; nb += ks.nc) {
+    const index_t nc = std::min<index_t>(ks.nc, n1 - nb);
+    for (index_t k0 = 0; k0 < p.K; k0 += p.kc) {
+      const index_t kc = std::min(p.kc, p.K - k0);
+      gd::BlockArgs<T> g;
+      if (p.packed) {
+        g.b = p.packed + (nb / nr) * p.packed_ps + k0 * nr;
+        g.b_ps = p.packed_ps;
+      } else {
+        pack_b(p.trans_b, p.B, p.ldb, k0, kc, nb, nc, nr, s.b.data(), kc * nr);
+        g.b = s.b.data();
+        g.b_ps = kc * nr;
+      }
+      g.m = m1 - m0;
+      g.n = nc;
+      g.kc = kc;
+      g.a = p.A + m0 * p.a_rs + k0 * p.a_cs;
+      g.a_rs = p.a_rs;
+      g.a_cs = p.a_cs;
+      g.a_direct = p.a_direct;
+      g.a_buf = p.a_direct ? nullptr : s.a.data();
+      g.c = c + m0 * ldc + (nb - n0);
+      g.ldc = ldc;
+      g.alpha = p.alpha;
+      g.beta = k0 == 0 ? p.beta : T(1);
+      ks.block(g);
+    }
+  }
+}
+
+// Part `part` of the tm x tn grid: whole row panels and whole column panels.
+template <typename T>
+void run_part(const Plan<T>& p, index_t part) {
+  const index_t mr = p.ks->mr, nr = p.ks->nr;
+  const index_t im = part / p.tn, in = part % p.tn;
+  const index_t mp = ceil_div(p.M, mr), np = ceil_div(p.N, nr);
+  const index_t m0 = std::min(p.M, mp * im / p.tm * mr);
+  const index_t m1 = std::min(p.M, mp * (im + 1) / p.tm * mr);
+  const index_t n0 = std::min(p.N, np * in / p.tn * nr);
+  const index_t n1 = std::min(p.N, np * (in + 1) / p.tn * nr);
+  if (m0 < m1 && n0 < n1) run_range(p, m0, m1, n0, n1, p.C + n0, p.ldc);
+}
+
+// Chooses the thread grid tm x tn: the fewest threads that keep every one busy enough, split
+// so that the largest part (plus the B it packs) is smallest; ties go to splitting N.
+template <typename T>
+void choose_grid(Plan<T>& p) {
+  p.tm = p.tn = 1;
+  const int threads = get_num_threads();
+  if (threads <= 1 || in_parallel_region()) return;
+  const double work = static_cast<double>(p.M) * p.N * p.K;
+  const int most = static_cast<int>(std::min<double>(threads, std::max(1.0, work / kMinWorkPerThread)));
+  const index_t mr = p.ks->mr, nr = p.ks->nr;
+  const index_t mp = ceil_div(p.M, mr), np = ceil_div(p.N, nr);
+  const double pack = p.packed ? 0.0 : kPackCost;
+  double best = -1;
+  for (int t = 1; t <= most; ++t)
+    for (int tm = 1; tm <= t; ++tm) {
+      if (t % tm) continue;
+      const int tn = t / tm;
+      if (tm > mp || tn > np) continue;
+      const double rows = static_cast<double>(ceil_div(mp, tm) * mr);
+      const double cols = static_cast<double>(ceil_div(np, tn) * nr);
+      const double cost = (rows * cols + pack * cols) * p.K + kMinWorkPerThread * t / 8;
+      if (best < 0 || cost < best || (cost == best && tn > p.tn)) {
+        best = cost;
+        p.tm = tm;
+        p.tn = tn;
+      }
+    }
+}
+
+template <typename T>
+void run(Plan<T>& p) {
+  choose_grid(p);
+  const int parts = p.tm * p.tn;
+  if (parts == 1) {
+    run_range(p, 0, p.M, 0, p.N, p.C, p.ldc);
+    return;
+  }
+  const Plan<T>* pp = &p;
+  parallel_for(parts, 1, [pp](index_t b, index_t e) {
+    for (index_t part = b; part < e; ++part) run_part(*pp, part);
   });
 }
 
 template <typename T>
+void scale_c(index_t M, index_t N, T beta, T* C, index_t ldc) {
+  for (index_t m = 0; m < M; ++m) {
+    T* c = C + m * ldc;
+    if (beta == T(0))
+      std::fill(c, c + N, T(0));
+    else
+      for (index_t n = 0; n < N; ++n) c[n] *= beta;
+  }
+}
+
+template <typename T>
+Plan<T> packed_plan(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta, T* C,
+                    index_t ldc) {
+  Plan<T> p;
+  p.ks = &kernel_set<T>(B.isa_);
+  p.M = M;
+  p.N = B.N_;
+  p.K = B.K_;
+  p.kc = depth_block(p.K, p.ks->kc);
+  p.alpha = T(1);
+  p.beta = beta;
+  p.A = A;
+  p.a_rs = lda;
+  p.a_cs = 1;
+  p.a_direct = read_a_in_place<T>(M, lda, 1, p.ks->mr);
+  p.packed = B.data.data();
+  p.packed_ps = B.ld_;
+  p.C = C;
+  p.ldc = ldc;
+  return p;
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, const T* A,
+          index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  Plan<T> p;
+  p.ks = &kernel_set<T>(active_isa());
+  p.M = M;
+  p.N = N;
+  p.K = K;
+  p.kc = depth_block(K, p.ks->kc);
+  p.alpha = alpha;
+  p.beta = beta;
+  p.A = A;
+  p.a_rs = trans_a ? 1 : lda;
+  p.a_cs = trans_a ? lda : 1;
+  p.a_direct = read_a_in_place<T>(M, p.a_rs, p.a_cs, p.ks->mr);
+  p.trans_b = trans_b;
+  p.B = B;
+  p.ldb = ldb;
+  p.C = C;
+  p.ldc = ldc;
+  run(p);
+}
+
+template <typename T>
 void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb) {
+  isa_ = active_isa();
+  const gd::KernelSet<T>& ks = kernel_set<T>(isa_);
   K_ = K;
   N_ = N;
-  ld_ = N;
-  data.resize(K * N);
-  for (index_t k = 0; k < K; ++k)
-    for (index_t n = 0; n < N; ++n) data[k * N + n] = trans_b ? B[n * ldb + k] : B[k * ldb + n];
+  nr_ = ks.nr;
+  ld_ = K * nr_;
+  const index_t panels = ceil_div(N, nr_);
+  data.resize(std::max<index_t>(1, panels * ld_));
+  if (K <= 0 || N <= 0) return;
+  const index_t grain = std::max<index_t>(1, (1 << 16) / std::max<index_t>(1, ld_));
+  parallel_for(panels, grain, [&](index_t j0, index_t j1) {
+    pack_b(trans_b, B, ldb, 0, K, j0 * nr_, std::min(N, j1 * nr_) - j0 * nr_, nr_,
+           data.data() + j0 * ld_, ld_);
+  });
 }
 
 template <typename T>
 void gemm_packed(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta, T* C,
                  index_t ldc) {
-  gemm<T>(false, false, M, B.cols(), B.rows(), T(1), A, lda, B.data.data(), B.ld_, beta, C, ldc);
+  if (M <= 0 || B.N_ <= 0) return;
+  if (B.K_ <= 0) {
+    scale_c(M, B.N_, beta, C, ldc);
+    return;
+  }
+  Plan<T> p = packed_plan(M, A, lda, B, beta, C, ldc);
+  run(p);
+}
+
+template <typename T>
+void gemm_packed_cols(index_t M, const T* A, index_t lda, const PackedB<T>& B, index_t n_begin,
+                      index_t n_end, T beta, T* C, index_t ldc) {
+  if (n_begin < 0 || n_end > B.N_ || n_begin > n_end)
+    throw std::invalid_argument("gemm_packed_cols: column range out of bounds");
+  if (M <= 0 || n_begin == n_end) return;
+  if (B.K_ <= 0) {
+    scale_c(M, n_end - n_begin, beta, C + n_begin, ldc);
+    return;
+  }
+  Plan<T> p = packed_plan(M, A, lda, B, beta, C, ldc);
+  const index_t nr = p.ks->nr;
+  const index_t first = n_begin / nr * nr;
+  if (first < n_begin) {
+    // The panel holding n_begin: computed whole into a scratch tile (the same arithmetic for
+    // every element), then only its columns [n_begin, ...) are copied out.
+    const index_t last = std::min(first + nr, B.N_);
+    const index_t keep_end = std::min(n_end, last);
+    Buffer<T>& tile = scratch<T>().tile;
+    tile.resize(M * nr);
+    if (beta != T(0)) {
+      tile.zero();
+      for (index_t m = 0; m < M; ++m)
+        std::memcpy(tile.data() + m * nr + (n_begin - first), C + m * ldc + n_begin,
+                    sizeof(T) * (keep_end - n_begin));
+    }
+    run_range(p, 0, M, first, last, tile.data(), nr);
+    for (index_t m = 0; m < M; ++m)
+      std::memcpy(C + m * ldc + n_begin, tile.data() + m * nr + (n_begin - first),
+                  sizeof(T) * (keep_end - n_begin));
+    n_begin = keep_end;
+  }
+  if (n_begin < n_end) run_range(p, 0, M, n_begin, n_end, C + n_begin, ldc);
 }
 
 template void gemm<float>(bool, bool, index_t, index_t, index_t, float, const float*, index_t,
@@ -51,5 +366,9 @@ template void gemm_packed<float>(index_t, const float*, index_t, const PackedB<f
                                  float*, index_t);
 template void gemm_packed<double>(index_t, const double*, index_t, const PackedB<double>&, double,
                                   double*, index_t);
+template void gemm_packed_cols<float>(index_t, const float*, index_t, const PackedB<float>&,
+                                      index_t, index_t, float, float*, index_t);
+template void gemm_packed_cols<double>(index_t, const double*, index_t, const PackedB<double>&,
+                                       index_t, index_t, double, double*, index_t);
 
 }  // namespace rnnfast

@@ -7,9 +7,16 @@
 // beta == 0 means C is only written (it may hold NaN/garbage before). K == 0 scales C by beta.
 // Work is split over M and N only, never over K: every C[m,n] is computed with the same
 // arithmetic whatever the thread count, so results are bitwise reproducible.
+//
+// Implementation (csrc/kernels/gemm*.cc): a BLIS-style driver (cache blocks of depth kc and
+// width nc, B packed into panels of nr columns, A read in place or copied per panel of mr rows)
+// around one register-blocked micro-kernel per instruction set, chosen by active_isa() at call
+// time. Results differ between instruction sets (different tiles and FMA use), never between
+// thread counts or runs.
 #pragma once
 #include "rnnfast/buffer.h"
 #include "rnnfast/common.h"
+#include "rnnfast/cpu.h"
 
 namespace rnnfast {
 
@@ -19,23 +26,46 @@ void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, 
 
 // op(B) packed once into the micro-kernel's panel layout and reused for many products with
 // different A (the recurrent weights of a layer, used at every time step).
+//
+// The layout belongs to the instruction set that was active at pack(): the PackedB records it
+// and gemm_packed always uses that instruction set's kernels, so set_active_isa() between pack
+// and use is harmless (it takes effect at the next pack).
 template <typename T>
 class PackedB {
  public:
-  // Packs op(B) [K,N] (same convention as gemm). Replaces any previous content.
+  // Packs op(B) [K,N] (same convention as gemm). Replaces any previous content. Large B are
+  // packed on the thread pool.
   void pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb);
   index_t rows() const { return K_; }  // K
   index_t cols() const { return N_; }  // N
+  // Columns per panel. Column ranges of gemm_packed_cols that start at a multiple of it are
+  // the cheapest (others cost one extra tile copy).
+  index_t panel_width() const { return nr_; }
+  Isa isa() const { return isa_; }
 
-  // Layout details belong to the implementation (csrc/kernels/gemm*.cc).
+  // Layout details belong to the implementation (csrc/kernels/gemm.cc): panel j of nr_
+  // columns holds K x nr_ values at data + j * ld_, element (k, col) at [k * nr_ + col];
+  // the columns of the last panel past N are zero.
   Buffer<T> data;
   index_t K_ = 0, N_ = 0;
-  index_t ld_ = 0;  // implementation-defined stride
+  index_t ld_ = 0;  // panel stride
+  index_t nr_ = 0;
+  Isa isa_ = Isa::generic;
 };
 
-// C[M,N] = A[M,K] (row-major, lda) * packed + beta * C. Same guarantees as gemm.
+// C[M,N] = A[M,K] (row-major, lda) * packed + beta * C. Same guarantees as gemm. Small M
+// (the batch of a recurrent step) reads A in place: no copy, no allocation after the first
+// call of a thread.
 template <typename T>
 void gemm_packed(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta, T* C,
                  index_t ldc);
+
+// Columns [n_begin, n_end) of gemm_packed only, computed serially in the calling thread (for
+// callers that split the columns between the threads of their own parallel_for). C points at
+// column 0 as in gemm_packed. Each element gets exactly the value gemm_packed gives it.
+// Requires 0 <= n_begin <= n_end <= B.cols().
+template <typename T>
+void gemm_packed_cols(index_t M, const T* A, index_t lda, const PackedB<T>& B, index_t n_begin,
+                      index_t n_end, T beta, T* C, index_t ldc);
 
 }  // namespace rnnfast

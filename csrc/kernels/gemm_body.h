@@ -1,0 +1,158 @@
+// The register-blocked micro-kernel and the block loop around it, written once over a
+// vector-traits type V that each instruction-set translation unit defines:
+//   V::T, V::vec; V::W lanes per vector; V::NV vectors per B panel (NR = NV * W); V::MR rows;
+//   V::zero(), V::load(p), V::load_n(p, n), V::store(p, v), V::store_n(p, v, n) (first n lanes),
+//   V::set1(x), V::fma(a, b, c) = a * b + c, V::mul(a, b).
+// The traits live in an unnamed namespace, so every instantiation below has internal linkage
+// and is compiled with its own unit's flags (no code of this header is shared between units).
+#pragma once
+#include <cstdint>
+
+#include "gemm_kernels.h"
+
+namespace rnnfast {
+namespace gemm_detail {
+namespace body {
+
+// B panels one tile covers: small row counts take several panels, so that at least eight
+// independent accumulator chains hide the latency of the fused multiply-add.
+template <int R>
+struct PanelsPerTile {
+  static constexpr int value = R == 1 ? 4 : (R <= 3 ? 2 : 1);
+};
+
+// C[0:R, 0:ncols] of one tile: R rows of A against P consecutive B panels (ncols <= P * NR).
+// kRowA: A element (i, k) at a[i * s + k] (rows of A read in place); else at a[k * s + i].
+template <class V, int R, int P, bool kRowA>
+void tile(idx kc, const typename V::T* a, idx s, const typename V::T* b, idx b_ps,
+          typename V::T* c, idx ldc, idx ncols, typename V::T alpha, typename V::T beta) {
+  using T = typename V::T;
+  using vec = typename V::vec;
+  constexpr int NV = V::NV;
+  constexpr int NR = V::NV * V::W;
+  constexpr int NT = P * NV;  // vectors per tile row
+  vec acc[R][NT];
+#pragma GCC unroll 64
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 64
+    for (int j = 0; j < NT; ++j) acc[i][j] = V::zero();
+
+  for (idx k = 0; k < kc; ++k) {
+    vec bv[NT];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) bv[p * NV + v] = V::load(b + p * b_ps + k * NR + v * V::W);
+#pragma GCC unroll 64
+    for (int i = 0; i < R; ++i) {
+      const vec ai = V::set1(kRowA ? a[i * s + k] : a[k * s + i]);
+#pragma GCC unroll 64
+      for (int j = 0; j < NT; ++j) acc[i][j] = V::fma(ai, bv[j], acc[i][j]);
+    }
+  }
+
+  const vec va = V::set1(alpha);
+  const vec vb = V::set1(beta);
+  const bool read_c = beta != T(0);
+  if (ncols == P * NR) {
+#pragma GCC unroll 64
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 64
+      for (int j = 0; j < NT; ++j) {
+        T* cp = c + i * ldc + j * V::W;
+        vec r = V::mul(va, acc[i][j]);
+        if (read_c) r = V::fma(vb, V::load(cp), r);
+        V::store(cp, r);
+      }
+  } else {
+#pragma GCC unroll 64
+    for (int j = 0; j < NT; ++j) {
+      const idx lanes = ncols - j * V::W;
+      if (lanes <= 0) break;
+      const idx n = lanes < V::W ? lanes : V::W;
+#pragma GCC unroll 64
+      for (int i = 0; i < R; ++i) {
+        T* cp = c + i * ldc + j * V::W;
+        vec r = V::mul(va, acc[i][j]);
+        if (read_c) r = V::fma(vb, V::load_n(cp, n), r);
+        V::store_n(cp, r, n);
+      }
+    }
+  }
+}
+
+// One panel of R rows of A against all the B panels of the block.
+template <class V, int R, bool kRowA>
+void sweep(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s, typename V::T* c) {
+  constexpr int P = PanelsPerTile<R>::value;
+  constexpr int NR = V::NV * V::W;
+  const idx np = (g.n + NR - 1) / NR;
+  idx j = 0;
+  if (P > 1) {
+    for (; j + P <= np; j += P) {
+      const idx cols = g.n - j * NR < P * NR ? g.n - j * NR : P * NR;
+      tile<V, R, P, kRowA>(g.kc, a, s, g.b + j * g.b_ps, g.b_ps, c + j * NR, g.ldc, cols, g.alpha,
+                           g.beta);
+    }
+  }
+  for (; j < np; ++j) {
+    const idx cols = g.n - j * NR < NR ? g.n - j * NR : NR;
+    tile<V, R, 1, kRowA>(g.kc, a, s, g.b + j * g.b_ps, g.b_ps, c + j * NR, g.ldc, cols, g.alpha,
+                         g.beta);
+  }
+}
+
+// Copies R rows of opA (element (i, k) at a[i * rs + k * cs]) to buf as [k * R + i].
+template <class V, int R>
+void pack_rows(idx kc, const typename V::T* a, idx rs, idx cs, typename V::T* buf) {
+  if (cs == 1) {
+    for (idx k = 0; k < kc; ++k)
+#pragma GCC unroll 64
+      for (int i = 0; i < R; ++i) buf[k * R + i] = a[i * rs + k];
+  } else {
+    for (idx k = 0; k < kc; ++k)
+#pragma GCC unroll 64
+      for (int i = 0; i < R; ++i) buf[k * R + i] = a[i * rs + k * cs];
+  }
+}
+
+template <class V, int R>
+void row_panel(const BlockArgs<typename V::T>& g, idx i0) {
+  const typename V::T* a = g.a + i0 * g.a_rs;
+  typename V::T* c = g.c + i0 * g.ldc;
+  if (g.a_direct && g.a_cs == 1) {
+    sweep<V, R, true>(g, a, g.a_rs, c);
+  } else if (g.a_direct && g.a_rs == 1) {
+    sweep<V, R, false>(g, a, g.a_cs, c);
+  } else {
+    pack_rows<V, R>(g.kc, a, g.a_rs, g.a_cs, g.a_buf);
+    sweep<V, R, false>(g, g.a_buf, R, c);
+  }
+}
+
+// Calls row_panel<V, rows> for a run-time rows in 1..R.
+template <class V, int R>
+struct RowDispatch {
+  static void run(int rows, const BlockArgs<typename V::T>& g, idx i0) {
+    if (rows == R)
+      row_panel<V, R>(g, i0);
+    else
+      RowDispatch<V, R - 1>::run(rows, g, i0);
+  }
+};
+template <class V>
+struct RowDispatch<V, 0> {
+  static void run(int, const BlockArgs<typename V::T>&, idx) {}
+};
+
+template <class V>
+void block(const BlockArgs<typename V::T>& g) {
+  for (idx i0 = 0; i0 < g.m; i0 += V::MR) {
+    const int rows = static_cast<int>(g.m - i0 < V::MR ? g.m - i0 : V::MR);
+    RowDispatch<V, V::MR>::run(rows, g, i0);
+  }
+}
+
+}  // namespace body
+}  // namespace gemm_detail
+}  // namespace rnnfast

@@ -1,0 +1,58 @@
+// The contract between the portable GEMM driver (gemm.cc) and the micro-kernels of each
+// instruction set (gemm_generic.cc, gemm_avx2.cc, gemm_avx512.cc).
+//
+// Included by the instruction-set translation units, so it holds only plain structs (no code,
+// no std templates): inline code from a shared header compiled with AVX-512 flags could be
+// picked by the linker for the whole module.
+#pragma once
+#include <cstdint>
+
+namespace rnnfast {
+namespace gemm_detail {
+
+using idx = std::int64_t;
+
+// One block product:  C[m, n] = alpha * opA[m, kc] * Bblock[kc, n] + beta * C[m, n]
+// (beta == 0: C is only written).
+//  - opA element (i, k) is a[i * a_rs + k * a_cs]. When a_direct, the micro-kernel reads A in
+//    place (a_cs == 1: rows of A, or a_rs == 1: columns); otherwise every panel of MR rows is
+//    first copied to a_buf (capacity MR * kc) in the layout (k, i) -> [k * rows + i].
+//  - B is packed: panel j (NR columns) at b + j * b_ps, element (k, col) at [k * NR + col];
+//    the columns of the last panel past n are zero.
+// Every C element is computed as one chain of fused multiply-adds over k in increasing order,
+// then alpha * sum (+ beta * C), whatever its position in a tile: results do not depend on how
+// the driver splits C between threads.
+template <typename T>
+struct BlockArgs {
+  idx m, n, kc;
+  const T* a;
+  idx a_rs, a_cs;
+  bool a_direct;
+  T* a_buf;
+  const T* b;
+  idx b_ps;
+  T* c;
+  idx ldc;
+  T alpha, beta;
+};
+
+// The micro-kernel of one instruction set and dtype, with its blocking parameters.
+template <typename T>
+struct KernelSet {
+  int mr, nr;  // register tile: rows of A, columns of B
+  int kc;      // depth of a block (A panel mr x kc stays in L1)
+  int nc;      // columns of a B block (kc x nc stays in L2); a multiple of nr
+  void (*block)(const BlockArgs<T>&);
+};
+
+extern const KernelSet<float> kGenericF32;
+extern const KernelSet<double> kGenericF64;
+#ifdef RNNFAST_HAVE_X86_KERNELS
+extern const KernelSet<float> kAvx2F32;
+extern const KernelSet<double> kAvx2F64;
+extern const KernelSet<float> kAvx512F32;
+extern const KernelSet<double> kAvx512F64;
+#endif
+
+}  // namespace gemm_detail
+}  // namespace rnnfast

@@ -1,0 +1,184 @@
+"""The thread pool: thread-count validation, the static split, nesting, errors, concurrent
+callers, fork and interpreter exit."""
+import os
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast import _C
+
+
+@pytest.fixture
+def threads():
+    saved = rnnfast.get_num_threads()
+    yield
+    rnnfast.set_num_threads(saved)
+
+
+def test_default_is_the_usable_cores():
+    env = {k: v for k, v in os.environ.items() if k != "RNNFAST_NUM_THREADS"}
+    out = subprocess.run(
+        [sys.executable, "-c", "import rnnfast; print(rnnfast.get_num_threads())"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert int(out.stdout) == len(os.sched_getaffinity(0))
+
+
+def test_environment_variable_sets_the_count():
+    env = dict(os.environ, RNNFAST_NUM_THREADS="3")
+    out = subprocess.run(
+        [sys.executable, "-c", "import rnnfast; print(rnnfast.get_num_threads())"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert out.stdout.strip() == "3"
+
+
+def test_set_get_roundtrip(threads):
+    for n in (1, 3, 2, 7):
+        rnnfast.set_num_threads(n)
+        assert rnnfast.get_num_threads() == n
+        assert _C.get_num_threads() == n
+
+
+@pytest.mark.parametrize("bad", [0, -1, -100])
+def test_set_num_threads_rejects_small(threads, bad):
+    before = rnnfast.get_num_threads()
+    with pytest.raises(ValueError, match=f"n: expected a number of threads >= 1, got {bad}"):
+        rnnfast.set_num_threads(bad)
+    assert rnnfast.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", ["2", 2.0, None, True, [2]])
+def test_set_num_threads_rejects_non_int(threads, bad):
+    with pytest.raises(TypeError, match="n: expected an int"):
+        rnnfast.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 5])
+@pytest.mark.parametrize("n,grain", [(1, 1), (2, 1), (10, 1), (10, 4), (7, 100), (1000, 3), (5, 0)])
+def test_static_split(threads, t, n, grain):
+    """Chunk c of nc covers [c*n/nc, (c+1)*n/nc), nc = min(threads, ceil(n / grain))."""
+    rnnfast.set_num_threads(t)
+    g = max(grain, 1)
+    nc = min(t, -(-n // g))
+    want = [(c * n // nc, (c + 1) * n // nc, 0) for c in range(nc)]
+    assert _C.parallel_for_chunks(n, grain) == want
+
+
+def test_empty_range_makes_no_call(threads):
+    rnnfast.set_num_threads(2)
+    assert _C.parallel_for_chunks(0) == []
+    assert _C.parallel_for_chunks(-5) == []
+
+
+def test_nested_call_runs_serially(threads):
+    rnnfast.set_num_threads(2)
+    chunks = _C.parallel_for_chunks(10, 1, inner=8)
+    assert [c[:2] for c in chunks] == [(0, 5), (5, 10)]
+    assert all(c[2] == 1 for c in chunks)
+
+
+@pytest.mark.parametrize("t", [1, 2, 3])
+@pytest.mark.parametrize("raise_at", [0, 9])
+def test_exception_reaches_the_caller(threads, t, raise_at):
+    rnnfast.set_num_threads(t)
+    with pytest.raises(RuntimeError, match=f"raised in the chunk holding {raise_at}"):
+        _C.parallel_for_chunks(10, 1, raise_at=raise_at)
+    # The pool still works afterwards.
+    assert len(_C.parallel_for_chunks(10, 1)) == t
+
+
+def test_resizing_between_calls(threads):
+    a = np.random.default_rng(1).standard_normal((300, 200)).astype(np.float32)
+    want = _C.gemm(a, a, False, True)
+    for t in (2, 4, 1, 3, 2):
+        rnnfast.set_num_threads(t)
+        assert len(_C.parallel_for_chunks(100)) == t
+        np.testing.assert_array_equal(_C.gemm(a, a, False, True), want)
+
+
+def test_concurrent_callers_match_serial(rng, threads):
+    """Eight Python threads at once (the GIL is released in the kernels): one of them gets the
+    pool, the others run serially; every result equals its serial value bitwise."""
+    rnnfast.set_num_threads(2)
+    jobs = []
+    for i in range(8):
+        dtype = np.float32 if i % 2 else np.float64
+        a = rng.standard_normal((40 + 7 * i, 96)).astype(dtype)
+        b = rng.standard_normal((130, 96)).astype(dtype)
+        jobs.append((a, b))
+    want = [(_C.gemm(a, b, False, True), _C.gemm_packed(a[:16], b, True)) for a, b in jobs]
+    errors = []
+    barrier = threading.Barrier(len(jobs))
+
+    def work(i):
+        try:
+            a, b = jobs[i]
+            barrier.wait()
+            for _ in range(25):
+                np.testing.assert_array_equal(_C.gemm(a, b, False, True), want[i][0])
+                np.testing.assert_array_equal(_C.gemm_packed(a[:16], b, True), want[i][1])
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert not any(w.is_alive() for w in workers)
+    assert errors == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_fork_child_gets_a_fresh_pool(threads):
+    rnnfast.set_num_threads(2)
+    a = np.random.default_rng(2).standard_normal((200, 150))
+    want = _C.gemm(a, a, False, True)  # the parent's pool has a worker now
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            ok = np.array_equal(_C.gemm(a, a, False, True), want)
+            ok = ok and len(_C.parallel_for_chunks(10)) == 2
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    np.testing.assert_array_equal(_C.gemm(a, a, False, True), want)
+
+
+EXIT_SCRIPT = """
+import threading, time, numpy as np, rnnfast
+from rnnfast import _C
+rnnfast.set_num_threads(2)
+a = np.ones((1200, 1200), np.float32)
+_C.gemm(a[:300, :300], a[:300, :300])  # the pool has its worker now
+if {in_kernel}:
+    started = threading.Event()
+    def long_call():
+        started.set()
+        _C.gemm(a, a)
+    threading.Thread(target=long_call, daemon=True).start()
+    started.wait()
+    time.sleep(0.02)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("in_kernel", [False, True])
+def test_interpreter_exit_is_clean(in_kernel):
+    """Exit with an idle pool (joined), and while a daemon thread is inside a kernel on the pool
+    (the pool is left alone; the thread must not take the GIL back): no hang, no crash."""
+    out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT.format(in_kernel=in_kernel)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
