@@ -155,3 +155,17 @@ def test_bitwise_reproducible_across_runs_and_threads(rng, op, kw, cell):
         for name in first_grads:
             if first_grads[name] is not None:
                 np.testing.assert_array_equal(grads_[name], first_grads[name])
+
+
+@pytest.mark.parametrize("isa", rnnfast.supported_isas())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
+def test_every_instruction_set(rng, op, kw, cell, dtype, isa):
+    before = rnnfast.active_isa()
+    try:
+        rnnfast.set_isa(isa)
+        for T, B, I, H in [(6, 5, 13, 33), (3, 17, 16, 64)]:
+            check_against_reference(rng, op, kw, T, B, I, H, dtype, batch_first=False, bias=True,
+                                    h0=True, lengths=True, reverse=False)
+    finally:
+        rnnfast.set_isa(before)

@@ -126,4 +126,38 @@ inline std::vector<std::int64_t> lengths_vector(const py::handle& obj, index_t B
   return out;
 }
 
+// A Python int (or NumPy integer; not bool) >= min_value, as index_t. TypeError for anything else,
+// ValueError when it is smaller than min_value or does not fit in 64 bits.
+inline index_t int_arg(const py::handle& obj, const char* name, index_t min_value) {
+  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+    throw py::type_error(std::string(name) + ": expected an int, got " +
+                         py::str(py::type::of(obj)).cast<std::string>());
+  py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+  if (!as_int) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(as_int.ptr(), &overflow);
+  if (overflow != 0 || (v == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    throw py::value_error(std::string(name) + ": expected an int >= " + std::to_string(min_value) +
+                          " that fits in 64 bits, got " + py::str(obj).cast<std::string>());
+  }
+  if (v < min_value)
+    throw py::value_error(std::string(name) + ": expected an int >= " + std::to_string(min_value) +
+                          ", got " + std::to_string(v));
+  return static_cast<index_t>(v);
+}
+
+// The ctx argument of a backward: a Ctx made by `forward` (the forward's name, for messages).
+// None (a forward run with training=False keeps nothing) is a ValueError, another type a TypeError.
+template <typename Ctx>
+Ctx& ctx_arg(const py::handle& obj, const std::string& forward) {
+  if (obj.is_none())
+    throw py::value_error("ctx: got None; call " + forward +
+                          "(..., training=True) to get a ctx for the backward pass");
+  if (!py::isinstance<Ctx>(obj))
+    throw py::type_error("ctx: expected the ctx returned by " + forward +
+                         "(..., training=True), got " + py::str(py::type::of(obj)).cast<std::string>());
+  return obj.cast<Ctx&>();
+}
+
 }  // namespace rnnfast::bindings

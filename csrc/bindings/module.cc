@@ -7,4 +7,5 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "rnnfast C++ kernels (private; use rnnfast.functional)";
   rnnfast::bindings::bind_runtime(m);
   rnnfast::bindings::bind_recurrent(m);
+  rnnfast::bindings::bind_conv(m);
 }

@@ -119,10 +119,11 @@ py::array gemm_packed_impl(const py::array& a_in, const py::array& b_in, bool tr
     ReleaseGil release;
     PackedB<T> packed;
     packed.pack(trans_b, K, N, b.data, b.ld);
-    // With beta != 0 a repeated product would compound; every repeat starts from the same C.
-    std::vector<T> c0(pc, pc + M * N);
+    // With beta != 0 a repeated product would compound: every repeat starts from the same C.
+    std::vector<T> c0;
+    if (beta != 0.0 && repeats > 1) c0.assign(pc, pc + M * N);
     for (int r = 0; r < repeats; ++r) {
-      if (r) std::copy(c0.begin(), c0.end(), pc);
+      if (r && !c0.empty()) std::copy(c0.begin(), c0.end(), pc);
       if (ranged)
         gemm_packed_cols<T>(M, a.data, a.ld, packed, n0, n1, T(beta), pc, N > 0 ? N : 1);
       else

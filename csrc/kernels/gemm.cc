@@ -62,37 +62,6 @@ index_t depth_block(index_t K, index_t kc_max) {
   return ceil_div(K, ceil_div(K, kc_max));
 }
 
-// Packs columns [n0, n0 + nc) and rows [k0, k0 + kc) of op(B) into panels of nr columns:
-// panel j at dst + j * ps, element (k, col) at [k * nr + col]; zero past column n0 + nc.
-template <typename T>
-void pack_b(bool trans_b, const T* B, index_t ldb, index_t k0, index_t kc, index_t n0, index_t nc,
-            index_t nr, T* dst, index_t ps) {
-  for (index_t j = 0; j * nr < nc; ++j) {
-    T* d = dst + j * ps;
-    const index_t c0 = n0 + j * nr;
-    const index_t cols = std::min(nr, nc - j * nr);
-    if (!trans_b) {
-      for (index_t k = 0; k < kc; ++k) {
-        const T* s = B + (k0 + k) * ldb + c0;
-        T* dk = d + k * nr;
-        for (index_t c = 0; c < cols; ++c) dk[c] = s[c];
-        for (index_t c = cols; c < nr; ++c) dk[c] = T(0);
-      }
-    } else {
-      constexpr index_t kStep = 16;  // a kStep x nr piece of the panel stays in L1
-      for (index_t kb = 0; kb < kc; kb += kStep) {
-        const index_t ke = std::min(kc, kb + kStep);
-        for (index_t c = 0; c < cols; ++c) {
-          const T* s = B + (c0 + c) * ldb + k0;
-          for (index_t k = kb; k < ke; ++k) d[k * nr + c] = s[k];
-        }
-        for (index_t c = cols; c < nr; ++c)
-          for (index_t k = kb; k < ke; ++k) d[k * nr + c] = T(0);
-      }
-    }
-  }
-}
-
 template <typename T>
 struct Scratch {
   Buffer<T> a, b, tile;
@@ -151,7 +120,7 @@ void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1,
         g.b = p.packed + (nb / nr) * p.packed_ps + k0 * nr;
         g.b_ps = p.packed_ps;
       } else {
-        pack_b(p.trans_b, p.B, p.ldb, k0, kc, nb, nc, nr, s.b.data(), kc * nr);
+        ks.pack_b(p.trans_b, p.B, p.ldb, k0, kc, nb, nc, s.b.data(), kc * nr);
         g.b = s.b.data();
         g.b_ps = kc * nr;
       }
@@ -304,8 +273,8 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
   if (K <= 0 || N <= 0) return;
   const index_t grain = std::max<index_t>(1, (1 << 16) / std::max<index_t>(1, ld_));
   parallel_for(panels, grain, [&](index_t j0, index_t j1) {
-    pack_b(trans_b, B, ldb, 0, K, j0 * nr_, std::min(N, j1 * nr_) - j0 * nr_, nr_,
-           data.data() + j0 * ld_, ld_);
+    ks.pack_b(trans_b, B, ldb, 0, K, j0 * nr_, std::min(N, j1 * nr_) - j0 * nr_,
+              data.data() + j0 * ld_, ld_);
   });
 }
 

@@ -27,6 +27,29 @@ struct Avx2F32 {
   static vec set1(T x) { return _mm256_set1_ps(x); }
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
   static vec mul(vec a, vec b) { return _mm256_mul_ps(a, b); }
+  static void transpose(const T* src, idx ld, idx rows, T* dst, idx ldd, idx lanes) {
+    vec r[8], t[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) r[i] = i < rows ? _mm256_loadu_ps(src + i * ld) : zero();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      r[4 * h] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+      r[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+      r[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+      r[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+    }
+    const __m256i m = mask(lanes);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      _mm256_maskstore_ps(dst + i * ldd, m, _mm256_permute2f128_ps(r[i], r[4 + i], 0x20));
+      _mm256_maskstore_ps(dst + (4 + i) * ldd, m, _mm256_permute2f128_ps(r[i], r[4 + i], 0x31));
+    }
+  }
 };
 
 struct Avx2F64 {
@@ -44,6 +67,18 @@ struct Avx2F64 {
   static vec set1(T x) { return _mm256_set1_pd(x); }
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_pd(a, b, c); }
   static vec mul(vec a, vec b) { return _mm256_mul_pd(a, b); }
+  static void transpose(const T* src, idx ld, idx rows, T* dst, idx ldd, idx lanes) {
+    vec r[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) r[i] = i < rows ? _mm256_loadu_pd(src + i * ld) : zero();
+    const vec t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const vec t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    const __m256i m = mask(lanes);
+    _mm256_maskstore_pd(dst, m, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_maskstore_pd(dst + ldd, m, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_maskstore_pd(dst + 2 * ldd, m, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_maskstore_pd(dst + 3 * ldd, m, _mm256_permute2f128_pd(t1, t3, 0x31));
+  }
 };
 
 }  // namespace
@@ -55,8 +90,10 @@ struct Avx2F64 {
 namespace rnnfast {
 namespace gemm_detail {
 
-extern const KernelSet<float> kAvx2F32 = {6, 16, 256, 192, &body::block<Avx2F32>};
-extern const KernelSet<double> kAvx2F64 = {6, 8, 256, 96, &body::block<Avx2F64>};
+extern const KernelSet<float> kAvx2F32 = {6, 16, 256, 192, &body::block<Avx2F32>,
+    &body::pack_b<Avx2F32>};
+extern const KernelSet<double> kAvx2F64 = {6, 8, 256, 96, &body::block<Avx2F64>,
+    &body::pack_b<Avx2F64>};
 
 }  // namespace gemm_detail
 }  // namespace rnnfast

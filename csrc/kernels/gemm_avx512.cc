@@ -1,5 +1,10 @@
 // AVX-512 micro-kernels: float 14 x 32 and double 14 x 16 tiles (28 zmm accumulators).
 // Compiled with -mavx512f/bw/dq/vl; includes nothing but intrinsics and the internal headers.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+// GCC 12's AVX-512 shuffle intrinsics start from _mm512_undefined_*(), which its
+// -Wuninitialized misreports (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdint>
@@ -24,6 +29,38 @@ struct Avx512F32 {
   static vec set1(T x) { return _mm512_set1_ps(x); }
   static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
   static vec mul(vec a, vec b) { return _mm512_mul_ps(a, b); }
+  static void transpose(const T* src, idx ld, idx rows, T* dst, idx ldd, idx lanes) {
+    vec r[16], t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(src + i * ld) : zero();
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
+      const __m512d a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
+      r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+      r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+      r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+      r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0x88);
+        t[8 * h + 4 + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0xDD);
+      }
+    const __mmask16 m = mask(lanes);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      _mm512_mask_storeu_ps(dst + i * ldd, m, _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88));
+      _mm512_mask_storeu_ps(dst + (8 + i) * ldd, m, _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD));
+    }
+  }
 };
 
 struct Avx512F64 {
@@ -39,6 +76,29 @@ struct Avx512F64 {
   static vec set1(T x) { return _mm512_set1_pd(x); }
   static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_pd(a, b, c); }
   static vec mul(vec a, vec b) { return _mm512_mul_pd(a, b); }
+  static void transpose(const T* src, idx ld, idx rows, T* dst, idx ldd, idx lanes) {
+    vec r[8], t[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) r[i] = i < rows ? _mm512_loadu_pd(src + i * ld) : zero();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 2
+      for (int i = 0; i < 2; ++i) {
+        r[4 * h + i] = _mm512_shuffle_f64x2(t[4 * h + i], t[4 * h + 2 + i], 0x88);
+        r[4 * h + 2 + i] = _mm512_shuffle_f64x2(t[4 * h + i], t[4 * h + 2 + i], 0xDD);
+      }
+    const __mmask8 m = mask(lanes);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      _mm512_mask_storeu_pd(dst + i * ldd, m, _mm512_shuffle_f64x2(r[i], r[4 + i], 0x88));
+      _mm512_mask_storeu_pd(dst + (4 + i) * ldd, m, _mm512_shuffle_f64x2(r[i], r[4 + i], 0xDD));
+    }
+  }
 };
 
 }  // namespace
@@ -50,8 +110,10 @@ struct Avx512F64 {
 namespace rnnfast {
 namespace gemm_detail {
 
-extern const KernelSet<float> kAvx512F32 = {14, 32, 384, 512, &body::block<Avx512F32>};
-extern const KernelSet<double> kAvx512F64 = {14, 16, 256, 384, &body::block<Avx512F64>};
+extern const KernelSet<float> kAvx512F32 = {14, 32, 384, 512, &body::block<Avx512F32>,
+    &body::pack_b<Avx512F32>};
+extern const KernelSet<double> kAvx512F64 = {14, 16, 256, 384, &body::block<Avx512F64>,
+    &body::pack_b<Avx512F64>};
 
 }  // namespace gemm_detail
 }  // namespace rnnfast

@@ -2,7 +2,9 @@
 // vector-traits type V that each instruction-set translation unit defines:
 //   V::T, V::vec; V::W lanes per vector; V::NV vectors per B panel (NR = NV * W); V::MR rows;
 //   V::zero(), V::load(p), V::load_n(p, n), V::store(p, v), V::store_n(p, v, n) (first n lanes),
-//   V::set1(x), V::fma(a, b, c) = a * b + c, V::mul(a, b).
+//   V::set1(x), V::fma(a, b, c) = a * b + c, V::mul(a, b),
+//   V::transpose(src, ld, rows, dst, ldd, lanes): dst[j * ldd + r] = src[r * ld + j] for j < W,
+//   r < lanes (zero for r >= rows); reads W values from each of the first `rows` rows.
 // The traits live in an unnamed namespace, so every instantiation below has internal linkage
 // and is compiled with its own unit's flags (no code of this header is shared between units).
 #pragma once
@@ -23,11 +25,14 @@ struct PanelsPerTile {
 
 // C[0:R, 0:ncols] of one tile: R rows of A against P consecutive B panels (ncols <= P * NR).
 // kRowA: A element (i, k) at a[i * s + k] (rows of A read in place); else at a[k * s + i].
+// alpha and beta are read from g only after the k loop, so that they hold no vector register
+// during it (AVX2 has exactly enough for 6 x 16).
 template <class V, int R, int P, bool kRowA>
-void tile(idx kc, const typename V::T* a, idx s, const typename V::T* b, idx b_ps,
-          typename V::T* c, idx ldc, idx ncols, typename V::T alpha, typename V::T beta) {
+void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
+          const typename V::T* b, typename V::T* c, idx ncols) {
   using T = typename V::T;
   using vec = typename V::vec;
+  const idx kc = g.kc, b_ps = g.b_ps, ldc = g.ldc;
   constexpr int NV = V::NV;
   constexpr int NR = V::NV * V::W;
   constexpr int NT = P * NV;  // vectors per tile row
@@ -51,9 +56,9 @@ void tile(idx kc, const typename V::T* a, idx s, const typename V::T* b, idx b_p
     }
   }
 
-  const vec va = V::set1(alpha);
-  const vec vb = V::set1(beta);
-  const bool read_c = beta != T(0);
+  const vec va = V::set1(g.alpha);
+  const vec vb = V::set1(g.beta);
+  const bool read_c = g.beta != T(0);
   if (ncols == P * NR) {
 #pragma GCC unroll 64
     for (int i = 0; i < R; ++i)
@@ -91,28 +96,75 @@ void sweep(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s, typ
   if (P > 1) {
     for (; j + P <= np; j += P) {
       const idx cols = g.n - j * NR < P * NR ? g.n - j * NR : P * NR;
-      tile<V, R, P, kRowA>(g.kc, a, s, g.b + j * g.b_ps, g.b_ps, c + j * NR, g.ldc, cols, g.alpha,
-                           g.beta);
+      tile<V, R, P, kRowA>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
     }
   }
   for (; j < np; ++j) {
     const idx cols = g.n - j * NR < NR ? g.n - j * NR : NR;
-    tile<V, R, 1, kRowA>(g.kc, a, s, g.b + j * g.b_ps, g.b_ps, c + j * NR, g.ldc, cols, g.alpha,
-                         g.beta);
+    tile<V, R, 1, kRowA>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
   }
 }
 
 // Copies R rows of opA (element (i, k) at a[i * rs + k * cs]) to buf as [k * R + i].
 template <class V, int R>
 void pack_rows(idx kc, const typename V::T* a, idx rs, idx cs, typename V::T* buf) {
+  constexpr int W = V::W;
   if (cs == 1) {
-    for (idx k = 0; k < kc; ++k)
+    // W x W register transposes: every row is read W values at a time (rows whose stride is a
+    // multiple of 4 KiB would evict one another from L1 if read one column at a time).
+    idx k = 0;
+    for (; k + W <= kc; k += W)
+      for (int g = 0; g < R; g += W) {
+        const int n = R - g < W ? R - g : W;
+        V::transpose(a + g * rs + k, rs, n, buf + k * R + g, R, n);
+      }
+    for (; k < kc; ++k)
 #pragma GCC unroll 64
       for (int i = 0; i < R; ++i) buf[k * R + i] = a[i * rs + k];
   } else {
     for (idx k = 0; k < kc; ++k)
-#pragma GCC unroll 64
-      for (int i = 0; i < R; ++i) buf[k * R + i] = a[i * rs + k * cs];
+#pragma GCC unroll 8
+      for (int g = 0; g < R; g += W) {
+        const int n = R - g < W ? R - g : W;
+        V::store_n(buf + k * R + g, V::load_n(a + k * cs + g, n), n);
+      }
+  }
+}
+
+template <class V>
+void pack_b(bool trans, const typename V::T* B, idx ldb, idx k0, idx kc, idx n0, idx nc,
+            typename V::T* dst, idx ps) {
+  using T = typename V::T;
+  constexpr int W = V::W, NV = V::NV, NR = V::NV * V::W;
+  for (idx j = 0; j * NR < nc; ++j) {
+    T* d = dst + j * ps;
+    const idx c0 = n0 + j * NR;
+    const idx cols = nc - j * NR < NR ? nc - j * NR : NR;
+    if (!trans) {
+      for (idx k = 0; k < kc; ++k) {
+        const T* s = B + (k0 + k) * ldb + c0;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const idx lanes = cols - v * W;
+          const typename V::vec x = lanes >= W ? V::load(s + v * W)
+                                    : lanes > 0 ? V::load_n(s + v * W, lanes)
+                                                : V::zero();
+          V::store(d + k * NR + v * W, x);
+        }
+      }
+    } else {
+      idx k = 0;
+      for (; k + W <= kc; k += W)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const idx left = cols - v * W;
+          const idx rows = left <= 0 ? 0 : (left < W ? left : W);
+          const T* s = rows > 0 ? B + (c0 + v * W) * ldb + k0 + k : B;
+          V::transpose(s, ldb, rows, d + k * NR + v * W, NR, W);
+        }
+      for (; k < kc; ++k)
+        for (idx c = 0; c < NR; ++c) d[k * NR + c] = c < cols ? B[(c0 + c) * ldb + k0 + k] : T(0);
+    }
   }
 }
 

@@ -53,6 +53,10 @@ struct Portable {
     for (int l = 0; l < W; ++l) r.v[l] = a.v[l] * b.v[l];
     return r;
   }
+  static void transpose(const T* src, idx ld, idx rows, T* dst, idx ldd, idx lanes) {
+    for (int j = 0; j < W; ++j)
+      for (idx r = 0; r < lanes; ++r) dst[j * ldd + r] = r < rows ? src[r * ld + j] : T(0);
+  }
 };
 
 using GenericF32 = Portable<float, 4, 4>;
@@ -67,8 +71,10 @@ using GenericF64 = Portable<double, 2, 4>;
 namespace rnnfast {
 namespace gemm_detail {
 
-extern const KernelSet<float> kGenericF32 = {4, 8, 256, 256, &body::block<GenericF32>};
-extern const KernelSet<double> kGenericF64 = {4, 4, 256, 128, &body::block<GenericF64>};
+extern const KernelSet<float> kGenericF32 = {4, 8, 256, 256, &body::block<GenericF32>,
+    &body::pack_b<GenericF32>};
+extern const KernelSet<double> kGenericF64 = {4, 4, 256, 128, &body::block<GenericF64>,
+    &body::pack_b<GenericF64>};
 
 }  // namespace gemm_detail
 }  // namespace rnnfast

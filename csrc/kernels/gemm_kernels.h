@@ -43,6 +43,10 @@ struct KernelSet {
   int kc;      // depth of a block (A panel mr x kc stays in L1)
   int nc;      // columns of a B block (kc x nc stays in L2); a multiple of nr
   void (*block)(const BlockArgs<T>&);
+  // Packs rows [k0, k0 + kc) and columns [n0, n0 + nc) of op(B) (op(B)[k, n] = trans ?
+  // B[n * ldb + k] : B[k * ldb + n]) into panels of nr columns at dst + j * ps, element
+  // (k, col) at [k * nr + col], zero past column n0 + nc.
+  void (*pack_b)(bool trans, const T* B, idx ldb, idx k0, idx kc, idx n0, idx nc, T* dst, idx ps);
 };
 
 extern const KernelSet<float> kGenericF32;

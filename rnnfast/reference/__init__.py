@@ -7,8 +7,26 @@ from rnnfast.reference.recurrent import (
     rnn_backward,
     rnn_forward,
 )
+from rnnfast.reference.conv import (
+    conv1d_backward,
+    conv1d_forward,
+    global_avg_pool1d_backward,
+    global_avg_pool1d_forward,
+    global_max_pool1d_backward,
+    global_max_pool1d_forward,
+    max_pool1d_backward,
+    max_pool1d_forward,
+)
 
 __all__ = [
+    "conv1d_backward",
+    "conv1d_forward",
+    "global_avg_pool1d_backward",
+    "global_avg_pool1d_forward",
+    "global_max_pool1d_backward",
+    "global_max_pool1d_forward",
+    "max_pool1d_backward",
+    "max_pool1d_forward",
     "gru_backward",
     "gru_forward",
     "lstm_backward",

@@ -1,0 +1,421 @@
+// Bindings of Conv1D and 1-D pooling: validation, output allocation and the ctx objects, then one
+// kernel call with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bindings.h"
+#include "checks.h"
+#include "rnnfast/conv1d.h"
+#include "rnnfast/pool1d.h"
+
+namespace py = pybind11;
+
+namespace rnnfast::bindings {
+
+namespace {
+
+// Bound on paddings, kernel spans and pool sizes: keeps every index sum far from overflow.
+constexpr index_t kMaxExtent = std::numeric_limits<index_t>::max() / 8;
+
+const char* dtype_name(bool dbl) { return dbl ? "float64" : "float32"; }
+
+std::string repr_of(const py::handle& obj) { return py::repr(obj).cast<std::string>(); }
+
+// (B, L, C) of a 3-D sequence batch in its layout; L and C must be >= 1.
+struct Seq {
+  index_t batch, length, channels;
+};
+
+Seq seq_of(const py::array& x, bool channels_last) {
+  const char* layout = channels_last ? "(batch, length, channels) (channels_last=True)"
+                                     : "(batch, channels, length) (channels_last=False)";
+  if (x.ndim() != 3)
+    throw py::value_error(std::string("x: expected a 3-D array ") + layout + ", got shape " +
+                          shape_str(shape_of(x)));
+  Seq s{x.shape(0), x.shape(channels_last ? 1 : 2), x.shape(channels_last ? 2 : 1)};
+  if (s.length < 1 || s.channels < 1)
+    throw py::value_error(std::string("x: expected length >= 1 and channels >= 1 in ") + layout +
+                          ", got shape " + shape_str(shape_of(x)));
+  return s;
+}
+
+std::vector<index_t> seq_shape(index_t batch, index_t length, index_t channels, bool channels_last) {
+  return channels_last ? std::vector<index_t>{batch, length, channels}
+                       : std::vector<index_t>{batch, channels, length};
+}
+
+std::string seq_words(bool channels_last, const char* length) {
+  return channels_last ? std::string("(batch, ") + length + ", channels)"
+                       : std::string("(batch, channels, ") + length + ")";
+}
+
+// dy of a backward: the ctx's dtype and the forward output's shape, C-contiguous; null if None.
+template <typename T>
+std::optional<py::array_t<T, py::array::c_style>> grad_arg(const py::object& obj, bool dbl,
+                                                           const std::vector<index_t>& shape,
+                                                           const std::string& what) {
+  if (obj.is_none()) return std::nullopt;
+  py::array a = float_array(obj, "dy");
+  if (is_double(a) != dbl)
+    throw py::type_error(std::string("dy: expected dtype ") + dtype_name(dbl) +
+                         " (the dtype of the forward's x), got " + dtype_str(a));
+  check_shape(a, "dy", shape, what);
+  return contiguous<T>(a);
+}
+
+// "same" (TensorFlow): ceil(L / stride) outputs, the odd padding step on the right.
+void same_padding(index_t length, index_t stride, index_t span, index_t* left, index_t* right) {
+  const index_t out = (length - 1) / stride + 1;
+  const index_t total = std::max<index_t>((out - 1) * stride + span - length, 0);
+  *left = total / 2;
+  *right = total - total / 2;
+}
+
+// ------------------------------------------------------------------ Conv1D
+
+struct Conv1dCtx {
+  Conv1dShape shape;
+  py::array x, w;  // C-contiguous, of the call's dtype
+  bool has_bias = false;
+  bool dbl = false;
+};
+
+const char* kConvPaddingWords =
+    "'valid', 'same', 'causal', an int >= 0 or a (left, right) pair of ints >= 0";
+
+void conv_padding(const py::handle& padding, index_t length, index_t stride, index_t span,
+                  index_t* left, index_t* right) {
+  if (py::isinstance<py::str>(padding)) {
+    const std::string p = padding.cast<std::string>();
+    if (p == "valid") {
+      *left = *right = 0;
+    } else if (p == "same") {
+      same_padding(length, stride, span, left, right);
+    } else if (p == "causal") {
+      *left = span - 1;
+      *right = 0;
+    } else {
+      throw py::value_error(std::string("padding: expected ") + kConvPaddingWords + ", got " +
+                            repr_of(padding));
+    }
+    return;
+  }
+  if (PyIndex_Check(padding.ptr()) && !PyBool_Check(padding.ptr())) {
+    *left = *right = int_arg(padding, "padding", 0);
+  } else if (py::isinstance<py::tuple>(padding) || py::isinstance<py::list>(padding)) {
+    py::sequence pair = py::reinterpret_borrow<py::sequence>(padding);
+    if (pair.size() != 2)
+      throw py::value_error(std::string("padding: expected ") + kConvPaddingWords + ", got " +
+                            repr_of(padding) + " of length " + std::to_string(pair.size()));
+    *left = int_arg(pair[0], "padding[0]", 0);
+    *right = int_arg(pair[1], "padding[1]", 0);
+  } else {
+    throw py::type_error(std::string("padding: expected ") + kConvPaddingWords + ", got " +
+                         repr_of(padding) + " of type " +
+                         py::str(py::type::of(padding)).cast<std::string>());
+  }
+  if (*left > kMaxExtent || *right > kMaxExtent)
+    throw py::value_error("padding: " + repr_of(padding) + " is too large");
+}
+
+template <typename T>
+py::tuple conv1d_forward_impl(std::shared_ptr<Conv1dCtx> ctx, const py::array& x_in,
+                              const py::array& w_in, const std::optional<py::array>& b_in,
+                              bool training) {
+  const Conv1dShape& s = ctx->shape;
+  auto x = contiguous<T>(x_in);
+  auto w = contiguous<T>(w_in);
+  std::optional<py::array_t<T, py::array::c_style>> b;
+  if (b_in) b = contiguous<T>(*b_in);
+  py::array_t<T> y(seq_shape(s.batch, s.l_out, s.c_out, s.channels_last));
+  const T *px = x.data(), *pw = w.data(), *pb = b ? b->data() : nullptr;
+  T* py_ = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    conv1d_forward<T>(s, px, pw, pb, py_);
+  }
+  if (!training) return py::make_tuple(y, py::none());
+  ctx->x = x;
+  ctx->w = w;
+  return py::make_tuple(y, py::cast(ctx));
+}
+
+py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_obj,
+                                 const py::object& b_obj, const py::object& stride_obj,
+                                 const py::object& padding, const py::object& dilation_obj,
+                                 const py::object& groups_obj, bool channels_last, bool training) {
+  py::array x = float_array(x_obj, "x");
+  const Seq in = seq_of(x, channels_last);
+  py::array w = float_array(w_obj, "w");
+  check_same_dtype(w, "w", x, "x");
+  if (w.ndim() != 3 || w.shape(0) < 1 || w.shape(1) < 1 || w.shape(2) < 1)
+    throw py::value_error("w: expected a 3-D array (out_channels, in_channels // groups, "
+                          "kernel_size) with every dimension >= 1, got shape " +
+                          shape_str(shape_of(w)));
+  const index_t stride = int_arg(stride_obj, "stride", 1);
+  const index_t dilation = int_arg(dilation_obj, "dilation", 1);
+  const index_t groups = int_arg(groups_obj, "groups", 1);
+  const index_t c_out = w.shape(0), K = w.shape(2);
+  if (in.channels % groups != 0 || c_out % groups != 0)
+    throw py::value_error("groups: expected a divisor of the input channels (" +
+                          std::to_string(in.channels) + ") and of the output channels (" +
+                          std::to_string(c_out) + "), got " + std::to_string(groups));
+  check_shape(w, "w", {c_out, in.channels / groups, K},
+              "(out_channels, in_channels // groups, kernel_size) with in_channels // groups = " +
+                  std::to_string(in.channels) + " // " + std::to_string(groups) + " from x");
+  std::optional<py::array> b;
+  if (!b_obj.is_none()) {
+    b = float_array(b_obj, "b");
+    check_same_dtype(*b, "b", x, "x");
+    check_shape(*b, "b", {c_out}, "(out_channels,)");
+  }
+  if (K > 1 && dilation > kMaxExtent / (K - 1))
+    throw py::value_error("dilation: " + std::to_string(dilation) + " * (kernel_size - 1) = " +
+                          std::to_string(dilation) + " * " + std::to_string(K - 1) +
+                          " is too large");
+  const index_t span = dilation * (K - 1) + 1;
+  index_t left = 0, right = 0;
+  conv_padding(padding, in.length, stride, span, &left, &right);
+  const index_t padded = in.length + left + right;
+  if (padded < span)
+    throw py::value_error("w: kernel_size " + std::to_string(K) + " with dilation " +
+                          std::to_string(dilation) + " spans " + std::to_string(span) +
+                          " steps, more than the padded input of x (length " +
+                          std::to_string(in.length) + " + padding " + std::to_string(left) +
+                          " + " + std::to_string(right) + " = " + std::to_string(padded) +
+                          "): the output would be empty");
+
+  auto ctx = std::make_shared<Conv1dCtx>();
+  Conv1dShape& s = ctx->shape;
+  s.batch = in.batch;
+  s.length = in.length;
+  s.c_in = in.channels;
+  s.c_out = c_out;
+  s.kernel = K;
+  s.stride = stride;
+  s.dilation = dilation;
+  s.groups = groups;
+  s.pad_left = left;
+  s.l_out = (padded - span) / stride + 1;
+  s.channels_last = channels_last;
+  checked_size({s.batch, std::max(s.l_out, s.length), std::max(s.c_out, s.c_in)}, "x and y");
+  checked_size({s.c_out, s.c_in, K}, "w");
+  ctx->has_bias = bool(b);
+  ctx->dbl = is_double(x);
+  if (ctx->dbl) return conv1d_forward_impl<double>(ctx, x, w, b, training);
+  return conv1d_forward_impl<float>(ctx, x, w, b, training);
+}
+
+template <typename T>
+py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj) {
+  const Conv1dShape& s = ctx.shape;
+  auto dy = grad_arg<T>(dy_obj, ctx.dbl, seq_shape(s.batch, s.l_out, s.c_out, s.channels_last),
+                        s.channels_last ? "(batch, length_out, out_channels)"
+                                        : "(batch, out_channels, length_out)");
+  py::array_t<T> dx(shape_of(ctx.x)), dw(shape_of(ctx.w));
+  std::optional<py::array_t<T>> db;
+  if (ctx.has_bias) db.emplace(std::vector<index_t>{s.c_out});
+  T *pdx = dx.mutable_data(), *pdw = dw.mutable_data(), *pdb = db ? db->mutable_data() : nullptr;
+  if (!dy) {
+    std::fill(pdx, pdx + dx.size(), T(0));
+    std::fill(pdw, pdw + dw.size(), T(0));
+    if (pdb) std::fill(pdb, pdb + s.c_out, T(0));
+  } else {
+    const T* px = static_cast<const T*>(ctx.x.data());
+    const T* pw = static_cast<const T*>(ctx.w.data());
+    const T* pdy = dy->data();
+    py::gil_scoped_release release;
+    conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb);
+  }
+  py::dict grads;
+  grads["x"] = dx;
+  grads["w"] = dw;
+  grads["b"] = db ? py::object(*db) : py::object(py::none());
+  return grads;
+}
+
+py::dict conv1d_backward_binding(const py::object& ctx_obj, const py::object& dy_obj) {
+  const Conv1dCtx& ctx = ctx_arg<Conv1dCtx>(ctx_obj, "conv1d_forward");
+  if (ctx.dbl) return conv1d_backward_impl<double>(ctx, dy_obj);
+  return conv1d_backward_impl<float>(ctx, dy_obj);
+}
+
+// ------------------------------------------------------------------ pooling
+
+struct Pool1dCtx {
+  std::string op;  // "max_pool1d", "global_max_pool1d" or "global_avg_pool1d"
+  Pool1dShape shape;
+  std::optional<py::array_t<std::int64_t>> arg;  // the max pools' argmax steps
+  bool dbl = false;
+};
+
+static_assert(sizeof(index_t) == sizeof(std::int64_t), "argmax arrays are int64");
+
+template <typename T>
+py::tuple pool_forward_impl(std::shared_ptr<Pool1dCtx> ctx, const py::array& x_in, bool training) {
+  const Pool1dShape& s = ctx->shape;
+  auto x = contiguous<T>(x_in);
+  const bool global = ctx->op != "max_pool1d";
+  const std::vector<index_t> out = global ? std::vector<index_t>{s.batch, s.channels}
+                                          : seq_shape(s.batch, s.l_out, s.channels, s.channels_last);
+  py::array_t<T> y(out);
+  if (training && ctx->op != "global_avg_pool1d") ctx->arg.emplace(out);
+  const T* px = x.data();
+  T* py_ = y.mutable_data();
+  index_t* parg = ctx->arg ? reinterpret_cast<index_t*>(ctx->arg->mutable_data()) : nullptr;
+  {
+    py::gil_scoped_release release;
+    if (ctx->op == "max_pool1d") {
+      max_pool1d_forward<T>(s, px, py_, parg);
+    } else if (ctx->op == "global_max_pool1d") {
+      global_max_pool1d_forward<T>(s, px, py_, parg);
+    } else {
+      global_avg_pool1d_forward<T>(s, px, py_);
+    }
+  }
+  if (!training) return py::make_tuple(y, py::none());
+  return py::make_tuple(y, py::cast(ctx));
+}
+
+py::tuple pool_forward(std::shared_ptr<Pool1dCtx> ctx, const py::array& x, bool training) {
+  ctx->dbl = is_double(x);
+  if (ctx->dbl) return pool_forward_impl<double>(ctx, x, training);
+  return pool_forward_impl<float>(ctx, x, training);
+}
+
+std::shared_ptr<Pool1dCtx> pool_ctx(const std::string& op, const Seq& in, bool channels_last) {
+  auto ctx = std::make_shared<Pool1dCtx>();
+  ctx->op = op;
+  Pool1dShape& s = ctx->shape;
+  s.batch = in.batch;
+  s.length = in.length;
+  s.channels = in.channels;
+  s.channels_last = channels_last;
+  s.pool_size = in.length;
+  s.stride = 1;
+  s.l_out = 1;
+  checked_size({s.batch, s.length, s.channels}, "x");
+  return ctx;
+}
+
+py::tuple max_pool1d_forward_binding(const py::object& x_obj, const py::object& pool_size_obj,
+                                     const py::object& stride_obj, const py::object& padding,
+                                     bool channels_last, bool training) {
+  py::array x = float_array(x_obj, "x");
+  const Seq in = seq_of(x, channels_last);
+  const index_t pool_size = int_arg(pool_size_obj, "pool_size", 1);
+  const index_t stride = stride_obj.is_none() ? pool_size : int_arg(stride_obj, "stride", 1);
+  if (pool_size > kMaxExtent)
+    throw py::value_error("pool_size: " + std::to_string(pool_size) + " is too large");
+  if (!py::isinstance<py::str>(padding))
+    throw py::type_error("padding: expected 'valid' or 'same', got " + repr_of(padding) +
+                         " of type " + py::str(py::type::of(padding)).cast<std::string>());
+  const std::string p = padding.cast<std::string>();
+  auto ctx = pool_ctx("max_pool1d", in, channels_last);
+  Pool1dShape& s = ctx->shape;
+  s.pool_size = pool_size;
+  s.stride = stride;
+  if (p == "valid") {
+    if (pool_size > in.length)
+      throw py::value_error("pool_size: a window of " + std::to_string(pool_size) +
+                            " steps is longer than the input length " +
+                            std::to_string(in.length) + " of x with padding='valid'");
+    s.pad_left = 0;
+    s.l_out = (in.length - pool_size) / stride + 1;
+  } else if (p == "same") {
+    index_t right = 0;
+    same_padding(in.length, stride, pool_size, &s.pad_left, &right);
+    s.l_out = (in.length - 1) / stride + 1;
+  } else {
+    throw py::value_error("padding: expected 'valid' or 'same', got " + repr_of(padding));
+  }
+  return pool_forward(ctx, x, training);
+}
+
+py::tuple global_pool_forward_binding(const std::string& op, const py::object& x_obj,
+                                      bool channels_last, bool training) {
+  if (op != "global_max_pool1d" && op != "global_avg_pool1d")
+    throw py::value_error("op: expected 'global_max_pool1d' or 'global_avg_pool1d', got '" + op +
+                          "'");
+  py::array x = float_array(x_obj, "x");
+  const Seq in = seq_of(x, channels_last);
+  return pool_forward(pool_ctx(op, in, channels_last), x, training);
+}
+
+template <typename T>
+py::dict pool_backward_impl(const Pool1dCtx& ctx, const py::object& dy_obj) {
+  const Pool1dShape& s = ctx.shape;
+  const bool global = ctx.op != "max_pool1d";
+  auto dy = global ? grad_arg<T>(dy_obj, ctx.dbl, {s.batch, s.channels}, "(batch, channels)")
+                   : grad_arg<T>(dy_obj, ctx.dbl,
+                                 seq_shape(s.batch, s.l_out, s.channels, s.channels_last),
+                                 seq_words(s.channels_last, "length_out"));
+  py::array_t<T> dx(seq_shape(s.batch, s.length, s.channels, s.channels_last));
+  T* pdx = dx.mutable_data();
+  if (!dy) {
+    std::fill(pdx, pdx + dx.size(), T(0));
+  } else {
+    const T* pdy = dy->data();
+    const index_t* parg = ctx.arg ? reinterpret_cast<const index_t*>(ctx.arg->data()) : nullptr;
+    py::gil_scoped_release release;
+    if (ctx.op == "max_pool1d") {
+      max_pool1d_backward<T>(s, parg, pdy, pdx);
+    } else if (ctx.op == "global_max_pool1d") {
+      global_max_pool1d_backward<T>(s, parg, pdy, pdx);
+    } else {
+      global_avg_pool1d_backward<T>(s, pdy, pdx);
+    }
+  }
+  py::dict grads;
+  grads["x"] = dx;
+  return grads;
+}
+
+py::dict pool_backward_binding(const std::string& op, const py::object& ctx_obj,
+                               const py::object& dy_obj) {
+  const Pool1dCtx& ctx = ctx_arg<Pool1dCtx>(ctx_obj, op + "_forward");
+  if (ctx.op != op)
+    throw py::value_error("ctx: expected the ctx of " + op + "_forward, got the ctx of " + ctx.op +
+                          "_forward");
+  if (ctx.dbl) return pool_backward_impl<double>(ctx, dy_obj);
+  return pool_backward_impl<float>(ctx, dy_obj);
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  py::class_<Conv1dCtx, std::shared_ptr<Conv1dCtx>>(
+      m, "Conv1dCtx", "What conv1d_forward(..., training=True) keeps for conv1d_backward (opaque).")
+      .def("__repr__", [](const Conv1dCtx& c) {
+        return "<rnnfast ctx of conv1d_forward, x " + shape_str(shape_of(c.x)) + ", w " +
+               shape_str(shape_of(c.w)) + ", " + dtype_name(c.dbl) + ">";
+      });
+  py::class_<Pool1dCtx, std::shared_ptr<Pool1dCtx>>(
+      m, "Pool1dCtx", "What a pooling forward with training=True keeps for its backward (opaque).")
+      .def_property_readonly("op", [](const Pool1dCtx& c) { return c.op; })
+      .def("__repr__", [](const Pool1dCtx& c) {
+        const Pool1dShape& s = c.shape;
+        return "<rnnfast ctx of " + c.op + "_forward, x " +
+               shape_str(seq_shape(s.batch, s.length, s.channels, s.channels_last)) + ", " +
+               dtype_name(c.dbl) + ">";
+      });
+  m.def("conv1d_forward", &conv1d_forward_binding, py::arg("x"), py::arg("w"), py::arg("b"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("channels_last"), py::arg("training"));
+  m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"));
+  m.def("max_pool1d_forward", &max_pool1d_forward_binding, py::arg("x"), py::arg("pool_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("channels_last"), py::arg("training"));
+  m.def("global_pool1d_forward", &global_pool_forward_binding, py::arg("op"), py::arg("x"),
+        py::arg("channels_last"), py::arg("training"));
+  m.def("pool1d_backward", &pool_backward_binding, py::arg("op"), py::arg("ctx"), py::arg("dy"));
+}
+
+}  // namespace rnnfast::bindings

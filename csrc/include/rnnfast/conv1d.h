@@ -1,0 +1,43 @@
+// Conv1D forward and backward (PyTorch's cross-correlation), float and double.
+//
+// Shapes (channels_last: Keras; otherwise PyTorch):
+//   x  : [B, L, C_in]      or [B, C_in, L]
+//   w  : [C_out, C_in / groups, K]   (PyTorch's layout)
+//   b  : [C_out] or null
+//   y  : [B, L_out, C_out] or [B, C_out, L_out]
+//   y[b, t, o] = b[o] + sum_{c in group(o), k} w[o, c, k] * xpad[b, t*stride + k*dilation, c]
+// where xpad is x with pad_left zeros before it and enough zeros after it for l_out outputs.
+//
+// Work is split into fixed (sequence, time-block) items that depend on the shape only, and every
+// reduction over batch and time (dw, db) runs in an order fixed by the shape: results are bitwise
+// identical for any thread count.
+#pragma once
+#include "rnnfast/common.h"
+
+namespace rnnfast {
+
+struct Conv1dShape {
+  index_t batch = 0;     // B
+  index_t length = 0;    // L, input steps (>= 1)
+  index_t c_in = 0;      // C_in (a multiple of groups)
+  index_t c_out = 0;     // C_out (a multiple of groups)
+  index_t kernel = 1;    // K
+  index_t stride = 1;
+  index_t dilation = 1;
+  index_t groups = 1;
+  index_t pad_left = 0;  // zeros before the input
+  index_t l_out = 0;     // output steps (>= 1); the right padding is implied
+  bool channels_last = true;
+};
+
+// y = conv(x, w) + b. b may be null (no bias). y is only written.
+template <typename T>
+void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T* y);
+
+// Gradients of sum(y * dy): dx [like x], dw [like w], db [C_out] (db may be null: no bias).
+// All outputs are only written.
+template <typename T>
+void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
+                     T* db);
+
+}  // namespace rnnfast

@@ -1,0 +1,486 @@
+// Conv1D as GEMMs over packed patches (im2col per sequence and time block), with a direct kernel
+// when each group has a single input channel (depthwise). The input gradient is itself a
+// convolution: dy, zero-stuffed by the stride, correlated with the flipped, transposed kernel.
+#include "rnnfast/conv1d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "rnnfast/buffer.h"
+#include "rnnfast/gemm.h"
+#include "rnnfast/threads.h"
+
+namespace rnnfast {
+
+namespace {
+
+index_t floor_div(index_t a, index_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+index_t ceil_div(index_t a, index_t b) { return -floor_div(-a, b); }
+
+// A convolution as the engine runs it. Unlike Conv1dShape, the input may be zero-stuffed
+// (logical step q holds input step q / upsample when q % upsample == 0, zero otherwise) and
+// pad_left may be negative (the input is cropped): both serve the input gradient.
+struct Geometry {
+  index_t batch, l_in, c_in, c_out, kernel, stride, dilation, groups, pad_left, l_out, upsample;
+  bool channels_last;
+
+  index_t c_group() const { return c_in / groups; }
+  index_t out_group() const { return c_out / groups; }
+  index_t l_logical() const { return (l_in - 1) * upsample + 1; }
+  index_t patch() const { return kernel * c_in; }  // one output step's patch, all groups
+  // Logical input step that output step t reads through tap k.
+  index_t source(index_t t, index_t k) const { return t * stride + k * dilation - pad_left; }
+  // The input step at logical step q, or -1 for padding and stuffed zeros.
+  index_t input_step(index_t q) const {
+    if (q < 0 || q >= l_logical() || q % upsample != 0) return -1;
+    return q / upsample;
+  }
+  // Output steps t in [t0, t0 + nt) whose tap k reads inside the logical input: [t0+lo, t0+hi).
+  void inside(index_t k, index_t t0, index_t nt, index_t* lo, index_t* hi) const {
+    const index_t a = ceil_div(pad_left - k * dilation, stride) - t0;
+    const index_t b = floor_div(l_logical() - 1 + pad_left - k * dilation, stride) - t0 + 1;
+    *lo = std::clamp<index_t>(a, 0, nt);
+    *hi = std::clamp<index_t>(b, *lo, nt);
+  }
+};
+
+Geometry geometry_of(const Conv1dShape& s) {
+  return {s.batch, s.length, s.c_in,    s.c_out, s.kernel, s.stride,       s.dilation,
+          s.groups, s.pad_left, s.l_out, 1,       s.channels_last};
+}
+
+// The convolution whose output is dx: input dy, channels swapped, kernel flipped (see
+// transpose_weights), stride 1 over dy zero-stuffed by the forward stride.
+Geometry input_gradient_geometry(const Geometry& g) {
+  Geometry t = g;
+  t.l_in = g.l_out;
+  t.c_in = g.c_out;
+  t.c_out = g.c_in;
+  t.stride = 1;
+  t.upsample = g.stride;
+  t.pad_left = (g.kernel - 1) * g.dilation - g.pad_left;
+  t.l_out = g.l_in;
+  return t;
+}
+
+// Work items: one sequence and `block` consecutive output steps each. Fixed by the shape only.
+struct Blocks {
+  index_t block = 1, per_seq = 0, items = 0;
+};
+
+Blocks time_blocks(const Geometry& g) {
+  Blocks bl;
+  if (g.batch == 0 || g.l_out == 0) return bl;
+  // About 64K patch elements per block: the patches stay in L2 while the GEMM runs over them.
+  const index_t rows = (index_t(1) << 16) / std::max<index_t>(g.patch(), 1);
+  const index_t block = std::min(std::clamp<index_t>(rows, 32, 1024), g.l_out);
+  bl.per_seq = ceil_div(g.l_out, block);
+  bl.block = ceil_div(g.l_out, bl.per_seq);
+  bl.items = g.batch * bl.per_seq;
+  return bl;
+}
+
+// Calls fn over [0, n): spread on the pool when there is an item for every thread, else in the
+// caller, whose GEMMs then use the pool themselves. Either way each item computes the same.
+void run_items(index_t n, const std::function<void(index_t, index_t)>& fn) {
+  if (n <= 0) return;
+  if (n >= get_num_threads()) {
+    parallel_for(n, 1, fn);
+  } else {
+    fn(0, n);
+  }
+}
+
+// ------------------------------------------------------------------ patches
+
+// Channels-last patches of output steps [t0, t0 + nt) of one sequence xs [l_in, c_in]:
+// P[t][grp][k][c] = x[source(t0 + t, k)][grp * c_group + c], zero where that is padding.
+template <typename T>
+void im2col_cl(const Geometry& g, const T* xs, index_t t0, index_t nt, T* P) {
+  const index_t cg = g.c_group(), K = g.kernel;
+  for (index_t t = 0; t < nt; ++t) {
+    T* row = P + t * g.patch();
+    for (index_t k = 0; k < K; ++k) {
+      const index_t i = g.input_step(g.source(t0 + t, k));
+      for (index_t grp = 0; grp < g.groups; ++grp) {
+        T* dst = row + (grp * K + k) * cg;
+        if (i < 0) {
+          std::fill(dst, dst + cg, T(0));
+        } else {
+          std::memcpy(dst, xs + i * g.c_in + grp * cg, static_cast<std::size_t>(cg) * sizeof(T));
+        }
+      }
+    }
+  }
+}
+
+// Channels-last patches without a copy: with one group and contiguous taps (dilation 1 or a single
+// tap) the patch of step t is the K * c_in values from its first source step on, rows
+// stride * c_in apart. Null when the block touches padding or the input is stuffed.
+template <typename T>
+const T* direct_rows(const Geometry& g, const T* xs, index_t t0, index_t nt) {
+  if (g.groups != 1 || g.upsample != 1 || (g.dilation != 1 && g.kernel != 1)) return nullptr;
+  const index_t first = g.source(t0, 0), last = g.source(t0 + nt - 1, g.kernel - 1);
+  if (first < 0 || last >= g.l_in) return nullptr;
+  return xs + first * g.c_in;
+}
+
+// Channels-first patches of output steps [t0, t0 + nt) of one sequence xs [c_in, l_in]:
+// P[(c * K + k) * nt + t] = x[c][source(t0 + t, k)] (grouped rows are contiguous per group).
+template <typename T>
+void im2col_cf(const Geometry& g, const T* xs, index_t t0, index_t nt, T* P) {
+  for (index_t c = 0; c < g.c_in; ++c) {
+    const T* src = xs + c * g.l_in;
+    for (index_t k = 0; k < g.kernel; ++k) {
+      T* row = P + (c * g.kernel + k) * nt;
+      index_t lo, hi;
+      g.inside(k, t0, nt, &lo, &hi);
+      std::fill(row, row + lo, T(0));
+      std::fill(row + hi, row + nt, T(0));
+      if (lo == hi) continue;
+      if (g.upsample == 1) {
+        const T* s0 = src + g.source(t0 + lo, k);
+        if (g.stride == 1) {
+          std::copy(s0, s0 + (hi - lo), row + lo);
+        } else {
+          for (index_t t = lo; t < hi; ++t) row[t] = s0[(t - lo) * g.stride];
+        }
+      } else {
+        for (index_t t = lo; t < hi; ++t) {
+          const index_t i = g.input_step(g.source(t0 + t, k));
+          row[t] = i < 0 ? T(0) : src[i];
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ weights
+
+// Channels-last GEMM weights: W2[grp][k][c][o] = w[grp * out_group + o][c][k].
+template <typename T>
+void pack_weights_cl(const Geometry& g, const T* w, T* W2) {
+  const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
+  for (index_t grp = 0; grp < g.groups; ++grp)
+    for (index_t k = 0; k < K; ++k)
+      for (index_t c = 0; c < cg; ++c)
+        for (index_t o = 0; o < cog; ++o)
+          W2[((grp * K + k) * cg + c) * cog + o] = w[((grp * cog + o) * cg + c) * K + k];
+}
+
+// The inverse of pack_weights_cl.
+template <typename T>
+void unpack_weights_cl(const Geometry& g, const T* W2, T* w) {
+  const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
+  for (index_t grp = 0; grp < g.groups; ++grp)
+    for (index_t k = 0; k < K; ++k)
+      for (index_t c = 0; c < cg; ++c)
+        for (index_t o = 0; o < cog; ++o)
+          w[((grp * cog + o) * cg + c) * K + k] = W2[((grp * K + k) * cg + c) * cog + o];
+}
+
+// Weights of the input-gradient convolution: wt[grp * c_group + c][o][k] =
+// w[grp * out_group + o][c][K - 1 - k], shape (c_in, out_group, K).
+template <typename T>
+void transpose_weights(const Geometry& g, const T* w, T* wt) {
+  const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
+  for (index_t grp = 0; grp < g.groups; ++grp)
+    for (index_t c = 0; c < cg; ++c)
+      for (index_t o = 0; o < cog; ++o)
+        for (index_t k = 0; k < K; ++k)
+          wt[((grp * cg + c) * cog + o) * K + k] = w[((grp * cog + o) * cg + c) * K + (K - 1 - k)];
+}
+
+// ------------------------------------------------------------------ forward
+
+template <typename T>
+void add_bias(const Geometry& g, const T* bias, index_t nt, T* ys) {
+  if (!bias) return;
+  if (g.channels_last) {
+    for (index_t t = 0; t < nt; ++t)
+      for (index_t o = 0; o < g.c_out; ++o) ys[t * g.c_out + o] += bias[o];
+  } else {
+    for (index_t o = 0; o < g.c_out; ++o)
+      for (index_t t = 0; t < nt; ++t) ys[o * g.l_out + t] += bias[o];
+  }
+}
+
+template <typename T>
+void forward_gemm(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const Blocks bl = time_blocks(g);
+  const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
+  Buffer<T> W2;
+  if (g.channels_last) {
+    W2.resize(g.c_out * cg * K);
+    pack_weights_cl(g, w, W2.data());
+  }
+  run_items(bl.items, [&](index_t i0, index_t i1) {
+    Buffer<T> P(bl.block * g.patch());
+    for (index_t it = i0; it < i1; ++it) {
+      const index_t b = it / bl.per_seq, t0 = (it % bl.per_seq) * bl.block;
+      const index_t nt = std::min(bl.block, g.l_out - t0);
+      const T* xs = x + b * g.l_in * g.c_in;
+      if (g.channels_last) {
+        T* ys = y + (b * g.l_out + t0) * g.c_out;
+        const T* A = direct_rows(g, xs, t0, nt);
+        index_t lda = g.stride * g.c_in;
+        if (!A) {
+          im2col_cl(g, xs, t0, nt, P.data());
+          A = P.data();
+          lda = g.patch();
+        }
+        for (index_t grp = 0; grp < g.groups; ++grp)
+          gemm<T>(false, false, nt, cog, K * cg, T(1), A + grp * K * cg, lda,
+                  W2.data() + grp * K * cg * cog, cog, T(0), ys + grp * cog, g.c_out);
+        add_bias(g, bias, nt, ys);
+      } else {
+        T* ys = y + b * g.c_out * g.l_out + t0;
+        im2col_cf(g, xs, t0, nt, P.data());
+        for (index_t grp = 0; grp < g.groups; ++grp)
+          gemm<T>(false, false, cog, nt, cg * K, T(1), w + grp * cog * cg * K, cg * K,
+                  P.data() + grp * cg * K * nt, nt, T(0), ys + grp * cog * g.l_out, g.l_out);
+        add_bias(g, bias, nt, ys);
+      }
+    }
+  });
+}
+
+// One input channel per group: y[o] reads input channel o / m (m = out_group) only.
+template <typename T>
+void forward_direct(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const Blocks bl = time_blocks(g);
+  const index_t m = g.out_group(), K = g.kernel;
+  Buffer<T> wd(K * g.c_out);  // wd[k][o] = w[o][0][k]
+  for (index_t o = 0; o < g.c_out; ++o)
+    for (index_t k = 0; k < K; ++k) wd[k * g.c_out + o] = w[o * K + k];
+  run_items(bl.items, [&](index_t i0, index_t i1) {
+    for (index_t it = i0; it < i1; ++it) {
+      const index_t b = it / bl.per_seq, t0 = (it % bl.per_seq) * bl.block;
+      const index_t nt = std::min(bl.block, g.l_out - t0);
+      const T* xs = x + b * g.l_in * g.c_in;
+      if (g.channels_last) {
+        T* ys = y + (b * g.l_out + t0) * g.c_out;
+        for (index_t t = 0; t < nt; ++t) {
+          T* yr = ys + t * g.c_out;
+          std::fill(yr, yr + g.c_out, T(0));
+          for (index_t k = 0; k < K; ++k) {
+            const index_t i = g.input_step(g.source(t0 + t, k));
+            if (i < 0) continue;
+            const T* xr = xs + i * g.c_in;
+            const T* wk = wd.data() + k * g.c_out;
+            if (m == 1) {
+              for (index_t c = 0; c < g.c_in; ++c) yr[c] += xr[c] * wk[c];
+            } else {
+              for (index_t c = 0; c < g.c_in; ++c)
+                for (index_t j = 0; j < m; ++j) yr[c * m + j] += xr[c] * wk[c * m + j];
+            }
+          }
+        }
+      } else {
+        for (index_t o = 0; o < g.c_out; ++o) {
+          const T* xr = xs + (o / m) * g.l_in;
+          T* yr = y + (b * g.c_out + o) * g.l_out + t0;
+          std::fill(yr, yr + nt, T(0));
+          for (index_t k = 0; k < K; ++k) {
+            const T wk = w[o * K + k];
+            index_t lo, hi;
+            g.inside(k, t0, nt, &lo, &hi);
+            if (lo == hi) continue;
+            if (g.upsample == 1) {
+              const T* s0 = xr + g.source(t0 + lo, k);
+              for (index_t t = lo; t < hi; ++t) yr[t] += s0[(t - lo) * g.stride] * wk;
+            } else {
+              for (index_t t = lo; t < hi; ++t) {
+                const index_t i = g.input_step(g.source(t0 + t, k));
+                if (i >= 0) yr[t] += xr[i] * wk;
+              }
+            }
+          }
+        }
+      }
+      add_bias(g, bias, nt, g.channels_last ? y + (b * g.l_out + t0) * g.c_out
+                                            : y + b * g.c_out * g.l_out + t0);
+    }
+  });
+}
+
+template <typename T>
+void run_forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+  if (g.c_group() == 1) {
+    forward_direct(g, x, w, bias, y);
+  } else {
+    forward_gemm(g, x, w, bias, y);
+  }
+}
+
+// ------------------------------------------------------------------ weight gradient
+
+// The items are cut into a number of contiguous ranges fixed by the shape; each range sums its
+// items in order into its own accumulator, and the accumulators are then added in order.
+index_t accumulator_count(index_t items, index_t size) {
+  const index_t by_memory = std::max<index_t>(1, (index_t(1) << 22) / std::max<index_t>(size, 1));
+  return std::max<index_t>(1, std::min({items, index_t(16), by_memory}));
+}
+
+// acc += this item's share of dw, in the accumulator layout of weight_grad.
+template <typename T>
+void weight_grad_gemm_item(const Geometry& g, const T* x, const T* dy, index_t b, index_t t0,
+                           index_t nt, T* P, T* acc) {
+  const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
+  const T* xs = x + b * g.l_in * g.c_in;
+  if (g.channels_last) {
+    const T* dys = dy + (b * g.l_out + t0) * g.c_out;
+    const T* A = direct_rows(g, xs, t0, nt);
+    index_t lda = g.stride * g.c_in;
+    if (!A) {
+      im2col_cl(g, xs, t0, nt, P);
+      A = P;
+      lda = g.patch();
+    }
+    for (index_t grp = 0; grp < g.groups; ++grp)
+      gemm<T>(true, false, K * cg, cog, nt, T(1), A + grp * K * cg, lda, dys + grp * cog, g.c_out,
+              T(1), acc + grp * K * cg * cog, cog);
+  } else {
+    const T* dys = dy + b * g.c_out * g.l_out + t0;
+    im2col_cf(g, xs, t0, nt, P);
+    for (index_t grp = 0; grp < g.groups; ++grp)
+      gemm<T>(false, true, cog, cg * K, nt, T(1), dys + grp * cog * g.l_out, g.l_out,
+              P + grp * cg * K * nt, nt, T(1), acc + grp * cog * cg * K, cg * K);
+  }
+}
+
+template <typename T>
+void weight_grad_direct_item(const Geometry& g, const T* x, const T* dy, index_t b, index_t t0,
+                             index_t nt, T* acc) {
+  const index_t m = g.out_group(), K = g.kernel;
+  const T* xs = x + b * g.l_in * g.c_in;
+  if (g.channels_last) {  // acc[k][o]
+    const T* dys = dy + (b * g.l_out + t0) * g.c_out;
+    for (index_t t = 0; t < nt; ++t) {
+      const T* dr = dys + t * g.c_out;
+      for (index_t k = 0; k < K; ++k) {
+        const index_t i = g.input_step(g.source(t0 + t, k));
+        if (i < 0) continue;
+        const T* xr = xs + i * g.c_in;
+        T* ak = acc + k * g.c_out;
+        if (m == 1) {
+          for (index_t c = 0; c < g.c_in; ++c) ak[c] += xr[c] * dr[c];
+        } else {
+          for (index_t c = 0; c < g.c_in; ++c)
+            for (index_t j = 0; j < m; ++j) ak[c * m + j] += xr[c] * dr[c * m + j];
+        }
+      }
+    }
+  } else {  // acc[o][k], the layout of w
+    for (index_t o = 0; o < g.c_out; ++o) {
+      const T* xr = xs + (o / m) * g.l_in;
+      const T* dr = dy + (b * g.c_out + o) * g.l_out + t0;
+      for (index_t k = 0; k < K; ++k) {
+        index_t lo, hi;
+        g.inside(k, t0, nt, &lo, &hi);
+        T sum(0);
+        for (index_t t = lo; t < hi; ++t) {
+          const index_t i = g.input_step(g.source(t0 + t, k));
+          if (i >= 0) sum += xr[i] * dr[t];
+        }
+        acc[o * K + k] += sum;
+      }
+    }
+  }
+}
+
+template <typename T>
+void weight_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
+  const Blocks bl = time_blocks(g);
+  const bool direct = g.c_group() == 1;
+  const index_t size = g.c_out * g.c_group() * g.kernel;
+  const index_t na = accumulator_count(bl.items, size);
+  Buffer<T> acc(na * size);
+  acc.zero();
+  run_items(na, [&](index_t a0, index_t a1) {
+    Buffer<T> P(direct ? 0 : bl.block * g.patch());
+    for (index_t a = a0; a < a1; ++a) {
+      T* A = acc.data() + a * size;
+      for (index_t it = a * bl.items / na; it < (a + 1) * bl.items / na; ++it) {
+        const index_t b = it / bl.per_seq, t0 = (it % bl.per_seq) * bl.block;
+        const index_t nt = std::min(bl.block, g.l_out - t0);
+        if (direct) {
+          weight_grad_direct_item(g, x, dy, b, t0, nt, A);
+        } else {
+          weight_grad_gemm_item(g, x, dy, b, t0, nt, P.data(), A);
+        }
+      }
+    }
+  });
+  T* sum = acc.data();
+  parallel_for(size, 4096, [&](index_t e0, index_t e1) {
+    for (index_t a = 1; a < na; ++a) {
+      const T* src = acc.data() + a * size;
+      for (index_t e = e0; e < e1; ++e) sum[e] += src[e];
+    }
+  });
+  if (!g.channels_last) {
+    std::copy(sum, sum + size, dw);
+  } else if (direct) {
+    for (index_t o = 0; o < g.c_out; ++o)
+      for (index_t k = 0; k < g.kernel; ++k) dw[o * g.kernel + k] = sum[k * g.c_out + o];
+  } else {
+    unpack_weights_cl(g, sum, dw);
+  }
+}
+
+// ------------------------------------------------------------------ bias gradient
+
+template <typename T>
+void bias_grad(const Geometry& g, const T* dy, T* db) {
+  parallel_for(g.c_out, 16, [&](index_t o0, index_t o1) {
+    std::vector<double> acc(static_cast<std::size_t>(o1 - o0), 0.0);
+    if (g.channels_last) {
+      for (index_t r = 0; r < g.batch * g.l_out; ++r) {
+        const T* row = dy + r * g.c_out;
+        for (index_t o = o0; o < o1; ++o) acc[o - o0] += row[o];
+      }
+    } else {
+      for (index_t b = 0; b < g.batch; ++b)
+        for (index_t o = o0; o < o1; ++o) {
+          const T* row = dy + (b * g.c_out + o) * g.l_out;
+          double s = 0.0;
+          for (index_t t = 0; t < g.l_out; ++t) s += row[t];
+          acc[o - o0] += s;
+        }
+    }
+    for (index_t o = o0; o < o1; ++o) db[o] = static_cast<T>(acc[o - o0]);
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T* y) {
+  run_forward(geometry_of(s), x, w, b, y);
+}
+
+template <typename T>
+void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
+                     T* db) {
+  const Geometry g = geometry_of(s);
+  if (db) bias_grad(g, dy, db);
+  weight_grad(g, x, dy, dw);
+  const Geometry gt = input_gradient_geometry(g);
+  Buffer<T> wt(g.c_out * g.c_group() * g.kernel);
+  transpose_weights(g, w, wt.data());
+  run_forward<T>(gt, dy, wt.data(), nullptr, dx);
+}
+
+template void conv1d_forward<float>(const Conv1dShape&, const float*, const float*, const float*,
+                                    float*);
+template void conv1d_forward<double>(const Conv1dShape&, const double*, const double*,
+                                     const double*, double*);
+template void conv1d_backward<float>(const Conv1dShape&, const float*, const float*, const float*,
+                                     float*, float*, float*);
+template void conv1d_backward<double>(const Conv1dShape&, const double*, const double*,
+                                      const double*, double*, double*, double*);
+
+}  // namespace rnnfast

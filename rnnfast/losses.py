@@ -1,0 +1,219 @@
+"""Losses with forward (the mean loss) and backward (its gradient with respect to the
+predictions), in Keras' names and argument order: ``loss(y_true, y_pred)``.
+
+- ``CategoricalCrossentropy``: targets are class probabilities (one-hot or soft), shape of y_pred.
+- ``SparseCategoricalCrossentropy``: targets are class indices, y_pred's shape without its
+  last axis (or with a last axis of 1).
+- ``BinaryCrossentropy``: targets in [0, 1], y_pred's shape.
+- ``MeanSquaredError``, ``MeanAbsoluteError``: y_pred's shape.
+
+With ``from_logits=True`` the cross-entropies take logits and fuse softmax (sigmoid) into the
+loss: computed through log-sum-exp (softplus), finite for any finite logits, with the gradient
+``softmax(y_pred) - y_true`` (``sigmoid(y_pred) - y_true``) divided by the number of samples.
+With ``from_logits=False`` (Keras' default) they take probabilities, clipped to
+``[1e-7, 1 - 1e-7]`` as Keras does (categorical ones first normalised to sum 1).
+
+Targets of shape ``(N,)`` against predictions ``(N, 1)`` are taken as ``(N, 1)`` (as Keras
+does; no silent broadcasting to ``(N, N)``). ``backward()`` differentiates the last forward;
+its result has y_pred's dtype.
+"""
+import numpy as np
+
+__all__ = [
+    "Loss",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "BinaryCrossentropy",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "get",
+]
+
+EPSILON = 1e-7  # Keras' backend epsilon, the clip of probabilities
+
+
+def _as_array(x):
+    if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _predictions(y_pred):
+    y_pred = _as_array(y_pred)
+    if y_pred.dtype.kind != "f":
+        raise TypeError(f"y_pred: expected a float array, got dtype {y_pred.dtype}")
+    if y_pred.ndim < 1 or y_pred.size == 0:
+        raise ValueError(f"y_pred: expected a non-empty array of at least 1 dimension, got shape "
+                         f"{y_pred.shape}")
+    return y_pred
+
+
+def _dense_targets(y_true, y_pred):
+    """Float targets of y_pred's shape (a missing trailing axis of 1 is added)."""
+    y_true = _as_array(y_true)
+    if y_true.dtype.kind not in "fiub":
+        raise TypeError(f"y_true: expected a numeric array, got dtype {y_true.dtype}")
+    if y_true.shape != y_pred.shape and y_pred.shape[-1] == 1 and y_true.shape == y_pred.shape[:-1]:
+        y_true = y_true[..., None]
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true: expected shape {y_pred.shape} (the shape of y_pred), got "
+                         f"{y_true.shape}")
+    return y_true.astype(y_pred.dtype, copy=False)
+
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _mean(values):
+    return float(np.mean(values, dtype=np.float64))
+
+
+class Loss:
+    """Base of the losses: ``loss(y_true, y_pred)`` is ``loss.forward(y_true, y_pred)``."""
+
+    def __init__(self):
+        self._grad = None
+
+    def __call__(self, y_true, y_pred):
+        return self.forward(y_true, y_pred)
+
+    def forward(self, y_true, y_pred):
+        """The mean loss (a Python float); keeps its gradient for ``backward``."""
+        y_pred = _predictions(y_pred)
+        value, grad = self._compute(y_true, y_pred)
+        self._grad = grad.astype(y_pred.dtype, copy=False)
+        return value
+
+    def backward(self):
+        """The gradient of the last forward's mean loss with respect to y_pred."""
+        if self._grad is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: call forward() first")
+        return self._grad
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class _Crossentropy(Loss):
+    def __init__(self, from_logits=False):
+        super().__init__()
+        self.from_logits = bool(from_logits)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(from_logits={self.from_logits})"
+
+
+def _categorical_from_probabilities(t, p):
+    """Keras' categorical cross-entropy of probabilities: normalised, clipped, -sum t log p;
+    per-sample losses and the gradient of their sum."""
+    total = p.sum(axis=-1, keepdims=True)
+    q = p / total
+    inside = (q > EPSILON) & (q < 1 - EPSILON)
+    qc = np.clip(q, EPSILON, 1 - EPSILON)
+    losses = -(t * np.log(qc)).sum(axis=-1)
+    dq = np.where(inside, -t / qc, 0)
+    return losses, (dq - (dq * q).sum(axis=-1, keepdims=True)) / total
+
+
+class CategoricalCrossentropy(_Crossentropy):
+    """Cross-entropy against class probabilities over the last axis, mean over samples."""
+
+    def _compute(self, y_true, y_pred):
+        t = _dense_targets(y_true, y_pred)
+        n = y_pred.size // y_pred.shape[-1]
+        if self.from_logits:
+            log_p = _log_softmax(y_pred)
+            losses = -(t * log_p).sum(axis=-1)
+            grad = np.exp(log_p) * t.sum(axis=-1, keepdims=True) - t
+        else:
+            losses, grad = _categorical_from_probabilities(t, y_pred)
+        return _mean(losses), grad / n
+
+
+class SparseCategoricalCrossentropy(_Crossentropy):
+    """Cross-entropy against integer class indices, mean over samples."""
+
+    def _compute(self, y_true, y_pred):
+        classes = y_pred.shape[-1]
+        idx = _as_array(y_true)
+        if idx.shape == y_pred.shape[:-1] + (1,) and idx.shape != y_pred.shape[:-1]:
+            idx = idx[..., 0]
+        if idx.shape != y_pred.shape[:-1]:
+            raise ValueError(f"y_true: expected class indices of shape {y_pred.shape[:-1]} "
+                             f"(y_pred's shape without its class axis), got {idx.shape}")
+        if idx.dtype.kind == "f":
+            if not np.all(np.floor(idx) == idx):
+                raise ValueError("y_true: expected integer class indices, got non-integer floats")
+        elif idx.dtype.kind not in "iu":
+            raise TypeError(f"y_true: expected integer class indices, got dtype {idx.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= classes):
+            bad = idx.min() if idx.min() < 0 else idx.max()
+            raise ValueError(f"y_true: class indices must be in 0..{classes - 1}, got {bad}")
+        idx = idx.astype(np.int64)
+        onehot = np.zeros_like(y_pred)
+        np.put_along_axis(onehot, idx[..., None], 1, axis=-1)
+        n = max(idx.size, 1)
+        if self.from_logits:
+            log_p = _log_softmax(y_pred)
+            losses = -np.take_along_axis(log_p, idx[..., None], axis=-1)
+            grad = np.exp(log_p) - onehot
+        else:
+            losses, grad = _categorical_from_probabilities(onehot, y_pred)
+        return _mean(losses), grad / n
+
+
+class BinaryCrossentropy(_Crossentropy):
+    """Element-wise binary cross-entropy, mean over all elements."""
+
+    def _compute(self, y_true, y_pred):
+        t = _dense_targets(y_true, y_pred)
+        if self.from_logits:
+            # max(z, 0) - z t + log(1 + exp(-|z|)), gradient sigmoid(z) - t
+            losses = np.maximum(y_pred, 0) - y_pred * t + np.log1p(np.exp(-np.abs(y_pred)))
+            grad = np.exp(-np.logaddexp(0, -y_pred)) - t
+        else:
+            inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
+            p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+            losses = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+            grad = np.where(inside, (p - t) / (p * (1 - p)), 0)
+        return _mean(losses), grad / y_pred.size
+
+
+class MeanSquaredError(Loss):
+    """mean((y_pred - y_true) ** 2) over all elements."""
+
+    def _compute(self, y_true, y_pred):
+        diff = y_pred - _dense_targets(y_true, y_pred)
+        return _mean(diff * diff), 2 * diff / diff.size
+
+
+class MeanAbsoluteError(Loss):
+    """mean(|y_pred - y_true|) over all elements (gradient 0 where they are equal)."""
+
+    def _compute(self, y_true, y_pred):
+        diff = y_pred - _dense_targets(y_true, y_pred)
+        return _mean(np.abs(diff)), np.sign(diff) / diff.size
+
+
+_NAMES = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+}
+
+
+def get(identifier):
+    """A loss from a Keras name (``"mse"``, ``"sparse_categorical_crossentropy"``, ...) or a
+    ``Loss`` instance (returned as is). Cross-entropies by name take probabilities (Keras'
+    default); construct them with ``from_logits=True`` for logits."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str) and identifier in _NAMES:
+        return _NAMES[identifier]()
+    raise ValueError(f"loss: expected a Loss or one of {sorted(_NAMES)}, got {identifier!r}")

@@ -1,0 +1,36 @@
+"""Layers with PyTorch's interface over NumPy arrays: each has ``forward`` (also ``layer(x)``),
+``backward`` (returns the input gradient, adds parameter gradients to ``.grad``),
+``parameters()`` / ``named_parameters()``, ``zero_grad()``, ``state_dict()`` /
+``load_state_dict()`` (PyTorch's names, so torch state_dicts load 1:1) and ``train()`` /
+``eval()``. The recurrent layers run each layer and direction as one fused kernel call."""
+from rnnfast.nn.activation import ReLU, Sigmoid, Softmax, Tanh, get_activation
+from rnnfast.nn.container import TimeDistributed
+from rnnfast.nn.dropout import Dropout
+from rnnfast.nn.embedding import Embedding
+from rnnfast.nn.linear import Dense, Linear
+from rnnfast.nn.module import Module, Parameter
+from rnnfast.nn.norm import LayerNorm
+from rnnfast.nn.recurrent import GRU, LSTM, RNN
+from rnnfast.nn.sequence import LastStep
+from rnnfast.nn.shape import Flatten
+
+__all__ = [
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "GRU",
+    "LSTM",
+    "LastStep",
+    "LayerNorm",
+    "Linear",
+    "Module",
+    "Parameter",
+    "RNN",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "TimeDistributed",
+    "get_activation",
+]

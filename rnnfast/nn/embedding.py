@@ -1,0 +1,138 @@
+"""``Embedding``: integer token ids to vectors, with PyTorch's ``padding_idx`` and Keras'
+``mask_zero``.
+
+The weight is ``(num_embeddings, embedding_dim)``, initialised N(0, 1) as in PyTorch (the
+``padding_idx`` row zero); ``torch.nn.Embedding`` state_dicts load 1:1. The row at
+``padding_idx`` gets no gradient.
+
+With ``mask_zero=True`` (Keras), id 0 means padding: after each forward, ``mask`` is
+``x != 0`` and ``lengths`` gives, for a ``(batch, seq_len)`` input, each row's length (its
+last non-zero position + 1) to pass to a recurrent layer with ``batch_first=True``::
+
+    emb = Embedding(vocab, 32, mask_zero=True)
+    lstm = LSTM(32, 64, batch_first=True)
+    out, (h, c) = lstm(emb(ids), lengths=emb.lengths)
+
+The recurrent kernels take post-padded batches, so ``lengths`` raises ValueError when a row
+has padding before a token (pad with ``padding="post"``). A row of only padding gets length 1.
+"""
+import numpy as np
+
+from rnnfast.nn.module import (
+    Module,
+    Parameter,
+    as_array,
+    check_dtype,
+    check_grad,
+    check_int,
+    make_rng,
+)
+
+__all__ = ["Embedding"]
+
+
+class Embedding(Module):
+    """A lookup table of ``num_embeddings`` vectors of size ``embedding_dim``."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, mask_zero=False, *,
+                 dtype=np.float32, device=None, seed=None, rng=None):
+        super().__init__()
+        if device not in (None, "cpu"):
+            raise ValueError(f"device: only 'cpu' is supported, got {device!r}")
+        self.num_embeddings = check_int(num_embeddings, "num_embeddings", 1)
+        self.embedding_dim = check_int(embedding_dim, "embedding_dim", 1)
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
+                raise TypeError(f"padding_idx: expected an int or None, got "
+                                f"{type(padding_idx).__name__}")
+            if not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError(f"padding_idx: expected an int in [-{self.num_embeddings}, "
+                                 f"{self.num_embeddings}), got {padding_idx}")
+            padding_idx = int(padding_idx) % self.num_embeddings
+        self.padding_idx = padding_idx
+        self.mask_zero = bool(mask_zero)
+        self.dtype = check_dtype(dtype)
+        self.rng = make_rng(seed, rng)
+        self.mask = None
+        self.weight = Parameter(np.zeros((self.num_embeddings, self.embedding_dim), self.dtype))
+        self.reset_parameters()
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, mask_zero=False):
+        """An Embedding holding a copy of ``embeddings`` (2-D float array), frozen by default."""
+        weights = np.asarray(embeddings)
+        if weights.ndim != 2:
+            raise ValueError(f"embeddings: expected a 2-D array, got shape {weights.shape}")
+        if weights.dtype.kind != "f":
+            raise TypeError(f"embeddings: expected a float array, got dtype {weights.dtype}")
+        dtype = weights.dtype if weights.dtype == np.float64 else np.float32
+        layer = cls(weights.shape[0], weights.shape[1], padding_idx, mask_zero, dtype=dtype)
+        layer.weight.data[...] = weights
+        layer.weight.requires_grad = not freeze
+        return layer
+
+    def reset_parameters(self):
+        self.weight.data[...] = self.rng.standard_normal(self.weight.shape)
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
+
+    def forward(self, x):
+        x = as_array(x)
+        if x.dtype.kind not in "iu":
+            raise TypeError(f"x: expected an integer array of token ids, got dtype {x.dtype}")
+        if x.size and (x.min() < 0 or x.max() >= self.num_embeddings):
+            bad = x.min() if x.min() < 0 else x.max()
+            raise ValueError(f"x: token ids must be in 0..{self.num_embeddings - 1} "
+                             f"(num_embeddings={self.num_embeddings}), got {bad}")
+        self.mask = (x != 0) if self.mask_zero else None
+        self._keep(x)
+        return self.weight.data[x]
+
+    @property
+    def lengths(self):
+        """Lengths (int64, (batch,)) of the last ``(batch, seq_len)`` input under ``mask_zero``;
+        None without ``mask_zero``."""
+        if self.mask is None:
+            return None
+        if self.mask.ndim != 2:
+            raise ValueError(f"lengths: needs a 2-D (batch, seq_len) input, the last one had "
+                             f"shape {self.mask.shape}")
+        T = self.mask.shape[1]
+        nonzero = self.mask[:, ::-1]
+        last = np.where(nonzero.any(axis=1), T - nonzero.argmax(axis=1), 1)
+        inside = np.arange(T)[None, :] < last[:, None]
+        holes = inside & ~self.mask
+        holes[last == 1] = False
+        if holes.any():
+            row = int(np.argmax(holes.any(axis=1)))
+            raise ValueError(f"lengths: row {row} has padding (id 0) before a token; recurrent "
+                             "layers need post-padded sequences (pad with padding='post')")
+        return last.astype(np.int64)
+
+    def backward(self, dy):
+        """Adds the gradient into ``weight.grad``; token ids have no gradient (returns None)."""
+        x = self._saved()
+        dy = check_grad(dy, "dy", x.shape + (self.embedding_dim,), self.dtype)
+        weight = self.weight
+        if not weight.requires_grad:
+            return None
+        ids = x.reshape(-1)
+        rows = dy.reshape(-1, self.embedding_dim)
+        if self.padding_idx is not None:
+            keep = ids != self.padding_idx
+            ids, rows = ids[keep], rows[keep]
+        if weight.grad is None:
+            weight.grad = np.zeros_like(weight.data)
+        if ids.size:  # sum the rows of each id, then add them to the touched rows only
+            order = np.argsort(ids, kind="stable")
+            unique, starts = np.unique(ids[order], return_index=True)
+            weight.grad[unique] += np.add.reduceat(rows[order], starts, axis=0)
+        return None
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.mask_zero:
+            s += ", mask_zero=True"
+        return s

@@ -1,0 +1,344 @@
+"""``Parameter`` and ``Module``: the PyTorch-like base of every layer, over NumPy arrays.
+
+A ``Parameter`` holds a NumPy array ``.data`` and its gradient ``.grad`` (``None`` until a
+backward accumulates into it). A ``Module`` registers the ``Parameter`` and ``Module``
+objects assigned to its attributes, as ``torch.nn.Module`` does, which gives
+``named_parameters()``, ``state_dict()`` and ``load_state_dict()`` with PyTorch's dotted names.
+
+The training contract of every layer:
+
+- ``forward(x)`` (also ``layer(x)``) in training mode (the default, ``train()``) keeps what its
+  ``backward`` needs, overwriting what the previous forward kept; in ``eval()`` mode it keeps
+  nothing and dropout is off.
+- ``backward(dy)`` returns the gradient with respect to the last forward's input and *adds* the
+  parameter gradients to ``.grad`` (so clear them with ``zero_grad()`` between steps).
+- Float inputs of another float dtype are cast to a layer's parameter dtype (as Keras does);
+  inputs that are not floats raise ``TypeError``.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+__all__ = ["Parameter", "Module", "IncompatibleKeys"]
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype):
+    """The parameter dtype of a layer: float32 or float64, else TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}")
+    return dt
+
+
+def make_rng(seed=None, rng=None):
+    """A ``np.random.Generator`` from a ``seed`` (int or None) or a given generator."""
+    if rng is not None:
+        if seed is not None:
+            raise ValueError("seed and rng: give at most one of them")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        return rng
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
+    return np.random.default_rng(seed)
+
+
+def check_int(value, name, minimum):
+    """An int >= minimum, else TypeError/ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_probability(value, name):
+    """A float in [0, 1], else TypeError/ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a float in [0, 1], got {type(value).__name__}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}: expected a float in [0, 1], got {value}")
+    return float(value)
+
+
+def as_array(x):
+    """A NumPy array of ``x`` (an array-like, or a CPU torch.Tensor without importing torch)."""
+    if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def as_float_input(x, name, dtype=None):
+    """``x`` as a NumPy float array (cast to ``dtype`` when given); TypeError for non-floats."""
+    arr = as_array(x)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a float array, got dtype {arr.dtype}")
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr
+
+
+def check_grad(dy, name, shape, dtype):
+    """An upstream gradient of the given shape, cast to dtype."""
+    dy = as_float_input(dy, name, dtype)
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (the shape of the forward's "
+                         f"output), got {dy.shape}")
+    return dy
+
+
+def _to_numpy(value, key):
+    """A state_dict value (NumPy array, torch.Tensor, list, ...) as a NumPy array."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        try:
+            value = value.detach().cpu().numpy()
+        except TypeError as exc:
+            raise TypeError(f"state_dict[{key!r}]: cannot convert to a NumPy array "
+                            f"({exc})") from None
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"state_dict[{key!r}]: expected an array, got {type(value).__name__} "
+                        f"({exc})") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"state_dict[{key!r}]: expected a real numeric array, got dtype "
+                        f"{arr.dtype}")
+    return arr
+
+
+class Parameter:
+    """A trainable array: ``.data`` (NumPy float array) and ``.grad`` (same shape, or None)."""
+
+    __slots__ = ("data", "grad", "requires_grad")
+
+    def __init__(self, data, requires_grad=True):
+        data = np.array(data, copy=True)
+        if data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"data: expected a float32 or float64 array, got dtype {data.dtype}")
+        self.data = data
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def accumulate(self, grad):
+        """Add ``grad`` to ``.grad`` (creating it); nothing when ``requires_grad`` is False."""
+        if not self.requires_grad:
+            return
+        grad = np.asarray(grad)
+        if grad.shape != self.data.shape:
+            raise ValueError(f"grad: expected shape {self.data.shape}, got {grad.shape}")
+        if self.grad is None:
+            self.grad = grad.astype(self.data.dtype, copy=True)
+        else:
+            self.grad += grad
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of the layers: registration of parameters and sub-modules, modes, state."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_cache", None)
+
+    # registration -------------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        params = self.__dict__.get("_parameters")
+        if params is None:
+            raise AttributeError("call Module.__init__() before assigning attributes")
+        modules = self.__dict__["_modules"]
+        if isinstance(value, Parameter):
+            self.__dict__.pop(name, None)
+            modules.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            self.__dict__.pop(name, None)
+            params.pop(name, None)
+            modules[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(f"{name}: expected a Parameter or None, got {type(value).__name__}")
+            params[name] = None
+        elif name in modules:
+            if value is not None:
+                raise TypeError(f"{name}: expected a Module or None, got {type(value).__name__}")
+            modules[name] = None
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        if "_parameters" in d and name in d["_parameters"]:
+            return d["_parameters"][name]
+        if "_modules" in d and name in d["_modules"]:
+            return d["_modules"][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def register_parameter(self, name, param):
+        """Register a Parameter (or None, for an absent one such as ``bias=False``)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"param: expected a Parameter or None, got {type(param).__name__}")
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+
+    # traversal ----------------------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        """``(name, module)`` for this module and every sub-module, depth first."""
+        seen = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop(0)
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{k}" if name else k, m)
+                        for k, m in module._modules.items() if m is not None]
+            stack = children + stack
+
+    def children(self):
+        return [m for m in self._modules.values() if m is not None]
+
+    def named_parameters(self, prefix="", recurse=True):
+        """``(name, Parameter)`` pairs with PyTorch's dotted names, each parameter once."""
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mod_name, module in modules:
+            for name, param in module._parameters.items():
+                if param is None or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                yield (f"{mod_name}.{name}" if mod_name else name), param
+
+    def parameters(self, recurse=True):
+        return [p for _, p in self.named_parameters(recurse=recurse)]
+
+    # gradients and modes ------------------------------------------------------------------
+    def zero_grad(self, set_to_none=True):
+        """Clear the gradients: ``None`` (PyTorch's default) or zeros."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze (True) every parameter; returns self."""
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
+    def train(self, mode=True):
+        """Training mode (forward keeps what backward needs, dropout on); returns self."""
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", bool(mode))
+            if not mode:
+                object.__setattr__(module, "_cache", None)
+        return self
+
+    def eval(self):
+        """Inference mode (nothing kept for backward, dropout off); returns self."""
+        return self.train(False)
+
+    def _saved(self):
+        """What the last training-mode forward kept for backward, or a clear RuntimeError."""
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: no forward pass to differentiate; "
+                               "call forward() in training mode (layer.train()) first")
+        return self._cache
+
+    def _keep(self, cache):
+        object.__setattr__(self, "_cache", cache if self.training else None)
+
+    # state --------------------------------------------------------------------------------
+    def state_dict(self):
+        """``{name: array}``: copies of every parameter under its PyTorch name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def _build_from_state(self, state_dict, prefix):
+        """Hook for layers with lazily created parameters (``Dense``): create them from
+        the shapes in a state_dict before it is loaded."""
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays (NumPy, torch tensors, lists, ...) into the parameters, cast to their dtype.
+
+        Every shape must match; with ``strict`` the keys must match exactly. Nothing is
+        modified unless everything checks. Returns ``(missing_keys, unexpected_keys)``."""
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"state_dict: expected a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
+        for name, module in self.named_modules():
+            module._build_from_state(state_dict, f"{name}." if name else "")
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict.keys() if k not in own]
+        if strict and (missing or unexpected):
+            lines = [f"load_state_dict of {type(self).__name__}: keys do not match"]
+            if missing:
+                lines.append(f"missing keys: {missing}")
+            if unexpected:
+                lines.append(f"unexpected keys: {unexpected}")
+            lines.append(f"expected keys: {list(own)}")
+            raise ValueError("; ".join(lines))
+        arrays = {}
+        for key, param in own.items():
+            if key not in state_dict:
+                continue
+            arr = _to_numpy(state_dict[key], key)
+            if arr.shape != param.shape:
+                raise ValueError(f"state_dict[{key!r}]: expected shape {param.shape}, "
+                                 f"got {arr.shape}")
+            arrays[key] = arr
+        for key, arr in arrays.items():
+            own[key].data[...] = arr
+        return IncompatibleKeys(missing, unexpected)
+
+    # calling and printing -----------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def backward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define backward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        children = [(k, m) for k, m in self._modules.items() if m is not None]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return head + ")"
+        lines = [head]
+        for name, module in children:
+            body = repr(module).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + "\n)"

@@ -1,0 +1,328 @@
+"""Conv1D kernels against the NumPy reference (forward, dx, dw, db), bad input, and PyTorch."""
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast import functional as F
+from rnnfast import reference as R
+
+# DESIGN.md "Numerical contract": max abs error / max(1, max |ref|).
+TOL = {np.float64: (1e-10, 1e-10), np.float32: (1e-4, 1e-3)}  # (outputs, gradients)
+
+
+def rel_err(got, want):
+    return np.abs(np.asarray(got, np.float64) - want).max() / max(1.0, np.abs(want).max())
+
+
+def make_inputs(rng, B, L, c_in, c_out, groups, K, channels_last, bias=True):
+    x = rng.standard_normal((B, L, c_in) if channels_last else (B, c_in, L))
+    w = rng.standard_normal((c_out, c_in // groups, K)) / np.sqrt(K * c_in // groups)
+    b = rng.standard_normal(c_out) if bias else None
+    return x, w, b
+
+
+def check_against_reference(rng, x, w, b, dtypes=(np.float64, np.float32), **kw):
+    """Kernel forward + backward in each dtype vs the float64 reference on the same values."""
+    for dtype in dtypes:
+        xd, wd = x.astype(dtype), w.astype(dtype)
+        bd = None if b is None else b.astype(dtype)
+        y_ref, ctx_ref = R.conv1d_forward(xd, wd, bd, training=True, **kw)
+        dy = rng.standard_normal(y_ref.shape).astype(dtype)
+        want = R.conv1d_backward(ctx_ref, dy)
+        y, ctx = F.conv1d_forward(xd, wd, bd, training=True, **kw)
+        assert y.dtype == dtype and y.shape == y_ref.shape
+        out_tol, grad_tol = TOL[dtype]
+        assert rel_err(y, y_ref) < out_tol, ("y", dtype)
+        got = F.conv1d_backward(ctx, dy)
+        assert set(got) == {"x", "w", "b"}
+        for name in ("x", "w"):
+            assert got[name].dtype == dtype and got[name].shape == want[name].shape
+            assert rel_err(got[name], want[name]) < grad_tol, (name, dtype)
+        if b is None:
+            assert got["b"] is None
+        else:
+            assert got["b"].dtype == dtype
+            assert rel_err(got["b"], want["b"]) < grad_tol, ("b", dtype)
+
+
+GROUPINGS = {"dense": (4, 6, 1), "groups2": (4, 6, 2), "depthwise": (4, 4, 4)}
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["cl", "cf"])
+@pytest.mark.parametrize("grouping", list(GROUPINGS))
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("padding", ["valid", "same", "causal", 2, (1, 3)], ids=str)
+def test_conv1d_grid_matches_reference(rng, padding, stride, dilation, grouping, channels_last):
+    c_in, c_out, groups = GROUPINGS[grouping]
+    x, w, b = make_inputs(rng, 2, 11, c_in, c_out, groups, 3, channels_last)
+    check_against_reference(rng, x, w, b, stride=stride, padding=padding, dilation=dilation,
+                            groups=groups, channels_last=channels_last)
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["cl", "cf"])
+@pytest.mark.parametrize(
+    "B,L,c_in,c_out,groups,K,kw",
+    [
+        (1, 7, 3, 5, 1, 3, dict(dilation=3)),                  # L equal to the receptive field
+        (1, 9, 4, 4, 2, 5, dict(stride=2, dilation=2)),        # L equal to the receptive field
+        (3, 13, 1, 6, 1, 4, dict(padding="same")),             # one input channel: direct kernel
+        (2, 10, 3, 6, 3, 3, dict(padding="causal", dilation=2)),  # depthwise, multiplier 2
+        (2, 15, 5, 7, 1, 1, dict(stride=2)),                   # K = 1
+        (2, 6, 2, 3, 1, 3, dict(padding=(7, 0), stride=2)),    # padding wider than the kernel
+        (2, 8, 2, 3, 1, 2, dict(padding=(0, 6), dilation=2)),
+        (1, 1, 3, 2, 1, 1, {}),                                # a single step
+        (2, 501, 64, 24, 1, 5, dict(padding="causal")),        # several time blocks, no-copy rows
+        (2, 401, 48, 32, 4, 3, dict(padding="same", dilation=4)),
+    ],
+)
+def test_conv1d_shapes_match_reference(rng, channels_last, B, L, c_in, c_out, groups, K, kw):
+    x, w, b = make_inputs(rng, B, L, c_in, c_out, groups, K, channels_last)
+    check_against_reference(rng, x, w, b, groups=groups, channels_last=channels_last, **kw)
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["cl", "cf"])
+def test_conv1d_without_bias(rng, channels_last):
+    x, w, _ = make_inputs(rng, 2, 9, 4, 6, 2, 3, channels_last, bias=False)
+    check_against_reference(rng, x, w, None, groups=2, padding="same", channels_last=channels_last)
+
+
+def test_conv1d_same_padding_puts_the_odd_step_right(rng):
+    x = rng.standard_normal((1, 6, 1))
+    w = np.zeros((1, 1, 4))
+    w[0, 0, 0] = 1.0  # y[t] = xpad[t]: shows the left padding
+    y, _ = F.conv1d_forward(x, w, padding="same")
+    np.testing.assert_array_equal(y[0, :, 0], np.concatenate([[0.0], x[0, :5, 0]]))
+    y, _ = F.conv1d_forward(x, w, padding="causal")
+    np.testing.assert_array_equal(y[0, :, 0], np.concatenate([[0.0] * 3, x[0, :3, 0]]))
+
+
+def test_conv1d_none_dy_means_zeros(rng):
+    x, w, b = make_inputs(rng, 2, 9, 4, 6, 1, 3, True)
+    _, ctx = F.conv1d_forward(x, w, b, training=True)
+    grads = F.conv1d_backward(ctx, None)
+    for name, like in (("x", x), ("w", w), ("b", b)):
+        assert grads[name].shape == like.shape and not grads[name].any()
+
+
+def test_conv1d_inference_returns_no_ctx(rng):
+    x, w, b = make_inputs(rng, 2, 9, 4, 6, 1, 3, True)
+    y, ctx = F.conv1d_forward(x, w, b)
+    assert ctx is None and y.shape == (2, 7, 6)
+
+
+def test_conv1d_empty_batch(rng):
+    _, w, b = make_inputs(rng, 1, 9, 4, 6, 1, 3, False)
+    y, ctx = F.conv1d_forward(np.zeros((0, 4, 9)), w, b, channels_last=False, training=True)
+    assert y.shape == (0, 6, 7)
+    grads = F.conv1d_backward(ctx, np.zeros((0, 6, 7)))
+    assert grads["x"].shape == (0, 4, 9) and not grads["w"].any() and not grads["b"].any()
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["cl", "cf"])
+def test_conv1d_odd_inputs_are_accepted_and_not_modified(rng, channels_last):
+    x, w, b = make_inputs(rng, 3, 12, 4, 6, 2, 3, channels_last)
+    kw = dict(padding="same", groups=2, stride=2, channels_last=channels_last, training=True)
+    y0, ctx0 = F.conv1d_forward(x, w, b, **kw)
+    dy = rng.standard_normal(y0.shape)
+    g0 = F.conv1d_backward(ctx0, dy)
+
+    big = np.zeros((3, 24, 8) if channels_last else (3, 8, 24))
+    strided = big[:, ::2, ::2]
+    strided[...] = x
+    fortran_w = np.asfortranarray(w)
+    readonly_b = b.copy()
+    readonly_b.setflags(write=False)
+    readonly_dy = np.asfortranarray(dy)
+    readonly_dy.setflags(write=False)
+    saved = [a.copy() for a in (strided, fortran_w, readonly_b, readonly_dy)]
+    y1, ctx1 = F.conv1d_forward(strided, fortran_w, readonly_b, **kw)
+    g1 = F.conv1d_backward(ctx1, readonly_dy)
+    np.testing.assert_array_equal(y1, y0)
+    for name in ("x", "w", "b"):
+        np.testing.assert_array_equal(g1[name], g0[name])
+    for a, s in zip((strided, fortran_w, readonly_b, readonly_dy), saved):
+        np.testing.assert_array_equal(a, s)
+    assert not big[:, 1::2].any()
+
+
+def test_conv1d_lists_are_accepted(rng):
+    x, w, b = make_inputs(rng, 1, 5, 2, 3, 1, 2, True)
+    y, _ = F.conv1d_forward(x.tolist(), w.tolist(), b.tolist())
+    np.testing.assert_allclose(y, R.conv1d_forward(x, w, b)[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["cl", "cf"])
+@pytest.mark.parametrize("groups", [1, 8])
+def test_conv1d_bitwise_identical_for_any_thread_count(rng, channels_last, groups):
+    x, w, b = make_inputs(rng, 5, 300, 8, 16, groups, 3, channels_last)
+    x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
+    kw = dict(padding="causal", dilation=2, groups=groups, channels_last=channels_last,
+              training=True)
+    dy = rng.standard_normal(F.conv1d_forward(x, w, b, **kw)[0].shape).astype(np.float32)
+    before = rnnfast.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            rnnfast.set_num_threads(n)
+            y, ctx = F.conv1d_forward(x, w, b, **kw)
+            results.append((y, F.conv1d_backward(ctx, dy)))
+    finally:
+        rnnfast.set_num_threads(before)
+    for y, grads in results[1:]:
+        assert np.array_equal(y, results[0][0])
+        for name in ("x", "w", "b"):
+            assert np.array_equal(grads[name], results[0][1][name])
+
+
+# ------------------------------------------------------------------ bad input
+
+X = np.zeros((2, 9, 4))
+W = np.zeros((6, 4, 3))
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(stride=0), ValueError, r"stride: expected an int >= 1, got 0"),
+        (dict(stride=-2), ValueError, r"stride: expected an int >= 1, got -2"),
+        (dict(stride=1.5), TypeError, r"stride: expected an int, got <class 'float'>"),
+        (dict(stride=True), TypeError, r"stride: expected an int"),
+        (dict(stride=2**70), ValueError, r"stride: expected an int >= 1 that fits in 64 bits"),
+        (dict(dilation=0), ValueError, r"dilation: expected an int >= 1, got 0"),
+        (dict(dilation=2**61), ValueError, r"dilation: .* is too large"),
+        (dict(dilation=5), ValueError, r"w: kernel_size 3 with dilation 5 spans 11 steps, more than "
+                                       r"the padded input of x \(length 9"),
+        (dict(groups=0), ValueError, r"groups: expected an int >= 1, got 0"),
+        (dict(groups=3), ValueError, r"groups: expected a divisor of the input channels \(4\) and of "
+                                     r"the output channels \(6\), got 3"),
+        (dict(groups=4), ValueError, r"groups: expected a divisor .* got 4"),
+        (dict(groups=2), ValueError, r"w: expected shape \(out_channels, in_channels // groups, "
+                                     r"kernel_size\) with in_channels // groups = 4 // 2 from x = "
+                                     r"\(6, 2, 3\), got \(6, 4, 3\)"),
+        (dict(padding="full"), ValueError, r"padding: expected 'valid', 'same', 'causal', an int >= 0 "
+                                           r"or a \(left, right\) pair of ints >= 0, got 'full'"),
+        (dict(padding=-1), ValueError, r"padding: expected an int >= 0, got -1"),
+        (dict(padding=(1, 2, 3)), ValueError, r"padding: expected .* got \(1, 2, 3\) of length 3"),
+        (dict(padding=(1, -1)), ValueError, r"padding\[1\]: expected an int >= 0, got -1"),
+        (dict(padding=("a", 1)), TypeError, r"padding\[0\]: expected an int, got <class 'str'>"),
+        (dict(padding=1.5), TypeError, r"padding: expected .* got 1.5 of type <class 'float'>"),
+        (dict(padding=None), TypeError, r"padding: expected .* got None"),
+        (dict(padding=2**62), ValueError, r"padding: 4611686018427387904 is too large"),
+    ],
+)
+def test_conv1d_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        F.conv1d_forward(X, W, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "x,w,b,kw,error,match",
+    [
+        (X[0], W, None, {}, ValueError, r"x: expected a 3-D array \(batch, length, channels\) "
+                                        r"\(channels_last=True\), got shape \(9, 4\)"),
+        (np.zeros((2, 0, 4)), W, None, {}, ValueError, r"x: expected length >= 1 and channels >= 1"),
+        (X, W[0], None, {}, ValueError, r"w: expected a 3-D array .* got shape \(4, 3\)"),
+        (X, np.zeros((6, 4, 0)), None, {}, ValueError, r"w: expected a 3-D array .* every dimension"),
+        (X, np.zeros((6, 5, 3)), None, {}, ValueError, r"w: expected shape .* in_channels // groups = "
+                                                       r"4 // 1 from x = \(6, 4, 3\), got \(6, 5, 3\)"),
+        (X, W, None, dict(channels_last=False), ValueError,
+         r"w: expected shape .* in_channels // groups = 9 // 1 from x"),
+        (X, W, np.zeros(5), {}, ValueError, r"b: expected shape \(out_channels,\) = \(6,\), got \(5,\)"),
+        (X, W, np.zeros((6, 1)), {}, ValueError, r"b: expected shape \(out_channels,\)"),
+        (X.astype(np.int64), W, None, {}, TypeError, r"x: expected a float32 or float64 array, got "
+                                                     r"dtype int64"),
+        (X.astype(np.float16), W, None, {}, TypeError, r"x: expected a float32 or float64 array"),
+        (X.astype(np.float32), W, None, {}, TypeError, r"w: expected dtype float32 \(the dtype of "
+                                                       r"x\), got float64"),
+        (X, W, np.zeros(6, np.float32), {}, TypeError, r"b: expected dtype float64"),
+        (X, W.astype(np.int32), None, {}, TypeError, r"w: expected a float32 or float64 array"),
+        (None, W, None, {}, TypeError, r"x: expected a float32 or float64 array"),
+        ("abc", W, None, {}, TypeError, r"x: expected a float32 or float64 array"),
+    ],
+)
+def test_conv1d_rejects_bad_arrays(x, w, b, kw, error, match):
+    with pytest.raises(error, match=match):
+        F.conv1d_forward(x, w, b, **kw)
+
+
+def test_conv1d_backward_rejects_bad_ctx_and_dy(rng):
+    x, w, b = make_inputs(rng, 2, 9, 4, 6, 1, 3, True)
+    y, inference_ctx = F.conv1d_forward(x, w, b)
+    _, ctx = F.conv1d_forward(x.astype(np.float32), w.astype(np.float32), training=True)
+    with pytest.raises(ValueError, match=r"ctx: got None; call conv1d_forward\(..., training=True\)"):
+        F.conv1d_backward(inference_ctx, y)
+    _, pool_ctx = F.max_pool1d_forward(x, pool_size=2, training=True)
+    with pytest.raises(TypeError, match=r"ctx: expected the ctx returned by conv1d_forward.*Pool1dCtx"):
+        F.conv1d_backward(pool_ctx, y)
+    with pytest.raises(TypeError, match=r"ctx: expected the ctx returned by conv1d_forward.*dict"):
+        F.conv1d_backward({"x": x}, y)
+    with pytest.raises(TypeError, match=r"dy: expected dtype float32 \(the dtype of the forward's x\), "
+                                        r"got float64"):
+        F.conv1d_backward(ctx, y)
+    with pytest.raises(ValueError, match=r"dy: expected shape \(batch, length_out, out_channels\) = "
+                                         r"\(2, 7, 6\), got \(2, 6, 7\)"):
+        F.conv1d_backward(ctx, np.zeros((2, 6, 7), np.float32))
+    with pytest.raises(TypeError, match=r"dy: expected a float32 or float64 array"):
+        F.conv1d_backward(ctx, np.zeros((2, 7, 6), np.int32))
+    assert "conv1d_forward" in repr(ctx)
+
+
+def test_conv1d_ctx_is_reusable(rng):
+    x, w, b = make_inputs(rng, 2, 9, 4, 6, 1, 3, False)
+    y, ctx = F.conv1d_forward(x, w, b, channels_last=False, training=True)
+    dy = rng.standard_normal(y.shape)
+    first = F.conv1d_backward(ctx, dy)
+    second = F.conv1d_backward(ctx, dy)
+    for name in ("x", "w", "b"):
+        assert np.array_equal(first[name], second[name])
+
+
+# ------------------------------------------------------------------ PyTorch
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(stride=2, padding=3, dilation=2, groups=2), dict(padding="same", dilation=3),
+     dict(groups=8, padding=1, stride=3)],
+    ids=str,
+)
+def test_conv1d_matches_torch(rng, kw):
+    torch = pytest.importorskip("torch")
+    x, w, b = make_inputs(rng, 3, 40, 8, 16, kw.get("groups", 1), 3, False)
+    x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
+    y, ctx = F.conv1d_forward(x, w, b, channels_last=False, training=True, **kw)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv1d(xt, wt, bt, **kw)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    yt.backward(torch.tensor(dy))
+    grads = F.conv1d_backward(ctx, dy)
+    assert rel_err(y, yt.detach().numpy().astype(np.float64)) < 1e-5
+    for name, t in (("x", xt), ("w", wt), ("b", bt)):
+        assert rel_err(grads[name], t.grad.numpy().astype(np.float64)) < 1e-4, name
+
+
+def test_conv1d_accepts_numpy_integers(rng):
+    x, w, b = make_inputs(rng, 2, 12, 4, 6, 2, 3, True)
+    want, _ = R.conv1d_forward(x, w, b, stride=2, padding=(1, 2), dilation=2, groups=2)
+    got, _ = F.conv1d_forward(x, w, b, stride=np.int64(2), padding=(np.int32(1), np.uint8(2)),
+                              dilation=np.int16(2), groups=np.int64(2))
+    assert rel_err(got, want) < 1e-10
+
+
+def test_conv1d_from_several_python_threads(rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, w, b = make_inputs(rng, 4, 200, 16, 16, 1, 3, True)
+    dy = rng.standard_normal((4, 200, 16))
+
+    def step(_):
+        y, ctx = F.conv1d_forward(x, w, b, padding="same", training=True)
+        return y, F.conv1d_backward(ctx, dy)
+
+    want = step(None)
+    with ThreadPoolExecutor(4) as pool:
+        for y, grads in pool.map(step, range(8)):
+            assert np.array_equal(y, want[0])
+            for name in ("x", "w", "b"):
+                assert np.array_equal(grads[name], want[1][name])
