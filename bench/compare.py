@@ -36,6 +36,8 @@ QUICK_REPEATS = 3
 WARMUP = 1
 # A call this slow is its own warm-up: the checked call before the timed ones is enough.
 SLOW_CALL_SECONDS = 1.0
+# Timed calls whose slowest is this many times the fastest are marked in the table.
+NOISY_SPREAD = 2.0
 BUSY_LOAD = 0.5
 
 
@@ -66,10 +68,14 @@ def parse_args(argv=None):
 
 
 def time_calls(call, warmup: int, repeats: int) -> list:
-    """Seconds of each of ``repeats`` calls after ``warmup`` untimed ones."""
+    """Seconds of each of ``repeats`` calls after ``warmup`` untimed ones.
+
+    Garbage is collected before the warm-up, not after it: a collection walks every object and
+    would leave the first timed call with cold caches.
+    """
+    gc.collect()
     for _ in range(warmup):
         call()
-    gc.collect()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -165,6 +171,15 @@ def _fmt(value, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
+def _noisy(peer_result: dict) -> bool:
+    times = peer_result["times_ms"]
+    return max(times) > NOISY_SPREAD * min(times)
+
+
+def _time_cell(peer_result: dict) -> str:
+    return f"{peer_result['median_ms']:.3f}" + (" †" if _noisy(peer_result) else "")
+
+
 def markdown(info: dict, args, rooflines: dict, rows: list, peak_rss: float) -> str:
     roof = "; ".join(f"{n} thread{'s' if n > 1 else ''}: {g:.1f} GFLOP/s" for n, g in rooflines.items())
     lines = [
@@ -191,13 +206,19 @@ def markdown(info: dict, args, rooflines: dict, rows: list, peak_rss: float) -> 
         peers = r["peers"]
         shape = f"{r['shape']} ({r['T']},{r['B']},{r['I']},{r['H']})"
         cells = [str(r["threads"]), r["cell"], shape, r["mode"]]
-        cells += [_fmt(peers[n]["median_ms"], ".3f") if n in peers else "—" for n in names]
+        cells += [_time_cell(peers[n]) if n in peers else "—" for n in names]
         rnnfast = peers.get("rnnfast")
         cells.append(_fmt(r.get("speedup_torch_over_rnnfast"), ".2f"))
         cells.append(_fmt(rnnfast and rnnfast["gflops"], ".1f"))
         cells.append(_fmt(rnnfast and rnnfast["pct_of_sgemm"], ".1f"))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Peak RSS of the benchmark process: {peak_rss:.0f} MiB", ""]
+    lines.append("")
+    if any(_noisy(p) for r in rows for p in r["peers"].values()):
+        lines.append(f"† the timed calls of this entry spread by more than {NOISY_SPREAD:g}x "
+                     f"(slowest / fastest): other work on the machine got in the way; the JSON "
+                     f"has every call's time.")
+        lines.append("")
+    lines += [f"Peak RSS of the benchmark process: {peak_rss:.0f} MiB", ""]
     return "\n".join(lines)
 
 
