@@ -4,6 +4,17 @@
 #include "activations.h"
 #include "cell_steps.h"
 
+// The gate blocks of one row (g[j], g[H + j], ...) never overlap, so no iteration of a loop over
+// j depends on another: say so, or the compiler needs more run-time alias checks than it allows
+// and leaves the loop scalar.
+#if defined(__clang__)
+#define RNNFAST_INDEPENDENT_ITERATIONS _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define RNNFAST_INDEPENDENT_ITERATIONS _Pragma("GCC ivdep")
+#else
+#define RNNFAST_INDEPENDENT_ITERATIONS
+#endif
+
 namespace rnnfast {
 namespace cells {
 namespace {
@@ -12,8 +23,10 @@ template <typename T>
 void rnn_step(bool relu, index_t H, T* __restrict g, const T* __restrict hg,
               const T* __restrict bias, T* __restrict h) {
   if (relu) {
+    RNNFAST_INDEPENDENT_ITERATIONS
     for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::relu(g[j] + hg[j] + bias[j]);
   } else {
+    RNNFAST_INDEPENDENT_ITERATIONS
     for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::tanh(g[j] + hg[j] + bias[j]);
   }
 }
@@ -21,6 +34,7 @@ void rnn_step(bool relu, index_t H, T* __restrict g, const T* __restrict hg,
 template <typename T>
 void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict bias,
                T* __restrict h, T* __restrict c) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T i = act::sigmoid(g[j] + hg[j] + bias[j]);
     const T f = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
@@ -39,6 +53,7 @@ void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __re
 template <typename T>
 void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict bias,
               const T* __restrict b_hn, T* __restrict h, T* __restrict hn_out) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T r = act::sigmoid(g[j] + hg[j] + bias[j]);
     const T z = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
@@ -55,6 +70,7 @@ void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __res
 template <typename T>
 void gru_before_gates(index_t H, T* __restrict g, const T* __restrict hg,
                       const T* __restrict bias, const T* __restrict h, T* __restrict rh) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T r = act::sigmoid(g[j] + hg[j] + bias[j]);
     g[j] = r;
@@ -66,6 +82,7 @@ void gru_before_gates(index_t H, T* __restrict g, const T* __restrict hg,
 template <typename T>
 void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn,
                        const T* __restrict bias, T* __restrict h) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T z = g[H + j];
     const T n = act::tanh(g[2 * H + j] + hn[j] + bias[2 * H + j]);
@@ -77,6 +94,7 @@ void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn,
 template <typename T>
 void rnn_grad(bool relu, index_t H, const T* __restrict hnew, T* __restrict dh, T* __restrict dgx,
               T* __restrict dgh) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T d = relu ? (hnew[j] > T(0) ? dh[j] : T(0)) : dh[j] * (T(1) - hnew[j] * hnew[j]);
     dgx[j] = d;
@@ -88,6 +106,7 @@ void rnn_grad(bool relu, index_t H, const T* __restrict hnew, T* __restrict dh, 
 template <typename T>
 void lstm_grad(index_t H, const T* __restrict gates, const T* __restrict cprev, T* __restrict dh,
                T* __restrict dc, T* __restrict dgx, T* __restrict dgh) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
     const T tc = act::tanh(f * cprev[j] + i * g);
@@ -108,6 +127,7 @@ void lstm_grad(index_t H, const T* __restrict gates, const T* __restrict cprev, 
 template <typename T>
 void gru_grad(index_t H, const T* __restrict gates, const T* __restrict hn,
               const T* __restrict hprev, T* __restrict dh, T* __restrict dgx, T* __restrict dgh) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T r = gates[j], z = gates[H + j], n = gates[2 * H + j];
     const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
@@ -124,6 +144,7 @@ void gru_grad(index_t H, const T* __restrict gates, const T* __restrict hn,
 template <typename T>
 void gru_before_grad_n(index_t H, const T* __restrict gates, const T* __restrict hprev,
                        T* __restrict dh, T* __restrict dgx, T* __restrict dgn) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T z = gates[H + j], n = gates[2 * H + j];
     const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
@@ -138,6 +159,7 @@ template <typename T>
 void gru_before_grad_r(index_t H, const T* __restrict gates, const T* __restrict hprev,
                        const T* __restrict drh, T* __restrict dh, T* __restrict dgx,
                        T* __restrict dgrz) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T r = gates[j];
     const T dr = drh[j] * hprev[j] * r * (T(1) - r);
