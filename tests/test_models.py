@@ -2,6 +2,8 @@
 gradients through the whole stack, optimisers by name and object, gradient clipping, and
 clear errors for bad arguments."""
 import functools
+import io
+import sys
 
 import numpy as np
 import pytest
@@ -46,7 +48,8 @@ def test_lstm_classifier_learns_the_keyword_task(rng):
 def test_masked_bidirectional_model_learns_with_post_padding(rng):
     x, y = keyword_task(rng, post=True)
     model = Sequential([L.Embedding(50, 8, mask_zero=True, seed=0),
-                        L.Bidirectional(L.GRU(8, seed=1)), L.Dense(1, activation="sigmoid", seed=2)],
+                        L.Bidirectional(L.GRU(8, seed=1)),
+                        L.Dense(1, activation="sigmoid", seed=2)],
                        seed=1)
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["acc"])
     history = model.fit(x, y, batch_size=32, epochs=12, verbose=0,
@@ -139,7 +142,7 @@ def test_layer_names_are_unique_and_keras_like():
         model.add(dup)
 
 
-def test_verbose_output(rng, capsys):
+def test_verbose_output(rng, capsys, monkeypatch):
     x, y = keyword_task(rng, n=64)
     model = Sequential([L.Embedding(50, 4), L.LSTM(4), L.Dense(1, activation="sigmoid")])
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
@@ -151,6 +154,18 @@ def test_verbose_output(rng, capsys):
     assert "/step) - loss: " in out[0] and " - val_accuracy: " in out[1]
     model.fit(x, y, epochs=1, verbose=1)  # not a terminal: one line, no bar
     assert capsys.readouterr().out.count("\n") == 1
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stdout", term)
+    model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25)
+    text = term.getvalue()
+    assert text.startswith("Epoch 1/2\n\r") and "\nEpoch 2/2\n" in text
+    assert "3/3 [==============================] - " in text and "/step - loss: " in text
+    assert text.count("val_loss: ") == 2 and text.endswith("\n")
 
 
 def test_early_stopping_and_stop_training(rng):

@@ -43,7 +43,8 @@ FREE_LENGTHS = (61, 67)  # stand-ins for a None axis when tracing shapes
 
 
 def snake_case(name):
-    """Keras' layer names: ``MaxPooling1D`` -> ``max_pooling1d``, ``SimpleRNN`` -> ``simple_rnn``."""
+    """Keras' layer names: ``MaxPooling1D`` -> ``max_pooling1d``, ``SimpleRNN`` ->
+    ``simple_rnn``."""
     name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
@@ -209,6 +210,8 @@ class Sequential(Module):
         shape = getattr(first, "input_shape", None)
         if shape is not None:
             return tuple(shape), None
+        if type(first) is nn.Dense and first.built:  # Keras: Dense(units, input_dim=...)
+            return (first.in_features,), None
         return None
 
     def _default_dtype(self):

@@ -10,7 +10,6 @@ KeyboardInterrupt raised by a callback stops training the same clean way.
 """
 import contextlib
 import signal
-import sys
 import threading
 import time
 
@@ -245,9 +244,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             for epoch in range(initial_epoch, epochs):
                 position.update(epoch=epoch, batch=0)
                 cbs.call("on_epoch_begin", epoch, {})
-                if verbose == 1 and sys.stdout.isatty():
-                    print(f"Epoch {epoch + 1}/{epochs}")
                 bar = Progbar(steps, enabled=None if verbose == 1 else False)
+                if bar.enabled:
+                    print(f"Epoch {epoch + 1}/{epochs}")
                 order = model.rng.permutation(n) if shuffle else np.arange(n)
                 means = _Means(names)
                 start = time.perf_counter()

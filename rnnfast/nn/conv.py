@@ -241,12 +241,14 @@ class Conv1D(Conv1d):
         self.use_bias = bool(use_bias)
         self.activation = get_activation(activation)
         self.in_channels = None
+        self.input_shape = None
         self.register_parameter("weight", None)
         self.register_parameter("bias", None)
         if input_shape is not None:
             if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 2:
                 raise ValueError(f"input_shape: expected (steps, channels) without the batch "
                                  f"axis, got {input_shape!r}")
+            self.input_shape = tuple(input_shape)
             self.build(input_shape[-1] if self.channels_last else input_shape[0])
 
     def reset_parameters(self):
