@@ -43,11 +43,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--text", help="a UTF-8 text file to learn")
     parser.add_argument("--level", choices=["char", "word"], default="char")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--window", type=int, default=None,
                         help="context length (default: 30 characters or 5 words)")
-    parser.add_argument("--sentences", type=int, default=600, help="synthetic sentences")
+    parser.add_argument("--sentences", type=int, default=400, help="synthetic sentences")
     parser.add_argument("--prompt", default=None, help="start of the generated text")
     parser.add_argument("--length", type=int, default=None, help="tokens to generate")
     parser.add_argument("--beam-width", type=int, default=5)

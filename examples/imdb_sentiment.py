@@ -12,9 +12,10 @@ Data
 
     Without ``--data``: synthetic reviews with a learnable, local structure. The vocabulary
     has 5000 ids; ids 10..59 are positive words, 60..109 negative words and id 3 is "not". A
-    review has 30 to 150 words drawn uniformly from the neutral ids 110..4999, except that each
-    position holds a sentiment word with probability 0.08, preceded by "not" with probability
-    0.3, which flips its polarity. The label is 1 when the flipped polarities sum to more than
+    review has 30 to 100 words drawn from the neutral ids 110..4999 with a Zipf-like law (the
+    k-th neutral word with weight 1/k, as in real text), except that each position holds a
+    sentiment word with probability 0.1, preceded by "not" with probability 0.3, which flips
+    its polarity. The label is 1 when the flipped polarities sum to more than
     zero (reviews that sum to zero are redrawn). Word pairs decide it, which suits the
     convolution's 5-word windows.
 
@@ -44,12 +45,15 @@ POSITIVE, NEGATIVE = np.arange(10, 60), np.arange(60, 110)
 
 
 def synthetic_reviews(count, rng):
+    neutral = np.arange(110, NUM_WORDS)
+    weights = 1.0 / np.arange(1, len(neutral) + 1)
+    weights /= weights.sum()
     reviews, labels = [], []
     while len(reviews) < count:
-        n = int(rng.integers(30, 151))
-        words = rng.integers(110, NUM_WORDS, n)
+        n = int(rng.integers(30, 101))
+        words = rng.choice(neutral, size=n, p=weights)
         score = 0
-        for i in np.flatnonzero(rng.random(n) < 0.08):
+        for i in np.flatnonzero(rng.random(n) < 0.1):
             positive = rng.random() < 0.5
             words[i] = rng.choice(POSITIVE if positive else NEGATIVE)
             polarity = 1 if positive else -1
@@ -85,7 +89,7 @@ def main(argv=None):
     parser.add_argument("--data", help="reviews file: '<0 or 1>\\t<text>' per line")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--samples", type=int, default=5000, help="synthetic reviews")
+    parser.add_argument("--samples", type=int, default=8000, help="synthetic reviews")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few seconds on a small sample")
     args = parser.parse_args(argv)
