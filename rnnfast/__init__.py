@@ -2,6 +2,9 @@
 
 - ``rnnfast.functional``: the kernels (RNN, LSTM, GRU forward and backward through time).
 - ``rnnfast.reference``: the same operations in plain NumPy float64, the tests' oracle.
+- ``rnnfast.nn``, ``rnnfast.losses``, ``rnnfast.optim``: layers, losses and optimisers.
+- ``rnnfast.models``: Keras' Sequential workflow; ``rnnfast.utils``: padding, tokenizer,
+  time-series windows; ``rnnfast.generation``: step-by-step decoding (greedy, sampling, beam).
 """
 from rnnfast._config import (
     active_isa,
@@ -12,6 +15,18 @@ from rnnfast._config import (
 )
 
 __version__ = "0.1.0"
+
+# Submodules load on first use (``rnnfast.models``, ...), so ``import rnnfast`` stays light.
+_LAZY_SUBMODULES = ("functional", "reference", "nn", "losses", "optim", "models", "utils",
+                    "generation")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"rnnfast.{name}")
+    raise AttributeError(f"module 'rnnfast' has no attribute {name!r}")
 
 __all__ = [
     "__version__",

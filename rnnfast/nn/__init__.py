@@ -5,6 +5,18 @@
 ``eval()``. The recurrent layers run each layer and direction as one fused kernel call."""
 from rnnfast.nn.activation import ReLU, Sigmoid, Softmax, Tanh, get_activation
 from rnnfast.nn.container import TimeDistributed
+from rnnfast.nn.conv import (
+    Conv1D,
+    Conv1d,
+    GlobalAveragePool1D,
+    GlobalAveragePooling1D,
+    GlobalAvgPool1D,
+    GlobalMaxPool1D,
+    GlobalMaxPooling1D,
+    MaxPool1D,
+    MaxPool1d,
+    MaxPooling1D,
+)
 from rnnfast.nn.dropout import Dropout
 from rnnfast.nn.embedding import Embedding
 from rnnfast.nn.linear import Dense, Linear
@@ -15,15 +27,25 @@ from rnnfast.nn.sequence import LastStep
 from rnnfast.nn.shape import Flatten
 
 __all__ = [
+    "Conv1D",
+    "Conv1d",
     "Dense",
     "Dropout",
     "Embedding",
     "Flatten",
     "GRU",
+    "GlobalAveragePool1D",
+    "GlobalAveragePooling1D",
+    "GlobalAvgPool1D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPooling1D",
     "LSTM",
     "LastStep",
     "LayerNorm",
     "Linear",
+    "MaxPool1D",
+    "MaxPool1d",
+    "MaxPooling1D",
     "Module",
     "Parameter",
     "RNN",

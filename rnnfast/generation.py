@@ -1,0 +1,424 @@
+"""Generation with recurrent models: one time step at a time, and decoders over it.
+
+Single steps (state in, state out), on the fused kernels with ``T = 1``::
+
+    stepper = RecurrentStep(layer)            # rnnfast.nn.RNN/LSTM/GRU or a Keras-style layer
+    y, state = stepper(x_t)                   # x_t (batch, input_size); state None = zeros
+    y, state = stepper(x_next, state)
+
+The state has the layer's own form: ``h`` (or ``(h, c)``) of shape
+``(num_layers, batch, hidden)`` for ``rnnfast.nn`` layers, ``(batch, units)`` for the Keras-style
+layers of ``rnnfast.models.layers``. A step runs one kernel call per stacked layer on the
+layer's own weight arrays; nothing is allocated beyond the kernel's results (and the stacked
+state of a multi-layer ``rnnfast.nn`` layer). Bidirectional layers cannot be stepped: their
+reverse direction starts at the end of the sequence.
+
+Language models: ``LanguageModel(model)`` runs a ``Sequential`` made of an ``Embedding`` (or a
+recurrent layer fed one-hot tokens), unidirectional recurrent layers and per-step layers
+(Dense, Dropout, activations, LayerNorm, TimeDistributed) one token at a time, giving
+log-probabilities of the next token. ``WindowLanguageModel(model, window)`` instead re-runs the
+whole model on the last ``window`` tokens (pre-padded with 0), as a model trained on
+fixed windows expects. Both follow one protocol, which any object can implement::
+
+    log_probs, state = lm.step(tokens, state)   # tokens (k,) ints; log_probs (k, vocab)
+    state = lm.initial_state(k)
+    state = lm.reorder(state, index)            # keep the rows ``index`` (beam search)
+
+Decoders (``prompt`` is a non-empty list of token ids; they return the generated ids):
+
+- ``greedy(lm, prompt, steps)``: the most likely token at each step;
+- ``sample(lm, prompt, steps, temperature=1.0, top_k=None, seed=None)``: draws from
+  ``softmax(log_probs / temperature)`` with a seeded generator;
+- ``beam_search(lm, prompt, steps, beam_width=5)``: keeps the ``beam_width`` most likely
+  continuations; ``return_all=True`` gives every final beam with its log-probability.
+
+All stop early at ``end_token`` (which is included in the result).
+"""
+import numpy as np
+
+from rnnfast import functional as F
+from rnnfast import nn
+from rnnfast.models import layers as klayers
+from rnnfast.nn.module import make_rng
+from rnnfast.nn.recurrent import RNNBase
+
+__all__ = [
+    "RecurrentStep",
+    "step",
+    "LanguageModel",
+    "WindowLanguageModel",
+    "prime",
+    "greedy",
+    "sample",
+    "beam_search",
+]
+
+
+class RecurrentStep:
+    """One time step of a (unidirectional) recurrent layer: ``y, state = stepper(x, state)``."""
+
+    def __init__(self, layer):
+        self.keras = isinstance(layer, klayers._Recurrent)
+        if isinstance(layer, klayers.Bidirectional) or \
+                (self.keras and layer.bidirectional) or \
+                (isinstance(layer, RNNBase) and layer.bidirectional):
+            raise ValueError("layer: a bidirectional layer cannot run step by step (its reverse "
+                             "direction starts at the end of the sequence)")
+        if self.keras:
+            if not layer.built:
+                raise ValueError("layer: build the layer first (call it once or give input_dim)")
+            rnn = layer.rnn
+        elif isinstance(layer, RNNBase):
+            rnn = layer
+        else:
+            raise TypeError(f"layer: expected an RNN, LSTM or GRU layer, got "
+                            f"{type(layer).__name__}")
+        self.rnn = rnn
+        self.dtype = rnn.dtype
+        self.has_cell = rnn.has_cell_state
+        self.weights = []
+        for k in range(rnn.num_layers):
+            w = [getattr(rnn, f"weight_ih_l{k}").data, getattr(rnn, f"weight_hh_l{k}").data]
+            w += [getattr(rnn, f"bias_ih_l{k}").data, getattr(rnn, f"bias_hh_l{k}").data] \
+                if rnn.bias else [None, None]
+            self.weights.append(w)
+        if isinstance(rnn, nn.LSTM):
+            self.kernel = F.lstm_forward
+            self.options = {}
+        elif isinstance(rnn, nn.GRU):
+            self.kernel = F.gru_forward
+            self.options = {"reset_after": rnn.reset_after}
+        else:
+            self.kernel = F.rnn_forward
+            self.options = {"nonlinearity": rnn.nonlinearity}
+
+    def initial_state(self, batch):
+        """Zeros in the layer's state form."""
+        H, L = self.rnn.hidden_size, self.rnn.num_layers
+        shape = (batch, H) if self.keras else (L, batch, H)
+        h = np.zeros(shape, self.dtype)
+        return (h, np.zeros_like(h)) if self.has_cell else h
+
+    def _split(self, state, batch):
+        """Per-layer (h0, c0) lists of (batch, H) arrays (None entries: zeros)."""
+        L, H = self.rnn.num_layers, self.rnn.hidden_size
+        if state is None:
+            return [None] * L, [None] * L
+        parts = tuple(state) if self.has_cell else (state,)
+        if self.has_cell and len(parts) != 2:
+            raise TypeError("state: expected a tuple (h, c)")
+        want = (batch, H) if self.keras else (L, batch, H)
+        arrays = []
+        for i, part in enumerate(parts):
+            arr = np.asarray(part)
+            if arr.shape != want:
+                raise ValueError(f"state{f'[{i}]' if self.has_cell else ''}: expected shape "
+                                 f"{want}, got {arr.shape}")
+            arr = arr.astype(self.dtype, copy=False)
+            arrays.append([arr] if self.keras else list(arr))
+        return arrays[0], (arrays[1] if self.has_cell else [None] * L)
+
+    def __call__(self, x, state=None):
+        x = np.asarray(x)
+        if x.dtype != self.dtype:
+            if x.dtype.kind not in "fiub":
+                raise TypeError(f"x: expected a numeric array, got dtype {x.dtype}")
+            x = x.astype(self.dtype)
+        if x.ndim != 2 or x.shape[1] != self.rnn.input_size:
+            raise ValueError(f"x: expected shape (batch, input_size) = (batch, "
+                             f"{self.rnn.input_size}), got {x.shape}")
+        hs, cs = self._split(state, x.shape[0])
+        inp = x[None]  # (T=1, B, I), time-major, a view
+        new_h, new_c = [], []
+        for k, w in enumerate(self.weights):
+            if self.has_cell:
+                y, h, c, _ = self.kernel(inp, *w, hs[k], cs[k], **self.options)
+                new_c.append(c)
+            else:
+                y, h, _ = self.kernel(inp, *w, hs[k], **self.options)
+            new_h.append(h)
+            inp = y
+        if self.keras:
+            h_out, c_out = new_h[0], (new_c[0] if new_c else None)
+        elif len(new_h) == 1:
+            h_out, c_out = new_h[0][None], (new_c[0][None] if new_c else None)
+        else:
+            h_out, c_out = np.stack(new_h), (np.stack(new_c) if new_c else None)
+        return inp[0], ((h_out, c_out) if self.has_cell else h_out)
+
+
+def step(layer, x, state=None):
+    """One time step of ``layer`` (see ``RecurrentStep``): returns ``(y, new_state)``."""
+    return RecurrentStep(layer)(x, state)
+
+
+# language models ------------------------------------------------------------------------------
+def _log_softmax(z):
+    z = z.astype(np.float64)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _ends_in_softmax(layer):
+    if isinstance(layer, nn.TimeDistributed):
+        return _ends_in_softmax(layer.layer)
+    if isinstance(layer, nn.Softmax):
+        return True
+    if isinstance(layer, klayers.Activation):
+        return layer.activation_name == "softmax"
+    if isinstance(layer, nn.Dense):
+        return isinstance(layer.activation, nn.Softmax)
+    return False
+
+
+_PER_STEP = (nn.Linear, nn.Dropout, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softmax, nn.LayerNorm,
+             klayers.Activation)
+
+
+class LanguageModel:
+    """A Sequential run one token at a time (see the module's docstring)."""
+
+    def __init__(self, model):
+        from rnnfast.models import Sequential
+
+        if not isinstance(model, Sequential):
+            raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
+        if not model.layers:
+            raise ValueError("model: the model has no layers")
+        model.eval()
+        self.model = model
+        self.plan = []
+        layers = list(model.layers)
+        first = layers[0]
+        if isinstance(first, nn.Embedding):
+            self.embedding = first.weight.data
+            layers = layers[1:]
+        else:
+            self.embedding = None
+        steppers = 0
+        for name, layer in zip(model.layer_names[len(model.layers) - len(layers):], layers):
+            inner = layer.layer if isinstance(layer, nn.TimeDistributed) else layer
+            if isinstance(layer, (klayers._Recurrent, klayers.Bidirectional)):
+                self.plan.append(("step", RecurrentStep(layer)))
+                steppers += 1
+            elif isinstance(inner, _PER_STEP):
+                if not isinstance(inner, nn.Dropout):
+                    self.plan.append(("layer", inner))
+            else:
+                raise ValueError(f"model: layer '{name}' ({type(layer).__name__}) cannot run one "
+                                 "step at a time; use WindowLanguageModel for this model")
+        if not steppers:
+            raise ValueError("model: no recurrent layer to run step by step")
+        if self.embedding is None:
+            first_step = self.plan[0]
+            if first_step[0] != "step":
+                raise ValueError("model: without an Embedding the first layer must be "
+                                 "recurrent (fed one-hot tokens)")
+            self.one_hot_size = first_step[1].rnn.input_size
+        self.vocab_size = self.embedding.shape[0] if self.embedding is not None else \
+            self.one_hot_size
+        self.outputs_probabilities = _ends_in_softmax(model.layers[-1])
+        self.num_states = steppers
+
+    def initial_state(self, batch=1):
+        return [None] * self.num_states
+
+    def reorder(self, state, index):
+        index = np.asarray(index)
+
+        def take(s):
+            if s is None:
+                return None
+            if isinstance(s, tuple):
+                return tuple(take(p) for p in s)
+            return s[index] if s.ndim == 2 else s[:, index]
+        return [take(s) for s in state]
+
+    def step(self, tokens, state):
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
+            raise ValueError(f"tokens: expected a 1-D integer array, got {tokens!r}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+            raise ValueError(f"tokens: ids must be in 0..{self.vocab_size - 1}")
+        if self.embedding is not None:
+            x = self.embedding[tokens]
+        else:
+            x = np.zeros((tokens.size, self.one_hot_size), np.float32)
+            x[np.arange(tokens.size), tokens] = 1
+        new_state, k = [], 0
+        for kind, op in self.plan:
+            if kind == "step":
+                x, s = op(x, state[k])
+                new_state.append(s)
+                k += 1
+            else:
+                x = op.forward(x)
+        if self.outputs_probabilities:
+            with np.errstate(divide="ignore"):
+                return np.log(x.astype(np.float64)), new_state
+        return _log_softmax(x), new_state
+
+
+class WindowLanguageModel:
+    """A Sequential re-run on the last ``window`` tokens (pre-padded with ``pad``) at every
+    step, as a model trained on fixed windows (``pad_sequences(..., maxlen=window)``) expects;
+    ``one_hot=True`` feeds ``to_categorical`` windows of ``vocab_size`` (models without an
+    Embedding)."""
+
+    def __init__(self, model, window, one_hot=False, vocab_size=None, pad=0):
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+            raise ValueError(f"window: expected an int >= 1, got {window!r}")
+        if one_hot and vocab_size is None:
+            raise ValueError("vocab_size: needed with one_hot=True")
+        self.model = model
+        self.window = int(window)
+        self.one_hot = bool(one_hot)
+        self.vocab_size = vocab_size
+        self.pad = int(pad)
+        self.outputs_probabilities = _ends_in_softmax(model.layers[-1])
+
+    def initial_state(self, batch=1):
+        return np.full((batch, self.window), self.pad, np.int64)
+
+    def reorder(self, state, index):
+        return state[np.asarray(index)]
+
+    def step(self, tokens, state):
+        tokens = np.asarray(tokens)
+        state = np.concatenate([state[:, 1:], tokens[:, None].astype(np.int64)], axis=1)
+        x = state
+        if self.one_hot:
+            x = np.zeros(state.shape + (self.vocab_size,), np.float32)
+            np.put_along_axis(x, state[..., None], 1, axis=-1)
+        out = self.model.predict(x, batch_size=max(len(state), 1))
+        if out.ndim == 3:
+            out = out[:, -1]
+        if self.outputs_probabilities:
+            with np.errstate(divide="ignore"):
+                return np.log(out.astype(np.float64)), state
+        return _log_softmax(out), state
+
+
+# decoders -------------------------------------------------------------------------------------
+def _as_lm(lm):
+    from rnnfast.models import Sequential
+
+    if isinstance(lm, Sequential):
+        return LanguageModel(lm)
+    for method in ("step", "initial_state", "reorder"):
+        if not callable(getattr(lm, method, None)):
+            raise TypeError(f"lm: expected a Sequential or an object with step(), "
+                            f"initial_state() and reorder(), got {type(lm).__name__}")
+    return lm
+
+
+def _check_prompt(prompt):
+    ids = np.asarray(prompt)
+    if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
+        raise ValueError(f"prompt: expected a non-empty list of token ids, got {prompt!r}")
+    return ids.astype(np.int64)
+
+
+def _check_steps(steps):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps: expected an int >= 0, got {steps!r}")
+    return int(steps)
+
+
+def prime(lm, prompt, batch=1):
+    """Feed ``prompt`` to ``lm`` (``batch`` copies): the log-probabilities of the next token
+    ``(batch, vocab)`` and the state after the prompt."""
+    lm = _as_lm(lm)
+    ids = _check_prompt(prompt)
+    state = lm.initial_state(batch)
+    log_probs = None
+    for token in ids:
+        log_probs, state = lm.step(np.full(batch, token, np.int64), state)
+    return log_probs, state
+
+
+def _decode(lm, prompt, steps, end_token, choose):
+    lm = _as_lm(lm)
+    steps = _check_steps(steps)
+    out = []
+    if steps == 0:
+        return out
+    log_probs, state = prime(lm, prompt)
+    for t in range(steps):
+        token = int(choose(log_probs[0]))
+        out.append(token)
+        if token == end_token or t == steps - 1:
+            break
+        log_probs, state = lm.step(np.array([token]), state)
+    return out
+
+
+def greedy(lm, prompt, steps, end_token=None):
+    """``steps`` tokens after ``prompt``, each the most likely one (ties: the lowest id)."""
+    return _decode(lm, prompt, steps, end_token, np.argmax)
+
+
+def sample(lm, prompt, steps, temperature=1.0, top_k=None, seed=None, rng=None,
+           end_token=None):
+    """``steps`` tokens drawn from ``softmax(log_probs / temperature)`` (only the ``top_k``
+    most likely with ``top_k``); ``temperature=0`` is greedy. Reproducible with ``seed``."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
+            temperature < 0:
+        raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or
+                              top_k < 1):
+        raise ValueError(f"top_k: expected an int >= 1 or None, got {top_k!r}")
+    gen = make_rng(seed, rng)
+    if temperature == 0:
+        return greedy(lm, prompt, steps, end_token)
+
+    def choose(log_probs):
+        z = log_probs / temperature
+        if top_k is not None and top_k < z.size:
+            cut = np.partition(z, -top_k)[-top_k]
+            z = np.where(z >= cut, z, -np.inf)
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        return gen.choice(p.size, p=p)
+    return _decode(lm, prompt, steps, end_token, choose)
+
+
+def beam_search(lm, prompt, steps, beam_width=5, end_token=None, length_penalty=0.0,
+                return_all=False):
+    """The most likely continuation of ``prompt`` found by keeping ``beam_width`` candidates
+    per step. Beams that produced ``end_token`` stop growing. Final beams are ranked by
+    ``log_prob / len ** length_penalty``. Returns the best ids, or with ``return_all`` a list
+    of ``(ids, log_prob)`` for every final beam, best first."""
+    lm = _as_lm(lm)
+    steps = _check_steps(steps)
+    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) or \
+            beam_width < 1:
+        raise ValueError(f"beam_width: expected an int >= 1, got {beam_width!r}")
+    if steps == 0:
+        return [([], 0.0)] if return_all else []
+    log_probs, state = prime(lm, prompt)
+    beams, scores, done = [[]], np.zeros(1), np.zeros(1, bool)
+    for t in range(steps):
+        cand = scores[:, None] + log_probs
+        if done.any():
+            cand[done] = -np.inf
+            cand[done, end_token] = scores[done]
+        flat = cand.ravel()
+        order = np.argsort(-flat, kind="stable")[:beam_width]
+        order = order[np.isfinite(flat[order])]
+        if order.size == 0:
+            break
+        rows, tokens = np.divmod(order, cand.shape[1])
+        beams = [beams[r] if done[r] else beams[r] + [int(v)] for r, v in zip(rows, tokens)]
+        scores = flat[order]
+        done = np.array([done[r] or (end_token is not None and v == end_token)
+                         for r, v in zip(rows, tokens)])
+        if done.all() or t == steps - 1:
+            break
+        state = lm.reorder(state, rows)
+        log_probs, state = lm.step(tokens.astype(np.int64), state)
+    ranked = sorted(zip(beams, scores),
+                    key=lambda bs: -bs[1] / max(len(bs[0]), 1) ** length_penalty)
+    if return_all:
+        return [(ids, float(score)) for ids, score in ranked]
+    return ranked[0][0]

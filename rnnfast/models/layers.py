@@ -1,0 +1,464 @@
+"""Keras-style layers for ``rnnfast.models.Sequential``, so a model reads like its Keras
+original::
+
+    from rnnfast.models import Sequential
+    from rnnfast.models.layers import Embedding, LSTM, Dense
+
+    model = Sequential([Embedding(1000, 100), LSTM(100), Dense(46, activation="softmax")])
+
+- ``Input(shape, dtype=None)``: the shape of one sample, as the first item of a Sequential.
+- ``Embedding(input_dim, output_dim, mask_zero=False, input_length=None)``: Keras'
+  initialisation (uniform in +-0.05); with ``mask_zero`` the padding mask flows to the
+  recurrent layers, which then stop at each sequence's last token.
+- ``SimpleRNN / LSTM / GRU(units, activation="tanh", return_sequences=False,
+  return_state=False, ...)``: batch-first, built from the first input (or ``input_shape`` /
+  ``input_dim``), Keras' initialisation (Glorot-uniform input weights, orthogonal recurrent
+  weights, zero biases, forget-gate bias 1 for the LSTM). Without ``return_sequences`` the
+  output is each sequence's state at its last valid step. The weights live in a PyTorch-layout
+  layer (``.rnn``, an ``rnnfast.nn.RNN/LSTM/GRU``), so the LSTM and SimpleRNN have PyTorch's two
+  bias vectors (``units`` or ``4 * units`` more parameters than Keras counts).
+- ``Bidirectional(layer, merge_mode="concat")`` runs both directions in one kernel call each.
+- ``Activation(name)``; and, from ``rnnfast.nn``: ``Dense``, ``Dropout``, ``Flatten``,
+  ``TimeDistributed``, ``Conv1D``, ``MaxPooling1D``, ``GlobalMaxPooling1D``,
+  ``GlobalAveragePooling1D``.
+
+Masks: padded steps are skipped when the padding is all at the end (``padding="post"``) or
+all at the start (``"pre"``, Keras' default) of a row; a pre-padded batch is shifted so that
+the kernels see post-padded rows, and ``return_sequences`` outputs are shifted back (their
+padded steps are zeros; Keras repeats the last output there). Padding in the middle of a row
+raises ValueError.
+"""
+import numpy as np
+
+from rnnfast import nn
+from rnnfast.nn.activation import get_activation
+from rnnfast.nn.module import (
+    Module,
+    _to_numpy,
+    as_array,
+    as_float_input,
+    check_dtype,
+    check_grad,
+    check_int,
+    make_rng,
+)
+
+__all__ = [
+    "Activation",
+    "Bidirectional",
+    "Conv1D",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "GRU",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "Input",
+    "LSTM",
+    "MaxPool1D",
+    "MaxPooling1D",
+    "SimpleRNN",
+    "TimeDistributed",
+]
+
+Dense = nn.Dense
+Dropout = nn.Dropout
+Flatten = nn.Flatten
+TimeDistributed = nn.TimeDistributed
+Conv1D = nn.Conv1D
+MaxPooling1D = MaxPool1D = nn.MaxPooling1D
+GlobalMaxPooling1D = nn.GlobalMaxPooling1D
+GlobalAveragePooling1D = nn.GlobalAveragePooling1D
+
+
+def _dtype_name(dtype):
+    return np.dtype(dtype).name
+
+
+class Input:
+    """The shape of one sample (no batch axis; None for a free length) and its dtype.
+
+    Only as the first item of a Sequential: it lets the model build (and ``summary()``) before
+    it sees data."""
+
+    def __init__(self, shape, dtype=None, name=None):
+        if isinstance(shape, (int, np.integer)):
+            shape = (shape,)
+        try:
+            shape = tuple(None if d is None else int(d) for d in shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"shape: expected a tuple of ints or None, got {shape!r}") from None
+        if any(d is not None and d < 1 for d in shape):
+            raise ValueError(f"shape: expected sizes >= 1 (or None), got {shape}")
+        self.shape = shape
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        self.name = name
+
+    def get_config(self):
+        return {"shape": list(self.shape),
+                "dtype": None if self.dtype is None else self.dtype.name}
+
+    def __repr__(self):
+        return f"Input(shape={self.shape}, dtype={self.dtype})"
+
+
+class Embedding(nn.Embedding):
+    """Keras' ``Embedding(input_dim, output_dim, mask_zero=False)``: uniform(-0.05, 0.05)."""
+
+    def __init__(self, input_dim, output_dim, mask_zero=False, input_length=None, *,
+                 dtype=np.float32, seed=None, rng=None, name=None):
+        super().__init__(input_dim, output_dim, mask_zero=mask_zero, dtype=dtype, seed=seed,
+                         rng=rng)
+        if input_length is not None:
+            input_length = check_int(input_length, "input_length", 1)
+        self.input_length = input_length
+        self.input_shape = (input_length,)
+        self.name = name
+
+    @property
+    def input_dim(self):
+        return self.num_embeddings
+
+    @property
+    def output_dim(self):
+        return self.embedding_dim
+
+    def reset_parameters(self):
+        self.weight.data[...] = self.rng.uniform(-0.05, 0.05, self.weight.shape)
+
+    def get_config(self):
+        return {"input_dim": self.input_dim, "output_dim": self.output_dim,
+                "mask_zero": self.mask_zero, "input_length": self.input_length,
+                "dtype": _dtype_name(self.dtype)}
+
+
+class Activation(Module):
+    """Keras' ``Activation(name)``: ``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"softmax"`` or
+    ``"linear"`` (the identity)."""
+
+    def __init__(self, activation, name=None):
+        super().__init__()
+        if not isinstance(activation, str):
+            raise TypeError(f"activation: expected a name such as 'relu', got "
+                            f"{type(activation).__name__}")
+        self.activation_name = activation
+        self.fn = get_activation(activation)
+        self.name = name
+
+    def forward(self, x):
+        if self.fn is None:
+            x = as_float_input(x, "x")
+            self._keep((x.shape, x.dtype))
+            return x
+        return self.fn.forward(x)
+
+    def backward(self, dy):
+        if self.fn is None:
+            shape, dtype = self._saved()
+            return check_grad(dy, "dy", shape, dtype)
+        return self.fn.backward(dy)
+
+    def get_config(self):
+        return {"activation": self.activation_name}
+
+    def extra_repr(self):
+        return repr(self.activation_name)
+
+
+def align_mask(mask, batch, steps):
+    """``(lengths, index)`` for a ``(batch, steps)`` padding mask (True = token): ``lengths``
+    (int64, or None when nothing is padded) and ``index`` (None, or the ``(batch, steps)``
+    gather that moves each pre-padded row's tokens to its start)."""
+    if mask is None:
+        return None, None
+    mask = as_array(mask).astype(bool, copy=False)
+    if mask.shape != (batch, steps):
+        raise ValueError(f"mask: expected shape (batch, steps) = ({batch}, {steps}), got "
+                         f"{mask.shape}")
+    count = mask.sum(axis=1)
+    t = np.arange(steps)[None, :]
+    prefix = (mask == (t < count[:, None])).all(axis=1)
+    suffix = (mask == (t >= steps - count[:, None])).all(axis=1)
+    bad = ~(prefix | suffix)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(f"mask: row {row} has padding between tokens; the recurrent kernels "
+                         "take rows padded at the start or at the end only")
+    lengths = np.maximum(count, 1).astype(np.int64)
+    shift = np.where(prefix, 0, steps - count)
+    index = None if not shift.any() else (t + shift[:, None]) % steps
+    if index is None and np.all(count == steps):
+        lengths = None
+    return lengths, index
+
+
+def _glorot_uniform(rng, shape, fan_in, fan_out):
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, shape)
+
+
+def _orthogonal(rng, rows, cols):
+    """A (rows, cols) matrix with orthonormal columns (rows >= cols), Keras' Orthogonal."""
+    q, r = np.linalg.qr(rng.standard_normal((rows, cols)))
+    return q * np.sign(np.diag(r))
+
+
+class _Recurrent(Module):
+    """Keras' recurrent layer interface over an ``rnnfast.nn`` layer (``.rnn``)."""
+
+    module = None  # the rnnfast.nn class
+    kind = ""
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 return_sequences=False, return_state=False, *, input_shape=None,
+                 input_dim=None, dtype=np.float32, seed=None, rng=None, name=None):
+        super().__init__()
+        self.units = check_int(units, "units", 1)
+        self.activation = self._check_activation(activation)
+        if self.module is not nn.RNN and recurrent_activation != "sigmoid":
+            raise ValueError(f"recurrent_activation: the {self.kind} kernel uses 'sigmoid', got "
+                             f"{recurrent_activation!r}")
+        self.use_bias = bool(use_bias)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.bidirectional = False
+        self.dtype = check_dtype(dtype)
+        self.rng = make_rng(seed, rng)
+        self.name = name
+        self.input_size = None
+        self._modules["rnn"] = None
+        self.input_shape = None
+        if input_shape is not None:
+            if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 2:
+                raise ValueError(f"input_shape: expected (steps, features) without the batch "
+                                 f"axis, got {input_shape!r}")
+            self.input_shape = tuple(input_shape)
+            self.build(input_shape[-1])
+        elif input_dim is not None:
+            self.build(input_dim)
+
+    def _check_activation(self, activation):
+        if activation != "tanh":
+            raise ValueError(f"activation: the {self.kind} kernel computes 'tanh', got "
+                             f"{activation!r}")
+        return activation
+
+    def _options(self):
+        return {}
+
+    @property
+    def built(self):
+        return self.input_size is not None
+
+    def build(self, input_size):
+        """Create the weights for inputs with ``input_size`` features (once)."""
+        input_size = check_int(input_size, "input_size", 1)
+        if self.built:
+            if input_size != self.input_size:
+                raise ValueError(f"input_size: this {self.kind} was built for {self.input_size} "
+                                 f"input features, got {input_size}")
+            return self
+        self.input_size = input_size
+        self.rnn = self.module(input_size, self.units, bias=self.use_bias, batch_first=True,
+                               bidirectional=self.bidirectional, dtype=self.dtype, rng=self.rng,
+                               **self._options())
+        self.reset_parameters()
+        return self
+
+    def reset_parameters(self):
+        """Keras' initialisation: Glorot-uniform ``w_ih``, orthogonal ``w_hh``, zero biases
+        (forget-gate bias 1 in an LSTM)."""
+        H = self.units
+        for names in self.rnn._weight_names:
+            params = [self.rnn._parameters[n] for n in names]
+            w_ih, w_hh = params[0], params[1]
+            gh, features = w_ih.shape
+            w_ih.data[...] = _glorot_uniform(self.rng, w_ih.shape, features, gh)
+            w_hh.data[...] = _orthogonal(self.rng, gh, H)
+            for bias in params[2:]:
+                bias.data[...] = 0
+            if self.module is nn.LSTM and self.use_bias:
+                params[2].data[H:2 * H] = 1
+
+    def _build_from_state(self, state_dict, prefix):
+        key = prefix + "rnn.weight_ih_l0"
+        if not self.built and key in state_dict:
+            self.build(_to_numpy(state_dict[key], key).shape[-1])
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    def output_features(self):
+        return self.units * self.num_directions
+
+    def compute_output_mask(self, mask):
+        return mask if self.return_sequences else None
+
+    def forward(self, x, mask=None):
+        x = as_float_input(x, "x", self.dtype)
+        if x.ndim != 3:
+            raise ValueError(f"x: expected a 3-D array (batch, steps, features), got shape "
+                             f"{x.shape}")
+        if not self.built:
+            self.build(x.shape[-1])
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected {self.input_size} features on the last axis, got "
+                             f"shape {x.shape}")
+        batch, steps = x.shape[:2]
+        lengths, index = align_mask(mask, batch, steps)
+        rows = np.arange(batch)[:, None]
+        out, state = self.rnn(x if index is None else x[rows, index], lengths=lengths)
+        h_n, c_n = state if self.rnn.has_cell_state else (state, None)
+        if self.return_sequences:
+            y = out
+            if index is not None:
+                y = np.empty_like(out)
+                y[rows, index] = out
+        else:
+            y = h_n[0] if not self.bidirectional else np.concatenate([h_n[0], h_n[1]], axis=1)
+        self._keep((x.shape, index))
+        if self.return_state:
+            return [y, h_n[0]] + ([] if c_n is None else [c_n[0]])
+        return y
+
+    def backward(self, dy, *dstates):
+        """``dx`` of the last forward; ``dstates`` (``dh`` and, for an LSTM, ``dc``) are the
+        gradients of the states it returned with ``return_state`` (None means zeros)."""
+        shape, index = self._saved()
+        batch, steps = shape[:2]
+        D, H = self.num_directions, self.units
+        has_cell = self.rnn.has_cell_state
+        if len(dstates) > (2 if has_cell else 1) or (dstates and not self.return_state):
+            raise ValueError(f"dstates: expected at most {2 if has_cell else 1} state gradients "
+                             "and only with return_state=True")
+        rows = np.arange(batch)[:, None]
+        dh = dc = dseq = None
+        if self.return_sequences:
+            dseq = check_grad(dy, "dy", (batch, steps, D * H), self.dtype)
+            if index is not None:
+                dseq = dseq[rows, index]
+        else:
+            dy = check_grad(dy, "dy", (batch, D * H), self.dtype)
+            dh = np.ascontiguousarray(dy.reshape(batch, D, H).transpose(1, 0, 2))
+        for i, ds in enumerate(dstates):
+            if ds is None:
+                continue
+            ds = check_grad(ds, f"dstates[{i}]", (batch, H), self.dtype)
+            if i == 0:
+                dh = ds[None].copy() if dh is None else dh + ds[None]
+            else:
+                dc = ds[None]
+        dstate = (dh, dc) if has_cell else dh
+        if has_cell and dh is None and dc is None:
+            dstate = None
+        dx, _ = self.rnn.backward(dseq, dstate)
+        if index is None:
+            return dx
+        out = np.empty_like(dx)
+        out[rows, index] = dx
+        return out
+
+    def get_config(self):
+        config = {"units": self.units, "activation": self.activation,
+                  "use_bias": self.use_bias, "return_sequences": self.return_sequences,
+                  "return_state": self.return_state, "input_dim": self.input_size,
+                  "dtype": _dtype_name(self.dtype)}
+        config.update(self._options_config())
+        return config
+
+    def _options_config(self):
+        return {}
+
+    def extra_repr(self):
+        s = f"units={self.units}"
+        if self.return_sequences:
+            s += ", return_sequences=True"
+        if self.return_state:
+            s += ", return_state=True"
+        return s
+
+
+class SimpleRNN(_Recurrent):
+    """Keras' ``SimpleRNN(units, activation="tanh")`` (``"relu"`` also)."""
+
+    module = nn.RNN
+    kind = "SimpleRNN"
+
+    def _check_activation(self, activation):
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"activation: the SimpleRNN kernel computes 'tanh' or 'relu', got "
+                             f"{activation!r}")
+        return activation
+
+    def _options(self):
+        return {"nonlinearity": self.activation}
+
+
+class LSTM(_Recurrent):
+    """Keras' ``LSTM(units)``; gates in PyTorch's (and Keras') order i, f, g, o."""
+
+    module = nn.LSTM
+    kind = "LSTM"
+
+
+class GRU(_Recurrent):
+    """Keras' ``GRU(units, reset_after=True)``; gates r, z, n."""
+
+    module = nn.GRU
+    kind = "GRU"
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 return_sequences=False, return_state=False, reset_after=True, **kwargs):
+        object.__setattr__(self, "reset_after", bool(reset_after))  # read by build()
+        super().__init__(units, activation, recurrent_activation, use_bias, return_sequences,
+                         return_state, **kwargs)
+
+    def _options(self):
+        return {"reset_after": self.reset_after}
+
+    def _options_config(self):
+        return {"reset_after": self.reset_after}
+
+
+class Bidirectional(Module):
+    """Keras' ``Bidirectional(layer, merge_mode="concat")`` of an unbuilt SimpleRNN, LSTM or
+    GRU: the forward and backward outputs side by side (``2 * units`` features)."""
+
+    def __init__(self, layer, merge_mode="concat", name=None):
+        super().__init__()
+        if not isinstance(layer, _Recurrent):
+            raise TypeError(f"layer: expected a SimpleRNN, LSTM or GRU of rnnfast.models.layers, "
+                            f"got {type(layer).__name__}")
+        if merge_mode != "concat":
+            raise ValueError(f"merge_mode: only 'concat' is supported, got {merge_mode!r}")
+        if layer.built:
+            raise ValueError("layer: wrap the recurrent layer before it is built (before its "
+                             "first call, without input_shape / input_dim)")
+        if layer.return_state:
+            raise ValueError("layer: return_state=True is not supported inside Bidirectional")
+        layer.bidirectional = True
+        self.layer = layer
+        self.merge_mode = merge_mode
+        self.name = name
+
+    @property
+    def return_sequences(self):
+        return self.layer.return_sequences
+
+    def build(self, input_size):
+        self.layer.build(input_size)
+        return self
+
+    def compute_output_mask(self, mask):
+        return self.layer.compute_output_mask(mask)
+
+    def forward(self, x, mask=None):
+        return self.layer.forward(x, mask=mask)
+
+    def backward(self, dy):
+        return self.layer.backward(dy)
+
+    def get_config(self):
+        return {"merge_mode": self.merge_mode}

@@ -1,0 +1,354 @@
+"""The loops behind ``Sequential.fit`` / ``evaluate`` / ``predict``: argument checks, batching,
+the training step (forward, loss, backward, clipping, optimiser step), metrics, progress
+output, callbacks and Ctrl-C.
+
+Ctrl-C during ``fit`` (in the main thread) is deferred: the current batch finishes, training
+stops there and ``fit`` returns the history of the completed epochs (``history.interrupted``
+is True) with the weights of the last completed batch. A second Ctrl-C interrupts at once
+(raising KeyboardInterrupt; the batch in progress may then be partly applied). A
+KeyboardInterrupt raised by a callback stops training the same clean way.
+"""
+import contextlib
+import signal
+import threading
+import time
+
+import numpy as np
+
+from rnnfast import losses, optim
+from rnnfast.models.callbacks import CallbackList, History
+from rnnfast.utils.progress import Progbar, format_seconds
+
+__all__ = ["fit", "evaluate", "predict"]
+
+
+# arguments ----------------------------------------------------------------------------------
+def _int_arg(value, name, minimum, default=None):
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _verbosity(verbose):
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 0, 1, 2 or 'auto', got {verbose!r}")
+    return int(verbose)
+
+
+def _targets(y, n, name="y"):
+    if y is None:
+        raise ValueError(f"{name}: expected target values (labels), got None")
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
+    if arr.ndim < 1 or len(arr) != n:
+        raise ValueError(f"{name}: expected {n} rows (one per sample of x), got shape "
+                         f"{arr.shape}")
+    return arr
+
+
+def _data(model, x, y, name="x", yname="y"):
+    if x is None:
+        raise ValueError(f"{name}: expected input data, got None")
+    x = model.prepare_input(x, name)
+    return x, _targets(y, len(x), yname)
+
+
+def _loss_name(loss):
+    return type(loss).__name__
+
+
+def check_targets(model, y, name="y"):
+    """Clear errors for labels that do not fit the model's output and loss."""
+    out = model.output_shape
+    if out is None:
+        return
+    loss, given = model.loss, y.shape[1:]
+    want = tuple(out[1:])
+    if isinstance(loss, losses.SparseCategoricalCrossentropy):
+        ok = given in (want[:-1], want[:-1] + (1,))
+        hint = (" They look one-hot: use loss='categorical_crossentropy'." if given == want
+                else "")
+        expected = f"integer class labels of shape (N,{''.join(f' {d},' for d in want[:-1])})"
+    elif isinstance(loss, losses.CategoricalCrossentropy):
+        ok = given == want
+        hint = (f" They look like integer labels: use loss='sparse_categorical_crossentropy' "
+                f"or to_categorical({name}, {want[-1]})." if given in (want[:-1], want[:-1] + (1,))
+                and want[-1] > 1 else "")
+        expected = f"one-hot labels of shape {(None,) + want}"
+    elif isinstance(loss, (losses.BinaryCrossentropy, losses.MeanSquaredError,
+                           losses.MeanAbsoluteError)):
+        ok = given == want or (want and want[-1] == 1 and given == want[:-1])
+        hint = ""
+        expected = f"targets of shape {(None,) + want}"
+    else:
+        return
+    if not ok:
+        raise ValueError(f"{name}: wrong target shape for loss {_loss_name(loss)}: the model "
+                         f"outputs {(None,) + want}, so it expects {expected}; got "
+                         f"{y.shape}.{hint}")
+    if isinstance(loss, losses.SparseCategoricalCrossentropy) and y.size:
+        if y.dtype.kind == "f" and not np.all(np.floor(y) == y):
+            raise ValueError(f"{name}: expected integer class labels, got non-integer floats")
+        if y.min() < 0 or y.max() >= want[-1]:
+            bad = y.min() if y.min() < 0 else y.max()
+            raise ValueError(f"{name}: class labels must be in 0..{want[-1] - 1} (the model has "
+                             f"{want[-1]} outputs), got {bad}")
+
+
+def _check_inputs(model, x):
+    """Build the model (from x if needed) and trace one sample to catch shape mismatches."""
+    model._ensure_built(x)
+    if len(x):
+        shapes = model._trace(x.shape[1:], x.dtype)
+        model.output_shapes = [(None,) + tuple(s) for s in shapes]
+
+
+def _split_validation(x, y, validation_split, validation_data, model):
+    if validation_data is not None:
+        if validation_split:
+            raise ValueError("validation_split, validation_data: give at most one of them")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data: expected a tuple (x_val, y_val)")
+        xv, yv = _data(model, *validation_data, name="validation_data[0]",
+                       yname="validation_data[1]")
+        return x, y, (xv, yv)
+    if isinstance(validation_split, bool) or \
+            not isinstance(validation_split, (int, float, np.floating)) or \
+            not 0 <= validation_split < 1:
+        raise ValueError(f"validation_split: expected a fraction in [0, 1), got "
+                         f"{validation_split!r}")
+    if not validation_split:
+        return x, y, None
+    split = int(len(x) * (1 - validation_split))  # Keras: the last samples, before shuffling
+    if split < 1 or split >= len(x):
+        raise ValueError(f"validation_split: {validation_split} of {len(x)} samples leaves no "
+                         "training or no validation samples")
+    return x[:split], y[:split], (x[split:], y[split:])
+
+
+# one step -----------------------------------------------------------------------------------
+def _clip(model):
+    params = [p for p in model.parameters() if p.grad is not None]
+    if not params:
+        return
+    if model.clip["clipnorm"] is not None:
+        for p in params:
+            optim.clip_grad_norm_([p], model.clip["clipnorm"])
+    if model.clip["global_clipnorm"] is not None:
+        optim.clip_grad_norm_(params, model.clip["global_clipnorm"])
+    if model.clip["clipvalue"] is not None:
+        optim.clip_grad_value_(params, model.clip["clipvalue"])
+
+
+def _metric_values(model, y, out):
+    return [float(np.mean(fn(y, out))) for _, fn in model.metrics]
+
+
+def train_step(model, xb, yb):
+    """One optimiser step on a batch; returns the loss and metric values before the step."""
+    model.train()
+    out = model.forward(xb)
+    loss_value = model.loss.forward(yb, out)
+    grad = model.loss.backward()
+    model.zero_grad()
+    model.backward(grad)
+    _clip(model)
+    model.optimizer.step()
+    return loss_value, _metric_values(model, yb, out)
+
+
+class _Means:
+    """Running sample-weighted means of the loss and metrics."""
+
+    def __init__(self, names):
+        self.names = names
+        self.sums = np.zeros(len(names))
+        self.count = 0
+
+    def add(self, values, n):
+        self.sums += np.asarray(values, dtype=np.float64) * n
+        self.count += n
+
+    def logs(self, prefix=""):
+        if not self.count:
+            return {}
+        return {prefix + k: float(v / self.count) for k, v in zip(self.names, self.sums)}
+
+
+# Ctrl-C -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def deferred_sigint():
+    """While active (main thread only), the first SIGINT sets ``state["pending"]`` instead of
+    raising; a second one raises KeyboardInterrupt."""
+    state = {"pending": False, "forced": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN or previous is None:
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state["pending"]:
+            state["forced"] = True
+            raise KeyboardInterrupt
+        state["pending"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# loops --------------------------------------------------------------------------------------
+def _epoch_line(epoch, epochs, seconds, steps, logs):
+    stats = "".join(f" - {k}: {v:.4f}" for k, v in logs.items())
+    return (f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s "
+            f"({format_seconds(seconds / max(steps, 1))}/step){stats}")
+
+
+def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+        shuffle, initial_epoch):
+    x, y = _data(model, x, y)
+    batch_size = _int_arg(batch_size, "batch_size", 1, default=32)
+    epochs = _int_arg(epochs, "epochs", 0)
+    initial_epoch = _int_arg(initial_epoch, "initial_epoch", 0)
+    verbose = _verbosity(verbose)
+    x, y, val = _split_validation(x, y, validation_split, validation_data, model)
+    if len(x) == 0:
+        raise ValueError("x: expected at least one training sample, got 0")
+    _check_inputs(model, x)
+    check_targets(model, y)
+    if val is not None:
+        check_targets(model, val[1], "validation y")
+    n = len(x)
+    steps = -(-n // batch_size)
+    names = ["loss"] + [name for name, _ in model.metrics]
+    history = History()
+    history.params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+    cbs = CallbackList(callbacks, model, history.params)
+    model.stop_training = False
+    position = {"epoch": initial_epoch, "batch": 0, "in_step": False}
+    with deferred_sigint() as sigint:
+        try:
+            cbs.call("on_train_begin", {})
+            for epoch in range(initial_epoch, epochs):
+                position.update(epoch=epoch, batch=0)
+                cbs.call("on_epoch_begin", epoch, {})
+                bar = Progbar(steps, enabled=None if verbose == 1 else False)
+                if bar.enabled:
+                    print(f"Epoch {epoch + 1}/{epochs}")
+                order = model.rng.permutation(n) if shuffle else np.arange(n)
+                means = _Means(names)
+                start = time.perf_counter()
+                for b in range(steps):
+                    if sigint["pending"]:
+                        raise KeyboardInterrupt
+                    position["batch"] = b
+                    cbs.call("on_train_batch_begin", b, means.logs())
+                    idx = order[b * batch_size:(b + 1) * batch_size]
+                    position["in_step"] = True
+                    loss_value, values = train_step(model, x[idx], y[idx])
+                    position["in_step"] = False
+                    means.add([loss_value] + values, len(idx))
+                    logs = means.logs()
+                    cbs.call("on_train_batch_end", b, logs)
+                    bar.update(b + 1, list(logs.items()))
+                    if model.stop_training:
+                        break
+                if sigint["pending"]:
+                    raise KeyboardInterrupt
+                logs = means.logs()
+                if val is not None:
+                    logs.update(_evaluate_arrays(model, *val, batch_size, prefix="val_"))
+                if sigint["pending"]:
+                    raise KeyboardInterrupt
+                seconds = time.perf_counter() - start
+                history.record(epoch, logs, seconds)
+                cbs.call("on_epoch_end", epoch, logs)
+                if bar.enabled:
+                    bar.finish(list(logs.items()))
+                elif verbose:
+                    print(_epoch_line(epoch, epochs, seconds, steps, logs))
+                if model.stop_training:
+                    break
+        except KeyboardInterrupt:
+            if position["in_step"] or sigint["forced"]:
+                raise
+            history.interrupted = True
+            if verbose:
+                print(f"\nTraining interrupted at epoch {position['epoch'] + 1}/{epochs}, batch "
+                      f"{position['batch'] + 1}/{steps}; the weights are those after the last "
+                      "completed batch.")
+        finally:
+            model.eval()
+        cbs.call("on_train_end", {})
+    return history
+
+
+def _batches(n, batch_size):
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def _evaluate_arrays(model, x, y, batch_size, prefix="", bar=None):
+    names = ["loss"] + [name for name, _ in model.metrics]
+    means = _Means(names)
+    model.eval()
+    for b, sl in enumerate(_batches(len(x), batch_size)):
+        out = model.forward(x[sl])
+        loss_value = model.loss.forward(y[sl], out)
+        means.add([loss_value] + _metric_values(model, y[sl], out), sl.stop - sl.start)
+        if bar is not None:
+            bar.update(b + 1, list(means.logs().items()))
+    return means.logs(prefix)
+
+
+def evaluate(model, x, y, batch_size, verbose, return_dict):
+    x, y = _data(model, x, y)
+    batch_size = _int_arg(batch_size, "batch_size", 1, default=32)
+    verbose = _verbosity(verbose)
+    if len(x) == 0:
+        raise ValueError("x: expected at least one sample, got 0")
+    _check_inputs(model, x)
+    check_targets(model, y)
+    bar = Progbar(-(-len(x) // batch_size), enabled=None if verbose else False)
+    logs = _evaluate_arrays(model, x, y, batch_size, bar=bar)
+    bar.finish(list(logs.items()))
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def predict(model, x, batch_size, verbose):
+    x = model.prepare_input(x)
+    batch_size = _int_arg(batch_size, "batch_size", 1, default=32)
+    verbose = _verbosity(verbose)
+    model._ensure_built(x)
+    saved = [(m, m.training) for _, m in model.named_modules()]
+    model.eval()
+    try:
+        steps = -(-len(x) // batch_size)
+        bar = Progbar(steps, enabled=None if verbose else False)
+        outputs = []
+        for b, sl in enumerate(_batches(len(x), batch_size)):
+            outputs.append(model.forward(x[sl]))
+            bar.update(b + 1)
+        bar.finish()
+    finally:
+        for module, mode in saved:
+            object.__setattr__(module, "training", mode)
+    if not outputs:
+        shape = model.output_shape
+        return np.zeros((0,) + tuple(shape[1:]) if shape else (0,), np.float32)
+    return np.concatenate(outputs, axis=0)

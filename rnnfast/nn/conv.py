@@ -1,0 +1,414 @@
+"""Convolution and pooling layers over the Conv1D / pooling kernels (``rnnfast.functional``).
+
+PyTorch's names and defaults, channels first (``(B, C, L)``, or ``(C, L)`` unbatched):
+
+- ``Conv1d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+  bias=True)``: weight ``(out_channels, in_channels // groups, kernel_size)``, PyTorch's
+  initialisation (uniform in +-1/sqrt(fan_in)), so ``torch.nn.Conv1d`` state_dicts load 1:1.
+- ``MaxPool1d(kernel_size, stride=None, padding=0)``.
+
+Keras' names and defaults, channels last (``(B, L, C)``, what an Embedding gives):
+
+- ``Conv1D(filters, kernel_size, strides=1, padding="valid", dilation_rate=1, groups=1,
+  activation=None, use_bias=True)``: Glorot-uniform kernel and zero bias; the input channels
+  are taken from the first input (or ``input_shape``, ``build(in_channels)`` or a loaded
+  state_dict). The weight keeps PyTorch's layout and name (``weight``; Keras' ``kernel`` is its
+  ``transpose(2, 1, 0)``).
+- ``MaxPooling1D(pool_size=2, strides=None, padding="valid")`` (alias ``MaxPool1D``).
+- ``GlobalMaxPooling1D()`` / ``GlobalAveragePooling1D()`` (aliases ``GlobalMaxPool1D``,
+  ``GlobalAveragePool1D``, ``GlobalAvgPool1D``): ``(B, C)``, or ``(B, 1, C)`` with ``keepdims``.
+
+Every layer also takes ``channels_last`` (PyTorch-style ones) or ``data_format``
+(``"channels_last"`` / ``"channels_first"``, Keras-style ones). Padding: ``"valid"``, ``"same"``
+(``ceil(L / stride)`` outputs), ``"causal"`` (convolutions only), an int or a ``(left, right)``
+pair (convolutions only). Pools never let padded positions win.
+"""
+import numpy as np
+
+from rnnfast import functional as F
+from rnnfast.nn.activation import get_activation
+from rnnfast.nn.module import (
+    Module,
+    Parameter,
+    _to_numpy,
+    as_float_input,
+    check_dtype,
+    check_grad,
+    check_int,
+    make_rng,
+)
+
+__all__ = [
+    "Conv1d",
+    "Conv1D",
+    "MaxPool1d",
+    "MaxPooling1D",
+    "MaxPool1D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPool1D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePool1D",
+    "GlobalAvgPool1D",
+]
+
+
+def _single_int(value, name, minimum):
+    """An int, or a 1-tuple of one (PyTorch accepts ``kernel_size=(3,)``)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{name}: expected an int or a 1-tuple, got {value!r}")
+        value = value[0]
+    return check_int(value, name, minimum)
+
+
+def _check_padding(padding, allowed_words, allow_ints=True):
+    """A padding word, an int >= 0 or a (left, right) pair of ints >= 0."""
+    if isinstance(padding, str):
+        if padding not in allowed_words:
+            raise ValueError(f"padding: expected one of {list(allowed_words)}"
+                             f"{' or an int or a (left, right) pair' if allow_ints else ''}, "
+                             f"got {padding!r}")
+        return padding
+    if not allow_ints:
+        raise TypeError(f"padding: expected one of {list(allowed_words)}, got {padding!r}")
+    if isinstance(padding, (tuple, list)):
+        if len(padding) == 1:
+            return check_int(padding[0], "padding", 0)
+        if len(padding) != 2:
+            raise ValueError(f"padding: expected an int or a (left, right) pair, got {padding!r}")
+        return (check_int(padding[0], "padding[0]", 0), check_int(padding[1], "padding[1]", 0))
+    return check_int(padding, "padding", 0)
+
+
+def _data_format(data_format):
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"data_format: expected 'channels_last' or 'channels_first', got "
+                         f"{data_format!r}")
+    return data_format == "channels_last"
+
+
+def _batched(x, channels_last, allow_unbatched):
+    """``x`` as a 3-D array and whether a batch axis was added."""
+    layout = "(batch, length, channels)" if channels_last else "(batch, channels, length)"
+    if x.ndim == 2 and allow_unbatched:
+        return x[None], True
+    if x.ndim != 3:
+        extra = " or a 2-D unbatched array" if allow_unbatched else ""
+        raise ValueError(f"x: expected a 3-D array {layout}{extra}, got shape {x.shape}")
+    return x, False
+
+
+class Conv1d(Module):
+    """1-D convolution (cross-correlation), PyTorch's interface; channels first by default."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", *, channels_last=False,
+                 dtype=np.float32, device=None, seed=None, rng=None):
+        super().__init__()
+        if device not in (None, "cpu"):
+            raise ValueError(f"device: only 'cpu' is supported, got {device!r}")
+        if padding_mode != "zeros":
+            raise ValueError(f"padding_mode: only 'zeros' is supported, got {padding_mode!r}")
+        self.out_channels = check_int(out_channels, "out_channels", 1)
+        self._configure(kernel_size, stride, padding, dilation, groups, channels_last, dtype,
+                        seed, rng)
+        self.use_bias = bool(bias)
+        self.in_channels = None
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+        self.build(in_channels)
+
+    def _configure(self, kernel_size, stride, padding, dilation, groups, channels_last, dtype,
+                   seed, rng):
+        self.kernel_size = _single_int(kernel_size, "kernel_size", 1)
+        self.stride = _single_int(stride, "stride", 1)
+        self.dilation = _single_int(dilation, "dilation", 1)
+        self.groups = check_int(groups, "groups", 1)
+        if self.out_channels % self.groups:
+            raise ValueError(f"groups: expected a divisor of the output channels "
+                             f"({self.out_channels}), got {self.groups}")
+        self.padding = _check_padding(padding, ("valid", "same", "causal"))
+        self.channels_last = bool(channels_last)
+        self.dtype = check_dtype(dtype)
+        self.rng = make_rng(seed, rng)
+
+    @property
+    def built(self):
+        return self.in_channels is not None
+
+    def build(self, in_channels):
+        """Create the parameters for inputs with ``in_channels`` channels (once)."""
+        in_channels = check_int(in_channels, "in_channels", 1)
+        if self.built:
+            if in_channels != self.in_channels:
+                raise ValueError(f"in_channels: this layer was built for {self.in_channels} "
+                                 f"input channels, got {in_channels}")
+            return self
+        if in_channels % self.groups:
+            raise ValueError(f"groups: expected a divisor of the input channels "
+                             f"({in_channels}), got {self.groups}")
+        self.in_channels = in_channels
+        shape = (self.out_channels, in_channels // self.groups, self.kernel_size)
+        self.weight = Parameter(np.zeros(shape, self.dtype))
+        if self.use_bias:
+            self.bias = Parameter(np.zeros(self.out_channels, self.dtype))
+        self.reset_parameters()
+        return self
+
+    def _fan_in(self):
+        return (self.in_channels // self.groups) * self.kernel_size
+
+    def reset_parameters(self):
+        """PyTorch's initialisation: weight and bias uniform in +-1/sqrt(fan_in)."""
+        bound = 1.0 / np.sqrt(self._fan_in())
+        self.weight.data[...] = self.rng.uniform(-bound, bound, self.weight.shape)
+        if self.bias is not None:
+            self.bias.data[...] = self.rng.uniform(-bound, bound, self.bias.shape)
+
+    def _build_from_state(self, state_dict, prefix):
+        key = prefix + "weight"
+        if not self.built and key in state_dict:
+            shape = _to_numpy(state_dict[key], key).shape
+            if len(shape) != 3 or shape[0] != self.out_channels or shape[2] != self.kernel_size:
+                raise ValueError(f"state_dict[{key!r}]: expected shape (out_channels, "
+                                 f"in_channels // groups, kernel_size) = ({self.out_channels}, "
+                                 f"in_channels // {self.groups}, {self.kernel_size}), got {shape}")
+            self.build(shape[1] * self.groups)
+
+    def _channels(self, x):
+        return x.shape[-1] if self.channels_last else x.shape[-2]
+
+    def _convolve(self, x, allow_unbatched):
+        x = as_float_input(x, "x", self.dtype)
+        x3, unbatched = _batched(x, self.channels_last, allow_unbatched)
+        if not self.built:
+            self.build(self._channels(x3))
+        if self._channels(x3) != self.in_channels:
+            axis = "last" if self.channels_last else "channel (second to last)"
+            raise ValueError(f"x: expected {self.in_channels} channels on the {axis} axis, got "
+                             f"shape {x.shape}")
+        b = None if self.bias is None else self.bias.data
+        y, ctx = F.conv1d_forward(x3, self.weight.data, b, stride=self.stride,
+                                  padding=self.padding, dilation=self.dilation, groups=self.groups,
+                                  channels_last=self.channels_last, training=self.training)
+        self._keep((ctx, y.shape, unbatched))
+        return y[0] if unbatched else y
+
+    def _convolve_backward(self, dy):
+        ctx, shape, unbatched = self._saved()
+        dy = check_grad(dy, "dy", shape[1:] if unbatched else shape, self.dtype)
+        grads = F.conv1d_backward(ctx, dy[None] if unbatched else dy)
+        self.weight.accumulate(grads["w"])
+        if self.bias is not None:
+            self.bias.accumulate(grads["b"])
+        return grads["x"][0] if unbatched else grads["x"]
+
+    def forward(self, x):
+        return self._convolve(x, allow_unbatched=True)
+
+    def backward(self, dy):
+        return self._convolve_backward(dy)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != 0:
+            s += f", padding={self.padding!r}"
+        if self.dilation != 1:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None and self.built:
+            s += ", bias=False"
+        if self.channels_last:
+            s += ", channels_last=True"
+        return s
+
+
+class Conv1D(Conv1d):
+    """Keras' ``Conv1D(filters, kernel_size, ...)``: channels last, lazily built, Glorot-uniform
+    kernel, zero bias, optional activation."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid",
+                 data_format="channels_last", dilation_rate=1, groups=1, activation=None,
+                 use_bias=True, *, input_shape=None, dtype=np.float32, seed=None, rng=None):
+        Module.__init__(self)
+        self.out_channels = self.filters = check_int(filters, "filters", 1)
+        self._configure(kernel_size, strides, padding, dilation_rate, groups,
+                        _data_format(data_format), dtype, seed, rng)
+        if not isinstance(self.padding, str):
+            raise ValueError(f"padding: expected 'valid', 'same' or 'causal', got {padding!r}")
+        self.use_bias = bool(use_bias)
+        self.activation = get_activation(activation)
+        self.in_channels = None
+        self.input_shape = None
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+        if input_shape is not None:
+            if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 2:
+                raise ValueError(f"input_shape: expected (steps, channels) without the batch "
+                                 f"axis, got {input_shape!r}")
+            self.input_shape = tuple(input_shape)
+            self.build(input_shape[-1] if self.channels_last else input_shape[0])
+
+    def reset_parameters(self):
+        """Keras' initialisation: Glorot-uniform kernel, zero bias."""
+        fan_out = self.out_channels * self.kernel_size
+        limit = np.sqrt(6.0 / (self._fan_in() + fan_out))
+        self.weight.data[...] = self.rng.uniform(-limit, limit, self.weight.shape)
+        if self.bias is not None:
+            self.bias.data[...] = 0
+
+    def forward(self, x):
+        y = self._convolve(x, allow_unbatched=False)
+        return y if self.activation is None else self.activation.forward(y)
+
+    def backward(self, dy):
+        if self.activation is not None:
+            dy = self.activation.backward(dy)
+        return self._convolve_backward(dy)
+
+    def extra_repr(self):
+        s = (f"filters={self.filters}, kernel_size={self.kernel_size}, strides={self.stride}, "
+             f"padding={self.padding!r}")
+        if self.dilation != 1:
+            s += f", dilation_rate={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if not self.channels_last:
+            s += ", data_format='channels_first'"
+        return s
+
+
+class _Pool(Module):
+    """Shared forward/backward of the pools: ``_apply(x3) -> (y, ctx)``, ``_grad(ctx, dy)``."""
+
+    allow_unbatched = False
+
+    def forward(self, x):
+        x = as_float_input(x, "x")
+        x3, unbatched = _batched(x, self.channels_last, self.allow_unbatched)
+        y, ctx = self._apply(x3)
+        self._keep((ctx, y.shape, y.dtype, unbatched))
+        return self._finish(y[0] if unbatched else y)
+
+    def _finish(self, y):
+        return y
+
+    def _unfinish(self, dy_shape):
+        return dy_shape
+
+    def backward(self, dy):
+        ctx, shape, dtype, unbatched = self._saved()
+        out_shape = shape[1:] if unbatched else shape
+        dy = check_grad(dy, "dy", self._unfinish(out_shape), dtype).reshape(out_shape)
+        dx = self._grad(ctx, dy[None] if unbatched else dy)["x"]
+        return dx[0] if unbatched else dx
+
+
+class MaxPool1d(_Pool):
+    """PyTorch's ``MaxPool1d(kernel_size, stride=None, padding=0)``; channels first by default.
+
+    Only ``padding=0`` (also ``"valid"``) or ``"same"``, ``dilation=1``, ``ceil_mode=False``
+    and ``return_indices=False`` are supported."""
+
+    allow_unbatched = True
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False, *, channels_last=False):
+        super().__init__()
+        self.kernel_size = _single_int(kernel_size, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else _single_int(stride, "stride", 1)
+        if padding in (0, (0,), "valid"):
+            padding = "valid"
+        elif padding != "same":
+            raise ValueError(f"padding: only 0 ('valid') or 'same' are supported, got {padding!r}")
+        self.padding = padding
+        if _single_int(dilation, "dilation", 1) != 1:
+            raise ValueError(f"dilation: only 1 is supported, got {dilation!r}")
+        if return_indices:
+            raise ValueError("return_indices: only False is supported")
+        if ceil_mode:
+            raise ValueError("ceil_mode: only False is supported")
+        self.channels_last = bool(channels_last)
+
+    def _apply(self, x):
+        return F.max_pool1d_forward(x, pool_size=self.kernel_size, stride=self.stride,
+                                    padding=self.padding, channels_last=self.channels_last,
+                                    training=self.training)
+
+    def _grad(self, ctx, dy):
+        return F.max_pool1d_backward(ctx, dy)
+
+    def extra_repr(self):
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != "valid":
+            s += f", padding={self.padding!r}"
+        return s + (", channels_last=True" if self.channels_last else "")
+
+
+class MaxPooling1D(MaxPool1d):
+    """Keras' ``MaxPooling1D(pool_size=2, strides=None, padding="valid")``, channels last."""
+
+    allow_unbatched = False
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last"):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
+        super().__init__(pool_size, strides, padding, channels_last=_data_format(data_format))
+        self.pool_size = self.kernel_size
+
+    def extra_repr(self):
+        s = f"pool_size={self.pool_size}, strides={self.stride}, padding={self.padding!r}"
+        return s + ("" if self.channels_last else ", data_format='channels_first'")
+
+
+MaxPool1D = MaxPooling1D
+
+
+class _GlobalPool(_Pool):
+    def __init__(self, data_format="channels_last", keepdims=False):
+        super().__init__()
+        self.channels_last = _data_format(data_format)
+        self.keepdims = bool(keepdims)
+
+    def _apply(self, x):
+        return self._forward_op(x, channels_last=self.channels_last, training=self.training)
+
+    def _finish(self, y):
+        if not self.keepdims:
+            return y
+        return y[:, None, :] if self.channels_last else y[:, :, None]
+
+    def _unfinish(self, shape):
+        if not self.keepdims:
+            return shape
+        return (shape[0], 1, shape[1]) if self.channels_last else (shape[0], shape[1], 1)
+
+    def extra_repr(self):
+        s = "" if self.channels_last else "data_format='channels_first'"
+        return s + (", keepdims=True" if self.keepdims else "")
+
+
+class GlobalMaxPooling1D(_GlobalPool):
+    """Keras' ``GlobalMaxPooling1D()``: the maximum over time, ``(B, C)``."""
+
+    def _forward_op(self, x, **kw):
+        return F.global_max_pool1d_forward(x, **kw)
+
+    def _grad(self, ctx, dy):
+        return F.global_max_pool1d_backward(ctx, dy)
+
+
+class GlobalAveragePooling1D(_GlobalPool):
+    """Keras' ``GlobalAveragePooling1D()``: the mean over time, ``(B, C)``."""
+
+    def _forward_op(self, x, **kw):
+        return F.global_avg_pool1d_forward(x, **kw)
+
+    def _grad(self, ctx, dy):
+        return F.global_avg_pool1d_backward(ctx, dy)
+
+
+GlobalMaxPool1D = GlobalMaxPooling1D
+GlobalAveragePool1D = GlobalAvgPool1D = GlobalAveragePooling1D

@@ -1,0 +1,91 @@
+"""The seed workflows in examples/ run end to end (``python examples/<name>.py --quick``), on
+their synthetic data and on small files given the way a user gives their own."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def run(script, *args, cwd=None):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("RNNFAST_EXAMPLES_QUICK", None)
+    proc = subprocess.run([sys.executable, str(EXAMPLES / script), "--quick", *args],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def check_epochs(out, epochs):
+    lines = [line for line in out.splitlines() if line.startswith("Epoch ")]
+    assert len(lines) == epochs, out
+    assert all("s/step) - loss: " in line or "ms/step) - loss: " in line for line in lines), out
+    assert "time per epoch: " in out
+
+
+def test_reuters_topics_synthetic():
+    out = run("reuters_topics.py")
+    check_epochs(out, 2)
+    assert "synthetic articles" in out and "Total params: 185,446" in out
+    assert "test accuracy: " in out and "val_accuracy" in out
+
+
+def test_reuters_topics_with_a_file_of_token_ids(tmp_path, rng):
+    lines = [f"{k % 3}\t" + " ".join(str(t) for t in rng.integers(1, 1500, rng.integers(5, 120)))
+             for k in range(40)]
+    path = tmp_path / "articles.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    out = run("reuters_topics.py", "--data", str(path))
+    check_epochs(out, 2)
+    assert "32 training and 8 test articles, 46 categories" in out
+
+
+def test_imdb_sentiment_synthetic_and_text_file(tmp_path):
+    out = run("imdb_sentiment.py")
+    check_epochs(out, 2)
+    assert "conv1d (Conv1D)              (None, None, 64)          32064" in out
+    assert "test accuracy: " in out
+    words = ["good", "great", "bad", "awful", "film", "plot", "not", "the", "actors"]
+    gen = np.random.default_rng(3)
+    reviews = [f"{k % 2}\t" + " ".join(gen.choice(words, 12)) for k in range(30)]
+    path = tmp_path / "reviews.tsv"
+    path.write_text("\n".join(reviews))
+    out = run("imdb_sentiment.py", "--data", str(path))
+    assert "24 training and 6 test reviews" in out
+
+
+def test_stock_forecast_synthetic_and_csv(tmp_path):
+    out = run("stock_forecast.py", "--plot", str(tmp_path / "plot.png"), cwd=tmp_path)
+    check_epochs(out, 3)
+    assert "test RMSE: " in out and "persistence baseline" in out
+    try:
+        import matplotlib  # noqa: F401
+        assert (tmp_path / "plot.png").exists()
+    except ImportError:
+        assert "matplotlib is not installed: skipping the plot" in out
+    days = np.arange(120)
+    close = 100 + 10 * np.sin(days / 5)
+    rows = ["Date,Open,High,Low,Volume,Close"] + [
+        f"2021-01-{d:03d},{c - 1:.2f},{c + 2:.2f},{c - 2:.2f},{1000 + d},{c:.2f}"
+        for d, c in zip(days, close)][::-1]
+    path = tmp_path / "prices.csv"
+    path.write_text("\n".join(rows))
+    out = run("stock_forecast.py", "--csv", str(path), "--reverse", "--plot",
+              str(tmp_path / "p.png"), cwd=tmp_path)
+    assert "features ['Open', 'High', 'Low', 'Volume', 'Close'], predicting 'Close'" in out
+
+
+def test_char_rnn_generation_and_word_level(tmp_path):
+    out = run("char_rnn.py")
+    check_epochs(out, 1)
+    for name in ("greedy", "sampling, T=0.5", "sampling, T=1.0", "beam search, width 5"):
+        assert f"{name}: " in out
+    path = tmp_path / "story.txt"
+    path.write_text("the cat sat on the mat. the dog sat on the log. " * 20)
+    out = run("char_rnn.py", "--text", str(path), "--level", "word", "--prompt", "the cat")
+    assert "word tokens, vocabulary 7" in out and "greedy: the cat " in out

@@ -1,0 +1,132 @@
+"""save / load: one .npz without pickles, bit-for-bit predictions, weights, optimiser state and
+continued training; every savable layer's configuration round-trips."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from rnnfast import losses, nn, optim
+from rnnfast.models import Sequential, load_model
+from rnnfast.models import layers as L
+from rnnfast.models.saving import CONFIG_KEY, layer_config, layer_from_config
+
+
+def text_model(seed):
+    return Sequential([L.Embedding(30, 6, mask_zero=True, seed=seed),
+                       L.Dropout(0.3, seed=seed + 1),
+                       L.Bidirectional(L.LSTM(5, return_sequences=True, seed=seed + 2)),
+                       L.GRU(4, seed=seed + 3), L.Dense(3, activation="softmax", seed=seed + 4)],
+                      seed=seed + 5)
+
+
+def data(rng, n=40):
+    x = rng.integers(1, 30, (n, 9))
+    for i in range(n):
+        x[i, rng.integers(3, 10):] = 0  # post-padded
+    return x, rng.integers(0, 3, n)
+
+
+def test_round_trip_is_bit_for_bit(rng, tmp_path):
+    x, y = data(rng)
+    model = text_model(0)
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam",
+                  metrics=["accuracy"], clipnorm=1.0)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    path = model.save(tmp_path / "model")
+    assert path.endswith("model.npz")
+    with np.load(path, allow_pickle=False) as data_file:  # no pickled objects inside
+        document = json.loads(str(data_file[CONFIG_KEY]))
+        assert "weights/embedding.weight" in data_file.files
+        assert any(k.startswith("optimizer/") for k in data_file.files)
+    assert [layer["class"] for layer in document["layers"]] == \
+        ["Embedding", "Dropout", "Bidirectional", "GRU", "Dense"]
+    loaded = load_model(path)
+    assert loaded.layer_names == model.layer_names
+    for (n1, p1), (n2, p2) in zip(model.named_parameters(), loaded.named_parameters()):
+        assert n1 == n2 and p1.dtype == p2.dtype
+        np.testing.assert_array_equal(p1.data, p2.data)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.clip == model.clip and [m for m, _ in loaded.metrics] == ["accuracy"]
+    state, saved = loaded.optimizer.state, model.optimizer.state
+    for p1, p2 in zip(model.parameters(), loaded.parameters()):
+        assert state[id(p2)]["step"] == saved[id(p1)]["step"]
+        np.testing.assert_array_equal(state[id(p2)]["exp_avg_sq"], saved[id(p1)]["exp_avg_sq"])
+    # training on from here (shuffling, dropout and Adam's moments included) stays identical
+    h1 = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    h2 = loaded.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert h1["loss"] == h2["loss"]
+    for w1, w2 in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_uncompiled_and_input_models(rng, tmp_path):
+    model = Sequential([L.Input((12, 3)), L.Conv1D(4, 3, padding="causal", seed=0),
+                        L.MaxPooling1D(2), L.SimpleRNN(3, activation="relu", seed=1),
+                        nn.LayerNorm(3), nn.Dense(2, seed=2)])
+    loaded = load_model(model.save(tmp_path / "m.npz"))
+    assert loaded.loss is None and loaded.input_spec.shape == (12, 3)
+    x = rng.standard_normal((5, 12, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    loaded.summary(print_fn=lambda line: None)
+
+
+def test_save_and_load_weights(rng, tmp_path):
+    x, _ = data(rng)
+    a, b = text_model(0), text_model(10)
+    a.build((None, 9))
+    b.build((None, 9))
+    a.save_weights(tmp_path / "w.npz")
+    b.load_weights(tmp_path / "w.npz")
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
+
+
+@pytest.mark.parametrize("layer", [
+    nn.Linear(3, 2, bias=False, dtype=np.float64),
+    nn.Dense(4, activation="tanh", use_bias=False),
+    nn.Embedding(5, 2, padding_idx=0),
+    nn.Dropout(0.25),
+    nn.Flatten(1, 2),
+    nn.LayerNorm(4, eps=1e-3, elementwise_affine=False),
+    nn.Softmax(dim=1),
+    nn.TimeDistributed(nn.Dense(3, activation="softmax")),
+    nn.Conv1d(4, 6, 3, stride=2, padding=(1, 2), groups=2, channels_last=True),
+    nn.Conv1D(5, 2, padding="same", data_format="channels_first", activation="relu"),
+    nn.MaxPool1d(3, stride=1, padding="same"),
+    nn.MaxPooling1D(3, padding="same"),
+    nn.GlobalAveragePooling1D(keepdims=True),
+    L.Embedding(9, 2, mask_zero=True, input_length=4),
+    L.GRU(3, reset_after=False, return_sequences=True),
+    L.Bidirectional(L.SimpleRNN(2, activation="relu")),
+    L.Activation("linear"),
+], ids=lambda layer: type(layer).__name__)
+def test_layer_configs_round_trip(layer):
+    config = layer_config(layer)
+    json.dumps(config)
+    again = layer_from_config(json.loads(json.dumps(config)))
+    assert type(again) is type(layer)
+    assert layer_config(again) == config
+
+
+def test_saving_errors(tmp_path):
+    class Custom(nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="cannot save a .*Custom"):
+        Sequential([Custom()]).save(tmp_path / "x")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="is not a model saved by rnnfast"):
+        load_model(tmp_path / "plain.npz")
+    model = Sequential([L.Input((2,)), nn.Dense(1)])
+    model.compile(loss="mse", optimizer=optim.SGD(model.parameters(), lr=0.1),
+                  metrics=[lambda t, p: np.abs(t - p)])
+    with pytest.warns(UserWarning, match="metrics given as functions are not saved"):
+        loaded = load_model(model.save(tmp_path / "f"))
+    assert isinstance(loaded.optimizer, optim.SGD)
+    assert loaded.optimizer.param_groups[0]["lr"] == 0.1
+    assert isinstance(loaded.loss, losses.MeanSquaredError)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.compile(loss=losses.BinaryCrossentropy(from_logits=True), optimizer="sgd")
+        assert load_model(model.save(tmp_path / "g")).loss.from_logits
