@@ -33,6 +33,7 @@ MODULES = [
     ("rnnfast.losses", "full"),
     ("rnnfast.optim", "full"),
     ("rnnfast.utils", "full"),
+    ("rnnfast.generation", "full"),
     ("rnnfast.torch", "full"),
 ]
 SECTIONS = ("Args:", "Arguments:", "Parameters:", "Returns:", "Yields:", "Raises:", "Attributes:")
