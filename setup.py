@@ -85,7 +85,11 @@ def cython_extensions():
         return []
     from Cython.Build import cythonize
 
-    return cythonize(pyx, compiler_directives={"language_level": "3"})
+    extensions = cythonize(pyx, compiler_directives={"language_level": "3"})
+    if os.name != "nt":
+        for ext in extensions:
+            ext.extra_compile_args = list(ext.extra_compile_args) + ["-g0"]  # as _C: no debug info
+    return extensions
 
 
 ParallelCompile("RNNFAST_BUILD_JOBS").install()
