@@ -13,6 +13,7 @@
 
 #include "bindings.h"
 #include "checks.h"
+#include "gil.h"
 #include "rnnfast/conv1d.h"
 #include "rnnfast/pool1d.h"
 
@@ -139,7 +140,7 @@ py::tuple conv1d_forward_impl(std::shared_ptr<Conv1dCtx> ctx, const py::array& x
   const T *px = x.data(), *pw = w.data(), *pb = b ? b->data() : nullptr;
   T* py_ = y.mutable_data();
   {
-    py::gil_scoped_release release;
+    ReleaseGil release;
     conv1d_forward<T>(s, px, pw, pb, py_);
   }
   if (!training) return py::make_tuple(y, py::none());
@@ -232,7 +233,7 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj) {
     const T* px = static_cast<const T*>(ctx.x.data());
     const T* pw = static_cast<const T*>(ctx.w.data());
     const T* pdy = dy->data();
-    py::gil_scoped_release release;
+    ReleaseGil release;
     conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb);
   }
   py::dict grads;
@@ -272,7 +273,7 @@ py::tuple pool_forward_impl(std::shared_ptr<Pool1dCtx> ctx, const py::array& x_i
   T* py_ = y.mutable_data();
   index_t* parg = ctx->arg ? reinterpret_cast<index_t*>(ctx->arg->mutable_data()) : nullptr;
   {
-    py::gil_scoped_release release;
+    ReleaseGil release;
     if (ctx->op == "max_pool1d") {
       max_pool1d_forward<T>(s, px, py_, parg);
     } else if (ctx->op == "global_max_pool1d") {
@@ -365,7 +366,7 @@ py::dict pool_backward_impl(const Pool1dCtx& ctx, const py::object& dy_obj) {
   } else {
     const T* pdy = dy->data();
     const index_t* parg = ctx.arg ? reinterpret_cast<const index_t*>(ctx.arg->data()) : nullptr;
-    py::gil_scoped_release release;
+    ReleaseGil release;
     if (ctx.op == "max_pool1d") {
       max_pool1d_backward<T>(s, parg, pdy, pdx);
     } else if (ctx.op == "global_max_pool1d") {

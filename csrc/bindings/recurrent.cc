@@ -9,6 +9,7 @@
 
 #include "bindings.h"
 #include "checks.h"
+#include "gil.h"
 #include "rnnfast/recurrent.h"
 
 namespace py = pybind11;
@@ -94,7 +95,7 @@ py::tuple forward_impl(std::shared_ptr<RecurrentCtx> ctx, const std::optional<py
   const T *ph0 = ptr<T>(h0), *pc0 = ptr<T>(c0);
   T *py_ = y.mutable_data(), *phn = h_n.mutable_data(), *pcn = c_n ? c_n->mutable_data() : nullptr;
   {
-    py::gil_scoped_release release;
+    ReleaseGil release;
     recurrent_forward<T>(ctx->cell, s, w, px, ph0, pc0, py_, phn, pcn, ws);
   }
   py::object ctx_obj = py::none();
@@ -110,6 +111,7 @@ py::tuple recurrent_forward_binding(const std::string& op, const py::object& x_o
                                     const std::string& nonlinearity, bool reset_after,
                                     const py::object& lengths_obj, bool reverse, bool batch_first,
                                     bool training) {
+  park_if_finalizing();
   auto ctx = std::make_shared<RecurrentCtx>();
   ctx->op = op;
   ctx->cell = cell_of(op, nonlinearity, reset_after);
@@ -189,7 +191,7 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
   const T* px = static_cast<const T*>(ctx.x.data());
   const T *pdy = ptr<T>(dy), *pdh = ptr<T>(dh_n), *pdc = ptr<T>(dc_n);
   {
-    py::gil_scoped_release release;
+    ReleaseGil release;
     recurrent_backward<T>(ctx.cell, s, w, px, workspace<T>(ctx), pdy, pdh, pdc, g);
   }
   auto obj = [](std::optional<py::array_t<T>>& a) {
@@ -209,6 +211,7 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
 py::dict recurrent_backward_binding(const std::string& op, const py::object& ctx_obj,
                                     const py::object& dy_obj, const py::object& dh_n_obj,
                                     const py::object& dc_n_obj) {
+  park_if_finalizing();
   const std::string fwd = op + "_forward";
   if (ctx_obj.is_none())
     throw py::value_error("ctx: got None; call " + fwd +

@@ -11,15 +11,17 @@ namespace cells {
 
 template <typename T>
 struct CellSteps {
-  // Forward, in place: g [G*H] holds the step's input projection with its biases folded in and
-  // receives the activated gates; hg [G*H] is h W_hh^T; h [H] (and c [H]) are updated.
-  void (*rnn)(bool relu, index_t H, T* g, const T* hg, T* h);
-  void (*lstm)(index_t H, T* g, const T* hg, T* h, T* c);
-  // GRU, reset after: n = tanh(g_n + r * (hg_n + b_hn)); hn_out [H] (if non-null) keeps hg_n + b_hn.
-  void (*gru)(index_t H, T* g, const T* hg, const T* b_hn, T* h, T* hn_out);
+  // Forward, in place: g [G*H] holds the step's input projection x W_ih^T and receives the
+  // activated gates; hg [G*H] is h W_hh^T; bias [G*H] the biases folded into one vector (b_ih +
+  // b_hh, but b_in alone for the n gate of a GRU with reset after); h [H] (and c [H]) are updated.
+  void (*rnn)(bool relu, index_t H, T* g, const T* hg, const T* bias, T* h);
+  void (*lstm)(index_t H, T* g, const T* hg, const T* bias, T* h, T* c);
+  // GRU, reset after: n = tanh(g_n + b_in + r * (hg_n + b_hn)); hn_out [H] (if non-null) keeps
+  // hg_n + b_hn.
+  void (*gru)(index_t H, T* g, const T* hg, const T* bias, const T* b_hn, T* h, T* hn_out);
   // GRU, reset before: r, z from hg [2H]; rh = r * h for the n GEMM; then n from hn = rh W_hn^T.
-  void (*gru_before_gates)(index_t H, T* g, const T* hg, const T* h, T* rh);
-  void (*gru_before_update)(index_t H, T* g, const T* hn, T* h);
+  void (*gru_before_gates)(index_t H, T* g, const T* hg, const T* bias, const T* h, T* rh);
+  void (*gru_before_update)(index_t H, T* g, const T* hn, const T* bias, T* h);
 
   // Backward. dh [H]: gradient of the state the step produced (in), replaced by the part of the
   // previous state's gradient that does not go through W_hh (out). dgx [G*H]: gate gradients on

@@ -4,27 +4,42 @@
 #include "activations.h"
 #include "cell_steps.h"
 
+// The gate blocks of one row (g[j], g[H + j], ...) never overlap, so no iteration of a loop over
+// j depends on another: say so, or the compiler needs more run-time alias checks than it allows
+// and leaves the loop scalar.
+#if defined(__clang__)
+#define RNNFAST_INDEPENDENT_ITERATIONS _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define RNNFAST_INDEPENDENT_ITERATIONS _Pragma("GCC ivdep")
+#else
+#define RNNFAST_INDEPENDENT_ITERATIONS
+#endif
+
 namespace rnnfast {
 namespace cells {
 namespace {
 
 template <typename T>
-void rnn_step(bool relu, index_t H, T* __restrict g, const T* __restrict hg, T* __restrict h) {
+void rnn_step(bool relu, index_t H, T* __restrict g, const T* __restrict hg,
+              const T* __restrict bias, T* __restrict h) {
   if (relu) {
-    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::relu(g[j] + hg[j]);
+    RNNFAST_INDEPENDENT_ITERATIONS
+    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::relu(g[j] + hg[j] + bias[j]);
   } else {
-    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::tanh(g[j] + hg[j]);
+    RNNFAST_INDEPENDENT_ITERATIONS
+    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::tanh(g[j] + hg[j] + bias[j]);
   }
 }
 
 template <typename T>
-void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, T* __restrict h,
-               T* __restrict c) {
+void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict bias,
+               T* __restrict h, T* __restrict c) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
-    const T i = act::sigmoid(g[j] + hg[j]);
-    const T f = act::sigmoid(g[H + j] + hg[H + j]);
-    const T gg = act::tanh(g[2 * H + j] + hg[2 * H + j]);
-    const T o = act::sigmoid(g[3 * H + j] + hg[3 * H + j]);
+    const T i = act::sigmoid(g[j] + hg[j] + bias[j]);
+    const T f = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
+    const T gg = act::tanh(g[2 * H + j] + hg[2 * H + j] + bias[2 * H + j]);
+    const T o = act::sigmoid(g[3 * H + j] + hg[3 * H + j] + bias[3 * H + j]);
     const T cn = f * c[j] + i * gg;
     c[j] = cn;
     h[j] = o * act::tanh(cn);
@@ -36,13 +51,14 @@ void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, T* __restrict
 }
 
 template <typename T>
-void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict b_hn,
-              T* __restrict h, T* __restrict hn_out) {
+void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict bias,
+              const T* __restrict b_hn, T* __restrict h, T* __restrict hn_out) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
-    const T r = act::sigmoid(g[j] + hg[j]);
-    const T z = act::sigmoid(g[H + j] + hg[H + j]);
+    const T r = act::sigmoid(g[j] + hg[j] + bias[j]);
+    const T z = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
     const T hn = hg[2 * H + j] + b_hn[j];
-    const T n = act::tanh(g[2 * H + j] + r * hn);
+    const T n = act::tanh(g[2 * H + j] + bias[2 * H + j] + r * hn);
     h[j] = (T(1) - z) * n + z * h[j];
     g[j] = r;
     g[H + j] = z;
@@ -52,21 +68,24 @@ void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __res
 }
 
 template <typename T>
-void gru_before_gates(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict h,
-                      T* __restrict rh) {
+void gru_before_gates(index_t H, T* __restrict g, const T* __restrict hg,
+                      const T* __restrict bias, const T* __restrict h, T* __restrict rh) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
-    const T r = act::sigmoid(g[j] + hg[j]);
+    const T r = act::sigmoid(g[j] + hg[j] + bias[j]);
     g[j] = r;
-    g[H + j] = act::sigmoid(g[H + j] + hg[H + j]);
+    g[H + j] = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
     rh[j] = r * h[j];
   }
 }
 
 template <typename T>
-void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn, T* __restrict h) {
+void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn,
+                       const T* __restrict bias, T* __restrict h) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T z = g[H + j];
-    const T n = act::tanh(g[2 * H + j] + hn[j]);
+    const T n = act::tanh(g[2 * H + j] + hn[j] + bias[2 * H + j]);
     h[j] = (T(1) - z) * n + z * h[j];
     g[2 * H + j] = n;
   }
@@ -75,6 +94,7 @@ void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn, T* __
 template <typename T>
 void rnn_grad(bool relu, index_t H, const T* __restrict hnew, T* __restrict dh, T* __restrict dgx,
               T* __restrict dgh) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T d = relu ? (hnew[j] > T(0) ? dh[j] : T(0)) : dh[j] * (T(1) - hnew[j] * hnew[j]);
     dgx[j] = d;
@@ -86,6 +106,7 @@ void rnn_grad(bool relu, index_t H, const T* __restrict hnew, T* __restrict dh, 
 template <typename T>
 void lstm_grad(index_t H, const T* __restrict gates, const T* __restrict cprev, T* __restrict dh,
                T* __restrict dc, T* __restrict dgx, T* __restrict dgh) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
     const T tc = act::tanh(f * cprev[j] + i * g);
@@ -106,6 +127,7 @@ void lstm_grad(index_t H, const T* __restrict gates, const T* __restrict cprev, 
 template <typename T>
 void gru_grad(index_t H, const T* __restrict gates, const T* __restrict hn,
               const T* __restrict hprev, T* __restrict dh, T* __restrict dgx, T* __restrict dgh) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T r = gates[j], z = gates[H + j], n = gates[2 * H + j];
     const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
@@ -122,6 +144,7 @@ void gru_grad(index_t H, const T* __restrict gates, const T* __restrict hn,
 template <typename T>
 void gru_before_grad_n(index_t H, const T* __restrict gates, const T* __restrict hprev,
                        T* __restrict dh, T* __restrict dgx, T* __restrict dgn) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T z = gates[H + j], n = gates[2 * H + j];
     const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
@@ -136,6 +159,7 @@ template <typename T>
 void gru_before_grad_r(index_t H, const T* __restrict gates, const T* __restrict hprev,
                        const T* __restrict drh, T* __restrict dh, T* __restrict dgx,
                        T* __restrict dgrz) {
+  RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T r = gates[j];
     const T dr = drh[j] * hprev[j] * r * (T(1) - r);

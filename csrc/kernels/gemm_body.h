@@ -41,6 +41,13 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 64
     for (int j = 0; j < NT; ++j) acc[i][j] = V::zero();
+  // The C tile is needed only after the k loop: fetch its lines meanwhile.
+  constexpr int kLines = (P * NR * static_cast<int>(sizeof(T)) + 63) / 64;
+#pragma GCC unroll 64
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 8
+    for (int l = 0; l <= kLines; ++l)
+      __builtin_prefetch(reinterpret_cast<const char*>(c + i * ldc) + 64 * l, 1, 3);
 
   for (idx k = 0; k < kc; ++k) {
     vec bv[NT];

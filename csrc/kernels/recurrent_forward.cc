@@ -32,7 +32,7 @@ index_t SeqShape::steps() const {
 
 namespace {
 
-// The bias added to every row of the input projection: b_ih + b_hh, except the n gate of a GRU
+// The biases of every step folded into one vector: b_ih + b_hh, except the n gate of a GRU
 // with reset after, whose b_hn sits inside r * (...) and is added in the step.
 template <typename T>
 void fold_biases(Cell cell, index_t GH, index_t H, const T* b_ih, const T* b_hh, T* out) {
@@ -85,11 +85,8 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   }
   if (reset_before) rh.zero();
 
-  // xg = x W_ih^T + bias, for every row at once.
-  parallel_for(rows, 64, [&](index_t r0, index_t r1) {
-    for (index_t r = r0; r < r1; ++r) std::memcpy(xg + r * GH, bias.data(), sizeof(T) * GH);
-  });
-  gemm<T>(false, true, rows, GH, s.I, T(1), x, s.I, w.w_ih, s.I, T(1), xg, GH);
+  // xg = x W_ih^T for every row at once (the biases are added in the steps).
+  gemm<T>(false, true, rows, GH, s.I, T(1), x, s.I, w.w_ih, s.I, T(0), xg, GH);
   detail::zero_padded_rows(s, H, y);
   if (ws) detail::zero_padded_rows(s, H, ws->hprev.data());
 
@@ -99,7 +96,7 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
       detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
         if (!s.active(step, b)) return;
         const index_t row = s.row(s.time_of(step, b), b);
-        steps.gru_before_gates(H, xg + row * GH, hg.data() + b * 2 * H, h.data() + b * H,
+        steps.gru_before_gates(H, xg + row * GH, hg.data() + b * 2 * H, bias.data(), h.data() + b * H,
                          rh.data() + b * H);
       });
       gemm_packed<T>(B, rh.data(), H, whh_n, T(0), hn.data(), H);
@@ -113,18 +110,18 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
       switch (cell) {
         case Cell::rnn_tanh:
         case Cell::rnn_relu:
-          steps.rnn(cell == Cell::rnn_relu, H, g, hg.data() + b * GH, hb);
+          steps.rnn(cell == Cell::rnn_relu, H, g, hg.data() + b * GH, bias.data(), hb);
           break;
         case Cell::lstm:
           if (ws) std::memcpy(ws->extra.data() + row * H, c.data() + b * H, sizeof(T) * H);
-          steps.lstm(H, g, hg.data() + b * GH, hb, c.data() + b * H);
+          steps.lstm(H, g, hg.data() + b * GH, bias.data(), hb, c.data() + b * H);
           break;
         case Cell::gru:
-          steps.gru(H, g, hg.data() + b * GH, b_hn.data(), hb,
+          steps.gru(H, g, hg.data() + b * GH, bias.data(), b_hn.data(), hb,
                    ws ? ws->extra.data() + row * H : nullptr);
           break;
         case Cell::gru_reset_before:
-          steps.gru_before_update(H, g, hn.data() + b * H, hb);
+          steps.gru_before_update(H, g, hn.data() + b * H, bias.data(), hb);
           break;
       }
       std::memcpy(y + row * H, hb, sizeof(T) * H);

@@ -1,0 +1,291 @@
+"""rnnfast against PyTorch CPU, side by side in one process.
+
+    python bench/compare.py --threads 1 2
+    python bench/compare.py --quick
+    python bench/compare.py --cells lstm gru --shapes medium large --repeats 10
+
+For each thread count, cell, shape and mode it checks every peer's result against PyTorch in
+float64 (DESIGN.md's float32 tolerances), then times it: warm-up calls, then the median of
+``--repeats`` calls timed with ``time.perf_counter``. The machine's large-SGEMM throughput at
+the same thread count (``torch.matmul``, 2048^3, float32) is measured in the same run as the
+roofline. Prints a Markdown table; writes it with the raw numbers (JSON) and, when matplotlib
+is importable, a bar chart of the speedups (PNG) to ``bench/out/``.
+"""
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import _env
+
+_env.use_inplace_build()
+
+import numpy as np  # noqa: E402
+
+from _peers import PEERS, check, compute_oracle, make_case  # noqa: E402
+from _shapes import CELLS, MODES, QUICK_SHAPES, SHAPES, flops  # noqa: E402
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+SGEMM_N = 2048
+DEFAULT_REPEATS = 5
+QUICK_REPEATS = 3
+WARMUP = 1
+# A call this slow is its own warm-up: the checked call before the timed ones is enough.
+SLOW_CALL_SECONDS = 1.0
+# Timed calls whose slowest is this many times the fastest are marked in the table.
+NOISY_SPREAD = 2.0
+BUSY_LOAD = 0.5
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, nargs="+", default=[_env.threads_from_env()],
+                   help=f"thread counts to run (default: ${_env.THREADS_ENV} or {_env.DEFAULT_THREADS})")
+    p.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(CELLS))
+    p.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=None,
+                   help=f"default: all ({', '.join(SHAPES)}); with --quick: {', '.join(QUICK_SHAPES)}")
+    p.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    p.add_argument("--peers", nargs="+", choices=list(PEERS), default=list(PEERS))
+    p.add_argument("--repeats", type=int, default=None,
+                   help=f"timed calls per measurement, median reported (default {DEFAULT_REPEATS}, "
+                        f"--quick {QUICK_REPEATS})")
+    p.add_argument("--quick", action="store_true", help="small shapes and fewer repeats")
+    p.add_argument("--out", type=Path, default=OUT_DIR, help="output directory (default bench/out)")
+    args = p.parse_args(argv)
+    if args.shapes is None:
+        args.shapes = list(QUICK_SHAPES) if args.quick else list(SHAPES)
+    if args.repeats is None:
+        args.repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
+    if args.repeats < 1:
+        p.error(f"--repeats: expected an integer >= 1, got {args.repeats}")
+    if any(n < 1 for n in args.threads):
+        p.error(f"--threads: expected integers >= 1, got {args.threads}")
+    return args
+
+
+def time_calls(call, warmup: int, repeats: int) -> list:
+    """Seconds of each of ``repeats`` calls after ``warmup`` untimed ones.
+
+    Garbage is collected before the warm-up, not after it: a collection walks every object and
+    would leave the first timed call with cold caches.
+    """
+    gc.collect()
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - start)
+        del result
+    return times
+
+
+def sgemm_roofline(repeats: int) -> float:
+    """GFLOP/s of torch.matmul on 2048x2048 float32 matrices at the current thread count."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    a64 = rng.standard_normal((SGEMM_N, SGEMM_N))
+    b64 = rng.standard_normal((SGEMM_N, SGEMM_N))
+    a = torch.from_numpy(a64.astype(np.float32))
+    b = torch.from_numpy(b64.astype(np.float32))
+    c = torch.empty(SGEMM_N, SGEMM_N)
+
+    torch.matmul(a, b, out=c)
+    expected = a64[:8].astype(np.float32).astype(np.float64) @ b64.astype(np.float32).astype(np.float64)
+    err = np.max(np.abs(c[:8].numpy() - expected)) / np.max(np.abs(expected))
+    if err > 1e-4:
+        raise AssertionError(f"torch.matmul SGEMM check failed: relative error {err:.3g}")
+
+    times = time_calls(lambda: torch.matmul(a, b, out=c), warmup=2, repeats=max(repeats, 5))
+    return 2 * SGEMM_N**3 / statistics.median(times) / 1e9
+
+
+def measure(args) -> tuple:
+    """Rooflines per thread count and one row per thread count x cell x shape x mode."""
+    peers = [PEERS[name] for name in args.peers]
+    rooflines = {}
+    for n in args.threads:
+        _env.set_threads(n)
+        rooflines[n] = sgemm_roofline(args.repeats)
+        print(f"SGEMM {SGEMM_N}^3 float32, {n} thread(s): {rooflines[n]:.1f} GFLOP/s", file=sys.stderr)
+
+    rows = []
+    for cell_name in args.cells:
+        for shape_name in args.shapes:
+            case = make_case(CELLS[cell_name], SHAPES[shape_name])
+            oracle = compute_oracle(case)
+            for n in args.threads:
+                _env.set_threads(n)
+                for mode in args.modes:
+                    count = flops(case.cell, case.shape, mode)
+                    row = {"threads": n, "cell": cell_name, "shape": shape_name, "mode": mode,
+                           "T": case.shape.T, "B": case.shape.B, "I": case.shape.I, "H": case.shape.H,
+                           "flop": count, "peers": {}}
+                    for peer in peers:
+                        if mode not in peer.modes:
+                            continue
+                        run = peer.prepare(case, mode)
+                        start = time.perf_counter()
+                        result = run.call()
+                        first = time.perf_counter() - start
+                        errors = check(peer, case, mode, run.extract(result), oracle)
+                        del result
+                        warmup = 0 if first > SLOW_CALL_SECONDS else WARMUP
+                        times = time_calls(run.call, warmup, args.repeats)
+                        median = statistics.median(times)
+                        row["peers"][peer.name] = {
+                            "median_ms": median * 1e3,
+                            "times_ms": [t * 1e3 for t in times],
+                            "checked_call_ms": first * 1e3,
+                            "warmup_calls": warmup,
+                            "gflops": count / median / 1e9,
+                            "pct_of_sgemm": 100 * count / median / 1e9 / rooflines[n],
+                            "max_rel_error": errors,
+                        }
+                    derive(row)
+                    row["peak_rss_mib_so_far"] = _env.peak_rss_mib()
+                    rows.append(row)
+                    print(progress_line(row), file=sys.stderr)
+    return rooflines, rows
+
+
+def derive(row: dict) -> None:
+    """The table's ratio columns, when both rnnfast and torch were measured."""
+    peers = row["peers"]
+    if "rnnfast" in peers and "torch" in peers:
+        row["speedup_torch_over_rnnfast"] = peers["torch"]["median_ms"] / peers["rnnfast"]["median_ms"]
+
+
+def progress_line(row: dict) -> str:
+    times = ", ".join(f"{name} {p['median_ms']:.3f} ms" for name, p in row["peers"].items())
+    return f"[{row['threads']} thr] {row['cell']} {row['shape']} {row['mode']}: {times}"
+
+
+def _fmt(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _noisy(peer_result: dict) -> bool:
+    times = peer_result["times_ms"]
+    return max(times) > NOISY_SPREAD * min(times)
+
+
+def _time_cell(peer_result: dict) -> str:
+    return f"{peer_result['median_ms']:.3f}" + (" †" if _noisy(peer_result) else "")
+
+
+def markdown(info: dict, args, rooflines: dict, rows: list, peak_rss: float) -> str:
+    roof = "; ".join(f"{n} thread{'s' if n > 1 else ''}: {g:.1f} GFLOP/s" for n, g in rooflines.items())
+    lines = [
+        "## rnnfast vs PyTorch CPU: recurrent kernels, float32",
+        "",
+        f"- CPU: {info['cpu_model']}, {info['physical_cores']} cores, "
+        f"{info['usable_cpus']} usable by this process",
+        f"- Date: {info['date_utc']}; 1-minute load average before / after the run: "
+        f"{info['load_average_1min']} / {_env.load_average()}",
+        f"- Versions: rnnfast {info['rnnfast']} (ISA {info['rnnfast_isa']}), torch {info['torch']}, "
+        f"numpy {info['numpy']}, Python {info['python']}",
+        f"- SGEMM roofline (torch.matmul {SGEMM_N}^3 float32): {roof}",
+        f"- Each time: median of {args.repeats} calls timed with time.perf_counter, after one call "
+        f"checked against PyTorch float64 and {WARMUP} warm-up call (none after a checked call "
+        f"over {SLOW_CALL_SECONDS:g} s)",
+        "",
+    ]
+    names = args.peers
+    header = ["threads", "cell", "shape (T,B,I,H)", "mode"] + [f"{n} ms" for n in names]
+    header += ["speedup (torch/rnnfast)", "rnnfast GFLOP/s", "rnnfast % of SGEMM"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|")
+    for r in rows:
+        peers = r["peers"]
+        shape = f"{r['shape']} ({r['T']},{r['B']},{r['I']},{r['H']})"
+        cells = [str(r["threads"]), r["cell"], shape, r["mode"]]
+        cells += [_time_cell(peers[n]) if n in peers else "—" for n in names]
+        rnnfast = peers.get("rnnfast")
+        cells.append(_fmt(r.get("speedup_torch_over_rnnfast"), ".2f"))
+        cells.append(_fmt(rnnfast and rnnfast["gflops"], ".1f"))
+        cells.append(_fmt(rnnfast and rnnfast["pct_of_sgemm"], ".1f"))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if any(_noisy(p) for r in rows for p in r["peers"].values()):
+        lines.append(f"† the timed calls of this entry spread by more than {NOISY_SPREAD:g}x "
+                     f"(slowest / fastest): other work on the machine got in the way; the JSON "
+                     f"has every call's time.")
+        lines.append("")
+    lines += [f"Peak RSS of the benchmark process: {peak_rss:.0f} MiB", ""]
+    return "\n".join(lines)
+
+
+def chart(path: Path, rows: list) -> str:
+    """Bar chart of the speedups, one bar per thread count; a message if matplotlib is absent."""
+    try:
+        import matplotlib
+    except ImportError:
+        return "matplotlib is not installed: no chart (pip install matplotlib to get one)"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [r for r in rows if "speedup_torch_over_rnnfast" in r]
+    if not measured:
+        return "no row has both rnnfast and torch: no chart"
+    labels = list(dict.fromkeys(f"{r['cell']} {r['shape']} {r['mode']}" for r in measured))
+    threads = sorted({r["threads"] for r in measured})
+    width = 0.8 / len(threads)
+    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(labels)), 5))
+    for k, n in enumerate(threads):
+        by_label = {f"{r['cell']} {r['shape']} {r['mode']}": r["speedup_torch_over_rnnfast"]
+                    for r in measured if r["threads"] == n}
+        xs = [i + k * width for i, label in enumerate(labels) if label in by_label]
+        ax.bar(xs, [by_label[label] for label in labels if label in by_label], width,
+               label=f"{n} thread{'s' if n > 1 else ''}")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([i + width * (len(threads) - 1) / 2 for i in range(len(labels))])
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("speedup (torch time / rnnfast time)")
+    ax.set_title("rnnfast vs PyTorch CPU, float32 (above 1: rnnfast faster)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"chart: {path}"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    info = _env.machine_info()
+    print(f"rnnfast from {info['rnnfast_path']}", file=sys.stderr)
+    busy = info["load_average_1min"]
+    if busy is not None and busy > BUSY_LOAD:
+        print(f"warning: load average {busy} before starting: other processes will skew the "
+              f"timings, multi-threaded ones most", file=sys.stderr)
+    rooflines, rows = measure(args)
+    peak_rss = _env.peak_rss_mib()
+
+    table = markdown(info, args, rooflines, rows, peak_rss)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    stem.with_suffix(".md").write_text(table)
+    record = {
+        "machine": info,
+        "settings": {"threads": args.threads, "cells": args.cells, "shapes": args.shapes,
+                     "modes": args.modes, "peers": args.peers, "repeats": args.repeats,
+                     "warmup": WARMUP, "quick": args.quick, "dtype": "float32"},
+        "sgemm_roofline_gflops": {str(n): g for n, g in rooflines.items()},
+        "rows": rows,
+        "peak_rss_mib": peak_rss,
+    }
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}", file=sys.stderr)
+    print(chart(stem.with_suffix(".png"), rows), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
