@@ -3,10 +3,9 @@
 For each cell (tanh RNN, LSTM, GRU) on a representative shape it checks the C++ kernels against
 the NumPy reference (forward and all gradients), then times inference and a training step
 (forward + backward) of both, and prints GFLOP/s and the speed-up over the reference.
-``--config`` prints only the build and runtime configuration.
+``--config`` prints only the build and runtime configuration (``rnnfast.show_config()``).
 """
 import argparse
-import platform
 import sys
 import time
 
@@ -15,6 +14,7 @@ import numpy as np
 import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
+from rnnfast import show_config
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -63,13 +63,6 @@ def _time(fn, repeats):
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
-
-
-def show_config(file=sys.stdout):
-    print(f"rnnfast {rnnfast.__version__}  numpy {np.__version__}  python {platform.python_version()}",
-          file=file)
-    print(f"instruction set: {rnnfast.active_isa()} (supported: {', '.join(rnnfast.supported_isas())})"
-          f"  threads: {rnnfast.get_num_threads()}  machine: {platform.machine()}", file=file)
 
 
 def demo(T, B, I, H, repeats):

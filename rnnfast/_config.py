@@ -1,12 +1,21 @@
-"""Process-wide settings of the kernels: thread count and instruction set.
+"""Process-wide settings of the kernels (thread count, instruction set) and the configuration report.
 
 Environment variables, read once at import:
 - ``RNNFAST_NUM_THREADS``: number of threads (default: the cores this process may use).
-- ``RNNFAST_ISA``: force ``generic``, ``avx2`` or ``avx512`` (error if the CPU lacks it).
+- ``RNNFAST_ISA``: force ``generic``, ``avx2`` or ``avx512`` (error at import if the CPU or the
+  build lacks it).
 """
+from __future__ import annotations
+
 import os
+import platform
+import sys
+from typing import Any, Dict, List, Optional, TextIO
+
+import numpy as np
 
 from rnnfast import _C
+from rnnfast._version import __version__
 
 
 def get_num_threads() -> int:
@@ -15,25 +24,76 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads the kernels use (n >= 1)."""
+    """Set the number of threads the kernels use (``n >= 1``)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
     _C.set_num_threads(n)
 
 
 def active_isa() -> str:
-    """The instruction set the kernels dispatch to: 'generic', 'avx2' or 'avx512'."""
+    """The instruction set the kernels dispatch to: ``'generic'``, ``'avx2'`` or ``'avx512'``."""
     return _C.active_isa()
 
 
-def supported_isas() -> list:
-    """Instruction sets this CPU and build support, best last."""
+def supported_isas() -> List[str]:
+    """Instruction sets this CPU and this build both support, best last (always has 'generic')."""
     return list(_C.supported_isas())
 
 
 def set_isa(name: str) -> None:
-    """Force an instruction set ('generic', 'avx2', 'avx512'); ValueError if unsupported."""
+    """Force an instruction set (``'generic'``, ``'avx2'``, ``'avx512'``).
+
+    Raises ValueError, naming the supported ones, if the name is unknown or if this CPU or
+    build lacks it. Results are within the numerical contract on every instruction set.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a str, got {type(name).__name__}")
     _C.set_isa(name)
+
+
+def get_config() -> Dict[str, Any]:
+    """The configuration as a dict: versions, instruction sets, threads, and the build.
+
+    Keys: ``version``, ``numpy``, ``python``, ``machine``, ``isa`` (in use), ``isas_supported``
+    (by this CPU and build), ``isas_built`` (kernels compiled in), ``threads``, ``compiler``,
+    ``cxx_standard``, ``target``, ``flags`` (of every translation unit), ``isa_flags`` (the
+    extra flags of each instruction set's translation units), ``pybind11``.
+    """
+    build = _C.build_info()
+    return {
+        "version": __version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "isa": active_isa(),
+        "isas_supported": supported_isas(),
+        "isas_built": list(build["isa_flags"]),
+        "threads": get_num_threads(),
+        "compiler": build["compiler"],
+        "cxx_standard": build["cxx_standard"],
+        "target": build["target"],
+        "flags": build["flags"],
+        "isa_flags": dict(build["isa_flags"]),
+        "pybind11": build["pybind11"],
+    }
+
+
+def show_config(file: Optional[TextIO] = None) -> None:
+    """Print the configuration (what ``python -m rnnfast --config`` prints) to ``file``
+    (default: standard output); attach it to bug reports."""
+    out = sys.stdout if file is None else file
+    c = get_config()
+    standard = f"C++{c['cxx_standard'] // 100 % 100:02d}" if c["cxx_standard"] > 199711 else "C++98"
+    lines = [
+        f"rnnfast {c['version']}  numpy {c['numpy']}  python {c['python']}",
+        f"instruction set: {c['isa']} (supported: {', '.join(c['isas_supported'])})"
+        f"  threads: {c['threads']}  machine: {c['machine']}",
+        f"build: {c['compiler']}, {standard}, pybind11 {c['pybind11']}, target {c['target']},"
+        f" kernels: {', '.join(c['isas_built'])}",
+        f"flags: {c['flags']}",
+    ]
+    lines += [f"{isa} flags: {flags}" for isa, flags in c["isa_flags"].items() if flags]
+    print("\n".join(lines), file=out)
 
 
 def _default_threads() -> int:
@@ -49,13 +109,20 @@ def _init_from_environment() -> None:
         try:
             n = int(env_threads)
         except ValueError:
-            raise ValueError(f"RNNFAST_NUM_THREADS: expected an integer >= 1, got {env_threads!r}") from None
+            n = 0
+        if n < 1:
+            raise ValueError(f"RNNFAST_NUM_THREADS: expected an integer >= 1, got {env_threads!r}")
         set_num_threads(n)
     else:
         set_num_threads(_default_threads())
     env_isa = os.environ.get("RNNFAST_ISA")
     if env_isa:
-        set_isa(env_isa.strip().lower())
+        try:
+            set_isa(env_isa.strip().lower())
+        except ValueError as e:
+            reason = str(e).replace("isa: ", "", 1)
+            raise ValueError(f"RNNFAST_ISA={env_isa!r}: {reason} (unset RNNFAST_ISA to use the "
+                             "best of them)") from None
 
 
 _init_from_environment()

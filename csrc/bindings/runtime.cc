@@ -1,4 +1,5 @@
-// Bindings of the runtime: thread count, instruction sets, and the GEMM (for tests and benchmarks).
+// Bindings of the runtime: thread count, instruction sets, the build's configuration, and the GEMM
+// (for tests and benchmarks).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -18,11 +19,77 @@
 #include "rnnfast/gemm.h"
 #include "rnnfast/threads.h"
 
+// The flags of the build, defined by setup.py (string literals); absent in other builds.
+#ifndef RNNFAST_BUILD_FLAGS
+#define RNNFAST_BUILD_FLAGS "unknown"
+#endif
+#ifndef RNNFAST_BUILD_FLAGS_AVX2
+#define RNNFAST_BUILD_FLAGS_AVX2 "unknown"
+#endif
+#ifndef RNNFAST_BUILD_FLAGS_AVX512
+#define RNNFAST_BUILD_FLAGS_AVX512 "unknown"
+#endif
+
+#define RNNFAST_STR_(x) #x
+#define RNNFAST_STR(x) RNNFAST_STR_(x)
+
 namespace py = pybind11;
 
 namespace rnnfast::bindings {
 
 namespace {
+
+std::string compiler_name() {
+#if defined(__clang__)
+  return std::string("Clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  return std::string("GCC ") + __VERSION__;
+#elif defined(_MSC_VER)
+  return "MSVC " + std::to_string(_MSC_FULL_VER);
+#else
+  return "unknown";
+#endif
+}
+
+const char* target_arch() {
+#if defined(__x86_64__) || defined(_M_X64)
+  return "x86_64";
+#elif defined(__i386__) || defined(_M_IX86)
+  return "x86";
+#elif defined(__aarch64__) || defined(_M_ARM64)
+  return "aarch64";
+#elif defined(__powerpc64__)
+  return "ppc64";
+#else
+  return "unknown";
+#endif
+}
+
+// What built this binary: compiler, language standard, flags, and the kernels compiled in (with
+// the extra flags of each instruction set's translation units).
+py::dict build_info() {
+  py::dict info;
+  info["compiler"] = compiler_name();
+  info["cxx_standard"] = static_cast<long>(__cplusplus);
+  info["target"] = target_arch();
+  info["flags"] = RNNFAST_BUILD_FLAGS;
+  py::dict isa_flags;
+  isa_flags["generic"] = "";
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  isa_flags["avx2"] = RNNFAST_BUILD_FLAGS_AVX2;
+  isa_flags["avx512"] = RNNFAST_BUILD_FLAGS_AVX512;
+#endif
+  info["isa_flags"] = isa_flags;
+  info["pybind11"] = RNNFAST_STR(PYBIND11_VERSION_MAJOR) "." RNNFAST_STR(
+      PYBIND11_VERSION_MINOR) "." RNNFAST_STR(PYBIND11_VERSION_PATCH);
+  return info;
+}
+
+std::string supported_names() {
+  std::string names;
+  for (Isa isa : supported_isas()) names += (names.empty() ? "" : ", ") + std::string(isa_name(isa));
+  return names;
+}
 
 // A 2-D matrix view: rows may be strided (lda >= cols) as long as each row is contiguous, so
 // tests reach lda != cols without a copy; anything else is copied to C order.
@@ -199,9 +266,13 @@ void bind_runtime(py::module_& m) {
     try {
       set_active_isa(isa_from_name(name));
     } catch (const std::invalid_argument& e) {
-      throw py::value_error(std::string("isa: ") + e.what());
+      throw py::value_error(std::string("isa: ") + e.what() + "; this CPU and build support " +
+                            supported_names());
     }
   });
+  m.def("build_info", &build_info,
+        "The build's compiler, C++ standard, target, flags, and the flags of each instruction "
+        "set's kernels (the keys of isa_flags are the kernels compiled in).");
   m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
         py::arg("c") = py::none(),

@@ -29,7 +29,12 @@ returns a dict of gradients keyed by the forward's argument names (``"b"`` is No
 was None); ``dy=None`` means zeros. All validation happens in the binding, before any kernel
 runs; the GIL is released inside the kernels.
 """
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
 from rnnfast import _C
+from rnnfast.functional._types import Array, ArrayLike, Context, Gradients, Padding
 
 __all__ = [
     "conv1d_forward",
@@ -43,45 +48,132 @@ __all__ = [
 ]
 
 
-def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, groups=1,
-                   channels_last=True, training=False):
-    """1-D convolution (cross-correlation, as PyTorch and Keras). Returns ``(y, ctx)``."""
+def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *, stride: int = 1,
+                   padding: Padding = "valid", dilation: int = 1, groups: int = 1,
+                   channels_last: bool = True,
+                   training: bool = False) -> Tuple[Array, Optional[Context]]:
+    """1-D convolution (cross-correlation, as PyTorch and Keras).
+
+    Args:
+        x: ``(B, L, C_in)`` if ``channels_last`` else ``(B, C_in, L)``; float32 or float64.
+        w: ``(C_out, C_in // groups, K)`` (PyTorch's layout).
+        b: ``(C_out,)`` or None (no bias).
+        stride: step between outputs, >= 1.
+        padding: ``"valid"``, ``"same"``, ``"causal"``, an int or a ``(left, right)`` pair.
+        dilation: spacing of the kernel taps, >= 1.
+        groups: ``C_in`` and ``C_out`` split into this many independent groups.
+        channels_last: the layout of ``x`` and ``y``.
+        training: keep what ``conv1d_backward`` needs and return it as ``ctx``.
+
+    Returns:
+        ``(y, ctx)``: ``y`` ``(B, L_out, C_out)`` (or ``(B, C_out, L_out)``), ``ctx`` for
+        ``conv1d_backward`` if ``training`` else None.
+    """
     return _C.conv1d_forward(x, w, b, stride, padding, dilation, groups, bool(channels_last),
                              bool(training))
 
 
-def conv1d_backward(ctx, dy):
-    """Gradients of a ``conv1d_forward(..., training=True)``: dict ``x``, ``w``, ``b``."""
+def conv1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
+    """Gradients of a ``conv1d_forward(..., training=True)``.
+
+    Args:
+        ctx: the forward's ``ctx``.
+        dy: ``y``'s shape, or None (zeros).
+
+    Returns:
+        dict with ``"x"``, ``"w"`` and ``"b"`` (the shapes of the forward's arguments; ``"b"`` is
+        None when ``b`` was None).
+    """
     return _C.conv1d_backward(ctx, dy)
 
 
-def max_pool1d_forward(x, *, pool_size, stride=None, padding="valid", channels_last=True,
-                       training=False):
-    """Max over windows of ``pool_size`` steps, ``stride`` apart. Returns ``(y, ctx)``."""
+def max_pool1d_forward(x: ArrayLike, *, pool_size: int, stride: Optional[int] = None,
+                       padding: str = "valid", channels_last: bool = True,
+                       training: bool = False) -> Tuple[Array, Optional[Context]]:
+    """Max over windows of ``pool_size`` steps, ``stride`` apart.
+
+    Args:
+        x: ``(B, L, C)`` if ``channels_last`` else ``(B, C, L)``; float32 or float64.
+        pool_size: steps per window, >= 1.
+        stride: steps between windows, or None (``pool_size``).
+        padding: ``"valid"`` or ``"same"`` (padded positions never win).
+        channels_last: the layout of ``x`` and ``y``.
+        training: keep what ``max_pool1d_backward`` needs and return it as ``ctx``.
+
+    Returns:
+        ``(y, ctx)``: ``y`` ``(B, L_out, C)`` (or ``(B, C, L_out)``), ``ctx`` for
+        ``max_pool1d_backward`` if ``training`` else None.
+    """
     return _C.max_pool1d_forward(x, pool_size, stride, padding, bool(channels_last),
                                  bool(training))
 
 
-def max_pool1d_backward(ctx, dy):
-    """Gradient of a ``max_pool1d_forward(..., training=True)``: dict ``x``."""
+def max_pool1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
+    """Gradient of a ``max_pool1d_forward(..., training=True)``.
+
+    Each window's gradient goes to its first maximum; overlapping windows accumulate.
+
+    Args:
+        ctx: the forward's ``ctx``.
+        dy: ``y``'s shape, or None (zeros).
+
+    Returns:
+        dict with ``"x"`` (``x``'s shape).
+    """
     return _C.pool1d_backward("max_pool1d", ctx, dy)
 
 
-def global_max_pool1d_forward(x, *, channels_last=True, training=False):
-    """Max over all time steps: ``y`` is ``(B, C)``. Returns ``(y, ctx)``."""
+def global_max_pool1d_forward(x: ArrayLike, *, channels_last: bool = True,
+                              training: bool = False) -> Tuple[Array, Optional[Context]]:
+    """Max over all time steps (Keras' GlobalMaxPooling1D).
+
+    Args:
+        x: ``(B, L, C)`` if ``channels_last`` else ``(B, C, L)``; float32 or float64.
+        channels_last: the layout of ``x``.
+        training: keep what ``global_max_pool1d_backward`` needs and return it as ``ctx``.
+
+    Returns:
+        ``(y, ctx)``: ``y`` ``(B, C)`` in either layout, ``ctx`` if ``training`` else None.
+    """
     return _C.global_pool1d_forward("global_max_pool1d", x, bool(channels_last), bool(training))
 
 
-def global_max_pool1d_backward(ctx, dy):
-    """Gradient of a ``global_max_pool1d_forward(..., training=True)``: dict ``x``."""
+def global_max_pool1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
+    """Gradient of a ``global_max_pool1d_forward(..., training=True)``.
+
+    Args:
+        ctx: the forward's ``ctx``.
+        dy: ``(B, C)``, or None (zeros).
+
+    Returns:
+        dict with ``"x"`` (``x``'s shape; each gradient at its sequence's first maximum).
+    """
     return _C.pool1d_backward("global_max_pool1d", ctx, dy)
 
 
-def global_avg_pool1d_forward(x, *, channels_last=True, training=False):
-    """Mean over all time steps: ``y`` is ``(B, C)``. Returns ``(y, ctx)``."""
+def global_avg_pool1d_forward(x: ArrayLike, *, channels_last: bool = True,
+                              training: bool = False) -> Tuple[Array, Optional[Context]]:
+    """Mean over all time steps (Keras' GlobalAveragePooling1D).
+
+    Args:
+        x: ``(B, L, C)`` if ``channels_last`` else ``(B, C, L)``; float32 or float64.
+        channels_last: the layout of ``x``.
+        training: keep what ``global_avg_pool1d_backward`` needs and return it as ``ctx``.
+
+    Returns:
+        ``(y, ctx)``: ``y`` ``(B, C)`` in either layout, ``ctx`` if ``training`` else None.
+    """
     return _C.global_pool1d_forward("global_avg_pool1d", x, bool(channels_last), bool(training))
 
 
-def global_avg_pool1d_backward(ctx, dy):
-    """Gradient of a ``global_avg_pool1d_forward(..., training=True)``: dict ``x``."""
+def global_avg_pool1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
+    """Gradient of a ``global_avg_pool1d_forward(..., training=True)``.
+
+    Args:
+        ctx: the forward's ``ctx``.
+        dy: ``(B, C)``, or None (zeros).
+
+    Returns:
+        dict with ``"x"`` (``x``'s shape, ``dy / L`` at every step).
+    """
     return _C.pool1d_backward("global_avg_pool1d", ctx, dy)

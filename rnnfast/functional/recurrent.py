@@ -9,7 +9,12 @@ sequence's valid steps in a post-padded batch; ``reverse`` runs each sequence ba
 gradients keyed by the forward's argument names (None for arguments that were None).
 All validation happens in the binding, before any kernel runs; the GIL is released inside.
 """
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
 from rnnfast import _C
+from rnnfast.functional._types import Array, ArrayLike, Context, Gradients
 
 __all__ = [
     "rnn_forward",
@@ -21,43 +26,147 @@ __all__ = [
 ]
 
 
-def rnn_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, nonlinearity="tanh",
-                lengths=None, reverse=False, batch_first=False, training=False):
-    """Elman RNN: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``. Returns ``(y, h_n, ctx)``."""
+def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+                b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None, *,
+                nonlinearity: str = "tanh", lengths: Optional[ArrayLike] = None,
+                reverse: bool = False, batch_first: bool = False,
+                training: bool = False) -> Tuple[Array, Array, Optional[Context]]:
+    """Elman RNN over whole sequences: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
+
+    Args:
+        x: ``(T, B, I)``, or ``(B, T, I)`` with ``batch_first``; float32 or float64.
+        w_ih: ``(H, I)``.
+        w_hh: ``(H, H)``.
+        b_ih: ``(H,)`` or None (no bias).
+        b_hh: ``(H,)`` or None (no bias).
+        h0: ``(B, H)`` or None (zeros).
+        nonlinearity: ``"tanh"`` or ``"relu"``.
+        lengths: ``(B,)`` integers in ``1..T``, or None (every sequence has T steps).
+        reverse: run each sequence from its last valid step back to its first.
+        batch_first: ``x`` and ``y`` are ``(B, T, ...)``.
+        training: keep what ``rnn_backward`` needs and return it as ``ctx``.
+
+    Returns:
+        ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout (zeros at padded steps),
+        ``h_n`` ``(B, H)`` (each sequence's state at its last valid step), ``ctx`` for
+        ``rnn_backward`` if ``training`` else None.
+    """
     y, h_n, _, ctx = _C.recurrent_forward(
         "rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, str(nonlinearity), True, lengths,
         bool(reverse), bool(batch_first), bool(training))
     return y, h_n, ctx
 
 
-def rnn_backward(ctx, dy=None, dh_n=None):
-    """Gradients of an ``rnn_forward(..., training=True)``: dict x, h0, w_ih, w_hh, b_ih, b_hh."""
+def rnn_backward(ctx: Context, dy: Optional[ArrayLike] = None,
+                 dh_n: Optional[ArrayLike] = None) -> Gradients:
+    """Gradients of an ``rnn_forward(..., training=True)``.
+
+    Args:
+        ctx: the forward's ``ctx`` (usable for any number of backward calls).
+        dy: ``y``'s shape, or None (zeros).
+        dh_n: ``(B, H)`` or None (zeros).
+
+    Returns:
+        dict with ``"x"`` (``x``'s shape), ``"h0"`` ``(B, H)``, ``"w_ih"``, ``"w_hh"``,
+        ``"b_ih"``, ``"b_hh"`` (the shapes of the forward's arguments); None for arguments that
+        were None.
+    """
     return _C.recurrent_backward("rnn", ctx, dy, dh_n, None)
 
 
-def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, lengths=None,
-                 reverse=False, batch_first=False, training=False):
-    """LSTM (gates i, f, g, o). Returns ``(y, h_n, c_n, ctx)``."""
+def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+                 b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None,
+                 c0: Optional[ArrayLike] = None, *, lengths: Optional[ArrayLike] = None,
+                 reverse: bool = False, batch_first: bool = False,
+                 training: bool = False) -> Tuple[Array, Array, Array, Optional[Context]]:
+    """LSTM over whole sequences, gates ``i, f, g, o`` (PyTorch's order).
+
+    ``c' = f * c + i * g``, ``h' = o * tanh(c')``.
+
+    Args:
+        x: ``(T, B, I)``, or ``(B, T, I)`` with ``batch_first``; float32 or float64.
+        w_ih: ``(4H, I)``.
+        w_hh: ``(4H, H)``.
+        b_ih: ``(4H,)`` or None (no bias).
+        b_hh: ``(4H,)`` or None (no bias).
+        h0: ``(B, H)`` or None (zeros).
+        c0: ``(B, H)`` or None (zeros).
+        lengths: ``(B,)`` integers in ``1..T``, or None (every sequence has T steps).
+        reverse: run each sequence from its last valid step back to its first.
+        batch_first: ``x`` and ``y`` are ``(B, T, ...)``.
+        training: keep what ``lstm_backward`` needs and return it as ``ctx``.
+
+    Returns:
+        ``(y, h_n, c_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` and ``c_n``
+        ``(B, H)``, ``ctx`` for ``lstm_backward`` if ``training`` else None.
+    """
     return _C.recurrent_forward(
         "lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, "tanh", True, lengths,
         bool(reverse), bool(batch_first), bool(training))
 
 
-def lstm_backward(ctx, dy=None, dh_n=None, dc_n=None):
-    """Gradients of an ``lstm_forward(..., training=True)``: dict x, h0, c0, w_ih, w_hh, b_ih, b_hh."""
+def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
+                  dc_n: Optional[ArrayLike] = None) -> Gradients:
+    """Gradients of an ``lstm_forward(..., training=True)``.
+
+    Args:
+        ctx: the forward's ``ctx``.
+        dy: ``y``'s shape, or None (zeros).
+        dh_n: ``(B, H)`` or None (zeros).
+        dc_n: ``(B, H)`` or None (zeros).
+
+    Returns:
+        dict with ``"x"``, ``"h0"``, ``"c0"``, ``"w_ih"``, ``"w_hh"``, ``"b_ih"``, ``"b_hh"``
+        (the shapes of the forward's arguments); None for arguments that were None.
+    """
     return _C.recurrent_backward("lstm", ctx, dy, dh_n, dc_n)
 
 
-def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, reset_after=True,
-                lengths=None, reverse=False, batch_first=False, training=False):
-    """GRU (gates r, z, n); ``reset_after`` True is PyTorch's cell, False Cho et al.'s.
-    Returns ``(y, h_n, ctx)``."""
+def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
+                b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None, *,
+                reset_after: bool = True, lengths: Optional[ArrayLike] = None,
+                reverse: bool = False, batch_first: bool = False,
+                training: bool = False) -> Tuple[Array, Array, Optional[Context]]:
+    """GRU over whole sequences, gates ``r, z, n`` (PyTorch's order).
+
+    ``reset_after=True`` is PyTorch's (and cuDNN's, Keras' default) cell,
+    ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``; ``reset_after=False`` is Cho et al.'s,
+    ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``. Then ``h' = (1 - z) * n + z * h``.
+
+    Args:
+        x: ``(T, B, I)``, or ``(B, T, I)`` with ``batch_first``; float32 or float64.
+        w_ih: ``(3H, I)``.
+        w_hh: ``(3H, H)``.
+        b_ih: ``(3H,)`` or None (no bias).
+        b_hh: ``(3H,)`` or None (no bias).
+        h0: ``(B, H)`` or None (zeros).
+        reset_after: where the reset gate applies (see above).
+        lengths: ``(B,)`` integers in ``1..T``, or None (every sequence has T steps).
+        reverse: run each sequence from its last valid step back to its first.
+        batch_first: ``x`` and ``y`` are ``(B, T, ...)``.
+        training: keep what ``gru_backward`` needs and return it as ``ctx``.
+
+    Returns:
+        ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` ``(B, H)``, ``ctx``
+        for ``gru_backward`` if ``training`` else None.
+    """
     y, h_n, _, ctx = _C.recurrent_forward(
         "gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, "tanh", bool(reset_after), lengths,
         bool(reverse), bool(batch_first), bool(training))
     return y, h_n, ctx
 
 
-def gru_backward(ctx, dy=None, dh_n=None):
-    """Gradients of a ``gru_forward(..., training=True)``: dict x, h0, w_ih, w_hh, b_ih, b_hh."""
+def gru_backward(ctx: Context, dy: Optional[ArrayLike] = None,
+                 dh_n: Optional[ArrayLike] = None) -> Gradients:
+    """Gradients of a ``gru_forward(..., training=True)``.
+
+    Args:
+        ctx: the forward's ``ctx``.
+        dy: ``y``'s shape, or None (zeros).
+        dh_n: ``(B, H)`` or None (zeros).
+
+    Returns:
+        dict with ``"x"``, ``"h0"``, ``"w_ih"``, ``"w_hh"``, ``"b_ih"``, ``"b_hh"`` (the shapes
+        of the forward's arguments); None for arguments that were None.
+    """
     return _C.recurrent_backward("gru", ctx, dy, dh_n, None)
