@@ -5,7 +5,9 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -92,10 +94,19 @@ inline index_t checked_size(const std::vector<index_t>& dims, const char* what) 
   return n;
 }
 
-// A C-contiguous array of T (copied only when needed). The dtype must already be checked.
+// A C-contiguous, aligned array of T in native byte order: `a` itself when it is one, else a
+// copy. The dtype must already be checked. A copy that cannot be allocated (a huge broadcast view)
+// raises MemoryError: array_t::ensure would clear that error and return a null array.
 template <typename T>
 py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
-  return py::array_t<T, py::array::c_style>::ensure(a);
+  py::array_t<T, py::array::c_style | py::array::forcecast> c(a);  // throws on failure
+  if (reinterpret_cast<std::uintptr_t>(c.data()) % alignof(T) != 0) {
+    py::array_t<T, py::array::c_style> copy(shape_of(c));
+    if (c.size() > 0)
+      std::memcpy(copy.mutable_data(), c.data(), sizeof(T) * static_cast<std::size_t>(c.size()));
+    return copy;
+  }
+  return py::reinterpret_borrow<py::array_t<T, py::array::c_style>>(c);
 }
 
 // Integer lengths of shape (B,), each in 1..T, as int64.
@@ -117,12 +128,16 @@ inline std::vector<std::int64_t> lengths_vector(const py::handle& obj, index_t B
   if (a.ndim() != 1 || a.shape(0) != B)
     throw py::value_error("lengths: expected shape (batch,) = " + shape_str({B}) + ", got " +
                           shape_str(shape_of(a)));
-  auto l = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  auto l = contiguous<std::int64_t>(a);
   std::vector<std::int64_t> out(l.data(), l.data() + B);
   for (index_t b = 0; b < B; ++b)
-    if (out[b] < 1 || out[b] > T)
+    if (out[b] < 1 || out[b] > T) {
+      // uint64 entries above the int64 range wrapped to negative values: show them as given.
+      const std::string given = kind == 'u' ? std::to_string(static_cast<std::uint64_t>(out[b]))
+                                            : std::to_string(out[b]);
       throw py::value_error("lengths: every entry must be in 1..T = 1.." + std::to_string(T) +
-                            ", got " + std::to_string(out[b]) + " at index " + std::to_string(b));
+                            ", got " + given + " at index " + std::to_string(b));
+    }
   return out;
 }
 
@@ -147,17 +162,31 @@ inline index_t int_arg(const py::handle& obj, const char* name, index_t min_valu
   return static_cast<index_t>(v);
 }
 
+// The C++ object of a ctx, or null when obj is not a Ctx or is an instance that no forward made
+// (Ctx.__new__(Ctx) gives one whose C++ object was never constructed: reading it would be UB).
+template <typename Ctx>
+std::shared_ptr<Ctx> held_ctx(const py::handle& obj) {
+  try {
+    return obj.cast<std::shared_ptr<Ctx>>();
+  } catch (const py::cast_error&) {
+    return nullptr;
+  }
+}
+
 // The ctx argument of a backward: a Ctx made by `forward` (the forward's name, for messages).
 // None (a forward run with training=False keeps nothing) is a ValueError, another type a TypeError.
+// The shared_ptr keeps the ctx alive while the kernel runs without the GIL.
 template <typename Ctx>
-Ctx& ctx_arg(const py::handle& obj, const std::string& forward) {
+std::shared_ptr<Ctx> ctx_arg(const py::handle& obj, const std::string& forward) {
   if (obj.is_none())
     throw py::value_error("ctx: got None; call " + forward +
                           "(..., training=True) to get a ctx for the backward pass");
+  const std::string expected = "ctx: expected the ctx returned by " + forward + "(..., training=True), got ";
   if (!py::isinstance<Ctx>(obj))
-    throw py::type_error("ctx: expected the ctx returned by " + forward +
-                         "(..., training=True), got " + py::str(py::type::of(obj)).cast<std::string>());
-  return obj.cast<Ctx&>();
+    throw py::type_error(expected + py::str(py::type::of(obj)).cast<std::string>());
+  std::shared_ptr<Ctx> ctx = held_ctx<Ctx>(obj);
+  if (!ctx) throw py::type_error(expected + "an uninitialised " + py::str(py::type::of(obj)).cast<std::string>());
+  return ctx;
 }
 
 }  // namespace rnnfast::bindings

@@ -244,9 +244,9 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj) {
 }
 
 py::dict conv1d_backward_binding(const py::object& ctx_obj, const py::object& dy_obj) {
-  const Conv1dCtx& ctx = ctx_arg<Conv1dCtx>(ctx_obj, "conv1d_forward");
-  if (ctx.dbl) return conv1d_backward_impl<double>(ctx, dy_obj);
-  return conv1d_backward_impl<float>(ctx, dy_obj);
+  const std::shared_ptr<Conv1dCtx> ctx = ctx_arg<Conv1dCtx>(ctx_obj, "conv1d_forward");
+  if (ctx->dbl) return conv1d_backward_impl<double>(*ctx, dy_obj);
+  return conv1d_backward_impl<float>(*ctx, dy_obj);
 }
 
 // ------------------------------------------------------------------ pooling
@@ -382,12 +382,12 @@ py::dict pool_backward_impl(const Pool1dCtx& ctx, const py::object& dy_obj) {
 
 py::dict pool_backward_binding(const std::string& op, const py::object& ctx_obj,
                                const py::object& dy_obj) {
-  const Pool1dCtx& ctx = ctx_arg<Pool1dCtx>(ctx_obj, op + "_forward");
-  if (ctx.op != op)
-    throw py::value_error("ctx: expected the ctx of " + op + "_forward, got the ctx of " + ctx.op +
-                          "_forward");
-  if (ctx.dbl) return pool_backward_impl<double>(ctx, dy_obj);
-  return pool_backward_impl<float>(ctx, dy_obj);
+  const std::shared_ptr<Pool1dCtx> ctx = ctx_arg<Pool1dCtx>(ctx_obj, op + "_forward");
+  if (ctx->op != op)
+    throw py::value_error("ctx: expected the ctx of " + op + "_forward, got the ctx of " +
+                          ctx->op + "_forward");
+  if (ctx->dbl) return pool_backward_impl<double>(*ctx, dy_obj);
+  return pool_backward_impl<float>(*ctx, dy_obj);
 }
 
 }  // namespace
@@ -395,18 +395,24 @@ py::dict pool_backward_binding(const std::string& op, const py::object& ctx_obj,
 void bind_conv(py::module_& m) {
   py::class_<Conv1dCtx, std::shared_ptr<Conv1dCtx>>(
       m, "Conv1dCtx", "What conv1d_forward(..., training=True) keeps for conv1d_backward (opaque).")
-      .def("__repr__", [](const Conv1dCtx& c) {
-        return "<rnnfast ctx of conv1d_forward, x " + shape_str(shape_of(c.x)) + ", w " +
-               shape_str(shape_of(c.w)) + ", " + dtype_name(c.dbl) + ">";
+      .def("__repr__", [](const py::object& self) {
+        const auto c = held_ctx<Conv1dCtx>(self);
+        if (!c) return std::string("<rnnfast ctx, uninitialised>");
+        return "<rnnfast ctx of conv1d_forward, x " + shape_str(shape_of(c->x)) + ", w " +
+               shape_str(shape_of(c->w)) + ", " + dtype_name(c->dbl) + ">";
       });
   py::class_<Pool1dCtx, std::shared_ptr<Pool1dCtx>>(
       m, "Pool1dCtx", "What a pooling forward with training=True keeps for its backward (opaque).")
-      .def_property_readonly("op", [](const Pool1dCtx& c) { return c.op; })
-      .def("__repr__", [](const Pool1dCtx& c) {
-        const Pool1dShape& s = c.shape;
-        return "<rnnfast ctx of " + c.op + "_forward, x " +
+      .def_property_readonly("op", [](const py::object& self) {
+        return ctx_arg<Pool1dCtx>(self, "a pooling forward")->op;
+      })
+      .def("__repr__", [](const py::object& self) {
+        const auto c = held_ctx<Pool1dCtx>(self);
+        if (!c) return std::string("<rnnfast ctx, uninitialised>");
+        const Pool1dShape& s = c->shape;
+        return "<rnnfast ctx of " + c->op + "_forward, x " +
                shape_str(seq_shape(s.batch, s.length, s.channels, s.channels_last)) + ", " +
-               dtype_name(c.dbl) + ">";
+               dtype_name(c->dbl) + ">";
       });
   m.def("conv1d_forward", &conv1d_forward_binding, py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),

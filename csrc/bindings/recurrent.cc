@@ -213,13 +213,8 @@ py::dict recurrent_backward_binding(const std::string& op, const py::object& ctx
                                     const py::object& dc_n_obj) {
   park_if_finalizing();
   const std::string fwd = op + "_forward";
-  if (ctx_obj.is_none())
-    throw py::value_error("ctx: got None; call " + fwd +
-                          "(..., training=True) to get a ctx for the backward pass");
-  if (!py::isinstance<RecurrentCtx>(ctx_obj))
-    throw py::type_error("ctx: expected the ctx returned by " + fwd + "(..., training=True), got " +
-                         py::str(py::type::of(ctx_obj)).cast<std::string>());
-  RecurrentCtx& ctx = ctx_obj.cast<RecurrentCtx&>();
+  const std::shared_ptr<RecurrentCtx> held = ctx_arg<RecurrentCtx>(ctx_obj, fwd);
+  RecurrentCtx& ctx = *held;
   if (ctx.op != op)
     throw py::value_error("ctx: expected the ctx of " + fwd + ", got the ctx of " + ctx.op +
                           "_forward");
@@ -241,10 +236,14 @@ py::dict recurrent_backward_binding(const std::string& op, const py::object& ctx
 void bind_recurrent(py::module_& m) {
   py::class_<RecurrentCtx, std::shared_ptr<RecurrentCtx>>(m, "RecurrentCtx",
       "What a training forward keeps for its backward (opaque).")
-      .def_property_readonly("op", [](const RecurrentCtx& c) { return c.op; })
-      .def("__repr__", [](const RecurrentCtx& c) {
-        return "<rnnfast ctx of " + c.op + "_forward, x " + shape_str(shape_of(c.x)) + ", " +
-               (c.dbl ? "float64" : "float32") + ">";
+      .def_property_readonly("op", [](const py::object& self) {
+        return ctx_arg<RecurrentCtx>(self, "a recurrent forward")->op;
+      })
+      .def("__repr__", [](const py::object& self) {
+        const auto c = held_ctx<RecurrentCtx>(self);
+        if (!c) return std::string("<rnnfast ctx, uninitialised>");
+        return "<rnnfast ctx of " + c->op + "_forward, x " + shape_str(shape_of(c->x)) + ", " +
+               (c->dbl ? "float64" : "float32") + ">";
       });
   m.def("recurrent_forward", &recurrent_forward_binding, py::arg("op"), py::arg("x"),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"),

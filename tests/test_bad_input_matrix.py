@@ -1,0 +1,420 @@
+"""Bad input to every public function of rnnfast.functional: each case raises one specific
+exception type whose message names the argument, the expected and the given value; none crashes.
+
+A case is (id, call, exception, message fragment); ``call`` takes the kit of valid inputs and
+ctxs built once per module, so each case changes exactly one thing of a valid call.
+"""
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast import _C
+from rnnfast import functional as F
+
+T, B, I, H = 5, 3, 4, 6
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+WORDS = {"rnn": "hidden_size", "lstm": "4*hidden_size", "gru": "3*hidden_size"}
+
+
+class Kit:
+    """Valid float32 inputs of every op, and a training ctx of each forward."""
+
+    def __init__(self, rng):
+        f32 = np.float32
+        self.x = rng.standard_normal((T, B, I)).astype(f32)
+        self.rec = {}
+        for op, G in GATES.items():
+            args = {
+                "x": self.x,
+                "w_ih": rng.standard_normal((G * H, I)).astype(f32) * f32(0.3),
+                "w_hh": rng.standard_normal((G * H, H)).astype(f32) * f32(0.3),
+                "b_ih": rng.standard_normal(G * H).astype(f32),
+                "b_hh": rng.standard_normal(G * H).astype(f32),
+                "h0": rng.standard_normal((B, H)).astype(f32),
+            }
+            if op == "lstm":
+                args["c0"] = rng.standard_normal((B, H)).astype(f32)
+            self.rec[op] = args
+        self.y = {op: self.forward(op, training=False)[0] for op in GATES}
+        self.ctx = {op: self.forward(op, training=True)[-1] for op in GATES}
+        # Conv1D: x (B, L, C_in) = (2, 9, 4), w (C_out, C_in, K) = (6, 4, 3), y (2, 7, 6).
+        self.cx = rng.standard_normal((2, 9, 4)).astype(f32)
+        self.cw = rng.standard_normal((6, 4, 3)).astype(f32)
+        self.cb = rng.standard_normal(6).astype(f32)
+        self.cy, self.cctx = F.conv1d_forward(self.cx, self.cw, self.cb, training=True)
+        self.py, self.pctx = F.max_pool1d_forward(self.cx, pool_size=2, training=True)
+        self.gy, self.gmctx = F.global_max_pool1d_forward(self.cx, training=True)
+        self.gactx = F.global_avg_pool1d_forward(self.cx, training=True)[1]
+
+    def forward(self, op, training=False, **changes):
+        args = dict(self.rec[op], **changes)
+        return getattr(F, op + "_forward")(**args, training=training)
+
+
+@pytest.fixture(scope="module")
+def kit():
+    return Kit(np.random.default_rng(12345))
+
+
+def huge(shape, dtype=np.float32):
+    """A read-only view of any size that costs no memory."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
+
+
+def uninitialised(cls):
+    """An instance whose C++ object no forward ever constructed."""
+    return cls.__new__(cls)
+
+
+def big_endian(a):
+    return a.astype(a.dtype.newbyteorder(">"))
+
+
+# ------------------------------------------------------------------ recurrent forwards
+
+
+def recurrent_forward_cases(op):
+    G, gw = GATES[op], WORDS[op]
+    fw = lambda k, **c: k.forward(op, **c)  # noqa: E731
+    no_states = {"h0": None, "c0": None} if op == "lstm" else {"h0": None}
+    cases = [
+        ("x-int64", lambda k: fw(k, x=k.x.astype(np.int64)), TypeError,
+         "x: expected a float32 or float64 array, got dtype int64"),
+        ("x-float16", lambda k: fw(k, x=k.x.astype(np.float16)), TypeError,
+         "x: expected a float32 or float64 array, got dtype float16"),
+        ("x-complex", lambda k: fw(k, x=k.x.astype(np.complex64)), TypeError,
+         "x: expected a float32 or float64 array, got dtype complex64"),
+        ("x-bool", lambda k: fw(k, x=k.x > 0), TypeError,
+         "x: expected a float32 or float64 array, got dtype bool"),
+        ("x-None", lambda k: fw(k, x=None), TypeError,
+         "x: expected a float32 or float64 array, got NoneType"),
+        ("x-int-list", lambda k: fw(k, x=[[[1, 2, 3, 4]]]), TypeError,
+         "x: expected a float32 or float64 array, got list (dtype int64)"),
+        ("x-2d", lambda k: fw(k, x=k.x[0]), ValueError,
+         "x: expected a 3-D array (seq_len, batch, input_size), got shape (3, 4)"),
+        ("x-4d", lambda k: fw(k, x=k.x[None]), ValueError,
+         "x: expected a 3-D array (seq_len, batch, input_size), got shape (1, 5, 3, 4)"),
+        ("x-T0", lambda k: fw(k, x=k.x[:0]), ValueError,
+         "x: every dimension must be >= 1, got shape (0, 3, 4)"),
+        ("x-B0", lambda k: fw(k, x=k.x[:, :0], **no_states), ValueError, "x: every dimension must be >= 1, got shape (5, 0, 4)"),
+        ("x-I0", lambda k: fw(k, x=k.x[..., :0]), ValueError,
+         "x: every dimension must be >= 1, got shape (5, 3, 0)"),
+        ("x-float64-w-float32", lambda k: fw(k, x=k.x.astype(np.float64)), TypeError,
+         "w_hh: expected dtype float64 (the dtype of x), got float32"),
+        ("w_ih-shape", lambda k: fw(k, w_ih=k.rec[op]["w_ih"][:, :-1]), ValueError,
+         f"w_ih: expected shape ({gw}, input_size) = ({G * H}, {I}), got ({G * H}, {I - 1})"),
+        ("w_ih-dtype", lambda k: fw(k, w_ih=k.rec[op]["w_ih"].astype(np.float64)), TypeError,
+         "w_ih: expected dtype float32 (the dtype of x), got float64"),
+        ("w_ih-int", lambda k: fw(k, w_ih=k.rec[op]["w_ih"].astype(np.int32)), TypeError,
+         "w_ih: expected a float32 or float64 array, got dtype int32"),
+        ("w_hh-gates", lambda k: fw(k, w_hh=np.zeros(((G + 1) * H, H), np.float32)), ValueError,
+         f"w_hh: expected shape ({gw}, hidden_size) = ({G * H}, {H}), got ({(G + 1) * H}, {H})"),
+        ("w_hh-1d", lambda k: fw(k, w_hh=k.rec[op]["w_hh"].ravel()), ValueError,
+         f"w_hh: expected a 2-D array, got shape ({G * H * H},)"),
+        ("w_hh-H0", lambda k: fw(k, w_hh=np.zeros((0, 0), np.float32)), ValueError,
+         f"w_hh: expected shape ({gw}, hidden_size) with hidden_size >= 1, got (0, 0)"),
+        ("b_ih-shape", lambda k: fw(k, b_ih=k.rec[op]["b_ih"][:-1]), ValueError,
+         f"b_ih: expected shape ({gw},) = ({G * H},), got ({G * H - 1},)"),
+        ("b_hh-dtype", lambda k: fw(k, b_hh=k.rec[op]["b_hh"].astype(np.float64)), TypeError,
+         "b_hh: expected dtype float32 (the dtype of x), got float64"),
+        ("b_hh-2d", lambda k: fw(k, b_hh=k.rec[op]["b_hh"][None]), ValueError,
+         f"b_hh: expected shape ({gw},) = ({G * H},), got (1, {G * H})"),
+        ("h0-shape", lambda k: fw(k, h0=k.rec[op]["h0"].T), ValueError,
+         f"h0: expected shape (batch, hidden_size) = ({B}, {H}), got ({H}, {B})"),
+        ("h0-str", lambda k: fw(k, h0="zeros"), TypeError,
+         "h0: expected a float32 or float64 array, got str"),
+        ("lengths-float", lambda k: fw(k, lengths=np.array([5.0, 2.0, 1.0])), TypeError,
+         "lengths: expected an integer array, got dtype float64"),
+        ("lengths-bool", lambda k: fw(k, lengths=np.ones(B, bool)), TypeError,
+         "lengths: expected an integer array, got dtype bool"),
+        ("lengths-zero", lambda k: fw(k, lengths=np.array([5, 0, 1])), ValueError,
+         "lengths: every entry must be in 1..T = 1..5, got 0 at index 1"),
+        ("lengths-past-T", lambda k: fw(k, lengths=np.array([5, 1, 6])), ValueError,
+         "lengths: every entry must be in 1..T = 1..5, got 6 at index 2"),
+        ("lengths-uint64-max", lambda k: fw(k, lengths=np.array([5, 2**64 - 1, 1], np.uint64)),
+         ValueError, "got 18446744073709551615 at index 1"),
+        ("lengths-shape", lambda k: fw(k, lengths=np.array([5, 2])), ValueError,
+         "lengths: expected shape (batch,) = (3,), got (2,)"),
+        ("lengths-scalar", lambda k: fw(k, lengths=5), ValueError,
+         "lengths: expected shape (batch,) = (3,), got ()"),
+        ("lengths-str", lambda k: fw(k, lengths="abc"), TypeError,
+         "lengths: expected an integer array, got dtype <U3"),
+        ("huge-overflows", lambda k: fw(k, x=huge((2**20, 2**20, 2**20)),
+                                        w_ih=huge((G * H, 2**20)), **no_states), ValueError,
+         f"x and hidden_size: sizes (1048576, 1048576, {(G + 2) * H + 2**20}) are too large "
+         "to allocate"),
+        ("huge-no-memory", lambda k: fw(k, x=huge((2, 2, 2**42)), w_ih=huge((G * H, 2**42)),
+                                        **no_states), MemoryError, "Unable to allocate"),
+    ]
+    if op == "rnn":
+        cases.append(("nonlinearity", lambda k: fw(k, nonlinearity="sigmoid"), ValueError,
+                      "nonlinearity: expected 'tanh' or 'relu', got 'sigmoid'"))
+    if op == "lstm":
+        cases.append(("c0-shape", lambda k: fw(k, c0=k.rec[op]["c0"][:, :-1]), ValueError,
+                      f"c0: expected shape (batch, hidden_size) = ({B}, {H}), got ({B}, {H - 1})"))
+        cases.append(("c0-int", lambda k: fw(k, c0=k.rec[op]["c0"].astype(np.int16)), TypeError,
+                      "c0: expected a float32 or float64 array, got dtype int16"))
+    if op == "gru":
+        cases.append(("batch_first-2d", lambda k: fw(k, x=k.x[0], batch_first=True), ValueError,
+                      "x: expected a 3-D array (batch, seq_len, input_size), got shape (3, 4)"))
+    return [(f"{op}_forward-{name}", *rest) for name, *rest in cases]
+
+
+def recurrent_backward_cases(op):
+    other = "gru" if op == "lstm" else "lstm"
+    bw = getattr(F, op + "_backward")
+    cases = [
+        ("ctx-None", lambda k: bw(None, k.y[op]), ValueError,
+         f"ctx: got None; call {op}_forward(..., training=True) to get a ctx"),
+        ("ctx-inference", lambda k: bw(k.forward(op)[-1], k.y[op]), ValueError,
+         f"ctx: got None; call {op}_forward(..., training=True)"),
+        ("ctx-dict", lambda k: bw({"x": k.x}, k.y[op]), TypeError,
+         f"ctx: expected the ctx returned by {op}_forward(..., training=True), got <class 'dict'>"),
+        ("ctx-other-cell", lambda k: bw(k.ctx[other], k.y[op]), ValueError,
+         f"ctx: expected the ctx of {op}_forward, got the ctx of {other}_forward"),
+        ("ctx-conv", lambda k: bw(k.cctx, k.y[op]), TypeError,
+         f"ctx: expected the ctx returned by {op}_forward(..., training=True), got "
+         "<class 'rnnfast._C.Conv1dCtx'>"),
+        ("ctx-uninitialised", lambda k: bw(uninitialised(_C.RecurrentCtx), k.y[op]), TypeError,
+         "got an uninitialised <class 'rnnfast._C.RecurrentCtx'>"),
+        ("dy-shape", lambda k: bw(k.ctx[op], k.y[op][:, :, :-1]), ValueError,
+         f"dy: expected shape (seq_len, batch, hidden_size) = ({T}, {B}, {H}), got ({T}, {B}, {H - 1})"),
+        ("dy-dtype", lambda k: bw(k.ctx[op], k.y[op].astype(np.float64)), TypeError,
+         "dy: expected dtype float32 (the dtype of x), got float64"),
+        ("dy-int", lambda k: bw(k.ctx[op], k.y[op].astype(np.int32)), TypeError,
+         "dy: expected a float32 or float64 array, got dtype int32"),
+        ("dh_n-shape", lambda k: bw(k.ctx[op], k.y[op], k.y[op][-1, :, :-1]), ValueError,
+         f"dh_n: expected shape (batch, hidden_size) = ({B}, {H}), got ({B}, {H - 1})"),
+        ("dh_n-object", lambda k: bw(k.ctx[op], k.y[op], object()), TypeError,
+         "dh_n: expected a float32 or float64 array, got object"),
+    ]
+    if op == "lstm":
+        cases.append(("dc_n-shape", lambda k: bw(k.ctx[op], None, None, k.y[op][-1, :1]), ValueError,
+                      f"dc_n: expected shape (batch, hidden_size) = ({B}, {H}), got (1, {H})"))
+    return [(f"{op}_backward-{name}", *rest) for name, *rest in cases]
+
+
+# ------------------------------------------------------------------ conv1d
+
+
+def conv(k, x=None, w=None, b=None, **kw):
+    return F.conv1d_forward(k.cx if x is None else x, k.cw if w is None else w, b, **kw)
+
+
+CONV_FORWARD = [
+    ("x-int", lambda k: conv(k, x=k.cx.astype(np.int64)), TypeError,
+     "x: expected a float32 or float64 array, got dtype int64"),
+    ("x-2d", lambda k: conv(k, x=k.cx[0]), ValueError,
+     "x: expected a 3-D array (batch, length, channels) (channels_last=True), got shape (9, 4)"),
+    ("x-2d-channels-first", lambda k: conv(k, x=k.cx[0], channels_last=False), ValueError,
+     "x: expected a 3-D array (batch, channels, length) (channels_last=False), got shape (9, 4)"),
+    ("x-L0", lambda k: conv(k, x=k.cx[:, :0]), ValueError,
+     "x: expected length >= 1 and channels >= 1 in (batch, length, channels)"),
+    ("x-C0", lambda k: conv(k, x=k.cx[:, :, :0]), ValueError,
+     "x: expected length >= 1 and channels >= 1"),
+    ("w-dtype", lambda k: conv(k, w=k.cw.astype(np.float64)), TypeError,
+     "w: expected dtype float32 (the dtype of x), got float64"),
+    ("w-2d", lambda k: conv(k, w=k.cw[0]), ValueError,
+     "w: expected a 3-D array (out_channels, in_channels // groups, kernel_size) with every "
+     "dimension >= 1, got shape (4, 3)"),
+    ("w-K0", lambda k: conv(k, w=k.cw[:, :, :0]), ValueError,
+     "with every dimension >= 1, got shape (6, 4, 0)"),
+    ("w-channels", lambda k: conv(k, w=k.cw[:, :3]), ValueError,
+     "w: expected shape (out_channels, in_channels // groups, kernel_size) with in_channels // "
+     "groups = 4 // 1 from x = (6, 4, 3), got (6, 3, 3)"),
+    ("b-shape", lambda k: conv(k, b=k.cb[:-1]), ValueError,
+     "b: expected shape (out_channels,) = (6,), got (5,)"),
+    ("b-dtype", lambda k: conv(k, b=k.cb.astype(np.float64)), TypeError,
+     "b: expected dtype float32 (the dtype of x), got float64"),
+    ("stride-0", lambda k: conv(k, stride=0), ValueError, "stride: expected an int >= 1, got 0"),
+    ("stride-float", lambda k: conv(k, stride=2.0), TypeError,
+     "stride: expected an int, got <class 'float'>"),
+    ("stride-bool", lambda k: conv(k, stride=True), TypeError,
+     "stride: expected an int, got <class 'bool'>"),
+    ("stride-2**64", lambda k: conv(k, stride=2**64), ValueError,
+     "stride: expected an int >= 1 that fits in 64 bits, got 18446744073709551616"),
+    ("dilation-neg", lambda k: conv(k, dilation=-1), ValueError,
+     "dilation: expected an int >= 1, got -1"),
+    ("dilation-overflow", lambda k: conv(k, dilation=2**62), ValueError,
+     "dilation: 4611686018427387904 * (kernel_size - 1) = 4611686018427387904 * 2 is too large"),
+    ("dilation-span", lambda k: conv(k, dilation=5), ValueError,
+     "w: kernel_size 3 with dilation 5 spans 11 steps, more than the padded input of x "
+     "(length 9 + padding 0 + 0 = 9): the output would be empty"),
+    ("groups-0", lambda k: conv(k, groups=0), ValueError, "groups: expected an int >= 1, got 0"),
+    ("groups-divisor", lambda k: conv(k, groups=3), ValueError,
+     "groups: expected a divisor of the input channels (4) and of the output channels (6), got 3"),
+    ("groups-huge", lambda k: conv(k, groups=2**62), ValueError,
+     "groups: expected a divisor of the input channels (4) and of the output channels (6), "
+     "got 4611686018427387904"),
+    ("padding-name", lambda k: conv(k, padding="full"), ValueError,
+     "padding: expected 'valid', 'same', 'causal', an int >= 0 or a (left, right) pair of ints "
+     ">= 0, got 'full'"),
+    ("padding-neg", lambda k: conv(k, padding=-1), ValueError,
+     "padding: expected an int >= 0, got -1"),
+    ("padding-triple", lambda k: conv(k, padding=(1, 1, 1)), ValueError,
+     "got (1, 1, 1) of length 3"),
+    ("padding-pair-neg", lambda k: conv(k, padding=(0, -2)), ValueError,
+     "padding[1]: expected an int >= 0, got -2"),
+    ("padding-float", lambda k: conv(k, padding=0.5), TypeError,
+     "padding: expected 'valid', 'same', 'causal', an int >= 0 or a (left, right) pair of ints "
+     ">= 0, got 0.5 of type <class 'float'>"),
+    ("padding-huge", lambda k: conv(k, padding=2**61), ValueError,
+     "padding: 2305843009213693952 is too large"),
+    ("huge-no-memory", lambda k: conv(k, x=huge((1, 2**42, 4))), MemoryError,
+     "Unable to allocate"),
+    ("huge-output", lambda k: conv(k, x=k.cx[:, :1], w=k.cw[:, :, :1], padding=2**59),
+     ValueError, "x and y: sizes (2, 1152921504606846977, 6) are too large to allocate"),
+]
+
+CONV_BACKWARD = [
+    ("ctx-None", lambda k: F.conv1d_backward(None, k.cy), ValueError,
+     "ctx: got None; call conv1d_forward(..., training=True) to get a ctx"),
+    ("ctx-inference", lambda k: F.conv1d_backward(conv(k)[1], k.cy), ValueError,
+     "ctx: got None; call conv1d_forward(..., training=True)"),
+    ("ctx-pool", lambda k: F.conv1d_backward(k.pctx, k.cy), TypeError,
+     "ctx: expected the ctx returned by conv1d_forward(..., training=True), got "
+     "<class 'rnnfast._C.Pool1dCtx'>"),
+    ("ctx-recurrent", lambda k: F.conv1d_backward(k.ctx["rnn"], k.cy), TypeError,
+     "got <class 'rnnfast._C.RecurrentCtx'>"),
+    ("ctx-uninitialised", lambda k: F.conv1d_backward(uninitialised(_C.Conv1dCtx), k.cy),
+     TypeError, "got an uninitialised <class 'rnnfast._C.Conv1dCtx'>"),
+    ("dy-shape", lambda k: F.conv1d_backward(k.cctx, k.cy[:, 1:]), ValueError,
+     "dy: expected shape (batch, length_out, out_channels) = (2, 7, 6), got (2, 6, 6)"),
+    ("dy-dtype", lambda k: F.conv1d_backward(k.cctx, k.cy.astype(np.float64)), TypeError,
+     "dy: expected dtype float32 (the dtype of the forward's x), got float64"),
+    ("dy-int", lambda k: F.conv1d_backward(k.cctx, k.cy.astype(np.uint8)), TypeError,
+     "dy: expected a float32 or float64 array, got dtype uint8"),
+]
+
+# ------------------------------------------------------------------ pooling
+
+MAX_POOL_FORWARD = [
+    ("pool_size-0", lambda k: F.max_pool1d_forward(k.cx, pool_size=0), ValueError,
+     "pool_size: expected an int >= 1, got 0"),
+    ("pool_size-None", lambda k: F.max_pool1d_forward(k.cx, pool_size=None), TypeError,
+     "pool_size: expected an int, got <class 'NoneType'>"),
+    ("pool_size-float", lambda k: F.max_pool1d_forward(k.cx, pool_size=2.5), TypeError,
+     "pool_size: expected an int, got <class 'float'>"),
+    ("pool_size-long", lambda k: F.max_pool1d_forward(k.cx, pool_size=10), ValueError,
+     "pool_size: a window of 10 steps is longer than the input length 9 of x with padding='valid'"),
+    ("pool_size-huge", lambda k: F.max_pool1d_forward(k.cx, pool_size=2**62, padding="same"),
+     ValueError, "pool_size: 4611686018427387904 is too large"),
+    ("pool_size-2**64", lambda k: F.max_pool1d_forward(k.cx, pool_size=-2**64), ValueError,
+     "pool_size: expected an int >= 1 that fits in 64 bits, got -18446744073709551616"),
+    ("stride-0", lambda k: F.max_pool1d_forward(k.cx, pool_size=2, stride=0), ValueError,
+     "stride: expected an int >= 1, got 0"),
+    ("stride-str", lambda k: F.max_pool1d_forward(k.cx, pool_size=2, stride="1"), TypeError,
+     "stride: expected an int, got <class 'str'>"),
+    ("padding-causal", lambda k: F.max_pool1d_forward(k.cx, pool_size=2, padding="causal"),
+     ValueError, "padding: expected 'valid' or 'same', got 'causal'"),
+    ("padding-int", lambda k: F.max_pool1d_forward(k.cx, pool_size=2, padding=1), TypeError,
+     "padding: expected 'valid' or 'same', got 1 of type <class 'int'>"),
+    ("x-2d", lambda k: F.max_pool1d_forward(k.cx[0], pool_size=2), ValueError,
+     "x: expected a 3-D array (batch, length, channels) (channels_last=True), got shape (9, 4)"),
+    ("x-int", lambda k: F.max_pool1d_forward(k.cx.astype(np.int32), pool_size=2), TypeError,
+     "x: expected a float32 or float64 array, got dtype int32"),
+    ("x-L0-channels-first", lambda k: F.max_pool1d_forward(k.cx[:, :, :0], pool_size=1,
+                                                          channels_last=False), ValueError,
+     "x: expected length >= 1 and channels >= 1 in (batch, channels, length) "
+     "(channels_last=False), got shape (2, 9, 0)"),
+    ("huge-no-memory", lambda k: F.max_pool1d_forward(huge((1, 2**42, 1)), pool_size=2**41),
+     MemoryError, "Unable to allocate"),
+]
+
+MAX_POOL_BACKWARD = [
+    ("ctx-None", lambda k: F.max_pool1d_backward(None, k.py), ValueError,
+     "ctx: got None; call max_pool1d_forward(..., training=True)"),
+    ("ctx-global", lambda k: F.max_pool1d_backward(k.gmctx, k.py), ValueError,
+     "ctx: expected the ctx of max_pool1d_forward, got the ctx of global_max_pool1d_forward"),
+    ("ctx-conv", lambda k: F.max_pool1d_backward(k.cctx, k.py), TypeError,
+     "ctx: expected the ctx returned by max_pool1d_forward(..., training=True), got "
+     "<class 'rnnfast._C.Conv1dCtx'>"),
+    ("ctx-uninitialised", lambda k: F.max_pool1d_backward(uninitialised(_C.Pool1dCtx), k.py),
+     TypeError, "got an uninitialised <class 'rnnfast._C.Pool1dCtx'>"),
+    ("dy-shape", lambda k: F.max_pool1d_backward(k.pctx, k.py[:, :-1]), ValueError,
+     "dy: expected shape (batch, length_out, channels) = (2, 4, 4), got (2, 3, 4)"),
+    ("dy-dtype", lambda k: F.max_pool1d_backward(k.pctx, k.py.astype(np.float64)), TypeError,
+     "dy: expected dtype float32 (the dtype of the forward's x), got float64"),
+]
+
+
+def global_cases(name):
+    fw, bw = getattr(F, name + "_forward"), getattr(F, name + "_backward")
+    own = "gmctx" if name == "global_max_pool1d" else "gactx"
+    other, other_name = (("gactx", "global_avg_pool1d") if own == "gmctx"
+                         else ("gmctx", "global_max_pool1d"))
+    forward = [
+        ("x-2d", lambda k: fw(k.cx[0], channels_last=False), ValueError,
+         "x: expected a 3-D array (batch, channels, length) (channels_last=False), got shape (9, 4)"),
+        ("x-complex", lambda k: fw(k.cx.astype(np.complex128)), TypeError,
+         "x: expected a float32 or float64 array, got dtype complex128"),
+        ("x-L0", lambda k: fw(k.cx[:, :0]), ValueError,
+         "x: expected length >= 1 and channels >= 1 in (batch, length, channels)"),
+        ("x-dict", lambda k: fw({"x": 1}), TypeError,
+         "x: expected a float32 or float64 array, got dict (dtype object)"),
+        ("huge-no-memory", lambda k: fw(huge((2**20, 2**22, 2))), MemoryError, "Unable to allocate"),
+    ]
+    backward = [
+        ("ctx-None", lambda k: bw(None, k.gy), ValueError,
+         f"ctx: got None; call {name}_forward(..., training=True)"),
+        ("ctx-other-pool", lambda k: bw(getattr(k, other), k.gy), ValueError,
+         f"ctx: expected the ctx of {name}_forward, got the ctx of {other_name}_forward"),
+        ("ctx-window-pool", lambda k: bw(k.pctx, k.gy), ValueError,
+         f"ctx: expected the ctx of {name}_forward, got the ctx of max_pool1d_forward"),
+        ("ctx-recurrent", lambda k: bw(k.ctx["gru"], k.gy), TypeError,
+         f"ctx: expected the ctx returned by {name}_forward(..., training=True), got "
+         "<class 'rnnfast._C.RecurrentCtx'>"),
+        ("dy-shape", lambda k: bw(getattr(k, own), k.gy[:, :, None]), ValueError,
+         "dy: expected shape (batch, channels) = (2, 4), got (2, 4, 1)"),
+        ("dy-dtype", lambda k: bw(getattr(k, own), k.gy.astype(np.float64)), TypeError,
+         "dy: expected dtype float32 (the dtype of the forward's x), got float64"),
+    ]
+    return ([(f"{name}_forward-{c[0]}", *c[1:]) for c in forward]
+            + [(f"{name}_backward-{c[0]}", *c[1:]) for c in backward])
+
+
+CASES = (
+    [c for op in GATES for c in recurrent_forward_cases(op) + recurrent_backward_cases(op)]
+    + [("conv1d_forward-" + c[0], *c[1:]) for c in CONV_FORWARD]
+    + [("conv1d_backward-" + c[0], *c[1:]) for c in CONV_BACKWARD]
+    + [("max_pool1d_forward-" + c[0], *c[1:]) for c in MAX_POOL_FORWARD]
+    + [("max_pool1d_backward-" + c[0], *c[1:]) for c in MAX_POOL_BACKWARD]
+    + global_cases("global_max_pool1d")
+    + global_cases("global_avg_pool1d")
+)
+
+
+@pytest.mark.parametrize("case_id,call,error,fragment", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(kit, case_id, call, error, fragment):
+    with pytest.raises(error) as info:
+        call(kit)
+    if error is not MemoryError:  # NumPy raises a subclass of MemoryError
+        assert info.type is error, f"{case_id}: {info.type.__name__} is a subclass of {error.__name__}"
+    assert fragment in str(info.value)
+
+
+def test_the_matrix_covers_every_public_function():
+    assert len(CASES) >= 100
+    assert len({c[0] for c in CASES}) == len(CASES)
+    covered = set()
+    for case_id, *_ in CASES:
+        covered.add(case_id.split("-")[0])
+    assert covered == set(F.__all__)
+
+
+def test_refusals_leave_the_kit_usable(kit):
+    """After every refusal the same inputs and ctxs still give the results of a fresh run."""
+    for case_id, call, error, _ in CASES:
+        with pytest.raises(error):
+            call(kit)
+    fresh = Kit(np.random.default_rng(12345))
+    for op in GATES:
+        np.testing.assert_array_equal(kit.forward(op)[0], fresh.y[op])
+        got = getattr(F, op + "_backward")(kit.ctx[op], fresh.y[op])
+        want = getattr(F, op + "_backward")(fresh.ctx[op], fresh.y[op])
+        for name in want:
+            if want[name] is not None:
+                np.testing.assert_array_equal(got[name], want[name])
+    np.testing.assert_array_equal(F.conv1d_backward(kit.cctx, fresh.cy)["w"],
+                                  F.conv1d_backward(fresh.cctx, fresh.cy)["w"])
+    assert rnnfast.get_num_threads() >= 1
