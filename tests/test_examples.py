@@ -1,19 +1,19 @@
 """The seed workflows in examples/ run end to end (``python examples/<name>.py --quick``), on
 their synthetic data and on small files given the way a user gives their own."""
-import os
 import pathlib
 import subprocess
 import sys
 
 import numpy as np
 
+from subprocess_env import python_env
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
 def run(script, *args, cwd=None):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env = python_env()
     env.pop("RNNFAST_EXAMPLES_QUICK", None)
     proc = subprocess.run([sys.executable, str(EXAMPLES / script), "--quick", *args],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=180)

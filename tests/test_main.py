@@ -2,10 +2,11 @@
 import subprocess
 import sys
 
+from subprocess_env import PACKAGE_PARENT, python_env
 
 def run_module(*args):
     return subprocess.run([sys.executable, "-m", "rnnfast", *args], capture_output=True, text=True,
-                          timeout=300, check=False)
+                          timeout=300, check=False, cwd=PACKAGE_PARENT, env=python_env())
 
 
 def test_demo_checks_and_times_every_cell():

@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 import rnnfast.functional  # noqa: E402
 import rnnfast.torch as rt  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
+from subprocess_env import PACKAGE_PARENT, python_env  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # cell id: (rnnfast.torch class, torch.nn class, constructor keywords)
 CELLS = {
@@ -170,8 +170,8 @@ def test_unbatched_input_matches_torch_nn(rng, cell, batch_first, with_state):
 def test_import_rnnfast_does_not_import_torch():
     code = ("import sys, rnnfast, rnnfast.functional, rnnfast.reference; "
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE_PARENT, env=python_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
 
 

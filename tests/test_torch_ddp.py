@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from subprocess_env import python_env
+
 torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,8 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 def run_example(*args):
     """Runs the example in its own process group, killed as a whole on timeout."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    env = python_env()
     process = subprocess.Popen([sys.executable, str(EXAMPLE), *args], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
