@@ -14,8 +14,15 @@ from typing import Any, Dict, List, Optional, TextIO
 
 import numpy as np
 
-from rnnfast import _C
 from rnnfast._version import __version__
+
+try:
+    from rnnfast import _C
+except ImportError as error:
+    raise ImportError(
+        f"cannot import rnnfast._C from {os.path.dirname(os.path.abspath(__file__))} ({error}). "
+        "A source tree needs an in-place build (python setup.py build_ext --inplace); to use "
+        "the installed rnnfast, run Python from another directory.") from error
 
 
 def get_num_threads() -> int:

@@ -5,6 +5,8 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +14,19 @@ import pytest
 import rnnfast
 
 ALL_ISAS = ["generic", "avx2", "avx512"]
+# The directory the rnnfast under test comes from (site-packages, or a source tree built in
+# place): child processes get it first on sys.path and run elsewhere, so they import the same
+# rnnfast, never a source tree without its compiled module in their working directory.
+IMPORT_DIR = str(Path(rnnfast.__file__).resolve().parents[1])
 
 
-def run_python(code, **env):
+def run_python(*args, **env):
     environ = {k: v for k, v in os.environ.items() if k not in ("RNNFAST_ISA", "RNNFAST_NUM_THREADS")}
+    environ["PYTHONPATH"] = os.pathsep.join([IMPORT_DIR] + [p for p in [
+        os.environ.get("PYTHONPATH")] if p])
     environ.update(env)
-    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run([sys.executable, *args], env=environ, cwd=tempfile.gettempdir(),
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_get_config_agrees_with_the_runtime():
@@ -81,17 +89,16 @@ def test_show_config_defaults_to_stdout(capsys):
 
 
 def test_main_config_prints_show_config():
-    done = subprocess.run([sys.executable, "-m", "rnnfast", "--config", "--threads", "1"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = run_python("-m", "rnnfast", "--config", "--threads", "1")
     assert done.returncode == 0, done.stderr
-    expected = run_python("import rnnfast; rnnfast.set_num_threads(1); rnnfast.show_config()")
+    expected = run_python("-c", "import rnnfast; rnnfast.set_num_threads(1); rnnfast.show_config()")
     assert expected.returncode == 0, expected.stderr
     assert done.stdout == expected.stdout
 
 
 @pytest.mark.parametrize("isa", ALL_ISAS)
 def test_rnnfast_isa_forces_a_supported_isa_and_rejects_a_missing_one(isa):
-    done = run_python("import rnnfast; print(rnnfast.active_isa())", RNNFAST_ISA=isa.upper())
+    done = run_python("-c", "import rnnfast; print(rnnfast.active_isa())", RNNFAST_ISA=isa.upper())
     if isa in rnnfast.supported_isas():
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == isa
@@ -104,7 +111,7 @@ def test_rnnfast_isa_forces_a_supported_isa_and_rejects_a_missing_one(isa):
 
 
 def test_rnnfast_isa_rejects_an_unknown_name():
-    done = run_python("import rnnfast", RNNFAST_ISA="avx1024")
+    done = run_python("-c", "import rnnfast", RNNFAST_ISA="avx1024")
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("ValueError: RNNFAST_ISA='avx1024': unknown instruction set"), last
@@ -113,7 +120,7 @@ def test_rnnfast_isa_rejects_an_unknown_name():
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
 def test_rnnfast_num_threads_rejects_bad_values(value):
-    done = run_python("import rnnfast", RNNFAST_NUM_THREADS=value)
+    done = run_python("-c", "import rnnfast", RNNFAST_NUM_THREADS=value)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last == f"ValueError: RNNFAST_NUM_THREADS: expected an integer >= 1, got {value!r}"

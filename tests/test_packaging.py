@@ -175,3 +175,17 @@ def test_avx_code_only_in_isa_translation_units():
     assert not outside, ("AVX instructions outside the ISA translation units (keep ISA code in an "
                          f"anonymous namespace of *_avx2.cc / *_avx512.cc): {outside}")
     assert in_isa_units > 1000, "found (almost) no AVX code at all: is the parsing broken?"
+
+
+def test_a_source_tree_without_its_build_says_so(tmp_path):
+    """Importing rnnfast from a tree with the sources but no compiled module (a fresh checkout)
+    is an ImportError that says what to do, not a confusing circular-import message."""
+    shutil.copytree(PACKAGE_DIR, tmp_path / "rnnfast",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", "import rnnfast"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: cannot import rnnfast._C from "), last
+    assert "python setup.py build_ext --inplace" in last and "another directory" in last
