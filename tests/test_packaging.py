@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import rnnfast
@@ -177,15 +178,42 @@ def test_avx_code_only_in_isa_translation_units():
     assert in_isa_units > 1000, "found (almost) no AVX code at all: is the parsing broken?"
 
 
-def test_a_source_tree_without_its_build_says_so(tmp_path):
-    """Importing rnnfast from a tree with the sources but no compiled module (a fresh checkout)
-    is an ImportError that says what to do, not a confusing circular-import message."""
-    shutil.copytree(PACKAGE_DIR, tmp_path / "rnnfast",
+def unbuilt_source_tree(folder):
+    shutil.copytree(PACKAGE_DIR, folder / "rnnfast",
                     ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", "import rnnfast"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def test_a_source_tree_without_its_build_says_so(tmp_path):
+    """Importing rnnfast from a tree with the sources but no compiled module, and no installed
+    copy to fall back on (-S: no site-packages), is an ImportError that says what to do."""
+    env = unbuilt_source_tree(tmp_path / "tree")
+    numpy_only = tmp_path / "numpy_only"  # NumPy, without the site-packages that hold rnnfast
+    numpy_only.mkdir()
+    numpy_dir = Path(np.__file__).resolve().parent
+    for name in ("numpy", "numpy.libs"):
+        if (numpy_dir.parent / name).exists():
+            (numpy_only / name).symlink_to(numpy_dir.parent / name)
+    env["PYTHONPATH"] = str(numpy_only)
+    done = subprocess.run([sys.executable, "-S", "-c", "import rnnfast"], cwd=tmp_path / "tree",
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: cannot import rnnfast._C from "), last
     assert "python setup.py build_ext --inplace" in last and "another directory" in last
+
+
+def test_a_source_tree_without_its_build_uses_the_installed_copy(tmp_path, dist):
+    """In a fresh checkout's root, where ./rnnfast shadows the installed package,
+    `python -m rnnfast` and `import rnnfast` take the submodules from the installed copy."""
+    env = unbuilt_source_tree(tmp_path)
+    code = "import rnnfast, rnnfast.functional as F; print(rnnfast.__path__[0]); print(F.__file__)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    path, functional = done.stdout.split()
+    assert Path(path).resolve() == PACKAGE_DIR
+    assert Path(functional).resolve().parent.parent == PACKAGE_DIR
+    done = subprocess.run([sys.executable, "-m", "rnnfast", "--config"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "instruction set:" in done.stdout, done.stderr
