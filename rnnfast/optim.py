@@ -313,7 +313,7 @@ class LRScheduler:
         self.step()
 
     def lr_at(self, base_lr, epoch):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define lr_at(base_lr, epoch)")
 
     def step(self):
         self.last_epoch += 1
