@@ -143,3 +143,112 @@ def test_global_pools_match_reference(name, shape, channels_last, dtype, seed):
     B, L, C = shape
     x = rng.permutation(B * L * C).reshape((B, L, C) if channels_last else (B, C, L))
     check_pool(name, x.astype(dtype), dict(channels_last=channels_last), rng)
+
+
+# ------------------------------------------------------------------ fuzzing: never a crash
+
+ALLOWED = (TypeError, ValueError, MemoryError)
+ODD_DTYPES = [np.float32, np.float64, np.float16, np.int64, np.bool_, np.complex64,
+              np.dtype(">f4"), np.dtype(">f8")]
+
+
+@st.composite
+def near(draw, shape, dtype):
+    """Usually an array of the given shape and dtype; sometimes a perturbed shape, another
+    dtype, a non-contiguous or broadcast view, None, or a non-array."""
+    kind = draw(st.sampled_from(["valid"] * 6 + ["shape", "dtype", "view", "none", "junk"]))
+    if kind == "none":
+        return None
+    if kind == "junk":
+        return draw(st.sampled_from([0, 1.5, "x", [1, 2], [[1.0]], object(), (), {}]))
+    if kind == "shape":
+        shape = list(shape)
+        op = draw(st.sampled_from(["grow", "shrink", "zero", "add", "drop"]))
+        i = draw(st.integers(0, max(len(shape) - 1, 0)))
+        if op == "add" or not shape:
+            shape.insert(i, draw(st.integers(0, 3)))
+        elif op == "drop":
+            shape.pop(i)
+        else:
+            shape[i] = {"grow": shape[i] + 1, "shrink": max(shape[i] - 1, 0), "zero": 0}[op]
+    if kind == "dtype":
+        dtype = draw(st.sampled_from(ODD_DTYPES))
+    a = (np.arange(int(np.prod(shape))) % 7 - 3).reshape(shape) * 0.25
+    a = a.astype(dtype)
+    if kind == "view" and a.ndim:
+        a = draw(st.sampled_from([np.asfortranarray(a), np.broadcast_to(a[:1], a.shape),
+                                  np.flip(a, 0)]))
+    return a
+
+
+@st.composite
+def recurrent_calls(draw):
+    op, kw, _ = draw(st.sampled_from(CELLS))
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[op]
+    T, B, I, H = (draw(st.integers(1, 3)) for _ in range(4))
+    dtype = draw(DTYPES)
+    args = {"x": draw(near((T, B, I), dtype)), "w_ih": draw(near((G * H, I), dtype)),
+            "w_hh": draw(near((G * H, H), dtype)), "b_ih": draw(near((G * H,), dtype)),
+            "b_hh": draw(near((G * H,), dtype)), "h0": draw(near((B, H), dtype))}
+    if op == "lstm":
+        args["c0"] = draw(near((B, H), dtype))
+    lengths = draw(st.one_of(st.none(), st.lists(st.integers(-1, T + 1), min_size=B, max_size=B),
+                             near((B,), np.int64)))
+    options = dict(kw, lengths=lengths, reverse=draw(st.booleans()),
+                   batch_first=draw(st.booleans()))
+    grads = {"dy": draw(near((T, B, H), dtype)), "dh_n": draw(near((B, H), dtype))}
+    if op == "lstm":
+        grads["dc_n"] = draw(near((B, H), dtype))
+    return op, args, options, grads
+
+
+@PROFILE
+@given(call=recurrent_calls())
+def test_fuzz_recurrent_never_crashes(call):
+    op, args, options, grads = call
+    try:
+        out = getattr(F, op + "_forward")(**args, **options, training=True)
+    except ALLOWED:
+        return
+    try:
+        getattr(F, op + "_backward")(out[-1], **grads)
+    except ALLOWED:
+        pass
+
+
+@st.composite
+def conv_and_pool_calls(draw):
+    B, L, C, c_out, K = (draw(st.integers(0, 4)) for _ in range(5))
+    dtype = draw(DTYPES)
+    channels_last = draw(st.booleans())
+    x = draw(near((B, L, C) if channels_last else (B, C, L), dtype))
+    ints = st.one_of(st.integers(-1, 5), st.sampled_from([None, 2**62, -(2**63), 1.0, True]))
+    which = draw(st.sampled_from(["conv1d", "max_pool1d", "global_max_pool1d",
+                                  "global_avg_pool1d"]))
+    if which == "conv1d":
+        kw = dict(stride=draw(ints), dilation=draw(ints), groups=draw(ints),
+                  padding=draw(st.one_of(ints, st.sampled_from(["valid", "same", "causal", "x"]),
+                                         st.tuples(ints, ints))))
+        args = (x, draw(near((c_out, C, K), dtype)), draw(near((c_out,), dtype)))
+    elif which == "max_pool1d":
+        kw = dict(pool_size=draw(ints), stride=draw(ints),
+                  padding=draw(st.sampled_from(["valid", "same", "causal", 1])))
+        args = (x,)
+    else:
+        kw, args = {}, (x,)
+    return which, args, dict(kw, channels_last=channels_last), draw(near((B, L, c_out), dtype))
+
+
+@PROFILE
+@given(call=conv_and_pool_calls())
+def test_fuzz_conv_and_pools_never_crash(call):
+    which, args, kw, dy = call
+    try:
+        y, ctx = getattr(F, which + "_forward")(*args, **kw, training=True)
+    except ALLOWED:
+        return
+    try:
+        getattr(F, which + "_backward")(ctx, dy)
+    except ALLOWED:
+        pass
+    getattr(F, which + "_backward")(ctx, np.zeros_like(y))

@@ -21,7 +21,8 @@ inline float exp_neg(float x) {
   x = x < -87.0f ? -87.0f : x;  // NaN compares false and passes through
   const float log2e = 1.44269504088896341f;
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float n = (x * log2e + shifter) - shifter;
+  const float t = x * log2e + shifter;
+  const float n = t - shifter;
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
   // e^r on [-ln2/2, ln2/2], degree 6.
   float p = 1.0f / 720.0f;
@@ -31,7 +32,11 @@ inline float exp_neg(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
+  // 2^n from the bits of t, whose low mantissa bits hold n + bits(shifter). Unsigned, so a NaN
+  // x (garbage bits, NaN result anyway) is no float-to-int conversion or shift of a negative.
+  std::uint32_t t_bits;
+  std::memcpy(&t_bits, &t, sizeof(t_bits));
+  const std::uint32_t bits = (t_bits - 0x4B400000u + 127u) << 23;  // 0x4B400000 = bits(shifter)
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
   return p * scale;
