@@ -13,6 +13,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_THREADS = 2
 THREADS_ENV = "RNNFAST_BENCH_THREADS"
 
+# The count of the last set_threads() call: peers that create their own thread pool per run
+# (ONNX Runtime's sessions) read it through current_threads().
+_current_threads = None
+
 
 def use_inplace_build() -> None:
     """Measure this checkout when it holds an in-place build, else the installed package.
@@ -49,14 +53,22 @@ def torch_available() -> bool:
 
 
 def set_threads(n: int) -> None:
-    """One thread count for every library measured: rnnfast's pool and PyTorch's."""
+    """One thread count for every library measured: rnnfast's pool and PyTorch's now, and
+    ONNX Runtime's sessions created from now on (``current_threads()``)."""
+    global _current_threads
     import rnnfast
 
     rnnfast.set_num_threads(n)
+    _current_threads = n
     if torch_available():
         import torch
 
         torch.set_num_threads(n)
+
+
+def current_threads() -> int:
+    """The count of the last ``set_threads()``, else the one from the environment."""
+    return threads_from_env() if _current_threads is None else _current_threads
 
 
 def _lscpu() -> dict:
@@ -100,6 +112,8 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "numpy": _version("numpy"),
         "torch": _version("torch"),
+        "onnx": _version("onnx"),
+        "onnxruntime": _version("onnxruntime"),
         "rnnfast": rnnfast.__version__,
         "rnnfast_path": str(Path(rnnfast.__file__).resolve().parent),
         "rnnfast_isa": rnnfast.active_isa(),

@@ -5,20 +5,20 @@ turns its raw result into NumPy arrays named like the oracle's (``y``, ``h_n``, 
 for a training step, ``dx``, ``dh0``, ``dc0``, ``dw_ih``, ``dw_hh``, ``db_ih``, ``db_hh``).
 Every peer is checked against the oracle (PyTorch in float64, same weights) before it is timed.
 
-Adding a peer (ONNX Runtime is the next one): write a class with ``name``, ``dtype``,
-``modes`` (ONNX Runtime: ``("inference",)``, exporting each ``torch.nn`` cell with
-``torch.onnx.export`` and running it in an ``InferenceSession`` with
-``intra_op_num_threads`` set to the benchmark's thread count) and
-``prepare(case, mode) -> Run``, then register it in ``PEERS``. ``compare.py --peers`` and
-the pytest suite pick it up; modes a peer lacks are left empty in the table.
+Adding a peer: write a class with ``name``, ``dtype``, ``modes`` and
+``prepare(case, mode) -> Run`` (and, if it needs optional packages, ``unavailable()``
+returning why it cannot run, or None), then register it in ``PEERS``. ``compare.py --peers``
+and the pytest suite pick it up; modes a peer lacks are left empty in the table.
 """
 import importlib
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
+import _env
+import _onnx
 from _shapes import Cell, Shape
 
 WEIGHT_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh")
@@ -220,9 +220,46 @@ class TorchPeer:
         return Run(call, extract)
 
 
+class OnnxRuntimePeer:
+    """One ONNX ``RNN``/``LSTM``/``GRU`` node holding the case's weights (``_onnx.build_model``,
+    fixed T and B), run by an ONNX Runtime ``InferenceSession`` on the CPU with
+    ``intra_op_num_threads`` = the benchmark's thread count and one inter-op thread. Inference
+    only; the states go in and ``Y``, ``Y_h`` (, ``Y_c``) come out as in ``torch.nn``."""
+
+    name = "onnxruntime"
+    modes = ("inference",)
+    dtype = np.dtype(np.float32)
+
+    @staticmethod
+    def unavailable() -> Optional[str]:
+        return _onnx.missing()
+
+    def prepare(self, case: Case, mode: str) -> Run:
+        if mode not in self.modes:
+            raise ValueError(f"mode: {self.name} measures only {self.modes}, got {mode!r}")
+        a = case.inputs(self.dtype)
+        cell = case.cell.name
+        model = _onnx.build_model(cell, a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"],
+                                  T=case.shape.T, B=case.shape.B)
+        session = _onnx.session(model, _env.current_threads())
+        feeds = {"X": a["x"], **_onnx.state_feeds(cell, a["h0"], a.get("c0"))}
+        names = [o.name for o in session.get_outputs()]
+        outputs = case.output_keys()
+
+        def call():
+            return session.run(names, feeds)
+
+        def extract(result):
+            y, *states = result
+            return dict(zip(outputs, [y[:, 0]] + [state[0] for state in states]))
+
+        return Run(call, extract)
+
+
 PEERS = {
     "rnnfast": FunctionalPeer("rnnfast", "rnnfast.functional", np.float32),
     "torch": TorchPeer(np.float32),
+    "onnxruntime": OnnxRuntimePeer(),
 }
 
 # The plain-NumPy oracle of the tests, in its own dtype (float64); slow, core shapes only.

@@ -44,6 +44,12 @@ SHAPES = {
     )
 }
 
+# Single-step generation latency (issue "Performance": <= 5 us per call for a B=1, H=256 LSTM
+# with the state in and out from Python): T is the number of chained steps of the check; the
+# input size is the char shape's.
+STEP_SHAPE = Shape("step", 8, 1, 64, 256)
+STEP_TARGET_US = 5.0
+
 # The two shapes every change is judged on; the slow NumPy reference runs only on these.
 CORE_SHAPES = ("medium", "large")
 

@@ -1,15 +1,18 @@
-"""rnnfast against PyTorch CPU, side by side in one process.
+"""rnnfast against PyTorch CPU and ONNX Runtime, side by side in one process.
 
     python bench/compare.py --threads 1 2
     python bench/compare.py --quick
     python bench/compare.py --cells lstm gru --shapes medium large --repeats 10
+    python bench/compare.py --step-only --threads 1 2
 
 For each thread count, cell, shape and mode it checks every peer's result against PyTorch in
 float64 (DESIGN.md's float32 tolerances), then times it: warm-up calls, then the median of
 ``--repeats`` calls timed with ``time.perf_counter``. The machine's large-SGEMM throughput at
 the same thread count (``torch.matmul``, 2048^3, float32) is measured in the same run as the
-roofline. Prints a Markdown table; writes it with the raw numbers (JSON) and, when matplotlib
-is importable, a bar chart of the speedups (PNG) to ``bench/out/``.
+roofline. ONNX Runtime (inference only) runs when onnx and onnxruntime are installed. Then the
+single-step generation latency (one LSTM step per call, B=1, H=256; see ``_step.py``). Prints
+Markdown tables; writes them with the raw numbers (JSON) and, when matplotlib is importable, a
+bar chart of the speedups (PNG) to ``bench/out/``.
 """
 import argparse
 import gc
@@ -28,6 +31,7 @@ import numpy as np  # noqa: E402
 
 from _peers import PEERS, check, compute_oracle, make_case  # noqa: E402
 from _shapes import CELLS, MODES, QUICK_SHAPES, SHAPES, flops  # noqa: E402
+from _step import measure_steps, step_markdown  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 SGEMM_N = 2048
@@ -39,6 +43,8 @@ SLOW_CALL_SECONDS = 1.0
 # Timed calls whose slowest is this many times the fastest are marked in the table.
 NOISY_SPREAD = 2.0
 BUSY_LOAD = 0.5
+# The ratio columns: peer time / rnnfast time, for these peers (key in --peers: column label).
+RATIO_PEERS = {"torch": "torch", "onnxruntime": "ORT"}
 
 
 def parse_args(argv=None):
@@ -49,12 +55,17 @@ def parse_args(argv=None):
     p.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=None,
                    help=f"default: all ({', '.join(SHAPES)}); with --quick: {', '.join(QUICK_SHAPES)}")
     p.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
-    p.add_argument("--peers", nargs="+", choices=list(PEERS), default=list(PEERS))
+    p.add_argument("--peers", nargs="+", choices=list(PEERS), default=list(PEERS),
+                   help="default: all; one missing optional package leaves its column empty")
     p.add_argument("--repeats", type=int, default=None,
                    help=f"timed calls per measurement, median reported (default {DEFAULT_REPEATS}, "
                         f"--quick {QUICK_REPEATS})")
     p.add_argument("--quick", action="store_true", help="small shapes and fewer repeats")
     p.add_argument("--out", type=Path, default=OUT_DIR, help="output directory (default bench/out)")
+    step = p.add_mutually_exclusive_group()
+    step.add_argument("--no-step", action="store_true", help="skip the single-step latency table")
+    step.add_argument("--step-only", action="store_true",
+                      help="only the single-step latency table (no roofline, no sequences)")
     args = p.parse_args(argv)
     if args.shapes is None:
         args.shapes = list(QUICK_SHAPES) if args.quick else list(SHAPES)
@@ -110,9 +121,22 @@ def sgemm_roofline(repeats: int) -> float:
     return 2 * SGEMM_N**3 / min(times) / 1e9
 
 
-def measure(args) -> tuple:
+def available_peers(names: list) -> tuple:
+    """The names among ``names`` whose peer can run here, and why each other one cannot."""
+    usable, missing = [], {}
+    for name in names:
+        unavailable = getattr(PEERS[name], "unavailable", None)
+        reason = unavailable() if unavailable else None
+        if reason:
+            missing[name] = reason
+        else:
+            usable.append(name)
+    return usable, missing
+
+
+def measure(args, peer_names: list) -> tuple:
     """Rooflines per thread count and one row per thread count x cell x shape x mode."""
-    peers = [PEERS[name] for name in args.peers]
+    peers = [PEERS[name] for name in peer_names]
     rooflines = {}
     for n in args.threads:
         _env.set_threads(n)
@@ -159,11 +183,16 @@ def measure(args) -> tuple:
     return rooflines, rows
 
 
+def ratio_key(peer: str) -> str:
+    return f"speedup_{peer}_over_rnnfast"
+
+
 def derive(row: dict) -> None:
-    """The table's ratio columns, when both rnnfast and torch were measured."""
+    """The table's ratio columns: peer time / rnnfast time, for each peer measured with rnnfast."""
     peers = row["peers"]
-    if "rnnfast" in peers and "torch" in peers:
-        row["speedup_torch_over_rnnfast"] = peers["torch"]["median_ms"] / peers["rnnfast"]["median_ms"]
+    for name in RATIO_PEERS:
+        if "rnnfast" in peers and name in peers:
+            row[ratio_key(name)] = peers[name]["median_ms"] / peers["rnnfast"]["median_ms"]
 
 
 def progress_line(row: dict) -> str:
@@ -184,50 +213,80 @@ def _time_cell(peer_result: dict) -> str:
     return f"{peer_result['median_ms']:.3f}" + (" †" if _noisy(peer_result) else "")
 
 
-def markdown(info: dict, args, rooflines: dict, rows: list, peak_rss: float) -> str:
-    roof = "; ".join(f"{n} thread{'s' if n > 1 else ''}: {g:.1f} GFLOP/s" for n, g in rooflines.items())
+def _peer_title(names) -> str:
+    titles = {"torch": "PyTorch CPU", "onnxruntime": "ONNX Runtime"}
+    return " and ".join(titles[n] for n in names if n in titles) or "nothing"
+
+
+def markdown_header(info: dict, args, rooflines: dict, missing: dict) -> list:
     lines = [
-        "## rnnfast vs PyTorch CPU: recurrent kernels, float32",
+        f"## rnnfast vs {_peer_title(args.peers)}: recurrent kernels, float32",
         "",
         f"- CPU: {info['cpu_model']}, {info['physical_cores']} cores, "
         f"{info['usable_cpus']} usable by this process",
         f"- Date: {info['date_utc']}; 1-minute load average before / after the run: "
         f"{info['load_average_1min']} / {_env.load_average()}",
         f"- Versions: rnnfast {info['rnnfast']} (ISA {info['rnnfast_isa']}), torch {info['torch']}, "
-        f"numpy {info['numpy']}, Python {info['python']}",
-        f"- SGEMM roofline (torch.matmul {SGEMM_N}^3 float32, fastest of {max(args.repeats, 5)} calls): {roof}",
-        f"- Each time: median of {args.repeats} calls timed with time.perf_counter, after one call "
-        f"checked against PyTorch float64 and {WARMUP} warm-up call (none after a checked call "
-        f"over {SLOW_CALL_SECONDS:g} s)",
-        "",
+        f"onnxruntime {info['onnxruntime']} (onnx {info['onnx']}), numpy {info['numpy']}, "
+        f"Python {info['python']}",
     ]
+    if rooflines:
+        roof = "; ".join(f"{n} thread{'s' if n > 1 else ''}: {g:.1f} GFLOP/s"
+                         for n, g in rooflines.items())
+        lines += [
+            f"- SGEMM roofline (torch.matmul {SGEMM_N}^3 float32, fastest of {max(args.repeats, 5)} "
+            f"calls): {roof}",
+            f"- Each time: median of {args.repeats} calls timed with time.perf_counter, after one "
+            f"call checked against PyTorch float64 and {WARMUP} warm-up call (none after a checked "
+            f"call over {SLOW_CALL_SECONDS:g} s)",
+        ]
+    if "onnxruntime" in args.peers and "onnxruntime" not in missing:
+        lines.append("- ONNX Runtime: one LSTM/GRU/RNN node built with onnx.helper from the same "
+                     "weights, InferenceSession on the CPU, intra_op_num_threads = threads, "
+                     "inter_op 1; inference only")
+    lines += [f"- {name} not measured: {reason}" for name, reason in missing.items()]
+    lines.append("")
+    return lines
+
+
+def markdown_table(args, rows: list) -> list:
     names = args.peers
+    ratios = [n for n in RATIO_PEERS if n in names]
     header = ["threads", "cell", "shape (T,B,I,H)", "mode"] + [f"{n} ms" for n in names]
-    header += ["speedup (torch/rnnfast)", "rnnfast GFLOP/s", "rnnfast % of SGEMM"]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|")
+    header += [f"speedup vs {RATIO_PEERS[n]}" for n in ratios]
+    header += ["rnnfast GFLOP/s", "rnnfast % of SGEMM"]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|"]
     for r in rows:
         peers = r["peers"]
         shape = f"{r['shape']} ({r['T']},{r['B']},{r['I']},{r['H']})"
         cells = [str(r["threads"]), r["cell"], shape, r["mode"]]
         cells += [_time_cell(peers[n]) if n in peers else "—" for n in names]
+        cells += [_fmt(r.get(ratio_key(n)), ".2f") for n in ratios]
         rnnfast = peers.get("rnnfast")
-        cells.append(_fmt(r.get("speedup_torch_over_rnnfast"), ".2f"))
         cells.append(_fmt(rnnfast and rnnfast["gflops"], ".1f"))
         cells.append(_fmt(rnnfast and rnnfast["pct_of_sgemm"], ".1f"))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if ratios:
+        lines.append("speedup vs X = X ms / rnnfast ms (above 1: rnnfast is faster); "
+                     "— where a peer lacks the mode or was not measured.")
+        lines.append("")
     if any(_noisy(p) for r in rows for p in r["peers"].values()):
         lines.append(f"† the timed calls of this entry spread by more than {NOISY_SPREAD:g}x "
                      f"(slowest / fastest): other work on the machine got in the way; the JSON "
                      f"has every call's time.")
         lines.append("")
-    lines += [f"Peak RSS of the benchmark process: {peak_rss:.0f} MiB", ""]
-    return "\n".join(lines)
+    return lines
+
+
+def _label(row: dict) -> str:
+    return f"{row['cell']} {row['shape']} {row['mode']}"
 
 
 def chart(path: Path, rows: list) -> str:
-    """Bar chart of the speedups, one bar per thread count; a message if matplotlib is absent."""
+    """Bar chart of the speedups, one bar per peer and thread count; a message if matplotlib is
+    absent."""
     try:
         import matplotlib
     except ImportError:
@@ -235,24 +294,25 @@ def chart(path: Path, rows: list) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    measured = [r for r in rows if "speedup_torch_over_rnnfast" in r]
-    if not measured:
-        return "no row has both rnnfast and torch: no chart"
-    labels = list(dict.fromkeys(f"{r['cell']} {r['shape']} {r['mode']}" for r in measured))
-    threads = sorted({r["threads"] for r in measured})
-    width = 0.8 / len(threads)
-    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(labels)), 5))
-    for k, n in enumerate(threads):
-        by_label = {f"{r['cell']} {r['shape']} {r['mode']}": r["speedup_torch_over_rnnfast"]
-                    for r in measured if r["threads"] == n}
+    series = [(peer, n) for peer in RATIO_PEERS for n in sorted({r["threads"] for r in rows})
+              if any(ratio_key(peer) in r and r["threads"] == n for r in rows)]
+    if not series:
+        return "no row has rnnfast and a peer: no chart"
+    labels = list(dict.fromkeys(_label(r) for r in rows
+                                if any(ratio_key(p) in r for p in RATIO_PEERS)))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(labels) * max(1, len(series) / 2)), 5))
+    for k, (peer, n) in enumerate(series):
+        by_label = {_label(r): r[ratio_key(peer)] for r in rows
+                    if r["threads"] == n and ratio_key(peer) in r}
         xs = [i + k * width for i, label in enumerate(labels) if label in by_label]
         ax.bar(xs, [by_label[label] for label in labels if label in by_label], width,
-               label=f"{n} thread{'s' if n > 1 else ''}")
+               label=f"vs {RATIO_PEERS[peer]}, {n} thread{'s' if n > 1 else ''}")
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks([i + width * (len(threads) - 1) / 2 for i in range(len(labels))])
+    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(labels))])
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("speedup (torch time / rnnfast time)")
-    ax.set_title("rnnfast vs PyTorch CPU, float32 (above 1: rnnfast faster)")
+    ax.set_ylabel("speedup (peer time / rnnfast time)")
+    ax.set_title("rnnfast vs PyTorch CPU and ONNX Runtime, float32 (above 1: rnnfast faster)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -263,15 +323,26 @@ def chart(path: Path, rows: list) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     info = _env.machine_info()
-    print(f"rnnfast from {info['rnnfast_path']}", file=sys.stderr)
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    log(f"rnnfast from {info['rnnfast_path']}")
     busy = info["load_average_1min"]
     if busy is not None and busy > BUSY_LOAD:
-        print(f"warning: load average {busy} before starting: other processes will skew the "
-              f"timings, multi-threaded ones most", file=sys.stderr)
-    rooflines, rows = measure(args)
+        log(f"warning: load average {busy} before starting: other processes will skew the "
+            f"timings, multi-threaded ones most")
+    peer_names, missing = available_peers(args.peers)
+    for name, reason in missing.items():
+        log(f"{name} not measured: {reason}")
+    rooflines, rows = ({}, []) if args.step_only else measure(args, peer_names)
+    steps = [] if args.no_step else measure_steps(set(peer_names), args.threads, args.repeats, log=log)
     peak_rss = _env.peak_rss_mib()
 
-    table = markdown(info, args, rooflines, rows, peak_rss)
+    lines = markdown_header(info, args, rooflines, missing)
+    if not args.step_only:
+        lines += markdown_table(args, rows)
+    if steps:
+        lines.append(step_markdown(steps, args.repeats))
+    lines += [f"Peak RSS of the benchmark process: {peak_rss:.0f} MiB", ""]
+    table = "\n".join(lines)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -279,15 +350,18 @@ def main(argv=None) -> int:
     record = {
         "machine": info,
         "settings": {"threads": args.threads, "cells": args.cells, "shapes": args.shapes,
-                     "modes": args.modes, "peers": args.peers, "repeats": args.repeats,
-                     "warmup": WARMUP, "quick": args.quick, "dtype": "float32"},
+                     "modes": args.modes, "peers": args.peers, "peers_missing": missing,
+                     "repeats": args.repeats, "warmup": WARMUP, "quick": args.quick,
+                     "step": not args.no_step, "step_only": args.step_only, "dtype": "float32"},
         "sgemm_roofline_gflops": {str(n): g for n, g in rooflines.items()},
         "rows": rows,
+        "step_latency": steps,
         "peak_rss_mib": peak_rss,
     }
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
-    print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}", file=sys.stderr)
-    print(chart(stem.with_suffix(".png"), rows), file=sys.stderr)
+    log(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
+    if rows:
+        log(chart(stem.with_suffix(".png"), rows))
     return 0
 
 

@@ -1,8 +1,9 @@
-"""Recurrent kernels against PyTorch: pytest bench/test_bench_recurrent.py --benchmark-only
+"""Recurrent kernels vs PyTorch and ONNX Runtime: pytest bench/test_bench_recurrent.py --benchmark-only
 
-One benchmark per cell x shape x mode x peer, float32, grouped so that rnnfast and torch of
-one problem sit side by side; the NumPy reference (float64) joins on the core shapes. Every
-peer's result is checked against PyTorch in float64 before it is timed.
+One benchmark per cell x shape x mode x peer, float32, grouped so that rnnfast, torch and
+onnxruntime (inference only; skipped without onnx and onnxruntime) of one problem sit side by
+side; the NumPy reference (float64) joins on the core shapes. Every peer's result is checked
+against PyTorch in float64 before it is timed.
 """
 import functools
 import math
@@ -29,7 +30,8 @@ def _params():
     for cell in CELLS:
         for shape in SHAPES:
             for mode in MODES:
-                peers = list(PEERS) + (["reference"] if shape in CORE_SHAPES else [])
+                peers = [p for p in PEERS if mode in PEERS[p].modes]
+                peers += ["reference"] if shape in CORE_SHAPES else []
                 for peer in peers:
                     params.append(pytest.param(cell, shape, mode, peer, id=f"{cell}-{shape}-{mode}-{peer}"))
     return params
@@ -44,6 +46,9 @@ def _case_and_oracle(cell_name, shape_name):
 @pytest.mark.parametrize("cell_name, shape_name, mode, peer_name", _params())
 def test_recurrent(benchmark, bench_threads, cell_name, shape_name, mode, peer_name):
     peer = REFERENCE if peer_name == "reference" else PEERS[peer_name]
+    unavailable = getattr(peer, "unavailable", None)
+    if unavailable and unavailable():
+        pytest.skip(unavailable())
     case, oracle = _case_and_oracle(cell_name, shape_name)
     run = peer.prepare(case, mode)
 
