@@ -48,6 +48,20 @@ def test_options_grid(rng, op, kw, cell, dtype, batch_first, bias, h0, lengths, 
                             h0=h0, lengths=lengths, reverse=reverse)
 
 
+WINDOW_OPTIONS = list(itertools.product([False, True], repeat=3))  # batch_first, lengths, reverse
+
+
+# Inference projects the inputs a window of steps at a time (256 rows): T * B = 300 rows make two
+# windows, the second one partial; a reversed ragged batch falls back to projecting every row.
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
+@pytest.mark.parametrize("batch_first,lengths,reverse", WINDOW_OPTIONS,
+                         ids=["bf%d-len%d-rev%d" % o for o in WINDOW_OPTIONS])
+def test_inference_windows(rng, op, kw, cell, dtype, batch_first, lengths, reverse):
+    check_against_reference(rng, op, kw, 60, 5, 3, 6, dtype, batch_first=batch_first, bias=True,
+                            h0=True, lengths=lengths, reverse=reverse)
+
+
 SIZES = [  # T, B, I, H
     (1, 1, 1, 1),
     (1, 3, 13, 33),
@@ -135,10 +149,13 @@ def test_odd_memory_layouts_work_and_are_not_modified(rng, op, kw, cell):
             np.testing.assert_array_equal(value, before[name])
 
 
+# H=200: enough work per step that the kernels split it between threads, in blocks whose width
+# depends on the thread count (and 200 is no multiple of any SIMD width).
+@pytest.mark.parametrize("T,H", [(12, 40), (5, 200)], ids=["H40", "H200"])
 @pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
-def test_bitwise_reproducible_across_runs_and_threads(rng, op, kw, cell):
-    args, lens = make_inputs(rng, op, 12, 9, 20, 40, np.float32, lengths=True)
-    grads = upstream(rng, op, args["x"].shape[:2] + (40,), 9, 40, np.float32)
+def test_bitwise_reproducible_across_runs_and_threads(rng, op, kw, cell, T, H):
+    args, lens = make_inputs(rng, op, T, 9, 20, H, np.float32, lengths=True)
+    grads = upstream(rng, op, args["x"].shape[:2] + (H,), 9, H, np.float32)
     options = dict(kw, lengths=lens)
     threads = rnnfast.get_num_threads()
     try:

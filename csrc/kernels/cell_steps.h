@@ -11,27 +11,37 @@ namespace cells {
 
 template <typename T>
 struct CellSteps {
-  // Forward, in place: g [G*H] holds the step's input projection x W_ih^T and receives the
-  // activated gates; hg [G*H] is h W_hh^T; bias [G*H] the biases folded into one vector (b_ih +
-  // b_hh, but b_in alone for the n gate of a GRU with reset after); h [H] (and c [H]) are updated.
-  void (*rnn)(bool relu, index_t H, T* g, const T* hg, const T* bias, T* h);
-  void (*lstm)(index_t H, T* g, const T* hg, const T* bias, T* h, T* c);
-  // GRU, reset after: n = tanh(g_n + b_in + r * (hg_n + b_hn)); hn_out [H] (if non-null) keeps
-  // hg_n + b_hn.
-  void (*gru)(index_t H, T* g, const T* hg, const T* bias, const T* b_hn, T* h, T* hn_out);
-  // GRU, reset before: r, z from hg [2H]; rh = r * h for the n GEMM; then n from hn = rh W_hn^T.
+  // Forward of hidden units [j0, j0 + n) of one row; every pointer points at unit j0 of gate 0.
+  // Gate k of unit j0 + u is at g[k * gs + u], bias[k * gs + u] and hg[k * hs + u]: g holds the
+  // step's input projection x W_ih^T (row of [G*H], gs = H) and receives the activated gates; hg
+  // is h W_hh^T (gs = H, or a gate-blocked tile with hs = its block width); bias the biases
+  // folded into one vector (b_ih + b_hh, but b_in alone for the n gate of a GRU with reset
+  // after). h (and c) receive the new state (c is updated in place).
+  void (*rnn)(bool relu, index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
+              T* h);
+  void (*lstm)(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias, T* h, T* c);
+  // GRU, reset after: n = tanh(g_n + b_in + r * (hg_n + b_hn)), h = (1 - z) n + z hprev;
+  // hn_out (if non-null) keeps hg_n + b_hn. b_hn, hprev, h and hn_out are per unit.
+  void (*gru)(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias, const T* b_hn,
+              const T* hprev, T* h, T* hn_out);
+  // GRU, reset before (whole rows, gate stride H): r, z from hg [2H]; rh = r * h for the n GEMM;
+  // then n from hn = rh W_hn^T, and h updated in place.
   void (*gru_before_gates)(index_t H, T* g, const T* hg, const T* bias, const T* h, T* rh);
   void (*gru_before_update)(index_t H, T* g, const T* hn, const T* bias, T* h);
 
-  // Backward. dh [H]: gradient of the state the step produced (in), replaced by the part of the
-  // previous state's gradient that does not go through W_hh (out). dgx [G*H]: gate gradients on
-  // the input side; dgh [G*H]: on the recurrent side (the rows of the per-step GEMM with W_hh).
-  void (*rnn_grad)(bool relu, index_t H, const T* hnew, T* dh, T* dgx, T* dgh);
-  // dc [H]: gradient of the cell state the step produced (in), of the one it started from (out).
-  void (*lstm_grad)(index_t H, const T* gates, const T* cprev, T* dh, T* dc, T* dgx, T* dgh);
-  void (*gru_grad)(index_t H, const T* gates, const T* hn, const T* hprev, T* dh, T* dgx, T* dgh);
-  // GRU, reset before: first dn, dz (dgn [H] stages dn for the GEMM with W_hn), then from
-  // drh = dn W_hn the gradient of r and the rest of dh; dgrz [2H] stages dr, dz.
+  // Backward of hidden units [j0, j0 + n) of one row, every gate array with gate stride ld.
+  // dh: gradient of the state the step produced (in), replaced by the part of the previous
+  // state's gradient that does not go through W_hh (out). dgx: gate gradients on the input
+  // side; dgh: on the recurrent side (the rows of the per-step GEMM with W_hh).
+  void (*rnn_grad)(bool relu, index_t n, index_t ld, const T* hnew, T* dh, T* dgx, T* dgh);
+  // dc: gradient of the cell state the step produced (in), of the one it started from (out).
+  void (*lstm_grad)(index_t n, index_t ld, const T* gates, const T* cprev, T* dh, T* dc, T* dgx,
+                    T* dgh);
+  void (*gru_grad)(index_t n, index_t ld, const T* gates, const T* hn, const T* hprev, T* dh,
+                   T* dgx, T* dgh);
+  // GRU, reset before (whole rows, gate stride H): first dn, dz (dgn [H] stages dn for the GEMM
+  // with W_hn), then from drh = dn W_hn the gradient of r and the rest of dh; dgrz [2H] stages
+  // dr, dz.
   void (*gru_before_grad_n)(index_t H, const T* gates, const T* hprev, T* dh, T* dgx, T* dgn);
   void (*gru_before_grad_r)(index_t H, const T* gates, const T* hprev, const T* drh, T* dh, T* dgx,
                             T* dgrz);

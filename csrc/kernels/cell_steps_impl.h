@@ -20,49 +20,50 @@ namespace cells {
 namespace {
 
 template <typename T>
-void rnn_step(bool relu, index_t H, T* __restrict g, const T* __restrict hg,
+void rnn_step(bool relu, index_t n, index_t, index_t, T* __restrict g, const T* __restrict hg,
               const T* __restrict bias, T* __restrict h) {
   if (relu) {
     RNNFAST_INDEPENDENT_ITERATIONS
-    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::relu(g[j] + hg[j] + bias[j]);
+    for (index_t j = 0; j < n; ++j) h[j] = g[j] = act::relu(g[j] + hg[j] + bias[j]);
   } else {
     RNNFAST_INDEPENDENT_ITERATIONS
-    for (index_t j = 0; j < H; ++j) h[j] = g[j] = act::tanh(g[j] + hg[j] + bias[j]);
+    for (index_t j = 0; j < n; ++j) h[j] = g[j] = act::tanh(g[j] + hg[j] + bias[j]);
   }
 }
 
 template <typename T>
-void lstm_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict bias,
-               T* __restrict h, T* __restrict c) {
+void lstm_step(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
+               const T* __restrict bias, T* __restrict h, T* __restrict c) {
   RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < H; ++j) {
+  for (index_t j = 0; j < n; ++j) {
     const T i = act::sigmoid(g[j] + hg[j] + bias[j]);
-    const T f = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
-    const T gg = act::tanh(g[2 * H + j] + hg[2 * H + j] + bias[2 * H + j]);
-    const T o = act::sigmoid(g[3 * H + j] + hg[3 * H + j] + bias[3 * H + j]);
+    const T f = act::sigmoid(g[gs + j] + hg[hs + j] + bias[gs + j]);
+    const T gg = act::tanh(g[2 * gs + j] + hg[2 * hs + j] + bias[2 * gs + j]);
+    const T o = act::sigmoid(g[3 * gs + j] + hg[3 * hs + j] + bias[3 * gs + j]);
     const T cn = f * c[j] + i * gg;
     c[j] = cn;
     h[j] = o * act::tanh(cn);
     g[j] = i;
-    g[H + j] = f;
-    g[2 * H + j] = gg;
-    g[3 * H + j] = o;
+    g[gs + j] = f;
+    g[2 * gs + j] = gg;
+    g[3 * gs + j] = o;
   }
 }
 
 template <typename T>
-void gru_step(index_t H, T* __restrict g, const T* __restrict hg, const T* __restrict bias,
-              const T* __restrict b_hn, T* __restrict h, T* __restrict hn_out) {
+void gru_step(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
+              const T* __restrict bias, const T* __restrict b_hn, const T* __restrict hprev,
+              T* __restrict h, T* __restrict hn_out) {
   RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < H; ++j) {
+  for (index_t j = 0; j < n; ++j) {
     const T r = act::sigmoid(g[j] + hg[j] + bias[j]);
-    const T z = act::sigmoid(g[H + j] + hg[H + j] + bias[H + j]);
-    const T hn = hg[2 * H + j] + b_hn[j];
-    const T n = act::tanh(g[2 * H + j] + bias[2 * H + j] + r * hn);
-    h[j] = (T(1) - z) * n + z * h[j];
+    const T z = act::sigmoid(g[gs + j] + hg[hs + j] + bias[gs + j]);
+    const T hn = hg[2 * hs + j] + b_hn[j];
+    const T nn = act::tanh(g[2 * gs + j] + bias[2 * gs + j] + r * hn);
+    h[j] = (T(1) - z) * nn + z * hprev[j];
     g[j] = r;
-    g[H + j] = z;
-    g[2 * H + j] = n;
+    g[gs + j] = z;
+    g[2 * gs + j] = nn;
     if (hn_out) hn_out[j] = hn;
   }
 }
@@ -92,10 +93,10 @@ void gru_before_update(index_t H, T* __restrict g, const T* __restrict hn,
 }
 
 template <typename T>
-void rnn_grad(bool relu, index_t H, const T* __restrict hnew, T* __restrict dh, T* __restrict dgx,
-              T* __restrict dgh) {
+void rnn_grad(bool relu, index_t n, index_t, const T* __restrict hnew, T* __restrict dh,
+              T* __restrict dgx, T* __restrict dgh) {
   RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < H; ++j) {
+  for (index_t j = 0; j < n; ++j) {
     const T d = relu ? (hnew[j] > T(0) ? dh[j] : T(0)) : dh[j] * (T(1) - hnew[j] * hnew[j]);
     dgx[j] = d;
     dgh[j] = d;
@@ -104,11 +105,11 @@ void rnn_grad(bool relu, index_t H, const T* __restrict hnew, T* __restrict dh, 
 }
 
 template <typename T>
-void lstm_grad(index_t H, const T* __restrict gates, const T* __restrict cprev, T* __restrict dh,
-               T* __restrict dc, T* __restrict dgx, T* __restrict dgh) {
+void lstm_grad(index_t n, index_t ld, const T* __restrict gates, const T* __restrict cprev,
+               T* __restrict dh, T* __restrict dc, T* __restrict dgx, T* __restrict dgh) {
   RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < H; ++j) {
-    const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
+  for (index_t j = 0; j < n; ++j) {
+    const T i = gates[j], f = gates[ld + j], g = gates[2 * ld + j], o = gates[3 * ld + j];
     const T tc = act::tanh(f * cprev[j] + i * g);
     const T dct = dc[j] + dh[j] * o * (T(1) - tc * tc);
     const T di = dct * g * i * (T(1) - i);
@@ -116,27 +117,27 @@ void lstm_grad(index_t H, const T* __restrict gates, const T* __restrict cprev, 
     const T dg = dct * i * (T(1) - g * g);
     const T d_o = dh[j] * tc * o * (T(1) - o);
     dgx[j] = dgh[j] = di;
-    dgx[H + j] = dgh[H + j] = df;
-    dgx[2 * H + j] = dgh[2 * H + j] = dg;
-    dgx[3 * H + j] = dgh[3 * H + j] = d_o;
+    dgx[ld + j] = dgh[ld + j] = df;
+    dgx[2 * ld + j] = dgh[2 * ld + j] = dg;
+    dgx[3 * ld + j] = dgh[3 * ld + j] = d_o;
     dc[j] = dct * f;
     dh[j] = T(0);
   }
 }
 
 template <typename T>
-void gru_grad(index_t H, const T* __restrict gates, const T* __restrict hn,
+void gru_grad(index_t n, index_t ld, const T* __restrict gates, const T* __restrict hn,
               const T* __restrict hprev, T* __restrict dh, T* __restrict dgx, T* __restrict dgh) {
   RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < H; ++j) {
-    const T r = gates[j], z = gates[H + j], n = gates[2 * H + j];
-    const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
-    const T dz = dh[j] * (hprev[j] - n) * z * (T(1) - z);
+  for (index_t j = 0; j < n; ++j) {
+    const T r = gates[j], z = gates[ld + j], nn = gates[2 * ld + j];
+    const T dn = dh[j] * (T(1) - z) * (T(1) - nn * nn);
+    const T dz = dh[j] * (hprev[j] - nn) * z * (T(1) - z);
     const T dr = dn * hn[j] * r * (T(1) - r);
     dgx[j] = dgh[j] = dr;
-    dgx[H + j] = dgh[H + j] = dz;
-    dgx[2 * H + j] = dn;
-    dgh[2 * H + j] = dn * r;
+    dgx[ld + j] = dgh[ld + j] = dz;
+    dgx[2 * ld + j] = dn;
+    dgh[2 * ld + j] = dn * r;
     dh[j] = dh[j] * z;
   }
 }

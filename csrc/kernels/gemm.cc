@@ -279,6 +279,11 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
 }
 
 template <typename T>
+index_t packed_panel_width() {
+  return kernel_set<T>(active_isa()).nr;
+}
+
+template <typename T>
 void gemm_packed(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta, T* C,
                  index_t ldc) {
   if (M <= 0 || B.N_ <= 0) return;
@@ -331,6 +336,8 @@ template void gemm<double>(bool, bool, index_t, index_t, index_t, double, const 
                            const double*, index_t, double, double*, index_t);
 template class PackedB<float>;
 template class PackedB<double>;
+template index_t packed_panel_width<float>();
+template index_t packed_panel_width<double>();
 template void gemm_packed<float>(index_t, const float*, index_t, const PackedB<float>&, float,
                                  float*, index_t);
 template void gemm_packed<double>(index_t, const double*, index_t, const PackedB<double>&, double,

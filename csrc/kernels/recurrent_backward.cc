@@ -1,9 +1,13 @@
 // Backward pass (back-propagation through time) of the recurrent layers.
 //
-// The steps run in reverse processing order. Each step turns the state gradient of every active
-// sequence into gate gradients (saved for all rows in dgx [rows, G*H]) and carries the state
-// gradient back through one GEMM with the packed W_hh. After the loop, the input gradient and the
-// weight gradients are a few large GEMMs over all rows, and the bias gradients column sums.
+// The steps run in reverse processing order, each one parallel region over blocks of hidden
+// units (the GEMM's panel width): a block first completes its columns of the state gradient,
+// dh += dgh_prev W_hh (dgh_prev: the recurrent-side gate gradients of the step processed just
+// before, every unit), then turns them into the gate gradients of its units for every active
+// sequence (saved for all rows in dgx [rows, G*H], and staged for the next step's GEMM in a
+// second buffer). After the loop, the input gradient and the weight gradients are a few large
+// GEMMs over all rows, and the bias gradients column sums. GRU with reset before needs
+// dn W_hn of all units before the gradient of r: it keeps the two-GEMM step.
 #include <algorithm>
 #include <cstring>
 
@@ -26,6 +30,147 @@ void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out) {
   });
 }
 
+// Fewest multiply-adds a thread gets in one step's parallel region (see recurrent_forward.cc).
+constexpr index_t kMinStepWork = 1 << 16;
+
+// Bytes of state gradient a thread completes before it turns them into gate gradients.
+constexpr index_t kTileBytes = 16 * 1024;
+
+// Everything one step of the blocked loop reads; the parallel_for captures only a pointer to it.
+template <typename T>
+struct BlockedGradStep {
+  Cell cell;
+  const SeqShape* s;
+  const cells::CellSteps<T>* steps;
+  const PackedB<T>* whh;  // W_hh [G*H, H]: its columns are the hidden units
+  const RecurrentWorkspace<T>* ws;
+  const T* dy;
+  T* dgx;     // [rows, G*H]
+  T* dgh_n;   // [rows, H] (GRU)
+  T* dh;      // [B, H]: the direct part of the state gradient, completed by the block's GEMM
+  T* dc;      // [B, H] (LSTM)
+  const T* prev;  // [B, G*H] staged gate gradients of the previous processed step, or null
+  T* cur;         // [B, G*H] those of this step
+  index_t step, hb;
+
+  // Blocks [q0, q1): their GEMM columns in groups that fit in L1 together (one call for many
+  // small blocks), each group followed by its gate gradients.
+  void run_blocks(index_t q0, index_t q1) const {
+    const index_t H = s->H;
+    const index_t group = std::max<index_t>(1, kTileBytes / (s->B * hb * static_cast<index_t>(sizeof(T))));
+    for (index_t g0 = q0; g0 < q1; g0 += group) {
+      const index_t g1 = std::min(q1, g0 + group);
+      if (prev)
+        gemm_packed_cols<T>(s->B, prev, gate_count(cell) * H, *whh, g0 * hb, std::min(H, g1 * hb),
+                            T(1), dh, H);
+      for (index_t q = g0; q < g1; ++q) grads(q);
+    }
+  }
+
+  // The gate gradients of block q for every sequence, from its completed columns of dh.
+  void grads(index_t q) const {
+    const index_t B = s->B, H = s->H, G = gate_count(cell), GH = G * H;
+    const index_t j0 = q * hb, n = std::min(hb, H - j0);
+    for (index_t b = 0; b < B; ++b) {
+      T* db = dh + b * H + j0;
+      T* st = cur + b * GH + j0;
+      if (!s->active(step, b)) {  // the state passes unchanged: dh stays, nothing to stage
+        for (index_t k = 0; k < G; ++k) std::fill_n(st + k * H, n, T(0));
+        continue;
+      }
+      const index_t row = s->row(s->time_of(step, b), b);
+      if (dy)
+        for (index_t j = 0; j < n; ++j) db[j] += dy[row * H + j0 + j];
+      const T* gates = ws->gates.data() + row * GH + j0;
+      T* dgrow = dgx + row * GH + j0;
+      switch (cell) {
+        case Cell::rnn_tanh:
+        case Cell::rnn_relu:
+          steps->rnn_grad(cell == Cell::rnn_relu, n, H, gates, db, dgrow, st);
+          break;
+        case Cell::lstm:
+          steps->lstm_grad(n, H, gates, ws->extra.data() + row * H + j0, db, dc + b * H + j0,
+                           dgrow, st);
+          break;
+        case Cell::gru:
+          steps->gru_grad(n, H, gates, ws->extra.data() + row * H + j0,
+                          ws->hprev.data() + row * H + j0, db, dgrow, st);
+          std::memcpy(dgh_n + row * H + j0, st + 2 * H, sizeof(T) * n);
+          break;
+        case Cell::gru_reset_before:
+          break;  // never here: recurrent_backward sends it to loop_reset_before
+      }
+    }
+  }
+};
+
+// The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
+// gradient of h0 out; dc likewise (LSTM).
+template <typename T>
+void loop_blocked(Cell cell, const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
+                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc) {
+  const index_t B = s.B, H = s.H, GH = gate_count(cell) * H;
+  PackedB<T> whh;
+  whh.pack(false, GH, H, w_hh, H);
+  const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
+  Buffer<T> stage_a(B * GH), stage_b(B * GH);
+  BlockedGradStep<T> st{cell, &s, &cells::active_cell_steps<T>(), &whh, &ws, dy, dgx, dgh_n,
+                        dh, dc, nullptr, stage_a.data(), 0, hb};
+  const index_t grain = std::max<index_t>(1, kMinStepWork / std::max<index_t>(1, B * GH * hb));
+  const BlockedGradStep<T>* sp = &st;
+  for (st.step = s.steps() - 1; st.step >= 0; --st.step) {
+    parallel_for(blocks, grain, [sp](index_t q0, index_t q1) {
+      sp->run_blocks(q0, q1);
+    });
+    st.prev = st.cur;
+    st.cur = st.cur == stage_a.data() ? stage_b.data() : stage_a.data();
+  }
+  if (st.prev) gemm_packed<T>(B, st.prev, GH, whh, T(1), dh, H);
+}
+
+// The reverse time loop of GRU with reset before; dh as in loop_blocked.
+template <typename T>
+void loop_reset_before(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
+                       const T* dy, T* dgx, T* dh_io) {
+  const index_t B = s.B, H = s.H, GH = 3 * H;
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
+  PackedB<T> whh, whh_n;  // W_hh of the r,z gates [2H, H] and of the n gate [H, H]
+  whh.pack(false, 2 * H, H, w_hh, H);
+  whh_n.pack(false, H, H, w_hh + 2 * H * H, H);
+  Buffer<T> stage(B * GH), back(B * H), drh(B * H), dh_direct(B * H);
+  T* dh = dh_io;
+  for (index_t step = s.steps() - 1; step >= 0; --step) {
+    // Gate gradients of every active sequence; inactive ones stage zeros and keep dh.
+    detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
+      T* db = dh_direct.data() + b * H;
+      T* st = stage.data() + b * GH;
+      std::memcpy(db, dh + b * H, sizeof(T) * H);
+      if (!s.active(step, b)) {
+        std::fill_n(st, GH, T(0));
+        return;
+      }
+      const index_t row = s.row(s.time_of(step, b), b);
+      if (dy)
+        for (index_t j = 0; j < H; ++j) db[j] += dy[row * H + j];
+      // st holds [dr, dz] (2H) for the r,z GEMM and, after them, dn (H) for the W_hn GEMM.
+      steps.gru_before_grad_n(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H, db,
+                              dgx + row * GH, st + 2 * H);
+    });
+    gemm_packed<T>(B, stage.data() + 2 * H, GH, whh_n, T(0), drh.data(), H);
+    detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
+      if (!s.active(step, b)) return;
+      const index_t row = s.row(s.time_of(step, b), b);
+      steps.gru_before_grad_r(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H,
+                              drh.data() + b * H, dh_direct.data() + b * H, dgx + row * GH,
+                              stage.data() + b * GH);
+    });
+    // dh = direct part + staged gate gradients W_hh (zero rows for inactive sequences).
+    std::memcpy(back.data(), dh_direct.data(), sizeof(T) * B * H);
+    gemm_packed<T>(B, stage.data(), GH, whh, T(1), back.data(), H);
+    std::memcpy(dh, back.data(), sizeof(T) * B * H);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -34,8 +179,6 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
                         const T* dc_n, const RecurrentGrads<T>& g) {
   const index_t B = s.B, H = s.H, I = s.I, G = gate_count(cell), GH = G * H, rows = s.rows();
   const bool is_lstm = cell == Cell::lstm;
-  const bool reset_before = cell == Cell::gru_reset_before;
-  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
 
   // dgx: input-side gate gradients of every row; dgh_n: recurrent-side n-gate gradients of every
   // row (GRU reset after: they differ from the input side by the factor r).
@@ -44,75 +187,16 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     dgx.zero();
     dgh_n.zero();
   }
-
-  // Packed W_hh [G*H, H] (not transposed), or its r,z and n parts for GRU reset before.
-  PackedB<T> whh, whh_n;
-  if (reset_before) {
-    whh.pack(false, 2 * H, H, w.w_hh, H);
-    whh_n.pack(false, H, H, w.w_hh + 2 * H * H, H);
-  } else {
-    whh.pack(false, GH, H, w.w_hh, H);
-  }
-
-  Buffer<T> dh(B * H), dc(is_lstm ? B * H : 0), stage(B * GH), back(B * H),
-      drh(reset_before ? B * H : 0);
+  Buffer<T> dh(B * H), dc(is_lstm ? B * H : 0);
   if (dh_n) std::memcpy(dh.data(), dh_n, sizeof(T) * B * H); else dh.zero();
   if (is_lstm) {
     if (dc_n) std::memcpy(dc.data(), dc_n, sizeof(T) * B * H); else dc.zero();
   }
-  // The direct part of the previous state's gradient, kept for inactive sequences (dh itself).
-  Buffer<T> dh_direct(B * H);
+  if (cell == Cell::gru_reset_before)
+    loop_reset_before(s, w.w_hh, ws, dy, dgx.data(), dh.data());
+  else
+    loop_blocked(cell, s, w.w_hh, ws, dy, dgx.data(), dgh_n.data(), dh.data(), dc.data());
 
-  for (index_t step = s.steps() - 1; step >= 0; --step) {
-    // Gate gradients of every active sequence; inactive ones stage zeros and keep dh.
-    detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
-      T* db = dh_direct.data() + b * H;
-      T* st = stage.data() + b * GH;
-      if (!s.active(step, b)) {
-        std::memcpy(db, dh.data() + b * H, sizeof(T) * H);
-        std::fill_n(st, GH, T(0));
-        return;
-      }
-      const index_t row = s.row(s.time_of(step, b), b);
-      std::memcpy(db, dh.data() + b * H, sizeof(T) * H);
-      if (dy)
-        for (index_t j = 0; j < H; ++j) db[j] += dy[row * H + j];
-      const T* gates = ws.gates.data() + row * GH;
-      const T* hprev = ws.hprev.data() + row * H;
-      T* dgrow = dgx.data() + row * GH;
-      switch (cell) {
-        case Cell::rnn_tanh:
-        case Cell::rnn_relu:
-          steps.rnn_grad(cell == Cell::rnn_relu, H, gates, db, dgrow, st);
-          break;
-        case Cell::lstm:
-          steps.lstm_grad(H, gates, ws.extra.data() + row * H, db, dc.data() + b * H, dgrow, st);
-          break;
-        case Cell::gru:
-          steps.gru_grad(H, gates, ws.extra.data() + row * H, hprev, db, dgrow, st);
-          std::memcpy(dgh_n.data() + row * H, st + 2 * H, sizeof(T) * H);
-          break;
-        case Cell::gru_reset_before:
-          // st holds [dr, dz] (2H) for the r,z GEMM and, after them, dn (H) for the W_hn GEMM.
-          steps.gru_before_grad_n(H, gates, hprev, db, dgrow, st + 2 * H);
-          break;
-      }
-    });
-    if (reset_before) {
-      gemm_packed<T>(B, stage.data() + 2 * H, GH, whh_n, T(0), drh.data(), H);
-      detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
-        if (!s.active(step, b)) return;
-        const index_t row = s.row(s.time_of(step, b), b);
-        steps.gru_before_grad_r(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H,
-                          drh.data() + b * H, dh_direct.data() + b * H, dgx.data() + row * GH,
-                          stage.data() + b * GH);
-      });
-    }
-    // dh = direct part + staged gate gradients W_hh (zero rows for inactive sequences).
-    std::memcpy(back.data(), dh_direct.data(), sizeof(T) * B * H);
-    gemm_packed<T>(B, stage.data(), GH, whh, T(1), back.data(), H);
-    std::swap(dh, back);
-  }
   if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
 

@@ -1,9 +1,15 @@
 // Forward pass of the recurrent layers over a whole sequence.
 //
-// 1. One GEMM projects the inputs of every step: xg[rows, G*H] = x W_ih^T (into the training
-//    workspace's gates, or a temporary when inferring).
-// 2. W_hh^T is packed once; each step does one GEMM hg[B, G*H] = h W_hh^T (two for GRU with
-//    reset before) and then the fused gate math of every active sequence, in place on the state.
+// 1. The input projections xg = x W_ih^T: when training, one GEMM over every row into the
+//    workspace's gates (backward needs them all); when inferring, one GEMM per window of steps
+//    (W_ih^T packed once), so the temporary is O(max(B, kWindowRows) * G*H) whatever T is.
+// 2. W_hh^T is packed once, its columns grouped by blocks of hidden units (all G gates of a
+//    block side by side). Each step is one parallel region over those blocks: a block's GEMM
+//    tile h W_hh^T is followed at once, in the same thread and while the tile is in L1, by the
+//    fused gate math of its units for every active sequence. The new state goes to a second
+//    buffer (every block's GEMM reads all of the previous one), so a step needs no barrier
+//    inside it. GRU with reset before needs r * h of all units before its n GEMM: it keeps two
+//    GEMMs and two row passes per step.
 #include <algorithm>
 #include <cstring>
 
@@ -42,6 +48,233 @@ void fold_biases(Cell cell, index_t GH, index_t H, const T* b_ih, const T* b_hh,
   }
 }
 
+
+// Fewest multiply-adds a thread gets in one step's parallel region: below it, waking a second
+// thread costs more than it saves.
+constexpr index_t kMinStepWork = 1 << 16;
+
+// Bytes of GEMM output a thread computes before it applies the gate math to them (L1-sized).
+constexpr index_t kTileBytes = 16 * 1024;
+
+// Grain (blocks per chunk) of a per-step parallel_for over blocks of work_per_block each.
+inline index_t step_grain(index_t work_per_block) {
+  return std::max<index_t>(1, kMinStepWork / std::max<index_t>(1, work_per_block));
+}
+
+// Rows of input projection one inference window holds (at least one step): enough for the GEMM
+// to run at full speed.
+constexpr index_t kWindowRows = 256;
+
+// The input projections x W_ih^T, each row turned into activated gates by its step: every row
+// at once (window == 0: training, whose workspace keeps them, or a reversed ragged batch whose
+// steps do not cover one time range), or a window of steps at a time.
+template <typename T>
+struct InputProjection {
+  const SeqShape* s;
+  index_t GH;
+  T* xg;               // [rows, G*H], or [window * B, G*H] for the current window
+  index_t window = 0;  // steps per window, 0 = every row
+  index_t t_lo = 0;    // first time step of the current window
+  const T* x = nullptr;
+  PackedB<T> wih;
+  Buffer<T> own, xt;  // the window's projections and (batch first) its inputs, time-major
+
+  // g of time step t of sequence b.
+  T* at(index_t t, index_t b) const {
+    return window ? xg + ((t - t_lo) * s->B + b) * GH : xg + s->row(t, b) * GH;
+  }
+
+  // Projects every row into xg, or sets up windows (inference) when they save memory.
+  void start(const T* x_, const T* w_ih, T* all, bool keep_all) {
+    const index_t B = s->B, I = s->I, n_steps = s->steps();
+    const index_t steps_per_window = std::max<index_t>(1, kWindowRows / std::max<index_t>(1, B));
+    if (keep_all || (s->reverse && !s->lengths.empty()) || steps_per_window >= n_steps) {
+      xg = all ? all : (own.resize(s->rows() * GH), own.data());
+      gemm<T>(false, true, s->rows(), GH, I, T(1), x_, I, w_ih, I, T(0), xg, GH);
+      return;
+    }
+    window = steps_per_window;
+    x = x_;
+    wih.pack(true, I, GH, w_ih, I);
+    own.resize(window * B * GH);
+    xg = own.data();
+    if (s->batch_first) xt.resize(window * B * I);
+  }
+
+  // Before step `step`: projects the window that starts there, if any.
+  void prepare(index_t step) {
+    if (!window || step % window) return;
+    const index_t B = s->B, I = s->I, T_ = s->T;
+    const index_t n = std::min(window, s->steps() - step);
+    t_lo = s->reverse ? T_ - step - n : step;  // reversed windows: no lengths, time T-1-step
+    const T* a = x + t_lo * B * I;
+    if (s->batch_first) {
+      for (index_t t = 0; t < n; ++t)
+        for (index_t b = 0; b < B; ++b)
+          std::memcpy(xt.data() + (t * B + b) * I, x + s->row(t_lo + t, b) * I, sizeof(T) * I);
+      a = xt.data();
+    }
+    gemm_packed<T>(n * B, a, I, wih, T(0), xg, GH);
+  }
+};
+
+// W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
+// units [q*hb, q*hb + hb) at its columns [k*hb, k*hb + hb), columns past H are zero. hb is a
+// multiple of the GEMM's panel width (a block is whole panels): as large as keeps a block's
+// output tile [B, G*hb] in L1 and leaves at least two blocks per thread, so that small steps
+// make few calls and large ones split evenly. Every element gets the same value whatever hb
+// is (the GEMM computes each output element alone), so results do not depend on the threads.
+template <typename T>
+struct GateBlockedWeights {
+  index_t hb = 0, blocks = 0, width = 0;  // width = G * hb columns per block
+  PackedB<T> packed;
+
+  void pack(index_t G, index_t H, index_t B, const T* w_hh) {
+    const index_t nr = packed_panel_width<T>(), panels = (H + nr - 1) / nr;
+    const index_t per_panel = B * G * nr * static_cast<index_t>(sizeof(T));
+    const index_t threads = get_num_threads();
+    index_t m = std::max<index_t>(1, kTileBytes / per_panel);
+    if (threads > 1 && B * G * H * H >= 2 * kMinStepWork)
+      m = std::min(m, std::max<index_t>(1, panels / (2 * threads)));
+    hb = std::min(panels, m) * nr;
+    blocks = (H + hb - 1) / hb;
+    width = G * hb;
+    const index_t N = blocks * width;
+    Buffer<T> rows(N * H);  // row n of (W_hh^T)^T in blocked column order
+    rows.zero();
+    for (index_t q = 0; q < blocks; ++q)
+      for (index_t k = 0; k < G; ++k)
+        for (index_t u = 0; u < hb && q * hb + u < H; ++u)
+          std::memcpy(rows.data() + (q * width + k * hb + u) * H, w_hh + (k * H + q * hb + u) * H,
+                      sizeof(T) * H);
+    packed.pack(true, H, N, rows.data(), H);
+  }
+};
+
+// Everything one step of the gate-blocked loop reads; the parallel_for captures only a pointer
+// to it (no allocation per step).
+template <typename T>
+struct BlockedStep {
+  Cell cell;
+  const SeqShape* s;
+  const cells::CellSteps<T>* steps;
+  const GateBlockedWeights<T>* w;
+  const T* bias;
+  const T* b_hn;
+  const InputProjection<T>* xg;
+  T* hg;  // [B, blocks * width]
+  T* c;
+  T* y;
+  RecurrentWorkspace<T>* ws;
+  T* hp;  // state before the step [B, H]
+  T* hn;  // state after it [B, H]
+  index_t step;
+
+  // Blocks [q0, q1): their GEMM tiles in groups that fit in L1 together (one call for many
+  // small blocks: the per-call cost matters at batch 1), each group followed by its gate math.
+  void run_blocks(index_t q0, index_t q1) const {
+    const index_t per_block = s->B * w->width * static_cast<index_t>(sizeof(T));
+    const index_t group = std::max<index_t>(1, kTileBytes / per_block);
+    for (index_t g0 = q0; g0 < q1; g0 += group) {
+      const index_t g1 = std::min(q1, g0 + group);
+      gemm_packed_cols<T>(s->B, hp, s->H, w->packed, g0 * w->width, g1 * w->width, T(0), hg,
+                          w->blocks * w->width);
+      for (index_t q = g0; q < g1; ++q) gates(q);
+    }
+  }
+
+  // The gate math of block q for every sequence, from its GEMM tile in hg.
+  void gates(index_t q) const {
+    const index_t B = s->B, H = s->H, N = w->blocks * w->width;
+    const index_t j0 = q * w->hb, n = std::min(w->hb, H - j0), size = sizeof(T) * n;
+    for (index_t b = 0; b < B; ++b) {
+      const T* hpb = hp + b * H + j0;
+      T* hnb = hn + b * H + j0;
+      if (!s->active(step, b)) {
+        std::memcpy(hnb, hpb, size);
+        continue;
+      }
+      const index_t t = s->time_of(step, b), row = s->row(t, b);
+      T* g = xg->at(t, b) + j0;
+      const T* hgb = hg + b * N + q * w->width;
+      if (ws) std::memcpy(ws->hprev.data() + row * H + j0, hpb, size);
+      switch (cell) {
+        case Cell::rnn_tanh:
+        case Cell::rnn_relu:
+          steps->rnn(cell == Cell::rnn_relu, n, H, w->hb, g, hgb, bias + j0, hnb);
+          break;
+        case Cell::lstm:
+          if (ws) std::memcpy(ws->extra.data() + row * H + j0, c + b * H + j0, size);
+          steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, c + b * H + j0);
+          break;
+        case Cell::gru:
+          steps->gru(n, H, w->hb, g, hgb, bias + j0, b_hn + j0, hpb, hnb,
+                     ws ? ws->extra.data() + row * H + j0 : nullptr);
+          break;
+        case Cell::gru_reset_before:
+          break;  // never here: recurrent_forward sends it to loop_reset_before
+      }
+      std::memcpy(y + row * H + j0, hnb, size);
+    }
+  }
+};
+
+// The time loop of every cell but GRU with reset before. h [B, H]: the initial state in, the
+// final one out; c [B, H] (LSTM) likewise.
+template <typename T>
+void loop_gate_blocked(Cell cell, const SeqShape& s, const T* w_hh, const T* bias, const T* b_hn,
+                       InputProjection<T>& xg, T* h, T* c, T* y, RecurrentWorkspace<T>* ws) {
+  const index_t B = s.B, H = s.H, G = gate_count(cell);
+  GateBlockedWeights<T> w;
+  w.pack(G, H, B, w_hh);
+  Buffer<T> hg(B * w.blocks * w.width), other(B * H);
+  BlockedStep<T> st{cell, &s, &cells::active_cell_steps<T>(), &w, bias, b_hn, &xg, hg.data(), c,
+                    y, ws, h, other.data(), 0};
+  const index_t grain = step_grain(B * w.width * H);
+  const BlockedStep<T>* sp = &st;
+  for (index_t n_steps = s.steps(); st.step < n_steps; ++st.step) {
+    xg.prepare(st.step);
+    parallel_for(w.blocks, grain, [sp](index_t q0, index_t q1) {
+      sp->run_blocks(q0, q1);
+    });
+    std::swap(st.hp, st.hn);
+  }
+  if (st.hp != h) std::memcpy(h, st.hp, sizeof(T) * B * H);
+}
+
+// The time loop of GRU with reset before: h and the rows of xg as in loop_gate_blocked.
+template <typename T>
+void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, InputProjection<T>& xg,
+                       T* h, T* y,
+                       RecurrentWorkspace<T>* ws) {
+  const index_t B = s.B, H = s.H, GH = 3 * H;
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
+  PackedB<T> whh, whh_n;  // W_hh^T of the r,z gates [H, 2H] and of the n gate [H, H]
+  whh.pack(true, H, 2 * H, w_hh, H);
+  whh_n.pack(true, H, H, w_hh + 2 * H * H, H);
+  Buffer<T> hg(B * 2 * H), rh(B * H), hn(B * H);
+  rh.zero();
+  for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
+    xg.prepare(step);
+    gemm_packed<T>(B, h, H, whh, T(0), hg.data(), 2 * H);
+    detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
+      if (!s.active(step, b)) return;
+      const index_t t = s.time_of(step, b);
+      steps.gru_before_gates(H, xg.at(t, b), hg.data() + b * 2 * H, bias, h + b * H,
+                             rh.data() + b * H);
+    });
+    gemm_packed<T>(B, rh.data(), H, whh_n, T(0), hn.data(), H);
+    detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
+      if (!s.active(step, b)) return;
+      const index_t t = s.time_of(step, b), row = s.row(t, b);
+      T* hb = h + b * H;
+      if (ws) std::memcpy(ws->hprev.data() + row * H, hb, sizeof(T) * H);
+      steps.gru_before_update(H, xg.at(t, b), hn.data() + b * H, bias, hb);
+      std::memcpy(y + row * H, hb, sizeof(T) * H);
+    });
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -49,86 +282,40 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
                        const T* h0, const T* c0, T* y, T* h_n, T* c_n, RecurrentWorkspace<T>* ws) {
   const index_t B = s.B, H = s.H, G = gate_count(cell), GH = G * H, rows = s.rows();
   const bool is_lstm = cell == Cell::lstm;
-  const bool reset_before = cell == Cell::gru_reset_before;
-  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
 
   // Workspace and constants, all allocated before the time loop.
-  Buffer<T> xg_temp;
-  T* xg;  // [rows, G*H] input projections, turned into activated gates step by step
   if (ws) {
     ws->gates.resize(rows * GH);
     ws->hprev.resize(rows * H);
     ws->extra.resize(is_lstm || cell == Cell::gru ? rows * H : 0);
-    xg = ws->gates.data();
-  } else {
-    xg_temp.resize(rows * GH);
-    xg = xg_temp.data();
   }
   Buffer<T> bias(GH), b_hn(H);
   fold_biases(cell, GH, H, w.b_ih, w.b_hh, bias.data());
   for (index_t j = 0; j < H; ++j) b_hn[j] = w.b_hh && cell == Cell::gru ? w.b_hh[2 * H + j] : T(0);
 
-  // Packed recurrent weights: W_hh^T [H, G*H], or its r,z and n parts for GRU reset before.
-  PackedB<T> whh, whh_n;
-  if (reset_before) {
-    whh.pack(true, H, 2 * H, w.w_hh, H);
-    whh_n.pack(true, H, H, w.w_hh + 2 * H * H, H);
-  } else {
-    whh.pack(true, H, GH, w.w_hh, H);
+  // The state: h_n and c_n are the loop's state buffers.
+  if (h0) std::memcpy(h_n, h0, sizeof(T) * B * H); else std::fill_n(h_n, B * H, T(0));
+  Buffer<T> c_temp;
+  T* c = c_n;
+  if (is_lstm && !c) {
+    c_temp.resize(B * H);
+    c = c_temp.data();
   }
-
-  Buffer<T> h(B * H), c(is_lstm ? B * H : 0), hg(B * whh.cols()), rh(reset_before ? B * H : 0),
-      hn(reset_before ? B * H : 0);
-  if (h0) std::memcpy(h.data(), h0, sizeof(T) * B * H); else h.zero();
   if (is_lstm) {
-    if (c0) std::memcpy(c.data(), c0, sizeof(T) * B * H); else c.zero();
+    if (c0) std::memcpy(c, c0, sizeof(T) * B * H); else std::fill_n(c, B * H, T(0));
   }
-  if (reset_before) rh.zero();
 
-  // xg = x W_ih^T for every row at once (the biases are added in the steps).
-  gemm<T>(false, true, rows, GH, s.I, T(1), x, s.I, w.w_ih, s.I, T(0), xg, GH);
+  // xg = x W_ih^T (the biases are added in the steps).
+  InputProjection<T> xg{&s, GH, nullptr};
+  xg.start(x, w.w_ih, ws ? ws->gates.data() : nullptr, ws != nullptr);
   detail::zero_padded_rows(s, H, y);
   if (ws) detail::zero_padded_rows(s, H, ws->hprev.data());
 
-  for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
-    gemm_packed<T>(B, h.data(), H, whh, T(0), hg.data(), whh.cols());
-    if (reset_before) {
-      detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
-        if (!s.active(step, b)) return;
-        const index_t row = s.row(s.time_of(step, b), b);
-        steps.gru_before_gates(H, xg + row * GH, hg.data() + b * 2 * H, bias.data(), h.data() + b * H,
-                         rh.data() + b * H);
-      });
-      gemm_packed<T>(B, rh.data(), H, whh_n, T(0), hn.data(), H);
-    }
-    detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
-      if (!s.active(step, b)) return;
-      const index_t row = s.row(s.time_of(step, b), b);
-      T* hb = h.data() + b * H;
-      T* g = xg + row * GH;
-      if (ws) std::memcpy(ws->hprev.data() + row * H, hb, sizeof(T) * H);
-      switch (cell) {
-        case Cell::rnn_tanh:
-        case Cell::rnn_relu:
-          steps.rnn(cell == Cell::rnn_relu, H, g, hg.data() + b * GH, bias.data(), hb);
-          break;
-        case Cell::lstm:
-          if (ws) std::memcpy(ws->extra.data() + row * H, c.data() + b * H, sizeof(T) * H);
-          steps.lstm(H, g, hg.data() + b * GH, bias.data(), hb, c.data() + b * H);
-          break;
-        case Cell::gru:
-          steps.gru(H, g, hg.data() + b * GH, bias.data(), b_hn.data(), hb,
-                   ws ? ws->extra.data() + row * H : nullptr);
-          break;
-        case Cell::gru_reset_before:
-          steps.gru_before_update(H, g, hn.data() + b * H, bias.data(), hb);
-          break;
-      }
-      std::memcpy(y + row * H, hb, sizeof(T) * H);
-    });
-  }
-  std::memcpy(h_n, h.data(), sizeof(T) * B * H);
-  if (is_lstm && c_n) std::memcpy(c_n, c.data(), sizeof(T) * B * H);
+  if (cell == Cell::gru_reset_before)
+    loop_reset_before(s, w.w_hh, bias.data(), xg, h_n, y, ws);
+  else
+    loop_gate_blocked(cell, s, w.w_hh, bias.data(), b_hn.data(), xg, h_n, is_lstm ? c : nullptr,
+                      y, ws);
 }
 
 template void recurrent_forward<float>(Cell, const SeqShape&, const RecurrentWeights<float>&,

@@ -53,6 +53,11 @@ class PackedB {
   Isa isa_ = Isa::generic;
 };
 
+// The panel width PackedB::pack uses under the active instruction set: callers that split
+// columns between threads (gemm_packed_cols) align their ranges to it.
+template <typename T>
+index_t packed_panel_width();
+
 // C[M,N] = A[M,K] (row-major, lda) * packed + beta * C. Same guarantees as gemm. Small M
 // (the batch of a recurrent step) reads A in place: no copy, no allocation after the first
 // call of a thread.

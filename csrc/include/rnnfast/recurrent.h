@@ -56,7 +56,8 @@ struct RecurrentWorkspace {
   Buffer<T> extra;  // [rows, H] LSTM: c the step started from; GRU (reset after): W_hn h + b_hn
 };
 
-// y [rows, H] (every row written), h_n and c_n [B, H] (c0/c_n only for LSTM).
+// y [rows, H] (every row written), h_n and c_n [B, H] (c0/c_n only for LSTM; c_n may be null).
+// The outputs must not overlap the inputs.
 // ws != null keeps what backward needs (training); ws == null keeps nothing.
 template <typename T>
 void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, const T* x,
