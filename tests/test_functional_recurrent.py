@@ -69,6 +69,7 @@ SIZES = [  # T, B, I, H
     (6, 5, 13, 33),
     (9, 2, 17, 15),
     (3, 2, 16, 512),
+    (1, 4, 37, 515),  # one step of few rows: weights read in place, not packed
 ]
 
 
@@ -150,12 +151,14 @@ def test_odd_memory_layouts_work_and_are_not_modified(rng, op, kw, cell):
 
 
 # H=200: enough work per step that the kernels split it between threads, in blocks whose width
-# depends on the thread count (and 200 is no multiple of any SIMD width).
-@pytest.mark.parametrize("T,H", [(12, 40), (5, 200)], ids=["H40", "H200"])
+# depends on the thread count (and 200 is no multiple of any SIMD width). T=1, B=2: a single
+# step reads the weights in place instead of packing them.
+@pytest.mark.parametrize("T,B,H", [(12, 9, 40), (5, 9, 200), (1, 2, 300)],
+                         ids=["H40", "H200", "step-H300"])
 @pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
-def test_bitwise_reproducible_across_runs_and_threads(rng, op, kw, cell, T, H):
-    args, lens = make_inputs(rng, op, T, 9, 20, H, np.float32, lengths=True)
-    grads = upstream(rng, op, args["x"].shape[:2] + (H,), 9, H, np.float32)
+def test_bitwise_reproducible_across_runs_and_threads(rng, op, kw, cell, T, B, H):
+    args, lens = make_inputs(rng, op, T, B, 20, H, np.float32, lengths=True)
+    grads = upstream(rng, op, args["x"].shape[:2] + (H,), B, H, np.float32)
     options = dict(kw, lengths=lens)
     threads = rnnfast.get_num_threads()
     try:

@@ -279,6 +279,17 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
 }
 
 template <typename T>
+void gemm_rows_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
+                  index_t ldb, T* C, index_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scale_c(M, N, T(0), C, ldc);
+    return;
+  }
+  kernel_set<T>(active_isa()).dot_rows(M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+template <typename T>
 index_t packed_panel_width() {
   return kernel_set<T>(active_isa()).nr;
 }
@@ -336,6 +347,10 @@ template void gemm<double>(bool, bool, index_t, index_t, index_t, double, const 
                            const double*, index_t, double, double*, index_t);
 template class PackedB<float>;
 template class PackedB<double>;
+template void gemm_rows_nt<float>(index_t, index_t, index_t, const float*, index_t, const float*,
+                                  index_t, float*, index_t);
+template void gemm_rows_nt<double>(index_t, index_t, index_t, const double*, index_t,
+                                   const double*, index_t, double*, index_t);
 template index_t packed_panel_width<float>();
 template index_t packed_panel_width<double>();
 template void gemm_packed<float>(index_t, const float*, index_t, const PackedB<float>&, float,

@@ -175,6 +175,44 @@ void pack_b(bool trans, const typename V::T* B, idx ldb, idx k0, idx kc, idx n0,
   }
 }
 
+// C[i, j] = sum_k a[i * lda + k] * b[j * ldb + k]: four rows of B at a time against every row
+// of A (the four stay in L1), each dot product one vector of partial sums over k, then summed.
+template <class V>
+void dot_rows(idx m, idx n, idx k, const typename V::T* a, idx lda, const typename V::T* b,
+              idx ldb, typename V::T* c, idx ldc) {
+  using T = typename V::T;
+  using vec = typename V::vec;
+  constexpr int W = V::W;
+  const idx tail = k % W, kv = k - tail;
+  for (idx j = 0; j < n; j += 4) {
+    const int nj = n - j < 4 ? static_cast<int>(n - j) : 4;
+    const T* bj = b + j * ldb;
+    for (idx i = 0; i < m; ++i) {
+      const T* ai = a + i * lda;
+      vec acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+      for (idx kk = 0; kk < kv; kk += W) {
+        const vec av = V::load(ai + kk);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q)
+          if (q < nj) acc[q] = V::fma(av, V::load(bj + q * ldb + kk), acc[q]);
+      }
+      if (tail) {
+        const vec av = V::load_n(ai + kv, tail);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q)
+          if (q < nj) acc[q] = V::fma(av, V::load_n(bj + q * ldb + kv, tail), acc[q]);
+      }
+      for (int q = 0; q < nj; ++q) {
+        T lanes[W];
+        V::store(lanes, acc[q]);
+        T sum = T(0);
+        for (int l = 0; l < W; ++l) sum += lanes[l];
+        c[i * ldc + j + q] = sum;
+      }
+    }
+  }
+}
+
 template <class V, int R>
 void row_panel(const BlockArgs<typename V::T>& g, idx i0) {
   const typename V::T* a = g.a + i0 * g.a_rs;

@@ -72,9 +72,9 @@ namespace rnnfast {
 namespace gemm_detail {
 
 extern const KernelSet<float> kGenericF32 = {4, 8, 256, 256, &body::block<GenericF32>,
-    &body::pack_b<GenericF32>};
+    &body::pack_b<GenericF32>, &body::dot_rows<GenericF32>};
 extern const KernelSet<double> kGenericF64 = {4, 4, 256, 128, &body::block<GenericF64>,
-    &body::pack_b<GenericF64>};
+    &body::pack_b<GenericF64>, &body::dot_rows<GenericF64>};
 
 }  // namespace gemm_detail
 }  // namespace rnnfast

@@ -47,6 +47,9 @@ struct KernelSet {
   // B[n * ldb + k] : B[k * ldb + n]) into panels of nr columns at dst + j * ps, element
   // (k, col) at [k * nr + col], zero past column n0 + nc.
   void (*pack_b)(bool trans, const T* B, idx ldb, idx k0, idx kc, idx n0, idx nc, T* dst, idx ps);
+  // C[i, j] = sum over k of a[i * lda + k] * b[j * ldb + k] (rows of A against rows of B, no
+  // packing), i < m, j < n: for products too small to pay for packing B.
+  void (*dot_rows)(idx m, idx n, idx k, const T* a, idx lda, const T* b, idx ldb, T* c, idx ldc);
 };
 
 extern const KernelSet<float> kGenericF32;

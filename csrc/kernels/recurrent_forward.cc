@@ -61,6 +61,10 @@ inline index_t step_grain(index_t work_per_block) {
   return std::max<index_t>(1, kMinStepWork / std::max<index_t>(1, work_per_block));
 }
 
+// Products with at most this many rows (steps x batch: a single step of a small batch, as in
+// generation) read the weights in place: packing them would cost more than the product.
+constexpr index_t kDirectRows = 4;
+
 // Rows of input projection one inference window holds (at least one step): enough for the GEMM
 // to run at full speed.
 constexpr index_t kWindowRows = 256;
@@ -90,7 +94,10 @@ struct InputProjection {
     const index_t steps_per_window = std::max<index_t>(1, kWindowRows / std::max<index_t>(1, B));
     if (keep_all || (s->reverse && !s->lengths.empty()) || steps_per_window >= n_steps) {
       xg = all ? all : (own.resize(s->rows() * GH), own.data());
-      gemm<T>(false, true, s->rows(), GH, I, T(1), x_, I, w_ih, I, T(0), xg, GH);
+      if (s->rows() <= kDirectRows)
+        gemm_rows_nt<T>(s->rows(), GH, I, x_, I, w_ih, I, xg, GH);
+      else
+        gemm<T>(false, true, s->rows(), GH, I, T(1), x_, I, w_ih, I, T(0), xg, GH);
       return;
     }
     window = steps_per_window;
@@ -126,10 +133,14 @@ struct InputProjection {
 // is (the GEMM computes each output element alone), so results do not depend on the threads.
 template <typename T>
 struct GateBlockedWeights {
-  index_t hb = 0, blocks = 0, width = 0;  // width = G * hb columns per block
+  index_t G = 0, H = 0, hb = 0, blocks = 0, width = 0;  // width = G * hb columns per block
   PackedB<T> packed;
+  const T* direct = nullptr;  // W_hh read in place instead (kDirectRows), or null
 
-  void pack(index_t G, index_t H, index_t B, const T* w_hh) {
+  // direct: read w_hh in place at every product instead of packing it.
+  void pack(index_t G_, index_t H_, index_t B, const T* w_hh, bool use_direct) {
+    G = G_;
+    H = H_;
     const index_t nr = packed_panel_width<T>(), panels = (H + nr - 1) / nr;
     const index_t per_panel = B * G * nr * static_cast<index_t>(sizeof(T));
     const index_t threads = get_num_threads();
@@ -139,6 +150,10 @@ struct GateBlockedWeights {
     hb = std::min(panels, m) * nr;
     blocks = (H + hb - 1) / hb;
     width = G * hb;
+    if (use_direct) {
+      direct = w_hh;
+      return;
+    }
     const index_t N = blocks * width;
     Buffer<T> rows(N * H);  // row n of (W_hh^T)^T in blocked column order
     rows.zero();
@@ -148,6 +163,20 @@ struct GateBlockedWeights {
           std::memcpy(rows.data() + (q * width + k * hb + u) * H, w_hh + (k * H + q * hb + u) * H,
                       sizeof(T) * H);
     packed.pack(true, H, N, rows.data(), H);
+  }
+
+  // hg [M, blocks * width] columns of blocks [q0, q1) = h [M, H] times those of W_hh^T.
+  void product(index_t M, const T* h, index_t q0, index_t q1, T* hg) const {
+    const index_t N = blocks * width;
+    if (!direct) {
+      gemm_packed_cols<T>(M, h, H, packed, q0 * width, q1 * width, T(0), hg, N);
+      return;
+    }
+    for (index_t q = q0; q < q1; ++q) {
+      const index_t j0 = q * hb, n = std::min(hb, H - j0);
+      for (index_t k = 0; k < G; ++k)
+        gemm_rows_nt<T>(M, n, H, h, H, direct + (k * H + j0) * H, H, hg + q * width + k * hb, N);
+    }
   }
 };
 
@@ -177,8 +206,7 @@ struct BlockedStep {
     const index_t group = std::max<index_t>(1, kTileBytes / per_block);
     for (index_t g0 = q0; g0 < q1; g0 += group) {
       const index_t g1 = std::min(q1, g0 + group);
-      gemm_packed_cols<T>(s->B, hp, s->H, w->packed, g0 * w->width, g1 * w->width, T(0), hg,
-                          w->blocks * w->width);
+      w->product(s->B, hp, g0, g1, hg);
       for (index_t q = g0; q < g1; ++q) gates(q);
     }
   }
@@ -226,7 +254,7 @@ void loop_gate_blocked(Cell cell, const SeqShape& s, const T* w_hh, const T* bia
                        InputProjection<T>& xg, T* h, T* c, T* y, RecurrentWorkspace<T>* ws) {
   const index_t B = s.B, H = s.H, G = gate_count(cell);
   GateBlockedWeights<T> w;
-  w.pack(G, H, B, w_hh);
+  w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows);
   Buffer<T> hg(B * w.blocks * w.width), other(B * H);
   BlockedStep<T> st{cell, &s, &cells::active_cell_steps<T>(), &w, bias, b_hn, &xg, hg.data(), c,
                     y, ws, h, other.data(), 0};

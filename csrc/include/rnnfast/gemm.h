@@ -53,6 +53,14 @@ class PackedB {
   Isa isa_ = Isa::generic;
 };
 
+// C[M,N] = A[M,K] B[N,K]^T, both row-major, without packing: every element one dot product of
+// a row of A and a row of B (serial; the caller splits N between threads). For a handful of
+// rows of A, where packing B would cost more than the product (a single time step). Values
+// differ from gemm's (another summation order) but never between calls or threads.
+template <typename T>
+void gemm_rows_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
+                  index_t ldb, T* C, index_t ldc);
+
 // The panel width PackedB::pack uses under the active instruction set: callers that split
 // columns between threads (gemm_packed_cols) align their ranges to it.
 template <typename T>
