@@ -1,0 +1,65 @@
+"""Memory the recurrent kernels keep: inference does not hold the input projection of every
+step (its temporary is a window of rows, whatever T is); training keeps (G + 2) * T * B * H
+values per layer (DESIGN.md performance design, issue "Performance").
+
+Each case runs in a fresh interpreter and reports the growth of its peak RSS over one call
+(ru_maxrss after minus before, the inputs already allocated), so other tests cannot skew it.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from subprocess_env import PACKAGE_PARENT, python_env
+
+T, B, I, H = 2000, 8, 8, 256
+MIB = 1 << 20
+
+SCRIPT = """
+import json, resource, sys
+import numpy as np
+import rnnfast
+from rnnfast import functional as F
+op, training = sys.argv[1], sys.argv[2] == "1"
+T, B, I, H = {T}, {B}, {I}, {H}
+G = dict(rnn=1, lstm=4, gru=3)[op]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((T, B, I)).astype(np.float32)
+w_ih = (rng.standard_normal((G * H, I)) * 0.1).astype(np.float32)
+w_hh = (rng.standard_normal((G * H, H)) * 0.05).astype(np.float32)
+small = getattr(F, op + "_forward")(x[:2], w_ih, w_hh)  # load the kernels, start the pool
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = getattr(F, op + "_forward")(x, w_ih, w_hh, training=training)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(growth_kib=after - before, y_bytes=out[0].nbytes)))
+""".format(T=T, B=B, I=I, H=H)
+
+
+def peak_growth(op, training):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, op, "1" if training else "0"],
+                          capture_output=True, text=True, timeout=300, cwd=PACKAGE_PARENT,
+                          env=python_env(RNNFAST_NUM_THREADS="2"))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["growth_kib"] * 1024, result["y_bytes"]
+
+
+@pytest.mark.parametrize("op,G", [("lstm", 4), ("gru", 3), ("rnn", 1)])
+def test_inference_keeps_no_projection_of_every_step(op, G):
+    growth, y_bytes = peak_growth(op, training=False)
+    rows = T * B
+    projection = rows * G * H * 4  # what projecting every step at once would hold
+    # y itself (the result) plus a few MiB of windows, packed weights and pool stacks; far
+    # below y + the whole projection (for the RNN, 16 MiB more).
+    assert growth < y_bytes + 8 * MIB, (growth / MIB, y_bytes / MIB)
+    assert growth < y_bytes + projection / 2
+
+
+@pytest.mark.parametrize("op,G", [("lstm", 4), ("gru", 3)])
+def test_training_keeps_at_most_g_plus_2_rows_per_value(op, G):
+    growth, y_bytes = peak_growth(op, training=True)
+    rows = T * B
+    # gates [rows, G*H], h_prev and c_prev / W_hn h [rows, H], and y.
+    budget = (G + 2) * rows * H * 4 + y_bytes
+    assert growth < budget + 8 * MIB, (growth / MIB, budget / MIB)
