@@ -184,7 +184,8 @@ def test_errors_name_the_weight_and_write_nothing(rng):
     gru = L.GRU(2, reset_after=False)
     with pytest.raises(ValueError, match=r"reset_after=False; a \(2, 3 \* units\) bias"):
         set_keras_weights(gru, keras_weights(rng, "GRU", 3, 2, reset_after=True))
-    with pytest.raises(ValueError, match=r"weights\[2\]: expected a GRU\(reset_after=True\) bias of shape \(2, 6\)"):
+    with pytest.raises(ValueError, match=r"weights\[2\]: expected a GRU\(reset_after=True\) "
+                       r"bias of shape \(2, 6\)"):
         set_keras_weights(L.GRU(2), keras_weights(rng, "GRU", 3, 2, reset_after=False))
     with pytest.raises(TypeError, match="weights: expected a list of arrays"):
         set_keras_weights(model, np.ones(3))
