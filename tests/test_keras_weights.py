@@ -148,7 +148,7 @@ def test_a_whole_model_from_a_flat_keras_list(rng):
     model = Sequential([L.Embedding(30, 6, dtype=np.float64), L.Dropout(0.5),
                         L.Conv1D(5, 3, activation="relu", dtype=np.float64),
                         L.MaxPooling1D(2), L.LSTM(4, dtype=np.float64),
-                        L.Dense(3, activation="softmax", dtype=np.float64)])
+                        L.Dense(3, dtype=np.float64), L.Activation("softmax")])
     assert set_keras_weights(model, flat) is model
     ids = rng.integers(1, 30, (4, 11))
     e = emb[ids]

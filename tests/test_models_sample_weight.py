@@ -6,7 +6,7 @@ import functools
 import numpy as np
 import pytest
 
-from rnnfast import optim
+from rnnfast import losses, optim
 from rnnfast.models import Sequential
 from rnnfast.models import layers as L
 from rnnfast.utils import pad_sequences
@@ -144,3 +144,15 @@ def test_bad_sample_weights(rng):
     with pytest.raises(ValueError, match=r"validation_data: expected a tuple \(x_val, y_val\)"):
         model.fit(x, y, validation_data=(x, y, None, None), verbose=0)
     model.fit(x, y, sample_weight=np.ones((8, 1)), verbose=0)  # a trailing axis of 1 is fine
+
+
+def test_a_loss_with_the_two_argument_forward_still_trains(rng):
+    class Halved(losses.MeanSquaredError):
+        def forward(self, y_true, y_pred):
+            return super().forward(y_true, y_pred) / 2
+
+    x = rng.standard_normal((16, 3)).astype(np.float32)
+    model = Sequential([L.Dense(1, seed=0)], seed=0)
+    model.compile(loss=Halved(), optimizer="sgd")
+    history = model.fit(x, x[:, :1], epochs=2, verbose=0)
+    assert len(history["loss"]) == 2

@@ -216,8 +216,7 @@ def _plan_layer(layer, arrays, start, plan):
         return _plan_plain(layer, arrays, start, plan, True)
     if isinstance(layer, (nn.Embedding, nn.LayerNorm)):
         return _plan_plain(layer, arrays, start, plan, False)
-    if any(p is not None for p in layer._parameters.values()) or \
-            any(m is not None for m in layer._modules.values()):
+    if layer.parameters():
         raise TypeError(f"target: no Keras weight layout is known for {type(layer).__name__}")
     return 0
 

@@ -223,6 +223,8 @@ def _metric_sums(model, y, out, weights):
 
 
 def _batch_loss(model, yb, out, wb):
+    if wb is None and model.output_mask is None:  # also a Loss subclass with forward(y, p)
+        return model.loss.forward(yb, out)
     return model.loss.forward(yb, out, sample_weight=wb, mask=model.output_mask)
 
 
