@@ -35,3 +35,43 @@ def test_epochs_vs_torch_quick():
         assert 0 <= rn_metric <= 1 and 0 <= torch_metric <= 1, out
         if name != "imdb_sentiment":  # no dropout: same weights, same batches, same losses
             assert abs(rn_loss - torch_loss) <= 2e-3 * rn_loss, out
+
+
+def test_twin_training_agrees_with_rnnfast_in_float64():
+    """The bench's PyTorch twin of the Reuters model and rnnfast's Sequential, both float64,
+    from the same weights over the same batches (Adam, an active clipnorm, softmax cross-entropy): the
+    same losses and weights to rounding after 12 steps, so the table compares like with like."""
+    import copy
+
+    import numpy as np
+
+    from rnnfast.models import Sequential
+    from rnnfast.models.layers import LSTM, Dense, Embedding
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import epochs_vs_torch as bench
+        import reuters_topics
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    (x, y), _, categories, _ = reuters_topics.load_data(samples=200, seed=1)
+    rn = Sequential([Embedding(1000, 16, seed=0, dtype=np.float64),
+                     LSTM(12, seed=1, dtype=np.float64),
+                     Dense(categories, activation="softmax", seed=2, dtype=np.float64)], seed=0)
+    rn.compile(loss="categorical_crossentropy", optimizer="adam", clipnorm=0.01)
+    rn.build((None,) + x.shape[1:], x.dtype)
+    twin = bench.LastStepClassifier(1000, 16, 12, categories).double()
+    bench.copy_weights(rn, twin)
+    opt = bench.torch_optimizer(rn, twin)
+    case = bench.Reuters.__new__(bench.Reuters)
+    case.batch_size = 40
+    xt, yt = case.tensors(x, y)
+    for _ in range(3):
+        order = copy.deepcopy(rn.rng).permutation(len(x))
+        ours = rn.fit(x, y, batch_size=40, epochs=1, verbose=0)["loss"][0]
+        _, theirs, _ = bench.torch_epoch(case, twin, opt, xt, yt, 0.01, order)
+        assert abs(ours - theirs) < 1e-12
+    state = twin.state_dict()
+    assert np.abs(rn.layers[1].rnn.weight_hh_l0.data - state["lstm.weight_hh_l0"].numpy()).max() \
+        < 1e-12
+    assert np.abs(rn.layers[2].weight.data - state["dense.weight"].numpy()).max() < 1e-12
