@@ -21,7 +21,8 @@ rnnfast is faster), each side's loss of its last epoch, and its metric on the ex
 set after training (accuracy, or the MAE of the scaled prices; char_rnn has no test set: its
 last epoch's training accuracy). The two start from the same weights (checked: the same
 outputs before training) and see the same batches, so their losses agree up to float32
-rounding, which grows over the steps (and the IMDB model's dropout masks differ).
+rounding, which grows over the steps (and the IMDB model's dropout masks differ); in float64
+they agree to 1e-12 (``tests/test_bench_epochs.py``).
 
     python bench/epochs_vs_torch.py                    # 2 epochs each, 2 threads (~2-3 min)
     python bench/epochs_vs_torch.py --quick            # small data, 1 epoch (seconds)
