@@ -17,13 +17,11 @@ Data
 Usage: ``python examples/char_rnn.py [--text FILE] [--level char|word] [--epochs N]
 [--prompt TEXT] [--quick]`` (``--quick`` or ``RNNFAST_EXAMPLES_QUICK=1``: a few seconds).
 """
-import argparse
 import functools
-import os
-import time
 
 import numpy as np
 
+from _common import fit_and_report, make_parser, parse_args
 from rnnfast import generation, optim
 from rnnfast.models import Sequential
 from rnnfast.models.layers import LSTM, Dense, Embedding
@@ -39,61 +37,63 @@ def synthetic_text(sentences, rng):
                     for _ in range(sentences))
 
 
+def load_data(text_path=None, level="char", window=None, sentences=400, seed=0, limit=None):
+    """``(x, y)`` (windows of token ids and the id that follows each), the fitted tokenizer,
+    the text and its source: the file at ``text_path`` (its first ``limit`` characters) or
+    ``sentences`` synthetic sentences."""
+    char_level = level == "char"
+    window = window or (30 if char_level else 5)
+    if text_path:
+        with open(text_path, encoding="utf-8") as f:
+            text = f.read()
+        if limit:
+            text = text[:limit]
+        source = text_path
+    else:
+        text = synthetic_text(sentences, np.random.default_rng(seed))
+        source = f"{sentences} synthetic sentences"
+    tokenizer = Tokenizer(char_level=char_level, lower=not char_level)
+    tokenizer.fit_on_texts([text])
+    ids = np.array(tokenizer.texts_to_sequences([text])[0])
+    if len(ids) <= window:
+        raise SystemExit(f"{source}: {len(ids)} tokens are too few for windows of {window}")
+    x, y = sliding_windows(ids, window, target=0)
+    return (x[..., 0], y[:, 0]), tokenizer, text, source
+
+
+def build_model(vocab, embedding_dim=32, seed=0):
+    """The notes' model, compiled: Embedding -> LSTM(128) -> Dense(vocab, softmax), sparse
+    categorical cross-entropy, Adam(lr=3e-3), gradients clipped to norm 5."""
+    model = Sequential([Embedding(vocab, embedding_dim, seed=seed), LSTM(128, seed=seed + 1),
+                        Dense(vocab, activation="softmax", seed=seed + 2)], seed=seed)
+    model.compile(loss="sparse_categorical_crossentropy",
+                  optimizer=functools.partial(optim.Adam, lr=3e-3), metrics=["accuracy"],
+                  clipnorm=5.0)
+    return model
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = make_parser(__doc__, epochs=5, batch_size=128)
     parser.add_argument("--text", help="a UTF-8 text file to learn")
     parser.add_argument("--level", choices=["char", "word"], default="char")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--window", type=int, default=None,
                         help="context length (default: 30 characters or 5 words)")
     parser.add_argument("--sentences", type=int, default=400, help="synthetic sentences")
     parser.add_argument("--prompt", default=None, help="start of the generated text")
     parser.add_argument("--length", type=int, default=None, help="tokens to generate")
     parser.add_argument("--beam-width", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a few seconds on a small sample")
-    args = parser.parse_args(argv)
-    quick = args.quick or os.environ.get("RNNFAST_EXAMPLES_QUICK") == "1"
-    if quick:
-        args.sentences, args.epochs, args.length = 30, 1, 20
-    rng = np.random.default_rng(args.seed)
+    args = parse_args(parser, argv, sentences=30, epochs=1, length=20)
     char_level = args.level == "char"
-    window = args.window or (30 if char_level else 5)
     length = args.length or (80 if char_level else 12)
 
-    if args.text:
-        with open(args.text, encoding="utf-8") as f:
-            text = f.read()
-        if quick:
-            text = text[:1000]
-        source = args.text
-    else:
-        text = synthetic_text(args.sentences, rng)
-        source = f"{args.sentences} synthetic sentences"
-    tokenizer = Tokenizer(char_level=char_level, lower=not char_level)
-    tokenizer.fit_on_texts([text])
-    ids = np.array(tokenizer.texts_to_sequences([text])[0])
+    (x, y), tokenizer, text, source = load_data(args.text, args.level, args.window,
+                                                args.sentences, args.seed,
+                                                limit=1000 if args.quick else None)
     vocab = len(tokenizer.word_index) + 1  # id 0 is never used (padding)
-    if len(ids) <= window:
-        raise SystemExit(f"{source}: {len(ids)} tokens are too few for windows of {window}")
-    x, y = sliding_windows(ids, window, target=0)
-    x, y = x[..., 0], y[:, 0]
-    print(f"{source}: {len(ids)} {args.level} tokens, vocabulary {vocab - 1}, "
-          f"{len(x)} windows of {window}")
-
-    model = Sequential([Embedding(vocab, 32 if char_level else 10, seed=args.seed),
-                        LSTM(128, seed=args.seed + 1),
-                        Dense(vocab, activation="softmax", seed=args.seed + 2)], seed=args.seed)
-    model.compile(loss="sparse_categorical_crossentropy",
-                  optimizer=functools.partial(optim.Adam, lr=3e-3), metrics=["accuracy"],
-                  clipnorm=5.0)
-    model.summary()
-    start = time.perf_counter()
-    history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=2)
-    total = time.perf_counter() - start
-    print(f"time per epoch: {total / max(len(history['loss']), 1):.2f}s")
-    print(f"final loss: {history['loss'][-1]:.4f}, accuracy: {history['accuracy'][-1]:.4f}")
+    print(f"{source}: {len(x) + x.shape[1]} {args.level} tokens, vocabulary {vocab - 1}, "
+          f"{len(x)} windows of {x.shape[1]}")
+    model = build_model(vocab, 32 if char_level else 10, args.seed)
+    history = fit_and_report(model, x, y, args)
 
     prompt_text = args.prompt if args.prompt is not None else \
         (text[:4] if char_level else " ".join(text.split()[:2]))

@@ -22,12 +22,9 @@ Data
 Usage: ``python examples/imdb_sentiment.py [--data FILE] [--epochs N] [--quick]``
 (``--quick`` or ``RNNFAST_EXAMPLES_QUICK=1``: a few seconds on a small sample).
 """
-import argparse
-import os
-import time
-
 import numpy as np
 
+from _common import fit_and_report, make_parser, parse_args
 from rnnfast.models import Sequential
 from rnnfast.models.layers import (
     LSTM,
@@ -84,52 +81,49 @@ def read_reviews(path):
     return tokenizer.texts_to_sequences(texts), np.array(labels)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="reviews file: '<0 or 1>\\t<text>' per line")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--samples", type=int, default=8000, help="synthetic reviews")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a few seconds on a small sample")
-    args = parser.parse_args(argv)
-    quick = args.quick or os.environ.get("RNNFAST_EXAMPLES_QUICK") == "1"
-    if quick:
-        args.samples, args.epochs = 400, 2
-    rng = np.random.default_rng(args.seed)
-
-    if args.data:
-        reviews, labels = read_reviews(args.data)
-        if quick:
-            reviews, labels = reviews[:args.samples], labels[:args.samples]
-        source = args.data
+def load_data(path=None, samples=8000, seed=0, limit=None):
+    """``(x_train, y_train), (x_test, y_test), source``: the reviews of ``path`` (the first
+    ``limit`` of them) or ``samples`` synthetic ones, cut or pre-padded to 100 words, labels 0/1,
+    the last 20% for testing."""
+    if path:
+        reviews, labels = read_reviews(path)
+        if limit:
+            reviews, labels = reviews[:limit], labels[:limit]
+        source = path
     else:
-        reviews, labels = synthetic_reviews(args.samples, rng)
+        reviews, labels = synthetic_reviews(samples, np.random.default_rng(seed))
         source = "synthetic reviews (sentiment words, 'not' flips them)"
     split = int(len(reviews) * 0.8)
     x_train = pad_sequences(reviews[:split], maxlen=MAXLEN)
     x_test = pad_sequences(reviews[split:], maxlen=MAXLEN)
-    y_train, y_test = labels[:split], labels[split:]
-    print(f"{source}: {len(x_train)} training and {len(x_test)} test reviews, "
-          f"{y_train.mean():.0%} positive")
+    return (x_train, labels[:split]), (x_test, labels[split:]), source
 
-    s = args.seed
+
+def build_model(seed=0):
+    """The notes' model, compiled (binary cross-entropy, Adam)."""
+    s = seed
     model = Sequential([Embedding(NUM_WORDS, 100, seed=s), Dropout(0.5, seed=s + 1),
                         Conv1D(64, 5, padding="valid", activation="relu", strides=1, seed=s + 2),
                         MaxPooling1D(pool_size=4), LSTM(55, seed=s + 3), Dense(1, seed=s + 4),
                         Activation("sigmoid")], seed=s)
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
-    model.summary()
-    start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                        validation_data=(x_test, y_test), verbose=2)
-    total = time.perf_counter() - start
-    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    print(f"time per epoch: {total / max(len(history['loss']), 1):.2f}s")
-    print(f"test loss: {loss:.4f}")
-    print(f"test accuracy: {accuracy:.4f} (majority class: "
-          f"{max(y_test.mean(), 1 - y_test.mean()):.4f})")
-    return history
+    return model
+
+
+def main(argv=None):
+    parser = make_parser(__doc__, epochs=5, batch_size=100)
+    parser.add_argument("--data", help="reviews file: '<0 or 1>\\t<text>' per line")
+    parser.add_argument("--samples", type=int, default=8000, help="synthetic reviews")
+    args = parse_args(parser, argv, samples=400, epochs=2)
+
+    (x_train, y_train), (x_test, y_test), source = load_data(
+        args.data, args.samples, args.seed, limit=args.samples if args.quick else None)
+    print(f"{source}: {len(x_train)} training and {len(x_test)} test reviews, "
+          f"{y_train.mean():.0%} positive")
+    majority = max(y_test.mean(), 1 - y_test.mean())
+    return fit_and_report(build_model(args.seed), x_train, y_train, args,
+                          validation_data=(x_test, y_test), test=(x_test, y_test),
+                          notes={"accuracy": f"majority class: {majority:.4f}"})
 
 
 if __name__ == "__main__":

@@ -19,12 +19,9 @@ Data
 Usage: ``python examples/reuters_topics.py [--data FILE] [--epochs N] [--quick]``
 (``--quick`` or ``RNNFAST_EXAMPLES_QUICK=1``: a few seconds on a small sample).
 """
-import argparse
-import os
-import time
-
 import numpy as np
 
+from _common import fit_and_report, make_parser, parse_args
 from rnnfast.models import Sequential
 from rnnfast.models.layers import LSTM, Dense, Embedding
 from rnnfast.utils import Tokenizer, pad_sequences, to_categorical
@@ -67,29 +64,17 @@ def read_articles(path):
     return articles, np.array(labels)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="articles file: '<label>\\t<ids or text>' per line")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--samples", type=int, default=5000, help="synthetic articles")
-    parser.add_argument("--clipnorm", type=float, default=1.0,
-                        help="clip each gradient's norm (Keras' clipnorm; 0: no clipping)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a few seconds on a small sample")
-    args = parser.parse_args(argv)
-    quick = args.quick or os.environ.get("RNNFAST_EXAMPLES_QUICK") == "1"
-    if quick:
-        args.samples, args.epochs = 400, 2
-    rng = np.random.default_rng(args.seed)
-
-    if args.data:
-        articles, labels = read_articles(args.data)
-        if quick:
-            articles, labels = articles[:args.samples], labels[:args.samples]
-        source = args.data
+def load_data(path=None, samples=5000, seed=0, limit=None):
+    """``(x_train, y_train), (x_test, y_test), categories, source``: the articles of ``path``
+    (the first ``limit`` of them) or ``samples`` synthetic ones, cut or pre-padded to 100
+    words, one-hot labels, the last 20% for testing."""
+    if path:
+        articles, labels = read_articles(path)
+        if limit:
+            articles, labels = articles[:limit], labels[:limit]
+        source = path
     else:
-        articles, labels = synthetic_articles(args.samples, rng)
+        articles, labels = synthetic_articles(samples, np.random.default_rng(seed))
         source = "synthetic articles (46 topics, 6 keywords each)"
     split = int(len(articles) * 0.8)
     x_train = pad_sequences(articles[:split], maxlen=MAXLEN)
@@ -97,26 +82,35 @@ def main(argv=None):
     categories = max(int(labels.max()) + 1, TOPICS)
     y_train = to_categorical(labels[:split], categories)
     y_test = to_categorical(labels[split:], categories)
+    return (x_train, y_train), (x_test, y_test), categories, source
+
+
+def build_model(categories=TOPICS, clipnorm=1.0, seed=0):
+    """The notes' model, compiled: Embedding(1000, 100) -> LSTM(100) -> Dense(softmax)."""
+    model = Sequential([Embedding(NUM_WORDS, 100, seed=seed),
+                        LSTM(100, activation="tanh", seed=seed + 1),
+                        Dense(categories, activation="softmax", seed=seed + 2)], seed=seed)
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"],
+                  clipnorm=clipnorm or None)
+    return model
+
+
+def main(argv=None):
+    parser = make_parser(__doc__, epochs=10, batch_size=100)
+    parser.add_argument("--data", help="articles file: '<label>\\t<ids or text>' per line")
+    parser.add_argument("--samples", type=int, default=5000, help="synthetic articles")
+    parser.add_argument("--clipnorm", type=float, default=1.0,
+                        help="clip each gradient's norm (Keras' clipnorm; 0: no clipping)")
+    args = parse_args(parser, argv, samples=400, epochs=2)
+
+    (x_train, y_train), (x_test, y_test), categories, source = load_data(
+        args.data, args.samples, args.seed, limit=args.samples if args.quick else None)
     print(f"{source}: {len(x_train)} training and {len(x_test)} test articles, "
           f"{categories} categories")
-
-    model = Sequential([Embedding(NUM_WORDS, 100, seed=args.seed),
-                        LSTM(100, activation="tanh", seed=args.seed + 1),
-                        Dense(categories, activation="softmax", seed=args.seed + 2)],
-                       seed=args.seed)
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"],
-                  clipnorm=args.clipnorm or None)
-    model.summary()
-    start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                        validation_data=(x_test, y_test), verbose=2)
-    total = time.perf_counter() - start
-    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    epochs = max(len(history["loss"]), 1)
-    print(f"time per epoch: {total / epochs:.2f}s")
-    print(f"test loss: {loss:.4f}")
-    print(f"test accuracy: {accuracy:.4f} (chance: {1 / categories:.4f})")
-    return history
+    model = build_model(categories, args.clipnorm, args.seed)
+    return fit_and_report(model, x_train, y_train, args, validation_data=(x_test, y_test),
+                          test=(x_test, y_test),
+                          notes={"accuracy": f"chance: {1 / categories:.4f}"})
 
 
 if __name__ == "__main__":

@@ -21,14 +21,12 @@ The plot (prediction vs truth on the test days) is written to ``--plot`` (defaul
 Usage: ``python examples/stock_forecast.py [--csv FILE] [--epochs N] [--quick]``
 (``--quick`` or ``RNNFAST_EXAMPLES_QUICK=1``: a few seconds on a small sample).
 """
-import argparse
 import csv
 import functools
-import os
-import time
 
 import numpy as np
 
+from _common import fit_and_report, make_parser, parse_args
 from rnnfast import optim
 from rnnfast.models import Sequential
 from rnnfast.models.layers import LSTM, Dense
@@ -72,53 +70,77 @@ def read_csv(path, reverse):
     return [header[j].strip() for j in columns], data[::-1] if reverse else data
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--csv", help="price table with a header row")
-    parser.add_argument("--target", default="Close", help="column to predict")
-    parser.add_argument("--reverse", action="store_true", help="rows are newest first")
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--hidden", type=int, default=10)
-    parser.add_argument("--days", type=int, default=1000, help="synthetic days")
-    parser.add_argument("--plot", default="stock_forecast.png", help="PNG of the test period")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a few seconds on a small sample")
-    args = parser.parse_args(argv)
-    quick = args.quick or os.environ.get("RNNFAST_EXAMPLES_QUICK") == "1"
-    if quick:
-        args.days, args.epochs = 300, 3
-    rng = np.random.default_rng(args.seed)
-
-    if args.csv:
-        names, table = read_csv(args.csv, args.reverse)
-        if quick:
-            table = table[-args.days:]
-        source = args.csv
+def load_data(csv_path=None, reverse=False, target="Close", days=1000, seed=0, limit=None):
+    """The windows of 7 days, scaled to [0, 1] by the training period, split in time order:
+    ``splits`` ((x, y) of train, validation and test), and ``info`` (names, target index,
+    scaler, source)."""
+    if csv_path:
+        names, table = read_csv(csv_path, reverse)
+        if limit:
+            table = table[-limit:]
+        source = csv_path
     else:
-        names, table = synthetic_prices(args.days, rng)
-        source = f"{args.days} synthetic trading days"
+        names, table = synthetic_prices(days, np.random.default_rng(seed))
+        source = f"{days} synthetic trading days"
     lowered = [n.lower() for n in names]
-    target = lowered.index(args.target.lower()) if args.target.lower() in lowered else \
-        len(names) - 1
-    print(f"{source}: features {names}, predicting {names[target]!r} from {SEQ_LENGTH} days")
-
+    column = lowered.index(target.lower()) if target.lower() in lowered else len(names) - 1
     # windows first, then a chronological split; the scaler sees the training period only
     windows = len(table) - SEQ_LENGTH
     n_train = windows - int(round(windows * 0.15)) * 2
     scaler = MinMaxScaler().fit(table[:n_train + SEQ_LENGTH])
-    x, y = build_dataset(scaler.transform(table), SEQ_LENGTH, target=target)
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = chronological_split(
-        x.astype(np.float32), y.astype(np.float32), val=0.15, test=0.15)
+    x, y = build_dataset(scaler.transform(table), SEQ_LENGTH, target=column)
+    splits = chronological_split(x.astype(np.float32), y.astype(np.float32), val=0.15,
+                                 test=0.15)
+    return splits, {"names": names, "target": column, "scaler": scaler, "source": source}
 
-    model = Sequential([LSTM(args.hidden, input_shape=(SEQ_LENGTH, len(names)), seed=args.seed),
-                        Dense(1, seed=args.seed + 1)], seed=args.seed)
+
+def build_model(features, hidden=10, seed=0):
+    """The notes' model, compiled: LSTM(hidden) -> Dense(1), MSE, Adam(lr=0.01)."""
+    model = Sequential([LSTM(hidden, input_shape=(SEQ_LENGTH, features), seed=seed),
+                        Dense(1, seed=seed + 1)], seed=seed)
     model.compile(loss="mse", optimizer=functools.partial(optim.Adam, lr=0.01), metrics=["mae"])
-    model.summary()
-    start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                        validation_data=(x_val, y_val), verbose=2)
-    total = time.perf_counter() - start
+    return model
+
+
+def plot(truth, prediction, title, path):
+    """Prediction against truth as a PNG at ``path``; False when matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(9, 4))
+    plt.plot(truth)
+    plt.plot(prediction)
+    plt.legend(["original", "prediction"])
+    plt.title(title)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def main(argv=None):
+    parser = make_parser(__doc__, epochs=60, batch_size=32)
+    parser.add_argument("--csv", help="price table with a header row")
+    parser.add_argument("--target", default="Close", help="column to predict")
+    parser.add_argument("--reverse", action="store_true", help="rows are newest first")
+    parser.add_argument("--hidden", type=int, default=10)
+    parser.add_argument("--days", type=int, default=1000, help="synthetic days")
+    parser.add_argument("--plot", default="stock_forecast.png", help="PNG of the test period")
+    args = parse_args(parser, argv, days=300, epochs=3)
+
+    splits, info = load_data(args.csv, args.reverse, args.target, args.days, args.seed,
+                             limit=args.days if args.quick else None)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits
+    names, target, scaler = info["names"], info["target"], info["scaler"]
+    print(f"{info['source']}: features {names}, predicting {names[target]!r} from "
+          f"{SEQ_LENGTH} days")
+    model = build_model(len(names), args.hidden, args.seed)
+    history = fit_and_report(model, x_train, y_train, args, validation_data=(x_val, y_val),
+                             test=(x_test, y_test),
+                             notes={"loss": "mse of the prices scaled to [0, 1]"})
 
     def prices(scaled):
         return scaler.inverse_transform(scaled, columns=[target])[:, 0]
@@ -127,25 +149,11 @@ def main(argv=None):
     persistence = prices(x_test[:, -1, [target]])
     rmse = np.sqrt(np.mean((prediction - truth) ** 2))
     baseline = np.sqrt(np.mean((persistence - truth) ** 2))
-    print(f"time per epoch: {total / max(len(history['loss']), 1):.3f}s")
-    print(f"test mse (scaled): {model.evaluate(x_test, y_test, verbose=0)[0]:.5f}")
     print(f"test RMSE: {rmse:.3f} (persistence baseline, tomorrow = today: {baseline:.3f})")
-
-    try:
-        import matplotlib
-    except ImportError:
+    if plot(truth, prediction, f"{names[target]}: test period", args.plot):
+        print(f"plot written to {args.plot}")
+    else:
         print("matplotlib is not installed: skipping the plot (pip install matplotlib)")
-        return history
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.figure(figsize=(9, 4))
-    plt.plot(truth)
-    plt.plot(prediction)
-    plt.legend(["original", "prediction"])
-    plt.title(f"{names[target]}: test period")
-    plt.savefig(args.plot, dpi=100)
-    print(f"plot written to {args.plot}")
     return history
 
 

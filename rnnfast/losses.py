@@ -16,6 +16,16 @@ With ``from_logits=False`` (Keras' default) they take probabilities, clipped to
 Targets of shape ``(N,)`` against predictions ``(N, 1)`` are taken as ``(N, 1)`` (as Keras
 does; no silent broadcasting to ``(N, N)``). ``backward()`` differentiates the last forward;
 its result has y_pred's dtype.
+
+Weights and masks (Keras' rules): every loss first gives one value per sample (per step for
+sequences), over y_pred's last axis: ``y_pred.shape[:-1]`` (a 1-D y_pred: one value per
+element). ``sample_weight`` (shape ``(B,)``, ``(B, T)``, ... a leading part of that shape,
+optionally with a trailing axis of 1; or a scalar) multiplies them, and the result is their
+sum divided by their number (Keras' ``"sum_over_batch_size"``: a weight of 0 still counts in
+the denominator). ``mask`` (booleans of such a shape, True for real entries, e.g. the steps of
+a padded sequence) drops the masked entries and averages over the real ones only:
+``sum(w * loss * mask) / sum(mask)`` (0 when nothing is real), as Keras does with the mask a
+padded ``Embedding(mask_zero=True)`` puts on a many-to-many output.
 """
 import numpy as np
 
@@ -70,19 +80,71 @@ def _mean(values):
     return float(np.mean(values, dtype=np.float64))
 
 
+def _loss_weights(sample_weight, mask, shape):
+    """One float64 weight per value of a loss of ``shape`` (None: all 1), from Keras'
+    ``sample_weight`` and ``mask`` (the mask scaled by ``size / number of real entries``, so
+    that dividing by the number of values averages over the real ones)."""
+    weights = None
+    if sample_weight is not None:
+        weights = _weight_array(sample_weight, "sample_weight", shape)
+        if not np.all(np.isfinite(weights)):
+            raise ValueError("sample_weight: expected finite weights, got inf or nan")
+    if mask is not None:
+        m = _weight_array(mask, "mask", shape)
+        valid = m.sum()
+        m = m * (m.size / valid) if valid else m
+        weights = m if weights is None else weights * m
+    return weights
+
+
+def _weight_array(value, name, shape):
+    """``value`` as float64 weights of ``shape``: its shape must be a leading part of
+    ``shape`` (optionally with a trailing axis of 1); it is repeated over the other axes."""
+    arr = _as_array(value)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected a numeric or boolean array, got dtype {arr.dtype}")
+    if arr.ndim and arr.shape[-1] == 1 and arr.shape[:-1] == shape[:arr.ndim - 1] and \
+            arr.shape != shape[:arr.ndim]:
+        arr = arr[..., 0]
+    if arr.shape != shape[:arr.ndim]:
+        raise ValueError(f"{name}: expected a shape that {shape} (one loss value per sample"
+                         f"{' and step' if len(shape) > 1 else ''}) starts with, got {arr.shape}")
+    arr = arr.astype(np.float64).reshape(arr.shape + (1,) * (len(shape) - arr.ndim))
+    return np.broadcast_to(arr, shape)
+
+
 class Loss:
-    """Base of the losses: ``loss(y_true, y_pred)`` is ``loss.forward(y_true, y_pred)``."""
+    """Base of the losses: ``loss(y_true, y_pred, sample_weight=None, mask=None)`` is
+    ``loss.forward(...)``."""
+
+    #: True when ``_compute`` gives one value per element of y_pred (MSE, MAE, binary
+    #: cross-entropy), which Keras averages over the last axis; False for one value per
+    #: sample (the categorical cross-entropies).
+    elementwise = False
 
     def __init__(self):
         self._grad = None
 
-    def __call__(self, y_true, y_pred):
-        return self.forward(y_true, y_pred)
+    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+        return self.forward(y_true, y_pred, sample_weight, mask)
 
-    def forward(self, y_true, y_pred):
-        """The mean loss (a Python float); keeps its gradient for ``backward``."""
+    def forward(self, y_true, y_pred, sample_weight=None, mask=None):
+        """The mean loss (a Python float), weighted by ``sample_weight`` and restricted to the
+        real entries of ``mask`` (see the module's docstring); keeps its gradient for
+        ``backward``."""
         y_pred = _predictions(y_pred)
-        value, grad = self._compute(y_true, y_pred)
+        values, grad = self._compute(y_true, y_pred)
+        if sample_weight is None and mask is None:
+            value, grad = _mean(values), grad / values.size
+        else:
+            per_sample = self.elementwise and y_pred.ndim >= 2
+            shape = y_pred.shape[:-1] if per_sample else values.shape
+            weights = _loss_weights(sample_weight, mask, shape)
+            if per_sample:
+                values = values.mean(axis=-1, dtype=np.float64)
+            scale = weights / (values.size * (y_pred.shape[-1] if per_sample else 1))
+            value = float(np.sum(values * weights, dtype=np.float64) / values.size)
+            grad = grad * scale.reshape(scale.shape + (1,) * (grad.ndim - scale.ndim))
         self._grad = grad.astype(y_pred.dtype, copy=False)
         return value
 
@@ -122,14 +184,13 @@ class CategoricalCrossentropy(_Crossentropy):
 
     def _compute(self, y_true, y_pred):
         t = _dense_targets(y_true, y_pred)
-        n = y_pred.size // y_pred.shape[-1]
         if self.from_logits:
             log_p = _log_softmax(y_pred)
             losses = -(t * log_p).sum(axis=-1)
             grad = np.exp(log_p) * t.sum(axis=-1, keepdims=True) - t
         else:
             losses, grad = _categorical_from_probabilities(t, y_pred)
-        return _mean(losses), grad / n
+        return losses, grad
 
 
 class SparseCategoricalCrossentropy(_Crossentropy):
@@ -154,18 +215,19 @@ class SparseCategoricalCrossentropy(_Crossentropy):
         idx = idx.astype(np.int64)
         onehot = np.zeros_like(y_pred)
         np.put_along_axis(onehot, idx[..., None], 1, axis=-1)
-        n = max(idx.size, 1)
         if self.from_logits:
             log_p = _log_softmax(y_pred)
-            losses = -np.take_along_axis(log_p, idx[..., None], axis=-1)
+            losses = -np.take_along_axis(log_p, idx[..., None], axis=-1)[..., 0]
             grad = np.exp(log_p) - onehot
         else:
             losses, grad = _categorical_from_probabilities(onehot, y_pred)
-        return _mean(losses), grad / n
+        return losses, grad
 
 
 class BinaryCrossentropy(_Crossentropy):
     """Element-wise binary cross-entropy, mean over all elements."""
+
+    elementwise = True
 
     def _compute(self, y_true, y_pred):
         t = _dense_targets(y_true, y_pred)
@@ -178,23 +240,27 @@ class BinaryCrossentropy(_Crossentropy):
             p = np.clip(y_pred, EPSILON, 1 - EPSILON)
             losses = -(t * np.log(p) + (1 - t) * np.log(1 - p))
             grad = np.where(inside, (p - t) / (p * (1 - p)), 0)
-        return _mean(losses), grad / y_pred.size
+        return losses, grad
 
 
 class MeanSquaredError(Loss):
     """mean((y_pred - y_true) ** 2) over all elements."""
 
+    elementwise = True
+
     def _compute(self, y_true, y_pred):
         diff = y_pred - _dense_targets(y_true, y_pred)
-        return _mean(diff * diff), 2 * diff / diff.size
+        return diff * diff, 2 * diff
 
 
 class MeanAbsoluteError(Loss):
     """mean(|y_pred - y_true|) over all elements (gradient 0 where they are equal)."""
 
+    elementwise = True
+
     def _compute(self, y_true, y_pred):
         diff = y_pred - _dense_targets(y_true, y_pred)
-        return _mean(np.abs(diff)), np.sign(diff) / diff.size
+        return np.abs(diff), np.sign(diff)
 
 
 _NAMES = {

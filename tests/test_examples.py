@@ -1,6 +1,7 @@
 """The seed workflows in examples/ run end to end (``python examples/<name>.py --quick``), on
 their synthetic data and on small files given the way a user gives their own."""
 import pathlib
+import struct
 import subprocess
 import sys
 
@@ -60,14 +61,16 @@ def test_imdb_sentiment_synthetic_and_text_file(tmp_path):
 
 
 def test_stock_forecast_synthetic_and_csv(tmp_path):
-    out = run("stock_forecast.py", "--plot", str(tmp_path / "plot.png"), cwd=tmp_path)
+    png = tmp_path / "plot.png"
+    out = run("stock_forecast.py", "--plot", str(png), cwd=tmp_path)
     check_epochs(out, 3)
     assert "test RMSE: " in out and "persistence baseline" in out
-    try:
-        import matplotlib  # noqa: F401
-        assert (tmp_path / "plot.png").exists()
-    except ImportError:
-        assert "matplotlib is not installed: skipping the plot" in out
+    # matplotlib is a test dependency ([test] extra): the plot must be a real PNG
+    assert f"plot written to {png}" in out, out
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert struct.unpack(">II", data[16:24]) == (900, 400)  # figsize (9, 4) at 100 dpi
+    assert len(data) > 10_000 and data[-8:-4] == b"IEND"
     days = np.arange(120)
     close = 100 + 10 * np.sin(days / 5)
     rows = ["Date,Open,High,Low,Volume,Close"] + [

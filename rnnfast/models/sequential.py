@@ -15,7 +15,10 @@ ones. Inputs are batch-first, as in Keras.
 
 The padding mask of ``Embedding(mask_zero=True)`` flows through Dropout, Dense, activations,
 LayerNorm and TimeDistributed to the next recurrent layer, which then stops at each row's last
-token; other layers (Conv1D, pooling, Flatten) cannot take a mask and say so.
+token; other layers (Conv1D, pooling, Flatten) cannot take a mask and say so. When it reaches
+the output (``return_sequences=True`` and per-step layers after it), ``output_mask`` holds it
+after each forward, and ``fit`` / ``evaluate`` average the loss and the metrics over the real
+steps only (Keras' masked loss); ``sample_weight`` weights samples or steps as in Keras.
 
 A Sequential is itself an ``rnnfast.nn.Module``: ``forward`` / ``backward`` /
 ``parameters()`` / ``state_dict()`` work as for any layer (names ``<layer name>.<param>``).
@@ -73,6 +76,7 @@ class Sequential(Module):
         self.built = False
         self.rng = make_rng(seed)
         self.stop_training = False
+        self.output_mask = None
         self.loss = None
         self.optimizer = None
         self.metrics = []
@@ -182,6 +186,7 @@ class Sequential(Module):
         if not self.layers:
             raise ValueError("Sequential: the model has no layers")
         out, mask = x, None
+        self.output_mask = None
         for i, (name, layer) in enumerate(zip(self.layer_names, self.layers)):
             shape = getattr(out, "shape", None)
             try:
@@ -190,6 +195,8 @@ class Sequential(Module):
                 kind = TypeError if isinstance(exc, TypeError) else ValueError
                 raise kind(f"layer {i} '{name}' ({type(layer).__name__}), input of shape "
                            f"{shape}: {exc}") from exc
+        if mask is not None and mask.shape == out.shape[:mask.ndim] and out.ndim > mask.ndim:
+            self.output_mask = mask
         return out
 
     def backward(self, dy):
@@ -361,21 +368,31 @@ class Sequential(Module):
                                "model.compile(optimizer, loss).")
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            sample_weight=None):
         """Train for ``epochs`` passes over ``(x, y)`` in batches of ``batch_size`` (32);
         returns a History (a dict of per-epoch lists: ``loss``, metrics, ``val_*``).
         ``verbose``: 0 silent, 1 (``"auto"``) a progress bar on a terminal and a line per
         epoch, 2 a line per epoch. Ctrl-C stops after the current batch, keeping the weights
-        (a second Ctrl-C interrupts at once)."""
+        (a second Ctrl-C interrupts at once).
+
+        ``sample_weight``: Keras' per-sample weights, shape ``(N,)``, or ``(N, T)`` per step
+        for a model with one output per step (a padded many-to-many model: 0 on the padded
+        steps); ``validation_data`` may then be ``(x_val, y_val, sample_weight_val)``, and
+        ``validation_split`` splits the weights too. A padding mask that reaches the output
+        (``Embedding(mask_zero=True)``) is applied without them."""
         self._require_compiled()
         return training.fit(self, x, y, batch_size, epochs, verbose, callbacks,
-                            validation_split, validation_data, shuffle, initial_epoch)
+                            validation_split, validation_data, shuffle, initial_epoch,
+                            sample_weight)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False,
+                 sample_weight=None):
         """The loss (and metrics) over ``(x, y)``: a float without metrics, else
-        ``[loss, metric, ...]`` (a dict with ``return_dict``)."""
+        ``[loss, metric, ...]`` (a dict with ``return_dict``); ``sample_weight`` as in
+        ``fit``."""
         self._require_compiled()
-        return training.evaluate(self, x, y, batch_size, verbose, return_dict)
+        return training.evaluate(self, x, y, batch_size, verbose, return_dict, sample_weight)
 
     def predict(self, x, batch_size=None, verbose=0):
         """The model's outputs for ``x``, in inference mode, in batches of ``batch_size``."""
@@ -383,7 +400,16 @@ class Sequential(Module):
 
     # summary / saving ---------------------------------------------------------------------
     def summary(self, line_length=65, print_fn=None):
-        """Print Keras' table of layers, output shapes and parameter counts."""
+        """Print Keras' table of layers, output shapes and parameter counts.
+
+        The counts are those of rnnfast's parameters, which keep PyTorch's layout: its
+        recurrent layers have two bias vectors (``b_ih`` and ``b_hh``) where Keras' SimpleRNN
+        and LSTM (and GRU with ``reset_after=False``) have one, so each such layer counts
+        ``gates * units`` more per direction than Keras' table: ``LSTM(100)`` on 100 features
+        has 80,800 parameters here and 80,400 in Keras, ``SimpleRNN(units)`` ``units`` more,
+        ``GRU(units)`` with ``reset_after=True`` (Keras' default, which has two biases too) the
+        same. The model computes the same functions: Keras' weights load with their bias in
+        ``b_ih`` and ``b_hh = 0`` (``rnnfast.models.set_keras_weights``)."""
         if not self.built:
             if self._declared_input() is None:
                 raise ValueError("This model has not yet been built. Build the model first by "

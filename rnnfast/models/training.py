@@ -2,6 +2,14 @@
 the training step (forward, loss, backward, clipping, optimiser step), metrics, progress
 output, callbacks and Ctrl-C.
 
+Sample weights and masks follow Keras: ``sample_weight`` (one row per sample: ``(N,)``, or
+``(N, T)`` for a model with one output per step) weights the loss as ``rnnfast.losses`` says,
+and the metrics as weighted means ``sum(w * value) / sum(w)``. When the padding mask of an
+``Embedding(mask_zero=True)`` reaches the model's output (a many-to-many model), the loss is
+averaged over the real steps only and the metrics ignore the padded ones (the mask multiplies
+the sample weights). The epoch's loss is the mean of the batch losses, each weighted by its
+number of samples.
+
 Ctrl-C during ``fit`` (in the main thread) is deferred: the current batch finishes, training
 stops there and ``fit`` returns the history of the completed epochs (``history.interrupted``
 is True) with the weights of the last completed batch. A second Ctrl-C interrupts at once
@@ -60,6 +68,37 @@ def _data(model, x, y, name="x", yname="y"):
     return x, _targets(y, len(x), yname)
 
 
+def _sample_weights(w, n, name="sample_weight"):
+    """None, or the weights as an array with one row per sample."""
+    if w is None:
+        return None
+    if hasattr(w, "detach") and hasattr(w, "numpy"):
+        w = w.detach().cpu().numpy()
+    arr = np.asarray(w)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected numeric weights, got dtype {arr.dtype}")
+    if arr.ndim < 1 or len(arr) != n:
+        raise ValueError(f"{name}: expected {n} rows (one per sample of x), got shape "
+                         f"{arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected finite weights, got inf or nan")
+    return arr
+
+
+def check_sample_weights(model, w, name="sample_weight"):
+    """``w`` checked against the model's output: its shape must start the shape of the
+    per-sample losses, ``(N,) + output_shape[1:-1]``; a trailing axis of 1 beyond it is
+    dropped."""
+    if w is None or model.output_shape is None:
+        return w
+    out = tuple(model.output_shape[1:])
+    shape = (len(w),) + (out[:-1] if out else ())
+    losses._weight_array(w, name, shape)  # raises with the expected shape
+    if w.ndim > 1 and w.shape[-1] == 1 and w.shape != shape[:w.ndim]:
+        w = w[..., 0]
+    return w
+
+
 def _loss_name(loss):
     return type(loss).__name__
 
@@ -110,27 +149,31 @@ def _check_inputs(model, x):
         model.output_shapes = [(None,) + tuple(s) for s in shapes]
 
 
-def _split_validation(x, y, validation_split, validation_data, model):
+def _split_validation(x, y, w, validation_split, validation_data, model):
     if validation_data is not None:
         if validation_split:
             raise ValueError("validation_split, validation_data: give at most one of them")
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data: expected a tuple (x_val, y_val)")
-        xv, yv = _data(model, *validation_data, name="validation_data[0]",
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, "
+                             "sample_weight_val)")
+        xv, yv = _data(model, *validation_data[:2], name="validation_data[0]",
                        yname="validation_data[1]")
-        return x, y, (xv, yv)
+        wv = _sample_weights(validation_data[2] if len(validation_data) == 3 else None,
+                             len(xv), "validation_data[2]")
+        return x, y, w, (xv, yv, wv)
     if isinstance(validation_split, bool) or \
             not isinstance(validation_split, (int, float, np.floating)) or \
             not 0 <= validation_split < 1:
         raise ValueError(f"validation_split: expected a fraction in [0, 1), got "
                          f"{validation_split!r}")
     if not validation_split:
-        return x, y, None
+        return x, y, w, None
     split = int(len(x) * (1 - validation_split))  # Keras: the last samples, before shuffling
     if split < 1 or split >= len(x):
         raise ValueError(f"validation_split: {validation_split} of {len(x)} samples leaves no "
                          "training or no validation samples")
-    return x[:split], y[:split], (x[split:], y[split:])
+    wt, wv = (None, None) if w is None else (w[:split], w[split:])
+    return x[:split], y[:split], wt, (x[split:], y[split:], wv)
 
 
 # one step -----------------------------------------------------------------------------------
@@ -147,39 +190,77 @@ def _clip(model):
         optim.clip_grad_value_(params, model.clip["clipvalue"])
 
 
-def _metric_values(model, y, out):
-    return [float(np.mean(fn(y, out))) for _, fn in model.metrics]
+def _metric_weights(w, mask):
+    """The weights of the metrics' values: the sample weights times the output's mask (None:
+    unweighted)."""
+    if mask is None:
+        return None if w is None else w.astype(np.float64)
+    m = mask.astype(np.float64)
+    if w is None:
+        return m
+    w = w.astype(np.float64)
+    if w.ndim < m.ndim:
+        w = w.reshape(w.shape + (1,) * (m.ndim - w.ndim))
+    return w * m
 
 
-def train_step(model, xb, yb):
-    """One optimiser step on a batch; returns the loss and metric values before the step."""
+def _metric_sums(model, y, out, weights):
+    """``(sum, count)`` of each metric over the batch: ``mean(value) * n, n`` unweighted, else
+    ``sum(w * value), sum(w)`` (values averaged over the axes the weights do not have)."""
+    sums = []
+    for name, fn in model.metrics:
+        values = np.asarray(fn(y, out), dtype=np.float64)
+        if weights is None:
+            sums.append((float(np.mean(values)) * len(out), len(out)))
+            continue
+        if values.shape[:weights.ndim] != weights.shape:
+            raise ValueError(f"metrics: {name!r} gives values of shape {values.shape}, which "
+                             f"the sample weights / mask of shape {weights.shape} cannot weight")
+        if values.ndim > weights.ndim:
+            values = values.mean(axis=tuple(range(weights.ndim, values.ndim)))
+        sums.append((float(np.sum(values * weights)), float(np.sum(weights))))
+    return sums
+
+
+def _batch_loss(model, yb, out, wb):
+    if wb is None and model.output_mask is None:  # also a Loss subclass with forward(y, p)
+        return model.loss.forward(yb, out)
+    return model.loss.forward(yb, out, sample_weight=wb, mask=model.output_mask)
+
+
+def train_step(model, xb, yb, wb=None):
+    """One optimiser step on a batch (``wb``: its sample weights or None); returns the loss
+    and the metrics' ``(sum, count)`` pairs before the step."""
     model.train()
     out = model.forward(xb)
-    loss_value = model.loss.forward(yb, out)
+    loss_value = _batch_loss(model, yb, out, wb)
     grad = model.loss.backward()
     model.zero_grad()
     model.backward(grad)
     _clip(model)
     model.optimizer.step()
-    return loss_value, _metric_values(model, yb, out)
+    return loss_value, _metric_sums(model, yb, out, _metric_weights(wb, model.output_mask))
 
 
 class _Means:
-    """Running sample-weighted means of the loss and metrics."""
+    """Running means of the loss (each batch weighted by its samples) and of the metrics
+    (sums of weighted values over sums of weights)."""
 
     def __init__(self, names):
         self.names = names
         self.sums = np.zeros(len(names))
-        self.count = 0
+        self.counts = np.zeros(len(names))
 
-    def add(self, values, n):
-        self.sums += np.asarray(values, dtype=np.float64) * n
-        self.count += n
+    def add(self, loss_value, n, metric_sums):
+        pairs = [(loss_value * n, n)] + list(metric_sums)
+        self.sums += np.array([p[0] for p in pairs], dtype=np.float64)
+        self.counts += np.array([p[1] for p in pairs], dtype=np.float64)
 
     def logs(self, prefix=""):
-        if not self.count:
+        if not self.counts[0]:
             return {}
-        return {prefix + k: float(v / self.count) for k, v in zip(self.names, self.sums)}
+        return {prefix + k: float(v / c) if c else 0.0
+                for k, v, c in zip(self.names, self.sums, self.counts)}
 
 
 # Ctrl-C -------------------------------------------------------------------------------------
@@ -217,19 +298,22 @@ def _epoch_line(epoch, epochs, seconds, steps, logs):
 
 
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-        shuffle, initial_epoch):
+        shuffle, initial_epoch, sample_weight=None):
     x, y = _data(model, x, y)
+    w = _sample_weights(sample_weight, len(x))
     batch_size = _int_arg(batch_size, "batch_size", 1, default=32)
     epochs = _int_arg(epochs, "epochs", 0)
     initial_epoch = _int_arg(initial_epoch, "initial_epoch", 0)
     verbose = _verbosity(verbose)
-    x, y, val = _split_validation(x, y, validation_split, validation_data, model)
+    x, y, w, val = _split_validation(x, y, w, validation_split, validation_data, model)
     if len(x) == 0:
         raise ValueError("x: expected at least one training sample, got 0")
     _check_inputs(model, x)
     check_targets(model, y)
+    w = check_sample_weights(model, w)
     if val is not None:
         check_targets(model, val[1], "validation y")
+        val = val[:2] + (check_sample_weights(model, val[2], "validation sample_weight"),)
     n = len(x)
     steps = -(-n // batch_size)
     names = ["loss"] + [name for name, _ in model.metrics]
@@ -257,9 +341,10 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                     cbs.call("on_train_batch_begin", b, means.logs())
                     idx = order[b * batch_size:(b + 1) * batch_size]
                     position["in_step"] = True
-                    loss_value, values = train_step(model, x[idx], y[idx])
+                    loss_value, sums = train_step(model, x[idx], y[idx],
+                                                  None if w is None else w[idx])
                     position["in_step"] = False
-                    means.add([loss_value] + values, len(idx))
+                    means.add(loss_value, len(idx), sums)
                     logs = means.logs()
                     cbs.call("on_train_batch_end", b, logs)
                     bar.update(b + 1, list(logs.items()))
@@ -300,29 +385,33 @@ def _batches(n, batch_size):
         yield slice(start, min(start + batch_size, n))
 
 
-def _evaluate_arrays(model, x, y, batch_size, prefix="", bar=None):
+def _evaluate_arrays(model, x, y, w, batch_size, prefix="", bar=None):
     names = ["loss"] + [name for name, _ in model.metrics]
     means = _Means(names)
     model.eval()
     for b, sl in enumerate(_batches(len(x), batch_size)):
         out = model.forward(x[sl])
-        loss_value = model.loss.forward(y[sl], out)
-        means.add([loss_value] + _metric_values(model, y[sl], out), sl.stop - sl.start)
+        wb = None if w is None else w[sl]
+        loss_value = _batch_loss(model, y[sl], out, wb)
+        means.add(loss_value, sl.stop - sl.start,
+                  _metric_sums(model, y[sl], out, _metric_weights(wb, model.output_mask)))
         if bar is not None:
             bar.update(b + 1, list(means.logs().items()))
     return means.logs(prefix)
 
 
-def evaluate(model, x, y, batch_size, verbose, return_dict):
+def evaluate(model, x, y, batch_size, verbose, return_dict, sample_weight=None):
     x, y = _data(model, x, y)
+    w = _sample_weights(sample_weight, len(x))
     batch_size = _int_arg(batch_size, "batch_size", 1, default=32)
     verbose = _verbosity(verbose)
     if len(x) == 0:
         raise ValueError("x: expected at least one sample, got 0")
     _check_inputs(model, x)
     check_targets(model, y)
+    w = check_sample_weights(model, w)
     bar = Progbar(-(-len(x) // batch_size), enabled=None if verbose else False)
-    logs = _evaluate_arrays(model, x, y, batch_size, bar=bar)
+    logs = _evaluate_arrays(model, x, y, w, batch_size, bar=bar)
     bar.finish(list(logs.items()))
     if return_dict:
         return logs

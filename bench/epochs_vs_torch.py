@@ -1,0 +1,369 @@
+"""Time per epoch of the seed examples' models: rnnfast against the same model in PyTorch CPU.
+
+For each of the four seed examples of ``examples/`` (``reuters_topics``, ``imdb_sentiment``,
+``stock_forecast``, ``char_rnn``) it takes the example's data (its ``load_data``, default sizes)
+and model (its ``build_model``: a compiled ``Sequential``), and writes the same model in plain
+PyTorch (``torch.nn.Embedding``, ``LSTM``, ``Conv1d``, ``MaxPool1d``, ``Dropout``, ``Linear``),
+starting from the same weights, with the same optimiser and settings (Adam with the
+example's learning rate and epsilon), the same gradient clipping (Keras' ``clipnorm``: each
+gradient's norm), the same loss (PyTorch's fused form on logits), batch size and per-epoch
+shuffling (the very order ``fit`` draws), and per-batch loss and metric bookkeeping as ``fit``
+does. Both train for
+``--epochs`` epochs, interleaved (an rnnfast epoch, then a PyTorch epoch, ...) so that a busy
+machine slows both alike, with the same thread count (``rnnfast.set_num_threads`` and
+``torch.set_num_threads``, default 2).
+
+An epoch's time covers its training batches (data indexing, forward, loss, backward, clipping,
+optimiser step, metrics), not the evaluation after it. The table gives the mean over the
+epochs after the first (which carries one-time costs on both sides; with one epoch, that one;
+every epoch's time is printed above the table), the ratio ``torch / rnnfast`` (above 1:
+rnnfast is faster), each side's loss of its last epoch, and its metric on the example's test
+set after training (accuracy, or the MAE of the scaled prices; char_rnn has no test set: its
+last epoch's training accuracy). The two start from the same weights (checked: the same
+outputs before training) and see the same batches, so their losses agree up to float32
+rounding, which grows over the steps (and the IMDB model's dropout masks differ); in float64
+they agree to 1e-12 (``tests/test_bench_epochs.py``).
+
+    python bench/epochs_vs_torch.py                    # 2 epochs each, 2 threads (~2-3 min)
+    python bench/epochs_vs_torch.py --quick            # small data, 1 epoch (seconds)
+    python bench/epochs_vs_torch.py --examples imdb_sentiment char_rnn --epochs 3
+
+Needs ``torch==2.13.0`` (the ``[bench]`` extra). A busy machine (see the load average in the
+header) stretches every time.
+"""
+import argparse
+import copy
+import sys
+import time
+
+import numpy as np
+
+import _env
+
+_env.use_inplace_build()
+EXAMPLES_DIR = _env.REPO_ROOT / "examples"
+sys.path.insert(0, str(EXAMPLES_DIR))
+
+import rnnfast  # noqa: E402
+import torch  # noqa: E402
+from _common import EpochTimer  # noqa: E402
+from rnnfast import optim as rn_optim  # noqa: E402
+
+NAMES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn"]
+
+
+# PyTorch twins of the examples' models ----------------------------------------------------------
+class LastStepClassifier(torch.nn.Module):
+    """Embedding -> LSTM (last state) -> Linear logits: the Reuters and Char-RNN models."""
+
+    def __init__(self, vocab, embedding_dim, hidden, outputs):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, embedding_dim)
+        self.lstm = torch.nn.LSTM(embedding_dim, hidden, batch_first=True)
+        self.dense = torch.nn.Linear(hidden, outputs)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(self.embedding(x))
+        return self.dense(h_n[-1])
+
+
+class ConvLSTMClassifier(torch.nn.Module):
+    """Embedding -> Dropout -> Conv1d + ReLU -> MaxPool1d -> LSTM -> Linear logit (IMDB)."""
+
+    def __init__(self, vocab, embedding_dim, filters, kernel, pool, hidden, dropout):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, embedding_dim)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.conv = torch.nn.Conv1d(embedding_dim, filters, kernel)
+        self.pool = torch.nn.MaxPool1d(pool)
+        self.lstm = torch.nn.LSTM(filters, hidden, batch_first=True)
+        self.dense = torch.nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        e = self.dropout(self.embedding(x)).transpose(1, 2)  # channels first for Conv1d
+        c = self.pool(torch.relu(self.conv(e))).transpose(1, 2)
+        _, (h_n, _) = self.lstm(c)
+        return self.dense(h_n[-1])[:, 0]
+
+
+class Forecaster(torch.nn.Module):
+    """LSTM (last state) -> Linear: the stock model."""
+
+    def __init__(self, features, hidden):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(features, hidden, batch_first=True)
+        self.dense = torch.nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(x)
+        return self.dense(h_n[-1])
+
+
+def _copy(torch_module, arrays):
+    """Load rnnfast arrays (PyTorch's names and layouts) into a torch module."""
+    torch_module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+
+
+def copy_weights(rn_model, tmodel):
+    """The rnnfast model's initial weights into its PyTorch twin, layer by layer."""
+    targets = {"embedding": getattr(tmodel, "embedding", None), "lstm": tmodel.lstm,
+               "dense": tmodel.dense, "conv1d": getattr(tmodel, "conv", None)}
+    for name, layer in zip(rn_model.layer_names, rn_model.layers):
+        if not layer.parameters():
+            continue
+        source = layer.rnn if name == "lstm" else layer
+        _copy(targets[name], source.state_dict())
+
+
+# the four cases ---------------------------------------------------------------------------------
+class Case:
+    """One example: its data, its rnnfast model, its PyTorch twin and how to score them."""
+
+    metric = "accuracy"
+
+    def __init__(self, module, quick, seed):
+        self.module = module
+        self.seed = seed
+        self.load(quick)
+
+    def tensors(self, x, y):
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+
+    def torch_loss(self, out, y):
+        return torch.nn.functional.cross_entropy(out, y)
+
+    def torch_metric(self, out, y):
+        return (out.argmax(dim=1) == y).float()
+
+    def torch_predict(self, out):
+        """What the rnnfast model outputs (its last activation) from the twin's logits."""
+        return torch.softmax(out, dim=1)
+
+
+class Reuters(Case):
+    def load(self, quick):
+        (self.x, self.y), (self.xt, self.yt), self.categories, _ = self.module.load_data(
+            samples=200 if quick else 5000, seed=self.seed)
+        self.model = self.module.build_model(self.categories, seed=self.seed)
+        self.twin = LastStepClassifier(self.module.NUM_WORDS, 100, 100, self.categories)
+        self.batch_size = 100
+
+    def tensors(self, x, y):  # one-hot labels: PyTorch takes class indices
+        return torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.argmax(axis=1))
+
+
+class IMDB(Case):
+    def load(self, quick):
+        (self.x, self.y), (self.xt, self.yt), _ = self.module.load_data(
+            samples=200 if quick else 8000, seed=self.seed)
+        self.model = self.module.build_model(self.seed)
+        self.twin = ConvLSTMClassifier(self.module.NUM_WORDS, 100, 64, 5, 4, 55, 0.5)
+        self.batch_size = 100
+
+    def tensors(self, x, y):
+        return torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.float32))
+
+    def torch_loss(self, out, y):
+        return torch.nn.functional.binary_cross_entropy_with_logits(out, y)
+
+    def torch_metric(self, out, y):
+        return ((out > 0) == (y > 0.5)).float()
+
+    def torch_predict(self, out):
+        return torch.sigmoid(out)[:, None]
+
+
+class Stock(Case):
+    metric = "mae"
+
+    def load(self, quick):
+        splits, info = self.module.load_data(days=300 if quick else 1000, seed=self.seed)
+        (self.x, self.y), _, (self.xt, self.yt) = splits
+        features = len(info["names"])
+        self.model = self.module.build_model(features, seed=self.seed)
+        self.twin = Forecaster(features, 10)
+        self.batch_size = 32
+
+    def torch_loss(self, out, y):
+        return torch.nn.functional.mse_loss(out, y)
+
+    def torch_metric(self, out, y):
+        return (out - y).abs()[:, 0]
+
+    def torch_predict(self, out):
+        return out
+
+
+class CharRNN(Case):
+    def load(self, quick):
+        (self.x, self.y), tokenizer, _, _ = self.module.load_data(
+            sentences=20 if quick else 400, seed=self.seed)
+        vocab = len(tokenizer.word_index) + 1
+        self.xt = self.yt = None
+        self.model = self.module.build_model(vocab, 32, seed=self.seed)
+        self.twin = LastStepClassifier(vocab, 32, 128, vocab)
+        self.batch_size = 128
+
+    def tensors(self, x, y):
+        return torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
+
+
+CASES = {"reuters_topics": Reuters, "imdb_sentiment": IMDB, "stock_forecast": Stock,
+         "char_rnn": CharRNN}
+
+
+# training -----------------------------------------------------------------------------------------
+def torch_optimizer(rn_model, tmodel):
+    """The rnnfast model's Adam (its learning rate, betas, epsilon) for the PyTorch twin."""
+    rn_model._ensure_optimizer()
+    opt = rn_model.optimizer
+    if type(opt) is not rn_optim.Adam:
+        raise TypeError(f"expected the examples to train with Adam, got {type(opt).__name__}")
+    g = opt.param_groups[0]
+    return torch.optim.Adam(tmodel.parameters(), lr=g["lr"], betas=g["betas"], eps=g["eps"])
+
+
+def check_twin(case, rn, tmodel, x):
+    """The twin computes the rnnfast model's function: same outputs on a few samples, in
+    inference mode, before training (float32: within 1e-4)."""
+    tmodel.eval()
+    with torch.no_grad():
+        theirs = case.torch_predict(tmodel(x[:16])).numpy()
+    ours = rn.predict(case.x[:16])
+    error = float(np.abs(ours - theirs).max())
+    if not error <= 1e-4:
+        raise AssertionError(f"{type(case).__name__}: the PyTorch twin's outputs differ from "
+                             f"rnnfast's by {error:.2e} before training")
+    return error
+
+
+def torch_epoch(case, tmodel, opt, x, y, clipnorm, order):
+    """One epoch like ``fit``'s, over the samples in ``order``; returns (seconds, mean loss,
+    mean metric)."""
+    tmodel.train()
+    params = [p for p in tmodel.parameters() if p.requires_grad]
+    n, bs = len(x), case.batch_size
+    start = time.perf_counter()
+    order = torch.from_numpy(order)
+    loss_sum = metric_sum = 0.0
+    for b in range(0, n, bs):
+        idx = order[b:b + bs]
+        xb, yb = x[idx], y[idx]
+        out = tmodel(xb)
+        loss = case.torch_loss(out, yb)
+        opt.zero_grad()
+        loss.backward()
+        if clipnorm:
+            for p in params:
+                torch.nn.utils.clip_grad_norm_([p], clipnorm)
+        opt.step()
+        loss_sum += loss.item() * len(idx)
+        with torch.no_grad():
+            metric_sum += case.torch_metric(out, yb).sum().item()
+    return time.perf_counter() - start, loss_sum / n, metric_sum / n
+
+
+def torch_score(case, tmodel, x, y):
+    tmodel.eval()
+    total = 0.0
+    with torch.no_grad():
+        for b in range(0, len(x), case.batch_size):
+            total += case.torch_metric(tmodel(x[b:b + case.batch_size]),
+                                       y[b:b + case.batch_size]).sum().item()
+    return total / len(x)
+
+
+def steady(times):
+    """Seconds per epoch: the mean of the epochs after the first (the only one if alone)."""
+    return float(np.mean(times[1:] if len(times) > 1 else times))
+
+
+def run_case(name, epochs, quick, seed):
+    case = CASES[name](__import__(name), quick, seed)
+    rn = case.model
+    rn.build((None,) + case.x.shape[1:], case.x.dtype)
+    torch.manual_seed(seed)
+    tmodel = case.twin
+    copy_weights(rn, tmodel)
+    opt = torch_optimizer(rn, tmodel)
+    clipnorm = rn.clip["clipnorm"]
+    x, y = case.tensors(case.x, case.y)
+    check_twin(case, rn, tmodel, x)
+    timer = EpochTimer()
+    rn_history, torch_times, torch_logs = {}, [], []
+    for _ in range(epochs):
+        order = copy.deepcopy(rn.rng).permutation(len(case.x))  # the order fit will draw
+        history = rn.fit(case.x, case.y, batch_size=case.batch_size, epochs=1, verbose=0,
+                         callbacks=[timer])
+        for key, values in history.items():
+            rn_history.setdefault(key, []).extend(values)
+        seconds, loss, metric = torch_epoch(case, tmodel, opt, x, y, clipnorm, order)
+        torch_times.append(seconds)
+        torch_logs.append((loss, metric))
+    if case.xt is not None:
+        rn_metric = rn.evaluate(case.xt, case.yt, batch_size=case.batch_size, verbose=0,
+                                return_dict=True)[case.metric]
+        torch_metric = torch_score(case, tmodel, *case.tensors(case.xt, case.yt))
+        where = f"test {case.metric}"
+    else:
+        rn_metric, torch_metric = rn_history[case.metric][-1], torch_logs[-1][1]
+        where = f"train {case.metric}"
+    return {"example": name, "samples": len(case.x), "sample_shape": case.x.shape[1:],
+            "batch": case.batch_size, "rnnfast_s": steady(timer.times),
+            "torch_s": steady(torch_times), "rnnfast_loss": rn_history["loss"][-1],
+            "torch_loss": torch_logs[-1][0], "rnnfast_metric": rn_metric,
+            "torch_metric": torch_metric, "metric": where,
+            "rnnfast_epochs": timer.times, "torch_epochs": torch_times}
+
+
+def table(rows):
+    lines = ["| example | train samples x shape | batch | rnnfast s/epoch | torch s/epoch | "
+             "torch / rnnfast | rnnfast loss | torch loss | metric | rnnfast | torch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        shape = "x".join(str(d) for d in r["sample_shape"])
+        lines.append(f"| {r['example']} | {r['samples']} x ({shape}) | {r['batch']} | "
+                     f"{r['rnnfast_s']:.4g} | {r['torch_s']:.4g} | "
+                     f"{r['torch_s'] / r['rnnfast_s']:.2f} | {r['rnnfast_loss']:.4f} | "
+                     f"{r['torch_loss']:.4f} | {r['metric']} | {r['rnnfast_metric']:.4f} | "
+                     f"{r['torch_metric']:.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", nargs="+", choices=NAMES, default=NAMES)
+    parser.add_argument("--epochs", type=int, default=None, help="default 2 (--quick: 1)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="small data, 1 epoch")
+    args = parser.parse_args(argv)
+    epochs = args.epochs or (1 if args.quick else 2)
+    if epochs < 1 or args.threads < 1:
+        parser.error("--epochs and --threads must be >= 1")
+    _env.set_threads(args.threads)
+    info = _env.machine_info()
+    print(f"# Seed examples: time per epoch, rnnfast vs PyTorch {torch.__version__} CPU\n")
+    print(f"{info['cpu_model']}, {info['usable_cpus']} usable CPUs, {args.threads} threads "
+          f"(rnnfast {rnnfast.get_num_threads()}, torch {torch.get_num_threads()}), rnnfast "
+          f"{info['rnnfast']} ({info['rnnfast_isa']}), NumPy {info['numpy']}, Python "
+          f"{info['python']}; {info['date_utc']}; load average at the start "
+          f"{info['load_average_1min']}; {epochs} epoch(s) each, "
+          f"{'quick data' if args.quick else 'the examples default data'}\n", flush=True)
+    rows = []
+    for name in args.examples:
+        started = time.perf_counter()
+        rows.append(run_case(name, epochs, args.quick, args.seed))
+        r = rows[-1]
+        print(f"{name}: rnnfast epochs {[round(t, 3) for t in r['rnnfast_epochs']]} s, torch "
+              f"{[round(t, 3) for t in r['torch_epochs']]} s "
+              f"({time.perf_counter() - started:.0f}s with data and checks)", flush=True)
+    print()
+    print(table(rows))
+    print(f"\nload average at the end {_env.load_average()}; torch / rnnfast above 1: rnnfast "
+          "is faster")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Keras weights into rnnfast layers.
+
+``set_keras_weights(target, weights)`` takes the list that Keras' ``layer.get_weights()``
+returns (or ``model.get_weights()``, for a ``Sequential`` whose layers match the Keras model's
+one for one) and writes it into ``target``'s parameters, building lazily-built layers from the
+weights' shapes. Keras' lists, and where they go:
+
+- ``Dense``: ``[kernel (in, units), bias (units,)]``; ``weight = kernel.T``.
+- ``Embedding``: ``[embeddings (input_dim, output_dim)]``.
+- ``Conv1D``: ``[kernel (K, C_in // groups, C_out), bias (C_out,)]``;
+  ``weight = kernel.transpose(2, 1, 0)`` (PyTorch's ``(C_out, C_in // groups, K)``).
+- ``LayerNormalization``: ``[gamma, beta]`` into ``weight``, ``bias``.
+- ``SimpleRNN``: ``[kernel (I, H), recurrent_kernel (H, H), bias (H,)]``.
+- ``LSTM``: ``[kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,)]``, gates i, f, c, o:
+  PyTorch's order i, f, g, o, so only the transposes.
+- ``GRU``: ``[kernel (I, 3H), recurrent_kernel (H, 3H), bias]``, gates z, r, h, reordered to
+  PyTorch's r, z, n; ``bias`` is ``(2, 3H)`` with ``reset_after=True`` (the input and the
+  recurrent bias) and ``(3H,)`` with ``reset_after=False``, which must match the target.
+- ``Bidirectional``: the forward layer's list, then the backward layer's.
+- Layers without weights (Dropout, Activation, pooling, Flatten) take none; ``TimeDistributed``
+  takes its layer's. Without ``use_bias`` in Keras the lists have no bias: build the target
+  without bias too.
+
+Biases: Keras' SimpleRNN, LSTM and GRU with ``reset_after=False`` have one bias vector where
+rnnfast keeps PyTorch's two (``b_ih`` and ``b_hh``, which the cell adds): Keras' bias goes into
+``b_ih`` and ``b_hh`` is set to zero, which computes the same function (DESIGN.md's cell
+equations with ``b_hh = 0`` are Keras' equations). GRU with ``reset_after=True`` has two biases
+in Keras too: ``bias[0]`` goes into ``b_ih`` and ``bias[1]`` into ``b_hh``. This is why
+``Sequential.summary()`` counts ``gates * units`` more parameters per such layer than Keras.
+"""
+import numpy as np
+
+from rnnfast import nn
+from rnnfast.models.layers import Bidirectional, _Recurrent
+from rnnfast.nn.recurrent import RNNBase
+
+__all__ = ["keras_recurrent_weights", "set_keras_weights"]
+
+_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+
+
+def _array(value, name):
+    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
+        value = value.numpy()
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _check_shape(arr, name, shape, what):
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name}: expected {what} of shape {tuple(shape)}, got {arr.shape}")
+
+
+def _gru_order(block, hidden):
+    """Keras' z, r, h blocks of the last axis in PyTorch's r, z, n order."""
+    z, r, h = (block[..., k * hidden:(k + 1) * hidden] for k in range(3))
+    return np.concatenate([r, z, h], axis=-1)
+
+
+def keras_recurrent_weights(kind, weights, reset_after=True):
+    """PyTorch-layout weights of one Keras recurrent layer (one direction).
+
+    Args:
+        kind: ``"SimpleRNN"``, ``"LSTM"`` or ``"GRU"``.
+        weights: Keras' ``[kernel, recurrent_kernel]`` or ``[kernel, recurrent_kernel, bias]``.
+        reset_after: the Keras GRU's ``reset_after`` (it decides the bias' shape).
+
+    Returns:
+        A dict ``{"weight_ih", "weight_hh", "bias_ih", "bias_hh"}`` of float arrays (the
+        biases None when Keras' list has none): ``weight_ih = kernel.T``, ``weight_hh =
+        recurrent_kernel.T`` (GRU gates reordered), Keras' single bias in ``bias_ih`` and
+        zeros in ``bias_hh``, except for a GRU with ``reset_after=True``, whose two biases go
+        to ``bias_ih`` and ``bias_hh``.
+    """
+    return _convert_recurrent(kind, weights, reset_after, None)
+
+
+def _a(kind):
+    return ("an " if kind == "LSTM" else "a ") + kind
+
+
+def _convert_recurrent(kind, weights, reset_after, names):
+    if kind not in _GATES:
+        raise ValueError(f"kind: expected one of {sorted(_GATES)}, got {kind!r}")
+    if not isinstance(weights, (list, tuple)) or len(weights) not in (2, 3):
+        raise ValueError(f"weights: expected Keras' [kernel, recurrent_kernel, bias] (or "
+                         f"without bias) of {_a(kind)}, got "
+                         f"{len(weights) if isinstance(weights, (list, tuple)) else weights!r}")
+    names = names or [f"weights[{i}]" for i in range(len(weights))]
+    kernel = _array(weights[0], names[0])
+    recurrent = _array(weights[1], names[1])
+    if recurrent.ndim != 2 or recurrent.shape[1] != _GATES[kind] * recurrent.shape[0]:
+        raise ValueError(f"{names[1]}: expected {_a(kind)} recurrent_kernel of shape (units, "
+                         f"{_GATES[kind]} * units), got {recurrent.shape}")
+    H = recurrent.shape[0]
+    GH = _GATES[kind] * H
+    if kernel.ndim != 2 or kernel.shape[1] != GH:
+        raise ValueError(f"{names[0]}: expected {_a(kind)} kernel of shape (input_dim, {GH}), got "
+                         f"{kernel.shape}")
+    w_ih, w_hh = kernel.T, recurrent.T
+    if kind == "GRU":
+        w_ih, w_hh = _gru_order(kernel, H).T, _gru_order(recurrent, H).T
+    b_ih = b_hh = None
+    if len(weights) == 3:
+        bias = _array(weights[2], names[2])
+        if kind == "GRU" and reset_after:
+            if bias.shape != (2, GH):
+                raise ValueError(f"{names[2]}: expected a GRU(reset_after=True) bias of shape "
+                                 f"{(2, GH)} (input and recurrent biases; a (3 * units,) bias "
+                                 f"comes from reset_after=False), got {bias.shape}")
+            b_ih, b_hh = _gru_order(bias[0], H), _gru_order(bias[1], H)
+        else:
+            if bias.shape != (GH,):
+                note = " (reset_after=False; a (2, 3 * units) bias comes from reset_after=True)" \
+                    if kind == "GRU" else ""
+                raise ValueError(f"{names[2]}: expected {_a(kind)} bias of shape {(GH,)}{note}, "
+                                 f"got {bias.shape}")
+            b_ih = _gru_order(bias, H) if kind == "GRU" else bias
+            b_hh = np.zeros_like(b_ih)
+    return {"weight_ih": np.ascontiguousarray(w_ih), "weight_hh": np.ascontiguousarray(w_hh),
+            "bias_ih": b_ih, "bias_hh": b_hh}
+
+
+def _kind(rnn):
+    return "LSTM" if isinstance(rnn, nn.LSTM) else "GRU" if isinstance(rnn, nn.GRU) else \
+        "SimpleRNN"
+
+
+_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _plan_recurrent(rnn, arrays, start, plan):
+    """Plan every layer and direction of an ``rnnfast.nn`` RNN/LSTM/GRU from consecutive Keras
+    lists (l0 forward, l0 backward, l1 forward, ...); returns how many arrays it takes."""
+    kind, used = _kind(rnn), 0
+    per_list = 3 if rnn.bias else 2
+    reset_after = getattr(rnn, "reset_after", True)
+    for names in rnn._weight_names:
+        first = start + used
+        chunk = arrays[first:first + per_list]
+        if len(chunk) < per_list:
+            raise ValueError(f"weights: the {kind} needs {per_list} arrays per layer and "
+                             f"direction ({len(rnn._weight_names)} of them), the list ends at "
+                             f"{len(arrays)}")
+        labels = [f"weights[{first + i}]" for i in range(per_list)]
+        GH, I = rnn._parameters[names[0]].shape
+        H = rnn._parameters[names[1]].shape[1]
+        keras_shapes = [(I, GH), (H, GH), (2, GH) if kind == "GRU" and reset_after else (GH,)]
+        for i, what in enumerate(("kernel", "recurrent_kernel", "bias")[:per_list]):
+            arr = _array(chunk[i], labels[i])
+            if arr.shape != keras_shapes[i] and not (i == 2 and kind == "GRU"):
+                raise ValueError(f"{labels[i]}: expected the {what} of a Keras {kind}({H}) on "
+                                 f"{I} features, of shape {keras_shapes[i]}, got {arr.shape}")
+        converted = _convert_recurrent(kind, chunk, reset_after, labels)
+        for name, key in zip(names, _KEYS):
+            plan.append((rnn._parameters[name], converted[key]))
+        used += per_list
+    return used
+
+
+def _plan_plain(layer, arrays, start, plan, convert):
+    """Plan ``weight`` and ``bias`` of a Dense / Conv1D (whose Keras kernels are the reversed-axes
+    transposes of PyTorch's weights, ``convert=True``) / LayerNorm / Embedding."""
+    names = [n for n in ("weight", "bias") if layer._parameters.get(n) is not None]
+    chunk = arrays[start:start + len(names)]
+    if len(chunk) < len(names):
+        raise ValueError(f"weights: {type(layer).__name__} needs {len(names)} arrays "
+                         f"({', '.join(names)}), the list ends at {len(arrays)}")
+    for i, (name, value) in enumerate(zip(names, chunk)):
+        label = f"weights[{start + i}]"
+        value = _array(value, label)
+        shape = layer._parameters[name].shape
+        if i == 0 and convert:
+            shape = shape[::-1]
+        what = ("the kernel" if convert else "the weight") if i == 0 else "the bias"
+        _check_shape(value, label, shape, f"{what} of this {type(layer).__name__} (Keras' "
+                     "layout)")
+        plan.append((layer._parameters[name], value.T if i == 0 and convert else value))
+    return len(names)
+
+
+def _first(arrays, start, layer):
+    if start >= len(arrays):
+        raise ValueError(f"weights: the list ends at {len(arrays)} before the weights of "
+                         f"{type(layer).__name__}")
+    return _array(arrays[start], f"weights[{start}]")
+
+
+def _plan_layer(layer, arrays, start, plan):
+    """Plan the writes of Keras arrays from ``arrays[start:]`` into ``layer`` (building it if
+    needed); returns how many arrays it takes."""
+    from rnnfast.models.sequential import Sequential
+
+    if isinstance(layer, Sequential):
+        used = 0
+        for sub in layer.layers:
+            used += _plan_layer(sub, arrays, start + used, plan)
+        return used
+    if isinstance(layer, (Bidirectional, nn.TimeDistributed)):
+        return _plan_layer(layer.layer, arrays, start, plan)
+    if isinstance(layer, _Recurrent):
+        if not layer.built:
+            layer.build(_first(arrays, start, layer).shape[0])
+        return _plan_recurrent(layer.rnn, arrays, start, plan)
+    if isinstance(layer, RNNBase):
+        return _plan_recurrent(layer, arrays, start, plan)
+    if isinstance(layer, nn.Linear):  # Dense too
+        if not getattr(layer, "built", True):
+            layer.build(_first(arrays, start, layer).shape[0])
+        return _plan_plain(layer, arrays, start, plan, True)
+    if isinstance(layer, nn.Conv1d):  # Conv1D too
+        if not layer.built:
+            layer.build(_first(arrays, start, layer).shape[1] * layer.groups)
+        return _plan_plain(layer, arrays, start, plan, True)
+    if isinstance(layer, (nn.Embedding, nn.LayerNorm)):
+        return _plan_plain(layer, arrays, start, plan, False)
+    if layer.parameters():
+        raise TypeError(f"target: no Keras weight layout is known for {type(layer).__name__}")
+    return 0
+
+
+def set_keras_weights(target, weights):
+    """Load Keras weights into an rnnfast layer or ``Sequential`` (see the module docstring).
+
+    Args:
+        target: a layer of ``rnnfast.models.layers`` or ``rnnfast.nn`` (an ``nn.LSTM`` with
+            ``num_layers`` layers and both directions takes the Keras lists of its stacked
+            layers in order, forward before backward), or a ``Sequential``.
+        weights: Keras' ``get_weights()`` list (NumPy arrays, or anything ``np.asarray``
+            takes).
+
+    Returns:
+        ``target``. Nothing is written unless every array fits (lazily-built layers may have
+        been built from the shapes).
+
+    Raises:
+        ValueError: a weight of the wrong shape (naming its index, the expected and the given
+            shape), or a list too short or too long for ``target``.
+        TypeError: a non-numeric weight, or a layer with parameters of unknown layout.
+    """
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(f"weights: expected a list of arrays (Keras' get_weights()), got "
+                        f"{type(weights).__name__}")
+    plan = []
+    used = _plan_layer(target, list(weights), 0, plan)
+    if used != len(weights):
+        raise ValueError(f"weights: {type(target).__name__} takes {used} arrays, got "
+                         f"{len(weights)}")
+    for param, value in plan:
+        param.data[...] = value
+    return target
