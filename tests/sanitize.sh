@@ -103,7 +103,8 @@ sys.exit(0 if os.path.dirname(os.path.abspath(c.__file__)) == os.path.join(os.ge
          else "sanitize: the tests would import " + c.__file__)'; then
   exit 1
 fi
-if ! nm -D "$work"/rnnfast/_C*.so | grep -q __asan_; then
+# (grep without -q reads all of nm's output: with -q, nm could die of SIGPIPE, and pipefail.)
+if ! nm -D "$work"/rnnfast/_C*.so | grep __asan_ >/dev/null; then
   echo "sanitize: the build of rnnfast._C is not instrumented" >&2
   exit 1
 fi
