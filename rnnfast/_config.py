@@ -30,10 +30,15 @@ def get_num_threads() -> int:
     return _C.get_num_threads()
 
 
+MAX_THREADS: int = _C.MAX_THREADS
+
+
 def set_num_threads(n: int) -> None:
-    """Set the number of threads the kernels use (``n >= 1``)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n: expected an int, got {type(n).__name__}")
+    """Set the number of threads the kernels use: an int in ``1..1024``.
+
+    Raises TypeError for anything but an int (NumPy integers count; bools do not), ValueError
+    for a count out of that range; the count in use is then unchanged.
+    """
     _C.set_num_threads(n)
 
 
@@ -117,11 +122,12 @@ def _init_from_environment() -> None:
             n = int(env_threads)
         except ValueError:
             n = 0
-        if n < 1:
-            raise ValueError(f"RNNFAST_NUM_THREADS: expected an integer >= 1, got {env_threads!r}")
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"RNNFAST_NUM_THREADS: expected an integer in 1..{MAX_THREADS}, "
+                             f"got {env_threads!r}")
         set_num_threads(n)
     else:
-        set_num_threads(_default_threads())
+        set_num_threads(min(_default_threads(), MAX_THREADS))
     env_isa = os.environ.get("RNNFAST_ISA")
     if env_isa:
         try:

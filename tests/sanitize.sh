@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds rnnfast._C with AddressSanitizer and UndefinedBehaviorSanitizer in a temporary copy of
 # the source tree and runs the kernel tests under it. Exits non-zero on any sanitizer report or
-# test failure. Installs nothing: needs g++ (with libasan), and numpy, pybind11, setuptools,
-# pytest and hypothesis in the Python it runs. About 1.5 min on two idle cores (half of it the
+# test failure. Installs nothing: needs g++ (with libasan), and numpy, pybind11, Cython,
+# setuptools, pytest and hypothesis in the Python it runs (the [test] extra has them). About 1.5 min on two idle cores (half of it the
 # build), several minutes on a busy machine.
 #
 #   tests/sanitize.sh                      # the default kernel test files
@@ -35,7 +35,7 @@ fi
 
 missing=$("$python" -c '
 import importlib.util
-need = ["numpy", "pybind11", "setuptools", "pytest", "hypothesis"]
+need = ["numpy", "pybind11", "Cython", "setuptools", "pytest", "hypothesis"]
 print(" ".join(m for m in need if importlib.util.find_spec(m) is None))')
 if [ -n "$missing" ]; then
   echo "sanitize: $python lacks $missing (this script installs nothing)" >&2
@@ -94,6 +94,20 @@ if [ ! -e "$asan_rt" ]; then
 fi
 preload="$asan_rt"
 [ -e "$ubsan_rt" ] && preload="$preload:$ubsan_rt"
+
+# The tests must import the sanitized build of this copy, not an installed rnnfast.
+if ! LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 "$python" -c '
+import os, sys
+import rnnfast._C as c
+sys.exit(0 if os.path.dirname(os.path.abspath(c.__file__)) == os.path.join(os.getcwd(), "rnnfast")
+         else "sanitize: the tests would import " + c.__file__)'; then
+  exit 1
+fi
+# (grep without -q reads all of nm's output: with -q, nm could die of SIGPIPE, and pipefail.)
+if ! nm -D "$work"/rnnfast/_C*.so | grep __asan_ >/dev/null; then
+  echo "sanitize: the build of rnnfast._C is not instrumented" >&2
+  exit 1
+fi
 
 # Python itself leaks at exit: no leak check. Huge allocations (the MemoryError tests) fail
 # with NULL instead of a report. ASan writes its reports (also those of the subprocesses some

@@ -149,6 +149,12 @@ def recurrent_forward_cases(op):
     if op == "rnn":
         cases.append(("nonlinearity", lambda k: fw(k, nonlinearity="sigmoid"), ValueError,
                       "nonlinearity: expected 'tanh' or 'relu', got 'sigmoid'"))
+        cases.append(("nonlinearity-None", lambda k: fw(k, nonlinearity=None), ValueError,
+                      "nonlinearity: expected 'tanh' or 'relu', got None"))
+        cases.append(("nonlinearity-bytes", lambda k: fw(k, nonlinearity=b"tanh"), ValueError,
+                      "nonlinearity: expected 'tanh' or 'relu', got b'tanh'"))
+        cases.append(("nonlinearity-upper", lambda k: fw(k, nonlinearity="TANH"), ValueError,
+                      "nonlinearity: expected 'tanh' or 'relu', got 'TANH'"))
     if op == "lstm":
         cases.append(("c0-shape", lambda k: fw(k, c0=k.rec[op]["c0"][:, :-1]), ValueError,
                       f"c0: expected shape (batch, hidden_size) = ({B}, {H}), got ({B}, {H - 1})"))

@@ -118,12 +118,21 @@ def test_rnnfast_isa_rejects_an_unknown_name():
     assert "expected generic, avx2 or avx512" in last
 
 
-@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5", "1025", "99999999999999999999", "0x4",
+                                   "True", "4 threads"])
 def test_rnnfast_num_threads_rejects_bad_values(value):
     done = run_python("-c", "import rnnfast", RNNFAST_NUM_THREADS=value)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
-    assert last == f"ValueError: RNNFAST_NUM_THREADS: expected an integer >= 1, got {value!r}"
+    assert last == f"ValueError: RNNFAST_NUM_THREADS: expected an integer in 1..1024, got {value!r}"
+
+
+@pytest.mark.parametrize("value,threads", [("1024", 1024), (" 3 ", 3), ("+2", 2)])
+def test_rnnfast_num_threads_takes_integers_up_to_the_bound(value, threads):
+    done = run_python("-c", "import rnnfast; print(rnnfast.get_num_threads())",
+                      RNNFAST_NUM_THREADS=value)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(threads)
 
 
 def test_set_isa_names_what_is_supported():

@@ -6,6 +6,8 @@ thread count between forward and backward)."""
 import copy
 import gc
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from rnnfast import _C
 from rnnfast import functional as F
 from rnnfast import reference as R
 from recurrent_cases import CELLS, GATES, TOL, as64, make_inputs, rel_err, upstream
+from subprocess_env import PACKAGE_PARENT, python_env
 
 
 def misaligned(a):
@@ -235,19 +238,70 @@ def test_empty_recurrent_input_is_refused(op, kw, cell, shape):
 # ------------------------------------------------------------------ what a ctx allows
 
 
-@pytest.mark.parametrize("make", ["rnn", "conv", "pool"])
-@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
-def test_ctx_cannot_be_copied(rng, make, how):
-    x = rng.standard_normal((3, 2, 4))
+def make_ctx(make, x):
     if make == "rnn":
-        ctx = F.rnn_forward(x, np.ones((2, 4)), np.ones((2, 2)), training=True)[-1]
-    elif make == "conv":
-        ctx = F.conv1d_forward(x, np.ones((3, 4, 1)), training=True)[-1]
-    else:
-        ctx = F.max_pool1d_forward(x, pool_size=2, training=True)[-1]
-    do = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": pickle.dumps}[how]
-    with pytest.raises(TypeError, match="pickle"):
-        do(ctx)
+        return F.rnn_forward(x, np.ones((2, 4)), np.ones((2, 2)), training=True)[-1]
+    if make == "conv":
+        return F.conv1d_forward(x, np.ones((3, 4, 1)), training=True)[-1]
+    return F.max_pool1d_forward(x, pool_size=2, training=True)[-1]
+
+
+CTX_CLASSES = {"rnn": "RecurrentCtx", "conv": "Conv1dCtx", "pool": "Pool1dCtx"}
+COPIES = {
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+    **{f"pickle-{p}": (lambda c, p=p: pickle.dumps(c, protocol=p))
+       for p in range(2, pickle.HIGHEST_PROTOCOL + 1)},
+}
+
+
+@pytest.mark.parametrize("make", list(CTX_CLASSES))
+@pytest.mark.parametrize("how", list(COPIES))
+def test_ctx_cannot_be_copied(rng, make, how):
+    ctx = make_ctx(make, rng.standard_normal((3, 2, 4)))
+    with pytest.raises(TypeError) as info:
+        COPIES[how](ctx)
+    assert str(info.value).startswith(
+        f"cannot pickle or copy <class 'rnnfast._C.{CTX_CLASSES[make]}'>: a ctx belongs to the "
+        "process that ran its forward")
+    backward = {"rnn": F.rnn_backward, "conv": F.conv1d_backward, "pool": F.max_pool1d_backward}
+    assert backward[make](ctx, None)["x"].shape == (3, 2, 4)  # the refusal left it usable
+
+
+OLD_PICKLES = """
+import pickle
+import numpy as np
+from rnnfast import functional as F
+x = np.ones((3, 2, 4))
+ctxs = {"rnn": F.rnn_forward(x, np.ones((2, 4)), np.ones((2, 2)), training=True)[-1],
+        "conv": F.conv1d_forward(x, np.ones((3, 4, 1)), training=True)[-1],
+        "pool": F.max_pool1d_forward(x, pool_size=2, training=True)[-1]}
+for make, ctx in ctxs.items():
+    for how in ("pickle.dumps(ctx, protocol=0)", "pickle.dumps(ctx, protocol=1)",
+                "ctx.__reduce__()", "ctx.__reduce_ex__(0)", "ctx.__reduce_ex__(1)",
+                "ctx.__getstate__()"):
+        try:
+            eval(how)
+        except TypeError as e:
+            print(make, how, "TypeError", str(e).split(":")[0])
+        else:
+            print(make, how, "accepted")
+"""
+
+
+def test_ctx_old_pickle_protocols_raise_instead_of_aborting():
+    """Protocols 0 and 1 go through copyreg, which calls pybind11's base type: without the ctx's
+    own __reduce_ex__ that ends the process (std::terminate). Run apart, so that it cannot end
+    this one."""
+    done = subprocess.run([sys.executable, "-c", OLD_PICKLES],
+                          env=python_env(), cwd=str(PACKAGE_PARENT), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 * 6
+    for line in lines:
+        make = line.split()[0]
+        assert line.endswith(f"TypeError cannot pickle or copy <class 'rnnfast._C.{CTX_CLASSES[make]}'>"), line
 
 
 @pytest.mark.parametrize("cls", [_C.RecurrentCtx, _C.Conv1dCtx, _C.Pool1dCtx])

@@ -45,18 +45,32 @@ def test_set_get_roundtrip(threads):
         assert _C.get_num_threads() == n
 
 
-@pytest.mark.parametrize("bad", [0, -1, -100])
-def test_set_num_threads_rejects_small(threads, bad):
+@pytest.mark.parametrize("bad", [0, -1, -100, 1025, 10**6, 2**63, 2**64, -(2**64), 10**30,
+                                 np.int64(0), np.uint64(2**64 - 1)])
+def test_set_num_threads_rejects_counts_out_of_range(threads, bad):
+    """1..1024: more threads than a default CPU set describes only oversubscribe the machine."""
     before = rnnfast.get_num_threads()
-    with pytest.raises(ValueError, match=f"n: expected a number of threads >= 1, got {bad}"):
-        rnnfast.set_num_threads(bad)
-    assert rnnfast.get_num_threads() == before
+    for setter in (rnnfast.set_num_threads, _C.set_num_threads):
+        with pytest.raises(ValueError) as info:
+            setter(bad)
+        assert str(info.value) == f"n: expected a number of threads in 1..1024, got {int(bad)}"
+        assert rnnfast.get_num_threads() == before
 
 
-@pytest.mark.parametrize("bad", ["2", 2.0, None, True, [2]])
+@pytest.mark.parametrize("bad", ["2", 2.0, None, True, False, [2], np.bool_(True), np.float32(2)])
 def test_set_num_threads_rejects_non_int(threads, bad):
-    with pytest.raises(TypeError, match="n: expected an int"):
-        rnnfast.set_num_threads(bad)
+    before = rnnfast.get_num_threads()
+    for setter in (rnnfast.set_num_threads, _C.set_num_threads):
+        with pytest.raises(TypeError) as info:
+            setter(bad)
+        assert str(info.value) == f"n: expected an int, got {type(bad)}"
+        assert rnnfast.get_num_threads() == before
+
+
+def test_set_num_threads_takes_the_bounds_and_numpy_integers(threads):
+    for n in (1024, np.int32(3), np.uint8(1), 1):
+        rnnfast.set_num_threads(n)
+        assert rnnfast.get_num_threads() == int(n)
 
 
 @pytest.mark.parametrize("t", [1, 2, 3, 5])

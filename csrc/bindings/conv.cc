@@ -13,6 +13,7 @@
 
 #include "bindings.h"
 #include "checks.h"
+#include "ctx_class.h"
 #include "gil.h"
 #include "rnnfast/conv1d.h"
 #include "rnnfast/pool1d.h"
@@ -393,16 +394,18 @@ py::dict pool_backward_binding(const std::string& op, const py::object& ctx_obj,
 }  // namespace
 
 void bind_conv(py::module_& m) {
-  py::class_<Conv1dCtx, std::shared_ptr<Conv1dCtx>>(
-      m, "Conv1dCtx", "What conv1d_forward(..., training=True) keeps for conv1d_backward (opaque).")
-      .def("__repr__", [](const py::object& self) {
-        const auto c = held_ctx<Conv1dCtx>(self);
-        if (!c) return std::string("<rnnfast ctx, uninitialised>");
-        return "<rnnfast ctx of conv1d_forward, x " + shape_str(shape_of(c->x)) + ", w " +
-               shape_str(shape_of(c->w)) + ", " + dtype_name(c->dbl) + ">";
-      });
-  py::class_<Pool1dCtx, std::shared_ptr<Pool1dCtx>>(
-      m, "Pool1dCtx", "What a pooling forward with training=True keeps for its backward (opaque).")
+  py::class_<Conv1dCtx, std::shared_ptr<Conv1dCtx>> conv_ctx(
+      m, "Conv1dCtx", "What conv1d_forward(..., training=True) keeps for conv1d_backward (opaque).");
+  conv_ctx.def("__repr__", [](const py::object& self) {
+    const auto c = held_ctx<Conv1dCtx>(self);
+    if (!c) return std::string("<rnnfast ctx, uninitialised>");
+    return "<rnnfast ctx of conv1d_forward, x " + shape_str(shape_of(c->x)) + ", w " +
+           shape_str(shape_of(c->w)) + ", " + dtype_name(c->dbl) + ">";
+  });
+  refuse_copies(conv_ctx);
+  py::class_<Pool1dCtx, std::shared_ptr<Pool1dCtx>> pool_ctx(
+      m, "Pool1dCtx", "What a pooling forward with training=True keeps for its backward (opaque).");
+  pool_ctx
       .def_property_readonly("op", [](const py::object& self) {
         return ctx_arg<Pool1dCtx>(self, "a pooling forward")->op;
       })
@@ -414,6 +417,7 @@ void bind_conv(py::module_& m) {
                shape_str(seq_shape(s.batch, s.length, s.channels, s.channels_last)) + ", " +
                dtype_name(c->dbl) + ">";
       });
+  refuse_copies(pool_ctx);
   m.def("conv1d_forward", &conv1d_forward_binding, py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
         py::arg("channels_last"), py::arg("training"));

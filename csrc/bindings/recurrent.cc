@@ -9,6 +9,7 @@
 
 #include "bindings.h"
 #include "checks.h"
+#include "ctx_class.h"
 #include "gil.h"
 #include "rnnfast/recurrent.h"
 
@@ -31,11 +32,16 @@ struct RecurrentCtx {
   RecurrentWorkspace<double> ws64;
 };
 
-Cell cell_of(const std::string& op, const std::string& nonlinearity, bool reset_after) {
+// nonlinearity: only a str names one (no bytes, no None); the message shows the repr given.
+Cell cell_of(const std::string& op, const py::object& nonlinearity, bool reset_after) {
   if (op == "rnn") {
-    if (nonlinearity == "tanh") return Cell::rnn_tanh;
-    if (nonlinearity == "relu") return Cell::rnn_relu;
-    throw py::value_error("nonlinearity: expected 'tanh' or 'relu', got '" + nonlinearity + "'");
+    if (py::isinstance<py::str>(nonlinearity)) {
+      const std::string name = nonlinearity.cast<std::string>();
+      if (name == "tanh") return Cell::rnn_tanh;
+      if (name == "relu") return Cell::rnn_relu;
+    }
+    throw py::value_error("nonlinearity: expected 'tanh' or 'relu', got " +
+                          py::repr(nonlinearity).cast<std::string>());
   }
   if (op == "lstm") return Cell::lstm;
   if (op == "gru") return reset_after ? Cell::gru : Cell::gru_reset_before;
@@ -108,7 +114,7 @@ py::tuple recurrent_forward_binding(const std::string& op, const py::object& x_o
                                     const py::object& w_ih_obj, const py::object& w_hh_obj,
                                     const py::object& b_ih_obj, const py::object& b_hh_obj,
                                     const py::object& h0_obj, const py::object& c0_obj,
-                                    const std::string& nonlinearity, bool reset_after,
+                                    const py::object& nonlinearity, bool reset_after,
                                     const py::object& lengths_obj, bool reverse, bool batch_first,
                                     bool training) {
   park_if_finalizing();
@@ -234,8 +240,9 @@ py::dict recurrent_backward_binding(const std::string& op, const py::object& ctx
 }  // namespace
 
 void bind_recurrent(py::module_& m) {
-  py::class_<RecurrentCtx, std::shared_ptr<RecurrentCtx>>(m, "RecurrentCtx",
-      "What a training forward keeps for its backward (opaque).")
+  py::class_<RecurrentCtx, std::shared_ptr<RecurrentCtx>> ctx_class(m, "RecurrentCtx",
+      "What a training forward keeps for its backward (opaque).");
+  ctx_class
       .def_property_readonly("op", [](const py::object& self) {
         return ctx_arg<RecurrentCtx>(self, "a recurrent forward")->op;
       })
@@ -245,6 +252,7 @@ void bind_recurrent(py::module_& m) {
         return "<rnnfast ctx of " + c->op + "_forward, x " + shape_str(shape_of(c->x)) + ", " +
                (c->dbl ? "float64" : "float32") + ">";
       });
+  refuse_copies(ctx_class);
   m.def("recurrent_forward", &recurrent_forward_binding, py::arg("op"), py::arg("x"),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"),
         py::arg("c0"), py::arg("nonlinearity"), py::arg("reset_after"), py::arg("lengths"),

@@ -248,14 +248,32 @@ std::vector<std::tuple<index_t, index_t, index_t>> parallel_for_chunks(index_t n
   return chunks;
 }
 
+// The largest thread count set_num_threads takes: the CPUs a default cpu_set_t describes
+// (glibc's CPU_SETSIZE). More threads than CPUs only add contention, and a count like 10**6 would
+// ask the system for as many threads at the next kernel call.
+constexpr int kMaxThreads = 1024;
+
+// A thread count: an int (or NumPy integer; not bool) in 1..kMaxThreads.
+int thread_count_arg(const py::handle& n) {
+  if (PyBool_Check(n.ptr()) || !PyIndex_Check(n.ptr()))
+    throw py::type_error("n: expected an int, got " + py::str(py::type::of(n)).cast<std::string>());
+  py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr()));
+  if (!as_int) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(as_int.ptr(), &overflow);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (overflow != 0 || v < 1 || v > kMaxThreads)
+    throw py::value_error("n: expected a number of threads in 1.." + std::to_string(kMaxThreads) +
+                          ", got " + py::str(as_int).cast<std::string>());
+  return static_cast<int>(v);
+}
+
 }  // namespace
 
 void bind_runtime(py::module_& m) {
   m.def("get_num_threads", &get_num_threads);
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("n: expected a number of threads >= 1, got " + std::to_string(n));
-    set_num_threads(n);
-  });
+  m.attr("MAX_THREADS") = kMaxThreads;
+  m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count_arg(n)); });
   m.def("active_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("supported_isas", [] {
     std::vector<std::string> names;

@@ -52,7 +52,7 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         ``rnn_backward`` if ``training`` else None.
     """
     y, h_n, _, ctx = _C.recurrent_forward(
-        "rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, str(nonlinearity), True, lengths,
+        "rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity, True, lengths,
         bool(reverse), bool(batch_first), bool(training))
     return y, h_n, ctx
 
