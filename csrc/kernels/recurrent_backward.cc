@@ -33,9 +33,6 @@ void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out) {
 // Fewest multiply-adds a thread gets in one step's parallel region (see recurrent_forward.cc).
 constexpr index_t kMinStepWork = 1 << 16;
 
-// Bytes of state gradient a thread completes before it turns them into gate gradients.
-constexpr index_t kTileBytes = 16 * 1024;
-
 // Everything one step of the blocked loop reads; the parallel_for captures only a pointer to it.
 template <typename T>
 struct BlockedGradStep {
@@ -53,18 +50,14 @@ struct BlockedGradStep {
   T* cur;         // [B, G*H] those of this step
   index_t step, hb;
 
-  // Blocks [q0, q1): their GEMM columns in groups that fit in L1 together (one call for many
-  // small blocks), each group followed by its gate gradients.
+  // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
+  // or packed once), then each block's gate gradients.
   void run_blocks(index_t q0, index_t q1) const {
     const index_t H = s->H;
-    const index_t group = std::max<index_t>(1, kTileBytes / (s->B * hb * static_cast<index_t>(sizeof(T))));
-    for (index_t g0 = q0; g0 < q1; g0 += group) {
-      const index_t g1 = std::min(q1, g0 + group);
-      if (prev)
-        gemm_packed_cols<T>(s->B, prev, gate_count(cell) * H, *whh, g0 * hb, std::min(H, g1 * hb),
-                            T(1), dh, H);
-      for (index_t q = g0; q < g1; ++q) grads(q);
-    }
+    if (prev)
+      gemm_packed_cols<T>(s->B, prev, gate_count(cell) * H, *whh, q0 * hb, std::min(H, q1 * hb),
+                          T(1), dh, H);
+    for (index_t q = q0; q < q1; ++q) grads(q);
   }
 
   // The gate gradients of block q for every sequence, from its completed columns of dh.

@@ -4,9 +4,9 @@
 //    workspace's gates (backward needs them all); when inferring, one GEMM per window of steps
 //    (W_ih^T packed once), so the temporary is O(max(B, kWindowRows) * G*H) whatever T is.
 // 2. W_hh^T is packed once, its columns grouped by blocks of hidden units (all G gates of a
-//    block side by side). Each step is one parallel region over those blocks: a block's GEMM
-//    tile h W_hh^T is followed at once, in the same thread and while the tile is in L1, by the
-//    fused gate math of its units for every active sequence. The new state goes to a second
+//    block side by side). Each step is one parallel region over those blocks: a thread's GEMM
+//    h W_hh^T for its blocks is followed at once, in the same thread and while the product is
+//    in cache, by the fused gate math of their units for every active sequence. The new state goes to a second
 //    buffer (every block's GEMM reads all of the previous one), so a step needs no barrier
 //    inside it. GRU with reset before needs r * h of all units before its n GEMM: it keeps two
 //    GEMMs and two row passes per step.
@@ -52,9 +52,6 @@ void fold_biases(Cell cell, index_t GH, index_t H, const T* b_ih, const T* b_hh,
 // Fewest multiply-adds a thread gets in one step's parallel region: below it, waking a second
 // thread costs more than it saves.
 constexpr index_t kMinStepWork = 1 << 16;
-
-// Bytes of GEMM output a thread computes before it applies the gate math to them (L1-sized).
-constexpr index_t kTileBytes = 16 * 1024;
 
 // Grain (blocks per chunk) of a per-step parallel_for over blocks of work_per_block each.
 inline index_t step_grain(index_t work_per_block) {
@@ -127,10 +124,10 @@ struct InputProjection {
 
 // W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
 // units [q*hb, q*hb + hb) at its columns [k*hb, k*hb + hb), columns past H are zero. hb is a
-// multiple of the GEMM's panel width (a block is whole panels): as large as keeps a block's
-// output tile [B, G*hb] in L1 and leaves at least two blocks per thread, so that small steps
-// make few calls and large ones split evenly. Every element gets the same value whatever hb
-// is (the GEMM computes each output element alone), so results do not depend on the threads.
+// multiple of the GEMM's panel width (a block is whole panels): all of H when one thread does
+// the step, else small enough for two blocks per thread. Every element gets the same value
+// whatever hb is (the GEMM computes each output element alone), so results do not depend on
+// the thread count.
 template <typename T>
 struct GateBlockedWeights {
   index_t G = 0, H = 0, hb = 0, blocks = 0, width = 0;  // width = G * hb columns per block
@@ -142,11 +139,10 @@ struct GateBlockedWeights {
     G = G_;
     H = H_;
     const index_t nr = packed_panel_width<T>(), panels = (H + nr - 1) / nr;
-    const index_t per_panel = B * G * nr * static_cast<index_t>(sizeof(T));
     const index_t threads = get_num_threads();
-    index_t m = std::max<index_t>(1, kTileBytes / per_panel);
+    index_t m = panels;
     if (threads > 1 && B * G * H * H >= 2 * kMinStepWork)
-      m = std::min(m, std::max<index_t>(1, panels / (2 * threads)));
+      m = std::max<index_t>(1, panels / (2 * threads));
     hb = std::min(panels, m) * nr;
     blocks = (H + hb - 1) / hb;
     width = G * hb;
@@ -199,16 +195,11 @@ struct BlockedStep {
   T* hn;  // state after it [B, H]
   index_t step;
 
-  // Blocks [q0, q1): their GEMM tiles in groups that fit in L1 together (one call for many
-  // small blocks: the per-call cost matters at batch 1), each group followed by its gate math.
+  // Blocks [q0, q1): one GEMM for all of them (A, the state, is read or packed once), then the
+  // gate math of each block while its part of the product is still in cache.
   void run_blocks(index_t q0, index_t q1) const {
-    const index_t per_block = s->B * w->width * static_cast<index_t>(sizeof(T));
-    const index_t group = std::max<index_t>(1, kTileBytes / per_block);
-    for (index_t g0 = q0; g0 < q1; g0 += group) {
-      const index_t g1 = std::min(q1, g0 + group);
-      w->product(s->B, hp, g0, g1, hg);
-      for (index_t q = g0; q < g1; ++q) gates(q);
-    }
+    w->product(s->B, hp, q0, q1, hg);
+    for (index_t q = q0; q < q1; ++q) gates(q);
   }
 
   // The gate math of block q for every sequence, from its GEMM tile in hg.
