@@ -53,12 +53,15 @@ WINDOW_OPTIONS = list(itertools.product([False, True], repeat=3))  # batch_first
 
 # Inference projects the inputs a window of steps at a time (256 rows): T * B = 300 rows make two
 # windows, the second one partial; a reversed ragged batch falls back to projecting every row.
+# B=17 (with 2+ threads): each thread takes its own sequences through the whole layer, with
+# windows of its own rows.
+@pytest.mark.parametrize("T,B", [(60, 5), (40, 17)], ids=["B5", "B17"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
 @pytest.mark.parametrize("batch_first,lengths,reverse", WINDOW_OPTIONS,
                          ids=["bf%d-len%d-rev%d" % o for o in WINDOW_OPTIONS])
-def test_inference_windows(rng, op, kw, cell, dtype, batch_first, lengths, reverse):
-    check_against_reference(rng, op, kw, 60, 5, 3, 6, dtype, batch_first=batch_first, bias=True,
+def test_inference_windows(rng, op, kw, cell, dtype, batch_first, lengths, reverse, T, B):
+    check_against_reference(rng, op, kw, T, B, 3, 6, dtype, batch_first=batch_first, bias=True,
                             h0=True, lengths=lengths, reverse=reverse)
 
 
@@ -70,6 +73,7 @@ SIZES = [  # T, B, I, H
     (9, 2, 17, 15),
     (3, 2, 16, 512),
     (1, 4, 37, 515),  # one step of few rows: weights read in place, not packed
+    (5, 17, 13, 33),  # threads take disjoint sequences through the whole layer
 ]
 
 
@@ -153,8 +157,8 @@ def test_odd_memory_layouts_work_and_are_not_modified(rng, op, kw, cell):
 # H=200: enough work per step that the kernels split it between threads, in blocks whose width
 # depends on the thread count (and 200 is no multiple of any SIMD width). T=1, B=2: a single
 # step reads the weights in place instead of packing them.
-@pytest.mark.parametrize("T,B,H", [(12, 9, 40), (5, 9, 200), (1, 2, 300)],
-                         ids=["H40", "H200", "step-H300"])
+@pytest.mark.parametrize("T,B,H", [(12, 9, 40), (5, 9, 200), (1, 2, 300), (6, 20, 64)],
+                         ids=["H40", "H200", "step-H300", "B20"])
 @pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
 def test_bitwise_reproducible_across_runs_and_threads(rng, op, kw, cell, T, B, H):
     args, lens = make_inputs(rng, op, T, B, 20, H, np.float32, lengths=True)

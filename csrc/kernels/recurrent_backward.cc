@@ -49,22 +49,23 @@ struct BlockedGradStep {
   const T* prev;  // [B, G*H] staged gate gradients of the previous processed step, or null
   T* cur;         // [B, G*H] those of this step
   index_t step, hb;
+  index_t b0, b1;  // the sequences this loop runs
 
   // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
   // or packed once), then each block's gate gradients.
   void run_blocks(index_t q0, index_t q1) const {
-    const index_t H = s->H;
+    const index_t H = s->H, GH = gate_count(cell) * H;
     if (prev)
-      gemm_packed_cols<T>(s->B, prev, gate_count(cell) * H, *whh, q0 * hb, std::min(H, q1 * hb),
-                          T(1), dh, H);
+      gemm_packed_cols<T>(b1 - b0, prev + b0 * GH, GH, *whh, q0 * hb, std::min(H, q1 * hb), T(1),
+                          dh + b0 * H, H);
     for (index_t q = q0; q < q1; ++q) grads(q);
   }
 
   // The gate gradients of block q for every sequence, from its completed columns of dh.
   void grads(index_t q) const {
-    const index_t B = s->B, H = s->H, G = gate_count(cell), GH = G * H;
+    const index_t H = s->H, G = gate_count(cell), GH = G * H;
     const index_t j0 = q * hb, n = std::min(hb, H - j0);
-    for (index_t b = 0; b < B; ++b) {
+    for (index_t b = b0; b < b1; ++b) {
       T* db = dh + b * H + j0;
       T* st = cur + b * GH + j0;
       if (!s->active(step, b)) {  // the state passes unchanged: dh stays, nothing to stage
@@ -98,7 +99,8 @@ struct BlockedGradStep {
 };
 
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
-// gradient of h0 out; dc likewise (LSTM).
+// gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
+// (detail::split_batch) or share each step by blocks of hidden units, as in the forward.
 template <typename T>
 void loop_blocked(Cell cell, const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
                   const T* dy, T* dgx, T* dgh_n, T* dh, T* dc) {
@@ -107,18 +109,28 @@ void loop_blocked(Cell cell, const SeqShape& s, const T* w_hh, const RecurrentWo
   whh.pack(false, GH, H, w_hh, H);
   const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
   Buffer<T> stage_a(B * GH), stage_b(B * GH);
-  BlockedGradStep<T> st{cell, &s, &cells::active_cell_steps<T>(), &whh, &ws, dy, dgx, dgh_n,
-                        dh, dc, nullptr, stage_a.data(), 0, hb};
+  const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
   const index_t grain = std::max<index_t>(1, kMinStepWork / std::max<index_t>(1, B * GH * hb));
-  const BlockedGradStep<T>* sp = &st;
-  for (st.step = s.steps() - 1; st.step >= 0; --st.step) {
-    parallel_for(blocks, grain, [sp](index_t q0, index_t q1) {
-      sp->run_blocks(q0, q1);
-    });
-    st.prev = st.cur;
-    st.cur = st.cur == stage_a.data() ? stage_b.data() : stage_a.data();
-  }
-  if (st.prev) gemm_packed<T>(B, st.prev, GH, whh, T(1), dh, H);
+
+  auto run = [&](index_t b0, index_t b1, bool share_steps) {
+    BlockedGradStep<T> st{cell, &s, steps, &whh, &ws, dy, dgx, dgh_n, dh, dc, nullptr,
+                          stage_a.data(), 0, hb, b0, b1};
+    const BlockedGradStep<T>* sp = &st;
+    for (st.step = s.steps() - 1; st.step >= 0; --st.step) {
+      if (share_steps)
+        parallel_for(blocks, grain, [sp](index_t q0, index_t q1) { sp->run_blocks(q0, q1); });
+      else
+        st.run_blocks(0, blocks);
+      st.prev = st.cur;
+      st.cur = st.cur == stage_a.data() ? stage_b.data() : stage_a.data();
+    }
+    if (st.prev) gemm_packed<T>(b1 - b0, st.prev + b0 * GH, GH, whh, T(1), dh + b0 * H, H);
+  };
+  if (detail::split_batch<T>(s, gate_count(cell)))
+    parallel_for(B, detail::kMinSequencesPerThread,
+                 [&](index_t b0, index_t b1) { run(b0, b1, false); });
+  else
+    run(0, B, true);
 }
 
 // The reverse time loop of GRU with reset before; dh as in loop_blocked.

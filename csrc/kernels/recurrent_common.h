@@ -17,6 +17,22 @@ void for_each_batch_row(index_t B, index_t work_per_row, F&& fn) {
   });
 }
 
+// Fewest sequences a thread takes through a whole layer when split_batch says so.
+constexpr index_t kMinSequencesPerThread = 8;
+
+// Whether the threads of a layer take disjoint sequences through every step (no
+// synchronisation at all, each thread's state stays in its core) rather than sharing every
+// step by columns: when each gets kMinSequencesPerThread sequences or more and the recurrent
+// weights (G*H x H) fit in a core's L2 beside the rest (1 MiB), since every thread reads all of
+// them at every step. Results are the same either way (every element is computed alone).
+template <typename T>
+bool split_batch(const SeqShape& s, index_t G) {
+  const int threads = get_num_threads();
+  return threads > 1 && !in_parallel_region() && s.B >= kMinSequencesPerThread * 2 &&
+         s.steps() > 1 &&
+         G * s.H * s.H * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
+}
+
 // Sets to zero the padded rows (t >= lengths[b]) of a [rows, width] matrix.
 template <typename T>
 void zero_padded_rows(const SeqShape& s, index_t width, T* m) {

@@ -67,59 +67,85 @@ constexpr index_t kDirectRows = 4;
 constexpr index_t kWindowRows = 256;
 
 // The input projections x W_ih^T, each row turned into activated gates by its step: every row
-// at once (window == 0: training, whose workspace keeps them, or a reversed ragged batch whose
-// steps do not cover one time range), or a window of steps at a time.
+// at once (training, whose workspace keeps them, or a reversed ragged batch whose steps do not
+// cover one time range), or, for sequences [b0, b1), a window of steps at a time.
 template <typename T>
 struct InputProjection {
-  const SeqShape* s;
-  index_t GH;
-  T* xg;               // [rows, G*H], or [window * B, G*H] for the current window
+  const SeqShape* s = nullptr;
+  index_t GH = 0;
+  T* xg = nullptr;     // [rows, G*H], or [window * (b1 - b0), G*H] for the current window
   index_t window = 0;  // steps per window, 0 = every row
   index_t t_lo = 0;    // first time step of the current window
+  index_t b0 = 0, b1 = 0;
   const T* x = nullptr;
-  PackedB<T> wih;
-  Buffer<T> own, xt;  // the window's projections and (batch first) its inputs, time-major
+  const PackedB<T>* wih = nullptr;  // W_ih^T, packed once for all windows
+  Buffer<T> own, xt;  // the projections (unless the workspace holds them); a window's inputs
+
+  // Whether inference may project a window at a time (for nb sequences): when the steps cover
+  // one time range for every sequence and a window holds fewer steps than the sequence.
+  static bool windowed(const SeqShape& s, index_t nb, bool training) {
+    return !training && !(s.reverse && !s.lengths.empty()) &&
+           std::max<index_t>(1, kWindowRows / std::max<index_t>(1, nb)) < s.steps();
+  }
 
   // g of time step t of sequence b.
   T* at(index_t t, index_t b) const {
-    return window ? xg + ((t - t_lo) * s->B + b) * GH : xg + s->row(t, b) * GH;
+    return window ? xg + ((t - t_lo) * (b1 - b0) + (b - b0)) * GH : xg + s->row(t, b) * GH;
   }
 
-  // Projects every row into xg, or sets up windows (inference) when they save memory.
-  void start(const T* x_, const T* w_ih, T* all, bool keep_all) {
-    const index_t B = s->B, I = s->I, n_steps = s->steps();
-    const index_t steps_per_window = std::max<index_t>(1, kWindowRows / std::max<index_t>(1, B));
-    if (keep_all || (s->reverse && !s->lengths.empty()) || steps_per_window >= n_steps) {
-      xg = all ? all : (own.resize(s->rows() * GH), own.data());
-      if (s->rows() <= kDirectRows)
-        gemm_rows_nt<T>(s->rows(), GH, I, x_, I, w_ih, I, xg, GH);
-      else
-        gemm<T>(false, true, s->rows(), GH, I, T(1), x_, I, w_ih, I, T(0), xg, GH);
-      return;
-    }
-    window = steps_per_window;
+  // Every row at once, into dst (or a buffer of its own when dst is null).
+  void all_rows(const SeqShape& s_, index_t GH_, const T* x_, const T* w_ih, T* dst) {
+    s = &s_;
+    GH = GH_;
+    const index_t rows = s->rows(), I = s->I;
+    xg = dst ? dst : (own.resize(rows * GH), own.data());
+    if (rows <= kDirectRows)
+      gemm_rows_nt<T>(rows, GH, I, x_, I, w_ih, I, xg, GH);
+    else
+      gemm<T>(false, true, rows, GH, I, T(1), x_, I, w_ih, I, T(0), xg, GH);
+  }
+
+  // A window at a time for sequences [b0_, b1_); prepare() projects each window.
+  void windows(const SeqShape& s_, index_t GH_, const T* x_, const PackedB<T>* wih_, index_t b0_,
+               index_t b1_) {
+    s = &s_;
+    GH = GH_;
     x = x_;
-    wih.pack(true, I, GH, w_ih, I);
-    own.resize(window * B * GH);
+    wih = wih_;
+    b0 = b0_;
+    b1 = b1_;
+    const index_t nb = b1 - b0;
+    window = std::max<index_t>(1, kWindowRows / nb);
+    own.resize(window * nb * GH);
     xg = own.data();
-    if (s->batch_first) xt.resize(window * B * I);
+    if (s->batch_first || nb != s->B) xt.resize(window * nb * s->I);
   }
 
   // Before step `step`: projects the window that starts there, if any.
   void prepare(index_t step) {
     if (!window || step % window) return;
-    const index_t B = s->B, I = s->I, T_ = s->T;
+    const index_t B = s->B, I = s->I, nb = b1 - b0;
     const index_t n = std::min(window, s->steps() - step);
-    t_lo = s->reverse ? T_ - step - n : step;  // reversed windows: no lengths, time T-1-step
+    t_lo = s->reverse ? s->T - step - n : step;  // reversed windows: no lengths, time T-1-step
     const T* a = x + t_lo * B * I;
-    if (s->batch_first) {
+    if (s->batch_first || nb != B) {
       for (index_t t = 0; t < n; ++t)
-        for (index_t b = 0; b < B; ++b)
-          std::memcpy(xt.data() + (t * B + b) * I, x + s->row(t_lo + t, b) * I, sizeof(T) * I);
+        for (index_t b = b0; b < b1; ++b)
+          std::memcpy(xt.data() + (t * nb + b - b0) * I, x + s->row(t_lo + t, b) * I,
+                      sizeof(T) * I);
       a = xt.data();
     }
-    gemm_packed<T>(n * B, a, I, wih, T(0), xg, GH);
+    gemm_packed<T>(n * nb, a, I, *wih, T(0), xg, GH);
   }
+};
+
+// How the loops get the input projections: all rows projected before them (shared), or
+// windows that each loop projects itself from x with the packed W_ih^T.
+template <typename T>
+struct Projections {
+  const InputProjection<T>* shared = nullptr;
+  const T* x = nullptr;
+  const PackedB<T>* wih = nullptr;
 };
 
 // W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
@@ -134,14 +160,15 @@ struct GateBlockedWeights {
   PackedB<T> packed;
   const T* direct = nullptr;  // W_hh read in place instead (kDirectRows), or null
 
-  // direct: read w_hh in place at every product instead of packing it.
-  void pack(index_t G_, index_t H_, index_t B, const T* w_hh, bool use_direct) {
+  // direct: read w_hh in place at every product instead of packing it; one_block: all of H
+  // in one block (a single thread per step).
+  void pack(index_t G_, index_t H_, index_t B, const T* w_hh, bool use_direct, bool one_block) {
     G = G_;
     H = H_;
     const index_t nr = packed_panel_width<T>(), panels = (H + nr - 1) / nr;
     const index_t threads = get_num_threads();
     index_t m = panels;
-    if (threads > 1 && B * G * H * H >= 2 * kMinStepWork)
+    if (!one_block && threads > 1 && B * G * H * H >= 2 * kMinStepWork)
       m = std::max<index_t>(1, panels / (2 * threads));
     hb = std::min(panels, m) * nr;
     blocks = (H + hb - 1) / hb;
@@ -194,19 +221,20 @@ struct BlockedStep {
   T* hp;  // state before the step [B, H]
   T* hn;  // state after it [B, H]
   index_t step;
+  index_t b0, b1;  // the sequences this loop runs
 
   // Blocks [q0, q1): one GEMM for all of them (A, the state, is read or packed once), then the
   // gate math of each block while its part of the product is still in cache.
   void run_blocks(index_t q0, index_t q1) const {
-    w->product(s->B, hp, q0, q1, hg);
+    w->product(b1 - b0, hp + b0 * s->H, q0, q1, hg + b0 * w->blocks * w->width);
     for (index_t q = q0; q < q1; ++q) gates(q);
   }
 
   // The gate math of block q for every sequence, from its GEMM tile in hg.
   void gates(index_t q) const {
-    const index_t B = s->B, H = s->H, N = w->blocks * w->width;
+    const index_t H = s->H, N = w->blocks * w->width;
     const index_t j0 = q * w->hb, n = std::min(w->hb, H - j0), size = sizeof(T) * n;
-    for (index_t b = 0; b < B; ++b) {
+    for (index_t b = b0; b < b1; ++b) {
       const T* hpb = hp + b * H + j0;
       T* hnb = hn + b * H + j0;
       if (!s->active(step, b)) {
@@ -239,33 +267,50 @@ struct BlockedStep {
 };
 
 // The time loop of every cell but GRU with reset before. h [B, H]: the initial state in, the
-// final one out; c [B, H] (LSTM) likewise.
+// final one out; c [B, H] (LSTM) likewise. The threads either take disjoint sequences through
+// every step (detail::split_batch: no synchronisation at all) or share each step by blocks of
+// hidden units (one parallel region per step).
 template <typename T>
 void loop_gate_blocked(Cell cell, const SeqShape& s, const T* w_hh, const T* bias, const T* b_hn,
-                       InputProjection<T>& xg, T* h, T* c, T* y, RecurrentWorkspace<T>* ws) {
+                       const Projections<T>& proj, T* h, T* c, T* y, RecurrentWorkspace<T>* ws) {
   const index_t B = s.B, H = s.H, G = gate_count(cell);
+  const bool by_sequences = detail::split_batch<T>(s, G);
   GateBlockedWeights<T> w;
-  w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows);
+  w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences);
   Buffer<T> hg(B * w.blocks * w.width), other(B * H);
-  BlockedStep<T> st{cell, &s, &cells::active_cell_steps<T>(), &w, bias, b_hn, &xg, hg.data(), c,
-                    y, ws, h, other.data(), 0};
+  const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
   const index_t grain = step_grain(B * w.width * H);
-  const BlockedStep<T>* sp = &st;
-  for (index_t n_steps = s.steps(); st.step < n_steps; ++st.step) {
-    xg.prepare(st.step);
-    parallel_for(w.blocks, grain, [sp](index_t q0, index_t q1) {
-      sp->run_blocks(q0, q1);
-    });
-    std::swap(st.hp, st.hn);
-  }
-  if (st.hp != h) std::memcpy(h, st.hp, sizeof(T) * B * H);
+
+  auto run = [&](index_t b0, index_t b1, bool share_steps) {
+    InputProjection<T> local;
+    if (!proj.shared) local.windows(s, G * H, proj.x, proj.wih, b0, b1);
+    BlockedStep<T> st{cell, &s, steps, &w, bias, b_hn, proj.shared ? proj.shared : &local,
+                      hg.data(), c, y, ws, h, other.data(), 0, b0, b1};
+    const BlockedStep<T>* sp = &st;
+    for (index_t n_steps = s.steps(); st.step < n_steps; ++st.step) {
+      local.prepare(st.step);
+      if (share_steps)
+        parallel_for(w.blocks, grain, [sp](index_t q0, index_t q1) { sp->run_blocks(q0, q1); });
+      else
+        st.run_blocks(0, w.blocks);
+      std::swap(st.hp, st.hn);
+    }
+    if (st.hp != h) std::memcpy(h + b0 * H, st.hp + b0 * H, sizeof(T) * (b1 - b0) * H);
+  };
+  if (by_sequences)
+    parallel_for(B, detail::kMinSequencesPerThread,
+                 [&](index_t b0, index_t b1) { run(b0, b1, false); });
+  else
+    run(0, B, true);
 }
 
 // The time loop of GRU with reset before: h and the rows of xg as in loop_gate_blocked.
 template <typename T>
-void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, InputProjection<T>& xg,
-                       T* h, T* y,
-                       RecurrentWorkspace<T>* ws) {
+void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Projections<T>& proj,
+                       T* h, T* y, RecurrentWorkspace<T>* ws) {
+  InputProjection<T> local;
+  if (!proj.shared) local.windows(s, 3 * s.H, proj.x, proj.wih, 0, s.B);
+  const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
   const index_t B = s.B, H = s.H, GH = 3 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   PackedB<T> whh, whh_n;  // W_hh^T of the r,z gates [H, 2H] and of the n gate [H, H]
@@ -274,7 +319,7 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, InputPro
   Buffer<T> hg(B * 2 * H), rh(B * H), hn(B * H);
   rh.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
-    xg.prepare(step);
+    local.prepare(step);
     gemm_packed<T>(B, h, H, whh, T(0), hg.data(), 2 * H);
     detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
       if (!s.active(step, b)) return;
@@ -324,17 +369,25 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
     if (c0) std::memcpy(c, c0, sizeof(T) * B * H); else std::fill_n(c, B * H, T(0));
   }
 
-  // xg = x W_ih^T (the biases are added in the steps).
-  InputProjection<T> xg{&s, GH, nullptr};
-  xg.start(x, w.w_ih, ws ? ws->gates.data() : nullptr, ws != nullptr);
+  // xg = x W_ih^T (the biases are added in the steps): every row now, or windows in the loops
+  // (of the sequences each loop runs).
+  InputProjection<T> all;
+  PackedB<T> wih;
+  Projections<T> proj{nullptr, x, &wih};
+  if (InputProjection<T>::windowed(s, B, ws != nullptr)) {
+    wih.pack(true, s.I, GH, w.w_ih, s.I);
+  } else {
+    all.all_rows(s, GH, x, w.w_ih, ws ? ws->gates.data() : nullptr);
+    proj.shared = &all;
+  }
   detail::zero_padded_rows(s, H, y);
   if (ws) detail::zero_padded_rows(s, H, ws->hprev.data());
 
   if (cell == Cell::gru_reset_before)
-    loop_reset_before(s, w.w_hh, bias.data(), xg, h_n, y, ws);
+    loop_reset_before(s, w.w_hh, bias.data(), proj, h_n, y, ws);
   else
-    loop_gate_blocked(cell, s, w.w_hh, bias.data(), b_hn.data(), xg, h_n, is_lstm ? c : nullptr,
-                      y, ws);
+    loop_gate_blocked(cell, s, w.w_hh, bias.data(), b_hn.data(), proj, h_n,
+                      is_lstm ? c : nullptr, y, ws);
 }
 
 template void recurrent_forward<float>(Cell, const SeqShape&, const RecurrentWeights<float>&,
