@@ -7,7 +7,7 @@ import pytest
 import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
-from recurrent_cases import CELLS, TOL, as64, make_inputs, rel_err, run, upstream
+from recurrent_cases import CELLS, GATES, TOL, as64, make_inputs, rel_err, run, upstream
 
 DTYPES = [np.float32, np.float64]
 OPTIONS = list(itertools.product([False, True], repeat=5))  # batch_first, bias, h0, lengths, reverse
@@ -51,18 +51,23 @@ def test_options_grid(rng, op, kw, cell, dtype, batch_first, bias, h0, lengths, 
 WINDOW_OPTIONS = list(itertools.product([False, True], repeat=3))  # batch_first, lengths, reverse
 
 
-# Inference projects the inputs a window of steps at a time (256 rows): T * B = 300 rows make two
-# windows, the second one partial; a reversed ragged batch falls back to projecting every row.
-# B=17 (with 2+ threads): each thread takes its own sequences through the whole layer, with
-# windows of its own rows.
+# Inference projects the inputs a window of steps at a time once the projection of every row
+# exceeds its budget (256 rows here): T * B = 300 rows make two windows, the second one partial;
+# a reversed ragged batch falls back to projecting every row. B=17 (with 2+ threads): each
+# thread takes its own sequences through the whole layer, with windows of its own rows.
 @pytest.mark.parametrize("T,B", [(60, 5), (40, 17)], ids=["B5", "B17"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
 @pytest.mark.parametrize("batch_first,lengths,reverse", WINDOW_OPTIONS,
                          ids=["bf%d-len%d-rev%d" % o for o in WINDOW_OPTIONS])
 def test_inference_windows(rng, op, kw, cell, dtype, batch_first, lengths, reverse, T, B):
-    check_against_reference(rng, op, kw, T, B, 3, 6, dtype, batch_first=batch_first, bias=True,
-                            h0=True, lengths=lengths, reverse=reverse)
+    H = 6
+    rnnfast._C._set_projection_window_bytes(256 * GATES[op] * H * np.dtype(dtype).itemsize)
+    try:
+        check_against_reference(rng, op, kw, T, B, 3, H, dtype, batch_first=batch_first,
+                                bias=True, h0=True, lengths=lengths, reverse=reverse)
+    finally:
+        rnnfast._C._set_projection_window_bytes(0)
 
 
 SIZES = [  # T, B, I, H

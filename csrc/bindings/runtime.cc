@@ -17,6 +17,7 @@
 #include "gil.h"
 #include "rnnfast/cpu.h"
 #include "rnnfast/gemm.h"
+#include "rnnfast/recurrent.h"
 #include "rnnfast/threads.h"
 
 // The flags of the build, defined by setup.py (string literals); absent in other builds.
@@ -272,6 +273,9 @@ int thread_count_arg(const py::handle& n) {
 
 void bind_runtime(py::module_& m) {
   m.def("get_num_threads", &get_num_threads);
+  // Test hook: the inference projection window (csrc/include/rnnfast/recurrent.h).
+  m.def("_set_projection_window_bytes",
+        [](index_t bytes) { set_projection_window_bytes(bytes); }, py::arg("bytes"));
   m.attr("MAX_THREADS") = kMaxThreads;
   m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count_arg(n)); });
   m.def("active_isa", [] { return std::string(isa_name(active_isa())); });

@@ -2,7 +2,7 @@
 //
 // 1. The input projections xg = x W_ih^T: when training, one GEMM over every row into the
 //    workspace's gates (backward needs them all); when inferring, one GEMM per window of steps
-//    (W_ih^T packed once), so the temporary is O(max(B, kWindowRows) * G*H) whatever T is.
+//    (W_ih^T packed once), so the temporary is at most kWindowBytes (or one step) whatever T is.
 // 2. W_hh^T is packed once, its columns grouped by blocks of hidden units (all G gates of a
 //    block side by side). Each step is one parallel region over those blocks: a thread's GEMM
 //    h W_hh^T for its blocks is followed at once, in the same thread and while the product is
@@ -11,6 +11,7 @@
 //    inside it. GRU with reset before needs r * h of all units before its n GEMM: it keeps two
 //    GEMMs and two row passes per step.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "cell_steps.h"
@@ -62,9 +63,12 @@ inline index_t step_grain(index_t work_per_block) {
 // generation) read the weights in place: packing them would cost more than the product.
 constexpr index_t kDirectRows = 4;
 
-// Rows of input projection one inference window holds (at least one step): enough for the GEMM
-// to run at full speed.
-constexpr index_t kWindowRows = 256;
+// Bytes of input projection inference holds: the projection of every row when it fits, else a
+// window of steps at a time (at least one step). A bound that does not grow with T, and large
+// enough that the benchmark shapes project every row in one GEMM (windows of 256 rows cost
+// 5-10% at I=H=1024).
+constexpr index_t kWindowBytes = index_t(32) << 20;
+std::atomic<index_t> g_window_bytes{kWindowBytes};
 
 // The input projections x W_ih^T, each row turned into activated gates by its step: every row
 // at once (training, whose workspace keeps them, or a reversed ragged batch whose steps do not
@@ -83,9 +87,15 @@ struct InputProjection {
 
   // Whether inference may project a window at a time (for nb sequences): when the steps cover
   // one time range for every sequence and a window holds fewer steps than the sequence.
-  static bool windowed(const SeqShape& s, index_t nb, bool training) {
-    return !training && !(s.reverse && !s.lengths.empty()) &&
-           std::max<index_t>(1, kWindowRows / std::max<index_t>(1, nb)) < s.steps();
+  static bool windowed(const SeqShape& s, index_t GH, index_t nb, bool training) {
+    return !training && !(s.reverse && !s.lengths.empty()) && window_steps(GH, nb) < s.steps();
+  }
+
+  // Steps per window for nb sequences.
+  static index_t window_steps(index_t GH, index_t nb) {
+    const index_t rows = g_window_bytes.load(std::memory_order_relaxed) /
+                         (GH * static_cast<index_t>(sizeof(T)));
+    return std::max<index_t>(1, rows / std::max<index_t>(1, nb));
   }
 
   // g of time step t of sequence b.
@@ -115,7 +125,7 @@ struct InputProjection {
     b0 = b0_;
     b1 = b1_;
     const index_t nb = b1 - b0;
-    window = std::max<index_t>(1, kWindowRows / nb);
+    window = window_steps(GH, nb);
     own.resize(window * nb * GH);
     xg = own.data();
     if (s->batch_first || nb != s->B) xt.resize(window * nb * s->I);
@@ -341,6 +351,10 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Pr
 
 }  // namespace
 
+void set_projection_window_bytes(index_t bytes) {
+  g_window_bytes.store(bytes > 0 ? bytes : kWindowBytes, std::memory_order_relaxed);
+}
+
 template <typename T>
 void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, const T* x,
                        const T* h0, const T* c0, T* y, T* h_n, T* c_n, RecurrentWorkspace<T>* ws) {
@@ -374,7 +388,7 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   InputProjection<T> all;
   PackedB<T> wih;
   Projections<T> proj{nullptr, x, &wih};
-  if (InputProjection<T>::windowed(s, B, ws != nullptr)) {
+  if (InputProjection<T>::windowed(s, GH, B, ws != nullptr)) {
     wih.pack(true, s.I, GH, w.w_ih, s.I);
   } else {
     all.all_rows(s, GH, x, w.w_ih, ws ? ws->gates.data() : nullptr);

@@ -63,6 +63,10 @@ template <typename T>
 void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, const T* x,
                        const T* h0, const T* c0, T* y, T* h_n, T* c_n, RecurrentWorkspace<T>* ws);
 
+// Bytes of input projection an inference call may hold before it projects a window of steps at
+// a time (default 32 MiB; bytes <= 0 restores it). For tests, which need windows on small shapes.
+void set_projection_window_bytes(index_t bytes);
+
 // Gradients to write; a null pointer skips that gradient. All are overwritten (not accumulated).
 template <typename T>
 struct RecurrentGrads {
