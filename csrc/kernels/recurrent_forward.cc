@@ -160,8 +160,9 @@ struct Projections {
 
 // W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
 // units [q*hb, q*hb + hb) at its columns [k*hb, k*hb + hb), columns past H are zero. hb is a
-// multiple of the GEMM's panel width (a block is whole panels): all of H when one thread does
-// the step, else small enough for two blocks per thread. Every element gets the same value
+// multiple of the GEMM's panel width (a block is whole panels), small enough for two blocks
+// per thread; or, when one thread does the step, hb = H and the one block is W_hh^T itself
+// (gate k at columns k*H: no padding between gates, no reordering). Every element gets the same value
 // whatever hb is (the GEMM computes each output element alone), so results do not depend on
 // the thread count.
 template <typename T>
@@ -180,11 +181,15 @@ struct GateBlockedWeights {
     index_t m = panels;
     if (!one_block && threads > 1 && B * G * H * H >= 2 * kMinStepWork)
       m = std::max<index_t>(1, panels / (2 * threads));
-    hb = std::min(panels, m) * nr;
+    hb = m >= panels ? H : m * nr;
     blocks = (H + hb - 1) / hb;
     width = G * hb;
     if (use_direct) {
       direct = w_hh;
+      return;
+    }
+    if (blocks == 1) {
+      packed.pack(true, H, width, w_hh, H);
       return;
     }
     const index_t N = blocks * width;
