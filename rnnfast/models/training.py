@@ -49,16 +49,21 @@ def _verbosity(verbose):
     return int(verbose)
 
 
-def _targets(y, n, name="y"):
-    if y is None:
-        raise ValueError(f"{name}: expected target values (labels), got None")
-    arr = np.asarray(y)
+def _per_sample(value, n, name, what):
+    """value as a numeric array with one row per sample of x (TypeError / ValueError if not)."""
+    arr = np.asarray(value)
     if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
+        raise TypeError(f"{name}: expected numeric {what}, got dtype {arr.dtype}")
     if arr.ndim < 1 or len(arr) != n:
         raise ValueError(f"{name}: expected {n} rows (one per sample of x), got shape "
                          f"{arr.shape}")
     return arr
+
+
+def _targets(y, n, name="y"):
+    if y is None:
+        raise ValueError(f"{name}: expected target values (labels), got None")
+    return _per_sample(y, n, name, "targets")
 
 
 def _data(model, x, y, name="x", yname="y"):
@@ -74,12 +79,7 @@ def _sample_weights(w, n, name="sample_weight"):
         return None
     if hasattr(w, "detach") and hasattr(w, "numpy"):
         w = w.detach().cpu().numpy()
-    arr = np.asarray(w)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name}: expected numeric weights, got dtype {arr.dtype}")
-    if arr.ndim < 1 or len(arr) != n:
-        raise ValueError(f"{name}: expected {n} rows (one per sample of x), got shape "
-                         f"{arr.shape}")
+    arr = _per_sample(w, n, name, "weights")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: expected finite weights, got inf or nan")
     return arr
