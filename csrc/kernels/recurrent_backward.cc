@@ -207,7 +207,29 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
 
   // Large GEMMs over all rows.
   if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I);
-  if (g.w_ih) gemm<T>(true, false, GH, I, rows, T(1), dgx.data(), GH, x, I, T(0), g.w_ih, I);
+  // RNN and LSTM: dW_ih and dW_hh as one GEMM dgx^T [x | h_prev], twice as wide as either
+  // (narrow GEMMs run at a fraction of the rate: 400 x 100 x 10000 twice takes 1.45x the time of
+  // 400 x 200 x 10000 once); each element gets the value the separate GEMMs would give.
+  const bool same_gates = cell == Cell::rnn_tanh || cell == Cell::rnn_relu || is_lstm;
+  const bool merged = same_gates && g.w_ih && g.w_hh;
+  if (merged) {
+    const index_t IH = I + H;
+    const T* hprev = ws.hprev.data();
+    Buffer<T> xh(rows * IH), dw(GH * IH);
+    parallel_for(rows, 1024, [&](index_t r0, index_t r1) {
+      for (index_t r = r0; r < r1; ++r) {
+        std::memcpy(xh.data() + r * IH, x + r * I, sizeof(T) * I);
+        std::memcpy(xh.data() + r * IH + I, hprev + r * H, sizeof(T) * H);
+      }
+    });
+    gemm<T>(true, false, GH, IH, rows, T(1), dgx.data(), GH, xh.data(), IH, T(0), dw.data(), IH);
+    for (index_t i = 0; i < GH; ++i) {
+      std::memcpy(g.w_ih + i * I, dw.data() + i * IH, sizeof(T) * I);
+      std::memcpy(g.w_hh + i * H, dw.data() + i * IH + I, sizeof(T) * H);
+    }
+  } else if (g.w_ih) {
+    gemm<T>(true, false, GH, I, rows, T(1), dgx.data(), GH, x, I, T(0), g.w_ih, I);
+  }
   if (g.b_ih) column_sums(rows, GH, dgx.data(), GH, g.b_ih);
   if (g.w_hh || g.b_hh) {
     const T* hprev = ws.hprev.data();
@@ -215,7 +237,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       case Cell::rnn_tanh:
       case Cell::rnn_relu:
       case Cell::lstm:
-        if (g.w_hh) gemm<T>(true, false, GH, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H);
+        if (g.w_hh && !merged)
+          gemm<T>(true, false, GH, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H);
         if (g.b_hh) column_sums(rows, GH, dgx.data(), GH, g.b_hh);
         break;
       case Cell::gru:
