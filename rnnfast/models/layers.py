@@ -37,6 +37,7 @@ from rnnfast.nn.module import (
     _to_numpy,
     as_array,
     as_float_input,
+    check_build_size,
     check_dtype,
     check_grad,
     check_int,
@@ -253,11 +254,9 @@ class _Recurrent(Module):
 
     def build(self, input_size):
         """Create the weights for inputs with ``input_size`` features (once)."""
-        input_size = check_int(input_size, "input_size", 1)
+        input_size = check_build_size(input_size, "input_size", self.input_size, self.kind,
+                                      "input features")
         if self.built:
-            if input_size != self.input_size:
-                raise ValueError(f"input_size: this {self.kind} was built for {self.input_size} "
-                                 f"input features, got {input_size}")
             return self
         self.input_size = input_size
         self.rnn = self.module(input_size, self.units, bias=self.use_bias, batch_first=True,

@@ -25,6 +25,7 @@ import numpy as np
 
 from rnnfast import losses, optim
 from rnnfast.models.callbacks import CallbackList, History
+from rnnfast.nn.module import as_array
 from rnnfast.utils.progress import Progbar, format_seconds
 
 __all__ = ["fit", "evaluate", "predict"]
@@ -50,8 +51,9 @@ def _verbosity(verbose):
 
 
 def _per_sample(value, n, name, what):
-    """value as a numeric array with one row per sample of x (TypeError / ValueError if not)."""
-    arr = np.asarray(value)
+    """value (array-like or CPU tensor) as a numeric array with one row per sample of x
+    (TypeError / ValueError if not)."""
+    arr = as_array(value)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name}: expected numeric {what}, got dtype {arr.dtype}")
     if arr.ndim < 1 or len(arr) != n:
@@ -77,8 +79,6 @@ def _sample_weights(w, n, name="sample_weight"):
     """None, or the weights as an array with one row per sample."""
     if w is None:
         return None
-    if hasattr(w, "detach") and hasattr(w, "numpy"):
-        w = w.detach().cpu().numpy()
     arr = _per_sample(w, n, name, "weights")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: expected finite weights, got inf or nan")

@@ -32,6 +32,7 @@ from rnnfast.nn.module import (
     Parameter,
     _to_numpy,
     as_float_input,
+    check_build_size,
     check_dtype,
     check_grad,
     check_int,
@@ -138,11 +139,9 @@ class Conv1d(Module):
 
     def build(self, in_channels):
         """Create the parameters for inputs with ``in_channels`` channels (once)."""
-        in_channels = check_int(in_channels, "in_channels", 1)
+        in_channels = check_build_size(in_channels, "in_channels", self.in_channels, "layer",
+                                       "input channels")
         if self.built:
-            if in_channels != self.in_channels:
-                raise ValueError(f"in_channels: this layer was built for {self.in_channels} "
-                                 f"input channels, got {in_channels}")
             return self
         if in_channels % self.groups:
             raise ValueError(f"groups: expected a divisor of the input channels "

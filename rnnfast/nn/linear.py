@@ -14,6 +14,7 @@ from rnnfast.nn.module import (
     Parameter,
     _to_numpy,
     as_float_input,
+    check_build_size,
     check_dtype,
     check_grad,
     check_int,
@@ -105,11 +106,9 @@ class Dense(Linear):
 
     def build(self, in_features):
         """Create the parameters for inputs with ``in_features`` features (once)."""
-        in_features = check_int(in_features, "in_features", 1)
+        in_features = check_build_size(in_features, "in_features", self.in_features, "Dense",
+                                       "input features")
         if self.built:
-            if in_features != self.in_features:
-                raise ValueError(f"in_features: this Dense was built for {self.in_features} "
-                                 f"input features, got {in_features}")
             return self
         self.in_features = in_features
         self.weight = Parameter(np.zeros((self.units, in_features), self.dtype))

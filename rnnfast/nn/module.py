@@ -59,6 +59,15 @@ def check_int(value, name, minimum):
     return int(value)
 
 
+def check_build_size(value, name, built_size, layer, unit):
+    """``value`` as an int >= 1 for ``build``; ValueError naming it if the layer was already built
+    (``built_size`` not None) for another size ("this <layer> was built for <n> <unit>")."""
+    value = check_int(value, name, 1)
+    if built_size is not None and value != built_size:
+        raise ValueError(f"{name}: this {layer} was built for {built_size} {unit}, got {value}")
+    return value
+
+
 def check_probability(value, name):
     """A float in [0, 1], else TypeError/ValueError naming the argument."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
