@@ -159,26 +159,27 @@ void im2col_cf(const Geometry& g, const T* xs, index_t t0, index_t nt, T* P) {
 
 // ------------------------------------------------------------------ weights
 
-// Channels-last GEMM weights: W2[grp][k][c][o] = w[grp * out_group + o][c][k].
-template <typename T>
-void pack_weights_cl(const Geometry& g, const T* w, T* W2) {
+// Channels-last GEMM weights: W2[grp][k][c][o] = w[grp * out_group + o][c][k]. Calls
+// fn(index in W2, index in w) for every weight.
+template <typename F>
+void for_each_weight_cl(const Geometry& g, F&& fn) {
   const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
   for (index_t grp = 0; grp < g.groups; ++grp)
     for (index_t k = 0; k < K; ++k)
       for (index_t c = 0; c < cg; ++c)
         for (index_t o = 0; o < cog; ++o)
-          W2[((grp * K + k) * cg + c) * cog + o] = w[((grp * cog + o) * cg + c) * K + k];
+          fn(((grp * K + k) * cg + c) * cog + o, ((grp * cog + o) * cg + c) * K + k);
+}
+
+template <typename T>
+void pack_weights_cl(const Geometry& g, const T* w, T* W2) {
+  for_each_weight_cl(g, [&](index_t i2, index_t i) { W2[i2] = w[i]; });
 }
 
 // The inverse of pack_weights_cl.
 template <typename T>
 void unpack_weights_cl(const Geometry& g, const T* W2, T* w) {
-  const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
-  for (index_t grp = 0; grp < g.groups; ++grp)
-    for (index_t k = 0; k < K; ++k)
-      for (index_t c = 0; c < cg; ++c)
-        for (index_t o = 0; o < cog; ++o)
-          w[((grp * cog + o) * cg + c) * K + k] = W2[((grp * K + k) * cg + c) * cog + o];
+  for_each_weight_cl(g, [&](index_t i2, index_t i) { w[i] = W2[i2]; });
 }
 
 // Weights of the input-gradient convolution: wt[grp * c_group + c][o][k] =
