@@ -30,9 +30,6 @@ void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out) {
   });
 }
 
-// Fewest multiply-adds a thread gets in one step's parallel region (see recurrent_forward.cc).
-constexpr index_t kMinStepWork = 1 << 16;
-
 // Everything one step of the blocked loop reads; the parallel_for captures only a pointer to it.
 template <typename T>
 struct BlockedGradStep {
@@ -110,7 +107,7 @@ void loop_blocked(Cell cell, const SeqShape& s, const T* w_hh, const RecurrentWo
   const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
   Buffer<T> stage_a(B * GH), stage_b(B * GH);
   const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
-  const index_t grain = std::max<index_t>(1, kMinStepWork / std::max<index_t>(1, B * GH * hb));
+  const index_t grain = detail::step_grain(B * GH * hb);
 
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     BlockedGradStep<T> st{cell, &s, steps, &whh, &ws, dy, dgx, dgh_n, dh, dc, nullptr,

@@ -17,6 +17,15 @@ void for_each_batch_row(index_t B, index_t work_per_row, F&& fn) {
   });
 }
 
+// Fewest multiply-adds a thread gets in one step's parallel region: below it, waking a second
+// thread costs more than it saves.
+constexpr index_t kMinStepWork = 1 << 16;
+
+// Grain (blocks per chunk) of a per-step parallel_for over blocks of work_per_block each.
+inline index_t step_grain(index_t work_per_block) {
+  return std::max<index_t>(1, kMinStepWork / std::max<index_t>(1, work_per_block));
+}
+
 // Fewest sequences a thread takes through a whole layer when split_batch says so.
 constexpr index_t kMinSequencesPerThread = 8;
 

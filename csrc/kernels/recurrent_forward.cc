@@ -49,16 +49,6 @@ void fold_biases(Cell cell, index_t GH, index_t H, const T* b_ih, const T* b_hh,
   }
 }
 
-
-// Fewest multiply-adds a thread gets in one step's parallel region: below it, waking a second
-// thread costs more than it saves.
-constexpr index_t kMinStepWork = 1 << 16;
-
-// Grain (blocks per chunk) of a per-step parallel_for over blocks of work_per_block each.
-inline index_t step_grain(index_t work_per_block) {
-  return std::max<index_t>(1, kMinStepWork / std::max<index_t>(1, work_per_block));
-}
-
 // Products with at most this many rows (steps x batch: a single step of a small batch, as in
 // generation) read the weights in place: packing them would cost more than the product.
 constexpr index_t kDirectRows = 4;
@@ -179,7 +169,7 @@ struct GateBlockedWeights {
     const index_t nr = packed_panel_width<T>(), panels = (H + nr - 1) / nr;
     const index_t threads = get_num_threads();
     index_t m = panels;
-    if (!one_block && threads > 1 && B * G * H * H >= 2 * kMinStepWork)
+    if (!one_block && threads > 1 && B * G * H * H >= 2 * detail::kMinStepWork)
       m = std::max<index_t>(1, panels / (2 * threads));
     hb = m >= panels ? H : m * nr;
     blocks = (H + hb - 1) / hb;
@@ -294,7 +284,7 @@ void loop_gate_blocked(Cell cell, const SeqShape& s, const T* w_hh, const T* bia
   w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences);
   Buffer<T> hg(B * w.blocks * w.width), other(B * H);
   const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
-  const index_t grain = step_grain(B * w.width * H);
+  const index_t grain = detail::step_grain(B * w.width * H);
 
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     InputProjection<T> local;
