@@ -25,9 +25,11 @@ struct PanelsPerTile {
 
 // C[0:R, 0:ncols] of one tile: R rows of A against P consecutive B panels (ncols <= P * NR).
 // kRowA: A element (i, k) at a[i * s + k] (rows of A read in place); else at a[k * s + i].
+// kNarrow (P == 1, ncols <= W): only the panel's first vector of columns is computed (the last
+// panel of an N that is not a multiple of NR: H = 100 leaves 4 columns of a 32-wide panel).
 // alpha and beta are read from g only after the k loop, so that they hold no vector register
 // during it (AVX2 has exactly enough for 6 x 16).
-template <class V, int R, int P, bool kRowA>
+template <class V, int R, int P, bool kRowA, bool kNarrow = false>
 void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
           const typename V::T* b, typename V::T* c, idx ncols) {
   using T = typename V::T;
@@ -35,14 +37,14 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
   const idx kc = g.kc, b_ps = g.b_ps, ldc = g.ldc;
   constexpr int NV = V::NV;
   constexpr int NR = V::NV * V::W;
-  constexpr int NT = P * NV;  // vectors per tile row
+  constexpr int NT = kNarrow ? 1 : P * NV;  // vectors per tile row
   vec acc[R][NT];
 #pragma GCC unroll 64
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 64
     for (int j = 0; j < NT; ++j) acc[i][j] = V::zero();
   // The C tile is needed only after the k loop: fetch its lines meanwhile.
-  constexpr int kLines = (P * NR * static_cast<int>(sizeof(T)) + 63) / 64;
+  constexpr int kLines = (NT * V::W * static_cast<int>(sizeof(T)) + 63) / 64;
 #pragma GCC unroll 64
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 8
@@ -54,7 +56,8 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p)
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) bv[p * NV + v] = V::load(b + p * b_ps + k * NR + v * V::W);
+      for (int v = 0; v < NV; ++v)
+        if (p * NV + v < NT) bv[p * NV + v] = V::load(b + p * b_ps + k * NR + v * V::W);
 #pragma GCC unroll 64
     for (int i = 0; i < R; ++i) {
       const vec ai = V::set1(kRowA ? a[i * s + k] : a[k * s + i]);
@@ -66,7 +69,7 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
   const vec va = V::set1(g.alpha);
   const vec vb = V::set1(g.beta);
   const bool read_c = g.beta != T(0);
-  if (ncols == P * NR) {
+  if (ncols == NT * V::W) {
 #pragma GCC unroll 64
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 64
@@ -108,7 +111,10 @@ void sweep(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s, typ
   }
   for (; j < np; ++j) {
     const idx cols = g.n - j * NR < NR ? g.n - j * NR : NR;
-    tile<V, R, 1, kRowA>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
+    if (V::NV > 1 && cols <= V::W)
+      tile<V, R, 1, kRowA, true>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
+    else
+      tile<V, R, 1, kRowA>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
   }
 }
 
