@@ -258,6 +258,14 @@ class RMSprop(Optimizer):
 
 
 # gradient clipping ------------------------------------------------------------------------
+def _p_norm(x, p):
+    """The p-norm of all elements of x with ufuncs only: np.linalg.norm's dot product would wake
+    NumPy's BLAS threads, which then spin on the cores the package's kernels use next."""
+    if p == 2:
+        return math.sqrt(float(np.sum(np.square(x))))
+    return float(np.sum(np.abs(x) ** p) ** (1.0 / p))
+
+
 def _with_grads(parameters):
     if isinstance(parameters, Parameter):
         parameters = [parameters]
@@ -278,8 +286,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if math.isinf(norm_type):
         total = max(float(np.abs(p.grad).max(initial=0.0)) for p in params)
     else:
-        norms = [np.linalg.norm(p.grad.ravel().astype(np.float64), norm_type) for p in params]
-        total = float(np.linalg.norm(np.array(norms), norm_type))
+        norms = np.array([_p_norm(p.grad.astype(np.float64), norm_type) for p in params])
+        total = _p_norm(norms, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the "
                            "gradients is non-finite, so it cannot be clipped")
