@@ -4,6 +4,7 @@
 // GCC 12's AVX-512 shuffle intrinsics start from _mm512_undefined_*(), which its
 // -Wuninitialized misreports (GCC bug 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <immintrin.h>
 

@@ -181,8 +181,11 @@ void pack_b(bool trans, const typename V::T* B, idx ldb, idx k0, idx kc, idx n0,
   }
 }
 
-// C[i, j] = sum_k a[i * lda + k] * b[j * ldb + k]: four rows of B at a time against every row
-// of A (the four stay in L1), each dot product one vector of partial sums over k, then summed.
+// C[i, j] = sum_k a[i * lda + k] * b[j * ldb + k]: W rows of B at a time against every row
+// of A (the W rows stay in L1), each dot product one vector of partial sums over k (W
+// independent chains hide the FMA latency); the W vectors are then transposed and added, which
+// leaves the W sums in one vector (a scalar sum per dot product would cost more than the
+// products at the K of a recurrent step).
 template <class V>
 void dot_rows(idx m, idx n, idx k, const typename V::T* a, idx lda, const typename V::T* b,
               idx ldb, typename V::T* c, idx ldc) {
@@ -190,31 +193,35 @@ void dot_rows(idx m, idx n, idx k, const typename V::T* a, idx lda, const typena
   using vec = typename V::vec;
   constexpr int W = V::W;
   const idx tail = k % W, kv = k - tail;
-  for (idx j = 0; j < n; j += 4) {
-    const int nj = n - j < 4 ? static_cast<int>(n - j) : 4;
+  alignas(64) T parts[W * W], sums[W * W];
+  const vec one = V::set1(T(1));
+  for (idx j = 0; j < n; j += W) {
+    const int nj = n - j < W ? static_cast<int>(n - j) : W;
     const T* bj = b + j * ldb;
     for (idx i = 0; i < m; ++i) {
       const T* ai = a + i * lda;
-      vec acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+      vec acc[W];
+#pragma GCC unroll 16
+      for (int q = 0; q < W; ++q) acc[q] = V::zero();
       for (idx kk = 0; kk < kv; kk += W) {
         const vec av = V::load(ai + kk);
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; ++q)
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q)
           if (q < nj) acc[q] = V::fma(av, V::load(bj + q * ldb + kk), acc[q]);
       }
       if (tail) {
         const vec av = V::load_n(ai + kv, tail);
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; ++q)
+#pragma GCC unroll 16
+        for (int q = 0; q < W; ++q)
           if (q < nj) acc[q] = V::fma(av, V::load_n(bj + q * ldb + kv, tail), acc[q]);
       }
-      for (int q = 0; q < nj; ++q) {
-        T lanes[W];
-        V::store(lanes, acc[q]);
-        T sum = T(0);
-        for (int l = 0; l < W; ++l) sum += lanes[l];
-        c[i * ldc + j + q] = sum;
-      }
+#pragma GCC unroll 16
+      for (int q = 0; q < W; ++q) V::store(parts + q * W, acc[q]);
+      V::transpose(parts, W, nj, sums, W, W);  // sums[l * W + q]: lane l of dot product q
+      vec total = V::load(sums);
+#pragma GCC unroll 16
+      for (int l = 1; l < W; ++l) total = V::fma(one, V::load(sums + l * W), total);
+      V::store_n(c + i * ldc + j, total, nj);
     }
   }
 }
