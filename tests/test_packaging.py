@@ -75,6 +75,33 @@ def test_installed_metadata_and_files(dist):
     assert {"test", "bench", "torch"} <= extras
 
 
+def torch_extra(requires):
+    for requirement in requires:
+        spec, _, marker = requirement.partition(";")
+        if re.search(r"""extra\s*==\s*["']torch["']""", marker):
+            return spec.strip()
+    return None
+
+
+def test_torch_extra_is_a_range_tested_at_its_low_end(dist):
+    """[torch] does not pin users to one release: torch>=X. CI installs torch==X (the low end,
+    .ci/torch_low_end.py), so there the installed torch must be release X."""
+    spec = torch_extra(dist.requires or [])
+    assert spec is not None and "==" not in spec, spec
+    low = re.search(r">=\s*([0-9.]+)", spec)
+    assert low, spec
+    if EXPECT_INSTALLED:
+        try:
+            installed = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            pytest.skip("torch is not installed")
+        release = [int(p) for p in re.match(r"[0-9.]+", installed).group(0).strip(".").split(".")]
+        wanted = [int(p) for p in low.group(1).split(".")]
+        width = max(len(release), len(wanted))
+        assert release + [0] * (width - len(release)) == wanted + [0] * (width - len(wanted)), \
+            f"CI tests torch {installed}, not the low end of {spec}"
+
+
 def test_tests_import_the_installed_package(dist):
     """The package under test is the installed one, not a source tree on sys.path."""
     assert Path(_C.__file__).resolve().parent == PACKAGE_DIR
