@@ -53,7 +53,7 @@ libraries = [
         "include_dirs": ["csrc/include"],
         "macros": MACROS,
         "cflags": LIBRARY_FLAGS + flags,
-        "obj_deps": {"": HEADERS},
+        "obj_deps": {"": [h for h in HEADERS if not h.startswith("csrc/bindings")]},
     })
     for name, (suffix, flags) in ISA_LIBRARIES.items()
 ]

@@ -60,7 +60,7 @@ class Linear(Module):
             raise ValueError(f"x: expected {self.in_features} features (in_features) on the last "
                              f"axis, got shape {x.shape}")
         x2 = x.reshape(-1, self.in_features)
-        y = _C.gemm(x2, self.weight.data, False, True).reshape(x.shape[:-1] + (self.out_features,))
+        y = _C.gemm(x2, self.weight.data, trans_b=True).reshape(x.shape[:-1] + (self.out_features,))
         if self.bias is not None:
             y += self.bias.data
         self._keep(x)
@@ -71,7 +71,7 @@ class Linear(Module):
         dy = check_grad(dy, "dy", x.shape[:-1] + (self.out_features,), self.dtype)
         x2 = x.reshape(-1, self.in_features)
         dy2 = dy.reshape(-1, self.out_features)
-        self.weight.accumulate(_C.gemm(dy2, x2, True, False))
+        self.weight.accumulate(_C.gemm(dy2, x2, trans_a=True))
         if self.bias is not None:
             self.bias.accumulate(dy2.sum(axis=0))
         return _C.gemm(dy2, self.weight.data).reshape(x.shape)
