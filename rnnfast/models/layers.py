@@ -269,7 +269,7 @@ class _Recurrent(Module):
         """Keras' initialisation: Glorot-uniform ``w_ih``, orthogonal ``w_hh``, zero biases
         (forget-gate bias 1 in an LSTM)."""
         H = self.units
-        for names in self.rnn._weight_names:
+        for names in self.rnn.stack.names:
             params = [self.rnn._parameters[n] for n in names]
             w_ih, w_hh = params[0], params[1]
             gh, features = w_ih.shape
