@@ -151,6 +151,17 @@ class StackContext(NamedTuple):
     has_c0: bool
 
 
+def _stacked(arrays):
+    """The (B, H) arrays of every layer and direction as one (L * D, B, H) array (a view of
+    the only one when there is one)."""
+    if len(arrays) == 1:
+        return arrays[0][None]
+    out = np.empty((len(arrays),) + arrays[0].shape, arrays[0].dtype)
+    for k, a in enumerate(arrays):
+        out[k] = a
+    return out
+
+
 class RecurrentStack:
     """The description of a recurrent stack, and its forward and backward passes.
 
@@ -274,7 +285,7 @@ class RecurrentStack:
         if masks is not None and len(masks) != L - 1:
             raise ValueError(f"masks: expected {L - 1} masks (one per layer after the first), "
                              f"got {len(masks)}")
-        cell, run = self.cell, dict(lengths=lengths, batch_first=batch_first, training=training)
+        cell_forward, options = self.cell.forward, self.options
         h_n, c_n, ctxs, layer_masks = [], [], [], [None]
         layer_input = x
         for layer in range(L):
@@ -289,10 +300,11 @@ class RecurrentStack:
             outputs = []
             for direction in range(D):
                 k = layer * D + direction
-                y, h, c, ctx = cell.forward(
+                y, h, c, ctx = cell_forward(
                     layer_input, self._keyed(weights, k), None if h0 is None else h0[k],
-                    None if c0 is None else c0[k], self.options,
-                    reverse=self.reverse or direction == 1, **run)
+                    None if c0 is None else c0[k], options, lengths=lengths,
+                    reverse=self.reverse or direction == 1, batch_first=batch_first,
+                    training=training)
                 outputs.append(y)
                 h_n.append(h)
                 c_n.append(c)
@@ -300,7 +312,7 @@ class RecurrentStack:
             layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=-1)
         ctx = StackContext(ctxs, layer_masks, h0 is not None, c0 is not None) \
             if training else None
-        return (layer_input, np.stack(h_n), np.stack(c_n) if cell.has_cell_state else None,
+        return (layer_input, _stacked(h_n), _stacked(c_n) if self.cell.has_cell_state else None,
                 ctx)
 
     def backward(self, ctx, dy=None, dh_n=None, dc_n=None):
@@ -340,5 +352,5 @@ class RecurrentStack:
             if ctx.masks[layer] is not None:
                 dx *= ctx.masks[layer]
             grad_out = dx
-        return (grad_out, np.stack(dh0) if ctx.has_h0 else None,
-                np.stack(dc0) if ctx.has_c0 else None, grads)
+        return (grad_out, _stacked(dh0) if ctx.has_h0 else None,
+                _stacked(dc0) if ctx.has_c0 else None, grads)

@@ -138,6 +138,8 @@ class Activation(Module):
     """Keras' ``Activation(name)``: ``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"softmax"`` or
     ``"linear"`` (the identity)."""
 
+    per_step = True  # acts on each time step alone (rnnfast.generation runs it step by step)
+
     def __init__(self, activation, name=None):
         super().__init__()
         if not isinstance(activation, str):
@@ -146,6 +148,11 @@ class Activation(Module):
         self.activation_name = activation
         self.fn = get_activation(activation)
         self.name = name
+
+    @property
+    def activation(self):
+        """The ``rnnfast.nn`` activation layer, or None for ``"linear"``."""
+        return self.fn
 
     def forward(self, x):
         if self.fn is None:
@@ -279,6 +286,12 @@ class _Recurrent(Module):
                 bias.data[...] = 0
             if self.module is nn.LSTM and self.use_bias:
                 params[2].data[H:2 * H] = 1
+
+    def recurrent_module(self):
+        """The ``rnnfast.nn`` layer that runs this one (for ``rnnfast.generation``)."""
+        if not self.built:
+            raise ValueError("layer: build the layer first (call it once or give input_dim)")
+        return self.rnn
 
     def _build_from_state(self, state_dict, prefix):
         key = prefix + "rnn.weight_ih_l0"
@@ -425,6 +438,8 @@ class Bidirectional(Module):
     """Keras' ``Bidirectional(layer, merge_mode="concat")`` of an unbuilt SimpleRNN, LSTM or
     GRU: the forward and backward outputs side by side (``2 * units`` features)."""
 
+    bidirectional = True
+
     def __init__(self, layer, merge_mode="concat", name=None):
         super().__init__()
         if not isinstance(layer, _Recurrent):
@@ -452,6 +467,10 @@ class Bidirectional(Module):
 
     def compute_output_mask(self, mask):
         return self.layer.compute_output_mask(mask)
+
+    def recurrent_module(self):
+        """The ``rnnfast.nn`` layer that runs both directions."""
+        return self.layer.recurrent_module()
 
     def forward(self, x, mask=None):
         return self.layer.forward(x, mask=mask)
