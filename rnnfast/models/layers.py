@@ -18,9 +18,9 @@ original::
   layer (``.rnn``, an ``rnnfast.nn.RNN/LSTM/GRU``), so the LSTM and SimpleRNN have PyTorch's two
   bias vectors (``units`` or ``4 * units`` more parameters than Keras counts).
 - ``Bidirectional(layer, merge_mode="concat")`` runs both directions in one kernel call each.
-- ``Activation(name)``; and, from ``rnnfast.nn``: ``Dense``, ``Dropout``, ``Flatten``,
-  ``TimeDistributed``, ``Conv1D``, ``MaxPooling1D``, ``GlobalMaxPooling1D``,
-  ``GlobalAveragePooling1D``.
+- ``Activation(name)``, ``Dense``, ``Dropout``, ``Flatten``, ``TimeDistributed``, ``Conv1D``,
+  ``MaxPooling1D`` (alias ``MaxPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
+  ``GlobalAveragePooling1D`` (alias ``GlobalAvgPool1D``).
 
 Masks: padded steps are skipped when the padding is all at the end (``padding="post"``) or
 all at the start (``"pre"``, Keras' default) of a row; a pre-padded batch is shifted so that
@@ -32,6 +32,8 @@ import numpy as np
 
 from rnnfast import nn
 from rnnfast.nn.activation import get_activation
+from rnnfast.nn.conv import Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+from rnnfast.nn.linear import Dense
 from rnnfast.nn.module import (
     Module,
     _to_numpy,
@@ -54,6 +56,8 @@ __all__ = [
     "Flatten",
     "GRU",
     "GlobalAveragePooling1D",
+    "GlobalAvgPool1D",
+    "GlobalMaxPool1D",
     "GlobalMaxPooling1D",
     "Input",
     "LSTM",
@@ -63,14 +67,13 @@ __all__ = [
     "TimeDistributed",
 ]
 
-Dense = nn.Dense
 Dropout = nn.Dropout
 Flatten = nn.Flatten
 TimeDistributed = nn.TimeDistributed
-Conv1D = nn.Conv1D
-MaxPooling1D = MaxPool1D = nn.MaxPooling1D
-GlobalMaxPooling1D = nn.GlobalMaxPooling1D
-GlobalAveragePooling1D = nn.GlobalAveragePooling1D
+# Keras' aliases
+MaxPool1D = MaxPooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
+GlobalAvgPool1D = GlobalAveragePooling1D
 
 
 def _dtype_name(dtype):
