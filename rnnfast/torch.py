@@ -47,7 +47,13 @@ import torch
 from torch import _VF
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnfast.functional.stack import CELLS, RecurrentStack, cell_options
+from rnnfast.functional.stack import (
+    CELLS,
+    RecurrentStack,
+    cell_backward,
+    cell_forward,
+    cell_options,
+)
 
 __all__ = ["RNN", "LSTM", "GRU", "RecurrentFunction"]
 
@@ -143,8 +149,8 @@ class RecurrentFunction(torch.autograd.Function):
 
         def run(arrays):
             x, h0, c0, *weights = arrays
-            y, h_n, c_n, kernel_ctx = spec.forward(
-                x, dict(zip(_WEIGHT_KEYS, weights)), h0, c0, options, lengths=lengths,
+            y, h_n, c_n, kernel_ctx = cell_forward(
+                spec, x, dict(zip(_WEIGHT_KEYS, weights)), h0, c0, options, lengths=lengths,
                 reverse=reverse, batch_first=batch_first, training=True)
             return (y, h_n) + ((c_n,) if spec.has_cell_state else ()), kernel_ctx
 
@@ -154,7 +160,7 @@ class RecurrentFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n=None):
         def run(kernel_ctx, grads):
-            g = ctx.cell.backward(kernel_ctx, *grads, *([None] * (3 - len(grads))))
+            g = cell_backward(ctx.cell, kernel_ctx, *grads)
             return [g.get(name) for name in _STATE_NAMES]
 
         return _backward(ctx, run, (dy, dh_n, dc_n)[:3 if ctx.cell.has_cell_state else 2])

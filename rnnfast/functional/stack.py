@@ -24,14 +24,15 @@ Example::
     dx, dh0, dc0, grads = stack.backward(ctx, dy)                 # grads keyed by name
 """
 import warnings
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Tuple
 
 import numpy as np
 
 from rnnfast import functional as F
 from rnnfast._checks import check_int, check_probability
 
-__all__ = ["CELLS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_options"]
+__all__ = ["CELLS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
+           "cell_forward", "cell_options"]
 
 
 class Param(NamedTuple):
@@ -68,35 +69,6 @@ PLAIN_PARAMS = (
 )
 
 
-def _rnn_forward(x, w, h0, c0, options, **run):
-    y, h_n, ctx = F.rnn_forward(x, w["w_ih"], w["w_hh"], w.get("b_ih"), w.get("b_hh"),
-                                         h0, nonlinearity=options["nonlinearity"], **run)
-    return y, h_n, None, ctx
-
-
-def _rnn_backward(ctx, dy, dh_n, dc_n):
-    return F.rnn_backward(ctx, dy, dh_n)
-
-
-def _lstm_forward(x, w, h0, c0, options, **run):
-    return F.lstm_forward(x, w["w_ih"], w["w_hh"], w.get("b_ih"), w.get("b_hh"), h0,
-                                   c0, **run)
-
-
-def _lstm_backward(ctx, dy, dh_n, dc_n):
-    return F.lstm_backward(ctx, dy, dh_n, dc_n)
-
-
-def _gru_forward(x, w, h0, c0, options, **run):
-    y, h_n, ctx = F.gru_forward(x, w["w_ih"], w["w_hh"], w.get("b_ih"), w.get("b_hh"),
-                                         h0, reset_after=options["reset_after"], **run)
-    return y, h_n, None, ctx
-
-
-def _gru_backward(ctx, dy, dh_n, dc_n):
-    return F.gru_backward(ctx, dy, dh_n)
-
-
 def _check_nonlinearity(value):
     if value not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {value!r}")
@@ -104,7 +76,9 @@ def _check_nonlinearity(value):
 
 
 class Cell(NamedTuple):
-    """What a stack needs to know of one cell."""
+    """What a stack needs to know of one cell. Its kernels are ``rnnfast.functional``'s
+    ``<name>_forward(x, <params' keys>..., h0[, c0], **options, lengths=, reverse=,
+    batch_first=, training=)`` and ``<name>_backward(ctx, dy, dh_n[, dc_n])``."""
 
     name: str
     #: G: the weights have ``G * hidden_size`` rows
@@ -112,22 +86,36 @@ class Cell(NamedTuple):
     #: the state is ``(h, c)`` (LSTM), not ``h`` alone
     has_cell_state: bool
     params: Tuple[Param, ...]
-    #: ``forward(x, weights_by_key, h0, c0, options, lengths=, reverse=, batch_first=,
-    #: training=) -> (y, h_n, c_n or None, ctx)`` for one layer and direction
-    forward: Callable
-    #: ``backward(ctx, dy, dh_n, dc_n) -> gradients keyed by Param.key, "x", "h0", "c0"``
-    backward: Callable
-    #: the cell's options: name -> (default, check(value) -> value)
+    #: the cell's options (keywords of its forward kernel): name -> (default, check)
     options: Mapping[str, Tuple[Any, Callable[[Any], Any]]]
 
 
 CELLS: Dict[str, Cell] = {
-    "rnn": Cell("rnn", 1, False, PLAIN_PARAMS, _rnn_forward, _rnn_backward,
-                {"nonlinearity": ("tanh", _check_nonlinearity)}),
-    "lstm": Cell("lstm", 4, True, PLAIN_PARAMS, _lstm_forward, _lstm_backward, {}),
-    "gru": Cell("gru", 3, False, PLAIN_PARAMS, _gru_forward, _gru_backward,
-                {"reset_after": (True, bool)}),
+    "rnn": Cell("rnn", 1, False, PLAIN_PARAMS, {"nonlinearity": ("tanh", _check_nonlinearity)}),
+    "lstm": Cell("lstm", 4, True, PLAIN_PARAMS, {}),
+    "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool)}),
 }
+
+
+def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
+                 batch_first=False, training=False):
+    """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
+    ``Param.key`` (missing: None), ``options`` from ``cell_options``. Returns
+    ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
+    call, so a function replaced there (a test's spy) is the one that runs."""
+    args = [weights.get(param.key) for param in cell.params]
+    args += [h0, c0] if cell.has_cell_state else [h0]
+    out = getattr(F, cell.name + "_forward")(x, *args, **options, lengths=lengths,
+                                            reverse=reverse, batch_first=batch_first,
+                                            training=training)
+    return out if cell.has_cell_state else (out[0], out[1], None, out[2])
+
+
+def cell_backward(cell, ctx, dy=None, dh_n=None, dc_n=None):
+    """The gradients of a ``cell_forward(..., training=True)``, keyed by ``Param.key``,
+    ``"x"``, ``"h0"`` (and ``"c0"``)."""
+    states = (dh_n, dc_n) if cell.has_cell_state else (dh_n,)
+    return getattr(F, cell.name + "_backward")(ctx, dy, *states)
 
 
 def cell_options(cell, **given):
@@ -285,7 +273,7 @@ class RecurrentStack:
         if masks is not None and len(masks) != L - 1:
             raise ValueError(f"masks: expected {L - 1} masks (one per layer after the first), "
                              f"got {len(masks)}")
-        cell_forward, options = self.cell.forward, self.options
+        cell, options = self.cell, self.options
         h_n, c_n, ctxs, layer_masks = [], [], [], [None]
         layer_input = x
         for layer in range(L):
@@ -301,7 +289,7 @@ class RecurrentStack:
             for direction in range(D):
                 k = layer * D + direction
                 y, h, c, ctx = cell_forward(
-                    layer_input, self._keyed(weights, k), None if h0 is None else h0[k],
+                    cell, layer_input, self._keyed(weights, k), None if h0 is None else h0[k],
                     None if c0 is None else c0[k], options, lengths=lengths,
                     reverse=self.reverse or direction == 1, batch_first=batch_first,
                     training=training)
@@ -340,8 +328,9 @@ class RecurrentStack:
                 dy_k = grad_out
                 if grad_out is not None and D > 1:
                     dy_k = grad_out[..., direction * H:(direction + 1) * H]
-                g = self.cell.backward(ctx.ctxs[k], dy_k, None if dh_n is None else dh_n[k],
-                                       None if dc_n is None else dc_n[k])
+                g = cell_backward(self.cell, ctx.ctxs[k], dy_k,
+                                  None if dh_n is None else dh_n[k],
+                                  None if dc_n is None else dc_n[k])
                 for param, name in zip(self.params, self.names[k]):
                     grads[name] = g[param.key]
                 if dx is None:

@@ -21,7 +21,8 @@ def linear_forward(x, w, b=None, *, training=False):
 
 def linear_backward(ctx, dy=None):
     if not isinstance(ctx, _Ctx):
-        raise ValueError(f"ctx: expected the ctx of linear_forward(..., training=True), got {ctx!r}")
+        raise ValueError(f"ctx: expected the ctx of linear_forward(..., training=True), "
+                         f"got {ctx!r}")
     shape = ctx.x.shape[:-1] + ctx.w.shape[:1]
     dy = np.zeros(shape) if dy is None else np.asarray(dy, dtype=np.float64)
     rows_dy, rows_x = dy.reshape(-1, shape[-1]), ctx.x.reshape(-1, ctx.x.shape[-1])
