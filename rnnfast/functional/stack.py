@@ -32,7 +32,7 @@ from rnnfast import functional as F
 from rnnfast._checks import check_int, check_probability
 
 __all__ = ["CELLS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
-           "cell_forward", "cell_options"]
+           "cell_forward", "cell_options", "param_name"]
 
 
 class Param(NamedTuple):
@@ -116,6 +116,11 @@ def cell_backward(cell, ctx, dy=None, dh_n=None, dc_n=None):
     ``"x"``, ``"h0"`` (and ``"c0"``)."""
     states = (dh_n, dc_n) if cell.has_cell_state else (dh_n,)
     return getattr(F, cell.name + "_backward")(ctx, dy, *states)
+
+
+def param_name(prefix, layer, direction=0):
+    """PyTorch's ``state_dict`` name of a parameter: ``weight_ih_l0``, ``bias_hh_l1_reverse``."""
+    return f"{prefix}_l{layer}" + ("_reverse" if direction else "")
 
 
 def cell_options(cell, **given):
@@ -204,8 +209,7 @@ class RecurrentStack:
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else D * H
             for direction in range(D):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                names = [param.prefix + suffix for param in self.params]
+                names = [param_name(param.prefix, layer, direction) for param in self.params]
                 for name, param in zip(names, self.params):
                     self.shapes[name] = param.shape(layer_input, H, G, self.options)
                 self.names.append(names)

@@ -31,6 +31,7 @@ raises ValueError.
 import numpy as np
 
 from rnnfast import nn
+from rnnfast.functional.stack import CELLS, param_name
 from rnnfast.nn.activation import get_activation
 from rnnfast.nn.conv import Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from rnnfast.nn.linear import Dense
@@ -297,7 +298,8 @@ class _Recurrent(Module):
         return self.rnn
 
     def _build_from_state(self, state_dict, prefix):
-        key = prefix + "rnn.weight_ih_l0"
+        input_weight = CELLS[self.module.cell].params[0]  # (gates * units, input_size)
+        key = prefix + "rnn." + param_name(input_weight.prefix, 0)
         if not self.built and key in state_dict:
             self.build(_to_numpy(state_dict[key], key).shape[-1])
 
