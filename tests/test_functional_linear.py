@@ -94,3 +94,35 @@ def test_reference_gradients_match_finite_differences(rng):
             numeric[i] = ((R.linear_forward(**plus)[0] - R.linear_forward(**minus)[0]) * dy
                           ).sum() / (2 * eps)
         assert rel_err(grads[name], numeric) < 1e-6, name
+
+
+def _misaligned(a):
+    buf = np.empty(a.nbytes + 1, np.uint8)[1:]
+    out = buf.view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+ODD = {
+    "fortran": np.asfortranarray,
+    "misaligned": _misaligned,
+    "negative-strides": lambda a: a[::-1].copy()[::-1],
+    "big-endian": lambda a: a.astype(a.dtype.newbyteorder(">")),
+    "strided": lambda a: np.repeat(a, 2, axis=-1)[..., ::2],
+    "read-only": lambda a: np.broadcast_to(a, a.shape),
+}
+
+
+@pytest.mark.parametrize("odd", list(ODD.values()), ids=list(ODD))
+def test_odd_arrays_give_bitwise_the_results_of_a_contiguous_copy(rng, odd):
+    x = rng.standard_normal((7, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 5)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    dy = rng.standard_normal((7, 3)).astype(np.float32)
+    want_y, ctx = F.linear_forward(x, w, b, training=True)
+    want = F.linear_backward(ctx, dy)
+    y, ctx = F.linear_forward(odd(x), odd(w), odd(b), training=True)
+    got = F.linear_backward(ctx, odd(dy))
+    assert y.dtype == np.float32 and np.array_equal(y, want_y)
+    for name in ("x", "w", "b"):
+        assert got[name].dtype == np.float32 and np.array_equal(got[name], want[name]), name

@@ -33,6 +33,8 @@ class _LinearCtx(NamedTuple):
 
 def _float_array(value, name, dtype=None, of="x"):
     arr = np.asarray(value)
+    if arr.dtype.kind == "f" and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if dtype is None:
         if arr.dtype not in _FLOATS:
             raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {arr.dtype}")
