@@ -5,6 +5,7 @@ import pytest
 import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
+from recurrent_cases import assert_as_accurate_as
 
 # DESIGN.md "Numerical contract": max abs error / max(1, max |ref|).
 TOL = {np.float64: (1e-10, 1e-10), np.float32: (1e-4, 1e-3)}  # (outputs, gradients)
@@ -213,9 +214,12 @@ def test_conv1d_matches_torch(rng, kw):
     dy = rng.standard_normal(y.shape).astype(np.float32)
     yt.backward(torch.tensor(dy))
     grads = F.conv1d_backward(ctx, dy)
-    assert rel_err(y, yt.detach().numpy().astype(np.float64)) < 1e-5
+    y64, ctx64 = R.conv1d_forward(*(a.astype(np.float64) for a in (x, w, b)), channels_last=False,
+                                  training=True, **kw)
+    want = R.conv1d_backward(ctx64, dy.astype(np.float64))
+    assert_as_accurate_as(y, yt.detach().numpy(), y64, "y")
     for name, t in (("x", xt), ("w", wt), ("b", bt)):
-        assert rel_err(grads[name], t.grad.numpy().astype(np.float64)) < 1e-4, name
+        assert_as_accurate_as(grads[name], t.grad.numpy(), want[name], "d" + name)
 
 
 def test_conv1d_accepts_numpy_integers(rng):

@@ -411,3 +411,32 @@ def test_backward_under_another_isa_and_thread_count(rng, op, kw, cell):
 def R_run(op, args, options, grads):
     out = getattr(R, op + "_forward")(**as64(args), **options, training=True)
     return out[:-1], getattr(R, op + "_backward")(out[-1], **as64(grads))
+
+
+# ------------------------------------------------------------------ integers near the limits
+
+
+@pytest.mark.parametrize("stride", [7, 8, 2**31, 2**62, 2**63 - 1])
+@pytest.mark.parametrize("padding", ["valid", "same", "causal", (3, 2)])
+def test_strides_up_to_int64_max_give_the_reference_results(rng, stride, padding):
+    """A stride past the (padded) input gives one output, whatever its size, up to 2**63 - 1:
+    the same as the reference, forward and backward (the fuzzer found int64 overflow there)."""
+    x = rng.standard_normal((2, 4, 7))
+    w = rng.standard_normal((4, 2, 3))
+    kw = dict(stride=stride, dilation=2, groups=2, padding=padding, channels_last=False,
+              training=True)
+    y, ctx = F.conv1d_forward(x, w, **kw)
+    y_ref, ctx_ref = R.conv1d_forward(x, w, **kw)
+    assert y.shape == y_ref.shape and rel_err(y, y_ref) < 1e-12
+    dy = rng.standard_normal(y.shape)
+    got, want = F.conv1d_backward(ctx, dy), R.conv1d_backward(ctx_ref, dy)
+    for name in ("x", "w"):
+        assert rel_err(got[name], want[name]) < 1e-12, name
+    if isinstance(padding, str) and padding != "causal":
+        pool = dict(pool_size=3, stride=stride, padding=padding, channels_last=False, training=True)
+        y, ctx = F.max_pool1d_forward(x, **pool)
+        y_ref, ctx_ref = R.max_pool1d_forward(x, **pool)
+        np.testing.assert_array_equal(y, y_ref)
+        dy = rng.standard_normal(y.shape)
+        np.testing.assert_array_equal(F.max_pool1d_backward(ctx, dy)["x"],
+                                      R.max_pool1d_backward(ctx_ref, dy)["x"])

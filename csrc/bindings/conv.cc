@@ -210,6 +210,9 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
   s.groups = groups;
   s.pad_left = left;
   s.l_out = (padded - span) / stride + 1;
+  // A stride past the padded input gives one output whatever its size: the kernels get one no
+  // larger than that input, so no index arithmetic of theirs comes near the int64 limit.
+  s.stride = std::min(stride, padded);
   s.channels_last = channels_last;
   checked_size({s.batch, std::max(s.l_out, s.length), std::max(s.c_out, s.c_in)}, "x and y");
   checked_size({s.c_out, s.c_in, K}, "w");
@@ -322,7 +325,8 @@ void max_pool_window(Pool1dShape& s, const py::object& pool_size_obj, const py::
     throw py::value_error("pool_size: " + std::to_string(pool_size) + " is too large");
   const std::string p = choice_arg(padding, "padding", {"valid", "same"});
   s.pool_size = pool_size;
-  s.stride = stride;
+  // As conv1d's stride: one past the input gives one window whatever its size (see there).
+  s.stride = std::min(stride, s.length);
   if (p == "valid") {
     if (pool_size > s.length)
       throw py::value_error("pool_size: a window of " + std::to_string(pool_size) +
