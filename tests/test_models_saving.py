@@ -9,7 +9,8 @@ import pytest
 from rnnfast import losses, nn, optim
 from rnnfast.models import Sequential, load_model
 from rnnfast.models import layers as L
-from rnnfast.models.saving import CONFIG_KEY, layer_config, layer_from_config
+from rnnfast.models.saving import CONFIG_KEY
+from rnnfast.nn.serialization import deserialize, serialize
 
 
 def text_model(seed):
@@ -33,14 +34,15 @@ def test_round_trip_is_bit_for_bit(rng, tmp_path):
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam",
                   metrics=["accuracy"], clipnorm=1.0)
     model.fit(x, y, epochs=2, batch_size=8, verbose=0)
-    path = model.save(tmp_path / "model")
-    assert path.endswith("model.npz")
+    path = model.save(tmp_path / "model.keras")
+    assert path == str(tmp_path / "model.keras")  # exactly where asked, any suffix
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
     with np.load(path, allow_pickle=False) as data_file:  # no pickled objects inside
         document = json.loads(str(data_file[CONFIG_KEY]))
         assert "weights/embedding.weight" in data_file.files
         assert any(k.startswith("optimizer/") for k in data_file.files)
-    assert [layer["class"] for layer in document["layers"]] == \
-        ["Embedding", "Dropout", "Bidirectional", "GRU", "Dense"]
+    assert [layer["class_name"] for layer in document["config"]["layers"]] == \
+        ["layers.Embedding", "nn.Dropout", "layers.Bidirectional", "layers.GRU", "nn.Dense"]
     loaded = load_model(path)
     assert loaded.layer_names == model.layer_names
     for (n1, p1), (n2, p2) in zip(model.named_parameters(), loaded.named_parameters()):
@@ -101,11 +103,12 @@ def test_save_and_load_weights(rng, tmp_path):
     L.Activation("linear"),
 ], ids=lambda layer: type(layer).__name__)
 def test_layer_configs_round_trip(layer):
-    config = layer_config(layer)
-    json.dumps(config)
-    again = layer_from_config(json.loads(json.dumps(config)))
+    config = serialize(layer)
+    assert config["config"] == layer.get_config()
+    again = deserialize(json.loads(json.dumps(config)))
     assert type(again) is type(layer)
-    assert layer_config(again) == config
+    assert serialize(again) == config
+    assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
 
 
 def test_saving_errors(tmp_path):
@@ -115,6 +118,7 @@ def test_saving_errors(tmp_path):
 
     with pytest.raises(TypeError, match="cannot save a .*Custom"):
         Sequential([Custom()]).save(tmp_path / "x")
+    assert not list(tmp_path.iterdir())  # nothing written, no temporary file left
     np.savez(tmp_path / "plain.npz", a=np.zeros(2))
     with pytest.raises(ValueError, match="is not a model saved by rnnfast"):
         load_model(tmp_path / "plain.npz")

@@ -174,3 +174,6 @@ class CallbackList:
 def copy_logs(logs):
     return {k: (float(v) if isinstance(v, (float, np.floating)) else copy.copy(v))
             for k, v in logs.items()}
+
+
+from rnnfast.models.checkpointing import BackupAndRestore, ModelCheckpoint  # noqa: E402,F401

@@ -24,7 +24,14 @@ from rnnfast.nn.module import Module, Parameter
 from rnnfast.nn.norm import LayerNorm
 from rnnfast.nn.recurrent import GRU, LSTM, RNN
 from rnnfast.nn.sequence import LastStep
+from rnnfast.nn.serialization import register_layers
 from rnnfast.nn.shape import Flatten
+
+# The layers a saved model may name (as "nn.<class>"); the PyTorch-style recurrent layers
+# return (output, state) and are not layers of a Sequential.
+register_layers("nn", [Linear, Dense, Embedding, Dropout, Flatten, LayerNorm, ReLU, Tanh,
+                       Sigmoid, Softmax, TimeDistributed, Conv1d, Conv1D, MaxPool1d,
+                       MaxPooling1D, GlobalMaxPooling1D, GlobalAveragePooling1D, LastStep])
 
 __all__ = [
     "Conv1D",

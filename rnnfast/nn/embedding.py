@@ -129,6 +129,11 @@ class Embedding(Module):
             weight.grad[unique] += np.add.reduceat(rows[order], starts, axis=0)
         return None
 
+    def get_config(self):
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
+                "padding_idx": self.padding_idx, "mask_zero": self.mask_zero,
+                "dtype": self.dtype.name}
+
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from rnnfast import _C
 
-from rnnfast.nn.activation import get_activation
+from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.module import (
     Module,
     Parameter,
@@ -81,6 +81,10 @@ class Linear(Module):
 
     def backward(self, dy):
         return self._affine_backward(dy)
+
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None, "dtype": self.dtype.name}
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -153,6 +157,11 @@ class Dense(Linear):
         if self.activation is not None:
             dy = self.activation.backward(dy)
         return self._affine_backward(dy)
+
+    def get_config(self):
+        return {"units": self.units, "activation": activation_name(self.activation),
+                "use_bias": self.use_bias, "input_dim": self.in_features,
+                "dtype": self.dtype.name}
 
     def extra_repr(self):
         return f"units={self.units}, in_features={self.in_features}, use_bias={self.use_bias}"
