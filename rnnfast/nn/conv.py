@@ -37,6 +37,7 @@ from rnnfast.nn.module import (
     check_grad,
     check_int,
     make_rng,
+    parameter_zeros,
 )
 
 __all__ = [
@@ -153,9 +154,9 @@ class Conv1d(Module):
                              f"({in_channels}), got {self.groups}")
         self.in_channels = in_channels
         shape = (self.out_channels, in_channels // self.groups, self.kernel_size)
-        self.weight = Parameter(np.zeros(shape, self.dtype))
+        self.weight = Parameter(parameter_zeros(shape, self.dtype))
         if self.use_bias:
-            self.bias = Parameter(np.zeros(self.out_channels, self.dtype))
+            self.bias = Parameter(parameter_zeros(self.out_channels, self.dtype))
         self.reset_parameters()
         return self
 

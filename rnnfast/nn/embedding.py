@@ -26,6 +26,7 @@ from rnnfast.nn.module import (
     check_grad,
     check_int,
     make_rng,
+    parameter_zeros,
 )
 
 __all__ = ["Embedding"]
@@ -54,7 +55,8 @@ class Embedding(Module):
         self.dtype = check_dtype(dtype)
         self.rng = make_rng(seed, rng)
         self.mask = None
-        self.weight = Parameter(np.zeros((self.num_embeddings, self.embedding_dim), self.dtype))
+        self.weight = Parameter(parameter_zeros((self.num_embeddings, self.embedding_dim),
+                                                self.dtype))
         self.reset_parameters()
 
     @classmethod

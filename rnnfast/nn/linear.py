@@ -26,6 +26,7 @@ from rnnfast.nn.module import (
     check_grad,
     check_int,
     make_rng,
+    parameter_zeros,
 )
 
 __all__ = ["Linear", "Dense"]
@@ -43,9 +44,10 @@ class Linear(Module):
         self.out_features = check_int(out_features, "out_features", 1)
         self.dtype = check_dtype(dtype)
         self.rng = make_rng(seed, rng)
-        self.weight = Parameter(np.zeros((self.out_features, self.in_features), self.dtype))
+        self.weight = Parameter(parameter_zeros((self.out_features, self.in_features),
+                                                self.dtype))
         self.register_parameter(
-            "bias", Parameter(np.zeros(self.out_features, self.dtype)) if bias else None)
+            "bias", Parameter(parameter_zeros(self.out_features, self.dtype)) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -123,9 +125,9 @@ class Dense(Linear):
         if self.built:
             return self
         self.in_features = in_features
-        self.weight = Parameter(np.zeros((self.units, in_features), self.dtype))
+        self.weight = Parameter(parameter_zeros((self.units, in_features), self.dtype))
         if self.use_bias:
-            self.bias = Parameter(np.zeros(self.units, self.dtype))
+            self.bias = Parameter(parameter_zeros(self.units, self.dtype))
         self.reset_parameters()
         return self
 

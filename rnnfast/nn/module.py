@@ -139,14 +139,22 @@ def parameter_budget(elements, what="the file"):
         _BUDGET.reset(token)
 
 
-def _spend(size):
+def _spend(size, spend=True):
     budget = _BUDGET.get()
     if budget is None:
         return
     if size > budget[0]:
         raise ValueError(f"the configuration asks for a parameter of {size:,} elements, more "
                          f"than {budget[1]} holds ({budget[0]:,} elements left)")
-    budget[0] -= size
+    if spend:
+        budget[0] -= size
+
+
+def parameter_zeros(shape, dtype):
+    """``np.zeros(shape, dtype)`` for a new Parameter, checked against the active
+    ``parameter_budget`` before anything is allocated."""
+    _spend(int(np.prod(shape, dtype=object)), spend=False)
+    return np.zeros(shape, dtype)
 
 
 class Parameter:

@@ -3,7 +3,14 @@
 at start; ``torch.nn.LayerNorm`` state_dicts load 1:1."""
 import numpy as np
 
-from rnnfast.nn.module import Module, Parameter, as_float_input, check_dtype, check_grad
+from rnnfast.nn.module import (
+    Module,
+    Parameter,
+    as_float_input,
+    check_dtype,
+    check_grad,
+    parameter_zeros,
+)
 
 __all__ = ["LayerNorm"]
 
@@ -31,9 +38,9 @@ class LayerNorm(Module):
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
         self.dtype = check_dtype(dtype)
-        self.register_parameter("weight", Parameter(np.zeros(shape, self.dtype))
+        self.register_parameter("weight", Parameter(parameter_zeros(shape, self.dtype))
                                 if self.elementwise_affine else None)
-        self.register_parameter("bias", Parameter(np.zeros(shape, self.dtype))
+        self.register_parameter("bias", Parameter(parameter_zeros(shape, self.dtype))
                                 if self.elementwise_affine and bias else None)
         if self.weight is not None:
             self.weight.data[...] = 1
