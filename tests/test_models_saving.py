@@ -83,8 +83,18 @@ def test_save_and_load_weights(rng, tmp_path):
     np.testing.assert_array_equal(a.predict(x), b.predict(x))
 
 
-@pytest.mark.parametrize("layer", [
+LAYERS = [
     nn.Linear(3, 2, bias=False, dtype=np.float64),
+    nn.Linear(2, 5),
+    nn.ReLU(),
+    nn.Tanh(),
+    nn.Sigmoid(),
+    nn.LastStep(batch_first=True, bidirectional=True),
+    nn.Conv1D(4, 3, input_shape=(10, 2), dilation_rate=2, padding="causal"),
+    nn.GlobalMaxPooling1D(data_format="channels_first"),
+    L.LSTM(3, input_dim=5, return_state=True),
+    L.SimpleRNN(2, input_shape=(None, 4), dtype=np.float64),
+    nn.TimeDistributed(L.Dense(3, input_dim=2)),
     nn.Dense(4, activation="tanh", use_bias=False),
     nn.Embedding(5, 2, padding_idx=0),
     nn.Dropout(0.25),
@@ -101,7 +111,11 @@ def test_save_and_load_weights(rng, tmp_path):
     L.GRU(3, reset_after=False, return_sequences=True),
     L.Bidirectional(L.SimpleRNN(2, activation="relu")),
     L.Activation("linear"),
-], ids=lambda layer: type(layer).__name__)
+    L.Activation("softmax"),
+]
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: type(layer).__name__)
 def test_layer_configs_round_trip(layer):
     config = serialize(layer)
     assert config["config"] == layer.get_config()
@@ -109,6 +123,25 @@ def test_layer_configs_round_trip(layer):
     assert type(again) is type(layer)
     assert serialize(again) == config
     assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_every_registered_layer_is_covered():
+    from rnnfast.nn import serialization
+    assert {serialization.registered_name(layer) for layer in LAYERS} == \
+        set(serialization._CLASSES)
+
+
+def test_sequential_config_round_trip():
+    model = Sequential([L.Input((7,), dtype="int64"), L.Embedding(9, 3), L.GRU(4),
+                        nn.Dense(2, activation="sigmoid")], name="m1")
+    config = json.loads(json.dumps(model.get_config()))
+    again = Sequential.from_config(config)
+    assert again.get_config() == config and again.built and again.name == "m1"
+    assert again.input_shape == (None, 7) and again.input_dtype == np.int64
+    lazy = Sequential([nn.Dense(3), nn.ReLU()])
+    assert Sequential.from_config(lazy.get_config()).get_config() == lazy.get_config()
+    with pytest.raises(TypeError, match="Softmax.* has no Keras name"):
+        nn.Dense(3, activation=nn.Softmax(dim=0)).get_config()
 
 
 def test_saving_errors(tmp_path):
