@@ -372,7 +372,9 @@ CASES = [
     ("embedding-config-larger", set_in(EMB, "output_dim", 40),
      "asks for a parameter|do not fit"),
     ("build-input-huge", set_doc(("config", "build_input_shape"), [None, 100000, 100000]),
-     "a sample of 10,000,000,000 elements"),
+     "a sample of 10,000,000,000 elements \\(at most 4,194,304\\)"),
+    ("input-length-huge", set_in(EMB, "input_length", 2 ** 31 - 1),
+     "the input shape it declares: a sample of 2,147,483,647 elements"),
     ("build-input-zero", set_doc(("config", "build_input_shape"), [None, 0]),
      "build_input_shape"),
     # NaN and inf in the arrays

@@ -27,8 +27,10 @@ checked before anything is built: layer classes, losses, optimisers, activations
 generators are chosen from fixed tables of allowed names (never looked up on a module), each
 config value against its constructor (see ``rnnfast.nn.serialization``), and the parameters the
 configs ask for may not exceed what the file stores (``rnnfast.nn.module.parameter_budget``), so
-a crafted config cannot make the loader allocate more than the file holds. Whatever is wrong
-raises ``ValueError`` naming the file and the part; a missing file raises FileNotFoundError.
+a crafted config cannot make the loader allocate more than the file holds. Building runs one
+zero sample of the saved input shape (at most 2**22 elements) through the layers, as Keras'
+``build`` does. Whatever is wrong raises ``ValueError`` naming the file and the part; a missing
+file raises FileNotFoundError.
 
 Loading rebuilds the model with its class's ``from_config`` and copies every array, so
 predictions and continued training match the saved model bit for bit. Metrics given as
@@ -550,8 +552,12 @@ def restore_state(model, path, *, max_bytes=None):
         raise ValueError(f"{where}: the file was written by a model of another configuration")
     _load_weights_into(model, weights, where)
     compile_config = document["compile"]
-    if model.optimizer is not None and compile_config is not None and \
-            compile_config.get("optimizer") is not None:
+    if model.optimizer is not None and (compile_config is None or
+                                        compile_config.get("optimizer") is None):
+        warnings.warn(f"{where}: the file holds no optimizer state (its optimizer was not one "
+                      "of rnnfast.optim's); the model's optimizer keeps its own state",
+                      UserWarning, stacklevel=2)
+    elif model.optimizer is not None:
         saved = optimizers_mod.from_config(compile_config["optimizer"], opt_arrays,
                                            model.parameters(), where)
         optimizers_mod.copy_state(saved, model.optimizer)

@@ -44,7 +44,7 @@ MASK_CONSUMERS = (_Recurrent, Bidirectional)
 MASK_TRANSPARENT = (nn.Dropout, nn.Linear, _Elementwise, Activation, nn.LayerNorm,
                     nn.TimeDistributed)
 FREE_LENGTHS = (61, 67)  # stand-ins for a None axis when tracing shapes
-MAX_SAMPLE_ELEMENTS = 2 ** 24  # bound of one sample's size in a config (from_config)
+MAX_SAMPLE_ELEMENTS = 2 ** 22  # bound of one sample's size in a config (from_config)
 MAX_LAYERS = 4096
 INPUT_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                 "uint64", "float16", "float32", "float64")
@@ -486,6 +486,9 @@ class Sequential(Module):
                                  f"'-', got {str(name)[:80]!r}")
             layer = deserialize({"class_name": entry["class_name"], "config": entry["config"]},
                                 where)
+            declared = getattr(layer, "input_shape", None)
+            if not model.layers and spec is None and declared is not None:
+                _sample_shape(list(declared), f"{where}: the input shape it declares")
             layer.name = name
             model.add(layer)
         shape = config["build_input_shape"]

@@ -150,7 +150,7 @@ def deserialize(spec, where="layer"):
     token = _DEPTH.set(depth + 1)
     try:
         return cls.from_config(dict(spec["config"]))
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, MemoryError) as exc:
         raise ValueError(f"{where}: {exc}") from None
     finally:
         _DEPTH.reset(token)
