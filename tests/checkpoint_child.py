@@ -34,18 +34,18 @@ def data():
     return rng.integers(1, 40, (120, 12)), rng.integers(0, 4, 120)
 
 
-def checkpoints(folder):
-    return [BackupAndRestore(os.path.join(folder, "backup")),
-            ModelCheckpoint(os.path.join(folder, "last.keras"), save_freq=SAVE_FREQ),
-            ModelCheckpoint(os.path.join(folder, "epoch-{epoch}.keras"))]
-
-
-def train(folder):
-    """Train (resuming from the folder's backup, if any) to the end; returns the model."""
+def train(folder, checkpoint_files=True):
+    """Train (resuming from the folder's backup, if any) to the end; returns the model.
+    ``checkpoint_files``: also write the ModelCheckpoint files (which do not change the
+    training)."""
     model = make_model()
     x, y = data()
+    callbacks = [BackupAndRestore(os.path.join(folder, "backup"))]
+    if checkpoint_files:
+        callbacks += [ModelCheckpoint(os.path.join(folder, "last.keras"), save_freq=SAVE_FREQ),
+                      ModelCheckpoint(os.path.join(folder, "epoch-{epoch}.keras"))]
     model.fit(x, y, epochs=EPOCHS, batch_size=16, validation_split=0.2, verbose=0,
-              callbacks=checkpoints(folder))
+              callbacks=callbacks)
     return model
 
 

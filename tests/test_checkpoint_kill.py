@@ -74,14 +74,14 @@ def reference(tmp_path):
     return read_arrays(folder / "final.npz"), seconds
 
 
-def test_sigkill_at_random_moments_and_inside_saves_then_resume(tmp_path):
+def kill_and_resume(tmp_path, random_runs, save_runs, seed):
     expected, seconds = reference(tmp_path)
-    rng = random.Random(20)
-    plans = [("time", rng.uniform(0.0, seconds)) for _ in range(RANDOM_RUNS)]
+    rng = random.Random(seed)
+    plans = [("time", rng.uniform(0.0, seconds)) for _ in range(random_runs)]
     saves_per_run = child.EPOCHS * (child.BATCHES // child.SAVE_FREQ + 2)
     # os.fsync is called for the data (odd calls) and then for the folder after the rename
-    plans += [("fsync", 2 * rng.randrange(saves_per_run) + 1) for _ in range(SAVE_RUNS // 2)]
-    plans += [("replace", rng.randrange(1, saves_per_run)) for _ in range(SAVE_RUNS // 2)]
+    plans += [("fsync", 2 * rng.randrange(saves_per_run) + 1) for _ in range(save_runs // 2)]
+    plans += [("replace", rng.randrange(1, saves_per_run)) for _ in range(save_runs // 2)]
     folders = [tmp_path / f"run{i:02d}" for i in range(len(plans))]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = list(pool.map(run, folders, plans))
@@ -96,11 +96,22 @@ def test_sigkill_at_random_moments_and_inside_saves_then_resume(tmp_path):
             if path.is_file() and not path.name.startswith(".") and path.suffix != ".npz":
                 load_model(path)  # every checkpoint on disk is complete
                 report["files loaded"] += 1
-        model = child.train(folder)  # resumes from the backup, if any
+        model = child.train(folder, checkpoint_files=False)  # resumes from the backup
         state = model.state_dict()
         assert state.keys() == expected.keys()
         for key, value in expected.items():
             np.testing.assert_array_equal(state[key], value, err_msg=f"{folder.name}: {key}")
     print(f"\n{len(plans)} runs: {report}")
-    assert report["killed"] >= SAVE_RUNS
-    assert report["left a temporary file"] >= SAVE_RUNS
+    assert report["killed"] >= save_runs
+    assert report["left a temporary file"] >= save_runs
+
+
+def test_sigkill_at_random_moments_and_inside_saves_then_resume(tmp_path):
+    kill_and_resume(tmp_path, RANDOM_RUNS, SAVE_RUNS, seed=20)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("RNNFAST_SLOW_TESTS"),
+                    reason="100 kills take minutes; set RNNFAST_SLOW_TESTS=1")
+def test_sigkill_many_runs(tmp_path):
+    kill_and_resume(tmp_path, 80, 20, seed=21)

@@ -55,6 +55,10 @@ def test_save_writes_exactly_the_path_given(tmp_path, name):
     other.build((None, 6))
     other.load_weights(weights)
     assert same_weights(other, model)
+    third = make_model(seed=6)
+    third.build((None, 6))
+    third.load_weights(tmp_path / name)  # a model file's weights, as Keras allows
+    assert same_weights(third, model)
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):

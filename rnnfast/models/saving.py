@@ -296,10 +296,15 @@ def _is_document(dtype):
     return dtype.kind == "U" and dtype.itemsize <= 4 * MAX_DOCUMENT_CHARS
 
 
-def read_arrays(path, max_bytes=None, *, document=False):
-    """``{name: array}`` of an archive written by ``save_model`` / ``save_weights``, every
-    entry checked (see the module's docstring); with ``document`` the ``__model__`` entry is
-    returned too, as a str. ValueError for anything malformed."""
+def read_arrays(path, max_bytes=None):
+    """``{name: array}`` of an archive written by ``save_model`` / ``save_weights`` (without
+    the model document), every entry checked (see the module's docstring); ValueError for
+    anything malformed."""
+    return _read_archive(path, max_bytes)[1]
+
+
+def _read_archive(path, max_bytes):
+    """``(document text or None, {name: array})`` of an archive, every entry checked."""
     max_bytes = MAX_BYTES if max_bytes is None else int(max_bytes)
     where = f"path: {os.fspath(path)!s}"
     with open(path, "rb") as fp:
@@ -313,10 +318,10 @@ def read_arrays(path, max_bytes=None, *, document=False):
             infos = zf.infolist()
             if len(infos) > MAX_MEMBERS:
                 raise ValueError(f"{where}: {len(infos)} entries (at most {MAX_MEMBERS})")
-            keys, total = [], 0
+            keys, seen, total = [], set(), 0
             for info in infos:
                 key = _check_member_name(info.filename, where)
-                if key in keys:
+                if key in seen:
                     raise ValueError(f"{where}: the entry {key!r} appears twice")
                 if info.flag_bits & 0x1:
                     raise ValueError(f"{where}: the entry {key!r} is encrypted")
@@ -336,13 +341,14 @@ def read_arrays(path, max_bytes=None, *, document=False):
                                      f"{max_bytes:,} bytes uncompressed; pass a larger "
                                      "max_bytes to load a file this large")
                 keys.append(key)
+                seen.add(key)
             arrays, text = {}, None
             for info, key in zip(infos, keys):
                 is_doc = key == CONFIG_KEY
                 try:
                     arr = _read_member(zf, info, where, _is_document if is_doc else _is_float)
                     if is_doc:
-                        if arr.shape != () or not document:
+                        if arr.shape != ():
                             raise ValueError("expected a single string")
                         text = str(arr[()])
                     elif not np.all(np.isfinite(arr)):
@@ -352,11 +358,7 @@ def read_arrays(path, max_bytes=None, *, document=False):
                                      f"{exc}") from None
                 if not is_doc:
                     arrays[key] = arr
-    if document:
-        if text is None:
-            raise ValueError(f"{where} is not a model saved by rnnfast (no {CONFIG_KEY})")
-        return text, arrays
-    return arrays
+    return text, arrays
 
 
 def _reject_constant(name):
@@ -518,7 +520,9 @@ def _restore_compile(model, config, opt_arrays, where):
 
 def _read_model_file(path, max_bytes):
     where = f"path: {os.fspath(path)!s}"
-    text, arrays = read_arrays(path, max_bytes, document=True)
+    text, arrays = _read_archive(path, max_bytes)
+    if text is None:
+        raise ValueError(f"{where} is not a model saved by rnnfast (no {CONFIG_KEY})")
     document = _parse_document(text, where)
     weights, opt_arrays = _split_arrays(arrays, where)
     return where, document, weights, opt_arrays
@@ -566,10 +570,13 @@ def restore_state(model, path, *, max_bytes=None):
 
 
 def load_weights(model, path, *, max_bytes=None):
-    """Load parameters written by ``save_weights`` (checked like a model file) into ``model``
-    (which must have the same layers)."""
-    arrays = read_arrays(path, max_bytes)
+    """Load parameters written by ``save_weights``, or the weights of a model file written by
+    ``save_model`` (checked as ``load_model`` checks one), into ``model`` (which must have the
+    same layers)."""
     where = f"path: {os.fspath(path)!s}"
+    text, arrays = _read_archive(path, max_bytes)
+    if text is not None:
+        arrays = _split_arrays(arrays, where)[0]
     bad = [k for k in arrays if not _NAME.fullmatch(k)]
     if bad:
         raise ValueError(f"{where}: unexpected entry {bad[0][:80]!r}")
