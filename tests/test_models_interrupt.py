@@ -127,7 +127,7 @@ def test_sigint_during_long_kernel_calls_leaves_whole_batches(rng):
     y = rng.standard_normal((64, 1)).astype(np.float32)
     timing = np.random.default_rng(3)
     outcomes = []
-    for trial in range(6):
+    for trial in range(8):
         model = Sequential([L.LSTM(48, return_sequences=True, seed=0), L.LSTM(16, seed=1),
                             L.Dense(1, seed=2)], seed=3)
         model.build((None, 300, 8))
@@ -140,7 +140,7 @@ def test_sigint_during_long_kernel_calls_leaves_whole_batches(rng):
             states.append(model.get_weights())
 
         model.optimizer.step = recorded_step
-        delays = [timing.uniform(0.02, 0.4)] + ([timing.uniform(0.0, 0.05)] if trial % 2 else [])
+        delays = [timing.uniform(0.02, 0.4)] + ([timing.uniform(0.001, 0.03)] if trial % 2 else [])
         received = []
         previous = signal.signal(signal.SIGINT, lambda *a: received.append(1))
 
@@ -165,4 +165,5 @@ def test_sigint_during_long_kernel_calls_leaves_whole_batches(rng):
         assert any(all(np.array_equal(a, b) for a, b in zip(now, s)) for s in states), \
             f"trial {trial}: the weights are not those of a whole step"
         assert len(states) > 1 or trial % 2
+    print(f"\nCtrl-C during long kernel calls: {outcomes}")
     assert "returned" in outcomes
