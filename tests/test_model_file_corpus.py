@@ -200,7 +200,7 @@ def delete_doc(path):
 
 def nested_time_distributed(depth):
     def mutate(doc):
-        spec = {"class_name": "nn.Dense", "config": {"units": 3, "activation": "softmax",
+        spec = {"class_name": "layers.Dense", "config": {"units": 3, "activation": "softmax",
                                                      "use_bias": True, "input_dim": None,
                                                      "dtype": "float32"}}
         for _ in range(depth):

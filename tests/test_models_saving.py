@@ -42,7 +42,7 @@ def test_round_trip_is_bit_for_bit(rng, tmp_path):
         assert "weights/embedding.weight" in data_file.files
         assert any(k.startswith("optimizer/") for k in data_file.files)
     assert [layer["class_name"] for layer in document["config"]["layers"]] == \
-        ["layers.Embedding", "nn.Dropout", "layers.Bidirectional", "layers.GRU", "nn.Dense"]
+        ["layers.Embedding", "nn.Dropout", "layers.Bidirectional", "layers.GRU", "layers.Dense"]
     loaded = load_model(path)
     assert loaded.layer_names == model.layer_names
     for (n1, p1), (n2, p2) in zip(model.named_parameters(), loaded.named_parameters()):
@@ -65,7 +65,7 @@ def test_round_trip_is_bit_for_bit(rng, tmp_path):
 def test_uncompiled_and_input_models(rng, tmp_path):
     model = Sequential([L.Input((12, 3)), L.Conv1D(4, 3, padding="causal", seed=0),
                         L.MaxPooling1D(2), L.SimpleRNN(3, activation="relu", seed=1),
-                        nn.LayerNorm(3), nn.Dense(2, seed=2)])
+                        nn.LayerNorm(3), L.Dense(2, seed=2)])
     loaded = load_model(model.save(tmp_path / "m.npz"))
     assert loaded.loss is None and loaded.input_spec.shape == (12, 3)
     x = rng.standard_normal((5, 12, 3)).astype(np.float32)
@@ -90,23 +90,23 @@ LAYERS = [
     nn.Tanh(),
     nn.Sigmoid(),
     nn.LastStep(batch_first=True, bidirectional=True),
-    nn.Conv1D(4, 3, input_shape=(10, 2), dilation_rate=2, padding="causal"),
-    nn.GlobalMaxPooling1D(data_format="channels_first"),
+    L.Conv1D(4, 3, input_shape=(10, 2), dilation_rate=2, padding="causal"),
+    L.GlobalMaxPooling1D(data_format="channels_first"),
     L.LSTM(3, input_dim=5, return_state=True),
     L.SimpleRNN(2, input_shape=(None, 4), dtype=np.float64),
     nn.TimeDistributed(L.Dense(3, input_dim=2)),
-    nn.Dense(4, activation="tanh", use_bias=False),
+    L.Dense(4, activation="tanh", use_bias=False),
     nn.Embedding(5, 2, padding_idx=0),
     nn.Dropout(0.25),
     nn.Flatten(1, 2),
     nn.LayerNorm(4, eps=1e-3, elementwise_affine=False),
     nn.Softmax(dim=1),
-    nn.TimeDistributed(nn.Dense(3, activation="softmax")),
+    nn.TimeDistributed(L.Dense(3, activation="softmax")),
     nn.Conv1d(4, 6, 3, stride=2, padding=(1, 2), groups=2, channels_last=True),
-    nn.Conv1D(5, 2, padding="same", data_format="channels_first", activation="relu"),
+    L.Conv1D(5, 2, padding="same", data_format="channels_first", activation="relu"),
     nn.MaxPool1d(3, stride=1, padding="same"),
-    nn.MaxPooling1D(3, padding="same"),
-    nn.GlobalAveragePooling1D(keepdims=True),
+    L.MaxPooling1D(3, padding="same"),
+    L.GlobalAveragePooling1D(keepdims=True),
     L.Embedding(9, 2, mask_zero=True, input_length=4),
     L.GRU(3, reset_after=False, return_sequences=True),
     L.Bidirectional(L.SimpleRNN(2, activation="relu")),
@@ -133,15 +133,15 @@ def test_every_registered_layer_is_covered():
 
 def test_sequential_config_round_trip():
     model = Sequential([L.Input((7,), dtype="int64"), L.Embedding(9, 3), L.GRU(4),
-                        nn.Dense(2, activation="sigmoid")], name="m1")
+                        L.Dense(2, activation="sigmoid")], name="m1")
     config = json.loads(json.dumps(model.get_config()))
     again = Sequential.from_config(config)
     assert again.get_config() == config and again.built and again.name == "m1"
     assert again.input_shape == (None, 7) and again.input_dtype == np.int64
-    lazy = Sequential([nn.Dense(3), nn.ReLU()])
+    lazy = Sequential([L.Dense(3), nn.ReLU()])
     assert Sequential.from_config(lazy.get_config()).get_config() == lazy.get_config()
     with pytest.raises(TypeError, match="Softmax.* has no Keras name"):
-        nn.Dense(3, activation=nn.Softmax(dim=0)).get_config()
+        L.Dense(3, activation=nn.Softmax(dim=0)).get_config()
 
 
 def test_saving_errors(tmp_path):
@@ -155,7 +155,7 @@ def test_saving_errors(tmp_path):
     np.savez(tmp_path / "plain.npz", a=np.zeros(2))
     with pytest.raises(ValueError, match="is not a model saved by rnnfast"):
         load_model(tmp_path / "plain.npz")
-    model = Sequential([L.Input((2,)), nn.Dense(1)])
+    model = Sequential([L.Input((2,)), L.Dense(1)])
     model.compile(loss="mse", optimizer=optim.SGD(model.parameters(), lr=0.1),
                   metrics=[lambda t, p: np.abs(t - p)])
     with pytest.warns(UserWarning, match="metrics given as functions are not saved"):

@@ -32,7 +32,7 @@ from rnnfast import nn
 from rnnfast.models import metrics as metrics_mod
 from rnnfast.models import optimizers as optimizers_mod
 from rnnfast.models import saving, training
-from rnnfast.models.layers import Activation, Bidirectional, Input, _Recurrent
+from rnnfast.models.layers import Activation, Bidirectional, Dense, Input, _Recurrent
 from rnnfast.nn.activation import _Elementwise
 from rnnfast.nn.module import Module, make_rng
 from rnnfast.nn.recurrent import RNNBase
@@ -222,7 +222,7 @@ class Sequential(Module):
         shape = getattr(first, "input_shape", None)
         if shape is not None:
             return tuple(shape), None
-        if type(first) is nn.Dense and first.built:  # Keras: Dense(units, input_dim=...)
+        if type(first) is Dense and first.built:  # Keras: Dense(units, input_dim=...)
             return (first.in_features,), None
         return None
 
