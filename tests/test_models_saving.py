@@ -167,3 +167,39 @@ def test_saving_errors(tmp_path):
         warnings.simplefilter("error")
         model.compile(loss=losses.BinaryCrossentropy(from_logits=True), optimizer="sgd")
         assert load_model(model.save(tmp_path / "g")).loss.from_logits
+
+
+def test_model_modules_import_one_way():
+    """No import cycle among rnnfast.models' modules, counting imports inside functions too
+    (only a module ``__getattr__`` re-exporting names is not a dependency); saving imports no
+    model class (models register with it)."""
+    import ast
+    import pathlib
+
+    import rnnfast.models
+    folder = pathlib.Path(rnnfast.models.__file__).parent
+    names = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    graph = {}
+    for name in names:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        deps = set()
+        reexports = {id(n) for f in tree.body if isinstance(f, ast.FunctionDef) and
+                     f.name == "__getattr__" for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            if id(node) in reexports:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module == "rnnfast.models":
+                deps |= {a.name for a in node.names if a.name in names}
+            elif isinstance(node, ast.ImportFrom) and node.module and \
+                    node.module.startswith("rnnfast.models."):
+                deps.add(node.module.split(".")[2])
+        graph[name] = deps
+    assert "sequential" not in graph["saving"] and "checkpointing" not in graph["callbacks"]
+
+    def visit(name, path):
+        assert name not in path, f"import cycle: {' -> '.join(path + [name])}"
+        for dep in graph[name]:
+            visit(dep, path + [name])
+
+    for name in graph:
+        visit(name, [])

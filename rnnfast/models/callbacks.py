@@ -176,4 +176,11 @@ def copy_logs(logs):
             for k, v in logs.items()}
 
 
-from rnnfast.models.checkpointing import BackupAndRestore, ModelCheckpoint  # noqa: E402,F401
+
+def __getattr__(name):
+    """``ModelCheckpoint`` and ``BackupAndRestore`` (``rnnfast.models.checkpointing``, which
+    imports this module) are reachable here too, as in Keras."""
+    if name in ("ModelCheckpoint", "BackupAndRestore"):
+        from rnnfast.models import checkpointing
+        return getattr(checkpointing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
