@@ -441,3 +441,83 @@ def test_the_good_file_loads(good, tmp_path):
     path = tmp_path / "good.keras"
     path.write_bytes(pack(members(raw)))  # rewritten by the corpus' own packer
     np.testing.assert_array_equal(load_model(path).predict(x), model.predict(x))
+
+
+# fuzzing: random values in random places of the document, random bytes in random entries ----
+FUZZ_VALUES = [None, True, False, 0, -1, 1, 2, 3, 7, 64, 2 ** 31, -2 ** 63, 10 ** 30, 0.5, -0.0,
+               1.5, 1e308, "", "x", "float64", "relu", "same", "channels_first", "../../x",
+               "nn.Linear", "layers.LSTM", "PCG64", "Adam", [], [1], [None], [1, 2], {},
+               {"a": 1}, {"class_name": "nn.ReLU", "config": {}}]
+
+
+def leaf_paths(value, path=()):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from leaf_paths(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from leaf_paths(v, path + (i,))
+    if path:
+        yield path
+
+
+def mutate_document(doc, rng):
+    paths = list(leaf_paths(doc))
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        path = rng.choice(paths)
+        target = doc
+        try:
+            for key in path[:-1]:
+                target = target[key]
+            if rng.random() < 0.1 and isinstance(target, dict):
+                del target[path[-1]]
+            else:
+                target[path[-1]] = rng.choice(FUZZ_VALUES)
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier change removed the path
+
+
+def mutate_entry(items, rng):
+    target = rng.randrange(len(items))
+    out = []
+    for i, (name, data) in enumerate(items):
+        if i == target:
+            data = bytearray(data)
+            for _ in range(rng.choice([1, 2, 4])):
+                at = rng.randrange(min(len(data), 128)) if rng.random() < 0.7 else \
+                    rng.randrange(len(data))
+                data[at] = rng.randrange(256)
+            data = bytes(data)
+        out.append((name, data))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["document", "entry-bytes"])
+def test_fuzzed_files_load_or_raise_value_error(good, tmp_path, kind):
+    """Random changes (the archive's checksums kept valid, as a crafted file would): each file
+    loads, or raises ValueError; nothing else escapes."""
+    import random
+
+    raw, _, x = good
+    rng = random.Random(kind)
+    items, base = members(raw), document(raw)
+    outcomes = {"loaded": 0, "ValueError": 0}
+    for trial in range(150):
+        if kind == "document":
+            doc = json.loads(json.dumps(base))
+            mutate_document(doc, rng)
+            data = with_text(raw, json.dumps(doc))
+        else:
+            data = pack(mutate_entry(items, rng))
+        path = tmp_path / "fuzz.keras"
+        path.write_bytes(data)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = load_model(path)
+                model.predict(x[:2])
+            outcomes["loaded"] += 1
+        except ValueError:
+            outcomes["ValueError"] += 1
+    print(f"\n{kind}: {outcomes}")
+    assert outcomes["ValueError"] > 100  # most changes are caught

@@ -14,6 +14,7 @@ import numpy as np
 
 from rnnfast import optim
 from rnnfast.nn.module import Parameter
+from rnnfast.nn.serialization import is_finite_number
 
 __all__ = ["resolve", "create", "get_config", "from_config", "copy_state"]
 
@@ -129,8 +130,7 @@ def _options(cls, options, where):
         if isinstance(defaults[key], tuple) and isinstance(value, list):
             value = tuple(value)
         items = value if isinstance(value, tuple) else (value,)
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)
-               for v in items):
+        if not all(is_finite_number(v) for v in items):
             _fail(where, f"{key}: expected finite numbers, got {str(value)[:40]}")
         out[key] = value
     return out

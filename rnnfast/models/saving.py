@@ -53,6 +53,7 @@ import numpy as np
 from rnnfast import losses
 from rnnfast.models import optimizers as optimizers_mod
 from rnnfast.nn.module import parameter_budget
+from rnnfast.nn.serialization import is_finite_number
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "restore_state",
            "register_model", "atomic_write", "read_arrays"]
@@ -266,12 +267,14 @@ def _read_member(zf, info, where, dtype_ok):
     """The array stored in ``info``, its header checked against the bytes stored."""
     with zf.open(info) as f:
         version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise ValueError(f"unsupported .npy version {version}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        try:  # NumPy's parser of the header's dict literal raises various errors
+            shape, fortran, dtype = read_header(f)
+        except Exception as exc:
+            raise ValueError(f"bad .npy header ({type(exc).__name__}: {exc})") from None
         if not isinstance(shape, tuple) or any(not isinstance(d, int) or d < 0 for d in shape):
             raise ValueError(f"bad shape {shape!r}")
         if not dtype_ok(dtype):
@@ -383,7 +386,7 @@ def _parse_document(text, where):
     if set(document) != DOCUMENT_KEYS:
         raise ValueError(f"{where}: the model document has keys {sorted(map(str, document))}, "
                          f"expected {sorted(DOCUMENT_KEYS)}")
-    if document["class"] not in _MODELS:
+    if not isinstance(document["class"], str) or document["class"] not in _MODELS:
         raise ValueError(f"{where}: unknown model class {str(document['class'])[:80]!r}; known: "
                          f"{sorted(_MODELS)}")
     training = document["training"]
@@ -486,8 +489,7 @@ def _compile_arguments(config, where):
     clip = config["clip"]
     clip_keys = {"clipnorm", "clipvalue", "global_clipnorm"}
     if not isinstance(clip, dict) or set(clip) != clip_keys or not all(
-            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and
-                          math.isfinite(v)) for v in clip.values()):
+            v is None or is_finite_number(v) for v in clip.values()):
         raise ValueError(f"{where}: compile.clip: expected {sorted(clip_keys)} with numbers or "
                          "null")
     name = config["optimizer_name"]

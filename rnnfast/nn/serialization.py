@@ -13,8 +13,8 @@ import contextvars
 import inspect
 import math
 
-__all__ = ["register_layers", "registered_name", "serialize", "deserialize",
-           "MAX_CONFIG_INT", "MAX_DEPTH"]
+__all__ = ["register_layers", "registered_name", "serialize", "deserialize", "check_config",
+           "is_finite_number", "MAX_CONFIG_INT", "MAX_DEPTH"]
 
 MAX_CONFIG_INT = 2 ** 31 - 1  # bound of every int in a layer config
 MAX_STRING = 256              # bound of every string in a layer config
@@ -77,6 +77,17 @@ def _arguments(cls):
             break
     accepted.discard("rng")  # a generator object cannot come from data
     return accepted, required, defaults
+
+
+def is_finite_number(value):
+    """True for an int or float (not a bool) that is finite as a float (JSON ints may have
+    thousands of digits)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _check_value(value, where):
