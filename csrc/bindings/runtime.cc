@@ -155,9 +155,9 @@ py::array gemm_impl(const py::array& a_in, const py::array& b_in, bool trans_a, 
 py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, bool trans_a,
                        bool trans_b, double alpha, double beta, const py::object& c) {
   py::array a = float_array(a_obj, "a");
+  check_ndim(a, "a", 2);  // a (its dtype, then its shape) before b is compared with it
   py::array b = float_array(b_obj, "b");
   check_same_dtype(b, "b", a, "a");
-  check_ndim(a, "a", 2);
   check_ndim(b, "b", 2);
   if (is_double(a)) return gemm_impl<double>(a, b, trans_a, trans_b, alpha, beta, c);
   return gemm_impl<float>(a, b, trans_a, trans_b, alpha, beta, c);
@@ -212,9 +212,9 @@ py::array gemm_packed_binding(const py::object& a_obj, const py::object& b_obj, 
                               double beta, const py::object& c, const py::object& cols,
                               int repeats) {
   py::array a = float_array(a_obj, "a");
+  check_ndim(a, "a", 2);  // a (its dtype, then its shape) before b is compared with it
   py::array b = float_array(b_obj, "b");
   check_same_dtype(b, "b", a, "a");
-  check_ndim(a, "a", 2);
   check_ndim(b, "b", 2);
   if (is_double(a)) return gemm_packed_impl<double>(a, b, trans_b, beta, c, cols, repeats);
   return gemm_packed_impl<float>(a, b, trans_b, beta, c, cols, repeats);
