@@ -2,7 +2,8 @@
 //
 // 1. The input projections xg = x W_ih^T: when training, one GEMM over every row into the
 //    workspace's gates (backward needs them all); when inferring, one GEMM per window of steps
-//    (W_ih^T packed once), so the temporary is at most kWindowBytes (or one step) whatever T is.
+//    (W_ih^T packed once), so the temporary is at most kWindowBytes (or one step) whatever T is,
+//    and a window small enough to stay in the core's L2 when the weights fit there too.
 // 2. W_hh^T is packed once, its columns grouped by blocks of hidden units (all G gates of a
 //    block side by side). Each step is one parallel region over those blocks: a thread's GEMM
 //    h W_hh^T for its blocks is followed at once, in the same thread and while the product is
@@ -60,6 +61,13 @@ constexpr index_t kDirectRows = 4;
 constexpr index_t kWindowBytes = index_t(32) << 20;
 std::atomic<index_t> g_window_bytes{kWindowBytes};
 
+// When W_ih and W_hh together fit in a core's L2 (kL2Weights), inference projects windows of at
+// most kL2WindowBytes instead: a window then stays in that core's L2 from its GEMM to its steps
+// rather than streaming through memory as the projection of every row does (T=100, B=16,
+// I=H=128, 1 thread: 3.76 -> 3.25 ms). Larger W_ih would be read from memory once per window.
+constexpr index_t kL2WindowBytes = index_t(256) << 10;
+constexpr index_t kL2Weights = index_t(3) << 19;  // 1.5 MiB
+
 // The input projections x W_ih^T, each row turned into activated gates by its step: every row
 // at once (training, whose workspace keeps them, or a reversed ragged batch whose steps do not
 // cover one time range), or, for sequences [b0, b1), a window of steps at a time.
@@ -78,13 +86,15 @@ struct InputProjection {
   // Whether inference may project a window at a time (for nb sequences): when the steps cover
   // one time range for every sequence and a window holds fewer steps than the sequence.
   static bool windowed(const SeqShape& s, index_t GH, index_t nb, bool training) {
-    return !training && !(s.reverse && !s.lengths.empty()) && window_steps(GH, nb) < s.steps();
+    return !training && !(s.reverse && !s.lengths.empty()) && window_steps(s, GH, nb) < s.steps();
   }
 
   // Steps per window for nb sequences.
-  static index_t window_steps(index_t GH, index_t nb) {
-    const index_t rows = g_window_bytes.load(std::memory_order_relaxed) /
-                         (GH * static_cast<index_t>(sizeof(T)));
+  static index_t window_steps(const SeqShape& s, index_t GH, index_t nb) {
+    index_t bytes = g_window_bytes.load(std::memory_order_relaxed);
+    if (GH * (s.I + s.H) * static_cast<index_t>(sizeof(T)) <= kL2Weights)
+      bytes = std::min(bytes, kL2WindowBytes);
+    const index_t rows = bytes / (GH * static_cast<index_t>(sizeof(T)));
     return std::max<index_t>(1, rows / std::max<index_t>(1, nb));
   }
 
@@ -115,7 +125,7 @@ struct InputProjection {
     b0 = b0_;
     b1 = b1_;
     const index_t nb = b1 - b0;
-    window = window_steps(GH, nb);
+    window = window_steps(s_, GH, nb);
     own.resize(window * nb * GH);
     xg = own.data();
     if (s->batch_first || nb != s->B) xt.resize(window * nb * s->I);
