@@ -22,17 +22,6 @@
 
 namespace rnnfast {
 
-int gate_count(Cell cell) {
-  switch (cell) {
-    case Cell::rnn_tanh:
-    case Cell::rnn_relu: return 1;
-    case Cell::lstm: return 4;
-    case Cell::gru:
-    case Cell::gru_reset_before: return 3;
-  }
-  return 0;
-}
-
 index_t SeqShape::steps() const {
   if (lengths.empty()) return T;
   return *std::max_element(lengths.begin(), lengths.end());
@@ -219,10 +208,9 @@ struct GateBlockedWeights {
 };
 
 // Everything one step of the gate-blocked loop reads; the parallel_for captures only a pointer
-// to it (no allocation per step).
-template <typename T>
+// to it (no allocation per step). The cell C is a template parameter: no switch per row.
+template <typename T, Cell C>
 struct BlockedStep {
-  Cell cell;
   const SeqShape* s;
   const cells::CellSteps<T>* steps;
   const GateBlockedWeights<T>* w;
@@ -260,21 +248,15 @@ struct BlockedStep {
       T* g = xg->at(t, b) + j0;
       const T* hgb = hg + b * N + q * w->width;
       if (ws) std::memcpy(ws->hprev.data() + row * H + j0, hpb, size);
-      switch (cell) {
-        case Cell::rnn_tanh:
-        case Cell::rnn_relu:
-          steps->rnn(cell == Cell::rnn_relu, n, H, w->hb, g, hgb, bias + j0, hnb);
-          break;
-        case Cell::lstm:
-          if (ws) std::memcpy(ws->extra.data() + row * H + j0, c + b * H + j0, size);
-          steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, c + b * H + j0);
-          break;
-        case Cell::gru:
-          steps->gru(n, H, w->hb, g, hgb, bias + j0, b_hn + j0, hpb, hnb,
-                     ws ? ws->extra.data() + row * H + j0 : nullptr);
-          break;
-        case Cell::gru_reset_before:
-          break;  // never here: recurrent_forward sends it to loop_reset_before
+      if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
+        steps->rnn(C == Cell::rnn_relu, n, H, w->hb, g, hgb, bias + j0, hnb);
+      } else if constexpr (C == Cell::lstm) {
+        if (ws) std::memcpy(ws->extra.data() + row * H + j0, c + b * H + j0, size);
+        steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, c + b * H + j0);
+      } else {
+        static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
+        steps->gru(n, H, w->hb, g, hgb, bias + j0, b_hn + j0, hpb, hnb,
+                   ws ? ws->extra.data() + row * H + j0 : nullptr);
       }
       std::memcpy(y + row * H + j0, hnb, size);
     }
@@ -285,10 +267,10 @@ struct BlockedStep {
 // final one out; c [B, H] (LSTM) likewise. The threads either take disjoint sequences through
 // every step (detail::split_batch: no synchronisation at all) or share each step by blocks of
 // hidden units (one parallel region per step).
-template <typename T>
-void loop_gate_blocked(Cell cell, const SeqShape& s, const T* w_hh, const T* bias, const T* b_hn,
+template <typename T, Cell C>
+void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T* b_hn,
                        const Projections<T>& proj, T* h, T* c, T* y, RecurrentWorkspace<T>* ws) {
-  const index_t B = s.B, H = s.H, G = gate_count(cell);
+  const index_t B = s.B, H = s.H, G = gate_count(C);
   const bool by_sequences = detail::split_batch<T>(s, G);
   GateBlockedWeights<T> w;
   w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences);
@@ -299,9 +281,9 @@ void loop_gate_blocked(Cell cell, const SeqShape& s, const T* w_hh, const T* bia
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     InputProjection<T> local;
     if (!proj.shared) local.windows(s, G * H, proj.x, proj.wih, b0, b1);
-    BlockedStep<T> st{cell, &s, steps, &w, bias, b_hn, proj.shared ? proj.shared : &local,
+    BlockedStep<T, C> st{&s, steps, &w, bias, b_hn, proj.shared ? proj.shared : &local,
                       hg.data(), c, y, ws, h, other.data(), 0, b0, b1};
-    const BlockedStep<T>* sp = &st;
+    const BlockedStep<T, C>* sp = &st;
     for (index_t n_steps = s.steps(); st.step < n_steps; ++st.step) {
       local.prepare(st.step);
       if (share_steps)
@@ -405,8 +387,10 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   if (cell == Cell::gru_reset_before)
     loop_reset_before(s, w.w_hh, bias.data(), proj, h_n, y, ws);
   else
-    loop_gate_blocked(cell, s, w.w_hh, bias.data(), b_hn.data(), proj, h_n,
-                      is_lstm ? c : nullptr, y, ws);
+    detail::with_blocked_cell(cell, [&](auto cell_c) {
+      loop_gate_blocked<T, decltype(cell_c)::value>(s, w.w_hh, bias.data(), b_hn.data(), proj,
+                                                    h_n, is_lstm ? c : nullptr, y, ws);
+    });
 }
 
 template void recurrent_forward<float>(Cell, const SeqShape&, const RecurrentWeights<float>&,
