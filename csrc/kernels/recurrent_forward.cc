@@ -1,9 +1,11 @@
 // Forward pass of the recurrent layers over a whole sequence.
 //
-// 1. The input projections xg = x W_ih^T: when training, one GEMM over every row into the
-//    workspace's gates (backward needs them all); when inferring, one GEMM per window of steps
-//    (W_ih^T packed once), so the temporary is at most kWindowBytes (or one step) whatever T is,
-//    and a window small enough to stay in the core's L2 when the weights fit there too.
+// 1. The input projections xg = x W_ih^T. When inferring, one GEMM per window of steps (W_ih^T
+//    packed once), so the temporary is at most kWindowBytes (or one step) whatever T is, and a
+//    window small enough to stay in the core's L2 when the weights fit there too. When
+//    training, the workspace's gates keep every row (backward needs them): one GEMM over every
+//    row, or, when the weights fit in L2, windows projected by each loop straight into the
+//    workspace, so that a step finds its rows in cache.
 // 2. W_hh^T is packed once, its columns grouped by blocks of hidden units (all G gates of a
 //    block side by side). Each step is one parallel region over those blocks: a thread's GEMM
 //    h W_hh^T for its blocks is followed at once, in the same thread and while the product is
@@ -58,13 +60,15 @@ constexpr index_t kL2WindowBytes = index_t(256) << 10;
 constexpr index_t kL2Weights = index_t(3) << 19;  // 1.5 MiB
 
 // The input projections x W_ih^T, each row turned into activated gates by its step: every row
-// at once (training, whose workspace keeps them, or a reversed ragged batch whose steps do not
-// cover one time range), or, for sequences [b0, b1), a window of steps at a time.
+// at once (a reversed ragged batch, whose steps do not cover one time range, or training when
+// the weights do not fit in L2), or, for sequences [b0, b1), a window of steps at a time: into a
+// buffer of the window (inference) or straight into the workspace's rows (training).
 template <typename T>
 struct InputProjection {
   const SeqShape* s = nullptr;
   index_t GH = 0;
   T* xg = nullptr;     // [rows, G*H], or [window * (b1 - b0), G*H] for the current window
+  T* into = nullptr;   // [rows, G*H]: the workspace the windows are projected into, or null
   index_t window = 0;  // steps per window, 0 = every row
   index_t t_lo = 0;    // first time step of the current window
   index_t b0 = 0, b1 = 0;
@@ -72,23 +76,31 @@ struct InputProjection {
   const PackedB<T>* wih = nullptr;  // W_ih^T, packed once for all windows
   Buffer<T> own, xt;  // the projections (unless the workspace holds them); a window's inputs
 
-  // Whether inference may project a window at a time (for nb sequences): when the steps cover
-  // one time range for every sequence and a window holds fewer steps than the sequence.
+  // Whether the loops project a window at a time (for nb sequences): when the steps cover one
+  // time range for every sequence, and a window holds fewer steps than the sequence
+  // (inference) or the weights fit in L2 (training: the workspace keeps every row anyway, but
+  // each is then written while it is in the core's cache, T=100 B=16 I=H=128 ...).
   static bool windowed(const SeqShape& s, index_t GH, index_t nb, bool training) {
-    return !training && !(s.reverse && !s.lengths.empty()) && window_steps(s, GH, nb) < s.steps();
+    if (s.reverse && !s.lengths.empty()) return false;
+    if (training) return weights_in_l2(s, GH) && s.steps() > 1;
+    return window_steps(s, GH, nb) < s.steps();
+  }
+
+  static bool weights_in_l2(const SeqShape& s, index_t GH) {
+    return GH * (s.I + s.H) * static_cast<index_t>(sizeof(T)) <= kL2Weights;
   }
 
   // Steps per window for nb sequences.
   static index_t window_steps(const SeqShape& s, index_t GH, index_t nb) {
     index_t bytes = g_window_bytes.load(std::memory_order_relaxed);
-    if (GH * (s.I + s.H) * static_cast<index_t>(sizeof(T)) <= kL2Weights)
-      bytes = std::min(bytes, kL2WindowBytes);
+    if (weights_in_l2(s, GH)) bytes = std::min(bytes, kL2WindowBytes);
     const index_t rows = bytes / (GH * static_cast<index_t>(sizeof(T)));
     return std::max<index_t>(1, rows / std::max<index_t>(1, nb));
   }
 
   // g of time step t of sequence b.
   T* at(index_t t, index_t b) const {
+    if (into) return into + s->row(t, b) * GH;
     return window ? xg + ((t - t_lo) * (b1 - b0) + (b - b0)) * GH : xg + s->row(t, b) * GH;
   }
 
@@ -104,17 +116,20 @@ struct InputProjection {
       gemm<T>(false, true, rows, GH, I, T(1), x_, I, w_ih, I, T(0), xg, GH);
   }
 
-  // A window at a time for sequences [b0_, b1_); prepare() projects each window.
+  // A window at a time for sequences [b0_, b1_), into the rows of into_ if not null;
+  // prepare() projects each window.
   void windows(const SeqShape& s_, index_t GH_, const T* x_, const PackedB<T>* wih_, index_t b0_,
-               index_t b1_) {
+               index_t b1_, T* into_) {
     s = &s_;
     GH = GH_;
     x = x_;
     wih = wih_;
     b0 = b0_;
     b1 = b1_;
+    into = into_;
     const index_t nb = b1 - b0;
     window = window_steps(s_, GH, nb);
+    if (into) return;
     own.resize(window * nb * GH);
     xg = own.data();
     if (s->batch_first || nb != s->B) xt.resize(window * nb * s->I);
@@ -126,6 +141,18 @@ struct InputProjection {
     const index_t B = s->B, I = s->I, nb = b1 - b0;
     const index_t n = std::min(window, s->steps() - step);
     t_lo = s->reverse ? s->T - step - n : step;  // reversed windows: no lengths, time T-1-step
+    if (into) {
+      if (!s->batch_first && nb == B) {  // the window's rows are contiguous
+        gemm_packed<T>(n * B, x + t_lo * B * I, I, *wih, T(0), into + t_lo * B * GH, GH);
+        return;
+      }
+      const index_t stride = s->batch_first ? s->T : 1;  // rows from sequence b to b + 1
+      for (index_t t = t_lo; t < t_lo + n; ++t) {
+        const index_t row = s->row(t, b0);
+        gemm_packed<T>(nb, x + row * I, stride * I, *wih, T(0), into + row * GH, stride * GH);
+      }
+      return;
+    }
     const T* a = x + t_lo * B * I;
     if (s->batch_first || nb != B) {
       for (index_t t = 0; t < n; ++t)
@@ -145,6 +172,7 @@ struct Projections {
   const InputProjection<T>* shared = nullptr;
   const T* x = nullptr;
   const PackedB<T>* wih = nullptr;
+  T* into = nullptr;  // training: the workspace's gates, which the windows are projected into
 };
 
 // W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
@@ -280,7 +308,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
 
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     InputProjection<T> local;
-    if (!proj.shared) local.windows(s, G * H, proj.x, proj.wih, b0, b1);
+    if (!proj.shared) local.windows(s, G * H, proj.x, proj.wih, b0, b1, proj.into);
     BlockedStep<T, C> st{&s, steps, &w, bias, b_hn, proj.shared ? proj.shared : &local,
                       hg.data(), c, y, ws, h, other.data(), 0, b0, b1};
     const BlockedStep<T, C>* sp = &st;
@@ -306,7 +334,7 @@ template <typename T>
 void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Projections<T>& proj,
                        T* h, T* y, RecurrentWorkspace<T>* ws) {
   InputProjection<T> local;
-  if (!proj.shared) local.windows(s, 3 * s.H, proj.x, proj.wih, 0, s.B);
+  if (!proj.shared) local.windows(s, 3 * s.H, proj.x, proj.wih, 0, s.B, proj.into);
   const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
   const index_t B = s.B, H = s.H, GH = 3 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
@@ -374,7 +402,7 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   // (of the sequences each loop runs).
   InputProjection<T> all;
   PackedB<T> wih;
-  Projections<T> proj{nullptr, x, &wih};
+  Projections<T> proj{nullptr, x, &wih, ws ? ws->gates.data() : nullptr};
   if (InputProjection<T>::windowed(s, GH, B, ws != nullptr)) {
     wih.pack(true, s.I, GH, w.w_ih, s.I);
   } else {
@@ -383,6 +411,10 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   }
   detail::zero_padded_rows(s, H, y);
   if (ws) detail::zero_padded_rows(s, H, ws->hprev.data());
+  if (proj.into)  // rows past the longest sequence, which no window projects
+    for (index_t b = 0; b < B; ++b)
+      for (index_t t = s.steps(); t < s.T; ++t)
+        std::fill_n(ws->gates.data() + s.row(t, b) * GH, GH, T(0));
 
   if (cell == Cell::gru_reset_before)
     loop_reset_before(s, w.w_hh, bias.data(), proj, h_n, y, ws);
