@@ -41,9 +41,9 @@ __all__ = [
     "layer_norm_gru_forward",
     "layer_norm_lstm_backward",
     "layer_norm_lstm_forward",
-    "recurrent_masks",
     "lstm_backward",
     "lstm_forward",
     "rnn_backward",
     "rnn_forward",
+    "recurrent_masks",
 ]
