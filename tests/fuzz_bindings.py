@@ -306,8 +306,9 @@ def recurrent_backward_case(rng):
         if op != "lstm":
             g64.pop("dc_n")
         want = getattr(R, op + "_backward")(ref_out[-1], **g64)
-        for name in want:
-            close(got[name], want[name], dtype, f"recurrent_backward {op} d{name}")
+        for name in want:  # the reference's extra cell variants (projection, ...) are None here
+            if name in got or want[name] is not None:
+                close(got.get(name), want[name], dtype, f"recurrent_backward {op} d{name}")
     return "recurrent_backward", call, Ok(check)
 
 
