@@ -37,10 +37,13 @@ def test_round_trips(channels, rng):
     fx = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
     fb = np.sign(back) * np.log1p(mu * np.abs(back)) / np.log1p(mu)
     assert np.max(np.abs(fx - fb)) <= 1.0 / mu + 1e-12
-    if channels == 256:   # fine steps near 0, coarse near +-1
+    if channels == 256:
+        # fine steps near 0, coarse near +-1: half a step of f is 1/255, and dx/df is
+        # ln(256) (1 + 255 |x|) / 255: 0.0772 at |x| = 0.01 (error <= 3.0e-4), 5.57 at |x| = 1
+        # (error <= 0.0218)
         small = np.abs(x) < 0.01
-        assert np.max(np.abs(back - x)[small]) < 2e-4
-        assert np.max(np.abs(back - x)) < 0.02
+        assert np.max(np.abs(back - x)[small]) <= 0.0772 / 255 + 1e-9
+        assert np.max(np.abs(back - x)) <= 5.57 / 255 + 1e-6
 
 
 def test_bad_input():
