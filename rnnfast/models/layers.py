@@ -46,6 +46,8 @@ from rnnfast.nn.module import (
 
 __all__ = [
     "Activation",
+    "AdditiveAttention",
+    "Attention",
     "Bidirectional",
     "Conv1D",
     "Dense",
@@ -461,3 +463,9 @@ class Bidirectional(Module):
 
     def get_config(self):
         return {"merge_mode": self.merge_mode}
+
+
+# Keras' attention layers (``[query, value(, key)]`` inputs, ``mask=[query_mask, value_mask]``,
+# ``return_attention_scores``, ``use_causal_mask``): see ``rnnfast.nn.attention``.
+Attention = nn.Attention
+AdditiveAttention = nn.AdditiveAttention

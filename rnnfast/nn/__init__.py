@@ -3,6 +3,7 @@
 ``parameters()`` / ``named_parameters()``, ``zero_grad()``, ``state_dict()`` /
 ``load_state_dict()`` (PyTorch's names, so torch state_dicts load 1:1) and ``train()`` /
 ``eval()``. The recurrent layers run each layer and direction as one fused kernel call."""
+from rnnfast.nn.attention import AdditiveAttention, Attention
 from rnnfast.nn.activation import ReLU, Sigmoid, Softmax, Tanh, get_activation
 from rnnfast.nn.container import TimeDistributed
 from rnnfast.nn.conv import (
@@ -27,6 +28,8 @@ from rnnfast.nn.sequence import LastStep
 from rnnfast.nn.shape import Flatten
 
 __all__ = [
+    "AdditiveAttention",
+    "Attention",
     "Conv1D",
     "Conv1d",
     "Dense",
