@@ -26,6 +26,7 @@ from rnnfast.nn.norm import LayerNorm
 from rnnfast.nn.recurrent import GRU, LSTM, RNN
 from rnnfast.nn.sequence import LastStep
 from rnnfast.nn.shape import Flatten
+from rnnfast.nn.wavenet import GatedActivation, WaveNet, WaveNetBlock, WaveNetGenerator
 
 __all__ = [
     "AdditiveAttention",
@@ -36,6 +37,7 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GatedActivation",
     "GRU",
     "GlobalAveragePool1D",
     "GlobalAveragePooling1D",
@@ -57,5 +59,8 @@ __all__ = [
     "Softmax",
     "Tanh",
     "TimeDistributed",
+    "WaveNet",
+    "WaveNetBlock",
+    "WaveNetGenerator",
     "get_activation",
 ]
