@@ -34,11 +34,6 @@ from rnnfast.nn.module import Module, as_float_input, check_dtype, check_grad, c
 __all__ = ["GatedActivation", "WaveNetBlock", "WaveNet", "WaveNetGenerator"]
 
 
-def _sigmoid(x):
-    """Overflow-free sigmoid: 0.5 * tanh(x / 2) + 0.5."""
-    return 0.5 * np.tanh(0.5 * x) + 0.5
-
-
 class GatedActivation(Module):
     """``tanh(x[..., :C]) * sigmoid(x[..., C:])`` of an input with ``2C`` features."""
 
@@ -48,15 +43,32 @@ class GatedActivation(Module):
             raise ValueError(f"x: expected an even number of features on the last axis (filter "
                              f"then gate), got shape {x.shape}")
         c = x.shape[-1] // 2
-        f = np.tanh(x[..., :c])
-        g = _sigmoid(x[..., c:])
-        self._keep((f, g))
+        fg = np.empty_like(x)                      # tanh(filter) | sigmoid(gate), in one array
+        f, g = fg[..., :c], fg[..., c:]
+        np.tanh(x[..., :c], out=f)
+        np.multiply(x[..., c:], 0.5, out=g)        # sigmoid(a) = 0.5 * tanh(a / 2) + 0.5
+        np.tanh(g, out=g)
+        g *= 0.5
+        g += 0.5
+        self._keep(fg)
         return f * g
 
     def backward(self, dz):
-        f, g = self._saved()
-        dz = check_grad(dz, "dz", f.shape, f.dtype)
-        return np.concatenate([dz * g * (1 - f * f), dz * f * g * (1 - g)], axis=-1)
+        fg = self._saved()
+        c = fg.shape[-1] // 2
+        f, g = fg[..., :c], fg[..., c:]
+        dz = check_grad(dz, "dz", f.shape, fg.dtype)
+        dx = np.empty_like(fg)
+        df, dg = dx[..., :c], dx[..., c:]
+        np.multiply(f, f, out=df)                  # dz * g * (1 - f^2)
+        np.subtract(1, df, out=df)
+        df *= g
+        df *= dz
+        np.subtract(1, g, out=dg)                  # dz * f * g * (1 - g)
+        dg *= g
+        dg *= f
+        dg *= dz
+        return dx
 
 
 def _conv(cin, cout, k, dilation, dtype, rng):
