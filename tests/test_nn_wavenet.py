@@ -1,6 +1,8 @@
 """WaveNet: the gated activation, forward and backward against a PyTorch twin (same weights,
 float64 to 1e-10), causality and receptive field, fast generation against the full forward and
 against recomputing the receptive field, memory linear in T."""
+import pathlib
+import sys
 import tracemalloc
 
 import numpy as np
@@ -10,51 +12,13 @@ from rnnfast import nn
 
 
 def torch_twin(torch, model):
-    """The same network in PyTorch (Conv1d channels first, causal left padding), with the
-    rnnfast model's state_dict loaded under the same names."""
-    tnn = torch.nn
-
-    class Causal(tnn.Conv1d):
-        def forward(self, x):
-            pad = self.dilation[0] * (self.kernel_size[0] - 1)
-            return super().forward(tnn.functional.pad(x, (pad, 0)))
-
-    class Block(tnn.Module):
-        def __init__(self, R, Dc, S, d, K):
-            super().__init__()
-            self.dilated = Causal(R, 2 * Dc, K, dilation=d)
-            self.residual = tnn.Conv1d(Dc, R, 1)
-            self.skip = tnn.Conv1d(Dc, S, 1)
-            self.Dc = Dc
-
-        def forward(self, h):
-            a = self.dilated(h)
-            z = torch.tanh(a[:, :self.Dc]) * torch.sigmoid(a[:, self.Dc:])
-            return h + self.residual(z), self.skip(z)
-
-    class Twin(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            m = model
-            self.causal = Causal(m.in_channels, m.residual_channels, m.kernel_size)
-            self.blocks = tnn.ModuleList(
-                [Block(m.residual_channels, m.dilation_channels, m.skip_channels, d,
-                       m.kernel_size) for d in m.dilations])
-            self.end1 = tnn.Conv1d(m.skip_channels, m.end_channels, 1)
-            self.end2 = tnn.Conv1d(m.end_channels, m.out_channels, 1)
-
-        def forward(self, x):                      # (B, T, C) like the rnnfast model
-            h = self.causal(x.transpose(1, 2))
-            total = 0
-            for block in self.blocks:
-                h, s = block(h)
-                total = total + s
-            y = self.end2(torch.relu(self.end1(torch.relu(total))))
-            return y.transpose(1, 2)
-
-    twin = Twin().double()
-    twin.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
-    return twin
+    """The same network in PyTorch with the model's weights (the benchmark's twin)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    try:
+        from wavenet_vs_torch import TorchWaveNet
+    finally:
+        sys.path.pop(0)
+    return TorchWaveNet(model)
 
 
 def small(dtype=np.float64, K=2, dilations=(1, 2, 4, 8, 1, 2, 4), seed=0, **kw):
