@@ -20,7 +20,8 @@ original::
 - ``Bidirectional(layer, merge_mode="concat")`` runs both directions in one kernel call each.
 - ``Activation(name)``; and, from ``rnnfast.nn``: ``Dense``, ``Dropout``, ``Flatten``,
   ``TimeDistributed``, ``Conv1D``, ``MaxPooling1D``, ``GlobalMaxPooling1D``,
-  ``GlobalAveragePooling1D``.
+  ``GlobalAveragePooling1D``, ``Attention`` and ``AdditiveAttention`` (Keras' call:
+  ``layer([query, value], mask=[query_mask, value_mask], return_attention_scores=True)``).
 
 Masks: padded steps are skipped when the padding is all at the end (``padding="post"``) or
 all at the start (``"pre"``, Keras' default) of a row; a pre-padded batch is shifted so that
