@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-from rnnfast import nn
 from rnnfast.models import layers
 from subprocess_env import PACKAGE_PARENT, python_env
 from test_attention import torch_attention
@@ -160,7 +159,7 @@ def test_gradients_match_pytorch(name, config, with_key, rng):
 
 def test_dropout_acts_in_training_mode_only(rng):
     q, v = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 6, 4))
-    layer = nn.Attention(dropout=0.5, seed=1, dtype=np.float64)
+    layer = layers.Attention(dropout=0.5, seed=1, dtype=np.float64)
     out_eval = layer.eval()([q, v])
     layer.train()
     out, scores = layer([q, v], return_attention_scores=True)
@@ -172,7 +171,7 @@ def test_dropout_acts_in_training_mode_only(rng):
     out_t = layer([q, v], training=False)         # Keras' training argument overrides the mode
     np.testing.assert_allclose(out_t, out_eval, atol=1e-15)
     # a dropped weight is zero times 1 / (1 - 0.5): the output is the kept weights, doubled
-    layer2 = nn.Attention(dropout=0.5, seed=7, dtype=np.float64)
+    layer2 = layers.Attention(dropout=0.5, seed=7, dtype=np.float64)
     out2, s2 = layer2([q, v], return_attention_scores=True)
     keep = np.random.default_rng(7).random((2, 3, 6)) >= 0.5
     np.testing.assert_allclose(out2, np.einsum("bij,bjd->bid", s2 * keep * 2.0, v), atol=1e-12)
@@ -191,7 +190,6 @@ def test_state_dict_and_parameters():
     dot = layers.Attention(use_scale=True, score_mode="concat")
     assert sorted(dot.state_dict()) == ["concat_score_weight", "scale"]
     assert layers.Attention().parameters() == []
-    assert nn.Attention is layers.Attention
 
 
 def test_bad_input(rng):

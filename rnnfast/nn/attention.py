@@ -1,5 +1,5 @@
 """Keras' attention layers over the attention ops (``rnnfast.functional``), with Keras' call
-convention::
+convention (published by ``rnnfast.models.layers``, with the other Keras-style layers)::
 
     att = Attention(use_scale=False, score_mode="dot", dropout=0.0)     # Luong
     att = AdditiveAttention(use_scale=True, dropout=0.0)                 # Bahdanau
