@@ -200,7 +200,8 @@ def _check_ctx(ctx, op):
         raise ValueError(f"ctx: got None; call {op}_forward(..., training=True) to keep what "
                          "the backward needs")
     if not isinstance(ctx, AttentionContext):
-        raise TypeError(f"ctx: expected the ctx of {op}_forward, got {type(ctx).__name__}")
+        raise TypeError(f"ctx: expected the ctx returned by {op}_forward(..., training=True), "
+                        f"got {type(ctx)}")
     if ctx.op != op:
         raise ValueError(f"ctx: expected the ctx of {op}_forward, got the ctx of "
                          f"{ctx.op}_forward")
@@ -319,6 +320,11 @@ def additive_attention_forward(query: ArrayLike, value: ArrayLike,
 def additive_attention_backward(ctx: Context, dout: Optional[ArrayLike] = None,
                                 dweights: Optional[ArrayLike] = None) -> Gradients:
     """Gradients of an ``additive_attention_forward(..., training=True)``.
+
+    Args:
+        ctx: the forward's ``ctx``.
+        dout: ``(B, Tq, Dv)`` or None (zeros).
+        dweights: ``(B, Tq, Tv)``, the gradient of the returned weights, or None (zeros).
 
     Returns:
         dict with ``"query"``, ``"value"``, ``"key"`` (as ``dot_attention_backward``),
