@@ -8,8 +8,13 @@ from rnnfast.reference.attention import (
 from rnnfast.reference.recurrent import (
     gru_backward,
     gru_forward,
+    layer_norm_gru_backward,
+    layer_norm_gru_forward,
+    layer_norm_lstm_backward,
+    layer_norm_lstm_forward,
     lstm_backward,
     lstm_forward,
+    recurrent_masks,
     rnn_backward,
     rnn_forward,
 )
@@ -42,8 +47,13 @@ __all__ = [
     "linear_forward",
     "gru_backward",
     "gru_forward",
+    "layer_norm_gru_backward",
+    "layer_norm_gru_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_lstm_forward",
     "lstm_backward",
     "lstm_forward",
     "rnn_backward",
     "rnn_forward",
+    "recurrent_masks",
 ]
