@@ -6,16 +6,13 @@ per time step on a sequence ``(T, B, F)`` / ``(B, T, F)``. The weight has PyTorc
 ``(out_features, in_features)`` (Keras' ``kernel`` is its transpose) and the name ``weight``,
 so ``torch.nn.Linear`` state_dicts load 1:1.
 
-The products run on the package's GEMM and thread pool (``rnnfast.set_num_threads``), not on
-NumPy's BLAS: OpenBLAS' threads keep spinning for a while after each call, and on a machine
-with as many cores as threads they took the cores from the recurrent kernels that follow
-(the Reuters model's LSTM ran 1.7x slower between two NumPy products than alone).
+The products run on the package's GEMM (``rnnfast.functional.linear_forward`` /
+``linear_backward``), not on NumPy's BLAS (see bench/RESULTS.md).
 """
 import numpy as np
 
-from rnnfast import _C
-
-from rnnfast.nn.activation import get_activation
+from rnnfast import functional as F
+from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.module import (
     Module,
     Parameter,
@@ -26,6 +23,7 @@ from rnnfast.nn.module import (
     check_grad,
     check_int,
     make_rng,
+    parameter_zeros,
 )
 
 __all__ = ["Linear", "Dense"]
@@ -43,9 +41,10 @@ class Linear(Module):
         self.out_features = check_int(out_features, "out_features", 1)
         self.dtype = check_dtype(dtype)
         self.rng = make_rng(seed, rng)
-        self.weight = Parameter(np.zeros((self.out_features, self.in_features), self.dtype))
+        self.weight = Parameter(parameter_zeros((self.out_features, self.in_features),
+                                                self.dtype))
         self.register_parameter(
-            "bias", Parameter(np.zeros(self.out_features, self.dtype)) if bias else None)
+            "bias", Parameter(parameter_zeros(self.out_features, self.dtype)) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -59,28 +58,30 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected {self.in_features} features (in_features) on the last "
                              f"axis, got shape {x.shape}")
-        x2 = x.reshape(-1, self.in_features)
-        y = _C.gemm(x2, self.weight.data, False, True).reshape(x.shape[:-1] + (self.out_features,))
-        if self.bias is not None:
-            y += self.bias.data
-        self._keep(x)
+        y, ctx = F.linear_forward(x, self.weight.data,
+                                  None if self.bias is None else self.bias.data,
+                                  training=self.training)
+        self._keep(ctx)
         return y
 
     def _affine_backward(self, dy):
-        x = self._saved()
-        dy = check_grad(dy, "dy", x.shape[:-1] + (self.out_features,), self.dtype)
-        x2 = x.reshape(-1, self.in_features)
-        dy2 = dy.reshape(-1, self.out_features)
-        self.weight.accumulate(_C.gemm(dy2, x2, True, False))
+        ctx = self._saved()
+        dy = check_grad(dy, "dy", ctx.x_shape[:-1] + (self.out_features,), self.dtype)
+        grads = F.linear_backward(ctx, dy)
+        self.weight.accumulate(grads["w"])
         if self.bias is not None:
-            self.bias.accumulate(dy2.sum(axis=0))
-        return _C.gemm(dy2, self.weight.data).reshape(x.shape)
+            self.bias.accumulate(grads["b"])
+        return grads["x"]
 
     def forward(self, x):
         return self._affine(x)
 
     def backward(self, dy):
         return self._affine_backward(dy)
+
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None, "dtype": self.dtype.name}
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -119,9 +120,9 @@ class Dense(Linear):
         if self.built:
             return self
         self.in_features = in_features
-        self.weight = Parameter(np.zeros((self.units, in_features), self.dtype))
+        self.weight = Parameter(parameter_zeros((self.units, in_features), self.dtype))
         if self.use_bias:
-            self.bias = Parameter(np.zeros(self.units, self.dtype))
+            self.bias = Parameter(parameter_zeros(self.units, self.dtype))
         self.reset_parameters()
         return self
 
@@ -153,6 +154,11 @@ class Dense(Linear):
         if self.activation is not None:
             dy = self.activation.backward(dy)
         return self._affine_backward(dy)
+
+    def get_config(self):
+        return {"units": self.units, "activation": activation_name(self.activation),
+                "use_bias": self.use_bias, "input_dim": self.in_features,
+                "dtype": self.dtype.name}
 
     def extra_repr(self):
         return f"units={self.units}, in_features={self.in_features}, use_bias={self.use_bias}"

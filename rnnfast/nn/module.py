@@ -15,11 +15,15 @@ The training contract of every layer:
 - Float inputs of another float dtype are cast to a layer's parameter dtype (as Keras does);
   inputs that are not floats raise ``TypeError``.
 """
+import contextlib
+import contextvars
 from collections import namedtuple
 
 import numpy as np
 
-__all__ = ["Parameter", "Module", "IncompatibleKeys"]
+from rnnfast._checks import check_int, check_probability  # noqa: F401 (used by the layers)
+
+__all__ = ["Parameter", "Module", "IncompatibleKeys", "parameter_budget"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -50,15 +54,6 @@ def make_rng(seed=None, rng=None):
     return np.random.default_rng(seed)
 
 
-def check_int(value, name, minimum):
-    """An int >= minimum, else TypeError/ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
 def check_build_size(value, name, built_size, layer, unit):
     """``value`` as an int >= 1 for ``build``; ValueError naming it if the layer was already built
     (``built_size`` not None) for another size ("this <layer> was built for <n> <unit>")."""
@@ -66,15 +61,6 @@ def check_build_size(value, name, built_size, layer, unit):
     if built_size is not None and value != built_size:
         raise ValueError(f"{name}: this {layer} was built for {built_size} {unit}, got {value}")
     return value
-
-
-def check_probability(value, name):
-    """A float in [0, 1], else TypeError/ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a float in [0, 1], got {type(value).__name__}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}: expected a float in [0, 1], got {value}")
-    return float(value)
 
 
 def as_array(x):
@@ -122,12 +108,47 @@ def _to_numpy(value, key):
     return arr
 
 
+_BUDGET = contextvars.ContextVar("rnnfast_parameter_budget", default=None)
+
+
+@contextlib.contextmanager
+def parameter_budget(elements, what="the file"):
+    """While active, creating Parameters of more than ``elements`` elements in all raises
+    ValueError before their arrays are copied or filled: the guard of a loader building layers
+    from configs it does not trust (``what`` names where the budget comes from)."""
+    token = _BUDGET.set([int(elements), what])
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _spend(size, spend=True):
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    if size > budget[0]:
+        raise ValueError(f"the configuration asks for a parameter of {size:,} elements, more "
+                         f"than {budget[1]} holds ({budget[0]:,} elements left)")
+    if spend:
+        budget[0] -= size
+
+
+def parameter_zeros(shape, dtype):
+    """``np.zeros(shape, dtype)`` for a new Parameter, checked against the active
+    ``parameter_budget`` before anything is allocated."""
+    _spend(int(np.prod(shape, dtype=object)), spend=False)
+    return np.zeros(shape, dtype)
+
+
 class Parameter:
     """A trainable array: ``.data`` (NumPy float array) and ``.grad`` (same shape, or None)."""
 
     __slots__ = ("data", "grad", "requires_grad")
 
     def __init__(self, data, requires_grad=True):
+        if isinstance(data, np.ndarray):
+            _spend(data.size)
         data = np.array(data, copy=True)
         if data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"data: expected a float32 or float64 array, got dtype {data.dtype}")
@@ -327,6 +348,17 @@ class Module:
         for key, arr in arrays.items():
             own[key].data[...] = arr
         return IncompatibleKeys(missing, unexpected)
+
+    # configuration (Keras' pattern) ------------------------------------------------------
+    def get_config(self):
+        """The constructor arguments that rebuild this layer (JSON data), for saving; layers
+        that can be saved override it."""
+        raise TypeError(f"{type(self).__name__} has no get_config(): it cannot be saved")
+
+    @classmethod
+    def from_config(cls, config):
+        """The layer ``get_config()`` describes (its weights freshly initialised)."""
+        return cls(**config)
 
     # calling and printing -----------------------------------------------------------------
     def forward(self, *args, **kwargs):

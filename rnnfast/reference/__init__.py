@@ -2,11 +2,17 @@
 from rnnfast.reference.recurrent import (
     gru_backward,
     gru_forward,
+    layer_norm_gru_backward,
+    layer_norm_gru_forward,
+    layer_norm_lstm_backward,
+    layer_norm_lstm_forward,
     lstm_backward,
     lstm_forward,
+    recurrent_masks,
     rnn_backward,
     rnn_forward,
 )
+from rnnfast.reference.linear import linear_backward, linear_forward
 from rnnfast.reference.conv import (
     conv1d_backward,
     conv1d_forward,
@@ -27,10 +33,17 @@ __all__ = [
     "global_max_pool1d_forward",
     "max_pool1d_backward",
     "max_pool1d_forward",
+    "linear_backward",
+    "linear_forward",
     "gru_backward",
     "gru_forward",
+    "layer_norm_gru_backward",
+    "layer_norm_gru_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_lstm_forward",
     "lstm_backward",
     "lstm_forward",
     "rnn_backward",
     "rnn_forward",
+    "recurrent_masks",
 ]
