@@ -306,9 +306,10 @@ def recurrent_backward_case(rng):
         if op != "lstm":
             g64.pop("dc_n")
         want = getattr(R, op + "_backward")(ref_out[-1], **g64)
-        for name in want:  # the reference's extra cell variants (projection, ...) are None here
-            if name in got or want[name] is not None:
-                close(got.get(name), want[name], dtype, f"recurrent_backward {op} d{name}")
+        for name in want:
+            if name not in got and want[name] is None:  # the reference's optional cell variants
+                continue
+            close(got[name], want[name], dtype, f"recurrent_backward {op} d{name}")
     return "recurrent_backward", call, Ok(check)
 
 
@@ -604,6 +605,68 @@ def gemm_case(rng, packed):
     return name, call, expect or Ok(check)
 
 
+def gemm_batched_case(rng):
+    dtype = np.float32 if rng.integers(2) else np.float64
+    B, M, N, K = (int(rng.integers(0, 12)) for _ in range(4))
+    trans_a, trans_b = bool(rng.integers(2)), bool(rng.integers(2))
+    a = rand(rng, (B, K, M) if trans_a else (B, M, K), dtype)
+    b = rand(rng, (B, N, K) if trans_b else (B, K, N), dtype)
+    kw = dict(trans_a=trans_a, trans_b=trans_b)
+    name = "gemm_batched"
+    expect, call_a, call_b, call_kw = None, a, b, dict(kw)
+    kind = rng.integers(4)
+    if kind == 1:
+        call_a, call_b = odd_layout(rng, a), odd_layout(rng, b)
+    elif kind == 2:
+        if rng.integers(2):
+            call_a, expect = bad_array(rng, "a", a.shape, dtype, kinds=(0, 2, 4, 5))
+        else:
+            call_b, expect = bad_array(rng, "b", b.shape, dtype, kinds=(0, 1, 2, 4, 5))
+    elif kind == 3:
+        if rng.integers(2):  # the batch or the inner size of b disagrees with a's
+            axis = 0 if rng.integers(2) else (1 if not trans_b else 2)
+            bad = list(b.shape)
+            bad[axis] += 1
+            call_b, expect = np.zeros(tuple(bad), dtype), Err(ValueError, "b: ")
+        else:
+            call_kw["trans_a" if rng.integers(2) else "trans_b"] = [1, None, "no"][rng.integers(3)]
+            expect = incompatible(name)
+    call = lambda: _C.gemm_batched(call_a, call_b, **call_kw)  # noqa: E731
+
+    def check(got):
+        same(got, _C.gemm_batched(a, b, **kw), name)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        want = (np.swapaxes(a64, 1, 2) if trans_a else a64) @ (np.swapaxes(b64, 1, 2) if trans_b else b64)
+        bound = np.abs(a64).max(initial=0) * np.abs(b64).max(initial=0) * max(K, 1) + 1
+        if got.shape != want.shape or (got.size and np.abs(got - want).max() > 1e-5 * bound):
+            raise Failure(f"{name}: wrong product")
+    return name, call, expect or Ok(check)
+
+
+def use_openmp_case(rng):
+    """A valid call switches to a loaded OpenMP runtime (the system's libgomp is loaded for it
+    when the process has none) and the check switches back at once, so the fuzzer's other calls
+    stay on the package's own pool (tests/test_thread_pool_openmp.py covers the switch itself)."""
+    loaded = _C.loaded_openmp_runtimes()
+    if not loaded:
+        import ctypes.util
+        name = ctypes.util.find_library("gomp")
+        if name:
+            ctypes.CDLL(name)
+            loaded = _C.loaded_openmp_runtimes()
+    if loaded and rng.integers(2):
+        def check(_):
+            switched = _C.get_thread_pool()
+            _C.use_own_pool()
+            if switched != ("openmp", loaded[0]):
+                raise Failure(f"use_openmp: the pool is {switched}")
+        return "use_openmp", lambda: _C.use_openmp(loaded[0]), Ok(check)
+    value = ["", "libgomp", "/nowhere/libgomp.so.1", "x" * 5000, 5, None, 2.5][rng.integers(7)]
+    call = lambda: _C.use_openmp(value)  # noqa: E731
+    if not isinstance(value, str):
+        return "use_openmp", call, incompatible("use_openmp")
+    return "use_openmp", call, Err(RuntimeError, f"'{value}' is not a loaded OpenMP runtime")
+
 def threads_case(rng):
     value = [1, 2, 2, 0, -1, 1025, 2**31, 2**63, 2**64, True, 1.0, "2", None, np.int64(2)][rng.integers(14)]
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 1 <= value <= 2:
@@ -678,12 +741,15 @@ CASES = {
     "pool1d_backward": lambda rng: pool_case(rng, True),
     "gemm": lambda rng: gemm_case(rng, False),
     "gemm_packed": lambda rng: gemm_case(rng, True),
+    "gemm_batched": gemm_batched_case,
+    "use_openmp": use_openmp_case,
     "set_num_threads": threads_case,
     "set_isa": isa_case,
     "_set_projection_window_bytes": window_case,
     "parallel_for_chunks": chunks_case,
     **{name: no_argument_case(name) for name in
-       ("get_num_threads", "active_isa", "supported_isas", "build_info")},
+       ("get_num_threads", "active_isa", "supported_isas", "build_info", "get_thread_pool",
+        "loaded_openmp_runtimes", "use_own_pool")},
 }
 
 
