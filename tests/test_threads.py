@@ -206,7 +206,13 @@ cctx = _C.conv1d_forward(cx, cw, None, **conv)[1]
 pool = dict(pool_size=3, stride=1, padding="valid", channels_last=True, training=True)
 pctx = _C.pool1d_forward("max_pool1d", cx, **pool)[1]
 a = f(300, 300)
+a3 = f(4, 64, 64)
 isa = _C.active_isa()
+def refused(call, error):
+    try:
+        call()
+    except error:
+        pass
 calls = {
     "get_num_threads": lambda: _C.get_num_threads(),
     "set_num_threads": lambda: _C.set_num_threads(2),
@@ -226,6 +232,11 @@ calls = {
     "pool1d_forward": lambda: _C.pool1d_forward("max_pool1d", cx, **pool),
     "pool1d_backward": lambda: _C.pool1d_backward("max_pool1d", pctx, cx[:, :298]),
     "ctx methods": lambda: (repr(rctx), rctx.op, repr(cctx), repr(pctx), pctx.op),
+    "gemm_batched": lambda: _C.gemm_batched(a3, a3, trans_b=True),
+    "get_thread_pool": lambda: _C.get_thread_pool(),
+    "loaded_openmp_runtimes": lambda: _C.loaded_openmp_runtimes(),
+    "use_own_pool": lambda: _C.use_own_pool(),
+    "use_openmp": lambda: refused(lambda: _C.use_openmp("no-such-runtime"), RuntimeError),
 }
 functions = {n for n in dir(_C) if callable(getattr(_C, n)) and not isinstance(getattr(_C, n), type)
              and not n.startswith("__")}
