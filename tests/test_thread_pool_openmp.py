@@ -73,7 +73,7 @@ def all_results(seed=7):
     out += [("lstm-H128", a) for a in (y, h, c)] + [("lstm-H128", grads[k]) for k in sorted(grads)
                                                     if grads[k] is not None]
     a = rng.standard_normal((301, 257)).astype(np.float32)
-    out.append(("gemm", _C.gemm(a, a, False, True)))
+    out.append(("gemm", _C.gemm(a, a, trans_b=True)))
     return out
 
 
@@ -321,7 +321,7 @@ def test_concurrent_callers_match_serial(rng, pools):
     for i in range(8):
         a = rng.standard_normal((40 + 7 * i, 96)).astype(np.float32 if i % 2 else np.float64)
         b = rng.standard_normal((130, 96)).astype(a.dtype)
-        jobs.append((a, b, _C.gemm(a, b, False, True)))
+        jobs.append((a, b, _C.gemm(a, b, trans_b=True)))
     errors = []
     barrier = threading.Barrier(len(jobs))
 
@@ -329,7 +329,7 @@ def test_concurrent_callers_match_serial(rng, pools):
         try:
             barrier.wait()
             for _ in range(25):
-                np.testing.assert_array_equal(_C.gemm(a, b, False, True), want)
+                np.testing.assert_array_equal(_C.gemm(a, b, trans_b=True), want)
         except Exception as e:  # reported by the main thread
             errors.append(e)
 
@@ -352,7 +352,7 @@ def test_fork_child_runs_on_a_fresh_own_pool(pools):
     rnnfast.set_num_threads(2)
     torch.set_num_threads(2)
     a = np.random.default_rng(2).standard_normal((200, 150))
-    want = _C.gemm(a, a, False, True)  # the OpenMP team exists now
+    want = _C.gemm(a, a, trans_b=True)  # the OpenMP team exists now
     (torch.randn(300, 300) @ torch.randn(300, 300)).sum()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
@@ -361,7 +361,7 @@ def test_fork_child_runs_on_a_fresh_own_pool(pools):
         code = 1
         try:
             ok = rnnfast.get_thread_pool() == "rnnfast" and _C.loaded_openmp_runtimes() == []
-            ok = ok and np.array_equal(_C.gemm(a, a, False, True), want)
+            ok = ok and np.array_equal(_C.gemm(a, a, trans_b=True), want)
             ok = ok and len(_C.parallel_for_chunks(10)) == 2
             try:
                 rnnfast.set_thread_pool("openmp")
@@ -383,7 +383,7 @@ def test_fork_child_runs_on_a_fresh_own_pool(pools):
         time.sleep(0.01)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert rnnfast.get_thread_pool() == "openmp"
-    np.testing.assert_array_equal(_C.gemm(a, a, False, True), want)
+    np.testing.assert_array_equal(_C.gemm(a, a, trans_b=True), want)
 
 
 EXIT_SCRIPT = """
