@@ -23,6 +23,10 @@ IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 ISA_FLAGS = {
     "_avx2.cc": ["-mavx2", "-mfma", "-mf16c"],
     "_avx512.cc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma"],
+    "_avx512bf16.cc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma",
+                       "-mavx512bf16"],
+    "_amx.cc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma",
+                "-mavx512bf16", "-mamx-tile", "-mamx-bf16"],
 }
 # -fno-math-errno and -fno-trapping-math keep IEEE results (unlike -ffast-math) and let loops
 # with selects and math calls vectorise.

@@ -11,6 +11,7 @@
 #include "checks.h"
 #include "ctx_class.h"
 #include "gil.h"
+#include "precision.h"
 #include "rnnfast/recurrent.h"
 
 namespace py = pybind11;
@@ -28,6 +29,7 @@ struct RecurrentCtx {
   py::array x, w_ih, w_hh;  // C-contiguous, of the ctx's dtype
   std::optional<py::array> b_ih, b_hh;
   bool has_h0 = false, has_c0 = false;
+  Precision precision = Precision::float32;  // of the products, forward and backward
   RecurrentWorkspace<float> ws32;
   RecurrentWorkspace<double> ws64;
 };
@@ -82,7 +84,7 @@ RecurrentWorkspace<double>& workspace<double>(RecurrentCtx& ctx) { return ctx.ws
 template <typename T>
 RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
   return {static_cast<const T*>(c.w_ih.data()), static_cast<const T*>(c.w_hh.data()),
-          ptr<T>(c.b_ih), ptr<T>(c.b_hh)};
+          ptr<T>(c.b_ih), ptr<T>(c.b_hh), c.precision};
 }
 
 template <typename T>
@@ -116,7 +118,7 @@ py::tuple recurrent_forward_binding(const std::string& op, const py::object& x_o
                                     const py::object& h0_obj, const py::object& c0_obj,
                                     const py::object& nonlinearity, bool reset_after,
                                     const py::object& lengths_obj, bool reverse, bool batch_first,
-                                    bool training) {
+                                    bool training, const py::object& precision) {
   park_if_finalizing();
   auto ctx = std::make_shared<RecurrentCtx>();
   ctx->op = op;
@@ -160,6 +162,7 @@ py::tuple recurrent_forward_binding(const std::string& op, const py::object& x_o
   ctx->has_h0 = bool(h0);
   ctx->has_c0 = bool(c0);
 
+  ctx->precision = precision_arg(precision, x, "x");
   ctx->dbl = is_double(x);
   if (ctx->dbl) {
     ctx->x = contiguous<double>(x);
@@ -250,13 +253,15 @@ void bind_recurrent(py::module_& m) {
         const auto c = held_ctx<RecurrentCtx>(self);
         if (!c) return std::string("<rnnfast ctx, uninitialised>");
         return "<rnnfast ctx of " + c->op + "_forward, x " + shape_str(shape_of(c->x)) + ", " +
-               (c->dbl ? "float64" : "float32") + ">";
+               (c->dbl ? "float64" : "float32") +
+               (c->precision == Precision::bfloat16 ? ", precision bfloat16" : "") + ">";
       });
   refuse_copies(ctx_class);
   m.def("recurrent_forward", &recurrent_forward_binding, py::arg("op"), py::arg("x"),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"),
         py::arg("c0"), py::arg("nonlinearity"), py::arg("reset_after"), py::arg("lengths"),
-        py::arg("reverse"), py::arg("batch_first"), py::arg("training"));
+        py::arg("reverse"), py::arg("batch_first"), py::arg("training"),
+        py::arg("precision") = "float32");
   m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

@@ -100,10 +100,11 @@ struct BlockedGradStep {
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward.
 template <typename T>
 void loop_blocked(Cell cell, const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
-                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc) {
+                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
+                  Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = gate_count(cell) * H;
   PackedB<T> whh;
-  whh.pack(false, GH, H, w_hh, H);
+  whh.pack(false, GH, H, w_hh, H, prec);
   const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
   Buffer<T> stage_a(B * GH), stage_b(B * GH);
   const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
@@ -133,12 +134,13 @@ void loop_blocked(Cell cell, const SeqShape& s, const T* w_hh, const RecurrentWo
 // The reverse time loop of GRU with reset before; dh as in loop_blocked.
 template <typename T>
 void loop_reset_before(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
-                       const T* dy, T* dgx, T* dh_io) {
+                       const T* dy, T* dgx, T* dh_io,
+                       Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = 3 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   PackedB<T> whh, whh_n;  // W_hh of the r,z gates [2H, H] and of the n gate [H, H]
-  whh.pack(false, 2 * H, H, w_hh, H);
-  whh_n.pack(false, H, H, w_hh + 2 * H * H, H);
+  whh.pack(false, 2 * H, H, w_hh, H, prec);
+  whh_n.pack(false, H, H, w_hh + 2 * H * H, H, prec);
   Buffer<T> stage(B * GH), back(B * H), drh(B * H), dh_direct(B * H);
   T* dh = dh_io;
   for (index_t step = s.steps() - 1; step >= 0; --step) {
@@ -195,15 +197,17 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     if (dc_n) std::memcpy(dc.data(), dc_n, sizeof(T) * B * H); else dc.zero();
   }
   if (cell == Cell::gru_reset_before)
-    loop_reset_before(s, w.w_hh, ws, dy, dgx.data(), dh.data());
+    loop_reset_before(s, w.w_hh, ws, dy, dgx.data(), dh.data(), w.precision);
   else
-    loop_blocked(cell, s, w.w_hh, ws, dy, dgx.data(), dgh_n.data(), dh.data(), dc.data());
+    loop_blocked(cell, s, w.w_hh, ws, dy, dgx.data(), dgh_n.data(), dh.data(), dc.data(),
+                 w.precision);
 
   if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
 
   // Large GEMMs over all rows.
-  if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I);
+  if (g.x)
+    gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I, w.precision);
   // RNN and LSTM: dW_ih and dW_hh as one GEMM dgx^T [x | h_prev], twice as wide as either
   // (narrow GEMMs run at a fraction of the rate: 400 x 100 x 10000 twice takes 1.45x the time of
   // 400 x 200 x 10000 once); each element gets the value the separate GEMMs would give.
@@ -219,13 +223,14 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
         std::memcpy(xh.data() + r * IH + I, hprev + r * H, sizeof(T) * H);
       }
     });
-    gemm<T>(true, false, GH, IH, rows, T(1), dgx.data(), GH, xh.data(), IH, T(0), dw.data(), IH);
+    gemm<T>(true, false, GH, IH, rows, T(1), dgx.data(), GH, xh.data(), IH, T(0), dw.data(), IH,
+            w.precision);
     for (index_t i = 0; i < GH; ++i) {
       std::memcpy(g.w_ih + i * I, dw.data() + i * IH, sizeof(T) * I);
       std::memcpy(g.w_hh + i * H, dw.data() + i * IH + I, sizeof(T) * H);
     }
   } else if (g.w_ih) {
-    gemm<T>(true, false, GH, I, rows, T(1), dgx.data(), GH, x, I, T(0), g.w_ih, I);
+    gemm<T>(true, false, GH, I, rows, T(1), dgx.data(), GH, x, I, T(0), g.w_ih, I, w.precision);
   }
   if (g.b_ih) column_sums(rows, GH, dgx.data(), GH, g.b_ih);
   if (g.w_hh || g.b_hh) {
@@ -235,14 +240,16 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       case Cell::rnn_relu:
       case Cell::lstm:
         if (g.w_hh && !merged)
-          gemm<T>(true, false, GH, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H);
+          gemm<T>(true, false, GH, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H,
+                  w.precision);
         if (g.b_hh) column_sums(rows, GH, dgx.data(), GH, g.b_hh);
         break;
       case Cell::gru:
         if (g.w_hh) {
-          gemm<T>(true, false, 2 * H, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H);
+          gemm<T>(true, false, 2 * H, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H,
+                  w.precision);
           gemm<T>(true, false, H, H, rows, T(1), dgh_n.data(), H, hprev, H, T(0),
-                  g.w_hh + 2 * H * H, H);
+                  g.w_hh + 2 * H * H, H, w.precision);
         }
         if (g.b_hh) {
           column_sums(rows, 2 * H, dgx.data(), GH, g.b_hh);
@@ -260,9 +267,10 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
               const T* r = ws.gates.data() + row * GH;
               for (index_t j = 0; j < H; ++j) rh[row * H + j] = r[j] * hprev[row * H + j];
             }
-          gemm<T>(true, false, 2 * H, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H);
+          gemm<T>(true, false, 2 * H, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H,
+                  w.precision);
           gemm<T>(true, false, H, H, rows, T(1), dgx.data() + 2 * H, GH, rh.data(), H, T(0),
-                  g.w_hh + 2 * H * H, H);
+                  g.w_hh + 2 * H * H, H, w.precision);
         }
         if (g.b_hh) column_sums(rows, GH, dgx.data(), GH, g.b_hh);
         break;

@@ -1,0 +1,161 @@
+// AVX512-BF16 kernels of the bfloat16 GEMM (vdpbf16ps: 16 float sums of pairs of bfloat16
+// products per instruction), and the AVX-512 conversions every hardware path uses (rounding,
+// packing B into the VNNI panels). Compiled with -mavx512f/bw/dq/vl -mavx512bf16; includes
+// nothing but intrinsics and the internal header.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which its -Wuninitialized
+// misreports (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "gemm_bf16_kernels.h"
+
+namespace rnnfast {
+namespace gemm_bf16_detail {
+
+namespace {
+
+__mmask16 mask16(idx n) {
+  return n >= 16 ? static_cast<__mmask16>(0xffff)
+                 : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// 16 floats -> their bfloat16 bits (round to nearest even, NaN kept quiet), in the low 16 bits
+// of each 32-bit lane.
+__m512i round16(__m512 x) {
+  const __m512i v = _mm512_castps_si512(x);
+  const __m512i hi = _mm512_srli_epi32(v, 16);
+  const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+  const __m512i r = _mm512_srli_epi32(
+      _mm512_add_epi32(v, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+      _mm512_and_si512(v, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+}
+
+void round_bits(idx n, const float* src, bf16* dst) {
+  idx i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm512_cvtepi32_epi16(round16(_mm512_loadu_ps(src + i))));
+  if (i < n) {
+    const __mmask16 m = mask16(n - i);
+    _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(round16(_mm512_maskz_loadu_ps(m, src + i))));
+  }
+}
+
+// One panel (n <= kNr columns from n0) of op(B) in the VNNI layout: the 32-bit word of pair row
+// kk and column col holds (k = 2kk) in its low half and (k = 2kk + 1) in its high half.
+void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst) {
+  auto* out = reinterpret_cast<std::uint32_t*>(dst);  // [kp / 2][kNr] words
+  const idx pairs = kp / 2;
+  const __m512i zero = _mm512_setzero_si512();
+  if (!trans) {
+    const __mmask16 c0 = mask16(n), c1 = mask16(n - 16);
+    for (idx kk = 0; kk < pairs; ++kk) {
+      const idx k = 2 * kk;
+      for (int h = 0; h < 2; ++h) {
+        const __mmask16 cm = h ? c1 : c0;
+        const float* col = B + n0 + 16 * h;
+        const __m512i lo = k < K ? round16(_mm512_maskz_loadu_ps(cm, col + k * ldb)) : zero;
+        const __m512i hi = k + 1 < K ? round16(_mm512_maskz_loadu_ps(cm, col + (k + 1) * ldb)) : zero;
+        _mm512_storeu_si512(out + kk * kNr + 16 * h,
+                            _mm512_maskz_or_epi32(cm, lo, _mm512_slli_epi32(hi, 16)));
+      }
+    }
+    return;
+  }
+  // B[n * ldb + k]: a column of op(B) is a row of B, its pairs adjacent. 32 values of k (16
+  // pairs) of one column at a time, scattered to 16 pair rows of the panel.
+  const __m512i rows = _mm512_mullo_epi32(
+      _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(kNr));
+  for (idx kb = 0; kb < kp; kb += 32) {
+    std::uint32_t* block = out + (kb / 2) * kNr;
+    for (idx col = 0; col < kNr; ++col) {
+      __m512i words = zero;
+      if (col < n) {
+        const float* src = B + (n0 + col) * ldb + kb;
+        const __m512i a = round16(_mm512_maskz_loadu_ps(mask16(K - kb), src));
+        const __m512i b = round16(_mm512_maskz_loadu_ps(mask16(K - kb - 16), src + 16));
+        // pairs (k, k+1) of a and of b: packs of the even lanes (low) and odd lanes (high)
+        const __m512i idx_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        const __m512i idx_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+        const __m512i even = _mm512_permutex2var_epi32(a, idx_even, b);
+        const __m512i odd = _mm512_permutex2var_epi32(a, idx_odd, b);
+        words = _mm512_or_si512(even, _mm512_slli_epi32(odd, 16));
+      }
+      _mm512_i32scatter_epi32(block + col, rows, words, 4);
+    }
+  }
+}
+
+// R rows x one panel: acc[r][h] holds columns 16h..16h+15 of row r.
+template <int R>
+void tile(const ProductArgs& p, idx i0, const bf16* panel, idx col0, __mmask16 m0, __mmask16 m1) {
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const idx pairs = p.kp / 2;
+  const auto* a = reinterpret_cast<const std::int32_t*>(p.a + i0 * p.kp);
+  const idx a_ld = p.kp / 2;
+  for (idx kk = 0; kk < pairs; ++kk) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + kk * 2 * kNr);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + kk * 2 * kNr + 32);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(a[r * a_ld + kk]);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+    }
+  }
+  const __m512 alpha = _mm512_set1_ps(p.alpha), beta = _mm512_set1_ps(p.beta);
+  for (int r = 0; r < R; ++r) {
+    float* c = p.c + (i0 + r) * p.ldc + col0;
+    for (int h = 0; h < 2; ++h) {
+      const __mmask16 m = h ? m1 : m0;
+      if (!m) continue;
+      __m512 v = acc[r][h];
+      if (p.alpha != 1.0f) v = _mm512_mul_ps(alpha, v);
+      if (p.beta != 0.0f) v = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, c + 16 * h), v);
+      _mm512_mask_storeu_ps(c + 16 * h, m, v);
+    }
+  }
+}
+
+constexpr int kMr = 12;
+
+template <int R>
+void rows_tail(const ProductArgs& p, idx i0, idx rows, const bf16* panel, idx col0, __mmask16 m0,
+               __mmask16 m1) {
+  if constexpr (R > 0) {
+    if (rows == R) return tile<R>(p, i0, panel, col0, m0, m1);
+    rows_tail<R - 1>(p, i0, rows, panel, col0, m0, m1);
+  }
+}
+
+void product(const ProductArgs& p) {
+  if (p.m <= 0 || p.n0 >= p.n1) return;
+  for (idx pj = p.n0 / kNr; pj * kNr < p.n1; ++pj) {
+    const idx col0 = pj * kNr;
+    const idx lo = (p.n0 > col0 ? p.n0 : col0) - col0;
+    const idx hi = (p.n1 < col0 + kNr ? p.n1 : col0 + kNr) - col0;
+    const std::uint32_t bits = static_cast<std::uint32_t>(
+        (hi >= 32 ? 0xffffffffu : ((1u << hi) - 1u)) & ~((1u << lo) - 1u));
+    const __mmask16 m0 = static_cast<__mmask16>(bits & 0xffffu), m1 = static_cast<__mmask16>(bits >> 16);
+    const bf16* panel = p.b + pj * p.kp * kNr;
+    idx i0 = 0;
+    for (; i0 + kMr <= p.m; i0 += kMr) tile<kMr>(p, i0, panel, col0, m0, m1);
+    if (i0 < p.m) rows_tail<kMr - 1>(p, i0, p.m - i0, panel, col0, m0, m1);
+  }
+}
+
+}  // namespace
+
+extern const Bf16Kernels kBf16Avx512{1, product};
+extern const Bf16Convert kBf16ConvertAvx512{round_bits, pack_panel};
+
+}  // namespace gemm_bf16_detail
+}  // namespace rnnfast
