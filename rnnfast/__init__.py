@@ -36,12 +36,15 @@ _load_from_installed_copy_if_unbuilt()
 
 from rnnfast._version import __version__  # noqa: E402
 from rnnfast._config import (  # noqa: E402
+    active_bf16_isa,
     active_isa,
     get_config,
     get_num_threads,
+    set_bf16_isa,
     set_isa,
     set_num_threads,
     show_config,
+    supported_bf16_isas,
     supported_isas,
 )
 
@@ -60,11 +63,14 @@ def __getattr__(name):
 
 __all__ = [
     "__version__",
+    "active_bf16_isa",
     "active_isa",
     "get_config",
     "get_num_threads",
+    "set_bf16_isa",
     "set_isa",
     "set_num_threads",
     "show_config",
+    "supported_bf16_isas",
     "supported_isas",
 ]

@@ -15,6 +15,7 @@
 #include "checks.h"
 #include "ctx_class.h"
 #include "gil.h"
+#include "precision.h"
 #include "rnnfast/conv1d.h"
 #include "rnnfast/pool1d.h"
 
@@ -153,7 +154,8 @@ py::tuple conv1d_forward_impl(std::shared_ptr<Conv1dCtx> ctx, const py::array& x
 py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_obj,
                                  const py::object& b_obj, const py::object& stride_obj,
                                  const py::object& padding, const py::object& dilation_obj,
-                                 const py::object& groups_obj, bool channels_last, bool training) {
+                                 const py::object& groups_obj, bool channels_last, bool training,
+                                 const py::object& precision) {
   py::array x = float_array(x_obj, "x");
   const Seq in = seq_of(x, channels_last);
   py::array w = float_array(w_obj, "w");
@@ -208,6 +210,7 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
   s.pad_left = left;
   s.l_out = (padded - span) / stride + 1;
   s.channels_last = channels_last;
+  s.precision = precision_arg(precision, x, "x");
   checked_size({s.batch, std::max(s.l_out, s.length), std::max(s.c_out, s.c_in)}, "x and y");
   checked_size({s.c_out, s.c_in, K}, "w");
   ctx->has_bias = bool(b);
@@ -420,7 +423,7 @@ void bind_conv(py::module_& m) {
   refuse_copies(pool_ctx);
   m.def("conv1d_forward", &conv1d_forward_binding, py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        py::arg("channels_last"), py::arg("training"));
+        py::arg("channels_last"), py::arg("training"), py::arg("precision") = "float32");
   m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"));
   m.def("max_pool1d_forward", &max_pool1d_forward_binding, py::arg("x"), py::arg("pool_size"),
         py::arg("stride"), py::arg("padding"), py::arg("channels_last"), py::arg("training"));

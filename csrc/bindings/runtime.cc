@@ -32,6 +32,12 @@
 #ifndef RNNFAST_BUILD_FLAGS_AVX512
 #define RNNFAST_BUILD_FLAGS_AVX512 "unknown"
 #endif
+#ifndef RNNFAST_BUILD_FLAGS_AVX512BF16
+#define RNNFAST_BUILD_FLAGS_AVX512BF16 "unknown"
+#endif
+#ifndef RNNFAST_BUILD_FLAGS_AMX
+#define RNNFAST_BUILD_FLAGS_AMX "unknown"
+#endif
 
 #define RNNFAST_STR_(x) #x
 #define RNNFAST_STR(x) RNNFAST_STR_(x)
@@ -83,6 +89,13 @@ py::dict build_info() {
   isa_flags["avx512"] = RNNFAST_BUILD_FLAGS_AVX512;
 #endif
   info["isa_flags"] = isa_flags;
+  py::dict bf16_flags;  // the bfloat16 paths' kernels compiled in, with their extra flags
+  bf16_flags["portable"] = "";
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  bf16_flags["avx512_bf16"] = RNNFAST_BUILD_FLAGS_AVX512BF16;
+  bf16_flags["amx"] = RNNFAST_BUILD_FLAGS_AMX;
+#endif
+  info["bf16_isa_flags"] = bf16_flags;
   info["pybind11"] = RNNFAST_STR(PYBIND11_VERSION_MAJOR) "." RNNFAST_STR(
       PYBIND11_VERSION_MINOR) "." RNNFAST_STR(PYBIND11_VERSION_PATCH);
   return info;
