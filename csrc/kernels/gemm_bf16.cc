@@ -124,17 +124,8 @@ void pack_a(bool trans_a, index_t M, index_t K, const float* A, index_t lda, ind
       cv.round(K, A + i * lda, dst + i * kp);
       zero_tail(i);
     }
-  } else {  // A[k * lda + i]: 16 rows of op(A) gathered at a time
-    Buffer<float> t(16 * K);
-    for (index_t i0 = 0; i0 < M; i0 += 16) {
-      const index_t n = std::min<index_t>(16, M - i0);
-      for (index_t k = 0; k < K; ++k)
-        for (index_t i = 0; i < n; ++i) t[i * K + k] = A[k * lda + i0 + i];
-      for (index_t i = 0; i < n; ++i) {
-        cv.round(K, t.data() + i * K, dst + (i0 + i) * kp);
-        zero_tail(i0 + i);
-      }
-    }
+  } else {  // A[k * lda + i]
+    cv.pack_rows_trans(A, lda, K, 0, M, kp, dst);
   }
   std::fill(dst + M * kp, dst + mp * kp, bd::bf16(0));
 }
@@ -316,9 +307,10 @@ void gemm_bf16(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, floa
   packed.pack(isa, trans_b, K, N, B, ldb);
   const index_t mp = round_up(M, ks.m_align), kp = packed.kp;
   Buffer<bd::bf16> a(mp * kp);
-  const index_t grain = std::max<index_t>(16, (1 << 15) / kp / 16 * 16);
-  // Row blocks of 16 (the transposing gather's unit) packed in parallel.
-  parallel_for((M + 15) / 16, std::max<index_t>(1, grain / 16), [&](index_t b0, index_t b1) {
+  // Blocks of 16 rows (the transposing unit) packed in parallel, at most 256 rows per call
+  // (whose rows of a transposed A, read across a chunk of k, stay in L2).
+  const index_t grain = std::max<index_t>(1, std::min<index_t>(16, (1 << 15) / kp));
+  parallel_for((M + 15) / 16, grain, [&](index_t b0, index_t b1) {
     const index_t m0 = b0 * 16, m1 = std::min(M, b1 * 16);
     const float* src = trans_a ? A + m0 : A + m0 * lda;
     pack_a(trans_a, m1 - m0, K, src, lda, m1 - m0, kp, a.data() + m0 * kp);

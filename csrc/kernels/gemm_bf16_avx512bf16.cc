@@ -93,6 +93,61 @@ void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx 
   }
 }
 
+// r[i] (16 words each) -> column i of the 16 x 16 matrix whose rows are r.
+void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 4; ++i) {
+      t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0x88);
+      t[8 * h + 4 + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0xDD);
+    }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+  }
+}
+
+void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bf16* dst) {
+  // Chunks of 128 k (their rows of A, read whole across the strips, stay in L2); in a chunk,
+  // every strip of 16 rows of op(A); in a strip, blocks of 32 k: rows k and k + 1 of A (16
+  // contiguous values of i) rounded and joined into 32-bit words (k low, k + 1 high), 16 such
+  // word rows transposed to 16 rows of op(A).
+  const __m512i zero = _mm512_setzero_si512();
+  constexpr idx kChunk = 128;
+  for (idx kc = 0; kc < kp; kc += kChunk) {
+    const idx kc_end = kc + kChunk < kp ? kc + kChunk : kp;
+    for (idx s = 0; s < n; s += 16) {
+      const idx rows = n - s < 16 ? n - s : 16;
+      const __mmask16 m = mask16(rows);
+      const float* a = A + m0 + s;
+      bf16* d = dst + s * kp;
+      for (idx k0 = kc; k0 < kc_end; k0 += 32) {
+        __m512 w[16];
+        for (int kk = 0; kk < 16; ++kk) {
+          const idx k = k0 + 2 * kk;
+          const __m512i lo = k < K ? round16(_mm512_maskz_loadu_ps(m, a + k * lda)) : zero;
+          const __m512i hi = k + 1 < K ? round16(_mm512_maskz_loadu_ps(m, a + (k + 1) * lda)) : zero;
+          w[kk] = _mm512_castsi512_ps(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+        transpose16(w);
+        for (idx i = 0; i < rows; ++i) _mm512_storeu_ps(d + i * kp + k0, w[i]);
+      }
+    }
+  }
+}
+
 // R rows x one panel: acc[r][h] holds columns 16h..16h+15 of row r.
 template <int R>
 void tile(const ProductArgs& p, idx i0, const bf16* panel, idx col0, __mmask16 m0, __mmask16 m1) {
@@ -155,7 +210,7 @@ void product(const ProductArgs& p) {
 }  // namespace
 
 extern const Bf16Kernels kBf16Avx512{1, product};
-extern const Bf16Convert kBf16ConvertAvx512{round_bits, pack_panel};
+extern const Bf16Convert kBf16ConvertAvx512{round_bits, pack_panel, pack_rows_trans};
 
 }  // namespace gemm_bf16_detail
 }  // namespace rnnfast

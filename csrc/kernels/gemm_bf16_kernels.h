@@ -45,6 +45,9 @@ struct Bf16Convert {
   // Panels of op(B) (trans: B[n * ldb + k], else B[k * ldb + n]) for columns [n0, n0 + n)
   // (n <= kNr: one panel) at dst, K rows padded with zeros to kp.
   void (*pack_panel)(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst);
+  // Rows [m0, m0 + n) of op(A) = A^T (element (i, k) at A[k * lda + i]) as
+  // bfloat16 rows of kp at dst (row stride kp), zeros at k >= K.
+  void (*pack_rows_trans)(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bf16* dst);
 };
 
 #ifdef RNNFAST_HAVE_X86_KERNELS
