@@ -211,9 +211,8 @@ void PackedBf16::pack(Bf16Isa isa_, bool trans_b, index_t K_, index_t N_, const 
   const bd::Bf16Convert& cv = convert();
   const index_t grain = std::max<index_t>(1, (1 << 16) / (kp * bd::kNr));
   parallel_for(panels, grain, [&](index_t p0, index_t p1) {
-    for (index_t p = p0; p < p1; ++p)
-      cv.pack_panel(trans_b, B, ldb, K, kp, p * bd::kNr, std::min(bd::kNr, N - p * bd::kNr),
-                    bits.data() + p * kp * bd::kNr);
+    cv.pack_panel(trans_b, B, ldb, K, kp, p0 * bd::kNr, std::min(N, p1 * bd::kNr) - p0 * bd::kNr,
+                  bits.data() + p0 * kp * bd::kNr);
   });
 }
 

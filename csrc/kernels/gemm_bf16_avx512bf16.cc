@@ -48,51 +48,6 @@ void round_bits(idx n, const float* src, bf16* dst) {
   }
 }
 
-// One panel (n <= kNr columns from n0) of op(B) in the VNNI layout: the 32-bit word of pair row
-// kk and column col holds (k = 2kk) in its low half and (k = 2kk + 1) in its high half.
-void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst) {
-  auto* out = reinterpret_cast<std::uint32_t*>(dst);  // [kp / 2][kNr] words
-  const idx pairs = kp / 2;
-  const __m512i zero = _mm512_setzero_si512();
-  if (!trans) {
-    const __mmask16 c0 = mask16(n), c1 = mask16(n - 16);
-    for (idx kk = 0; kk < pairs; ++kk) {
-      const idx k = 2 * kk;
-      for (int h = 0; h < 2; ++h) {
-        const __mmask16 cm = h ? c1 : c0;
-        const float* col = B + n0 + 16 * h;
-        const __m512i lo = k < K ? round16(_mm512_maskz_loadu_ps(cm, col + k * ldb)) : zero;
-        const __m512i hi = k + 1 < K ? round16(_mm512_maskz_loadu_ps(cm, col + (k + 1) * ldb)) : zero;
-        _mm512_storeu_si512(out + kk * kNr + 16 * h,
-                            _mm512_maskz_or_epi32(cm, lo, _mm512_slli_epi32(hi, 16)));
-      }
-    }
-    return;
-  }
-  // B[n * ldb + k]: a column of op(B) is a row of B, its pairs adjacent. 32 values of k (16
-  // pairs) of one column at a time, scattered to 16 pair rows of the panel.
-  const __m512i rows = _mm512_mullo_epi32(
-      _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(kNr));
-  for (idx kb = 0; kb < kp; kb += 32) {
-    std::uint32_t* block = out + (kb / 2) * kNr;
-    for (idx col = 0; col < kNr; ++col) {
-      __m512i words = zero;
-      if (col < n) {
-        const float* src = B + (n0 + col) * ldb + kb;
-        const __m512i a = round16(_mm512_maskz_loadu_ps(mask16(K - kb), src));
-        const __m512i b = round16(_mm512_maskz_loadu_ps(mask16(K - kb - 16), src + 16));
-        // pairs (k, k+1) of a and of b: packs of the even lanes (low) and odd lanes (high)
-        const __m512i idx_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-        const __m512i idx_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-        const __m512i even = _mm512_permutex2var_epi32(a, idx_even, b);
-        const __m512i odd = _mm512_permutex2var_epi32(a, idx_odd, b);
-        words = _mm512_or_si512(even, _mm512_slli_epi32(odd, 16));
-      }
-      _mm512_i32scatter_epi32(block + col, rows, words, 4);
-    }
-  }
-}
-
 // r[i] (16 words each) -> column i of the 16 x 16 matrix whose rows are r.
 void transpose16(__m512 r[16]) {
   __m512 t[16];
@@ -116,6 +71,67 @@ void transpose16(__m512 r[16]) {
   for (int i = 0; i < 8; ++i) {
     r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
     r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+  }
+}
+
+// Panels of op(B) (columns [n0, n0 + n), n0 a multiple of kNr) in the VNNI layout: the 32-bit
+// word of pair row kk and column col holds (k = 2kk) in its low half and (k = 2kk + 1) in its
+// high half. Panel p of the range at dst + p * kp * kNr.
+void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst) {
+  const idx panels = (n + kNr - 1) / kNr, pairs = kp / 2;
+  const __m512i zero = _mm512_setzero_si512();
+  if (!trans) {
+    // B[k * ldb + col]: rows k and k + 1, 16 columns at a time. Chunks of 64 k across every
+    // panel of the range, so that each row of B is read once, its chunk staying in cache.
+    constexpr idx kChunk = 32;  // pairs
+    for (idx kc = 0; kc < pairs; kc += kChunk) {
+      const idx kc_end = kc + kChunk < pairs ? kc + kChunk : pairs;
+      for (idx p = 0; p < panels; ++p) {
+        auto* out = reinterpret_cast<std::uint32_t*>(dst + p * kp * kNr);
+        const idx cols = n - p * kNr;
+        const __mmask16 c0 = mask16(cols), c1 = mask16(cols - 16);
+        for (idx kk = kc; kk < kc_end; ++kk) {
+          const idx k = 2 * kk;
+          for (int h = 0; h < 2; ++h) {
+            const __mmask16 cm = h ? c1 : c0;
+            const float* col = B + n0 + p * kNr + 16 * h;
+            const __m512i lo = k < K ? round16(_mm512_maskz_loadu_ps(cm, col + k * ldb)) : zero;
+            const __m512i hi =
+                k + 1 < K ? round16(_mm512_maskz_loadu_ps(cm, col + (k + 1) * ldb)) : zero;
+            _mm512_storeu_si512(out + kk * kNr + 16 * h,
+                                _mm512_maskz_or_epi32(cm, lo, _mm512_slli_epi32(hi, 16)));
+          }
+        }
+      }
+    }
+    return;
+  }
+  // B[col * ldb + k]: a column of op(B) is a row of B, its pairs of k adjacent. For 16 columns
+  // and 32 values of k: each column's 16 pair words, transposed to 16 pair rows.
+  const __m512i idx_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i idx_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  for (idx p = 0; p < panels; ++p) {
+    auto* out = reinterpret_cast<float*>(dst + p * kp * kNr);  // words, moved as floats
+    for (idx kb = 0; kb < kp; kb += 32) {
+      for (int h = 0; h < 2; ++h) {
+        __m512 w[16];
+        for (int c = 0; c < 16; ++c) {
+          const idx col = p * kNr + 16 * h + c;
+          if (col >= n) {
+            w[c] = _mm512_setzero_ps();
+            continue;
+          }
+          const float* src = B + (n0 + col) * ldb + kb;
+          const __m512i a = round16(_mm512_maskz_loadu_ps(mask16(K - kb), src));
+          const __m512i b = round16(_mm512_maskz_loadu_ps(mask16(K - kb - 16), src + 16));
+          const __m512i even = _mm512_permutex2var_epi32(a, idx_even, b);
+          const __m512i odd = _mm512_permutex2var_epi32(a, idx_odd, b);
+          w[c] = _mm512_castsi512_ps(_mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
+        }
+        transpose16(w);
+        for (int kk = 0; kk < 16; ++kk) _mm512_storeu_ps(out + (kb / 2 + kk) * kNr + 16 * h, w[kk]);
+      }
+    }
   }
 }
 

@@ -43,7 +43,7 @@ struct Bf16Convert {
   // dst[i] = bits of src[i] rounded, i < n.
   void (*round)(idx n, const float* src, bf16* dst);
   // Panels of op(B) (trans: B[n * ldb + k], else B[k * ldb + n]) for columns [n0, n0 + n)
-  // (n <= kNr: one panel) at dst, K rows padded with zeros to kp.
+  // (n0 a multiple of kNr) at dst (panel p at dst + p * kp * kNr), K padded with zeros to kp.
   void (*pack_panel)(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst);
   // Rows [m0, m0 + n) of op(A) = A^T (element (i, k) at A[k * lda + i]) as
   // bfloat16 rows of kp at dst (row stride kp), zeros at k >= K.
