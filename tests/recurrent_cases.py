@@ -49,6 +49,11 @@ def upstream(rng, op, y_shape, B, H, dtype):
     return g
 
 
+# Gradients the reference returns (None when the argument was not given) for arguments the
+# kernels do not take yet; dropped from its results so both modules give the same keys.
+REFERENCE_ONLY = ("w_hr", "w_peephole")
+
+
 def run(module, op, args, options, grads=None):
     """Forward (training when grads is given) and backward of one op of a module.
 
@@ -60,7 +65,8 @@ def run(module, op, args, options, grads=None):
     if grads is None:
         assert out[-1] is None
         return outputs, None
-    return outputs, getattr(module, op + "_backward")(out[-1], **grads)
+    got = getattr(module, op + "_backward")(out[-1], **grads)
+    return outputs, {k: v for k, v in got.items() if not (k in REFERENCE_ONLY and v is None)}
 
 
 def as64(args):
@@ -70,3 +76,15 @@ def as64(args):
 def rel_err(got, want):
     want = np.asarray(want, dtype=np.float64)
     return np.abs(np.asarray(got, dtype=np.float64) - want).max() / max(1.0, np.abs(want).max())
+
+
+def assert_as_accurate_as(got, peer, ref, what, factor=2.0, floor_ulps=8):
+    """got's error against the float64 reference ref is at most factor times the error of a peer
+    implementation of the same precision (PyTorch), plus a few units in the last place: a
+    tolerance that follows the reference's own error (as flash-attention's tests do) instead of
+    a fixed number."""
+    got, peer = np.asarray(got), np.asarray(peer)
+    eps = np.finfo(got.dtype).eps
+    mine, theirs = rel_err(got, ref), rel_err(peer, ref)
+    assert mine <= factor * theirs + floor_ulps * eps, \
+        f"{what}: error {mine:.3g} against the reference, the peer's {theirs:.3g}"

@@ -94,17 +94,18 @@ def test_gemm_bf16_is_the_float32_sum_of_bf16_products(M, N, K, trans_a, trans_b
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     want, magnitude = product_of_rounded(a, b, trans_a, trans_b)
     bound = (K + 2) * 2.0 ** -24 * magnitude  # float32 summation of K exact products
-    got = _C.gemm(a, b, trans_a, trans_b, precision="bfloat16")
+    got = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b, precision="bfloat16")
     assert got.dtype == np.float32
     assert (np.abs(got - want) <= bound).all()
     c = rng.standard_normal((M, N)).astype(np.float32)
-    got = _C.gemm(a, b, trans_a, trans_b, alpha=0.5, beta=-2.0, c=c, precision="bfloat16")
+    got = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-2.0, c=c,
+                  precision="bfloat16")
     assert (np.abs(got - (0.5 * want - 2.0 * c)) <= bound + 4e-7 * np.abs(c) + 1e-6).all()
     # float32 precision does not round: it is far closer to the unrounded product
     exact = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b)
     if K >= 8:
-        f32 = _C.gemm(a, b, trans_a, trans_b)
-        bf16 = _C.gemm(a, b, trans_a, trans_b, precision="bfloat16")
+        f32 = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+        bf16 = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b, precision="bfloat16")
         assert np.abs(f32 - exact).max() * 16 < np.abs(bf16 - exact).max()
 
 
@@ -117,17 +118,18 @@ def test_gemm_packed_bf16_and_column_ranges(M, N, K, beta, bf16_isa):
     c = rng.standard_normal((M, N)).astype(np.float32)
     want, magnitude = product_of_rounded(a, b, False, True)
     bound = (K + 2) * 2.0 ** -24 * magnitude + 4e-7 * np.abs(c) + 1e-6
-    full = _C.gemm_packed(a, b, True, beta=beta, c=c, precision="bfloat16", repeats=2)
+    full = _C.gemm_packed(a, b, trans_b=True, beta=beta, c=c, precision="bfloat16", repeats=2)
     assert (np.abs(full - (want + beta * c)) <= bound).all()
     # a column range gets exactly the values of the whole product, the rest keeps c
     for n0, n1 in [(0, N), (1, N), (0, max(0, N - 3)), (N // 3, N // 3 + 17)]:
         n1 = min(n1, N)
-        part = _C.gemm_packed(a, b, True, beta=beta, c=c, cols=(n0, n1), precision="bfloat16")
+        part = _C.gemm_packed(a, b, trans_b=True, beta=beta, c=c, cols=(n0, n1),
+                              precision="bfloat16")
         np.testing.assert_array_equal(part[:, n0:n1], full[:, n0:n1])
         np.testing.assert_array_equal(part[:, :n0], c[:, :n0])
         np.testing.assert_array_equal(part[:, n1:], c[:, n1:])
     # B not transposed packs the same values
-    full_nt = _C.gemm_packed(a, np.ascontiguousarray(b.T), False, beta=beta, c=c,
+    full_nt = _C.gemm_packed(a, np.ascontiguousarray(b.T), trans_b=False, beta=beta, c=c,
                              precision="bfloat16")
     np.testing.assert_array_equal(full_nt, full)
 

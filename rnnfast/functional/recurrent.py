@@ -59,8 +59,9 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         ``rnn_backward`` if ``training`` else None.
     """
     y, h_n, _, ctx = _C.recurrent_forward(
-        "rnn", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, nonlinearity, True,
-        lengths, bool(reverse), bool(batch_first), bool(training), precision)
+        "rnn", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, nonlinearity=nonlinearity, reset_after=True,
+        lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
+        training=bool(training), precision=precision)
     return y, h_n, ctx
 
 
@@ -111,8 +112,9 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
         ``(B, H)``, ``ctx`` for ``lstm_backward`` if ``training`` else None.
     """
     return _C.recurrent_forward(
-        "lstm", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), _w(c0), "tanh", True,
-        lengths, bool(reverse), bool(batch_first), bool(training), precision)
+        "lstm", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), _w(c0), nonlinearity="tanh", reset_after=True,
+        lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
+        training=bool(training), precision=precision)
 
 
 def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
@@ -164,8 +166,9 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         for ``gru_backward`` if ``training`` else None.
     """
     y, h_n, _, ctx = _C.recurrent_forward(
-        "gru", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, "tanh",
-        bool(reset_after), lengths, bool(reverse), bool(batch_first), bool(training), precision)
+        "gru", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, nonlinearity="tanh",
+        reset_after=bool(reset_after), lengths=lengths, reverse=bool(reverse),
+        batch_first=bool(batch_first), training=bool(training), precision=precision)
     return y, h_n, ctx
 
 

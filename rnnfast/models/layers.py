@@ -21,6 +21,8 @@ original::
 - ``Activation(name)``, ``Dense``, ``Dropout``, ``Flatten``, ``TimeDistributed``, ``Conv1D``,
   ``MaxPooling1D`` (alias ``MaxPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
   ``GlobalAveragePooling1D`` (alias ``GlobalAvgPool1D``).
+- ``Attention`` and ``AdditiveAttention`` (Keras' call: ``layer([query, value], mask=[query_mask,
+  value_mask], return_attention_scores=True, use_causal_mask=False)``).
 
 Masks: padded steps are skipped when the padding is all at the end (``padding="post"``) or
 all at the start (``"pre"``, Keras' default) of a row; a pre-padded batch is shifted so that
@@ -46,9 +48,12 @@ from rnnfast.nn.module import (
     check_int,
     make_rng,
 )
+from rnnfast.nn.serialization import deserialize, register_layers, serialize
 
 __all__ = [
     "Activation",
+    "AdditiveAttention",
+    "Attention",
     "Bidirectional",
     "Conv1D",
     "Dense",
@@ -484,4 +489,22 @@ class Bidirectional(Module):
         return self.layer.backward(dy)
 
     def get_config(self):
-        return {"merge_mode": self.merge_mode}
+        layer = serialize(self.layer)
+        layer["config"]["input_dim"] = None  # the wrapped layer is given unbuilt
+        return {"layer": layer, "merge_mode": self.merge_mode}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(deserialize(config.pop("layer"), "layer"), **config)
+
+
+# The layers a saved model may name (as "layers.<class>"); rnnfast.nn registers its own.
+register_layers("layers", [Dense, Conv1D, MaxPooling1D, GlobalMaxPooling1D,
+                           GlobalAveragePooling1D, Embedding, Activation, SimpleRNN, LSTM, GRU,
+                           Bidirectional])
+
+
+# Keras' attention layers (``[query, value(, key)]`` inputs, ``mask=[query_mask, value_mask]``,
+# ``return_attention_scores``, ``use_causal_mask``), defined in ``rnnfast.nn.attention``.
+from rnnfast.nn.attention import AdditiveAttention, Attention  # noqa: E402

@@ -1,9 +1,20 @@
 """Plain NumPy float64 reference of every op: the tests' oracle, written for clarity."""
+from rnnfast.reference.attention import (
+    additive_attention_backward,
+    additive_attention_forward,
+    dot_attention_backward,
+    dot_attention_forward,
+)
 from rnnfast.reference.recurrent import (
     gru_backward,
     gru_forward,
+    layer_norm_gru_backward,
+    layer_norm_gru_forward,
+    layer_norm_lstm_backward,
+    layer_norm_lstm_forward,
     lstm_backward,
     lstm_forward,
+    recurrent_masks,
     rnn_backward,
     rnn_forward,
 )
@@ -20,6 +31,10 @@ from rnnfast.reference.conv import (
 )
 
 __all__ = [
+    "additive_attention_backward",
+    "additive_attention_forward",
+    "dot_attention_backward",
+    "dot_attention_forward",
     "conv1d_backward",
     "conv1d_forward",
     "global_avg_pool1d_backward",
@@ -32,8 +47,13 @@ __all__ = [
     "linear_forward",
     "gru_backward",
     "gru_forward",
+    "layer_norm_gru_backward",
+    "layer_norm_gru_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_lstm_forward",
     "lstm_backward",
     "lstm_forward",
     "rnn_backward",
     "rnn_forward",
+    "recurrent_masks",
 ]
