@@ -6,7 +6,7 @@
 - ``rnnfast.nn``, ``rnnfast.losses``, ``rnnfast.optim``: layers, losses and optimisers.
 - ``rnnfast.models``: Keras' Sequential workflow; ``rnnfast.utils``: padding, tokenizer,
   time-series windows; ``rnnfast.generation``: step-by-step decoding (greedy, sampling, beam).
-- Settings and report: ``set_num_threads``, ``set_isa``, ``show_config`` (also
+- Settings and report: ``set_num_threads``, ``set_thread_pool``, ``set_isa``, ``show_config`` (also
   ``python -m rnnfast --config``).
 """
 from rnnfast._version import __version__
@@ -15,9 +15,11 @@ from rnnfast._config import (
     active_isa,
     get_config,
     get_num_threads,
+    get_thread_pool,
     set_bf16_isa,
     set_isa,
     set_num_threads,
+    set_thread_pool,
     show_config,
     supported_bf16_isas,
     supported_isas,
@@ -42,9 +44,11 @@ __all__ = [
     "active_isa",
     "get_config",
     "get_num_threads",
+    "get_thread_pool",
     "set_bf16_isa",
     "set_isa",
     "set_num_threads",
+    "set_thread_pool",
     "show_config",
     "supported_bf16_isas",
     "supported_isas",
