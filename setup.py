@@ -31,6 +31,11 @@ ISA_LIBRARIES = {
     "avx2": ("_avx2.cc", ["-mavx2", "-mfma", "-mf16c"]),
     "avx512": ("_avx512.cc", ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2",
                               "-mfma"]),
+    # the bfloat16 paths (csrc/kernels/gemm_bf16_*.cc)
+    "avx512bf16": ("_avx512bf16.cc", ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
+                                      "-mavx2", "-mfma", "-mavx512bf16"]),
+    "amx": ("_amx.cc", ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma",
+                        "-mavx512bf16", "-mamx-tile", "-mamx-bf16"]),
 } if IS_X86 else {}
 # What Pybind11Extension gives _C's own units (C++17, hidden symbols, no debug info), for the
 # instruction-set units too.
@@ -106,7 +111,7 @@ ext_modules = [
         "rnnfast._C",
         # every unit but the instruction-set libraries'
         [s for s in sorted(glob.glob("csrc/kernels/*.cc")) + sorted(glob.glob("csrc/bindings/*.cc"))
-         if not s.endswith(("_avx2.cc", "_avx512.cc"))],
+         if not s.endswith(("_avx2.cc", "_avx512.cc", "_avx512bf16.cc", "_amx.cc"))],
         include_dirs=["csrc/include"],
         depends=HEADERS,
         cxx_std=17,

@@ -11,14 +11,17 @@
 """
 from rnnfast._version import __version__
 from rnnfast._config import (
+    active_bf16_isa,
     active_isa,
     get_config,
     get_num_threads,
     get_thread_pool,
+    set_bf16_isa,
     set_isa,
     set_num_threads,
     set_thread_pool,
     show_config,
+    supported_bf16_isas,
     supported_isas,
 )
 
@@ -37,13 +40,16 @@ def __getattr__(name):
 
 __all__ = [
     "__version__",
+    "active_bf16_isa",
     "active_isa",
     "get_config",
     "get_num_threads",
     "get_thread_pool",
+    "set_bf16_isa",
     "set_isa",
     "set_num_threads",
     "set_thread_pool",
     "show_config",
+    "supported_bf16_isas",
     "supported_isas",
 ]

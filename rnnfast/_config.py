@@ -7,6 +7,9 @@ Environment variables, read once at import:
 - ``RNNFAST_THREAD_POOL``: ``rnnfast`` keeps the kernels on the package's own thread pool even
   inside PyTorch (see ``set_thread_pool``); ``auto`` (the default) lets ``import rnnfast.torch``
   move them to PyTorch's OpenMP threads.
+- ``RNNFAST_BF16_ISA``: force the path of ``precision="bfloat16"`` products: ``portable``,
+  ``avx512_bf16`` or ``amx`` (error at import if the CPU, the operating system or the build
+  lacks it).
 """
 from __future__ import annotations
 
@@ -131,6 +134,32 @@ def set_isa(name: str) -> None:
     _C.set_isa(name)
 
 
+def active_bf16_isa() -> str:
+    """The path ``precision="bfloat16"`` products take: ``'portable'`` (bfloat16-rounded
+    operands through the float32 kernels, any CPU), ``'avx512_bf16'`` (vdpbf16ps) or ``'amx'``
+    (tile multiply). The hardware paths need the avx512 instruction set active (``set_isa``):
+    under another, the portable path is used."""
+    return _C.active_bf16_isa()
+
+
+def supported_bf16_isas() -> List[str]:
+    """bfloat16 paths this CPU, operating system (AMX: Linux grants the tile state) and build
+    support, best last (always has 'portable')."""
+    return list(_C.supported_bf16_isas())
+
+
+def set_bf16_isa(name: str) -> None:
+    """Choose the path of bfloat16 products (``'portable'``, ``'avx512_bf16'``, ``'amx'``).
+
+    Raises ValueError, naming the supported ones, if the name is unknown or this CPU, operating
+    system or build lacks it. Every path rounds the same operands; results differ only in the
+    order of the float32 sums.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a str, got {type(name).__name__}")
+    _C.set_bf16_isa(name)
+
+
 def get_config() -> Dict[str, Any]:
     """The configuration as a dict: versions, instruction sets, threads, and the build.
 
@@ -139,7 +168,9 @@ def get_config() -> Dict[str, Any]:
     ``thread_pool`` (``'rnnfast'`` or ``'openmp'``), ``openmp_runtime`` (path of the OpenMP
     runtime whose threads run the kernels, or None), ``compiler``,
     ``cxx_standard``, ``target``, ``flags`` (of every translation unit), ``isa_flags`` (the
-    extra flags of each instruction set's translation units), ``pybind11``.
+    extra flags of each instruction set's translation units), ``pybind11``, ``bf16_isa``
+    (the path of bfloat16 products in use), ``bf16_isas_supported``, ``bf16_isa_flags`` (the
+    bfloat16 paths compiled in, with their extra flags).
     """
     build = _C.build_info()
     pool, runtime = _C.get_thread_pool()
@@ -160,6 +191,9 @@ def get_config() -> Dict[str, Any]:
         "flags": build["flags"],
         "isa_flags": dict(build["isa_flags"]),
         "pybind11": build["pybind11"],
+        "bf16_isa": active_bf16_isa(),
+        "bf16_isas_supported": supported_bf16_isas(),
+        "bf16_isa_flags": dict(build["bf16_isa_flags"]),
     }
 
 
@@ -180,6 +214,9 @@ def show_config(file: Optional[TextIO] = None) -> None:
         f"flags: {c['flags']}",
     ]
     lines += [f"{isa} flags: {flags}" for isa, flags in c["isa_flags"].items() if flags]
+    lines.append(f"bfloat16 products: {c['bf16_isa']} (supported: "
+                 f"{', '.join(c['bf16_isas_supported'])})")
+    lines += [f"{isa} flags: {flags}" for isa, flags in c["bf16_isa_flags"].items() if flags]
     print("\n".join(lines), file=out)
 
 
@@ -218,6 +255,14 @@ def _init_from_environment() -> None:
             reason = str(e).replace("isa: ", "", 1)
             raise ValueError(f"RNNFAST_ISA={env_isa!r}: {reason} (unset RNNFAST_ISA to use the "
                              "best of them)") from None
+    env_bf16 = os.environ.get("RNNFAST_BF16_ISA")
+    if env_bf16:
+        try:
+            set_bf16_isa(env_bf16.strip().lower())
+        except ValueError as e:
+            reason = str(e).replace("bf16_isa: ", "", 1)
+            raise ValueError(f"RNNFAST_BF16_ISA={env_bf16!r}: {reason} (unset RNNFAST_BF16_ISA to "
+                             "use the best of them)") from None
 
 
 _init_from_environment()

@@ -24,7 +24,7 @@ from rnnfast import _C
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = Path(rnnfast.__file__).resolve().parent
 EXPECT_INSTALLED = os.environ.get("RNNFAST_TEST_INSTALLED") == "1"
-ISA_UNITS = re.compile(r"_avx(2|512)\.cc$")
+ISA_UNITS = re.compile(r"_(avx2|avx512|avx512bf16|amx)\.cc$")
 # AVX/AVX-512 code: a VEX/EVEX mnemonic (all start with "v"), a ymm/zmm register or an opmask.
 AVX = re.compile(r"^v(?!err|erw)[a-z]|%[yz]mm\d|%k[0-7]\b")
 
@@ -178,7 +178,8 @@ def avx_instructions(path):
                     reason="needs binutils (objdump, readelf)")
 def test_avx_code_only_in_isa_translation_units():
     """The baseline x86-64 code never executes an AVX instruction on a CPU without AVX: every
-    function holding one is local to a *_avx2.cc / *_avx512.cc object (so the linker cannot
+    function holding one is local to a *_avx2.cc / *_avx512.cc / *_avx512bf16.cc / *_amx.cc
+    object (so the linker cannot
     have merged it with a baseline copy of an inline function or template)."""
     so = Path(_C.__file__)
     found = avx_instructions(so)
@@ -201,7 +202,7 @@ def test_avx_code_only_in_isa_translation_units():
         else:
             outside.setdefault(f"{name} ({source or 'not local to one object'})", text)
     assert not outside, ("AVX instructions outside the ISA translation units (keep ISA code in an "
-                         f"anonymous namespace of *_avx2.cc / *_avx512.cc): {outside}")
+                         f"anonymous namespace of an ISA unit): {outside}")
     assert in_isa_units > 1000, "found (almost) no AVX code at all: is the parsing broken?"
 
 

@@ -16,6 +16,7 @@
 #include "ctx_class.h"
 #include "entry.h"
 #include "gil.h"
+#include "precision.h"
 #include "rnnfast/conv1d.h"
 #include "rnnfast/pool1d.h"
 
@@ -154,7 +155,8 @@ py::tuple conv1d_forward_impl(std::shared_ptr<Conv1dCtx> ctx, const py::array& x
 py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_obj,
                                  const py::object& b_obj, const py::object& stride_obj,
                                  const py::object& padding, const py::object& dilation_obj,
-                                 const py::object& groups_obj, bool channels_last, bool training) {
+                                 const py::object& groups_obj, bool channels_last, bool training,
+                                 const py::object& precision) {
   py::array x = float_array(x_obj, "x");
   const Seq in = seq_of(x, channels_last);
   py::array w = float_array(w_obj, "w");
@@ -214,6 +216,7 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
   // larger than that input, so no index arithmetic of theirs comes near the int64 limit.
   s.stride = std::min(stride, padded);
   s.channels_last = channels_last;
+  s.precision = precision_arg(precision, x, "x");
   checked_size({s.batch, std::max(s.l_out, s.length), std::max(s.c_out, s.c_in)}, "x and y");
   checked_size({s.c_out, s.c_in, K}, "w");
   ctx->has_bias = bool(b);
@@ -435,7 +438,8 @@ void bind_conv(Entries& m) {
   // Arrays by position, options by keyword only (no defaults: rnnfast.functional has them).
   m.def("conv1d_forward", &conv1d_forward_binding, py::arg("x"), py::arg("w"), py::arg("b"),
         py::kw_only(), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("groups"), py::arg("channels_last").noconvert(), py::arg("training").noconvert());
+        py::arg("groups"), py::arg("channels_last").noconvert(), py::arg("training").noconvert(),
+        py::arg("precision") = "float32");
   m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"));
   m.def("pool1d_forward", &pool_forward_binding, py::arg("op"), py::arg("x"), py::kw_only(),
         py::arg("pool_size"), py::arg("stride"), py::arg("padding"),

@@ -12,6 +12,7 @@
 #include "ctx_class.h"
 #include "entry.h"
 #include "gil.h"
+#include "precision.h"
 #include "rnnfast/recurrent.h"
 
 namespace py = pybind11;
@@ -29,6 +30,7 @@ struct RecurrentCtx {
   py::array x, w_ih, w_hh;  // C-contiguous, of the ctx's dtype
   std::optional<py::array> b_ih, b_hh;
   bool has_h0 = false, has_c0 = false;
+  Precision precision = Precision::float32;  // of the products, forward and backward
   RecurrentWorkspace<float> ws32;
   RecurrentWorkspace<double> ws64;
 };
@@ -91,7 +93,7 @@ RecurrentWorkspace<double>& workspace<double>(RecurrentCtx& ctx) { return ctx.ws
 template <typename T>
 RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
   return {static_cast<const T*>(c.w_ih.data()), static_cast<const T*>(c.w_hh.data()),
-          ptr<T>(c.b_ih), ptr<T>(c.b_hh)};
+          ptr<T>(c.b_ih), ptr<T>(c.b_hh), c.precision};
 }
 
 template <typename T>
@@ -125,7 +127,7 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
                                     const py::object& h0_obj, const py::object& c0_obj,
                                     const py::object& nonlinearity, bool reset_after,
                                     const py::object& lengths_obj, bool reverse, bool batch_first,
-                                    bool training) {
+                                    bool training, const py::object& precision) {
   const std::string op = choice_arg(op_obj, "op", kRecurrentOps);
   auto ctx = std::make_shared<RecurrentCtx>();
   ctx->op = op;
@@ -188,6 +190,7 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
   ctx->has_h0 = bool(h0);
   ctx->has_c0 = bool(c0);
 
+  ctx->precision = precision_arg(precision, x, "x");
   ctx->dbl = is_double(x);
   ctx->x = contiguous_float(x);
   ctx->w_ih = contiguous_float(w_ih);
@@ -278,7 +281,8 @@ void bind_recurrent(Entries& m) {
         const auto c = held_ctx<RecurrentCtx>(self);
         if (!c) return std::string("<rnnfast ctx, uninitialised>");
         return "<rnnfast ctx of " + c->op + "_forward, x " + shape_str(shape_of(c->x)) + ", " +
-               (c->dbl ? "float64" : "float32") + ">";
+               (c->dbl ? "float64" : "float32") +
+               (c->precision == Precision::bfloat16 ? ", precision bfloat16" : "") + ">";
       }));
   refuse_copies(ctx_class);
   // Arrays by position, options by keyword only (no defaults: rnnfast.functional has them).
@@ -287,7 +291,7 @@ void bind_recurrent(Entries& m) {
         py::arg("h0"), py::arg("c0"), py::kw_only(),
         py::arg("nonlinearity"), py::arg("reset_after").noconvert(), py::arg("lengths"),
         py::arg("reverse").noconvert(), py::arg("batch_first").noconvert(),
-        py::arg("training").noconvert());
+        py::arg("training").noconvert(), py::arg("precision") = "float32");
   m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

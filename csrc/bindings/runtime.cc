@@ -16,8 +16,10 @@
 #include "checks.h"
 #include "entry.h"
 #include "gil.h"
+#include "precision.h"
 #include "rnnfast/cpu.h"
 #include "rnnfast/gemm.h"
+#include "rnnfast/gemm_bf16.h"
 #include "rnnfast/recurrent.h"
 #include "rnnfast/threads.h"
 
@@ -30,6 +32,12 @@
 #endif
 #ifndef RNNFAST_BUILD_FLAGS_AVX512
 #define RNNFAST_BUILD_FLAGS_AVX512 "unknown"
+#endif
+#ifndef RNNFAST_BUILD_FLAGS_AVX512BF16
+#define RNNFAST_BUILD_FLAGS_AVX512BF16 "unknown"
+#endif
+#ifndef RNNFAST_BUILD_FLAGS_AMX
+#define RNNFAST_BUILD_FLAGS_AMX "unknown"
 #endif
 
 #define RNNFAST_STR_(x) #x
@@ -82,6 +90,13 @@ py::dict build_info() {
   isa_flags["avx512"] = RNNFAST_BUILD_FLAGS_AVX512;
 #endif
   info["isa_flags"] = isa_flags;
+  py::dict bf16_flags;  // the bfloat16 paths' kernels compiled in, with their extra flags
+  bf16_flags["portable"] = "";
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  bf16_flags["avx512_bf16"] = RNNFAST_BUILD_FLAGS_AVX512BF16;
+  bf16_flags["amx"] = RNNFAST_BUILD_FLAGS_AMX;
+#endif
+  info["bf16_isa_flags"] = bf16_flags;
   info["pybind11"] = RNNFAST_STR(PYBIND11_VERSION_MAJOR) "." RNNFAST_STR(
       PYBIND11_VERSION_MINOR) "." RNNFAST_STR(PYBIND11_VERSION_PATCH);
   return info;
@@ -135,7 +150,7 @@ py::array_t<T> result_from(const py::object& c_obj, const py::array& a, index_t 
 
 template <typename T>
 py::array gemm_impl(const py::array& a_in, const py::array& b_in, bool trans_a, bool trans_b,
-                    double alpha, double beta, const py::object& c_obj) {
+                    double alpha, double beta, const py::object& c_obj, Precision precision) {
   const Matrix<T> a = matrix<T>(a_in), b = matrix<T>(b_in);
   const index_t M = trans_a ? a.cols : a.rows, K = trans_a ? a.rows : a.cols;
   const index_t Kb = trans_b ? b.cols : b.rows, N = trans_b ? b.rows : b.cols;
@@ -147,26 +162,28 @@ py::array gemm_impl(const py::array& a_in, const py::array& b_in, bool trans_a, 
   {
     ReleaseGil release;
     gemm<T>(trans_a, trans_b, M, N, K, T(alpha), a.data, a.ld, b.data, b.ld, T(beta), pc,
-            N > 0 ? N : 1);
+            N > 0 ? N : 1, precision);
   }
   return std::move(c);
 }
 
 py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, bool trans_a,
-                       bool trans_b, double alpha, double beta, const py::object& c) {
+                       bool trans_b, double alpha, double beta, const py::object& c,
+                       const py::object& precision_obj) {
   py::array a = float_array(a_obj, "a");
   check_ndim(a, "a", 2);  // a (its dtype, then its shape) before b is compared with it
   py::array b = float_array(b_obj, "b");
   check_same_dtype(b, "b", a, "a");
   check_ndim(b, "b", 2);
-  if (is_double(a)) return gemm_impl<double>(a, b, trans_a, trans_b, alpha, beta, c);
-  return gemm_impl<float>(a, b, trans_a, trans_b, alpha, beta, c);
+  const Precision precision = precision_arg(precision_obj, a, "a");
+  if (is_double(a)) return gemm_impl<double>(a, b, trans_a, trans_b, alpha, beta, c, precision);
+  return gemm_impl<float>(a, b, trans_a, trans_b, alpha, beta, c, precision);
 }
 
 template <typename T>
 py::array gemm_packed_impl(const py::array& a_in, const py::array& b_in, bool trans_b,
                            double beta, const py::object& c_obj, const py::object& cols,
-                           int repeats) {
+                           int repeats, Precision precision) {
   const Matrix<T> a = matrix<T>(a_in), b = matrix<T>(b_in);
   const index_t M = a.rows, K = a.cols;
   const index_t Kb = trans_b ? b.cols : b.rows, N = trans_b ? b.rows : b.cols;
@@ -193,7 +210,7 @@ py::array gemm_packed_impl(const py::array& a_in, const py::array& b_in, bool tr
   {
     ReleaseGil release;
     PackedB<T> packed;
-    packed.pack(trans_b, K, N, b.data, b.ld);
+    packed.pack(trans_b, K, N, b.data, b.ld, precision);
     // With beta != 0 a repeated product would compound: every repeat starts from the same C.
     std::vector<T> c0;
     if (beta != 0.0 && repeats > 1) c0.assign(pc, pc + M * N);
@@ -272,14 +289,16 @@ py::array gemm_batched_binding(const py::object& a_obj, const py::object& b_obj,
 
 py::array gemm_packed_binding(const py::object& a_obj, const py::object& b_obj, bool trans_b,
                               double beta, const py::object& c, const py::object& cols,
-                              int repeats) {
+                              int repeats, const py::object& precision_obj) {
   py::array a = float_array(a_obj, "a");
   check_ndim(a, "a", 2);  // a (its dtype, then its shape) before b is compared with it
   py::array b = float_array(b_obj, "b");
   check_same_dtype(b, "b", a, "a");
   check_ndim(b, "b", 2);
-  if (is_double(a)) return gemm_packed_impl<double>(a, b, trans_b, beta, c, cols, repeats);
-  return gemm_packed_impl<float>(a, b, trans_b, beta, c, cols, repeats);
+  const Precision precision = precision_arg(precision_obj, a, "a");
+  if (is_double(a))
+    return gemm_packed_impl<double>(a, b, trans_b, beta, c, cols, repeats, precision);
+  return gemm_packed_impl<float>(a, b, trans_b, beta, c, cols, repeats, precision);
 }
 
 // Runs parallel_for(n, grain) with a body that records its chunks as (begin, end, inner chunk
@@ -364,21 +383,48 @@ void bind_runtime(Entries& m) {
                             supported_names());
     }
   }, py::arg("name"));
+  m.def("active_bf16_isa", [] { return std::string(bf16_isa_name(active_bf16_isa())); });
+  m.def("supported_bf16_isas", [] {
+    std::vector<std::string> names;
+    for (Bf16Isa isa : supported_bf16_isas()) names.emplace_back(bf16_isa_name(isa));
+    return names;
+  });
+  m.def("set_bf16_isa", [](const std::string& name) {
+    try {
+      set_bf16_isa(bf16_isa_from_name(name));
+    } catch (const std::invalid_argument& e) {
+      std::string names;
+      for (Bf16Isa isa : supported_bf16_isas())
+        names += (names.empty() ? "" : ", ") + std::string(bf16_isa_name(isa));
+      throw py::value_error(std::string("bf16_isa: ") + e.what() + "; this CPU and build support " +
+                            names);
+    }
+  }, py::arg("name"));
+  m.def("round_bf16", [](const py::object& a_obj) {
+    py::array a = float_array(a_obj, "a");
+    if (is_double(a)) throw py::type_error("a: expected a float32 array, got dtype " + dtype_str(a));
+    auto c = contiguous<float>(a);
+    py::array_t<float> out(shape_of(c));
+    round_to_bf16(static_cast<index_t>(c.size()), c.data(), out.mutable_data());
+    return out;
+  }, py::arg("a"), "a rounded to the nearest bfloat16 (ties to even), as float32 (tests).");
   m.def("build_info", &build_info,
         "The build's compiler, C++ standard, target, flags, and the flags of each instruction "
         "set's kernels (the keys of isa_flags are the kernels compiled in).");
   m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::kw_only(),
         py::arg("trans_a").noconvert() = false, py::arg("trans_b").noconvert() = false,
         py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("c") = py::none(),
+        py::arg("precision") = "float32",
         "alpha * op(a) @ op(b) + beta * c with the package's GEMM (float32 or float64, 2-D "
-        "arrays; c defaults to zeros and is not modified). A test and benchmark hook.");
+        "arrays; c defaults to zeros and is not modified; precision 'bfloat16' rounds op(a) "
+        "and op(b) to bfloat16 and sums in float32). A test and benchmark hook.");
   m.def("gemm_batched", &gemm_batched_binding, py::arg("a"), py::arg("b"), py::kw_only(),
         py::arg("trans_a").noconvert() = false, py::arg("trans_b").noconvert() = false,
         "op(a[i]) @ op(b[i]) for every i of 3-D arrays a and b (float32 or float64) with the "
         "package's GEMM, split between the threads when there are at least as many products.");
   m.def("gemm_packed", &gemm_packed_binding, py::arg("a"), py::arg("b"), py::kw_only(),
         py::arg("trans_b").noconvert() = false, py::arg("beta") = 0.0, py::arg("c") = py::none(),
-        py::arg("cols") = py::none(), py::arg("repeats") = 1,
+        py::arg("cols") = py::none(), py::arg("repeats") = 1, py::arg("precision") = "float32",
         "a @ op(b) + beta * c through PackedB + gemm_packed (b packed once, the product run "
         "`repeats` times); cols=(begin, end) computes only those columns (gemm_packed_cols), "
         "the others keep c (or zeros).");

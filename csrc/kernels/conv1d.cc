@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "rnnfast/buffer.h"
@@ -458,16 +460,50 @@ void bias_grad(const Geometry& g, const T* dy, T* db) {
 
 }  // namespace
 
+// bfloat16 (Conv1dShape::precision): the operands rounded once into rounded copies; the
+// float32 kernels then multiply bfloat16 values, whose products are exact in float32.
+template <typename T>
+struct Bf16Operands {
+  Buffer<T> x, w, dy;
+
+  const T* round(const T* src, index_t n, Buffer<T>& out) {
+    if constexpr (std::is_same_v<T, float>) {
+      out.resize(std::max<index_t>(1, n));
+      parallel_for(n, 1 << 14, [&](index_t i0, index_t i1) {
+        round_to_bf16(i1 - i0, src + i0, out.data() + i0);
+      });
+      return out.data();
+    } else {
+      throw std::invalid_argument("precision 'bfloat16' needs float32 operands, got float64");
+    }
+  }
+  static index_t x_size(const Conv1dShape& s) { return s.batch * s.length * s.c_in; }
+  static index_t w_size(const Conv1dShape& s) { return s.c_out * (s.c_in / s.groups) * s.kernel; }
+  static index_t y_size(const Conv1dShape& s) { return s.batch * s.l_out * s.c_out; }
+};
+
 template <typename T>
 void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T* y) {
+  Bf16Operands<T> r;
+  if (s.precision == Precision::bfloat16) {
+    x = r.round(x, r.x_size(s), r.x);
+    w = r.round(w, r.w_size(s), r.w);
+  }
   run_forward(geometry_of(s), x, w, b, y);
 }
 
 template <typename T>
 void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
                      T* db) {
+  Bf16Operands<T> r;
+  const T* dy_exact = dy;  // the bias gradient sums dy unrounded (no product)
+  if (s.precision == Precision::bfloat16) {
+    x = r.round(x, r.x_size(s), r.x);
+    w = r.round(w, r.w_size(s), r.w);
+    dy = r.round(dy, r.y_size(s), r.dy);
+  }
   const Geometry g = geometry_of(s);
-  if (db) bias_grad(g, dy, db);
+  if (db) bias_grad(g, dy_exact, db);
   weight_grad(g, x, dy, dw);
   const Geometry gt = input_gradient_geometry(g);
   Buffer<T> wt(g.c_out * g.c_group() * g.kernel);

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
 
 #include "gemm_kernels.h"
 #include "rnnfast/threads.h"
@@ -230,11 +231,52 @@ Plan<T> packed_plan(index_t M, const T* A, index_t lda, const PackedB<T>& B, T b
   return p;
 }
 
+// ---- bfloat16 (rnnfast/gemm_bf16.h): the glue between PackedB and the bfloat16 paths.
+
+template <typename T>
+constexpr bool kIsFloat = std::is_same_v<T, float>;
+
+void refuse_bf16_double() {
+  throw std::invalid_argument("precision 'bfloat16' needs float32 operands, got float64");
+}
+
+// rows x cols of m (row stride ld) rounded to bfloat16 into the calling thread's scratch
+// (row stride cols).
+const float* rounded_copy(index_t rows, index_t cols, const float* m, index_t ld,
+                          Buffer<float>& out) {
+  out.resize(std::max<index_t>(1, rows * cols));
+  for (index_t r = 0; r < rows; ++r) round_to_bf16(cols, m + r * ld, out.data() + r * cols);
+  return out.data();
+}
+
+Buffer<float>& rounded_scratch_a() {
+  thread_local Buffer<float> a;
+  return a;
+}
+
+Buffer<float>& rounded_scratch_b() {
+  thread_local Buffer<float> b;
+  return b;
+}
+
+template <typename T>
+bool bf16_hardware(const PackedB<T>& B) {
+  return B.precision() == Precision::bfloat16 && B.bf16().isa != Bf16Isa::portable;
+}
+
 }  // namespace
 
 template <typename T>
 void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, const T* A,
-          index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
+          index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc,
+          Precision precision) {
+  if (precision == Precision::bfloat16) {
+    if constexpr (kIsFloat<T>)
+      gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+      refuse_bf16_double();
+    return;
+  }
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     scale_c(M, N, beta, C, ldc);
@@ -261,7 +303,37 @@ void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, 
 }
 
 template <typename T>
-void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb) {
+void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
+                      Precision precision) {
+  precision_ = precision;
+  bf16_ = PackedBf16{};
+  Buffer<T> rounded;
+  if (precision == Precision::bfloat16) {
+    if constexpr (kIsFloat<T>) {
+      const Bf16Isa bi = active_bf16_isa();
+      if (bi != Bf16Isa::portable) {
+        isa_ = active_isa();
+        K_ = K;
+        N_ = N;
+        nr_ = kBf16PanelWidth;
+        ld_ = 0;
+        data_.resize(0);
+        bf16_.pack(bi, trans_b, K, N, B, ldb);
+        return;
+      }
+      // Portable: the float32 panels of the rounded op(B).
+      const index_t rows = trans_b ? N : K, cols = trans_b ? K : N;
+      rounded.resize(std::max<index_t>(1, rows * cols));
+      parallel_for(rows, 64, [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r)
+          round_to_bf16(cols, B + r * ldb, rounded.data() + r * cols);
+      });
+      B = rounded.data();
+      ldb = cols;
+    } else {
+      refuse_bf16_double();
+    }
+  }
   isa_ = active_isa();
   const gd::KernelSet<T>& ks = kernel_set<T>(isa_);
   K_ = K;
@@ -280,17 +352,29 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
 
 template <typename T>
 void gemm_rows_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
-                  index_t ldb, T* C, index_t ldc) {
+                  index_t ldb, T* C, index_t ldc, Precision precision) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     scale_c(M, N, T(0), C, ldc);
     return;
   }
+  if (precision == Precision::bfloat16) {
+    if constexpr (kIsFloat<T>) {
+      A = rounded_copy(M, K, A, lda, rounded_scratch_a());
+      lda = K;
+      B = rounded_copy(N, K, B, ldb, rounded_scratch_b());
+      ldb = K;
+    } else {
+      refuse_bf16_double();
+    }
+  }
   kernel_set<T>(active_isa()).dot_rows(M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 template <typename T>
-index_t packed_panel_width() {
+index_t packed_panel_width(Precision precision) {
+  if (kIsFloat<T> && precision == Precision::bfloat16 && active_bf16_isa() != Bf16Isa::portable)
+    return kBf16PanelWidth;
   return kernel_set<T>(active_isa()).nr;
 }
 
@@ -301,6 +385,16 @@ void gemm_packed(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta
   if (B.rows() <= 0) {
     scale_c(M, B.cols(), beta, C, ldc);
     return;
+  }
+  if constexpr (kIsFloat<T>) {
+    if (bf16_hardware(B)) {
+      gemm_bf16_packed(M, A, lda, B.bf16(), beta, C, ldc);
+      return;
+    }
+    if (B.precision() == Precision::bfloat16) {
+      A = rounded_copy(M, B.rows(), A, lda, rounded_scratch_a());
+      lda = B.rows();
+    }
   }
   Plan<T> p = packed_plan(M, A, lda, B, beta, C, ldc);
   run(p);
@@ -315,6 +409,16 @@ void gemm_packed_cols(index_t M, const T* A, index_t lda, const PackedB<T>& B, i
   if (B.rows() <= 0) {
     scale_c(M, n_end - n_begin, beta, C + n_begin, ldc);
     return;
+  }
+  if constexpr (kIsFloat<T>) {
+    if (bf16_hardware(B)) {
+      gemm_bf16_packed_cols(M, A, lda, B.bf16(), n_begin, n_end, beta, C, ldc);
+      return;
+    }
+    if (B.precision() == Precision::bfloat16) {
+      A = rounded_copy(M, B.rows(), A, lda, rounded_scratch_a());
+      lda = B.rows();
+    }
   }
   Plan<T> p = packed_plan(M, A, lda, B, beta, C, ldc);
   const index_t nr = p.ks->nr;
@@ -342,17 +446,17 @@ void gemm_packed_cols(index_t M, const T* A, index_t lda, const PackedB<T>& B, i
 }
 
 template void gemm<float>(bool, bool, index_t, index_t, index_t, float, const float*, index_t,
-                          const float*, index_t, float, float*, index_t);
+                          const float*, index_t, float, float*, index_t, Precision);
 template void gemm<double>(bool, bool, index_t, index_t, index_t, double, const double*, index_t,
-                           const double*, index_t, double, double*, index_t);
+                           const double*, index_t, double, double*, index_t, Precision);
 template class PackedB<float>;
 template class PackedB<double>;
 template void gemm_rows_nt<float>(index_t, index_t, index_t, const float*, index_t, const float*,
-                                  index_t, float*, index_t);
+                                  index_t, float*, index_t, Precision);
 template void gemm_rows_nt<double>(index_t, index_t, index_t, const double*, index_t,
-                                   const double*, index_t, double*, index_t);
-template index_t packed_panel_width<float>();
-template index_t packed_panel_width<double>();
+                                   const double*, index_t, double*, index_t, Precision);
+template index_t packed_panel_width<float>(Precision);
+template index_t packed_panel_width<double>(Precision);
 template void gemm_packed<float>(index_t, const float*, index_t, const PackedB<float>&, float,
                                  float*, index_t);
 template void gemm_packed<double>(index_t, const double*, index_t, const PackedB<double>&, double,

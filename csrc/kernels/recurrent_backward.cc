@@ -103,10 +103,11 @@ struct BlockedGradStep {
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward.
 template <typename T, Cell C>
 void loop_blocked(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
-                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc) {
+                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
+                  Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = gate_count(C) * H;
   PackedB<T> whh;
-  whh.pack(false, GH, H, w_hh, H);
+  whh.pack(false, GH, H, w_hh, H, prec);
   const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
   Buffer<T> stage_a(B * GH), stage_b(B * GH);
   const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
@@ -136,12 +137,13 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>&
 // The reverse time loop of GRU with reset before; dh as in loop_blocked.
 template <typename T>
 void loop_reset_before(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
-                       const T* dy, T* dgx, T* dh_io) {
+                       const T* dy, T* dgx, T* dh_io,
+                       Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = 3 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   PackedB<T> whh, whh_n;  // W_hh of the r,z gates [2H, H] and of the n gate [H, H]
-  whh.pack(false, 2 * H, H, w_hh, H);
-  whh_n.pack(false, H, H, w_hh + 2 * H * H, H);
+  whh.pack(false, 2 * H, H, w_hh, H, prec);
+  whh_n.pack(false, H, H, w_hh + 2 * H * H, H, prec);
   Buffer<T> stage(B * GH), back(B * H), drh(B * H), dh_direct(B * H);
   T* dh = dh_io;
   for (index_t step = s.steps() - 1; step >= 0; --step) {
@@ -198,18 +200,19 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     if (dc_n) std::memcpy(dc.data(), dc_n, sizeof(T) * B * H); else dc.zero();
   }
   if (cell == Cell::gru_reset_before)
-    loop_reset_before(s, w.w_hh, ws, dy, dgx.data(), dh.data());
+    loop_reset_before(s, w.w_hh, ws, dy, dgx.data(), dh.data(), w.precision);
   else
     detail::with_blocked_cell(cell, [&](auto cell_c) {
       loop_blocked<T, decltype(cell_c)::value>(s, w.w_hh, ws, dy, dgx.data(), dgh_n.data(),
-                                               dh.data(), dc.data());
+                                               dh.data(), dc.data(), w.precision);
     });
 
   if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
 
   // Large GEMMs over all rows.
-  if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I);
+  if (g.x)
+    gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I, w.precision);
   // Weight gradients. The rows of W_ih and W_hh whose gradients share dgx (every gate of RNN
   // and LSTM, r and z of GRU) come from one GEMM dgx^T [x | h_prev], wider than either part
   // (narrow GEMMs run at a fraction of the rate: 400 x 100 x 10000 twice takes 1.45x the time
@@ -229,7 +232,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       }
     });
     gemm<T>(true, false, shared, IH, rows, T(1), dgx.data(), GH, xh.data(), IH, T(0), dw.data(),
-            IH);
+            IH, w.precision);
     for (index_t i = 0; i < shared; ++i) {
       std::memcpy(g.w_ih + i * I, dw.data() + i * IH, sizeof(T) * I);
       std::memcpy(g.w_hh + i * H, dw.data() + i * IH + I, sizeof(T) * H);
@@ -237,13 +240,13 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   }
   if (g.w_ih && shared < GH)
     gemm<T>(true, false, GH - shared, I, rows, T(1), dgx.data() + shared, GH, x, I, T(0),
-            g.w_ih + shared * I, I);
+            g.w_ih + shared * I, I, w.precision);
   if (g.w_hh && !shared)
     gemm<T>(true, false, gru_like ? 2 * H : GH, H, rows, T(1), dgx.data(), GH, hprev, H, T(0),
-            g.w_hh, H);
+            g.w_hh, H, w.precision);
   if (g.w_hh && cell == Cell::gru)
     gemm<T>(true, false, H, H, rows, T(1), dgh_n.data(), H, hprev, H, T(0), g.w_hh + 2 * H * H,
-            H);
+            H, w.precision);
   if (g.w_hh && cell == Cell::gru_reset_before) {
     // The n rows of W_hh multiply r * h: rebuild it for every valid row.
     Buffer<T> rh(rows * H);
@@ -255,7 +258,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
         for (index_t j = 0; j < H; ++j) rh[row * H + j] = r[j] * hprev[row * H + j];
       }
     gemm<T>(true, false, H, H, rows, T(1), dgx.data() + 2 * H, GH, rh.data(), H, T(0),
-            g.w_hh + 2 * H * H, H);
+            g.w_hh + 2 * H * H, H, w.precision);
   }
 
   // Bias gradients: column sums of dgx; b_hh's are b_ih's except the n gate of GRU with reset

@@ -107,15 +107,16 @@ struct InputProjection {
   }
 
   // Every row at once, into dst (or a buffer of its own when dst is null).
-  void all_rows(const SeqShape& s_, index_t GH_, const T* x_, const T* w_ih, T* dst) {
+  void all_rows(const SeqShape& s_, index_t GH_, const T* x_, const T* w_ih, T* dst,
+                Precision prec) {  // bf16: precision of the products
     s = &s_;
     GH = GH_;
     const index_t rows = s->rows(), I = s->I;
     xg = dst ? dst : (own.resize(rows * GH), own.data());
     if (rows <= kDirectRows)
-      gemm_rows_nt<T>(rows, GH, I, x_, I, w_ih, I, xg, GH);
+      gemm_rows_nt<T>(rows, GH, I, x_, I, w_ih, I, xg, GH, prec);
     else
-      gemm<T>(false, true, rows, GH, I, T(1), x_, I, w_ih, I, T(0), xg, GH);
+      gemm<T>(false, true, rows, GH, I, T(1), x_, I, w_ih, I, T(0), xg, GH, prec);
   }
 
   // A window at a time for sequences [b0_, b1_), into the rows of into_ if not null;
@@ -189,13 +190,16 @@ struct GateBlockedWeights {
   index_t G = 0, H = 0, hb = 0, blocks = 0, width = 0;  // width = G * hb columns per block
   PackedB<T> packed;
   const T* direct = nullptr;  // W_hh read in place instead (kDirectRows), or null
+  Precision precision = Precision::float32;  // bf16: of the products
 
   // direct: read w_hh in place at every product instead of packing it; one_block: all of H
   // in one block (a single thread per step).
-  void pack(index_t G_, index_t H_, index_t B, const T* w_hh, bool use_direct, bool one_block) {
+  void pack(index_t G_, index_t H_, index_t B, const T* w_hh, bool use_direct, bool one_block,
+            Precision prec) {
     G = G_;
     H = H_;
-    const index_t nr = packed_panel_width<T>(), panels = (H + nr - 1) / nr;
+    precision = prec;  // bf16
+    const index_t nr = packed_panel_width<T>(prec), panels = (H + nr - 1) / nr;
     const index_t threads = get_num_threads();
     index_t m = panels;
     if (!one_block && threads > 1 && B * G * H * H >= 2 * detail::kMinStepWork)
@@ -208,7 +212,7 @@ struct GateBlockedWeights {
       return;
     }
     if (blocks == 1) {
-      packed.pack(true, H, width, w_hh, H);
+      packed.pack(true, H, width, w_hh, H, precision);
       return;
     }
     const index_t N = blocks * width;
@@ -219,7 +223,7 @@ struct GateBlockedWeights {
         for (index_t u = 0; u < hb && q * hb + u < H; ++u)
           std::memcpy(rows.data() + (q * width + k * hb + u) * H, w_hh + (k * H + q * hb + u) * H,
                       sizeof(T) * H);
-    packed.pack(true, H, N, rows.data(), H);
+    packed.pack(true, H, N, rows.data(), H, precision);
   }
 
   // hg [M, blocks * width] columns of blocks [q0, q1) = h [M, H] times those of W_hh^T.
@@ -232,7 +236,8 @@ struct GateBlockedWeights {
     for (index_t q = q0; q < q1; ++q) {
       const index_t j0 = q * hb, n = std::min(hb, H - j0);
       for (index_t k = 0; k < G; ++k)
-        gemm_rows_nt<T>(M, n, H, h, H, direct + (k * H + j0) * H, H, hg + q * width + k * hb, N);
+        gemm_rows_nt<T>(M, n, H, h, H, direct + (k * H + j0) * H, H, hg + q * width + k * hb, N,
+                        precision);
     }
   }
 };
@@ -299,11 +304,12 @@ struct BlockedStep {
 // hidden units (one parallel region per step).
 template <typename T, Cell C>
 void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T* b_hn,
-                       const Projections<T>& proj, T* h, T* c, T* y, RecurrentWorkspace<T>* ws) {
+                       const Projections<T>& proj, T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
+                       Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, G = gate_count(C);
   const bool by_sequences = detail::split_batch<T>(s, G);
   GateBlockedWeights<T> w;
-  w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences);
+  w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences, prec);
   Buffer<T> hg(B * w.blocks * w.width), other(B * H);
   const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * w.width * H);
@@ -334,15 +340,16 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
 // The time loop of GRU with reset before: h and the rows of xg as in loop_gate_blocked.
 template <typename T>
 void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Projections<T>& proj,
-                       T* h, T* y, RecurrentWorkspace<T>* ws) {
+                       T* h, T* y, RecurrentWorkspace<T>* ws,
+                       Precision prec) {  // bf16: precision of the products
   InputProjection<T> local;
   if (!proj.shared) local.windows(s, 3 * s.H, proj.x, proj.wih, 0, s.B, proj.into);
   const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
   const index_t B = s.B, H = s.H, GH = 3 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   PackedB<T> whh, whh_n;  // W_hh^T of the r,z gates [H, 2H] and of the n gate [H, H]
-  whh.pack(true, H, 2 * H, w_hh, H);
-  whh_n.pack(true, H, H, w_hh + 2 * H * H, H);
+  whh.pack(true, H, 2 * H, w_hh, H, prec);
+  whh_n.pack(true, H, H, w_hh + 2 * H * H, H, prec);
   Buffer<T> hg(B * 2 * H), rh(B * H), hn(B * H);
   rh.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
@@ -406,9 +413,9 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   PackedB<T> wih;
   Projections<T> proj{nullptr, x, &wih, ws ? ws->gates.data() : nullptr};
   if (InputProjection<T>::windowed(s, GH, B, ws != nullptr)) {
-    wih.pack(true, s.I, GH, w.w_ih, s.I);
+    wih.pack(true, s.I, GH, w.w_ih, s.I, w.precision);
   } else {
-    all.all_rows(s, GH, x, w.w_ih, ws ? ws->gates.data() : nullptr);
+    all.all_rows(s, GH, x, w.w_ih, ws ? ws->gates.data() : nullptr, w.precision);
     proj.shared = &all;
   }
   detail::zero_padded_rows(s, H, y);
@@ -419,11 +426,12 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
         std::fill_n(ws->gates.data() + s.row(t, b) * GH, GH, T(0));
 
   if (cell == Cell::gru_reset_before)
-    loop_reset_before(s, w.w_hh, bias.data(), proj, h_n, y, ws);
+    loop_reset_before(s, w.w_hh, bias.data(), proj, h_n, y, ws, w.precision);
   else
     detail::with_blocked_cell(cell, [&](auto cell_c) {
       loop_gate_blocked<T, decltype(cell_c)::value>(s, w.w_hh, bias.data(), b_hn.data(), proj,
-                                                    h_n, is_lstm ? c : nullptr, y, ws);
+                                                    h_n, is_lstm ? c : nullptr, y, ws,
+                                                    w.precision);
     });
 }
 

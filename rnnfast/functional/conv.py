@@ -1,7 +1,8 @@
 """Conv1D and 1-D pooling, backed by the C++ kernels (``rnnfast._C``)::
 
     y, ctx = conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1,
-                            groups=1, channels_last=True, training=False)
+                            groups=1, channels_last=True, training=False,
+                            precision="float32")
     grads  = conv1d_backward(ctx, dy)                  # {"x", "w", "b"}
     y, ctx = max_pool1d_forward(x, *, pool_size, stride=None, padding="valid",
                                 channels_last=True, training=False)
@@ -34,6 +35,7 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 from rnnfast import _C
+from rnnfast.functional._precision import widen_bfloat16 as _w
 from rnnfast.functional._types import Array, ArrayLike, Context, Gradients, Padding
 
 __all__ = [
@@ -50,8 +52,8 @@ __all__ = [
 
 def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *, stride: int = 1,
                    padding: Padding = "valid", dilation: int = 1, groups: int = 1,
-                   channels_last: bool = True,
-                   training: bool = False) -> Tuple[Array, Optional[Context]]:
+                   channels_last: bool = True, training: bool = False,
+                   precision: str = "float32") -> Tuple[Array, Optional[Context]]:
     """1-D convolution (cross-correlation, as PyTorch and Keras).
 
     Args:
@@ -64,14 +66,19 @@ def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
         groups: ``C_in`` and ``C_out`` split into this many independent groups.
         channels_last: the layout of ``x`` and ``y``.
         training: keep what ``conv1d_backward`` needs and return it as ``ctx``.
+        precision: ``"float32"`` or ``"bfloat16"`` (float32 arrays only: ``x``, ``w`` and, in
+            the backward, ``dy`` rounded to bfloat16 for every product, float32 sums; the bias
+            and all outputs stay float32). The backward uses the forward's. Arrays of
+            ml_dtypes' bfloat16 are widened to float32.
 
     Returns:
         ``(y, ctx)``: ``y`` ``(B, L_out, C_out)`` (or ``(B, C_out, L_out)``), ``ctx`` for
         ``conv1d_backward`` if ``training`` else None.
     """
-    return _C.conv1d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation,
-                             groups=groups, channels_last=bool(channels_last),
-                             training=bool(training))
+    return _C.conv1d_forward(_w(x), _w(w), _w(b), stride=stride, padding=padding,
+                             dilation=dilation, groups=groups,
+                             channels_last=bool(channels_last), training=bool(training),
+                             precision=precision)
 
 
 def conv1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
@@ -85,7 +92,7 @@ def conv1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
         dict with ``"x"``, ``"w"`` and ``"b"`` (the shapes of the forward's arguments; ``"b"`` is
         None when ``b`` was None).
     """
-    return _C.conv1d_backward(ctx, dy)
+    return _C.conv1d_backward(ctx, _w(dy))
 
 
 def max_pool1d_forward(x: ArrayLike, *, pool_size: int, stride: Optional[int] = None,

@@ -3,7 +3,10 @@
 Shapes (DESIGN.md): x (T, B, I), or (B, T, I) with ``batch_first``; y has x's layout with H
 features; states h0, c0, h_n, c_n are (B, H). Weights in PyTorch's layout and gate order:
 w_ih (G*H, I), w_hh (G*H, H), b_ih and b_hh (G*H,); G = 1 (RNN), 4 (LSTM: i, f, g, o),
-3 (GRU: r, z, n). float32 or float64, one dtype per call. ``lengths`` (B,) gives each
+3 (GRU: r, z, n). float32 or float64, one dtype per call (arrays of ml_dtypes' bfloat16 are
+widened to float32). ``precision="bfloat16"`` (float32 only) computes every matrix product,
+forward and backward, from operands rounded to bfloat16 with float32 sums; the gate math, the
+states and the outputs stay float32. ``lengths`` (B,) gives each
 sequence's valid steps in a post-padded batch; ``reverse`` runs each sequence backwards.
 ``training=True`` returns a ctx for the matching ``*_backward``, which returns a dict of
 gradients keyed by the forward's argument names (None for arguments that were None).
@@ -14,6 +17,7 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 from rnnfast import _C
+from rnnfast.functional._precision import widen_bfloat16 as _w
 from rnnfast.functional._types import Array, ArrayLike, Context, Gradients
 
 __all__ = [
@@ -30,7 +34,8 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
                 b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None, *,
                 nonlinearity: str = "tanh", lengths: Optional[ArrayLike] = None,
                 reverse: bool = False, batch_first: bool = False,
-                training: bool = False) -> Tuple[Array, Array, Optional[Context]]:
+                training: bool = False,
+                precision: str = "float32") -> Tuple[Array, Array, Optional[Context]]:
     """Elman RNN over whole sequences: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
 
     Args:
@@ -45,6 +50,8 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         reverse: run each sequence from its last valid step back to its first.
         batch_first: ``x`` and ``y`` are ``(B, T, ...)``.
         training: keep what ``rnn_backward`` needs and return it as ``ctx``.
+        precision: ``"float32"`` or ``"bfloat16"`` (products from bfloat16 operands, float32
+            sums; float32 arrays only); the backward uses the forward's.
 
     Returns:
         ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout (zeros at padded steps),
@@ -52,9 +59,9 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         ``rnn_backward`` if ``training`` else None.
     """
     y, h_n, _, ctx = _C.recurrent_forward(
-        "rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity=nonlinearity, reset_after=True,
+        "rnn", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, nonlinearity=nonlinearity, reset_after=True,
         lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
-        training=bool(training))
+        training=bool(training), precision=precision)
     return y, h_n, ctx
 
 
@@ -72,14 +79,15 @@ def rnn_backward(ctx: Context, dy: Optional[ArrayLike] = None,
         ``"b_ih"``, ``"b_hh"`` (the shapes of the forward's arguments); None for arguments that
         were None.
     """
-    return _C.recurrent_backward("rnn", ctx, dy, dh_n, None)
+    return _C.recurrent_backward("rnn", ctx, _w(dy), _w(dh_n), None)
 
 
 def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
                  b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None,
                  c0: Optional[ArrayLike] = None, *, lengths: Optional[ArrayLike] = None,
                  reverse: bool = False, batch_first: bool = False,
-                 training: bool = False) -> Tuple[Array, Array, Array, Optional[Context]]:
+                 training: bool = False,
+                 precision: str = "float32") -> Tuple[Array, Array, Array, Optional[Context]]:
     """LSTM over whole sequences, gates ``i, f, g, o`` (PyTorch's order).
 
     ``c' = f * c + i * g``, ``h' = o * tanh(c')``.
@@ -96,15 +104,17 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
         reverse: run each sequence from its last valid step back to its first.
         batch_first: ``x`` and ``y`` are ``(B, T, ...)``.
         training: keep what ``lstm_backward`` needs and return it as ``ctx``.
+        precision: ``"float32"`` or ``"bfloat16"`` (products from bfloat16 operands, float32
+            sums; float32 arrays only); the backward uses the forward's.
 
     Returns:
         ``(y, h_n, c_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` and ``c_n``
         ``(B, H)``, ``ctx`` for ``lstm_backward`` if ``training`` else None.
     """
     return _C.recurrent_forward(
-        "lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, nonlinearity="tanh", reset_after=True,
+        "lstm", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), _w(c0), nonlinearity="tanh", reset_after=True,
         lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
-        training=bool(training))
+        training=bool(training), precision=precision)
 
 
 def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
@@ -121,14 +131,15 @@ def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[A
         dict with ``"x"``, ``"h0"``, ``"c0"``, ``"w_ih"``, ``"w_hh"``, ``"b_ih"``, ``"b_hh"``
         (the shapes of the forward's arguments); None for arguments that were None.
     """
-    return _C.recurrent_backward("lstm", ctx, dy, dh_n, dc_n)
+    return _C.recurrent_backward("lstm", ctx, _w(dy), _w(dh_n), _w(dc_n))
 
 
 def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
                 b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None, *,
                 reset_after: bool = True, lengths: Optional[ArrayLike] = None,
                 reverse: bool = False, batch_first: bool = False,
-                training: bool = False) -> Tuple[Array, Array, Optional[Context]]:
+                training: bool = False,
+                precision: str = "float32") -> Tuple[Array, Array, Optional[Context]]:
     """GRU over whole sequences, gates ``r, z, n`` (PyTorch's order).
 
     ``reset_after=True`` is PyTorch's (and cuDNN's, Keras' default) cell,
@@ -147,15 +158,17 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         reverse: run each sequence from its last valid step back to its first.
         batch_first: ``x`` and ``y`` are ``(B, T, ...)``.
         training: keep what ``gru_backward`` needs and return it as ``ctx``.
+        precision: ``"float32"`` or ``"bfloat16"`` (products from bfloat16 operands, float32
+            sums; float32 arrays only); the backward uses the forward's.
 
     Returns:
         ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` ``(B, H)``, ``ctx``
         for ``gru_backward`` if ``training`` else None.
     """
     y, h_n, _, ctx = _C.recurrent_forward(
-        "gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity="tanh",
+        "gru", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, nonlinearity="tanh",
         reset_after=bool(reset_after), lengths=lengths, reverse=bool(reverse),
-        batch_first=bool(batch_first), training=bool(training))
+        batch_first=bool(batch_first), training=bool(training), precision=precision)
     return y, h_n, ctx
 
 
@@ -172,4 +185,4 @@ def gru_backward(ctx: Context, dy: Optional[ArrayLike] = None,
         dict with ``"x"``, ``"h0"``, ``"w_ih"``, ``"w_hh"``, ``"b_ih"``, ``"b_hh"`` (the shapes
         of the forward's arguments); None for arguments that were None.
     """
-    return _C.recurrent_backward("gru", ctx, dy, dh_n, None)
+    return _C.recurrent_backward("gru", ctx, _w(dy), _w(dh_n), None)

@@ -13,6 +13,7 @@
 // identical for any thread count.
 #pragma once
 #include "rnnfast/common.h"
+#include "rnnfast/gemm_bf16.h"
 
 namespace rnnfast {
 
@@ -28,6 +29,9 @@ struct Conv1dShape {
   index_t pad_left = 0;  // zeros before the input
   index_t l_out = 0;     // output steps (>= 1); the right padding is implied
   bool channels_last = true;
+  // bfloat16 (float only): x, w and dy rounded to bfloat16 once per call, every product of
+  // them summed in float32; the bias, y and every gradient stay float32.
+  Precision precision = Precision::float32;
 };
 
 // y = conv(x, w) + b. b may be null (no bias). y is only written.

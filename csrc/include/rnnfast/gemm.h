@@ -13,29 +13,37 @@
 // around one register-blocked micro-kernel per instruction set, chosen by active_isa() at call
 // time. Results differ between instruction sets (different tiles and FMA use), never between
 // thread counts or runs.
+//
+// Precision::bfloat16 (float only; double throws std::invalid_argument): the operands are
+// rounded to bfloat16 and the products summed in float32, on the active bfloat16 path
+// (rnnfast/gemm_bf16.h).
 #pragma once
 #include "rnnfast/buffer.h"
 #include "rnnfast/common.h"
 #include "rnnfast/cpu.h"
+#include "rnnfast/gemm_bf16.h"
 
 namespace rnnfast {
 
 template <typename T>
 void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, const T* A,
-          index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc);
+          index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc,
+          Precision precision = Precision::float32);
 
 // op(B) packed once into the micro-kernel's panel layout and reused for many products with
 // different A (the recurrent weights of a layer, used at every time step).
 //
 // The layout belongs to the instruction set that was active at pack(): the PackedB records it
 // and gemm_packed always uses that instruction set's kernels, so set_active_isa() between pack
-// and use is harmless (it takes effect at the next pack).
+// and use is harmless (it takes effect at the next pack). Likewise its precision: packed with
+// Precision::bfloat16, every product with it rounds A and B to bfloat16.
 template <typename T>
 class PackedB {
  public:
   // Packs op(B) [K,N] (same convention as gemm). Replaces any previous content. Large B are
   // packed on the thread pool.
-  void pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb);
+  void pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
+            Precision precision = Precision::float32);
   index_t rows() const { return K_; }  // K
   index_t cols() const { return N_; }  // N
   // Columns per panel. Column ranges of gemm_packed_cols that start at a multiple of it are
@@ -47,6 +55,9 @@ class PackedB {
   // [k * panel_width() + col]; the columns of the last panel past cols() are zero.
   const T* panels() const { return data_.data(); }
   index_t panel_stride() const { return ld_; }
+  // bfloat16: the precision packed with, and (on a hardware path) the bfloat16 panels.
+  Precision precision() const { return precision_; }
+  const PackedBf16& bf16() const { return bf16_; }
 
  private:
   Buffer<T> data_;
@@ -54,6 +65,10 @@ class PackedB {
   index_t ld_ = 0;
   index_t nr_ = 0;
   Isa isa_ = Isa::generic;
+  // bfloat16: on the portable path data holds the panels of the rounded B (and A is rounded
+  // at each product); on a hardware path bf16_ holds B instead and data is empty.
+  Precision precision_ = Precision::float32;
+  PackedBf16 bf16_;
 };
 
 // C[M,N] = A[M,K] B[N,K]^T, both row-major, without packing: every element one dot product of
@@ -62,12 +77,12 @@ class PackedB {
 // differ from gemm's (another summation order) but never between calls or threads.
 template <typename T>
 void gemm_rows_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
-                  index_t ldb, T* C, index_t ldc);
+                  index_t ldb, T* C, index_t ldc, Precision precision = Precision::float32);
 
-// The panel width PackedB::pack uses under the active instruction set: callers that split
-// columns between threads (gemm_packed_cols) align their ranges to it.
+// The panel width PackedB::pack uses under the active instruction set (and bfloat16 path):
+// callers that split columns between threads (gemm_packed_cols) align their ranges to it.
 template <typename T>
-index_t packed_panel_width();
+index_t packed_panel_width(Precision precision = Precision::float32);
 
 // C[M,N] = A[M,K] (row-major, lda) * packed + beta * C. Same guarantees as gemm. Small M
 // (the batch of a recurrent step) reads A in place: no copy, no allocation after the first

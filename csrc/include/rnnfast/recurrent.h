@@ -16,6 +16,7 @@
 
 #include "rnnfast/buffer.h"
 #include "rnnfast/common.h"
+#include "rnnfast/gemm_bf16.h"
 
 namespace rnnfast {
 
@@ -55,6 +56,10 @@ struct RecurrentWeights {
   const T* w_hh = nullptr;  // [G*H, H]
   const T* b_ih = nullptr;  // [G*H] or null
   const T* b_hh = nullptr;  // [G*H] or null
+  // How every product with these weights is computed, forward and backward (float only for
+  // bfloat16: operands rounded to bfloat16, float32 sums; gemm_bf16.h). Gate math, states
+  // and everything outside the products stay T.
+  Precision precision = Precision::float32;
 };
 
 // What a training forward keeps for backward: (G + 2) * rows * H values at most.

@@ -1,0 +1,161 @@
+"""bfloat16 against float32 and against PyTorch under autocast, in one process.
+
+    python bench/bf16.py
+    python bench/bf16.py --cells lstm --shapes large xl --threads 2 --rounds 9
+
+For each thread count, cell, shape and mode (inference: a forward; training: a forward with
+training=True and the backward), four variants run in turn within every round: rnnfast
+float32, rnnfast ``precision="bfloat16"`` (on the active bfloat16 path, ``RNNFAST_BF16_ISA`` to
+choose), PyTorch float32 and PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+(float32 parameters, as autocast users hold them). Alternating the variants round after round
+and keeping each one's fastest call makes the ratios robust on a busy machine (load from other
+processes hits every variant alike). Prints a Markdown table (times in ms, and the ratios
+torch-autocast / rnnfast-bf16 and rnnfast-f32 / rnnfast-bf16) and writes it with the raw
+numbers to ``bench/out/bf16-<time>.{md,json}``.
+"""
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import _env
+
+_env.use_inplace_build()
+
+import numpy as np  # noqa: E402
+
+from _shapes import SHAPES  # noqa: E402
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+CELLS = ("lstm", "gru")
+DEFAULT_SHAPES = ("medium", "char", "large", "xl")
+VARIANTS = ("rnnfast_f32", "rnnfast_bf16", "torch_f32", "torch_autocast")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
+    p.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(DEFAULT_SHAPES))
+    p.add_argument("--modes", nargs="+", choices=("inference", "training"),
+                   default=["inference", "training"])
+    p.add_argument("--rounds", type=int, default=7, help="timed rounds (each runs every variant)")
+    p.add_argument("--no-save", action="store_true", help="print only")
+    return p.parse_args(argv)
+
+
+def make_runners(cell, shape, mode):
+    """One zero-argument callable per variant, on the same inputs and weights."""
+    import torch
+
+    import rnnfast.functional as F
+
+    T, B, I, H = shape.T, shape.B, shape.I, shape.H
+    G = 4 if cell == "lstm" else 3
+    rng = np.random.default_rng(0)
+    k = 1 / np.sqrt(H)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    w = {"w_ih": rng.uniform(-k, k, (G * H, I)), "w_hh": rng.uniform(-k, k, (G * H, H)),
+         "b_ih": rng.uniform(-k, k, G * H), "b_hh": rng.uniform(-k, k, G * H)}
+    w = {n: a.astype(np.float32) for n, a in w.items()}
+    dy = rng.standard_normal((T, B, H)).astype(np.float32)
+    forward = getattr(F, cell + "_forward")
+    backward = getattr(F, cell + "_backward")
+    training = mode == "training"
+
+    def ours(precision):
+        def run():
+            out = forward(x, **w, training=training, precision=precision)
+            if training:
+                backward(out[-1], dy)
+        return run
+
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H)
+    with torch.no_grad():
+        for name, a in w.items():
+            suffix = name.split("_")[1]
+            getattr(module, ("weight_" if name[0] == "w" else "bias_") + suffix + "_l0").copy_(
+                torch.from_numpy(a))
+    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+
+    def theirs(autocast):
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                if training:
+                    y = module(xt.requires_grad_())[0]
+                else:
+                    with torch.no_grad():
+                        y = module(xt)[0]
+            if training:
+                (y.float() * dyt).sum().backward()
+                module.zero_grad(set_to_none=True)
+                xt.grad = None
+        return run
+
+    return {"rnnfast_f32": ours("float32"), "rnnfast_bf16": ours("bfloat16"),
+            "torch_f32": theirs(False), "torch_autocast": theirs(True)}
+
+
+def measure(runners, rounds):
+    """Fastest time (s) of each variant over `rounds` rounds that run every variant in turn."""
+    for run in runners.values():  # warm-up: packing, thread pools, oneDNN's kernel caches
+        run()
+    best = {name: float("inf") for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            t = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    import rnnfast
+
+    info = _env.machine_info()
+    rows = []
+    header = ("| threads | cell | shape | mode | rnnfast f32 | rnnfast bf16 | torch f32 | "
+              "torch autocast | autocast / bf16 | f32 / bf16 |")
+    lines = [f"bfloat16 path: {rnnfast.active_bf16_isa()}; CPU: {info.get('cpu_model', '?')}; "
+             f"load at start: {_env.load_average()}; best of {args.rounds} alternating rounds",
+             "", header, "|" + "---|" * 10]
+    print("\n".join(lines), flush=True)
+    for threads in args.threads:
+        _env.set_threads(threads)
+        for cell in args.cells:
+            for shape_name in args.shapes:
+                for mode in args.modes:
+                    shape = SHAPES[shape_name]
+                    best = measure(make_runners(cell, shape, mode), args.rounds)
+                    ms = {k: v * 1e3 for k, v in best.items()}
+                    row = {"threads": threads, "cell": cell, "shape": shape.label, "mode": mode,
+                           **{k + "_ms": v for k, v in ms.items()},
+                           "autocast_over_bf16": best["torch_autocast"] / best["rnnfast_bf16"],
+                           "f32_over_bf16": best["rnnfast_f32"] / best["rnnfast_bf16"]}
+                    rows.append(row)
+                    line = (f"| {threads} | {cell} | {shape.label} | {mode} | "
+                            + " | ".join(f"{ms[v]:.2f}" for v in VARIANTS)
+                            + f" | {row['autocast_over_bf16']:.2f}x | {row['f32_over_bf16']:.2f}x |")
+                    lines.append(line)
+                    print(line, flush=True)
+    lines.append("")
+    lines.append(f"load at end: {_env.load_average()}; torch {torch.__version__}")
+    print(lines[-1])
+    if not args.no_save:
+        OUT_DIR.mkdir(exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        (OUT_DIR / f"bf16-{stamp}.md").write_text("\n".join(lines) + "\n")
+        (OUT_DIR / f"bf16-{stamp}.json").write_text(json.dumps(
+            {"machine": info, "bf16_isa": rnnfast.active_bf16_isa(), "rows": rows}, indent=1,
+            default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+// bfloat16 products: float32 operands rounded to bfloat16, float32 accumulation, float32 out.
+//
+// Rounding: round to nearest, ties to even (PyTorch's and oneDNN's float -> bfloat16); a NaN
+// stays a (quiet) NaN; infinities and values past the largest bfloat16 round to infinity.
+// Every path rounds with this same function, so the operands every path multiplies are
+// bitwise the same; the paths differ only in the order of the float32 sums (and the hardware
+// paths flush subnormal products and sums to zero, as the instructions do).
+//
+// Paths (Bf16Isa), chosen at run time:
+//   portable    : the operands rounded to bfloat16 values held in float, multiplied by the
+//                 float32 GEMM of the active instruction set (a product of two bfloat16 values
+//                 is exact in float32, so this is exactly "bfloat16 products, float32 sums").
+//                 Correct on any CPU; about the speed of float32.
+//   avx512_bf16 : vdpbf16ps (AVX512-BF16: Intel Cooper Lake and later, AMD Zen 4 and later).
+//   amx         : tdpbf16ps tiles (Intel AMX: Sapphire Rapids and later), once Linux grants the
+//                 process the tile state (arch_prctl(ARCH_REQ_XCOMP_PERM)); refused -> not
+//                 supported, and the best other path is used.
+// The hardware paths need the AVX-512 float32 kernels too: when the active float32 instruction
+// set (cpu.h) is not avx512, bfloat16 products take the portable path.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rnnfast/common.h"
+
+namespace rnnfast {
+
+// How an op computes its products.
+enum class Precision { float32 = 0, bfloat16 = 1 };
+
+// Parses "float32" | "bfloat16"; throws std::invalid_argument otherwise.
+Precision precision_from_name(const std::string& name);
+const char* precision_name(Precision p);
+
+enum class Bf16Isa { portable = 0, avx512_bf16 = 1, amx = 2 };
+
+const char* bf16_isa_name(Bf16Isa isa);
+// Parses "portable" | "avx512_bf16" | "amx"; throws std::invalid_argument otherwise.
+Bf16Isa bf16_isa_from_name(const std::string& name);
+// Every path this CPU, operating system and build support, best last (always has portable).
+// The first call asks Linux for the AMX tile state when the CPU has AMX.
+std::vector<Bf16Isa> supported_bf16_isas();
+// The path bfloat16 products take now: the one set (default: the best supported), or portable
+// while the active float32 instruction set is not avx512.
+Bf16Isa active_bf16_isa();
+// Chooses a path; throws std::invalid_argument if this CPU or build lacks it.
+void set_bf16_isa(Bf16Isa isa);
+
+// The bfloat16 nearest to x (ties to even), as its 16 bits / as a float.
+inline std::uint16_t bf16_bits(float x) {
+  std::uint32_t u;
+  __builtin_memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<std::uint16_t>(u >> 16);
+}
+inline float bf16_round(float x) {
+  const std::uint32_t u = static_cast<std::uint32_t>(bf16_bits(x)) << 16;
+  float r;
+  __builtin_memcpy(&r, &u, 4);
+  return r;
+}
+
+// dst[i] = bf16_round(src[i]) (dst may be src).
+void round_to_bf16(index_t n, const float* src, float* dst);
+
+// C[M,N] = alpha * op(A) op(B) + beta * C with op(A) and op(B) rounded to bfloat16 (gemm.h's
+// conventions: row-major, trans flags, beta == 0 only writes C). Results do not depend on the
+// thread count.
+void gemm_bf16(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
+               const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
+               index_t ldc);
+
+// op(B) [K,N] rounded to bfloat16 once, in the tile layout of the hardware paths, for many
+// products (gemm.h's PackedB holds one when packed with Precision::bfloat16 on a hardware path).
+struct PackedBf16 {
+  // Packs op(B) for `isa` (avx512_bf16 or amx).
+  void pack(Bf16Isa isa, bool trans_b, index_t K, index_t N, const float* B, index_t ldb);
+  // Layout (csrc/kernels/gemm_bf16.cc): panels of 32 columns, K padded with zeros to kp (a
+  // multiple of 32); panel j at bits + j * kp * 32, element (k, col) at
+  // [(k / 2) * 64 + col * 2 + k % 2] (pairs of k side by side: the VNNI layout of vdpbf16ps
+  // and tdpbf16ps); columns past N are zero.
+  std::vector<std::uint16_t> bits;
+  index_t K = 0, N = 0, kp = 0;
+  Bf16Isa isa = Bf16Isa::portable;
+};
+
+// Columns per panel of PackedBf16.
+constexpr index_t kBf16PanelWidth = 32;
+
+// Columns [n_begin, n_end) of C[M, N] = A[M,K] (row-major, lda; rounded to bfloat16) * packed
+// + beta * C, computed in the calling thread; C points at column 0. Each element gets the same
+// value whatever the range.
+void gemm_bf16_packed_cols(index_t M, const float* A, index_t lda, const PackedBf16& B,
+                           index_t n_begin, index_t n_end, float beta, float* C, index_t ldc);
+// All columns, on the thread pool.
+void gemm_bf16_packed(index_t M, const float* A, index_t lda, const PackedBf16& B, float beta,
+                      float* C, index_t ldc);
+
+}  // namespace rnnfast

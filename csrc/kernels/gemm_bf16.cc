@@ -1,0 +1,321 @@
+// The bfloat16 GEMM driver: detection of the hardware paths (CPUID, XCR0 and Linux's tile
+// permission), the run-time choice, rounding, packing of A and B, the split between threads,
+// and the portable path (rounded operands through the float32 GEMM).
+#include "rnnfast/gemm_bf16.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+
+#include "gemm_bf16_kernels.h"
+#include "rnnfast/buffer.h"
+#include "rnnfast/cpu.h"
+#include "rnnfast/gemm.h"
+#include "rnnfast/threads.h"
+
+#if defined(RNNFAST_HAVE_X86_KERNELS) && (defined(__x86_64__) || defined(__i386__))
+#define RNNFAST_DETECT_X86 1
+#include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#endif
+
+namespace rnnfast {
+
+namespace {
+
+namespace bd = gemm_bf16_detail;
+
+struct Bf16Features {
+  bool avx512_bf16 = false;
+  bool amx = false;
+};
+
+#ifdef RNNFAST_DETECT_X86
+bool bit(unsigned reg, int b) { return (reg >> b) & 1u; }
+
+// Linux gives a process the AMX tile data state (8 KiB more per thread on context switches)
+// only when asked for (since 5.16); without it tile instructions fault. Asked once, here.
+bool request_tile_permission() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kArchGetXcompPerm = 0x1022, kArchReqXcompPerm = 0x1023;
+  constexpr int kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return false;
+  unsigned long bitmask = 0;
+  if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &bitmask) != 0) return false;
+  return (bitmask >> kXfeatureXtiledata) & 1u;
+#else
+  return false;
+#endif
+}
+
+Bf16Features detect() {
+  Bf16Features f;
+  const std::vector<Isa> isas = supported_isas();
+  if (std::find(isas.begin(), isas.end(), Isa::avx512) == isas.end()) return f;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx) || eax < 7) return f;
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  const unsigned max_subleaf = eax;
+  const bool amx_bf16 = bit(edx, 22), amx_tile = bit(edx, 24);
+  if (max_subleaf >= 1) {
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    __cpuid_count(7, 1, a1, b1, c1, d1);
+    f.avx512_bf16 = bit(a1, 5);
+  }
+  if (f.avx512_bf16 && amx_bf16 && amx_tile) {
+    std::uint32_t lo = 0, hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    const std::uint64_t xcr0 = (static_cast<std::uint64_t>(hi) << 32) | lo;
+    const bool tile_state = ((xcr0 >> 17) & 3u) == 3u;  // XTILECFG and XTILEDATA
+    f.amx = tile_state && request_tile_permission();
+  }
+  return f;
+}
+#else
+Bf16Features detect() { return Bf16Features{}; }
+#endif
+
+const Bf16Features& features() {
+  static const Bf16Features f = detect();
+  return f;
+}
+
+constexpr int kUnset = -1;
+std::atomic<int> g_chosen{kUnset};
+
+Bf16Isa best() {
+  if (features().amx) return Bf16Isa::amx;
+  if (features().avx512_bf16) return Bf16Isa::avx512_bf16;
+  return Bf16Isa::portable;
+}
+
+const bd::Bf16Kernels& kernels(Bf16Isa isa) {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  if (isa == Bf16Isa::amx) return bd::kBf16Amx;
+  if (isa == Bf16Isa::avx512_bf16) return bd::kBf16Avx512;
+#endif
+  (void)isa;
+  throw std::logic_error("bfloat16: no kernels for the portable path");
+}
+
+const bd::Bf16Convert& convert() {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  return bd::kBf16ConvertAvx512;
+#else
+  throw std::logic_error("bfloat16: no hardware conversions in this build");
+#endif
+}
+
+index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+// op(A) [M, K] as bfloat16 rows of kp (zeros past K), rows up to mp (zeros past M).
+void pack_a(bool trans_a, index_t M, index_t K, const float* A, index_t lda, index_t mp,
+            index_t kp, bd::bf16* dst) {
+  const bd::Bf16Convert& cv = convert();
+  auto zero_tail = [&](index_t i) {
+    std::fill(dst + i * kp + K, dst + (i + 1) * kp, bd::bf16(0));
+  };
+  if (!trans_a) {
+    for (index_t i = 0; i < M; ++i) {
+      cv.round(K, A + i * lda, dst + i * kp);
+      zero_tail(i);
+    }
+  } else {  // A[k * lda + i]
+    cv.pack_rows_trans(A, lda, K, 0, M, kp, dst);
+  }
+  std::fill(dst + M * kp, dst + mp * kp, bd::bf16(0));
+}
+
+// The bfloat16 rows of A of this thread's current product.
+Buffer<bd::bf16>& a_scratch() {
+  thread_local Buffer<bd::bf16> a;
+  return a;
+}
+
+}  // namespace
+
+Precision precision_from_name(const std::string& name) {
+  if (name == "float32") return Precision::float32;
+  if (name == "bfloat16") return Precision::bfloat16;
+  throw std::invalid_argument("precision: expected 'float32' or 'bfloat16', got '" + name + "'");
+}
+
+const char* precision_name(Precision p) {
+  return p == Precision::bfloat16 ? "bfloat16" : "float32";
+}
+
+const char* bf16_isa_name(Bf16Isa isa) {
+  switch (isa) {
+    case Bf16Isa::portable: return "portable";
+    case Bf16Isa::avx512_bf16: return "avx512_bf16";
+    case Bf16Isa::amx: return "amx";
+  }
+  return "unknown";
+}
+
+Bf16Isa bf16_isa_from_name(const std::string& name) {
+  if (name == "portable") return Bf16Isa::portable;
+  if (name == "avx512_bf16") return Bf16Isa::avx512_bf16;
+  if (name == "amx") return Bf16Isa::amx;
+  throw std::invalid_argument("unknown bfloat16 path '" + name +
+                              "' (expected portable, avx512_bf16 or amx)");
+}
+
+std::vector<Bf16Isa> supported_bf16_isas() {
+  std::vector<Bf16Isa> isas{Bf16Isa::portable};
+  if (features().avx512_bf16) isas.push_back(Bf16Isa::avx512_bf16);
+  if (features().amx) isas.push_back(Bf16Isa::amx);
+  return isas;
+}
+
+Bf16Isa active_bf16_isa() {
+  int c = g_chosen.load(std::memory_order_relaxed);
+  if (c == kUnset) {
+    int expected = kUnset;
+    g_chosen.compare_exchange_strong(expected, static_cast<int>(best()));
+    c = g_chosen.load(std::memory_order_relaxed);
+  }
+  if (active_isa() != Isa::avx512) return Bf16Isa::portable;
+  return static_cast<Bf16Isa>(c);
+}
+
+void set_bf16_isa(Bf16Isa isa) {
+  for (Bf16Isa s : supported_bf16_isas())
+    if (s == isa) {
+      g_chosen.store(static_cast<int>(isa), std::memory_order_relaxed);
+      return;
+    }
+  throw std::invalid_argument(std::string("bfloat16 path '") + bf16_isa_name(isa) +
+                              "' is not supported by this CPU, operating system or build");
+}
+
+void round_to_bf16(index_t n, const float* src, float* dst) {
+  for (index_t i = 0; i < n; ++i) dst[i] = bf16_round(src[i]);
+}
+
+void PackedBf16::pack(Bf16Isa isa_, bool trans_b, index_t K_, index_t N_, const float* B,
+                      index_t ldb) {
+  if (isa_ == Bf16Isa::portable)
+    throw std::logic_error("PackedBf16: the portable path packs float32 panels (PackedB)");
+  isa = isa_;
+  K = K_;
+  N = N_;
+  kp = round_up(std::max<index_t>(K, 1), bd::kKAlign);
+  const index_t panels = std::max<index_t>(1, (N + bd::kNr - 1) / bd::kNr);
+  bits.assign(static_cast<std::size_t>(panels * kp * bd::kNr), 0);
+  if (K <= 0 || N <= 0) return;
+  const bd::Bf16Convert& cv = convert();
+  const index_t grain = std::max<index_t>(1, (1 << 16) / (kp * bd::kNr));
+  parallel_for(panels, grain, [&](index_t p0, index_t p1) {
+    cv.pack_panel(trans_b, B, ldb, K, kp, p0 * bd::kNr, std::min(N, p1 * bd::kNr) - p0 * bd::kNr,
+                  bits.data() + p0 * kp * bd::kNr);
+  });
+}
+
+void gemm_bf16_packed_cols(index_t M, const float* A, index_t lda, const PackedBf16& B,
+                           index_t n_begin, index_t n_end, float beta, float* C, index_t ldc) {
+  if (n_begin < 0 || n_end > B.N || n_begin > n_end)
+    throw std::invalid_argument("gemm_bf16_packed_cols: column range out of bounds");
+  if (M <= 0 || n_begin == n_end) return;
+  const bd::Bf16Kernels& ks = kernels(B.isa);
+  const index_t mp = round_up(M, ks.m_align);
+  Buffer<bd::bf16>& a = a_scratch();
+  a.resize(mp * B.kp);
+  pack_a(false, M, B.K, A, lda, mp, B.kp, a.data());
+  ks.product({M, B.kp, a.data(), B.bits.data(), n_begin, n_end, C, ldc, 1.0f, beta});
+}
+
+namespace {
+
+// Rows of A per block of a threaded product: a block of bfloat16 rows stays in L2 while every
+// panel of the thread's columns passes.
+index_t row_block(index_t kp) {
+  return std::max<index_t>(32, (index_t(1) << 19) / (kp * 2) / 32 * 32);
+}
+
+// Fewest multiply-adds worth a thread.
+constexpr double kMinWork = 256.0 * 1024;
+
+// C = alpha * a_rows (bfloat16 [M, kp]) * B + beta * C, over the thread pool: column panels
+// split between threads, each thread taking every row block of its panels.
+void threaded_product(const bd::Bf16Kernels& ks, index_t M, const bd::bf16* a, const PackedBf16& B,
+                      float alpha, float beta, float* C, index_t ldc) {
+  const index_t panels = (B.N + bd::kNr - 1) / bd::kNr;
+  const index_t mb = row_block(B.kp);
+  const double work = static_cast<double>(M) * B.N * B.kp;
+  const index_t threads = std::max<index_t>(
+      1, std::min<index_t>(get_num_threads(), static_cast<index_t>(work / kMinWork)));
+  const index_t row_blocks = (M + mb - 1) / mb;
+  // Items: (row block, group of panels); groups sized so every thread gets work.
+  const index_t groups = std::min(panels, std::max<index_t>(1, (threads + row_blocks - 1) / row_blocks));
+  const index_t items = row_blocks * groups;
+  auto run = [&](index_t i0, index_t i1) {
+    for (index_t it = i0; it < i1; ++it) {
+      const index_t r = it / groups, g = it % groups;
+      const index_t m0 = r * mb, m = std::min(mb, M - m0);
+      const index_t n0 = panels * g / groups * bd::kNr;
+      const index_t n1 = std::min(B.N, panels * (g + 1) / groups * bd::kNr);
+      if (n0 < n1)
+        ks.product({m, B.kp, a + m0 * B.kp, B.bits.data(), n0, n1, C + m0 * ldc, ldc, alpha, beta});
+    }
+  };
+  if (threads <= 1 || items == 1 || in_parallel_region())
+    run(0, items);
+  else
+    parallel_for(items, 1, run);
+}
+
+}  // namespace
+
+void gemm_bf16_packed(index_t M, const float* A, index_t lda, const PackedBf16& B, float beta,
+                      float* C, index_t ldc) {
+  if (M <= 0 || B.N <= 0) return;
+  const bd::Bf16Kernels& ks = kernels(B.isa);
+  const index_t mp = round_up(M, ks.m_align);
+  Buffer<bd::bf16> a(mp * B.kp);
+  pack_a(false, M, B.K, A, lda, mp, B.kp, a.data());
+  threaded_product(ks, M, a.data(), B, 1.0f, beta, C, ldc);
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
+               const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
+               index_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  const Bf16Isa isa = active_bf16_isa();
+  if (isa == Bf16Isa::portable || K <= 0) {
+    // op(A) and op(B) rounded, in their own layouts, through the float32 GEMM.
+    const index_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
+    const index_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
+    Buffer<float> ra(std::max<index_t>(1, a_rows * a_cols)), rb(std::max<index_t>(1, b_rows * b_cols));
+    parallel_for(a_rows, 64, [&](index_t r0, index_t r1) {
+      for (index_t r = r0; r < r1; ++r) round_to_bf16(a_cols, A + r * lda, ra.data() + r * a_cols);
+    });
+    parallel_for(b_rows, 64, [&](index_t r0, index_t r1) {
+      for (index_t r = r0; r < r1; ++r) round_to_bf16(b_cols, B + r * ldb, rb.data() + r * b_cols);
+    });
+    gemm<float>(trans_a, trans_b, M, N, K, alpha, ra.data(), a_cols, rb.data(), b_cols, beta, C,
+                ldc);
+    return;
+  }
+  const bd::Bf16Kernels& ks = kernels(isa);
+  PackedBf16 packed;
+  packed.pack(isa, trans_b, K, N, B, ldb);
+  const index_t mp = round_up(M, ks.m_align), kp = packed.kp;
+  Buffer<bd::bf16> a(mp * kp);
+  // Blocks of 16 rows (the transposing unit) packed in parallel, at most 256 rows per call
+  // (whose rows of a transposed A, read across a chunk of k, stay in L2).
+  const index_t grain = std::max<index_t>(1, std::min<index_t>(16, (1 << 15) / kp));
+  parallel_for((M + 15) / 16, grain, [&](index_t b0, index_t b1) {
+    const index_t m0 = b0 * 16, m1 = std::min(M, b1 * 16);
+    const float* src = trans_a ? A + m0 : A + m0 * lda;
+    pack_a(trans_a, m1 - m0, K, src, lda, m1 - m0, kp, a.data() + m0 * kp);
+  });
+  std::fill(a.data() + M * kp, a.data() + mp * kp, bd::bf16(0));
+  threaded_product(ks, M, a.data(), packed, alpha, beta, C, ldc);
+}
+
+}  // namespace rnnfast

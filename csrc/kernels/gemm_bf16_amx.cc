@@ -1,0 +1,136 @@
+// AMX kernel of the bfloat16 GEMM: tdpbf16ps on 16 x 16 float tiles. A block of 32 rows x one
+// panel (32 columns) is four accumulator tiles (0-3), fed at each depth step of 32 by two
+// tiles of A rows (4, 5) and the panel's two tiles of B (6, 7), whose VNNI layout is the packed
+// panel itself (row stride 128 bytes). Blocks of at most 16 rows use tiles 0, 1, 4, 6, 7.
+//
+// The tile configuration belongs to the thread: every call loads it (another library, e.g.
+// oneDNN inside PyTorch, may have loaded its own on this thread) and releases the tiles at the
+// end. The process-wide permission (arch_prctl) is asked for by gemm_bf16.cc before this path is
+// ever reported as supported. Compiled with AVX-512 F/BW/DQ/VL, -mavx512bf16, -mamx-tile,
+// -mamx-bf16; includes nothing but intrinsics and the internal header.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "gemm_bf16_kernels.h"
+
+namespace rnnfast {
+namespace gemm_bf16_detail {
+
+namespace {
+
+struct alignas(64) TileConfig {
+  std::uint8_t palette_id;
+  std::uint8_t start_row;
+  std::uint8_t reserved[14];
+  std::uint16_t colsb[16];
+  std::uint8_t rows[16];
+};
+
+TileConfig make_config() {
+  TileConfig cfg{};
+  cfg.palette_id = 1;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  return cfg;
+}
+
+__mmask16 mask16(idx n) {
+  return n >= 16 ? static_cast<__mmask16>(0xffff)
+                 : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// Writes the accumulator tile held in `tmp` (16 x 16 floats) to C rows [r0, r0 + rows) and
+// columns [c0 + lo, c0 + hi): C = alpha * acc + beta * C.
+void epilogue(const ProductArgs& p, const float* tmp, idx r0, idx rows, idx c0, idx lo, idx hi) {
+  const __mmask16 m = static_cast<__mmask16>(mask16(hi) & ~mask16(lo));
+  const __m512 alpha = _mm512_set1_ps(p.alpha), beta = _mm512_set1_ps(p.beta);
+  for (idx r = 0; r < rows; ++r) {
+    float* c = p.c + (r0 + r) * p.ldc + c0;
+    __m512 v = _mm512_load_ps(tmp + 16 * r);
+    if (p.alpha != 1.0f) v = _mm512_mul_ps(alpha, v);
+    if (p.beta != 0.0f) v = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, c), v);
+    _mm512_mask_storeu_ps(c, m, v);
+  }
+}
+
+// Stores accumulator tile T, rows [r0, r0 + 16) of the block and columns [c0, c0 + 16), to C.
+#define RNNFAST_STORE_TILE(T, r0, c0)                                                      \
+  do {                                                                                     \
+    const idx rows_ = p.m - (r0) < 16 ? p.m - (r0) : 16;                                   \
+    const idx lo_ = p.n0 > (c0) ? p.n0 - (c0) : 0;                                         \
+    const idx hi_ = p.n1 - (c0) < 16 ? p.n1 - (c0) : 16;                                   \
+    if (rows_ > 0 && lo_ < hi_) {                                                          \
+      if (rows_ == 16 && lo_ == 0 && hi_ == 16 && p.alpha == 1.0f && p.beta == 0.0f) {     \
+        _tile_stored(T, p.c + (r0) * p.ldc + (c0), p.ldc * static_cast<idx>(sizeof(float))); \
+      } else {                                                                             \
+        _tile_stored(T, tmp, 64);                                                          \
+        epilogue(p, tmp, r0, rows_, c0, lo_, hi_);                                         \
+      }                                                                                    \
+    }                                                                                      \
+  } while (0)
+
+void product(const ProductArgs& p) {
+  if (p.m <= 0 || p.n0 >= p.n1) return;
+  static const TileConfig cfg = make_config();
+  _tile_loadconfig(&cfg);
+  alignas(64) float tmp[16 * 16];
+  const idx a_stride = p.kp * static_cast<idx>(sizeof(bf16));
+  constexpr idx b_stride = kNr * 2 * sizeof(bf16);  // one pair row of a panel: 128 bytes
+  for (idx pj = p.n0 / kNr; pj * kNr < p.n1; ++pj) {
+    const idx col0 = pj * kNr;
+    const bf16* panel = p.b + pj * p.kp * kNr;
+    for (idx i0 = 0; i0 < p.m; i0 += 32) {
+      const bf16* a0 = p.a + i0 * p.kp;
+      if (i0 + 16 >= p.m) {  // one tile of rows
+        _tile_zero(0);
+        _tile_zero(1);
+        for (idx kb = 0; kb < p.kp; kb += 32) {
+          _tile_loadd(4, a0 + kb, a_stride);
+          _tile_loadd(6, panel + kb * kNr, b_stride);
+          _tile_loadd(7, panel + kb * kNr + 32, b_stride);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+        }
+        RNNFAST_STORE_TILE(0, i0, col0);
+        RNNFAST_STORE_TILE(1, i0, col0 + 16);
+        continue;
+      }
+      const bf16* a1 = a0 + 16 * p.kp;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (idx kb = 0; kb < p.kp; kb += 32) {
+        _tile_loadd(4, a0 + kb, a_stride);
+        _tile_loadd(6, panel + kb * kNr, b_stride);
+        _tile_loadd(7, panel + kb * kNr + 32, b_stride);
+        _tile_loadd(5, a1 + kb, a_stride);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      RNNFAST_STORE_TILE(0, i0, col0);
+      RNNFAST_STORE_TILE(1, i0, col0 + 16);
+      RNNFAST_STORE_TILE(2, i0 + 16, col0);
+      RNNFAST_STORE_TILE(3, i0 + 16, col0 + 16);
+    }
+  }
+  _tile_release();
+}
+
+#undef RNNFAST_STORE_TILE
+
+}  // namespace
+
+extern const Bf16Kernels kBf16Amx{16, product};
+
+}  // namespace gemm_bf16_detail
+}  // namespace rnnfast

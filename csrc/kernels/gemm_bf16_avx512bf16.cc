@@ -1,0 +1,232 @@
+// AVX512-BF16 kernels of the bfloat16 GEMM (vdpbf16ps: 16 float sums of pairs of bfloat16
+// products per instruction), and the AVX-512 conversions every hardware path uses (rounding,
+// packing B into the VNNI panels). Compiled with -mavx512f/bw/dq/vl -mavx512bf16; includes
+// nothing but intrinsics and the internal header.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which its -Wuninitialized
+// misreports (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "gemm_bf16_kernels.h"
+
+namespace rnnfast {
+namespace gemm_bf16_detail {
+
+namespace {
+
+__mmask16 mask16(idx n) {
+  return n >= 16 ? static_cast<__mmask16>(0xffff)
+                 : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// 16 floats -> their bfloat16 bits (round to nearest even, NaN kept quiet), in the low 16 bits
+// of each 32-bit lane.
+__m512i round16(__m512 x) {
+  const __m512i v = _mm512_castps_si512(x);
+  const __m512i hi = _mm512_srli_epi32(v, 16);
+  const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+  const __m512i r = _mm512_srli_epi32(
+      _mm512_add_epi32(v, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+      _mm512_and_si512(v, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+}
+
+void round_bits(idx n, const float* src, bf16* dst) {
+  idx i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm512_cvtepi32_epi16(round16(_mm512_loadu_ps(src + i))));
+  if (i < n) {
+    const __mmask16 m = mask16(n - i);
+    _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(round16(_mm512_maskz_loadu_ps(m, src + i))));
+  }
+}
+
+// r[i] (16 words each) -> column i of the 16 x 16 matrix whose rows are r.
+void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 4; ++i) {
+      t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0x88);
+      t[8 * h + 4 + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0xDD);
+    }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+  }
+}
+
+// Panels of op(B) (columns [n0, n0 + n), n0 a multiple of kNr) in the VNNI layout: the 32-bit
+// word of pair row kk and column col holds (k = 2kk) in its low half and (k = 2kk + 1) in its
+// high half. Panel p of the range at dst + p * kp * kNr.
+void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst) {
+  const idx panels = (n + kNr - 1) / kNr, pairs = kp / 2;
+  const __m512i zero = _mm512_setzero_si512();
+  if (!trans) {
+    // B[k * ldb + col]: rows k and k + 1, 16 columns at a time. Chunks of 64 k across every
+    // panel of the range, so that each row of B is read once, its chunk staying in cache.
+    constexpr idx kChunk = 32;  // pairs
+    for (idx kc = 0; kc < pairs; kc += kChunk) {
+      const idx kc_end = kc + kChunk < pairs ? kc + kChunk : pairs;
+      for (idx p = 0; p < panels; ++p) {
+        auto* out = reinterpret_cast<std::uint32_t*>(dst + p * kp * kNr);
+        const idx cols = n - p * kNr;
+        const __mmask16 c0 = mask16(cols), c1 = mask16(cols - 16);
+        for (idx kk = kc; kk < kc_end; ++kk) {
+          const idx k = 2 * kk;
+          for (int h = 0; h < 2; ++h) {
+            const __mmask16 cm = h ? c1 : c0;
+            const float* col = B + n0 + p * kNr + 16 * h;
+            const __m512i lo = k < K ? round16(_mm512_maskz_loadu_ps(cm, col + k * ldb)) : zero;
+            const __m512i hi =
+                k + 1 < K ? round16(_mm512_maskz_loadu_ps(cm, col + (k + 1) * ldb)) : zero;
+            _mm512_storeu_si512(out + kk * kNr + 16 * h,
+                                _mm512_maskz_or_epi32(cm, lo, _mm512_slli_epi32(hi, 16)));
+          }
+        }
+      }
+    }
+    return;
+  }
+  // B[col * ldb + k]: a column of op(B) is a row of B, its pairs of k adjacent. For 16 columns
+  // and 32 values of k: each column's 16 pair words, transposed to 16 pair rows.
+  const __m512i idx_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i idx_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  for (idx p = 0; p < panels; ++p) {
+    auto* out = reinterpret_cast<float*>(dst + p * kp * kNr);  // words, moved as floats
+    for (idx kb = 0; kb < kp; kb += 32) {
+      for (int h = 0; h < 2; ++h) {
+        __m512 w[16];
+        for (int c = 0; c < 16; ++c) {
+          const idx col = p * kNr + 16 * h + c;
+          if (col >= n) {
+            w[c] = _mm512_setzero_ps();
+            continue;
+          }
+          const float* src = B + (n0 + col) * ldb + kb;
+          const __m512i a = round16(_mm512_maskz_loadu_ps(mask16(K - kb), src));
+          const __m512i b = round16(_mm512_maskz_loadu_ps(mask16(K - kb - 16), src + 16));
+          const __m512i even = _mm512_permutex2var_epi32(a, idx_even, b);
+          const __m512i odd = _mm512_permutex2var_epi32(a, idx_odd, b);
+          w[c] = _mm512_castsi512_ps(_mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
+        }
+        transpose16(w);
+        for (int kk = 0; kk < 16; ++kk) _mm512_storeu_ps(out + (kb / 2 + kk) * kNr + 16 * h, w[kk]);
+      }
+    }
+  }
+}
+
+void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bf16* dst) {
+  // Chunks of 128 k (their rows of A, read whole across the strips, stay in L2); in a chunk,
+  // every strip of 16 rows of op(A); in a strip, blocks of 32 k: rows k and k + 1 of A (16
+  // contiguous values of i) rounded and joined into 32-bit words (k low, k + 1 high), 16 such
+  // word rows transposed to 16 rows of op(A).
+  const __m512i zero = _mm512_setzero_si512();
+  constexpr idx kChunk = 128;
+  for (idx kc = 0; kc < kp; kc += kChunk) {
+    const idx kc_end = kc + kChunk < kp ? kc + kChunk : kp;
+    for (idx s = 0; s < n; s += 16) {
+      const idx rows = n - s < 16 ? n - s : 16;
+      const __mmask16 m = mask16(rows);
+      const float* a = A + m0 + s;
+      bf16* d = dst + s * kp;
+      for (idx k0 = kc; k0 < kc_end; k0 += 32) {
+        __m512 w[16];
+        for (int kk = 0; kk < 16; ++kk) {
+          const idx k = k0 + 2 * kk;
+          const __m512i lo = k < K ? round16(_mm512_maskz_loadu_ps(m, a + k * lda)) : zero;
+          const __m512i hi = k + 1 < K ? round16(_mm512_maskz_loadu_ps(m, a + (k + 1) * lda)) : zero;
+          w[kk] = _mm512_castsi512_ps(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+        transpose16(w);
+        for (idx i = 0; i < rows; ++i) _mm512_storeu_ps(d + i * kp + k0, w[i]);
+      }
+    }
+  }
+}
+
+// R rows x one panel: acc[r][h] holds columns 16h..16h+15 of row r.
+template <int R>
+void tile(const ProductArgs& p, idx i0, const bf16* panel, idx col0, __mmask16 m0, __mmask16 m1) {
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const idx pairs = p.kp / 2;
+  const auto* a = reinterpret_cast<const std::int32_t*>(p.a + i0 * p.kp);
+  const idx a_ld = p.kp / 2;
+  for (idx kk = 0; kk < pairs; ++kk) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + kk * 2 * kNr);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + kk * 2 * kNr + 32);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(a[r * a_ld + kk]);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+    }
+  }
+  const __m512 alpha = _mm512_set1_ps(p.alpha), beta = _mm512_set1_ps(p.beta);
+  for (int r = 0; r < R; ++r) {
+    float* c = p.c + (i0 + r) * p.ldc + col0;
+    for (int h = 0; h < 2; ++h) {
+      const __mmask16 m = h ? m1 : m0;
+      if (!m) continue;
+      __m512 v = acc[r][h];
+      if (p.alpha != 1.0f) v = _mm512_mul_ps(alpha, v);
+      if (p.beta != 0.0f) v = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, c + 16 * h), v);
+      _mm512_mask_storeu_ps(c + 16 * h, m, v);
+    }
+  }
+}
+
+constexpr int kMr = 12;
+
+template <int R>
+void rows_tail(const ProductArgs& p, idx i0, idx rows, const bf16* panel, idx col0, __mmask16 m0,
+               __mmask16 m1) {
+  if constexpr (R > 0) {
+    if (rows == R) return tile<R>(p, i0, panel, col0, m0, m1);
+    rows_tail<R - 1>(p, i0, rows, panel, col0, m0, m1);
+  }
+}
+
+void product(const ProductArgs& p) {
+  if (p.m <= 0 || p.n0 >= p.n1) return;
+  for (idx pj = p.n0 / kNr; pj * kNr < p.n1; ++pj) {
+    const idx col0 = pj * kNr;
+    const idx lo = (p.n0 > col0 ? p.n0 : col0) - col0;
+    const idx hi = (p.n1 < col0 + kNr ? p.n1 : col0 + kNr) - col0;
+    const std::uint32_t bits = static_cast<std::uint32_t>(
+        (hi >= 32 ? 0xffffffffu : ((1u << hi) - 1u)) & ~((1u << lo) - 1u));
+    const __mmask16 m0 = static_cast<__mmask16>(bits & 0xffffu), m1 = static_cast<__mmask16>(bits >> 16);
+    const bf16* panel = p.b + pj * p.kp * kNr;
+    idx i0 = 0;
+    for (; i0 + kMr <= p.m; i0 += kMr) tile<kMr>(p, i0, panel, col0, m0, m1);
+    if (i0 < p.m) rows_tail<kMr - 1>(p, i0, p.m - i0, panel, col0, m0, m1);
+  }
+}
+
+}  // namespace
+
+extern const Bf16Kernels kBf16Avx512{1, product};
+extern const Bf16Convert kBf16ConvertAvx512{round_bits, pack_panel, pack_rows_trans};
+
+}  // namespace gemm_bf16_detail
+}  // namespace rnnfast
