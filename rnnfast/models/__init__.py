@@ -1,8 +1,9 @@
 """Keras' model workflow over rnnfast's layers: ``Sequential`` (``compile``, ``fit``,
 ``evaluate``, ``predict``, ``summary``, ``save``), ``load_model``, Keras-style layers
-(``rnnfast.models.layers``), callbacks (``rnnfast.models.callbacks``) and
+(``rnnfast.models.layers``), callbacks (``rnnfast.models.callbacks``), Keras' optimisers and learning-rate
+schedules (``rnnfast.models.optimizers``) and
 ``set_keras_weights`` (Keras' ``get_weights()`` lists into these layers)."""
-from rnnfast.models import callbacks, layers
+from rnnfast.models import callbacks, layers, optimizers
 from rnnfast.models.callbacks import Callback, EarlyStopping, History, LambdaCallback
 from rnnfast.models.keras_weights import keras_recurrent_weights, set_keras_weights
 from rnnfast.models.saving import load_model, save_model
@@ -18,6 +19,7 @@ __all__ = [
     "keras_recurrent_weights",
     "layers",
     "load_model",
+    "optimizers",
     "save_model",
     "set_keras_weights",
 ]

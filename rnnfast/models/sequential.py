@@ -317,8 +317,10 @@ class Sequential(Module):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, *, clipnorm=None,
                 clipvalue=None, global_clipnorm=None):
         """Choose the loss (a Keras name such as ``"categorical_crossentropy"`` or an
-        ``rnnfast.losses.Loss``), the optimiser (``"adam"``, ``"rmsprop"``, ``"sgd"``,
-        ``"adamw"``, an ``rnnfast.optim.Optimizer`` or a factory ``params -> Optimizer``), the
+        ``rnnfast.losses.Loss``), the optimiser (Keras' ``Adam(learning_rate=...)``,
+        ``SGD``, ``RMSprop``, ``Adagrad``, ``AdamW`` of ``rnnfast.models.optimizers``, bound here
+        to the model's parameters; a name ``"adam"``, ``"rmsprop"``, ``"sgd"``, ``"adamw"``; an
+        ``rnnfast.optim.Optimizer`` or a factory ``params -> Optimizer``), the
         metrics (``["accuracy"]``, ...) and gradient clipping as Keras' optimisers do it:
         ``clipnorm`` (each gradient's norm), ``global_clipnorm`` (all together), ``clipvalue``
         (each element)."""
@@ -343,6 +345,11 @@ class Sequential(Module):
                 "global_clipnorm": _positive(global_clipnorm, "global_clipnorm")}
         if clip["clipnorm"] is not None and clip["global_clipnorm"] is not None:
             raise ValueError("clipnorm, global_clipnorm: give at most one of them")
+        if isinstance(spec, optimizers_mod.Optimizer) and spec.clips and \
+                any(v is not None for v in clip.values()):
+            raise ValueError("clipnorm, clipvalue, global_clipnorm: the optimizer clips the "
+                             "gradients already; give the clipping to compile() or to the "
+                             "optimizer, not both")
         self.loss, self.metrics, self.clip = loss_obj, resolved, clip
         self._optimizer_spec, self.optimizer = spec, None
         self.optimizer_name = optimizer if isinstance(optimizer, str) else None
