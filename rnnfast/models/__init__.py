@@ -4,17 +4,30 @@
 schedules (``rnnfast.models.optimizers``) and
 ``set_keras_weights`` (Keras' ``get_weights()`` lists into these layers)."""
 from rnnfast.models import callbacks, layers, optimizers
-from rnnfast.models.callbacks import Callback, EarlyStopping, History, LambdaCallback
+from rnnfast.models.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    History,
+    LambdaCallback,
+    LearningRateScheduler,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
 from rnnfast.models.keras_weights import keras_recurrent_weights, set_keras_weights
 from rnnfast.models.saving import load_model, save_model
 from rnnfast.models.sequential import Sequential
 
 __all__ = [
+    "CSVLogger",
     "Callback",
     "EarlyStopping",
     "History",
     "LambdaCallback",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
     "Sequential",
+    "TerminateOnNaN",
     "callbacks",
     "keras_recurrent_weights",
     "layers",

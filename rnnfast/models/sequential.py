@@ -13,7 +13,7 @@ Flatten, LayerNorm, TimeDistributed, activations). PyTorch-style recurrent layer
 (``rnnfast.nn.LSTM``, which return ``(output, state)``) are refused: use the Keras-style
 ones. Inputs are batch-first, as in Keras.
 
-The padding mask of ``Embedding(mask_zero=True)`` flows through Dropout, Dense, activations,
+The padding mask of ``Embedding(mask_zero=True)`` (or of ``Masking``) flows through Dropout, Dense, activations,
 LayerNorm and TimeDistributed to the next recurrent layer, which then stops at each row's last
 token; other layers (Conv1D, pooling, Flatten) cannot take a mask and say so. When it reaches
 the output (``return_sequences=True`` and per-step layers after it), ``output_mask`` holds it
@@ -32,7 +32,7 @@ from rnnfast import nn
 from rnnfast.models import metrics as metrics_mod
 from rnnfast.models import optimizers as optimizers_mod
 from rnnfast.models import training
-from rnnfast.models.layers import Activation, Bidirectional, Input, _Recurrent
+from rnnfast.models.layers import Activation, Bidirectional, Input, Masking, _Recurrent
 from rnnfast.nn.activation import _Elementwise
 from rnnfast.nn.module import Module, make_rng
 from rnnfast.nn.recurrent import RNNBase
@@ -156,13 +156,13 @@ class Sequential(Module):
     def _call_layer(self, layer, x, mask):
         if isinstance(layer, MASK_CONSUMERS):
             return layer.forward(x, mask=mask), layer.compute_output_mask(mask)
-        if isinstance(layer, nn.Embedding):
+        if isinstance(layer, (nn.Embedding, Masking)):  # mask producers (Masking replaces one)
             y = layer.forward(x)
             mask = layer.mask if layer.mask is not None and layer.mask.ndim == 2 else None
             return y, mask
         if mask is not None and not isinstance(layer, MASK_TRANSPARENT):
-            raise ValueError("cannot take the padding mask of Embedding(mask_zero=True); put a "
-                             "recurrent layer before it or drop mask_zero")
+            raise ValueError("cannot take the padding mask of Embedding(mask_zero=True) or "
+                             "Masking; put a recurrent layer before it or drop the mask")
         return layer.forward(x), mask
 
     def prepare_input(self, x, name="x"):
