@@ -202,3 +202,18 @@ def test_csv_logger_appends_and_separator(rng, tmp_path):
     assert len(read_csv(path)) == 2  # not appending: a new file
     with pytest.raises(ValueError, match="separator: expected one character"):
         C.CSVLogger(path, separator="::")
+
+
+def test_terminate_on_nan_with_a_nan_label(rng, capsys):
+    """The issue's case: a NaN label made fit train on with loss nan and NaN weights."""
+    x, y = rng.standard_normal((24, 5)), rng.standard_normal((24, 1))
+    y[17] = np.nan  # batch 2 of 8
+    model = Sequential([L.Input((5,)), L.Dense(1)])
+    model.compile(optimizer=O.Adam(), loss="mse")
+    before = model.get_weights()
+    h = model.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0,
+                  callbacks=[C.TerminateOnNaN()])
+    assert "Batch 2: invalid loss nan, terminating training" in capsys.readouterr().out
+    assert model.optimizer.iterations == 3 and len(h["loss"]) == 1
+    assert not all(np.isfinite(w).all() for w in model.get_weights())
+    assert all(np.isfinite(w).all() for w in before)
