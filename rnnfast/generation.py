@@ -36,9 +36,7 @@ All stop early at ``end_token`` (which is included in the result).
 """
 import numpy as np
 
-from rnnfast import functional as F
 from rnnfast import nn
-from rnnfast.models import layers as klayers
 from rnnfast.nn.module import make_rng
 from rnnfast.nn.recurrent import RNNBase
 
@@ -53,61 +51,53 @@ __all__ = [
     "beam_search",
 ]
 
+_BIDIRECTIONAL = ("layer: a bidirectional layer cannot run step by step (its reverse direction "
+                  "starts at the end of the sequence)")
+
+
+def _recurrent_of(layer):
+    """``(rnn, stacked)``: the ``rnnfast.nn`` RNN/LSTM/GRU that computes ``layer``, and whether
+    the state keeps its layers axis. An ``rnnfast.nn`` layer is its own (stacked state); any
+    other layer takes part through a ``recurrent_module()`` method that returns its
+    one-layer ``rnnfast.nn`` layer (the Keras-style layers; state ``(batch, units)``)."""
+    if getattr(layer, "bidirectional", False):
+        raise ValueError(_BIDIRECTIONAL)
+    if isinstance(layer, RNNBase):
+        rnn, stacked = layer, True
+    elif callable(getattr(layer, "recurrent_module", None)):
+        rnn, stacked = layer.recurrent_module(), False
+    else:
+        raise TypeError(f"layer: expected an RNN, LSTM or GRU layer, got "
+                        f"{type(layer).__name__}")
+    return rnn, stacked
+
 
 class RecurrentStep:
     """One time step of a (unidirectional) recurrent layer: ``y, state = stepper(x, state)``."""
 
     def __init__(self, layer):
-        self.keras = isinstance(layer, klayers._Recurrent)
-        if isinstance(layer, klayers.Bidirectional) or \
-                (self.keras and layer.bidirectional) or \
-                (isinstance(layer, RNNBase) and layer.bidirectional):
-            raise ValueError("layer: a bidirectional layer cannot run step by step (its reverse "
-                             "direction starts at the end of the sequence)")
-        if self.keras:
-            if not layer.built:
-                raise ValueError("layer: build the layer first (call it once or give input_dim)")
-            rnn = layer.rnn
-        elif isinstance(layer, RNNBase):
-            rnn = layer
-        else:
-            raise TypeError(f"layer: expected an RNN, LSTM or GRU layer, got "
-                            f"{type(layer).__name__}")
+        rnn, self.stacked = _recurrent_of(layer)
         self.rnn = rnn
         self.dtype = rnn.dtype
         self.has_cell = rnn.has_cell_state
-        self.weights = []
-        for k in range(rnn.num_layers):
-            w = [getattr(rnn, f"weight_ih_l{k}").data, getattr(rnn, f"weight_hh_l{k}").data]
-            w += [getattr(rnn, f"bias_ih_l{k}").data, getattr(rnn, f"bias_hh_l{k}").data] \
-                if rnn.bias else [None, None]
-            self.weights.append(w)
-        if isinstance(rnn, nn.LSTM):
-            self.kernel = F.lstm_forward
-            self.options = {}
-        elif isinstance(rnn, nn.GRU):
-            self.kernel = F.gru_forward
-            self.options = {"reset_after": rnn.reset_after}
-        else:
-            self.kernel = F.rnn_forward
-            self.options = {"nonlinearity": rnn.nonlinearity}
+        self.weights = rnn.weight_arrays()
 
     def initial_state(self, batch):
         """Zeros in the layer's state form."""
         H, L = self.rnn.hidden_size, self.rnn.num_layers
-        shape = (batch, H) if self.keras else (L, batch, H)
+        shape = (L, batch, H) if self.stacked else (batch, H)
         h = np.zeros(shape, self.dtype)
         return (h, np.zeros_like(h)) if self.has_cell else h
 
     def _split(self, state, batch):
-        """Per-layer (h0, c0) lists of (batch, H) arrays (None entries: zeros)."""
+        """The (h0, c0) arrays (num_layers, batch, H) of a state (None: zeros)."""
         L, H = self.rnn.num_layers, self.rnn.hidden_size
         if state is None:
-            return [None] * L, [None] * L
+            return None, None
         parts = tuple(state) if self.has_cell else (state,)
         if self.has_cell and len(parts) != 2:
             raise TypeError("state: expected a tuple (h, c)")
-        want = (batch, H) if self.keras else (L, batch, H)
+        want = (L, batch, H) if self.stacked else (batch, H)
         arrays = []
         for i, part in enumerate(parts):
             arr = np.asarray(part)
@@ -115,8 +105,8 @@ class RecurrentStep:
                 raise ValueError(f"state{f'[{i}]' if self.has_cell else ''}: expected shape "
                                  f"{want}, got {arr.shape}")
             arr = arr.astype(self.dtype, copy=False)
-            arrays.append([arr] if self.keras else list(arr))
-        return arrays[0], (arrays[1] if self.has_cell else [None] * L)
+            arrays.append(arr if self.stacked else arr[None])
+        return arrays[0], (arrays[1] if self.has_cell else None)
 
     def __call__(self, x, state=None):
         x = np.asarray(x)
@@ -127,24 +117,12 @@ class RecurrentStep:
         if x.ndim != 2 or x.shape[1] != self.rnn.input_size:
             raise ValueError(f"x: expected shape (batch, input_size) = (batch, "
                              f"{self.rnn.input_size}), got {x.shape}")
-        hs, cs = self._split(state, x.shape[0])
-        inp = x[None]  # (T=1, B, I), time-major, a view
-        new_h, new_c = [], []
-        for k, w in enumerate(self.weights):
-            if self.has_cell:
-                y, h, c, _ = self.kernel(inp, *w, hs[k], cs[k], **self.options)
-                new_c.append(c)
-            else:
-                y, h, _ = self.kernel(inp, *w, hs[k], **self.options)
-            new_h.append(h)
-            inp = y
-        if self.keras:
-            h_out, c_out = new_h[0], (new_c[0] if new_c else None)
-        elif len(new_h) == 1:
-            h_out, c_out = new_h[0][None], (new_c[0][None] if new_c else None)
-        else:
-            h_out, c_out = np.stack(new_h), (np.stack(new_c) if new_c else None)
-        return inp[0], ((h_out, c_out) if self.has_cell else h_out)
+        h0, c0 = self._split(state, x.shape[0])
+        # (T=1, B, I), time-major, a view
+        y, h_n, c_n, _ = self.rnn.stack.forward(self.weights, x[None], h0, c0)
+        if not self.stacked:
+            h_n, c_n = h_n[0], (None if c_n is None else c_n[0])
+        return y[0], ((h_n, c_n) if self.has_cell else h_n)
 
 
 def step(layer, x, state=None):
@@ -160,28 +138,23 @@ def _log_softmax(z):
 
 
 def _ends_in_softmax(layer):
+    """Whether ``layer`` (or the layer it wraps) gives probabilities: an ``nn.Softmax``, or a
+    layer whose ``activation`` is one (a Dense, a Keras-style Activation)."""
     if isinstance(layer, nn.TimeDistributed):
         return _ends_in_softmax(layer.layer)
-    if isinstance(layer, nn.Softmax):
-        return True
-    if isinstance(layer, klayers.Activation):
-        return layer.activation_name == "softmax"
-    if isinstance(layer, nn.Dense):
-        return isinstance(layer.activation, nn.Softmax)
-    return False
+    return isinstance(layer, nn.Softmax) or isinstance(getattr(layer, "activation", None),
+                                                       nn.Softmax)
 
 
-_PER_STEP = (nn.Linear, nn.Dropout, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softmax, nn.LayerNorm,
-             klayers.Activation)
+#: Layers that act on each time step alone; others declare it with ``per_step = True``.
+_PER_STEP = (nn.Linear, nn.Dropout, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softmax, nn.LayerNorm)
 
 
 class LanguageModel:
     """A Sequential run one token at a time (see the module's docstring)."""
 
     def __init__(self, model):
-        from rnnfast.models import Sequential
-
-        if not isinstance(model, Sequential):
+        if not _is_model(model):
             raise TypeError(f"model: expected a Sequential, got {type(model).__name__}")
         if not model.layers:
             raise ValueError("model: the model has no layers")
@@ -198,10 +171,10 @@ class LanguageModel:
         steppers = 0
         for name, layer in zip(model.layer_names[len(model.layers) - len(layers):], layers):
             inner = layer.layer if isinstance(layer, nn.TimeDistributed) else layer
-            if isinstance(layer, (klayers._Recurrent, klayers.Bidirectional)):
+            if callable(getattr(layer, "recurrent_module", None)):
                 self.plan.append(("step", RecurrentStep(layer)))
                 steppers += 1
-            elif isinstance(inner, _PER_STEP):
+            elif isinstance(inner, _PER_STEP) or getattr(inner, "per_step", False):
                 if not isinstance(inner, nn.Dropout):
                     self.plan.append(("layer", inner))
             else:
@@ -300,10 +273,14 @@ class WindowLanguageModel:
 
 
 # decoders -------------------------------------------------------------------------------------
-def _as_lm(lm):
-    from rnnfast.models import Sequential
+def _is_model(model):
+    """A Sequential, or any model with the same ``layers``, ``layer_names`` and ``eval()``."""
+    return isinstance(getattr(model, "layers", None), list) and \
+        hasattr(model, "layer_names") and callable(getattr(model, "eval", None))
 
-    if isinstance(lm, Sequential):
+
+def _as_lm(lm):
+    if _is_model(lm):
         return LanguageModel(lm)
     for method in ("step", "initial_state", "reorder"):
         if not callable(getattr(lm, method, None)):

@@ -11,12 +11,13 @@ from ``forward(input, hx=None)`` what torch.nn returns: batched ``(T, B, I)`` /
 ``PackedSequence`` with the same sorting indices). Inter-layer dropout applies in training
 mode to the output of every layer but the last, as in torch.nn.
 
-Each layer and direction is one call of the fused kernel (``rnnfast.functional``) through
-``RecurrentFunction``, a ``torch.autograd.Function``: CPU tensors are handed over as NumPy
-views (no copies for contiguous tensors), the kernel's ctx is kept for the backward pass, and
-the kernel's result arrays become tensors without copies (``torch.from_numpy``). Without
-autograd (``torch.no_grad()``, or nothing requiring a gradient) the kernels run in inference
-mode and keep nothing.
+Each layer and direction is one call of the fused kernel, all of them run by
+``rnnfast.functional.stack.RecurrentStack`` inside one ``torch.autograd.Function``: CPU
+tensors are handed over as NumPy views (no copies for contiguous tensors), the kernels' ctx is
+kept for the backward pass, and the kernels' result arrays become tensors without copies
+(``torch.from_numpy``; the states stacked over layers are copies). Without autograd
+(``torch.no_grad()``, or nothing requiring a gradient) the kernels run in inference mode and
+keep nothing. ``RecurrentFunction`` is the same for one layer and direction.
 
 Fast path and fallback. The kernels run when the input, the initial states and every
 parameter are CPU tensors of one dtype, float32 or float64, and autocast is off. Anything
@@ -33,7 +34,8 @@ The kernels run on rnnfast's own thread pool (``rnnfast.set_num_threads``), not 
 
 Differences from torch.nn, all raising instead of computing something else:
 ``proj_size > 0`` is a ``ValueError``; wrong shapes are ``ValueError`` (torch.nn raises
-``RuntimeError`` for some of them); backward is once-differentiable (no double backward);
+``RuntimeError`` for some of them); backward is once-differentiable: differentiating a
+gradient taken with ``create_graph=True`` raises ``RuntimeError``;
 TorchScript is not supported. The kernel's ctx (the saved activations) is freed by the
 backward pass unless it retains the graph, like torch's saved tensors.
 """
@@ -43,17 +45,26 @@ import warnings
 
 import torch
 from torch import _VF
-from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnfast import functional as F
+from rnnfast.functional.stack import (
+    CELLS,
+    RecurrentStack,
+    cell_backward,
+    cell_forward,
+    cell_options,
+)
 
 __all__ = ["RNN", "LSTM", "GRU", "RecurrentFunction"]
 
 _FAST_DTYPES = (torch.float32, torch.float64)
-_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+# torch.nn's mode: (rnnfast cell, its options)
+_CELLS = {"RNN_TANH": ("rnn", {"nonlinearity": "tanh"}),
+          "RNN_RELU": ("rnn", {"nonlinearity": "relu"}),
+          "LSTM": ("lstm", {}), "GRU": ("gru", {"reset_after": True})}
 _VF_FUNCTIONS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
 _STATE_NAMES = ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")
+_WEIGHT_KEYS = _STATE_NAMES[3:]
 _warned_fallbacks = set()
 
 
@@ -74,26 +85,49 @@ def _keep_graph():
     return True if keep is None else bool(keep())
 
 
-def _kernel_forward(cell, nonlinearity, arrays, lengths, reverse, batch_first, training):
-    """One layer-direction through rnnfast.functional; returns (y, h_n, c_n or None, ctx)."""
-    x, h0, c0, w_ih, w_hh, b_ih, b_hh = arrays
-    options = dict(lengths=lengths, reverse=reverse, batch_first=batch_first, training=training)
-    if cell == "lstm":
-        return F.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, **options)
-    if cell == "gru":
-        y, h_n, ctx = F.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, reset_after=True, **options)
-    else:
-        y, h_n, ctx = F.rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, nonlinearity=nonlinearity,
-                                    **options)
-    return y, h_n, None, ctx
+class _NoSecondDerivative(torch.autograd.Function):
+    """Hands the gradients of a backward run under ``create_graph=True`` on, with a graph
+    whose backward raises: the kernels' gradients are not differentiable themselves."""
+
+    @staticmethod
+    def forward(ctx, grads, *anchors):
+        return tuple(grads)
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise RuntimeError("rnnfast.torch: second derivatives are not supported (the kernels' "
+                           "backward pass is not itself differentiable): a gradient taken with "
+                           "create_graph=True through an rnnfast.torch layer cannot be "
+                           "differentiated again; use torch.nn's layers for double backward")
 
 
-def _kernel_backward(cell, ctx, dy, dh_n, dc_n):
-    if cell == "lstm":
-        return F.lstm_backward(ctx, dy, dh_n, dc_n)
-    if cell == "gru":
-        return F.gru_backward(ctx, dy, dh_n)
-    return F.rnn_backward(ctx, dy, dh_n)
+def _forward(ctx, run, tensors):
+    """The forward of the Functions below: ``run(arrays) -> (output arrays, kernel ctx)`` on
+    NumPy views of ``tensors``; keeps what ``_backward`` needs."""
+    outputs, kernel_ctx = run([_numpy_view(t) for t in tensors])
+    ctx.kernel_ctx = kernel_ctx
+    # The kernels' ctx reads x and the weights in place: saving them lets autograd refuse a
+    # backward after they were modified in place.
+    ctx.save_for_backward(*tensors)
+    ctx.set_materialize_grads(False)
+    return tuple(torch.from_numpy(a) for a in outputs)
+
+
+def _backward(ctx, run, grad_outputs):
+    """The backward of the Functions below: ``run(kernel ctx, grad arrays)`` gives the
+    gradient arrays of the tensors given to ``_forward`` (None where there is none)."""
+    saved = ctx.saved_tensors  # raises if an input was modified in place since the forward
+    grads = run(ctx.kernel_ctx, [_numpy_view(g) for g in grad_outputs])
+    if not _keep_graph():
+        ctx.kernel_ctx = None  # frees the saved activations now, as torch frees its own
+    skip = len(ctx.needs_input_grad) - len(saved)
+    result = tuple(torch.from_numpy(g) if need and g is not None else None
+                   for g, need in zip(grads, ctx.needs_input_grad[skip:]))
+    if torch.is_grad_enabled():  # create_graph=True: differentiating these must fail loudly
+        anchors = [t for t in saved if t is not None and t.requires_grad]
+        if anchors:
+            result = _NoSecondDerivative.apply(result, *anchors)
+    return (None,) * skip + tuple(result)
 
 
 class RecurrentFunction(torch.autograd.Function):
@@ -110,47 +144,60 @@ class RecurrentFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cell, nonlinearity, lengths, reverse, batch_first,
                 x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-        y, h_n, c_n, kernel_ctx = _kernel_forward(
-            cell, nonlinearity, [_numpy_view(t) for t in tensors], lengths, reverse,
-            batch_first, True)
-        ctx.cell = cell
-        ctx.kernel_ctx = kernel_ctx
-        # The kernel's ctx reads x and the weights in place: saving them lets autograd
-        # refuse a backward after they were modified in place.
-        ctx.save_for_backward(*tensors)
-        ctx.set_materialize_grads(False)
-        outputs = (torch.from_numpy(y), torch.from_numpy(h_n))
-        if cell == "lstm":
-            outputs += (torch.from_numpy(c_n),)
-        return outputs
+        spec = CELLS[cell]
+        options = cell_options(cell, **({"nonlinearity": nonlinearity} if cell == "rnn" else {}))
+
+        def run(arrays):
+            x, h0, c0, *weights = arrays
+            y, h_n, c_n, kernel_ctx = cell_forward(
+                spec, x, dict(zip(_WEIGHT_KEYS, weights)), h0, c0, options, lengths=lengths,
+                reverse=reverse, batch_first=batch_first, training=True)
+            return (y, h_n) + ((c_n,) if spec.has_cell_state else ()), kernel_ctx
+
+        ctx.cell = spec
+        return _forward(ctx, run, (x, h0, c0, w_ih, w_hh, b_ih, b_hh))
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy, dh_n, dc_n=None):
-        ctx.saved_tensors  # raises if an input was modified in place since the forward
-        grads = _kernel_backward(ctx.cell, ctx.kernel_ctx, _numpy_view(dy), _numpy_view(dh_n),
-                                 _numpy_view(dc_n))
-        if not _keep_graph():
-            ctx.kernel_ctx = None  # frees the saved activations now, as torch frees its own
-        needed = ctx.needs_input_grad[5:]
-        result = [None] * 5
-        for name, need in zip(_STATE_NAMES, needed):
-            grad = grads.get(name)
-            result.append(torch.from_numpy(grad) if need and grad is not None else None)
-        return tuple(result)
+        def run(kernel_ctx, grads):
+            g = cell_backward(ctx.cell, kernel_ctx, *grads)
+            return [g.get(name) for name in _STATE_NAMES]
+
+        return _backward(ctx, run, (dy, dh_n, dc_n)[:3 if ctx.cell.has_cell_state else 2])
+
+
+class _StackFunction(torch.autograd.Function):
+    """A whole ``RecurrentStack`` (every layer and direction) on the rnnfast kernels:
+    ``apply(stack, lengths, batch_first, masks, x, h0, c0, *weights)`` with the weights in
+    ``stack.shapes`` order, states ``stack.state_shape(B)`` or None, ``masks`` the inter-layer
+    dropout masks (NumPy) or None. Returns ``(y, h_n)``, plus ``c_n`` for the LSTM."""
+
+    @staticmethod
+    def forward(ctx, stack, lengths, batch_first, masks, x, h0, c0, *weights):
+        def run(arrays):
+            x, h0, c0, *weights = arrays
+            y, h_n, c_n, kernel_ctx = stack.forward(
+                dict(zip(stack.shapes, weights)), x, h0, c0, lengths=lengths,
+                batch_first=batch_first, training=True, masks=masks)
+            return (y, h_n) + ((c_n,) if stack.has_cell_state else ()), kernel_ctx
+
+        ctx.stack = stack
+        return _forward(ctx, run, (x, h0, c0, *weights))
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n=None):
+        stack = ctx.stack
+
+        def run(kernel_ctx, grads):
+            dx, dh0, dc0, by_name = stack.backward(kernel_ctx, *grads)
+            return [dx, dh0, dc0] + [by_name[name] for name in stack.shapes]
+
+        return _backward(ctx, run, (dy, dh_n, dc_n)[:3 if stack.has_cell_state else 2])
 
 
 def _check_bool(name, value):
     if not isinstance(value, bool):
         raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
-
-
-def _check_positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name}: expected a positive int, got {value}")
 
 
 class _RecurrentBase(torch.nn.Module):
@@ -160,9 +207,6 @@ class _RecurrentBase(torch.nn.Module):
                  batch_first=False, dropout=0.0, bidirectional=False, device=None,
                  dtype=None):
         super().__init__()
-        _check_positive_int("input_size", input_size)
-        _check_positive_int("hidden_size", hidden_size)
-        _check_positive_int("num_layers", num_layers)
         _check_bool("bias", bias)
         _check_bool("batch_first", batch_first)
         _check_bool("bidirectional", bidirectional)
@@ -170,10 +214,10 @@ class _RecurrentBase(torch.nn.Module):
                 or not 0 <= dropout <= 1):
             raise ValueError(f"dropout: expected a number in [0, 1] (the probability of an "
                              f"element being zeroed), got {dropout!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
-                          "non-zero dropout expects num_layers greater than 1, but got "
-                          f"dropout={dropout} and num_layers={num_layers}", stacklevel=3)
+        cell, options = _CELLS[mode]
+        self._stack = RecurrentStack(cell, input_size, hidden_size, num_layers, bias=bias,
+                                     bidirectional=bidirectional, dropout=dropout, stacklevel=3,
+                                     **options)
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -183,26 +227,11 @@ class _RecurrentBase(torch.nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
         self.proj_size = 0
-        factory = {"device": device, "dtype": dtype}
-        gate_size = _GATES[mode] * hidden_size
-        directions = 2 if bidirectional else 1
-        self._flat_weights_names = []
-        self._all_weights = []
-        for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * directions
-            for direction in range(directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = [("weight_ih", (gate_size, layer_input)),
-                          ("weight_hh", (gate_size, hidden_size))]
-                if bias:
-                    shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
-                names = []
-                for prefix, shape in shapes:
-                    setattr(self, prefix + suffix,
-                            torch.nn.Parameter(torch.empty(shape, **factory)))
-                    names.append(prefix + suffix)
-                self._flat_weights_names.extend(names)
-                self._all_weights.append(names)
+        for name, shape in self._stack.shapes.items():
+            setattr(self, name, torch.nn.Parameter(torch.empty(shape, device=device,
+                                                               dtype=dtype)))
+        self._flat_weights_names = list(self._stack.shapes)
+        self._all_weights = self._stack.names
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -220,11 +249,6 @@ class _RecurrentBase(torch.nn.Module):
 
     def _flat_weights(self):
         return [getattr(self, name) for name in self._flat_weights_names]
-
-    def _layer_weights(self, layer, direction):
-        """(w_ih, w_hh, b_ih, b_hh) of one layer-direction, biases None without bias."""
-        params = self.all_weights[layer * (2 if self.bidirectional else 1) + direction]
-        return tuple(params) if self.bias else (params[0], params[1], None, None)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
@@ -293,7 +317,7 @@ class _RecurrentBase(torch.nn.Module):
         else:
             states = (hx,)
         names = self._state_names()
-        expected = (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
+        expected = self._stack.state_shape(batch)
         result = []
         for name, state in zip(names, states):
             if not isinstance(state, torch.Tensor):
@@ -344,33 +368,23 @@ class _RecurrentBase(torch.nn.Module):
 
     def _kernel_layers(self, x, states, lengths, batch_first):
         """All layers and directions on the kernels; returns (output, (h_n[, c_n]))."""
-        cell = {"LSTM": "lstm", "GRU": "gru"}.get(self.mode, "rnn")
-        nonlinearity = "relu" if self.mode == "RNN_RELU" else "tanh"
-        directions = 2 if self.bidirectional else 1
-        final = [[] for _ in range(2 if cell == "lstm" else 1)]
-        layer_input = x
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(directions):
-                k = layer * directions + direction
-                h0 = None if states is None else states[0][k]
-                c0 = None if states is None or cell != "lstm" else states[1][k]
-                args = (layer_input, h0, c0, *self._layer_weights(layer, direction))
-                options = (cell, nonlinearity, lengths, direction == 1, batch_first)
-                if torch.is_grad_enabled() and any(a is not None and a.requires_grad
-                                                   for a in args):
-                    results = RecurrentFunction.apply(*options, *args)
-                else:
-                    y, h_n, c_n, _ = _kernel_forward(*options[:2], [_numpy_view(a) for a in args],
-                                                     *options[2:], False)
-                    results = [torch.from_numpy(a) for a in (y, h_n, c_n) if a is not None]
-                outputs.append(results[0])
-                for store, value in zip(final, results[1:]):
-                    store.append(value)
-            layer_input = outputs[0] if directions == 1 else torch.cat(outputs, dim=-1)
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_input = torch.nn.functional.dropout(layer_input, self.dropout, True)
-        return layer_input, tuple(torch.stack(s) for s in final)
+        stack = self._stack
+        masks = None
+        if self.dropout > 0 and self.training and self.num_layers > 1:
+            # torch's dropout draws, in torch.nn's order (one mask per layer but the last)
+            ones = torch.ones(x.shape[:-1] + (stack.output_size,), dtype=x.dtype)
+            masks = [torch.nn.functional.dropout(ones, self.dropout, True).numpy()
+                     for _ in range(self.num_layers - 1)]
+        h0, c0 = (tuple(states) + (None,))[:2] if states is not None else (None, None)
+        tensors = (x, h0, c0, *self._flat_weights())
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+            results = _StackFunction.apply(stack, lengths, batch_first, masks, *tensors)
+        else:
+            x, h0, c0, *weights = [_numpy_view(t) for t in tensors]
+            results = stack.forward(dict(zip(stack.shapes, weights)), x, h0, c0,
+                                    lengths=lengths, batch_first=batch_first, masks=masks)[:3]
+            results = [torch.from_numpy(a) for a in results if a is not None]
+        return results[0], tuple(results[1:])
 
     def _kernel_packed(self, packed, states):
         """A PackedSequence on the kernels: unpack, run with lengths, pack as torch.nn does."""
@@ -384,7 +398,7 @@ class _RecurrentBase(torch.nn.Module):
         return PackedSequence(data, batch_sizes, sorted_indices, unsorted_indices), new_states
 
     def _zero_states(self, like, batch):
-        shape = (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
+        shape = self._stack.state_shape(batch)
         count = 2 if self.mode == "LSTM" else 1
         return tuple(torch.zeros(shape, dtype=like.dtype, device=like.device)
                      for _ in range(count))

@@ -45,6 +45,10 @@ class Kit:
         self.py, self.pctx = F.max_pool1d_forward(self.cx, pool_size=2, training=True)
         self.gy, self.gmctx = F.global_max_pool1d_forward(self.cx, training=True)
         self.gactx = F.global_avg_pool1d_forward(self.cx, training=True)[1]
+        # Linear: x (2, 9, 4), w (out, in) = (5, 4), y (2, 9, 5).
+        self.lw = rng.standard_normal((5, 4)).astype(f32)
+        self.lb = rng.standard_normal(5).astype(f32)
+        self.ly, self.lctx = F.linear_forward(self.cx, self.lw, self.lb, training=True)
 
     def forward(self, op, training=False, **changes):
         args = dict(self.rec[op], **changes)
@@ -344,6 +348,42 @@ MAX_POOL_BACKWARD = [
 ]
 
 
+def linear(k, x=None, w=None, b=None, **kw):
+    return F.linear_forward(k.cx if x is None else x, k.lw if w is None else w, b, **kw)
+
+
+LINEAR_FORWARD = [
+    ("x-int", lambda k: linear(k, x=k.cx.astype(np.int32)), TypeError,
+     "x: expected a float32 or float64 array, got dtype int32"),
+    ("x-0d", lambda k: linear(k, x=np.float32(1)), ValueError,
+     "x: expected an array of at least 1 dimension (..., in_features), got shape ()"),
+    ("w-dtype", lambda k: linear(k, w=k.lw.astype(np.float64)), TypeError,
+     "w: expected dtype float32 (the dtype of x), got float64"),
+    ("w-features", lambda k: linear(k, w=k.lw[:, :3]), ValueError,
+     "w: expected shape (out_features, in_features) with in_features = 4 from x = (2, 9, 4), "
+     "got (5, 3)"),
+    ("w-1d", lambda k: linear(k, w=k.lw[0]), ValueError,
+     "w: expected shape (out_features, in_features) with in_features = 4 from x = (2, 9, 4), "
+     "got (4,)"),
+    ("b-shape", lambda k: linear(k, b=k.lb[:-1]), ValueError,
+     "b: expected shape (out_features,) = (5,), got (4,)"),
+    ("b-dtype", lambda k: linear(k, b=k.lb.astype(np.float64)), TypeError,
+     "b: expected dtype float32 (the dtype of x), got float64"),
+]
+
+LINEAR_BACKWARD = [
+    ("ctx-None", lambda k: F.linear_backward(None, k.ly), ValueError,
+     "ctx: got None; call linear_forward(..., training=True)"),
+    ("ctx-conv", lambda k: F.linear_backward(k.cctx, k.ly), TypeError,
+     "ctx: expected the ctx returned by linear_forward(..., training=True), got "
+     "<class 'rnnfast._C.Conv1dCtx'>"),
+    ("dy-shape", lambda k: F.linear_backward(k.lctx, k.ly[:, :-1]), ValueError,
+     "dy: expected shape (..., out_features) = (2, 9, 5), got (2, 8, 5)"),
+    ("dy-dtype", lambda k: F.linear_backward(k.lctx, k.ly.astype(np.float64)), TypeError,
+     "dy: expected dtype float32 (the dtype of the forward's x), got float64"),
+]
+
+
 def global_cases(name):
     fw, bw = getattr(F, name + "_forward"), getattr(F, name + "_backward")
     own = "gmctx" if name == "global_max_pool1d" else "gactx"
@@ -385,6 +425,8 @@ CASES = (
     + [("conv1d_backward-" + c[0], *c[1:]) for c in CONV_BACKWARD]
     + [("max_pool1d_forward-" + c[0], *c[1:]) for c in MAX_POOL_FORWARD]
     + [("max_pool1d_backward-" + c[0], *c[1:]) for c in MAX_POOL_BACKWARD]
+    + [("linear_forward-" + c[0], *c[1:]) for c in LINEAR_FORWARD]
+    + [("linear_backward-" + c[0], *c[1:]) for c in LINEAR_BACKWARD]
     + global_cases("global_max_pool1d")
     + global_cases("global_avg_pool1d")
 )

@@ -278,4 +278,4 @@ def test_unsupported_recurrent_arguments_name_the_layer(cls, arg):
 def test_nn_dense_still_pytorch_free_of_keras_lists(rng):
     # rnnfast.nn.Linear (PyTorch's) has no Keras per-layer lists; Dense does
     assert not hasattr(nn.Linear(2, 3), "get_weights")
-    assert [w.shape for w in nn.Dense(3, input_dim=2).get_weights()] == [(2, 3), (3,)]
+    assert [w.shape for w in L.Dense(3, input_dim=2).get_weights()] == [(2, 3), (3,)]

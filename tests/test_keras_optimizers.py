@@ -186,7 +186,7 @@ def test_names_still_give_rnnfast_optim_with_keras_defaults():
     lambda: O.AdamW(learning_rate=O.ExponentialDecay(1e-2, 4, 0.5, staircase=True))])
 def test_saved_and_loaded_training_continues_identically(rng, tmp_path, opt):
     x, y = rng.standard_normal((24, 5)), rng.standard_normal((24, 2))
-    model = Sequential([L.Input((5,)), L.Dense(4, activation="tanh", seed=1), nn.Dense(2, seed=2)],
+    model = Sequential([L.Input((5,)), L.Dense(4, activation="tanh", seed=1), L.Dense(2, seed=2)],
                        seed=3)
     model.compile(optimizer=opt(), loss="mse")
     model.fit(x, y, batch_size=5, epochs=2, verbose=0)

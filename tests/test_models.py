@@ -94,7 +94,7 @@ def test_stacked_and_time_distributed_many_to_many(rng):
 def test_sequential_is_a_module_with_exact_gradients(rng):
     model = Sequential([nn.Linear(3, 4, dtype=np.float64, seed=0), nn.Tanh(),
                         L.LSTM(3, return_sequences=True, dtype=np.float64, seed=1),
-                        L.SimpleRNN(2, dtype=np.float64, seed=2), nn.Dense(2, dtype=np.float64)])
+                        L.SimpleRNN(2, dtype=np.float64, seed=2), L.Dense(2, dtype=np.float64)])
     x = rng.standard_normal((2, 5, 3))
     model(x)
     check_layer_gradients(model, x, rng)
@@ -116,7 +116,7 @@ def test_summary_matches_keras_layout():
     assert " lstm (LSTM)                  (None, 55)                26620" in lines
     assert " dense (Dense)                (None, 1)                 56" in lines
     assert "Total params: 558,740" in lines and "Non-trainable params: 0" in lines
-    fixed = Sequential([L.Input((30, 4)), L.Conv1D(8, 3), L.GlobalMaxPooling1D(), nn.Dense(2)])
+    fixed = Sequential([L.Input((30, 4)), L.Conv1D(8, 3), L.GlobalMaxPooling1D(), L.Dense(2)])
     fixed.build()
     assert fixed.output_shapes == [(None, 28, 8), (None, 8), (None, 2)]
     frozen = Sequential([nn.Embedding.from_pretrained(np.ones((10, 3), np.float32)),
@@ -126,17 +126,17 @@ def test_summary_matches_keras_layout():
     frozen.summary(print_fn=out.append)
     assert "Trainable params: 56" in out and "Non-trainable params: 30" in out
     with pytest.raises(ValueError, match="has not yet been built"):
-        Sequential([nn.Dense(3)]).summary()
+        Sequential([L.Dense(3)]).summary()
 
 
 def test_layer_names_are_unique_and_keras_like():
-    model = Sequential([nn.Dense(3), nn.Dense(3), L.SimpleRNN(2), L.GlobalMaxPooling1D()])
+    model = Sequential([L.Dense(3), L.Dense(3), L.SimpleRNN(2), L.GlobalMaxPooling1D()])
     assert model.layer_names == ["dense", "dense_1", "simple_rnn", "global_max_pooling1d"]
-    named = nn.Dense(2)
+    named = L.Dense(2)
     named.name = "out"
     model.add(named)
     assert model.get_layer("out") is named
-    dup = nn.Dense(2)
+    dup = L.Dense(2)
     dup.name = "out"
     with pytest.raises(ValueError, match="name 'out' is already used"):
         model.add(dup)
@@ -205,7 +205,7 @@ def test_gradient_clipping(rng, option):
 
 
 def test_optimizers_by_name_and_object():
-    model = Sequential([L.Input((5,)), nn.Dense(2)])
+    model = Sequential([L.Input((5,)), L.Dense(2)])
     model.compile(loss="mse", optimizer="adam")
     assert isinstance(model.optimizer, optim.Adam)
     assert model.optimizer.param_groups[0]["eps"] == 1e-7
@@ -224,7 +224,7 @@ def test_optimizers_by_name_and_object():
 
 
 def test_compile_errors():
-    model = Sequential([nn.Dense(1)])
+    model = Sequential([L.Dense(1)])
     with pytest.raises(ValueError, match="loss: expected a Loss or one of"):
         model.compile(loss="hinge", optimizer="adam")
     with pytest.raises(ValueError, match="loss: compile\\(\\) needs a loss"):
@@ -289,17 +289,17 @@ def test_layer_errors_name_the_layer(rng):
     with pytest.raises(ValueError, match="return_state=True gives several outputs"):
         Sequential([L.LSTM(3, return_state=True)])
     with pytest.raises(ValueError, match="Input: must be the first item"):
-        Sequential([nn.Dense(2), L.Input((3,))])
+        Sequential([L.Dense(2), L.Input((3,))])
     with pytest.raises(TypeError, match="layer: expected an rnnfast layer"):
         Sequential(["dense"])
-    broken = Sequential([L.LSTM(3), nn.Dense(2)])
+    broken = Sequential([L.LSTM(3), L.Dense(2)])
     broken.compile(loss="mse")
     with pytest.raises(ValueError, match=r"layer 0 'lstm' \(LSTM\).*expected a 3-D array"):
         broken.fit(np.zeros((4, 5)), np.zeros((4, 2)), verbose=0)
 
 
 def test_evaluate_and_predict_details(rng):
-    model = Sequential([L.Input((4,)), nn.Dense(3, activation="softmax")], seed=0)
+    model = Sequential([L.Input((4,)), L.Dense(3, activation="softmax")], seed=0)
     model.compile(loss=losses.SparseCategoricalCrossentropy(), optimizer="adam",
                   metrics=["accuracy", "sparse_top_k_categorical_accuracy"])
     x = rng.standard_normal((10, 4)).astype(np.float32)
@@ -310,5 +310,5 @@ def test_evaluate_and_predict_details(rng):
     assert model.predict(x, batch_size=3).shape == (10, 3)
     np.testing.assert_allclose(model.predict(x), model.predict(x, batch_size=1), atol=1e-6)
     assert model.predict(x[:0]).shape == (0, 3)
-    ints = Sequential([L.Input((2,)), nn.Dense(1)])
+    ints = Sequential([L.Input((2,)), L.Dense(1)])
     assert ints.predict(np.ones((3, 2), np.int64)).dtype == np.float32

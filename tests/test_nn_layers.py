@@ -6,6 +6,7 @@ import pytest
 
 from nn_cases import check_layer_gradients, rel_err
 from rnnfast import nn
+from rnnfast.models import layers as L
 
 
 # Linear / Dense ----------------------------------------------------------------------------
@@ -66,7 +67,7 @@ def test_linear_initialisation_bounds():
 
 @pytest.mark.parametrize("activation", [None, "linear", "relu", "tanh", "sigmoid", "softmax"])
 def test_dense_gradients_with_each_activation(rng, activation):
-    dense = nn.Dense(3, activation=activation, dtype=np.float64, seed=0)
+    dense = L.Dense(3, activation=activation, dtype=np.float64, seed=0)
     x = rng.standard_normal((4, 5))
     dense(x)  # builds
     dense.bias.data[...] = rng.standard_normal(3)
@@ -74,7 +75,7 @@ def test_dense_gradients_with_each_activation(rng, activation):
 
 
 def test_dense_is_lazy_and_keras_initialised(rng):
-    dense = nn.Dense(200, activation="relu", seed=0)
+    dense = L.Dense(200, activation="relu", seed=0)
     assert dense.parameters() == [] and not dense.built
     y = dense(rng.standard_normal((3, 50)))
     assert y.shape == (3, 200) and y.dtype == np.float32 and np.all(y >= 0)
@@ -87,27 +88,27 @@ def test_dense_is_lazy_and_keras_initialised(rng):
         dense(rng.standard_normal((3, 40)))
     with pytest.raises(ValueError, match="built for 50 input features"):
         dense.build(40)
-    eager = nn.Dense(4, input_dim=7, use_bias=False)
+    eager = L.Dense(4, input_dim=7, use_bias=False)
     assert [(n, p.shape) for n, p in eager.named_parameters()] == [("weight", (4, 7))]
 
 
 def test_dense_builds_from_a_state_dict(rng):
-    src = nn.Dense(3, activation="tanh", input_dim=6, seed=1)
-    dst = nn.Dense(3, activation="tanh")
+    src = L.Dense(3, activation="tanh", input_dim=6, seed=1)
+    dst = L.Dense(3, activation="tanh")
     dst.load_state_dict(src.state_dict())
     x = rng.standard_normal((2, 6))
     np.testing.assert_array_equal(dst(x), src(x))
     with pytest.raises(ValueError, match=r"state_dict\['weight'\]: expected shape \(units, "):
-        nn.Dense(4).load_state_dict(src.state_dict())
+        L.Dense(4).load_state_dict(src.state_dict())
 
 
 def test_dense_bad_arguments():
     with pytest.raises(ValueError, match="activation: expected one of"):
-        nn.Dense(3, activation="swish")
+        L.Dense(3, activation="swish")
     with pytest.raises(ValueError, match="units"):
-        nn.Dense(0)
+        L.Dense(0)
     with pytest.raises(TypeError, match="x: expected a float array"):
-        nn.Dense(2)(np.ones((2, 3), np.int32))
+        L.Dense(2)(np.ones((2, 3), np.int32))
 
 
 # activations ------------------------------------------------------------------------------
@@ -239,7 +240,7 @@ def test_last_step_without_lengths_and_bad_lengths(rng):
 
 # TimeDistributed ---------------------------------------------------------------------------
 def test_time_distributed_applies_the_layer_per_step(rng):
-    td = nn.TimeDistributed(nn.Dense(3, activation="tanh", input_dim=4, dtype=np.float64))
+    td = nn.TimeDistributed(L.Dense(3, activation="tanh", input_dim=4, dtype=np.float64))
     x = rng.standard_normal((2, 5, 4))
     y = td(x)
     for t in range(5):

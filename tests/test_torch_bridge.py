@@ -375,12 +375,50 @@ def test_backward_frees_the_saved_activations_unless_the_graph_is_retained(rng):
         torch.autograd.grad(y, x, dy)
 
 
-def test_double_backward_is_refused(rng):
-    m = rt.RNN(I, H, dtype=torch.float64)
+SECOND_DERIVATIVE = "second derivatives are not supported"
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True)])
+def test_double_backward_is_refused(rng, cell, num_layers, bidirectional):
+    ours_cls, _, extra = CELLS[cell]
+    m = ours_cls(I, H, num_layers=num_layers, bidirectional=bidirectional,
+                 dtype=torch.float64, **extra)
     x = torch.from_numpy(rng.standard_normal((T, B, I))).requires_grad_()
     y, _ = m(x)
+    # The upstream gradient depends on y (it requires grad itself) ...
     (gx,) = torch.autograd.grad(y.pow(2).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable|differentiable"):
+    with pytest.raises(RuntimeError, match=SECOND_DERIVATIVE):
+        gx.sum().backward()
+    # ... or not (y.sum()): torch's once_differentiable would give a gradient that does not
+    # require grad, so a gradient penalty would silently count as a constant.
+    y, _ = m(x)
+    gx, gw = torch.autograd.grad(y.sum(), [x, m.weight_hh_l0], create_graph=True)
+    assert gx.requires_grad and gw.requires_grad
+    with pytest.raises(RuntimeError, match=SECOND_DERIVATIVE):
+        (y.sum() + gx.pow(2).sum()).backward()
+    with pytest.raises(RuntimeError, match=SECOND_DERIVATIVE):
+        torch.autograd.grad(gw.sum(), m.weight_hh_l0)
+
+
+def test_create_graph_gives_the_same_first_derivatives(rng):
+    m = rt.LSTM(I, H, num_layers=2, dtype=torch.float64)
+    x = torch.from_numpy(rng.standard_normal((T, B, I))).requires_grad_()
+    dy = torch.from_numpy(rng.standard_normal((T, B, H)))
+    params = [x] + list(m.parameters())
+    plain = torch.autograd.grad(m(x)[0], params, dy)
+    graphed = torch.autograd.grad(m(x)[0], params, dy, create_graph=True)
+    assert all(torch.equal(a, b.detach()) for a, b in zip(plain, graphed))
+
+
+def test_recurrent_function_refuses_double_backward(rng):
+    x = torch.from_numpy(rng.standard_normal((T, B, I))).requires_grad_()
+    w_ih = torch.from_numpy(rng.standard_normal((3 * H, I))).requires_grad_()
+    w_hh = torch.from_numpy(rng.standard_normal((3 * H, H))).requires_grad_()
+    y, _ = rt.RecurrentFunction.apply("gru", "tanh", None, False, False, x, None, None, w_ih,
+                                      w_hh, None, None)
+    (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match=SECOND_DERIVATIVE):
         gx.sum().backward()
 
 

@@ -7,6 +7,7 @@ from rnnfast.functional.recurrent import (
     rnn_backward,
     rnn_forward,
 )
+from rnnfast.functional.linear import linear_backward, linear_forward
 from rnnfast.functional.conv import (
     conv1d_backward,
     conv1d_forward,
@@ -27,6 +28,8 @@ __all__ = [
     "global_max_pool1d_forward",
     "max_pool1d_backward",
     "max_pool1d_forward",
+    "linear_backward",
+    "linear_forward",
     "gru_backward",
     "gru_forward",
     "lstm_backward",

@@ -31,12 +31,15 @@ in Keras too: ``bias[0]`` goes into ``b_ih`` and ``bias[1]`` into ``b_hh``. This
 import numpy as np
 
 from rnnfast import nn
+from rnnfast.functional.stack import CELLS
 from rnnfast.models.layers import Bidirectional, LayerNormalization, _Recurrent
 from rnnfast.nn.recurrent import RNNBase
 
 __all__ = ["get_keras_weights", "keras_recurrent_weights", "set_keras_weights"]
 
-_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+#: Keras' recurrent layer -> rnnfast's cell
+_KERAS_CELLS = {"SimpleRNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
+_GATES = {kind: CELLS[cell].gates for kind, cell in _KERAS_CELLS.items()}
 
 
 def _array(value, name):
@@ -124,11 +127,7 @@ def _convert_recurrent(kind, weights, reset_after, names):
 
 
 def _kind(rnn):
-    return "LSTM" if isinstance(rnn, nn.LSTM) else "GRU" if isinstance(rnn, nn.GRU) else \
-        "SimpleRNN"
-
-
-_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    return next(kind for kind, cell in _KERAS_CELLS.items() if cell == rnn.stack.cell.name)
 
 
 def _plan_recurrent(rnn, arrays, start, plan):
@@ -137,12 +136,12 @@ def _plan_recurrent(rnn, arrays, start, plan):
     kind, used = _kind(rnn), 0
     per_list = 3 if rnn.bias else 2
     reset_after = getattr(rnn, "reset_after", True)
-    for names in rnn._weight_names:
+    for names in rnn.stack.names:
         first = start + used
         chunk = arrays[first:first + per_list]
         if len(chunk) < per_list:
             raise ValueError(f"weights: the {kind} needs {per_list} arrays per layer and "
-                             f"direction ({len(rnn._weight_names)} of them), the list ends at "
+                             f"direction ({len(rnn.stack.names)} of them), the list ends at "
                              f"{len(arrays)}")
         labels = [f"weights[{first + i}]" for i in range(per_list)]
         GH, I = rnn._parameters[names[0]].shape
@@ -154,8 +153,8 @@ def _plan_recurrent(rnn, arrays, start, plan):
                 raise ValueError(f"{labels[i]}: expected the {what} of a Keras {kind}({H}) on "
                                  f"{I} features, of shape {keras_shapes[i]}, got {arr.shape}")
         converted = _convert_recurrent(kind, chunk, reset_after, labels)
-        for name, key in zip(names, _KEYS):
-            plan.append((rnn._parameters[name], converted[key]))
+        for name, param in zip(names, rnn.stack.params):
+            plan.append((rnn._parameters[name], converted[param.prefix]))
         used += per_list
     return used
 
@@ -263,8 +262,11 @@ def _keras_recurrent_lists(rnn):
     kind = _kind(rnn)
     reset_after = getattr(rnn, "reset_after", True)
     lists = []
-    for names in rnn._weight_names:
-        params = [rnn._parameters[n].data for n in names]
+    prefixes = [param.prefix for param in rnn.stack.params]
+    for names in rnn.stack.names:
+        by_prefix = dict(zip(prefixes, names))
+        params = [None if by_prefix.get(k) is None else rnn._parameters[by_prefix[k]].data
+                  for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         H = params[1].shape[1]
         order = (lambda a: _gru_order(a, H)) if kind == "GRU" else (lambda a: a)
         arrays = [np.ascontiguousarray(order(params[0].T)), np.ascontiguousarray(order(params[1].T))]

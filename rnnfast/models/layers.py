@@ -23,9 +23,9 @@ original::
 - Every layer takes Keras' ``input_shape`` (one sample's shape, for the first layer of a
   Sequential) and ``name``; Dense, Conv1D, Embedding, LayerNormalization and the recurrent
   layers have Keras' ``get_weights()`` / ``set_weights()`` (Keras' order and layout).
-- ``Activation(name)``; and, from ``rnnfast.nn``: ``Dense``, ``Dropout``, ``Flatten``,
-  ``TimeDistributed``, ``Conv1D``, ``MaxPooling1D``, ``GlobalMaxPooling1D``,
-  ``GlobalAveragePooling1D``.
+- ``Activation(name)``, ``Dense``, ``Dropout``, ``Flatten``, ``TimeDistributed``, ``Conv1D``,
+  ``MaxPooling1D`` (alias ``MaxPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
+  ``GlobalAveragePooling1D`` (alias ``GlobalAvgPool1D``).
 
 Masks: padded steps are skipped when the padding is all at the end (``padding="post"``) or
 all at the start (``"pre"``, Keras' default) of a row; a pre-padded batch is shifted so that
@@ -36,7 +36,10 @@ raises ValueError.
 import numpy as np
 
 from rnnfast import nn
+from rnnfast.functional.stack import CELLS, param_name
 from rnnfast.nn.activation import get_activation
+from rnnfast.nn.conv import Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+from rnnfast.nn.linear import Dense
 from rnnfast.nn.module import (
     KerasWeights,
     Module,
@@ -62,6 +65,8 @@ __all__ = [
     "Flatten",
     "GRU",
     "GlobalAveragePooling1D",
+    "GlobalAvgPool1D",
+    "GlobalMaxPool1D",
     "GlobalMaxPooling1D",
     "Input",
     "LSTM",
@@ -73,14 +78,13 @@ __all__ = [
     "TimeDistributed",
 ]
 
-Dense = nn.Dense
 Dropout = nn.Dropout
 Flatten = nn.Flatten
 TimeDistributed = nn.TimeDistributed
-Conv1D = nn.Conv1D
-MaxPooling1D = MaxPool1D = nn.MaxPooling1D
-GlobalMaxPooling1D = nn.GlobalMaxPooling1D
-GlobalAveragePooling1D = nn.GlobalAveragePooling1D
+# Keras' aliases
+MaxPool1D = MaxPooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
+GlobalAvgPool1D = GlobalAveragePooling1D
 
 
 def _dtype_name(dtype):
@@ -148,6 +152,8 @@ class Activation(Module):
     """Keras' ``Activation(name)``: ``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"softmax"`` or
     ``"linear"`` (the identity)."""
 
+    per_step = True  # acts on each time step alone (rnnfast.generation runs it step by step)
+
     def __init__(self, activation, name=None, *, input_shape=None):
         super().__init__()
         self.input_shape = keras_input_shape(input_shape)
@@ -157,6 +163,11 @@ class Activation(Module):
         self.activation_name = activation
         self.fn = get_activation(activation)
         self.name = name
+
+    @property
+    def activation(self):
+        """The ``rnnfast.nn`` activation layer, or None for ``"linear"``."""
+        return self.fn
 
     def forward(self, x):
         if self.fn is None:
@@ -283,7 +294,7 @@ class _Recurrent(Module, KerasWeights):
         """Keras' initialisation: Glorot-uniform ``w_ih``, orthogonal ``w_hh``, zero biases
         (forget-gate bias 1 in an LSTM)."""
         H = self.units
-        for names in self.rnn._weight_names:
+        for names in self.rnn.stack.names:
             params = [self.rnn._parameters[n] for n in names]
             w_ih, w_hh = params[0], params[1]
             gh, features = w_ih.shape
@@ -294,8 +305,15 @@ class _Recurrent(Module, KerasWeights):
             if self.module is nn.LSTM and self.use_bias:
                 params[2].data[H:2 * H] = 1
 
+    def recurrent_module(self):
+        """The ``rnnfast.nn`` layer that runs this one (for ``rnnfast.generation``)."""
+        if not self.built:
+            raise ValueError("layer: build the layer first (call it once or give input_dim)")
+        return self.rnn
+
     def _build_from_state(self, state_dict, prefix):
-        key = prefix + "rnn.weight_ih_l0"
+        input_weight = CELLS[self.module.cell].params[0]  # (gates * units, input_size)
+        key = prefix + "rnn." + param_name(input_weight.prefix, 0)
         if not self.built and key in state_dict:
             self.build(_to_numpy(state_dict[key], key).shape[-1])
 
@@ -439,6 +457,8 @@ class Bidirectional(Module, KerasWeights):
     """Keras' ``Bidirectional(layer, merge_mode="concat")`` of an unbuilt SimpleRNN, LSTM or
     GRU: the forward and backward outputs side by side (``2 * units`` features)."""
 
+    bidirectional = True
+
     def __init__(self, layer, merge_mode="concat", name=None, *, input_shape=None):
         super().__init__()
         if not isinstance(layer, _Recurrent):
@@ -472,6 +492,10 @@ class Bidirectional(Module, KerasWeights):
 
     def compute_output_mask(self, mask):
         return self.layer.compute_output_mask(mask)
+
+    def recurrent_module(self):
+        """The ``rnnfast.nn`` layer that runs both directions."""
+        return self.layer.recurrent_module()
 
     def forward(self, x, mask=None):
         return self.layer.forward(x, mask=mask)

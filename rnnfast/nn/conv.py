@@ -14,9 +14,12 @@ Keras' names and defaults, channels last (``(B, L, C)``, what an Embedding gives
   are taken from the first input (or ``input_shape``, ``build(in_channels)`` or a loaded
   state_dict). The weight keeps PyTorch's layout and name (``weight``; Keras' ``kernel`` is its
   ``transpose(2, 1, 0)``).
-- ``MaxPooling1D(pool_size=2, strides=None, padding="valid")`` (alias ``MaxPool1D``).
-- ``GlobalMaxPooling1D()`` / ``GlobalAveragePooling1D()`` (aliases ``GlobalMaxPool1D``,
-  ``GlobalAveragePool1D``, ``GlobalAvgPool1D``): ``(B, C)``, or ``(B, 1, C)`` with ``keepdims``.
+- ``MaxPooling1D(pool_size=2, strides=None, padding="valid")``.
+- ``GlobalMaxPooling1D()`` / ``GlobalAveragePooling1D()``: ``(B, C)``, or ``(B, 1, C)`` with
+  ``keepdims``.
+
+The Keras-style layers are the public ones of ``rnnfast.models.layers`` (with Keras' aliases);
+``rnnfast.nn`` exports the PyTorch-style ones.
 
 Every layer also takes ``channels_last`` (PyTorch-style ones) or ``data_format``
 (``"channels_last"`` / ``"channels_first"``, Keras-style ones). Padding: ``"valid"``, ``"same"``
@@ -46,12 +49,8 @@ __all__ = [
     "Conv1D",
     "MaxPool1d",
     "MaxPooling1D",
-    "MaxPool1D",
     "GlobalMaxPooling1D",
-    "GlobalMaxPool1D",
     "GlobalAveragePooling1D",
-    "GlobalAveragePool1D",
-    "GlobalAvgPool1D",
 ]
 
 
@@ -369,8 +368,6 @@ class MaxPooling1D(MaxPool1d):
         return s + ("" if self.channels_last else ", data_format='channels_first'")
 
 
-MaxPool1D = MaxPooling1D
-
 
 class _GlobalPool(_Pool):
     def __init__(self, data_format="channels_last", keepdims=False, *, name=None,
@@ -418,6 +415,3 @@ class GlobalAveragePooling1D(_GlobalPool):
     def _grad(self, ctx, dy):
         return F.global_avg_pool1d_backward(ctx, dy)
 
-
-GlobalMaxPool1D = GlobalMaxPooling1D
-GlobalAveragePool1D = GlobalAvgPool1D = GlobalAveragePooling1D

@@ -6,15 +6,12 @@ per time step on a sequence ``(T, B, F)`` / ``(B, T, F)``. The weight has PyTorc
 ``(out_features, in_features)`` (Keras' ``kernel`` is its transpose) and the name ``weight``,
 so ``torch.nn.Linear`` state_dicts load 1:1.
 
-The products run on the package's GEMM and thread pool (``rnnfast.set_num_threads``), not on
-NumPy's BLAS: OpenBLAS' threads keep spinning for a while after each call, and on a machine
-with as many cores as threads they took the cores from the recurrent kernels that follow
-(the Reuters model's LSTM ran 1.7x slower between two NumPy products than alone).
+The products run on the package's GEMM (``rnnfast.functional.linear_forward`` /
+``linear_backward``), not on NumPy's BLAS (see bench/RESULTS.md).
 """
 import numpy as np
 
-from rnnfast import _C
-
+from rnnfast import functional as F
 from rnnfast.nn.activation import get_activation
 from rnnfast.nn.module import (
     KerasWeights,
@@ -61,22 +58,20 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected {self.in_features} features (in_features) on the last "
                              f"axis, got shape {x.shape}")
-        x2 = x.reshape(-1, self.in_features)
-        y = _C.gemm(x2, self.weight.data, False, True).reshape(x.shape[:-1] + (self.out_features,))
-        if self.bias is not None:
-            y += self.bias.data
-        self._keep(x)
+        y, ctx = F.linear_forward(x, self.weight.data,
+                                  None if self.bias is None else self.bias.data,
+                                  training=self.training)
+        self._keep(ctx)
         return y
 
     def _affine_backward(self, dy):
-        x = self._saved()
-        dy = check_grad(dy, "dy", x.shape[:-1] + (self.out_features,), self.dtype)
-        x2 = x.reshape(-1, self.in_features)
-        dy2 = dy.reshape(-1, self.out_features)
-        self.weight.accumulate(_C.gemm(dy2, x2, True, False))
+        ctx = self._saved()
+        dy = check_grad(dy, "dy", ctx.x_shape[:-1] + (self.out_features,), self.dtype)
+        grads = F.linear_backward(ctx, dy)
+        self.weight.accumulate(grads["w"])
         if self.bias is not None:
-            self.bias.accumulate(dy2.sum(axis=0))
-        return _C.gemm(dy2, self.weight.data).reshape(x.shape)
+            self.bias.accumulate(grads["b"])
+        return grads["x"]
 
     def forward(self, x):
         return self._affine(x)

@@ -19,6 +19,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from rnnfast._checks import check_int, check_probability  # noqa: F401 (used by the layers)
+
 __all__ = ["Parameter", "Module", "IncompatibleKeys"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -50,15 +52,6 @@ def make_rng(seed=None, rng=None):
     return np.random.default_rng(seed)
 
 
-def check_int(value, name, minimum):
-    """An int >= minimum, else TypeError/ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
 def check_build_size(value, name, built_size, layer, unit):
     """``value`` as an int >= 1 for ``build``; ValueError naming it if the layer was already built
     (``built_size`` not None) for another size ("this <layer> was built for <n> <unit>")."""
@@ -66,15 +59,6 @@ def check_build_size(value, name, built_size, layer, unit):
     if built_size is not None and value != built_size:
         raise ValueError(f"{name}: this {layer} was built for {built_size} {unit}, got {value}")
     return value
-
-
-def check_probability(value, name):
-    """A float in [0, 1], else TypeError/ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a float in [0, 1], got {type(value).__name__}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}: expected a float in [0, 1], got {value}")
-    return float(value)
 
 
 def as_array(x):

@@ -16,8 +16,9 @@ true length in a post-padded batch, as ``pack_padded_sequence`` does in PyTorch:
 sequence's end are zero, ``h_n`` holds the state at its last valid step, and the reverse
 direction starts at that step. Unlike ``pad_packed_sequence``, the output keeps all T steps.
 
-Every layer and direction is one call of a fused kernel (``rnnfast.functional``); dropout
-(training mode only) acts on the output of every layer but the last, as in PyTorch.
+Every layer and direction is one call of a fused kernel, run by
+``rnnfast.functional.stack.RecurrentStack``; dropout (training mode only) acts on the output of
+every layer but the last, as in PyTorch.
 
 ``backward(dy=None, dstate=None)`` returns ``(dx, dstate0)``: ``dstate`` mirrors the state
 forward returned (``h_n``, or ``(dh_n, dc_n)`` for an LSTM; ``None`` parts are zeros), and
@@ -25,11 +26,9 @@ forward returned (``h_n``, or ``(dh_n, dc_n)`` for an LSTM; ``None`` parts are z
 gradients are added to ``.grad``. What forward keeps for backward refers to its input and to
 the weights without copying them: change neither in place in between.
 """
-import warnings
-
 import numpy as np
 
-from rnnfast import functional as F
+from rnnfast.functional.stack import RecurrentStack
 from rnnfast.nn.module import (
     Module,
     Parameter,
@@ -37,8 +36,6 @@ from rnnfast.nn.module import (
     as_float_input,
     check_dtype,
     check_grad,
-    check_int,
-    check_probability,
     make_rng,
 )
 
@@ -46,54 +43,43 @@ __all__ = ["RNN", "LSTM", "GRU"]
 
 
 class RNNBase(Module):
-    """Shared machinery of RNN, LSTM and GRU: parameters, stacking, directions, dropout.
+    """Shared machinery of RNN, LSTM and GRU: the parameters of a ``RecurrentStack``
+    (``rnnfast.functional.stack``, which runs the layers and directions), states, dropout.
 
-    A subclass sets ``gates`` and ``has_cell_state`` and defines the kernel calls
-    ``_cell_forward(x, w, h0, c0, **options) -> (y, h_n, c_n or None, ctx)`` and
-    ``_cell_backward(ctx, dy, dh_n, dc_n) -> gradient dict``."""
+    A subclass sets ``cell`` (a key of ``rnnfast.functional.stack.CELLS``) and passes its cell
+    options to ``__init__``."""
 
-    gates = 1
-    has_cell_state = False
+    cell = "rnn"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, dtype=np.float32, device=None, seed=None,
-                 rng=None):
+                 rng=None, **cell_options):
         super().__init__()
         if device not in (None, "cpu"):
             raise ValueError(f"device: only 'cpu' is supported, got {device!r}")
-        self.input_size = check_int(input_size, "input_size", 1)
-        self.hidden_size = check_int(hidden_size, "hidden_size", 1)
-        self.num_layers = check_int(num_layers, "num_layers", 1)
-        self.bias = bool(bias)
+        self.stack = RecurrentStack(self.cell, input_size, hidden_size, num_layers, bias=bias,
+                                    bidirectional=bidirectional, dropout=dropout, stacklevel=3,
+                                    **cell_options)
+        self.input_size = self.stack.input_size
+        self.hidden_size = self.stack.hidden_size
+        self.num_layers = self.stack.num_layers
+        self.bias = self.stack.bias
         self.batch_first = bool(batch_first)
-        self.dropout = check_probability(dropout, "dropout")
-        self.bidirectional = bool(bidirectional)
+        self.dropout = self.stack.dropout
+        self.bidirectional = self.stack.bidirectional
         self.dtype = check_dtype(dtype)
         self.rng = make_rng(seed, rng)
-        if self.dropout > 0 and self.num_layers == 1:
-            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
-                          "non-zero dropout expects num_layers greater than 1, but got "
-                          f"dropout={self.dropout} and num_layers={self.num_layers}",
-                          UserWarning, stacklevel=2)
-        D, H, GH = self.num_directions, self.hidden_size, self.gates * self.hidden_size
-        self._weight_names = []  # per layer*D + direction: [w_ih, w_hh, b_ih, b_hh] names
-        for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else D * H
-            for direction in range(D):
-                sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                names = [f"weight_ih{sfx}", f"weight_hh{sfx}"]
-                shapes = [(GH, layer_input), (GH, H)]
-                if self.bias:
-                    names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
-                    shapes += [(GH,), (GH,)]
-                for name, shape in zip(names, shapes):
-                    setattr(self, name, Parameter(np.zeros(shape, self.dtype)))
-                self._weight_names.append(names)
+        for name, shape in self.stack.shapes.items():
+            setattr(self, name, Parameter(np.zeros(shape, self.dtype)))
         self.reset_parameters()
 
     @property
     def num_directions(self):
-        return 2 if self.bidirectional else 1
+        return self.stack.num_directions
+
+    @property
+    def has_cell_state(self):
+        return self.stack.has_cell_state
 
     def reset_parameters(self, rng=None):
         """PyTorch's initialisation: every weight and bias uniform in +-1/sqrt(hidden_size)."""
@@ -102,14 +88,13 @@ class RNNBase(Module):
         for _, p in self.named_parameters():
             p.data[...] = rng.uniform(-bound, bound, size=p.shape)
 
-    def _weights(self, k):
-        """w_ih, w_hh, b_ih, b_hh arrays of layer-direction k (biases None without bias)."""
-        arrays = [self._parameters[n].data for n in self._weight_names[k]]
-        return arrays if self.bias else arrays + [None, None]
+    def weight_arrays(self):
+        """``{name: array}`` of every parameter (the arrays themselves, not copies)."""
+        return {name: self._parameters[name].data for name in self.stack.shapes}
 
     # states -------------------------------------------------------------------------------
     def _state_shape(self, batch, unbatched):
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        LD, _, H = self.stack.state_shape(batch)
         return (LD, H) if unbatched else (LD, batch, H)
 
     def _check_state_array(self, value, name, batch, unbatched):
@@ -140,12 +125,6 @@ class RNNBase(Module):
                      self._check_state_array(s, f"{name}[{i}]", batch, unbatched)
                      for i, s in enumerate(state))
 
-    def _dropout_mask(self, shape):
-        if self.dropout >= 1.0:
-            return np.zeros(shape, self.dtype)
-        keep = self.rng.random(shape) >= self.dropout
-        return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
-
     # forward / backward -------------------------------------------------------------------
     def forward(self, x, state=None, lengths=None):
         x = as_float_input(x, "x", self.dtype)
@@ -168,36 +147,18 @@ class RNNBase(Module):
         h0, c0 = self._split_state(state, batch, unbatched)
         if lengths is not None:
             lengths = as_array(lengths)
-        D, H = self.num_directions, self.hidden_size
-        h_n = np.empty((self.num_layers * D, batch, H), self.dtype)
-        c_n = np.empty_like(h_n) if self.has_cell_state else None
-        ctxs, masks = [], []
-        layer_input = x
-        for layer in range(self.num_layers):
-            mask = None
-            if layer > 0 and self.training and self.dropout > 0:
-                mask = self._dropout_mask(layer_input.shape)
-                layer_input = layer_input * mask
-            masks.append(mask)
-            outputs = []
-            for direction in range(D):
-                k = layer * D + direction
-                y, h, c, ctx = self._cell_forward(
-                    layer_input, self._weights(k), None if h0 is None else h0[k],
-                    None if c0 is None else c0[k], lengths=lengths, reverse=direction == 1,
-                    batch_first=batch_first, training=self.training)
-                outputs.append(y)
-                ctxs.append(ctx)
-                h_n[k] = h
-                if c_n is not None:
-                    c_n[k] = c
-            layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
-        output = layer_input
+        masks = None
+        if self.training:
+            out_shape = x.shape[:-1] + (self.stack.output_size,)
+            masks = self.stack.dropout_masks(out_shape, self.dtype, self.rng)
+        output, h_n, c_n, ctx = self.stack.forward(
+            self.weight_arrays(), x, h0, c0, lengths=lengths, batch_first=batch_first,
+            training=self.training, masks=masks)
         if unbatched:
             output, h_n = output[:, 0], h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]
-        self._keep({"ctxs": ctxs, "masks": masks, "unbatched": unbatched, "batch": batch,
-                    "has_state": state is not None, "out_shape": output.shape})
+        self._keep({"ctx": ctx, "unbatched": unbatched, "batch": batch,
+                    "out_shape": output.shape})
         if self.has_cell_state:
             return output, (h_n, c_n)
         return output, h_n
@@ -211,40 +172,16 @@ class RNNBase(Module):
             if unbatched:
                 dy = dy[:, None, :]
         dh, dc = self._split_state(dstate, batch, unbatched, "dstate")
-        D, H = self.num_directions, self.hidden_size
-        dh0 = np.empty((self.num_layers * D, batch, H), self.dtype) if cache["has_state"] else None
-        dc0 = np.empty_like(dh0) if cache["has_state"] and self.has_cell_state else None
-        grad_out = dy
-        for layer in reversed(range(self.num_layers)):
-            dx = None
-            for direction in range(D):
-                k = layer * D + direction
-                dy_k = grad_out
-                if grad_out is not None and D > 1:
-                    dy_k = grad_out[..., direction * H:(direction + 1) * H]
-                grads = self._cell_backward(cache["ctxs"][k], dy_k,
-                                            None if dh is None else dh[k],
-                                            None if dc is None else dc[k])
-                for name, key in zip(self._weight_names[k], ("w_ih", "w_hh", "b_ih", "b_hh")):
-                    self._parameters[name].accumulate(grads[key])
-                if dx is None:
-                    dx = grads["x"]
-                else:
-                    dx += grads["x"]
-                if dh0 is not None:
-                    dh0[k] = grads["h0"]
-                if dc0 is not None:
-                    dc0[k] = grads["c0"]
-            if cache["masks"][layer] is not None:
-                dx *= cache["masks"][layer]
-            grad_out = dx
+        dx, dh0, dc0, grads = self.stack.backward(cache["ctx"], dy, dh, dc)
+        for name, grad in grads.items():
+            self._parameters[name].accumulate(grad)
         if unbatched:
-            grad_out = grad_out[:, 0]
+            dx = dx[:, 0]
             dh0 = None if dh0 is None else dh0[:, 0]
             dc0 = None if dc0 is None else dc0[:, 0]
         if dh0 is None:
-            return grad_out, None
-        return grad_out, ((dh0, dc0) if self.has_cell_state else dh0)
+            return dx, None
+        return dx, ((dh0, dc0) if self.has_cell_state else dh0)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
@@ -266,20 +203,13 @@ class RNNBase(Module):
 class RNN(RNNBase):
     """Elman RNN, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with act ``tanh`` or ``relu``."""
 
+    cell = "rnn"
+
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, **kwargs):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, **kwargs)
+                         bidirectional, nonlinearity=nonlinearity, **kwargs)
         self.nonlinearity = nonlinearity
-
-    def _cell_forward(self, x, w, h0, c0, **options):
-        y, h, ctx = F.rnn_forward(x, *w, h0, nonlinearity=self.nonlinearity, **options)
-        return y, h, None, ctx
-
-    def _cell_backward(self, ctx, dy, dh, dc):
-        return F.rnn_backward(ctx, dy, dh)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -289,8 +219,7 @@ class RNN(RNNBase):
 class LSTM(RNNBase):
     """LSTM with PyTorch's gates (i, f, g, o); returns ``output, (h_n, c_n)``."""
 
-    gates = 4
-    has_cell_state = True
+    cell = "lstm"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, **kwargs):
@@ -299,31 +228,18 @@ class LSTM(RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, **kwargs)
 
-    def _cell_forward(self, x, w, h0, c0, **options):
-        return F.lstm_forward(x, *w, h0, c0, **options)
-
-    def _cell_backward(self, ctx, dy, dh, dc):
-        return F.lstm_backward(ctx, dy, dh, dc)
-
 
 class GRU(RNNBase):
     """GRU with PyTorch's gates (r, z, n); ``reset_after=False`` gives Cho et al.'s cell
     (Keras ``reset_after=False``), which PyTorch does not have."""
 
-    gates = 3
+    cell = "gru"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, reset_after=True, **kwargs):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, **kwargs)
-        self.reset_after = bool(reset_after)
-
-    def _cell_forward(self, x, w, h0, c0, **options):
-        y, h, ctx = F.gru_forward(x, *w, h0, reset_after=self.reset_after, **options)
-        return y, h, None, ctx
-
-    def _cell_backward(self, ctx, dy, dh, dc):
-        return F.gru_backward(ctx, dy, dh)
+                         bidirectional, reset_after=reset_after, **kwargs)
+        self.reset_after = self.stack.options["reset_after"]
 
     def extra_repr(self):
         s = super().extra_repr()

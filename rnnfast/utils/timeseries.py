@@ -13,15 +13,9 @@ and the test windows after both, so no future value leaks into training.
 """
 import numpy as np
 
+from rnnfast._checks import check_int as _check_int
+
 __all__ = ["sliding_windows", "build_dataset", "chronological_split", "MinMaxScaler"]
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
 
 
 def _series(series):

@@ -1,0 +1,349 @@
+"""Stacks of recurrent layers over the fused kernels: layers, directions, names, dropout.
+
+The one place that knows how a multi-layer, optionally bidirectional RNN, LSTM or GRU is put
+together from the single-layer kernels of ``rnnfast.functional``: which kernel each cell runs,
+the parameters of every layer and direction under PyTorch's ``state_dict`` names
+(``weight_ih_l0``, ``bias_hh_l1_reverse``, ...) and shapes, the loop over layers and
+directions (layer ``l`` direction ``d`` is entry ``k = l * D + d`` of the names and states;
+direction 1 runs each sequence backwards), inter-layer dropout, and the backward pass through
+all of it. ``rnnfast.nn``'s RNN/LSTM/GRU (and through them the Keras-style layers of
+``rnnfast.models``), ``rnnfast.torch`` and ``rnnfast.generation`` all run here. It works on
+NumPy arrays only: parameters, autograd and the user-facing argument forms stay with the
+callers.
+
+A cell is one row of ``CELLS`` (gates, whether the state has a cell part, its parameters and
+its kernel options); a new cell (a projection, peepholes, LayerNorm, zoneout) is a new row or
+new parameters and options of a row, and every API above gets it at once.
+
+Example::
+
+    stack = RecurrentStack("lstm", input_size=8, hidden_size=16, num_layers=2,
+                           bidirectional=True)
+    weights = {name: np.zeros(shape, np.float32) for name, shape in stack.shapes.items()}
+    y, h_n, c_n, ctx = stack.forward(weights, x, training=True)   # x (T, B, 8)
+    dx, dh0, dc0, grads = stack.backward(ctx, dy)                 # grads keyed by name
+"""
+import warnings
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Tuple
+
+import numpy as np
+
+from rnnfast import functional as F
+from rnnfast._checks import check_int, check_probability
+
+__all__ = ["CELLS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
+           "cell_forward", "cell_options", "param_name"]
+
+
+class Param(NamedTuple):
+    """One parameter of every layer and direction."""
+
+    #: the name before the ``_l{layer}[_reverse]`` suffix (PyTorch's ``state_dict`` name)
+    prefix: str
+    #: the kernel's argument name, and the key of its gradient
+    key: str
+    #: ``shape(layer_input, hidden_size, gates, options)`` -> the array's shape
+    shape: Callable[[int, int, int, Mapping[str, Any]], Tuple[int, ...]]
+    #: present only when the stack has biases
+    bias: bool
+
+
+def _input_weight_shape(layer_input, hidden, gates, options):
+    return (gates * hidden, layer_input)
+
+
+def _recurrent_weight_shape(layer_input, hidden, gates, options):
+    return (gates * hidden, hidden)
+
+
+def _bias_shape(layer_input, hidden, gates, options):
+    return (gates * hidden,)
+
+
+#: The parameters of the plain cells, in PyTorch's order.
+PLAIN_PARAMS = (
+    Param("weight_ih", "w_ih", _input_weight_shape, False),
+    Param("weight_hh", "w_hh", _recurrent_weight_shape, False),
+    Param("bias_ih", "b_ih", _bias_shape, True),
+    Param("bias_hh", "b_hh", _bias_shape, True),
+)
+
+
+def _check_nonlinearity(value):
+    if value not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {value!r}")
+    return value
+
+
+class Cell(NamedTuple):
+    """What a stack needs to know of one cell. Its kernels are ``rnnfast.functional``'s
+    ``<name>_forward(x, <params' keys>..., h0[, c0], **options, lengths=, reverse=,
+    batch_first=, training=)`` and ``<name>_backward(ctx, dy, dh_n[, dc_n])``."""
+
+    name: str
+    #: G: the weights have ``G * hidden_size`` rows
+    gates: int
+    #: the state is ``(h, c)`` (LSTM), not ``h`` alone
+    has_cell_state: bool
+    params: Tuple[Param, ...]
+    #: the cell's options (keywords of its forward kernel): name -> (default, check)
+    options: Mapping[str, Tuple[Any, Callable[[Any], Any]]]
+
+
+CELLS: Dict[str, Cell] = {
+    "rnn": Cell("rnn", 1, False, PLAIN_PARAMS, {"nonlinearity": ("tanh", _check_nonlinearity)}),
+    "lstm": Cell("lstm", 4, True, PLAIN_PARAMS, {}),
+    "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool)}),
+}
+
+
+def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
+                 batch_first=False, training=False):
+    """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
+    ``Param.key`` (missing: None), ``options`` from ``cell_options``. Returns
+    ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
+    call, so a function replaced there (a test's spy) is the one that runs."""
+    args = [weights.get(param.key) for param in cell.params]
+    args += [h0, c0] if cell.has_cell_state else [h0]
+    out = getattr(F, cell.name + "_forward")(x, *args, **options, lengths=lengths,
+                                            reverse=reverse, batch_first=batch_first,
+                                            training=training)
+    return out if cell.has_cell_state else (out[0], out[1], None, out[2])
+
+
+def cell_backward(cell, ctx, dy=None, dh_n=None, dc_n=None):
+    """The gradients of a ``cell_forward(..., training=True)``, keyed by ``Param.key``,
+    ``"x"``, ``"h0"`` (and ``"c0"``)."""
+    states = (dh_n, dc_n) if cell.has_cell_state else (dh_n,)
+    return getattr(F, cell.name + "_backward")(ctx, dy, *states)
+
+
+def param_name(prefix, layer, direction=0):
+    """PyTorch's ``state_dict`` name of a parameter: ``weight_ih_l0``, ``bias_hh_l1_reverse``."""
+    return f"{prefix}_l{layer}" + ("_reverse" if direction else "")
+
+
+def cell_options(cell, **given):
+    """The options of ``CELLS[cell]``: the ``given`` ones checked, the others their defaults;
+    TypeError for an option the cell does not have."""
+    spec = CELLS[cell]
+    unknown = set(given) - set(spec.options)
+    if unknown:
+        raise TypeError(f"{sorted(unknown)[0]}: not an option of the {cell} cell (its "
+                        f"options: {sorted(spec.options) or 'none'})")
+    return {name: check(given.get(name, default))
+            for name, (default, check) in spec.options.items()}
+
+
+class StackContext(NamedTuple):
+    """What a training forward keeps for ``RecurrentStack.backward`` (opaque to callers)."""
+
+    ctxs: list          # the kernel ctx of every layer and direction, index k
+    masks: list         # per layer: the dropout mask its input was multiplied by, or None
+    has_h0: bool
+    has_c0: bool
+
+
+def _stacked(arrays):
+    """The (B, H) arrays of every layer and direction as one (L * D, B, H) array (a view of
+    the only one when there is one)."""
+    if len(arrays) == 1:
+        return arrays[0][None]
+    out = np.empty((len(arrays),) + arrays[0].shape, arrays[0].dtype)
+    for k, a in enumerate(arrays):
+        out[k] = a
+    return out
+
+
+class RecurrentStack:
+    """The description of a recurrent stack, and its forward and backward passes.
+
+    Args:
+        cell: ``"rnn"``, ``"lstm"`` or ``"gru"`` (a key of ``CELLS``).
+        input_size: features of the first layer's input.
+        hidden_size: H, the features of each direction's state and output.
+        num_layers: stacked layers; layer ``l > 0`` reads the ``D * H`` outputs of ``l - 1``.
+        bias: whether the layers have the bias parameters.
+        bidirectional: D = 2 directions per layer, the second running backwards.
+        reverse: (one direction only) every layer runs each sequence backwards.
+        dropout: the probability of inter-layer dropout (the masks are given to ``forward``);
+            warns, as PyTorch does, when it is > 0 with one layer.
+        stacklevel: the ``warnings.warn`` stack level of that warning, counted from the caller
+            of this constructor (1).
+        **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru").
+
+    Attributes:
+        cell: the ``Cell``.
+        names: for each ``k = layer * D + direction``, the names of its parameters in
+            ``cell.params`` order (those with ``bias`` only when ``bias``).
+        shapes: ``{name: shape}`` of every parameter, in the order of ``names``.
+        params: the ``Param`` s every layer and direction has (``cell.params`` without the
+            biases when ``bias`` is False).
+        options: the cell's options, defaults filled in.
+    """
+
+    def __init__(self, cell, input_size, hidden_size, num_layers=1, *, bias=True,
+                 bidirectional=False, reverse=False, dropout=0.0, stacklevel=1, **options):
+        if cell not in CELLS:
+            raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
+        self.cell = CELLS[cell]
+        self.input_size = check_int(input_size, "input_size", 1)
+        self.hidden_size = check_int(hidden_size, "hidden_size", 1)
+        self.num_layers = check_int(num_layers, "num_layers", 1)
+        self.bias = bool(bias)
+        self.bidirectional = bool(bidirectional)
+        self.reverse = bool(reverse)
+        if self.reverse and self.bidirectional:
+            raise ValueError("reverse: only for one direction (bidirectional=False)")
+        self.dropout = check_probability(dropout, "dropout")
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
+                          "non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={self.dropout} and num_layers={self.num_layers}",
+                          UserWarning, stacklevel=stacklevel + 1)
+        self.options = cell_options(cell, **options)
+        self.params = tuple(p for p in self.cell.params if self.bias or not p.bias)
+        self.names = []
+        self.shapes = {}
+        D, H, G = self.num_directions, self.hidden_size, self.cell.gates
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else D * H
+            for direction in range(D):
+                names = [param_name(param.prefix, layer, direction) for param in self.params]
+                for name, param in zip(names, self.params):
+                    self.shapes[name] = param.shape(layer_input, H, G, self.options)
+                self.names.append(names)
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def has_cell_state(self):
+        return self.cell.has_cell_state
+
+    @property
+    def output_size(self):
+        """Features of the stack's output (and of every layer's): ``D * H``."""
+        return self.num_directions * self.hidden_size
+
+    def state_shape(self, batch):
+        """``(num_layers * D, batch, H)``: the shape of h0, c0, h_n and c_n."""
+        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+
+    def _keyed(self, weights, k):
+        """Layer-direction k's arrays keyed by the kernel's argument names."""
+        return {param.key: weights[name] for param, name in zip(self.params, self.names[k])}
+
+    def dropout_masks(self, shape, dtype, rng):
+        """Inter-layer dropout masks drawn from a NumPy ``Generator``, one per layer after the
+        first: ``keep / (1 - dropout)`` with ``keep = rng.random(shape) >= dropout`` (zeros for
+        ``dropout == 1``, no draw). None without dropout or with one layer. ``shape`` is the
+        output's (``x.shape[:-1] + (D * H,)``)."""
+        if self.dropout == 0 or self.num_layers == 1:
+            return None
+        dtype = np.dtype(dtype)
+        masks = []
+        for _ in range(self.num_layers - 1):
+            if self.dropout >= 1.0:
+                masks.append(np.zeros(shape, dtype))
+            else:
+                keep = rng.random(shape) >= self.dropout
+                masks.append(keep.astype(dtype) / dtype.type(1.0 - self.dropout))
+        return masks
+
+    def forward(self, weights, x, h0=None, c0=None, *, lengths=None, batch_first=False,
+                training=False, masks=None):
+        """All layers and directions.
+
+        Args:
+            weights: ``{name: array}`` with every name of ``names`` (more keys are ignored).
+            x: ``(T, B, input_size)``, or ``(B, T, input_size)`` with ``batch_first``.
+            h0: ``state_shape(B)`` (or a sequence of ``(B, H)`` arrays, index k), or None.
+            c0: likewise (LSTM only), or None.
+            lengths: ``(B,)`` valid steps of each sequence (post-padded batch), or None.
+            batch_first: ``x`` and the output are batch-major.
+            training: keep what ``backward`` needs and return it as ``ctx``.
+            masks: None, or one array (or None) per layer after the first, of the output's
+                shape: layer ``l``'s input is multiplied by ``masks[l - 1]`` (see
+                ``dropout_masks``).
+
+        Returns:
+            ``(y, h_n, c_n, ctx)``: ``y`` in ``x``'s layout with ``D * H`` features, ``h_n``
+            and ``c_n`` ``state_shape(B)`` (``c_n`` None without a cell state), ``ctx`` for
+            ``backward`` when ``training`` else None.
+        """
+        L, D = self.num_layers, self.num_directions
+        if masks is not None and len(masks) != L - 1:
+            raise ValueError(f"masks: expected {L - 1} masks (one per layer after the first), "
+                             f"got {len(masks)}")
+        cell, options = self.cell, self.options
+        h_n, c_n, ctxs, layer_masks = [], [], [], [None]
+        layer_input = x
+        for layer in range(L):
+            mask = None if layer == 0 or masks is None else masks[layer - 1]
+            if mask is not None:
+                if mask.shape != layer_input.shape:
+                    raise ValueError(f"masks[{layer - 1}]: expected the output's shape "
+                                     f"{layer_input.shape}, got {mask.shape}")
+                layer_input = layer_input * mask
+            if layer:
+                layer_masks.append(mask)
+            outputs = []
+            for direction in range(D):
+                k = layer * D + direction
+                y, h, c, ctx = cell_forward(
+                    cell, layer_input, self._keyed(weights, k), None if h0 is None else h0[k],
+                    None if c0 is None else c0[k], options, lengths=lengths,
+                    reverse=self.reverse or direction == 1, batch_first=batch_first,
+                    training=training)
+                outputs.append(y)
+                h_n.append(h)
+                c_n.append(c)
+                ctxs.append(ctx)
+            layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=-1)
+        ctx = StackContext(ctxs, layer_masks, h0 is not None, c0 is not None) \
+            if training else None
+        return (layer_input, _stacked(h_n), _stacked(c_n) if self.cell.has_cell_state else None,
+                ctx)
+
+    def backward(self, ctx, dy=None, dh_n=None, dc_n=None):
+        """Gradients of a ``forward(..., training=True)``.
+
+        Args:
+            ctx: the forward's ``ctx`` (usable for any number of backward calls).
+            dy: the output's shape, or None (zeros).
+            dh_n: ``state_shape(B)`` (or a sequence of ``(B, H)`` arrays or None, index k), or
+                None (zeros).
+            dc_n: likewise (LSTM), or None.
+
+        Returns:
+            ``(dx, dh0, dc0, grads)``: ``dx`` like ``x``; ``dh0`` and ``dc0`` like ``h0`` and
+            ``c0`` (None when the forward was given none); ``grads`` ``{name: array}`` for
+            every parameter.
+        """
+        D, H = self.num_directions, self.hidden_size
+        grads, dh0, dc0 = {}, [None] * len(ctx.ctxs), [None] * len(ctx.ctxs)
+        grad_out = dy
+        for layer in reversed(range(self.num_layers)):
+            dx = None
+            for direction in range(D):
+                k = layer * D + direction
+                dy_k = grad_out
+                if grad_out is not None and D > 1:
+                    dy_k = grad_out[..., direction * H:(direction + 1) * H]
+                g = cell_backward(self.cell, ctx.ctxs[k], dy_k,
+                                  None if dh_n is None else dh_n[k],
+                                  None if dc_n is None else dc_n[k])
+                for param, name in zip(self.params, self.names[k]):
+                    grads[name] = g[param.key]
+                if dx is None:
+                    dx = g["x"]
+                else:
+                    dx += g["x"]
+                dh0[k], dc0[k] = g["h0"], g.get("c0")
+            if ctx.masks[layer] is not None:
+                dx *= ctx.masks[layer]
+            grad_out = dx
+        return (grad_out, _stacked(dh0) if ctx.has_h0 else None,
+                _stacked(dc0) if ctx.has_c0 else None, grads)

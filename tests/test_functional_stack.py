@@ -1,0 +1,177 @@
+"""rnnfast.functional.stack: the one recurrent stack (names, shapes, layers x directions,
+dropout masks, backward) against a hand-written composition of the single-layer kernels, torch.nn's
+parameter names, and central finite differences."""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+from rnnfast import functional as F
+from rnnfast.functional.stack import CELLS, RecurrentStack, cell_options, param_name
+
+T, B, I, H = 4, 3, 5, 6
+OPTIONS = {"rnn": {"nonlinearity": "relu"}, "lstm": {}, "gru": {"reset_after": False}}
+
+
+def make(cell, rng, num_layers=2, bidirectional=True, bias=True, dtype=np.float64, **kw):
+    stack = RecurrentStack(cell, I, H, num_layers, bias=bias, bidirectional=bidirectional,
+                           **OPTIONS[cell], **kw)
+    weights = {n: (rng.standard_normal(s) * 0.4).astype(dtype) for n, s in stack.shapes.items()}
+    return stack, weights
+
+
+def by_hand(stack, weights, x, h0, c0, lengths, masks):
+    """The stack written out with rnnfast.functional's single-layer calls."""
+    D, out, hs, cs = stack.num_directions, x, [], []
+    kernel = getattr(F, stack.cell.name + "_forward")
+    for layer in range(stack.num_layers):
+        if layer and masks is not None:
+            out = out * masks[layer - 1]
+        ys = []
+        for d in range(D):
+            k = layer * D + d
+            w = [weights.get(param_name(p, layer, d)) for p in ("weight_ih", "weight_hh",
+                                                                  "bias_ih", "bias_hh")]
+            state = (h0[k], c0[k]) if stack.has_cell_state else (h0[k],)
+            res = kernel(out, *w, *state, lengths=lengths, reverse=d == 1, **stack.options)
+            ys.append(res[0])
+            hs.append(res[1])
+            if stack.has_cell_state:
+                cs.append(res[2])
+        out = np.concatenate(ys, axis=-1)
+    return out, np.stack(hs), (np.stack(cs) if cs else None)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("bias", [True, False])
+def test_names_and_shapes_are_torch_nn_s(cell, bias):
+    torch = pytest.importorskip("torch")
+    module = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    theirs = module(I, H, num_layers=3, bias=bias, bidirectional=True)
+    stack = RecurrentStack(cell, I, H, 3, bias=bias, bidirectional=True)
+    assert {n: tuple(p.shape) for n, p in theirs.named_parameters()} == stack.shapes
+    assert list(stack.shapes) == [n for n, _ in theirs.named_parameters()]
+    assert [n for names in stack.names for n in names] == list(stack.shapes)
+    assert stack.state_shape(B) == (6, B, H) and stack.output_size == 2 * H
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_forward_and_backward_match_the_single_layer_calls(rng, cell):
+    stack, weights = make(cell, rng, dropout=0.3)
+    x = rng.standard_normal((T, B, I))
+    h0 = rng.standard_normal(stack.state_shape(B))
+    c0 = rng.standard_normal(h0.shape) if stack.has_cell_state else None
+    lengths = np.array([4, 1, 3])
+    masks = stack.dropout_masks((T, B, 2 * H), np.float64, np.random.default_rng(3))
+    y, h_n, c_n, ctx = stack.forward(weights, x, h0, c0, lengths=lengths, training=True,
+                                     masks=masks)
+    want = by_hand(stack, weights, x, h0, c0, lengths, masks)
+    np.testing.assert_allclose(y, want[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h_n, want[1], rtol=0, atol=1e-12)
+    if stack.has_cell_state:
+        np.testing.assert_allclose(c_n, want[2], rtol=0, atol=1e-12)
+    else:
+        assert c_n is None
+    # The gradients of sum(y * dy) + sum(h_n * dh) against central finite differences.
+    dy, dh = rng.standard_normal(y.shape), rng.standard_normal(h_n.shape)
+    dx, dh0, dc0, grads = stack.backward(ctx, dy, dh)
+
+    def loss(**change):
+        args = {"weights": weights, "x": x, "h0": h0, "c0": c0, **change}
+        out = by_hand(stack, args["weights"], args["x"], args["h0"], args["c0"], lengths, masks)
+        return (out[0] * dy).sum() + (out[1] * dh).sum()
+
+    def numeric(value, **place):
+        (name, arr), = place.items()
+        idx = tuple(rng.integers(0, n) for n in arr.shape)
+        plus, minus = arr.copy(), arr.copy()
+        plus[idx] += 1e-6
+        minus[idx] -= 1e-6
+        if name in weights:
+            return idx, (loss(weights=dict(weights, **{name: plus}))
+                         - loss(weights=dict(weights, **{name: minus}))) / 2e-6
+        return idx, (loss(**{name: plus}) - loss(**{name: minus})) / 2e-6
+
+    checks = [("x", x, dx), ("h0", h0, dh0)] + [(n, weights[n], grads[n]) for n in weights]
+    if stack.has_cell_state:
+        checks.append(("c0", c0, dc0))
+    for name, value, grad in checks:
+        assert grad.shape == value.shape, name
+        for _ in range(3):
+            idx, want_g = numeric(value, **{name: value})
+            assert abs(grad[idx] - want_g) < 1e-6 * max(1.0, abs(want_g)), (name, idx)
+
+
+def test_no_state_gives_no_state_gradient_and_one_layer_states_are_views(rng):
+    stack, weights = make("lstm", rng, num_layers=1, bidirectional=False, bias=False)
+    x = rng.standard_normal((T, B, I))
+    y, h_n, c_n, ctx = stack.forward(weights, x, training=True)
+    assert h_n.shape == c_n.shape == (1, B, H) and h_n.base is not None
+    dx, dh0, dc0, grads = stack.backward(ctx, np.ones_like(y))
+    assert dh0 is None and dc0 is None and dx.shape == x.shape
+    assert sorted(grads) == ["weight_hh_l0", "weight_ih_l0"]
+    assert stack.forward(weights, x)[3] is None  # inference keeps nothing
+
+
+def test_reverse_runs_every_layer_backwards(rng):
+    stack, weights = make("gru", rng, num_layers=2, bidirectional=False, reverse=True)
+    x = rng.standard_normal((T, B, I))
+    y, h_n, _, _ = stack.forward(weights, x, batch_first=False)
+    want, layer_in = [], x
+    for layer in range(2):
+        w = [weights[param_name(p, layer)] for p in ("weight_ih", "weight_hh", "bias_ih",
+                                                     "bias_hh")]
+        layer_in, h, _ = F.gru_forward(layer_in, *w, reverse=True, reset_after=False)
+        want.append(h)
+    np.testing.assert_array_equal(y, layer_in)
+    np.testing.assert_array_equal(h_n, np.stack(want))
+
+
+def test_dropout_masks():
+    stack = RecurrentStack("rnn", I, H, 3, dropout=0.25)
+    masks = stack.dropout_masks((T, B, H), np.float32, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    for mask in masks:
+        want = (rng.random((T, B, H)) >= 0.25).astype(np.float32) / np.float32(0.75)
+        np.testing.assert_array_equal(mask, want)
+    assert len(masks) == 2 and masks[0].dtype == np.float32
+    gen = np.random.default_rng(1)
+    zeros = RecurrentStack("rnn", I, H, 2, dropout=1.0).dropout_masks((T, B, H), np.float64, gen)
+    assert not zeros[0].any()
+    assert gen.random() == np.random.default_rng(1).random()  # p = 1 draws nothing
+    assert RecurrentStack("rnn", I, H, 2).dropout_masks((T, B, H), np.float64, gen) is None
+
+
+def test_bad_arguments_raise_clearly(rng):
+    with pytest.raises(ValueError, match="cell: expected one of"):
+        RecurrentStack("elman", I, H)
+    with pytest.raises(TypeError, match="reset_after: not an option of the lstm cell"):
+        RecurrentStack("lstm", I, H, reset_after=False)
+    with pytest.raises(ValueError, match="nonlinearity: expected 'tanh' or 'relu'"):
+        cell_options("rnn", nonlinearity="gelu")
+    with pytest.raises(ValueError, match="hidden_size: expected an int >= 1, got 0"):
+        RecurrentStack("gru", I, 0)
+    with pytest.raises(TypeError, match="num_layers: expected an int"):
+        RecurrentStack("gru", I, H, 2.0)
+    with pytest.raises(ValueError, match="reverse: only for one direction"):
+        RecurrentStack("gru", I, H, bidirectional=True, reverse=True)
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        RecurrentStack("rnn", I, H, 1, dropout=0.5)
+    stack, weights = make("rnn", rng, num_layers=2, bidirectional=False)
+    x = rng.standard_normal((T, B, I))
+    with pytest.raises(ValueError, match="masks: expected 1 masks"):
+        stack.forward(weights, x, masks=[None, None])
+    with pytest.raises(ValueError, match=r"masks\[0\]: expected the output's shape"):
+        stack.forward(weights, x, masks=[np.ones((T, B, 2 * H))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RecurrentStack("rnn", I, H, 2, dropout=0.5)
+
+
+def test_a_stack_pickles(rng):
+    stack, weights = make("gru", rng)
+    twin = pickle.loads(pickle.dumps(stack))
+    x = rng.standard_normal((T, B, I))
+    assert twin.names == stack.names and twin.options == stack.options
+    np.testing.assert_array_equal(twin.forward(weights, x)[0], stack.forward(weights, x)[0])
