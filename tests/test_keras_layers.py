@@ -279,3 +279,9 @@ def test_nn_dense_still_pytorch_free_of_keras_lists(rng):
     # rnnfast.nn.Linear (PyTorch's) has no Keras per-layer lists; Dense does
     assert not hasattr(nn.Linear(2, 3), "get_weights")
     assert [w.shape for w in L.Dense(3, input_dim=2).get_weights()] == [(2, 3), (3,)]
+
+
+def test_bidirectional_merge_mode_error_names_the_layer():
+    with pytest.raises(ValueError, match="^Bidirectional: merge_mode: only 'concat' is supported, "
+                                         "got 'sum'"):
+        L.Bidirectional(L.LSTM(3), merge_mode="sum")

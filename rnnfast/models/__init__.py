@@ -1,8 +1,8 @@
 """Keras' model workflow over rnnfast's layers: ``Sequential`` (``compile``, ``fit``,
 ``evaluate``, ``predict``, ``summary``, ``save``), ``load_model``, Keras-style layers
-(``rnnfast.models.layers``), callbacks (``rnnfast.models.callbacks``), Keras' optimisers and learning-rate
-schedules (``rnnfast.models.optimizers``) and
-``set_keras_weights`` (Keras' ``get_weights()`` lists into these layers)."""
+(``rnnfast.models.layers``), callbacks (``rnnfast.models.callbacks``), Keras' optimisers and
+learning-rate schedules (``rnnfast.models.optimizers``) and ``set_keras_weights`` (Keras'
+``get_weights()`` lists into these layers)."""
 from rnnfast.models import callbacks, layers, optimizers
 from rnnfast.models.callbacks import (
     Callback,

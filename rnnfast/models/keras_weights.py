@@ -269,7 +269,8 @@ def _keras_recurrent_lists(rnn):
                   for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         H = params[1].shape[1]
         order = (lambda a: _gru_order(a, H)) if kind == "GRU" else (lambda a: a)
-        arrays = [np.ascontiguousarray(order(params[0].T)), np.ascontiguousarray(order(params[1].T))]
+        arrays = [np.ascontiguousarray(order(params[0].T)),
+                  np.ascontiguousarray(order(params[1].T))]
         if rnn.bias:
             b_ih, b_hh = order(params[2]), order(params[3])
             arrays.append(np.stack([b_ih, b_hh]) if kind == "GRU" and reset_after else b_ih + b_hh)

@@ -465,7 +465,8 @@ class Bidirectional(Module, KerasWeights):
             raise TypeError(f"layer: expected a SimpleRNN, LSTM or GRU of rnnfast.models.layers, "
                             f"got {type(layer).__name__}")
         if merge_mode != "concat":
-            raise ValueError(f"merge_mode: only 'concat' is supported, got {merge_mode!r}")
+            raise ValueError(f"Bidirectional: merge_mode: only 'concat' is supported, got "
+                             f"{merge_mode!r}")
         if layer.built:
             raise ValueError("layer: wrap the recurrent layer before it is built (before its "
                              "first call, without input_shape / input_dim)")

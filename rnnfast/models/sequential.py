@@ -13,12 +13,13 @@ Flatten, LayerNorm, TimeDistributed, activations). PyTorch-style recurrent layer
 (``rnnfast.nn.LSTM``, which return ``(output, state)``) are refused: use the Keras-style
 ones. Inputs are batch-first, as in Keras.
 
-The padding mask of ``Embedding(mask_zero=True)`` (or of ``Masking``) flows through Dropout, Dense, activations,
-LayerNorm and TimeDistributed to the next recurrent layer, which then stops at each row's last
-token; other layers (Conv1D, pooling, Flatten) cannot take a mask and say so. When it reaches
-the output (``return_sequences=True`` and per-step layers after it), ``output_mask`` holds it
-after each forward, and ``fit`` / ``evaluate`` average the loss and the metrics over the real
-steps only (Keras' masked loss); ``sample_weight`` weights samples or steps as in Keras.
+The padding mask of ``Embedding(mask_zero=True)`` (or of ``Masking``) flows through Dropout,
+Dense, activations, LayerNorm and TimeDistributed to the next recurrent layer, which then stops
+at each row's last token; other layers (Conv1D, pooling, Flatten) cannot take a mask and say
+so. When it reaches the output (``return_sequences=True`` and per-step layers after it),
+``output_mask`` holds it after each forward, and ``fit`` / ``evaluate`` average the loss and
+the metrics over the real steps only (Keras' masked loss); ``sample_weight`` weights samples or
+steps as in Keras.
 
 A Sequential is itself an ``rnnfast.nn.Module``: ``forward`` / ``backward`` /
 ``parameters()`` / ``state_dict()`` work as for any layer (names ``<layer name>.<param>``).

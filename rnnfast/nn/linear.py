@@ -88,8 +88,8 @@ class Dense(Linear, KerasWeights):
     """Keras' ``Dense(units, activation=None, use_bias=True)``: Glorot-uniform weight, zero bias.
 
     The input size is taken from the first input (or ``input_dim``, ``input_shape``,
-    ``build(in_features)``, or a loaded state_dict): until then the layer has no parameters, so build it before
-    handing ``parameters()`` to an optimiser."""
+    ``build(in_features)``, or a loaded state_dict): until then the layer has no parameters, so
+    build it before handing ``parameters()`` to an optimiser."""
 
     def __init__(self, units, activation=None, use_bias=True, *, input_dim=None,
                  input_shape=None, dtype=np.float32, seed=None, rng=None, name=None):
