@@ -213,6 +213,9 @@ class RecurrentStack:
                 for name, param in zip(names, self.params):
                     self.shapes[name] = param.shape(layer_input, H, G, self.options)
                 self.names.append(names)
+        # per k: (kernel argument, parameter name) of each parameter
+        self._keys = [[(param.key, name) for param, name in zip(self.params, names)]
+                      for names in self.names]
 
     @property
     def num_directions(self):
@@ -233,7 +236,7 @@ class RecurrentStack:
 
     def _keyed(self, weights, k):
         """Layer-direction k's arrays keyed by the kernel's argument names."""
-        return {param.key: weights[name] for param, name in zip(self.params, self.names[k])}
+        return {key: weights[name] for key, name in self._keys[k]}
 
     def dropout_masks(self, shape, dtype, rng):
         """Inter-layer dropout masks drawn from a NumPy ``Generator``, one per layer after the

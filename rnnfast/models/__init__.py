@@ -14,17 +14,20 @@ from rnnfast.models.callbacks import (
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
+from rnnfast.models.checkpointing import BackupAndRestore, ModelCheckpoint
 from rnnfast.models.keras_weights import keras_recurrent_weights, set_keras_weights
 from rnnfast.models.saving import load_model, save_model
 from rnnfast.models.sequential import Sequential
 
 __all__ = [
+    "BackupAndRestore",
     "CSVLogger",
     "Callback",
     "EarlyStopping",
     "History",
     "LambdaCallback",
     "LearningRateScheduler",
+    "ModelCheckpoint",
     "ReduceLROnPlateau",
     "Sequential",
     "TerminateOnNaN",

@@ -53,7 +53,9 @@ from rnnfast.nn.module import (
     check_int,
     keras_input_shape,
     make_rng,
+    parameter_zeros,
 )
+from rnnfast.nn.serialization import deserialize, register_layers, serialize
 
 __all__ = [
     "Activation",
@@ -505,7 +507,14 @@ class Bidirectional(Module, KerasWeights):
         return self.layer.backward(dy)
 
     def get_config(self):
-        return {"merge_mode": self.merge_mode}
+        layer = serialize(self.layer)
+        layer["config"]["input_dim"] = None  # the wrapped layer is given unbuilt
+        return {"layer": layer, "merge_mode": self.merge_mode}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(deserialize(config.pop("layer"), "layer"), **config)
 
 
 class LayerNormalization(nn.LayerNorm, KerasWeights):
@@ -573,9 +582,9 @@ class LayerNormalization(nn.LayerNorm, KerasWeights):
             return self
         self.normalized_shape = tuple(int(d) for d in shape)
         if self.scale:
-            self.weight = Parameter(np.ones(self.normalized_shape, self.dtype))
+            self.weight = Parameter(parameter_zeros(self.normalized_shape, self.dtype) + 1)
         if self.center:
-            self.bias = Parameter(np.zeros(self.normalized_shape, self.dtype))
+            self.bias = Parameter(parameter_zeros(self.normalized_shape, self.dtype))
         return self
 
     def build_for_sizes(self, sizes):
@@ -595,8 +604,7 @@ class LayerNormalization(nn.LayerNorm, KerasWeights):
 
     def get_config(self):
         return {"axis": list(self.axis), "epsilon": self.epsilon, "center": self.center,
-                "scale": self.scale, "input_shape": None if self.input_shape is None else
-                list(self.input_shape), "dtype": _dtype_name(self.dtype)}
+                "scale": self.scale, "dtype": _dtype_name(self.dtype)}
 
     def extra_repr(self):
         return (f"axis={self.axis}, epsilon={self.epsilon}, center={self.center}, "
@@ -637,3 +645,9 @@ class Masking(Module):
 
     def extra_repr(self):
         return f"mask_value={self.mask_value}"
+
+
+# The layers a saved model may name (as "layers.<class>"); rnnfast.nn registers its own.
+register_layers("layers", [Dense, Conv1D, MaxPooling1D, GlobalMaxPooling1D,
+                           GlobalAveragePooling1D, Embedding, Activation, SimpleRNN, LSTM, GRU,
+                           Bidirectional, LayerNormalization, Masking])

@@ -148,7 +148,7 @@ class RNNBase(Module):
         if lengths is not None:
             lengths = as_array(lengths)
         masks = None
-        if self.training:
+        if self.training and self.dropout > 0:
             out_shape = x.shape[:-1] + (self.stack.output_size,)
             masks = self.stack.dropout_masks(out_shape, self.dtype, self.rng)
         output, h_n, c_n, ctx = self.stack.forward(
