@@ -285,3 +285,17 @@ def test_bidirectional_merge_mode_error_names_the_layer():
     with pytest.raises(ValueError, match="^Bidirectional: merge_mode: only 'concat' is supported, "
                                          "got 'sum'"):
         L.Bidirectional(L.LSTM(3), merge_mode="sum")
+
+
+def test_models_with_the_new_layers_save_and_load(rng, tmp_path):
+    from rnnfast.models import load_model
+    model = Sequential([L.Masking(input_shape=(6, 3)), L.LayerNormalization(),
+                        L.LSTM(4, return_sequences=True), L.Dropout(rate=0.2),
+                        L.LayerNormalization(axis=[-2, -1]), L.TimeDistributed(L.Dense(2))])
+    for p in model.parameters():
+        p.data[...] = rng.standard_normal(p.shape)
+    x = rng.standard_normal((5, 6, 3)).astype(np.float32)
+    x[1, 4:] = 0
+    loaded = load_model(model.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.layers[1].epsilon == 1e-3 and loaded.layers[4].axis == (-2, -1)
