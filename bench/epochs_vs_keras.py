@@ -19,6 +19,7 @@ same sizes, not the same batches, so the losses agree only roughly).
 
     python bench/epochs_vs_keras.py                    # 3 epochs each, 2 threads
     python bench/epochs_vs_keras.py --quick            # small data, 1 epoch (seconds)
+    python bench/epochs_vs_keras.py --limit 1000       # 10 batches per epoch (busy machines)
 
 Needs ``keras>=3`` and ``torch`` (the ``[test]`` extra and ``torch==2.13.0``).
 """
@@ -123,9 +124,11 @@ class KerasHooks(keras.callbacks.Callback):
         self.target.on_epoch_end(epoch, logs)
 
 
-def run_case(name, epochs, quick, seed):
+def run_case(name, epochs, quick, seed, limit=None):
     case = {"reuters_topics": Reuters, "imdb_sentiment": IMDB}[name](__import__(name), quick,
                                                                      seed)
+    if limit:  # the first samples only: per-batch costs are unchanged, epochs shorter
+        case.x, case.y = case.x[:limit], case.y[:limit]
     kmodel = keras_twin(case)
     timer, ktimer = EpochTimer(), EpochTimer()
     rn_loss = k_loss = None
@@ -159,6 +162,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="small data, 1 epoch")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train on the first LIMIT samples only (shorter epochs)")
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 3)
     if epochs < 1 or args.threads < 1:
@@ -172,10 +177,11 @@ def main(argv=None):
           f"(rnnfast {rnnfast.get_num_threads()}, torch {torch.get_num_threads()}), rnnfast "
           f"{info['rnnfast']} ({info['rnnfast_isa']}); {info['date_utc']}; load average at the "
           f"start {info['load_average_1min']}; {epochs} epoch(s) each, "
-          f"{'quick data' if args.quick else 'the examples default data'}\n", flush=True)
+          f"{'quick data' if args.quick else 'the examples default data'}"
+          f"{f', the first {args.limit} training samples' if args.limit else ''}\n", flush=True)
     rows = []
     for name in args.examples:
-        rows.append(run_case(name, epochs, args.quick, args.seed))
+        rows.append(run_case(name, epochs, args.quick, args.seed, args.limit))
         r = rows[-1]
         print(f"{name}: rnnfast epochs {[round(t, 3) for t in r['rnnfast_epochs']]} s, Keras "
               f"{[round(t, 3) for t in r['keras_epochs']]} s", flush=True)
