@@ -33,6 +33,7 @@ header) stretches every time.
 """
 import argparse
 import copy
+import math
 import sys
 import time
 
@@ -48,6 +49,7 @@ import rnnfast  # noqa: E402
 import torch  # noqa: E402
 from _common import EpochTimer  # noqa: E402
 from rnnfast import optim as rn_optim  # noqa: E402
+from rnnfast.models import optimizers as rn_keras_optimizers  # noqa: E402
 
 NAMES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn"]
 
@@ -213,14 +215,50 @@ CASES = {"reuters_topics": Reuters, "imdb_sentiment": IMDB, "stock_forecast": St
 
 
 # training -----------------------------------------------------------------------------------------
+class KerasAdam(torch.optim.Optimizer):
+    """Keras' Adam update (rnnfast.models.optimizers.Adam: epsilon added to sqrt(v) before the
+    bias correction) for the PyTorch twin of a model compiled with it."""
+
+    def __init__(self, params, lr, beta_1, beta_2, epsilon):
+        super().__init__(params, dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon))
+        self.iterations = 0
+
+    @torch.no_grad()
+    def step(self):
+        t = self.iterations + 1
+        for g in self.param_groups:
+            b1, b2 = g["beta_1"], g["beta_2"]
+            alpha = g["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["m"], state["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                state["m"].mul_(b1).add_(p.grad, alpha=1 - b1)
+                state["v"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                p.sub_(alpha * state["m"] / (state["v"].sqrt() + g["epsilon"]))
+        self.iterations += 1
+
+
 def torch_optimizer(rn_model, tmodel):
-    """The rnnfast model's Adam (its learning rate, betas, epsilon) for the PyTorch twin."""
+    """The rnnfast model's Adam (its learning rate, betas, epsilon) for the PyTorch twin: torch's
+    for rnnfast.optim's (PyTorch's rule), KerasAdam for Keras' (rnnfast.models.optimizers)."""
     rn_model._ensure_optimizer()
     opt = rn_model.optimizer
+    if type(opt) is rn_keras_optimizers.Adam and not opt.amsgrad and \
+            opt.weight_decay is None and opt.clipvalue is None and opt.global_clipnorm is None:
+        return KerasAdam(tmodel.parameters(), opt.learning_rate, opt.beta_1, opt.beta_2,
+                         opt.epsilon)
     if type(opt) is not rn_optim.Adam:
-        raise TypeError(f"expected the examples to train with Adam, got {type(opt).__name__}")
+        raise TypeError(f"expected the examples to train with Adam, got {opt!r}")
     g = opt.param_groups[0]
     return torch.optim.Adam(tmodel.parameters(), lr=g["lr"], betas=g["betas"], eps=g["eps"])
+
+
+def clip_norm_of(rn_model):
+    """Keras' clipnorm of the model: compile's, or its Keras optimiser's."""
+    return rn_model.clip["clipnorm"] or getattr(rn_model.optimizer, "clipnorm", None)
 
 
 def check_twin(case, rn, tmodel, x):
@@ -286,7 +324,7 @@ def run_case(name, epochs, quick, seed):
     tmodel = case.twin
     copy_weights(rn, tmodel)
     opt = torch_optimizer(rn, tmodel)
-    clipnorm = rn.clip["clipnorm"]
+    clipnorm = clip_norm_of(rn)
     x, y = case.tensors(case.x, case.y)
     check_twin(case, rn, tmodel, x)
     timer = EpochTimer()

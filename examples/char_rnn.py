@@ -18,14 +18,13 @@ Data
 Usage: ``python examples/char_rnn.py [--text FILE] [--level char|word] [--cell lstm|gru]
 [--epochs N] [--prompt TEXT] [--quick]`` (``--quick`` or ``RNNFAST_EXAMPLES_QUICK=1``: a few seconds).
 """
-import functools
-
 import numpy as np
 
 from _common import fit_and_report, make_parser, parse_args
-from rnnfast import generation, optim
+from rnnfast import generation
 from rnnfast.models import Sequential
 from rnnfast.models.layers import GRU, LSTM, Dense, Embedding
+from rnnfast.models.optimizers import Adam
 from rnnfast.utils import Tokenizer, sliding_windows
 
 SUBJECTS = ["the cat", "a dog", "my friend", "the old man", "a small bird", "the teacher"]
@@ -64,14 +63,13 @@ def load_data(text_path=None, level="char", window=None, sentences=400, seed=0, 
 
 def build_model(vocab, embedding_dim=32, seed=0, cell="lstm"):
     """The notes' model, compiled: Embedding -> LSTM(128) (or GRU(128)) -> Dense(vocab,
-    softmax), sparse categorical cross-entropy, Adam(lr=3e-3), gradients clipped to norm 5."""
+    softmax), sparse categorical cross-entropy, Adam(learning_rate=3e-3, clipnorm=5)."""
     recurrent = {"lstm": LSTM, "gru": GRU}[cell]
     model = Sequential([Embedding(vocab, embedding_dim, seed=seed),
                         recurrent(128, seed=seed + 1),
                         Dense(vocab, activation="softmax", seed=seed + 2)], seed=seed)
     model.compile(loss="sparse_categorical_crossentropy",
-                  optimizer=functools.partial(optim.Adam, lr=3e-3), metrics=["accuracy"],
-                  clipnorm=5.0)
+                  optimizer=Adam(learning_rate=3e-3, clipnorm=5.0), metrics=["accuracy"])
     return model
 
 

@@ -22,14 +22,13 @@ Usage: ``python examples/stock_forecast.py [--csv FILE] [--epochs N] [--quick]``
 (``--quick`` or ``RNNFAST_EXAMPLES_QUICK=1``: a few seconds on a small sample).
 """
 import csv
-import functools
 
 import numpy as np
 
 from _common import fit_and_report, make_parser, parse_args
-from rnnfast import optim
 from rnnfast.models import Sequential
 from rnnfast.models.layers import LSTM, Dense
+from rnnfast.models.optimizers import Adam
 from rnnfast.utils import MinMaxScaler, build_dataset, chronological_split
 
 SEQ_LENGTH = 7
@@ -95,10 +94,10 @@ def load_data(csv_path=None, reverse=False, target="Close", days=1000, seed=0, l
 
 
 def build_model(features, hidden=10, seed=0):
-    """The notes' model, compiled: LSTM(hidden) -> Dense(1), MSE, Adam(lr=0.01)."""
+    """The notes' model, compiled: LSTM(hidden) -> Dense(1), MSE, Adam(learning_rate=0.01)."""
     model = Sequential([LSTM(hidden, input_shape=(SEQ_LENGTH, features), seed=seed),
                         Dense(1, seed=seed + 1)], seed=seed)
-    model.compile(loss="mse", optimizer=functools.partial(optim.Adam, lr=0.01), metrics=["mae"])
+    model.compile(loss="mse", optimizer=Adam(learning_rate=0.01), metrics=["mae"])
     return model
 
 

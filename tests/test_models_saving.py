@@ -112,6 +112,8 @@ LAYERS = [
     L.Bidirectional(L.SimpleRNN(2, activation="relu")),
     L.Activation("linear"),
     L.Activation("softmax"),
+    L.LayerNormalization(axis=[-2, -1], epsilon=1e-2, center=False),
+    L.Masking(-1.0),
 ]
 
 

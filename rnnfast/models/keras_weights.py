@@ -32,10 +32,10 @@ import numpy as np
 
 from rnnfast import nn
 from rnnfast.functional.stack import CELLS
-from rnnfast.models.layers import Bidirectional, _Recurrent
+from rnnfast.models.layers import Bidirectional, LayerNormalization, _Recurrent
 from rnnfast.nn.recurrent import RNNBase
 
-__all__ = ["keras_recurrent_weights", "set_keras_weights"]
+__all__ = ["get_keras_weights", "keras_recurrent_weights", "set_keras_weights"]
 
 #: Keras' recurrent layer -> rnnfast's cell
 _KERAS_CELLS = {"SimpleRNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
@@ -213,6 +213,9 @@ def _plan_layer(layer, arrays, start, plan):
         if not layer.built:
             layer.build(_first(arrays, start, layer).shape[1] * layer.groups)
         return _plan_plain(layer, arrays, start, plan, True)
+    if isinstance(layer, LayerNormalization) and not layer.built and (layer.center or
+                                                                     layer.scale):
+        layer.build_for_sizes(_first(arrays, start, layer).shape)
     if isinstance(layer, (nn.Embedding, nn.LayerNorm)):
         return _plan_plain(layer, arrays, start, plan, False)
     if layer.parameters():
@@ -250,3 +253,49 @@ def set_keras_weights(target, weights):
     for param, value in plan:
         param.data[...] = value
     return target
+
+
+def _keras_recurrent_lists(rnn):
+    """Keras' lists (one per layer and direction, in order) of an ``rnnfast.nn`` RNN/LSTM/GRU:
+    the inverse of ``_convert_recurrent``; the two PyTorch biases of a single-bias Keras layer
+    are summed (the same function)."""
+    kind = _kind(rnn)
+    reset_after = getattr(rnn, "reset_after", True)
+    lists = []
+    prefixes = [param.prefix for param in rnn.stack.params]
+    for names in rnn.stack.names:
+        by_prefix = dict(zip(prefixes, names))
+        params = [None if by_prefix.get(k) is None else rnn._parameters[by_prefix[k]].data
+                  for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        H = params[1].shape[1]
+        order = (lambda a: _gru_order(a, H)) if kind == "GRU" else (lambda a: a)
+        arrays = [np.ascontiguousarray(order(params[0].T)),
+                  np.ascontiguousarray(order(params[1].T))]
+        if rnn.bias:
+            b_ih, b_hh = order(params[2]), order(params[3])
+            arrays.append(np.stack([b_ih, b_hh]) if kind == "GRU" and reset_after else b_ih + b_hh)
+        lists.extend(arrays)
+    return lists
+
+
+def get_keras_weights(layer):
+    """Keras' ``get_weights()`` list of an rnnfast layer (Keras' order and layout; copies): the
+    inverse of ``set_keras_weights`` for one layer (see the module docstring for the layouts).
+    An unbuilt layer has none (``[]``), as in Keras."""
+    if isinstance(layer, (Bidirectional, nn.TimeDistributed)):
+        return get_keras_weights(layer.layer)
+    if isinstance(layer, _Recurrent):
+        return _keras_recurrent_lists(layer.rnn) if layer.built else []
+    if isinstance(layer, RNNBase):
+        return _keras_recurrent_lists(layer)
+    if isinstance(layer, (nn.Linear, nn.Conv1d)):  # Dense, Conv1D: the kernel reversed-axes
+        if layer.weight is None:
+            return []
+        return [layer.weight.data.T.copy()] + \
+            ([] if layer.bias is None else [layer.bias.data.copy()])
+    if isinstance(layer, (nn.Embedding, nn.LayerNorm)):
+        return [p.data.copy() for p in (layer._parameters.get("weight"),
+                                        layer._parameters.get("bias")) if p is not None]
+    if layer.parameters():
+        raise TypeError(f"layer: no Keras weight layout is known for {type(layer).__name__}")
+    return []

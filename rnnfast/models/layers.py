@@ -18,6 +18,11 @@ original::
   layer (``.rnn``, an ``rnnfast.nn.RNN/LSTM/GRU``), so the LSTM and SimpleRNN have PyTorch's two
   bias vectors (``units`` or ``4 * units`` more parameters than Keras counts).
 - ``Bidirectional(layer, merge_mode="concat")`` runs both directions in one kernel call each.
+- ``LayerNormalization(axis=-1, epsilon=1e-3, center=True, scale=True)`` (Keras' defaults;
+  trailing axes only) and ``Masking(mask_value=0.0)``, whose mask flows as Embedding's does.
+- Every layer takes Keras' ``input_shape`` (one sample's shape, for the first layer of a
+  Sequential) and ``name``; Dense, Conv1D, Embedding, LayerNormalization and the recurrent
+  layers have Keras' ``get_weights()`` / ``set_weights()`` (Keras' order and layout).
 - ``Activation(name)``, ``Dense``, ``Dropout``, ``Flatten``, ``TimeDistributed``, ``Conv1D``,
   ``MaxPooling1D`` (alias ``MaxPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
   ``GlobalAveragePooling1D`` (alias ``GlobalAvgPool1D``).
@@ -38,7 +43,9 @@ from rnnfast.nn.activation import get_activation
 from rnnfast.nn.conv import Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from rnnfast.nn.linear import Dense
 from rnnfast.nn.module import (
+    KerasWeights,
     Module,
+    Parameter,
     _to_numpy,
     as_array,
     as_float_input,
@@ -46,7 +53,9 @@ from rnnfast.nn.module import (
     check_dtype,
     check_grad,
     check_int,
+    keras_input_shape,
     make_rng,
+    parameter_zeros,
 )
 from rnnfast.nn.serialization import deserialize, register_layers, serialize
 
@@ -67,6 +76,8 @@ __all__ = [
     "GlobalMaxPooling1D",
     "Input",
     "LSTM",
+    "LayerNormalization",
+    "Masking",
     "MaxPool1D",
     "MaxPooling1D",
     "SimpleRNN",
@@ -113,17 +124,17 @@ class Input:
         return f"Input(shape={self.shape}, dtype={self.dtype})"
 
 
-class Embedding(nn.Embedding):
+class Embedding(nn.Embedding, KerasWeights):
     """Keras' ``Embedding(input_dim, output_dim, mask_zero=False)``: uniform(-0.05, 0.05)."""
 
     def __init__(self, input_dim, output_dim, mask_zero=False, input_length=None, *,
-                 dtype=np.float32, seed=None, rng=None, name=None):
+                 input_shape=None, dtype=np.float32, seed=None, rng=None, name=None):
         super().__init__(input_dim, output_dim, mask_zero=mask_zero, dtype=dtype, seed=seed,
                          rng=rng)
         if input_length is not None:
             input_length = check_int(input_length, "input_length", 1)
         self.input_length = input_length
-        self.input_shape = (input_length,)
+        self.input_shape = keras_input_shape(input_shape) or (input_length,)
         self.name = name
 
     @property
@@ -149,8 +160,9 @@ class Activation(Module):
 
     per_step = True  # acts on each time step alone (rnnfast.generation runs it step by step)
 
-    def __init__(self, activation, name=None):
+    def __init__(self, activation, name=None, *, input_shape=None):
         super().__init__()
+        self.input_shape = keras_input_shape(input_shape)
         if not isinstance(activation, str):
             raise TypeError(f"activation: expected a name such as 'relu', got "
                             f"{type(activation).__name__}")
@@ -221,7 +233,7 @@ def _orthogonal(rng, rows, cols):
     return q * np.sign(np.diag(r))
 
 
-class _Recurrent(Module):
+class _Recurrent(Module, KerasWeights):
     """Keras' recurrent layer interface over an ``rnnfast.nn`` layer (``.rnn``)."""
 
     module = None  # the rnnfast.nn class
@@ -229,8 +241,11 @@ class _Recurrent(Module):
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  return_sequences=False, return_state=False, *, input_shape=None,
-                 input_dim=None, dtype=np.float32, seed=None, rng=None, name=None):
+                 input_dim=None, dtype=np.float32, seed=None, rng=None, name=None, **unsupported):
         super().__init__()
+        if unsupported:
+            raise TypeError(f"{type(self).__name__}: argument(s) {', '.join(sorted(unsupported))} "
+                            "not supported")
         self.units = check_int(units, "units", 1)
         self.activation = self._check_activation(activation)
         if self.module is not nn.RNN and recurrent_activation != "sigmoid":
@@ -444,19 +459,20 @@ class GRU(_Recurrent):
         return {"reset_after": self.reset_after}
 
 
-class Bidirectional(Module):
+class Bidirectional(Module, KerasWeights):
     """Keras' ``Bidirectional(layer, merge_mode="concat")`` of an unbuilt SimpleRNN, LSTM or
     GRU: the forward and backward outputs side by side (``2 * units`` features)."""
 
     bidirectional = True
 
-    def __init__(self, layer, merge_mode="concat", name=None):
+    def __init__(self, layer, merge_mode="concat", name=None, *, input_shape=None):
         super().__init__()
         if not isinstance(layer, _Recurrent):
             raise TypeError(f"layer: expected a SimpleRNN, LSTM or GRU of rnnfast.models.layers, "
                             f"got {type(layer).__name__}")
         if merge_mode != "concat":
-            raise ValueError(f"merge_mode: only 'concat' is supported, got {merge_mode!r}")
+            raise ValueError(f"Bidirectional: merge_mode: only 'concat' is supported, got "
+                             f"{merge_mode!r}")
         if layer.built:
             raise ValueError("layer: wrap the recurrent layer before it is built (before its "
                              "first call, without input_shape / input_dim)")
@@ -466,6 +482,12 @@ class Bidirectional(Module):
         self.layer = layer
         self.merge_mode = merge_mode
         self.name = name
+        self.input_shape = keras_input_shape(input_shape)
+        if self.input_shape is not None:
+            if len(self.input_shape) != 2 or self.input_shape[-1] is None:
+                raise ValueError(f"input_shape: expected (steps, features) without the batch "
+                                 f"axis, got {input_shape!r}")
+            self.build(self.input_shape[-1])
 
     @property
     def return_sequences(self):
@@ -499,10 +521,140 @@ class Bidirectional(Module):
         return cls(deserialize(config.pop("layer"), "layer"), **config)
 
 
+class LayerNormalization(nn.LayerNorm, KerasWeights):
+    """Keras' ``LayerNormalization(axis=-1, epsilon=1e-3, center=True, scale=True)``:
+    ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` over ``axis`` (an int or a list of the
+    input's trailing axes: other axes, and Keras' ``rms_scaling``, raise ValueError), ``gamma``
+    ones and ``beta`` zeros at start (``scale`` / ``center`` False: without them); built from the
+    first input (or ``input_shape``). ``weight`` is Keras' gamma, ``bias`` its beta."""
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
+                 beta_initializer="zeros", gamma_initializer="ones", *, input_shape=None,
+                 dtype=np.float32, name=None):
+        Module.__init__(self)
+        if rms_scaling:
+            raise ValueError("LayerNormalization: rms_scaling=True is not supported")
+        for arg, value, default in (("beta_initializer", beta_initializer, "zeros"),
+                                    ("gamma_initializer", gamma_initializer, "ones")):
+            if value != default:
+                raise ValueError(f"LayerNormalization: {arg}={value!r} is not supported (only "
+                                 f"{default!r})")
+        axes = [axis] if isinstance(axis, (int, np.integer)) else axis
+        try:
+            self.axis = tuple(int(a) for a in axes)
+        except (TypeError, ValueError):
+            raise TypeError(f"axis: expected an int or a list of ints, got {axis!r}") from None
+        if not self.axis or len(set(self.axis)) != len(self.axis):
+            raise ValueError(f"axis: expected distinct axes, got {axis!r}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) or \
+                not epsilon > 0:
+            raise ValueError(f"epsilon: expected a positive float, got {epsilon!r}")
+        self.eps = self.epsilon = float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.elementwise_affine = self.center or self.scale
+        self.dtype = check_dtype(dtype)
+        self.normalized_shape = None
+        self.name = name
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+        self.input_shape = keras_input_shape(input_shape)
+        if self.input_shape is not None and None not in self._trailing(self.input_shape, 1):
+            self.build((None,) + self.input_shape)
+
+    def _trailing(self, shape, lead):
+        """The sizes of ``shape`` (``lead`` leading axes not in it) on ``axis``, which must be
+        its last axes."""
+        n = len(shape) + lead
+        resolved = sorted(a + n if a < 0 else a for a in self.axis)
+        if resolved != list(range(n - len(resolved), n)) or resolved[0] < 1:
+            raise ValueError(f"axis: {self.axis} are not the last axes (after the batch axis) of "
+                             f"inputs of {n} axes; LayerNormalization normalises trailing axes "
+                             "only (axis=-1, [-2, -1], ...)")
+        return tuple(shape)[len(shape) - len(resolved):]
+
+    @property
+    def built(self):
+        return self.normalized_shape is not None
+
+    def build(self, input_shape):
+        """Create gamma and beta for inputs of ``input_shape`` (batch axis first)."""
+        shape = self._trailing(tuple(input_shape), 0)
+        if self.built:
+            if shape != self.normalized_shape:
+                raise ValueError(f"x: expected the sizes {self.normalized_shape} on axis "
+                                 f"{self.axis}, got shape {tuple(input_shape)}")
+            return self
+        self.normalized_shape = tuple(int(d) for d in shape)
+        if self.scale:
+            self.weight = Parameter(parameter_zeros(self.normalized_shape, self.dtype) + 1)
+        if self.center:
+            self.bias = Parameter(parameter_zeros(self.normalized_shape, self.dtype))
+        return self
+
+    def build_for_sizes(self, sizes):
+        """Build for inputs with ``sizes`` on ``axis`` (the shape of gamma and beta)."""
+        ndim = max([len(sizes) + 1] + [a + 1 for a in self.axis if a >= 0])
+        return self.build((None,) * (ndim - len(sizes)) + tuple(sizes))
+
+    def _build_from_state(self, state_dict, prefix):
+        for key in ("weight", "bias"):
+            if not self.built and prefix + key in state_dict:
+                self.build_for_sizes(_to_numpy(state_dict[prefix + key], prefix + key).shape)
+
+    def forward(self, x):
+        x = as_float_input(x, "x", self.dtype)
+        self.build(x.shape)
+        return super().forward(x)
+
+    def get_config(self):
+        return {"axis": list(self.axis), "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "dtype": _dtype_name(self.dtype)}
+
+    def extra_repr(self):
+        return (f"axis={self.axis}, epsilon={self.epsilon}, center={self.center}, "
+                f"scale={self.scale}")
+
+
+class Masking(Module):
+    """Keras' ``Masking(mask_value=0.0)``: the time steps whose features all equal
+    ``mask_value`` are masked: their output is zero, and in a Sequential the mask (``.mask``,
+    ``(batch, steps)``, True = kept) flows on as ``Embedding(mask_zero=True)``'s does, so the
+    next recurrent layer skips them (padding at the start or at the end of each row)."""
+
+    def __init__(self, mask_value=0.0, *, input_shape=None, name=None):
+        super().__init__()
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float, np.number)):
+            raise TypeError(f"mask_value: expected a number, got {type(mask_value).__name__}")
+        self.mask_value = float(mask_value)
+        self.input_shape = keras_input_shape(input_shape)
+        self.name = name
+        self.mask = None
+
+    def forward(self, x):
+        x = as_float_input(x, "x")
+        if x.ndim < 2:
+            raise ValueError(f"x: expected at least 2 axes (batch, ..., features), got shape "
+                             f"{x.shape}")
+        keep = np.any(x != x.dtype.type(self.mask_value), axis=-1, keepdims=True)
+        self.mask = keep[..., 0]
+        self._keep((keep, x.shape, x.dtype))
+        return x * keep
+
+    def backward(self, dy):
+        keep, shape, dtype = self._saved()
+        return check_grad(dy, "dy", shape, dtype) * keep
+
+    def get_config(self):
+        return {"mask_value": self.mask_value}
+
+    def extra_repr(self):
+        return f"mask_value={self.mask_value}"
+
+
 # The layers a saved model may name (as "layers.<class>"); rnnfast.nn registers its own.
 register_layers("layers", [Dense, Conv1D, MaxPooling1D, GlobalMaxPooling1D,
                            GlobalAveragePooling1D, Embedding, Activation, SimpleRNN, LSTM, GRU,
-                           Bidirectional])
+                           Bidirectional, LayerNormalization, Masking])
 
 
 # Keras' attention layers (``[query, value(, key)]`` inputs, ``mask=[query_mask, value_mask]``,

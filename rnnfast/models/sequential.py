@@ -13,12 +13,13 @@ Flatten, LayerNorm, TimeDistributed, activations). PyTorch-style recurrent layer
 (``rnnfast.nn.LSTM``, which return ``(output, state)``) are refused: use the Keras-style
 ones. Inputs are batch-first, as in Keras.
 
-The padding mask of ``Embedding(mask_zero=True)`` flows through Dropout, Dense, activations,
-LayerNorm and TimeDistributed to the next recurrent layer, which then stops at each row's last
-token; other layers (Conv1D, pooling, Flatten) cannot take a mask and say so. When it reaches
-the output (``return_sequences=True`` and per-step layers after it), ``output_mask`` holds it
-after each forward, and ``fit`` / ``evaluate`` average the loss and the metrics over the real
-steps only (Keras' masked loss); ``sample_weight`` weights samples or steps as in Keras.
+The padding mask of ``Embedding(mask_zero=True)`` (or of ``Masking``) flows through Dropout,
+Dense, activations, LayerNorm and TimeDistributed to the next recurrent layer, which then stops
+at each row's last token; other layers (Conv1D, pooling, Flatten) cannot take a mask and say
+so. When it reaches the output (``return_sequences=True`` and per-step layers after it),
+``output_mask`` holds it after each forward, and ``fit`` / ``evaluate`` average the loss and
+the metrics over the real steps only (Keras' masked loss); ``sample_weight`` weights samples or
+steps as in Keras.
 
 A Sequential is itself an ``rnnfast.nn.Module``: ``forward`` / ``backward`` /
 ``parameters()`` / ``state_dict()`` work as for any layer (names ``<layer name>.<param>``).
@@ -32,7 +33,7 @@ from rnnfast import nn
 from rnnfast.models import metrics as metrics_mod
 from rnnfast.models import optimizers as optimizers_mod
 from rnnfast.models import saving, training
-from rnnfast.models.layers import Activation, Bidirectional, Dense, Input, _Recurrent
+from rnnfast.models.layers import Activation, Bidirectional, Dense, Input, Masking, _Recurrent
 from rnnfast.nn.activation import _Elementwise
 from rnnfast.nn.module import Module, make_rng
 from rnnfast.nn.recurrent import RNNBase
@@ -161,13 +162,13 @@ class Sequential(Module):
     def _call_layer(self, layer, x, mask):
         if isinstance(layer, MASK_CONSUMERS):
             return layer.forward(x, mask=mask), layer.compute_output_mask(mask)
-        if isinstance(layer, nn.Embedding):
+        if isinstance(layer, (nn.Embedding, Masking)):  # mask producers (Masking replaces one)
             y = layer.forward(x)
             mask = layer.mask if layer.mask is not None and layer.mask.ndim == 2 else None
             return y, mask
         if mask is not None and not isinstance(layer, MASK_TRANSPARENT):
-            raise ValueError("cannot take the padding mask of Embedding(mask_zero=True); put a "
-                             "recurrent layer before it or drop mask_zero")
+            raise ValueError("cannot take the padding mask of Embedding(mask_zero=True) or "
+                             "Masking; put a recurrent layer before it or drop the mask")
         return layer.forward(x), mask
 
     def prepare_input(self, x, name="x"):
@@ -322,8 +323,10 @@ class Sequential(Module):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, *, clipnorm=None,
                 clipvalue=None, global_clipnorm=None):
         """Choose the loss (a Keras name such as ``"categorical_crossentropy"`` or an
-        ``rnnfast.losses.Loss``), the optimiser (``"adam"``, ``"rmsprop"``, ``"sgd"``,
-        ``"adamw"``, an ``rnnfast.optim.Optimizer`` or a factory ``params -> Optimizer``), the
+        ``rnnfast.losses.Loss``), the optimiser (Keras' ``Adam(learning_rate=...)``,
+        ``SGD``, ``RMSprop``, ``Adagrad``, ``AdamW`` of ``rnnfast.models.optimizers``, bound here
+        to the model's parameters; a name ``"adam"``, ``"rmsprop"``, ``"sgd"``, ``"adamw"``; an
+        ``rnnfast.optim.Optimizer`` or a factory ``params -> Optimizer``), the
         metrics (``["accuracy"]``, ...) and gradient clipping as Keras' optimisers do it:
         ``clipnorm`` (each gradient's norm), ``global_clipnorm`` (all together), ``clipvalue``
         (each element)."""
@@ -348,6 +351,11 @@ class Sequential(Module):
                 "global_clipnorm": _positive(global_clipnorm, "global_clipnorm")}
         if clip["clipnorm"] is not None and clip["global_clipnorm"] is not None:
             raise ValueError("clipnorm, global_clipnorm: give at most one of them")
+        if isinstance(spec, optimizers_mod.Optimizer) and spec.clips and \
+                any(v is not None for v in clip.values()):
+            raise ValueError("clipnorm, clipvalue, global_clipnorm: the optimizer clips the "
+                             "gradients already; give the clipping to compile() or to the "
+                             "optimizer, not both")
         self.loss, self.metrics, self.clip = loss_obj, resolved, clip
         self._optimizer_spec, self.optimizer = spec, None
         self.optimizer_name = optimizer if isinstance(optimizer, str) else None

@@ -384,8 +384,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 if sigint["pending"]:
                     raise KeyboardInterrupt
                 seconds = time.perf_counter() - start
-                history.record(epoch, logs, seconds)
                 cbs.call("on_epoch_end", epoch, logs)
+                history.record(epoch, logs, seconds)  # last, as Keras' History: it keeps
+                # what callbacks add (ReduceLROnPlateau's "learning_rate")
                 if bar.enabled:
                     bar.finish(list(logs.items()))
                 elif verbose:

@@ -1,7 +1,7 @@
 """``TimeDistributed(layer)``: apply a layer to every time step of a sequence (Keras), for
 many-to-many models. The first two axes (batch and time, in either order) are merged into
 one batch of ``B * T`` samples, so the wrapped layer runs once per call, not once per step."""
-from rnnfast.nn.module import Module, as_array, check_grad
+from rnnfast.nn.module import Module, as_array, check_grad, keras_input_shape
 from rnnfast.nn.serialization import deserialize, serialize
 
 __all__ = ["TimeDistributed"]
@@ -10,8 +10,10 @@ __all__ = ["TimeDistributed"]
 class TimeDistributed(Module):
     """Wraps ``layer``; its parameters are named ``layer.<name>``."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, *, name=None, input_shape=None):
         super().__init__()
+        self.name = name
+        self.input_shape = keras_input_shape(input_shape)
         if not isinstance(layer, Module):
             raise TypeError(f"layer: expected an rnnfast.nn layer, got {type(layer).__name__}")
         self.layer = layer

@@ -31,6 +31,7 @@ import numpy as np
 from rnnfast import functional as F
 from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.module import (
+    KerasWeights,
     Module,
     Parameter,
     _to_numpy,
@@ -39,6 +40,7 @@ from rnnfast.nn.module import (
     check_dtype,
     check_grad,
     check_int,
+    keras_input_shape,
     make_rng,
     parameter_zeros,
 )
@@ -236,14 +238,16 @@ class Conv1d(Module):
         return s
 
 
-class Conv1D(Conv1d):
+class Conv1D(Conv1d, KerasWeights):
     """Keras' ``Conv1D(filters, kernel_size, ...)``: channels last, lazily built, Glorot-uniform
     kernel, zero bias, optional activation."""
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid",
                  data_format="channels_last", dilation_rate=1, groups=1, activation=None,
-                 use_bias=True, *, input_shape=None, dtype=np.float32, seed=None, rng=None):
+                 use_bias=True, *, input_shape=None, dtype=np.float32, seed=None, rng=None,
+                 name=None):
         Module.__init__(self)
+        self.name = name
         self.out_channels = self.filters = check_int(filters, "filters", 1)
         self._configure(kernel_size, strides, padding, dilation_rate, groups,
                         _data_format(data_format), dtype, seed, rng)
@@ -377,11 +381,14 @@ class MaxPooling1D(MaxPool1d):
 
     allow_unbatched = False
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last"):
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last",
+                 *, name=None, input_shape=None):
         if padding not in ("valid", "same"):
             raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
         super().__init__(pool_size, strides, padding, channels_last=_data_format(data_format))
         self.pool_size = self.kernel_size
+        self.name = name
+        self.input_shape = keras_input_shape(input_shape)
 
     def get_config(self):
         return {"pool_size": self.pool_size, "strides": self.stride, "padding": self.padding,
@@ -394,10 +401,13 @@ class MaxPooling1D(MaxPool1d):
 
 
 class _GlobalPool(_Pool):
-    def __init__(self, data_format="channels_last", keepdims=False):
+    def __init__(self, data_format="channels_last", keepdims=False, *, name=None,
+                 input_shape=None):
         super().__init__()
         self.channels_last = _data_format(data_format)
         self.keepdims = bool(keepdims)
+        self.name = name
+        self.input_shape = keras_input_shape(input_shape)
 
     def _apply(self, x):
         return self._forward_op(x, channels_last=self.channels_last, training=self.training)

@@ -2,18 +2,37 @@
 rest by ``1 / (1 - p)`` (inverted dropout, as PyTorch and Keras do); identity in eval mode."""
 import numpy as np
 
-from rnnfast.nn.module import Module, as_float_input, check_grad, check_probability, make_rng
+from rnnfast.nn.module import (
+    Module,
+    as_float_input,
+    check_grad,
+    check_probability,
+    keras_input_shape,
+    make_rng,
+)
 
 __all__ = ["Dropout"]
 
 
 class Dropout(Module):
-    """Inverted dropout with its own seeded generator (``seed`` or ``rng``)."""
+    """Inverted dropout with its own seeded generator (``seed`` or ``rng``); ``rate`` is
+    Keras' name of ``p`` (``Dropout(rate=0.5)``), ``noise_shape`` (Keras) is not supported."""
 
-    def __init__(self, p=0.5, *, seed=None, rng=None):
+    def __init__(self, p=0.5, *, rate=None, noise_shape=None, seed=None, rng=None, name=None,
+                 input_shape=None):
         super().__init__()
-        self.p = check_probability(p, "p")
+        if rate is not None:
+            if p != 0.5:
+                raise ValueError(f"rate, p: give one of them (the same probability), got rate="
+                                 f"{rate!r} and p={p!r}")
+            p = rate
+        if noise_shape is not None:
+            raise ValueError(f"Dropout: noise_shape={noise_shape!r} is not supported (only None: "
+                             "an independent draw for every element)")
+        self.p = check_probability(p, "rate" if rate is not None else "p")
         self.rng = make_rng(seed, rng)
+        self.name = name
+        self.input_shape = keras_input_shape(input_shape)
 
     def forward(self, x):
         x = as_float_input(x, "x")

@@ -14,6 +14,7 @@ import numpy as np
 from rnnfast import functional as F
 from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.module import (
+    KerasWeights,
     Module,
     Parameter,
     _to_numpy,
@@ -22,6 +23,7 @@ from rnnfast.nn.module import (
     check_dtype,
     check_grad,
     check_int,
+    keras_input_shape,
     make_rng,
     parameter_zeros,
 )
@@ -88,16 +90,18 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class Dense(Linear):
+class Dense(Linear, KerasWeights):
     """Keras' ``Dense(units, activation=None, use_bias=True)``: Glorot-uniform weight, zero bias.
 
-    The input size is taken from the first input (or ``input_dim``, ``build(in_features)``,
-    or a loaded state_dict): until then the layer has no parameters, so build it before
-    handing ``parameters()`` to an optimiser."""
+    The input size is taken from the first input (or ``input_dim``, ``input_shape``,
+    ``build(in_features)``, or a loaded state_dict): until then the layer has no parameters, so
+    build it before handing ``parameters()`` to an optimiser."""
 
     def __init__(self, units, activation=None, use_bias=True, *, input_dim=None,
-                 dtype=np.float32, seed=None, rng=None):
+                 input_shape=None, dtype=np.float32, seed=None, rng=None, name=None):
         Module.__init__(self)
+        self.name = name
+        self.input_shape = keras_input_shape(input_shape)
         self.out_features = self.units = check_int(units, "units", 1)
         self.in_features = None
         self.use_bias = bool(use_bias)
@@ -108,6 +112,8 @@ class Dense(Linear):
         self.register_parameter("bias", None)
         if input_dim is not None:
             self.build(input_dim)
+        if self.input_shape is not None and self.input_shape[-1] is not None:
+            self.build(self.input_shape[-1])
 
     @property
     def built(self):

@@ -108,6 +108,36 @@ def _to_numpy(value, key):
     return arr
 
 
+def keras_input_shape(input_shape):
+    """Keras' ``input_shape`` argument of a layer (one sample's shape, without the batch axis;
+    None for a free size) as a tuple, or None; a Sequential builds from its first layer's."""
+    if input_shape is None:
+        return None
+    if isinstance(input_shape, (int, np.integer)):
+        input_shape = (input_shape,)
+    try:
+        shape = tuple(None if d is None else int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"input_shape: expected a tuple of ints or None (one sample's shape, "
+                        f"without the batch axis), got {input_shape!r}") from None
+    if not shape or any(d is not None and d < 1 for d in shape):
+        raise ValueError(f"input_shape: expected one sample's shape without the batch axis "
+                         f"(sizes >= 1 or None), got {input_shape!r}")
+    return shape
+
+
+class KerasWeights:
+    """Keras' per-layer ``get_weights()`` / ``set_weights(weights)``: the arrays in Keras' order
+    and layout (a Dense's ``[kernel (in, units), bias (units,)]``, ...), converted from and to
+    the layer's parameters by ``rnnfast.models.keras_weights``; an unbuilt layer has none."""
+
+    def get_weights(self):
+        from rnnfast.models.keras_weights import get_keras_weights
+        return get_keras_weights(self)
+
+    def set_weights(self, weights):
+        from rnnfast.models.keras_weights import set_keras_weights
+        set_keras_weights(self, weights)
 _BUDGET = contextvars.ContextVar("rnnfast_parameter_budget", default=None)
 
 

@@ -2,7 +2,7 @@
 flatten everything but the batch axis, as Keras' Flatten does)."""
 import numpy as np
 
-from rnnfast.nn.module import Module, as_float_input, check_grad
+from rnnfast.nn.module import Module, as_float_input, check_grad, keras_input_shape
 
 __all__ = ["Flatten"]
 
@@ -10,8 +10,10 @@ __all__ = ["Flatten"]
 class Flatten(Module):
     """Reshape ``(B, d1, ..., dn)`` to ``(B, d1 * ... * dn)`` (by default)."""
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim=1, end_dim=-1, *, name=None, input_shape=None):
         super().__init__()
+        self.name = name
+        self.input_shape = keras_input_shape(input_shape)
         for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{name}: expected an int, got {type(value).__name__}")

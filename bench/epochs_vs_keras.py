@@ -1,0 +1,196 @@
+"""Time per epoch of the Reuters and IMDB examples' models: rnnfast against Keras 3 itself on its
+torch backend (the framework the study notes' code was written for).
+
+For ``reuters_topics`` and ``imdb_sentiment`` it takes the example's data (its ``load_data``,
+default sizes) and compiled model (``build_model``), and builds the same model in Keras
+(``Embedding``, ``Dropout``, ``Conv1D``, ``MaxPooling1D``, ``LSTM``, ``Dense``,
+``Activation``) with the rnnfast model's initial weights (its layers' ``get_weights()``, Keras'
+layout; checked: the same outputs before training), compiled with Keras' ``Adam`` with the same
+learning rate and epsilon, the example's ``clipnorm``, the same loss and metric. Both train
+with the same batch size and shuffling for ``--epochs`` epochs, interleaved (an rnnfast epoch,
+then a Keras epoch, ...) so that a busy machine slows both alike, with the same thread count
+(``rnnfast.set_num_threads`` and ``torch.set_num_threads``, default 2).
+
+An epoch's time runs from its start to the end of its last training batch (no validation).
+The table gives the mean over the epochs after the first (Keras' first epoch carries its
+one-time set-up; with one epoch, that one), the ratio ``keras / rnnfast`` (above 1: rnnfast
+is faster) and each side's loss of its last epoch (they start alike and see batches of the
+same sizes, not the same batches, so the losses agree only roughly).
+
+    python bench/epochs_vs_keras.py                    # 3 epochs each, 2 threads
+    python bench/epochs_vs_keras.py --quick            # small data, 1 epoch (seconds)
+    python bench/epochs_vs_keras.py --limit 1000       # 10 batches per epoch (busy machines)
+
+Needs ``keras>=3`` and ``torch`` (the ``[test]`` extra and ``torch==2.13.0``).
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+import _env
+
+_env.use_inplace_build()
+os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported
+sys.path.insert(0, str(_env.REPO_ROOT / "examples"))
+
+import keras  # noqa: E402
+import rnnfast  # noqa: E402
+import torch  # noqa: E402
+from _common import EpochTimer  # noqa: E402
+from epochs_vs_torch import IMDB, Reuters, steady  # noqa: E402
+from rnnfast.models import optimizers as rn_optimizers  # noqa: E402
+
+NAMES = ["reuters_topics", "imdb_sentiment"]
+
+
+def _activation(layer):
+    fn = getattr(layer, "activation", None)
+    names = {"Softmax": "softmax", "ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
+    return None if fn is None else names[type(fn).__name__]
+
+
+LOSSES = {"CategoricalCrossentropy": "categorical_crossentropy",
+          "BinaryCrossentropy": "binary_crossentropy"}
+
+
+def keras_layers(rn_model):
+    """The Keras twin's layers of an example's Sequential, one per rnnfast layer."""
+    out = []
+    for layer in rn_model.layers:
+        kind = type(layer).__name__
+        if kind == "Embedding":
+            out.append(keras.layers.Embedding(layer.input_dim, layer.output_dim))
+        elif kind == "LSTM":
+            out.append(keras.layers.LSTM(layer.units))
+        elif kind == "Dense":
+            out.append(keras.layers.Dense(layer.units, activation=_activation(layer)))
+        elif kind == "Conv1D":
+            out.append(keras.layers.Conv1D(layer.filters, layer.kernel_size, strides=layer.stride,
+                                           padding=layer.padding,
+                                           activation=_activation(layer)))
+        elif kind == "MaxPooling1D":
+            out.append(keras.layers.MaxPooling1D(layer.pool_size))
+        elif kind == "Dropout":
+            out.append(keras.layers.Dropout(layer.p))
+        elif kind == "Activation":
+            out.append(keras.layers.Activation(layer.activation_name))
+        else:
+            raise TypeError(f"no Keras twin for {kind}")
+    return out
+
+
+def keras_twin(case):
+    rn = case.model
+    rn.build((None,) + case.x.shape[1:], case.x.dtype)
+    kmodel = keras.Sequential([keras.Input(case.x.shape[1:], dtype="int32")] +
+                              keras_layers(rn))
+    weights = [w for layer in rn.layers if hasattr(layer, "get_weights")
+               for w in layer.get_weights()]
+    kmodel.set_weights(weights)
+    rn._ensure_optimizer()
+    opt = rn.optimizer
+    if isinstance(opt, rn_optimizers.Adam):
+        lr, eps, clipnorm = opt.learning_rate, opt.epsilon, opt.clipnorm
+    else:  # compiled by name: rnnfast.optim.Adam with Keras' defaults, compile's clipnorm
+        lr, eps, clipnorm = opt.param_groups[0]["lr"], opt.param_groups[0]["eps"], \
+            rn.clip["clipnorm"]
+    kmodel.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, epsilon=eps,
+                                                   clipnorm=clipnorm),
+                   loss=LOSSES[type(rn.loss).__name__], metrics=["accuracy"])
+    x = case.x[:16]
+    error = float(np.abs(rn.predict(x) - keras.ops.convert_to_numpy(kmodel(x))).max())
+    if not error <= 1e-4:
+        raise AssertionError(f"the Keras twin's outputs differ from rnnfast's by {error:.2e}")
+    return kmodel
+
+
+class KerasHooks(keras.callbacks.Callback):
+    """Keras' hooks passed on to an rnnfast callback (the EpochTimer that times rnnfast too)."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.target.on_epoch_begin(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.target.on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.target.on_epoch_end(epoch, logs)
+
+
+def run_case(name, epochs, quick, seed, limit=None):
+    case = {"reuters_topics": Reuters, "imdb_sentiment": IMDB}[name](__import__(name), quick,
+                                                                     seed)
+    if limit:  # the first samples only: per-batch costs are unchanged, epochs shorter
+        case.x, case.y = case.x[:limit], case.y[:limit]
+    kmodel = keras_twin(case)
+    timer, ktimer = EpochTimer(), EpochTimer()
+    rn_loss = k_loss = None
+    for _ in range(epochs):
+        rn_loss = case.model.fit(case.x, case.y, batch_size=case.batch_size, epochs=1,
+                                 verbose=0, callbacks=[timer])["loss"][-1]
+        k_loss = kmodel.fit(case.x, case.y, batch_size=case.batch_size, epochs=1, verbose=0,
+                            shuffle=True, callbacks=[KerasHooks(ktimer)]).history["loss"][-1]
+    return {"example": name, "samples": len(case.x), "sample_shape": case.x.shape[1:],
+            "batch": case.batch_size, "rnnfast_s": steady(timer.times),
+            "keras_s": steady(ktimer.times), "rnnfast_loss": rn_loss, "keras_loss": k_loss,
+            "rnnfast_epochs": timer.times, "keras_epochs": ktimer.times}
+
+
+def table(rows):
+    lines = ["| example | train samples x shape | batch | rnnfast s/epoch | Keras s/epoch | "
+             "Keras / rnnfast | rnnfast loss | Keras loss |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        shape = "x".join(str(d) for d in r["sample_shape"])
+        lines.append(f"| {r['example']} | {r['samples']} x ({shape}) | {r['batch']} | "
+                     f"{r['rnnfast_s']:.4g} | {r['keras_s']:.4g} | "
+                     f"{r['keras_s'] / r['rnnfast_s']:.2f} | {r['rnnfast_loss']:.4f} | "
+                     f"{r['keras_loss']:.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", nargs="+", choices=NAMES, default=NAMES)
+    parser.add_argument("--epochs", type=int, default=None, help="default 3 (--quick: 1)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="small data, 1 epoch")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train on the first LIMIT samples only (shorter epochs)")
+    args = parser.parse_args(argv)
+    epochs = args.epochs or (1 if args.quick else 3)
+    if epochs < 1 or args.threads < 1:
+        parser.error("--epochs and --threads must be >= 1")
+    _env.set_threads(args.threads)
+    keras.utils.set_random_seed(args.seed)
+    info = _env.machine_info()
+    print(f"# Reuters and IMDB models: time per epoch, rnnfast vs Keras {keras.__version__} "
+          f"(torch {torch.__version__} backend)\n")
+    print(f"{info['cpu_model']}, {info['usable_cpus']} usable CPUs, {args.threads} threads "
+          f"(rnnfast {rnnfast.get_num_threads()}, torch {torch.get_num_threads()}), rnnfast "
+          f"{info['rnnfast']} ({info['rnnfast_isa']}); {info['date_utc']}; load average at the "
+          f"start {info['load_average_1min']}; {epochs} epoch(s) each, "
+          f"{'quick data' if args.quick else 'the examples default data'}"
+          f"{f', the first {args.limit} training samples' if args.limit else ''}\n", flush=True)
+    rows = []
+    for name in args.examples:
+        rows.append(run_case(name, epochs, args.quick, args.seed, args.limit))
+        r = rows[-1]
+        print(f"{name}: rnnfast epochs {[round(t, 3) for t in r['rnnfast_epochs']]} s, Keras "
+              f"{[round(t, 3) for t in r['keras_epochs']]} s", flush=True)
+    print()
+    print(table(rows))
+    print(f"\nload average at the end {_env.load_average()}; Keras / rnnfast above 1: rnnfast "
+          "is faster")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

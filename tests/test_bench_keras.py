@@ -1,0 +1,47 @@
+"""bench/epochs_vs_keras.py builds Keras twins that compute the examples' models (the same
+outputs from the same weights, which it checks before timing), compiled with the same
+optimiser settings, and its table is consistent."""
+import sys
+
+import numpy as np
+import pytest
+
+from keras_oracle import KERAS_WARNINGS, keras
+
+pytestmark = KERAS_WARNINGS
+
+
+@pytest.fixture(scope="module")
+def bench():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    paths = [str(root / "bench"), str(root / "examples")]
+    sys.path[:0] = paths
+    try:
+        import epochs_vs_keras
+        yield epochs_vs_keras
+    finally:
+        for p in paths:
+            sys.path.remove(p)
+
+
+@pytest.mark.parametrize("name", ["reuters_topics", "imdb_sentiment"])
+def test_keras_twin_computes_the_example_model(bench, name):
+    case = {"reuters_topics": bench.Reuters, "imdb_sentiment": bench.IMDB}[name](
+        __import__(name), True, 0)
+    kmodel = bench.keras_twin(case)  # raises if the outputs differ by more than 1e-4
+    assert len(kmodel.layers) == len(case.model.layers)
+    x = case.x[16:40]
+    np.testing.assert_allclose(case.model.predict(x), keras.ops.convert_to_numpy(kmodel(x)),
+                               atol=1e-5)
+    opt = kmodel.optimizer
+    assert float(opt.learning_rate) == pytest.approx(1e-3) and opt.epsilon == 1e-7
+    assert opt.clipnorm == (1.0 if name == "reuters_topics" else None)
+
+
+def test_table(bench):
+    row = {"example": "imdb_sentiment", "samples": 10, "sample_shape": (100,), "batch": 5,
+           "rnnfast_s": 0.5, "keras_s": 3.0, "rnnfast_loss": 0.7, "keras_loss": 0.69}
+    line = bench.table([row]).splitlines()[-1]
+    assert line == "| imdb_sentiment | 10 x (100) | 5 | 0.5 | 3 | 6.00 | 0.7000 | 0.6900 |"
