@@ -667,6 +667,37 @@ def use_openmp_case(rng):
         return "use_openmp", call, incompatible("use_openmp")
     return "use_openmp", call, Err(RuntimeError, f"'{value}' is not a loaded OpenMP runtime")
 
+def bf16_isa_case(rng):
+    supported = _C.supported_bf16_isas()
+    value = [supported[rng.integers(len(supported))], supported[0], "avx512", "", "AMX", None,
+             3][rng.integers(7)]
+    if value in supported:
+        def check(_):
+            if _C.active_bf16_isa() != value:
+                raise Failure("set_bf16_isa: not applied")
+        return "set_bf16_isa", lambda: _C.set_bf16_isa(value), Ok(check)
+    if not isinstance(value, str):
+        return "set_bf16_isa", lambda: _C.set_bf16_isa(value), incompatible("set_bf16_isa")
+    return "set_bf16_isa", lambda: _C.set_bf16_isa(value), Err(ValueError, "bf16_isa: ")
+
+
+def round_bf16_case(rng):
+    shape = tuple(int(n) for n in rng.integers(0, 9, size=rng.integers(1, 4)))
+    a = rand(rng, shape, np.float32) * float(10.0 ** rng.integers(-40, 39))
+    if rng.integers(3) == 0:
+        bad = [np.zeros(shape, np.float64), np.zeros(shape, np.int32), "a", None][rng.integers(4)]
+        return "round_bf16", lambda: _C.round_bf16(bad), Err(TypeError, "a: expected")
+
+    def check(got):
+        # round to nearest, ties to even, on the float32 bits (NaN stays NaN)
+        bits = a.view(np.uint32).astype(np.uint64)
+        want = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32).view(np.float32)
+        want = np.where(np.isnan(a), a, want)
+        if got.shape != a.shape or not np.array_equal(got, want, equal_nan=True):
+            raise Failure("round_bf16: not rounded to the nearest bfloat16")
+    return "round_bf16", lambda: _C.round_bf16(odd_layout(rng, a)), Ok(check)
+
+
 def threads_case(rng):
     value = [1, 2, 2, 0, -1, 1025, 2**31, 2**63, 2**64, True, 1.0, "2", None, np.int64(2)][rng.integers(14)]
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 1 <= value <= 2:
@@ -743,13 +774,15 @@ CASES = {
     "gemm_packed": lambda rng: gemm_case(rng, True),
     "gemm_batched": gemm_batched_case,
     "use_openmp": use_openmp_case,
+    "set_bf16_isa": bf16_isa_case,
+    "round_bf16": round_bf16_case,
     "set_num_threads": threads_case,
     "set_isa": isa_case,
     "_set_projection_window_bytes": window_case,
     "parallel_for_chunks": chunks_case,
     **{name: no_argument_case(name) for name in
        ("get_num_threads", "active_isa", "supported_isas", "build_info", "get_thread_pool",
-        "loaded_openmp_runtimes", "use_own_pool")},
+        "loaded_openmp_runtimes", "use_own_pool", "active_bf16_isa", "supported_bf16_isas")},
 }
 
 
@@ -786,7 +819,7 @@ def fuzz(calls, seed, only=None, progress=None):
     missing = set(entry_points()) - set(CASES)
     if missing:
         raise Failure(f"entry points the fuzzer does not know: {sorted(missing)}")
-    saved = (_C.get_num_threads(), _C.active_isa())
+    saved = (_C.get_num_threads(), _C.active_isa(), _C.active_bf16_isa())
     counts = {}
     try:
         for entry in sorted(CASES):
@@ -810,6 +843,7 @@ def fuzz(calls, seed, only=None, progress=None):
     finally:
         _C.set_num_threads(saved[0])
         _C.set_isa(saved[1])
+        _C.set_bf16_isa(saved[2])
         _C._set_projection_window_bytes(0)
     return counts
 

@@ -208,6 +208,7 @@ pctx = _C.pool1d_forward("max_pool1d", cx, **pool)[1]
 a = f(300, 300)
 a3 = f(4, 64, 64)
 isa = _C.active_isa()
+bf16_isa = _C.active_bf16_isa()
 def refused(call, error):
     try:
         call()
@@ -237,6 +238,10 @@ calls = {
     "loaded_openmp_runtimes": lambda: _C.loaded_openmp_runtimes(),
     "use_own_pool": lambda: _C.use_own_pool(),
     "use_openmp": lambda: refused(lambda: _C.use_openmp("no-such-runtime"), RuntimeError),
+    "active_bf16_isa": lambda: _C.active_bf16_isa(),
+    "supported_bf16_isas": lambda: _C.supported_bf16_isas(),
+    "set_bf16_isa": lambda: _C.set_bf16_isa(bf16_isa),
+    "round_bf16": lambda: _C.round_bf16(a),
 }
 functions = {n for n in dir(_C) if callable(getattr(_C, n)) and not isinstance(getattr(_C, n), type)
              and not n.startswith("__")}
