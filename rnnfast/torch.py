@@ -57,9 +57,13 @@ _warned_fallbacks = set()
 
 def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
     """``(y, h_n, c_n)`` of ``torch.ops.rnnfast.recurrent_stack`` (c_n None without a cell
-    state). Eager inference calls the operator's computation directly (no dispatcher)."""
-    tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
-    if need_grad or tracing:
+    state). Eager inference calls the operator's computation directly (no dispatcher). Traced
+    (``torch.jit.trace``) and exported programs keep no activations (``training=False``): a
+    backward through them runs the forward again, so their graph does not depend on grad mode."""
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
+                                                            *config, False)
+    elif need_grad or torch.compiler.is_compiling():
         y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
                                                             *config, need_grad)
     else:
@@ -108,16 +112,16 @@ class _KernelRNNMixin:
 
     def forward(self, input, hx=None):
         """torch.nn's forward: ``(output, h_n)``, or ``(output, (h_n, c_n))`` for the LSTM."""
-        self._update_flat_weights()
+        weights = [getattr(self, name) for name in self._flat_weights_names]
         parsed = self._parse(input, hx)
-        if parsed is None or not self._use_kernels(*parsed):
-            return super().forward(input, hx)
+        if parsed is None or not self._use_kernels(weights, *parsed):
+            return self._torch_forward(input, hx)
         x, states, batched = parsed
         packed = isinstance(input, PackedSequence)
         if packed:
-            output, new_states = self._kernel_packed(input, states)
+            output, new_states = self._kernel_packed(weights, input, states)
         else:
-            output, new_states = self._kernel_layers(x, states, None, self.batch_first)
+            output, new_states = self._kernel_layers(weights, x, states, None, self.batch_first)
         if not batched:
             output = output.squeeze(0 if self.batch_first else 1)
             new_states = tuple(s.squeeze(1) for s in new_states)
@@ -155,10 +159,9 @@ class _KernelRNNMixin:
             result.append(state)
         return x, tuple(result), batched
 
-    def _use_kernels(self, x, states, batched):
+    def _use_kernels(self, params, x, states, batched):
         """True for the kernel path; warns once before a fallback to torch's implementation
         for other dtypes, devices, autocast or torch.func transforms."""
-        params = self._flat_weights
         dtype, device = params[0].dtype, params[0].device
         tensors = [x, *(states or ()), *params]
         if any(t.dtype != dtype for t in tensors):
@@ -184,7 +187,7 @@ class _KernelRNNMixin:
                           "runs instead (warned once)", RuntimeWarning, stacklevel=4)
         return False
 
-    def _kernel_layers(self, x, states, lengths, batch_first):
+    def _kernel_layers(self, weights, x, states, lengths, batch_first):
         """All layers and directions on the kernels; returns (output, (h_n[, c_n]))."""
         masks = []
         if self.dropout > 0 and self.training and self.num_layers > 1:
@@ -194,18 +197,17 @@ class _KernelRNNMixin:
             masks = [torch.nn.functional.dropout(ones, self.dropout, True)
                      for _ in range(self.num_layers - 1)]
         h0, c0 = (tuple(states) + (None,))[:2] if states is not None else (None, None)
-        weights = list(self._flat_weights)
         need_grad = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (x, h0, c0, *weights))
         y, h_n, c_n = _stack_call(x, h0, c0, weights, masks, lengths,
                                   self._kernel_config() + (batch_first,), need_grad)
         return y, (h_n,) if c_n is None else (h_n, c_n)
 
-    def _kernel_packed(self, packed, states):
+    def _kernel_packed(self, weights, packed, states):
         """A PackedSequence on the kernels: unpack, run with lengths, pack as torch.nn does."""
         _, batch_sizes, sorted_indices, unsorted_indices = packed
         padded, lengths = pad_packed_sequence(packed)  # (T, B, I) in the caller's batch order
-        output, new_states = self._kernel_layers(padded, states, lengths, False)
+        output, new_states = self._kernel_layers(weights, padded, states, lengths, False)
         if sorted_indices is not None:
             output = output.index_select(1, sorted_indices)
             lengths = lengths.index_select(0, sorted_indices.cpu())
@@ -213,9 +215,11 @@ class _KernelRNNMixin:
         return PackedSequence(data, batch_sizes, sorted_indices, unsorted_indices), new_states
 
 
-class RNN(_KernelRNNMixin, torch.nn.RNN):
+class RNN(_KernelRNNMixin, torch.nn.RNNBase):
     """``torch.nn.RNN`` on the rnnfast kernels: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``,
     act = tanh or relu. Returns ``(output, h_n)``."""
+
+    _torch_forward = torch.nn.RNN.forward
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None):
@@ -228,9 +232,14 @@ class RNN(_KernelRNNMixin, torch.nn.RNN):
                                   device=device, dtype=dtype)
 
 
-class LSTM(_KernelRNNMixin, torch.nn.LSTM):
+class LSTM(_KernelRNNMixin, torch.nn.RNNBase):
     """``torch.nn.LSTM`` on the rnnfast kernels (gates i, f, g, o), without projections.
     Returns ``(output, (h_n, c_n))``."""
+
+    _torch_forward = torch.nn.LSTM.forward
+    get_expected_cell_size = torch.nn.LSTM.get_expected_cell_size
+    check_forward_args = torch.nn.LSTM.check_forward_args
+    permute_hidden = torch.nn.LSTM.permute_hidden
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
@@ -242,9 +251,11 @@ class LSTM(_KernelRNNMixin, torch.nn.LSTM):
                                   dtype=dtype)
 
 
-class GRU(_KernelRNNMixin, torch.nn.GRU):
+class GRU(_KernelRNNMixin, torch.nn.RNNBase):
     """``torch.nn.GRU`` on the rnnfast kernels (gates r, z, n; reset applied after the
     recurrent product, as in torch.nn). Returns ``(output, h_n)``."""
+
+    _torch_forward = torch.nn.GRU.forward
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, device=None, dtype=None):
