@@ -34,8 +34,8 @@ from torch import Tensor
 
 from rnnfast.functional.stack import RecurrentStack
 
-__all__ = ["recurrent_stack", "recurrent_stack_backward", "run_stack", "stack_of",
-           "SECOND_DERIVATIVE_ERROR"]
+__all__ = ["EagerStack", "backward_stack", "recurrent_stack", "recurrent_stack_backward",
+           "run_stack", "stack_of", "SECOND_DERIVATIVE_ERROR"]
 
 SECOND_DERIVATIVE_ERROR = (
     "rnnfast.torch: second derivatives are not supported (the kernels' backward pass is not "
@@ -154,11 +154,17 @@ def recurrent_stack_backward(saved: Tensor, dy: Optional[Tensor], dh_n: Optional
     """The gradients of ``recurrent_stack`` at the given inputs (the arguments after the
     upstream gradients are the forward's): from the activations ``saved`` holds when it is
     the forward's own ``saved`` output, still alive; else the forward runs again."""
+    return backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, masks, lengths, cell,
+                          nonlinearity, hidden_size, num_layers, bias, bidirectional, reverse,
+                          batch_first)
+
+
+def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config):
+    """The backward operator's computation (its arguments; also run directly by
+    ``EagerStack``)."""
     holder = _LIVE.get(saved.data_ptr()) if saved.numel() == 1 else None
     if holder is None:
-        stack, (_, _, _, ctx) = _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity,
-                                     hidden_size, num_layers, bias, bidirectional, reverse,
-                                     batch_first, True)
+        stack, (_, _, _, ctx) = _run(x, h0, c0, weights, *config, True)
     else:
         stack, ctx = holder.stack, holder.ctx
     dx, dh0, dc0, by_name = stack.backward(
@@ -216,3 +222,36 @@ def _setup_backward_context(ctx, inputs, output):
 
 recurrent_stack_backward.register_autograd(_refuse_second_derivative,
                                            setup_context=_setup_backward_context)
+
+
+class EagerStack(torch.autograd.Function):
+    """The forward operator with its autograd formula as a plain ``torch.autograd.Function``:
+    what eager training runs (the same computations as the operators, without the dispatcher's
+    per-call cost, which is larger than a short sequence's kernels). Compiled, exported and
+    traced programs see the operators instead.
+
+    ``EagerStack.apply(config, masks, lengths, x, h0, c0, *weights)`` with ``config`` the
+    operator's arguments from ``cell`` to ``batch_first``; returns ``(y, h_n, c_n)``
+    (``c_n`` an empty tensor without a cell state)."""
+
+    @staticmethod
+    def forward(ctx, config, masks, lengths, x, h0, c0, *weights):
+        y, h_n, c_n, saved = run_stack(x, h0, c0, list(weights), masks, lengths, *config, True)
+        ctx.config, ctx.masks, ctx.lengths = config, masks, lengths
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(saved, x, h0, c0, *weights)
+        if config[0] != "lstm":
+            ctx.mark_non_differentiable(c_n)
+        return y, h_n, c_n
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n):
+        saved, x, h0, c0, *weights = ctx.saved_tensors
+        args = (saved, dy, dh_n, dc_n if ctx.config[0] == "lstm" else None, x, h0, c0, weights,
+                ctx.masks, ctx.lengths, *ctx.config)
+        if torch.is_grad_enabled():  # create_graph=True: the operator, whose gradient raises
+            dx, dh0, dc0, dweights = torch.ops.rnnfast.recurrent_stack_backward(*args)
+        else:
+            dx, dh0, dc0, dweights = backward_stack(*args)
+        return (None, None, None, dx, dh0 if h0 is not None else None,
+                dc0 if c0 is not None else None, *dweights)

@@ -44,7 +44,7 @@ import warnings
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnfast._torch_ops import run_stack
+from rnnfast._torch_ops import EagerStack, run_stack
 
 __all__ = ["RNN", "LSTM", "GRU", "RecurrentFunction"]
 
@@ -57,15 +57,19 @@ _warned_fallbacks = set()
 
 def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
     """``(y, h_n, c_n)`` of ``torch.ops.rnnfast.recurrent_stack`` (c_n None without a cell
-    state). Eager inference calls the operator's computation directly (no dispatcher). Traced
-    (``torch.jit.trace``) and exported programs keep no activations (``training=False``): a
-    backward through them runs the forward again, so their graph does not depend on grad mode."""
+    state). Compiled programs call the operator; eager calls its computation directly
+    (``EagerStack`` when a gradient is needed), which skips the dispatcher's per-call cost.
+    Traced (``torch.jit.trace``) and exported programs keep no activations
+    (``training=False``): a backward through them runs the forward again, so their graph does
+    not depend on grad mode."""
     if torch.jit.is_tracing() or torch.compiler.is_exporting():
         y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
                                                             *config, False)
-    elif need_grad or torch.compiler.is_compiling():
+    elif torch.compiler.is_compiling():
         y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
                                                             *config, need_grad)
+    elif need_grad:
+        y, h_n, c_n = EagerStack.apply(config, masks, lengths, x, h0, c0, *weights)
     else:
         y, h_n, c_n, _ = run_stack(x, h0, c0, weights, masks, lengths, *config, False)
     return y, h_n, (c_n if config[0] == "lstm" else None)

@@ -92,3 +92,15 @@ def test_char_rnn_generation_and_word_level(tmp_path):
     path.write_text("the cat sat on the mat. the dog sat on the log. " * 20)
     out = run("char_rnn.py", "--text", str(path), "--level", "word", "--prompt", "the cat")
     assert "word tokens, vocabulary 7" in out and "greedy: the cat " in out
+
+
+def test_torch_ddp_lstm_without_torch_says_how_to_install_it():
+    """(The example itself runs with --quick in test_torch_ddp.py.)"""
+    code = ("import runpy, sys; sys.modules['torch'] = None; "
+            f"sys.argv = ['torch_ddp_lstm.py', '--quick']; "
+            f"runpy.run_path({str(EXAMPLES / 'torch_ddp_lstm.py')!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=python_env(), timeout=120)
+    assert proc.returncode == 1
+    assert "torch_ddp_lstm.py needs PyTorch" in proc.stderr
+    assert "pip install 'rnnfast[torch]'" in proc.stderr
