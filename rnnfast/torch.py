@@ -11,33 +11,34 @@ from ``forward(input, hx=None)`` what torch.nn returns: batched ``(T, B, I)`` /
 ``PackedSequence`` with the same sorting indices). Inter-layer dropout applies in training
 mode to the output of every layer but the last, as in torch.nn.
 
-Each layer and direction is one call of the fused kernel, all of them run by
-``rnnfast.functional.stack.RecurrentStack`` inside one ``torch.autograd.Function``: CPU
-tensors are handed over as NumPy views (no copies for contiguous tensors), the kernels' ctx is
-kept for the backward pass, and the kernels' result arrays become tensors without copies
-(``torch.from_numpy``; the states stacked over layers are copies). Without autograd
-(``torch.no_grad()``, or nothing requiring a gradient) the kernels run in inference mode and
-keep nothing. ``RecurrentFunction`` is the same for one layer and direction.
+The classes subclass ``torch.nn.RNNBase`` (not ``torch.nn.LSTM`` itself: Dynamo refuses to
+trace those), so torch.nn's constructor checks, ``_flat_weights``, ``all_weights``,
+``flatten_parameters``, weight norm and pruning behave as on torch.nn.
+
+The kernels are the PyTorch operators ``torch.ops.rnnfast.recurrent_stack`` and
+``recurrent_stack_backward`` (``rnnfast._torch_ops``, registered on import of this module):
+``torch.compile(model, fullgraph=True)`` (dynamic T and B), ``torch.export.export`` and
+``torch.jit.trace`` see one operator call per recurrent layer stack. In eager mode the same
+computations run without the dispatcher: CPU tensors are handed over as NumPy views (no copies
+for contiguous tensors), the kernels' result arrays become tensors without copies, and the
+kernels' saved activations are kept for the backward pass and freed with the graph. Without
+autograd (``torch.no_grad()``, or nothing requiring a gradient) the kernels keep nothing.
+``RecurrentFunction`` is one layer and direction.
 
 Fast path and fallback. The kernels run when the input, the initial states and every
-parameter are CPU tensors of one dtype, float32 or float64, and autocast is off. Anything
-else (float16, bfloat16, CUDA or any other device, autocast) falls back to PyTorch's own
-implementation (``torch._VF``, what torch.nn calls) with the same parameters, and warns once
-per process for each device type and dtype (``RuntimeWarning``). An input or state whose
-dtype differs from the parameters' raises ``TypeError`` (except under autocast). An empty
-batch (B = 0) gives torch's empty results without a warning.
+parameter are CPU tensors of one dtype, float32 or float64, autocast is off and no
+``torch.func`` transform is active. Other dtypes, devices, autocast and ``torch.func`` fall
+back to torch.nn's own forward with the same parameters and warn once per reason
+(``RuntimeWarning``); bad arguments get torch.nn's own errors.
 
 The kernels run on rnnfast's own thread pool (``rnnfast.set_num_threads``), not torch's.
 ``torch.func.functional_call``, ``copy.deepcopy``, pickling, ``torch.inference_mode`` and
-``DistributedDataParallel`` work as with torch.nn; ``torch.compile`` runs the layers eagerly
-(Dynamo breaks the graph at the kernel call).
+``DistributedDataParallel`` work as with torch.nn.
 
 Differences from torch.nn, all raising instead of computing something else:
-``proj_size > 0`` is a ``ValueError``; wrong shapes are ``ValueError`` (torch.nn raises
-``RuntimeError`` for some of them); backward is once-differentiable: differentiating a
-gradient taken with ``create_graph=True`` raises ``RuntimeError``;
-TorchScript is not supported. The kernel's ctx (the saved activations) is freed by the
-backward pass unless it retains the graph, like torch's saved tensors.
+``proj_size > 0`` is a ``ValueError``; backward is once-differentiable: differentiating a
+gradient taken with ``create_graph=True`` raises ``RuntimeError``; ``torch.jit.script`` is not
+supported.
 """
 import warnings
 
