@@ -174,3 +174,13 @@ class CallbackList:
 def copy_logs(logs):
     return {k: (float(v) if isinstance(v, (float, np.floating)) else copy.copy(v))
             for k, v in logs.items()}
+
+
+
+def __getattr__(name):
+    """``ModelCheckpoint`` and ``BackupAndRestore`` (``rnnfast.models.checkpointing``, which
+    imports this module) are reachable here too, as in Keras."""
+    if name in ("ModelCheckpoint", "BackupAndRestore"):
+        from rnnfast.models import checkpointing
+        return getattr(checkpointing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

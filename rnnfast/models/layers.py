@@ -46,6 +46,7 @@ from rnnfast.nn.module import (
     check_int,
     make_rng,
 )
+from rnnfast.nn.serialization import deserialize, register_layers, serialize
 
 __all__ = [
     "Activation",
@@ -484,4 +485,17 @@ class Bidirectional(Module):
         return self.layer.backward(dy)
 
     def get_config(self):
-        return {"merge_mode": self.merge_mode}
+        layer = serialize(self.layer)
+        layer["config"]["input_dim"] = None  # the wrapped layer is given unbuilt
+        return {"layer": layer, "merge_mode": self.merge_mode}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(deserialize(config.pop("layer"), "layer"), **config)
+
+
+# The layers a saved model may name (as "layers.<class>"); rnnfast.nn registers its own.
+register_layers("layers", [Dense, Conv1D, MaxPooling1D, GlobalMaxPooling1D,
+                           GlobalAveragePooling1D, Embedding, Activation, SimpleRNN, LSTM, GRU,
+                           Bidirectional])

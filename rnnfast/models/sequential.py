@@ -31,11 +31,12 @@ from rnnfast import losses
 from rnnfast import nn
 from rnnfast.models import metrics as metrics_mod
 from rnnfast.models import optimizers as optimizers_mod
-from rnnfast.models import training
-from rnnfast.models.layers import Activation, Bidirectional, Input, _Recurrent
+from rnnfast.models import saving, training
+from rnnfast.models.layers import Activation, Bidirectional, Dense, Input, _Recurrent
 from rnnfast.nn.activation import _Elementwise
 from rnnfast.nn.module import Module, make_rng
 from rnnfast.nn.recurrent import RNNBase
+from rnnfast.nn.serialization import MAX_CONFIG_INT, deserialize, serialize
 
 __all__ = ["Sequential"]
 
@@ -43,6 +44,10 @@ MASK_CONSUMERS = (_Recurrent, Bidirectional)
 MASK_TRANSPARENT = (nn.Dropout, nn.Linear, _Elementwise, Activation, nn.LayerNorm,
                     nn.TimeDistributed)
 FREE_LENGTHS = (61, 67)  # stand-ins for a None axis when tracing shapes
+MAX_SAMPLE_ELEMENTS = 2 ** 22  # bound of one sample's size in a config (from_config)
+MAX_LAYERS = 4096
+INPUT_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                "uint64", "float16", "float32", "float64")
 
 
 def snake_case(name):
@@ -217,7 +222,7 @@ class Sequential(Module):
         shape = getattr(first, "input_shape", None)
         if shape is not None:
             return tuple(shape), None
-        if type(first) is nn.Dense and first.built:  # Keras: Dense(units, input_dim=...)
+        if type(first) is Dense and first.built:  # Keras: Dense(units, input_dim=...)
             return (first.in_features,), None
         return None
 
@@ -442,30 +447,109 @@ class Sequential(Module):
         print_fn(f"Non-trainable params: {total - trainable:,}")
         print_fn("_" * line_length)
 
+    def get_config(self):
+        """Keras' model config (JSON data): the name, the ``Input``, each layer's name,
+        registered class and ``get_config()``, and the input it was built for."""
+        return {"name": self.name,
+                "input": None if self.input_spec is None else self.input_spec.get_config(),
+                "layers": [dict(serialize(layer), name=name)
+                           for name, layer in zip(self.layer_names, self.layers)],
+                "build_input_shape": list(self.input_shape) if self.built else None,
+                "build_input_dtype": np.dtype(self.input_dtype).name if self.built else None}
+
+    @classmethod
+    def from_config(cls, config):
+        """The model ``get_config()`` describes (built when it was), with fresh weights; every
+        value is checked first (ValueError naming it)."""
+        keys = {"name", "input", "layers", "build_input_shape", "build_input_dtype"}
+        if not isinstance(config, dict) or set(config) != keys:
+            raise ValueError(f"config: expected the keys {sorted(keys)}")
+        if not isinstance(config["name"], str) or len(config["name"]) > 256:
+            raise ValueError("config.name: expected a string of at most 256 characters")
+        model = cls(name=config["name"])
+        spec = config["input"]
+        if spec is not None:
+            if not isinstance(spec, dict) or set(spec) != {"shape", "dtype"}:
+                raise ValueError("config.input: expected {'shape': [...], 'dtype': ...}")
+            shape = _sample_shape(spec["shape"], "config.input.shape")
+            model.add(Input(shape, _input_dtype(spec["dtype"], "config.input.dtype", True)))
+        layers = config["layers"]
+        if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
+            raise ValueError(f"config.layers: expected a list of at most {MAX_LAYERS} layers")
+        for i, entry in enumerate(layers):
+            where = f"config.layers[{i}]"
+            if not isinstance(entry, dict) or set(entry) != {"name", "class_name", "config"}:
+                raise ValueError(f"{where}: expected {{'name', 'class_name', 'config'}}")
+            name = entry["name"]
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_\-]{1,128}", name):
+                raise ValueError(f"{where}.name: expected 1 to 128 letters, digits, '_' or "
+                                 f"'-', got {str(name)[:80]!r}")
+            layer = deserialize({"class_name": entry["class_name"], "config": entry["config"]},
+                                where)
+            declared = getattr(layer, "input_shape", None)
+            if not model.layers and spec is None and declared is not None:
+                _sample_shape(list(declared), f"{where}: the input shape it declares")
+            layer.name = name
+            model.add(layer)
+        shape = config["build_input_shape"]
+        if shape is not None:
+            if not isinstance(shape, list) or not shape or shape[0] is not None:
+                raise ValueError("config.build_input_shape: expected [null, ...] (the batch "
+                                 "axis first)")
+            sample = _sample_shape(shape[1:], "config.build_input_shape")
+            model.build((None,) + sample,
+                        _input_dtype(config["build_input_dtype"], "config.build_input_dtype"))
+        elif config["build_input_dtype"] is not None:
+            raise ValueError("config.build_input_dtype: expected null for an unbuilt model")
+        return model
+
     def save(self, path):
         """Write the model (layers' configuration as JSON, weights, compile settings and the
-        optimiser's state, random generators' states) to one ``.npz`` file; no pickled code.
-        ``load_model(path)`` gives back the same model, bit for bit."""
-        from rnnfast.models.saving import save_model
-        return save_model(self, path)
+        optimiser's state, random generators' states) to ``path``, exactly there (any suffix)
+        and atomically; no pickled code. ``load_model(path)`` gives back the same model, bit
+        for bit. Returns the path."""
+        return saving.save_model(self, path)
 
     @classmethod
     def load(cls, path):
         """A model saved by ``save``."""
-        from rnnfast.models.saving import load_model
-        return load_model(path)
+        model = saving.load_model(path)
+        if not isinstance(model, cls):
+            raise ValueError(f"path: {path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
 
     def save_weights(self, path):
-        """Write only the parameters (``state_dict``) to an ``.npz`` file."""
-        np.savez(path, **self.state_dict())
+        """Write only the parameters (``state_dict``) to ``path`` (exactly there, atomically;
+        NumPy's ``.npz`` layout)."""
+        return saving.save_weights(self, path)
 
     def load_weights(self, path):
-        """Load parameters written by ``save_weights`` (the model must have the same layers)."""
-        with np.load(path, allow_pickle=False) as data:
-            self.load_state_dict({k: data[k] for k in data.files})
+        """Load parameters written by ``save_weights`` (the model must have the same layers);
+        the file is checked as ``load_model`` checks one."""
+        saving.load_weights(self, path)
 
     def extra_repr(self):
         return f"name={self.name!r}"
+
+
+def _sample_shape(shape, where):
+    """A config's sample shape (no batch axis): ints >= 1 or None, of bounded size."""
+    if not isinstance(shape, list) or len(shape) > 8 or any(
+            d is not None and (isinstance(d, bool) or not isinstance(d, int) or
+                               not 1 <= d <= MAX_CONFIG_INT) for d in shape):
+        raise ValueError(f"{where}: expected at most 8 sizes (ints >= 1 or null), got "
+                         f"{str(shape)[:80]}")
+    size = int(np.prod([d or 1 for d in shape], dtype=object))
+    if size > MAX_SAMPLE_ELEMENTS:
+        raise ValueError(f"{where}: a sample of {size:,} elements (at most "
+                         f"{MAX_SAMPLE_ELEMENTS:,})")
+    return tuple(shape)
+
+
+def _input_dtype(name, where, allow_none=False):
+    if (name is None and allow_none) or name in INPUT_DTYPES:
+        return name
+    raise ValueError(f"{where}: expected one of {list(INPUT_DTYPES)}, got {str(name)[:40]!r}")
 
 
 def _is_ragged(x):
@@ -478,3 +562,6 @@ def _is_ragged(x):
             return False
         lengths.add(len(item))
     return len(lengths) > 1
+
+
+saving.register_model(Sequential)

@@ -13,8 +13,12 @@ number of samples.
 Ctrl-C during ``fit`` (in the main thread) is deferred: the current batch finishes, training
 stops there and ``fit`` returns the history of the completed epochs (``history.interrupted``
 is True) with the weights of the last completed batch. A second Ctrl-C interrupts at once
-(raising KeyboardInterrupt; the batch in progress may then be partly applied). A
-KeyboardInterrupt raised by a callback stops training the same clean way.
+(raising KeyboardInterrupt), except during a weight update (clipping and the optimiser's
+step), which completes first: the weights are those before or after a whole batch, never
+half-updated. A KeyboardInterrupt raised by a callback stops training the same clean way.
+
+A callback's ``on_train_begin`` may set ``model._initial_epoch`` (as Keras'
+``BackupAndRestore`` does) to resume an interrupted run at that epoch.
 """
 import contextlib
 import signal
@@ -228,17 +232,19 @@ def _batch_loss(model, yb, out, wb):
     return model.loss.forward(yb, out, sample_weight=wb, mask=model.output_mask)
 
 
-def train_step(model, xb, yb, wb=None):
+def train_step(model, xb, yb, wb=None, update_guard=contextlib.nullcontext):
     """One optimiser step on a batch (``wb``: its sample weights or None); returns the loss
-    and the metrics' ``(sum, count)`` pairs before the step."""
+    and the metrics' ``(sum, count)`` pairs before the step. The weight update (clipping and
+    the step) runs inside ``update_guard()``."""
     model.train()
     out = model.forward(xb)
     loss_value = _batch_loss(model, yb, out, wb)
     grad = model.loss.backward()
     model.zero_grad()
     model.backward(grad)
-    _clip(model)
-    model.optimizer.step()
+    with update_guard():
+        _clip(model)
+        model.optimizer.step()
     return loss_value, _metric_sums(model, yb, out, _metric_weights(wb, model.output_mask))
 
 
@@ -267,8 +273,10 @@ class _Means:
 @contextlib.contextmanager
 def deferred_sigint():
     """While active (main thread only), the first SIGINT sets ``state["pending"]`` instead of
-    raising; a second one raises KeyboardInterrupt."""
-    state = {"pending": False, "forced": False}
+    raising; a second one raises KeyboardInterrupt, at once or, inside ``state["atomic"]()``,
+    when that block ends."""
+    state = {"pending": False, "forced": False, "in_atomic": False,
+             "atomic": contextlib.nullcontext}
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
@@ -280,8 +288,21 @@ def deferred_sigint():
     def handler(signum, frame):
         if state["pending"]:
             state["forced"] = True
-            raise KeyboardInterrupt
+            if not state["in_atomic"]:
+                raise KeyboardInterrupt
         state["pending"] = True
+
+    @contextlib.contextmanager
+    def atomic():
+        state["in_atomic"] = True
+        try:
+            yield
+        finally:
+            state["in_atomic"] = False
+        if state["forced"]:
+            raise KeyboardInterrupt
+
+    state["atomic"] = atomic
 
     signal.signal(signal.SIGINT, handler)
     try:
@@ -324,7 +345,11 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     position = {"epoch": initial_epoch, "batch": 0, "in_step": False}
     with deferred_sigint() as sigint:
         try:
+            model._initial_epoch = None
             cbs.call("on_train_begin", {})
+            if model._initial_epoch is not None:  # a BackupAndRestore resumes here
+                initial_epoch = model._initial_epoch
+                position["epoch"] = initial_epoch
             for epoch in range(initial_epoch, epochs):
                 position.update(epoch=epoch, batch=0)
                 cbs.call("on_epoch_begin", epoch, {})
@@ -342,7 +367,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                     idx = order[b * batch_size:(b + 1) * batch_size]
                     position["in_step"] = True
                     loss_value, sums = train_step(model, x[idx], y[idx],
-                                                  None if w is None else w[idx])
+                                                  None if w is None else w[idx],
+                                                  sigint["atomic"])
                     position["in_step"] = False
                     means.add(loss_value, len(idx), sums)
                     logs = means.logs()

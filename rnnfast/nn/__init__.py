@@ -17,7 +17,13 @@ from rnnfast.nn.module import Module, Parameter
 from rnnfast.nn.norm import LayerNorm
 from rnnfast.nn.recurrent import GRU, LSTM, RNN
 from rnnfast.nn.sequence import LastStep
+from rnnfast.nn.serialization import register_layers
 from rnnfast.nn.shape import Flatten
+
+# The layers a saved model may name (as "nn.<class>"); the PyTorch-style recurrent layers
+# return (output, state) and are not layers of a Sequential.
+register_layers("nn", [Linear, Embedding, Dropout, Flatten, LayerNorm, ReLU, Tanh, Sigmoid,
+                       Softmax, TimeDistributed, Conv1d, MaxPool1d, LastStep])
 
 __all__ = [
     "Conv1d",
@@ -40,14 +46,3 @@ __all__ = [
     "TimeDistributed",
     "get_activation",
 ]
-
-# The Keras-style layers are defined beside their PyTorch-style bases but published by
-# rnnfast.models.layers; models/saving.py still reaches them through rnnfast.nn (drop these
-# imports when saving uses get_config).
-from rnnfast.nn.conv import (  # noqa: E402,F401
-    Conv1D,
-    GlobalAveragePooling1D,
-    GlobalMaxPooling1D,
-    MaxPooling1D,
-)
-from rnnfast.nn.linear import Dense  # noqa: E402,F401

@@ -8,7 +8,7 @@ import numpy as np
 
 from rnnfast.nn.module import Module, as_float_input, check_grad
 
-__all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "get_activation"]
+__all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "get_activation", "activation_name"]
 
 
 def sigmoid(x):
@@ -35,6 +35,9 @@ class _Elementwise(Module):
         x, y = self._saved()
         dy = check_grad(dy, "dy", y.shape, y.dtype)
         return self._grad(x, y, dy)
+
+    def get_config(self):
+        return {}
 
 
 class ReLU(_Elementwise):
@@ -84,6 +87,9 @@ class Softmax(_Elementwise):
     def _grad(self, x, y, dy):
         return y * (dy - (dy * y).sum(axis=self.dim, keepdims=True))
 
+    def get_config(self):
+        return {"dim": self.dim}
+
     def extra_repr(self):
         return f"dim={self.dim}"
 
@@ -101,3 +107,15 @@ def get_activation(activation):
         return _NAMES[activation]()
     raise ValueError(f"activation: expected one of {sorted(_NAMES) + ['linear', None]} or a "
                      f"layer, got {activation!r}")
+
+
+def activation_name(activation):
+    """The name ``get_activation`` turns back into ``activation`` (a layer from it, or None):
+    ``"linear"`` for None; TypeError for a layer no name gives (e.g. ``Softmax(dim=0)``)."""
+    if activation is None:
+        return "linear"
+    for name, cls in _NAMES.items():
+        if type(activation) is cls and activation.get_config() == cls().get_config():
+            return name
+    raise TypeError(f"activation: {activation!r} has no Keras name ({sorted(_NAMES)}); a layer "
+                    "with it cannot be saved")

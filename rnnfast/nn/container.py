@@ -2,6 +2,7 @@
 many-to-many models. The first two axes (batch and time, in either order) are merged into
 one batch of ``B * T`` samples, so the wrapped layer runs once per call, not once per step."""
 from rnnfast.nn.module import Module, as_array, check_grad
+from rnnfast.nn.serialization import deserialize, serialize
 
 __all__ = ["TimeDistributed"]
 
@@ -31,3 +32,11 @@ class TimeDistributed(Module):
         dy = check_grad(dy, "dy", out_shape, dtype)
         dx = self.layer.backward(dy.reshape((out_shape[0] * out_shape[1],) + out_shape[2:]))
         return None if dx is None else dx.reshape(in_shape)
+
+    def get_config(self):
+        return {"layer": serialize(self.layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(deserialize(config.pop("layer"), "layer"), **config)

@@ -29,7 +29,7 @@ pair (convolutions only). Pools never let padded positions win.
 import numpy as np
 
 from rnnfast import functional as F
-from rnnfast.nn.activation import get_activation
+from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.module import (
     Module,
     Parameter,
@@ -40,6 +40,7 @@ from rnnfast.nn.module import (
     check_grad,
     check_int,
     make_rng,
+    parameter_zeros,
 )
 
 __all__ = [
@@ -78,6 +79,11 @@ def _check_padding(padding, allowed_words, allow_ints=True):
             raise ValueError(f"padding: expected an int or a (left, right) pair, got {padding!r}")
         return (check_int(padding[0], "padding[0]", 0), check_int(padding[1], "padding[1]", 0))
     return check_int(padding, "padding", 0)
+
+
+def _padding_config(padding):
+    """A checked padding as JSON data (a pair as a list)."""
+    return list(padding) if isinstance(padding, tuple) else padding
 
 
 def _data_format(data_format):
@@ -147,9 +153,9 @@ class Conv1d(Module):
                              f"({in_channels}), got {self.groups}")
         self.in_channels = in_channels
         shape = (self.out_channels, in_channels // self.groups, self.kernel_size)
-        self.weight = Parameter(np.zeros(shape, self.dtype))
+        self.weight = Parameter(parameter_zeros(shape, self.dtype))
         if self.use_bias:
-            self.bias = Parameter(np.zeros(self.out_channels, self.dtype))
+            self.bias = Parameter(parameter_zeros(self.out_channels, self.dtype))
         self.reset_parameters()
         return self
 
@@ -206,6 +212,13 @@ class Conv1d(Module):
 
     def backward(self, dy):
         return self._convolve_backward(dy)
+
+    def get_config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride,
+                "padding": _padding_config(self.padding), "dilation": self.dilation,
+                "groups": self.groups, "bias": self.use_bias,
+                "channels_last": self.channels_last, "dtype": self.dtype.name}
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -265,6 +278,16 @@ class Conv1D(Conv1d):
         if self.activation is not None:
             dy = self.activation.backward(dy)
         return self._convolve_backward(dy)
+
+    def get_config(self):
+        return {"filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.stride, "padding": self.padding,
+                "data_format": "channels_last" if self.channels_last else "channels_first",
+                "dilation_rate": self.dilation,
+                "groups": self.groups, "activation": activation_name(self.activation),
+                "use_bias": self.use_bias,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
+                "dtype": self.dtype.name}
 
     def extra_repr(self):
         s = (f"filters={self.filters}, kernel_size={self.kernel_size}, strides={self.stride}, "
@@ -338,6 +361,10 @@ class MaxPool1d(_Pool):
     def _grad(self, ctx, dy):
         return F.max_pool1d_backward(ctx, dy)
 
+    def get_config(self):
+        return {"kernel_size": self.kernel_size, "stride": self.stride,
+                "padding": self.padding, "channels_last": self.channels_last}
+
     def extra_repr(self):
         s = f"kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != "valid":
@@ -355,6 +382,10 @@ class MaxPooling1D(MaxPool1d):
             raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
         super().__init__(pool_size, strides, padding, channels_last=_data_format(data_format))
         self.pool_size = self.kernel_size
+
+    def get_config(self):
+        return {"pool_size": self.pool_size, "strides": self.stride, "padding": self.padding,
+                "data_format": "channels_last" if self.channels_last else "channels_first"}
 
     def extra_repr(self):
         s = f"pool_size={self.pool_size}, strides={self.stride}, padding={self.padding!r}"
@@ -380,6 +411,10 @@ class _GlobalPool(_Pool):
         if not self.keepdims:
             return shape
         return (shape[0], 1, shape[1]) if self.channels_last else (shape[0], shape[1], 1)
+
+    def get_config(self):
+        return {"data_format": "channels_last" if self.channels_last else "channels_first",
+                "keepdims": self.keepdims}
 
     def extra_repr(self):
         s = "" if self.channels_last else "data_format='channels_first'"

@@ -33,5 +33,8 @@ class Dropout(Module):
         dy = check_grad(dy, "dy", shape, dtype)
         return dy if mask is None else dy * mask
 
+    def get_config(self):
+        return {"p": self.p}
+
     def extra_repr(self):
         return f"p={self.p}"

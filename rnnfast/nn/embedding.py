@@ -26,6 +26,7 @@ from rnnfast.nn.module import (
     check_grad,
     check_int,
     make_rng,
+    parameter_zeros,
 )
 
 __all__ = ["Embedding"]
@@ -54,7 +55,8 @@ class Embedding(Module):
         self.dtype = check_dtype(dtype)
         self.rng = make_rng(seed, rng)
         self.mask = None
-        self.weight = Parameter(np.zeros((self.num_embeddings, self.embedding_dim), self.dtype))
+        self.weight = Parameter(parameter_zeros((self.num_embeddings, self.embedding_dim),
+                                                self.dtype))
         self.reset_parameters()
 
     @classmethod
@@ -128,6 +130,11 @@ class Embedding(Module):
             unique, starts = np.unique(ids[order], return_index=True)
             weight.grad[unique] += np.add.reduceat(rows[order], starts, axis=0)
         return None
+
+    def get_config(self):
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
+                "padding_idx": self.padding_idx, "mask_zero": self.mask_zero,
+                "dtype": self.dtype.name}
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"

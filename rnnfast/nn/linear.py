@@ -12,7 +12,7 @@ The products run on the package's GEMM (``rnnfast.functional.linear_forward`` /
 import numpy as np
 
 from rnnfast import functional as F
-from rnnfast.nn.activation import get_activation
+from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.module import (
     Module,
     Parameter,
@@ -23,6 +23,7 @@ from rnnfast.nn.module import (
     check_grad,
     check_int,
     make_rng,
+    parameter_zeros,
 )
 
 __all__ = ["Linear", "Dense"]
@@ -40,9 +41,10 @@ class Linear(Module):
         self.out_features = check_int(out_features, "out_features", 1)
         self.dtype = check_dtype(dtype)
         self.rng = make_rng(seed, rng)
-        self.weight = Parameter(np.zeros((self.out_features, self.in_features), self.dtype))
+        self.weight = Parameter(parameter_zeros((self.out_features, self.in_features),
+                                                self.dtype))
         self.register_parameter(
-            "bias", Parameter(np.zeros(self.out_features, self.dtype)) if bias else None)
+            "bias", Parameter(parameter_zeros(self.out_features, self.dtype)) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -76,6 +78,10 @@ class Linear(Module):
 
     def backward(self, dy):
         return self._affine_backward(dy)
+
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None, "dtype": self.dtype.name}
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -114,9 +120,9 @@ class Dense(Linear):
         if self.built:
             return self
         self.in_features = in_features
-        self.weight = Parameter(np.zeros((self.units, in_features), self.dtype))
+        self.weight = Parameter(parameter_zeros((self.units, in_features), self.dtype))
         if self.use_bias:
-            self.bias = Parameter(np.zeros(self.units, self.dtype))
+            self.bias = Parameter(parameter_zeros(self.units, self.dtype))
         self.reset_parameters()
         return self
 
@@ -148,6 +154,11 @@ class Dense(Linear):
         if self.activation is not None:
             dy = self.activation.backward(dy)
         return self._affine_backward(dy)
+
+    def get_config(self):
+        return {"units": self.units, "activation": activation_name(self.activation),
+                "use_bias": self.use_bias, "input_dim": self.in_features,
+                "dtype": self.dtype.name}
 
     def extra_repr(self):
         return f"units={self.units}, in_features={self.in_features}, use_bias={self.use_bias}"

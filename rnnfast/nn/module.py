@@ -15,13 +15,15 @@ The training contract of every layer:
 - Float inputs of another float dtype are cast to a layer's parameter dtype (as Keras does);
   inputs that are not floats raise ``TypeError``.
 """
+import contextlib
+import contextvars
 from collections import namedtuple
 
 import numpy as np
 
 from rnnfast._checks import check_int, check_probability  # noqa: F401 (used by the layers)
 
-__all__ = ["Parameter", "Module", "IncompatibleKeys"]
+__all__ = ["Parameter", "Module", "IncompatibleKeys", "parameter_budget"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -106,12 +108,47 @@ def _to_numpy(value, key):
     return arr
 
 
+_BUDGET = contextvars.ContextVar("rnnfast_parameter_budget", default=None)
+
+
+@contextlib.contextmanager
+def parameter_budget(elements, what="the file"):
+    """While active, creating Parameters of more than ``elements`` elements in all raises
+    ValueError before their arrays are copied or filled: the guard of a loader building layers
+    from configs it does not trust (``what`` names where the budget comes from)."""
+    token = _BUDGET.set([int(elements), what])
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _spend(size, spend=True):
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    if size > budget[0]:
+        raise ValueError(f"the configuration asks for a parameter of {size:,} elements, more "
+                         f"than {budget[1]} holds ({budget[0]:,} elements left)")
+    if spend:
+        budget[0] -= size
+
+
+def parameter_zeros(shape, dtype):
+    """``np.zeros(shape, dtype)`` for a new Parameter, checked against the active
+    ``parameter_budget`` before anything is allocated."""
+    _spend(int(np.prod(shape, dtype=object)), spend=False)
+    return np.zeros(shape, dtype)
+
+
 class Parameter:
     """A trainable array: ``.data`` (NumPy float array) and ``.grad`` (same shape, or None)."""
 
     __slots__ = ("data", "grad", "requires_grad")
 
     def __init__(self, data, requires_grad=True):
+        if isinstance(data, np.ndarray):
+            _spend(data.size)
         data = np.array(data, copy=True)
         if data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"data: expected a float32 or float64 array, got dtype {data.dtype}")
@@ -311,6 +348,17 @@ class Module:
         for key, arr in arrays.items():
             own[key].data[...] = arr
         return IncompatibleKeys(missing, unexpected)
+
+    # configuration (Keras' pattern) ------------------------------------------------------
+    def get_config(self):
+        """The constructor arguments that rebuild this layer (JSON data), for saving; layers
+        that can be saved override it."""
+        raise TypeError(f"{type(self).__name__} has no get_config(): it cannot be saved")
+
+    @classmethod
+    def from_config(cls, config):
+        """The layer ``get_config()`` describes (its weights freshly initialised)."""
+        return cls(**config)
 
     # calling and printing -----------------------------------------------------------------
     def forward(self, *args, **kwargs):

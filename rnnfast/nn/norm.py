@@ -3,7 +3,14 @@
 at start; ``torch.nn.LayerNorm`` state_dicts load 1:1."""
 import numpy as np
 
-from rnnfast.nn.module import Module, Parameter, as_float_input, check_dtype, check_grad
+from rnnfast.nn.module import (
+    Module,
+    Parameter,
+    as_float_input,
+    check_dtype,
+    check_grad,
+    parameter_zeros,
+)
 
 __all__ = ["LayerNorm"]
 
@@ -31,10 +38,12 @@ class LayerNorm(Module):
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
         self.dtype = check_dtype(dtype)
-        self.register_parameter("weight", Parameter(np.ones(shape, self.dtype))
+        self.register_parameter("weight", Parameter(parameter_zeros(shape, self.dtype))
                                 if self.elementwise_affine else None)
-        self.register_parameter("bias", Parameter(np.zeros(shape, self.dtype))
+        self.register_parameter("bias", Parameter(parameter_zeros(shape, self.dtype))
                                 if self.elementwise_affine and bias else None)
+        if self.weight is not None:
+            self.weight.data[...] = 1
 
     def forward(self, x):
         x = as_float_input(x, "x", self.dtype)
@@ -63,6 +72,12 @@ class LayerNorm(Module):
         mean_d = dy.mean(axis=axes, keepdims=True)
         mean_dx = (dy * xhat).mean(axis=axes, keepdims=True)
         return (dy - mean_d - xhat * mean_dx) * inv_std
+
+    def get_config(self):
+        return {"normalized_shape": list(self.normalized_shape), "eps": self.eps,
+                "elementwise_affine": self.elementwise_affine,
+                "bias": self.bias is not None or not self.elementwise_affine,
+                "dtype": self.dtype.name}
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "

@@ -73,5 +73,8 @@ class LastStep(Module):
             seq[rows, last] = dy
         return dx
 
+    def get_config(self):
+        return {"batch_first": self.batch_first, "bidirectional": self.bidirectional}
+
     def extra_repr(self):
         return f"batch_first={self.batch_first}, bidirectional={self.bidirectional}"

@@ -33,5 +33,8 @@ class Flatten(Module):
         in_shape, out_shape, dtype = self._saved()
         return check_grad(dy, "dy", out_shape, dtype).reshape(in_shape)
 
+    def get_config(self):
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
+
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -2,8 +2,13 @@
 from rnnfast.reference.recurrent import (
     gru_backward,
     gru_forward,
+    layer_norm_gru_backward,
+    layer_norm_gru_forward,
+    layer_norm_lstm_backward,
+    layer_norm_lstm_forward,
     lstm_backward,
     lstm_forward,
+    recurrent_masks,
     rnn_backward,
     rnn_forward,
 )
@@ -32,8 +37,13 @@ __all__ = [
     "linear_forward",
     "gru_backward",
     "gru_forward",
+    "layer_norm_gru_backward",
+    "layer_norm_gru_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_lstm_forward",
     "lstm_backward",
     "lstm_forward",
     "rnn_backward",
     "rnn_forward",
+    "recurrent_masks",
 ]
