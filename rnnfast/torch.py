@@ -31,7 +31,8 @@ parameter are CPU tensors of one dtype, float32 or float64, autocast is off and 
 back to torch.nn's own forward with the same parameters and warn once per reason
 (``RuntimeWarning``); bad arguments get torch.nn's own errors.
 
-The kernels run on rnnfast's own thread pool (``rnnfast.set_num_threads``), not torch's.
+The kernels run ``rnnfast.set_num_threads`` threads (not torch's count), on PyTorch's own
+OpenMP threads when it has them (``rnnfast.set_thread_pool``), else on rnnfast's pool.
 ``torch.func.functional_call``, ``copy.deepcopy``, pickling, ``torch.inference_mode`` and
 ``DistributedDataParallel`` work as with torch.nn.
 
@@ -45,7 +46,12 @@ import warnings
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnfast import _config
 from rnnfast._torch_ops import EagerStack, run_stack
+
+# The kernels run on PyTorch's OpenMP threads, which otherwise spin after each torch op on the
+# cores the kernels need (rnnfast.set_thread_pool; 'rnnfast' turns it off).
+_config._use_openmp_of(torch)
 
 __all__ = ["RNN", "LSTM", "GRU", "RecurrentFunction"]
 
