@@ -7,6 +7,7 @@ gradients, so both replicas end equal to one process trained on the whole batche
 runs both trainings and prints the largest difference of the final weights.
 
     python examples/torch_ddp_lstm.py                      # float32, 30 steps
+    python examples/torch_ddp_lstm.py --quick              # 3 steps (a few seconds)
     python examples/torch_ddp_lstm.py --steps 5 --dtype float32 float64 --out weights/
 
 ``--out DIR`` keeps the weights (``init_<dtype>.pt``, ``single_<dtype>.pt`` and
@@ -24,14 +25,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from torch.nn.parallel import DistributedDataParallel
-from torch.nn.utils.rnn import pack_padded_sequence
+
+try:
+    import torch
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.nn.utils.rnn import pack_padded_sequence
+except ImportError as error:
+    sys.exit(f"{Path(__file__).name} needs PyTorch ({error}); install rnnfast's torch extra: "
+             "pip install 'rnnfast[torch]'")
 
 import rnnfast
 import rnnfast.torch as rt
+from _common import QUICK_ENV
 
 WORLD_SIZE = 2
 FEATURES, HIDDEN, CLASSES, MAX_LEN = 6, 16, 3, 12
@@ -141,7 +148,11 @@ def main(argv=None):
     parser.add_argument("--dtype", nargs="+", default=["float32"], choices=sorted(TOLERANCE))
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds for the workers")
     parser.add_argument("--out", type=Path, default=None, help="directory for the weights")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"3 steps, a few seconds (also {QUICK_ENV}=1)")
     args = parser.parse_args(argv)
+    if args.quick or os.environ.get(QUICK_ENV) == "1":
+        args.steps = min(args.steps, 3)
     if args.batch % WORLD_SIZE:
         parser.error(f"--batch must be a multiple of {WORLD_SIZE}, got {args.batch}")
     config = dict(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,

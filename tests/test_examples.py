@@ -147,3 +147,15 @@ def test_wavenet_with_wav_npy_and_csv_files(tmp_path):
     out = run("wavenet.py", "--data", str(tmp_path / "series.csv"), "--column", "level",
               "--plot", str(tmp_path / "c.png"), cwd=tmp_path)
     assert "(column level): 4 training and 1 test sequences of 400 samples" in out
+
+
+def test_torch_ddp_lstm_without_torch_says_how_to_install_it():
+    """(The example itself runs with --quick in test_torch_ddp.py.)"""
+    code = ("import runpy, sys; sys.modules['torch'] = None; "
+            f"sys.argv = ['torch_ddp_lstm.py', '--quick']; "
+            f"runpy.run_path({str(EXAMPLES / 'torch_ddp_lstm.py')!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=python_env(), timeout=120)
+    assert proc.returncode == 1
+    assert "torch_ddp_lstm.py needs PyTorch" in proc.stderr
+    assert "pip install 'rnnfast[torch]'" in proc.stderr

@@ -218,7 +218,7 @@ def test_factory_keywords_and_repr():
     m = rt.GRU(3, 5, num_layers=2, batch_first=True, dropout=0.25, dtype=torch.float64)
     assert all(p.dtype == torch.float64 for p in m.parameters())
     assert repr(m) == repr(torch.nn.GRU(3, 5, num_layers=2, batch_first=True, dropout=0.25))
-    assert "nonlinearity='relu'" in repr(rt.RNN(2, 3, 1, "relu"))
+    assert repr(rt.RNN(2, 3, 1, "relu")) == repr(torch.nn.RNN(2, 3, 1, "relu"))
     assert rt.RNN(2, 3, 1, "relu").nonlinearity == "relu"
     meta = rt.LSTM(3, 4, device="meta")
     assert all(p.device.type == "meta" for p in meta.parameters())
@@ -244,30 +244,37 @@ def test_constructor_errors():
 
 # ---- forward arguments
 
-def test_bad_forward_arguments_raise_clearly():
-    m = rt.LSTM(3, 4, num_layers=2)
-    x = torch.zeros(5, 2, 3)
-    with pytest.raises(ValueError, match=r"input: expected a 3-D"):
-        m(torch.zeros(1, 5, 2, 3))
-    with pytest.raises(ValueError, match=r"input: expected 3 features"):
-        m(torch.zeros(5, 2, 4))
-    with pytest.raises(TypeError, match=r"hx: expected a tuple"):
-        m(x, torch.zeros(2, 2, 4))
-    with pytest.raises(ValueError, match=r"hx\[1\] \(c_0\): expected shape \(2, 2, 4\)"):
-        m(x, (torch.zeros(2, 2, 4), torch.zeros(2, 3, 4)))
-    with pytest.raises(ValueError, match=r"hx\[0\] \(h_0\): expected a 3-D tensor"):
-        m(x, (torch.zeros(2, 4), torch.zeros(2, 4)))
-    with pytest.raises(TypeError, match=r"input: expected dtype torch.float32.*torch.float64"):
-        m(x.double())
-    with pytest.raises(TypeError, match=r"hx\[1\] \(c_0\): expected dtype torch.float32"):
-        m(x, (torch.zeros(2, 2, 4), torch.zeros(2, 2, 4, dtype=torch.float64)))
-    g = rt.GRU(3, 4)
-    with pytest.raises(TypeError, match=r"hx: expected dtype torch.float32"):
-        g(x, torch.zeros(1, 2, 4, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"hx: expected a 2-D tensor for unbatched"):
-        g(torch.zeros(5, 3), torch.zeros(1, 1, 4))
-    with pytest.raises(ValueError, match=r"hx: expected shape \(1, 4\)"):
-        g(torch.zeros(5, 3), torch.zeros(2, 4))
+BAD_FORWARD_CALLS = {
+    "4-D input": ("lstm", lambda x: (torch.zeros(1, 5, 2, 3),)),
+    "input features": ("lstm", lambda x: (torch.zeros(5, 2, 4),)),
+    "hx not a tuple": ("lstm", lambda x: (x, torch.zeros(2, 2, 4))),
+    "c_0 shape": ("lstm", lambda x: (x, (torch.zeros(2, 2, 4), torch.zeros(2, 3, 4)))),
+    "h_0 2-D for batched": ("lstm", lambda x: (x, (torch.zeros(2, 4), torch.zeros(2, 4)))),
+    "input dtype": ("lstm", lambda x: (x.double(),)),
+    "c_0 dtype": ("lstm", lambda x: (x, (torch.zeros(2, 2, 4),
+                                         torch.zeros(2, 2, 4, dtype=torch.float64)))),
+    "hx dtype": ("gru", lambda x: (x, torch.zeros(2, 2, 4, dtype=torch.float64))),
+    "hx 3-D for unbatched": ("gru", lambda x: (torch.zeros(5, 3), torch.zeros(2, 1, 4))),
+    "hx shape unbatched": ("gru", lambda x: (torch.zeros(5, 3), torch.zeros(3, 4))),
+    "hx batch": ("rnn_tanh", lambda x: (x, torch.zeros(2, 3, 4))),
+    "zero steps": ("gru", lambda x: (torch.zeros(0, 2, 3),)),
+    "input not a tensor": ("rnn_relu", lambda x: (x.numpy(),)),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FORWARD_CALLS))
+def test_bad_forward_arguments_raise_torch_nn_errors(case):
+    """The drop-in contract: torch.nn's exception type and message for every bad call."""
+    cell, make_args = BAD_FORWARD_CALLS[case]
+    ours_cls, torch_cls, extra = CELLS[cell]
+    args = make_args(torch.zeros(5, 2, 3))
+    errors = []
+    for cls in (torch_cls, ours_cls):
+        torch.manual_seed(0)
+        with pytest.raises(Exception) as info:
+            cls(3, 4, num_layers=2, **extra)(*args)
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -278,8 +285,6 @@ def test_empty_batch_gives_empty_results(cell):
     assert got[0].shape == want[0].shape == (T, 0, H)
     got_states = got[1] if cell == "lstm" else (got[1],)
     assert all(s.shape == (2, 0, H) for s in got_states)
-    with pytest.raises(ValueError, match="seq_len >= 1"):
-        ours_cls(I, H, **extra)(torch.zeros(0, 2, I))
 
 
 def test_non_contiguous_input(rng):
@@ -344,11 +349,11 @@ def test_no_gradient_asked_for_none_returned(rng):
     w_hh = torch.from_numpy(rng.standard_normal((4 * H, H)))
     h0 = torch.from_numpy(rng.standard_normal((B, H))).requires_grad_()
     y, h_n, c_n = apply("lstm", "tanh", None, False, False, x, h0, None, w_ih, w_hh, None, None)
-    grads = y.grad_fn.apply(torch.ones_like(y), None, None)
-    assert len(grads) == 12 and all(g is None for g in grads[:5])
-    named = dict(zip(["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"], grads[5:]))
-    assert named["x"] is None and named["w_hh"] is None and named["c0"] is None
-    assert named["h0"].shape == (B, H) and named["w_ih"].shape == (4 * H, I)
+    y.backward(torch.ones_like(y))
+    assert x.grad is None and w_hh.grad is None
+    assert h0.grad.shape == (B, H) and w_ih.grad.shape == (4 * H, I)
+    with pytest.raises(ValueError, match="b_ih, b_hh: expected both"):
+        apply("lstm", "tanh", None, False, False, x, h0, None, w_ih, w_hh, w_ih[:, 0], None)
 
 
 def test_in_place_change_before_backward_is_refused(rng):
@@ -362,17 +367,25 @@ def test_in_place_change_before_backward_is_refused(rng):
 
 
 def test_backward_frees_the_saved_activations_unless_the_graph_is_retained(rng):
+    from rnnfast import _torch_ops
+
     m = rt.LSTM(I, H, dtype=torch.float64)
     x = torch.from_numpy(rng.standard_normal((T, B, I))).requires_grad_()
     dy = torch.from_numpy(rng.standard_normal((T, B, H)))
+    before = len(_torch_ops._LIVE)
     y, _ = m(x)
+    assert len(_torch_ops._LIVE) == before + 1  # the forward's activations, kept
     (first,) = torch.autograd.grad(y, x, dy, retain_graph=True)
-    assert y.grad_fn.kernel_ctx is not None
+    assert len(_torch_ops._LIVE) == before + 1
     (second,) = torch.autograd.grad(y, x, dy)
     assert torch.equal(first, second)
-    assert y.grad_fn.kernel_ctx is None
+    assert len(_torch_ops._LIVE) == before  # freed with the graph's saved tensors
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         torch.autograd.grad(y, x, dy)
+    y, states = m(x)
+    assert len(_torch_ops._LIVE) == before + 1
+    del y, states
+    assert len(_torch_ops._LIVE) == before  # freed with the graph
 
 
 SECOND_DERIVATIVE = "second derivatives are not supported"

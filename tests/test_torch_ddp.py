@@ -43,7 +43,7 @@ def rel_diff(a, b):
 
 
 def test_ddp_training_equals_single_process_training(tmp_path):
-    code, stdout, stderr = run_example("--steps", "4", "--dtype", "float32", "float64",
+    code, stdout, stderr = run_example("--quick", "--dtype", "float32", "float64",
                                        "--timeout", str(WORKER_TIMEOUT), "--out", str(tmp_path))
     assert code == 0, stdout + stderr
     for name, tol in TOLERANCE.items():

@@ -1,0 +1,259 @@
+"""rnnfast.torch as PyTorch operators: torch.library.opcheck on both operators, torch.compile
+(fullgraph, dynamic T and B), torch.export, torch.jit.trace, second derivatives, torch.func,
+and torch.nn's utilities (isinstance, weight norm, pruning) on the drop-ins."""
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import torch.nn.utils.prune  # noqa: E402
+
+import rnnfast.torch as rt  # noqa: E402
+from rnnfast import _torch_ops  # noqa: E402
+
+# name: (rnnfast.torch class, torch.nn class, cell, nonlinearity, constructor keywords)
+CELLS = {
+    "rnn_tanh": (rt.RNN, torch.nn.RNN, "rnn", "tanh", {"nonlinearity": "tanh"}),
+    "rnn_relu": (rt.RNN, torch.nn.RNN, "rnn", "relu", {"nonlinearity": "relu"}),
+    "lstm": (rt.LSTM, torch.nn.LSTM, "lstm", "tanh", {}),
+    "gru": (rt.GRU, torch.nn.GRU, "gru", "tanh", {}),
+}
+T, B, I, H = 5, 3, 4, 6
+
+
+def leaf(rng, *shape, dtype=torch.float64, grad=True):
+    t = torch.from_numpy(rng.standard_normal(shape) * 0.5).to(dtype)
+    return t.requires_grad_(grad)
+
+
+def op_arguments(rng, cell, nonlinearity, variant, grad=True):
+    """Arguments of torch.ops.rnnfast.recurrent_stack for one configuration."""
+    layers, bidirectional, batch_first = (2, True, True) if variant == "deep" else (1, False, False)
+    D = 2 if bidirectional else 1
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    x = leaf(rng, *((B, T, I) if batch_first else (T, B, I)), grad=grad)
+    weights = []
+    for layer in range(layers):
+        for _ in range(D):
+            width = I if layer == 0 else D * H
+            weights += [leaf(rng, G * H, width, grad=grad), leaf(rng, G * H, H, grad=grad)]
+            weights += [leaf(rng, G * H, grad=grad), leaf(rng, G * H, grad=grad)]
+    if variant == "deep":  # no states, dropout masks, lengths
+        h0 = c0 = None
+        masks = [torch.from_numpy((rng.random(x.shape[:-1] + (D * H,)) > 0.3) / 0.7)]
+        lengths = torch.tensor([T, 2, 4])
+    else:
+        h0 = leaf(rng, layers * D, B, H, grad=grad)
+        c0 = leaf(rng, layers * D, B, H, grad=grad) if cell == "lstm" else None
+        masks, lengths = [], None
+    config = (cell, nonlinearity, H, layers, True, bidirectional, variant == "reverse",
+              batch_first)
+    return (x, h0, c0, weights, masks, lengths) + config
+
+
+@pytest.mark.parametrize("variant", ["plain", "reverse", "deep"])
+@pytest.mark.parametrize("name", list(CELLS))
+def test_opcheck_both_operators(rng, name, variant):
+    _, _, cell, nonlinearity, _ = CELLS[name]
+    args = op_arguments(rng, cell, nonlinearity, variant)
+    for training in (True, False):
+        torch.library.opcheck(torch.ops.rnnfast.recurrent_stack.default, args + (training,))
+    y, h_n, c_n, saved = torch.ops.rnnfast.recurrent_stack(*args, True)
+    detached = op_arguments(rng, cell, nonlinearity, variant, grad=False)
+    dy, dh_n = torch.randn_like(y), torch.randn_like(h_n)
+    dc_n = torch.randn_like(c_n) if cell == "lstm" else None
+    y, h_n, c_n, saved = torch.ops.rnnfast.recurrent_stack(*detached, True)
+    torch.library.opcheck(torch.ops.rnnfast.recurrent_stack_backward.default,
+                          (saved, dy, dh_n, dc_n) + detached)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_backward_of_a_copy_of_saved_runs_the_forward_again(rng, name):
+    """``saved`` is the forward's own activations; a copy (or the empty ``saved`` of an
+    inference forward) makes the backward recompute them: the same gradients, bitwise."""
+    _, _, cell, nonlinearity, _ = CELLS[name]
+    args = op_arguments(rng, cell, nonlinearity, "deep", grad=False)
+    y, h_n, c_n, saved = torch.ops.rnnfast.recurrent_stack(*args, True)
+    upstream = (torch.randn_like(y), torch.randn_like(h_n),
+                torch.randn_like(c_n) if cell == "lstm" else None)
+    before = len(_torch_ops._LIVE)
+    _, _, _, nothing = torch.ops.rnnfast.recurrent_stack(*args, False)
+    assert nothing.numel() == 0 and len(_torch_ops._LIVE) == before
+    results = [torch.ops.rnnfast.recurrent_stack_backward(s, *upstream, *args)
+               for s in (saved, saved.clone(), nothing)]
+    flat = [list(r[:3]) + list(r[3]) for r in results]
+    assert len(flat[0]) == 3 + len(args[3])
+    for other in flat[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(flat[0], other))
+
+
+# ---- models as a PyTorch user writes them
+
+class Tagger(torch.nn.Module):
+    def __init__(self, recurrent_cls, **kw):
+        super().__init__()
+        self.rnn = recurrent_cls(I, H, num_layers=2, bidirectional=True, **kw)
+        self.head = torch.nn.Linear(2 * H, 3)
+
+    def forward(self, x):
+        y, _ = self.rnn(x)
+        return self.head(y).tanh()
+
+
+def model(name, dtype=torch.float32):
+    torch.manual_seed(0)
+    return Tagger(CELLS[name][0], **CELLS[name][4]).to(dtype)
+
+
+def outputs_and_grads(m, x):
+    m.zero_grad()
+    x = x.detach().requires_grad_()
+    out = m(x)
+    out.pow(2).sum().backward()
+    return [out.detach(), x.grad] + [p.grad.clone() for p in m.parameters()]
+
+
+def assert_all_close(got, want):
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["rnn_relu", "lstm", "gru"])
+def test_compile_fullgraph_dynamic_matches_eager(rng, name):
+    torch._dynamo.reset()
+    m = model(name)
+    compiled = torch.compile(m, fullgraph=True, dynamic=True, backend="aot_eager")
+    for shape in [(T, B, I), (7, 2, I), (3, 5, I)]:  # T and B vary: one graph for all
+        x = torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+        assert_all_close(outputs_and_grads(compiled, x), outputs_and_grads(m, x))
+    explanation = torch._dynamo.explain(m)(x)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+def test_compile_inference_without_grad(rng):
+    torch._dynamo.reset()
+    m = model("lstm", torch.float64).eval()
+    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
+    x = torch.from_numpy(rng.standard_normal((T, B, I)))
+    with torch.no_grad():
+        assert torch.equal(compiled(x), m(x))
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru"])
+def test_export_runs_and_matches_eager(rng, name):
+    m = model(name, torch.float64)
+    x = torch.from_numpy(rng.standard_normal((T, B, I)))
+    dims = {"x": {0: torch.export.Dim("T", min=2), 1: torch.export.Dim("B", min=2)}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about (no attribute assigned)
+        program = torch.export.export(m, (x,), dynamic_shapes=dims)
+    assert "torch.ops.rnnfast.recurrent_stack.default" in program.graph_module.code
+    exported = program.module()
+    for shape in [(T, B, I), (8, 4, I)]:
+        x = torch.from_numpy(rng.standard_normal(shape))
+        with torch.no_grad():
+            assert torch.equal(exported(x), m(x))
+        # The exported forward keeps no activations; its backward runs the forward again.
+        x = x.requires_grad_()
+        (gx,) = torch.autograd.grad(exported(x).sum(), x)
+        (want,) = torch.autograd.grad(m(x).sum(), x)
+        assert torch.equal(gx, want)
+
+
+def test_jit_trace_records_the_operator(rng):
+    m = model("gru", torch.float64)
+    x = torch.from_numpy(rng.standard_normal((T, B, I)))
+    with warnings.catch_warnings():  # PyTorch deprecates torch.jit.trace itself
+        warnings.filterwarnings("ignore", "`torch.jit.trace.*` is deprecated", DeprecationWarning)
+        # the shape checks before the kernel call become constants of the trace, as in torch.nn
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        traced = torch.jit.trace(m, (x,))
+    assert "rnnfast::recurrent_stack" in str(traced.inlined_graph)
+    x = torch.from_numpy(rng.standard_normal((9, 2, I))).requires_grad_()
+    assert torch.equal(traced(x), m(x))
+    (gx,) = torch.autograd.grad(traced(x).sum(), x)
+    (want,) = torch.autograd.grad(m(x).sum(), x)
+    assert torch.equal(gx, want)
+
+
+# ---- second derivatives and torch.func
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_gradgradcheck_raises_never_zero(rng, name):
+    _, _, cell, nonlinearity, _ = CELLS[name]
+    x, h0, c0, weights, *rest = op_arguments(rng, cell, nonlinearity, "plain")
+
+    def f(x, *weights):
+        return torch.ops.rnnfast.recurrent_stack(x, h0, c0, list(weights), *rest, True)[:2]
+
+    assert torch.autograd.gradcheck(f, (x, *weights))
+    with pytest.raises(RuntimeError, match=_torch_ops.SECOND_DERIVATIVE_ERROR[:40]):
+        torch.autograd.gradgradcheck(f, (x, *weights))
+
+
+def test_torch_func_runs_torch_nn_implementation(rng):
+    """Under torch.func transforms the layers run PyTorch's implementation (warned once):
+    what torch.nn's LSTM supports works, and what it does not fails as it fails there."""
+    ours, theirs = rt.LSTM(I, H, dtype=torch.float64), torch.nn.LSTM(I, H, dtype=torch.float64)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.from_numpy(rng.standard_normal((T, B, I)))
+    params = {k: v.detach() for k, v in ours.named_parameters()}
+
+    def grads(m):
+        return torch.func.grad(
+            lambda p: torch.func.functional_call(m, p, (x,))[0].pow(2).sum())(params)
+
+    rt._warned_fallbacks.discard("torch.func")
+    with pytest.warns(RuntimeWarning, match="torch.func transform"):
+        got = grads(ours)
+    want = grads(theirs)
+    assert all(torch.allclose(got[k], want[k], rtol=1e-12, atol=1e-12) for k in want)
+    errors = []
+    for m in (theirs, ours):
+        with pytest.raises(RuntimeError) as info:
+            torch.func.vmap(lambda xx: m(xx)[0])(x.unsqueeze(0).expand(2, T, B, I))
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+
+
+# ---- torch.nn's utilities on the drop-ins
+
+def test_isinstance_and_flat_weights_are_torch_nn():
+    m = rt.LSTM(I, H, num_layers=2, bidirectional=True)
+    assert isinstance(m, torch.nn.RNNBase)
+    # Not torch.nn.LSTM: Dynamo refuses to trace instances of torch.nn.RNN/GRU/LSTM
+    # (docs/DECISIONS.md).
+    assert not isinstance(m, torch.nn.LSTM)
+    theirs = torch.nn.LSTM(I, H, num_layers=2, bidirectional=True)
+    assert m._flat_weights_names == theirs._flat_weights_names
+    assert all(isinstance(w, torch.nn.Parameter) for w in m._flat_weights)
+    assert [[p is getattr(m, n) for p, n in zip(ps, ns)]
+            for ps, ns in zip(m.all_weights, theirs._all_weights)] == \
+        [[True] * 4] * 4
+    m.flatten_parameters()  # torch.nn's: nothing to do on CPU
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru"])
+def test_weight_norm_and_pruning_match_torch_nn(rng, name):
+    ours_cls, torch_cls, _, _, kw = CELLS[name]
+    pair = []
+    for cls in (ours_cls, torch_cls):
+        torch.manual_seed(1)
+        m = cls(I, H, num_layers=2, dtype=torch.float64, **kw)
+        torch.nn.utils.parametrizations.weight_norm(m, "weight_hh_l0")
+        torch.nn.utils.prune.l1_unstructured(m, "weight_ih_l1", amount=0.4)
+        pair.append(m)
+    ours, theirs = pair
+    assert set(dict(ours.named_parameters())) == set(dict(theirs.named_parameters()))
+    x = torch.from_numpy(rng.standard_normal((T, B, I)))
+    results = []
+    for m in pair:
+        y = m(x)[0]
+        y.pow(2).sum().backward()
+        results.append([y.detach()] + [p.grad for _, p in sorted(m.named_parameters())])
+    assert_all_close(*results)
+    # the pruned entries stay zero in what the kernels saw: the gradient of the mask is zero
+    assert (ours.weight_ih_l1 == 0).sum() > 0
