@@ -384,6 +384,50 @@ LINEAR_BACKWARD = [
 ]
 
 
+
+def attention_cases(name):
+    """Attention on q = v = k.cx (2, 9, 4): query (batch, Tq, dim), value (batch, Tv, dim)."""
+    fw = getattr(F, f"{name}_forward")
+    bw = getattr(F, f"{name}_backward")
+    other = "additive_attention" if name == "dot_attention" else "dot_attention"
+
+    def ctx(k):
+        return fw(k.cx, k.cx, training=True)[2]
+    forward = [
+        ("query-int", lambda k: fw(k.cx.astype(np.int32), k.cx), TypeError,
+         "query: expected a float32 or float64 array, got dtype int32"),
+        ("query-2d", lambda k: fw(k.cx[0], k.cx), ValueError,
+         "query: expected a 3-D array (batch, Tq, dim), got shape (9, 4)"),
+        ("value-dtype", lambda k: fw(k.cx, k.cx.astype(np.float64)), TypeError,
+         "value: expected dtype float32 (the dtype of query), got float64"),
+        ("value-batch", lambda k: fw(k.cx, k.cx[:1]), ValueError,
+         "value: expected a 3-D array (batch, Tv, dim_v) with batch = 2 (query's), got shape "
+         "(1, 9, 4)"),
+        ("key-shape", lambda k: fw(k.cx, k.cx, k.cx[:, :5]), ValueError,
+         "key: expected shape (batch, Tv, dim) = (2, 9, 4), got (2, 5, 4)"),
+        ("value_mask-shape", lambda k: fw(k.cx, k.cx, value_mask=np.ones((2, 8), bool)),
+         ValueError, "value_mask: expected shape (batch, Tv) = (2, 9), got (2, 8)"),
+        ("query_mask-float", lambda k: fw(k.cx, k.cx, query_mask=np.ones((2, 9))), TypeError,
+         "query_mask: expected a bool or integer array, got dtype float64"),
+        ("empty", lambda k: fw(k.cx[:, :0], k.cx), ValueError,
+         "query/value: every size must be >= 1"),
+    ]
+    backward = [
+        ("ctx-None", lambda k: bw(None, None), ValueError,
+         f"ctx: got None; call {name}_forward(..., training=True)"),
+        ("ctx-conv", lambda k: bw(k.cctx, None), TypeError,
+         f"ctx: expected the ctx returned by {name}_forward(..., training=True), got "
+         "<class 'rnnfast._C.Conv1dCtx'>"),
+        ("ctx-other", lambda k: bw(getattr(F, f"{other}_forward")(k.cx, k.cx, training=True)[2]),
+         ValueError, f"ctx: expected the ctx of {name}_forward, got the ctx of {other}_forward"),
+        ("dout-shape", lambda k: bw(ctx(k), k.cx[:, :-1]), ValueError,
+         "dout: expected shape (batch, Tq, dim_v) = (2, 9, 4), got (2, 8, 4)"),
+        ("dweights-dtype", lambda k: bw(ctx(k), None, np.ones((2, 9, 9))), TypeError,
+         "dweights: expected dtype float32 (the dtype of query), got float64"),
+    ]
+    return ([(f"{name}_forward-{c[0]}", *c[1:]) for c in forward]
+            + [(f"{name}_backward-{c[0]}", *c[1:]) for c in backward])
+
 def global_cases(name):
     fw, bw = getattr(F, name + "_forward"), getattr(F, name + "_backward")
     own = "gmctx" if name == "global_max_pool1d" else "gactx"
@@ -429,6 +473,8 @@ CASES = (
     + [("linear_backward-" + c[0], *c[1:]) for c in LINEAR_BACKWARD]
     + global_cases("global_max_pool1d")
     + global_cases("global_avg_pool1d")
+    + attention_cases("dot_attention")
+    + attention_cases("additive_attention")
 )
 
 
