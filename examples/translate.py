@@ -195,7 +195,7 @@ def train_epoch(model, opt, loss, src, tgt, batch_size, rng):
 def translate(model, src, max_len, beam_width=None):
     """Target ids of one source (without the end token): greedy, or beam search of
     ``beam_width`` hypotheses with length normalisation."""
-    dec = model.decoder_for(np.array(src))
+    dec = generation.Seq2SeqDecoder(model, np.array(src))
     if beam_width is None:
         out = generation.greedy(dec, [START], max_len, end_token=END)
     else:

@@ -150,7 +150,7 @@ def test_step_decoding_equals_the_teacher_forced_forward(attention, dtype, rng):
     model.eval()
     logits = model(src, tgt)
     expected = generation._log_softmax(logits)
-    dec = model.decoder_for(src)
+    dec = generation.Seq2SeqDecoder(model, src)
     state = dec.initial_state(3)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for t in range(tgt.shape[1]):
@@ -159,7 +159,7 @@ def test_step_decoding_equals_the_teacher_forced_forward(attention, dtype, rng):
         np.testing.assert_allclose(log_probs, expected[:, t], atol=tol, rtol=0)
         np.testing.assert_allclose(dec.weights, model.attention_weights[:, t], atol=tol, rtol=0)
     # one source as k rows (beam search's batch), reordered
-    one = model.decoder_for(src[1])
+    one = generation.Seq2SeqDecoder(model, src[1])
     state = one.initial_state(4)
     lp, state = one.step(np.full(4, tgt[1, 0]), state)
     np.testing.assert_allclose(lp, np.repeat(expected[1:2, 0], 4, 0), atol=tol, rtol=0)
@@ -182,7 +182,7 @@ def test_beam_search_with_batched_hypotheses_is_exhaustive_when_wide(attention, 
     for p in model.parameters():
         p.data *= 3                    # peaked, distinct distributions
     src = np.array([2, 5, 7, 1])
-    dec = model.decoder_for(src)
+    dec = generation.Seq2SeqDecoder(model, src)
     # 3 tokens after the start token 1 over a vocabulary of 4: width 16 keeps every prefix
     best = generation.beam_search(dec, [1], 3, beam_width=16, return_all=True)
     seqs = np.array(list(itertools.product(range(4), repeat=3)))
@@ -202,7 +202,7 @@ def test_beam_search_with_batched_hypotheses_is_exhaustive_when_wide(attention, 
 
 def test_end_token_and_length_normalisation(rng):
     model = model_of("dot", L=1)
-    dec = model.decoder_for(np.array([3, 4, 5]))
+    dec = generation.Seq2SeqDecoder(model, np.array([3, 4, 5]))
     out = generation.beam_search(dec, [1], 12, beam_width=5, end_token=2, length_penalty=1.0,
                                  return_all=True)
     for ids, _ in out:
@@ -229,10 +229,10 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"dlogits: expected shape \(1, 2, 19\)"):
         model(src, tgt)
         model.backward(np.ones((1, 3, 19)))
-    dec = model.decoder_for(np.array([[1, 2], [3, 0]]))
+    dec = generation.Seq2SeqDecoder(model, np.array([[1, 2], [3, 0]]))
     with pytest.raises(ValueError, match="batch: expected 2"):
         dec.initial_state(3)
     with pytest.raises(ValueError, match="tokens: expected a 1-D integer array of 2 ids"):
         dec.step(np.array([1]), dec.initial_state(2))
     with pytest.raises(TypeError, match="model: expected a Seq2Seq"):
-        nn.Seq2SeqDecoder(object(), src)
+        generation.Seq2SeqDecoder(object(), src)

@@ -16,7 +16,7 @@ from rnnfast.nn.linear import Linear
 from rnnfast.nn.module import Module, Parameter
 from rnnfast.nn.norm import LayerNorm
 from rnnfast.nn.recurrent import GRU, LSTM, RNN
-from rnnfast.nn.seq2seq import Seq2Seq, Seq2SeqDecoder
+from rnnfast.nn.seq2seq import Seq2Seq
 from rnnfast.nn.sequence import LastStep
 from rnnfast.nn.serialization import register_layers
 from rnnfast.nn.shape import Flatten
@@ -44,7 +44,6 @@ __all__ = [
     "RNN",
     "ReLU",
     "Seq2Seq",
-    "Seq2SeqDecoder",
     "Sigmoid",
     "Softmax",
     "Tanh",

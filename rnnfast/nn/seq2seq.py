@@ -34,12 +34,12 @@ GEMM). Training::
 ``tgt_in`` is the target shifted right (a start token first); mask the loss at padded target
 steps. ``model.attention_weights`` ``(B, T, S)`` keeps the last forward's weights.
 
-Decoding: ``model.decoder_for(src)`` encodes a batch of sources once and returns a
-``Seq2SeqDecoder``, which follows ``rnnfast.generation``'s protocol (``initial_state``,
-``step``, ``reorder``), so ``generation.greedy`` and ``generation.beam_search`` (the ``k``
-hypotheses as one batch, an end token, length normalisation) decode with it::
+Decoding: ``rnnfast.generation.Seq2SeqDecoder(model, src)`` encodes a batch of sources once
+and follows ``rnnfast.generation``'s step protocol (``initial_state``, ``step``, ``reorder``),
+so ``generation.greedy`` and ``generation.beam_search`` (the ``k`` hypotheses as one batch, an
+end token, length normalisation) decode with it::
 
-    dec = model.decoder_for(src_ids)                    # one source: (S,) or (1, S)
+    dec = generation.Seq2SeqDecoder(model, src_ids)      # one source: (S,) or (1, S)
     ids = generation.beam_search(dec, [start], max_len, beam_width=5, end_token=end,
                                  length_penalty=1.0)
 
@@ -63,12 +63,12 @@ from rnnfast.nn.module import (
 )
 from rnnfast.nn.recurrent import LSTM
 
-__all__ = ["Seq2Seq", "Seq2SeqDecoder"]
+__all__ = ["Seq2Seq"]
 
 _ATTENTION = ("dot", "additive")
 
 
-def _check_ids(ids, name, vocab):
+def check_ids(ids, name, vocab):
     arr = as_array(ids)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected an integer array of token ids, got dtype {arr.dtype}")
@@ -176,8 +176,8 @@ class Seq2Seq(Module):
             src: ``(B, S)`` source ids, post-padded with 0.
             tgt: ``(B, T)`` decoder inputs (the target shifted right, a start token first).
         """
-        src = _check_ids(src, "src", self.src_vocab)
-        tgt = _check_ids(tgt, "tgt", self.tgt_vocab)
+        src = check_ids(src, "src", self.src_vocab)
+        tgt = check_ids(tgt, "tgt", self.tgt_vocab)
         if src.shape[0] != tgt.shape[0]:
             raise ValueError(f"tgt: expected the batch of src ({src.shape[0]}), got "
                              f"{tgt.shape[0]} rows")
@@ -216,103 +216,24 @@ class Seq2Seq(Module):
         self.src_embedding.backward(demb)
         return None
 
-    # decoding ---------------------------------------------------------------------------------
-    def decoder_for(self, src):
-        """A ``Seq2SeqDecoder`` over ``src`` (``(S,)`` one source, or ``(N, S)``)."""
-        return Seq2SeqDecoder(self, src)
+    def step_logits(self, y, enc, keys, mask):
+        """One decoding step after the decoder LSTM: the logits ``(k, tgt_vocab)`` and the
+        attention weights ``(k, S)`` of its output ``y`` ``(k, H)`` over encoded sources
+        (``enc``, ``keys``, ``mask`` of ``k`` rows). Keeps nothing (no backward)."""
+        dec = y[:, None, :]
+        if self.attention == "dot":
+            context, weights, _ = F.dot_attention_forward(dec, enc, keys, value_mask=mask)
+        else:
+            q, _ = F.linear_forward(dec, self.query_proj.weight.data)
+            context, weights, _ = F.additive_attention_forward(q, enc, keys, weight=self.v.data,
+                                                               value_mask=mask)
+        pre, _ = F.linear_forward(np.concatenate([context[:, 0], y], axis=-1),
+                                  self.combine.weight.data, self.combine.bias.data)
+        logits, _ = F.linear_forward(np.tanh(pre), self.output.weight.data,
+                                     self.output.bias.data)
+        return logits, weights[:, 0]
 
     def extra_repr(self):
         return (f"src_vocab={self.src_vocab}, tgt_vocab={self.tgt_vocab}, "
                 f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
                 f"attention={self.attention!r}")
-
-
-class Seq2SeqDecoder:
-    """Step-by-step decoding of a ``Seq2Seq`` over encoded sources, with
-    ``rnnfast.generation``'s protocol::
-
-        state = dec.initial_state(k)          # k rows: N sources, or k copies of one source
-        log_probs, state = dec.step(tokens, state)      # tokens (k,); log_probs (k, tgt_vocab)
-        state = dec.reorder(state, index)     # keep the rows ``index`` (beam search)
-
-    The sources are encoded once (eval mode) when it is made; the state is the decoder's
-    ``(h, c)`` ``(num_layers, k, H)`` and each row's source index. ``weights`` holds the last
-    step's attention weights ``(k, S)``. The weights are read when it is made: make a new one
-    after training further.
-    """
-
-    def __init__(self, model, src):
-        # generation imports rnnfast.nn: imported here, when rnnfast.nn is complete
-        from rnnfast.generation import RecurrentStep, _log_softmax
-
-        if not isinstance(model, Seq2Seq):
-            raise TypeError(f"model: expected a Seq2Seq, got {type(model).__name__}")
-        src = as_array(src)
-        if src.ndim == 1:
-            src = src[None]
-        src = _check_ids(src, "src", model.src_vocab)
-        self.model = model
-        was_training = model.training
-        model.eval()
-        try:
-            self.enc, (h0, c0), self.mask, self.keys = model._encode(src)
-        finally:
-            model.train(was_training)
-        self.h0, self.c0 = h0, c0
-        self.sources = src.shape[0]
-        self._step = RecurrentStep(model.decoder)
-        self._log_softmax = _log_softmax
-        self.embedding = model.tgt_embedding.weight.data
-        self.weights = None
-        self._rows = None
-        self._memory = None
-
-    def initial_state(self, batch=1):
-        """The decoder's first state for ``batch`` rows: one per source, or (one source)
-        ``batch`` copies of it."""
-        batch = check_int(batch, "batch", 1)
-        if batch == self.sources:
-            rows = np.arange(batch)
-        elif self.sources == 1:
-            rows = np.zeros(batch, np.int64)
-        else:
-            raise ValueError(f"batch: expected {self.sources} (one row per source) or a "
-                             f"decoder over one source, got {batch}")
-        return self.h0[:, rows], self.c0[:, rows], rows
-
-    def reorder(self, state, index):
-        index = np.asarray(index)
-        h, c, rows = state
-        return h[:, index], c[:, index], rows[index]
-
-    def _memory_of(self, rows):
-        if self._rows is None or not np.array_equal(rows, self._rows):
-            self._rows = rows.copy()
-            self._memory = (self.enc[rows], self.keys[rows], self.mask[rows])
-        return self._memory
-
-    def step(self, tokens, state):
-        """Log-probabilities ``(k, tgt_vocab)`` (float64) of the next token after ``tokens``,
-        and the new state."""
-        m = self.model
-        tokens = np.asarray(tokens)
-        h, c, rows = state
-        if tokens.ndim != 1 or tokens.dtype.kind not in "iu" or tokens.shape[0] != rows.shape[0]:
-            raise ValueError(f"tokens: expected a 1-D integer array of {rows.shape[0]} ids (one "
-                             f"per row of the state), got {tokens!r}")
-        if tokens.min() < 0 or tokens.max() >= m.tgt_vocab:
-            raise ValueError(f"tokens: ids must be in 0..{m.tgt_vocab - 1}")
-        y, (h, c) = self._step(self.embedding[tokens], (h, c))
-        enc, keys, mask = self._memory_of(rows)
-        dec = y[:, None, :]
-        if m.attention == "dot":
-            context, weights, _ = F.dot_attention_forward(dec, enc, keys, value_mask=mask)
-        else:
-            q, _ = F.linear_forward(dec, m.query_proj.weight.data)
-            context, weights, _ = F.additive_attention_forward(q, enc, keys, weight=m.v.data,
-                                                               value_mask=mask)
-        self.weights = weights[:, 0]
-        pre, _ = F.linear_forward(np.concatenate([context[:, 0], y], axis=-1),
-                                  m.combine.weight.data, m.combine.bias.data)
-        logits, _ = F.linear_forward(np.tanh(pre), m.output.weight.data, m.output.bias.data)
-        return self._log_softmax(logits), (h, c, rows)
