@@ -79,6 +79,7 @@ SIZES = [  # T, B, I, H
     (3, 2, 16, 512),
     (1, 4, 37, 515),  # one step of few rows: weights read in place, not packed
     (5, 17, 13, 33),  # threads take disjoint sequences through the whole layer
+    (2, 2, 19, 21),  # four rows over two steps: training projects them as inference does
 ]
 
 

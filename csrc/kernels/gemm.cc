@@ -212,10 +212,10 @@ template <typename T>
 Plan<T> packed_plan(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta, T* C,
                     index_t ldc) {
   Plan<T> p;
-  p.ks = &kernel_set<T>(B.isa_);
+  p.ks = &kernel_set<T>(B.isa());
   p.M = M;
-  p.N = B.N_;
-  p.K = B.K_;
+  p.N = B.cols();
+  p.K = B.rows();
   p.kc = depth_block(p.K, p.ks->kc);
   p.alpha = T(1);
   p.beta = beta;
@@ -223,8 +223,8 @@ Plan<T> packed_plan(index_t M, const T* A, index_t lda, const PackedB<T>& B, T b
   p.a_rs = lda;
   p.a_cs = 1;
   p.a_direct = read_a_in_place<T>(M, lda, 1, p.ks->mr);
-  p.packed = B.data.data();
-  p.packed_ps = B.ld_;
+  p.packed = B.panels();
+  p.packed_ps = B.panel_stride();
   p.C = C;
   p.ldc = ldc;
   return p;
@@ -269,12 +269,12 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
   nr_ = ks.nr;
   ld_ = K * nr_;
   const index_t panels = ceil_div(N, nr_);
-  data.resize(std::max<index_t>(1, panels * ld_));
+  data_.resize(std::max<index_t>(1, panels * ld_));
   if (K <= 0 || N <= 0) return;
   const index_t grain = std::max<index_t>(1, (1 << 16) / std::max<index_t>(1, ld_));
   parallel_for(panels, grain, [&](index_t j0, index_t j1) {
     ks.pack_b(trans_b, B, ldb, 0, K, j0 * nr_, std::min(N, j1 * nr_) - j0 * nr_,
-              data.data() + j0 * ld_, ld_);
+              data_.data() + j0 * ld_, ld_);
   });
 }
 
@@ -297,9 +297,9 @@ index_t packed_panel_width() {
 template <typename T>
 void gemm_packed(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta, T* C,
                  index_t ldc) {
-  if (M <= 0 || B.N_ <= 0) return;
-  if (B.K_ <= 0) {
-    scale_c(M, B.N_, beta, C, ldc);
+  if (M <= 0 || B.cols() <= 0) return;
+  if (B.rows() <= 0) {
+    scale_c(M, B.cols(), beta, C, ldc);
     return;
   }
   Plan<T> p = packed_plan(M, A, lda, B, beta, C, ldc);
@@ -309,10 +309,10 @@ void gemm_packed(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta
 template <typename T>
 void gemm_packed_cols(index_t M, const T* A, index_t lda, const PackedB<T>& B, index_t n_begin,
                       index_t n_end, T beta, T* C, index_t ldc) {
-  if (n_begin < 0 || n_end > B.N_ || n_begin > n_end)
+  if (n_begin < 0 || n_end > B.cols() || n_begin > n_end)
     throw std::invalid_argument("gemm_packed_cols: column range out of bounds");
   if (M <= 0 || n_begin == n_end) return;
-  if (B.K_ <= 0) {
+  if (B.rows() <= 0) {
     scale_c(M, n_end - n_begin, beta, C + n_begin, ldc);
     return;
   }
@@ -322,7 +322,7 @@ void gemm_packed_cols(index_t M, const T* A, index_t lda, const PackedB<T>& B, i
   if (first < n_begin) {
     // The panel holding n_begin: computed whole into a scratch tile (the same arithmetic for
     // every element), then only its columns [n_begin, ...) are copied out.
-    const index_t last = std::min(first + nr, B.N_);
+    const index_t last = std::min(first + nr, B.cols());
     const index_t keep_end = std::min(n_end, last);
     Buffer<T>& tile = scratch<T>().tile;
     tile.resize(M * nr);

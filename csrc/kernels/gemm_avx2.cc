@@ -90,10 +90,8 @@ struct Avx2F64 {
 namespace rnnfast {
 namespace gemm_detail {
 
-extern const KernelSet<float> kAvx2F32 = {6, 16, 256, 192, &body::block<Avx2F32>,
-    &body::pack_b<Avx2F32>, &body::dot_rows<Avx2F32>};
-extern const KernelSet<double> kAvx2F64 = {6, 8, 256, 96, &body::block<Avx2F64>,
-    &body::pack_b<Avx2F64>, &body::dot_rows<Avx2F64>};
+extern const KernelSet<float> kAvx2F32 = body::kernel_set<Avx2F32, 256, 192>();
+extern const KernelSet<double> kAvx2F64 = body::kernel_set<Avx2F64, 256, 96>();
 
 }  // namespace gemm_detail
 }  // namespace rnnfast

@@ -111,10 +111,8 @@ struct Avx512F64 {
 namespace rnnfast {
 namespace gemm_detail {
 
-extern const KernelSet<float> kAvx512F32 = {14, 32, 384, 512, &body::block<Avx512F32>,
-    &body::pack_b<Avx512F32>, &body::dot_rows<Avx512F32>};
-extern const KernelSet<double> kAvx512F64 = {14, 16, 256, 384, &body::block<Avx512F64>,
-    &body::pack_b<Avx512F64>, &body::dot_rows<Avx512F64>};
+extern const KernelSet<float> kAvx512F32 = body::kernel_set<Avx512F32, 384, 512>();
+extern const KernelSet<double> kAvx512F64 = body::kernel_set<Avx512F64, 256, 384>();
 
 }  // namespace gemm_detail
 }  // namespace rnnfast

@@ -255,12 +255,29 @@ struct RowDispatch<V, 0> {
   static void run(int, const BlockArgs<typename V::T>&, idx) {}
 };
 
+// The m rows in the fewest panels of at most MR rows, of near-equal size: m = 16 with MR = 14
+// runs as 8 + 8 rather than 14 + 2, whose two-row tile reads as many B vectors as the
+// fourteen-row one for a seventh of the multiply-adds (16 x 128 x 512: 7% faster). Each C
+// element is computed alone, so the values do not depend on the split.
 template <class V>
 void block(const BlockArgs<typename V::T>& g) {
-  for (idx i0 = 0; i0 < g.m; i0 += V::MR) {
-    const int rows = static_cast<int>(g.m - i0 < V::MR ? g.m - i0 : V::MR);
-    RowDispatch<V, V::MR>::run(rows, g, i0);
+  const idx panels = (g.m + V::MR - 1) / V::MR;
+  for (idx p = 0; p < panels; ++p) {
+    const idx i0 = g.m * p / panels, i1 = g.m * (p + 1) / panels;
+    RowDispatch<V, V::MR>::run(static_cast<int>(i1 - i0), g, i0);
   }
+}
+
+// The KernelSet of traits V with cache blocks of depth KC and width NC: the register tile
+// (MR x NR) comes from V, and the blocks are checked against it and the caches they must fit.
+template <class V, int KC, int NC>
+constexpr KernelSet<typename V::T> kernel_set() {
+  using T = typename V::T;
+  constexpr int NR = V::NV * V::W;
+  static_assert(NC % NR == 0, "a B block is whole panels");
+  static_assert(V::MR * KC * sizeof(T) <= (32 << 10), "an A panel (MR x KC) stays in L1");
+  static_assert(KC * NC * sizeof(T) <= (1 << 20), "a B block (KC x NC) stays in L2");
+  return {V::MR, NR, KC, NC, &block<V>, &pack_b<V>, &dot_rows<V>};
 }
 
 }  // namespace body

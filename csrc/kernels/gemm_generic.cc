@@ -71,10 +71,8 @@ using GenericF64 = Portable<double, 2, 4>;
 namespace rnnfast {
 namespace gemm_detail {
 
-extern const KernelSet<float> kGenericF32 = {4, 8, 256, 256, &body::block<GenericF32>,
-    &body::pack_b<GenericF32>, &body::dot_rows<GenericF32>};
-extern const KernelSet<double> kGenericF64 = {4, 4, 256, 128, &body::block<GenericF64>,
-    &body::pack_b<GenericF64>, &body::dot_rows<GenericF64>};
+extern const KernelSet<float> kGenericF32 = body::kernel_set<GenericF32, 256, 256>();
+extern const KernelSet<double> kGenericF64 = body::kernel_set<GenericF64, 256, 128>();
 
 }  // namespace gemm_detail
 }  // namespace rnnfast

@@ -21,19 +21,28 @@ namespace rnnfast {
 namespace {
 
 // out[j] = sum over rows of m[row * ld + j], j < n; rows in order, so the sum is reproducible.
+// The sums of a chunk of columns live in a local array (out could alias m for the compiler,
+// which would then keep every addition scalar, through memory).
 template <typename T>
 void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out) {
-  parallel_for(n, 64, [&](index_t j0, index_t j1) {
-    std::fill(out + j0, out + j1, T(0));
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t j = j0; j < j1; ++j) out[j] += m[r * ld + j];
+  constexpr index_t kChunk = 64;
+  parallel_for(n, kChunk, [&](index_t j0, index_t j1) {
+    for (index_t jb = j0; jb < j1; jb += kChunk) {
+      const index_t w = std::min(kChunk, j1 - jb);
+      T acc[kChunk] = {};
+      for (index_t r = 0; r < rows; ++r) {
+        const T* row = m + r * ld + jb;
+        for (index_t j = 0; j < w; ++j) acc[j] += row[j];
+      }
+      std::copy(acc, acc + w, out + jb);
+    }
   });
 }
 
 // Everything one step of the blocked loop reads; the parallel_for captures only a pointer to it.
-template <typename T>
+// The cell C is a template parameter: no switch per row.
+template <typename T, Cell C>
 struct BlockedGradStep {
-  Cell cell;
   const SeqShape* s;
   const cells::CellSteps<T>* steps;
   const PackedB<T>* whh;  // W_hh [G*H, H]: its columns are the hidden units
@@ -51,7 +60,7 @@ struct BlockedGradStep {
   // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
   // or packed once), then each block's gate gradients.
   void run_blocks(index_t q0, index_t q1) const {
-    const index_t H = s->H, GH = gate_count(cell) * H;
+    const index_t H = s->H, GH = gate_count(C) * H;
     if (prev)
       gemm_packed_cols<T>(b1 - b0, prev + b0 * GH, GH, *whh, q0 * hb, std::min(H, q1 * hb), T(1),
                           dh + b0 * H, H);
@@ -60,7 +69,7 @@ struct BlockedGradStep {
 
   // The gate gradients of block q for every sequence, from its completed columns of dh.
   void grads(index_t q) const {
-    const index_t H = s->H, G = gate_count(cell), GH = G * H;
+    const index_t H = s->H, G = gate_count(C), GH = G * H;
     const index_t j0 = q * hb, n = std::min(hb, H - j0);
     for (index_t b = b0; b < b1; ++b) {
       T* db = dh + b * H + j0;
@@ -74,22 +83,16 @@ struct BlockedGradStep {
         for (index_t j = 0; j < n; ++j) db[j] += dy[row * H + j0 + j];
       const T* gates = ws->gates.data() + row * GH + j0;
       T* dgrow = dgx + row * GH + j0;
-      switch (cell) {
-        case Cell::rnn_tanh:
-        case Cell::rnn_relu:
-          steps->rnn_grad(cell == Cell::rnn_relu, n, H, gates, db, dgrow, st);
-          break;
-        case Cell::lstm:
-          steps->lstm_grad(n, H, gates, ws->extra.data() + row * H + j0, db, dc + b * H + j0,
-                           dgrow, st);
-          break;
-        case Cell::gru:
-          steps->gru_grad(n, H, gates, ws->extra.data() + row * H + j0,
-                          ws->hprev.data() + row * H + j0, db, dgrow, st);
-          std::memcpy(dgh_n + row * H + j0, st + 2 * H, sizeof(T) * n);
-          break;
-        case Cell::gru_reset_before:
-          break;  // never here: recurrent_backward sends it to loop_reset_before
+      if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
+        steps->rnn_grad(C == Cell::rnn_relu, n, H, gates, db, dgrow, st);
+      } else if constexpr (C == Cell::lstm) {
+        steps->lstm_grad(n, H, gates, ws->extra.data() + row * H + j0, db, dc + b * H + j0,
+                         dgrow, st);
+      } else {
+        static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
+        steps->gru_grad(n, H, gates, ws->extra.data() + row * H + j0,
+                        ws->hprev.data() + row * H + j0, db, dgrow, st);
+        std::memcpy(dgh_n + row * H + j0, st + 2 * H, sizeof(T) * n);
       }
     }
   }
@@ -98,10 +101,10 @@ struct BlockedGradStep {
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward.
-template <typename T>
-void loop_blocked(Cell cell, const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
+template <typename T, Cell C>
+void loop_blocked(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
                   const T* dy, T* dgx, T* dgh_n, T* dh, T* dc) {
-  const index_t B = s.B, H = s.H, GH = gate_count(cell) * H;
+  const index_t B = s.B, H = s.H, GH = gate_count(C) * H;
   PackedB<T> whh;
   whh.pack(false, GH, H, w_hh, H);
   const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
@@ -110,9 +113,9 @@ void loop_blocked(Cell cell, const SeqShape& s, const T* w_hh, const RecurrentWo
   const index_t grain = detail::step_grain(B * GH * hb);
 
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
-    BlockedGradStep<T> st{cell, &s, steps, &whh, &ws, dy, dgx, dgh_n, dh, dc, nullptr,
+    BlockedGradStep<T, C> st{&s, steps, &whh, &ws, dy, dgx, dgh_n, dh, dc, nullptr,
                           stage_a.data(), 0, hb, b0, b1};
-    const BlockedGradStep<T>* sp = &st;
+    const BlockedGradStep<T, C>* sp = &st;
     for (st.step = s.steps() - 1; st.step >= 0; --st.step) {
       if (share_steps)
         parallel_for(blocks, grain, [sp](index_t q0, index_t q1) { sp->run_blocks(q0, q1); });
@@ -123,7 +126,7 @@ void loop_blocked(Cell cell, const SeqShape& s, const T* w_hh, const RecurrentWo
     }
     if (st.prev) gemm_packed<T>(b1 - b0, st.prev + b0 * GH, GH, whh, T(1), dh + b0 * H, H);
   };
-  if (detail::split_batch<T>(s, gate_count(cell)))
+  if (detail::split_batch<T>(s, gate_count(C)))
     parallel_for(B, detail::kMinSequencesPerThread,
                  [&](index_t b0, index_t b1) { run(b0, b1, false); });
   else
@@ -197,76 +200,74 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   if (cell == Cell::gru_reset_before)
     loop_reset_before(s, w.w_hh, ws, dy, dgx.data(), dh.data());
   else
-    loop_blocked(cell, s, w.w_hh, ws, dy, dgx.data(), dgh_n.data(), dh.data(), dc.data());
+    detail::with_blocked_cell(cell, [&](auto cell_c) {
+      loop_blocked<T, decltype(cell_c)::value>(s, w.w_hh, ws, dy, dgx.data(), dgh_n.data(),
+                                               dh.data(), dc.data());
+    });
 
   if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
 
   // Large GEMMs over all rows.
   if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I);
-  // RNN and LSTM: dW_ih and dW_hh as one GEMM dgx^T [x | h_prev], twice as wide as either
-  // (narrow GEMMs run at a fraction of the rate: 400 x 100 x 10000 twice takes 1.45x the time of
-  // 400 x 200 x 10000 once); each element gets the value the separate GEMMs would give.
-  const bool same_gates = cell == Cell::rnn_tanh || cell == Cell::rnn_relu || is_lstm;
-  const bool merged = same_gates && g.w_ih && g.w_hh;
-  if (merged) {
+  // Weight gradients. The rows of W_ih and W_hh whose gradients share dgx (every gate of RNN
+  // and LSTM, r and z of GRU) come from one GEMM dgx^T [x | h_prev], wider than either part
+  // (narrow GEMMs run at a fraction of the rate: 400 x 100 x 10000 twice takes 1.45x the time
+  // of 400 x 200 x 10000 once; GRU T=30 B=128 I=32 H=128: 13.7 -> 10.2 ms for its three dW
+  // GEMMs, 1 thread); each element gets the value the separate GEMMs would give. The n rows of
+  // a GRU multiply other inputs on the recurrent side (r * (W_hn h) or W_hn (r * h)).
+  const bool gru_like = G == 3;
+  const index_t shared = g.w_ih && g.w_hh ? (gru_like ? 2 * H : GH) : 0;
+  const T* hprev = ws.hprev.data();
+  if (shared) {
     const index_t IH = I + H;
-    const T* hprev = ws.hprev.data();
-    Buffer<T> xh(rows * IH), dw(GH * IH);
+    Buffer<T> xh(rows * IH), dw(shared * IH);
     parallel_for(rows, 1024, [&](index_t r0, index_t r1) {
       for (index_t r = r0; r < r1; ++r) {
         std::memcpy(xh.data() + r * IH, x + r * I, sizeof(T) * I);
         std::memcpy(xh.data() + r * IH + I, hprev + r * H, sizeof(T) * H);
       }
     });
-    gemm<T>(true, false, GH, IH, rows, T(1), dgx.data(), GH, xh.data(), IH, T(0), dw.data(), IH);
-    for (index_t i = 0; i < GH; ++i) {
+    gemm<T>(true, false, shared, IH, rows, T(1), dgx.data(), GH, xh.data(), IH, T(0), dw.data(),
+            IH);
+    for (index_t i = 0; i < shared; ++i) {
       std::memcpy(g.w_ih + i * I, dw.data() + i * IH, sizeof(T) * I);
       std::memcpy(g.w_hh + i * H, dw.data() + i * IH + I, sizeof(T) * H);
     }
-  } else if (g.w_ih) {
-    gemm<T>(true, false, GH, I, rows, T(1), dgx.data(), GH, x, I, T(0), g.w_ih, I);
   }
+  if (g.w_ih && shared < GH)
+    gemm<T>(true, false, GH - shared, I, rows, T(1), dgx.data() + shared, GH, x, I, T(0),
+            g.w_ih + shared * I, I);
+  if (g.w_hh && !shared)
+    gemm<T>(true, false, gru_like ? 2 * H : GH, H, rows, T(1), dgx.data(), GH, hprev, H, T(0),
+            g.w_hh, H);
+  if (g.w_hh && cell == Cell::gru)
+    gemm<T>(true, false, H, H, rows, T(1), dgh_n.data(), H, hprev, H, T(0), g.w_hh + 2 * H * H,
+            H);
+  if (g.w_hh && cell == Cell::gru_reset_before) {
+    // The n rows of W_hh multiply r * h: rebuild it for every valid row.
+    Buffer<T> rh(rows * H);
+    rh.zero();
+    for (index_t b = 0; b < B; ++b)
+      for (index_t t = 0; t < s.length(b); ++t) {
+        const index_t row = s.row(t, b);
+        const T* r = ws.gates.data() + row * GH;
+        for (index_t j = 0; j < H; ++j) rh[row * H + j] = r[j] * hprev[row * H + j];
+      }
+    gemm<T>(true, false, H, H, rows, T(1), dgx.data() + 2 * H, GH, rh.data(), H, T(0),
+            g.w_hh + 2 * H * H, H);
+  }
+
+  // Bias gradients: column sums of dgx; b_hh's are b_ih's except the n gate of GRU with reset
+  // after (dgh_n).
   if (g.b_ih) column_sums(rows, GH, dgx.data(), GH, g.b_ih);
-  if (g.w_hh || g.b_hh) {
-    const T* hprev = ws.hprev.data();
-    switch (cell) {
-      case Cell::rnn_tanh:
-      case Cell::rnn_relu:
-      case Cell::lstm:
-        if (g.w_hh && !merged)
-          gemm<T>(true, false, GH, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H);
-        if (g.b_hh) column_sums(rows, GH, dgx.data(), GH, g.b_hh);
-        break;
-      case Cell::gru:
-        if (g.w_hh) {
-          gemm<T>(true, false, 2 * H, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H);
-          gemm<T>(true, false, H, H, rows, T(1), dgh_n.data(), H, hprev, H, T(0),
-                  g.w_hh + 2 * H * H, H);
-        }
-        if (g.b_hh) {
-          column_sums(rows, 2 * H, dgx.data(), GH, g.b_hh);
-          column_sums(rows, H, dgh_n.data(), H, g.b_hh + 2 * H);
-        }
-        break;
-      case Cell::gru_reset_before:
-        if (g.w_hh) {
-          // The n rows of W_hh multiply r * h: rebuild it for every valid row.
-          Buffer<T> rh(rows * H);
-          rh.zero();
-          for (index_t b = 0; b < B; ++b)
-            for (index_t t = 0; t < s.length(b); ++t) {
-              const index_t row = s.row(t, b);
-              const T* r = ws.gates.data() + row * GH;
-              for (index_t j = 0; j < H; ++j) rh[row * H + j] = r[j] * hprev[row * H + j];
-            }
-          gemm<T>(true, false, 2 * H, H, rows, T(1), dgx.data(), GH, hprev, H, T(0), g.w_hh, H);
-          gemm<T>(true, false, H, H, rows, T(1), dgx.data() + 2 * H, GH, rh.data(), H, T(0),
-                  g.w_hh + 2 * H * H, H);
-        }
-        if (g.b_hh) column_sums(rows, GH, dgx.data(), GH, g.b_hh);
-        break;
-    }
+  if (g.b_hh) {
+    const index_t same = cell == Cell::gru ? 2 * H : GH;
+    if (g.b_ih)
+      std::memcpy(g.b_hh, g.b_ih, sizeof(T) * same);
+    else
+      column_sums(rows, same, dgx.data(), GH, g.b_hh);
+    if (cell == Cell::gru) column_sums(rows, H, dgh_n.data(), H, g.b_hh + 2 * H);
   }
 }
 

@@ -1,12 +1,27 @@
 // Pieces shared by the recurrent forward and backward drivers.
 #pragma once
 #include <algorithm>
+#include <type_traits>
 
 #include "rnnfast/buffer.h"
 #include "rnnfast/recurrent.h"
 #include "rnnfast/threads.h"
 
 namespace rnnfast::detail {
+
+// Calls fn(std::integral_constant<Cell, c>{}) for the run-time cell c, so that the per-row loops
+// of the blocked drivers take the cell as a template parameter (no switch inside them). GRU with
+// reset before is not dispatched: it has loops of its own.
+template <typename F>
+void with_blocked_cell(Cell cell, F&& fn) {
+  switch (cell) {
+    case Cell::rnn_tanh: fn(std::integral_constant<Cell, Cell::rnn_tanh>{}); break;
+    case Cell::rnn_relu: fn(std::integral_constant<Cell, Cell::rnn_relu>{}); break;
+    case Cell::lstm: fn(std::integral_constant<Cell, Cell::lstm>{}); break;
+    case Cell::gru: fn(std::integral_constant<Cell, Cell::gru>{}); break;
+    case Cell::gru_reset_before: break;
+  }
+}
 
 // Runs fn(b) for every batch row, in parallel chunks of rows when there is enough work per row.
 template <typename F>

@@ -42,13 +42,16 @@ class PackedB {
   // the cheapest (others cost one extra tile copy).
   index_t panel_width() const { return nr_; }
   Isa isa() const { return isa_; }
+  // The packed values, for the GEMM driver: panel j of panel_width() columns holds
+  // rows() x panel_width() values at panels() + j * panel_stride(), element (k, col) at
+  // [k * panel_width() + col]; the columns of the last panel past cols() are zero.
+  const T* panels() const { return data_.data(); }
+  index_t panel_stride() const { return ld_; }
 
-  // Layout details belong to the implementation (csrc/kernels/gemm.cc): panel j of nr_
-  // columns holds K x nr_ values at data + j * ld_, element (k, col) at [k * nr_ + col];
-  // the columns of the last panel past N are zero.
-  Buffer<T> data;
+ private:
+  Buffer<T> data_;
   index_t K_ = 0, N_ = 0;
-  index_t ld_ = 0;  // panel stride
+  index_t ld_ = 0;
   index_t nr_ = 0;
   Isa isa_ = Isa::generic;
 };

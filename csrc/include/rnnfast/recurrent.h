@@ -22,7 +22,16 @@ namespace rnnfast {
 enum class Cell { rnn_tanh, rnn_relu, lstm, gru, gru_reset_before };
 
 // Number of gates G of a cell.
-int gate_count(Cell cell);
+constexpr int gate_count(Cell cell) {
+  switch (cell) {
+    case Cell::rnn_tanh:
+    case Cell::rnn_relu: return 1;
+    case Cell::lstm: return 4;
+    case Cell::gru:
+    case Cell::gru_reset_before: return 3;
+  }
+  return 0;
+}
 
 struct SeqShape {
   index_t T = 0, B = 0, I = 0, H = 0;
