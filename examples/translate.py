@@ -192,6 +192,15 @@ def train_epoch(model, opt, loss, src, tgt, batch_size, rng):
     return total / tokens, correct / tokens
 
 
+def build_model(src_vocab, tgt_vocab, embedding_dim=64, hidden=128, attention="dot", lr=3e-3,
+                seed=0):
+    """The model, its optimiser (Adam) and loss (cross-entropy on logits)."""
+    model = nn.Seq2Seq(src_vocab, tgt_vocab, embedding_dim, hidden, attention=attention,
+                       seed=seed)
+    return model, optim.Adam(model.parameters(), lr=lr), \
+        losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
 def translate(model, src, max_len, beam_width=None):
     """Target ids of one source (without the end token): greedy, or beam search of
     ``beam_width`` hypotheses with length normalisation."""
@@ -248,12 +257,10 @@ def main(argv=None):
     src_vocab, tgt_vocab = src_tok.vocab_size, tgt_tok.vocab_size + 2
     print(f"{source}: {len(src)} training and {len(src_test)} test pairs, vocabularies "
           f"{src_vocab - 1} and {tgt_vocab - 3} words")
-    model = nn.Seq2Seq(src_vocab, tgt_vocab, args.embedding_dim, args.hidden,
-                       attention=args.attention, seed=args.seed)
+    model, opt, loss = build_model(src_vocab, tgt_vocab, args.embedding_dim, args.hidden,
+                                   args.attention, args.lr, args.seed)
     params = sum(p.size for p in model.parameters())
     print(f"model: {model.attention} attention, hidden {args.hidden}, {params:,} parameters")
-    opt = optim.Adam(model.parameters(), lr=args.lr)
-    loss = losses.SparseCategoricalCrossentropy(from_logits=True)
     rng = np.random.default_rng(args.seed)
     steps = -(-len(src) // args.batch_size)
     times = []

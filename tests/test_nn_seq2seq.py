@@ -3,6 +3,8 @@ and every parameter gradient against a PyTorch implementation of the same math (
 1e-10) and against finite differences; step-by-step decoding against the teacher-forced
 forward; beam search (batched hypotheses) against exhaustive search; padding; bad input."""
 import itertools
+import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -11,58 +13,13 @@ from rnnfast import generation, nn
 
 
 def torch_twin(torch, model):
-    """The same network in PyTorch (same parameter names), with the model's weights."""
-    tnn = torch.nn
-    H, L, E = model.hidden_size, model.num_layers, model.embedding_dim
-    A = model.attention_dim
-
-    class Twin(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.src_embedding = tnn.Embedding(model.src_vocab, E, padding_idx=0)
-            self.tgt_embedding = tnn.Embedding(model.tgt_vocab, E, padding_idx=0)
-            self.encoder = tnn.LSTM(E, H, L, batch_first=True, bidirectional=True)
-            self.bridge_h = tnn.Linear(2 * H, H)
-            self.bridge_c = tnn.Linear(2 * H, H)
-            self.decoder = tnn.LSTM(E, H, L, batch_first=True)
-            if model.attention == "dot":
-                self.key_proj = tnn.Linear(2 * H, H, bias=False)
-            else:
-                self.key_proj = tnn.Linear(2 * H, A)
-                self.query_proj = tnn.Linear(H, A, bias=False)
-                self.v = tnn.Parameter(torch.zeros(A))
-            self.combine = tnn.Linear(3 * H, H)
-            self.output = tnn.Linear(H, model.tgt_vocab)
-
-        def forward(self, src, tgt):
-            B, S = src.shape
-            lengths = (src != 0).sum(1)
-            packed = tnn.utils.rnn.pack_padded_sequence(self.src_embedding(src), lengths,
-                                                        batch_first=True, enforce_sorted=False)
-            out, (h_n, c_n) = self.encoder(packed)
-            enc, _ = tnn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=S)
-
-            def bridge(s):
-                return s.view(L, 2, B, H).permute(0, 2, 1, 3).reshape(L, B, 2 * H)
-            h0 = torch.tanh(self.bridge_h(bridge(h_n)))
-            c0 = self.bridge_c(bridge(c_n))
-            dec, _ = self.decoder(self.tgt_embedding(tgt), (h0.contiguous(), c0.contiguous()))
-            keys = self.key_proj(enc)
-            if model.attention == "dot":
-                scores = dec @ keys.transpose(1, 2)
-            else:
-                q = self.query_proj(dec)
-                scores = (torch.tanh(q[:, :, None, :] + keys[:, None, :, :]) * self.v).sum(-1)
-            mask = torch.arange(S)[None, :] < lengths[:, None]
-            scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
-            weights = torch.softmax(scores, dim=-1)
-            context = weights @ enc
-            att = torch.tanh(self.combine(torch.cat([context, dec], dim=-1)))
-            return self.output(att), weights
-
-    twin = Twin().double()
-    twin.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
-    return twin
+    """The same network in PyTorch with the model's weights (the benchmark's twin)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    try:
+        from epochs_vs_torch import TorchSeq2Seq
+    finally:
+        sys.path.pop(0)
+    return TorchSeq2Seq(model)
 
 
 def batch(rng, B=3, S=6, T=5, src_vocab=17, tgt_vocab=19):
