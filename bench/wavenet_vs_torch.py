@@ -20,7 +20,6 @@ table gives the mean time per epoch after the first (with one epoch, that one), 
 Needs torch (the ``[bench]`` extra). A busy machine (see the load average) stretches every time.
 """
 import argparse
-import functools
 import sys
 import time
 
@@ -31,7 +30,6 @@ import _env
 _env.use_inplace_build()
 sys.path.insert(0, str(_env.REPO_ROOT / "examples"))
 
-import rnnfast  # noqa: E402
 import torch  # noqa: E402
 from rnnfast import nn as rn_nn  # noqa: E402
 

@@ -1,7 +1,6 @@
 """Attention ops: the NumPy reference against central finite differences, the functional ops
 (package GEMM) against the reference (float64 to 1e-10, float32 to 1e-4 / 1e-3), and both
 against a PyTorch implementation of the same math (outputs and gradients, float64, 1e-10)."""
-import itertools
 
 import numpy as np
 import pytest

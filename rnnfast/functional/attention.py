@@ -162,7 +162,7 @@ def _softmax_(scores, allowed):
 def _attend(scores, v, allowed, qm, drop):
     weights = _softmax_(scores, allowed)
     used = weights if drop is None else weights * drop
-    out = _C.gemm_batched(used, v, False, False)
+    out = _C.gemm_batched(used, v, trans_a=False, trans_b=False)
     if qm is not None:
         out *= qm[:, :, None]
     return out, weights, used
@@ -177,8 +177,8 @@ def _attend_backward(ctx, dout, dweights):
         dout = _shaped(dout, "dout", (B, Tq, ctx.v.shape[2]), "(batch, Tq, dim_v)", dtype)
         if ctx.qm is not None:
             dout = dout * ctx.qm[:, :, None]
-        dvalue = _C.gemm_batched(ctx.used, dout, True, False)
-        grads_w = _C.gemm_batched(dout, ctx.v, False, True)
+        dvalue = _C.gemm_batched(ctx.used, dout, trans_a=True, trans_b=False)
+        grads_w = _C.gemm_batched(dout, ctx.v, trans_a=False, trans_b=True)
         if ctx.drop is not None:
             grads_w *= ctx.drop
     else:
@@ -232,7 +232,7 @@ def dot_attention_forward(query: ArrayLike, value: ArrayLike, key: Optional[Arra
     q, v, k, vm, qm, drop = _check(query, value, key, value_mask, query_mask, dropout_mask,
                                    True)
     a = _scalar(scale, "scale", q.dtype)
-    raw = _C.gemm_batched(q, k, False, True)
+    raw = _C.gemm_batched(q, k, trans_a=False, trans_b=True)
     scores = raw * a if a is not None else raw.copy()
     allowed = _allowed(q.shape[0], q.shape[1], v.shape[1], vm, causal)
     out, weights, used = _attend(scores, v, allowed, qm, drop)
@@ -263,8 +263,8 @@ def dot_attention_backward(ctx: Context, dout: Optional[ArrayLike] = None,
     if ctx.a is not None:
         dscale = np.asarray(np.einsum("bij,bij->", ds, ctx.raw), dtype=ds.dtype)
         ds *= ctx.a
-    dq = _C.gemm_batched(ds, ctx.k, False, False)
-    dk = _C.gemm_batched(ds, ctx.q, True, False)
+    dq = _C.gemm_batched(ds, ctx.k, trans_a=False, trans_b=False)
+    dk = _C.gemm_batched(ds, ctx.q, trans_a=True, trans_b=False)
     grads = {"query": dq, "value": dvalue, "key": None, "scale": dscale}
     if ctx.key_given:
         grads["key"] = dk
