@@ -1,7 +1,8 @@
 """Time per epoch of the seed examples' models: rnnfast against the same model in PyTorch CPU.
 
 For each of the four seed examples of ``examples/`` (``reuters_topics``, ``imdb_sentiment``,
-``stock_forecast``, ``char_rnn``) it takes the example's data (its ``load_data``, default sizes)
+``stock_forecast``, ``char_rnn``; ``translate`` apart, below) it takes the example's data (its
+``load_data``, default sizes)
 and model (its ``build_model``: a compiled ``Sequential``), and writes the same model in plain
 PyTorch (``torch.nn.Embedding``, ``LSTM``, ``Conv1d``, ``MaxPool1d``, ``Dropout``, ``Linear``),
 starting from the same weights, with the same optimiser and settings (Adam with the
@@ -28,6 +29,12 @@ they agree to 1e-12 (``tests/test_bench_epochs.py``).
     python bench/epochs_vs_torch.py --quick            # small data, 1 epoch (seconds)
     python bench/epochs_vs_torch.py --examples imdb_sentiment char_rnn --epochs 3
 
+``translate``: the example's ``nn.Seq2Seq`` trained by its own loop (``train_epoch``), against
+``TorchSeq2Seq`` (the same math: packed bidirectional LSTM, bridge, LSTM decoder, masked
+attention, output layer) from the same weights, on the same batches, with Adam, the joint
+gradient norm clipped to 5 and cross-entropy over the real target tokens; its metric is the
+last epoch's training token accuracy.
+
 Needs ``torch==2.13.0`` (the ``[bench]`` extra). A busy machine (see the load average in the
 header) stretches every time.
 """
@@ -51,7 +58,7 @@ from _common import EpochTimer  # noqa: E402
 from rnnfast import optim as rn_optim  # noqa: E402
 from rnnfast.models import optimizers as rn_keras_optimizers  # noqa: E402
 
-NAMES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn"]
+NAMES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn", "translate"]
 
 
 # PyTorch twins of the examples' models ----------------------------------------------------------
@@ -99,6 +106,60 @@ class Forecaster(torch.nn.Module):
     def forward(self, x):
         _, (h_n, _) = self.lstm(x)
         return self.dense(h_n[-1])
+
+
+class TorchSeq2Seq(torch.nn.Module):
+    """``rnnfast.nn.Seq2Seq`` in PyTorch (the same parameter names), with its weights."""
+
+    def __init__(self, model):
+        super().__init__()
+        tnn = torch.nn
+        H, L, E = model.hidden_size, model.num_layers, model.embedding_dim
+        self.attention, self.H, self.L = model.attention, H, L
+        self.src_embedding = tnn.Embedding(model.src_vocab, E, padding_idx=0)
+        self.tgt_embedding = tnn.Embedding(model.tgt_vocab, E, padding_idx=0)
+        self.encoder = tnn.LSTM(E, H, L, batch_first=True, bidirectional=True)
+        self.bridge_h = tnn.Linear(2 * H, H)
+        self.bridge_c = tnn.Linear(2 * H, H)
+        self.decoder = tnn.LSTM(E, H, L, batch_first=True)
+        if model.attention == "dot":
+            self.key_proj = tnn.Linear(2 * H, H, bias=False)
+        else:
+            A = model.attention_dim
+            self.key_proj = tnn.Linear(2 * H, A)
+            self.query_proj = tnn.Linear(H, A, bias=False)
+            self.v = tnn.Parameter(torch.zeros(A))
+        self.combine = tnn.Linear(3 * H, H)
+        self.output = tnn.Linear(H, model.tgt_vocab)
+        if model.dtype == np.float64:
+            self.double()
+        _copy(self, model.state_dict())
+
+    def forward(self, src, tgt):
+        """Logits ``(B, T, tgt_vocab)`` and attention weights ``(B, T, S)``."""
+        tnn = torch.nn
+        (B, S), H, L = src.shape, self.H, self.L
+        lengths = (src != 0).sum(1)
+        packed = tnn.utils.rnn.pack_padded_sequence(self.src_embedding(src), lengths,
+                                                    batch_first=True, enforce_sorted=False)
+        out, (h_n, c_n) = self.encoder(packed)
+        enc, _ = tnn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=S)
+
+        def bridge(s):
+            return s.view(L, 2, B, H).permute(0, 2, 1, 3).reshape(L, B, 2 * H)
+        h0 = torch.tanh(self.bridge_h(bridge(h_n)))
+        c0 = self.bridge_c(bridge(c_n))
+        dec, _ = self.decoder(self.tgt_embedding(tgt), (h0.contiguous(), c0.contiguous()))
+        keys = self.key_proj(enc)
+        if self.attention == "dot":
+            scores = dec @ keys.transpose(1, 2)
+        else:
+            q = self.query_proj(dec)
+            scores = (torch.tanh(q[:, :, None, :] + keys[:, None, :, :]) * self.v).sum(-1)
+        mask = torch.arange(S)[None, :] < lengths[:, None]
+        weights = torch.softmax(scores.masked_fill(~mask[:, None, :], float("-inf")), dim=-1)
+        att = torch.tanh(self.combine(torch.cat([weights @ enc, dec], dim=-1)))
+        return self.output(att), weights
 
 
 def _copy(torch_module, arrays):
@@ -316,7 +377,72 @@ def steady(times):
     return float(np.mean(times[1:] if len(times) > 1 else times))
 
 
+def run_translation(epochs, quick, seed):
+    """The translation example: its ``nn.Seq2Seq`` trained by its loop (``train_epoch``), and
+    ``TorchSeq2Seq`` from the same weights on the same batches (Adam, joint gradient norm
+    clipped to 5, cross-entropy over the real target tokens)."""
+    import translate as example
+
+    (src, tgt, _), _, (src_tok, tgt_tok), _ = example.load_data(
+        pairs=150 if quick else 8000, seed=seed)
+    sizes = dict(embedding_dim=16, hidden=32) if quick else {}   # the example's --quick sizes
+    model, opt, loss = example.build_model(src_tok.vocab_size, tgt_tok.vocab_size + 2,
+                                           seed=seed, **sizes)
+    twin = TorchSeq2Seq(model)
+    g = opt.param_groups[0]
+    t_opt = torch.optim.Adam(twin.parameters(), lr=g["lr"], betas=g["betas"], eps=g["eps"])
+    batch_size = 64
+    x, t_in, _ = example.make_batch(src[:16], tgt[:16])
+    model.eval()
+    twin.eval()
+    with torch.no_grad():
+        error = float(np.abs(model(x, t_in) - twin(torch.from_numpy(x),
+                                                  torch.from_numpy(t_in))[0].numpy()).max())
+    if not error <= 1e-4:
+        raise AssertionError(f"translate: the PyTorch twin's outputs differ from rnnfast's by "
+                             f"{error:.2e} before training")
+    rng = np.random.default_rng(seed)
+    rn_times, torch_times, rn_logs, torch_logs = [], [], [], []
+    for _ in range(epochs):
+        order = copy.deepcopy(rng).permutation(len(src))      # the order train_epoch draws
+        model.train()
+        start = time.perf_counter()
+        rn_logs.append(example.train_epoch(model, opt, loss, src, tgt, batch_size, rng))
+        rn_times.append(time.perf_counter() - start)
+        twin.train()
+        start = time.perf_counter()
+        total = correct = tokens = 0.0
+        for b in range(0, len(order), batch_size):
+            idx = order[b:b + batch_size]
+            xb, tb, ob = (torch.from_numpy(a) for a in example.make_batch(
+                [src[i] for i in idx], [tgt[i] for i in idx]))
+            logits, _ = twin(xb, tb)
+            value = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                      ob.reshape(-1), ignore_index=0)
+            t_opt.zero_grad()
+            value.backward()
+            torch.nn.utils.clip_grad_norm_(twin.parameters(), 5.0)
+            t_opt.step()
+            with torch.no_grad():
+                mask = ob != 0
+                n = mask.sum().item()
+                total += value.item() * n
+                tokens += n
+                correct += ((logits.argmax(-1) == ob) & mask).sum().item()
+        torch_times.append(time.perf_counter() - start)
+        torch_logs.append((total / tokens, correct / tokens))
+    return {"example": "translate", "samples": len(src),
+            "sample_shape": (f"<={max(map(len, src))}",), "batch": batch_size,
+            "rnnfast_s": steady(rn_times), "torch_s": steady(torch_times),
+            "rnnfast_loss": float(rn_logs[-1][0]), "torch_loss": torch_logs[-1][0],
+            "rnnfast_metric": float(rn_logs[-1][1]), "torch_metric": torch_logs[-1][1],
+            "metric": "train token accuracy", "rnnfast_epochs": rn_times,
+            "torch_epochs": torch_times}
+
+
 def run_case(name, epochs, quick, seed):
+    if name == "translate":
+        return run_translation(epochs, quick, seed)
     case = CASES[name](__import__(name), quick, seed)
     rn = case.model
     rn.build((None,) + case.x.shape[1:], case.x.dtype)

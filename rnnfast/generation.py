@@ -24,6 +24,10 @@ fixed windows expects. Both follow one protocol, which any object can implement:
     state = lm.initial_state(k)
     state = lm.reorder(state, index)            # keep the rows ``index`` (beam search)
 
+Encoder-decoders: ``Seq2SeqDecoder(model, src)`` encodes sources once with an
+``rnnfast.nn.Seq2Seq`` and follows the same protocol, the start token as the prompt (one
+source, any number of rows: beam search's hypotheses run as one batch).
+
 Decoders (``prompt`` is a non-empty list of token ids; they return the generated ids):
 
 - ``greedy(lm, prompt, steps)``: the most likely token at each step;
@@ -37,14 +41,16 @@ All stop early at ``end_token`` (which is included in the result).
 import numpy as np
 
 from rnnfast import nn
-from rnnfast.nn.module import make_rng
+from rnnfast.nn.module import as_array, check_int, make_rng
 from rnnfast.nn.recurrent import RNNBase
+from rnnfast.nn.seq2seq import check_ids
 
 __all__ = [
     "RecurrentStep",
     "step",
     "LanguageModel",
     "WindowLanguageModel",
+    "Seq2SeqDecoder",
     "prime",
     "greedy",
     "sample",
@@ -270,6 +276,84 @@ class WindowLanguageModel:
             with np.errstate(divide="ignore"):
                 return np.log(out.astype(np.float64)), state
         return _log_softmax(out), state
+
+
+class Seq2SeqDecoder:
+    """Step-by-step decoding of an ``rnnfast.nn.Seq2Seq`` over encoded sources (``src``
+    ``(S,)`` one source, or ``(N, S)``, post-padded with 0), with the protocol of the
+    decoders below::
+
+        state = dec.initial_state(k)          # k rows: N sources, or k copies of one source
+        log_probs, state = dec.step(tokens, state)      # tokens (k,); log_probs (k, tgt_vocab)
+        state = dec.reorder(state, index)     # keep the rows ``index`` (beam search)
+
+    The sources are encoded once, in eval mode, when it is made (make a new one after training
+    further); a step is one ``T = 1`` call of the decoder LSTM's kernels (``RecurrentStep``)
+    and ``Seq2Seq.step_logits``. The state is the decoder's ``(h, c)`` ``(num_layers, k, H)``
+    and each row's source index. ``weights`` holds the last step's attention weights
+    ``(k, S)``.
+    """
+
+    def __init__(self, model, src):
+        if not isinstance(model, nn.Seq2Seq):
+            raise TypeError(f"model: expected a Seq2Seq, got {type(model).__name__}")
+        src = as_array(src)
+        if src.ndim == 1:
+            src = src[None]
+        src = check_ids(src, "src", model.src_vocab)
+        self.model = model
+        was_training = model.training
+        model.eval()
+        try:
+            self.enc, (h0, c0), self.mask, self.keys = model._encode(src)
+        finally:
+            model.train(was_training)
+        self.h0, self.c0 = h0, c0
+        self.sources = src.shape[0]
+        self._step = RecurrentStep(model.decoder)
+        self.embedding = model.tgt_embedding.weight.data
+        self.weights = None
+        self._rows = None
+        self._memory = None
+
+    def initial_state(self, batch=1):
+        """The decoder's first state for ``batch`` rows: one per source, or (one source)
+        ``batch`` copies of it."""
+        batch = check_int(batch, "batch", 1)
+        if batch == self.sources:
+            rows = np.arange(batch)
+        elif self.sources == 1:
+            rows = np.zeros(batch, np.int64)
+        else:
+            raise ValueError(f"batch: expected {self.sources} (one row per source) or a "
+                             f"decoder over one source, got {batch}")
+        return self.h0[:, rows], self.c0[:, rows], rows
+
+    def reorder(self, state, index):
+        index = np.asarray(index)
+        h, c, rows = state
+        return h[:, index], c[:, index], rows[index]
+
+    def _memory_of(self, rows):
+        if self._rows is None or not np.array_equal(rows, self._rows):
+            self._rows = rows.copy()
+            self._memory = (self.enc[rows], self.keys[rows], self.mask[rows])
+        return self._memory
+
+    def step(self, tokens, state):
+        """Log-probabilities ``(k, tgt_vocab)`` (float64) of the next token after ``tokens``,
+        and the new state."""
+        m = self.model
+        tokens = np.asarray(tokens)
+        h, c, rows = state
+        if tokens.ndim != 1 or tokens.dtype.kind not in "iu" or tokens.shape[0] != rows.shape[0]:
+            raise ValueError(f"tokens: expected a 1-D integer array of {rows.shape[0]} ids (one "
+                             f"per row of the state), got {tokens!r}")
+        if tokens.min() < 0 or tokens.max() >= m.tgt_vocab:
+            raise ValueError(f"tokens: ids must be in 0..{m.tgt_vocab - 1}")
+        y, (h, c) = self._step(self.embedding[tokens], (h, c))
+        logits, self.weights = self.model.step_logits(y, *self._memory_of(rows))
+        return _log_softmax(logits), (h, c, rows)
 
 
 # decoders -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from subprocess_env import python_env
 pytest.importorskip("torch")
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "bench" / "epochs_vs_torch.py"
-EXAMPLES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn"]
+EXAMPLES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn", "translate"]
 
 
 def test_epochs_vs_torch_quick():

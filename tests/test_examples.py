@@ -159,3 +159,33 @@ def test_torch_ddp_lstm_without_torch_says_how_to_install_it():
     assert proc.returncode == 1
     assert "torch_ddp_lstm.py needs PyTorch" in proc.stderr
     assert "pip install 'rnnfast[torch]'" in proc.stderr
+
+
+def test_translate_synthetic_and_anki_file(tmp_path):
+    png = tmp_path / "attention.png"
+    out = run("translate.py", "--plot", str(png), cwd=tmp_path)
+    check_epochs(out, 2)
+    assert "synthetic language pair: 270 training and 30 test pairs" in out
+    assert "BLEU greedy (k=1): " in out and "BLEU beam search (k=5): " in out
+    assert out.count("  source:    ") == 5 and out.count("  reference: ") == 5
+    assert f"attention heat-map written to {png}" in out, out
+    check_png(png, (800, 600))                     # figsize (8, 6) at 100 dpi
+    # Tatoeba/Anki lines: source, target, attribution
+    pairs = [("Go.", "Va !"), ("Run!", "Cours !"), ("Who?", "Qui ?"), ("Wow!", "Ça alors !"),
+             ("I see.", "Je comprends."), ("I try.", "J'essaye."), ("Help!", "À l'aide !")]
+    lines = [f"{s}\t{t}\tCC-BY 2.0 (France) Attribution: tatoeba.org #{k}"
+             for k, (s, t) in enumerate(pairs * 3)]
+    path = tmp_path / "fra.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = run("translate.py", "--data", str(path), "--attention", "additive", "--plot",
+              str(tmp_path / "a.png"), cwd=tmp_path)
+    assert f"{path}: 19 training and 2 test pairs, vocabularies 8 and 10 words" in out, out
+    assert "model: additive attention" in out
+    check_epochs(out, 2)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("only one column\n")
+    env = python_env()
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "translate.py"), "--quick", "--data",
+                           str(bad)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=180)
+    assert proc.returncode != 0 and "bad.txt:1: expected 'source<TAB>target'" in proc.stderr

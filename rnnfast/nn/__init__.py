@@ -4,8 +4,8 @@
 ``load_state_dict()`` (PyTorch's names, so torch state_dicts load 1:1) and ``train()`` /
 ``eval()``. The recurrent layers run each layer and direction as one fused kernel call.
 
-PyTorch's names only (``TimeDistributed``, ``LastStep`` and the WaveNet pieces, which PyTorch
-lacks, excepted); the Keras-style layers (``Dense``, ``Conv1D``, ``MaxPooling1D``,
+PyTorch's names only (``TimeDistributed``, ``LastStep``, the WaveNet pieces and ``Seq2Seq``,
+which PyTorch lacks, excepted); the Keras-style layers (``Dense``, ``Conv1D``, ``MaxPooling1D``,
 ``Attention``, ...) are in ``rnnfast.models.layers``."""
 from rnnfast.nn.activation import ReLU, Sigmoid, Softmax, Tanh, get_activation
 from rnnfast.nn.container import TimeDistributed
@@ -16,6 +16,7 @@ from rnnfast.nn.linear import Linear
 from rnnfast.nn.module import Module, Parameter
 from rnnfast.nn.norm import LayerNorm
 from rnnfast.nn.recurrent import GRU, LSTM, RNN
+from rnnfast.nn.seq2seq import Seq2Seq
 from rnnfast.nn.sequence import LastStep
 from rnnfast.nn.serialization import register_layers
 from rnnfast.nn.shape import Flatten
@@ -42,6 +43,7 @@ __all__ = [
     "Parameter",
     "RNN",
     "ReLU",
+    "Seq2Seq",
     "Sigmoid",
     "Softmax",
     "Tanh",
