@@ -56,7 +56,7 @@ def gemm_case(rng):
     a = rng.standard_normal((768, 768)).astype(np.float32)
 
     def call():
-        return [_C.gemm(a, a, False, True)]
+        return [_C.gemm(a, a, trans_b=True)]
 
     return call
 

@@ -1,6 +1,7 @@
 """Text generation with a character-level (or word-level) recurrent language model, the
 Char-RNN workflow of the study notes: windows of the text predict the next character
-(``Embedding -> LSTM(128) -> Dense(vocab, softmax)``, sparse categorical cross-entropy, Adam);
+(``Embedding -> LSTM(128) -> Dense(vocab, softmax)``, or a GRU with ``--cell gru`` as in the
+notes' Shakespeare model; sparse categorical cross-entropy, Adam);
 then text is generated one step at a time from a prompt by greedy decoding, temperature
 sampling (seeded) and beam search.
 
@@ -14,8 +15,8 @@ Data
     joined by spaces. A model that learned it spells every word right and continues each
     phrase with a grammatical one; which subject, verb or object comes next is random.
 
-Usage: ``python examples/char_rnn.py [--text FILE] [--level char|word] [--epochs N]
-[--prompt TEXT] [--quick]`` (``--quick`` or ``RNNFAST_EXAMPLES_QUICK=1``: a few seconds).
+Usage: ``python examples/char_rnn.py [--text FILE] [--level char|word] [--cell lstm|gru]
+[--epochs N] [--prompt TEXT] [--quick]`` (``--quick`` or ``RNNFAST_EXAMPLES_QUICK=1``: a few seconds).
 """
 import functools
 
@@ -24,7 +25,7 @@ import numpy as np
 from _common import fit_and_report, make_parser, parse_args
 from rnnfast import generation, optim
 from rnnfast.models import Sequential
-from rnnfast.models.layers import LSTM, Dense, Embedding
+from rnnfast.models.layers import GRU, LSTM, Dense, Embedding
 from rnnfast.utils import Tokenizer, sliding_windows
 
 SUBJECTS = ["the cat", "a dog", "my friend", "the old man", "a small bird", "the teacher"]
@@ -61,10 +62,12 @@ def load_data(text_path=None, level="char", window=None, sentences=400, seed=0, 
     return (x[..., 0], y[:, 0]), tokenizer, text, source
 
 
-def build_model(vocab, embedding_dim=32, seed=0):
-    """The notes' model, compiled: Embedding -> LSTM(128) -> Dense(vocab, softmax), sparse
-    categorical cross-entropy, Adam(lr=3e-3), gradients clipped to norm 5."""
-    model = Sequential([Embedding(vocab, embedding_dim, seed=seed), LSTM(128, seed=seed + 1),
+def build_model(vocab, embedding_dim=32, seed=0, cell="lstm"):
+    """The notes' model, compiled: Embedding -> LSTM(128) (or GRU(128)) -> Dense(vocab,
+    softmax), sparse categorical cross-entropy, Adam(lr=3e-3), gradients clipped to norm 5."""
+    recurrent = {"lstm": LSTM, "gru": GRU}[cell]
+    model = Sequential([Embedding(vocab, embedding_dim, seed=seed),
+                        recurrent(128, seed=seed + 1),
                         Dense(vocab, activation="softmax", seed=seed + 2)], seed=seed)
     model.compile(loss="sparse_categorical_crossentropy",
                   optimizer=functools.partial(optim.Adam, lr=3e-3), metrics=["accuracy"],
@@ -76,6 +79,8 @@ def main(argv=None):
     parser = make_parser(__doc__, epochs=5, batch_size=128)
     parser.add_argument("--text", help="a UTF-8 text file to learn")
     parser.add_argument("--level", choices=["char", "word"], default="char")
+    parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm",
+                        help="the recurrent layer (the notes' Shakespeare model is a GRU)")
     parser.add_argument("--window", type=int, default=None,
                         help="context length (default: 30 characters or 5 words)")
     parser.add_argument("--sentences", type=int, default=400, help="synthetic sentences")
@@ -92,7 +97,7 @@ def main(argv=None):
     vocab = len(tokenizer.word_index) + 1  # id 0 is never used (padding)
     print(f"{source}: {len(x) + x.shape[1]} {args.level} tokens, vocabulary {vocab - 1}, "
           f"{len(x)} windows of {x.shape[1]}")
-    model = build_model(vocab, 32 if char_level else 10, args.seed)
+    model = build_model(vocab, 32 if char_level else 10, args.seed, args.cell)
     history = fit_and_report(model, x, y, args)
 
     prompt_text = args.prompt if args.prompt is not None else \

@@ -9,33 +9,8 @@
 - Settings and report: ``set_num_threads``, ``set_isa``, ``show_config`` (also
   ``python -m rnnfast --config``).
 """
-import importlib.machinery as _machinery
-import os as _os
-import sys as _sys
-
-
-def _load_from_installed_copy_if_unbuilt():
-    """In a source checkout, ./rnnfast has no compiled ``_C`` and, when Python runs in the
-    repository root (``python -m rnnfast``, or subprocesses of the tests), shadows the installed
-    package. Then take every submodule from the installed copy found further on sys.path."""
-    def built(folder):
-        return any(_os.path.exists(_os.path.join(folder, "_C" + suffix))
-                   for suffix in _machinery.EXTENSION_SUFFIXES)
-
-    here = _os.path.dirname(_os.path.abspath(__file__))
-    if built(here):
-        return
-    for entry in _sys.path:
-        candidate = _os.path.join(_os.path.abspath(entry or _os.getcwd()), "rnnfast")
-        if candidate != here and built(candidate):
-            __path__[:] = [candidate]
-            return
-
-
-_load_from_installed_copy_if_unbuilt()
-
-from rnnfast._version import __version__  # noqa: E402
-from rnnfast._config import (  # noqa: E402
+from rnnfast._version import __version__
+from rnnfast._config import (
     active_isa,
     get_config,
     get_num_threads,

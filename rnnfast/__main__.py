@@ -15,6 +15,7 @@ import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
 from rnnfast import show_config
+from rnnfast._config import MAX_THREADS
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -94,14 +95,30 @@ def demo(T, B, I, H, repeats):
     return 0 if ok else 1
 
 
+def _int_in(low, high=None):
+    """An argparse type: an int in low..high (no upper bound if None); anything else is a usage
+    error (a message and exit status 2, no traceback)."""
+    def parse(text):
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if n < low or (high is not None and n > high):
+            bounds = f"in {low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bounds}, got {n}")
+        return n
+    return parse
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rnnfast", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", action="store_true", help="print the configuration and exit")
-    parser.add_argument("--threads", type=int, default=None, help="number of threads")
-    parser.add_argument("--shape", type=int, nargs=4, default=[100, 32, 128, 128],
+    parser.add_argument("--threads", type=_int_in(1, MAX_THREADS), default=None,
+                        help="number of threads (1..%d)" % MAX_THREADS)
+    parser.add_argument("--shape", type=_int_in(1), nargs=4, default=[100, 32, 128, 128],
                         metavar=("T", "B", "I", "H"), help="sequence shape (default: 100 32 128 128)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs per measurement")
+    parser.add_argument("--repeats", type=_int_in(1), default=10, help="timed runs per measurement")
     args = parser.parse_args(argv)
     if args.threads is not None:
         rnnfast.set_num_threads(args.threads)

@@ -19,10 +19,15 @@ from rnnfast._version import __version__
 try:
     from rnnfast import _C
 except ImportError as error:
-    raise ImportError(
-        f"cannot import rnnfast._C from {os.path.dirname(os.path.abspath(__file__))} ({error}). "
-        "A source tree needs an in-place build (python setup.py build_ext --inplace); to use "
-        "the installed rnnfast, run Python from another directory.") from error
+    _here = os.path.dirname(os.path.abspath(__file__))
+    _root = os.path.dirname(_here)
+    if os.path.exists(os.path.join(_root, "setup.py")):
+        _todo = (f"{_root} is a source tree without its build: there run `pip install -e .` (or "
+                 "`python setup.py build_ext --inplace`); to use an installed rnnfast instead, "
+                 "run Python from outside the source tree")
+    else:
+        _todo = "reinstall rnnfast (pip install --force-reinstall rnnfast)"
+    raise ImportError(f"cannot import rnnfast._C from {_here} ({error}). {_todo}.") from error
 
 
 def get_num_threads() -> int:

@@ -76,3 +76,15 @@ def as64(args):
 def rel_err(got, want):
     want = np.asarray(want, dtype=np.float64)
     return np.abs(np.asarray(got, dtype=np.float64) - want).max() / max(1.0, np.abs(want).max())
+
+
+def assert_as_accurate_as(got, peer, ref, what, factor=2.0, floor_ulps=8):
+    """got's error against the float64 reference ref is at most factor times the error of a peer
+    implementation of the same precision (PyTorch), plus a few units in the last place: a
+    tolerance that follows the reference's own error (as flash-attention's tests do) instead of
+    a fixed number."""
+    got, peer = np.asarray(got), np.asarray(peer)
+    eps = np.finfo(got.dtype).eps
+    mine, theirs = rel_err(got, ref), rel_err(peer, ref)
+    assert mine <= factor * theirs + floor_ulps * eps, \
+        f"{what}: error {mine:.3g} against the reference, the peer's {theirs:.3g}"

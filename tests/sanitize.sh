@@ -21,11 +21,11 @@ else
   tests=(
     tests/test_gemm.py
     tests/test_functional_recurrent.py
-    tests/test_recurrent_bad_input.py
     tests/test_conv.py
     tests/test_pool.py
     tests/test_threads.py
     tests/test_bad_input_matrix.py
+    tests/test_fuzz_bindings.py
     tests/test_reliability_odd_inputs.py
     tests/test_reliability_threads.py
     tests/test_reliability_numerics.py

@@ -99,20 +99,37 @@ def recurrent_forward_cases(op):
         ("x-4d", lambda k: fw(k, x=k.x[None]), ValueError,
          "x: expected a 3-D array (seq_len, batch, input_size), got shape (1, 5, 3, 4)"),
         ("x-T0", lambda k: fw(k, x=k.x[:0]), ValueError,
-         "x: every dimension must be >= 1, got shape (0, 3, 4)"),
-        ("x-B0", lambda k: fw(k, x=k.x[:, :0], **no_states), ValueError, "x: every dimension must be >= 1, got shape (5, 0, 4)"),
+         "x: expected seq_len >= 1 and input_size >= 1 in (seq_len, batch, input_size), got "
+         "shape (0, 3, 4)"),
         ("x-I0", lambda k: fw(k, x=k.x[..., :0]), ValueError,
-         "x: every dimension must be >= 1, got shape (5, 3, 0)"),
+         "x: expected seq_len >= 1 and input_size >= 1 in (seq_len, batch, input_size), got "
+         "shape (5, 3, 0)"),
+        ("x-str", lambda k: fw(k, x="not an array"), TypeError,
+         "x: expected a float32 or float64 array, got str (dtype <U12)"),
         ("x-float64-w-float32", lambda k: fw(k, x=k.x.astype(np.float64)), TypeError,
          "w_hh: expected dtype float64 (the dtype of x), got float32"),
         ("w_ih-shape", lambda k: fw(k, w_ih=k.rec[op]["w_ih"][:, :-1]), ValueError,
-         f"w_ih: expected shape ({gw}, input_size) = ({G * H}, {I}), got ({G * H}, {I - 1})"),
+         f"w_ih: expected shape ({gw}, input_size) = ({G * H}, {I}), got ({G * H}, {I - 1}): "
+         f"input_size is {I} from x but {I - 1} from w_ih"),
+        ("w_ih-columns", lambda k: fw(k, w_ih=np.zeros((G * H, I + 1), np.float32)), ValueError,
+         f"w_ih: expected shape ({gw}, input_size) = ({G * H}, {I}), got ({G * H}, {I + 1}): "
+         f"input_size is {I} from x but {I + 1} from w_ih"),
+        ("w_ih-rows", lambda k: fw(k, w_ih=np.zeros((G * (H - 1), I), np.float32)), ValueError,
+         f"w_ih: expected shape ({gw}, input_size) = ({G * H}, {I}), got ({G * (H - 1)}, {I}): "
+         f"hidden_size is {H} from w_hh but {H - 1} from w_ih"
+         + (f" ({G * (H - 1)} = {G}*{H - 1})" if G > 1 else "")),
         ("w_ih-dtype", lambda k: fw(k, w_ih=k.rec[op]["w_ih"].astype(np.float64)), TypeError,
          "w_ih: expected dtype float32 (the dtype of x), got float64"),
         ("w_ih-int", lambda k: fw(k, w_ih=k.rec[op]["w_ih"].astype(np.int32)), TypeError,
          "w_ih: expected a float32 or float64 array, got dtype int32"),
         ("w_hh-gates", lambda k: fw(k, w_hh=np.zeros(((G + 1) * H, H), np.float32)), ValueError,
-         f"w_hh: expected shape ({gw}, hidden_size) = ({G * H}, {H}), got ({(G + 1) * H}, {H})"),
+         f"w_hh: expected shape ({gw}, hidden_size), got ({(G + 1) * H}, {H}): "),
+        ("w_hh-rows-vs-columns", lambda k: fw(k, w_hh=np.zeros((G * H, H - 1), np.float32)),
+         ValueError, f"w_hh: expected shape ({gw}, hidden_size), got ({G * H}, {H - 1}): "
+         f"hidden_size is {H} from its rows" + (f" ({G * H} = {G}*{H})" if G > 1 else "")
+         + f" but {H - 1} from its columns"),
+        ("w_hh-None", lambda k: fw(k, w_hh=None), TypeError,
+         "w_hh: expected a float32 or float64 array, got NoneType (dtype object)"),
         ("w_hh-1d", lambda k: fw(k, w_hh=k.rec[op]["w_hh"].ravel()), ValueError,
          f"w_hh: expected a 2-D array, got shape ({G * H * H},)"),
         ("w_hh-H0", lambda k: fw(k, w_hh=np.zeros((0, 0), np.float32)), ValueError,
@@ -125,6 +142,11 @@ def recurrent_forward_cases(op):
          f"b_hh: expected shape ({gw},) = ({G * H},), got (1, {G * H})"),
         ("h0-shape", lambda k: fw(k, h0=k.rec[op]["h0"].T), ValueError,
          f"h0: expected shape (batch, hidden_size) = ({B}, {H}), got ({H}, {B})"),
+        ("h0-batch", lambda k: fw(k, h0=np.zeros((B + 1, H), np.float32)), ValueError,
+         f"h0: expected shape (batch, hidden_size) = ({B}, {H}), got ({B + 1}, {H}): batch is "
+         f"{B} from x but {B + 1} from h0"),
+        ("h0-4d", lambda k: fw(k, h0=k.rec[op]["h0"][None, None]), ValueError,
+         f"h0: expected shape (batch, hidden_size) = ({B}, {H}), got (1, 1, {B}, {H})"),
         ("h0-str", lambda k: fw(k, h0="zeros"), TypeError,
          "h0: expected a float32 or float64 array, got str"),
         ("lengths-float", lambda k: fw(k, lengths=np.array([5.0, 2.0, 1.0])), TypeError,
@@ -137,6 +159,10 @@ def recurrent_forward_cases(op):
          "lengths: every entry must be in 1..T = 1..5, got 6 at index 2"),
         ("lengths-uint64-max", lambda k: fw(k, lengths=np.array([5, 2**64 - 1, 1], np.uint64)),
          ValueError, "got 18446744073709551615 at index 1"),
+        ("lengths-negative", lambda k: fw(k, lengths=np.array([5, -1, 3])), ValueError,
+         "lengths: every entry must be in 1..T = 1..5, got -1 at index 1"),
+        ("lengths-2d", lambda k: fw(k, lengths=np.array([[5, 2, 1]])), ValueError,
+         "lengths: expected shape (batch,) = (3,), got (1, 3)"),
         ("lengths-shape", lambda k: fw(k, lengths=np.array([5, 2])), ValueError,
          "lengths: expected shape (batch,) = (3,), got (2,)"),
         ("lengths-scalar", lambda k: fw(k, lengths=5), ValueError,
@@ -164,9 +190,15 @@ def recurrent_forward_cases(op):
                       f"c0: expected shape (batch, hidden_size) = ({B}, {H}), got ({B}, {H - 1})"))
         cases.append(("c0-int", lambda k: fw(k, c0=k.rec[op]["c0"].astype(np.int16)), TypeError,
                       "c0: expected a float32 or float64 array, got dtype int16"))
+        cases.append(("b_ih-not-gates", lambda k: fw(k, b_ih=np.zeros(4 * H - 1, np.float32)),
+                      ValueError, f"b_ih: expected shape (4*hidden_size,) = ({4 * H},), got "
+                      f"({4 * H - 1},): {4 * H - 1} is not a multiple of 4 (4*hidden_size, with "
+                      f"hidden_size = {H} from w_hh)"))
     if op == "gru":
         cases.append(("batch_first-2d", lambda k: fw(k, x=k.x[0], batch_first=True), ValueError,
                       "x: expected a 3-D array (batch, seq_len, input_size), got shape (3, 4)"))
+        cases.append(("c0", lambda k: fw(k, c0=np.zeros((B, H), np.float32)), TypeError,
+                      "got an unexpected keyword argument 'c0'"))
     return [(f"{op}_forward-{name}", *rest) for name, *rest in cases]
 
 
@@ -190,7 +222,7 @@ def recurrent_backward_cases(op):
         ("dy-shape", lambda k: bw(k.ctx[op], k.y[op][:, :, :-1]), ValueError,
          f"dy: expected shape (seq_len, batch, hidden_size) = ({T}, {B}, {H}), got ({T}, {B}, {H - 1})"),
         ("dy-dtype", lambda k: bw(k.ctx[op], k.y[op].astype(np.float64)), TypeError,
-         "dy: expected dtype float32 (the dtype of x), got float64"),
+         "dy: expected dtype float32 (the dtype of the forward's x), got float64"),
         ("dy-int", lambda k: bw(k.ctx[op], k.y[op].astype(np.int32)), TypeError,
          "dy: expected a float32 or float64 array, got dtype int32"),
         ("dh_n-shape", lambda k: bw(k.ctx[op], k.y[op], k.y[op][-1, :, :-1]), ValueError,
@@ -201,6 +233,8 @@ def recurrent_backward_cases(op):
     if op == "lstm":
         cases.append(("dc_n-shape", lambda k: bw(k.ctx[op], None, None, k.y[op][-1, :1]), ValueError,
                       f"dc_n: expected shape (batch, hidden_size) = ({B}, {H}), got (1, {H})"))
+        cases.append(("dc_n-1d", lambda k: bw(k.ctx[op], None, None, k.y[op][-1, :, 0]), ValueError,
+                      f"dc_n: expected shape (batch, hidden_size) = ({B}, {H}), got ({B},)"))
     return [(f"{op}_backward-{name}", *rest) for name, *rest in cases]
 
 
@@ -230,13 +264,14 @@ CONV_FORWARD = [
     ("w-K0", lambda k: conv(k, w=k.cw[:, :, :0]), ValueError,
      "with every dimension >= 1, got shape (6, 4, 0)"),
     ("w-channels", lambda k: conv(k, w=k.cw[:, :3]), ValueError,
-     "w: expected shape (out_channels, in_channels // groups, kernel_size) with in_channels // "
-     "groups = 4 // 1 from x = (6, 4, 3), got (6, 3, 3)"),
+     "w: expected shape (out_channels, in_channels // groups, kernel_size) = (6, 4, 3), got "
+     "(6, 3, 3): in_channels // groups is 4 from x and groups (4 // 1) but 3 from w"),
     ("b-shape", lambda k: conv(k, b=k.cb[:-1]), ValueError,
-     "b: expected shape (out_channels,) = (6,), got (5,)"),
+     "b: expected shape (out_channels,) = (6,), got (5,): out_channels is 6 from w but 5 from b"),
     ("b-dtype", lambda k: conv(k, b=k.cb.astype(np.float64)), TypeError,
      "b: expected dtype float32 (the dtype of x), got float64"),
     ("stride-0", lambda k: conv(k, stride=0), ValueError, "stride: expected an int >= 1, got 0"),
+    ("stride-neg", lambda k: conv(k, stride=-2), ValueError, "stride: expected an int >= 1, got -2"),
     ("stride-float", lambda k: conv(k, stride=2.0), TypeError,
      "stride: expected an int, got <class 'float'>"),
     ("stride-bool", lambda k: conv(k, stride=True), TypeError,
@@ -253,6 +288,11 @@ CONV_FORWARD = [
     ("groups-0", lambda k: conv(k, groups=0), ValueError, "groups: expected an int >= 1, got 0"),
     ("groups-divisor", lambda k: conv(k, groups=3), ValueError,
      "groups: expected a divisor of the input channels (4) and of the output channels (6), got 3"),
+    ("groups-w", lambda k: conv(k, groups=2), ValueError,
+     "w: expected shape (out_channels, in_channels // groups, kernel_size) = (6, 2, 3), got "
+     "(6, 4, 3): in_channels // groups is 2 from x and groups (4 // 2) but 4 from w"),
+    ("w-channels-first", lambda k: conv(k, channels_last=False), ValueError,
+     "in_channels // groups is 9 from x and groups (9 // 1) but 4 from w"),
     ("groups-huge", lambda k: conv(k, groups=2**62), ValueError,
      "groups: expected a divisor of the input channels (4) and of the output channels (6), "
      "got 4611686018427387904"),
@@ -265,6 +305,11 @@ CONV_FORWARD = [
      "got (1, 1, 1) of length 3"),
     ("padding-pair-neg", lambda k: conv(k, padding=(0, -2)), ValueError,
      "padding[1]: expected an int >= 0, got -2"),
+    ("padding-pair-str", lambda k: conv(k, padding=("a", 1)), TypeError,
+     "padding[0]: expected an int, got <class 'str'>"),
+    ("padding-None", lambda k: conv(k, padding=None), TypeError,
+     "padding: expected 'valid', 'same', 'causal', an int >= 0 or a (left, right) pair of ints "
+     ">= 0, got None of type <class 'NoneType'>"),
     ("padding-float", lambda k: conv(k, padding=0.5), TypeError,
      "padding: expected 'valid', 'same', 'causal', an int >= 0 or a (left, right) pair of ints "
      ">= 0, got 0.5 of type <class 'float'>"),
@@ -311,6 +356,10 @@ MAX_POOL_FORWARD = [
      ValueError, "pool_size: 4611686018427387904 is too large"),
     ("pool_size-2**64", lambda k: F.max_pool1d_forward(k.cx, pool_size=-2**64), ValueError,
      "pool_size: expected an int >= 1 that fits in 64 bits, got -18446744073709551616"),
+    ("pool_size-long-channels-first", lambda k: F.max_pool1d_forward(k.cx, pool_size=5,
+                                                                     channels_last=False),
+     ValueError, "pool_size: a window of 5 steps is longer than the input length 4 of x with "
+     "padding='valid'"),
     ("stride-0", lambda k: F.max_pool1d_forward(k.cx, pool_size=2, stride=0), ValueError,
      "stride: expected an int >= 1, got 0"),
     ("stride-str", lambda k: F.max_pool1d_forward(k.cx, pool_size=2, stride="1"), TypeError,
@@ -343,6 +392,8 @@ MAX_POOL_BACKWARD = [
      TypeError, "got an uninitialised <class 'rnnfast._C.Pool1dCtx'>"),
     ("dy-shape", lambda k: F.max_pool1d_backward(k.pctx, k.py[:, :-1]), ValueError,
      "dy: expected shape (batch, length_out, channels) = (2, 4, 4), got (2, 3, 4)"),
+    ("dy-global-shape", lambda k: F.max_pool1d_backward(k.pctx, k.gy), ValueError,
+     "dy: expected shape (batch, length_out, channels) = (2, 4, 4), got (2, 4)"),
     ("dy-dtype", lambda k: F.max_pool1d_backward(k.pctx, k.py.astype(np.float64)), TypeError,
      "dy: expected dtype float32 (the dtype of the forward's x), got float64"),
 ]
@@ -383,6 +434,50 @@ LINEAR_BACKWARD = [
      "dy: expected dtype float32 (the dtype of the forward's x), got float64"),
 ]
 
+
+
+def attention_cases(name):
+    """Attention on q = v = k.cx (2, 9, 4): query (batch, Tq, dim), value (batch, Tv, dim)."""
+    fw = getattr(F, f"{name}_forward")
+    bw = getattr(F, f"{name}_backward")
+    other = "additive_attention" if name == "dot_attention" else "dot_attention"
+
+    def ctx(k):
+        return fw(k.cx, k.cx, training=True)[2]
+    forward = [
+        ("query-int", lambda k: fw(k.cx.astype(np.int32), k.cx), TypeError,
+         "query: expected a float32 or float64 array, got dtype int32"),
+        ("query-2d", lambda k: fw(k.cx[0], k.cx), ValueError,
+         "query: expected a 3-D array (batch, Tq, dim), got shape (9, 4)"),
+        ("value-dtype", lambda k: fw(k.cx, k.cx.astype(np.float64)), TypeError,
+         "value: expected dtype float32 (the dtype of query), got float64"),
+        ("value-batch", lambda k: fw(k.cx, k.cx[:1]), ValueError,
+         "value: expected a 3-D array (batch, Tv, dim_v) with batch = 2 (query's), got shape "
+         "(1, 9, 4)"),
+        ("key-shape", lambda k: fw(k.cx, k.cx, k.cx[:, :5]), ValueError,
+         "key: expected shape (batch, Tv, dim) = (2, 9, 4), got (2, 5, 4)"),
+        ("value_mask-shape", lambda k: fw(k.cx, k.cx, value_mask=np.ones((2, 8), bool)),
+         ValueError, "value_mask: expected shape (batch, Tv) = (2, 9), got (2, 8)"),
+        ("query_mask-float", lambda k: fw(k.cx, k.cx, query_mask=np.ones((2, 9))), TypeError,
+         "query_mask: expected a bool or integer array, got dtype float64"),
+        ("empty", lambda k: fw(k.cx[:, :0], k.cx), ValueError,
+         "query/value: every size must be >= 1"),
+    ]
+    backward = [
+        ("ctx-None", lambda k: bw(None, None), ValueError,
+         f"ctx: got None; call {name}_forward(..., training=True)"),
+        ("ctx-conv", lambda k: bw(k.cctx, None), TypeError,
+         f"ctx: expected the ctx returned by {name}_forward(..., training=True), got "
+         "<class 'rnnfast._C.Conv1dCtx'>"),
+        ("ctx-other", lambda k: bw(getattr(F, f"{other}_forward")(k.cx, k.cx, training=True)[2]),
+         ValueError, f"ctx: expected the ctx of {name}_forward, got the ctx of {other}_forward"),
+        ("dout-shape", lambda k: bw(ctx(k), k.cx[:, :-1]), ValueError,
+         "dout: expected shape (batch, Tq, dim_v) = (2, 9, 4), got (2, 8, 4)"),
+        ("dweights-dtype", lambda k: bw(ctx(k), None, np.ones((2, 9, 9))), TypeError,
+         "dweights: expected dtype float32 (the dtype of query), got float64"),
+    ]
+    return ([(f"{name}_forward-{c[0]}", *c[1:]) for c in forward]
+            + [(f"{name}_backward-{c[0]}", *c[1:]) for c in backward])
 
 def global_cases(name):
     fw, bw = getattr(F, name + "_forward"), getattr(F, name + "_backward")
@@ -429,7 +524,76 @@ CASES = (
     + [("linear_backward-" + c[0], *c[1:]) for c in LINEAR_BACKWARD]
     + global_cases("global_max_pool1d")
     + global_cases("global_avg_pool1d")
+    + attention_cases("dot_attention")
+    + attention_cases("additive_attention")
 )
+
+
+# ------------------------------------------------------------------ rnnfast._C beyond functional
+
+A2 = np.ones((2, 2))
+RECURRENT_OPTIONS = dict(nonlinearity="tanh", reset_after=True, lengths=None, reverse=False,
+                         batch_first=False, training=False)
+POOL_OPTIONS = dict(pool_size=None, stride=None, padding=None, channels_last=True, training=False)
+BINDING_CASES = [
+    ("gemm-a-int", lambda k: _C.gemm(np.ones((2, 2), np.int64), A2), TypeError,
+     "a: expected a float32 or float64 array"),
+    ("gemm-b-dtype", lambda k: _C.gemm(np.ones((2, 2), np.float32), A2), TypeError,
+     "b: expected dtype float32"),
+    ("gemm-inner", lambda k: _C.gemm(A2, np.ones((3, 2))), ValueError,
+     "b: inner dimension 3 does not match a's 2"),
+    ("gemm-a-1d", lambda k: _C.gemm(np.ones(2), A2), ValueError, "a: expected a 2-D array"),
+    ("gemm-c-shape", lambda k: _C.gemm(A2, A2, c=np.ones((2, 3))), ValueError,
+     "c: expected shape (M, N) = (2, 2), got (2, 3)"),
+    ("gemm-c-dtype", lambda k: _C.gemm(A2, A2, c=np.ones((2, 2), np.float32)), TypeError,
+     "c: expected dtype float64"),
+    ("gemm-trans-positional", lambda k: _C.gemm(A2, A2, True), TypeError,
+     "gemm(): incompatible function arguments"),
+    ("gemm-trans-int", lambda k: _C.gemm(A2, A2, trans_a=1), TypeError,
+     "gemm(): incompatible function arguments"),
+    ("gemm_packed-inner", lambda k: _C.gemm_packed(np.ones((2, 3)), np.ones((5, 4)), trans_b=True),
+     ValueError, "b: inner dimension 4"),
+    ("gemm_packed-cols", lambda k: _C.gemm_packed(np.ones((2, 3)), np.ones((3, 4)), cols=(3, 9)),
+     ValueError, "cols: expected (begin, end) with 0 <= begin <= end <= N = 4, got (3, 9)"),
+    ("gemm_packed-cols-str", lambda k: _C.gemm_packed(np.ones((2, 3)), np.ones((3, 4)), cols="ab"),
+     TypeError, "cols: expected (begin, end)"),
+    ("gemm_packed-cols-huge", lambda k: _C.gemm_packed(np.ones((2, 3)), np.ones((3, 4)),
+                                                       cols=(0, 2**64)),
+     ValueError, "cols[1]: expected an int >= 0 that fits in 64 bits"),
+    ("gemm_packed-repeats", lambda k: _C.gemm_packed(np.ones((2, 3)), np.ones((3, 4)), repeats=0),
+     ValueError, "repeats: expected >= 1"),
+    ("recurrent_forward-op", lambda k: _C.recurrent_forward("LSTM", k.x, *[None] * 6,
+                                                            **RECURRENT_OPTIONS),
+     ValueError, "op: expected 'rnn', 'lstm' or 'gru', got 'LSTM'"),
+    ("recurrent_forward-op-type", lambda k: _C.recurrent_forward(None, k.x, *[None] * 6,
+                                                                 **RECURRENT_OPTIONS),
+     TypeError, "op: expected 'rnn', 'lstm' or 'gru', got None of type <class 'NoneType'>"),
+    ("recurrent_forward-positional-options", lambda k: _C.recurrent_forward(
+        "lstm", k.x, *[None] * 6, "tanh", True, None, False, False, False), TypeError,
+     "recurrent_forward(): incompatible function arguments"),
+    ("recurrent_forward-flag-int", lambda k: _C.recurrent_forward(
+        "lstm", *[k.rec["lstm"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **dict(RECURRENT_OPTIONS, training=1)), TypeError,
+     "recurrent_forward(): incompatible function arguments"),
+    ("recurrent_forward-c0-gru", lambda k: _C.recurrent_forward(
+        "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], None, None, None,
+        k.rec["lstm"]["c0"], **RECURRENT_OPTIONS), ValueError, "c0: only an LSTM has a cell state"),
+    ("recurrent_backward-dc_n-gru", lambda k: _C.recurrent_backward(
+        "gru", k.ctx["gru"], None, None, k.rec["lstm"]["c0"]), ValueError,
+     "dc_n: only an LSTM has a cell state"),
+    ("pool1d_forward-op", lambda k: _C.pool1d_forward("avg_pool1d", k.cx, **POOL_OPTIONS),
+     ValueError, "op: expected 'max_pool1d', 'global_max_pool1d' or 'global_avg_pool1d', got "
+     "'avg_pool1d'"),
+    ("pool1d_forward-global-window", lambda k: _C.pool1d_forward(
+        "global_max_pool1d", k.cx, **dict(POOL_OPTIONS, pool_size=2)), ValueError,
+     "pool_size: global_max_pool1d pools over all steps; expected None, got 2"),
+    ("pool1d_backward-op", lambda k: _C.pool1d_backward(b"max_pool1d", k.pctx, None), TypeError,
+     "op: expected 'max_pool1d', 'global_max_pool1d' or 'global_avg_pool1d', got b'max_pool1d'"),
+    ("set_isa", lambda k: _C.set_isa("sse9"), ValueError, "isa: unknown instruction set 'sse9'"),
+    ("set_num_threads", lambda k: _C.set_num_threads(0), ValueError,
+     "n: expected a number of threads in 1..1024, got 0"),
+]
+CASES = CASES + [("_C." + c[0], *c[1:]) for c in BINDING_CASES]
 
 
 @pytest.mark.parametrize("case_id,call,error,fragment", CASES, ids=[c[0] for c in CASES])
@@ -447,7 +611,10 @@ def test_the_matrix_covers_every_public_function():
     covered = set()
     for case_id, *_ in CASES:
         covered.add(case_id.split("-")[0])
-    assert covered == set(F.__all__)
+    private = {c for c in covered if c.startswith("_C.")}
+    assert covered - private == set(F.__all__)
+    assert {c[3:] for c in private} >= {"recurrent_forward", "recurrent_backward", "pool1d_forward",
+                                        "pool1d_backward", "gemm", "gemm_packed"}
 
 
 def test_refusals_leave_the_kit_usable(kit):

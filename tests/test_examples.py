@@ -92,3 +92,58 @@ def test_char_rnn_generation_and_word_level(tmp_path):
     path.write_text("the cat sat on the mat. the dog sat on the log. " * 20)
     out = run("char_rnn.py", "--text", str(path), "--level", "word", "--prompt", "the cat")
     assert "word tokens, vocabulary 7" in out and "greedy: the cat " in out
+
+
+def test_char_rnn_with_a_gru():
+    out = run("char_rnn.py", "--cell", "gru")
+    check_epochs(out, 1)
+    # GRU(128) on 32 features, Keras' count with reset_after (two biases): 3 * 128 * (32 + 128 + 2)
+    assert "gru (GRU)                    (None, 128)               62208" in out
+    assert "lstm" not in out.lower()
+    assert "beam search, width 5: " in out
+
+
+def check_png(path, size):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert struct.unpack(">II", data[16:24]) == size
+    assert len(data) > 10_000 and data[-8:-4] == b"IEND"
+
+
+def test_wavenet_synthetic(tmp_path):
+    png = tmp_path / "wave.png"
+    out = run("wavenet.py", "--plot", str(png), cwd=tmp_path)
+    check_epochs(out, 2)
+    assert "synthetic melodies: 3 training and 1 test sequences of 16000 samples" in out
+    assert "test loss: " in out and "test accuracy: " in out
+    assert "persistence baseline" in out
+    assert "samples/s (fast WaveNet queues, 8 layers)" in out
+    assert f"plot written to {png}" in out, out
+    check_png(png, (900, 400))                     # figsize (9, 4) at 100 dpi
+
+
+def test_wavenet_with_wav_npy_and_csv_files(tmp_path):
+    import wave
+
+    t = np.arange(6000)
+    signal = 0.5 * np.sin(2 * np.pi * t / 37) + 0.2 * np.sin(2 * np.pi * t / 11)
+    path = tmp_path / "tone.wav"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(2)
+        f.setsampwidth(2)
+        f.setframerate(8000)
+        stereo = np.repeat((signal * 20000).astype("<i2")[:, None], 2, axis=1)
+        f.writeframes(stereo.tobytes())
+    out = run("wavenet.py", "--data", str(path), "--length", "1000", "--plot",
+              str(tmp_path / "w.png"), cwd=tmp_path)
+    assert f"{path} (8000 Hz, 2 channel(s)): 5 training and 1 test sequences of 1000" in out
+    check_epochs(out, 2)
+    np.save(tmp_path / "rows.npy", signal.reshape(5, 1200))
+    out = run("wavenet.py", "--data", str(tmp_path / "rows.npy"), "--plot",
+              str(tmp_path / "n.png"), cwd=tmp_path)
+    assert "(array): 4 training and 1 test sequences of 1200 samples" in out
+    rows = ["time,level"] + [f"{k},{v:.5f}" for k, v in enumerate(signal[:2000])]
+    (tmp_path / "series.csv").write_text("\n".join(rows))
+    out = run("wavenet.py", "--data", str(tmp_path / "series.csv"), "--column", "level",
+              "--plot", str(tmp_path / "c.png"), cwd=tmp_path)
+    assert "(column level): 4 training and 1 test sequences of 400 samples" in out

@@ -23,7 +23,7 @@ import numpy as np
 import rnnfast
 from rnnfast import functional as F
 op, training = sys.argv[1], sys.argv[2] == "1"
-T, B, I, H = {T}, {B}, {I}, {H}
+T, B, I, H = map(int, sys.argv[3:7])
 G = dict(rnn=1, lstm=4, gru=3)[op]
 rng = np.random.default_rng(0)
 x = rng.standard_normal((T, B, I)).astype(np.float32)
@@ -34,11 +34,12 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 out = getattr(F, op + "_forward")(x, w_ih, w_hh, training=training)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps(dict(growth_kib=after - before, y_bytes=out[0].nbytes)))
-""".format(T=T, B=B, I=I, H=H)
+"""
 
 
-def peak_growth(op, training):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, op, "1" if training else "0"],
+def peak_growth(op, training, shape=(T, B, I, H)):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, op, "1" if training else "0",
+                           *map(str, shape)],
                           capture_output=True, text=True, timeout=300, cwd=PACKAGE_PARENT,
                           env=python_env(RNNFAST_NUM_THREADS="2"))
     assert proc.returncode == 0, proc.stderr
@@ -63,4 +64,24 @@ def test_training_keeps_at_most_g_plus_2_rows_per_value(op, G):
     rows = T * B
     # gates [rows, G*H], h_prev and c_prev / W_hn h [rows, H], and y.
     budget = (G + 2) * rows * H * 4 + y_bytes
+    assert growth < budget + 8 * MIB, (growth / MIB, budget / MIB)
+
+
+# T = 100,000 steps (test_long_sequences.py checks their results): the same bounds.
+LONG = (100_000, 1, 4, 32)
+
+
+@pytest.mark.parametrize("op,G", [("lstm", 4), ("gru", 3), ("rnn", 1)])
+def test_long_sequence_inference_memory(op, G):
+    T_, B_, _, H_ = LONG
+    growth, y_bytes = peak_growth(op, training=False, shape=LONG)
+    # y, at most one window of the input projection (the whole one when smaller), a few MiB.
+    assert growth < y_bytes + min(WINDOW, G * T_ * B_ * H_ * 4) + 8 * MIB, (growth / MIB)
+
+
+@pytest.mark.parametrize("op,G", [("lstm", 4), ("gru", 3), ("rnn", 1)])
+def test_long_sequence_training_memory(op, G):
+    T_, B_, _, H_ = LONG
+    growth, y_bytes = peak_growth(op, training=True, shape=LONG)
+    budget = (G + 2) * T_ * B_ * H_ * 4 + y_bytes
     assert growth < budget + 8 * MIB, (growth / MIB, budget / MIB)

@@ -75,6 +75,33 @@ def test_installed_metadata_and_files(dist):
     assert {"test", "bench", "torch"} <= extras
 
 
+def torch_extra(requires):
+    for requirement in requires:
+        spec, _, marker = requirement.partition(";")
+        if re.search(r"""extra\s*==\s*["']torch["']""", marker):
+            return spec.strip()
+    return None
+
+
+def test_torch_extra_is_a_range_tested_at_its_low_end(dist):
+    """[torch] does not pin users to one release: torch>=X. CI installs torch==X (the low end,
+    .ci/torch_low_end.py), so there the installed torch must be release X."""
+    spec = torch_extra(dist.requires or [])
+    assert spec is not None and "==" not in spec, spec
+    low = re.search(r">=\s*([0-9.]+)", spec)
+    assert low, spec
+    if EXPECT_INSTALLED:
+        try:
+            installed = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            pytest.skip("torch is not installed")
+        release = [int(p) for p in re.match(r"[0-9.]+", installed).group(0).strip(".").split(".")]
+        wanted = [int(p) for p in low.group(1).split(".")]
+        width = max(len(release), len(wanted))
+        assert release + [0] * (width - len(release)) == wanted + [0] * (width - len(wanted)), \
+            f"CI tests torch {installed}, not the low end of {spec}"
+
+
 def test_tests_import_the_installed_package(dist):
     """The package under test is the installed one, not a source tree on sys.path."""
     assert Path(_C.__file__).resolve().parent == PACKAGE_DIR
@@ -179,15 +206,28 @@ def test_avx_code_only_in_isa_translation_units():
 
 
 def unbuilt_source_tree(folder):
+    """A copy of the package's sources without the compiled modules, with a setup.py beside
+    it (as in a fresh checkout); the environment to run Python in it."""
     shutil.copytree(PACKAGE_DIR, folder / "rnnfast",
                     ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    (folder / "setup.py").write_text("raise SystemExit('not to be run')\n")
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def assert_says_how_to_build(done, tree):
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: cannot import rnnfast._C from "), last
+    assert f"{tree} is a source tree without its build" in last, last
+    assert "pip install -e ." in last and "python setup.py build_ext --inplace" in last, last
+    assert "outside the source tree" in last, last
 
 
 def test_a_source_tree_without_its_build_says_so(tmp_path):
     """Importing rnnfast from a tree with the sources but no compiled module, and no installed
-    copy to fall back on (-S: no site-packages), is an ImportError that says what to do."""
-    env = unbuilt_source_tree(tmp_path / "tree")
+    copy (-S: no site-packages), is an ImportError that says what to run."""
+    tree = tmp_path / "tree"
+    env = unbuilt_source_tree(tree)
     numpy_only = tmp_path / "numpy_only"  # NumPy, without the site-packages that hold rnnfast
     numpy_only.mkdir()
     numpy_dir = Path(np.__file__).resolve().parent
@@ -195,25 +235,31 @@ def test_a_source_tree_without_its_build_says_so(tmp_path):
         if (numpy_dir.parent / name).exists():
             (numpy_only / name).symlink_to(numpy_dir.parent / name)
     env["PYTHONPATH"] = str(numpy_only)
-    done = subprocess.run([sys.executable, "-S", "-c", "import rnnfast"], cwd=tmp_path / "tree",
+    done = subprocess.run([sys.executable, "-S", "-c", "import rnnfast"], cwd=tree,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert_says_how_to_build(done, tree)
+
+
+def test_a_source_tree_without_its_build_never_runs_another_copy(tmp_path, dist):
+    """In a fresh checkout's root, where ./rnnfast shadows the installed package, `import
+    rnnfast` and `python -m rnnfast --config` fail loudly with the command to run: they never
+    take code from the installed copy (which could be older than the sources being edited)."""
+    env = unbuilt_source_tree(tmp_path)
+    for command in (["-c", "import rnnfast"], ["-m", "rnnfast", "--config"]):
+        done = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert_says_how_to_build(done, tmp_path)
+        assert "instruction set:" not in done.stdout
+
+
+def test_a_broken_installed_copy_says_reinstall(tmp_path):
+    """Without a setup.py beside the package (an installed copy whose compiled module is
+    missing or broken), the error says to reinstall."""
+    env = unbuilt_source_tree(tmp_path)
+    (tmp_path / "setup.py").unlink()
+    done = subprocess.run([sys.executable, "-c", "import rnnfast"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: cannot import rnnfast._C from "), last
-    assert "python setup.py build_ext --inplace" in last and "another directory" in last
-
-
-def test_a_source_tree_without_its_build_uses_the_installed_copy(tmp_path, dist):
-    """In a fresh checkout's root, where ./rnnfast shadows the installed package,
-    `python -m rnnfast` and `import rnnfast` take the submodules from the installed copy."""
-    env = unbuilt_source_tree(tmp_path)
-    code = "import rnnfast, rnnfast.functional as F; print(rnnfast.__path__[0]); print(F.__file__)"
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    path, functional = done.stdout.split()
-    assert Path(path).resolve() == PACKAGE_DIR
-    assert Path(functional).resolve().parent.parent == PACKAGE_DIR
-    done = subprocess.run([sys.executable, "-m", "rnnfast", "--config"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0 and "instruction set:" in done.stdout, done.stderr
+    assert "reinstall rnnfast" in last, last

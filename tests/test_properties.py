@@ -2,6 +2,7 @@
 within DESIGN.md's tolerances. Derandomized (the same examples on every run) and bounded in size,
 so the file is reproducible in CI and runs in well under a minute."""
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -145,7 +146,9 @@ def test_global_pools_match_reference(name, shape, channels_last, dtype, seed):
     check_pool(name, x.astype(dtype), dict(channels_last=channels_last), rng)
 
 
-# ------------------------------------------------------------------ fuzzing: never a crash
+# ------------------------------------------------------------------ fuzzing: never a crash, and
+# every call built only of valid arguments accepted (tests/fuzz_bindings.py fuzzes the bindings
+# themselves, with the expected error of each invalid argument)
 
 ALLOWED = (TypeError, ValueError, MemoryError)
 ODD_DTYPES = [np.float32, np.float64, np.float16, np.int64, np.bool_, np.complex64,
@@ -153,10 +156,12 @@ ODD_DTYPES = [np.float32, np.float64, np.float16, np.int64, np.bool_, np.complex
 
 
 @st.composite
-def near(draw, shape, dtype):
-    """Usually an array of the given shape and dtype; sometimes a perturbed shape, another
-    dtype, a non-contiguous or broadcast view, None, or a non-array."""
-    kind = draw(st.sampled_from(["valid"] * 6 + ["shape", "dtype", "view", "none", "junk"]))
+def near(draw, shape, dtype, valid):
+    """Usually an array of the given shape and dtype (or a valid view of one: Fortran order,
+    zero or negative strides); sometimes a perturbed shape, another dtype, None, or a
+    non-array. Appends to `valid` whether the draw is one of the valid kinds."""
+    kind = draw(st.sampled_from(["valid"] * 6 + ["view", "shape", "dtype", "none", "junk"]))
+    valid.append(kind in ("valid", "view"))
     if kind == "none":
         return None
     if kind == "junk":
@@ -181,39 +186,52 @@ def near(draw, shape, dtype):
     return a
 
 
+def judged(call, valid):
+    """call() must succeed when every argument was drawn valid; otherwise it may raise one of
+    the allowed errors. Returns its result, or None when it raised."""
+    if all(valid):
+        return call()
+    try:
+        return call()
+    except ALLOWED:
+        return None
+
+
 @st.composite
 def recurrent_calls(draw):
     op, kw, _ = draw(st.sampled_from(CELLS))
     G = {"rnn": 1, "lstm": 4, "gru": 3}[op]
     T, B, I, H = (draw(st.integers(1, 3)) for _ in range(4))
     dtype = draw(DTYPES)
-    args = {"x": draw(near((T, B, I), dtype)), "w_ih": draw(near((G * H, I), dtype)),
-            "w_hh": draw(near((G * H, H), dtype)), "b_ih": draw(near((G * H,), dtype)),
-            "b_hh": draw(near((G * H,), dtype)), "h0": draw(near((B, H), dtype))}
+    valid, grads_valid = [], []
+    args = {"x": draw(near((T, B, I), dtype, valid)), "w_ih": draw(near((G * H, I), dtype, valid)),
+            "w_hh": draw(near((G * H, H), dtype, valid)),
+            "b_ih": draw(near((G * H,), dtype, valid)), "b_hh": draw(near((G * H,), dtype, valid)),
+            "h0": draw(near((B, H), dtype, valid))}
     if op == "lstm":
-        args["c0"] = draw(near((B, H), dtype))
+        args["c0"] = draw(near((B, H), dtype, valid))
     lengths = draw(st.one_of(st.none(), st.lists(st.integers(-1, T + 1), min_size=B, max_size=B),
-                             near((B,), np.int64)))
-    options = dict(kw, lengths=lengths, reverse=draw(st.booleans()),
-                   batch_first=draw(st.booleans()))
-    grads = {"dy": draw(near((T, B, H), dtype)), "dh_n": draw(near((B, H), dtype))}
+                             near((B,), np.int64, [])))
+    valid.append(lengths is None or (isinstance(lengths, list) and all(1 <= n <= T for n in lengths)))
+    batch_first = draw(st.booleans())
+    if batch_first and isinstance(args["x"], np.ndarray) and args["x"].shape == (T, B, I):
+        args["x"] = np.ascontiguousarray(np.swapaxes(args["x"], 0, 1))
+    options = dict(kw, lengths=lengths, reverse=draw(st.booleans()), batch_first=batch_first)
+    y_shape = (B, T, H) if batch_first else (T, B, H)
+    grads = {"dy": draw(near(y_shape, dtype, grads_valid)),
+             "dh_n": draw(near((B, H), dtype, grads_valid))}
     if op == "lstm":
-        grads["dc_n"] = draw(near((B, H), dtype))
-    return op, args, options, grads
+        grads["dc_n"] = draw(near((B, H), dtype, grads_valid))
+    return op, args, options, grads, valid, grads_valid
 
 
 @PROFILE
 @given(call=recurrent_calls())
-def test_fuzz_recurrent_never_crashes(call):
-    op, args, options, grads = call
-    try:
-        out = getattr(F, op + "_forward")(**args, **options, training=True)
-    except ALLOWED:
-        return
-    try:
-        getattr(F, op + "_backward")(out[-1], **grads)
-    except ALLOWED:
-        pass
+def test_fuzz_recurrent_never_crashes_and_accepts_valid_calls(call):
+    op, args, options, grads, valid, grads_valid = call
+    out = judged(lambda: getattr(F, op + "_forward")(**args, **options, training=True), valid)
+    if out is not None:
+        judged(lambda: getattr(F, op + "_backward")(out[-1], **grads), grads_valid)
 
 
 @st.composite
@@ -221,34 +239,45 @@ def conv_and_pool_calls(draw):
     B, L, C, c_out, K = (draw(st.integers(0, 4)) for _ in range(5))
     dtype = draw(DTYPES)
     channels_last = draw(st.booleans())
-    x = draw(near((B, L, C) if channels_last else (B, C, L), dtype))
+    valid = [L >= 1 and C >= 1]
+    x = draw(near((B, L, C) if channels_last else (B, C, L), dtype, valid))
+    small = st.integers(1, 3)
     ints = st.one_of(st.integers(-1, 5), st.sampled_from([None, 2**62, -(2**63), 1.0, True]))
     which = draw(st.sampled_from(["conv1d", "max_pool1d", "global_max_pool1d",
                                   "global_avg_pool1d"]))
     if which == "conv1d":
-        kw = dict(stride=draw(ints), dilation=draw(ints), groups=draw(ints),
-                  padding=draw(st.one_of(ints, st.sampled_from(["valid", "same", "causal", "x"]),
-                                         st.tuples(ints, ints))))
-        args = (x, draw(near((c_out, C, K), dtype)), draw(near((c_out,), dtype)))
+        if draw(st.booleans()):  # options that are valid for every shape
+            kw = dict(stride=draw(small), dilation=1, groups=1,
+                      padding=draw(st.sampled_from(["same", "causal"])))
+            valid.append(c_out >= 1 and K >= 1)
+        else:
+            kw = dict(stride=draw(ints), dilation=draw(ints), groups=draw(ints),
+                      padding=draw(st.one_of(ints, st.sampled_from(["valid", "same", "causal", "x"]),
+                                             st.tuples(ints, ints))))
+            valid.append(False)
+        args = (x, draw(near((c_out, C, K), dtype, valid)), draw(near((c_out,), dtype, valid)))
     elif which == "max_pool1d":
-        kw = dict(pool_size=draw(ints), stride=draw(ints),
-                  padding=draw(st.sampled_from(["valid", "same", "causal", 1])))
+        if draw(st.booleans()):
+            kw = dict(pool_size=draw(small), stride=draw(st.one_of(st.none(), small)),
+                      padding="same")
+        else:
+            kw = dict(pool_size=draw(ints), stride=draw(ints),
+                      padding=draw(st.sampled_from(["valid", "same", "causal", 1])))
+            valid.append(False)
         args = (x,)
     else:
         kw, args = {}, (x,)
-    return which, args, dict(kw, channels_last=channels_last), draw(near((B, L, c_out), dtype))
+    return which, args, dict(kw, channels_last=channels_last), valid
 
 
 @PROFILE
 @given(call=conv_and_pool_calls())
-def test_fuzz_conv_and_pools_never_crash(call):
-    which, args, kw, dy = call
-    try:
-        y, ctx = getattr(F, which + "_forward")(*args, **kw, training=True)
-    except ALLOWED:
-        return
-    try:
-        getattr(F, which + "_backward")(ctx, dy)
-    except ALLOWED:
-        pass
-    getattr(F, which + "_backward")(ctx, np.zeros_like(y))
+def test_fuzz_conv_and_pools_never_crash_and_accept_valid_calls(call):
+    which, args, kw, valid = call
+    out = judged(lambda: getattr(F, which + "_forward")(*args, **kw, training=True), valid)
+    if out is not None:
+        y, ctx = out
+        backward = getattr(F, which + "_backward")
+        assert backward(ctx, np.zeros_like(y))["x"].shape == np.shape(args[0])
+        with pytest.raises(ALLOWED):
+            backward(ctx, np.zeros(y.shape + (1,), y.dtype))

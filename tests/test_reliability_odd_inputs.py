@@ -224,15 +224,69 @@ def test_empty_batch_is_accepted_by_conv_and_pools(rng, channels_last):
 
 
 @pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
-@pytest.mark.parametrize("shape", [(0, 2, 3), (4, 0, 3), (4, 2, 0)], ids=["T0", "B0", "I0"])
-def test_empty_recurrent_input_is_refused(op, kw, cell, shape):
-    """README: every dimension (T, B, I, H) of the recurrent ops must be >= 1."""
+@pytest.mark.parametrize("shape", [(0, 2, 3), (4, 2, 0)], ids=["T0", "I0"])
+def test_empty_sequence_or_features_are_refused(op, kw, cell, shape):
+    """T and I of the recurrent ops must be >= 1 (only the batch may be empty)."""
     G, H = GATES[op], 5
     x = np.zeros(shape, np.float32)
     w_ih = np.zeros((G * H, shape[2]), np.float32)
     w_hh = np.zeros((G * H, H), np.float32)
-    with pytest.raises(ValueError, match=r"x: every dimension must be >= 1, got shape"):
+    with pytest.raises(ValueError, match=r"x: expected seq_len >= 1 and input_size >= 1 in "
+                                         r"\(seq_len, batch, input_size\), got shape"):
         getattr(F, op + "_forward")(x, w_ih, w_hh, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("batch_first", [False, True], ids=["tbi", "bti"])
+@pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
+def test_empty_batch_is_accepted_by_recurrent_ops(rng, op, kw, cell, batch_first, dtype):
+    """As PyTorch: B = 0 gives empty outputs, states and input gradients, and zero weight and
+    bias gradients (sums over no sequence), with or without states and lengths."""
+    T, I, H = 4, 3, 5
+    args, _ = make_inputs(rng, op, T, 0, I, H, dtype, batch_first=batch_first)
+    out, grads = run_op(op, args, dict(kw, batch_first=batch_first,
+                                       lengths=np.zeros(0, np.int64)), upstream_of=rng)
+    y_shape = (0, T, H) if batch_first else (T, 0, H)
+    assert out[0].shape == y_shape and out[0].dtype == dtype
+    assert all(state.shape == (0, H) for state in out[1:-1])
+    assert grads["x"].shape == args["x"].shape
+    for name in ("h0", "c0"):
+        if name in grads:
+            assert grads[name].shape == (0, H)
+    for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
+        assert grads[name].shape == args[name].shape and grads[name].dtype == dtype
+        assert not grads[name].any(), name
+    # No states, no lengths, no upstream gradients: the same.
+    out, grads = run_op(op, dict(args, h0=None, **({"c0": None} if op == "lstm" else {})),
+                        dict(kw, batch_first=batch_first), upstream_of=None)
+    assert out[0].shape == y_shape and grads["h0"] is None and not grads["w_hh"].any()
+
+
+def run_op(op, args, options, upstream_of):
+    """A training forward and its backward (random upstream gradients from the rng
+    upstream_of, or none)."""
+    out = getattr(F, op + "_forward")(**args, **options, training=True)
+    grads = {}
+    if upstream_of is not None:
+        grads = upstream(upstream_of, op, out[0].shape, 0, out[1].shape[1], out[0].dtype)
+    return out, getattr(F, op + "_backward")(out[-1], **grads)
+
+
+@pytest.mark.parametrize("layer", ["RNN", "LSTM", "GRU"])
+def test_empty_batch_is_accepted_by_nn_layers(rng, layer):
+    """rnnfast.nn's recurrent layers (two layers, both directions) follow the same rule."""
+    from rnnfast import nn
+
+    module = getattr(nn, layer)(3, 4, num_layers=2, bidirectional=True)
+    x = np.zeros((6, 0, 3), np.float32)
+    y, state = module(x)
+    assert y.shape == (6, 0, 8)
+    for s in (state if isinstance(state, tuple) else (state,)):
+        assert s.shape == (4, 0, 4)
+    dx, _ = module.backward(np.zeros_like(y))
+    assert dx.shape == x.shape
+    for p in module.parameters():
+        assert p.grad is None or not p.grad.any()
 
 
 # ------------------------------------------------------------------ what a ctx allows
@@ -357,3 +411,32 @@ def test_backward_under_another_isa_and_thread_count(rng, op, kw, cell):
 def R_run(op, args, options, grads):
     out = getattr(R, op + "_forward")(**as64(args), **options, training=True)
     return out[:-1], getattr(R, op + "_backward")(out[-1], **as64(grads))
+
+
+# ------------------------------------------------------------------ integers near the limits
+
+
+@pytest.mark.parametrize("stride", [7, 8, 2**31, 2**62, 2**63 - 1])
+@pytest.mark.parametrize("padding", ["valid", "same", "causal", (3, 2)])
+def test_strides_up_to_int64_max_give_the_reference_results(rng, stride, padding):
+    """A stride past the (padded) input gives one output, whatever its size, up to 2**63 - 1:
+    the same as the reference, forward and backward (the fuzzer found int64 overflow there)."""
+    x = rng.standard_normal((2, 4, 7))
+    w = rng.standard_normal((4, 2, 3))
+    kw = dict(stride=stride, dilation=2, groups=2, padding=padding, channels_last=False,
+              training=True)
+    y, ctx = F.conv1d_forward(x, w, **kw)
+    y_ref, ctx_ref = R.conv1d_forward(x, w, **kw)
+    assert y.shape == y_ref.shape and rel_err(y, y_ref) < 1e-12
+    dy = rng.standard_normal(y.shape)
+    got, want = F.conv1d_backward(ctx, dy), R.conv1d_backward(ctx_ref, dy)
+    for name in ("x", "w"):
+        assert rel_err(got[name], want[name]) < 1e-12, name
+    if isinstance(padding, str) and padding != "causal":
+        pool = dict(pool_size=3, stride=stride, padding=padding, channels_last=False, training=True)
+        y, ctx = F.max_pool1d_forward(x, **pool)
+        y_ref, ctx_ref = R.max_pool1d_forward(x, **pool)
+        np.testing.assert_array_equal(y, y_ref)
+        dy = rng.standard_normal(y.shape)
+        np.testing.assert_array_equal(F.max_pool1d_backward(ctx, dy)["x"],
+                                      R.max_pool1d_backward(ctx_ref, dy)["x"])

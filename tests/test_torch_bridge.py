@@ -278,7 +278,7 @@ def test_empty_batch_gives_empty_results(cell):
     assert got[0].shape == want[0].shape == (T, 0, H)
     got_states = got[1] if cell == "lstm" else (got[1],)
     assert all(s.shape == (2, 0, H) for s in got_states)
-    with pytest.raises(ValueError, match="every dimension must be >= 1"):
+    with pytest.raises(ValueError, match="seq_len >= 1"):
         ours_cls(I, H, **extra)(torch.zeros(0, 2, I))
 
 

@@ -1,11 +1,12 @@
-// Registration functions of the binding files (one per concept).
+// Registration functions of the binding files (one per concept). Each gets the module as
+// Entries (entry.h): every function it defines parks threads that arrive at interpreter exit.
 #pragma once
-#include <pybind11/pybind11.h>
+#include "entry.h"
 
 namespace rnnfast::bindings {
 
-void bind_runtime(pybind11::module_& m);    // runtime.cc: threads, instruction sets, gemm (tests)
-void bind_recurrent(pybind11::module_& m);  // recurrent.cc: RNN, LSTM, GRU
-void bind_conv(pybind11::module_& m);       // conv.cc: Conv1D, MaxPool1D, global pooling
+void bind_runtime(Entries& m);    // runtime.cc: threads, instruction sets, gemm (tests)
+void bind_recurrent(Entries& m);  // recurrent.cc: RNN, LSTM, GRU
+void bind_conv(Entries& m);       // conv.cc: Conv1D, MaxPool1D, global pooling
 
 }  // namespace rnnfast::bindings

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "gil.h"
 #include "rnnfast/common.h"
 
 namespace rnnfast::bindings {
@@ -82,6 +83,57 @@ inline void check_shape(const py::array& a, const char* name, const std::vector<
                           shape_str(expected) + ", got " + shape_str(shape_of(a)));
 }
 
+// One expected dimension of an argument, and where its size comes from: `base` (e.g.
+// "hidden_size") is `base_size`, read from the argument `origin`, and the dimension is
+// factor * base (e.g. 4*hidden_size, the gates of an LSTM). When the given size differs, the
+// message names the pair that disagrees and the size each implies.
+struct Dim {
+  std::string base;
+  index_t base_size;
+  std::string origin;
+  index_t factor = 1;
+
+  index_t size() const { return factor * base_size; }
+  std::string word() const { return factor == 1 ? base : std::to_string(factor) + "*" + base; }
+};
+
+inline std::string dims_words(const std::vector<Dim>& dims) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + dims[i].word();
+  return s + (dims.size() == 1 ? ",)" : ")");
+}
+
+// a must have the shape of dims: e.g. "w_ih: expected shape (4*hidden_size, input_size) =
+// (24, 3), got (24, 4): input_size is 3 from x but 4 from w_ih".
+inline void check_dims(const py::array& a, const char* name, const std::vector<Dim>& dims) {
+  std::vector<index_t> expected;
+  for (const Dim& d : dims) expected.push_back(d.size());
+  const std::vector<index_t> given = shape_of(a);
+  if (given == expected) return;
+  std::string msg = std::string(name) + ": expected ";
+  msg += "shape " + dims_words(dims) + " = " + shape_str(expected) + ", got " + shape_str(given);
+  if (given.size() != dims.size()) throw py::value_error(msg);
+  std::string why;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    const Dim& d = dims[i];
+    const index_t g = given[i];
+    if (g == d.size()) continue;
+    why += why.empty() ? ": " : "; ";
+    if (d.factor > 1 && g % d.factor != 0) {
+      why += std::to_string(g) + " is not a multiple of " + std::to_string(d.factor) + " (" +
+             d.word() + ", with " + d.base + " = " + std::to_string(d.base_size) + " from " +
+             d.origin + ")";
+    } else {
+      why += d.base + " is " + std::to_string(d.base_size) + " from " + d.origin + " but " +
+             std::to_string(g / d.factor) + " from " + name;
+      if (d.factor > 1)
+        why += " (" + std::to_string(g) + " = " + std::to_string(d.factor) + "*" +
+               std::to_string(g / d.factor) + ")";
+    }
+  }
+  throw py::value_error(msg + why);
+}
+
 // Throws ValueError if the product of dims overflows what can be addressed.
 inline index_t checked_size(const std::vector<index_t>& dims, const char* what) {
   index_t n = 1;
@@ -99,7 +151,10 @@ inline index_t checked_size(const std::vector<index_t>& dims, const char* what) 
 // raises MemoryError: array_t::ensure would clear that error and return a null array.
 template <typename T>
 py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
-  py::array_t<T, py::array::c_style | py::array::forcecast> c(a);  // throws on failure
+  // NumPy releases the GIL during large copies (gil.h: a thread may be ended while it waits).
+  auto c = park_if_killed([&] {
+    return py::array_t<T, py::array::c_style | py::array::forcecast>(a);  // throws on failure
+  });
   if (reinterpret_cast<std::uintptr_t>(c.data()) % alignof(T) != 0) {
     py::array_t<T, py::array::c_style> copy(shape_of(c));
     if (c.size() > 0)
@@ -160,6 +215,24 @@ inline index_t int_arg(const py::handle& obj, const char* name, index_t min_valu
     throw py::value_error(std::string(name) + ": expected an int >= " + std::to_string(min_value) +
                           ", got " + std::to_string(v));
   return static_cast<index_t>(v);
+}
+
+// One of the names in `choices`, given as a str (the enum arguments of the bindings: op,
+// nonlinearity, padding): TypeError for another type, ValueError for another name; both show
+// the choices and the repr of what was given.
+inline std::string choice_arg(const py::handle& obj, const char* name,
+                              const std::vector<std::string>& choices) {
+  std::string words;
+  for (std::size_t i = 0; i < choices.size(); ++i)
+    words += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + ("'" + choices[i] + "'");
+  const std::string given = py::repr(obj).cast<std::string>();
+  if (!py::isinstance<py::str>(obj))
+    throw py::type_error(std::string(name) + ": expected " + words + ", got " + given +
+                         " of type " + py::str(py::type::of(obj)).cast<std::string>());
+  const std::string value = obj.cast<std::string>();
+  for (const std::string& c : choices)
+    if (value == c) return value;
+  throw py::value_error(std::string(name) + ": expected " + words + ", got " + given);
 }
 
 // The C++ object of a ctx, or null when obj is not a Ctx or is an instance that no forward made

@@ -14,6 +14,7 @@
 #include "bindings.h"
 #include "checks.h"
 #include "ctx_class.h"
+#include "entry.h"
 #include "gil.h"
 #include "rnnfast/conv1d.h"
 #include "rnnfast/pool1d.h"
@@ -170,14 +171,16 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
     throw py::value_error("groups: expected a divisor of the input channels (" +
                           std::to_string(in.channels) + ") and of the output channels (" +
                           std::to_string(c_out) + "), got " + std::to_string(groups));
-  check_shape(w, "w", {c_out, in.channels / groups, K},
-              "(out_channels, in_channels // groups, kernel_size) with in_channels // groups = " +
-                  std::to_string(in.channels) + " // " + std::to_string(groups) + " from x");
+  check_dims(w, "w", {{"out_channels", c_out, "w"},
+                      {"in_channels // groups", in.channels / groups,
+                       "x and groups (" + std::to_string(in.channels) + " // " +
+                           std::to_string(groups) + ")"},
+                      {"kernel_size", K, "w"}});
   std::optional<py::array> b;
   if (!b_obj.is_none()) {
     b = float_array(b_obj, "b");
     check_same_dtype(*b, "b", x, "x");
-    check_shape(*b, "b", {c_out}, "(out_channels,)");
+    check_dims(*b, "b", {{"out_channels", c_out, "w"}});
   }
   if (K > 1 && dilation > kMaxExtent / (K - 1))
     throw py::value_error("dilation: " + std::to_string(dilation) + " * (kernel_size - 1) = " +
@@ -207,6 +210,9 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
   s.groups = groups;
   s.pad_left = left;
   s.l_out = (padded - span) / stride + 1;
+  // A stride past the padded input gives one output whatever its size: the kernels get one no
+  // larger than that input, so no index arithmetic of theirs comes near the int64 limit.
+  s.stride = std::min(stride, padded);
   s.channels_last = channels_last;
   checked_size({s.batch, std::max(s.l_out, s.length), std::max(s.c_out, s.c_in)}, "x and y");
   checked_size({s.c_out, s.c_in, K}, "w");
@@ -308,48 +314,53 @@ std::shared_ptr<Pool1dCtx> pool_ctx(const std::string& op, const Seq& in, bool c
   return ctx;
 }
 
-py::tuple max_pool1d_forward_binding(const py::object& x_obj, const py::object& pool_size_obj,
-                                     const py::object& stride_obj, const py::object& padding,
-                                     bool channels_last, bool training) {
-  py::array x = float_array(x_obj, "x");
-  const Seq in = seq_of(x, channels_last);
+const std::vector<std::string> kPoolOps = {"max_pool1d", "global_max_pool1d", "global_avg_pool1d"};
+
+// The window of max_pool1d: pool_size, stride (None: pool_size) and padding.
+void max_pool_window(Pool1dShape& s, const py::object& pool_size_obj, const py::object& stride_obj,
+                     const py::object& padding) {
   const index_t pool_size = int_arg(pool_size_obj, "pool_size", 1);
   const index_t stride = stride_obj.is_none() ? pool_size : int_arg(stride_obj, "stride", 1);
   if (pool_size > kMaxExtent)
     throw py::value_error("pool_size: " + std::to_string(pool_size) + " is too large");
-  if (!py::isinstance<py::str>(padding))
-    throw py::type_error("padding: expected 'valid' or 'same', got " + repr_of(padding) +
-                         " of type " + py::str(py::type::of(padding)).cast<std::string>());
-  const std::string p = padding.cast<std::string>();
-  auto ctx = pool_ctx("max_pool1d", in, channels_last);
-  Pool1dShape& s = ctx->shape;
+  const std::string p = choice_arg(padding, "padding", {"valid", "same"});
   s.pool_size = pool_size;
-  s.stride = stride;
+  // As conv1d's stride: one past the input gives one window whatever its size (see there).
+  s.stride = std::min(stride, s.length);
   if (p == "valid") {
-    if (pool_size > in.length)
+    if (pool_size > s.length)
       throw py::value_error("pool_size: a window of " + std::to_string(pool_size) +
-                            " steps is longer than the input length " +
-                            std::to_string(in.length) + " of x with padding='valid'");
+                            " steps is longer than the input length " + std::to_string(s.length) +
+                            " of x with padding='valid'");
     s.pad_left = 0;
-    s.l_out = (in.length - pool_size) / stride + 1;
-  } else if (p == "same") {
-    index_t right = 0;
-    same_padding(in.length, stride, pool_size, &s.pad_left, &right);
-    s.l_out = (in.length - 1) / stride + 1;
+    s.l_out = (s.length - pool_size) / stride + 1;
   } else {
-    throw py::value_error("padding: expected 'valid' or 'same', got " + repr_of(padding));
+    index_t right = 0;
+    same_padding(s.length, stride, pool_size, &s.pad_left, &right);
+    s.l_out = (s.length - 1) / stride + 1;
   }
-  return pool_forward(ctx, x, training);
 }
 
-py::tuple global_pool_forward_binding(const std::string& op, const py::object& x_obj,
-                                      bool channels_last, bool training) {
-  if (op != "global_max_pool1d" && op != "global_avg_pool1d")
-    throw py::value_error("op: expected 'global_max_pool1d' or 'global_avg_pool1d', got '" + op +
-                          "'");
+// op: "max_pool1d" (with pool_size, stride and padding), "global_max_pool1d" or
+// "global_avg_pool1d" (over all steps: pool_size, stride and padding must be None).
+py::tuple pool_forward_binding(const py::object& op_obj, const py::object& x_obj,
+                               const py::object& pool_size_obj, const py::object& stride_obj,
+                               const py::object& padding, bool channels_last, bool training) {
+  const std::string op = choice_arg(op_obj, "op", kPoolOps);
   py::array x = float_array(x_obj, "x");
   const Seq in = seq_of(x, channels_last);
-  return pool_forward(pool_ctx(op, in, channels_last), x, training);
+  auto ctx = pool_ctx(op, in, channels_last);
+  if (op == "max_pool1d") {
+    max_pool_window(ctx->shape, pool_size_obj, stride_obj, padding);
+  } else {
+    const std::pair<const char*, const py::object*> window[] = {
+        {"pool_size", &pool_size_obj}, {"stride", &stride_obj}, {"padding", &padding}};
+    for (const auto& [name, value] : window)
+      if (!value->is_none())
+        throw py::value_error(std::string(name) + ": " + op + " pools over all steps; expected "
+                              "None, got " + repr_of(*value));
+  }
+  return pool_forward(ctx, x, training);
 }
 
 template <typename T>
@@ -381,8 +392,9 @@ py::dict pool_backward_impl(const Pool1dCtx& ctx, const py::object& dy_obj) {
   return grads;
 }
 
-py::dict pool_backward_binding(const std::string& op, const py::object& ctx_obj,
+py::dict pool_backward_binding(const py::object& op_obj, const py::object& ctx_obj,
                                const py::object& dy_obj) {
+  const std::string op = choice_arg(op_obj, "op", kPoolOps);
   const std::shared_ptr<Pool1dCtx> ctx = ctx_arg<Pool1dCtx>(ctx_obj, op + "_forward");
   if (ctx->op != op)
     throw py::value_error("ctx: expected the ctx of " + op + "_forward, got the ctx of " +
@@ -393,39 +405,41 @@ py::dict pool_backward_binding(const std::string& op, const py::object& ctx_obj,
 
 }  // namespace
 
-void bind_conv(py::module_& m) {
+void bind_conv(Entries& m) {
   py::class_<Conv1dCtx, std::shared_ptr<Conv1dCtx>> conv_ctx(
-      m, "Conv1dCtx", "What conv1d_forward(..., training=True) keeps for conv1d_backward (opaque).");
-  conv_ctx.def("__repr__", [](const py::object& self) {
+      m.module(), "Conv1dCtx",
+      "What conv1d_forward(..., training=True) keeps for conv1d_backward (opaque).");
+  conv_ctx.def("__repr__", guarded([](const py::object& self) {
     const auto c = held_ctx<Conv1dCtx>(self);
     if (!c) return std::string("<rnnfast ctx, uninitialised>");
     return "<rnnfast ctx of conv1d_forward, x " + shape_str(shape_of(c->x)) + ", w " +
            shape_str(shape_of(c->w)) + ", " + dtype_name(c->dbl) + ">";
-  });
+  }));
   refuse_copies(conv_ctx);
   py::class_<Pool1dCtx, std::shared_ptr<Pool1dCtx>> pool_ctx(
-      m, "Pool1dCtx", "What a pooling forward with training=True keeps for its backward (opaque).");
+      m.module(), "Pool1dCtx",
+      "What a pooling forward with training=True keeps for its backward (opaque).");
   pool_ctx
-      .def_property_readonly("op", [](const py::object& self) {
+      .def_property_readonly("op", guarded([](const py::object& self) {
         return ctx_arg<Pool1dCtx>(self, "a pooling forward")->op;
-      })
-      .def("__repr__", [](const py::object& self) {
+      }))
+      .def("__repr__", guarded([](const py::object& self) {
         const auto c = held_ctx<Pool1dCtx>(self);
         if (!c) return std::string("<rnnfast ctx, uninitialised>");
         const Pool1dShape& s = c->shape;
         return "<rnnfast ctx of " + c->op + "_forward, x " +
                shape_str(seq_shape(s.batch, s.length, s.channels, s.channels_last)) + ", " +
                dtype_name(c->dbl) + ">";
-      });
+      }));
   refuse_copies(pool_ctx);
+  // Arrays by position, options by keyword only (no defaults: rnnfast.functional has them).
   m.def("conv1d_forward", &conv1d_forward_binding, py::arg("x"), py::arg("w"), py::arg("b"),
-        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        py::arg("channels_last"), py::arg("training"));
+        py::kw_only(), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups"), py::arg("channels_last").noconvert(), py::arg("training").noconvert());
   m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"));
-  m.def("max_pool1d_forward", &max_pool1d_forward_binding, py::arg("x"), py::arg("pool_size"),
-        py::arg("stride"), py::arg("padding"), py::arg("channels_last"), py::arg("training"));
-  m.def("global_pool1d_forward", &global_pool_forward_binding, py::arg("op"), py::arg("x"),
-        py::arg("channels_last"), py::arg("training"));
+  m.def("pool1d_forward", &pool_forward_binding, py::arg("op"), py::arg("x"), py::kw_only(),
+        py::arg("pool_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("channels_last").noconvert(), py::arg("training").noconvert());
   m.def("pool1d_backward", &pool_backward_binding, py::arg("op"), py::arg("ctx"), py::arg("dy"));
 }
 

@@ -9,16 +9,18 @@
 
 #include <string>
 
+#include "entry.h"
+
 namespace rnnfast::bindings {
 
 template <typename Ctx, typename... Options>
 void refuse_copies(pybind11::class_<Ctx, Options...>& cls) {
   namespace py = pybind11;
-  auto refuse = [](const py::object& self, const py::args&) -> py::object {
+  auto refuse = guarded([](const py::object& self, const py::args&) -> py::object {
     throw py::type_error("cannot pickle or copy " + py::str(py::type::of(self)).cast<std::string>() +
                          ": a ctx belongs to the process that ran its forward; keep it (it "
                          "serves any number of backward calls) or run the forward again");
-  };
+  });
   cls.def("__reduce__", refuse)
       .def("__reduce_ex__", refuse)
       .def("__copy__", refuse)

@@ -5,16 +5,25 @@
 // pybind11's own numpy helpers, which release and retake the GIL once the interpreter is being
 // torn down), the forced unwinding meets a noexcept frame and std::terminate aborts the whole
 // process at exit. This happens to daemon threads that call the kernels. So:
-//  - park_if_finalizing() at the entry of a binding (GIL held) parks a thread that arrives
-//    during finalization before any pybind11 call can release the GIL;
+//  - park_if_finalizing() at the entry of a binding (GIL held; entry.h runs it for every
+//    function of the module) parks a thread that arrives during finalization before any
+//    pybind11 call can release the GIL;
 //  - ReleaseGil parks a thread that comes back from a kernel during finalization instead of
-//    taking the GIL back.
+//    taking the GIL back;
+//  - a thread already waiting for the GIL when finalization begins (another thread held it:
+//    checking first cannot close that window) is ended by CPython with pthread_exit, a forced
+//    unwind; park_if_killed catches it right above the call that waited (ReleaseGil, NumPy's
+//    copies in checks.h) and at the entry wrapper, and parks there instead.
 // A parked thread sleeps until the process is gone (what CPython 3.14 itself does).
 #pragma once
 #include <Python.h>
 
 #include <chrono>
 #include <thread>
+#include <utility>
+#ifdef __GLIBCXX__
+#include <cxxabi.h>
+#endif
 
 namespace rnnfast::bindings {
 
@@ -38,6 +47,22 @@ inline void park_if_finalizing() {
   }
 }
 
+// f(), but a thread that CPython ends (pthread_exit's forced unwind) while inside f parks
+// instead: the unwinding would otherwise reach noexcept frames (destructors) and terminate the
+// process, or run destructors of Python objects without the GIL.
+template <typename F>
+decltype(auto) park_if_killed(F&& f) {
+#ifdef __GLIBCXX__
+  try {
+    return std::forward<F>(f)();
+  } catch (abi::__forced_unwind&) {
+    park_forever();
+  }
+#else
+  return std::forward<F>(f)();
+#endif
+}
+
 class ReleaseGil {
  public:
   ReleaseGil() : state_(PyEval_SaveThread()) {}
@@ -45,7 +70,7 @@ class ReleaseGil {
   ReleaseGil& operator=(const ReleaseGil&) = delete;
   ~ReleaseGil() {
     if (interpreter_finalizing()) park_forever();
-    PyEval_RestoreThread(state_);
+    park_if_killed([this] { PyEval_RestoreThread(state_); });
   }
 
  private:

@@ -5,7 +5,8 @@
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "rnnfast C++ kernels (private; use rnnfast.functional)";
-  rnnfast::bindings::bind_runtime(m);
-  rnnfast::bindings::bind_recurrent(m);
-  rnnfast::bindings::bind_conv(m);
+  rnnfast::bindings::Entries entries(m);
+  rnnfast::bindings::bind_runtime(entries);
+  rnnfast::bindings::bind_recurrent(entries);
+  rnnfast::bindings::bind_conv(entries);
 }

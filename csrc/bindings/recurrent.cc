@@ -10,6 +10,7 @@
 #include "bindings.h"
 #include "checks.h"
 #include "ctx_class.h"
+#include "entry.h"
 #include "gil.h"
 #include "rnnfast/recurrent.h"
 
@@ -44,27 +45,35 @@ Cell cell_of(const std::string& op, const py::object& nonlinearity, bool reset_a
                           py::repr(nonlinearity).cast<std::string>());
   }
   if (op == "lstm") return Cell::lstm;
-  if (op == "gru") return reset_after ? Cell::gru : Cell::gru_reset_before;
-  throw py::value_error("op: expected 'rnn', 'lstm' or 'gru', got '" + op + "'");
+  return reset_after ? Cell::gru : Cell::gru_reset_before;  // "gru" (checked by choice_arg)
 }
 
-std::string gates_word(Cell cell) {
-  switch (gate_count(cell)) {
-    case 1: return "hidden_size";
-    case 3: return "3*hidden_size";
-    default: return "4*hidden_size";
-  }
+const std::vector<std::string> kRecurrentOps = {"rnn", "lstm", "gru"};
+
+// a (of float32 or float64) C-contiguous.
+py::array contiguous_float(const py::array& a) {
+  if (is_double(a)) return py::array(contiguous<double>(a));
+  return py::array(contiguous<float>(a));
 }
 
 // An optional float argument of the call's dtype with the given shape, C-contiguous.
 std::optional<py::array> optional_array(const py::object& obj, const char* name, const py::array& x,
-                                        const std::vector<index_t>& shape, const std::string& what) {
+                                        const std::vector<Dim>& dims) {
   if (obj.is_none()) return std::nullopt;
   py::array a = float_array(obj, name);
   check_same_dtype(a, name, x, "x");
+  check_dims(a, name, dims);
+  return contiguous_float(a);
+}
+
+// The same for the gradients a backward is given, whose shapes come from the forward.
+std::optional<py::array> optional_grad(const py::object& obj, const char* name, const py::array& x,
+                                       const std::vector<index_t>& shape, const std::string& what) {
+  if (obj.is_none()) return std::nullopt;
+  py::array a = float_array(obj, name);
+  check_same_dtype(a, name, x, "the forward's x");
   check_shape(a, name, shape, what);
-  if (is_double(a)) return py::array(contiguous<double>(a));
-  return py::array(contiguous<float>(a));
+  return contiguous_float(a);
 }
 
 template <typename T>
@@ -100,7 +109,7 @@ py::tuple forward_impl(std::shared_ptr<RecurrentCtx> ctx, const std::optional<py
   const T* px = static_cast<const T*>(ctx->x.data());
   const T *ph0 = ptr<T>(h0), *pc0 = ptr<T>(c0);
   T *py_ = y.mutable_data(), *phn = h_n.mutable_data(), *pcn = c_n ? c_n->mutable_data() : nullptr;
-  {
+  if (s.B > 0) {
     ReleaseGil release;
     recurrent_forward<T>(ctx->cell, s, w, px, ph0, pc0, py_, phn, pcn, ws);
   }
@@ -110,19 +119,18 @@ py::tuple forward_impl(std::shared_ptr<RecurrentCtx> ctx, const std::optional<py
   return py::make_tuple(y, h_n, cn_obj, ctx_obj);
 }
 
-py::tuple recurrent_forward_binding(const std::string& op, const py::object& x_obj,
+py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& x_obj,
                                     const py::object& w_ih_obj, const py::object& w_hh_obj,
                                     const py::object& b_ih_obj, const py::object& b_hh_obj,
                                     const py::object& h0_obj, const py::object& c0_obj,
                                     const py::object& nonlinearity, bool reset_after,
                                     const py::object& lengths_obj, bool reverse, bool batch_first,
                                     bool training) {
-  park_if_finalizing();
+  const std::string op = choice_arg(op_obj, "op", kRecurrentOps);
   auto ctx = std::make_shared<RecurrentCtx>();
   ctx->op = op;
   ctx->cell = cell_of(op, nonlinearity, reset_after);
   const index_t G = gate_count(ctx->cell);
-  const std::string gw = gates_word(ctx->cell);
 
   py::array x = float_array(x_obj, "x");
   if (x.ndim() != 3)
@@ -135,25 +143,45 @@ py::tuple recurrent_forward_binding(const std::string& op, const py::object& x_o
   s.T = x.shape(batch_first ? 1 : 0);
   s.B = x.shape(batch_first ? 0 : 1);
   s.I = x.shape(2);
-  if (s.T < 1 || s.B < 1 || s.I < 1)
-    throw py::value_error("x: every dimension must be >= 1, got shape " + shape_str(shape_of(x)));
+  // An empty batch (B = 0) gives empty results, as in PyTorch; a sequence needs a step and a
+  // feature.
+  if (s.T < 1 || s.I < 1)
+    throw py::value_error(std::string("x: expected seq_len >= 1 and input_size >= 1 in ") +
+                          (batch_first ? "(batch, seq_len, input_size)" : "(seq_len, batch, input_size)") +
+                          ", got shape " + shape_str(shape_of(x)));
 
   py::array w_hh = float_array(w_hh_obj, "w_hh");
   check_same_dtype(w_hh, "w_hh", x, "x");
+  const std::string gw = G == 1 ? "hidden_size" : std::to_string(G) + "*hidden_size";
   check_ndim(w_hh, "w_hh", 2);
   s.H = w_hh.shape(1);
   if (s.H < 1)
     throw py::value_error("w_hh: expected shape (" + gw + ", hidden_size) with hidden_size >= 1, got " +
                           shape_str(shape_of(w_hh)));
-  check_shape(w_hh, "w_hh", {G * s.H, s.H}, "(" + gw + ", hidden_size)");
+  if (w_hh.shape(0) != G * s.H) {
+    const index_t rows = w_hh.shape(0);
+    std::string why = rows % G == 0 ? "hidden_size is " + std::to_string(rows / G) +
+                                          " from its rows" +
+                                          (G > 1 ? " (" + std::to_string(rows) + " = " +
+                                                       std::to_string(G) + "*" +
+                                                       std::to_string(rows / G) + ")"
+                                                 : std::string()) +
+                                          " but " + std::to_string(s.H) + " from its columns"
+                                    : "its " + std::to_string(rows) + " rows are not a multiple of " +
+                                          std::to_string(G) + " (" + gw + ")";
+    throw py::value_error("w_hh: expected shape (" + gw + ", hidden_size), got " +
+                          shape_str(shape_of(w_hh)) + ": " + why);
+  }
+  const Dim gates{"hidden_size", s.H, "w_hh", G}, hidden{"hidden_size", s.H, "w_hh"};
+  const Dim input{"input_size", s.I, "x"}, batch{"batch", s.B, "x"};
   py::array w_ih = float_array(w_ih_obj, "w_ih");
   check_same_dtype(w_ih, "w_ih", x, "x");
-  check_shape(w_ih, "w_ih", {G * s.H, s.I}, "(" + gw + ", input_size)");
-  ctx->b_ih = optional_array(b_ih_obj, "b_ih", x, {G * s.H}, "(" + gw + ",)");
-  ctx->b_hh = optional_array(b_hh_obj, "b_hh", x, {G * s.H}, "(" + gw + ",)");
-  auto h0 = optional_array(h0_obj, "h0", x, {s.B, s.H}, "(batch, hidden_size)");
+  check_dims(w_ih, "w_ih", {gates, input});
+  ctx->b_ih = optional_array(b_ih_obj, "b_ih", x, {gates});
+  ctx->b_hh = optional_array(b_hh_obj, "b_hh", x, {gates});
+  auto h0 = optional_array(h0_obj, "h0", x, {batch, hidden});
   std::optional<py::array> c0;
-  if (ctx->cell == Cell::lstm) c0 = optional_array(c0_obj, "c0", x, {s.B, s.H}, "(batch, hidden_size)");
+  if (ctx->cell == Cell::lstm) c0 = optional_array(c0_obj, "c0", x, {batch, hidden});
   else if (!c0_obj.is_none()) throw py::value_error("c0: only an LSTM has a cell state");
   if (!lengths_obj.is_none()) s.lengths = lengths_vector(lengths_obj, s.B, s.T);
   checked_size({s.T, s.B, G * s.H + 2 * s.H + s.I}, "x and hidden_size");
@@ -161,15 +189,10 @@ py::tuple recurrent_forward_binding(const std::string& op, const py::object& x_o
   ctx->has_c0 = bool(c0);
 
   ctx->dbl = is_double(x);
-  if (ctx->dbl) {
-    ctx->x = contiguous<double>(x);
-    ctx->w_ih = contiguous<double>(w_ih);
-    ctx->w_hh = contiguous<double>(w_hh);
-    return forward_impl<double>(ctx, h0, c0, training);
-  }
-  ctx->x = contiguous<float>(x);
-  ctx->w_ih = contiguous<float>(w_ih);
-  ctx->w_hh = contiguous<float>(w_hh);
+  ctx->x = contiguous_float(x);
+  ctx->w_ih = contiguous_float(w_ih);
+  ctx->w_hh = contiguous_float(w_hh);
+  if (ctx->dbl) return forward_impl<double>(ctx, h0, c0, training);
   return forward_impl<float>(ctx, h0, c0, training);
 }
 
@@ -196,9 +219,13 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
   const RecurrentWeights<T> w = weights_of<T>(ctx);
   const T* px = static_cast<const T*>(ctx.x.data());
   const T *pdy = ptr<T>(dy), *pdh = ptr<T>(dh_n), *pdc = ptr<T>(dc_n);
-  {
+  if (s.B > 0) {
     ReleaseGil release;
     recurrent_backward<T>(ctx.cell, s, w, px, workspace<T>(ctx), pdy, pdh, pdc, g);
+  } else {  // an empty batch: the weight gradients (sums over the batch) are zeros
+    for (py::array_t<T>* a : {&dw_ih, &dw_hh}) std::fill_n(a->mutable_data(), a->size(), T(0));
+    for (auto* a : {&db_ih, &db_hh})
+      if (*a) std::fill_n((*a)->mutable_data(), (*a)->size(), T(0));
   }
   auto obj = [](std::optional<py::array_t<T>>& a) {
     return a ? py::object(*a) : py::object(py::none());
@@ -214,10 +241,10 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
   return grads;
 }
 
-py::dict recurrent_backward_binding(const std::string& op, const py::object& ctx_obj,
+py::dict recurrent_backward_binding(const py::object& op_obj, const py::object& ctx_obj,
                                     const py::object& dy_obj, const py::object& dh_n_obj,
                                     const py::object& dc_n_obj) {
-  park_if_finalizing();
+  const std::string op = choice_arg(op_obj, "op", kRecurrentOps);
   const std::string fwd = op + "_forward";
   const std::shared_ptr<RecurrentCtx> held = ctx_arg<RecurrentCtx>(ctx_obj, fwd);
   RecurrentCtx& ctx = *held;
@@ -228,35 +255,39 @@ py::dict recurrent_backward_binding(const std::string& op, const py::object& ctx
   const py::array& x = ctx.x;
   const std::vector<index_t> y_shape = s.batch_first ? std::vector<index_t>{s.B, s.T, s.H}
                                                      : std::vector<index_t>{s.T, s.B, s.H};
-  auto dy = optional_array(dy_obj, "dy", x, y_shape,
-                           s.batch_first ? "(batch, seq_len, hidden_size)" : "(seq_len, batch, hidden_size)");
-  auto dh_n = optional_array(dh_n_obj, "dh_n", x, {s.B, s.H}, "(batch, hidden_size)");
+  auto dy = optional_grad(dy_obj, "dy", x, y_shape,
+                          s.batch_first ? "(batch, seq_len, hidden_size)" : "(seq_len, batch, hidden_size)");
+  auto dh_n = optional_grad(dh_n_obj, "dh_n", x, {s.B, s.H}, "(batch, hidden_size)");
   std::optional<py::array> dc_n;
-  if (ctx.cell == Cell::lstm) dc_n = optional_array(dc_n_obj, "dc_n", x, {s.B, s.H}, "(batch, hidden_size)");
+  if (ctx.cell == Cell::lstm) dc_n = optional_grad(dc_n_obj, "dc_n", x, {s.B, s.H}, "(batch, hidden_size)");
+  else if (!dc_n_obj.is_none()) throw py::value_error("dc_n: only an LSTM has a cell state");
   if (ctx.dbl) return backward_impl<double>(ctx, dy, dh_n, dc_n);
   return backward_impl<float>(ctx, dy, dh_n, dc_n);
 }
 
 }  // namespace
 
-void bind_recurrent(py::module_& m) {
-  py::class_<RecurrentCtx, std::shared_ptr<RecurrentCtx>> ctx_class(m, "RecurrentCtx",
+void bind_recurrent(Entries& m) {
+  py::class_<RecurrentCtx, std::shared_ptr<RecurrentCtx>> ctx_class(m.module(), "RecurrentCtx",
       "What a training forward keeps for its backward (opaque).");
   ctx_class
-      .def_property_readonly("op", [](const py::object& self) {
+      .def_property_readonly("op", guarded([](const py::object& self) {
         return ctx_arg<RecurrentCtx>(self, "a recurrent forward")->op;
-      })
-      .def("__repr__", [](const py::object& self) {
+      }))
+      .def("__repr__", guarded([](const py::object& self) {
         const auto c = held_ctx<RecurrentCtx>(self);
         if (!c) return std::string("<rnnfast ctx, uninitialised>");
         return "<rnnfast ctx of " + c->op + "_forward, x " + shape_str(shape_of(c->x)) + ", " +
                (c->dbl ? "float64" : "float32") + ">";
-      });
+      }));
   refuse_copies(ctx_class);
+  // Arrays by position, options by keyword only (no defaults: rnnfast.functional has them).
   m.def("recurrent_forward", &recurrent_forward_binding, py::arg("op"), py::arg("x"),
-        py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"),
-        py::arg("c0"), py::arg("nonlinearity"), py::arg("reset_after"), py::arg("lengths"),
-        py::arg("reverse"), py::arg("batch_first"), py::arg("training"));
+        py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
+        py::arg("h0"), py::arg("c0"), py::kw_only(),
+        py::arg("nonlinearity"), py::arg("reset_after").noconvert(), py::arg("lengths"),
+        py::arg("reverse").noconvert(), py::arg("batch_first").noconvert(),
+        py::arg("training").noconvert());
   m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

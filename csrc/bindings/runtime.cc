@@ -14,6 +14,7 @@
 
 #include "bindings.h"
 #include "checks.h"
+#include "entry.h"
 #include "gil.h"
 #include "rnnfast/cpu.h"
 #include "rnnfast/gemm.h"
@@ -153,11 +154,10 @@ py::array gemm_impl(const py::array& a_in, const py::array& b_in, bool trans_a, 
 
 py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, bool trans_a,
                        bool trans_b, double alpha, double beta, const py::object& c) {
-  park_if_finalizing();
   py::array a = float_array(a_obj, "a");
+  check_ndim(a, "a", 2);  // a (its dtype, then its shape) before b is compared with it
   py::array b = float_array(b_obj, "b");
   check_same_dtype(b, "b", a, "a");
-  check_ndim(a, "a", 2);
   check_ndim(b, "b", 2);
   if (is_double(a)) return gemm_impl<double>(a, b, trans_a, trans_b, alpha, beta, c);
   return gemm_impl<float>(a, b, trans_a, trans_b, alpha, beta, c);
@@ -176,12 +176,15 @@ py::array gemm_packed_impl(const py::array& a_in, const py::array& b_in, bool tr
   index_t n0 = 0, n1 = N;
   const bool ranged = !cols.is_none();
   if (ranged) {
-    auto range = cols.cast<std::vector<index_t>>();
-    if (range.size() != 2 || range[0] < 0 || range[0] > range[1] || range[1] > N)
-      throw py::value_error("cols: expected (begin, end) with 0 <= begin <= end <= N = " +
-                            std::to_string(N));
-    n0 = range[0];
-    n1 = range[1];
+    const std::string expected = "cols: expected (begin, end) with 0 <= begin <= end <= N = " +
+                                 std::to_string(N) + ", got " + py::repr(cols).cast<std::string>();
+    if (!py::isinstance<py::tuple>(cols) && !py::isinstance<py::list>(cols))
+      throw py::type_error(expected);
+    const auto range = py::reinterpret_borrow<py::sequence>(cols);
+    if (range.size() != 2) throw py::value_error(expected);
+    n0 = int_arg(range[0], "cols[0]", 0);
+    n1 = int_arg(range[1], "cols[1]", 0);
+    if (n0 > n1 || n1 > N) throw py::value_error(expected);
   }
   if (repeats < 1)
     throw py::value_error("repeats: expected >= 1, got " + std::to_string(repeats));
@@ -205,14 +208,75 @@ py::array gemm_packed_impl(const py::array& a_in, const py::array& b_in, bool tr
   return std::move(c);
 }
 
+// Batched products for attention: c[i] = op(a[i]) @ op(b[i]) for i < B, a (B, M, K) or
+// (B, K, M) with trans_a, b (B, K, N) or (B, N, K) with trans_b. One Python call instead of B
+// (a per-call cost of about 2 us dominated a loop of small products). With at least as many
+// products as threads they are split between the threads (each product serial); else each
+// product uses the whole pool. The values do not depend on the thread count (gemm never splits
+// K); products of at most 4 rows of a against b^T are dot products (gemm_rows_nt).
+template <typename T>
+py::array gemm_batched_impl(const py::array& a_in, const py::array& b_in, bool trans_a,
+                            bool trans_b) {
+  auto a = contiguous<T>(a_in);
+  auto b = contiguous<T>(b_in);
+  const index_t B = a.shape(0);
+  if (b.shape(0) != B)
+    throw py::value_error("b: batch size " + std::to_string(b.shape(0)) +
+                          " does not match a's " + std::to_string(B));
+  const index_t M = trans_a ? a.shape(2) : a.shape(1), K = trans_a ? a.shape(1) : a.shape(2);
+  const index_t Kb = trans_b ? b.shape(2) : b.shape(1), N = trans_b ? b.shape(1) : b.shape(2);
+  if (K != Kb)
+    throw py::value_error("b: inner dimension " + std::to_string(Kb) + " does not match a's " +
+                          std::to_string(K));
+  py::array_t<T> c({B, M, N});
+  T* pc = c.mutable_data();
+  const T* pa = a.data();
+  const T* pb = b.data();
+  const index_t sa = a.shape(1) * a.shape(2), sb = b.shape(1) * b.shape(2), sc = M * N;
+  const index_t lda = a.shape(2) > 0 ? a.shape(2) : 1, ldb = b.shape(2) > 0 ? b.shape(2) : 1;
+  {
+    ReleaseGil release;
+    // A few rows against B^T (one decoder step's queries): dot products, no packing of B.
+    const bool rows_nt = !trans_a && trans_b && M <= 4;
+    if (B * sc > 0 && K == 0) {
+      std::memset(pc, 0, sizeof(T) * B * sc);
+    } else if (B * sc > 0) {
+      auto run = [&](index_t i0, index_t i1) {
+        for (index_t i = i0; i < i1; ++i) {
+          if (rows_nt)
+            gemm_rows_nt<T>(M, N, K, pa + i * sa, lda, pb + i * sb, ldb, pc + i * sc, N);
+          else
+            gemm<T>(trans_a, trans_b, M, N, K, T(1), pa + i * sa, lda, pb + i * sb, ldb, T(0),
+                    pc + i * sc, N);
+        }
+      };
+      if (B >= get_num_threads())
+        parallel_for(B, 1, run);
+      else
+        run(0, B);
+    }
+  }
+  return std::move(c);
+}
+
+py::array gemm_batched_binding(const py::object& a_obj, const py::object& b_obj, bool trans_a,
+                               bool trans_b) {
+  py::array a = float_array(a_obj, "a");
+  check_ndim(a, "a", 3);  // a (its dtype, then its shape) before b is compared with it
+  py::array b = float_array(b_obj, "b");
+  check_same_dtype(b, "b", a, "a");
+  check_ndim(b, "b", 3);
+  if (is_double(a)) return gemm_batched_impl<double>(a, b, trans_a, trans_b);
+  return gemm_batched_impl<float>(a, b, trans_a, trans_b);
+}
+
 py::array gemm_packed_binding(const py::object& a_obj, const py::object& b_obj, bool trans_b,
                               double beta, const py::object& c, const py::object& cols,
                               int repeats) {
-  park_if_finalizing();
   py::array a = float_array(a_obj, "a");
+  check_ndim(a, "a", 2);  // a (its dtype, then its shape) before b is compared with it
   py::array b = float_array(b_obj, "b");
   check_same_dtype(b, "b", a, "a");
-  check_ndim(a, "a", 2);
   check_ndim(b, "b", 2);
   if (is_double(a)) return gemm_packed_impl<double>(a, b, trans_b, beta, c, cols, repeats);
   return gemm_packed_impl<float>(a, b, trans_b, beta, c, cols, repeats);
@@ -224,7 +288,6 @@ py::array gemm_packed_binding(const py::object& a_obj, const py::object& b_obj, 
 std::vector<std::tuple<index_t, index_t, index_t>> parallel_for_chunks(index_t n, index_t grain,
                                                                         index_t raise_at,
                                                                         index_t inner) {
-  park_if_finalizing();
   std::mutex mu;
   std::vector<std::tuple<index_t, index_t, index_t>> chunks;
   {
@@ -271,13 +334,14 @@ int thread_count_arg(const py::handle& n) {
 
 }  // namespace
 
-void bind_runtime(py::module_& m) {
+void bind_runtime(Entries& m) {
   m.def("get_num_threads", &get_num_threads);
   // Test hook: the inference projection window (csrc/include/rnnfast/recurrent.h).
   m.def("_set_projection_window_bytes",
         [](index_t bytes) { set_projection_window_bytes(bytes); }, py::arg("bytes"));
-  m.attr("MAX_THREADS") = kMaxThreads;
-  m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count_arg(n)); });
+  m.module().attr("MAX_THREADS") = kMaxThreads;
+  m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count_arg(n)); },
+        py::arg("n"));
   m.def("active_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("supported_isas", [] {
     std::vector<std::string> names;
@@ -291,17 +355,21 @@ void bind_runtime(py::module_& m) {
       throw py::value_error(std::string("isa: ") + e.what() + "; this CPU and build support " +
                             supported_names());
     }
-  });
+  }, py::arg("name"));
   m.def("build_info", &build_info,
         "The build's compiler, C++ standard, target, flags, and the flags of each instruction "
         "set's kernels (the keys of isa_flags are the kernels compiled in).");
-  m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
-        py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
-        py::arg("c") = py::none(),
+  m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::kw_only(),
+        py::arg("trans_a").noconvert() = false, py::arg("trans_b").noconvert() = false,
+        py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("c") = py::none(),
         "alpha * op(a) @ op(b) + beta * c with the package's GEMM (float32 or float64, 2-D "
-        "arrays; c defaults to zeros and is not modified).");
-  m.def("gemm_packed", &gemm_packed_binding, py::arg("a"), py::arg("b"),
-        py::arg("trans_b") = false, py::arg("beta") = 0.0, py::arg("c") = py::none(),
+        "arrays; c defaults to zeros and is not modified). A test and benchmark hook.");
+  m.def("gemm_batched", &gemm_batched_binding, py::arg("a"), py::arg("b"), py::kw_only(),
+        py::arg("trans_a").noconvert() = false, py::arg("trans_b").noconvert() = false,
+        "op(a[i]) @ op(b[i]) for every i of 3-D arrays a and b (float32 or float64) with the "
+        "package's GEMM, split between the threads when there are at least as many products.");
+  m.def("gemm_packed", &gemm_packed_binding, py::arg("a"), py::arg("b"), py::kw_only(),
+        py::arg("trans_b").noconvert() = false, py::arg("beta") = 0.0, py::arg("c") = py::none(),
         py::arg("cols") = py::none(), py::arg("repeats") = 1,
         "a @ op(b) + beta * c through PackedB + gemm_packed (b packed once, the product run "
         "`repeats` times); cols=(begin, end) computes only those columns (gemm_packed_cols), "

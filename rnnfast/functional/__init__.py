@@ -1,4 +1,10 @@
 """The public operations, backed by the C++ kernels. Mirrors ``rnnfast.reference`` name for name."""
+from rnnfast.functional.attention import (
+    additive_attention_backward,
+    additive_attention_forward,
+    dot_attention_backward,
+    dot_attention_forward,
+)
 from rnnfast.functional.recurrent import (
     gru_backward,
     gru_forward,
@@ -20,6 +26,10 @@ from rnnfast.functional.conv import (
 )
 
 __all__ = [
+    "additive_attention_backward",
+    "additive_attention_forward",
+    "dot_attention_backward",
+    "dot_attention_forward",
     "conv1d_backward",
     "conv1d_forward",
     "global_avg_pool1d_backward",

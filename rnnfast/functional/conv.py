@@ -69,8 +69,9 @@ def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
         ``(y, ctx)``: ``y`` ``(B, L_out, C_out)`` (or ``(B, C_out, L_out)``), ``ctx`` for
         ``conv1d_backward`` if ``training`` else None.
     """
-    return _C.conv1d_forward(x, w, b, stride, padding, dilation, groups, bool(channels_last),
-                             bool(training))
+    return _C.conv1d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                             groups=groups, channels_last=bool(channels_last),
+                             training=bool(training))
 
 
 def conv1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
@@ -104,8 +105,8 @@ def max_pool1d_forward(x: ArrayLike, *, pool_size: int, stride: Optional[int] = 
         ``(y, ctx)``: ``y`` ``(B, L_out, C)`` (or ``(B, C, L_out)``), ``ctx`` for
         ``max_pool1d_backward`` if ``training`` else None.
     """
-    return _C.max_pool1d_forward(x, pool_size, stride, padding, bool(channels_last),
-                                 bool(training))
+    return _C.pool1d_forward("max_pool1d", x, pool_size=pool_size, stride=stride, padding=padding,
+                             channels_last=bool(channels_last), training=bool(training))
 
 
 def max_pool1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
@@ -135,7 +136,8 @@ def global_max_pool1d_forward(x: ArrayLike, *, channels_last: bool = True,
     Returns:
         ``(y, ctx)``: ``y`` ``(B, C)`` in either layout, ``ctx`` if ``training`` else None.
     """
-    return _C.global_pool1d_forward("global_max_pool1d", x, bool(channels_last), bool(training))
+    return _C.pool1d_forward("global_max_pool1d", x, pool_size=None, stride=None, padding=None,
+                             channels_last=bool(channels_last), training=bool(training))
 
 
 def global_max_pool1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
@@ -163,7 +165,8 @@ def global_avg_pool1d_forward(x: ArrayLike, *, channels_last: bool = True,
     Returns:
         ``(y, ctx)``: ``y`` ``(B, C)`` in either layout, ``ctx`` if ``training`` else None.
     """
-    return _C.global_pool1d_forward("global_avg_pool1d", x, bool(channels_last), bool(training))
+    return _C.pool1d_forward("global_avg_pool1d", x, pool_size=None, stride=None, padding=None,
+                             channels_last=bool(channels_last), training=bool(training))
 
 
 def global_avg_pool1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:

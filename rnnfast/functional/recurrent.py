@@ -52,8 +52,9 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         ``rnn_backward`` if ``training`` else None.
     """
     y, h_n, _, ctx = _C.recurrent_forward(
-        "rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity, True, lengths,
-        bool(reverse), bool(batch_first), bool(training))
+        "rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity=nonlinearity, reset_after=True,
+        lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
+        training=bool(training))
     return y, h_n, ctx
 
 
@@ -101,8 +102,9 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
         ``(B, H)``, ``ctx`` for ``lstm_backward`` if ``training`` else None.
     """
     return _C.recurrent_forward(
-        "lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, "tanh", True, lengths,
-        bool(reverse), bool(batch_first), bool(training))
+        "lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, nonlinearity="tanh", reset_after=True,
+        lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
+        training=bool(training))
 
 
 def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
@@ -151,8 +153,9 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         for ``gru_backward`` if ``training`` else None.
     """
     y, h_n, _, ctx = _C.recurrent_forward(
-        "gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, "tanh", bool(reset_after), lengths,
-        bool(reverse), bool(batch_first), bool(training))
+        "gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity="tanh",
+        reset_after=bool(reset_after), lengths=lengths, reverse=bool(reverse),
+        batch_first=bool(batch_first), training=bool(training))
     return y, h_n, ctx
 
 

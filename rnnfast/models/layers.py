@@ -21,6 +21,8 @@ original::
 - ``Activation(name)``, ``Dense``, ``Dropout``, ``Flatten``, ``TimeDistributed``, ``Conv1D``,
   ``MaxPooling1D`` (alias ``MaxPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
   ``GlobalAveragePooling1D`` (alias ``GlobalAvgPool1D``).
+- ``Attention`` and ``AdditiveAttention`` (Keras' call: ``layer([query, value], mask=[query_mask,
+  value_mask], return_attention_scores=True, use_causal_mask=False)``).
 
 Masks: padded steps are skipped when the padding is all at the end (``padding="post"``) or
 all at the start (``"pre"``, Keras' default) of a row; a pre-padded batch is shifted so that
@@ -50,6 +52,8 @@ from rnnfast.nn.serialization import deserialize, register_layers, serialize
 
 __all__ = [
     "Activation",
+    "AdditiveAttention",
+    "Attention",
     "Bidirectional",
     "Conv1D",
     "Dense",
@@ -499,3 +503,8 @@ class Bidirectional(Module):
 register_layers("layers", [Dense, Conv1D, MaxPooling1D, GlobalMaxPooling1D,
                            GlobalAveragePooling1D, Embedding, Activation, SimpleRNN, LSTM, GRU,
                            Bidirectional])
+
+
+# Keras' attention layers (``[query, value(, key)]`` inputs, ``mask=[query_mask, value_mask]``,
+# ``return_attention_scores``, ``use_causal_mask``), defined in ``rnnfast.nn.attention``.
+from rnnfast.nn.attention import AdditiveAttention, Attention  # noqa: E402

@@ -4,9 +4,9 @@
 ``load_state_dict()`` (PyTorch's names, so torch state_dicts load 1:1) and ``train()`` /
 ``eval()``. The recurrent layers run each layer and direction as one fused kernel call.
 
-PyTorch's names only (``TimeDistributed`` and ``LastStep``, which PyTorch lacks, excepted); the
-Keras-style layers (``Dense``, ``Conv1D``, ``MaxPooling1D``, ...) are in
-``rnnfast.models.layers``."""
+PyTorch's names only (``TimeDistributed``, ``LastStep`` and the WaveNet pieces, which PyTorch
+lacks, excepted); the Keras-style layers (``Dense``, ``Conv1D``, ``MaxPooling1D``,
+``Attention``, ...) are in ``rnnfast.models.layers``."""
 from rnnfast.nn.activation import ReLU, Sigmoid, Softmax, Tanh, get_activation
 from rnnfast.nn.container import TimeDistributed
 from rnnfast.nn.conv import Conv1d, MaxPool1d
@@ -19,6 +19,7 @@ from rnnfast.nn.recurrent import GRU, LSTM, RNN
 from rnnfast.nn.sequence import LastStep
 from rnnfast.nn.serialization import register_layers
 from rnnfast.nn.shape import Flatten
+from rnnfast.nn.wavenet import GatedActivation, WaveNet, WaveNetBlock, WaveNetGenerator
 
 # The layers a saved model may name (as "nn.<class>"); the PyTorch-style recurrent layers
 # return (output, state) and are not layers of a Sequential.
@@ -30,6 +31,7 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GatedActivation",
     "GRU",
     "LSTM",
     "LastStep",
@@ -44,5 +46,8 @@ __all__ = [
     "Softmax",
     "Tanh",
     "TimeDistributed",
+    "WaveNet",
+    "WaveNetBlock",
+    "WaveNetGenerator",
     "get_activation",
 ]

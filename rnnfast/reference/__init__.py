@@ -1,4 +1,10 @@
 """Plain NumPy float64 reference of every op: the tests' oracle, written for clarity."""
+from rnnfast.reference.attention import (
+    additive_attention_backward,
+    additive_attention_forward,
+    dot_attention_backward,
+    dot_attention_forward,
+)
 from rnnfast.reference.recurrent import (
     gru_backward,
     gru_forward,
@@ -25,6 +31,10 @@ from rnnfast.reference.conv import (
 )
 
 __all__ = [
+    "additive_attention_backward",
+    "additive_attention_forward",
+    "dot_attention_backward",
+    "dot_attention_forward",
     "conv1d_backward",
     "conv1d_forward",
     "global_avg_pool1d_backward",

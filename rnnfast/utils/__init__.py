@@ -5,8 +5,12 @@
 - ``sliding_windows`` / ``build_dataset``, ``chronological_split`` and ``MinMaxScaler`` for
   time series;
 - ``Tokenizer`` (word or character level, Keras' rules) for text and generation;
-- ``Progbar``, the progress bar of ``Sequential.fit``.
+- ``Progbar``, the progress bar of ``Sequential.fit``;
+- ``mu_law_encode`` / ``mu_law_decode`` for waveforms (WaveNet) and ``corpus_bleu`` /
+  ``sentence_bleu`` for translations.
 """
+from rnnfast.utils.audio import mu_law_decode, mu_law_encode
+from rnnfast.utils.bleu import corpus_bleu, sentence_bleu
 from rnnfast.utils.categorical import to_categorical
 from rnnfast.utils.progress import Progbar
 from rnnfast.utils.sequence import pad_sequences
@@ -24,7 +28,11 @@ __all__ = [
     "Tokenizer",
     "build_dataset",
     "chronological_split",
+    "corpus_bleu",
+    "mu_law_decode",
+    "mu_law_encode",
     "pad_sequences",
+    "sentence_bleu",
     "sliding_windows",
     "text_to_word_sequence",
     "to_categorical",

@@ -1,0 +1,813 @@
+"""Fuzzing of every rnnfast._C entry point: random shapes, dtypes, strides, lengths, options and
+integers near the 64-bit limits.
+
+Each call starts from a random valid call and changes at most one thing whose outcome is known:
+- a valid variant (another memory layout: Fortran order, negative or zero strides, a strided
+  view, big-endian, misaligned, a nested list; an empty batch; a large but valid integer) must
+  be accepted, give bitwise the result of the same call on plain C-contiguous arrays, and (the
+  shapes are small) match the NumPy reference within the numerical contract;
+- an invalid one (a wrong dtype, number of dimensions, size, type, name, or an integer out of
+  range) must raise TypeError or ValueError (MemoryError for sizes nothing can allocate) whose
+  message names the argument; pybind11's own TypeError for a wrong argument type names the
+  function and its signature.
+Any other outcome, and of course any crash, fails.
+
+    python tests/fuzz_bindings.py --calls 100000            # the scheduled run: calls per entry point
+    python tests/fuzz_bindings.py --calls 300 --seed 7      # a short run
+    python tests/fuzz_bindings.py --only recurrent_forward  # one entry point
+
+A short run is tests/test_fuzz_bindings.py, which CI also runs under AddressSanitizer and
+UndefinedBehaviorSanitizer (tests/sanitize.sh); run the long one under them with
+`tests/sanitize.sh tests/test_fuzz_bindings.py` and RNNFAST_FUZZ_CALLS=100000.
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import rnnfast
+from rnnfast import _C
+from rnnfast import reference as R
+
+INT64_MAX = 2**63 - 1
+MAX_EXTENT = INT64_MAX // 8  # the bindings' bound on paddings, spans and windows
+# Integers at and around the limits a binding converts to: int32, int64, uint64, doubles.
+EDGE_INTS = [0, 1, -1, 2, 3, 2**31 - 1, 2**31, 2**32 + 1, 2**53 + 1, MAX_EXTENT, MAX_EXTENT + 1,
+             2**62, INT64_MAX, 2**63, -2**63, -2**63 - 1, 2**64, 2**64 + 5, -2**64]
+JUNK = [None, "x", b"x", 1.5, [1, "a"], {}, object(), (1, 2, 3)]
+TOL = {np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-9}  # max error / max(1, max |ref|)
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+class Ok:
+    """Expect success; check(result) raises AssertionError when the result is wrong."""
+
+    def __init__(self, check=None):
+        self.check = check
+
+
+class Err:
+    """Expect one of the exception types, with a message starting with prefix."""
+
+    def __init__(self, types, prefix):
+        self.types = types if isinstance(types, tuple) else (types,)
+        self.prefix = prefix
+
+
+def incompatible(name):
+    return Err(TypeError, f"{name}(): incompatible function arguments")
+
+
+class Failure(AssertionError):
+    pass
+
+
+# ------------------------------------------------------------------ arrays and layouts
+
+
+def rand(rng, shape, dtype):
+    return (rng.standard_normal(shape) * 0.5).astype(dtype)
+
+
+def odd_layout(rng, a):
+    """a with the same values in another valid memory layout (or a nested list)."""
+    kind = rng.integers(8)
+    if kind == 0:
+        return np.asfortranarray(a)
+    if kind == 1 and a.ndim:
+        return np.flip(np.flip(a, 0).copy(), 0)  # negative stride
+    if kind == 2:  # a strided view
+        big = np.zeros(tuple(2 * n for n in a.shape), a.dtype)
+        view = big[tuple(slice(None, None, 2) for _ in a.shape)]
+        view[...] = a
+        return view
+    if kind == 3:
+        return a.astype(a.dtype.newbyteorder(">"))
+    if kind == 4:  # misaligned: the data pointer is not a multiple of the item size
+        raw = np.zeros(a.nbytes + 1, np.uint8)
+        out = raw[1:].view(a.dtype).reshape(a.shape)
+        out[...] = a
+        return out
+    if kind == 5 and a.size and a.ndim and a.shape[0] == 1:  # zero stride: a broadcast row
+        return np.broadcast_to(a[:1], a.shape)
+    if kind == 6 and 0 < a.size <= 64:
+        return a.tolist() if a.dtype == np.float64 else a
+    return a.copy()
+
+
+def bad_array(rng, name, shape, dtype, *, kinds=None):
+    """(value, expectation) of one invalid replacement of a float array argument."""
+    kind = rng.integers(6) if kinds is None else kinds[rng.integers(len(kinds))]
+    if kind == 0:
+        wrong = rng.choice([np.int64, np.int32, np.float16, np.complex64, np.bool_, np.uint8])
+        return np.zeros(shape, wrong), Err(TypeError, f"{name}: expected a float32 or float64 array")
+    if kind == 1:
+        other = np.float64 if dtype == np.float32 else np.float32
+        return np.zeros(shape, other), Err(TypeError, f"{name}: expected dtype")
+    if kind == 2:  # one more or one fewer dimension
+        bad = shape + (1,) if rng.integers(2) or not shape else shape[:-1]
+        return np.zeros(bad, dtype), Err(ValueError, f"{name}: expected")
+    if kind == 3 and shape:  # one dimension off by one (or more)
+        bad = list(shape)
+        i = rng.integers(len(bad))
+        bad[i] = bad[i] + int(rng.choice([1, 2, 7])) if bad[i] == 0 or rng.integers(2) else bad[i] - 1
+        return np.zeros(tuple(bad), dtype), Err(ValueError, f"{name}: expected")
+    if kind == 4:
+        junk = JUNK[rng.integers(1, len(JUNK))]
+        return junk, Err((TypeError, ValueError), f"{name}: expected")
+    return "not an array", Err(TypeError, f"{name}: expected a float32 or float64 array")
+
+
+def close(got, want, dtype, what):
+    if want is None:
+        if got is not None:
+            raise Failure(f"{what}: expected None")
+        return
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    if got.shape != want.shape:
+        raise Failure(f"{what}: shape {got.shape}, reference {want.shape}")
+    if got.size:
+        err = np.abs(got - want).max() / max(1.0, np.abs(want).max())
+        if not err <= TOL[np.dtype(dtype)]:
+            raise Failure(f"{what}: error {err:.3g} against the reference")
+
+
+def same(got, want, what):
+    """Bitwise the same results (nested tuples/dicts of arrays, None or plain values)."""
+    if isinstance(want, dict):
+        if set(got) != set(want):
+            raise Failure(f"{what}: keys {sorted(got)} != {sorted(want)}")
+        for k in want:
+            same(got[k], want[k], f"{what}[{k}]")
+    elif isinstance(want, (tuple, list)):
+        for i, (g, w) in enumerate(zip(got, want)):
+            same(g, w, f"{what}[{i}]")
+    elif isinstance(want, np.ndarray):
+        if not (isinstance(got, np.ndarray) and got.shape == want.shape and got.dtype == want.dtype
+                and np.array_equal(got, want, equal_nan=True)):
+            raise Failure(f"{what}: differs from the call on C-contiguous arrays")
+
+
+def without_ctx(out):
+    return tuple(o for o in out if isinstance(o, np.ndarray) or o is None)
+
+
+# ------------------------------------------------------------------ recurrent
+
+
+def recurrent_setup(rng):
+    op = ["rnn", "lstm", "gru"][rng.integers(3)]
+    G = GATES[op]
+    T, I, H = (int(rng.integers(1, 6)) for _ in range(3))
+    B = int(rng.integers(0, 5)) if rng.integers(6) == 0 else int(rng.integers(1, 5))
+    dtype = np.float32 if rng.integers(2) else np.float64
+    batch_first = bool(rng.integers(2))
+    arrays = {"x": rand(rng, (B, T, I) if batch_first else (T, B, I), dtype),
+              "w_ih": rand(rng, (G * H, I), dtype), "w_hh": rand(rng, (G * H, H), dtype),
+              "b_ih": rand(rng, (G * H,), dtype) if rng.integers(2) else None,
+              "b_hh": rand(rng, (G * H,), dtype) if rng.integers(2) else None,
+              "h0": rand(rng, (B, H), dtype) if rng.integers(2) else None,
+              "c0": rand(rng, (B, H), dtype) if op == "lstm" and rng.integers(2) else None}
+    lengths = None
+    if rng.integers(2):
+        lengths = rng.integers(1, T + 1, size=B).astype(
+            [np.int64, np.int32, np.int8, np.uint16, np.uint64][rng.integers(5)])
+    options = {"nonlinearity": ["tanh", "relu"][rng.integers(2)] if op == "rnn" else "tanh",
+               "reset_after": bool(rng.integers(2)) if op == "gru" else True,
+               "lengths": lengths, "reverse": bool(rng.integers(2)), "batch_first": batch_first,
+               "training": bool(rng.integers(2))}
+    return op, arrays, options, (T, B, I, H, dtype)
+
+
+ARRAY_ORDER = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "c0"]
+
+
+def reference_forward(op, arrays, options, training):
+    kw = {"lengths": options["lengths"], "reverse": options["reverse"],
+          "batch_first": options["batch_first"], "training": training}
+    if op == "rnn":
+        kw["nonlinearity"] = options["nonlinearity"]
+    if op == "gru":
+        kw["reset_after"] = options["reset_after"]
+    args = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in arrays.items()}
+    if op != "lstm":
+        args.pop("c0")
+    return getattr(R, op + "_forward")(**args, **kw)
+
+
+def recurrent_forward_case(rng):
+    op, arrays, options, (T, B, I, H, dtype) = recurrent_setup(rng)
+    expect = None
+    call_arrays, call_options, call_op = dict(arrays), dict(options), op
+    kind = rng.integers(4)
+    if kind == 1:  # a valid layout of one array
+        name = ARRAY_ORDER[rng.integers(len(ARRAY_ORDER))]
+        if arrays[name] is not None:
+            call_arrays[name] = odd_layout(rng, arrays[name])
+    elif kind == 2:  # one invalid array
+        name = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0"][rng.integers(6)]
+        if op == "lstm" and rng.integers(4) == 0:
+            name = "c0"
+        shape = (np.shape(arrays[name]) if arrays[name] is not None else
+                 {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,)}.get(name, (B, H)))
+        # x decides the dtype and the sizes: another float dtype or size of x is a valid call or
+        # one where another argument is blamed, so x only gets the unambiguous kinds.
+        kinds = (0, 2, 4, 5) if name == "x" else None
+        value, expect = bad_array(rng, name, tuple(shape), dtype, kinds=kinds)
+        call_arrays[name] = value
+        if op != "lstm" and rng.integers(8) == 0:
+            call_arrays[name] = arrays[name]
+            call_arrays["c0"] = rand(rng, (B, H), dtype)
+            expect = Err(ValueError, "c0: only an LSTM has a cell state")
+    elif kind == 3:  # one invalid option
+        which = rng.integers(5)
+        if which == 0:
+            call_op = JUNK[rng.integers(len(JUNK))] if rng.integers(2) else "LSTM"
+            expect = Err((TypeError, ValueError), "op: expected 'rnn', 'lstm' or 'gru'")
+        elif which == 1 and op == "rnn":
+            call_options["nonlinearity"] = [None, "sigmoid", b"tanh", 0, "Tanh"][rng.integers(5)]
+            expect = Err(ValueError, "nonlinearity: expected 'tanh' or 'relu'")
+        elif which == 2:
+            key = ["reset_after", "reverse", "batch_first", "training"][rng.integers(4)]
+            call_options[key] = [1, 0, None, "yes", 1.0][rng.integers(5)]
+            expect = incompatible("recurrent_forward")
+        elif which == 3 and B > 0:
+            bad = rng.integers(1, T + 1, size=B).astype(np.int64)
+            i = rng.integers(B)
+            value = [0, -1, T + 1, 2**31, INT64_MAX, -2**63][rng.integers(6)]
+            bad[i] = value
+            call_options["lengths"] = bad
+            expect = Err(ValueError, "lengths: every entry must be in 1..T")
+        elif which == 4:
+            call_options["lengths"] = [np.zeros(B, np.float64), "abc", np.zeros((B, 1), np.int64),
+                                       np.zeros(B + 1, np.int64)][rng.integers(4)]
+            expect = Err((TypeError, ValueError), "lengths: expected")
+    args = [call_arrays[k] for k in ARRAY_ORDER]
+    call = lambda: _C.recurrent_forward(call_op, *args, **call_options)  # noqa: E731
+    if expect is not None:
+        return "recurrent_forward", call, expect
+
+    def check(out):
+        plain = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options)
+        same(without_ctx(out), without_ctx(plain), "recurrent_forward")
+        want = reference_forward(op, arrays, options, False)
+        names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
+        for i, name in enumerate(names):
+            close(out[i], want[i], dtype, f"recurrent_forward {op} {name}")
+        if (out[3] is not None) != options["training"]:
+            raise Failure("recurrent_forward: a ctx exactly when training")
+    return "recurrent_forward", call, Ok(check)
+
+
+def recurrent_backward_case(rng):
+    op, arrays, options, (T, B, I, H, dtype) = recurrent_setup(rng)
+    options["training"] = True
+    out = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options)
+    ctx = out[-1]
+    y_shape = out[0].shape
+    grads = {"dy": rand(rng, y_shape, dtype) if rng.integers(4) else None,
+             "dh_n": rand(rng, (B, H), dtype) if rng.integers(2) else None,
+             "dc_n": rand(rng, (B, H), dtype) if op == "lstm" and rng.integers(2) else None}
+    call_grads, call_ctx, call_op, expect = dict(grads), ctx, op, None
+    kind = rng.integers(4)
+    if kind == 1:
+        name = ["dy", "dh_n", "dc_n"][rng.integers(3)]
+        if grads[name] is not None:
+            call_grads[name] = odd_layout(rng, grads[name])
+    elif kind == 2:
+        name = ["dy", "dh_n", "dc_n"][rng.integers(3 if op == "lstm" else 2)]
+        shape = y_shape if name == "dy" else (B, H)
+        value, expect = bad_array(rng, name, tuple(shape), dtype)
+        call_grads[name] = value
+    elif kind == 3:
+        which = rng.integers(3)
+        if which == 0:
+            call_ctx = [None, {}, "ctx", _C.RecurrentCtx.__new__(_C.RecurrentCtx)][rng.integers(4)]
+            expect = Err((TypeError, ValueError), "ctx: ")
+        elif which == 1:
+            call_op = [o for o in GATES if o != op][rng.integers(2)]
+            expect = Err(ValueError, f"ctx: expected the ctx of {call_op}_forward")
+        else:
+            call_op = JUNK[rng.integers(len(JUNK))]
+            expect = Err((TypeError, ValueError), "op: expected")
+    call = lambda: _C.recurrent_backward(call_op, call_ctx, call_grads["dy"],  # noqa: E731
+                                         call_grads["dh_n"], call_grads["dc_n"])
+    if expect is not None:
+        return "recurrent_backward", call, expect
+
+    def check(got):
+        plain = _C.recurrent_backward(op, ctx, *[None if grads[k] is None else grads[k]
+                                                 for k in ("dy", "dh_n", "dc_n")])
+        same(got, plain, "recurrent_backward")
+        ref_out = reference_forward(op, arrays, options, True)
+        g64 = {k: None if v is None else v.astype(np.float64) for k, v in grads.items()}
+        if op != "lstm":
+            g64.pop("dc_n")
+        want = getattr(R, op + "_backward")(ref_out[-1], **g64)
+        for name in want:
+            close(got[name], want[name], dtype, f"recurrent_backward {op} d{name}")
+    return "recurrent_backward", call, Ok(check)
+
+
+# ------------------------------------------------------------------ conv and pools
+
+
+def seq_layout(B, L, C, channels_last):
+    return (B, L, C) if channels_last else (B, C, L)
+
+
+def predicted_size_error(dims):
+    """The bindings' checked_size: whether the product of dims overflows int64 / 8."""
+    n = 1
+    for d in dims:
+        if d != 0 and n > INT64_MAX // 8 // d:
+            return True
+        n *= d
+    return False
+
+
+def int_option(rng, small):
+    """A valid small int, or an integer near a limit (or a non-int)."""
+    r = rng.integers(20)
+    if r < 16:
+        return int(small)
+    if r < 19:
+        value = EDGE_INTS[rng.integers(len(EDGE_INTS))]
+        return np.int64(value) if -2**63 <= value <= INT64_MAX and rng.integers(4) == 0 else value
+    return [1.0, True, None, "2", np.float32(2)][rng.integers(5)]
+
+
+def int_verdict(value, name, low):
+    """None if value is an int >= low that fits in int64, else the expected error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        return Err(TypeError, f"{name}: expected")
+    if value < low or value > INT64_MAX:
+        return Err(ValueError, f"{name}: expected an int >= {low}")
+    return None
+
+
+def conv_case(rng, backward):
+    groups = int(rng.integers(1, 3))
+    c_in, c_out, K = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    B, L = int(rng.integers(0, 3)), int(rng.integers(1, 9))
+    dtype = np.float32 if rng.integers(2) else np.float64
+    channels_last = bool(rng.integers(2))
+    x = rand(rng, seq_layout(B, L, c_in, channels_last), dtype)
+    w = rand(rng, (c_out, c_in // groups, K), dtype)
+    b = rand(rng, (c_out,), dtype) if rng.integers(2) else None
+    stride, dilation = int_option(rng, rng.integers(1, 3)), int_option(rng, rng.integers(1, 3))
+    groups_arg = int_option(rng, groups)
+    padding = ["valid", "same", "causal", int_option(rng, rng.integers(0, 3)),
+               (int_option(rng, 1), int_option(rng, 0))][rng.integers(5)]
+    expect = (int_verdict(stride, "stride", 1) or int_verdict(dilation, "dilation", 1)
+              or int_verdict(groups_arg, "groups", 1))
+    if expect is None and (c_in % groups_arg or c_out % groups_arg):
+        expect = Err(ValueError, "groups: expected a divisor")
+    if expect is None and groups_arg != groups:
+        expect = Err(ValueError, "w: expected shape")
+    if expect is None and K > 1 and dilation > MAX_EXTENT // (K - 1):
+        expect = Err(ValueError, "dilation: ")
+    span = 1 if expect is not None else dilation * (K - 1) + 1
+    if expect is None:
+        if isinstance(padding, str) and padding not in ("valid", "same", "causal"):
+            expect, left, right = Err(ValueError, "padding: expected"), 0, 0
+        elif isinstance(padding, str):
+            left = {"valid": 0, "same": None, "causal": span - 1}[padding]
+            if left is None:
+                out = (L - 1) // stride + 1
+                total = max((out - 1) * stride + span - L, 0)
+                left, right = total // 2, total - total // 2
+            else:
+                right = 0
+        else:
+            pair = padding if isinstance(padding, tuple) else (padding, padding)
+            names = ("padding[0]", "padding[1]") if isinstance(padding, tuple) else ("padding", "padding")
+            expect = int_verdict(pair[0], names[0], 0) or int_verdict(pair[1], names[1], 0)
+            if expect is None and (pair[0] > MAX_EXTENT or pair[1] > MAX_EXTENT):
+                expect = Err(ValueError, "padding: ")
+            left, right = pair if expect is None else (0, 0)
+    if expect is None:
+        padded = L + left + right
+        if padded < span:
+            expect = Err(ValueError, "w: kernel_size")
+        else:
+            l_out = (padded - span) // stride + 1
+            if predicted_size_error([B, max(l_out, L), max(c_out, c_in)]):
+                expect = Err(ValueError, "x and y: sizes")
+            elif B * l_out * c_out > 2**22 or (B == 0 and l_out > 2**22):
+                return None  # valid, but too large to run (or to check) here
+    # The reference pads physically: it checks only calls of a modest padded length.
+    cheap = expect is None and L + left + right <= 4096
+    call_x, call_w, call_b = x, w, b
+    if expect is None and rng.integers(3) == 0:  # a valid layout, or one invalid array
+        if rng.integers(2):
+            call_x = odd_layout(rng, x)
+        else:
+            name = ["x", "w", "b"][rng.integers(3)]
+            shape = {"x": x.shape, "w": w.shape, "b": (c_out,)}[name]
+            # x decides the dtype and sizes: it only gets the unambiguous kinds of error
+            value, expect = bad_array(rng, name, tuple(shape), dtype,
+                                      kinds=(0, 2, 4, 5) if name == "x" else None)
+            call_x, call_w, call_b = [value if n == name else v
+                                      for n, v in (("x", x), ("w", w), ("b", b))]
+            if name == "w" and isinstance(value, np.ndarray) and value.ndim == 3 and \
+                    value.dtype == dtype and value.shape[1] == w.shape[1] and 0 not in value.shape:
+                return None  # another out_channels or kernel_size: valid, or blamed on b or padding
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups_arg,
+              channels_last=channels_last, training=backward)
+    if expect is not None or not backward:
+        call = lambda: _C.conv1d_forward(call_x, call_w, call_b, **kw)  # noqa: E731
+
+        def check(out):
+            plain = _C.conv1d_forward(x, w, b, **kw)
+            same(out[0], plain[0], "conv1d_forward")
+            if not cheap:
+                return
+            want = R.conv1d_forward(x.astype(np.float64), w.astype(np.float64),
+                                    None if b is None else b.astype(np.float64), stride=stride,
+                                    padding=padding, dilation=dilation, groups=groups,
+                                    channels_last=channels_last)[0]
+            close(out[0], want, dtype, "conv1d_forward")
+        return "conv1d_forward", call, expect or Ok(check)
+    y, ctx = _C.conv1d_forward(x, w, b, **kw)
+    dy = rand(rng, y.shape, dtype)
+    call_dy, call_ctx, expect = dy, ctx, None
+    kind = rng.integers(4)
+    if kind == 1:
+        call_dy = odd_layout(rng, dy)
+    elif kind == 2:
+        call_dy, expect = bad_array(rng, "dy", y.shape, dtype)
+    elif kind == 3:
+        call_ctx = [None, {}, _C.Conv1dCtx.__new__(_C.Conv1dCtx)][rng.integers(3)]
+        expect = Err((TypeError, ValueError), "ctx: ")
+    call = lambda: _C.conv1d_backward(call_ctx, call_dy)  # noqa: E731
+
+    def check_backward(got):
+        same(got, _C.conv1d_backward(ctx, dy), "conv1d_backward")
+        if not cheap:
+            return
+        ref = R.conv1d_forward(x.astype(np.float64), w.astype(np.float64),
+                               None if b is None else b.astype(np.float64), stride=stride,
+                               padding=padding, dilation=dilation, groups=groups,
+                               channels_last=channels_last, training=True)[1]
+        want = R.conv1d_backward(ref, dy.astype(np.float64))
+        for name in want:
+            close(got[name], want[name], dtype, f"conv1d_backward d{name}")
+    return "conv1d_backward", call, expect or Ok(check_backward)
+
+
+POOLS = ["max_pool1d", "global_max_pool1d", "global_avg_pool1d"]
+
+
+def pool_case(rng, backward):
+    op = POOLS[rng.integers(3)]
+    B, L, C = int(rng.integers(0, 3)), int(rng.integers(1, 9)), int(rng.integers(1, 4))
+    dtype = np.float32 if rng.integers(2) else np.float64
+    channels_last = bool(rng.integers(2))
+    x = rand(rng, seq_layout(B, L, C, channels_last), dtype)
+    window = dict(pool_size=None, stride=None, padding=None)
+    expect = None
+    if op == "max_pool1d":
+        window = dict(pool_size=int_option(rng, rng.integers(1, 4)),
+                      stride=None if rng.integers(3) == 0 else int_option(rng, rng.integers(1, 3)),
+                      padding=["valid", "same", "causal", 1, None][min(rng.integers(8), 4)])
+        expect = int_verdict(window["pool_size"], "pool_size", 1)
+        if expect is None and window["stride"] is not None:
+            expect = int_verdict(window["stride"], "stride", 1)
+        if expect is None and window["pool_size"] > MAX_EXTENT:
+            expect = Err(ValueError, "pool_size: ")
+        if expect is None and window["padding"] not in ("valid", "same"):
+            expect = Err(TypeError if not isinstance(window["padding"], str) else ValueError,
+                         "padding: expected 'valid' or 'same'")
+        if expect is None and window["padding"] == "valid" and window["pool_size"] > L:
+            expect = Err(ValueError, "pool_size: a window of")
+    elif rng.integers(4) == 0:
+        key = ["pool_size", "stride", "padding"][rng.integers(3)]
+        window[key] = [2, "valid", 0][rng.integers(3)]
+        expect = Err(ValueError, f"{key}: {op} pools over all steps")
+    call_op, call_x = op, x
+    if expect is None and rng.integers(3) == 0:
+        if rng.integers(2):
+            call_x = odd_layout(rng, x)
+        else:
+            call_x, expect = bad_array(rng, "x", x.shape, dtype)
+            if isinstance(call_x, np.ndarray) and call_x.dtype in (np.float32, np.float64) and (
+                    call_x.ndim == 3 or call_x.dtype != dtype):
+                return None  # x of another valid size or dtype: a valid call of its own
+    if expect is None and rng.integers(8) == 0:
+        call_op = [JUNK[rng.integers(len(JUNK))], "avg_pool1d", "MAX_POOL1D"][rng.integers(3)]
+        expect = Err((TypeError, ValueError), "op: expected 'max_pool1d', 'global_max_pool1d' or "
+                                              "'global_avg_pool1d'")
+    kw = dict(window, channels_last=channels_last, training=backward)
+    reference_kw = {k: v for k, v in window.items() if v is not None}
+    if op == "max_pool1d" and window["stride"] is None:
+        reference_kw["stride"] = None
+
+    def reference(training=False):
+        return getattr(R, op + "_forward")(x.astype(np.float64), channels_last=channels_last,
+                                           training=training, **reference_kw)
+    if expect is not None or not backward:
+        call = lambda: _C.pool1d_forward(call_op, call_x, **kw)  # noqa: E731
+
+        def check(out):
+            same(out[0], _C.pool1d_forward(op, x, **kw)[0], "pool1d_forward")
+            close(out[0], reference()[0], dtype, f"pool1d_forward {op}")
+        return "pool1d_forward", call, expect or Ok(check)
+    y, ctx = _C.pool1d_forward(op, x, **kw)
+    dy = rand(rng, y.shape, dtype)
+    call_dy, call_ctx, expect = dy, ctx, None
+    kind = rng.integers(4)
+    if kind == 1:
+        call_dy = odd_layout(rng, dy)
+    elif kind == 2:
+        call_dy, expect = bad_array(rng, "dy", y.shape, dtype)
+    elif kind == 3:
+        other = [o for o in POOLS if o != op][rng.integers(2)]
+        call_op = [other, None][rng.integers(2)]
+        expect = (Err(ValueError, f"ctx: expected the ctx of {other}_forward") if call_op
+                  else Err(TypeError, "op: expected"))
+    call = lambda: _C.pool1d_backward(call_op, call_ctx, call_dy)  # noqa: E731
+
+    def check_backward(got):
+        same(got, _C.pool1d_backward(op, ctx, dy), "pool1d_backward")
+        want = getattr(R, op + "_backward")(reference(True)[1], dy.astype(np.float64))
+        close(got["x"], want["x"], dtype, f"pool1d_backward {op}")
+    return "pool1d_backward", call, expect or Ok(check_backward)
+
+
+# ------------------------------------------------------------------ runtime
+
+
+def gemm_case(rng, packed):
+    dtype = np.float32 if rng.integers(2) else np.float64
+    M, N, K = (int(rng.integers(0, 40)) for _ in range(3))
+    trans_a = bool(rng.integers(2)) and not packed
+    trans_b = bool(rng.integers(2))
+    a = rand(rng, (K, M) if trans_a else (M, K), dtype)
+    b = rand(rng, (N, K) if trans_b else (K, N), dtype)
+    beta = float([0.0, 1.0, 0.5][rng.integers(3)])
+    c = rand(rng, (M, N), dtype) if rng.integers(2) else None
+    kw = dict(trans_b=trans_b, beta=beta, c=c)
+    if not packed:
+        kw.update(trans_a=trans_a, alpha=float(rng.standard_normal()))
+    else:
+        if rng.integers(3) == 0 and N:
+            n0 = int(rng.integers(0, N + 1))
+            kw["cols"] = (n0, int(rng.integers(n0, N + 1)))
+        kw["repeats"] = int(rng.integers(1, 3))
+    name = "gemm_packed" if packed else "gemm"
+    fn = getattr(_C, name)
+    expect, call_a, call_b, call_kw = None, a, b, dict(kw)
+    kind = rng.integers(4)
+    if kind == 1:
+        call_a, call_b = odd_layout(rng, a), odd_layout(rng, b)
+    elif kind == 2:
+        which = rng.integers(3)
+        if which == 0:  # a decides the dtype and sizes: only the unambiguous kinds
+            call_a, expect = bad_array(rng, "a", a.shape, dtype, kinds=(0, 2, 4, 5))
+        elif which == 1:
+            call_b, expect = bad_array(rng, "b", b.shape, dtype, kinds=(0, 1, 2, 4, 5))
+        else:
+            call_kw["c"], expect = bad_array(rng, "c", (M, N), dtype)
+            if isinstance(call_kw["c"], np.ndarray) and call_kw["c"].dtype == dtype and \
+                    call_kw["c"].shape == (M, N):
+                expect = None
+    elif kind == 3:
+        key = "trans_b" if packed or rng.integers(2) else "trans_a"
+        if packed and rng.integers(2):
+            value = [(0, N + 1), (1, 0), (-1, 1), (0, 2**64), (0,), "ab", 5][rng.integers(7)]
+            call_kw["cols"] = value
+            expect = Err((TypeError, ValueError), "cols")
+        else:
+            call_kw[key] = [1, None, "no"][rng.integers(3)]
+            expect = incompatible(name)
+    call = lambda: fn(call_a, call_b, **call_kw)  # noqa: E731
+
+    def check(got):
+        same(got, fn(a, b, **kw), name)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        want = (a64.T if trans_a else a64) @ (b64.T if trans_b else b64) * kw.get("alpha", 1.0)
+        base = np.zeros((M, N)) if c is None else c.astype(np.float64)
+        if "cols" in kw:
+            n0, n1 = kw["cols"]
+            full = want + beta * base
+            want = base.copy()
+            want[:, n0:n1] = full[:, n0:n1]
+        else:
+            want = want + beta * base
+        bound = (np.abs(a64).max(initial=0) * np.abs(b64).max(initial=0) * max(K, 1) + 1)
+        if got.shape != want.shape or (got.size and np.abs(got - want).max() > 1e-5 * bound):
+            raise Failure(f"{name}: wrong product")
+    return name, call, expect or Ok(check)
+
+
+def gemm_batched_case(rng):
+    dtype = np.float32 if rng.integers(2) else np.float64
+    B, M, N, K = (int(rng.integers(0, 12)) for _ in range(4))
+    trans_a, trans_b = bool(rng.integers(2)), bool(rng.integers(2))
+    a = rand(rng, (B, K, M) if trans_a else (B, M, K), dtype)
+    b = rand(rng, (B, N, K) if trans_b else (B, K, N), dtype)
+    kw = dict(trans_a=trans_a, trans_b=trans_b)
+    name = "gemm_batched"
+    expect, call_a, call_b, call_kw = None, a, b, dict(kw)
+    kind = rng.integers(4)
+    if kind == 1:
+        call_a, call_b = odd_layout(rng, a), odd_layout(rng, b)
+    elif kind == 2:
+        if rng.integers(2):
+            call_a, expect = bad_array(rng, "a", a.shape, dtype, kinds=(0, 2, 4, 5))
+        else:
+            call_b, expect = bad_array(rng, "b", b.shape, dtype, kinds=(0, 1, 2, 4, 5))
+    elif kind == 3:
+        if rng.integers(2):  # the batch or the inner size of b disagrees with a's
+            axis = 0 if rng.integers(2) else (1 if not trans_b else 2)
+            bad = list(b.shape)
+            bad[axis] += 1
+            call_b, expect = np.zeros(tuple(bad), dtype), Err(ValueError, "b: ")
+        else:
+            call_kw["trans_a" if rng.integers(2) else "trans_b"] = [1, None, "no"][rng.integers(3)]
+            expect = incompatible(name)
+    call = lambda: _C.gemm_batched(call_a, call_b, **call_kw)  # noqa: E731
+
+    def check(got):
+        same(got, _C.gemm_batched(a, b, **kw), name)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        want = (np.swapaxes(a64, 1, 2) if trans_a else a64) @ (np.swapaxes(b64, 1, 2) if trans_b else b64)
+        bound = np.abs(a64).max(initial=0) * np.abs(b64).max(initial=0) * max(K, 1) + 1
+        if got.shape != want.shape or (got.size and np.abs(got - want).max() > 1e-5 * bound):
+            raise Failure(f"{name}: wrong product")
+    return name, call, expect or Ok(check)
+
+
+def threads_case(rng):
+    value = [1, 2, 2, 0, -1, 1025, 2**31, 2**63, 2**64, True, 1.0, "2", None, np.int64(2)][rng.integers(14)]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 1 <= value <= 2:
+        def check(_):
+            if _C.get_num_threads() != value:
+                raise Failure("set_num_threads: not applied")
+        return "set_num_threads", lambda: _C.set_num_threads(value), Ok(check)
+    error = TypeError if isinstance(value, (bool, float, str, type(None))) else ValueError
+    return "set_num_threads", lambda: _C.set_num_threads(value), Err(error, "n: expected")
+
+
+def isa_case(rng):
+    supported = _C.supported_isas()
+    value = [supported[rng.integers(len(supported))], "sse", "", "AVX2", "avx1024", None, 2][rng.integers(7)]
+    if value in supported:
+        def check(_):
+            if _C.active_isa() != value:
+                raise Failure("set_isa: not applied")
+        return "set_isa", lambda: _C.set_isa(value), Ok(check)
+    if not isinstance(value, str):
+        return "set_isa", lambda: _C.set_isa(value), incompatible("set_isa")
+    return "set_isa", lambda: _C.set_isa(value), Err(ValueError, "isa: ")
+
+
+def window_case(rng):
+    value = [0, -1, 1, 64, 4096, 2**20, INT64_MAX, -2**63, 2**63, "1"][rng.integers(10)]
+    if isinstance(value, int) and -2**63 <= value <= INT64_MAX:
+        return "_set_projection_window_bytes", lambda: _C._set_projection_window_bytes(value), Ok()
+    return ("_set_projection_window_bytes", lambda: _C._set_projection_window_bytes(value),
+            incompatible("_set_projection_window_bytes"))
+
+
+def chunks_case(rng):
+    n = [0, 1, 5, 100, 2**31, 2**62, INT64_MAX, -1, -2**63][rng.integers(9)]
+    grain = [1, 3, 1000, 2**62, INT64_MAX, 0, -5][rng.integers(7)]
+    inner = int(rng.integers(0, 3))
+    raise_at = -1 if rng.integers(2) else int(rng.integers(0, 10))
+    call = lambda: _C.parallel_for_chunks(n, grain, raise_at, inner)  # noqa: E731
+    if 0 <= raise_at < n:
+        return "parallel_for_chunks", call, Err(RuntimeError, "parallel_for_chunks: raised in the chunk")
+
+    def check(chunks):
+        covered = 0
+        threads = _C.get_num_threads()
+        for begin, end, inner_chunks in chunks:
+            # a nested parallel_for runs serially; one run by the caller alone may split
+            inner_ok = (inner_chunks == 0 if not inner else
+                        inner_chunks == 1 if len(chunks) > 1 else 1 <= inner_chunks <= threads)
+            if not (0 <= begin < end <= max(n, 0)) or not inner_ok:
+                raise Failure(f"parallel_for_chunks: chunk {(begin, end, inner_chunks)} of n={n}")
+            covered += end - begin
+        if covered != max(n, 0):
+            raise Failure(f"parallel_for_chunks: chunks cover {covered} of {n}")
+    return "parallel_for_chunks", call, Ok(check)
+
+
+def no_argument_case(name):
+    def make(rng):
+        fn = getattr(_C, name)
+        if rng.integers(4) == 0:
+            return name, lambda: fn(1), incompatible(name)
+        return name, fn, Ok()
+    return make
+
+
+CASES = {
+    "recurrent_forward": recurrent_forward_case,
+    "recurrent_backward": recurrent_backward_case,
+    "conv1d_forward": lambda rng: conv_case(rng, False),
+    "conv1d_backward": lambda rng: conv_case(rng, True),
+    "pool1d_forward": lambda rng: pool_case(rng, False),
+    "pool1d_backward": lambda rng: pool_case(rng, True),
+    "gemm": lambda rng: gemm_case(rng, False),
+    "gemm_packed": lambda rng: gemm_case(rng, True),
+    "gemm_batched": gemm_batched_case,
+    "set_num_threads": threads_case,
+    "set_isa": isa_case,
+    "_set_projection_window_bytes": window_case,
+    "parallel_for_chunks": chunks_case,
+    **{name: no_argument_case(name) for name in
+       ("get_num_threads", "active_isa", "supported_isas", "build_info")},
+}
+
+
+def entry_points():
+    return sorted(n for n in dir(_C) if callable(getattr(_C, n)) and
+                  not isinstance(getattr(_C, n), type) and not n.startswith("__"))
+
+
+def run_one(entry, call, expect):
+    """Runs one call; raises Failure when the outcome is not the expected one."""
+    try:
+        result = call()
+    except Exception as error:  # noqa: BLE001 - every exception is judged here
+        if isinstance(expect, Ok):
+            raise Failure(f"{entry}: a valid call raised {type(error).__name__}: {error}") from error
+        if not isinstance(error, expect.types):
+            raise Failure(f"{entry}: expected {[t.__name__ for t in expect.types]} "
+                          f"'{expect.prefix}...', got {type(error).__name__}: {error}") from error
+        if not str(error).startswith(expect.prefix):
+            raise Failure(f"{entry}: expected a message starting '{expect.prefix}', got "
+                          f"{type(error).__name__}: {error}") from error
+        return "refused"
+    if isinstance(expect, Err):
+        raise Failure(f"{entry}: accepted an invalid call (expected {expect.types[0].__name__} "
+                      f"'{expect.prefix}...')")
+    if expect.check is not None:
+        expect.check(result)
+    return "accepted"
+
+
+def fuzz(calls, seed, only=None, progress=None):
+    """calls per entry point; returns {entry: {"accepted": n, "refused": n}}. Raises Failure with
+    the entry point, seed and call index at the first wrong outcome."""
+    missing = set(entry_points()) - set(CASES)
+    if missing:
+        raise Failure(f"entry points the fuzzer does not know: {sorted(missing)}")
+    saved = (_C.get_num_threads(), _C.active_isa())
+    counts = {}
+    try:
+        for entry in sorted(CASES):
+            if only and entry not in only:
+                continue
+            rng = np.random.default_rng([seed, sorted(CASES).index(entry)])
+            tally = counts[entry] = {"accepted": 0, "refused": 0}
+            done = 0
+            while done < calls:
+                case = CASES[entry](rng)
+                if case is None:
+                    continue
+                name, call, expect = case
+                try:
+                    tally[run_one(name, call, expect)] += 1
+                except Failure as failure:
+                    raise Failure(f"{failure} (seed {seed}, call {done} of {entry})") from failure
+                done += 1
+            if progress:
+                progress(entry, tally)
+    finally:
+        _C.set_num_threads(saved[0])
+        _C.set_isa(saved[1])
+        _C._set_projection_window_bytes(0)
+    return counts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=1000, help="calls per entry point")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="*", help="entry points to fuzz (default: all)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    print(f"rnnfast {rnnfast.__version__} from {rnnfast.__file__}, isa {_C.active_isa()}")
+
+    def progress(entry, tally):
+        print(f"{entry:30} {tally['accepted'] + tally['refused']:8d} calls: "
+              f"{tally['accepted']:8d} accepted, {tally['refused']:8d} refused as expected "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    try:
+        counts = fuzz(args.calls, args.seed, args.only, progress)
+    except Failure as failure:
+        print(f"FAILED: {failure}", file=sys.stderr)
+        return 1
+    total = sum(t["accepted"] + t["refused"] for t in counts.values())
+    print(f"{total} calls over {len(counts)} entry points, every outcome as expected")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""WaveNet: the gated activation, forward and backward against a PyTorch twin (same weights,
+float64 to 1e-10), causality and receptive field, fast generation against the full forward and
+against recomputing the receptive field, memory linear in T."""
+import pathlib
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from rnnfast import nn
+
+
+def torch_twin(torch, model):
+    """The same network in PyTorch with the model's weights (the benchmark's twin)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    try:
+        from wavenet_vs_torch import TorchWaveNet
+    finally:
+        sys.path.pop(0)
+    return TorchWaveNet(model)
+
+
+def small(dtype=np.float64, K=2, dilations=(1, 2, 4, 8, 1, 2, 4), seed=0, **kw):
+    args = dict(in_channels=2, out_channels=11, residual_channels=6, dilation_channels=5,
+                skip_channels=7, end_channels=9)
+    args.update(kw)
+    return nn.WaveNet(dilations=list(dilations), kernel_size=K, dtype=dtype, seed=seed, **args)
+
+
+def test_gated_activation_matches_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((3, 4, 10)) * 3
+    gate = nn.GatedActivation()
+    z = gate(x)
+    dz = rng.standard_normal(z.shape)
+    dx = gate.backward(dz)
+    tx = torch.tensor(x, requires_grad=True)
+    tz = torch.tanh(tx[..., :5]) * torch.sigmoid(tx[..., 5:])
+    (tz * torch.tensor(dz)).sum().backward()
+    np.testing.assert_allclose(z, tz.detach().numpy(), atol=1e-14, rtol=0)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), atol=1e-14, rtol=0)
+    with pytest.raises(ValueError, match="even"):
+        gate(np.ones((2, 3)))
+    assert np.all(np.isfinite(gate(np.array([[1e30, -1e30, 1e30, -1e30]]))))
+
+
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_forward_and_backward_match_pytorch_twin(K, rng):
+    torch = pytest.importorskip("torch")
+    model = small(K=K)
+    for p in model.parameters():                 # no zero biases: exercise every mapping
+        p.data[...] = rng.uniform(-0.5, 0.5, p.shape)
+    twin = torch_twin(torch, model)
+    x = rng.standard_normal((3, 37, 2))
+    y = model(x)
+    dy = rng.standard_normal(y.shape)
+    dx = model.backward(dy)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = twin(tx)
+    (ty * torch.tensor(dy)).sum().backward()
+    np.testing.assert_allclose(y, ty.detach().numpy(), atol=1e-10, rtol=0)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), atol=1e-10, rtol=0)
+    theirs = dict(twin.named_parameters())
+    assert set(theirs) == {name for name, _ in model.named_parameters()}
+    for name, p in model.named_parameters():
+        # the last block's residual output feeds nothing: torch leaves its grad None, ours 0
+        want = theirs[name].grad
+        want = np.zeros(p.shape) if want is None else want.numpy()
+        np.testing.assert_allclose(p.grad, want, atol=1e-10, rtol=0, err_msg=name)
+
+
+def test_causality_and_receptive_field(rng):
+    model = small(K=2, dilations=(1, 2, 4, 1, 2))
+    rf = model.receptive_field
+    assert rf == 1 + (1 + 1 + 2 + 4 + 1 + 2) == 12
+    x = rng.standard_normal((1, 40, 2))
+    y = model.eval()(x)
+    t = 30
+    later = x.copy()
+    later[:, t + 1:] += 5.0                                  # the future changes nothing
+    np.testing.assert_array_equal(model(later)[:, :t + 1], y[:, :t + 1])
+    early = x.copy()
+    early[:, :t - rf + 1] += 5.0                             # nor inputs beyond the field
+    np.testing.assert_array_equal(model(early)[:, t], y[:, t])
+    edge = x.copy()
+    edge[:, t - rf + 1] += 5.0                               # its first input does
+    assert not np.allclose(model(edge)[:, t], y[:, t])
+
+
+@pytest.mark.parametrize("K,batch", [(2, 1), (2, 3), (3, 2), (1, 2)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fast_generation_equals_forward_and_naive_recompute(K, batch, dtype, rng):
+    model = small(dtype=dtype, K=K, dilations=(1, 2, 4, 8, 16, 1, 2, 4, 8, 16))
+    for p in model.parameters():
+        p.data[...] = rng.uniform(-0.5, 0.5, p.shape)
+    T = model.receptive_field + 12
+    x = rng.standard_normal((batch, T, 2)).astype(dtype)
+    full = model.eval()(x)
+    gen = model.generator(batch)
+    steps = np.stack([gen.step(x[:, t]) for t in range(T)], axis=1)
+    assert steps.dtype == dtype
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(steps, full, atol=tol * max(1, np.abs(full).max()), rtol=0)
+    # the naive way: recompute the receptive field ending at each step
+    rf = model.receptive_field
+    for t in (0, 5, rf - 1, rf, T - 1):
+        window = x[:, max(0, t - rf + 1):t + 1]
+        naive = model(window)[:, -1]
+        np.testing.assert_allclose(steps[:, t], naive, atol=tol * max(1, np.abs(naive).max()),
+                                   rtol=0)
+    # prime() then step() continues the same sequence
+    gen2 = model.generator(batch)
+    last = gen2.prime(x[:, :T - 1])
+    np.testing.assert_allclose(last, full[:, T - 2], atol=tol * max(1, np.abs(full).max()))
+    np.testing.assert_allclose(gen2.step(x[:, T - 1]), full[:, T - 1],
+                               atol=tol * max(1, np.abs(full).max()))
+
+
+def test_default_model_and_bad_input():
+    model = nn.WaveNet(seed=0)
+    assert model.dilations == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512] * 2
+    assert model.receptive_field == 2 + 2 * 1023 == 2048
+    assert len(model.blocks) == 20 and model.blocks[19].dilation == 512
+    assert model.state_dict()["blocks.0.dilated.weight"].shape == (64, 32, 2)
+    with pytest.raises(ValueError, match="in_channels"):
+        model(np.zeros((1, 5, 2), np.float32))
+    with pytest.raises(TypeError, match="x"):
+        model(np.zeros((1, 5, 1), np.int64))
+    with pytest.raises(ValueError, match="dilations"):
+        nn.WaveNet(dilations=[])
+    with pytest.raises(ValueError, match="dilations"):
+        nn.WaveNet(dilations=[1, 0])
+    gen = model.generator(2)
+    with pytest.raises(ValueError, match="x"):
+        gen.step(np.zeros((1, 1), np.float32))
+    with pytest.raises(TypeError, match="model"):
+        nn.WaveNetGenerator(nn.Linear(2, 2))
+    with pytest.raises(RuntimeError, match="backward"):
+        nn.WaveNet(seed=0).backward(np.zeros((1, 5, 256), np.float32))
+
+
+def peak_bytes(model, T):
+    x = np.random.default_rng(0).standard_normal((2, T, 2))
+    model.train()
+    tracemalloc.start()
+    y = model(x)
+    model.backward(np.ones_like(y))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    model._cache = None
+    return peak
+
+
+def test_training_memory_grows_linearly_with_T():
+    model = small(dilations=(1, 2, 4, 8, 16, 32, 64))
+    peak_bytes(model, 256)                          # warm up
+    sizes = [512, 1024, 2048, 4096]
+    peaks = [peak_bytes(model, T) for T in sizes]
+    # twice the steps, twice the memory (within 15%): linear, not quadratic, in T
+    for a, b in zip(peaks, peaks[1:]):
+        assert 1.7 < b / a < 2.3, peaks
+    # and about what the activations take: per step, per layer, a few dozen float64 values
+    per_step = peaks[-1] / (2 * 4096)
+    assert per_step < 8 * (len(model.dilations) * 80 + 200), per_step
