@@ -337,7 +337,7 @@ def additive_attention_backward(ctx: Context, dout: Optional[ArrayLike] = None,
     t = ctx.t
     dweight = None
     if ctx.w is not None:
-        dweight = _C.gemm(t.reshape(-1, D), ds.reshape(-1, 1), True, False).reshape(D)
+        dweight = _C.gemm(t.reshape(-1, D), ds.reshape(-1, 1), trans_a=True).reshape(D)
     # d/d(pre) of w . tanh(pre) = w * (1 - t^2), pre = a (q + k)
     dpre = 1.0 - t * t
     dpre *= ds[..., None]
