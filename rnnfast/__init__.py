@@ -6,7 +6,7 @@
 - ``rnnfast.nn``, ``rnnfast.losses``, ``rnnfast.optim``: layers, losses and optimisers.
 - ``rnnfast.models``: Keras' Sequential workflow; ``rnnfast.utils``: padding, tokenizer,
   time-series windows; ``rnnfast.generation``: step-by-step decoding (greedy, sampling, beam).
-- Settings and report: ``set_num_threads``, ``set_isa``, ``show_config`` (also
+- Settings and report: ``set_num_threads``, ``set_thread_pool``, ``set_isa``, ``show_config`` (also
   ``python -m rnnfast --config``).
 """
 from rnnfast._version import __version__
@@ -14,8 +14,10 @@ from rnnfast._config import (
     active_isa,
     get_config,
     get_num_threads,
+    get_thread_pool,
     set_isa,
     set_num_threads,
+    set_thread_pool,
     show_config,
     supported_isas,
 )
@@ -38,8 +40,10 @@ __all__ = [
     "active_isa",
     "get_config",
     "get_num_threads",
+    "get_thread_pool",
     "set_isa",
     "set_num_threads",
+    "set_thread_pool",
     "show_config",
     "supported_isas",
 ]

@@ -27,7 +27,8 @@ per process for each device type and dtype (``RuntimeWarning``). An input or sta
 dtype differs from the parameters' raises ``TypeError`` (except under autocast). An empty
 batch (B = 0) gives torch's empty results without a warning.
 
-The kernels run on rnnfast's own thread pool (``rnnfast.set_num_threads``), not torch's.
+The kernels run ``rnnfast.set_num_threads`` threads (not torch's count), on PyTorch's own
+OpenMP threads when it has them (``rnnfast.set_thread_pool``), else on rnnfast's pool.
 ``torch.func.functional_call``, ``copy.deepcopy``, pickling, ``torch.inference_mode`` and
 ``DistributedDataParallel`` work as with torch.nn; ``torch.compile`` runs the layers eagerly
 (Dynamo breaks the graph at the kernel call).
@@ -47,6 +48,7 @@ import torch
 from torch import _VF
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnfast import _config
 from rnnfast.functional.stack import (
     CELLS,
     RecurrentStack,
@@ -54,6 +56,10 @@ from rnnfast.functional.stack import (
     cell_forward,
     cell_options,
 )
+
+# The kernels run on PyTorch's OpenMP threads, which otherwise spin after each torch op on the
+# cores the kernels need (rnnfast.set_thread_pool; 'rnnfast' turns it off).
+_config._use_openmp_of(torch)
 
 __all__ = ["RNN", "LSTM", "GRU", "RecurrentFunction"]
 

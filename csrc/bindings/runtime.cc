@@ -342,6 +342,14 @@ void bind_runtime(Entries& m) {
   m.module().attr("MAX_THREADS") = kMaxThreads;
   m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count_arg(n)); },
         py::arg("n"));
+  // The executor of the parallel regions (csrc/include/rnnfast/threads.h).
+  m.def("get_thread_pool", [] {
+    const bool openmp = active_executor() == Executor::kOpenMP;
+    return py::make_tuple(openmp ? "openmp" : "rnnfast", openmp_runtime());
+  }, "(name, OpenMP runtime path or '') of the executor in use.");
+  m.def("loaded_openmp_runtimes", &loaded_openmp_runtimes);
+  m.def("use_openmp", &use_openmp, py::arg("library"));
+  m.def("use_own_pool", &use_own_pool);
   m.def("active_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("supported_isas", [] {
     std::vector<std::string> names;

@@ -1,8 +1,9 @@
-// The thread pool: persistent workers woken by a generation ticket.
+// The executors of parallel_for: the own pool (persistent workers woken by a generation ticket)
+// and the threads of a loaded OpenMP runtime.
 //
-// A call publishes its job (fn, n) and then a new ticket (generation << 32 | chunk count).
-// Chunk c > 0 belongs to worker c - 1, the caller runs chunk 0; then the caller also runs
-// every chunk whose worker has not claimed it yet (a worker that sleeps, or is descheduled
+// Own pool. A call publishes its job (fn, n) and then a new ticket (generation << 32 | chunk
+// count). Chunk c > 0 belongs to worker c - 1, the caller runs chunk 0; then the caller also
+// runs every chunk whose worker has not claimed it yet (a worker that sleeps, or is descheduled
 // because the machine is busy, never delays a call), and waits for the chunks in progress.
 // Claiming is a compare-and-swap of the chunk's slot from "open in generation g" to "taken", so
 // a worker still holding an old ticket can never run a chunk of a newer job. The split itself
@@ -10,17 +11,28 @@
 // Idle threads spin on the ticket for kSpin, then sleep on a condition variable; whoever
 // changes the state wakes sleepers only if there are any, so the hot path makes no system call.
 //
-// Ownership: one caller thread at a time owns the pool (an atomic flag); any other caller, and
-// any call from inside a region, runs serially. The pool object is never destroyed: after
-// fork() the child forgets it (its threads do not exist there) and makes a new one; at exit
-// the pool is stopped and joined if it is idle, and every later call runs serially.
+// OpenMP. A region is one GOMP_parallel(region, job, nc, 0) of the runtime found loaded in the
+// process (looked up by dlopen(RTLD_NOLOAD) + dlsym: nothing links against OpenMP). Thread t of
+// the m the runtime gives runs chunks t, t + m, ... (so chunk c stays on one thread from call to
+// call, as on the own pool), then claims any chunk still open (a thread that starts late never
+// delays the others). The runtime's end-of-region barrier orders everything the chunks wrote
+// before the caller goes on. Exceptions never cross GOMP_parallel: each chunk catches its own.
+//
+// Ownership: one caller thread at a time owns the executor (an atomic flag); any other caller,
+// and any call from inside a region, runs serially. The pool object is never destroyed: after
+// fork() the child forgets it (its threads do not exist there), makes a new one, and leaves the
+// OpenMP runtime alone; at exit the pool is stopped and joined if it is idle, and every later
+// call runs serially.
 #include "rnnfast/threads.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -33,7 +45,10 @@
 #define RNNFAST_POSIX_THREADS 1
 #endif
 #if defined(__linux__)
+#include <dlfcn.h>
+#include <link.h>
 #include <sched.h>
+#define RNNFAST_FIND_OPENMP 1
 #endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -43,7 +58,7 @@ namespace rnnfast {
 
 namespace {
 
-using Fn = std::function<void(index_t, index_t)>;
+using detail::ChunkFn;
 using Clock = std::chrono::steady_clock;
 
 // How long an idle thread spins before it sleeps; after kPauseSpin it yields its core between
@@ -93,20 +108,47 @@ index_t chunk_begin(index_t n, index_t nc, index_t c) {
 }
 
 std::uint32_t generation(std::uint64_t ticket) { return static_cast<std::uint32_t>(ticket >> 32); }
-int chunk_count(std::uint64_t ticket) { return static_cast<int>(ticket & 0xffffffffu); }
+int chunk_count_of(std::uint64_t ticket) { return static_cast<int>(ticket & 0xffffffffu); }
 
 std::atomic<int> g_num_threads{0};  // 0: not set yet, use default_threads()
 std::atomic<bool> g_shutdown{false};
+std::atomic<bool> g_busy{false};  // a caller thread owns the executor
+std::atomic<bool> g_forked_child{false};
 thread_local bool t_in_region = false;
+
+bool try_acquire() {
+  bool expected = false;
+  return g_busy.compare_exchange_strong(expected, true, std::memory_order_acquire);
+}
+void release() { g_busy.store(false, std::memory_order_release); }
+
+struct InRegion {
+  bool saved = t_in_region;
+  InRegion() { t_in_region = true; }
+  ~InRegion() { t_in_region = saved; }
+};
+
+// The first exception of a call's chunks.
+class FirstError {
+ public:
+  void record() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_) error_ = std::current_exception();
+  }
+  void rethrow() {
+    if (!error_) return;
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+
+ private:
+  std::mutex mu_;
+  std::exception_ptr error_;
+};
 
 class Pool {
  public:
-  bool try_acquire() {
-    bool expected = false;
-    return busy_.compare_exchange_strong(expected, true, std::memory_order_acquire);
-  }
-  void release() { busy_.store(false, std::memory_order_release); }
-
   // Owner only: makes the pool have exactly `count` workers.
   void resize(int count) {
     if (static_cast<int>(workers_.size()) == count) return;
@@ -133,11 +175,12 @@ class Pool {
 #endif
   }
 
-  // Owner only: runs chunks 0..nc-1 of [0, n) (chunk 0 in the caller), rethrows the first error.
-  void run(index_t n, int nc, const Fn& fn) {
-    fn_ = &fn;
+  // Owner only, nc <= workers + 1: runs chunks 0..nc-1 of [0, n) (chunk 0 in the caller),
+  // rethrows the first error.
+  void run(index_t n, int nc, ChunkFn fn, void* ctx) {
+    fn_ = fn;
+    ctx_ = ctx;
     n_ = n;
-    error_ = nullptr;
     const std::uint32_t gen = next_generation();
     for (int c = 1; c < nc; ++c) slots_[c].store(open_slot(gen), std::memory_order_relaxed);
     pending_.store(nc - 1, std::memory_order_relaxed);
@@ -158,11 +201,7 @@ class Pool {
       owner_sleeping_.store(false, std::memory_order_relaxed);
     }
     fn_ = nullptr;
-    if (error_) {
-      std::exception_ptr e = error_;
-      error_ = nullptr;
-      std::rethrow_exception(e);
-    }
+    error_.rethrow();
   }
 
   // Owner only: stops and joins every worker.
@@ -176,12 +215,6 @@ class Pool {
   }
 
  private:
-  struct InRegion {
-    bool saved = t_in_region;
-    InRegion() { t_in_region = true; }
-    ~InRegion() { t_in_region = saved; }
-  };
-
   std::uint32_t next_generation() const {
     return generation(ticket_.load(std::memory_order_relaxed)) + 1;
   }
@@ -202,10 +235,9 @@ class Pool {
 
   void run_chunk(int c, int nc) {
     try {
-      (*fn_)(chunk_begin(n_, nc, c), chunk_begin(n_, nc, c + 1));
+      fn_(ctx_, chunk_begin(n_, nc, c), chunk_begin(n_, nc, c + 1));
     } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mu_);
-      if (!error_) error_ = std::current_exception();
+      error_.record();
     }
   }
 
@@ -228,7 +260,7 @@ class Pool {
       }
       seen = generation(t);
       if (stop_.load(std::memory_order_relaxed)) return;
-      const int nc = chunk_count(t);
+      const int nc = chunk_count_of(t);
       if (w + 1 >= nc || !claim(w + 1, seen)) continue;
       run_chunk(w + 1, nc);
       if (pending_.fetch_sub(1) == 1 && owner_sleeping_.load()) {
@@ -238,9 +270,10 @@ class Pool {
     }
   }
 
-  std::atomic<bool> busy_{false};
   std::vector<std::thread> workers_;
-  const Fn* fn_ = nullptr;  // the job: valid while pending_ > 0 or the owner runs chunk 0
+  // The job: valid while pending_ > 0 or the owner runs chunks.
+  ChunkFn fn_ = nullptr;
+  void* ctx_ = nullptr;
   index_t n_ = 0;
   std::atomic<std::uint64_t> ticket_{0};
   std::vector<std::atomic<std::uint64_t>> slots_;  // per chunk: open_slot(gen), | 1 when taken
@@ -250,44 +283,155 @@ class Pool {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable wake_cv_, done_cv_;
-  std::mutex error_mu_;
-  std::exception_ptr error_;
+  FirstError error_;
 };
 
 std::atomic<Pool*> g_pool{nullptr};
 
-#ifdef RNNFAST_POSIX_THREADS
-// The child of fork() has none of the parent's workers: it forgets the pool (leaking it is the
-// only safe thing; its mutexes may be locked forever) and makes a new one on first use.
-void forget_pool_in_child() { g_pool.store(nullptr, std::memory_order_relaxed); }
+// ---- The OpenMP runtime's threads ----
+
+// The entry points of a loaded OpenMP runtime (GNU libgomp's ABI). Never freed: the handle
+// keeps the library loaded, and a region may still be using it when the executor changes.
+struct OpenMPRuntime {
+  std::string path;
+  void (*parallel)(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
+  int (*thread_num)();
+  int (*num_threads)();
+};
+
+std::atomic<const OpenMPRuntime*> g_openmp{nullptr};  // the executor is OpenMP when set
+std::mutex g_openmp_mu;                               // guards g_runtimes
+std::vector<const OpenMPRuntime*> g_runtimes;         // every runtime resolved so far
+
+#ifdef RNNFAST_FIND_OPENMP
+// Names of the loaded libraries that look like GNU libgomp (libgomp.so.1, or a wheel's
+// renamed copy such as libgomp-a34b3233.so.1).
+std::vector<std::string> libgomp_candidates() {
+  std::vector<std::string> names;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void* out) {
+        const char* name = info->dlpi_name;
+        if (name && *name) {
+          const char* base = std::strrchr(name, '/');
+          base = base ? base + 1 : name;
+          if (std::strncmp(base, "libgomp", 7) == 0 && std::strstr(base, ".so"))
+            static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+        }
+        return 0;
+      },
+      &names);
+  return names;
+}
+
+// The runtime at path if it is loaded and has the entry points; nullptr otherwise. With keep,
+// the library stays referenced for the rest of the process.
+bool resolve(const std::string& path, OpenMPRuntime* rt, bool keep) {
+  void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+  if (!handle) return false;
+  rt->path = path;
+  rt->parallel = reinterpret_cast<decltype(rt->parallel)>(dlsym(handle, "GOMP_parallel"));
+  rt->thread_num = reinterpret_cast<int (*)()>(dlsym(handle, "omp_get_thread_num"));
+  rt->num_threads = reinterpret_cast<int (*)()>(dlsym(handle, "omp_get_num_threads"));
+  const bool ok = rt->parallel && rt->thread_num && rt->num_threads;
+  if (!ok || !keep) dlclose(handle);
+  return ok;
+}
 #endif
+
+// One call's state on the OpenMP threads.
+struct OpenMPJob {
+  const OpenMPRuntime* rt;
+  index_t n;
+  int nc;
+  ChunkFn fn;
+  void* ctx;
+  std::atomic<std::uint64_t>* claims;  // bit c: chunk c taken
+  FirstError error;
+
+  bool claim(int c) {
+    const std::uint64_t bit = std::uint64_t{1} << (c & 63);
+    return (claims[c >> 6].fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
+  }
+  void run(int c) {
+    try {
+      fn(ctx, chunk_begin(n, nc, c), chunk_begin(n, nc, c + 1));
+    } catch (...) {
+      error.record();
+    }
+  }
+};
+
+// The body every OpenMP thread runs (the caller is thread 0).
+void openmp_region(void* data) {
+  OpenMPJob& job = *static_cast<OpenMPJob*>(data);
+  InRegion region;
+  const int t = job.rt->thread_num();
+  const int m = std::max(job.rt->num_threads(), 1);
+  for (int c = t; c < job.nc; c += m)
+    if (job.claim(c)) job.run(c);
+  for (int c = 0; c < job.nc; ++c)
+    if (job.claim(c)) job.run(c);
+}
+
+// Owner only: the claim bits of a call, reused from call to call.
+// Never freed: a region may still run on a daemon thread while the process exits.
+std::atomic<std::uint64_t>* openmp_claims(int nc) {
+  static auto* words = new std::vector<std::atomic<std::uint64_t>>;
+  const std::size_t need = static_cast<std::size_t>(nc + 63) / 64;
+  if (words->size() < need) *words = std::vector<std::atomic<std::uint64_t>>(need);
+  for (std::size_t i = 0; i < need; ++i) (*words)[i].store(0, std::memory_order_relaxed);
+  return words->data();
+}
+
+void run_openmp(const OpenMPRuntime* rt, index_t n, int nc, ChunkFn fn, void* ctx) {
+  OpenMPJob job{rt, n, nc, fn, ctx, openmp_claims(nc), {}};
+  rt->parallel(&openmp_region, &job, static_cast<unsigned>(nc), 0);
+  job.error.rethrow();
+}
+
+// ---- Process events ----
+
+#ifdef RNNFAST_POSIX_THREADS
+// The child of fork() has none of the parent's threads: it forgets the pool (leaking it is the
+// only safe thing; its mutexes may be locked forever), makes a new one on first use, and stays
+// off the OpenMP runtime, whose threads were the parent's too.
+void forget_threads_in_child() {
+  g_pool.store(nullptr, std::memory_order_relaxed);
+  g_openmp.store(nullptr, std::memory_order_relaxed);
+  g_busy.store(false, std::memory_order_relaxed);
+  g_forked_child.store(true, std::memory_order_relaxed);
+}
+#endif
+
+void register_fork_handler() {
+#ifdef RNNFAST_POSIX_THREADS
+  static const int registered = pthread_atfork(nullptr, nullptr, &forget_threads_in_child);
+  (void)registered;
+#endif
+}
 
 Pool* pool() {
   Pool* p = g_pool.load(std::memory_order_acquire);
   if (p) return p;
-#ifdef RNNFAST_POSIX_THREADS
-  static const int registered = pthread_atfork(nullptr, nullptr, &forget_pool_in_child);
-  (void)registered;
-#endif
+  register_fork_handler();
   Pool* fresh = new Pool;
   if (g_pool.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) return fresh;
   delete fresh;
   return p;
 }
 
-// At exit (static destruction) an idle pool is stopped and joined, and kept owned so that
-// calls from threads still running afterwards run serially; a busy pool is left alone.
+// At exit (static destruction) an idle pool is stopped and joined, and the executor kept owned
+// so that calls from threads still running afterwards run serially; a busy one is left alone.
 struct ExitReaper {
   ~ExitReaper() {
     g_shutdown.store(true);
-    Pool* p = g_pool.load();
-    if (p && p->try_acquire()) p->stop_workers();
+    if (!try_acquire()) return;
+    if (Pool* p = g_pool.load()) p->stop_workers();
   }
 } g_exit_reaper;
 
 struct Ownership {
-  Pool* p;
-  ~Ownership() { p->release(); }
+  ~Ownership() { release(); }
 };
 
 }  // namespace
@@ -310,24 +454,87 @@ void set_num_threads(int n) {
 
 bool in_parallel_region() { return t_in_region; }
 
-void parallel_for(index_t n, index_t grain, const Fn& fn) {
-  if (n <= 0) return;
+namespace detail {
+
+int chunk_count(index_t n, index_t grain) {
   if (grain < 1) grain = 1;
   const int threads = get_num_threads();
   const index_t chunks = n / grain + (n % grain != 0);
-  const int nc = static_cast<int>(chunks < threads ? chunks : threads);
-  if (nc <= 1 || t_in_region || g_shutdown.load(std::memory_order_relaxed)) {
-    fn(0, n);
+  if (chunks <= 1 || threads <= 1 || t_in_region || g_shutdown.load(std::memory_order_relaxed))
+    return 1;
+  return static_cast<int>(chunks < threads ? chunks : threads);
+}
+
+void run_chunks(index_t n, int nc, ChunkFn fn, void* ctx) {
+  if (!try_acquire()) {
+    fn(ctx, 0, n);
+    return;
+  }
+  Ownership own;
+  if (const OpenMPRuntime* rt = g_openmp.load(std::memory_order_acquire)) {
+    run_openmp(rt, n, nc, fn, ctx);
     return;
   }
   Pool* p = pool();
-  if (!p->try_acquire()) {
-    fn(0, n);
-    return;
-  }
-  Ownership own{p};
-  p->resize(threads - 1);
-  p->run(n, nc, fn);
+  p->resize(std::max(get_num_threads(), nc) - 1);
+  p->run(n, nc, fn, ctx);
 }
+
+}  // namespace detail
+
+Executor active_executor() {
+  return g_openmp.load(std::memory_order_acquire) ? Executor::kOpenMP : Executor::kOwnPool;
+}
+
+std::string openmp_runtime() {
+  const OpenMPRuntime* rt = g_openmp.load(std::memory_order_acquire);
+  return rt ? rt->path : std::string();
+}
+
+std::vector<std::string> loaded_openmp_runtimes() {
+  std::vector<std::string> found;
+#ifdef RNNFAST_FIND_OPENMP
+  if (g_forked_child.load()) return found;
+  for (const std::string& name : libgomp_candidates()) {
+    OpenMPRuntime rt;
+    if (resolve(name, &rt, false)) found.push_back(name);
+  }
+#endif
+  return found;
+}
+
+void use_openmp(const std::string& library) {
+  if (g_forked_child.load())
+    throw std::runtime_error(
+        "this process is a child made by fork(): the OpenMP runtime's threads belong to the "
+        "parent (GNU libgomp hangs in such a child), so the kernels run on rnnfast's own pool");
+#ifdef RNNFAST_FIND_OPENMP
+  register_fork_handler();
+  std::lock_guard<std::mutex> lock(g_openmp_mu);
+  for (const OpenMPRuntime* rt : g_runtimes)
+    if (rt->path == library) {
+      g_openmp.store(rt, std::memory_order_release);
+      return;
+    }
+  const std::vector<std::string> loaded = loaded_openmp_runtimes();
+  if (std::find(loaded.begin(), loaded.end(), library) != loaded.end()) {
+    auto rt = std::make_unique<OpenMPRuntime>();
+    if (resolve(library, rt.get(), true)) {
+      g_runtimes.push_back(rt.get());
+      g_openmp.store(rt.release(), std::memory_order_release);
+      return;
+    }
+  }
+  std::string names;
+  for (const std::string& name : loaded) names += (names.empty() ? "" : ", ") + name;
+  throw std::runtime_error("'" + library + "' is not a loaded OpenMP runtime (GNU libgomp with "
+                           "GOMP_parallel); loaded: " + (names.empty() ? "none" : names));
+#else
+  throw std::runtime_error("'" + library + "': finding loaded OpenMP runtimes is not supported "
+                           "on this platform");
+#endif
+}
+
+void use_own_pool() { g_openmp.store(nullptr, std::memory_order_release); }
 
 }  // namespace rnnfast

@@ -1,15 +1,27 @@
-// The package's own thread pool. One pool per process, never nested.
+// Where the kernels' parallel regions run. One executor per process, never nested.
 //
-// The pool keeps get_num_threads() - 1 persistent workers; the calling thread is the last
-// participant. Idle workers spin for a short while before they sleep, so back-to-back calls
-// (the recurrent kernels make one or two per time step) wake them in well under a microsecond.
-// Chunk c normally runs on worker c - 1 (chunk 0 on the caller), but once the caller is done
-// with its own chunk it also runs every chunk no worker has started yet, so a sleeping or
-// descheduled worker never delays a call: fn must not depend on which thread runs a chunk.
-// After fork() the child starts with a fresh pool (created on first use); at process exit an
-// idle pool is stopped and joined, and later calls run serially.
+// Two executors, one at a time for the whole process:
+//  - rnnfast's own pool (the default): get_num_threads() - 1 persistent workers, the calling
+//    thread being the last participant. Idle workers spin for a short while before they sleep,
+//    so back-to-back calls (the recurrent kernels make one or two per time step) wake them in
+//    well under a microsecond.
+//  - the threads of an OpenMP runtime already loaded in the process (GNU libgomp, as PyTorch
+//    brings it): a region is one GOMP_parallel call, resolved at run time from the loaded
+//    library (no link-time dependency on OpenMP). Inside a program whose own OpenMP threads
+//    spin after each of its operations, those threads then run our chunks instead of taking the
+//    cores from ours.
+// Either way chunk c normally runs on the same thread from call to call (chunk 0 on the caller),
+// but once the caller is done with its own chunks it also runs every chunk no other thread has
+// started yet, and a runtime may give fewer threads than asked: fn must not depend on which
+// thread runs a chunk. After fork() the child runs on a fresh own pool (the parent's threads do
+// not exist there); at process exit an idle pool is stopped and joined, and later calls run
+// serially.
 #pragma once
-#include <functional>
+#include <functional>  // call sites may pass a std::function
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 #include "rnnfast/common.h"
 
@@ -21,15 +33,59 @@ int get_num_threads();
 // resized at its next use; a call running now keeps its threads.
 void set_num_threads(int n);
 
-// Calls fn(begin, end) on disjoint chunks covering [0, n), in parallel on the pool, and
+namespace detail {
+using ChunkFn = void (*)(void* ctx, index_t begin, index_t end);
+// Chunks of a parallel_for over [0, n) in grain-sized pieces: min(threads, ceil(n / grain)),
+// or 1 when the call must run serially (inside a region, at exit).
+int chunk_count(index_t n, index_t grain);
+// Runs fn(ctx, begin, end) over the nc >= 2 chunks of [0, n) on the executor, or serially when
+// another thread owns it; rethrows the first exception of a chunk.
+void run_chunks(index_t n, int nc, ChunkFn fn, void* ctx);
+template <class F>
+void call_chunk(void* ctx, index_t begin, index_t end) {
+  (*static_cast<F*>(ctx))(begin, end);
+}
+}  // namespace detail
+
+// Calls fn(begin, end) on disjoint chunks covering [0, n), in parallel on the executor, and
 // returns when all chunks are done. The split is static: chunk c of nc covers
 // [c*n/nc, (c+1)*n/nc), nc = min(threads, ceil(n / grain)). A call made from inside a
-// parallel region, or while another caller thread owns the pool, runs serially in the caller.
-// Exceptions thrown by fn are rethrown in the caller (the first one).
-void parallel_for(index_t n, index_t grain, const std::function<void(index_t, index_t)>& fn);
+// parallel region, or while another caller thread owns the executor, runs serially in the
+// caller (fn(0, n) called directly). Exceptions thrown by fn are rethrown in the caller (the
+// first one). fn is called through a plain function pointer: no std::function, no allocation.
+template <class F>
+void parallel_for(index_t n, index_t grain, F&& fn) {
+  if (n <= 0) return;
+  const int nc = detail::chunk_count(n, grain);
+  if (nc <= 1) {
+    fn(index_t{0}, n);
+    return;
+  }
+  using Fn = std::remove_reference_t<F>;
+  detail::run_chunks(n, nc, &detail::call_chunk<Fn>,
+                     const_cast<void*>(static_cast<const volatile void*>(std::addressof(fn))));
+}
 
-// True inside fn of a parallel_for that runs on the pool (on a worker, or on the caller while
-// it runs its own chunk); nested parallel_for calls there run serially.
+// True inside fn of a parallel_for that runs on the executor (on any of its threads, or on the
+// caller while it runs chunks); nested parallel_for calls there run serially.
 bool in_parallel_region();
+
+// The executor. kOpenMP runs regions on the threads of openmp_runtime().
+enum class Executor { kOwnPool, kOpenMP };
+Executor active_executor();
+// Path of the OpenMP runtime whose threads run the regions ("" on the own pool).
+std::string openmp_runtime();
+// Paths of the OpenMP runtimes this process has loaded that can run the regions (GNU libgomp:
+// GOMP_parallel, omp_get_thread_num, omp_get_num_threads), in load order. Empty where the
+// platform cannot list loaded libraries, and in a child made by fork() (see use_openmp).
+std::vector<std::string> loaded_openmp_runtimes();
+// Runs every later region on the threads of the loaded OpenMP runtime at `library` (one of
+// loaded_openmp_runtimes()). Throws std::runtime_error, naming the reason, when it is not
+// loaded, lacks the entry points, or this process is a child made by fork() (the runtime's
+// threads belong to the parent, and GNU libgomp hangs in such a child). A region running now
+// finishes where it started.
+void use_openmp(const std::string& library);
+// Runs every later region on the own pool (the default).
+void use_own_pool();
 
 }  // namespace rnnfast

@@ -1,0 +1,166 @@
+"""rnnfast.torch.LSTM against torch.nn.LSTM inside a PyTorch training loop.
+
+    python bench/interleaved_torch.py                      # 1 and 2 threads, 40 rounds
+    python bench/interleaved_torch.py --threads 2 --rounds 80 --pools
+
+One training step is what a normal PyTorch loop does around the recurrent layer: an embedding
+lookup of token ids, the LSTM (T=50, B=32, I=H=256 by default, time-major), a linear layer on
+every step's output, cross-entropy against the next tokens, backward, gradient clipping and an
+Adam step. torch's ops run before and after every call of the LSTM, so its OpenMP threads are
+awake (spinning) when the LSTM starts, as they are in real programs.
+
+The peers are two copies of the same model (same weights, same data) that differ only in the
+LSTM class. Before timing, the first step's loss and every gradient of the two copies are
+compared (float32, within 1e-4 of the largest magnitude). Each round times ``--steps`` steps of
+every peer, the peers in alternating order from round to round, in one process; the report gives
+the per-step minimum and median over the rounds and the speed-up torch time / rnnfast time
+(above 1: the model with rnnfast.torch.LSTM trains faster).
+
+``--pools`` adds a second rnnfast peer that runs the kernels on rnnfast's own thread pool
+(``rnnfast.set_thread_pool("rnnfast")``) instead of the OpenMP threads PyTorch brought
+(``"openmp"``, what importing rnnfast.torch selects), switched before each of its rounds.
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _env  # noqa: E402
+
+_env.use_inplace_build()
+
+import torch  # noqa: E402
+
+import rnnfast  # noqa: E402
+import rnnfast.torch as rt  # noqa: E402
+
+
+class Model(torch.nn.Module):
+    """Embedding -> LSTM -> Linear over every step: a small language model."""
+
+    def __init__(self, lstm_class, vocab, size, hidden):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, size)
+        self.lstm = lstm_class(size, hidden)
+        self.head = torch.nn.Linear(hidden, vocab)
+
+    def forward(self, tokens):
+        y, _ = self.lstm(self.embed(tokens))
+        return self.head(y)
+
+
+def make_peers(names, vocab, size, hidden, seed=0):
+    torch.manual_seed(seed)
+    first = Model(torch.nn.LSTM, vocab, size, hidden)
+    peers = {}
+    for name in names:
+        model = Model(torch.nn.LSTM if name == "torch" else rt.LSTM, vocab, size, hidden)
+        model.load_state_dict(first.state_dict())
+        peers[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-3))
+    return peers
+
+
+def train_step(model, optimizer, tokens, targets):
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(tokens)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                             targets.reshape(-1))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss
+
+
+def check_peers(peers, tokens, targets):
+    """The first step's loss and gradients of every peer against the torch peer."""
+    results = {}
+    for name, (model, _) in peers.items():
+        model.zero_grad(set_to_none=True)
+        logits = model(tokens)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 targets.reshape(-1))
+        loss.backward()
+        results[name] = [loss.detach()] + [p.grad.clone() for p in model.parameters()]
+        model.zero_grad(set_to_none=True)
+    reference = results["torch"]
+    for name, values in results.items():
+        for a, b in zip(values, reference):
+            scale = max(1.0, float(b.abs().max()))
+            error = float((a - b).abs().max()) / scale
+            if error > 1e-4:
+                raise SystemExit(f"{name}: result differs from torch.nn by {error:.3g}")
+
+
+def use_pool(name):
+    pool = "rnnfast" if name == "rnnfast-own-pool" else "openmp"
+    if name != "torch" and rnnfast.get_thread_pool() != pool:
+        rnnfast.set_thread_pool(pool)
+
+
+def run(threads, args):
+    rnnfast.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    names = ["torch", "rnnfast"]
+    if args.pools:
+        names.append("rnnfast-own-pool")
+    peers = make_peers(names, args.vocab, args.size, args.hidden)
+    gen = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, args.vocab, (args.T + 1, args.B), generator=gen)
+    inputs, targets = tokens[:-1], tokens[1:]
+    check_peers(peers, inputs, targets)
+    for name in names:  # warm-up
+        use_pool(name)
+        for _ in range(3):
+            train_step(*peers[name], inputs, targets)
+    times = {name: [] for name in names}
+    for r in range(args.rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            use_pool(name)
+            model, optimizer = peers[name]
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                train_step(model, optimizer, inputs, targets)
+            times[name].append((time.perf_counter() - start) / args.steps)
+    return times
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=3, help="training steps per round and peer")
+    parser.add_argument("--T", type=int, default=50)
+    parser.add_argument("--B", type=int, default=32)
+    parser.add_argument("--size", type=int, default=256, help="input size I (embedding width)")
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--vocab", type=int, default=64)
+    parser.add_argument("--pools", action="store_true",
+                        help="also time rnnfast on its own thread pool")
+    args = parser.parse_args(argv)
+    rnnfast_pool = rnnfast.get_thread_pool()
+    print(f"rnnfast {rnnfast.__version__} ({rnnfast.__file__}), thread pool {rnnfast_pool}; "
+          f"torch {torch.__version__}; Python {platform.python_version()}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"T={args.T} B={args.B} I={args.size} H={args.hidden} vocab={args.vocab}, "
+          f"{args.rounds} rounds x {args.steps} steps per peer, float32")
+    print(f"{'threads':>7} {'peer':>17} {'min ms':>9} {'median ms':>10} "
+          f"{'torch/peer (min)':>17} {'(median)':>9}")
+    for threads in args.threads:
+        times = run(threads, args)
+        base_min, base_med = min(times["torch"]), statistics.median(times["torch"])
+        for name, values in times.items():
+            lo, med = min(values), statistics.median(values)
+            print(f"{threads:>7} {name:>17} {lo * 1e3:9.2f} {med * 1e3:10.2f} "
+                  f"{base_min / lo:17.2f} {base_med / med:9.2f}")
+        if rnnfast.get_thread_pool() != rnnfast_pool:
+            rnnfast.set_thread_pool(rnnfast_pool)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
