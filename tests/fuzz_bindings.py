@@ -667,20 +667,6 @@ def use_openmp_case(rng):
         return "use_openmp", call, incompatible("use_openmp")
     return "use_openmp", call, Err(RuntimeError, f"'{value}' is not a loaded OpenMP runtime")
 
-def bf16_isa_case(rng):
-    supported = _C.supported_bf16_isas()
-    value = [supported[rng.integers(len(supported))], supported[0], "avx512", "", "AMX", None,
-             3][rng.integers(7)]
-    if value in supported:
-        def check(_):
-            if _C.active_bf16_isa() != value:
-                raise Failure("set_bf16_isa: not applied")
-        return "set_bf16_isa", lambda: _C.set_bf16_isa(value), Ok(check)
-    if not isinstance(value, str):
-        return "set_bf16_isa", lambda: _C.set_bf16_isa(value), incompatible("set_bf16_isa")
-    return "set_bf16_isa", lambda: _C.set_bf16_isa(value), Err(ValueError, "bf16_isa: ")
-
-
 def round_bf16_case(rng):
     shape = tuple(int(n) for n in rng.integers(0, 9, size=rng.integers(1, 4)))
     a = rand(rng, shape, np.float32) * float(10.0 ** rng.integers(-40, 39))
@@ -709,17 +695,29 @@ def threads_case(rng):
     return "set_num_threads", lambda: _C.set_num_threads(value), Err(error, "n: expected")
 
 
-def isa_case(rng):
-    supported = _C.supported_isas()
-    value = [supported[rng.integers(len(supported))], "sse", "", "AVX2", "avx1024", None, 2][rng.integers(7)]
+def isa_setting_case(rng, setter, getter, supported, others, prefix):
+    """set_isa or set_bf16_isa: a supported name (applied) or one of others (refused)."""
+    value = [supported[rng.integers(len(supported))], *others][rng.integers(len(others) + 1)]
+    set_name = setter.__name__
     if value in supported:
         def check(_):
-            if _C.active_isa() != value:
-                raise Failure("set_isa: not applied")
-        return "set_isa", lambda: _C.set_isa(value), Ok(check)
+            if getter() != value:
+                raise Failure(f"{set_name}: not applied")
+        return set_name, lambda: setter(value), Ok(check)
     if not isinstance(value, str):
-        return "set_isa", lambda: _C.set_isa(value), incompatible("set_isa")
-    return "set_isa", lambda: _C.set_isa(value), Err(ValueError, "isa: ")
+        return set_name, lambda: setter(value), incompatible(set_name)
+    return set_name, lambda: setter(value), Err(ValueError, prefix)
+
+
+def isa_case(rng):
+    return isa_setting_case(rng, _C.set_isa, _C.active_isa, _C.supported_isas(),
+                            ["sse", "", "AVX2", "avx1024", None, 2], "isa: ")
+
+
+def bf16_isa_case(rng):
+    supported = _C.supported_bf16_isas()
+    return isa_setting_case(rng, _C.set_bf16_isa, _C.active_bf16_isa, supported,
+                            [supported[0], "avx512", "", "AMX", None, 3], "bf16_isa: ")
 
 
 def window_case(rng):
