@@ -28,34 +28,16 @@ import re
 
 import numpy as np
 
-from rnnfast import losses
 from rnnfast import nn
-from rnnfast.models import metrics as metrics_mod
-from rnnfast.models import optimizers as optimizers_mod
 from rnnfast.models import saving, training
-from rnnfast.models.layers import Activation, Bidirectional, Dense, Input, Masking, _Recurrent
-from rnnfast.nn.activation import _Elementwise
+from rnnfast.models.functional import (FREE_LENGTHS, MAX_LAYERS, KerasTensor, input_dtype,
+                                       run_layer, sample_shape, snake_case)
+from rnnfast.models.layers import Dense, Input
 from rnnfast.nn.module import Module
 from rnnfast.nn.recurrent import RNNBase
-from rnnfast.nn.serialization import MAX_CONFIG_INT, deserialize, serialize
+from rnnfast.nn.serialization import deserialize, serialize
 
 __all__ = ["Sequential"]
-
-MASK_CONSUMERS = (_Recurrent, Bidirectional)
-MASK_TRANSPARENT = (nn.Dropout, nn.Linear, _Elementwise, Activation, nn.LayerNorm,
-                    nn.TimeDistributed)
-FREE_LENGTHS = (61, 67)  # stand-ins for a None axis when tracing shapes
-MAX_SAMPLE_ELEMENTS = 2 ** 22  # bound of one sample's size in a config (from_config)
-MAX_LAYERS = 4096
-INPUT_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                "uint64", "float16", "float32", "float64")
-
-
-def snake_case(name):
-    """Keras' layer names: ``MaxPooling1D`` -> ``max_pooling1d``, ``SimpleRNN`` ->
-    ``simple_rnn``."""
-    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class Sequential(training.BaseModel):
@@ -73,7 +55,7 @@ class Sequential(training.BaseModel):
         self._init_training(seed)
         self.output_mask = None
         if layers is not None:
-            if isinstance(layers, (Module, Input)):
+            if isinstance(layers, (Module, Input, KerasTensor)):
                 layers = [layers]
             for layer in layers:
                 self.add(layer)
@@ -81,6 +63,8 @@ class Sequential(training.BaseModel):
     # layers -------------------------------------------------------------------------------
     def add(self, layer):
         """Append a layer (or an ``Input`` first)."""
+        if isinstance(layer, KerasTensor) and layer.spec is not None:  # Keras' Input(...)
+            layer = layer.spec
         if isinstance(layer, Input):
             if self.layers or self.input_spec is not None:
                 raise ValueError("Input: must be the first item of a Sequential")
@@ -142,16 +126,8 @@ class Sequential(training.BaseModel):
 
     # forward / backward -------------------------------------------------------------------
     def _call_layer(self, layer, x, mask):
-        if isinstance(layer, MASK_CONSUMERS):
-            return layer.forward(x, mask=mask), layer.compute_output_mask(mask)
-        if isinstance(layer, (nn.Embedding, Masking)):  # mask producers (Masking replaces one)
-            y = layer.forward(x)
-            mask = layer.mask if layer.mask is not None and layer.mask.ndim == 2 else None
-            return y, mask
-        if mask is not None and not isinstance(layer, MASK_TRANSPARENT):
-            raise ValueError("cannot take the padding mask of Embedding(mask_zero=True) or "
-                             "Masking; put a recurrent layer before it or drop the mask")
-        return layer.forward(x), mask
+        outs, masks = run_layer(layer, [x], [mask])
+        return outs[0], masks[0]
 
     def prepare_input(self, x, name="x"):
         """``x`` as an array the first layer takes (ints stay ints for an Embedding, and are
@@ -365,8 +341,8 @@ class Sequential(training.BaseModel):
         if spec is not None:
             if not isinstance(spec, dict) or set(spec) != {"shape", "dtype"}:
                 raise ValueError("config.input: expected {'shape': [...], 'dtype': ...}")
-            shape = _sample_shape(spec["shape"], "config.input.shape")
-            model.add(Input(shape, _input_dtype(spec["dtype"], "config.input.dtype", True)))
+            shape = sample_shape(spec["shape"], "config.input.shape")
+            model.add(Input(shape, input_dtype(spec["dtype"], "config.input.dtype", True)))
         layers = config["layers"]
         if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
             raise ValueError(f"config.layers: expected a list of at most {MAX_LAYERS} layers")
@@ -382,7 +358,7 @@ class Sequential(training.BaseModel):
                                 where)
             declared = getattr(layer, "input_shape", None)
             if not model.layers and spec is None and declared is not None:
-                _sample_shape(list(declared), f"{where}: the input shape it declares")
+                sample_shape(list(declared), f"{where}: the input shape it declares")
             layer.name = name
             model.add(layer)
         shape = config["build_input_shape"]
@@ -390,35 +366,15 @@ class Sequential(training.BaseModel):
             if not isinstance(shape, list) or not shape or shape[0] is not None:
                 raise ValueError("config.build_input_shape: expected [null, ...] (the batch "
                                  "axis first)")
-            sample = _sample_shape(shape[1:], "config.build_input_shape")
+            sample = sample_shape(shape[1:], "config.build_input_shape")
             model.build((None,) + sample,
-                        _input_dtype(config["build_input_dtype"], "config.build_input_dtype"))
+                        input_dtype(config["build_input_dtype"], "config.build_input_dtype"))
         elif config["build_input_dtype"] is not None:
             raise ValueError("config.build_input_dtype: expected null for an unbuilt model")
         return model
 
     def extra_repr(self):
         return f"name={self.name!r}"
-
-
-def _sample_shape(shape, where):
-    """A config's sample shape (no batch axis): ints >= 1 or None, of bounded size."""
-    if not isinstance(shape, list) or len(shape) > 8 or any(
-            d is not None and (isinstance(d, bool) or not isinstance(d, int) or
-                               not 1 <= d <= MAX_CONFIG_INT) for d in shape):
-        raise ValueError(f"{where}: expected at most 8 sizes (ints >= 1 or null), got "
-                         f"{str(shape)[:80]}")
-    size = int(np.prod([d or 1 for d in shape], dtype=object))
-    if size > MAX_SAMPLE_ELEMENTS:
-        raise ValueError(f"{where}: a sample of {size:,} elements (at most "
-                         f"{MAX_SAMPLE_ELEMENTS:,})")
-    return tuple(shape)
-
-
-def _input_dtype(name, where, allow_none=False):
-    if (name is None and allow_none) or name in INPUT_DTYPES:
-        return name
-    raise ValueError(f"{where}: expected one of {list(INPUT_DTYPES)}, got {str(name)[:40]!r}")
 
 
 def _is_ragged(x):
