@@ -344,6 +344,8 @@ class Model(training.BaseModel):
     ``Input`` tensors ``inputs`` and the tensors ``outputs`` (each a tensor, a list, or a dict
     by name), trained and saved as a Sequential is."""
 
+    multi_output_config = True  # saved compile settings: per output (rnnfast.models.saving)
+
     def __init__(self, inputs, outputs, name=None, *, seed=None):
         super().__init__()
         self.name = "functional" if name is None else str(name)

@@ -299,9 +299,9 @@ def resolve_heads(names, loss, metrics=None, loss_weights=None):
     if all(v is None for v in per_loss):
         raise ValueError("loss: compile() needs a loss for at least one output")
     loss_objs = [None if v is None else losses.get(v) for v in per_loss]
-    if isinstance(metrics, dict) or (n > 1 and isinstance(metrics, (list, tuple)) and metrics
-                                     and all(m is None or isinstance(m, (list, tuple, dict))
-                                             for m in metrics)):
+    if isinstance(metrics, dict) or (isinstance(metrics, (list, tuple)) and metrics and
+                                     all(m is None or isinstance(m, (list, tuple))
+                                         for m in metrics)):
         per_metrics = by_output(metrics, names, "metric lists", "metrics")
     else:
         per_metrics = [_metric_list(metrics, "metrics")] * n
