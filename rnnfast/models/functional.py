@@ -174,8 +174,9 @@ class KerasTensor:
 def Input(shape=None, dtype=None, name=None, batch_size=None, **unsupported):
     """Keras' ``Input(shape, dtype=None, name=None)``: a symbolic tensor of samples of
     ``shape`` (no batch axis; None for a free length), for ``Model(inputs, outputs)`` or as
-    the first item of a Sequential. ``dtype`` None takes the data's (float32 for floats);
-    ``batch_size`` is accepted and not fixed (any batch size runs)."""
+    the first item of a Sequential. ``dtype`` None feeds float32, as in Keras (integer data
+    into an ``Embedding`` stays integer); ``batch_size`` is accepted and not fixed (any batch
+    size runs)."""
     if unsupported:
         raise TypeError(f"Input: argument(s) {', '.join(sorted(unsupported))} not supported")
     if shape is None:

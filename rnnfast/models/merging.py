@@ -13,6 +13,8 @@ import numpy as np
 from rnnfast.nn.module import Module, as_float_input, check_grad
 from rnnfast.nn.serialization import register_layers
 
+EPSILON = 1e-7  # Keras' backend epsilon: Dot(normalize=True) divides by max(|x|, EPSILON)
+
 __all__ = ["Add", "Average", "Concatenate", "Dot", "Maximum", "Merge", "Minimum", "Multiply",
            "Subtract"]
 
@@ -224,7 +226,8 @@ class Concatenate(Merge):
 class Dot(Merge):
     """Keras' ``Dot(axes, normalize=False)`` of two inputs: the sum of their products over
     ``axes`` (an int for both, or a pair), batch by batch; with ``normalize``, each input is
-    first L2-normalised along its axis (cosine proximity). Inputs of 2 or 3 axes."""
+    first L2-normalised along its axis (cosine proximity; norms below 1e-7 count as 1e-7, as in
+    Keras). Inputs of 2 or 3 axes."""
 
     max_inputs = 2
 
@@ -254,8 +257,8 @@ class Dot(Merge):
                              f"got shapes {a.shape} and {b.shape}")
         norms = None
         if self.normalize:
-            na = np.sqrt(np.maximum(np.sum(a * a, axis=ax[0], keepdims=True), 1e-12))
-            nb = np.sqrt(np.maximum(np.sum(b * b, axis=ax[1], keepdims=True), 1e-12))
+            na = np.maximum(np.sqrt(np.sum(a * a, axis=ax[0], keepdims=True)), EPSILON)
+            nb = np.maximum(np.sqrt(np.sum(b * b, axis=ax[1], keepdims=True)), EPSILON)
             norms = (a, b, na, nb)
             a, b = a / na, b / nb
         # move the contracted axis last in a, first (after batch) in b: batched matmul
@@ -282,8 +285,9 @@ class Dot(Merge):
         if norms is not None:
             a, b, na, nb = norms
             an, bn = a / na, b / nb
-            da = (da - an * np.sum(da * an, axis=ax[0], keepdims=True)) / na
-            db = (db - bn * np.sum(db * bn, axis=ax[1], keepdims=True)) / nb
+            # a clamped norm is a constant: the projection term drops out there
+            da = (da - (na > EPSILON) * an * np.sum(da * an, axis=ax[0], keepdims=True)) / na
+            db = (db - (nb > EPSILON) * bn * np.sum(db * bn, axis=ax[1], keepdims=True)) / nb
         return [np.ascontiguousarray(da), np.ascontiguousarray(db)]
 
     def compute_mask(self, masks, shapes):
