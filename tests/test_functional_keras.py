@@ -38,15 +38,21 @@ def copy_weights(kmodel, model):
     """Keras' weights into ``model``, layer by layer (by name)."""
     for name in model.layer_names:
         weights = kmodel.get_layer(name).get_weights()
-        if weights:
-            model.get_layer(name).set_weights(weights)
+        layer = model.get_layer(name)
+        if weights and hasattr(layer, "set_weights"):
+            layer.set_weights(weights)
+        elif weights:  # AdditiveAttention's scale: the same layout
+            for p, w in zip(layer.parameters(), weights, strict=True):
+                p.data[...] = w
 
 
 def assert_same_weights(kmodel, model):
     for name in model.layer_names:
         kw = kmodel.get_layer(name).get_weights()
         if kw:
-            got = model.get_layer(name).get_weights()
+            layer = model.get_layer(name)
+            got = layer.get_weights() if hasattr(layer, "get_weights") else \
+                [p.data for p in layer.parameters()]
             assert len(got) == len(kw), name
             for i, (g, k) in enumerate(zip(got, kw)):
                 assert_close(g, k, what=f"{name} weight {i}")
@@ -119,6 +125,23 @@ def encoder_decoder(K, recurrent_bias=True, mask_zero=False, vocab=13, units=8):
     joined = K.layers.Concatenate(name="concat")([dec_out, context])
     probs = K.layers.Dense(vocab, activation="softmax", name="probs")(joined)
     return K.Model([source, target], probs)
+
+
+def bidirectional_encoder_decoder(K, recurrent_bias=True, vocab=13, units=5):
+    """The notes' bidirectional encoder: attention over both directions' outputs; the decoder
+    starts from zeros (Bidirectional cannot return its states here)."""
+    source = K.Input(shape=(None,), dtype="int32", name="source")
+    target = K.Input(shape=(None,), dtype="int32", name="target")
+    enc_out = K.layers.Bidirectional(
+        K.layers.LSTM(units, return_sequences=True, use_bias=recurrent_bias, name="fw"),
+        name="encoder")(K.layers.Embedding(vocab, 6, name="src_embedding")(source))
+    dec_out = K.layers.LSTM(2 * units, return_sequences=True, use_bias=recurrent_bias,
+                            name="decoder")(K.layers.Embedding(vocab, 6,
+                                                               name="tgt_embedding")(target))
+    context = K.layers.AdditiveAttention(name="attention")([dec_out, enc_out])
+    joined = K.layers.Concatenate(name="concat")([dec_out, context])
+    return K.Model([source, target], K.layers.Dense(vocab, activation="softmax",
+                                                    name="probs")(joined))
 
 
 def data(rng, n=24, vocab=13, ts=7, tt=5):
@@ -236,6 +259,16 @@ def test_encoder_decoder_trains_with_teacher_forcing_as_keras(rng, tmp_path):
     np.testing.assert_array_equal(loaded.predict([source, target_in], verbose=0), got)
     assert loaded.output_names == model.output_names
     assert loaded.input_names == ["source", "target"]
+
+
+def test_bidirectional_encoder_decoder_predicts_and_trains_as_keras(rng):
+    source, target_in, target_out = data(rng)
+    kmodel, model = pair(bidirectional_encoder_decoder, rng)
+    got, want = predictions(kmodel, model, [source, target_in])
+    assert_close(got, want, what="predictions")
+    kh, h, _, _ = trained(bidirectional_encoder_decoder, rng, [source, target_in], target_out,
+                          dict(loss="sparse_categorical_crossentropy"), epochs=2)
+    assert_close(h["loss"], kh["loss"], what="losses")
 
 
 # merge layers -------------------------------------------------------------------------------

@@ -125,8 +125,11 @@ def backward_layer(layer, grads):
         return layer.backward(grads[0], grads[1] if len(grads) > 1 else None)
     if isinstance(layer, merging.Merge):
         return layer.backward(grads[0])
-    if isinstance(layer, _Recurrent):
+    if isinstance(layer, MASK_CONSUMERS) and len(grads) > 1:  # return_state: [y, h(, c)]
         dx = layer.backward(grads[0], *grads[1:])
+        return dx if isinstance(dx, list) else [dx]
+    if isinstance(layer, _Recurrent):  # [dx, dh0(, dc0)] after an initial_state
+        dx = layer.backward(grads[0])
         return dx if isinstance(dx, list) else [dx]
     return [layer.backward(grads[0])]
 
