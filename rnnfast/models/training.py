@@ -818,8 +818,10 @@ class BaseModel(Module):
 
         def row(fields):
             line = ""
-            for field, end in zip(fields, cols):
-                line = (line + " " + str(field))[:end - 1].ljust(end)
+            for k, (field, end) in enumerate(zip(fields, cols)):
+                line += " " + str(field)
+                if k < len(fields) - 1:  # the last column is never cut
+                    line = line[:end - 1].ljust(end)
             return line.rstrip()
 
         print_fn(f'Model: "{self.name}"')
