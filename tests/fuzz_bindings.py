@@ -169,7 +169,8 @@ def recurrent_setup(rng):
               "b_ih": rand(rng, (G * H,), dtype) if rng.integers(2) else None,
               "b_hh": rand(rng, (G * H,), dtype) if rng.integers(2) else None,
               "h0": rand(rng, (B, H), dtype) if rng.integers(2) else None,
-              "c0": rand(rng, (B, H), dtype) if op == "lstm" and rng.integers(2) else None}
+              "c0": rand(rng, (B, H), dtype) if op == "lstm" and rng.integers(2) else None,
+              "w_peephole": rand(rng, (3, H), dtype) if op == "lstm" and rng.integers(2) else None}
     lengths = None
     if rng.integers(2):
         lengths = rng.integers(1, T + 1, size=B).astype(
@@ -182,6 +183,11 @@ def recurrent_setup(rng):
 
 
 ARRAY_ORDER = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "c0"]
+KEYWORD_ARRAYS = ["w_peephole"]  # the cell variants' arrays, by keyword
+
+
+def keyword_arrays(arrays):
+    return {k: arrays[k] for k in KEYWORD_ARRAYS}
 
 
 def reference_forward(op, arrays, options, training):
@@ -193,7 +199,8 @@ def reference_forward(op, arrays, options, training):
         kw["reset_after"] = options["reset_after"]
     args = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in arrays.items()}
     if op != "lstm":
-        args.pop("c0")
+        for name in ["c0"] + KEYWORD_ARRAYS:
+            args.pop(name)
     return getattr(R, op + "_forward")(**args, **kw)
 
 
@@ -203,15 +210,17 @@ def recurrent_forward_case(rng):
     call_arrays, call_options, call_op = dict(arrays), dict(options), op
     kind = rng.integers(4)
     if kind == 1:  # a valid layout of one array
-        name = ARRAY_ORDER[rng.integers(len(ARRAY_ORDER))]
+        names = ARRAY_ORDER + KEYWORD_ARRAYS
+        name = names[rng.integers(len(names))]
         if arrays[name] is not None:
             call_arrays[name] = odd_layout(rng, arrays[name])
     elif kind == 2:  # one invalid array
         name = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0"][rng.integers(6)]
         if op == "lstm" and rng.integers(4) == 0:
-            name = "c0"
+            name = ["c0", "w_peephole"][rng.integers(2)]
         shape = (np.shape(arrays[name]) if arrays[name] is not None else
-                 {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,)}.get(name, (B, H)))
+                 {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,),
+                  "w_peephole": (3, H)}.get(name, (B, H)))
         # x decides the dtype and the sizes: another float dtype or size of x is a valid call or
         # one where another argument is blamed, so x only gets the unambiguous kinds.
         kinds = (0, 2, 4, 5) if name == "x" else None
@@ -219,8 +228,12 @@ def recurrent_forward_case(rng):
         call_arrays[name] = value
         if op != "lstm" and rng.integers(8) == 0:
             call_arrays[name] = arrays[name]
-            call_arrays["c0"] = rand(rng, (B, H), dtype)
-            expect = Err(ValueError, "c0: only an LSTM has a cell state")
+            if rng.integers(2):
+                call_arrays["c0"] = rand(rng, (B, H), dtype)
+                expect = Err(ValueError, "c0: only an LSTM has a cell state")
+            else:
+                call_arrays["w_peephole"] = rand(rng, (3, H), dtype)
+                expect = Err(ValueError, "w_peephole: only an LSTM has peepholes")
     elif kind == 3:  # one invalid option
         which = rng.integers(5)
         if which == 0:
@@ -245,12 +258,14 @@ def recurrent_forward_case(rng):
                                        np.zeros(B + 1, np.int64)][rng.integers(4)]
             expect = Err((TypeError, ValueError), "lengths: expected")
     args = [call_arrays[k] for k in ARRAY_ORDER]
-    call = lambda: _C.recurrent_forward(call_op, *args, **call_options)  # noqa: E731
+    call = lambda: _C.recurrent_forward(call_op, *args, **call_options,  # noqa: E731
+                                        **keyword_arrays(call_arrays))
     if expect is not None:
         return "recurrent_forward", call, expect
 
     def check(out):
-        plain = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options)
+        plain = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options,
+                                     **keyword_arrays(arrays))
         same(without_ctx(out), without_ctx(plain), "recurrent_forward")
         want = reference_forward(op, arrays, options, False)
         names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
@@ -264,7 +279,8 @@ def recurrent_forward_case(rng):
 def recurrent_backward_case(rng):
     op, arrays, options, (T, B, I, H, dtype) = recurrent_setup(rng)
     options["training"] = True
-    out = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options)
+    out = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options,
+                               **keyword_arrays(arrays))
     ctx = out[-1]
     y_shape = out[0].shape
     grads = {"dy": rand(rng, y_shape, dtype) if rng.integers(4) else None,
@@ -307,7 +323,7 @@ def recurrent_backward_case(rng):
             g64.pop("dc_n")
         want = getattr(R, op + "_backward")(ref_out[-1], **g64)
         for name in want:
-            if name not in got and want[name] is None:  # the reference's optional cell variants
+            if name == "w_hr" and want[name] is None:  # not a kernel argument yet
                 continue
             close(got[name], want[name], dtype, f"recurrent_backward {op} d{name}")
     return "recurrent_backward", call, Ok(check)

@@ -16,8 +16,9 @@ TOL = {np.float64: (1e-10, 1e-10), np.float32: (1e-4, 1e-3)}  # (outputs, gradie
 
 
 def make_inputs(rng, op, T, B, I, H, dtype, *, bias=True, h0=True, batch_first=False,
-                lengths=False, scale=0.5):
-    """Keyword arguments of a forward call (arrays of dtype), and lengths (or None)."""
+                lengths=False, scale=0.5, peephole=False):
+    """Keyword arguments of a forward call (arrays of dtype), and lengths (or None).
+    peephole (LSTM): a w_peephole argument too."""
     G = GATES[op]
     x_shape = (B, T, I) if batch_first else (T, B, I)
     args = {
@@ -30,6 +31,8 @@ def make_inputs(rng, op, T, B, I, H, dtype, *, bias=True, h0=True, batch_first=F
     }
     if op == "lstm":
         args["c0"] = rng.standard_normal((B, H)) * scale if h0 else None
+        if peephole:
+            args["w_peephole"] = rng.standard_normal((3, H)) * scale
     args = {k: (None if v is None else v.astype(dtype)) for k, v in args.items()}
     lens = None
     if lengths:
@@ -51,7 +54,7 @@ def upstream(rng, op, y_shape, B, H, dtype):
 
 # Gradients the reference returns (None when the argument was not given) for arguments the
 # kernels do not take yet; dropped from its results so both modules give the same keys.
-REFERENCE_ONLY = ("w_hr", "w_peephole")
+REFERENCE_ONLY = ("w_hr",)
 
 
 def run(module, op, args, options, grads=None):

@@ -194,6 +194,15 @@ def recurrent_forward_cases(op):
                       ValueError, f"b_ih: expected shape (4*hidden_size,) = ({4 * H},), got "
                       f"({4 * H - 1},): {4 * H - 1} is not a multiple of 4 (4*hidden_size, with "
                       f"hidden_size = {H} from w_hh)"))
+        cases.append(("w_peephole-shape", lambda k: fw(k, w_peephole=np.zeros((4, H), np.float32)),
+                      ValueError, f"w_peephole: expected shape (3, hidden_size) = (3, {H}) (rows "
+                      f"p_i, p_f, p_o; hidden_size from w_hh), got (4, {H})"))
+        cases.append(("w_peephole-1d", lambda k: fw(k, w_peephole=np.zeros(3 * H, np.float32)),
+                      ValueError, f"w_peephole: expected shape (3, hidden_size) = (3, {H})"))
+        cases.append(("w_peephole-dtype", lambda k: fw(k, w_peephole=np.zeros((3, H))),
+                      TypeError, "w_peephole: expected dtype float32 (the dtype of x), got float64"))
+        cases.append(("w_peephole-int", lambda k: fw(k, w_peephole=np.zeros((3, H), np.int8)),
+                      TypeError, "w_peephole: expected a float32 or float64 array, got dtype int8"))
     if op == "gru":
         cases.append(("batch_first-2d", lambda k: fw(k, x=k.x[0], batch_first=True), ValueError,
                       "x: expected a 3-D array (batch, seq_len, input_size), got shape (3, 4)"))
@@ -578,6 +587,10 @@ BINDING_CASES = [
     ("recurrent_forward-c0-gru", lambda k: _C.recurrent_forward(
         "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], None, None, None,
         k.rec["lstm"]["c0"], **RECURRENT_OPTIONS), ValueError, "c0: only an LSTM has a cell state"),
+    ("recurrent_forward-w_peephole-gru", lambda k: _C.recurrent_forward(
+        "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **RECURRENT_OPTIONS, w_peephole=np.zeros((3, H), np.float32)), ValueError,
+     "w_peephole: only an LSTM has peepholes"),
     ("recurrent_backward-dc_n-gru", lambda k: _C.recurrent_backward(
         "gru", k.ctx["gru"], None, None, k.rec["lstm"]["c0"]), ValueError,
      "dc_n: only an LSTM has a cell state"),

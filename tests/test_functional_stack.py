@@ -33,8 +33,12 @@ def by_hand(stack, weights, x, h0, c0, lengths, masks):
             k = layer * D + d
             w = [weights.get(param_name(p, layer, d)) for p in ("weight_ih", "weight_hh",
                                                                   "bias_ih", "bias_hh")]
+            extra = {key: weights[param_name(prefix, layer, d)]
+                     for prefix, key in [("weight_peephole", "w_peephole")]
+                     if param_name(prefix, layer, d) in weights}
             state = (h0[k], c0[k]) if stack.has_cell_state else (h0[k],)
-            res = kernel(out, *w, *state, lengths=lengths, reverse=d == 1, **stack.options)
+            res = kernel(out, *w, *state, lengths=lengths, reverse=d == 1, **extra,
+                         **stack.kernel_options)
             ys.append(res[0])
             hs.append(res[1])
             if stack.has_cell_state:
@@ -56,9 +60,14 @@ def test_names_and_shapes_are_torch_nn_s(cell, bias):
     assert stack.state_shape(B) == (6, B, H) and stack.output_size == 2 * H
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
-def test_forward_and_backward_match_the_single_layer_calls(rng, cell):
-    stack, weights = make(cell, rng, dropout=0.3)
+# The cells, and the LSTM's variants: cell options
+VARIANTS = {**{cell: (cell, {}) for cell in CELLS}, "lstm_peephole": ("lstm", {"peephole": True})}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_forward_and_backward_match_the_single_layer_calls(rng, variant):
+    cell, kw = VARIANTS[variant]
+    stack, weights = make(cell, rng, dropout=0.3, **kw)
     x = rng.standard_normal((T, B, I))
     h0 = rng.standard_normal(stack.state_shape(B))
     c0 = rng.standard_normal(h0.shape) if stack.has_cell_state else None
@@ -175,3 +184,13 @@ def test_a_stack_pickles(rng):
     x = rng.standard_normal((T, B, I))
     assert twin.names == stack.names and twin.options == stack.options
     np.testing.assert_array_equal(twin.forward(weights, x)[0], stack.forward(weights, x)[0])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_peephole_parameters_follow_the_plain_ones(bias):
+    stack = RecurrentStack("lstm", I, H, 2, bias=bias, bidirectional=True, peephole=True)
+    plain = RecurrentStack("lstm", I, H, 2, bias=bias, bidirectional=True)
+    for names, plain_names in zip(stack.names, plain.names):
+        assert names[:-1] == plain_names and names[-1].startswith("weight_peephole_l")
+        assert stack.shapes[names[-1]] == (3, H)
+    assert stack.kernel_options == {} and stack.options == {"peephole": True}

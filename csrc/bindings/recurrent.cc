@@ -29,6 +29,7 @@ struct RecurrentCtx {
   bool dbl = false;
   py::array x, w_ih, w_hh;  // C-contiguous, of the ctx's dtype
   std::optional<py::array> b_ih, b_hh;
+  std::optional<py::array> w_peephole;  // LSTM peepholes [3, H]
   bool has_h0 = false, has_c0 = false;
   Precision precision = Precision::float32;  // of the products, forward and backward
   RecurrentWorkspace<float> ws32;
@@ -93,7 +94,7 @@ RecurrentWorkspace<double>& workspace<double>(RecurrentCtx& ctx) { return ctx.ws
 template <typename T>
 RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
   return {static_cast<const T*>(c.w_ih.data()), static_cast<const T*>(c.w_hh.data()),
-          ptr<T>(c.b_ih), ptr<T>(c.b_hh), c.precision};
+          ptr<T>(c.b_ih), ptr<T>(c.b_hh), c.precision, ptr<T>(c.w_peephole)};
 }
 
 template <typename T>
@@ -127,7 +128,8 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
                                     const py::object& h0_obj, const py::object& c0_obj,
                                     const py::object& nonlinearity, bool reset_after,
                                     const py::object& lengths_obj, bool reverse, bool batch_first,
-                                    bool training, const py::object& precision) {
+                                    bool training, const py::object& precision,
+                                    const py::object& w_peephole_obj) {
   const std::string op = choice_arg(op_obj, "op", kRecurrentOps);
   auto ctx = std::make_shared<RecurrentCtx>();
   ctx->op = op;
@@ -185,6 +187,17 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
   std::optional<py::array> c0;
   if (ctx->cell == Cell::lstm) c0 = optional_array(c0_obj, "c0", x, {batch, hidden});
   else if (!c0_obj.is_none()) throw py::value_error("c0: only an LSTM has a cell state");
+  if (!w_peephole_obj.is_none()) {
+    if (ctx->cell != Cell::lstm) throw py::value_error("w_peephole: only an LSTM has peepholes");
+    py::array p = float_array(w_peephole_obj, "w_peephole");
+    check_same_dtype(p, "w_peephole", x, "x");
+    const std::vector<index_t> want{3, s.H};
+    if (shape_of(p) != want)
+      throw py::value_error("w_peephole: expected shape (3, hidden_size) = " + shape_str(want) +
+                            " (rows p_i, p_f, p_o; hidden_size from w_hh), got " +
+                            shape_str(shape_of(p)));
+    ctx->w_peephole = contiguous_float(p);
+  }
   if (!lengths_obj.is_none()) s.lengths = lengths_vector(lengths_obj, s.B, s.T);
   checked_size({s.T, s.B, G * s.H + 2 * s.H + s.I}, "x and hidden_size");
   ctx->has_h0 = bool(h0);
@@ -205,7 +218,8 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
   const SeqShape& s = ctx.shape;
   const index_t GH = gate_count(ctx.cell) * s.H;
   py::array_t<T> dx(shape_of(ctx.x)), dw_ih({GH, s.I}), dw_hh({GH, s.H});
-  std::optional<py::array_t<T>> dh0, dc0, db_ih, db_hh;
+  std::optional<py::array_t<T>> dh0, dc0, db_ih, db_hh, dpeep;
+  if (ctx.w_peephole) dpeep.emplace(std::vector<index_t>{3, s.H});
   if (ctx.has_h0) dh0.emplace(std::vector<index_t>{s.B, s.H});
   if (ctx.has_c0) dc0.emplace(std::vector<index_t>{s.B, s.H});
   if (ctx.b_ih) db_ih.emplace(std::vector<index_t>{GH});
@@ -219,6 +233,7 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
   g.c0 = out(dc0);
   g.b_ih = out(db_ih);
   g.b_hh = out(db_hh);
+  g.w_peephole = out(dpeep);
   const RecurrentWeights<T> w = weights_of<T>(ctx);
   const T* px = static_cast<const T*>(ctx.x.data());
   const T *pdy = ptr<T>(dy), *pdh = ptr<T>(dh_n), *pdc = ptr<T>(dc_n);
@@ -227,7 +242,7 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
     recurrent_backward<T>(ctx.cell, s, w, px, workspace<T>(ctx), pdy, pdh, pdc, g);
   } else {  // an empty batch: the weight gradients (sums over the batch) are zeros
     for (py::array_t<T>* a : {&dw_ih, &dw_hh}) std::fill_n(a->mutable_data(), a->size(), T(0));
-    for (auto* a : {&db_ih, &db_hh})
+    for (auto* a : {&db_ih, &db_hh, &dpeep})
       if (*a) std::fill_n((*a)->mutable_data(), (*a)->size(), T(0));
   }
   auto obj = [](std::optional<py::array_t<T>>& a) {
@@ -241,6 +256,7 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
   grads["w_hh"] = dw_hh;
   grads["b_ih"] = obj(db_ih);
   grads["b_hh"] = obj(db_hh);
+  if (ctx.cell == Cell::lstm) grads["w_peephole"] = obj(dpeep);
   return grads;
 }
 
@@ -291,7 +307,8 @@ void bind_recurrent(Entries& m) {
         py::arg("h0"), py::arg("c0"), py::kw_only(),
         py::arg("nonlinearity"), py::arg("reset_after").noconvert(), py::arg("lengths"),
         py::arg("reverse").noconvert(), py::arg("batch_first").noconvert(),
-        py::arg("training").noconvert(), py::arg("precision") = "float32");
+        py::arg("training").noconvert(), py::arg("precision") = "float32",
+        py::arg("w_peephole") = py::none());
   m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

@@ -39,12 +39,44 @@ void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out) {
   });
 }
 
+// The peephole gradients [3, H]: over the valid rows (in order, so the sums are reproducible),
+// sum of di * c_{t-1}, df * c_{t-1} and do * c_t, c_t recomputed from the saved gates.
+template <typename T>
+void peephole_grads(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T* dgx, T* out) {
+  const index_t H = s.H, GH = 4 * H;
+  constexpr index_t kChunk = 64;
+  parallel_for(H, kChunk, [&](index_t j0, index_t j1) {
+    for (index_t jb = j0; jb < j1; jb += kChunk) {
+      const index_t w = std::min(kChunk, j1 - jb);
+      T pi[kChunk] = {}, pf[kChunk] = {}, po[kChunk] = {};
+      for (index_t t = 0; t < s.T; ++t)
+        for (index_t b = 0; b < s.B; ++b) {
+          if (t >= s.length(b)) continue;
+          const index_t row = s.row(t, b);
+          const T* d = dgx + row * GH + jb;
+          const T* gt = ws.gates.data() + row * GH + jb;
+          const T* cp = ws.extra.data() + row * H + jb;
+          for (index_t j = 0; j < w; ++j) {
+            const T cn = gt[H + j] * cp[j] + gt[j] * gt[2 * H + j];
+            pi[j] += d[j] * cp[j];
+            pf[j] += d[H + j] * cp[j];
+            po[j] += d[3 * H + j] * cn;
+          }
+        }
+      std::copy(pi, pi + w, out + jb);
+      std::copy(pf, pf + w, out + H + jb);
+      std::copy(po, po + w, out + 2 * H + jb);
+    }
+  });
+}
+
 // Everything one step of the blocked loop reads; the parallel_for captures only a pointer to it.
-// The cell C is a template parameter: no switch per row.
-template <typename T, Cell C>
+// The cell C and its options (Peep: LSTM peepholes) are template parameters: no switch per row.
+template <typename T, Cell C, bool Peep>
 struct BlockedGradStep {
   const SeqShape* s;
   const cells::CellSteps<T>* steps;
+  const T* peep;  // [3, H] when Peep
   const PackedB<T>* whh;  // W_hh [G*H, H]: its columns are the hidden units
   const RecurrentWorkspace<T>* ws;
   const T* dy;
@@ -86,8 +118,12 @@ struct BlockedGradStep {
       if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
         steps->rnn_grad(C == Cell::rnn_relu, n, H, gates, db, dgrow, st);
       } else if constexpr (C == Cell::lstm) {
-        steps->lstm_grad(n, H, gates, ws->extra.data() + row * H + j0, db, dc + b * H + j0,
-                         dgrow, st);
+        if constexpr (Peep)
+          steps->lstm_peephole_grad(n, H, gates, ws->extra.data() + row * H + j0, peep + j0, db,
+                                    dc + b * H + j0, dgrow, st);
+        else
+          steps->lstm_grad(n, H, gates, ws->extra.data() + row * H + j0, db, dc + b * H + j0,
+                           dgrow, st);
       } else {
         static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
         steps->gru_grad(n, H, gates, ws->extra.data() + row * H + j0,
@@ -101,8 +137,8 @@ struct BlockedGradStep {
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward.
-template <typename T, Cell C>
-void loop_blocked(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
+template <typename T, Cell C, bool Peep = false>
+void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const RecurrentWorkspace<T>& ws,
                   const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
                   Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = gate_count(C) * H;
@@ -114,9 +150,9 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>&
   const index_t grain = detail::step_grain(B * GH * hb);
 
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
-    BlockedGradStep<T, C> st{&s, steps, &whh, &ws, dy, dgx, dgh_n, dh, dc, nullptr,
-                          stage_a.data(), 0, hb, b0, b1};
-    const BlockedGradStep<T, C>* sp = &st;
+    BlockedGradStep<T, C, Peep> st{&s,  steps, peep,    &whh,           &ws, dy, dgx, dgh_n,
+                                   dh,  dc,    nullptr, stage_a.data(), 0,   hb, b0,  b1};
+    const BlockedGradStep<T, C, Peep>* sp = &st;
     for (st.step = s.steps() - 1; st.step >= 0; --st.step) {
       if (share_steps)
         parallel_for(blocks, grain, [sp](index_t q0, index_t q1) { sp->run_blocks(q0, q1); });
@@ -201,11 +237,16 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   }
   if (cell == Cell::gru_reset_before)
     loop_reset_before(s, w.w_hh, ws, dy, dgx.data(), dh.data(), w.precision);
+  else if (is_lstm && w.w_peephole)
+    loop_blocked<T, Cell::lstm, true>(s, w.w_hh, w.w_peephole, ws, dy, dgx.data(), nullptr,
+                                      dh.data(), dc.data(), w.precision);
   else
     detail::with_blocked_cell(cell, [&](auto cell_c) {
-      loop_blocked<T, decltype(cell_c)::value>(s, w.w_hh, ws, dy, dgx.data(), dgh_n.data(),
-                                               dh.data(), dc.data(), w.precision);
+      loop_blocked<T, decltype(cell_c)::value>(s, w.w_hh, nullptr, ws, dy, dgx.data(),
+                                               dgh_n.data(), dh.data(), dc.data(), w.precision);
     });
+  if (g.w_peephole && is_lstm && w.w_peephole)
+    peephole_grads(s, ws, dgx.data(), g.w_peephole);
 
   if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);

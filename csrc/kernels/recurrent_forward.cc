@@ -243,13 +243,15 @@ struct GateBlockedWeights {
 };
 
 // Everything one step of the gate-blocked loop reads; the parallel_for captures only a pointer
-// to it (no allocation per step). The cell C is a template parameter: no switch per row.
-template <typename T, Cell C>
+// to it (no allocation per step). The cell C and its options (Peep: LSTM peepholes) are
+// template parameters: no switch per row, and a cell without options runs the plain code.
+template <typename T, Cell C, bool Peep>
 struct BlockedStep {
   const SeqShape* s;
   const cells::CellSteps<T>* steps;
   const GateBlockedWeights<T>* w;
   const T* bias;
+  const T* peep;  // [3, H] when Peep
   const T* b_hn;
   const InputProjection<T>* xg;
   T* hg;  // [B, blocks * width]
@@ -287,7 +289,10 @@ struct BlockedStep {
         steps->rnn(C == Cell::rnn_relu, n, H, w->hb, g, hgb, bias + j0, hnb);
       } else if constexpr (C == Cell::lstm) {
         if (ws) std::memcpy(ws->extra.data() + row * H + j0, c + b * H + j0, size);
-        steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, c + b * H + j0);
+        if constexpr (Peep)
+          steps->lstm_peephole(n, H, w->hb, g, hgb, bias + j0, peep + j0, hnb, c + b * H + j0);
+        else
+          steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, c + b * H + j0);
       } else {
         static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
         steps->gru(n, H, w->hb, g, hgb, bias + j0, b_hn + j0, hpb, hnb,
@@ -302,8 +307,9 @@ struct BlockedStep {
 // final one out; c [B, H] (LSTM) likewise. The threads either take disjoint sequences through
 // every step (detail::split_batch: no synchronisation at all) or share each step by blocks of
 // hidden units (one parallel region per step).
-template <typename T, Cell C>
-void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T* b_hn,
+template <typename T, Cell C, bool Peep = false>
+void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T* peep,
+                       const T* b_hn,
                        const Projections<T>& proj, T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
                        Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, G = gate_count(C);
@@ -317,9 +323,10 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     InputProjection<T> local;
     if (!proj.shared) local.windows(s, G * H, proj.x, proj.wih, b0, b1, proj.into);
-    BlockedStep<T, C> st{&s, steps, &w, bias, b_hn, proj.shared ? proj.shared : &local,
-                      hg.data(), c, y, ws, h, other.data(), 0, b0, b1};
-    const BlockedStep<T, C>* sp = &st;
+    BlockedStep<T, C, Peep> st{&s,   steps,     &w,        bias,   peep,
+                               b_hn, proj.shared ? proj.shared : &local,
+                               hg.data(), c, y, ws, h, other.data(), 0, b0, b1};
+    const BlockedStep<T, C, Peep>* sp = &st;
     for (index_t n_steps = s.steps(); st.step < n_steps; ++st.step) {
       local.prepare(st.step);
       if (share_steps)
@@ -427,11 +434,14 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
 
   if (cell == Cell::gru_reset_before)
     loop_reset_before(s, w.w_hh, bias.data(), proj, h_n, y, ws, w.precision);
+  else if (is_lstm && w.w_peephole)
+    loop_gate_blocked<T, Cell::lstm, true>(s, w.w_hh, bias.data(), w.w_peephole, b_hn.data(),
+                                           proj, h_n, c, y, ws, w.precision);
   else
     detail::with_blocked_cell(cell, [&](auto cell_c) {
-      loop_gate_blocked<T, decltype(cell_c)::value>(s, w.w_hh, bias.data(), b_hn.data(), proj,
-                                                    h_n, is_lstm ? c : nullptr, y, ws,
-                                                    w.precision);
+      loop_gate_blocked<T, decltype(cell_c)::value>(s, w.w_hh, bias.data(), nullptr,
+                                                    b_hn.data(), proj, h_n,
+                                                    is_lstm ? c : nullptr, y, ws, w.precision);
     });
 }
 

@@ -84,13 +84,16 @@ def rnn_backward(ctx: Context, dy: Optional[ArrayLike] = None,
 
 def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
                  b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None,
-                 c0: Optional[ArrayLike] = None, *, lengths: Optional[ArrayLike] = None,
+                 c0: Optional[ArrayLike] = None, *, w_peephole: Optional[ArrayLike] = None,
+                 lengths: Optional[ArrayLike] = None,
                  reverse: bool = False, batch_first: bool = False,
                  training: bool = False,
                  precision: str = "float32") -> Tuple[Array, Array, Array, Optional[Context]]:
     """LSTM over whole sequences, gates ``i, f, g, o`` (PyTorch's order).
 
-    ``c' = f * c + i * g``, ``h' = o * tanh(c')``.
+    ``c' = f * c + i * g``, ``h' = o * tanh(c')``. With peepholes (ONNX's LSTM with its P
+    input): ``i = sigmoid(... + p_i * c)``, ``f = sigmoid(... + p_f * c)``,
+    ``o = sigmoid(... + p_o * c')``.
 
     Args:
         x: ``(T, B, I)``, or ``(B, T, I)`` with ``batch_first``; float32 or float64.
@@ -100,6 +103,7 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
         b_hh: ``(4H,)`` or None (no bias).
         h0: ``(B, H)`` or None (zeros).
         c0: ``(B, H)`` or None (zeros).
+        w_peephole: ``(3, H)``, rows ``p_i, p_f, p_o``, or None (no peepholes).
         lengths: ``(B,)`` integers in ``1..T``, or None (every sequence has T steps).
         reverse: run each sequence from its last valid step back to its first.
         batch_first: ``x`` and ``y`` are ``(B, T, ...)``.
@@ -114,7 +118,7 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
     return _C.recurrent_forward(
         "lstm", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), _w(c0), nonlinearity="tanh", reset_after=True,
         lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
-        training=bool(training), precision=precision)
+        training=bool(training), precision=precision, w_peephole=_w(w_peephole))
 
 
 def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
@@ -128,8 +132,9 @@ def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[A
         dc_n: ``(B, H)`` or None (zeros).
 
     Returns:
-        dict with ``"x"``, ``"h0"``, ``"c0"``, ``"w_ih"``, ``"w_hh"``, ``"b_ih"``, ``"b_hh"``
-        (the shapes of the forward's arguments); None for arguments that were None.
+        dict with ``"x"``, ``"h0"``, ``"c0"``, ``"w_ih"``, ``"w_hh"``, ``"b_ih"``, ``"b_hh"``,
+        ``"w_peephole"`` (the shapes of the forward's arguments); None for arguments that were
+        None.
     """
     return _C.recurrent_backward("lstm", ctx, _w(dy), _w(dh_n), _w(dc_n))
 

@@ -31,7 +31,7 @@ import numpy as np
 from rnnfast import functional as F
 from rnnfast._checks import check_int, check_probability
 
-__all__ = ["CELLS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
+__all__ = ["CELLS", "LSTM_PARAMS", "PLAIN_PARAMS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
            "cell_forward", "cell_options", "param_name"]
 
 
@@ -46,6 +46,9 @@ class Param(NamedTuple):
     shape: Callable[[int, int, int, Mapping[str, Any]], Tuple[int, ...]]
     #: present only when the stack has biases
     bias: bool
+    #: present only when this option of the cell is set (then passed to the kernel by
+    #: keyword); "" for every stack
+    option: str = ""
 
 
 def _input_weight_shape(layer_input, hidden, gates, options):
@@ -69,6 +72,16 @@ PLAIN_PARAMS = (
 )
 
 
+def _peephole_shape(layer_input, hidden, gates, options):
+    return (3, hidden)
+
+
+#: The LSTM's: the plain ones and its peepholes (ONNX's P, rows p_i, p_f, p_o).
+LSTM_PARAMS = PLAIN_PARAMS + (
+    Param("weight_peephole", "w_peephole", _peephole_shape, False, "peephole"),
+)
+
+
 def _check_nonlinearity(value):
     if value not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {value!r}")
@@ -88,11 +101,13 @@ class Cell(NamedTuple):
     params: Tuple[Param, ...]
     #: the cell's options (keywords of its forward kernel): name -> (default, check)
     options: Mapping[str, Tuple[Any, Callable[[Any], Any]]]
+    #: the options that only decide which parameters exist (not kernel keywords)
+    param_options: Tuple[str, ...] = ()
 
 
 CELLS: Dict[str, Cell] = {
     "rnn": Cell("rnn", 1, False, PLAIN_PARAMS, {"nonlinearity": ("tanh", _check_nonlinearity)}),
-    "lstm": Cell("lstm", 4, True, PLAIN_PARAMS, {}),
+    "lstm": Cell("lstm", 4, True, LSTM_PARAMS, {"peephole": (False, bool)}, ("peephole",)),
     "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool)}),
 }
 
@@ -100,12 +115,14 @@ CELLS: Dict[str, Cell] = {
 def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
                  batch_first=False, training=False):
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
-    ``Param.key`` (missing: None), ``options`` from ``cell_options``. Returns
+    ``Param.key`` (missing: None), ``options`` the kernel's (``RecurrentStack.kernel_options``). Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
-    args = [weights.get(param.key) for param in cell.params]
+    args = [weights.get(param.key) for param in cell.params if not param.option]
     args += [h0, c0] if cell.has_cell_state else [h0]
-    out = getattr(F, cell.name + "_forward")(x, *args, **options, lengths=lengths,
+    keywords = {param.key: weights.get(param.key) for param in cell.params if param.option}
+    keywords.update(options)
+    out = getattr(F, cell.name + "_forward")(x, *args, **keywords, lengths=lengths,
                                             reverse=reverse, batch_first=batch_first,
                                             training=training)
     return out if cell.has_cell_state else (out[0], out[1], None, out[2])
@@ -170,12 +187,14 @@ class RecurrentStack:
             warns, as PyTorch does, when it is > 0 with one layer.
         stacklevel: the ``warnings.warn`` stack level of that warning, counted from the caller
             of this constructor (1).
-        **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru").
+        **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru",
+            ``peephole`` for "lstm").
 
     Attributes:
         cell: the ``Cell``.
         names: for each ``k = layer * D + direction``, the names of its parameters in
-            ``cell.params`` order (those with ``bias`` only when ``bias``).
+            ``cell.params`` order (those with ``bias`` only when ``bias``, those with an
+            ``option`` only when that option is set).
         shapes: ``{name: shape}`` of every parameter, in the order of ``names``.
         params: the ``Param`` s every layer and direction has (``cell.params`` without the
             biases when ``bias`` is False).
@@ -202,7 +221,11 @@ class RecurrentStack:
                           f"dropout={self.dropout} and num_layers={self.num_layers}",
                           UserWarning, stacklevel=stacklevel + 1)
         self.options = cell_options(cell, **options)
-        self.params = tuple(p for p in self.cell.params if self.bias or not p.bias)
+        #: the options the kernels take (without those that only decide the parameters)
+        self.kernel_options = {k: v for k, v in self.options.items()
+                               if k not in self.cell.param_options}
+        self.params = tuple(p for p in self.cell.params if (self.bias or not p.bias)
+                            and (not p.option or self.options[p.option]))
         self.names = []
         self.shapes = {}
         D, H, G = self.num_directions, self.hidden_size, self.cell.gates
@@ -280,7 +303,7 @@ class RecurrentStack:
         if masks is not None and len(masks) != L - 1:
             raise ValueError(f"masks: expected {L - 1} masks (one per layer after the first), "
                              f"got {len(masks)}")
-        cell, options = self.cell, self.options
+        cell, options = self.cell, self.kernel_options
         h_n, c_n, ctxs, layer_masks = [], [], [], [None]
         layer_input = x
         for layer in range(L):

@@ -217,16 +217,24 @@ class RNN(RNNBase):
 
 
 class LSTM(RNNBase):
-    """LSTM with PyTorch's gates (i, f, g, o); returns ``output, (h_n, c_n)``."""
+    """LSTM with PyTorch's gates (i, f, g, o); returns ``output, (h_n, c_n)``.
+
+    ``peephole=True`` adds ``weight_peephole_l{k}`` (3, hidden_size) per layer and direction,
+    rows ``p_i, p_f, p_o`` (ONNX's LSTM with its P input): ``i = sigmoid(... + p_i * c)``,
+    ``f = sigmoid(... + p_f * c)``, ``o = sigmoid(... + p_o * c')``."""
 
     cell = "lstm"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, **kwargs):
+                 dropout=0.0, bidirectional=False, proj_size=0, *, peephole=False, **kwargs):
         if proj_size != 0:
             raise ValueError(f"proj_size: only 0 (no projection) is supported, got {proj_size!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, **kwargs)
+                         bidirectional, peephole=peephole, **kwargs)
+        self.peephole = self.stack.options["peephole"]
+
+    def extra_repr(self):
+        return super().extra_repr() + (", peephole=True" if self.peephole else "")
 
 
 class GRU(RNNBase):

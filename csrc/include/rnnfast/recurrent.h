@@ -60,6 +60,9 @@ struct RecurrentWeights {
   // bfloat16: operands rounded to bfloat16, float32 sums; gemm_bf16.h). Gate math, states
   // and everything outside the products stay T.
   Precision precision = Precision::float32;
+  // LSTM only. [3, H] peepholes p_i, p_f, p_o (ONNX's P): i and f add p * c_{t-1} to their
+  // pre-activations, o adds p_o * c_t. Null: none (the plain cell's kernels run).
+  const T* w_peephole = nullptr;
 };
 
 // What a training forward keeps for backward: (G + 2) * rows * H values at most.
@@ -91,6 +94,7 @@ struct RecurrentGrads {
   T* w_hh = nullptr;  // [G*H, H]
   T* b_ih = nullptr;  // [G*H]
   T* b_hh = nullptr;  // [G*H]
+  T* w_peephole = nullptr;  // [3, H] (LSTM with peepholes)
 };
 
 // dy [rows, H] (rows at padded positions are ignored), dh_n and dc_n [B, H]; each may be null
