@@ -34,7 +34,7 @@ def by_hand(stack, weights, x, h0, c0, lengths, masks):
             w = [weights.get(param_name(p, layer, d)) for p in ("weight_ih", "weight_hh",
                                                                   "bias_ih", "bias_hh")]
             extra = {key: weights[param_name(prefix, layer, d)]
-                     for prefix, key in [("weight_peephole", "w_peephole")]
+                     for prefix, key in [("weight_peephole", "w_peephole"), ("weight_hr", "w_hr")]
                      if param_name(prefix, layer, d) in weights}
             state = (h0[k], c0[k]) if stack.has_cell_state else (h0[k],)
             res = kernel(out, *w, *state, lengths=lengths, reverse=d == 1, **extra,
@@ -61,7 +61,9 @@ def test_names_and_shapes_are_torch_nn_s(cell, bias):
 
 
 # The cells, and the LSTM's variants: cell options
-VARIANTS = {**{cell: (cell, {}) for cell in CELLS}, "lstm_peephole": ("lstm", {"peephole": True})}
+VARIANTS = {**{cell: (cell, {}) for cell in CELLS}, "lstm_peephole": ("lstm", {"peephole": True}),
+            "lstm_proj": ("lstm", {"proj_size": 2}),
+            "lstm_proj_peephole": ("lstm", {"proj_size": 3, "peephole": True})}
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -70,9 +72,9 @@ def test_forward_and_backward_match_the_single_layer_calls(rng, variant):
     stack, weights = make(cell, rng, dropout=0.3, **kw)
     x = rng.standard_normal((T, B, I))
     h0 = rng.standard_normal(stack.state_shape(B))
-    c0 = rng.standard_normal(h0.shape) if stack.has_cell_state else None
+    c0 = rng.standard_normal(stack.cell_state_shape(B)) if stack.has_cell_state else None
     lengths = np.array([4, 1, 3])
-    masks = stack.dropout_masks((T, B, 2 * H), np.float64, np.random.default_rng(3))
+    masks = stack.dropout_masks((T, B, stack.output_size), np.float64, np.random.default_rng(3))
     y, h_n, c_n, ctx = stack.forward(weights, x, h0, c0, lengths=lengths, training=True,
                                      masks=masks)
     want = by_hand(stack, weights, x, h0, c0, lengths, masks)
@@ -193,4 +195,14 @@ def test_peephole_parameters_follow_the_plain_ones(bias):
     for names, plain_names in zip(stack.names, plain.names):
         assert names[:-1] == plain_names and names[-1].startswith("weight_peephole_l")
         assert stack.shapes[names[-1]] == (3, H)
-    assert stack.kernel_options == {} and stack.options == {"peephole": True}
+    assert stack.kernel_options == {} and stack.options == {"proj_size": 0, "peephole": True}
+
+
+def test_projection_parameters_and_sizes_are_torch_nn_s():
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.LSTM(I, H, num_layers=3, bidirectional=True, proj_size=2)
+    stack = RecurrentStack("lstm", I, H, 3, bidirectional=True, proj_size=2)
+    assert {n: tuple(p.shape) for n, p in theirs.named_parameters()} == stack.shapes
+    assert list(stack.shapes) == [n for n, _ in theirs.named_parameters()]
+    assert stack.state_shape(B) == (6, B, 2) and stack.cell_state_shape(B) == (6, B, H)
+    assert stack.output_size == 4

@@ -214,8 +214,16 @@ def test_bad_constructor_arguments(kwargs, err, match):
 def test_bad_cell_specific_arguments():
     with pytest.raises(ValueError, match="nonlinearity"):
         nn.RNN(2, 3, nonlinearity="sigmoid")
-    with pytest.raises(ValueError, match="proj_size"):
-        nn.LSTM(2, 3, proj_size=2)
+    with pytest.raises(ValueError, match=r"proj_size: expected an int < hidden_size \(3\), got 3"):
+        nn.LSTM(2, 3, proj_size=3)
+    with pytest.raises(ValueError, match="proj_size: expected an int >= 0, got -1"):
+        nn.LSTM(2, 3, proj_size=-1)
+    with pytest.raises(TypeError, match="proj_size: expected an int, got float"):
+        nn.LSTM(2, 3, proj_size=1.0)
+    lstm = nn.LSTM(2, 3, proj_size=2)
+    with pytest.raises(ValueError, match=r"state\[0\]: expected shape \(num_layers\*num_directions, "
+                       r"batch, proj_size\) = \(1, 4, 2\), got \(1, 4, 3\)"):
+        lstm(np.zeros((5, 4, 2)), (np.zeros((1, 4, 3)), np.zeros((1, 4, 3))))
 
 
 def test_bad_forward_and_backward_arguments(rng):

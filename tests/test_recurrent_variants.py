@@ -1,4 +1,4 @@
-"""The fused kernels of the LSTM variants (peepholes) against the NumPy reference, forward and
+"""The fused kernels of the LSTM variants (peepholes, projection) against the NumPy reference, forward and
 backward: every option of the plain cells, odd sizes, T=1, B=1, every instruction set, threads."""
 import itertools
 
@@ -13,15 +13,29 @@ from recurrent_cases import TOL, as64, make_inputs, rel_err, run, upstream
 DTYPES = [np.float32, np.float64]
 OPTIONS = list(itertools.product([False, True], repeat=5))  # batch_first, bias, h0, lengths, reverse
 # variant id -> make_inputs keywords
-VARIANTS = {"peephole": {"peephole": True}}
+VARIANTS = {"peephole": {"peephole": True}, "proj": {"proj_size": 3},
+            "proj-wide": {"proj_size": 11}, "proj-peephole": {"proj_size": 2, "peephole": True}}
+
+
+def proj_of(variant, H):
+    """P of a variant at hidden size H (3 and 2 stay below it, 11 may exceed it)."""
+    return min(VARIANTS[variant].get("proj_size", H), H) if H < 3 else \
+        VARIANTS[variant].get("proj_size", H)
+
+
+def inputs(rng, variant, T, B, I, H, dtype, **kw):
+    options = dict(VARIANTS[variant])
+    if "proj_size" in options:
+        options["proj_size"] = proj_of(variant, H)
+    return make_inputs(rng, "lstm", T, B, I, H, dtype, **kw, **options)
 
 
 def check_variant(rng, variant, T, B, I, H, dtype, *, batch_first=False, bias=True, h0=True,
                   lengths=True, reverse=False):
-    args, lens = make_inputs(rng, "lstm", T, B, I, H, dtype, bias=bias, h0=h0,
-                             batch_first=batch_first, lengths=lengths, **VARIANTS[variant])
+    args, lens = inputs(rng, variant, T, B, I, H, dtype, bias=bias, h0=h0,
+                        batch_first=batch_first, lengths=lengths)
     options = dict(lengths=lens, reverse=reverse, batch_first=batch_first)
-    P = H
+    P = proj_of(variant, H)
     grads = upstream(rng, "lstm", args["x"].shape[:2] + (P,), B, H, dtype)
     grads["dh_n"] = rng.standard_normal((B, P)).astype(dtype)
     out, got = run(F, "lstm", args, options, grads)
@@ -81,9 +95,10 @@ def test_every_instruction_set(rng, variant, dtype, isa):
 @pytest.mark.parametrize("T,B,H", [(12, 9, 40), (5, 9, 200), (1, 2, 300), (6, 20, 64)],
                          ids=["H40", "H200", "step-H300", "B20"])
 def test_bitwise_reproducible_across_threads(rng, variant, T, B, H):
-    args, lens = make_inputs(rng, "lstm", T, B, 20, H, np.float32, lengths=True,
-                             **VARIANTS[variant])
-    grads = upstream(rng, "lstm", args["x"].shape[:2] + (H,), B, H, np.float32)
+    args, lens = inputs(rng, variant, T, B, 20, H, np.float32, lengths=True)
+    P = proj_of(variant, H)
+    grads = upstream(rng, "lstm", args["x"].shape[:2] + (P,), B, H, np.float32)
+    grads["dh_n"] = rng.standard_normal((B, P)).astype(np.float32)
     threads = rnnfast.get_num_threads()
     try:
         results = []
