@@ -544,8 +544,29 @@ def load_model(path, *, max_bytes=None):
             raise ValueError(f"{where}: config: {exc}") from None
         _load_weights_into(model, weights, where)
     _restore_rngs(model, document["rng"], where)
-    _restore_compile(model, document["compile"], opt_arrays, where)
+    _restore_compile(model, document["compile"],
+                     _renumber(opt_arrays, list(weights), model, where), where)
     return model
+
+
+def _renumber(opt_arrays, file_names, model, where):
+    """The optimiser arrays of a file (indexed by its parameters' order, ``file_names``)
+    indexed by ``model``'s parameters, without those of parameters the model no longer has: a
+    file written before the Keras-style recurrent layers dropped PyTorch's ``b_hh`` (their
+    loader sums it into ``b_ih``; the two had equal gradients, so ``b_ih``'s state carries
+    over)."""
+    names = [name for name, _ in model.named_parameters()]
+    if not opt_arrays or file_names == names:
+        return opt_arrays
+    index = {name: i for i, name in enumerate(names)}
+    out = {}
+    for key, arr in opt_arrays.items():
+        old, _, slot = key.partition("/")
+        if int(old) >= len(file_names):
+            raise ValueError(f"{where}: optimizer array {key[:40]!r}: not a parameter index")
+        if file_names[int(old)] in index:
+            out[f"{index[file_names[int(old)]]}/{slot}"] = arr
+    return out
 
 
 def restore_state(model, path, *, max_bytes=None):

@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from rnnfast import losses, optim
+from rnnfast.models import constraints, regularizers
 from rnnfast.models.callbacks import CallbackList, History
 from rnnfast.nn.module import as_array
 from rnnfast.utils.progress import Progbar, format_seconds
@@ -238,13 +239,14 @@ def train_step(model, xb, yb, wb=None, update_guard=contextlib.nullcontext):
     the step) runs inside ``update_guard()``."""
     model.train()
     out = model.forward(xb)
-    loss_value = _batch_loss(model, yb, out, wb)
+    loss_value = _batch_loss(model, yb, out, wb) + regularizers.penalty(model)
     grad = model.loss.backward()
     model.zero_grad()
-    model.backward(grad)
+    model.backward(grad)  # the layers add their regularizers' gradients
     with update_guard():
         _clip(model)
         model.optimizer.step()
+        constraints.apply(model)
     return loss_value, _metric_sums(model, yb, out, _metric_weights(wb, model.output_mask))
 
 
@@ -419,7 +421,7 @@ def _evaluate_arrays(model, x, y, w, batch_size, prefix="", bar=None):
     for b, sl in enumerate(_batches(len(x), batch_size)):
         out = model.forward(x[sl])
         wb = None if w is None else w[sl]
-        loss_value = _batch_loss(model, y[sl], out, wb)
+        loss_value = _batch_loss(model, y[sl], out, wb) + regularizers.penalty(model)
         means.add(loss_value, sl.stop - sl.start,
                   _metric_sums(model, y[sl], out, _metric_weights(wb, model.output_mask)))
         if bar is not None:
