@@ -61,7 +61,8 @@ def data(rng, n=24, steps=6, features=5, outputs=1):
 
 
 RECURRENT = [("SimpleRNN", {}), ("LSTM", {}), ("GRU", {"reset_after": False}),
-             ("GRU", {"reset_after": True}), ("LSTM", {"use_bias": False})]
+             ("GRU", {"reset_after": True}), ("LSTM", {"use_bias": False}),
+             ("GRU", {"go_backwards": True}), ("SimpleRNN", {"go_backwards": True})]
 
 
 @pytest.mark.parametrize("kind,options", RECURRENT)
@@ -95,3 +96,24 @@ def test_bidirectional_masked_sequence_model_trains_like_keras(rng):
         m.Dense(1)])
     k_loss, r_loss = train_both(k_model, r_model, x, y)
     assert_same_training(k_model, r_model, k_loss, r_loss)
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN"])
+def test_stateful_training_carries_states_like_keras(rng, kind):
+    """States carried across every batch and epoch (Keras resets nothing by itself), no
+    gradient through the carried state, as Keras. (Keras 3 on torch cannot train a stateful
+    LSTM or GRU: its backward fails on the states it assigned in place; their stateful
+    inference is compared in test_keras_recurrent_args.py.)"""
+    x, y = data(rng, n=24)
+    k_layer = getattr(keras.layers, kind)(4, stateful=True)
+    k_model = keras.Sequential([keras.Input(batch_shape=(8, 6, 5)), k_layer,
+                                keras.layers.Dense(1)])
+    k_model.set_weights([(rng.standard_normal(w.shape) * 0.3).astype(np.float32)
+                         for w in k_model.get_weights()])
+    r_layer = getattr(L, kind)(4, stateful=True)
+    r_model = Sequential([L.Input((6, 5)), r_layer, L.Dense(1)])
+    set_keras_weights(r_model, k_model.get_weights())
+    k_loss, r_loss = train_both(k_model, r_model, x, y, epochs=2)
+    assert_same_training(k_model, r_model, k_loss, r_loss)
+    k_states = k_layer.states if isinstance(k_layer.states, (list, tuple)) else [k_layer.states]
+    assert scaled_error(r_layer.states[0][0], keras.ops.convert_to_numpy(k_states[0])) <= TOL

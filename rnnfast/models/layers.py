@@ -7,24 +7,35 @@ original::
     model = Sequential([Embedding(1000, 100), LSTM(100), Dense(46, activation="softmax")])
 
 - ``Input(shape, dtype=None)``: the shape of one sample, as the first item of a Sequential.
-- ``Embedding(input_dim, output_dim, mask_zero=False, input_length=None)``: Keras'
-  initialisation (uniform in +-0.05); with ``mask_zero`` the padding mask flows to the
-  recurrent layers, which then stop at each sequence's last token.
-- ``SimpleRNN / LSTM / GRU(units, activation="tanh", return_sequences=False,
-  return_state=False, ...)``: batch-first, built from the first input (or ``input_shape`` /
-  ``input_dim``), Keras' initialisation (Glorot-uniform input weights, orthogonal recurrent
-  weights, zero biases, forget-gate bias 1 for the LSTM). Without ``return_sequences`` the
-  output is each sequence's state at its last valid step. The weights live in a PyTorch-layout
-  layer (``.rnn``, an ``rnnfast.nn.RNN/LSTM/GRU``), so the LSTM and SimpleRNN have PyTorch's two
-  bias vectors (``units`` or ``4 * units`` more parameters than Keras counts).
-- ``Bidirectional(layer, merge_mode="concat")`` runs both directions in one kernel call each.
-- ``LayerNormalization(axis=-1, epsilon=1e-3, center=True, scale=True)`` (Keras' defaults;
+- ``Embedding(input_dim, output_dim, embeddings_initializer="uniform",
+  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False)``: with
+  ``mask_zero`` the padding mask flows to the recurrent layers, which then stop at each
+  sequence's last token.
+- ``SimpleRNN / LSTM / GRU(units, activation="tanh", ...)`` with Keras 3's arguments and
+  semantics (the table in docs/DESIGN.md lists every one, supported or not): batch-first, built
+  from the first input (or ``input_shape`` / ``input_dim``); Keras' initializers (by default
+  Glorot-uniform kernel, orthogonal recurrent kernel, zero bias, forget-gate bias 1 with the
+  LSTM's ``unit_forget_bias``), regularizers and constraints; ``dropout`` (one mask of the
+  input features per sequence, the same at every step, as Keras 3), ``go_backwards`` (the
+  reversed sequence, outputs in that order), ``stateful`` (the final states of a batch start
+  the next one; ``reset_states()``; every batch the same size), ``return_sequences``,
+  ``return_state`` (``[output, h]`` or ``[output, h, c]``) and ``unroll`` (accepted, no effect:
+  each sequence is one fused kernel call). Without ``return_sequences`` the output is each
+  sequence's state at its last valid step. Keras' one bias per layer where Keras has one
+  (SimpleRNN, LSTM, GRU with ``reset_after=False``); GRU with ``reset_after=True`` has Keras'
+  ``(2, 3 * units)`` pair. The weights live in an ``rnnfast.nn`` layer (``.rnn``, PyTorch's
+  names and layout, without ``bias_hh`` where Keras has one bias).
+- ``Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)``: both
+  directions in one kernel call each; merge modes ``"concat"``, ``"sum"``, ``"mul"``,
+  ``"ave"``, None (a list of the two outputs).
+- ``Dense`` and ``Conv1D`` with Keras' initializers, regularizers and constraints;
+  ``LayerNormalization(axis=-1, epsilon=1e-3, center=True, scale=True)`` (Keras' defaults;
   trailing axes only) and ``Masking(mask_value=0.0)``, whose mask flows as Embedding's does.
 - Every layer takes Keras' ``input_shape`` (one sample's shape, for the first layer of a
-  Sequential) and ``name``; Dense, Conv1D, Embedding, LayerNormalization and the recurrent
-  layers have Keras' ``get_weights()`` / ``set_weights()`` (Keras' order and layout).
-- ``Activation(name)``, ``Dense``, ``Dropout``, ``Flatten``, ``TimeDistributed``, ``Conv1D``,
-  ``MaxPooling1D`` (alias ``MaxPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
+  Sequential) and ``name``; Dense, Conv1D, Embedding, LayerNormalization, the recurrent layers
+  and Bidirectional have Keras' ``get_weights()`` / ``set_weights()`` (Keras' order and layout).
+- ``Activation(name)``, ``Dropout``, ``Flatten``, ``TimeDistributed``, ``MaxPooling1D`` (alias
+  ``MaxPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
   ``GlobalAveragePooling1D`` (alias ``GlobalAvgPool1D``).
 - ``Attention`` and ``AdditiveAttention`` (Keras' call: ``layer([query, value], mask=[query_mask,
   value_mask], return_attention_scores=True, use_causal_mask=False)``).
@@ -32,8 +43,9 @@ original::
 Masks: padded steps are skipped when the padding is all at the end (``padding="post"``) or
 all at the start (``"pre"``, Keras' default) of a row; a pre-padded batch is shifted so that
 the kernels see post-padded rows, and ``return_sequences`` outputs are shifted back (their
-padded steps are zeros; Keras repeats the last output there). Padding in the middle of a row
-raises ValueError.
+padded steps are zeros; Keras repeats the last output there). A fully padded row gives the
+initial state (zeros, or a stateful layer's carried state) and takes no part in the gradients,
+as in Keras. Padding in the middle of a row raises ValueError.
 """
 import numpy as np
 
@@ -1036,7 +1048,19 @@ class _Recurrent(KerasWeights, Module):
 
 
 class SimpleRNN(_Recurrent):
-    """Keras' ``SimpleRNN(units, activation="tanh")`` (``"relu"`` also)."""
+    """Keras' ``SimpleRNN(units, activation="tanh", use_bias=True, ...)`` (activation
+    ``"relu"`` also).
+
+    Keyword arguments (Keras 3's, same defaults): ``kernel_initializer="glorot_uniform"``,
+    ``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``,
+    ``kernel_regularizer`` / ``recurrent_regularizer`` / ``bias_regularizer`` /
+    ``activity_regularizer`` (None), ``kernel_constraint`` / ``recurrent_constraint`` /
+    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
+    ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
+    ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
+    ``input_shape``, ``input_dim``, ``dtype=float32``, ``name``; any other raises TypeError
+    naming the layer. Methods beyond a layer's: ``reset_states()``, ``get_weights()`` /
+    ``set_weights()``, ``regularization_penalty()``."""
 
     core = _RNNCore
     kind = "SimpleRNN"
@@ -1055,8 +1079,19 @@ class SimpleRNN(_Recurrent):
 
 
 class LSTM(_Recurrent):
-    """Keras' ``LSTM(units, unit_forget_bias=True, ...)``; gates in PyTorch's (and Keras')
-    order i, f, g, o."""
+    """Keras' ``LSTM(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+    unit_forget_bias=True, ...)``; gates in PyTorch's (and Keras') order i, f, g, o.
+
+    Keyword arguments (Keras 3's, same defaults): ``kernel_initializer="glorot_uniform"``,
+    ``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``,
+    ``kernel_regularizer`` / ``recurrent_regularizer`` / ``bias_regularizer`` /
+    ``activity_regularizer`` (None), ``kernel_constraint`` / ``recurrent_constraint`` /
+    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
+    ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
+    ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
+    ``input_shape``, ``input_dim``, ``dtype=float32``, ``name``; any other raises TypeError
+    naming the layer. Methods beyond a layer's: ``reset_states()``, ``get_weights()`` /
+    ``set_weights()``, ``regularization_penalty()``."""
 
     core = _LSTMCore
     kind = "LSTM"
@@ -1078,8 +1113,20 @@ class LSTM(_Recurrent):
 
 
 class GRU(_Recurrent):
-    """Keras' ``GRU(units, reset_after=True)``; gates r, z, n. With ``reset_after=True`` the
-    bias is Keras' ``(2, 3 * units)`` pair (input and recurrent biases), else one vector."""
+    """Keras' ``GRU(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+    reset_after=True, ...)``; gates r, z, n. With ``reset_after=True`` the
+    bias is Keras' ``(2, 3 * units)`` pair (input and recurrent biases), else one vector.
+
+    Keyword arguments (Keras 3's, same defaults): ``kernel_initializer="glorot_uniform"``,
+    ``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``,
+    ``kernel_regularizer`` / ``recurrent_regularizer`` / ``bias_regularizer`` /
+    ``activity_regularizer`` (None), ``kernel_constraint`` / ``recurrent_constraint`` /
+    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
+    ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
+    ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
+    ``input_shape``, ``input_dim``, ``dtype=float32``, ``name``; any other raises TypeError
+    naming the layer. Methods beyond a layer's: ``reset_states()``, ``get_weights()`` /
+    ``set_weights()``, ``regularization_penalty()``."""
 
     core = _GRUCore
     kind = "GRU"
