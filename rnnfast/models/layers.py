@@ -179,6 +179,8 @@ class KerasWeights:
 
     def regularization_penalty(self):
         total = self._activity_penalty
+        if not any(r is not None for r in self.regularizers.values()):
+            return total
         for role, params in self._role_params().items():
             reg = self.regularizers.get(role)
             if reg is not None:
@@ -186,6 +188,8 @@ class KerasWeights:
         return total
 
     def _add_penalty_grads(self):
+        if not any(r is not None for r in self.regularizers.values()):
+            return
         for role, params in self._role_params().items():
             reg = self.regularizers.get(role)
             if reg is not None:
