@@ -174,8 +174,12 @@ def copy_weights(rn_model, tmodel):
     for name, layer in zip(rn_model.layer_names, rn_model.layers):
         if not layer.parameters():
             continue
-        source = layer.rnn if name == "lstm" else layer
-        _copy(targets[name], source.state_dict())
+        arrays = (layer.rnn if name == "lstm" else layer).state_dict()
+        if name == "lstm" and "bias_ih_l0" in arrays and "bias_hh_l0" not in arrays:
+            # Keras' single LSTM bias: the twin's second bias stays zero and frozen
+            arrays["bias_hh_l0"] = np.zeros_like(arrays["bias_ih_l0"])
+            targets[name].bias_hh_l0.requires_grad_(False)
+        _copy(targets[name], arrays)
 
 
 # the four cases ---------------------------------------------------------------------------------

@@ -62,8 +62,7 @@ def markov_model(P):
     emb.weight.data[...] = np.eye(V)
     rnn.rnn.weight_ih_l0.data[...] = np.eye(V)
     rnn.rnn.weight_hh_l0.data[...] = 0
-    rnn.rnn.bias_ih_l0.data[...] = 0
-    rnn.rnn.bias_hh_l0.data[...] = 0
+    rnn.rnn.bias_ih_l0.data[...] = 0  # Keras' single bias
     dense.weight.data[...] = np.log(np.asarray(P)).T
     dense.bias.data[...] = 0
     return model

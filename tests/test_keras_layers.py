@@ -268,11 +268,18 @@ def test_set_weights_errors_name_the_array(rng):
 
 # errors that name the public layer and the argument --------------------------------------------
 @pytest.mark.parametrize("cls", ["SimpleRNN", "LSTM", "GRU"])
-@pytest.mark.parametrize("arg", ["dropout", "stateful", "kernel_initializer"])
+@pytest.mark.parametrize("arg", ["time_major", "zero_output_for_mask", "implementation"])
 def test_unsupported_recurrent_arguments_name_the_layer(cls, arg):
     with pytest.raises(TypeError, match=f"^{cls}: argument\\(s\\) {arg} not supported") as info:
-        getattr(L, cls)(4, **{arg: 0.2})
+        getattr(L, cls)(4, **{arg: 1})
     assert "_Recurrent" not in str(info.value)
+
+
+@pytest.mark.parametrize("cls", ["SimpleRNN", "LSTM", "GRU"])
+def test_recurrent_dropout_is_refused_for_now(cls):
+    with pytest.raises(ValueError, match=f"^{cls}: recurrent_dropout is not supported yet"):
+        getattr(L, cls)(4, recurrent_dropout=0.2)
+    getattr(L, cls)(4, recurrent_dropout=0.0)  # Keras' default
 
 
 def test_nn_dense_still_pytorch_free_of_keras_lists(rng):
@@ -282,9 +289,9 @@ def test_nn_dense_still_pytorch_free_of_keras_lists(rng):
 
 
 def test_bidirectional_merge_mode_error_names_the_layer():
-    with pytest.raises(ValueError, match="^Bidirectional: merge_mode: only 'concat' is supported, "
-                                         "got 'sum'"):
-        L.Bidirectional(L.LSTM(3), merge_mode="sum")
+    with pytest.raises(ValueError, match="^Bidirectional: merge_mode: expected one of "
+                                         r"\['concat', 'sum', 'mul', 'ave', None\], got 'max'"):
+        L.Bidirectional(L.LSTM(3), merge_mode="max")
 
 
 def test_models_with_the_new_layers_save_and_load(rng, tmp_path):

@@ -77,25 +77,31 @@ def test_keras_layers_compute_keras_equations(rng, kind, activation, reset_after
 
 @pytest.mark.parametrize("kind,reset_after", [("SimpleRNN", True), ("LSTM", True),
                                               ("GRU", False)])
-def test_the_single_keras_bias_goes_to_b_ih_and_b_hh_is_zero(rng, kind, reset_after):
+def test_the_single_keras_bias_is_the_layers_only_bias(rng, kind, reset_after):
     weights = keras_weights(rng, kind, 100, 100, reset_after=reset_after)
     options = {"reset_after": reset_after} if kind == "GRU" else {}
     model = Sequential([L.Input((None, 100)), getattr(L, kind)(100, **options)])
-    model.layers[0].rnn.bias_hh_l0.data[...] = 1.0  # must be overwritten with zeros
     set_keras_weights(model, weights)
     rnn = model.layers[0].rnn
     bias = weights[2] if kind != "GRU" else np.concatenate(np.split(weights[2], 3)[1::-1] +
                                                            [weights[2][200:]])
     np.testing.assert_array_equal(rnn.bias_ih_l0.data, bias.astype(np.float32))
-    assert not rnn.bias_hh_l0.data.any()
-    # summary(): PyTorch's second bias is G * units more than Keras' count
+    assert sorted(rnn.state_dict()) == ["bias_ih_l0", "weight_hh_l0", "weight_ih_l0"]
+    np.testing.assert_array_equal(model.layers[0].get_weights()[2], weights[2].astype(np.float32))
+    # summary() counts as Keras
     G = GATES[kind]
     keras_count = G * 100 * (100 + 100 + 1)
     lines = []
     model.summary(print_fn=lines.append)
-    assert f"Total params: {keras_count + G * 100:,}" in lines
+    assert f"Total params: {keras_count:,}" in lines
     if kind == "LSTM":
-        assert keras_count == 80_400 and "Total params: 80,800" in lines
+        assert "Total params: 80,400" in lines
+    # nn's PyTorch-style layers keep the two biases: Keras' goes to b_ih, b_hh is zeroed
+    core = {"SimpleRNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[kind]
+    plain = core(100, 100, batch_first=True, **options)
+    set_keras_weights(plain, weights)
+    np.testing.assert_array_equal(plain.bias_ih_l0.data, bias.astype(np.float32))
+    assert not plain.bias_hh_l0.data.any()
 
 
 def test_gru_reset_after_keeps_both_keras_biases(rng):

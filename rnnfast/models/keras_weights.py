@@ -21,18 +21,22 @@ weights' shapes. Keras' lists, and where they go:
   takes its layer's. Without ``use_bias`` in Keras the lists have no bias: build the target
   without bias too.
 
-Biases: Keras' SimpleRNN, LSTM and GRU with ``reset_after=False`` have one bias vector where
-rnnfast keeps PyTorch's two (``b_ih`` and ``b_hh``, which the cell adds): Keras' bias goes into
-``b_ih`` and ``b_hh`` is set to zero, which computes the same function (DESIGN.md's cell
+Biases: Keras' SimpleRNN, LSTM and GRU with ``reset_after=False`` have one bias vector. The
+Keras-style layers of ``rnnfast.models.layers`` have that one bias too (``b_ih``; their
+``rnnfast.nn`` core has no ``b_hh``), so they count and train as Keras. The PyTorch-style
+``rnnfast.nn`` layers keep PyTorch's two (``b_ih`` and ``b_hh``, which the cell adds): Keras'
+bias goes into ``b_ih`` and ``b_hh`` is set to zero, the same function (DESIGN.md's cell
 equations with ``b_hh = 0`` are Keras' equations). GRU with ``reset_after=True`` has two biases
-in Keras too: ``bias[0]`` goes into ``b_ih`` and ``bias[1]`` into ``b_hh``. This is why
-``Sequential.summary()`` counts ``gates * units`` more parameters per such layer than Keras.
+in Keras too: ``bias[0]`` goes into ``b_ih`` and ``bias[1]`` into ``b_hh``.
+
+This module imports no layer class of ``rnnfast.models``: it recognises the Keras-style
+layers by their markers (``keras_recurrent``, ``keras_wrapper``) and their ``rnnfast.nn``
+bases, so the layers can use it.
 """
 import numpy as np
 
 from rnnfast import nn
 from rnnfast.functional.stack import CELLS
-from rnnfast.models.layers import Bidirectional, LayerNormalization, _Recurrent
 from rnnfast.nn.recurrent import RNNBase
 
 __all__ = ["get_keras_weights", "keras_recurrent_weights", "set_keras_weights"]
@@ -154,7 +158,8 @@ def _plan_recurrent(rnn, arrays, start, plan):
                                  f"{I} features, of shape {keras_shapes[i]}, got {arr.shape}")
         converted = _convert_recurrent(kind, chunk, reset_after, labels)
         for name, param in zip(names, rnn.stack.params):
-            plan.append((rnn._parameters[name], converted[param.prefix]))
+            if name in rnn._parameters:  # a Keras-style core has no b_hh
+                plan.append((rnn._parameters[name], converted[param.prefix]))
         used += per_list
     return used
 
@@ -187,19 +192,22 @@ def _first(arrays, start, layer):
     return _array(arrays[start], f"weights[{start}]")
 
 
+def _wrapper(layer):
+    """Bidirectional or TimeDistributed: the weights are its ``.layer``'s."""
+    return isinstance(layer, nn.TimeDistributed) or getattr(layer, "keras_wrapper", False)
+
+
 def _plan_layer(layer, arrays, start, plan):
     """Plan the writes of Keras arrays from ``arrays[start:]`` into ``layer`` (building it if
     needed); returns how many arrays it takes."""
-    from rnnfast.models.sequential import Sequential
-
-    if isinstance(layer, Sequential):
+    if isinstance(getattr(layer, "layers", None), list):  # a model: its layers in order
         used = 0
         for sub in layer.layers:
             used += _plan_layer(sub, arrays, start + used, plan)
         return used
-    if isinstance(layer, (Bidirectional, nn.TimeDistributed)):
+    if _wrapper(layer):
         return _plan_layer(layer.layer, arrays, start, plan)
-    if isinstance(layer, _Recurrent):
+    if getattr(layer, "keras_recurrent", False):
         if not layer.built:
             layer.build(_first(arrays, start, layer).shape[0])
         return _plan_recurrent(layer.rnn, arrays, start, plan)
@@ -213,8 +221,8 @@ def _plan_layer(layer, arrays, start, plan):
         if not layer.built:
             layer.build(_first(arrays, start, layer).shape[1] * layer.groups)
         return _plan_plain(layer, arrays, start, plan, True)
-    if isinstance(layer, LayerNormalization) and not layer.built and (layer.center or
-                                                                     layer.scale):
+    if isinstance(layer, nn.LayerNorm) and hasattr(layer, "build_for_sizes") and \
+            not layer.built and (layer.center or layer.scale):  # Keras' LayerNormalization
         layer.build_for_sizes(_first(arrays, start, layer).shape)
     if isinstance(layer, (nn.Embedding, nn.LayerNorm)):
         return _plan_plain(layer, arrays, start, plan, False)
@@ -265,15 +273,20 @@ def _keras_recurrent_lists(rnn):
     prefixes = [param.prefix for param in rnn.stack.params]
     for names in rnn.stack.names:
         by_prefix = dict(zip(prefixes, names))
-        params = [None if by_prefix.get(k) is None else rnn._parameters[by_prefix[k]].data
-                  for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        params = [rnn._parameters.get(by_prefix.get(k)) for k in
+                  ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        params = [None if p is None else p.data for p in params]
         H = params[1].shape[1]
         order = (lambda a: _gru_order(a, H)) if kind == "GRU" else (lambda a: a)
         arrays = [np.ascontiguousarray(order(params[0].T)),
                   np.ascontiguousarray(order(params[1].T))]
         if rnn.bias:
-            b_ih, b_hh = order(params[2]), order(params[3])
-            arrays.append(np.stack([b_ih, b_hh]) if kind == "GRU" and reset_after else b_ih + b_hh)
+            b_ih = order(params[2])
+            b_hh = None if params[3] is None else order(params[3])  # a Keras-style core: none
+            if kind == "GRU" and reset_after:
+                arrays.append(np.stack([b_ih, b_hh]))
+            else:
+                arrays.append(b_ih.copy() if b_hh is None else b_ih + b_hh)
         lists.extend(arrays)
     return lists
 
@@ -282,9 +295,9 @@ def get_keras_weights(layer):
     """Keras' ``get_weights()`` list of an rnnfast layer (Keras' order and layout; copies): the
     inverse of ``set_keras_weights`` for one layer (see the module docstring for the layouts).
     An unbuilt layer has none (``[]``), as in Keras."""
-    if isinstance(layer, (Bidirectional, nn.TimeDistributed)):
+    if _wrapper(layer):
         return get_keras_weights(layer.layer)
-    if isinstance(layer, _Recurrent):
+    if getattr(layer, "keras_recurrent", False):
         return _keras_recurrent_lists(layer.rnn) if layer.built else []
     if isinstance(layer, RNNBase):
         return _keras_recurrent_lists(layer)

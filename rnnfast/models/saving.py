@@ -588,8 +588,49 @@ def load_model(path, *, max_bytes=None):
             raise ValueError(f"{where}: config: {exc}") from None
         _load_weights_into(model, weights, where)
     _restore_rngs(model, document["rng"], where)
-    _restore_compile(model, document["compile"], opt_arrays, where)
+    compile_config, opt_arrays = _renumber(document["compile"], opt_arrays, list(weights),
+                                           model, where)
+    _restore_compile(model, compile_config, opt_arrays, where)
     return model
+
+
+def _renumber(compile_config, opt_arrays, file_names, model, where):
+    """The compile settings and optimiser arrays of a file, indexed by its parameters' order
+    (``file_names``), re-indexed by ``model``'s parameters, without the entries of parameters
+    the model no longer has: a file written before the Keras-style recurrent layers dropped
+    PyTorch's ``b_hh`` (their loader sums it into ``b_ih``; the two had equal gradients, so
+    ``b_ih``'s optimiser state carries over). Parts that are not well formed are left as they
+    are, for the optimiser's ``from_config`` to refuse."""
+    names = [name for name, _ in model.named_parameters()]
+    if file_names == names:
+        return compile_config, opt_arrays
+    index = {name: i for i, name in enumerate(names)}
+    new = {i: index.get(name) for i, name in enumerate(file_names)}
+    arrays = {}
+    for key, arr in opt_arrays.items():
+        old, _, slot = key.partition("/")
+        if int(old) not in new:
+            raise ValueError(f"{where}: optimizer array {key[:40]!r}: not a parameter index")
+        if new[int(old)] is not None:
+            arrays[f"{new[int(old)]}/{slot}"] = arr
+    opt = compile_config.get("optimizer") if isinstance(compile_config, dict) else None
+    if isinstance(opt, dict) and isinstance(opt.get("groups"), list) and \
+            isinstance(opt.get("state"), dict):
+        groups = []
+        for group in opt["groups"]:
+            if isinstance(group, dict) and isinstance(group.get("params"), list):
+                group = dict(group, params=[new.get(i, i) for i in group["params"]
+                                            if not (isinstance(i, int) and i in new and
+                                                    new[i] is None)])
+            groups.append(group)
+        state = {}
+        for key, value in opt["state"].items():
+            i = int(key) if isinstance(key, str) and key.isdigit() else None
+            if i in new and new[i] is None:
+                continue
+            state[str(new[i]) if i in new else key] = value
+        compile_config = dict(compile_config, optimizer=dict(opt, groups=groups, state=state))
+    return compile_config, arrays
 
 
 def restore_state(model, path, *, max_bytes=None):

@@ -192,6 +192,7 @@ class Sequential(training.BaseModel):
         """Output shape (no batch axis) of each layer for one zero sample, in eval mode;
         keeps every module's mode and saved state."""
         saved = [(m, m.training, m._cache) for _, m in self.named_modules()]
+        states = [(m, m.states) for _, m in self.named_modules() if "states" in m.__dict__]
         self.eval()
         try:
             out, mask, shapes = np.zeros((1,) + tuple(sample_shape), dtype), None, []
@@ -209,6 +210,8 @@ class Sequential(training.BaseModel):
             for module, mode, cache in saved:
                 object.__setattr__(module, "training", mode)
                 object.__setattr__(module, "_cache", cache)
+            for module, value in states:  # a stateful layer keeps its states
+                object.__setattr__(module, "states", value)
 
     def build(self, input_shape=None, dtype=None):
         """Create every layer's weights for inputs of ``input_shape`` (Keras: the batch axis

@@ -50,6 +50,7 @@ from rnnfast import losses, optim
 from rnnfast.models import metrics as metrics_mod
 from rnnfast.models import optimizers as optimizers_mod
 from rnnfast.models import saving
+from rnnfast.models import constraints, regularizers
 from rnnfast.models.callbacks import CallbackList, History
 from rnnfast.nn.module import Module, as_array, make_rng
 from rnnfast.utils.progress import Progbar, format_seconds
@@ -415,11 +416,13 @@ def train_step(model, xb, yb, wb, update_guard=contextlib.nullcontext):
     model.train()
     outs = model._engine_forward(xb)
     total, parts, sums, grads = _losses_and_metrics(model, outs, yb, wb)
+    total += regularizers.penalty(model)
     model.zero_grad()
-    model._engine_backward(grads)
+    model._engine_backward(grads)  # the layers add their regularizers' gradients
     with update_guard():
         _clip(model)
         model.optimizer.step()
+        constraints.apply(model)
     return total, parts, sums
 
 
@@ -597,6 +600,7 @@ def _evaluate_arrays(model, x, y, w, batch_size, prefix="", bar=None):
     for b, sl in enumerate(_batches(len(x[0]), batch_size)):
         outs = model._engine_forward(_take(x, sl))
         total, parts, sums, _ = _losses_and_metrics(model, outs, _take(y, sl), _take(w, sl))
+        total += regularizers.penalty(model)
         means.add(total, parts, sl.stop - sl.start, sums)
         if bar is not None:
             bar.update(b + 1, list(means.logs().items()))

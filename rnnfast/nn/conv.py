@@ -7,31 +7,18 @@ PyTorch's names and defaults, channels first (``(B, C, L)``, or ``(C, L)`` unbat
   initialisation (uniform in +-1/sqrt(fan_in)), so ``torch.nn.Conv1d`` state_dicts load 1:1.
 - ``MaxPool1d(kernel_size, stride=None, padding=0)``.
 
-Keras' names and defaults, channels last (``(B, L, C)``, what an Embedding gives):
+The pools are written for both layouts (``channels_last``), and their shared machinery
+(``_Pool``) also serves Keras' ``Conv1D``, ``MaxPooling1D``, ``GlobalMaxPooling1D`` and
+``GlobalAveragePooling1D``, which live in ``rnnfast.models.layers``.
 
-- ``Conv1D(filters, kernel_size, strides=1, padding="valid", dilation_rate=1, groups=1,
-  activation=None, use_bias=True)``: Glorot-uniform kernel and zero bias; the input channels
-  are taken from the first input (or ``input_shape``, ``build(in_channels)`` or a loaded
-  state_dict). The weight keeps PyTorch's layout and name (``weight``; Keras' ``kernel`` is its
-  ``transpose(2, 1, 0)``).
-- ``MaxPooling1D(pool_size=2, strides=None, padding="valid")``.
-- ``GlobalMaxPooling1D()`` / ``GlobalAveragePooling1D()``: ``(B, C)``, or ``(B, 1, C)`` with
-  ``keepdims``.
-
-The Keras-style layers are the public ones of ``rnnfast.models.layers`` (with Keras' aliases);
-``rnnfast.nn`` exports the PyTorch-style ones.
-
-Every layer also takes ``channels_last`` (PyTorch-style ones) or ``data_format``
-(``"channels_last"`` / ``"channels_first"``, Keras-style ones). Padding: ``"valid"``, ``"same"``
+Every layer also takes ``channels_last``. Padding: ``"valid"``, ``"same"``
 (``ceil(L / stride)`` outputs), ``"causal"`` (convolutions only), an int or a ``(left, right)``
 pair (convolutions only). Pools never let padded positions win.
 """
 import numpy as np
 
 from rnnfast import functional as F
-from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.module import (
-    KerasWeights,
     Module,
     Parameter,
     _to_numpy,
@@ -40,19 +27,11 @@ from rnnfast.nn.module import (
     check_dtype,
     check_grad,
     check_int,
-    keras_input_shape,
     make_rng,
     parameter_zeros,
 )
 
-__all__ = [
-    "Conv1d",
-    "Conv1D",
-    "MaxPool1d",
-    "MaxPooling1D",
-    "GlobalMaxPooling1D",
-    "GlobalAveragePooling1D",
-]
+__all__ = ["Conv1d", "MaxPool1d"]
 
 
 def _single_int(value, name, minimum):
@@ -238,73 +217,6 @@ class Conv1d(Module):
         return s
 
 
-class Conv1D(Conv1d, KerasWeights):
-    """Keras' ``Conv1D(filters, kernel_size, ...)``: channels last, lazily built, Glorot-uniform
-    kernel, zero bias, optional activation."""
-
-    def __init__(self, filters, kernel_size, strides=1, padding="valid",
-                 data_format="channels_last", dilation_rate=1, groups=1, activation=None,
-                 use_bias=True, *, input_shape=None, dtype=np.float32, seed=None, rng=None,
-                 name=None):
-        Module.__init__(self)
-        self.name = name
-        self.out_channels = self.filters = check_int(filters, "filters", 1)
-        self._configure(kernel_size, strides, padding, dilation_rate, groups,
-                        _data_format(data_format), dtype, seed, rng)
-        if not isinstance(self.padding, str):
-            raise ValueError(f"padding: expected 'valid', 'same' or 'causal', got {padding!r}")
-        self.use_bias = bool(use_bias)
-        self.activation = get_activation(activation)
-        self.in_channels = None
-        self.input_shape = None
-        self.register_parameter("weight", None)
-        self.register_parameter("bias", None)
-        if input_shape is not None:
-            if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 2:
-                raise ValueError(f"input_shape: expected (steps, channels) without the batch "
-                                 f"axis, got {input_shape!r}")
-            self.input_shape = tuple(input_shape)
-            self.build(input_shape[-1] if self.channels_last else input_shape[0])
-
-    def reset_parameters(self):
-        """Keras' initialisation: Glorot-uniform kernel, zero bias."""
-        fan_out = self.out_channels * self.kernel_size
-        limit = np.sqrt(6.0 / (self._fan_in() + fan_out))
-        self.weight.data[...] = self.rng.uniform(-limit, limit, self.weight.shape)
-        if self.bias is not None:
-            self.bias.data[...] = 0
-
-    def forward(self, x):
-        y = self._convolve(x, allow_unbatched=False)
-        return y if self.activation is None else self.activation.forward(y)
-
-    def backward(self, dy):
-        if self.activation is not None:
-            dy = self.activation.backward(dy)
-        return self._convolve_backward(dy)
-
-    def get_config(self):
-        return {"filters": self.filters, "kernel_size": self.kernel_size,
-                "strides": self.stride, "padding": self.padding,
-                "data_format": "channels_last" if self.channels_last else "channels_first",
-                "dilation_rate": self.dilation,
-                "groups": self.groups, "activation": activation_name(self.activation),
-                "use_bias": self.use_bias,
-                "input_shape": None if self.input_shape is None else list(self.input_shape),
-                "dtype": self.dtype.name}
-
-    def extra_repr(self):
-        s = (f"filters={self.filters}, kernel_size={self.kernel_size}, strides={self.stride}, "
-             f"padding={self.padding!r}")
-        if self.dilation != 1:
-            s += f", dilation_rate={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if not self.channels_last:
-            s += ", data_format='channels_first'"
-        return s
-
-
 class _Pool(Module):
     """Shared forward/backward of the pools: ``_apply(x3) -> (y, ctx)``, ``_grad(ctx, dy)``."""
 
@@ -374,79 +286,3 @@ class MaxPool1d(_Pool):
         if self.padding != "valid":
             s += f", padding={self.padding!r}"
         return s + (", channels_last=True" if self.channels_last else "")
-
-
-class MaxPooling1D(MaxPool1d):
-    """Keras' ``MaxPooling1D(pool_size=2, strides=None, padding="valid")``, channels last."""
-
-    allow_unbatched = False
-
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last",
-                 *, name=None, input_shape=None):
-        if padding not in ("valid", "same"):
-            raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
-        super().__init__(pool_size, strides, padding, channels_last=_data_format(data_format))
-        self.pool_size = self.kernel_size
-        self.name = name
-        self.input_shape = keras_input_shape(input_shape)
-
-    def get_config(self):
-        return {"pool_size": self.pool_size, "strides": self.stride, "padding": self.padding,
-                "data_format": "channels_last" if self.channels_last else "channels_first"}
-
-    def extra_repr(self):
-        s = f"pool_size={self.pool_size}, strides={self.stride}, padding={self.padding!r}"
-        return s + ("" if self.channels_last else ", data_format='channels_first'")
-
-
-
-class _GlobalPool(_Pool):
-    def __init__(self, data_format="channels_last", keepdims=False, *, name=None,
-                 input_shape=None):
-        super().__init__()
-        self.channels_last = _data_format(data_format)
-        self.keepdims = bool(keepdims)
-        self.name = name
-        self.input_shape = keras_input_shape(input_shape)
-
-    def _apply(self, x):
-        return self._forward_op(x, channels_last=self.channels_last, training=self.training)
-
-    def _finish(self, y):
-        if not self.keepdims:
-            return y
-        return y[:, None, :] if self.channels_last else y[:, :, None]
-
-    def _unfinish(self, shape):
-        if not self.keepdims:
-            return shape
-        return (shape[0], 1, shape[1]) if self.channels_last else (shape[0], shape[1], 1)
-
-    def get_config(self):
-        return {"data_format": "channels_last" if self.channels_last else "channels_first",
-                "keepdims": self.keepdims}
-
-    def extra_repr(self):
-        s = "" if self.channels_last else "data_format='channels_first'"
-        return s + (", keepdims=True" if self.keepdims else "")
-
-
-class GlobalMaxPooling1D(_GlobalPool):
-    """Keras' ``GlobalMaxPooling1D()``: the maximum over time, ``(B, C)``."""
-
-    def _forward_op(self, x, **kw):
-        return F.global_max_pool1d_forward(x, **kw)
-
-    def _grad(self, ctx, dy):
-        return F.global_max_pool1d_backward(ctx, dy)
-
-
-class GlobalAveragePooling1D(_GlobalPool):
-    """Keras' ``GlobalAveragePooling1D()``: the mean over time, ``(B, C)``."""
-
-    def _forward_op(self, x, **kw):
-        return F.global_avg_pool1d_forward(x, **kw)
-
-    def _grad(self, ctx, dy):
-        return F.global_avg_pool1d_backward(ctx, dy)
-

@@ -1,7 +1,7 @@
-"""Fully connected layers: PyTorch's ``Linear(in_features, out_features)`` and Keras'
-``Dense(units, activation=None)``.
+"""PyTorch's fully connected layer ``Linear(in_features, out_features)`` (Keras' ``Dense`` is
+built on it in ``rnnfast.models.layers``).
 
-Both compute ``y = x W^T + b`` over the last axis of an input of any rank, so they also act
+It computes ``y = x W^T + b`` over the last axis of an input of any rank, so they also act
 per time step on a sequence ``(T, B, F)`` / ``(B, T, F)``. The weight has PyTorch's layout
 ``(out_features, in_features)`` (Keras' ``kernel`` is its transpose) and the name ``weight``,
 so ``torch.nn.Linear`` state_dicts load 1:1.
@@ -12,23 +12,18 @@ The products run on the package's GEMM (``rnnfast.functional.linear_forward`` /
 import numpy as np
 
 from rnnfast import functional as F
-from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.module import (
-    KerasWeights,
     Module,
     Parameter,
-    _to_numpy,
     as_float_input,
-    check_build_size,
     check_dtype,
     check_grad,
     check_int,
-    keras_input_shape,
     make_rng,
     parameter_zeros,
 )
 
-__all__ = ["Linear", "Dense"]
+__all__ = ["Linear"]
 
 
 class Linear(Module):
@@ -88,83 +83,3 @@ class Linear(Module):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
-
-
-class Dense(Linear, KerasWeights):
-    """Keras' ``Dense(units, activation=None, use_bias=True)``: Glorot-uniform weight, zero bias.
-
-    The input size is taken from the first input (or ``input_dim``, ``input_shape``,
-    ``build(in_features)``, or a loaded state_dict): until then the layer has no parameters, so
-    build it before handing ``parameters()`` to an optimiser."""
-
-    def __init__(self, units, activation=None, use_bias=True, *, input_dim=None,
-                 input_shape=None, dtype=np.float32, seed=None, rng=None, name=None):
-        Module.__init__(self)
-        self.name = name
-        self.input_shape = keras_input_shape(input_shape)
-        self.out_features = self.units = check_int(units, "units", 1)
-        self.in_features = None
-        self.use_bias = bool(use_bias)
-        self.dtype = check_dtype(dtype)
-        self.rng = make_rng(seed, rng)
-        self.activation = get_activation(activation)
-        self.register_parameter("weight", None)
-        self.register_parameter("bias", None)
-        if input_dim is not None:
-            self.build(input_dim)
-        if self.input_shape is not None and self.input_shape[-1] is not None:
-            self.build(self.input_shape[-1])
-
-    @property
-    def built(self):
-        return self.in_features is not None
-
-    def build(self, in_features):
-        """Create the parameters for inputs with ``in_features`` features (once)."""
-        in_features = check_build_size(in_features, "in_features", self.in_features, "Dense",
-                                       "input features")
-        if self.built:
-            return self
-        self.in_features = in_features
-        self.weight = Parameter(parameter_zeros((self.units, in_features), self.dtype))
-        if self.use_bias:
-            self.bias = Parameter(parameter_zeros(self.units, self.dtype))
-        self.reset_parameters()
-        return self
-
-    def reset_parameters(self):
-        limit = np.sqrt(6.0 / (self.in_features + self.units))
-        self.weight.data[...] = self.rng.uniform(-limit, limit, self.weight.shape)
-        if self.bias is not None:
-            self.bias.data[...] = 0
-
-    def _build_from_state(self, state_dict, prefix):
-        key = prefix + "weight"
-        if not self.built and key in state_dict:
-            shape = _to_numpy(state_dict[key], key).shape
-            if len(shape) != 2 or shape[0] != self.units:
-                raise ValueError(f"state_dict[{key!r}]: expected shape (units, in_features) = "
-                                 f"({self.units}, in_features), got {shape}")
-            self.build(shape[1])
-
-    def forward(self, x):
-        if not self.built:
-            x = as_float_input(x, "x", self.dtype)
-            if x.ndim < 1:
-                raise ValueError(f"x: expected at least 1 dimension, got shape {x.shape}")
-            self.build(x.shape[-1])
-        y = self._affine(x)
-        return y if self.activation is None else self.activation.forward(y)
-
-    def backward(self, dy):
-        if self.activation is not None:
-            dy = self.activation.backward(dy)
-        return self._affine_backward(dy)
-
-    def get_config(self):
-        return {"units": self.units, "activation": activation_name(self.activation),
-                "use_bias": self.use_bias, "input_dim": self.in_features,
-                "dtype": self.dtype.name}
-
-    def extra_repr(self):
-        return f"units={self.units}, in_features={self.in_features}, use_bias={self.use_bias}"

@@ -126,18 +126,6 @@ def keras_input_shape(input_shape):
     return shape
 
 
-class KerasWeights:
-    """Keras' per-layer ``get_weights()`` / ``set_weights(weights)``: the arrays in Keras' order
-    and layout (a Dense's ``[kernel (in, units), bias (units,)]``, ...), converted from and to
-    the layer's parameters by ``rnnfast.models.keras_weights``; an unbuilt layer has none."""
-
-    def get_weights(self):
-        from rnnfast.models.keras_weights import get_keras_weights
-        return get_keras_weights(self)
-
-    def set_weights(self, weights):
-        from rnnfast.models.keras_weights import set_keras_weights
-        set_keras_weights(self, weights)
 _BUDGET = contextvars.ContextVar("rnnfast_parameter_budget", default=None)
 
 
@@ -162,6 +150,15 @@ def _spend(size, spend=True):
                          f"than {budget[1]} holds ({budget[0]:,} elements left)")
     if spend:
         budget[0] -= size
+
+
+def credit_parameter_budget(elements):
+    """Add ``elements`` to the active ``parameter_budget`` (if any): for a layer that creates
+    parameters it drops at once (a Keras-style recurrent core creates, then drops, PyTorch's
+    ``b_hh``), so that only what it keeps is spent."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget[0] += int(elements)
 
 
 def parameter_zeros(shape, dtype):
@@ -352,6 +349,11 @@ class Module:
         """Hook for layers with lazily created parameters (``Dense``): create them from
         the shapes in a state_dict before it is loaded."""
 
+    def _upgrade_state_dict(self, state_dict, prefix):
+        """Hook for layers whose parameters changed form: the mapping to load (``state_dict``
+        itself, or a new mapping with this layer's entries under ``prefix`` rewritten)."""
+        return state_dict
+
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays (NumPy, torch tensors, lists, ...) into the parameters, cast to their dtype.
 
@@ -362,6 +364,8 @@ class Module:
                             f"{type(state_dict).__name__}")
         for name, module in self.named_modules():
             module._build_from_state(state_dict, f"{name}." if name else "")
+        for name, module in self.named_modules():
+            state_dict = module._upgrade_state_dict(state_dict, f"{name}." if name else "")
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict.keys() if k not in own]
