@@ -69,6 +69,30 @@ PLAIN_PARAMS = (
 )
 
 
+def _hidden_shape(layer_input, hidden, gates, options):
+    return (hidden,)
+
+
+#: The LayerNorm cells' gains of their two layer norms over the G*H gates (beside the plain
+#: parameters, with or without biases).
+LAYER_NORM_PARAMS = (
+    Param("ln_ih_weight", "ln_ih_weight", _bias_shape, False),
+    Param("ln_hh_weight", "ln_hh_weight", _bias_shape, False),
+)
+#: The LayerNorm LSTM's layer norm of c: gain and bias.
+LAYER_NORM_C_PARAMS = (
+    Param("ln_c_weight", "ln_c_weight", _hidden_shape, False),
+    Param("ln_c_bias", "ln_c_bias", _hidden_shape, False),
+)
+
+
+def _check_eps(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 < value < float("inf"):
+        raise ValueError(f"eps: expected a finite float > 0, got {value!r}")
+    return float(value)
+
+
 def _check_nonlinearity(value):
     if value not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {value!r}")
@@ -94,18 +118,27 @@ CELLS: Dict[str, Cell] = {
     "rnn": Cell("rnn", 1, False, PLAIN_PARAMS, {"nonlinearity": ("tanh", _check_nonlinearity)}),
     "lstm": Cell("lstm", 4, True, PLAIN_PARAMS, {}),
     "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool)}),
+    "layer_norm_lstm": Cell("layer_norm_lstm", 4, True,
+                            PLAIN_PARAMS + LAYER_NORM_PARAMS + LAYER_NORM_C_PARAMS,
+                            {"eps": (1e-5, _check_eps)}),
+    "layer_norm_gru": Cell("layer_norm_gru", 3, False, PLAIN_PARAMS + LAYER_NORM_PARAMS,
+                           {"eps": (1e-5, _check_eps)}),
 }
 
 
 def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
                  batch_first=False, training=False):
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
-    ``Param.key`` (missing: None), ``options`` from ``cell_options``. Returns
+    ``Param.key`` (missing: None; the plain four by position, the others by keyword),
+    ``options`` from ``cell_options``. Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
-    args = [weights.get(param.key) for param in cell.params]
+    args = [weights.get(param.key) for param in cell.params if param in PLAIN_PARAMS]
     args += [h0, c0] if cell.has_cell_state else [h0]
-    out = getattr(F, cell.name + "_forward")(x, *args, **options, lengths=lengths,
+    # the parameters beyond the plain four are keywords of the kernels
+    extra = {param.key: weights.get(param.key) for param in cell.params
+             if param not in PLAIN_PARAMS}
+    out = getattr(F, cell.name + "_forward")(x, *args, **extra, **options, lengths=lengths,
                                             reverse=reverse, batch_first=batch_first,
                                             training=training)
     return out if cell.has_cell_state else (out[0], out[1], None, out[2])
