@@ -110,9 +110,11 @@ def test_options_grid(rng, op, dtype, batch_first, bias, h0, lengths, reverse):
 
 
 # T=1, B=1, H=1 (a layer norm of one value in the LSTM's c: LN gives 0), sizes that are no
-# multiple of any SIMD width, B=13 and 20 (threads take disjoint sequences), H=129.
+# multiple of any SIMD width, B=13 and 20 (threads take disjoint sequences), H=129; T=60 B=5
+# H=64: the input projections come in windows of steps (256 KiB: 25 steps in float64, 51 in
+# float32 for the LSTM), the last one partial.
 SHAPES = [(1, 1, 1, 1), (1, 5, 7, 3), (9, 1, 4, 17), (4, 13, 20, 33), (3, 20, 16, 129),
-          (2, 3, 1, 2)]
+          (2, 3, 1, 2), (60, 5, 8, 64)]
 
 
 @pytest.mark.parametrize("T,B,I,H", SHAPES, ids=["T%dB%dI%dH%d" % s for s in SHAPES])
@@ -162,9 +164,12 @@ def test_every_instruction_set(rng, op, dtype, isa):
 
 # B=9 and 20: with 2+ threads the threads take disjoint sequences; B=3: they share each step's
 # product by columns and the rows' epilogues by sequences. H=200: no multiple of a SIMD width.
+# T=40 B=12: the input projection's windows hold 21 steps of 12 sequences (1 thread) or 42 of
+# 6 (2 threads).
 @pytest.mark.parametrize("T,B,H,reverse", [(12, 9, 40, False), (5, 3, 200, True),
-                                           (1, 2, 30, False), (6, 20, 64, True)],
-                         ids=["B9", "B3-H200-rev", "T1", "B20-rev"])
+                                           (1, 2, 30, False), (6, 20, 64, True),
+                                           (40, 12, 64, False)],
+                         ids=["B9", "B3-H200-rev", "T1", "B20-rev", "T40-windows"])
 @pytest.mark.parametrize("op", OPS)
 def test_bitwise_reproducible_across_runs_and_threads(rng, op, T, B, H, reverse):
     args, lens = make_args(rng, op, T, B, 20, H, np.float32, lengths=True)

@@ -1,9 +1,11 @@
 // Forward and backward of the LayerNorm LSTM and GRU over a whole sequence
 // (rnnfast/layer_norm_recurrent.h).
 //
-// Forward: x W_ih^T of every row is one GEMM before the loop (into the workspace when
-// training); its layer norm is not a pass of its own but part of each step's epilogue, which
-// reads that row anyway. W_hh^T is packed once. Each step computes h W_hh^T for a range of
+// Forward: W_ih^T and W_hh^T are packed once. x W_ih^T is projected a window of steps at a time
+// (one GEMM per window of each thread's sequences, at most kWindowBytes, so the rows are still
+// in cache when their steps read them); its layer norm is not a pass of its own but part of
+// each step's epilogue, which reads that row anyway (training writes the normalised row to the
+// workspace). Each step computes h W_hh^T for a range of
 // sequences (one GEMM), then, per sequence and in the same thread, the epilogue: the moments of
 // both rows of G*H values, their normalisation, the gate math, and for the LSTM the layer norm
 // of c'. A layer norm needs the whole row, so threads never split a step by hidden units as
@@ -32,6 +34,9 @@ namespace {
 
 // Fewest sequences a thread takes through a whole layer when the threads split the batch.
 constexpr index_t kMinSequences = 4;
+
+// Bytes of input projection a loop holds: a window of steps of its sequences (at least one).
+constexpr index_t kWindowBytes = index_t(256) << 10;
 
 bool by_sequences(const SeqShape& s) {
   return get_num_threads() > 1 && !in_parallel_region() && s.B >= 2 * kMinSequences &&
@@ -99,11 +104,6 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
       for (Buffer<T>* b : {&ws->gates, &ws->ih, &ws->hh, &ws->hprev, &ws->cprev, &ws->stats})
         b->zero();
   }
-  // x W_ih^T of every row, normalised in place by the steps.
-  Buffer<T> own_ih;
-  T* ih = ws ? ws->ih.data() : (own_ih.resize(rows * GH), own_ih.data());
-  gemm<T>(false, true, rows, GH, I, T(1), x, I, w.w_ih, I, T(0), ih, GH);
-
   if (h0) std::memcpy(h_n, h0, sizeof(T) * B * H); else std::fill_n(h_n, B * H, T(0));
   Buffer<T> c_own;
   T* c = c_n;
@@ -113,24 +113,45 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
   }
   detail::zero_padded_rows(s, H, y);
 
-  PackedB<T> whh;  // W_hh^T [H, G*H]
+  PackedB<T> wih, whh;  // W_ih^T [I, G*H], W_hh^T [H, G*H]
+  wih.pack(true, I, GH, w.w_ih, I);
   whh.pack(true, H, GH, w.w_hh, H);
   Buffer<T> hg(B * GH), other(B * H), gates_own(ws ? 0 : B * GH), stats_own(ws ? 0 : B * 4);
   const cells::LayerNormSteps<T>& steps = cells::active_layer_norm_steps<T>();
   const T eps = w.eps;
 
   split_sequences(s, [&](index_t b0, index_t b1, bool share) {
+    // x W_ih^T of the sequences [b0, b1), a window of steps at a time: small enough to stay in
+    // the core's cache from its GEMM to its steps.
+    const index_t nb = b1 - b0, n_steps = s.steps();
+    const index_t window = std::min(
+        n_steps, std::max<index_t>(1, kWindowBytes / (nb * GH * static_cast<index_t>(sizeof(T)))));
+    Buffer<T> xw(window * nb * GH), xt(window * nb * I);
     T* hp = h_n;
     T* hn = other.data();
-    for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
-      gemm_packed<T>(b1 - b0, hp + b0 * H, H, whh, T(0), hg.data() + b0 * GH, GH);
+    for (index_t step = 0; step < n_steps; ++step) {
+      const index_t slot = step % window;
+      if (slot == 0) {  // the inputs of the window's rows (zeros for padded ones), then one GEMM
+        const index_t n = std::min(window, n_steps - step);
+        for (index_t i = 0; i < n; ++i)
+          for (index_t b = b0; b < b1; ++b) {
+            T* dst = xt.data() + (i * nb + b - b0) * I;
+            if (s.active(step + i, b))
+              std::memcpy(dst, x + s.row(s.time_of(step + i, b), b) * I, sizeof(T) * I);
+            else
+              std::fill_n(dst, I, T(0));
+          }
+        gemm_packed<T>(n * nb, xt.data(), I, wih, T(0), xw.data(), GH);
+      }
+      gemm_packed<T>(nb, hp + b0 * H, H, whh, T(0), hg.data() + b0 * GH, GH);
       rows_of(b0, b1, share, 8 * GH, [&](index_t b) {
         if (!s.active(step, b)) {
           std::memcpy(hn + b * H, hp + b * H, sizeof(T) * H);
           return;
         }
         const index_t row = s.row(s.time_of(step, b), b);
-        T* ih_row = ih + row * GH;
+        T* xw_row = xw.data() + (slot * nb + b - b0) * GH;
+        T* ih_row = ws ? ws->ih.data() + row * GH : xw_row;
         T* hg_row = hg.data() + b * GH;
         T* hh_row = ws ? ws->hh.data() + row * GH : hg_row;
         T* gates = ws ? ws->gates.data() + row * GH : gates_own.data() + b * GH;
@@ -138,11 +159,11 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
         if (ws) std::memcpy(ws->hprev.data() + row * H, hp + b * H, sizeof(T) * H);
         if (is_lstm) {
           if (ws) std::memcpy(ws->cprev.data() + row * H, c + b * H, sizeof(T) * H);
-          steps.lstm(H, eps, ih_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
+          steps.lstm(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
                      k.bias.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), c + b * H,
                      hn + b * H, gates, stats);
         } else {
-          steps.gru(H, eps, ih_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
+          steps.gru(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
                     k.b_ih.data(), k.b_hh.data(), hp + b * H, hn + b * H, gates, stats);
         }
         std::memcpy(y + row * H, hn + b * H, sizeof(T) * H);
