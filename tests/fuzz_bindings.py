@@ -341,6 +341,155 @@ def recurrent_backward_case(rng):
     return "recurrent_backward", call, Ok(check)
 
 
+# ------------------------------------------------------------------ LayerNorm recurrent
+
+LN_ORDER = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "c0", "ln_ih_weight", "ln_hh_weight",
+            "ln_c_weight", "ln_c_bias"]
+
+
+def layer_norm_setup(rng):
+    """A valid LayerNorm LSTM/GRU call: op, arrays, options, sizes."""
+    op = ["lstm", "gru"][rng.integers(2)]
+    _, arrays, options, (T, B, I, H, dtype, _) = recurrent_setup(rng)
+    G = GATES[op]
+    x = arrays["x"]
+    maybe = lambda shape: rand(rng, shape, dtype) + 1 if rng.integers(2) else None  # noqa: E731
+    arrays = {"x": x, "w_ih": rand(rng, (G * H, I), dtype), "w_hh": rand(rng, (G * H, H), dtype),
+              "b_ih": arrays["b_ih"] if arrays["b_ih"] is None else rand(rng, (G * H,), dtype),
+              "b_hh": arrays["b_hh"] if arrays["b_hh"] is None else rand(rng, (G * H,), dtype),
+              "h0": rand(rng, (B, H), dtype) if rng.integers(2) else None,
+              "c0": rand(rng, (B, H), dtype) if op == "lstm" and rng.integers(2) else None,
+              "ln_ih_weight": maybe((G * H,)), "ln_hh_weight": maybe((G * H,)),
+              "ln_c_weight": maybe((H,)) if op == "lstm" else None,
+              "ln_c_bias": maybe((H,)) if op == "lstm" else None}
+    options = {"eps": float(rng.choice([1e-5, 1e-3, 0.5])), "lengths": options["lengths"],
+               "reverse": options["reverse"], "batch_first": options["batch_first"],
+               "training": options["training"]}
+    return op, arrays, options, (T, B, I, H, dtype)
+
+
+def layer_norm_reference(op, arrays, options, training):
+    args = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in arrays.items()}
+    if op == "gru":
+        for k in ("c0", "ln_c_weight", "ln_c_bias"):
+            args.pop(k)
+    kw = dict(options, training=training)
+    return getattr(R, f"layer_norm_{op}_forward")(**args, **kw)
+
+
+def layer_norm_forward_case(rng):
+    op, arrays, options, (T, B, I, H, dtype) = layer_norm_setup(rng)
+    G = GATES[op]
+    call_arrays, call_options, call_op, expect = dict(arrays), dict(options), op, None
+    kind = rng.integers(4)
+    if kind == 1:  # a valid layout of one array
+        name = LN_ORDER[rng.integers(len(LN_ORDER))]
+        if arrays[name] is not None:
+            call_arrays[name] = odd_layout(rng, arrays[name])
+    elif kind == 2:  # one invalid array
+        names = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "ln_ih_weight", "ln_hh_weight"]
+        names += ["c0", "ln_c_weight", "ln_c_bias"] if op == "lstm" else []
+        name = names[rng.integers(len(names))]
+        default = {"h0": (B, H), "c0": (B, H), "ln_c_weight": (H,), "ln_c_bias": (H,)}
+        shape = (np.shape(arrays[name]) if arrays[name] is not None else
+                 default.get(name, (G * H,)))
+        kinds = (0, 2, 4, 5) if name == "x" else None
+        call_arrays[name], expect = bad_array(rng, name, tuple(shape), dtype, kinds=kinds)
+        if op == "gru" and rng.integers(6) == 0:
+            call_arrays[name] = arrays[name]
+            other = ["c0", "ln_c_weight", "ln_c_bias"][rng.integers(3)]
+            call_arrays[other] = rand(rng, (B, H) if other == "c0" else (H,), dtype)
+            expect = Err(ValueError, f"{other}: only")
+    elif kind == 3:  # one invalid option
+        which = rng.integers(4)
+        if which == 0:
+            call_op = [JUNK[rng.integers(len(JUNK))], "rnn", "LSTM"][rng.integers(3)]
+            expect = Err((TypeError, ValueError), "op: expected 'lstm' or 'gru'")
+        elif which == 1:
+            call_options["eps"] = [0.0, -1e-5, float("nan"), float("inf"), "1e-5", None, True,
+                                   -2**63][rng.integers(8)]
+            expect = Err((TypeError, ValueError), "eps: expected")
+        elif which == 2:
+            key = ["reverse", "batch_first", "training"][rng.integers(3)]
+            call_options[key] = [1, 0, None, "yes", 1.0][rng.integers(5)]
+            expect = incompatible("layer_norm_recurrent_forward")
+        elif B > 0:
+            bad = rng.integers(1, T + 1, size=B).astype(np.int64)
+            bad[rng.integers(B)] = [0, -1, T + 1, INT64_MAX][rng.integers(4)]
+            call_options["lengths"] = bad
+            expect = Err(ValueError, "lengths: every entry must be in 1..T")
+    args = [call_arrays[k] for k in LN_ORDER]
+    call = lambda: _C.layer_norm_recurrent_forward(call_op, *args, **call_options)  # noqa: E731
+    if expect is not None:
+        return "layer_norm_recurrent_forward", call, expect
+
+    def check(out):
+        plain = _C.layer_norm_recurrent_forward(op, *[arrays[k] for k in LN_ORDER], **options)
+        same(without_ctx(out), without_ctx(plain), "layer_norm_recurrent_forward")
+        want = layer_norm_reference(op, arrays, options, False)
+        names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
+        for i, name in enumerate(names):
+            close(out[i], want[i], dtype, f"layer_norm_recurrent_forward {op} {name}")
+        if (out[3] is not None) != options["training"]:
+            raise Failure("layer_norm_recurrent_forward: a ctx exactly when training")
+    return "layer_norm_recurrent_forward", call, Ok(check)
+
+
+def layer_norm_backward_case(rng):
+    op, arrays, options, (T, B, I, H, dtype) = layer_norm_setup(rng)
+    options["training"] = True
+    out = _C.layer_norm_recurrent_forward(op, *[arrays[k] for k in LN_ORDER], **options)
+    ctx, y_shape = out[-1], out[0].shape
+    grads = {"dy": rand(rng, y_shape, dtype) if rng.integers(4) else None,
+             "dh_n": rand(rng, (B, H), dtype) if rng.integers(2) else None,
+             "dc_n": rand(rng, (B, H), dtype) if op == "lstm" and rng.integers(2) else None}
+    call_grads, call_ctx, call_op, expect = dict(grads), ctx, op, None
+    kind = rng.integers(4)
+    if kind == 1:
+        name = ["dy", "dh_n", "dc_n"][rng.integers(3)]
+        if grads[name] is not None:
+            call_grads[name] = odd_layout(rng, grads[name])
+    elif kind == 2:
+        name = ["dy", "dh_n", "dc_n"][rng.integers(3 if op == "lstm" else 2)]
+        value, expect = bad_array(rng, name, tuple(y_shape if name == "dy" else (B, H)), dtype)
+        call_grads[name] = value
+    elif kind == 3:
+        which = rng.integers(3)
+        if which == 0:
+            call_ctx = [None, {}, "ctx", _C.LayerNormRecurrentCtx.__new__(_C.LayerNormRecurrentCtx),
+                        _C.recurrent_forward("gru", np.zeros((1, 1, 1)), np.zeros((3, 1)),
+                                             np.zeros((3, 1)), None, None, None, None,
+                                             nonlinearity="tanh", reset_after=True, lengths=None,
+                                             reverse=False, batch_first=False,
+                                             training=True)[-1]][rng.integers(5)]
+            expect = Err((TypeError, ValueError), "ctx: ")
+        elif which == 1:
+            call_op = "gru" if op == "lstm" else "lstm"
+            expect = Err(ValueError, f"ctx: expected the ctx of layer_norm_{call_op}_forward")
+        else:
+            call_op = JUNK[rng.integers(len(JUNK))]
+            expect = Err((TypeError, ValueError), "op: expected")
+    call = lambda: _C.layer_norm_recurrent_backward(  # noqa: E731
+        call_op, call_ctx, call_grads["dy"], call_grads["dh_n"], call_grads["dc_n"])
+    if expect is not None:
+        return "layer_norm_recurrent_backward", call, expect
+
+    def check(got):
+        plain = _C.layer_norm_recurrent_backward(op, ctx, grads["dy"], grads["dh_n"],
+                                                 grads["dc_n"])
+        same(got, plain, "layer_norm_recurrent_backward")
+        ref_ctx = layer_norm_reference(op, arrays, options, True)[-1]
+        g64 = {k: None if v is None else v.astype(np.float64) for k, v in grads.items()}
+        if op != "lstm":
+            g64.pop("dc_n")
+        want = getattr(R, f"layer_norm_{op}_backward")(ref_ctx, **g64)
+        if set(want) != set(got):
+            raise Failure(f"layer_norm_recurrent_backward: keys {sorted(got)} != {sorted(want)}")
+        for name in want:
+            close(got[name], want[name], dtype, f"layer_norm_recurrent_backward {op} d{name}")
+    return "layer_norm_recurrent_backward", call, Ok(check)
+
+
 # ------------------------------------------------------------------ conv and pools
 
 
@@ -792,6 +941,8 @@ def no_argument_case(name):
 CASES = {
     "recurrent_forward": recurrent_forward_case,
     "recurrent_backward": recurrent_backward_case,
+    "layer_norm_recurrent_forward": layer_norm_forward_case,
+    "layer_norm_recurrent_backward": layer_norm_backward_case,
     "conv1d_forward": lambda rng: conv_case(rng, False),
     "conv1d_backward": lambda rng: conv_case(rng, True),
     "pool1d_forward": lambda rng: pool_case(rng, False),

@@ -266,6 +266,81 @@ def recurrent_backward_cases(op):
     return [(f"{op}_backward-{name}", *rest) for name, *rest in cases]
 
 
+# ------------------------------------------------------------------ LayerNorm LSTM / GRU
+
+
+def layer_norm_cases(op):
+    """The LayerNorm cells' own arguments (gains, eps) and their ctx; the plain cells' arguments
+    are checked by the same rules (recurrent_forward_cases)."""
+    G = GATES[op]
+    fw = getattr(F, f"layer_norm_{op}_forward")
+    bw = getattr(F, f"layer_norm_{op}_backward")
+    other = "gru" if op == "lstm" else "lstm"
+
+    def call(k, **change):
+        args = {key: v for key, v in k.rec[op].items()}
+        return fw(**dict(args, **change), training=True)
+
+    def ctx(k):
+        return call(k)[-1]
+
+    cases = [
+        ("ln_ih_weight-shape", lambda k: call(k, ln_ih_weight=np.ones(G * H + 1, np.float32)),
+         ValueError, f"ln_ih_weight: expected shape ({G}*hidden_size,) = ({G * H},), got "
+         f"({G * H + 1},)"),
+        ("ln_hh_weight-2d", lambda k: call(k, ln_hh_weight=np.ones((G, H), np.float32)),
+         ValueError, f"ln_hh_weight: expected shape ({G}*hidden_size,) = ({G * H},), got "
+         f"({G}, {H})"),
+        ("ln_ih_weight-dtype", lambda k: call(k, ln_ih_weight=np.ones(G * H)), TypeError,
+         "ln_ih_weight: expected dtype float32 (the dtype of x), got float64"),
+        ("ln_hh_weight-int", lambda k: call(k, ln_hh_weight=np.ones(G * H, np.int32)),
+         TypeError, "ln_hh_weight: expected a float32 or float64 array, got dtype int32"),
+        ("eps-zero", lambda k: call(k, eps=0.0), ValueError,
+         "eps: expected a finite float > 0, got 0.0"),
+        ("eps-negative", lambda k: call(k, eps=-1e-5), ValueError,
+         "eps: expected a finite float > 0, got -1e-05"),
+        ("eps-nan", lambda k: call(k, eps=float("nan")), ValueError,
+         "eps: expected a finite float > 0, got nan"),
+        ("eps-str", lambda k: call(k, eps="1e-5"), TypeError,
+         "eps: expected a float > 0, got '1e-5' of type <class 'str'>"),
+        ("w_hh-rows", lambda k: call(k, w_hh=np.ones((G * H + 1, H), np.float32)), ValueError,
+         f"w_hh: expected shape ({G}*hidden_size, hidden_size) = ({G * H}, {H}), got "
+         f"({G * H + 1}, {H})"),
+        ("ctx-None", lambda k: bw(None), ValueError,
+         f"ctx: got None; call layer_norm_{op}_forward(..., training=True) to get a ctx"),
+        ("ctx-plain-cell", lambda k: bw(k.ctx[op]), TypeError,
+         f"ctx: expected the ctx returned by layer_norm_{op}_forward(..., training=True), got "
+         "<class 'rnnfast._C.RecurrentCtx'>"),
+        ("ctx-other-cell", lambda k: bw(getattr(F, f"layer_norm_{other}_forward")(
+            **k.rec[other], training=True)[-1]), ValueError,
+         f"ctx: expected the ctx of layer_norm_{op}_forward, got the ctx of "
+         f"layer_norm_{other}_forward"),
+        ("ctx-uninitialised", lambda k: bw(uninitialised(_C.LayerNormRecurrentCtx)), TypeError,
+         "got an uninitialised <class 'rnnfast._C.LayerNormRecurrentCtx'>"),
+        ("dy-shape", lambda k: bw(ctx(k), k.y[op][:, :, :-1]), ValueError,
+         f"dy: expected shape (seq_len, batch, hidden_size) = ({T}, {B}, {H}), got "
+         f"({T}, {B}, {H - 1})"),
+        ("dh_n-dtype", lambda k: bw(ctx(k), None, k.y[op][-1].astype(np.float64)), TypeError,
+         "dh_n: expected dtype float32 (the dtype of the forward's x), got float64"),
+    ]
+    if op == "lstm":
+        cases += [
+            ("ln_c_weight-shape", lambda k: call(k, ln_c_weight=np.ones(G * H, np.float32)),
+             ValueError, f"ln_c_weight: expected shape (hidden_size,) = ({H},), got ({G * H},)"),
+            ("ln_c_bias-dtype", lambda k: call(k, ln_c_bias=np.zeros(H)), TypeError,
+             "ln_c_bias: expected dtype float32 (the dtype of x), got float64"),
+            ("dc_n-shape", lambda k: bw(ctx(k), None, None, k.y[op][-1, :1]), ValueError,
+             f"dc_n: expected shape (batch, hidden_size) = ({B}, {H}), got (1, {H})"),
+        ]
+    else:
+        cases += [("ln_c_weight", lambda k: call(k, ln_c_weight=np.ones(H, np.float32)),
+                   TypeError, "got an unexpected keyword argument 'ln_c_weight'")]
+    return ([(f"layer_norm_{op}_forward-{c[0]}", *c[1:]) for c in cases
+             if not c[0].startswith(("ctx", "dy", "dh_n", "dc_n"))]
+            + [(f"layer_norm_{op}_backward-{c[0]}", *c[1:]) for c in cases
+               if c[0].startswith(("ctx", "dy", "dh_n", "dc_n"))])
+
+
 # ------------------------------------------------------------------ conv1d
 
 
@@ -554,6 +629,8 @@ CASES = (
     + global_cases("global_avg_pool1d")
     + attention_cases("dot_attention")
     + attention_cases("additive_attention")
+    + layer_norm_cases("lstm")
+    + layer_norm_cases("gru")
 )
 
 

@@ -11,7 +11,9 @@ from rnnfast import functional as F
 from rnnfast.functional.stack import CELLS, RecurrentStack, cell_options, param_name
 
 T, B, I, H = 4, 3, 5, 6
-OPTIONS = {"rnn": {"nonlinearity": "relu"}, "lstm": {}, "gru": {"reset_after": False}}
+OPTIONS = {"rnn": {"nonlinearity": "relu"}, "lstm": {}, "gru": {"reset_after": False},
+           "layer_norm_lstm": {"eps": 1e-3}, "layer_norm_gru": {}}
+TORCH_CELLS = ["rnn", "lstm", "gru"]  # the cells torch.nn has
 
 
 def make(cell, rng, num_layers=2, bidirectional=True, bias=True, dtype=np.float64, **kw):
@@ -33,9 +35,9 @@ def by_hand(stack, weights, x, h0, c0, lengths, masks):
             k = layer * D + d
             w = [weights.get(param_name(p, layer, d)) for p in ("weight_ih", "weight_hh",
                                                                   "bias_ih", "bias_hh")]
-            extra = {key: weights[param_name(prefix, layer, d)]
-                     for prefix, key in [("weight_peephole", "w_peephole"), ("weight_hr", "w_hr")]
-                     if param_name(prefix, layer, d) in weights}
+            extra = {p.key: weights[param_name(p.prefix, layer, d)]  # peepholes, w_hr, LN gains
+                     for p in stack.params
+                     if p.prefix not in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
             state = (h0[k], c0[k]) if stack.has_cell_state else (h0[k],)
             res = kernel(out, *w, *state, lengths=lengths, reverse=d == 1, **extra,
                          **stack.kernel_options)
@@ -47,7 +49,7 @@ def by_hand(stack, weights, x, h0, c0, lengths, masks):
     return out, np.stack(hs), (np.stack(cs) if cs else None)
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", TORCH_CELLS)
 @pytest.mark.parametrize("bias", [True, False])
 def test_names_and_shapes_are_torch_nn_s(cell, bias):
     torch = pytest.importorskip("torch")

@@ -200,6 +200,9 @@ x, w_ih, w_hh = f(64, 8, 32), f(128, 32), f(128, 32)
 opts = dict(nonlinearity="tanh", reset_after=True, lengths=None, reverse=False,
             batch_first=False, training=True)
 rctx = _C.recurrent_forward("lstm", x, w_ih, w_hh, None, None, None, None, **opts)[-1]
+lnctx = _C.layer_norm_recurrent_forward("gru", x, w_ih[:96], w_hh[:96], None, None, None, None,
+                                       None, None, None, None, eps=1e-5, lengths=None,
+                                       reverse=False, batch_first=False, training=True)[-1]
 cx, cw = f(8, 300, 16), f(16, 16, 5)
 conv = dict(stride=1, padding="same", dilation=1, groups=1, channels_last=True, training=True)
 cctx = _C.conv1d_forward(cx, cw, None, **conv)[1]
@@ -228,11 +231,17 @@ calls = {
     "recurrent_forward": lambda: _C.recurrent_forward("lstm", x, w_ih, w_hh, None, None, None,
                                                       None, **opts),
     "recurrent_backward": lambda: _C.recurrent_backward("lstm", rctx, x[..., :32], None, None),
+    "layer_norm_recurrent_forward": lambda: _C.layer_norm_recurrent_forward(
+        "gru", x, w_ih[:96], w_hh[:96], None, None, None, None, None, None, None, None, eps=1e-5,
+        lengths=None, reverse=False, batch_first=False, training=True),
+    "layer_norm_recurrent_backward": lambda: _C.layer_norm_recurrent_backward(
+        "gru", lnctx, x[..., :32], None, None),
     "conv1d_forward": lambda: _C.conv1d_forward(cx, cw, None, **conv),
     "conv1d_backward": lambda: _C.conv1d_backward(cctx, cx),
     "pool1d_forward": lambda: _C.pool1d_forward("max_pool1d", cx, **pool),
     "pool1d_backward": lambda: _C.pool1d_backward("max_pool1d", pctx, cx[:, :298]),
-    "ctx methods": lambda: (repr(rctx), rctx.op, repr(cctx), repr(pctx), pctx.op),
+    "ctx methods": lambda: (repr(rctx), rctx.op, repr(cctx), repr(pctx), pctx.op, repr(lnctx),
+                                 lnctx.op),
     "gemm_batched": lambda: _C.gemm_batched(a3, a3, trans_b=True),
     "get_thread_pool": lambda: _C.get_thread_pool(),
     "loaded_openmp_runtimes": lambda: _C.loaded_openmp_runtimes(),

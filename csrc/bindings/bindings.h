@@ -8,5 +8,6 @@ namespace rnnfast::bindings {
 void bind_runtime(Entries& m);    // runtime.cc: threads, instruction sets, gemm (tests)
 void bind_recurrent(Entries& m);  // recurrent.cc: RNN, LSTM, GRU
 void bind_conv(Entries& m);       // conv.cc: Conv1D, MaxPool1D, global pooling
+void bind_layer_norm_recurrent(Entries& m);  // layer_norm_recurrent.cc: LayerNorm LSTM, GRU
 
 }  // namespace rnnfast::bindings

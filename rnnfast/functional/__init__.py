@@ -13,6 +13,12 @@ from rnnfast.functional.recurrent import (
     rnn_backward,
     rnn_forward,
 )
+from rnnfast.functional.layer_norm_recurrent import (
+    layer_norm_gru_backward,
+    layer_norm_gru_forward,
+    layer_norm_lstm_backward,
+    layer_norm_lstm_forward,
+)
 from rnnfast.functional.linear import linear_backward, linear_forward
 from rnnfast.functional.conv import (
     conv1d_backward,
@@ -38,6 +44,10 @@ __all__ = [
     "global_max_pool1d_forward",
     "max_pool1d_backward",
     "max_pool1d_forward",
+    "layer_norm_gru_backward",
+    "layer_norm_gru_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_lstm_forward",
     "linear_backward",
     "linear_forward",
     "gru_backward",

@@ -92,6 +92,30 @@ def _check_proj_size(value):
     return check_int(value, "proj_size", 0)
 
 
+def _hidden_shape(layer_input, hidden, gates, options):
+    return (hidden,)
+
+
+#: The LayerNorm cells' gains of their two layer norms over the G*H gates (beside the plain
+#: parameters, with or without biases).
+LAYER_NORM_PARAMS = (
+    Param("ln_ih_weight", "ln_ih_weight", _bias_shape, False),
+    Param("ln_hh_weight", "ln_hh_weight", _bias_shape, False),
+)
+#: The LayerNorm LSTM's layer norm of c: gain and bias.
+LAYER_NORM_C_PARAMS = (
+    Param("ln_c_weight", "ln_c_weight", _hidden_shape, False),
+    Param("ln_c_bias", "ln_c_bias", _hidden_shape, False),
+)
+
+
+def _check_eps(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 < value < float("inf"):
+        raise ValueError(f"eps: expected a finite float > 0, got {value!r}")
+    return float(value)
+
+
 def _check_nonlinearity(value):
     if value not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {value!r}")
@@ -121,18 +145,25 @@ CELLS: Dict[str, Cell] = {
                  {"proj_size": (0, _check_proj_size), "peephole": (False, bool)},
                  ("proj_size", "peephole")),
     "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool)}),
+    "layer_norm_lstm": Cell("layer_norm_lstm", 4, True,
+                            PLAIN_PARAMS + LAYER_NORM_PARAMS + LAYER_NORM_C_PARAMS,
+                            {"eps": (1e-5, _check_eps)}),
+    "layer_norm_gru": Cell("layer_norm_gru", 3, False, PLAIN_PARAMS + LAYER_NORM_PARAMS,
+                           {"eps": (1e-5, _check_eps)}),
 }
 
 
 def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
                  batch_first=False, training=False):
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
-    ``Param.key`` (missing: None), ``options`` the kernel's (``RecurrentStack.kernel_options``). Returns
+    ``Param.key`` (missing: None; the plain four by position, the others by keyword),
+    ``options`` the kernel's (``RecurrentStack.kernel_options``). Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
-    args = [weights.get(param.key) for param in cell.params if not param.option]
+    args = [weights.get(param.key) for param in cell.params if param in PLAIN_PARAMS]
     args += [h0, c0] if cell.has_cell_state else [h0]
-    keywords = {param.key: weights.get(param.key) for param in cell.params if param.option}
+    keywords = {param.key: weights.get(param.key) for param in cell.params
+                if param not in PLAIN_PARAMS}
     keywords.update(options)
     out = getattr(F, cell.name + "_forward")(x, *args, **keywords, lengths=lengths,
                                             reverse=reverse, batch_first=batch_first,

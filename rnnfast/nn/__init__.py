@@ -12,6 +12,7 @@ from rnnfast.nn.container import TimeDistributed
 from rnnfast.nn.conv import Conv1d, MaxPool1d
 from rnnfast.nn.dropout import Dropout
 from rnnfast.nn.embedding import Embedding
+from rnnfast.nn.layer_norm_recurrent import LayerNormGRU, LayerNormLSTM
 from rnnfast.nn.linear import Linear
 from rnnfast.nn.module import Module, Parameter
 from rnnfast.nn.norm import LayerNorm
@@ -37,6 +38,8 @@ __all__ = [
     "LSTM",
     "LastStep",
     "LayerNorm",
+    "LayerNormGRU",
+    "LayerNormLSTM",
     "Linear",
     "MaxPool1d",
     "Module",

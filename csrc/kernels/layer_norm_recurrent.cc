@@ -1,0 +1,274 @@
+// Forward and backward of the LayerNorm LSTM and GRU over a whole sequence
+// (rnnfast/layer_norm_recurrent.h).
+//
+// Forward: W_ih^T and W_hh^T are packed once. x W_ih^T is projected a window of steps at a time
+// (one GEMM per window of each thread's sequences, at most kWindowBytes, so the rows are still
+// in cache when their steps read them); its layer norm is not a pass of its own but part of
+// each step's epilogue, which reads that row anyway (training writes the normalised row to the
+// workspace). Each step computes h W_hh^T for a range of
+// sequences (one GEMM), then, per sequence and in the same thread, the epilogue: the moments of
+// both rows of G*H values, their normalisation, the gate math, and for the LSTM the layer norm
+// of c'. A layer norm needs the whole row, so threads never split a step by hidden units as
+// the plain cells do: with enough sequences they take disjoint sequences through every step
+// (no synchronisation at all); otherwise each step's GEMM is shared by columns (inside
+// gemm_packed) and the rows' epilogues by sequences.
+//
+// Backward: the same split. Per step and sequence, the epilogue turns the state gradients into
+// the gradients of the two products' rows (through both layer norms, from the saved 1/std and
+// normalised rows), saved for every row; the parameter gradients of the gains and biases are
+// summed per sequence (each sequence's sums belong to one thread, so the result does not depend
+// on the thread count) and then over sequences. The recurrent product dh += dgh W_hh is the one
+// GEMM per step; dx, dW_ih and dW_hh are large GEMMs over all rows after the loop.
+#include "rnnfast/layer_norm_recurrent.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "layer_norm_steps.h"
+#include "recurrent_common.h"
+#include "rnnfast/gemm.h"
+
+namespace rnnfast {
+
+namespace {
+
+// Fewest sequences a thread takes through a whole layer when the threads split the batch.
+constexpr index_t kMinSequences = 4;
+
+// Bytes of input projection a loop holds: a window of steps of its sequences (at least one).
+constexpr index_t kWindowBytes = index_t(256) << 10;
+
+bool by_sequences(const SeqShape& s) {
+  return get_num_threads() > 1 && !in_parallel_region() && s.B >= 2 * kMinSequences &&
+         s.steps() > 1;
+}
+
+// The per-call constants: every optional vector made whole (zeros or ones), biases folded.
+template <typename T>
+struct Constants {
+  Buffer<T> b_ih, b_hh, bias, ln_ih, ln_hh, ln_c_weight, ln_c_bias;
+
+  Constants(LayerNormCell cell, index_t H, const LayerNormWeights<T>& w) {
+    const index_t GH = gate_count(cell) * H;
+    auto fill = [](Buffer<T>& b, index_t n, const T* src, T value) {
+      b.resize(n);
+      if (src) std::memcpy(b.data(), src, sizeof(T) * n); else std::fill_n(b.data(), n, value);
+    };
+    fill(b_ih, GH, w.b_ih, T(0));
+    fill(b_hh, GH, w.b_hh, T(0));
+    fill(ln_ih, GH, w.ln_ih, T(1));
+    fill(ln_hh, GH, w.ln_hh, T(1));
+    fill(ln_c_weight, H, w.ln_c_weight, T(1));
+    fill(ln_c_bias, H, w.ln_c_bias, T(0));
+    bias.resize(GH);
+    for (index_t j = 0; j < GH; ++j) bias[j] = b_ih[j] + b_hh[j];
+  }
+};
+
+// Runs run(b0, b1, share) over the batch: disjoint ranges of sequences on the threads
+// (share = false), or all of them in the caller, which shares each step's work (share = true).
+template <typename F>
+void split_sequences(const SeqShape& s, F&& run) {
+  if (by_sequences(s))
+    parallel_for(s.B, kMinSequences, [&](index_t b0, index_t b1) { run(b0, b1, false); });
+  else
+    run(0, s.B, true);
+}
+
+// fn(b) for b in [b0, b1): on the threads when share, else serially.
+template <typename F>
+void rows_of(index_t b0, index_t b1, bool share, index_t work, F&& fn) {
+  if (share)
+    detail::for_each_batch_row(b1 - b0, work, [&](index_t i) { fn(b0 + i); });
+  else
+    for (index_t b = b0; b < b1; ++b) fn(b);
+}
+
+}  // namespace
+
+template <typename T>
+void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
+                                  const LayerNormWeights<T>& w, const T* x, const T* h0,
+                                  const T* c0, T* y, T* h_n, T* c_n, LayerNormWorkspace<T>* ws) {
+  const index_t B = s.B, H = s.H, I = s.I, GH = gate_count(cell) * H, rows = s.rows();
+  const bool is_lstm = cell == LayerNormCell::lstm;
+  const Constants<T> k(cell, H, w);
+  if (ws) {
+    ws->gates.resize(rows * GH);
+    ws->ih.resize(rows * GH);
+    ws->hh.resize(rows * GH);
+    ws->hprev.resize(rows * H);
+    ws->cprev.resize(is_lstm ? rows * H : 0);
+    ws->stats.resize(rows * 4);
+    if (!s.lengths.empty())
+      for (Buffer<T>* b : {&ws->gates, &ws->ih, &ws->hh, &ws->hprev, &ws->cprev, &ws->stats})
+        b->zero();
+  }
+  if (h0) std::memcpy(h_n, h0, sizeof(T) * B * H); else std::fill_n(h_n, B * H, T(0));
+  Buffer<T> c_own;
+  T* c = c_n;
+  if (is_lstm) {
+    if (!c) c = (c_own.resize(B * H), c_own.data());
+    if (c0) std::memcpy(c, c0, sizeof(T) * B * H); else std::fill_n(c, B * H, T(0));
+  }
+  detail::zero_padded_rows(s, H, y);
+
+  PackedB<T> wih, whh;  // W_ih^T [I, G*H], W_hh^T [H, G*H]
+  wih.pack(true, I, GH, w.w_ih, I);
+  whh.pack(true, H, GH, w.w_hh, H);
+  Buffer<T> hg(B * GH), other(B * H), gates_own(ws ? 0 : B * GH), stats_own(ws ? 0 : B * 4);
+  const cells::LayerNormSteps<T>& steps = cells::active_layer_norm_steps<T>();
+  const T eps = w.eps;
+
+  split_sequences(s, [&](index_t b0, index_t b1, bool share) {
+    // x W_ih^T of the sequences [b0, b1), a window of steps at a time: small enough to stay in
+    // the core's cache from its GEMM to its steps.
+    const index_t nb = b1 - b0, n_steps = s.steps();
+    const index_t window = std::min(
+        n_steps, std::max<index_t>(1, kWindowBytes / (nb * GH * static_cast<index_t>(sizeof(T)))));
+    Buffer<T> xw(window * nb * GH), xt(window * nb * I);
+    T* hp = h_n;
+    T* hn = other.data();
+    for (index_t step = 0; step < n_steps; ++step) {
+      const index_t slot = step % window;
+      if (slot == 0) {  // the inputs of the window's rows (zeros for padded ones), then one GEMM
+        const index_t n = std::min(window, n_steps - step);
+        for (index_t i = 0; i < n; ++i)
+          for (index_t b = b0; b < b1; ++b) {
+            T* dst = xt.data() + (i * nb + b - b0) * I;
+            if (s.active(step + i, b))
+              std::memcpy(dst, x + s.row(s.time_of(step + i, b), b) * I, sizeof(T) * I);
+            else
+              std::fill_n(dst, I, T(0));
+          }
+        gemm_packed<T>(n * nb, xt.data(), I, wih, T(0), xw.data(), GH);
+      }
+      gemm_packed<T>(nb, hp + b0 * H, H, whh, T(0), hg.data() + b0 * GH, GH);
+      rows_of(b0, b1, share, 8 * GH, [&](index_t b) {
+        if (!s.active(step, b)) {
+          std::memcpy(hn + b * H, hp + b * H, sizeof(T) * H);
+          return;
+        }
+        const index_t row = s.row(s.time_of(step, b), b);
+        T* xw_row = xw.data() + (slot * nb + b - b0) * GH;
+        T* ih_row = ws ? ws->ih.data() + row * GH : xw_row;
+        T* hg_row = hg.data() + b * GH;
+        T* hh_row = ws ? ws->hh.data() + row * GH : hg_row;
+        T* gates = ws ? ws->gates.data() + row * GH : gates_own.data() + b * GH;
+        T* stats = ws ? ws->stats.data() + row * 4 : stats_own.data() + b * 4;
+        if (ws) std::memcpy(ws->hprev.data() + row * H, hp + b * H, sizeof(T) * H);
+        if (is_lstm) {
+          if (ws) std::memcpy(ws->cprev.data() + row * H, c + b * H, sizeof(T) * H);
+          steps.lstm(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
+                     k.bias.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), c + b * H,
+                     hn + b * H, gates, stats);
+        } else {
+          steps.gru(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
+                    k.b_ih.data(), k.b_hh.data(), hp + b * H, hn + b * H, gates, stats);
+        }
+        std::memcpy(y + row * H, hn + b * H, sizeof(T) * H);
+      });
+      std::swap(hp, hn);
+    }
+    if (hp != h_n) std::memcpy(h_n + b0 * H, hp + b0 * H, sizeof(T) * (b1 - b0) * H);
+  });
+}
+
+template <typename T>
+void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
+                                   const LayerNormWeights<T>& w, const T* x,
+                                   const LayerNormWorkspace<T>& ws, const T* dy, const T* dh_n,
+                                   const T* dc_n, const LayerNormGrads<T>& g) {
+  const index_t B = s.B, H = s.H, I = s.I, GH = gate_count(cell) * H, rows = s.rows();
+  const bool is_lstm = cell == LayerNormCell::lstm;
+  const Constants<T> k(cell, H, w);
+  // dgx, dgh: gradients of every row of x W_ih^T and h W_hh^T (zero at padded rows).
+  Buffer<T> dgx(rows * GH), dgh(rows * GH);
+  if (!s.lengths.empty()) {
+    dgx.zero();
+    dgh.zero();
+  }
+  Buffer<T> dh(B * H), dc(is_lstm ? B * H : 0);
+  if (dh_n) std::memcpy(dh.data(), dh_n, sizeof(T) * B * H); else dh.zero();
+  if (is_lstm) {
+    if (dc_n) std::memcpy(dc.data(), dc_n, sizeof(T) * B * H); else dc.zero();
+  }
+  // Per sequence: the sums of its rows' parameter gradients (layer_norm_steps.h's acc).
+  const index_t acc_width = 4 * GH + 2 * H;
+  Buffer<T> acc(B * acc_width), stage(B * GH), scratch(B * 6 * H);
+  acc.zero();
+  PackedB<T> whh;  // W_hh [G*H, H]
+  whh.pack(false, GH, H, w.w_hh, H);
+  const cells::LayerNormSteps<T>& steps = cells::active_layer_norm_steps<T>();
+
+  split_sequences(s, [&](index_t b0, index_t b1, bool share) {
+    for (index_t step = s.steps() - 1; step >= 0; --step) {
+      rows_of(b0, b1, share, 16 * GH, [&](index_t b) {
+        T* st = stage.data() + b * GH;
+        if (!s.active(step, b)) {  // the state passes unchanged: nothing to stage
+          std::fill_n(st, GH, T(0));
+          return;
+        }
+        const index_t row = s.row(s.time_of(step, b), b);
+        T* db = dh.data() + b * H;
+        if (dy)
+          for (index_t j = 0; j < H; ++j) db[j] += dy[row * H + j];
+        const T* gates = ws.gates.data() + row * GH;
+        const T* ih = ws.ih.data() + row * GH;
+        const T* hh = ws.hh.data() + row * GH;
+        const T* stats = ws.stats.data() + row * 4;
+        T* a = acc.data() + b * acc_width;
+        T* sc = scratch.data() + b * 6 * H;
+        if (is_lstm)
+          steps.lstm_grad(H, gates, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
+                          k.ln_hh.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), db,
+                          dc.data() + b * H, dgx.data() + row * GH, st, a, sc);
+        else
+          steps.gru_grad(H, gates, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
+                         k.ln_hh.data(), k.b_hh.data(), db, dgx.data() + row * GH, st, a, sc);
+        std::memcpy(dgh.data() + row * GH, st, sizeof(T) * GH);
+      });
+      gemm_packed<T>(b1 - b0, stage.data() + b0 * GH, GH, whh, T(1), dh.data() + b0 * H, H);
+    }
+  });
+
+  if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
+  if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
+  if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I);
+  if (g.w_ih)
+    gemm<T>(true, false, GH, I, rows, T(1), dgx.data(), GH, x, I, T(0), g.w_ih, I);
+  if (g.w_hh)
+    gemm<T>(true, false, GH, H, rows, T(1), dgh.data(), GH, ws.hprev.data(), H, T(0), g.w_hh,
+            H);
+  // The sums over sequences, in order.
+  auto total = [&](T* out, index_t offset, index_t n) {
+    if (!out) return;
+    std::fill_n(out, n, T(0));
+    for (index_t b = 0; b < B; ++b) {
+      const T* a = acc.data() + b * acc_width + offset;
+      for (index_t j = 0; j < n; ++j) out[j] += a[j];
+    }
+  };
+  total(g.b_ih, 0, GH);
+  total(g.b_hh, GH, GH);
+  total(g.ln_ih, 2 * GH, GH);
+  total(g.ln_hh, 3 * GH, GH);
+  if (is_lstm) {
+    total(g.ln_c_weight, 4 * GH, H);
+    total(g.ln_c_bias, 4 * GH + H, H);
+  }
+}
+
+#define RNNFAST_INSTANTIATE(T)                                                                  \
+  template void layer_norm_recurrent_forward<T>(LayerNormCell, const SeqShape&,                \
+                                                const LayerNormWeights<T>&, const T*, const T*, \
+                                                const T*, T*, T*, T*, LayerNormWorkspace<T>*);  \
+  template void layer_norm_recurrent_backward<T>(LayerNormCell, const SeqShape&,               \
+                                                 const LayerNormWeights<T>&, const T*,          \
+                                                 const LayerNormWorkspace<T>&, const T*,        \
+                                                 const T*, const T*, const LayerNormGrads<T>&);
+RNNFAST_INSTANTIATE(float)
+RNNFAST_INSTANTIATE(double)
+#undef RNNFAST_INSTANTIATE
+
+}  // namespace rnnfast

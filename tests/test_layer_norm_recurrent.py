@@ -1,0 +1,475 @@
+"""The fused LayerNorm LSTM and GRU kernels (rnnfast.functional.layer_norm_*) against the NumPy
+reference, forward and backward; determinism, instruction sets, bad input; and the layers
+rnnfast.nn.LayerNormLSTM / LayerNormGRU against a PyTorch loop with nn.LayerNorm."""
+import copy
+import importlib.util
+import itertools
+import pathlib
+
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast import functional as F
+from rnnfast import nn
+from rnnfast import reference as R
+from rnnfast.functional.stack import RecurrentStack
+from recurrent_cases import TOL, rel_err
+
+DTYPES = [np.float32, np.float64]
+OPS = ["lstm", "gru"]
+GATES = {"lstm": 4, "gru": 3}
+LN_KEYS = {"lstm": ["ln_ih_weight", "ln_hh_weight", "ln_c_weight", "ln_c_bias"],
+           "gru": ["ln_ih_weight", "ln_hh_weight"]}
+OPTIONS = list(itertools.product([False, True], repeat=5))  # batch_first, bias, h0, lengths, reverse
+
+
+def make_args(rng, op, T, B, I, H, dtype, *, bias=True, h0=True, ln=True, batch_first=False,
+              lengths=False):
+    """Keyword arguments of a forward (arrays of dtype) and lengths (or None)."""
+    G = GATES[op]
+    args = {"x": rng.standard_normal((B, T, I) if batch_first else (T, B, I)),
+            "w_ih": rng.standard_normal((G * H, I)) / np.sqrt(I),
+            "w_hh": rng.standard_normal((G * H, H)) / np.sqrt(H),
+            "b_ih": rng.standard_normal(G * H) * 0.5 if bias else None,
+            "b_hh": rng.standard_normal(G * H) * 0.5 if bias else None,
+            "h0": rng.standard_normal((B, H)) * 0.5 if h0 else None}
+    if op == "lstm":
+        args["c0"] = rng.standard_normal((B, H)) * 0.5 if h0 else None
+    for key in LN_KEYS[op]:
+        size = H if key.startswith("ln_c") else G * H
+        base = 0.0 if key == "ln_c_bias" else 1.0
+        args[key] = base + 0.3 * rng.standard_normal(size) if ln else None
+    args = {k: None if v is None else v.astype(dtype) for k, v in args.items()}
+    lens = None
+    if lengths:
+        lens = rng.integers(1, T + 1, size=B)
+        lens[0] = T
+        if B > 1:
+            lens[-1] = 1
+    return args, lens
+
+
+def upstream(rng, op, y_shape, B, H, dtype):
+    g = {"dy": rng.standard_normal(y_shape).astype(dtype),
+         "dh_n": rng.standard_normal((B, H)).astype(dtype)}
+    if op == "lstm":
+        g["dc_n"] = rng.standard_normal((B, H)).astype(dtype)
+    return g
+
+
+def run(module, op, args, options, grads=None):
+    """(outputs dict, gradients dict or None) of one LayerNorm op of F or R."""
+    out = getattr(module, f"layer_norm_{op}_forward")(**args, **options,
+                                                      training=grads is not None)
+    names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
+    outputs = dict(zip(names, out[:-1]))
+    if grads is None:
+        assert out[-1] is None
+        return outputs, None
+    return outputs, getattr(module, f"layer_norm_{op}_backward")(out[-1], **grads)
+
+
+def as64(d):
+    return {k: None if v is None else np.asarray(v, np.float64) for k, v in d.items()}
+
+
+def check(rng, op, T, B, I, H, dtype, *, eps=1e-5, batch_first=False, bias=True, h0=True,
+          ln=True, lengths=False, reverse=False):
+    args, lens = make_args(rng, op, T, B, I, H, dtype, bias=bias, h0=h0, ln=ln,
+                           batch_first=batch_first, lengths=lengths)
+    options = dict(lengths=lens, reverse=reverse, batch_first=batch_first, eps=eps)
+    grads = upstream(rng, op, args["x"].shape[:2] + (H,), B, H, dtype)
+    out, got = run(F, op, args, options, grads)
+    ref_out, want = run(R, op, as64(args), options, as64(grads))
+    out_tol, grad_tol = TOL[dtype]
+    for name, value in out.items():
+        assert value.dtype == dtype and value.shape == ref_out[name].shape, name
+        assert rel_err(value, ref_out[name]) < out_tol, name
+    assert set(got) == set(want)
+    for name, value in got.items():
+        if want[name] is None:
+            assert value is None, name
+            continue
+        assert value.dtype == dtype and value.shape == want[name].shape, name
+        assert rel_err(value, want[name]) < grad_tol, name
+    # Inference gives the training outputs, bit for bit.
+    inf_out, _ = run(F, op, args, options)
+    for name, value in inf_out.items():
+        np.testing.assert_array_equal(value, out[name])
+    return out, got
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("batch_first,bias,h0,lengths,reverse", OPTIONS,
+                         ids=["bf%d-bias%d-h0%d-len%d-rev%d" % o for o in OPTIONS])
+def test_options_grid(rng, op, dtype, batch_first, bias, h0, lengths, reverse):
+    check(rng, op, 5, 4, 3, 6, dtype, batch_first=batch_first, bias=bias, h0=h0,
+          lengths=lengths, reverse=reverse)
+
+
+# T=1, B=1, H=1 (a layer norm of one value in the LSTM's c: LN gives 0), sizes that are no
+# multiple of any SIMD width, B=13 and 20 (threads take disjoint sequences), H=129; T=60 B=5
+# H=64: the input projections come in windows of steps (256 KiB: 25 steps in float64, 51 in
+# float32 for the LSTM), the last one partial.
+SHAPES = [(1, 1, 1, 1), (1, 5, 7, 3), (9, 1, 4, 17), (4, 13, 20, 33), (3, 20, 16, 129),
+          (2, 3, 1, 2), (60, 5, 8, 64)]
+
+
+@pytest.mark.parametrize("T,B,I,H", SHAPES, ids=["T%dB%dI%dH%d" % s for s in SHAPES])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", OPS)
+def test_shapes(rng, op, dtype, T, B, I, H):
+    for lengths, reverse in [(False, False), (True, True)]:
+        check(rng, op, T, B, I, H, dtype, lengths=lengths, reverse=reverse)
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-3, 2.0])
+@pytest.mark.parametrize("op", OPS)
+def test_eps(rng, op, eps):
+    check(rng, op, 4, 3, 5, 7, np.float64, eps=eps, lengths=True)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_missing_layer_norm_parameters_are_ones_and_zeros(rng, op):
+    """None gains are ones (and the c bias zero): the same results as those arrays, and their
+    gradients are None."""
+    _, got = check(rng, op, 4, 3, 5, 6, np.float64, ln=False, lengths=True)
+    for key in LN_KEYS[op]:
+        assert got[key] is None
+    args, lens = make_args(rng, op, 4, 3, 5, 6, np.float64, ln=False)
+    full = dict(args)
+    for key in LN_KEYS[op]:
+        size = 6 if key.startswith("ln_c") else GATES[op] * 6
+        full[key] = np.full(size, 0.0 if key == "ln_c_bias" else 1.0)
+    a, _ = run(F, op, args, {})
+    b, _ = run(F, op, full, {})
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+@pytest.mark.parametrize("isa", rnnfast.supported_isas())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", OPS)
+def test_every_instruction_set(rng, op, dtype, isa):
+    before = rnnfast.active_isa()
+    try:
+        rnnfast.set_isa(isa)
+        for T, B, I, H in [(6, 5, 13, 33), (3, 17, 16, 64), (2, 2, 3, 1)]:
+            check(rng, op, T, B, I, H, dtype, lengths=True, reverse=T == 3)
+    finally:
+        rnnfast.set_isa(before)
+
+
+# B=9 and 20: with 2+ threads the threads take disjoint sequences; B=3: they share each step's
+# product by columns and the rows' epilogues by sequences. H=200: no multiple of a SIMD width.
+# T=40 B=12: the input projection's windows hold 21 steps of 12 sequences (1 thread) or 42 of
+# 6 (2 threads).
+@pytest.mark.parametrize("T,B,H,reverse", [(12, 9, 40, False), (5, 3, 200, True),
+                                           (1, 2, 30, False), (6, 20, 64, True),
+                                           (40, 12, 64, False)],
+                         ids=["B9", "B3-H200-rev", "T1", "B20-rev", "T40-windows"])
+@pytest.mark.parametrize("op", OPS)
+def test_bitwise_reproducible_across_runs_and_threads(rng, op, T, B, H, reverse):
+    args, lens = make_args(rng, op, T, B, 20, H, np.float32, lengths=True)
+    grads = upstream(rng, op, args["x"].shape[:2] + (H,), B, H, np.float32)
+    options = dict(lengths=lens, reverse=reverse)
+    threads = rnnfast.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3, 1):
+            rnnfast.set_num_threads(n)
+            results.append(run(F, op, args, options, grads))
+    finally:
+        rnnfast.set_num_threads(threads)
+    first_out, first_grads = results[0]
+    for out, got in results[1:]:
+        for name in first_out:
+            np.testing.assert_array_equal(out[name], first_out[name])
+        for name in first_grads:
+            np.testing.assert_array_equal(got[name], first_grads[name])
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_padding_equals_running_each_sequence_alone(rng, op):
+    """A post-padded batch gives, for each sequence, what it gives alone and unpadded (both
+    directions), and no gradient reaches x or h0 through the padding."""
+    T, B, I, H = 6, 4, 3, 5
+    args, lens = make_args(rng, op, T, B, I, H, np.float64, lengths=True)
+    for reverse in (False, True):
+        grads = upstream(rng, op, (T, B, H), B, H, np.float64)
+        out, got = run(F, op, args, dict(lengths=lens, reverse=reverse), grads)
+        for b in range(B):
+            n = lens[b]
+            alone = dict(args, x=args["x"][:n, b:b + 1], h0=args["h0"][b:b + 1])
+            if op == "lstm":
+                alone["c0"] = args["c0"][b:b + 1]
+            g1 = {"dy": grads["dy"][:n, b:b + 1], "dh_n": grads["dh_n"][b:b + 1]}
+            if op == "lstm":
+                g1["dc_n"] = grads["dc_n"][b:b + 1]
+            o1, d1 = run(F, op, alone, dict(reverse=reverse), g1)
+            np.testing.assert_allclose(out["y"][:n, b], o1["y"][:, 0], atol=1e-12)
+            assert not out["y"][n:, b].any()
+            np.testing.assert_allclose(out["h_n"][b], o1["h_n"][0], atol=1e-12)
+            np.testing.assert_allclose(got["x"][:n, b], d1["x"][:, 0], atol=1e-12)
+            assert not got["x"][n:, b].any()
+            np.testing.assert_allclose(got["h0"][b], d1["h0"][0], atol=1e-12)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_empty_batch(op):
+    G = GATES[op]
+    x = np.zeros((3, 0, 2), np.float32)
+    w_ih, w_hh = np.ones((G * 4, 2), np.float32), np.ones((G * 4, 4), np.float32)
+    ln = {"ln_ih_weight": np.ones(G * 4, np.float32)}
+    out = getattr(F, f"layer_norm_{op}_forward")(x, w_ih, w_hh, **ln, training=True)
+    assert out[0].shape == (3, 0, 4) and out[1].shape == (0, 4)
+    got = getattr(F, f"layer_norm_{op}_backward")(out[-1], np.zeros((3, 0, 4), np.float32))
+    assert got["x"].shape == (3, 0, 2)
+    assert not got["w_ih"].any() and not got["ln_ih_weight"].any()
+    assert got["ln_hh_weight"] is None
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def bad_cases(op):
+    G, H = GATES[op], 3
+    f = np.float32
+    cases = [
+        ({"ln_ih_weight": np.ones(G * H + 1, f)}, ValueError, "ln_ih_weight: expected shape"),
+        ({"ln_hh_weight": np.ones((G, H), f)}, ValueError, "ln_hh_weight: expected shape"),
+        ({"ln_ih_weight": np.ones(G * H, np.float64)}, TypeError, "ln_ih_weight: expected dtype"),
+        ({"ln_hh_weight": np.ones(G * H, np.int64)}, TypeError, "ln_hh_weight: expected a float"),
+        ({"ln_ih_weight": "ones"}, TypeError, "ln_ih_weight: expected a float"),
+        ({"eps": 0.0}, ValueError, "eps: expected a finite float > 0, got 0.0"),
+        ({"eps": -1e-5}, ValueError, "eps: expected a finite float > 0"),
+        ({"eps": float("nan")}, ValueError, "eps: expected a finite float > 0"),
+        ({"eps": float("inf")}, ValueError, "eps: expected a finite float > 0"),
+        ({"eps": "1e-5"}, TypeError, "eps: expected a float > 0"),
+        ({"eps": None}, TypeError, "eps: expected a float > 0"),
+        ({"eps": True}, TypeError, "eps: expected a float > 0"),
+        ({"w_hh": np.ones((G * H, H + 1), f)}, ValueError, "w_hh: expected shape"),
+        ({"b_ih": np.ones(G * H - 1, f)}, ValueError, "b_ih: expected shape"),
+        ({"lengths": np.array([0, 1])}, ValueError, "lengths: every entry must be in 1..T"),
+    ]
+    if op == "lstm":
+        cases += [
+            ({"ln_c_weight": np.ones(G * H, f)}, ValueError,
+             "ln_c_weight: expected shape (hidden_size,) = (3,), got (12,)"),
+            ({"ln_c_bias": np.ones(H + 1, f)}, ValueError, "ln_c_bias: expected shape"),
+            ({"ln_c_bias": np.ones(H, np.float64)}, TypeError, "ln_c_bias: expected dtype"),
+            ({"c0": np.ones((2, H + 1), f)}, ValueError, "c0: expected shape"),
+        ]
+    return cases
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_bad_arguments_are_named(op):
+    G, H = GATES[op], 3
+    f = np.float32
+    base = {"x": np.ones((4, 2, 5), f), "w_ih": np.ones((G * H, 5), f),
+            "w_hh": np.ones((G * H, H), f), "b_ih": np.ones(G * H, f)}
+    forward = getattr(F, f"layer_norm_{op}_forward")
+    for change, error, message in bad_cases(op):
+        with pytest.raises(error) as info:
+            forward(**dict(base, **change))
+        assert str(info.value).startswith(message), (change, str(info.value))
+    if op == "gru":
+        for key in ("ln_c_weight", "ln_c_bias"):
+            with pytest.raises(ValueError, match=f"{key}: only the LayerNorm LSTM"):
+                rnnfast._C.layer_norm_recurrent_forward(
+                    "gru", base["x"], base["w_ih"], base["w_hh"], None, None, None, None, None,
+                    None, np.ones(H, f) if key == "ln_c_weight" else None,
+                    np.ones(H, f) if key == "ln_c_bias" else None, eps=1e-5, lengths=None,
+                    reverse=False, batch_first=False, training=False)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_backward_refuses_other_ctxs_and_bad_gradients(rng, op):
+    other = "gru" if op == "lstm" else "lstm"
+    args, _ = make_args(rng, op, 3, 2, 4, 5, np.float32)
+    ctx = getattr(F, f"layer_norm_{op}_forward")(**args, training=True)[-1]
+    backward = getattr(F, f"layer_norm_{op}_backward")
+    other_ctx = getattr(F, f"layer_norm_{other}_forward")(
+        **make_args(rng, other, 3, 2, 4, 5, np.float32)[0], training=True)[-1]
+    with pytest.raises(ValueError, match=f"ctx: expected the ctx of layer_norm_{op}_forward"):
+        backward(other_ctx)
+    plain = F.lstm_forward(args["x"], np.ones((20, 4), np.float32), np.ones((20, 5), np.float32),
+                           training=True)[-1]
+    with pytest.raises(TypeError, match="ctx: expected the ctx returned by"):
+        backward(plain)
+    with pytest.raises(TypeError, match="ctx: expected the ctx returned by"):
+        F.lstm_backward(ctx)
+    with pytest.raises(ValueError, match="ctx: got None"):
+        backward(None)
+    with pytest.raises(ValueError, match=r"dy: expected shape \(seq_len, batch, hidden_size\)"):
+        backward(ctx, np.ones((3, 2, 6), np.float32))
+    with pytest.raises(TypeError, match="dh_n: expected dtype float32"):
+        backward(ctx, None, np.ones((2, 5), np.float64))
+    with pytest.raises(TypeError, match="cannot pickle or copy"):
+        copy.copy(ctx)
+    assert ctx.op == f"layer_norm_{op}" and f"layer_norm_{op}_forward" in repr(ctx)
+    # a refused call leaves the ctx usable
+    assert backward(ctx)["x"].shape == args["x"].shape
+
+
+# ---------------------------------------------------------------------------- nn layers
+
+
+def _torch_loop_module():
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "_layer_norm_torch.py"
+    spec = importlib.util.spec_from_file_location("_layer_norm_torch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+LAYER_CASES = [  # num_layers, bidirectional, batch_first, bias, state, lengths
+    (1, False, False, True, False, False),
+    (2, True, True, True, True, False),
+    (2, False, False, False, True, True),
+    (1, True, False, True, False, True),
+]
+
+
+@pytest.mark.parametrize("num_layers,bidirectional,batch_first,bias,state,lengths", LAYER_CASES)
+@pytest.mark.parametrize("op", OPS)
+def test_layers_match_a_torch_loop_with_layer_norm(rng, op, num_layers, bidirectional,
+                                                   batch_first, bias, state, lengths):
+    torch = pytest.importorskip("torch")
+    T, B, I, H = 5, 3, 4, 6
+    cls = nn.LayerNormLSTM if op == "lstm" else nn.LayerNormGRU
+    ours = cls(I, H, num_layers, bias=bias, batch_first=batch_first,
+               bidirectional=bidirectional, dtype=np.float64, eps=1e-4, seed=1)
+    for p in ours.parameters():  # gains and biases away from their initial ones and zeros
+        p.data[...] += 0.2 * rng.standard_normal(p.shape)
+    theirs = _torch_loop_module().TorchLayerNormRNN(
+        op, I, H, num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional,
+        eps=1e-4, dtype=torch.float64)
+    theirs.load(ours.state_dict())
+    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
+    LD = num_layers * (2 if bidirectional else 1)
+    h0 = rng.standard_normal((LD, B, H)) if state else None
+    c0 = rng.standard_normal((LD, B, H)) if state else None
+    lens = np.array([5, 2, 4]) if lengths else None
+    st = (h0, c0) if op == "lstm" else h0
+    y, s_n = ours(x, st if state else None, lengths=lens)
+
+    xt = torch.tensor(x, requires_grad=True)
+    st_t = None
+    if state:
+        st_t = tuple(torch.tensor(a, requires_grad=True) for a in (h0, c0))
+    yt, s_t = theirs(xt, st_t if op == "lstm" or not state else (st_t[0],), lengths=lens)
+    finals = s_n if op == "lstm" else (s_n,)
+    finals_t = s_t if op == "lstm" else (s_t,)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-12)
+    for a, b in zip(finals, finals_t):
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=0, atol=1e-12)
+
+    dy = rng.standard_normal(y.shape)
+    d_finals = [rng.standard_normal(a.shape) for a in finals]
+    total = (yt * torch.from_numpy(dy)).sum()
+    for a, d in zip(finals_t, d_finals):
+        total = total + (a * torch.from_numpy(d)).sum()
+    total.backward()
+    dx, dstate0 = ours.backward(dy, tuple(d_finals) if op == "lstm" else d_finals[0])
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-11)
+    if state:
+        d0 = dstate0 if op == "lstm" else (dstate0,)
+        for a, leaf in zip(d0, st_t):
+            np.testing.assert_allclose(a, leaf.grad.numpy(), rtol=0, atol=1e-11)
+    want = theirs.grads()
+    got = {name: p.grad for name, p in ours.named_parameters()}
+    assert set(got) == set(want)
+    for name in got:
+        np.testing.assert_allclose(got[name], want[name].numpy(), rtol=0, atol=1e-11,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_layer_parameters_names_and_initialisation(op):
+    cls = nn.LayerNormLSTM if op == "lstm" else nn.LayerNormGRU
+    G = GATES[op]
+    layer = cls(3, 5, num_layers=2, bidirectional=True, seed=0)
+    shapes = {name: p.shape for name, p in layer.named_parameters()}
+    names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "ln_ih_weight", "ln_hh_weight"]
+    names += ["ln_c_weight", "ln_c_bias"] if op == "lstm" else []
+    expect = {}
+    for layer_index in range(2):
+        for sfx in ("", "_reverse"):
+            for n in names:
+                expect[f"{n}_l{layer_index}{sfx}"] = {
+                    "weight_ih": (G * 5, 3 if layer_index == 0 else 10),
+                    "weight_hh": (G * 5, 5)}.get(n, (5,) if n.startswith("ln_c") else (G * 5,))
+    assert shapes == expect
+    assert list(shapes) == list(expect)  # PyTorch's order per layer and direction
+    sd = layer.state_dict()
+    for name, value in sd.items():
+        if name.startswith("ln_c_bias"):
+            assert not value.any()
+        elif name.startswith("ln_"):
+            assert (value == 1).all()
+        else:
+            assert np.abs(value).max() <= 1 / np.sqrt(5) and value.std() > 0
+    no_bias = cls(3, 5, bias=False)
+    assert not any(n.startswith("bias") for n, _ in no_bias.named_parameters())
+    assert any(n.startswith("ln_ih_weight") for n, _ in no_bias.named_parameters())
+    assert "eps=0.001" in repr(cls(3, 5, eps=1e-3))
+    with pytest.raises(ValueError, match="eps: expected a finite float > 0"):
+        cls(3, 5, eps=0)
+    with pytest.warns(UserWarning, match="dropout"):
+        cls(3, 5, dropout=0.5)
+    with pytest.raises(TypeError, match="reset_after: not an option"):
+        nn.LayerNormGRU(3, 5, reset_after=False)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_layer_dropout_unbatched_and_state_dict(rng, op):
+    cls = nn.LayerNormLSTM if op == "lstm" else nn.LayerNormGRU
+    layer = cls(4, 6, num_layers=2, dropout=0.5, seed=3, dtype=np.float64)
+    x = rng.standard_normal((5, 4))
+    layer.eval()
+    y, _ = layer(x)
+    assert y.shape == (5, 6)
+    y_batched, _ = layer(x[:, None])
+    np.testing.assert_array_equal(y, y_batched[:, 0])
+    # an equal layer from the state dict gives the same outputs
+    other = cls(4, 6, num_layers=2, seed=9, dtype=np.float64)
+    other.load_state_dict(layer.state_dict())
+    other.eval()
+    np.testing.assert_array_equal(other(x)[0], y)
+    # dropout only in training, and its masks reach the backward
+    layer.train()
+    y_train, _ = layer(x[:, None])
+    assert not np.array_equal(y_train, y_batched)
+    dx, _ = layer.backward(np.ones_like(y_train))
+    assert dx.shape == (5, 1, 4) and np.isfinite(dx).all()
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_stack_row_runs_the_layer_norm_kernel(rng, op):
+    """RecurrentStack("layer_norm_*") is the functional kernel once per layer and direction,
+    with the layer norm parameters and eps passed on."""
+    stack = RecurrentStack(f"layer_norm_{op}", 3, 4, num_layers=2, bidirectional=True, eps=1e-3)
+    weights = {name: rng.standard_normal(shape) for name, shape in stack.shapes.items()}
+    x = rng.standard_normal((5, 2, 3))
+    y, h_n, c_n, ctx = stack.forward(weights, x, training=True)
+    forward = getattr(F, f"layer_norm_{op}_forward")
+
+    def direction(k, inp):
+        return forward(inp, **{key: weights[name] for key, name in stack._keys[k]},
+                       reverse=k % 2 == 1, eps=1e-3)
+
+    layer0 = np.concatenate([direction(0, x)[0], direction(1, x)[0]], axis=-1)
+    outs = [direction(2, layer0), direction(3, layer0)]
+    np.testing.assert_array_equal(y, np.concatenate([outs[0][0], outs[1][0]], axis=-1))
+    np.testing.assert_array_equal(h_n[3], outs[1][1])
+    assert (c_n is not None) == (op == "lstm")
+    if op == "lstm":
+        np.testing.assert_array_equal(c_n[2], outs[0][2])
+    assert not np.array_equal(y, RecurrentStack(f"layer_norm_{op}", 3, 4, num_layers=2,
+                                                bidirectional=True).forward(weights, x)[0])
+    dx, _, _, grads = stack.backward(ctx, np.ones_like(y))
+    assert set(grads) == set(stack.shapes) and dx.shape == x.shape
