@@ -185,6 +185,14 @@ class WaveNet(Module):
             dh = block.backward(dh, dskip)
         return self.causal.backward(dh)
 
+    def get_config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "residual_channels": self.residual_channels,
+                "dilation_channels": self.dilation_channels,
+                "skip_channels": self.skip_channels, "end_channels": self.end_channels,
+                "dilations": list(self.dilations), "kernel_size": self.kernel_size,
+                "dtype": self.dtype.name}
+
     def generator(self, batch=1):
         """A ``WaveNetGenerator`` for ``batch`` sequences at once, with empty (zero) queues."""
         return WaveNetGenerator(self, batch)
