@@ -114,6 +114,9 @@ LAYERS = [
     L.Activation("softmax"),
     L.LayerNormalization(axis=[-2, -1], epsilon=1e-2, center=False),
     L.Masking(-1.0),
+    nn.WaveNet(2, 7, 3, 4, 5, dilations=[1, 2, 4, 1], kernel_size=3, dtype=np.float64),
+    nn.Seq2Seq(11, 13, 4, 5, num_layers=2, attention="additive", attention_dim=3),
+    nn.Seq2Seq(11, 13, 4, 5),
 ]
 
 
