@@ -206,3 +206,46 @@ def test_save_and_load_round_trip(dtype, rng, tmp_path):
     gen_a, gen_b = wavenet.generator(1), alone.generator(1)
     for t in range(5):
         np.testing.assert_array_equal(gen_a.step(x[:1, t]), gen_b.step(x[:1, t]))
+
+
+RSS_SCRIPT = """
+import resource, sys
+import numpy as np
+from rnnfast import nn
+T = int(sys.argv[1])
+model = nn.WaveNet(1, 64, 16, 16, 32, 32, dilations=[2 ** i for i in range(10)], seed=0)
+model.train()
+def step(T):
+    x = np.random.default_rng(0).standard_normal((1, T, 1)).astype(np.float32)
+    y = model(x)
+    model.backward(np.ones_like(y))
+    model.zero_grad()
+step(500)                                   # warm up: imports, pools, first allocations
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+step(T)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(after - before)
+"""
+
+
+def test_training_peak_rss_grows_linearly_with_T():
+    """The whole process's peak resident memory (NumPy arrays and the kernels' own buffers),
+    each T in a fresh subprocess, at 4,000, 8,000 and 16,000 steps: each doubling of T about
+    adds twice as much to the peak of one training step: the peak is affine in T (a quadratic
+    peak would add four times as much)."""
+    import subprocess
+
+    from subprocess_env import PACKAGE_PARENT, python_env
+
+    growth = []
+    for T in (4000, 8000, 16000):
+        out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(T)], capture_output=True,
+                             text=True, env=python_env(RNNFAST_NUM_THREADS="1"),
+                             cwd=PACKAGE_PARENT, timeout=300)
+        assert out.returncode == 0, out.stderr
+        growth.append(int(out.stdout.strip()) * 1024)      # ru_maxrss is in KiB on Linux
+    first, second = growth[1] - growth[0], growth[2] - growth[1]     # per 4,000 and 8,000 steps
+    assert first > 2 ** 20, growth                                   # a measurable slope
+    assert 1.6 < second / first < 2.5, growth
+    # and about what the kept activations take: a few dozen float32 values per step and layer
+    assert second / 8000 < 4 * 10 * 120, growth
