@@ -45,6 +45,26 @@ def test_gated_activation_matches_pytorch(rng):
     assert np.all(np.isfinite(gate(np.array([[1e30, -1e30, 1e30, -1e30]]))))
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 2), (2, 17, 34), (3, 5, 38), (1, 300, 66)])
+def test_gated_activation_float32_against_float64(shape, rng):
+    """The float32 kernel (its own tanh and sigmoid) against the float64 math: odd channel
+    counts (not a multiple of the SIMD width), B = 1, T = 1, saturating inputs."""
+    x = (rng.standard_normal(shape) * 4).astype(np.float32)
+    x.flat[::7] = 60.0
+    x.flat[3::11] = -1e30
+    gate = nn.GatedActivation()
+    z = gate(x)
+    dz = rng.standard_normal(z.shape).astype(np.float32)
+    dx = gate.backward(dz)
+    assert z.dtype == dx.dtype == np.float32 and dx.shape == x.shape
+    x64, C = x.astype(np.float64), shape[-1] // 2
+    f = np.tanh(x64[..., :C])
+    g = 0.5 * (1 + np.tanh(0.5 * x64[..., C:]))
+    np.testing.assert_allclose(z, f * g, atol=3e-7, rtol=0)
+    want = np.concatenate([dz * g * (1 - f * f), dz * f * g * (1 - g)], axis=-1)
+    np.testing.assert_allclose(dx, want, atol=1e-6 * max(1.0, np.abs(dz).max()), rtol=0)
+
+
 @pytest.mark.parametrize("K", [1, 2, 3])
 def test_forward_and_backward_match_pytorch_twin(K, rng):
     torch = pytest.importorskip("torch")
