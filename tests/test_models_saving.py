@@ -117,6 +117,10 @@ LAYERS = [
     nn.WaveNet(2, 7, 3, 4, 5, dilations=[1, 2, 4, 1], kernel_size=3, dtype=np.float64),
     nn.Seq2Seq(11, 13, 4, 5, num_layers=2, attention="additive", attention_dim=3),
     nn.Seq2Seq(11, 13, 4, 5),
+    L.Add(), L.Subtract(), L.Multiply(), L.Average(), L.Maximum(), L.Minimum(),
+    L.Concatenate(axis=1), L.Dot(axes=[1, 2], normalize=True),
+    L.Attention(use_scale=True, score_mode="concat", dropout=0.1),
+    L.AdditiveAttention(use_scale=False),
 ]
 
 
