@@ -23,24 +23,23 @@ same sizes, not the same batches, so the losses agree only roughly).
 
 Needs ``keras>=3`` and ``torch`` (the ``[test]`` extra and ``torch==2.13.0``).
 """
-import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 import _env
+import _epochs
 
 _env.use_inplace_build()
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported
 sys.path.insert(0, str(_env.REPO_ROOT / "examples"))
 
 import keras  # noqa: E402
-import rnnfast  # noqa: E402
 import torch  # noqa: E402
 from _common import EpochTimer  # noqa: E402
-from epochs_vs_torch import IMDB, Reuters, steady  # noqa: E402
+from _epochs import steady  # noqa: E402
+from epochs_vs_torch import IMDB, Reuters  # noqa: E402
 from rnnfast.models import optimizers as rn_optimizers  # noqa: E402
 
 NAMES = ["reuters_topics", "imdb_sentiment"]
@@ -144,47 +143,23 @@ def run_case(name, epochs, quick, seed, limit=None):
 
 
 def table(rows):
-    lines = ["| example | train samples x shape | batch | rnnfast s/epoch | Keras s/epoch | "
-             "Keras / rnnfast | rnnfast loss | Keras loss |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        shape = "x".join(str(d) for d in r["sample_shape"])
-        lines.append(f"| {r['example']} | {r['samples']} x ({shape}) | {r['batch']} | "
-                     f"{r['rnnfast_s']:.4g} | {r['keras_s']:.4g} | "
-                     f"{r['keras_s'] / r['rnnfast_s']:.2f} | {r['rnnfast_loss']:.4f} | "
-                     f"{r['keras_loss']:.4f} |")
-    return "\n".join(lines)
+    return _epochs.table(rows, "keras", "Keras")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", nargs="+", choices=NAMES, default=NAMES)
-    parser.add_argument("--epochs", type=int, default=None, help="default 3 (--quick: 1)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="small data, 1 epoch")
+    parser = _epochs.make_parser(__doc__, NAMES, 3)
     parser.add_argument("--limit", type=int, default=None,
                         help="train on the first LIMIT samples only (shorter epochs)")
-    args = parser.parse_args(argv)
-    epochs = args.epochs or (1 if args.quick else 3)
-    if epochs < 1 or args.threads < 1:
-        parser.error("--epochs and --threads must be >= 1")
-    _env.set_threads(args.threads)
+    args = _epochs.parse(parser, argv)
     keras.utils.set_random_seed(args.seed)
-    info = _env.machine_info()
-    print(f"# Reuters and IMDB models: time per epoch, rnnfast vs Keras {keras.__version__} "
-          f"(torch {torch.__version__} backend)\n")
-    print(f"{info['cpu_model']}, {info['usable_cpus']} usable CPUs, {args.threads} threads "
-          f"(rnnfast {rnnfast.get_num_threads()}, torch {torch.get_num_threads()}), rnnfast "
-          f"{info['rnnfast']} ({info['rnnfast_isa']}); {info['date_utc']}; load average at the "
-          f"start {info['load_average_1min']}; {epochs} epoch(s) each, "
-          f"{'quick data' if args.quick else 'the examples default data'}"
-          f"{f', the first {args.limit} training samples' if args.limit else ''}\n", flush=True)
+    print(_epochs.header(f"Reuters and IMDB models: time per epoch, rnnfast vs Keras "
+                         f"{keras.__version__} (torch {torch.__version__} backend)", args,
+                         f", the first {args.limit} training samples" if args.limit else ""),
+          flush=True)
     rows = []
     for name in args.examples:
-        rows.append(run_case(name, epochs, args.quick, args.seed, args.limit))
-        r = rows[-1]
-        print(f"{name}: rnnfast epochs {[round(t, 3) for t in r['rnnfast_epochs']]} s, Keras "
-              f"{[round(t, 3) for t in r['keras_epochs']]} s", flush=True)
+        rows.append(run_case(name, args.epochs, args.quick, args.seed, args.limit))
+        print(_epochs.progress(rows[-1], "keras", "Keras"), flush=True)
     print()
     print(table(rows))
     print(f"\nload average at the end {_env.load_average()}; Keras / rnnfast above 1: rnnfast "

@@ -1,7 +1,7 @@
 """Time per epoch of the seed examples' models: rnnfast against the same model in PyTorch CPU.
 
 For each of the four seed examples of ``examples/`` (``reuters_topics``, ``imdb_sentiment``,
-``stock_forecast``, ``char_rnn``; ``translate`` apart, below) it takes the example's data (its
+``stock_forecast``, ``char_rnn``; ``translate`` and ``wavenet``, below) it takes the example's data (its
 ``load_data``, default sizes)
 and model (its ``build_model``: a compiled ``Sequential``), and writes the same model in plain
 PyTorch (``torch.nn.Embedding``, ``LSTM``, ``Conv1d``, ``MaxPool1d``, ``Dropout``, ``Linear``),
@@ -35,10 +35,17 @@ attention, output layer) from the same weights, on the same batches, with Adam, 
 gradient norm clipped to 5 and cross-entropy over the real target tokens; its metric is the
 last epoch's training token accuracy.
 
+``wavenet``: the example's Sequential holding an ``nn.WaveNet`` (default: 13 training sequences
+of 15,999 steps, 20 layers, batch 1) trained by ``fit``, against ``TorchWaveNet``
+(``wavenet_vs_torch.py``: the same causal dilated convolutions, gates, residual and skip sums
+and head) from the same weights, with Adam and cross-entropy over every step; its metric is the
+test accuracy of the next sample's class. After the table, WaveNet generation: samples per
+second of ``nn.WaveNetGenerator`` against the PyTorch loop recomputing the receptive field
+(``--generate`` samples).
+
 Needs ``torch==2.13.0`` (the ``[bench]`` extra). A busy machine (see the load average in the
 header) stretches every time.
 """
-import argparse
 import copy
 import math
 import sys
@@ -47,6 +54,7 @@ import time
 import numpy as np
 
 import _env
+import _epochs
 
 _env.use_inplace_build()
 EXAMPLES_DIR = _env.REPO_ROOT / "examples"
@@ -55,10 +63,12 @@ sys.path.insert(0, str(EXAMPLES_DIR))
 import rnnfast  # noqa: E402
 import torch  # noqa: E402
 from _common import EpochTimer  # noqa: E402
+from _epochs import steady  # noqa: E402
 from rnnfast import optim as rn_optim  # noqa: E402
 from rnnfast.models import optimizers as rn_keras_optimizers  # noqa: E402
+from wavenet_vs_torch import TorchWaveNet, generation_report  # noqa: E402
 
-NAMES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn", "translate"]
+NAMES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn", "translate", "wavenet"]
 
 
 # PyTorch twins of the examples' models ----------------------------------------------------------
@@ -187,6 +197,7 @@ class Case:
     """One example: its data, its rnnfast model, its PyTorch twin and how to score them."""
 
     metric = "accuracy"
+    twin_has_weights = False    # made from the rnnfast model (else copy_weights fills it)
 
     def __init__(self, module, quick, seed):
         self.module = module
@@ -275,8 +286,41 @@ class CharRNN(Case):
         return torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
 
 
+class WaveNetCase(Case):
+    """The WaveNet example: its Sequential holding an ``nn.WaveNet`` (mu-law classes of the
+    next sample, sparse cross-entropy on logits, Adam), its default data and batch size."""
+
+    check_samples = 2           # sequences of 16,000 steps: two are enough for the check
+    twin_has_weights = True
+
+    def load(self, quick):
+        example = self.module
+        if quick:   # the example's --quick sizes
+            sequences, length, channels, dilations = 4, 1000, 16, [2 ** i for i in range(8)]
+        else:
+            sequences, length, channels, dilations = 16, 16000, 32, [2 ** i for i in range(10)] * 2
+        train, test, _ = example.load_data(None, None, length, sequences, self.seed)
+        self.x, self.y = example.inputs_of(train[:, :-1]), train[:, 1:]
+        self.xt, self.yt = example.inputs_of(test[:, :-1]), test[:, 1:]
+        self.model, self.wavenet = example.build_model(dilations, channels, seed=self.seed)
+        self.twin = TorchWaveNet(self.wavenet)
+        self.batch_size = 1
+
+    def tensors(self, x, y):
+        return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+    def torch_loss(self, out, y):
+        return torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+
+    def torch_metric(self, out, y):
+        return (out.argmax(dim=-1) == y).float().mean(dim=1)
+
+    def torch_predict(self, out):
+        return out
+
+
 CASES = {"reuters_topics": Reuters, "imdb_sentiment": IMDB, "stock_forecast": Stock,
-         "char_rnn": CharRNN}
+         "char_rnn": CharRNN, "wavenet": WaveNetCase}
 
 
 # training -----------------------------------------------------------------------------------------
@@ -329,10 +373,11 @@ def clip_norm_of(rn_model):
 def check_twin(case, rn, tmodel, x):
     """The twin computes the rnnfast model's function: same outputs on a few samples, in
     inference mode, before training (float32: within 1e-4)."""
+    n = getattr(case, "check_samples", 16)
     tmodel.eval()
     with torch.no_grad():
-        theirs = case.torch_predict(tmodel(x[:16])).numpy()
-    ours = rn.predict(case.x[:16])
+        theirs = case.torch_predict(tmodel(x[:n])).numpy()
+    ours = rn.predict(case.x[:n], verbose=0)
     error = float(np.abs(ours - theirs).max())
     if not error <= 1e-4:
         raise AssertionError(f"{type(case).__name__}: the PyTorch twin's outputs differ from "
@@ -374,11 +419,6 @@ def torch_score(case, tmodel, x, y):
             total += case.torch_metric(tmodel(x[b:b + case.batch_size]),
                                        y[b:b + case.batch_size]).sum().item()
     return total / len(x)
-
-
-def steady(times):
-    """Seconds per epoch: the mean of the epochs after the first (the only one if alone)."""
-    return float(np.mean(times[1:] if len(times) > 1 else times))
 
 
 def run_translation(epochs, quick, seed):
@@ -444,6 +484,16 @@ def run_translation(epochs, quick, seed):
             "torch_epochs": torch_times}
 
 
+def generation_table(args):
+    """WaveNet generation, batch 1, with the example's model sizes: ``nn.WaveNetGenerator``
+    (the fast WaveNet queues) against the naive PyTorch loop that recomputes the receptive
+    field per sample (``wavenet_vs_torch``), logits checked equal first."""
+    channels, dilations = (16, [2 ** i for i in range(8)]) if args.quick else \
+        (32, [2 ** i for i in range(10)] * 2)
+    return generation_report(channels, dilations, args.generate or (40 if args.quick else 300),
+                             args.seed)
+
+
 def run_case(name, epochs, quick, seed):
     if name == "translate":
         return run_translation(epochs, quick, seed)
@@ -452,7 +502,8 @@ def run_case(name, epochs, quick, seed):
     rn.build((None,) + case.x.shape[1:], case.x.dtype)
     torch.manual_seed(seed)
     tmodel = case.twin
-    copy_weights(rn, tmodel)
+    if not case.twin_has_weights:
+        copy_weights(rn, tmodel)
     opt = torch_optimizer(rn, tmodel)
     clipnorm = clip_norm_of(rn)
     x, y = case.tensors(case.x, case.y)
@@ -485,49 +536,26 @@ def run_case(name, epochs, quick, seed):
 
 
 def table(rows):
-    lines = ["| example | train samples x shape | batch | rnnfast s/epoch | torch s/epoch | "
-             "torch / rnnfast | rnnfast loss | torch loss | metric | rnnfast | torch |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        shape = "x".join(str(d) for d in r["sample_shape"])
-        lines.append(f"| {r['example']} | {r['samples']} x ({shape}) | {r['batch']} | "
-                     f"{r['rnnfast_s']:.4g} | {r['torch_s']:.4g} | "
-                     f"{r['torch_s'] / r['rnnfast_s']:.2f} | {r['rnnfast_loss']:.4f} | "
-                     f"{r['torch_loss']:.4f} | {r['metric']} | {r['rnnfast_metric']:.4f} | "
-                     f"{r['torch_metric']:.4f} |")
-    return "\n".join(lines)
+    return _epochs.table(rows, "torch", "torch", metric=True)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", nargs="+", choices=NAMES, default=NAMES)
-    parser.add_argument("--epochs", type=int, default=None, help="default 2 (--quick: 1)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="small data, 1 epoch")
-    args = parser.parse_args(argv)
-    epochs = args.epochs or (1 if args.quick else 2)
-    if epochs < 1 or args.threads < 1:
-        parser.error("--epochs and --threads must be >= 1")
-    _env.set_threads(args.threads)
-    info = _env.machine_info()
-    print(f"# Seed examples: time per epoch, rnnfast vs PyTorch {torch.__version__} CPU\n")
-    print(f"{info['cpu_model']}, {info['usable_cpus']} usable CPUs, {args.threads} threads "
-          f"(rnnfast {rnnfast.get_num_threads()}, torch {torch.get_num_threads()}), rnnfast "
-          f"{info['rnnfast']} ({info['rnnfast_isa']}), NumPy {info['numpy']}, Python "
-          f"{info['python']}; {info['date_utc']}; load average at the start "
-          f"{info['load_average_1min']}; {epochs} epoch(s) each, "
-          f"{'quick data' if args.quick else 'the examples default data'}\n", flush=True)
+    parser = _epochs.make_parser(__doc__, NAMES, 2)
+    parser.add_argument("--generate", type=int, default=None,
+                        help="WaveNet samples generated by each side (default 300, --quick 40)")
+    args = _epochs.parse(parser, argv)
+    print(_epochs.header(f"Seed examples: time per epoch, rnnfast vs PyTorch {torch.__version__} "
+                         "CPU", args), flush=True)
     rows = []
     for name in args.examples:
         started = time.perf_counter()
-        rows.append(run_case(name, epochs, args.quick, args.seed))
-        r = rows[-1]
-        print(f"{name}: rnnfast epochs {[round(t, 3) for t in r['rnnfast_epochs']]} s, torch "
-              f"{[round(t, 3) for t in r['torch_epochs']]} s "
+        rows.append(run_case(name, args.epochs, args.quick, args.seed))
+        print(f"{_epochs.progress(rows[-1], 'torch', 'torch')} "
               f"({time.perf_counter() - started:.0f}s with data and checks)", flush=True)
     print()
     print(table(rows))
+    if "wavenet" in args.examples:
+        generation_table(args)
     print(f"\nload average at the end {_env.load_average()}; torch / rnnfast above 1: rnnfast "
           "is faster")
     return rows

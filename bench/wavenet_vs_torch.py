@@ -1,21 +1,16 @@
-"""WaveNet against PyTorch CPU: generation speed and a training epoch.
+"""WaveNet generation against PyTorch CPU, and the PyTorch twin of ``rnnfast.nn.WaveNet``.
 
-Generation: ``rnnfast.nn.WaveNetGenerator`` (the fast WaveNet queues: one small product per
-layer and sample) against the naive PyTorch loop that, for every new sample, runs the same
-network (``TorchWaveNet``, the same weights) over the last receptive field of inputs and keeps
-the last output. Both are fed the same input signal (so their logits can be compared: they are
-checked equal before timing) and the times cover the logits of ``--samples`` samples, batch 1.
+``rnnfast.nn.WaveNetGenerator`` (the fast WaveNet queues: one small product per layer and
+sample) against the naive PyTorch loop that, for every new sample, runs the same network
+(``TorchWaveNet``, the same weights) over the last receptive field of inputs and keeps the last
+output. Both are fed the same input signal (so their logits can be compared: they are checked
+equal before timing) and the times cover the logits of ``--samples`` samples, batch 1.
 
-Training: the model of ``examples/wavenet.py`` (its ``build_model``: a compiled Sequential
-holding a WaveNet, Adam, sparse cross-entropy on logits) and its PyTorch twin, from the same
-weights (checked: the same outputs), on the same batches in the same order (no shuffling:
-``shuffle=False`` in ``fit`` and in order in PyTorch), with Adam of the same settings. Each
-epoch of one is followed by an epoch of the other, so a busy machine slows both alike. The
-table gives the mean time per epoch after the first (with one epoch, that one), the ratio
-``torch / rnnfast`` (above 1: rnnfast is faster) and each side's last loss.
+Training epochs against the twin are in ``epochs_vs_torch.py`` (``--examples wavenet``), which
+also prints this generation table.
 
-    python bench/wavenet_vs_torch.py                   # default sizes, 2 threads
-    python bench/wavenet_vs_torch.py --quick           # a small model and signal (seconds)
+    python bench/wavenet_vs_torch.py                   # 20 layers, 32 channels, 2 threads
+    python bench/wavenet_vs_torch.py --quick           # a small model (seconds)
 
 Needs torch (the ``[bench]`` extra). A busy machine (see the load average) stretches every time.
 """
@@ -28,7 +23,6 @@ import numpy as np
 import _env
 
 _env.use_inplace_build()
-sys.path.insert(0, str(_env.REPO_ROOT / "examples"))
 
 import torch  # noqa: E402
 from rnnfast import nn as rn_nn  # noqa: E402
@@ -121,60 +115,36 @@ def bench_generation(model, samples, signal):
     return fast, naive, err
 
 
-def bench_training(args):
-    import wavenet as example
-
-    train, _, source = example.load_data(None, None, args.length, args.sequences, 0)
-    model, wavenet = example.build_model(args.dilations, args.channels, seed=0)
-    x, y = example.inputs_of(train[:, :-1]), train[:, 1:]
-    twin = TorchWaveNet(wavenet)
-    out_rn = model.predict(x[:1], verbose=0)
-    with torch.no_grad():
-        out_t = twin(torch.tensor(x[:1])).numpy()
-    err = np.max(np.abs(out_rn - out_t)) / max(1.0, np.max(np.abs(out_t)))
-    if err > 1e-4:
-        raise SystemExit(f"training: the twins' outputs differ by {err:.3g} before training")
-    # the example's optimiser: Adam(lr=3e-3) with the default betas and eps (PyTorch's too)
-    topt = torch.optim.Adam(twin.parameters(), lr=3e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    rn_times, t_times, rn_loss, t_loss = [], [], None, None
-    for _ in range(args.epochs):
-        t0 = time.perf_counter()
-        h = model.fit(x, y, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
-        rn_times.append(time.perf_counter() - t0)
-        rn_loss = h["loss"][-1]
-        t0 = time.perf_counter()
-        losses = []
-        for i in range(0, len(x), args.batch_size):
-            xb, yb = torch.tensor(x[i:i + args.batch_size]), torch.tensor(y[i:i + args.batch_size])
-            topt.zero_grad()
-            logits = twin(xb)
-            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
-            loss.backward()
-            topt.step()
-            losses.append((loss.item(), len(xb)))
-        t_times.append(time.perf_counter() - t0)
-        t_loss = sum(v * n for v, n in losses) / sum(n for _, n in losses)
-    used = slice(1, None) if args.epochs > 1 else slice(None)
-    return source, x.shape, np.mean(rn_times[used]), np.mean(t_times[used]), rn_loss, t_loss, \
-        rn_times, t_times
+def generation_report(channels, dilations, samples, seed=0):
+    """Builds the example-sized WaveNet (1 input, 256 classes, ``channels`` residual and
+    dilation channels, twice as many skip and end channels), times both generators on a noisy
+    sine and prints the table; returns (rnnfast, PyTorch) samples per second."""
+    model = rn_nn.WaveNet(1, 256, channels, channels, 2 * channels, 2 * channels,
+                          dilations=dilations, seed=seed)
+    rng = np.random.default_rng(seed)
+    n = model.receptive_field + samples
+    signal = np.sin(np.arange(n) / 7.0) + 0.1 * rng.standard_normal(n)
+    fast, naive, err = bench_generation(model, samples, signal)
+    print(f"\nWaveNet generation, batch 1, {len(dilations)} layers, {channels} residual "
+          f"channels, receptive field {model.receptive_field}, {samples} samples (logits "
+          f"checked: max rel. difference {err:.2g})\n")
+    print("| method | samples/s | speed-up |")
+    print("|---|---:|---:|")
+    print(f"| rnnfast WaveNetGenerator (queues) | {fast:.1f} | {fast / naive:.1f} |")
+    print(f"| PyTorch, receptive field recomputed per sample | {naive:.1f} | 1.0 |")
+    return fast, naive
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--samples", type=int, default=300, help="samples generated")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--sequences", type=int, default=10)
-    parser.add_argument("--length", type=int, default=16000)
     parser.add_argument("--channels", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-training", action="store_true")
     args = parser.parse_args(argv)
     args.dilations = [2 ** i for i in range(10)] * 2
     if args.quick:
-        args.samples, args.epochs, args.sequences, args.length = 40, 1, 4, 1000
+        args.samples = 40
         args.channels, args.dilations = 16, [2 ** i for i in range(8)]
     threads = _env.threads_from_env(args.threads)
     _env.set_threads(threads)
@@ -183,30 +153,7 @@ def main(argv=None):
           f"{info['usable_cpus']} usable CPUs, rnnfast {info['rnnfast']} ({info['rnnfast_isa']}),"
           f" PyTorch {info['torch']}, NumPy {info['numpy']}, {info['date_utc']}, load average "
           f"{info['load_average_1min']}")
-    model = rn_nn.WaveNet(1, 256, args.channels, args.channels, 2 * args.channels,
-                          2 * args.channels, dilations=args.dilations, seed=0)
-    rng = np.random.default_rng(0)
-    signal = np.sin(np.arange(model.receptive_field + args.samples) / 7.0) + \
-        0.1 * rng.standard_normal(model.receptive_field + args.samples)
-    fast, naive, err = bench_generation(model, args.samples, signal)
-    print(f"\nGeneration, batch 1, {len(args.dilations)} layers, {args.channels} residual "
-          f"channels, receptive field {model.receptive_field} (logits checked: max rel. "
-          f"difference {err:.2g})\n")
-    print("| method | samples/s | speed-up |")
-    print("|---|---:|---:|")
-    print(f"| rnnfast WaveNetGenerator (queues) | {fast:.1f} | {fast / naive:.1f} |")
-    print(f"| PyTorch, receptive field recomputed per sample | {naive:.1f} | 1.0 |")
-    if args.no_training:
-        return
-    source, shape, rn_s, t_s, rn_loss, t_loss, rn_all, t_all = bench_training(args)
-    print(f"\nTraining epochs ({source}, inputs {shape}, batch {args.batch_size}, Adam): "
-          f"rnnfast {['%.2f' % t for t in rn_all]} s, PyTorch {['%.2f' % t for t in t_all]} s\n")
-    print("| model | rnnfast s/epoch | torch s/epoch | torch / rnnfast | rnnfast loss | "
-          "torch loss |")
-    print("|---|---:|---:|---:|---:|---:|")
-    print(f"| wavenet | {rn_s:.3f} | {t_s:.3f} | {t_s / rn_s:.2f} | {rn_loss:.5f} | "
-          f"{t_loss:.5f} |")
-    print(f"\nload average at the end: {_env.load_average()}")
+    generation_report(args.channels, args.dilations, args.samples)
 
 
 if __name__ == "__main__":

@@ -929,6 +929,45 @@ def chunks_case(rng):
     return "parallel_for_chunks", call, Ok(check)
 
 
+def gated_case(rng, backward):
+    """gated_activation_forward / _backward: a (..., 2C), dz (..., C)."""
+    dtype = np.float32 if rng.integers(2) else np.float64
+    lead = tuple(int(rng.integers(0, 5)) for _ in range(rng.integers(0, 3)))
+    C = int(rng.integers(1, 40))
+    a = rand(rng, lead + (2 * C,), dtype) * 4
+    dz = rand(rng, lead + (C,), dtype)
+    name = "gated_activation_backward" if backward else "gated_activation_forward"
+    fn = getattr(_C, name)
+    args = (a, dz) if backward else (a,)
+    call_args, expect = list(args), None
+    kind = rng.integers(4)
+    if kind == 1:
+        call_args = [odd_layout(rng, v) for v in args]
+    elif kind == 2:
+        if backward and rng.integers(2):
+            call_args[1], expect = bad_array(rng, "dz", dz.shape, dtype, kinds=(0, 1, 2, 3, 4, 5))
+        else:
+            call_args[0], expect = bad_array(rng, "a", a.shape, dtype, kinds=(0, 4, 5))
+    elif kind == 3:  # an odd or empty last axis
+        odd = lead + (int(rng.choice([0, 1, 2 * C + 1])),)
+        call_args[0], expect = np.zeros(odd, dtype), Err(ValueError, "a: expected")
+        if backward and odd[-1] == 0:  # the check of a comes first
+            expect = Err(ValueError, "a: expected")
+    call = lambda: fn(*call_args)  # noqa: E731
+
+    def check(got):
+        same(got, fn(*args), name)
+        a64 = a.astype(np.float64)
+        f, g = np.tanh(a64[..., :C]), 1 / (1 + np.exp(-a64[..., C:]))
+        if backward:
+            d = dz.astype(np.float64)
+            want = np.concatenate([d * g * (1 - f * f), d * f * g * (1 - g)], axis=-1)
+        else:
+            want = f * g
+        close(got, want, dtype, name)
+    return name, call, expect or Ok(check)
+
+
 def no_argument_case(name):
     def make(rng):
         fn = getattr(_C, name)
@@ -950,6 +989,8 @@ CASES = {
     "gemm": lambda rng: gemm_case(rng, False),
     "gemm_packed": lambda rng: gemm_case(rng, True),
     "gemm_batched": gemm_batched_case,
+    "gated_activation_forward": lambda rng: gated_case(rng, False),
+    "gated_activation_backward": lambda rng: gated_case(rng, True),
     "use_openmp": use_openmp_case,
     "set_bf16_isa": bf16_isa_case,
     "round_bf16": round_bf16_case,

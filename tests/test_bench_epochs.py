@@ -1,6 +1,6 @@
 """bench/epochs_vs_torch.py runs end to end on a tiny budget: its PyTorch twins compute the
 examples' models (it checks their outputs before training), train on the same batches to the
-same losses, and the table is complete and consistent."""
+same losses, and the tables (epochs; WaveNet generation) are complete and consistent."""
 import math
 import pathlib
 import subprocess
@@ -13,7 +13,8 @@ from subprocess_env import python_env
 pytest.importorskip("torch")
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "bench" / "epochs_vs_torch.py"
-EXAMPLES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn", "translate"]
+EXAMPLES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn", "translate",
+            "wavenet"]
 
 
 def test_epochs_vs_torch_quick():
@@ -22,9 +23,16 @@ def test_epochs_vs_torch_quick():
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     out = proc.stdout
     assert "2 threads (rnnfast 2, torch 2)" in out and "PyTorch 2.13" in out
-    rows = [line.split("|")[1:-1] for line in out.splitlines()
-            if line.startswith("| ") and not line.startswith("| example")]
+    epochs, generation = out.split("| example ")[1].split("| method ")
+    rows = [line.split("|")[1:-1] for line in epochs.splitlines()[2:] if line.startswith("| ")]
     assert [r[0].strip() for r in rows] == EXAMPLES, out
+    speeds = {line.split("|")[1].strip(): [float(c) for c in line.split("|")[2:-1]]
+              for line in generation.splitlines()[2:] if line.startswith("| ")}
+    fast, speedup = speeds["rnnfast WaveNetGenerator (queues)"]
+    naive, one = speeds["PyTorch, receptive field recomputed per sample"]
+    assert fast > 0 and naive > 0 and one == 1.0, out
+    assert speedup == pytest.approx(fast / naive, rel=0.06), out
+    assert "receptive field 257" in out and "logits checked" in out, out
     for cells in rows:
         name = cells[0].strip()
         rn_s, torch_s, ratio, rn_loss, torch_loss = (float(c) for c in cells[3:8])

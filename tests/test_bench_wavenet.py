@@ -1,6 +1,6 @@
 """bench/wavenet_vs_torch.py runs end to end on a tiny budget: it checks the fast generator's
-logits against PyTorch's naive loop and the twins' outputs before timing, and the two train to
-the same loss on the same batches."""
+logits against PyTorch's naive loop before timing, and its table is consistent (the training
+epochs against the twin are in test_bench_epochs.py)."""
 import pathlib
 import subprocess
 import sys
@@ -27,6 +27,3 @@ def test_wavenet_vs_torch_quick():
     assert fast > 0 and naive > 0
     assert float(rows["rnnfast WaveNetGenerator (queues)"][1]) == pytest.approx(fast / naive,
                                                                                rel=0.06)
-    rn_s, t_s, ratio, rn_loss, t_loss = (float(c) for c in rows["wavenet"])
-    assert ratio == pytest.approx(t_s / rn_s, rel=0.01)
-    assert rn_loss == pytest.approx(t_loss, abs=1e-3)      # same weights, same batches

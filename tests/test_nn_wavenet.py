@@ -45,6 +45,26 @@ def test_gated_activation_matches_pytorch(rng):
     assert np.all(np.isfinite(gate(np.array([[1e30, -1e30, 1e30, -1e30]]))))
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 2), (2, 17, 34), (3, 5, 38), (1, 300, 66)])
+def test_gated_activation_float32_against_float64(shape, rng):
+    """The float32 kernel (its own tanh and sigmoid) against the float64 math: odd channel
+    counts (not a multiple of the SIMD width), B = 1, T = 1, saturating inputs."""
+    x = (rng.standard_normal(shape) * 4).astype(np.float32)
+    x.flat[::7] = 60.0
+    x.flat[3::11] = -1e30
+    gate = nn.GatedActivation()
+    z = gate(x)
+    dz = rng.standard_normal(z.shape).astype(np.float32)
+    dx = gate.backward(dz)
+    assert z.dtype == dx.dtype == np.float32 and dx.shape == x.shape
+    x64, C = x.astype(np.float64), shape[-1] // 2
+    f = np.tanh(x64[..., :C])
+    g = 0.5 * (1 + np.tanh(0.5 * x64[..., C:]))
+    np.testing.assert_allclose(z, f * g, atol=3e-7, rtol=0)
+    want = np.concatenate([dz * g * (1 - f * f), dz * f * g * (1 - g)], axis=-1)
+    np.testing.assert_allclose(dx, want, atol=1e-6 * max(1.0, np.abs(dz).max()), rtol=0)
+
+
 @pytest.mark.parametrize("K", [1, 2, 3])
 def test_forward_and_backward_match_pytorch_twin(K, rng):
     torch = pytest.importorskip("torch")
@@ -163,3 +183,99 @@ def test_training_memory_grows_linearly_with_T():
     # and about what the activations take: per step, per layer, a few dozen float64 values
     per_step = peaks[-1] / (2 * 4096)
     assert per_step < 8 * (len(model.dilations) * 80 + 200), per_step
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_save_and_load_round_trip(dtype, rng, tmp_path):
+    """A WaveNet as a registered layer: in a compiled Sequential (the example's model), saved
+    after training and loaded back, the same weights bit for bit, the same predictions and the
+    same next training step; alone, its spec and weights file rebuild it."""
+    import functools
+
+    from rnnfast import losses, optim
+    from rnnfast.models import Sequential, saving
+    from rnnfast.models.layers import Input
+    from rnnfast.nn.serialization import deserialize, serialize
+
+    def build():
+        wavenet = small(dtype=dtype, in_channels=1, dilations=(1, 2, 4, 1))
+        model = Sequential([Input((None, 1), dtype=dtype), wavenet], seed=0)
+        model.compile(loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                      optimizer=functools.partial(optim.Adam, lr=1e-2))
+        return model, wavenet
+
+    model, wavenet = build()
+    x = rng.standard_normal((4, 50, 1)).astype(dtype)
+    y = rng.integers(0, 11, (4, 50))
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0)
+    path = model.save(tmp_path / "wavenet.model")
+    loaded = Sequential.load(path)
+    restored = loaded.layers[-1]
+    assert isinstance(restored, nn.WaveNet) and restored.get_config() == wavenet.get_config()
+    for k, v in wavenet.state_dict().items():
+        assert np.array_equal(restored.state_dict()[k], v), k
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    ours = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)["loss"]
+    theirs = loaded.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)["loss"]
+    assert ours == theirs                       # the optimiser's state came back too
+    # the layer alone: spec + weights
+    spec = serialize(wavenet)
+    assert spec["config"]["dilations"] == [1, 2, 4, 1]
+    alone = deserialize(spec)
+    saving.load_weights(alone, saving.save_weights(wavenet, tmp_path / "w.npz"))
+    gen_a, gen_b = wavenet.generator(1), alone.generator(1)
+    for t in range(5):
+        np.testing.assert_array_equal(gen_a.step(x[:1, t]), gen_b.step(x[:1, t]))
+
+
+RSS_SCRIPT = """
+import sys
+import numpy as np
+from rnnfast import nn
+def peak_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+T = int(sys.argv[1])
+model = nn.WaveNet(1, 64, 16, 16, 32, 32, dilations=[2 ** i for i in range(10)], seed=0)
+model.train()
+def step(T):
+    x = np.random.default_rng(0).standard_normal((1, T, 1)).astype(np.float32)
+    y = model(x)
+    model.backward(np.ones_like(y))
+    model.zero_grad()
+step(500)                                   # warm up: imports, pools, first allocations
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                        # the peak RSS starts again from the current RSS
+except OSError as e:
+    sys.exit(print(f"SKIP cannot reset the peak RSS here: {e}"))
+before = peak_kib()
+step(T)
+print(peak_kib() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+def test_training_peak_rss_grows_linearly_with_T():
+    """The whole process's peak resident memory (NumPy arrays and the kernels' own buffers),
+    each T in a fresh subprocess, at 4,000, 8,000 and 16,000 steps: each doubling of T about
+    adds twice as much to the peak of one training step: the peak is affine in T (a quadratic
+    peak would add four times as much)."""
+    import subprocess
+
+    from subprocess_env import PACKAGE_PARENT, python_env
+
+    growth = []
+    for T in (4000, 8000, 16000):
+        out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(T)], capture_output=True,
+                             text=True, env=python_env(RNNFAST_NUM_THREADS="1"),
+                             cwd=PACKAGE_PARENT, timeout=300)
+        assert out.returncode == 0, out.stderr
+        if out.stdout.startswith("SKIP"):
+            pytest.skip(out.stdout[5:])
+        growth.append(int(out.stdout.strip()) * 1024)      # VmHWM is in KiB
+    first, second = growth[1] - growth[0], growth[2] - growth[1]     # per 4,000 and 8,000 steps
+    assert first > 2 ** 20, growth                                   # a measurable slope
+    assert 1.6 < second / first < 2.5, growth
+    # and about what the kept activations take: a few dozen float32 values per step and layer
+    assert second / 8000 < 4 * 10 * 120, growth

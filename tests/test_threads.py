@@ -243,6 +243,8 @@ calls = {
     "ctx methods": lambda: (repr(rctx), rctx.op, repr(cctx), repr(pctx), pctx.op, repr(lnctx),
                                  lnctx.op),
     "gemm_batched": lambda: _C.gemm_batched(a3, a3, trans_b=True),
+    "gated_activation_forward": lambda: _C.gated_activation_forward(a),
+    "gated_activation_backward": lambda: _C.gated_activation_backward(a, a[:, :150]),
     "get_thread_pool": lambda: _C.get_thread_pool(),
     "loaded_openmp_runtimes": lambda: _C.loaded_openmp_runtimes(),
     "use_own_pool": lambda: _C.use_own_pool(),

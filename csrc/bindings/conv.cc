@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bindings.h"
@@ -406,6 +407,70 @@ py::dict pool_backward_binding(const py::object& op_obj, const py::object& ctx_o
   return pool_backward_impl<float>(*ctx, dy_obj);
 }
 
+// ------------------------------------------------------------------ gated activation
+
+// a (..., 2C), C >= 1: the rows and C.
+std::pair<index_t, index_t> gated_rows(const py::array& a) {
+  const std::vector<index_t> shape = shape_of(a);
+  if (shape.empty() || shape.back() < 2 || shape.back() % 2)
+    throw py::value_error("a: expected an array (..., 2C) with an even last axis >= 2 (the filter "
+                          "pre-activations, then the gates), got shape " + shape_str(shape));
+  index_t rows = 1;
+  for (std::size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
+  return {rows, shape.back() / 2};
+}
+
+template <typename T>
+py::array gated_forward_impl(const py::array& a_in) {
+  auto a = contiguous<T>(a_in);
+  const auto [rows, C] = gated_rows(a);
+  std::vector<index_t> shape = shape_of(a);
+  shape.back() = C;
+  py::array_t<T> z(shape);
+  const T* pa = a.data();
+  T* pz = z.mutable_data();
+  if (rows > 0) {
+    ReleaseGil release;
+    gated_activation_forward<T>(rows, C, pa, pz);
+  }
+  return std::move(z);
+}
+
+template <typename T>
+py::array gated_backward_impl(const py::array& a_in, const py::array& dz_in) {
+  auto a = contiguous<T>(a_in);
+  const auto [rows, C] = gated_rows(a);
+  std::vector<index_t> zshape = shape_of(a);
+  zshape.back() = C;
+  check_shape(dz_in, "dz", zshape, "(..., C), the shape of the forward's output");
+  auto dz = contiguous<T>(dz_in);
+  py::array_t<T> da(shape_of(a));
+  const T* pa = a.data();
+  const T* pdz = dz.data();
+  T* pda = da.mutable_data();
+  if (rows > 0) {
+    ReleaseGil release;
+    gated_activation_backward<T>(rows, C, pa, pdz, pda);
+  }
+  return std::move(da);
+}
+
+py::array gated_forward_binding(const py::object& a_obj) {
+  py::array a = float_array(a_obj, "a");
+  gated_rows(a);
+  if (is_double(a)) return gated_forward_impl<double>(a);
+  return gated_forward_impl<float>(a);
+}
+
+py::array gated_backward_binding(const py::object& a_obj, const py::object& dz_obj) {
+  py::array a = float_array(a_obj, "a");
+  gated_rows(a);
+  py::array dz = float_array(dz_obj, "dz");
+  check_same_dtype(dz, "dz", a, "a");
+  if (is_double(a)) return gated_backward_impl<double>(a, dz);
+  return gated_backward_impl<float>(a, dz);
+}
+
 }  // namespace
 
 void bind_conv(Entries& m) {
@@ -445,6 +510,8 @@ void bind_conv(Entries& m) {
         py::arg("pool_size"), py::arg("stride"), py::arg("padding"),
         py::arg("channels_last").noconvert(), py::arg("training").noconvert());
   m.def("pool1d_backward", &pool_backward_binding, py::arg("op"), py::arg("ctx"), py::arg("dy"));
+  m.def("gated_activation_forward", &gated_forward_binding, py::arg("a"));
+  m.def("gated_activation_backward", &gated_backward_binding, py::arg("a"), py::arg("dz"));
 }
 
 }  // namespace rnnfast::bindings

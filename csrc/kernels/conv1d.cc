@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "activations.h"
 #include "rnnfast/buffer.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/threads.h"
@@ -510,6 +511,67 @@ void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, 
   transpose_weights(g, w, wt.data());
   run_forward<T>(gt, dy, wt.data(), nullptr, dx);
 }
+
+// ------------------------------------------------------------------ gated activation
+
+namespace {
+
+// Rows per work item: enough values that an item outweighs the hand-off to a thread.
+index_t gated_rows_per_item(index_t C) { return std::max<index_t>(1, 16384 / std::max<index_t>(C, 1)); }
+
+template <typename F>
+void over_row_blocks(index_t rows, index_t C, F&& fn) {
+  const index_t per = gated_rows_per_item(C);
+  const index_t items = (rows + per - 1) / per;
+  auto run = [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) fn(i * per, std::min(rows, (i + 1) * per));
+  };
+  if (items >= 2 && get_num_threads() > 1)
+    parallel_for(items, 1, run);
+  else
+    run(0, items);
+}
+
+}  // namespace
+
+template <typename T>
+void gated_activation_forward(index_t rows, index_t C, const T* a, T* z) {
+  over_row_blocks(rows, C, [&](index_t r0, index_t r1) {
+    for (index_t r = r0; r < r1; ++r) {
+      const T* af = a + r * 2 * C;
+      const T* ag = af + C;
+      T* zr = z + r * C;
+      for (index_t c = 0; c < C; ++c) zr[c] = act::tanh(af[c]) * act::sigmoid(ag[c]);
+    }
+  });
+}
+
+template <typename T>
+void gated_activation_backward(index_t rows, index_t C, const T* a, const T* dz, T* da) {
+  over_row_blocks(rows, C, [&](index_t r0, index_t r1) {
+    for (index_t r = r0; r < r1; ++r) {
+      const T* af = a + r * 2 * C;
+      const T* ag = af + C;
+      const T* dzr = dz + r * C;
+      T* df = da + r * 2 * C;
+      T* dg = df + C;
+      for (index_t c = 0; c < C; ++c) {
+        const T f = act::tanh(af[c]);
+        const T g = act::sigmoid(ag[c]);
+        const T dzg = dzr[c] * g;
+        df[c] = dzg * (T(1) - f * f);
+        dg[c] = dzg * f * (T(1) - g);
+      }
+    }
+  });
+}
+
+template void gated_activation_forward<float>(index_t, index_t, const float*, float*);
+template void gated_activation_forward<double>(index_t, index_t, const double*, double*);
+template void gated_activation_backward<float>(index_t, index_t, const float*, const float*,
+                                               float*);
+template void gated_activation_backward<double>(index_t, index_t, const double*, const double*,
+                                                double*);
 
 template void conv1d_forward<float>(const Conv1dShape&, const float*, const float*, const float*,
                                     float*);

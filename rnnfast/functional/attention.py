@@ -159,13 +159,30 @@ def _softmax_(scores, allowed):
     return scores
 
 
-def _attend(scores, v, allowed, qm, drop):
-    weights = _softmax_(scores, allowed)
+def _attend(op, scores, q, v, k, key, vm, qm, drop, causal, training, **saved):
+    """The part both scores share: mask, softmax, weighted sum of the values, query mask; and
+    the ctx of ``op`` (with the score's own ``saved`` arrays) when training."""
+    B, Tq, Tv = scores.shape
+    weights = _softmax_(scores, _allowed(B, Tq, Tv, vm, causal))
     used = weights if drop is None else weights * drop
     out = _C.gemm_batched(used, v, trans_a=False, trans_b=False)
     if qm is not None:
         out *= qm[:, :, None]
-    return out, weights, used
+    ctx = None
+    if training:
+        ctx = AttentionContext(op, q=q, k=k, v=v, key_given=key is not None, weights=weights,
+                               used=used, drop=drop, qm=qm, **saved)
+    return out, weights, ctx
+
+
+def _key_grads(ctx, grads, dkey):
+    """``grads`` with the key's gradient under ``"key"``, or added to the value's when the
+    value was the key."""
+    if ctx.key_given:
+        grads["key"] = dkey
+    else:
+        grads["value"] = grads["value"] + dkey
+    return grads
 
 
 def _attend_backward(ctx, dout, dweights):
@@ -234,14 +251,8 @@ def dot_attention_forward(query: ArrayLike, value: ArrayLike, key: Optional[Arra
     a = _scalar(scale, "scale", q.dtype)
     raw = _C.gemm_batched(q, k, trans_a=False, trans_b=True)
     scores = raw * a if a is not None else raw.copy()
-    allowed = _allowed(q.shape[0], q.shape[1], v.shape[1], vm, causal)
-    out, weights, used = _attend(scores, v, allowed, qm, drop)
-    ctx = None
-    if training:
-        ctx = AttentionContext("dot_attention", q=q, k=k, v=v, key_given=key is not None, a=a,
-                               raw=raw if a is not None else None, weights=weights,
-                               used=used, drop=drop, qm=qm)
-    return out, weights, ctx
+    return _attend("dot_attention", scores, q, v, k, key, vm, qm, drop, causal, training, a=a,
+                   raw=raw if a is not None else None)
 
 
 def dot_attention_backward(ctx: Context, dout: Optional[ArrayLike] = None,
@@ -265,12 +276,7 @@ def dot_attention_backward(ctx: Context, dout: Optional[ArrayLike] = None,
         ds *= ctx.a
     dq = _C.gemm_batched(ds, ctx.k, trans_a=False, trans_b=False)
     dk = _C.gemm_batched(ds, ctx.q, trans_a=True, trans_b=False)
-    grads = {"query": dq, "value": dvalue, "key": None, "scale": dscale}
-    if ctx.key_given:
-        grads["key"] = dk
-    else:
-        grads["value"] = dvalue + dk
-    return grads
+    return _key_grads(ctx, {"query": dq, "value": dvalue, "key": None, "scale": dscale}, dk)
 
 
 def additive_attention_forward(query: ArrayLike, value: ArrayLike,
@@ -308,13 +314,8 @@ def additive_attention_forward(query: ArrayLike, value: ArrayLike,
         scores = t.sum(axis=-1)
     else:
         scores = _C.gemm(t.reshape(-1, D), w.reshape(D, 1)).reshape(B, Tq, Tv)
-    allowed = _allowed(B, Tq, Tv, vm, causal)
-    out, weights, used = _attend(scores, v, allowed, qm, drop)
-    ctx = None
-    if training:
-        ctx = AttentionContext("additive_attention", q=q, k=k, v=v, key_given=key is not None,
-                               a=a, w=w, t=t, weights=weights, used=used, drop=drop, qm=qm)
-    return out, weights, ctx
+    return _attend("additive_attention", scores, q, v, k, key, vm, qm, drop, causal, training,
+                   a=a, w=w, t=t)
 
 
 def additive_attention_backward(ctx: Context, dout: Optional[ArrayLike] = None,
@@ -351,9 +352,5 @@ def additive_attention_backward(ctx: Context, dout: Optional[ArrayLike] = None,
                             np.einsum("bjd,bjd->", dk_pre, ctx.k), dtype=ds.dtype)
         dq_pre *= ctx.a
         dk_pre *= ctx.a
-    grads = {"query": dq_pre, "value": dvalue, "key": None, "weight": dweight, "scale": dscale}
-    if ctx.key_given:
-        grads["key"] = dk_pre
-    else:
-        grads["value"] = dvalue + dk_pre
-    return grads
+    return _key_grads(ctx, {"query": dq_pre, "value": dvalue, "key": None, "weight": dweight,
+                            "scale": dscale}, dk_pre)

@@ -26,7 +26,7 @@ from rnnfast.nn.wavenet import GatedActivation, WaveNet, WaveNetBlock, WaveNetGe
 # The layers a saved model may name (as "nn.<class>"); the PyTorch-style recurrent layers
 # return (output, state) and are not layers of a Sequential.
 register_layers("nn", [Linear, Embedding, Dropout, Flatten, LayerNorm, ReLU, Tanh, Sigmoid,
-                       Softmax, TimeDistributed, Conv1d, MaxPool1d, LastStep])
+                       Softmax, TimeDistributed, Conv1d, MaxPool1d, LastStep, WaveNet, Seq2Seq])
 
 __all__ = [
     "Conv1d",

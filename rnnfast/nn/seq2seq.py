@@ -233,6 +233,13 @@ class Seq2Seq(Module):
                                      self.output.bias.data)
         return logits, weights[:, 0]
 
+    def get_config(self):
+        return {"src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab,
+                "embedding_dim": self.embedding_dim, "hidden_size": self.hidden_size,
+                "num_layers": self.num_layers, "attention": self.attention,
+                "attention_dim": self.attention_dim if self.attention == "additive" else None,
+                "dtype": self.dtype.name}
+
     def extra_repr(self):
         return (f"src_vocab={self.src_vocab}, tgt_vocab={self.tgt_vocab}, "
                 f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "

@@ -28,6 +28,7 @@ filter rows first, ``blocks.0.residual.weight``, ``blocks.0.skip.weight``, ``end
 """
 import numpy as np
 
+from rnnfast import _C
 from rnnfast.nn.conv import Conv1d
 from rnnfast.nn.module import Module, as_float_input, check_dtype, check_grad, check_int, make_rng
 
@@ -35,40 +36,22 @@ __all__ = ["GatedActivation", "WaveNetBlock", "WaveNet", "WaveNetGenerator"]
 
 
 class GatedActivation(Module):
-    """``tanh(x[..., :C]) * sigmoid(x[..., C:])`` of an input with ``2C`` features."""
+    """``tanh(x[..., :C]) * sigmoid(x[..., C:])`` of an input with ``2C`` features: one fused pass
+    of the package's kernel forward and backward (``_C.gated_activation_*``; the backward
+    recomputes both nonlinearities from the kept input)."""
 
     def forward(self, x):
         x = as_float_input(x, "x")
-        if x.ndim < 1 or x.shape[-1] % 2:
+        if x.ndim < 1 or x.shape[-1] % 2 or x.shape[-1] == 0:
             raise ValueError(f"x: expected an even number of features on the last axis (filter "
                              f"then gate), got shape {x.shape}")
-        c = x.shape[-1] // 2
-        fg = np.empty_like(x)                      # tanh(filter) | sigmoid(gate), in one array
-        f, g = fg[..., :c], fg[..., c:]
-        np.tanh(x[..., :c], out=f)
-        np.multiply(x[..., c:], 0.5, out=g)        # sigmoid(a) = 0.5 * tanh(a / 2) + 0.5
-        np.tanh(g, out=g)
-        g *= 0.5
-        g += 0.5
-        self._keep(fg)
-        return f * g
+        self._keep(x)
+        return _C.gated_activation_forward(x)
 
     def backward(self, dz):
-        fg = self._saved()
-        c = fg.shape[-1] // 2
-        f, g = fg[..., :c], fg[..., c:]
-        dz = check_grad(dz, "dz", f.shape, fg.dtype)
-        dx = np.empty_like(fg)
-        df, dg = dx[..., :c], dx[..., c:]
-        np.multiply(f, f, out=df)                  # dz * g * (1 - f^2)
-        np.subtract(1, df, out=df)
-        df *= g
-        df *= dz
-        np.subtract(1, g, out=dg)                  # dz * f * g * (1 - g)
-        dg *= g
-        dg *= f
-        dg *= dz
-        return dx
+        x = self._saved()
+        dz = check_grad(dz, "dz", x.shape[:-1] + (x.shape[-1] // 2,), x.dtype)
+        return _C.gated_activation_backward(x, dz)
 
 
 def _conv(cin, cout, k, dilation, dtype, rng):
@@ -97,12 +80,17 @@ class WaveNetBlock(Module):
 
     def forward(self, h):
         z = self.gate(self.dilated(h))
-        return h + self.residual(z), self.skip(z)
+        out = self.residual(z)      # a new array: the sum goes in place
+        out += h
+        return out, self.skip(z)
 
     def backward(self, dh, dskip):
         """Gradient of the block's input from those of its two outputs."""
-        dz = self.residual.backward(dh) + self.skip.backward(dskip)
-        return dh + self.dilated.backward(self.gate.backward(dz))
+        dz = self.residual.backward(dh)
+        dz += self.skip.backward(dskip)
+        dx = self.dilated.backward(self.gate.backward(dz))
+        dx += dh
+        return dx
 
     def extra_repr(self):
         return f"dilation={self.dilation}"
@@ -175,7 +163,10 @@ class WaveNet(Module):
         total = None
         for block in self.blocks:
             h, s = block(h)
-            total = s if total is None else total + s
+            if total is None:
+                total = s
+            else:
+                total += s          # s is a new array each block: summed in place
         pre1 = np.maximum(total, 0)
         e = self.end1(pre1)
         pre2 = np.maximum(e, 0)
@@ -185,12 +176,22 @@ class WaveNet(Module):
     def backward(self, dy):
         """Input gradient ``(B, T, in_channels)``; parameter gradients added to ``.grad``."""
         on1, on2 = self._saved()
-        de = self.end2.backward(dy) * on2
-        dskip = self.end1.backward(de) * on1
+        de = self.end2.backward(dy)
+        de *= on2
+        dskip = self.end1.backward(de)
+        dskip *= on1
         dh = np.zeros(on1.shape[:2] + (self.residual_channels,), dskip.dtype)
         for block in reversed(self.blocks.children()):
             dh = block.backward(dh, dskip)
         return self.causal.backward(dh)
+
+    def get_config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "residual_channels": self.residual_channels,
+                "dilation_channels": self.dilation_channels,
+                "skip_channels": self.skip_channels, "end_channels": self.end_channels,
+                "dilations": list(self.dilations), "kernel_size": self.kernel_size,
+                "dtype": self.dtype.name}
 
     def generator(self, batch=1):
         """A ``WaveNetGenerator`` for ``batch`` sequences at once, with empty (zero) queues."""

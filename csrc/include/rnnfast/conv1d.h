@@ -44,4 +44,15 @@ template <typename T>
 void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
                      T* db);
 
+// WaveNet's gated activation over `rows` rows of 2C values, the filter pre-activation first and
+// the gate second: z[r, c] = tanh(a[r, c]) * sigmoid(a[r, C + c]) (z is [rows, C], only
+// written). One pass instead of the several of an array library; the backward recomputes the
+// two nonlinearities from a (nothing else is kept):
+//   da[r, c] = dz g (1 - f^2), da[r, C + c] = dz f g (1 - g), f = tanh, g = sigmoid.
+// Rows are split between the threads; each value depends on its own row only.
+template <typename T>
+void gated_activation_forward(index_t rows, index_t C, const T* a, T* z);
+template <typename T>
+void gated_activation_backward(index_t rows, index_t C, const T* a, const T* dz, T* da);
+
 }  // namespace rnnfast
