@@ -12,15 +12,36 @@ Each call starts from a random valid call and changes at most one thing whose ou
   function and its signature.
 Any other outcome, and of course any crash, fails.
 
-    python tests/fuzz_bindings.py --calls 100000            # the scheduled run: calls per entry point
     python tests/fuzz_bindings.py --calls 300 --seed 7      # a short run
     python tests/fuzz_bindings.py --only recurrent_forward  # one entry point
+    python tests/fuzz_bindings.py --list                    # the entry points, one a line
 
-A short run is tests/test_fuzz_bindings.py, which CI also runs under AddressSanitizer and
-UndefinedBehaviorSanitizer (tests/sanitize.sh); run the long one under them with
-`tests/sanitize.sh tests/test_fuzz_bindings.py` and RNNFAST_FUZZ_CALLS=100000.
+The scheduled long run is 100,000 calls per entry point. Each entry point draws its calls from
+its own generator, seeded by (seed, entry point), so a run split into parts makes exactly the
+calls of the whole run: split it with --shard K/N (the K-th of N parts, K = 1..N) or --only,
+log one JSON line per finished entry point with --log (entry, calls, accepted, refused,
+seconds, calls per second, outcome), and with --keep-going a wrong outcome ends only its entry
+point's run (logged as failed) and the next one starts:
+
+    nice -n 19 python tests/fuzz_bindings.py --calls 100000 --seed 2026 --keep-going \
+        --log fuzz-2026.jsonl                                # the whole scheduled run
+    nice -n 19 python tests/fuzz_bindings.py --calls 100000 --seed 2026 --keep-going \
+        --shard 1/2 --log fuzz-2026-1.jsonl                  # half of it (1/2 and 2/2)
+
+The same under AddressSanitizer and UndefinedBehaviorSanitizer, on an instrumented build
+(tests/sanitize.sh --python runs a script instead of pytest; the log path must be absolute, as
+the script runs in the instrumented copy of the tree):
+
+    nice -n 19 tests/sanitize.sh --python tests/fuzz_bindings.py --calls 100000 --seed 2026 \
+        --keep-going --log "$PWD/fuzz-2026-asan.jsonl"
+
+A short run is tests/test_fuzz_bindings.py, which CI also runs under the sanitizers
+(RNNFAST_FUZZ_CALLS sets its calls per entry point).
 """
 import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 
@@ -811,31 +832,43 @@ def run_one(entry, call, expect):
     return "accepted"
 
 
-def fuzz(calls, seed, only=None, progress=None):
-    """calls per entry point; returns {entry: {"accepted": n, "refused": n}}. Raises Failure with
-    the entry point, seed and call index at the first wrong outcome."""
+def fuzz(calls, seed, only=None, progress=None, keep_going=False):
+    """calls per entry point; returns {entry: {"accepted": n, "refused": n, "seconds": s}}.
+    Raises Failure with the entry point, seed and call index at the first wrong outcome; with
+    keep_going, the entry point's tally gets "failure" (that message) and the next one runs."""
     missing = set(entry_points()) - set(CASES)
     if missing:
         raise Failure(f"entry points the fuzzer does not know: {sorted(missing)}")
+    unknown = set(only or ()) - set(CASES)
+    if unknown:
+        raise Failure(f"no such entry points: {sorted(unknown)}")
     saved = (_C.get_num_threads(), _C.active_isa(), _C.active_bf16_isa())
     counts = {}
     try:
         for entry in sorted(CASES):
-            if only and entry not in only:
+            if only is not None and entry not in only:
                 continue
             rng = np.random.default_rng([seed, sorted(CASES).index(entry)])
             tally = counts[entry] = {"accepted": 0, "refused": 0}
+            start = time.perf_counter()
             done = 0
-            while done < calls:
-                case = CASES[entry](rng)
-                if case is None:
-                    continue
-                name, call, expect = case
-                try:
-                    tally[run_one(name, call, expect)] += 1
-                except Failure as failure:
-                    raise Failure(f"{failure} (seed {seed}, call {done} of {entry})") from failure
-                done += 1
+            try:
+                while done < calls:
+                    case = CASES[entry](rng)
+                    if case is None:
+                        continue
+                    name, call, expect = case
+                    try:
+                        tally[run_one(name, call, expect)] += 1
+                    except Failure as failure:
+                        raise Failure(f"{failure} (seed {seed}, call {done} of {entry})") from failure
+                    done += 1
+            except Failure as failure:
+                if not keep_going:
+                    raise
+                tally["failure"] = str(failure)
+            finally:
+                tally["seconds"] = time.perf_counter() - start
             if progress:
                 progress(entry, tally)
     finally:
@@ -846,25 +879,116 @@ def fuzz(calls, seed, only=None, progress=None):
     return counts
 
 
+def shard(entries, spec):
+    """The K-th of N parts of entries ("K/N", K = 1..N), every N-th from the K-th."""
+    try:
+        k, n = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard: expected K/N, got {spec!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard: expected 1 <= K <= N, got {spec!r}")
+    return sorted(entries)[k - 1::n]
+
+
+def run_isolated(args, entries):
+    """Each entry point in a child process of this script (same interpreter and environment, so
+    also the sanitizer runtimes); a child that dies is logged as crashed with its exit status."""
+    def command(entry):
+        cmd = [sys.executable, os.path.abspath(__file__), "--calls", str(args.calls),
+               "--seed", str(args.seed), "--only", entry, "--keep-going"]
+        return cmd + (["--log", args.log] if args.log else [])
+    pending, running, bad = list(entries), {}, []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            entry = pending.pop(0)
+            running[entry] = (subprocess.Popen(command(entry)), time.perf_counter())
+        time.sleep(0.2)
+        for entry, (child, began) in list(running.items()):
+            code = child.poll()
+            if code is None:
+                continue
+            del running[entry]
+            if code == 0:
+                continue
+            bad.append(entry)
+            if code == 1:  # a wrong outcome: the child logged and printed it
+                continue
+            seconds = time.perf_counter() - began
+            print(f"{entry:30} CRASHED with exit status {code} after {seconds:.1f} s",
+                  file=sys.stderr, flush=True)
+            if args.log:
+                with open(args.log, "a") as log:
+                    log.write(json.dumps({"entry": entry, "seed": args.seed, "calls": None,
+                                          "seconds": round(seconds, 3), "outcome": "crashed",
+                                          "exit_status": code}) + "\n")
+    if bad:
+        print(f"wrong outcomes or crashes in {bad}", file=sys.stderr)
+        return 1
+    print(f"{len(entries)} entry points x {args.calls} calls, every outcome as expected")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1000, help="calls per entry point")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="entry points to fuzz (default: all)")
+    parser.add_argument("--shard", metavar="K/N", help="the K-th of N parts of the entry points")
+    parser.add_argument("--log", metavar="PATH",
+                        help="append one JSON line per finished entry point to PATH")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="after a wrong outcome, go on with the next entry point")
+    parser.add_argument("--isolate", action="store_true",
+                        help="each entry point in its own process: a crash (or a sanitizer "
+                             "report, which ends the process) is logged and the next one runs")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="with --isolate, the entry points run at the same time")
+    parser.add_argument("--list", action="store_true", help="print the entry points and exit")
     args = parser.parse_args(argv)
+    only = args.only
+    if args.shard:
+        try:
+            only = shard(only if only is not None else CASES, args.shard)
+        except argparse.ArgumentTypeError as error:
+            parser.error(str(error))
+    if args.list:
+        print("\n".join(sorted(only if only is not None else CASES)))
+        return 0
+    if args.jobs < 1:
+        parser.error("--jobs: expected a positive count")
     start = time.perf_counter()
-    print(f"rnnfast {rnnfast.__version__} from {rnnfast.__file__}, isa {_C.active_isa()}")
+    print(f"rnnfast {rnnfast.__version__} from {rnnfast.__file__}, isa {_C.active_isa()}, "
+          f"seed {args.seed}, {args.calls} calls per entry point", flush=True)
+    if args.isolate:
+        return run_isolated(args, sorted(only if only is not None else CASES))
 
     def progress(entry, tally):
-        print(f"{entry:30} {tally['accepted'] + tally['refused']:8d} calls: "
-              f"{tally['accepted']:8d} accepted, {tally['refused']:8d} refused as expected "
+        n = tally["accepted"] + tally["refused"]
+        rate = n / tally["seconds"] if tally["seconds"] > 0 else float("inf")
+        outcome = "FAILED" if "failure" in tally else "ok"
+        print(f"{entry:30} {n:8d} calls: {tally['accepted']:8d} accepted, {tally['refused']:8d} "
+              f"refused as expected, {tally['seconds']:8.1f} s, {rate:8.0f} calls/s, {outcome} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
+        if "failure" in tally:
+            print(f"FAILED: {tally['failure']}", file=sys.stderr, flush=True)
+        if args.log:
+            record = {"entry": entry, "seed": args.seed, "calls": n, "accepted": tally["accepted"],
+                      "refused": tally["refused"], "seconds": round(tally["seconds"], 3),
+                      "calls_per_second": round(rate, 1), "outcome": outcome,
+                      "failure": tally.get("failure"), "isa": _C.active_isa()}
+            with open(args.log, "a") as log:
+                log.write(json.dumps(record) + "\n")
     try:
-        counts = fuzz(args.calls, args.seed, args.only, progress)
+        counts = fuzz(args.calls, args.seed, only, progress, keep_going=args.keep_going)
     except Failure as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         return 1
     total = sum(t["accepted"] + t["refused"] for t in counts.values())
+    failed = sorted(e for e, t in counts.items() if "failure" in t)
+    if failed:
+        print(f"{total} calls over {len(counts)} entry points; wrong outcomes in {failed}",
+              file=sys.stderr)
+        return 1
     print(f"{total} calls over {len(counts)} entry points, every outcome as expected")
     return 0
 
