@@ -171,6 +171,19 @@ def same(got, want, what):
             raise Failure(f"{what}: differs from the call on C-contiguous arrays")
 
 
+def output_gradient(rng, shape, dtype):
+    """A random output gradient dy of a backward and what the call gets instead: (dy, call_dy,
+    expect, kind), kind 0 dy itself, 1 dy in another valid layout, 2 an invalid dy (expect: how
+    it is refused), 3 dy itself, for the caller to make another argument invalid."""
+    dy = rand(rng, shape, dtype)
+    kind = int(rng.integers(4))
+    if kind == 1:
+        return dy, odd_layout(rng, dy), None, kind
+    if kind == 2:
+        return (dy, *bad_array(rng, "dy", shape, dtype), kind)
+    return dy, dy, None, kind
+
+
 def without_ctx(out):
     return tuple(o for o in out if isinstance(o, np.ndarray) or o is None)
 
@@ -455,14 +468,9 @@ def conv_case(rng, backward):
             close(out[0], want, dtype, "conv1d_forward")
         return "conv1d_forward", call, expect or Ok(check)
     y, ctx = _C.conv1d_forward(x, w, b, **kw)
-    dy = rand(rng, y.shape, dtype)
-    call_dy, call_ctx, expect = dy, ctx, None
-    kind = rng.integers(4)
-    if kind == 1:
-        call_dy = odd_layout(rng, dy)
-    elif kind == 2:
-        call_dy, expect = bad_array(rng, "dy", y.shape, dtype)
-    elif kind == 3:
+    dy, call_dy, expect, kind = output_gradient(rng, y.shape, dtype)
+    call_ctx = ctx
+    if kind == 3:
         call_ctx = [None, {}, _C.Conv1dCtx.__new__(_C.Conv1dCtx)][rng.integers(3)]
         expect = Err((TypeError, ValueError), "ctx: ")
     call = lambda: _C.conv1d_backward(call_ctx, call_dy)  # noqa: E731
@@ -539,14 +547,9 @@ def pool_case(rng, backward):
             close(out[0], reference()[0], dtype, f"pool1d_forward {op}")
         return "pool1d_forward", call, expect or Ok(check)
     y, ctx = _C.pool1d_forward(op, x, **kw)
-    dy = rand(rng, y.shape, dtype)
-    call_dy, call_ctx, expect = dy, ctx, None
-    kind = rng.integers(4)
-    if kind == 1:
-        call_dy = odd_layout(rng, dy)
-    elif kind == 2:
-        call_dy, expect = bad_array(rng, "dy", y.shape, dtype)
-    elif kind == 3:
+    dy, call_dy, expect, kind = output_gradient(rng, y.shape, dtype)
+    call_ctx = ctx
+    if kind == 3:
         other = [o for o in POOLS if o != op][rng.integers(2)]
         call_op = [other, None][rng.integers(2)]
         expect = (Err(ValueError, f"ctx: expected the ctx of {other}_forward") if call_op

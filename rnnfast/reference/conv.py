@@ -22,7 +22,7 @@ The global pools reduce over time and return ``(B, C)`` in either layout.
 """
 import numpy as np
 
-from rnnfast.reference._dtype import compute_dtype
+from rnnfast.reference._common import Ctx as _Ctx, check_ctx as _check_ctx, compute_dtype
 
 __all__ = [
     "conv1d_forward",
@@ -34,19 +34,6 @@ __all__ = [
     "global_avg_pool1d_forward",
     "global_avg_pool1d_backward",
 ]
-
-
-class _Ctx:
-    """What a backward needs, tagged with the name of the op that made it."""
-
-    def __init__(self, op, **saved):
-        self.op = op
-        self.__dict__.update(saved)
-
-
-def _check_ctx(ctx, op):
-    if not isinstance(ctx, _Ctx) or ctx.op != op:
-        raise ValueError(f"ctx: expected the ctx of {op}_forward(..., training=True), got {ctx!r}")
 
 
 def _to_ncl(a, channels_last, dtype):

@@ -3,7 +3,7 @@
 default, or float32 for the forward and its backward)."""
 import numpy as np
 
-from rnnfast.reference._dtype import compute_dtype
+from rnnfast.reference._common import compute_dtype
 
 __all__ = ["linear_forward", "linear_backward"]
 

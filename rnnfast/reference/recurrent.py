@@ -38,7 +38,7 @@ Regularisation around the cell (every cell; see ``recurrent_masks``):
 """
 import numpy as np
 
-from rnnfast.reference._dtype import compute_dtype
+from rnnfast.reference._common import compute_dtype
 
 __all__ = [
     "rnn_forward",

@@ -1,5 +1,19 @@
-"""The one rule for the reference's compute dtype."""
+"""What the reference modules share: the compute dtype rule and the ctx of a forward."""
 import numpy as np
+
+
+class Ctx:
+    """What a backward needs, tagged with the name of the op that made it."""
+
+    def __init__(self, op, **saved):
+        self.op = op
+        self.__dict__.update(saved)
+
+
+def check_ctx(ctx, op):
+    """A ValueError unless ctx is the ctx of ``<op>_forward(..., training=True)``."""
+    if not isinstance(ctx, Ctx) or ctx.op != op:
+        raise ValueError(f"ctx: expected the ctx of {op}_forward(..., training=True), got {ctx!r}")
 
 
 def compute_dtype(dtype):
