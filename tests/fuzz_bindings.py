@@ -893,18 +893,22 @@ def shard(entries, spec):
     return sorted(entries)[k - 1::n]
 
 
-def run_isolated(args, entries):
+def child_command(args, entry):
+    """The command line of the child process that fuzzes ``entry`` (run_isolated)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--calls", str(args.calls),
+           "--seed", str(args.seed), "--only", entry, "--keep-going"]
+    return cmd + (["--log", args.log] if args.log else [])
+
+
+def run_isolated(args, entries, command=child_command):
     """Each entry point in a child process of this script (same interpreter and environment, so
-    also the sanitizer runtimes); a child that dies is logged as crashed with its exit status."""
-    def command(entry):
-        cmd = [sys.executable, os.path.abspath(__file__), "--calls", str(args.calls),
-               "--seed", str(args.seed), "--only", entry, "--keep-going"]
-        return cmd + (["--log", args.log] if args.log else [])
+    also the sanitizer runtimes); a child that dies is logged as crashed with its exit status.
+    Returns the exit status of the whole run (1 if any entry point failed or crashed)."""
     pending, running, bad = list(entries), {}, []
     while pending or running:
         while pending and len(running) < args.jobs:
             entry = pending.pop(0)
-            running[entry] = (subprocess.Popen(command(entry)), time.perf_counter())
+            running[entry] = (subprocess.Popen(command(args, entry)), time.perf_counter())
         time.sleep(0.2)
         for entry, (child, began) in list(running.items()):
             code = child.poll()
