@@ -16,24 +16,14 @@ Any other outcome, and of course any crash, fails.
     python tests/fuzz_bindings.py --only recurrent_forward  # one entry point
     python tests/fuzz_bindings.py --list                    # the entry points, one a line
 
-The scheduled long run is 100,000 calls per entry point. Each entry point draws its calls from
-its own generator, seeded by (seed, entry point), so a run split into parts makes exactly the
-calls of the whole run: split it with --shard K/N (the K-th of N parts, K = 1..N) or --only,
-log one JSON line per finished entry point with --log (entry, calls, accepted, refused,
-seconds, calls per second, outcome), and with --keep-going a wrong outcome ends only its entry
-point's run (logged as failed) and the next one starts:
-
-    nice -n 19 python tests/fuzz_bindings.py --calls 100000 --seed 2026 --keep-going \
-        --log fuzz-2026.jsonl                                # the whole scheduled run
-    nice -n 19 python tests/fuzz_bindings.py --calls 100000 --seed 2026 --keep-going \
-        --shard 1/2 --log fuzz-2026-1.jsonl                  # half of it (1/2 and 2/2)
-
-The same under AddressSanitizer and UndefinedBehaviorSanitizer, on an instrumented build
-(tests/sanitize.sh --python runs a script instead of pytest; the log path must be absolute, as
-the script runs in the instrumented copy of the tree):
-
-    nice -n 19 tests/sanitize.sh --python tests/fuzz_bindings.py --calls 100000 --seed 2026 \
-        --keep-going --log "$PWD/fuzz-2026-asan.jsonl"
+Each entry point draws its calls from its own generator, seeded by (seed, entry point), so a
+run split with --shard K/N (the K-th of N parts) or --only makes exactly the calls of the whole
+run. --log appends one JSON line per finished entry point (entry, calls, accepted, refused,
+seconds, calls per second, outcome); --keep-going goes on after a wrong outcome; --isolate runs
+each entry point in its own process (--jobs at a time), so that a crash or a sanitizer report,
+which ends its process, is logged and the next entry point still runs. The scheduled long run
+(100,000 calls per entry point, with and without the sanitizers: tests/sanitize.sh --python
+runs this script on an instrumented build) is in tests/README.md.
 
 A short run is tests/test_fuzz_bindings.py, which CI also runs under the sanitizers
 (RNNFAST_FUZZ_CALLS sets its calls per entry point).
