@@ -825,10 +825,13 @@ def run_one(entry, call, expect):
     return "accepted"
 
 
-def fuzz(calls, seed, only=None, progress=None, keep_going=False):
-    """calls per entry point; returns {entry: {"accepted": n, "refused": n, "seconds": s}}.
-    Raises Failure with the entry point, seed and call index at the first wrong outcome; with
-    keep_going, the entry point's tally gets "failure" (that message) and the next one runs."""
+def fuzz(calls, seed, only=None, progress=None, keep_going=False, heartbeat=None,
+         heartbeat_seconds=60.0):
+    """calls per entry point; returns {entry: {"accepted": n, "refused": n, "seconds": s,
+    "cpu_seconds": s}} (wall-clock and this process's CPU time). Raises Failure with the entry
+    point, seed and call index at the first wrong outcome; with keep_going, the entry point's
+    tally gets "failure" (that message) and the next one runs. heartbeat(entry, tally) is
+    called every heartbeat_seconds during an entry point's run, with the counts so far."""
     missing = set(entry_points()) - set(CASES)
     if missing:
         raise Failure(f"entry points the fuzzer does not know: {sorted(missing)}")
@@ -843,10 +846,15 @@ def fuzz(calls, seed, only=None, progress=None, keep_going=False):
                 continue
             rng = np.random.default_rng([seed, sorted(CASES).index(entry)])
             tally = counts[entry] = {"accepted": 0, "refused": 0}
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
+            next_beat = start + heartbeat_seconds
             done = 0
             try:
                 while done < calls:
+                    if heartbeat and time.perf_counter() >= next_beat:
+                        next_beat += heartbeat_seconds
+                        heartbeat(entry, dict(tally, seconds=time.perf_counter() - start,
+                                              cpu_seconds=time.process_time() - cpu_start))
                     case = CASES[entry](rng)
                     if case is None:
                         continue
@@ -862,6 +870,7 @@ def fuzz(calls, seed, only=None, progress=None, keep_going=False):
                 tally["failure"] = str(failure)
             finally:
                 tally["seconds"] = time.perf_counter() - start
+                tally["cpu_seconds"] = time.process_time() - cpu_start
             if progress:
                 progress(entry, tally)
     finally:
@@ -886,7 +895,8 @@ def shard(entries, spec):
 def child_command(args, entry):
     """The command line of the child process that fuzzes ``entry`` (run_isolated)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--calls", str(args.calls),
-           "--seed", str(args.seed), "--only", entry, "--keep-going"]
+           "--seed", str(args.seed), "--only", entry, "--keep-going",
+           "--heartbeat", str(getattr(args, "heartbeat", 60.0))]
     return cmd + (["--log", args.log] if args.log else [])
 
 
@@ -940,6 +950,9 @@ def main(argv=None):
                              "report, which ends the process) is logged and the next one runs")
     parser.add_argument("--jobs", type=int, default=1,
                         help="with --isolate, the entry points run at the same time")
+    parser.add_argument("--heartbeat", type=float, default=60.0, metavar="SECONDS",
+                        help="print the counts and rates of the running entry point this often "
+                             "(0: never)")
     parser.add_argument("--list", action="store_true", help="print the entry points and exit")
     args = parser.parse_args(argv)
     only = args.only
@@ -959,24 +972,38 @@ def main(argv=None):
     if args.isolate:
         return run_isolated(args, sorted(only if only is not None else CASES))
 
-    def progress(entry, tally):
+    def rates(tally):
         n = tally["accepted"] + tally["refused"]
-        rate = n / tally["seconds"] if tally["seconds"] > 0 else float("inf")
+        return (n, n / tally["seconds"] if tally["seconds"] > 0 else float("inf"),
+                n / tally["cpu_seconds"] if tally["cpu_seconds"] > 0 else float("inf"))
+
+    def beat(entry, tally):
+        n, rate, cpu_rate = rates(tally)
+        print(f"{entry:30} {n:8d} calls so far, {tally['seconds']:8.1f} s, {rate:8.1f} calls/s, "
+              f"{cpu_rate:8.1f} calls per CPU second (running)", flush=True)
+
+    def progress(entry, tally):
+        n, rate, cpu_rate = rates(tally)
         outcome = "FAILED" if "failure" in tally else "ok"
         print(f"{entry:30} {n:8d} calls: {tally['accepted']:8d} accepted, {tally['refused']:8d} "
-              f"refused as expected, {tally['seconds']:8.1f} s, {rate:8.0f} calls/s, {outcome} "
+              f"refused as expected, {tally['seconds']:8.1f} s, {rate:8.0f} calls/s, "
+              f"{cpu_rate:8.0f} calls per CPU second, {outcome} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
         if "failure" in tally:
             print(f"FAILED: {tally['failure']}", file=sys.stderr, flush=True)
         if args.log:
             record = {"entry": entry, "seed": args.seed, "calls": n, "accepted": tally["accepted"],
                       "refused": tally["refused"], "seconds": round(tally["seconds"], 3),
-                      "calls_per_second": round(rate, 1), "outcome": outcome,
+                      "calls_per_second": round(rate, 1),
+                      "cpu_seconds": round(tally["cpu_seconds"], 3),
+                      "calls_per_cpu_second": round(cpu_rate, 1), "outcome": outcome,
                       "failure": tally.get("failure"), "isa": _C.active_isa()}
             with open(args.log, "a") as log:
                 log.write(json.dumps(record) + "\n")
     try:
-        counts = fuzz(args.calls, args.seed, only, progress, keep_going=args.keep_going)
+        counts = fuzz(args.calls, args.seed, only, progress, keep_going=args.keep_going,
+                      heartbeat=beat if args.heartbeat > 0 else None,
+                      heartbeat_seconds=args.heartbeat)
     except Failure as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         return 1

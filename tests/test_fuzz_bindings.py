@@ -88,3 +88,13 @@ def test_isolated_entry_points_log_their_counts_and_crashes(tmp_path, capsys):
         r = records[entry]
         assert r["outcome"] == "ok" and r["calls"] == 30 == r["accepted"] + r["refused"], r
     assert "crashes" in capsys.readouterr().err
+
+
+def test_heartbeat_reports_the_counts_of_the_running_entry_point():
+    beats = []
+    counts = fuzz_bindings.fuzz(30, 1, only=["gemm"], heartbeat_seconds=0.0,
+                                heartbeat=lambda entry, tally: beats.append((entry, tally)))
+    done = [t["accepted"] + t["refused"] for _, t in beats]
+    assert {e for e, _ in beats} == {"gemm"} and done == sorted(done) and 0 <= done[-1] < 30
+    assert all(t["seconds"] >= 0 and t["cpu_seconds"] >= 0 for _, t in beats)
+    assert counts["gemm"]["cpu_seconds"] > 0
