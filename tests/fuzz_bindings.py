@@ -12,15 +12,26 @@ Each call starts from a random valid call and changes at most one thing whose ou
   function and its signature.
 Any other outcome, and of course any crash, fails.
 
-    python tests/fuzz_bindings.py --calls 100000            # the scheduled run: calls per entry point
     python tests/fuzz_bindings.py --calls 300 --seed 7      # a short run
     python tests/fuzz_bindings.py --only recurrent_forward  # one entry point
+    python tests/fuzz_bindings.py --list                    # the entry points, one a line
 
-A short run is tests/test_fuzz_bindings.py, which CI also runs under AddressSanitizer and
-UndefinedBehaviorSanitizer (tests/sanitize.sh); run the long one under them with
-`tests/sanitize.sh tests/test_fuzz_bindings.py` and RNNFAST_FUZZ_CALLS=100000.
+Each entry point draws its calls from its own generator, seeded by (seed, entry point), so a
+run split with --shard K/N (the K-th of N parts) or --only makes exactly the calls of the whole
+run. --log appends one JSON line per finished entry point (entry, calls, accepted, refused,
+seconds, calls per second, outcome); --keep-going goes on after a wrong outcome; --isolate runs
+each entry point in its own process (--jobs at a time), so that a crash or a sanitizer report,
+which ends its process, is logged and the next entry point still runs. The scheduled long run
+(100,000 calls per entry point, with and without the sanitizers: tests/sanitize.sh --python
+runs this script on an instrumented build) is in tests/README.md.
+
+A short run is tests/test_fuzz_bindings.py, which CI also runs under the sanitizers
+(RNNFAST_FUZZ_CALLS sets its calls per entry point).
 """
 import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 
@@ -148,6 +159,19 @@ def same(got, want, what):
         if not (isinstance(got, np.ndarray) and got.shape == want.shape and got.dtype == want.dtype
                 and np.array_equal(got, want, equal_nan=True)):
             raise Failure(f"{what}: differs from the call on C-contiguous arrays")
+
+
+def output_gradient(rng, shape, dtype):
+    """A random output gradient dy of a backward and what the call gets instead: (dy, call_dy,
+    expect, kind), kind 0 dy itself, 1 dy in another valid layout, 2 an invalid dy (expect: how
+    it is refused), 3 dy itself, for the caller to make another argument invalid."""
+    dy = rand(rng, shape, dtype)
+    kind = int(rng.integers(4))
+    if kind == 1:
+        return dy, odd_layout(rng, dy), None, kind
+    if kind == 2:
+        return (dy, *bad_array(rng, "dy", shape, dtype), kind)
+    return dy, dy, None, kind
 
 
 def without_ctx(out):
@@ -611,14 +635,9 @@ def conv_case(rng, backward):
             close(out[0], want, dtype, "conv1d_forward")
         return "conv1d_forward", call, expect or Ok(check)
     y, ctx = _C.conv1d_forward(x, w, b, **kw)
-    dy = rand(rng, y.shape, dtype)
-    call_dy, call_ctx, expect = dy, ctx, None
-    kind = rng.integers(4)
-    if kind == 1:
-        call_dy = odd_layout(rng, dy)
-    elif kind == 2:
-        call_dy, expect = bad_array(rng, "dy", y.shape, dtype)
-    elif kind == 3:
+    dy, call_dy, expect, kind = output_gradient(rng, y.shape, dtype)
+    call_ctx = ctx
+    if kind == 3:
         call_ctx = [None, {}, _C.Conv1dCtx.__new__(_C.Conv1dCtx)][rng.integers(3)]
         expect = Err((TypeError, ValueError), "ctx: ")
     call = lambda: _C.conv1d_backward(call_ctx, call_dy)  # noqa: E731
@@ -695,14 +714,9 @@ def pool_case(rng, backward):
             close(out[0], reference()[0], dtype, f"pool1d_forward {op}")
         return "pool1d_forward", call, expect or Ok(check)
     y, ctx = _C.pool1d_forward(op, x, **kw)
-    dy = rand(rng, y.shape, dtype)
-    call_dy, call_ctx, expect = dy, ctx, None
-    kind = rng.integers(4)
-    if kind == 1:
-        call_dy = odd_layout(rng, dy)
-    elif kind == 2:
-        call_dy, expect = bad_array(rng, "dy", y.shape, dtype)
-    elif kind == 3:
+    dy, call_dy, expect, kind = output_gradient(rng, y.shape, dtype)
+    call_ctx = ctx
+    if kind == 3:
         other = [o for o in POOLS if o != op][rng.integers(2)]
         call_op = [other, None][rng.integers(2)]
         expect = (Err(ValueError, f"ctx: expected the ctx of {other}_forward") if call_op
@@ -1031,31 +1045,52 @@ def run_one(entry, call, expect):
     return "accepted"
 
 
-def fuzz(calls, seed, only=None, progress=None):
-    """calls per entry point; returns {entry: {"accepted": n, "refused": n}}. Raises Failure with
-    the entry point, seed and call index at the first wrong outcome."""
+def fuzz(calls, seed, only=None, progress=None, keep_going=False, heartbeat=None,
+         heartbeat_seconds=60.0):
+    """calls per entry point; returns {entry: {"accepted": n, "refused": n, "seconds": s,
+    "cpu_seconds": s}} (wall-clock and this process's CPU time). Raises Failure with the entry
+    point, seed and call index at the first wrong outcome; with keep_going, the entry point's
+    tally gets "failure" (that message) and the next one runs. heartbeat(entry, tally) is
+    called every heartbeat_seconds during an entry point's run, with the counts so far."""
     missing = set(entry_points()) - set(CASES)
     if missing:
         raise Failure(f"entry points the fuzzer does not know: {sorted(missing)}")
+    unknown = set(only or ()) - set(CASES)
+    if unknown:
+        raise Failure(f"no such entry points: {sorted(unknown)}")
     saved = (_C.get_num_threads(), _C.active_isa(), _C.active_bf16_isa())
     counts = {}
     try:
         for entry in sorted(CASES):
-            if only and entry not in only:
+            if only is not None and entry not in only:
                 continue
             rng = np.random.default_rng([seed, sorted(CASES).index(entry)])
             tally = counts[entry] = {"accepted": 0, "refused": 0}
+            start, cpu_start = time.perf_counter(), time.process_time()
+            next_beat = start + heartbeat_seconds
             done = 0
-            while done < calls:
-                case = CASES[entry](rng)
-                if case is None:
-                    continue
-                name, call, expect = case
-                try:
-                    tally[run_one(name, call, expect)] += 1
-                except Failure as failure:
-                    raise Failure(f"{failure} (seed {seed}, call {done} of {entry})") from failure
-                done += 1
+            try:
+                while done < calls:
+                    if heartbeat and time.perf_counter() >= next_beat:
+                        next_beat += heartbeat_seconds
+                        heartbeat(entry, dict(tally, seconds=time.perf_counter() - start,
+                                              cpu_seconds=time.process_time() - cpu_start))
+                    case = CASES[entry](rng)
+                    if case is None:
+                        continue
+                    name, call, expect = case
+                    try:
+                        tally[run_one(name, call, expect)] += 1
+                    except Failure as failure:
+                        raise Failure(f"{failure} (seed {seed}, call {done} of {entry})") from failure
+                    done += 1
+            except Failure as failure:
+                if not keep_going:
+                    raise
+                tally["failure"] = str(failure)
+            finally:
+                tally["seconds"] = time.perf_counter() - start
+                tally["cpu_seconds"] = time.process_time() - cpu_start
             if progress:
                 progress(entry, tally)
     finally:
@@ -1066,25 +1101,138 @@ def fuzz(calls, seed, only=None, progress=None):
     return counts
 
 
+def shard(entries, spec):
+    """The K-th of N parts of entries ("K/N", K = 1..N), every N-th from the K-th."""
+    try:
+        k, n = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard: expected K/N, got {spec!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard: expected 1 <= K <= N, got {spec!r}")
+    return sorted(entries)[k - 1::n]
+
+
+def child_command(args, entry):
+    """The command line of the child process that fuzzes ``entry`` (run_isolated)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--calls", str(args.calls),
+           "--seed", str(args.seed), "--only", entry, "--keep-going",
+           "--heartbeat", str(getattr(args, "heartbeat", 60.0))]
+    return cmd + (["--log", args.log] if args.log else [])
+
+
+def run_isolated(args, entries, command=child_command):
+    """Each entry point in a child process of this script (same interpreter and environment, so
+    also the sanitizer runtimes); a child that dies is logged as crashed with its exit status.
+    Returns the exit status of the whole run (1 if any entry point failed or crashed)."""
+    pending, running, bad = list(entries), {}, []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            entry = pending.pop(0)
+            running[entry] = (subprocess.Popen(command(args, entry)), time.perf_counter())
+        time.sleep(0.2)
+        for entry, (child, began) in list(running.items()):
+            code = child.poll()
+            if code is None:
+                continue
+            del running[entry]
+            if code == 0:
+                continue
+            bad.append(entry)
+            if code == 1:  # a wrong outcome: the child logged and printed it
+                continue
+            seconds = time.perf_counter() - began
+            print(f"{entry:30} CRASHED with exit status {code} after {seconds:.1f} s",
+                  file=sys.stderr, flush=True)
+            if args.log:
+                with open(args.log, "a") as log:
+                    log.write(json.dumps({"entry": entry, "seed": args.seed, "calls": None,
+                                          "seconds": round(seconds, 3), "outcome": "crashed",
+                                          "exit_status": code}) + "\n")
+    if bad:
+        print(f"wrong outcomes or crashes in {bad}", file=sys.stderr)
+        return 1
+    print(f"{len(entries)} entry points x {args.calls} calls, every outcome as expected")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1000, help="calls per entry point")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="entry points to fuzz (default: all)")
+    parser.add_argument("--shard", metavar="K/N", help="the K-th of N parts of the entry points")
+    parser.add_argument("--log", metavar="PATH",
+                        help="append one JSON line per finished entry point to PATH")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="after a wrong outcome, go on with the next entry point")
+    parser.add_argument("--isolate", action="store_true",
+                        help="each entry point in its own process: a crash (or a sanitizer "
+                             "report, which ends the process) is logged and the next one runs")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="with --isolate, the entry points run at the same time")
+    parser.add_argument("--heartbeat", type=float, default=60.0, metavar="SECONDS",
+                        help="print the counts and rates of the running entry point this often "
+                             "(0: never)")
+    parser.add_argument("--list", action="store_true", help="print the entry points and exit")
     args = parser.parse_args(argv)
+    only = args.only
+    if args.shard:
+        try:
+            only = shard(only if only is not None else CASES, args.shard)
+        except argparse.ArgumentTypeError as error:
+            parser.error(str(error))
+    if args.list:
+        print("\n".join(sorted(only if only is not None else CASES)))
+        return 0
+    if args.jobs < 1:
+        parser.error("--jobs: expected a positive count")
     start = time.perf_counter()
-    print(f"rnnfast {rnnfast.__version__} from {rnnfast.__file__}, isa {_C.active_isa()}")
+    print(f"rnnfast {rnnfast.__version__} from {rnnfast.__file__}, isa {_C.active_isa()}, "
+          f"seed {args.seed}, {args.calls} calls per entry point", flush=True)
+    if args.isolate:
+        return run_isolated(args, sorted(only if only is not None else CASES))
+
+    def rates(tally):
+        n = tally["accepted"] + tally["refused"]
+        return (n, n / tally["seconds"] if tally["seconds"] > 0 else float("inf"),
+                n / tally["cpu_seconds"] if tally["cpu_seconds"] > 0 else float("inf"))
+
+    def beat(entry, tally):
+        n, rate, cpu_rate = rates(tally)
+        print(f"{entry:30} {n:8d} calls so far, {tally['seconds']:8.1f} s, {rate:8.1f} calls/s, "
+              f"{cpu_rate:8.1f} calls per CPU second (running)", flush=True)
 
     def progress(entry, tally):
-        print(f"{entry:30} {tally['accepted'] + tally['refused']:8d} calls: "
-              f"{tally['accepted']:8d} accepted, {tally['refused']:8d} refused as expected "
+        n, rate, cpu_rate = rates(tally)
+        outcome = "FAILED" if "failure" in tally else "ok"
+        print(f"{entry:30} {n:8d} calls: {tally['accepted']:8d} accepted, {tally['refused']:8d} "
+              f"refused as expected, {tally['seconds']:8.1f} s, {rate:8.0f} calls/s, "
+              f"{cpu_rate:8.0f} calls per CPU second, {outcome} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
+        if "failure" in tally:
+            print(f"FAILED: {tally['failure']}", file=sys.stderr, flush=True)
+        if args.log:
+            record = {"entry": entry, "seed": args.seed, "calls": n, "accepted": tally["accepted"],
+                      "refused": tally["refused"], "seconds": round(tally["seconds"], 3),
+                      "calls_per_second": round(rate, 1),
+                      "cpu_seconds": round(tally["cpu_seconds"], 3),
+                      "calls_per_cpu_second": round(cpu_rate, 1), "outcome": outcome,
+                      "failure": tally.get("failure"), "isa": _C.active_isa()}
+            with open(args.log, "a") as log:
+                log.write(json.dumps(record) + "\n")
     try:
-        counts = fuzz(args.calls, args.seed, args.only, progress)
+        counts = fuzz(args.calls, args.seed, only, progress, keep_going=args.keep_going,
+                      heartbeat=beat if args.heartbeat > 0 else None,
+                      heartbeat_seconds=args.heartbeat)
     except Failure as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         return 1
     total = sum(t["accepted"] + t["refused"] for t in counts.values())
+    failed = sorted(e for e, t in counts.items() if "failure" in t)
+    if failed:
+        print(f"{total} calls over {len(counts)} entry points; wrong outcomes in {failed}",
+              file=sys.stderr)
+        return 1
     print(f"{total} calls over {len(counts)} entry points, every outcome as expected")
     return 0
 

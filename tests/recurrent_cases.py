@@ -13,6 +13,11 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 # DESIGN.md, numerical contract: max abs error / max(1, max |ref|).
 TOL = {np.float64: (1e-10, 1e-10), np.float32: (1e-4, 1e-3)}  # (outputs, gradients)
+# The float32 kernels' tests also hold them to the error of the reference run in float32
+# (dtype=np.float32), as flash-attention's tests do: error(kernel) <= REF_FACTOR *
+# error(reference in float32) + REF_FLOOR_ULPS float32 units (errors against the float64
+# reference, relative to max(1, max |ref|)); see assert_as_accurate_as.
+REF_FACTOR, REF_FLOOR_ULPS = 4.0, 4
 
 
 def make_inputs(rng, op, T, B, I, H, dtype, *, bias=True, h0=True, batch_first=False,

@@ -7,6 +7,9 @@
 #
 #   tests/sanitize.sh                      # the default kernel test files
 #   tests/sanitize.sh tests/test_conv.py   # only these (paths relative to the source root)
+#   tests/sanitize.sh --python tests/fuzz_bindings.py --calls 100000 --isolate
+#                                          # a script instead of pytest, with its arguments
+#                                          # (tests/fuzz_bindings.py: the scheduled long run)
 #
 # Environment: PYTHON (default: python3), CXX (default: g++), SANITIZE_KEEP=1 keeps the copy.
 set -euo pipefail
@@ -15,7 +18,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-python3}
 cxx=${CXX:-g++}
 
-if [ "$#" -gt 0 ]; then
+script=()
+if [ "${1:-}" = --python ]; then
+  shift
+  [ "$#" -gt 0 ] || { echo "sanitize: --python needs a script" >&2; exit 2; }
+  script=("$@")
+elif [ "$#" -gt 0 ]; then
   tests=("$@")
 else
   tests=(
@@ -114,13 +122,17 @@ fi
 # tests start) to log files; UBSan writes to stderr, which `--capture=sys` leaves uncaptured
 # (pytest's default fd capture would lose a report that ends the process). Any sanitizer
 # report also ends the process with its exit code; a subprocess's ends its test.
+if [ "${#script[@]}" -gt 0 ]; then
+  run=("$python" "${script[@]}")
+else
+  run=("$python" -m pytest -q -p no:cacheprovider --capture=sys -x "${tests[@]}")
+fi
 status=0
 LD_PRELOAD="$preload" \
   ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:exitcode=99:log_path=$work/.san/logs/asan" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98" \
-  RNNFAST_SANITIZED=1 PYTHONDONTWRITEBYTECODE=1 \
-  "$python" -m pytest -q -p no:cacheprovider --capture=sys -x "${tests[@]}" \
-  2> >(tee "$work/.san/stderr.log" >&2) || status=$?
+  RNNFAST_SANITIZED=1 PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$work${PYTHONPATH:+:$PYTHONPATH}" \
+  "${run[@]}" 2> >(tee "$work/.san/stderr.log" >&2) || status=$?
 wait  # for tee
 
 found=0

@@ -1,7 +1,8 @@
 """Kill tests: a child process training with checkpoints (a backup per epoch, a checkpoint
 rewritten every other batch, one per epoch) is killed with SIGKILL at random moments and inside
-saves; after each kill every checkpoint file loads, and training resumed from the backup ends
-with the weights of an uninterrupted run, bit for bit."""
+saves; after each kill every checkpoint file loads, training resumed from the backup ends
+with the weights of an uninterrupted run, bit for bit, and the temporary files the killed saves
+left are gone once their targets are saved again (by the resumed run, or by a later save)."""
 import concurrent.futures
 import os
 import pathlib
@@ -85,7 +86,8 @@ def kill_and_resume(tmp_path, random_runs, save_runs, seed):
     folders = [tmp_path / f"run{i:02d}" for i in range(len(plans))]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = list(pool.map(run, folders, plans))
-    report = {"killed": 0, "finished": 0, "left a temporary file": 0, "files loaded": 0}
+    report = {"killed": 0, "finished": 0, "left a temporary file": 0, "files loaded": 0,
+              "temporary files": 0, "removed by the resumed run": 0, "removed by a later save": 0}
     for folder, plan, outcome in zip(folders, plans, outcomes):
         report[outcome] += 1
         temps = [p for p in folder.rglob(".*.tmp")]
@@ -96,14 +98,26 @@ def kill_and_resume(tmp_path, random_runs, save_runs, seed):
             if path.is_file() and not path.name.startswith(".") and path.suffix != ".npz":
                 load_model(path)  # every checkpoint on disk is complete
                 report["files loaded"] += 1
-        model = child.train(folder, checkpoint_files=False)  # resumes from the backup
+        report["temporary files"] += len(temps)
+        # Resumes from the backup; its saves remove the temporary files of their targets.
+        model = child.train(folder, checkpoint_files=True)
         state = model.state_dict()
         assert state.keys() == expected.keys()
         for key, value in expected.items():
             np.testing.assert_array_equal(state[key], value, err_msg=f"{folder.name}: {key}")
+        left = sorted(folder.rglob(".*.tmp"))
+        report["removed by the resumed run"] += len(temps) - len(left)
+        for temp in left:  # targets the resumed run did not write again (an earlier epoch's)
+            target = temp.parent / temp.name[1:].rsplit(".", 3)[0]  # .<name>.<random>.<writer>.tmp
+            model.save(target)
+            assert not temp.exists(), (folder.name, temp.name)
+            report["removed by a later save"] += 1
+        assert list(folder.rglob(".*.tmp")) == [], folder.name
     print(f"\n{len(plans)} runs: {report}")
     assert report["killed"] >= save_runs
     assert report["left a temporary file"] >= save_runs
+    assert report["removed by the resumed run"] + report["removed by a later save"] == \
+        report["temporary files"]
 
 
 def test_sigkill_at_random_moments_and_inside_saves_then_resume(tmp_path):

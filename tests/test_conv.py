@@ -5,7 +5,7 @@ import pytest
 import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
-from recurrent_cases import assert_as_accurate_as
+from recurrent_cases import REF_FACTOR, REF_FLOOR_ULPS, assert_as_accurate_as
 
 # DESIGN.md "Numerical contract": max abs error / max(1, max |ref|).
 TOL = {np.float64: (1e-10, 1e-10), np.float32: (1e-4, 1e-3)}  # (outputs, gradients)
@@ -44,6 +44,17 @@ def check_against_reference(rng, x, w, b, dtypes=(np.float64, np.float32), **kw)
         else:
             assert got["b"].dtype == dtype
             assert rel_err(got["b"], want["b"]) < grad_tol, ("b", dtype)
+        if dtype == np.float32:  # within the float32 reference's own error (recurrent_cases)
+            y32, ctx32 = R.conv1d_forward(xd, wd, bd, training=True, dtype=np.float32, **kw)
+            want32 = R.conv1d_backward(ctx32, dy)
+            assert_as_accurate_as(y, y32, y_ref, "y", factor=REF_FACTOR, floor_ulps=REF_FLOOR_ULPS)
+            # dw and db sum over every output position of the batch: a floor of sqrt(rows)
+            rows = np.sqrt(y.shape[0] * y.shape[1 if kw.get("channels_last", True) else 2])
+            for name in ("x", "w", "b"):
+                if got[name] is not None:
+                    assert_as_accurate_as(got[name], want32[name], want[name], "d" + name,
+                                          factor=REF_FACTOR,
+                                          floor_ulps=REF_FLOOR_ULPS * (1 if name == "x" else rows))
 
 
 GROUPINGS = {"dense": (4, 6, 1), "groups2": (4, 6, 2), "depthwise": (4, 4, 4)}

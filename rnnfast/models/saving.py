@@ -15,7 +15,8 @@ the path given (any suffix, ``.keras`` included):
 written to a temporary file in the target's folder, flushed and fsync'ed, then renamed over the
 target with ``os.replace`` (and the folder fsync'ed): a crash, a full disk or Ctrl-C at any
 moment leaves either the previous file or the new one, never a truncated one. A process killed
-during a save may leave its temporary file (``.<name>.<random>.tmp``) behind.
+during a save may leave its temporary file behind; the next save to the same path removes it
+(``rnnfast.models._atomic``: never a live writer's file).
 
 **Loading untrusted files.** ``load_model`` reads the archive itself instead of ``np.load``:
 only ``.npy`` members with expected names (no path-like names, no duplicates), stored or
@@ -37,13 +38,10 @@ predictions and continued training match the saved model bit for bit. Metrics gi
 functions and losses or optimisers of other classes cannot be written as data: they are left
 out with a warning.
 """
-import contextlib
 import json
 import math
 import os
 import re
-import stat
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -52,6 +50,7 @@ import numpy as np
 
 from rnnfast import losses
 from rnnfast.models import optimizers as optimizers_mod
+from rnnfast.models._atomic import atomic_write
 from rnnfast.nn.module import parameter_budget
 from rnnfast.nn.serialization import is_finite_number
 
@@ -86,60 +85,6 @@ def register_model(cls):
 
 
 # writing ------------------------------------------------------------------------------------
-def _new_file_mode():
-    """The mode ``open()`` gives a new file: 0o666 without the process's umask."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path, write):
-    """Write a file through ``write(binary_file)`` so that ``path`` holds either its previous
-    content or the complete new one: a temporary file in the same folder, flushed and
-    fsync'ed, then ``os.replace``'d over ``path`` (and the folder fsync'ed). Returns ``path``
-    as a str. The temporary file is removed if anything fails before the rename."""
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        path = os.fsdecode(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"path: the folder {folder!r} of {path!r} does not exist")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"path: {path!r} is a folder")
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        mode = _new_file_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-        finally:
-            os.close(dir_fd)
-    return path
-
-
 def _check_finite(arrays, what):
     for key, value in arrays.items():
         if not np.all(np.isfinite(value)):

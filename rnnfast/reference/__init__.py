@@ -1,4 +1,7 @@
-"""Plain NumPy float64 reference of every op: the tests' oracle, written for clarity."""
+"""Plain NumPy reference of every op: the tests' oracle, written for clarity. It computes in
+float64; the recurrent, conv, pool and linear forwards also take ``dtype=np.float32`` (every
+array and operation of the forward and its backward in float32), whose error against float64
+is the yardstick of the float32 kernels' tests."""
 from rnnfast.reference.attention import (
     additive_attention_backward,
     additive_attention_forward,

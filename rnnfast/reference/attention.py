@@ -29,18 +29,14 @@ value[b, j]`` (``dropout_mask`` None means ones: the multipliers of dropout on t
 """
 import numpy as np
 
+from rnnfast.reference._common import Ctx as _Ctx, check_ctx as _check_ctx
+
 __all__ = [
     "dot_attention_forward",
     "dot_attention_backward",
     "additive_attention_forward",
     "additive_attention_backward",
 ]
-
-
-class _Ctx:
-    def __init__(self, op, **saved):
-        self.op = op
-        self.__dict__.update(saved)
 
 
 def _f64(a):
@@ -106,11 +102,6 @@ def _forward(op, query, value, key, scale, weight, value_mask, query_mask, causa
         ctx = _Ctx(op, q=q, k=k, value=v, key_given=key is not None, scale=scale, a=a,
                    weight=weight, t=t, weights=weights, drop=drop, qm=qm, raw=scores)
     return out, weights, ctx
-
-
-def _check_ctx(ctx, op):
-    if not isinstance(ctx, _Ctx) or ctx.op != op:
-        raise ValueError(f"ctx: expected the ctx of {op}_forward(..., training=True), got {ctx!r}")
 
 
 def dot_attention_forward(query, value, key=None, *, scale=None, value_mask=None,

@@ -1,9 +1,12 @@
-"""Conv1D and 1-D pooling in plain NumPy float64: the oracle of the kernels' tests.
+"""Conv1D and 1-D pooling in plain NumPy: the oracle of the kernels' tests.
 
-Written for clarity, not speed; same signatures as ``rnnfast.functional``::
+Written for clarity, not speed; same signatures as ``rnnfast.functional``, plus ``dtype``
+on every forward: float64 (the default, the oracle) or float32, in which every array and
+operation of the forward and of its backward is computed (the error a straightforward float32
+implementation makes, the yardstick of the float32 kernels' tests)::
 
     y, ctx = conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1,
-                            groups=1, channels_last=True, training=False)
+                            groups=1, channels_last=True, training=False, dtype=np.float64)
     grads  = conv1d_backward(ctx, dy)                  # {"x", "w", "b"}
     y, ctx = max_pool1d_forward(x, *, pool_size, stride=None, padding="valid",
                                 channels_last=True, training=False)
@@ -19,6 +22,8 @@ The global pools reduce over time and return ``(B, C)`` in either layout.
 """
 import numpy as np
 
+from rnnfast.reference._common import Ctx as _Ctx, check_ctx as _check_ctx, compute_dtype
+
 __all__ = [
     "conv1d_forward",
     "conv1d_backward",
@@ -31,21 +36,8 @@ __all__ = [
 ]
 
 
-class _Ctx:
-    """What a backward needs, tagged with the name of the op that made it."""
-
-    def __init__(self, op, **saved):
-        self.op = op
-        self.__dict__.update(saved)
-
-
-def _check_ctx(ctx, op):
-    if not isinstance(ctx, _Ctx) or ctx.op != op:
-        raise ValueError(f"ctx: expected the ctx of {op}_forward(..., training=True), got {ctx!r}")
-
-
-def _to_ncl(a, channels_last):
-    a = np.asarray(a, dtype=np.float64)
+def _to_ncl(a, channels_last, dtype):
+    a = np.asarray(a, dtype=dtype)
     return a.transpose(0, 2, 1) if channels_last else a
 
 
@@ -84,9 +76,10 @@ def _conv_padding(padding, length, kernel_size, stride, dilation):
 
 
 def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, groups=1,
-                   channels_last=True, training=False):
-    x = _to_ncl(x, channels_last)
-    w = np.asarray(w, dtype=np.float64)
+                   channels_last=True, training=False, dtype=np.float64):
+    dtype = compute_dtype(dtype)
+    x = _to_ncl(x, channels_last, dtype)
+    w = np.asarray(w, dtype=dtype)
     batch, c_in, length = x.shape
     c_out, c_group, kernel_size = w.shape
     assert c_in == c_group * groups and c_out % groups == 0
@@ -98,13 +91,13 @@ def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, group
     taps = np.arange(l_out)[:, None] * stride + np.arange(kernel_size)[None, :] * dilation
     patches = xp[:, :, taps]  # (B, C_in, L_out, K)
     out_group = c_out // groups
-    y = np.empty((batch, c_out, l_out))
+    y = np.empty((batch, c_out, l_out), dtype=dtype)
     for g in range(groups):
         ci = slice(g * c_group, (g + 1) * c_group)
         co = slice(g * out_group, (g + 1) * out_group)
         y[:, co, :] = np.einsum("bclk,ock->bol", patches[:, ci], w[co])
     if b is not None:
-        y += np.asarray(b, dtype=np.float64)[None, :, None]
+        y += np.asarray(b, dtype=dtype)[None, :, None]
     ctx = None
     if training:
         ctx = _Ctx("conv1d", patches=patches, w=w, has_bias=b is not None, groups=groups,
@@ -119,7 +112,8 @@ def conv1d_backward(ctx, dy):
     batch, c_in, l_out, _ = patches.shape
     c_out, c_group, _ = w.shape
     out_group = c_out // groups
-    dy = np.zeros((batch, c_out, l_out)) if dy is None else _to_ncl(dy, ctx.channels_last)
+    dy = (np.zeros((batch, c_out, l_out), dtype=w.dtype) if dy is None
+          else _to_ncl(dy, ctx.channels_last, w.dtype))
     dw = np.empty_like(w)
     dpatches = np.empty_like(patches)
     for g in range(groups):
@@ -127,7 +121,7 @@ def conv1d_backward(ctx, dy):
         co = slice(g * out_group, (g + 1) * out_group)
         dw[co] = np.einsum("bol,bclk->ock", dy[:, co], patches[:, ci])
         dpatches[:, ci] = np.einsum("bol,ock->bclk", dy[:, co], w[co])
-    dxp = np.zeros((batch, c_in, ctx.padded_length))
+    dxp = np.zeros((batch, c_in, ctx.padded_length), dtype=w.dtype)
     np.add.at(dxp, (slice(None), slice(None), ctx.taps), dpatches)
     dx = dxp[:, :, ctx.left:ctx.left + ctx.length]
     db = dy.sum(axis=(0, 2)) if ctx.has_bias else None
@@ -157,22 +151,23 @@ def _argmax_over_time(x, lo, hi):
 
 
 def max_pool1d_forward(x, *, pool_size, stride=None, padding="valid", channels_last=True,
-                       training=False):
-    x = _to_ncl(x, channels_last)
+                       training=False, dtype=np.float64):
+    x = _to_ncl(x, channels_last, compute_dtype(dtype))
     stride = pool_size if stride is None else stride
     windows = _pool_windows(x.shape[2], pool_size, stride, padding)
     arg = np.stack([_argmax_over_time(x, lo, hi) for lo, hi in windows], axis=2)  # (B, C, L_out)
     y = np.take_along_axis(x, arg, axis=2)
-    ctx = _Ctx("max_pool1d", arg=arg, length=x.shape[2], channels_last=channels_last) if training else None
+    ctx = _Ctx("max_pool1d", arg=arg, length=x.shape[2], channels_last=channels_last,
+               dtype=x.dtype) if training else None
     return _from_ncl(y, channels_last), ctx
 
 
 def max_pool1d_backward(ctx, dy):
     _check_ctx(ctx, "max_pool1d")
     batch, channels, l_out = ctx.arg.shape
-    dx = np.zeros((batch, channels, ctx.length))
+    dx = np.zeros((batch, channels, ctx.length), dtype=ctx.dtype)
     if dy is not None:
-        dy = _to_ncl(dy, ctx.channels_last)
+        dy = _to_ncl(dy, ctx.channels_last, ctx.dtype)
         bi, ci, _ = np.indices(ctx.arg.shape)
         np.add.at(dx, (bi, ci, ctx.arg), dy)  # overlapping windows accumulate
     return {"x": _from_ncl(dx, ctx.channels_last)}
@@ -181,34 +176,37 @@ def max_pool1d_backward(ctx, dy):
 # ---------------------------------------------------------------- global pooling over time
 
 
-def global_max_pool1d_forward(x, *, channels_last=True, training=False):
-    x = _to_ncl(x, channels_last)
+def global_max_pool1d_forward(x, *, channels_last=True, training=False, dtype=np.float64):
+    x = _to_ncl(x, channels_last, compute_dtype(dtype))
     arg = np.argmax(x, axis=2)  # (B, C): first maximum
     y = np.take_along_axis(x, arg[:, :, None], axis=2)[:, :, 0]
-    ctx = _Ctx("global_max_pool1d", arg=arg, length=x.shape[2], channels_last=channels_last) if training else None
+    ctx = _Ctx("global_max_pool1d", arg=arg, length=x.shape[2], channels_last=channels_last,
+               dtype=x.dtype) if training else None
     return y, ctx
 
 
 def global_max_pool1d_backward(ctx, dy):
     _check_ctx(ctx, "global_max_pool1d")
     batch, channels = ctx.arg.shape
-    dx = np.zeros((batch, channels, ctx.length))
+    dx = np.zeros((batch, channels, ctx.length), dtype=ctx.dtype)
     if dy is not None:
-        np.put_along_axis(dx, ctx.arg[:, :, None], np.asarray(dy, dtype=np.float64)[:, :, None], axis=2)
+        np.put_along_axis(dx, ctx.arg[:, :, None], np.asarray(dy, dtype=ctx.dtype)[:, :, None],
+                          axis=2)
     return {"x": _from_ncl(dx, ctx.channels_last)}
 
 
-def global_avg_pool1d_forward(x, *, channels_last=True, training=False):
-    x = _to_ncl(x, channels_last)
+def global_avg_pool1d_forward(x, *, channels_last=True, training=False, dtype=np.float64):
+    x = _to_ncl(x, channels_last, compute_dtype(dtype))
     y = x.mean(axis=2)
-    ctx = _Ctx("global_avg_pool1d", shape=x.shape, channels_last=channels_last) if training else None
+    ctx = _Ctx("global_avg_pool1d", shape=x.shape, channels_last=channels_last,
+               dtype=x.dtype) if training else None
     return y, ctx
 
 
 def global_avg_pool1d_backward(ctx, dy):
     _check_ctx(ctx, "global_avg_pool1d")
     batch, channels, length = ctx.shape
-    dx = np.zeros(ctx.shape)
+    dx = np.zeros(ctx.shape, dtype=ctx.dtype)
     if dy is not None:
-        dx += np.asarray(dy, dtype=np.float64)[:, :, None] / length
+        dx += np.asarray(dy, dtype=ctx.dtype)[:, :, None] / length
     return {"x": _from_ncl(dx, ctx.channels_last)}

@@ -1,9 +1,13 @@
-"""Plain NumPy float64 reference of the recurrent ops: tanh/relu RNN, LSTM (with optional
+"""Plain NumPy reference of the recurrent ops: tanh/relu RNN, LSTM (with optional
 projection and peepholes), GRU, LayerNorm LSTM and LayerNorm GRU, each with optional zoneout
 and recurrent dropout.
 
 Written for clarity, not speed: one Python loop over time steps. The tests use it as
-the oracle for the C++ kernels, and it is itself checked by finite differences.
+the oracle for the C++ kernels, and it is itself checked by finite differences. It computes
+in float64 unless a forward is given ``dtype=np.float32``: then every array and operation of
+the forward and of its backward is float32 (the same operations in the same order), which
+gives the error a straightforward float32 implementation makes, the yardstick of the float32
+kernels' tests.
 
 Shapes: T time steps, B sequences, I input features, H hidden units, G gates
 (1 for the RNN, 4 for the LSTM in order i, f, g, o, 3 for the GRU in order r, z, n), and
@@ -33,6 +37,8 @@ Regularisation around the cell (every cell; see ``recurrent_masks``):
   ``zoneout`` (the expectation).
 """
 import numpy as np
+
+from rnnfast.reference._common import compute_dtype
 
 __all__ = [
     "rnn_forward",
@@ -340,9 +346,9 @@ class _LayerNormGRUCell:
         return dx, (dh_new * z,), grads, d_hs
 
 
-def _as_float64(name, value, shape):
-    """A float64 copy-or-view of ``value`` checked against ``shape``."""
-    array = np.asarray(value, dtype=np.float64)
+def _as_float(name, value, shape, dtype):
+    """A copy-or-view of ``value`` in ``dtype`` checked against ``shape``."""
+    array = np.asarray(value, dtype=dtype)
     if array.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
     return array
@@ -409,26 +415,26 @@ _CELL_KINDS = {"rnn": (1, False), "lstm": (4, True), "gru": (3, False),
                "layer_norm_lstm": (4, True), "layer_norm_gru": (3, False)}
 
 
-def _prepare(op, cell, x, params, states, lengths, batch_first):
+def _prepare(op, cell, x, params, states, lengths, batch_first, dtype):
     """Check and convert the forward's arguments.
 
-    Returns (x_tm (T, B, I) float64, params dict with the defaults of missing ones,
+    Returns (x_tm (T, B, I) in dtype, params dict with the defaults of missing ones,
     initial states tuple, active mask (T, B) bool, bookkeeping dict).
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x, dtype=dtype)
     if x.ndim != 3:
         raise ValueError(f"x: expected a 3-D array ({'B, T, I' if batch_first else 'T, B, I'}), "
                          f"got shape {x.shape}")
     x_tm = x.transpose(1, 0, 2) if batch_first else x
     T, B, I = x_tm.shape
-    w_hh = np.asarray(params["w_hh"], dtype=np.float64)
+    w_hh = np.asarray(params["w_hh"], dtype=dtype)
     if w_hh.ndim != 2:
         raise ValueError(f"w_hh: expected a 2-D array (G*H, H), got shape {w_hh.shape}")
     w_hr = params.get("w_hr")
     if w_hr is None:
         H = P = w_hh.shape[1]
     else:
-        w_hr = np.asarray(w_hr, dtype=np.float64)
+        w_hr = np.asarray(w_hr, dtype=dtype)
         if w_hr.ndim != 2:
             raise ValueError(f"w_hr: expected a 2-D array (proj_size, H), got shape "
                              f"{w_hr.shape}")
@@ -440,12 +446,12 @@ def _prepare(op, cell, x, params, states, lengths, batch_first):
     for name, (shape, fill) in shapes.items():
         given = w_hr if name == "w_hr" else params[name]
         if given is not None:
-            p[name] = _as_float64(name, given, shape)
+            p[name] = _as_float(name, given, shape, dtype)
         else:
-            p[name] = None if fill is None else np.full(shape, fill)
+            p[name] = None if fill is None else np.full(shape, fill, dtype=dtype)
     state_shapes = {"h0": (B, P), "c0": (B, H)}
-    state0 = tuple(np.zeros(state_shapes[name]) if value is None
-                   else _as_float64(name, value, state_shapes[name])
+    state0 = tuple(np.zeros(state_shapes[name], dtype=dtype) if value is None
+                   else _as_float(name, value, state_shapes[name], dtype)
                    for name, value in states.items())
     if lengths is None:
         lengths = np.full(B, T)
@@ -462,6 +468,7 @@ def _prepare(op, cell, x, params, states, lengths, batch_first):
         "op": op,
         "batch_first": bool(batch_first),
         "shape": (T, B, I, H, P),
+        "dtype": dtype,
         "given": {name for name, value in {**params, **states}.items() if value is not None},
         "state_names": tuple(states),
         "param_names": tuple(name for name in shapes if p[name] is not None),
@@ -503,7 +510,7 @@ class _Regularizer:
             raise ValueError(f"masks: expected a dict with the keys {sorted(shapes)} (from "
                              f"zoneout={zoneout}, recurrent_dropout={recurrent_dropout}), "
                              f"got {got}")
-        self.masks = {name: _as_float64(f"masks[{name!r}]", masks[name], shape)
+        self.masks = {name: _as_float(f"masks[{name!r}]", masks[name], shape, info["dtype"])
                       for name, shape in shapes.items()}
         for s, name in enumerate(("zoneout_h", "zoneout_c")[:n_states]):
             self.zone[s] = self.masks.get(name)
@@ -528,7 +535,7 @@ def _run_forward(cell, x_tm, p, state0, active, reverse, keep, reg):
     (t, active indices, cell cache) when ``keep`` (for backward), else None.
     """
     T, B, _ = x_tm.shape
-    y = np.zeros((T, B, state0[0].shape[1]))
+    y = np.zeros((T, B, state0[0].shape[1]), dtype=x_tm.dtype)
     state = tuple(s.copy() for s in state0)
     steps = [] if keep else None
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
@@ -552,7 +559,7 @@ def _run_backward(cell, p, steps, dy_tm, d_state, x_shape, info, reg):
     dy_tm (T, B, P), d_state tuple of the final states' gradients.
     Returns dx (T, B, I), gradients of the initial states, parameter gradients.
     """
-    dx = np.zeros(x_shape)
+    dx = np.zeros(x_shape, dtype=info["dtype"])
     d_state = tuple(d.copy() for d in d_state)
     dp = {name: np.zeros_like(p[name]) for name in info["param_names"]}
     for t, idx, cache in reversed(steps):
@@ -592,9 +599,10 @@ class _Context:
 
 
 def _forward(op, cell, x, params, states, lengths, reverse, batch_first, training,
-             zoneout=0.0, recurrent_dropout=0.0, seed=None, masks=None):
+             zoneout=0.0, recurrent_dropout=0.0, seed=None, masks=None, dtype=np.float64):
     """Shared forward: returns y in x's layout, final states, ctx or None."""
-    x_tm, p, state0, active, info = _prepare(op, cell, x, params, states, lengths, batch_first)
+    x_tm, p, state0, active, info = _prepare(op, cell, x, params, states, lengths, batch_first,
+                                             compute_dtype(dtype))
     reg = _Regularizer(cell, info, zoneout, recurrent_dropout, seed, masks, training)
     y, state_n, steps = _run_forward(cell, x_tm, p, state0, active, reverse, training, reg)
     if batch_first:
@@ -617,15 +625,15 @@ def _backward(op, ctx, dy, d_state_n):
     if info["op"] != op:
         raise ValueError(f"ctx: comes from {info['op']}_forward, not {op}_forward")
     T, B, I, H, P = info["shape"]
-    batch_first = info["batch_first"]
+    batch_first, dtype = info["batch_first"], info["dtype"]
     if dy is None:
-        dy_tm = np.zeros((T, B, P))
+        dy_tm = np.zeros((T, B, P), dtype=dtype)
     else:
-        dy = _as_float64("dy", dy, (B, T, P) if batch_first else (T, B, P))
+        dy = _as_float("dy", dy, (B, T, P) if batch_first else (T, B, P), dtype)
         dy_tm = dy.transpose(1, 0, 2) if batch_first else dy
     final_shapes = {"dh_n": (B, P), "dc_n": (B, H)}
-    d_state = tuple(np.zeros(final_shapes[name]) if d is None
-                    else _as_float64(name, d, final_shapes[name])
+    d_state = tuple(np.zeros(final_shapes[name], dtype=dtype) if d is None
+                    else _as_float(name, d, final_shapes[name], dtype)
                     for name, d in d_state_n.items())
     dx, d_state0, dp = _run_backward(ctx.cell, ctx.params, ctx.steps, dy_tm, d_state,
                                      (T, B, I), info, ctx.reg)
@@ -643,12 +651,13 @@ _REGULARIZATION_DOC = """zoneout: probability in [0, 1) that a unit of h (and c)
     recurrent_dropout: probability in [0, 1) of dropping a unit of h in the recurrent
     product (training only); seed: of the masks' generator (None: fresh entropy); masks:
     instead of drawing them, the dict ``recurrent_masks`` would return (training only).
-    ``ctx.masks`` holds the masks used."""
+    ``ctx.masks`` holds the masks used. dtype: float64 (the oracle) or float32: every array
+    and operation of the forward and of its backward (the gradients too) in that dtype."""
 
 
 def rnn_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, nonlinearity="tanh",
                 lengths=None, reverse=False, batch_first=False, training=False, zoneout=0.0,
-                recurrent_dropout=0.0, seed=None, masks=None):
+                recurrent_dropout=0.0, seed=None, masks=None, dtype=np.float64):
     """Elman RNN over a whole sequence.
 
     x (T, B, I) or (B, T, I) if batch_first; w_ih (H, I); w_hh (H, H); b_ih, b_hh (H,);
@@ -658,7 +667,8 @@ def rnn_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, nonlinearity="t
     cell = _RNNCell(nonlinearity)
     params = {"w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh}
     y, (h_n,), ctx = _forward("rnn", cell, x, params, {"h0": h0}, lengths, reverse,
-                              batch_first, training, zoneout, recurrent_dropout, seed, masks)
+                              batch_first, training, zoneout, recurrent_dropout, seed, masks,
+                              dtype)
     return y, h_n, ctx
 
 
@@ -672,7 +682,8 @@ def rnn_backward(ctx, dy=None, dh_n=None):
 
 def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=None,
                  w_peephole=None, lengths=None, reverse=False, batch_first=False,
-                 training=False, zoneout=0.0, recurrent_dropout=0.0, seed=None, masks=None):
+                 training=False, zoneout=0.0, recurrent_dropout=0.0, seed=None, masks=None,
+                 dtype=np.float64):
     """LSTM over a whole sequence (gate order i, f, g, o), optionally with a projection
     and peepholes.
 
@@ -689,7 +700,7 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=
               "w_peephole": w_peephole}
     y, (h_n, c_n), ctx = _forward("lstm", _LSTMCell(), x, params, {"h0": h0, "c0": c0},
                                   lengths, reverse, batch_first, training, zoneout,
-                                  recurrent_dropout, seed, masks)
+                                  recurrent_dropout, seed, masks, dtype)
     return y, h_n, c_n, ctx
 
 
@@ -704,7 +715,7 @@ def lstm_backward(ctx, dy=None, dh_n=None, dc_n=None):
 
 def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, reset_after=True,
                 lengths=None, reverse=False, batch_first=False, training=False, zoneout=0.0,
-                recurrent_dropout=0.0, seed=None, masks=None):
+                recurrent_dropout=0.0, seed=None, masks=None, dtype=np.float64):
     """GRU over a whole sequence (gate order r, z, n).
 
     x (T, B, I) or (B, T, I) if batch_first; w_ih (3H, I); w_hh (3H, H); b_ih, b_hh (3H,);
@@ -714,7 +725,7 @@ def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, reset_after=Tru
     params = {"w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh}
     y, (h_n,), ctx = _forward("gru", _GRUCell(reset_after), x, params, {"h0": h0}, lengths,
                               reverse, batch_first, training, zoneout, recurrent_dropout,
-                              seed, masks)
+                              seed, masks, dtype)
     return y, h_n, ctx
 
 
@@ -737,7 +748,7 @@ def layer_norm_lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=Non
                             ln_ih_weight=None, ln_hh_weight=None, ln_c_weight=None,
                             ln_c_bias=None, eps=1e-5, lengths=None, reverse=False,
                             batch_first=False, training=False, zoneout=0.0,
-                            recurrent_dropout=0.0, seed=None, masks=None):
+                            recurrent_dropout=0.0, seed=None, masks=None, dtype=np.float64):
     """LayerNorm LSTM (Ba et al., 2016) as Haste's LayerNormLSTM defines it, over a whole
     sequence (gate order i, f, g, o).
 
@@ -756,7 +767,7 @@ def layer_norm_lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=Non
               "ln_c_weight": ln_c_weight, "ln_c_bias": ln_c_bias}
     y, (h_n, c_n), ctx = _forward("layer_norm_lstm", _LayerNormLSTMCell(_check_eps(eps)), x,
                                   params, {"h0": h0, "c0": c0}, lengths, reverse, batch_first,
-                                  training, zoneout, recurrent_dropout, seed, masks)
+                                  training, zoneout, recurrent_dropout, seed, masks, dtype)
     return y, h_n, c_n, ctx
 
 
@@ -773,7 +784,7 @@ def layer_norm_lstm_backward(ctx, dy=None, dh_n=None, dc_n=None):
 def layer_norm_gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *,
                            ln_ih_weight=None, ln_hh_weight=None, eps=1e-5, lengths=None,
                            reverse=False, batch_first=False, training=False, zoneout=0.0,
-                           recurrent_dropout=0.0, seed=None, masks=None):
+                           recurrent_dropout=0.0, seed=None, masks=None, dtype=np.float64):
     """LayerNorm GRU as Haste's LayerNormGRU defines it, over a whole sequence (gate order
     r, z, n; the n gate as gru_forward's ``reset_after=True``).
 
@@ -789,7 +800,7 @@ def layer_norm_gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *,
               "ln_ih_weight": ln_ih_weight, "ln_hh_weight": ln_hh_weight}
     y, (h_n,), ctx = _forward("layer_norm_gru", _LayerNormGRUCell(_check_eps(eps)), x, params,
                               {"h0": h0}, lengths, reverse, batch_first, training, zoneout,
-                              recurrent_dropout, seed, masks)
+                              recurrent_dropout, seed, masks, dtype)
     return y, h_n, ctx
 
 
