@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Mapping, NamedTuple, Tuple
 import numpy as np
 
 from rnnfast import functional as F
-from rnnfast._checks import check_int, check_probability
+from rnnfast._checks import check_int, check_precision, check_probability
 
 __all__ = ["CELLS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
            "cell_forward", "cell_options", "param_name"]
@@ -98,16 +98,17 @@ CELLS: Dict[str, Cell] = {
 
 
 def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
-                 batch_first=False, training=False):
+                 batch_first=False, training=False, precision="float32"):
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
-    ``Param.key`` (missing: None), ``options`` from ``cell_options``. Returns
+    ``Param.key`` (missing: None), ``options`` from ``cell_options``, ``precision`` the
+    kernels' (``"float32"`` or ``"bfloat16"``). Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
     args = [weights.get(param.key) for param in cell.params]
     args += [h0, c0] if cell.has_cell_state else [h0]
     out = getattr(F, cell.name + "_forward")(x, *args, **options, lengths=lengths,
                                             reverse=reverse, batch_first=batch_first,
-                                            training=training)
+                                            training=training, precision=precision)
     return out if cell.has_cell_state else (out[0], out[1], None, out[2])
 
 
@@ -170,6 +171,9 @@ class RecurrentStack:
             warns, as PyTorch does, when it is > 0 with one layer.
         stacklevel: the ``warnings.warn`` stack level of that warning, counted from the caller
             of this constructor (1).
+        precision: ``"float32"`` (the default) or ``"bfloat16"``: the products of every layer,
+            forward and backward, from bfloat16 operands with float32 sums (float32 arrays;
+            ``rnnfast.functional``'s ``precision``). An attribute that may be changed later.
         **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru").
 
     Attributes:
@@ -183,7 +187,8 @@ class RecurrentStack:
     """
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, *, bias=True,
-                 bidirectional=False, reverse=False, dropout=0.0, stacklevel=1, **options):
+                 bidirectional=False, reverse=False, dropout=0.0, stacklevel=1,
+                 precision="float32", **options):
         if cell not in CELLS:
             raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
         self.cell = CELLS[cell]
@@ -202,6 +207,7 @@ class RecurrentStack:
                           f"dropout={self.dropout} and num_layers={self.num_layers}",
                           UserWarning, stacklevel=stacklevel + 1)
         self.options = cell_options(cell, **options)
+        self.precision = check_precision(precision)
         self.params = tuple(p for p in self.cell.params if self.bias or not p.bias)
         self.names = []
         self.shapes = {}
@@ -299,7 +305,7 @@ class RecurrentStack:
                     cell, layer_input, self._keyed(weights, k), None if h0 is None else h0[k],
                     None if c0 is None else c0[k], options, lengths=lengths,
                     reverse=self.reverse or direction == 1, batch_first=batch_first,
-                    training=training)
+                    training=training, precision=self.precision)
                 outputs.append(y)
                 h_n.append(h)
                 c_n.append(c)

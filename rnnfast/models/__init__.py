@@ -3,7 +3,7 @@
 (``rnnfast.models.layers``), callbacks (``rnnfast.models.callbacks``), Keras' optimisers and
 learning-rate schedules (``rnnfast.models.optimizers``) and ``set_keras_weights`` (Keras'
 ``get_weights()`` lists into these layers)."""
-from rnnfast.models import callbacks, layers, optimizers
+from rnnfast.models import callbacks, layers, mixed_precision, optimizers
 from rnnfast.models.callbacks import (
     Callback,
     CSVLogger,
@@ -35,6 +35,7 @@ __all__ = [
     "keras_recurrent_weights",
     "layers",
     "load_model",
+    "mixed_precision",
     "optimizers",
     "save_model",
     "set_keras_weights",

@@ -38,6 +38,7 @@ raises ValueError.
 import numpy as np
 
 from rnnfast import nn
+from rnnfast._policy import policy_name, resolve_dtype
 from rnnfast.functional.stack import CELLS, param_name
 from rnnfast.nn.activation import get_activation
 from rnnfast.nn.conv import Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
@@ -53,6 +54,7 @@ from rnnfast.nn.module import (
     check_dtype,
     check_grad,
     check_int,
+    check_layer_precision,
     keras_input_shape,
     make_rng,
     parameter_zeros,
@@ -241,7 +243,7 @@ class _Recurrent(Module, KerasWeights):
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  return_sequences=False, return_state=False, *, input_shape=None,
-                 input_dim=None, dtype=np.float32, seed=None, rng=None, name=None, **unsupported):
+                 input_dim=None, dtype=None, seed=None, rng=None, name=None, **unsupported):
         super().__init__()
         if unsupported:
             raise TypeError(f"{type(self).__name__}: argument(s) {', '.join(sorted(unsupported))} "
@@ -255,11 +257,13 @@ class _Recurrent(Module, KerasWeights):
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.bidirectional = False
-        self.dtype = check_dtype(dtype)
+        # a dtype policy ("mixed_bfloat16": float32 weights, bfloat16 products), None: global
+        self.dtype, precision = resolve_dtype(dtype)
         self.rng = make_rng(seed, rng)
         self.name = name
         self.input_size = None
         self._modules["rnn"] = None
+        self.precision = precision
         self.input_shape = None
         if input_shape is not None:
             if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 2:
@@ -292,7 +296,7 @@ class _Recurrent(Module, KerasWeights):
         self.input_size = input_size
         self.rnn = self.module(input_size, self.units, bias=self.use_bias, batch_first=True,
                                bidirectional=self.bidirectional, dtype=self.dtype, rng=self.rng,
-                               **self._options())
+                               precision=self.precision, **self._options())
         self.reset_parameters()
         return self
 
@@ -310,6 +314,17 @@ class _Recurrent(Module, KerasWeights):
                 bias.data[...] = 0
             if self.module is nn.LSTM and self.use_bias:
                 params[2].data[H:2 * H] = 1
+
+    @property
+    def precision(self):
+        """``"float32"`` or ``"bfloat16"`` (the products; ``dtype="mixed_bfloat16"``)."""
+        return self._precision if self.rnn is None else self.rnn.precision
+
+    @precision.setter
+    def precision(self, value):
+        self._precision = check_layer_precision(value, self.dtype)
+        if self.rnn is not None:
+            self.rnn.precision = value
 
     def recurrent_module(self):
         """The ``rnnfast.nn`` layer that runs this one (for ``rnnfast.generation``)."""
@@ -401,7 +416,7 @@ class _Recurrent(Module, KerasWeights):
         config = {"units": self.units, "activation": self.activation,
                   "use_bias": self.use_bias, "return_sequences": self.return_sequences,
                   "return_state": self.return_state, "input_dim": self.input_size,
-                  "dtype": _dtype_name(self.dtype)}
+                  "dtype": policy_name(self.dtype, self.precision)}
         config.update(self._options_config())
         return config
 
