@@ -80,7 +80,7 @@ def resolve_dtype(dtype):
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"dtype: expected float32, float64 or a policy name "
                         f"({', '.join(sorted(POLICIES))}), got {dtype!r}")
     return dt, "float32"

@@ -32,9 +32,9 @@ parameters and float32 or bfloat16 inputs. bfloat16 tensors and autocast regions
 bfloat16 kernels (``precision="bfloat16"``: products from bfloat16 operands with float32 sums,
 gate math and cell state in float32) with autocast's semantics: under autocast the input and
 states are cast to bfloat16 and the parameters stay float32 (their gradients are float32); the
-outputs are bfloat16 for RNN and LSTM, as torch.nn gives them, and have the parameters' dtype
-for the GRU (torch's autocast runs its GRU in float32; ours computes bfloat16 products there
-too). Other dtypes, devices, autocast with another dtype (float16) and ``torch.func`` fall back
+outputs have the dtype torch.nn gives them: bfloat16 for the RNN and for the LSTM on a tensor,
+the parameters' dtype for the GRU and for the LSTM on a ``PackedSequence`` (there torch's
+autocast casts only the inner products to bfloat16). Other dtypes, devices, autocast with another dtype (float16) and ``torch.func`` fall back
 to torch.nn's own forward with the same parameters and warn once per reason
 (``RuntimeWarning``); bad arguments get torch.nn's own errors.
 
@@ -78,8 +78,9 @@ def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
     Traced (``torch.jit.trace``) and exported programs keep no activations
     (``training=False``): a backward through them runs the forward again, so their graph does
     not depend on grad mode. Under CPU autocast with bfloat16, ``x``, the states and the masks
-    are cast to bfloat16 first (``autocast_arguments``); the GRU's outputs are cast back to
-    the parameters' dtype (torch's autocast gives its GRU float32 outputs)."""
+    are cast to bfloat16 first (``autocast_arguments``); the outputs of the GRU, and of the
+    LSTM with ``lengths`` (a PackedSequence), are cast back to the parameters' dtype, as
+    torch's autocast gives them (float32 outputs of bfloat16 products)."""
     dtype = weights[0].dtype
     x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
     if torch.jit.is_tracing() or torch.compiler.is_exporting():
@@ -92,8 +93,8 @@ def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
         y, h_n, c_n = EagerStack.apply(config, masks, lengths, x, h0, c0, *weights)
     else:
         y, h_n, c_n, _ = run_stack(x, h0, c0, weights, masks, lengths, *config, False)
-    if config[0] == "gru" and y.dtype != dtype:
-        y, h_n = y.to(dtype), h_n.to(dtype)
+    if y.dtype != dtype and (config[0] == "gru" or config[0] == "lstm" and lengths is not None):
+        y, h_n, c_n = y.to(dtype), h_n.to(dtype), c_n.to(dtype)
     return y, h_n, (c_n if config[0] == "lstm" else None)
 
 
