@@ -160,7 +160,7 @@ def test_forward_operator_autocast_rule():
     ours, _, _ = trio("lstm", 7)
     weights = [getattr(ours, n) for n in ours._flat_weights_names]
     x = torch.randn(T, B, I, requires_grad=True)
-    config = ("lstm", "tanh", H, 1, True, False, False, False, True)
+    config = ("lstm", "tanh", H, 0, 1, True, False, False, False, True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y, h_n, c_n, saved = torch.ops.rnnfast.recurrent_stack(x, None, None, weights, [], None,
                                                                *config)
@@ -195,5 +195,6 @@ def test_opcheck_with_bfloat16_inputs(weights_dtype):
     h0 = torch.randn(1, 3, H, dtype=torch.bfloat16, requires_grad=True)
     result = torch.library.opcheck(
         torch.ops.rnnfast.recurrent_stack.default,
-        (x, h0, None, weights, [], None, "lstm", "tanh", H, 1, True, False, False, False, True))
+        (x, h0, None, weights, [], None, "lstm", "tanh", H, 0, 1, True, False, False, False,
+         True))
     assert set(result.values()) == {"SUCCESS"}, result
