@@ -4,13 +4,15 @@
     python bench/bf16.py --cells lstm --shapes large xl --threads 2 --rounds 9
 
 For each thread count, cell, shape and mode (inference: a forward; training: a forward with
-training=True and the backward), four variants run in turn within every round: rnnfast
+training=True and the backward), five variants run in turn within every round: rnnfast
 float32, rnnfast ``precision="bfloat16"`` (on the active bfloat16 path, ``RNNFAST_BF16_ISA`` to
-choose), PyTorch float32 and PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``
-(float32 parameters, as autocast users hold them). Alternating the variants round after round
+choose), PyTorch float32, PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+(float32 parameters, as autocast users hold them), and ``rnnfast.torch``'s module under the
+same autocast (the bridge on the bfloat16 kernels). Alternating the variants round after round
 and keeping each one's fastest call makes the ratios robust on a busy machine (load from other
 processes hits every variant alike). Prints a Markdown table (times in ms, and the ratios
-torch-autocast / rnnfast-bf16 and rnnfast-f32 / rnnfast-bf16) and writes it with the raw
+torch-autocast / rnnfast-bf16, rnnfast-f32 / rnnfast-bf16 and torch-autocast /
+rnnfast.torch-autocast) and writes it with the raw
 numbers to ``bench/out/bf16-<time>.{md,json}``.
 """
 import argparse
@@ -31,7 +33,7 @@ from _shapes import SHAPES  # noqa: E402
 OUT_DIR = Path(__file__).resolve().parent / "out"
 CELLS = ("lstm", "gru")
 DEFAULT_SHAPES = ("medium", "char", "large", "xl")
-VARIANTS = ("rnnfast_f32", "rnnfast_bf16", "torch_f32", "torch_autocast")
+VARIANTS = ("rnnfast_f32", "rnnfast_bf16", "torch_f32", "torch_autocast", "bridge_autocast")
 
 
 def parse_args(argv=None):
@@ -73,15 +75,19 @@ def make_runners(cell, shape, mode):
                 backward(out[-1], dy)
         return run
 
+    import rnnfast.torch as rt
+
     module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H)
     with torch.no_grad():
         for name, a in w.items():
             suffix = name.split("_")[1]
             getattr(module, ("weight_" if name[0] == "w" else "bias_") + suffix + "_l0").copy_(
                 torch.from_numpy(a))
+    bridge = (rt.LSTM if cell == "lstm" else rt.GRU)(I, H)
+    bridge.load_state_dict(module.state_dict())
     xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
 
-    def theirs(autocast):
+    def theirs(autocast, module=module):
         def run():
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                 if training:
@@ -96,7 +102,8 @@ def make_runners(cell, shape, mode):
         return run
 
     return {"rnnfast_f32": ours("float32"), "rnnfast_bf16": ours("bfloat16"),
-            "torch_f32": theirs(False), "torch_autocast": theirs(True)}
+            "torch_f32": theirs(False), "torch_autocast": theirs(True),
+            "bridge_autocast": theirs(True, bridge)}
 
 
 def measure(runners, rounds):
@@ -121,10 +128,11 @@ def main(argv=None):
     info = _env.machine_info()
     rows = []
     header = ("| threads | cell | shape | mode | rnnfast f32 | rnnfast bf16 | torch f32 | "
-              "torch autocast | autocast / bf16 | f32 / bf16 |")
+              "torch autocast | rnnfast.torch autocast | autocast / bf16 | f32 / bf16 | "
+              "autocast / rnnfast.torch |")
     lines = [f"bfloat16 path: {rnnfast.active_bf16_isa()}; CPU: {info.get('cpu_model', '?')}; "
              f"load at start: {_env.load_average()}; best of {args.rounds} alternating rounds",
-             "", header, "|" + "---|" * 10]
+             "", header, "|" + "---|" * 12]
     print("\n".join(lines), flush=True)
     for threads in args.threads:
         _env.set_threads(threads)
@@ -137,11 +145,14 @@ def main(argv=None):
                     row = {"threads": threads, "cell": cell, "shape": shape.label, "mode": mode,
                            **{k + "_ms": v for k, v in ms.items()},
                            "autocast_over_bf16": best["torch_autocast"] / best["rnnfast_bf16"],
-                           "f32_over_bf16": best["rnnfast_f32"] / best["rnnfast_bf16"]}
+                           "f32_over_bf16": best["rnnfast_f32"] / best["rnnfast_bf16"],
+                           "autocast_over_bridge":
+                               best["torch_autocast"] / best["bridge_autocast"]}
                     rows.append(row)
                     line = (f"| {threads} | {cell} | {shape.label} | {mode} | "
                             + " | ".join(f"{ms[v]:.2f}" for v in VARIANTS)
-                            + f" | {row['autocast_over_bf16']:.2f}x | {row['f32_over_bf16']:.2f}x |")
+                            + f" | {row['autocast_over_bf16']:.2f}x | {row['f32_over_bf16']:.2f}x"
+                            + f" | {row['autocast_over_bridge']:.2f}x |")
                     lines.append(line)
                     print(line, flush=True)
     lines.append("")

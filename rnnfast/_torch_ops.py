@@ -22,6 +22,13 @@ and frees after it, as PyTorch frees its own saved tensors. The backward finds t
 the tensor's memory, so it takes the very tensor the forward returned; a copy of it (or a
 tensor of other origin) is a ``RuntimeError`` saying so.
 
+bfloat16. When ``x`` is a bfloat16 tensor the stack runs with ``precision="bfloat16"``
+(products from bfloat16 operands, float32 sums and gate math): bfloat16 inputs are widened to
+float32 (exactly), the weights may be bfloat16 or float32, the outputs are bfloat16, and every
+gradient has the dtype of its input. Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the
+forward operator's autocast rule (``autocast_arguments``) casts ``x``, the states and the masks
+to bfloat16 and leaves the weights as they are (float32 parameters get float32 gradients).
+
 The backward operator is not differentiable: asking for a second derivative through it raises
 ``RuntimeError`` (never a silent zero). Under ``torch.func.vmap`` both operators run once per
 vmapped entry (``register_vmap``).
@@ -36,7 +43,7 @@ from torch import Tensor
 
 from rnnfast.functional.stack import RecurrentStack
 
-__all__ = ["EagerStack", "backward_stack", "recurrent_stack", "recurrent_stack_backward",
+__all__ = ["EagerStack", "autocast_arguments", "backward_stack", "recurrent_stack", "recurrent_stack_backward",
            "run_stack", "stack_of", "SECOND_DERIVATIVE_ERROR"]
 
 SECOND_DERIVATIVE_ERROR = (
@@ -47,20 +54,24 @@ SECOND_DERIVATIVE_ERROR = (
 
 @functools.lru_cache(maxsize=256)
 def stack_of(cell, nonlinearity, input_size, hidden_size, proj_size, num_layers, bias,
-             bidirectional, reverse):
+             bidirectional, reverse, precision="float32"):
     """The ``RecurrentStack`` of a configuration (built once; masks are given, so no dropout)."""
     options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
     if proj_size:
         options["proj_size"] = proj_size
     return RecurrentStack(cell, input_size, hidden_size, num_layers, bias=bias,
-                          bidirectional=bidirectional, reverse=reverse, **options)
+                          bidirectional=bidirectional, reverse=reverse, precision=precision,
+                          **options)
 
 
 def numpy_view(tensor):
-    """A NumPy array over the tensor's memory (a copy only when it is not contiguous)."""
+    """A NumPy array over the tensor's memory (a copy only when it is not contiguous; bfloat16
+    tensors are widened to a float32 copy, exactly)."""
     if tensor is None:
         return None
     tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
     if not tensor.is_contiguous():
         tensor = tensor.contiguous()
     return tensor.resolve_neg().resolve_conj().numpy()
@@ -97,11 +108,31 @@ def _empty(like):
     return like.new_empty((0,))
 
 
+def _tensor(array, dtype):
+    """A kernel's result array as a tensor of ``dtype`` (no copy when the dtypes agree)."""
+    tensor = torch.from_numpy(array)
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)
+
+
+def autocast_arguments(x, h0, c0, masks):
+    """``(x, h0, c0, masks)`` as the forward operator takes them under autocast: cast to
+    bfloat16 inside a ``torch.autocast("cpu", dtype=torch.bfloat16)`` region (the weights are
+    not cast: float32 parameters stay float32, so do their gradients), unchanged otherwise."""
+    if not (torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+        return x, h0, c0, masks
+
+    def cast(t):
+        return t if t is None or t.dtype != torch.float32 else t.to(torch.bfloat16)
+    return cast(x), cast(h0), cast(c0), [cast(m) for m in masks]
+
+
 def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, proj_size,
          num_layers, bias, bidirectional, reverse, batch_first, training):
     """stack.forward on NumPy views of the tensors: ``(stack, (y, h_n, c_n, ctx))``."""
     stack = stack_of(cell, nonlinearity, x.shape[-1], hidden_size, proj_size, num_layers, bias,
-                     bidirectional, reverse)
+                     bidirectional, reverse,
+                     "bfloat16" if x.dtype == torch.bfloat16 else "float32")
     arrays = [numpy_view(w) for w in weights]
     if len(arrays) != len(stack.shapes):
         raise ValueError(f"weights: expected {len(stack.shapes)} tensors "
@@ -116,9 +147,9 @@ def run_stack(*args):
     """The forward operator's computation on CPU tensors (its arguments; also called directly
     by ``rnnfast.torch`` in eager inference, where it skips the dispatcher)."""
     stack, (y, h_n, c_n, ctx) = _run(*args)
-    training = args[-1]
-    y, h_n = torch.from_numpy(y), torch.from_numpy(h_n)
-    c_n = _empty(y) if c_n is None else torch.from_numpy(c_n)
+    training, dtype = args[-1], args[0].dtype
+    y, h_n = _tensor(y, dtype), _tensor(h_n, dtype)
+    c_n = _empty(y) if c_n is None else _tensor(c_n, dtype)
     saved = _saved_tensor(stack, ctx) if training else torch.empty(0, dtype=torch.int64)
     return y, h_n, c_n, saved
 
@@ -176,10 +207,10 @@ def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config):
     dx, dh0, dc0, by_name = stack.backward(
         ctx, numpy_view(dy), numpy_view(dh_n),
         numpy_view(dc_n) if stack.has_cell_state else None)
-    dx = torch.from_numpy(dx)
-    return (dx, _empty(dx) if dh0 is None else torch.from_numpy(dh0),
-            _empty(dx) if dc0 is None else torch.from_numpy(dc0),
-            [torch.from_numpy(by_name[name]) for name in stack.shapes])
+    dx = _tensor(dx, x.dtype)
+    return (dx, _empty(dx) if dh0 is None else _tensor(dh0, h0.dtype),
+            _empty(dx) if dc0 is None else _tensor(dc0, c0.dtype),
+            [_tensor(by_name[name], w.dtype) for name, w in zip(stack.shapes, weights)])
 
 
 @recurrent_stack_backward.register_fake
@@ -216,6 +247,21 @@ def _backward(ctx, dy, dh_n, dc_n, dsaved):
 
 
 recurrent_stack.register_autograd(_backward, setup_context=_setup_context)
+
+_AUTOCAST_LIB = torch.library.Library("rnnfast", "FRAGMENT")  # noqa: TOR901 (kept alive here)
+
+
+def _recurrent_stack_autocast(keyset, x, h0, c0, weights, masks, *config):
+    """The forward operator under CPU autocast: ``autocast_arguments``, then the operator with
+    autocast off (as ``torch.library.register_autocast`` does, without casting the weights)."""
+    x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
+    with torch._C._ExcludeDispatchKeyGuard(
+            torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCPU)):
+        return torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, *config)
+
+
+_AUTOCAST_LIB.impl("recurrent_stack", _recurrent_stack_autocast, "AutocastCPU",
+                   with_keyset=True)
 
 
 def _refuse_second_derivative(ctx, *grads):

@@ -26,9 +26,16 @@ autograd (``torch.no_grad()``, or nothing requiring a gradient) the kernels keep
 ``RecurrentFunction`` is one layer and direction.
 
 Fast path and fallback. The kernels run when the input, the initial states and every
-parameter are CPU tensors of one dtype, float32 or float64, autocast is off and no
-``torch.func`` transform is active. Other dtypes, devices, autocast and ``torch.func`` fall
-back to torch.nn's own forward with the same parameters and warn once per reason
+parameter are CPU tensors of one dtype, float32, float64 or bfloat16, and no ``torch.func``
+transform is active; inside ``torch.autocast("cpu", dtype=torch.bfloat16)`` also with float32
+parameters and float32 or bfloat16 inputs. bfloat16 tensors and autocast regions run the
+bfloat16 kernels (``precision="bfloat16"``: products from bfloat16 operands with float32 sums,
+gate math and cell state in float32) with autocast's semantics: under autocast the input and
+states are cast to bfloat16 and the parameters stay float32 (their gradients are float32); the
+outputs have the dtype torch.nn gives them: bfloat16 for the RNN and for the LSTM on a tensor,
+the parameters' dtype for the GRU and for the LSTM on a ``PackedSequence`` (there torch's
+autocast casts only the inner products to bfloat16). Other dtypes, devices, autocast with another dtype (float16) and ``torch.func`` fall back
+to torch.nn's own forward with the same parameters and warn once per reason
 (``RuntimeWarning``); bad arguments get torch.nn's own errors.
 
 The kernels run ``rnnfast.set_num_threads`` threads (not torch's count), on PyTorch's own
@@ -50,7 +57,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnfast import _config
-from rnnfast._torch_ops import EagerStack, run_stack
+from rnnfast._torch_ops import EagerStack, autocast_arguments, run_stack
 
 # The kernels run on PyTorch's OpenMP threads, which otherwise spin after each torch op on the
 # cores the kernels need (rnnfast.set_thread_pool; 'rnnfast' turns it off).
@@ -58,7 +65,9 @@ _config._use_openmp_of(torch)
 
 __all__ = ["RNN", "LSTM", "GRU", "RecurrentFunction"]
 
-_FAST_DTYPES = (torch.float32, torch.float64)
+_FAST_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+# under CPU autocast with bfloat16: the dtypes of the parameters, and of the input and states
+_AUTOCAST_DTYPES = (torch.float32, torch.bfloat16)
 # torch.nn's mode: (rnnfast cell, its nonlinearity)
 _CELLS = {"RNN_TANH": ("rnn", "tanh"), "RNN_RELU": ("rnn", "relu"), "LSTM": ("lstm", "tanh"),
           "GRU": ("gru", "tanh")}
@@ -71,7 +80,12 @@ def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
     (``EagerStack`` when a gradient is needed), which skips the dispatcher's per-call cost.
     Traced (``torch.jit.trace``) and exported programs keep no activations
     (``training=False``): a backward through them runs the forward again, so their graph does
-    not depend on grad mode."""
+    not depend on grad mode. Under CPU autocast with bfloat16, ``x``, the states and the masks
+    are cast to bfloat16 first (``autocast_arguments``); the outputs of the GRU, and of the
+    LSTM with ``lengths`` (a PackedSequence), are cast back to the parameters' dtype, as
+    torch's autocast gives them (float32 outputs of bfloat16 products)."""
+    dtype = weights[0].dtype
+    x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
     if torch.jit.is_tracing() or torch.compiler.is_exporting():
         y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
                                                             *config, False)
@@ -82,6 +96,8 @@ def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
         y, h_n, c_n = EagerStack.apply(config, masks, lengths, x, h0, c0, *weights)
     else:
         y, h_n, c_n, _ = run_stack(x, h0, c0, weights, masks, lengths, *config, False)
+    if y.dtype != dtype and (config[0] == "gru" or config[0] == "lstm" and lengths is not None):
+        y, h_n, c_n = y.to(dtype), h_n.to(dtype), c_n.to(dtype)
     return y, h_n, (c_n if config[0] == "lstm" else None)
 
 
@@ -94,7 +110,9 @@ class RecurrentFunction:
     (PyTorch's GRU), ``nonlinearity`` "tanh" or "relu" (RNN only), ``lengths`` an int array
     or tensor (B,) or None, ``x`` (T, B, I) or (B, T, I) with ``batch_first``, states (B, H)
     or None (zeros), weights in torch.nn's layout, the biases both given or both None.
-    Returns ``(y, h_n)``, plus ``c_n`` for the LSTM. CPU float32/float64 tensors of one dtype.
+    Returns ``(y, h_n)``, plus ``c_n`` for the LSTM. CPU float32/float64/bfloat16 tensors of
+    one dtype (bfloat16: the bfloat16 kernels); under ``torch.autocast("cpu",
+    dtype=torch.bfloat16)`` as described in the module's docstring.
     """
 
     @staticmethod
@@ -177,20 +195,29 @@ class _KernelRNNMixin:
 
     def _use_kernels(self, params, x, states, batched):
         """True for the kernel path; warns once before a fallback to torch's implementation
-        for other dtypes, devices, autocast or torch.func transforms."""
+        for other dtypes, devices, autocast dtypes or torch.func transforms."""
         dtype, device = params[0].dtype, params[0].device
         tensors = [x, *(states or ()), *params]
-        if any(t.dtype != dtype for t in tensors):
-            return False  # torch.nn raises its error for mixed dtypes
         autocast = any(torch.amp.is_autocast_available(d) and torch.is_autocast_enabled(d)
                        for d in {"cpu", device.type, x.device.type})
+        bf16_autocast = autocast and torch.is_autocast_enabled("cpu") and \
+            torch.get_autocast_dtype("cpu") == torch.bfloat16 and \
+            {device.type, x.device.type} == {"cpu"}
+        if bf16_autocast:
+            if any(p.dtype != dtype for p in params) or dtype not in _AUTOCAST_DTYPES or \
+                    any(t.dtype not in _AUTOCAST_DTYPES for t in tensors):
+                bf16_autocast = False  # torch.nn decides (and raises for mixed dtypes)
+        elif any(t.dtype != dtype for t in tensors):
+            return False  # torch.nn raises its error for mixed dtypes
         functorch = torch._C._are_functorch_transforms_active()
         other = next((t for t in tensors if t.device.type != "cpu"), None)
-        if not autocast and not functorch and other is None and dtype in _FAST_DTYPES:
+        if (bf16_autocast or not autocast) and not functorch and other is None and \
+                dtype in _FAST_DTYPES:
             return True
         other = params[0] if other is None else other
-        if autocast:
-            key, why = "autocast", "autocast is enabled"
+        if autocast and not bf16_autocast:
+            key, why = "autocast", ("autocast is enabled with "
+                                    f"{torch.get_autocast_dtype(x.device.type)}")
         elif functorch:
             key, why = "torch.func", "a torch.func transform (vmap, grad, ...) is active"
         else:
@@ -199,8 +226,9 @@ class _KernelRNNMixin:
         if key not in _warned_fallbacks:
             _warned_fallbacks.add(key)
             warnings.warn(f"rnnfast.torch.{type(self).__name__}: {why}; the rnnfast kernels take "
-                          "CPU float32/float64 tensors only, so PyTorch's own implementation "
-                          "runs instead (warned once)", RuntimeWarning, stacklevel=4)
+                          "CPU float32/float64/bfloat16 tensors (and CPU autocast with "
+                          "bfloat16) only, so PyTorch's own implementation runs instead "
+                          "(warned once)", RuntimeWarning, stacklevel=4)
         return False
 
     def _kernel_layers(self, weights, x, states, lengths, batch_first):

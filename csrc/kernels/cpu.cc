@@ -5,6 +5,7 @@
 // only when setup.py defines RNNFAST_HAVE_X86_KERNELS):
 //   avx2   = AVX2 + FMA, with XMM and YMM state enabled;
 //   avx512 = AVX-512 F + BW + DQ + VL, with XMM, YMM, opmask and ZMM state enabled.
+// The same detection reports the bfloat16 features (CpuFeatures) for gemm_bf16.cc.
 #include "rnnfast/cpu.h"
 
 #include <atomic>
@@ -20,10 +21,7 @@ namespace rnnfast {
 
 namespace {
 
-struct Features {
-  bool avx2 = false;
-  bool avx512 = false;
-};
+using Features = CpuFeatures;
 
 #ifdef RNNFAST_DETECT_X86
 std::uint64_t read_xcr0() {
@@ -52,6 +50,15 @@ Features detect() {
              avx512vl = bit(ebx, 31);
   f.avx2 = ymm_state && avx2 && fma;
   f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+  const unsigned max_subleaf = eax;
+  const bool amx_bf16 = bit(edx, 22), amx_tile = bit(edx, 24);
+  if (max_subleaf >= 1) {
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    __cpuid_count(7, 1, a1, b1, c1, d1);
+    f.avx512_bf16 = f.avx512 && bit(a1, 5);
+  }
+  const bool tile_state = ((xcr0 >> 17) & 3u) == 3u;  // XTILECFG and XTILEDATA
+  f.amx_bf16 = f.avx512_bf16 && amx_bf16 && amx_tile && tile_state;
   return f;
 }
 #else
@@ -62,6 +69,12 @@ const Features& features() {
   static const Features f = detect();
   return f;
 }
+
+}  // namespace
+
+const CpuFeatures& cpu_features() { return features(); }
+
+namespace {
 
 Isa best_isa() {
   if (features().avx512) return Isa::avx512;

@@ -1,5 +1,5 @@
-// The bfloat16 GEMM driver: detection of the hardware paths (CPUID, XCR0 and Linux's tile
-// permission), the run-time choice, rounding, packing of A and B, the split between threads,
+// The bfloat16 GEMM driver: the hardware paths (cpu.cc's CPUID/XCR0 detection, and Linux's
+// tile permission), the run-time choice, rounding, packing of A and B, the split between threads,
 // and the portable path (rounded operands through the float32 GEMM).
 #include "rnnfast/gemm_bf16.h"
 
@@ -14,13 +14,9 @@
 #include "rnnfast/gemm.h"
 #include "rnnfast/threads.h"
 
-#if defined(RNNFAST_HAVE_X86_KERNELS) && (defined(__x86_64__) || defined(__i386__))
-#define RNNFAST_DETECT_X86 1
-#include <cpuid.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
-#endif
 #endif
 
 namespace rnnfast {
@@ -34,13 +30,10 @@ struct Bf16Features {
   bool amx = false;
 };
 
-#ifdef RNNFAST_DETECT_X86
-bool bit(unsigned reg, int b) { return (reg >> b) & 1u; }
-
 // Linux gives a process the AMX tile data state (8 KiB more per thread on context switches)
 // only when asked for (since 5.16); without it tile instructions fault. Asked once, here.
 bool request_tile_permission() {
-#if defined(__linux__) && defined(SYS_arch_prctl)
+#if defined(__linux__) && defined(SYS_arch_prctl) && (defined(__x86_64__) || defined(__i386__))
   constexpr long kArchGetXcompPerm = 0x1022, kArchReqXcompPerm = 0x1023;
   constexpr int kXfeatureXtiledata = 18;
   if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return false;
@@ -52,32 +45,14 @@ bool request_tile_permission() {
 #endif
 }
 
+// The CPU's features (cpu.cc's detection), and AMX only once Linux grants the tile state.
 Bf16Features detect() {
+  const CpuFeatures& cpu = cpu_features();
   Bf16Features f;
-  const std::vector<Isa> isas = supported_isas();
-  if (std::find(isas.begin(), isas.end(), Isa::avx512) == isas.end()) return f;
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx) || eax < 7) return f;
-  __cpuid_count(7, 0, eax, ebx, ecx, edx);
-  const unsigned max_subleaf = eax;
-  const bool amx_bf16 = bit(edx, 22), amx_tile = bit(edx, 24);
-  if (max_subleaf >= 1) {
-    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
-    __cpuid_count(7, 1, a1, b1, c1, d1);
-    f.avx512_bf16 = bit(a1, 5);
-  }
-  if (f.avx512_bf16 && amx_bf16 && amx_tile) {
-    std::uint32_t lo = 0, hi = 0;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    const std::uint64_t xcr0 = (static_cast<std::uint64_t>(hi) << 32) | lo;
-    const bool tile_state = ((xcr0 >> 17) & 3u) == 3u;  // XTILECFG and XTILEDATA
-    f.amx = tile_state && request_tile_permission();
-  }
+  f.avx512_bf16 = cpu.avx512_bf16;
+  f.amx = cpu.amx_bf16 && request_tile_permission();
   return f;
 }
-#else
-Bf16Features detect() { return Bf16Features{}; }
-#endif
 
 const Bf16Features& features() {
   static const Bf16Features f = detect();

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "gemm_bf16_kernels.h"
+#include "gemm_bf16_simd.h"
 
 namespace rnnfast {
 namespace gemm_bf16_detail {
@@ -41,23 +42,12 @@ TileConfig make_config() {
   return cfg;
 }
 
-__mmask16 mask16(idx n) {
-  return n >= 16 ? static_cast<__mmask16>(0xffff)
-                 : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
-}
-
 // Writes the accumulator tile held in `tmp` (16 x 16 floats) to C rows [r0, r0 + rows) and
 // columns [c0 + lo, c0 + hi): C = alpha * acc + beta * C.
 void epilogue(const ProductArgs& p, const float* tmp, idx r0, idx rows, idx c0, idx lo, idx hi) {
   const __mmask16 m = static_cast<__mmask16>(mask16(hi) & ~mask16(lo));
-  const __m512 alpha = _mm512_set1_ps(p.alpha), beta = _mm512_set1_ps(p.beta);
-  for (idx r = 0; r < rows; ++r) {
-    float* c = p.c + (r0 + r) * p.ldc + c0;
-    __m512 v = _mm512_load_ps(tmp + 16 * r);
-    if (p.alpha != 1.0f) v = _mm512_mul_ps(alpha, v);
-    if (p.beta != 0.0f) v = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, c), v);
-    _mm512_mask_storeu_ps(c, m, v);
-  }
+  for (idx r = 0; r < rows; ++r)
+    store_c(p.c + (r0 + r) * p.ldc + c0, m, _mm512_load_ps(tmp + 16 * r), p.alpha, p.beta);
 }
 
 // Stores accumulator tile T, rows [r0, r0 + 16) of the block and columns [c0, c0 + 16), to C.

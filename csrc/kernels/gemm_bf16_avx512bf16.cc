@@ -13,16 +13,12 @@
 #include <cstdint>
 
 #include "gemm_bf16_kernels.h"
+#include "gemm_bf16_simd.h"
 
 namespace rnnfast {
 namespace gemm_bf16_detail {
 
 namespace {
-
-__mmask16 mask16(idx n) {
-  return n >= 16 ? static_cast<__mmask16>(0xffff)
-                 : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
-}
 
 // 16 floats -> their bfloat16 bits (round to nearest even, NaN kept quiet), in the low 16 bits
 // of each 32-bit lane.
@@ -182,17 +178,10 @@ void tile(const ProductArgs& p, idx i0, const bf16* panel, idx col0, __mmask16 m
       acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
     }
   }
-  const __m512 alpha = _mm512_set1_ps(p.alpha), beta = _mm512_set1_ps(p.beta);
   for (int r = 0; r < R; ++r) {
     float* c = p.c + (i0 + r) * p.ldc + col0;
-    for (int h = 0; h < 2; ++h) {
-      const __mmask16 m = h ? m1 : m0;
-      if (!m) continue;
-      __m512 v = acc[r][h];
-      if (p.alpha != 1.0f) v = _mm512_mul_ps(alpha, v);
-      if (p.beta != 0.0f) v = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, c + 16 * h), v);
-      _mm512_mask_storeu_ps(c + 16 * h, m, v);
-    }
+    for (int h = 0; h < 2; ++h)
+      if (const __mmask16 m = h ? m1 : m0) store_c(c + 16 * h, m, acc[r][h], p.alpha, p.beta);
   }
 }
 

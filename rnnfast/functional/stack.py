@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Mapping, NamedTuple, Tuple
 import numpy as np
 
 from rnnfast import functional as F
-from rnnfast._checks import check_int, check_probability
+from rnnfast._checks import check_int, check_precision, check_probability
 
 __all__ = ["CELLS", "LSTM_PARAMS", "PLAIN_PARAMS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
            "cell_forward", "cell_options", "param_name"]
@@ -154,10 +154,11 @@ CELLS: Dict[str, Cell] = {
 
 
 def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
-                 batch_first=False, training=False):
+                 batch_first=False, training=False, precision="float32"):
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
     ``Param.key`` (missing: None; the plain four by position, the others by keyword),
-    ``options`` the kernel's (``RecurrentStack.kernel_options``). Returns
+    ``options`` the kernel's (``RecurrentStack.kernel_options``), ``precision`` the kernels'
+    (``"float32"`` or ``"bfloat16"``). Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
     args = [weights.get(param.key) for param in cell.params if param in PLAIN_PARAMS]
@@ -167,7 +168,7 @@ def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=Fal
     keywords.update(options)
     out = getattr(F, cell.name + "_forward")(x, *args, **keywords, lengths=lengths,
                                             reverse=reverse, batch_first=batch_first,
-                                            training=training)
+                                            training=training, precision=precision)
     return out if cell.has_cell_state else (out[0], out[1], None, out[2])
 
 
@@ -230,6 +231,9 @@ class RecurrentStack:
             warns, as PyTorch does, when it is > 0 with one layer.
         stacklevel: the ``warnings.warn`` stack level of that warning, counted from the caller
             of this constructor (1).
+        precision: ``"float32"`` (the default) or ``"bfloat16"``: the products of every layer,
+            forward and backward, from bfloat16 operands with float32 sums (float32 arrays;
+            ``rnnfast.functional``'s ``precision``). An attribute that may be changed later.
         **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru",
             ``proj_size`` and ``peephole`` for "lstm"). With ``proj_size`` P > 0 (< H, as in
             PyTorch) every layer's h, output and ``h0``/``h_n`` have P features.
@@ -246,7 +250,8 @@ class RecurrentStack:
     """
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, *, bias=True,
-                 bidirectional=False, reverse=False, dropout=0.0, stacklevel=1, **options):
+                 bidirectional=False, reverse=False, dropout=0.0, stacklevel=1,
+                 precision="float32", **options):
         if cell not in CELLS:
             raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
         self.cell = CELLS[cell]
@@ -265,6 +270,7 @@ class RecurrentStack:
                           f"dropout={self.dropout} and num_layers={self.num_layers}",
                           UserWarning, stacklevel=stacklevel + 1)
         self.options = cell_options(cell, **options)
+        self.precision = check_precision(precision)
         #: the options the kernels take (without those that only decide the parameters)
         self.kernel_options = {k: v for k, v in self.options.items()
                                if k not in self.cell.param_options}
@@ -381,7 +387,7 @@ class RecurrentStack:
                     cell, layer_input, self._keyed(weights, k), None if h0 is None else h0[k],
                     None if c0 is None else c0[k], options, lengths=lengths,
                     reverse=self.reverse or direction == 1, batch_first=batch_first,
-                    training=training)
+                    training=training, precision=self.precision)
                 outputs.append(y)
                 h_n.append(h)
                 c_n.append(c)

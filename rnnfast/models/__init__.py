@@ -4,7 +4,7 @@ with ``Input`` (``compile``, ``fit``, ``evaluate``, ``predict``, ``summary``, ``
 (``rnnfast.models.layers``), callbacks (``rnnfast.models.callbacks``), Keras' optimisers and
 learning-rate schedules (``rnnfast.models.optimizers``) and ``set_keras_weights`` (Keras'
 ``get_weights()`` lists into these layers)."""
-from rnnfast.models import callbacks, layers, merging, optimizers
+from rnnfast.models import callbacks, layers, merging, mixed_precision, optimizers
 from rnnfast.models.callbacks import (
     Callback,
     CSVLogger,
@@ -41,6 +41,7 @@ __all__ = [
     "layers",
     "load_model",
     "merging",
+    "mixed_precision",
     "optimizers",
     "save_model",
     "set_keras_weights",

@@ -52,6 +52,7 @@ import numpy as np
 from rnnfast import functional as F
 from rnnfast import nn
 from rnnfast._checks import check_probability
+from rnnfast._policy import policy_name, resolve_dtype
 from rnnfast.functional.stack import CELLS, param_name
 from rnnfast.models import constraints, initializers, regularizers
 from rnnfast.models.keras_weights import get_keras_weights, set_keras_weights
@@ -67,6 +68,7 @@ from rnnfast.nn.module import (
     check_dtype,
     check_grad,
     check_int,
+    check_layer_precision,
     keras_input_shape,
     make_rng,
     parameter_zeros,
@@ -450,12 +452,14 @@ class Conv1D(_KernelLayer, nn.Conv1d):
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, *, input_shape=None,
-                 dtype=np.float32, seed=None, rng=None, name=None):
+                 dtype=None, seed=None, rng=None, name=None):
         Module.__init__(self)
         self.name = name
         self.out_channels = self.filters = check_int(filters, "filters", 1)
+        # a dtype policy ("mixed_bfloat16": float32 weights, bfloat16 products), None: global
+        dtype, precision = resolve_dtype(dtype)
         self._configure(kernel_size, strides, padding, dilation_rate, groups,
-                        _data_format(data_format), dtype, seed, rng)
+                        _data_format(data_format), dtype, seed, rng, precision)
         if not isinstance(self.padding, str):
             raise ValueError(f"padding: expected 'valid', 'same' or 'causal', got {padding!r}")
         self.use_bias = bool(use_bias)
@@ -487,7 +491,7 @@ class Conv1D(_KernelLayer, nn.Conv1d):
                   "data_format": "channels_last" if self.channels_last else "channels_first",
                   "dilation_rate": self.dilation, "groups": self.groups,
                   "input_shape": None if self.input_shape is None else list(self.input_shape),
-                  "dtype": self.dtype.name}
+                  "dtype": policy_name(self.dtype, self.precision)}
         config.update(self._kernel_config())
         return config
 
@@ -749,7 +753,7 @@ class _Recurrent(KerasWeights, Module):
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, use_cudnn="auto",
-                 input_shape=None, input_dim=None, dtype=np.float32, rng=None, name=None,
+                 input_shape=None, input_dim=None, dtype=None, rng=None, name=None,
                  **unsupported):
         super().__init__()
         if unsupported:
@@ -781,12 +785,14 @@ class _Recurrent(KerasWeights, Module):
         self.unroll = bool(unroll)  # accepted, no effect: every sequence is one fused kernel call
         self.states = None
         self.bidirectional = False
-        self.dtype = check_dtype(dtype)
+        # a dtype policy ("mixed_bfloat16": float32 weights, bfloat16 products), None: global
+        self.dtype, precision = resolve_dtype(dtype)
         self.seed = seed
         self.rng = make_rng(seed, rng)
         self.name = name
         self.input_size = None
         self._modules["rnn"] = None
+        self.precision = precision
         self.input_shape = None
         if input_shape is not None:
             if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 2:
@@ -828,7 +834,8 @@ class _Recurrent(KerasWeights, Module):
         self.input_size = input_size
         self.rnn = self.core(input_size, self.units, bias=self.use_bias, batch_first=True,
                              bidirectional=self.bidirectional, dtype=self.dtype, rng=self.rng,
-                             single_bias=self.single_bias, **self._options())
+                             single_bias=self.single_bias, precision=self.precision,
+                             **self._options())
         self.reset_parameters()
         return self
 
@@ -848,6 +855,17 @@ class _Recurrent(KerasWeights, Module):
             if self.use_bias:
                 weights.append(self._keras_bias(GH))
         set_keras_weights(self, weights)
+
+    @property
+    def precision(self):
+        """``"float32"`` or ``"bfloat16"`` (the products; ``dtype="mixed_bfloat16"``)."""
+        return self._precision if self.rnn is None else self.rnn.precision
+
+    @precision.setter
+    def precision(self, value):
+        self._precision = check_layer_precision(value, self.dtype)
+        if self.rnn is not None:
+            self.rnn.precision = value
 
     def recurrent_module(self):
         """The ``rnnfast.nn`` layer that runs this one (for ``rnnfast.generation``)."""
@@ -1066,7 +1084,7 @@ class _Recurrent(KerasWeights, Module):
                   "return_sequences": self.return_sequences,
                   "return_state": self.return_state, "go_backwards": self.go_backwards,
                   "stateful": self.stateful, "unroll": self.unroll,
-                  "input_dim": self.input_size, "dtype": _dtype_name(self.dtype)}
+                  "input_dim": self.input_size, "dtype": policy_name(self.dtype, self.precision)}
         config.update(self._regularization_config())
         config.update(self._options_config())
         return config

@@ -27,6 +27,7 @@ from rnnfast.nn.module import (
     check_dtype,
     check_grad,
     check_int,
+    check_layer_precision,
     make_rng,
     parameter_zeros,
 )
@@ -90,7 +91,7 @@ class Conv1d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", *, channels_last=False,
-                 dtype=np.float32, device=None, seed=None, rng=None):
+                 dtype=np.float32, device=None, seed=None, rng=None, precision="float32"):
         super().__init__()
         if device not in (None, "cpu"):
             raise ValueError(f"device: only 'cpu' is supported, got {device!r}")
@@ -98,7 +99,7 @@ class Conv1d(Module):
             raise ValueError(f"padding_mode: only 'zeros' is supported, got {padding_mode!r}")
         self.out_channels = check_int(out_channels, "out_channels", 1)
         self._configure(kernel_size, stride, padding, dilation, groups, channels_last, dtype,
-                        seed, rng)
+                        seed, rng, precision)
         self.use_bias = bool(bias)
         self.in_channels = None
         self.register_parameter("weight", None)
@@ -106,7 +107,7 @@ class Conv1d(Module):
         self.build(in_channels)
 
     def _configure(self, kernel_size, stride, padding, dilation, groups, channels_last, dtype,
-                   seed, rng):
+                   seed, rng, precision):
         self.kernel_size = _single_int(kernel_size, "kernel_size", 1)
         self.stride = _single_int(stride, "stride", 1)
         self.dilation = _single_int(dilation, "dilation", 1)
@@ -117,6 +118,8 @@ class Conv1d(Module):
         self.padding = _check_padding(padding, ("valid", "same", "causal"))
         self.channels_last = bool(channels_last)
         self.dtype = check_dtype(dtype)
+        # "bfloat16": the products from bfloat16 operands, float32 sums (float32 layers)
+        self.precision = check_layer_precision(precision, self.dtype)
         self.rng = make_rng(seed, rng)
 
     @property
@@ -175,7 +178,8 @@ class Conv1d(Module):
         b = None if self.bias is None else self.bias.data
         y, ctx = F.conv1d_forward(x3, self.weight.data, b, stride=self.stride,
                                   padding=self.padding, dilation=self.dilation, groups=self.groups,
-                                  channels_last=self.channels_last, training=self.training)
+                                  channels_last=self.channels_last, training=self.training,
+                                  precision=self.precision)
         self._keep((ctx, y.shape, unbatched))
         return y[0] if unbatched else y
 
@@ -199,7 +203,8 @@ class Conv1d(Module):
                 "kernel_size": self.kernel_size, "stride": self.stride,
                 "padding": _padding_config(self.padding), "dilation": self.dilation,
                 "groups": self.groups, "bias": self.use_bias,
-                "channels_last": self.channels_last, "dtype": self.dtype.name}
+                "channels_last": self.channels_last, "dtype": self.dtype.name,
+                "precision": self.precision}
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -214,6 +219,8 @@ class Conv1d(Module):
             s += ", bias=False"
         if self.channels_last:
             s += ", channels_last=True"
+        if self.precision != "float32":
+            s += f", precision={self.precision!r}"
         return s
 
 

@@ -21,7 +21,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from rnnfast._checks import check_int, check_probability  # noqa: F401 (used by the layers)
+from rnnfast._checks import check_int, check_precision, check_probability  # noqa: F401 (used by the layers)
 
 __all__ = ["Parameter", "Module", "IncompatibleKeys", "parameter_budget"]
 
@@ -39,6 +39,15 @@ def check_dtype(dtype):
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}")
     return dt
+
+
+def check_layer_precision(precision, dtype):
+    """A layer's ``precision`` (``"float32"`` or ``"bfloat16"``); bfloat16 needs float32
+    parameters (``dtype``), else ValueError naming both."""
+    precision = check_precision(precision)
+    if precision == "bfloat16" and np.dtype(dtype) != np.float32:
+        raise ValueError(f"precision: 'bfloat16' needs a float32 layer, got dtype={np.dtype(dtype)}")
+    return precision
 
 
 def make_rng(seed=None, rng=None):
@@ -316,6 +325,19 @@ class Module:
         """Freeze (False) or unfreeze (True) every parameter; returns self."""
         for p in self.parameters():
             p.requires_grad = bool(requires_grad)
+        return self
+
+    def set_precision(self, precision):
+        """Set the ``precision`` (``"float32"`` or ``"bfloat16"``: the kernels' products) of
+        this module and of every sub-module that has one (recurrent and convolution layers,
+        which need float32 parameters for bfloat16); returns self (per-model precision)."""
+        precision = check_precision(precision)
+        layers = [m for _, m in self.named_modules() if "precision" in m.__dict__ or
+                  isinstance(getattr(type(m), "precision", None), property)]
+        for m in layers:
+            check_layer_precision(precision, m.dtype)
+        for m in layers:
+            m.precision = precision
         return self
 
     def train(self, mode=True):

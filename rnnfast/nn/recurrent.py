@@ -25,6 +25,10 @@ forward returned (``h_n``, or ``(dh_n, dc_n)`` for an LSTM; ``None`` parts are z
 ``dstate0`` mirrors the ``state`` forward was given (``None`` when it was given none). Parameter
 gradients are added to ``.grad``. What forward keeps for backward refers to its input and to
 the weights without copying them: change neither in place in between.
+
+``precision="bfloat16"`` (float32 layers; the attribute ``precision`` may be changed later)
+computes every matrix product, forward and backward, from bfloat16 operands with float32 sums
+(``rnnfast.functional``'s ``precision``): parameters, states, outputs and gradients stay float32.
 """
 import numpy as np
 
@@ -36,6 +40,7 @@ from rnnfast.nn.module import (
     as_float_input,
     check_dtype,
     check_grad,
+    check_layer_precision,
     make_rng,
 )
 
@@ -53,13 +58,15 @@ class RNNBase(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, dtype=np.float32, device=None, seed=None,
-                 rng=None, **cell_options):
+                 rng=None, precision="float32", **cell_options):
         super().__init__()
         if device not in (None, "cpu"):
             raise ValueError(f"device: only 'cpu' is supported, got {device!r}")
         self.stack = RecurrentStack(self.cell, input_size, hidden_size, num_layers, bias=bias,
                                     bidirectional=bidirectional, dropout=dropout, stacklevel=3,
                                     **cell_options)
+        self.dtype = check_dtype(dtype)
+        self.precision = precision
         self.input_size = self.stack.input_size
         self.hidden_size = self.stack.hidden_size
         self.num_layers = self.stack.num_layers
@@ -67,11 +74,19 @@ class RNNBase(Module):
         self.batch_first = bool(batch_first)
         self.dropout = self.stack.dropout
         self.bidirectional = self.stack.bidirectional
-        self.dtype = check_dtype(dtype)
         self.rng = make_rng(seed, rng)
         for name, shape in self.stack.shapes.items():
             setattr(self, name, Parameter(np.zeros(shape, self.dtype)))
         self.reset_parameters()
+
+    @property
+    def precision(self):
+        """``"float32"`` or ``"bfloat16"``: the precision of the kernels' products."""
+        return self.stack.precision
+
+    @precision.setter
+    def precision(self, value):
+        self.stack.precision = check_layer_precision(value, self.dtype)
 
     @property
     def num_directions(self):
@@ -199,6 +214,8 @@ class RNNBase(Module):
             s += ", bidirectional=True"
         if self.dtype != np.float32:
             s += f", dtype={self.dtype}"
+        if self.precision != "float32":
+            s += f", precision={self.precision!r}"
         return s
 
 

@@ -20,7 +20,7 @@ MAX_CONFIG_INT = 2 ** 31 - 1  # bound of every int in a layer config
 MAX_STRING = 256              # bound of every string in a layer config
 MAX_LIST = 64                 # bound of every list in a layer config
 MAX_DEPTH = 4                 # nested layers (TimeDistributed, Bidirectional)
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "mixed_bfloat16")  # "mixed_bfloat16": a dtype policy
 
 _DEPTH = contextvars.ContextVar("rnnfast_layer_depth", default=0)
 _CLASSES = {}  # registered name -> class

@@ -17,4 +17,15 @@ Isa active_isa();
 // Forces an Isa; throws std::invalid_argument if this CPU or build lacks it.
 void set_active_isa(Isa isa);
 
+// What CPUID and XCR0 report, detected once (all false off x86 or in a build without the x86
+// kernels). The bfloat16 paths (gemm_bf16.cc) build on these; whether Linux grants the AMX tile
+// data state is asked there, not here.
+struct CpuFeatures {
+  bool avx2 = false;         // AVX2 + FMA, XMM and YMM state enabled
+  bool avx512 = false;       // + AVX-512 F/BW/DQ/VL, opmask and ZMM state enabled
+  bool avx512_bf16 = false;  // avx512 + AVX512-BF16 (vdpbf16ps)
+  bool amx_bf16 = false;     // avx512_bf16 + AMX-TILE + AMX-BF16, XTILECFG/XTILEDATA enabled
+};
+const CpuFeatures& cpu_features();
+
 }  // namespace rnnfast
