@@ -5,8 +5,10 @@ Two operators, registered with ``torch.library`` for the CPU backend, with fake 
 implementations for tracing and the backward as the autograd formula of the forward:
 
 ``torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths, cell, nonlinearity,
-hidden_size, num_layers, bias, bidirectional, reverse, batch_first, training)``
-    every layer and direction of a stack; returns ``(y, h_n, c_n, saved)``: ``c_n`` is an
+hidden_size, proj_size, num_layers, bias, bidirectional, reverse, batch_first, training)``
+    every layer and direction of a stack (``proj_size`` > 0: an LSTM with projections, whose
+    h, h0, h_n and y have ``proj_size`` features per direction, 0: none); returns
+    ``(y, h_n, c_n, saved)``: ``c_n`` is an
     empty tensor for cells without a cell state, ``saved`` is what the backward needs when
     ``training`` (else an empty tensor).
 ``torch.ops.rnnfast.recurrent_stack_backward(saved, x, h0, c0, weights, dy, dh_n, dc_n)``
@@ -44,10 +46,12 @@ SECOND_DERIVATIVE_ERROR = (
 
 
 @functools.lru_cache(maxsize=256)
-def stack_of(cell, nonlinearity, input_size, hidden_size, num_layers, bias, bidirectional,
-             reverse):
+def stack_of(cell, nonlinearity, input_size, hidden_size, proj_size, num_layers, bias,
+             bidirectional, reverse):
     """The ``RecurrentStack`` of a configuration (built once; masks are given, so no dropout)."""
     options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+    if proj_size:
+        options["proj_size"] = proj_size
     return RecurrentStack(cell, input_size, hidden_size, num_layers, bias=bias,
                           bidirectional=bidirectional, reverse=reverse, **options)
 
@@ -93,10 +97,10 @@ def _empty(like):
     return like.new_empty((0,))
 
 
-def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, num_layers,
-         bias, bidirectional, reverse, batch_first, training):
+def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, proj_size,
+         num_layers, bias, bidirectional, reverse, batch_first, training):
     """stack.forward on NumPy views of the tensors: ``(stack, (y, h_n, c_n, ctx))``."""
-    stack = stack_of(cell, nonlinearity, x.shape[-1], hidden_size, num_layers, bias,
+    stack = stack_of(cell, nonlinearity, x.shape[-1], hidden_size, proj_size, num_layers, bias,
                      bidirectional, reverse)
     arrays = [numpy_view(w) for w in weights]
     if len(arrays) != len(stack.shapes):
@@ -122,21 +126,23 @@ def run_stack(*args):
 @torch.library.custom_op("rnnfast::recurrent_stack", mutates_args=(), device_types="cpu")
 def recurrent_stack(x: Tensor, h0: Optional[Tensor], c0: Optional[Tensor],
                     weights: List[Tensor], masks: List[Tensor], lengths: Optional[Tensor],
-                    cell: str, nonlinearity: str, hidden_size: int, num_layers: int, bias: bool,
-                    bidirectional: bool, reverse: bool, batch_first: bool,
-                    training: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                    cell: str, nonlinearity: str, hidden_size: int, proj_size: int,
+                    num_layers: int, bias: bool, bidirectional: bool, reverse: bool,
+                    batch_first: bool, training: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Every layer and direction of a recurrent stack on the rnnfast kernels."""
     return run_stack(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size,
-                     num_layers, bias, bidirectional, reverse, batch_first, training)
+                     proj_size, num_layers, bias, bidirectional, reverse, batch_first, training)
 
 
 @recurrent_stack.register_fake
 def _recurrent_stack_fake(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size,
-                          num_layers, bias, bidirectional, reverse, batch_first, training):
+                          proj_size, num_layers, bias, bidirectional, reverse, batch_first,
+                          training):
     D = 2 if bidirectional else 1
     batch = x.shape[0] if batch_first else x.shape[1]
-    y = x.new_empty(tuple(x.shape[:-1]) + (D * hidden_size,))
-    h_n = x.new_empty((num_layers * D, batch, hidden_size))
+    state_size = proj_size or hidden_size
+    y = x.new_empty(tuple(x.shape[:-1]) + (D * state_size,))
+    h_n = x.new_empty((num_layers * D, batch, state_size))
     c_n = x.new_empty((num_layers * D, batch, hidden_size) if cell == "lstm" else (0,))
     saved = x.new_empty((1 if training else 0,), dtype=torch.int64)
     return y, h_n, c_n, saved
@@ -148,15 +154,15 @@ def recurrent_stack_backward(saved: Tensor, dy: Optional[Tensor], dh_n: Optional
                              dc_n: Optional[Tensor], x: Tensor, h0: Optional[Tensor],
                              c0: Optional[Tensor], weights: List[Tensor], masks: List[Tensor],
                              lengths: Optional[Tensor], cell: str, nonlinearity: str,
-                             hidden_size: int, num_layers: int, bias: bool, bidirectional: bool,
-                             reverse: bool, batch_first: bool
+                             hidden_size: int, proj_size: int, num_layers: int, bias: bool,
+                             bidirectional: bool, reverse: bool, batch_first: bool
                              ) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
     """The gradients of ``recurrent_stack`` at the given inputs (the arguments after the
     upstream gradients are the forward's): from the activations ``saved`` holds when it is
     the forward's own ``saved`` output, still alive; else the forward runs again."""
     return backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, masks, lengths, cell,
-                          nonlinearity, hidden_size, num_layers, bias, bidirectional, reverse,
-                          batch_first)
+                          nonlinearity, hidden_size, proj_size, num_layers, bias, bidirectional,
+                          reverse, batch_first)
 
 
 def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config):
@@ -206,7 +212,7 @@ def _backward(ctx, dy, dh_n, dc_n, dsaved):
         *ctx.config)
     has_h0, has_c0 = ctx.has_states
     return (dx, dh0 if has_h0 else None, dc0 if has_c0 else None, list(dweights),
-            [None] * ctx.num_masks) + (None,) * 10
+            [None] * ctx.num_masks) + (None,) * 11
 
 
 recurrent_stack.register_autograd(_backward, setup_context=_setup_context)

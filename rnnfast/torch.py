@@ -36,8 +36,11 @@ OpenMP threads when it has them (``rnnfast.set_thread_pool``), else on rnnfast's
 ``torch.func.functional_call``, ``copy.deepcopy``, pickling, ``torch.inference_mode`` and
 ``DistributedDataParallel`` work as with torch.nn.
 
-Differences from torch.nn, all raising instead of computing something else:
-``proj_size > 0`` is a ``ValueError``; backward is once-differentiable: differentiating a
+``LSTM(..., proj_size=P)`` is torch.nn's LSTM with projections (``weight_hr_l{k}``), on the
+kernels too.
+
+Differences from torch.nn, all raising instead of computing something else: backward is
+once-differentiable: differentiating a
 gradient taken with ``create_graph=True`` raises ``RuntimeError``; ``torch.jit.script`` is not
 supported.
 """
@@ -104,8 +107,8 @@ class RecurrentFunction:
             lengths = torch.as_tensor(lengths)
         weights = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else [])
         states = [None if s is None else s.unsqueeze(0) for s in (h0, c0)]
-        config = (cell, nonlinearity, w_hh.shape[1], 1, b_ih is not None, False, bool(reverse),
-                  bool(batch_first))
+        config = (cell, nonlinearity, w_hh.shape[1], 0, 1, b_ih is not None, False,
+                  bool(reverse), bool(batch_first))
         need_grad = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in [x, *states, *weights])
         y, h_n, c_n = _stack_call(x, *states, weights, [], lengths, config, need_grad)
@@ -118,8 +121,8 @@ class _KernelRNNMixin:
 
     def _kernel_config(self):
         cell, nonlinearity = _CELLS[self.mode]
-        return (cell, nonlinearity, self.hidden_size, self.num_layers, self.bias,
-                self.bidirectional, False)
+        return (cell, nonlinearity, self.hidden_size, self.proj_size, self.num_layers,
+                self.bias, self.bidirectional, False)
 
     def forward(self, input, hx=None):
         """torch.nn's forward: ``(output, h_n)``, or ``(output, (h_n, c_n))`` for the LSTM."""
@@ -152,16 +155,18 @@ class _KernelRNNMixin:
             batch = x.size(0 if self.batch_first else 1)
         else:
             return None
-        if x.size(-1) != self.input_size or x.numel() == 0 or self.proj_size:
+        if x.size(-1) != self.input_size or x.numel() == 0:
             return None
         if hx is None:
             return x, None, batched
         states = tuple(hx) if self.mode == "LSTM" and isinstance(hx, (tuple, list)) else (hx,)
         if len(states) != (2 if self.mode == "LSTM" else 1):
             return None
-        expected = (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
+        LD = self.num_layers * (2 if self.bidirectional else 1)
+        sizes = (self.proj_size or self.hidden_size, self.hidden_size)  # of h, of c
         result = []
-        for state in states:
+        for state, size in zip(states, sizes):
+            expected = (LD, batch, size)
             if not isinstance(state, torch.Tensor) or state.dim() != (3 if batched else 2):
                 return None
             state = state if batched else state.unsqueeze(1)
@@ -204,7 +209,8 @@ class _KernelRNNMixin:
         if self.dropout > 0 and self.training and self.num_layers > 1:
             # torch's dropout draws, in torch.nn's order (one mask per layer but the last)
             D = 2 if self.bidirectional else 1
-            ones = torch.ones(x.shape[:-1] + (D * self.hidden_size,), dtype=x.dtype)
+            ones = torch.ones(x.shape[:-1] + (D * (self.proj_size or self.hidden_size),),
+                              dtype=x.dtype)
             masks = [torch.nn.functional.dropout(ones, self.dropout, True)
                      for _ in range(self.num_layers - 1)]
         h0, c0 = (tuple(states) + (None,))[:2] if states is not None else (None, None)
@@ -244,8 +250,8 @@ class RNN(_KernelRNNMixin, torch.nn.RNNBase):
 
 
 class LSTM(_KernelRNNMixin, torch.nn.RNNBase):
-    """``torch.nn.LSTM`` on the rnnfast kernels (gates i, f, g, o), without projections.
-    Returns ``(output, (h_n, c_n))``."""
+    """``torch.nn.LSTM`` on the rnnfast kernels (gates i, f, g, o), with projections when
+    ``proj_size`` > 0 (``weight_hr_l{k}``, as in torch.nn). Returns ``(output, (h_n, c_n))``."""
 
     _torch_forward = torch.nn.LSTM.forward
     get_expected_cell_size = torch.nn.LSTM.get_expected_cell_size
@@ -254,11 +260,8 @@ class LSTM(_KernelRNNMixin, torch.nn.RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
-        if proj_size != 0:
-            raise ValueError(f"proj_size: rnnfast.torch.LSTM has no projections, expected 0, got "
-                             f"{proj_size!r}; use torch.nn.LSTM for proj_size > 0")
         torch.nn.RNNBase.__init__(self, "LSTM", input_size, hidden_size, num_layers, bias,
-                                  batch_first, dropout, bidirectional, device=device,
+                                  batch_first, dropout, bidirectional, proj_size, device=device,
                                   dtype=dtype)
 
 

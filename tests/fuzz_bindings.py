@@ -164,12 +164,17 @@ def recurrent_setup(rng):
     B = int(rng.integers(0, 5)) if rng.integers(6) == 0 else int(rng.integers(1, 5))
     dtype = np.float32 if rng.integers(2) else np.float64
     batch_first = bool(rng.integers(2))
+    # an LSTM with a projection: h (w_hh's columns, h0) has P features
+    P = int(rng.integers(1, 6)) if op == "lstm" and rng.integers(3) == 0 else None
+    Hs = H if P is None else P
     arrays = {"x": rand(rng, (B, T, I) if batch_first else (T, B, I), dtype),
-              "w_ih": rand(rng, (G * H, I), dtype), "w_hh": rand(rng, (G * H, H), dtype),
+              "w_ih": rand(rng, (G * H, I), dtype), "w_hh": rand(rng, (G * H, Hs), dtype),
               "b_ih": rand(rng, (G * H,), dtype) if rng.integers(2) else None,
               "b_hh": rand(rng, (G * H,), dtype) if rng.integers(2) else None,
-              "h0": rand(rng, (B, H), dtype) if rng.integers(2) else None,
-              "c0": rand(rng, (B, H), dtype) if op == "lstm" and rng.integers(2) else None}
+              "h0": rand(rng, (B, Hs), dtype) if rng.integers(2) else None,
+              "c0": rand(rng, (B, H), dtype) if op == "lstm" and rng.integers(2) else None,
+              "w_peephole": rand(rng, (3, H), dtype) if op == "lstm" and rng.integers(2) else None,
+              "w_hr": None if P is None else rand(rng, (P, H), dtype)}
     lengths = None
     if rng.integers(2):
         lengths = rng.integers(1, T + 1, size=B).astype(
@@ -178,10 +183,15 @@ def recurrent_setup(rng):
                "reset_after": bool(rng.integers(2)) if op == "gru" else True,
                "lengths": lengths, "reverse": bool(rng.integers(2)), "batch_first": batch_first,
                "training": bool(rng.integers(2))}
-    return op, arrays, options, (T, B, I, H, dtype)
+    return op, arrays, options, (T, B, I, H, dtype, Hs)
 
 
 ARRAY_ORDER = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "c0"]
+KEYWORD_ARRAYS = ["w_peephole", "w_hr"]  # the cell variants' arrays, by keyword
+
+
+def keyword_arrays(arrays):
+    return {k: arrays[k] for k in KEYWORD_ARRAYS}
 
 
 def reference_forward(op, arrays, options, training):
@@ -193,34 +203,50 @@ def reference_forward(op, arrays, options, training):
         kw["reset_after"] = options["reset_after"]
     args = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in arrays.items()}
     if op != "lstm":
-        args.pop("c0")
+        for name in ["c0"] + KEYWORD_ARRAYS:
+            args.pop(name)
     return getattr(R, op + "_forward")(**args, **kw)
 
 
 def recurrent_forward_case(rng):
-    op, arrays, options, (T, B, I, H, dtype) = recurrent_setup(rng)
+    op, arrays, options, (T, B, I, H, dtype, Hs) = recurrent_setup(rng)
     expect = None
     call_arrays, call_options, call_op = dict(arrays), dict(options), op
     kind = rng.integers(4)
     if kind == 1:  # a valid layout of one array
-        name = ARRAY_ORDER[rng.integers(len(ARRAY_ORDER))]
+        names = ARRAY_ORDER + KEYWORD_ARRAYS
+        name = names[rng.integers(len(names))]
         if arrays[name] is not None:
             call_arrays[name] = odd_layout(rng, arrays[name])
     elif kind == 2:  # one invalid array
         name = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0"][rng.integers(6)]
         if op == "lstm" and rng.integers(4) == 0:
-            name = "c0"
+            name = ["c0", "w_peephole", "w_hr"][rng.integers(3)]
         shape = (np.shape(arrays[name]) if arrays[name] is not None else
-                 {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,)}.get(name, (B, H)))
+                 {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,),
+                  "w_peephole": (3, H), "h0": (B, Hs)}.get(name, (B, H)))
         # x decides the dtype and the sizes: another float dtype or size of x is a valid call or
-        # one where another argument is blamed, so x only gets the unambiguous kinds.
-        kinds = (0, 2, 4, 5) if name == "x" else None
+        # one where another argument is blamed, so x only gets the unambiguous kinds; so does
+        # w_hr when it is given (it decides hidden_size and proj_size).
+        kinds = None
+        if name == "x":
+            kinds = (0, 2, 4, 5)
+        elif name == "w_hr":
+            kinds = (0, 1, 2, 4, 5) if arrays[name] is not None else (0, 4, 5)
         value, expect = bad_array(rng, name, tuple(shape), dtype, kinds=kinds)
         call_arrays[name] = value
         if op != "lstm" and rng.integers(8) == 0:
             call_arrays[name] = arrays[name]
-            call_arrays["c0"] = rand(rng, (B, H), dtype)
-            expect = Err(ValueError, "c0: only an LSTM has a cell state")
+            which = rng.integers(3)
+            if which == 0:
+                call_arrays["c0"] = rand(rng, (B, H), dtype)
+                expect = Err(ValueError, "c0: only an LSTM has a cell state")
+            elif which == 1:
+                call_arrays["w_peephole"] = rand(rng, (3, H), dtype)
+                expect = Err(ValueError, "w_peephole: only an LSTM has peepholes")
+            else:
+                call_arrays["w_hr"] = rand(rng, (2, H), dtype)
+                expect = Err(ValueError, "w_hr: only an LSTM has a projection")
     elif kind == 3:  # one invalid option
         which = rng.integers(5)
         if which == 0:
@@ -245,12 +271,14 @@ def recurrent_forward_case(rng):
                                        np.zeros(B + 1, np.int64)][rng.integers(4)]
             expect = Err((TypeError, ValueError), "lengths: expected")
     args = [call_arrays[k] for k in ARRAY_ORDER]
-    call = lambda: _C.recurrent_forward(call_op, *args, **call_options)  # noqa: E731
+    call = lambda: _C.recurrent_forward(call_op, *args, **call_options,  # noqa: E731
+                                        **keyword_arrays(call_arrays))
     if expect is not None:
         return "recurrent_forward", call, expect
 
     def check(out):
-        plain = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options)
+        plain = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options,
+                                     **keyword_arrays(arrays))
         same(without_ctx(out), without_ctx(plain), "recurrent_forward")
         want = reference_forward(op, arrays, options, False)
         names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
@@ -262,13 +290,14 @@ def recurrent_forward_case(rng):
 
 
 def recurrent_backward_case(rng):
-    op, arrays, options, (T, B, I, H, dtype) = recurrent_setup(rng)
+    op, arrays, options, (T, B, I, H, dtype, Hs) = recurrent_setup(rng)
     options["training"] = True
-    out = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options)
+    out = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options,
+                               **keyword_arrays(arrays))
     ctx = out[-1]
     y_shape = out[0].shape
     grads = {"dy": rand(rng, y_shape, dtype) if rng.integers(4) else None,
-             "dh_n": rand(rng, (B, H), dtype) if rng.integers(2) else None,
+             "dh_n": rand(rng, (B, Hs), dtype) if rng.integers(2) else None,
              "dc_n": rand(rng, (B, H), dtype) if op == "lstm" and rng.integers(2) else None}
     call_grads, call_ctx, call_op, expect = dict(grads), ctx, op, None
     kind = rng.integers(4)
@@ -278,7 +307,7 @@ def recurrent_backward_case(rng):
             call_grads[name] = odd_layout(rng, grads[name])
     elif kind == 2:
         name = ["dy", "dh_n", "dc_n"][rng.integers(3 if op == "lstm" else 2)]
-        shape = y_shape if name == "dy" else (B, H)
+        shape = y_shape if name == "dy" else (B, Hs) if name == "dh_n" else (B, H)
         value, expect = bad_array(rng, name, tuple(shape), dtype)
         call_grads[name] = value
     elif kind == 3:
@@ -306,9 +335,8 @@ def recurrent_backward_case(rng):
         if op != "lstm":
             g64.pop("dc_n")
         want = getattr(R, op + "_backward")(ref_out[-1], **g64)
+        assert set(got) == set(want), (sorted(got), sorted(want))
         for name in want:
-            if name not in got and want[name] is None:  # the reference's optional cell variants
-                continue
             close(got[name], want[name], dtype, f"recurrent_backward {op} d{name}")
     return "recurrent_backward", call, Ok(check)
 

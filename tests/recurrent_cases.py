@@ -16,20 +16,26 @@ TOL = {np.float64: (1e-10, 1e-10), np.float32: (1e-4, 1e-3)}  # (outputs, gradie
 
 
 def make_inputs(rng, op, T, B, I, H, dtype, *, bias=True, h0=True, batch_first=False,
-                lengths=False, scale=0.5):
-    """Keyword arguments of a forward call (arrays of dtype), and lengths (or None)."""
+                lengths=False, scale=0.5, peephole=False, proj_size=None):
+    """Keyword arguments of a forward call (arrays of dtype), and lengths (or None).
+    LSTM: peephole adds a w_peephole argument, proj_size P a projection w_hr (P, H)."""
     G = GATES[op]
+    P = H if proj_size is None else proj_size
     x_shape = (B, T, I) if batch_first else (T, B, I)
     args = {
         "x": rng.standard_normal(x_shape),
         "w_ih": rng.standard_normal((G * H, I)) * scale / np.sqrt(max(I, 1)),
-        "w_hh": rng.standard_normal((G * H, H)) * scale / np.sqrt(max(H, 1)) * 2,
+        "w_hh": rng.standard_normal((G * H, P)) * scale / np.sqrt(max(P, 1)) * 2,
         "b_ih": rng.standard_normal(G * H) * scale if bias else None,
         "b_hh": rng.standard_normal(G * H) * scale if bias else None,
-        "h0": rng.standard_normal((B, H)) * scale if h0 else None,
+        "h0": rng.standard_normal((B, P)) * scale if h0 else None,
     }
     if op == "lstm":
         args["c0"] = rng.standard_normal((B, H)) * scale if h0 else None
+        if peephole:
+            args["w_peephole"] = rng.standard_normal((3, H)) * scale
+        if proj_size is not None:
+            args["w_hr"] = rng.standard_normal((P, H)) / np.sqrt(H)
     args = {k: (None if v is None else v.astype(dtype)) for k, v in args.items()}
     lens = None
     if lengths:
@@ -49,11 +55,6 @@ def upstream(rng, op, y_shape, B, H, dtype):
     return g
 
 
-# Gradients the reference returns (None when the argument was not given) for arguments the
-# kernels do not take yet; dropped from its results so both modules give the same keys.
-REFERENCE_ONLY = ("w_hr", "w_peephole")
-
-
 def run(module, op, args, options, grads=None):
     """Forward (training when grads is given) and backward of one op of a module.
 
@@ -65,8 +66,7 @@ def run(module, op, args, options, grads=None):
     if grads is None:
         assert out[-1] is None
         return outputs, None
-    got = getattr(module, op + "_backward")(out[-1], **grads)
-    return outputs, {k: v for k, v in got.items() if not (k in REFERENCE_ONLY and v is None)}
+    return outputs, getattr(module, op + "_backward")(out[-1], **grads)
 
 
 def as64(args):

@@ -194,6 +194,34 @@ def recurrent_forward_cases(op):
                       ValueError, f"b_ih: expected shape (4*hidden_size,) = ({4 * H},), got "
                       f"({4 * H - 1},): {4 * H - 1} is not a multiple of 4 (4*hidden_size, with "
                       f"hidden_size = {H} from w_hh)"))
+        cases.append(("w_peephole-shape", lambda k: fw(k, w_peephole=np.zeros((4, H), np.float32)),
+                      ValueError, f"w_peephole: expected shape (3, hidden_size) = (3, {H}) (rows "
+                      f"p_i, p_f, p_o; hidden_size from w_hh), got (4, {H})"))
+        cases.append(("w_peephole-1d", lambda k: fw(k, w_peephole=np.zeros(3 * H, np.float32)),
+                      ValueError, f"w_peephole: expected shape (3, hidden_size) = (3, {H})"))
+        cases.append(("w_peephole-dtype", lambda k: fw(k, w_peephole=np.zeros((3, H))),
+                      TypeError, "w_peephole: expected dtype float32 (the dtype of x), got float64"))
+        f32 = np.float32
+        cases.append(("w_hr-1d", lambda k: fw(k, w_hr=np.zeros(H, f32)), ValueError,
+                      "w_hr: expected a 2-D array"))
+        cases.append(("w_hr-empty", lambda k: fw(k, w_hr=np.zeros((0, H), f32)), ValueError,
+                      f"w_hr: expected shape (proj_size, hidden_size) with both >= 1, got (0, {H})"))
+        cases.append(("w_hr-dtype", lambda k: fw(k, w_hr=np.zeros((2, H))), TypeError,
+                      "w_hr: expected dtype float32 (the dtype of x), got float64"))
+        # w_hh of the plain LSTM given with a projection of 2 features
+        cases.append(("w_hh-not-proj", lambda k: fw(k, w_hr=np.zeros((2, H), f32)), ValueError,
+                      f"w_hh: expected shape (4*hidden_size, proj_size) = ({4 * H}, 2), got "
+                      f"({4 * H}, {H}): proj_size is 2 from w_hr but {H} from w_hh"))
+        cases.append(("h0-not-proj", lambda k: fw(
+            k, w_hr=np.zeros((2, H), f32), w_hh=np.zeros((4 * H, 2), f32)), ValueError,
+            f"h0: expected shape (batch, proj_size) = ({B}, 2), got ({B}, {H}): proj_size is 2 "
+            f"from w_hr but {H} from h0"))
+        cases.append(("w_ih-not-proj-hidden", lambda k: fw(
+            k, w_hr=np.zeros((2, H + 1), f32), w_hh=np.zeros((4 * H + 4, 2), f32), h0=None),
+            ValueError, f"w_ih: expected shape (4*hidden_size, input_size) = ({4 * H + 4}, {I}), "
+            f"got ({4 * H}, {I}): hidden_size is {H + 1} from w_hr but {H} from w_ih"))
+        cases.append(("w_peephole-int", lambda k: fw(k, w_peephole=np.zeros((3, H), np.int8)),
+                      TypeError, "w_peephole: expected a float32 or float64 array, got dtype int8"))
     if op == "gru":
         cases.append(("batch_first-2d", lambda k: fw(k, x=k.x[0], batch_first=True), ValueError,
                       "x: expected a 3-D array (batch, seq_len, input_size), got shape (3, 4)"))
@@ -578,6 +606,20 @@ BINDING_CASES = [
     ("recurrent_forward-c0-gru", lambda k: _C.recurrent_forward(
         "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], None, None, None,
         k.rec["lstm"]["c0"], **RECURRENT_OPTIONS), ValueError, "c0: only an LSTM has a cell state"),
+    ("recurrent_forward-w_peephole-gru", lambda k: _C.recurrent_forward(
+        "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **RECURRENT_OPTIONS, w_peephole=np.zeros((3, H), np.float32)), ValueError,
+     "w_peephole: only an LSTM has peepholes"),
+    ("recurrent_forward-w_hr-rnn", lambda k: _C.recurrent_forward(
+        "rnn", *[k.rec["rnn"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **RECURRENT_OPTIONS, w_hr=np.zeros((2, H), np.float32)), ValueError,
+     "w_hr: only an LSTM has a projection"),
+    ("recurrent_backward-dh_n-proj", lambda k: _C.recurrent_backward(
+        "lstm", _C.recurrent_forward(
+            "lstm", k.rec["lstm"]["x"], k.rec["lstm"]["w_ih"], np.zeros((4 * H, 2), np.float32),
+            *[None] * 4, **dict(RECURRENT_OPTIONS, training=True),
+            w_hr=np.zeros((2, H), np.float32))[-1], None, np.zeros((B, H), np.float32), None),
+     ValueError, f"dh_n: expected shape (batch, proj_size) = ({B}, 2), got ({B}, {H})"),
     ("recurrent_backward-dc_n-gru", lambda k: _C.recurrent_backward(
         "gru", k.ctx["gru"], None, None, k.rec["lstm"]["c0"]), ValueError,
      "dc_n: only an LSTM has a cell state"),

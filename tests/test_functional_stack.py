@@ -33,8 +33,12 @@ def by_hand(stack, weights, x, h0, c0, lengths, masks):
             k = layer * D + d
             w = [weights.get(param_name(p, layer, d)) for p in ("weight_ih", "weight_hh",
                                                                   "bias_ih", "bias_hh")]
+            extra = {key: weights[param_name(prefix, layer, d)]
+                     for prefix, key in [("weight_peephole", "w_peephole"), ("weight_hr", "w_hr")]
+                     if param_name(prefix, layer, d) in weights}
             state = (h0[k], c0[k]) if stack.has_cell_state else (h0[k],)
-            res = kernel(out, *w, *state, lengths=lengths, reverse=d == 1, **stack.options)
+            res = kernel(out, *w, *state, lengths=lengths, reverse=d == 1, **extra,
+                         **stack.kernel_options)
             ys.append(res[0])
             hs.append(res[1])
             if stack.has_cell_state:
@@ -56,14 +60,21 @@ def test_names_and_shapes_are_torch_nn_s(cell, bias):
     assert stack.state_shape(B) == (6, B, H) and stack.output_size == 2 * H
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
-def test_forward_and_backward_match_the_single_layer_calls(rng, cell):
-    stack, weights = make(cell, rng, dropout=0.3)
+# The cells, and the LSTM's variants: cell options
+VARIANTS = {**{cell: (cell, {}) for cell in CELLS}, "lstm_peephole": ("lstm", {"peephole": True}),
+            "lstm_proj": ("lstm", {"proj_size": 2}),
+            "lstm_proj_peephole": ("lstm", {"proj_size": 3, "peephole": True})}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_forward_and_backward_match_the_single_layer_calls(rng, variant):
+    cell, kw = VARIANTS[variant]
+    stack, weights = make(cell, rng, dropout=0.3, **kw)
     x = rng.standard_normal((T, B, I))
     h0 = rng.standard_normal(stack.state_shape(B))
-    c0 = rng.standard_normal(h0.shape) if stack.has_cell_state else None
+    c0 = rng.standard_normal(stack.cell_state_shape(B)) if stack.has_cell_state else None
     lengths = np.array([4, 1, 3])
-    masks = stack.dropout_masks((T, B, 2 * H), np.float64, np.random.default_rng(3))
+    masks = stack.dropout_masks((T, B, stack.output_size), np.float64, np.random.default_rng(3))
     y, h_n, c_n, ctx = stack.forward(weights, x, h0, c0, lengths=lengths, training=True,
                                      masks=masks)
     want = by_hand(stack, weights, x, h0, c0, lengths, masks)
@@ -175,3 +186,23 @@ def test_a_stack_pickles(rng):
     x = rng.standard_normal((T, B, I))
     assert twin.names == stack.names and twin.options == stack.options
     np.testing.assert_array_equal(twin.forward(weights, x)[0], stack.forward(weights, x)[0])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_peephole_parameters_follow_the_plain_ones(bias):
+    stack = RecurrentStack("lstm", I, H, 2, bias=bias, bidirectional=True, peephole=True)
+    plain = RecurrentStack("lstm", I, H, 2, bias=bias, bidirectional=True)
+    for names, plain_names in zip(stack.names, plain.names):
+        assert names[:-1] == plain_names and names[-1].startswith("weight_peephole_l")
+        assert stack.shapes[names[-1]] == (3, H)
+    assert stack.kernel_options == {} and stack.options == {"proj_size": 0, "peephole": True}
+
+
+def test_projection_parameters_and_sizes_are_torch_nn_s():
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.LSTM(I, H, num_layers=3, bidirectional=True, proj_size=2)
+    stack = RecurrentStack("lstm", I, H, 3, bidirectional=True, proj_size=2)
+    assert {n: tuple(p.shape) for n, p in theirs.named_parameters()} == stack.shapes
+    assert list(stack.shapes) == [n for n, _ in theirs.named_parameters()]
+    assert stack.state_shape(B) == (6, B, 2) and stack.cell_state_shape(B) == (6, B, H)
+    assert stack.output_size == 4

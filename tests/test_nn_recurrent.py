@@ -214,8 +214,16 @@ def test_bad_constructor_arguments(kwargs, err, match):
 def test_bad_cell_specific_arguments():
     with pytest.raises(ValueError, match="nonlinearity"):
         nn.RNN(2, 3, nonlinearity="sigmoid")
-    with pytest.raises(ValueError, match="proj_size"):
-        nn.LSTM(2, 3, proj_size=2)
+    with pytest.raises(ValueError, match=r"proj_size: expected an int < hidden_size \(3\), got 3"):
+        nn.LSTM(2, 3, proj_size=3)
+    with pytest.raises(ValueError, match="proj_size: expected an int >= 0, got -1"):
+        nn.LSTM(2, 3, proj_size=-1)
+    with pytest.raises(TypeError, match="proj_size: expected an int, got float"):
+        nn.LSTM(2, 3, proj_size=1.0)
+    lstm = nn.LSTM(2, 3, proj_size=2)
+    with pytest.raises(ValueError, match=r"state\[0\]: expected shape \(num_layers\*num_directions, "
+                       r"batch, proj_size\) = \(1, 4, 2\), got \(1, 4, 3\)"):
+        lstm(np.zeros((5, 4, 2)), (np.zeros((1, 4, 3)), np.zeros((1, 4, 3))))
 
 
 def test_bad_forward_and_backward_arguments(rng):
@@ -254,3 +262,23 @@ def test_repr_reads_like_torch():
     assert repr(nn.LSTM(3, 4, num_layers=2, batch_first=True, bidirectional=True)) == \
         "LSTM(3, 4, num_layers=2, batch_first=True, bidirectional=True)"
     assert repr(nn.RNN(3, 4, nonlinearity="relu")) == "RNN(3, 4, nonlinearity='relu')"
+
+
+def test_peephole_lstm_names_reference_and_finite_differences(rng):
+    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True, peephole=True,
+                   dtype=np.float64, seed=0)
+    names = [n for n, _ in lstm.named_parameters()]
+    assert names[:5] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                         "weight_peephole_l0"]
+    assert lstm.weight_peephole_l1_reverse.shape == (3, 4)
+    assert "peephole=True" in repr(lstm)
+    x = rng.standard_normal((3, 5, 3))
+    one = nn.LSTM(3, 4, batch_first=True, peephole=True, dtype=np.float64, seed=1)
+    y, (h, c) = one(x)
+    w = {k: getattr(one, n + "_l0").data for k, n in [
+        ("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh"),
+        ("w_peephole", "weight_peephole")]}
+    y_ref, h_ref, c_ref, _ = R.lstm_forward(x, **w, batch_first=True)
+    assert rel_err(y, y_ref) < 1e-12 and rel_err(c[0], c_ref) < 1e-12
+    state = (rng.standard_normal((4, 3, 4)), rng.standard_normal((4, 3, 4)))
+    recurrent_fd_check(lstm, x, state, np.array([5, 2, 4]), rng)

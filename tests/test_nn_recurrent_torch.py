@@ -11,15 +11,27 @@ from rnnfast import nn
 torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
+# torch's own note that its oneDNN path has no projections (it falls back to its default one)
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
+
 CELLS = {  # id: (rnnfast class, torch class, constructor keywords)
     "rnn_tanh": (nn.RNN, torch.nn.RNN, {"nonlinearity": "tanh"}),
     "rnn_relu": (nn.RNN, torch.nn.RNN, {"nonlinearity": "relu"}),
     "lstm": (nn.LSTM, torch.nn.LSTM, {}),
     "gru": (nn.GRU, torch.nn.GRU, {}),
+    "lstm_proj": (nn.LSTM, torch.nn.LSTM, {"proj_size": 2}),
 }
 OPTIONS = list(itertools.product([1, 2], [False, True], [False, True], [False, True],
                                  [False, True]))
 T, B, I, H = 5, 4, 3, 5
+
+
+def state_sizes(cell):
+    """Features of h (and c) of a cell: proj_size for h with a projection."""
+    kw = CELLS[cell][2]
+    if CELLS[cell][1] is not torch.nn.LSTM:
+        return [H]
+    return [kw.get("proj_size") or H, H]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -82,18 +94,19 @@ def test_matches_torch(rng, cell, dtype, num_layers, bidirectional, batch_first,
     ours, ref = torch_pair(rng, cell, dtype, num_layers=num_layers, bidirectional=bidirectional,
                            batch_first=batch_first)
     D = 2 if bidirectional else 1
-    n_states = 2 if cell == "lstm" else 1
+    sizes = state_sizes(cell)
+    n_states = len(sizes)
     x = f32_values(rng.standard_normal((B, T, I) if batch_first else (T, B, I)))
     h0 = None
     if state:
-        h0 = [f32_values(rng.standard_normal((num_layers * D, B, H))) for _ in range(n_states)]
+        h0 = [f32_values(rng.standard_normal((num_layers * D, B, n))) for n in sizes]
     lens = None
     if lengths:
         lens = rng.integers(1, T + 1, size=B)
         lens[0], lens[-1] = T - 1, 1  # no sequence spans all T steps: padding at the end
-    y_shape = x.shape[:2] + (D * H,)
+    y_shape = x.shape[:2] + (D * sizes[0],)
     dy = f32_values(rng.standard_normal(y_shape))
-    dstate = [f32_values(rng.standard_normal((num_layers * D, B, H))) for _ in range(n_states)]
+    dstate = [f32_values(rng.standard_normal((num_layers * D, B, n))) for n in sizes]
     want_y, want_final, want = run_torch(ref, x, h0, lens, dy, dstate, batch_first)
 
     ours_state = None if h0 is None else (tuple(s.astype(dtype) for s in h0) if n_states == 2
@@ -159,9 +172,10 @@ def test_state_dict_loads_back_into_torch(rng):
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_unbatched_input_matches_torch(rng, cell):
     ours, ref = torch_pair(rng, cell, np.float64, num_layers=2, bidirectional=True)
-    n_states = 2 if cell == "lstm" else 1
+    sizes = state_sizes(cell)
+    n_states = len(sizes)
     x = rng.standard_normal((T, I))
-    h0 = [rng.standard_normal((4, H)) for _ in range(n_states)]
+    h0 = [rng.standard_normal((4, n)) for n in sizes]
     xt = torch.tensor(x, requires_grad=True)
     h0t = [torch.tensor(h, requires_grad=True) for h in h0]
     out, final = ref(xt, tuple(h0t) if n_states == 2 else h0t[0])
@@ -169,15 +183,15 @@ def test_unbatched_input_matches_torch(rng, cell):
     (out * torch.from_numpy(dy)).sum().backward()
     y, final_ours = ours(x, tuple(h0) if n_states == 2 else h0[0])
     dx, dstate0 = ours.backward(dy)
-    assert y.shape == (T, 2 * H)
+    assert y.shape == (T, 2 * sizes[0])
     assert rel_err(y, out.detach().numpy()) < 1e-10
     first = final_ours[0] if n_states == 2 else final_ours
-    assert first.shape == (4, H)
+    assert first.shape == (4, sizes[0])
     assert rel_err(first, (final[0] if n_states == 2 else final).detach().numpy()) < 1e-10
     assert rel_err(dx, xt.grad.numpy()) < 1e-10
     got = dstate0 if n_states == 2 else (dstate0,)
-    for g, h in zip(got, h0t):
-        assert g.shape == (4, H) and rel_err(g, h.grad.numpy()) < 1e-10
+    for g, h, n in zip(got, h0t, sizes):
+        assert g.shape == (4, n) and rel_err(g, h.grad.numpy()) < 1e-10
 
 
 def test_dropout_is_off_in_eval_mode_like_torch(rng):

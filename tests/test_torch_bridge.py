@@ -22,11 +22,25 @@ CELLS = {
     "rnn_relu": (rt.RNN, torch.nn.RNN, {"nonlinearity": "relu"}),
     "lstm": (rt.LSTM, torch.nn.LSTM, {}),
     "gru": (rt.GRU, torch.nn.GRU, {}),
+    "lstm_proj": (rt.LSTM, torch.nn.LSTM, {"proj_size": 3}),
 }
 # DESIGN.md, numerical contract, against a float64 oracle: (outputs, gradients).
 TOL = {torch.float32: (1e-4, 1e-3), torch.float64: (1e-10, 1e-10)}
 T, B, I, H = 5, 4, 3, 4
 LENGTHS = [3, 5, 1, 4]  # unsorted: the packed batch gets sorting indices
+# torch's own note that its oneDNN path has no projections (it falls back to its default one)
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
+
+
+def is_lstm(cell):
+    return CELLS[cell][1] is torch.nn.LSTM
+
+
+def state_sizes(cell):
+    """Features of h (and c): proj_size for h with a projection."""
+    if not is_lstm(cell):
+        return (H,)
+    return (CELLS[cell][2].get("proj_size") or H, H)
 
 
 def rel_err(got, want):
@@ -52,10 +66,9 @@ def make_pair(rng, cell, dtype, **kw):
 
 def make_data(rng, cell, dtype, *, num_layers, bidirectional, batch_first, with_state):
     x = torch.from_numpy(rng.standard_normal((B, T, I) if batch_first else (T, B, I))).to(dtype)
-    shape = (num_layers * (2 if bidirectional else 1), B, H)
-    count = 2 if cell == "lstm" else 1
-    states = tuple(torch.from_numpy(rng.standard_normal(shape) * 0.5).to(dtype)
-                   for _ in range(count)) if with_state else None
+    LD = num_layers * (2 if bidirectional else 1)
+    states = tuple(torch.from_numpy(rng.standard_normal((LD, B, n)) * 0.5).to(dtype)
+                   for n in state_sizes(cell)) if with_state else None
     return x, states
 
 
@@ -150,18 +163,18 @@ def test_unbatched_input_matches_torch_nn(rng, cell, batch_first, with_state):
     x = torch.from_numpy(rng.standard_normal((T, I))).requires_grad_()
     hx = None
     if with_state:
-        states = [torch.from_numpy(rng.standard_normal((4, H))) for _ in
-                  range(2 if cell == "lstm" else 1)]
-        hx = tuple(states) if cell == "lstm" else states[0]
+        states = [torch.from_numpy(rng.standard_normal((4, n))) for n in state_sizes(cell)]
+        hx = tuple(states) if is_lstm(cell) else states[0]
     got, got_state = ours(x, hx)
     want, want_state = oracle(x, hx)
-    assert got.shape == want.shape == (T, 2 * H)
+    out_size = state_sizes(cell)[0]
+    assert got.shape == want.shape == (T, 2 * out_size)
     assert rel_err(got, want) < 1e-10
-    got_state = got_state if cell == "lstm" else (got_state,)
-    want_state = want_state if cell == "lstm" else (want_state,)
-    for g, w in zip(got_state, want_state):
-        assert g.shape == w.shape == (4, H) and rel_err(g, w) < 1e-10
-    dy = torch.from_numpy(rng.standard_normal((T, 2 * H)))
+    got_state = got_state if is_lstm(cell) else (got_state,)
+    want_state = want_state if is_lstm(cell) else (want_state,)
+    for g, w, n in zip(got_state, want_state, state_sizes(cell)):
+        assert g.shape == w.shape == (4, n) and rel_err(g, w) < 1e-10
+    dy = torch.from_numpy(rng.standard_normal((T, 2 * out_size)))
     (gx,) = torch.autograd.grad(got, x, dy)
     (wx,) = torch.autograd.grad(want, x, dy)
     assert rel_err(gx, wx) < 1e-10
@@ -226,8 +239,8 @@ def test_factory_keywords_and_repr():
 
 
 def test_constructor_errors():
-    with pytest.raises(ValueError, match="proj_size"):
-        rt.LSTM(3, 4, proj_size=2)
+    with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size"):
+        rt.LSTM(3, 4, proj_size=4)  # torch.nn's check and message
     with pytest.raises(ValueError, match="nonlinearity"):
         rt.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="dropout"):
@@ -282,9 +295,10 @@ def test_empty_batch_gives_empty_results(cell):
     ours_cls, torch_cls, extra = CELLS[cell]
     got = ours_cls(I, H, num_layers=2, **extra)(torch.zeros(T, 0, I))
     want = torch_cls(I, H, num_layers=2, **extra)(torch.zeros(T, 0, I))
-    assert got[0].shape == want[0].shape == (T, 0, H)
-    got_states = got[1] if cell == "lstm" else (got[1],)
-    assert all(s.shape == (2, 0, H) for s in got_states)
+    sizes = state_sizes(cell)
+    assert got[0].shape == want[0].shape == (T, 0, sizes[0])
+    got_states = got[1] if is_lstm(cell) else (got[1],)
+    assert all(s.shape == (2, 0, n) for s, n in zip(got_states, sizes))
 
 
 def test_non_contiguous_input(rng):

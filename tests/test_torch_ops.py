@@ -19,7 +19,10 @@ CELLS = {
     "rnn_relu": (rt.RNN, torch.nn.RNN, "rnn", "relu", {"nonlinearity": "relu"}),
     "lstm": (rt.LSTM, torch.nn.LSTM, "lstm", "tanh", {}),
     "gru": (rt.GRU, torch.nn.GRU, "gru", "tanh", {}),
+    "lstm_proj": (rt.LSTM, torch.nn.LSTM, "lstm", "tanh", {"proj_size": 2}),
 }
+# torch's own note that its oneDNN path has no projections (it falls back to its default one)
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
 T, B, I, H = 5, 3, 4, 6
 
 
@@ -28,27 +31,31 @@ def leaf(rng, *shape, dtype=torch.float64, grad=True):
     return t.requires_grad_(grad)
 
 
-def op_arguments(rng, cell, nonlinearity, variant, grad=True):
-    """Arguments of torch.ops.rnnfast.recurrent_stack for one configuration."""
+def op_arguments(rng, cell, nonlinearity, variant, grad=True, proj=0):
+    """Arguments of torch.ops.rnnfast.recurrent_stack for one configuration (proj: the
+    LSTM's proj_size)."""
     layers, bidirectional, batch_first = (2, True, True) if variant == "deep" else (1, False, False)
     D = 2 if bidirectional else 1
     G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
     x = leaf(rng, *((B, T, I) if batch_first else (T, B, I)), grad=grad)
     weights = []
+    S = proj or H  # features of h
     for layer in range(layers):
         for _ in range(D):
-            width = I if layer == 0 else D * H
-            weights += [leaf(rng, G * H, width, grad=grad), leaf(rng, G * H, H, grad=grad)]
+            width = I if layer == 0 else D * S
+            weights += [leaf(rng, G * H, width, grad=grad), leaf(rng, G * H, S, grad=grad)]
             weights += [leaf(rng, G * H, grad=grad), leaf(rng, G * H, grad=grad)]
+            if proj:
+                weights.append(leaf(rng, proj, H, grad=grad))
     if variant == "deep":  # no states, dropout masks, lengths
         h0 = c0 = None
-        masks = [torch.from_numpy((rng.random(x.shape[:-1] + (D * H,)) > 0.3) / 0.7)]
+        masks = [torch.from_numpy((rng.random(x.shape[:-1] + (D * S,)) > 0.3) / 0.7)]
         lengths = torch.tensor([T, 2, 4])
     else:
-        h0 = leaf(rng, layers * D, B, H, grad=grad)
+        h0 = leaf(rng, layers * D, B, S, grad=grad)
         c0 = leaf(rng, layers * D, B, H, grad=grad) if cell == "lstm" else None
         masks, lengths = [], None
-    config = (cell, nonlinearity, H, layers, True, bidirectional, variant == "reverse",
+    config = (cell, nonlinearity, H, proj, layers, True, bidirectional, variant == "reverse",
               batch_first)
     return (x, h0, c0, weights, masks, lengths) + config
 
@@ -57,11 +64,12 @@ def op_arguments(rng, cell, nonlinearity, variant, grad=True):
 @pytest.mark.parametrize("name", list(CELLS))
 def test_opcheck_both_operators(rng, name, variant):
     _, _, cell, nonlinearity, _ = CELLS[name]
-    args = op_arguments(rng, cell, nonlinearity, variant)
+    proj = CELLS[name][4].get("proj_size", 0)
+    args = op_arguments(rng, cell, nonlinearity, variant, proj=proj)
     for training in (True, False):
         torch.library.opcheck(torch.ops.rnnfast.recurrent_stack.default, args + (training,))
     y, h_n, c_n, saved = torch.ops.rnnfast.recurrent_stack(*args, True)
-    detached = op_arguments(rng, cell, nonlinearity, variant, grad=False)
+    detached = op_arguments(rng, cell, nonlinearity, variant, grad=False, proj=proj)
     dy, dh_n = torch.randn_like(y), torch.randn_like(h_n)
     dc_n = torch.randn_like(c_n) if cell == "lstm" else None
     y, h_n, c_n, saved = torch.ops.rnnfast.recurrent_stack(*detached, True)
@@ -74,7 +82,8 @@ def test_backward_of_a_copy_of_saved_runs_the_forward_again(rng, name):
     """``saved`` is the forward's own activations; a copy (or the empty ``saved`` of an
     inference forward) makes the backward recompute them: the same gradients, bitwise."""
     _, _, cell, nonlinearity, _ = CELLS[name]
-    args = op_arguments(rng, cell, nonlinearity, "deep", grad=False)
+    args = op_arguments(rng, cell, nonlinearity, "deep", grad=False,
+                        proj=CELLS[name][4].get("proj_size", 0))
     y, h_n, c_n, saved = torch.ops.rnnfast.recurrent_stack(*args, True)
     upstream = (torch.randn_like(y), torch.randn_like(h_n),
                 torch.randn_like(c_n) if cell == "lstm" else None)
@@ -95,7 +104,7 @@ class Tagger(torch.nn.Module):
     def __init__(self, recurrent_cls, **kw):
         super().__init__()
         self.rnn = recurrent_cls(I, H, num_layers=2, bidirectional=True, **kw)
-        self.head = torch.nn.Linear(2 * H, 3)
+        self.head = torch.nn.Linear(2 * (kw.get("proj_size") or H), 3)
 
     def forward(self, x):
         y, _ = self.rnn(x)
@@ -121,7 +130,7 @@ def assert_all_close(got, want):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["rnn_relu", "lstm", "gru"])
+@pytest.mark.parametrize("name", ["rnn_relu", "lstm", "gru", "lstm_proj"])
 def test_compile_fullgraph_dynamic_matches_eager(rng, name):
     torch._dynamo.reset()
     m = model(name)
@@ -142,7 +151,7 @@ def test_compile_inference_without_grad(rng):
         assert torch.equal(compiled(x), m(x))
 
 
-@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru"])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru", "lstm_proj"])
 def test_export_runs_and_matches_eager(rng, name):
     m = model(name, torch.float64)
     x = torch.from_numpy(rng.standard_normal((T, B, I)))
@@ -184,7 +193,8 @@ def test_jit_trace_records_the_operator(rng):
 @pytest.mark.parametrize("name", list(CELLS))
 def test_gradgradcheck_raises_never_zero(rng, name):
     _, _, cell, nonlinearity, _ = CELLS[name]
-    x, h0, c0, weights, *rest = op_arguments(rng, cell, nonlinearity, "plain")
+    x, h0, c0, weights, *rest = op_arguments(rng, cell, nonlinearity, "plain",
+                                             proj=CELLS[name][4].get("proj_size", 0))
 
     def f(x, *weights):
         return torch.ops.rnnfast.recurrent_stack(x, h0, c0, list(weights), *rest, True)[:2]

@@ -29,6 +29,8 @@ struct RecurrentCtx {
   bool dbl = false;
   py::array x, w_ih, w_hh;  // C-contiguous, of the ctx's dtype
   std::optional<py::array> b_ih, b_hh;
+  std::optional<py::array> w_peephole;  // LSTM peepholes [3, H]
+  std::optional<py::array> w_hr;        // LSTM projection [P, H]
   bool has_h0 = false, has_c0 = false;
   Precision precision = Precision::float32;  // of the products, forward and backward
   RecurrentWorkspace<float> ws32;
@@ -93,7 +95,7 @@ RecurrentWorkspace<double>& workspace<double>(RecurrentCtx& ctx) { return ctx.ws
 template <typename T>
 RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
   return {static_cast<const T*>(c.w_ih.data()), static_cast<const T*>(c.w_hh.data()),
-          ptr<T>(c.b_ih), ptr<T>(c.b_hh), c.precision};
+          ptr<T>(c.b_ih), ptr<T>(c.b_hh), c.precision, ptr<T>(c.w_peephole), ptr<T>(c.w_hr)};
 }
 
 template <typename T>
@@ -101,9 +103,10 @@ py::tuple forward_impl(std::shared_ptr<RecurrentCtx> ctx, const std::optional<py
                        const std::optional<py::array>& c0, bool training) {
   const SeqShape& s = ctx->shape;
   const bool is_lstm = ctx->cell == Cell::lstm;
-  py::array_t<T> y(s.batch_first ? std::vector<index_t>{s.B, s.T, s.H}
-                                 : std::vector<index_t>{s.T, s.B, s.H});
-  py::array_t<T> h_n({s.B, s.H});
+  const index_t Hs = s.state_size();
+  py::array_t<T> y(s.batch_first ? std::vector<index_t>{s.B, s.T, Hs}
+                                 : std::vector<index_t>{s.T, s.B, Hs});
+  py::array_t<T> h_n({s.B, Hs});
   std::optional<py::array_t<T>> c_n;
   if (is_lstm) c_n.emplace(std::vector<index_t>{s.B, s.H});
   RecurrentWorkspace<T>* ws = training ? &workspace<T>(*ctx) : nullptr;
@@ -127,7 +130,9 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
                                     const py::object& h0_obj, const py::object& c0_obj,
                                     const py::object& nonlinearity, bool reset_after,
                                     const py::object& lengths_obj, bool reverse, bool batch_first,
-                                    bool training, const py::object& precision) {
+                                    bool training, const py::object& precision,
+                                    const py::object& w_peephole_obj,
+                                    const py::object& w_hr_obj) {
   const std::string op = choice_arg(op_obj, "op", kRecurrentOps);
   auto ctx = std::make_shared<RecurrentCtx>();
   ctx->op = op;
@@ -152,41 +157,72 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
                           (batch_first ? "(batch, seq_len, input_size)" : "(seq_len, batch, input_size)") +
                           ", got shape " + shape_str(shape_of(x)));
 
+  std::optional<py::array> w_hr;
+  if (!w_hr_obj.is_none()) {  // LSTM with a projection: H and P from w_hr [P, H]
+    if (ctx->cell != Cell::lstm) throw py::value_error("w_hr: only an LSTM has a projection");
+    w_hr = float_array(w_hr_obj, "w_hr");
+    check_same_dtype(*w_hr, "w_hr", x, "x");
+    check_ndim(*w_hr, "w_hr", 2);
+    s.P = w_hr->shape(0);
+    s.H = w_hr->shape(1);
+    if (s.P < 1 || s.H < 1)
+      throw py::value_error("w_hr: expected shape (proj_size, hidden_size) with both >= 1, got " +
+                            shape_str(shape_of(*w_hr)));
+  }
   py::array w_hh = float_array(w_hh_obj, "w_hh");
   check_same_dtype(w_hh, "w_hh", x, "x");
-  const std::string gw = G == 1 ? "hidden_size" : std::to_string(G) + "*hidden_size";
-  check_ndim(w_hh, "w_hh", 2);
-  s.H = w_hh.shape(1);
-  if (s.H < 1)
-    throw py::value_error("w_hh: expected shape (" + gw + ", hidden_size) with hidden_size >= 1, got " +
-                          shape_str(shape_of(w_hh)));
-  if (w_hh.shape(0) != G * s.H) {
-    const index_t rows = w_hh.shape(0);
-    std::string why = rows % G == 0 ? "hidden_size is " + std::to_string(rows / G) +
-                                          " from its rows" +
-                                          (G > 1 ? " (" + std::to_string(rows) + " = " +
-                                                       std::to_string(G) + "*" +
-                                                       std::to_string(rows / G) + ")"
-                                                 : std::string()) +
-                                          " but " + std::to_string(s.H) + " from its columns"
-                                    : "its " + std::to_string(rows) + " rows are not a multiple of " +
-                                          std::to_string(G) + " (" + gw + ")";
-    throw py::value_error("w_hh: expected shape (" + gw + ", hidden_size), got " +
-                          shape_str(shape_of(w_hh)) + ": " + why);
+  if (w_hr) {
+    check_dims(w_hh, "w_hh", {Dim{"hidden_size", s.H, "w_hr", 4}, Dim{"proj_size", s.P, "w_hr"}});
+  } else {
+    const std::string gw = G == 1 ? "hidden_size" : std::to_string(G) + "*hidden_size";
+    check_ndim(w_hh, "w_hh", 2);
+    s.H = w_hh.shape(1);
+    if (s.H < 1)
+      throw py::value_error("w_hh: expected shape (" + gw + ", hidden_size) with hidden_size >= 1, got " +
+                            shape_str(shape_of(w_hh)));
+    if (w_hh.shape(0) != G * s.H) {
+      const index_t rows = w_hh.shape(0);
+      std::string why = rows % G == 0 ? "hidden_size is " + std::to_string(rows / G) +
+                                            " from its rows" +
+                                            (G > 1 ? " (" + std::to_string(rows) + " = " +
+                                                         std::to_string(G) + "*" +
+                                                         std::to_string(rows / G) + ")"
+                                                   : std::string()) +
+                                            " but " + std::to_string(s.H) + " from its columns"
+                                      : "its " + std::to_string(rows) + " rows are not a multiple of " +
+                                            std::to_string(G) + " (" + gw + ")";
+      throw py::value_error("w_hh: expected shape (" + gw + ", hidden_size), got " +
+                            shape_str(shape_of(w_hh)) + ": " + why);
+    }
   }
-  const Dim gates{"hidden_size", s.H, "w_hh", G}, hidden{"hidden_size", s.H, "w_hh"};
+  const Dim gates{"hidden_size", s.H, w_hr ? "w_hr" : "w_hh", G};
+  const Dim hidden{"hidden_size", s.H, w_hr ? "w_hr" : "w_hh"};
+  const Dim state = w_hr ? Dim{"proj_size", s.P, "w_hr"} : hidden;
   const Dim input{"input_size", s.I, "x"}, batch{"batch", s.B, "x"};
   py::array w_ih = float_array(w_ih_obj, "w_ih");
   check_same_dtype(w_ih, "w_ih", x, "x");
   check_dims(w_ih, "w_ih", {gates, input});
   ctx->b_ih = optional_array(b_ih_obj, "b_ih", x, {gates});
   ctx->b_hh = optional_array(b_hh_obj, "b_hh", x, {gates});
-  auto h0 = optional_array(h0_obj, "h0", x, {batch, hidden});
+  auto h0 = optional_array(h0_obj, "h0", x, {batch, state});
   std::optional<py::array> c0;
   if (ctx->cell == Cell::lstm) c0 = optional_array(c0_obj, "c0", x, {batch, hidden});
   else if (!c0_obj.is_none()) throw py::value_error("c0: only an LSTM has a cell state");
+  if (!w_peephole_obj.is_none()) {
+    if (ctx->cell != Cell::lstm) throw py::value_error("w_peephole: only an LSTM has peepholes");
+    py::array p = float_array(w_peephole_obj, "w_peephole");
+    check_same_dtype(p, "w_peephole", x, "x");
+    const std::vector<index_t> want{3, s.H};
+    if (shape_of(p) != want)
+      throw py::value_error("w_peephole: expected shape (3, hidden_size) = " + shape_str(want) +
+                            " (rows p_i, p_f, p_o; hidden_size from " + hidden.origin + "), got " +
+                            shape_str(shape_of(p)));
+    ctx->w_peephole = contiguous_float(p);
+  }
   if (!lengths_obj.is_none()) s.lengths = lengths_vector(lengths_obj, s.B, s.T);
-  checked_size({s.T, s.B, G * s.H + 2 * s.H + s.I}, "x and hidden_size");
+  checked_size({s.T, s.B, G * s.H + 2 * s.state_size() + (s.P ? 2 * s.H : 0) + s.I},
+               "x and hidden_size");
+  if (w_hr) ctx->w_hr = contiguous_float(*w_hr);
   ctx->has_h0 = bool(h0);
   ctx->has_c0 = bool(c0);
 
@@ -203,10 +239,12 @@ template <typename T>
 py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
                        const std::optional<py::array>& dh_n, const std::optional<py::array>& dc_n) {
   const SeqShape& s = ctx.shape;
-  const index_t GH = gate_count(ctx.cell) * s.H;
-  py::array_t<T> dx(shape_of(ctx.x)), dw_ih({GH, s.I}), dw_hh({GH, s.H});
-  std::optional<py::array_t<T>> dh0, dc0, db_ih, db_hh;
-  if (ctx.has_h0) dh0.emplace(std::vector<index_t>{s.B, s.H});
+  const index_t GH = gate_count(ctx.cell) * s.H, Hs = s.state_size();
+  py::array_t<T> dx(shape_of(ctx.x)), dw_ih({GH, s.I}), dw_hh({GH, Hs});
+  std::optional<py::array_t<T>> dh0, dc0, db_ih, db_hh, dpeep, dw_hr;
+  if (ctx.w_peephole) dpeep.emplace(std::vector<index_t>{3, s.H});
+  if (ctx.w_hr) dw_hr.emplace(std::vector<index_t>{s.P, s.H});
+  if (ctx.has_h0) dh0.emplace(std::vector<index_t>{s.B, Hs});
   if (ctx.has_c0) dc0.emplace(std::vector<index_t>{s.B, s.H});
   if (ctx.b_ih) db_ih.emplace(std::vector<index_t>{GH});
   if (ctx.b_hh) db_hh.emplace(std::vector<index_t>{GH});
@@ -219,6 +257,8 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
   g.c0 = out(dc0);
   g.b_ih = out(db_ih);
   g.b_hh = out(db_hh);
+  g.w_peephole = out(dpeep);
+  g.w_hr = out(dw_hr);
   const RecurrentWeights<T> w = weights_of<T>(ctx);
   const T* px = static_cast<const T*>(ctx.x.data());
   const T *pdy = ptr<T>(dy), *pdh = ptr<T>(dh_n), *pdc = ptr<T>(dc_n);
@@ -227,7 +267,7 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
     recurrent_backward<T>(ctx.cell, s, w, px, workspace<T>(ctx), pdy, pdh, pdc, g);
   } else {  // an empty batch: the weight gradients (sums over the batch) are zeros
     for (py::array_t<T>* a : {&dw_ih, &dw_hh}) std::fill_n(a->mutable_data(), a->size(), T(0));
-    for (auto* a : {&db_ih, &db_hh})
+    for (auto* a : {&db_ih, &db_hh, &dpeep, &dw_hr})
       if (*a) std::fill_n((*a)->mutable_data(), (*a)->size(), T(0));
   }
   auto obj = [](std::optional<py::array_t<T>>& a) {
@@ -241,6 +281,10 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
   grads["w_hh"] = dw_hh;
   grads["b_ih"] = obj(db_ih);
   grads["b_hh"] = obj(db_hh);
+  if (ctx.cell == Cell::lstm) {
+    grads["w_hr"] = obj(dw_hr);
+    grads["w_peephole"] = obj(dpeep);
+  }
   return grads;
 }
 
@@ -256,11 +300,13 @@ py::dict recurrent_backward_binding(const py::object& op_obj, const py::object& 
                           "_forward");
   const SeqShape& s = ctx.shape;
   const py::array& x = ctx.x;
-  const std::vector<index_t> y_shape = s.batch_first ? std::vector<index_t>{s.B, s.T, s.H}
-                                                     : std::vector<index_t>{s.T, s.B, s.H};
+  const index_t Hs = s.state_size();
+  const std::string hs = s.P ? "proj_size" : "hidden_size";
+  const std::vector<index_t> y_shape = s.batch_first ? std::vector<index_t>{s.B, s.T, Hs}
+                                                     : std::vector<index_t>{s.T, s.B, Hs};
   auto dy = optional_grad(dy_obj, "dy", x, y_shape,
-                          s.batch_first ? "(batch, seq_len, hidden_size)" : "(seq_len, batch, hidden_size)");
-  auto dh_n = optional_grad(dh_n_obj, "dh_n", x, {s.B, s.H}, "(batch, hidden_size)");
+                          s.batch_first ? "(batch, seq_len, " + hs + ")" : "(seq_len, batch, " + hs + ")");
+  auto dh_n = optional_grad(dh_n_obj, "dh_n", x, {s.B, Hs}, "(batch, " + hs + ")");
   std::optional<py::array> dc_n;
   if (ctx.cell == Cell::lstm) dc_n = optional_grad(dc_n_obj, "dc_n", x, {s.B, s.H}, "(batch, hidden_size)");
   else if (!dc_n_obj.is_none()) throw py::value_error("dc_n: only an LSTM has a cell state");
@@ -291,7 +337,8 @@ void bind_recurrent(Entries& m) {
         py::arg("h0"), py::arg("c0"), py::kw_only(),
         py::arg("nonlinearity"), py::arg("reset_after").noconvert(), py::arg("lengths"),
         py::arg("reverse").noconvert(), py::arg("batch_first").noconvert(),
-        py::arg("training").noconvert(), py::arg("precision") = "float32");
+        py::arg("training").noconvert(), py::arg("precision") = "float32",
+        py::arg("w_peephole") = py::none(), py::arg("w_hr") = py::none());
   m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

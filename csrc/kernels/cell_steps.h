@@ -20,6 +20,10 @@ struct CellSteps {
   void (*rnn)(bool relu, index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
               T* h);
   void (*lstm)(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias, T* h, T* c);
+  // LSTM with peepholes: peep[k * gs + u] is p_i, p_f, p_o (k = 0, 1, 2) of unit j0 + u;
+  // i and f see c_{t-1} * p, o sees c_t * p_o.
+  void (*lstm_peephole)(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
+                        const T* peep, T* h, T* c);
   // GRU, reset after: n = tanh(g_n + b_in + r * (hg_n + b_hn)), h = (1 - z) n + z hprev;
   // hn_out (if non-null) keeps hg_n + b_hn. b_hn, hprev, h and hn_out are per unit.
   void (*gru)(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias, const T* b_hn,
@@ -37,6 +41,9 @@ struct CellSteps {
   // dc: gradient of the cell state the step produced (in), of the one it started from (out).
   void (*lstm_grad)(index_t n, index_t ld, const T* gates, const T* cprev, T* dh, T* dc, T* dgx,
                     T* dgh);
+  // LSTM with peepholes (peep as in lstm_peephole, gate stride ld).
+  void (*lstm_peephole_grad)(index_t n, index_t ld, const T* gates, const T* cprev,
+                             const T* peep, T* dh, T* dc, T* dgx, T* dgh);
   void (*gru_grad)(index_t n, index_t ld, const T* gates, const T* hn, const T* hprev, T* dh,
                    T* dgx, T* dgh);
   // GRU, reset before (whole rows, gate stride H): first dn, dz (dgn [H] stages dn for the GEMM

@@ -51,6 +51,28 @@ void lstm_step(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __re
 }
 
 template <typename T>
+void lstm_peephole_step(index_t n, index_t gs, index_t hs, T* __restrict g,
+                        const T* __restrict hg, const T* __restrict bias,
+                        const T* __restrict peep, T* __restrict h, T* __restrict c) {
+  RNNFAST_INDEPENDENT_ITERATIONS
+  for (index_t j = 0; j < n; ++j) {
+    const T cp = c[j];
+    const T i = act::sigmoid(g[j] + hg[j] + bias[j] + peep[j] * cp);
+    const T f = act::sigmoid(g[gs + j] + hg[hs + j] + bias[gs + j] + peep[gs + j] * cp);
+    const T gg = act::tanh(g[2 * gs + j] + hg[2 * hs + j] + bias[2 * gs + j]);
+    const T cn = f * cp + i * gg;
+    const T o = act::sigmoid(g[3 * gs + j] + hg[3 * hs + j] + bias[3 * gs + j] +
+                             peep[2 * gs + j] * cn);
+    c[j] = cn;
+    h[j] = o * act::tanh(cn);
+    g[j] = i;
+    g[gs + j] = f;
+    g[2 * gs + j] = gg;
+    g[3 * gs + j] = o;
+  }
+}
+
+template <typename T>
 void gru_step(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
               const T* __restrict bias, const T* __restrict b_hn, const T* __restrict hprev,
               T* __restrict h, T* __restrict hn_out) {
@@ -126,6 +148,28 @@ void lstm_grad(index_t n, index_t ld, const T* __restrict gates, const T* __rest
 }
 
 template <typename T>
+void lstm_peephole_grad(index_t n, index_t ld, const T* __restrict gates,
+                        const T* __restrict cprev, const T* __restrict peep, T* __restrict dh,
+                        T* __restrict dc, T* __restrict dgx, T* __restrict dgh) {
+  RNNFAST_INDEPENDENT_ITERATIONS
+  for (index_t j = 0; j < n; ++j) {
+    const T i = gates[j], f = gates[ld + j], g = gates[2 * ld + j], o = gates[3 * ld + j];
+    const T tc = act::tanh(f * cprev[j] + i * g);
+    const T d_o = dh[j] * tc * o * (T(1) - o);
+    const T dct = dc[j] + dh[j] * o * (T(1) - tc * tc) + d_o * peep[2 * ld + j];
+    const T di = dct * g * i * (T(1) - i);
+    const T df = dct * cprev[j] * f * (T(1) - f);
+    const T dg = dct * i * (T(1) - g * g);
+    dgx[j] = dgh[j] = di;
+    dgx[ld + j] = dgh[ld + j] = df;
+    dgx[2 * ld + j] = dgh[2 * ld + j] = dg;
+    dgx[3 * ld + j] = dgh[3 * ld + j] = d_o;
+    dc[j] = dct * f + di * peep[j] + df * peep[ld + j];
+    dh[j] = T(0);
+  }
+}
+
+template <typename T>
 void gru_grad(index_t n, index_t ld, const T* __restrict gates, const T* __restrict hn,
               const T* __restrict hprev, T* __restrict dh, T* __restrict dgx, T* __restrict dgh) {
   RNNFAST_INDEPENDENT_ITERATIONS
@@ -173,9 +217,9 @@ void gru_before_grad_r(index_t H, const T* __restrict gates, const T* __restrict
 
 template <typename T>
 constexpr CellSteps<T> make_steps() {
-  return {rnn_step<T>,         lstm_step<T>,         gru_step<T>,  gru_before_gates<T>,
-          gru_before_update<T>, rnn_grad<T>,         lstm_grad<T>, gru_grad<T>,
-          gru_before_grad_n<T>, gru_before_grad_r<T>};
+  return {rnn_step<T>,          lstm_step<T>,         lstm_peephole_step<T>, gru_step<T>,
+          gru_before_gates<T>,  gru_before_update<T>, rnn_grad<T>,           lstm_grad<T>,
+          lstm_peephole_grad<T>, gru_grad<T>,         gru_before_grad_n<T>,  gru_before_grad_r<T>};
 }
 
 }  // namespace

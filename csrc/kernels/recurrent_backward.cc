@@ -39,12 +39,44 @@ void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out) {
   });
 }
 
+// The peephole gradients [3, H]: over the valid rows (in order, so the sums are reproducible),
+// sum of di * c_{t-1}, df * c_{t-1} and do * c_t, c_t recomputed from the saved gates.
+template <typename T>
+void peephole_grads(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T* dgx, T* out) {
+  const index_t H = s.H, GH = 4 * H;
+  constexpr index_t kChunk = 64;
+  parallel_for(H, kChunk, [&](index_t j0, index_t j1) {
+    for (index_t jb = j0; jb < j1; jb += kChunk) {
+      const index_t w = std::min(kChunk, j1 - jb);
+      T pi[kChunk] = {}, pf[kChunk] = {}, po[kChunk] = {};
+      for (index_t t = 0; t < s.T; ++t)
+        for (index_t b = 0; b < s.B; ++b) {
+          if (t >= s.length(b)) continue;
+          const index_t row = s.row(t, b);
+          const T* d = dgx + row * GH + jb;
+          const T* gt = ws.gates.data() + row * GH + jb;
+          const T* cp = ws.extra.data() + row * H + jb;
+          for (index_t j = 0; j < w; ++j) {
+            const T cn = gt[H + j] * cp[j] + gt[j] * gt[2 * H + j];
+            pi[j] += d[j] * cp[j];
+            pf[j] += d[H + j] * cp[j];
+            po[j] += d[3 * H + j] * cn;
+          }
+        }
+      std::copy(pi, pi + w, out + jb);
+      std::copy(pf, pf + w, out + H + jb);
+      std::copy(po, po + w, out + 2 * H + jb);
+    }
+  });
+}
+
 // Everything one step of the blocked loop reads; the parallel_for captures only a pointer to it.
-// The cell C is a template parameter: no switch per row.
-template <typename T, Cell C>
+// The cell C and its options (Peep: LSTM peepholes) are template parameters: no switch per row.
+template <typename T, Cell C, bool Peep>
 struct BlockedGradStep {
   const SeqShape* s;
   const cells::CellSteps<T>* steps;
+  const T* peep;  // [3, H] when Peep
   const PackedB<T>* whh;  // W_hh [G*H, H]: its columns are the hidden units
   const RecurrentWorkspace<T>* ws;
   const T* dy;
@@ -86,8 +118,12 @@ struct BlockedGradStep {
       if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
         steps->rnn_grad(C == Cell::rnn_relu, n, H, gates, db, dgrow, st);
       } else if constexpr (C == Cell::lstm) {
-        steps->lstm_grad(n, H, gates, ws->extra.data() + row * H + j0, db, dc + b * H + j0,
-                         dgrow, st);
+        if constexpr (Peep)
+          steps->lstm_peephole_grad(n, H, gates, ws->extra.data() + row * H + j0, peep + j0, db,
+                                    dc + b * H + j0, dgrow, st);
+        else
+          steps->lstm_grad(n, H, gates, ws->extra.data() + row * H + j0, db, dc + b * H + j0,
+                           dgrow, st);
       } else {
         static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
         steps->gru_grad(n, H, gates, ws->extra.data() + row * H + j0,
@@ -101,8 +137,8 @@ struct BlockedGradStep {
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward.
-template <typename T, Cell C>
-void loop_blocked(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
+template <typename T, Cell C, bool Peep = false>
+void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const RecurrentWorkspace<T>& ws,
                   const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
                   Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = gate_count(C) * H;
@@ -114,9 +150,9 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>&
   const index_t grain = detail::step_grain(B * GH * hb);
 
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
-    BlockedGradStep<T, C> st{&s, steps, &whh, &ws, dy, dgx, dgh_n, dh, dc, nullptr,
-                          stage_a.data(), 0, hb, b0, b1};
-    const BlockedGradStep<T, C>* sp = &st;
+    BlockedGradStep<T, C, Peep> st{&s,  steps, peep,    &whh,           &ws, dy, dgx, dgh_n,
+                                   dh,  dc,    nullptr, stage_a.data(), 0,   hb, b0,  b1};
+    const BlockedGradStep<T, C, Peep>* sp = &st;
     for (st.step = s.steps() - 1; st.step >= 0; --st.step) {
       if (share_steps)
         parallel_for(blocks, grain, [sp](index_t q0, index_t q1) { sp->run_blocks(q0, q1); });
@@ -178,6 +214,50 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const RecurrentWorkspac
   }
 }
 
+// The reverse time loop of the LSTM with a projection: dh [B, P] (dh_n in, the gradient of h0
+// out), dc [B, H] likewise. Per step, dm = dh W_hr (one GEMM: every unit of dm needs all of dh),
+// the gate gradients by rows, then dh = (staged gate gradients) W_hh. dh_rows [rows, P] keeps
+// the gradient of every step's h for dW_hr = dh_rows^T m.
+template <typename T, bool Peep>
+void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* peep,
+                    const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dh_rows, T* dh,
+                    T* dc, Precision prec) {  // bf16: precision of the products
+  const index_t B = s.B, H = s.H, P = s.P, GH = 4 * H;
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
+  PackedB<T> whh, whr;  // W_hh [4H, P], W_hr [P, H]
+  whh.pack(false, GH, P, w_hh, P, prec);
+  whr.pack(false, P, H, w_hr, H, prec);
+  Buffer<T> stage(B * GH), dm(B * H);
+  for (index_t step = s.steps() - 1; step >= 0; --step) {
+    detail::for_each_batch_row(B, P, [&](index_t b) {
+      if (!s.active(step, b)) return;
+      const index_t row = s.row(s.time_of(step, b), b);
+      T* db = dh + b * P;
+      if (dy)
+        for (index_t j = 0; j < P; ++j) db[j] += dy[row * P + j];
+      std::memcpy(dh_rows + row * P, db, sizeof(T) * P);
+    });
+    gemm_packed<T>(B, dh, P, whr, T(0), dm.data(), H);
+    detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
+      T* st = stage.data() + b * GH;
+      if (!s.active(step, b)) {  // the state passes unchanged: dh stays, nothing to stage
+        std::fill_n(st, GH, T(0));
+        return;
+      }
+      const index_t row = s.row(s.time_of(step, b), b);
+      const T* gates = ws.gates.data() + row * GH;
+      const T* cprev = ws.extra.data() + row * H;
+      if constexpr (Peep)
+        steps.lstm_peephole_grad(H, H, gates, cprev, peep, dm.data() + b * H, dc + b * H,
+                                 dgx + row * GH, st);
+      else
+        steps.lstm_grad(H, H, gates, cprev, dm.data() + b * H, dc + b * H, dgx + row * GH, st);
+      std::fill_n(dh + b * P, P, T(0));  // h_{t-1} reaches h_t through W_hh only
+    });
+    gemm_packed<T>(B, stage.data(), GH, whh, T(1), dh, P);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -185,7 +265,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
                         const RecurrentWorkspace<T>& ws, const T* dy, const T* dh_n,
                         const T* dc_n, const RecurrentGrads<T>& g) {
   const index_t B = s.B, H = s.H, I = s.I, G = gate_count(cell), GH = G * H, rows = s.rows();
-  const bool is_lstm = cell == Cell::lstm;
+  const index_t Hs = s.state_size();  // features of h
+  const bool is_lstm = cell == Cell::lstm, projected = is_lstm && w.w_hr;
 
   // dgx: input-side gate gradients of every row; dgh_n: recurrent-side n-gate gradients of every
   // row (GRU reset after: they differ from the input side by the factor r).
@@ -194,20 +275,35 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     dgx.zero();
     dgh_n.zero();
   }
-  Buffer<T> dh(B * H), dc(is_lstm ? B * H : 0);
-  if (dh_n) std::memcpy(dh.data(), dh_n, sizeof(T) * B * H); else dh.zero();
+  Buffer<T> dh(B * Hs), dc(is_lstm ? B * H : 0), dh_rows(projected ? rows * Hs : 0);
+  if (dh_n) std::memcpy(dh.data(), dh_n, sizeof(T) * B * Hs); else dh.zero();
+  if (projected && !s.lengths.empty()) dh_rows.zero();
   if (is_lstm) {
     if (dc_n) std::memcpy(dc.data(), dc_n, sizeof(T) * B * H); else dc.zero();
   }
   if (cell == Cell::gru_reset_before)
     loop_reset_before(s, w.w_hh, ws, dy, dgx.data(), dh.data(), w.precision);
+  else if (projected && w.w_peephole)
+    loop_projected<T, true>(s, w.w_hh, w.w_hr, w.w_peephole, ws, dy, dgx.data(), dh_rows.data(),
+                            dh.data(), dc.data(), w.precision);
+  else if (projected)
+    loop_projected<T, false>(s, w.w_hh, w.w_hr, nullptr, ws, dy, dgx.data(), dh_rows.data(),
+                             dh.data(), dc.data(), w.precision);
+  else if (is_lstm && w.w_peephole)
+    loop_blocked<T, Cell::lstm, true>(s, w.w_hh, w.w_peephole, ws, dy, dgx.data(), nullptr,
+                                      dh.data(), dc.data(), w.precision);
   else
     detail::with_blocked_cell(cell, [&](auto cell_c) {
-      loop_blocked<T, decltype(cell_c)::value>(s, w.w_hh, ws, dy, dgx.data(), dgh_n.data(),
-                                               dh.data(), dc.data(), w.precision);
+      loop_blocked<T, decltype(cell_c)::value>(s, w.w_hh, nullptr, ws, dy, dgx.data(),
+                                               dgh_n.data(), dh.data(), dc.data(), w.precision);
     });
+  if (g.w_peephole && is_lstm && w.w_peephole)
+    peephole_grads(s, ws, dgx.data(), g.w_peephole);
 
-  if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
+  if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * Hs);
+  if (g.w_hr && projected)  // dW_hr = sum over rows of dh_t^T m_t
+    gemm<T>(true, false, Hs, H, rows, T(1), dh_rows.data(), Hs, ws.m.data(), H, T(0), g.w_hr, H,
+            w.precision);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
 
   // Large GEMMs over all rows.
@@ -223,27 +319,27 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const index_t shared = g.w_ih && g.w_hh ? (gru_like ? 2 * H : GH) : 0;
   const T* hprev = ws.hprev.data();
   if (shared) {
-    const index_t IH = I + H;
+    const index_t IH = I + Hs;
     Buffer<T> xh(rows * IH), dw(shared * IH);
     parallel_for(rows, 1024, [&](index_t r0, index_t r1) {
       for (index_t r = r0; r < r1; ++r) {
         std::memcpy(xh.data() + r * IH, x + r * I, sizeof(T) * I);
-        std::memcpy(xh.data() + r * IH + I, hprev + r * H, sizeof(T) * H);
+        std::memcpy(xh.data() + r * IH + I, hprev + r * Hs, sizeof(T) * Hs);
       }
     });
     gemm<T>(true, false, shared, IH, rows, T(1), dgx.data(), GH, xh.data(), IH, T(0), dw.data(),
             IH, w.precision);
     for (index_t i = 0; i < shared; ++i) {
       std::memcpy(g.w_ih + i * I, dw.data() + i * IH, sizeof(T) * I);
-      std::memcpy(g.w_hh + i * H, dw.data() + i * IH + I, sizeof(T) * H);
+      std::memcpy(g.w_hh + i * Hs, dw.data() + i * IH + I, sizeof(T) * Hs);
     }
   }
   if (g.w_ih && shared < GH)
     gemm<T>(true, false, GH - shared, I, rows, T(1), dgx.data() + shared, GH, x, I, T(0),
             g.w_ih + shared * I, I, w.precision);
   if (g.w_hh && !shared)
-    gemm<T>(true, false, gru_like ? 2 * H : GH, H, rows, T(1), dgx.data(), GH, hprev, H, T(0),
-            g.w_hh, H, w.precision);
+    gemm<T>(true, false, gru_like ? 2 * H : GH, Hs, rows, T(1), dgx.data(), GH, hprev, Hs, T(0),
+            g.w_hh, Hs, w.precision);
   if (g.w_hh && cell == Cell::gru)
     gemm<T>(true, false, H, H, rows, T(1), dgh_n.data(), H, hprev, H, T(0), g.w_hh + 2 * H * H,
             H, w.precision);

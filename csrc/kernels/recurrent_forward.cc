@@ -89,7 +89,7 @@ struct InputProjection {
   }
 
   static bool weights_in_l2(const SeqShape& s, index_t GH) {
-    return GH * (s.I + s.H) * static_cast<index_t>(sizeof(T)) <= kL2Weights;
+    return GH * (s.I + s.state_size()) * static_cast<index_t>(sizeof(T)) <= kL2Weights;
   }
 
   // Steps per window for nb sequences.
@@ -243,13 +243,15 @@ struct GateBlockedWeights {
 };
 
 // Everything one step of the gate-blocked loop reads; the parallel_for captures only a pointer
-// to it (no allocation per step). The cell C is a template parameter: no switch per row.
-template <typename T, Cell C>
+// to it (no allocation per step). The cell C and its options (Peep: LSTM peepholes) are
+// template parameters: no switch per row, and a cell without options runs the plain code.
+template <typename T, Cell C, bool Peep>
 struct BlockedStep {
   const SeqShape* s;
   const cells::CellSteps<T>* steps;
   const GateBlockedWeights<T>* w;
   const T* bias;
+  const T* peep;  // [3, H] when Peep
   const T* b_hn;
   const InputProjection<T>* xg;
   T* hg;  // [B, blocks * width]
@@ -287,7 +289,10 @@ struct BlockedStep {
         steps->rnn(C == Cell::rnn_relu, n, H, w->hb, g, hgb, bias + j0, hnb);
       } else if constexpr (C == Cell::lstm) {
         if (ws) std::memcpy(ws->extra.data() + row * H + j0, c + b * H + j0, size);
-        steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, c + b * H + j0);
+        if constexpr (Peep)
+          steps->lstm_peephole(n, H, w->hb, g, hgb, bias + j0, peep + j0, hnb, c + b * H + j0);
+        else
+          steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, c + b * H + j0);
       } else {
         static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
         steps->gru(n, H, w->hb, g, hgb, bias + j0, b_hn + j0, hpb, hnb,
@@ -302,8 +307,9 @@ struct BlockedStep {
 // final one out; c [B, H] (LSTM) likewise. The threads either take disjoint sequences through
 // every step (detail::split_batch: no synchronisation at all) or share each step by blocks of
 // hidden units (one parallel region per step).
-template <typename T, Cell C>
-void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T* b_hn,
+template <typename T, Cell C, bool Peep = false>
+void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T* peep,
+                       const T* b_hn,
                        const Projections<T>& proj, T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
                        Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, G = gate_count(C);
@@ -317,9 +323,10 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     InputProjection<T> local;
     if (!proj.shared) local.windows(s, G * H, proj.x, proj.wih, b0, b1, proj.into);
-    BlockedStep<T, C> st{&s, steps, &w, bias, b_hn, proj.shared ? proj.shared : &local,
-                      hg.data(), c, y, ws, h, other.data(), 0, b0, b1};
-    const BlockedStep<T, C>* sp = &st;
+    BlockedStep<T, C, Peep> st{&s,   steps,     &w,        bias,   peep,
+                               b_hn, proj.shared ? proj.shared : &local,
+                               hg.data(), c, y, ws, h, other.data(), 0, b0, b1};
+    const BlockedStep<T, C, Peep>* sp = &st;
     for (index_t n_steps = s.steps(); st.step < n_steps; ++st.step) {
       local.prepare(st.step);
       if (share_steps)
@@ -373,6 +380,54 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Pr
   }
 }
 
+// The time loop of the LSTM with a projection (h = W_hr m, m = o * tanh(c), h of P features):
+// two products per step, the second needing m of every unit, so each is one GEMM over the
+// batch (threaded inside) and the gate math runs between them by rows. h [B, P] and c [B, H]
+// as in loop_gate_blocked. Peep: peepholes (a template option, as in BlockedStep).
+template <typename T, bool Peep>
+void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bias,
+                    const T* peep, const Projections<T>& proj, T* h, T* c, T* y,
+                    RecurrentWorkspace<T>* ws, Precision prec) {  // bf16: of the products
+  const index_t B = s.B, H = s.H, P = s.P, GH = 4 * H;
+  InputProjection<T> local;
+  if (!proj.shared) local.windows(s, GH, proj.x, proj.wih, 0, B, proj.into);
+  const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
+  PackedB<T> whh, whr;  // W_hh^T [P, 4H], W_hr^T [H, P]
+  whh.pack(true, P, GH, w_hh, P, prec);
+  whr.pack(true, H, P, w_hr, H, prec);
+  Buffer<T> hg(B * GH), m(B * H), hn(B * P);
+  m.zero();
+  for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
+    local.prepare(step);
+    gemm_packed<T>(B, h, P, whh, T(0), hg.data(), GH);
+    detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
+      if (!s.active(step, b)) return;
+      const index_t row = s.row(s.time_of(step, b), b);
+      T* cb = c + b * H;
+      T* mb = m.data() + b * H;
+      if (ws) {
+        std::memcpy(ws->hprev.data() + row * P, h + b * P, sizeof(T) * P);
+        std::memcpy(ws->extra.data() + row * H, cb, sizeof(T) * H);
+      }
+      const T* hgb = hg.data() + b * GH;
+      T* g = xg.at(s.time_of(step, b), b);
+      if constexpr (Peep)
+        steps.lstm_peephole(H, H, H, g, hgb, bias, peep, mb, cb);
+      else
+        steps.lstm(H, H, H, g, hgb, bias, mb, cb);
+      if (ws) std::memcpy(ws->m.data() + row * H, mb, sizeof(T) * H);
+    });
+    gemm_packed<T>(B, m.data(), H, whr, T(0), hn.data(), P);
+    detail::for_each_batch_row(B, 2 * P, [&](index_t b) {
+      if (!s.active(step, b)) return;  // the state passes unchanged
+      const index_t row = s.row(s.time_of(step, b), b);
+      std::memcpy(h + b * P, hn.data() + b * P, sizeof(T) * P);
+      std::memcpy(y + row * P, hn.data() + b * P, sizeof(T) * P);
+    });
+  }
+}
+
 }  // namespace
 
 void set_projection_window_bytes(index_t bytes) {
@@ -383,20 +438,23 @@ template <typename T>
 void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, const T* x,
                        const T* h0, const T* c0, T* y, T* h_n, T* c_n, RecurrentWorkspace<T>* ws) {
   const index_t B = s.B, H = s.H, G = gate_count(cell), GH = G * H, rows = s.rows();
-  const bool is_lstm = cell == Cell::lstm;
+  const index_t Hs = s.state_size();  // features of h
+  const bool is_lstm = cell == Cell::lstm, projected = is_lstm && w.w_hr;
 
   // Workspace and constants, all allocated before the time loop.
   if (ws) {
     ws->gates.resize(rows * GH);
-    ws->hprev.resize(rows * H);
+    ws->hprev.resize(rows * Hs);
     ws->extra.resize(is_lstm || cell == Cell::gru ? rows * H : 0);
+    ws->m.resize(projected ? rows * H : 0);
+    if (projected) detail::zero_padded_rows(s, H, ws->m.data());
   }
   Buffer<T> bias(GH), b_hn(H);
   fold_biases(cell, GH, H, w.b_ih, w.b_hh, bias.data());
   for (index_t j = 0; j < H; ++j) b_hn[j] = w.b_hh && cell == Cell::gru ? w.b_hh[2 * H + j] : T(0);
 
   // The state: h_n and c_n are the loop's state buffers.
-  if (h0) std::memcpy(h_n, h0, sizeof(T) * B * H); else std::fill_n(h_n, B * H, T(0));
+  if (h0) std::memcpy(h_n, h0, sizeof(T) * B * Hs); else std::fill_n(h_n, B * Hs, T(0));
   Buffer<T> c_temp;
   T* c = c_n;
   if (is_lstm && !c) {
@@ -418,8 +476,8 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
     all.all_rows(s, GH, x, w.w_ih, ws ? ws->gates.data() : nullptr, w.precision);
     proj.shared = &all;
   }
-  detail::zero_padded_rows(s, H, y);
-  if (ws) detail::zero_padded_rows(s, H, ws->hprev.data());
+  detail::zero_padded_rows(s, Hs, y);
+  if (ws) detail::zero_padded_rows(s, Hs, ws->hprev.data());
   if (proj.into)  // rows past the longest sequence, which no window projects
     for (index_t b = 0; b < B; ++b)
       for (index_t t = s.steps(); t < s.T; ++t)
@@ -427,11 +485,20 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
 
   if (cell == Cell::gru_reset_before)
     loop_reset_before(s, w.w_hh, bias.data(), proj, h_n, y, ws, w.precision);
+  else if (projected && w.w_peephole)
+    loop_projected<T, true>(s, w.w_hh, w.w_hr, bias.data(), w.w_peephole, proj, h_n, c, y, ws,
+                            w.precision);
+  else if (projected)
+    loop_projected<T, false>(s, w.w_hh, w.w_hr, bias.data(), nullptr, proj, h_n, c, y, ws,
+                             w.precision);
+  else if (is_lstm && w.w_peephole)
+    loop_gate_blocked<T, Cell::lstm, true>(s, w.w_hh, bias.data(), w.w_peephole, b_hn.data(),
+                                           proj, h_n, c, y, ws, w.precision);
   else
     detail::with_blocked_cell(cell, [&](auto cell_c) {
-      loop_gate_blocked<T, decltype(cell_c)::value>(s, w.w_hh, bias.data(), b_hn.data(), proj,
-                                                    h_n, is_lstm ? c : nullptr, y, ws,
-                                                    w.precision);
+      loop_gate_blocked<T, decltype(cell_c)::value>(s, w.w_hh, bias.data(), nullptr,
+                                                    b_hn.data(), proj, h_n,
+                                                    is_lstm ? c : nullptr, y, ws, w.precision);
     });
 }
 

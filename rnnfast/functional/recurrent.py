@@ -84,22 +84,29 @@ def rnn_backward(ctx: Context, dy: Optional[ArrayLike] = None,
 
 def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[ArrayLike] = None,
                  b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None,
-                 c0: Optional[ArrayLike] = None, *, lengths: Optional[ArrayLike] = None,
+                 c0: Optional[ArrayLike] = None, *, w_hr: Optional[ArrayLike] = None,
+                 w_peephole: Optional[ArrayLike] = None, lengths: Optional[ArrayLike] = None,
                  reverse: bool = False, batch_first: bool = False,
                  training: bool = False,
                  precision: str = "float32") -> Tuple[Array, Array, Array, Optional[Context]]:
     """LSTM over whole sequences, gates ``i, f, g, o`` (PyTorch's order).
 
-    ``c' = f * c + i * g``, ``h' = o * tanh(c')``.
+    ``c' = f * c + i * g``, ``h' = o * tanh(c')``. With a projection (PyTorch's
+    ``proj_size`` P), ``h' = W_hr (o * tanh(c'))`` has P features: it is the output and the
+    next step's h (so ``w_hh`` is ``(4H, P)``, ``h0`` and ``h_n`` ``(B, P)``). With peepholes (ONNX's LSTM with its P
+    input): ``i = sigmoid(... + p_i * c)``, ``f = sigmoid(... + p_f * c)``,
+    ``o = sigmoid(... + p_o * c')``.
 
     Args:
         x: ``(T, B, I)``, or ``(B, T, I)`` with ``batch_first``; float32 or float64.
         w_ih: ``(4H, I)``.
-        w_hh: ``(4H, H)``.
+        w_hh: ``(4H, H)``, or ``(4H, P)`` with ``w_hr``.
         b_ih: ``(4H,)`` or None (no bias).
         b_hh: ``(4H,)`` or None (no bias).
-        h0: ``(B, H)`` or None (zeros).
+        h0: ``(B, H)`` (``(B, P)`` with ``w_hr``) or None (zeros).
         c0: ``(B, H)`` or None (zeros).
+        w_hr: ``(P, H)``, PyTorch's ``weight_hr``, or None (no projection).
+        w_peephole: ``(3, H)``, rows ``p_i, p_f, p_o``, or None (no peepholes).
         lengths: ``(B,)`` integers in ``1..T``, or None (every sequence has T steps).
         reverse: run each sequence from its last valid step back to its first.
         batch_first: ``x`` and ``y`` are ``(B, T, ...)``.
@@ -109,12 +116,13 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
 
     Returns:
         ``(y, h_n, c_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` and ``c_n``
-        ``(B, H)``, ``ctx`` for ``lstm_backward`` if ``training`` else None.
+        ``(B, H)`` (``y`` and ``h_n`` with P features with ``w_hr``), ``ctx`` for
+        ``lstm_backward`` if ``training`` else None.
     """
     return _C.recurrent_forward(
         "lstm", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), _w(c0), nonlinearity="tanh", reset_after=True,
         lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
-        training=bool(training), precision=precision)
+        training=bool(training), precision=precision, w_peephole=_w(w_peephole), w_hr=_w(w_hr))
 
 
 def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
@@ -124,12 +132,13 @@ def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[A
     Args:
         ctx: the forward's ``ctx``.
         dy: ``y``'s shape, or None (zeros).
-        dh_n: ``(B, H)`` or None (zeros).
+        dh_n: ``h_n``'s shape ``(B, H)`` (``(B, P)`` with ``w_hr``), or None (zeros).
         dc_n: ``(B, H)`` or None (zeros).
 
     Returns:
-        dict with ``"x"``, ``"h0"``, ``"c0"``, ``"w_ih"``, ``"w_hh"``, ``"b_ih"``, ``"b_hh"``
-        (the shapes of the forward's arguments); None for arguments that were None.
+        dict with ``"x"``, ``"h0"``, ``"c0"``, ``"w_ih"``, ``"w_hh"``, ``"b_ih"``, ``"b_hh"``,
+        ``"w_hr"``, ``"w_peephole"`` (the shapes of the forward's arguments); None for arguments that were
+        None.
     """
     return _C.recurrent_backward("lstm", ctx, _w(dy), _w(dh_n), _w(dc_n))
 

@@ -31,7 +31,7 @@ import numpy as np
 from rnnfast import functional as F
 from rnnfast._checks import check_int, check_probability
 
-__all__ = ["CELLS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
+__all__ = ["CELLS", "LSTM_PARAMS", "PLAIN_PARAMS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
            "cell_forward", "cell_options", "param_name"]
 
 
@@ -46,6 +46,9 @@ class Param(NamedTuple):
     shape: Callable[[int, int, int, Mapping[str, Any]], Tuple[int, ...]]
     #: present only when the stack has biases
     bias: bool
+    #: present only when this option of the cell is set (then passed to the kernel by
+    #: keyword); "" for every stack
+    option: str = ""
 
 
 def _input_weight_shape(layer_input, hidden, gates, options):
@@ -53,7 +56,7 @@ def _input_weight_shape(layer_input, hidden, gates, options):
 
 
 def _recurrent_weight_shape(layer_input, hidden, gates, options):
-    return (gates * hidden, hidden)
+    return (gates * hidden, options.get("proj_size") or hidden)
 
 
 def _bias_shape(layer_input, hidden, gates, options):
@@ -67,6 +70,26 @@ PLAIN_PARAMS = (
     Param("bias_ih", "b_ih", _bias_shape, True),
     Param("bias_hh", "b_hh", _bias_shape, True),
 )
+
+
+def _projection_shape(layer_input, hidden, gates, options):
+    return (options["proj_size"], hidden)
+
+
+def _peephole_shape(layer_input, hidden, gates, options):
+    return (3, hidden)
+
+
+#: The LSTM's: the plain ones, its projection (PyTorch's weight_hr, when proj_size > 0) and
+#: its peepholes (ONNX's P, rows p_i, p_f, p_o).
+LSTM_PARAMS = PLAIN_PARAMS + (
+    Param("weight_hr", "w_hr", _projection_shape, False, "proj_size"),
+    Param("weight_peephole", "w_peephole", _peephole_shape, False, "peephole"),
+)
+
+
+def _check_proj_size(value):
+    return check_int(value, "proj_size", 0)
 
 
 def _check_nonlinearity(value):
@@ -88,11 +111,15 @@ class Cell(NamedTuple):
     params: Tuple[Param, ...]
     #: the cell's options (keywords of its forward kernel): name -> (default, check)
     options: Mapping[str, Tuple[Any, Callable[[Any], Any]]]
+    #: the options that only decide which parameters exist (not kernel keywords)
+    param_options: Tuple[str, ...] = ()
 
 
 CELLS: Dict[str, Cell] = {
     "rnn": Cell("rnn", 1, False, PLAIN_PARAMS, {"nonlinearity": ("tanh", _check_nonlinearity)}),
-    "lstm": Cell("lstm", 4, True, PLAIN_PARAMS, {}),
+    "lstm": Cell("lstm", 4, True, LSTM_PARAMS,
+                 {"proj_size": (0, _check_proj_size), "peephole": (False, bool)},
+                 ("proj_size", "peephole")),
     "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool)}),
 }
 
@@ -100,12 +127,14 @@ CELLS: Dict[str, Cell] = {
 def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
                  batch_first=False, training=False):
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
-    ``Param.key`` (missing: None), ``options`` from ``cell_options``. Returns
+    ``Param.key`` (missing: None), ``options`` the kernel's (``RecurrentStack.kernel_options``). Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
-    args = [weights.get(param.key) for param in cell.params]
+    args = [weights.get(param.key) for param in cell.params if not param.option]
     args += [h0, c0] if cell.has_cell_state else [h0]
-    out = getattr(F, cell.name + "_forward")(x, *args, **options, lengths=lengths,
+    keywords = {param.key: weights.get(param.key) for param in cell.params if param.option}
+    keywords.update(options)
+    out = getattr(F, cell.name + "_forward")(x, *args, **keywords, lengths=lengths,
                                             reverse=reverse, batch_first=batch_first,
                                             training=training)
     return out if cell.has_cell_state else (out[0], out[1], None, out[2])
@@ -170,12 +199,15 @@ class RecurrentStack:
             warns, as PyTorch does, when it is > 0 with one layer.
         stacklevel: the ``warnings.warn`` stack level of that warning, counted from the caller
             of this constructor (1).
-        **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru").
+        **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru",
+            ``proj_size`` and ``peephole`` for "lstm"). With ``proj_size`` P > 0 (< H, as in
+            PyTorch) every layer's h, output and ``h0``/``h_n`` have P features.
 
     Attributes:
         cell: the ``Cell``.
         names: for each ``k = layer * D + direction``, the names of its parameters in
-            ``cell.params`` order (those with ``bias`` only when ``bias``).
+            ``cell.params`` order (those with ``bias`` only when ``bias``, those with an
+            ``option`` only when that option is set).
         shapes: ``{name: shape}`` of every parameter, in the order of ``names``.
         params: the ``Param`` s every layer and direction has (``cell.params`` without the
             biases when ``bias`` is False).
@@ -202,12 +234,20 @@ class RecurrentStack:
                           f"dropout={self.dropout} and num_layers={self.num_layers}",
                           UserWarning, stacklevel=stacklevel + 1)
         self.options = cell_options(cell, **options)
-        self.params = tuple(p for p in self.cell.params if self.bias or not p.bias)
+        #: the options the kernels take (without those that only decide the parameters)
+        self.kernel_options = {k: v for k, v in self.options.items()
+                               if k not in self.cell.param_options}
+        self.proj_size = self.options.get("proj_size", 0)
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(f"proj_size: expected an int < hidden_size ({self.hidden_size}), "
+                             f"got {self.proj_size}")
+        self.params = tuple(p for p in self.cell.params if (self.bias or not p.bias)
+                            and (not p.option or self.options[p.option]))
         self.names = []
         self.shapes = {}
         D, H, G = self.num_directions, self.hidden_size, self.cell.gates
         for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else D * H
+            layer_input = self.input_size if layer == 0 else D * self.state_size
             for direction in range(D):
                 names = [param_name(param.prefix, layer, direction) for param in self.params]
                 for name, param in zip(names, self.params):
@@ -226,12 +266,21 @@ class RecurrentStack:
         return self.cell.has_cell_state
 
     @property
+    def state_size(self):
+        """Features of h (and of each direction's output): ``proj_size``, or H."""
+        return self.proj_size or self.hidden_size
+
+    @property
     def output_size(self):
-        """Features of the stack's output (and of every layer's): ``D * H``."""
-        return self.num_directions * self.hidden_size
+        """Features of the stack's output (and of every layer's): ``D * state_size``."""
+        return self.num_directions * self.state_size
 
     def state_shape(self, batch):
-        """``(num_layers * D, batch, H)``: the shape of h0, c0, h_n and c_n."""
+        """``(num_layers * D, batch, state_size)``: the shape of h0 and h_n."""
+        return (self.num_layers * self.num_directions, batch, self.state_size)
+
+    def cell_state_shape(self, batch):
+        """``(num_layers * D, batch, H)``: the shape of c0 and c_n."""
         return (self.num_layers * self.num_directions, batch, self.hidden_size)
 
     def _keyed(self, weights, k):
@@ -262,8 +311,9 @@ class RecurrentStack:
         Args:
             weights: ``{name: array}`` with every name of ``names`` (more keys are ignored).
             x: ``(T, B, input_size)``, or ``(B, T, input_size)`` with ``batch_first``.
-            h0: ``state_shape(B)`` (or a sequence of ``(B, H)`` arrays, index k), or None.
-            c0: likewise (LSTM only), or None.
+            h0: ``state_shape(B)`` (or a sequence of ``(B, state_size)`` arrays, index k), or
+                None.
+            c0: ``cell_state_shape(B)`` likewise (LSTM only), or None.
             lengths: ``(B,)`` valid steps of each sequence (post-padded batch), or None.
             batch_first: ``x`` and the output are batch-major.
             training: keep what ``backward`` needs and return it as ``ctx``.
@@ -272,15 +322,16 @@ class RecurrentStack:
                 ``dropout_masks``).
 
         Returns:
-            ``(y, h_n, c_n, ctx)``: ``y`` in ``x``'s layout with ``D * H`` features, ``h_n``
-            and ``c_n`` ``state_shape(B)`` (``c_n`` None without a cell state), ``ctx`` for
+            ``(y, h_n, c_n, ctx)``: ``y`` in ``x``'s layout with ``output_size`` features,
+            ``h_n`` ``state_shape(B)``, ``c_n`` ``cell_state_shape(B)`` (None without a cell
+            state), ``ctx`` for
             ``backward`` when ``training`` else None.
         """
         L, D = self.num_layers, self.num_directions
         if masks is not None and len(masks) != L - 1:
             raise ValueError(f"masks: expected {L - 1} masks (one per layer after the first), "
                              f"got {len(masks)}")
-        cell, options = self.cell, self.options
+        cell, options = self.cell, self.kernel_options
         h_n, c_n, ctxs, layer_masks = [], [], [], [None]
         layer_input = x
         for layer in range(L):
@@ -325,7 +376,7 @@ class RecurrentStack:
             ``c0`` (None when the forward was given none); ``grads`` ``{name: array}`` for
             every parameter.
         """
-        D, H = self.num_directions, self.hidden_size
+        D, H = self.num_directions, self.state_size
         grads, dh0, dc0 = {}, [None] * len(ctx.ctxs), [None] * len(ctx.ctxs)
         grad_out = dy
         for layer in reversed(range(self.num_layers)):

@@ -93,16 +93,18 @@ class RNNBase(Module):
         return {name: self._parameters[name].data for name in self.stack.shapes}
 
     # states -------------------------------------------------------------------------------
-    def _state_shape(self, batch, unbatched):
-        LD, _, H = self.stack.state_shape(batch)
+    def _state_shape(self, batch, unbatched, cell_part=False):
+        """h's shape (c's when cell_part): proj_size features (h with a projection) or H."""
+        LD, _, H = (self.stack.cell_state_shape if cell_part else self.stack.state_shape)(batch)
         return (LD, H) if unbatched else (LD, batch, H)
 
-    def _check_state_array(self, value, name, batch, unbatched):
+    def _check_state_array(self, value, name, batch, unbatched, cell_part=False):
         arr = as_float_input(value, name, self.dtype)
-        shape = self._state_shape(batch, unbatched)
+        shape = self._state_shape(batch, unbatched, cell_part)
         if arr.shape != shape:
-            what = "(num_layers*num_directions, hidden_size)" if unbatched else \
-                "(num_layers*num_directions, batch, hidden_size)"
+            size = "proj_size" if self.stack.proj_size and not cell_part else "hidden_size"
+            what = f"(num_layers*num_directions, {size})" if unbatched else \
+                f"(num_layers*num_directions, batch, {size})"
             raise ValueError(f"{name}: expected shape {what} = {shape}, got {arr.shape}")
         return arr[:, None, :] if unbatched else arr
 
@@ -122,7 +124,7 @@ class RNNBase(Module):
                             f"{self._state_shape(batch, unbatched)}, got {type(state).__name__}")
         allow_none = name == "dstate"
         return tuple(None if s is None and allow_none else
-                     self._check_state_array(s, f"{name}[{i}]", batch, unbatched)
+                     self._check_state_array(s, f"{name}[{i}]", batch, unbatched, i == 1)
                      for i, s in enumerate(state))
 
     # forward / backward -------------------------------------------------------------------
@@ -217,16 +219,29 @@ class RNN(RNNBase):
 
 
 class LSTM(RNNBase):
-    """LSTM with PyTorch's gates (i, f, g, o); returns ``output, (h_n, c_n)``."""
+    """LSTM with PyTorch's gates (i, f, g, o); returns ``output, (h_n, c_n)``.
+
+    ``proj_size`` P > 0 (< hidden_size) is PyTorch's projection: ``h = W_hr (o * tanh(c))``
+    with ``weight_hr_l{k}`` (P, hidden_size); the output and h0/h_n then have P features per
+    direction (c keeps hidden_size). ``peephole=True`` adds ``weight_peephole_l{k}``
+    (3, hidden_size) per layer and direction, rows ``p_i, p_f, p_o`` (ONNX's LSTM with its P
+    input): ``i = sigmoid(... + p_i * c)``, ``f = sigmoid(... + p_f * c)``,
+    ``o = sigmoid(... + p_o * c')``."""
 
     cell = "lstm"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, **kwargs):
-        if proj_size != 0:
-            raise ValueError(f"proj_size: only 0 (no projection) is supported, got {proj_size!r}")
+                 dropout=0.0, bidirectional=False, proj_size=0, *, peephole=False, **kwargs):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, **kwargs)
+                         bidirectional, proj_size=proj_size, peephole=peephole, **kwargs)
+        self.proj_size = self.stack.proj_size
+        self.peephole = self.stack.options["peephole"]
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        return s + (", peephole=True" if self.peephole else "")
 
 
 class GRU(RNNBase):

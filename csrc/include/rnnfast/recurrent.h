@@ -2,6 +2,8 @@
 //
 // Weights use PyTorch's layout and gate order (G gates of H units each):
 //   w_ih [G*H, I], w_hh [G*H, H], b_ih [G*H], b_hh [G*H]   (biases may be null)
+//   LSTM with a projection (PyTorch's proj_size P): w_hh [4H, P], w_hr [P, H], and
+//   h = W_hr (o * tanh(c)) of P features, so y, h0 and h_n below have P columns instead of H.
 //   G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n)
 // Sequences are stored as T*B rows of a matrix; row(t, b) is t*B + b (time-major) or b*T + t
 // (batch-first), for x [rows, I], y [rows, H] and every per-step workspace [rows, ...].
@@ -36,11 +38,14 @@ constexpr int gate_count(Cell cell) {
 
 struct SeqShape {
   index_t T = 0, B = 0, I = 0, H = 0;
+  index_t P = 0;  // LSTM with a projection: proj_size, the features of h; 0 = none (H)
   bool batch_first = false;
   bool reverse = false;
   std::vector<index_t> lengths;  // [B], each in 1..T; empty means all T
 
   index_t rows() const { return T * B; }
+  // Features of h (of y, h0, h_n and the recurrent weights' columns): P, or H.
+  index_t state_size() const { return P ? P : H; }
   index_t row(index_t t, index_t b) const { return batch_first ? b * T + t : t * B + b; }
   index_t length(index_t b) const { return lengths.empty() ? T : lengths[b]; }
   // Number of steps the longest sequence takes.
@@ -60,17 +65,25 @@ struct RecurrentWeights {
   // bfloat16: operands rounded to bfloat16, float32 sums; gemm_bf16.h). Gate math, states
   // and everything outside the products stay T.
   Precision precision = Precision::float32;
+  // LSTM only. [3, H] peepholes p_i, p_f, p_o (ONNX's P): i and f add p * c_{t-1} to their
+  // pre-activations, o adds p_o * c_t. Null: none (the plain cell's kernels run).
+  const T* w_peephole = nullptr;
+  // LSTM only. [P, H] projection (PyTorch's weight_hr, SeqShape::P > 0); null: none.
+  const T* w_hr = nullptr;
 };
 
-// What a training forward keeps for backward: (G + 2) * rows * H values at most.
+// What a training forward keeps for backward: (G + 2) * rows * H values at most (hprev has
+// P columns with a projection, which adds m).
 template <typename T>
 struct RecurrentWorkspace {
   Buffer<T> gates;  // [rows, G*H] activated gates: RNN h'; LSTM i,f,g,o; GRU r,z,n
   Buffer<T> hprev;  // [rows, H] the state each step started from (0 at padded rows)
   Buffer<T> extra;  // [rows, H] LSTM: c the step started from; GRU (reset after): W_hn h + b_hn
+  Buffer<T> m;      // [rows, H] LSTM with a projection: o * tanh(c), the projection's input
 };
 
-// y [rows, H] (every row written), h_n and c_n [B, H] (c0/c_n only for LSTM; c_n may be null).
+// y [rows, H] (every row written), h_n and c_n [B, H] (c0/c_n only for LSTM; c_n may be null);
+// with a projection y, h0 and h_n have P columns.
 // The outputs must not overlap the inputs.
 // ws != null keeps what backward needs (training); ws == null keeps nothing.
 template <typename T>
@@ -91,9 +104,12 @@ struct RecurrentGrads {
   T* w_hh = nullptr;  // [G*H, H]
   T* b_ih = nullptr;  // [G*H]
   T* b_hh = nullptr;  // [G*H]
+  T* w_peephole = nullptr;  // [3, H] (LSTM with peepholes)
+  T* w_hr = nullptr;        // [P, H] (LSTM with a projection)
 };
 
-// dy [rows, H] (rows at padded positions are ignored), dh_n and dc_n [B, H]; each may be null
+// dy [rows, H] (rows at padded positions are ignored), dh_n and dc_n [B, H] (dy and dh_n of P
+// columns with a projection); each may be null
 // (zeros). x, w and ws must be those of the training forward.
 template <typename T>
 void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, const T* x,

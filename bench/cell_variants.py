@@ -1,0 +1,161 @@
+"""The LSTM variants of the fused kernels against their alternatives: projections
+(``proj_size``) against ``torch.nn.LSTM(proj_size=...)``, peepholes against the PyTorch loop a
+user writes for them (there is no PyTorch layer), and each against the plain fused LSTM of the
+same size. Inference (forward) and training (forward and backward of ``sum(y * dy)``).
+
+    python bench/cell_variants.py [--rounds 15] [--steps 100 --batch 32 --input 256
+                                   --hidden 256 --proj 128] [--threads 1]
+
+The variants alternate in one process, round after round; the minimum over the rounds of each
+is printed (milliseconds), with the ratios the targets are stated in and the load average
+before and after (the ratios, not the absolute times, are what a busy machine keeps).
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+import _env  # noqa: E402
+
+_env.use_inplace_build()
+
+import rnnfast  # noqa: E402
+import rnnfast.torch as rt  # noqa: E402
+from rnnfast import functional as F  # noqa: E402
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def torch_peephole_loop(x, w_ih, w_hh, b, p, h, c):
+    """A peephole LSTM as a PyTorch user writes it: one input projection, then a loop of
+    steps (gates i, f, g, o; i and f see c_{t-1}, o sees c_t)."""
+    xg = torch.addmm(b, x.reshape(-1, x.shape[-1]), w_ih.t()).reshape(x.shape[0], x.shape[1], -1)
+    p_i, p_f, p_o = p
+    ys = []
+    for t in range(x.shape[0]):
+        a_i, a_f, a_g, a_o = (xg[t] + h @ w_hh.t()).chunk(4, 1)
+        i = torch.sigmoid(a_i + p_i * c)
+        f = torch.sigmoid(a_f + p_f * c)
+        c = f * c + i * torch.tanh(a_g)
+        h = torch.sigmoid(a_o + p_o * c) * torch.tanh(c)
+        ys.append(h)
+    return torch.stack(ys)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--input", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--proj", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rnnfast.set_num_threads(args.threads)
+    T, B, I, H, P = args.steps, args.batch, args.input, args.hidden, args.proj
+    rng = np.random.default_rng(0)
+
+    # projections: rnnfast.torch against torch.nn, the same weights
+    torch.manual_seed(0)
+    ours = rt.LSTM(I, H, proj_size=P)
+    theirs = torch.nn.LSTM(I, H, proj_size=P)
+    theirs.load_state_dict(ours.state_dict())
+    xt = torch.from_numpy(rng.standard_normal((T, B, I)).astype(np.float32))
+    dyt = torch.from_numpy(rng.standard_normal((T, B, P)).astype(np.float32))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(xt)[0], theirs(xt)[0], rtol=1e-4, atol=1e-5)
+
+    def module_run(module, train):
+        if not train:
+            with torch.no_grad():
+                return lambda: module(xt)
+        x = xt.clone().requires_grad_()
+        return lambda: torch.autograd.backward(module(x)[0], dyt)
+
+    # peepholes and the plain cell on the kernels (NumPy), the PyTorch loop on tensors
+    x = xt.numpy()
+    w_ih = (rng.standard_normal((4 * H, I)) / np.sqrt(I)).astype(np.float32)
+    w_hh = (rng.standard_normal((4 * H, H)) / np.sqrt(H)).astype(np.float32)
+    b = (rng.standard_normal(4 * H) * 0.1).astype(np.float32)
+    peep = (rng.standard_normal((3, H)) * 0.5).astype(np.float32)
+    dy = rng.standard_normal((T, B, H)).astype(np.float32)
+
+    def kernel_run(train, **extra):
+        def run():
+            out = F.lstm_forward(x, w_ih, w_hh, b, None, **extra, training=train)
+            if train:
+                F.lstm_backward(out[-1], dy)
+        return run
+
+    tensors = [torch.from_numpy(a) for a in (w_ih, w_hh, b, peep)]
+    zeros = torch.zeros(B, H)
+    want = torch_peephole_loop(xt, *tensors, zeros, zeros).numpy()
+    got = F.lstm_forward(x, w_ih, w_hh, b, None, w_peephole=peep)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+    def loop_run(train):
+        if not train:
+            def run():
+                with torch.no_grad():
+                    torch_peephole_loop(xt, *tensors, zeros, zeros)
+            return run
+        leaves = [t.clone().requires_grad_() for t in tensors]
+        dy_t = torch.from_numpy(dy)
+        return lambda: torch.autograd.backward(
+            torch_peephole_loop(xt, *leaves, zeros, zeros), dy_t)
+
+    variants = {}
+    for train in (False, True):
+        mode = "training" if train else "inference"
+        variants[("proj", "rnnfast.torch.LSTM(proj_size)", mode)] = module_run(ours, train)
+        variants[("proj", "torch.nn.LSTM(proj_size)", mode)] = module_run(theirs, train)
+        variants[("proj", "rnnfast plain LSTM", mode)] = kernel_run(train)
+        variants[("peephole", "rnnfast peephole LSTM", mode)] = kernel_run(train, w_peephole=peep)
+        variants[("peephole", "PyTorch loop", mode)] = loop_run(train)
+        variants[("peephole", "rnnfast plain LSTM", mode)] = kernel_run(train)
+    # the projection kernel without the bridge, on the torch module's weights (w_hh (4H, P))
+    wp_ih, wp_hh = ours.weight_ih_l0.detach().numpy(), ours.weight_hh_l0.detach().numpy()
+    w_hr = ours.weight_hr_l0.detach().numpy()
+    dy_p = dyt.numpy()
+    for train in (False, True):
+        mode = "training" if train else "inference"
+
+        def proj_kernel(train=train):
+            out = F.lstm_forward(x, wp_ih, wp_hh, b, None, w_hr=w_hr, training=train)
+            if train:
+                F.lstm_backward(out[-1], dy_p)
+        variants[("proj", "rnnfast projection LSTM", mode)] = proj_kernel
+
+    print(f"T={T} B={B} I={I} H={H} proj_size={P}, float32, {args.threads} thread(s), "
+          f"{args.rounds} rounds")
+    print(f"load average before: {os.getloadavg()}")
+    best = {}
+    for _ in range(args.rounds):
+        for key, fn in variants.items():
+            best[key] = min(best.get(key, float("inf")), timed(fn))
+    print(f"load average after: {os.getloadavg()}")
+    for key in variants:
+        print(f"{key[0]:9s} {key[2]:9s} {key[1]:32s} {best[key]:9.3f} ms")
+    for mode in ("inference", "training"):
+        def r(a, b, group):
+            return best[(group, b, mode)] / best[(group, a, mode)]
+        print(f"{mode}: proj torch.nn / rnnfast.torch = "
+              f"{r('rnnfast.torch.LSTM(proj_size)', 'torch.nn.LSTM(proj_size)', 'proj'):.2f}x; "
+              f"peephole PyTorch loop / rnnfast = "
+              f"{r('rnnfast peephole LSTM', 'PyTorch loop', 'peephole'):.2f}x; "
+              f"peephole / plain = "
+              f"{r('rnnfast plain LSTM', 'rnnfast peephole LSTM', 'peephole'):.2f}x; "
+              f"projection / plain = "
+              f"{r('rnnfast plain LSTM', 'rnnfast projection LSTM', 'proj'):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
