@@ -268,16 +268,18 @@ void block(const BlockArgs<typename V::T>& g) {
   }
 }
 
-// The KernelSet of traits V with cache blocks of depth KC and width NC: the register tile
-// (MR x NR) comes from V, and the blocks are checked against it and the caches they must fit.
-template <class V, int KC, int NC>
+// The KernelSet of traits V with cache blocks of depth KC and width NC (NC_COPY when the driver
+// copies the B block itself): the register tile (MR x NR) comes from V, and the blocks are
+// checked against it and the caches they must fit.
+template <class V, int KC, int NC, int NC_COPY = NC>
 constexpr KernelSet<typename V::T> kernel_set() {
   using T = typename V::T;
   constexpr int NR = V::NV * V::W;
-  static_assert(NC % NR == 0, "a B block is whole panels");
+  static_assert(NC % NR == 0 && NC_COPY % NR == 0, "a B block is whole panels");
   static_assert(V::MR * KC * sizeof(T) <= (32 << 10), "an A panel (MR x KC) stays in L1");
-  static_assert(KC * NC * sizeof(T) <= (1 << 20), "a B block (KC x NC) stays in L2");
-  return {V::MR, NR, KC, NC, &block<V>, &pack_b<V>, &dot_rows<V>};
+  static_assert(KC * NC * sizeof(T) <= (1 << 20) && KC * NC_COPY * sizeof(T) <= (1 << 20),
+                "a B block (KC x NC) stays in L2");
+  return {V::MR, NR, KC, NC, NC_COPY, &block<V>, &pack_b<V>, &dot_rows<V>};
 }
 
 }  // namespace body

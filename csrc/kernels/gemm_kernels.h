@@ -42,6 +42,7 @@ struct KernelSet {
   int mr, nr;  // register tile: rows of A, columns of B
   int kc;      // depth of a block (A panel mr x kc stays in L1)
   int nc;      // columns of a B block (kc x nc stays in L2); a multiple of nr
+  int nc_copy;  // the same when the driver copies B itself (wider: fewer copies of A's panels)
   void (*block)(const BlockArgs<T>&);
   // Packs rows [k0, k0 + kc) and columns [n0, n0 + nc) of op(B) (op(B)[k, n] = trans ?
   // B[n * ldb + k] : B[k * ldb + n]) into panels of nr columns at dst + j * ps, element

@@ -127,8 +127,12 @@ class Embedding(Module):
             weight.grad = np.zeros_like(weight.data)
         if ids.size:  # sum the rows of each id, then add them to the touched rows only
             order = np.argsort(ids, kind="stable")
-            unique, starts = np.unique(ids[order], return_index=True)
-            weight.grad[unique] += np.add.reduceat(rows[order], starts, axis=0)
+            sorted_ids = ids[order]
+            first = np.empty(sorted_ids.size, dtype=bool)  # where each run of one id starts
+            first[0] = True
+            np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
+            starts = np.flatnonzero(first)  # (np.unique would sort the sorted ids again)
+            weight.grad[sorted_ids[starts]] += np.add.reduceat(rows[order], starts, axis=0)
         return None
 
     def get_config(self):
