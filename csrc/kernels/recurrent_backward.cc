@@ -71,8 +71,9 @@ void peephole_grads(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T*
 }
 
 // Everything one step of the blocked loop reads; the parallel_for captures only a pointer to it.
-// The cell C and its options (Peep: LSTM peepholes) are template parameters: no switch per row.
-template <typename T, Cell C, bool Peep>
+// The cell C and its options (Peep: LSTM peepholes; Zone: zoneout) are template parameters: no
+// switch per row.
+template <typename T, Cell C, bool Peep, bool Zone>
 struct BlockedGradStep {
   const SeqShape* s;
   const cells::CellSteps<T>* steps;
@@ -88,6 +89,9 @@ struct BlockedGradStep {
   T* cur;         // [B, G*H] those of this step
   index_t step, hb;
   index_t b0, b1;  // the sequences this loop runs
+  detail::Zoneout<T> zone;  // when Zone: the forward's masks
+  T* keep_h;  // [B, H] when Zone: d * dh, the previous state's part of this step's gradient
+  T* keep_c;  // [B, H] likewise for dc (LSTM)
 
   // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
   // or packed once), then each block's gate gradients.
@@ -110,9 +114,14 @@ struct BlockedGradStep {
         for (index_t k = 0; k < G; ++k) std::fill_n(st + k * H, n, T(0));
         continue;
       }
-      const index_t row = s->row(s->time_of(step, b), b);
+      const index_t t = s->time_of(step, b), row = s->row(t, b);
       if (dy)
         for (index_t j = 0; j < n; ++j) db[j] += dy[row * H + j0 + j];
+      [[maybe_unused]] const index_t zo = Zone ? zone.at(*s, t, b, H, j0) : 0;
+      if constexpr (Zone) {
+        zone.split(zone.h, zo, n, db, keep_h + b * H + j0);
+        if constexpr (C == Cell::lstm) zone.split(zone.c, zo, n, dc + b * H + j0, keep_c + b * H + j0);
+      }
       const T* gates = ws->gates.data() + row * GH + j0;
       T* dgrow = dgx + row * GH + j0;
       if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
@@ -130,6 +139,10 @@ struct BlockedGradStep {
                         ws->hprev.data() + row * H + j0, db, dgrow, st);
         std::memcpy(dgh_n + row * H + j0, st + 2 * H, sizeof(T) * n);
       }
+      if constexpr (Zone) {
+        zone.add(n, keep_h + b * H + j0, db);
+        if constexpr (C == Cell::lstm) zone.add(n, keep_c + b * H + j0, dc + b * H + j0);
+      }
     }
   }
 };
@@ -137,22 +150,24 @@ struct BlockedGradStep {
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward.
-template <typename T, Cell C, bool Peep = false>
-void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const RecurrentWorkspace<T>& ws,
-                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
+template <typename T, Cell C, bool Peep, bool Zone>
+void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
+                  const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
                   Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = gate_count(C) * H;
   PackedB<T> whh;
   whh.pack(false, GH, H, w_hh, H, prec);
   const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
   Buffer<T> stage_a(B * GH), stage_b(B * GH);
+  Buffer<T> keep_h(Zone ? B * H : 0), keep_c(Zone && C == Cell::lstm ? B * H : 0);
   const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * GH * hb);
 
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
-    BlockedGradStep<T, C, Peep> st{&s,  steps, peep,    &whh,           &ws, dy, dgx, dgh_n,
-                                   dh,  dc,    nullptr, stage_a.data(), 0,   hb, b0,  b1};
-    const BlockedGradStep<T, C, Peep>* sp = &st;
+    BlockedGradStep<T, C, Peep, Zone> st{&s,  steps, peep,    &whh,           &ws, dy, dgx, dgh_n,
+                                         dh,  dc,    nullptr, stage_a.data(), 0,   hb, b0,  b1,
+                                         zone, keep_h.data(), keep_c.data()};
+    const BlockedGradStep<T, C, Peep, Zone>* sp = &st;
     for (st.step = s.steps() - 1; st.step >= 0; --st.step) {
       if (share_steps)
         parallel_for(blocks, grain, [sp](index_t q0, index_t q1) { sp->run_blocks(q0, q1); });
@@ -267,6 +282,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const index_t B = s.B, H = s.H, I = s.I, G = gate_count(cell), GH = G * H, rows = s.rows();
   const index_t Hs = s.state_size();  // features of h
   const bool is_lstm = cell == Cell::lstm, projected = is_lstm && w.w_hr;
+  const bool zoned = w.zoneout_h != nullptr;  // training: the forward's masks
+  const detail::Zoneout<T> zone = detail::Zoneout<T>::of(w);
 
   // dgx: input-side gate gradients of every row; dgh_n: recurrent-side n-gate gradients of every
   // row (GRU reset after: they differ from the input side by the factor r).
@@ -289,14 +306,13 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   else if (projected)
     loop_projected<T, false>(s, w.w_hh, w.w_hr, nullptr, ws, dy, dgx.data(), dh_rows.data(),
                              dh.data(), dc.data(), w.precision);
-  else if (is_lstm && w.w_peephole)
-    loop_blocked<T, Cell::lstm, true>(s, w.w_hh, w.w_peephole, ws, dy, dgx.data(), nullptr,
-                                      dh.data(), dc.data(), w.precision);
   else
-    detail::with_blocked_cell(cell, [&](auto cell_c) {
-      loop_blocked<T, decltype(cell_c)::value>(s, w.w_hh, nullptr, ws, dy, dgx.data(),
-                                               dgh_n.data(), dh.data(), dc.data(), w.precision);
-    });
+    detail::with_blocked_options(
+        cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
+        loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
+                     decltype(zone_c)::value>(s, w.w_hh, w.w_peephole, zone, ws, dy, dgx.data(),
+                                              dgh_n.data(), dh.data(), dc.data(), w.precision);
+        });
   if (g.w_peephole && is_lstm && w.w_peephole)
     peephole_grads(s, ws, dgx.data(), g.w_peephole);
 
