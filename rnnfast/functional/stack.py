@@ -98,6 +98,18 @@ def _check_nonlinearity(value):
     return value
 
 
+def _check_zoneout(value):
+    """zoneout: a float in [0, 1) (1 would freeze the state)."""
+    value = check_probability(value, "zoneout")
+    if value >= 1.0:
+        raise ValueError(f"zoneout: expected a float in [0, 1), got {value}")
+    return value
+
+
+#: Zoneout (a kernel option of every plain cell; ``forward``'s ``seeds`` draw its masks).
+ZONEOUT_OPTION = {"zoneout": (0.0, _check_zoneout)}
+
+
 class Cell(NamedTuple):
     """What a stack needs to know of one cell. Its kernels are ``rnnfast.functional``'s
     ``<name>_forward(x, <params' keys>..., h0[, c0], **options, lengths=, reverse=,
@@ -116,24 +128,29 @@ class Cell(NamedTuple):
 
 
 CELLS: Dict[str, Cell] = {
-    "rnn": Cell("rnn", 1, False, PLAIN_PARAMS, {"nonlinearity": ("tanh", _check_nonlinearity)}),
+    "rnn": Cell("rnn", 1, False, PLAIN_PARAMS,
+                {"nonlinearity": ("tanh", _check_nonlinearity), **ZONEOUT_OPTION}),
     "lstm": Cell("lstm", 4, True, LSTM_PARAMS,
-                 {"proj_size": (0, _check_proj_size), "peephole": (False, bool)},
+                 {"proj_size": (0, _check_proj_size), "peephole": (False, bool),
+                  **ZONEOUT_OPTION},
                  ("proj_size", "peephole")),
-    "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool)}),
+    "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool), **ZONEOUT_OPTION}),
 }
 
 
 def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
-                 batch_first=False, training=False):
+                 batch_first=False, training=False, seed=None):
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
-    ``Param.key`` (missing: None), ``options`` the kernel's (``RecurrentStack.kernel_options``). Returns
+    ``Param.key`` (missing: None), ``options`` the kernel's (``RecurrentStack.kernel_options``);
+    ``seed`` that of the zoneout masks (passed only with zoneout in training). Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
     args = [weights.get(param.key) for param in cell.params if not param.option]
     args += [h0, c0] if cell.has_cell_state else [h0]
     keywords = {param.key: weights.get(param.key) for param in cell.params if param.option}
     keywords.update(options)
+    if training and options.get("zoneout"):
+        keywords["seed"] = seed
     out = getattr(F, cell.name + "_forward")(x, *args, **keywords, lengths=lengths,
                                             reverse=reverse, batch_first=batch_first,
                                             training=training)
@@ -200,7 +217,8 @@ class RecurrentStack:
         stacklevel: the ``warnings.warn`` stack level of that warning, counted from the caller
             of this constructor (1).
         **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru",
-            ``proj_size`` and ``peephole`` for "lstm"). With ``proj_size`` P > 0 (< H, as in
+            ``proj_size`` and ``peephole`` for "lstm"; ``zoneout`` for all three, whose
+            training masks ``forward``'s ``seeds`` draw). With ``proj_size`` P > 0 (< H, as in
             PyTorch) every layer's h, output and ``h0``/``h_n`` have P features.
 
     Attributes:
@@ -238,6 +256,10 @@ class RecurrentStack:
         self.kernel_options = {k: v for k, v in self.options.items()
                                if k not in self.cell.param_options}
         self.proj_size = self.options.get("proj_size", 0)
+        if self.options.get("zoneout") and (self.proj_size or
+                                            self.options.get("reset_after") is False):
+            raise ValueError("zoneout: not supported yet with " + (
+                "proj_size" if self.proj_size else "reset_after=False"))
         if self.proj_size >= self.hidden_size:
             raise ValueError(f"proj_size: expected an int < hidden_size ({self.hidden_size}), "
                              f"got {self.proj_size}")
@@ -305,7 +327,7 @@ class RecurrentStack:
         return masks
 
     def forward(self, weights, x, h0=None, c0=None, *, lengths=None, batch_first=False,
-                training=False, masks=None):
+                training=False, masks=None, seeds=None):
         """All layers and directions.
 
         Args:
@@ -320,6 +342,9 @@ class RecurrentStack:
             masks: None, or one array (or None) per layer after the first, of the output's
                 shape: layer ``l``'s input is multiplied by ``masks[l - 1]`` (see
                 ``dropout_masks``).
+            seeds: with zoneout in training, the seed of each layer and direction's zoneout
+                masks (index k; see ``rnnfast.reference.recurrent_masks``), or None (fresh
+                entropy).
 
         Returns:
             ``(y, h_n, c_n, ctx)``: ``y`` in ``x``'s layout with ``output_size`` features,
@@ -332,6 +357,9 @@ class RecurrentStack:
             raise ValueError(f"masks: expected {L - 1} masks (one per layer after the first), "
                              f"got {len(masks)}")
         cell, options = self.cell, self.kernel_options
+        if seeds is not None and len(seeds) != L * D:
+            raise ValueError(f"seeds: expected {L * D} seeds (one per layer and direction), "
+                             f"got {len(seeds)}")
         h_n, c_n, ctxs, layer_masks = [], [], [], [None]
         layer_input = x
         for layer in range(L):
@@ -350,7 +378,7 @@ class RecurrentStack:
                     cell, layer_input, self._keyed(weights, k), None if h0 is None else h0[k],
                     None if c0 is None else c0[k], options, lengths=lengths,
                     reverse=self.reverse or direction == 1, batch_first=batch_first,
-                    training=training)
+                    training=training, seed=None if seeds is None else seeds[k])
                 outputs.append(y)
                 h_n.append(h)
                 c_n.append(c)
