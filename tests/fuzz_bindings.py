@@ -183,13 +183,12 @@ def recurrent_setup(rng):
                "reset_after": bool(rng.integers(2)) if op == "gru" else True,
                "lengths": lengths, "reverse": bool(rng.integers(2)), "batch_first": batch_first,
                "training": bool(rng.integers(2))}
-    # zoneout (not with a projection nor reset_after=False): the rate, and masks of h (and c)
-    # that the training calls pass
+    # zoneout: the rate, and masks of h (and c) that the training calls pass
     options["zoneout"] = 0.0
     arrays["zoneout_h"] = arrays["zoneout_c"] = None
-    if P is None and options["reset_after"] and rng.integers(3) == 0:
+    if rng.integers(3) == 0:
         options["zoneout"] = float(rng.choice([0.2, 0.5]))
-        arrays["zoneout_h"] = (rng.random((T, B, H)) < 0.5).astype(dtype)
+        arrays["zoneout_h"] = (rng.random((T, B, Hs)) < 0.5).astype(dtype)
         if op == "lstm":
             arrays["zoneout_c"] = (rng.random((T, B, H)) < 0.5).astype(dtype)
     return op, arrays, options, (T, B, I, H, dtype, Hs)
@@ -240,7 +239,7 @@ def recurrent_forward_case(rng):
         if options["training"] and arrays["zoneout_h"] is not None and rng.integers(3) == 0:
             name = MASKS[rng.integers(2 if op == "lstm" else 1)]
         shape = (np.shape(arrays[name]) if arrays[name] is not None else
-                 {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,), "zoneout_h": (T, B, H),
+                 {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,), "zoneout_h": (T, B, Hs),
                   "zoneout_c": (T, B, H),
                   "w_peephole": (3, H), "h0": (B, Hs)}.get(name, (B, H)))
         # x decides the dtype and the sizes: another float dtype or size of x is a valid call or

@@ -678,14 +678,13 @@ BINDING_CASES = [
         "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
         **RECURRENT_OPTIONS, zoneout=None), TypeError,
      "zoneout: expected a float in [0, 1), got NoneType"),
-    ("recurrent_forward-zoneout-proj", lambda k: _C.recurrent_forward(
+    ("recurrent_forward-zoneout_h-proj", lambda k: _C.recurrent_forward(
         "lstm", k.rec["lstm"]["x"], k.rec["lstm"]["w_ih"], np.zeros((4 * H, 2), np.float32),
-        *[None] * 4, **RECURRENT_OPTIONS, w_hr=np.zeros((2, H), np.float32), zoneout=0.5),
-     ValueError, "zoneout: not supported by the fused kernels of the LSTM with a projection"),
-    ("recurrent_forward-zoneout-reset-before", lambda k: _C.recurrent_forward(
-        "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
-        **dict(RECURRENT_OPTIONS, reset_after=False), zoneout=0.5), ValueError,
-     "zoneout: not supported by the fused kernels of the GRU with reset_after=False"),
+        *[None] * 4, **dict(RECURRENT_OPTIONS, training=True), w_hr=np.zeros((2, H), np.float32),
+        zoneout=0.5, zoneout_h=np.zeros((T, B, H), np.float32),
+        zoneout_c=np.zeros((T, B, H), np.float32)), ValueError,
+     f"zoneout_h: expected shape (seq_len, batch, proj_size) = ({T}, {B}, 2), got ({T}, {B}, "
+     f"{H}): proj_size is 2 from w_hr but {H} from zoneout_h"),
     ("recurrent_backward-dc_n-gru", lambda k: _C.recurrent_backward(
         "gru", k.ctx["gru"], None, None, k.rec["lstm"]["c0"]), ValueError,
      "dc_n: only an LSTM has a cell state"),

@@ -15,9 +15,12 @@ LAYERS = {"rnn": (nn.RNN, {}, R.rnn_forward, {}),
                        {"nonlinearity": "relu"}),
           "lstm": (nn.LSTM, {}, R.lstm_forward, {}),
           "lstm-peephole": (nn.LSTM, {"peephole": True}, R.lstm_forward, {}),
-          "gru": (nn.GRU, {}, R.gru_forward, {})}
+          "lstm-proj": (nn.LSTM, {"proj_size": 2}, R.lstm_forward, {}),
+          "gru": (nn.GRU, {}, R.gru_forward, {}),
+          "gru-reset-before": (nn.GRU, {"reset_after": False}, R.gru_forward,
+                               {"reset_after": False})}
 KEYS = [("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh"),
-        ("w_peephole", "weight_peephole")]
+        ("w_peephole", "weight_peephole"), ("w_hr", "weight_hr")]
 
 
 def reference_weights(layer, k):
@@ -37,11 +40,12 @@ def test_layer_matches_the_reference(rng, layer_id, training):
     layer.rng = np.random.default_rng(21)
     y, final = layer(x, lengths=lengths)
     h_n = final[0] if isinstance(final, tuple) else final
+    P = h_n.shape[-1]
     seeds = np.random.default_rng(21).integers(0, 2 ** 63 - 1, size=2)
     for k in range(2):
         out = ref_forward(x, **reference_weights(layer, k), lengths=lengths, reverse=k == 1,
                           training=training, zoneout=0.3, seed=int(seeds[k]), **ref_kwargs)
-        assert rel_err(y[..., 5 * k:5 * k + 5], out[0]) < 1e-12
+        assert rel_err(y[..., P * k:P * k + P], out[0]) < 1e-12
         assert rel_err(h_n[k], out[1]) < 1e-12
     assert "zoneout=0.3" in repr(layer)
 
@@ -52,7 +56,7 @@ def test_finite_differences_with_fixed_masks(rng, layer_id):
     layer = cls(3, 4, num_layers=2, bidirectional=True, batch_first=True, zoneout=0.4,
                 dtype=np.float64, seed=0, **kwargs)
     x = rng.standard_normal((3, 5, 3))
-    h0 = rng.standard_normal((4, 3, 4))
+    h0 = rng.standard_normal((4, 3, kwargs.get("proj_size") or 4))
     state = (h0, rng.standard_normal((4, 3, 4))) if cls is nn.LSTM else h0
     recurrent_fd_check(layer, x, state, np.array([5, 2, 4]), rng, reseed=13)
 
@@ -78,10 +82,3 @@ def test_bad_zoneout(value, err):
     for cls in (nn.RNN, nn.LSTM, nn.GRU):
         with pytest.raises(err, match="zoneout: expected a float in"):
             cls(3, 4, zoneout=value)
-
-
-def test_unsupported_variants_refuse_at_construction():
-    with pytest.raises(ValueError, match="zoneout: not supported .*proj_size"):
-        nn.LSTM(3, 4, proj_size=2, zoneout=0.1)
-    with pytest.raises(ValueError, match="zoneout: not supported .*reset_after=False"):
-        nn.GRU(3, 4, reset_after=False, zoneout=0.1)

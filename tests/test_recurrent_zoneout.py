@@ -1,4 +1,5 @@
-"""Zoneout in the fused kernels (RNN, LSTM with and without peepholes, GRU) against the NumPy
+"""Zoneout in the fused kernels (RNN, LSTM with and without peepholes and projection, GRU with
+reset after and before) against the NumPy
 reference with the same masks, forward and backward, training (masks) and inference (the
 expectation): every layout option, odd sizes, T=1, B=1, every instruction set, threads."""
 import itertools
@@ -17,18 +18,36 @@ CELLS = {"rnn-tanh": ("rnn", {}, {"nonlinearity": "tanh"}),
          "rnn-relu": ("rnn", {}, {"nonlinearity": "relu"}),
          "lstm": ("lstm", {}, {}),
          "lstm-peephole": ("lstm", {"peephole": True}, {}),
-         "gru": ("gru", {}, {})}
+         "lstm-proj": ("lstm", {"proj_size": 3}, {}),
+         "lstm-proj-peephole": ("lstm", {"proj_size": 2, "peephole": True}, {}),
+         "gru": ("gru", {}, {}),
+         "gru-reset-before": ("gru", {}, {"reset_after": False})}
+
+
+def state_size(cell, H):
+    """P of a cell at hidden size H (the projection's, at most H), or H."""
+    return min(CELLS[cell][1].get("proj_size", H), H)
+
+
+def make(rng, cell, T, B, I, H, dtype, **kw):
+    op, make_kw, _ = CELLS[cell]
+    make_kw = dict(make_kw)
+    if "proj_size" in make_kw:
+        make_kw["proj_size"] = state_size(cell, H)
+    return make_inputs(rng, op, T, B, I, H, dtype, **kw, **make_kw)
 OPTIONS = list(itertools.product([False, True], repeat=3))  # batch_first, lengths, reverse
 
 
 def check_zoneout(rng, cell, T, B, I, H, dtype, *, batch_first=False, lengths=True,
                   reverse=False, zoneout=0.4, seed=7, bias=True, h0=True):
-    op, make_kw, cell_options = CELLS[cell]
-    args, lens = make_inputs(rng, op, T, B, I, H, dtype, bias=bias, h0=h0,
-                             batch_first=batch_first, lengths=lengths, **make_kw)
+    op, _, cell_options = CELLS[cell]
+    args, lens = make(rng, cell, T, B, I, H, dtype, bias=bias, h0=h0, batch_first=batch_first,
+                      lengths=lengths)
     options = dict(lengths=lens, reverse=reverse, batch_first=batch_first, zoneout=zoneout,
                    seed=seed, **cell_options)
-    grads = upstream(rng, op, args["x"].shape[:2] + (H,), B, H, dtype)
+    P = state_size(cell, H)
+    grads = upstream(rng, op, args["x"].shape[:2] + (P,), B, H, dtype)
+    grads["dh_n"] = rng.standard_normal((B, P)).astype(dtype)
     out, got = run(F, op, args, options, grads)
     ref_out, want = run(R, op, as64(args), options, as64(grads))
     out_tol, grad_tol = TOL[dtype]
@@ -92,12 +111,15 @@ def test_every_instruction_set(rng, cell, dtype, isa):
 def test_given_masks_are_the_ones_used(rng, cell):
     """masks= replaces the seeded draw: the reference's own masks give its results, and
     all-zero masks give the plain cell's."""
-    op, make_kw, cell_options = CELLS[cell]
-    args, lens = make_inputs(rng, op, 5, 3, 4, 6, np.float64, lengths=True, **make_kw)
+    op, _, cell_options = CELLS[cell]
+    args, lens = make(rng, cell, 5, 3, 4, 6, np.float64, lengths=True)
     options = dict(lengths=lens, **cell_options)
-    grads = upstream(rng, op, (5, 3, 6), 3, 6, np.float64)
+    P = state_size(cell, 6)
+    grads = upstream(rng, op, (5, 3, P), 3, 6, np.float64)
+    grads["dh_n"] = rng.standard_normal((3, P))
+    shapes = {"zoneout_h": (5, 3, P), "zoneout_c": (5, 3, 6)}
     names = ("zoneout_h", "zoneout_c") if op == "lstm" else ("zoneout_h",)
-    masks = {name: (rng.random((5, 3, 6)) < 0.5).astype(np.float64) for name in names}
+    masks = {name: (rng.random(shapes[name]) < 0.5).astype(np.float64) for name in names}
     out, got = run(F, op, args, dict(options, zoneout=0.5, masks=masks), grads)
     ref_out, want = run(R, op, args, dict(options, zoneout=0.5, masks=masks), grads)
     for name in out:
@@ -105,7 +127,7 @@ def test_given_masks_are_the_ones_used(rng, cell):
     for name in got:
         if want[name] is not None:
             assert rel_err(got[name], want[name]) < 1e-10, name
-    zeros = {name: np.zeros((5, 3, 6)) for name in names}
+    zeros = {name: np.zeros(shapes[name]) for name in names}
     zero_out, zero_got = run(F, op, args, dict(options, zoneout=0.5, masks=zeros), grads)
     plain_out, plain_got = run(F, op, args, options, grads)
     for name in zero_out:
@@ -114,16 +136,18 @@ def test_given_masks_are_the_ones_used(rng, cell):
         if plain_got[name] is not None:
             np.testing.assert_array_equal(zero_got[name], plain_got[name])
     # masks of ones: every unit keeps h0 (and c0); y repeats it at every step
-    ones = {name: np.ones((5, 3, 6)) for name in names}
+    ones = {name: np.ones(shapes[name]) for name in names}
     ones_out, _ = run(F, op, args, dict(options, zoneout=0.5, masks=ones), grads)
     np.testing.assert_array_equal(ones_out["h_n"], args["h0"])
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_seed_reproducible_and_zero_is_plain(rng, cell):
-    op, make_kw, cell_options = CELLS[cell]
-    args, lens = make_inputs(rng, op, 4, 3, 2, 5, np.float32, **make_kw)
-    grads = upstream(rng, op, (4, 3, 5), 3, 5, np.float32)
+    op, _, cell_options = CELLS[cell]
+    args, lens = make(rng, cell, 4, 3, 2, 5, np.float32)
+    P = state_size(cell, 5)
+    grads = upstream(rng, op, (4, 3, P), 3, 5, np.float32)
+    grads["dh_n"] = rng.standard_normal((3, P)).astype(np.float32)
     a = run(F, op, args, dict(cell_options, zoneout=0.3, seed=11), grads)
     b = run(F, op, args, dict(cell_options, zoneout=0.3, seed=11), grads)
     c = run(F, op, args, dict(cell_options, zoneout=0.3, seed=12), grads)
@@ -142,9 +166,11 @@ def test_seed_reproducible_and_zero_is_plain(rng, cell):
 @pytest.mark.parametrize("T,B,H", [(12, 9, 40), (5, 9, 200), (6, 20, 64)],
                          ids=["H40", "H200", "B20"])
 def test_bitwise_reproducible_across_threads(rng, cell, T, B, H):
-    op, make_kw, cell_options = CELLS[cell]
-    args, lens = make_inputs(rng, op, T, B, 20, H, np.float32, lengths=True, **make_kw)
-    grads = upstream(rng, op, (T, B, H), B, H, np.float32)
+    op, _, cell_options = CELLS[cell]
+    args, lens = make(rng, cell, T, B, 20, H, np.float32, lengths=True)
+    P = state_size(cell, H)
+    grads = upstream(rng, op, (T, B, P), B, H, np.float32)
+    grads["dh_n"] = rng.standard_normal((B, P)).astype(np.float32)
     options = dict(cell_options, lengths=lens, zoneout=0.25, seed=5)
     threads = rnnfast.get_num_threads()
     try:
@@ -172,13 +198,3 @@ def test_inference_windows(rng, dtype):
             check_zoneout(rng, cell, 40, 5, 3, 16, dtype, lengths=False)
     finally:
         rnnfast._C._set_projection_window_bytes(0)
-
-
-@pytest.mark.parametrize("training", [False, True])
-def test_unsupported_variants_refuse(rng, training):
-    args, _ = make_inputs(rng, "lstm", 3, 2, 2, 5, np.float32, proj_size=3)
-    with pytest.raises(ValueError, match=r"zoneout: not supported .* projection"):
-        F.lstm_forward(**args, zoneout=0.2, training=training)
-    args, _ = make_inputs(rng, "gru", 3, 2, 2, 5, np.float32)
-    with pytest.raises(ValueError, match="zoneout: not supported .* reset_after=False"):
-        F.gru_forward(**args, reset_after=False, zoneout=0.2, training=training)

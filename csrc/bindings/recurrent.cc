@@ -140,14 +140,11 @@ void zoneout_options(RecurrentCtx& ctx, const py::object& rate_obj, const py::ob
       throw py::value_error(std::string(name) + ": only for training=True with zoneout > 0 (got " +
                             (training ? "zoneout=0" : "training=False") + ")");
   }
-  if (ctx.zoneout > 0 && (ctx.cell == Cell::gru_reset_before || s.P))
-    throw py::value_error(std::string("zoneout: not supported by the fused kernels of ") +
-                          (s.P ? "the LSTM with a projection (w_hr)" : "the GRU with reset_after=False") +
-                          " yet");
   if (!want) return;
   const Dim time{"seq_len", s.T, "x"}, batch{"batch", s.B, "x"};
-  const Dim hidden{"hidden_size", s.H, "w_hh"};
-  ctx.zoneout_h = optional_array(h_obj, "zoneout_h", x, {time, batch, hidden});
+  const Dim hidden{"hidden_size", s.H, s.P ? "w_hr" : "w_hh"};
+  const Dim state = s.P ? Dim{"proj_size", s.P, "w_hr"} : hidden;
+  ctx.zoneout_h = optional_array(h_obj, "zoneout_h", x, {time, batch, state});
   if (is_lstm) ctx.zoneout_c = optional_array(c_obj, "zoneout_c", x, {time, batch, hidden});
 }
 

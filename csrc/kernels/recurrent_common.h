@@ -23,6 +23,13 @@ void with_blocked_cell(Cell cell, F&& fn) {
   }
 }
 
+// Calls fn(std::true_type{}) or fn(std::false_type{}): a run-time option as a template one.
+template <typename F>
+void with_flag(bool flag, F&& fn) {
+  if (flag) fn(std::true_type{});
+  else fn(std::false_type{});
+}
+
 // with_blocked_cell with the cell's options as template parameters too:
 // fn(cell_c, peep_c, zone_c), each a std::integral_constant (peepholes: LSTM only). A cell
 // without options runs the instantiation without them.

@@ -355,9 +355,11 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
 }
 
 // The time loop of GRU with reset before: h and the rows of xg as in loop_gate_blocked.
-template <typename T>
-void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Projections<T>& proj,
-                       T* h, T* y, RecurrentWorkspace<T>* ws,
+// Zone: zoneout (a template option, as in BlockedStep).
+template <typename T, bool Zone>
+void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias,
+                       const detail::Zoneout<T>& zone, const Projections<T>& proj, T* h, T* y,
+                       RecurrentWorkspace<T>* ws,
                        Precision prec) {  // bf16: precision of the products
   InputProjection<T> local;
   if (!proj.shared) local.windows(s, 3 * s.H, proj.x, proj.wih, 0, s.B, proj.into);
@@ -368,6 +370,7 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Pr
   whh.pack(true, H, 2 * H, w_hh, H, prec);
   whh_n.pack(true, H, H, w_hh + 2 * H * H, H, prec);
   Buffer<T> hg(B * 2 * H), rh(B * H), hn(B * H);
+  Buffer<T> hprev(Zone && !ws ? B * H : 0);  // inference with zoneout: h before the step
   rh.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     local.prepare(step);
@@ -383,8 +386,10 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Pr
       if (!s.active(step, b)) return;
       const index_t t = s.time_of(step, b), row = s.row(t, b);
       T* hb = h + b * H;
-      if (ws) std::memcpy(ws->hprev.data() + row * H, hb, sizeof(T) * H);
+      T* hp = ws ? ws->hprev.data() + row * H : Zone ? hprev.data() + b * H : nullptr;
+      if (hp) std::memcpy(hp, hb, sizeof(T) * H);
       steps.gru_before_update(H, xg.at(t, b), hn.data() + b * H, bias, hb);
+      if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, 0), H, hp, hb);
       std::memcpy(y + row * H, hb, sizeof(T) * H);
     });
   }
@@ -394,10 +399,11 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Pr
 // two products per step, the second needing m of every unit, so each is one GEMM over the
 // batch (threaded inside) and the gate math runs between them by rows. h [B, P] and c [B, H]
 // as in loop_gate_blocked. Peep: peepholes (a template option, as in BlockedStep).
-template <typename T, bool Peep>
+template <typename T, bool Peep, bool Zone>
 void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bias,
-                    const T* peep, const Projections<T>& proj, T* h, T* c, T* y,
-                    RecurrentWorkspace<T>* ws, Precision prec) {  // bf16: of the products
+                    const T* peep, const detail::Zoneout<T>& zone, const Projections<T>& proj,
+                    T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
+                    Precision prec) {  // bf16: of the products
   const index_t B = s.B, H = s.H, P = s.P, GH = 4 * H;
   InputProjection<T> local;
   if (!proj.shared) local.windows(s, GH, proj.x, proj.wih, 0, B, proj.into);
@@ -407,6 +413,7 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bi
   whh.pack(true, P, GH, w_hh, P, prec);
   whr.pack(true, H, P, w_hr, H, prec);
   Buffer<T> hg(B * GH), m(B * H), hn(B * P);
+  Buffer<T> cprev(Zone && !ws ? B * H : 0);  // inference with zoneout: c before the step
   m.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     local.prepare(step);
@@ -416,22 +423,25 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bi
       const index_t row = s.row(s.time_of(step, b), b);
       T* cb = c + b * H;
       T* mb = m.data() + b * H;
-      if (ws) {
-        std::memcpy(ws->hprev.data() + row * P, h + b * P, sizeof(T) * P);
-        std::memcpy(ws->extra.data() + row * H, cb, sizeof(T) * H);
-      }
+      T* cp = ws ? ws->extra.data() + row * H : Zone ? cprev.data() + b * H : nullptr;
+      if (ws) std::memcpy(ws->hprev.data() + row * P, h + b * P, sizeof(T) * P);
+      if (cp) std::memcpy(cp, cb, sizeof(T) * H);
       const T* hgb = hg.data() + b * GH;
       T* g = xg.at(s.time_of(step, b), b);
       if constexpr (Peep)
         steps.lstm_peephole(H, H, H, g, hgb, bias, peep, mb, cb);
       else
         steps.lstm(H, H, H, g, hgb, bias, mb, cb);
+      if constexpr (Zone)
+        zone.apply(zone.c, zone.rate, zone.at(s, s.time_of(step, b), b, H, 0), H, cp, cb);
       if (ws) std::memcpy(ws->m.data() + row * H, mb, sizeof(T) * H);
     });
     gemm_packed<T>(B, m.data(), H, whr, T(0), hn.data(), P);
     detail::for_each_batch_row(B, 2 * P, [&](index_t b) {
       if (!s.active(step, b)) return;  // the state passes unchanged
-      const index_t row = s.row(s.time_of(step, b), b);
+      const index_t t = s.time_of(step, b), row = s.row(t, b);
+      if constexpr (Zone)
+        zone.apply(zone.h, zone.rate, zone.at(s, t, b, P, 0), P, h + b * P, hn.data() + b * P);
       std::memcpy(h + b * P, hn.data() + b * P, sizeof(T) * P);
       std::memcpy(y + row * P, hn.data() + b * P, sizeof(T) * P);
     });
@@ -496,13 +506,18 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
         std::fill_n(ws->gates.data() + s.row(t, b) * GH, GH, T(0));
 
   if (cell == Cell::gru_reset_before)
-    loop_reset_before(s, w.w_hh, bias.data(), proj, h_n, y, ws, w.precision);
-  else if (projected && w.w_peephole)
-    loop_projected<T, true>(s, w.w_hh, w.w_hr, bias.data(), w.w_peephole, proj, h_n, c, y, ws,
-                            w.precision);
+    detail::with_flag(zoned, [&](auto zone_c) {
+      loop_reset_before<T, decltype(zone_c)::value>(s, w.w_hh, bias.data(), zone, proj, h_n, y,
+                                                    ws, w.precision);
+    });
   else if (projected)
-    loop_projected<T, false>(s, w.w_hh, w.w_hr, bias.data(), nullptr, proj, h_n, c, y, ws,
-                             w.precision);
+    detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
+      detail::with_flag(zoned, [&](auto zone_c) {
+        loop_projected<T, decltype(peep_c)::value, decltype(zone_c)::value>(
+            s, w.w_hh, w.w_hr, bias.data(), w.w_peephole, zone, proj, h_n, c, y, ws,
+            w.precision);
+      });
+    });
   else
     detail::with_blocked_options(
         cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {

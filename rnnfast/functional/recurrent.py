@@ -17,7 +17,7 @@ Zoneout (Krueger et al., 2016; docs/DECISIONS.md "Cell variants"): with ``zoneou
 value where its mask is 1, ``h_t = d * h_{t-1} + (1 - d) * h~_t``; the masks are
 ``rnnfast.reference.recurrent_masks(op, T, B, H, zoneout=p, seed=seed)`` (time-major, drawn
 with probability p), or the ``masks`` given. At inference d is p itself (the expectation).
-Not yet for the LSTM with a projection nor the GRU with ``reset_after=False`` (ValueError).
+With a projection the mask of h is ``(T, B, P)``.
 """
 from __future__ import annotations
 

@@ -256,10 +256,6 @@ class RecurrentStack:
         self.kernel_options = {k: v for k, v in self.options.items()
                                if k not in self.cell.param_options}
         self.proj_size = self.options.get("proj_size", 0)
-        if self.options.get("zoneout") and (self.proj_size or
-                                            self.options.get("reset_after") is False):
-            raise ValueError("zoneout: not supported yet with " + (
-                "proj_size" if self.proj_size else "reset_after=False"))
         if self.proj_size >= self.hidden_size:
             raise ValueError(f"proj_size: expected an int < hidden_size ({self.hidden_size}), "
                              f"got {self.proj_size}")
