@@ -30,6 +30,7 @@ MODULES = [
     ("rnnfast.reference", "names"),
     ("rnnfast.nn", "full"),
     ("rnnfast.models", "full"),
+    ("rnnfast.models.merging", "full"),
     ("rnnfast.losses", "full"),
     ("rnnfast.optim", "full"),
     ("rnnfast.utils", "full"),

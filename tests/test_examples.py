@@ -189,3 +189,13 @@ def test_translate_synthetic_and_anki_file(tmp_path):
                            str(bad)], capture_output=True, text=True, env=env, cwd=tmp_path,
                           timeout=180)
     assert proc.returncode != 0 and "bad.txt:1: expected 'source<TAB>target'" in proc.stderr
+
+
+def test_functional_translate_synthetic():
+    out = run("functional_translate.py")
+    check_epochs(out, 2)
+    assert "synthetic language pair: 270 training and 30 test pairs" in out
+    assert 'Model: "translator"' in out and "Connected to" in out
+    assert "decoder (LSTM)" in out and "tgt_embedding[0][0], encoder[0][1], encoder[0][2]" in out
+    assert "BLEU greedy: " in out and out.count("  greedy:    ") == 3
+    assert "saved and loaded: predictions equal" in out

@@ -521,3 +521,161 @@ def test_fuzzed_files_load_or_raise_value_error(good, tmp_path, kind):
             outcomes["ValueError"] += 1
     print(f"\n{kind}: {outcomes}")
     assert outcomes["ValueError"] > 100  # most changes are caught
+
+
+# functional models: the graph's part of the document ----------------------------------------
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    """(file bytes, model, inputs) of a trained functional encoder-decoder with attention."""
+    from rnnfast.models import Input, Model
+
+    rng = np.random.default_rng(1)
+    source = Input(shape=(None,), dtype="int32", name="source")
+    target = Input(shape=(None,), dtype="int32", name="target")
+    enc, h, c = L.LSTM(8, return_sequences=True, return_state=True, name="encoder", seed=0)(
+        L.Embedding(20, 4, name="src_embedding", seed=1)(source))  # nodes 0, 1
+    dec = L.LSTM(8, return_sequences=True, name="decoder", seed=2)(
+        L.Embedding(20, 4, name="tgt_embedding", seed=3)(target), initial_state=[h, c])  # 2, 3
+    context = L.Attention(name="attention")([dec, enc])  # node 4
+    joined = L.Concatenate(name="concat")([dec, context])  # node 5
+    probs = L.Dense(20, activation="softmax", name="probs", seed=4)(joined)  # node 6
+    model = Model([source, target], probs, seed=5)
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam",
+                  metrics=["accuracy"])
+    x = [rng.integers(1, 20, (8, 6)), rng.integers(1, 20, (8, 4))]
+    model.fit(x, rng.integers(0, 20, (8, 4)), epochs=1, batch_size=4, verbose=0)
+    path = tmp_path_factory.mktemp("graph") / "model.keras"
+    model.save(path)
+    return path.read_bytes(), model, x
+
+
+NODES = ("config", "nodes")
+GRAPH_CASES = [
+    ("node-unknown-layer", set_doc(NODES + (6, "layer"), 99),
+     "config.nodes\\[6\\].layer: expected a layer index below 7"),
+    ("node-layer-bool", set_doc(NODES + (6, "layer"), True), "nodes\\[6\\].layer"),
+    ("node-layer-negative", set_doc(NODES + (6, "layer"), -1), "nodes\\[6\\].layer"),
+    ("node-cycle", set_doc(NODES + (3, "inputs", 0), ["node", 5, 0]),
+     "nodes\\[3\\].inputs\\[0\\]: node 5 is not a call before this one"),
+    ("node-self-reference", set_doc(NODES + (4, "inputs", 0), ["node", 4, 0]),
+     "node 4 is not a call before this one"),
+    ("node-huge-index", set_doc(NODES + (4, "inputs", 0), ["node", 10 ** 12, 0]),
+     "is not a call before this one"),
+    ("node-huge-output-index", set_doc(NODES + (4, "inputs", 1), ["node", 1, 2 ** 40]),
+     "node 1 has 3 output\\(s\\), not 1099511627776"),
+    ("node-float-output-index", set_doc(NODES + (4, "inputs", 1), ["node", 1, 0.0]),
+     "node 1 has 3 output"),
+    ("dangling-input", set_doc(NODES + (0, "inputs", 0), ["input", 5, 0]),
+     "nodes\\[0\\].inputs\\[0\\]: no input 5"),
+    ("ref-not-a-list", set_doc(NODES + (0, "inputs", 0), "source"),
+     "expected \\['input', index, 0\\]"),
+    ("ref-unknown-kind", set_doc(NODES + (0, "inputs", 0), ["layer", 0, 0]),
+     "expected \\['input', index, 0\\]"),
+    ("node-no-inputs", set_doc(NODES + (0, "inputs"), []), "nodes\\[0\\].inputs"),
+    ("node-unknown-key", set_doc(NODES + (0, "code"), "x"), "nodes\\[0\\]: expected"),
+    ("node-bad-form", set_doc(NODES + (0, "form"), "eval"), "nodes\\[0\\].form"),
+    ("node-states-huge", set_doc(NODES + (3, "states"), 10 ** 9), "nodes\\[3\\].states"),
+    ("node-states-on-dense", set_doc(NODES + (6, "states"), 1), "nodes\\[6\\].states"),
+    ("node-option-unknown", set_doc(NODES + (4, "options"), {"training": True}),
+     "nodes\\[4\\].options"),
+    ("node-option-string", set_doc(NODES + (4, "options"), {"use_causal_mask": "yes"}),
+     "nodes\\[4\\].options"),
+    ("node-option-on-dense", set_doc(NODES + (6, "options"), {"use_causal_mask": True}),
+     "use_causal_mask is an argument of Attention"),
+    ("node-wrong-arity", set_doc(NODES + (4, "inputs"), [["node", 3, 0]]),
+     "Attention takes a list \\[query, value\\]"),
+    ("node-list-into-dense", set_doc(NODES + (6, "form"), "list"),
+     "'probs' \\(Dense\\): takes one tensor, not a list"),
+    ("node-rewired", set_doc(NODES + (6, "inputs"), [["node", 1, 1]]),
+     "'probs' \\(Dense\\) called on inputs of shape \\(None, 8\\): x: expected 16 features"),
+    ("node-unreachable", lambda raw: with_doc(lambda doc: doc["config"]["nodes"].append(
+        dict(doc["config"]["nodes"][6])))(raw), "1 of the calls lead to no output"),
+    ("nodes-not-a-list", set_doc(NODES, {"0": 1}), "config.nodes: expected a list"),
+    ("nodes-too-many", set_doc(NODES, [{}] * 5000), "config.nodes: expected a list of 1 to"),
+    ("layer-not-called", lambda raw: with_doc(lambda doc: doc["config"]["layers"].append(
+        dict(doc["config"]["layers"][5], name="extra")))(raw),
+     "config.layers\\[7\\]: the layer is not called by any node"),
+    ("layer-not-called-with-weights", lambda raw: with_doc(
+        lambda doc: doc["config"]["layers"].append(
+            dict(doc["config"]["layers"][6], name="extra")))(raw),
+     "config.layers\\[7\\] \\(layers.Dense\\): the configuration asks for a parameter"),
+    ("layer-name-twice", set_doc(("config", "layers", 1, "name"), "probs"),
+     "the name 'probs' is used twice"),
+    ("layer-name-as-input", set_doc(("config", "layers", 1, "name"), "source"),
+     "the name 'source' is used twice"),
+    ("graph-unknown-layer-class", set_doc(("config", "layers", 2, "class_name"), "os.system"),
+     "unknown layer class 'os.system'"),
+    ("input-name-path", set_doc(("config", "inputs", 0, "name"), "../x"),
+     "inputs\\[0\\].name"),
+    ("input-shape-huge", set_doc(("config", "inputs", 0, "shape"), [None] * 5),
+     "inputs\\[0\\].shape: a sample of"),
+    ("input-shape-zero", set_doc(("config", "inputs", 0, "shape"), [0]),
+     "inputs\\[0\\].shape"),
+    ("input-dtype-object", set_doc(("config", "inputs", 0, "dtype"), "object"),
+     "inputs\\[0\\].dtype"),
+    ("inputs-empty", set_doc(("config", "inputs"), []), "config.inputs"),
+    ("output-bad-ref", set_doc(("config", "outputs", 0), ["node", 99, 0]),
+     "config.outputs\\[0\\]: node 99"),
+    ("output-names-missing", set_doc(("config", "output_names"), []), "config.output_names"),
+    ("output-name-path", set_doc(("config", "output_names", 0), "a/b"), "output_names\\[0\\]"),
+    ("graph-missing-key", delete_doc(("config", "nodes")), "config: expected the keys"),
+    ("compile-loss-weight-negative", set_doc(("compile", "loss_weights", 0), -1.0),
+     "compile.loss_weights"),
+    ("compile-loss-list-too-long", set_doc(("compile", "loss"), [None] * 100),
+     "compile: expected lists"),
+    ("compile-loss-weights-missing", delete_doc(("compile", "loss_weights")),
+     "compile: expected keys"),
+    ("compile-losses-per-output-mismatch",
+     lambda raw: with_doc(lambda doc: doc["compile"].update(
+         loss=[doc["compile"]["loss"][0]] * 2, metrics=[[], []],
+         loss_weights=[1.0, 1.0]))(raw), "compile: loss: expected 1 losses"),
+]
+
+
+@pytest.mark.parametrize("name, build, expected", GRAPH_CASES, ids=[c[0] for c in GRAPH_CASES])
+def test_crafted_graph_file_raises_clear_value_error(graph, tmp_path, name, build, expected):
+    raw, _, _ = graph
+    path = tmp_path / f"{name}.keras"
+    path.write_bytes(build(raw))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=expected) as info:
+            load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(info.value)
+    assert peak < PEAK_LIMIT, f"the loader allocated {peak:,} bytes"
+
+
+def test_the_graph_file_loads(graph, tmp_path):
+    raw, model, x = graph
+    path = tmp_path / "good.keras"
+    path.write_bytes(pack(members(raw)))
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert [n["layer"] for n in document(raw)["config"]["nodes"]] == list(range(7))
+
+
+def test_fuzzed_graph_documents_load_or_raise_value_error(graph, tmp_path):
+    import random
+
+    raw, _, x = graph
+    rng = random.Random("graph")
+    base = document(raw)
+    outcomes = {"loaded": 0, "ValueError": 0}
+    for trial in range(150):
+        doc = json.loads(json.dumps(base))
+        mutate_document(doc, rng)
+        path = tmp_path / "fuzz.keras"
+        path.write_bytes(with_text(raw, json.dumps(doc)))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = load_model(path)
+                model.predict([a[:2] for a in x])
+            outcomes["loaded"] += 1
+        except ValueError:
+            outcomes["ValueError"] += 1
+    print(f"\ngraph: {outcomes}")
+    assert outcomes["ValueError"] > 100

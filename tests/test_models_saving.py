@@ -114,6 +114,10 @@ LAYERS = [
     L.Activation("softmax"),
     L.LayerNormalization(axis=[-2, -1], epsilon=1e-2, center=False),
     L.Masking(-1.0),
+    L.Add(), L.Subtract(), L.Multiply(), L.Average(), L.Maximum(), L.Minimum(),
+    L.Concatenate(axis=1), L.Dot(axes=[1, 2], normalize=True),
+    L.Attention(use_scale=True, score_mode="concat", dropout=0.1),
+    L.AdditiveAttention(use_scale=False),
 ]
 
 

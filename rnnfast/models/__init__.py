@@ -1,9 +1,10 @@
-"""Keras' model workflow over rnnfast's layers: ``Sequential`` (``compile``, ``fit``,
-``evaluate``, ``predict``, ``summary``, ``save``), ``load_model``, Keras-style layers
+"""Keras' model workflow over rnnfast's layers: ``Sequential`` and the functional ``Model``
+with ``Input`` (``compile``, ``fit``, ``evaluate``, ``predict``, ``summary``, ``save``),
+``load_model``, merge layers (``rnnfast.models.merging``), Keras-style layers
 (``rnnfast.models.layers``), callbacks (``rnnfast.models.callbacks``), Keras' optimisers and
 learning-rate schedules (``rnnfast.models.optimizers``) and ``set_keras_weights`` (Keras'
 ``get_weights()`` lists into these layers)."""
-from rnnfast.models import callbacks, layers, optimizers
+from rnnfast.models import callbacks, layers, merging, optimizers
 from rnnfast.models.callbacks import (
     Callback,
     CSVLogger,
@@ -15,6 +16,7 @@ from rnnfast.models.callbacks import (
     TerminateOnNaN,
 )
 from rnnfast.models.checkpointing import BackupAndRestore, ModelCheckpoint
+from rnnfast.models.functional import Input, KerasTensor, Model
 from rnnfast.models.keras_weights import keras_recurrent_weights, set_keras_weights
 from rnnfast.models.saving import load_model, save_model
 from rnnfast.models.sequential import Sequential
@@ -25,8 +27,11 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "History",
+    "Input",
+    "KerasTensor",
     "LambdaCallback",
     "LearningRateScheduler",
+    "Model",
     "ModelCheckpoint",
     "ReduceLROnPlateau",
     "Sequential",
@@ -35,6 +40,7 @@ __all__ = [
     "keras_recurrent_weights",
     "layers",
     "load_model",
+    "merging",
     "optimizers",
     "save_model",
     "set_keras_weights",

@@ -333,7 +333,10 @@ class _Recurrent(Module, KerasWeights):
     def compute_output_mask(self, mask):
         return mask if self.return_sequences else None
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, initial_state=None):
+        """The layer's output (with ``return_state``: ``[output, h]``, plus ``c`` for an
+        LSTM); ``initial_state`` is Keras' list ``[h0]`` (``[h0, c0]`` for an LSTM) of
+        ``(batch, units)`` arrays, zeros when None."""
         x = as_float_input(x, "x", self.dtype)
         if x.ndim != 3:
             raise ValueError(f"x: expected a 3-D array (batch, steps, features), got shape "
@@ -346,7 +349,8 @@ class _Recurrent(Module, KerasWeights):
         batch, steps = x.shape[:2]
         lengths, index = align_mask(mask, batch, steps)
         rows = np.arange(batch)[:, None]
-        out, state = self.rnn(x if index is None else x[rows, index], lengths=lengths)
+        state0 = self._initial_state(initial_state, batch)
+        out, state = self.rnn(x if index is None else x[rows, index], state0, lengths=lengths)
         h_n, c_n = state if self.rnn.has_cell_state else (state, None)
         if self.return_sequences:
             y = out
@@ -355,15 +359,36 @@ class _Recurrent(Module, KerasWeights):
                 y[rows, index] = out
         else:
             y = h_n[0] if not self.bidirectional else np.concatenate([h_n[0], h_n[1]], axis=1)
-        self._keep((x.shape, index))
+        self._keep((x.shape, index, state0 is not None))
         if self.return_state:
             return [y, h_n[0]] + ([] if c_n is None else [c_n[0]])
         return y
 
+    def _initial_state(self, initial_state, batch):
+        """Keras' ``initial_state`` list as the ``rnnfast.nn`` layer's state (or None)."""
+        if initial_state is None:
+            return None
+        count = 2 if self.rnn.has_cell_state else 1
+        if self.bidirectional:
+            raise ValueError("initial_state: not supported inside Bidirectional")
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != count:
+            raise ValueError(f"initial_state: {type(self).__name__} takes a list of {count} "
+                             f"arrays ({'[h, c]' if count == 2 else '[h]'}), got "
+                             f"{type(initial_state).__name__}")
+        states = []
+        for i, s in enumerate(initial_state):
+            s = as_float_input(s, f"initial_state[{i}]", self.dtype)
+            if s.shape != (batch, self.units):
+                raise ValueError(f"initial_state[{i}]: expected shape (batch, units) = "
+                                 f"({batch}, {self.units}), got {s.shape}")
+            states.append(s[None])
+        return tuple(states) if count == 2 else states[0]
+
     def backward(self, dy, *dstates):
         """``dx`` of the last forward; ``dstates`` (``dh`` and, for an LSTM, ``dc``) are the
-        gradients of the states it returned with ``return_state`` (None means zeros)."""
-        shape, index = self._saved()
+        gradients of the states it returned with ``return_state`` (None means zeros). After a
+        forward with ``initial_state``: ``[dx, dh0]`` (``[dx, dh0, dc0]`` for an LSTM)."""
+        shape, index, has_state0 = self._saved()
         batch, steps = shape[:2]
         D, H = self.num_directions, self.units
         has_cell = self.rnn.has_cell_state
@@ -390,12 +415,17 @@ class _Recurrent(Module, KerasWeights):
         dstate = (dh, dc) if has_cell else dh
         if has_cell and dh is None and dc is None:
             dstate = None
-        dx, _ = self.rnn.backward(dseq, dstate)
-        if index is None:
+        dx, dstate0 = self.rnn.backward(dseq, dstate)
+        if index is not None:
+            out = np.empty_like(dx)
+            out[rows, index] = dx
+            dx = out
+        if not has_state0:
             return dx
-        out = np.empty_like(dx)
-        out[rows, index] = dx
-        return out
+        zero = np.zeros((batch, H), self.dtype)
+        parts = (dstate0 if has_cell else (dstate0,)) if dstate0 is not None else \
+            (None,) * (2 if has_cell else 1)
+        return [dx] + [zero.copy() if d is None else d[0] for d in parts]
 
     def get_config(self):
         config = {"units": self.units, "activation": self.activation,
@@ -660,3 +690,9 @@ register_layers("layers", [Dense, Conv1D, MaxPooling1D, GlobalMaxPooling1D,
 # Keras' attention layers (``[query, value(, key)]`` inputs, ``mask=[query_mask, value_mask]``,
 # ``return_attention_scores``, ``use_causal_mask``), defined in ``rnnfast.nn.attention``.
 from rnnfast.nn.attention import AdditiveAttention, Attention  # noqa: E402
+
+# Keras' merge layers (``Concatenate``, ``Add``, ...), defined in ``rnnfast.models.merging``.
+from rnnfast.models.merging import (  # noqa: E402
+    Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract)
+
+__all__ += ["Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract"]

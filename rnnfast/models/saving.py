@@ -188,28 +188,46 @@ def _rng_states(model):
     return {"states": states, "owners": owners}
 
 
-def _compile_config(model, params):
-    if model.loss is None:
-        return None, {}
-    loss = model.loss
+def _loss_spec(loss):
+    if loss is None:
+        return None
     if LOSSES.get(type(loss).__name__) is not type(loss):
         warnings.warn(f"save: the loss {type(loss).__name__} is not one of rnnfast.losses; the "
-                      "model is saved without its compile settings", UserWarning, stacklevel=4)
-        return None, {}
-    metrics = [m for m in model.metric_specs if isinstance(m, str)]
-    if len(metrics) != len(model.metric_specs):
+                      "model is saved without its compile settings", UserWarning, stacklevel=5)
+        return False
+    return {"class": type(loss).__name__, "from_logits": getattr(loss, "from_logits", None)}
+
+
+def _metric_names(specs):
+    metrics = [m for m in specs if isinstance(m, str)]
+    if len(metrics) != len(specs):
         warnings.warn("save: metrics given as functions are not saved", UserWarning,
-                      stacklevel=4)
+                      stacklevel=5)
+    return metrics
+
+
+def _compile_config(model, params):
+    """The compile settings as data: one ``loss`` and ``metrics`` for a Sequential; for a
+    functional Model (``multi_output_config``) a list of each per output and
+    ``loss_weights``."""
+    heads = model._heads
+    if not heads:
+        return None, {}
+    specs = [_loss_spec(h.loss) for h in heads]
+    if any(spec is False for spec in specs):
+        return None, {}
+    metrics = [_metric_names(h.metric_specs) for h in heads]
     opt_config, arrays = (None, {})
     if model.optimizer is not None:
         opt_config, arrays = optimizers_mod.get_config(model.optimizer, params)
     if opt_config is None and model.optimizer_name is None:
         warnings.warn("save: the optimizer is neither one of rnnfast.optim's nor given by name; "
                       "load_model compiles the model with 'rmsprop'", UserWarning, stacklevel=4)
-    return {"loss": {"class": type(loss).__name__,
-                     "from_logits": getattr(loss, "from_logits", None)},
-            "metrics": metrics, "clip": dict(model.clip), "optimizer": opt_config,
-            "optimizer_name": model.optimizer_name}, arrays
+    config = {"loss": specs[0], "metrics": metrics[0], "clip": dict(model.clip),
+              "optimizer": opt_config, "optimizer_name": model.optimizer_name}
+    if getattr(model, "multi_output_config", False):
+        config.update(loss=specs, metrics=metrics, loss_weights=[h.weight for h in heads])
+    return config, arrays
 
 
 def _write_npz(path, arrays):
@@ -463,15 +481,10 @@ def _restore_rngs(model, saved, where):
         setattr(modules[name], "rng", gen)
 
 
-def _compile_arguments(config, where):
-    """``(loss, metrics, clip, optimizer_name)`` of a compile config, checked."""
-    keys = {"loss", "metrics", "clip", "optimizer", "optimizer_name"}
-    if not isinstance(config, dict) or set(config) != keys:
-        raise ValueError(f"{where}: compile: expected keys {sorted(keys)}")
-    spec = config["loss"]
+def _loss_from_spec(spec, where):
     if not isinstance(spec, dict) or set(spec) != {"class", "from_logits"} or \
             not isinstance(spec["class"], str) or spec["class"] not in LOSSES:
-        raise ValueError(f"{where}: compile.loss: expected {{'class': one of {sorted(LOSSES)}, "
+        raise ValueError(f"{where}: expected {{'class': one of {sorted(LOSSES)}, "
                          "'from_logits': ...}")
     cls = LOSSES[spec["class"]]
     takes_logits = issubclass(cls, (losses.CategoricalCrossentropy,
@@ -479,13 +492,43 @@ def _compile_arguments(config, where):
                                     losses.BinaryCrossentropy))
     if takes_logits != isinstance(spec["from_logits"], bool) or \
             (not takes_logits and spec["from_logits"] is not None):
-        raise ValueError(f"{where}: compile.loss.from_logits: expected "
+        raise ValueError(f"{where}.from_logits: expected "
                          f"{'true or false' if takes_logits else 'null'} for {cls.__name__}")
-    loss = cls(from_logits=spec["from_logits"]) if takes_logits else cls()
-    metrics = config["metrics"]
+    return cls(from_logits=spec["from_logits"]) if takes_logits else cls()
+
+
+def _metric_specs(metrics, where):
     if not isinstance(metrics, list) or len(metrics) > 64 or \
             not all(isinstance(m, str) and len(m) <= 64 for m in metrics):
-        raise ValueError(f"{where}: compile.metrics: expected a list of metric names")
+        raise ValueError(f"{where}: expected a list of metric names")
+    return metrics
+
+
+def _compile_arguments(config, where, multi=False):
+    """``(loss, metrics, loss_weights, clip, optimizer_name)`` of a compile config, checked;
+    with ``multi`` (a functional Model's), ``loss`` and ``metrics`` are lists per output."""
+    keys = {"loss", "metrics", "clip", "optimizer", "optimizer_name"}
+    if multi:
+        keys.add("loss_weights")
+    if not isinstance(config, dict) or set(config) != keys:
+        raise ValueError(f"{where}: compile: expected keys {sorted(keys)}")
+    weights = None
+    if multi:
+        specs, metric_lists, weights = config["loss"], config["metrics"], config["loss_weights"]
+        if not all(isinstance(v, list) and 1 <= len(v) <= 64 for v in (specs, metric_lists,
+                                                                          weights)) or \
+                not len(specs) == len(metric_lists) == len(weights):
+            raise ValueError(f"{where}: compile: expected lists 'loss', 'metrics' and "
+                             "'loss_weights' of 1 to 64 items, one per output")
+        if not all(is_finite_number(w) and w >= 0 for w in weights):
+            raise ValueError(f"{where}: compile.loss_weights: expected numbers >= 0")
+        loss = [None if spec is None else _loss_from_spec(spec, f"{where}: compile.loss[{i}]")
+                for i, spec in enumerate(specs)]
+        metrics = [_metric_specs(m, f"{where}: compile.metrics[{i}]")
+                   for i, m in enumerate(metric_lists)]
+    else:
+        loss = _loss_from_spec(config["loss"], f"{where}: compile.loss")
+        metrics = _metric_specs(config["metrics"], f"{where}: compile.metrics")
     clip = config["clip"]
     clip_keys = {"clipnorm", "clipvalue", "global_clipnorm"}
     if not isinstance(clip, dict) or set(clip) != clip_keys or not all(
@@ -497,7 +540,7 @@ def _compile_arguments(config, where):
                              name.lower() not in optimizers_mod.KERAS_DEFAULTS):
         raise ValueError(f"{where}: compile.optimizer_name: expected null or one of "
                          f"{sorted(optimizers_mod.KERAS_DEFAULTS)}, got {str(name)[:40]!r}")
-    return loss, metrics, clip, name
+    return loss, metrics, weights, clip, name
 
 
 def _restore_compile(model, config, opt_arrays, where):
@@ -505,7 +548,8 @@ def _restore_compile(model, config, opt_arrays, where):
         if opt_arrays:
             raise ValueError(f"{where}: optimizer arrays without compile settings")
         return
-    loss, metrics, clip, name = _compile_arguments(config, where)
+    loss, metrics, weights, clip, name = _compile_arguments(
+        config, where, getattr(model, "multi_output_config", False))
     params = model.parameters()
     opt = None
     if config["optimizer"] is not None:
@@ -514,7 +558,7 @@ def _restore_compile(model, config, opt_arrays, where):
         raise ValueError(f"{where}: optimizer arrays without an optimizer config")
     try:
         model.compile(optimizer=opt if opt is not None else name or "rmsprop", loss=loss,
-                      metrics=metrics, **clip)
+                      metrics=metrics, loss_weights=weights, **clip)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: compile: {exc}") from None
     model.optimizer_name = name

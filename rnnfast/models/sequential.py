@@ -28,47 +28,19 @@ import re
 
 import numpy as np
 
-from rnnfast import losses
 from rnnfast import nn
-from rnnfast.models import metrics as metrics_mod
-from rnnfast.models import optimizers as optimizers_mod
 from rnnfast.models import saving, training
-from rnnfast.models.layers import Activation, Bidirectional, Dense, Input, Masking, _Recurrent
-from rnnfast.nn.activation import _Elementwise
-from rnnfast.nn.module import Module, make_rng
+from rnnfast.models.functional import (FREE_LENGTHS, MAX_LAYERS, KerasTensor, input_dtype,
+                                       run_layer, sample_shape, snake_case)
+from rnnfast.models.layers import Dense, Input
+from rnnfast.nn.module import Module
 from rnnfast.nn.recurrent import RNNBase
-from rnnfast.nn.serialization import MAX_CONFIG_INT, deserialize, serialize
+from rnnfast.nn.serialization import deserialize, serialize
 
 __all__ = ["Sequential"]
 
-MASK_CONSUMERS = (_Recurrent, Bidirectional)
-MASK_TRANSPARENT = (nn.Dropout, nn.Linear, _Elementwise, Activation, nn.LayerNorm,
-                    nn.TimeDistributed)
-FREE_LENGTHS = (61, 67)  # stand-ins for a None axis when tracing shapes
-MAX_SAMPLE_ELEMENTS = 2 ** 22  # bound of one sample's size in a config (from_config)
-MAX_LAYERS = 4096
-INPUT_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                "uint64", "float16", "float32", "float64")
 
-
-def snake_case(name):
-    """Keras' layer names: ``MaxPooling1D`` -> ``max_pooling1d``, ``SimpleRNN`` ->
-    ``simple_rnn``."""
-    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _positive(value, name):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a positive number or None, got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name}: expected a positive number or None, got {value}")
-    return float(value)
-
-
-class Sequential(Module):
+class Sequential(training.BaseModel):
     """A linear stack of layers with Keras' training workflow."""
 
     def __init__(self, layers=None, name=None, *, seed=None):
@@ -80,18 +52,10 @@ class Sequential(Module):
         self.input_shape = None
         self.output_shapes = None
         self.built = False
-        self.rng = make_rng(seed)
-        self.stop_training = False
+        self._init_training(seed)
         self.output_mask = None
-        self.loss = None
-        self.optimizer = None
-        self.metrics = []
-        self.clip = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None}
-        self._optimizer_spec = None
-        self.optimizer_name = None
-        self.metric_specs = []
         if layers is not None:
-            if isinstance(layers, (Module, Input)):
+            if isinstance(layers, (Module, Input, KerasTensor)):
                 layers = [layers]
             for layer in layers:
                 self.add(layer)
@@ -99,6 +63,8 @@ class Sequential(Module):
     # layers -------------------------------------------------------------------------------
     def add(self, layer):
         """Append a layer (or an ``Input`` first)."""
+        if isinstance(layer, KerasTensor) and layer.spec is not None:  # Keras' Input(...)
+            layer = layer.spec
         if isinstance(layer, Input):
             if self.layers or self.input_spec is not None:
                 raise ValueError("Input: must be the first item of a Sequential")
@@ -160,16 +126,8 @@ class Sequential(Module):
 
     # forward / backward -------------------------------------------------------------------
     def _call_layer(self, layer, x, mask):
-        if isinstance(layer, MASK_CONSUMERS):
-            return layer.forward(x, mask=mask), layer.compute_output_mask(mask)
-        if isinstance(layer, (nn.Embedding, Masking)):  # mask producers (Masking replaces one)
-            y = layer.forward(x)
-            mask = layer.mask if layer.mask is not None and layer.mask.ndim == 2 else None
-            return y, mask
-        if mask is not None and not isinstance(layer, MASK_TRANSPARENT):
-            raise ValueError("cannot take the padding mask of Embedding(mask_zero=True) or "
-                             "Masking; put a recurrent layer before it or drop the mask")
-        return layer.forward(x), mask
+        outs, masks = run_layer(layer, [x], [mask])
+        return outs[0], masks[0]
 
     def prepare_input(self, x, name="x"):
         """``x`` as an array the first layer takes (ints stay ints for an Embedding, and are
@@ -298,118 +256,42 @@ class Sequential(Module):
     def output_shape(self):
         return None if not self.output_shapes else self.output_shapes[-1]
 
-    # weights ------------------------------------------------------------------------------
-    def count_params(self):
-        return int(sum(p.size for p in self.parameters()))
+    # the training engine's protocol (rnnfast.models.training) ------------------------------
+    def _output_names(self):
+        return [self.layer_names[-1] if self.layers else "output"]
 
-    def get_weights(self):
-        """Copies of every parameter array, in ``parameters()`` order (Keras)."""
-        return [p.data.copy() for p in self.parameters()]
-
-    def set_weights(self, weights):
-        """Set every parameter from a list like ``get_weights()``'s."""
-        params = self.parameters()
-        weights = list(weights)
-        if len(weights) != len(params):
-            raise ValueError(f"weights: expected {len(params)} arrays, got {len(weights)}")
-        arrays = [np.asarray(w) for w in weights]
-        for i, (p, w) in enumerate(zip(params, arrays)):
-            if w.shape != p.shape:
-                raise ValueError(f"weights[{i}]: expected shape {p.shape}, got {w.shape}")
-        for p, w in zip(params, arrays):
-            p.data[...] = w
-
-    # compile / fit / evaluate / predict ---------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, *, clipnorm=None,
-                clipvalue=None, global_clipnorm=None):
-        """Choose the loss (a Keras name such as ``"categorical_crossentropy"`` or an
-        ``rnnfast.losses.Loss``), the optimiser (Keras' ``Adam(learning_rate=...)``,
-        ``SGD``, ``RMSprop``, ``Adagrad``, ``AdamW`` of ``rnnfast.models.optimizers``, bound here
-        to the model's parameters; a name ``"adam"``, ``"rmsprop"``, ``"sgd"``, ``"adamw"``; an
-        ``rnnfast.optim.Optimizer`` or a factory ``params -> Optimizer``), the
-        metrics (``["accuracy"]``, ...) and gradient clipping as Keras' optimisers do it:
-        ``clipnorm`` (each gradient's norm), ``global_clipnorm`` (all together), ``clipvalue``
-        (each element)."""
-        if loss is None:
-            raise ValueError("loss: compile() needs a loss, e.g. loss='mse' or "
-                             "loss='categorical_crossentropy'")
-        loss_obj = losses.get(loss)
-        spec = optimizers_mod.resolve(optimizer)
-        if metrics is None:
-            metrics = []
-        elif isinstance(metrics, str) or callable(metrics):
-            metrics = [metrics]
-        elif not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics: expected a list of metric names or functions, got "
-                            f"{type(metrics).__name__}")
-        resolved = [metrics_mod.get(m, loss_obj) for m in metrics]
-        names = [n for n, _ in resolved]
-        if len(set(names)) != len(names):
-            raise ValueError(f"metrics: duplicate names {names}")
-        clip = {"clipnorm": _positive(clipnorm, "clipnorm"),
-                "clipvalue": _positive(clipvalue, "clipvalue"),
-                "global_clipnorm": _positive(global_clipnorm, "global_clipnorm")}
-        if clip["clipnorm"] is not None and clip["global_clipnorm"] is not None:
-            raise ValueError("clipnorm, global_clipnorm: give at most one of them")
-        if isinstance(spec, optimizers_mod.Optimizer) and spec.clips and \
-                any(v is not None for v in clip.values()):
-            raise ValueError("clipnorm, clipvalue, global_clipnorm: the optimizer clips the "
-                             "gradients already; give the clipping to compile() or to the "
-                             "optimizer, not both")
-        self.loss, self.metrics, self.clip = loss_obj, resolved, clip
-        self._optimizer_spec, self.optimizer = spec, None
-        self.optimizer_name = optimizer if isinstance(optimizer, str) else None
-        self.metric_specs = list(metrics)
+    def _compiled(self):
         if not self.built and self._declared_input() is not None:
             self.build()
         if self.built:
             self._ensure_optimizer()
 
-    def _ensure_optimizer(self):
-        params = self.parameters()
-        if self.optimizer is not None and \
-                {id(p) for g in self.optimizer.param_groups for p in g["params"]} == \
-                {id(p) for p in params}:
-            return
-        if not params:
-            raise ValueError("Sequential: the model has no parameters to train")
-        self.optimizer = optimizers_mod.create(self._optimizer_spec, params)
+    def _engine_inputs(self, x, name):
+        return [self.prepare_input(x, name)]
 
-    def _require_compiled(self):
-        if self.loss is None:
-            raise RuntimeError("You must compile your model before training/testing. Use "
-                               "model.compile(optimizer, loss).")
+    def _engine_targets(self, y, n, name):
+        return [training.targets(y, n, name)]
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            sample_weight=None):
-        """Train for ``epochs`` passes over ``(x, y)`` in batches of ``batch_size`` (32);
-        returns a History (a dict of per-epoch lists: ``loss``, metrics, ``val_*``).
-        ``verbose``: 0 silent, 1 (``"auto"``) a progress bar on a terminal and a line per
-        epoch, 2 a line per epoch. Ctrl-C stops after the current batch, keeping the weights
-        (a second Ctrl-C interrupts at once).
+    def _engine_build(self, xs):
+        self._ensure_built(xs[0])
 
-        ``sample_weight``: Keras' per-sample weights, shape ``(N,)``, or ``(N, T)`` per step
-        for a model with one output per step (a padded many-to-many model: 0 on the padded
-        steps); ``validation_data`` may then be ``(x_val, y_val, sample_weight_val)``, and
-        ``validation_split`` splits the weights too. A padding mask that reaches the output
-        (``Embedding(mask_zero=True)``) is applied without them."""
-        self._require_compiled()
-        return training.fit(self, x, y, batch_size, epochs, verbose, callbacks,
-                            validation_split, validation_data, shuffle, initial_epoch,
-                            sample_weight)
+    def _engine_check(self, xs):
+        """Build (from x if needed) and trace one sample to catch shape mismatches."""
+        x = xs[0]
+        self._ensure_built(x)
+        shapes = self._trace(x.shape[1:], x.dtype)
+        self.output_shapes = [(None,) + tuple(s) for s in shapes]
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False,
-                 sample_weight=None):
-        """The loss (and metrics) over ``(x, y)``: a float without metrics, else
-        ``[loss, metric, ...]`` (a dict with ``return_dict``); ``sample_weight`` as in
-        ``fit``."""
-        self._require_compiled()
-        return training.evaluate(self, x, y, batch_size, verbose, return_dict, sample_weight)
+    def _engine_output_shapes(self):
+        return [self.output_shape]
 
-    def predict(self, x, batch_size=None, verbose=0):
-        """The model's outputs for ``x``, in inference mode, in batches of ``batch_size``."""
-        return training.predict(self, x, batch_size, verbose)
+    def _engine_forward(self, xs):
+        out = self.forward(xs[0])
+        self._engine_masks = [self.output_mask]
+        return [out]
+
+    def _engine_backward(self, grads):
+        self.backward(grads[0])
 
     # summary / saving ---------------------------------------------------------------------
     def summary(self, line_length=65, print_fn=None):
@@ -429,31 +311,11 @@ class Sequential(Module):
                                  "calling build(input_shape) or fit() with some data, or "
                                  "start it with Input(shape=...).")
             self.build()
-        print_fn = print if print_fn is None else print_fn
-        cols = [int(line_length * 0.45), int(line_length * 0.85), line_length]
-
-        def row(fields):
-            line = ""
-            for field, end in zip(fields, cols):
-                line = (line + " " + str(field))[:end - 1].ljust(end)
-            return line.rstrip()
-
-        print_fn(f'Model: "{self.name}"')
-        print_fn("_" * line_length)
-        print_fn(row(["Layer (type)", "Output Shape", "Param #"]))
-        print_fn("=" * line_length)
-        for i, (name, layer, shape) in enumerate(zip(self.layer_names, self.layers,
-                                                     self.output_shapes)):
-            count = sum(p.size for p in layer.parameters())
-            print_fn(row([f"{name} ({type(layer).__name__})", shape, count]))
-            print_fn("=" * line_length if i == len(self.layers) - 1 else "")
-        params = self.parameters()
-        trainable = sum(p.size for p in params if p.requires_grad)
-        total = sum(p.size for p in params)
-        print_fn(f"Total params: {total:,}")
-        print_fn(f"Trainable params: {trainable:,}")
-        print_fn(f"Non-trainable params: {total - trainable:,}")
-        print_fn("_" * line_length)
+        rows = [[f"{name} ({type(layer).__name__})", shape,
+                 sum(p.size for p in layer.parameters())]
+                for name, layer, shape in zip(self.layer_names, self.layers, self.output_shapes)]
+        self.print_table(rows, line_length, print_fn,
+                         (["Layer (type)", "Output Shape", "Param #"], [0.45, 0.85]))
 
     def get_config(self):
         """Keras' model config (JSON data): the name, the ``Input``, each layer's name,
@@ -479,8 +341,8 @@ class Sequential(Module):
         if spec is not None:
             if not isinstance(spec, dict) or set(spec) != {"shape", "dtype"}:
                 raise ValueError("config.input: expected {'shape': [...], 'dtype': ...}")
-            shape = _sample_shape(spec["shape"], "config.input.shape")
-            model.add(Input(shape, _input_dtype(spec["dtype"], "config.input.dtype", True)))
+            shape = sample_shape(spec["shape"], "config.input.shape")
+            model.add(Input(shape, input_dtype(spec["dtype"], "config.input.dtype", True)))
         layers = config["layers"]
         if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
             raise ValueError(f"config.layers: expected a list of at most {MAX_LAYERS} layers")
@@ -496,7 +358,7 @@ class Sequential(Module):
                                 where)
             declared = getattr(layer, "input_shape", None)
             if not model.layers and spec is None and declared is not None:
-                _sample_shape(list(declared), f"{where}: the input shape it declares")
+                sample_shape(list(declared), f"{where}: the input shape it declares")
             layer.name = name
             model.add(layer)
         shape = config["build_input_shape"]
@@ -504,60 +366,15 @@ class Sequential(Module):
             if not isinstance(shape, list) or not shape or shape[0] is not None:
                 raise ValueError("config.build_input_shape: expected [null, ...] (the batch "
                                  "axis first)")
-            sample = _sample_shape(shape[1:], "config.build_input_shape")
+            sample = sample_shape(shape[1:], "config.build_input_shape")
             model.build((None,) + sample,
-                        _input_dtype(config["build_input_dtype"], "config.build_input_dtype"))
+                        input_dtype(config["build_input_dtype"], "config.build_input_dtype"))
         elif config["build_input_dtype"] is not None:
             raise ValueError("config.build_input_dtype: expected null for an unbuilt model")
         return model
 
-    def save(self, path):
-        """Write the model (layers' configuration as JSON, weights, compile settings and the
-        optimiser's state, random generators' states) to ``path``, exactly there (any suffix)
-        and atomically; no pickled code. ``load_model(path)`` gives back the same model, bit
-        for bit. Returns the path."""
-        return saving.save_model(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """A model saved by ``save``."""
-        model = saving.load_model(path)
-        if not isinstance(model, cls):
-            raise ValueError(f"path: {path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
-
-    def save_weights(self, path):
-        """Write only the parameters (``state_dict``) to ``path`` (exactly there, atomically;
-        NumPy's ``.npz`` layout)."""
-        return saving.save_weights(self, path)
-
-    def load_weights(self, path):
-        """Load parameters written by ``save_weights`` (the model must have the same layers);
-        the file is checked as ``load_model`` checks one."""
-        saving.load_weights(self, path)
-
     def extra_repr(self):
         return f"name={self.name!r}"
-
-
-def _sample_shape(shape, where):
-    """A config's sample shape (no batch axis): ints >= 1 or None, of bounded size."""
-    if not isinstance(shape, list) or len(shape) > 8 or any(
-            d is not None and (isinstance(d, bool) or not isinstance(d, int) or
-                               not 1 <= d <= MAX_CONFIG_INT) for d in shape):
-        raise ValueError(f"{where}: expected at most 8 sizes (ints >= 1 or null), got "
-                         f"{str(shape)[:80]}")
-    size = int(np.prod([d or 1 for d in shape], dtype=object))
-    if size > MAX_SAMPLE_ELEMENTS:
-        raise ValueError(f"{where}: a sample of {size:,} elements (at most "
-                         f"{MAX_SAMPLE_ELEMENTS:,})")
-    return tuple(shape)
-
-
-def _input_dtype(name, where, allow_none=False):
-    if (name is None and allow_none) or name in INPUT_DTYPES:
-        return name
-    raise ValueError(f"{where}: expected one of {list(INPUT_DTYPES)}, got {str(name)[:40]!r}")
 
 
 def _is_ragged(x):

@@ -218,6 +218,13 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+def _is_symbolic(x):
+    """True for a symbolic tensor of a functional model, or a list holding one."""
+    if isinstance(x, (list, tuple)):
+        return any(getattr(item, "_rnnfast_symbolic", False) is True for item in x)
+    return getattr(x, "_rnnfast_symbolic", False) is True
+
+
 class Module:
     """Base class of the layers: registration of parameters and sub-modules, modes, state."""
 
@@ -397,7 +404,13 @@ class Module:
     def backward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define backward()")
 
+    #: set by rnnfast.models.functional: builds a graph node when a layer is called on symbolic
+    #: tensors (Keras' functional API) instead of arrays
+    symbolic_call = None
+
     def __call__(self, *args, **kwargs):
+        if args and Module.symbolic_call is not None and _is_symbolic(args[0]):
+            return Module.symbolic_call(self, *args, **kwargs)
         return self.forward(*args, **kwargs)
 
     def extra_repr(self):
