@@ -207,15 +207,25 @@ def recurrent_setup(rng):
                "reset_after": bool(rng.integers(2)) if op == "gru" else True,
                "lengths": lengths, "reverse": bool(rng.integers(2)), "batch_first": batch_first,
                "training": bool(rng.integers(2))}
+    # zoneout: the rate, and masks of h (and c) that the training calls pass
+    options["zoneout"] = 0.0
+    arrays["zoneout_h"] = arrays["zoneout_c"] = None
+    if rng.integers(3) == 0:
+        options["zoneout"] = float(rng.choice([0.2, 0.5]))
+        arrays["zoneout_h"] = (rng.random((T, B, Hs)) < 0.5).astype(dtype)
+        if op == "lstm":
+            arrays["zoneout_c"] = (rng.random((T, B, H)) < 0.5).astype(dtype)
     return op, arrays, options, (T, B, I, H, dtype, Hs)
 
 
 ARRAY_ORDER = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "c0"]
-KEYWORD_ARRAYS = ["w_peephole", "w_hr"]  # the cell variants' arrays, by keyword
+# the cell variants' arrays, by keyword; the zoneout masks go to training calls only
+KEYWORD_ARRAYS = ["w_peephole", "w_hr", "zoneout_h", "zoneout_c"]
+MASKS = ["zoneout_h", "zoneout_c"]
 
 
-def keyword_arrays(arrays):
-    return {k: arrays[k] for k in KEYWORD_ARRAYS}
+def keyword_arrays(arrays, training):
+    return {k: arrays[k] for k in KEYWORD_ARRAYS if training or k not in MASKS}
 
 
 def reference_forward(op, arrays, options, training):
@@ -226,8 +236,12 @@ def reference_forward(op, arrays, options, training):
     if op == "gru":
         kw["reset_after"] = options["reset_after"]
     args = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in arrays.items()}
+    kw["zoneout"] = options["zoneout"]
+    masks = {name: args.pop(name) for name in MASKS}
+    if training and options["zoneout"] > 0:
+        kw["masks"] = {name: m for name, m in masks.items() if m is not None}
     if op != "lstm":
-        for name in ["c0"] + KEYWORD_ARRAYS:
+        for name in ["c0", "w_peephole", "w_hr"]:
             args.pop(name)
     return getattr(R, op + "_forward")(**args, **kw)
 
@@ -246,8 +260,11 @@ def recurrent_forward_case(rng):
         name = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0"][rng.integers(6)]
         if op == "lstm" and rng.integers(4) == 0:
             name = ["c0", "w_peephole", "w_hr"][rng.integers(3)]
+        if options["training"] and arrays["zoneout_h"] is not None and rng.integers(3) == 0:
+            name = MASKS[rng.integers(2 if op == "lstm" else 1)]
         shape = (np.shape(arrays[name]) if arrays[name] is not None else
-                 {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,),
+                 {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,), "zoneout_h": (T, B, Hs),
+                  "zoneout_c": (T, B, H),
                   "w_peephole": (3, H), "h0": (B, Hs)}.get(name, (B, H)))
         # x decides the dtype and the sizes: another float dtype or size of x is a valid call or
         # one where another argument is blamed, so x only gets the unambiguous kinds; so does
@@ -272,8 +289,12 @@ def recurrent_forward_case(rng):
                 call_arrays["w_hr"] = rand(rng, (2, H), dtype)
                 expect = Err(ValueError, "w_hr: only an LSTM has a projection")
     elif kind == 3:  # one invalid option
-        which = rng.integers(5)
-        if which == 0:
+        which = rng.integers(6)
+        if which == 5:
+            call_options["zoneout"] = [1.0, -0.1, float("nan"), "0.1", None, True,
+                                       2][rng.integers(7)]
+            expect = Err((TypeError, ValueError), "zoneout: expected a float in [0, 1)")
+        elif which == 0:
             call_op = JUNK[rng.integers(len(JUNK))] if rng.integers(2) else "LSTM"
             expect = Err((TypeError, ValueError), "op: expected 'rnn', 'lstm' or 'gru'")
         elif which == 1 and op == "rnn":
@@ -296,15 +317,16 @@ def recurrent_forward_case(rng):
             expect = Err((TypeError, ValueError), "lengths: expected")
     args = [call_arrays[k] for k in ARRAY_ORDER]
     call = lambda: _C.recurrent_forward(call_op, *args, **call_options,  # noqa: E731
-                                        **keyword_arrays(call_arrays))
+                                        **keyword_arrays(call_arrays, call_options["training"]
+                                                         is True))
     if expect is not None:
         return "recurrent_forward", call, expect
 
     def check(out):
         plain = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options,
-                                     **keyword_arrays(arrays))
+                                     **keyword_arrays(arrays, options["training"]))
         same(without_ctx(out), without_ctx(plain), "recurrent_forward")
-        want = reference_forward(op, arrays, options, False)
+        want = reference_forward(op, arrays, options, options["training"])
         names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
         for i, name in enumerate(names):
             close(out[i], want[i], dtype, f"recurrent_forward {op} {name}")
@@ -317,7 +339,7 @@ def recurrent_backward_case(rng):
     op, arrays, options, (T, B, I, H, dtype, Hs) = recurrent_setup(rng)
     options["training"] = True
     out = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options,
-                               **keyword_arrays(arrays))
+                               **keyword_arrays(arrays, True))
     ctx = out[-1]
     y_shape = out[0].shape
     grads = {"dy": rand(rng, y_shape, dtype) if rng.integers(4) else None,

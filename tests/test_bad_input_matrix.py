@@ -227,6 +227,46 @@ def recurrent_forward_cases(op):
                       "x: expected a 3-D array (batch, seq_len, input_size), got shape (3, 4)"))
         cases.append(("c0", lambda k: fw(k, c0=np.zeros((B, H), np.float32)), TypeError,
                       "got an unexpected keyword argument 'c0'"))
+    # zoneout: the rate, the training masks (through masks=), their shapes and dtypes
+    zh = np.zeros((T, B, H), np.float32)
+    both = {"zoneout_h": zh, "zoneout_c": zh} if op == "lstm" else {"zoneout_h": zh}
+    cases += [
+        ("zoneout-1", lambda k: fw(k, zoneout=1.0), ValueError,
+         "zoneout: expected a float in [0, 1), got 1.0"),
+        ("zoneout-negative", lambda k: fw(k, zoneout=-0.5, training=True), ValueError,
+         "zoneout: expected a float in [0, 1), got -0.5"),
+        ("zoneout-nan", lambda k: fw(k, zoneout=float("nan")), ValueError,
+         "zoneout: expected a float in [0, 1), got nan"),
+        ("zoneout-str", lambda k: fw(k, zoneout="0.1"), TypeError,
+         "zoneout: expected a float in [0, 1), got str"),
+        ("zoneout-bool", lambda k: fw(k, zoneout=True), TypeError,
+         "zoneout: expected a float in [0, 1), got bool"),
+        ("zoneout-masks-shape", lambda k: fw(k, zoneout=0.5, training=True, masks=dict(
+            both, zoneout_h=zh[:, :, :-1])), ValueError,
+         f"zoneout_h: expected shape (seq_len, batch, hidden_size) = ({T}, {B}, {H}), got "
+         f"({T}, {B}, {H - 1}): hidden_size is {H} from w_hh but {H - 1} from zoneout_h"),
+        ("zoneout-masks-batch-major", lambda k: fw(k, zoneout=0.5, training=True, masks=dict(
+            both, zoneout_h=zh.transpose(1, 0, 2))), ValueError,
+         f"zoneout_h: expected shape (seq_len, batch, hidden_size) = ({T}, {B}, {H}), got "
+         f"({B}, {T}, {H})"),
+        ("zoneout-masks-inference", lambda k: fw(k, zoneout=0.5, masks=both), ValueError,
+         "masks: only for training=True (inference uses the zoneout expectation)"),
+        ("zoneout-masks-list", lambda k: fw(k, zoneout=0.5, training=True, masks=[zh]),
+         TypeError, "masks: expected a dict like recurrent_masks returns, got list"),
+        ("zoneout-masks-key", lambda k: fw(k, zoneout=0.5, training=True,
+                                           masks={"zoneout_x": zh}), ValueError,
+         "masks: unexpected key 'zoneout_x'"),
+        ("zoneout-masks-zero-rate", lambda k: fw(k, zoneout=0.0, training=True, masks=both),
+         ValueError, "zoneout_h: only for training=True with zoneout > 0 (got zoneout=0)"),
+    ]
+    if op == "lstm":
+        cases.append(("zoneout-masks-missing-c", lambda k: fw(
+            k, zoneout=0.5, training=True, masks={"zoneout_h": zh}), ValueError,
+            "zoneout_c: required when training with zoneout > 0"))
+    else:
+        cases.append(("zoneout-masks-c", lambda k: fw(
+            k, zoneout=0.5, training=True, masks={"zoneout_h": zh, "zoneout_c": zh}),
+            ValueError, "zoneout_c: only an LSTM has a cell state"))
     return [(f"{op}_forward-{name}", *rest) for name, *rest in cases]
 
 
@@ -697,6 +737,31 @@ BINDING_CASES = [
             *[None] * 4, **dict(RECURRENT_OPTIONS, training=True),
             w_hr=np.zeros((2, H), np.float32))[-1], None, np.zeros((B, H), np.float32), None),
      ValueError, f"dh_n: expected shape (batch, proj_size) = ({B}, 2), got ({B}, {H})"),
+    ("recurrent_forward-zoneout_h-dtype", lambda k: _C.recurrent_forward(
+        "rnn", *[k.rec["rnn"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **dict(RECURRENT_OPTIONS, training=True), zoneout=0.5,
+        zoneout_h=np.zeros((T, B, H))), TypeError,
+     "zoneout_h: expected dtype float32 (the dtype of x), got float64"),
+    ("recurrent_forward-zoneout_h-int", lambda k: _C.recurrent_forward(
+        "rnn", *[k.rec["rnn"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **dict(RECURRENT_OPTIONS, training=True), zoneout=0.5,
+        zoneout_h=np.zeros((T, B, H), np.int32)), TypeError,
+     "zoneout_h: expected a float32 or float64 array, got dtype int32"),
+    ("recurrent_forward-zoneout_h-missing", lambda k: _C.recurrent_forward(
+        "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **dict(RECURRENT_OPTIONS, training=True), zoneout=0.5), ValueError,
+     "zoneout_h: required when training with zoneout > 0"),
+    ("recurrent_forward-zoneout-None", lambda k: _C.recurrent_forward(
+        "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **RECURRENT_OPTIONS, zoneout=None), TypeError,
+     "zoneout: expected a float in [0, 1), got NoneType"),
+    ("recurrent_forward-zoneout_h-proj", lambda k: _C.recurrent_forward(
+        "lstm", k.rec["lstm"]["x"], k.rec["lstm"]["w_ih"], np.zeros((4 * H, 2), np.float32),
+        *[None] * 4, **dict(RECURRENT_OPTIONS, training=True), w_hr=np.zeros((2, H), np.float32),
+        zoneout=0.5, zoneout_h=np.zeros((T, B, H), np.float32),
+        zoneout_c=np.zeros((T, B, H), np.float32)), ValueError,
+     f"zoneout_h: expected shape (seq_len, batch, proj_size) = ({T}, {B}, 2), got ({T}, {B}, "
+     f"{H}): proj_size is 2 from w_hr but {H} from zoneout_h"),
     ("recurrent_backward-dc_n-gru", lambda k: _C.recurrent_backward(
         "gru", k.ctx["gru"], None, None, k.rec["lstm"]["c0"]), ValueError,
      "dc_n: only an LSTM has a cell state"),

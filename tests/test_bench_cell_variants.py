@@ -18,6 +18,8 @@ def test_cell_variants_bench_runs():
     assert proc.returncode == 0, proc.stderr
     timings = [line for line in proc.stdout.splitlines() if line.endswith(" ms")]
     for name in ["rnnfast.torch.LSTM(proj_size)", "torch.nn.LSTM(proj_size)",
-                 "rnnfast peephole LSTM", "PyTorch loop", "rnnfast projection LSTM"]:
+                 "rnnfast peephole LSTM", "PyTorch loop", "rnnfast projection LSTM",
+                 "rnnfast zoneout LSTM"]:
         assert sum(name in line for line in timings) == 2, name  # inference and training
     assert proc.stdout.count("peephole PyTorch loop / rnnfast = ") == 2
+    assert proc.stdout.count("zoneout / plain = ") == 2

@@ -473,3 +473,20 @@ def test_stack_row_runs_the_layer_norm_kernel(rng, op):
                                                 bidirectional=True).forward(weights, x)[0])
     dx, _, _, grads = stack.backward(ctx, np.ones_like(y))
     assert set(grads) == set(stack.shapes) and dx.shape == x.shape
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_stack_refuses_bfloat16_for_the_layer_norm_cells(rng, op):
+    """The LayerNorm cells have no bfloat16 kernel: a stack asked for it says so by name,
+    and the plain cells of the same stack code still take it."""
+    stack = RecurrentStack(f"layer_norm_{op}", 3, 4, precision="bfloat16")
+    weights = {name: rng.standard_normal(shape).astype(np.float32)
+               for name, shape in stack.shapes.items()}
+    x = rng.standard_normal((5, 2, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"precision: the layer_norm_\w+ cell computes in "
+                                         r"float32 only, got 'bfloat16'"):
+        stack.forward(weights, x)
+    plain = RecurrentStack(op, 3, 4, precision="bfloat16")
+    y = plain.forward({name: rng.standard_normal(shape).astype(np.float32)
+                       for name, shape in plain.shapes.items()}, x)[0]
+    assert y.shape == (5, 2, 4)

@@ -31,6 +31,8 @@ struct RecurrentCtx {
   std::optional<py::array> b_ih, b_hh;
   std::optional<py::array> w_peephole;  // LSTM peepholes [3, H]
   std::optional<py::array> w_hr;        // LSTM projection [P, H]
+  std::optional<py::array> zoneout_h, zoneout_c;  // training zoneout masks [T, B, ...]
+  double zoneout = 0.0;                            // the rate (inference: d itself)
   bool has_h0 = false, has_c0 = false;
   Precision precision = Precision::float32;  // of the products, forward and backward
   RecurrentWorkspace<float> ws32;
@@ -94,8 +96,56 @@ RecurrentWorkspace<double>& workspace<double>(RecurrentCtx& ctx) { return ctx.ws
 
 template <typename T>
 RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
-  return {static_cast<const T*>(c.w_ih.data()), static_cast<const T*>(c.w_hh.data()),
-          ptr<T>(c.b_ih), ptr<T>(c.b_hh), c.precision, ptr<T>(c.w_peephole), ptr<T>(c.w_hr)};
+  RecurrentWeights<T> w{static_cast<const T*>(c.w_ih.data()), static_cast<const T*>(c.w_hh.data()),
+                        ptr<T>(c.b_ih), ptr<T>(c.b_hh), c.precision, ptr<T>(c.w_peephole),
+                        ptr<T>(c.w_hr)};
+  w.zoneout_h = ptr<T>(c.zoneout_h);
+  w.zoneout_c = ptr<T>(c.zoneout_c);
+  w.zoneout = static_cast<T>(c.zoneout);
+  return w;
+}
+
+// zoneout: a float in [0, 1) (not a bool).
+double zoneout_arg(const py::object& obj) {
+  if (py::isinstance<py::bool_>(obj) ||
+      !(py::isinstance<py::float_>(obj) || py::isinstance<py::int_>(obj) ||
+        py::isinstance(obj, py::module_::import("numpy").attr("floating")) ||
+        py::isinstance(obj, py::module_::import("numpy").attr("integer"))))
+    throw py::type_error("zoneout: expected a float in [0, 1), got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  const double v = obj.cast<double>();
+  if (!(v >= 0.0 && v < 1.0))
+    throw py::value_error("zoneout: expected a float in [0, 1), got " +
+                          py::repr(obj).cast<std::string>());
+  return v;
+}
+
+// The zoneout options of a forward: the rate, and in training the masks of h (and c), time-major
+// [T, B, features] of x's dtype, one per state; given exactly when training with zoneout > 0.
+void zoneout_options(RecurrentCtx& ctx, const py::object& rate_obj, const py::object& h_obj,
+                     const py::object& c_obj, const py::array& x, bool training) {
+  const SeqShape& s = ctx.shape;
+  ctx.zoneout = zoneout_arg(rate_obj);
+  const bool is_lstm = ctx.cell == Cell::lstm;
+  const bool want = training && ctx.zoneout > 0;
+  if (!is_lstm && !c_obj.is_none())
+    throw py::value_error("zoneout_c: only an LSTM has a cell state");
+  for (const auto& [obj, name] : {std::pair<const py::object&, const char*>{h_obj, "zoneout_h"},
+                                  std::pair<const py::object&, const char*>{c_obj, "zoneout_c"}}) {
+    if (!is_lstm && std::string(name) == "zoneout_c") continue;
+    if (want && obj.is_none())
+      throw py::value_error(std::string(name) + ": required when training with zoneout > 0 (" +
+                            "the masks, 1 where a unit keeps its previous value)");
+    if (!want && !obj.is_none())
+      throw py::value_error(std::string(name) + ": only for training=True with zoneout > 0 (got " +
+                            (training ? "zoneout=0" : "training=False") + ")");
+  }
+  if (!want) return;
+  const Dim time{"seq_len", s.T, "x"}, batch{"batch", s.B, "x"};
+  const Dim hidden{"hidden_size", s.H, s.P ? "w_hr" : "w_hh"};
+  const Dim state = s.P ? Dim{"proj_size", s.P, "w_hr"} : hidden;
+  ctx.zoneout_h = optional_array(h_obj, "zoneout_h", x, {time, batch, state});
+  if (is_lstm) ctx.zoneout_c = optional_array(c_obj, "zoneout_c", x, {time, batch, hidden});
 }
 
 template <typename T>
@@ -132,7 +182,9 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
                                     const py::object& lengths_obj, bool reverse, bool batch_first,
                                     bool training, const py::object& precision,
                                     const py::object& w_peephole_obj,
-                                    const py::object& w_hr_obj) {
+                                    const py::object& w_hr_obj, const py::object& zoneout_obj,
+                                    const py::object& zoneout_h_obj,
+                                    const py::object& zoneout_c_obj) {
   const std::string op = choice_arg(op_obj, "op", kRecurrentOps);
   auto ctx = std::make_shared<RecurrentCtx>();
   ctx->op = op;
@@ -223,6 +275,7 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
   checked_size({s.T, s.B, G * s.H + 2 * s.state_size() + (s.P ? 2 * s.H : 0) + s.I},
                "x and hidden_size");
   if (w_hr) ctx->w_hr = contiguous_float(*w_hr);
+  zoneout_options(*ctx, zoneout_obj, zoneout_h_obj, zoneout_c_obj, x, training);
   ctx->has_h0 = bool(h0);
   ctx->has_c0 = bool(c0);
 
@@ -338,7 +391,9 @@ void bind_recurrent(Entries& m) {
         py::arg("nonlinearity"), py::arg("reset_after").noconvert(), py::arg("lengths"),
         py::arg("reverse").noconvert(), py::arg("batch_first").noconvert(),
         py::arg("training").noconvert(), py::arg("precision") = "float32",
-        py::arg("w_peephole") = py::none(), py::arg("w_hr") = py::none());
+        py::arg("w_peephole") = py::none(), py::arg("w_hr") = py::none(),
+        py::arg("zoneout") = 0.0, py::arg("zoneout_h") = py::none(),
+        py::arg("zoneout_c") = py::none());
   m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

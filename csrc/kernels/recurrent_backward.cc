@@ -71,8 +71,9 @@ void peephole_grads(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T*
 }
 
 // Everything one step of the blocked loop reads; the parallel_for captures only a pointer to it.
-// The cell C and its options (Peep: LSTM peepholes) are template parameters: no switch per row.
-template <typename T, Cell C, bool Peep>
+// The cell C and its options (Peep: LSTM peepholes; Zone: zoneout) are template parameters: no
+// switch per row.
+template <typename T, Cell C, bool Peep, bool Zone>
 struct BlockedGradStep {
   const SeqShape* s;
   const cells::CellSteps<T>* steps;
@@ -88,6 +89,9 @@ struct BlockedGradStep {
   T* cur;         // [B, G*H] those of this step
   index_t step, hb;
   index_t b0, b1;  // the sequences this loop runs
+  detail::Zoneout<T> zone;  // when Zone: the forward's masks
+  T* keep_h;  // [B, H] when Zone: d * dh, the previous state's part of this step's gradient
+  T* keep_c;  // [B, H] likewise for dc (LSTM)
 
   // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
   // or packed once), then each block's gate gradients.
@@ -110,9 +114,14 @@ struct BlockedGradStep {
         for (index_t k = 0; k < G; ++k) std::fill_n(st + k * H, n, T(0));
         continue;
       }
-      const index_t row = s->row(s->time_of(step, b), b);
+      const index_t t = s->time_of(step, b), row = s->row(t, b);
       if (dy)
         for (index_t j = 0; j < n; ++j) db[j] += dy[row * H + j0 + j];
+      [[maybe_unused]] const index_t zo = Zone ? zone.at(*s, t, b, H, j0) : 0;
+      if constexpr (Zone) {
+        zone.split(zone.h, zo, n, db, keep_h + b * H + j0);
+        if constexpr (C == Cell::lstm) zone.split(zone.c, zo, n, dc + b * H + j0, keep_c + b * H + j0);
+      }
       const T* gates = ws->gates.data() + row * GH + j0;
       T* dgrow = dgx + row * GH + j0;
       if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
@@ -130,6 +139,10 @@ struct BlockedGradStep {
                         ws->hprev.data() + row * H + j0, db, dgrow, st);
         std::memcpy(dgh_n + row * H + j0, st + 2 * H, sizeof(T) * n);
       }
+      if constexpr (Zone) {
+        zone.add(n, keep_h + b * H + j0, db);
+        if constexpr (C == Cell::lstm) zone.add(n, keep_c + b * H + j0, dc + b * H + j0);
+      }
     }
   }
 };
@@ -137,22 +150,24 @@ struct BlockedGradStep {
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward.
-template <typename T, Cell C, bool Peep = false>
-void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const RecurrentWorkspace<T>& ws,
-                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
+template <typename T, Cell C, bool Peep, bool Zone>
+void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
+                  const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
                   Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = gate_count(C) * H;
   PackedB<T> whh;
   whh.pack(false, GH, H, w_hh, H, prec);
   const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
   Buffer<T> stage_a(B * GH), stage_b(B * GH);
+  Buffer<T> keep_h(Zone ? B * H : 0), keep_c(Zone && C == Cell::lstm ? B * H : 0);
   const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * GH * hb);
 
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
-    BlockedGradStep<T, C, Peep> st{&s,  steps, peep,    &whh,           &ws, dy, dgx, dgh_n,
-                                   dh,  dc,    nullptr, stage_a.data(), 0,   hb, b0,  b1};
-    const BlockedGradStep<T, C, Peep>* sp = &st;
+    BlockedGradStep<T, C, Peep, Zone> st{&s,  steps, peep,    &whh,           &ws, dy, dgx, dgh_n,
+                                         dh,  dc,    nullptr, stage_a.data(), 0,   hb, b0,  b1,
+                                         zone, keep_h.data(), keep_c.data()};
+    const BlockedGradStep<T, C, Peep, Zone>* sp = &st;
     for (st.step = s.steps() - 1; st.step >= 0; --st.step) {
       if (share_steps)
         parallel_for(blocks, grain, [sp](index_t q0, index_t q1) { sp->run_blocks(q0, q1); });
@@ -170,10 +185,10 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const Recurre
     run(0, B, true);
 }
 
-// The reverse time loop of GRU with reset before; dh as in loop_blocked.
-template <typename T>
-void loop_reset_before(const SeqShape& s, const T* w_hh, const RecurrentWorkspace<T>& ws,
-                       const T* dy, T* dgx, T* dh_io,
+// The reverse time loop of GRU with reset before; dh as in loop_blocked. Zone: zoneout.
+template <typename T, bool Zone>
+void loop_reset_before(const SeqShape& s, const T* w_hh, const detail::Zoneout<T>& zone,
+                       const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dh_io,
                        Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = 3 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
@@ -181,6 +196,7 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const RecurrentWorkspac
   whh.pack(false, 2 * H, H, w_hh, H, prec);
   whh_n.pack(false, H, H, w_hh + 2 * H * H, H, prec);
   Buffer<T> stage(B * GH), back(B * H), drh(B * H), dh_direct(B * H);
+  Buffer<T> keep(Zone ? B * H : 0);  // d * dh, the previous state's part
   T* dh = dh_io;
   for (index_t step = s.steps() - 1; step >= 0; --step) {
     // Gate gradients of every active sequence; inactive ones stage zeros and keep dh.
@@ -192,9 +208,10 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const RecurrentWorkspac
         std::fill_n(st, GH, T(0));
         return;
       }
-      const index_t row = s.row(s.time_of(step, b), b);
+      const index_t t = s.time_of(step, b), row = s.row(t, b);
       if (dy)
         for (index_t j = 0; j < H; ++j) db[j] += dy[row * H + j];
+      if constexpr (Zone) zone.split(zone.h, zone.at(s, t, b, H, 0), H, db, keep.data() + b * H);
       // st holds [dr, dz] (2H) for the r,z GEMM and, after them, dn (H) for the W_hn GEMM.
       steps.gru_before_grad_n(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H, db,
                               dgx + row * GH, st + 2 * H);
@@ -206,6 +223,7 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const RecurrentWorkspac
       steps.gru_before_grad_r(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H,
                               drh.data() + b * H, dh_direct.data() + b * H, dgx + row * GH,
                               stage.data() + b * GH);
+      if constexpr (Zone) zone.add(H, keep.data() + b * H, dh_direct.data() + b * H);
     });
     // dh = direct part + staged gate gradients W_hh (zero rows for inactive sequences).
     std::memcpy(back.data(), dh_direct.data(), sizeof(T) * B * H);
@@ -218,23 +236,27 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const RecurrentWorkspac
 // out), dc [B, H] likewise. Per step, dm = dh W_hr (one GEMM: every unit of dm needs all of dh),
 // the gate gradients by rows, then dh = (staged gate gradients) W_hh. dh_rows [rows, P] keeps
 // the gradient of every step's h for dW_hr = dh_rows^T m.
-template <typename T, bool Peep>
+template <typename T, bool Peep, bool Zone>
 void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* peep,
-                    const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dh_rows, T* dh,
-                    T* dc, Precision prec) {  // bf16: precision of the products
+                    const detail::Zoneout<T>& zone, const RecurrentWorkspace<T>& ws, const T* dy,
+                    T* dgx, T* dh_rows, T* dh, T* dc,
+                    Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, P = s.P, GH = 4 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   PackedB<T> whh, whr;  // W_hh [4H, P], W_hr [P, H]
   whh.pack(false, GH, P, w_hh, P, prec);
   whr.pack(false, P, H, w_hr, H, prec);
   Buffer<T> stage(B * GH), dm(B * H);
+  // Zone: d * dh and d * dc, the previous state's parts of this step's gradients
+  Buffer<T> keep_h(Zone ? B * P : 0), keep_c(Zone ? B * H : 0);
   for (index_t step = s.steps() - 1; step >= 0; --step) {
     detail::for_each_batch_row(B, P, [&](index_t b) {
       if (!s.active(step, b)) return;
-      const index_t row = s.row(s.time_of(step, b), b);
+      const index_t t = s.time_of(step, b), row = s.row(t, b);
       T* db = dh + b * P;
       if (dy)
         for (index_t j = 0; j < P; ++j) db[j] += dy[row * P + j];
+      if constexpr (Zone) zone.split(zone.h, zone.at(s, t, b, P, 0), P, db, keep_h.data() + b * P);
       std::memcpy(dh_rows + row * P, db, sizeof(T) * P);
     });
     gemm_packed<T>(B, dh, P, whr, T(0), dm.data(), H);
@@ -244,15 +266,22 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* pe
         std::fill_n(st, GH, T(0));
         return;
       }
-      const index_t row = s.row(s.time_of(step, b), b);
+      const index_t t = s.time_of(step, b), row = s.row(t, b);
       const T* gates = ws.gates.data() + row * GH;
       const T* cprev = ws.extra.data() + row * H;
+      if constexpr (Zone)
+        zone.split(zone.c, zone.at(s, t, b, H, 0), H, dc + b * H, keep_c.data() + b * H);
       if constexpr (Peep)
         steps.lstm_peephole_grad(H, H, gates, cprev, peep, dm.data() + b * H, dc + b * H,
                                  dgx + row * GH, st);
       else
         steps.lstm_grad(H, H, gates, cprev, dm.data() + b * H, dc + b * H, dgx + row * GH, st);
-      std::fill_n(dh + b * P, P, T(0));  // h_{t-1} reaches h_t through W_hh only
+      if constexpr (Zone) {  // h_{t-1} reaches h_t through W_hh and the zoneout's d
+        zone.add(H, keep_c.data() + b * H, dc + b * H);
+        std::memcpy(dh + b * P, keep_h.data() + b * P, sizeof(T) * P);
+      } else {
+        std::fill_n(dh + b * P, P, T(0));  // h_{t-1} reaches h_t through W_hh only
+      }
     });
     gemm_packed<T>(B, stage.data(), GH, whh, T(1), dh, P);
   }
@@ -267,6 +296,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const index_t B = s.B, H = s.H, I = s.I, G = gate_count(cell), GH = G * H, rows = s.rows();
   const index_t Hs = s.state_size();  // features of h
   const bool is_lstm = cell == Cell::lstm, projected = is_lstm && w.w_hr;
+  const bool zoned = w.zoneout_h != nullptr;  // training: the forward's masks
+  const detail::Zoneout<T> zone = detail::Zoneout<T>::of(w);
 
   // dgx: input-side gate gradients of every row; dgh_n: recurrent-side n-gate gradients of every
   // row (GRU reset after: they differ from the input side by the factor r).
@@ -282,21 +313,25 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     if (dc_n) std::memcpy(dc.data(), dc_n, sizeof(T) * B * H); else dc.zero();
   }
   if (cell == Cell::gru_reset_before)
-    loop_reset_before(s, w.w_hh, ws, dy, dgx.data(), dh.data(), w.precision);
-  else if (projected && w.w_peephole)
-    loop_projected<T, true>(s, w.w_hh, w.w_hr, w.w_peephole, ws, dy, dgx.data(), dh_rows.data(),
-                            dh.data(), dc.data(), w.precision);
-  else if (projected)
-    loop_projected<T, false>(s, w.w_hh, w.w_hr, nullptr, ws, dy, dgx.data(), dh_rows.data(),
-                             dh.data(), dc.data(), w.precision);
-  else if (is_lstm && w.w_peephole)
-    loop_blocked<T, Cell::lstm, true>(s, w.w_hh, w.w_peephole, ws, dy, dgx.data(), nullptr,
-                                      dh.data(), dc.data(), w.precision);
-  else
-    detail::with_blocked_cell(cell, [&](auto cell_c) {
-      loop_blocked<T, decltype(cell_c)::value>(s, w.w_hh, nullptr, ws, dy, dgx.data(),
-                                               dgh_n.data(), dh.data(), dc.data(), w.precision);
+    detail::with_flag(zoned, [&](auto zone_c) {
+      loop_reset_before<T, decltype(zone_c)::value>(s, w.w_hh, zone, ws, dy, dgx.data(),
+                                                    dh.data(), w.precision);
     });
+  else if (projected)
+    detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
+      detail::with_flag(zoned, [&](auto zone_c) {
+        loop_projected<T, decltype(peep_c)::value, decltype(zone_c)::value>(
+            s, w.w_hh, w.w_hr, w.w_peephole, zone, ws, dy, dgx.data(), dh_rows.data(),
+            dh.data(), dc.data(), w.precision);
+      });
+    });
+  else
+    detail::with_blocked_options(
+        cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
+        loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
+                     decltype(zone_c)::value>(s, w.w_hh, w.w_peephole, zone, ws, dy, dgx.data(),
+                                              dgh_n.data(), dh.data(), dc.data(), w.precision);
+        });
   if (g.w_peephole && is_lstm && w.w_peephole)
     peephole_grads(s, ws, dgx.data(), g.w_peephole);
 

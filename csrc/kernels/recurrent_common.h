@@ -23,6 +23,33 @@ void with_blocked_cell(Cell cell, F&& fn) {
   }
 }
 
+// Calls fn(std::true_type{}) or fn(std::false_type{}): a run-time option as a template one.
+template <typename F>
+void with_flag(bool flag, F&& fn) {
+  if (flag) fn(std::true_type{});
+  else fn(std::false_type{});
+}
+
+// with_blocked_cell with the cell's options as template parameters too:
+// fn(cell_c, peep_c, zone_c), each a std::integral_constant (peepholes: LSTM only). A cell
+// without options runs the instantiation without them.
+template <typename F>
+void with_blocked_options(Cell cell, bool peephole, bool zoneout, F&& fn) {
+  with_blocked_cell(cell, [&](auto cell_c) {
+    using Yes = std::true_type;
+    using No = std::false_type;
+    if constexpr (decltype(cell_c)::value == Cell::lstm) {
+      if (peephole && zoneout) fn(cell_c, Yes{}, Yes{});
+      else if (peephole) fn(cell_c, Yes{}, No{});
+      else if (zoneout) fn(cell_c, No{}, Yes{});
+      else fn(cell_c, No{}, No{});
+    } else {
+      if (zoneout) fn(cell_c, No{}, Yes{});
+      else fn(cell_c, No{}, No{});
+    }
+  });
+}
+
 // Runs fn(b) for every batch row, in parallel chunks of rows when there is enough work per row.
 template <typename F>
 void for_each_batch_row(index_t B, index_t work_per_row, F&& fn) {
@@ -64,5 +91,46 @@ void zero_padded_rows(const SeqShape& s, index_t width, T* m) {
   for (index_t b = 0; b < s.B; ++b)
     for (index_t t = s.length(b); t < s.T; ++t) std::fill_n(m + s.row(t, b) * width, width, T(0));
 }
+
+// Zoneout (RecurrentWeights::zoneout_h/_c/zoneout) of the units [j0, j0 + n) of sequence b at
+// time t: masks are time-major [T, B, width] (width: the state's features), null for inference,
+// whose d is the constant rate.
+template <typename T>
+struct Zoneout {
+  const T* h = nullptr;  // [T, B, state_size]
+  const T* c = nullptr;  // [T, B, H] (LSTM)
+  T rate = T(0);
+
+  static Zoneout of(const RecurrentWeights<T>& w) { return {w.zoneout_h, w.zoneout_c, w.zoneout}; }
+
+  // Offset of unit j0 of (t, b) in a mask of width features.
+  static index_t at(const SeqShape& s, index_t t, index_t b, index_t width, index_t j0) {
+    return (t * s.B + b) * width + j0;
+  }
+
+  // out = d * prev + (1 - d) * out, d from mask[offset + u] or the rate when mask is null.
+  static void apply(const T* mask, T rate, index_t offset, index_t n, const T* prev, T* out) {
+    if (mask) {
+      const T* d = mask + offset;
+      for (index_t u = 0; u < n; ++u) out[u] = d[u] * prev[u] + (T(1) - d[u]) * out[u];
+    } else {
+      for (index_t u = 0; u < n; ++u) out[u] = rate * prev[u] + (T(1) - rate) * out[u];
+    }
+  }
+
+  // Backward: g (the gradient of the zoned state) becomes (1 - d) g, the cell's part, and keep
+  // gets d g, the previous state's part (training masks only).
+  static void split(const T* mask, index_t offset, index_t n, T* g, T* keep) {
+    const T* d = mask + offset;
+    for (index_t u = 0; u < n; ++u) {
+      keep[u] = d[u] * g[u];
+      g[u] = (T(1) - d[u]) * g[u];
+    }
+  }
+
+  static void add(index_t n, const T* keep, T* g) {
+    for (index_t u = 0; u < n; ++u) g[u] += keep[u];
+  }
+};
 
 }  // namespace rnnfast::detail

@@ -243,9 +243,10 @@ struct GateBlockedWeights {
 };
 
 // Everything one step of the gate-blocked loop reads; the parallel_for captures only a pointer
-// to it (no allocation per step). The cell C and its options (Peep: LSTM peepholes) are
-// template parameters: no switch per row, and a cell without options runs the plain code.
-template <typename T, Cell C, bool Peep>
+// to it (no allocation per step). The cell C and its options (Peep: LSTM peepholes; Zone:
+// zoneout) are template parameters: no switch per row, and a cell without options runs the
+// plain code.
+template <typename T, Cell C, bool Peep, bool Zone>
 struct BlockedStep {
   const SeqShape* s;
   const cells::CellSteps<T>* steps;
@@ -262,6 +263,8 @@ struct BlockedStep {
   T* hn;  // state after it [B, H]
   index_t step;
   index_t b0, b1;  // the sequences this loop runs
+  detail::Zoneout<T> zone;  // when Zone
+  T* cprev;  // [B, H] LSTM with Zone and no workspace: c before the step
 
   // Blocks [q0, q1): one GEMM for all of them (A, the state, is read or packed once), then the
   // gate math of each block while its part of the product is still in cache.
@@ -288,16 +291,21 @@ struct BlockedStep {
       if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
         steps->rnn(C == Cell::rnn_relu, n, H, w->hb, g, hgb, bias + j0, hnb);
       } else if constexpr (C == Cell::lstm) {
-        if (ws) std::memcpy(ws->extra.data() + row * H + j0, c + b * H + j0, size);
+        T* cb = c + b * H + j0;
+        T* cp = ws ? ws->extra.data() + row * H + j0 : Zone ? cprev + b * H + j0 : nullptr;
+        if (cp) std::memcpy(cp, cb, size);
         if constexpr (Peep)
-          steps->lstm_peephole(n, H, w->hb, g, hgb, bias + j0, peep + j0, hnb, c + b * H + j0);
+          steps->lstm_peephole(n, H, w->hb, g, hgb, bias + j0, peep + j0, hnb, cb);
         else
-          steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, c + b * H + j0);
+          steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, cb);
+        if constexpr (Zone)
+          zone.apply(zone.c, zone.rate, zone.at(*s, t, b, H, j0), n, cp, cb);
       } else {
         static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
         steps->gru(n, H, w->hb, g, hgb, bias + j0, b_hn + j0, hpb, hnb,
                    ws ? ws->extra.data() + row * H + j0 : nullptr);
       }
+      if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(*s, t, b, H, j0), n, hpb, hnb);
       std::memcpy(y + row * H + j0, hnb, size);
     }
   }
@@ -307,9 +315,9 @@ struct BlockedStep {
 // final one out; c [B, H] (LSTM) likewise. The threads either take disjoint sequences through
 // every step (detail::split_batch: no synchronisation at all) or share each step by blocks of
 // hidden units (one parallel region per step).
-template <typename T, Cell C, bool Peep = false>
+template <typename T, Cell C, bool Peep, bool Zone>
 void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T* peep,
-                       const T* b_hn,
+                       const T* b_hn, const detail::Zoneout<T>& zone,
                        const Projections<T>& proj, T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
                        Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, G = gate_count(C);
@@ -317,16 +325,18 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   GateBlockedWeights<T> w;
   w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences, prec);
   Buffer<T> hg(B * w.blocks * w.width), other(B * H);
+  Buffer<T> cprev(Zone && C == Cell::lstm && !ws ? B * H : 0);
   const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * w.width * H);
 
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     InputProjection<T> local;
     if (!proj.shared) local.windows(s, G * H, proj.x, proj.wih, b0, b1, proj.into);
-    BlockedStep<T, C, Peep> st{&s,   steps,     &w,        bias,   peep,
-                               b_hn, proj.shared ? proj.shared : &local,
-                               hg.data(), c, y, ws, h, other.data(), 0, b0, b1};
-    const BlockedStep<T, C, Peep>* sp = &st;
+    BlockedStep<T, C, Peep, Zone> st{&s,   steps,     &w,        bias,   peep,
+                                     b_hn, proj.shared ? proj.shared : &local,
+                                     hg.data(), c, y, ws, h, other.data(), 0, b0, b1,
+                                     zone, cprev.data()};
+    const BlockedStep<T, C, Peep, Zone>* sp = &st;
     for (index_t n_steps = s.steps(); st.step < n_steps; ++st.step) {
       local.prepare(st.step);
       if (share_steps)
@@ -345,9 +355,11 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
 }
 
 // The time loop of GRU with reset before: h and the rows of xg as in loop_gate_blocked.
-template <typename T>
-void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Projections<T>& proj,
-                       T* h, T* y, RecurrentWorkspace<T>* ws,
+// Zone: zoneout (a template option, as in BlockedStep).
+template <typename T, bool Zone>
+void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias,
+                       const detail::Zoneout<T>& zone, const Projections<T>& proj, T* h, T* y,
+                       RecurrentWorkspace<T>* ws,
                        Precision prec) {  // bf16: precision of the products
   InputProjection<T> local;
   if (!proj.shared) local.windows(s, 3 * s.H, proj.x, proj.wih, 0, s.B, proj.into);
@@ -358,6 +370,7 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Pr
   whh.pack(true, H, 2 * H, w_hh, H, prec);
   whh_n.pack(true, H, H, w_hh + 2 * H * H, H, prec);
   Buffer<T> hg(B * 2 * H), rh(B * H), hn(B * H);
+  Buffer<T> hprev(Zone && !ws ? B * H : 0);  // inference with zoneout: h before the step
   rh.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     local.prepare(step);
@@ -373,8 +386,10 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Pr
       if (!s.active(step, b)) return;
       const index_t t = s.time_of(step, b), row = s.row(t, b);
       T* hb = h + b * H;
-      if (ws) std::memcpy(ws->hprev.data() + row * H, hb, sizeof(T) * H);
+      T* hp = ws ? ws->hprev.data() + row * H : Zone ? hprev.data() + b * H : nullptr;
+      if (hp) std::memcpy(hp, hb, sizeof(T) * H);
       steps.gru_before_update(H, xg.at(t, b), hn.data() + b * H, bias, hb);
+      if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, 0), H, hp, hb);
       std::memcpy(y + row * H, hb, sizeof(T) * H);
     });
   }
@@ -384,10 +399,11 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias, const Pr
 // two products per step, the second needing m of every unit, so each is one GEMM over the
 // batch (threaded inside) and the gate math runs between them by rows. h [B, P] and c [B, H]
 // as in loop_gate_blocked. Peep: peepholes (a template option, as in BlockedStep).
-template <typename T, bool Peep>
+template <typename T, bool Peep, bool Zone>
 void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bias,
-                    const T* peep, const Projections<T>& proj, T* h, T* c, T* y,
-                    RecurrentWorkspace<T>* ws, Precision prec) {  // bf16: of the products
+                    const T* peep, const detail::Zoneout<T>& zone, const Projections<T>& proj,
+                    T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
+                    Precision prec) {  // bf16: of the products
   const index_t B = s.B, H = s.H, P = s.P, GH = 4 * H;
   InputProjection<T> local;
   if (!proj.shared) local.windows(s, GH, proj.x, proj.wih, 0, B, proj.into);
@@ -397,6 +413,7 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bi
   whh.pack(true, P, GH, w_hh, P, prec);
   whr.pack(true, H, P, w_hr, H, prec);
   Buffer<T> hg(B * GH), m(B * H), hn(B * P);
+  Buffer<T> cprev(Zone && !ws ? B * H : 0);  // inference with zoneout: c before the step
   m.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     local.prepare(step);
@@ -406,22 +423,25 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bi
       const index_t row = s.row(s.time_of(step, b), b);
       T* cb = c + b * H;
       T* mb = m.data() + b * H;
-      if (ws) {
-        std::memcpy(ws->hprev.data() + row * P, h + b * P, sizeof(T) * P);
-        std::memcpy(ws->extra.data() + row * H, cb, sizeof(T) * H);
-      }
+      T* cp = ws ? ws->extra.data() + row * H : Zone ? cprev.data() + b * H : nullptr;
+      if (ws) std::memcpy(ws->hprev.data() + row * P, h + b * P, sizeof(T) * P);
+      if (cp) std::memcpy(cp, cb, sizeof(T) * H);
       const T* hgb = hg.data() + b * GH;
       T* g = xg.at(s.time_of(step, b), b);
       if constexpr (Peep)
         steps.lstm_peephole(H, H, H, g, hgb, bias, peep, mb, cb);
       else
         steps.lstm(H, H, H, g, hgb, bias, mb, cb);
+      if constexpr (Zone)
+        zone.apply(zone.c, zone.rate, zone.at(s, s.time_of(step, b), b, H, 0), H, cp, cb);
       if (ws) std::memcpy(ws->m.data() + row * H, mb, sizeof(T) * H);
     });
     gemm_packed<T>(B, m.data(), H, whr, T(0), hn.data(), P);
     detail::for_each_batch_row(B, 2 * P, [&](index_t b) {
       if (!s.active(step, b)) return;  // the state passes unchanged
-      const index_t row = s.row(s.time_of(step, b), b);
+      const index_t t = s.time_of(step, b), row = s.row(t, b);
+      if constexpr (Zone)
+        zone.apply(zone.h, zone.rate, zone.at(s, t, b, P, 0), P, h + b * P, hn.data() + b * P);
       std::memcpy(h + b * P, hn.data() + b * P, sizeof(T) * P);
       std::memcpy(y + row * P, hn.data() + b * P, sizeof(T) * P);
     });
@@ -440,6 +460,8 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   const index_t B = s.B, H = s.H, G = gate_count(cell), GH = G * H, rows = s.rows();
   const index_t Hs = s.state_size();  // features of h
   const bool is_lstm = cell == Cell::lstm, projected = is_lstm && w.w_hr;
+  const bool zoned = w.has_zoneout();
+  const detail::Zoneout<T> zone = detail::Zoneout<T>::of(w);
 
   // Workspace and constants, all allocated before the time loop.
   if (ws) {
@@ -484,22 +506,26 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
         std::fill_n(ws->gates.data() + s.row(t, b) * GH, GH, T(0));
 
   if (cell == Cell::gru_reset_before)
-    loop_reset_before(s, w.w_hh, bias.data(), proj, h_n, y, ws, w.precision);
-  else if (projected && w.w_peephole)
-    loop_projected<T, true>(s, w.w_hh, w.w_hr, bias.data(), w.w_peephole, proj, h_n, c, y, ws,
-                            w.precision);
-  else if (projected)
-    loop_projected<T, false>(s, w.w_hh, w.w_hr, bias.data(), nullptr, proj, h_n, c, y, ws,
-                             w.precision);
-  else if (is_lstm && w.w_peephole)
-    loop_gate_blocked<T, Cell::lstm, true>(s, w.w_hh, bias.data(), w.w_peephole, b_hn.data(),
-                                           proj, h_n, c, y, ws, w.precision);
-  else
-    detail::with_blocked_cell(cell, [&](auto cell_c) {
-      loop_gate_blocked<T, decltype(cell_c)::value>(s, w.w_hh, bias.data(), nullptr,
-                                                    b_hn.data(), proj, h_n,
-                                                    is_lstm ? c : nullptr, y, ws, w.precision);
+    detail::with_flag(zoned, [&](auto zone_c) {
+      loop_reset_before<T, decltype(zone_c)::value>(s, w.w_hh, bias.data(), zone, proj, h_n, y,
+                                                    ws, w.precision);
     });
+  else if (projected)
+    detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
+      detail::with_flag(zoned, [&](auto zone_c) {
+        loop_projected<T, decltype(peep_c)::value, decltype(zone_c)::value>(
+            s, w.w_hh, w.w_hr, bias.data(), w.w_peephole, zone, proj, h_n, c, y, ws,
+            w.precision);
+      });
+    });
+  else
+    detail::with_blocked_options(
+        cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
+        loop_gate_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
+                          decltype(zone_c)::value>(
+            s, w.w_hh, bias.data(), w.w_peephole, b_hn.data(), zone, proj, h_n,
+            is_lstm ? c : nullptr, y, ws, w.precision);
+        });
 }
 
 template void recurrent_forward<float>(Cell, const SeqShape&, const RecurrentWeights<float>&,

@@ -11,14 +11,61 @@ sequence's valid steps in a post-padded batch; ``reverse`` runs each sequence ba
 ``training=True`` returns a ctx for the matching ``*_backward``, which returns a dict of
 gradients keyed by the forward's argument names (None for arguments that were None).
 All validation happens in the binding, before any kernel runs; the GIL is released inside.
+
+Zoneout (Krueger et al., 2016; docs/DECISIONS.md "Cell variants"): with ``zoneout`` p > 0 and
+``training=True`` each unit of h (and of the LSTM's c, with its own mask) keeps its previous
+value where its mask is 1, ``h_t = d * h_{t-1} + (1 - d) * h~_t``; the masks are
+``rnnfast.reference.recurrent_masks(op, T, B, H, zoneout=p, seed=seed)`` (time-major, drawn
+with probability p), or the ``masks`` given. At inference d is p itself (the expectation).
+With a projection the mask of h is ``(T, B, P)``.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
+
+import numpy as np
 
 from rnnfast import _C
 from rnnfast.functional._precision import widen_bfloat16 as _w
 from rnnfast.functional._types import Array, ArrayLike, Context, Gradients
+from rnnfast._masks import recurrent_masks
+
+def _zoneout_masks(op: str, x: Any, w_hh: Any, w_hr: Any, batch_first: bool, zoneout: Any,
+                   seed: Any, masks: Optional[Mapping[str, ArrayLike]], training: bool) -> dict:
+    """The binding's zoneout keywords: the rate, and in training the masks of h (and c) in
+    x's dtype, drawn by the reference's ``recurrent_masks`` unless ``masks`` gives them. What
+    cannot be drawn (malformed shapes, a bad rate) is left to the binding to report."""
+    out = {"zoneout": zoneout}
+    if masks is not None:
+        if not training:
+            raise ValueError("masks: only for training=True (inference uses the zoneout "
+                             "expectation)")
+        if not isinstance(masks, Mapping):
+            raise TypeError(f"masks: expected a dict like recurrent_masks returns, got "
+                            f"{type(masks).__name__}")
+        unknown = set(masks) - {"zoneout_h", "zoneout_c"}
+        if unknown:
+            raise ValueError(f"masks: unexpected key {sorted(unknown)[0]!r} (expected "
+                             f"'zoneout_h' and, for the LSTM, 'zoneout_c')")
+    if not training or isinstance(zoneout, bool) or \
+            not isinstance(zoneout, (int, float, np.integer, np.floating)) or not zoneout > 0:
+        if masks is not None:
+            out.update({name: masks.get(name) for name in ("zoneout_h", "zoneout_c")})
+        return out
+    xa, wa = np.asarray(x), np.asarray(w_hh)
+    dtype = xa.dtype if xa.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    if masks is None:
+        if xa.ndim != 3 or wa.ndim != 2 or not 0 < zoneout < 1:
+            return out
+        T, B = xa.shape[1::-1] if batch_first else xa.shape[:2]
+        proj = None if w_hr is None else np.shape(w_hr)[0]
+        H = wa.shape[1] if w_hr is None else np.shape(w_hr)[1]
+        masks = recurrent_masks(op, T, B, H, proj_size=proj, zoneout=zoneout, seed=seed)
+    for name in ("zoneout_h", "zoneout_c"):
+        m = masks.get(name)
+        out[name] = None if m is None else np.ascontiguousarray(m, dtype=dtype)
+    return out
+
 
 __all__ = [
     "rnn_forward",
@@ -34,8 +81,9 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
                 b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None, *,
                 nonlinearity: str = "tanh", lengths: Optional[ArrayLike] = None,
                 reverse: bool = False, batch_first: bool = False,
-                training: bool = False,
-                precision: str = "float32") -> Tuple[Array, Array, Optional[Context]]:
+                training: bool = False, precision: str = "float32", zoneout: float = 0.0,
+                seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
+                ) -> Tuple[Array, Array, Optional[Context]]:
     """Elman RNN over whole sequences: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
 
     Args:
@@ -52,6 +100,11 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         training: keep what ``rnn_backward`` needs and return it as ``ctx``.
         precision: ``"float32"`` or ``"bfloat16"`` (products from bfloat16 operands, float32
             sums; float32 arrays only); the backward uses the forward's.
+        zoneout: probability in ``[0, 1)`` that a unit of the state keeps its previous value
+            (``training``); at inference the weight of the previous value (see above).
+        seed: of the zoneout masks' generator (None: fresh entropy).
+        masks: instead of drawing them, the dict ``recurrent_masks`` returns
+            (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``training`` only).
 
     Returns:
         ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout (zeros at padded steps),
@@ -61,7 +114,8 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
     y, h_n, _, ctx = _C.recurrent_forward(
         "rnn", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, nonlinearity=nonlinearity, reset_after=True,
         lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
-        training=bool(training), precision=precision)
+        training=bool(training), precision=precision,
+        **_zoneout_masks("rnn", _w(x), w_hh, None, batch_first, zoneout, seed, masks, training))
     return y, h_n, ctx
 
 
@@ -87,8 +141,9 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
                  c0: Optional[ArrayLike] = None, *, w_hr: Optional[ArrayLike] = None,
                  w_peephole: Optional[ArrayLike] = None, lengths: Optional[ArrayLike] = None,
                  reverse: bool = False, batch_first: bool = False,
-                 training: bool = False,
-                 precision: str = "float32") -> Tuple[Array, Array, Array, Optional[Context]]:
+                 training: bool = False, precision: str = "float32", zoneout: float = 0.0,
+                 seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
+                 ) -> Tuple[Array, Array, Array, Optional[Context]]:
     """LSTM over whole sequences, gates ``i, f, g, o`` (PyTorch's order).
 
     ``c' = f * c + i * g``, ``h' = o * tanh(c')``. With a projection (PyTorch's
@@ -113,6 +168,11 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
         training: keep what ``lstm_backward`` needs and return it as ``ctx``.
         precision: ``"float32"`` or ``"bfloat16"`` (products from bfloat16 operands, float32
             sums; float32 arrays only); the backward uses the forward's.
+        zoneout: probability in ``[0, 1)`` that a unit of the state keeps its previous value
+            (``training``); at inference the weight of the previous value (see above).
+        seed: of the zoneout masks' generator (None: fresh entropy).
+        masks: instead of drawing them, the dict ``recurrent_masks`` returns
+            (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``training`` only).
 
     Returns:
         ``(y, h_n, c_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` and ``c_n``
@@ -122,7 +182,8 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
     return _C.recurrent_forward(
         "lstm", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), _w(c0), nonlinearity="tanh", reset_after=True,
         lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
-        training=bool(training), precision=precision, w_peephole=_w(w_peephole), w_hr=_w(w_hr))
+        training=bool(training), precision=precision, w_peephole=_w(w_peephole), w_hr=_w(w_hr),
+        **_zoneout_masks("lstm", _w(x), w_hh, w_hr, batch_first, zoneout, seed, masks, training))
 
 
 def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
@@ -147,8 +208,9 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
                 b_hh: Optional[ArrayLike] = None, h0: Optional[ArrayLike] = None, *,
                 reset_after: bool = True, lengths: Optional[ArrayLike] = None,
                 reverse: bool = False, batch_first: bool = False,
-                training: bool = False,
-                precision: str = "float32") -> Tuple[Array, Array, Optional[Context]]:
+                training: bool = False, precision: str = "float32", zoneout: float = 0.0,
+                seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
+                ) -> Tuple[Array, Array, Optional[Context]]:
     """GRU over whole sequences, gates ``r, z, n`` (PyTorch's order).
 
     ``reset_after=True`` is PyTorch's (and cuDNN's, Keras' default) cell,
@@ -169,6 +231,11 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         training: keep what ``gru_backward`` needs and return it as ``ctx``.
         precision: ``"float32"`` or ``"bfloat16"`` (products from bfloat16 operands, float32
             sums; float32 arrays only); the backward uses the forward's.
+        zoneout: probability in ``[0, 1)`` that a unit of the state keeps its previous value
+            (``training``); at inference the weight of the previous value (see above).
+        seed: of the zoneout masks' generator (None: fresh entropy).
+        masks: instead of drawing them, the dict ``recurrent_masks`` returns
+            (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``training`` only).
 
     Returns:
         ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` ``(B, H)``, ``ctx``
@@ -177,7 +244,8 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
     y, h_n, _, ctx = _C.recurrent_forward(
         "gru", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, nonlinearity="tanh",
         reset_after=bool(reset_after), lengths=lengths, reverse=bool(reverse),
-        batch_first=bool(batch_first), training=bool(training), precision=precision)
+        batch_first=bool(batch_first), training=bool(training), precision=precision,
+        **_zoneout_masks("gru", _w(x), w_hh, None, batch_first, zoneout, seed, masks, training))
     return y, h_n, ctx
 
 

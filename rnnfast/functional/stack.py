@@ -122,6 +122,18 @@ def _check_nonlinearity(value):
     return value
 
 
+def _check_zoneout(value):
+    """zoneout: a float in [0, 1) (1 would freeze the state)."""
+    value = check_probability(value, "zoneout")
+    if value >= 1.0:
+        raise ValueError(f"zoneout: expected a float in [0, 1), got {value}")
+    return value
+
+
+#: Zoneout (a kernel option of every plain cell; ``forward``'s ``seeds`` draw its masks).
+ZONEOUT_OPTION = {"zoneout": (0.0, _check_zoneout)}
+
+
 class Cell(NamedTuple):
     """What a stack needs to know of one cell. Its kernels are ``rnnfast.functional``'s
     ``<name>_forward(x, <params' keys>..., h0[, c0], **options, lengths=, reverse=,
@@ -137,28 +149,33 @@ class Cell(NamedTuple):
     options: Mapping[str, Tuple[Any, Callable[[Any], Any]]]
     #: the options that only decide which parameters exist (not kernel keywords)
     param_options: Tuple[str, ...] = ()
+    #: the precisions its kernels compute in (``rnnfast.functional``'s ``precision``)
+    precisions: Tuple[str, ...] = ("float32", "bfloat16")
 
 
 CELLS: Dict[str, Cell] = {
-    "rnn": Cell("rnn", 1, False, PLAIN_PARAMS, {"nonlinearity": ("tanh", _check_nonlinearity)}),
+    "rnn": Cell("rnn", 1, False, PLAIN_PARAMS,
+                {"nonlinearity": ("tanh", _check_nonlinearity), **ZONEOUT_OPTION}),
     "lstm": Cell("lstm", 4, True, LSTM_PARAMS,
-                 {"proj_size": (0, _check_proj_size), "peephole": (False, bool)},
+                 {"proj_size": (0, _check_proj_size), "peephole": (False, bool),
+                  **ZONEOUT_OPTION},
                  ("proj_size", "peephole")),
-    "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool)}),
+    "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool), **ZONEOUT_OPTION}),
     "layer_norm_lstm": Cell("layer_norm_lstm", 4, True,
                             PLAIN_PARAMS + LAYER_NORM_PARAMS + LAYER_NORM_C_PARAMS,
-                            {"eps": (1e-5, _check_eps)}),
+                            {"eps": (1e-5, _check_eps)}, precisions=("float32",)),
     "layer_norm_gru": Cell("layer_norm_gru", 3, False, PLAIN_PARAMS + LAYER_NORM_PARAMS,
-                           {"eps": (1e-5, _check_eps)}),
+                           {"eps": (1e-5, _check_eps)}, precisions=("float32",)),
 }
 
 
 def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
-                 batch_first=False, training=False, precision="float32"):
+                 batch_first=False, training=False, precision="float32", seed=None):
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
     ``Param.key`` (missing: None; the plain four by position, the others by keyword),
     ``options`` the kernel's (``RecurrentStack.kernel_options``), ``precision`` the kernels'
-    (``"float32"`` or ``"bfloat16"``). Returns
+    (one of ``cell.precisions``; ValueError otherwise), ``seed`` that of the zoneout masks (passed only with
+    zoneout in training). Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
     args = [weights.get(param.key) for param in cell.params if param in PLAIN_PARAMS]
@@ -166,9 +183,16 @@ def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=Fal
     keywords = {param.key: weights.get(param.key) for param in cell.params
                 if param not in PLAIN_PARAMS}
     keywords.update(options)
+    if training and options.get("zoneout"):
+        keywords["seed"] = seed
+    if precision not in cell.precisions:
+        raise ValueError(f"precision: the {cell.name} cell computes in "
+                         f"{' or '.join(cell.precisions)} only, got {precision!r}")
+    if len(cell.precisions) > 1:
+        keywords["precision"] = precision
     out = getattr(F, cell.name + "_forward")(x, *args, **keywords, lengths=lengths,
                                             reverse=reverse, batch_first=batch_first,
-                                            training=training, precision=precision)
+                                            training=training)
     return out if cell.has_cell_state else (out[0], out[1], None, out[2])
 
 
@@ -235,7 +259,8 @@ class RecurrentStack:
             forward and backward, from bfloat16 operands with float32 sums (float32 arrays;
             ``rnnfast.functional``'s ``precision``). An attribute that may be changed later.
         **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru",
-            ``proj_size`` and ``peephole`` for "lstm"). With ``proj_size`` P > 0 (< H, as in
+            ``proj_size`` and ``peephole`` for "lstm"; ``zoneout`` for all three, whose
+            training masks ``forward``'s ``seeds`` draw). With ``proj_size`` P > 0 (< H, as in
             PyTorch) every layer's h, output and ``h0``/``h_n`` have P features.
 
     Attributes:
@@ -342,7 +367,7 @@ class RecurrentStack:
         return masks
 
     def forward(self, weights, x, h0=None, c0=None, *, lengths=None, batch_first=False,
-                training=False, masks=None):
+                training=False, masks=None, seeds=None):
         """All layers and directions.
 
         Args:
@@ -357,6 +382,9 @@ class RecurrentStack:
             masks: None, or one array (or None) per layer after the first, of the output's
                 shape: layer ``l``'s input is multiplied by ``masks[l - 1]`` (see
                 ``dropout_masks``).
+            seeds: with zoneout in training, the seed of each layer and direction's zoneout
+                masks (index k; see ``rnnfast.reference.recurrent_masks``), or None (fresh
+                entropy).
 
         Returns:
             ``(y, h_n, c_n, ctx)``: ``y`` in ``x``'s layout with ``output_size`` features,
@@ -369,6 +397,9 @@ class RecurrentStack:
             raise ValueError(f"masks: expected {L - 1} masks (one per layer after the first), "
                              f"got {len(masks)}")
         cell, options = self.cell, self.kernel_options
+        if seeds is not None and len(seeds) != L * D:
+            raise ValueError(f"seeds: expected {L * D} seeds (one per layer and direction), "
+                             f"got {len(seeds)}")
         h_n, c_n, ctxs, layer_masks = [], [], [], [None]
         layer_input = x
         for layer in range(L):
@@ -387,7 +418,8 @@ class RecurrentStack:
                     cell, layer_input, self._keyed(weights, k), None if h0 is None else h0[k],
                     None if c0 is None else c0[k], options, lengths=lengths,
                     reverse=self.reverse or direction == 1, batch_first=batch_first,
-                    training=training, precision=self.precision)
+                    training=training, precision=self.precision,
+                    seed=None if seeds is None else seeds[k])
                 outputs.append(y)
                 h_n.append(h)
                 c_n.append(c)

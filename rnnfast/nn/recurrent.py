@@ -18,7 +18,9 @@ direction starts at that step. Unlike ``pad_packed_sequence``, the output keeps 
 
 Every layer and direction is one call of a fused kernel, run by
 ``rnnfast.functional.stack.RecurrentStack``; dropout (training mode only) acts on the output of
-every layer but the last, as in PyTorch.
+every layer but the last, as in PyTorch. ``zoneout=p`` (keyword, every layer; Krueger et al.):
+in training each unit of h (and of the LSTM's c) keeps its previous value with probability p,
+masks drawn from the layer's ``rng``; in evaluation the previous value weighs p.
 
 ``backward(dy=None, dstate=None)`` returns ``(dx, dstate0)``: ``dstate`` mirrors the state
 forward returned (``h_n``, or ``(dh_n, dc_n)`` for an LSTM; ``None`` parts are zeros), and
@@ -74,6 +76,7 @@ class RNNBase(Module):
         self.batch_first = bool(batch_first)
         self.dropout = self.stack.dropout
         self.bidirectional = self.stack.bidirectional
+        self.zoneout = self.stack.options.get("zoneout", 0.0)
         self.rng = make_rng(seed, rng)
         for name, shape in self.stack.shapes.items():
             setattr(self, name, Parameter(np.zeros(shape, self.dtype)))
@@ -168,9 +171,13 @@ class RNNBase(Module):
         if self.training and self.dropout > 0:
             out_shape = x.shape[:-1] + (self.stack.output_size,)
             masks = self.stack.dropout_masks(out_shape, self.dtype, self.rng)
+        seeds = None
+        if self.training and self.zoneout > 0:  # one seed per layer and direction
+            seeds = [int(v) for v in self.rng.integers(0, 2 ** 63 - 1,
+                                                       size=len(self.stack.names))]
         output, h_n, c_n, ctx = self.stack.forward(
             self.weight_arrays(), x, h0, c0, lengths=lengths, batch_first=batch_first,
-            training=self.training, masks=masks)
+            training=self.training, masks=masks, seeds=seeds)
         if unbatched:
             output, h_n = output[:, 0], h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]
@@ -212,6 +219,8 @@ class RNNBase(Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.zoneout:
+            s += f", zoneout={self.zoneout}"
         if self.dtype != np.float32:
             s += f", dtype={self.dtype}"
         if self.precision != "float32":
@@ -225,9 +234,9 @@ class RNN(RNNBase):
     cell = "rnn"
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, **kwargs):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, zoneout=0.0, **kwargs):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, nonlinearity=nonlinearity, **kwargs)
+                         bidirectional, nonlinearity=nonlinearity, zoneout=zoneout, **kwargs)
         self.nonlinearity = nonlinearity
 
     def extra_repr(self):
@@ -248,9 +257,11 @@ class LSTM(RNNBase):
     cell = "lstm"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, *, peephole=False, **kwargs):
+                 dropout=0.0, bidirectional=False, proj_size=0, *, peephole=False, zoneout=0.0,
+                 **kwargs):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size=proj_size, peephole=peephole, **kwargs)
+                         bidirectional, proj_size=proj_size, peephole=peephole, zoneout=zoneout,
+                         **kwargs)
         self.proj_size = self.stack.proj_size
         self.peephole = self.stack.options["peephole"]
 
@@ -268,9 +279,9 @@ class GRU(RNNBase):
     cell = "gru"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, reset_after=True, **kwargs):
+                 dropout=0.0, bidirectional=False, *, reset_after=True, zoneout=0.0, **kwargs):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, reset_after=reset_after, **kwargs)
+                         bidirectional, reset_after=reset_after, zoneout=zoneout, **kwargs)
         self.reset_after = self.stack.options["reset_after"]
 
     def extra_repr(self):

@@ -70,6 +70,15 @@ struct RecurrentWeights {
   const T* w_peephole = nullptr;
   // LSTM only. [P, H] projection (PyTorch's weight_hr, SeqShape::P > 0); null: none.
   const T* w_hr = nullptr;
+  // Zoneout (Krueger et al.): after the cell's step, h_t = d * h_{t-1} + (1 - d) * h~_t, and for
+  // the LSTM c_t likewise with its own d. Training: d from the time-major masks zoneout_h
+  // [T, B, state_size] and zoneout_c [T, B, H] (LSTM), element (t * B + b) * width + j whatever
+  // the layout (batch_first or not); backward needs the same. Inference (null masks): d is the
+  // constant zoneout (the expectation). Neither: none (the plain cell's kernels run).
+  const T* zoneout_h = nullptr;
+  const T* zoneout_c = nullptr;
+  T zoneout = T(0);
+  bool has_zoneout() const { return zoneout_h != nullptr || zoneout != T(0); }
 };
 
 // What a training forward keeps for backward: (G + 2) * rows * H values at most (hprev has
