@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -162,6 +163,41 @@ py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
     return copy;
   }
   return py::reinterpret_borrow<py::array_t<T, py::array::c_style>>(c);
+}
+
+// a (of float32 or float64) C-contiguous.
+inline py::array contiguous_float(const py::array& a) {
+  if (is_double(a)) return py::array(contiguous<double>(a));
+  return py::array(contiguous<float>(a));
+}
+
+// An optional float argument of the call's dtype (x's) with the shape of dims, C-contiguous;
+// None stays None.
+inline std::optional<py::array> optional_array(const py::object& obj, const char* name,
+                                               const py::array& x, const std::vector<Dim>& dims) {
+  if (obj.is_none()) return std::nullopt;
+  py::array a = float_array(obj, name);
+  check_same_dtype(a, name, x, "x");
+  check_dims(a, name, dims);
+  return contiguous_float(a);
+}
+
+// The same for the gradients a backward is given, whose shapes come from the forward.
+inline std::optional<py::array> optional_grad(const py::object& obj, const char* name,
+                                              const py::array& x,
+                                              const std::vector<index_t>& shape,
+                                              const std::string& what) {
+  if (obj.is_none()) return std::nullopt;
+  py::array a = float_array(obj, name);
+  check_same_dtype(a, name, x, "the forward's x");
+  check_shape(a, name, shape, what);
+  return contiguous_float(a);
+}
+
+// The data of an optional array, or nullptr.
+template <typename T>
+const T* ptr(const std::optional<py::array>& a) {
+  return a ? static_cast<const T*>(a->data()) : nullptr;
 }
 
 // Integer lengths of shape (B,), each in 1..T, as int64.

@@ -42,36 +42,6 @@ const char* const kVectorNames[6] = {"b_ih", "b_hh", "ln_ih_weight", "ln_hh_weig
                                      "ln_c_weight", "ln_c_bias"};
 const std::vector<std::string> kOps = {"lstm", "gru"};
 
-py::array contiguous_float(const py::array& a) {
-  if (is_double(a)) return py::array(contiguous<double>(a));
-  return py::array(contiguous<float>(a));
-}
-
-// A float argument of x's dtype with the shape of dims, C-contiguous; None stays None.
-std::optional<py::array> optional_array(const py::object& obj, const char* name,
-                                        const py::array& x, const std::vector<Dim>& dims) {
-  if (obj.is_none()) return std::nullopt;
-  py::array a = float_array(obj, name);
-  check_same_dtype(a, name, x, "x");
-  check_dims(a, name, dims);
-  return contiguous_float(a);
-}
-
-std::optional<py::array> optional_grad(const py::object& obj, const char* name,
-                                       const py::array& x, const std::vector<index_t>& shape,
-                                       const std::string& what) {
-  if (obj.is_none()) return std::nullopt;
-  py::array a = float_array(obj, name);
-  check_same_dtype(a, name, x, "the forward's x");
-  check_shape(a, name, shape, what);
-  return contiguous_float(a);
-}
-
-template <typename T>
-const T* ptr(const std::optional<py::array>& a) {
-  return a ? static_cast<const T*>(a->data()) : nullptr;
-}
-
 template <typename T>
 LayerNormWorkspace<T>& workspace(LayerNormCtx& ctx) {
   if constexpr (sizeof(T) == 8) return ctx.ws64; else return ctx.ws32;

@@ -56,37 +56,6 @@ Cell cell_of(const std::string& op, const py::object& nonlinearity, bool reset_a
 
 const std::vector<std::string> kRecurrentOps = {"rnn", "lstm", "gru"};
 
-// a (of float32 or float64) C-contiguous.
-py::array contiguous_float(const py::array& a) {
-  if (is_double(a)) return py::array(contiguous<double>(a));
-  return py::array(contiguous<float>(a));
-}
-
-// An optional float argument of the call's dtype with the given shape, C-contiguous.
-std::optional<py::array> optional_array(const py::object& obj, const char* name, const py::array& x,
-                                        const std::vector<Dim>& dims) {
-  if (obj.is_none()) return std::nullopt;
-  py::array a = float_array(obj, name);
-  check_same_dtype(a, name, x, "x");
-  check_dims(a, name, dims);
-  return contiguous_float(a);
-}
-
-// The same for the gradients a backward is given, whose shapes come from the forward.
-std::optional<py::array> optional_grad(const py::object& obj, const char* name, const py::array& x,
-                                       const std::vector<index_t>& shape, const std::string& what) {
-  if (obj.is_none()) return std::nullopt;
-  py::array a = float_array(obj, name);
-  check_same_dtype(a, name, x, "the forward's x");
-  check_shape(a, name, shape, what);
-  return contiguous_float(a);
-}
-
-template <typename T>
-const T* ptr(const std::optional<py::array>& a) {
-  return a ? static_cast<const T*>(a->data()) : nullptr;
-}
-
 template <typename T>
 RecurrentWorkspace<T>& workspace(RecurrentCtx& ctx);
 template <>
