@@ -1113,9 +1113,9 @@ class SimpleRNN(_Recurrent):
     ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
     ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
-    ``input_shape``, ``input_dim``, ``dtype=float32``, ``name``; any other raises TypeError
-    naming the layer. Methods beyond a layer's: ``reset_states()``, ``get_weights()`` /
-    ``set_weights()``, ``regularization_penalty()``."""
+    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``; any other
+    raises TypeError naming the layer. Methods beyond a layer's: ``reset_states()``,
+    ``get_weights()`` / ``set_weights()``, ``regularization_penalty()``."""
 
     core = _RNNCore
     kind = "SimpleRNN"
@@ -1144,9 +1144,9 @@ class LSTM(_Recurrent):
     ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
     ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
-    ``input_shape``, ``input_dim``, ``dtype=float32``, ``name``; any other raises TypeError
-    naming the layer. Methods beyond a layer's: ``reset_states()``, ``get_weights()`` /
-    ``set_weights()``, ``regularization_penalty()``."""
+    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``; any other
+    raises TypeError naming the layer. Methods beyond a layer's: ``reset_states()``,
+    ``get_weights()`` / ``set_weights()``, ``regularization_penalty()``."""
 
     core = _LSTMCore
     kind = "LSTM"
@@ -1179,9 +1179,9 @@ class GRU(_Recurrent):
     ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
     ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
-    ``input_shape``, ``input_dim``, ``dtype=float32``, ``name``; any other raises TypeError
-    naming the layer. Methods beyond a layer's: ``reset_states()``, ``get_weights()`` /
-    ``set_weights()``, ``regularization_penalty()``."""
+    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``; any other
+    raises TypeError naming the layer. Methods beyond a layer's: ``reset_states()``,
+    ``get_weights()`` / ``set_weights()``, ``regularization_penalty()``."""
 
     core = _GRUCore
     kind = "GRU"
