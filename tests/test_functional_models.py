@@ -335,3 +335,21 @@ def test_symbolic_tensors_describe_themselves():
     assert isinstance(t, KerasTensor) and t.shape == (None, None, 4) and t.ndim == 3
     assert "name=tokens" in repr(t)
     assert isinstance(L.Dense(2), nn.Module)
+
+
+def test_one_input_in_both_places_for_both_models(tmp_path):
+    """Keras has one Input (keras.Input is keras.layers.Input): so does rnnfast, and a
+    Sequential started with it builds, predicts and saves as with a functional Model."""
+    import rnnfast.models as models
+    from rnnfast.models import layers
+
+    assert layers.Input is models.Input
+    seq = models.Sequential([layers.Input(shape=(5, 3)), layers.LSTM(4)])
+    assert seq.input_spec.shape == (5, 3)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    path = tmp_path / "seq.keras"
+    seq.save(path)
+    np.testing.assert_array_equal(models.load_model(path).predict(x, verbose=0),
+                                  seq.predict(x, verbose=0))
+    with pytest.raises(AttributeError, match="has no attribute 'Inputs'"):
+        layers.Inputs

@@ -52,7 +52,7 @@ import numpy as np
 from rnnfast import nn
 from rnnfast.models import merging, saving, training
 from rnnfast.models.layers import Activation, Bidirectional, Masking, _Recurrent
-from rnnfast.models.layers import Input as InputSpec
+from rnnfast.models.layers import InputSpec
 from rnnfast.nn.activation import _Elementwise
 from rnnfast.nn.attention import AdditiveAttention, Attention, _BaseAttention
 from rnnfast.nn.module import Module

@@ -110,11 +110,11 @@ def _dtype_name(dtype):
     return np.dtype(dtype).name
 
 
-class Input:
-    """The shape of one sample (no batch axis; None for a free length) and its dtype.
-
-    Only as the first item of a Sequential: it lets the model build (and ``summary()``) before
-    it sees data."""
+class InputSpec:
+    """The shape of one sample (no batch axis; None for a free length) and its dtype: what
+    Keras' ``Input(shape, dtype, name)`` (``rnnfast.models.functional.Input``, also exported
+    here as ``Input``) records. A Sequential keeps its first item's as ``input_spec``: it lets
+    the model build (and ``summary()``) before it sees data."""
 
     def __init__(self, shape, dtype=None, name=None):
         if isinstance(shape, (int, np.integer)):
@@ -134,7 +134,7 @@ class Input:
                 "dtype": None if self.dtype is None else self.dtype.name}
 
     def __repr__(self):
-        return f"Input(shape={self.shape}, dtype={self.dtype})"
+        return f"InputSpec(shape={self.shape}, dtype={self.dtype})"
 
 
 class KerasWeights:
@@ -1544,3 +1544,13 @@ from rnnfast.models.merging import (  # noqa: E402
     Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract)
 
 __all__ += ["Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract"]
+
+
+def __getattr__(name):
+    """``Input``: Keras' ``Input`` (one function in both places, as ``keras.Input is
+    keras.layers.Input``), defined in ``rnnfast.models.functional``, which builds on this
+    module."""
+    if name == "Input":
+        from rnnfast.models.functional import Input
+        return Input
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

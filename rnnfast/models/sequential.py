@@ -32,7 +32,7 @@ from rnnfast import nn
 from rnnfast.models import saving, training
 from rnnfast.models.functional import (FREE_LENGTHS, MAX_LAYERS, KerasTensor, input_dtype,
                                        run_layer, sample_shape, snake_case)
-from rnnfast.models.layers import Dense, Input
+from rnnfast.models.layers import Dense, InputSpec
 from rnnfast.nn.module import Module
 from rnnfast.nn.recurrent import RNNBase
 from rnnfast.nn.serialization import deserialize, serialize
@@ -55,7 +55,7 @@ class Sequential(training.BaseModel):
         self._init_training(seed)
         self.output_mask = None
         if layers is not None:
-            if isinstance(layers, (Module, Input, KerasTensor)):
+            if isinstance(layers, (Module, InputSpec, KerasTensor)):
                 layers = [layers]
             for layer in layers:
                 self.add(layer)
@@ -65,7 +65,7 @@ class Sequential(training.BaseModel):
         """Append a layer (or an ``Input`` first)."""
         if isinstance(layer, KerasTensor) and layer.spec is not None:  # Keras' Input(...)
             layer = layer.spec
-        if isinstance(layer, Input):
+        if isinstance(layer, InputSpec):
             if self.layers or self.input_spec is not None:
                 raise ValueError("Input: must be the first item of a Sequential")
             self.input_spec = layer
@@ -345,7 +345,7 @@ class Sequential(training.BaseModel):
             if not isinstance(spec, dict) or set(spec) != {"shape", "dtype"}:
                 raise ValueError("config.input: expected {'shape': [...], 'dtype': ...}")
             shape = sample_shape(spec["shape"], "config.input.shape")
-            model.add(Input(shape, input_dtype(spec["dtype"], "config.input.dtype", True)))
+            model.add(InputSpec(shape, input_dtype(spec["dtype"], "config.input.dtype", True)))
         layers = config["layers"]
         if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
             raise ValueError(f"config.layers: expected a list of at most {MAX_LAYERS} layers")
