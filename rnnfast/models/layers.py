@@ -754,7 +754,7 @@ class _Recurrent(KerasWeights, Module):
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, use_cudnn="auto",
                  input_shape=None, input_dim=None, dtype=None, rng=None, name=None,
-                 **unsupported):
+                 zoneout=0.0, **unsupported):
         super().__init__()
         if unsupported:
             raise TypeError(f"{self.kind}: argument(s) {', '.join(sorted(unsupported))} "
@@ -778,6 +778,11 @@ class _Recurrent(KerasWeights, Module):
         self.dropout = check_probability(dropout, "dropout")
         if self.dropout >= 1:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        # zoneout (not a Keras argument; Krueger et al., as rnnfast.nn's): in training each unit
+        # of the state keeps its previous value with this probability, at inference the expectation
+        self.zoneout = check_probability(zoneout, "zoneout")
+        if self.zoneout >= 1:
+            raise ValueError(f"zoneout: expected a probability in [0, 1), got {zoneout!r}")
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -835,7 +840,7 @@ class _Recurrent(KerasWeights, Module):
         self.rnn = self.core(input_size, self.units, bias=self.use_bias, batch_first=True,
                              bidirectional=self.bidirectional, dtype=self.dtype, rng=self.rng,
                              single_bias=self.single_bias, precision=self.precision,
-                             **self._options())
+                             zoneout=self.zoneout, **self._options())
         self.reset_parameters()
         return self
 
@@ -952,9 +957,13 @@ class _Recurrent(KerasWeights, Module):
             keep = self.rng.random((batch, 1, x.shape[-1])) >= self.dropout
             drop = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
             xin = xin * drop
+        seeds = None
+        if self.training and self.zoneout > 0:  # one seed per layer and direction, as nn's
+            seeds = [int(v) for v in self.rng.integers(0, 2 ** 63 - 1,
+                                                       size=len(self.rnn.stack.names))]
         out, h_n, c_n, ctx = self.rnn.stack.forward(
             self.rnn.weight_arrays(), np.ascontiguousarray(xin), h0, c0, lengths=lengths,
-            batch_first=True, training=self.training)
+            batch_first=True, training=self.training, seeds=seeds)
         if empty is not None:  # Keras: a fully masked row keeps its initial state
             out[empty] = 0
             for state, start in ((h_n, h0), (c_n, c0)):
@@ -1080,7 +1089,7 @@ class _Recurrent(KerasWeights, Module):
                   "kernel_initializer": initializers.serialize(self.kernel_initializer),
                   "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                   "bias_initializer": initializers.serialize(self.bias_initializer),
-                  "dropout": self.dropout, "seed": self.seed,
+                  "dropout": self.dropout, "zoneout": self.zoneout, "seed": self.seed,
                   "return_sequences": self.return_sequences,
                   "return_state": self.return_state, "go_backwards": self.go_backwards,
                   "stateful": self.stateful, "unroll": self.unroll,
@@ -1113,9 +1122,10 @@ class SimpleRNN(_Recurrent):
     ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
     ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
-    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``; any other
-    raises TypeError naming the layer. Methods beyond a layer's: ``reset_states()``,
-    ``get_weights()`` / ``set_weights()``, ``regularization_penalty()``."""
+    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``, and
+    rnnfast's ``zoneout=0.0`` (``rnnfast.nn``'s); any other raises TypeError naming the layer.
+    Methods beyond a layer's: ``reset_states()``, ``get_weights()`` / ``set_weights()``,
+    ``regularization_penalty()``."""
 
     core = _RNNCore
     kind = "SimpleRNN"
@@ -1144,9 +1154,10 @@ class LSTM(_Recurrent):
     ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
     ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
-    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``; any other
-    raises TypeError naming the layer. Methods beyond a layer's: ``reset_states()``,
-    ``get_weights()`` / ``set_weights()``, ``regularization_penalty()``."""
+    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``, and
+    rnnfast's ``zoneout=0.0`` (``rnnfast.nn``'s); any other raises TypeError naming the layer.
+    Methods beyond a layer's: ``reset_states()``, ``get_weights()`` / ``set_weights()``,
+    ``regularization_penalty()``."""
 
     core = _LSTMCore
     kind = "LSTM"
@@ -1179,9 +1190,10 @@ class GRU(_Recurrent):
     ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
     ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
-    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``; any other
-    raises TypeError naming the layer. Methods beyond a layer's: ``reset_states()``,
-    ``get_weights()`` / ``set_weights()``, ``regularization_penalty()``."""
+    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``, and
+    rnnfast's ``zoneout=0.0`` (``rnnfast.nn``'s); any other raises TypeError naming the layer.
+    Methods beyond a layer's: ``reset_states()``, ``get_weights()`` / ``set_weights()``,
+    ``regularization_penalty()``."""
 
     core = _GRUCore
     kind = "GRU"
