@@ -6,6 +6,8 @@ Dense kernel ``(in, units)`` constrains each unit's incoming weights.
 """
 import numpy as np
 
+from rnnfast.models._lookup import class_config, lookup
+
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "apply", "get",
            "serialize"]
 
@@ -102,31 +104,15 @@ _NAMES = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm,
 
 def get(identifier, name="constraint"):
     """None, or a ``Constraint`` from a name, an object, or a class/config dict."""
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _NAMES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"{name}: unknown constraint {identifier!r}; known: "
-                             f"{sorted(_NAMES)}")
-        return cls()
-    if isinstance(identifier, dict) and set(identifier) == {"class_name", "config"}:
-        cls = _CLASSES.get(identifier["class_name"])
-        if cls is None or not isinstance(identifier["config"], dict):
-            raise ValueError(f"{name}: unknown constraint {identifier['class_name']!r}; "
-                             f"known: {sorted(_CLASSES)}")
-        try:
-            return cls(**identifier["config"])
-        except TypeError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-    raise TypeError(f"{name}: expected 'max_norm', 'non_neg', 'unit_norm', 'min_max_norm' or an "
-                    f"rnnfast.models.constraints object, got {type(identifier).__name__}")
-
+    if identifier is None:
+        return None
+    return lookup(identifier, name, "constraint", Constraint, _NAMES, _CLASSES,
+                  "'max_norm', 'non_neg', 'unit_norm', 'min_max_norm' or an "
+                  "rnnfast.models.constraints object")
 
 def serialize(constraint):
-    if constraint is None:
-        return None
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+    """None, or a class/config dict."""
+    return class_config(constraint)
 
 
 def apply(model):

@@ -17,6 +17,8 @@ own when built with a ``seed``; the values follow Keras' distributions, not its 
 """
 import numpy as np
 
+from rnnfast.models._lookup import lookup
+
 __all__ = ["Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity",
            "Initializer", "LecunNormal", "LecunUniform", "Ones", "Orthogonal", "RandomNormal",
            "RandomUniform", "TruncatedNormal", "VarianceScaling", "Zeros", "get", "serialize"]
@@ -243,27 +245,9 @@ _NAMES = {"zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": R
 def get(identifier, name="initializer"):
     """An ``Initializer`` from a Keras name, a class name, an ``Initializer``, or a
     ``{"class_name": ..., "config": {...}}`` dict (what ``serialize`` gives)."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _NAMES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"{name}: unknown initializer {identifier!r}; known: "
-                             f"{sorted(_NAMES)}")
-        return cls()
-    if isinstance(identifier, dict) and set(identifier) == {"class_name", "config"}:
-        cls = _CLASSES.get(identifier["class_name"])
-        config = identifier["config"]
-        if cls is None or not isinstance(config, dict):
-            raise ValueError(f"{name}: unknown initializer {identifier['class_name']!r}; known: "
-                             f"{sorted(_CLASSES)}")
-        try:
-            return cls(**config)
-        except TypeError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-    raise TypeError(f"{name}: expected an initializer name such as 'glorot_uniform' or an "
-                    f"rnnfast.models.initializers object, got {type(identifier).__name__}")
-
+    return lookup(identifier, name, "initializer", Initializer, _NAMES, _CLASSES,
+                  "an initializer name such as 'glorot_uniform' or an "
+                  "rnnfast.models.initializers object")
 
 def serialize(initializer):
     """A name (for an initializer built from one with its defaults) or a class/config dict."""

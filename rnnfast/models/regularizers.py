@@ -10,6 +10,8 @@ minimises and reports, and ``evaluate`` to the loss it reports, as Keras does.
 """
 import numpy as np
 
+from rnnfast.models._lookup import class_config, lookup
+
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "get", "penalty", "serialize"]
 
 
@@ -73,32 +75,14 @@ _NAMES = {"l1": L1, "l2": L2, "l1_l2": L1L2}
 
 def get(identifier, name="regularizer"):
     """None, or a ``Regularizer`` from a name, an object, or a class/config dict."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _NAMES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"{name}: unknown regularizer {identifier!r}; known: "
-                             f"{sorted(_NAMES)}")
-        return cls()
-    if isinstance(identifier, dict) and set(identifier) == {"class_name", "config"}:
-        cls = _CLASSES.get(identifier["class_name"])
-        if cls is None or not isinstance(identifier["config"], dict):
-            raise ValueError(f"{name}: unknown regularizer {identifier['class_name']!r}; "
-                             f"known: {sorted(_CLASSES)}")
-        try:
-            return cls(**identifier["config"])
-        except TypeError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-    raise TypeError(f"{name}: expected 'l1', 'l2', 'l1_l2' or an rnnfast.models.regularizers "
-                    f"object, got {type(identifier).__name__}")
-
+    if identifier is None:
+        return None
+    return lookup(identifier, name, "regularizer", Regularizer, _NAMES, _CLASSES,
+                  "'l1', 'l2', 'l1_l2' or an rnnfast.models.regularizers object")
 
 def serialize(regularizer):
     """None, or a class/config dict."""
-    if regularizer is None:
-        return None
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return class_config(regularizer)
 
 
 def penalty(model):
