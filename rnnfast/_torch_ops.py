@@ -64,12 +64,22 @@ def stack_of(cell, nonlinearity, input_size, hidden_size, proj_size, num_layers,
                           **options)
 
 
+_NUMPY_DTYPES = (torch.float32, torch.float64)
+
+
 def numpy_view(tensor):
     """A NumPy array over the tensor's memory (a copy only when it is not contiguous; bfloat16
     tensors are widened to a float32 copy, exactly)."""
     if tensor is None:
         return None
     tensor = tensor.detach()
+    if tensor.dtype in _NUMPY_DTYPES:
+        try:  # the common case in one call (a negative-bit view raises: resolved below)
+            array = tensor.numpy()
+            if array.flags.c_contiguous:
+                return array
+        except RuntimeError:
+            pass
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.float()
     if not tensor.is_contiguous():
@@ -77,29 +87,19 @@ def numpy_view(tensor):
     return tensor.resolve_neg().resolve_conj().numpy()
 
 
-class _Saved:
-    """Owns a training forward's ``StackContext``; ``np.asarray`` of it is one int64 zero in
-    memory this object owns, so the ``saved`` tensor made from it keeps the context alive."""
-
-    __slots__ = ("stack", "ctx", "_cell", "__weakref__")
-
-    def __init__(self, stack, ctx):
-        self.stack = stack
-        self.ctx = ctx
-        self._cell = np.zeros(1, np.int64)
-
-    @property
-    def __array_interface__(self):
-        return {"version": 3, "shape": (1,), "typestr": self._cell.dtype.str,
-                "data": (self._cell.ctypes.data, False)}
+class _Saved(np.ndarray):
+    """A one-element int64 array (a zero) that owns a training forward's ``StackContext``
+    (attributes ``stack`` and ``ctx``, set by ``_saved_tensor``): the ``saved`` tensor made
+    from it with ``torch.from_numpy`` keeps it, and so the context, alive."""
 
 
 _LIVE = weakref.WeakValueDictionary()  # data pointer of a `saved` tensor -> its _Saved
 
 
 def _saved_tensor(stack, ctx):
-    holder = _Saved(stack, ctx)
-    tensor = torch.from_numpy(np.asarray(holder))
+    holder = np.zeros(1, np.int64).view(_Saved)
+    holder.stack, holder.ctx = stack, ctx
+    tensor = torch.from_numpy(holder)
     _LIVE[tensor.data_ptr()] = holder
     return tensor
 

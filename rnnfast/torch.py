@@ -196,8 +196,13 @@ class _KernelRNNMixin:
     def _use_kernels(self, params, x, states, batched):
         """True for the kernel path; warns once before a fallback to torch's implementation
         for other dtypes, devices, autocast dtypes or torch.func transforms."""
-        dtype, device = params[0].dtype, params[0].device
+        dtype = params[0].dtype
         tensors = [x, *(states or ()), *params]
+        if dtype in _FAST_DTYPES and not torch.is_autocast_enabled("cpu") and \
+                not torch._C._are_functorch_transforms_active() and \
+                all(t.is_cpu and t.dtype == dtype for t in tensors):
+            return True  # the common case, decided without the checks below
+        device = params[0].device
         autocast = any(torch.amp.is_autocast_available(d) and torch.is_autocast_enabled(d)
                        for d in {"cpu", device.type, x.device.type})
         bf16_autocast = autocast and torch.is_autocast_enabled("cpu") and \

@@ -267,3 +267,36 @@ def test_weight_norm_and_pruning_match_torch_nn(rng, name):
     assert_all_close(*results)
     # the pruned entries stay zero in what the kernels saw: the gradient of the mask is zero
     assert (ours.weight_ih_l1 == 0).sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numpy_views_of_every_tensor_kind(rng, dtype):
+    """The kernels' NumPy views: the tensor's own memory when it is contiguous, else a
+    contiguous copy; negative-bit views are resolved, bfloat16 widened to float32; all with the
+    tensor's values."""
+    t = leaf(rng, 4, 5, dtype=dtype)
+    view = _torch_ops.numpy_view(t)
+    assert view.ctypes.data == t.data_ptr() and view.flags.c_contiguous
+    cases = {"transposed": t.t(), "sliced": t[:, ::2], "expanded": t[:1].expand(3, 5),
+             "negative bit": torch._neg_view(t.detach()), "bfloat16": t.to(torch.bfloat16)}
+    for name, tensor in cases.items():
+        array = _torch_ops.numpy_view(tensor)
+        assert array.flags.c_contiguous, name
+        assert array.dtype == (np.float32 if name == "bfloat16" else tensor.numpy(force=True).dtype)
+        np.testing.assert_array_equal(array, tensor.detach().float().numpy()
+                                      if name == "bfloat16" else tensor.resolve_neg().detach()
+                                      .numpy(), err_msg=name)
+    assert _torch_ops.numpy_view(None) is None
+
+
+def test_kernels_read_negative_bit_views_as_their_values(rng):
+    """A parameter that is a negative-bit view (torch._neg_view) gives the layer the weights'
+    values, as torch.nn computes them."""
+    torch.manual_seed(0)
+    ours, theirs = rt.LSTM(I, H).double(), torch.nn.LSTM(I, H).double()
+    theirs.load_state_dict(ours.state_dict())
+    x = leaf(rng, T, B, I, grad=False)
+    with torch.no_grad():
+        negated = {name: torch._neg_view(-p) for name, p in ours.named_parameters()}
+        y = torch.func.functional_call(ours, negated, (x,))[0]
+    torch.testing.assert_close(y, theirs(x)[0])

@@ -1,0 +1,160 @@
+"""A model with rnnfast.torch compiled (``torch.compile(fullgraph=True)``) against the same model
+run eagerly.
+
+    python bench/torch_compiled_vs_eager.py                  # 1 thread, 20 rounds
+    python bench/torch_compiled_vs_eager.py --threads 2 --rounds 40
+
+Two models, each built twice with the same weights (one copy run eagerly, one compiled):
+``lstm``, a bare ``rnnfast.torch.LSTM`` (the operator path alone), and ``lm``, the small language
+model of bench/interleaved_torch.py (Embedding, LSTM, Linear on every step). Two modes:
+``inference`` (``torch.no_grad()``) and ``training`` (forward, a loss, backward; no optimiser).
+With ``--torch`` the same models with ``torch.nn.LSTM`` run too (eagerly only: Dynamo refuses to
+compile torch.nn's recurrent modules), for scale.
+
+Before timing, every compiled copy's output and gradients are checked against its eager copy.
+Rounds alternate the variants (the order reversed every other round) in one process. Each
+variant reports the minimum and median over rounds of the CPU time per call of the process
+(``time.process_time``: on a busy machine it excludes the time other processes hold the
+cores; with more than one thread it includes the time OpenMP threads spin) and the minimum wall
+time; ``eager / compiled`` above 1 means the compiled model is faster.
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _env  # noqa: E402
+
+_env.use_inplace_build()
+
+import torch  # noqa: E402
+
+import rnnfast  # noqa: E402
+import rnnfast.torch as rt  # noqa: E402
+from interleaved_torch import Model  # noqa: E402
+
+
+class Bare(torch.nn.Module):
+    """The LSTM alone: x (T, B, I) -> every step's output."""
+
+    def __init__(self, lstm_class, size, hidden):
+        super().__init__()
+        self.lstm = lstm_class(size, hidden)
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+def build(kind, lstm_class, args):
+    if kind == "lstm":
+        return Bare(lstm_class, args.size, args.hidden)
+    return Model(lstm_class, args.vocab, args.size, args.hidden)
+
+
+def inputs(kind, args):
+    gen = torch.Generator().manual_seed(1)
+    if kind == "lstm":
+        return torch.randn(args.T, args.B, args.size, generator=gen)
+    return torch.randint(0, args.vocab, (args.T, args.B), generator=gen)
+
+
+def loss_of(out):
+    return out.square().mean()
+
+
+def call(model, x, mode):
+    if mode == "inference":
+        with torch.no_grad():
+            return model(x)
+    model.zero_grad(set_to_none=True)
+    loss = loss_of(model(x))
+    loss.backward()
+    return loss
+
+
+def check(eager, compiled, x, kind):
+    """The compiled copy's output and gradients against the eager copy's."""
+    for model in (eager, compiled):
+        model.zero_grad(set_to_none=True)
+        loss_of(model(x)).backward()
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), eager(x), rtol=1e-4, atol=1e-5)
+    for (name, a), b in zip(eager.named_parameters(), compiled.parameters()):
+        if a.grad is None and b.grad is None:
+            continue
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5,
+                                   msg=lambda m: f"{kind}: gradient of {name}: {m}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=3, help="calls per round and variant")
+    parser.add_argument("--T", type=int, default=50)
+    parser.add_argument("--B", type=int, default=32)
+    parser.add_argument("--size", type=int, default=256, help="input size I")
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--vocab", type=int, default=64)
+    parser.add_argument("--models", nargs="+", default=["lstm", "lm"], choices=["lstm", "lm"])
+    parser.add_argument("--modes", nargs="+", default=["inference", "training"],
+                        choices=["inference", "training"])
+    parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM (eager)")
+    args = parser.parse_args(argv)
+    rnnfast.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    print(f"rnnfast {rnnfast.__version__}, thread pool {rnnfast.get_thread_pool()}; "
+          f"torch {torch.__version__}; Python {platform.python_version()}; "
+          f"{args.threads} thread(s); load average {os.getloadavg()[0]:.2f}")
+    print(f"T={args.T} B={args.B} I={args.size} H={args.hidden} vocab={args.vocab}, "
+          f"{args.rounds} rounds x {args.calls} calls per variant, float32")
+    variants = {}  # (model, mode, name) -> (module, input)
+    for kind in args.models:
+        torch.manual_seed(0)
+        eager = build(kind, rt.LSTM, args)
+        compiled_module = build(kind, rt.LSTM, args)
+        compiled_module.load_state_dict(eager.state_dict())
+        compiled = torch.compile(compiled_module, fullgraph=True)
+        x = inputs(kind, args)
+        start = time.perf_counter()
+        check(eager, compiled, x, kind)
+        print(f"{kind}: compiled (forward and backward) and checked against eager in "
+              f"{time.perf_counter() - start:.1f} s")
+        peers = [("eager", eager), ("compiled", compiled)]
+        if args.torch:
+            theirs = build(kind, torch.nn.LSTM, args)
+            theirs.load_state_dict(eager.state_dict())
+            peers.append(("torch.nn eager", theirs))
+        for mode in args.modes:
+            for name, module in peers:
+                for _ in range(2):  # warm-up (inference compiles its own graph here)
+                    call(module, x, mode)
+                variants[(kind, mode, name)] = (module, x)
+    cpu = {key: [] for key in variants}
+    wall = {key: [] for key in variants}
+    keys = list(variants)
+    for r in range(args.rounds):
+        for key in (keys if r % 2 == 0 else keys[::-1]):
+            module, x = variants[key]
+            c0, w0 = time.process_time(), time.perf_counter()
+            for _ in range(args.calls):
+                call(module, x, key[1])
+            cpu[key].append((time.process_time() - c0) / args.calls)
+            wall[key].append((time.perf_counter() - w0) / args.calls)
+    print(f"{'model':>5} {'mode':>9} {'variant':>15} {'cpu min ms':>10} {'cpu med ms':>10} "
+          f"{'wall min ms':>11} {'eager/this (cpu min)':>20} {'(cpu med)':>9}")
+    for key in keys:
+        eager_key = key[:2] + ("eager",)
+        lo, med = min(cpu[key]), statistics.median(cpu[key])
+        print(f"{key[0]:>5} {key[1]:>9} {key[2]:>15} {lo * 1e3:10.3f} {med * 1e3:10.3f} "
+              f"{min(wall[key]) * 1e3:11.3f} {min(cpu[eager_key]) / lo:20.3f} "
+              f"{statistics.median(cpu[eager_key]) / med:9.3f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
