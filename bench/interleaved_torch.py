@@ -19,10 +19,20 @@ the per-step minimum and median over the rounds and the speed-up torch time / rn
 ``--pools`` adds a second rnnfast peer that runs the kernels on rnnfast's own thread pool
 (``rnnfast.set_thread_pool("rnnfast")``) instead of the OpenMP threads PyTorch brought
 (``"openmp"``, what importing rnnfast.torch selects), switched before each of its rounds.
+
+Every round also takes the process's CPU time per step (``time.process_time``; on a busy
+machine it moves far less than the wall clock, and at one thread it is the step's own cost).
+``--breakdown`` then splits one thread's step (CPU time of the calling thread, minimum over the
+rounds): the whole step of each peer, its LSTM's forward and backward alone (on a leaf input,
+the same shapes), and the rnnfast kernels alone (``rnnfast.functional.lstm_forward`` and
+``lstm_backward`` on NumPy arrays): what the bridge adds is the difference of the last two,
+with the page faults of each (fresh memory the C library hands out when its heap was trimmed
+between calls; the order in which a case frees its arrays decides it).
 """
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -117,16 +127,66 @@ def run(threads, args):
         for _ in range(3):
             train_step(*peers[name], inputs, targets)
     times = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     for r in range(args.rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
             use_pool(name)
             model, optimizer = peers[name]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
                 train_step(model, optimizer, inputs, targets)
             times[name].append((time.perf_counter() - start) / args.steps)
-    return times
+            cpu[name].append((time.process_time() - cpu_start) / args.steps)
+    return times, cpu
+
+
+def breakdown(args):
+    """One thread's CPU time: the step, the LSTM alone, the kernels alone (ms, minimum)."""
+    import rnnfast.functional as F
+
+    rnnfast.set_num_threads(1)
+    torch.set_num_threads(1)
+    peers = make_peers(["torch", "rnnfast"], args.vocab, args.size, args.hidden)
+    gen = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, args.vocab, (args.T + 1, args.B), generator=gen)
+    x = torch.randn(args.T, args.B, args.size, generator=gen, requires_grad=True)
+    dy = torch.randn(args.T, args.B, args.hidden, generator=gen)
+    lstm = peers["rnnfast"][0].lstm
+    arrays = [p.detach().numpy() for p in lstm.parameters()]
+    x_np, dy_np = x.detach().numpy(), dy.numpy()
+
+    def layer(module):
+        module.zero_grad(set_to_none=True)  # gradients taken over, not added
+        x.grad = None
+        y, _ = module(x)
+        y.backward(dy)
+
+    def kernels():
+        ctx = F.lstm_forward(x_np, *arrays, training=True)[3]
+        F.lstm_backward(ctx, dy_np)
+
+    cases = {f"{name} step": (lambda p=peers[name]: train_step(*p, tokens[:-1], tokens[1:]))
+             for name in peers}
+    cases.update({f"{name} LSTM forward+backward": (lambda m=peers[name][0].lstm: layer(m))
+                  for name in peers})
+    cases["rnnfast kernels forward+backward"] = kernels
+    best, faults = {}, {}
+    for r in range(args.rounds):
+        for label, fn in (list(cases.items()) if r % 2 == 0 else list(cases.items())[::-1]):
+            fn()  # warm (and, in the first round, the warm-up)
+            minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.thread_time()
+            fn()
+            best[label] = min(best.get(label, float("inf")), time.thread_time() - start)
+            faults.setdefault(label, []).append(
+                resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minflt)
+    print("breakdown, 1 thread, CPU time of the calling thread, minimum over rounds "
+          "(and the median count of page faults of a call):")
+    for label, value in best.items():
+        print(f"  {label:34s} {value * 1e3:8.2f} ms {statistics.median(faults[label]):8.0f} faults")
+    bridge = best["rnnfast LSTM forward+backward"] - best["rnnfast kernels forward+backward"]
+    print(f"  {'bridge (rnnfast LSTM - kernels)':34s} {bridge * 1e3:8.2f} ms")
 
 
 def main(argv=None):
@@ -141,6 +201,8 @@ def main(argv=None):
     parser.add_argument("--vocab", type=int, default=64)
     parser.add_argument("--pools", action="store_true",
                         help="also time rnnfast on its own thread pool")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="then split one thread's step (CPU time): layer, kernels, bridge")
     args = parser.parse_args(argv)
     rnnfast_pool = rnnfast.get_thread_pool()
     print(f"rnnfast {rnnfast.__version__} ({rnnfast.__file__}), thread pool {rnnfast_pool}; "
@@ -149,16 +211,19 @@ def main(argv=None):
     print(f"T={args.T} B={args.B} I={args.size} H={args.hidden} vocab={args.vocab}, "
           f"{args.rounds} rounds x {args.steps} steps per peer, float32")
     print(f"{'threads':>7} {'peer':>17} {'min ms':>9} {'median ms':>10} "
-          f"{'torch/peer (min)':>17} {'(median)':>9}")
+          f"{'torch/peer (min)':>17} {'(median)':>9} {'cpu min ms':>10} {'torch/peer (cpu)':>16}")
     for threads in args.threads:
-        times = run(threads, args)
+        times, cpu = run(threads, args)
         base_min, base_med = min(times["torch"]), statistics.median(times["torch"])
         for name, values in times.items():
             lo, med = min(values), statistics.median(values)
             print(f"{threads:>7} {name:>17} {lo * 1e3:9.2f} {med * 1e3:10.2f} "
-                  f"{base_min / lo:17.2f} {base_med / med:9.2f}")
+                  f"{base_min / lo:17.2f} {base_med / med:9.2f} {min(cpu[name]) * 1e3:10.2f} "
+                  f"{min(cpu['torch']) / min(cpu[name]):16.2f}")
         if rnnfast.get_thread_pool() != rnnfast_pool:
             rnnfast.set_thread_pool(rnnfast_pool)
+    if args.breakdown:
+        breakdown(args)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

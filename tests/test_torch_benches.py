@@ -1,0 +1,63 @@
+"""The rnnfast.torch benchmarks run end to end on tiny shapes: bench/interleaved_torch.py with
+its breakdown, bench/torch_step_overhead.py and bench/torch_compiled_vs_eager.py (which checks
+the compiled model's outputs and gradients against eager before timing). Their numbers are not
+asserted (tests never assert wall-clock times), only that every row is there and positive."""
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from subprocess_env import python_env
+
+pytest.importorskip("torch")
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
+
+
+def run(script, *args):
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, env=python_env(), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def numbers(line):
+    return [float(w) for w in line.split() if w.replace(".", "", 1).isdigit()]
+
+
+def test_interleaved_with_breakdown():
+    out = run("interleaved_torch.py", "--threads", "1", "--rounds", "2", "--steps", "1",
+              "--T", "3", "--B", "2", "--size", "8", "--hidden", "8", "--vocab", "5",
+              "--breakdown")
+    rows = [line for line in out.splitlines() if line.split()[:1] == ["1"]]
+    assert [line.split()[1] for line in rows] == ["torch", "rnnfast"]
+    assert all(len(numbers(line)) == 7 and min(numbers(line)) > 0 for line in rows)
+    for label in ("torch step", "rnnfast step", "torch LSTM forward+backward",
+                  "rnnfast LSTM forward+backward", "rnnfast kernels forward+backward"):
+        assert any(line.strip().startswith(label + " ") for line in out.splitlines()), label
+    assert "bridge (rnnfast LSTM - kernels)" in out
+
+
+def test_step_overhead():
+    out = run("torch_step_overhead.py", "--rounds", "1", "--calls", "2", "--input", "3",
+              "--hidden", "5")
+    for mode in ("no_grad", "autograd", "backward"):
+        for name in ("rnnfast.torch.LSTM", "torch.nn.LSTM"):
+            line = next(x for x in out.splitlines() if x.split()[:2] == [name, mode])
+            assert float(line.split()[2]) > 0
+        ratio = next(x for x in out.splitlines() if x.split()[:1] == [mode])
+        assert "torch.nn / rnnfast.torch = " in ratio and float(ratio.split()[-1]) > 0
+
+
+@pytest.mark.slow
+def test_compiled_vs_eager():
+    out = run("torch_compiled_vs_eager.py", "--rounds", "1", "--calls", "1", "--T", "3",
+              "--B", "2", "--size", "4", "--hidden", "5", "--models", "lstm", "--torch")
+    assert "lstm: compiled (forward and backward) and checked against eager" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["lstm"]
+            and len(line.split()) > 3]
+    variants = {(r[1], " ".join(r[2:-5])) for r in rows}
+    assert variants == {(mode, name) for mode in ("inference", "training")
+                        for name in ("eager", "compiled", "torch.nn eager")}
+    assert all(float(v) > 0 for r in rows for v in r[-5:])
