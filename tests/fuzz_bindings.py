@@ -653,19 +653,26 @@ def conv_case(rng, backward):
                 return None  # another out_channels or kernel_size: valid, or blamed on b or padding
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups_arg,
               channels_last=channels_last, training=backward)
+    add = None  # add=: summed into y (forward) or dx (backward), bitwise as adding afterwards
+    if expect is None and rng.integers(3) == 0:
+        shape = (B, l_out, c_out) if channels_last else (B, c_out, l_out)
+        add = rand(rng, (shape if not backward else x.shape), dtype)
+        if not backward and rng.integers(4) == 0:  # of another shape: refused, named
+            add, expect = add[:, :, :-1] if add.shape[2] > 1 else add[:, :, :0], \
+                Err(ValueError, "add: expected shape")
     if expect is not None or not backward:
-        call = lambda: _C.conv1d_forward(call_x, call_w, call_b, **kw)  # noqa: E731
+        call = lambda: _C.conv1d_forward(call_x, call_w, call_b, add=add, **kw)  # noqa: E731
 
         def check(out):
             plain = _C.conv1d_forward(x, w, b, **kw)
-            same(out[0], plain[0], "conv1d_forward")
+            same(out[0], plain[0] if add is None else plain[0] + add, "conv1d_forward")
             if not cheap:
                 return
             want = R.conv1d_forward(x.astype(np.float64), w.astype(np.float64),
                                     None if b is None else b.astype(np.float64), stride=stride,
                                     padding=padding, dilation=dilation, groups=groups,
                                     channels_last=channels_last)[0]
-            close(out[0], want, dtype, "conv1d_forward")
+            close(out[0], want if add is None else want + add, dtype, "conv1d_forward")
         return "conv1d_forward", call, expect or Ok(check)
     y, ctx = _C.conv1d_forward(x, w, b, **kw)
     dy, call_dy, expect, kind = output_gradient(rng, y.shape, dtype)
@@ -673,10 +680,13 @@ def conv_case(rng, backward):
     if kind == 3:
         call_ctx = [None, {}, _C.Conv1dCtx.__new__(_C.Conv1dCtx)][rng.integers(3)]
         expect = Err((TypeError, ValueError), "ctx: ")
-    call = lambda: _C.conv1d_backward(call_ctx, call_dy)  # noqa: E731
+    call = lambda: _C.conv1d_backward(call_ctx, call_dy, add=add)  # noqa: E731
 
     def check_backward(got):
-        same(got, _C.conv1d_backward(ctx, dy), "conv1d_backward")
+        plain = _C.conv1d_backward(ctx, dy)
+        if add is not None:
+            plain["x"] = plain["x"] + add
+        same(got, plain, "conv1d_backward")
         if not cheap:
             return
         ref = R.conv1d_forward(x.astype(np.float64), w.astype(np.float64),
@@ -684,6 +694,8 @@ def conv_case(rng, backward):
                                padding=padding, dilation=dilation, groups=groups,
                                channels_last=channels_last, training=True)[1]
         want = R.conv1d_backward(ref, dy.astype(np.float64))
+        if add is not None:
+            want["x"] = want["x"] + add
         for name in want:
             close(got[name], want[name], dtype, f"conv1d_backward d{name}")
     return "conv1d_backward", call, expect or Ok(check_backward)

@@ -44,6 +44,15 @@ def check_against_reference(rng, x, w, b, dtypes=(np.float64, np.float32), **kw)
         else:
             assert got["b"].dtype == dtype
             assert rel_err(got["b"], want["b"]) < grad_tol, ("b", dtype)
+        # add= sums another array into y (forward) and into dx (backward) in the same pass:
+        # bitwise the values of adding it afterwards
+        add_y = rng.standard_normal(y.shape).astype(dtype)
+        add_x = rng.standard_normal(xd.shape).astype(dtype)
+        y_add, ctx_add = F.conv1d_forward(xd, wd, bd, training=True, add=add_y, **kw)
+        np.testing.assert_array_equal(y_add, y + add_y)
+        got_add = F.conv1d_backward(ctx_add, dy, add=add_x)
+        np.testing.assert_array_equal(got_add["x"], got["x"] + add_x)
+        np.testing.assert_array_equal(got_add["w"], got["w"])
         if dtype == np.float32:  # within the float32 reference's own error (recurrent_cases)
             y32, ctx32 = R.conv1d_forward(xd, wd, bd, training=True, dtype=np.float32, **kw)
             want32 = R.conv1d_backward(ctx32, dy)
@@ -257,3 +266,76 @@ def test_conv1d_from_several_python_threads(rng):
             assert np.array_equal(y, want[0])
             for name in ("x", "w", "b"):
                 assert np.array_equal(grads[name], want[1][name])
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["cl", "cf"])
+def test_conv1d_add_without_dy_and_bad_add(rng, channels_last):
+    """backward(dy=None, add=a) gives dx = a; add of the wrong shape or dtype is refused with
+    its name and the expected shape; the inputs are not modified."""
+    x, w, b = make_inputs(rng, 2, 9, 3, 4, 1, 3, channels_last)
+    add_y = rng.standard_normal((2, 7, 4) if channels_last else (2, 4, 7))
+    kept = add_y.copy()
+    y, ctx = F.conv1d_forward(x, w, b, training=True, channels_last=channels_last, add=add_y)
+    np.testing.assert_array_equal(add_y, kept)
+    add_x = rng.standard_normal(x.shape)
+    grads = F.conv1d_backward(ctx, None, add=add_x)
+    np.testing.assert_array_equal(grads["x"], add_x)
+    assert not np.any(grads["w"]) and not np.any(grads["b"])
+    with pytest.raises(ValueError, match=r"add: expected shape y's .* = \(2, "):
+        F.conv1d_forward(x, w, b, channels_last=channels_last, add=add_y[:, :-1])
+    with pytest.raises(TypeError, match="add"):
+        F.conv1d_forward(x, w, b, channels_last=channels_last, add=add_y.astype(np.float32))
+    with pytest.raises(ValueError, match=r"add: expected shape x's"):
+        F.conv1d_backward(ctx, None, add=add_x[:1])
+    with pytest.raises(TypeError, match="add: expected dtype float64"):
+        F.conv1d_backward(ctx, None, add=add_x.astype(np.float32))
+    # non-contiguous add (a strided view) gives the same values
+    wide = np.repeat(add_y, 2, axis=-1)[..., ::2]
+    y2, _ = F.conv1d_forward(x, w, b, channels_last=channels_last, add=wide)
+    np.testing.assert_array_equal(y2, y)
+
+
+# ------------------------------------------------------------------ WaveNet's gated activation
+
+
+def _gated_want(a, dz):
+    a = a.astype(np.float64)
+    C = a.shape[-1] // 2
+    f = np.tanh(a[..., :C])
+    g = 0.5 * (1 + np.tanh(0.5 * a[..., C:]))
+    return f * g, np.concatenate([dz * g * (1 - f * f), dz * f * g * (1 - g)], axis=-1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 2), (1, 1, 34), (3, 5, 66), (2, 301, 34), (700, 130)])
+def test_gated_activation_every_isa_and_thread_count(rng, dtype, shape):
+    """_C.gated_activation_* in every instruction set this CPU supports (the row kernels are
+    compiled once per set): against the float64 math (odd channel counts, not a multiple of the
+    SIMD width; one row; saturating and huge inputs), bitwise the same for 1, 2 and 3 threads."""
+    from rnnfast import _C
+
+    a = (rng.standard_normal(shape) * 4).astype(dtype)
+    a.flat[::7] = 60.0
+    a.flat[3::11] = -1e30
+    dz = rng.standard_normal(shape[:-1] + (shape[-1] // 2,)).astype(dtype)
+    z_want, da_want = _gated_want(a, dz)
+    z_tol, da_tol = (3e-7, 1e-6 * max(1.0, np.abs(dz).max())) if dtype == np.float32 else \
+        (1e-15, 1e-14 * max(1.0, np.abs(dz).max()))
+    isa0, threads0 = rnnfast.active_isa(), rnnfast.get_num_threads()
+    try:
+        for isa in rnnfast.supported_isas():
+            rnnfast.set_isa(isa)
+            runs = []
+            for n in (1, 2, 3):
+                rnnfast.set_num_threads(n)
+                runs.append((_C.gated_activation_forward(a), _C.gated_activation_backward(a, dz)))
+            z, da = runs[0]
+            assert z.dtype == da.dtype == dtype and da.shape == a.shape
+            np.testing.assert_allclose(z, z_want, atol=z_tol, rtol=0, err_msg=isa)
+            np.testing.assert_allclose(da, da_want, atol=da_tol, rtol=0, err_msg=isa)
+            for zn, dan in runs[1:]:
+                np.testing.assert_array_equal(zn, z)
+                np.testing.assert_array_equal(dan, da)
+    finally:
+        rnnfast.set_isa(isa0)
+        rnnfast.set_num_threads(threads0)

@@ -279,3 +279,23 @@ def test_training_peak_rss_grows_linearly_with_T():
     assert 1.6 < second / first < 2.5, growth
     # and about what the kept activations take: a few dozen float32 values per step and layer
     assert second / 8000 < 4 * 10 * 120, growth
+
+
+def test_save_and_load_more_than_64_layers(tmp_path):
+    """A WaveNet with more dilations than the loader's old list bound (64) saves and loads (the
+    bound is now 4096); a config list past the bound is refused with its length."""
+    from rnnfast.models import Sequential
+    from rnnfast.models.layers import Input
+    from rnnfast.nn.serialization import MAX_LIST, check_config
+
+    dilations = [2 ** i for i in range(10)] * 8            # 80 layers
+    wavenet = nn.WaveNet(1, 5, 2, 2, 3, dilations=dilations, seed=0)
+    model = Sequential([Input((None, 1)), wavenet], seed=0)
+    model.compile(loss="mse", optimizer="adam")
+    loaded = Sequential.load(model.save(tmp_path / "deep.model"))
+    assert loaded.layers[-1].dilations == dilations
+    x = np.linspace(-1, 1, 40, dtype=np.float32).reshape(1, 40, 1)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    config = dict(wavenet.get_config(), dilations=[1] * (MAX_LIST + 1))
+    with pytest.raises(ValueError, match=f"list of {MAX_LIST + 1} items"):
+        check_config(nn.WaveNet, config, "config")

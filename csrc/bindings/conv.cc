@@ -134,18 +134,20 @@ void conv_padding(const py::handle& padding, index_t length, index_t stride, ind
 template <typename T>
 py::tuple conv1d_forward_impl(std::shared_ptr<Conv1dCtx> ctx, const py::array& x_in,
                               const py::array& w_in, const std::optional<py::array>& b_in,
-                              bool training) {
+                              const std::optional<py::array>& add_in, bool training) {
   const Conv1dShape& s = ctx->shape;
   auto x = contiguous<T>(x_in);
   auto w = contiguous<T>(w_in);
-  std::optional<py::array_t<T, py::array::c_style>> b;
+  std::optional<py::array_t<T, py::array::c_style>> b, add;
   if (b_in) b = contiguous<T>(*b_in);
+  if (add_in) add = contiguous<T>(*add_in);
   py::array_t<T> y(seq_shape(s.batch, s.l_out, s.c_out, s.channels_last));
   const T *px = x.data(), *pw = w.data(), *pb = b ? b->data() : nullptr;
+  const T* padd = add ? add->data() : nullptr;
   T* py_ = y.mutable_data();
   {
     ReleaseGil release;
-    conv1d_forward<T>(s, px, pw, pb, py_);
+    conv1d_forward<T>(s, px, pw, pb, py_, padd);
   }
   if (!training) return py::make_tuple(y, py::none());
   ctx->x = x;
@@ -157,7 +159,7 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
                                  const py::object& b_obj, const py::object& stride_obj,
                                  const py::object& padding, const py::object& dilation_obj,
                                  const py::object& groups_obj, bool channels_last, bool training,
-                                 const py::object& precision) {
+                                 const py::object& precision, const py::object& add_obj) {
   py::array x = float_array(x_obj, "x");
   const Seq in = seq_of(x, channels_last);
   py::array w = float_array(w_obj, "w");
@@ -220,24 +222,46 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
   s.precision = precision_arg(precision, x, "x");
   checked_size({s.batch, std::max(s.l_out, s.length), std::max(s.c_out, s.c_in)}, "x and y");
   checked_size({s.c_out, s.c_in, K}, "w");
+  std::optional<py::array> add;
+  if (!add_obj.is_none()) {
+    add = float_array(add_obj, "add");
+    check_same_dtype(*add, "add", x, "x");
+    check_shape(*add, "add", seq_shape(s.batch, s.l_out, s.c_out, channels_last),
+                "y's " + seq_words(channels_last, "length_out"));
+  }
   ctx->has_bias = bool(b);
   ctx->dbl = is_double(x);
-  if (ctx->dbl) return conv1d_forward_impl<double>(ctx, x, w, b, training);
-  return conv1d_forward_impl<float>(ctx, x, w, b, training);
+  if (ctx->dbl) return conv1d_forward_impl<double>(ctx, x, w, b, add, training);
+  return conv1d_forward_impl<float>(ctx, x, w, b, add, training);
 }
 
 template <typename T>
-py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj) {
+py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj,
+                              const py::object& add_obj) {
   const Conv1dShape& s = ctx.shape;
   auto dy = grad_arg<T>(dy_obj, ctx.dbl, seq_shape(s.batch, s.l_out, s.c_out, s.channels_last),
                         s.channels_last ? "(batch, length_out, out_channels)"
                                         : "(batch, out_channels, length_out)");
+  std::optional<py::array_t<T, py::array::c_style>> add;
+  if (!add_obj.is_none()) {
+    py::array a = float_array(add_obj, "add");
+    if (is_double(a) != ctx.dbl)
+      throw py::type_error(std::string("add: expected dtype ") + dtype_name(ctx.dbl) +
+                           " (the dtype of the forward's x), got " + dtype_str(a));
+    check_shape(a, "add", shape_of(ctx.x), "x's " + seq_words(s.channels_last, "length"));
+    add = contiguous<T>(a);
+  }
+  const T* padd = add ? add->data() : nullptr;
   py::array_t<T> dx(shape_of(ctx.x)), dw(shape_of(ctx.w));
   std::optional<py::array_t<T>> db;
   if (ctx.has_bias) db.emplace(std::vector<index_t>{s.c_out});
   T *pdx = dx.mutable_data(), *pdw = dw.mutable_data(), *pdb = db ? db->mutable_data() : nullptr;
   if (!dy) {
-    std::fill(pdx, pdx + dx.size(), T(0));
+    if (padd) {
+      std::copy(padd, padd + dx.size(), pdx);
+    } else {
+      std::fill(pdx, pdx + dx.size(), T(0));
+    }
     std::fill(pdw, pdw + dw.size(), T(0));
     if (pdb) std::fill(pdb, pdb + s.c_out, T(0));
   } else {
@@ -245,7 +269,7 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj) {
     const T* pw = static_cast<const T*>(ctx.w.data());
     const T* pdy = dy->data();
     ReleaseGil release;
-    conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb);
+    conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb, padd);
   }
   py::dict grads;
   grads["x"] = dx;
@@ -254,10 +278,11 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj) {
   return grads;
 }
 
-py::dict conv1d_backward_binding(const py::object& ctx_obj, const py::object& dy_obj) {
+py::dict conv1d_backward_binding(const py::object& ctx_obj, const py::object& dy_obj,
+                                 const py::object& add_obj) {
   const std::shared_ptr<Conv1dCtx> ctx = ctx_arg<Conv1dCtx>(ctx_obj, "conv1d_forward");
-  if (ctx->dbl) return conv1d_backward_impl<double>(*ctx, dy_obj);
-  return conv1d_backward_impl<float>(*ctx, dy_obj);
+  if (ctx->dbl) return conv1d_backward_impl<double>(*ctx, dy_obj, add_obj);
+  return conv1d_backward_impl<float>(*ctx, dy_obj, add_obj);
 }
 
 // ------------------------------------------------------------------ pooling
@@ -504,8 +529,9 @@ void bind_conv(Entries& m) {
   m.def("conv1d_forward", &conv1d_forward_binding, py::arg("x"), py::arg("w"), py::arg("b"),
         py::kw_only(), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("channels_last").noconvert(), py::arg("training").noconvert(),
-        py::arg("precision") = "float32");
-  m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"));
+        py::arg("precision") = "float32", py::arg("add") = py::none());
+  m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"),
+        py::kw_only(), py::arg("add") = py::none());
   m.def("pool1d_forward", &pool_forward_binding, py::arg("op"), py::arg("x"), py::kw_only(),
         py::arg("pool_size"), py::arg("stride"), py::arg("padding"),
         py::arg("channels_last").noconvert(), py::arg("training").noconvert());

@@ -10,8 +10,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "activations.h"
+#include "gated_rows.h"
 #include "rnnfast/buffer.h"
+#include "rnnfast/cpu.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/threads.h"
 
@@ -199,20 +200,36 @@ void transpose_weights(const Geometry& g, const T* w, T* wt) {
 
 // ------------------------------------------------------------------ forward
 
+// The epilogue of one block of y: ys += bias (null: none), then += the same block of add (y's
+// layout; null: none), in one pass while the block is in cache: the values of adding each to
+// the whole output afterwards.
 template <typename T>
-void add_bias(const Geometry& g, const T* bias, index_t nt, T* ys) {
-  if (!bias) return;
+void finish_block(const Geometry& g, const T* bias, const T* add, index_t b, index_t t0,
+                  index_t nt, T* ys) {
+  if (!bias && !add) return;
   if (g.channels_last) {
-    for (index_t t = 0; t < nt; ++t)
-      for (index_t o = 0; o < g.c_out; ++o) ys[t * g.c_out + o] += bias[o];
+    const T* as = add ? add + (b * g.l_out + t0) * g.c_out : nullptr;
+    for (index_t t = 0; t < nt; ++t) {
+      T* row = ys + t * g.c_out;
+      if (bias)
+        for (index_t o = 0; o < g.c_out; ++o) row[o] += bias[o];
+      if (as)
+        for (index_t o = 0; o < g.c_out; ++o) row[o] += as[t * g.c_out + o];
+    }
   } else {
-    for (index_t o = 0; o < g.c_out; ++o)
-      for (index_t t = 0; t < nt; ++t) ys[o * g.l_out + t] += bias[o];
+    const T* as = add ? add + b * g.c_out * g.l_out + t0 : nullptr;
+    for (index_t o = 0; o < g.c_out; ++o) {
+      T* row = ys + o * g.l_out;
+      if (bias)
+        for (index_t t = 0; t < nt; ++t) row[t] += bias[o];
+      if (as)
+        for (index_t t = 0; t < nt; ++t) row[t] += as[o * g.l_out + t];
+    }
   }
 }
 
 template <typename T>
-void forward_gemm(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+void forward_gemm(const Geometry& g, const T* x, const T* w, const T* bias, T* y, const T* add) {
   const Blocks bl = time_blocks(g);
   const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
   Buffer<T> W2;
@@ -238,14 +255,14 @@ void forward_gemm(const Geometry& g, const T* x, const T* w, const T* bias, T* y
         for (index_t grp = 0; grp < g.groups; ++grp)
           gemm<T>(false, false, nt, cog, K * cg, T(1), A + grp * K * cg, lda,
                   W2.data() + grp * K * cg * cog, cog, T(0), ys + grp * cog, g.c_out);
-        add_bias(g, bias, nt, ys);
+        finish_block(g, bias, add, b, t0, nt, ys);
       } else {
         T* ys = y + b * g.c_out * g.l_out + t0;
         im2col_cf(g, xs, t0, nt, P.data());
         for (index_t grp = 0; grp < g.groups; ++grp)
           gemm<T>(false, false, cog, nt, cg * K, T(1), w + grp * cog * cg * K, cg * K,
                   P.data() + grp * cg * K * nt, nt, T(0), ys + grp * cog * g.l_out, g.l_out);
-        add_bias(g, bias, nt, ys);
+        finish_block(g, bias, add, b, t0, nt, ys);
       }
     }
   });
@@ -253,7 +270,8 @@ void forward_gemm(const Geometry& g, const T* x, const T* w, const T* bias, T* y
 
 // One input channel per group: y[o] reads input channel o / m (m = out_group) only.
 template <typename T>
-void forward_direct(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+void forward_direct(const Geometry& g, const T* x, const T* w, const T* bias, T* y,
+                    const T* add) {
   const Blocks bl = time_blocks(g);
   const index_t m = g.out_group(), K = g.kernel;
   Buffer<T> wd(K * g.c_out);  // wd[k][o] = w[o][0][k]
@@ -304,18 +322,19 @@ void forward_direct(const Geometry& g, const T* x, const T* w, const T* bias, T*
           }
         }
       }
-      add_bias(g, bias, nt, g.channels_last ? y + (b * g.l_out + t0) * g.c_out
-                                            : y + b * g.c_out * g.l_out + t0);
+      T* ys = g.channels_last ? y + (b * g.l_out + t0) * g.c_out : y + b * g.c_out * g.l_out + t0;
+      finish_block(g, bias, add, b, t0, nt, ys);
     }
   });
 }
 
 template <typename T>
-void run_forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+void run_forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y,
+                 const T* add = nullptr) {
   if (g.c_group() == 1) {
-    forward_direct(g, x, w, bias, y);
+    forward_direct(g, x, w, bias, y, add);
   } else {
-    forward_gemm(g, x, w, bias, y);
+    forward_gemm(g, x, w, bias, y, add);
   }
 }
 
@@ -395,16 +414,55 @@ void weight_grad_direct_item(const Geometry& g, const T* x, const T* dy, index_t
   }
 }
 
+// db_acc[o] += the sum of dy over the item's steps (dy: the exact one, unrounded): channels
+// last, groups of up to 8 rows summed in T (each value rounded at most 7 times, the loops over
+// channels vectorise), each group's sum added in double; channels first, 8 double lanes over
+// the steps, added in order at the end. The order is fixed by the shape.
 template <typename T>
-void weight_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
+void bias_grad_item(const Geometry& g, const T* dy, index_t b, index_t t0, index_t nt,
+                    double* db_acc, T* group) {
+  if (g.channels_last) {
+    const index_t C = g.c_out;
+    const T* dys = dy + (b * g.l_out + t0) * C;
+    for (index_t t = 0; t < nt; t += 8) {
+      const index_t n = std::min<index_t>(8, nt - t);
+      const T* rows = dys + t * C;
+      std::copy(rows, rows + C, group);
+      for (index_t j = 1; j < n; ++j)
+        for (index_t o = 0; o < C; ++o) group[o] += rows[j * C + o];
+      for (index_t o = 0; o < C; ++o) db_acc[o] += static_cast<double>(group[o]);
+    }
+  } else {
+    for (index_t o = 0; o < g.c_out; ++o) {
+      const T* row = dy + (b * g.c_out + o) * g.l_out + t0;
+      double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      index_t t = 0;
+      for (; t + 8 <= nt; t += 8)
+        for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(row[t + j]);
+      for (int j = 0; t < nt; ++t, ++j) lane[j] += static_cast<double>(row[t]);
+      double sum = 0.0;
+      for (int j = 0; j < 8; ++j) sum += lane[j];
+      db_acc[o] += sum;
+    }
+  }
+}
+
+// dw, and db (if not null) from dy_exact: each accumulator range sums its items' shares in
+// order (the bias in double, while the item's dy is in cache), then the ranges are added in
+// order: the same for any thread count.
+template <typename T>
+void weight_and_bias_grad(const Geometry& g, const T* x, const T* dy, const T* dy_exact, T* dw,
+                          T* db) {
   const Blocks bl = time_blocks(g);
   const bool direct = g.c_group() == 1;
   const index_t size = g.c_out * g.c_group() * g.kernel;
   const index_t na = accumulator_count(bl.items, size);
   Buffer<T> acc(na * size);
   acc.zero();
+  std::vector<double> db_acc(db ? static_cast<std::size_t>(na * g.c_out) : 0, 0.0);
   run_items(na, [&](index_t a0, index_t a1) {
     Buffer<T> P(direct ? 0 : bl.block * g.patch());
+    Buffer<T> group(db ? g.c_out : 0);
     for (index_t a = a0; a < a1; ++a) {
       T* A = acc.data() + a * size;
       for (index_t it = a * bl.items / na; it < (a + 1) * bl.items / na; ++it) {
@@ -415,6 +473,7 @@ void weight_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
         } else {
           weight_grad_gemm_item(g, x, dy, b, t0, nt, P.data(), A);
         }
+        if (db) bias_grad_item(g, dy_exact, b, t0, nt, db_acc.data() + a * g.c_out, group.data());
       }
     }
   });
@@ -425,6 +484,13 @@ void weight_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
       for (index_t e = e0; e < e1; ++e) sum[e] += src[e];
     }
   });
+  if (db) {
+    for (index_t o = 0; o < g.c_out; ++o) {
+      double total = db_acc[o];
+      for (index_t a = 1; a < na; ++a) total += db_acc[a * g.c_out + o];
+      db[o] = static_cast<T>(total);
+    }
+  }
   if (!g.channels_last) {
     std::copy(sum, sum + size, dw);
   } else if (direct) {
@@ -433,30 +499,6 @@ void weight_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
   } else {
     unpack_weights_cl(g, sum, dw);
   }
-}
-
-// ------------------------------------------------------------------ bias gradient
-
-template <typename T>
-void bias_grad(const Geometry& g, const T* dy, T* db) {
-  parallel_for(g.c_out, 16, [&](index_t o0, index_t o1) {
-    std::vector<double> acc(static_cast<std::size_t>(o1 - o0), 0.0);
-    if (g.channels_last) {
-      for (index_t r = 0; r < g.batch * g.l_out; ++r) {
-        const T* row = dy + r * g.c_out;
-        for (index_t o = o0; o < o1; ++o) acc[o - o0] += row[o];
-      }
-    } else {
-      for (index_t b = 0; b < g.batch; ++b)
-        for (index_t o = o0; o < o1; ++o) {
-          const T* row = dy + (b * g.c_out + o) * g.l_out;
-          double s = 0.0;
-          for (index_t t = 0; t < g.l_out; ++t) s += row[t];
-          acc[o - o0] += s;
-        }
-    }
-    for (index_t o = o0; o < o1; ++o) db[o] = static_cast<T>(acc[o - o0]);
-  });
 }
 
 }  // namespace
@@ -484,18 +526,19 @@ struct Bf16Operands {
 };
 
 template <typename T>
-void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T* y) {
+void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T* y,
+                    const T* add) {
   Bf16Operands<T> r;
   if (s.precision == Precision::bfloat16) {
     x = r.round(x, r.x_size(s), r.x);
     w = r.round(w, r.w_size(s), r.w);
   }
-  run_forward(geometry_of(s), x, w, b, y);
+  run_forward(geometry_of(s), x, w, b, y, add);
 }
 
 template <typename T>
 void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db) {
+                     T* db, const T* add_dx) {
   Bf16Operands<T> r;
   const T* dy_exact = dy;  // the bias gradient sums dy unrounded (no product)
   if (s.precision == Precision::bfloat16) {
@@ -504,12 +547,11 @@ void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, 
     dy = r.round(dy, r.y_size(s), r.dy);
   }
   const Geometry g = geometry_of(s);
-  if (db) bias_grad(g, dy_exact, db);
-  weight_grad(g, x, dy, dw);
+  weight_and_bias_grad(g, x, dy, dy_exact, dw, db);
   const Geometry gt = input_gradient_geometry(g);
   Buffer<T> wt(g.c_out * g.c_group() * g.kernel);
   transpose_weights(g, w, wt.data());
-  run_forward<T>(gt, dy, wt.data(), nullptr, dx);
+  run_forward<T>(gt, dy, wt.data(), nullptr, dx, add_dx);
 }
 
 // ------------------------------------------------------------------ gated activation
@@ -536,35 +578,47 @@ void over_row_blocks(index_t rows, index_t C, F&& fn) {
 
 template <typename T>
 void gated_activation_forward(index_t rows, index_t C, const T* a, T* z) {
+  const auto& kernel = gated::active_gated_rows<T>();
   over_row_blocks(rows, C, [&](index_t r0, index_t r1) {
-    for (index_t r = r0; r < r1; ++r) {
-      const T* af = a + r * 2 * C;
-      const T* ag = af + C;
-      T* zr = z + r * C;
-      for (index_t c = 0; c < C; ++c) zr[c] = act::tanh(af[c]) * act::sigmoid(ag[c]);
-    }
+    kernel.forward(r1 - r0, C, a + r0 * 2 * C, z + r0 * C);
   });
 }
 
 template <typename T>
 void gated_activation_backward(index_t rows, index_t C, const T* a, const T* dz, T* da) {
+  const auto& kernel = gated::active_gated_rows<T>();
   over_row_blocks(rows, C, [&](index_t r0, index_t r1) {
-    for (index_t r = r0; r < r1; ++r) {
-      const T* af = a + r * 2 * C;
-      const T* ag = af + C;
-      const T* dzr = dz + r * C;
-      T* df = da + r * 2 * C;
-      T* dg = df + C;
-      for (index_t c = 0; c < C; ++c) {
-        const T f = act::tanh(af[c]);
-        const T g = act::sigmoid(ag[c]);
-        const T dzg = dzr[c] * g;
-        df[c] = dzg * (T(1) - f * f);
-        dg[c] = dzg * f * (T(1) - g);
-      }
-    }
+    kernel.backward(r1 - r0, C, a + r0 * 2 * C, dz + r0 * C, da + r0 * 2 * C);
   });
 }
+
+namespace gated {
+
+template <>
+const GatedRows<float>& active_gated_rows<float>() {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  switch (active_isa()) {
+    case Isa::avx512: return kGatedAvx512F32;
+    case Isa::avx2: return kGatedAvx2F32;
+    case Isa::generic: break;
+  }
+#endif
+  return kGatedGenericF32;
+}
+
+template <>
+const GatedRows<double>& active_gated_rows<double>() {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  switch (active_isa()) {
+    case Isa::avx512: return kGatedAvx512F64;
+    case Isa::avx2: return kGatedAvx2F64;
+    case Isa::generic: break;
+  }
+#endif
+  return kGatedGenericF64;
+}
+
+}  // namespace gated
 
 template void gated_activation_forward<float>(index_t, index_t, const float*, float*);
 template void gated_activation_forward<double>(index_t, index_t, const double*, double*);
@@ -574,12 +628,12 @@ template void gated_activation_backward<double>(index_t, index_t, const double*,
                                                 double*);
 
 template void conv1d_forward<float>(const Conv1dShape&, const float*, const float*, const float*,
-                                    float*);
+                                    float*, const float*);
 template void conv1d_forward<double>(const Conv1dShape&, const double*, const double*,
-                                     const double*, double*);
+                                     const double*, double*, const double*);
 template void conv1d_backward<float>(const Conv1dShape&, const float*, const float*, const float*,
-                                     float*, float*, float*);
+                                     float*, float*, float*, const float*);
 template void conv1d_backward<double>(const Conv1dShape&, const double*, const double*,
-                                      const double*, double*, double*, double*);
+                                      const double*, double*, double*, double*, const double*);
 
 }  // namespace rnnfast

@@ -37,13 +37,17 @@ void max_rows(const T* xs, index_t C, index_t lo, index_t hi, T* y, index_t* arg
   const T* first = xs + lo * C;
   std::copy(first, first + C, y);
   if (arg) std::fill(arg, arg + C, lo);
+  // Selects, not branches: the loops over channels vectorise.
   for (index_t i = lo + 1; i < hi; ++i) {
     const T* row = xs + i * C;
-    for (index_t c = 0; c < C; ++c) {
-      if (beats(row[c], y[c])) {
-        y[c] = row[c];
-        if (arg) arg[c] = i;
+    if (arg) {
+      for (index_t c = 0; c < C; ++c) {
+        const bool win = beats(row[c], y[c]);
+        arg[c] = win ? i : arg[c];
+        y[c] = win ? row[c] : y[c];
       }
+    } else {
+      for (index_t c = 0; c < C; ++c) y[c] = beats(row[c], y[c]) ? row[c] : y[c];
     }
   }
 }

@@ -2,8 +2,8 @@
 
     y, ctx = conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1,
                             groups=1, channels_last=True, training=False,
-                            precision="float32")
-    grads  = conv1d_backward(ctx, dy)                  # {"x", "w", "b"}
+                            precision="float32", add=None)
+    grads  = conv1d_backward(ctx, dy, *, add=None)     # {"x", "w", "b"}
     y, ctx = max_pool1d_forward(x, *, pool_size, stride=None, padding="valid",
                                 channels_last=True, training=False)
     grads  = max_pool1d_backward(ctx, dy)              # {"x"}
@@ -53,8 +53,9 @@ __all__ = [
 def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *, stride: int = 1,
                    padding: Padding = "valid", dilation: int = 1, groups: int = 1,
                    channels_last: bool = True, training: bool = False,
-                   precision: str = "float32") -> Tuple[Array, Optional[Context]]:
-    """1-D convolution (cross-correlation, as PyTorch and Keras).
+                   precision: str = "float32",
+                   add: Optional[ArrayLike] = None) -> Tuple[Array, Optional[Context]]:
+    """1-D convolution (cross-correlation, as PyTorch and Keras), plus ``add`` if given.
 
     Args:
         x: ``(B, L, C_in)`` if ``channels_last`` else ``(B, C_in, L)``; float32 or float64.
@@ -78,21 +79,24 @@ def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
     return _C.conv1d_forward(_w(x), _w(w), _w(b), stride=stride, padding=padding,
                              dilation=dilation, groups=groups,
                              channels_last=bool(channels_last), training=bool(training),
-                             precision=precision)
+                             precision=precision, add=_w(add))
 
 
-def conv1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradients:
+def conv1d_backward(ctx: Context, dy: Optional[ArrayLike], *,
+                    add: Optional[ArrayLike] = None) -> Gradients:
     """Gradients of a ``conv1d_forward(..., training=True)``.
 
     Args:
         ctx: the forward's ``ctx``.
         dy: ``y``'s shape, or None (zeros).
+        add: None, or an array of ``x``'s shape and dtype added to the returned ``"x"`` in the
+            same pass (another path's gradient of ``x``, e.g. a residual connection's).
 
     Returns:
         dict with ``"x"``, ``"w"`` and ``"b"`` (the shapes of the forward's arguments; ``"b"`` is
         None when ``b`` was None).
     """
-    return _C.conv1d_backward(ctx, _w(dy))
+    return _C.conv1d_backward(ctx, _w(dy), add=_w(add))
 
 
 def max_pool1d_forward(x: ArrayLike, *, pool_size: int, stride: Optional[int] = None,

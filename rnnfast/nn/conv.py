@@ -166,7 +166,9 @@ class Conv1d(Module):
     def _channels(self, x):
         return x.shape[-1] if self.channels_last else x.shape[-2]
 
-    def _convolve(self, x, allow_unbatched):
+    def _convolve(self, x, allow_unbatched, add=None):
+        """The forward; ``add`` (None, or an array of the output's shape, batched) is summed into
+        the output by the kernel (``F.conv1d_forward``'s ``add``)."""
         x = as_float_input(x, "x", self.dtype)
         x3, unbatched = _batched(x, self.channels_last, allow_unbatched)
         if not self.built:
@@ -179,14 +181,20 @@ class Conv1d(Module):
         y, ctx = F.conv1d_forward(x3, self.weight.data, b, stride=self.stride,
                                   padding=self.padding, dilation=self.dilation, groups=self.groups,
                                   channels_last=self.channels_last, training=self.training,
-                                  precision=self.precision)
+                                  precision=self.precision,
+                                  add=add[None] if unbatched and add is not None else add)
         self._keep((ctx, y.shape, unbatched))
         return y[0] if unbatched else y
 
-    def _convolve_backward(self, dy):
+    def _convolve_backward(self, dy, add=None):
+        """The backward; ``add`` (None, or an array of the input's shape, batched) is summed into
+        the returned input gradient by the kernel (``F.conv1d_backward``'s ``add``)."""
         ctx, shape, unbatched = self._saved()
         dy = check_grad(dy, "dy", shape[1:] if unbatched else shape, self.dtype)
-        grads = F.conv1d_backward(ctx, dy[None] if unbatched else dy)
+        if unbatched:
+            dy = dy[None]
+            add = None if add is None else add[None]
+        grads = F.conv1d_backward(ctx, dy, add=add)
         self.weight.accumulate(grads["w"])
         if self.bias is not None:
             self.bias.accumulate(grads["b"])

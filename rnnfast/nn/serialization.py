@@ -18,7 +18,8 @@ __all__ = ["register_layers", "registered_name", "serialize", "deserialize", "ch
 
 MAX_CONFIG_INT = 2 ** 31 - 1  # bound of every int in a layer config
 MAX_STRING = 256              # bound of every string in a layer config
-MAX_LIST = 64                 # bound of every list in a layer config
+MAX_LIST = 4096               # bound of every list in a layer config (a WaveNet's dilations:
+                              # one per layer; flat lists of scalars only)
 MAX_DEPTH = 4                 # nested layers (TimeDistributed, Bidirectional)
 DTYPES = ("float32", "float64", "mixed_bfloat16")  # "mixed_bfloat16": a dtype policy
 

@@ -78,19 +78,28 @@ class WaveNetBlock(Module):
         self.residual = _conv(Dc, R, 1, 1, dtype, rng)
         self.skip = _conv(Dc, S, 1, 1, dtype, rng)
 
-    def forward(self, h):
+    def forward(self, h, skip_sum=None):
+        """``(h + residual(z), skip(z))``, or with ``skip_sum`` (an array of the skip output's
+        shape) ``(h + residual(z), skip_sum + skip(z))``: the sums are made by the convolution
+        kernels while each block of their output is in cache."""
+        h = as_float_input(h, "h", self.dilated.dtype)
         z = self.gate(self.dilated(h))
-        out = self.residual(z)      # a new array: the sum goes in place
-        out += h
-        return out, self.skip(z)
+        return (self.residual._convolve(z, True, add=h),
+                self.skip._convolve(z, True, add=skip_sum))
 
-    def backward(self, dh, dskip):
-        """Gradient of the block's input from those of its two outputs."""
-        dz = self.residual.backward(dh)
-        dz += self.skip.backward(dskip)
-        dx = self.dilated.backward(self.gate.backward(dz))
-        dx += dh
-        return dx
+    def backward(self, dh, dskip, dh_is_zero=False):
+        """Gradient of the block's input from those of its two outputs (``dh_is_zero``: ``dh``
+        is all zeros, as for the last block, whose residual output nothing reads: its
+        residual convolution's backward is skipped and its weight gradients are zeros)."""
+        if dh_is_zero:
+            dz = self.skip._convolve_backward(dskip)
+            for p in (self.residual.weight, self.residual.bias):
+                if p is not None:
+                    p.accumulate(np.zeros_like(p.data))
+        else:
+            dz = self.skip._convolve_backward(dskip, add=self.residual._convolve_backward(dh))
+        return self.dilated._convolve_backward(self.gate.backward(dz),
+                                               add=None if dh_is_zero else dh)
 
     def extra_repr(self):
         return f"dilation={self.dilation}"
@@ -162,11 +171,7 @@ class WaveNet(Module):
         h = self.causal(self._check_input(x))
         total = None
         for block in self.blocks:
-            h, s = block(h)
-            if total is None:
-                total = s
-            else:
-                total += s          # s is a new array each block: summed in place
+            h, total = block(h, total)     # the skip sum made by the skip convolution
         pre1 = np.maximum(total, 0)
         e = self.end1(pre1)
         pre2 = np.maximum(e, 0)
@@ -181,8 +186,10 @@ class WaveNet(Module):
         dskip = self.end1.backward(de)
         dskip *= on1
         dh = np.zeros(on1.shape[:2] + (self.residual_channels,), dskip.dtype)
+        last = True         # nothing reads the last block's residual output: dh is zero there
         for block in reversed(self.blocks.children()):
-            dh = block.backward(dh, dskip)
+            dh = block.backward(dh, dskip, dh_is_zero=last)
+            last = False
         return self.causal.backward(dh)
 
     def get_config(self):

@@ -34,15 +34,19 @@ struct Conv1dShape {
   Precision precision = Precision::float32;
 };
 
-// y = conv(x, w) + b. b may be null (no bias). y is only written.
+// y = (conv(x, w) + b) + add. b may be null (no bias), add (y's shape and layout) may be null
+// (nothing added): a residual or skip sum in the same pass over each block of y, the same
+// values as adding it afterwards. y is only written and must not overlap add.
 template <typename T>
-void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T* y);
+void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T* y,
+                    const T* add = nullptr);
 
-// Gradients of sum(y * dy): dx [like x], dw [like w], db [C_out] (db may be null: no bias).
+// Gradients of sum(y * dy): dx [like x] (plus add_dx, x's shape, if not null: another path's
+// gradient of x summed in the same pass), dw [like w], db [C_out] (db may be null: no bias).
 // All outputs are only written.
 template <typename T>
 void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db);
+                     T* db, const T* add_dx = nullptr);
 
 // WaveNet's gated activation over `rows` rows of 2C values, the filter pre-activation first and
 // the gate second: z[r, c] = tanh(a[r, c]) * sigmoid(a[r, C + c]) (z is [rows, C], only

@@ -1,0 +1,140 @@
+"""CPU time of the convolution work, in-process, for decisions on a busy machine.
+
+``shapes``: ``_C.conv1d_forward`` / ``conv1d_backward`` (channels last) against
+``torch.nn.functional.conv1d`` (its own layout; the backward is forward + autograd minus the
+forward) on the IMDB example's convolution and the WaveNet example's (T = 16,000, batch 1),
+and ``_C.gemm`` of the forward's product shape (M = B * L_out, K = C_in * kernel, N = C_out) as
+the GEMM rate to reach. ``wavenet``: one training epoch of the WaveNet example's model (its
+``fit``) against its PyTorch twin (``epochs_vs_torch``'s loop), alternating, CPU seconds per
+sequence. Minimum over ``--rounds`` of thread CPU time (``time.thread_time``; ``process_time``
+for the epochs), one thread each by default: load slows both sides alike and CPU time leaves
+out the time waiting for a core.
+
+    python bench/conv_cpu_time.py shapes --rounds 7
+    python bench/conv_cpu_time.py wavenet --sequences 4 --rounds 2
+
+Needs torch.
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import _env
+
+_env.use_inplace_build()
+sys.path.insert(0, str(_env.REPO_ROOT / "examples"))
+
+import torch  # noqa: E402
+
+import rnnfast  # noqa: E402
+from rnnfast import _C  # noqa: E402
+
+# name, B, T, C_in, C_out, kernel, dilation, padding
+SHAPES = [
+    ("imdb", 100, 100, 100, 64, 5, 1, "valid"),
+    ("wavenet input", 1, 16000, 1, 32, 2, 1, "causal"),
+    ("wavenet dilated 1", 1, 16000, 32, 64, 2, 1, "causal"),
+    ("wavenet dilated 16", 1, 16000, 32, 64, 2, 16, "causal"),
+    ("wavenet dilated 512", 1, 16000, 32, 64, 2, 512, "causal"),
+    ("wavenet residual", 1, 16000, 32, 32, 1, 1, "valid"),
+    ("wavenet skip", 1, 16000, 32, 64, 1, 1, "valid"),
+    ("wavenet end1", 1, 16000, 64, 64, 1, 1, "valid"),
+    ("wavenet end2", 1, 16000, 64, 256, 1, 1, "valid"),
+]
+
+
+def cpu_ms(fn):
+    start = time.thread_time()
+    fn()
+    return (time.thread_time() - start) * 1e3
+
+
+def shapes(rounds):
+    rng = np.random.default_rng(0)
+    print("| shape | GFLOP | rnnfast fwd ms | torch fwd ms | GEMM ms | rnnfast bwd ms | "
+          "torch bwd ms | fwd torch/rnnfast | bwd torch/rnnfast |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, B, T, ci, co, K, d, pad in SHAPES:
+        x = rng.standard_normal((B, T, ci)).astype(np.float32)
+        w = (rng.standard_normal((co, ci, K)) * 0.1).astype(np.float32)
+        b = rng.standard_normal(co).astype(np.float32)
+        kw = dict(stride=1, padding=pad, dilation=d, groups=1, channels_last=True)
+        y, ctx = _C.conv1d_forward(x, w, b, training=True, **kw)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        lo = y.shape[1]
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).requires_grad_(True)
+        wt, bt = torch.from_numpy(w).requires_grad_(True), torch.from_numpy(b).requires_grad_(True)
+        dyt = torch.from_numpy(np.ascontiguousarray(dy.transpose(0, 2, 1)))
+        left = d * (K - 1) if pad == "causal" else 0
+
+        def torch_forward():
+            xp = torch.nn.functional.pad(xt, (left, 0)) if left else xt
+            return torch.nn.functional.conv1d(xp, wt, bt, dilation=d)
+
+        def torch_no_grad():
+            with torch.no_grad():
+                torch_forward()
+
+        def torch_train():
+            torch.autograd.grad(torch_forward(), (xt, wt, bt), dyt)
+
+        a = rng.standard_normal((B * lo, ci * K)).astype(np.float32)
+        m = rng.standard_normal((ci * K, co)).astype(np.float32)
+        runs = {k: [] for k in ("rf", "tf", "g", "rb", "tt")}
+        for _ in range(rounds):
+            runs["rf"].append(cpu_ms(lambda: _C.conv1d_forward(x, w, b, training=False, **kw)))
+            runs["tf"].append(cpu_ms(torch_no_grad))
+            runs["g"].append(cpu_ms(lambda: _C.gemm(a, m)))
+            runs["rb"].append(cpu_ms(lambda: _C.conv1d_backward(ctx, dy)))
+            runs["tt"].append(cpu_ms(torch_train))
+        t = {k: min(v) for k, v in runs.items()}
+        tb = t["tt"] - t["tf"]
+        gflop = 2 * B * lo * ci * K * co / 1e9
+        print(f"| {name} | {gflop:.3f} | {t['rf']:.3f} | {t['tf']:.3f} | {t['g']:.3f} | "
+              f"{t['rb']:.3f} | {tb:.3f} | {t['tf'] / t['rf']:.2f} | {tb / t['rb']:.2f} |")
+
+
+def wavenet(sequences, rounds):
+    import epochs_vs_torch as evt
+    import wavenet as example
+
+    case = evt.WaveNetCase(example, False, 0)
+    x, y = case.x[:sequences], case.y[:sequences]
+    opt = evt.torch_optimizer(case.model, case.twin)
+    xt, yt = case.tensors(x, y)
+    order = np.arange(sequences)
+    case.model.fit(x[:1], y[:1], batch_size=1, epochs=1, verbose=0)        # warm both up
+    evt.torch_epoch(case, case.twin, opt, xt[:1], yt[:1], None, np.arange(1))
+    ours, theirs = [], []
+    for _ in range(rounds):
+        start = time.process_time()
+        case.model.fit(x, y, batch_size=1, epochs=1, verbose=0)
+        ours.append((time.process_time() - start) / sequences)
+        start = time.process_time()
+        evt.torch_epoch(case, case.twin, opt, xt, yt, None, order)
+        theirs.append((time.process_time() - start) / sequences)
+    print(f"WaveNet epoch, CPU s per sequence of {x.shape[1]} steps (min of {rounds}): "
+          f"rnnfast {min(ours):.4f}, PyTorch {min(theirs):.4f}, "
+          f"PyTorch / rnnfast {min(theirs) / min(ours):.2f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["shapes", "wavenet"])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--sequences", type=int, default=4, help="wavenet: sequences per epoch")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    rnnfast.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    print(f"threads {args.threads}, isa {rnnfast.active_isa()}")
+    if args.what == "shapes":
+        shapes(args.rounds)
+    else:
+        wavenet(args.sequences, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
