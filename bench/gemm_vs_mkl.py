@@ -74,7 +74,8 @@ def main():
                 trans = kind == "packed_t"
                 ours = lambda: _C.gemm_packed(a, b, trans_b=trans, repeats=reps)  # noqa: E731
             else:
-                ours = lambda: [_C.gemm(a, b, trans_a=kind == "tn", trans_b=kind == "nt")  # noqa: E731
+                ta_, tb_ = kind == "tn", kind == "nt"
+                ours = lambda: [_C.gemm(a, b, trans_a=ta_, trans_b=tb_)  # noqa: E731
                                 for _ in range(reps)]
 
             def mkl():
@@ -93,8 +94,8 @@ def main():
                     t0 = clock()
                     fn()
                     best[key] = min(best[key], (clock() - t0) / reps)
-            print(f"{name:6s} {what:16s} {M:5d} x {N:5d} x {K:5d}  rnnfast {best['ours'] * 1e3:8.3f} ms"
-                  f"  MKL {best['mkl'] * 1e3:8.3f} ms  ratio {best['mkl'] / best['ours']:5.2f}",
+            print(f"{name:6s} {what:16s} {M:5d} x {N:5d} x {K:5d}"
+                  f"  rnnfast {best['ours'] * 1e3:8.3f} ms  MKL {best['mkl'] * 1e3:8.3f} ms  ratio {best['mkl'] / best['ours']:5.2f}",
                   flush=True)
 
 
