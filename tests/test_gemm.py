@@ -18,7 +18,8 @@ ISAS = rnnfast.supported_isas()
 DTYPES = [np.float32, np.float64]
 
 # (M, N, K): ones, primes, tile edges +-1, K beyond every depth block (384), N beyond a B block
-# (512), M beyond the in-place limit of A (4 row tiles).
+# (512; 1024 for AVX-512 float), M beyond the in-place limit of A (4 row tiles), and M beyond the
+# rows of a transposed A packed at a time (4096).
 SIZES = [
     (1, 1, 1),
     (1, 17, 5),
@@ -32,6 +33,8 @@ SIZES = [
     (3, 300, 257),
     (15, 40, 800),
     (70, 530, 9),
+    (29, 1100, 270),
+    (4103, 9, 20),
 ]
 
 
@@ -218,6 +221,8 @@ def test_bitwise_identical_across_threads_and_runs(rng, isa, threads, dtype):
                   rng.standard_normal((200, 300)).astype(dtype)), dict(trans_b=True)),
         ("gemm", (rng.standard_normal((500, 37)).astype(dtype),
                   rng.standard_normal((500, 91)).astype(dtype)), dict(trans_a=True)),
+        ("gemm", (rng.standard_normal((600, 150)).astype(dtype),
+                  rng.standard_normal((600, 1100)).astype(dtype)), dict(trans_a=True)),
         ("gemm_packed", (rng.standard_normal((64, 256)).astype(dtype),
                          rng.standard_normal((520, 256)).astype(dtype)), dict(trans_b=True)),
         ("gemm_packed", (rng.standard_normal((1, 256)).astype(dtype),

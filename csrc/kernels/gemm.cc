@@ -82,7 +82,7 @@ struct Plan {
   T alpha = T(1), beta = T(0);
   const T* A = nullptr;
   index_t a_rs = 0, a_cs = 0;
-  bool a_direct = false;
+  gd::ARead a_read = gd::ARead::copy;
   bool trans_b = false;  // raw B, packed per block (when packed == nullptr)
   const T* B = nullptr;
   index_t ldb = 0;
@@ -99,28 +99,49 @@ struct Plan {
 // most 4 * nr multiply-adds, and the copy cost 20-30% of the product (M = 6400, N = 64,
 // K = 1024, the dx of a char-level LSTM: 8.96 -> 6.70 ms in place, 1 thread, even with its
 // 4 KiB row stride; M = 3840, N = 32, K = 512: 1.31 -> 1.04 ms).
+// Otherwise a transposed A (its columns contiguous) is packed a whole depth block at a time
+// (pack_a reads it one long run per k), and rows of A are copied panel by panel.
 template <typename T>
-bool read_a_in_place(index_t M, index_t N, index_t a_rs, index_t a_cs, int mr, int nr) {
-  if (a_cs != 1) return false;
-  if (M == 1 || N <= 4 * nr) return true;
-  return M <= 4 * mr && (a_rs * static_cast<index_t>(sizeof(T))) % 4096 != 0;
+gd::ARead a_reading(index_t M, index_t N, index_t a_rs, index_t a_cs, int mr, int nr) {
+  if (a_cs == 1) {
+    if (M == 1 || N <= 4 * nr) return gd::ARead::in_place;
+    if (M <= 4 * mr && (a_rs * static_cast<index_t>(sizeof(T))) % 4096 != 0)
+      return gd::ARead::in_place;
+    return gd::ARead::copy;
+  }
+  return M == 1 ? gd::ARead::in_place : gd::ARead::packed;
 }
 
+// Rows of A packed at a time (ARead::packed): bounds the thread's buffer to kPackedRows * kc.
+constexpr index_t kPackedRows = 4096;
+
 // Computes rows [m0, m1) and columns [n0, n1) of C (n0 a multiple of nr), writing column n0
-// of row m at c[m * ldc] (c = C + n0 and ldc = p.ldc, or a scratch tile).
+// of row m at c[m * ldc] (c = C + n0 and ldc = p.ldc, or a scratch tile). Depth blocks are the
+// outer loop, so that a packed block of A serves every block of columns.
 template <typename T>
 void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1, T* c,
                index_t ldc) {
+  if (p.a_read == gd::ARead::packed && m1 - m0 > kPackedRows) {
+    for (index_t r = m0; r < m1; r += kPackedRows)
+      run_range(p, r, std::min(m1, r + kPackedRows), n0, n1, c, ldc);
+    return;
+  }
   const gd::KernelSet<T>& ks = *p.ks;
   const index_t nr = ks.nr;
   Scratch<T>& s = scratch<T>();
-  if (!p.a_direct) s.a.resize(static_cast<index_t>(ks.mr) * p.kc);
-  const index_t nc_max = p.packed ? ks.nc : ks.nc_copy;
+  if (p.a_read == gd::ARead::copy) s.a.resize(static_cast<index_t>(ks.mr) * p.kc);
+  if (p.a_read == gd::ARead::packed) s.a.resize((m1 - m0) * p.kc);
+  const index_t nc_max = ks.nc;
   if (!p.packed) s.b.resize(p.kc * std::min<index_t>(nc_max, ceil_div(n1 - n0, nr) * nr));
-  for (index_t nb = n0; nb < n1; nb += nc_max) {
-    const index_t nc = std::min<index_t>(nc_max, n1 - nb);
-    for (index_t k0 = 0; k0 < p.K; k0 += p.kc) {
-      const index_t kc = std::min(p.kc, p.K - k0);
+  for (index_t k0 = 0; k0 < p.K; k0 += p.kc) {
+    const index_t kc = std::min(p.kc, p.K - k0);
+    const T* a = p.A + m0 * p.a_rs + k0 * p.a_cs;
+    if (p.a_read == gd::ARead::packed) {
+      ks.pack_a(m1 - m0, kc, a, p.a_rs, p.a_cs, s.a.data());
+      a = s.a.data();
+    }
+    for (index_t nb = n0; nb < n1; nb += nc_max) {
+      const index_t nc = std::min<index_t>(nc_max, n1 - nb);
       gd::BlockArgs<T> g;
       if (p.packed) {
         g.b = p.packed + (nb / nr) * p.packed_ps + k0 * nr;
@@ -133,11 +154,11 @@ void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1,
       g.m = m1 - m0;
       g.n = nc;
       g.kc = kc;
-      g.a = p.A + m0 * p.a_rs + k0 * p.a_cs;
+      g.a = a;
       g.a_rs = p.a_rs;
       g.a_cs = p.a_cs;
-      g.a_direct = p.a_direct;
-      g.a_buf = p.a_direct ? nullptr : s.a.data();
+      g.a_read = p.a_read;
+      g.a_buf = p.a_read == gd::ARead::copy ? s.a.data() : nullptr;
       g.c = c + m0 * ldc + (nb - n0);
       g.ldc = ldc;
       g.alpha = p.alpha;
@@ -228,7 +249,7 @@ Plan<T> packed_plan(index_t M, const T* A, index_t lda, const PackedB<T>& B, T b
   p.A = A;
   p.a_rs = lda;
   p.a_cs = 1;
-  p.a_direct = read_a_in_place<T>(M, p.N, lda, 1, p.ks->mr, p.ks->nr);
+  p.a_read = a_reading<T>(M, p.N, lda, 1, p.ks->mr, p.ks->nr);
   p.packed = B.panels();
   p.packed_ps = B.panel_stride();
   p.C = C;
@@ -298,7 +319,7 @@ void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, 
   p.A = A;
   p.a_rs = trans_a ? 1 : lda;
   p.a_cs = trans_a ? lda : 1;
-  p.a_direct = read_a_in_place<T>(M, N, p.a_rs, p.a_cs, p.ks->mr, p.ks->nr);
+  p.a_read = a_reading<T>(M, N, p.a_rs, p.a_cs, p.ks->mr, p.ks->nr);
   p.trans_b = trans_b;
   p.B = B;
   p.ldb = ldb;

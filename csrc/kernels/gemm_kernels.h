@@ -12,11 +12,20 @@ namespace gemm_detail {
 
 using idx = std::int64_t;
 
+// How a block product gets the rows of A.
+enum class ARead : std::uint8_t {
+  in_place,  // read where they are (a_cs == 1: rows of A, or a_rs == 1: columns)
+  copy,      // each panel of rows copied to a_buf (capacity MR * kc) just before its sweep
+  packed,    // packed by the kernel set's pack_a before the block (a_rs, a_cs unused)
+};
+
 // One block product:  C[m, n] = alpha * opA[m, kc] * Bblock[kc, n] + beta * C[m, n]
 // (beta == 0: C is only written).
-//  - opA element (i, k) is a[i * a_rs + k * a_cs]. When a_direct, the micro-kernel reads A in
-//    place (a_cs == 1: rows of A, or a_rs == 1: columns); otherwise every panel of MR rows is
-//    first copied to a_buf (capacity MR * kc) in the layout (k, i) -> [k * rows + i].
+//  - The m rows run as the fewest panels of at most MR rows, of near-equal size: panel p holds
+//    rows [m * p / P, m * (p + 1) / P) of the P = ceil(m / MR) panels.
+//  - opA element (i, k) is a[i * a_rs + k * a_cs] (ARead::in_place, ARead::copy). A copied or
+//    packed panel of R rows holds element (i, k) of the panel at [k * R + i]; packed, the panel
+//    that starts at row i0 is at a + i0 * kc.
 //  - B is packed: panel j (NR columns) at b + j * b_ps, element (k, col) at [k * NR + col];
 //    the columns of the last panel past n are zero.
 // Every C element is computed as one chain of fused multiply-adds over k in increasing order,
@@ -27,7 +36,7 @@ struct BlockArgs {
   idx m, n, kc;
   const T* a;
   idx a_rs, a_cs;
-  bool a_direct;
+  ARead a_read;
   T* a_buf;
   const T* b;
   idx b_ps;
@@ -42,8 +51,10 @@ struct KernelSet {
   int mr, nr;  // register tile: rows of A, columns of B
   int kc;      // depth of a block (A panel mr x kc stays in L1)
   int nc;      // columns of a B block (kc x nc stays in L2); a multiple of nr
-  int nc_copy;  // the same when the driver copies B itself (wider: fewer copies of A's panels)
   void (*block)(const BlockArgs<T>&);
+  // Packs rows [0, m) and columns [0, kc) of opA (element (i, k) at a[i * rs + k * cs]) into
+  // the panels of a block of m rows (ARead::packed), at dst (capacity m * kc).
+  void (*pack_a)(idx m, idx kc, const T* a, idx rs, idx cs, T* dst);
   // Packs rows [k0, k0 + kc) and columns [n0, n0 + nc) of op(B) (op(B)[k, n] = trans ?
   // B[n * ldb + k] : B[k * ldb + n]) into panels of nr columns at dst + j * ps, element
   // (k, col) at [k * nr + col], zero past column n0 + nc.

@@ -9,7 +9,8 @@
 // arithmetic whatever the thread count, so results are bitwise reproducible.
 //
 // Implementation (csrc/kernels/gemm*.cc): a BLIS-style driver (cache blocks of depth kc and
-// width nc, B packed into panels of nr columns, A read in place or copied per panel of mr rows)
+// width nc, B packed into panels of nr columns, A read in place, copied per panel of mr rows, or
+// (transposed A) packed a depth block at a time)
 // around one register-blocked micro-kernel per instruction set, chosen by active_isa() at call
 // time. Results differ between instruction sets (different tiles and FMA use), never between
 // thread counts or runs.
