@@ -134,8 +134,12 @@ class Loss:
         ``backward``."""
         y_pred = _predictions(y_pred)
         values, grad = self._compute(y_true, y_pred)
+        # the package's losses give a gradient array of their own: scaled in place (the same
+        # values as the expressions' new arrays)
+        own = type(self)._compute in _OWN_GRADIENTS and grad.dtype == y_pred.dtype
         if sample_weight is None and mask is None:
-            value, grad = _mean(values), grad / values.size
+            value = _mean(values)
+            grad = np.divide(grad, values.size, out=grad if own else None)
         else:
             per_sample = self.elementwise and y_pred.ndim >= 2
             shape = y_pred.shape[:-1] if per_sample else values.shape
@@ -144,7 +148,11 @@ class Loss:
                 values = values.mean(axis=-1, dtype=np.float64)
             scale = weights / (values.size * (y_pred.shape[-1] if per_sample else 1))
             value = float(np.sum(values * weights, dtype=np.float64) / values.size)
-            grad = grad * scale.reshape(scale.shape + (1,) * (grad.ndim - scale.ndim))
+            scale = scale.reshape(scale.shape + (1,) * (grad.ndim - scale.ndim))
+            if own:  # the product in float64, rounded once to the gradient's dtype
+                grad = np.multiply(grad, scale, out=grad, casting="unsafe")
+            else:
+                grad = grad * scale
         self._grad = grad.astype(y_pred.dtype, copy=False)
         return value
 
@@ -212,14 +220,17 @@ class SparseCategoricalCrossentropy(_Crossentropy):
         if idx.size and (idx.min() < 0 or idx.max() >= classes):
             bad = idx.min() if idx.min() < 0 else idx.max()
             raise ValueError(f"y_true: class indices must be in 0..{classes - 1}, got {bad}")
-        idx = idx.astype(np.int64)
-        onehot = np.zeros_like(y_pred)
-        np.put_along_axis(onehot, idx[..., None], 1, axis=-1)
-        if self.from_logits:
-            log_p = _log_softmax(y_pred)
-            losses = -np.take_along_axis(log_p, idx[..., None], axis=-1)[..., 0]
-            grad = np.exp(log_p) - onehot
+        idx = idx.astype(np.int64)[..., None]
+        if self.from_logits:  # log_softmax and exp(log_p) - onehot in two arrays, not six
+            shifted = y_pred - y_pred.max(axis=-1, keepdims=True)
+            e = np.exp(shifted)
+            log_p = np.subtract(shifted, np.log(e.sum(axis=-1, keepdims=True)), out=shifted)
+            losses = -np.take_along_axis(log_p, idx, axis=-1)[..., 0]
+            grad = np.exp(log_p, out=e)
+            np.put_along_axis(grad, idx, np.take_along_axis(grad, idx, axis=-1) - 1, axis=-1)
         else:
+            onehot = np.zeros_like(y_pred)
+            np.put_along_axis(onehot, idx, 1, axis=-1)
             losses, grad = _categorical_from_probabilities(onehot, y_pred)
         return losses, grad
 
@@ -262,6 +273,11 @@ class MeanAbsoluteError(Loss):
         diff = y_pred - _dense_targets(y_true, y_pred)
         return np.abs(diff), np.sign(diff)
 
+
+# the _compute methods whose gradient is an array of their own (Loss.forward scales it in place)
+_OWN_GRADIENTS = {cls._compute for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
+                                           BinaryCrossentropy, MeanSquaredError,
+                                           MeanAbsoluteError)}
 
 _NAMES = {
     "categorical_crossentropy": CategoricalCrossentropy,

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from rnnfast import _C
 from rnnfast.nn.module import Parameter
 
 __all__ = [
@@ -191,17 +192,15 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
         state["step"] += 1
         step = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (grad - m) * (1 - beta1)
-        v *= beta2
-        v += (1 - beta2) * grad * grad
-        step_size = g["lr"] / (1 - beta1 ** step)
-        bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
-        if g["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
-        denom = np.sqrt(v) / bias_correction2_sqrt + g["eps"]
-        p.data -= step_size * m / denom
+        # m += (grad - m) * (1 - beta1); v = beta2 v + (1 - beta2) grad^2 (amsgrad: then its
+        # running maximum); p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps):
+        # one pass, each operation rounded as these NumPy expressions round it
+        # (csrc/include/rnnfast/optimizer.h)
+        _adam_update(p.data, grad, state["exp_avg"], state["exp_avg_sq"],
+                     state["max_exp_avg_sq"] if g["amsgrad"] else None, rule="torch",
+                     beta1=beta1, one_minus_beta1=1 - beta1, beta2=beta2,
+                     one_minus_beta2=1 - beta2, lr=g["lr"] / (1 - beta1 ** step), eps=g["eps"],
+                     bias2_sqrt=math.sqrt(1 - beta2 ** step))
 
 
 class AdamW(Adam):
@@ -257,13 +256,38 @@ class RMSprop(Optimizer):
             p.data -= g["lr"] * grad / avg
 
 
+def _adam_update(w, g, m, v, v_max, **coefficients):
+    """One Adam step in place over ``w``, ``m``, ``v`` (and ``v_max``, or None) from ``g`` by
+    the one-pass kernel (``_C.adam_update``: ``rule`` and the constants). Arrays it cannot
+    update in place (another memory layout, byte order, or memory shared between them) are
+    updated through C-contiguous copies."""
+    try:
+        _C.adam_update(w, g, m, v, v_max, **coefficients)
+    except ValueError:
+        outs = [w, m, v] + ([] if v_max is None else [v_max])
+        copies = [np.array(a, dtype=a.dtype.newbyteorder("="), order="C") for a in outs]
+        _C.adam_update(copies[0], np.array(g), copies[1], copies[2],
+                       copies[3] if v_max is not None else None, **coefficients)
+        for a, c in zip(outs, copies):
+            a[...] = c
+
+
 # gradient clipping ------------------------------------------------------------------------
+def _sum_squares(x):
+    """``sum(x ** 2)`` over every element of a gradient, accumulated in float64, in one pass
+    without a copy (``_C.sum_squares``; NumPy's dot product would wake its BLAS threads, which
+    then spin on the cores the package's kernels use next)."""
+    x = np.asarray(x)
+    if x.dtype.char not in "fd":
+        x = x.astype(np.float64)
+    return _C.sum_squares(x)
+
+
 def _p_norm(x, p):
-    """The p-norm of all elements of x with ufuncs only: np.linalg.norm's dot product would wake
-    NumPy's BLAS threads, which then spin on the cores the package's kernels use next."""
+    """The p-norm of all elements of x (float64 sums; ufuncs only for p != 2)."""
     if p == 2:
-        return math.sqrt(float(np.sum(np.square(x))))
-    return float(np.sum(np.abs(x) ** p) ** (1.0 / p))
+        return math.sqrt(_sum_squares(x))
+    return float(np.sum(np.abs(x.astype(np.float64)) ** p) ** (1.0 / p))
 
 
 def _with_grads(parameters):
@@ -286,14 +310,15 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if math.isinf(norm_type):
         total = max(float(np.abs(p.grad).max(initial=0.0)) for p in params)
     else:
-        norms = np.array([_p_norm(p.grad.astype(np.float64), norm_type) for p in params])
+        norms = np.array([_p_norm(p.grad, norm_type) for p in params])
         total = _p_norm(norms, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the "
                            "gradients is non-finite, so it cannot be clipped")
     coef = min(max_norm / (total + 1e-6), 1.0)
-    for p in params:
-        p.grad *= p.grad.dtype.type(coef)
+    if coef != 1.0:  # (a product by 1 changes nothing)
+        for p in params:
+            p.grad *= p.grad.dtype.type(coef)
     return total
 
 

@@ -30,6 +30,7 @@ A short run is tests/test_fuzz_bindings.py, which CI also runs under the sanitiz
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -1027,6 +1028,109 @@ def gated_case(rng, backward):
     return name, call, expect or Ok(check)
 
 
+def adam_case(rng):
+    """adam_update: w, g, m, v (v_max or None) of one shape, updated in place; the result is
+    bitwise that of the same call on fresh C-contiguous copies, and near a float64 NumPy step."""
+    dtype = np.float32 if rng.integers(2) else np.float64
+    shape = tuple(int(rng.integers(0, 6)) for _ in range(rng.integers(0, 4)))
+    w, g, m = (np.array(rand(rng, shape, dtype)) for _ in range(3))
+    v = np.array(np.abs(rand(rng, shape, dtype)))
+    v_max = np.array(np.abs(rand(rng, shape, dtype))) if rng.integers(2) else None
+    rule = ["keras", "torch"][rng.integers(2)]
+    T = np.dtype(dtype).type
+    kw = dict(rule=rule, beta1=float(T(0.9)), one_minus_beta1=float(T(0.1)),
+              beta2=float(T(0.999)), one_minus_beta2=float(T(0.001)), lr=float(T(0.01)),
+              eps=float(T(1e-7)), bias2_sqrt=float(T(0.5)),
+              grad_mul=float(rng.choice([1.0, 2.0])), grad_div=float(rng.choice([1.0, 3.0])))
+    start = [w.copy(), g.copy(), m.copy(), v.copy(), None if v_max is None else v_max.copy()]
+    outs = {"w": w, "m": m, "v": v, "v_max": v_max}
+    call_g, expect = g, None
+    kind = rng.integers(5)
+    if kind == 1 and shape:  # another valid layout of the gradient (read only)
+        call_g = odd_layout(rng, g)
+    elif kind == 2:  # an invalid gradient (not a number: a scalar fits the shape ())
+        call_g, expect = bad_array(rng, "g", shape, dtype, kinds=None if shape else (0, 1, 2, 5))
+    elif kind == 3:  # an invalid array to update
+        name = ["w", "m", "v", "v_max"][rng.integers(4)]
+        base = w if outs[name] is None else outs[name]
+        how = rng.integers(4)
+        if how == 0 and base.size > 1 and base.ndim:  # a layout it cannot write through
+            outs[name] = np.flip(base.copy(), 0) if rng.integers(2) else np.asfortranarray(
+                base) if base.ndim > 1 and min(base.shape) > 1 else base.astype(">" + base.dtype.str[1:])
+            if outs[name].flags.c_contiguous and outs[name].dtype.isnative:
+                outs[name] = {"w": w, "m": m, "v": v, "v_max": v_max}[name]  # still valid
+            else:
+                expect = Err(ValueError, f"{name}: expected a writeable")
+        elif how == 1 and base.size:  # read-only
+            ro = base.copy()
+            ro.setflags(write=False)
+            outs[name], expect = ro, Err(ValueError, f"{name}: expected a writeable")
+        elif how == 2 and name != "w":  # the same memory as w
+            outs[name] = w if w.size else outs[name]
+            if w.size:
+                expect = Err(ValueError, f"{name}: shares memory with w")
+        else:
+            outs[name], expect = bad_array(rng, name, shape, dtype, kinds=(0, 1, 2, 3))
+            if name == "w" and isinstance(outs[name], np.ndarray) and \
+                    outs[name].dtype.kind == "f" and outs[name].dtype.itemsize in (4, 8):
+                expect = Err(ValueError, "g: expected")  # w sets the dtype and shape: g differs
+                if outs[name].dtype != w.dtype:
+                    expect = Err(TypeError, "g: expected dtype")
+    elif kind == 4:  # an unknown rule or a junk coefficient
+        if rng.integers(2):
+            kw["rule"] = ["adam", "", 1, None][rng.integers(4)]
+            expect = Err((TypeError, ValueError), "rule: expected 'keras' or 'torch'")
+        else:
+            junk = [j for j in JUNK if not isinstance(j, float)]
+            kw["lr"], expect = junk[rng.integers(len(junk))], incompatible("adam_update")
+    call = lambda: (_C.adam_update(outs["w"], call_g, outs["m"], outs["v"], outs["v_max"],  # noqa: E731
+                                   **kw), outs)[1]
+
+    def check(got):
+        ref = [a if a is None else np.array(a, order="C") for a in start]
+        _C.adam_update(ref[0], ref[1], ref[2], ref[3], ref[4], **kw)
+        for name, r in zip(["w", "m", "v", "v_max"], [ref[0], ref[2], ref[3], ref[4]]):
+            same(got[name], r, f"adam_update {name}")
+        # a float64 NumPy step of the same rule
+        w0, g0, m0, v0, x0 = (None if a is None else a.astype(np.float64) for a in start)
+        g0 = (g0 * kw["grad_mul"]) / kw["grad_div"]
+        if rule == "keras":
+            m1 = m0 * kw["beta1"] + kw["one_minus_beta1"] * g0
+        else:
+            m1 = m0 + (g0 - m0) * kw["one_minus_beta1"]
+        v1 = v0 * kw["beta2"] + kw["one_minus_beta2"] * g0 * g0
+        if x0 is not None:
+            v1 = np.maximum(x0, v1)
+        if rule == "keras":
+            w1 = w0 - m1 * kw["lr"] / (np.sqrt(v1) + kw["eps"])
+        else:
+            w1 = w0 - kw["lr"] * m1 / (np.sqrt(v1) / kw["bias2_sqrt"] + kw["eps"])
+        close(got["w"], w1, dtype, "adam_update w")
+    return "adam_update", call, expect or Ok(check)
+
+
+def sum_squares_case(rng):
+    """sum_squares: any float array, any layout; near math.fsum of the float64 squares."""
+    dtype = np.float32 if rng.integers(2) else np.float64
+    shape = tuple(int(rng.integers(0, 9)) for _ in range(rng.integers(0, 4)))
+    x = rand(rng, shape, dtype) * 3
+    arg, expect = x, None
+    kind = rng.integers(3)
+    if kind == 1 and shape:  # (odd_layout makes a 0-d array 1-d)
+        arg = odd_layout(rng, x)
+    elif kind == 2:
+        arg, expect = bad_array(rng, "x", shape, dtype, kinds=(0, 5))  # (junk 1.5 is valid)
+    call = lambda: _C.sum_squares(arg)  # noqa: E731
+
+    def check(got):
+        if got != _C.sum_squares(np.array(x, order="C")):
+            raise Failure("sum_squares: differs from the call on a C-contiguous array")
+        want = math.fsum((x.astype(np.float64) ** 2).ravel().tolist())
+        if not (isinstance(got, float) and abs(got - want) <= 1e-14 * max(want, 1.0)):
+            raise Failure(f"sum_squares: {got!r}, exact {want!r}")
+    return "sum_squares", call, expect or Ok(check)
+
+
 def no_argument_case(name):
     def make(rng):
         fn = getattr(_C, name)
@@ -1050,6 +1154,8 @@ CASES = {
     "gemm_batched": gemm_batched_case,
     "gated_activation_forward": lambda rng: gated_case(rng, False),
     "gated_activation_backward": lambda rng: gated_case(rng, True),
+    "adam_update": adam_case,
+    "sum_squares": sum_squares_case,
     "use_openmp": use_openmp_case,
     "set_bf16_isa": bf16_isa_case,
     "round_bf16": round_bf16_case,

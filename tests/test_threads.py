@@ -210,6 +210,7 @@ pool = dict(pool_size=3, stride=1, padding="valid", channels_last=True, training
 pctx = _C.pool1d_forward("max_pool1d", cx, **pool)[1]
 a = f(300, 300)
 a3 = f(4, 64, 64)
+aw, am, av = a.copy(), np.zeros_like(a), np.zeros_like(a)
 isa = _C.active_isa()
 bf16_isa = _C.active_bf16_isa()
 def refused(call, error):
@@ -253,6 +254,10 @@ calls = {
     "supported_bf16_isas": lambda: _C.supported_bf16_isas(),
     "set_bf16_isa": lambda: _C.set_bf16_isa(bf16_isa),
     "round_bf16": lambda: _C.round_bf16(a),
+    "adam_update": lambda: _C.adam_update(aw, a, am, av, None, rule="keras", beta1=0.9,
+                                          one_minus_beta1=0.1, beta2=0.999,
+                                          one_minus_beta2=0.001, lr=1e-3, eps=1e-7),
+    "sum_squares": lambda: _C.sum_squares(a),
 }
 functions = {n for n in dir(_C) if callable(getattr(_C, n)) and not isinstance(getattr(_C, n), type)
              and not n.startswith("__")}

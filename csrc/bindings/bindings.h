@@ -9,5 +9,6 @@ void bind_runtime(Entries& m);    // runtime.cc: threads, instruction sets, gemm
 void bind_recurrent(Entries& m);  // recurrent.cc: RNN, LSTM, GRU
 void bind_conv(Entries& m);       // conv.cc: Conv1D, MaxPool1D, global pooling
 void bind_layer_norm_recurrent(Entries& m);  // layer_norm_recurrent.cc: LayerNorm LSTM, GRU
+void bind_optimizer(Entries& m);   // optimizer.cc: Adam update, sum of squares (clipping)
 
 }  // namespace rnnfast::bindings

@@ -168,25 +168,27 @@ class Optimizer(optim.Optimizer):
         return 0.0
 
     # one step -------------------------------------------------------------------------------
-    def _clip(self, grads):
-        """Keras' clipping (BaseOptimizer._clip_gradients)."""
+    def _clip_scales(self, grads):
+        """Keras' clipping (BaseOptimizer._clip_gradients): ``(grads, scales)``, where the
+        clipped gradient ``i`` is ``grads[i] * mul / div`` for ``scales[i] = (mul, div)``
+        (numbers of its dtype), ``grads[i]`` itself for None (``clipvalue`` clips here)."""
         if self.clipnorm is not None:
-            out = []
+            scales = []
             for g in grads:
-                norm = optim._p_norm(g.astype(np.float64), 2)
-                out.append(g * g.dtype.type(self.clipnorm) / g.dtype.type(max(norm,
-                                                                                self.clipnorm)))
-            return out
+                norm = optim._p_norm(g, 2)
+                scales.append((g.dtype.type(self.clipnorm),
+                               g.dtype.type(max(norm, self.clipnorm))))
+            return grads, scales
         if self.global_clipnorm is not None:
-            total = math.sqrt(sum(optim._p_norm(g.astype(np.float64), 2) ** 2 for g in grads))
+            total = math.sqrt(sum(optim._p_norm(g, 2) ** 2 for g in grads))
             scale = self.global_clipnorm * min(1.0 / total if total else math.inf,
                                                1.0 / self.global_clipnorm)
             if not math.isfinite(total):
                 scale = math.nan
-            return [g * g.dtype.type(scale) for g in grads]
+            return grads, [(g.dtype.type(scale), g.dtype.type(1)) for g in grads]
         if self.clipvalue is not None:
-            return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
-        return grads
+            grads = [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        return grads, [None] * len(grads)
 
     def step(self):
         """One update of every bound parameter that has a gradient."""
@@ -203,14 +205,21 @@ class Optimizer(optim.Optimizer):
             grads.append(np.asarray(p.grad, dtype=p.data.dtype))
         if not params:
             return
-        grads = self._clip(grads)
+        grads, scales = self._clip_scales(grads)
         lr = self.learning_rate
         if self.weight_decay is not None:
             for p in params:
                 p.data *= p.data.dtype.type(1 - self.weight_decay * lr)
-        for p, g in zip(params, grads):
-            self._update(p.data, g, self.state[id(p)], p.data.dtype.type(lr))
+        for p, g, scale in zip(params, grads, scales):
+            self._update_scaled(p.data, g, scale, self.state[id(p)], p.data.dtype.type(lr))
         self.iterations += 1
+
+    def _update_scaled(self, w, g, scale, slots, lr):
+        """``_update`` with the gradient ``g * mul / div`` (``scale = (mul, div)``; None: g);
+        an optimiser may fuse the product into its update."""
+        if scale is not None:
+            g = g * scale[0] / scale[1]
+        self._update(w, g, slots, lr)
 
     def _update(self, w, g, slots, lr):
         raise NotImplementedError(f"{type(self).__name__} must define _update")
@@ -309,18 +318,26 @@ class Adam(Optimizer):
             self._slot_names = ("momentum", "velocity", "velocity_hat")
 
     def _update(self, w, g, slots, lr):
+        self._adam(w, g, None, slots, lr)
+
+    def _update_scaled(self, w, g, scale, slots, lr):
+        if type(self)._update is not Adam._update:  # a subclass with a rule of its own
+            super()._update_scaled(w, g, scale, slots, lr)
+        else:
+            self._adam(w, g, scale, slots, lr)
+
+    def _adam(self, w, g, scale, slots, lr):
+        # m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2 (amsgrad: then its running maximum);
+        # w -= alpha m / (sqrt(v) + epsilon), with g the clipped gradient g * mul / div: one
+        # pass, each operation rounded as the NumPy expressions in rnnfast/optimizer.h round it
         one, t = w.dtype.type(1), w.dtype.type(self.iterations + 1)
         b1, b2 = w.dtype.type(self.beta_1), w.dtype.type(self.beta_2)
         alpha = lr * np.sqrt(one - b2 ** t) / (one - b1 ** t)
-        m, v = slots["momentum"], slots["velocity"]
-        m *= b1
-        m += (one - b1) * g
-        v *= b2
-        v += (one - b2) * (g * g)
-        if self.amsgrad:
-            np.maximum(slots["velocity_hat"], v, out=slots["velocity_hat"])
-            v = slots["velocity_hat"]
-        w -= (m * alpha) / (np.sqrt(v) + w.dtype.type(self.epsilon))
+        mul, div = (1.0, 1.0) if scale is None else scale
+        optim._adam_update(w, g, slots["momentum"], slots["velocity"],
+                           slots["velocity_hat"] if self.amsgrad else None, rule="keras",
+                           beta1=b1, one_minus_beta1=one - b1, beta2=b2, one_minus_beta2=one - b2,
+                           lr=alpha, eps=w.dtype.type(self.epsilon), grad_mul=mul, grad_div=div)
 
     def _own_config(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,

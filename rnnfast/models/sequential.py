@@ -52,6 +52,7 @@ class Sequential(training.BaseModel):
         self.input_shape = None
         self.output_shapes = None
         self.built = False
+        self._checked = None  # (input signature, output shapes) of the last _engine_check
         self._init_training(seed)
         self.output_mask = None
         if layers is not None:
@@ -99,6 +100,7 @@ class Sequential(training.BaseModel):
         self.layer_names.append(name)
         self.built = False
         self.output_shapes = None
+        self._checked = None
         if self._declared_input() is not None:  # Keras builds as layers come in
             try:
                 self.build()
@@ -244,7 +246,12 @@ class Sequential(training.BaseModel):
         self.input_dtype = dtype
         self.output_shapes = [(None,) + tuple(s) for s in shapes]
         self.built = True
+        self._checked = None if None in sample else (self._check_key(sample, dtype),
+                                                     list(self.output_shapes))
         return self
+
+    def _check_key(self, sample_shape, dtype):
+        return tuple(sample_shape), np.dtype(dtype), tuple(id(layer) for layer in self.layers)
 
     def _ensure_built(self, x):
         if not self.built:
@@ -279,11 +286,16 @@ class Sequential(training.BaseModel):
         self._ensure_built(xs[0])
 
     def _engine_check(self, xs):
-        """Build (from x if needed) and trace one sample to catch shape mismatches."""
+        """Build (from x if needed) and trace one sample to catch shape mismatches: once per
+        sample shape, dtype and layers (a WaveNet's sample is a long sequence; fit, evaluate
+        and each fit of a loop would run it again), the output shapes kept."""
         x = xs[0]
         self._ensure_built(x)
-        shapes = self._trace(x.shape[1:], x.dtype)
-        self.output_shapes = [(None,) + tuple(s) for s in shapes]
+        key = self._check_key(x.shape[1:], x.dtype)
+        if self._checked is None or self._checked[0] != key:
+            shapes = self._trace(x.shape[1:], x.dtype)
+            self._checked = (key, [(None,) + tuple(s) for s in shapes])
+        self.output_shapes = list(self._checked[1])
 
     def _engine_output_shapes(self):
         return [self.output_shape]

@@ -1,0 +1,141 @@
+"""Where a seed example's training epoch spends its CPU time: the C++ kernels against the Python
+around them (layers' glue, loss, clipping, optimiser, copies, fit's bookkeeping).
+
+For each example of ``epochs_vs_torch.py`` (the examples' default data and models) it trains
+one epoch to warm up, then ``--rounds`` epochs timed by ``time.process_time`` (CPU time of the
+whole process, both threads of the kernels' pool included: robust on a busy machine where wall
+time is not), and prints the minimum; with ``--profile``, one more epoch under cProfile
+(timer: process CPU time) and the ``--top`` functions by own time, with the share of the
+epoch spent inside ``rnnfast._C`` (the kernels) and outside it.
+
+    python bench/epochs_profile.py                                  # every example, CPU time
+    python bench/epochs_profile.py --examples char_rnn --profile    # and where it goes
+    python bench/epochs_profile.py --quick --profile
+
+The epoch is what ``epochs_vs_torch.py`` times: ``fit(..., epochs=1)`` on the whole training
+set (its argument checks included), or the translation example's ``train_epoch``.
+"""
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+
+import numpy as np
+
+import _env
+
+_env.use_inplace_build()
+sys.path.insert(0, str(_env.REPO_ROOT / "examples"))
+
+import rnnfast  # noqa: E402
+
+NAMES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn", "translate", "wavenet"]
+
+
+def make_epoch(name, quick, seed=0):
+    """A function running one training epoch of the example ``name``, and a description."""
+    example = __import__(name)
+    if name == "translate":
+        (src, tgt, _), _, (src_tok, tgt_tok), _ = example.load_data(
+            pairs=150 if quick else 8000, seed=seed)
+        sizes = dict(embedding_dim=16, hidden=32) if quick else {}
+        model, opt, loss = example.build_model(src_tok.vocab_size, tgt_tok.vocab_size + 2,
+                                               seed=seed, **sizes)
+        rng = np.random.default_rng(seed)
+
+        def epoch():
+            model.train()
+            example.train_epoch(model, opt, loss, src, tgt, 64, rng)
+        return epoch, f"{len(src)} pairs, batch 64"
+    if name == "wavenet":
+        if quick:
+            sequences, length, channels, dilations = 4, 1000, 16, [2 ** i for i in range(8)]
+        else:
+            sequences, length, channels, dilations = 16, 16000, 32, [2 ** i for i in range(10)] * 2
+        train, _, _ = example.load_data(None, None, length, sequences, seed)
+        x, y = example.inputs_of(train[:, :-1]), train[:, 1:]
+        model, _ = example.build_model(dilations, channels, seed=seed)
+        batch = 1
+    elif name == "reuters_topics":
+        (x, y), _, categories, _ = example.load_data(samples=200 if quick else 5000, seed=seed)
+        model, batch = example.build_model(categories, seed=seed), 100
+    elif name == "imdb_sentiment":
+        (x, y), _, _ = example.load_data(samples=200 if quick else 8000, seed=seed)
+        model, batch = example.build_model(seed), 100
+    elif name == "stock_forecast":
+        splits, info = example.load_data(days=300 if quick else 1000, seed=seed)
+        (x, y), _, _ = splits
+        model, batch = example.build_model(len(info["names"]), seed=seed), 32
+    elif name == "char_rnn":
+        (x, y), tokenizer, _, _ = example.load_data(sentences=20 if quick else 400, seed=seed)
+        model, batch = example.build_model(len(tokenizer.word_index) + 1, 32, seed=seed), 128
+    else:
+        raise ValueError(name)
+
+    def epoch():
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    return epoch, f"{len(x)} x {x.shape[1:]}, batch {batch}"
+
+
+def cpu_seconds(fn):
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def profile_table(epoch, top):
+    """cProfile of one epoch (process CPU time): the top functions by own time and the share
+    spent inside the extension's functions."""
+    profiler = cProfile.Profile(time.process_time)
+    profiler.runcall(epoch)
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    rows = []
+    kernels = 0.0
+    for (path, line, func), (_, ncalls, tottime, cumtime, _) in stats.stats.items():
+        where = f"{path.rsplit('/', 2)[-2:][-1]}:{line}({func})" if path != "~" else func
+        if "rnnfast._C" in func:
+            kernels += tottime
+        rows.append((tottime, ncalls, cumtime, where))
+    rows.sort(reverse=True)
+    lines = [f"profiled epoch: {total:.3f} s CPU; inside rnnfast._C: {kernels:.3f} s "
+             f"({100 * kernels / total:.1f}%), outside: {total - kernels:.3f} s",
+             "| own CPU s | % | calls | cumulative s | function |", "|---|---|---|---|---|"]
+    for tottime, ncalls, cumtime, where in rows[:top]:
+        lines.append(f"| {tottime:.4f} | {100 * tottime / total:.1f} | {ncalls} | {cumtime:.3f} "
+                     f"| {where} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", nargs="+", choices=NAMES, default=NAMES)
+    parser.add_argument("--rounds", type=int, default=2, help="timed epochs (minimum printed)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="and one epoch under cProfile")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--quick", action="store_true", help="small data")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rnnfast.set_num_threads(args.threads)
+    info = _env.machine_info()
+    print(f"{info['cpu_model']}, {args.threads} threads, rnnfast {info['rnnfast']} "
+          f"({info['rnnfast_isa']}), {info['date_utc']}, load average "
+          f"{info['load_average_1min']}", flush=True)
+    results = {}
+    for name in args.examples:
+        epoch, what = make_epoch(name, args.quick, args.seed)
+        epoch()  # warm-up: one-time costs (first build, first check, allocations)
+        times = [cpu_seconds(epoch) for _ in range(args.rounds)]
+        results[name] = min(times)
+        print(f"{name} ({what}): CPU s per epoch {[round(t, 3) for t in times]}, min "
+              f"{min(times):.3f}", flush=True)
+        if args.profile:
+            print(profile_table(epoch, args.top), flush=True)
+    print(f"load average at the end {_env.load_average()}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
