@@ -32,8 +32,9 @@ original::
   ``LayerNormalization(axis=-1, epsilon=1e-3, center=True, scale=True)`` (Keras' defaults;
   trailing axes only) and ``Masking(mask_value=0.0)``, whose mask flows as Embedding's does.
 - Every layer takes Keras' ``input_shape`` (one sample's shape, for the first layer of a
-  Sequential) and ``name``; Dense, Conv1D, Embedding, LayerNormalization, the recurrent layers
-  and Bidirectional have Keras' ``get_weights()`` / ``set_weights()`` (Keras' order and layout).
+  Sequential) and ``name``; Dense, Conv1D, Embedding, LayerNormalization, the recurrent layers,
+  Bidirectional, Attention and AdditiveAttention have Keras' ``get_weights()`` /
+  ``set_weights()`` (Keras' order and layout).
 - ``Activation(name)``, ``Dropout``, ``Flatten``, ``TimeDistributed``, ``MaxPooling1D`` (alias
   ``MaxPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
   ``GlobalAveragePooling1D`` (alias ``GlobalAvgPool1D``).
