@@ -22,6 +22,7 @@ pytestmark = KERAS_WARNINGS
 class Ours:
     Input = staticmethod(models.Input)
     Model = models.Model
+    Sequential = models.Sequential
     layers = L
     optimizers = O
 
@@ -320,3 +321,33 @@ def test_attention_weights_in_keras_order_and_shapes(rng, name, kwargs):
             layer.set_weights([np.zeros(7, np.float32)] + want[1:])
     with pytest.raises(ValueError, match=f"this {name} has {len(want)} weight"):
         layer.set_weights(want + [np.zeros((), np.float32)])
+
+
+def test_every_layer_has_keras_get_and_set_weights(rng):
+    """Per layer, Keras' ``get_weights()`` list (none for weightless layers, the wrapped
+    layer's for TimeDistributed), and ``set_weights`` takes it back; a weightless layer takes
+    only ``[]``."""
+    def build(K):
+        return K.Sequential([
+            K.Input(shape=(6, 4)), K.layers.TimeDistributed(K.layers.Dense(5), name="td"),
+            K.layers.Activation("relu", name="act"), K.layers.Dropout(0.2, name="drop"),
+            K.layers.MaxPooling1D(2, name="pool"), K.layers.Flatten(name="flat"),
+            K.layers.Dense(3, name="out")])
+
+    kmodel, model = build(keras), build(Ours)
+    randomise(kmodel, rng)
+    for klayer, layer in zip(kmodel.layers, model.layers, strict=True):
+        want = klayer.get_weights()
+        layer.set_weights(want)
+        got = layer.get_weights()
+        assert [w.shape for w in got] == [w.shape for w in want], klayer.name
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        if not want:
+            with pytest.raises(ValueError, match="has no weights; expected \\[\\], got 1 arrays"):
+                layer.set_weights([np.zeros(3, np.float32)])
+    x = rng.standard_normal((2, 6, 4)).astype(np.float32)
+    assert_close(model.predict(x, verbose=0), kmodel.predict(x, verbose=0), what="predictions")
+    for layer in (L.Concatenate(), L.GlobalAveragePooling1D(), L.Masking(0.0)):
+        assert layer.get_weights() == []
+        layer.set_weights([])

@@ -60,6 +60,7 @@ from rnnfast.models.keras_weights import get_keras_weights, set_keras_weights
 from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.conv import _data_format, _Pool
 from rnnfast.nn.module import (
+    KerasWeightless,
     Module,
     Parameter,
     _to_numpy,
@@ -508,7 +509,7 @@ class Conv1D(_KernelLayer, nn.Conv1d):
         return s
 
 
-class MaxPooling1D(nn.MaxPool1d):
+class MaxPooling1D(KerasWeightless, nn.MaxPool1d):
     """Keras' ``MaxPooling1D(pool_size=2, strides=None, padding="valid")``, channels last."""
 
     allow_unbatched = False
@@ -531,7 +532,7 @@ class MaxPooling1D(nn.MaxPool1d):
         return s + ("" if self.channels_last else ", data_format='channels_first'")
 
 
-class _GlobalPool(_Pool):
+class _GlobalPool(KerasWeightless, _Pool):
     def __init__(self, data_format="channels_last", keepdims=False, *, name=None,
                  input_shape=None):
         super().__init__()
@@ -588,7 +589,7 @@ GlobalMaxPool1D = GlobalMaxPooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
 
 
-class Activation(Module):
+class Activation(KerasWeightless, Module):
     """Keras' ``Activation(name)``: ``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"softmax"`` or
     ``"linear"`` (the identity)."""
 
@@ -1506,7 +1507,7 @@ class LayerNormalization(KerasWeights, nn.LayerNorm):
                 f"scale={self.scale}")
 
 
-class Masking(Module):
+class Masking(KerasWeightless, Module):
     """Keras' ``Masking(mask_value=0.0)``: the time steps whose features all equal
     ``mask_value`` are masked: their output is zero, and in a Sequential the mask (``.mask``,
     ``(batch, steps)``, True = kept) flows on as ``Embedding(mask_zero=True)``'s does, so the
