@@ -223,3 +223,14 @@ def test_nested_model_errors():
     outer = Sequential([L.Input((3,)), seq])
     with pytest.raises(ValueError, match="contains this Sequential"):
         seq.add(outer)
+
+
+@pytest.mark.parametrize("build", [siamese, stacked, masked])
+def test_keras_whole_model_weight_list_loads_through_the_nested_models(rng, build):
+    """``set_keras_weights(model, kmodel.get_weights())``: Keras' flat list of the whole model,
+    nested models' weights in their place."""
+    kmodel, model = build(Theirs), build(Ours)
+    randomise(kmodel, rng)
+    set_keras_weights(model, kmodel.get_weights())
+    x, _, _ = data(build, rng)
+    assert_close(model.predict(x, verbose=0), kmodel.predict(x, verbose=0), what="predictions")

@@ -43,7 +43,7 @@ def keras_carried(kind, options, return_sequences, rng):
 
 def ours(kind, options, return_sequences, weights):
     rnn = getattr(L, kind)(UNITS, stateful=True, return_sequences=return_sequences, **options)
-    model = Sequential([L.Input((STEPS, FEATURES)), rnn, L.Dense(2)])
+    model = Sequential([L.Input(batch_shape=(BATCH, STEPS, FEATURES)), rnn, L.Dense(2)])
     set_keras_weights(model, weights)
     return model, rnn
 
@@ -104,3 +104,15 @@ def test_without_carrying_the_states_the_weights_differ(rng):
     errors = [np.abs(g - w).max() / np.abs(w).max()
               for g, w in zip(rnn.get_weights(), train.get_weights())]
     assert max(errors) > 1e-4
+
+
+def test_input_batch_shape_as_keras_writes_it(rng):
+    from rnnfast.models import Input
+    assert Input(batch_shape=(4, None, 3)).shape == (None, None, 3)
+    assert Input(batch_shape=(None, 7)).shape == (None, 7)
+    with pytest.raises(ValueError, match="shape, batch_shape: give one of them"):
+        Input((3,), batch_shape=(2, 3))
+    with pytest.raises(ValueError, match="batch_shape: expected \\(batch, \\*sample shape\\)"):
+        Input(batch_shape=())
+    with pytest.raises(ValueError, match="batch_shape\\[0\\]: expected an int >= 1"):
+        Input(batch_shape=(0, 3))

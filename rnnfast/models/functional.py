@@ -261,14 +261,24 @@ class KerasTensor:
                         "build a Model(inputs, outputs) and call it on arrays")
 
 
-def Input(shape=None, dtype=None, name=None, batch_size=None, **unsupported):
+def Input(shape=None, dtype=None, name=None, batch_size=None, batch_shape=None,
+          **unsupported):
     """Keras' ``Input(shape, dtype=None, name=None)``: a symbolic tensor of samples of
     ``shape`` (no batch axis; None for a free length), for ``Model(inputs, outputs)`` or as
     the first item of a Sequential. ``dtype`` None feeds float32, as in Keras (integer data
     into an ``Embedding`` stays integer); ``batch_size`` is accepted and not fixed (any batch
-    size runs)."""
+    size runs), and so is the batch axis of Keras' ``batch_shape`` (``(batch, *shape)``, given
+    instead of ``shape``; a stateful layer takes its batch size from its first batch)."""
     if unsupported:
         raise TypeError(f"Input: argument(s) {', '.join(sorted(unsupported))} not supported")
+    if batch_shape is not None:
+        if shape is not None:
+            raise ValueError("shape, batch_shape: give one of them, not both")
+        if not isinstance(batch_shape, (tuple, list)) or len(batch_shape) < 1:
+            raise ValueError(f"batch_shape: expected (batch, *sample shape), got {batch_shape!r}")
+        if batch_shape[0] is not None:
+            training._int_arg(batch_shape[0], "batch_shape[0]", 1)
+        shape = tuple(batch_shape[1:])
     if shape is None:
         raise ValueError("shape: Input needs the shape of one sample, e.g. Input(shape=(None,))")
     if batch_size is not None:
