@@ -234,3 +234,29 @@ def test_keras_whole_model_weight_list_loads_through_the_nested_models(rng, buil
     set_keras_weights(model, kmodel.get_weights())
     x, _, _ = data(build, rng)
     assert_close(model.predict(x, verbose=0), kmodel.predict(x, verbose=0), what="predictions")
+
+
+def test_a_summary_between_forward_and_backward_keeps_the_nested_records(rng):
+    """Tracing a model (summary, build) between a training forward and its backward leaves
+    what the nested model kept for that backward."""
+    x = rng.standard_normal((3, 6, 3)).astype(np.float32)
+    model = stacked(Ours)
+    model.train()
+    y = model.forward(x)
+    model.build((None, 6, 3))
+    model.summary(print_fn=lambda line: None)
+    dx = model.backward(np.ones_like(y))
+    assert dx.shape == x.shape
+    inp = models.Input((6, 3))
+    model = Sequential([models.Input((6, 3)), models.Model(inp, L.LSTM(4)(inp)), L.Dense(2)])
+    model.train()
+    y = model.forward(x)
+    model.build((None, 6, 3))  # runs the functional model inside in inference mode
+    assert model.backward(np.ones_like(y)).shape == x.shape
+    outer = siamese(Ours)
+    outer.train()
+    y = outer.forward([x[:, :5], x[:, 1:]])
+    siamese_again = outer.get_layer("encoder")(models.Input((5, 3)))  # traces the encoder
+    assert siamese_again.shape == (None, 4)
+    da, db = outer.backward(np.ones_like(y))
+    assert da.shape == db.shape == (3, 5, 3)

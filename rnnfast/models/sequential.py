@@ -31,9 +31,10 @@ import numpy as np
 from rnnfast import nn
 from rnnfast.models import saving, training
 from rnnfast.models.functional import (FREE_LENGTHS, MAX_LAYERS, NESTED_CLASSES, KerasTensor,
-                                       _takes_ids, expanded_calls, input_dtype, layer_from_spec,
-                                       layer_spec, run_layer, sample_shape, spend_calls,
-                                       type_label, unique_layer_name)
+                                       _restore, _snapshot, _takes_ids, expanded_calls,
+                                       input_dtype, layer_from_spec, layer_spec, run_layer,
+                                       sample_shape, spend_calls, type_label,
+                                       unique_layer_name)
 from rnnfast.models.layers import Dense, InputSpec
 from rnnfast.nn.module import Module
 from rnnfast.nn.recurrent import RNNBase
@@ -214,7 +215,8 @@ class Sequential(training.BaseModel):
     def _trace(self, sample_shape, dtype):
         """Output shape (no batch axis) of each layer for one zero sample, in eval mode;
         keeps every module's mode and saved state."""
-        saved = [(m, m.training, m._cache) for _, m in self.named_modules()]
+        modes = [(m, m.training) for _, m in self.named_modules()]
+        kept = _snapshot(self)  # also a nested model's records of its calls
         states = [(m, m.states) for _, m in self.named_modules() if "states" in m.__dict__]
         self.eval()
         try:
@@ -230,9 +232,9 @@ class Sequential(training.BaseModel):
                 shapes.append(out.shape[1:])
             return shapes
         finally:
-            for module, mode, cache in saved:
+            for module, mode in modes:
                 object.__setattr__(module, "training", mode)
-                object.__setattr__(module, "_cache", cache)
+            _restore(kept)
             for module, value in states:  # a stateful layer keeps its states
                 object.__setattr__(module, "states", value)
 
