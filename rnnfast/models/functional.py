@@ -317,6 +317,9 @@ class Node:
             for slot, m in zip(self.mask_slots, given):
                 m = np.asarray(m)
                 x = arrays[slot]
+                if x.ndim < 3:
+                    raise ValueError(f"mask: the input of shape {x.shape} has no time axis (a "
+                                     "mask is per step of a (batch, steps, features) input)")
                 if m.ndim != 2 or m.shape != x.shape[:2]:
                     raise ValueError(f"mask: expected shape {x.shape[:2]} (batch, steps) for "
                                      f"an input of shape {x.shape}, got {m.shape}")
