@@ -6,9 +6,8 @@ LSTM encoder returning its states, an LSTM decoder started from them with teache
 dot-product attention over the encoder's outputs, Concatenate, a softmax Dense), also with
 padding masks.
 
-The training comparisons build the recurrent layers with ``use_bias=False``: rnnfast's
-Keras-style recurrent layers still carry PyTorch's two bias vectors, whose sum learns twice as
-fast as Keras' single bias (the predictions, with biases, match)."""
+The recurrent layers have their biases (Keras' single bias) in the training comparisons too.
+Attention layers' ``get_weights`` / ``set_weights`` follow Keras' order and shapes."""
 import numpy as np
 import pytest
 
@@ -23,6 +22,7 @@ pytestmark = KERAS_WARNINGS
 class Ours:
     Input = staticmethod(models.Input)
     Model = models.Model
+    Sequential = models.Sequential
     layers = L
     optimizers = O
 
@@ -39,20 +39,15 @@ def copy_weights(kmodel, model):
     for name in model.layer_names:
         weights = kmodel.get_layer(name).get_weights()
         layer = model.get_layer(name)
-        if weights and hasattr(layer, "set_weights"):
+        if weights:
             layer.set_weights(weights)
-        elif weights:  # AdditiveAttention's scale: the same layout
-            for p, w in zip(layer.parameters(), weights, strict=True):
-                p.data[...] = w
 
 
 def assert_same_weights(kmodel, model):
     for name in model.layer_names:
         kw = kmodel.get_layer(name).get_weights()
         if kw:
-            layer = model.get_layer(name)
-            got = layer.get_weights() if hasattr(layer, "get_weights") else \
-                [p.data for p in layer.parameters()]
+            got = model.get_layer(name).get_weights()
             assert len(got) == len(kw), name
             for i, (g, k) in enumerate(zip(got, kw)):
                 assert_close(g, k, what=f"{name} weight {i}")
@@ -201,7 +196,7 @@ def test_masked_encoder_decoder_predicts_as_keras_on_the_real_steps(rng):
 
 # training -----------------------------------------------------------------------------------
 def trained(build, rng, x, y, compile_args, epochs=2, batch_size=8):
-    kmodel, model = pair(lambda K: build(K, recurrent_bias=False), rng)
+    kmodel, model = pair(build, rng)
     kmodel.compile(optimizer=keras.optimizers.SGD(learning_rate=0.2), **compile_args)
     model.compile(optimizer=O.SGD(learning_rate=0.2), **compile_args)
     kh = kmodel.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
@@ -295,3 +290,64 @@ def test_merge_layers_match_keras_forward_and_backward(rng, name, kwargs):
     da, db = layer.backward(dy)
     assert_close(da, ta.grad.numpy(), what="da")
     assert_close(db, tb.grad.numpy(), what="db")
+
+
+# attention weights ---------------------------------------------------------------------------
+ATTENTIONS = [("Attention", {"use_scale": True}), ("Attention", {"score_mode": "concat"}),
+              ("Attention", {"use_scale": True, "score_mode": "concat"}), ("Attention", {}),
+              ("AdditiveAttention", {}), ("AdditiveAttention", {"use_scale": False})]
+
+
+@pytest.mark.parametrize("name, kwargs", ATTENTIONS,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(ATTENTIONS)])
+def test_attention_weights_in_keras_order_and_shapes(rng, name, kwargs):
+    q = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    v = rng.standard_normal((2, 5, 4)).astype(np.float32)
+    klayer = getattr(keras.layers, name)(**kwargs)
+    klayer([q, v])
+    want = randomise(klayer, rng)
+    layer = getattr(L, name)(**kwargs)
+    layer.set_weights(want)  # an unbuilt AdditiveAttention is built from the list
+    got = layer.get_weights()
+    assert [w.shape for w in got] == [w.shape for w in want]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert_close(layer.forward([q, v]), klayer([q, v]).detach().numpy(), what="output")
+    if got:  # copies: changing them leaves the layer as it is
+        got[0][...] += 1
+        np.testing.assert_array_equal(layer.get_weights()[0], want[0])
+    if want:
+        with pytest.raises(ValueError, match=r"weights\[0\]: expected shape"):
+            layer.set_weights([np.zeros(7, np.float32)] + want[1:])
+    with pytest.raises(ValueError, match=f"this {name} has {len(want)} weight"):
+        layer.set_weights(want + [np.zeros((), np.float32)])
+
+
+def test_every_layer_has_keras_get_and_set_weights(rng):
+    """Per layer, Keras' ``get_weights()`` list (none for weightless layers, the wrapped
+    layer's for TimeDistributed), and ``set_weights`` takes it back; a weightless layer takes
+    only ``[]``."""
+    def build(K):
+        return K.Sequential([
+            K.Input(shape=(6, 4)), K.layers.TimeDistributed(K.layers.Dense(5), name="td"),
+            K.layers.Activation("relu", name="act"), K.layers.Dropout(0.2, name="drop"),
+            K.layers.MaxPooling1D(2, name="pool"), K.layers.Flatten(name="flat"),
+            K.layers.Dense(3, name="out")])
+
+    kmodel, model = build(keras), build(Ours)
+    randomise(kmodel, rng)
+    for klayer, layer in zip(kmodel.layers, model.layers, strict=True):
+        want = klayer.get_weights()
+        layer.set_weights(want)
+        got = layer.get_weights()
+        assert [w.shape for w in got] == [w.shape for w in want], klayer.name
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        if not want:
+            with pytest.raises(ValueError, match="has no weights; expected \\[\\], got 1 arrays"):
+                layer.set_weights([np.zeros(3, np.float32)])
+    x = rng.standard_normal((2, 6, 4)).astype(np.float32)
+    assert_close(model.predict(x, verbose=0), kmodel.predict(x, verbose=0), what="predictions")
+    for layer in (L.Concatenate(), L.GlobalAveragePooling1D(), L.Masking(0.0)):
+        assert layer.get_weights() == []
+        layer.set_weights([])

@@ -288,7 +288,10 @@ def test_graph_errors_are_clear():
         L.Dense(2)([a, b])
     with pytest.raises(TypeError, match="initial_state is an argument of SimpleRNN"):
         L.Dense(2)(a, initial_state=[b])
-    with pytest.raises(TypeError, match="argument\\(s\\) mask not supported"):
+    with pytest.raises(TypeError, match="argument\\(s\\) masks not supported"):
+        L.Dense(2)(a, masks=b)
+    with pytest.raises(ValueError, match="mask: the input of shape \\(2, 3\\) has no time "
+                                         "axis"):
         L.Dense(2)(a, mask=b)
     with pytest.raises(ValueError, match="'bad' \\(Concatenate\\) called on inputs of shape "
                                          ".*match on every other axis"):

@@ -45,6 +45,15 @@ CASES = [
     ("Adagrad", dict(learning_rate=0.1)),
     ("Adagrad", dict(learning_rate=0.1, initial_accumulator_value=0.5, epsilon=1e-4,
                      clipnorm=0.2)),
+    ("Adamax", dict(learning_rate=1e-2)),
+    ("Adamax", dict(learning_rate="exp", beta_1=0.8, beta_2=0.95, epsilon=1e-4,
+                    weight_decay=0.05)),
+    ("Nadam", dict(learning_rate=1e-2)),
+    ("Nadam", dict(learning_rate="cos_warm", beta_1=0.7, beta_2=0.95, epsilon=1e-5,
+                   clipnorm=0.05)),
+    ("Lion", dict(learning_rate=1e-3)),
+    ("Lion", dict(learning_rate="piecewise", beta_1=0.5, beta_2=0.9, weight_decay=0.1,
+                  clipvalue=0.02)),
 ]
 
 
@@ -154,6 +163,12 @@ def test_unsupported_and_bad_arguments_name_the_optimizer_and_argument():
         O.SGD(momentum=1.5)
     with pytest.raises(ValueError, match="Adam: beta_2"):
         O.Adam(beta_2=2.0)
+    with pytest.raises(ValueError, match="Lion: beta_1: expected a number in \\(0, 1\\]"):
+        O.Lion(beta_1=0.0)
+    with pytest.raises(ValueError, match="Nadam: beta_2: expected a number in \\[0, 1.0\\]"):
+        O.Nadam(beta_2=1.5)
+    with pytest.raises(ValueError, match="Adamax: use_ema=True is not supported"):
+        O.Adamax(use_ema=True)
     with pytest.raises(TypeError, match="learning_rate: expected a number"):
         O.Adam(learning_rate="fast")
     with pytest.raises(ValueError, match="AdamW: weight_decay: expected a number, got None"):
@@ -183,7 +198,10 @@ def test_names_still_give_rnnfast_optim_with_keras_defaults():
     lambda: O.RMSprop(learning_rate=O.PiecewiseConstantDecay([3], [1e-2, 1e-3]),
                       centered=True, momentum=0.2),
     lambda: O.Adagrad(initial_accumulator_value=0.3),
-    lambda: O.AdamW(learning_rate=O.ExponentialDecay(1e-2, 4, 0.5, staircase=True))])
+    lambda: O.AdamW(learning_rate=O.ExponentialDecay(1e-2, 4, 0.5, staircase=True)),
+    lambda: O.Adamax(learning_rate=1e-2, beta_2=0.9),
+    lambda: O.Nadam(learning_rate=O.ExponentialDecay(1e-2, 4, 0.5), beta_1=0.8),
+    lambda: O.Lion(learning_rate=1e-3, beta_1=0.8, weight_decay=0.01)])
 def test_saved_and_loaded_training_continues_identically(rng, tmp_path, opt):
     x, y = rng.standard_normal((24, 5)), rng.standard_normal((24, 2))
     model = Sequential([L.Input((5,)), L.Dense(4, activation="tanh", seed=1), L.Dense(2, seed=2)],
@@ -210,3 +228,26 @@ def test_float64_parameters_train_in_float64(rng):
     # the first Adam step moves each weight by about lr * sign(grad)
     np.testing.assert_allclose(before - layer.weight.data, 0.1 * np.sign(layer.weight.grad),
                                rtol=1e-3)
+
+
+def test_nadam_momentum_product_is_keras_after_many_steps_and_a_load(rng, tmp_path):
+    """Nadam keeps the product of its momentum schedule (Keras' ``_u_product``) across steps;
+    after a load it is recomputed from the step count: 25 steps, saved at 12, match Keras."""
+    x = rng.standard_normal((50, 6)).astype(np.float32)
+    y = rng.standard_normal((50, 3)).astype(np.float32)
+    kmodel, model = models(rng, "mse")
+    kmodel.compile(optimizer=keras.optimizers.Nadam(learning_rate=5e-3), loss="mse")
+    model.compile(optimizer=O.Nadam(learning_rate=5e-3), loss="mse")
+    kmodel.fit(x[:24], y[:24], batch_size=2, epochs=1, shuffle=False, verbose=0)
+    model.fit(x[:24], y[:24], batch_size=2, epochs=1, shuffle=False, verbose=0)
+    model = load_model(model.save(tmp_path / "nadam"))
+    assert model.optimizer.iterations == 12
+    kmodel.fit(x[24:], y[24:], batch_size=2, epochs=1, shuffle=False, verbose=0)
+    model.fit(x[24:], y[24:], batch_size=2, epochs=1, shuffle=False, verbose=0)
+    assert model.optimizer.iterations == int(kmodel.optimizer.iterations) == 25
+    assert model.optimizer._product(np.dtype(np.float32)) == pytest.approx(
+        float(kmodel.optimizer._u_product.numpy()), rel=1e-6)
+    got = [model.layers[0].weight.data.T, model.layers[0].bias.data,
+           model.layers[1].weight.data.T, model.layers[1].bias.data]
+    for i, (g, k) in enumerate(zip(got, kmodel.get_weights())):
+        assert_close(g, k, what=f"weight {i}")

@@ -15,6 +15,7 @@ import pytest
 from rnnfast.models import Sequential, load_model
 from rnnfast.models import layers as L
 from rnnfast.models.saving import CONFIG_KEY
+from rnnfast.nn.serialization import serialize
 
 PEAK_LIMIT = 64 * 2 ** 20  # bytes: no case may make the loader allocate more
 
@@ -679,3 +680,116 @@ def test_fuzzed_graph_documents_load_or_raise_value_error(graph, tmp_path):
             outcomes["ValueError"] += 1
     print(f"\ngraph: {outcomes}")
     assert outcomes["ValueError"] > 100
+
+
+# nested models and explicit masks ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def nested_graph(tmp_path_factory):
+    """(file bytes, model, inputs) of a functional model holding a functional encoder called
+    twice, a Sequential, and an LSTM called with an explicit mask."""
+    from rnnfast.models import Input, Model, Sequential
+
+    rng = np.random.default_rng(2)
+    enc_in = Input(shape=(5, 3), name="enc_in")
+    encoder = Model(enc_in, L.Dense(4, name="proj", seed=0)(enc_in), name="encoder")
+    head = Sequential([L.Dense(3, name="h1", seed=1), L.Dense(2, name="h2", seed=2)],
+                      name="head")
+    a, b = Input(shape=(5, 3), name="a"), Input(shape=(5, 3), name="b")
+    m = Input(shape=(5,), dtype="bool", name="m")
+    joined = L.Concatenate(name="concat")([encoder(a), encoder(b)])  # nodes 0, 1, 2
+    h = L.LSTM(4, name="lstm", seed=3)(joined, mask=m)  # node 3
+    model = Model([a, b, m], head(h), seed=4)  # node 4
+    model.compile(loss="mse", optimizer="adam")
+    x = [rng.standard_normal((6, 5, 3)), rng.standard_normal((6, 5, 3)),
+         np.arange(5) < rng.integers(1, 6, (6, 1))]  # rows padded at the end
+    model.fit(x, rng.standard_normal((6, 2)), epochs=1, batch_size=3, verbose=0)
+    path = tmp_path_factory.mktemp("nested") / "model.keras"
+    model.save(path)
+    return path.read_bytes(), model, x
+
+
+def nest_deeper(levels):
+    """The encoder wrapped in ``levels`` more functional models, each calling the one inside."""
+    def mutate(doc):
+        spec = dict(doc["config"]["layers"][0])
+        for k in range(levels):
+            spec = {"name": f"wrap{k}", "class_name": "models.Model", "config": {
+                "name": f"wrap{k}", "inputs": [{"name": "w_in", "shape": [5, 3], "dtype": None}],
+                "layers": [spec], "nodes": [{"layer": 0, "inputs": [["input", 0, 0]],
+                                             "form": "single", "states": 0, "options": {}}],
+                "outputs": [["node", 0, 0]], "output_names": [spec["name"]]}}
+        doc["config"]["layers"][0] = dict(spec, name="encoder")
+    return with_doc(mutate)
+
+
+def call_bomb(doc):
+    """A Sequential of 4,000 Dropout layers called 5 times: 20,000 layer calls."""
+    dropout = {"class_name": serialize(L.Dropout(0.1))["class_name"],
+               "config": L.Dropout(0.1).get_config()}
+    inner = {"name": "many", "class_name": "models.Sequential", "config": {
+        "name": "many", "input": None, "build_input_shape": None, "build_input_dtype": None,
+        "layers": [dict(dropout, name=f"d{i}") for i in range(4000)]}}
+    config = doc["config"]
+    config["layers"].append(inner)
+    index = len(config["layers"]) - 1
+    for _ in range(5):
+        config["nodes"].append({"layer": index, "inputs": [["input", 0, 0]], "form": "single",
+                                "states": 0, "options": {}})
+
+
+ENC = ("config", "layers", 0, "config")
+NESTED_CASES = [
+    ("nested-too-deep", nest_deeper(4), "models nested more than 4 deep"),
+    ("nested-call-bomb", with_doc(call_bomb), "more than 16,384 layer calls"),
+    ("nested-unknown-class", set_doc(ENC + ("layers", 0, "class_name"), "os.system"),
+     "config.layers\\[0\\] \\(models.Model\\): config.layers\\[0\\]: unknown layer class"),
+    ("nested-missing-key", delete_doc(ENC + ("nodes",)),
+     "config.layers\\[0\\] \\(models.Model\\): config: expected the keys"),
+    ("nested-cycle", set_doc(ENC + ("nodes", 0, "inputs", 0), ["node", 0, 0]),
+     "node 0 is not a call before this one"),
+    ("nested-sequential-bad-layers", set_doc(("config", "layers", 3, "config", "layers"), "x"),
+     "config.layers\\[3\\] \\(models.Sequential\\): config.layers: expected a list"),
+    ("nested-class-as-plain-layer", set_doc(("config", "layers", 3, "class_name"),
+                                            "layers.Sequential"), "unknown layer class"),
+    ("nested-wrong-arity", with_doc(lambda doc: doc["config"]["nodes"][0].update(
+        form="list", inputs=[["input", 0, 0], ["input", 1, 0]])),
+     "the model has 1 input\\(s\\), got 2"),
+    ("mask-slot-out-of-range", set_doc(NODES + (3, "masks"), [1]),
+     "nodes\\[3\\].masks: expected increasing positions"),
+    ("mask-not-a-list", set_doc(NODES + (3, "masks"), 0), "nodes\\[3\\].masks: expected a list"),
+    ("mask-too-many", set_doc(NODES + (3, "masks"), [0, 0]), "nodes\\[3\\].masks"),
+    ("mask-on-a-float-input", set_doc(NODES + (3, "inputs", 1), ["input", 0, 0]),
+     "mask: expected a tensor of shape \\(batch, steps\\)"),
+]
+
+
+@pytest.mark.parametrize("name, build, expected", NESTED_CASES,
+                         ids=[c[0] for c in NESTED_CASES])
+def test_crafted_nested_file_raises_clear_value_error(nested_graph, tmp_path, name, build,
+                                                      expected):
+    raw, _, _ = nested_graph
+    path = tmp_path / f"{name}.keras"
+    path.write_bytes(build(raw))
+    with pytest.raises(ValueError, match=expected) as info:
+        load_model(path)
+    assert str(path) in str(info.value)
+
+
+def test_the_nested_file_loads_and_a_legal_depth_too(nested_graph, tmp_path):
+    raw, model, x = nested_graph
+    doc = document(raw)
+    assert [layer["class_name"] for layer in doc["config"]["layers"]] == [
+        "models.Model", "layers.Concatenate", "layers.LSTM", "models.Sequential"]
+    assert doc["config"]["nodes"][3]["masks"] == [0]
+    path = tmp_path / "good.keras"
+    path.write_bytes(raw)
+    np.testing.assert_array_equal(load_model(path).predict(x), model.predict(x))
+    from rnnfast.models import Input, Model
+
+    inner = Model(x0 := Input((3,)), L.Dense(2, seed=0)(x0), name="level4")
+    for level in (3, 2, 1):  # four models deep inside the outer one: allowed
+        inner = Model(x0 := Input((3,)), inner(x0), name=f"level{level}")
+    outer = Model(x0 := Input((3,)), inner(x0))
+    loaded = load_model(outer.save(tmp_path / "deep.keras"))
+    ones = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(loaded.predict(ones), outer.predict(ones))

@@ -106,6 +106,7 @@ LAYERS = [
     L.Conv1D(5, 2, padding="same", data_format="channels_first", activation="relu"),
     nn.MaxPool1d(3, stride=1, padding="same"),
     L.MaxPooling1D(3, padding="same"),
+    L.AveragePooling1D(3, strides=2, padding="same", data_format="channels_first"),
     L.GlobalAveragePooling1D(keepdims=True),
     L.Embedding(9, 2, mask_zero=True, input_length=4),
     L.GRU(3, reset_after=False, return_sequences=True),

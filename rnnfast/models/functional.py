@@ -44,6 +44,7 @@ nodes, and the outputs; loading checks every part (no unknown layer, no referenc
 that is not before the one using it, so no cycle, indices in range, every layer called) before
 it replays the calls.
 """
+import contextvars
 import itertools
 import re
 
@@ -72,6 +73,11 @@ INPUT_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "u
 CALL_OPTIONS = ("return_attention_scores", "use_causal_mask")
 _NAME = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 
+MAX_MODEL_DEPTH = 4  # models nested in models, in a saved file
+MAX_EXPANDED_CALLS = 4 * MAX_LAYERS  # layer calls of a file, a nested model's counted per call
+NESTED_CLASSES = {}  # saved name -> model class that may be a layer of another model
+_MODEL_DEPTH = contextvars.ContextVar("rnnfast_model_depth", default=0)
+
 register_layers("layers", [Attention, AdditiveAttention])
 
 
@@ -86,6 +92,8 @@ def snake_case(name):
 def _takes_ids(layer):
     if isinstance(layer, nn.TimeDistributed):
         layer = layer.layer
+    if isinstance(layer, training.BaseModel):  # a nested model: its first layer's input
+        return layer._takes_ids()
     return isinstance(layer, nn.Embedding)
 
 
@@ -95,6 +103,8 @@ def run_layer(layer, arrays, masks, form="single", states=0, options=None):
     ``(outputs, output masks)`` as lists. The one place that knows how each kind of layer is
     called and what it does to a mask."""
     options = options or {}
+    if isinstance(layer, training.BaseModel):  # a nested model: its own layer calls
+        return layer._nested_call(list(arrays), list(masks))
     if isinstance(layer, _BaseAttention):
         mask = None if all(m is None for m in masks) else list(masks[:2])
         out = layer.forward(list(arrays), mask=mask, **options)
@@ -121,6 +131,8 @@ def run_layer(layer, arrays, masks, form="single", states=0, options=None):
 def backward_layer(layer, grads):
     """The gradients of a call's inputs (a list, None where there is none) from those of its
     outputs (``grads``, the first one an array)."""
+    if isinstance(layer, training.BaseModel):
+        return layer._nested_backward(list(grads))
     if isinstance(layer, _BaseAttention):
         return layer.backward(grads[0], grads[1] if len(grads) > 1 else None)
     if isinstance(layer, merging.Merge):
@@ -135,13 +147,88 @@ def backward_layer(layer, grads):
 
 
 def _snapshot(layer):
-    """What each module of ``layer`` kept for backward (a shared layer's call puts it back)."""
-    return [(m, m._cache) for _, m in layer.named_modules()]
+    """What each module of ``layer`` kept for backward (a shared layer's call puts it back; a
+    nested model's records of its own calls too)."""
+    return [(m, m._cache, m.__dict__.get("_records")) for _, m in layer.named_modules()]
 
 
 def _restore(snapshot):
-    for module, cache in snapshot:
+    for module, cache, records in snapshot:
         object.__setattr__(module, "_cache", cache)
+        if records is not None:
+            object.__setattr__(module, "_records", records)
+
+
+# models as layers of other models (nested models) ------------------------------------------
+def layer_spec(layer):
+    """A layer's saved spec ``{"class_name", "config"}``; a nested model is saved by its own
+    ``get_config()`` under ``"models.Model"`` / ``"models.Sequential"``."""
+    if isinstance(layer, training.BaseModel):
+        name = f"models.{type(layer).__name__}"
+        if NESTED_CLASSES.get(name) is not type(layer):
+            raise TypeError(f"layer: cannot save a nested {type(layer).__name__}")
+        return {"class_name": name, "config": layer.get_config()}
+    return serialize(layer)
+
+
+def layer_from_spec(entry, where):
+    """The layer of a saved spec (``entry`` holds ``class_name`` and ``config``): a registered
+    layer through ``deserialize``, or a nested model through its class's ``from_config`` (at
+    most ``MAX_MODEL_DEPTH`` models deep); ValueError naming the part."""
+    spec = {"class_name": entry["class_name"], "config": entry["config"]}
+    name = spec["class_name"]
+    cls = NESTED_CLASSES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        return deserialize(spec, where)
+    depth = _MODEL_DEPTH.get()
+    if depth >= MAX_MODEL_DEPTH:
+        raise ValueError(f"{where}: models nested more than {MAX_MODEL_DEPTH} deep")
+    token = _MODEL_DEPTH.set(depth + 1)
+    try:
+        return cls.from_config(spec["config"])
+    except (TypeError, ValueError, OverflowError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"{where} ({name}): {exc}") from None
+    finally:
+        _MODEL_DEPTH.reset(token)
+
+
+def expanded_calls(layer):
+    """Layer calls one call of ``layer`` makes (a nested model: all of its own, recursively)."""
+    if isinstance(layer, training.BaseModel):
+        return layer._expanded_calls()
+    return 1
+
+
+def spend_calls(total, layer, where):
+    """``total`` plus ``layer``'s calls, or ValueError beyond ``MAX_EXPANDED_CALLS`` (a file
+    calling a nested model many times cannot make loading run without bound)."""
+    total += expanded_calls(layer)
+    if total > MAX_EXPANDED_CALLS:
+        raise ValueError(f"{where}: the model makes more than {MAX_EXPANDED_CALLS:,} layer calls "
+                         "(nested models counted at each call)")
+    return total
+
+
+def type_label(layer):
+    """A layer's class as Keras' summary shows it (a functional model: ``Functional``)."""
+    return "Functional" if type(layer) is Model else type(layer).__name__
+
+
+def unique_layer_name(layer, taken):
+    """The name ``layer`` gets in a model whose names so far are ``taken``: its own (unless it
+    is a model's default name, which is made unique as Keras does) or its class's, in snake
+    case, with ``_1``, ``_2``... when taken; None for its own name when taken (the caller
+    raises)."""
+    name = getattr(layer, "name", None)
+    default = getattr(layer, "_default_name", False)
+    if isinstance(name, str) and name and not default:
+        return None if name in taken else name
+    base = name if default else snake_case(type(layer).__name__)
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    return name
 
 
 # symbolic tensors and nodes -----------------------------------------------------------------
@@ -174,14 +261,24 @@ class KerasTensor:
                         "build a Model(inputs, outputs) and call it on arrays")
 
 
-def Input(shape=None, dtype=None, name=None, batch_size=None, **unsupported):
+def Input(shape=None, dtype=None, name=None, batch_size=None, batch_shape=None,
+          **unsupported):
     """Keras' ``Input(shape, dtype=None, name=None)``: a symbolic tensor of samples of
     ``shape`` (no batch axis; None for a free length), for ``Model(inputs, outputs)`` or as
     the first item of a Sequential. ``dtype`` None feeds float32, as in Keras (integer data
     into an ``Embedding`` stays integer); ``batch_size`` is accepted and not fixed (any batch
-    size runs)."""
+    size runs), and so is the batch axis of Keras' ``batch_shape`` (``(batch, *shape)``, given
+    instead of ``shape``; a stateful layer takes its batch size from its first batch)."""
     if unsupported:
         raise TypeError(f"Input: argument(s) {', '.join(sorted(unsupported))} not supported")
+    if batch_shape is not None:
+        if shape is not None:
+            raise ValueError("shape, batch_shape: give one of them, not both")
+        if not isinstance(batch_shape, (tuple, list)) or len(batch_shape) < 1:
+            raise ValueError(f"batch_shape: expected (batch, *sample shape), got {batch_shape!r}")
+        if batch_shape[0] is not None:
+            training._int_arg(batch_shape[0], "batch_shape[0]", 1)
+        shape = tuple(batch_shape[1:])
     if shape is None:
         raise ValueError("shape: Input needs the shape of one sample, e.g. Input(shape=(None,))")
     if batch_size is not None:
@@ -199,15 +296,70 @@ class Node:
 
     _created = itertools.count()
 
-    def __init__(self, layer, inputs, form, states, options):
+    def __init__(self, layer, inputs, form, states, options, mask_slots=()):
         self.order = next(Node._created)  # creation order: a topological order of the calls
         self.layer = layer
         self.inputs = list(inputs)
         self.form = form
         self.states = states
         self.options = dict(options)
+        self.mask_slots = list(mask_slots)  # inputs given an explicit mask= (the last inputs)
         self.outputs = []
         self.returns_list = False
+
+    def call(self, arrays, masks):
+        """Run the layer on the arrays and masks of its input tensors (an explicit ``mask=``
+        replaces the mask flowing with that input); returns ``(outputs, output masks)``."""
+        n = len(self.mask_slots)
+        if n:
+            given = arrays[len(arrays) - n:]
+            arrays, masks = list(arrays[:len(arrays) - n]), list(masks[:len(masks) - n])
+            for slot, m in zip(self.mask_slots, given):
+                m = np.asarray(m)
+                x = arrays[slot]
+                if x.ndim < 3:
+                    raise ValueError(f"mask: the input of shape {x.shape} has no time axis (a "
+                                     "mask is per step of a (batch, steps, features) input)")
+                if m.ndim != 2 or m.shape != x.shape[:2]:
+                    raise ValueError(f"mask: expected shape {x.shape[:2]} (batch, steps) for "
+                                     f"an input of shape {x.shape}, got {m.shape}")
+                masks[slot] = m if m.dtype == bool else m != 0
+        return run_layer(self.layer, arrays, masks, self.form, self.states, self.options)
+
+
+def _mask_argument(label, mask, form, count):
+    """``(slots, tensors)`` of a symbolic call's ``mask=``: one tensor (a single input) or a
+    list with a tensor or None per input (a list of inputs)."""
+    if mask is None:
+        return [], []
+    if form == "single":
+        if not isinstance(mask, KerasTensor):
+            raise TypeError(f"{label}: mask: expected a symbolic tensor (batch, steps), got "
+                            f"{type(mask).__name__}")
+        items = [mask]
+    else:
+        if not isinstance(mask, (list, tuple)) or len(mask) > count or \
+                not all(m is None or isinstance(m, KerasTensor) for m in mask):
+            raise TypeError(f"{label}: mask: expected a list of at most {count} symbolic "
+                            "tensors or None (one per input)")
+        items = list(mask)
+    slots = [i for i, m in enumerate(items) if m is not None]
+    for i in slots:
+        if items[i].ndim != 2:
+            raise ValueError(f"{label}: mask: expected a tensor of shape (batch, steps), got "
+                             f"{items[i].shape}")
+    return slots, [items[i] for i in slots]
+
+
+def _contains(model, inputs):
+    """Whether the symbolic ``inputs`` are computed inside ``model`` (calling a model on its own
+    tensors would make a cycle)."""
+    flat = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    own = set()
+    for node in getattr(model, "_nodes", ()):
+        own.update(id(t) for t in node.outputs)
+    own.update(id(t) for t in getattr(model, "inputs", ()) or () if isinstance(t, KerasTensor))
+    return any(id(t) in own for t in flat)
 
 
 def _layer_label(layer):
@@ -221,23 +373,28 @@ def _trace(node, fill):
     keeping every module's mode and saved state; returns ``(outputs, masks)``."""
     layer = node.layer
     arrays, masks = [], []
-    for t in node.inputs:
+    first_mask = len(node.inputs) - len(node.mask_slots)
+    for k, t in enumerate(node.inputs):
         shape = (2,) + tuple(fill if d is None else d for d in t.shape[1:])
         size = int(np.prod(shape, dtype=object))
         if size > 2 * MAX_SAMPLE_ELEMENTS:
             raise ValueError(f"inputs: a sample of shape {t.shape} is too large to trace "
                              f"({size // 2:,} elements, at most {MAX_SAMPLE_ELEMENTS:,})")
         dtype = np.int32 if (_takes_ids(layer) and t.dtype.kind not in "iu") else t.dtype
-        arrays.append(np.zeros(shape, dtype))
+        arrays.append(np.ones(shape, bool) if k >= first_mask else np.zeros(shape, dtype))
         masks.append(np.ones(shape[:2], bool) if t.has_mask else None)
-    saved = [(m, m.training, m._cache) for _, m in layer.named_modules()]
+    modes = [(m, m.training) for _, m in layer.named_modules()]
+    kept = _snapshot(layer)
+    states = [(m, m.states) for _, m in layer.named_modules() if "states" in m.__dict__]
     layer.eval()
     try:
-        outs, out_masks = run_layer(layer, arrays, masks, node.form, node.states, node.options)
+        outs, out_masks = node.call(arrays, masks)
     finally:
-        for module, mode, cache in saved:
+        for module, mode in modes:
             object.__setattr__(module, "training", mode)
-            object.__setattr__(module, "_cache", cache)
+        _restore(kept)
+        for module, value in states:  # a stateful layer keeps its states
+            object.__setattr__(module, "states", value)
     return outs, out_masks
 
 
@@ -248,9 +405,8 @@ def call_symbolic(layer, inputs, *args, **kwargs):
     if args:
         raise TypeError(f"{label}: on symbolic tensors a layer takes one tensor or one list of "
                         f"tensors, got {1 + len(args)} positional arguments")
-    if isinstance(layer, training.BaseModel):
-        raise TypeError(f"{label}: calling a model on symbolic tensors (a nested model) is not "
-                        "supported; call its layers instead")
+    if isinstance(layer, training.BaseModel) and _contains(layer, inputs):
+        raise ValueError(f"{label}: a model cannot be called on its own tensors")
     options = {}
     for key in CALL_OPTIONS:
         if key in kwargs:
@@ -259,20 +415,32 @@ def call_symbolic(layer, inputs, *args, **kwargs):
                                 "AdditiveAttention only")
             options[key] = bool(kwargs.pop(key))
     initial_state = kwargs.pop("initial_state", None)
+    mask = kwargs.pop("mask", None)
     if kwargs.get("training", None) is None:
         kwargs.pop("training", None)
     if kwargs:
         raise TypeError(f"{label}: argument(s) {', '.join(sorted(kwargs))} not supported on "
-                        "symbolic tensors (masks flow along the graph by themselves)")
+                        "symbolic tensors")
     form = "list" if isinstance(inputs, (list, tuple)) else "single"
     flat = list(inputs) if form == "list" else [inputs]
     if not flat or len(flat) > MAX_PORTS or not all(isinstance(t, KerasTensor) for t in flat):
         raise TypeError(f"{label}: expected symbolic tensors (of Input or other layers' calls), "
                         "or a list of them, for every input")
-    takes_list = isinstance(layer, (merging.Merge, _BaseAttention))
-    if takes_list != (form == "list"):
-        raise TypeError(f"{label}: " + ("takes a list of tensors" if takes_list else
-                                        "takes one tensor, not a list"))
+    if isinstance(layer, training.BaseModel):
+        wanted = len(layer._nested_inputs())
+        if len(flat) != wanted or (wanted > 1 and form != "list"):
+            raise TypeError(f"{label}: the model has {wanted} input(s), got {len(flat)} tensor(s)")
+    else:
+        takes_list = isinstance(layer, (merging.Merge, _BaseAttention))
+        if takes_list != (form == "list"):
+            raise TypeError(f"{label}: " + ("takes a list of tensors" if takes_list else
+                                            "takes one tensor, not a list"))
+    mask_slots, mask_tensors = _mask_argument(label, mask, form, len(flat))
+    if isinstance(layer, training.BaseModel) and not getattr(layer, "built", True):
+        try:
+            layer.build(flat[0].shape, flat[0].dtype)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{label} called on inputs of shape {flat[0].shape}: {exc}") from exc
     states = 0
     if initial_state is not None:
         if not isinstance(layer, _Recurrent):
@@ -284,7 +452,8 @@ def call_symbolic(layer, inputs, *args, **kwargs):
             raise TypeError(f"{label}: initial_state: expected a list of symbolic tensors")
         states = len(initial_state)
         flat += list(initial_state)
-    node = Node(layer, flat, form, states, options)
+    flat += mask_tensors
+    node = Node(layer, flat, form, states, options, mask_slots)
     free = any(d is None for t in flat for d in t.shape[1:])
     try:
         traces = [_trace(node, fill) for fill in (FREE_LENGTHS if free else FREE_LENGTHS[:1])]
@@ -353,6 +522,7 @@ class Model(training.BaseModel):
     def __init__(self, inputs, outputs, name=None, *, seed=None):
         super().__init__()
         self.name = "functional" if name is None else str(name)
+        self._default_name = name is None
         self._init_training(seed)
         self.inputs, _ = _flatten_io(inputs, "inputs")
         self.outputs, output_keys = _flatten_io(outputs, "outputs")
@@ -371,17 +541,10 @@ class Model(training.BaseModel):
             self.layers.append(node.layer)
         taken = set(self.input_names)
         for layer in self.layers:
-            name = getattr(layer, "name", None)
-            if isinstance(name, str) and name:
-                if name in taken:
-                    raise ValueError(f"layers: the name {name!r} is used by two layers (or a "
-                                     "layer and an Input) of this model")
-            else:
-                base = snake_case(type(layer).__name__)
-                name, k = base, 0
-                while name in taken:
-                    k += 1
-                    name = f"{base}_{k}"
+            name = unique_layer_name(layer, taken)
+            if name is None:
+                raise ValueError(f"layers: the name {layer.name!r} is used by two layers (or a "
+                                 "layer and an Input) of this model")
             taken.add(name)
             self.layer_names.append(name)
             self._modules[name] = layer
@@ -435,17 +598,16 @@ class Model(training.BaseModel):
         return sorted(order, key=lambda node: node.order)
 
     # running ------------------------------------------------------------------------------
-    def _run(self, xs):
+    def _run(self, xs, in_masks=None):
         values, masks = {}, {}
-        for t, x in zip(self.inputs, xs):
-            values[id(t)], masks[id(t)] = x, None
+        for i, (t, x) in enumerate(zip(self.inputs, xs)):
+            values[id(t)], masks[id(t)] = x, None if in_masks is None else in_masks[i]
         records = [] if self.training else None
         for node in self._nodes:
             arrays = [values[id(t)] for t in node.inputs]
             in_masks = [masks[id(t)] for t in node.inputs]
             try:
-                outs, out_masks = run_layer(node.layer, arrays, in_masks, node.form,
-                                            node.states, node.options)
+                outs, out_masks = node.call(arrays, in_masks)
             except (ValueError, TypeError) as exc:
                 kind = TypeError if isinstance(exc, TypeError) else ValueError
                 name = self.layer_names[self._layer_index(node.layer)]
@@ -490,6 +652,24 @@ class Model(training.BaseModel):
             for t, g in zip(node.inputs, in_grads):
                 add(t, g)
         return [acc.get(id(t)) for t in self.inputs]
+
+    # as a layer of another model (a nested model) ----------------------------------------
+    def _nested_inputs(self):
+        return self.inputs
+
+    def _takes_ids(self):
+        return self._feeds_ids(self.inputs[0])
+
+    def _nested_call(self, arrays, masks):
+        """The outputs and their masks for input arrays (and masks) given by an outer model."""
+        outs = self._run(arrays, masks)
+        return outs, list(self._engine_masks)
+
+    def _nested_backward(self, grads):
+        return self._run_backward(grads)
+
+    def _expanded_calls(self):
+        return sum(expanded_calls(node.layer) for node in self._nodes)
 
     def forward(self, inputs):
         """The outputs for ``inputs`` (an array for one input, else a list or a dict by
@@ -634,7 +814,7 @@ class Model(training.BaseModel):
             count = 0 if index in counted else sum(p.size for p in node.layer.parameters())
             counted.add(index)
             shapes = [t.shape for t in node.outputs]
-            rows.append([f"{self.layer_names[index]} ({type(node.layer).__name__})",
+            rows.append([f"{self.layer_names[index]} ({type_label(node.layer)})",
                          shapes[0] if len(shapes) == 1 else shapes, count,
                          ", ".join(self._tensor_label(t) for t in node.inputs)])
         self.print_table(rows, line_length, print_fn,
@@ -663,12 +843,16 @@ class Model(training.BaseModel):
             inputs.append({"name": name, "shape": list(t.shape[1:]),
                            "dtype": None if spec is None or spec.dtype is None
                            else spec.dtype.name})
-        nodes = [{"layer": self._layer_index(node.layer),
-                  "inputs": [self._ref(t, node_index) for t in node.inputs],
-                  "form": node.form, "states": node.states, "options": dict(node.options)}
-                 for node in self._nodes]
+        nodes = []
+        for node in self._nodes:
+            entry = {"layer": self._layer_index(node.layer),
+                     "inputs": [self._ref(t, node_index) for t in node.inputs],
+                     "form": node.form, "states": node.states, "options": dict(node.options)}
+            if node.mask_slots:  # explicit mask= tensors: the last inputs
+                entry["masks"] = list(node.mask_slots)
+            nodes.append(entry)
         return {"name": self.name, "inputs": inputs,
-                "layers": [dict(serialize(layer), name=name)
+                "layers": [dict(layer_spec(layer), name=name)
                            for name, layer in zip(self.layer_names, self.layers)],
                 "nodes": nodes,
                 "outputs": [self._ref(t, node_index) for t in self.outputs],
@@ -700,19 +884,20 @@ class Model(training.BaseModel):
             if not isinstance(entry, dict) or set(entry) != {"name", "class_name", "config"}:
                 raise ValueError(f"{where}: expected {{'name', 'class_name', 'config'}}")
             name = _check_name(entry["name"], f"{where}.name", names)
-            layer = deserialize({"class_name": entry["class_name"], "config": entry["config"]},
-                                where)
+            layer = layer_from_spec(entry, where)
             layer.name = name
+            layer._default_name = False
             built.append(layer)
         nodes = _bounded_list(config["nodes"], "config.nodes", MAX_LAYERS, 1)
         results = []  # the output tensors of each node
         called = set()
+        calls = 0
+        keys = {"layer", "inputs", "form", "states", "options"}
         for k, entry in enumerate(nodes):
             where = f"config.nodes[{k}]"
-            if not isinstance(entry, dict) or \
-                    set(entry) != {"layer", "inputs", "form", "states", "options"}:
+            if not isinstance(entry, dict) or set(entry) not in (keys, keys | {"masks"}):
                 raise ValueError(f"{where}: expected {{'layer', 'inputs', 'form', 'states', "
-                                 "'options'}")
+                                 "'options'(, 'masks')}")
             index = entry["layer"]
             if not _is_index(index, len(built)):
                 raise ValueError(f"{where}.layer: expected a layer index below {len(built)}, got "
@@ -724,6 +909,18 @@ class Model(training.BaseModel):
             if form not in ("single", "list"):
                 raise ValueError(f"{where}.form: expected 'single' or 'list', got "
                                  f"{str(form)[:40]!r}")
+            slots = entry.get("masks", [])
+            if "masks" in entry and (not isinstance(slots, list) or
+                                     not 1 <= len(slots) < len(args)):
+                raise ValueError(f"{where}.masks: expected a list of 1 to {len(args) - 1} input "
+                                 "positions")
+            main_count = len(args) - len(slots)
+            if any(not _is_index(i, main_count) for i in slots) or slots != sorted(set(slots)) \
+                    or (form == "single" and slots and slots != [0]):
+                raise ValueError(f"{where}.masks: expected increasing positions of inputs "
+                                 f"below {main_count}, got {str(slots)[:40]}")
+            masks_given = args[main_count:]
+            args = args[:main_count]
             if not _is_index(states, 3) or states >= len(args) or \
                     (form == "single" and len(args) != 1 + states):
                 raise ValueError(f"{where}.states: expected the number (0 to 2) of the inputs "
@@ -739,6 +936,15 @@ class Model(training.BaseModel):
             kwargs = dict(options)
             if states:
                 kwargs["initial_state"] = args[len(args) - states:]
+            if slots:
+                if form == "single":
+                    kwargs["mask"] = masks_given[0]
+                else:
+                    full = [None] * (max(slots) + 1)
+                    for i, m in zip(slots, masks_given):
+                        full[i] = m
+                    kwargs["mask"] = full
+            calls = spend_calls(calls, built[index], where)
             out = built[index](call_args, **kwargs)
             results.append(list(out) if isinstance(out, (list, tuple)) else [out])
             called.add(index)
@@ -828,3 +1034,4 @@ def input_dtype(name, where, allow_none=False):
 
 
 saving.register_model(Model)
+NESTED_CLASSES["models.Model"] = Model

@@ -37,6 +37,7 @@ import numpy as np
 
 from rnnfast import nn
 from rnnfast.functional.stack import CELLS
+from rnnfast.nn.attention import AdditiveAttention, _BaseAttention
 from rnnfast.nn.recurrent import RNNBase
 
 __all__ = ["get_keras_weights", "keras_recurrent_weights", "set_keras_weights"]
@@ -226,6 +227,17 @@ def _plan_layer(layer, arrays, start, plan):
         layer.build_for_sizes(_first(arrays, start, layer).shape)
     if isinstance(layer, (nn.Embedding, nn.LayerNorm)):
         return _plan_plain(layer, arrays, start, plan, False)
+    if isinstance(layer, _BaseAttention):  # Keras' layout is the parameter list's
+        count = len(layer.parameters())
+        if not count and isinstance(layer, AdditiveAttention) and layer.use_scale:
+            layer.build(_first(arrays, start, layer).shape[0])
+            count = 1
+        for i, param in enumerate(layer.parameters()):
+            value = _first(arrays, start + i, layer)
+            _check_shape(value, f"weights[{start + i}]", param.shape,
+                         f"weight {i} of this {type(layer).__name__}")
+            plan.append((param, value))
+        return count
     if layer.parameters():
         raise TypeError(f"target: no Keras weight layout is known for {type(layer).__name__}")
     return 0
@@ -306,6 +318,8 @@ def get_keras_weights(layer):
             return []
         return [layer.weight.data.T.copy()] + \
             ([] if layer.bias is None else [layer.bias.data.copy()])
+    if isinstance(layer, _BaseAttention):
+        return layer.get_weights()
     if isinstance(layer, (nn.Embedding, nn.LayerNorm)):
         return [p.data.copy() for p in (layer._parameters.get("weight"),
                                         layer._parameters.get("bias")) if p is not None]

@@ -32,10 +32,11 @@ original::
   ``LayerNormalization(axis=-1, epsilon=1e-3, center=True, scale=True)`` (Keras' defaults;
   trailing axes only) and ``Masking(mask_value=0.0)``, whose mask flows as Embedding's does.
 - Every layer takes Keras' ``input_shape`` (one sample's shape, for the first layer of a
-  Sequential) and ``name``; Dense, Conv1D, Embedding, LayerNormalization, the recurrent layers
-  and Bidirectional have Keras' ``get_weights()`` / ``set_weights()`` (Keras' order and layout).
+  Sequential) and ``name``; Dense, Conv1D, Embedding, LayerNormalization, the recurrent layers,
+  Bidirectional, Attention and AdditiveAttention have Keras' ``get_weights()`` /
+  ``set_weights()`` (Keras' order and layout).
 - ``Activation(name)``, ``Dropout``, ``Flatten``, ``TimeDistributed``, ``MaxPooling1D`` (alias
-  ``MaxPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
+  ``MaxPool1D``), ``AveragePooling1D`` (alias ``AvgPool1D``), ``GlobalMaxPooling1D`` (alias ``GlobalMaxPool1D``),
   ``GlobalAveragePooling1D`` (alias ``GlobalAvgPool1D``).
 - ``Attention`` and ``AdditiveAttention`` (Keras' call: ``layer([query, value], mask=[query_mask,
   value_mask], return_attention_scores=True, use_causal_mask=False)``).
@@ -59,6 +60,7 @@ from rnnfast.models.keras_weights import get_keras_weights, set_keras_weights
 from rnnfast.nn.activation import activation_name, get_activation
 from rnnfast.nn.conv import _data_format, _Pool
 from rnnfast.nn.module import (
+    KerasWeightless,
     Module,
     Parameter,
     _to_numpy,
@@ -79,6 +81,8 @@ from rnnfast.nn.serialization import deserialize, register_layers, serialize
 __all__ = [
     "Activation",
     "AdditiveAttention",
+    "AveragePooling1D",
+    "AvgPool1D",
     "Attention",
     "Bidirectional",
     "Conv1D",
@@ -507,7 +511,7 @@ class Conv1D(_KernelLayer, nn.Conv1d):
         return s
 
 
-class MaxPooling1D(nn.MaxPool1d):
+class MaxPooling1D(KerasWeightless, nn.MaxPool1d):
     """Keras' ``MaxPooling1D(pool_size=2, strides=None, padding="valid")``, channels last."""
 
     allow_unbatched = False
@@ -530,7 +534,76 @@ class MaxPooling1D(nn.MaxPool1d):
         return s + ("" if self.channels_last else ", data_format='channels_first'")
 
 
-class _GlobalPool(_Pool):
+class AveragePooling1D(KerasWeightless, _Pool):
+    """Keras' ``AveragePooling1D(pool_size=2, strides=None, padding="valid",
+    data_format="channels_last")``: the mean of each window of ``pool_size`` steps, every
+    ``strides`` (``pool_size`` by default) steps. ``padding="same"`` gives ``ceil(length /
+    strides)`` outputs with Keras 3's padding (on its torch backend): ``(pool_size - 1)`` steps
+    in all with stride 1, else what the last window needs, split with the extra step at the
+    end; padded steps are left out of the mean when both sides get as many, and repeat the edge
+    step otherwise (as Keras 3 on torch computes it). A padding mask cannot reach it."""
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format="channels_last",
+                 *, name=None, input_shape=None):
+        super().__init__()
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
+        self.pool_size = check_int(pool_size, "pool_size", 1)
+        self.strides = self.pool_size if strides is None else check_int(strides, "strides", 1)
+        self.padding = padding
+        self.channels_last = _data_format(data_format)
+        self.name = name
+        self.input_shape = keras_input_shape(input_shape)
+
+    def _windows(self, length):
+        """``(index, weight)``, each ``(outputs, pool_size)``: the input step each window term
+        reads and its weight in the mean."""
+        k, s = self.pool_size, self.strides
+        if self.padding == "valid":
+            if length < k:
+                raise ValueError(f"x: {length} steps are fewer than pool_size={k} "
+                                 "(padding='valid')")
+            left = right = 0
+            outputs = (length - k) // s + 1
+        else:
+            total = k - 1 if s == 1 else max(0, ((length + s - 1) // s - 1) * s + k - length)
+            left, right = total // 2, total - total // 2
+            outputs = (length + left + right - k) // s + 1
+        index = np.arange(outputs)[:, None] * s - left + np.arange(k)[None, :]
+        if left == right:  # padded steps left out of the mean
+            inside = (index >= 0) & (index < length)
+            weight = inside / inside.sum(axis=1, keepdims=True)
+        else:  # the edge step repeated into the padding
+            weight = np.full(index.shape, 1.0 / k)
+        return np.clip(index, 0, length - 1), weight
+
+    def _apply(self, x):
+        xc = x if self.channels_last else x.transpose(0, 2, 1)
+        index, weight = self._windows(xc.shape[1])
+        weight = weight.astype(x.dtype)
+        y = np.zeros((xc.shape[0], index.shape[0], xc.shape[2]), x.dtype)
+        for j in range(self.pool_size):
+            y += weight[None, :, j, None] * xc[:, index[:, j], :]
+        return (y if self.channels_last else y.transpose(0, 2, 1)), (xc.shape, index, weight)
+
+    def _grad(self, ctx, dy):
+        shape, index, weight = ctx
+        dyc = dy if self.channels_last else dy.transpose(0, 2, 1)
+        dx = np.zeros(shape, dy.dtype)
+        for j in range(self.pool_size):
+            np.add.at(dx, (slice(None), index[:, j]), weight[None, :, j, None] * dyc)
+        return {"x": dx if self.channels_last else dx.transpose(0, 2, 1)}
+
+    def get_config(self):
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding,
+                "data_format": "channels_last" if self.channels_last else "channels_first"}
+
+    def extra_repr(self):
+        s = f"pool_size={self.pool_size}, strides={self.strides}, padding={self.padding!r}"
+        return s + ("" if self.channels_last else ", data_format='channels_first'")
+
+
+class _GlobalPool(KerasWeightless, _Pool):
     def __init__(self, data_format="channels_last", keepdims=False, *, name=None,
                  input_shape=None):
         super().__init__()
@@ -583,11 +656,12 @@ class GlobalAveragePooling1D(_GlobalPool):
 
 # Keras' aliases
 MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
 GlobalMaxPool1D = GlobalMaxPooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
 
 
-class Activation(Module):
+class Activation(KerasWeightless, Module):
     """Keras' ``Activation(name)``: ``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"softmax"`` or
     ``"linear"`` (the identity)."""
 
@@ -1517,7 +1591,7 @@ class LayerNormalization(KerasWeights, nn.LayerNorm):
                 f"scale={self.scale}")
 
 
-class Masking(Module):
+class Masking(KerasWeightless, Module):
     """Keras' ``Masking(mask_value=0.0)``: the time steps whose features all equal
     ``mask_value`` are masked: their output is zero, and in a Sequential the mask (``.mask``,
     ``(batch, steps)``, True = kept) flows on as ``Embedding(mask_zero=True)``'s does, so the
@@ -1554,7 +1628,7 @@ class Masking(Module):
 
 
 # The layers a saved model may name (as "layers.<class>"); rnnfast.nn registers its own.
-register_layers("layers", [Dense, Conv1D, MaxPooling1D, GlobalMaxPooling1D,
+register_layers("layers", [Dense, Conv1D, MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D,
                            GlobalAveragePooling1D, Embedding, Activation, SimpleRNN, LSTM, GRU,
                            Bidirectional, LayerNormalization, Masking])
 

@@ -10,7 +10,7 @@ all True), concatenated along the time axis when ``Concatenate`` joins on it.
 """
 import numpy as np
 
-from rnnfast.nn.module import Module, as_float_input, check_grad
+from rnnfast.nn.module import KerasWeightless, Module, as_float_input, check_grad
 from rnnfast.nn.serialization import register_layers
 
 EPSILON = 1e-7  # Keras' backend epsilon: Dot(normalize=True) divides by max(|x|, EPSILON)
@@ -19,7 +19,7 @@ __all__ = ["Add", "Average", "Concatenate", "Dot", "Maximum", "Merge", "Minimum"
            "Subtract"]
 
 
-class Merge(Module):
+class Merge(KerasWeightless, Module):
     """Base of the merge layers: a list of at least ``min_inputs`` arrays in, one out."""
 
     min_inputs = 2

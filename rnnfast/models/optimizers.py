@@ -14,6 +14,9 @@ backend)::
   amsgrad=False)``
 - ``RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False)``
 - ``Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)``
+- ``Adamax(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)``
+- ``Nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)``
+- ``Lion(learning_rate=0.001, beta_1=0.9, beta_2=0.99)``
 
 and, on each of them, ``weight_decay`` (``p -= p * weight_decay * learning_rate`` before the
 update), ``clipnorm`` (each gradient's norm), ``global_clipnorm`` (all together),
@@ -704,3 +707,133 @@ def _keras_from_config(config, arrays, params, where="optimizer"):
     if missing:
         _fail(where, f"missing arrays {missing[:3]}")
     return opt
+
+
+# Keras' Adamax, Nadam and Lion (after the classes above; their update rules are those of Keras 3's
+# torch backend, operation for operation) -----------------------------------------------------
+class Adamax(Optimizer):
+    """Keras' ``Adamax``: ``m += (1 - beta_1) * (g - m)``, ``u = max(beta_2 * u, |g|)``,
+    ``w -= lr * m / ((1 - beta_1^t) * (u + epsilon))``."""
+
+    _slot_names = ("momentum", "norm")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name,
+                         **kwargs)
+        self.beta_1 = _fraction(beta_1, "beta_1", "Adamax")
+        self.beta_2 = _fraction(beta_2, "beta_2", "Adamax")
+        self.epsilon = optim._check_number(epsilon, "epsilon")
+
+    def _update(self, w, g, slots, lr):
+        one, t = w.dtype.type(1), w.dtype.type(self.iterations + 1)
+        b1_power = w.dtype.type(self.beta_1) ** t
+        m, u = slots["momentum"], slots["norm"]
+        m *= w.dtype.type(self.beta_1)
+        m += (one - w.dtype.type(self.beta_1)) * g
+        u *= w.dtype.type(self.beta_2)
+        np.maximum(u, np.abs(g), out=u)
+        w -= (m * lr) / ((u + w.dtype.type(self.epsilon)) * (one - b1_power))
+
+    def _own_config(self):
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Nadam(Optimizer):
+    """Keras' ``Nadam`` (Adam with Nesterov momentum and Keras' momentum schedule
+    ``u_t = beta_1 * (1 - 0.5 * 0.96^t)``): ``m += (1 - beta_1) * (g - m)``,
+    ``v += (1 - beta_2) * (g^2 - v)``, ``m_hat = u_{t+1} m / (1 - prod u_1..u_{t+1}) +
+    (1 - u_t) g / (1 - prod u_1..u_t)``, ``w -= lr * m_hat / (sqrt(v / (1 - beta_2^t)) +
+    epsilon)``. The product of the ``u`` is kept in the first parameter's dtype, as Keras keeps
+    it (recomputed from ``iterations`` after a load)."""
+
+    _slot_names = ("momentum", "velocity")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name,
+                         **kwargs)
+        self.beta_1 = _fraction(beta_1, "beta_1", "Nadam")
+        self.beta_2 = _fraction(beta_2, "beta_2", "Nadam")
+        self.epsilon = optim._check_number(epsilon, "epsilon")
+        self._u_product = None  # (iterations it is the product for, value)
+
+    def _u(self, step, dtype):
+        return dtype.type(self.beta_1) * (dtype.type(1) - dtype.type(0.5) *
+                                          dtype.type(0.96) ** dtype.type(step))
+
+    def _product(self, dtype):
+        """The product of ``u_1 .. u_iterations`` in ``dtype`` (Keras' ``_u_product``)."""
+        if self._u_product is None or self._u_product[0] != self.iterations or \
+                self._u_product[1].dtype != dtype:
+            value = dtype.type(1)
+            for step in range(1, self.iterations + 1):
+                value = value * self._u(step, dtype)
+            self._u_product = (self.iterations, value)
+        return self._u_product[1]
+
+    def step(self):
+        if self.params:
+            dtype = self.params[0].data.dtype
+            product = self._product(dtype) * self._u(self.iterations + 1, dtype)
+            self._step_product = product
+        before = self.iterations
+        super().step()
+        if self.iterations != before:
+            self._u_product = (self.iterations, self._step_product)
+
+    def _update(self, w, g, slots, lr):
+        dt = w.dtype
+        one, t = dt.type(1), dt.type(self.iterations + 1)
+        b1, b2 = dt.type(self.beta_1), dt.type(self.beta_2)
+        u_t, u_next = self._u(self.iterations + 1, dt), self._u(self.iterations + 2, dt)
+        product = dt.type(self._step_product)
+        product_next = product * u_next
+        m, v = slots["momentum"], slots["velocity"]
+        m *= b1
+        m += (one - b1) * g
+        v *= b2
+        v += (one - b2) * (g * g)
+        m_hat = (m * u_next) / (one - product_next) + (g * (one - u_t)) / (one - product)
+        v_hat = v / (one - b2 ** t)
+        w -= (m_hat * lr) / (np.sqrt(v_hat) + dt.type(self.epsilon))
+
+    def _own_config(self):
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Lion(Optimizer):
+    """Keras' ``Lion``: ``w -= lr * sign(beta_1 * m + (1 - beta_1) * g)``, then
+    ``m = beta_2 * m + (1 - beta_2) * g``. ``beta_1`` in (0, 1] (Keras: 0 would make it
+    SignSGD)."""
+
+    _slot_names = ("momentum",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name,
+                         **kwargs)
+        self.beta_1 = _fraction(beta_1, "beta_1", "Lion")
+        if self.beta_1 <= 0:
+            raise ValueError(f"Lion: beta_1: expected a number in (0, 1] (0 makes Lion SignSGD), "
+                             f"got {self.beta_1}")
+        self.beta_2 = _fraction(beta_2, "beta_2", "Lion")
+
+    def _update(self, w, g, slots, lr):
+        one = w.dtype.type(1)
+        b1, b2 = w.dtype.type(self.beta_1), w.dtype.type(self.beta_2)
+        m = slots["momentum"]
+        c = m * b1
+        c += (one - b1) * g
+        w -= np.sign(c) * lr
+        m *= b2
+        m += (one - b2) * g
+
+    def _own_config(self):
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+KERAS_CLASSES.update({cls.__name__: cls for cls in (Adamax, Nadam, Lion)})
+__all__ += ["Adamax", "Nadam", "Lion"]

@@ -30,12 +30,14 @@ import numpy as np
 
 from rnnfast import nn
 from rnnfast.models import saving, training
-from rnnfast.models.functional import (FREE_LENGTHS, MAX_LAYERS, KerasTensor, input_dtype,
-                                       run_layer, sample_shape, snake_case)
+from rnnfast.models.functional import (FREE_LENGTHS, MAX_LAYERS, NESTED_CLASSES, KerasTensor,
+                                       _restore, _snapshot, _takes_ids, expanded_calls,
+                                       input_dtype, layer_from_spec, layer_spec, run_layer,
+                                       sample_shape, spend_calls, type_label,
+                                       unique_layer_name)
 from rnnfast.models.layers import Dense, InputSpec
 from rnnfast.nn.module import Module
 from rnnfast.nn.recurrent import RNNBase
-from rnnfast.nn.serialization import deserialize, serialize
 
 __all__ = ["Sequential"]
 
@@ -46,6 +48,7 @@ class Sequential(training.BaseModel):
     def __init__(self, layers=None, name=None, *, seed=None):
         super().__init__()
         self.name = "sequential" if name is None else str(name)
+        self._default_name = name is None
         self.layers = []
         self.layer_names = []
         self.input_spec = None
@@ -78,23 +81,24 @@ class Sequential(training.BaseModel):
             raise TypeError(f"layer: rnnfast.nn.{type(layer).__name__} returns (output, state) "
                             f"as in PyTorch; in a Sequential use rnnfast.models.layers."
                             f"{keras_name}(units, return_sequences=...)")
-        if isinstance(layer, Sequential):
-            raise TypeError("layer: nesting a Sequential in a Sequential is not supported; add "
-                            "its layers instead")
+        if layer is self:
+            raise ValueError("layer: a Sequential cannot contain itself")
+        if isinstance(layer, training.BaseModel):  # a nested model: one input, one output
+            if len(layer._nested_inputs()) != 1 or len(layer._output_names()) != 1:
+                raise ValueError(f"layer: the model {layer.name!r} has "
+                                 f"{len(layer._nested_inputs())} inputs and "
+                                 f"{len(layer._output_names())} outputs; a Sequential passes one "
+                                 "tensor from layer to layer")
+            if any(m is self for _, m in layer.named_modules()):
+                raise ValueError("layer: the model contains this Sequential (a cycle)")
         if getattr(layer, "return_state", False):
             raise ValueError("layer: return_state=True gives several outputs, which a "
                              "Sequential cannot pass on")
         if any(layer is other for other in self.layers):
             raise ValueError("layer: this layer object is already in the model")
-        name = getattr(layer, "name", None)
-        if not isinstance(name, str) or not name:
-            base = snake_case(type(layer).__name__)
-            name, k = base, 0
-            while name in self._modules:
-                k += 1
-                name = f"{base}_{k}"
-        elif name in self._modules:
-            raise ValueError(f"layer: the name {name!r} is already used in this model")
+        name = unique_layer_name(layer, self._modules)
+        if name is None:
+            raise ValueError(f"layer: the name {layer.name!r} is already used in this model")
         self._modules[name] = layer
         self.layers.append(layer)
         self.layer_names.append(name)
@@ -121,10 +125,27 @@ class Sequential(training.BaseModel):
         return self._modules[name]
 
     def _first_takes_ids(self):
-        first = self.layers[0] if self.layers else None
-        if isinstance(first, nn.TimeDistributed):
-            first = first.layer
-        return isinstance(first, nn.Embedding)
+        return bool(self.layers) and _takes_ids(self.layers[0])
+
+    # as a layer of another model (a nested model) ----------------------------------------
+    def _nested_inputs(self):
+        return [self.input_shape]
+
+    def _takes_ids(self):
+        return self._first_takes_ids()
+
+    def _nested_call(self, arrays, masks):
+        """The output and its mask for an input array (and mask) given by an outer model."""
+        if not self.built:
+            self.build((None,) + arrays[0].shape[1:], arrays[0].dtype)
+        out = self._forward(arrays[0], masks[0])
+        return [out], [self.output_mask]
+
+    def _nested_backward(self, grads):
+        return [self.backward(grads[0])]
+
+    def _expanded_calls(self):
+        return sum(expanded_calls(layer) for layer in self.layers)
 
     # forward / backward -------------------------------------------------------------------
     def _call_layer(self, layer, x, mask):
@@ -149,9 +170,12 @@ class Sequential(training.BaseModel):
     def forward(self, x):
         """The model's output for the batch ``x`` in the current mode (``train()`` keeps what
         ``backward`` needs)."""
+        return self._forward(x, None)
+
+    def _forward(self, x, mask):
         if not self.layers:
             raise ValueError("Sequential: the model has no layers")
-        out, mask = x, None
+        out = x
         self.output_mask = None
         for i, (name, layer) in enumerate(zip(self.layer_names, self.layers)):
             shape = getattr(out, "shape", None)
@@ -193,7 +217,8 @@ class Sequential(training.BaseModel):
     def _trace(self, sample_shape, dtype):
         """Output shape (no batch axis) of each layer for one zero sample, in eval mode;
         keeps every module's mode and saved state."""
-        saved = [(m, m.training, m._cache) for _, m in self.named_modules()]
+        modes = [(m, m.training) for _, m in self.named_modules()]
+        kept = _snapshot(self)  # also a nested model's records of its calls
         states = [(m, m.states) for _, m in self.named_modules() if "states" in m.__dict__]
         self.eval()
         try:
@@ -209,9 +234,9 @@ class Sequential(training.BaseModel):
                 shapes.append(out.shape[1:])
             return shapes
         finally:
-            for module, mode, cache in saved:
+            for module, mode in modes:
                 object.__setattr__(module, "training", mode)
-                object.__setattr__(module, "_cache", cache)
+            _restore(kept)
             for module, value in states:  # a stateful layer keeps its states
                 object.__setattr__(module, "states", value)
 
@@ -326,7 +351,7 @@ class Sequential(training.BaseModel):
                                  "calling build(input_shape) or fit() with some data, or "
                                  "start it with Input(shape=...).")
             self.build()
-        rows = [[f"{name} ({type(layer).__name__})", shape,
+        rows = [[f"{name} ({type_label(layer)})", shape,
                  sum(p.size for p in layer.parameters())]
                 for name, layer, shape in zip(self.layer_names, self.layers, self.output_shapes)]
         self.print_table(rows, line_length, print_fn,
@@ -337,7 +362,7 @@ class Sequential(training.BaseModel):
         registered class and ``get_config()``, and the input it was built for."""
         return {"name": self.name,
                 "input": None if self.input_spec is None else self.input_spec.get_config(),
-                "layers": [dict(serialize(layer), name=name)
+                "layers": [dict(layer_spec(layer), name=name)
                            for name, layer in zip(self.layer_names, self.layers)],
                 "build_input_shape": list(self.input_shape) if self.built else None,
                 "build_input_dtype": np.dtype(self.input_dtype).name if self.built else None}
@@ -361,6 +386,7 @@ class Sequential(training.BaseModel):
         layers = config["layers"]
         if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
             raise ValueError(f"config.layers: expected a list of at most {MAX_LAYERS} layers")
+        calls = 0
         for i, entry in enumerate(layers):
             where = f"config.layers[{i}]"
             if not isinstance(entry, dict) or set(entry) != {"name", "class_name", "config"}:
@@ -369,12 +395,13 @@ class Sequential(training.BaseModel):
             if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_\-]{1,128}", name):
                 raise ValueError(f"{where}.name: expected 1 to 128 letters, digits, '_' or "
                                  f"'-', got {str(name)[:80]!r}")
-            layer = deserialize({"class_name": entry["class_name"], "config": entry["config"]},
-                                where)
+            layer = layer_from_spec(entry, where)
+            calls = spend_calls(calls, layer, where)
             declared = getattr(layer, "input_shape", None)
             if not model.layers and spec is None and declared is not None:
                 sample_shape(list(declared), f"{where}: the input shape it declares")
             layer.name = name
+            layer._default_name = False
             model.add(layer)
         shape = config["build_input_shape"]
         if shape is not None:
@@ -405,3 +432,4 @@ def _is_ragged(x):
 
 
 saving.register_model(Sequential)
+NESTED_CLASSES["models.Sequential"] = Sequential

@@ -771,6 +771,17 @@ class BaseModel(Module):
     def count_params(self):
         return int(sum(p.size for p in self.parameters()))
 
+    @property
+    def trainable(self):
+        """Keras' ``trainable``: False when every weight is frozen; setting it freezes or
+        unfreezes them all (``requires_grad_``), e.g. a nested model kept fixed inside another
+        (``fit`` then leaves its weights as they are; not saved, as ``requires_grad`` is not)."""
+        return any(p.requires_grad for p in self.parameters())
+
+    @trainable.setter
+    def trainable(self, value):
+        self.requires_grad_(bool(value))
+
     def get_weights(self):
         """Copies of every parameter array, in ``parameters()`` order (Keras)."""
         return [p.data.copy() for p in self.parameters()]

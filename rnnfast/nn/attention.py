@@ -103,6 +103,38 @@ class _BaseAttention(Module):
     def _build(self, dim):
         """Create the parameters that depend on the query's depth (none by default)."""
 
+    def get_weights(self):
+        """Keras' ``get_weights()``: copies of ``scale`` (when ``use_scale``) then
+        ``concat_score_weight`` (``Attention(score_mode="concat")``), in Keras' order and shapes
+        (``Attention``: scalars ``()``; ``AdditiveAttention``: ``scale`` ``(dim,)``, none before
+        it is built, as in Keras)."""
+        return [p.data.copy() for p in self.parameters()]
+
+    def set_weights(self, weights):
+        """Set the weights from a list like ``get_weights()``'s (an unbuilt
+        ``AdditiveAttention`` is built from the first array's length); nothing is written
+        unless every array fits."""
+        kind = type(self).__name__
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights: expected a list of arrays (Keras' get_weights()), got "
+                            f"{type(weights).__name__}")
+        arrays = [np.asarray(w) for w in weights]
+        for i, a in enumerate(arrays):
+            if a.dtype == object or a.dtype.kind not in "fiub":
+                raise TypeError(f"weights[{i}]: expected a numeric array, got dtype {a.dtype}")
+        if arrays and not self.parameters() and arrays[0].ndim == 1:
+            self._build(arrays[0].shape[0])
+        params = self.parameters()
+        if len(arrays) != len(params):
+            raise ValueError(f"weights: this {kind} has {len(params)} weight(s), got "
+                             f"{len(arrays)} array(s)")
+        for i, (p, a) in enumerate(zip(params, arrays)):
+            if a.shape != p.shape:
+                raise ValueError(f"weights[{i}]: expected shape {p.shape} (this {kind}'s "
+                                 f"weight {i}), got {a.shape}")
+        for p, a in zip(params, arrays):
+            p.data[...] = a
+
 
 class Attention(_BaseAttention):
     """Keras' ``Attention(use_scale=False, score_mode="dot", dropout=0.0, seed=None)``:

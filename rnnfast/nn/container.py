@@ -35,6 +35,17 @@ class TimeDistributed(Module):
         dx = self.layer.backward(dy.reshape((out_shape[0] * out_shape[1],) + out_shape[2:]))
         return None if dx is None else dx.reshape(in_shape)
 
+    def get_weights(self):
+        """Keras' ``get_weights()``: the wrapped layer's (a Keras-style layer's layout)."""
+        if not hasattr(self.layer, "get_weights"):
+            raise TypeError(f"layer: {type(self.layer).__name__} has no Keras weight layout")
+        return self.layer.get_weights()
+
+    def set_weights(self, weights):
+        if not hasattr(self.layer, "set_weights"):
+            raise TypeError(f"layer: {type(self.layer).__name__} has no Keras weight layout")
+        self.layer.set_weights(weights)
+
     def get_config(self):
         return {"layer": serialize(self.layer)}
 

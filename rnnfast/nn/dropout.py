@@ -3,6 +3,7 @@ rest by ``1 / (1 - p)`` (inverted dropout, as PyTorch and Keras do); identity in
 import numpy as np
 
 from rnnfast.nn.module import (
+    KerasWeightless,
     Module,
     as_float_input,
     check_grad,
@@ -14,7 +15,7 @@ from rnnfast.nn.module import (
 __all__ = ["Dropout"]
 
 
-class Dropout(Module):
+class Dropout(KerasWeightless, Module):
     """Inverted dropout with its own seeded generator (``seed`` or ``rng``); ``rate`` is
     Keras' name of ``p`` (``Dropout(rate=0.5)``), ``noise_shape`` (Keras) is not supported."""
 

@@ -224,6 +224,21 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+class KerasWeightless:
+    """Keras' ``get_weights()`` / ``set_weights()`` of a layer without weights (Dropout,
+    Flatten, Activation, Masking, pooling, merge layers): ``[]``, and only ``[]`` is taken."""
+
+    def get_weights(self):
+        return []
+
+    def set_weights(self, weights):
+        if not isinstance(weights, (list, tuple)) or len(weights):
+            shown = f"{len(weights)} arrays" if isinstance(weights, (list, tuple)) else \
+                type(weights).__name__
+            raise ValueError(f"weights: {type(self).__name__} has no weights; expected [], got "
+                             f"{shown}")
+
+
 def _is_symbolic(x):
     """True for a symbolic tensor of a functional model, or a list holding one."""
     if isinstance(x, (list, tuple)):

@@ -2,12 +2,12 @@
 flatten everything but the batch axis, as Keras' Flatten does)."""
 import numpy as np
 
-from rnnfast.nn.module import Module, as_float_input, check_grad, keras_input_shape
+from rnnfast.nn.module import KerasWeightless, Module, as_float_input, check_grad, keras_input_shape
 
 __all__ = ["Flatten"]
 
 
-class Flatten(Module):
+class Flatten(KerasWeightless, Module):
     """Reshape ``(B, d1, ..., dn)`` to ``(B, d1 * ... * dn)`` (by default)."""
 
     def __init__(self, start_dim=1, end_dim=-1, *, name=None, input_shape=None):
