@@ -1,5 +1,12 @@
-"""Shared builders for the recurrent-op tests: random inputs and a runner for either module."""
+"""Shared builders for the recurrent-op tests: random inputs, a runner for either module, the
+options grid, and the checks against the reference and across thread counts."""
+import contextlib
+import itertools
+
 import numpy as np
+import pytest
+
+import rnnfast
 
 # (op, forward keyword arguments, id)
 CELLS = [
@@ -18,6 +25,13 @@ TOL = {np.float64: (1e-10, 1e-10), np.float32: (1e-4, 1e-3)}  # (outputs, gradie
 # error(reference in float32) + REF_FLOOR_ULPS float32 units (errors against the float64
 # reference, relative to max(1, max |ref|)); see assert_as_accurate_as.
 REF_FACTOR, REF_FLOOR_ULPS = 4.0, 4
+
+# Every combination of the layout options: a test taking batch_first, bias, h0, lengths and
+# reverse runs once per combination under @options_grid.
+OPTIONS = list(itertools.product([False, True], repeat=5))
+options_grid = pytest.mark.parametrize(
+    "batch_first,bias,h0,lengths,reverse", OPTIONS,
+    ids=["bf%d-bias%d-h0%d-len%d-rev%d" % o for o in OPTIONS])
 
 
 def make_inputs(rng, op, T, B, I, H, dtype, *, bias=True, h0=True, batch_first=False,
@@ -61,12 +75,13 @@ def upstream(rng, op, y_shape, B, H, dtype):
 
 
 def run(module, op, args, options, grads=None):
-    """Forward (training when grads is given) and backward of one op of a module.
+    """Forward (training when grads is given) and backward of one op of a module (op as in
+    the names of its functions: "lstm", "layer_norm_gru", ...).
 
     Returns (outputs dict, gradients dict or None)."""
     forward = getattr(module, op + "_forward")
     out = forward(**args, **options, training=grads is not None)
-    names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
+    names = ["y", "h_n", "c_n"] if op.endswith("lstm") else ["y", "h_n"]
     outputs = dict(zip(names, out[:-1]))
     if grads is None:
         assert out[-1] is None
@@ -93,3 +108,55 @@ def assert_as_accurate_as(got, peer, ref, what, factor=2.0, floor_ulps=8):
     mine, theirs = rel_err(got, ref), rel_err(peer, ref)
     assert mine <= factor * theirs + floor_ulps * eps, \
         f"{what}: error {mine:.3g} against the reference, the peer's {theirs:.3g}"
+
+
+def assert_matches_reference(out, got, ref_out, want, dtype):
+    """A kernel's outputs and gradients (dicts of run) have the reference's names, shapes and
+    the kernel's dtype, and lie within DESIGN's bounds (TOL) of the reference's."""
+    out_tol, grad_tol = TOL[dtype]
+    for name, value in out.items():
+        assert value.dtype == dtype and value.shape == ref_out[name].shape, name
+        assert rel_err(value, ref_out[name]) < out_tol, name
+    assert set(got) == set(want)
+    for name, value in got.items():
+        if want[name] is None:
+            assert value is None, name
+            continue
+        assert value.dtype == dtype and value.shape == want[name].shape, name
+        assert rel_err(value, want[name]) < grad_tol, name
+
+
+def with_threads(counts, call):
+    """[call() with each thread count of counts], rnnfast's thread count restored after."""
+    threads = rnnfast.get_num_threads()
+    try:
+        results = []
+        for n in counts:
+            rnnfast.set_num_threads(n)
+            results.append(call())
+        return results
+    finally:
+        rnnfast.set_num_threads(threads)
+
+
+def assert_bitwise_equal(results):
+    """Every (outputs, gradients or None) of results, as run returns them, equals the first
+    bit for bit."""
+    out0, got0 = results[0]
+    for out, got in results[1:]:
+        for name in out0:
+            np.testing.assert_array_equal(out[name], out0[name], err_msg=name)
+        for name in got0 or {}:
+            if got0[name] is not None:
+                np.testing.assert_array_equal(got[name], got0[name], err_msg=name)
+
+
+@contextlib.contextmanager
+def isa(name):
+    """Runs the block with rnnfast's instruction set name, the previous one restored after."""
+    before = rnnfast.active_isa()
+    try:
+        rnnfast.set_isa(name)
+        yield
+    finally:
+        rnnfast.set_isa(before)

@@ -8,10 +8,11 @@ import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
 from recurrent_cases import (CELLS, GATES, REF_FACTOR, REF_FLOOR_ULPS, TOL, as64,
-                             assert_as_accurate_as, make_inputs, rel_err, run, upstream)
+                             assert_as_accurate_as, assert_bitwise_equal,
+                             assert_matches_reference, isa, make_inputs, options_grid, rel_err,
+                             run, upstream, with_threads)
 
 DTYPES = [np.float32, np.float64]
-OPTIONS = list(itertools.product([False, True], repeat=5))  # batch_first, bias, h0, lengths, reverse
 
 
 def check_against_reference(rng, op, kw, T, B, I, H, dtype, *, batch_first, bias, h0, lengths,
@@ -23,23 +24,11 @@ def check_against_reference(rng, op, kw, T, B, I, H, dtype, *, batch_first, bias
     grads = upstream(rng, op, y_shape, B, H, dtype)
     out, got = run(F, op, args, options, grads)
     ref_out, want = run(R, op, as64(args), options, as64(grads))
-    out_tol, grad_tol = TOL[dtype]
-    for name, value in out.items():
-        assert value.dtype == dtype and value.shape == ref_out[name].shape, name
-        assert rel_err(value, ref_out[name]) < out_tol, name
-    assert set(got) == set(want)
-    for name, value in got.items():
-        if want[name] is None:
-            assert value is None, name
-            continue
-        assert value.dtype == dtype and value.shape == want[name].shape, name
-        assert rel_err(value, want[name]) < grad_tol, name
+    assert_matches_reference(out, got, ref_out, want, dtype)
     if dtype == np.float32:
         assert_within_float32_reference_error(op, args, options, grads, out, got, ref_out, want)
     # Inference gives the same outputs as training, bit for bit.
-    inf_out, _ = run(F, op, args, options)
-    for name, value in inf_out.items():
-        np.testing.assert_array_equal(value, out[name])
+    assert_bitwise_equal([(out, None), run(F, op, args, options)])
 
 
 def assert_within_float32_reference_error(op, args, options, grads, out, got, ref_out, want):
@@ -61,8 +50,7 @@ def assert_within_float32_reference_error(op, args, options, grads, out, got, re
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
-@pytest.mark.parametrize("batch_first,bias,h0,lengths,reverse", OPTIONS,
-                         ids=["bf%d-bias%d-h0%d-len%d-rev%d" % o for o in OPTIONS])
+@options_grid
 def test_options_grid(rng, op, kw, cell, dtype, batch_first, bias, h0, lengths, reverse):
     check_against_reference(rng, op, kw, 5, 4, 3, 6, dtype, batch_first=batch_first, bias=bias,
                             h0=h0, lengths=lengths, reverse=reverse)
@@ -190,35 +178,17 @@ def test_bitwise_reproducible_across_runs_and_threads(rng, op, kw, cell, T, B, H
     args, lens = make_inputs(rng, op, T, B, 20, H, np.float32, lengths=True)
     grads = upstream(rng, op, args["x"].shape[:2] + (H,), B, H, np.float32)
     options = dict(kw, lengths=lens)
-    threads = rnnfast.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2, 3, 1):
-            rnnfast.set_num_threads(n)
-            results.append(run(F, op, args, options, grads))
-    finally:
-        rnnfast.set_num_threads(threads)
-    first_out, first_grads = results[0]
-    for out, grads_ in results[1:]:
-        for name in first_out:
-            np.testing.assert_array_equal(out[name], first_out[name])
-        for name in first_grads:
-            if first_grads[name] is not None:
-                np.testing.assert_array_equal(grads_[name], first_grads[name])
+    assert_bitwise_equal(with_threads((1, 2, 3, 1), lambda: run(F, op, args, options, grads)))
 
 
-@pytest.mark.parametrize("isa", rnnfast.supported_isas())
+@pytest.mark.parametrize("isa_name", rnnfast.supported_isas())
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("op,kw,cell", CELLS, ids=[c[2] for c in CELLS])
-def test_every_instruction_set(rng, op, kw, cell, dtype, isa):
-    before = rnnfast.active_isa()
-    try:
-        rnnfast.set_isa(isa)
+def test_every_instruction_set(rng, op, kw, cell, dtype, isa_name):
+    with isa(isa_name):
         for T, B, I, H in [(6, 5, 13, 33), (3, 17, 16, 64)]:
             check_against_reference(rng, op, kw, T, B, I, H, dtype, batch_first=False, bias=True,
                                     h0=True, lengths=True, reverse=False)
-    finally:
-        rnnfast.set_isa(before)
 
 
 # The float32 check fails for the right reason: a kernel 100 float32 units off in one gate

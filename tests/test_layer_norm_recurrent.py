@@ -3,7 +3,6 @@ reference, forward and backward; determinism, instruction sets, bad input; and t
 rnnfast.nn.LayerNormLSTM / LayerNormGRU against a PyTorch loop with nn.LayerNorm."""
 import copy
 import importlib.util
-import itertools
 import pathlib
 
 import numpy as np
@@ -14,64 +13,30 @@ from rnnfast import functional as F
 from rnnfast import nn
 from rnnfast import reference as R
 from rnnfast.functional.stack import RecurrentStack
-from recurrent_cases import TOL, rel_err
+from recurrent_cases import (GATES, as64, assert_bitwise_equal, assert_matches_reference, isa,
+                             make_inputs, options_grid, upstream, with_threads)
+from recurrent_cases import run as run_op
 
 DTYPES = [np.float32, np.float64]
 OPS = ["lstm", "gru"]
-GATES = {"lstm": 4, "gru": 3}
 LN_KEYS = {"lstm": ["ln_ih_weight", "ln_hh_weight", "ln_c_weight", "ln_c_bias"],
            "gru": ["ln_ih_weight", "ln_hh_weight"]}
-OPTIONS = list(itertools.product([False, True], repeat=5))  # batch_first, bias, h0, lengths, reverse
 
 
-def make_args(rng, op, T, B, I, H, dtype, *, bias=True, h0=True, ln=True, batch_first=False,
-              lengths=False):
-    """Keyword arguments of a forward (arrays of dtype) and lengths (or None)."""
-    G = GATES[op]
-    args = {"x": rng.standard_normal((B, T, I) if batch_first else (T, B, I)),
-            "w_ih": rng.standard_normal((G * H, I)) / np.sqrt(I),
-            "w_hh": rng.standard_normal((G * H, H)) / np.sqrt(H),
-            "b_ih": rng.standard_normal(G * H) * 0.5 if bias else None,
-            "b_hh": rng.standard_normal(G * H) * 0.5 if bias else None,
-            "h0": rng.standard_normal((B, H)) * 0.5 if h0 else None}
-    if op == "lstm":
-        args["c0"] = rng.standard_normal((B, H)) * 0.5 if h0 else None
+def make_args(rng, op, T, B, I, H, dtype, *, ln=True, **kw):
+    """make_inputs' keyword arguments of a forward and lengths (or None), with the op's
+    layer-norm gains and biases (None without ln)."""
+    args, lens = make_inputs(rng, op, T, B, I, H, dtype, **kw)
     for key in LN_KEYS[op]:
-        size = H if key.startswith("ln_c") else G * H
+        size = H if key.startswith("ln_c") else GATES[op] * H
         base = 0.0 if key == "ln_c_bias" else 1.0
-        args[key] = base + 0.3 * rng.standard_normal(size) if ln else None
-    args = {k: None if v is None else v.astype(dtype) for k, v in args.items()}
-    lens = None
-    if lengths:
-        lens = rng.integers(1, T + 1, size=B)
-        lens[0] = T
-        if B > 1:
-            lens[-1] = 1
+        args[key] = (base + 0.3 * rng.standard_normal(size)).astype(dtype) if ln else None
     return args, lens
 
 
-def upstream(rng, op, y_shape, B, H, dtype):
-    g = {"dy": rng.standard_normal(y_shape).astype(dtype),
-         "dh_n": rng.standard_normal((B, H)).astype(dtype)}
-    if op == "lstm":
-        g["dc_n"] = rng.standard_normal((B, H)).astype(dtype)
-    return g
-
-
 def run(module, op, args, options, grads=None):
-    """(outputs dict, gradients dict or None) of one LayerNorm op of F or R."""
-    out = getattr(module, f"layer_norm_{op}_forward")(**args, **options,
-                                                      training=grads is not None)
-    names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
-    outputs = dict(zip(names, out[:-1]))
-    if grads is None:
-        assert out[-1] is None
-        return outputs, None
-    return outputs, getattr(module, f"layer_norm_{op}_backward")(out[-1], **grads)
-
-
-def as64(d):
-    return {k: None if v is None else np.asarray(v, np.float64) for k, v in d.items()}
+    """recurrent_cases.run of the LayerNorm op of F or R."""
+    return run_op(module, "layer_norm_" + op, args, options, grads)
 
 
 def check(rng, op, T, B, I, H, dtype, *, eps=1e-5, batch_first=False, bias=True, h0=True,
@@ -82,28 +47,15 @@ def check(rng, op, T, B, I, H, dtype, *, eps=1e-5, batch_first=False, bias=True,
     grads = upstream(rng, op, args["x"].shape[:2] + (H,), B, H, dtype)
     out, got = run(F, op, args, options, grads)
     ref_out, want = run(R, op, as64(args), options, as64(grads))
-    out_tol, grad_tol = TOL[dtype]
-    for name, value in out.items():
-        assert value.dtype == dtype and value.shape == ref_out[name].shape, name
-        assert rel_err(value, ref_out[name]) < out_tol, name
-    assert set(got) == set(want)
-    for name, value in got.items():
-        if want[name] is None:
-            assert value is None, name
-            continue
-        assert value.dtype == dtype and value.shape == want[name].shape, name
-        assert rel_err(value, want[name]) < grad_tol, name
+    assert_matches_reference(out, got, ref_out, want, dtype)
     # Inference gives the training outputs, bit for bit.
-    inf_out, _ = run(F, op, args, options)
-    for name, value in inf_out.items():
-        np.testing.assert_array_equal(value, out[name])
+    assert_bitwise_equal([(out, None), run(F, op, args, options)])
     return out, got
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("batch_first,bias,h0,lengths,reverse", OPTIONS,
-                         ids=["bf%d-bias%d-h0%d-len%d-rev%d" % o for o in OPTIONS])
+@options_grid
 def test_options_grid(rng, op, dtype, batch_first, bias, h0, lengths, reverse):
     check(rng, op, 5, 4, 3, 6, dtype, batch_first=batch_first, bias=bias, h0=h0,
           lengths=lengths, reverse=reverse)
@@ -149,17 +101,13 @@ def test_missing_layer_norm_parameters_are_ones_and_zeros(rng, op):
         np.testing.assert_array_equal(a[name], b[name])
 
 
-@pytest.mark.parametrize("isa", rnnfast.supported_isas())
+@pytest.mark.parametrize("isa_name", rnnfast.supported_isas())
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("op", OPS)
-def test_every_instruction_set(rng, op, dtype, isa):
-    before = rnnfast.active_isa()
-    try:
-        rnnfast.set_isa(isa)
+def test_every_instruction_set(rng, op, dtype, isa_name):
+    with isa(isa_name):
         for T, B, I, H in [(6, 5, 13, 33), (3, 17, 16, 64), (2, 2, 3, 1)]:
             check(rng, op, T, B, I, H, dtype, lengths=True, reverse=T == 3)
-    finally:
-        rnnfast.set_isa(before)
 
 
 # B=9 and 20: with 2+ threads the threads take disjoint sequences; B=3: they share each step's
@@ -175,20 +123,7 @@ def test_bitwise_reproducible_across_runs_and_threads(rng, op, T, B, H, reverse)
     args, lens = make_args(rng, op, T, B, 20, H, np.float32, lengths=True)
     grads = upstream(rng, op, args["x"].shape[:2] + (H,), B, H, np.float32)
     options = dict(lengths=lens, reverse=reverse)
-    threads = rnnfast.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2, 3, 1):
-            rnnfast.set_num_threads(n)
-            results.append(run(F, op, args, options, grads))
-    finally:
-        rnnfast.set_num_threads(threads)
-    first_out, first_grads = results[0]
-    for out, got in results[1:]:
-        for name in first_out:
-            np.testing.assert_array_equal(out[name], first_out[name])
-        for name in first_grads:
-            np.testing.assert_array_equal(got[name], first_grads[name])
+    assert_bitwise_equal(with_threads((1, 2, 3, 1), lambda: run(F, op, args, options, grads)))
 
 
 @pytest.mark.parametrize("op", OPS)

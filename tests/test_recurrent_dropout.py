@@ -11,7 +11,9 @@ import pytest
 import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
-from recurrent_cases import TOL, as64, assert_as_accurate_as, rel_err, run, upstream
+from recurrent_cases import (as64, assert_as_accurate_as, assert_bitwise_equal,
+                             assert_matches_reference, isa, rel_err, run, upstream,
+                             with_threads)
 from test_recurrent_zoneout import CELLS, make, state_size
 
 DTYPES = [np.float32, np.float64]
@@ -33,21 +35,13 @@ def check_dropout(rng, cell, T, B, I, H, dtype, *, batch_first=False, lengths=Tr
     ref_out, want = run(R, op, as64(args), options, as64(grads))
     if dtype == np.float32:  # the error a float32 implementation makes
         peer_out, peer = run(R, op, args, dict(options, dtype=np.float32), grads)
-    out_tol, grad_tol = TOL[dtype]
-    for name, value in out.items():
-        assert value.dtype == dtype and value.shape == ref_out[name].shape, name
-        assert rel_err(value, ref_out[name]) < out_tol, name
-        if dtype == np.float32:
+    assert_matches_reference(out, got, ref_out, want, dtype)
+    if dtype == np.float32:
+        for name, value in out.items():
             assert_as_accurate_as(value, peer_out[name], ref_out[name], name)
-    assert set(got) == set(want)
-    for name, value in got.items():
-        if want[name] is None:
-            assert value is None, name
-            continue
-        assert value.dtype == dtype and value.shape == want[name].shape, name
-        assert rel_err(value, want[name]) < grad_tol, name
-        if dtype == np.float32:
-            assert_as_accurate_as(value, peer[name], want[name], name)
+        for name, value in got.items():
+            if value is not None:
+                assert_as_accurate_as(value, peer[name], want[name], name)
     return out, got
 
 
@@ -84,17 +78,13 @@ def test_with_zoneout(rng, cell, dtype):
     check_dropout(rng, cell, 4, 3, 2, 40, dtype, zoneout=0.2, reverse=True, batch_first=True)
 
 
-@pytest.mark.parametrize("isa", rnnfast.supported_isas())
+@pytest.mark.parametrize("isa_name", rnnfast.supported_isas())
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_every_instruction_set(rng, cell, dtype, isa):
-    before = rnnfast.active_isa()
-    try:
-        rnnfast.set_isa(isa)
+def test_every_instruction_set(rng, cell, dtype, isa_name):
+    with isa(isa_name):
         for T, B, I, H in [(6, 5, 13, 33), (3, 17, 16, 64)]:
             check_dropout(rng, cell, T, B, I, H, dtype)
-    finally:
-        rnnfast.set_isa(before)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -178,21 +168,7 @@ def test_bitwise_reproducible_across_threads(rng, cell, T, B, H):
     grads = upstream(rng, op, (T, B, P), B, H, np.float32)
     grads["dh_n"] = rng.standard_normal((B, P)).astype(np.float32)
     options = dict(cell_options, lengths=lens, recurrent_dropout=0.25, seed=5)
-    threads = rnnfast.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2, 3, 1):
-            rnnfast.set_num_threads(n)
-            results.append(run(F, op, args, options, grads))
-    finally:
-        rnnfast.set_num_threads(threads)
-    out0, got0 = results[0]
-    for out, got in results[1:]:
-        for name in out:
-            np.testing.assert_array_equal(out[name], out0[name])
-        for name in got:
-            if got[name] is not None:
-                np.testing.assert_array_equal(got[name], got0[name])
+    assert_bitwise_equal(with_threads((1, 2, 3, 1), lambda: run(F, op, args, options, grads)))
 
 
 @pytest.mark.parametrize("precision_cell", ["lstm", "gru", "gru-reset-before", "rnn-tanh"])

@@ -1,17 +1,15 @@
 """The fused kernels of the LSTM variants (peepholes, projection) against the NumPy reference, forward and
 backward: every option of the plain cells, odd sizes, T=1, B=1, every instruction set, threads."""
-import itertools
-
 import numpy as np
 import pytest
 
 import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
-from recurrent_cases import TOL, as64, make_inputs, rel_err, run, upstream
+from recurrent_cases import (as64, assert_bitwise_equal, assert_matches_reference, isa,
+                             make_inputs, options_grid, rel_err, run, upstream, with_threads)
 
 DTYPES = [np.float32, np.float64]
-OPTIONS = list(itertools.product([False, True], repeat=5))  # batch_first, bias, h0, lengths, reverse
 # variant id -> make_inputs keywords
 VARIANTS = {"peephole": {"peephole": True}, "proj": {"proj_size": 3},
             "proj-wide": {"proj_size": 11}, "proj-peephole": {"proj_size": 2, "peephole": True}}
@@ -40,26 +38,14 @@ def check_variant(rng, variant, T, B, I, H, dtype, *, batch_first=False, bias=Tr
     grads["dh_n"] = rng.standard_normal((B, P)).astype(dtype)
     out, got = run(F, "lstm", args, options, grads)
     ref_out, want = run(R, "lstm", as64(args), options, as64(grads))
-    out_tol, grad_tol = TOL[dtype]
-    for name, value in out.items():
-        assert value.dtype == dtype and value.shape == ref_out[name].shape, name
-        assert rel_err(value, ref_out[name]) < out_tol, name
-    assert set(got) == set(want)
-    for name, value in got.items():
-        if want[name] is None:
-            assert value is None, name
-            continue
-        assert value.dtype == dtype and value.shape == want[name].shape, name
-        assert rel_err(value, want[name]) < grad_tol, name
-    inf_out, _ = run(F, "lstm", args, options)  # inference: the same outputs, bit for bit
-    for name, value in inf_out.items():
-        np.testing.assert_array_equal(value, out[name])
+    assert_matches_reference(out, got, ref_out, want, dtype)
+    # inference: the same outputs, bit for bit
+    assert_bitwise_equal([(out, None), run(F, "lstm", args, options)])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("batch_first,bias,h0,lengths,reverse", OPTIONS,
-                         ids=["bf%d-bias%d-h0%d-len%d-rev%d" % o for o in OPTIONS])
+@options_grid
 def test_options_grid(rng, variant, dtype, batch_first, bias, h0, lengths, reverse):
     check_variant(rng, variant, 5, 4, 3, 6, dtype, batch_first=batch_first, bias=bias, h0=h0,
                   lengths=lengths, reverse=reverse)
@@ -76,17 +62,13 @@ def test_sizes(rng, variant, dtype, T, B, I, H):
     check_variant(rng, variant, T, B, I, H, dtype)
 
 
-@pytest.mark.parametrize("isa", rnnfast.supported_isas())
+@pytest.mark.parametrize("isa_name", rnnfast.supported_isas())
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_every_instruction_set(rng, variant, dtype, isa):
-    before = rnnfast.active_isa()
-    try:
-        rnnfast.set_isa(isa)
+def test_every_instruction_set(rng, variant, dtype, isa_name):
+    with isa(isa_name):
         for T, B, I, H in [(6, 5, 13, 33), (3, 17, 16, 64)]:
             check_variant(rng, variant, T, B, I, H, dtype)
-    finally:
-        rnnfast.set_isa(before)
 
 
 # Threads split a step by blocks of units (H=200) or take disjoint sequences (B=20); inference
@@ -99,20 +81,8 @@ def test_bitwise_reproducible_across_threads(rng, variant, T, B, H):
     P = proj_of(variant, H)
     grads = upstream(rng, "lstm", args["x"].shape[:2] + (P,), B, H, np.float32)
     grads["dh_n"] = rng.standard_normal((B, P)).astype(np.float32)
-    threads = rnnfast.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2, 3, 1):
-            rnnfast.set_num_threads(n)
-            results.append(run(F, "lstm", args, {"lengths": lens}, grads))
-    finally:
-        rnnfast.set_num_threads(threads)
-    for out, got in results[1:]:
-        for name in out:
-            np.testing.assert_array_equal(out[name], results[0][0][name])
-        for name in got:
-            if got[name] is not None:
-                np.testing.assert_array_equal(got[name], results[0][1][name])
+    assert_bitwise_equal(with_threads((1, 2, 3, 1),
+                                      lambda: run(F, "lstm", args, {"lengths": lens}, grads)))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -10,7 +10,8 @@ import pytest
 import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
-from recurrent_cases import TOL, as64, make_inputs, rel_err, run, upstream
+from recurrent_cases import (TOL, as64, assert_bitwise_equal, assert_matches_reference, isa,
+                             make_inputs, rel_err, run, upstream, with_threads)
 
 DTYPES = [np.float32, np.float64]
 # cell id -> (op, make_inputs keywords, forward options)
@@ -35,6 +36,8 @@ def make(rng, cell, T, B, I, H, dtype, **kw):
     if "proj_size" in make_kw:
         make_kw["proj_size"] = state_size(cell, H)
     return make_inputs(rng, op, T, B, I, H, dtype, **kw, **make_kw)
+
+
 OPTIONS = list(itertools.product([False, True], repeat=3))  # batch_first, lengths, reverse
 
 
@@ -50,22 +53,12 @@ def check_zoneout(rng, cell, T, B, I, H, dtype, *, batch_first=False, lengths=Tr
     grads["dh_n"] = rng.standard_normal((B, P)).astype(dtype)
     out, got = run(F, op, args, options, grads)
     ref_out, want = run(R, op, as64(args), options, as64(grads))
-    out_tol, grad_tol = TOL[dtype]
-    for name, value in out.items():
-        assert value.dtype == dtype and value.shape == ref_out[name].shape, name
-        assert rel_err(value, ref_out[name]) < out_tol, name
-    assert set(got) == set(want)
-    for name, value in got.items():
-        if want[name] is None:
-            assert value is None, name
-            continue
-        assert value.dtype == dtype and value.shape == want[name].shape, name
-        assert rel_err(value, want[name]) < grad_tol, name
+    assert_matches_reference(out, got, ref_out, want, dtype)
     # inference: d is the rate (the expectation)
     inf_out, _ = run(F, op, args, options)
     ref_inf, _ = run(R, op, as64(args), options)
     for name, value in inf_out.items():
-        assert rel_err(value, ref_inf[name]) < out_tol, name
+        assert rel_err(value, ref_inf[name]) < TOL[dtype][0], name
     return out, got
 
 
@@ -94,17 +87,13 @@ def test_rates(rng, cell, zoneout):
     check_zoneout(rng, cell, 6, 5, 4, 9, np.float64, zoneout=zoneout)
 
 
-@pytest.mark.parametrize("isa", rnnfast.supported_isas())
+@pytest.mark.parametrize("isa_name", rnnfast.supported_isas())
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_every_instruction_set(rng, cell, dtype, isa):
-    before = rnnfast.active_isa()
-    try:
-        rnnfast.set_isa(isa)
+def test_every_instruction_set(rng, cell, dtype, isa_name):
+    with isa(isa_name):
         for T, B, I, H in [(6, 5, 13, 33), (3, 17, 16, 64)]:
             check_zoneout(rng, cell, T, B, I, H, dtype)
-    finally:
-        rnnfast.set_isa(before)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -172,22 +161,9 @@ def test_bitwise_reproducible_across_threads(rng, cell, T, B, H):
     grads = upstream(rng, op, (T, B, P), B, H, np.float32)
     grads["dh_n"] = rng.standard_normal((B, P)).astype(np.float32)
     options = dict(cell_options, lengths=lens, zoneout=0.25, seed=5)
-    threads = rnnfast.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2, 1):
-            rnnfast.set_num_threads(n)
-            results.append(run(F, op, args, options, grads))
-            results.append(run(F, op, args, options))
-    finally:
-        rnnfast.set_num_threads(threads)
-    for k, (out, got) in enumerate(results[2:]):
-        out0, got0 = results[k % 2]
-        for name in out:
-            np.testing.assert_array_equal(out[name], out0[name])
-        for name in got or {}:
-            if got[name] is not None:
-                np.testing.assert_array_equal(got[name], got0[name])
+    counts = (1, 2, 1)
+    assert_bitwise_equal(with_threads(counts, lambda: run(F, op, args, options, grads)))
+    assert_bitwise_equal(with_threads(counts, lambda: run(F, op, args, options)))  # inference
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

@@ -16,6 +16,7 @@
 #include "ctx_class.h"
 #include "entry.h"
 #include "gil.h"
+#include "sequence.h"
 
 namespace py = pybind11;
 
@@ -23,17 +24,12 @@ namespace rnnfast::bindings {
 
 namespace {
 
-// What a training forward hands to its backward. Opaque to Python.
-struct LayerNormCtx {
-  std::string op;  // "lstm" or "gru"
+// What a training forward hands to its backward (op "lstm" or "gru"). Opaque to Python.
+struct LayerNormCtx : SequenceCtx {
   LayerNormCell cell = LayerNormCell::lstm;
-  SeqShape shape;
-  bool dbl = false;
   double eps = 1e-5;
-  py::array x, w_ih, w_hh;  // C-contiguous, of the ctx's dtype
   // b_ih, b_hh, ln_ih_weight, ln_hh_weight, ln_c_weight, ln_c_bias (each or None)
   std::optional<py::array> vec[6];
-  bool has_h0 = false, has_c0 = false;
   LayerNormWorkspace<float> ws32;
   LayerNormWorkspace<double> ws64;
 };
@@ -76,27 +72,16 @@ double eps_arg(const py::handle& obj) {
 }
 
 template <typename T>
-py::tuple forward_impl(std::shared_ptr<LayerNormCtx> ctx, const std::optional<py::array>& h0,
-                       const std::optional<py::array>& c0, bool training) {
-  const SeqShape& s = ctx->shape;
-  const bool is_lstm = ctx->cell == LayerNormCell::lstm;
-  py::array_t<T> y(s.batch_first ? std::vector<index_t>{s.B, s.T, s.H}
-                                 : std::vector<index_t>{s.T, s.B, s.H});
-  py::array_t<T> h_n({s.B, s.H});
-  std::optional<py::array_t<T>> c_n;
-  if (is_lstm) c_n.emplace(std::vector<index_t>{s.B, s.H});
+py::tuple forward_impl(const std::shared_ptr<LayerNormCtx>& ctx, const InitialStates& init,
+                       bool training) {
   LayerNormWorkspace<T>* ws = training ? &workspace<T>(*ctx) : nullptr;
   const LayerNormWeights<T> w = weights_of<T>(*ctx);
-  const T* px = static_cast<const T*>(ctx->x.data());
-  const T *ph0 = ptr<T>(h0), *pc0 = ptr<T>(c0);
-  T *py_ = y.mutable_data(), *phn = h_n.mutable_data(), *pcn = c_n ? c_n->mutable_data() : nullptr;
-  if (s.B > 0) {
-    ReleaseGil release;
-    layer_norm_recurrent_forward<T>(ctx->cell, s, w, px, ph0, pc0, py_, phn, pcn, ws);
-  }
-  py::object ctx_obj = training ? py::cast(ctx) : py::object(py::none());
-  py::object cn_obj = c_n ? py::object(*c_n) : py::object(py::none());
-  return py::make_tuple(y, h_n, cn_obj, ctx_obj);
+  const T* x = static_cast<const T*>(ctx->x.data());
+  const T *h0 = ptr<T>(init.h0), *c0 = ptr<T>(init.c0);
+  return run_forward<T>(ctx, ctx->cell == LayerNormCell::lstm, training,
+                        [&](T* y, T* h_n, T* c_n) {
+    layer_norm_recurrent_forward<T>(ctx->cell, ctx->shape, w, x, h0, c0, y, h_n, c_n, ws);
+  });
 }
 
 py::tuple forward_binding(const py::object& op_obj, const py::object& x_obj,
@@ -112,21 +97,10 @@ py::tuple forward_binding(const py::object& op_obj, const py::object& x_obj,
   ctx->op = op;
   ctx->cell = op == "lstm" ? LayerNormCell::lstm : LayerNormCell::gru;
   const index_t G = gate_count(ctx->cell);
-  const char* layout = batch_first ? "(batch, seq_len, input_size)" : "(seq_len, batch, input_size)";
 
   py::array x = float_array(x_obj, "x");
-  if (x.ndim() != 3)
-    throw py::value_error(std::string("x: expected a 3-D array ") + layout + ", got shape " +
-                          shape_str(shape_of(x)));
   SeqShape& s = ctx->shape;
-  s.batch_first = batch_first;
-  s.reverse = reverse;
-  s.T = x.shape(batch_first ? 1 : 0);
-  s.B = x.shape(batch_first ? 0 : 1);
-  s.I = x.shape(2);
-  if (s.T < 1 || s.I < 1)
-    throw py::value_error(std::string("x: expected seq_len >= 1 and input_size >= 1 in ") +
-                          layout + ", got shape " + shape_str(shape_of(x)));
+  s = sequence_shape(x, batch_first, reverse);
 
   py::array w_hh = float_array(w_hh_obj, "w_hh");
   check_same_dtype(w_hh, "w_hh", x, "x");
@@ -153,26 +127,18 @@ py::tuple forward_binding(const py::object& op_obj, const py::object& x_obj,
     }
     ctx->vec[i] = optional_array(*vec_objs[i], kVectorNames[i], x, {i >= 4 ? hidden : gates});
   }
-  auto h0 = optional_array(h0_obj, "h0", x, {batch, hidden});
-  std::optional<py::array> c0;
-  if (ctx->cell == LayerNormCell::lstm) c0 = optional_array(c0_obj, "c0", x, {batch, hidden});
-  else if (!c0_obj.is_none()) throw py::value_error("c0: only an LSTM has a cell state");
+  const InitialStates init = initial_states(h0_obj, c0_obj, x, ctx->cell == LayerNormCell::lstm,
+                                            batch, hidden, hidden);
   ctx->eps = eps_arg(eps_obj);
   if (!lengths_obj.is_none()) s.lengths = lengths_vector(lengths_obj, s.B, s.T);
   checked_size({s.T, s.B, 4 * G * s.H + 2 * s.H + s.I}, "x and hidden_size");
-  ctx->has_h0 = bool(h0);
-  ctx->has_c0 = bool(c0);
-  ctx->dbl = is_double(x);
-  ctx->x = contiguous_float(x);
-  ctx->w_ih = contiguous_float(w_ih);
-  ctx->w_hh = contiguous_float(w_hh);
-  if (ctx->dbl) return forward_impl<double>(ctx, h0, c0, training);
-  return forward_impl<float>(ctx, h0, c0, training);
+  ctx->keep(x, w_ih, w_hh, bool(init.h0), bool(init.c0));
+  if (ctx->dbl) return forward_impl<double>(ctx, init, training);
+  return forward_impl<float>(ctx, init, training);
 }
 
 template <typename T>
-py::dict backward_impl(LayerNormCtx& ctx, const std::optional<py::array>& dy,
-                       const std::optional<py::array>& dh_n, const std::optional<py::array>& dc_n) {
+py::dict backward_impl(LayerNormCtx& ctx, const OutputGrads& d) {
   const SeqShape& s = ctx.shape;
   const bool is_lstm = ctx.cell == LayerNormCell::lstm;
   const index_t GH = gate_count(ctx.cell) * s.H;
@@ -182,22 +148,21 @@ py::dict backward_impl(LayerNormCtx& ctx, const std::optional<py::array>& dy,
   if (ctx.has_c0) dc0.emplace(std::vector<index_t>{s.B, s.H});
   for (int i = 0; i < 6; ++i)
     if (ctx.vec[i]) dvec[i].emplace(std::vector<index_t>{i >= 4 ? s.H : GH});
-  auto out = [](std::optional<py::array_t<T>>& a) { return a ? a->mutable_data() : nullptr; };
   LayerNormGrads<T> g;
   g.x = dx.mutable_data();
   g.w_ih = dw_ih.mutable_data();
   g.w_hh = dw_hh.mutable_data();
-  g.h0 = out(dh0);
-  g.c0 = out(dc0);
-  g.b_ih = out(dvec[0]);
-  g.b_hh = out(dvec[1]);
-  g.ln_ih = out(dvec[2]);
-  g.ln_hh = out(dvec[3]);
-  g.ln_c_weight = out(dvec[4]);
-  g.ln_c_bias = out(dvec[5]);
+  g.h0 = data_or_null(dh0);
+  g.c0 = data_or_null(dc0);
+  g.b_ih = data_or_null(dvec[0]);
+  g.b_hh = data_or_null(dvec[1]);
+  g.ln_ih = data_or_null(dvec[2]);
+  g.ln_hh = data_or_null(dvec[3]);
+  g.ln_c_weight = data_or_null(dvec[4]);
+  g.ln_c_bias = data_or_null(dvec[5]);
   const LayerNormWeights<T> w = weights_of<T>(ctx);
   const T* px = static_cast<const T*>(ctx.x.data());
-  const T *pdy = ptr<T>(dy), *pdh = ptr<T>(dh_n), *pdc = ptr<T>(dc_n);
+  const T *pdy = ptr<T>(d.dy), *pdh = ptr<T>(d.dh_n), *pdc = ptr<T>(d.dc_n);
   if (s.B > 0) {
     ReleaseGil release;
     layer_norm_recurrent_backward<T>(ctx.cell, s, w, px, workspace<T>(ctx), pdy, pdh, pdc, g);
@@ -206,16 +171,13 @@ py::dict backward_impl(LayerNormCtx& ctx, const std::optional<py::array>& dy,
     for (auto& a : dvec)
       if (a) std::fill_n(a->mutable_data(), a->size(), T(0));
   }
-  auto obj = [](std::optional<py::array_t<T>>& a) {
-    return a ? py::object(*a) : py::object(py::none());
-  };
   py::dict grads;
   grads["x"] = dx;
-  grads["h0"] = obj(dh0);
-  if (is_lstm) grads["c0"] = obj(dc0);
+  grads["h0"] = or_none(dh0);
+  if (is_lstm) grads["c0"] = or_none(dc0);
   grads["w_ih"] = dw_ih;
   grads["w_hh"] = dw_hh;
-  for (int i = 0; i < (is_lstm ? 6 : 4); ++i) grads[kVectorNames[i]] = obj(dvec[i]);
+  for (int i = 0; i < (is_lstm ? 6 : 4); ++i) grads[kVectorNames[i]] = or_none(dvec[i]);
   return grads;
 }
 
@@ -223,27 +185,13 @@ py::dict backward_binding(const py::object& op_obj, const py::object& ctx_obj,
                           const py::object& dy_obj, const py::object& dh_n_obj,
                           const py::object& dc_n_obj) {
   const std::string op = choice_arg(op_obj, "op", kOps);
-  const std::string fwd = "layer_norm_" + op + "_forward";
-  const std::shared_ptr<LayerNormCtx> held = ctx_arg<LayerNormCtx>(ctx_obj, fwd);
+  const std::shared_ptr<LayerNormCtx> held =
+      backward_ctx<LayerNormCtx>(ctx_obj, "layer_norm_", op);
   LayerNormCtx& ctx = *held;
-  if (ctx.op != op)
-    throw py::value_error("ctx: expected the ctx of " + fwd + ", got the ctx of layer_norm_" +
-                          ctx.op + "_forward");
-  const SeqShape& s = ctx.shape;
-  const py::array& x = ctx.x;
-  const std::vector<index_t> y_shape = s.batch_first ? std::vector<index_t>{s.B, s.T, s.H}
-                                                     : std::vector<index_t>{s.T, s.B, s.H};
-  auto dy = optional_grad(dy_obj, "dy", x, y_shape,
-                          s.batch_first ? "(batch, seq_len, hidden_size)"
-                                        : "(seq_len, batch, hidden_size)");
-  auto dh_n = optional_grad(dh_n_obj, "dh_n", x, {s.B, s.H}, "(batch, hidden_size)");
-  std::optional<py::array> dc_n;
-  if (ctx.cell == LayerNormCell::lstm)
-    dc_n = optional_grad(dc_n_obj, "dc_n", x, {s.B, s.H}, "(batch, hidden_size)");
-  else if (!dc_n_obj.is_none())
-    throw py::value_error("dc_n: only an LSTM has a cell state");
-  if (ctx.dbl) return backward_impl<double>(ctx, dy, dh_n, dc_n);
-  return backward_impl<float>(ctx, dy, dh_n, dc_n);
+  const OutputGrads d =
+      output_grads(ctx, ctx.cell == LayerNormCell::lstm, dy_obj, dh_n_obj, dc_n_obj);
+  if (ctx.dbl) return backward_impl<double>(ctx, d);
+  return backward_impl<float>(ctx, d);
 }
 
 }  // namespace

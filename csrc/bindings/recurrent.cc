@@ -14,6 +14,7 @@
 #include "gil.h"
 #include "precision.h"
 #include "rnnfast/recurrent.h"
+#include "sequence.h"
 
 namespace py = pybind11;
 
@@ -21,20 +22,15 @@ namespace rnnfast::bindings {
 
 namespace {
 
-// What a training forward hands to its backward. Opaque to Python.
-struct RecurrentCtx {
-  std::string op;  // "rnn", "lstm" or "gru"
+// What a training forward hands to its backward (op "rnn", "lstm" or "gru"). Opaque to Python.
+struct RecurrentCtx : SequenceCtx {
   Cell cell;
-  SeqShape shape;
-  bool dbl = false;
-  py::array x, w_ih, w_hh;  // C-contiguous, of the ctx's dtype
   std::optional<py::array> b_ih, b_hh;
   std::optional<py::array> w_peephole;  // LSTM peepholes [3, H]
   std::optional<py::array> w_hr;        // LSTM projection [P, H]
   std::optional<py::array> zoneout_h, zoneout_c;  // training zoneout masks [T, B, ...]
   double zoneout = 0.0;                            // the rate (inference: d itself)
   std::optional<py::array> recurrent_mask;         // training recurrent dropout [G, B, ...]
-  bool has_h0 = false, has_c0 = false;
   Precision precision = Precision::float32;  // of the products, forward and backward
   RecurrentWorkspace<float> ws32;
   RecurrentWorkspace<double> ws64;
@@ -135,29 +131,15 @@ void recurrent_dropout_option(RecurrentCtx& ctx, const py::object& mask_obj, con
 }
 
 template <typename T>
-py::tuple forward_impl(std::shared_ptr<RecurrentCtx> ctx, const std::optional<py::array>& h0,
-                       const std::optional<py::array>& c0, bool training) {
-  const SeqShape& s = ctx->shape;
-  const bool is_lstm = ctx->cell == Cell::lstm;
-  const index_t Hs = s.state_size();
-  py::array_t<T> y(s.batch_first ? std::vector<index_t>{s.B, s.T, Hs}
-                                 : std::vector<index_t>{s.T, s.B, Hs});
-  py::array_t<T> h_n({s.B, Hs});
-  std::optional<py::array_t<T>> c_n;
-  if (is_lstm) c_n.emplace(std::vector<index_t>{s.B, s.H});
+py::tuple forward_impl(const std::shared_ptr<RecurrentCtx>& ctx, const InitialStates& init,
+                       bool training) {
   RecurrentWorkspace<T>* ws = training ? &workspace<T>(*ctx) : nullptr;
   const RecurrentWeights<T> w = weights_of<T>(*ctx);
-  const T* px = static_cast<const T*>(ctx->x.data());
-  const T *ph0 = ptr<T>(h0), *pc0 = ptr<T>(c0);
-  T *py_ = y.mutable_data(), *phn = h_n.mutable_data(), *pcn = c_n ? c_n->mutable_data() : nullptr;
-  if (s.B > 0) {
-    ReleaseGil release;
-    recurrent_forward<T>(ctx->cell, s, w, px, ph0, pc0, py_, phn, pcn, ws);
-  }
-  py::object ctx_obj = py::none();
-  if (training) ctx_obj = py::cast(ctx);
-  py::object cn_obj = c_n ? py::object(*c_n) : py::object(py::none());
-  return py::make_tuple(y, h_n, cn_obj, ctx_obj);
+  const T* x = static_cast<const T*>(ctx->x.data());
+  const T *h0 = ptr<T>(init.h0), *c0 = ptr<T>(init.c0);
+  return run_forward<T>(ctx, ctx->cell == Cell::lstm, training, [&](T* y, T* h_n, T* c_n) {
+    recurrent_forward<T>(ctx->cell, ctx->shape, w, x, h0, c0, y, h_n, c_n, ws);
+  });
 }
 
 py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& x_obj,
@@ -179,22 +161,8 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
   const index_t G = gate_count(ctx->cell);
 
   py::array x = float_array(x_obj, "x");
-  if (x.ndim() != 3)
-    throw py::value_error(std::string("x: expected a 3-D array ") +
-                          (batch_first ? "(batch, seq_len, input_size)" : "(seq_len, batch, input_size)") +
-                          ", got shape " + shape_str(shape_of(x)));
   SeqShape& s = ctx->shape;
-  s.batch_first = batch_first;
-  s.reverse = reverse;
-  s.T = x.shape(batch_first ? 1 : 0);
-  s.B = x.shape(batch_first ? 0 : 1);
-  s.I = x.shape(2);
-  // An empty batch (B = 0) gives empty results, as in PyTorch; a sequence needs a step and a
-  // feature.
-  if (s.T < 1 || s.I < 1)
-    throw py::value_error(std::string("x: expected seq_len >= 1 and input_size >= 1 in ") +
-                          (batch_first ? "(batch, seq_len, input_size)" : "(seq_len, batch, input_size)") +
-                          ", got shape " + shape_str(shape_of(x)));
+  s = sequence_shape(x, batch_first, reverse);
 
   std::optional<py::array> w_hr;
   if (!w_hr_obj.is_none()) {  // LSTM with a projection: H and P from w_hr [P, H]
@@ -243,10 +211,8 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
   check_dims(w_ih, "w_ih", {gates, input});
   ctx->b_ih = optional_array(b_ih_obj, "b_ih", x, {gates});
   ctx->b_hh = optional_array(b_hh_obj, "b_hh", x, {gates});
-  auto h0 = optional_array(h0_obj, "h0", x, {batch, state});
-  std::optional<py::array> c0;
-  if (ctx->cell == Cell::lstm) c0 = optional_array(c0_obj, "c0", x, {batch, hidden});
-  else if (!c0_obj.is_none()) throw py::value_error("c0: only an LSTM has a cell state");
+  const InitialStates init =
+      initial_states(h0_obj, c0_obj, x, ctx->cell == Cell::lstm, batch, state, hidden);
   if (!w_peephole_obj.is_none()) {
     if (ctx->cell != Cell::lstm) throw py::value_error("w_peephole: only an LSTM has peepholes");
     py::array p = float_array(w_peephole_obj, "w_peephole");
@@ -264,21 +230,14 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
   if (w_hr) ctx->w_hr = contiguous_float(*w_hr);
   zoneout_options(*ctx, zoneout_obj, zoneout_h_obj, zoneout_c_obj, x, training);
   recurrent_dropout_option(*ctx, recurrent_mask_obj, x, training);
-  ctx->has_h0 = bool(h0);
-  ctx->has_c0 = bool(c0);
-
   ctx->precision = precision_arg(precision, x, "x");
-  ctx->dbl = is_double(x);
-  ctx->x = contiguous_float(x);
-  ctx->w_ih = contiguous_float(w_ih);
-  ctx->w_hh = contiguous_float(w_hh);
-  if (ctx->dbl) return forward_impl<double>(ctx, h0, c0, training);
-  return forward_impl<float>(ctx, h0, c0, training);
+  ctx->keep(x, w_ih, w_hh, bool(init.h0), bool(init.c0));
+  if (ctx->dbl) return forward_impl<double>(ctx, init, training);
+  return forward_impl<float>(ctx, init, training);
 }
 
 template <typename T>
-py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
-                       const std::optional<py::array>& dh_n, const std::optional<py::array>& dc_n) {
+py::dict backward_impl(RecurrentCtx& ctx, const OutputGrads& d) {
   const SeqShape& s = ctx.shape;
   const index_t GH = gate_count(ctx.cell) * s.H, Hs = s.state_size();
   py::array_t<T> dx(shape_of(ctx.x)), dw_ih({GH, s.I}), dw_hh({GH, Hs});
@@ -289,20 +248,19 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
   if (ctx.has_c0) dc0.emplace(std::vector<index_t>{s.B, s.H});
   if (ctx.b_ih) db_ih.emplace(std::vector<index_t>{GH});
   if (ctx.b_hh) db_hh.emplace(std::vector<index_t>{GH});
-  auto out = [](std::optional<py::array_t<T>>& a) { return a ? a->mutable_data() : nullptr; };
   RecurrentGrads<T> g;
   g.x = dx.mutable_data();
   g.w_ih = dw_ih.mutable_data();
   g.w_hh = dw_hh.mutable_data();
-  g.h0 = out(dh0);
-  g.c0 = out(dc0);
-  g.b_ih = out(db_ih);
-  g.b_hh = out(db_hh);
-  g.w_peephole = out(dpeep);
-  g.w_hr = out(dw_hr);
+  g.h0 = data_or_null(dh0);
+  g.c0 = data_or_null(dc0);
+  g.b_ih = data_or_null(db_ih);
+  g.b_hh = data_or_null(db_hh);
+  g.w_peephole = data_or_null(dpeep);
+  g.w_hr = data_or_null(dw_hr);
   const RecurrentWeights<T> w = weights_of<T>(ctx);
   const T* px = static_cast<const T*>(ctx.x.data());
-  const T *pdy = ptr<T>(dy), *pdh = ptr<T>(dh_n), *pdc = ptr<T>(dc_n);
+  const T *pdy = ptr<T>(d.dy), *pdh = ptr<T>(d.dh_n), *pdc = ptr<T>(d.dc_n);
   if (s.B > 0) {
     ReleaseGil release;
     recurrent_backward<T>(ctx.cell, s, w, px, workspace<T>(ctx), pdy, pdh, pdc, g);
@@ -311,20 +269,17 @@ py::dict backward_impl(RecurrentCtx& ctx, const std::optional<py::array>& dy,
     for (auto* a : {&db_ih, &db_hh, &dpeep, &dw_hr})
       if (*a) std::fill_n((*a)->mutable_data(), (*a)->size(), T(0));
   }
-  auto obj = [](std::optional<py::array_t<T>>& a) {
-    return a ? py::object(*a) : py::object(py::none());
-  };
   py::dict grads;
   grads["x"] = dx;
-  grads["h0"] = obj(dh0);
-  if (ctx.cell == Cell::lstm) grads["c0"] = obj(dc0);
+  grads["h0"] = or_none(dh0);
+  if (ctx.cell == Cell::lstm) grads["c0"] = or_none(dc0);
   grads["w_ih"] = dw_ih;
   grads["w_hh"] = dw_hh;
-  grads["b_ih"] = obj(db_ih);
-  grads["b_hh"] = obj(db_hh);
+  grads["b_ih"] = or_none(db_ih);
+  grads["b_hh"] = or_none(db_hh);
   if (ctx.cell == Cell::lstm) {
-    grads["w_hr"] = obj(dw_hr);
-    grads["w_peephole"] = obj(dpeep);
+    grads["w_hr"] = or_none(dw_hr);
+    grads["w_peephole"] = or_none(dpeep);
   }
   return grads;
 }
@@ -333,26 +288,11 @@ py::dict recurrent_backward_binding(const py::object& op_obj, const py::object& 
                                     const py::object& dy_obj, const py::object& dh_n_obj,
                                     const py::object& dc_n_obj) {
   const std::string op = choice_arg(op_obj, "op", kRecurrentOps);
-  const std::string fwd = op + "_forward";
-  const std::shared_ptr<RecurrentCtx> held = ctx_arg<RecurrentCtx>(ctx_obj, fwd);
+  const std::shared_ptr<RecurrentCtx> held = backward_ctx<RecurrentCtx>(ctx_obj, "", op);
   RecurrentCtx& ctx = *held;
-  if (ctx.op != op)
-    throw py::value_error("ctx: expected the ctx of " + fwd + ", got the ctx of " + ctx.op +
-                          "_forward");
-  const SeqShape& s = ctx.shape;
-  const py::array& x = ctx.x;
-  const index_t Hs = s.state_size();
-  const std::string hs = s.P ? "proj_size" : "hidden_size";
-  const std::vector<index_t> y_shape = s.batch_first ? std::vector<index_t>{s.B, s.T, Hs}
-                                                     : std::vector<index_t>{s.T, s.B, Hs};
-  auto dy = optional_grad(dy_obj, "dy", x, y_shape,
-                          s.batch_first ? "(batch, seq_len, " + hs + ")" : "(seq_len, batch, " + hs + ")");
-  auto dh_n = optional_grad(dh_n_obj, "dh_n", x, {s.B, Hs}, "(batch, " + hs + ")");
-  std::optional<py::array> dc_n;
-  if (ctx.cell == Cell::lstm) dc_n = optional_grad(dc_n_obj, "dc_n", x, {s.B, s.H}, "(batch, hidden_size)");
-  else if (!dc_n_obj.is_none()) throw py::value_error("dc_n: only an LSTM has a cell state");
-  if (ctx.dbl) return backward_impl<double>(ctx, dy, dh_n, dc_n);
-  return backward_impl<float>(ctx, dy, dh_n, dc_n);
+  const OutputGrads d = output_grads(ctx, ctx.cell == Cell::lstm, dy_obj, dh_n_obj, dc_n_obj);
+  if (ctx.dbl) return backward_impl<double>(ctx, d);
+  return backward_impl<float>(ctx, d);
 }
 
 }  // namespace

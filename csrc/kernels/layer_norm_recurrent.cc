@@ -217,9 +217,9 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
           return;
         }
         const index_t row = s.row(s.time_of(step, b), b);
-        T* db = dh.data() + b * H;
+        T* dhb = dh.data() + b * H;
         if (dy)
-          for (index_t j = 0; j < H; ++j) db[j] += dy[row * H + j];
+          for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
         const T* gates = ws.gates.data() + row * GH;
         const T* ih = ws.ih.data() + row * GH;
         const T* hh = ws.hh.data() + row * GH;
@@ -228,11 +228,11 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
         T* sc = scratch.data() + b * 6 * H;
         if (is_lstm)
           steps.lstm_grad(H, gates, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
-                          k.ln_hh.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), db,
+                          k.ln_hh.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), dhb,
                           dc.data() + b * H, dgx.data() + row * GH, st, a, sc);
         else
           steps.gru_grad(H, gates, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
-                         k.ln_hh.data(), k.b_hh.data(), db, dgx.data() + row * GH, st, a, sc);
+                         k.ln_hh.data(), k.b_hh.data(), dhb, dgx.data() + row * GH, st, a, sc);
         std::memcpy(dgh.data() + row * GH, st, sizeof(T) * GH);
       });
       gemm_packed<T>(b1 - b0, stage.data() + b0 * GH, GH, whh, T(1), dh.data() + b0 * H, H);

@@ -81,7 +81,8 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
                   const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
                   const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
                   Precision prec) {  // bf16: precision of the products
-  const index_t B = s.B, H = s.H, G = gate_count(C), GH = G * H;
+  constexpr index_t G = gate_count(C);
+  const index_t B = s.B, H = s.H, GH = G * H;
   PackedB<T> whh;  // W_hh [G*H, H]: its columns are the hidden units
   detail::GatePackedWeights<T> whh_k;  // Drop: W_hh_k [H, H] of each gate apart
   if constexpr (Drop)
@@ -103,11 +104,13 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     T* cur = stage_a.data();  // [B, G*H] those of this step
     index_t step = s.steps() - 1;
 
-    // The gate gradients of block q for every sequence, from its completed columns of dh.
-    auto grads = [&](index_t q) {
+    // The gate gradients of block q for every sequence, from its completed columns of dh. The
+    // sizes and arrays are captured by value: one load each after every call of a step kernel,
+    // not two (callgrind: bench/RESULTS.md).
+    auto grads = [&, H, GH, hb, dy, dgx, dgh_n, dh, dc](index_t q) {
       const index_t j0 = q * hb, n = std::min(hb, H - j0);
       for (index_t b = b0; b < b1; ++b) {
-        T* db = dh + b * H + j0;
+        T* dhb = dh + b * H + j0;
         T* st = cur + b * GH + j0;
         if (!s.active(step, b)) {  // the state passes unchanged: dh stays, nothing to stage
           for (index_t k = 0; k < G; ++k) std::fill_n(st + k * H, n, T(0));
@@ -115,32 +118,32 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
         }
         const index_t t = s.time_of(step, b), row = s.row(t, b);
         if (dy)
-          for (index_t j = 0; j < n; ++j) db[j] += dy[row * H + j0 + j];
+          for (index_t j = 0; j < n; ++j) dhb[j] += dy[row * H + j0 + j];
         [[maybe_unused]] const index_t zo = Zone ? zone.at(s, t, b, H, j0) : 0;
         if constexpr (Zone) {
-          zone.split(zone.h, zo, n, db, keep_h.data() + b * H + j0);
+          zone.split(zone.h, zo, n, dhb, keep_h.data() + b * H + j0);
           if constexpr (C == Cell::lstm)
             zone.split(zone.c, zo, n, dc + b * H + j0, keep_c.data() + b * H + j0);
         }
         const T* gates = ws.gates.data() + row * GH + j0;
         T* dgrow = dgx + row * GH + j0;
         if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
-          steps.rnn_grad(C == Cell::rnn_relu, n, H, gates, db, dgrow, st);
+          steps.rnn_grad(C == Cell::rnn_relu, n, H, gates, dhb, dgrow, st);
         } else if constexpr (C == Cell::lstm) {
           if constexpr (Peep)
-            steps.lstm_peephole_grad(n, H, gates, ws.extra.data() + row * H + j0, peep + j0, db,
+            steps.lstm_peephole_grad(n, H, gates, ws.extra.data() + row * H + j0, peep + j0, dhb,
                                      dc + b * H + j0, dgrow, st);
           else
-            steps.lstm_grad(n, H, gates, ws.extra.data() + row * H + j0, db, dc + b * H + j0,
+            steps.lstm_grad(n, H, gates, ws.extra.data() + row * H + j0, dhb, dc + b * H + j0,
                             dgrow, st);
         } else {
           static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
           steps.gru_grad(n, H, gates, ws.extra.data() + row * H + j0,
-                         ws.hprev.data() + row * H + j0, db, dgrow, st);
+                         ws.hprev.data() + row * H + j0, dhb, dgrow, st);
           std::memcpy(dgh_n + row * H + j0, st + 2 * H, sizeof(T) * n);
         }
         if constexpr (Zone) {
-          zone.add(n, keep_h.data() + b * H + j0, db);
+          zone.add(n, keep_h.data() + b * H + j0, dhb);
           if constexpr (C == Cell::lstm)
             zone.add(n, keep_c.data() + b * H + j0, dc + b * H + j0);
         }
@@ -205,19 +208,19 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const detail::Zoneout<T
   for (index_t step = s.steps() - 1; step >= 0; --step) {
     // Gate gradients of every active sequence; inactive ones stage zeros and keep dh.
     detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
-      T* db = dh_direct.data() + b * H;
+      T* dhb = dh_direct.data() + b * H;
       T* st = stage.data() + b * GH;
-      std::memcpy(db, dh + b * H, sizeof(T) * H);
+      std::memcpy(dhb, dh + b * H, sizeof(T) * H);
       if (!s.active(step, b)) {
         std::fill_n(st, GH, T(0));
         return;
       }
       const index_t t = s.time_of(step, b), row = s.row(t, b);
       if (dy)
-        for (index_t j = 0; j < H; ++j) db[j] += dy[row * H + j];
-      if constexpr (Zone) zone.split(zone.h, zone.at(s, t, b, H, 0), H, db, keep.data() + b * H);
+        for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
+      if constexpr (Zone) zone.split(zone.h, zone.at(s, t, b, H, 0), H, dhb, keep.data() + b * H);
       // st holds [dr, dz] (2H) for the r,z GEMM and, after them, dn (H) for the W_hn GEMM.
-      steps.gru_before_grad_n(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H, db,
+      steps.gru_before_grad_n(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H, dhb,
                               dgx + row * GH, st + 2 * H);
     });
     gemm_packed<T>(B, stage.data() + 2 * H, GH, whh_n, T(0), drh.data(), H);
@@ -270,11 +273,11 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* pe
     detail::for_each_batch_row(B, P, [&](index_t b) {
       if (!s.active(step, b)) return;
       const index_t t = s.time_of(step, b), row = s.row(t, b);
-      T* db = dh + b * P;
+      T* dhb = dh + b * P;
       if (dy)
-        for (index_t j = 0; j < P; ++j) db[j] += dy[row * P + j];
-      if constexpr (Zone) zone.split(zone.h, zone.at(s, t, b, P, 0), P, db, keep_h.data() + b * P);
-      std::memcpy(dh_rows + row * P, db, sizeof(T) * P);
+        for (index_t j = 0; j < P; ++j) dhb[j] += dy[row * P + j];
+      if constexpr (Zone) zone.split(zone.h, zone.at(s, t, b, P, 0), P, dhb, keep_h.data() + b * P);
+      std::memcpy(dh_rows + row * P, dhb, sizeof(T) * P);
     });
     gemm_packed<T>(B, dh, P, whr, T(0), dm.data(), H);
     detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
@@ -372,10 +375,9 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I, w.precision);
   // Weight gradients. The rows of W_ih and W_hh whose gradients share dgx (every gate of RNN
   // and LSTM, r and z of GRU) come from one GEMM dgx^T [x | h_prev], wider than either part
-  // (narrow GEMMs run at a fraction of the rate: 400 x 100 x 10000 twice takes 1.45x the time
-  // of 400 x 200 x 10000 once; GRU T=30 B=128 I=32 H=128: 13.7 -> 10.2 ms for its three dW
-  // GEMMs, 1 thread); each element gets the value the separate GEMMs would give. The n rows of
-  // a GRU multiply other inputs on the recurrent side (r * (W_hn h) or W_hn (r * h)).
+  // (narrow GEMMs run at a fraction of the rate; bench/RESULTS.md); each element gets the value
+  // the separate GEMMs would give. The n rows of a GRU multiply other inputs on the recurrent
+  // side (r * (W_hn h) or W_hn (r * h)).
   // With recurrent dropout each gate's rows of dW_hh multiply h_prev * m_k: one GEMM per gate
   // (recurrent_dropout.h), dW_ih one GEMM of its own.
   const bool gru_like = G == 3;

@@ -48,15 +48,15 @@ constexpr index_t kDirectRows = 4;
 
 // Bytes of input projection inference holds: the projection of every row when it fits, else a
 // window of steps at a time (at least one step). A bound that does not grow with T, and large
-// enough that the benchmark shapes project every row in one GEMM (windows of 256 rows cost
-// 5-10% at I=H=1024).
+// enough that the benchmark shapes project every row in one GEMM (small windows cost time at
+// I=H=1024: bench/RESULTS.md).
 constexpr index_t kWindowBytes = index_t(32) << 20;
 std::atomic<index_t> g_window_bytes{kWindowBytes};
 
 // When W_ih and W_hh together fit in a core's L2 (kL2Weights), inference projects windows of at
 // most kL2WindowBytes instead: a window then stays in that core's L2 from its GEMM to its steps
-// rather than streaming through memory as the projection of every row does (T=100, B=16,
-// I=H=128, 1 thread: 3.76 -> 3.25 ms). Larger W_ih would be read from memory once per window.
+// rather than streaming through memory as the projection of every row does (measured in
+// bench/RESULTS.md). Larger W_ih would be read from memory once per window.
 constexpr index_t kL2WindowBytes = index_t(256) << 10;
 constexpr index_t kL2Weights = index_t(3) << 19;  // 1.5 MiB
 
@@ -80,9 +80,9 @@ struct InputProjection {
   // Whether the loops project a window at a time (for nb sequences): when the steps cover one
   // time range for every sequence, and a window holds fewer steps than the sequence
   // (inference) or the weights fit in L2 (training: the workspace keeps every row anyway, but
-  // each is then written while it is in the core's cache: T=100 B=16 I=H=128, 1 thread,
-  // 3.53 -> 3.28 ms). Up to kDirectRows rows, all_rows reads the weights in place, in training
-  // as in inference, so that both give the same values.
+  // each is then written while it is in the core's cache; bench/RESULTS.md). Up to kDirectRows
+  // rows, all_rows reads the weights in place, in training as in inference, so that both give
+  // the same values.
   static bool windowed(const SeqShape& s, index_t GH, index_t nb, bool training) {
     if (s.reverse && !s.lengths.empty()) return false;
     if (training) return weights_in_l2(s, GH) && s.steps() > 1 && s.rows() > kDirectRows;

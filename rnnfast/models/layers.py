@@ -1233,17 +1233,7 @@ class LSTM(_Recurrent):
     """Keras' ``LSTM(units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
     unit_forget_bias=True, ...)``; gates in PyTorch's (and Keras') order i, f, g, o.
 
-    Keyword arguments (Keras 3's, same defaults): ``kernel_initializer="glorot_uniform"``,
-    ``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``,
-    ``kernel_regularizer`` / ``recurrent_regularizer`` / ``bias_regularizer`` /
-    ``activity_regularizer`` (None), ``kernel_constraint`` / ``recurrent_constraint`` /
-    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (Keras' masks),
-    ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
-    ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
-    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``, and
-    rnnfast's ``zoneout=0.0`` (``rnnfast.nn``'s); any other raises TypeError naming the layer.
-    Methods beyond a layer's: ``reset_states()``, ``get_weights()`` / ``set_weights()``,
-    ``regularization_penalty()``."""
+    Keyword arguments and methods: ``SimpleRNN``'s."""
 
     core = _LSTMCore
     kind = "LSTM"
@@ -1269,17 +1259,7 @@ class GRU(_Recurrent):
     reset_after=True, ...)``; gates r, z, n. With ``reset_after=True`` the
     bias is Keras' ``(2, 3 * units)`` pair (input and recurrent biases), else one vector.
 
-    Keyword arguments (Keras 3's, same defaults): ``kernel_initializer="glorot_uniform"``,
-    ``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``,
-    ``kernel_regularizer`` / ``recurrent_regularizer`` / ``bias_regularizer`` /
-    ``activity_regularizer`` (None), ``kernel_constraint`` / ``recurrent_constraint`` /
-    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (Keras' masks),
-    ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
-    ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
-    ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``, and
-    rnnfast's ``zoneout=0.0`` (``rnnfast.nn``'s); any other raises TypeError naming the layer.
-    Methods beyond a layer's: ``reset_states()``, ``get_weights()`` / ``set_weights()``,
-    ``regularization_penalty()``."""
+    Keyword arguments and methods: ``SimpleRNN``'s."""
 
     core = _GRUCore
     kind = "GRU"
