@@ -31,7 +31,11 @@ def test_epochs_vs_torch_quick():
     fast, speedup = speeds["rnnfast WaveNetGenerator (queues)"]
     naive, one = speeds["PyTorch, receptive field recomputed per sample"]
     assert fast > 0 and naive > 0 and one == 1.0, out
-    assert speedup == pytest.approx(fast / naive, rel=0.06), out
+    # each figure is printed to one decimal: the speed-up must lie within what the printed
+    # rates allow (a slow naive loop prints as e.g. 0.7, a 7% rounding on its own)
+    lo = (fast - 0.05) / (naive + 0.05) - 0.05
+    hi = (fast + 0.05) / max(naive - 0.05, 1e-9) + 0.05
+    assert lo <= speedup <= hi, out
     assert "receptive field 257" in out and "logits checked" in out, out
     for cells in rows:
         name = cells[0].strip()

@@ -339,3 +339,15 @@ def test_gated_activation_every_isa_and_thread_count(rng, dtype, shape):
     finally:
         rnnfast.set_isa(isa0)
         rnnfast.set_num_threads(threads0)
+
+
+def test_gated_activation_functional(rng):
+    """rnnfast.functional's gated activation (what nn.GatedActivation calls): the float64 math,
+    and a clear error for an odd number of features."""
+    a = rng.standard_normal((2, 7, 10))
+    dz = rng.standard_normal((2, 7, 5))
+    z_want, da_want = _gated_want(a, dz)
+    np.testing.assert_allclose(F.gated_activation_forward(a), z_want, atol=1e-15, rtol=0)
+    np.testing.assert_allclose(F.gated_activation_backward(a, dz), da_want, atol=1e-14, rtol=0)
+    with pytest.raises(ValueError, match="even"):
+        F.gated_activation_forward(np.zeros((2, 3)))

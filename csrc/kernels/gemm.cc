@@ -96,9 +96,8 @@ struct Plan {
 // Reads rows of A in place when they are few (the packed copy would not pay off) and their
 // stride does not map them all to the same L1 set (a multiple of 4 KiB), or when C has at most
 // four column panels, whatever M and the stride: each copied element of A would then serve at
-// most 4 * nr multiply-adds, and the copy cost 20-30% of the product (M = 6400, N = 64,
-// K = 1024, the dx of a char-level LSTM: 8.96 -> 6.70 ms in place, 1 thread, even with its
-// 4 KiB row stride; M = 3840, N = 32, K = 512: 1.31 -> 1.04 ms).
+// most 4 * nr multiply-adds, and the copy cost 20-30% of the product (the dx of a char-level
+// LSTM, even with its 4 KiB row stride; figures in bench/RESULTS.md, session 5).
 // Otherwise a transposed A (its columns contiguous) is packed a whole depth block at a time
 // (pack_a reads it one long run per k), and rows of A are copied panel by panel.
 template <typename T>

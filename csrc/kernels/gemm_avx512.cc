@@ -111,11 +111,10 @@ struct Avx512F64 {
 namespace rnnfast {
 namespace gemm_detail {
 
-// float: depth 256 rather than 384 (in-process A/B, 1 thread, CPU time, min of 12: dW of LSTM
-// large, 2048 x 1024 x 3200 with A transposed, 110.1 -> 104.3 ms; xl, 4096 x 2048 x 1600,
-// 226.3 -> 211.6 ms), and blocks of 1024 columns, for B copied per block and pre-packed alike
-// (512 for both: equal within the noise on the pre-packed step products, 3-4% slower on the
-// large products: 3200 x 2048 x 512 44.4 -> 47.1 ms, 1600 x 1024 x 4096 90.6 -> 93.0 ms).
+// float: depth blocks of 256 rather than 384 (faster on the LSTM's weight gradients), and
+// blocks of 1024 columns for B copied per block and pre-packed alike (512 is slower on the
+// large products, equal on the step products): the A/B figures are in bench/RESULTS.md
+// (sessions 5 and 6, "the float32 GEMM against MKL").
 extern const KernelSet<float> kAvx512F32 = body::kernel_set<Avx512F32, 256, 1024>();
 extern const KernelSet<double> kAvx512F64 = body::kernel_set<Avx512F64, 256, 384>();
 

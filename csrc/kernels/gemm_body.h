@@ -54,9 +54,8 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
   // Each B panel is read once per tile, a line per 64 / (NR * sizeof(T)) steps of k: it is
   // prefetched into L1 kL1Ahead bytes ahead and into L2 kL2Ahead bytes ahead (the hardware's
   // streams stop at every 4 KiB page, and a pre-packed B that does not fit in L2, as the
-  // step product's weights at H = 512, comes from L3 for the first panel of rows). In-process
-  // A/B against no prefetch, 1 thread, AVX-512: 64 x 512 x 2048 pre-packed 1.41 -> 1.05 ms,
-  // 64 x 4096 x 1024 5.9 -> 5.1 ms, 3200 x 2048 x 512 47.5 -> 44.4 ms.
+  // step product's weights at H = 512, comes from L3 for the first panel of rows). The A/B
+  // against no prefetch is in bench/RESULTS.md (session 6, the float32 GEMM against MKL).
   constexpr int kRowBytes = NR * static_cast<int>(sizeof(T));
   constexpr int kL1Ahead = 1024, kL2Ahead = 6144;
   constexpr int kLinesPerK = kRowBytes >= 64 ? kRowBytes / 64 : 1;

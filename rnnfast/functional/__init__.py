@@ -23,6 +23,8 @@ from rnnfast.functional.linear import linear_backward, linear_forward
 from rnnfast.functional.conv import (
     conv1d_backward,
     conv1d_forward,
+    gated_activation_backward,
+    gated_activation_forward,
     global_avg_pool1d_backward,
     global_avg_pool1d_forward,
     global_max_pool1d_backward,
@@ -38,6 +40,8 @@ __all__ = [
     "dot_attention_forward",
     "conv1d_backward",
     "conv1d_forward",
+    "gated_activation_backward",
+    "gated_activation_forward",
     "global_avg_pool1d_backward",
     "global_avg_pool1d_forward",
     "global_max_pool1d_backward",

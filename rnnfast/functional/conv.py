@@ -11,6 +11,8 @@
     grads  = global_max_pool1d_backward(ctx, dy)       # {"x"}
     y, ctx = global_avg_pool1d_forward(x, *, channels_last=True, training=False)
     grads  = global_avg_pool1d_backward(ctx, dy)       # {"x"}
+    z      = gated_activation_forward(a)               # WaveNet's tanh(a_f) * sigmoid(a_g)
+    da     = gated_activation_backward(a, dz)
 
 Shapes (DESIGN.md): ``x`` is ``(B, L, C)`` when ``channels_last`` (Keras, what an Embedding
 gives) else ``(B, C, L)`` (PyTorch); ``y`` follows ``x``'s layout. ``w`` is PyTorch's
@@ -191,3 +193,29 @@ def global_avg_pool1d_backward(ctx: Context, dy: Optional[ArrayLike]) -> Gradien
         dict with ``"x"`` (``x``'s shape, ``dy / L`` at every step).
     """
     return _C.pool1d_backward("global_avg_pool1d", ctx, dy)
+
+
+def gated_activation_forward(a: ArrayLike) -> Array:
+    """WaveNet's gated activation ``tanh(a[..., :C]) * sigmoid(a[..., C:])`` in one pass.
+
+    Args:
+        a: ``(..., 2C)`` float32 or float64, the filter pre-activations then the gate's.
+
+    Returns:
+        ``z`` of shape ``(..., C)``, ``a``'s dtype.
+    """
+    return _C.gated_activation_forward(a)
+
+
+def gated_activation_backward(a: ArrayLike, dz: ArrayLike) -> Array:
+    """Gradient of ``gated_activation_forward(a)``: both nonlinearities are recomputed from ``a``
+    (nothing else is kept).
+
+    Args:
+        a: the forward's input ``(..., 2C)``.
+        dz: ``(..., C)``, ``a``'s dtype.
+
+    Returns:
+        ``da`` of ``a``'s shape.
+    """
+    return _C.gated_activation_backward(a, dz)

@@ -28,7 +28,7 @@ filter rows first, ``blocks.0.residual.weight``, ``blocks.0.skip.weight``, ``end
 """
 import numpy as np
 
-from rnnfast import _C
+from rnnfast import functional as F
 from rnnfast.nn.conv import Conv1d
 from rnnfast.nn.module import Module, as_float_input, check_dtype, check_grad, check_int, make_rng
 
@@ -37,7 +37,7 @@ __all__ = ["GatedActivation", "WaveNetBlock", "WaveNet", "WaveNetGenerator"]
 
 class GatedActivation(Module):
     """``tanh(x[..., :C]) * sigmoid(x[..., C:])`` of an input with ``2C`` features: one fused pass
-    of the package's kernel forward and backward (``_C.gated_activation_*``; the backward
+    of the package's kernel forward and backward (``functional.gated_activation_*``; the backward
     recomputes both nonlinearities from the kept input)."""
 
     def forward(self, x):
@@ -46,12 +46,12 @@ class GatedActivation(Module):
             raise ValueError(f"x: expected an even number of features on the last axis (filter "
                              f"then gate), got shape {x.shape}")
         self._keep(x)
-        return _C.gated_activation_forward(x)
+        return F.gated_activation_forward(x)
 
     def backward(self, dz):
         x = self._saved()
         dz = check_grad(dz, "dz", x.shape[:-1] + (x.shape[-1] // 2,), x.dtype)
-        return _C.gated_activation_backward(x, dz)
+        return F.gated_activation_backward(x, dz)
 
 
 def _conv(cin, cout, k, dilation, dtype, rng):
