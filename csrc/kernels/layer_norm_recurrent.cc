@@ -120,57 +120,64 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
   const cells::LayerNormSteps<T>& steps = cells::active_layer_norm_steps<T>();
   const T eps = w.eps;
 
-  split_sequences(s, [&](index_t b0, index_t b1, bool share) {
-    // x W_ih^T of the sequences [b0, b1), a window of steps at a time: small enough to stay in
-    // the core's cache from its GEMM to its steps.
-    const index_t nb = b1 - b0, n_steps = s.steps();
-    const index_t window = std::min(
-        n_steps, std::max<index_t>(1, kWindowBytes / (nb * GH * static_cast<index_t>(sizeof(T)))));
-    Buffer<T> xw(window * nb * GH), xt(window * nb * I);
-    T* hp = h_n;
-    T* hn = other.data();
-    for (index_t step = 0; step < n_steps; ++step) {
-      const index_t slot = step % window;
-      if (slot == 0) {  // the inputs of the window's rows (zeros for padded ones), then one GEMM
-        const index_t n = std::min(window, n_steps - step);
-        for (index_t i = 0; i < n; ++i)
-          for (index_t b = b0; b < b1; ++b) {
-            T* dst = xt.data() + (i * nb + b - b0) * I;
-            if (s.active(step + i, b))
-              std::memcpy(dst, x + s.row(s.time_of(step + i, b), b) * I, sizeof(T) * I);
-            else
-              std::fill_n(dst, I, T(0));
+  // Training (ws keeps what backward needs) as a template parameter: no row tests it.
+  detail::with_flag(ws != nullptr, [&](auto train_c) {
+    constexpr bool Train = decltype(train_c)::value;
+    split_sequences(s, [&](index_t b0, index_t b1, bool share) {
+      // x W_ih^T of the sequences [b0, b1), a window of steps at a time: small enough to stay
+      // in the core's cache from its GEMM to its steps.
+      const index_t nb = b1 - b0, n_steps = s.steps();
+      const index_t window = std::min(
+          n_steps,
+          std::max<index_t>(1, kWindowBytes / (nb * GH * static_cast<index_t>(sizeof(T)))));
+      Buffer<T> xw(window * nb * GH), xt(window * nb * I);
+      T* hp = h_n;
+      T* hn = other.data();
+      for (index_t step = 0; step < n_steps; ++step) {
+        const index_t slot = step % window;
+        if (slot == 0) {  // the inputs of the window's rows (zeros for padded ones), one GEMM
+          const index_t n = std::min(window, n_steps - step);
+          for (index_t i = 0; i < n; ++i)
+            for (index_t b = b0; b < b1; ++b) {
+              T* dst = xt.data() + (i * nb + b - b0) * I;
+              if (s.active(step + i, b))
+                std::memcpy(dst, x + s.row(s.time_of(step + i, b), b) * I, sizeof(T) * I);
+              else
+                std::fill_n(dst, I, T(0));
+            }
+          gemm_packed<T>(n * nb, xt.data(), I, wih, T(0), xw.data(), GH);
+        }
+        gemm_packed<T>(nb, hp + b0 * H, H, whh, T(0), hg.data() + b0 * GH, GH);
+        rows_of(b0, b1, share, 8 * GH, [&](index_t b) {
+          if (!s.active(step, b)) {
+            std::memcpy(hn + b * H, hp + b * H, sizeof(T) * H);
+            return;
           }
-        gemm_packed<T>(n * nb, xt.data(), I, wih, T(0), xw.data(), GH);
+          const index_t row = s.row(s.time_of(step, b), b);
+          // Training keeps the normalised rows, the gates and the moments in the workspace.
+          T* xw_row = xw.data() + (slot * nb + b - b0) * GH;
+          T* hg_row = hg.data() + b * GH;
+          T* ih_row = Train ? ws->ih.data() + row * GH : xw_row;
+          T* hh_row = Train ? ws->hh.data() + row * GH : hg_row;
+          T* gates = Train ? ws->gates.data() + row * GH : gates_own.data() + b * GH;
+          T* stats = Train ? ws->stats.data() + row * 4 : stats_own.data() + b * 4;
+          if constexpr (Train) std::memcpy(ws->hprev.data() + row * H, hp + b * H, sizeof(T) * H);
+          if (is_lstm) {
+            if constexpr (Train)
+              std::memcpy(ws->cprev.data() + row * H, c + b * H, sizeof(T) * H);
+            steps.lstm(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
+                       k.bias.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), c + b * H,
+                       hn + b * H, gates, stats);
+          } else {
+            steps.gru(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
+                      k.b_ih.data(), k.b_hh.data(), hp + b * H, hn + b * H, gates, stats);
+          }
+          std::memcpy(y + row * H, hn + b * H, sizeof(T) * H);
+        });
+        std::swap(hp, hn);
       }
-      gemm_packed<T>(nb, hp + b0 * H, H, whh, T(0), hg.data() + b0 * GH, GH);
-      rows_of(b0, b1, share, 8 * GH, [&](index_t b) {
-        if (!s.active(step, b)) {
-          std::memcpy(hn + b * H, hp + b * H, sizeof(T) * H);
-          return;
-        }
-        const index_t row = s.row(s.time_of(step, b), b);
-        T* xw_row = xw.data() + (slot * nb + b - b0) * GH;
-        T* ih_row = ws ? ws->ih.data() + row * GH : xw_row;
-        T* hg_row = hg.data() + b * GH;
-        T* hh_row = ws ? ws->hh.data() + row * GH : hg_row;
-        T* gates = ws ? ws->gates.data() + row * GH : gates_own.data() + b * GH;
-        T* stats = ws ? ws->stats.data() + row * 4 : stats_own.data() + b * 4;
-        if (ws) std::memcpy(ws->hprev.data() + row * H, hp + b * H, sizeof(T) * H);
-        if (is_lstm) {
-          if (ws) std::memcpy(ws->cprev.data() + row * H, c + b * H, sizeof(T) * H);
-          steps.lstm(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
-                     k.bias.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), c + b * H,
-                     hn + b * H, gates, stats);
-        } else {
-          steps.gru(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
-                    k.b_ih.data(), k.b_hh.data(), hp + b * H, hn + b * H, gates, stats);
-        }
-        std::memcpy(y + row * H, hn + b * H, sizeof(T) * H);
-      });
-      std::swap(hp, hn);
-    }
-    if (hp != h_n) std::memcpy(h_n + b0 * H, hp + b0 * H, sizeof(T) * (b1 - b0) * H);
+      if (hp != h_n) std::memcpy(h_n + b0 * H, hp + b0 * H, sizeof(T) * (b1 - b0) * H);
+    });
   });
 }
 

@@ -70,115 +70,93 @@ void peephole_grads(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T*
   });
 }
 
-// Everything one step of the blocked loop reads; the parallel_for captures only a pointer to it.
-// The cell C and its options (Peep: LSTM peepholes; Zone: zoneout) are template parameters: no
-// switch per row.
-template <typename T, Cell C, bool Peep, bool Zone>
-struct BlockedGradStep {
-  const SeqShape* s;
-  const cells::CellSteps<T>* steps;
-  const T* peep;  // [3, H] when Peep
-  const PackedB<T>* whh;  // W_hh [G*H, H]: its columns are the hidden units
-  const RecurrentWorkspace<T>* ws;
-  const T* dy;
-  T* dgx;     // [rows, G*H]
-  T* dgh_n;   // [rows, H] (GRU)
-  T* dh;      // [B, H]: the direct part of the state gradient, completed by the block's GEMM
-  T* dc;      // [B, H] (LSTM)
-  const T* prev;  // [B, G*H] staged gate gradients of the previous processed step, or null
-  T* cur;         // [B, G*H] those of this step
-  index_t step, hb;
-  index_t b0, b1;  // the sequences this loop runs
-  detail::Zoneout<T> zone;  // when Zone: the forward's masks
-  T* keep_h;  // [B, H] when Zone: d * dh, the previous state's part of this step's gradient
-  T* keep_c;  // [B, H] likewise for dc (LSTM)
-
-  // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
-  // or packed once), then each block's gate gradients.
-  void run_blocks(index_t q0, index_t q1) const {
-    const index_t H = s->H, GH = gate_count(C) * H;
-    if (prev)
-      gemm_packed_cols<T>(b1 - b0, prev + b0 * GH, GH, *whh, q0 * hb, std::min(H, q1 * hb), T(1),
-                          dh + b0 * H, H);
-    for (index_t q = q0; q < q1; ++q) grads(q);
-  }
-
-  // The gate gradients of block q for every sequence, from its completed columns of dh.
-  void grads(index_t q) const {
-    const index_t H = s->H, G = gate_count(C), GH = G * H;
-    const index_t j0 = q * hb, n = std::min(hb, H - j0);
-    for (index_t b = b0; b < b1; ++b) {
-      T* db = dh + b * H + j0;
-      T* st = cur + b * GH + j0;
-      if (!s->active(step, b)) {  // the state passes unchanged: dh stays, nothing to stage
-        for (index_t k = 0; k < G; ++k) std::fill_n(st + k * H, n, T(0));
-        continue;
-      }
-      const index_t t = s->time_of(step, b), row = s->row(t, b);
-      if (dy)
-        for (index_t j = 0; j < n; ++j) db[j] += dy[row * H + j0 + j];
-      [[maybe_unused]] const index_t zo = Zone ? zone.at(*s, t, b, H, j0) : 0;
-      if constexpr (Zone) {
-        zone.split(zone.h, zo, n, db, keep_h + b * H + j0);
-        if constexpr (C == Cell::lstm) zone.split(zone.c, zo, n, dc + b * H + j0, keep_c + b * H + j0);
-      }
-      const T* gates = ws->gates.data() + row * GH + j0;
-      T* dgrow = dgx + row * GH + j0;
-      if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
-        steps->rnn_grad(C == Cell::rnn_relu, n, H, gates, db, dgrow, st);
-      } else if constexpr (C == Cell::lstm) {
-        if constexpr (Peep)
-          steps->lstm_peephole_grad(n, H, gates, ws->extra.data() + row * H + j0, peep + j0, db,
-                                    dc + b * H + j0, dgrow, st);
-        else
-          steps->lstm_grad(n, H, gates, ws->extra.data() + row * H + j0, db, dc + b * H + j0,
-                           dgrow, st);
-      } else {
-        static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
-        steps->gru_grad(n, H, gates, ws->extra.data() + row * H + j0,
-                        ws->hprev.data() + row * H + j0, db, dgrow, st);
-        std::memcpy(dgh_n + row * H + j0, st + 2 * H, sizeof(T) * n);
-      }
-      if constexpr (Zone) {
-        zone.add(n, keep_h + b * H + j0, db);
-        if constexpr (C == Cell::lstm) zone.add(n, keep_c + b * H + j0, dc + b * H + j0);
-      }
-    }
-  }
-};
-
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
-// (detail::split_batch) or share each step by blocks of hidden units, as in the forward.
+// (detail::split_batch) or share each step by blocks of hidden units, as in the forward. The
+// cell C and its options (Peep: LSTM peepholes; Zone: zoneout) are template parameters: no
+// switch per row.
 template <typename T, Cell C, bool Peep, bool Zone>
 void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
                   const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
                   Precision prec) {  // bf16: precision of the products
-  const index_t B = s.B, H = s.H, GH = gate_count(C) * H;
-  PackedB<T> whh;
+  const index_t B = s.B, H = s.H, G = gate_count(C), GH = G * H;
+  PackedB<T> whh;  // W_hh [G*H, H]: its columns are the hidden units
   whh.pack(false, GH, H, w_hh, H, prec);
   const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
   Buffer<T> stage_a(B * GH), stage_b(B * GH);
+  // Zone: d * dh and d * dc, the previous state's parts of this step's gradients
   Buffer<T> keep_h(Zone ? B * H : 0), keep_c(Zone && C == Cell::lstm ? B * H : 0);
-  const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * GH * hb);
 
+  // Sequences [b0, b1) through every step; share_steps: each step's blocks on the threads.
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
-    BlockedGradStep<T, C, Peep, Zone> st{&s,  steps, peep,    &whh,           &ws, dy, dgx, dgh_n,
-                                         dh,  dc,    nullptr, stage_a.data(), 0,   hb, b0,  b1,
-                                         zone, keep_h.data(), keep_c.data()};
-    const BlockedGradStep<T, C, Peep, Zone>* sp = &st;
-    for (st.step = s.steps() - 1; st.step >= 0; --st.step) {
+    const T* prev = nullptr;  // [B, G*H] staged gate gradients of the step processed before
+    T* cur = stage_a.data();  // [B, G*H] those of this step
+    index_t step = s.steps() - 1;
+
+    // The gate gradients of block q for every sequence, from its completed columns of dh.
+    auto grads = [&](index_t q) {
+      const index_t j0 = q * hb, n = std::min(hb, H - j0);
+      for (index_t b = b0; b < b1; ++b) {
+        T* db = dh + b * H + j0;
+        T* st = cur + b * GH + j0;
+        if (!s.active(step, b)) {  // the state passes unchanged: dh stays, nothing to stage
+          for (index_t k = 0; k < G; ++k) std::fill_n(st + k * H, n, T(0));
+          continue;
+        }
+        const index_t t = s.time_of(step, b), row = s.row(t, b);
+        if (dy)
+          for (index_t j = 0; j < n; ++j) db[j] += dy[row * H + j0 + j];
+        [[maybe_unused]] const index_t zo = Zone ? zone.at(s, t, b, H, j0) : 0;
+        if constexpr (Zone) {
+          zone.split(zone.h, zo, n, db, keep_h.data() + b * H + j0);
+          if constexpr (C == Cell::lstm)
+            zone.split(zone.c, zo, n, dc + b * H + j0, keep_c.data() + b * H + j0);
+        }
+        const T* gates = ws.gates.data() + row * GH + j0;
+        T* dgrow = dgx + row * GH + j0;
+        if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
+          steps.rnn_grad(C == Cell::rnn_relu, n, H, gates, db, dgrow, st);
+        } else if constexpr (C == Cell::lstm) {
+          if constexpr (Peep)
+            steps.lstm_peephole_grad(n, H, gates, ws.extra.data() + row * H + j0, peep + j0, db,
+                                     dc + b * H + j0, dgrow, st);
+          else
+            steps.lstm_grad(n, H, gates, ws.extra.data() + row * H + j0, db, dc + b * H + j0,
+                            dgrow, st);
+        } else {
+          static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
+          steps.gru_grad(n, H, gates, ws.extra.data() + row * H + j0,
+                         ws.hprev.data() + row * H + j0, db, dgrow, st);
+          std::memcpy(dgh_n + row * H + j0, st + 2 * H, sizeof(T) * n);
+        }
+        if constexpr (Zone) {
+          zone.add(n, keep_h.data() + b * H + j0, db);
+          if constexpr (C == Cell::lstm)
+            zone.add(n, keep_c.data() + b * H + j0, dc + b * H + j0);
+        }
+      }
+    };
+    // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
+    // or packed once), then each block's gate gradients.
+    auto run_blocks = [&](index_t q0, index_t q1) {
+      if (prev)
+        gemm_packed_cols<T>(b1 - b0, prev + b0 * GH, GH, whh, q0 * hb, std::min(H, q1 * hb), T(1),
+                            dh + b0 * H, H);
+      for (index_t q = q0; q < q1; ++q) grads(q);
+    };
+    for (; step >= 0; --step) {
       if (share_steps)
-        parallel_for(blocks, grain, [sp](index_t q0, index_t q1) { sp->run_blocks(q0, q1); });
+        parallel_for(blocks, grain, run_blocks);
       else
-        st.run_blocks(0, blocks);
-      st.prev = st.cur;
-      st.cur = st.cur == stage_a.data() ? stage_b.data() : stage_a.data();
+        run_blocks(0, blocks);
+      prev = cur;
+      cur = cur == stage_a.data() ? stage_b.data() : stage_a.data();
     }
-    if (st.prev) gemm_packed<T>(b1 - b0, st.prev + b0 * GH, GH, whh, T(1), dh + b0 * H, H);
+    if (prev) gemm_packed<T>(b1 - b0, prev + b0 * GH, GH, whh, T(1), dh + b0 * H, H);
   };
-  if (detail::split_batch<T>(s, gate_count(C)))
+  if (detail::split_batch<T>(s, G))
     parallel_for(B, detail::kMinSequencesPerThread,
                  [&](index_t b0, index_t b1) { run(b0, b1, false); });
   else

@@ -9,10 +9,10 @@
 // 2. W_hh^T is packed once, its columns grouped by blocks of hidden units (all G gates of a
 //    block side by side). Each step is one parallel region over those blocks: a thread's GEMM
 //    h W_hh^T for its blocks is followed at once, in the same thread and while the product is
-//    in cache, by the fused gate math of their units for every active sequence. The new state goes to a second
-//    buffer (every block's GEMM reads all of the previous one), so a step needs no barrier
-//    inside it. GRU with reset before needs r * h of all units before its n GEMM: it keeps two
-//    GEMMs and two row passes per step.
+//    in cache, by the fused gate math of their units for every active sequence. The new state
+//    goes to a second buffer (every block's GEMM reads all of the previous one), so a step
+//    needs no barrier inside it. GRU with reset before needs r * h of all units before its n
+//    GEMM: it keeps two GEMMs and two row passes per step.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -182,9 +182,9 @@ struct Projections {
 // units [q*hb, q*hb + hb) at its columns [k*hb, k*hb + hb), columns past H are zero. hb is a
 // multiple of the GEMM's panel width (a block is whole panels), small enough for two blocks
 // per thread; or, when one thread does the step, hb = H and the one block is W_hh^T itself
-// (gate k at columns k*H: no padding between gates, no reordering). Every element gets the same value
-// whatever hb is (the GEMM computes each output element alone), so results do not depend on
-// the thread count.
+// (gate k at columns k*H: no padding between gates, no reordering). Every element gets the same
+// value whatever hb is (the GEMM computes each output element alone), so results do not depend
+// on the thread count.
 template <typename T>
 struct GateBlockedWeights {
   index_t G = 0, H = 0, hb = 0, blocks = 0, width = 0;  // width = G * hb columns per block
@@ -242,80 +242,13 @@ struct GateBlockedWeights {
   }
 };
 
-// Everything one step of the gate-blocked loop reads; the parallel_for captures only a pointer
-// to it (no allocation per step). The cell C and its options (Peep: LSTM peepholes; Zone:
-// zoneout) are template parameters: no switch per row, and a cell without options runs the
-// plain code.
-template <typename T, Cell C, bool Peep, bool Zone>
-struct BlockedStep {
-  const SeqShape* s;
-  const cells::CellSteps<T>* steps;
-  const GateBlockedWeights<T>* w;
-  const T* bias;
-  const T* peep;  // [3, H] when Peep
-  const T* b_hn;
-  const InputProjection<T>* xg;
-  T* hg;  // [B, blocks * width]
-  T* c;
-  T* y;
-  RecurrentWorkspace<T>* ws;
-  T* hp;  // state before the step [B, H]
-  T* hn;  // state after it [B, H]
-  index_t step;
-  index_t b0, b1;  // the sequences this loop runs
-  detail::Zoneout<T> zone;  // when Zone
-  T* cprev;  // [B, H] LSTM with Zone and no workspace: c before the step
-
-  // Blocks [q0, q1): one GEMM for all of them (A, the state, is read or packed once), then the
-  // gate math of each block while its part of the product is still in cache.
-  void run_blocks(index_t q0, index_t q1) const {
-    w->product(b1 - b0, hp + b0 * s->H, q0, q1, hg + b0 * w->blocks * w->width);
-    for (index_t q = q0; q < q1; ++q) gates(q);
-  }
-
-  // The gate math of block q for every sequence, from its GEMM tile in hg.
-  void gates(index_t q) const {
-    const index_t H = s->H, N = w->blocks * w->width;
-    const index_t j0 = q * w->hb, n = std::min(w->hb, H - j0), size = sizeof(T) * n;
-    for (index_t b = b0; b < b1; ++b) {
-      const T* hpb = hp + b * H + j0;
-      T* hnb = hn + b * H + j0;
-      if (!s->active(step, b)) {
-        std::memcpy(hnb, hpb, size);
-        continue;
-      }
-      const index_t t = s->time_of(step, b), row = s->row(t, b);
-      T* g = xg->at(t, b) + j0;
-      const T* hgb = hg + b * N + q * w->width;
-      if (ws) std::memcpy(ws->hprev.data() + row * H + j0, hpb, size);
-      if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
-        steps->rnn(C == Cell::rnn_relu, n, H, w->hb, g, hgb, bias + j0, hnb);
-      } else if constexpr (C == Cell::lstm) {
-        T* cb = c + b * H + j0;
-        T* cp = ws ? ws->extra.data() + row * H + j0 : Zone ? cprev + b * H + j0 : nullptr;
-        if (cp) std::memcpy(cp, cb, size);
-        if constexpr (Peep)
-          steps->lstm_peephole(n, H, w->hb, g, hgb, bias + j0, peep + j0, hnb, cb);
-        else
-          steps->lstm(n, H, w->hb, g, hgb, bias + j0, hnb, cb);
-        if constexpr (Zone)
-          zone.apply(zone.c, zone.rate, zone.at(*s, t, b, H, j0), n, cp, cb);
-      } else {
-        static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
-        steps->gru(n, H, w->hb, g, hgb, bias + j0, b_hn + j0, hpb, hnb,
-                   ws ? ws->extra.data() + row * H + j0 : nullptr);
-      }
-      if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(*s, t, b, H, j0), n, hpb, hnb);
-      std::memcpy(y + row * H + j0, hnb, size);
-    }
-  }
-};
-
 // The time loop of every cell but GRU with reset before. h [B, H]: the initial state in, the
 // final one out; c [B, H] (LSTM) likewise. The threads either take disjoint sequences through
 // every step (detail::split_batch: no synchronisation at all) or share each step by blocks of
-// hidden units (one parallel region per step).
-template <typename T, Cell C, bool Peep, bool Zone>
+// hidden units (one parallel region per step). The cell C and its options are template
+// parameters, so that no row tests them: Train (ws holds what backward needs), Peep (LSTM
+// peepholes), Zone (zoneout).
+template <typename T, Cell C, bool Train, bool Peep, bool Zone>
 void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T* peep,
                        const T* b_hn, const detail::Zoneout<T>& zone,
                        const Projections<T>& proj, T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
@@ -324,28 +257,71 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   const bool by_sequences = detail::split_batch<T>(s, G);
   GateBlockedWeights<T> w;
   w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences, prec);
-  Buffer<T> hg(B * w.blocks * w.width), other(B * H);
-  Buffer<T> cprev(Zone && C == Cell::lstm && !ws ? B * H : 0);
-  const cells::CellSteps<T>* steps = &cells::active_cell_steps<T>();
+  const index_t N = w.blocks * w.width;  // columns of the product
+  Buffer<T> hg(B * N), other(B * H);
+  Buffer<T> cprev(Zone && C == Cell::lstm && !Train ? B * H : 0);  // c before the step
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * w.width * H);
 
+  // Sequences [b0, b1) through every step; share_steps: each step's blocks on the threads.
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     InputProjection<T> local;
     if (!proj.shared) local.windows(s, G * H, proj.x, proj.wih, b0, b1, proj.into);
-    BlockedStep<T, C, Peep, Zone> st{&s,   steps,     &w,        bias,   peep,
-                                     b_hn, proj.shared ? proj.shared : &local,
-                                     hg.data(), c, y, ws, h, other.data(), 0, b0, b1,
-                                     zone, cprev.data()};
-    const BlockedStep<T, C, Peep, Zone>* sp = &st;
-    for (index_t n_steps = s.steps(); st.step < n_steps; ++st.step) {
-      local.prepare(st.step);
+    const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
+    T* hp = h;             // the state before the step [B, H]
+    T* hn = other.data();  // and after it
+    index_t step = 0;
+
+    // The gate math of block q for every sequence, from its GEMM tile in hg.
+    auto gates = [&](index_t q) {
+      const index_t j0 = q * w.hb, n = std::min(w.hb, H - j0), size = sizeof(T) * n;
+      for (index_t b = b0; b < b1; ++b) {
+        const T* hpb = hp + b * H + j0;
+        T* hnb = hn + b * H + j0;
+        if (!s.active(step, b)) {
+          std::memcpy(hnb, hpb, size);
+          continue;
+        }
+        const index_t t = s.time_of(step, b), row = s.row(t, b);
+        T* g = xg.at(t, b) + j0;
+        const T* hgb = hg.data() + b * N + q * w.width;
+        if constexpr (Train) std::memcpy(ws->hprev.data() + row * H + j0, hpb, size);
+        if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
+          steps.rnn(C == Cell::rnn_relu, n, H, w.hb, g, hgb, bias + j0, hnb);
+        } else if constexpr (C == Cell::lstm) {
+          T* cb = c + b * H + j0;
+          T* cp = Train ? ws->extra.data() + row * H + j0 : Zone ? cprev.data() + b * H + j0
+                                                                 : nullptr;
+          if constexpr (Train || Zone) std::memcpy(cp, cb, size);
+          if constexpr (Peep)
+            steps.lstm_peephole(n, H, w.hb, g, hgb, bias + j0, peep + j0, hnb, cb);
+          else
+            steps.lstm(n, H, w.hb, g, hgb, bias + j0, hnb, cb);
+          if constexpr (Zone) zone.apply(zone.c, zone.rate, zone.at(s, t, b, H, j0), n, cp, cb);
+        } else {
+          static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
+          steps.gru(n, H, w.hb, g, hgb, bias + j0, b_hn + j0, hpb, hnb,
+                    Train ? ws->extra.data() + row * H + j0 : nullptr);
+        }
+        if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, j0), n, hpb, hnb);
+        std::memcpy(y + row * H + j0, hnb, size);
+      }
+    };
+    // Blocks [q0, q1): one GEMM for all of them (A, the state, is read or packed once), then the
+    // gate math of each block while its part of the product is still in cache.
+    auto run_blocks = [&](index_t q0, index_t q1) {
+      w.product(b1 - b0, hp + b0 * H, q0, q1, hg.data() + b0 * N);
+      for (index_t q = q0; q < q1; ++q) gates(q);
+    };
+    for (const index_t n_steps = s.steps(); step < n_steps; ++step) {
+      local.prepare(step);
       if (share_steps)
-        parallel_for(w.blocks, grain, [sp](index_t q0, index_t q1) { sp->run_blocks(q0, q1); });
+        parallel_for(w.blocks, grain, run_blocks);
       else
-        st.run_blocks(0, w.blocks);
-      std::swap(st.hp, st.hn);
+        run_blocks(0, w.blocks);
+      std::swap(hp, hn);
     }
-    if (st.hp != h) std::memcpy(h + b0 * H, st.hp + b0 * H, sizeof(T) * (b1 - b0) * H);
+    if (hp != h) std::memcpy(h + b0 * H, hp + b0 * H, sizeof(T) * (b1 - b0) * H);
   };
   if (by_sequences)
     parallel_for(B, detail::kMinSequencesPerThread,
@@ -354,9 +330,9 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     run(0, B, true);
 }
 
-// The time loop of GRU with reset before: h and the rows of xg as in loop_gate_blocked.
-// Zone: zoneout (a template option, as in BlockedStep).
-template <typename T, bool Zone>
+// The time loop of GRU with reset before: h and the rows of xg as in loop_gate_blocked, and
+// the options Train and Zone.
+template <typename T, bool Train, bool Zone>
 void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias,
                        const detail::Zoneout<T>& zone, const Projections<T>& proj, T* h, T* y,
                        RecurrentWorkspace<T>* ws,
@@ -370,7 +346,7 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias,
   whh.pack(true, H, 2 * H, w_hh, H, prec);
   whh_n.pack(true, H, H, w_hh + 2 * H * H, H, prec);
   Buffer<T> hg(B * 2 * H), rh(B * H), hn(B * H);
-  Buffer<T> hprev(Zone && !ws ? B * H : 0);  // inference with zoneout: h before the step
+  Buffer<T> hprev(Zone && !Train ? B * H : 0);  // inference with zoneout: h before the step
   rh.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     local.prepare(step);
@@ -386,8 +362,8 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias,
       if (!s.active(step, b)) return;
       const index_t t = s.time_of(step, b), row = s.row(t, b);
       T* hb = h + b * H;
-      T* hp = ws ? ws->hprev.data() + row * H : Zone ? hprev.data() + b * H : nullptr;
-      if (hp) std::memcpy(hp, hb, sizeof(T) * H);
+      T* hp = Train ? ws->hprev.data() + row * H : Zone ? hprev.data() + b * H : nullptr;
+      if constexpr (Train || Zone) std::memcpy(hp, hb, sizeof(T) * H);
       steps.gru_before_update(H, xg.at(t, b), hn.data() + b * H, bias, hb);
       if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, 0), H, hp, hb);
       std::memcpy(y + row * H, hb, sizeof(T) * H);
@@ -398,8 +374,8 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias,
 // The time loop of the LSTM with a projection (h = W_hr m, m = o * tanh(c), h of P features):
 // two products per step, the second needing m of every unit, so each is one GEMM over the
 // batch (threaded inside) and the gate math runs between them by rows. h [B, P] and c [B, H]
-// as in loop_gate_blocked. Peep: peepholes (a template option, as in BlockedStep).
-template <typename T, bool Peep, bool Zone>
+// as in loop_gate_blocked, and the options Train, Peep and Zone.
+template <typename T, bool Train, bool Peep, bool Zone>
 void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bias,
                     const T* peep, const detail::Zoneout<T>& zone, const Projections<T>& proj,
                     T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
@@ -413,7 +389,7 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bi
   whh.pack(true, P, GH, w_hh, P, prec);
   whr.pack(true, H, P, w_hr, H, prec);
   Buffer<T> hg(B * GH), m(B * H), hn(B * P);
-  Buffer<T> cprev(Zone && !ws ? B * H : 0);  // inference with zoneout: c before the step
+  Buffer<T> cprev(Zone && !Train ? B * H : 0);  // inference with zoneout: c before the step
   m.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     local.prepare(step);
@@ -423,9 +399,9 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bi
       const index_t row = s.row(s.time_of(step, b), b);
       T* cb = c + b * H;
       T* mb = m.data() + b * H;
-      T* cp = ws ? ws->extra.data() + row * H : Zone ? cprev.data() + b * H : nullptr;
-      if (ws) std::memcpy(ws->hprev.data() + row * P, h + b * P, sizeof(T) * P);
-      if (cp) std::memcpy(cp, cb, sizeof(T) * H);
+      T* cp = Train ? ws->extra.data() + row * H : Zone ? cprev.data() + b * H : nullptr;
+      if constexpr (Train) std::memcpy(ws->hprev.data() + row * P, h + b * P, sizeof(T) * P);
+      if constexpr (Train || Zone) std::memcpy(cp, cb, sizeof(T) * H);
       const T* hgb = hg.data() + b * GH;
       T* g = xg.at(s.time_of(step, b), b);
       if constexpr (Peep)
@@ -434,7 +410,7 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bi
         steps.lstm(H, H, H, g, hgb, bias, mb, cb);
       if constexpr (Zone)
         zone.apply(zone.c, zone.rate, zone.at(s, s.time_of(step, b), b, H, 0), H, cp, cb);
-      if (ws) std::memcpy(ws->m.data() + row * H, mb, sizeof(T) * H);
+      if constexpr (Train) std::memcpy(ws->m.data() + row * H, mb, sizeof(T) * H);
     });
     gemm_packed<T>(B, m.data(), H, whr, T(0), hn.data(), P);
     detail::for_each_batch_row(B, 2 * P, [&](index_t b) {
@@ -505,27 +481,31 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
       for (index_t t = s.steps(); t < s.T; ++t)
         std::fill_n(ws->gates.data() + s.row(t, b) * GH, GH, T(0));
 
-  if (cell == Cell::gru_reset_before)
-    detail::with_flag(zoned, [&](auto zone_c) {
-      loop_reset_before<T, decltype(zone_c)::value>(s, w.w_hh, bias.data(), zone, proj, h_n, y,
-                                                    ws, w.precision);
-    });
-  else if (projected)
-    detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
+  // The cell's loop, training and the cell's options as its template parameters.
+  detail::with_flag(ws != nullptr, [&](auto train_c) {
+    constexpr bool Train = decltype(train_c)::value;
+    if (cell == Cell::gru_reset_before)
       detail::with_flag(zoned, [&](auto zone_c) {
-        loop_projected<T, decltype(peep_c)::value, decltype(zone_c)::value>(
-            s, w.w_hh, w.w_hr, bias.data(), w.w_peephole, zone, proj, h_n, c, y, ws,
-            w.precision);
+        loop_reset_before<T, Train, decltype(zone_c)::value>(s, w.w_hh, bias.data(), zone, proj,
+                                                             h_n, y, ws, w.precision);
       });
-    });
-  else
-    detail::with_blocked_options(
-        cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
-        loop_gate_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
-                          decltype(zone_c)::value>(
-            s, w.w_hh, bias.data(), w.w_peephole, b_hn.data(), zone, proj, h_n,
-            is_lstm ? c : nullptr, y, ws, w.precision);
+    else if (projected)
+      detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
+        detail::with_flag(zoned, [&](auto zone_c) {
+          loop_projected<T, Train, decltype(peep_c)::value, decltype(zone_c)::value>(
+              s, w.w_hh, w.w_hr, bias.data(), w.w_peephole, zone, proj, h_n, c, y, ws,
+              w.precision);
         });
+      });
+    else
+      detail::with_blocked_options(
+          cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
+            loop_gate_blocked<T, decltype(cell_c)::value, Train, decltype(peep_c)::value,
+                              decltype(zone_c)::value>(
+                s, w.w_hh, bias.data(), w.w_peephole, b_hn.data(), zone, proj, h_n,
+                is_lstm ? c : nullptr, y, ws, w.precision);
+          });
+  });
 }
 
 template void recurrent_forward<float>(Cell, const SeqShape&, const RecurrentWeights<float>&,
