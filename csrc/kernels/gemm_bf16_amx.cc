@@ -66,14 +66,6 @@ void epilogue(const ProductArgs& p, const float* tmp, idx r0, idx rows, idx c0, 
     }                                                                                      \
   } while (0)
 
-// Prefetches into L1 the 2 KiB of a panel that the next depth step of 32 reads (two B tiles:
-// 32 pair rows of 64 bytes): tile loads are not followed by the hardware prefetchers as vector
-// loads are (the steps' product of an LSTM at B=64, H=512, 1 thread: +10-15%).
-inline void prefetch_b(const bf16* next) {
-  const char* b = reinterpret_cast<const char*>(next);
-  for (int l = 0; l < 32; ++l) _mm_prefetch(b + 64 * l, _MM_HINT_T0);
-}
-
 // Rows [i0, i0 + 32) (or the last 16) of C x the columns of panel pj, over the whole depth.
 inline void block(const ProductArgs& p, idx i0, idx pj, float* tmp) {
   const idx a_stride = p.kp * static_cast<idx>(sizeof(bf16));
@@ -85,7 +77,6 @@ inline void block(const ProductArgs& p, idx i0, idx pj, float* tmp) {
     _tile_zero(0);
     _tile_zero(1);
     for (idx kb = 0; kb < p.kp; kb += 32) {
-      if (kb + 32 < p.kp) prefetch_b(panel + (kb + 32) * kNr);
       _tile_loadd(4, a0 + kb, a_stride);
       _tile_loadd(6, panel + kb * kNr, b_stride);
       _tile_loadd(7, panel + kb * kNr + 32, b_stride);
@@ -102,7 +93,6 @@ inline void block(const ProductArgs& p, idx i0, idx pj, float* tmp) {
   _tile_zero(2);
   _tile_zero(3);
   for (idx kb = 0; kb < p.kp; kb += 32) {
-    if (kb + 32 < p.kp) prefetch_b(panel + (kb + 32) * kNr);
     _tile_loadd(4, a0 + kb, a_stride);
     _tile_loadd(6, panel + kb * kNr, b_stride);
     _tile_loadd(7, panel + kb * kNr + 32, b_stride);
@@ -119,11 +109,13 @@ inline void block(const ProductArgs& p, idx i0, idx pj, float* tmp) {
 }
 
 // Panels in groups of kGroup; in a group, every block of 32 rows takes each panel of the group
-// in turn, so that its rows of A stay in L1 while the group's panels come from L2 (+5-10% over
-// panel by panel at 64 and 512 rows). Not for a deep product (the weight gradients', whose
-// depth is every row of the sequence): there 32 rows of A fill L1 alone, and groups measured
-// 5-10% slower than panel by panel (taking the depth in chunks, partial sums kept in C, 10-20%).
-constexpr idx kGroup = 8, kShallow = 1024;
+// in turn, so that its rows of A (32 KiB at a depth of 512) stay in L1 while the group's panels
+// come from L2 (+5-10% over panel by panel at 64 and 512 rows, depth 512). Deeper products (the
+// weight gradients', whose depth is every row of the sequence) go panel by panel: there 32 rows
+// of A do not fit L1, and groups measured 5-10% slower (taking the depth in chunks, partial sums
+// kept in C, 10-20% slower). Prefetching the next depth step's B tiles into L1 helped a
+// stand-alone kernel loop by 10-15% but not the library's products (measured, removed).
+constexpr idx kGroup = 8, kShallow = 512;
 
 void product(const ProductArgs& p) {
   if (p.m <= 0 || p.n0 >= p.n1) return;
