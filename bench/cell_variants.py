@@ -1,7 +1,8 @@
 """The LSTM variants of the fused kernels against their alternatives: projections
 (``proj_size``) against ``torch.nn.LSTM(proj_size=...)``, peepholes against the PyTorch loop a
-user writes for them (there is no PyTorch layer), zoneout (0.25), and each against the plain
-fused LSTM of the same size. Inference (forward) and training (forward and backward of ``sum(y * dy)``).
+user writes for them (there is no PyTorch layer), zoneout (0.25), recurrent dropout (0.25,
+Keras' ``recurrent_dropout``; training only: inference drops nothing), and each against the
+plain fused LSTM of the same size. Inference (forward) and training (forward and backward of ``sum(y * dy)``).
 
     python bench/cell_variants.py [--rounds 15] [--steps 100 --batch 32 --input 256
                                    --hidden 256 --proj 128] [--threads 1]
@@ -125,6 +126,10 @@ def main(argv=None):
         variants[("zoneout", "rnnfast zoneout LSTM", mode)] = kernel_run(train, zoneout=0.25,
                                                                          seed=0)
         variants[("zoneout", "rnnfast plain LSTM", mode)] = kernel_run(train)
+    # recurrent dropout 0.25: its masks drawn per call too
+    variants[("recdrop", "rnnfast recurrent-dropout LSTM", "training")] = kernel_run(
+        True, recurrent_dropout=0.25, seed=0)
+    variants[("recdrop", "rnnfast plain LSTM", "training")] = kernel_run(True)
     # the projection kernel without the bridge, on the torch module's weights (w_hh (4H, P))
     wp_ih, wp_hh = ours.weight_ih_l0.detach().numpy(), ours.weight_hh_l0.detach().numpy()
     w_hr = ours.weight_hr_l0.detach().numpy()
@@ -161,6 +166,9 @@ def main(argv=None):
               f"{r('rnnfast plain LSTM', 'rnnfast projection LSTM', 'proj'):.2f}x; "
               f"zoneout / plain = "
               f"{r('rnnfast plain LSTM', 'rnnfast zoneout LSTM', 'zoneout'):.2f}x")
+    dropped = best[("recdrop", "rnnfast recurrent-dropout LSTM", "training")]
+    plain = best[("recdrop", "rnnfast plain LSTM", "training")]
+    print(f"training: recurrent dropout / plain = {dropped / plain:.2f}x")
 
 
 if __name__ == "__main__":

@@ -215,13 +215,17 @@ def recurrent_setup(rng):
         arrays["zoneout_h"] = (rng.random((T, B, Hs)) < 0.5).astype(dtype)
         if op == "lstm":
             arrays["zoneout_c"] = (rng.random((T, B, H)) < 0.5).astype(dtype)
+    # recurrent dropout: one mask per gate (G, B, Hs), which the training calls pass
+    arrays["recurrent_mask"] = None
+    if rng.integers(3) == 0:
+        arrays["recurrent_mask"] = ((rng.random((G, B, Hs)) >= 0.3) / 0.7).astype(dtype)
     return op, arrays, options, (T, B, I, H, dtype, Hs)
 
 
 ARRAY_ORDER = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "c0"]
 # the cell variants' arrays, by keyword; the zoneout masks go to training calls only
-KEYWORD_ARRAYS = ["w_peephole", "w_hr", "zoneout_h", "zoneout_c"]
-MASKS = ["zoneout_h", "zoneout_c"]
+KEYWORD_ARRAYS = ["w_peephole", "w_hr", "zoneout_h", "zoneout_c", "recurrent_mask"]
+MASKS = ["zoneout_h", "zoneout_c", "recurrent_mask"]
 
 
 def keyword_arrays(arrays, training):
@@ -238,8 +242,13 @@ def reference_forward(op, arrays, options, training):
     args = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in arrays.items()}
     kw["zoneout"] = options["zoneout"]
     masks = {name: args.pop(name) for name in MASKS}
-    if training and options["zoneout"] > 0:
-        kw["masks"] = {name: m for name, m in masks.items() if m is not None}
+    recurrent = masks.pop("recurrent_mask")
+    if training and (options["zoneout"] > 0 or recurrent is not None):
+        kw["masks"] = {name: m for name, m in masks.items()
+                       if m is not None and options["zoneout"] > 0}
+        if recurrent is not None:
+            kw["masks"]["recurrent"] = recurrent
+            kw["recurrent_dropout"] = 0.3
     if op != "lstm":
         for name in ["c0", "w_peephole", "w_hr"]:
             args.pop(name)
@@ -262,9 +271,11 @@ def recurrent_forward_case(rng):
             name = ["c0", "w_peephole", "w_hr"][rng.integers(3)]
         if options["training"] and arrays["zoneout_h"] is not None and rng.integers(3) == 0:
             name = MASKS[rng.integers(2 if op == "lstm" else 1)]
+        if options["training"] and rng.integers(4) == 0:
+            name = "recurrent_mask"
         shape = (np.shape(arrays[name]) if arrays[name] is not None else
                  {"b_ih": (GATES[op] * H,), "b_hh": (GATES[op] * H,), "zoneout_h": (T, B, Hs),
-                  "zoneout_c": (T, B, H),
+                  "zoneout_c": (T, B, H), "recurrent_mask": (GATES[op], B, Hs),
                   "w_peephole": (3, H), "h0": (B, Hs)}.get(name, (B, H)))
         # x decides the dtype and the sizes: another float dtype or size of x is a valid call or
         # one where another argument is blamed, so x only gets the unambiguous kinds; so does

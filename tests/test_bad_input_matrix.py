@@ -250,7 +250,8 @@ def recurrent_forward_cases(op):
          f"zoneout_h: expected shape (seq_len, batch, hidden_size) = ({T}, {B}, {H}), got "
          f"({B}, {T}, {H})"),
         ("zoneout-masks-inference", lambda k: fw(k, zoneout=0.5, masks=both), ValueError,
-         "masks: only for training=True (inference uses the zoneout expectation)"),
+         "masks: only for training=True (inference uses the zoneout expectation and drops "
+         "nothing)"),
         ("zoneout-masks-list", lambda k: fw(k, zoneout=0.5, training=True, masks=[zh]),
          TypeError, "masks: expected a dict like recurrent_masks returns, got list"),
         ("zoneout-masks-key", lambda k: fw(k, zoneout=0.5, training=True,
@@ -258,6 +259,45 @@ def recurrent_forward_cases(op):
          "masks: unexpected key 'zoneout_x'"),
         ("zoneout-masks-zero-rate", lambda k: fw(k, zoneout=0.0, training=True, masks=both),
          ValueError, "zoneout_h: only for training=True with zoneout > 0 (got zoneout=0)"),
+    ]
+    # recurrent dropout: the rate, the training masks (G, B, H) through masks=
+    rm = np.ones((G, B, H), np.float32)
+    cases += [
+        ("recurrent_dropout-1", lambda k: fw(k, recurrent_dropout=1.0, training=True),
+         ValueError, "recurrent_dropout: expected a float in [0, 1), got 1.0"),
+        ("recurrent_dropout-negative", lambda k: fw(k, recurrent_dropout=-0.2), ValueError,
+         "recurrent_dropout: expected a float in [0, 1), got -0.2"),
+        ("recurrent_dropout-nan", lambda k: fw(k, recurrent_dropout=float("nan")), ValueError,
+         "recurrent_dropout: expected a float in [0, 1), got nan"),
+        ("recurrent_dropout-str", lambda k: fw(k, recurrent_dropout="0.1"), TypeError,
+         "recurrent_dropout: expected a float in [0, 1), got str"),
+        ("recurrent_dropout-bool", lambda k: fw(k, recurrent_dropout=True), TypeError,
+         "recurrent_dropout: expected a float in [0, 1), got bool"),
+        ("recurrent-mask-gates", lambda k: fw(k, recurrent_dropout=0.5, training=True,
+                                              masks={"recurrent": rm[:1] if G > 1 else
+                                                     np.ones((2, B, H), np.float32)}),
+         ValueError, f"recurrent_mask: expected shape (gates, batch, hidden_size) = ({G}, {B}, "
+         f"{H}), got ({1 if G > 1 else 2}, {B}, {H}): gates is {G} from "),
+        ("recurrent-mask-hidden", lambda k: fw(k, recurrent_dropout=0.5, training=True,
+                                               masks={"recurrent": rm[:, :, :-1]}), ValueError,
+         f"recurrent_mask: expected shape (gates, batch, hidden_size) = ({G}, {B}, {H}), got "
+         f"({G}, {B}, {H - 1}): hidden_size is {H} from w_hh but {H - 1} from recurrent_mask"),
+        ("recurrent-mask-time-major", lambda k: fw(k, recurrent_dropout=0.5, training=True,
+                                                   masks={"recurrent": np.ones((T, B, H),
+                                                                               np.float32)}),
+         ValueError, "recurrent_mask: expected shape (gates, batch, hidden_size)"),
+        ("recurrent-mask-str", lambda k: fw(k, recurrent_dropout=0.5, training=True,
+                                            masks={"recurrent": "ones"}), TypeError,
+         "masks['recurrent']: expected a float array, got str"),
+        ("recurrent-mask-without-rate", lambda k: fw(k, training=True,
+                                                     masks={"recurrent": rm}), ValueError,
+         "masks: 'recurrent' is given exactly when recurrent_dropout > 0"),
+        ("recurrent-mask-missing", lambda k: fw(k, recurrent_dropout=0.5, training=True,
+                                                masks={}), ValueError,
+         "masks: 'recurrent' is given exactly when recurrent_dropout > 0"),
+        ("recurrent-mask-inference", lambda k: fw(k, recurrent_dropout=0.5,
+                                                  masks={"recurrent": rm}), ValueError,
+         "masks: only for training=True"),
     ]
     if op == "lstm":
         cases.append(("zoneout-masks-missing-c", lambda k: fw(
@@ -747,6 +787,24 @@ BINDING_CASES = [
         **dict(RECURRENT_OPTIONS, training=True), zoneout=0.5,
         zoneout_h=np.zeros((T, B, H), np.int32)), TypeError,
      "zoneout_h: expected a float32 or float64 array, got dtype int32"),
+    ("recurrent_forward-recurrent_mask-dtype", lambda k: _C.recurrent_forward(
+        "lstm", *[k.rec["lstm"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **dict(RECURRENT_OPTIONS, training=True), recurrent_mask=np.ones((4, B, H))), TypeError,
+     "recurrent_mask: expected dtype float32 (the dtype of x), got float64"),
+    ("recurrent_forward-recurrent_mask-int", lambda k: _C.recurrent_forward(
+        "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **dict(RECURRENT_OPTIONS, training=True), recurrent_mask=np.ones((3, B, H), np.int8)),
+     TypeError, "recurrent_mask: expected a float32 or float64 array, got dtype int8"),
+    ("recurrent_forward-recurrent_mask-inference", lambda k: _C.recurrent_forward(
+        "rnn", *[k.rec["rnn"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        **RECURRENT_OPTIONS, recurrent_mask=np.ones((1, B, H), np.float32)), ValueError,
+     "recurrent_mask: only for training=True (inference drops nothing)"),
+    ("recurrent_forward-recurrent_mask-proj", lambda k: _C.recurrent_forward(
+        "lstm", k.rec["lstm"]["x"], k.rec["lstm"]["w_ih"], np.zeros((4 * H, 2), np.float32),
+        *[None] * 4, **dict(RECURRENT_OPTIONS, training=True), w_hr=np.zeros((2, H), np.float32),
+        recurrent_mask=np.ones((4, B, H), np.float32)), ValueError,
+     f"recurrent_mask: expected shape (gates, batch, proj_size) = (4, {B}, 2), got (4, {B}, {H})"
+     f": proj_size is 2 from w_hr but {H} from recurrent_mask"),
     ("recurrent_forward-zoneout_h-missing", lambda k: _C.recurrent_forward(
         "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
         **dict(RECURRENT_OPTIONS, training=True), zoneout=0.5), ValueError,

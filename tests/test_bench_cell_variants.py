@@ -23,3 +23,5 @@ def test_cell_variants_bench_runs():
         assert sum(name in line for line in timings) == 2, name  # inference and training
     assert proc.stdout.count("peephole PyTorch loop / rnnfast = ") == 2
     assert proc.stdout.count("zoneout / plain = ") == 2
+    assert sum("rnnfast recurrent-dropout LSTM" in line for line in timings) == 1  # training
+    assert proc.stdout.count("training: recurrent dropout / plain = ") == 1

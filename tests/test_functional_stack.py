@@ -197,8 +197,9 @@ def test_peephole_parameters_follow_the_plain_ones(bias):
     for names, plain_names in zip(stack.names, plain.names):
         assert names[:-1] == plain_names and names[-1].startswith("weight_peephole_l")
         assert stack.shapes[names[-1]] == (3, H)
-    assert stack.kernel_options == {"zoneout": 0.0}
-    assert stack.options == {"proj_size": 0, "peephole": True, "zoneout": 0.0}
+    assert stack.kernel_options == {"zoneout": 0.0, "recurrent_dropout": 0.0}
+    assert stack.options == {"proj_size": 0, "peephole": True, "zoneout": 0.0,
+                             "recurrent_dropout": 0.0}
 
 
 def test_projection_parameters_and_sizes_are_torch_nn_s():

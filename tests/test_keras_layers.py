@@ -276,10 +276,10 @@ def test_unsupported_recurrent_arguments_name_the_layer(cls, arg):
 
 
 @pytest.mark.parametrize("cls", ["SimpleRNN", "LSTM", "GRU"])
-def test_recurrent_dropout_is_refused_for_now(cls):
-    with pytest.raises(ValueError, match=f"^{cls}: recurrent_dropout is not supported yet"):
-        getattr(L, cls)(4, recurrent_dropout=0.2)
-    getattr(L, cls)(4, recurrent_dropout=0.0)  # Keras' default
+def test_recurrent_dropout_reaches_the_core(cls):
+    layer = getattr(L, cls)(4, recurrent_dropout=0.2, input_dim=3)
+    assert layer.rnn.recurrent_dropout == 0.2 and layer.get_config()["recurrent_dropout"] == 0.2
+    assert getattr(L, cls)(4, input_dim=3).rnn.recurrent_dropout == 0.0  # Keras' default
 
 
 def test_nn_dense_still_pytorch_free_of_keras_lists(rng):

@@ -33,6 +33,7 @@ struct RecurrentCtx {
   std::optional<py::array> w_hr;        // LSTM projection [P, H]
   std::optional<py::array> zoneout_h, zoneout_c;  // training zoneout masks [T, B, ...]
   double zoneout = 0.0;                            // the rate (inference: d itself)
+  std::optional<py::array> recurrent_mask;         // training recurrent dropout [G, B, ...]
   bool has_h0 = false, has_c0 = false;
   Precision precision = Precision::float32;  // of the products, forward and backward
   RecurrentWorkspace<float> ws32;
@@ -71,6 +72,7 @@ RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
   w.zoneout_h = ptr<T>(c.zoneout_h);
   w.zoneout_c = ptr<T>(c.zoneout_c);
   w.zoneout = static_cast<T>(c.zoneout);
+  w.recurrent_mask = ptr<T>(c.recurrent_mask);
   return w;
 }
 
@@ -117,6 +119,21 @@ void zoneout_options(RecurrentCtx& ctx, const py::object& rate_obj, const py::ob
   if (is_lstm) ctx.zoneout_c = optional_array(c_obj, "zoneout_c", x, {time, batch, hidden});
 }
 
+// The recurrent dropout mask of a training forward: [G, B, state_size] of x's dtype (one mask
+// per gate, the same at every step, time-major whatever batch_first); None: none.
+void recurrent_dropout_option(RecurrentCtx& ctx, const py::object& mask_obj, const py::array& x,
+                              bool training) {
+  if (mask_obj.is_none()) return;
+  if (!training)
+    throw py::value_error("recurrent_mask: only for training=True (inference drops nothing)");
+  const SeqShape& s = ctx.shape;
+  const index_t G = gate_count(ctx.cell);
+  const Dim gates{"gates", G, ctx.op == "rnn" ? "an RNN" : ctx.op == "lstm" ? "an LSTM" : "a GRU"};
+  const Dim batch{"batch", s.B, "x"};
+  const Dim state = s.P ? Dim{"proj_size", s.P, "w_hr"} : Dim{"hidden_size", s.H, "w_hh"};
+  ctx.recurrent_mask = optional_array(mask_obj, "recurrent_mask", x, {gates, batch, state});
+}
+
 template <typename T>
 py::tuple forward_impl(std::shared_ptr<RecurrentCtx> ctx, const std::optional<py::array>& h0,
                        const std::optional<py::array>& c0, bool training) {
@@ -153,7 +170,8 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
                                     const py::object& w_peephole_obj,
                                     const py::object& w_hr_obj, const py::object& zoneout_obj,
                                     const py::object& zoneout_h_obj,
-                                    const py::object& zoneout_c_obj) {
+                                    const py::object& zoneout_c_obj,
+                                    const py::object& recurrent_mask_obj) {
   const std::string op = choice_arg(op_obj, "op", kRecurrentOps);
   auto ctx = std::make_shared<RecurrentCtx>();
   ctx->op = op;
@@ -245,6 +263,7 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
                "x and hidden_size");
   if (w_hr) ctx->w_hr = contiguous_float(*w_hr);
   zoneout_options(*ctx, zoneout_obj, zoneout_h_obj, zoneout_c_obj, x, training);
+  recurrent_dropout_option(*ctx, recurrent_mask_obj, x, training);
   ctx->has_h0 = bool(h0);
   ctx->has_c0 = bool(c0);
 
@@ -362,7 +381,7 @@ void bind_recurrent(Entries& m) {
         py::arg("training").noconvert(), py::arg("precision") = "float32",
         py::arg("w_peephole") = py::none(), py::arg("w_hr") = py::none(),
         py::arg("zoneout") = 0.0, py::arg("zoneout_h") = py::none(),
-        py::arg("zoneout_c") = py::none());
+        py::arg("zoneout_c") = py::none(), py::arg("recurrent_mask") = py::none());
   m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

@@ -13,6 +13,7 @@
 
 #include "cell_steps.h"
 #include "recurrent_common.h"
+#include "recurrent_dropout.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/recurrent.h"
 
@@ -73,16 +74,23 @@ void peephole_grads(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T*
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward. The
-// cell C and its options (Peep: LSTM peepholes; Zone: zoneout) are template parameters: no
-// switch per row.
-template <typename T, Cell C, bool Peep, bool Zone>
+// cell C and its options (Peep: LSTM peepholes; Zone: zoneout; Drop: recurrent dropout, one
+// product per gate masked before it is added) are template parameters: no switch per row.
+template <typename T, Cell C, bool Peep, bool Zone, bool Drop>
 void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
-                  const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
+                  const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
+                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
                   Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, G = gate_count(C), GH = G * H;
   PackedB<T> whh;  // W_hh [G*H, H]: its columns are the hidden units
-  whh.pack(false, GH, H, w_hh, H, prec);
-  const index_t hb = whh.panel_width(), blocks = (H + hb - 1) / hb;
+  detail::GatePackedWeights<T> whh_k;  // Drop: W_hh_k [H, H] of each gate apart
+  if constexpr (Drop)
+    whh_k.pack(false, G, H, H, w_hh, prec);
+  else
+    whh.pack(false, GH, H, w_hh, H, prec);
+  const index_t hb = Drop ? whh_k.gate[0].panel_width() : whh.panel_width();
+  const index_t blocks = (H + hb - 1) / hb;
+  Buffer<T> tmp(Drop ? B * H : 0);  // Drop: one gate's product
   Buffer<T> stage_a(B * GH), stage_b(B * GH);
   // Zone: d * dh and d * dc, the previous state's parts of this step's gradients
   Buffer<T> keep_h(Zone ? B * H : 0), keep_c(Zone && C == Cell::lstm ? B * H : 0);
@@ -141,9 +149,14 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
     // or packed once), then each block's gate gradients.
     auto run_blocks = [&](index_t q0, index_t q1) {
-      if (prev)
-        gemm_packed_cols<T>(b1 - b0, prev + b0 * GH, GH, whh, q0 * hb, std::min(H, q1 * hb), T(1),
-                            dh + b0 * H, H);
+      if (prev) {
+        if constexpr (Drop)
+          drop.add_products_cols(b0, b1 - b0, prev + b0 * GH, GH, H, whh_k.gate, q0 * hb,
+                                 std::min(H, q1 * hb), tmp.data(), dh);
+        else
+          gemm_packed_cols<T>(b1 - b0, prev + b0 * GH, GH, whh, q0 * hb, std::min(H, q1 * hb),
+                              T(1), dh + b0 * H, H);
+      }
       for (index_t q = q0; q < q1; ++q) grads(q);
     };
     for (; step >= 0; --step) {
@@ -154,7 +167,13 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
       prev = cur;
       cur = cur == stage_a.data() ? stage_b.data() : stage_a.data();
     }
-    if (prev) gemm_packed<T>(b1 - b0, prev + b0 * GH, GH, whh, T(1), dh + b0 * H, H);
+    if (prev) {
+      if constexpr (Drop)
+        drop.add_products_cols(b0, b1 - b0, prev + b0 * GH, GH, H, whh_k.gate, 0, H, tmp.data(),
+                               dh);
+      else
+        gemm_packed<T>(b1 - b0, prev + b0 * GH, GH, whh, T(1), dh + b0 * H, H);
+    }
   };
   if (detail::split_batch<T>(s, G))
     parallel_for(B, detail::kMinSequencesPerThread,
@@ -163,17 +182,24 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     run(0, B, true);
 }
 
-// The reverse time loop of GRU with reset before; dh as in loop_blocked. Zone: zoneout.
-template <typename T, bool Zone>
+// The reverse time loop of GRU with reset before; dh as in loop_blocked. Zone: zoneout; Drop:
+// recurrent dropout (the n gate's product took r * (h * m_n): d(r * h) is scaled by m_n).
+template <typename T, bool Zone, bool Drop>
 void loop_reset_before(const SeqShape& s, const T* w_hh, const detail::Zoneout<T>& zone,
-                       const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dh_io,
+                       const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
+                       const T* dy, T* dgx, T* dh_io,
                        Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, GH = 3 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   PackedB<T> whh, whh_n;  // W_hh of the r,z gates [2H, H] and of the n gate [H, H]
-  whh.pack(false, 2 * H, H, w_hh, H, prec);
+  detail::GatePackedWeights<T> whh_rz;  // Drop: W_hh_r and W_hh_z [H, H] apart
+  if constexpr (Drop)
+    whh_rz.pack(false, 2, H, H, w_hh, prec);
+  else
+    whh.pack(false, 2 * H, H, w_hh, H, prec);
   whh_n.pack(false, H, H, w_hh + 2 * H * H, H, prec);
   Buffer<T> stage(B * GH), back(B * H), drh(B * H), dh_direct(B * H);
+  Buffer<T> tmp(Drop ? B * H : 0);
   Buffer<T> keep(Zone ? B * H : 0);  // d * dh, the previous state's part
   T* dh = dh_io;
   for (index_t step = s.steps() - 1; step >= 0; --step) {
@@ -198,6 +224,11 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const detail::Zoneout<T
     detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
       if (!s.active(step, b)) return;
       const index_t row = s.row(s.time_of(step, b), b);
+      if constexpr (Drop) {  // d(r * h) = drh * m_n
+        T* d = drh.data() + b * H;
+        const T* m = drop.at(2, b);
+        for (index_t j = 0; j < H; ++j) d[j] *= m[j];
+      }
       steps.gru_before_grad_r(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H,
                               drh.data() + b * H, dh_direct.data() + b * H, dgx + row * GH,
                               stage.data() + b * GH);
@@ -205,7 +236,10 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const detail::Zoneout<T
     });
     // dh = direct part + staged gate gradients W_hh (zero rows for inactive sequences).
     std::memcpy(back.data(), dh_direct.data(), sizeof(T) * B * H);
-    gemm_packed<T>(B, stage.data(), GH, whh, T(1), back.data(), H);
+    if constexpr (Drop)
+      drop.add_products(2, stage.data(), GH, H, whh_rz.gate, tmp.data(), back.data());
+    else
+      gemm_packed<T>(B, stage.data(), GH, whh, T(1), back.data(), H);
     std::memcpy(dh, back.data(), sizeof(T) * B * H);
   }
 }
@@ -214,15 +248,20 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const detail::Zoneout<T
 // out), dc [B, H] likewise. Per step, dm = dh W_hr (one GEMM: every unit of dm needs all of dh),
 // the gate gradients by rows, then dh = (staged gate gradients) W_hh. dh_rows [rows, P] keeps
 // the gradient of every step's h for dW_hr = dh_rows^T m.
-template <typename T, bool Peep, bool Zone>
+template <typename T, bool Peep, bool Zone, bool Drop>
 void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* peep,
-                    const detail::Zoneout<T>& zone, const RecurrentWorkspace<T>& ws, const T* dy,
-                    T* dgx, T* dh_rows, T* dh, T* dc,
-                    Precision prec) {  // bf16: precision of the products
+                    const detail::Zoneout<T>& zone, const detail::RecurrentDropout<T>& drop,
+                    const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dh_rows, T* dh,
+                    T* dc, Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, P = s.P, GH = 4 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   PackedB<T> whh, whr;  // W_hh [4H, P], W_hr [P, H]
-  whh.pack(false, GH, P, w_hh, P, prec);
+  detail::GatePackedWeights<T> whh_k;  // Drop: W_hh_k [H, P] of each gate apart
+  if constexpr (Drop)
+    whh_k.pack(false, 4, H, P, w_hh, prec);
+  else
+    whh.pack(false, GH, P, w_hh, P, prec);
+  Buffer<T> tmp(Drop ? B * P : 0);
   whr.pack(false, P, H, w_hr, H, prec);
   Buffer<T> stage(B * GH), dm(B * H);
   // Zone: d * dh and d * dc, the previous state's parts of this step's gradients
@@ -261,7 +300,10 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* pe
         std::fill_n(dh + b * P, P, T(0));  // h_{t-1} reaches h_t through W_hh only
       }
     });
-    gemm_packed<T>(B, stage.data(), GH, whh, T(1), dh, P);
+    if constexpr (Drop)
+      drop.add_products(4, stage.data(), GH, H, whh_k.gate, tmp.data(), dh);
+    else
+      gemm_packed<T>(B, stage.data(), GH, whh, T(1), dh, P);
   }
 }
 
@@ -276,6 +318,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const bool is_lstm = cell == Cell::lstm, projected = is_lstm && w.w_hr;
   const bool zoned = w.zoneout_h != nullptr;  // training: the forward's masks
   const detail::Zoneout<T> zone = detail::Zoneout<T>::of(w);
+  const bool dropped = w.recurrent_mask != nullptr;
+  const detail::RecurrentDropout<T> drop = detail::RecurrentDropout<T>::of(w, G, s);
 
   // dgx: input-side gate gradients of every row; dgh_n: recurrent-side n-gate gradients of every
   // row (GRU reset after: they differ from the input side by the factor r).
@@ -290,26 +334,30 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   if (is_lstm) {
     if (dc_n) std::memcpy(dc.data(), dc_n, sizeof(T) * B * H); else dc.zero();
   }
-  if (cell == Cell::gru_reset_before)
-    detail::with_flag(zoned, [&](auto zone_c) {
-      loop_reset_before<T, decltype(zone_c)::value>(s, w.w_hh, zone, ws, dy, dgx.data(),
-                                                    dh.data(), w.precision);
-    });
-  else if (projected)
-    detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
+  detail::with_flag(dropped, [&](auto drop_c) {
+    constexpr bool Drop = decltype(drop_c)::value;
+    if (cell == Cell::gru_reset_before)
       detail::with_flag(zoned, [&](auto zone_c) {
-        loop_projected<T, decltype(peep_c)::value, decltype(zone_c)::value>(
-            s, w.w_hh, w.w_hr, w.w_peephole, zone, ws, dy, dgx.data(), dh_rows.data(),
-            dh.data(), dc.data(), w.precision);
+        loop_reset_before<T, decltype(zone_c)::value, Drop>(s, w.w_hh, zone, drop, ws, dy,
+                                                            dgx.data(), dh.data(), w.precision);
       });
-    });
-  else
-    detail::with_blocked_options(
-        cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
-        loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
-                     decltype(zone_c)::value>(s, w.w_hh, w.w_peephole, zone, ws, dy, dgx.data(),
-                                              dgh_n.data(), dh.data(), dc.data(), w.precision);
+    else if (projected)
+      detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
+        detail::with_flag(zoned, [&](auto zone_c) {
+          loop_projected<T, decltype(peep_c)::value, decltype(zone_c)::value, Drop>(
+              s, w.w_hh, w.w_hr, w.w_peephole, zone, drop, ws, dy, dgx.data(), dh_rows.data(),
+              dh.data(), dc.data(), w.precision);
         });
+      });
+    else
+      detail::with_blocked_options(
+          cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
+          loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
+                       decltype(zone_c)::value, Drop>(s, w.w_hh, w.w_peephole, zone, drop, ws,
+                                                      dy, dgx.data(), dgh_n.data(), dh.data(),
+                                                      dc.data(), w.precision);
+          });
+  });
   if (g.w_peephole && is_lstm && w.w_peephole)
     peephole_grads(s, ws, dgx.data(), g.w_peephole);
 
@@ -328,8 +376,10 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // of 400 x 200 x 10000 once; GRU T=30 B=128 I=32 H=128: 13.7 -> 10.2 ms for its three dW
   // GEMMs, 1 thread); each element gets the value the separate GEMMs would give. The n rows of
   // a GRU multiply other inputs on the recurrent side (r * (W_hn h) or W_hn (r * h)).
+  // With recurrent dropout each gate's rows of dW_hh multiply h_prev * m_k: one GEMM per gate
+  // (recurrent_dropout.h), dW_ih one GEMM of its own.
   const bool gru_like = G == 3;
-  const index_t shared = g.w_ih && g.w_hh ? (gru_like ? 2 * H : GH) : 0;
+  const index_t shared = g.w_ih && g.w_hh && !dropped ? (gru_like ? 2 * H : GH) : 0;
   const T* hprev = ws.hprev.data();
   if (shared) {
     const index_t IH = I + Hs;
@@ -350,10 +400,16 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   if (g.w_ih && shared < GH)
     gemm<T>(true, false, GH - shared, I, rows, T(1), dgx.data() + shared, GH, x, I, T(0),
             g.w_ih + shared * I, I, w.precision);
-  if (g.w_hh && !shared)
+  if (g.w_hh && !shared && dropped)
+    detail::masked_recurrent_weight_grads(s, drop, 0, gru_like ? 2 : G, H, dgx.data(), GH, 0,
+                                          hprev, g.w_hh, w.precision);
+  else if (g.w_hh && !shared)
     gemm<T>(true, false, gru_like ? 2 * H : GH, Hs, rows, T(1), dgx.data(), GH, hprev, Hs, T(0),
             g.w_hh, Hs, w.precision);
-  if (g.w_hh && cell == Cell::gru)
+  if (g.w_hh && cell == Cell::gru && dropped)
+    detail::masked_recurrent_weight_grads(s, drop, 2, 3, H, dgh_n.data(), H, 0, hprev, g.w_hh,
+                                          w.precision);
+  else if (g.w_hh && cell == Cell::gru)
     gemm<T>(true, false, H, H, rows, T(1), dgh_n.data(), H, hprev, H, T(0), g.w_hh + 2 * H * H,
             H, w.precision);
   if (g.w_hh && cell == Cell::gru_reset_before) {
@@ -365,6 +421,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
         const index_t row = s.row(t, b);
         const T* r = ws.gates.data() + row * GH;
         for (index_t j = 0; j < H; ++j) rh[row * H + j] = r[j] * hprev[row * H + j];
+        if (dropped)  // the product took r * (h * m_n)
+          for (index_t j = 0; j < H; ++j) rh[row * H + j] *= drop.at(2, b)[j];
       }
     gemm<T>(true, false, H, H, rows, T(1), dgx.data() + 2 * H, GH, rh.data(), H, T(0),
             g.w_hh + 2 * H * H, H, w.precision);

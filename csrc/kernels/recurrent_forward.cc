@@ -19,6 +19,7 @@
 
 #include "cell_steps.h"
 #include "recurrent_common.h"
+#include "recurrent_dropout.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/recurrent.h"
 
@@ -240,6 +241,24 @@ struct GateBlockedWeights {
                         precision);
     }
   }
+
+  // The same with a left operand per gate (recurrent dropout): gate k's columns (contiguous in
+  // each block) times hm + k * gate_stride [M, H].
+  void product_gated(index_t M, const T* hm, index_t gate_stride, index_t q0, index_t q1,
+                     T* hg) const {
+    const index_t N = blocks * width;
+    for (index_t q = q0; q < q1; ++q) {
+      const index_t j0 = q * hb, n = std::min(hb, H - j0);
+      for (index_t k = 0; k < G; ++k) {
+        const T* a = hm + k * gate_stride;
+        const index_t c0 = q * width + k * hb;
+        if (direct)
+          gemm_rows_nt<T>(M, n, H, a, H, direct + (k * H + j0) * H, H, hg + c0, N, precision);
+        else
+          gemm_packed_cols<T>(M, a, H, packed, c0, c0 + hb, T(0), hg, N);
+      }
+    }
+  }
 };
 
 // The time loop of every cell but GRU with reset before. h [B, H]: the initial state in, the
@@ -247,11 +266,13 @@ struct GateBlockedWeights {
 // every step (detail::split_batch: no synchronisation at all) or share each step by blocks of
 // hidden units (one parallel region per step). The cell C and its options are template
 // parameters, so that no row tests them: Train (ws holds what backward needs), Peep (LSTM
-// peepholes), Zone (zoneout).
-template <typename T, Cell C, bool Train, bool Peep, bool Zone>
+// peepholes), Zone (zoneout), Drop (recurrent dropout: one product per gate and block, each
+// with its masked state h * m_k, which the epilogue of each block writes for the next step).
+template <typename T, Cell C, bool Train, bool Peep, bool Zone, bool Drop>
 void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T* peep,
                        const T* b_hn, const detail::Zoneout<T>& zone,
-                       const Projections<T>& proj, T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
+                       const detail::RecurrentDropout<T>& drop, const Projections<T>& proj, T* h,
+                       T* c, T* y, RecurrentWorkspace<T>* ws,
                        Precision prec) {  // bf16: precision of the products
   const index_t B = s.B, H = s.H, G = gate_count(C);
   const bool by_sequences = detail::split_batch<T>(s, G);
@@ -260,6 +281,8 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   const index_t N = w.blocks * w.width;  // columns of the product
   Buffer<T> hg(B * N), other(B * H);
   Buffer<T> cprev(Zone && C == Cell::lstm && !Train ? B * H : 0);  // c before the step
+  Buffer<T> hm_a(Drop ? G * B * H : 0), hm_b(Drop ? G * B * H : 0);  // h * m_k [G, B, H]
+  if constexpr (Drop) drop.apply_all(h, hm_a.data());
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * w.width * H);
 
@@ -270,6 +293,8 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
     T* hp = h;             // the state before the step [B, H]
     T* hn = other.data();  // and after it
+    T* hmp = hm_a.data();  // Drop: h * m_k before the step
+    T* hmn = hm_b.data();  // and after it
     index_t step = 0;
 
     // The gate math of block q for every sequence, from its GEMM tile in hg.
@@ -280,6 +305,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         T* hnb = hn + b * H + j0;
         if (!s.active(step, b)) {
           std::memcpy(hnb, hpb, size);
+          if constexpr (Drop) drop.apply(b, j0, n, hnb, hmn + b * H + j0, B * H);
           continue;
         }
         const index_t t = s.time_of(step, b), row = s.row(t, b);
@@ -304,13 +330,17 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
                     Train ? ws->extra.data() + row * H + j0 : nullptr);
         }
         if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, j0), n, hpb, hnb);
+        if constexpr (Drop) drop.apply(b, j0, n, hnb, hmn + b * H + j0, B * H);
         std::memcpy(y + row * H + j0, hnb, size);
       }
     };
     // Blocks [q0, q1): one GEMM for all of them (A, the state, is read or packed once), then the
     // gate math of each block while its part of the product is still in cache.
     auto run_blocks = [&](index_t q0, index_t q1) {
-      w.product(b1 - b0, hp + b0 * H, q0, q1, hg.data() + b0 * N);
+      if constexpr (Drop)
+        w.product_gated(b1 - b0, hmp + b0 * H, B * H, q0, q1, hg.data() + b0 * N);
+      else
+        w.product(b1 - b0, hp + b0 * H, q0, q1, hg.data() + b0 * N);
       for (index_t q = q0; q < q1; ++q) gates(q);
     };
     for (const index_t n_steps = s.steps(); step < n_steps; ++step) {
@@ -320,6 +350,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
       else
         run_blocks(0, w.blocks);
       std::swap(hp, hn);
+      if constexpr (Drop) std::swap(hmp, hmn);
     }
     if (hp != h) std::memcpy(h + b0 * H, hp + b0 * H, sizeof(T) * (b1 - b0) * H);
   };
@@ -331,11 +362,12 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
 }
 
 // The time loop of GRU with reset before: h and the rows of xg as in loop_gate_blocked, and
-// the options Train and Zone.
-template <typename T, bool Train, bool Zone>
+// the options Train, Zone and Drop (recurrent dropout: h * m_k in a row pass, one product per
+// gate, and r * (h * m_n) into the n gate's).
+template <typename T, bool Train, bool Zone, bool Drop>
 void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias,
-                       const detail::Zoneout<T>& zone, const Projections<T>& proj, T* h, T* y,
-                       RecurrentWorkspace<T>* ws,
+                       const detail::Zoneout<T>& zone, const detail::RecurrentDropout<T>& drop,
+                       const Projections<T>& proj, T* h, T* y, RecurrentWorkspace<T>* ws,
                        Precision prec) {  // bf16: precision of the products
   InputProjection<T> local;
   if (!proj.shared) local.windows(s, 3 * s.H, proj.x, proj.wih, 0, s.B, proj.into);
@@ -343,18 +375,34 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias,
   const index_t B = s.B, H = s.H, GH = 3 * H;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   PackedB<T> whh, whh_n;  // W_hh^T of the r,z gates [H, 2H] and of the n gate [H, H]
-  whh.pack(true, H, 2 * H, w_hh, H, prec);
+  detail::GatePackedWeights<T> whh_rz;  // Drop: W_hh_r^T and W_hh_z^T [H, H] apart
+  if constexpr (Drop)
+    whh_rz.pack(true, 2, H, H, w_hh, prec);
+  else
+    whh.pack(true, H, 2 * H, w_hh, H, prec);
   whh_n.pack(true, H, H, w_hh + 2 * H * H, H, prec);
   Buffer<T> hg(B * 2 * H), rh(B * H), hn(B * H);
   Buffer<T> hprev(Zone && !Train ? B * H : 0);  // inference with zoneout: h before the step
+  Buffer<T> hm(Drop ? 3 * B * H : 0);              // Drop: h * m_k [3, B, H]
   rh.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     local.prepare(step);
-    gemm_packed<T>(B, h, H, whh, T(0), hg.data(), 2 * H);
+    if constexpr (Drop) {
+      detail::for_each_batch_row(B, 3 * H, [&](index_t b) {
+        drop.apply(b, 0, H, h + b * H, hm.data() + b * H, B * H);
+      });
+      for (index_t k = 0; k < 2; ++k)
+        gemm_packed<T>(B, hm.data() + k * B * H, H, whh_rz.gate[k], T(0), hg.data() + k * H,
+                       2 * H);
+    } else {
+      gemm_packed<T>(B, h, H, whh, T(0), hg.data(), 2 * H);
+    }
     detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
       if (!s.active(step, b)) return;
       const index_t t = s.time_of(step, b);
-      steps.gru_before_gates(H, xg.at(t, b), hg.data() + b * 2 * H, bias, h + b * H,
+      // Drop: the n gate's product takes r * (h * m_n)
+      const T* hb = Drop ? hm.data() + 2 * B * H + b * H : h + b * H;
+      steps.gru_before_gates(H, xg.at(t, b), hg.data() + b * 2 * H, bias, hb,
                              rh.data() + b * H);
     });
     gemm_packed<T>(B, rh.data(), H, whh_n, T(0), hn.data(), H);
@@ -374,11 +422,13 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const T* bias,
 // The time loop of the LSTM with a projection (h = W_hr m, m = o * tanh(c), h of P features):
 // two products per step, the second needing m of every unit, so each is one GEMM over the
 // batch (threaded inside) and the gate math runs between them by rows. h [B, P] and c [B, H]
-// as in loop_gate_blocked, and the options Train, Peep and Zone.
-template <typename T, bool Train, bool Peep, bool Zone>
+// as in loop_gate_blocked, and the options Train, Peep, Zone and Drop (recurrent dropout: h * m_k
+// in a row pass, one product per gate).
+template <typename T, bool Train, bool Peep, bool Zone, bool Drop>
 void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bias,
-                    const T* peep, const detail::Zoneout<T>& zone, const Projections<T>& proj,
-                    T* h, T* c, T* y, RecurrentWorkspace<T>* ws,
+                    const T* peep, const detail::Zoneout<T>& zone,
+                    const detail::RecurrentDropout<T>& drop, const Projections<T>& proj, T* h,
+                    T* c, T* y, RecurrentWorkspace<T>* ws,
                     Precision prec) {  // bf16: of the products
   const index_t B = s.B, H = s.H, P = s.P, GH = 4 * H;
   InputProjection<T> local;
@@ -386,14 +436,27 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* bi
   const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   PackedB<T> whh, whr;  // W_hh^T [P, 4H], W_hr^T [H, P]
-  whh.pack(true, P, GH, w_hh, P, prec);
+  detail::GatePackedWeights<T> whh_k;  // Drop: each W_hh_k^T [P, H] apart
+  if constexpr (Drop)
+    whh_k.pack(true, 4, H, P, w_hh, prec);
+  else
+    whh.pack(true, P, GH, w_hh, P, prec);
   whr.pack(true, H, P, w_hr, H, prec);
   Buffer<T> hg(B * GH), m(B * H), hn(B * P);
   Buffer<T> cprev(Zone && !Train ? B * H : 0);  // inference with zoneout: c before the step
+  Buffer<T> hm(Drop ? 4 * B * P : 0);           // Drop: h * m_k [4, B, P]
   m.zero();
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     local.prepare(step);
-    gemm_packed<T>(B, h, P, whh, T(0), hg.data(), GH);
+    if constexpr (Drop) {
+      detail::for_each_batch_row(B, 4 * P, [&](index_t b) {
+        drop.apply(b, 0, P, h + b * P, hm.data() + b * P, B * P);
+      });
+      for (index_t k = 0; k < 4; ++k)
+        gemm_packed<T>(B, hm.data() + k * B * P, P, whh_k.gate[k], T(0), hg.data() + k * H, GH);
+    } else {
+      gemm_packed<T>(B, h, P, whh, T(0), hg.data(), GH);
+    }
     detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
       if (!s.active(step, b)) return;
       const index_t row = s.row(s.time_of(step, b), b);
@@ -438,6 +501,7 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   const bool is_lstm = cell == Cell::lstm, projected = is_lstm && w.w_hr;
   const bool zoned = w.has_zoneout();
   const detail::Zoneout<T> zone = detail::Zoneout<T>::of(w);
+  const detail::RecurrentDropout<T> drop = detail::RecurrentDropout<T>::of(w, G, s);
 
   // Workspace and constants, all allocated before the time loop.
   if (ws) {
@@ -481,30 +545,34 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
       for (index_t t = s.steps(); t < s.T; ++t)
         std::fill_n(ws->gates.data() + s.row(t, b) * GH, GH, T(0));
 
-  // The cell's loop, training and the cell's options as its template parameters.
+  // The cell's loop, training and the cell's options as its template parameters (recurrent
+  // dropout in training only: inference drops nothing).
   detail::with_flag(ws != nullptr, [&](auto train_c) {
     constexpr bool Train = decltype(train_c)::value;
-    if (cell == Cell::gru_reset_before)
-      detail::with_flag(zoned, [&](auto zone_c) {
-        loop_reset_before<T, Train, decltype(zone_c)::value>(s, w.w_hh, bias.data(), zone, proj,
-                                                             h_n, y, ws, w.precision);
-      });
-    else if (projected)
-      detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
+    detail::with_flag(Train && w.recurrent_mask != nullptr, [&](auto drop_c) {
+      constexpr bool Drop = Train && decltype(drop_c)::value;
+      if (cell == Cell::gru_reset_before)
         detail::with_flag(zoned, [&](auto zone_c) {
-          loop_projected<T, Train, decltype(peep_c)::value, decltype(zone_c)::value>(
-              s, w.w_hh, w.w_hr, bias.data(), w.w_peephole, zone, proj, h_n, c, y, ws,
-              w.precision);
+          loop_reset_before<T, Train, decltype(zone_c)::value, Drop>(
+              s, w.w_hh, bias.data(), zone, drop, proj, h_n, y, ws, w.precision);
         });
-      });
-    else
-      detail::with_blocked_options(
-          cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
-            loop_gate_blocked<T, decltype(cell_c)::value, Train, decltype(peep_c)::value,
-                              decltype(zone_c)::value>(
-                s, w.w_hh, bias.data(), w.w_peephole, b_hn.data(), zone, proj, h_n,
-                is_lstm ? c : nullptr, y, ws, w.precision);
+      else if (projected)
+        detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
+          detail::with_flag(zoned, [&](auto zone_c) {
+            loop_projected<T, Train, decltype(peep_c)::value, decltype(zone_c)::value, Drop>(
+                s, w.w_hh, w.w_hr, bias.data(), w.w_peephole, zone, drop, proj, h_n, c, y, ws,
+                w.precision);
           });
+        });
+      else
+        detail::with_blocked_options(
+            cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
+              loop_gate_blocked<T, decltype(cell_c)::value, Train, decltype(peep_c)::value,
+                                decltype(zone_c)::value, Drop>(
+                  s, w.w_hh, bias.data(), w.w_peephole, b_hn.data(), zone, drop, proj, h_n,
+                  is_lstm ? c : nullptr, y, ws, w.precision);
+            });
+    });
   });
 }
 

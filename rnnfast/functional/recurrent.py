@@ -18,6 +18,15 @@ value where its mask is 1, ``h_t = d * h_{t-1} + (1 - d) * h~_t``; the masks are
 ``rnnfast.reference.recurrent_masks(op, T, B, H, zoneout=p, seed=seed)`` (time-major, drawn
 with probability p), or the ``masks`` given. At inference d is p itself (the expectation).
 With a projection the mask of h is ``(T, B, P)``.
+
+Recurrent dropout (Keras' ``recurrent_dropout``, Gal and Ghahramani's variational dropout; docs/
+DESIGN.md "Recurrent dropout"): with ``recurrent_dropout`` p > 0 and ``training=True``, gate k's
+recurrent product is ``(h_{t-1} * m_k) W_hh_k^T``, where ``m`` ``(G, B, H)`` (``(G, B, P)`` with
+a projection) holds 0 or ``1 / (1 - p)``, drawn once per call (the same at every step, one
+independent mask per gate, as Keras 3 does): ``recurrent_masks(op, T, B, H,
+recurrent_dropout=p, seed=seed)["recurrent"]`` (one draw with the zoneout masks, zoneout first),
+or ``masks["recurrent"]``. The carried state and the GRU's ``z * h`` are not dropped. At
+inference nothing is dropped.
 """
 from __future__ import annotations
 
@@ -28,42 +37,63 @@ import numpy as np
 from rnnfast import _C
 from rnnfast.functional._precision import widen_bfloat16 as _w
 from rnnfast.functional._types import Array, ArrayLike, Context, Gradients
-from rnnfast._masks import recurrent_masks
+from rnnfast._masks import _check_rate, recurrent_masks
+
+def _mask_array(name: str, m: Any, dtype: Any) -> Array:
+    """A given or drawn mask in x's dtype; what is not a float array is refused by name."""
+    if isinstance(m, (str, bytes)) or np.asarray(m).dtype.kind not in "fiub":
+        raise TypeError(f"masks[{name!r}]: expected a float array, got {type(m).__name__}")
+    return np.ascontiguousarray(m, dtype=dtype)
+
 
 def _zoneout_masks(op: str, x: Any, w_hh: Any, w_hr: Any, batch_first: bool, zoneout: Any,
-                   seed: Any, masks: Optional[Mapping[str, ArrayLike]], training: bool) -> dict:
-    """The binding's zoneout keywords: the rate, and in training the masks of h (and c) in
-    x's dtype, drawn by the reference's ``recurrent_masks`` unless ``masks`` gives them. What
-    cannot be drawn (malformed shapes, a bad rate) is left to the binding to report."""
+                   seed: Any, masks: Optional[Mapping[str, ArrayLike]], training: bool,
+                   recurrent_dropout: Any = 0.0) -> dict:
+    """The binding's zoneout and recurrent dropout keywords: the zoneout rate, and in training
+    the masks of h (and c) and the recurrent dropout masks in x's dtype, drawn by the
+    reference's ``recurrent_masks`` unless ``masks`` gives them. What cannot be drawn
+    (malformed shapes, a bad zoneout rate) is left to the binding to report."""
     out = {"zoneout": zoneout}
+    recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout")
     if masks is not None:
         if not training:
             raise ValueError("masks: only for training=True (inference uses the zoneout "
-                             "expectation)")
+                             "expectation and drops nothing)")
         if not isinstance(masks, Mapping):
             raise TypeError(f"masks: expected a dict like recurrent_masks returns, got "
                             f"{type(masks).__name__}")
-        unknown = set(masks) - {"zoneout_h", "zoneout_c"}
+        unknown = set(masks) - {"zoneout_h", "zoneout_c", "recurrent"}
         if unknown:
             raise ValueError(f"masks: unexpected key {sorted(unknown)[0]!r} (expected "
-                             f"'zoneout_h' and, for the LSTM, 'zoneout_c')")
-    if not training or isinstance(zoneout, bool) or \
-            not isinstance(zoneout, (int, float, np.integer, np.floating)) or not zoneout > 0:
+                             f"'zoneout_h', for the LSTM 'zoneout_c', and 'recurrent')")
+        if ("recurrent" in masks) != (recurrent_dropout > 0):
+            raise ValueError("masks: 'recurrent' is given exactly when recurrent_dropout > 0 "
+                             f"(got recurrent_dropout={recurrent_dropout} and the keys "
+                             f"{sorted(masks)})")
+    zoned = training and not isinstance(zoneout, bool) and \
+        isinstance(zoneout, (int, float, np.integer, np.floating)) and zoneout > 0
+    dropped = training and recurrent_dropout > 0
+    if not zoned and not dropped:
         if masks is not None:
             out.update({name: masks.get(name) for name in ("zoneout_h", "zoneout_c")})
         return out
     xa, wa = np.asarray(x), np.asarray(w_hh)
     dtype = xa.dtype if xa.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     if masks is None:
-        if xa.ndim != 3 or wa.ndim != 2 or not 0 < zoneout < 1:
+        if xa.ndim != 3 or wa.ndim != 2 or (zoned and not 0 < zoneout < 1):
             return out
         T, B = xa.shape[1::-1] if batch_first else xa.shape[:2]
         proj = None if w_hr is None else np.shape(w_hr)[0]
         H = wa.shape[1] if w_hr is None else np.shape(w_hr)[1]
-        masks = recurrent_masks(op, T, B, H, proj_size=proj, zoneout=zoneout, seed=seed)
-    for name in ("zoneout_h", "zoneout_c"):
+        masks = recurrent_masks(op, T, B, H, proj_size=proj, zoneout=zoneout if zoned else 0.0,
+                                recurrent_dropout=recurrent_dropout, seed=seed)
+    names = ("zoneout_h", "zoneout_c") if zoned else ()
+    for name in names + (("recurrent",) if dropped else ()):
         m = masks.get(name)
-        out[name] = None if m is None else np.ascontiguousarray(m, dtype=dtype)
+        key = "recurrent_mask" if name == "recurrent" else name
+        out[key] = None if m is None else _mask_array(name, m, dtype)
+    if not zoned and masks is not None:
+        out.update({name: masks.get(name) for name in ("zoneout_h", "zoneout_c")})
     return out
 
 
@@ -82,7 +112,7 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
                 nonlinearity: str = "tanh", lengths: Optional[ArrayLike] = None,
                 reverse: bool = False, batch_first: bool = False,
                 training: bool = False, precision: str = "float32", zoneout: float = 0.0,
-                seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
+                recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
                 ) -> Tuple[Array, Array, Optional[Context]]:
     """Elman RNN over whole sequences: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
 
@@ -102,9 +132,12 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
             sums; float32 arrays only); the backward uses the forward's.
         zoneout: probability in ``[0, 1)`` that a unit of the state keeps its previous value
             (``training``); at inference the weight of the previous value (see above).
-        seed: of the zoneout masks' generator (None: fresh entropy).
+        recurrent_dropout: probability in ``[0, 1)`` of dropping a unit of h in each gate's
+            recurrent product (Keras' ``recurrent_dropout``; ``training`` only, see above).
+        seed: of the masks' generator (None: fresh entropy).
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
-            (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``training`` only).
+            (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
+            ``(G, B, H)``; ``training`` only).
 
     Returns:
         ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout (zeros at padded steps),
@@ -115,7 +148,8 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         "rnn", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, nonlinearity=nonlinearity, reset_after=True,
         lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
         training=bool(training), precision=precision,
-        **_zoneout_masks("rnn", _w(x), w_hh, None, batch_first, zoneout, seed, masks, training))
+        **_zoneout_masks("rnn", _w(x), w_hh, None, batch_first, zoneout, seed, masks, training,
+                         recurrent_dropout))
     return y, h_n, ctx
 
 
@@ -142,7 +176,7 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
                  w_peephole: Optional[ArrayLike] = None, lengths: Optional[ArrayLike] = None,
                  reverse: bool = False, batch_first: bool = False,
                  training: bool = False, precision: str = "float32", zoneout: float = 0.0,
-                 seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
+                 recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
                  ) -> Tuple[Array, Array, Array, Optional[Context]]:
     """LSTM over whole sequences, gates ``i, f, g, o`` (PyTorch's order).
 
@@ -170,9 +204,12 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
             sums; float32 arrays only); the backward uses the forward's.
         zoneout: probability in ``[0, 1)`` that a unit of the state keeps its previous value
             (``training``); at inference the weight of the previous value (see above).
-        seed: of the zoneout masks' generator (None: fresh entropy).
+        recurrent_dropout: probability in ``[0, 1)`` of dropping a unit of h in each gate's
+            recurrent product (Keras' ``recurrent_dropout``; ``training`` only, see above).
+        seed: of the masks' generator (None: fresh entropy).
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
-            (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``training`` only).
+            (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
+            ``(G, B, H)``; ``training`` only).
 
     Returns:
         ``(y, h_n, c_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` and ``c_n``
@@ -183,7 +220,8 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
         "lstm", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), _w(c0), nonlinearity="tanh", reset_after=True,
         lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
         training=bool(training), precision=precision, w_peephole=_w(w_peephole), w_hr=_w(w_hr),
-        **_zoneout_masks("lstm", _w(x), w_hh, w_hr, batch_first, zoneout, seed, masks, training))
+        **_zoneout_masks("lstm", _w(x), w_hh, w_hr, batch_first, zoneout, seed, masks, training,
+                         recurrent_dropout))
 
 
 def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
@@ -209,7 +247,7 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
                 reset_after: bool = True, lengths: Optional[ArrayLike] = None,
                 reverse: bool = False, batch_first: bool = False,
                 training: bool = False, precision: str = "float32", zoneout: float = 0.0,
-                seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
+                recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
                 ) -> Tuple[Array, Array, Optional[Context]]:
     """GRU over whole sequences, gates ``r, z, n`` (PyTorch's order).
 
@@ -233,9 +271,12 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
             sums; float32 arrays only); the backward uses the forward's.
         zoneout: probability in ``[0, 1)`` that a unit of the state keeps its previous value
             (``training``); at inference the weight of the previous value (see above).
-        seed: of the zoneout masks' generator (None: fresh entropy).
+        recurrent_dropout: probability in ``[0, 1)`` of dropping a unit of h in each gate's
+            recurrent product (Keras' ``recurrent_dropout``; ``training`` only, see above).
+        seed: of the masks' generator (None: fresh entropy).
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
-            (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``training`` only).
+            (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
+            ``(G, B, H)``; ``training`` only).
 
     Returns:
         ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` ``(B, H)``, ``ctx``
@@ -245,7 +286,8 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         "gru", _w(x), _w(w_ih), _w(w_hh), _w(b_ih), _w(b_hh), _w(h0), None, nonlinearity="tanh",
         reset_after=bool(reset_after), lengths=lengths, reverse=bool(reverse),
         batch_first=bool(batch_first), training=bool(training), precision=precision,
-        **_zoneout_masks("gru", _w(x), w_hh, None, batch_first, zoneout, seed, masks, training))
+        **_zoneout_masks("gru", _w(x), w_hh, None, batch_first, zoneout, seed, masks, training,
+                         recurrent_dropout))
     return y, h_n, ctx
 
 

@@ -130,8 +130,18 @@ def _check_zoneout(value):
     return value
 
 
-#: Zoneout (a kernel option of every plain cell; ``forward``'s ``seeds`` draw its masks).
-ZONEOUT_OPTION = {"zoneout": (0.0, _check_zoneout)}
+def _check_recurrent_dropout(value):
+    """recurrent_dropout: a float in [0, 1) (1 would drop every recurrent input)."""
+    value = check_probability(value, "recurrent_dropout")
+    if value >= 1.0:
+        raise ValueError(f"recurrent_dropout: expected a float in [0, 1), got {value}")
+    return value
+
+
+#: Zoneout and recurrent dropout (kernel options of every plain cell; ``forward``'s ``seeds``
+#: draw their masks).
+ZONEOUT_OPTION = {"zoneout": (0.0, _check_zoneout),
+                  "recurrent_dropout": (0.0, _check_recurrent_dropout)}
 
 
 class Cell(NamedTuple):
@@ -174,8 +184,8 @@ def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=Fal
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
     ``Param.key`` (missing: None; the plain four by position, the others by keyword),
     ``options`` the kernel's (``RecurrentStack.kernel_options``), ``precision`` the kernels'
-    (one of ``cell.precisions``; ValueError otherwise), ``seed`` that of the zoneout masks (passed only with
-    zoneout in training). Returns
+    (one of ``cell.precisions``; ValueError otherwise), ``seed`` that of the zoneout and recurrent
+    dropout masks (passed only with either in training). Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
     args = [weights.get(param.key) for param in cell.params if param in PLAIN_PARAMS]
@@ -183,7 +193,7 @@ def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=Fal
     keywords = {param.key: weights.get(param.key) for param in cell.params
                 if param not in PLAIN_PARAMS}
     keywords.update(options)
-    if training and options.get("zoneout"):
+    if training and (options.get("zoneout") or options.get("recurrent_dropout")):
         keywords["seed"] = seed
     if precision not in cell.precisions:
         raise ValueError(f"precision: the {cell.name} cell computes in "
@@ -259,8 +269,9 @@ class RecurrentStack:
             forward and backward, from bfloat16 operands with float32 sums (float32 arrays;
             ``rnnfast.functional``'s ``precision``). An attribute that may be changed later.
         **options: the cell's options (``nonlinearity`` for "rnn", ``reset_after`` for "gru",
-            ``proj_size`` and ``peephole`` for "lstm"; ``zoneout`` for all three, whose
-            training masks ``forward``'s ``seeds`` draw). With ``proj_size`` P > 0 (< H, as in
+            ``proj_size`` and ``peephole`` for "lstm"; ``zoneout`` and
+            ``recurrent_dropout`` for all three, whose training masks ``forward``'s ``seeds``
+            draw). With ``proj_size`` P > 0 (< H, as in
             PyTorch) every layer's h, output and ``h0``/``h_n`` have P features.
 
     Attributes:
@@ -382,8 +393,8 @@ class RecurrentStack:
             masks: None, or one array (or None) per layer after the first, of the output's
                 shape: layer ``l``'s input is multiplied by ``masks[l - 1]`` (see
                 ``dropout_masks``).
-            seeds: with zoneout in training, the seed of each layer and direction's zoneout
-                masks (index k; see ``rnnfast.reference.recurrent_masks``), or None (fresh
+            seeds: with zoneout or recurrent dropout in training, the seed of each layer and
+                direction's masks (index k; see ``rnnfast.reference.recurrent_masks``), or None (fresh
                 entropy).
 
         Returns:

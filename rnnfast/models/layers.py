@@ -759,9 +759,6 @@ class _Recurrent(KerasWeights, Module):
         if unsupported:
             raise TypeError(f"{self.kind}: argument(s) {', '.join(sorted(unsupported))} "
                             "not supported")
-        if recurrent_dropout:
-            raise ValueError(f"{self.kind}: recurrent_dropout is not supported yet (got "
-                             f"{recurrent_dropout!r}); use dropout (on the inputs)")
         self.units = check_int(units, "units", 1)
         self.activation = self._check_activation(activation)
         if self.kind != "SimpleRNN" and recurrent_activation != "sigmoid":
@@ -778,6 +775,16 @@ class _Recurrent(KerasWeights, Module):
         self.dropout = check_probability(dropout, "dropout")
         if self.dropout >= 1:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        # Keras' recurrent dropout: in training one mask per gate (0 or 1 / (1 - p), fixed over
+        # the steps of a call) on h in that gate's recurrent product; nothing at inference
+        self.recurrent_dropout = check_probability(recurrent_dropout, "recurrent_dropout")
+        if self.recurrent_dropout >= 1:
+            raise ValueError(f"recurrent_dropout: expected a probability in [0, 1), got "
+                             f"{recurrent_dropout!r}")
+        if self.dropout and self.recurrent_dropout and self.kind != "SimpleRNN":
+            raise ValueError(f"{self.kind}: dropout={self.dropout} with recurrent_dropout="
+                             f"{self.recurrent_dropout} is not supported: Keras then draws one "
+                             "input mask per gate, rnnfast one per sequence; use one of them")
         # zoneout (not a Keras argument; Krueger et al., as rnnfast.nn's): in training each unit
         # of the state keeps its previous value with this probability, at inference the expectation
         self.zoneout = check_probability(zoneout, "zoneout")
@@ -840,7 +847,8 @@ class _Recurrent(KerasWeights, Module):
         self.rnn = self.core(input_size, self.units, bias=self.use_bias, batch_first=True,
                              bidirectional=self.bidirectional, dtype=self.dtype, rng=self.rng,
                              single_bias=self.single_bias, precision=self.precision,
-                             zoneout=self.zoneout, **self._options())
+                             zoneout=self.zoneout, recurrent_dropout=self.recurrent_dropout,
+                             **self._options())
         self.reset_parameters()
         return self
 
@@ -958,7 +966,8 @@ class _Recurrent(KerasWeights, Module):
             drop = keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
             xin = xin * drop
         seeds = None
-        if self.training and self.zoneout > 0:  # one seed per layer and direction, as nn's
+        if self.training and (self.zoneout > 0 or self.recurrent_dropout > 0):
+            # one seed per layer and direction, as nn's
             seeds = [int(v) for v in self.rng.integers(0, 2 ** 63 - 1,
                                                        size=len(self.rnn.stack.names))]
         out, h_n, c_n, ctx = self.rnn.stack.forward(
@@ -1089,7 +1098,8 @@ class _Recurrent(KerasWeights, Module):
                   "kernel_initializer": initializers.serialize(self.kernel_initializer),
                   "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                   "bias_initializer": initializers.serialize(self.bias_initializer),
-                  "dropout": self.dropout, "zoneout": self.zoneout, "seed": self.seed,
+                  "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                  "zoneout": self.zoneout, "seed": self.seed,
                   "return_sequences": self.return_sequences,
                   "return_state": self.return_state, "go_backwards": self.go_backwards,
                   "stateful": self.stateful, "unroll": self.unroll,
@@ -1108,6 +1118,8 @@ class _Recurrent(KerasWeights, Module):
                 s += f", {flag}=True"
         if self.dropout:
             s += f", dropout={self.dropout}"
+        if self.recurrent_dropout:
+            s += f", recurrent_dropout={self.recurrent_dropout}"
         return s
 
 
@@ -1119,7 +1131,7 @@ class SimpleRNN(_Recurrent):
     ``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``,
     ``kernel_regularizer`` / ``recurrent_regularizer`` / ``bias_regularizer`` /
     ``activity_regularizer`` (None), ``kernel_constraint`` / ``recurrent_constraint`` /
-    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
+    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (Keras' masks),
     ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
     ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``, and
@@ -1151,7 +1163,7 @@ class LSTM(_Recurrent):
     ``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``,
     ``kernel_regularizer`` / ``recurrent_regularizer`` / ``bias_regularizer`` /
     ``activity_regularizer`` (None), ``kernel_constraint`` / ``recurrent_constraint`` /
-    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
+    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (Keras' masks),
     ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
     ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``, and
@@ -1187,7 +1199,7 @@ class GRU(_Recurrent):
     ``recurrent_initializer="orthogonal"``, ``bias_initializer="zeros"``,
     ``kernel_regularizer`` / ``recurrent_regularizer`` / ``bias_regularizer`` /
     ``activity_regularizer`` (None), ``kernel_constraint`` / ``recurrent_constraint`` /
-    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (only 0 for now),
+    ``bias_constraint`` (None), ``dropout=0.0``, ``recurrent_dropout=0.0`` (Keras' masks),
     ``seed=None``, ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False``, ``unroll=False`` and ``use_cudnn="auto"`` (no effect),
     ``input_shape``, ``input_dim``, ``dtype`` (None: the global policy), ``name``, and

@@ -21,6 +21,10 @@ Every layer and direction is one call of a fused kernel, run by
 every layer but the last, as in PyTorch. ``zoneout=p`` (keyword, every layer; Krueger et al.):
 in training each unit of h (and of the LSTM's c) keeps its previous value with probability p,
 masks drawn from the layer's ``rng``; in evaluation the previous value weighs p.
+``recurrent_dropout=p`` (keyword, every layer; Keras' ``recurrent_dropout``, Gal and
+Ghahramani's variational dropout): in training each gate's recurrent product uses
+``h_{t-1} * m_k`` with its own mask ``m_k`` (0 or ``1 / (1 - p)``, drawn from the layer's ``rng``
+once per call and sequence, the same at every step); in evaluation nothing is dropped.
 
 ``backward(dy=None, dstate=None)`` returns ``(dx, dstate0)``: ``dstate`` mirrors the state
 forward returned (``h_n``, or ``(dh_n, dc_n)`` for an LSTM; ``None`` parts are zeros), and
@@ -77,6 +81,7 @@ class RNNBase(Module):
         self.dropout = self.stack.dropout
         self.bidirectional = self.stack.bidirectional
         self.zoneout = self.stack.options.get("zoneout", 0.0)
+        self.recurrent_dropout = self.stack.options.get("recurrent_dropout", 0.0)
         self.rng = make_rng(seed, rng)
         for name, shape in self.stack.shapes.items():
             setattr(self, name, Parameter(np.zeros(shape, self.dtype)))
@@ -172,7 +177,8 @@ class RNNBase(Module):
             out_shape = x.shape[:-1] + (self.stack.output_size,)
             masks = self.stack.dropout_masks(out_shape, self.dtype, self.rng)
         seeds = None
-        if self.training and self.zoneout > 0:  # one seed per layer and direction
+        if self.training and (self.zoneout > 0 or self.recurrent_dropout > 0):
+            # one seed per layer and direction
             seeds = [int(v) for v in self.rng.integers(0, 2 ** 63 - 1,
                                                        size=len(self.stack.names))]
         output, h_n, c_n, ctx = self.stack.forward(
@@ -221,6 +227,8 @@ class RNNBase(Module):
             s += ", bidirectional=True"
         if self.zoneout:
             s += f", zoneout={self.zoneout}"
+        if self.recurrent_dropout:
+            s += f", recurrent_dropout={self.recurrent_dropout}"
         if self.dtype != np.float32:
             s += f", dtype={self.dtype}"
         if self.precision != "float32":
@@ -234,9 +242,11 @@ class RNN(RNNBase):
     cell = "rnn"
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, zoneout=0.0, **kwargs):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, zoneout=0.0,
+                 recurrent_dropout=0.0, **kwargs):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, nonlinearity=nonlinearity, zoneout=zoneout, **kwargs)
+                         bidirectional, nonlinearity=nonlinearity, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout, **kwargs)
         self.nonlinearity = nonlinearity
 
     def extra_repr(self):
@@ -258,10 +268,10 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, *, peephole=False, zoneout=0.0,
-                 **kwargs):
+                 recurrent_dropout=0.0, **kwargs):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size=proj_size, peephole=peephole, zoneout=zoneout,
-                         **kwargs)
+                         recurrent_dropout=recurrent_dropout, **kwargs)
         self.proj_size = self.stack.proj_size
         self.peephole = self.stack.options["peephole"]
 
@@ -279,9 +289,11 @@ class GRU(RNNBase):
     cell = "gru"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, reset_after=True, zoneout=0.0, **kwargs):
+                 dropout=0.0, bidirectional=False, *, reset_after=True, zoneout=0.0,
+                 recurrent_dropout=0.0, **kwargs):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, reset_after=reset_after, zoneout=zoneout, **kwargs)
+                         bidirectional, reset_after=reset_after, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout, **kwargs)
         self.reset_after = self.stack.options["reset_after"]
 
     def extra_repr(self):

@@ -79,6 +79,12 @@ struct RecurrentWeights {
   const T* zoneout_c = nullptr;
   T zoneout = T(0);
   bool has_zoneout() const { return zoneout_h != nullptr || zoneout != T(0); }
+  // Recurrent dropout (Keras' recurrent_dropout; training only): gate k's recurrent product
+  // uses h_{t-1} * m_k instead of h_{t-1}, m = recurrent_mask [G, B, state_size] (element
+  // (k * B + b) * state_size + j whatever the layout), the same at every step; backward needs
+  // the same masks. The state carried to the next step (and the GRU's z * h) is not masked.
+  // Null: none (the plain cell's kernels run).
+  const T* recurrent_mask = nullptr;
 };
 
 // What a training forward keeps for backward: (G + 2) * rows * H values at most (hprev has
