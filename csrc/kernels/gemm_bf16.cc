@@ -105,10 +105,36 @@ void pack_a(bool trans_a, index_t M, index_t K, const float* A, index_t lda, ind
   std::fill(dst + M * kp, dst + mp * kp, bd::bf16(0));
 }
 
-// The bfloat16 rows of A of this thread's current product.
-Buffer<bd::bf16>& a_scratch() {
-  thread_local Buffer<bd::bf16> a;
-  return a;
+// Per-thread buffers, allocated on a thread's first call and reused afterwards (as gemm.cc's
+// float32 scratch): a fresh buffer of a large product's operands costs its page faults at every
+// call (an LSTM training step at T=50, B=64, I=H=512 spent 18% of its time in them).
+struct Scratch {
+  Buffer<bd::bf16> cols_a;  // gemm_bf16_packed_cols: the rows of A of the current product
+  Buffer<bd::bf16> a;       // gemm_bf16, gemm_bf16_packed: the bfloat16 rows of op(A)
+  PackedBf16 b;             // gemm_bf16: op(B) packed
+};
+
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// op(A) [M, K] as bfloat16 rows of kp into a (rows up to mp zero), blocks of 16 rows (the
+// transposing unit) on the thread pool, at most 256 rows per call (whose rows of a
+// transposed A, read across a chunk of k, stay in L2).
+void pack_a_threaded(bool trans_a, index_t M, index_t K, const float* A, index_t lda, index_t mp,
+                     index_t kp, bd::bf16* a) {
+  const index_t grain = std::max<index_t>(1, std::min<index_t>(16, (1 << 15) / kp));
+  auto run = [&](index_t b0, index_t b1) {
+    const index_t m0 = b0 * 16, m1 = std::min(M, b1 * 16);
+    const float* src = trans_a ? A + m0 : A + m0 * lda;
+    pack_a(trans_a, m1 - m0, K, src, lda, m1 - m0, kp, a + m0 * kp);
+  };
+  if (in_parallel_region())
+    run(0, (M + 15) / 16);
+  else
+    parallel_for((M + 15) / 16, grain, run);
+  std::fill(a + M * kp, a + mp * kp, bd::bf16(0));
 }
 
 }  // namespace
@@ -181,8 +207,12 @@ void PackedBf16::pack(Bf16Isa isa_, bool trans_b, index_t K_, index_t N_, const 
   N = N_;
   kp = round_up(std::max<index_t>(K, 1), bd::kKAlign);
   const index_t panels = std::max<index_t>(1, (N + bd::kNr - 1) / bd::kNr);
-  bits.assign(static_cast<std::size_t>(panels * kp * bd::kNr), 0);
-  if (K <= 0 || N <= 0) return;
+  const auto size = static_cast<std::size_t>(panels * kp * bd::kNr);
+  if (K <= 0 || N <= 0) {
+    bits.assign(size, 0);
+    return;
+  }
+  bits.resize(size);  // every element written below (zeros past K and N included)
   const bd::Bf16Convert& cv = convert();
   const index_t grain = std::max<index_t>(1, (1 << 16) / (kp * bd::kNr));
   parallel_for(panels, grain, [&](index_t p0, index_t p1) {
@@ -198,7 +228,7 @@ void gemm_bf16_packed_cols(index_t M, const float* A, index_t lda, const PackedB
   if (M <= 0 || n_begin == n_end) return;
   const bd::Bf16Kernels& ks = kernels(B.isa);
   const index_t mp = round_up(M, ks.m_align);
-  Buffer<bd::bf16>& a = a_scratch();
+  Buffer<bd::bf16>& a = scratch().cols_a;
   a.resize(mp * B.kp);
   pack_a(false, M, B.K, A, lda, mp, B.kp, a.data());
   ks.product({M, B.kp, a.data(), B.bits.data(), n_begin, n_end, C, ldc, 1.0f, beta});
@@ -251,8 +281,9 @@ void gemm_bf16_packed(index_t M, const float* A, index_t lda, const PackedBf16& 
   if (M <= 0 || B.N <= 0) return;
   const bd::Bf16Kernels& ks = kernels(B.isa);
   const index_t mp = round_up(M, ks.m_align);
-  Buffer<bd::bf16> a(mp * B.kp);
-  pack_a(false, M, B.K, A, lda, mp, B.kp, a.data());
+  Buffer<bd::bf16>& a = scratch().a;
+  a.resize(mp * B.kp);
+  pack_a_threaded(false, M, B.K, A, lda, mp, B.kp, a.data());
   threaded_product(ks, M, a.data(), B, 1.0f, beta, C, ldc);
 }
 
@@ -277,20 +308,13 @@ void gemm_bf16(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, floa
     return;
   }
   const bd::Bf16Kernels& ks = kernels(isa);
-  PackedBf16 packed;
+  Scratch& sc = scratch();
+  PackedBf16& packed = sc.b;
   packed.pack(isa, trans_b, K, N, B, ldb);
   const index_t mp = round_up(M, ks.m_align), kp = packed.kp;
-  Buffer<bd::bf16> a(mp * kp);
-  // Blocks of 16 rows (the transposing unit) packed in parallel, at most 256 rows per call
-  // (whose rows of a transposed A, read across a chunk of k, stay in L2).
-  const index_t grain = std::max<index_t>(1, std::min<index_t>(16, (1 << 15) / kp));
-  parallel_for((M + 15) / 16, grain, [&](index_t b0, index_t b1) {
-    const index_t m0 = b0 * 16, m1 = std::min(M, b1 * 16);
-    const float* src = trans_a ? A + m0 : A + m0 * lda;
-    pack_a(trans_a, m1 - m0, K, src, lda, m1 - m0, kp, a.data() + m0 * kp);
-  });
-  std::fill(a.data() + M * kp, a.data() + mp * kp, bd::bf16(0));
-  threaded_product(ks, M, a.data(), packed, alpha, beta, C, ldc);
+  sc.a.resize(mp * kp);
+  pack_a_threaded(trans_a, M, K, A, lda, mp, kp, sc.a.data());
+  threaded_product(ks, M, sc.a.data(), packed, alpha, beta, C, ldc);
 }
 
 }  // namespace rnnfast
