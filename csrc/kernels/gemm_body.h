@@ -59,6 +59,9 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
   constexpr int kRowBytes = NR * static_cast<int>(sizeof(T));
   constexpr int kL1Ahead = 1024, kL2Ahead = 6144;
   constexpr int kLinesPerK = kRowBytes >= 64 ? kRowBytes / 64 : 1;
+  // Tiles of few rows (the single-sequence steps of a small batch) do too few multiply-adds
+  // per k for the prefetches to pay: their weights stay in cache anyway.
+  constexpr bool kPrefetchB = R >= 4;
   for (idx k = 0; k < kc; ++k) {
     vec bv[NT];
 #pragma GCC unroll 8
@@ -66,13 +69,15 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v)
         if (p * NV + v < NT) bv[p * NV + v] = V::load(b + p * b_ps + k * NR + v * V::W);
+    if constexpr (kPrefetchB) {
 #pragma GCC unroll 8
-    for (int p = 0; p < P; ++p) {
-      const char* row = reinterpret_cast<const char*>(b + p * b_ps + k * NR);
+      for (int p = 0; p < P; ++p) {
+        const char* row = reinterpret_cast<const char*>(b + p * b_ps + k * NR);
 #pragma GCC unroll 8
-      for (int l = 0; l < kLinesPerK; ++l) {
-        __builtin_prefetch(row + kL1Ahead + 64 * l, 0, 3);
-        __builtin_prefetch(row + kL2Ahead + 64 * l, 0, 2);
+        for (int l = 0; l < kLinesPerK; ++l) {
+          __builtin_prefetch(row + kL1Ahead + 64 * l, 0, 3);
+          __builtin_prefetch(row + kL2Ahead + 64 * l, 0, 2);
+        }
       }
     }
 #pragma GCC unroll 64
