@@ -619,6 +619,26 @@ LINEAR_BACKWARD = [
 
 
 
+EVEN = "with an even last axis >= 2 (the filter pre-activations, then the gates)"
+GATED_FORWARD = [
+    ("a-odd", lambda k: F.gated_activation_forward(k.cx[..., :3]), ValueError,
+     f"a: expected an array (..., 2C) {EVEN}, got shape (2, 9, 3)"),
+    ("a-0d", lambda k: F.gated_activation_forward(np.float32(1.0)), ValueError,
+     f"a: expected an array (..., 2C) {EVEN}, got shape ()"),
+    ("a-int", lambda k: F.gated_activation_forward(k.cx.astype(np.int32)), TypeError,
+     "a: expected a float32 or float64 array, got dtype int32"),
+]
+
+GATED_BACKWARD = [
+    ("a-odd", lambda k: F.gated_activation_backward(k.cx[..., :3], k.cx[..., :1]), ValueError,
+     f"a: expected an array (..., 2C) {EVEN}, got shape (2, 9, 3)"),
+    ("dz-shape", lambda k: F.gated_activation_backward(k.cx, k.cx[..., :1]), ValueError,
+     "dz: expected shape (..., C), the shape of the forward's output = (2, 9, 2), got (2, 9, 1)"),
+    ("dz-dtype", lambda k: F.gated_activation_backward(k.cx, k.cx[..., :2].astype(np.float64)),
+     TypeError, "dz: expected dtype float32 (the dtype of a), got float64"),
+]
+
+
 def attention_cases(name):
     """Attention on q = v = k.cx (2, 9, 4): query (batch, Tq, dim), value (batch, Tv, dim)."""
     fw = getattr(F, f"{name}_forward")
@@ -705,6 +725,8 @@ CASES = (
     + [("max_pool1d_backward-" + c[0], *c[1:]) for c in MAX_POOL_BACKWARD]
     + [("linear_forward-" + c[0], *c[1:]) for c in LINEAR_FORWARD]
     + [("linear_backward-" + c[0], *c[1:]) for c in LINEAR_BACKWARD]
+    + [("gated_activation_forward-" + c[0], *c[1:]) for c in GATED_FORWARD]
+    + [("gated_activation_backward-" + c[0], *c[1:]) for c in GATED_BACKWARD]
     + global_cases("global_max_pool1d")
     + global_cases("global_avg_pool1d")
     + attention_cases("dot_attention")
