@@ -131,7 +131,11 @@ def bad_array(rng, name, shape, dtype, *, kinds=None):
     return "not an array", Err(TypeError, f"{name}: expected a float32 or float64 array")
 
 
-def close(got, want, dtype, what):
+def close(got, want, dtype, what, want32=None):
+    """got within TOL of the float64 reference want; with want32 (the reference run in float32),
+    also accepted within 4 times that reference's own error, as the kernel tests hold float32
+    (an ill-conditioned case, e.g. a layer norm over 2 units, is beyond 1e-3 for any float32
+    computation)."""
     if want is None:
         if got is not None:
             raise Failure(f"{what}: expected None")
@@ -141,9 +145,13 @@ def close(got, want, dtype, what):
     if got.shape != want.shape:
         raise Failure(f"{what}: shape {got.shape}, reference {want.shape}")
     if got.size:
-        err = np.abs(got - want).max() / max(1.0, np.abs(want).max())
-        if not err <= TOL[np.dtype(dtype)]:
-            raise Failure(f"{what}: error {err:.3g} against the reference")
+        scale = max(1.0, np.abs(want).max())
+        err = np.abs(got - want).max() / scale
+        tol = TOL[np.dtype(dtype)]
+        if want32 is not None:
+            tol = max(tol, 4 * np.abs(np.asarray(want32, np.float64) - want).max() / scale)
+        if not err <= tol:
+            raise Failure(f"{what}: error {err:.3g} against the reference (bound {tol:.3g})")
 
 
 def same(got, want, what):
@@ -426,12 +434,12 @@ def layer_norm_setup(rng):
     return op, arrays, options, (T, B, I, H, dtype)
 
 
-def layer_norm_reference(op, arrays, options, training):
-    args = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in arrays.items()}
+def layer_norm_reference(op, arrays, options, training, dtype=np.float64):
+    args = {k: (None if v is None else np.asarray(v, dtype)) for k, v in arrays.items()}
     if op == "gru":
         for k in ("c0", "ln_c_weight", "ln_c_bias"):
             args.pop(k)
-    kw = dict(options, training=training)
+    kw = dict(options, training=training, dtype=dtype)
     return getattr(R, f"layer_norm_{op}_forward")(**args, **kw)
 
 
@@ -543,8 +551,14 @@ def layer_norm_backward_case(rng):
         want = getattr(R, f"layer_norm_{op}_backward")(ref_ctx, **g64)
         if set(want) != set(got):
             raise Failure(f"layer_norm_recurrent_backward: keys {sorted(got)} != {sorted(want)}")
+        want32 = {}
+        if dtype == np.float32:
+            ctx32 = layer_norm_reference(op, arrays, options, True, np.float32)[-1]
+            g32 = {k: None if v is None else v.astype(np.float32) for k, v in g64.items()}
+            want32 = getattr(R, f"layer_norm_{op}_backward")(ctx32, **g32)
         for name in want:
-            close(got[name], want[name], dtype, f"layer_norm_recurrent_backward {op} d{name}")
+            close(got[name], want[name], dtype, f"layer_norm_recurrent_backward {op} d{name}",
+                  want32.get(name))
     return "layer_norm_recurrent_backward", call, Ok(check)
 
 
