@@ -79,7 +79,8 @@ const small::SmallKernels<double>& kernels_for<double>(Isa isa) {
 
 // Whether the small loops take a call: a batch of 1..8 with more than kDirectRows rows of steps,
 // a plain cell (RNN, LSTM with or without peepholes, GRU with reset after: no projection, zoneout
-// or recurrent dropout), float32 products, weights that fit kMaxWeightBytes.
+// or recurrent dropout), float32 products, weights that fit kMaxWeightBytes, and one thread or a
+// step too small to share.
 template <typename T>
 bool small_batch_applies(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w) {
   if (!g_enabled.load(std::memory_order_relaxed)) return false;
@@ -87,8 +88,11 @@ bool small_batch_applies(Cell cell, const SeqShape& s, const RecurrentWeights<T>
   if (cell == Cell::gru_reset_before || w.w_hr || s.P) return false;
   if (w.has_zoneout() || w.zoneout_h || w.zoneout_c || w.recurrent_mask) return false;
   if (w.precision != Precision::float32) return false;
-  const index_t G = gate_count(cell);
-  return G * s.H * s.H * static_cast<index_t>(sizeof(T)) <= kMaxWeightBytes;
+  const index_t G = gate_count(cell), macs = s.B * G * s.H * s.H;
+  if (macs * static_cast<index_t>(sizeof(T)) / s.B > kMaxWeightBytes) return false;
+  // With more threads, steps with the work of two threads' regions (recurrent_forward.cc's
+  // GateBlockedWeights::pack) stay with the general loops, which share each step by blocks.
+  return get_num_threads() == 1 || in_parallel_region() || macs < 2 * detail::kMinStepWork;
 }
 
 // Columns [0, N) of out [m, N] (row stride ldo) = a [m, K] (row stride lda) times packed
