@@ -39,7 +39,22 @@ void tile(index_t kc, const typename V::T* a, index_t lda, const typename V::T* 
     for (int j = 0; j < NT; ++j) V::store(out + i * ldo + j * W, acc[i][j]);
 }
 
-// The panels of R rows: tiles of P panels, then single panels; backwards in reverse order.
+// The last n < P panels of R rows in one tile (all their chains interleaved: with few panels,
+// as the backward's H columns, separate tiles would each wait on the latency of their chains).
+template <class V, int R, int P>
+void rest(index_t n, index_t kc, const typename V::T* a, index_t lda, const typename V::T* b,
+          index_t ps, typename V::T* out, index_t ldo) {
+  if constexpr (P > 1) {
+    if (n == P - 1) {
+      tile<V, R, P - 1>(kc, a, lda, b, ps, out, ldo);
+      return;
+    }
+    rest<V, R, P - 1>(n, kc, a, lda, b, ps, out, ldo);
+  }
+}
+
+// The panels of R rows: tiles of P panels, then one tile of the rest; backwards in reverse
+// order.
 template <class V, int R, int P>
 void rows(index_t kc, const typename V::T* a, index_t lda, const typename V::T* b, index_t ps,
           index_t panels, typename V::T* out, index_t ldo, bool backwards) {
@@ -47,10 +62,9 @@ void rows(index_t kc, const typename V::T* a, index_t lda, const typename V::T* 
   const index_t full = panels / P * P;
   if (!backwards) {
     for (index_t p = 0; p < full; p += P) tile<V, R, P>(kc, a, lda, b + p * ps, ps, out + p * NR, ldo);
-    for (index_t p = full; p < panels; ++p) tile<V, R, 1>(kc, a, lda, b + p * ps, ps, out + p * NR, ldo);
+    rest<V, R, P>(panels - full, kc, a, lda, b + full * ps, ps, out + full * NR, ldo);
   } else {
-    for (index_t p = panels - 1; p >= full; --p)
-      tile<V, R, 1>(kc, a, lda, b + p * ps, ps, out + p * NR, ldo);
+    rest<V, R, P>(panels - full, kc, a, lda, b + full * ps, ps, out + full * NR, ldo);
     for (index_t p = full - P; p >= 0; p -= P)
       tile<V, R, P>(kc, a, lda, b + p * ps, ps, out + p * NR, ldo);
   }
