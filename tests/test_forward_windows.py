@@ -162,3 +162,19 @@ def test_zoneout_inference_windows(rng, op):
         assert_same(with_threads((2,), lambda: outputs(op, args, options, window))[0], whole)
     plain = outputs(op, args, dict(lengths=lens))
     assert not np.array_equal(plain[0]["y"], whole[0]["y"])  # the option did something
+
+
+def test_bench_script_runs():
+    """bench/forward_windows.py (with and without windows, checked equal before timing)."""
+    import pathlib
+    import subprocess
+    import sys
+    from subprocess_env import python_env
+    script = pathlib.Path(__file__).resolve().parents[1] / "bench" / "forward_windows.py"
+    done = subprocess.run([sys.executable, str(script), "--threads", "1", "--rounds", "1",
+                           "--no-torch", "--cases", "rnn:medium:float32"],
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env=python_env())
+    assert done.returncode == 0, done.stderr
+    assert "rnn medium float32 threads=1: without" in done.stdout
+    assert "without/with" in done.stdout

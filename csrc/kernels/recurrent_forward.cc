@@ -318,12 +318,13 @@ struct BlockedWindows {
   bool fresh = false;       // whether this step starts the window (its blocks project it)
 
   // Steps per window: the projection of a step is B * N values; the threads that share a step
-  // (up to one per block) each hold their columns of it, kBlockedWindowBytes per core (or
-  // g_window_bytes in all, when set lower); at least one step.
+  // (up to one per block) each hold their columns of it, kBlockedWindowBytes per core; or, when
+  // set_projection_window_bytes has set a budget, that many bytes in all (a budget of every row
+  // or more projects every row before the loop, as without these windows); at least one step.
   static index_t steps_per_window(const SeqShape& s, index_t N, index_t blocks) {
     const index_t threads = std::max<index_t>(1, std::min<index_t>(get_num_threads(), blocks));
-    const index_t bytes = std::min(g_window_bytes.load(std::memory_order_relaxed),
-                                   threads * kBlockedWindowBytes);
+    const index_t set = g_window_bytes.load(std::memory_order_relaxed);
+    const index_t bytes = set != kWindowBytes ? set : threads * kBlockedWindowBytes;
     const index_t step_bytes = s.B * N * static_cast<index_t>(sizeof(T));
     return std::min(s.steps(), std::max<index_t>(1, bytes / step_bytes));
   }
