@@ -2,10 +2,15 @@
 //
 // 1. The input projections xg = x W_ih^T. When inferring, one GEMM per window of steps (W_ih^T
 //    packed once), so the temporary is at most kWindowBytes (or one step) whatever T is, and a
-//    window small enough to stay in the core's L2 when the weights fit there too. When
-//    training, the workspace's gates keep every row (backward needs them): one GEMM over every
-//    row, or, when the weights fit in L2, windows projected by each loop straight into the
-//    workspace, so that a step finds its rows in cache.
+//    window small enough to stay in the core's L2 when the weights fit there too. When the
+//    threads share each step by blocks of hidden units and windows pay (projects_by_blocks),
+//    inference packs W_ih^T in the same blocked column order as W_hh^T, and each thread
+//    projects its blocks' columns of a window at the window's first step, inside the step's
+//    parallel region: the window (about 1 MiB per core) is then read back by that thread's gate
+//    math from its core's L2 (BlockedWindows). When training, the workspace's gates keep every
+//    row (backward needs them): one GEMM over every row, or, when the weights fit in L2,
+//    windows projected by each loop straight into the workspace, so that a step finds its rows
+//    in cache.
 // 2. W_hh^T is packed once, its columns grouped by blocks of hidden units (all G gates of a
 //    block side by side). Each step is one parallel region over those blocks: a thread's GEMM
 //    h W_hh^T for its blocks is followed at once, in the same thread and while the product is
@@ -178,6 +183,9 @@ struct Projections {
   const T* x = nullptr;
   const PackedB<T>* wih = nullptr;
   T* into = nullptr;  // training: the workspace's gates, which the windows are projected into
+  // Inference of loop_gate_blocked sharing each step between threads: W_ih in place (w_ih),
+  // which the loop packs in its blocked column order and projects in windows (BlockedWindows).
+  const T* w_ih = nullptr;
 };
 
 // W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
@@ -194,6 +202,16 @@ struct GateBlockedWeights {
   const T* direct = nullptr;  // W_hh read in place instead (kDirectRows), or null
   Precision precision = Precision::float32;  // bf16: of the products
 
+  // Units per block (hb) for G gates of H units and B sequences.
+  static index_t block_units(index_t G, index_t H, index_t B, bool one_block, Precision prec) {
+    const index_t nr = packed_panel_width<T>(prec), panels = (H + nr - 1) / nr;
+    const index_t threads = get_num_threads();
+    index_t m = panels;
+    if (!one_block && threads > 1 && B * G * H * H >= 2 * detail::kMinStepWork)
+      m = std::max<index_t>(1, panels / (2 * threads));
+    return m >= panels ? H : m * nr;
+  }
+
   // direct: read w_hh in place at every product instead of packing it; one_block: all of H
   // in one block (a single thread per step).
   void pack(index_t G_, index_t H_, index_t B, const T* w_hh, bool use_direct, bool one_block,
@@ -201,31 +219,43 @@ struct GateBlockedWeights {
     G = G_;
     H = H_;
     precision = prec;  // bf16
-    const index_t nr = packed_panel_width<T>(prec), panels = (H + nr - 1) / nr;
-    const index_t threads = get_num_threads();
-    index_t m = panels;
-    if (!one_block && threads > 1 && B * G * H * H >= 2 * detail::kMinStepWork)
-      m = std::max<index_t>(1, panels / (2 * threads));
-    hb = m >= panels ? H : m * nr;
+    hb = block_units(G, H, B, one_block, prec);
     blocks = (H + hb - 1) / hb;
     width = G * hb;
     if (use_direct) {
       direct = w_hh;
       return;
     }
+    pack_blocked(H, w_hh, packed);
+  }
+
+  // Packs w [G*H, K] (gate-major rows, as W_ih and W_hh) transposed, its columns in this
+  // blocked order (the W_ih^T of the inference windows, whose columns then sit where the
+  // product's do).
+  void pack_blocked(index_t K, const T* w, PackedB<T>& out) const {
     if (blocks == 1) {
-      packed.pack(true, H, width, w_hh, H, precision);
+      out.pack(true, K, width, w, K, precision);
       return;
     }
     const index_t N = blocks * width;
-    Buffer<T> rows(N * H);  // row n of (W_hh^T)^T in blocked column order
+    Buffer<T> rows(N * K);  // row n of (W^T)^T in blocked column order
     rows.zero();
     for (index_t q = 0; q < blocks; ++q)
       for (index_t k = 0; k < G; ++k)
         for (index_t u = 0; u < hb && q * hb + u < H; ++u)
-          std::memcpy(rows.data() + (q * width + k * hb + u) * H, w_hh + (k * H + q * hb + u) * H,
-                      sizeof(T) * H);
-    packed.pack(true, H, N, rows.data(), H, precision);
+          std::memcpy(rows.data() + (q * width + k * hb + u) * K, w + (k * H + q * hb + u) * K,
+                      sizeof(T) * K);
+    out.pack(true, K, N, rows.data(), K, precision);
+  }
+
+  // v [gates * H] (per gate and unit: the folded biases, the peepholes) in the blocked column
+  // order, into out [blocks * width] (columns past H zero).
+  void blocked_vector(index_t gates, const T* v, T* out) const {
+    std::fill_n(out, blocks * width, T(0));
+    for (index_t q = 0; q < blocks; ++q)
+      for (index_t k = 0; k < gates; ++k)
+        for (index_t u = 0; u < hb && q * hb + u < H; ++u)
+          out[q * width + k * hb + u] = v[k * H + q * hb + u];
   }
 
   // hg [M, blocks * width] columns of blocks [q0, q1) = h [M, H] times those of W_hh^T.
@@ -262,6 +292,118 @@ struct GateBlockedWeights {
   }
 };
 
+// Per core, bytes of input projection that a window of BlockedWindows gives each thread: the
+// window's rows of its columns, written by its GEMM and read back by its steps while they are
+// in the core's L2 (2 MiB here; the rest holds the window's inputs and streams the weights).
+constexpr index_t kBlockedWindowBytes = index_t(1) << 20;
+
+// The input projections of inference when the threads share each step by blocks of hidden
+// units: W_ih^T packed in the same blocked column order as W_hh^T, so that the columns a thread
+// needs for its blocks' gate math are the columns of its blocks. At the first step of each
+// window of steps, each thread projects the window's rows for its own blocks (inside the step's
+// parallel region, before the step's product), and the steps of the window read them back from
+// that core's cache. The buffer [window * B, blocks * width] is reused by every window. Each
+// element has the value gemm_packed gives it whatever the column range and number of rows, so
+// the results are those of projecting every row at once.
+template <typename T>
+struct BlockedWindows {
+  const SeqShape* s = nullptr;
+  const GateBlockedWeights<T>* w = nullptr;
+  const T* x = nullptr;
+  PackedB<T> wih;        // W_ih^T [I, blocks * width], blocked
+  Buffer<T> xg, xt;      // the window's projections; its inputs (batch_first)
+  Buffer<T> bias, peep;  // the folded biases and the peepholes in blocked order
+  index_t window = 0, N = 0;
+  index_t t_lo = 0, n = 0;  // the current window: first time step, steps
+  const T* a = nullptr;     // its inputs [n * B, I]
+  bool fresh = false;       // whether this step starts the window (its blocks project it)
+
+  // Steps per window: the projection of a step is B * N values; the threads that share a step
+  // (up to one per block) each hold their columns of it, kBlockedWindowBytes per core; or, when
+  // set_projection_window_bytes has set a budget, that many bytes in all (a budget of every row
+  // or more projects every row before the loop, as without these windows); at least one step.
+  static index_t steps_per_window(const SeqShape& s, index_t N, index_t blocks) {
+    const index_t threads = std::max<index_t>(1, std::min<index_t>(get_num_threads(), blocks));
+    const index_t set = g_window_bytes.load(std::memory_order_relaxed);
+    const index_t bytes = set != kWindowBytes ? set : threads * kBlockedWindowBytes;
+    const index_t step_bytes = s.B * N * static_cast<index_t>(sizeof(T));
+    return std::min(s.steps(), std::max<index_t>(1, bytes / step_bytes));
+  }
+
+  void init(const SeqShape& s_, const GateBlockedWeights<T>& w_, const T* x_, const T* w_ih,
+            const T* bias_, const T* peep_) {
+    s = &s_;
+    w = &w_;
+    x = x_;
+    N = w->blocks * w->width;
+    w->pack_blocked(s->I, w_ih, wih);
+    window = steps_per_window(*s, N, w->blocks);
+    xg.resize(window * s->B * N);
+    if (s->batch_first) xt.resize(window * s->B * s->I);
+    bias.resize(N);
+    w->blocked_vector(w->G, bias_, bias.data());
+    if (peep_) {
+      peep.resize(N);
+      w->blocked_vector(3, peep_, peep.data());
+    }
+  }
+
+  // Before step `step` (serially): whether a window starts there; if so, its inputs.
+  void begin(index_t step) {
+    fresh = step % window == 0;
+    if (!fresh) return;
+    const index_t B = s->B, I = s->I;
+    n = std::min(window, s->steps() - step);
+    t_lo = s->reverse ? s->T - step - n : step;  // reversed: no lengths, time T-1-step
+    a = x + t_lo * B * I;
+    if (!s->batch_first) return;
+    for (index_t t = 0; t < n; ++t)
+      for (index_t b = 0; b < B; ++b)
+        std::memcpy(xt.data() + (t * B + b) * I, x + s->row(t_lo + t, b) * I, sizeof(T) * I);
+    a = xt.data();
+  }
+
+  // Inside the step, before the product of blocks [q0, q1): their columns of the window.
+  void project(index_t q0, index_t q1) {
+    if (fresh)
+      gemm_packed_cols<T>(n * s->B, a, s->I, wih, q0 * w->width, q1 * w->width, T(0), xg.data(),
+                          N);
+  }
+
+  // Gate 0 of block q's units for time step t of sequence b (gate stride w->hb).
+  T* at(index_t t, index_t b, index_t q) {
+    return xg.data() + ((t - t_lo) * s->B + b) * N + q * w->width;
+  }
+};
+
+// Whether inference projects the inputs in BlockedWindows (loop_gate_blocked): when the threads
+// share each step by blocks of units (not disjoint sequences), the steps cover one time range
+// for every sequence, the product is not so small that it reads the weights in place, the
+// weights do not fit in L2 (then InputProjection's windows of kL2WindowBytes, smaller, do
+// better: LSTM T=100 B=32 I=H=128 in bfloat16 on one thread 1.92 ms with them, 2.27 ms in
+// BlockedWindows), and the windows pay. A window saves writing its projection to memory and reading it back (8 bytes
+// per row and column, float32), and costs reading each thread's columns of W_ih^T once more
+// (I values per column, of wsize bytes: 2 in bfloat16): windows of M = steps * B rows pay when
+// 8 M >= I * wsize. With kBlockedWindowBytes at B=64 that selects the LSTM and GRU at I=H=512
+// (windows of 2 steps on one thread in bfloat16, of 4-5 steps on two threads in both
+// precisions), the RNN at I=H=512 on one thread and at I=H=1024 (float32 on two threads,
+// bfloat16 on one or two); the LSTM and GRU at I=H=1024 project every row before the loop as
+// before (measured in bench/RESULTS.md).
+template <typename T>
+bool projects_by_blocks(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w,
+                        bool projected, bool training) {
+  const index_t G = gate_count(cell), steps = s.steps();
+  if (training || cell == Cell::gru_reset_before || projected ||
+      (s.reverse && !s.lengths.empty()) || steps * s.B <= kDirectRows ||
+      detail::split_batch<T>(s, G) || InputProjection<T>::weights_in_l2(s, G * s.H))
+    return false;
+  const index_t hb = GateBlockedWeights<T>::block_units(G, s.H, s.B, false, w.precision);
+  const index_t blocks = (s.H + hb - 1) / hb;
+  const index_t window = BlockedWindows<T>::steps_per_window(s, blocks * G * hb, blocks);
+  const index_t wsize = w.precision == Precision::bfloat16 ? 2 : index_t(sizeof(T));
+  return window < steps && 8 * window * s.B >= s.I * wsize;
+}
+
 // The time loop of every cell but GRU with reset before. h [B, H]: the initial state in, the
 // final one out; c [B, H] (LSTM) likewise. The threads either take disjoint sequences through
 // every step (detail::split_batch: no synchronisation at all) or share each step by blocks of
@@ -286,11 +428,15 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   if constexpr (Drop) drop.apply_all(h, hm_a.data());
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * w.width * H);
+  BlockedWindows<T> blocked;  // inference sharing the steps: windows projected by blocks
+  const bool by_blocks = proj.w_ih != nullptr;
+  if (by_blocks) blocked.init(s, w, proj.x, proj.w_ih, bias, Peep ? peep : nullptr);
 
   // Sequences [b0, b1) through every step; share_steps: each step's blocks on the threads.
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     InputProjection<T> local;
-    if (!proj.shared) local.windows(s, G * H, proj.x, proj.wih, b0, b1, proj.into);
+    if (!proj.shared && !by_blocks)
+      local.windows(s, G * H, proj.x, proj.wih, b0, b1, proj.into);
     const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
     T* hp = h;             // the state before the step [B, H]
     T* hn = other.data();  // and after it
@@ -310,24 +456,28 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
           continue;
         }
         const index_t t = s.time_of(step, b), row = s.row(t, b);
-        T* g = xg.at(t, b) + j0;
+        // g, the biases and the peepholes: gate k of unit j0 + u at [k * gs + u]
+        T* g = by_blocks ? blocked.at(t, b, q) : xg.at(t, b) + j0;
+        const index_t gs = by_blocks ? w.hb : H;
+        const T* bq = by_blocks ? blocked.bias.data() + q * w.width : bias + j0;
+        [[maybe_unused]] const T* pq = !Peep ? nullptr : by_blocks ? blocked.peep.data() + q * w.width : peep + j0;
         const T* hgb = hg.data() + b * N + q * w.width;
         if constexpr (Train) std::memcpy(ws->hprev.data() + row * H + j0, hpb, size);
         if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
-          steps.rnn(C == Cell::rnn_relu, n, H, w.hb, g, hgb, bias + j0, hnb);
+          steps.rnn(C == Cell::rnn_relu, n, gs, w.hb, g, hgb, bq, hnb);
         } else if constexpr (C == Cell::lstm) {
           T* cb = c + b * H + j0;
           T* cp = Train ? ws->extra.data() + row * H + j0 : Zone ? cprev.data() + b * H + j0
                                                                  : nullptr;
           if constexpr (Train || Zone) std::memcpy(cp, cb, size);
           if constexpr (Peep)
-            steps.lstm_peephole(n, H, w.hb, g, hgb, bias + j0, peep + j0, hnb, cb);
+            steps.lstm_peephole(n, gs, w.hb, g, hgb, bq, pq, hnb, cb);
           else
-            steps.lstm(n, H, w.hb, g, hgb, bias + j0, hnb, cb);
+            steps.lstm(n, gs, w.hb, g, hgb, bq, hnb, cb);
           if constexpr (Zone) zone.apply(zone.c, zone.rate, zone.at(s, t, b, H, j0), n, cp, cb);
         } else {
           static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
-          steps.gru(n, H, w.hb, g, hgb, bias + j0, b_hn + j0, hpb, hnb,
+          steps.gru(n, gs, w.hb, g, hgb, bq, b_hn + j0, hpb, hnb,
                     Train ? ws->extra.data() + row * H + j0 : nullptr);
         }
         if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, j0), n, hpb, hnb);
@@ -338,6 +488,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     // Blocks [q0, q1): one GEMM for all of them (A, the state, is read or packed once), then the
     // gate math of each block while its part of the product is still in cache.
     auto run_blocks = [&](index_t q0, index_t q1) {
+      if (by_blocks) blocked.project(q0, q1);
       if constexpr (Drop)
         w.product_gated(b1 - b0, hmp + b0 * H, B * H, q0, q1, hg.data() + b0 * N);
       else
@@ -346,6 +497,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     };
     for (const index_t n_steps = s.steps(); step < n_steps; ++step) {
       local.prepare(step);
+      if (by_blocks) blocked.begin(step);
       if (share_steps)
         parallel_for(w.blocks, grain, run_blocks);
       else
@@ -536,7 +688,9 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   InputProjection<T> all;
   PackedB<T> wih;
   Projections<T> proj{nullptr, x, &wih, ws ? ws->gates.data() : nullptr};
-  if (InputProjection<T>::windowed(s, GH, B, ws != nullptr)) {
+  if (projects_by_blocks<T>(cell, s, w, projected, ws != nullptr)) {
+    proj.w_ih = w.w_ih;  // the loop packs it in its blocked order
+  } else if (InputProjection<T>::windowed(s, GH, B, ws != nullptr)) {
     wih.pack(true, s.I, GH, w.w_ih, s.I, w.precision);
   } else {
     all.all_rows(s, GH, x, w.w_ih, ws ? ws->gates.data() : nullptr, w.precision);

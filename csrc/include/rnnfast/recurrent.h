@@ -106,7 +106,9 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
                        const T* h0, const T* c0, T* y, T* h_n, T* c_n, RecurrentWorkspace<T>* ws);
 
 // Bytes of input projection an inference call may hold before it projects a window of steps at
-// a time (default 32 MiB; bytes <= 0 restores it). For tests, which need windows on small shapes.
+// a time (default 32 MiB, and about 1 MiB per thread where the threads project windows by blocks
+// of units; a value set here replaces both, bytes <= 0 restores them). For tests, which need
+// windows on small shapes, and benchmarks (a budget above every row: no windows).
 void set_projection_window_bytes(index_t bytes);
 
 // Gradients to write; a null pointer skips that gradient. All are overwritten (not accumulated).

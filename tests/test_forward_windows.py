@@ -1,0 +1,180 @@
+"""Inference projecting the inputs in windows of time steps, by blocks of hidden units (the
+forward driver's BlockedWindows): when the threads share each step, each thread projects its
+blocks' columns of a window at the window's first step. The windows are made small here (the
+projection budget of _set_projection_window_bytes) so that they split the sequence: T larger
+than a window and not a multiple of it, lengths that end inside a window, reversed and
+batch-first sequences. The outputs must be those of the projection of every row at once (the
+default budget, which holds every row at these sizes), bit for bit, in float32, float64 and
+bfloat16, on every instruction set and bfloat16 path, at 1, 2 and 3 threads; and the training
+forward (which projects every row into its workspace) gives the same outputs too."""
+import contextlib
+
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast import functional as F
+from rnnfast import reference as R
+from recurrent_cases import CELLS, as64, isa, make_inputs, rel_err, run, with_threads
+
+# B=9 sequences (fewer than 2 x 8: threads share the steps rather than taking sequences), I=7
+# inputs, and per cell H units enough that W_ih and W_hh do not fit in a core's L2 together
+# (1.5 MiB in float32; below it, inference keeps the windows of every unit it had before) and
+# not a multiple of the blocks (at 2 threads, blocks of 80 or 96 units, the last one partial).
+B, I = 9, 7
+H_OF = {"rnn": 650, "lstm": 330, "gru": 380}
+ISAS = rnnfast.supported_isas()
+BF16_ISAS = rnnfast.supported_bf16_isas()
+
+
+@contextlib.contextmanager
+def window_bytes(n):
+    try:
+        rnnfast._C._set_projection_window_bytes(n)
+        yield
+    finally:
+        rnnfast._C._set_projection_window_bytes(0)
+
+
+def outputs(op, args, options, window=None):
+    """Inference outputs with a projection budget of `window` steps of every unit (None: the
+    default), as run returns them."""
+    if window is None:
+        return run(F, op, args, options)
+    itemsize = np.dtype(args["x"].dtype).itemsize
+    # 1 byte: one step per window; else `window` steps of G*H values (the blocks' padding
+    # makes a step a little wider: windows of window - 1 or window steps)
+    with window_bytes(1 if window == 1 else window * B * GATES_OF[op] * H_OF[op] * itemsize):
+        return run(F, op, args, options)
+
+
+GATES_OF = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def case(rng, op, T, dtype, *, lengths, batch_first=False, peephole=False):
+    args, lens = make_inputs(rng, op, T, B, I, H_OF[op], dtype, batch_first=batch_first,
+                             lengths=False, peephole=peephole)
+    if lengths:  # ends inside and at the edges of windows of 1, 2 or 3 steps; one step alone
+        lens = np.clip([T, 1, 2, 3, 4, 5, T - 1, 7, T // 2], 1, T)
+    return args, lens
+
+
+def training_outputs(op, args, options):
+    """The outputs of the training forward (which projects every row into its workspace)."""
+    out = getattr(F, op + "_forward")(**args, **options, training=True)
+    return dict(zip(["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"], out[:-1]))
+
+
+def assert_same(a, b):
+    for name in a[0]:
+        np.testing.assert_array_equal(a[0][name], b[0][name], err_msg=name)
+
+
+PLAIN = [(op, kw, name) for op, kw, name in CELLS] + [("lstm", {"peephole": True}, "peephole")]
+
+
+def options_of(kw, lens, reverse=False, batch_first=False, **extra):
+    options = {k: v for k, v in kw.items() if k != "peephole"}
+    return dict(options, lengths=lens, reverse=reverse, batch_first=batch_first, **extra)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("op,kw,name", PLAIN, ids=[c[2] for c in PLAIN])
+@pytest.mark.parametrize("T", [10, 1], ids=["T10", "T1"])
+def test_windows_equal_every_row_at_once(rng, op, kw, name, dtype, T):
+    for lengths, reverse, batch_first in [(False, False, False), (True, False, False),
+                                          (False, True, False), (True, False, True),
+                                          (False, True, True)]:
+        args, lens = case(rng, op, T, dtype, lengths=lengths, batch_first=batch_first,
+                          peephole=kw.get("peephole", False))
+        options = options_of(kw, lens, reverse, batch_first)
+
+        def every_window():
+            whole = outputs(op, args, options)
+            for window in (1, 2, 3):
+                assert_same(outputs(op, args, options, window), whole)
+            return whole
+
+        results = with_threads((1, 2, 3), every_window)
+        for other in results[1:]:
+            assert_same(other, results[0])
+        training = training_outputs(op, args, options)
+        for key in training:
+            np.testing.assert_array_equal(results[0][0][key], training[key], err_msg=key)
+        ref = run(R, op, as64(args), options)[0]
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        for key in ref:
+            assert rel_err(results[0][0][key], ref[key]) < tol, key
+
+
+@pytest.mark.parametrize("isa_name", ISAS)
+@pytest.mark.parametrize("op,kw,name", PLAIN, ids=[c[2] for c in PLAIN])
+def test_windows_on_every_instruction_set(rng, op, kw, name, isa_name):
+    with isa(isa_name):
+        for dtype in (np.float32, np.float64):
+            args, lens = case(rng, op, 11, dtype, lengths=True,
+                              peephole=kw.get("peephole", False))
+            options = options_of(kw, lens)
+            whole = with_threads((2,), lambda: outputs(op, args, options))[0]
+            for window in (1, 3):
+                assert_same(with_threads((2,), lambda: outputs(op, args, options, window))[0],
+                            whole)
+
+
+@pytest.mark.parametrize("bf16_isa", BF16_ISAS)
+@pytest.mark.parametrize("op,kw,name", PLAIN, ids=[c[2] for c in PLAIN])
+def test_bf16_windows_equal_every_row_at_once(rng, op, kw, name, bf16_isa):
+    before = rnnfast.active_bf16_isa()
+    try:
+        rnnfast.set_bf16_isa(bf16_isa)
+        for lengths, reverse in [(True, False), (False, True)]:
+            args, lens = case(rng, op, 10, np.float32, lengths=lengths,
+                              peephole=kw.get("peephole", False))
+            options = options_of(kw, lens, reverse, precision="bfloat16")
+
+            def every_window():
+                whole = outputs(op, args, options)
+                for window in (1, 3):
+                    assert_same(outputs(op, args, options, window), whole)
+                return whole
+
+            results = with_threads((1, 2, 3), every_window)
+            for other in results[1:]:
+                assert_same(other, results[0])
+            training = training_outputs(op, args, options)
+            for key in training:
+                np.testing.assert_array_equal(results[0][0][key], training[key], err_msg=key)
+            ref = run(R, op, as64(args), {k: v for k, v in options.items()
+                                           if k != "precision"})[0]
+            for key in ref:
+                assert rel_err(results[0][0][key], ref[key]) < 0.05, key
+    finally:
+        rnnfast.set_bf16_isa(before if before in BF16_ISAS else "portable")
+
+
+@pytest.mark.parametrize("op", ["rnn", "lstm", "gru"])
+def test_zoneout_inference_windows(rng, op):
+    """Inference with zoneout (the constant rate) through windows: the same values as without."""
+    args, lens = case(rng, op, 10, np.float32, lengths=True)
+    options = dict(lengths=lens, zoneout=0.3)
+    whole = with_threads((2,), lambda: outputs(op, args, options))[0]
+    for window in (1, 3):
+        assert_same(with_threads((2,), lambda: outputs(op, args, options, window))[0], whole)
+    plain = outputs(op, args, dict(lengths=lens))
+    assert not np.array_equal(plain[0]["y"], whole[0]["y"])  # the option did something
+
+
+def test_bench_script_runs():
+    """bench/forward_windows.py (with and without windows, checked equal before timing)."""
+    import pathlib
+    import subprocess
+    import sys
+    from subprocess_env import python_env
+    script = pathlib.Path(__file__).resolve().parents[1] / "bench" / "forward_windows.py"
+    done = subprocess.run([sys.executable, str(script), "--threads", "1", "--rounds", "1",
+                           "--no-torch", "--cases", "rnn:medium:float32"],
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env=python_env())
+    assert done.returncode == 0, done.stderr
+    assert "rnn medium float32 threads=1: without" in done.stdout
+    assert "without/with" in done.stdout
