@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "bindings.h"
@@ -14,6 +15,7 @@
 #include "gil.h"
 #include "precision.h"
 #include "rnnfast/recurrent.h"
+#include "rnnfast/scratch_cache.h"
 #include "sequence.h"
 
 namespace py = pybind11;
@@ -21,6 +23,27 @@ namespace py = pybind11;
 namespace rnnfast::bindings {
 
 namespace {
+
+// A training forward's workspace, taken from the workspaces of ctxs already freed
+// (rnnfast/scratch_cache.h: a workspace freed after every backward lets the C library trim its
+// heap, and the next forward touches fresh pages).
+template <typename T>
+struct PooledWorkspace {
+  RecurrentWorkspace<T> ws;
+  std::size_t bytes() const {
+    return detail::bytes_of(ws.gates) + detail::bytes_of(ws.hprev) + detail::bytes_of(ws.extra) +
+           detail::bytes_of(ws.m);
+  }
+};
+
+// Eight idle workspaces at most (the layers and directions of a model, alive together between
+// its forward and its backward), 256 MiB together. Never destroyed: a ctx freed late at the
+// interpreter's exit may still give its workspace back (what it holds stays reachable).
+template <typename T>
+detail::ScratchCache<PooledWorkspace<T>>& workspace_cache() {
+  static auto* cache = new detail::ScratchCache<PooledWorkspace<T>>(8, std::size_t(256) << 20);
+  return *cache;
+}
 
 // What a training forward hands to its backward (op "rnn", "lstm" or "gru"). Opaque to Python.
 struct RecurrentCtx : SequenceCtx {
@@ -32,8 +55,16 @@ struct RecurrentCtx : SequenceCtx {
   double zoneout = 0.0;                            // the rate (inference: d itself)
   std::optional<py::array> recurrent_mask;         // training recurrent dropout [G, B, ...]
   Precision precision = Precision::float32;  // of the products, forward and backward
-  RecurrentWorkspace<float> ws32;
-  RecurrentWorkspace<double> ws64;
+  std::unique_ptr<PooledWorkspace<float>> ws32;  // training only
+  std::unique_ptr<PooledWorkspace<double>> ws64;
+
+  RecurrentCtx() = default;
+  RecurrentCtx(const RecurrentCtx&) = delete;
+  RecurrentCtx& operator=(const RecurrentCtx&) = delete;
+  ~RecurrentCtx() {
+    workspace_cache<float>().release(std::move(ws32));
+    workspace_cache<double>().release(std::move(ws64));
+  }
 };
 
 // nonlinearity: only a str names one (no bytes, no None); the message shows the repr given.
@@ -54,11 +85,33 @@ Cell cell_of(const std::string& op, const py::object& nonlinearity, bool reset_a
 const std::vector<std::string> kRecurrentOps = {"rnn", "lstm", "gru"};
 
 template <typename T>
-RecurrentWorkspace<T>& workspace(RecurrentCtx& ctx);
-template <>
-RecurrentWorkspace<float>& workspace<float>(RecurrentCtx& ctx) { return ctx.ws32; }
-template <>
-RecurrentWorkspace<double>& workspace<double>(RecurrentCtx& ctx) { return ctx.ws64; }
+std::unique_ptr<PooledWorkspace<T>>& workspace_slot(RecurrentCtx& ctx) {
+  if constexpr (sizeof(T) == 8) return ctx.ws64; else return ctx.ws32;
+}
+
+// The training forward's workspace of ctx (taken from the cache and sized here, where the
+// forward's resize then keeps it: the same sizes as recurrent_forward gives them).
+template <typename T>
+RecurrentWorkspace<T>& new_workspace(RecurrentCtx& ctx) {
+  auto& slot = workspace_slot<T>(ctx);
+  slot = workspace_cache<T>().acquire();
+  const SeqShape& s = ctx.shape;
+  const index_t rows = s.rows(), H = s.H;
+  const bool is_lstm = ctx.cell == Cell::lstm;
+  RecurrentWorkspace<T>& ws = slot->ws;
+  detail::fit(ws.gates, rows * gate_count(ctx.cell) * H);
+  detail::fit(ws.hprev, rows * s.state_size());
+  detail::fit(ws.extra, is_lstm || ctx.cell == Cell::gru ? rows * H : 0);
+  detail::fit(ws.m, is_lstm && s.P ? rows * H : 0);
+  return ws;
+}
+
+template <typename T>
+const RecurrentWorkspace<T>& workspace(RecurrentCtx& ctx) {
+  const auto& slot = workspace_slot<T>(ctx);
+  if (!slot) throw std::logic_error("recurrent_backward: the ctx has no training workspace");
+  return slot->ws;
+}
 
 template <typename T>
 RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
@@ -133,7 +186,7 @@ void recurrent_dropout_option(RecurrentCtx& ctx, const py::object& mask_obj, con
 template <typename T>
 py::tuple forward_impl(const std::shared_ptr<RecurrentCtx>& ctx, const InitialStates& init,
                        bool training) {
-  RecurrentWorkspace<T>* ws = training ? &workspace<T>(*ctx) : nullptr;
+  RecurrentWorkspace<T>* ws = training ? &new_workspace<T>(*ctx) : nullptr;
   const RecurrentWeights<T> w = weights_of<T>(*ctx);
   const T* x = static_cast<const T*>(ctx->x.data());
   const T *h0 = ptr<T>(init.h0), *c0 = ptr<T>(init.c0);

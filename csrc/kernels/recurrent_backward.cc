@@ -6,14 +6,18 @@
 // before, every unit), then turns them into the gate gradients of its units for every active
 // sequence (saved for all rows in dgx [rows, G*H], and staged for the next step's GEMM in a
 // second buffer). After the loop, the input gradient and the weight gradients are a few large
-// GEMMs over all rows, and the bias gradients column sums. GRU with reset before needs
-// dn W_hn of all units before the gradient of r: it keeps the two-GEMM step.
+// GEMMs over all rows, and the bias gradients sums of the gate gradients over the rows: a
+// column of ones in the weight GEMM's [x | 1 | h_prev] when that GEMM covers every gate
+// (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
+// gradient of r: it keeps the two-GEMM step. The large temporaries live in a scratch kept
+// between calls (rnnfast/scratch_cache.h).
 #include <algorithm>
 #include <cstring>
 
 #include "cell_steps.h"
 #include "recurrent_common.h"
 #include "recurrent_dropout.h"
+#include "rnnfast/scratch_cache.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/recurrent.h"
 #include "rnnfast/recurrent_small.h"
@@ -21,6 +25,33 @@
 namespace rnnfast {
 
 namespace {
+
+// The temporaries of a backward call kept between calls (scratch_cache.h).
+template <typename T>
+struct BackwardScratch {
+  Buffer<T> dgx;   // [rows, G*H] input-side gate gradients
+  Buffer<T> dgh_n; // [rows, H] GRU (reset after): recurrent-side n-gate gradients
+  Buffer<T> xh;    // [rows, I (+ 1) + H] the shared weight GEMM's [x | 1 | h_prev]
+  Buffer<T> dw;    // [shared, I (+ 1) + H] its result
+  Buffer<T> rh;    // [rows, H] GRU (reset before): r * h_prev
+  PackedB<T> whh;  // W_hh packed for the blocked loop's products
+
+  std::size_t bytes() const {
+    const index_t nr = whh.panel_width();
+    const index_t panels = nr ? (whh.cols() + nr - 1) / nr : 0;
+    return detail::bytes_of(dgx) + detail::bytes_of(dgh_n) + detail::bytes_of(xh) +
+           detail::bytes_of(dw) + detail::bytes_of(rh) +
+           static_cast<std::size_t>(panels * whh.panel_stride()) * sizeof(T);
+  }
+};
+
+// Two idle scratches at most (two Python threads training at once keep theirs), 128 MiB
+// together (larger ones are freed after their call).
+template <typename T>
+detail::ScratchCache<BackwardScratch<T>>& backward_scratch() {
+  static detail::ScratchCache<BackwardScratch<T>> cache(2, std::size_t(128) << 20);
+  return cache;
+}
 
 // out[j] = sum over rows of m[row * ld + j], j < n; rows in order, so the sum is reproducible.
 // The sums of a chunk of columns live in a local array (out could alias m for the compiler,
@@ -80,11 +111,11 @@ void peephole_grads(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T*
 template <typename T, Cell C, bool Peep, bool Zone, bool Drop>
 void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
                   const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
-                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc,
+                  const T* dy, T* dgx, T* dgh_n, T* dh, T* dc, PackedB<T>& whh,
                   Precision prec) {  // bf16: precision of the products
   constexpr index_t G = gate_count(C);
   const index_t B = s.B, H = s.H, GH = G * H;
-  PackedB<T> whh;  // W_hh [G*H, H]: its columns are the hidden units
+  // whh: W_hh [G*H, H], its columns the hidden units
   detail::GatePackedWeights<T> whh_k;  // Drop: W_hh_k [H, H] of each gate apart
   if constexpr (Drop)
     whh_k.pack(false, G, H, H, w_hh, prec);
@@ -325,12 +356,14 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const bool dropped = w.recurrent_mask != nullptr;
   const detail::RecurrentDropout<T> drop = detail::RecurrentDropout<T>::of(w, G, s);
 
+  typename detail::ScratchCache<BackwardScratch<T>>::Lease scratch(backward_scratch<T>());
   // dgx: input-side gate gradients of every row; dgh_n: recurrent-side n-gate gradients of every
   // row (GRU reset after: they differ from the input side by the factor r).
-  Buffer<T> dgx(rows * GH), dgh_n(cell == Cell::gru ? rows * H : 0);
+  T* dgx = detail::fit(scratch->dgx, rows * GH);
+  T* dgh_n = detail::fit(scratch->dgh_n, cell == Cell::gru ? rows * H : 0);
   if (!s.lengths.empty()) {
-    dgx.zero();
-    dgh_n.zero();
+    std::fill_n(dgx, rows * GH, T(0));
+    if (cell == Cell::gru) std::fill_n(dgh_n, rows * H, T(0));
   }
   Buffer<T> dh(B * Hs), dc(is_lstm ? B * H : 0), dh_rows(projected ? rows * Hs : 0);
   if (dh_n) std::memcpy(dh.data(), dh_n, sizeof(T) * B * Hs); else dh.zero();
@@ -342,14 +375,14 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     constexpr bool Drop = decltype(drop_c)::value;
     if (cell == Cell::gru_reset_before)
       detail::with_flag(zoned, [&](auto zone_c) {
-        loop_reset_before<T, decltype(zone_c)::value, Drop>(s, w.w_hh, zone, drop, ws, dy,
-                                                            dgx.data(), dh.data(), w.precision);
+        loop_reset_before<T, decltype(zone_c)::value, Drop>(s, w.w_hh, zone, drop, ws, dy, dgx,
+                                                            dh.data(), w.precision);
       });
     else if (projected)
       detail::with_flag(w.w_peephole != nullptr, [&](auto peep_c) {
         detail::with_flag(zoned, [&](auto zone_c) {
           loop_projected<T, decltype(peep_c)::value, decltype(zone_c)::value, Drop>(
-              s, w.w_hh, w.w_hr, w.w_peephole, zone, drop, ws, dy, dgx.data(), dh_rows.data(),
+              s, w.w_hh, w.w_hr, w.w_peephole, zone, drop, ws, dy, dgx, dh_rows.data(),
               dh.data(), dc.data(), w.precision);
         });
       });
@@ -359,12 +392,12 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
           cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
           loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
                        decltype(zone_c)::value, Drop>(s, w.w_hh, w.w_peephole, zone, drop, ws,
-                                                      dy, dgx.data(), dgh_n.data(), dh.data(),
-                                                      dc.data(), w.precision);
+                                                      dy, dgx, dgh_n, dh.data(), dc.data(),
+                                                      scratch->whh, w.precision);
           });
   });
   if (g.w_peephole && is_lstm && w.w_peephole)
-    peephole_grads(s, ws, dgx.data(), g.w_peephole);
+    peephole_grads(s, ws, dgx, g.w_peephole);
 
   if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * Hs);
   if (g.w_hr && projected)  // dW_hr = sum over rows of dh_t^T m_t
@@ -374,7 +407,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
 
   // Large GEMMs over all rows.
   if (g.x)
-    gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I, w.precision);
+    gemm<T>(false, false, rows, I, GH, T(1), dgx, GH, w.w_ih, I, T(0), g.x, I, w.precision);
   // Weight gradients. The rows of W_ih and W_hh whose gradients share dgx (every gate of RNN
   // and LSTM, r and z of GRU) come from one GEMM dgx^T [x | h_prev], wider than either part
   // (narrow GEMMs run at a fraction of the rate; bench/RESULTS.md); each element gets the value
@@ -382,44 +415,57 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // side (r * (W_hn h) or W_hn (r * h)).
   // With recurrent dropout each gate's rows of dW_hh multiply h_prev * m_k: one GEMM per gate
   // (recurrent_dropout.h), dW_ih one GEMM of its own.
+  // When that GEMM covers every gate (RNN, LSTM), a column of ones between x and h_prev makes
+  // it sum dgx over the rows too: the bias gradients, without another pass over dgx (which
+  // no longer fits in cache: 26 MB at T=100, B=64, H=256). Not with bfloat16 products, which
+  // would round dgx: the bias gradients stay float32 column sums.
   const bool gru_like = G == 3;
   const index_t shared = g.w_ih && g.w_hh && !dropped ? (gru_like ? 2 * H : GH) : 0;
+  const bool ones = shared == GH && (g.b_ih || g.b_hh) && w.precision == Precision::float32;
   const T* hprev = ws.hprev.data();
   if (shared) {
-    const index_t IH = I + Hs;
-    Buffer<T> xh(rows * IH), dw(shared * IH);
+    // A row: x, 1, h_prev; rows 64-byte aligned (an odd stride costs the GEMM more than the
+    // column sums it saves).
+    const index_t one = ones ? 1 : 0, n = I + one + Hs;
+    const index_t ld = ones ? (n + 15) / 16 * 16 : n;
+    T* xh = detail::fit(scratch->xh, rows * ld);
+    T* dw = detail::fit(scratch->dw, shared * ld);
     parallel_for(rows, 1024, [&](index_t r0, index_t r1) {
       for (index_t r = r0; r < r1; ++r) {
-        std::memcpy(xh.data() + r * IH, x + r * I, sizeof(T) * I);
-        std::memcpy(xh.data() + r * IH + I, hprev + r * Hs, sizeof(T) * Hs);
+        std::memcpy(xh + r * ld, x + r * I, sizeof(T) * I);
+        if (ones) xh[r * ld + I] = T(1);
+        std::memcpy(xh + r * ld + I + one, hprev + r * Hs, sizeof(T) * Hs);
       }
     });
-    gemm<T>(true, false, shared, IH, rows, T(1), dgx.data(), GH, xh.data(), IH, T(0), dw.data(),
-            IH, w.precision);
+    gemm<T>(true, false, shared, n, rows, T(1), dgx, GH, xh, ld, T(0), dw, ld, w.precision);
     for (index_t i = 0; i < shared; ++i) {
-      std::memcpy(g.w_ih + i * I, dw.data() + i * IH, sizeof(T) * I);
-      std::memcpy(g.w_hh + i * Hs, dw.data() + i * IH + I, sizeof(T) * Hs);
+      std::memcpy(g.w_ih + i * I, dw + i * ld, sizeof(T) * I);
+      std::memcpy(g.w_hh + i * Hs, dw + i * ld + I + one, sizeof(T) * Hs);
     }
+    if (ones)
+      for (T* out : {g.b_ih, g.b_hh})
+        if (out)
+          for (index_t i = 0; i < GH; ++i) out[i] = dw[i * ld + I];
   }
   if (g.w_ih && shared < GH)
-    gemm<T>(true, false, GH - shared, I, rows, T(1), dgx.data() + shared, GH, x, I, T(0),
+    gemm<T>(true, false, GH - shared, I, rows, T(1), dgx + shared, GH, x, I, T(0),
             g.w_ih + shared * I, I, w.precision);
   if (g.w_hh && !shared && dropped)
-    detail::masked_recurrent_weight_grads(s, drop, 0, gru_like ? 2 : G, H, dgx.data(), GH, 0,
+    detail::masked_recurrent_weight_grads(s, drop, 0, gru_like ? 2 : G, H, dgx, GH, 0,
                                           hprev, g.w_hh, w.precision);
   else if (g.w_hh && !shared)
-    gemm<T>(true, false, gru_like ? 2 * H : GH, Hs, rows, T(1), dgx.data(), GH, hprev, Hs, T(0),
+    gemm<T>(true, false, gru_like ? 2 * H : GH, Hs, rows, T(1), dgx, GH, hprev, Hs, T(0),
             g.w_hh, Hs, w.precision);
   if (g.w_hh && cell == Cell::gru && dropped)
-    detail::masked_recurrent_weight_grads(s, drop, 2, 3, H, dgh_n.data(), H, 0, hprev, g.w_hh,
+    detail::masked_recurrent_weight_grads(s, drop, 2, 3, H, dgh_n, H, 0, hprev, g.w_hh,
                                           w.precision);
   else if (g.w_hh && cell == Cell::gru)
-    gemm<T>(true, false, H, H, rows, T(1), dgh_n.data(), H, hprev, H, T(0), g.w_hh + 2 * H * H,
+    gemm<T>(true, false, H, H, rows, T(1), dgh_n, H, hprev, H, T(0), g.w_hh + 2 * H * H,
             H, w.precision);
   if (g.w_hh && cell == Cell::gru_reset_before) {
     // The n rows of W_hh multiply r * h: rebuild it for every valid row.
-    Buffer<T> rh(rows * H);
-    rh.zero();
+    T* rh = detail::fit(scratch->rh, rows * H);
+    std::fill_n(rh, rows * H, T(0));
     for (index_t b = 0; b < B; ++b)
       for (index_t t = 0; t < s.length(b); ++t) {
         const index_t row = s.row(t, b);
@@ -428,20 +474,20 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
         if (dropped)  // the product took r * (h * m_n)
           for (index_t j = 0; j < H; ++j) rh[row * H + j] *= drop.at(2, b)[j];
       }
-    gemm<T>(true, false, H, H, rows, T(1), dgx.data() + 2 * H, GH, rh.data(), H, T(0),
+    gemm<T>(true, false, H, H, rows, T(1), dgx + 2 * H, GH, rh, H, T(0),
             g.w_hh + 2 * H * H, H, w.precision);
   }
 
-  // Bias gradients: column sums of dgx; b_hh's are b_ih's except the n gate of GRU with reset
-  // after (dgh_n).
-  if (g.b_ih) column_sums(rows, GH, dgx.data(), GH, g.b_ih);
-  if (g.b_hh) {
+  // Bias gradients (unless the weight GEMM gave them): column sums of dgx; b_hh's are b_ih's
+  // except the n gate of GRU with reset after (dgh_n).
+  if (g.b_ih && !ones) column_sums(rows, GH, dgx, GH, g.b_ih);
+  if (g.b_hh && !ones) {
     const index_t same = cell == Cell::gru ? 2 * H : GH;
     if (g.b_ih)
       std::memcpy(g.b_hh, g.b_ih, sizeof(T) * same);
     else
-      column_sums(rows, same, dgx.data(), GH, g.b_hh);
-    if (cell == Cell::gru) column_sums(rows, H, dgh_n.data(), H, g.b_hh + 2 * H);
+      column_sums(rows, same, dgx, GH, g.b_hh);
+    if (cell == Cell::gru) column_sums(rows, H, dgh_n, H, g.b_hh + 2 * H);
   }
 }
 
