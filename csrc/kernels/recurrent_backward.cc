@@ -386,7 +386,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
               dh.data(), dc.data(), w.precision);
         });
       });
-    else if (!small_batch_backward(cell, s, w, ws, dy, dgx.data(), dgh_n.data(), dh.data(),
+    else if (!small_batch_backward(cell, s, w, ws, dy, dgx, dgh_n, dh.data(),
                                    dc.data()))  // batches of 1..8: recurrent_small.cc
       detail::with_blocked_options(
           cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
