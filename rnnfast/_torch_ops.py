@@ -98,15 +98,29 @@ class _Saved(np.ndarray):
     from it with ``torch.from_numpy`` keeps it, and so the context, alive."""
 
 
-_LIVE = weakref.WeakValueDictionary()  # data pointer of a `saved` tensor -> its _Saved
+# data pointer of a `saved` tensor -> a weak reference to its _Saved, removed when that dies
+# (a plain dict of weakref.ref: no Python call per entry, as a WeakValueDictionary makes three)
+_LIVE = {}
+
+
+def _forget(ref, ptr):
+    if _LIVE.get(ptr) is ref:
+        del _LIVE[ptr]
 
 
 def _saved_tensor(stack, ctx):
     holder = np.zeros(1, np.int64).view(_Saved)
     holder.stack, holder.ctx = stack, ctx
     tensor = torch.from_numpy(holder)
-    _LIVE[tensor.data_ptr()] = holder
+    ptr = tensor.data_ptr()
+    _LIVE[ptr] = weakref.ref(holder, functools.partial(_forget, ptr=ptr))
     return tensor
+
+
+def _live(saved):
+    """The _Saved behind a `saved` tensor, or None (a copy, an empty or a freed one)."""
+    ref = _LIVE.get(saved.data_ptr()) if saved.numel() == 1 else None
+    return None if ref is None else ref()
 
 
 def _empty(like):
@@ -138,20 +152,47 @@ def autocast_arguments(x, h0, c0, masks):
     return cast(x), cast(h0), cast(c0), [cast(m) for m in masks]
 
 
+def _views(tensors):
+    """``numpy_view`` of each tensor (None stays None), in one call: the common case, a
+    contiguous float tensor, costs no Python call of its own (the operators' Python calls run
+    after a long kernel, with cold caches, and under a compiled graph)."""
+    arrays = []
+    for t in tensors:
+        if t is None:
+            arrays.append(None)
+            continue
+        try:
+            array = t.detach().numpy()
+        except (RuntimeError, TypeError):  # bfloat16, a negative or conjugate bit: numpy_view
+            array = None
+        arrays.append(array if array is not None and array.flags.c_contiguous
+                      else numpy_view(t))
+    return arrays
+
+
+def _tensors(arrays, dtypes):
+    """Each kernel result array as a tensor of its dtype (``_tensor``, in one call)."""
+    out = []
+    for array, dtype in zip(arrays, dtypes):
+        tensor = torch.from_numpy(array)
+        out.append(tensor if tensor.dtype == dtype else tensor.to(dtype))
+    return out
+
+
 def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, proj_size,
          num_layers, bias, bidirectional, reverse, batch_first, training):
     """stack.forward on NumPy views of the tensors: ``(stack, (y, h_n, c_n, ctx))``."""
     stack = stack_of(cell, nonlinearity, x.shape[-1], hidden_size, proj_size, num_layers, bias,
                      bidirectional, reverse,
                      "bfloat16" if x.dtype == torch.bfloat16 else "float32")
-    arrays = [numpy_view(w) for w in weights]
+    x, h0, c0, *arrays = _views((x, h0, c0, *weights))
     if len(arrays) != len(stack.shapes):
         raise ValueError(f"weights: expected {len(stack.shapes)} tensors "
                          f"({', '.join(stack.shapes)}), got {len(arrays)}")
     return stack, stack.forward(
-        dict(zip(stack.shapes, arrays)), numpy_view(x), numpy_view(h0), numpy_view(c0),
+        dict(zip(stack.shapes, arrays)), x, h0, c0,
         lengths=None if lengths is None else lengths.cpu().numpy(), batch_first=batch_first,
-        training=training, masks=[numpy_view(m) for m in masks] if masks else None)
+        training=training, masks=_views(masks) if masks else None)
 
 
 def run_stack(*args):
@@ -159,8 +200,11 @@ def run_stack(*args):
     by ``rnnfast.torch`` in eager inference, where it skips the dispatcher)."""
     stack, (y, h_n, c_n, ctx) = _run(*args)
     training, dtype = args[-1], args[0].dtype
-    y, h_n = _tensor(y, dtype), _tensor(h_n, dtype)
-    c_n = _empty(y) if c_n is None else _tensor(c_n, dtype)
+    if c_n is None:
+        y, h_n = _tensors((y, h_n), (dtype, dtype))
+        c_n = y.new_empty((0,))
+    else:
+        y, h_n, c_n = _tensors((y, h_n, c_n), (dtype, dtype, dtype))
     saved = _saved_tensor(stack, ctx) if training else torch.empty(0, dtype=torch.int64)
     return y, h_n, c_n, saved
 
@@ -190,18 +234,17 @@ def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config):
     ``EagerStack``): the gradients of ``recurrent_stack`` at the given inputs (the arguments
     after the upstream gradients are the forward's), from the activations ``saved`` holds when
     it is the forward's own ``saved`` output, still alive; else the forward runs again."""
-    holder = _LIVE.get(saved.data_ptr()) if saved.numel() == 1 else None
+    holder = _live(saved)
     if holder is None:
         stack, (_, _, _, ctx) = _run(x, h0, c0, weights, *config, True)
     else:
         stack, ctx = holder.stack, holder.ctx
-    dx, dh0, dc0, by_name = stack.backward(
-        ctx, numpy_view(dy), numpy_view(dh_n),
-        numpy_view(dc_n) if stack.has_cell_state else None)
-    dx = _tensor(dx, x.dtype)
+    dy, dh_n, dc_n = _views((dy, dh_n, dc_n if stack.has_cell_state else None))
+    dx, dh0, dc0, by_name = stack.backward(ctx, dy, dh_n, dc_n)
+    dx, *dweights = _tensors([dx] + [by_name[name] for name in stack.shapes],
+                             [x.dtype] + [w.dtype for w in weights])
     return (dx, _empty(dx) if dh0 is None else _tensor(dh0, h0.dtype),
-            _empty(dx) if dc0 is None else _tensor(dc0, c0.dtype),
-            [_tensor(by_name[name], w.dtype) for name, w in zip(stack.shapes, weights)])
+            _empty(dx) if dc0 is None else _tensor(dc0, c0.dtype), dweights)
 
 
 _LIB.impl("recurrent_stack", run_stack, "CPU")
