@@ -40,11 +40,9 @@ call from a compiled graph (see the comment above ``_LIB``).
 """
 import functools
 import weakref
-from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from rnnfast.functional.stack import RecurrentStack
 
@@ -214,7 +212,7 @@ def run_stack(*args):
 # (autograd, redispatch, backend checks), about 17 us per call warm and several times that after
 # a long kernel has evicted the caches, on every call of a compiled graph. Here the Autograd
 # kernel runs the CPU computation itself when no gradient is needed and nothing but the CPU
-# kernel would run below it (``_below_autograd_is_cpu``): ~6 us, the dispatcher's own cost.
+# kernel would run below it (``_autograd_kernel``): ~6 us, the dispatcher's own cost.
 _LIB = torch.library.Library("rnnfast", "DEF")  # noqa: TOR901 (the operators live as long as it)
 _CONFIG_SCHEMA = ("Tensor[] masks, Tensor? lengths, str cell, str nonlinearity, "
                   "SymInt hidden_size, SymInt proj_size, SymInt num_layers, bool bias, "
