@@ -30,16 +30,19 @@ forward operator's autocast rule (``autocast_arguments``) casts ``x``, the state
 to bfloat16 and leaves the weights as they are (float32 parameters get float32 gradients).
 
 The backward operator is not differentiable: asking for a second derivative through it raises
-``RuntimeError`` (never a silent zero). Under ``torch.func.vmap`` both operators run once per
-vmapped entry (``register_vmap``).
+``RuntimeError`` (never a silent zero). The operators have no batching rule: ``torch.func.vmap``
+over them raises PyTorch's "Batching rule not implemented" ``RuntimeError`` (the layers of
+``rnnfast.torch`` run torch.nn's implementation under ``torch.func`` transforms instead).
+
+Both operators are defined with ``torch.library.Library`` (a schema and one kernel per dispatch
+key: CPU, fake/Meta, Autograd, AutocastCPU), not ``torch.library.custom_op``, for the cost of a
+call from a compiled graph (see the comment above ``_LIB``).
 """
 import functools
 import weakref
-from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from rnnfast.functional.stack import RecurrentStack
 
@@ -93,15 +96,29 @@ class _Saved(np.ndarray):
     from it with ``torch.from_numpy`` keeps it, and so the context, alive."""
 
 
-_LIVE = weakref.WeakValueDictionary()  # data pointer of a `saved` tensor -> its _Saved
+# data pointer of a `saved` tensor -> a weak reference to its _Saved, removed when that dies
+# (a plain dict of weakref.ref: no Python call per entry, as a WeakValueDictionary makes three)
+_LIVE = {}
+
+
+def _forget(ref, ptr):
+    if _LIVE.get(ptr) is ref:
+        del _LIVE[ptr]
 
 
 def _saved_tensor(stack, ctx):
     holder = np.zeros(1, np.int64).view(_Saved)
     holder.stack, holder.ctx = stack, ctx
     tensor = torch.from_numpy(holder)
-    _LIVE[tensor.data_ptr()] = holder
+    ptr = tensor.data_ptr()
+    _LIVE[ptr] = weakref.ref(holder, functools.partial(_forget, ptr=ptr))
     return tensor
+
+
+def _live(saved):
+    """The _Saved behind a `saved` tensor, or None (a copy, an empty or a freed one)."""
+    ref = _LIVE.get(saved.data_ptr()) if saved.numel() == 1 else None
+    return None if ref is None else ref()
 
 
 def _empty(like):
@@ -114,17 +131,50 @@ def _tensor(array, dtype):
     return tensor if tensor.dtype == dtype else tensor.to(dtype)
 
 
+# torch's functions and dtypes autocast_arguments uses, bound here: compiled code that calls it
+# then guards on these objects alone, not on this module's `torch` being rnnfast.torch's
+# `torch` (an aliasing guard Dynamo evaluates in Python on every call).
+_autocast_enabled, _autocast_dtype = torch.is_autocast_enabled, torch.get_autocast_dtype
+_BFLOAT16, _FLOAT32 = torch.bfloat16, torch.float32
+
+
 def autocast_arguments(x, h0, c0, masks):
     """``(x, h0, c0, masks)`` as the forward operator takes them under autocast: cast to
     bfloat16 inside a ``torch.autocast("cpu", dtype=torch.bfloat16)`` region (the weights are
     not cast: float32 parameters stay float32, so do their gradients), unchanged otherwise."""
-    if not (torch.is_autocast_enabled("cpu")
-            and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+    if not (_autocast_enabled("cpu") and _autocast_dtype("cpu") == _BFLOAT16):
         return x, h0, c0, masks
 
     def cast(t):
-        return t if t is None or t.dtype != torch.float32 else t.to(torch.bfloat16)
+        return t if t is None or t.dtype != _FLOAT32 else t.to(_BFLOAT16)
     return cast(x), cast(h0), cast(c0), [cast(m) for m in masks]
+
+
+def _views(tensors):
+    """``numpy_view`` of each tensor (None stays None), in one call: the common case, a
+    contiguous float tensor, costs no Python call of its own (the operators' Python calls run
+    after a long kernel, with cold caches, and under a compiled graph)."""
+    arrays = []
+    for t in tensors:
+        if t is None:
+            arrays.append(None)
+            continue
+        try:
+            array = t.detach().numpy()
+        except (RuntimeError, TypeError):  # bfloat16, a negative or conjugate bit: numpy_view
+            array = None
+        arrays.append(array if array is not None and array.flags.c_contiguous
+                      else numpy_view(t))
+    return arrays
+
+
+def _tensors(arrays, dtypes):
+    """Each kernel result array as a tensor of its dtype (``_tensor``, in one call)."""
+    out = []
+    for array, dtype in zip(arrays, dtypes):
+        tensor = torch.from_numpy(array)
+        out.append(tensor if tensor.dtype == dtype else tensor.to(dtype))
+    return out
 
 
 def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, proj_size,
@@ -133,14 +183,14 @@ def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, pr
     stack = stack_of(cell, nonlinearity, x.shape[-1], hidden_size, proj_size, num_layers, bias,
                      bidirectional, reverse,
                      "bfloat16" if x.dtype == torch.bfloat16 else "float32")
-    arrays = [numpy_view(w) for w in weights]
+    x, h0, c0, *arrays = _views((x, h0, c0, *weights))
     if len(arrays) != len(stack.shapes):
         raise ValueError(f"weights: expected {len(stack.shapes)} tensors "
                          f"({', '.join(stack.shapes)}), got {len(arrays)}")
     return stack, stack.forward(
-        dict(zip(stack.shapes, arrays)), numpy_view(x), numpy_view(h0), numpy_view(c0),
+        dict(zip(stack.shapes, arrays)), x, h0, c0,
         lengths=None if lengths is None else lengths.cpu().numpy(), batch_first=batch_first,
-        training=training, masks=[numpy_view(m) for m in masks] if masks else None)
+        training=training, masks=_views(masks) if masks else None)
 
 
 def run_stack(*args):
@@ -148,24 +198,58 @@ def run_stack(*args):
     by ``rnnfast.torch`` in eager inference, where it skips the dispatcher)."""
     stack, (y, h_n, c_n, ctx) = _run(*args)
     training, dtype = args[-1], args[0].dtype
-    y, h_n = _tensor(y, dtype), _tensor(h_n, dtype)
-    c_n = _empty(y) if c_n is None else _tensor(c_n, dtype)
+    if c_n is None:
+        y, h_n = _tensors((y, h_n), (dtype, dtype))
+        c_n = y.new_empty((0,))
+    else:
+        y, h_n, c_n = _tensors((y, h_n, c_n), (dtype, dtype, dtype))
     saved = _saved_tensor(stack, ctx) if training else torch.empty(0, dtype=torch.int64)
     return y, h_n, c_n, saved
 
 
-@torch.library.custom_op("rnnfast::recurrent_stack", mutates_args=(), device_types="cpu")
-def recurrent_stack(x: Tensor, h0: Optional[Tensor], c0: Optional[Tensor],
-                    weights: List[Tensor], masks: List[Tensor], lengths: Optional[Tensor],
-                    cell: str, nonlinearity: str, hidden_size: int, proj_size: int,
-                    num_layers: int, bias: bool, bidirectional: bool, reverse: bool,
-                    batch_first: bool, training: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Every layer and direction of a recurrent stack on the rnnfast kernels."""
-    return run_stack(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size,
-                     proj_size, num_layers, bias, bidirectional, reverse, batch_first, training)
+# The operators are defined with torch.library.Library (schema, one kernel per dispatch key)
+# rather than torch.library.custom_op: a custom_op call passes through three Python wrappers
+# (autograd, redispatch, backend checks), about 17 us per call warm and several times that after
+# a long kernel has evicted the caches, on every call of a compiled graph. Here the Autograd
+# kernel runs the CPU computation itself when no gradient is needed and nothing but the CPU
+# kernel would run below it (``_autograd_kernel``): ~6 us, the dispatcher's own cost.
+_LIB = torch.library.Library("rnnfast", "DEF")  # noqa: TOR901 (the operators live as long as it)
+_CONFIG_SCHEMA = ("Tensor[] masks, Tensor? lengths, str cell, str nonlinearity, "
+                  "SymInt hidden_size, SymInt proj_size, SymInt num_layers, bool bias, "
+                  "bool bidirectional, bool reverse, bool batch_first")
+_LIB.define("recurrent_stack(Tensor x, Tensor? h0, Tensor? c0, Tensor[] weights, "
+            f"{_CONFIG_SCHEMA}, bool training) -> (Tensor, Tensor, Tensor, Tensor)",
+            tags=(torch.Tag.pt2_compliant_tag,))
+_LIB.define("recurrent_stack_backward(Tensor saved, Tensor? dy, Tensor? dh_n, Tensor? dc_n, "
+            f"Tensor x, Tensor? h0, Tensor? c0, Tensor[] weights, {_CONFIG_SCHEMA}) "
+            "-> (Tensor, Tensor, Tensor, Tensor[])", tags=(torch.Tag.pt2_compliant_tag,))
+recurrent_stack = torch.ops.rnnfast.recurrent_stack.default
+recurrent_stack_backward = torch.ops.rnnfast.recurrent_stack_backward.default
 
 
-@recurrent_stack.register_fake
+def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config):
+    """The backward operator's computation (its arguments; also run directly by
+    ``EagerStack``): the gradients of ``recurrent_stack`` at the given inputs (the arguments
+    after the upstream gradients are the forward's), from the activations ``saved`` holds when
+    it is the forward's own ``saved`` output, still alive; else the forward runs again."""
+    holder = _live(saved)
+    if holder is None:
+        stack, (_, _, _, ctx) = _run(x, h0, c0, weights, *config, True)
+    else:
+        stack, ctx = holder.stack, holder.ctx
+    dy, dh_n, dc_n = _views((dy, dh_n, dc_n if stack.has_cell_state else None))
+    dx, dh0, dc0, by_name = stack.backward(ctx, dy, dh_n, dc_n)
+    dx, *dweights = _tensors([dx] + [by_name[name] for name in stack.shapes],
+                             [x.dtype] + [w.dtype for w in weights])
+    return (dx, _empty(dx) if dh0 is None else _tensor(dh0, h0.dtype),
+            _empty(dx) if dc0 is None else _tensor(dc0, c0.dtype), dweights)
+
+
+_LIB.impl("recurrent_stack", run_stack, "CPU")
+_LIB.impl("recurrent_stack_backward", backward_stack, "CPU")
+
+
+@torch.library.register_fake("rnnfast::recurrent_stack", lib=_LIB)
 def _recurrent_stack_fake(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size,
                           proj_size, num_layers, bias, bidirectional, reverse, batch_first,
                           training):
@@ -179,41 +263,7 @@ def _recurrent_stack_fake(x, h0, c0, weights, masks, lengths, cell, nonlinearity
     return y, h_n, c_n, saved
 
 
-@torch.library.custom_op("rnnfast::recurrent_stack_backward", mutates_args=(),
-                         device_types="cpu")
-def recurrent_stack_backward(saved: Tensor, dy: Optional[Tensor], dh_n: Optional[Tensor],
-                             dc_n: Optional[Tensor], x: Tensor, h0: Optional[Tensor],
-                             c0: Optional[Tensor], weights: List[Tensor], masks: List[Tensor],
-                             lengths: Optional[Tensor], cell: str, nonlinearity: str,
-                             hidden_size: int, proj_size: int, num_layers: int, bias: bool,
-                             bidirectional: bool, reverse: bool, batch_first: bool
-                             ) -> Tuple[Tensor, Tensor, Tensor, List[Tensor]]:
-    """The gradients of ``recurrent_stack`` at the given inputs (the arguments after the
-    upstream gradients are the forward's): from the activations ``saved`` holds when it is
-    the forward's own ``saved`` output, still alive; else the forward runs again."""
-    return backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, masks, lengths, cell,
-                          nonlinearity, hidden_size, proj_size, num_layers, bias, bidirectional,
-                          reverse, batch_first)
-
-
-def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config):
-    """The backward operator's computation (its arguments; also run directly by
-    ``EagerStack``)."""
-    holder = _LIVE.get(saved.data_ptr()) if saved.numel() == 1 else None
-    if holder is None:
-        stack, (_, _, _, ctx) = _run(x, h0, c0, weights, *config, True)
-    else:
-        stack, ctx = holder.stack, holder.ctx
-    dx, dh0, dc0, by_name = stack.backward(
-        ctx, numpy_view(dy), numpy_view(dh_n),
-        numpy_view(dc_n) if stack.has_cell_state else None)
-    dx = _tensor(dx, x.dtype)
-    return (dx, _empty(dx) if dh0 is None else _tensor(dh0, h0.dtype),
-            _empty(dx) if dc0 is None else _tensor(dc0, c0.dtype),
-            [_tensor(by_name[name], w.dtype) for name, w in zip(stack.shapes, weights)])
-
-
-@recurrent_stack_backward.register_fake
+@torch.library.register_fake("rnnfast::recurrent_stack_backward", lib=_LIB)
 def _recurrent_stack_backward_fake(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config):
     return (torch.empty_like(x, memory_format=torch.contiguous_format),
             _empty(x) if h0 is None else torch.empty_like(h0),
@@ -238,30 +288,12 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dy, dh_n, dc_n, dsaved):
     saved, x, h0, c0, lengths, *rest = ctx.saved_tensors
     weights, masks = rest[:ctx.num_weights], rest[ctx.num_weights:]
-    dx, dh0, dc0, dweights = torch.ops.rnnfast.recurrent_stack_backward(
+    dx, dh0, dc0, dweights = recurrent_stack_backward(
         saved, dy, dh_n, dc_n if ctx.is_lstm else None, x, h0, c0, weights, masks, lengths,
         *ctx.config)
     has_h0, has_c0 = ctx.has_states
     return (dx, dh0 if has_h0 else None, dc0 if has_c0 else None, list(dweights),
             [None] * ctx.num_masks) + (None,) * 11
-
-
-recurrent_stack.register_autograd(_backward, setup_context=_setup_context)
-
-_AUTOCAST_LIB = torch.library.Library("rnnfast", "FRAGMENT")  # noqa: TOR901 (kept alive here)
-
-
-def _recurrent_stack_autocast(keyset, x, h0, c0, weights, masks, *config):
-    """The forward operator under CPU autocast: ``autocast_arguments``, then the operator with
-    autocast off (as ``torch.library.register_autocast`` does, without casting the weights)."""
-    x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
-    with torch._C._ExcludeDispatchKeyGuard(
-            torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCPU)):
-        return torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, *config)
-
-
-_AUTOCAST_LIB.impl("recurrent_stack", _recurrent_stack_autocast, "AutocastCPU",
-                   with_keyset=True)
 
 
 def _refuse_second_derivative(ctx, *grads):
@@ -272,8 +304,49 @@ def _setup_backward_context(ctx, inputs, output):
     pass
 
 
-recurrent_stack_backward.register_autograd(_refuse_second_derivative,
-                                           setup_context=_setup_backward_context)
+_AFTER_AUTOGRAD = torch._C._after_autograd_keyset - torch._C.DispatchKeySet(
+    torch._C.DispatchKey.ADInplaceOrView) - torch._C.DispatchKeySet(
+    torch._C.DispatchKey.BackendSelect)  # (both fall through for these operators)
+
+
+def _autograd_kernel(op, compute, backward, setup_context):
+    """The operator's Autograd kernel: with a gradient to record, torch.library's own autograd
+    wrapper (``backward`` and ``setup_context`` as ``register_autograd`` takes them); without
+    one, ``compute`` directly when the next kernel is the CPU kernel (plain CPU tensors, no
+    tracing, functionalization or dispatch mode), else the next kernel."""
+    from torch._library.autograd import Info, make_autograd_impl
+    with_grad = make_autograd_impl(op, Info(backward, setup_context))
+    any_requires_grad, is_grad_enabled = torch._C._any_requires_grad, torch.is_grad_enabled
+    cpu, below = torch._C.DispatchKey.CPU, torch._C._AutoDispatchBelowAutograd
+
+    def kernel(keyset, *args):
+        if is_grad_enabled() and any_requires_grad(*args):
+            return with_grad(keyset, *args)
+        rest = keyset & _AFTER_AUTOGRAD
+        if rest.highestPriorityTypeId() == cpu:
+            return compute(*args)
+        with below():
+            return op.redispatch(rest, *args)
+    return kernel
+
+
+_LIB.impl("recurrent_stack", _autograd_kernel(recurrent_stack, run_stack, _backward,
+                                              _setup_context), "Autograd", with_keyset=True)
+_LIB.impl("recurrent_stack_backward",
+          _autograd_kernel(recurrent_stack_backward, backward_stack, _refuse_second_derivative,
+                           _setup_backward_context), "Autograd", with_keyset=True)
+
+
+def _recurrent_stack_autocast(keyset, x, h0, c0, weights, masks, *config):
+    """The forward operator under CPU autocast: ``autocast_arguments``, then the operator with
+    autocast off (as ``torch.library.register_autocast`` does, without casting the weights)."""
+    x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
+    with torch._C._ExcludeDispatchKeyGuard(
+            torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCPU)):
+        return recurrent_stack(x, h0, c0, weights, masks, *config)
+
+
+_LIB.impl("recurrent_stack", _recurrent_stack_autocast, "AutocastCPU", with_keyset=True)
 
 
 class EagerStack(torch.autograd.Function):
@@ -302,7 +375,7 @@ class EagerStack(torch.autograd.Function):
         args = (saved, dy, dh_n, dc_n if ctx.config[0] == "lstm" else None, x, h0, c0, weights,
                 ctx.masks, ctx.lengths, *ctx.config)
         if torch.is_grad_enabled():  # create_graph=True: the operator, whose gradient raises
-            dx, dh0, dc0, dweights = torch.ops.rnnfast.recurrent_stack_backward(*args)
+            dx, dh0, dc0, dweights = recurrent_stack_backward(*args)
         else:
             dx, dh0, dc0, dweights = backward_stack(*args)
         return (None, None, None, dx, dh0 if h0 is not None else None,

@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch.nn.utils.prune  # noqa: E402
+import torch.utils._python_dispatch  # noqa: E402
 
 import rnnfast.torch as rt  # noqa: E402
 from rnnfast import _torch_ops  # noqa: E402
@@ -96,6 +97,83 @@ def test_backward_of_a_copy_of_saved_runs_the_forward_again(rng, name):
     assert len(flat[0]) == 3 + len(args[3])
     for other in flat[1:]:
         assert all(torch.equal(a, b) for a, b in zip(flat[0], other))
+
+
+def test_operator_schemas_and_tags():
+    """The operators' schemas (what exported programs record) and their pt2-compliant tag."""
+    config = ("Tensor[] masks, Tensor? lengths, str cell, str nonlinearity, SymInt hidden_size, "
+              "SymInt proj_size, SymInt num_layers, bool bias, bool bidirectional, "
+              "bool reverse, bool batch_first")
+    forward = torch.ops.rnnfast.recurrent_stack.default
+    backward = torch.ops.rnnfast.recurrent_stack_backward.default
+    assert str(forward._schema) == (
+        "rnnfast::recurrent_stack(Tensor x, Tensor? h0, Tensor? c0, Tensor[] weights, "
+        f"{config}, bool training) -> (Tensor, Tensor, Tensor, Tensor)")
+    assert str(backward._schema) == (
+        "rnnfast::recurrent_stack_backward(Tensor saved, Tensor? dy, Tensor? dh_n, "
+        f"Tensor? dc_n, Tensor x, Tensor? h0, Tensor? c0, Tensor[] weights, {config}) "
+        "-> (Tensor, Tensor, Tensor, Tensor[])")
+    for op in (forward, backward):
+        assert torch.Tag.pt2_compliant_tag in op.tags
+
+
+class _PassThrough(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the operators it sees and runs them unchanged."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(func)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "lstm_proj"])
+def test_autograd_kernel_direct_and_dispatched_paths_agree(rng, name):
+    """Without a gradient to record, the operators' Autograd kernel runs the CPU computation
+    itself for plain CPU tensors; under a dispatch mode (and for meta tensors) it hands the call
+    to the next kernel instead. Both give the same results, bitwise."""
+    _, _, cell, nonlinearity, _ = CELLS[name]
+    args = op_arguments(rng, cell, nonlinearity, "deep", grad=False,
+                        proj=CELLS[name][4].get("proj_size", 0))
+    forward = torch.ops.rnnfast.recurrent_stack.default
+    backward = torch.ops.rnnfast.recurrent_stack_backward.default
+    direct = forward(*args, True)
+    upstream = (torch.randn_like(direct[0]), torch.randn_like(direct[1]),
+                torch.randn_like(direct[2]) if cell == "lstm" else None)
+    direct_grads = backward(direct[3], *upstream, *args)
+    with _PassThrough() as mode:
+        dispatched = forward(*args, True)
+        dispatched_grads = backward(dispatched[3], *upstream, *args)
+    assert mode.ops == [forward, backward]
+    assert all(torch.equal(a, b) for a, b in zip(direct[:3], dispatched[:3]))
+    flat = [list(g[:3]) + list(g[3]) for g in (direct_grads, dispatched_grads)]
+    assert all(torch.equal(a, b) for a, b in zip(*flat))
+    meta = [t.to("meta") if isinstance(t, torch.Tensor) else
+            [u.to("meta") for u in t] if isinstance(t, list) else t for t in args]
+    shapes = [t.shape for t in forward(*meta, True)]
+    assert shapes == [t.shape for t in direct] and len(direct[3]) == 1
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_compiled_forward_has_no_python_evaluated_guards(rng, train):
+    """The compiled model's guards all run in C++: no guard that Dynamo evaluates in Python
+    after the others (an aliasing guard between two modules' globals, as ``torch`` in
+    rnnfast.torch and rnnfast._torch_ops once gave, costs tens of microseconds a call)."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+    torch._dynamo.reset()
+    m = model("lstm")
+    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
+    x = torch.from_numpy(rng.standard_normal((T, B, I)).astype(np.float32))
+    with torch.set_grad_enabled(train):
+        compiled(x)
+    entries = _debug_get_cache_entry_list(Tagger.forward.__code__)
+    assert entries
+    for entry in entries:
+        root = entry.guard_manager.root
+        assert not root.get_epilogue_lambda_guards()
+        assert not root.has_object_aliasing_guard()
 
 
 # ---- models as a PyTorch user writes them
