@@ -275,7 +275,9 @@ struct RowsOfA {
 // packs its rows of A into its own scratch just before multiplying them, so the bfloat16 copy
 // of A stays in that core's L2 instead of making a round trip to memory (the backward's gate
 // gradients: 26 MB of float32, 13 MB as bfloat16, at T=50, B=64, H=512). With several groups
-// (few row blocks, columns split between threads) A is packed once, on the pool, first.
+// (few row blocks, columns split between threads), or op(A) = A^T (an item's 32-64 rows of
+// op(A) are 128-256 bytes of every row of A: a strided read across all of A per item), A is
+// packed once, on the pool, first.
 void threaded_product(const bd::Bf16Kernels& ks, index_t M, const RowsOfA& src,
                       const PackedBf16& B, float alpha, float beta, float* C, index_t ldc) {
   const index_t panels = (B.N + bd::kNr - 1) / bd::kNr, kp = B.kp;
@@ -290,7 +292,7 @@ void threaded_product(const bd::Bf16Kernels& ks, index_t M, const RowsOfA& src,
   const index_t groups = std::min(panels, std::max<index_t>(1, (threads + row_blocks - 1) / row_blocks));
   const index_t items = row_blocks * groups;
   const bd::bf16* shared = nullptr;
-  if (groups > 1) {
+  if (groups > 1 || src.trans) {
     const index_t mp = round_up(M, ks.m_align);
     bd::bf16* a = reserve(scratch().a, mp * kp);
     pack_a_threaded(ks.tiled_a, src.trans, M, src.K, src.A, src.lda, mp, kp, a);
