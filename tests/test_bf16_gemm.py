@@ -236,3 +236,58 @@ def test_rnnfast_bf16_isa_rejects_an_unknown_name():
     done = run_python("-c", "import rnnfast", RNNFAST_BF16_ISA="tf32")
     assert done.returncode != 0
     assert "RNNFAST_BF16_ISA='tf32': unknown bfloat16 path 'tf32'" in done.stderr
+
+
+# The hardware paths pack both operands tile by tile (csrc/kernels/gemm_bf16*.cc): A in blocks
+# of 16 rows x 32 k, B in panels of 32 columns, two tiles of 16 per depth step of 32. Sizes at
+# and around every edge of those blocks, and K not a multiple of 32.
+EDGE_M = [1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65]
+EDGE_NK = [(1, 1), (15, 31), (16, 32), (17, 33), (31, 63), (32, 64), (33, 95), (63, 1), (65, 100)]
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_gemm_bf16_block_edges(trans_a, bf16_isa):
+    rng = np.random.default_rng(11 + trans_a)
+    for N, K in EDGE_NK:
+        b = rng.standard_normal((K, N)).astype(np.float32)
+        for M in EDGE_M:
+            a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
+            want, magnitude = product_of_rounded(a, b, trans_a, False)
+            bound = (K + 2) * 2.0 ** -24 * magnitude
+            got = _C.gemm(a, b, trans_a=trans_a, precision="bfloat16")
+            assert (np.abs(got - want) <= bound).all(), (M, N, K)
+            if not trans_a:  # the packed product and its column ranges: the same sums
+                packed = _C.gemm_packed(a, b, precision="bfloat16")
+                np.testing.assert_array_equal(packed, got)
+                n0, n1 = N // 3, N - N // 4
+                part = _C.gemm_packed(a, b, cols=(n0, n1), precision="bfloat16")
+                np.testing.assert_array_equal(part[:, n0:n1], got[:, n0:n1])
+                assert not part[:, :n0].any() and not part[:, n1:].any()
+
+
+@pytest.mark.parametrize("M,N,K", [(300, 70, 1100), (130, 97, 2050), (64, 256, 600)])
+def test_gemm_bf16_deep_products_agree_across_paths_and_threads(M, N, K):
+    """Depths past the shallow blocking (512) and several row blocks per thread."""
+    rng = np.random.default_rng(M + N + K)
+    a = rng.standard_normal((K, M)).astype(np.float32)  # the weight gradients' op(A) = A^T
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    want, magnitude = product_of_rounded(a, b, True, False)
+    bound = (K + 2) * 2.0 ** -24 * magnitude
+    before_isa, before_threads = rnnfast.active_bf16_isa(), rnnfast.get_num_threads()
+    try:
+        by_isa = {}
+        for isa in BF16_ISAS:
+            rnnfast.set_bf16_isa(isa)
+            runs = []
+            for n in (1, 2, 3):
+                rnnfast.set_num_threads(n)
+                runs.append(_C.gemm(a, b, trans_a=True, precision="bfloat16"))
+            for r in runs[1:]:
+                np.testing.assert_array_equal(r, runs[0])
+            assert (np.abs(runs[0] - want) <= bound).all()
+            by_isa[isa] = runs[0]
+        for isa, r in by_isa.items():  # paths differ only in the order of float32 sums
+            assert (np.abs(r - by_isa["portable"]) <= 2 * bound).all(), isa
+    finally:
+        rnnfast.set_bf16_isa(before_isa)
+        rnnfast.set_num_threads(before_threads)

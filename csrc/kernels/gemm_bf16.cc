@@ -87,20 +87,27 @@ const bd::Bf16Convert& convert() {
 
 index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
-// op(A) [M, K] as bfloat16 rows of kp (zeros past K), rows up to mp (zeros past M).
-void pack_a(bool trans_a, index_t M, index_t K, const float* A, index_t lda, index_t mp,
-            index_t kp, bd::bf16* dst) {
+// op(A) [M, K] as bfloat16 rows of kp (zeros past K) in the kernel's layout (rows or tiles;
+// gemm_bf16_kernels.h), rows up to mp (zeros past M; mp a multiple of 16 when tiled).
+void pack_a(bool tiled, bool trans_a, index_t M, index_t K, const float* A, index_t lda,
+            index_t mp, index_t kp, bd::bf16* dst) {
   const bd::Bf16Convert& cv = convert();
-  auto zero_tail = [&](index_t i) {
-    std::fill(dst + i * kp + K, dst + (i + 1) * kp, bd::bf16(0));
-  };
+  if (tiled) {  // rows M.. of the last block of 16 written as zeros by the conversions
+    if (trans_a)
+      cv.pack_rows_trans(A, lda, K, 0, M, kp, true, dst);
+    else
+      cv.pack_rows_tiled(A, lda, K, M, kp, dst);
+    const index_t done = (M + 15) / 16 * 16;
+    std::fill(dst + done * kp, dst + std::max(done, mp) * kp, bd::bf16(0));
+    return;
+  }
   if (!trans_a) {
     for (index_t i = 0; i < M; ++i) {
       cv.round(K, A + i * lda, dst + i * kp);
-      zero_tail(i);
+      std::fill(dst + i * kp + K, dst + (i + 1) * kp, bd::bf16(0));
     }
   } else {  // A[k * lda + i]
-    cv.pack_rows_trans(A, lda, K, 0, M, kp, dst);
+    cv.pack_rows_trans(A, lda, K, 0, M, kp, false, dst);
   }
   std::fill(dst + M * kp, dst + mp * kp, bd::bf16(0));
 }
@@ -119,22 +126,31 @@ Scratch& scratch() {
   return s;
 }
 
+// At least n elements of b, never shrinking it (Buffer::resize forgets its larger size when
+// asked for less: the backward's alternating large and step-sized products reallocated, and
+// faulted in, 13 MB at every call).
+bd::bf16* reserve(Buffer<bd::bf16>& b, index_t n) {
+  if (b.size() < n) b.resize(n);
+  return b.data();
+}
+
 // op(A) [M, K] as bfloat16 rows of kp into a (rows up to mp zero), blocks of 16 rows (the
 // transposing unit) on the thread pool, at most 256 rows per call (whose rows of a
 // transposed A, read across a chunk of k, stay in L2).
-void pack_a_threaded(bool trans_a, index_t M, index_t K, const float* A, index_t lda, index_t mp,
-                     index_t kp, bd::bf16* a) {
+void pack_a_threaded(bool tiled, bool trans_a, index_t M, index_t K, const float* A, index_t lda,
+                     index_t mp, index_t kp, bd::bf16* a) {
   const index_t grain = std::max<index_t>(1, std::min<index_t>(16, (1 << 15) / kp));
   auto run = [&](index_t b0, index_t b1) {
     const index_t m0 = b0 * 16, m1 = std::min(M, b1 * 16);
     const float* src = trans_a ? A + m0 : A + m0 * lda;
-    pack_a(trans_a, m1 - m0, K, src, lda, m1 - m0, kp, a + m0 * kp);
+    pack_a(tiled, trans_a, m1 - m0, K, src, lda, m1 - m0, kp, a + m0 * kp);
   };
   if (in_parallel_region())
     run(0, (M + 15) / 16);
   else
     parallel_for((M + 15) / 16, grain, run);
-  std::fill(a + M * kp, a + mp * kp, bd::bf16(0));
+  const index_t done = tiled ? (M + 15) / 16 * 16 : M;
+  std::fill(a + done * kp, a + std::max(done, mp) * kp, bd::bf16(0));
 }
 
 }  // namespace
@@ -228,10 +244,9 @@ void gemm_bf16_packed_cols(index_t M, const float* A, index_t lda, const PackedB
   if (M <= 0 || n_begin == n_end) return;
   const bd::Bf16Kernels& ks = kernels(B.isa);
   const index_t mp = round_up(M, ks.m_align);
-  Buffer<bd::bf16>& a = scratch().cols_a;
-  a.resize(mp * B.kp);
-  pack_a(false, M, B.K, A, lda, mp, B.kp, a.data());
-  ks.product({M, B.kp, a.data(), B.bits.data(), n_begin, n_end, C, ldc, 1.0f, beta});
+  bd::bf16* a = reserve(scratch().cols_a, mp * B.kp);
+  pack_a(ks.tiled_a, false, M, B.K, A, lda, mp, B.kp, a);
+  ks.product({M, B.kp, a, B.bits.data(), n_begin, n_end, C, ldc, 1.0f, beta});
 }
 
 namespace {
@@ -245,27 +260,62 @@ index_t row_block(index_t kp) {
 // Fewest multiply-adds worth a thread.
 constexpr double kMinWork = 256.0 * 1024;
 
-// C = alpha * a_rows (bfloat16 [M, kp]) * B + beta * C, over the thread pool: column panels
-// split between threads, each thread taking every row block of its panels.
-void threaded_product(const bd::Bf16Kernels& ks, index_t M, const bd::bf16* a, const PackedBf16& B,
-                      float alpha, float beta, float* C, index_t ldc) {
-  const index_t panels = (B.N + bd::kNr - 1) / bd::kNr;
-  const index_t mb = row_block(B.kp);
-  const double work = static_cast<double>(M) * B.N * B.kp;
+// Where the rows of op(A) [M, K] of a threaded product come from (float32, rounded by the
+// products' threads).
+struct RowsOfA {
+  bool trans;  // op(A) = A^T: element (i, k) at A[k * lda + i]
+  const float* A;
+  index_t lda, K;
+};
+
+// C = alpha * op(A) (rounded to bfloat16) * B + beta * C, over the thread pool: items of (row
+// block, group of column panels), as many row blocks as the L2 size asks rounded up to a
+// multiple of the threads, of equal numbers of 32-row units (parallel_for's chunks are static:
+// 7 blocks on 2 threads left one thread 4 to do against 3). With one group, each item's thread
+// packs its rows of A into its own scratch just before multiplying them, so the bfloat16 copy
+// of A stays in that core's L2 instead of making a round trip to memory (the backward's gate
+// gradients: 26 MB of float32, 13 MB as bfloat16, at T=50, B=64, H=512). With several groups
+// (few row blocks, columns split between threads), or op(A) = A^T (an item's 32-64 rows of
+// op(A) are 128-256 bytes of every row of A: a strided read across all of A per item), A is
+// packed once, on the pool, first.
+void threaded_product(const bd::Bf16Kernels& ks, index_t M, const RowsOfA& src,
+                      const PackedBf16& B, float alpha, float beta, float* C, index_t ldc) {
+  const index_t panels = (B.N + bd::kNr - 1) / bd::kNr, kp = B.kp;
+  const index_t mb = row_block(kp);
+  const double work = static_cast<double>(M) * B.N * kp;
   const index_t threads = std::max<index_t>(
       1, std::min<index_t>(get_num_threads(), static_cast<index_t>(work / kMinWork)));
-  const index_t row_blocks = (M + mb - 1) / mb;
-  // Items: (row block, group of panels); groups sized so every thread gets work.
+  const index_t units = (M + 31) / 32;
+  index_t row_blocks = (M + mb - 1) / mb;
+  if (row_blocks >= threads) row_blocks = std::min(units, round_up(row_blocks, threads));
+  // Groups of panels sized so every thread gets work when there are few row blocks.
   const index_t groups = std::min(panels, std::max<index_t>(1, (threads + row_blocks - 1) / row_blocks));
   const index_t items = row_blocks * groups;
+  const bd::bf16* shared = nullptr;
+  if (groups > 1 || src.trans) {
+    const index_t mp = round_up(M, ks.m_align);
+    bd::bf16* a = reserve(scratch().a, mp * kp);
+    pack_a_threaded(ks.tiled_a, src.trans, M, src.K, src.A, src.lda, mp, kp, a);
+    shared = a;
+  }
   auto run = [&](index_t i0, index_t i1) {
     for (index_t it = i0; it < i1; ++it) {
       const index_t r = it / groups, g = it % groups;
-      const index_t m0 = r * mb, m = std::min(mb, M - m0);
+      const index_t m0 = std::min(M, units * r / row_blocks * 32);
+      const index_t m = std::min(M, units * (r + 1) / row_blocks * 32) - m0;
+      if (m <= 0) continue;
+      const bd::bf16* rows = shared ? shared + m0 * kp : nullptr;
+      if (!shared) {
+        const index_t mp = round_up(m, ks.m_align);
+        bd::bf16* a = reserve(scratch().a, mp * kp);
+        pack_a(ks.tiled_a, src.trans, m, src.K, src.trans ? src.A + m0 : src.A + m0 * src.lda,
+               src.lda, mp, kp, a);
+        rows = a;
+      }
       const index_t n0 = panels * g / groups * bd::kNr;
       const index_t n1 = std::min(B.N, panels * (g + 1) / groups * bd::kNr);
       if (n0 < n1)
-        ks.product({m, B.kp, a + m0 * B.kp, B.bits.data(), n0, n1, C + m0 * ldc, ldc, alpha, beta});
+        ks.product({m, kp, rows, B.bits.data(), n0, n1, C + m0 * ldc, ldc, alpha, beta});
     }
   };
   if (threads <= 1 || items == 1 || in_parallel_region())
@@ -279,12 +329,7 @@ void threaded_product(const bd::Bf16Kernels& ks, index_t M, const bd::bf16* a, c
 void gemm_bf16_packed(index_t M, const float* A, index_t lda, const PackedBf16& B, float beta,
                       float* C, index_t ldc) {
   if (M <= 0 || B.N <= 0) return;
-  const bd::Bf16Kernels& ks = kernels(B.isa);
-  const index_t mp = round_up(M, ks.m_align);
-  Buffer<bd::bf16>& a = scratch().a;
-  a.resize(mp * B.kp);
-  pack_a_threaded(false, M, B.K, A, lda, mp, B.kp, a.data());
-  threaded_product(ks, M, a.data(), B, 1.0f, beta, C, ldc);
+  threaded_product(kernels(B.isa), M, {false, A, lda, B.K}, B, 1.0f, beta, C, ldc);
 }
 
 void gemm_bf16(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
@@ -307,14 +352,9 @@ void gemm_bf16(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, floa
                 ldc);
     return;
   }
-  const bd::Bf16Kernels& ks = kernels(isa);
-  Scratch& sc = scratch();
-  PackedBf16& packed = sc.b;
+  PackedBf16& packed = scratch().b;
   packed.pack(isa, trans_b, K, N, B, ldb);
-  const index_t mp = round_up(M, ks.m_align), kp = packed.kp;
-  sc.a.resize(mp * kp);
-  pack_a_threaded(trans_a, M, K, A, lda, mp, kp, sc.a.data());
-  threaded_product(ks, M, sc.a.data(), packed, alpha, beta, C, ldc);
+  threaded_product(kernels(isa), M, {trans_a, A, lda, K}, packed, alpha, beta, C, ldc);
 }
 
 }  // namespace rnnfast

@@ -70,9 +70,14 @@ void transpose16(__m512 r[16]) {
   }
 }
 
+// The 32-bit word of pair row kk (k = 2kk, 2kk + 1), columns 16h..16h + 15 of a panel, in the
+// tile layout of PackedBf16 (rnnfast/gemm_bf16.h): 16 pair rows of 16 words per tile, the two
+// tiles of a depth step of 32 side by side.
+inline idx word(idx kk, int h) { return (kk / 16) * 512 + h * 256 + (kk % 16) * 16; }
+
 // Panels of op(B) (columns [n0, n0 + n), n0 a multiple of kNr) in the VNNI layout: the 32-bit
 // word of pair row kk and column col holds (k = 2kk) in its low half and (k = 2kk + 1) in its
-// high half. Panel p of the range at dst + p * kp * kNr.
+// high half; tiles as word(). Panel p of the range at dst + p * kp * kNr (64-byte aligned).
 void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst) {
   const idx panels = (n + kNr - 1) / kNr, pairs = kp / 2;
   const __m512i zero = _mm512_setzero_si512();
@@ -94,8 +99,8 @@ void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx 
             const __m512i lo = k < K ? round16(_mm512_maskz_loadu_ps(cm, col + k * ldb)) : zero;
             const __m512i hi =
                 k + 1 < K ? round16(_mm512_maskz_loadu_ps(cm, col + (k + 1) * ldb)) : zero;
-            _mm512_storeu_si512(out + kk * kNr + 16 * h,
-                                _mm512_maskz_or_epi32(cm, lo, _mm512_slli_epi32(hi, 16)));
+            _mm512_storeu_si512(out + word(kk, h),
+                               _mm512_maskz_or_epi32(cm, lo, _mm512_slli_epi32(hi, 16)));
           }
         }
       }
@@ -125,13 +130,14 @@ void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx 
           w[c] = _mm512_castsi512_ps(_mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
         }
         transpose16(w);
-        for (int kk = 0; kk < 16; ++kk) _mm512_storeu_ps(out + (kb / 2 + kk) * kNr + 16 * h, w[kk]);
+        for (int kk = 0; kk < 16; ++kk) _mm512_storeu_ps(out + word(kb / 2 + kk, h), w[kk]);
       }
     }
   }
 }
 
-void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bf16* dst) {
+void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bool tiled,
+                     bf16* dst) {
   // Chunks of 128 k (their rows of A, read whole across the strips, stay in L2); in a chunk,
   // every strip of 16 rows of op(A); in a strip, blocks of 32 k: rows k and k + 1 of A (16
   // contiguous values of i) rounded and joined into 32-bit words (k low, k + 1 high), 16 such
@@ -154,8 +160,29 @@ void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bf16
           w[kk] = _mm512_castsi512_ps(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
         }
         transpose16(w);
-        for (idx i = 0; i < rows; ++i) _mm512_storeu_ps(d + i * kp + k0, w[i]);
+        if (tiled)  // rows past n are zeros (masked loads)
+          for (idx i = 0; i < 16; ++i) _mm512_storeu_ps(d + k0 * 16 + i * 32, w[i]);
+        else
+          for (idx i = 0; i < rows; ++i) _mm512_storeu_ps(d + i * kp + k0, w[i]);
       }
+    }
+  }
+}
+
+void pack_rows_tiled(const float* A, idx lda, idx K, idx n, idx kp, bf16* dst) {
+  const idx n_pad = (n + 15) / 16 * 16;
+  for (idx i = 0; i < n_pad; ++i) {
+    bf16* d = dst + (i / 16) * 16 * kp + (i % 16) * 32;
+    if (i >= n) {
+      for (idx kb = 0; kb < kp; kb += 32) _mm512_storeu_si512(d + kb * 16, _mm512_setzero_si512());
+      continue;
+    }
+    const float* a = A + i * lda;
+    for (idx kb = 0; kb < kp; kb += 32) {
+      const __m512i lo = round16(_mm512_maskz_loadu_ps(mask16(K - kb), a + kb));
+      const __m512i hi = round16(_mm512_maskz_loadu_ps(mask16(K - kb - 16), a + kb + 16));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + kb * 16), _mm512_cvtepi32_epi16(lo));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + kb * 16 + 16), _mm512_cvtepi32_epi16(hi));
     }
   }
 }
@@ -169,8 +196,9 @@ void tile(const ProductArgs& p, idx i0, const bf16* panel, idx col0, __mmask16 m
   const auto* a = reinterpret_cast<const std::int32_t*>(p.a + i0 * p.kp);
   const idx a_ld = p.kp / 2;
   for (idx kk = 0; kk < pairs; ++kk) {
-    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + kk * 2 * kNr);
-    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + kk * 2 * kNr + 32);
+    const bf16* b = panel + (kk / 16) * 1024 + (kk % 16) * 32;  // PackedBf16's tiles
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + 512);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512bh av = (__m512bh)_mm512_set1_epi32(a[r * a_ld + kk]);
@@ -214,8 +242,9 @@ void product(const ProductArgs& p) {
 
 }  // namespace
 
-extern const Bf16Kernels kBf16Avx512{1, product};
-extern const Bf16Convert kBf16ConvertAvx512{round_bits, pack_panel, pack_rows_trans};
+extern const Bf16Kernels kBf16Avx512{1, false, product};
+extern const Bf16Convert kBf16ConvertAvx512{round_bits, pack_panel, pack_rows_trans,
+                                             pack_rows_tiled};
 
 }  // namespace gemm_bf16_detail
 }  // namespace rnnfast

@@ -17,8 +17,11 @@ constexpr idx kKAlign = 32;  // K padded with zeros to a multiple of it (an AMX 
 
 // One product over rows [0, m) and columns [n0, n1) of C:
 //   C[i, j] = alpha * sum_k a[i, k] b[k, j] + beta * C[i, j]    (beta == 0: C only written)
-// a: bfloat16 rows, row i at a + i * kp, zeros at k >= K; rows up to the kernel's m_align
-//    multiple past m are readable (zeros).
+// a: bfloat16 rows, zeros at k >= K; rows up to the kernel's m_align multiple past m are
+//    readable (zeros). In the kernel's a layout (Bf16Kernels::tiled_a): rows, element (i, k)
+//    at a[i * kp + k]; or tiles, blocks of 16 rows, each kp / 32 tiles of 16 rows x 32 k
+//    (1 KiB contiguous): element (i, k) at a[(i / 16) * 16 * kp + (k / 32) * 512 + (i % 16) *
+//    32 + k % 32]. Either way rows [16r, 16r + 16) start at a + 16r * kp.
 // b: the packed panels of PackedBf16 (panel p at b + p * kp * kNr).
 // c: column 0 of row 0. Every sum runs over k in increasing order of pairs of k (the
 //    instructions' order), the same whatever the range: results do not depend on n0, n1.
@@ -33,7 +36,8 @@ struct ProductArgs {
 };
 
 struct Bf16Kernels {
-  idx m_align;  // rows of a are padded to a multiple of it
+  idx m_align;   // rows of a are padded to a multiple of it
+  bool tiled_a;  // a in tiles (else rows); see ProductArgs
   void (*product)(const ProductArgs&);
 };
 
@@ -46,8 +50,13 @@ struct Bf16Convert {
   // (n0 a multiple of kNr) at dst (panel p at dst + p * kp * kNr), K padded with zeros to kp.
   void (*pack_panel)(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst);
   // Rows [m0, m0 + n) of op(A) = A^T (element (i, k) at A[k * lda + i]) as
-  // bfloat16 rows of kp at dst (row stride kp), zeros at k >= K.
-  void (*pack_rows_trans)(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bf16* dst);
+  // bfloat16 rows of kp at dst, zeros at k >= K: rows (row stride kp), or tiles (ProductArgs'
+  // layout, m0 a multiple of 16, rows past n up to the next multiple of 16 written as zeros).
+  void (*pack_rows_trans)(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bool tiled,
+                          bf16* dst);
+  // Rows [0, n) of A (row i at A + i * lda) as tiles (ProductArgs' layout), zeros at k >= K
+  // and in rows n up to the next multiple of 16.
+  void (*pack_rows_tiled)(const float* A, idx lda, idx K, idx n, idx kp, bf16* dst);
 };
 
 #ifdef RNNFAST_HAVE_X86_KERNELS

@@ -19,7 +19,10 @@
 // set (cpu.h) is not avx512, bfloat16 products take the portable path.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "rnnfast/common.h"
@@ -72,16 +75,43 @@ void gemm_bf16(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, floa
                const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
                index_t ldc);
 
+// The allocator of packed bfloat16 operands: 64-byte aligned (a row of an AMX tile is one cache
+// line; at an offset of 16 bytes every row spans two, and the products ran at half speed), and
+// elements left uninitialised by resize (the packing writes every one).
+template <typename T>
+struct Bf16Allocator {
+  using value_type = T;
+  Bf16Allocator() = default;
+  template <typename U>
+  Bf16Allocator(const Bf16Allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) noexcept { std::free(p); }
+  template <typename U>
+  void construct(U* p) noexcept { ::new (static_cast<void*>(p)) U; }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) { ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...); }
+  template <typename U>
+  bool operator==(const Bf16Allocator<U>&) const noexcept { return true; }
+  template <typename U>
+  bool operator!=(const Bf16Allocator<U>&) const noexcept { return false; }
+};
+
 // op(B) [K,N] rounded to bfloat16 once, in the tile layout of the hardware paths, for many
 // products (gemm.h's PackedB holds one when packed with Precision::bfloat16 on a hardware path).
 struct PackedBf16 {
   // Packs op(B) for `isa` (avx512_bf16 or amx).
   void pack(Bf16Isa isa, bool trans_b, index_t K, index_t N, const float* B, index_t ldb);
   // Layout (csrc/kernels/gemm_bf16.cc): panels of 32 columns, K padded with zeros to kp (a
-  // multiple of 32); panel j at bits + j * kp * 32, element (k, col) at
-  // [(k / 2) * 64 + col * 2 + k % 2] (pairs of k side by side: the VNNI layout of vdpbf16ps
-  // and tdpbf16ps); columns past N are zero.
-  std::vector<std::uint16_t> bits;
+  // multiple of 32); panel j at bits + j * kp * 32. A panel is kp / 32 depth steps of 1024
+  // values; a depth step is two AMX tiles of 512 (columns 0-15, then 16-31), each 16 pair rows
+  // of 16 columns: element (k, col) at [(k / 32) * 1024 + (col / 16) * 512 + (k % 32 / 2) * 32
+  // + (col % 16) * 2 + k % 2] (pairs of k side by side: the VNNI layout of vdpbf16ps and
+  // tdpbf16ps; each tile's 1 KiB contiguous). Columns past N are zero.
+  std::vector<std::uint16_t, Bf16Allocator<std::uint16_t>> bits;
   index_t K = 0, N = 0, kp = 0;
   Bf16Isa isa = Bf16Isa::portable;
 };
