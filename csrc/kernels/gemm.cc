@@ -434,6 +434,11 @@ index_t packed_panel_width(Precision precision) {
 }
 
 template <typename T>
+index_t gemm_depth_block(index_t K, bool trans_a, Isa isa) {
+  return depth_of(kernel_set<T>(isa), K, trans_a);
+}
+
+template <typename T>
 void gemm_packed(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta, T* C,
                  index_t ldc) {
   if (M <= 0 || B.cols() <= 0) return;
@@ -510,6 +515,8 @@ template void gemm_rows_nt<float>(index_t, index_t, index_t, const float*, index
                                   index_t, float*, index_t, Precision);
 template void gemm_rows_nt<double>(index_t, index_t, index_t, const double*, index_t,
                                    const double*, index_t, double*, index_t, Precision);
+template index_t gemm_depth_block<float>(index_t, bool, Isa);
+template index_t gemm_depth_block<double>(index_t, bool, Isa);
 template index_t packed_panel_width<float>(Precision);
 template index_t packed_panel_width<double>(Precision);
 template void gemm_packed<float>(index_t, const float*, index_t, const PackedB<float>&, float,
