@@ -1,17 +1,25 @@
-"""The package's float32 GEMM against MKL (``torch.matmul``) on every GEMM the LSTM kernels issue.
+"""The package's float32 GEMM against MKL (``torch.matmul``) on the GEMMs the kernels issue.
 
-For each shape (T, B, I, H) of bench/_shapes.py (medium, char, large, xl), with rows = T * B and
-GH = 4 * H: the input projection x W_ih^T (rows x GH x I), dx = dgates W_ih (rows x I x GH), the
-merged weight gradient dgates^T [x | h] (GH x (I + H) x rows, A transposed), and the per-step
-products on pre-packed weights, forward h W_hh^T (B x GH x H) and backward dgates W_hh
-(B x H x GH). The two libraries alternate call by call in one process; each figure is the minimum
-over the rounds of the calling thread's CPU time (``time.thread_time``), which other processes on
-a busy machine do not inflate at 1 thread (at 2 threads use ``--wall`` on an idle machine).
+LSTM: for each shape (T, B, I, H) (medium, char, large, xl), with rows = T * B and GH = 4 * H:
+the input projection x W_ih^T (rows x GH x I), dx = dgates W_ih (rows x I x GH), the merged
+weight gradient dgates^T [x | h] (GH x (I + H) x rows, A transposed), and the per-step products
+on pre-packed weights, forward h W_hh^T (B x GH x H) and backward dgates W_hh (B x H x GH).
+Conv1D (``--only conv``): the products of one work item of bench/test_bench_conv.py's WaveNet
+layer (B=32, L=1000, C=64, kernel 3) and IMDB layer (L=100, C 100 -> 64, kernel 5), channels-last
+and channels-first, forward (patches x weights) and weight gradient (accumulated, beta = 1).
+
+The two libraries alternate call by call in one process; each figure is the minimum over the
+rounds. At 1 thread the clock is the calling thread's CPU time (``time.thread_time``), which other
+processes on a busy machine do not inflate; at more threads it is wall-clock time, and before
+each timed call the script sleeps ``--settle`` seconds (default 0.05 at 2+ threads) so that the
+other library's idle threads have stopped spinning: after a torch op, PyTorch's OpenMP threads
+spin for milliseconds on the cores our pool needs (and ours spin for 60 us after our calls), so
+back-to-back alternation measured whichever library ran second on a contended machine.
 The step rows run ``repeats`` products inside one ``_C.gemm_packed`` call (B packed once per
 call, amortised); torch's rows are one ``torch.matmul(..., out=)`` per product.
 
     python bench/gemm_vs_mkl.py --threads 1 --rounds 10
-    python bench/gemm_vs_mkl.py --threads 2 --rounds 10 --wall --only large xl
+    python bench/gemm_vs_mkl.py --threads 2 --rounds 10 --only large xl conv
 """
 import argparse
 import os
@@ -34,11 +42,33 @@ SHAPES = {"medium": (100, 32, 128, 128), "char": (100, 64, 64, 256),
           "large": (50, 64, 512, 512), "xl": (25, 64, 1024, 1024)}
 
 
-def products(T, B, I, H):
+def lstm_products(T, B, I, H):
     rows, gh = T * B, 4 * H
     return [("input projection", "nt", rows, gh, I), ("dx", "nn", rows, I, gh),
             ("dW", "tn", gh, I + H, rows), ("step forward", "packed_t", B, gh, H),
             ("step backward", "packed", B, H, gh)]
+
+
+def conv_products():
+    # (what, kind, M, N, K, beta): one time block of one sequence (csrc/kernels/conv1d.cc: about
+    # 64K patch elements per block; WaveNet: patch 192 -> 334 steps, IMDB: patch 500 -> 96).
+    out = []
+    for name, steps, c_out, patch in (("wavenet", 334, 64, 192), ("imdb", 96, 64, 500)):
+        out += [(f"{name} fwd cl", "nn", steps, c_out, patch, 0.0),
+                (f"{name} fwd cf", "nn", c_out, steps, patch, 0.0),
+                (f"{name} dW cl", "tn", patch, c_out, steps, 1.0),
+                (f"{name} dW cf", "nt", c_out, patch, steps, 1.0)]
+    return out
+
+
+def cases(only):
+    for name in only:
+        if name == "conv":
+            for what, kind, M, N, K, beta in conv_products():
+                yield "conv", what, kind, M, N, K, beta
+        else:
+            for what, kind, M, N, K in lstm_products(*SHAPES[name]):
+                yield name, what, kind, M, N, K, 0.0
 
 
 def operands(kind, M, N, K, rng):
@@ -53,50 +83,66 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--only", nargs="*", default=list(SHAPES))
-    parser.add_argument("--wall", action="store_true", help="wall-clock time instead of CPU time")
+    parser.add_argument("--only", nargs="*", default=list(SHAPES) + ["conv"],
+                        help="LSTM shapes (medium char large xl) and/or conv")
+    parser.add_argument("--wall", action="store_true",
+                        help="wall-clock time at 1 thread too (the default above 1 thread)")
+    parser.add_argument("--settle", type=float, default=None,
+                        help="seconds to sleep before each timed call (default 0 at 1 thread, "
+                             "0.05 above)")
     args = parser.parse_args()
     rnnfast.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    clock = time.perf_counter if args.wall else time.thread_time
+    wall = args.wall or args.threads > 1
+    clock = time.perf_counter if wall else time.thread_time
+    settle = args.settle if args.settle is not None else (0.05 if args.threads > 1 else 0.0)
     rng = np.random.default_rng(0)
-    print(f"threads {args.threads}, min of {args.rounds} rounds, "
-          f"{'wall' if args.wall else 'CPU'} time; ratio = MKL time / rnnfast time")
-    for name in args.only:
-        for what, kind, M, N, K in products(*SHAPES[name]):
-            a, b, a_op, b_op = operands(kind, M, N, K, rng)
-            reps = max(1, int(2e8 / (2.0 * M * N * K)))
-            if kind.startswith("packed"):
-                reps = max(reps, 50)  # the packing of B, once per call, stays under ~2%
-            ta, tb = torch.from_numpy(a_op), torch.from_numpy(b_op)
-            tc = torch.empty((M, N), dtype=torch.float32)
-            if kind.startswith("packed"):
-                trans = kind == "packed_t"
-                ours = lambda: _C.gemm_packed(a, b, trans_b=trans, repeats=reps)  # noqa: E731
-            else:
-                ta_, tb_ = kind == "tn", kind == "nt"
-                ours = lambda: [_C.gemm(a, b, trans_a=ta_, trans_b=tb_)  # noqa: E731
-                                for _ in range(reps)]
+    print(f"threads {args.threads}, min of {args.rounds} rounds, {'wall' if wall else 'CPU'} "
+          f"time, settle {settle} s; ratio = MKL time / rnnfast time")
+    for name, what, kind, M, N, K, beta in cases(args.only):
+        a, b, a_op, b_op = operands(kind, M, N, K, rng)
+        reps = max(1, int(2e8 / (2.0 * M * N * K)))
+        if kind.startswith("packed"):
+            reps = max(reps, 50)  # the packing of B, once per call, stays under ~2%
+        ta, tb = torch.from_numpy(a_op), torch.from_numpy(b_op)
+        c0 = rng.standard_normal((M, N), dtype=np.float32)
+        ours_c, tc = c0.copy(), torch.from_numpy(c0.copy())
+        if kind.startswith("packed"):
+            trans = kind == "packed_t"
+            ours = lambda: _C.gemm_packed(a, b, trans_b=trans, repeats=reps)  # noqa: E731
+        else:
+            ta_, tb_ = kind == "tn", kind == "nt"
 
-            def mkl():
+            def ours():
                 for _ in range(reps):
+                    _C.gemm(a, b, trans_a=ta_, trans_b=tb_, beta=beta, c=ours_c)
+
+        def mkl():
+            for _ in range(reps):
+                if beta:
+                    tc.addmm_(ta, tb)
+                else:
                     torch.matmul(ta, tb, out=tc)
 
-            got = _C.gemm_packed(a, b, trans_b=kind == "packed_t") if kind.startswith("packed") \
-                else _C.gemm(a, b, trans_a=kind == "tn", trans_b=kind == "nt")
-            want = a_op.astype(np.float64) @ b_op.astype(np.float64)
-            scale = np.abs(a_op).astype(np.float64) @ np.abs(b_op).astype(np.float64)
-            assert np.all(np.abs(got - want) <= (K + 4) * np.finfo(np.float32).eps * scale), what
-            best = {"ours": float("inf"), "mkl": float("inf")}
-            mkl()
-            for _ in range(args.rounds):
-                for key, fn in (("ours", ours), ("mkl", mkl)):
-                    t0 = clock()
-                    fn()
-                    best[key] = min(best[key], (clock() - t0) / reps)
-            print(f"{name:6s} {what:16s} {M:5d} x {N:5d} x {K:5d}"
-                  f"  rnnfast {best['ours'] * 1e3:8.3f} ms  MKL {best['mkl'] * 1e3:8.3f} ms  ratio {best['mkl'] / best['ours']:5.2f}",
-                  flush=True)
+        got = _C.gemm_packed(a, b, trans_b=kind == "packed_t") if kind.startswith("packed") \
+            else _C.gemm(a, b, trans_a=kind == "tn", trans_b=kind == "nt")
+        want = a_op.astype(np.float64) @ b_op.astype(np.float64)
+        scale = np.abs(a_op).astype(np.float64) @ np.abs(b_op).astype(np.float64)
+        assert np.all(np.abs(got - want) <= (K + 4) * np.finfo(np.float32).eps * scale), what
+        best = {"ours": float("inf"), "mkl": float("inf")}
+        mkl()
+        ours()
+        for r in range(args.rounds):
+            order = (("ours", ours), ("mkl", mkl)) if r % 2 == 0 else (("mkl", mkl), ("ours", ours))
+            for key, fn in order:
+                if settle:
+                    time.sleep(settle)
+                t0 = clock()
+                fn()
+                best[key] = min(best[key], (clock() - t0) / reps)
+        print(f"{name:6s} {what:16s} {M:5d} x {N:5d} x {K:5d}"
+              f"  rnnfast {best['ours'] * 1e3:8.3f} ms  MKL {best['mkl'] * 1e3:8.3f} ms"
+              f"  ratio {best['mkl'] / best['ours']:5.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ DTYPES = [np.float32, np.float64]
 
 # (M, N, K): ones, primes, tile edges +-1, K beyond every depth block (384), N beyond a B block
 # (512; 1024 for AVX-512 float), M beyond the in-place limit of A (4 row tiles), and M beyond the
-# rows of a transposed A packed at a time (4096).
+# rows of a transposed A packed at a time (4096). AVX-512 float runs a K of up to 512 as one
+# block, up to 1024 as two (512 columns wide at depth 512; 992 at 257), 256 deep beyond: K at
+# and around those edges with N beyond the narrower blocks.
 SIZES = [
     (1, 1, 1),
     (1, 17, 5),
@@ -35,6 +37,11 @@ SIZES = [
     (70, 530, 9),
     (29, 1100, 270),
     (4103, 9, 20),
+    (30, 530, 512),
+    (45, 1000, 513),
+    (20, 900, 1000),
+    (70, 100, 1030),
+    (9, 33, 1025),
 ]
 
 
@@ -98,6 +105,22 @@ def test_gemm_alpha_beta(rng, isa, dtype, alpha, beta, m, n, k):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.7, -0.5), (-2.0, 0.0)])
+@pytest.mark.parametrize("m,n,k", [(17, 600, 1000), (60, 70, 513)])
+def test_gemm_alpha_beta_deep(rng, isa, dtype, trans_a, alpha, beta, m, n, k):
+    """alpha, beta and accumulation into C across two deep depth blocks (rows of A) and across
+    the usual ones (a transposed A), N beyond a block at that depth."""
+    a, a64 = operand(rng, (m, k), dtype, trans_a)
+    b, b64 = operand(rng, (k, n), dtype, False)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    got = _C.gemm(a, b, trans_a=trans_a, alpha=alpha, beta=beta, c=c)
+    want = alpha * (a64 @ b64) + beta * c.astype(np.float64)
+    terms = abs(alpha) * (np.abs(a64) @ np.abs(b64)) + abs(beta) * np.abs(c.astype(np.float64))
+    assert_close(got, want, terms, k, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_beta_zero_ignores_c(rng, isa, dtype):
     a, a64 = operand(rng, (9, 20), dtype, False)
     b, b64 = operand(rng, (20, 37), dtype, False)
@@ -150,6 +173,8 @@ PACKED_SIZES = [
     (64, 96, 160),
     (70, 20, 31),
     (9, 800, 50),
+    (14, 1000, 600),
+    (5, 513, 1050),
 ]
 
 
@@ -207,6 +232,24 @@ def test_gemm_packed_cols_equals_full(rng, isa, dtype, m, cols):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [(0, 600), (5, 560), (512, 530), (511, 513)])
+def test_gemm_packed_cols_equals_full_deep(rng, isa, dtype, cols):
+    """The same at a K of two deep blocks, whose B blocks are 512 columns wide (AVX-512 float)."""
+    m, k, n = 20, 1000, 600
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    full = _C.gemm_packed(a, b, beta=1.0, c=c)
+    part = _C.gemm_packed(a, b, beta=1.0, c=c, cols=cols)
+    lo, hi = cols
+    np.testing.assert_array_equal(part[:, lo:hi], full[:, lo:hi])
+    np.testing.assert_array_equal(part[:, :lo], c[:, :lo])
+    np.testing.assert_array_equal(part[:, hi:], c[:, hi:])
+    # gemm on the same operands takes the same depth blocks: the same bits.
+    np.testing.assert_array_equal(_C.gemm(a, b, beta=1.0, c=c), full)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_packed_k_zero(rng, isa, dtype):
     c = rng.standard_normal((3, 5)).astype(dtype)
     got = _C.gemm_packed(np.zeros((3, 0), dtype), np.zeros((5, 0), dtype), trans_b=True, beta=2.0, c=c)
@@ -223,6 +266,16 @@ def test_bitwise_identical_across_threads_and_runs(rng, isa, threads, dtype):
                   rng.standard_normal((500, 91)).astype(dtype)), dict(trans_a=True)),
         ("gemm", (rng.standard_normal((600, 150)).astype(dtype),
                   rng.standard_normal((600, 1100)).astype(dtype)), dict(trans_a=True)),
+        # deep blocks (rows of A), split by rows or columns
+        ("gemm", (rng.standard_normal((200, 1000)).astype(dtype),
+                  rng.standard_normal((600, 1000)).astype(dtype)), dict(trans_b=True)),
+        ("gemm", (rng.standard_normal((3000, 520)).astype(dtype),
+                  rng.standard_normal((520, 100)).astype(dtype)), {}),
+        # a transposed A packed per depth block, split by rows (the weight gradients)
+        ("gemm", (rng.standard_normal((700, 300)).astype(dtype),
+                  rng.standard_normal((700, 200)).astype(dtype)), dict(trans_a=True)),
+        ("gemm_packed", (rng.standard_normal((64, 1000)).astype(dtype),
+                         rng.standard_normal((600, 1000)).astype(dtype)), dict(trans_b=True)),
         ("gemm_packed", (rng.standard_normal((64, 256)).astype(dtype),
                          rng.standard_normal((520, 256)).astype(dtype)), dict(trans_b=True)),
         ("gemm_packed", (rng.standard_normal((1, 256)).astype(dtype),

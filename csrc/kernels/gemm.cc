@@ -51,16 +51,36 @@ const gd::KernelSet<double>& kernel_set<double>(Isa isa) {
 
 // Fewest multiply-adds worth waking one more thread for (about a microsecond of work).
 constexpr double kMinWorkPerThread = 48.0 * 1024;
-// Copying a B element costs about as much as this many multiply-adds.
-constexpr double kPackCost = 6.0;
+// Copying an element of A or B (or reading A in place once more from beyond L2) costs about as
+// much as this many multiply-adds: fitted to the total CPU time of the LSTM's dx, dW and input
+// projection at 2 threads under both splits (bench/RESULTS.md, session 7: the GEMM's grid).
+constexpr double kPackCost = 32.0;
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
-// Depth of the K blocks: K itself if it fits, else equal blocks of at most kc_max.
-// Depends on K only, so the summation order never depends on the thread count.
-index_t depth_block(index_t K, index_t kc_max) {
-  if (K <= kc_max) return K;
-  return ceil_div(K, ceil_div(K, kc_max));
+// Depth of the K blocks: K itself up to kc_deep, two equal blocks up to 2 * kc_deep (C tiles
+// reloaded once), else equal blocks of at most kc. Depends on K and the kernel set only (and on
+// whether A is transposed: see depth_of), so the summation order never depends on the thread
+// count or on how a caller splits rows or columns.
+index_t depth_block(index_t K, index_t kc, index_t kc_deep) {
+  if (K <= kc_deep) return K;
+  if (K <= 2 * kc_deep) return ceil_div(K, 2);
+  return ceil_div(K, ceil_div(K, kc));
+}
+
+// A transposed A (the weight gradients' dgates^T) is packed a whole depth block of all its rows
+// at a time, which then stays in L2 with the B block: its blocks keep the usual depth.
+template <typename T>
+index_t depth_of(const gd::KernelSet<T>& ks, index_t K, bool trans_a) {
+  return depth_block(K, ks.kc, trans_a ? ks.kc : ks.kc_deep);
+}
+
+// Columns of a B block of depth kc: the whole panels the kernel set's B block holds at that
+// depth, at most its widest block (AVX-512 float: 1024 columns up to depth 256, 512 at 512).
+template <typename T>
+index_t block_width(const gd::KernelSet<T>& ks, index_t kc) {
+  const index_t panels = std::max<index_t>(1, ks.b_block / kc / ks.nr);
+  return std::min<index_t>(ks.nc, panels * ks.nr);
 }
 
 template <typename T>
@@ -78,7 +98,7 @@ Scratch<T>& scratch() {
 template <typename T>
 struct Plan {
   const gd::KernelSet<T>* ks = nullptr;
-  index_t M = 0, N = 0, K = 0, kc = 0;
+  index_t M = 0, N = 0, K = 0, kc = 0, nc = 0;  // depth and width of the blocks
   T alpha = T(1), beta = T(0);
   const T* A = nullptr;
   index_t a_rs = 0, a_cs = 0;
@@ -130,7 +150,7 @@ void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1,
   Scratch<T>& s = scratch<T>();
   if (p.a_read == gd::ARead::copy) s.a.resize(static_cast<index_t>(ks.mr) * p.kc);
   if (p.a_read == gd::ARead::packed) s.a.resize((m1 - m0) * p.kc);
-  const index_t nc_max = ks.nc;
+  const index_t nc_max = p.nc;
   if (!p.packed) s.b.resize(p.kc * std::min<index_t>(nc_max, ceil_div(n1 - n0, nr) * nr));
   for (index_t k0 = 0; k0 < p.K; k0 += p.kc) {
     const index_t kc = std::min(p.kc, p.K - k0);
@@ -181,7 +201,11 @@ void run_part(const Plan<T>& p, index_t part) {
 }
 
 // Chooses the thread grid tm x tn: the fewest threads that keep every one busy enough, split
-// so that the largest part (plus the B it packs) is smallest; ties go to splitting N.
+// so that the largest part, plus the copies of A and B its thread makes, is smallest; ties go to
+// splitting N. Each thread packs B for its columns over all of K (unless B is pre-packed) and
+// copies or reads A for its rows: once per depth block (ARead::packed) or once per block of
+// columns (ARead::copy, ARead::in_place), so splitting N copies or reads all of A in every
+// thread (the LSTM's dW split by N took 3-12% more CPU than split by M, its dx up to 20%).
 template <typename T>
 void choose_grid(Plan<T>& p) {
   p.tm = p.tn = 1;
@@ -191,7 +215,7 @@ void choose_grid(Plan<T>& p) {
   const int most = static_cast<int>(std::min<double>(threads, std::max(1.0, work / kMinWorkPerThread)));
   const index_t mr = p.ks->mr, nr = p.ks->nr;
   const index_t mp = ceil_div(p.M, mr), np = ceil_div(p.N, nr);
-  const double pack = p.packed ? 0.0 : kPackCost;
+  const double pack_b = p.packed ? 0.0 : kPackCost;
   double best = -1;
   for (int t = 1; t <= most; ++t)
     for (int tm = 1; tm <= t; ++tm) {
@@ -200,7 +224,11 @@ void choose_grid(Plan<T>& p) {
       if (tm > mp || tn > np) continue;
       const double rows = static_cast<double>(ceil_div(mp, tm) * mr);
       const double cols = static_cast<double>(ceil_div(np, tn) * nr);
-      const double cost = (rows * cols + pack * cols) * p.K + kMinWorkPerThread * t / 8;
+      const double a_copies = p.a_read == gd::ARead::packed
+                                  ? 1.0
+                                  : static_cast<double>(ceil_div(ceil_div(np, tn) * nr, p.nc));
+      const double cost = (rows * cols + pack_b * cols + kPackCost * a_copies * rows) * p.K +
+                          kMinWorkPerThread * t / 8;
       if (best < 0 || cost < best || (cost == best && tn > p.tn)) {
         best = cost;
         p.tm = tm;
@@ -242,7 +270,8 @@ Plan<T> packed_plan(index_t M, const T* A, index_t lda, const PackedB<T>& B, T b
   p.M = M;
   p.N = B.cols();
   p.K = B.rows();
-  p.kc = depth_block(p.K, p.ks->kc);
+  p.kc = depth_of(*p.ks, p.K, false);
+  p.nc = block_width(*p.ks, p.kc);
   p.alpha = T(1);
   p.beta = beta;
   p.A = A;
@@ -312,7 +341,8 @@ void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, 
   p.M = M;
   p.N = N;
   p.K = K;
-  p.kc = depth_block(K, p.ks->kc);
+  p.kc = depth_of(*p.ks, K, trans_a);
+  p.nc = block_width(*p.ks, p.kc);
   p.alpha = alpha;
   p.beta = beta;
   p.A = A;
@@ -404,6 +434,11 @@ index_t packed_panel_width(Precision precision) {
 }
 
 template <typename T>
+index_t gemm_depth_block(index_t K, bool trans_a, Isa isa) {
+  return depth_of(kernel_set<T>(isa), K, trans_a);
+}
+
+template <typename T>
 void gemm_packed(index_t M, const T* A, index_t lda, const PackedB<T>& B, T beta, T* C,
                  index_t ldc) {
   if (M <= 0 || B.cols() <= 0) return;
@@ -480,6 +515,8 @@ template void gemm_rows_nt<float>(index_t, index_t, index_t, const float*, index
                                   index_t, float*, index_t, Precision);
 template void gemm_rows_nt<double>(index_t, index_t, index_t, const double*, index_t,
                                    const double*, index_t, double*, index_t, Precision);
+template index_t gemm_depth_block<float>(index_t, bool, Isa);
+template index_t gemm_depth_block<double>(index_t, bool, Isa);
 template index_t packed_panel_width<float>(Precision);
 template index_t packed_panel_width<double>(Precision);
 template void gemm_packed<float>(index_t, const float*, index_t, const PackedB<float>&, float,

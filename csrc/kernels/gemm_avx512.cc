@@ -111,11 +111,13 @@ struct Avx512F64 {
 namespace rnnfast {
 namespace gemm_detail {
 
-// float: depth blocks of 256 rather than 384 (faster on the LSTM's weight gradients), and
-// blocks of 1024 columns for B copied per block and pre-packed alike (512 is slower on the
-// large products, equal on the step products): the A/B figures are in bench/RESULTS.md
-// (sessions 5 and 6, "the float32 GEMM against MKL").
-extern const KernelSet<float> kAvx512F32 = body::kernel_set<Avx512F32, 256, 1024>();
+// float: depth blocks of 256 (384 and 512 are slower on the weight gradients and on K >= 2048),
+// but a K of up to 1024 with rows of A (dx of the LSTM's backward at H <= 256, the step products)
+// runs as one or two blocks of up to 512 rather than 2-4 blocks of 256, reloading its C tiles
+// once or not at all (dx 5-15% faster); B blocks of 1 MiB: 1024 columns up to depth 256 (512
+// columns are slower on the shallow products, whose C tiles are short), 512 at depth 512. The
+// A/B figures are in bench/RESULTS.md ("the float32 GEMM against MKL", sessions 5-7).
+extern const KernelSet<float> kAvx512F32 = body::kernel_set<Avx512F32, 256, 1024, 512, 256L * 1024>();
 extern const KernelSet<double> kAvx512F64 = body::kernel_set<Avx512F64, 256, 384>();
 
 }  // namespace gemm_detail

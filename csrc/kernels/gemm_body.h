@@ -350,16 +350,19 @@ void pack_a(idx m, idx kc, const typename V::T* a, idx rs, idx cs, typename V::T
   }
 }
 
-// The KernelSet of traits V with cache blocks of depth KC and width NC: the register tile
-// (MR x NR) comes from V, and the blocks are checked against it and the caches they must fit.
-template <class V, int KC, int NC>
+// The KernelSet of traits V with cache blocks of depth KC (up to KD, see KernelSet::kc_deep),
+// width at most NC and at most BB elements (depth x width <= BB): the register tile (MR x NR)
+// comes from V, and the blocks are checked against it and the caches they must fit.
+template <class V, int KC, int NC, int KD = KC, long BB = static_cast<long>(KC) * NC>
 constexpr KernelSet<typename V::T> kernel_set() {
   using T = typename V::T;
   constexpr int NR = V::NV * V::W;
   static_assert(NC % NR == 0, "a B block is whole panels");
-  static_assert(V::MR * KC * sizeof(T) <= (32 << 10), "an A panel (MR x KC) stays in L1");
-  static_assert(KC * NC * sizeof(T) <= (1 << 20), "a B block (KC x NC) stays in L2");
-  return {V::MR, NR, KC, NC, &block<V>, &pack_a<V>, &pack_b<V>, &dot_rows<V>};
+  static_assert(KD >= KC, "the deepest block is at least the usual one");
+  static_assert(V::MR * KD * sizeof(T) <= (32 << 10), "an A panel (MR x depth) stays in L1");
+  static_assert(BB * sizeof(T) <= (1 << 20), "a B block (depth x width) stays in L2");
+  static_assert(BB / KD >= NR, "the deepest block still spans a panel");
+  return {V::MR, NR, KC, KD, NC, BB, &block<V>, &pack_a<V>, &pack_b<V>, &dot_rows<V>};
 }
 
 }  // namespace body

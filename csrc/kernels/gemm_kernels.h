@@ -48,9 +48,13 @@ struct BlockArgs {
 // The micro-kernel of one instruction set and dtype, with its blocking parameters.
 template <typename T>
 struct KernelSet {
-  int mr, nr;  // register tile: rows of A, columns of B
-  int kc;      // depth of a block (A panel mr x kc stays in L1)
-  int nc;      // columns of a B block (kc x nc stays in L2); a multiple of nr
+  int mr, nr;    // register tile: rows of A, columns of B
+  int kc;        // depth of a block (A panel mr x kc stays in L1)
+  int kc_deep;   // deepest block: a K of up to 2 * kc_deep runs as at most two blocks (rows of A)
+  int nc;        // widest B block; a multiple of nr
+  long b_block;  // elements of a B block that stay in L2: a block of depth d spans
+                 // min(nc, b_block / d) columns (rounded down to panels), so that shallow
+                 // products keep wide blocks and deep ones keep C in registers longer
   void (*block)(const BlockArgs<T>&);
   // Packs rows [0, m) and columns [0, kc) of opA (element (i, k) at a[i * rs + k * cs]) into
   // the panels of a block of m rows (ARead::packed), at dst (capacity m * kc).

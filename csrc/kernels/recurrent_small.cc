@@ -39,14 +39,6 @@ constexpr index_t kMaxWeightBytes = index_t(1) << 20;
 // Inference holds the input projection of every row: up to this size (recurrent_forward.cc's
 // window), beyond it the general loop projects windows.
 constexpr index_t kMaxProjectionBytes = index_t(32) << 20;
-// The GEMM's depth block (gemm_kernels.h: kc of every kernel set), and how its driver splits a
-// deeper K (gemm.cc's depth_block): equal blocks of at most kDepth.
-constexpr index_t kDepth = 256;
-index_t depth_block(index_t K) {
-  if (K <= kDepth) return K;
-  const index_t blocks = (K + kDepth - 1) / kDepth;
-  return (K + blocks - 1) / blocks;
-}
 
 template <typename T>
 const small::SmallKernels<T>& kernels_for(Isa isa);
@@ -105,7 +97,7 @@ template <typename T>
 void product(const small::SmallKernels<T>& ks, const PackedB<T>& packed, index_t m, const T* a,
              index_t lda, T* out, index_t ldo, bool accumulate, bool backwards, T* tmp) {
   const index_t K = packed.rows(), N = packed.cols(), nr = packed.panel_width();
-  const index_t panels = (N + nr - 1) / nr, ldt = panels * nr, kc = depth_block(K);
+  const index_t panels = (N + nr - 1) / nr, ldt = panels * nr, kc = gemm_depth_block<T>(K, false, packed.isa());
   for (index_t k0 = 0; k0 < K; k0 += kc) {
     const index_t kb = std::min(kc, K - k0);
     const bool add = accumulate || k0 > 0;
@@ -132,7 +124,7 @@ void forward_loop(const SeqShape& s, const small::SmallKernels<T>& ks, const Pac
                   RecurrentWorkspace<T>* ws) {
   const index_t B = s.B, H = s.H, GH = gate_count(C) * H, N = padded_cols(whh);
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
-  Buffer<T> hg(B * N), tmp(H > kDepth ? B * N : 0), other(B * H);
+  Buffer<T> hg(B * N), tmp(H > gemm_depth_block<T>(H, false, whh.isa()) ? B * N : 0), other(B * H);
   T* xg = const_cast<T*>(xg_all);  // the steps write the activated gates over the projection
   T* hp = h;
   T* hn = other.data();

@@ -85,6 +85,12 @@ void gemm_rows_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, cons
 template <typename T>
 index_t packed_panel_width(Precision precision = Precision::float32);
 
+// The depth of the blocks gemm / gemm_packed sum a product of depth K over, on instruction set
+// isa, A transposed or not: each C element is one chain of fused multiply-adds per block, added
+// to what the blocks before it left. For loops that must give the GEMM's values bit for bit.
+template <typename T>
+index_t gemm_depth_block(index_t K, bool trans_a, Isa isa);
+
 // C[M,N] = A[M,K] (row-major, lda) * packed + beta * C. Same guarantees as gemm. Small M
 // (the batch of a recurrent step) reads A in place: no copy, no allocation after the first
 // call of a thread.
