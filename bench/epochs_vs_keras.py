@@ -11,7 +11,9 @@ with the same batch size and shuffling for ``--epochs`` epochs, interleaved (an 
 then a Keras epoch, ...) so that a busy machine slows both alike, with the same thread count
 (``rnnfast.set_num_threads`` and ``torch.set_num_threads``, default 2).
 
-An epoch's time runs from its start to the end of its last training batch (no validation).
+An epoch's time runs from its start to the end of its last training batch (no validation);
+each side's process CPU seconds over the same span are printed too (every thread's: robust
+on a busy machine, but PyTorch's OpenMP threads also count the time they spin waiting).
 The table gives the mean over the epochs after the first (Keras' first epoch carries its
 one-time set-up; with one epoch, that one), the ratio ``keras / rnnfast`` (above 1: rnnfast
 is faster) and each side's loss of its last epoch (they start alike and see batches of the
@@ -25,6 +27,7 @@ Needs ``keras>=3`` and ``torch`` (the ``[test]`` extra and ``torch==2.13.0``).
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -106,6 +109,29 @@ def keras_twin(case):
     return kmodel
 
 
+class CpuEpochTimer(EpochTimer):
+    """EpochTimer that also records each epoch's process CPU seconds (every thread's, as
+    ``time.process_time``: on a busy machine it leaves out the time spent waiting for a core)
+    from its start to the end of its last training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.cpu_times = []
+        self._cpu_start = self._cpu_last = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._cpu_start = self._cpu_last = time.process_time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        self._cpu_last = time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.cpu_times.append(self._cpu_last - self._cpu_start)
+
+
 class KerasHooks(keras.callbacks.Callback):
     """Keras' hooks passed on to an rnnfast callback (the EpochTimer that times rnnfast too)."""
 
@@ -129,7 +155,7 @@ def run_case(name, epochs, quick, seed, limit=None):
     if limit:  # the first samples only: per-batch costs are unchanged, epochs shorter
         case.x, case.y = case.x[:limit], case.y[:limit]
     kmodel = keras_twin(case)
-    timer, ktimer = EpochTimer(), EpochTimer()
+    timer, ktimer = CpuEpochTimer(), CpuEpochTimer()
     rn_loss = k_loss = None
     for _ in range(epochs):
         rn_loss = case.model.fit(case.x, case.y, batch_size=case.batch_size, epochs=1,
@@ -139,7 +165,8 @@ def run_case(name, epochs, quick, seed, limit=None):
     return {"example": name, "samples": len(case.x), "sample_shape": case.x.shape[1:],
             "batch": case.batch_size, "rnnfast_s": steady(timer.times),
             "keras_s": steady(ktimer.times), "rnnfast_loss": rn_loss, "keras_loss": k_loss,
-            "rnnfast_epochs": timer.times, "keras_epochs": ktimer.times}
+            "rnnfast_epochs": timer.times, "keras_epochs": ktimer.times,
+            "rnnfast_cpu_s": steady(timer.cpu_times), "keras_cpu_s": steady(ktimer.cpu_times)}
 
 
 def table(rows):
@@ -160,6 +187,10 @@ def main(argv=None):
     for name in args.examples:
         rows.append(run_case(name, args.epochs, args.quick, args.seed, args.limit))
         print(_epochs.progress(rows[-1], "keras", "Keras"), flush=True)
+        row = rows[-1]
+        print(f"{name}: process CPU s per epoch: rnnfast {row['rnnfast_cpu_s']:.3f}, Keras "
+              f"{row['keras_cpu_s']:.3f} (Keras / rnnfast {row['keras_cpu_s'] / row['rnnfast_cpu_s']:.2f})",
+              flush=True)
     print()
     print(table(rows))
     print(f"\nload average at the end {_env.load_average()}; Keras / rnnfast above 1: rnnfast "

@@ -979,6 +979,14 @@ def window_case(rng):
             incompatible("_set_projection_window_bytes"))
 
 
+def small_batch_case(rng):
+    value = [True, False, 1, 0, None, "yes"][rng.integers(6)]
+    call = lambda: _C._set_small_batch_enabled(value)
+    if isinstance(value, bool):
+        return "_set_small_batch_enabled", call, Ok()
+    return "_set_small_batch_enabled", call, incompatible("_set_small_batch_enabled")
+
+
 def chunks_case(rng):
     n = [0, 1, 5, 100, 2**31, 2**62, INT64_MAX, -1, -2**63][rng.integers(9)]
     grain = [1, 3, 1000, 2**62, INT64_MAX, 0, -5][rng.integers(7)]
@@ -1145,6 +1153,60 @@ def sum_squares_case(rng):
     return "sum_squares", call, expect or Ok(check)
 
 
+def embedding_case(rng):
+    """embedding_backward: ids (1-D integers in 0..rows-1), dy (ids.size, dim), grad (rows, dim)
+    updated in place, padding_idx None or a row; the result is bitwise np.add.at's (ids equal
+    to padding_idx skipped) on the starting grad."""
+    dtype = np.float32 if rng.integers(2) else np.float64
+    rows, dim, n = int(rng.integers(1, 9)), int(rng.integers(0, 40)), int(rng.integers(0, 60))
+    ids = rng.integers(0, rows, n).astype(rng.choice([np.int64, np.int32, np.uint8, np.int16]))
+    dy, grad = rand(rng, (n, dim), dtype), rand(rng, (rows, dim), dtype)
+    start = grad.copy()
+    padding = None if rng.integers(2) else int(rng.integers(0, rows))
+    call_ids, call_dy, call_grad, call_padding, expect = ids, dy, grad, padding, None
+    kind = rng.integers(7)
+    if kind == 1 and n:  # other valid layouts of the read-only arguments
+        call_dy = odd_layout(rng, dy)
+        call_ids = np.flip(np.flip(ids).copy()) if rng.integers(2) else ids.tolist()
+    elif kind == 2:  # an invalid dy
+        call_dy, expect = bad_array(rng, "dy", (n, dim), dtype)
+    elif kind == 3:  # an id out of range, non-integer ids, or ids of another rank
+        how = rng.integers(3)
+        if how == 0:
+            call_ids = np.append(ids, [rows if rng.integers(2) else -1]).astype(np.int64)
+            call_dy = rand(rng, (n + 1, dim), dtype)
+            expect = Err(ValueError, "ids: every entry must be in")
+        elif how == 1:
+            call_ids, expect = ids.astype(np.float64), Err(TypeError, "ids: expected an integer")
+        else:
+            call_ids, expect = ids.reshape(1, n), Err(ValueError, "ids: expected a 1-D array")
+    elif kind == 4:  # an invalid grad: read-only, another layout, dtype or rank
+        how = rng.integers(3)
+        if how == 0 and grad.size:
+            call_grad = grad.copy()
+            call_grad.setflags(write=False)
+            expect = Err(ValueError, "grad: expected a writeable")
+        elif how == 1 and rows > 1 and dim > 1:
+            call_grad, expect = np.asfortranarray(grad), Err(ValueError, "grad: expected a writeable")
+        else:
+            call_grad, expect = bad_array(rng, "grad", (rows, dim), dtype, kinds=(0, 2, 5))
+            if isinstance(call_grad, np.ndarray) and call_grad.dtype.kind == "f" and \
+                    call_grad.dtype.itemsize in (4, 8):  # a float grad of another rank
+                expect = Err(ValueError, "grad: expected a 2-D array")
+    elif kind == 5:  # a padding index that is not a row
+        call_padding = [rows, -1, 1.5, "0"][rng.integers(4)]
+        expect = Err(ValueError if isinstance(call_padding, int) else TypeError, "padding_idx: expected")
+    call = lambda: (_C.embedding_backward(call_ids, call_dy, call_grad,  # noqa: E731
+                                          padding_idx=call_padding), call_grad)[1]
+
+    def check(got):
+        want = start.copy()
+        keep = np.ones(n, bool) if padding is None else ids != padding
+        np.add.at(want, ids[keep].astype(np.int64), dy[keep])
+        same(got, want, "embedding_backward grad")
+    return "embedding_backward", call, expect or Ok(check)
+
+
 def no_argument_case(name):
     def make(rng):
         fn = getattr(_C, name)
@@ -1170,12 +1232,14 @@ CASES = {
     "gated_activation_backward": lambda rng: gated_case(rng, True),
     "adam_update": adam_case,
     "sum_squares": sum_squares_case,
+    "embedding_backward": embedding_case,
     "use_openmp": use_openmp_case,
     "set_bf16_isa": bf16_isa_case,
     "round_bf16": round_bf16_case,
     "set_num_threads": threads_case,
     "set_isa": isa_case,
     "_set_projection_window_bytes": window_case,
+    "_set_small_batch_enabled": small_batch_case,
     "parallel_for_chunks": chunks_case,
     **{name: no_argument_case(name) for name in
        ("get_num_threads", "active_isa", "supported_isas", "build_info", "get_thread_pool",
@@ -1263,6 +1327,7 @@ def fuzz(calls, seed, only=None, progress=None, keep_going=False, heartbeat=None
         _C.set_isa(saved[1])
         _C.set_bf16_isa(saved[2])
         _C._set_projection_window_bytes(0)
+        _C._set_small_batch_enabled(True)
     return counts
 
 

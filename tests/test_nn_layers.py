@@ -158,6 +158,32 @@ def test_dropout_is_reproducible_with_a_seed(rng):
     np.testing.assert_array_equal(nn.Dropout(0.5, seed=3)(x), nn.Dropout(0.5, seed=3)(x))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.9])
+def test_dropout_rate_scale_and_dtype(dtype, p):
+    x = np.ones((301, 333), dtype)  # an odd count: the last raw 64-bit draw is half used
+    y = nn.Dropout(p, seed=5)(x)
+    assert y.dtype == dtype
+    kept = y != 0
+    n = x.size
+    assert abs((1 - kept.mean()) - p) < 5 * np.sqrt(p * (1 - p) / n)  # 5 sigma
+    np.testing.assert_array_equal(y[kept], dtype(1) / dtype(1 - p))
+
+
+def test_dropout_masks_follow_the_generator():
+    """Two draws from one layer differ; a layer given a generator uses it (its state moves on);
+    a generator without 64-bit raw outputs (MT19937) gives masks of the same rate."""
+    x = np.ones((64, 50), np.float32)
+    drop = nn.Dropout(0.5, seed=1)
+    assert not np.array_equal(drop(x) != 0, drop(x) != 0)
+    rng = np.random.default_rng(7)
+    first = nn.Dropout(0.5, rng=rng)(x)
+    np.testing.assert_array_equal(first, nn.Dropout(0.5, seed=7)(x))
+    assert not np.array_equal(nn.Dropout(0.5, rng=rng)(x), first)
+    mt = nn.Dropout(0.25, rng=np.random.Generator(np.random.MT19937(0)))(np.ones((400, 400)))
+    assert abs((mt == 0).mean() - 0.25) < 0.005
+
+
 # Flatten -----------------------------------------------------------------------------------
 def test_flatten_shapes_and_gradient(rng):
     x = rng.standard_normal((2, 3, 4, 5))

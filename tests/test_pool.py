@@ -185,3 +185,26 @@ def test_max_pool1d_matches_torch(rng):
                                         channels_last=False, training=True)
         want = R.max_pool1d_backward(ctx64, dy.astype(np.float64))["x"]
         assert_as_accurate_as(F.max_pool1d_backward(ctx, dy)["x"], xt.grad.numpy(), want, "dx")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool_size,stride,C", [(4, 4, 37), (3, 2, 64), (5, 1, 17), (2, 2, 1)])
+def test_max_pool1d_argmax_is_the_first_maximum_or_first_nan_in_every_lane(rng, dtype, pool_size,
+                                                                         stride, C):
+    """Channels last, many ties and NaNs, channel counts past the vector width and its tail:
+    each window's gradient goes to its first maximum (its first NaN if it has one), as NumPy's
+    argmax picks it."""
+    B, L = 3, 41
+    x = rng.integers(0, 3, (B, L, C)).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y, ctx = F.max_pool1d_forward(x, pool_size=pool_size, stride=stride, training=True)
+    Lo = y.shape[1]
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    want_dx = np.zeros_like(x)
+    for t in range(Lo):
+        window = x[:, t * stride:t * stride + pool_size]  # (B, pool, C)
+        first = np.argmax(window, axis=1)  # NumPy: the first maximum, or the first NaN
+        np.testing.assert_array_equal(y[:, t], np.take_along_axis(window, first[:, None], 1)[:, 0])
+        b, c = np.meshgrid(np.arange(B), np.arange(C), indexing="ij")
+        np.add.at(want_dx, (b, t * stride + first, c), dy[:, t])
+    np.testing.assert_array_equal(F.max_pool1d_backward(ctx, dy)["x"], want_dx)

@@ -211,6 +211,7 @@ pctx = _C.pool1d_forward("max_pool1d", cx, **pool)[1]
 a = f(300, 300)
 a3 = f(4, 64, 64)
 aw, am, av = a.copy(), np.zeros_like(a), np.zeros_like(a)
+ids, eg = rng.integers(0, 50, 300), np.zeros((50, 300), np.float32)
 isa = _C.active_isa()
 bf16_isa = _C.active_bf16_isa()
 def refused(call, error):
@@ -222,6 +223,7 @@ calls = {
     "get_num_threads": lambda: _C.get_num_threads(),
     "set_num_threads": lambda: _C.set_num_threads(2),
     "_set_projection_window_bytes": lambda: _C._set_projection_window_bytes(0),
+    "_set_small_batch_enabled": lambda: _C._set_small_batch_enabled(True),
     "active_isa": lambda: _C.active_isa(),
     "supported_isas": lambda: _C.supported_isas(),
     "set_isa": lambda: _C.set_isa(isa),
@@ -258,6 +260,7 @@ calls = {
                                           one_minus_beta1=0.1, beta2=0.999,
                                           one_minus_beta2=0.001, lr=1e-3, eps=1e-7),
     "sum_squares": lambda: _C.sum_squares(a),
+    "embedding_backward": lambda: _C.embedding_backward(ids, a, eg),
 }
 functions = {n for n in dir(_C) if callable(getattr(_C, n)) and not isinstance(getattr(_C, n), type)
              and not n.startswith("__")}

@@ -11,4 +11,5 @@ PYBIND11_MODULE(_C, m) {
   rnnfast::bindings::bind_conv(entries);
   rnnfast::bindings::bind_layer_norm_recurrent(entries);
   rnnfast::bindings::bind_optimizer(entries);
+  rnnfast::bindings::bind_embedding(entries);
 }

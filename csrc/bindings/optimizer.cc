@@ -19,48 +19,6 @@ namespace rnnfast::bindings {
 
 namespace {
 
-// An array the kernel updates in place: an ndarray of w's dtype and shape that the kernel can
-// write through a plain pointer (C-contiguous, aligned, native byte order, writeable).
-py::array in_place(const py::handle& obj, const char* name, const py::array* w) {
-  py::array a = float_array(obj, name);
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) +
-                         ": expected a NumPy array (it is updated in place), got " +
-                         py::str(py::type::of(obj)).cast<std::string>());
-  if (w) {
-    check_same_dtype(a, name, *w, "w");
-    check_shape(a, name, shape_of(*w), "the shape of w");
-  }
-  const int needed = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
-                     py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
-                     py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
-  const bool native = a.dtype().byteorder() != '>';
-  if ((a.flags() & needed) != needed || !native)
-    throw py::value_error(std::string(name) +
-                          ": expected a writeable, aligned, C-contiguous array in native byte "
-                          "order (it is updated in place), got " +
-                          (!(a.flags() & py::detail::npy_api::NPY_ARRAY_WRITEABLE_)
-                               ? std::string("a read-only one")
-                           : !native ? std::string("big-endian dtype ") + dtype_str(a)
-                                     : std::string("another layout")));
-  return a;
-}
-
-struct Span {
-  std::uintptr_t begin, end;
-};
-
-Span span_of(const py::array& a) {
-  const auto p = reinterpret_cast<std::uintptr_t>(a.data());
-  return {p, p + static_cast<std::uintptr_t>(a.nbytes())};
-}
-
-bool overlap(const py::array& a, const py::array& b) {
-  if (a.nbytes() == 0 || b.nbytes() == 0) return false;
-  const Span x = span_of(a), y = span_of(b);
-  return x.begin < y.end && y.begin < x.end;
-}
-
 template <typename T>
 void adam_impl(py::array& w, const py::array& g_in, py::array& m, py::array& v, py::array* v_max,
                const AdamStep<T>& s) {

@@ -21,6 +21,7 @@
 #include "rnnfast/gemm.h"
 #include "rnnfast/gemm_bf16.h"
 #include "rnnfast/recurrent.h"
+#include "rnnfast/recurrent_small.h"
 #include "rnnfast/threads.h"
 
 // The flags of the build, defined by setup.py (string literals); absent in other builds.
@@ -358,6 +359,9 @@ void bind_runtime(Entries& m) {
   // Test hook: the inference projection window (csrc/include/rnnfast/recurrent.h).
   m.def("_set_projection_window_bytes",
         [](index_t bytes) { set_projection_window_bytes(bytes); }, py::arg("bytes"));
+  // Test hook: the small-batch recurrent loops (csrc/include/rnnfast/recurrent_small.h).
+  m.def("_set_small_batch_enabled", [](bool enabled) { set_small_batch_enabled(enabled); },
+        py::arg("enabled").noconvert());
   m.module().attr("MAX_THREADS") = kMaxThreads;
   m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count_arg(n)); },
         py::arg("n"));

@@ -4,6 +4,8 @@
 #include "rnnfast/pool1d.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "rnnfast/threads.h"
@@ -14,9 +16,10 @@ namespace {
 
 // v replaces the current maximum m: strictly greater, or the first NaN (NaN counts as the
 // maximum, as in NumPy's argmax and PyTorch's max pooling).
+// (Bitwise operators, not short-circuit ones: no branch, so the loops over channels vectorise.)
 template <typename T>
 inline bool beats(T v, T m) {
-  return v > m || (v != v && m == m);
+  return (v > m) | ((v != v) & (m == m));
 }
 
 // Input steps [lo, hi) of window t, clipped to the input.
@@ -31,23 +34,47 @@ index_t grain_for(index_t per_item) {
   return std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(per_item, 1));
 }
 
-// Channels-last max over steps [lo, hi) of xs [L, C]: y[c], arg[c] (arg may be null).
+// Channels-last max over steps [lo, hi) of xs [L, C]: y[c], arg[c] (arg may be null). rel
+// (C values, needed with arg) holds each channel's winning step as an offset from lo: 32-bit
+// lanes like float's, so the loop with arg vectorises as the one without does (with 64-bit
+// indices selected by float comparisons it did not: ten times slower). Windows longer than
+// int32 offsets reach take the 64-bit loop.
 template <typename T>
-void max_rows(const T* xs, index_t C, index_t lo, index_t hi, T* y, index_t* arg) {
+void max_rows(const T* xs, index_t C, index_t lo, index_t hi, T* y, index_t* arg,
+              std::int32_t* rel) {
   const T* first = xs + lo * C;
   std::copy(first, first + C, y);
-  if (arg) std::fill(arg, arg + C, lo);
   // Selects, not branches: the loops over channels vectorise.
-  for (index_t i = lo + 1; i < hi; ++i) {
-    const T* row = xs + i * C;
-    if (arg) {
+  if (!arg) {
+    for (index_t i = lo + 1; i < hi; ++i) {
+      const T* row = xs + i * C;
+      for (index_t c = 0; c < C; ++c) y[c] = beats(row[c], y[c]) ? row[c] : y[c];
+    }
+  } else if (hi - lo <= std::numeric_limits<std::int32_t>::max()) {
+    std::fill(rel, rel + C, 0);
+    T* __restrict ym = y;
+    std::int32_t* __restrict r = rel;
+    for (index_t i = lo + 1; i < hi; ++i) {
+      const T* __restrict row = xs + i * C;
+      const auto offset = static_cast<std::int32_t>(i - lo);
+      for (index_t c = 0; c < C; ++c) {
+        const T v = row[c], m = ym[c];
+        const std::int32_t old = r[c];
+        const bool win = beats(v, m);
+        r[c] = win ? offset : old;
+        ym[c] = win ? v : m;
+      }
+    }
+    for (index_t c = 0; c < C; ++c) arg[c] = lo + rel[c];
+  } else {
+    std::fill(arg, arg + C, lo);
+    for (index_t i = lo + 1; i < hi; ++i) {
+      const T* row = xs + i * C;
       for (index_t c = 0; c < C; ++c) {
         const bool win = beats(row[c], y[c]);
         arg[c] = win ? i : arg[c];
         y[c] = win ? row[c] : y[c];
       }
-    } else {
-      for (index_t c = 0; c < C; ++c) y[c] = beats(row[c], y[c]) ? row[c] : y[c];
     }
   }
 }
@@ -73,6 +100,7 @@ template <typename T>
 void max_pool1d_forward(const Pool1dShape& s, const T* x, T* y, index_t* arg) {
   const index_t L = s.length, C = s.channels, Lo = s.l_out;
   parallel_for(s.batch, grain_for(L * C), [&](index_t b0, index_t b1) {
+    std::vector<std::int32_t> rel(arg && s.channels_last ? static_cast<std::size_t>(C) : 0);
     for (index_t b = b0; b < b1; ++b) {
       const T* xs = x + b * L * C;
       T* ys = y + b * Lo * C;
@@ -81,7 +109,7 @@ void max_pool1d_forward(const Pool1dShape& s, const T* x, T* y, index_t* arg) {
         index_t lo, hi;
         window(s, t, &lo, &hi);
         if (s.channels_last) {
-          max_rows(xs, C, lo, hi, ys + t * C, as ? as + t * C : nullptr);
+          max_rows(xs, C, lo, hi, ys + t * C, as ? as + t * C : nullptr, rel.data());
         } else {
           for (index_t c = 0; c < C; ++c)
             max_span(xs + c * L, lo, hi, ys + c * Lo + t, as ? as + c * Lo + t : nullptr);
@@ -115,11 +143,12 @@ template <typename T>
 void global_max_pool1d_forward(const Pool1dShape& s, const T* x, T* y, index_t* arg) {
   const index_t L = s.length, C = s.channels;
   parallel_for(s.batch, grain_for(L * C), [&](index_t b0, index_t b1) {
+    std::vector<std::int32_t> rel(arg && s.channels_last ? static_cast<std::size_t>(C) : 0);
     for (index_t b = b0; b < b1; ++b) {
       const T* xs = x + b * L * C;
       index_t* as = arg ? arg + b * C : nullptr;
       if (s.channels_last) {
-        max_rows(xs, C, 0, L, y + b * C, as);
+        max_rows(xs, C, 0, L, y + b * C, as, rel.data());
       } else {
         for (index_t c = 0; c < C; ++c) max_span(xs + c * L, 0, L, y + b * C + c, as ? as + c : nullptr);
       }

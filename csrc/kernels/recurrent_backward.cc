@@ -16,6 +16,7 @@
 #include "recurrent_dropout.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/recurrent.h"
+#include "rnnfast/recurrent_small.h"
 
 namespace rnnfast {
 
@@ -352,7 +353,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
               dh.data(), dc.data(), w.precision);
         });
       });
-    else
+    else if (!small_batch_backward(cell, s, w, ws, dy, dgx.data(), dgh_n.data(), dh.data(),
+                                   dc.data()))  // batches of 1..8: recurrent_small.cc
       detail::with_blocked_options(
           cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
           loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,

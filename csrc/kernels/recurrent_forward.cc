@@ -22,6 +22,7 @@
 #include "recurrent_dropout.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/recurrent.h"
+#include "rnnfast/recurrent_small.h"
 
 namespace rnnfast {
 
@@ -526,6 +527,9 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   if (is_lstm) {
     if (c0) std::memcpy(c, c0, sizeof(T) * B * H); else std::fill_n(c, B * H, T(0));
   }
+
+  // Batches of 1..8 (recurrent_small.cc) unless an option sends them to the loops below.
+  if (small_batch_forward(cell, s, w, x, bias.data(), b_hn.data(), h_n, c, y, ws)) return;
 
   // xg = x W_ih^T (the biases are added in the steps): every row now, or windows in the loops
   // (of the sequences each loop runs).

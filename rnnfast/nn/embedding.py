@@ -3,7 +3,9 @@
 
 The weight is ``(num_embeddings, embedding_dim)``, initialised N(0, 1) as in PyTorch (the
 ``padding_idx`` row zero); ``torch.nn.Embedding`` state_dicts load 1:1. The row at
-``padding_idx`` gets no gradient.
+``padding_idx`` gets no gradient. The backward adds each token's gradient row into
+``weight.grad`` in token order (the values of ``np.add.at``), on the kernels' threads, which
+split the columns: the same result at any thread count.
 
 With ``mask_zero=True`` (Keras), id 0 means padding: after each forward, ``mask`` is
 ``x != 0`` and ``lengths`` gives, for a ``(batch, seq_len)`` input, each row's length (its
@@ -18,6 +20,7 @@ has padding before a token (pad with ``padding="post"``). A row of only padding 
 """
 import numpy as np
 
+from rnnfast import _C
 from rnnfast.nn.module import (
     Module,
     Parameter,
@@ -118,21 +121,16 @@ class Embedding(Module):
         weight = self.weight
         if not weight.requires_grad:
             return None
-        ids = x.reshape(-1)
-        rows = dy.reshape(-1, self.embedding_dim)
-        if self.padding_idx is not None:
-            keep = ids != self.padding_idx
-            ids, rows = ids[keep], rows[keep]
-        if weight.grad is None:
-            weight.grad = np.zeros_like(weight.data)
-        if ids.size:  # sum the rows of each id, then add them to the touched rows only
-            order = np.argsort(ids, kind="stable")
-            sorted_ids = ids[order]
-            first = np.empty(sorted_ids.size, dtype=bool)  # where each run of one id starts
-            first[0] = True
-            np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
-            starts = np.flatnonzero(first)  # (np.unique would sort the sorted ids again)
-            weight.grad[sorted_ids[starts]] += np.add.reduceat(rows[order], starts, axis=0)
+        grad = weight.grad
+        writable = grad is not None and grad.dtype == self.dtype and grad.flags.c_contiguous \
+            and grad.flags.writeable and grad.flags.aligned
+        if not writable:  # (a gradient set from outside: summed into a copy)
+            grad = np.zeros_like(weight.data) if grad is None else np.array(grad, self.dtype)
+        # grad[ids[i]] += rows[i] in token order, columns split between the threads (bitwise
+        # np.add.at's result at any thread count)
+        _C.embedding_backward(x.reshape(-1), dy.reshape(-1, self.embedding_dim), grad,
+                              padding_idx=self.padding_idx)
+        weight.grad = grad
         return None
 
     def get_config(self):

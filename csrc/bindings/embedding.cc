@@ -1,0 +1,101 @@
+// Binding of the embedding gradient (rnnfast/embedding.h): a scatter-add into grad in place.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#include "bindings.h"
+#include "checks.h"
+#include "entry.h"
+#include "gil.h"
+#include "rnnfast/embedding.h"
+
+namespace py = pybind11;
+
+namespace rnnfast::bindings {
+
+namespace {
+
+// Token ids: a 1-D integer array, each in [0, rows), as contiguous int64.
+py::array_t<std::int64_t, py::array::c_style> ids_arg(const py::handle& obj, index_t rows) {
+  py::array a;
+  try {
+    a = py::array::ensure(obj);
+  } catch (py::error_already_set&) {
+    a = py::array();
+  }
+  if (!a) {
+    PyErr_Clear();
+    throw py::type_error("ids: expected an integer array, got " +
+                         py::str(py::type::of(obj)).cast<std::string>());
+  }
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error("ids: expected an integer array, got dtype " + dtype_str(a));
+  check_ndim(a, "ids", 1);
+  if (kind == 'u' && a.dtype().itemsize() == 8) {  // above the int64 range: not a row
+    auto u = py::array_t<std::uint64_t, py::array::c_style>::ensure(a);
+    for (index_t i = 0; i < static_cast<index_t>(u.size()); ++i)
+      if (u.data()[i] >= static_cast<std::uint64_t>(rows))
+        throw py::value_error("ids: every entry must be in 0.." + std::to_string(rows - 1) +
+                              " (the rows of grad), got " + std::to_string(u.data()[i]) +
+                              " at index " + std::to_string(i));
+  }
+  auto ids = contiguous<std::int64_t>(a);
+  for (index_t i = 0; i < static_cast<index_t>(ids.size()); ++i)
+    if (ids.data()[i] < 0 || ids.data()[i] >= rows)
+      throw py::value_error("ids: every entry must be in 0.." + std::to_string(rows - 1) +
+                            " (the rows of grad), got " + std::to_string(ids.data()[i]) +
+                            " at index " + std::to_string(i));
+  return ids;
+}
+
+template <typename T>
+void embedding_backward_impl(const py::array_t<std::int64_t, py::array::c_style>& ids,
+                             const py::array& dy_in, py::array& grad, std::int64_t skip) {
+  py::array dy = py::array(contiguous<T>(dy_in));
+  if (overlap(dy, grad)) dy = py::array(py::array_t<T, py::array::c_style>(dy.attr("copy")()));
+  const index_t n = static_cast<index_t>(ids.size()), dim = static_cast<index_t>(grad.shape(1));
+  const std::int64_t* pi = ids.data();
+  const T* pd = static_cast<const T*>(dy.data());
+  T* pg = static_cast<T*>(grad.mutable_data());
+  ReleaseGil release;
+  embedding_backward<T>(n, dim, pi, pd, skip, pg);
+}
+
+void embedding_backward_binding(const py::object& ids_obj, const py::object& dy_obj,
+                                const py::object& grad_obj, const py::object& padding_obj) {
+  py::array grad = in_place(grad_obj, "grad", nullptr);
+  check_ndim(grad, "grad", 2);
+  const index_t rows = static_cast<index_t>(grad.shape(0));
+  const auto ids = ids_arg(ids_obj, rows);
+  py::array dy = float_array(dy_obj, "dy");
+  check_same_dtype(dy, "dy", grad, "grad");
+  check_shape(dy, "dy", {static_cast<index_t>(ids.size()), static_cast<index_t>(grad.shape(1))},
+              "(ids.size, grad.shape[1])");
+  std::int64_t skip = -1;
+  if (!padding_obj.is_none()) {
+    skip = int_arg(padding_obj, "padding_idx", 0);
+    if (skip >= rows)
+      throw py::value_error("padding_idx: expected None or an int in 0.." +
+                            std::to_string(rows - 1) + " (the rows of grad), got " +
+                            std::to_string(skip));
+  }
+  if (is_double(grad))
+    embedding_backward_impl<double>(ids, dy, grad, skip);
+  else
+    embedding_backward_impl<float>(ids, dy, grad, skip);
+}
+
+}  // namespace
+
+void bind_embedding(Entries& m) {
+  m.def("embedding_backward", &embedding_backward_binding, py::arg("ids"), py::arg("dy"),
+        py::arg("grad"), py::arg("padding_idx") = py::none(),
+        "grad[ids[i]] += dy[i] for every i in order (ids 1-D integers in 0..rows-1, dy "
+        "(ids.size, dim), grad (rows, dim) float32/float64 updated in place), skipping "
+        "ids[i] == padding_idx; bitwise the same for any thread count.");
+}
+
+}  // namespace rnnfast::bindings

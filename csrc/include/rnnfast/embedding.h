@@ -1,0 +1,19 @@
+// The gradient of an embedding lookup (y[i] = weight[ids[i]]), float and double:
+//   grad[ids[i], :] += dy[i, :]   for every i in [0, n) in order, skipping ids[i] == skip
+// (skip < 0: none; PyTorch's padding_idx row gets no gradient).
+//
+// Threads split the columns, never the tokens: every element of grad receives its terms in
+// token order whatever the thread count, so the result is bitwise that of a serial loop (and of
+// NumPy's np.add.at(grad, ids, dy)). ids must be in [0, rows of grad) (the binding checks).
+#pragma once
+#include <cstdint>
+
+#include "rnnfast/common.h"
+
+namespace rnnfast {
+
+template <typename T>
+void embedding_backward(index_t n, index_t dim, const std::int64_t* ids, const T* dy,
+                        std::int64_t skip, T* grad);
+
+}  // namespace rnnfast

@@ -1,0 +1,295 @@
+// Small batches of the recurrent forward and backward (rnnfast/recurrent_small.h).
+//
+// At B = 1..8 the general loops spend most of a step outside its arithmetic: a GEMM driver
+// call (plan, tiles of one row), a parallel region, and a recurrent weight matrix that (LSTM,
+// H = 64: 64 KiB) does not fit in L1 and streams from L2 at every step. Here a step is one call
+// of the instruction set's small product (recurrent_small_impl.h) for all rows, then the gate
+// math of each row, on the calling thread. The product reads the packed panels forward at even
+// steps and backward at odd ones: a step begins with the panels the previous one ended with,
+// which are still in L1, so only the rest comes from L2. Every element is the GEMM micro-kernel's
+// chain of multiply-adds (depth blocks as the GEMM driver splits them, each added to the sum of
+// the blocks before it) and the gate math the same step kernels, so the results are those of the
+// general loops bit for bit, at any thread count.
+#include "rnnfast/recurrent_small.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "cell_steps.h"
+#include "recurrent_common.h"
+#include "recurrent_small.h"
+#include "rnnfast/cpu.h"
+#include "rnnfast/gemm.h"
+
+namespace rnnfast {
+
+namespace {
+
+std::atomic<bool> g_enabled{true};
+
+// Largest batch the small loops take.
+constexpr index_t kMaxRows = 8;
+// Products with at most this many rows in the whole call (steps x batch) read the weights in
+// place in the general forward (recurrent_forward.cc's kDirectRows, a different summation):
+// left to it, so that its values stay the same.
+constexpr index_t kDirectRows = 4;
+// Recurrent weights up to this size (they stay in a core's L2 from step to step).
+constexpr index_t kMaxWeightBytes = index_t(1) << 20;
+// Inference holds the input projection of every row: up to this size (recurrent_forward.cc's
+// window), beyond it the general loop projects windows.
+constexpr index_t kMaxProjectionBytes = index_t(32) << 20;
+// The GEMM's depth block (gemm_kernels.h: kc of every kernel set), and how its driver splits a
+// deeper K (gemm.cc's depth_block): equal blocks of at most kDepth.
+constexpr index_t kDepth = 256;
+index_t depth_block(index_t K) {
+  if (K <= kDepth) return K;
+  const index_t blocks = (K + kDepth - 1) / kDepth;
+  return (K + blocks - 1) / blocks;
+}
+
+template <typename T>
+const small::SmallKernels<T>& kernels_for(Isa isa);
+
+template <>
+const small::SmallKernels<float>& kernels_for<float>(Isa isa) {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  switch (isa) {
+    case Isa::avx512: return small::kSmallAvx512F32;
+    case Isa::avx2: return small::kSmallAvx2F32;
+    case Isa::generic: break;
+  }
+#endif
+  (void)isa;
+  return small::kSmallGenericF32;
+}
+
+template <>
+const small::SmallKernels<double>& kernels_for<double>(Isa isa) {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  switch (isa) {
+    case Isa::avx512: return small::kSmallAvx512F64;
+    case Isa::avx2: return small::kSmallAvx2F64;
+    case Isa::generic: break;
+  }
+#endif
+  (void)isa;
+  return small::kSmallGenericF64;
+}
+
+// Whether the small loops take a call: a batch of 1..8 with more than kDirectRows rows of steps,
+// a plain cell (RNN, LSTM with or without peepholes, GRU with reset after: no projection, zoneout
+// or recurrent dropout), float32 products, weights that fit kMaxWeightBytes, and one thread or a
+// step too small to share.
+template <typename T>
+bool small_batch_applies(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w) {
+  if (!g_enabled.load(std::memory_order_relaxed)) return false;
+  if (s.B < 1 || s.B > kMaxRows || s.steps() * s.B <= kDirectRows) return false;
+  if (cell == Cell::gru_reset_before || w.w_hr || s.P) return false;
+  if (w.has_zoneout() || w.zoneout_h || w.zoneout_c || w.recurrent_mask) return false;
+  if (w.precision != Precision::float32) return false;
+  const index_t G = gate_count(cell), macs = s.B * G * s.H * s.H;
+  if (macs * static_cast<index_t>(sizeof(T)) / s.B > kMaxWeightBytes) return false;
+  // With more threads, steps with the work of two threads' regions (recurrent_forward.cc's
+  // GateBlockedWeights::pack) stay with the general loops, which share each step by blocks.
+  return get_num_threads() == 1 || in_parallel_region() || macs < 2 * detail::kMinStepWork;
+}
+
+// Columns [0, N) of out [m, N] (row stride ldo) = a [m, K] (row stride lda) times packed
+// [K, N], by depth blocks as the GEMM driver takes them, each block's chain added to what the
+// blocks before it left (C + chain, the GEMM's beta = 1); accumulate: to what out holds (beta =
+// 1 from the first block). The kernel writes whole panels: straight into out when it is the
+// first block of a product that does not accumulate (ldo >= the panels' width), else into tmp
+// [m, padded columns].
+template <typename T>
+void product(const small::SmallKernels<T>& ks, const PackedB<T>& packed, index_t m, const T* a,
+             index_t lda, T* out, index_t ldo, bool accumulate, bool backwards, T* tmp) {
+  const index_t K = packed.rows(), N = packed.cols(), nr = packed.panel_width();
+  const index_t panels = (N + nr - 1) / nr, ldt = panels * nr, kc = depth_block(K);
+  for (index_t k0 = 0; k0 < K; k0 += kc) {
+    const index_t kb = std::min(kc, K - k0);
+    const bool add = accumulate || k0 > 0;
+    const T* b = packed.panels() + k0 * nr;
+    if (!add) {
+      ks.product(m, kb, a + k0, lda, b, packed.panel_stride(), panels, out, ldo, backwards);
+      continue;
+    }
+    ks.product(m, kb, a + k0, lda, b, packed.panel_stride(), panels, tmp, ldt, backwards);
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < N; ++j) out[i * ldo + j] += tmp[i * ldt + j];
+  }
+}
+
+template <typename T>
+index_t padded_cols(const PackedB<T>& p) {
+  const index_t nr = p.panel_width();
+  return (p.cols() + nr - 1) / nr * nr;
+}
+
+template <typename T, Cell C, bool Train, bool Peep>
+void forward_loop(const SeqShape& s, const small::SmallKernels<T>& ks, const PackedB<T>& whh,
+                  const T* xg_all, const T* bias, const T* peep, const T* b_hn, T* h, T* c, T* y,
+                  RecurrentWorkspace<T>* ws) {
+  const index_t B = s.B, H = s.H, GH = gate_count(C) * H, N = padded_cols(whh);
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
+  Buffer<T> hg(B * N), tmp(H > kDepth ? B * N : 0), other(B * H);
+  T* xg = const_cast<T*>(xg_all);  // the steps write the activated gates over the projection
+  T* hp = h;
+  T* hn = other.data();
+  const size_t size = sizeof(T) * H;
+  for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
+    product(ks, whh, B, hp, H, hg.data(), N, false, step & 1, tmp.data());
+    for (index_t b = 0; b < B; ++b) {
+      const T* hpb = hp + b * H;
+      T* hnb = hn + b * H;
+      if (!s.active(step, b)) {
+        std::memcpy(hnb, hpb, size);
+        continue;
+      }
+      const index_t t = s.time_of(step, b), row = s.row(t, b);
+      T* g = xg + row * GH;
+      const T* hgb = hg.data() + b * N;
+      if constexpr (Train) std::memcpy(ws->hprev.data() + row * H, hpb, size);
+      if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
+        steps.rnn(C == Cell::rnn_relu, H, H, H, g, hgb, bias, hnb);
+      } else if constexpr (C == Cell::lstm) {
+        T* cb = c + b * H;
+        if constexpr (Train) std::memcpy(ws->extra.data() + row * H, cb, size);
+        if constexpr (Peep)
+          steps.lstm_peephole(H, H, H, g, hgb, bias, peep, hnb, cb);
+        else
+          steps.lstm(H, H, H, g, hgb, bias, hnb, cb);
+      } else {
+        static_assert(C == Cell::gru, "GRU with reset before is not taken");
+        steps.gru(H, H, H, g, hgb, bias, b_hn, hpb, hnb,
+                  Train ? ws->extra.data() + row * H : nullptr);
+      }
+      std::memcpy(y + row * H, hnb, size);
+    }
+    std::swap(hp, hn);
+  }
+  if (hp != h) std::memcpy(h, hp, sizeof(T) * B * H);
+}
+
+template <typename T, Cell C, bool Peep>
+void backward_loop(const SeqShape& s, const small::SmallKernels<T>& ks, const PackedB<T>& whh,
+                   const T* peep, const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dgh_n,
+                   T* dh, T* dc) {
+  const index_t B = s.B, H = s.H, GH = gate_count(C) * H, N = padded_cols(whh);
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
+  Buffer<T> stage_a(B * GH), stage_b(B * GH), tmp(B * N);
+  const T* prev = nullptr;  // staged gate gradients of the step processed before
+  T* cur = stage_a.data();
+  // dh += prev W_hh (the recurrent part of the previous state's gradient).
+  auto add_product = [&](index_t step) {
+    product(ks, whh, B, prev, GH, dh, H, true, step & 1, tmp.data());
+  };
+  for (index_t step = s.steps() - 1; step >= 0; --step) {
+    if (prev) add_product(step);
+    for (index_t b = 0; b < B; ++b) {
+      T* dhb = dh + b * H;
+      T* st = cur + b * GH;
+      if (!s.active(step, b)) {
+        std::fill_n(st, GH, T(0));
+        continue;
+      }
+      const index_t t = s.time_of(step, b), row = s.row(t, b);
+      if (dy)
+        for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
+      const T* gates = ws.gates.data() + row * GH;
+      T* dgrow = dgx + row * GH;
+      if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
+        steps.rnn_grad(C == Cell::rnn_relu, H, H, gates, dhb, dgrow, st);
+      } else if constexpr (C == Cell::lstm) {
+        if constexpr (Peep)
+          steps.lstm_peephole_grad(H, H, gates, ws.extra.data() + row * H, peep, dhb, dc + b * H,
+                                   dgrow, st);
+        else
+          steps.lstm_grad(H, H, gates, ws.extra.data() + row * H, dhb, dc + b * H, dgrow, st);
+      } else {
+        static_assert(C == Cell::gru, "GRU with reset before is not taken");
+        steps.gru_grad(H, H, gates, ws.extra.data() + row * H, ws.hprev.data() + row * H, dhb,
+                       dgrow, st);
+        std::memcpy(dgh_n + row * H, st + 2 * H, sizeof(T) * H);
+      }
+    }
+    prev = cur;
+    cur = cur == stage_a.data() ? stage_b.data() : stage_a.data();
+  }
+  if (prev) add_product(-1);
+}
+
+// The kernels for the packed weights' instruction set, or null when its panels are not the two
+// vectors wide the small product reads.
+template <typename T>
+const small::SmallKernels<T>* kernels_of(const PackedB<T>& p) {
+  const small::SmallKernels<T>& ks = kernels_for<T>(p.isa());
+  return p.panel_width() == 2 * ks.lanes ? &ks : nullptr;
+}
+
+}  // namespace
+
+void set_small_batch_enabled(bool enabled) { g_enabled.store(enabled, std::memory_order_relaxed); }
+
+template <typename T>
+bool small_batch_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, const T* x,
+                         const T* bias, const T* b_hn, T* h, T* c, T* y,
+                         RecurrentWorkspace<T>* ws) {
+  if (!small_batch_applies(cell, s, w)) return false;
+  const index_t H = s.H, I = s.I, GH = gate_count(cell) * H, rows = s.rows();
+  if (!ws && rows * GH * static_cast<index_t>(sizeof(T)) > kMaxProjectionBytes) return false;
+  PackedB<T> whh;  // W_hh^T [H, G*H]
+  whh.pack(true, H, GH, w.w_hh, H);
+  const small::SmallKernels<T>* ks = kernels_of(whh);
+  if (!ks) return false;
+  // x W_ih^T of every row (the biases are added in the steps), as the general loop's GEMM
+  // computes each element; training: into the workspace, which keeps the activated gates.
+  Buffer<T> own(ws ? 0 : rows * GH);
+  T* xg = ws ? ws->gates.data() : own.data();
+  gemm<T>(false, true, rows, GH, I, T(1), x, I, w.w_ih, I, T(0), xg, GH);
+  detail::zero_padded_rows(s, H, y);
+  if (ws) detail::zero_padded_rows(s, H, ws->hprev.data());
+  detail::with_flag(ws != nullptr, [&](auto train_c) {
+    constexpr bool Train = decltype(train_c)::value;
+    detail::with_blocked_options(
+        cell, cell == Cell::lstm && w.w_peephole, false, [&](auto cell_c, auto peep_c, auto) {
+          forward_loop<T, decltype(cell_c)::value, Train, decltype(peep_c)::value>(
+              s, *ks, whh, xg, bias, w.w_peephole, b_hn, h, c, y, ws);
+        });
+  });
+  return true;
+}
+
+template <typename T>
+bool small_batch_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w,
+                          const RecurrentWorkspace<T>& ws, const T* dy, T* dgx, T* dgh_n, T* dh,
+                          T* dc) {
+  if (!small_batch_applies(cell, s, w)) return false;
+  const index_t H = s.H, GH = gate_count(cell) * H;
+  PackedB<T> whh;  // W_hh [G*H, H]: its columns are the hidden units
+  whh.pack(false, GH, H, w.w_hh, H);
+  const small::SmallKernels<T>* ks = kernels_of(whh);
+  if (!ks) return false;
+  detail::with_blocked_options(
+      cell, cell == Cell::lstm && w.w_peephole, false, [&](auto cell_c, auto peep_c, auto) {
+        backward_loop<T, decltype(cell_c)::value, decltype(peep_c)::value>(
+            s, *ks, whh, w.w_peephole, ws, dy, dgx, dgh_n, dh, dc);
+      });
+  return true;
+}
+
+template bool small_batch_forward<float>(Cell, const SeqShape&, const RecurrentWeights<float>&,
+                                         const float*, const float*, const float*, float*, float*,
+                                         float*, RecurrentWorkspace<float>*);
+template bool small_batch_forward<double>(Cell, const SeqShape&, const RecurrentWeights<double>&,
+                                          const double*, const double*, const double*, double*,
+                                          double*, double*, RecurrentWorkspace<double>*);
+template bool small_batch_backward<float>(Cell, const SeqShape&, const RecurrentWeights<float>&,
+                                          const RecurrentWorkspace<float>&, const float*, float*,
+                                          float*, float*, float*);
+template bool small_batch_backward<double>(Cell, const SeqShape&,
+                                           const RecurrentWeights<double>&,
+                                           const RecurrentWorkspace<double>&, const double*,
+                                           double*, double*, double*, double*);
+
+}  // namespace rnnfast

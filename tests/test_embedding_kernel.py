@@ -1,0 +1,147 @@
+"""The embedding gradient kernel (``_C.embedding_backward``, used by ``nn.Embedding`` and the
+Keras-style ``Embedding``) against NumPy's ``np.add.at``: bitwise, for float32 and float64,
+odd widths, repeated tokens, a padding index, any thread count; and its bad input."""
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast import _C, nn
+
+
+def reference(ids, dy, grad, padding_idx=None):
+    """np.add.at(grad, ids, dy) on a copy, skipping padding_idx (in token order)."""
+    out = grad.copy()
+    keep = np.ones(ids.shape, bool) if padding_idx is None else ids != padding_idx
+    np.add.at(out, ids[keep], dy[keep])
+    return out
+
+
+@pytest.fixture
+def threads():
+    before = rnnfast.get_num_threads()
+    yield
+    rnnfast.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows,dim,n", [(1, 1, 1), (7, 15, 33), (50, 17, 1000), (13, 33, 2049),
+                                        (5000, 100, 10000), (3, 160, 401)])
+@pytest.mark.parametrize("padding_idx", [None, 0, 2])
+def test_matches_add_at_bitwise_at_any_thread_count(rng, threads, dtype, rows, dim, n,
+                                                    padding_idx):
+    if padding_idx is not None:
+        padding_idx = min(padding_idx, rows - 1)
+    ids = rng.integers(0, min(rows, 9), n)  # few distinct ids: many repeats
+    ids[: n // 2] = rng.integers(0, rows, n // 2)
+    dy = rng.standard_normal((n, dim)).astype(dtype)
+    grad0 = rng.standard_normal((rows, dim)).astype(dtype)  # accumulates onto what is there
+    want = reference(ids, dy, grad0, padding_idx)
+    for t in (1, 2, 3):
+        rnnfast.set_num_threads(t)
+        got = grad0.copy()
+        assert _C.embedding_backward(ids, dy, got, padding_idx=padding_idx) is None
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("id_dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                      np.uint16, np.uint32, np.uint64])
+def test_any_integer_ids_and_layouts(rng, id_dtype):
+    ids = rng.integers(0, 20, 301).astype(id_dtype)
+    dy = rng.standard_normal((301, 2 * 19)).astype(np.float32)[:, ::2]  # not contiguous
+    grad = np.zeros((20, 19), np.float32)
+    _C.embedding_backward(ids[::1], dy, grad)
+    np.testing.assert_array_equal(grad, reference(ids.astype(np.int64), dy, np.zeros_like(grad)))
+    got = np.zeros_like(grad)
+    _C.embedding_backward(np.repeat(ids, 2)[::2], np.ascontiguousarray(dy), got)
+    np.testing.assert_array_equal(got, grad)
+
+
+def test_empty_and_overlapping():
+    grad = np.ones((4, 3))
+    _C.embedding_backward(np.zeros(0, np.int64), np.zeros((0, 3)), grad)
+    np.testing.assert_array_equal(grad, 1)
+    # dy sharing grad's memory is read as it was before the call
+    grad = np.arange(12.0).reshape(4, 3)
+    want = reference(np.array([0, 0, 3]), grad[:3].copy(), grad)
+    _C.embedding_backward(np.array([0, 0, 3]), grad[:3], grad)
+    np.testing.assert_array_equal(grad, want)
+
+
+def f32(*shape):
+    return np.zeros(shape, np.float32)
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: _C.embedding_backward(np.array([5]), f32(1, 3), f32(5, 3)), ValueError,
+     r"ids: every entry must be in 0..4 \(the rows of grad\), got 5 at index 0"),
+    (lambda: _C.embedding_backward(np.array([0, -1]), f32(2, 3), f32(5, 3)), ValueError,
+     "ids: every entry must be in 0..4 .* got -1 at index 1"),
+    (lambda: _C.embedding_backward(np.array([2 ** 64 - 1], np.uint64), f32(1, 3), f32(5, 3)),
+     ValueError, "got 18446744073709551615 at index 0"),
+    (lambda: _C.embedding_backward(np.array([0.0]), f32(1, 3), f32(5, 3)), TypeError,
+     "ids: expected an integer array, got dtype float64"),
+    (lambda: _C.embedding_backward("a", f32(1, 3), f32(5, 3)), TypeError,
+     "ids: expected an integer array"),
+    (lambda: _C.embedding_backward(np.zeros((1, 1), np.int64), f32(1, 3), f32(5, 3)),
+     ValueError, "ids: expected a 1-D array, got shape"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(2, 3), f32(5, 3)), ValueError,
+     r"dy: expected shape \(ids.size, grad.shape\[1\]\) = \(1, 3\), got \(2, 3\)"),
+    (lambda: _C.embedding_backward(np.array([0]), np.zeros((1, 3)), f32(5, 3)), TypeError,
+     "dy: expected dtype float32 \\(the dtype of grad\\), got float64"),
+    (lambda: _C.embedding_backward(np.array([0]), np.zeros((1, 3), np.int32), f32(5, 3)),
+     TypeError, "dy: expected a float32 or float64 array"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3, 1)), ValueError,
+     "grad: expected a 2-D array"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), [[0.0] * 3] * 5), TypeError,
+     "grad: expected a NumPy array"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(3, 5).T), ValueError,
+     "grad: expected a writeable, aligned, C-contiguous array"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), np.zeros((5, 3), ">f4")),
+     ValueError,
+     "grad: expected a writeable, aligned, C-contiguous array in native byte order"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), padding_idx=5),
+     ValueError, r"padding_idx: expected None or an int in 0..4 \(the rows of grad\), got 5"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), padding_idx=-1),
+     ValueError, "padding_idx: expected an int >= 0, got -1"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), padding_idx=1.5),
+     TypeError, "padding_idx: expected an int"),
+])
+def test_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_read_only_grad_is_refused():
+    grad = f32(5, 3)
+    grad.setflags(write=False)
+    with pytest.raises(ValueError, match="grad: expected a writeable.* got a read-only one"):
+        _C.embedding_backward(np.array([0]), f32(1, 3), grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_gradient_is_add_at_and_accumulates(rng, threads, dtype):
+    """nn.Embedding's backward: np.add.at's values, summed over calls, the padding row
+    skipped, at any thread count; a read-only gradient set from outside is not written."""
+    emb = nn.Embedding(30, 21, padding_idx=4, dtype=dtype, seed=0)
+    x = rng.integers(0, 30, (7, 11))
+    x[0, :5] = 4
+    dys = [rng.standard_normal((7, 11, 21)).astype(dtype) for _ in range(2)]
+    want = np.zeros((30, 21), dtype)
+    for dy in dys:
+        want = reference(x.reshape(-1), dy.reshape(-1, 21), want, 4)
+    for t in (1, 3):
+        rnnfast.set_num_threads(t)
+        emb.weight.grad = None
+        for dy in dys:
+            emb(x)
+            emb.backward(dy)
+        np.testing.assert_array_equal(emb.weight.grad, want)
+        assert not emb.weight.grad[4].any()
+    frozen = np.zeros((30, 21), dtype)
+    frozen.setflags(write=False)
+    emb.weight.grad = frozen
+    emb(x)
+    emb.backward(dys[0])
+    assert not frozen.any()
+    np.testing.assert_array_equal(emb.weight.grad, reference(x.reshape(-1), dys[0].reshape(-1, 21),
+                                                             np.zeros((30, 21), dtype), 4))
