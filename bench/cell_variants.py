@@ -1,6 +1,7 @@
 """The LSTM variants of the fused kernels against their alternatives: projections
 (``proj_size``) against ``torch.nn.LSTM(proj_size=...)``, peepholes against the PyTorch loop a
-user writes for them (there is no PyTorch layer), zoneout (0.25), recurrent dropout (0.25,
+user writes for them (there is no PyTorch layer), zoneout (0.25; also against the PyTorch loop
+a user writes for it, zoneout as Haste applies it), recurrent dropout (0.25,
 Keras' ``recurrent_dropout``; training only: inference drops nothing), and each against the
 plain fused LSTM of the same size. Inference (forward) and training (forward and backward of ``sum(y * dy)``).
 
@@ -45,6 +46,30 @@ def torch_peephole_loop(x, w_ih, w_hh, b, p, h, c):
         f = torch.sigmoid(a_f + p_f * c)
         c = f * c + i * torch.tanh(a_g)
         h = torch.sigmoid(a_o + p_o * c) * torch.tanh(c)
+        ys.append(h)
+    return torch.stack(ys)
+
+
+def torch_zoneout_loop(x, w_ih, w_hh, b, h, c, rate, masks=None):
+    """An LSTM with zoneout as a PyTorch user writes it (an nn.LSTMCell-style loop after one
+    input projection), zoneout applied as Haste applies it: in training a Bernoulli(rate) mask
+    per step and unit, drawn per call (or given: masks = (d_h, d_c) of shape (T, B, H)), keeps
+    the previous value, ``h_t = d * h_{t-1} + (1 - d) * h~``; at inference the expectation
+    (d = rate). On h and on c, as rnnfast's zoneout defines it for the LSTM (Haste zones h
+    only: one more multiply-add per step here)."""
+    xg = torch.addmm(b, x.reshape(-1, x.shape[-1]), w_ih.t()).reshape(x.shape[0], x.shape[1], -1)
+    training = torch.is_grad_enabled() or masks is not None
+    if training and masks is None:
+        masks = ((torch.rand(x.shape[0], *h.shape) < rate).to(x.dtype),
+                 (torch.rand(x.shape[0], *c.shape) < rate).to(x.dtype))
+    ys = []
+    for t in range(x.shape[0]):
+        a_i, a_f, a_g, a_o = (xg[t] + h @ w_hh.t()).chunk(4, 1)
+        c_new = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
+        h_new = torch.sigmoid(a_o) * torch.tanh(c_new)
+        d_h, d_c = (masks[0][t], masks[1][t]) if training else (rate, rate)
+        h = torch.lerp(h_new, h, d_h)  # d * h + (1 - d) * h~
+        c = torch.lerp(c_new, c, d_c)
         ys.append(h)
     return torch.stack(ys)
 
@@ -102,6 +127,31 @@ def main(argv=None):
     got = F.lstm_forward(x, w_ih, w_hh, b, None, w_peephole=peep)[0]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
+    # zoneout: the loop against the kernel with the same masks (training) and in inference
+    rate = 0.25
+    d_h = (rng.random((T, B, H)) < rate).astype(np.float32)
+    d_c = (rng.random((T, B, H)) < rate).astype(np.float32)
+    want = torch_zoneout_loop(xt, *tensors[:3], zeros, zeros, rate,
+                              masks=(torch.from_numpy(d_h), torch.from_numpy(d_c))).numpy()
+    got = F.lstm_forward(x, w_ih, w_hh, b, None, zoneout=rate, training=True,
+                         masks={"zoneout_h": d_h, "zoneout_c": d_c})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        want = torch_zoneout_loop(xt, *tensors[:3], zeros, zeros, rate).numpy()
+    got = F.lstm_forward(x, w_ih, w_hh, b, None, zoneout=rate)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+    def zoneout_loop_run(train):
+        if not train:
+            def run():
+                with torch.no_grad():
+                    torch_zoneout_loop(xt, *tensors[:3], zeros, zeros, rate)
+            return run
+        leaves = [t.clone().requires_grad_() for t in tensors[:3]]
+        dy_t = torch.from_numpy(dy)
+        return lambda: torch.autograd.backward(
+            torch_zoneout_loop(xt, *leaves, zeros, zeros, rate), dy_t)
+
     def loop_run(train):
         if not train:
             def run():
@@ -123,8 +173,9 @@ def main(argv=None):
         variants[("peephole", "PyTorch loop", mode)] = loop_run(train)
         variants[("peephole", "rnnfast plain LSTM", mode)] = kernel_run(train)
         # zoneout 0.25: training draws its masks (the reference's recurrent_masks) per call
-        variants[("zoneout", "rnnfast zoneout LSTM", mode)] = kernel_run(train, zoneout=0.25,
+        variants[("zoneout", "rnnfast zoneout LSTM", mode)] = kernel_run(train, zoneout=rate,
                                                                          seed=0)
+        variants[("zoneout", "PyTorch zoneout loop", mode)] = zoneout_loop_run(train)
         variants[("zoneout", "rnnfast plain LSTM", mode)] = kernel_run(train)
     # recurrent dropout 0.25: its masks drawn per call too
     variants[("recdrop", "rnnfast recurrent-dropout LSTM", "training")] = kernel_run(
@@ -165,7 +216,9 @@ def main(argv=None):
               f"projection / plain = "
               f"{r('rnnfast plain LSTM', 'rnnfast projection LSTM', 'proj'):.2f}x; "
               f"zoneout / plain = "
-              f"{r('rnnfast plain LSTM', 'rnnfast zoneout LSTM', 'zoneout'):.2f}x")
+              f"{r('rnnfast plain LSTM', 'rnnfast zoneout LSTM', 'zoneout'):.2f}x; "
+              f"zoneout PyTorch loop / rnnfast = "
+              f"{r('rnnfast zoneout LSTM', 'PyTorch zoneout loop', 'zoneout'):.2f}x")
     dropped = best[("recdrop", "rnnfast recurrent-dropout LSTM", "training")]
     plain = best[("recdrop", "rnnfast plain LSTM", "training")]
     print(f"training: recurrent dropout / plain = {dropped / plain:.2f}x")

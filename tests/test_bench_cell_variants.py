@@ -19,9 +19,10 @@ def test_cell_variants_bench_runs():
     timings = [line for line in proc.stdout.splitlines() if line.endswith(" ms")]
     for name in ["rnnfast.torch.LSTM(proj_size)", "torch.nn.LSTM(proj_size)",
                  "rnnfast peephole LSTM", "PyTorch loop", "rnnfast projection LSTM",
-                 "rnnfast zoneout LSTM"]:
+                 "rnnfast zoneout LSTM", "PyTorch zoneout loop"]:
         assert sum(name in line for line in timings) == 2, name  # inference and training
     assert proc.stdout.count("peephole PyTorch loop / rnnfast = ") == 2
     assert proc.stdout.count("zoneout / plain = ") == 2
+    assert proc.stdout.count("zoneout PyTorch loop / rnnfast = ") == 2
     assert sum("rnnfast recurrent-dropout LSTM" in line for line in timings) == 1  # training
     assert proc.stdout.count("training: recurrent dropout / plain = ") == 1

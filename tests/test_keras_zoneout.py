@@ -2,7 +2,7 @@
 
 The layer runs the same stack as its ``rnnfast.nn`` core, drawing the same per-layer seeds from
 its generator, so given the same generator state the two give the same outputs and gradients
-bit for bit; the core's zoneout is checked against the NumPy reference in test_nn_zoneout.py.
+bit for bit; the core's zoneout is checked against the NumPy reference in test_zoneout_recurrent_dropout.py.
 """
 import copy
 

@@ -5,7 +5,9 @@
 // (one GEMM per window of each thread's sequences, at most kWindowBytes, so the rows are still
 // in cache when their steps read them); its layer norm is not a pass of its own but part of
 // each step's epilogue, which reads that row anyway (training writes the normalised row to the
-// workspace). Each step computes h W_hh^T for a range of
+// workspace). The epilogue reads each product's row three times (its mean, its variance, the
+// gate math, which normalises in registers) and writes nothing of it in inference. Each step
+// computes h W_hh^T for a range of
 // sequences (one GEMM), then, per sequence and in the same thread, the epilogue: the moments of
 // both rows of G*H values, their normalisation, the gate math, and for the LSTM the layer norm
 // of c'. A layer norm needs the whole row, so threads never split a step by hidden units as
@@ -157,8 +159,8 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
           // Training keeps the normalised rows, the gates and the moments in the workspace.
           T* xw_row = xw.data() + (slot * nb + b - b0) * GH;
           T* hg_row = hg.data() + b * GH;
-          T* ih_row = Train ? ws->ih.data() + row * GH : xw_row;
-          T* hh_row = Train ? ws->hh.data() + row * GH : hg_row;
+          T* ih_row = Train ? ws->ih.data() + row * GH : nullptr;
+          T* hh_row = Train ? ws->hh.data() + row * GH : nullptr;
           T* gates = Train ? ws->gates.data() + row * GH : gates_own.data() + b * GH;
           T* stats = Train ? ws->stats.data() + row * 4 : stats_own.data() + b * 4;
           if constexpr (Train) std::memcpy(ws->hprev.data() + row * H, hp + b * H, sizeof(T) * H);
@@ -257,7 +259,7 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
     }
   };
   total(g.b_ih, 0, GH);
-  total(g.b_hh, GH, GH);
+  total(g.b_hh, is_lstm ? 0 : GH, GH);  // the LSTM's two bias gradients are one sum
   total(g.ln_ih, 2 * GH, GH);
   total(g.ln_hh, 3 * GH, GH);
   if (is_lstm) {

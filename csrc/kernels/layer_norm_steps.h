@@ -13,7 +13,7 @@ namespace cells {
 template <typename T>
 struct LayerNormSteps {
   // Forward. ih_in: the row of x W_ih^T, hh_in: of h W_hh^T; their layer norms (before the
-  // gains) go to ih and hh (which may be ih_in and hh_in themselves). gates receives the
+  // gains) go to ih and hh (training), or nowhere when ih and hh are null (inference). gates receives the
   // activated gates, stats [4] 1/std of ih_in, of hh_in and (LSTM) mean and 1/std of c'.
   // bias: LSTM b_ih + b_hh.
   void (*lstm)(index_t H, T eps, const T* ih_in, T* ih, const T* hh_in, T* hh, const T* ln_ih,
@@ -27,7 +27,8 @@ struct LayerNormSteps {
   // state's gradient that does not go through W_hh (out); dc likewise (LSTM). dgx [G*H]: the
   // gradient of the row of x W_ih^T; dgh [G*H]: of h W_hh^T. acc [4 G*H + 2 H] accumulates
   // the row's parameter gradients: b_ih, b_hh, ln_ih, ln_hh (G*H each), ln_c_weight,
-  // ln_c_bias (H each, LSTM). scratch: 6 H values.
+  // ln_c_bias (H each, LSTM; the LSTM's b_hh gradient is its b_ih gradient and its slot
+  // stays untouched). scratch: 6 H values.
   void (*lstm_grad)(index_t H, const T* gates, const T* cprev, const T* ih, const T* hh,
                     const T* stats, const T* ln_ih, const T* ln_hh, const T* ln_c_weight,
                     const T* ln_c_bias, T* dh, T* dc, T* dgx, T* dgh, T* acc, T* scratch);

@@ -11,79 +11,118 @@ namespace rnnfast {
 namespace cells {
 namespace {
 
-// sum_j term(j) for j < n in a fixed order whatever the instruction set: kLanes partial sums
-// (independent chains the compiler keeps in vector registers), then a fixed pairwise tree.
+// N sums sum_j term_k(j) for j < n, k < N, in one pass over the row and in a fixed order whatever
+// the instruction set: per sum kLanes partial sums (independent chains the compiler keeps in
+// vector registers), then a fixed pairwise tree. term(j, v) writes the N terms of j into v.
 template <typename T>
 constexpr index_t kLanes = 128 / sizeof(T);
 
-template <typename T, typename F>
-inline T lane_sum(index_t n, F term) {
+template <typename T, int N, typename F>
+inline void lane_sums(index_t n, F term, T* out) {
   constexpr index_t L = kLanes<T>;
-  T acc[L] = {};
+  T acc[N][L] = {};
   index_t j = 0;
   for (; j + L <= n; j += L)
-    for (index_t l = 0; l < L; ++l) acc[l] += term(j + l);
-  for (index_t l = 0; j + l < n; ++l) acc[l] += term(j + l);
-  for (index_t w = L / 2; w > 0; w /= 2)
-    for (index_t l = 0; l < w; ++l) acc[l] += acc[l + w];
-  return acc[0];
-}
-
-// dst = LN(src) (no gain), two passes for the moments; returns 1/std, the mean in *mean.
-// dst may be src.
-template <typename T>
-inline T normalize(index_t n, T eps, const T* src, T* dst, T* mean_out) {
-  const T inv_n = T(1) / T(n);
-  const T mean = lane_sum<T>(n, [src](index_t j) { return src[j]; }) * inv_n;
-  const T var = lane_sum<T>(n, [src, mean](index_t j) {
-                  const T d = src[j] - mean;
-                  return d * d;
-                }) * inv_n;
-  const T rstd = T(1) / std::sqrt(var + eps);
-  RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < n; ++j) dst[j] = (src[j] - mean) * rstd;
-  if (mean_out) *mean_out = mean;
-  return rstd;
-}
-
-// out = gradient of v for the gradient u = d * gain of LN(v) = hat, 1/std rstd:
-// rstd * (u - mean(u) - hat * mean(u * hat)).
-template <typename T>
-inline void normalize_grad(index_t n, T rstd, const T* __restrict d, const T* __restrict gain,
-                           const T* __restrict hat, T* __restrict out) {
-  const T inv_n = T(1) / T(n);
-  const T m1 = lane_sum<T>(n, [d, gain](index_t j) { return d[j] * gain[j]; }) * inv_n;
-  const T m2 = lane_sum<T>(n, [d, gain, hat](index_t j) { return d[j] * gain[j] * hat[j]; }) *
-               inv_n;
-  RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < n; ++j) out[j] = rstd * (d[j] * gain[j] - m1 - hat[j] * m2);
-}
-
-// acc_b += d, acc_gain += d * hat over n values.
-template <typename T>
-inline void accumulate(index_t n, const T* __restrict d, const T* __restrict hat,
-                       T* __restrict acc_b, T* __restrict acc_gain) {
-  RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < n; ++j) {
-    acc_b[j] += d[j];
-    acc_gain[j] += d[j] * hat[j];
+    for (index_t l = 0; l < L; ++l) {
+      T v[N];
+      term(j + l, v);
+      for (int k = 0; k < N; ++k) acc[k][l] += v[k];
+    }
+  for (index_t l = 0; j + l < n; ++l) {
+    T v[N];
+    term(j + l, v);
+    for (int k = 0; k < N; ++k) acc[k][l] += v[k];
+  }
+  for (int k = 0; k < N; ++k) {
+    for (index_t w = L / 2; w > 0; w /= 2)
+      for (index_t l = 0; l < w; ++l) acc[k][l] += acc[k][l + w];
+    out[k] = acc[k][0];
   }
 }
 
+// The moments of N rows of n values each (the rows' mean and 1/std, two passes: the mean, then
+// the squared deviations from it), the N rows read together in each pass.
+template <typename T, int N>
+inline void moments(index_t n, T eps, const T* const (&rows)[N], T (&mean)[N], T (&rstd)[N]) {
+  const T inv_n = T(1) / T(n);
+  T s[N];
+  lane_sums<T, N>(n, [&rows](index_t j, T* v) {
+    for (int k = 0; k < N; ++k) v[k] = rows[k][j];
+  }, s);
+  for (int k = 0; k < N; ++k) mean[k] = s[k] * inv_n;
+  lane_sums<T, N>(n, [&rows, &mean](index_t j, T* v) {
+    for (int k = 0; k < N; ++k) {
+      const T d = rows[k][j] - mean[k];
+      v[k] = d * d;
+    }
+  }, s);
+  for (int k = 0; k < N; ++k) rstd[k] = T(1) / std::sqrt(s[k] * inv_n + eps);
+}
+
+// The gradients of the two products' rows through their layer norms, from the gradients dx, dh
+// of their normalised-and-scaled values (u = d * gain of hat = LN(v), 1/std rstd:
+// rstd * (u - mean(u) - hat * mean(u * hat))): the four means in one pass over the rows, the
+// two gradients written in a second.
 template <typename T>
-void lstm_ln_step(index_t H, T eps, const T* ih_in, T* ih, const T* hh_in, T* hh,
-                  const T* __restrict ln_ih, const T* __restrict ln_hh, const T* __restrict bias,
-                  const T* __restrict ln_c_weight, const T* __restrict ln_c_bias,
-                  T* __restrict c, T* __restrict h, T* __restrict gates, T* __restrict stats) {
+inline void normalize_grads(index_t n, const T* __restrict stats, const T* __restrict dx,
+                            const T* __restrict dh, const T* __restrict ln_ih,
+                            const T* __restrict ln_hh, const T* __restrict ih,
+                            const T* __restrict hh, T* __restrict dgx, T* __restrict dgh) {
+  const T inv_n = T(1) / T(n);
+  T m[4];
+  lane_sums<T, 4>(n, [=](index_t j, T* v) {
+    const T ux = dx[j] * ln_ih[j], uh = dh[j] * ln_hh[j];
+    v[0] = ux;
+    v[1] = ux * ih[j];
+    v[2] = uh;
+    v[3] = uh * hh[j];
+  }, m);
+  const T m1x = m[0] * inv_n, m2x = m[1] * inv_n, m1h = m[2] * inv_n, m2h = m[3] * inv_n;
+  const T rx = stats[0], rh = stats[1];
+  RNNFAST_INDEPENDENT_ITERATIONS
+  for (index_t j = 0; j < n; ++j) {
+    dgx[j] = rx * (dx[j] * ln_ih[j] - m1x - ih[j] * m2x);
+    dgh[j] = rh * (dh[j] * ln_hh[j] - m1h - hh[j] * m2h);
+  }
+}
+
+// Training keeps the normalised rows for backward: written in one contiguous pass over both
+// (cheaper than eight more store streams in the gate math), which the gate math then reads.
+template <typename T>
+inline void normalize_rows(index_t n, const T* __restrict a, T ma, T ra, T* __restrict a_hat,
+                           const T* __restrict b, T mb, T rb, T* __restrict b_hat) {
+  RNNFAST_INDEPENDENT_ITERATIONS
+  for (index_t j = 0; j < n; ++j) {
+    a_hat[j] = (a[j] - ma) * ra;
+    b_hat[j] = (b[j] - mb) * rb;
+  }
+}
+
+// Each step's epilogue reads the two rows of products once for their moments (both rows in the
+// same pass, twice: mean, then variance) and once for the gate math, which in inference
+// normalises them in registers (nothing of them written). Keep: training (normalize_rows).
+template <typename T, bool Keep>
+void lstm_ln_step_impl(index_t H, T eps, const T* __restrict ih_in, T* __restrict ih,
+                       const T* __restrict hh_in, T* __restrict hh, const T* __restrict ln_ih,
+                       const T* __restrict ln_hh, const T* __restrict bias,
+                       const T* __restrict ln_c_weight, const T* __restrict ln_c_bias,
+                       T* __restrict c, T* __restrict h, T* __restrict gates,
+                       T* __restrict stats) {
   const index_t GH = 4 * H;
-  stats[0] = normalize(GH, eps, ih_in, ih, static_cast<T*>(nullptr));
-  stats[1] = normalize(GH, eps, hh_in, hh, static_cast<T*>(nullptr));
+  T mean[2], rstd[2];
+  moments<T, 2>(GH, eps, {ih_in, hh_in}, mean, rstd);
+  const T mx = mean[0], rx = rstd[0], mh = mean[1], rh = rstd[1];
+  stats[0] = rx;
+  stats[1] = rh;
+  if constexpr (Keep) normalize_rows(GH, ih_in, mx, rx, ih, hh_in, mh, rh, hh);
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     T a[4];
     for (index_t k = 0; k < 4; ++k) {
       const index_t q = k * H + j;
-      a[k] = ih[q] * ln_ih[q] + hh[q] * ln_hh[q] + bias[q];
+      const T x_hat = Keep ? ih[q] : (ih_in[q] - mx) * rx;
+      const T h_hat = Keep ? hh[q] : (hh_in[q] - mh) * rh;
+      a[k] = x_hat * ln_ih[q] + h_hat * ln_hh[q] + bias[q];
     }
     const T i = act::sigmoid(a[0]), f = act::sigmoid(a[1]), g = act::tanh(a[2]);
     const T o = act::sigmoid(a[3]);
@@ -93,34 +132,73 @@ void lstm_ln_step(index_t H, T eps, const T* ih_in, T* ih, const T* hh_in, T* hh
     gates[2 * H + j] = g;
     gates[3 * H + j] = o;
   }
-  // LN(c') into h, then h = o tanh(LN(c') * gain + bias).
-  stats[3] = normalize(H, eps, c, h, stats + 2);
+  // h = o tanh(LN(c') * gain + bias), LN(c') in registers.
+  T cm[1], cr[1];
+  moments<T, 1>(H, eps, {c}, cm, cr);
+  const T c_mean = cm[0], c_rstd = cr[0];
+  stats[2] = c_mean;
+  stats[3] = c_rstd;
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j)
-    h[j] = gates[3 * H + j] * act::tanh(h[j] * ln_c_weight[j] + ln_c_bias[j]);
+    h[j] = gates[3 * H + j] * act::tanh((c[j] - c_mean) * c_rstd * ln_c_weight[j] + ln_c_bias[j]);
+}
+
+template <typename T>
+void lstm_ln_step(index_t H, T eps, const T* ih_in, T* ih, const T* hh_in, T* hh,
+                  const T* ln_ih, const T* ln_hh, const T* bias, const T* ln_c_weight,
+                  const T* ln_c_bias, T* c, T* h, T* gates, T* stats) {
+  if (ih)
+    lstm_ln_step_impl<T, true>(H, eps, ih_in, ih, hh_in, hh, ln_ih, ln_hh, bias, ln_c_weight,
+                               ln_c_bias, c, h, gates, stats);
+  else
+    lstm_ln_step_impl<T, false>(H, eps, ih_in, ih, hh_in, hh, ln_ih, ln_hh, bias, ln_c_weight,
+                                ln_c_bias, c, h, gates, stats);
+}
+
+template <typename T, bool Keep>
+void gru_ln_step_impl(index_t H, T eps, const T* __restrict ih_in, T* __restrict ih,
+                      const T* __restrict hh_in, T* __restrict hh, const T* __restrict ln_ih,
+                      const T* __restrict ln_hh, const T* __restrict b_ih,
+                      const T* __restrict b_hh, const T* __restrict hprev, T* __restrict h,
+                      T* __restrict gates, T* __restrict stats) {
+  const index_t GH = 3 * H;
+  T mean[2], rstd[2];
+  moments<T, 2>(GH, eps, {ih_in, hh_in}, mean, rstd);
+  const T mx = mean[0], rx = rstd[0], mh = mean[1], rh = rstd[1];
+  stats[0] = rx;
+  stats[1] = rh;
+  if constexpr (Keep) normalize_rows(GH, ih_in, mx, rx, ih, hh_in, mh, rh, hh);
+  RNNFAST_INDEPENDENT_ITERATIONS
+  for (index_t j = 0; j < H; ++j) {
+    T gi[3], gh[3];  // the gains' and biases' rows of gate k: r, z, n
+    for (index_t k = 0; k < 3; ++k) {
+      const index_t q = k * H + j;
+      const T x_hat = Keep ? ih[q] : (ih_in[q] - mx) * rx;
+      const T h_hat = Keep ? hh[q] : (hh_in[q] - mh) * rh;
+      gi[k] = x_hat * ln_ih[q] + b_ih[q];
+      gh[k] = h_hat * ln_hh[q] + b_hh[q];
+    }
+    const T r = act::sigmoid(gi[0] + gh[0]);
+    const T z = act::sigmoid(gi[1] + gh[1]);
+    const T n = act::tanh(gi[2] + r * gh[2]);
+    h[j] = (T(1) - z) * n + z * hprev[j];
+    gates[j] = r;
+    gates[H + j] = z;
+    gates[2 * H + j] = n;
+  }
+  stats[2] = stats[3] = T(0);
 }
 
 template <typename T>
 void gru_ln_step(index_t H, T eps, const T* ih_in, T* ih, const T* hh_in, T* hh,
-                 const T* __restrict ln_ih, const T* __restrict ln_hh, const T* __restrict b_ih,
-                 const T* __restrict b_hh, const T* __restrict hprev, T* __restrict h,
-                 T* __restrict gates, T* __restrict stats) {
-  const index_t GH = 3 * H;
-  stats[0] = normalize(GH, eps, ih_in, ih, static_cast<T*>(nullptr));
-  stats[1] = normalize(GH, eps, hh_in, hh, static_cast<T*>(nullptr));
-  RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < H; ++j) {
-    const index_t z_ = H + j, n_ = 2 * H + j;
-    const T r = act::sigmoid(ih[j] * ln_ih[j] + b_ih[j] + hh[j] * ln_hh[j] + b_hh[j]);
-    const T z = act::sigmoid(ih[z_] * ln_ih[z_] + b_ih[z_] + hh[z_] * ln_hh[z_] + b_hh[z_]);
-    const T gh_n = hh[n_] * ln_hh[n_] + b_hh[n_];
-    const T n = act::tanh(ih[n_] * ln_ih[n_] + b_ih[n_] + r * gh_n);
-    h[j] = (T(1) - z) * n + z * hprev[j];
-    gates[j] = r;
-    gates[z_] = z;
-    gates[n_] = n;
-  }
-  stats[2] = stats[3] = T(0);
+                 const T* ln_ih, const T* ln_hh, const T* b_ih, const T* b_hh, const T* hprev,
+                 T* h, T* gates, T* stats) {
+  if (ih)
+    gru_ln_step_impl<T, true>(H, eps, ih_in, ih, hh_in, hh, ln_ih, ln_hh, b_ih, b_hh, hprev, h,
+                              gates, stats);
+  else
+    gru_ln_step_impl<T, false>(H, eps, ih_in, ih, hh_in, hh, ln_ih, ln_hh, b_ih, b_hh, hprev,
+                               h, gates, stats);
 }
 
 template <typename T>
@@ -150,10 +228,13 @@ void lstm_ln_grad(index_t H, const T* __restrict gates, const T* __restrict cpre
     acc_cb[j] += d_cn;
   }
   const T inv_h = T(1) / T(H);
-  const T m1 = lane_sum<T>(H, [&](index_t j) { return d_chat[j] * ln_c_weight[j]; }) * inv_h;
-  const T m2 = lane_sum<T>(H, [&](index_t j) {
-                 return d_chat[j] * ln_c_weight[j] * c_hat[j];
-               }) * inv_h;
+  T m[2];
+  lane_sums<T, 2>(H, [=](index_t j, T* v) {
+    const T u = d_chat[j] * ln_c_weight[j];
+    v[0] = u;
+    v[1] = u * c_hat[j];
+  }, m);
+  const T m1 = m[0] * inv_h, m2 = m[1] * inv_h;
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const T i = gates[j], f = gates[H + j], g = gates[2 * H + j];
@@ -164,10 +245,16 @@ void lstm_ln_grad(index_t H, const T* __restrict gates, const T* __restrict cpre
     dc[j] = dct * f;
     dh[j] = T(0);
   }
-  accumulate(GH, da, ih, acc, acc + 2 * GH);
-  accumulate(GH, da, hh, acc + GH, acc + 3 * GH);
-  normalize_grad(GH, stats[0], da, ln_ih, ih, dgx);
-  normalize_grad(GH, stats[1], da, ln_hh, hh, dgh);
+  // Both products' rows have the gradient da: one bias sum serves b_ih and b_hh.
+  T* acc_gih = acc + 2 * GH;
+  T* acc_ghh = acc + 3 * GH;
+  RNNFAST_INDEPENDENT_ITERATIONS
+  for (index_t q = 0; q < GH; ++q) {
+    acc[q] += da[q];
+    acc_gih[q] += da[q] * ih[q];
+    acc_ghh[q] += da[q] * hh[q];
+  }
+  normalize_grads(GH, stats, da, da, ln_ih, ln_hh, ih, hh, dgx, dgh);
 }
 
 template <typename T>
@@ -193,10 +280,17 @@ void gru_ln_grad(index_t H, const T* __restrict gates, const T* __restrict hprev
     d_gh[n_] = dn * r;
     dh[j] *= z;
   }
-  accumulate(GH, d_gi, ih, acc, acc + 2 * GH);
-  accumulate(GH, d_gh, hh, acc + GH, acc + 3 * GH);
-  normalize_grad(GH, stats[0], d_gi, ln_ih, ih, dgx);
-  normalize_grad(GH, stats[1], d_gh, ln_hh, hh, dgh);
+  T* acc_bhh = acc + GH;
+  T* acc_gih = acc + 2 * GH;
+  T* acc_ghh = acc + 3 * GH;
+  RNNFAST_INDEPENDENT_ITERATIONS
+  for (index_t q = 0; q < GH; ++q) {
+    acc[q] += d_gi[q];
+    acc_bhh[q] += d_gh[q];
+    acc_gih[q] += d_gi[q] * ih[q];
+    acc_ghh[q] += d_gh[q] * hh[q];
+  }
+  normalize_grads(GH, stats, d_gi, d_gh, ln_ih, ln_hh, ih, hh, dgx, dgh);
 }
 
 template <typename T>
