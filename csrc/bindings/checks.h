@@ -200,8 +200,8 @@ const T* ptr(const std::optional<py::array>& a) {
   return a ? static_cast<const T*>(a->data()) : nullptr;
 }
 
-// Integer lengths of shape (B,), each in 1..T, as int64.
-inline std::vector<std::int64_t> lengths_vector(const py::handle& obj, index_t B, index_t T) {
+// obj as an array of a signed or unsigned integer dtype (TypeError naming `name` otherwise).
+inline py::array integer_array(const py::handle& obj, const char* name) {
   py::array a;
   try {
     a = py::array::ensure(obj);
@@ -210,12 +210,20 @@ inline std::vector<std::int64_t> lengths_vector(const py::handle& obj, index_t B
   }
   if (!a) {
     PyErr_Clear();
-    throw py::type_error("lengths: expected an integer array, got " +
+    throw py::type_error(std::string(name) + ": expected an integer array, got " +
                          py::str(py::type::of(obj)).cast<std::string>());
   }
   const char kind = a.dtype().kind();
   if (kind != 'i' && kind != 'u')
-    throw py::type_error("lengths: expected an integer array, got dtype " + dtype_str(a));
+    throw py::type_error(std::string(name) + ": expected an integer array, got dtype " +
+                         dtype_str(a));
+  return a;
+}
+
+// Integer lengths of shape (B,), each in 1..T, as int64.
+inline std::vector<std::int64_t> lengths_vector(const py::handle& obj, index_t B, index_t T) {
+  const py::array a = integer_array(obj, "lengths");
+  const char kind = a.dtype().kind();
   if (a.ndim() != 1 || a.shape(0) != B)
     throw py::value_error("lengths: expected shape (batch,) = " + shape_str({B}) + ", got " +
                           shape_str(shape_of(a)));

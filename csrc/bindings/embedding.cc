@@ -19,20 +19,8 @@ namespace {
 
 // Token ids: a 1-D integer array, each in [0, rows), as contiguous int64.
 py::array_t<std::int64_t, py::array::c_style> ids_arg(const py::handle& obj, index_t rows) {
-  py::array a;
-  try {
-    a = py::array::ensure(obj);
-  } catch (py::error_already_set&) {
-    a = py::array();
-  }
-  if (!a) {
-    PyErr_Clear();
-    throw py::type_error("ids: expected an integer array, got " +
-                         py::str(py::type::of(obj)).cast<std::string>());
-  }
+  const py::array a = integer_array(obj, "ids");
   const char kind = a.dtype().kind();
-  if (kind != 'i' && kind != 'u')
-    throw py::type_error("ids: expected an integer array, got dtype " + dtype_str(a));
   check_ndim(a, "ids", 1);
   if (kind == 'u' && a.dtype().itemsize() == 8) {  // above the int64 range: not a row
     auto u = py::array_t<std::uint64_t, py::array::c_style>::ensure(a);
