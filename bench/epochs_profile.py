@@ -11,6 +11,12 @@ epoch spent inside ``rnnfast._C`` (the kernels) and outside it.
     python bench/epochs_profile.py                                  # every example, CPU time
     python bench/epochs_profile.py --examples char_rnn --profile    # and where it goes
     python bench/epochs_profile.py --quick --profile
+    python bench/epochs_profile.py --examples imdb_sentiment --layers --threads 2
+
+``--layers`` times one more epoch with every layer's ``forward`` and ``backward`` and the
+optimiser's ``step`` wrapped: wall (``perf_counter``) and process CPU milliseconds per batch of
+each, the rest of the epoch (loss, metrics, fit's loop) as the difference, and CPU / wall (about
+the thread count for a part that keeps every thread busy, 1 for a serial one).
 
 The epoch is what ``epochs_vs_torch.py`` times: ``fit(..., epochs=1)`` on the whole training
 set (its argument checks included), or the translation example's ``train_epoch``.
