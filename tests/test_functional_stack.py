@@ -190,6 +190,20 @@ def test_a_stack_pickles(rng):
     np.testing.assert_array_equal(twin.forward(weights, x)[0], stack.forward(weights, x)[0])
 
 
+def test_a_stack_unpickles_without_its_kernel_call_cache(rng):
+    # a pickle holds no cache (it is rebuilt on use), and a pickle written before the cache
+    # existed (the instance dict alone) still loads and runs
+    stack, weights = make("lstm", rng)
+    x = rng.standard_normal((T, B, I))
+    expected = stack.forward(weights, x)[0]
+    assert "_calls" not in stack.__getstate__()
+    old = RecurrentStack.__new__(RecurrentStack)
+    old.__setstate__({k: v for k, v in vars(stack).items() if k != "_calls"})
+    np.testing.assert_array_equal(old.forward(weights, x)[0], expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(stack)).forward(weights, x)[0],
+                                  expected)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_peephole_parameters_follow_the_plain_ones(bias):
     stack = RecurrentStack("lstm", I, H, 2, bias=bias, bidirectional=True, peephole=True)

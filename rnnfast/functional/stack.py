@@ -396,6 +396,17 @@ class RecurrentStack:
         """``(num_layers * D, batch, H)``: the shape of c0 and c_n."""
         return (self.num_layers * self.num_directions, batch, self.hidden_size)
 
+    def __getstate__(self):
+        # the kernel-call cache is rebuilt on use: a pickle holds the stack's definition only
+        state = dict(self.__dict__)
+        state.pop("_calls", None)
+        return state
+
+    def __setstate__(self, state):
+        # also reads pickles written before the cache existed
+        self.__dict__.update(state)
+        self._calls = {}
+
     def _kernel_calls(self):
         """``(call, positional, keywords)`` for the current precision: the ``_KernelCall`` and,
         per k, the parameter names the kernel takes by position (None for one the stack does not
