@@ -21,14 +21,20 @@
 // summed per sequence (each sequence's sums belong to one thread, so the result does not depend
 // on the thread count) and then over sequences. The recurrent product dh += dgh W_hh is the one
 // GEMM per step; dx, dW_ih and dW_hh are large GEMMs over all rows after the loop.
+//
+// Memory: the training workspace (given by the caller) and the backward's two [rows, G*H]
+// gradient buffers are sized with detail::fit and kept between calls (rnnfast/scratch_cache.h),
+// as the plain cells' are: a training loop's calls then touch no fresh pages.
 #include "rnnfast/layer_norm_recurrent.h"
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "layer_norm_steps.h"
 #include "recurrent_common.h"
 #include "rnnfast/gemm.h"
+#include "rnnfast/scratch_cache.h"
 
 namespace rnnfast {
 
@@ -39,6 +45,21 @@ constexpr index_t kMinSequences = 4;
 
 // Bytes of input projection a loop holds: a window of steps of its sequences (at least one).
 constexpr index_t kWindowBytes = index_t(256) << 10;
+
+// The backward's large temporaries, kept between calls (rnnfast/scratch_cache.h).
+template <typename T>
+struct BackwardScratch {
+  Buffer<T> dgx, dgh;  // [rows, G*H] gradients of the two products' rows
+
+  std::size_t bytes() const { return detail::bytes_of(dgx) + detail::bytes_of(dgh); }
+};
+
+// As the plain cells' backward: two idle scratches at most, 128 MiB together.
+template <typename T>
+detail::ScratchCache<BackwardScratch<T>>& backward_scratch() {
+  static detail::ScratchCache<BackwardScratch<T>> cache(2, std::size_t(128) << 20);
+  return cache;
+}
 
 bool by_sequences(const SeqShape& s) {
   return get_num_threads() > 1 && !in_parallel_region() && s.B >= 2 * kMinSequences &&
@@ -95,16 +116,14 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
   const index_t B = s.B, H = s.H, I = s.I, GH = gate_count(cell) * H, rows = s.rows();
   const bool is_lstm = cell == LayerNormCell::lstm;
   const Constants<T> k(cell, H, w);
-  if (ws) {
-    ws->gates.resize(rows * GH);
-    ws->ih.resize(rows * GH);
-    ws->hh.resize(rows * GH);
-    ws->hprev.resize(rows * H);
-    ws->cprev.resize(is_lstm ? rows * H : 0);
-    ws->stats.resize(rows * 4);
-    if (!s.lengths.empty())
-      for (Buffer<T>* b : {&ws->gates, &ws->ih, &ws->hh, &ws->hprev, &ws->cprev, &ws->stats})
-        b->zero();
+  if (ws) {  // (a reused workspace keeps its larger buffers: fit)
+    const std::pair<Buffer<T>*, index_t> parts[] = {
+        {&ws->gates, rows * GH}, {&ws->ih, rows * GH},  {&ws->hh, rows * GH},
+        {&ws->hprev, rows * H},  {&ws->cprev, is_lstm ? rows * H : 0}, {&ws->stats, rows * 4}};
+    for (const auto& [b, n] : parts) {
+      T* p = detail::fit(*b, n);
+      if (!s.lengths.empty()) std::fill_n(p, n, T(0));  // the padded rows
+    }
   }
   if (h0) std::memcpy(h_n, h0, sizeof(T) * B * H); else std::fill_n(h_n, B * H, T(0));
   Buffer<T> c_own;
@@ -191,11 +210,13 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
   const index_t B = s.B, H = s.H, I = s.I, GH = gate_count(cell) * H, rows = s.rows();
   const bool is_lstm = cell == LayerNormCell::lstm;
   const Constants<T> k(cell, H, w);
+  typename detail::ScratchCache<BackwardScratch<T>>::Lease kept(backward_scratch<T>());
   // dgx, dgh: gradients of every row of x W_ih^T and h W_hh^T (zero at padded rows).
-  Buffer<T> dgx(rows * GH), dgh(rows * GH);
+  T* dgx = detail::fit(kept->dgx, rows * GH);
+  T* dgh = detail::fit(kept->dgh, rows * GH);
   if (!s.lengths.empty()) {
-    dgx.zero();
-    dgh.zero();
+    std::fill_n(dgx, rows * GH, T(0));
+    std::fill_n(dgh, rows * GH, T(0));
   }
   Buffer<T> dh(B * H), dc(is_lstm ? B * H : 0);
   if (dh_n) std::memcpy(dh.data(), dh_n, sizeof(T) * B * H); else dh.zero();
@@ -231,11 +252,11 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
         if (is_lstm)
           steps.lstm_grad(H, gates, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
                           k.ln_hh.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), dhb,
-                          dc.data() + b * H, dgx.data() + row * GH, st, a, sc);
+                          dc.data() + b * H, dgx + row * GH, st, a, sc);
         else
           steps.gru_grad(H, gates, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
-                         k.ln_hh.data(), k.b_hh.data(), dhb, dgx.data() + row * GH, st, a, sc);
-        std::memcpy(dgh.data() + row * GH, st, sizeof(T) * GH);
+                         k.ln_hh.data(), k.b_hh.data(), dhb, dgx + row * GH, st, a, sc);
+        std::memcpy(dgh + row * GH, st, sizeof(T) * GH);
       });
       gemm_packed<T>(b1 - b0, stage.data() + b0 * GH, GH, whh, T(1), dh.data() + b0 * H, H);
     }
@@ -243,11 +264,11 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
 
   if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
-  if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I);
+  if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx, GH, w.w_ih, I, T(0), g.x, I);
   if (g.w_ih)
-    gemm<T>(true, false, GH, I, rows, T(1), dgx.data(), GH, x, I, T(0), g.w_ih, I);
+    gemm<T>(true, false, GH, I, rows, T(1), dgx, GH, x, I, T(0), g.w_ih, I);
   if (g.w_hh)
-    gemm<T>(true, false, GH, H, rows, T(1), dgh.data(), GH, ws.hprev.data(), H, T(0), g.w_hh,
+    gemm<T>(true, false, GH, H, rows, T(1), dgh, GH, ws.hprev.data(), H, T(0), g.w_hh,
             H);
   // The sums over sequences, in order.
   auto total = [&](T* out, index_t offset, index_t n) {
