@@ -118,8 +118,8 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
   const Constants<T> k(cell, H, w);
   if (ws) {  // (a reused workspace keeps its larger buffers: fit)
     const std::pair<Buffer<T>*, index_t> parts[] = {
-        {&ws->gates, rows * GH}, {&ws->ih, rows * GH},  {&ws->hh, rows * GH},
-        {&ws->hprev, rows * H},  {&ws->cprev, is_lstm ? rows * H : 0}, {&ws->stats, rows * 4}};
+        {&ws->ih, rows * GH}, {&ws->hh, rows * GH}, {&ws->hprev, rows * H},
+        {&ws->cprev, is_lstm ? rows * H : 0}, {&ws->stats, rows * 4}};
     for (const auto& [b, n] : parts) {
       T* p = detail::fit(*b, n);
       if (!s.lengths.empty()) std::fill_n(p, n, T(0));  // the padded rows
@@ -137,7 +137,7 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
   PackedB<T> wih, whh;  // W_ih^T [I, G*H], W_hh^T [H, G*H]
   wih.pack(true, I, GH, w.w_ih, I);
   whh.pack(true, H, GH, w.w_hh, H);
-  Buffer<T> hg(B * GH), other(B * H), gates_own(ws ? 0 : B * GH), stats_own(ws ? 0 : B * 4);
+  Buffer<T> hg(B * GH), other(B * H), gates(B * GH), stats_own(ws ? 0 : B * 4);
   const cells::LayerNormSteps<T>& steps = cells::active_layer_norm_steps<T>();
   const T eps = w.eps;
 
@@ -175,12 +175,12 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
             return;
           }
           const index_t row = s.row(s.time_of(step, b), b);
-          // Training keeps the normalised rows, the gates and the moments in the workspace.
+          // Training keeps the normalised rows and the moments in the workspace.
           T* xw_row = xw.data() + (slot * nb + b - b0) * GH;
           T* hg_row = hg.data() + b * GH;
           T* ih_row = Train ? ws->ih.data() + row * GH : nullptr;
           T* hh_row = Train ? ws->hh.data() + row * GH : nullptr;
-          T* gates = Train ? ws->gates.data() + row * GH : gates_own.data() + b * GH;
+          T* gates_b = gates.data() + b * GH;
           T* stats = Train ? ws->stats.data() + row * 4 : stats_own.data() + b * 4;
           if constexpr (Train) std::memcpy(ws->hprev.data() + row * H, hp + b * H, sizeof(T) * H);
           if (is_lstm) {
@@ -188,10 +188,10 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
               std::memcpy(ws->cprev.data() + row * H, c + b * H, sizeof(T) * H);
             steps.lstm(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
                        k.bias.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), c + b * H,
-                       hn + b * H, gates, stats);
+                       hn + b * H, gates_b, stats);
           } else {
             steps.gru(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
-                      k.b_ih.data(), k.b_hh.data(), hp + b * H, hn + b * H, gates, stats);
+                      k.b_ih.data(), k.b_hh.data(), hp + b * H, hn + b * H, gates_b, stats);
           }
           std::memcpy(y + row * H, hn + b * H, sizeof(T) * H);
         });
@@ -225,7 +225,7 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
   }
   // Per sequence: the sums of its rows' parameter gradients (layer_norm_steps.h's acc).
   const index_t acc_width = 4 * GH + 2 * H;
-  Buffer<T> acc(B * acc_width), stage(B * GH), scratch(B * 6 * H);
+  Buffer<T> acc(B * acc_width), stage(B * GH), scratch(B * 10 * H);
   acc.zero();
   PackedB<T> whh;  // W_hh [G*H, H]
   whh.pack(false, GH, H, w.w_hh, H);
@@ -243,19 +243,19 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
         T* dhb = dh.data() + b * H;
         if (dy)
           for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
-        const T* gates = ws.gates.data() + row * GH;
         const T* ih = ws.ih.data() + row * GH;
         const T* hh = ws.hh.data() + row * GH;
         const T* stats = ws.stats.data() + row * 4;
         T* a = acc.data() + b * acc_width;
-        T* sc = scratch.data() + b * 6 * H;
+        T* sc = scratch.data() + b * 10 * H;
         if (is_lstm)
-          steps.lstm_grad(H, gates, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
-                          k.ln_hh.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), dhb,
-                          dc.data() + b * H, dgx + row * GH, st, a, sc);
+          steps.lstm_grad(H, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
+                          k.ln_hh.data(), k.bias.data(), k.ln_c_weight.data(),
+                          k.ln_c_bias.data(), dhb, dc.data() + b * H, dgx + row * GH, st, a, sc);
         else
-          steps.gru_grad(H, gates, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
-                         k.ln_hh.data(), k.b_hh.data(), dhb, dgx + row * GH, st, a, sc);
+          steps.gru_grad(H, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
+                         k.ln_hh.data(), k.b_ih.data(), k.b_hh.data(), dhb, dgx + row * GH, st,
+                         a, sc);
         std::memcpy(dgh + row * GH, st, sizeof(T) * GH);
       });
       gemm_packed<T>(b1 - b0, stage.data() + b0 * GH, GH, whh, T(1), dh.data() + b0 * H, H);
