@@ -2,18 +2,28 @@
 (``proj_size``) against ``torch.nn.LSTM(proj_size=...)``, peepholes against the PyTorch loop a
 user writes for them (there is no PyTorch layer), zoneout (0.25; also against the PyTorch loop
 a user writes for it, zoneout as Haste applies it), recurrent dropout (0.25,
-Keras' ``recurrent_dropout``; training only: inference drops nothing), and each against the
-plain fused LSTM of the same size. Inference (forward) and training (forward and backward of ``sum(y * dy)``).
+Keras' ``recurrent_dropout``; training only: inference drops nothing), the LayerNorm LSTM and
+GRU (against the nn.LSTMCell-style loop with nn.LayerNorm of bench/_layer_norm_torch.py, with
+input_size = hidden_size), and each against the plain fused cell of the same size. Inference
+(forward) and training (forward and backward of ``sum(y * dy)``).
 
     python bench/cell_variants.py [--rounds 15] [--steps 100 --batch 32 --input 256
-                                   --hidden 256 --proj 128] [--threads 1]
+                                   --hidden 256 --proj 128] [--threads 1] [--clock cpu]
 
 The variants alternate in one process, round after round; the minimum over the rounds of each
-is printed (milliseconds), with the ratios the targets are stated in and the load average
-before and after (the ratios, not the absolute times, are what a busy machine keeps).
+is printed (milliseconds of process CPU time, or of wall-clock time with ``--clock wall``), with
+the fewest minor page faults of a call, the ratios the targets are stated in and the load
+average before and after (the ratios, not the absolute times, are what a busy machine keeps).
+
+The bound of the inference ratios against the loops: the loops' products (one input projection
+and a step product per step) run on PyTorch's SGEMM, so a ratio of 3 needs rnnfast to do those
+floating-point operations in a third of the loop's time. The report gives the loop's GFLOP/s,
+the rate 3x needs, and this machine's SGEMM (``torch.matmul``, square 1024 and the loop's own
+input-projection shape, best of the rounds) at the same thread count.
 """
 import argparse
 import os
+import resource
 import time
 
 import numpy as np
@@ -26,12 +36,27 @@ _env.use_inplace_build()
 import rnnfast  # noqa: E402
 import rnnfast.torch as rt  # noqa: E402
 from rnnfast import functional as F  # noqa: E402
+from layer_norm_vs_torch import make_peers  # noqa: E402
 
 
-def timed(fn):
-    start = time.perf_counter()
+def timed(fn, clock):
+    """(milliseconds of fn() by clock, minor page faults during it)."""
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    start = clock()
     fn()
-    return (time.perf_counter() - start) * 1e3
+    ms = (clock() - start) * 1e3
+    return ms, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+
+
+def sgemm_gflops(shapes, rounds, clock):
+    """{(M, K, N): the best GFLOP/s of torch.matmul of float32 [M, K] x [K, N]}."""
+    rates = {}
+    for M, K, N in shapes:
+        a, b = torch.randn(M, K), torch.randn(K, N)
+        torch.matmul(a, b)
+        best = min(timed(lambda: torch.matmul(a, b), clock)[0] for _ in range(rounds))
+        rates[M, K, N] = 2.0 * M * K * N / (best * 1e-3) / 1e9
+    return rates
 
 
 def torch_peephole_loop(x, w_ih, w_hh, b, p, h, c):
@@ -83,7 +108,10 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--proj", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                        help="process CPU time (default) or wall-clock time")
     args = parser.parse_args(argv)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     rnnfast.set_num_threads(args.threads)
     T, B, I, H, P = args.steps, args.batch, args.input, args.hidden, args.proj
@@ -194,16 +222,32 @@ def main(argv=None):
                 F.lstm_backward(out[-1], dy_p)
         variants[("proj", "rnnfast projection LSTM", mode)] = proj_kernel
 
+    # the LayerNorm cells: bench/layer_norm_vs_torch.py's peers (I = H), checked there
+    for cell in ("lstm", "gru"):
+        peers = make_peers(cell, T, B, H)
+        for k, mode in enumerate(("inference", "training")):
+            group = "ln-" + cell
+            variants[(group, f"rnnfast LayerNorm {cell.upper()}", mode)] = peers["layer_norm"][k]
+            variants[(group, "PyTorch LayerNorm loop", mode)] = peers["torch loop"][k]
+            variants[(group, f"rnnfast plain {cell.upper()}", mode)] = peers["plain"][k]
+
     print(f"T={T} B={B} I={I} H={H} proj_size={P}, float32, {args.threads} thread(s), "
-          f"{args.rounds} rounds")
+          f"{args.rounds} rounds, {args.clock} time")
     print(f"load average before: {os.getloadavg()}")
-    best = {}
+    best, faults = {}, {}
+    for fn in variants.values():  # warm: first calls allocate what later calls keep
+        fn()
     for _ in range(args.rounds):
         for key, fn in variants.items():
-            best[key] = min(best.get(key, float("inf")), timed(fn))
+            ms, n = timed(fn, clock)
+            best[key] = min(best.get(key, float("inf")), ms)
+            faults[key] = min(faults.get(key, n), n)
+    gemm_shapes = [(1024, 1024, 1024), (T * B, I, 4 * H)]
+    sgemm = sgemm_gflops(gemm_shapes, max(3, args.rounds), clock)
     print(f"load average after: {os.getloadavg()}")
     for key in variants:
-        print(f"{key[0]:9s} {key[2]:9s} {key[1]:32s} {best[key]:9.3f} ms")
+        print(f"{key[0]:9s} {key[2]:9s} {key[1]:32s} {faults[key]:6d} faults "
+              f"{best[key]:9.3f} ms")
     for mode in ("inference", "training"):
         def r(a, b, group):
             return best[(group, b, mode)] / best[(group, a, mode)]
@@ -222,6 +266,28 @@ def main(argv=None):
     dropped = best[("recdrop", "rnnfast recurrent-dropout LSTM", "training")]
     plain = best[("recdrop", "rnnfast plain LSTM", "training")]
     print(f"training: recurrent dropout / plain = {dropped / plain:.2f}x")
+    for cell in ("lstm", "gru"):
+        group, name = "ln-" + cell, cell.upper()
+        for mode in ("inference", "training"):
+            ln = best[(group, f"rnnfast LayerNorm {name}", mode)]
+            print(f"{mode}: LayerNorm {name} PyTorch loop / rnnfast = "
+                  f"{best[(group, 'PyTorch LayerNorm loop', mode)] / ln:.2f}x; "
+                  f"LayerNorm {name} / plain = "
+                  f"{ln / best[(group, f'rnnfast plain {name}', mode)]:.2f}x")
+
+    # the bound of the inference ratios: the loops' products at this machine's SGEMM
+    rates = ", ".join(f"{m}x{k}x{n} {r:.1f}" for (m, k, n), r in sgemm.items())
+    print(f"SGEMM (torch.matmul, {args.threads} thread(s)) GFLOP/s: {rates}")
+    peak = max(sgemm.values())
+    lstm_flops = 2.0 * T * B * 4 * H * (I + H)  # the LSTM's input projection and step products
+    for group, loop in [("peephole", "PyTorch loop"), ("zoneout", "PyTorch zoneout loop")]:
+        t_loop = best[(group, loop, "inference")] * 1e-3
+        t_plain = best[(group, "rnnfast plain LSTM", "inference")] * 1e-3
+        need = 3 * lstm_flops / t_loop / 1e9
+        print(f"inference bound {group}: {lstm_flops / 1e9:.3f} GFLOP of products; loop "
+              f"{lstm_flops / t_loop / 1e9:.1f} GFLOP/s, rnnfast plain "
+              f"{lstm_flops / t_plain / 1e9:.1f} GFLOP/s; 3x the loop needs {need:.1f} GFLOP/s "
+              f"= {need / peak:.2f} x SGEMM")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """bench/cell_variants.py runs end to end on tiny shapes: its implementations agree (the script
 checks rnnfast.torch against torch.nn with proj_size, and the peephole kernel against its
-PyTorch loop, before timing) and it prints every variant and the ratios. Nothing is timed."""
+PyTorch loop, and the LayerNorm kernels against theirs, before timing) and it prints every
+variant, the ratios and the SGEMM bound of the inference ratios. Nothing is asserted of times."""
 import pathlib
 import subprocess
 import sys
@@ -26,3 +27,11 @@ def test_cell_variants_bench_runs():
     assert proc.stdout.count("zoneout PyTorch loop / rnnfast = ") == 2
     assert sum("rnnfast recurrent-dropout LSTM" in line for line in timings) == 1  # training
     assert proc.stdout.count("training: recurrent dropout / plain = ") == 1
+    for name in ["rnnfast LayerNorm LSTM", "rnnfast LayerNorm GRU", "rnnfast plain GRU"]:
+        assert sum(name in line for line in timings) == 2, name
+    assert sum("PyTorch LayerNorm loop" in line for line in timings) == 4  # LSTM, GRU
+    for name in ["LSTM", "GRU"]:
+        assert proc.stdout.count(f"LayerNorm {name} PyTorch loop / rnnfast = ") == 2
+        assert proc.stdout.count(f"LayerNorm {name} / plain = ") == 2
+    assert proc.stdout.count("SGEMM (torch.matmul, 1 thread(s)) GFLOP/s: 1024x1024x1024 ") == 1
+    assert proc.stdout.count("inference bound ") == 2

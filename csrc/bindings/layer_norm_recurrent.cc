@@ -8,7 +8,9 @@
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bindings.h"
@@ -16,6 +18,7 @@
 #include "ctx_class.h"
 #include "entry.h"
 #include "gil.h"
+#include "rnnfast/scratch_cache.h"
 #include "sequence.h"
 
 namespace py = pybind11;
@@ -24,14 +27,32 @@ namespace rnnfast::bindings {
 
 namespace {
 
+// A training forward's workspace, taken from the workspaces of ctxs already freed, as the plain
+// cells' (bindings/recurrent.cc; rnnfast/scratch_cache.h). Eight idle workspaces at most,
+// 256 MiB together; never destroyed (a ctx freed late at the interpreter's exit may still give
+// its workspace back).
+template <typename T>
+detail::ScratchCache<LayerNormWorkspace<T>>& workspace_cache() {
+  static auto* cache = new detail::ScratchCache<LayerNormWorkspace<T>>(8, std::size_t(256) << 20);
+  return *cache;
+}
+
 // What a training forward hands to its backward (op "lstm" or "gru"). Opaque to Python.
 struct LayerNormCtx : SequenceCtx {
   LayerNormCell cell = LayerNormCell::lstm;
   double eps = 1e-5;
   // b_ih, b_hh, ln_ih_weight, ln_hh_weight, ln_c_weight, ln_c_bias (each or None)
   std::optional<py::array> vec[6];
-  LayerNormWorkspace<float> ws32;
-  LayerNormWorkspace<double> ws64;
+  std::unique_ptr<LayerNormWorkspace<float>> ws32;  // training only
+  std::unique_ptr<LayerNormWorkspace<double>> ws64;
+
+  LayerNormCtx() = default;
+  LayerNormCtx(const LayerNormCtx&) = delete;
+  LayerNormCtx& operator=(const LayerNormCtx&) = delete;
+  ~LayerNormCtx() {
+    workspace_cache<float>().release(std::move(ws32));
+    workspace_cache<double>().release(std::move(ws64));
+  }
 };
 
 const char* const kVectorNames[6] = {"b_ih", "b_hh", "ln_ih_weight", "ln_hh_weight",
@@ -39,8 +60,23 @@ const char* const kVectorNames[6] = {"b_ih", "b_hh", "ln_ih_weight", "ln_hh_weig
 const std::vector<std::string> kOps = {"lstm", "gru"};
 
 template <typename T>
-LayerNormWorkspace<T>& workspace(LayerNormCtx& ctx) {
+std::unique_ptr<LayerNormWorkspace<T>>& workspace_slot(LayerNormCtx& ctx) {
   if constexpr (sizeof(T) == 8) return ctx.ws64; else return ctx.ws32;
+}
+
+// The training forward's workspace of ctx, from the cache (the forward sizes it).
+template <typename T>
+LayerNormWorkspace<T>& new_workspace(LayerNormCtx& ctx) {
+  auto& slot = workspace_slot<T>(ctx);
+  slot = workspace_cache<T>().acquire();
+  return *slot;
+}
+
+template <typename T>
+const LayerNormWorkspace<T>& workspace(LayerNormCtx& ctx) {
+  const auto& slot = workspace_slot<T>(ctx);
+  if (!slot) throw std::logic_error("layer_norm_recurrent_backward: the ctx has no workspace");
+  return *slot;
 }
 
 template <typename T>
@@ -74,7 +110,7 @@ double eps_arg(const py::handle& obj) {
 template <typename T>
 py::tuple forward_impl(const std::shared_ptr<LayerNormCtx>& ctx, const InitialStates& init,
                        bool training) {
-  LayerNormWorkspace<T>* ws = training ? &workspace<T>(*ctx) : nullptr;
+  LayerNormWorkspace<T>* ws = training ? &new_workspace<T>(*ctx) : nullptr;
   const LayerNormWeights<T> w = weights_of<T>(*ctx);
   const T* x = static_cast<const T*>(ctx->x.data());
   const T *h0 = ptr<T>(init.h0), *c0 = ptr<T>(init.c0);

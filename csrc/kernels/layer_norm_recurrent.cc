@@ -21,14 +21,20 @@
 // summed per sequence (each sequence's sums belong to one thread, so the result does not depend
 // on the thread count) and then over sequences. The recurrent product dh += dgh W_hh is the one
 // GEMM per step; dx, dW_ih and dW_hh are large GEMMs over all rows after the loop.
+//
+// Memory: the training workspace (given by the caller) and the backward's two [rows, G*H]
+// gradient buffers are sized with detail::fit and kept between calls (rnnfast/scratch_cache.h),
+// as the plain cells' are: a training loop's calls then touch no fresh pages.
 #include "rnnfast/layer_norm_recurrent.h"
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "layer_norm_steps.h"
 #include "recurrent_common.h"
 #include "rnnfast/gemm.h"
+#include "rnnfast/scratch_cache.h"
 
 namespace rnnfast {
 
@@ -39,6 +45,21 @@ constexpr index_t kMinSequences = 4;
 
 // Bytes of input projection a loop holds: a window of steps of its sequences (at least one).
 constexpr index_t kWindowBytes = index_t(256) << 10;
+
+// The backward's large temporaries, kept between calls (rnnfast/scratch_cache.h).
+template <typename T>
+struct BackwardScratch {
+  Buffer<T> dgx, dgh;  // [rows, G*H] gradients of the two products' rows
+
+  std::size_t bytes() const { return detail::bytes_of(dgx) + detail::bytes_of(dgh); }
+};
+
+// As the plain cells' backward: two idle scratches at most, 128 MiB together.
+template <typename T>
+detail::ScratchCache<BackwardScratch<T>>& backward_scratch() {
+  static detail::ScratchCache<BackwardScratch<T>> cache(2, std::size_t(128) << 20);
+  return cache;
+}
 
 bool by_sequences(const SeqShape& s) {
   return get_num_threads() > 1 && !in_parallel_region() && s.B >= 2 * kMinSequences &&
@@ -95,16 +116,14 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
   const index_t B = s.B, H = s.H, I = s.I, GH = gate_count(cell) * H, rows = s.rows();
   const bool is_lstm = cell == LayerNormCell::lstm;
   const Constants<T> k(cell, H, w);
-  if (ws) {
-    ws->gates.resize(rows * GH);
-    ws->ih.resize(rows * GH);
-    ws->hh.resize(rows * GH);
-    ws->hprev.resize(rows * H);
-    ws->cprev.resize(is_lstm ? rows * H : 0);
-    ws->stats.resize(rows * 4);
-    if (!s.lengths.empty())
-      for (Buffer<T>* b : {&ws->gates, &ws->ih, &ws->hh, &ws->hprev, &ws->cprev, &ws->stats})
-        b->zero();
+  if (ws) {  // (a reused workspace keeps its larger buffers: fit)
+    const std::pair<Buffer<T>*, index_t> parts[] = {
+        {&ws->ih, rows * GH}, {&ws->hh, rows * GH}, {&ws->hprev, rows * H},
+        {&ws->cprev, is_lstm ? rows * H : 0}, {&ws->stats, rows * 4}};
+    for (const auto& [b, n] : parts) {
+      T* p = detail::fit(*b, n);
+      if (!s.lengths.empty()) std::fill_n(p, n, T(0));  // the padded rows
+    }
   }
   if (h0) std::memcpy(h_n, h0, sizeof(T) * B * H); else std::fill_n(h_n, B * H, T(0));
   Buffer<T> c_own;
@@ -118,7 +137,7 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
   PackedB<T> wih, whh;  // W_ih^T [I, G*H], W_hh^T [H, G*H]
   wih.pack(true, I, GH, w.w_ih, I);
   whh.pack(true, H, GH, w.w_hh, H);
-  Buffer<T> hg(B * GH), other(B * H), gates_own(ws ? 0 : B * GH), stats_own(ws ? 0 : B * 4);
+  Buffer<T> hg(B * GH), other(B * H), gates(B * GH), stats_own(ws ? 0 : B * 4);
   const cells::LayerNormSteps<T>& steps = cells::active_layer_norm_steps<T>();
   const T eps = w.eps;
 
@@ -156,12 +175,12 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
             return;
           }
           const index_t row = s.row(s.time_of(step, b), b);
-          // Training keeps the normalised rows, the gates and the moments in the workspace.
+          // Training keeps the normalised rows and the moments in the workspace.
           T* xw_row = xw.data() + (slot * nb + b - b0) * GH;
           T* hg_row = hg.data() + b * GH;
           T* ih_row = Train ? ws->ih.data() + row * GH : nullptr;
           T* hh_row = Train ? ws->hh.data() + row * GH : nullptr;
-          T* gates = Train ? ws->gates.data() + row * GH : gates_own.data() + b * GH;
+          T* gates_b = gates.data() + b * GH;
           T* stats = Train ? ws->stats.data() + row * 4 : stats_own.data() + b * 4;
           if constexpr (Train) std::memcpy(ws->hprev.data() + row * H, hp + b * H, sizeof(T) * H);
           if (is_lstm) {
@@ -169,10 +188,10 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
               std::memcpy(ws->cprev.data() + row * H, c + b * H, sizeof(T) * H);
             steps.lstm(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
                        k.bias.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), c + b * H,
-                       hn + b * H, gates, stats);
+                       hn + b * H, gates_b, stats);
           } else {
             steps.gru(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
-                      k.b_ih.data(), k.b_hh.data(), hp + b * H, hn + b * H, gates, stats);
+                      k.b_ih.data(), k.b_hh.data(), hp + b * H, hn + b * H, gates_b, stats);
           }
           std::memcpy(y + row * H, hn + b * H, sizeof(T) * H);
         });
@@ -191,11 +210,13 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
   const index_t B = s.B, H = s.H, I = s.I, GH = gate_count(cell) * H, rows = s.rows();
   const bool is_lstm = cell == LayerNormCell::lstm;
   const Constants<T> k(cell, H, w);
+  typename detail::ScratchCache<BackwardScratch<T>>::Lease kept(backward_scratch<T>());
   // dgx, dgh: gradients of every row of x W_ih^T and h W_hh^T (zero at padded rows).
-  Buffer<T> dgx(rows * GH), dgh(rows * GH);
+  T* dgx = detail::fit(kept->dgx, rows * GH);
+  T* dgh = detail::fit(kept->dgh, rows * GH);
   if (!s.lengths.empty()) {
-    dgx.zero();
-    dgh.zero();
+    std::fill_n(dgx, rows * GH, T(0));
+    std::fill_n(dgh, rows * GH, T(0));
   }
   Buffer<T> dh(B * H), dc(is_lstm ? B * H : 0);
   if (dh_n) std::memcpy(dh.data(), dh_n, sizeof(T) * B * H); else dh.zero();
@@ -204,7 +225,7 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
   }
   // Per sequence: the sums of its rows' parameter gradients (layer_norm_steps.h's acc).
   const index_t acc_width = 4 * GH + 2 * H;
-  Buffer<T> acc(B * acc_width), stage(B * GH), scratch(B * 6 * H);
+  Buffer<T> acc(B * acc_width), stage(B * GH), scratch(B * 10 * H);
   acc.zero();
   PackedB<T> whh;  // W_hh [G*H, H]
   whh.pack(false, GH, H, w.w_hh, H);
@@ -222,20 +243,20 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
         T* dhb = dh.data() + b * H;
         if (dy)
           for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
-        const T* gates = ws.gates.data() + row * GH;
         const T* ih = ws.ih.data() + row * GH;
         const T* hh = ws.hh.data() + row * GH;
         const T* stats = ws.stats.data() + row * 4;
         T* a = acc.data() + b * acc_width;
-        T* sc = scratch.data() + b * 6 * H;
+        T* sc = scratch.data() + b * 10 * H;
         if (is_lstm)
-          steps.lstm_grad(H, gates, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
-                          k.ln_hh.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), dhb,
-                          dc.data() + b * H, dgx.data() + row * GH, st, a, sc);
+          steps.lstm_grad(H, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
+                          k.ln_hh.data(), k.bias.data(), k.ln_c_weight.data(),
+                          k.ln_c_bias.data(), dhb, dc.data() + b * H, dgx + row * GH, st, a, sc);
         else
-          steps.gru_grad(H, gates, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
-                         k.ln_hh.data(), k.b_hh.data(), dhb, dgx.data() + row * GH, st, a, sc);
-        std::memcpy(dgh.data() + row * GH, st, sizeof(T) * GH);
+          steps.gru_grad(H, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
+                         k.ln_hh.data(), k.b_ih.data(), k.b_hh.data(), dhb, dgx + row * GH, st,
+                         a, sc);
+        std::memcpy(dgh + row * GH, st, sizeof(T) * GH);
       });
       gemm_packed<T>(b1 - b0, stage.data() + b0 * GH, GH, whh, T(1), dh.data() + b0 * H, H);
     }
@@ -243,11 +264,11 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
 
   if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
-  if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx.data(), GH, w.w_ih, I, T(0), g.x, I);
+  if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx, GH, w.w_ih, I, T(0), g.x, I);
   if (g.w_ih)
-    gemm<T>(true, false, GH, I, rows, T(1), dgx.data(), GH, x, I, T(0), g.w_ih, I);
+    gemm<T>(true, false, GH, I, rows, T(1), dgx, GH, x, I, T(0), g.w_ih, I);
   if (g.w_hh)
-    gemm<T>(true, false, GH, H, rows, T(1), dgh.data(), GH, ws.hprev.data(), H, T(0), g.w_hh,
+    gemm<T>(true, false, GH, H, rows, T(1), dgh, GH, ws.hprev.data(), H, T(0), g.w_hh,
             H);
   // The sums over sequences, in order.
   auto total = [&](T* out, index_t offset, index_t n) {

@@ -13,8 +13,8 @@ namespace cells {
 template <typename T>
 struct LayerNormSteps {
   // Forward. ih_in: the row of x W_ih^T, hh_in: of h W_hh^T; their layer norms (before the
-  // gains) go to ih and hh (training), or nowhere when ih and hh are null (inference). gates receives the
-  // activated gates, stats [4] 1/std of ih_in, of hh_in and (LSTM) mean and 1/std of c'.
+  // gains) go to ih and hh (training), or nowhere when ih and hh are null (inference). gates [G*H]: room
+  // for the activated gates (not kept), stats [4] 1/std of ih_in, of hh_in and (LSTM) mean and 1/std of c'.
   // bias: LSTM b_ih + b_hh.
   void (*lstm)(index_t H, T eps, const T* ih_in, T* ih, const T* hh_in, T* hh, const T* ln_ih,
                const T* ln_hh, const T* bias, const T* ln_c_weight, const T* ln_c_bias, T* c,
@@ -22,18 +22,19 @@ struct LayerNormSteps {
   void (*gru)(index_t H, T eps, const T* ih_in, T* ih, const T* hh_in, T* hh, const T* ln_ih,
               const T* ln_hh, const T* b_ih, const T* b_hh, const T* hprev, T* h, T* gates,
               T* stats);
-  // Backward of one row, from the forward's gates, ih, hh, stats (and cprev / hprev).
+  // Backward of one row, from the forward's ih, hh, stats (and cprev / hprev); the gates are
+  // computed again from ih and hh (bias: LSTM b_ih + b_hh).
   // dh: gradient of the state the step produced (in), replaced by the part of the previous
   // state's gradient that does not go through W_hh (out); dc likewise (LSTM). dgx [G*H]: the
   // gradient of the row of x W_ih^T; dgh [G*H]: of h W_hh^T. acc [4 G*H + 2 H] accumulates
   // the row's parameter gradients: b_ih, b_hh, ln_ih, ln_hh (G*H each), ln_c_weight,
   // ln_c_bias (H each, LSTM; the LSTM's b_hh gradient is its b_ih gradient and its slot
-  // stays untouched). scratch: 6 H values.
-  void (*lstm_grad)(index_t H, const T* gates, const T* cprev, const T* ih, const T* hh,
-                    const T* stats, const T* ln_ih, const T* ln_hh, const T* ln_c_weight,
+  // stays untouched). scratch: 10 H values.
+  void (*lstm_grad)(index_t H, const T* cprev, const T* ih, const T* hh, const T* stats,
+                    const T* ln_ih, const T* ln_hh, const T* bias, const T* ln_c_weight,
                     const T* ln_c_bias, T* dh, T* dc, T* dgx, T* dgh, T* acc, T* scratch);
-  void (*gru_grad)(index_t H, const T* gates, const T* hprev, const T* ih, const T* hh,
-                   const T* stats, const T* ln_ih, const T* ln_hh, const T* b_hh, T* dh, T* dgx,
+  void (*gru_grad)(index_t H, const T* hprev, const T* ih, const T* hh, const T* stats,
+                   const T* ln_ih, const T* ln_hh, const T* b_ih, const T* b_hh, T* dh, T* dgx,
                    T* dgh, T* acc, T* scratch);
 };
 

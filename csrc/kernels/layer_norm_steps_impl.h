@@ -98,6 +98,27 @@ inline void normalize_rows(index_t n, const T* __restrict a, T ma, T ra, T* __re
   }
 }
 
+// The layer norms of a step's two product rows of n values (ih_in: x W_ih^T, hh_in: h W_hh^T),
+// the first lines of both cells' epilogues: the moments of both rows (moments<T, 2>), 1/std of
+// each into stats[0] and stats[1], and in training (Keep) the normalised rows into ih and hh.
+template <typename T>
+struct ProductMoments {
+  T mx, rx, mh, rh;  // mean and 1/std of the ih row, of the hh row
+};
+
+template <typename T, bool Keep>
+inline ProductMoments<T> product_moments(index_t n, T eps, const T* __restrict ih_in,
+                                         T* __restrict ih, const T* __restrict hh_in,
+                                         T* __restrict hh, T* __restrict stats) {
+  T mean[2], rstd[2];
+  moments<T, 2>(n, eps, {ih_in, hh_in}, mean, rstd);
+  const ProductMoments<T> m{mean[0], rstd[0], mean[1], rstd[1]};
+  stats[0] = m.rx;
+  stats[1] = m.rh;
+  if constexpr (Keep) normalize_rows(n, ih_in, m.mx, m.rx, ih, hh_in, m.mh, m.rh, hh);
+  return m;
+}
+
 // Each step's epilogue reads the two rows of products once for their moments (both rows in the
 // same pass, twice: mean, then variance) and once for the gate math, which in inference
 // normalises them in registers (nothing of them written). Keep: training (normalize_rows).
@@ -108,13 +129,8 @@ void lstm_ln_step_impl(index_t H, T eps, const T* __restrict ih_in, T* __restric
                        const T* __restrict ln_c_weight, const T* __restrict ln_c_bias,
                        T* __restrict c, T* __restrict h, T* __restrict gates,
                        T* __restrict stats) {
-  const index_t GH = 4 * H;
-  T mean[2], rstd[2];
-  moments<T, 2>(GH, eps, {ih_in, hh_in}, mean, rstd);
-  const T mx = mean[0], rx = rstd[0], mh = mean[1], rh = rstd[1];
-  stats[0] = rx;
-  stats[1] = rh;
-  if constexpr (Keep) normalize_rows(GH, ih_in, mx, rx, ih, hh_in, mh, rh, hh);
+  const auto [mx, rx, mh, rh] =
+      product_moments<T, Keep>(4 * H, eps, ih_in, ih, hh_in, hh, stats);
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     T a[4];
@@ -161,13 +177,8 @@ void gru_ln_step_impl(index_t H, T eps, const T* __restrict ih_in, T* __restrict
                       const T* __restrict ln_hh, const T* __restrict b_ih,
                       const T* __restrict b_hh, const T* __restrict hprev, T* __restrict h,
                       T* __restrict gates, T* __restrict stats) {
-  const index_t GH = 3 * H;
-  T mean[2], rstd[2];
-  moments<T, 2>(GH, eps, {ih_in, hh_in}, mean, rstd);
-  const T mx = mean[0], rx = rstd[0], mh = mean[1], rh = rstd[1];
-  stats[0] = rx;
-  stats[1] = rh;
-  if constexpr (Keep) normalize_rows(GH, ih_in, mx, rx, ih, hh_in, mh, rh, hh);
+  const auto [mx, rx, mh, rh] =
+      product_moments<T, Keep>(3 * H, eps, ih_in, ih, hh_in, hh, stats);
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     T gi[3], gh[3];  // the gains' and biases' rows of gate k: r, z, n
@@ -202,9 +213,9 @@ void gru_ln_step(index_t H, T eps, const T* ih_in, T* ih, const T* hh_in, T* hh,
 }
 
 template <typename T>
-void lstm_ln_grad(index_t H, const T* __restrict gates, const T* __restrict cprev,
-                  const T* __restrict ih, const T* __restrict hh, const T* __restrict stats,
-                  const T* __restrict ln_ih, const T* __restrict ln_hh,
+void lstm_ln_grad(index_t H, const T* __restrict cprev, const T* __restrict ih,
+                  const T* __restrict hh, const T* __restrict stats, const T* __restrict ln_ih,
+                  const T* __restrict ln_hh, const T* __restrict bias,
                   const T* __restrict ln_c_weight, const T* __restrict ln_c_bias,
                   T* __restrict dh, T* __restrict dc, T* __restrict dgx, T* __restrict dgh,
                   T* __restrict acc, T* __restrict scratch) {
@@ -212,6 +223,19 @@ void lstm_ln_grad(index_t H, const T* __restrict gates, const T* __restrict cpre
   T* da = scratch;               // [4H] gradient of the gates' pre-activations a
   T* c_hat = scratch + GH;       // [H]
   T* d_chat = scratch + GH + H;  // [H] gradient of LN(c') (times its gain)
+  T* gates = scratch + GH + 2 * H;  // [4H] the activated gates, as the forward's gate math
+  RNNFAST_INDEPENDENT_ITERATIONS
+  for (index_t j = 0; j < H; ++j) {
+    T a[4];
+    for (index_t k = 0; k < 4; ++k) {
+      const index_t q = k * H + j;
+      a[k] = ih[q] * ln_ih[q] + hh[q] * ln_hh[q] + bias[q];
+    }
+    gates[j] = act::sigmoid(a[0]);
+    gates[H + j] = act::sigmoid(a[1]);
+    gates[2 * H + j] = act::tanh(a[2]);
+    gates[3 * H + j] = act::sigmoid(a[3]);
+  }
   const T c_mean = stats[2], c_rstd = stats[3];
   T* acc_cw = acc + 4 * GH;
   T* acc_cb = acc_cw + H;
@@ -258,9 +282,9 @@ void lstm_ln_grad(index_t H, const T* __restrict gates, const T* __restrict cpre
 }
 
 template <typename T>
-void gru_ln_grad(index_t H, const T* __restrict gates, const T* __restrict hprev,
-                 const T* __restrict ih, const T* __restrict hh, const T* __restrict stats,
-                 const T* __restrict ln_ih, const T* __restrict ln_hh, const T* __restrict b_hh,
+void gru_ln_grad(index_t H, const T* __restrict hprev, const T* __restrict ih,
+                 const T* __restrict hh, const T* __restrict stats, const T* __restrict ln_ih,
+                 const T* __restrict ln_hh, const T* __restrict b_ih, const T* __restrict b_hh,
                  T* __restrict dh, T* __restrict dgx, T* __restrict dgh, T* __restrict acc,
                  T* __restrict scratch) {
   const index_t GH = 3 * H;
@@ -269,8 +293,16 @@ void gru_ln_grad(index_t H, const T* __restrict gates, const T* __restrict hprev
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < H; ++j) {
     const index_t z_ = H + j, n_ = 2 * H + j;
-    const T r = gates[j], z = gates[z_], n = gates[n_];
-    const T gh_n = hh[n_] * ln_hh[n_] + b_hh[n_];
+    T gi[3], gh[3];  // the gates again, as the forward's gate math
+    for (index_t k = 0; k < 3; ++k) {
+      const index_t q = k * H + j;
+      gi[k] = ih[q] * ln_ih[q] + b_ih[q];
+      gh[k] = hh[q] * ln_hh[q] + b_hh[q];
+    }
+    const T r = act::sigmoid(gi[0] + gh[0]);
+    const T z = act::sigmoid(gi[1] + gh[1]);
+    const T n = act::tanh(gi[2] + r * gh[2]);
+    const T gh_n = gh[2];
     const T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
     const T dz = dh[j] * (hprev[j] - n) * z * (T(1) - z);
     const T dr = dn * gh_n * r * (T(1) - r);

@@ -15,6 +15,8 @@
 // by hidden units: each row's product is followed, in the same thread, by its statistics and
 // gate math (the normalisation is the step's epilogue, not a pass of its own).
 #pragma once
+#include <cstddef>
+
 #include "rnnfast/buffer.h"
 #include "rnnfast/common.h"
 #include "rnnfast/recurrent.h"
@@ -38,17 +40,25 @@ struct LayerNormWeights {
   T eps = T(1e-5);                 // > 0
 };
 
-// What a training forward keeps for backward: (3 G + 2) * rows * H + 4 * rows values (LSTM;
-// the GRU has no c).
+// What a training forward keeps for backward: (2 G + 2) * rows * H + 4 * rows values (LSTM;
+// the GRU has no c). The activated gates are not kept: backward computes them again from the
+// normalised rows. The forward sizes the buffers with detail::fit (rnnfast/scratch_cache.h):
+// a workspace of an earlier call, kept by the caller, is reused when large enough (its buffers
+// may then hold more than the call uses; what a call reads, it has written).
 template <typename T>
 struct LayerNormWorkspace {
-  Buffer<T> gates;  // [rows, G*H] activated gates: LSTM i,f,g,o; GRU r,z,n
   Buffer<T> ih;     // [rows, G*H] LN(x W_ih^T) before its gain
   Buffer<T> hh;     // [rows, G*H] LN(h W_hh^T) before its gain
   Buffer<T> hprev;  // [rows, H] the state each step started from
   Buffer<T> cprev;  // [rows, H] LSTM: the cell state each step started from
   Buffer<T> stats;  // [rows, 4] 1/std of the ih row, of the hh row; LSTM: mean, 1/std of c'
-};                  // (every padded row is zero)
+                    // (every padded row is zero)
+  std::size_t bytes() const {  // the memory held (a detail::ScratchCache's bound)
+    return static_cast<std::size_t>(ih.size() + hh.size() + hprev.size() + cprev.size() +
+                                    stats.size()) *
+           sizeof(T);
+  }
+};
 
 // y [rows, H] (every row written), h_n and c_n [B, H] (c0/c_n LSTM only; c_n may be null).
 // ws != null keeps what backward needs (training).
