@@ -45,6 +45,13 @@ class PackedB {
   // packed on the thread pool.
   void pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
             Precision precision = Precision::float32);
+  // Packs op(B) [K,N] whose column n is row src[n] of B: op(B)[k, n] = B[src[n] * ldb + k], or
+  // zero where src[n] < 0 (N entries): the panels of pack() of those rows gathered into a
+  // matrix and transposed, without that copy (float32 packs straight from B). Each panel of
+  // packed_panel_width() columns must be consecutive rows of B followed by zero columns (the
+  // recurrent weights grouped by blocks of hidden units); std::logic_error otherwise.
+  void pack_gathered(index_t K, index_t N, const T* B, index_t ldb, const index_t* src,
+                     Precision precision = Precision::float32);
   index_t rows() const { return K_; }  // K
   index_t cols() const { return N_; }  // N
   // Columns per panel. Column ranges of gemm_packed_cols that start at a multiple of it are
