@@ -10,7 +10,8 @@
 //
 // Implementation (csrc/kernels/gemm*.cc): a BLIS-style driver (cache blocks of depth kc and
 // width nc, B packed into panels of nr columns, A read in place, copied per panel of mr rows, or
-// (transposed A) packed a depth block at a time)
+// packed a depth block at a time (transposed A; or rows of A that fit 512 KiB when a thread's
+// columns span several B blocks, so that they are not copied again for each))
 // around one register-blocked micro-kernel per instruction set, chosen by active_isa() at call
 // time. Results differ between instruction sets (different tiles and FMA use), never between
 // thread counts or runs.
