@@ -134,6 +134,13 @@ gd::ARead a_reading(index_t M, index_t N, index_t a_rs, index_t a_cs, int mr, in
 // Rows of A packed at a time (ARead::packed): bounds the thread's buffer to kPackedRows * kc.
 constexpr index_t kPackedRows = 4096;
 
+// Copied rows of A (ARead::copy) whose depth block is at most this many bytes are packed once
+// per depth block instead, when the thread's columns span more than one block of columns:
+// every column block then reads the packed rows (from L2) rather than copying each panel
+// again from A (the per-thread product of a recurrent step, 64 rows over two 512-column blocks;
+// the input projection's windows). The panels are the ones the copy makes: same values.
+constexpr index_t kPackOnceBytes = index_t(512) << 10;
+
 // Computes rows [m0, m1) and columns [n0, n1) of C (n0 a multiple of nr), writing column n0
 // of row m at c[m * ldc] (c = C + n0 and ldc = p.ldc, or a scratch tile). Depth blocks are the
 // outer loop, so that a packed block of A serves every block of columns.
@@ -148,14 +155,18 @@ void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1,
   const gd::KernelSet<T>& ks = *p.ks;
   const index_t nr = ks.nr;
   Scratch<T>& s = scratch<T>();
-  if (p.a_read == gd::ARead::copy) s.a.resize(static_cast<index_t>(ks.mr) * p.kc);
-  if (p.a_read == gd::ARead::packed) s.a.resize((m1 - m0) * p.kc);
   const index_t nc_max = p.nc;
+  gd::ARead a_read = p.a_read;
+  if (a_read == gd::ARead::copy && n1 - n0 > nc_max &&
+      (m1 - m0) * p.kc * static_cast<index_t>(sizeof(T)) <= kPackOnceBytes)
+    a_read = gd::ARead::packed;
+  if (a_read == gd::ARead::copy) s.a.resize(static_cast<index_t>(ks.mr) * p.kc);
+  if (a_read == gd::ARead::packed) s.a.resize((m1 - m0) * p.kc);
   if (!p.packed) s.b.resize(p.kc * std::min<index_t>(nc_max, ceil_div(n1 - n0, nr) * nr));
   for (index_t k0 = 0; k0 < p.K; k0 += p.kc) {
     const index_t kc = std::min(p.kc, p.K - k0);
     const T* a = p.A + m0 * p.a_rs + k0 * p.a_cs;
-    if (p.a_read == gd::ARead::packed) {
+    if (a_read == gd::ARead::packed) {
       ks.pack_a(m1 - m0, kc, a, p.a_rs, p.a_cs, s.a.data());
       a = s.a.data();
     }
@@ -176,8 +187,8 @@ void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1,
       g.a = a;
       g.a_rs = p.a_rs;
       g.a_cs = p.a_cs;
-      g.a_read = p.a_read;
-      g.a_buf = p.a_read == gd::ARead::copy ? s.a.data() : nullptr;
+      g.a_read = a_read;
+      g.a_buf = a_read == gd::ARead::copy ? s.a.data() : nullptr;
       g.c = c + m0 * ldc + (nb - n0);
       g.ldc = ldc;
       g.alpha = p.alpha;
@@ -402,6 +413,51 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
   parallel_for(panels, grain, [&](index_t j0, index_t j1) {
     ks.pack_b(trans_b, B, ldb, 0, K, j0 * nr_, std::min(N, j1 * nr_) - j0 * nr_,
               data_.data() + j0 * ld_, ld_);
+  });
+}
+
+template <typename T>
+void PackedB<T>::pack_gathered(index_t K, index_t N, const T* B, index_t ldb, const index_t* src,
+                               Precision precision) {
+  if (precision == Precision::bfloat16) {  // the gathered rows, packed by pack()
+    Buffer<T> rows(std::max<index_t>(1, N * K));
+    for (index_t n = 0; n < N; ++n) {
+      T* d = rows.data() + n * K;
+      if (src[n] < 0)
+        std::fill_n(d, K, T(0));
+      else
+        std::memcpy(d, B + src[n] * ldb, sizeof(T) * K);
+    }
+    pack(true, K, N, rows.data(), K, precision);
+    return;
+  }
+  precision_ = precision;
+  bf16_ = PackedBf16{};
+  isa_ = active_isa();
+  const gd::KernelSet<T>& ks = kernel_set<T>(isa_);
+  K_ = K;
+  N_ = N;
+  nr_ = ks.nr;
+  ld_ = K * nr_;
+  const index_t panels = ceil_div(N, nr_);
+  data_.resize(std::max<index_t>(1, panels * ld_));
+  if (K <= 0 || N <= 0) return;
+  const index_t nr = nr_, ld = ld_;
+  const index_t grain = std::max<index_t>(1, (1 << 16) / std::max<index_t>(1, ld));
+  parallel_for(panels, grain, [&](index_t j0, index_t j1) {
+    for (index_t j = j0; j < j1; ++j) {
+      const index_t c0 = j * nr, cols = std::min(nr, N - c0);
+      T* dst = data_.data() + j * ld;
+      index_t run = 0;  // columns from consecutive rows of B, from row src[c0]
+      while (run < cols && src[c0] >= 0 && src[c0 + run] == src[c0] + run) ++run;
+      for (index_t c = run; c < cols; ++c)
+        if (src[c0 + c] >= 0)
+          throw std::logic_error("PackedB::pack_gathered: a panel's rows are not consecutive");
+      if (run > 0)
+        ks.pack_b(true, B + src[c0] * ldb, ldb, 0, K, 0, run, dst, ld);  // zero past run
+      else
+        std::fill_n(dst, ld, T(0));
+    }
   });
 }
 

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "cell_steps.h"
 #include "recurrent_common.h"
@@ -238,14 +239,12 @@ struct GateBlockedWeights {
       return;
     }
     const index_t N = blocks * width;
-    Buffer<T> rows(N * K);  // row n of (W^T)^T in blocked column order
-    rows.zero();
+    std::vector<index_t> src(N);  // column n of the blocked W^T: row src[n] of w (-1: zero)
     for (index_t q = 0; q < blocks; ++q)
       for (index_t k = 0; k < G; ++k)
-        for (index_t u = 0; u < hb && q * hb + u < H; ++u)
-          std::memcpy(rows.data() + (q * width + k * hb + u) * K, w + (k * H + q * hb + u) * K,
-                      sizeof(T) * K);
-    out.pack(true, K, N, rows.data(), K, precision);
+        for (index_t u = 0; u < hb; ++u)
+          src[q * width + k * hb + u] = q * hb + u < H ? k * H + q * hb + u : -1;
+    out.pack_gathered(K, N, w, K, src.data(), precision);
   }
 
   // v [gates * H] (per gate and unit: the folded biases, the peepholes) in the blocked column

@@ -10,7 +10,8 @@
 //
 // Implementation (csrc/kernels/gemm*.cc): a BLIS-style driver (cache blocks of depth kc and
 // width nc, B packed into panels of nr columns, A read in place, copied per panel of mr rows, or
-// (transposed A) packed a depth block at a time)
+// packed a depth block at a time (transposed A; or rows of A that fit 512 KiB when a thread's
+// columns span several B blocks, so that they are not copied again for each))
 // around one register-blocked micro-kernel per instruction set, chosen by active_isa() at call
 // time. Results differ between instruction sets (different tiles and FMA use), never between
 // thread counts or runs.
@@ -45,6 +46,13 @@ class PackedB {
   // packed on the thread pool.
   void pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
             Precision precision = Precision::float32);
+  // Packs op(B) [K,N] whose column n is row src[n] of B: op(B)[k, n] = B[src[n] * ldb + k], or
+  // zero where src[n] < 0 (N entries): the panels of pack() of those rows gathered into a
+  // matrix and transposed, without that copy (float32 packs straight from B). Each panel of
+  // packed_panel_width() columns must be consecutive rows of B followed by zero columns (the
+  // recurrent weights grouped by blocks of hidden units); std::logic_error otherwise.
+  void pack_gathered(index_t K, index_t N, const T* B, index_t ldb, const index_t* src,
+                     Precision precision = Precision::float32);
   index_t rows() const { return K_; }  // K
   index_t cols() const { return N_; }  // N
   // Columns per panel. Column ranges of gemm_packed_cols that start at a multiple of it are
