@@ -406,6 +406,37 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
 }
 
 template <typename T>
+void PackedB<T>::pack_gathered(index_t K, index_t N, const T* W, index_t ldw,
+                               const index_t* rows, Precision precision) {
+  if constexpr (kIsFloat<T>) {
+    const Bf16Isa bi = active_bf16_isa();
+    if (precision == Precision::bfloat16 && bi != Bf16Isa::portable &&
+        PackedBf16::gathers_in_place(N, rows)) {
+      precision_ = precision;
+      isa_ = active_isa();
+      K_ = K;
+      N_ = N;
+      nr_ = kBf16PanelWidth;
+      ld_ = 0;
+      data_.resize(0);
+      bf16_ = PackedBf16{};
+      bf16_.pack_gathered(bi, K, N, W, ldw, rows);
+      return;
+    }
+  }
+  Buffer<T> g(std::max<index_t>(1, N * K));
+  parallel_for(N, 64, [&](index_t n0, index_t n1) {
+    for (index_t n = n0; n < n1; ++n) {
+      if (rows[n] >= 0)
+        std::memcpy(g.data() + n * K, W + rows[n] * ldw, sizeof(T) * K);
+      else
+        std::fill_n(g.data() + n * K, K, T(0));
+    }
+  });
+  pack(true, K, N, g.data(), K, precision);
+}
+
+template <typename T>
 void gemm_rows_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
                   index_t ldb, T* C, index_t ldc, Precision precision) {
   if (M <= 0 || N <= 0) return;

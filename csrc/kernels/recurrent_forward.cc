@@ -238,6 +238,15 @@ struct GateBlockedWeights {
       return;
     }
     const index_t N = blocks * width;
+    if (precision == Precision::bfloat16) {  // bf16: packed from w in place (no copy of w)
+      std::vector<index_t> of(N, -1);  // the row of w of each column
+      for (index_t q = 0; q < blocks; ++q)
+        for (index_t k = 0; k < G; ++k)
+          for (index_t u = 0; u < hb && q * hb + u < H; ++u)
+            of[q * width + k * hb + u] = k * H + q * hb + u;
+      out.pack_gathered(K, N, w, K, of.data(), precision);
+      return;
+    }
     Buffer<T> rows(N * K);  // row n of (W^T)^T in blocked column order
     rows.zero();
     for (index_t q = 0; q < blocks; ++q)

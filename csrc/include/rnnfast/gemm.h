@@ -45,6 +45,10 @@ class PackedB {
   // packed on the thread pool.
   void pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
             Precision precision = Precision::float32);
+  // pack(true, K, N, G, K, precision) of G [N, K] whose row n is row rows[n] of W (row stride
+  // ldw), or zeros where rows[n] < 0; the bfloat16 hardware paths pack from W without a copy.
+  void pack_gathered(index_t K, index_t N, const T* W, index_t ldw, const index_t* rows,
+                     Precision precision = Precision::float32);
   index_t rows() const { return K_; }  // K
   index_t cols() const { return N_; }  // N
   // Columns per panel. Column ranges of gemm_packed_cols that start at a multiple of it are
