@@ -134,6 +134,33 @@ def test_gemm_packed_bf16_and_column_ranges(M, N, K, beta, bf16_isa):
     np.testing.assert_array_equal(full_nt, full)
 
 
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (3, 5, 40), (20, 40, 70), (33, 64, 130)])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_bf16_rounds_subnormal_operands_as_every_path(M, N, K, trans_a, trans_b, bf16_isa):
+    """The largest subnormal float rounds up to the smallest normal bfloat16 (2^-126) on every
+    path: the hardware paths' fast conversions flush subnormal inputs, so a vector holding
+    one must take the exact rounding. Each such operand times 2^100 adds exactly 2^-26."""
+    rng = np.random.default_rng(M + N + K)
+    sub = np.array([0x007FFFFF], np.uint32).view(np.float32)[0]
+    a = np.zeros((M, K), np.float32)
+    hits = rng.random((M, K)) < 0.3
+    hits[0, 0] = True
+    sign = np.where(rng.random((M, K)) < 0.5, -1, 1).astype(np.float32)
+    a[hits] = sub * sign[hits]
+    b = np.full((K, N), 2.0 ** 100, np.float32)
+    want = (hits * sign).sum(axis=1, keepdims=True) * 2.0 ** -26 * np.ones((1, N))
+    got = _C.gemm(np.ascontiguousarray(a.T) if trans_a else a,
+                  np.ascontiguousarray(b.T) if trans_b else b,
+                  trans_a=trans_a, trans_b=trans_b, precision="bfloat16")
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+    # and as the left operand's partner: b subnormal, a 2^100
+    got = _C.gemm(np.full((K, M) if trans_a else (M, K), 2.0 ** 100, np.float32),
+                  np.ascontiguousarray(a) if trans_b else np.ascontiguousarray(a.T),
+                  trans_a=trans_a, trans_b=trans_b, precision="bfloat16")
+    np.testing.assert_array_equal(got, want[:, :1].T.repeat(M, 0).astype(np.float32))
+
+
 def test_gemm_bf16_paths_agree_and_do_not_depend_on_threads():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((150, 300)).astype(np.float32)

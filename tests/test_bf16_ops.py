@@ -235,6 +235,26 @@ def test_recurrent_bf16_results_do_not_depend_on_thread_count(bf16_isa):
                 np.testing.assert_array_equal(got[name], results[0][1][name])
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_recurrent_bf16_gate_blocked_inference_does_not_depend_on_thread_count(cell, bf16_isa):
+    """Inference sharing each step between threads packs W_hh^T and W_ih^T in blocks of hidden
+    units (straight from the weights on the hardware paths); one thread packs them as they
+    are. H not a multiple of the panel width; weights past L2, so the inputs are projected in
+    windows by blocks. Every thread count gives the training forward's values."""
+    rng = np.random.default_rng(12)
+    args, _ = make_inputs(rng, cell, 9, 64, 300, 300, np.float32)
+    forward = getattr(F, cell + "_forward")
+    before = rnnfast.get_num_threads()
+    try:
+        rnnfast.set_num_threads(1)
+        want = forward(**args, precision="bfloat16", training=True)[0]
+        for n in (1, 2, 3):
+            rnnfast.set_num_threads(n)
+            np.testing.assert_array_equal(forward(**args, precision="bfloat16")[0], want)
+    finally:
+        rnnfast.set_num_threads(before)
+
+
 def test_recurrent_bf16_rounds_the_products_only():
     """bfloat16 operands give the same result in either precision (their products are exact
     in float32), up to float32 summation order; float32 operands do not."""

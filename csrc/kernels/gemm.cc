@@ -419,15 +419,31 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
 template <typename T>
 void PackedB<T>::pack_gathered(index_t K, index_t N, const T* B, index_t ldb, const index_t* src,
                                Precision precision) {
-  if (precision == Precision::bfloat16) {  // the gathered rows, packed by pack()
-    Buffer<T> rows(std::max<index_t>(1, N * K));
-    for (index_t n = 0; n < N; ++n) {
-      T* d = rows.data() + n * K;
-      if (src[n] < 0)
-        std::fill_n(d, K, T(0));
-      else
-        std::memcpy(d, B + src[n] * ldb, sizeof(T) * K);
+  if (precision == Precision::bfloat16) {
+    if constexpr (kIsFloat<T>) {  // the hardware paths pack from B without a copy
+      const Bf16Isa bi = active_bf16_isa();
+      if (bi != Bf16Isa::portable && PackedBf16::gathers_in_place(N, src)) {
+        precision_ = precision;
+        isa_ = active_isa();
+        K_ = K;
+        N_ = N;
+        nr_ = kBf16PanelWidth;
+        ld_ = 0;
+        data_.resize(0);
+        bf16_ = PackedBf16{};
+        bf16_.pack_gathered(bi, K, N, B, ldb, src);
+        return;
+      }
     }
+    Buffer<T> rows(std::max<index_t>(1, N * K));  // the gathered rows, packed by pack()
+    parallel_for(N, 64, [&](index_t n0, index_t n1) {
+      for (index_t n = n0; n < n1; ++n) {
+        if (src[n] >= 0)
+          std::memcpy(rows.data() + n * K, B + src[n] * ldb, sizeof(T) * K);
+        else
+          std::fill_n(rows.data() + n * K, K, T(0));
+      }
+    });
     pack(true, K, N, rows.data(), K, precision);
     return;
   }

@@ -237,6 +237,63 @@ void PackedBf16::pack(Bf16Isa isa_, bool trans_b, index_t K_, index_t N_, const 
   });
 }
 
+namespace {
+
+// Columns [n0, n0 + n) of a gathered op(B): how many are consecutive rows of W from rows[n0]
+// (0 if rows[n0] < 0), and whether every later one is zero.
+index_t gathered_run(const index_t* rows, index_t n0, index_t n, bool* rest_zero) {
+  index_t run = 0;
+  while (run < n && rows[n0] >= 0 && rows[n0 + run] == rows[n0] + run) ++run;
+  index_t rest = run;
+  while (rest < n && rows[n0 + rest] < 0) ++rest;
+  *rest_zero = rest == n;
+  return run;
+}
+
+}  // namespace
+
+bool PackedBf16::gathers_in_place(index_t N, const index_t* rows) {
+  for (index_t n0 = 0; n0 < N; n0 += bd::kNr) {
+    bool rest_zero = false;
+    gathered_run(rows, n0, std::min(N, n0 + bd::kNr) - n0, &rest_zero);
+    if (!rest_zero) return false;
+  }
+  return true;
+}
+
+void PackedBf16::pack_gathered(Bf16Isa isa_, index_t K_, index_t N_, const float* W,
+                               index_t ldw, const index_t* rows) {
+  if (isa_ == Bf16Isa::portable)
+    throw std::logic_error("PackedBf16: the portable path packs float32 panels (PackedB)");
+  if (!gathers_in_place(N_, rows))
+    throw std::logic_error("PackedBf16::pack_gathered: a panel's rows are not consecutive");
+  isa = isa_;
+  K = K_;
+  N = N_;
+  kp = round_up(std::max<index_t>(K, 1), bd::kKAlign);
+  const index_t panels = std::max<index_t>(1, (N + bd::kNr - 1) / bd::kNr);
+  const auto size = static_cast<std::size_t>(panels * kp * bd::kNr);
+  if (K <= 0 || N <= 0) {
+    bits.assign(size, 0);
+    return;
+  }
+  bits.resize(size);  // every element written below
+  const bd::Bf16Convert& cv = convert();
+  const index_t grain = std::max<index_t>(1, (1 << 16) / (kp * bd::kNr));
+  parallel_for(panels, grain, [&](index_t p0, index_t p1) {
+    for (index_t p = p0; p < p1; ++p) {
+      const index_t n0 = p * bd::kNr;
+      bool rest_zero = false;
+      const index_t run = gathered_run(rows, n0, std::min(N, n0 + bd::kNr) - n0, &rest_zero);
+      bd::bf16* dst = bits.data() + p * kp * bd::kNr;
+      if (run)  // columns past the run: zeros
+        cv.pack_panel(true, W + rows[n0] * ldw, ldw, K, kp, 0, run, dst);
+      else
+        std::fill_n(dst, kp * bd::kNr, bd::bf16(0));
+    }
+  });
+}
+
 void gemm_bf16_packed_cols(index_t M, const float* A, index_t lda, const PackedBf16& B,
                            index_t n_begin, index_t n_end, float beta, float* C, index_t ldc) {
   if (n_begin < 0 || n_end > B.N || n_begin > n_end)

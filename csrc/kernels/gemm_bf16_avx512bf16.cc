@@ -33,19 +33,45 @@ __m512i round16(__m512 x) {
   return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
 }
 
+// 32 floats (a, then b) rounded as round16, as 32 bfloat16 in order (a0..a15, b0..b15):
+// vcvtne2ps2bf16, one instruction for 32 values against some 20 for two round16. It rounds
+// every normal, infinite and NaN input as bf16_bits does, but flushes subnormal inputs to zero
+// (bf16_bits rounds them, the largest up to the smallest normal bfloat16): the rare vector that
+// holds one takes round16.
+inline __m512i round32(__m512 a, __m512 b) {
+  const __m512i abs = _mm512_set1_epi32(0x7fffffff), one = _mm512_set1_epi32(1);
+  const __m512i below = _mm512_set1_epi32(0x007fffff);  // |x| - 1 < it: x subnormal
+  const __mmask16 sa = _mm512_cmplt_epu32_mask(
+      _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(a), abs), one), below);
+  const __mmask16 sb = _mm512_cmplt_epu32_mask(
+      _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(b), abs), one), below);
+  if (__builtin_expect((sa | sb) != 0, 0))
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(round16(a))),
+                              _mm512_cvtepi32_epi16(round16(b)), 1);
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a));
+}
+
+// Rows k (a) and k + 1 (b) of 16 columns rounded and joined into 16 VNNI pair words (k in the
+// low half, k + 1 in the high half).
+inline __m512i round_pairs(__m512 a, __m512 b) {
+  const __m512i interleave = _mm512_set_epi16(
+      31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+      23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(interleave, round32(a, b));
+}
+
 void round_bits(idx n, const float* src, bf16* dst) {
   idx i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
-                        _mm512_cvtepi32_epi16(round16(_mm512_loadu_ps(src + i))));
-  if (i < n) {
+  for (; i + 32 <= n; i += 32)
+    _mm512_storeu_si512(dst + i, round32(_mm512_loadu_ps(src + i), _mm512_loadu_ps(src + i + 16)));
+  for (; i < n; i += 16) {
     const __mmask16 m = mask16(n - i);
     _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(round16(_mm512_maskz_loadu_ps(m, src + i))));
   }
 }
 
 // r[i] (16 words each) -> column i of the 16 x 16 matrix whose rows are r.
-void transpose16(__m512 r[16]) {
+__attribute__((always_inline)) inline void transpose16(__m512 r[16]) {
   __m512 t[16];
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -80,10 +106,11 @@ inline idx word(idx kk, int h) { return (kk / 16) * 512 + h * 256 + (kk % 16) * 
 // high half; tiles as word(). Panel p of the range at dst + p * kp * kNr (64-byte aligned).
 void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst) {
   const idx panels = (n + kNr - 1) / kNr, pairs = kp / 2;
-  const __m512i zero = _mm512_setzero_si512();
+  const __m512 zero = _mm512_setzero_ps();
   if (!trans) {
-    // B[k * ldb + col]: rows k and k + 1, 16 columns at a time. Chunks of 64 k across every
-    // panel of the range, so that each row of B is read once, its chunk staying in cache.
+    // B[k * ldb + col]: rows k and k + 1, 16 columns at a time (zeros past n: masked loads).
+    // Chunks of 64 k across every panel of the range, so that each row of B is read once,
+    // its chunk staying in cache.
     constexpr idx kChunk = 32;  // pairs
     for (idx kc = 0; kc < pairs; kc += kChunk) {
       const idx kc_end = kc + kChunk < pairs ? kc + kChunk : pairs;
@@ -96,21 +123,18 @@ void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx 
           for (int h = 0; h < 2; ++h) {
             const __mmask16 cm = h ? c1 : c0;
             const float* col = B + n0 + p * kNr + 16 * h;
-            const __m512i lo = k < K ? round16(_mm512_maskz_loadu_ps(cm, col + k * ldb)) : zero;
-            const __m512i hi =
-                k + 1 < K ? round16(_mm512_maskz_loadu_ps(cm, col + (k + 1) * ldb)) : zero;
-            _mm512_storeu_si512(out + word(kk, h),
-                               _mm512_maskz_or_epi32(cm, lo, _mm512_slli_epi32(hi, 16)));
+            const __m512 lo = k < K ? _mm512_maskz_loadu_ps(cm, col + k * ldb) : zero;
+            const __m512 hi = k + 1 < K ? _mm512_maskz_loadu_ps(cm, col + (k + 1) * ldb) : zero;
+            _mm512_storeu_si512(out + word(kk, h), round_pairs(lo, hi));
           }
         }
       }
     }
     return;
   }
-  // B[col * ldb + k]: a column of op(B) is a row of B, its pairs of k adjacent. For 16 columns
-  // and 32 values of k: each column's 16 pair words, transposed to 16 pair rows.
-  const __m512i idx_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i idx_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  // B[col * ldb + k]: a column of op(B) is a row of B, its pairs of k adjacent: 32 values of
+  // k rounded in order are the column's 16 pair words. For 16 columns, transposed to 16 pair
+  // rows.
   for (idx p = 0; p < panels; ++p) {
     auto* out = reinterpret_cast<float*>(dst + p * kp * kNr);  // words, moved as floats
     for (idx kb = 0; kb < kp; kb += 32) {
@@ -119,15 +143,12 @@ void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx 
         for (int c = 0; c < 16; ++c) {
           const idx col = p * kNr + 16 * h + c;
           if (col >= n) {
-            w[c] = _mm512_setzero_ps();
+            w[c] = zero;
             continue;
           }
           const float* src = B + (n0 + col) * ldb + kb;
-          const __m512i a = round16(_mm512_maskz_loadu_ps(mask16(K - kb), src));
-          const __m512i b = round16(_mm512_maskz_loadu_ps(mask16(K - kb - 16), src + 16));
-          const __m512i even = _mm512_permutex2var_epi32(a, idx_even, b);
-          const __m512i odd = _mm512_permutex2var_epi32(a, idx_odd, b);
-          w[c] = _mm512_castsi512_ps(_mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
+          w[c] = _mm512_castsi512_ps(round32(_mm512_maskz_loadu_ps(mask16(K - kb), src),
+                                             _mm512_maskz_loadu_ps(mask16(K - kb - 16), src + 16)));
         }
         transpose16(w);
         for (int kk = 0; kk < 16; ++kk) _mm512_storeu_ps(out + word(kb / 2 + kk, h), w[kk]);
@@ -142,7 +163,7 @@ void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bool
   // every strip of 16 rows of op(A); in a strip, blocks of 32 k: rows k and k + 1 of A (16
   // contiguous values of i) rounded and joined into 32-bit words (k low, k + 1 high), 16 such
   // word rows transposed to 16 rows of op(A).
-  const __m512i zero = _mm512_setzero_si512();
+  const __m512 zero = _mm512_setzero_ps();
   constexpr idx kChunk = 128;
   for (idx kc = 0; kc < kp; kc += kChunk) {
     const idx kc_end = kc + kChunk < kp ? kc + kChunk : kp;
@@ -155,9 +176,9 @@ void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bool
         __m512 w[16];
         for (int kk = 0; kk < 16; ++kk) {
           const idx k = k0 + 2 * kk;
-          const __m512i lo = k < K ? round16(_mm512_maskz_loadu_ps(m, a + k * lda)) : zero;
-          const __m512i hi = k + 1 < K ? round16(_mm512_maskz_loadu_ps(m, a + (k + 1) * lda)) : zero;
-          w[kk] = _mm512_castsi512_ps(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+          const __m512 lo = k < K ? _mm512_maskz_loadu_ps(m, a + k * lda) : zero;
+          const __m512 hi = k + 1 < K ? _mm512_maskz_loadu_ps(m, a + (k + 1) * lda) : zero;
+          w[kk] = _mm512_castsi512_ps(round_pairs(lo, hi));
         }
         transpose16(w);
         if (tiled)  // rows past n are zeros (masked loads)
@@ -179,10 +200,9 @@ void pack_rows_tiled(const float* A, idx lda, idx K, idx n, idx kp, bf16* dst) {
     }
     const float* a = A + i * lda;
     for (idx kb = 0; kb < kp; kb += 32) {
-      const __m512i lo = round16(_mm512_maskz_loadu_ps(mask16(K - kb), a + kb));
-      const __m512i hi = round16(_mm512_maskz_loadu_ps(mask16(K - kb - 16), a + kb + 16));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + kb * 16), _mm512_cvtepi32_epi16(lo));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + kb * 16 + 16), _mm512_cvtepi32_epi16(hi));
+      const __m512 lo = _mm512_maskz_loadu_ps(mask16(K - kb), a + kb);
+      const __m512 hi = _mm512_maskz_loadu_ps(mask16(K - kb - 16), a + kb + 16);
+      _mm512_storeu_si512(d + kb * 16, round32(lo, hi));
     }
   }
 }

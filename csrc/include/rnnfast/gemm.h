@@ -48,7 +48,8 @@ class PackedB {
             Precision precision = Precision::float32);
   // Packs op(B) [K,N] whose column n is row src[n] of B: op(B)[k, n] = B[src[n] * ldb + k], or
   // zero where src[n] < 0 (N entries): the panels of pack() of those rows gathered into a
-  // matrix and transposed, without that copy (float32 packs straight from B). Each panel of
+  // matrix and transposed, without that copy (float32 and the bfloat16 hardware paths pack
+  // straight from B; the portable bfloat16 path packs a gathered copy). Each panel of
   // packed_panel_width() columns must be consecutive rows of B followed by zero columns (the
   // recurrent weights grouped by blocks of hidden units); std::logic_error otherwise.
   void pack_gathered(index_t K, index_t N, const T* B, index_t ldb, const index_t* src,

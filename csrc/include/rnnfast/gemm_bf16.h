@@ -105,6 +105,14 @@ struct Bf16Allocator {
 struct PackedBf16 {
   // Packs op(B) for `isa` (avx512_bf16 or amx).
   void pack(Bf16Isa isa, bool trans_b, index_t K, index_t N, const float* B, index_t ldb);
+  // The same for op(B) = W^T with its columns gathered from rows of W: column n is row rows[n]
+  // of W (K values at W + rows[n] * ldw), or zeros where rows[n] < 0 (the gate-blocked column
+  // orders of the recurrent weights, packed without a gathered copy of W). Each panel's
+  // columns must be consecutive rows of W followed by zeros (gathers_in_place; else throws
+  // std::logic_error).
+  void pack_gathered(Bf16Isa isa, index_t K, index_t N, const float* W, index_t ldw,
+                     const index_t* rows);
+  static bool gathers_in_place(index_t N, const index_t* rows);
   // Layout (csrc/kernels/gemm_bf16.cc): panels of 32 columns, K padded with zeros to kp (a
   // multiple of 32); panel j at bits + j * kp * 32. A panel is kp / 32 depth steps of 1024
   // values; a depth step is two AMX tiles of 512 (columns 0-15, then 16-31), each 16 pair rows
