@@ -11,16 +11,28 @@ model of bench/interleaved_torch.py (Embedding, LSTM, Linear on every step). Two
 With ``--torch`` the same models with ``torch.nn.LSTM`` run too (eagerly only: Dynamo refuses to
 compile torch.nn's recurrent modules), for scale.
 
-Before timing, every compiled copy's output and gradients are checked against its eager copy.
-Rounds alternate the variants (the order reversed every other round) in one process. Each
-variant reports the minimum and median over rounds of the CPU time per call of the process
-(``time.process_time``: on a busy machine it excludes the time other processes hold the
-cores; with more than one thread it includes the time OpenMP threads spin) and the minimum wall
-time; ``eager / compiled`` above 1 means the compiled model is faster.
+The compiled model is ``torch.compile`` of the eager one (the same module: the same parameter
+tensors, so neither copy finds the other's weights in the caches); before timing its output and
+gradients are checked against the eager call's. Rounds run the variants in one process, in a
+shuffled order (seeded) that never runs a variant twice in a row across rounds, so that no
+variant always follows the same one (a call's Python runs right after the previous call's
+kernels evicted it from the caches). Each variant reports the minimum and median over rounds of
+the CPU time per call of the process (``time.process_time``: on a busy machine it excludes the
+time other processes hold the cores; with more than one thread it includes the time OpenMP
+threads spin) and the minimum wall time; ``eager / compiled`` above 1 means the compiled model
+is faster.
+
+``--fixed-cost`` then measures what a compiled call costs PyTorch whatever the operator: a
+trivial module (``x * w + v`` on 8 numbers) eager and compiled, timed warm (right after a call
+of itself) and cold (right after a call of the eager LSTM above, as every call of the compiled
+LSTM starts and ends), minimum and median CPU time of the calling thread over ``--rounds``
+rounds; compiled minus eager is PyTorch's own cost per compiled call (Dynamo's frame and guards,
+AOTAutograd's runtime wrappers, Inductor's call), which no operator can remove.
 """
 import argparse
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -77,17 +89,78 @@ def call(model, x, mode):
 
 
 def check(eager, compiled, x, kind):
-    """The compiled copy's output and gradients against the eager copy's."""
+    """The compiled module's output and gradients against the eager module's (the same
+    parameters)."""
+    grads = []
     for model in (eager, compiled):
         model.zero_grad(set_to_none=True)
         loss_of(model(x)).backward()
+        grads.append([(name, None if p.grad is None else p.grad.clone())
+                      for name, p in eager.named_parameters()])
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), eager(x), rtol=1e-4, atol=1e-5)
-    for (name, a), b in zip(eager.named_parameters(), compiled.parameters()):
-        if a.grad is None and b.grad is None:
+    for (name, a), (_, b) in zip(*grads):
+        if a is None and b is None:
             continue
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5,
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5,
                                    msg=lambda m: f"{kind}: gradient of {name}: {m}")
+
+
+def orders(keys, rounds, seed=0):
+    """``rounds`` shuffled orders of ``keys`` in which no key runs twice in a row (also not
+    across two rounds)."""
+    rng, previous = random.Random(seed), None
+    for _ in range(rounds):
+        order = list(keys)
+        rng.shuffle(order)
+        if len(order) > 1 and order[0] == previous:
+            order[0], order[1] = order[1], order[0]
+        previous = order[-1]
+        yield order
+
+
+class Trivial(torch.nn.Module):
+    """``x * w + v``: a module whose compiled call is PyTorch's per-call cost alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(8))
+        self.v = torch.nn.Parameter(torch.randn(8))
+
+    def forward(self, x):
+        return x * self.w + self.v
+
+
+def fixed_cost(kind, model, x_model, args):
+    """Compiled minus eager CPU time of the calling thread for ``Trivial``, warm and after a
+    call of the eager ``model`` on ``x_model`` (the kernels' effect on the caches), per mode."""
+    eager = Trivial()
+    compiled = torch.compile(eager, fullgraph=True)
+    x = torch.randn(8)
+    print("PyTorch's cost per compiled call (x * w + v; CPU time of the calling thread, "
+          f"{args.rounds} rounds; cold: right after a call of the eager {kind} model)")
+    print(f"{'mode':>9} {'state':>5} {'eager min us':>12} {'compiled min us':>15} "
+          f"{'extra min us':>12} {'extra med us':>12}")
+    for mode in args.modes:
+        for module in (eager, compiled):
+            for _ in range(3):
+                call(module, x, mode)
+        for state in ("warm", "cold"):
+            times = {"eager": [], "compiled": []}
+            for order in orders(list(times), args.rounds):
+                for name in order:
+                    module = eager if name == "eager" else compiled
+                    if state == "cold":
+                        call(model, x_model, mode)
+                    else:
+                        call(module, x, mode)
+                    start = time.thread_time()
+                    call(module, x, mode)
+                    times[name].append(time.thread_time() - start)
+            lo = {k: min(v) * 1e6 for k, v in times.items()}
+            med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+            print(f"{mode:>9} {state:>5} {lo['eager']:12.1f} {lo['compiled']:15.1f} "
+                  f"{lo['compiled'] - lo['eager']:12.1f} {med['compiled'] - med['eager']:12.1f}")
 
 
 def main(argv=None):
@@ -104,6 +177,9 @@ def main(argv=None):
     parser.add_argument("--modes", nargs="+", default=["inference", "training"],
                         choices=["inference", "training"])
     parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM (eager)")
+    parser.add_argument("--fixed-cost", action="store_true",
+                        help="also measure PyTorch's own cost per compiled call (a trivial "
+                             "module, warm and after the LSTM's kernels)")
     args = parser.parse_args(argv)
     rnnfast.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -116,9 +192,7 @@ def main(argv=None):
     for kind in args.models:
         torch.manual_seed(0)
         eager = build(kind, rt.LSTM, args)
-        compiled_module = build(kind, rt.LSTM, args)
-        compiled_module.load_state_dict(eager.state_dict())
-        compiled = torch.compile(compiled_module, fullgraph=True)
+        compiled = torch.compile(eager, fullgraph=True)
         x = inputs(kind, args)
         start = time.perf_counter()
         check(eager, compiled, x, kind)
@@ -137,8 +211,8 @@ def main(argv=None):
     cpu = {key: [] for key in variants}
     wall = {key: [] for key in variants}
     keys = list(variants)
-    for r in range(args.rounds):
-        for key in (keys if r % 2 == 0 else keys[::-1]):
+    for order in orders(keys, args.rounds):
+        for key in order:
             module, x = variants[key]
             c0, w0 = time.process_time(), time.perf_counter()
             for _ in range(args.calls):
@@ -153,6 +227,9 @@ def main(argv=None):
         print(f"{key[0]:>5} {key[1]:>9} {key[2]:>15} {lo * 1e3:10.3f} {med * 1e3:10.3f} "
               f"{min(wall[key]) * 1e3:11.3f} {min(cpu[eager_key]) / lo:20.3f} "
               f"{statistics.median(cpu[eager_key]) / med:9.3f}")
+    if args.fixed_cost:
+        kind = "lstm" if "lstm" in args.models else args.models[0]
+        fixed_cost(kind, variants[(kind, args.modes[0], "eager")][0], inputs(kind, args), args)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

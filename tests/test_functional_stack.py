@@ -210,3 +210,32 @@ def test_projection_parameters_and_sizes_are_torch_nn_s():
     assert list(stack.shapes) == [n for n, _ in theirs.named_parameters()]
     assert stack.state_shape(B) == (6, B, 2) and stack.cell_state_shape(B) == (6, B, H)
     assert stack.output_size == 4
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "layer_norm_lstm"])
+def test_kernel_arguments_follow_a_precision_changed_after_a_forward(cell, monkeypatch):
+    """The kernel calls' arguments are worked out once per precision: a precision set after a
+    forward reaches the next kernel call, and one the cell does not have still raises."""
+    rng = np.random.default_rng(0)
+    stack, weights = make(cell, rng, num_layers=2, bidirectional=True, dtype=np.float32)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    seen, original = [], getattr(F, stack.cell.name + "_forward")
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("precision"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(F, stack.cell.name + "_forward", spy)
+    first = stack.forward(weights, x)[0]
+    if cell == "layer_norm_lstm":  # float32 only: no precision keyword, bfloat16 refused
+        assert seen == [None] * 4
+        stack.precision = "bfloat16"
+        with pytest.raises(ValueError, match="computes in float32 only"):
+            stack.forward(weights, x)
+        return
+    stack.precision = "bfloat16"
+    second = stack.forward(weights, x)[0]
+    stack.precision = "float32"
+    third = stack.forward(weights, x)[0]
+    assert seen == ["float32"] * 4 + ["bfloat16"] * 4 + ["float32"] * 4
+    assert np.array_equal(first, third) and not np.array_equal(first, second)

@@ -52,8 +52,9 @@ def test_step_overhead():
 
 @pytest.mark.slow
 def test_compiled_vs_eager():
-    out = run("torch_compiled_vs_eager.py", "--rounds", "1", "--calls", "1", "--T", "3",
-              "--B", "2", "--size", "4", "--hidden", "5", "--models", "lstm", "--torch")
+    out = run("torch_compiled_vs_eager.py", "--rounds", "2", "--calls", "1", "--T", "3",
+              "--B", "2", "--size", "4", "--hidden", "5", "--models", "lstm", "--torch",
+              "--fixed-cost")
     assert "lstm: compiled (forward and backward) and checked against eager" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["lstm"]
             and len(line.split()) > 3]
@@ -61,3 +62,9 @@ def test_compiled_vs_eager():
     assert variants == {(mode, name) for mode in ("inference", "training")
                         for name in ("eager", "compiled", "torch.nn eager")}
     assert all(float(v) > 0 for r in rows for v in r[-5:])
+    assert "PyTorch's cost per compiled call" in out
+    fixed = [line.split() for line in out.splitlines()
+             if line.split()[:1] in (["inference"], ["training"])]
+    assert {(r[0], r[1]) for r in fixed} == {(mode, state) for mode in ("inference", "training")
+                                             for state in ("warm", "cold")}
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in fixed)

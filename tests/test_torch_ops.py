@@ -378,3 +378,29 @@ def test_kernels_read_negative_bit_views_as_their_values(rng):
         negated = {name: torch._neg_view(-p) for name, p in ours.named_parameters()}
         y = torch.func.functional_call(ours, negated, (x,))[0]
     torch.testing.assert_close(y, theirs(x)[0])
+
+
+def test_autograd_kernel_redispatches_under_a_mode_after_a_direct_call(rng):
+    """The Autograd kernel's decision (compute directly, or redispatch) is cached per dispatch
+    keyset: after a plain call has computed directly, a call under a TorchDispatchMode still
+    reaches the mode (another keyset), and the plain path then still computes directly."""
+    m = rt.LSTM(4, 3)
+    x = torch.from_numpy(rng.standard_normal((2, 2, 4)).astype(np.float32))
+    args = (x, None, None, list(m._flat_weights), [], None, "lstm", "tanh", 3, 0, 1, True,
+            False, False, False, False)
+    seen = []
+
+    class Seen(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad():
+        plain = _torch_ops.recurrent_stack(*args)
+        with Seen():
+            moded = _torch_ops.recurrent_stack(*args)
+        again = _torch_ops.recurrent_stack(*args)
+    assert _torch_ops.recurrent_stack in seen
+    assert torch.equal(plain[0], moded[0]) and torch.equal(plain[0], again[0])
+    assert plain[2].shape == (1, 2, 3)
+    assert plain[3].shape == (0,) and plain[3].dtype == torch.int64  # no activations kept

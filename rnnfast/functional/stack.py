@@ -179,6 +179,55 @@ CELLS: Dict[str, Cell] = {
 }
 
 
+class _KernelCall(NamedTuple):
+    """How a cell's arguments go to its forward kernel, worked out once per cell, options and
+    precision (``_kernel_call``) rather than on every call."""
+
+    #: the kernel's name in ``rnnfast.functional``
+    name: str
+    #: the keys of the parameters passed by position (the plain four), in order
+    positional: Tuple[str, ...]
+    #: the keys of the parameters passed by keyword
+    keywords: Tuple[str, ...]
+    #: the kernel keywords fixed by the options and the precision
+    fixed: Mapping[str, Any]
+    #: the kernel takes ``seed`` in training (zoneout or recurrent dropout)
+    seeded: bool
+    has_cell_state: bool
+
+
+def _kernel_call(cell, options, precision):
+    """The ``_KernelCall`` of ``cell`` with kernel ``options`` in ``precision`` (ValueError for a
+    precision the cell does not compute in)."""
+    if precision not in cell.precisions:
+        raise ValueError(f"precision: the {cell.name} cell computes in "
+                         f"{' or '.join(cell.precisions)} only, got {precision!r}")
+    fixed = dict(options)
+    if len(cell.precisions) > 1:
+        fixed["precision"] = precision
+    return _KernelCall(cell.name + "_forward",
+                       tuple(param.key for param in cell.params if param in PLAIN_PARAMS),
+                       tuple(param.key for param in cell.params if param not in PLAIN_PARAMS),
+                       fixed, bool(options.get("zoneout") or options.get("recurrent_dropout")),
+                       cell.has_cell_state)
+
+
+def _run_kernel(call, x, args, keywords, h0, c0, lengths, reverse, batch_first, training, seed):
+    """``call``'s kernel on ``x``: ``args`` the positional parameters, ``keywords`` the others
+    (a dict this function may add to). Returns ``(y, h_n, c_n or None, ctx)``. The kernel is
+    looked up in ``rnnfast.functional`` at each call, so a function replaced there (a test's
+    spy) is the one that runs."""
+    if training and call.seeded:
+        keywords["seed"] = seed
+    kernel = getattr(F, call.name)
+    if call.has_cell_state:
+        return kernel(x, *args, h0, c0, **keywords, **call.fixed, lengths=lengths,
+                      reverse=reverse, batch_first=batch_first, training=training)
+    y, h_n, ctx = kernel(x, *args, h0, **keywords, **call.fixed, lengths=lengths,
+                         reverse=reverse, batch_first=batch_first, training=training)
+    return y, h_n, None, ctx
+
+
 def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=False,
                  batch_first=False, training=False, precision="float32", seed=None):
     """One layer and direction of ``cell`` (a ``Cell``) on its kernel: ``weights`` keyed by
@@ -188,22 +237,10 @@ def cell_forward(cell, x, weights, h0, c0, options, *, lengths=None, reverse=Fal
     dropout masks (passed only with either in training). Returns
     ``(y, h_n, c_n or None, ctx)``. The kernel is looked up in ``rnnfast.functional`` at each
     call, so a function replaced there (a test's spy) is the one that runs."""
-    args = [weights.get(param.key) for param in cell.params if param in PLAIN_PARAMS]
-    args += [h0, c0] if cell.has_cell_state else [h0]
-    keywords = {param.key: weights.get(param.key) for param in cell.params
-                if param not in PLAIN_PARAMS}
-    keywords.update(options)
-    if training and (options.get("zoneout") or options.get("recurrent_dropout")):
-        keywords["seed"] = seed
-    if precision not in cell.precisions:
-        raise ValueError(f"precision: the {cell.name} cell computes in "
-                         f"{' or '.join(cell.precisions)} only, got {precision!r}")
-    if len(cell.precisions) > 1:
-        keywords["precision"] = precision
-    out = getattr(F, cell.name + "_forward")(x, *args, **keywords, lengths=lengths,
-                                            reverse=reverse, batch_first=batch_first,
-                                            training=training)
-    return out if cell.has_cell_state else (out[0], out[1], None, out[2])
+    call = _kernel_call(cell, options, precision)
+    return _run_kernel(call, x, [weights.get(key) for key in call.positional],
+                       {key: weights.get(key) for key in call.keywords}, h0, c0, lengths,
+                       reverse, batch_first, training, seed)
 
 
 def cell_backward(cell, ctx, dy=None, dh_n=None, dc_n=None):
@@ -329,6 +366,9 @@ class RecurrentStack:
         # per k: (kernel argument, parameter name) of each parameter
         self._keys = [[(param.key, name) for param, name in zip(self.params, names)]
                       for names in self.names]
+        # the kernel calls' argument lists, per precision (built at first use: ``precision``
+        # may change; the options may not)
+        self._calls = {}
 
     @property
     def num_directions(self):
@@ -356,9 +396,21 @@ class RecurrentStack:
         """``(num_layers * D, batch, H)``: the shape of c0 and c_n."""
         return (self.num_layers * self.num_directions, batch, self.hidden_size)
 
-    def _keyed(self, weights, k):
-        """Layer-direction k's arrays keyed by the kernel's argument names."""
-        return {key: weights[name] for key, name in self._keys[k]}
+    def _kernel_calls(self):
+        """``(call, positional, keywords)`` for the current precision: the ``_KernelCall`` and,
+        per k, the parameter names the kernel takes by position (None for one the stack does not
+        have) and the ``(key, name)`` pairs it takes by keyword."""
+        plan = self._calls.get(self.precision)
+        if plan is None:
+            call = _kernel_call(self.cell, self.kernel_options, self.precision)
+            positional, keywords = [], []
+            for keys in self._keys:
+                name_of = dict(keys)
+                positional.append(tuple(name_of.get(key) for key in call.positional))
+                keywords.append(tuple((key, name_of[key]) for key in call.keywords
+                                      if key in name_of))
+            plan = self._calls[self.precision] = (call, positional, keywords)
+        return plan
 
     def dropout_masks(self, shape, dtype, rng):
         """Inter-layer dropout masks drawn from a NumPy ``Generator``, one per layer after the
@@ -407,7 +459,7 @@ class RecurrentStack:
         if masks is not None and len(masks) != L - 1:
             raise ValueError(f"masks: expected {L - 1} masks (one per layer after the first), "
                              f"got {len(masks)}")
-        cell, options = self.cell, self.kernel_options
+        call, positional, keywords = self._kernel_calls()
         if seeds is not None and len(seeds) != L * D:
             raise ValueError(f"seeds: expected {L * D} seeds (one per layer and direction), "
                              f"got {len(seeds)}")
@@ -425,12 +477,13 @@ class RecurrentStack:
             outputs = []
             for direction in range(D):
                 k = layer * D + direction
-                y, h, c, ctx = cell_forward(
-                    cell, layer_input, self._keyed(weights, k), None if h0 is None else h0[k],
-                    None if c0 is None else c0[k], options, lengths=lengths,
-                    reverse=self.reverse or direction == 1, batch_first=batch_first,
-                    training=training, precision=self.precision,
-                    seed=None if seeds is None else seeds[k])
+                y, h, c, ctx = _run_kernel(
+                    call, layer_input,
+                    [None if name is None else weights[name] for name in positional[k]],
+                    {key: weights[name] for key, name in keywords[k]},
+                    None if h0 is None else h0[k], None if c0 is None else c0[k], lengths,
+                    self.reverse or direction == 1, batch_first, training,
+                    None if seeds is None else seeds[k])
                 outputs.append(y)
                 h_n.append(h)
                 c_n.append(c)
