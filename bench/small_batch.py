@@ -3,13 +3,16 @@ replace (``_C._set_small_batch_enabled(False)``) and torch.nn (oneDNN), alternat
 
     python bench/small_batch.py --threads 2
     python bench/small_batch.py --cells lstm --batches 1 --rounds 200
+    python bench/small_batch.py --threads 2 --split --no-torch --cells lstm --batches 1
 
 For each cell and batch (T, I, H from the options; the issue's "small" shape by default) it
 checks that both rnnfast paths give the same values bit for bit and match torch.nn in float32
 tolerance, then times inference (forward) and training (forward + backward, y's gradient all
 ones) of each variant: every round times ``--inner`` calls of each variant in turn, and the
 table gives the minimum per call over ``--rounds`` rounds (on a shared machine the minimum is
-the figure that moves least). Prints a Markdown table.
+the figure that moves least). Prints a Markdown table. ``--split`` adds the small-batch forward
+with its steps shared by two threads (``_C._set_small_batch_split(True)``; needs --threads 2 or
+more, and is checked bit for bit against the others too).
 """
 import argparse
 import time
@@ -82,35 +85,45 @@ def timed(fn, inner):
     return (time.perf_counter() - t0) / inner
 
 
-def run_case(cell, T, B, I, H, rounds, inner, with_torch):
+def configure(setting):
+    """(small loops enabled, split steps enabled) of a variant; None: not an rnnfast variant."""
+    if setting is not None:
+        _C._set_small_batch_enabled(setting[0])
+        _C._set_small_batch_split(setting[1])
+
+
+def run_case(cell, T, B, I, H, rounds, inner, with_torch, split=False):
     a = make(cell, T, B, I, H)
     small = rnnfast_calls(cell, a)
-    variants = {"small loops": (True, small), "general loops": (False, small)}
+    variants = {"small loops": ((True, False), small), "general loops": ((False, False), small)}
+    if split:
+        variants["split steps"] = ((True, True), small)
     results = {}
-    for enabled in (True, False):
-        _C._set_small_batch_enabled(enabled)
-        y, grads = small[1]()
-        results[enabled] = (small[0](), y, grads)
-    _C._set_small_batch_enabled(True)
-    same = all(np.array_equal(results[True][i], results[False][i]) for i in (0, 1)) and all(
-        np.array_equal(results[True][2][k], results[False][2][k]) for k in results[True][2])
-    if not same:
-        raise AssertionError(f"{cell} B={B}: the small and general loops differ")
+    for name, (setting, calls) in variants.items():
+        configure(setting)
+        y, grads = calls[1]()
+        results[name] = (calls[0](), y, grads)
+    configure((True, False))
+    want = results["small loops"]
+    for name, got in results.items():
+        same = all(np.array_equal(got[i], want[i]) for i in (0, 1)) and all(
+            np.array_equal(got[2][k], want[2][k]) for k in want[2])
+        if not same:
+            raise AssertionError(f"{cell} B={B}: the {name} and the small loops differ")
     if with_torch:
         tc = torch_calls(cell, a)
         ty = tc[0]()
-        err = np.abs(ty - results[True][0]).max() / max(1.0, np.abs(ty).max())
+        err = np.abs(ty - want[0]).max() / max(1.0, np.abs(ty).max())
         if err > 1e-4:
             raise AssertionError(f"{cell} B={B}: rnnfast vs torch.nn relative error {err:.3g}")
         variants["torch.nn"] = (None, tc)
     best = {(v, m): float("inf") for v in variants for m in (0, 1)}
     for _ in range(rounds):
         for mode in (0, 1):
-            for name, (enabled, calls) in variants.items():
-                if enabled is not None:
-                    _C._set_small_batch_enabled(enabled)
+            for name, (setting, calls) in variants.items():
+                configure(setting)
                 best[name, mode] = min(best[name, mode], timed(calls[mode], inner))
-    _C._set_small_batch_enabled(True)
+    configure((True, False))
     return best
 
 
@@ -125,6 +138,8 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--inner", type=int, default=10)
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--split", action="store_true",
+                   help="also time the forward's steps shared by two threads")
     args = p.parse_args(argv)
     threads = _env.threads_from_env(args.threads)
     with_torch = not args.no_torch and _env.torch_available()
@@ -132,19 +147,23 @@ def main(argv=None):
     print(f"threads {threads}, T={args.steps} I={args.input} H={args.hidden}, float32, "
           f"min per call over {args.rounds} rounds of {args.inner} calls; load average "
           f"{_env.load_average()}")
-    names = ["small loops", "general loops"] + (["torch.nn"] if with_torch else [])
+    names = ["small loops", "general loops"] + (["split steps"] if args.split else []) + \
+        (["torch.nn"] if with_torch else [])
     print("| cell | B | mode | " + " | ".join(n + " us" for n in names) +
-          " | general / small |" + (" torch / small |" if with_torch else ""))
-    print("|---|---:|---|" + "---:|" * (len(names) + 1 + with_torch))
+          " | general / small |" + (" small / split |" if args.split else "") +
+          (" torch / small |" if with_torch else ""))
+    print("|---|---:|---|" + "---:|" * (len(names) + 1 + args.split + with_torch))
     for cell in args.cells:
         for B in args.batches:
             best = run_case(cell, args.steps, B, args.input, args.hidden, args.rounds,
-                            args.inner, with_torch)
+                            args.inner, with_torch, args.split)
             for mode, label in ((0, "inference"), (1, "training")):
                 us = [best[n, mode] * 1e6 for n in names]
                 row = [cell, str(B), label] + [f"{u:.1f}" for u in us] + [f"{us[1] / us[0]:.2f}"]
+                if args.split:
+                    row.append(f"{us[0] / us[2]:.2f}")
                 if with_torch:
-                    row.append(f"{us[2] / us[0]:.2f}")
+                    row.append(f"{us[-1] / us[0]:.2f}")
                 print("| " + " | ".join(row) + " |", flush=True)
 
 

@@ -987,6 +987,14 @@ def small_batch_case(rng):
     return "_set_small_batch_enabled", call, incompatible("_set_small_batch_enabled")
 
 
+def small_batch_split_case(rng):
+    value = [True, False, 1, 0, None, "yes"][rng.integers(6)]
+    call = lambda: _C._set_small_batch_split(value)
+    if isinstance(value, bool):
+        return "_set_small_batch_split", call, Ok()
+    return "_set_small_batch_split", call, incompatible("_set_small_batch_split")
+
+
 def chunks_case(rng):
     n = [0, 1, 5, 100, 2**31, 2**62, INT64_MAX, -1, -2**63][rng.integers(9)]
     grain = [1, 3, 1000, 2**62, INT64_MAX, 0, -5][rng.integers(7)]
@@ -1269,6 +1277,7 @@ CASES = {
     "set_isa": isa_case,
     "_set_projection_window_bytes": window_case,
     "_set_small_batch_enabled": small_batch_case,
+    "_set_small_batch_split": small_batch_split_case,
     "parallel_for_chunks": chunks_case,
     **{name: no_argument_case(name) for name in
        ("get_num_threads", "active_isa", "supported_isas", "build_info", "get_thread_pool",
@@ -1357,6 +1366,7 @@ def fuzz(calls, seed, only=None, progress=None, keep_going=False, heartbeat=None
         _C.set_bf16_isa(saved[2])
         _C._set_projection_window_bytes(0)
         _C._set_small_batch_enabled(True)
+        _C._set_small_batch_split(False)
     return counts
 
 

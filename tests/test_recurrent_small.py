@@ -159,3 +159,92 @@ def test_switch_refuses_non_bool():
     with pytest.raises(TypeError):
         _C._set_small_batch_enabled(1)
     _C._set_small_batch_enabled(True)
+
+
+@pytest.fixture
+def split_steps():
+    """The small-batch forward's steps shared by two threads (off by default)."""
+    _C._set_small_batch_split(True)
+    try:
+        yield
+    finally:
+        _C._set_small_batch_split(False)
+
+
+def test_split_switch_refuses_non_bool():
+    with pytest.raises(TypeError):
+        _C._set_small_batch_split(1)
+    _C._set_small_batch_split(False)
+
+
+# Switched on, with two or more threads the forward's steps are shared by two threads, each with half of the
+# hidden units (whole panels: 32 float32 / 16 float64 units with AVX-512, 16 / 8 with AVX2, 8 / 4
+# portable), when the step is below the general loops' two-thread threshold
+# (B * G * H * H < 2^17). Their values must be the general loops' and the one-thread loop's.
+SPLIT_SHAPES = [(1, 33), (1, 64), (2, 65), (3, 40), (5, 48), (8, 36), (1, 97), (2, 130)]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op,kw,cell", SMALL_CELLS, ids=[c[2] for c in SMALL_CELLS])
+@pytest.mark.parametrize("B,H", SPLIT_SHAPES, ids=["B%d-H%d" % s for s in SPLIT_SHAPES])
+def test_split_steps_equal_one_thread_and_general_loops(rng, split_steps, threads, op, kw, cell,
+                                                        dtype, B, H):
+    options = OPTIONS[(B * 5 + H) % len(OPTIONS)]
+    args, fwd, grads = case(rng, op, kw, cell, 5, B, 6, H, dtype, options)
+    one = both_paths(op, args, fwd, grads)[0]
+    rnnfast.set_num_threads(threads)
+    small, general = both_paths(op, args, fwd, grads)
+    assert_same(small, general)
+    assert_same(small, one)
+    (out, got), _ = small
+    ref_out, want = run(R, op, as64(args), fwd, as64(grads))
+    assert_matches_reference(out, got, ref_out, want, dtype)
+
+
+# One step (a batch of 5..8), reversed ragged sequences, on every instruction set.
+@pytest.mark.parametrize("name", rnnfast.supported_isas())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op,kw,cell", SMALL_CELLS, ids=[c[2] for c in SMALL_CELLS])
+@pytest.mark.parametrize("T,B,H,lengths", [(1, 5, 40, False), (1, 8, 33, False),
+                                           (4, 3, 65, True), (7, 1, 71, False)])
+def test_split_steps_on_every_isa(rng, split_steps, name, op, kw, cell, dtype, T, B, H, lengths):
+    with isa(name):
+        args, fwd, grads = case(rng, op, kw, cell, T, B, 3, H, dtype,
+                                (False, True, True, lengths, True))
+        one = both_paths(op, args, fwd, grads)[0]
+        rnnfast.set_num_threads(2)
+        small, general = both_paths(op, args, fwd, grads)
+        assert_same(small, general)
+        assert_same(small, one)
+
+
+def test_split_steps_from_concurrent_callers(rng, split_steps):
+    """Callers on several Python threads at once: one owns the executor, the others run both
+    halves' chunks one after the other on their own thread (the first does every step, the second
+    finds nothing left), which must neither hang nor change a value."""
+    import threading
+
+    args, fwd, grads = case(rng, "lstm", {}, "lstm", 30, 2, 5, 64, np.float32,
+                            (False, True, True, True, False))
+    want = run(F, "lstm", args, fwd, grads)
+    rnnfast.set_num_threads(2)
+    results, errors = [], []
+
+    def worker():
+        try:
+            for _ in range(20):
+                results.append(run(F, "lstm", args, fwd, grads))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a split call hung"
+    assert not errors, errors
+    assert len(results) == 80
+    for got in results:
+        assert_bitwise_equal([got, want])

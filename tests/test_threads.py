@@ -224,6 +224,7 @@ calls = {
     "set_num_threads": lambda: _C.set_num_threads(2),
     "_set_projection_window_bytes": lambda: _C._set_projection_window_bytes(0),
     "_set_small_batch_enabled": lambda: _C._set_small_batch_enabled(True),
+    "_set_small_batch_split": lambda: _C._set_small_batch_split(False),
     "active_isa": lambda: _C.active_isa(),
     "supported_isas": lambda: _C.supported_isas(),
     "set_isa": lambda: _C.set_isa(isa),

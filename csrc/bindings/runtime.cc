@@ -362,6 +362,8 @@ void bind_runtime(Entries& m) {
   // Test hook: the small-batch recurrent loops (csrc/include/rnnfast/recurrent_small.h).
   m.def("_set_small_batch_enabled", [](bool enabled) { set_small_batch_enabled(enabled); },
         py::arg("enabled").noconvert());
+  m.def("_set_small_batch_split", [](bool enabled) { set_small_batch_split(enabled); },
+        py::arg("enabled").noconvert());
   m.module().attr("MAX_THREADS") = kMaxThreads;
   m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count_arg(n)); },
         py::arg("n"));

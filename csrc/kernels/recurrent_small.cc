@@ -16,6 +16,8 @@
 #include <atomic>
 #include <cstring>
 
+#include "rnnfast/threads.h"
+
 #include "cell_steps.h"
 #include "recurrent_common.h"
 #include "recurrent_small.h"
@@ -27,6 +29,7 @@ namespace rnnfast {
 namespace {
 
 std::atomic<bool> g_enabled{true};
+std::atomic<bool> g_split{false};
 
 // Largest batch the small loops take.
 constexpr index_t kMaxRows = 8;
@@ -87,6 +90,15 @@ bool small_batch_applies(Cell cell, const SeqShape& s, const RecurrentWeights<T>
   return get_num_threads() == 1 || in_parallel_region() || macs < 2 * detail::kMinStepWork;
 }
 
+// Whether the forward's steps are shared by two threads (forward_loop_split): when switched on
+// (set_small_batch_split), for a call the small loops take, with more than one thread, outside
+// a parallel region, and at least two panels (nr columns each) of hidden units, so that each
+// half gets whole panels.
+bool split_applies(const SeqShape& s, index_t nr) {
+  return g_split.load(std::memory_order_relaxed) && get_num_threads() > 1 &&
+         !in_parallel_region() && s.H > nr;
+}
+
 // Columns [0, N) of out [m, N] (row stride ldo) = a [m, K] (row stride lda) times packed
 // [K, N], by depth blocks as the GEMM driver takes them, each block's chain added to what the
 // blocks before it left (C + chain, the GEMM's beta = 1); accumulate: to what out holds (beta =
@@ -118,49 +130,128 @@ index_t padded_cols(const PackedB<T>& p) {
   return (p.cols() + nr - 1) / nr * nr;
 }
 
+// The gate math of one step for units [u0, u0 + n) of every row: hg [B, ldh] holds the step's
+// recurrent product, gate k of unit u0 + j at hg[b * ldh + k * hs + j]; hp the previous state
+// [B, H], hn receives the new one (units [u0, u0 + n) only, as do c, y and the workspace).
+template <typename T, Cell C, bool Train, bool Peep>
+void gate_rows(const SeqShape& s, const cells::CellSteps<T>& steps, index_t step, index_t u0,
+               index_t n, const T* hg, index_t ldh, index_t hs, const T* hp, T* hn, T* xg,
+               const T* bias, const T* peep, const T* b_hn, T* c, T* y,
+               RecurrentWorkspace<T>* ws) {
+  const index_t H = s.H, GH = gate_count(C) * H;
+  const size_t size = sizeof(T) * n;
+  for (index_t b = 0; b < s.B; ++b) {
+    const T* hpb = hp + b * H + u0;
+    T* hnb = hn + b * H + u0;
+    if (!s.active(step, b)) {
+      std::memcpy(hnb, hpb, size);
+      continue;
+    }
+    const index_t t = s.time_of(step, b), row = s.row(t, b);
+    T* g = xg + row * GH + u0;
+    const T* hgb = hg + b * ldh;
+    if constexpr (Train) std::memcpy(ws->hprev.data() + row * H + u0, hpb, size);
+    if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
+      steps.rnn(C == Cell::rnn_relu, n, H, hs, g, hgb, bias + u0, hnb);
+    } else if constexpr (C == Cell::lstm) {
+      T* cb = c + b * H + u0;
+      if constexpr (Train) std::memcpy(ws->extra.data() + row * H + u0, cb, size);
+      if constexpr (Peep)
+        steps.lstm_peephole(n, H, hs, g, hgb, bias + u0, peep + u0, hnb, cb);
+      else
+        steps.lstm(n, H, hs, g, hgb, bias + u0, hnb, cb);
+    } else {
+      static_assert(C == Cell::gru, "GRU with reset before is not taken");
+      steps.gru(n, H, hs, g, hgb, bias + u0, b_hn + u0, hpb, hnb,
+                Train ? ws->extra.data() + row * H + u0 : nullptr);
+    }
+    std::memcpy(y + row * H + u0, hnb, size);
+  }
+}
+
 template <typename T, Cell C, bool Train, bool Peep>
 void forward_loop(const SeqShape& s, const small::SmallKernels<T>& ks, const PackedB<T>& whh,
                   const T* xg_all, const T* bias, const T* peep, const T* b_hn, T* h, T* c, T* y,
                   RecurrentWorkspace<T>* ws) {
-  const index_t B = s.B, H = s.H, GH = gate_count(C) * H, N = padded_cols(whh);
+  const index_t B = s.B, H = s.H, N = padded_cols(whh);
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   Buffer<T> hg(B * N), tmp(H > gemm_depth_block<T>(H, false, whh.isa()) ? B * N : 0), other(B * H);
   T* xg = const_cast<T*>(xg_all);  // the steps write the activated gates over the projection
   T* hp = h;
   T* hn = other.data();
-  const size_t size = sizeof(T) * H;
   for (index_t step = 0, n_steps = s.steps(); step < n_steps; ++step) {
     product(ks, whh, B, hp, H, hg.data(), N, false, step & 1, tmp.data());
-    for (index_t b = 0; b < B; ++b) {
-      const T* hpb = hp + b * H;
-      T* hnb = hn + b * H;
-      if (!s.active(step, b)) {
-        std::memcpy(hnb, hpb, size);
-        continue;
-      }
-      const index_t t = s.time_of(step, b), row = s.row(t, b);
-      T* g = xg + row * GH;
-      const T* hgb = hg.data() + b * N;
-      if constexpr (Train) std::memcpy(ws->hprev.data() + row * H, hpb, size);
-      if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
-        steps.rnn(C == Cell::rnn_relu, H, H, H, g, hgb, bias, hnb);
-      } else if constexpr (C == Cell::lstm) {
-        T* cb = c + b * H;
-        if constexpr (Train) std::memcpy(ws->extra.data() + row * H, cb, size);
-        if constexpr (Peep)
-          steps.lstm_peephole(H, H, H, g, hgb, bias, peep, hnb, cb);
-        else
-          steps.lstm(H, H, H, g, hgb, bias, hnb, cb);
-      } else {
-        static_assert(C == Cell::gru, "GRU with reset before is not taken");
-        steps.gru(H, H, H, g, hgb, bias, b_hn, hpb, hnb,
-                  Train ? ws->extra.data() + row * H : nullptr);
-      }
-      std::memcpy(y + row * H, hnb, size);
-    }
+    gate_rows<T, C, Train, Peep>(s, steps, step, 0, H, hg.data(), N, H, hp, hn, xg, bias, peep,
+                                 b_hn, c, y, ws);
     std::swap(hp, hn);
   }
   if (hp != h) std::memcpy(h, hp, sizeof(T) * B * H);
+}
+
+// The forward's steps shared by two threads: each half of the hidden units has its own packed
+// columns of W_hh^T (all G gates of its units: 32 KiB each for an LSTM of H = 64 in float32,
+// which stay in that core's L1) and its own product buffers, and a step of a half is its product
+// (of all of h) and its units' gate math. Each element is computed as in forward_loop (the same
+// chain over k, the same step kernel on units split at a panel boundary), so the values are the
+// same bit for bit whoever computes which half.
+//
+// Hand-off: a half-step (t, q) is claimed (claimed[q] from t to t + 1) by whichever participant
+// gets it, and is computed once both halves of step t - 1 are done (done[0], done[1] >= t). A
+// participant claims its own half unless the other half lags behind (then it takes that one), and
+// only claims (t, q) once (t - 1, other half) is claimed: every half-step it waits for is claimed,
+// i.e. being computed by a running thread, so the wait ends, and a participant that never starts
+// (a busy machine, an executor that runs both chunks on one thread) leaves all the work to the
+// other, which then runs the steps alone.
+template <typename T>
+struct SplitHalf {
+  index_t u0 = 0, n = 0, N = 0;  // first unit, units, padded columns of the product
+  PackedB<T> whh;
+  Buffer<T> hg, tmp;
+};
+
+struct alignas(64) StepCounter {
+  std::atomic<index_t> value{0};
+};
+
+template <typename T, Cell C, bool Train, bool Peep>
+void forward_loop_split(const SeqShape& s, const small::SmallKernels<T>& ks,
+                        SplitHalf<T> (&halves)[2], const T* xg_all, const T* bias,
+                        const T* peep, const T* b_hn, T* h, T* c, T* y,
+                        RecurrentWorkspace<T>* ws) {
+  const index_t B = s.B, H = s.H, n_steps = s.steps();
+  const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
+  Buffer<T> other(B * H);
+  T* const states[2] = {h, other.data()};  // h of step t - 1 in states[t & 1]
+  T* xg = const_cast<T*>(xg_all);
+  StepCounter claimed[2], done[2];
+  auto half_step = [&](int q, index_t t) {
+    SplitHalf<T>& hf = halves[q];
+    const T* hp = states[t & 1];
+    product(ks, hf.whh, B, hp, H, hf.hg.data(), hf.N, false, t & 1, hf.tmp.data());
+    gate_rows<T, C, Train, Peep>(s, steps, t, hf.u0, hf.n, hf.hg.data(), hf.N, hf.n, hp,
+                                 states[(t + 1) & 1], xg, bias, peep, b_hn, c, y, ws);
+  };
+  auto participant = [&](int p) {
+    for (;;) {
+      const index_t a = claimed[p].value.load(std::memory_order_acquire);
+      const index_t b = claimed[1 - p].value.load(std::memory_order_acquire);
+      if (a >= n_steps && b >= n_steps) return;
+      const int q = a <= b ? p : 1 - p;
+      index_t t = a <= b ? a : b;
+      if (!claimed[q].value.compare_exchange_strong(t, t + 1, std::memory_order_acq_rel))
+        continue;
+      detail::wait_until([&] {
+        return done[0].value.load(std::memory_order_acquire) >= t &&
+               done[1].value.load(std::memory_order_acquire) >= t;
+      });
+      half_step(q, t);
+      done[q].value.store(t + 1, std::memory_order_release);
+    }
+  };
+  parallel_for(2, 1, [&](index_t begin, index_t end) {
+    for (index_t p = begin; p < end; ++p) participant(static_cast<int>(p));
+  });
+  if (states[n_steps & 1] != h) std::memcpy(h, states[n_steps & 1], sizeof(T) * B * H);
 }
 
 template <typename T, Cell C, bool Peep>
@@ -223,6 +314,8 @@ const small::SmallKernels<T>* kernels_of(const PackedB<T>& p) {
 
 void set_small_batch_enabled(bool enabled) { g_enabled.store(enabled, std::memory_order_relaxed); }
 
+void set_small_batch_split(bool enabled) { g_split.store(enabled, std::memory_order_relaxed); }
+
 template <typename T>
 bool small_batch_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, const T* x,
                          const T* bias, const T* b_hn, T* h, T* c, T* y,
@@ -230,9 +323,30 @@ bool small_batch_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>
   if (!small_batch_applies(cell, s, w)) return false;
   const index_t H = s.H, I = s.I, GH = gate_count(cell) * H, rows = s.rows();
   if (!ws && rows * GH * static_cast<index_t>(sizeof(T)) > kMaxProjectionBytes) return false;
-  PackedB<T> whh;  // W_hh^T [H, G*H]
-  whh.pack(true, H, GH, w.w_hh, H);
-  const small::SmallKernels<T>* ks = kernels_of(whh);
+  const small::SmallKernels<T>& isa_ks = kernels_for<T>(active_isa());
+  const index_t nr = 2 * isa_ks.lanes;
+  const bool split = split_applies(s, nr);
+  PackedB<T> whh;  // W_hh^T [H, G*H], or each half's columns
+  SplitHalf<T> halves[2];
+  if (split) {
+    const index_t G = gate_count(cell), cut = (H + nr - 1) / nr / 2 * nr;
+    Buffer<T> rows(G * (H - cut) * H > G * cut * H ? G * (H - cut) * H : G * cut * H);
+    for (int q = 0; q < 2; ++q) {
+      SplitHalf<T>& hf = halves[q];
+      hf.u0 = q ? cut : 0;
+      hf.n = q ? H - cut : cut;
+      for (index_t k = 0; k < G; ++k)  // the rows of W_hh of the half's units, gate by gate
+        std::memcpy(rows.data() + k * hf.n * H, w.w_hh + (k * H + hf.u0) * H,
+                    sizeof(T) * hf.n * H);
+      hf.whh.pack(true, H, G * hf.n, rows.data(), H);
+      hf.N = padded_cols(hf.whh);
+      hf.hg = Buffer<T>(s.B * hf.N);
+      if (H > gemm_depth_block<T>(H, false, hf.whh.isa())) hf.tmp = Buffer<T>(s.B * hf.N);
+    }
+  } else {
+    whh.pack(true, H, GH, w.w_hh, H);
+  }
+  const small::SmallKernels<T>* ks = kernels_of(split ? halves[0].whh : whh);
   if (!ks) return false;
   // x W_ih^T of every row (the biases are added in the steps), as the general loop's GEMM
   // computes each element; training: into the workspace, which keeps the activated gates.
@@ -245,8 +359,14 @@ bool small_batch_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>
     constexpr bool Train = decltype(train_c)::value;
     detail::with_blocked_options(
         cell, cell == Cell::lstm && w.w_peephole, false, [&](auto cell_c, auto peep_c, auto) {
-          forward_loop<T, decltype(cell_c)::value, Train, decltype(peep_c)::value>(
-              s, *ks, whh, xg, bias, w.w_peephole, b_hn, h, c, y, ws);
+          constexpr Cell C = decltype(cell_c)::value;
+          constexpr bool Peep = decltype(peep_c)::value;
+          if (split)
+            forward_loop_split<T, C, Train, Peep>(s, *ks, halves, xg, bias, w.w_peephole, b_hn,
+                                                  h, c, y, ws);
+          else
+            forward_loop<T, C, Train, Peep>(s, *ks, whh, xg, bias, w.w_peephole, b_hn, h, c, y,
+                                            ws);
         });
   });
   return true;

@@ -1,32 +1,18 @@
 // The small-batch step product for AVX-512 (compiled with -mavx512f/bw/dq/vl -mfma).
-#include <immintrin.h>
-
 #include "recurrent_small_impl.h"
+#include "simd_avx512.h"
 
 namespace rnnfast {
 namespace small {
 namespace {
 
-struct F32 {
-  using T = float;
-  using vec = __m512;
-  static constexpr int W = 16, kAcc = 16, kRows = 8;
-  static vec zero() { return _mm512_setzero_ps(); }
-  static vec load(const T* p) { return _mm512_loadu_ps(p); }
-  static void store(T* p, vec v) { _mm512_storeu_ps(p, v); }
-  static vec set1(T x) { return _mm512_set1_ps(x); }
-  static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+// 16 accumulators per tile (of 32 registers), up to 8 rows at once.
+struct F32 : simd::Avx512F32 {
+  static constexpr int kAcc = 16, kRows = 8;
 };
 
-struct F64 {
-  using T = double;
-  using vec = __m512d;
-  static constexpr int W = 8, kAcc = 16, kRows = 8;
-  static vec zero() { return _mm512_setzero_pd(); }
-  static vec load(const T* p) { return _mm512_loadu_pd(p); }
-  static void store(T* p, vec v) { _mm512_storeu_pd(p, v); }
-  static vec set1(T x) { return _mm512_set1_pd(x); }
-  static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_pd(a, b, c); }
+struct F64 : simd::Avx512F64 {
+  static constexpr int kAcc = 16, kRows = 8;
 };
 
 }  // namespace

@@ -64,15 +64,8 @@ using Clock = std::chrono::steady_clock;
 // How long an idle thread spins before it sleeps; after kPauseSpin it yields its core between
 // checks, so a spinning thread costs little when the machine has more threads than cores.
 constexpr auto kSpin = std::chrono::microseconds(60);
-constexpr auto kPauseSpin = std::chrono::microseconds(4);
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
-#elif defined(__aarch64__)
-  __asm__ volatile("yield");
-#endif
-}
+using detail::cpu_relax;
+using detail::kPauseSpin;
 
 // Spins until pred() holds or kSpin has passed; returns pred()'s last value.
 template <class Pred>

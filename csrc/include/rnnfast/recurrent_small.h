@@ -31,4 +31,11 @@ bool small_batch_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T
 // the general loops (whose values they must equal).
 void set_small_batch_enabled(bool enabled);
 
+// Whether the small-batch forward may share its steps between two threads (each with half of
+// the hidden units and its half of W_hh^T, one exchange of h per step; the same values).
+// Default false: on the 2-core machine measured, busy, the second thread rarely got a core
+// and the split calls ran 10-30% slower than the one-thread loop (bench/small_batch.py
+// --split); the switch is for tests and for measuring it on an idle machine.
+void set_small_batch_split(bool enabled);
+
 }  // namespace rnnfast

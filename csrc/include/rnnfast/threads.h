@@ -17,9 +17,11 @@
 // not exist there); at process exit an idle pool is stopped and joined, and later calls run
 // serially.
 #pragma once
+#include <chrono>
 #include <functional>  // call sites may pass a std::function
 #include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -44,6 +46,38 @@ void run_chunks(index_t n, int nc, ChunkFn fn, void* ctx);
 template <class F>
 void call_chunk(void* ctx, index_t begin, index_t end) {
   (*static_cast<F*>(ctx))(begin, end);
+}
+
+// A pause for a thread that waits on memory another core writes.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
+// After this long a waiting thread yields its core between checks, so a waiter costs little when
+// the machine has more threads than cores (and the thread it waits for gets a core back).
+constexpr auto kPauseSpin = std::chrono::microseconds(4);
+
+// Busy-waits until pred() holds (no sleep, no time limit): for a hand-off inside a region whose
+// other side is already running and will make pred() true (never for work no thread has started:
+// a chunk may run late, or after the caller's, see parallel_for).
+template <class Pred>
+void wait_until(Pred pred) {
+  for (int i = 0; i < 64; ++i) {
+    if (pred()) return;
+    cpu_relax();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    for (int i = 0; i < 16; ++i) {
+      if (pred()) return;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() - start > kPauseSpin) std::this_thread::yield();
+  }
 }
 }  // namespace detail
 
