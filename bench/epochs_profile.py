@@ -11,6 +11,12 @@ epoch spent inside ``rnnfast._C`` (the kernels) and outside it.
     python bench/epochs_profile.py                                  # every example, CPU time
     python bench/epochs_profile.py --examples char_rnn --profile    # and where it goes
     python bench/epochs_profile.py --quick --profile
+    python bench/epochs_profile.py --examples imdb_sentiment --layers --threads 2
+
+``--layers`` times one more epoch with every layer's ``forward`` and ``backward`` and the
+optimiser's ``step`` wrapped: wall (``perf_counter``) and process CPU milliseconds per batch of
+each, the rest of the epoch (loss, metrics, fit's loop) as the difference, and CPU / wall (about
+the thread count for a part that keeps every thread busy, 1 for a serial one).
 
 The epoch is what ``epochs_vs_torch.py`` times: ``fit(..., epochs=1)`` on the whole training
 set (its argument checks included), or the translation example's ``train_epoch``.
@@ -34,7 +40,8 @@ NAMES = ["reuters_topics", "imdb_sentiment", "stock_forecast", "char_rnn", "tran
 
 
 def make_epoch(name, quick, seed=0):
-    """A function running one training epoch of the example ``name``, and a description."""
+    """A function running one training epoch of the example ``name``, a description, and the
+    Keras-style model it trains (None for the translation example's own loop)."""
     example = __import__(name)
     if name == "translate":
         (src, tgt, _), _, (src_tok, tgt_tok), _ = example.load_data(
@@ -47,7 +54,7 @@ def make_epoch(name, quick, seed=0):
         def epoch():
             model.train()
             example.train_epoch(model, opt, loss, src, tgt, 64, rng)
-        return epoch, f"{len(src)} pairs, batch 64"
+        return epoch, f"{len(src)} pairs, batch 64", None
     if name == "wavenet":
         if quick:
             sequences, length, channels, dilations = 4, 1000, 16, [2 ** i for i in range(8)]
@@ -75,7 +82,7 @@ def make_epoch(name, quick, seed=0):
 
     def epoch():
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-    return epoch, f"{len(x)} x {x.shape[1:]}, batch {batch}"
+    return epoch, f"{len(x)} x {x.shape[1:]}, batch {batch}", model
 
 
 def cpu_seconds(fn):
@@ -108,6 +115,61 @@ def profile_table(epoch, top):
     return "\n".join(lines)
 
 
+class _Clock:
+    """Wall (perf_counter) and process CPU (process_time) summed over the calls of one part."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+        self.calls = 0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.wall += time.perf_counter() - w
+                self.cpu += time.process_time() - c
+                self.calls += 1
+        return timed
+
+
+def layer_table(epoch, model):
+    """Per-batch wall and process-CPU milliseconds of each layer's forward and backward, of the
+    optimiser's step and of the rest of the epoch (loss, metrics, fit's bookkeeping), from one
+    epoch with every part timed (the instance methods wrapped, removed afterwards)."""
+    clocks = {}
+    wrapped = []
+    for i, layer in enumerate(model.layers):
+        for method in ("forward", "backward"):
+            clock = clocks.setdefault(f"{i} {type(layer).__name__}.{method}", _Clock())
+            setattr(layer, method, clock.wrap(getattr(layer, method)))
+            wrapped.append((layer, method))
+    step = clocks.setdefault("optimizer step", _Clock())
+    model.optimizer.step = step.wrap(model.optimizer.step)
+    wrapped.append((model.optimizer, "step"))
+    whole = _Clock()
+    try:
+        whole.wrap(epoch)()
+    finally:
+        for obj, method in wrapped:
+            delattr(obj, method)
+    batches = max(step.calls, 1)  # one optimiser step per batch
+    lines = [f"{batches} batches, one epoch, every part timed",
+             "| part | wall ms/batch | CPU ms/batch | CPU/wall |", "|---|---|---|---|"]
+    parts_wall = parts_cpu = 0.0
+    for name, c in clocks.items():
+        parts_wall += c.wall
+        parts_cpu += c.cpu
+        lines.append(f"| {name} | {1e3 * c.wall / batches:.3f} | {1e3 * c.cpu / batches:.3f} | "
+                     f"{c.cpu / max(c.wall, 1e-12):.2f} |")
+    lines.append(f"| rest (loss, metrics, fit) | {1e3 * (whole.wall - parts_wall) / batches:.3f} | "
+                 f"{1e3 * (whole.cpu - parts_cpu) / batches:.3f} | |")
+    lines.append(f"| epoch | {1e3 * whole.wall / batches:.3f} | {1e3 * whole.cpu / batches:.3f} | "
+                 f"{whole.cpu / max(whole.wall, 1e-12):.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", nargs="+", choices=NAMES, default=NAMES)
@@ -115,6 +177,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="and one epoch under cProfile")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--layers", action="store_true",
+                        help="and one epoch with every layer's forward/backward timed (wall and "
+                             "CPU ms per batch; Keras-style models only)")
     parser.add_argument("--quick", action="store_true", help="small data")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -125,7 +190,7 @@ def main(argv=None):
           f"{info['load_average_1min']}", flush=True)
     results = {}
     for name in args.examples:
-        epoch, what = make_epoch(name, args.quick, args.seed)
+        epoch, what, model = make_epoch(name, args.quick, args.seed)
         epoch()  # warm-up: one-time costs (first build, first check, allocations)
         times = [cpu_seconds(epoch) for _ in range(args.rounds)]
         results[name] = min(times)
@@ -133,6 +198,8 @@ def main(argv=None):
               f"{min(times):.3f}", flush=True)
         if args.profile:
             print(profile_table(epoch, args.top), flush=True)
+        if args.layers and model is not None:
+            print(layer_table(epoch, model), flush=True)
     print(f"load average at the end {_env.load_average()}")
     return results
 

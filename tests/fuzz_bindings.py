@@ -1207,6 +1207,34 @@ def embedding_case(rng):
     return "embedding_backward", call, expect or Ok(check)
 
 
+def dropout_case(rng):
+    """dropout: x (any shape, float32/float64, any layout), p in [0, 1), seed in 0..2**64-1; the
+    result is bitwise rnnfast.reference.dropout's."""
+    from rnnfast.reference import dropout as reference_dropout
+    dtype = np.float32 if rng.integers(2) else np.float64
+    shape = tuple(int(d) for d in rng.integers(0, 7, int(rng.integers(0, 4))))
+    x = rand(rng, shape, dtype)
+    p = [0.0, 0.5, 0.999, float(rng.random())][rng.integers(4)]
+    seed = [0, 2 ** 64 - 1, int(rng.integers(0, 2 ** 63))][rng.integers(3)]
+    call_x, call_p, call_seed, expect = x, p, seed, None
+    kind = rng.integers(5)
+    if kind == 1 and x.ndim:
+        call_x = odd_layout(rng, x)
+    elif kind == 2:
+        call_x, expect = bad_array(rng, "x", shape, dtype, kinds=(0, 5))  # any shape is valid
+    elif kind == 3:
+        call_p = [1.0, -0.1, float("nan"), 2.0][rng.integers(4)]
+        expect = Err(ValueError, "p: expected a float in [0, 1)")
+    elif kind == 4:
+        call_seed = [-1, 2 ** 64, 1.5, "1", None][rng.integers(5)]
+        expect = Err((TypeError, ValueError), "seed: expected an int in 0..2**64-1")
+    call = lambda: _C.dropout(call_x, call_p, call_seed)  # noqa: E731
+
+    def check(got):
+        same(got, reference_dropout(x, p, seed), "dropout")
+    return "dropout", call, expect or Ok(check)
+
+
 def no_argument_case(name):
     def make(rng):
         fn = getattr(_C, name)
@@ -1233,6 +1261,7 @@ CASES = {
     "adam_update": adam_case,
     "sum_squares": sum_squares_case,
     "embedding_backward": embedding_case,
+    "dropout": dropout_case,
     "use_openmp": use_openmp_case,
     "set_bf16_isa": bf16_isa_case,
     "round_bf16": round_bf16_case,

@@ -429,6 +429,8 @@ def conv(k, x=None, w=None, b=None, **kw):
 
 
 CONV_FORWARD = [
+    ("activation", lambda k: conv(k, activation="tanh"), ValueError,
+     "activation: expected None or 'relu', got 'tanh'"),
     ("x-int", lambda k: conv(k, x=k.cx.astype(np.int64)), TypeError,
      "x: expected a float32 or float64 array, got dtype int64"),
     ("x-2d", lambda k: conv(k, x=k.cx[0]), ValueError,
@@ -629,6 +631,17 @@ GATED_FORWARD = [
      "a: expected a float32 or float64 array, got dtype int32"),
 ]
 
+DROPOUT = [
+    ("x-int", lambda k: F.dropout(k.cx.astype(np.int32), 0.5, 1), TypeError,
+     "x: expected a float32 or float64 array, got dtype int32"),
+    ("p-one", lambda k: F.dropout(k.cx, 1.0, 1), ValueError,
+     "p: expected a float in [0, 1) (p = 1 drops everything: zeros), got 1.0"),
+    ("seed-negative", lambda k: F.dropout(k.cx, 0.5, -1), ValueError,
+     "seed: expected an int in 0..2**64-1, got -1"),
+    ("seed-float", lambda k: F.dropout(k.cx, 0.5, 1.0), TypeError,
+     "seed: expected an int in 0..2**64-1, got <class 'float'>"),
+]
+
 GATED_BACKWARD = [
     ("a-odd", lambda k: F.gated_activation_backward(k.cx[..., :3], k.cx[..., :1]), ValueError,
      f"a: expected an array (..., 2C) {EVEN}, got shape (2, 9, 3)"),
@@ -727,6 +740,7 @@ CASES = (
     + [("linear_backward-" + c[0], *c[1:]) for c in LINEAR_BACKWARD]
     + [("gated_activation_forward-" + c[0], *c[1:]) for c in GATED_FORWARD]
     + [("gated_activation_backward-" + c[0], *c[1:]) for c in GATED_BACKWARD]
+    + [("dropout-" + c[0], *c[1:]) for c in DROPOUT]
     + global_cases("global_max_pool1d")
     + global_cases("global_avg_pool1d")
     + attention_cases("dot_attention")

@@ -53,6 +53,23 @@ def check_against_reference(rng, x, w, b, dtypes=(np.float64, np.float32), **kw)
         got_add = F.conv1d_backward(ctx_add, dy, add=add_x)
         np.testing.assert_array_equal(got_add["x"], got["x"] + add_x)
         np.testing.assert_array_equal(got_add["w"], got["w"])
+        # activation="relu": max(y, 0) in the same pass; the backward through it is the
+        # plain backward of dy * (y > 0), bitwise; and the reference's ReLU path agrees
+        y_relu, ctx_relu = F.conv1d_forward(xd, wd, bd, training=True, add=add_y,
+                                            activation="relu", **kw)
+        np.testing.assert_array_equal(y_relu, np.maximum(y_add, 0))
+        got_relu = F.conv1d_backward(ctx_relu, dy, add=add_x)
+        got_masked = F.conv1d_backward(ctx_add, dy * (y_add > 0), add=add_x)
+        for name in ("x", "w", "b"):
+            np.testing.assert_array_equal(got_relu[name], got_masked[name])
+        yr_ref, ctxr_ref = R.conv1d_forward(xd, wd, bd, training=True, activation="relu", **kw)
+        assert rel_err(F.conv1d_forward(xd, wd, bd, activation="relu", **kw)[0], yr_ref) < out_tol
+        want_relu = R.conv1d_backward(ctxr_ref, dy)
+        got_relu = F.conv1d_backward(F.conv1d_forward(xd, wd, bd, training=True,
+                                                      activation="relu", **kw)[1], dy)
+        for name in ("x", "w", "b"):
+            if want_relu[name] is not None:
+                assert rel_err(got_relu[name], want_relu[name]) < grad_tol, ("relu", name, dtype)
         if dtype == np.float32:  # within the float32 reference's own error (recurrent_cases)
             y32, ctx32 = R.conv1d_forward(xd, wd, bd, training=True, dtype=np.float32, **kw)
             want32 = R.conv1d_backward(ctx32, dy)
@@ -116,6 +133,41 @@ def test_conv1d_same_padding_puts_the_odd_step_right(rng):
     np.testing.assert_array_equal(y[0, :, 0], np.concatenate([[0.0], x[0, :5, 0]]))
     y, _ = F.conv1d_forward(x, w, padding="causal")
     np.testing.assert_array_equal(y[0, :, 0], np.concatenate([[0.0] * 3, x[0, :3, 0]]))
+
+
+def test_conv1d_relu_nan_zero_and_bad_activation(rng):
+    """The fused ReLU is NumPy's maximum (NaN stays NaN, -0 becomes +0); its gradient is dy
+    times (y > 0) (0 where y is NaN); activation other than None or "relu" is refused."""
+    x = np.array([[[1.0], [np.nan], [-2.0], [-0.0]]], np.float32)
+    w = np.ones((1, 1, 1), np.float32)
+    y, ctx = F.conv1d_forward(x, w, None, activation="relu", training=True)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    assert not np.signbit(y[0, 3, 0])
+    grads = F.conv1d_backward(ctx, np.full(y.shape, 3.0, np.float32))
+    np.testing.assert_array_equal(grads["x"][0, :, 0], [3.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(F.conv1d_backward(ctx, None)["x"], 0)
+    for bad in ("tanh", "ReLU", 1, True):
+        with pytest.raises(ValueError, match="activation: expected None or 'relu', got"):
+            F.conv1d_forward(x, w, None, activation=bad)
+
+
+def test_keras_conv1d_relu_runs_in_the_kernel(rng):
+    """Conv1D(activation="relu") gives bitwise the values and gradients of the same layer with a
+    separate ReLU layer after it (the kernel applies and differentiates the ReLU)."""
+    from rnnfast.models import layers as L
+    fused = L.Conv1D(6, 3, activation="relu", seed=1)
+    plain = L.Conv1D(6, 3, seed=1)
+    after = rnnfast.nn.ReLU()
+    x = rng.standard_normal((4, 12, 5)).astype(np.float32)
+    y = fused.forward(x)
+    np.testing.assert_array_equal(y, after.forward(plain.forward(x)))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(fused.backward(dy), plain.backward(after.backward(dy)))
+    np.testing.assert_array_equal(fused.weight.grad, plain.weight.grad)
+    np.testing.assert_array_equal(fused.bias.grad, plain.bias.grad)
+    # a Dense still runs its activation layer (and a tanh Conv1D too)
+    other = L.Conv1D(6, 3, activation="tanh", seed=1)
+    np.testing.assert_array_equal(other.forward(x), np.tanh(plain.forward(x)))
 
 
 def test_conv1d_none_dy_means_zeros(rng):

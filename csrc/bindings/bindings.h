@@ -11,5 +11,6 @@ void bind_conv(Entries& m);       // conv.cc: Conv1D, MaxPool1D, global pooling
 void bind_layer_norm_recurrent(Entries& m);  // layer_norm_recurrent.cc: LayerNorm LSTM, GRU
 void bind_optimizer(Entries& m);   // optimizer.cc: Adam update, sum of squares (clipping)
 void bind_embedding(Entries& m);   // embedding.cc: the embedding gradient (scatter-add)
+void bind_dropout(Entries& m);     // dropout.cc: inverted dropout, counter-based masks
 
 }  // namespace rnnfast::bindings

@@ -89,6 +89,7 @@ void same_padding(index_t length, index_t stride, index_t span, index_t* left, i
 struct Conv1dCtx {
   Conv1dShape shape;
   py::array x, w;  // C-contiguous, of the call's dtype
+  py::array y;     // the output, kept with shape.relu (the backward's ReLU mask)
   bool has_bias = false;
   bool dbl = false;
 };
@@ -152,6 +153,7 @@ py::tuple conv1d_forward_impl(std::shared_ptr<Conv1dCtx> ctx, const py::array& x
   if (!training) return py::make_tuple(y, py::none());
   ctx->x = x;
   ctx->w = w;
+  if (s.relu) ctx->y = y;
   return py::make_tuple(y, py::cast(ctx));
 }
 
@@ -159,7 +161,8 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
                                  const py::object& b_obj, const py::object& stride_obj,
                                  const py::object& padding, const py::object& dilation_obj,
                                  const py::object& groups_obj, bool channels_last, bool training,
-                                 const py::object& precision, const py::object& add_obj) {
+                                 const py::object& precision, const py::object& add_obj,
+                                 const py::object& activation) {
   py::array x = float_array(x_obj, "x");
   const Seq in = seq_of(x, channels_last);
   py::array w = float_array(w_obj, "w");
@@ -220,6 +223,11 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
   s.stride = std::min(stride, padded);
   s.channels_last = channels_last;
   s.precision = precision_arg(precision, x, "x");
+  if (!activation.is_none()) {
+    if (!py::isinstance<py::str>(activation) || activation.cast<std::string>() != "relu")
+      throw py::value_error("activation: expected None or 'relu', got " + repr_of(activation));
+    s.relu = true;
+  }
   checked_size({s.batch, std::max(s.l_out, s.length), std::max(s.c_out, s.c_in)}, "x and y");
   checked_size({s.c_out, s.c_in, K}, "w");
   std::optional<py::array> add;
@@ -268,8 +276,9 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj,
     const T* px = static_cast<const T*>(ctx.x.data());
     const T* pw = static_cast<const T*>(ctx.w.data());
     const T* pdy = dy->data();
+    const T* py_ = s.relu ? static_cast<const T*>(ctx.y.data()) : nullptr;
     ReleaseGil release;
-    conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb, padd);
+    conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb, padd, py_);
   }
   py::dict grads;
   grads["x"] = dx;
@@ -529,7 +538,8 @@ void bind_conv(Entries& m) {
   m.def("conv1d_forward", &conv1d_forward_binding, py::arg("x"), py::arg("w"), py::arg("b"),
         py::kw_only(), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("channels_last").noconvert(), py::arg("training").noconvert(),
-        py::arg("precision") = "float32", py::arg("add") = py::none());
+        py::arg("precision") = "float32", py::arg("add") = py::none(),
+        py::arg("activation") = py::none());
   m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"),
         py::kw_only(), py::arg("add") = py::none());
   m.def("pool1d_forward", &pool_forward_binding, py::arg("op"), py::arg("x"), py::kw_only(),

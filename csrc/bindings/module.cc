@@ -12,4 +12,5 @@ PYBIND11_MODULE(_C, m) {
   rnnfast::bindings::bind_layer_norm_recurrent(entries);
   rnnfast::bindings::bind_optimizer(entries);
   rnnfast::bindings::bind_embedding(entries);
+  rnnfast::bindings::bind_dropout(entries);
 }

@@ -29,6 +29,7 @@ index_t ceil_div(index_t a, index_t b) { return -floor_div(-a, b); }
 struct Geometry {
   index_t batch, l_in, c_in, c_out, kernel, stride, dilation, groups, pad_left, l_out, upsample;
   bool channels_last;
+  bool relu;  // the forward's epilogue ends with max(., 0)
 
   index_t c_group() const { return c_in / groups; }
   index_t out_group() const { return c_out / groups; }
@@ -51,8 +52,8 @@ struct Geometry {
 };
 
 Geometry geometry_of(const Conv1dShape& s) {
-  return {s.batch, s.length, s.c_in,    s.c_out, s.kernel, s.stride,       s.dilation,
-          s.groups, s.pad_left, s.l_out, 1,       s.channels_last};
+  return {s.batch,  s.length,   s.c_in, s.c_out, s.kernel,        s.stride, s.dilation,
+          s.groups, s.pad_left, s.l_out, 1,       s.channels_last, s.relu};
 }
 
 // The convolution whose output is dx: input dy, channels swapped, kernel flipped (see
@@ -66,6 +67,7 @@ Geometry input_gradient_geometry(const Geometry& g) {
   t.upsample = g.stride;
   t.pad_left = (g.kernel - 1) * g.dilation - g.pad_left;
   t.l_out = g.l_in;
+  t.relu = false;
   return t;
 }
 
@@ -200,13 +202,19 @@ void transpose_weights(const Geometry& g, const T* w, T* wt) {
 
 // ------------------------------------------------------------------ forward
 
+// NumPy's maximum(v, 0): NaN stays NaN, -0 becomes +0.
+template <typename T>
+inline T relu(T v) {
+  return v > T(0) ? v : (v == v ? T(0) : v);
+}
+
 // The epilogue of one block of y: ys += bias (null: none), then += the same block of add (y's
-// layout; null: none), in one pass while the block is in cache: the values of adding each to
-// the whole output afterwards.
+// layout; null: none), then the ReLU (g.relu), in one pass while the block is in cache: the
+// values of adding each to the whole output and applying the ReLU afterwards.
 template <typename T>
 void finish_block(const Geometry& g, const T* bias, const T* add, index_t b, index_t t0,
                   index_t nt, T* ys) {
-  if (!bias && !add) return;
+  if (!bias && !add && !g.relu) return;
   if (g.channels_last) {
     const T* as = add ? add + (b * g.l_out + t0) * g.c_out : nullptr;
     for (index_t t = 0; t < nt; ++t) {
@@ -215,6 +223,8 @@ void finish_block(const Geometry& g, const T* bias, const T* add, index_t b, ind
         for (index_t o = 0; o < g.c_out; ++o) row[o] += bias[o];
       if (as)
         for (index_t o = 0; o < g.c_out; ++o) row[o] += as[t * g.c_out + o];
+      if (g.relu)
+        for (index_t o = 0; o < g.c_out; ++o) row[o] = relu(row[o]);
     }
   } else {
     const T* as = add ? add + b * g.c_out * g.l_out + t0 : nullptr;
@@ -224,6 +234,8 @@ void finish_block(const Geometry& g, const T* bias, const T* add, index_t b, ind
         for (index_t t = 0; t < nt; ++t) row[t] += bias[o];
       if (as)
         for (index_t t = 0; t < nt; ++t) row[t] += as[o * g.l_out + t];
+      if (g.relu)
+        for (index_t t = 0; t < nt; ++t) row[t] = relu(row[t]);
     }
   }
 }
@@ -536,10 +548,29 @@ void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T*
   run_forward(geometry_of(s), x, w, b, y, add);
 }
 
+namespace {
+
+// dy * (y > 0) (the gradient through the ReLU, NumPy's values: 0 * NaN is NaN), threaded.
+template <typename T>
+void relu_gradient(index_t n, const T* y, const T* dy, T* out) {
+  parallel_for(n, 1 << 14, [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) out[i] = dy[i] * (y[i] > T(0) ? T(1) : T(0));
+  });
+}
+
+}  // namespace
+
 template <typename T>
 void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db, const T* add_dx) {
+                     T* db, const T* add_dx, const T* y) {
   Bf16Operands<T> r;
+  Buffer<T> through_relu;
+  if (s.relu) {
+    if (!y) throw std::invalid_argument("conv1d_backward: relu needs the forward's output y");
+    through_relu.resize(std::max<index_t>(1, r.y_size(s)));
+    relu_gradient(r.y_size(s), y, dy, through_relu.data());
+    dy = through_relu.data();
+  }
   const T* dy_exact = dy;  // the bias gradient sums dy unrounded (no product)
   if (s.precision == Precision::bfloat16) {
     x = r.round(x, r.x_size(s), r.x);
@@ -632,8 +663,9 @@ template void conv1d_forward<float>(const Conv1dShape&, const float*, const floa
 template void conv1d_forward<double>(const Conv1dShape&, const double*, const double*,
                                      const double*, double*, const double*);
 template void conv1d_backward<float>(const Conv1dShape&, const float*, const float*, const float*,
-                                     float*, float*, float*, const float*);
+                                     float*, float*, float*, const float*, const float*);
 template void conv1d_backward<double>(const Conv1dShape&, const double*, const double*,
-                                      const double*, double*, double*, double*, const double*);
+                                      const double*, double*, double*, double*, const double*,
+                                      const double*);
 
 }  // namespace rnnfast

@@ -19,6 +19,7 @@ from rnnfast.functional.layer_norm_recurrent import (
     layer_norm_lstm_backward,
     layer_norm_lstm_forward,
 )
+from rnnfast.functional.dropout import dropout
 from rnnfast.functional.linear import linear_backward, linear_forward
 from rnnfast.functional.conv import (
     conv1d_backward,
@@ -52,6 +53,7 @@ __all__ = [
     "layer_norm_gru_forward",
     "layer_norm_lstm_backward",
     "layer_norm_lstm_forward",
+    "dropout",
     "linear_backward",
     "linear_forward",
     "gru_backward",

@@ -2,7 +2,7 @@
 
     y, ctx = conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1,
                             groups=1, channels_last=True, training=False,
-                            precision="float32", add=None)
+                            precision="float32", add=None, activation=None)
     grads  = conv1d_backward(ctx, dy, *, add=None)     # {"x", "w", "b"}
     y, ctx = max_pool1d_forward(x, *, pool_size, stride=None, padding="valid",
                                 channels_last=True, training=False)
@@ -55,9 +55,10 @@ __all__ = [
 def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *, stride: int = 1,
                    padding: Padding = "valid", dilation: int = 1, groups: int = 1,
                    channels_last: bool = True, training: bool = False,
-                   precision: str = "float32",
-                   add: Optional[ArrayLike] = None) -> Tuple[Array, Optional[Context]]:
-    """1-D convolution (cross-correlation, as PyTorch and Keras), plus ``add`` if given.
+                   precision: str = "float32", add: Optional[ArrayLike] = None,
+                   activation: Optional[str] = None) -> Tuple[Array, Optional[Context]]:
+    """1-D convolution (cross-correlation, as PyTorch and Keras), plus ``add`` if given, then
+    the ``activation`` if given.
 
     Args:
         x: ``(B, L, C_in)`` if ``channels_last`` else ``(B, C_in, L)``; float32 or float64.
@@ -73,6 +74,10 @@ def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
             the backward, ``dy`` rounded to bfloat16 for every product, float32 sums; the bias
             and all outputs stay float32). The backward uses the forward's. Arrays of
             ml_dtypes' bfloat16 are widened to float32.
+        add: None, or an array of ``y``'s shape and dtype added to the output in the same pass.
+        activation: None, or ``"relu"``: ``max(y, 0)`` applied in the same pass (NumPy's
+            maximum: NaN stays NaN); ``ctx`` then also keeps ``y`` and the backward
+            differentiates through it (``dy * (y > 0)``).
 
     Returns:
         ``(y, ctx)``: ``y`` ``(B, L_out, C_out)`` (or ``(B, C_out, L_out)``), ``ctx`` for
@@ -81,7 +86,7 @@ def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
     return _C.conv1d_forward(_w(x), _w(w), _w(b), stride=stride, padding=padding,
                              dilation=dilation, groups=groups,
                              channels_last=bool(channels_last), training=bool(training),
-                             precision=precision, add=_w(add))
+                             precision=precision, add=_w(add), activation=activation)
 
 
 def conv1d_backward(ctx: Context, dy: Optional[ArrayLike], *,

@@ -57,7 +57,7 @@ from rnnfast._policy import policy_name, resolve_dtype
 from rnnfast.functional.stack import CELLS, param_name
 from rnnfast.models import constraints, initializers, regularizers
 from rnnfast.models.keras_weights import get_keras_weights, set_keras_weights
-from rnnfast.nn.activation import activation_name, get_activation
+from rnnfast.nn.activation import ReLU, activation_name, get_activation
 from rnnfast.nn.conv import _data_format, _Pool
 from rnnfast.nn.module import (
     KerasWeightless,
@@ -339,8 +339,11 @@ class _KernelLayer(KerasWeights):
             return {}
         return {"kernel": [self.weight], "bias": [] if self.bias is None else [self.bias]}
 
-    def _finish(self, y):
-        y = y if self.activation is None else self.activation.forward(y)
+    def _finish(self, y, activated=False):
+        """The activation (unless the kernel ``activated`` y), the activity regularizer."""
+        object.__setattr__(self, "_kernel_activated", activated)
+        if not activated and self.activation is not None:
+            y = self.activation.forward(y)
         self._activity([y])
         if self.activity_regularizer is not None:
             object.__setattr__(self, "_activity_out", y if self.training else None)
@@ -349,7 +352,9 @@ class _KernelLayer(KerasWeights):
     def _start_backward(self, dy):
         if self.activity_regularizer is not None:
             dy = self._activity_grad(as_float_input(dy, "dy", self.dtype), self._activity_out)
-        return dy if self.activation is None else self.activation.backward(dy)
+        if self.activation is None or getattr(self, "_kernel_activated", False):
+            return dy
+        return self.activation.backward(dy)
 
     def _kernel_config(self):
         config = {"activation": activation_name(self.activation),
@@ -482,7 +487,11 @@ class Conv1D(_KernelLayer, nn.Conv1d):
             self.build(input_shape[-1] if self.channels_last else input_shape[0])
 
     def forward(self, x):
-        return self._finish(self._convolve(x, allow_unbatched=False))
+        # a ReLU runs in the kernel's last pass over the output (and its gradient in the
+        # backward's first)
+        fused = type(self.activation) is ReLU
+        y = self._convolve(x, allow_unbatched=False, activation="relu" if fused else None)
+        return self._finish(y, activated=fused)
 
     def backward(self, dy):
         dx = self._convolve_backward(self._start_backward(dy))

@@ -166,9 +166,10 @@ class Conv1d(Module):
     def _channels(self, x):
         return x.shape[-1] if self.channels_last else x.shape[-2]
 
-    def _convolve(self, x, allow_unbatched, add=None):
+    def _convolve(self, x, allow_unbatched, add=None, activation=None):
         """The forward; ``add`` (None, or an array of the output's shape, batched) is summed into
-        the output by the kernel (``F.conv1d_forward``'s ``add``)."""
+        the output by the kernel (``F.conv1d_forward``'s ``add``), then ``activation`` (None or
+        ``"relu"``) applied by it."""
         x = as_float_input(x, "x", self.dtype)
         x3, unbatched = _batched(x, self.channels_last, allow_unbatched)
         if not self.built:
@@ -182,7 +183,8 @@ class Conv1d(Module):
                                   padding=self.padding, dilation=self.dilation, groups=self.groups,
                                   channels_last=self.channels_last, training=self.training,
                                   precision=self.precision,
-                                  add=add[None] if unbatched and add is not None else add)
+                                  add=add[None] if unbatched and add is not None else add,
+                                  activation=activation)
         self._keep((ctx, y.shape, unbatched))
         return y[0] if unbatched else y
 

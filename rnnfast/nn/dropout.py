@@ -1,13 +1,15 @@
 """``Dropout(p)``: in training mode zeroes each element with probability ``p`` and scales the
 rest by ``1 / (1 - p)`` (inverted dropout, as PyTorch and Keras do); identity in eval mode.
 
-The mask is drawn as 32 random bits per element from the layer's generator (an element is
-dropped when its bits, read as an unsigned integer ``u``, are below ``ceil(p * 2**32)``: a drop
-probability within ``2**-32`` of ``p``), not as float64 uniforms: a quarter of the memory
-traffic. The same seed gives the same masks.
+Each training call draws one 64-bit seed from the layer's generator and runs
+``rnnfast.functional.dropout`` (a C++ kernel: the mask is 32 bits of a counter-based
+generator per element, compared with ``ceil(p * 2**32)``, so the drop probability is within
+``2**-32`` of ``p``); the backward recomputes the mask from the seed (nothing is stored). The
+same seed gives the same masks at any thread count.
 """
 import numpy as np
 
+from rnnfast import functional as F
 from rnnfast.nn.module import (
     KerasWeightless,
     Module,
@@ -19,23 +21,6 @@ from rnnfast.nn.module import (
 )
 
 __all__ = ["Dropout"]
-
-# Bit generators whose raw outputs are 64 uniformly random bits (MT19937's are 32 bits).
-_RAW64 = (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
-
-
-def random_bits(rng, shape):
-    """A uint32 array of ``shape`` of independent uniform random bits from ``rng``: two per raw
-    64-bit output of its bit generator when it has them, else ``rng.integers``."""
-    n = int(np.prod(shape, dtype=np.int64))
-    if isinstance(rng.bit_generator, _RAW64):
-        return rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n].reshape(shape)
-    return rng.integers(0, 2 ** 32, size=shape, dtype=np.uint32)
-
-
-def drop_threshold(p):
-    """``ceil(p * 2**32)`` as a uint32 (``p`` in (0, 1)): 32 random bits below it drop."""
-    return np.uint32(min(int(np.ceil(p * 2.0 ** 32)), 2 ** 32 - 1))
 
 
 class Dropout(KerasWeightless, Module):
@@ -64,17 +49,20 @@ class Dropout(KerasWeightless, Module):
             self._keep((None, x.shape, x.dtype))
             return x
         if self.p == 1.0:
-            mask = np.zeros(x.shape, x.dtype)
-        else:
-            mask = (random_bits(self.rng, x.shape) >= drop_threshold(self.p)).astype(x.dtype)
-            mask *= x.dtype.type(1.0) / x.dtype.type(1.0 - self.p)
-        self._keep((mask, x.shape, x.dtype))
-        return x * mask
+            self._keep((-1, x.shape, x.dtype))
+            return x * x.dtype.type(0.0)  # NaN and infinities stay NaN, as 0 * x
+        seed = int(self.rng.integers(0, 2 ** 64, dtype=np.uint64))
+        self._keep((seed, x.shape, x.dtype))
+        return F.dropout(x, self.p, seed)
 
     def backward(self, dy):
-        mask, shape, dtype = self._saved()
+        seed, shape, dtype = self._saved()
         dy = check_grad(dy, "dy", shape, dtype)
-        return dy if mask is None else dy * mask
+        if seed is None:
+            return dy
+        if seed < 0:  # p == 1
+            return dy * dtype.type(0.0)
+        return F.dropout(dy, self.p, seed)
 
     def get_config(self):
         return {"p": self.p}

@@ -21,6 +21,7 @@ from rnnfast.reference.recurrent import (
     rnn_backward,
     rnn_forward,
 )
+from rnnfast.reference.dropout import dropout
 from rnnfast.reference.linear import linear_backward, linear_forward
 from rnnfast.reference.conv import (
     conv1d_backward,
@@ -46,6 +47,7 @@ __all__ = [
     "global_max_pool1d_forward",
     "max_pool1d_backward",
     "max_pool1d_forward",
+    "dropout",
     "linear_backward",
     "linear_forward",
     "gru_backward",

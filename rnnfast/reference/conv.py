@@ -6,7 +6,8 @@ operation of the forward and of its backward is computed (the error a straightfo
 implementation makes, the yardstick of the float32 kernels' tests)::
 
     y, ctx = conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1,
-                            groups=1, channels_last=True, training=False, dtype=np.float64)
+                            groups=1, channels_last=True, training=False, dtype=np.float64,
+                            activation=None)         # or "relu": max(y, 0)
     grads  = conv1d_backward(ctx, dy)                  # {"x", "w", "b"}
     y, ctx = max_pool1d_forward(x, *, pool_size, stride=None, padding="valid",
                                 channels_last=True, training=False)
@@ -76,7 +77,8 @@ def _conv_padding(padding, length, kernel_size, stride, dilation):
 
 
 def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, groups=1,
-                   channels_last=True, training=False, dtype=np.float64):
+                   channels_last=True, training=False, dtype=np.float64, activation=None):
+    assert activation in (None, "relu")
     dtype = compute_dtype(dtype)
     x = _to_ncl(x, channels_last, dtype)
     w = np.asarray(w, dtype=dtype)
@@ -98,11 +100,13 @@ def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, group
         y[:, co, :] = np.einsum("bclk,ock->bol", patches[:, ci], w[co])
     if b is not None:
         y += np.asarray(b, dtype=dtype)[None, :, None]
+    if activation == "relu":
+        y = np.maximum(y, 0)
     ctx = None
     if training:
         ctx = _Ctx("conv1d", patches=patches, w=w, has_bias=b is not None, groups=groups,
                    taps=taps, left=left, length=length, padded_length=xp.shape[2],
-                   channels_last=channels_last)
+                   channels_last=channels_last, relu_mask=y > 0 if activation else None)
     return _from_ncl(y, channels_last), ctx
 
 
@@ -114,6 +118,8 @@ def conv1d_backward(ctx, dy):
     out_group = c_out // groups
     dy = (np.zeros((batch, c_out, l_out), dtype=w.dtype) if dy is None
           else _to_ncl(dy, ctx.channels_last, w.dtype))
+    if ctx.relu_mask is not None:
+        dy = dy * ctx.relu_mask
     dw = np.empty_like(w)
     dpatches = np.empty_like(patches)
     for g in range(groups):

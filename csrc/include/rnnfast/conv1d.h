@@ -32,6 +32,11 @@ struct Conv1dShape {
   // bfloat16 (float only): x, w and dy rounded to bfloat16 once per call, every product of
   // them summed in float32; the bias, y and every gradient stay float32.
   Precision precision = Precision::float32;
+  // ReLU on the output: y = max(conv + b + add, 0) in the forward's last pass over each block
+  // (NumPy's maximum: NaN stays NaN, -0 becomes +0); the backward then takes y and
+  // differentiates through it with dy * (y > 0), as an activation layer after the convolution
+  // would.
+  bool relu = false;
 };
 
 // y = (conv(x, w) + b) + add. b may be null (no bias), add (y's shape and layout) may be null
@@ -43,10 +48,11 @@ void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T*
 
 // Gradients of sum(y * dy): dx [like x] (plus add_dx, x's shape, if not null: another path's
 // gradient of x summed in the same pass), dw [like w], db [C_out] (db may be null: no bias).
-// All outputs are only written.
+// All outputs are only written. With s.relu, y is the forward's output (required) and the
+// gradients are those of sum(y * dy) through the ReLU (dy * (y > 0) into the products).
 template <typename T>
 void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db, const T* add_dx = nullptr);
+                     T* db, const T* add_dx = nullptr, const T* y = nullptr);
 
 // WaveNet's gated activation over `rows` rows of 2C values, the filter pre-activation first and
 // the gate second: z[r, c] = tanh(a[r, c]) * sigmoid(a[r, C + c]) (z is [rows, C], only

@@ -1,0 +1,24 @@
+// Inverted dropout with a counter-based mask, float and double:
+//   y[i] = x[i] * (keep(i) ? 1 / (1 - p) : 0),   keep(i) = bits(seed, i) >= threshold
+// where threshold = ceil(p * 2^32) (at most 2^32 - 1) and bits(seed, i) is 32 bits of the
+// SplitMix64 sequence started at seed: output j = mix(seed + (j + 1) * 0x9E3779B97F4A7C15)
+// (Steele, Lea and Flood's finaliser) gives element 2j its low and element 2j + 1 its high
+// 32 bits. A mask is a function of (seed, i) only: the same for any thread count, and the
+// backward recomputes it instead of keeping it (dx = the same operation on dy). The scale is
+// T(1) / T(1 - p) (1 - p in double, then rounded to T) and multiplied, so a dropped NaN or infinity stays NaN.
+// Requires 0 <= p < 1 (p = 1, every element dropped, is the caller's zeros).
+#pragma once
+#include <cstdint>
+
+#include "rnnfast/common.h"
+
+namespace rnnfast {
+
+// The 32-bit drop threshold of rate p in [0, 1): ceil(p * 2^32), at most 2^32 - 1.
+std::uint32_t dropout_threshold(double p);
+
+// y (n values, may be x itself) from x as above. Elements are split between the threads.
+template <typename T>
+void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y);
+
+}  // namespace rnnfast

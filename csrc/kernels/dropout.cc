@@ -1,0 +1,97 @@
+// Inverted dropout with a counter-based mask (rnnfast/dropout.h).
+#include "rnnfast/dropout.h"
+
+#include <algorithm>
+#include <cstring>
+#include <cmath>
+#include <type_traits>
+
+#include "rnnfast/threads.h"
+
+namespace rnnfast {
+
+namespace {
+
+constexpr std::uint64_t kGamma = 0x9E3779B97F4A7C15ull;
+
+// SplitMix64's output number j (from 0) of the sequence started at seed.
+inline std::uint64_t splitmix64(std::uint64_t seed, std::uint64_t j) {
+  std::uint64_t z = seed + (j + 1) * kGamma;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// The bits of `from` as a To of the same size.
+template <typename To, typename From>
+inline To as(From from) {
+  static_assert(sizeof(To) == sizeof(From));
+  To to;
+  std::memcpy(&to, &from, sizeof(To));
+  return to;
+}
+
+// Pairs per work item: enough values that an item outweighs the hand-off to a thread.
+constexpr index_t kPairsPerItem = 1 << 13;
+
+template <typename T>
+void apply_pairs(index_t n, const T* x, std::uint32_t threshold, T scale, std::uint64_t seed,
+                 index_t j0, index_t j1, T* y) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  const U scale_bits = as<U>(scale);
+  // Blocks of pairs: the draws first, then a branch-free (vectorisable) pass over the values
+  // (a kept or dropped element is a coin flip: a branch on it would be mispredicted half the
+  // time).
+  constexpr index_t kBlock = 128;
+  std::uint64_t z[kBlock];
+  std::uint32_t bits[2 * kBlock];
+  for (index_t jb = j0; jb < j1; jb += kBlock) {
+    const index_t m = std::min(kBlock, j1 - jb);
+    for (index_t u = 0; u < m; ++u) {
+      const std::uint64_t r = splitmix64(seed, static_cast<std::uint64_t>(jb + u));
+      z[u] = r;
+    }
+    for (index_t u = 0; u < m; ++u) {  // element 2j the low half, 2j + 1 the high half
+      bits[2 * u] = static_cast<std::uint32_t>(z[u]);
+      bits[2 * u + 1] = static_cast<std::uint32_t>(z[u] >> 32);
+    }
+    const index_t e0 = 2 * jb, count = std::min(n, 2 * (jb + m)) - e0;
+    const T* __restrict xs = x + e0;
+    T* __restrict ys = y + e0;
+    // the multiplier's bits: scale's where kept, zero's where dropped (integer masks: the
+    // compilers turn a select of floats into a branch)
+    for (index_t e = 0; e < count; ++e) {
+      const U keep = U(0) - static_cast<U>(bits[e] >= threshold);
+      ys[e] = xs[e] * as<T>(static_cast<U>(keep & scale_bits));
+    }
+  }
+}
+
+}  // namespace
+
+std::uint32_t dropout_threshold(double p) {
+  const double t = std::ceil(p * 4294967296.0);  // p * 2^32 is exact
+  return t >= 4294967295.0 ? 0xFFFFFFFFu : static_cast<std::uint32_t>(t);
+}
+
+template <typename T>
+void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {
+  if (n <= 0) return;
+  const std::uint32_t threshold = dropout_threshold(p);
+  const T scale = T(1) / static_cast<T>(1.0 - p);  // 1 - p in double, as Python computes it
+  const index_t pairs = (n + 1) / 2;
+  const index_t items = (pairs + kPairsPerItem - 1) / kPairsPerItem;
+  auto run = [&](index_t i0, index_t i1) {
+    apply_pairs(n, x, threshold, scale, seed, i0 * kPairsPerItem,
+                std::min(pairs, i1 * kPairsPerItem), y);
+  };
+  if (items >= 2)
+    parallel_for(items, 1, run);
+  else
+    run(0, items);
+}
+
+template void dropout_apply<float>(index_t, const float*, double, std::uint64_t, float*);
+template void dropout_apply<double>(index_t, const double*, double, std::uint64_t, double*);
+
+}  // namespace rnnfast

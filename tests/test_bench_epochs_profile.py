@@ -1,0 +1,43 @@
+"""bench/epochs_profile.py's per-layer table (--layers): a row per layer's forward and backward,
+the optimiser and the rest, from one timed epoch; the layers' methods are restored afterwards."""
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench():
+    root = Path(__file__).resolve().parents[1]
+    paths = [str(root / "bench"), str(root / "examples")]
+    sys.path[:0] = paths
+    try:
+        import epochs_profile
+        yield epochs_profile
+    finally:
+        for p in paths:
+            sys.path.remove(p)
+
+
+def test_layer_table_times_every_layer(bench):
+    epoch, what, model = bench.make_epoch("imdb_sentiment", quick=True)
+    assert what == "160 x (100,), batch 100"  # the training part of 200 samples
+    table = bench.layer_table(epoch, model).splitlines()
+    assert table[0] == "2 batches, one epoch, every part timed"
+    names = [row.split(" | ")[0].lstrip("| ") for row in table[3:]]
+    want = [f"{i} {type(layer).__name__}.{m}" for i, layer in enumerate(model.layers)
+            for m in ("forward", "backward")]
+    assert names == want + ["optimizer step", "rest (loss, metrics, fit)", "epoch"]
+    for row in table[3:]:
+        wall, cpu = (float(v) for v in row.split(" | ")[1:3])
+        assert wall >= 0 and cpu >= 0 or row.startswith("| rest")
+    # the wrappers are gone: the layers' own methods again, and the model still trains
+    for layer in model.layers:
+        assert "forward" not in vars(layer) and "backward" not in vars(layer)
+    assert "step" not in vars(model.optimizer)
+    epoch()
+
+
+def test_translate_has_no_model(bench):
+    _, what, model = bench.make_epoch("translate", quick=True)
+    assert model is None and what == "135 pairs, batch 64"  # the training part of 150
