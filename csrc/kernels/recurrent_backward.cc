@@ -4,8 +4,9 @@
 // units (the GEMM's panel width): a block first completes its columns of the state gradient,
 // dh += dgh_prev W_hh (dgh_prev: the recurrent-side gate gradients of the step processed just
 // before, every unit), then turns them into the gate gradients of its units for every active
-// sequence (saved for all rows in dgx [rows, G*H], and staged for the next step's GEMM in a
-// second buffer). After the loop, the input gradient and the weight gradients are a few large
+// sequence (saved for all rows in dgx [rows, G*H]; the next step's GEMM reads them there when
+// every sequence spans every step and they are the recurrent side's too (RNN, LSTM), else from a
+// staged copy with zeros for inactive sequences). After the loop, the input gradient and the weight gradients are a few large
 // GEMMs over all rows, and the bias gradients sums of the gate gradients over the rows: a
 // column of ones in the weight GEMM's [x | 1 | h_prev] when that GEMM covers every gate
 // (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
