@@ -4,14 +4,16 @@
 // units (the GEMM's panel width): a block first completes its columns of the state gradient,
 // dh += dgh_prev W_hh (dgh_prev: the recurrent-side gate gradients of the step processed just
 // before, every unit), then turns them into the gate gradients of its units for every active
-// sequence (saved for all rows in dgx [rows, G*H], and staged for the next step's GEMM in a
-// second buffer). After the loop, the input gradient and the weight gradients are a few large
+// sequence (saved for all rows in dgx [rows, G*H]; the next step's GEMM reads them there when
+// every sequence spans every step and they are the recurrent side's too (RNN, LSTM), else from a
+// staged copy with zeros for inactive sequences). After the loop, the input gradient and the weight gradients are a few large
 // GEMMs over all rows, and the bias gradients sums of the gate gradients over the rows: a
 // column of ones in the weight GEMM's [x | 1 | h_prev] when that GEMM covers every gate
 // (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
 // gradient of r: it keeps the two-GEMM step. The large temporaries live in a scratch kept
 // between calls (rnnfast/scratch_cache.h).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "cell_steps.h"
@@ -103,6 +105,37 @@ void peephole_grads(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T*
   });
 }
 
+// Asks for the lines of [p, p + bytes) in L2 (write: about to be written).
+template <bool Write>
+inline void prefetch_lines(const void* p, std::size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(c) & ~std::uintptr_t(63);
+  const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(c + bytes - 1);
+  for (std::uintptr_t a = first; a <= last; a += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(a), Write ? 1 : 0, 2);
+}
+
+// The inputs of the gate gradients of units [j0, j0 + n) of row `row` (the saved gates, the
+// cell's extra state, h_prev for GRU, dy) and the lines of dgx they will write, asked for in
+// L2 a step ahead: the forward wrote them long ago (no longer cached), and a block's lines sit
+// G*H apart, a stride the hardware prefetchers do not follow (perf: the gate math's time was
+// mostly its first loads; bench/RESULTS.md).
+template <typename T, Cell C>
+inline void prefetch_step_inputs(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T* dy,
+                                 T* dgx, index_t row, index_t j0, index_t n) {
+  constexpr index_t G = gate_count(C);
+  const index_t H = s.H, GH = G * H;
+  const std::size_t bytes = sizeof(T) * n;
+  for (index_t k = 0; k < G; ++k) {
+    prefetch_lines<false>(ws.gates.data() + row * GH + k * H + j0, bytes);
+    prefetch_lines<true>(dgx + row * GH + k * H + j0, bytes);
+  }
+  if constexpr (C == Cell::lstm || C == Cell::gru)
+    prefetch_lines<false>(ws.extra.data() + row * H + j0, bytes);
+  if constexpr (C == Cell::gru) prefetch_lines<false>(ws.hprev.data() + row * H + j0, bytes);
+  if (dy) prefetch_lines<false>(dy + row * H + j0, bytes);
+}
+
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward. The
@@ -124,7 +157,14 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   const index_t hb = Drop ? whh_k.gate[0].panel_width() : whh.panel_width();
   const index_t blocks = (H + hb - 1) / hb;
   Buffer<T> tmp(Drop ? B * H : 0);  // Drop: one gate's product
-  Buffer<T> stage_a(B * GH), stage_b(B * GH);
+  // Every sequence active at every step (no lengths) and the recurrent-side gradients those of
+  // the input side (RNN, LSTM): the next step's product reads this step's rows of dgx in place
+  // (equally spaced: G*H apart time-major, T*G*H batch-first) instead of a staged copy, and the
+  // step kernels' second output goes to a sink of one row per run (L1; blocks write disjoint
+  // columns of it). Else the staged copies (zeros for inactive sequences).
+  const bool direct = C != Cell::gru && s.lengths.empty();
+  const index_t direct_ld = s.batch_first ? s.T * GH : GH;
+  Buffer<T> stage_a(direct ? 0 : B * GH), stage_b(direct ? 0 : B * GH);
   // Zone: d * dh and d * dc, the previous state's parts of this step's gradients
   Buffer<T> keep_h(Zone ? B * H : 0), keep_c(Zone && C == Cell::lstm ? B * H : 0);
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
@@ -132,8 +172,10 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
 
   // Sequences [b0, b1) through every step; share_steps: each step's blocks on the threads.
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
-    const T* prev = nullptr;  // [B, G*H] staged gate gradients of the step processed before
-    T* cur = stage_a.data();  // [B, G*H] those of this step
+    const T* prev = nullptr;  // row b0 of the gate gradients of the step processed before
+    const index_t lda = direct ? direct_ld : GH;  // and the distance of its rows
+    T* cur = stage_a.data();  // [B, G*H] the staged gate gradients of this step
+    Buffer<T> sink(direct ? GH : 0);
     index_t step = s.steps() - 1;
 
     // The gate gradients of block q for every sequence, from its completed columns of dh. The
@@ -143,7 +185,7 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
       const index_t j0 = q * hb, n = std::min(hb, H - j0);
       for (index_t b = b0; b < b1; ++b) {
         T* dhb = dh + b * H + j0;
-        T* st = cur + b * GH + j0;
+        T* st = direct ? sink.data() + j0 : cur + b * GH + j0;
         if (!s.active(step, b)) {  // the state passes unchanged: dh stays, nothing to stage
           for (index_t k = 0; k < G; ++k) std::fill_n(st + k * H, n, T(0));
           continue;
@@ -179,6 +221,8 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
           if constexpr (C == Cell::lstm)
             zone.add(n, keep_c.data() + b * H + j0, dc + b * H + j0);
         }
+        if (step > 0 && s.active(step - 1, b))
+          prefetch_step_inputs<T, C>(s, ws, dy, dgx, s.row(s.time_of(step - 1, b), b), j0, n);
       }
     };
     // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
@@ -186,11 +230,11 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     auto run_blocks = [&](index_t q0, index_t q1) {
       if (prev) {
         if constexpr (Drop)
-          drop.add_products_cols(b0, b1 - b0, prev + b0 * GH, GH, H, whh_k.gate, q0 * hb,
+          drop.add_products_cols(b0, b1 - b0, prev, lda, H, whh_k.gate, q0 * hb,
                                  std::min(H, q1 * hb), tmp.data(), dh);
         else
-          gemm_packed_cols<T>(b1 - b0, prev + b0 * GH, GH, whh, q0 * hb, std::min(H, q1 * hb),
-                              T(1), dh + b0 * H, H);
+          gemm_packed_cols<T>(b1 - b0, prev, lda, whh, q0 * hb, std::min(H, q1 * hb), T(1),
+                              dh + b0 * H, H);
       }
       for (index_t q = q0; q < q1; ++q) grads(q);
     };
@@ -199,15 +243,18 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
         parallel_for(blocks, grain, run_blocks);
       else
         run_blocks(0, blocks);
-      prev = cur;
-      cur = cur == stage_a.data() ? stage_b.data() : stage_a.data();
+      if (direct) {
+        prev = dgx + s.row(s.time_of(step, b0), b0) * GH;
+      } else {
+        prev = cur + b0 * GH;
+        cur = cur == stage_a.data() ? stage_b.data() : stage_a.data();
+      }
     }
     if (prev) {
       if constexpr (Drop)
-        drop.add_products_cols(b0, b1 - b0, prev + b0 * GH, GH, H, whh_k.gate, 0, H, tmp.data(),
-                               dh);
+        drop.add_products_cols(b0, b1 - b0, prev, lda, H, whh_k.gate, 0, H, tmp.data(), dh);
       else
-        gemm_packed<T>(b1 - b0, prev + b0 * GH, GH, whh, T(1), dh + b0 * H, H);
+        gemm_packed<T>(b1 - b0, prev, lda, whh, T(1), dh + b0 * H, H);
     }
   };
   if (detail::split_batch<T>(s, G))

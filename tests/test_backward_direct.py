@@ -1,0 +1,68 @@
+"""The reverse loop's two ways of feeding a step's product: when every sequence spans every step
+(no lengths) the RNN and LSTM read the previous step's gate gradients in place from the saved
+gradients of every row; otherwise (lengths given, or GRU) from a staged copy with zeros for
+inactive sequences. Both must give the reference's gradients, and the same bits: lengths equal
+to T for every sequence take the staged way through the very same arithmetic, so any slip of
+the in-place way (a row distance, a step off by one, batch-first or reversed order, the split of
+the batch between threads) shows as a difference in the bits."""
+import numpy as np
+import pytest
+
+from rnnfast import functional as F
+from rnnfast import reference as R
+from recurrent_cases import (as64, assert_bitwise_equal, assert_matches_reference, make_inputs,
+                             run, upstream, with_threads)
+
+# (op, forward keywords, T, B, I, H, extra inputs): odd sizes not a multiple of the SIMD width,
+# T = 1, B = 1, batches below and above the two-thread batch split (16), H past one panel.
+SHAPES = [
+    ("rnn", {"nonlinearity": "tanh"}, 7, 11, 5, 13, {}),
+    ("rnn", {"nonlinearity": "relu"}, 6, 20, 3, 37, {}),
+    ("lstm", {}, 9, 10, 7, 19, {}),
+    ("lstm", {}, 5, 24, 6, 70, {}),
+    ("lstm", {}, 1, 12, 4, 9, {}),
+    ("lstm", {}, 8, 1, 3, 17, {}),
+    ("lstm", {}, 6, 9, 5, 21, {"peephole": True}),
+]
+LAYOUTS = [(False, False), (True, False), (False, True), (True, True)]  # (batch_first, reverse)
+
+
+def case(shape, dtype, batch_first, reverse, seed=0):
+    op, kw, T, B, I, H, extra = shape
+    rng = np.random.default_rng(seed)
+    args, _ = make_inputs(rng, op, T, B, I, H, dtype, batch_first=batch_first, **extra)
+    y_shape = (B, T, H) if batch_first else (T, B, H)
+    grads = upstream(rng, op, y_shape, B, H, dtype)
+    return op, dict(kw, batch_first=batch_first, reverse=reverse), args, grads
+
+
+def full_lengths(options, args):
+    x = args["x"]
+    T, B = (x.shape[1], x.shape[0]) if options["batch_first"] else x.shape[:2]
+    return dict(options, lengths=np.full(B, T))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_first,reverse", LAYOUTS)
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"{s[0]}-{s[2]}x{s[3]}x{s[5]}" for s in SHAPES])
+def test_in_place_matches_the_reference_and_the_staged_bits(shape, dtype, batch_first, reverse):
+    op, options, args, grads = case(shape, dtype, batch_first, reverse)
+    ref_out, want = run(R, op, as64(args), options, as64(grads))
+    direct = with_threads([1, 2, 3], lambda: run(F, op, args, options, grads))
+    out, got = direct[0]
+    assert_matches_reference(out, got, ref_out, want, dtype)
+    assert_bitwise_equal(direct)
+    staged = run(F, op, args, full_lengths(options, args), grads)
+    assert_bitwise_equal([direct[0], staged])
+
+
+@pytest.mark.parametrize("options", [dict(zoneout=0.3), dict(recurrent_dropout=0.4)],
+                         ids=["zoneout", "recurrent_dropout"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_in_place_with_masks_gives_the_staged_bits(options, batch_first):
+    op, base, args, grads = case(SHAPES[3], np.float32, batch_first, False, seed=3)
+    base = dict(base, seed=5, **options)
+    direct = with_threads([1, 2], lambda: run(F, op, args, base, grads))
+    assert_bitwise_equal(direct)
+    staged = run(F, op, args, full_lengths(base, args), grads)
+    assert_bitwise_equal([direct[0], staged])
