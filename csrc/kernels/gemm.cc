@@ -369,6 +369,26 @@ void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, 
 }
 
 template <typename T>
+void PackedB<T>::shape_panels(index_t K, index_t N) {
+  isa_ = active_isa();
+  K_ = K;
+  N_ = N;
+  nr_ = kernel_set<T>(isa_).nr;
+  ld_ = K * nr_;
+  data_.resize(std::max<index_t>(1, ceil_div(N, nr_) * ld_));
+}
+
+template <typename T>
+void PackedB<T>::shape_bf16(index_t K, index_t N) {
+  isa_ = active_isa();
+  K_ = K;
+  N_ = N;
+  nr_ = kBf16PanelWidth;
+  ld_ = 0;
+  data_.resize(0);
+}
+
+template <typename T>
 void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
                       Precision precision) {
   precision_ = precision;
@@ -378,12 +398,7 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
     if constexpr (kIsFloat<T>) {
       const Bf16Isa bi = active_bf16_isa();
       if (bi != Bf16Isa::portable) {
-        isa_ = active_isa();
-        K_ = K;
-        N_ = N;
-        nr_ = kBf16PanelWidth;
-        ld_ = 0;
-        data_.resize(0);
+        shape_bf16(K, N);
         bf16_.pack(bi, trans_b, K, N, B, ldb);
         return;
       }
@@ -400,14 +415,9 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
       refuse_bf16_double();
     }
   }
-  isa_ = active_isa();
+  shape_panels(K, N);
   const gd::KernelSet<T>& ks = kernel_set<T>(isa_);
-  K_ = K;
-  N_ = N;
-  nr_ = ks.nr;
-  ld_ = K * nr_;
   const index_t panels = ceil_div(N, nr_);
-  data_.resize(std::max<index_t>(1, panels * ld_));
   if (K <= 0 || N <= 0) return;
   const index_t grain = std::max<index_t>(1, (1 << 16) / std::max<index_t>(1, ld_));
   parallel_for(panels, grain, [&](index_t j0, index_t j1) {
@@ -424,13 +434,8 @@ void PackedB<T>::pack_gathered(index_t K, index_t N, const T* B, index_t ldb, co
       const Bf16Isa bi = active_bf16_isa();
       if (bi != Bf16Isa::portable && PackedBf16::gathers_in_place(N, src)) {
         precision_ = precision;
-        isa_ = active_isa();
-        K_ = K;
-        N_ = N;
-        nr_ = kBf16PanelWidth;
-        ld_ = 0;
-        data_.resize(0);
         bf16_ = PackedBf16{};
+        shape_bf16(K, N);
         bf16_.pack_gathered(bi, K, N, B, ldb, src);
         return;
       }
@@ -449,14 +454,9 @@ void PackedB<T>::pack_gathered(index_t K, index_t N, const T* B, index_t ldb, co
   }
   precision_ = precision;
   bf16_ = PackedBf16{};
-  isa_ = active_isa();
+  shape_panels(K, N);
   const gd::KernelSet<T>& ks = kernel_set<T>(isa_);
-  K_ = K;
-  N_ = N;
-  nr_ = ks.nr;
-  ld_ = K * nr_;
   const index_t panels = ceil_div(N, nr_);
-  data_.resize(std::max<index_t>(1, panels * ld_));
   if (K <= 0 || N <= 0) return;
   const index_t nr = nr_, ld = ld_;
   const index_t grain = std::max<index_t>(1, (1 << 16) / std::max<index_t>(1, ld));

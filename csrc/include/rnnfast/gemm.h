@@ -70,6 +70,12 @@ class PackedB {
   const PackedBf16& bf16() const { return bf16_; }
 
  private:
+  // Record a K x N op(B) of the active instruction set: float panels of its width, data_ sized
+  // for them (shape_panels), or the bfloat16 hardware panels kept in bf16_, data_ empty
+  // (shape_bf16).
+  void shape_panels(index_t K, index_t N);
+  void shape_bf16(index_t K, index_t N);
+
   Buffer<T> data_;
   index_t K_ = 0, N_ = 0;
   index_t ld_ = 0;
