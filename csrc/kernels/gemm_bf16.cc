@@ -214,10 +214,7 @@ void round_to_bf16(index_t n, const float* src, float* dst) {
   for (index_t i = 0; i < n; ++i) dst[i] = bf16_round(src[i]);
 }
 
-void PackedBf16::pack(Bf16Isa isa_, bool trans_b, index_t K_, index_t N_, const float* B,
-                      index_t ldb) {
-  if (isa_ == Bf16Isa::portable)
-    throw std::logic_error("PackedBf16: the portable path packs float32 panels (PackedB)");
+index_t PackedBf16::shape(Bf16Isa isa_, index_t K_, index_t N_) {
   isa = isa_;
   K = K_;
   N = N_;
@@ -226,9 +223,18 @@ void PackedBf16::pack(Bf16Isa isa_, bool trans_b, index_t K_, index_t N_, const 
   const auto size = static_cast<std::size_t>(panels * kp * bd::kNr);
   if (K <= 0 || N <= 0) {
     bits.assign(size, 0);
-    return;
+    return 0;
   }
-  bits.resize(size);  // every element written below (zeros past K and N included)
+  bits.resize(size);  // the packing writes every element (zeros past K and N included)
+  return panels;
+}
+
+void PackedBf16::pack(Bf16Isa isa_, bool trans_b, index_t K_, index_t N_, const float* B,
+                      index_t ldb) {
+  if (isa_ == Bf16Isa::portable)
+    throw std::logic_error("PackedBf16: the portable path packs float32 panels (PackedB)");
+  const index_t panels = shape(isa_, K_, N_);
+  if (panels == 0) return;
   const bd::Bf16Convert& cv = convert();
   const index_t grain = std::max<index_t>(1, (1 << 16) / (kp * bd::kNr));
   parallel_for(panels, grain, [&](index_t p0, index_t p1) {
@@ -267,17 +273,8 @@ void PackedBf16::pack_gathered(Bf16Isa isa_, index_t K_, index_t N_, const float
     throw std::logic_error("PackedBf16: the portable path packs float32 panels (PackedB)");
   if (!gathers_in_place(N_, rows))
     throw std::logic_error("PackedBf16::pack_gathered: a panel's rows are not consecutive");
-  isa = isa_;
-  K = K_;
-  N = N_;
-  kp = round_up(std::max<index_t>(K, 1), bd::kKAlign);
-  const index_t panels = std::max<index_t>(1, (N + bd::kNr - 1) / bd::kNr);
-  const auto size = static_cast<std::size_t>(panels * kp * bd::kNr);
-  if (K <= 0 || N <= 0) {
-    bits.assign(size, 0);
-    return;
-  }
-  bits.resize(size);  // every element written below
+  const index_t panels = shape(isa_, K_, N_);
+  if (panels == 0) return;
   const bd::Bf16Convert& cv = convert();
   const index_t grain = std::max<index_t>(1, (1 << 16) / (kp * bd::kNr));
   parallel_for(panels, grain, [&](index_t p0, index_t p1) {

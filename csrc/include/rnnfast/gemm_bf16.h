@@ -113,6 +113,9 @@ struct PackedBf16 {
   void pack_gathered(Bf16Isa isa, index_t K, index_t N, const float* W, index_t ldw,
                      const index_t* rows);
   static bool gathers_in_place(index_t N, const index_t* rows);
+  // Records isa, K, N and kp and sizes bits for them: the number of panels the packing fills,
+  // 0 when K or N is 0 (bits then all zeros).
+  index_t shape(Bf16Isa isa, index_t K, index_t N);
   // Layout (csrc/kernels/gemm_bf16.cc): panels of 32 columns, K padded with zeros to kp (a
   // multiple of 32); panel j at bits + j * kp * 32. A panel is kp / 32 depth steps of 1024
   // values; a depth step is two AMX tiles of 512 (columns 0-15, then 16-31), each 16 pair rows
