@@ -128,7 +128,8 @@ def products(rounds, shape=("imdb", 100, 100, 100, 64, 5)):
             _C.gemm(Pd[s], wt)
 
     cases = [  # name, M, N, K, rnnfast, torch
-        ("forward", B * lo, co, K * ci, lambda: _C.gemm(P, w), lambda: torch.matmul(t["P"], t["w"])),
+        ("forward", B * lo, co, K * ci, lambda: _C.gemm(P, w),
+         lambda: torch.matmul(t["P"], t["w"])),
         ("dw per sequence (kernel)", K * ci, co, B * lo, dw_per_sequence,
          lambda: torch.matmul(t["P"].T, t["dy"])),
         ("dw one product", K * ci, co, B * lo, lambda: _C.gemm(P, dy, trans_a=True),
@@ -150,8 +151,10 @@ def products(rounds, shape=("imdb", 100, 100, 100, 64, 5)):
     for name, M, N, Kd, *_ in cases:
         a, b = min(runs[name][0]), min(runs[name][1])
         gflop = 2 * M * N * Kd / 1e6  # per ms
-        print(f"| {name} | {M} | {N} | {Kd} | {a:.3f} | {gflop / a:.1f} | {b:.3f} | "
-              f"{gflop / b:.1f} |")
+
+        def rate(ms):
+            return f"{gflop / ms:.1f}" if ms > 0 else "-"
+        print(f"| {name} | {M} | {N} | {Kd} | {a:.3f} | {rate(a)} | {b:.3f} | {rate(b)} |")
     return runs
 
 
