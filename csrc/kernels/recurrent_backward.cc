@@ -177,7 +177,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   const index_t direct_ld = s.batch_first ? s.T * GH : GH;
   // dx by steps when W_ih and W_hh fit in a core's L2 beside the rest (1 MiB: both are read
   // at every step; larger ones would come from L3 at every step, where the GEMM after the loop
-  // keeps its blocks of W_ih in L2: 6-9% more time at I = H = 512; bench/RESULTS.md). Its rows
+  // keeps its blocks of W_ih in L2: 6-8% more time at I = H = 512; bench/RESULTS.md). Its rows
   // of a step are as far apart as dgx's (T*I batch-first); each thread's share of a step's
   // blocks takes the matching share of dx's panels (a monotone map: the shares cover every
   // panel once).
