@@ -273,3 +273,18 @@ def test_eager_autocast_hands_the_callers_float32_input_to_the_kernels(grad, mon
             x.add_(1)
         with pytest.raises(RuntimeError, match="inplace"):
             y.float().sum().backward()
+
+
+def test_eager_autocast_create_graph_on_float32_input(no_fallback):
+    # create_graph=True runs the backward operator (on the bfloat16 x autocast's cast gives):
+    # the same gradient, and differentiating it again raises
+    ours, _, _ = trio("lstm", 13)
+    x = torch.randn(T, B, I, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, y2 = ours(x)[0], ours(x2.to(torch.bfloat16))[0]
+    g, = torch.autograd.grad(y.float().sum(), x, create_graph=True)
+    g2, = torch.autograd.grad(y2.float().sum(), x2, create_graph=True)
+    assert g.dtype == torch.float32 and torch.equal(g, g2)
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        g.sum().backward()
