@@ -48,8 +48,8 @@ import torch
 
 from rnnfast.functional.stack import RecurrentStack
 
-__all__ = ["EagerStack", "autocast_arguments", "backward_stack", "bf16_autocast", "recurrent_stack", "recurrent_stack_backward",
-           "run_stack", "stack_of", "SECOND_DERIVATIVE_ERROR"]
+__all__ = ["EagerStack", "autocast_arguments", "backward_stack", "bf16_autocast", "recurrent_stack",
+           "recurrent_stack_backward", "run_stack", "stack_of", "SECOND_DERIVATIVE_ERROR"]
 
 SECOND_DERIVATIVE_ERROR = (
     "rnnfast.torch: second derivatives are not supported (the kernels' backward pass is not "
