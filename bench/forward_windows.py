@@ -3,6 +3,7 @@
     python bench/forward_windows.py
     python bench/forward_windows.py --threads 1 --cpu --rounds 9
     python bench/forward_windows.py --cases lstm:large:bfloat16 gru:large:float32
+    python bench/forward_windows.py --cases lstm:large:float32 --with-bytes 2097152
 
 The recurrent forward projects the inputs in windows of steps (by blocks of hidden units, each
 thread its own columns, read back from its core's L2) where the driver's cost model says they
@@ -11,7 +12,10 @@ off (every row projected before the loop, as before them), 0 restores the defaul
 variants and PyTorch (under ``torch.autocast("cpu", dtype=torch.bfloat16)`` for bfloat16 cases)
 run in turn within every round, and each keeps its fastest round (two calls timed after a
 warm-up), so load from other processes hits them alike. ``--cpu`` times process CPU time instead
-of wall-clock (meaningful at one thread). Prints one line per case: times in ms and the ratios
+of wall-clock (meaningful at one thread). ``--with-bytes N`` gives the "with" variant a
+budget of N bytes instead of the default: 2097152 (1 MiB per core at 2 threads) forces the
+windows the cost model leaves out (float32 LSTM/GRU at I=H=512 and RNN at I=H=1024 on two
+threads, where a thread's share of W_hh^T fills its L2). Prints one line per case: times in ms and the ratios
 torch / rnnfast and without / with windows.
 """
 import argparse
@@ -37,6 +41,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--cpu", action="store_true", help="process CPU time, not wall-clock")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--with-bytes", type=int, default=0,
+                        help="projection budget of the 'with' variant (0: the default)")
     args = parser.parse_args()
     torch = None
     if not args.no_torch:
@@ -66,7 +72,7 @@ def main():
                     rnnfast._C._set_projection_window_bytes(0)
             return call
 
-        variants = {"without": ours(NO_WINDOWS), "with": ours(0)}
+        variants = {"without": ours(NO_WINDOWS), "with": ours(args.with_bytes)}
         np.testing.assert_array_equal(variants["without"](), variants["with"]())
         if torch is not None:
             module = getattr(torch.nn, cell.upper())(I, H)

@@ -164,6 +164,34 @@ def test_zoneout_inference_windows(rng, op):
     assert not np.array_equal(plain[0]["y"], whole[0]["y"])  # the option did something
 
 
+@pytest.mark.parametrize("op,T,I,H", [("lstm", 6, 512, 512), ("gru", 6, 512, 512),
+                                       ("rnn", 9, 1024, 1024), ("rnn", 20, 512, 512)])
+def test_default_selection_equals_forced_windows(rng, op, T, I, H):
+    """At the shapes where the default leaves the float32 windows by blocks out on two threads
+    (a thread's share of W_hh^T fills its L2: LSTM and GRU at I=H=512, RNN at I=H=1024) or keeps
+    them (RNN at I=H=512), the default outputs are those of the windows forced by a 2 MiB
+    budget (T longer than such a window), of every row at once, and of one thread, bit for
+    bit."""
+    B, G = 64, GATES_OF[op]
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    w = [(rng.standard_normal(shape) * 0.05).astype(np.float32)
+         for shape in [(G * H, I), (G * H, H), (G * H,), (G * H,)]]
+    forward = getattr(F, op + "_forward")
+
+    def with_budget(n):
+        with window_bytes(n):
+            return forward(x, *w)[:-1]
+
+    default, forced, every_row = with_threads(
+        (2,), lambda: [with_budget(0), with_budget(2 << 20), with_budget(1 << 60)])[0]
+    one_thread = with_threads((1,), lambda: with_budget(0))[0]
+    for other in (forced, every_row, one_thread):
+        for a, b in zip(default, other):
+            np.testing.assert_array_equal(a, b)
+    ref = getattr(R, op + "_forward")(x.astype(np.float64), *[v.astype(np.float64) for v in w])
+    assert rel_err(default[0], ref[0]) < 1e-4
+
+
 def test_bench_script_runs():
     """bench/forward_windows.py (with and without windows, checked equal before timing)."""
     import pathlib
@@ -178,3 +206,9 @@ def test_bench_script_runs():
     assert done.returncode == 0, done.stderr
     assert "rnn medium float32 threads=1: without" in done.stdout
     assert "without/with" in done.stdout
+    forced = subprocess.run([sys.executable, str(script), "--threads", "2", "--rounds", "1",
+                             "--no-torch", "--cases", "rnn:medium:float32", "--with-bytes",
+                             str(2 << 20)], capture_output=True, text=True, timeout=300,
+                            check=False, env=python_env())
+    assert forced.returncode == 0, forced.stderr
+    assert "rnn medium float32 threads=2: without" in forced.stdout
