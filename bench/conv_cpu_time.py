@@ -8,9 +8,14 @@ the GEMM rate to reach. ``wavenet``: one training epoch of the WaveNet example's
 ``fit``) against its PyTorch twin (``epochs_vs_torch``'s loop), alternating, CPU seconds per
 sequence. Minimum over ``--rounds`` of thread CPU time (``time.thread_time``; ``process_time``
 for the epochs), one thread each by default: load slows both sides alike and CPU time leaves
-out the time waiting for a core.
+out the time waiting for a core. ``products``: the GEMMs the IMDB convolution's training pass runs
+(forward; weight gradient summed per sequence, as the kernel does, and in one product; input
+gradient per sequence over the patches of the zero-padded dy, as the kernel does, and as one
+product of width kernel * C_in followed by a scatter (the form measured and not adopted)), each
+by ``_C.gemm`` and by ``torch.matmul`` of the same M, N, K, with GFLOP/s.
 
     python bench/conv_cpu_time.py shapes --rounds 7
+    python bench/conv_cpu_time.py products --rounds 7
     python bench/conv_cpu_time.py wavenet --sequences 4 --rounds 2
 
 Needs torch.
@@ -96,6 +101,63 @@ def shapes(rounds):
               f"{t['rb']:.3f} | {tb:.3f} | {t['tf'] / t['rf']:.2f} | {tb / t['rb']:.2f} |")
 
 
+def products(rounds, shape=("imdb", 100, 100, 100, 64, 5)):
+    """The IMDB convolution's products (valid padding, stride 1), _C.gemm against torch.matmul."""
+    _, B, T, ci, co, K = shape
+    lo = T - K + 1
+    rng = np.random.default_rng(0)
+
+    def rand(*s):
+        return rng.standard_normal(s).astype(np.float32)
+
+    P, dy, w = rand(B * lo, K * ci), rand(B * lo, co), rand(K * ci, co)
+    Pd, wt = rand(B * T, K * co), rand(K * co, ci)     # dx: patches of the padded dy
+    w3 = rand(co, K * ci)                              # dx as one product, then a scatter
+    seq = [slice(b * lo, (b + 1) * lo) for b in range(B)]
+    seq_in = [slice(b * T, (b + 1) * T) for b in range(B)]
+    t = {name: torch.from_numpy(a) for name, a in
+         dict(P=P, dy=dy, w=w, Pd=Pd, wt=wt, w3=w3).items()}
+
+    def dw_per_sequence():
+        acc = np.zeros((K * ci, co), np.float32)
+        for s in seq:
+            acc = _C.gemm(P[s], dy[s], trans_a=True, beta=1.0, c=acc)
+
+    def dx_per_sequence():
+        for s in seq_in:
+            _C.gemm(Pd[s], wt)
+
+    cases = [  # name, M, N, K, rnnfast, torch
+        ("forward", B * lo, co, K * ci, lambda: _C.gemm(P, w),
+         lambda: torch.matmul(t["P"], t["w"])),
+        ("dw per sequence (kernel)", K * ci, co, B * lo, dw_per_sequence,
+         lambda: torch.matmul(t["P"].T, t["dy"])),
+        ("dw one product", K * ci, co, B * lo, lambda: _C.gemm(P, dy, trans_a=True),
+         lambda: torch.matmul(t["P"].T, t["dy"])),
+        ("dx per sequence (kernel)", B * T, ci, K * co, dx_per_sequence,
+         lambda: torch.matmul(t["Pd"], t["wt"])),
+        ("dx one product", B * T, ci, K * co, lambda: _C.gemm(Pd, wt),
+         lambda: torch.matmul(t["Pd"], t["wt"])),
+        ("dx scatter form, product", B * lo, K * ci, co, lambda: _C.gemm(dy, w3),
+         lambda: torch.matmul(t["dy"], t["w3"])),
+    ]
+    runs = {name: ([], []) for name, *_ in cases}
+    for _ in range(rounds):
+        for name, M, N, Kd, ours, theirs in cases:
+            runs[name][0].append(cpu_ms(ours))
+            runs[name][1].append(cpu_ms(theirs))
+    print("| product | M | N | K | rnnfast ms | GFLOP/s | torch.matmul ms | GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, M, N, Kd, *_ in cases:
+        a, b = min(runs[name][0]), min(runs[name][1])
+        gflop = 2 * M * N * Kd / 1e6  # per ms
+
+        def rate(ms):
+            return f"{gflop / ms:.1f}" if ms > 0 else "-"
+        print(f"| {name} | {M} | {N} | {Kd} | {a:.3f} | {rate(a)} | {b:.3f} | {rate(b)} |")
+    return runs
+
+
 def wavenet(sequences, rounds):
     import epochs_vs_torch as evt
     import wavenet as example
@@ -122,7 +184,7 @@ def wavenet(sequences, rounds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["shapes", "wavenet"])
+    parser.add_argument("what", choices=["shapes", "products", "wavenet"])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sequences", type=int, default=4, help="wavenet: sequences per epoch")
     parser.add_argument("--threads", type=int, default=1)
@@ -132,6 +194,8 @@ def main(argv=None):
     print(f"threads {args.threads}, isa {rnnfast.active_isa()}")
     if args.what == "shapes":
         shapes(args.rounds)
+    elif args.what == "products":
+        products(args.rounds)
     else:
         wavenet(args.sequences, args.rounds)
 

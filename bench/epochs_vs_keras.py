@@ -22,6 +22,13 @@ same sizes, not the same batches, so the losses agree only roughly).
     python bench/epochs_vs_keras.py                    # 3 epochs each, 2 threads
     python bench/epochs_vs_keras.py --quick            # small data, 1 epoch (seconds)
     python bench/epochs_vs_keras.py --limit 1000       # 10 batches per epoch (busy machines)
+    python bench/epochs_vs_keras.py --examples imdb_sentiment --layers --rounds 7
+
+``--layers`` (instead of the epochs): each Keras layer of the twin timed alone on one training
+batch (the example's first; each layer's input is the previous layer's output), forward in
+training mode and backward (``torch.autograd.grad`` of its output with a random gradient to its
+float input and trainable weights), process CPU ms, minimum of ``--rounds``: Keras' own cost per
+phase, to set beside ``epochs_profile.py --layers``.
 
 Needs ``keras>=3`` and ``torch`` (the ``[test]`` extra and ``torch==2.13.0``).
 """
@@ -169,6 +176,42 @@ def run_case(name, epochs, quick, seed, limit=None):
             "rnnfast_cpu_s": steady(timer.cpu_times), "keras_cpu_s": steady(ktimer.cpu_times)}
 
 
+def keras_layer_table(name, rounds, quick=False, seed=0):
+    """Process CPU ms of each Keras twin layer's forward and backward on one training batch,
+    minimum over ``rounds``; returns the rows (layer name, forward ms, backward ms)."""
+    case = {"reuters_topics": Reuters, "imdb_sentiment": IMDB}[name](__import__(name), quick,
+                                                                     seed)
+    kmodel = keras_twin(case)
+    out = torch.from_numpy(np.ascontiguousarray(case.x[:case.batch_size]).astype(np.int32))
+    rows = []
+    for layer in kmodel.layers:
+        inp = out.detach()
+        takes_grad = inp.is_floating_point()
+        if takes_grad:
+            inp.requires_grad_(True)
+        weights = [v.value for v in layer.trainable_variables]
+        fwd, bwd = [], []
+        for _ in range(rounds):
+            start = time.process_time()
+            out = layer(inp, training=True)
+            fwd.append(time.process_time() - start)
+            wrt = ([inp] if takes_grad else []) + weights
+            grad = torch.randn_like(out)
+            start = time.process_time()
+            if wrt:
+                torch.autograd.grad(out, wrt, grad)
+            bwd.append(time.process_time() - start)
+        rows.append((f"{type(layer).__name__}", 1e3 * min(fwd), 1e3 * min(bwd)))
+    return rows
+
+
+def layer_lines(rows):
+    lines = ["| Keras layer | forward CPU ms | backward CPU ms |", "|---|---|---|"]
+    lines += [f"| {n} | {f:.3f} | {b:.3f} |" for n, f, b in rows]
+    lines.append(f"| sum | {sum(r[1] for r in rows):.3f} | {sum(r[2] for r in rows):.3f} |")
+    return "\n".join(lines)
+
+
 def table(rows):
     return _epochs.table(rows, "keras", "Keras")
 
@@ -177,8 +220,18 @@ def main(argv=None):
     parser = _epochs.make_parser(__doc__, NAMES, 3)
     parser.add_argument("--limit", type=int, default=None,
                         help="train on the first LIMIT samples only (shorter epochs)")
+    parser.add_argument("--layers", action="store_true",
+                        help="each Keras layer's forward and backward on one batch instead")
+    parser.add_argument("--rounds", type=int, default=7, help="--layers: timed calls (minimum)")
     args = _epochs.parse(parser, argv)
     keras.utils.set_random_seed(args.seed)
+    if args.layers:
+        print(_epochs.header(f"Keras {keras.__version__} (torch {torch.__version__} backend): "
+                             "each layer on one batch", args, ""), flush=True)
+        for name in args.examples:
+            print(f"\n{name}:\n" + layer_lines(keras_layer_table(name, args.rounds, args.quick,
+                                                                 args.seed)), flush=True)
+        return None
     print(_epochs.header(f"Reuters and IMDB models: time per epoch, rnnfast vs Keras "
                          f"{keras.__version__} (torch {torch.__version__} backend)", args,
                          f", the first {args.limit} training samples" if args.limit else ""),

@@ -45,3 +45,16 @@ def test_table(bench):
            "rnnfast_s": 0.5, "keras_s": 3.0, "rnnfast_loss": 0.7, "keras_loss": 0.69}
     line = bench.table([row]).splitlines()[-1]
     assert line == "| imdb_sentiment | 10 x (100) | 5 | 0.5 | 3 | 6.00 | 0.7000 | 0.6900 |"
+
+
+def test_keras_layer_table(bench):
+    rows = bench.keras_layer_table("imdb_sentiment", 2, quick=True)
+    assert [r[0] for r in rows] == ["Embedding", "Dropout", "Conv1D", "MaxPooling1D", "LSTM",
+                                    "Dense", "Activation"]
+    assert all(f >= 0 and b >= 0 for _, f, b in rows)
+    lines = bench.layer_lines(rows).splitlines()
+    assert len(lines) == 2 + len(rows) + 1
+    total = lines[-1].split("|")
+    assert total[1].strip() == "sum"
+    assert float(total[2]) == pytest.approx(sum(r[1] for r in rows), abs=2e-3)
+    assert float(total[3]) == pytest.approx(sum(r[2] for r in rows), abs=2e-3)

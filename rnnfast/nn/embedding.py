@@ -85,13 +85,14 @@ class Embedding(Module):
         x = as_array(x)
         if x.dtype.kind not in "iu":
             raise TypeError(f"x: expected an integer array of token ids, got dtype {x.dtype}")
-        if x.size and (x.min() < 0 or x.max() >= self.num_embeddings):
-            bad = x.min() if x.min() < 0 else x.max()
+        low, high = (x.min(), x.max()) if x.size else (0, 0)
+        if low < 0 or high >= self.num_embeddings:
+            bad = low if low < 0 else high
             raise ValueError(f"x: token ids must be in 0..{self.num_embeddings - 1} "
                              f"(num_embeddings={self.num_embeddings}), got {bad}")
         self.mask = (x != 0) if self.mask_zero else None
         self._keep(x)
-        return self.weight.data[x]
+        return np.take(self.weight.data, x, axis=0)  # weight.data[x], without fancy indexing
 
     @property
     def lengths(self):

@@ -1,0 +1,46 @@
+"""bench/conv_cpu_time.py products: a row per product of a convolution's training pass, each
+with its M, N, K and GFLOP/s consistent with the timed milliseconds (a tiny shape here)."""
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    root = Path(__file__).resolve().parents[1]
+    paths = [str(root / "bench"), str(root / "examples")]
+    sys.path[:0] = paths
+    try:
+        import conv_cpu_time
+        yield conv_cpu_time
+    finally:
+        for p in paths:
+            sys.path.remove(p)
+
+
+def test_products_table(bench, capsys):
+    B, T, ci, co, K = 3, 12, 7, 5, 3
+    runs = bench.products(2, shape=("tiny", B, T, ci, co, K))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in lines[1:]}
+    lo = T - K + 1
+    expected = {"forward": (B * lo, co, K * ci), "dw per sequence (kernel)": (K * ci, co, B * lo),
+                "dw one product": (K * ci, co, B * lo),
+                "dx per sequence (kernel)": (B * T, ci, K * co),
+                "dx one product": (B * T, ci, K * co),
+                "dx scatter form, product": (B * lo, K * ci, co)}
+    assert set(rows) == set(expected) == set(runs)
+    for name, (M, N, Kd) in expected.items():
+        row = rows[name]
+        assert (int(row[0]), int(row[1]), int(row[2])) == (M, N, Kd)
+        assert len(runs[name][0]) == len(runs[name][1]) == 2
+        ours, theirs = float(row[3]), float(row[5])
+        assert ours == pytest.approx(min(runs[name][0]), abs=1e-3)
+        assert theirs == pytest.approx(min(runs[name][1]), abs=1e-3)
+        if min(runs[name][0]) > 0:  # GFLOP/s printed from the same minimum
+            assert float(row[4]) == pytest.approx(2 * M * N * Kd / 1e6 / min(runs[name][0]),
+                                                  abs=0.051)
