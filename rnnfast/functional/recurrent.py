@@ -105,7 +105,7 @@ def _zoneout_masks(op: str, x: Any, w_hh: Any, w_hr: Any, batch_first: bool, zon
         proj = None if w_hr is None else np.shape(w_hr)[0]
         H = wa.shape[1] if w_hr is None else np.shape(w_hr)[1]
         masks = recurrent_masks(op, T, B, H, proj_size=proj, zoneout=zoneout if zoned else 0.0,
-                                recurrent_dropout=recurrent_dropout, seed=seed)
+                                recurrent_dropout=recurrent_dropout, seed=seed, dtype=dtype)
     names = ("zoneout_h", "zoneout_c") if zoned else ()
     for name in names + (("recurrent",) if dropped else ()):
         m = masks.get(name)
