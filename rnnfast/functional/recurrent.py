@@ -64,8 +64,8 @@ def _zoneout_masks(op: str, x: Any, w_hh: Any, w_hr: Any, batch_first: bool, zon
                    seed: Any, masks: Optional[Mapping[str, ArrayLike]], training: bool,
                    recurrent_dropout: Any = 0.0) -> dict:
     """The binding's zoneout and recurrent dropout keywords: the zoneout rate, and in training
-    the masks of h (and c) and the recurrent dropout masks in x's dtype, drawn by the
-    reference's ``recurrent_masks`` unless ``masks`` gives them. What cannot be drawn
+    the masks of h (and c) and the recurrent dropout masks in x's dtype, drawn by the C++
+    ``recurrent_masks`` (the reference's masks, bit for bit) unless ``masks`` gives them. What cannot be drawn
     (malformed shapes, a bad zoneout rate) is left to the binding to report."""
     out = {"zoneout": zoneout}
     # The usual call (no masks, no recurrent dropout, no zoneout in training) has nothing to
