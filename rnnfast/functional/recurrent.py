@@ -153,7 +153,7 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
             (``training``); at inference the weight of the previous value (see above).
         recurrent_dropout: probability in ``[0, 1)`` of dropping a unit of h in each gate's
             recurrent product (Keras' ``recurrent_dropout``; ``training`` only, see above).
-        seed: of the masks' generator (None: fresh entropy).
+        seed: of the masks, an int in ``0 .. 2**64 - 1`` (None: fresh entropy).
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
             (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
             ``(G, B, H)``; ``training`` only).
@@ -226,7 +226,7 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
             (``training``); at inference the weight of the previous value (see above).
         recurrent_dropout: probability in ``[0, 1)`` of dropping a unit of h in each gate's
             recurrent product (Keras' ``recurrent_dropout``; ``training`` only, see above).
-        seed: of the masks' generator (None: fresh entropy).
+        seed: of the masks, an int in ``0 .. 2**64 - 1`` (None: fresh entropy).
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
             (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
             ``(G, B, H)``; ``training`` only).
@@ -295,7 +295,7 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
             (``training``); at inference the weight of the previous value (see above).
         recurrent_dropout: probability in ``[0, 1)`` of dropping a unit of h in each gate's
             recurrent product (Keras' ``recurrent_dropout``; ``training`` only, see above).
-        seed: of the masks' generator (None: fresh entropy).
+        seed: of the masks, an int in ``0 .. 2**64 - 1`` (None: fresh entropy).
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
             (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
             ``(G, B, H)``; ``training`` only).
