@@ -2,7 +2,8 @@
 (``proj_size``) against ``torch.nn.LSTM(proj_size=...)``, peepholes against the PyTorch loop a
 user writes for them (there is no PyTorch layer), zoneout (0.25; also against the PyTorch loop
 a user writes for it, zoneout as Haste applies it), recurrent dropout (0.25,
-Keras' ``recurrent_dropout``; training only: inference drops nothing), the LayerNorm LSTM and
+Keras' ``recurrent_dropout``; training only: inference drops nothing; also the drawing of their
+masks alone), the LayerNorm LSTM and
 GRU (against the nn.LSTMCell-style loop with nn.LayerNorm of bench/_layer_norm_torch.py, with
 input_size = hidden_size), and each against the plain fused cell of the same size. Inference
 (forward) and training (forward and backward of ``sum(y * dy)``).
@@ -36,6 +37,7 @@ _env.use_inplace_build()
 import rnnfast  # noqa: E402
 import rnnfast.torch as rt  # noqa: E402
 from rnnfast import functional as F  # noqa: E402
+from rnnfast._masks import recurrent_masks  # noqa: E402
 from layer_norm_vs_torch import make_peers  # noqa: E402
 
 
@@ -200,7 +202,7 @@ def main(argv=None):
         variants[("peephole", "rnnfast peephole LSTM", mode)] = kernel_run(train, w_peephole=peep)
         variants[("peephole", "PyTorch loop", mode)] = loop_run(train)
         variants[("peephole", "rnnfast plain LSTM", mode)] = kernel_run(train)
-        # zoneout 0.25: training draws its masks (the reference's recurrent_masks) per call
+        # zoneout 0.25: training draws its masks (the C++ recurrent_masks) per call
         variants[("zoneout", "rnnfast zoneout LSTM", mode)] = kernel_run(train, zoneout=rate,
                                                                          seed=0)
         variants[("zoneout", "PyTorch zoneout loop", mode)] = zoneout_loop_run(train)
@@ -209,6 +211,11 @@ def main(argv=None):
     variants[("recdrop", "rnnfast recurrent-dropout LSTM", "training")] = kernel_run(
         True, recurrent_dropout=0.25, seed=0)
     variants[("recdrop", "rnnfast plain LSTM", "training")] = kernel_run(True)
+    # the masks alone, as those training calls draw them (float32, the C++ kernel)
+    variants[("masks", "zoneout masks (h and c)", "training")] = lambda: recurrent_masks(
+        "lstm", T, B, H, zoneout=rate, seed=0, dtype=np.float32)
+    variants[("masks", "recurrent-dropout masks", "training")] = lambda: recurrent_masks(
+        "lstm", T, B, H, recurrent_dropout=0.25, seed=0, dtype=np.float32)
     # the projection kernel without the bridge, on the torch module's weights (w_hh (4H, P))
     wp_ih, wp_hh = ours.weight_ih_l0.detach().numpy(), ours.weight_hh_l0.detach().numpy()
     w_hr = ours.weight_hr_l0.detach().numpy()
@@ -266,6 +273,11 @@ def main(argv=None):
     dropped = best[("recdrop", "rnnfast recurrent-dropout LSTM", "training")]
     plain = best[("recdrop", "rnnfast plain LSTM", "training")]
     print(f"training: recurrent dropout / plain = {dropped / plain:.2f}x")
+    zone_masks = best[("masks", "zoneout masks (h and c)", "training")]
+    drop_masks = best[("masks", "recurrent-dropout masks", "training")]
+    print(f"training: drawing the masks: zoneout {zone_masks:.3f} ms "
+          f"({zone_masks / best[('zoneout', 'rnnfast plain LSTM', 'training')]:.3f} of plain), "
+          f"recurrent dropout {drop_masks:.3f} ms")
     for cell in ("lstm", "gru"):
         group, name = "ln-" + cell, cell.upper()
         for mode in ("inference", "training"):

@@ -1243,6 +1243,53 @@ def dropout_case(rng):
     return "dropout", call, expect or Ok(check)
 
 
+def recurrent_masks_case(rng):
+    """recurrent_masks: three shapes (tuples or lists of 0-3 ints, or None), the rates, a seed in
+    0..2**64-1 and the dtype's name; each mask is bitwise rnnfast.reference.masks.draw_mask's."""
+    from rnnfast.reference.masks import MASK_NAMES, draw_mask
+    shapes = [None if rng.integers(4) == 0 else
+              tuple(int(d) for d in rng.integers(0, 7, int(rng.integers(0, 4))))
+              for _ in MASK_NAMES]
+    rates = [[0.0, 0.5, 0.999, float(rng.random())][rng.integers(4)] for _ in range(2)]
+    seed = [0, 2 ** 64 - 1, int(rng.integers(0, 2 ** 63))][rng.integers(3)]
+    dtype = ["float32", "float64"][rng.integers(2)]
+    call_shapes, call_rates, call_seed, call_dtype = list(shapes), list(rates), seed, dtype
+    expect = None
+    kind = rng.integers(7)
+    k = int(rng.integers(3))
+    if kind == 1 and shapes[k] is not None:
+        call_shapes[k] = list(shapes[k])  # a list is a shape too
+    elif kind == 2:
+        call_shapes[k] = [3, "x", 2.0, {}, np.zeros(2)][rng.integers(5)]
+        expect = Err(TypeError, f"{MASK_NAMES[k]}: expected a shape")
+    elif kind == 3:
+        bad = [-1, -2 ** 63, 2 ** 64][rng.integers(3)]
+        call_shapes[k] = (2, bad)
+        expect = Err(ValueError, f"{MASK_NAMES[k]}: expected an int >= 0")
+    elif kind == 4:
+        call_rates[k % 2] = [1.0, -0.1, float("nan"), 2.0][rng.integers(4)]
+        expect = Err(ValueError, ["zoneout", "recurrent_dropout"][k % 2] +
+                     ": expected a float in [0, 1)")
+    elif kind == 5:
+        call_seed = [-1, 2 ** 64, 1.5, "1", None, True][rng.integers(6)]
+        expect = Err((TypeError, ValueError), "seed: expected an int in 0..2**64-1")
+    elif kind == 6:
+        call_dtype = ["float16", "int32", None, np.float32][rng.integers(4)]
+        expect = Err((TypeError, ValueError), "dtype: expected 'float32' or 'float64'")
+    call = lambda: _C.recurrent_masks(*call_shapes, zoneout=call_rates[0],  # noqa: E731
+                                      recurrent_dropout=call_rates[1], seed=call_seed,
+                                      dtype=call_dtype)
+
+    def check(got):
+        for name, shape, m, p in zip(MASK_NAMES, shapes, got, [rates[0], rates[0], rates[1]]):
+            if shape is None:
+                assert m is None, f"recurrent_masks {name}: expected None"
+                continue
+            assert m.dtype == np.dtype(dtype) and m.flags.c_contiguous, f"recurrent_masks {name}"
+            same(m, draw_mask(seed, name, shape, p, dtype), f"recurrent_masks {name}")
+    return "recurrent_masks", call, expect or Ok(check)
+
+
 def no_argument_case(name):
     def make(rng):
         fn = getattr(_C, name)
@@ -1270,6 +1317,7 @@ CASES = {
     "sum_squares": sum_squares_case,
     "embedding_backward": embedding_case,
     "dropout": dropout_case,
+    "recurrent_masks": recurrent_masks_case,
     "use_openmp": use_openmp_case,
     "set_bf16_isa": bf16_isa_case,
     "round_bf16": round_bf16_case,

@@ -298,6 +298,13 @@ def recurrent_forward_cases(op):
         ("recurrent-mask-inference", lambda k: fw(k, recurrent_dropout=0.5,
                                                   masks={"recurrent": rm}), ValueError,
          "masks: only for training=True"),
+        # the masks' seed (recurrent_masks)
+        ("seed-negative", lambda k: fw(k, zoneout=0.5, training=True, seed=-1), ValueError,
+         "seed: expected an int in 0..2**64-1 or None, got -1"),
+        ("seed-huge", lambda k: fw(k, recurrent_dropout=0.5, training=True, seed=2 ** 64),
+         ValueError, f"seed: expected an int in 0..2**64-1 or None, got {2 ** 64}"),
+        ("seed-float", lambda k: fw(k, recurrent_dropout=0.5, training=True, seed=1.0),
+         TypeError, "seed: expected an int in 0..2**64-1 or None, got float"),
     ]
     if op == "lstm":
         cases.append(("zoneout-masks-missing-c", lambda k: fw(
@@ -755,6 +762,7 @@ CASES = (
 A2 = np.ones((2, 2))
 RECURRENT_OPTIONS = dict(nonlinearity="tanh", reset_after=True, lengths=None, reverse=False,
                          batch_first=False, training=False)
+MASK_OPTIONS = dict(zoneout=0.5, recurrent_dropout=0.5, seed=1, dtype="float32")
 POOL_OPTIONS = dict(pool_size=None, stride=None, padding=None, channels_last=True, training=False)
 BINDING_CASES = [
     ("gemm-a-int", lambda k: _C.gemm(np.ones((2, 2), np.int64), A2), TypeError,
@@ -868,6 +876,35 @@ BINDING_CASES = [
     ("pool1d_backward-op", lambda k: _C.pool1d_backward(b"max_pool1d", k.pctx, None), TypeError,
      "op: expected 'max_pool1d', 'global_max_pool1d' or 'global_avg_pool1d', got b'max_pool1d'"),
     ("set_isa", lambda k: _C.set_isa("sse9"), ValueError, "isa: unknown instruction set 'sse9'"),
+    ("recurrent_masks-shape-int", lambda k: _C.recurrent_masks(
+        3, None, None, **MASK_OPTIONS), TypeError,
+     "zoneout_h: expected a shape (a tuple of ints) or None, got <class 'int'>"),
+    ("recurrent_masks-shape-negative", lambda k: _C.recurrent_masks(
+        None, (2, -1), None, **MASK_OPTIONS), ValueError, "zoneout_c: expected an int >= 0, got -1"),
+    ("recurrent_masks-shape-float", lambda k: _C.recurrent_masks(
+        None, None, (2, 1.0), **MASK_OPTIONS), TypeError,
+     "recurrent: expected an int, got <class 'float'>"),
+    ("recurrent_masks-shape-huge", lambda k: _C.recurrent_masks(
+        (2 ** 40, 2 ** 40), None, None, **MASK_OPTIONS), ValueError,
+     "zoneout_h: sizes (1099511627776, 1099511627776) are too large to allocate"),
+    ("recurrent_masks-zoneout", lambda k: _C.recurrent_masks(
+        (2,), None, None, **dict(MASK_OPTIONS, zoneout=1.0)), ValueError,
+     "zoneout: expected a float in [0, 1), got 1.0"),
+    ("recurrent_masks-recurrent_dropout", lambda k: _C.recurrent_masks(
+        None, None, (2,), **dict(MASK_OPTIONS, recurrent_dropout=float("nan"))), ValueError,
+     "recurrent_dropout: expected a float in [0, 1), got nan"),
+    ("recurrent_masks-seed-negative", lambda k: _C.recurrent_masks(
+        (2,), None, None, **dict(MASK_OPTIONS, seed=-1)), ValueError,
+     "seed: expected an int in 0..2**64-1, got -1"),
+    ("recurrent_masks-seed-None", lambda k: _C.recurrent_masks(
+        (2,), None, None, **dict(MASK_OPTIONS, seed=None)), TypeError,
+     "seed: expected an int in 0..2**64-1, got <class 'NoneType'>"),
+    ("recurrent_masks-dtype", lambda k: _C.recurrent_masks(
+        (2,), None, None, **dict(MASK_OPTIONS, dtype="float16")), ValueError,
+     "dtype: expected 'float32' or 'float64', got 'float16'"),
+    ("recurrent_masks-positional", lambda k: _C.recurrent_masks(
+        (2,), None, None, 0.5, 0.5, 1, "float32"), TypeError,
+     "recurrent_masks(): incompatible function arguments"),
     ("set_num_threads", lambda k: _C.set_num_threads(0), ValueError,
      "n: expected a number of threads in 1..1024, got 0"),
 ]

@@ -27,6 +27,9 @@ def test_cell_variants_bench_runs():
     assert proc.stdout.count("zoneout PyTorch loop / rnnfast = ") == 2
     assert sum("rnnfast recurrent-dropout LSTM" in line for line in timings) == 1  # training
     assert proc.stdout.count("training: recurrent dropout / plain = ") == 1
+    for name in ["zoneout masks (h and c)", "recurrent-dropout masks"]:
+        assert sum(name in line for line in timings) == 1, name  # the masks alone
+    assert proc.stdout.count("training: drawing the masks: zoneout ") == 1
     for name in ["rnnfast LayerNorm LSTM", "rnnfast LayerNorm GRU", "rnnfast plain GRU"]:
         assert sum(name in line for line in timings) == 2, name
     assert sum("PyTorch LayerNorm loop" in line for line in timings) == 4  # LSTM, GRU

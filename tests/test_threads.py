@@ -263,6 +263,9 @@ calls = {
     "sum_squares": lambda: _C.sum_squares(a),
     "embedding_backward": lambda: _C.embedding_backward(ids, a, eg),
     "dropout": lambda: _C.dropout(a, 0.5, 1),
+    "recurrent_masks": lambda: _C.recurrent_masks((100, 32, 64), (100, 32, 64), (4, 32, 64),
+                                                  zoneout=0.2, recurrent_dropout=0.3,
+                                                  seed=1, dtype="float32"),
 }
 functions = {n for n in dir(_C) if callable(getattr(_C, n)) and not isinstance(getattr(_C, n), type)
              and not n.startswith("__")}

@@ -12,5 +12,6 @@ void bind_layer_norm_recurrent(Entries& m);  // layer_norm_recurrent.cc: LayerNo
 void bind_optimizer(Entries& m);   // optimizer.cc: Adam update, sum of squares (clipping)
 void bind_embedding(Entries& m);   // embedding.cc: the embedding gradient (scatter-add)
 void bind_dropout(Entries& m);     // dropout.cc: inverted dropout, counter-based masks
+void bind_masks(Entries& m);       // masks.cc: zoneout and recurrent dropout masks
 
 }  // namespace rnnfast::bindings

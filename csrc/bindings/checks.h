@@ -261,6 +261,22 @@ inline index_t int_arg(const py::handle& obj, const char* name, index_t min_valu
   return static_cast<index_t>(v);
 }
 
+// A 64-bit seed: a Python int (or NumPy integer; not bool) in 0 .. 2**64 - 1. TypeError for
+// anything else, ValueError outside the range; both name the argument.
+inline std::uint64_t seed64_arg(const py::handle& obj, const char* name) {
+  const std::string expected = std::string(name) + ": expected an int in 0..2**64-1, got ";
+  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+    throw py::type_error(expected + py::str(py::type::of(obj)).cast<std::string>());
+  py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+  if (!as_int) throw py::error_already_set();
+  const unsigned long long v = PyLong_AsUnsignedLongLong(as_int.ptr());
+  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::value_error(expected + py::str(obj).cast<std::string>());
+  }
+  return static_cast<std::uint64_t>(v);
+}
+
 // One of the names in `choices`, given as a str (the enum arguments of the bindings: op,
 // nonlinearity, padding): TypeError for another type, ValueError for another name; both show
 // the choices and the repr of what was given.

@@ -6,21 +6,12 @@
 #include <cmath>
 #include <type_traits>
 
+#include "rnnfast/counter_rng.h"
 #include "rnnfast/threads.h"
 
 namespace rnnfast {
 
 namespace {
-
-constexpr std::uint64_t kGamma = 0x9E3779B97F4A7C15ull;
-
-// SplitMix64's output number j (from 0) of the sequence started at seed.
-inline std::uint64_t splitmix64(std::uint64_t seed, std::uint64_t j) {
-  std::uint64_t z = seed + (j + 1) * kGamma;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 // The bits of `from` as a To of the same size.
 template <typename To, typename From>
@@ -69,10 +60,7 @@ void apply_pairs(index_t n, const T* x, std::uint32_t threshold, T scale, std::u
 
 }  // namespace
 
-std::uint32_t dropout_threshold(double p) {
-  const double t = std::ceil(p * 4294967296.0);  // p * 2^32 is exact
-  return t >= 4294967295.0 ? 0xFFFFFFFFu : static_cast<std::uint32_t>(t);
-}
+std::uint32_t dropout_threshold(double p) { return counter_threshold(p); }
 
 template <typename T>
 void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {

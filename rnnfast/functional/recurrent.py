@@ -64,8 +64,8 @@ def _zoneout_masks(op: str, x: Any, w_hh: Any, w_hr: Any, batch_first: bool, zon
                    seed: Any, masks: Optional[Mapping[str, ArrayLike]], training: bool,
                    recurrent_dropout: Any = 0.0) -> dict:
     """The binding's zoneout and recurrent dropout keywords: the zoneout rate, and in training
-    the masks of h (and c) and the recurrent dropout masks in x's dtype, drawn by the
-    reference's ``recurrent_masks`` unless ``masks`` gives them. What cannot be drawn
+    the masks of h (and c) and the recurrent dropout masks in x's dtype, drawn by the C++
+    ``recurrent_masks`` (the reference's masks, bit for bit) unless ``masks`` gives them. What cannot be drawn
     (malformed shapes, a bad zoneout rate) is left to the binding to report."""
     out = {"zoneout": zoneout}
     # The usual call (no masks, no recurrent dropout, no zoneout in training) has nothing to
@@ -105,7 +105,7 @@ def _zoneout_masks(op: str, x: Any, w_hh: Any, w_hr: Any, batch_first: bool, zon
         proj = None if w_hr is None else np.shape(w_hr)[0]
         H = wa.shape[1] if w_hr is None else np.shape(w_hr)[1]
         masks = recurrent_masks(op, T, B, H, proj_size=proj, zoneout=zoneout if zoned else 0.0,
-                                recurrent_dropout=recurrent_dropout, seed=seed)
+                                recurrent_dropout=recurrent_dropout, seed=seed, dtype=dtype)
     names = ("zoneout_h", "zoneout_c") if zoned else ()
     for name in names + (("recurrent",) if dropped else ()):
         m = masks.get(name)
@@ -153,7 +153,7 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
             (``training``); at inference the weight of the previous value (see above).
         recurrent_dropout: probability in ``[0, 1)`` of dropping a unit of h in each gate's
             recurrent product (Keras' ``recurrent_dropout``; ``training`` only, see above).
-        seed: of the masks' generator (None: fresh entropy).
+        seed: of the masks, an int in ``0 .. 2**64 - 1`` (None: fresh entropy).
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
             (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
             ``(G, B, H)``; ``training`` only).
@@ -226,7 +226,7 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
             (``training``); at inference the weight of the previous value (see above).
         recurrent_dropout: probability in ``[0, 1)`` of dropping a unit of h in each gate's
             recurrent product (Keras' ``recurrent_dropout``; ``training`` only, see above).
-        seed: of the masks' generator (None: fresh entropy).
+        seed: of the masks, an int in ``0 .. 2**64 - 1`` (None: fresh entropy).
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
             (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
             ``(G, B, H)``; ``training`` only).
@@ -295,7 +295,7 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
             (``training``); at inference the weight of the previous value (see above).
         recurrent_dropout: probability in ``[0, 1)`` of dropping a unit of h in each gate's
             recurrent product (Keras' ``recurrent_dropout``; ``training`` only, see above).
-        seed: of the masks' generator (None: fresh entropy).
+        seed: of the masks, an int in ``0 .. 2**64 - 1`` (None: fresh entropy).
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
             (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
             ``(G, B, H)``; ``training`` only).

@@ -38,7 +38,8 @@ Regularisation around the cell (every cell; see ``recurrent_masks``):
 """
 import numpy as np
 
-from rnnfast._masks import _CELL_KINDS, _check_rate, _mask_shapes, recurrent_masks  # noqa: F401
+from rnnfast._masks import _check_rate, _mask_shapes
+from rnnfast.reference.masks import recurrent_masks
 
 from rnnfast.reference._common import compute_dtype
 
@@ -445,7 +446,8 @@ class _Regularizer:
                               recurrent_dropout)
         if masks is None:
             masks = recurrent_masks(info["op"], T, B, H, proj_size=P, zoneout=zoneout,
-                                    recurrent_dropout=recurrent_dropout, seed=seed)
+                                    recurrent_dropout=recurrent_dropout, seed=seed,
+                                    dtype=info["dtype"])
         elif not isinstance(masks, dict) or set(masks) != set(shapes):
             got = sorted(masks) if isinstance(masks, dict) else type(masks).__name__
             raise ValueError(f"masks: expected a dict with the keys {sorted(shapes)} (from "
