@@ -18,22 +18,6 @@ namespace rnnfast::bindings {
 
 namespace {
 
-// The seed: an int in [0, 2^64).
-std::uint64_t seed_arg(const py::handle& obj) {
-  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
-    throw py::type_error("seed: expected an int in 0..2**64-1, got " +
-                         py::str(py::type::of(obj)).cast<std::string>());
-  py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
-  if (!as_int) throw py::error_already_set();
-  const unsigned long long v = PyLong_AsUnsignedLongLong(as_int.ptr());
-  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
-    PyErr_Clear();
-    throw py::value_error("seed: expected an int in 0..2**64-1, got " +
-                          py::str(obj).cast<std::string>());
-  }
-  return static_cast<std::uint64_t>(v);
-}
-
 template <typename T>
 py::array dropout_impl(const py::array& x_in, double p, std::uint64_t seed) {
   auto x = contiguous<T>(x_in);
@@ -51,7 +35,7 @@ py::array dropout_binding(const py::object& x_obj, double p, const py::object& s
   if (!(p >= 0.0 && p < 1.0))
     throw py::value_error("p: expected a float in [0, 1) (p = 1 drops everything: zeros), got " +
                           py::str(py::float_(p)).cast<std::string>());
-  const std::uint64_t seed = seed_arg(seed_obj);
+  const std::uint64_t seed = seed64_arg(seed_obj, "seed");
   return is_double(x) ? dropout_impl<double>(x, p, seed) : dropout_impl<float>(x, p, seed);
 }
 
