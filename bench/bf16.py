@@ -14,6 +14,13 @@ processes hits every variant alike). Prints a Markdown table (times in ms, and t
 torch-autocast / rnnfast-bf16, rnnfast-f32 / rnnfast-bf16 and torch-autocast /
 rnnfast.torch-autocast) and writes it with the raw
 numbers to ``bench/out/bf16-<time>.{md,json}``.
+
+``--bridge-ab`` adds a sixth variant: ``rnnfast.torch``'s module under autocast given the input
+cast to bfloat16 in the call (``x.to(torch.bfloat16)``, timed): the per-call work of the bridge
+before it handed a float32 input to the kernels uncast (the cast, and the float32 copy of the
+bfloat16 tensor the kernels then got), for an in-process A/B of that change. ``--cpu-time``
+times with the process's CPU time instead of the wall clock (meaningful with ``--threads 1`` on
+a machine other processes load: a thread waiting for a core costs no CPU time).
 """
 import argparse
 import json
@@ -46,10 +53,15 @@ def parse_args(argv=None):
                    default=["inference", "training"])
     p.add_argument("--rounds", type=int, default=7, help="timed rounds (each runs every variant)")
     p.add_argument("--no-save", action="store_true", help="print only")
+    p.add_argument("--bridge-ab", action="store_true",
+                   help="also time rnnfast.torch under autocast on an input cast to bfloat16 "
+                        "in the call (the bridge's work before it passed float32 x uncast)")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with the process's CPU time (use with --threads 1 on a busy host)")
     return p.parse_args(argv)
 
 
-def make_runners(cell, shape, mode):
+def make_runners(cell, shape, mode, bridge_ab=False):
     """One zero-argument callable per variant, on the same inputs and weights."""
     import torch
 
@@ -87,35 +99,39 @@ def make_runners(cell, shape, mode):
     bridge.load_state_dict(module.state_dict())
     xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
 
-    def theirs(autocast, module=module):
+    def theirs(autocast, module=module, cast_input=False):
         def run():
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                 if training:
-                    y = module(xt.requires_grad_())[0]
+                    xin = xt.requires_grad_()
+                    y = module(xin.to(torch.bfloat16) if cast_input else xin)[0]
                 else:
                     with torch.no_grad():
-                        y = module(xt)[0]
+                        y = module(xt.to(torch.bfloat16) if cast_input else xt)[0]
             if training:
                 (y.float() * dyt).sum().backward()
                 module.zero_grad(set_to_none=True)
                 xt.grad = None
         return run
 
-    return {"rnnfast_f32": ours("float32"), "rnnfast_bf16": ours("bfloat16"),
-            "torch_f32": theirs(False), "torch_autocast": theirs(True),
-            "bridge_autocast": theirs(True, bridge)}
+    runners = {"rnnfast_f32": ours("float32"), "rnnfast_bf16": ours("bfloat16"),
+               "torch_f32": theirs(False), "torch_autocast": theirs(True),
+               "bridge_autocast": theirs(True, bridge)}
+    if bridge_ab:
+        runners["bridge_autocast_bf16_input"] = theirs(True, bridge, cast_input=True)
+    return runners
 
 
-def measure(runners, rounds):
+def measure(runners, rounds, clock=time.perf_counter):
     """Fastest time (s) of each variant over `rounds` rounds that run every variant in turn."""
     for run in runners.values():  # warm-up: packing, thread pools, oneDNN's kernel caches
         run()
     best = {name: float("inf") for name in runners}
     for _ in range(rounds):
         for name, run in runners.items():
-            t = time.perf_counter()
+            t = clock()
             run()
-            best[name] = min(best[name], time.perf_counter() - t)
+            best[name] = min(best[name], clock() - t)
     return best
 
 
@@ -127,12 +143,15 @@ def main(argv=None):
 
     info = _env.machine_info()
     rows = []
+    variants = VARIANTS + (("bridge_autocast_bf16_input",) if args.bridge_ab else ())
+    ab = " rnnfast.torch autocast, input cast in the call |" if args.bridge_ab else ""
     header = ("| threads | cell | shape | mode | rnnfast f32 | rnnfast bf16 | torch f32 | "
-              "torch autocast | rnnfast.torch autocast | autocast / bf16 | f32 / bf16 | "
-              "autocast / rnnfast.torch |")
+              "torch autocast | rnnfast.torch autocast |" + ab + " autocast / bf16 | "
+              "f32 / bf16 | autocast / rnnfast.torch |")
     lines = [f"bfloat16 path: {rnnfast.active_bf16_isa()}; CPU: {info.get('cpu_model', '?')}; "
-             f"load at start: {_env.load_average()}; best of {args.rounds} alternating rounds",
-             "", header, "|" + "---|" * 12]
+             f"load at start: {_env.load_average()}; best of {args.rounds} alternating rounds"
+             + ("; CPU time" if args.cpu_time else ""),
+             "", header, "|" + "---|" * (12 + bool(args.bridge_ab))]
     print("\n".join(lines), flush=True)
     for threads in args.threads:
         _env.set_threads(threads)
@@ -140,7 +159,9 @@ def main(argv=None):
             for shape_name in args.shapes:
                 for mode in args.modes:
                     shape = SHAPES[shape_name]
-                    best = measure(make_runners(cell, shape, mode), args.rounds)
+                    best = measure(make_runners(cell, shape, mode, args.bridge_ab),
+                                   args.rounds,
+                                   time.process_time if args.cpu_time else time.perf_counter)
                     ms = {k: v * 1e3 for k, v in best.items()}
                     row = {"threads": threads, "cell": cell, "shape": shape.label, "mode": mode,
                            **{k + "_ms": v for k, v in ms.items()},
@@ -150,7 +171,7 @@ def main(argv=None):
                                best["torch_autocast"] / best["bridge_autocast"]}
                     rows.append(row)
                     line = (f"| {threads} | {cell} | {shape.label} | {mode} | "
-                            + " | ".join(f"{ms[v]:.2f}" for v in VARIANTS)
+                            + " | ".join(f"{ms[v]:.2f}" for v in variants)
                             + f" | {row['autocast_over_bf16']:.2f}x | {row['f32_over_bf16']:.2f}x"
                             + f" | {row['autocast_over_bridge']:.2f}x |")
                     lines.append(line)

@@ -27,7 +27,9 @@ bfloat16. When ``x`` is a bfloat16 tensor the stack runs with ``precision="bfloa
 float32 (exactly), the weights may be bfloat16 or float32, the outputs are bfloat16, and every
 gradient has the dtype of its input. Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the
 forward operator's autocast rule (``autocast_arguments``) casts ``x``, the states and the masks
-to bfloat16 and leaves the weights as they are (float32 parameters get float32 gradients).
+to bfloat16 and leaves the weights as they are (float32 parameters get float32 gradients);
+eager code skips the cast of a float32 ``x`` (``run_stack``'s ``autocast``: the kernels round it
+the same way themselves).
 
 The backward operator is not differentiable: asking for a second derivative through it raises
 ``RuntimeError`` (never a silent zero). The operators have no batching rule: ``torch.func.vmap``
@@ -46,8 +48,8 @@ import torch
 
 from rnnfast.functional.stack import RecurrentStack
 
-__all__ = ["EagerStack", "autocast_arguments", "backward_stack", "recurrent_stack", "recurrent_stack_backward",
-           "run_stack", "stack_of", "SECOND_DERIVATIVE_ERROR"]
+__all__ = ["EagerStack", "autocast_arguments", "backward_stack", "bf16_autocast", "recurrent_stack",
+           "recurrent_stack_backward", "run_stack", "stack_of", "SECOND_DERIVATIVE_ERROR"]
 
 SECOND_DERIVATIVE_ERROR = (
     "rnnfast.torch: second derivatives are not supported (the kernels' backward pass is not "
@@ -150,16 +152,23 @@ _autocast_enabled, _autocast_dtype = torch.is_autocast_enabled, torch.get_autoca
 _BFLOAT16, _FLOAT32, _INT64 = torch.bfloat16, torch.float32, torch.int64
 
 
-def autocast_arguments(x, h0, c0, masks):
+def bf16_autocast():
+    """True inside a ``torch.autocast("cpu", dtype=torch.bfloat16)`` region."""
+    return _autocast_enabled("cpu") and _autocast_dtype("cpu") == _BFLOAT16
+
+
+def autocast_arguments(x, h0, c0, masks, cast_x=True):
     """``(x, h0, c0, masks)`` as the forward operator takes them under autocast: cast to
     bfloat16 inside a ``torch.autocast("cpu", dtype=torch.bfloat16)`` region (the weights are
-    not cast: float32 parameters stay float32, so do their gradients), unchanged otherwise."""
-    if not (_autocast_enabled("cpu") and _autocast_dtype("cpu") == _BFLOAT16):
+    not cast: float32 parameters stay float32, so do their gradients), unchanged otherwise.
+    ``cast_x=False`` leaves ``x`` as it is (the eager path, ``run_stack(..., autocast=True)``,
+    hands a float32 ``x`` to the kernels, which round it to bfloat16 themselves)."""
+    if not bf16_autocast():
         return x, h0, c0, masks
 
     def cast(t):
         return t if t is None or t.dtype != _FLOAT32 else t.to(_BFLOAT16)
-    return cast(x), cast(h0), cast(c0), [cast(m) for m in masks]
+    return cast(x) if cast_x else x, cast(h0), cast(c0), [cast(m) for m in masks]
 
 
 def _views(tensors):
@@ -190,11 +199,12 @@ def _tensors(arrays, dtypes):
 
 
 def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, proj_size,
-         num_layers, bias, bidirectional, reverse, batch_first, training):
-    """stack.forward on NumPy views of the tensors: ``(stack, (y, h_n, c_n, ctx))``."""
+         num_layers, bias, bidirectional, reverse, batch_first, training, autocast=False):
+    """stack.forward on NumPy views of the tensors: ``(stack, (y, h_n, c_n, ctx))``; in
+    bfloat16 for a bfloat16 ``x`` or with ``autocast`` (``run_stack``)."""
     stack = stack_of(cell, nonlinearity, x.shape[-1], hidden_size, proj_size, num_layers, bias,
                      bidirectional, reverse,
-                     "bfloat16" if x.dtype == torch.bfloat16 else "float32")
+                     "bfloat16" if autocast or x.dtype == _BFLOAT16 else "float32")
     x, h0, c0, *arrays = _views((x, h0, c0, *weights))
     if len(arrays) != len(stack.shapes):
         raise ValueError(f"weights: expected {len(stack.shapes)} tensors "
@@ -205,11 +215,18 @@ def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, pr
         training=training, masks=_views(masks) if masks else None)
 
 
-def run_stack(*args):
+def run_stack(*args, autocast=False):
     """The forward operator's computation on CPU tensors (its arguments; also called directly
-    by ``rnnfast.torch`` in eager inference, where it skips the dispatcher)."""
-    stack, (y, h_n, c_n, ctx) = _run(*args)
-    training, dtype = args[-1], args[0].dtype
+    by ``rnnfast.torch`` in eager inference, where it skips the dispatcher).
+
+    ``autocast=True`` (eager code under bfloat16 autocast, with the states and masks already
+    cast by ``autocast_arguments(..., cast_x=False)``): a float32 ``x`` is computed on as if
+    autocast had cast it to bfloat16, and the outputs are bfloat16, without that cast and the
+    float32 copy the kernels would otherwise get back from it (two passes over ``x`` and a new
+    buffer per call): the kernels round ``x`` to bfloat16 exactly as the cast does (round to
+    nearest even, subnormals kept), so the results are the same bit for bit."""
+    stack, (y, h_n, c_n, ctx) = _run(*args, autocast=autocast)
+    training, dtype = args[-1], (_BFLOAT16 if autocast else args[0].dtype)
     if c_n is None:
         y, h_n = _tensors((y, h_n), (dtype, dtype))
         c_n = _empty(y)
@@ -239,20 +256,24 @@ recurrent_stack = torch.ops.rnnfast.recurrent_stack.default
 recurrent_stack_backward = torch.ops.rnnfast.recurrent_stack_backward.default
 
 
-def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config):
+def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config, autocast=False):
     """The backward operator's computation (its arguments; also run directly by
     ``EagerStack``): the gradients of ``recurrent_stack`` at the given inputs (the arguments
     after the upstream gradients are the forward's), from the activations ``saved`` holds when
-    it is the forward's own ``saved`` output, still alive; else the forward runs again."""
+    it is the forward's own ``saved`` output, still alive; else the forward runs again.
+    ``autocast``: that of ``run_stack``; ``dx`` is then rounded to bfloat16 and widened to
+    ``x``'s dtype, the gradient autocast's cast of ``x`` gives (as without ``autocast``)."""
     holder = _live(saved)
     if holder is None:
-        stack, (_, _, _, ctx) = _run(x, h0, c0, weights, *config, True)
+        stack, (_, _, _, ctx) = _run(x, h0, c0, weights, *config, True, autocast=autocast)
     else:
         stack, ctx = holder.stack, holder.ctx
     dy, dh_n, dc_n = _views((dy, dh_n, dc_n if stack.has_cell_state else None))
     dx, dh0, dc0, by_name = stack.backward(ctx, dy, dh_n, dc_n)
     dx, *dweights = _tensors([dx] + [by_name[name] for name in stack.shapes],
-                             [x.dtype] + [w.dtype for w in weights])
+                             [_BFLOAT16 if autocast else x.dtype] + [w.dtype for w in weights])
+    if autocast:
+        dx = dx.to(x.dtype)
     return (dx, _empty(dx) if dh0 is None else _tensor(dh0, h0.dtype),
             _empty(dx) if dc0 is None else _tensor(dc0, c0.dtype), dweights)
 
@@ -373,14 +394,16 @@ class EagerStack(torch.autograd.Function):
     per-call cost, which is larger than a short sequence's kernels). Compiled, exported and
     traced programs see the operators instead.
 
-    ``EagerStack.apply(config, masks, lengths, x, h0, c0, *weights)`` with ``config`` the
-    operator's arguments from ``cell`` to ``batch_first``; returns ``(y, h_n, c_n)``
-    (``c_n`` an empty tensor without a cell state)."""
+    ``EagerStack.apply(config, masks, lengths, autocast, x, h0, c0, *weights)`` with
+    ``config`` the operator's arguments from ``cell`` to ``batch_first`` and ``autocast``
+    ``run_stack``'s; returns ``(y, h_n, c_n)`` (``c_n`` an empty tensor without a cell
+    state)."""
 
     @staticmethod
-    def forward(ctx, config, masks, lengths, x, h0, c0, *weights):
-        y, h_n, c_n, saved = run_stack(x, h0, c0, list(weights), masks, lengths, *config, True)
-        ctx.config, ctx.masks, ctx.lengths = config, masks, lengths
+    def forward(ctx, config, masks, lengths, autocast, x, h0, c0, *weights):
+        y, h_n, c_n, saved = run_stack(x, h0, c0, list(weights), masks, lengths, *config, True,
+                                       autocast=autocast)
+        ctx.config, ctx.masks, ctx.lengths, ctx.autocast = config, masks, lengths, autocast
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(saved, x, h0, c0, *weights)
         if config[0] != "lstm":
@@ -393,8 +416,10 @@ class EagerStack(torch.autograd.Function):
         args = (saved, dy, dh_n, dc_n if ctx.config[0] == "lstm" else None, x, h0, c0, weights,
                 ctx.masks, ctx.lengths, *ctx.config)
         if torch.is_grad_enabled():  # create_graph=True: the operator, whose gradient raises
+            if ctx.autocast:  # (a bfloat16 x: what the operator computes on under autocast)
+                args = args[:4] + (x.to(_BFLOAT16),) + args[5:]
             dx, dh0, dc0, dweights = recurrent_stack_backward(*args)
         else:
-            dx, dh0, dc0, dweights = backward_stack(*args)
-        return (None, None, None, dx, dh0 if h0 is not None else None,
+            dx, dh0, dc0, dweights = backward_stack(*args, autocast=ctx.autocast)
+        return (None, None, None, None, dx, dh0 if h0 is not None else None,
                 dc0 if c0 is not None else None, *dweights)

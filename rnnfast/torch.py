@@ -57,7 +57,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnfast import _config
-from rnnfast._torch_ops import EagerStack, autocast_arguments, run_stack
+from rnnfast._torch_ops import EagerStack, autocast_arguments, bf16_autocast, run_stack
 
 # The kernels run on PyTorch's OpenMP threads, which otherwise spin after each torch op on the
 # cores the kernels need (rnnfast.set_thread_pool; 'rnnfast' turns it off).
@@ -81,21 +81,29 @@ def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
     Traced (``torch.jit.trace``) and exported programs keep no activations
     (``training=False``): a backward through them runs the forward again, so their graph does
     not depend on grad mode. Under CPU autocast with bfloat16, ``x``, the states and the masks
-    are cast to bfloat16 first (``autocast_arguments``); the outputs of the GRU, and of the
-    LSTM with ``lengths`` (a PackedSequence), are cast back to the parameters' dtype, as
-    torch's autocast gives them (float32 outputs of bfloat16 products)."""
+    are cast to bfloat16 first (``autocast_arguments``; in eager code a float32 ``x`` is not:
+    the kernels round it to bfloat16 themselves, the same numbers); the outputs of the GRU,
+    and of the LSTM with ``lengths`` (a PackedSequence), are cast back to the parameters'
+    dtype, as torch's autocast gives them (float32 outputs of bfloat16 products)."""
     dtype = weights[0].dtype
-    x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
     if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
         y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
                                                             *config, False)
     elif torch.compiler.is_compiling():
+        x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
         y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
                                                             *config, need_grad)
-    elif need_grad:
-        y, h_n, c_n = EagerStack.apply(config, masks, lengths, x, h0, c0, *weights)
     else:
-        y, h_n, c_n, _ = run_stack(x, h0, c0, weights, masks, lengths, *config, False)
+        # eager: a float32 x goes to the kernels as it is (run_stack's `autocast`: they round
+        # it as autocast's cast would, so the cast and the copy back to float32 are saved)
+        autocast = x.dtype == torch.float32 and bf16_autocast()
+        x, h0, c0, masks = autocast_arguments(x, h0, c0, masks, cast_x=not autocast)
+        if need_grad:
+            y, h_n, c_n = EagerStack.apply(config, masks, lengths, autocast, x, h0, c0, *weights)
+        else:
+            y, h_n, c_n, _ = run_stack(x, h0, c0, weights, masks, lengths, *config, False,
+                                       autocast=autocast)
     if y.dtype != dtype and (config[0] == "gru" or config[0] == "lstm" and lengths is not None):
         y, h_n, c_n = y.to(dtype), h_n.to(dtype), c_n.to(dtype)
     return y, h_n, (c_n if config[0] == "lstm" else None)

@@ -23,6 +23,10 @@ SHAPES = [
     ("lstm", {}, 1, 12, 4, 9, {}),
     ("lstm", {}, 8, 1, 3, 17, {}),
     ("lstm", {}, 6, 9, 5, 21, {"peephole": True}),
+    # batches of 9..15 share each step between threads by blocks of hidden units, and the
+    # step's input gradient (dx) by panels of its columns: several panels of I and of H
+    ("lstm", {}, 3, 12, 100, 150, {}),
+    ("rnn", {"nonlinearity": "tanh"}, 4, 9, 70, 300, {}),
 ]
 LAYOUTS = [(False, False), (True, False), (False, True), (True, True)]  # (batch_first, reverse)
 

@@ -198,3 +198,93 @@ def test_opcheck_with_bfloat16_inputs(weights_dtype):
         (x, h0, None, weights, [], None, "lstm", "tanh", H, 0, 1, True, False, False, False,
          True))
     assert set(result.values()) == {"SUCCESS"}, result
+
+
+def _run_autocast(module, x, states, dy, lengths, seed):
+    torch.manual_seed(seed)  # the same dropout masks in every run
+    return forward_backward(module, x, states, dy, True, lengths)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("packed, kw", [
+    (False, {}), (True, {}), (False, {"batch_first": True}),
+    (False, {"num_layers": 2, "bidirectional": True, "dropout": 0.3}),
+    (True, {"num_layers": 2, "bidirectional": True, "dropout": 0.3})])
+def test_eager_autocast_on_float32_input_equals_the_cast_input(cell, packed, kw, no_fallback):
+    # eager code hands a float32 x to the kernels uncast (they round it as autocast's cast
+    # does): outputs and every gradient are bit for bit those of an x cast to bfloat16 first
+    ours, _, _ = trio(cell, 10, **kw)
+    D = 2 if kw.get("bidirectional") else 1
+    L = kw.get("num_layers", 1) * D
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn((B, T, I) if kw.get("batch_first") else (T, B, I), generator=g)
+    x[0, 0, :3] = torch.tensor([1e-40, -3e-39, 1 + 2 ** -9])  # subnormals, a rounding tie
+    states = tuple(0.5 * torch.randn(L, B, H, generator=g)
+                   for _ in range(2 if cell == "lstm" else 1))
+    lengths = torch.tensor(LENGTHS) if packed else None
+    y_shape = (sum(LENGTHS), D * H) if packed else tuple(x.shape[:-1]) + (D * H,)
+    dy = [torch.randn(y_shape, generator=g, dtype=torch.float64)] + \
+        [torch.randn(L, B, H, generator=g, dtype=torch.float64) for _ in states]
+    for with_states in (None, states):
+        got, got_g = _run_autocast(ours, x, with_states, dy, lengths, 11)
+        want, want_g = _run_autocast(ours, x.to(torch.bfloat16), with_states, dy, lengths, 11)
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+        assert got_g["x"].dtype == torch.float32
+        for name, b in want_g.items():
+            assert torch.equal(got_g[name], b.float()), name
+        # inference (no autograd: the forward computation is called directly)
+        hx = with_states if with_states is None or len(with_states) == 2 else with_states[0]
+        runs = []
+        for inp in (x, x.to(torch.bfloat16)):
+            if packed:
+                inp = pack_padded_sequence(inp, lengths, enforce_sorted=False)
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                torch.manual_seed(12)
+                y, state = ours(inp, hx)
+            runs.append([y.data if packed else y] +
+                        (list(state) if isinstance(state, tuple) else [state]))
+        for a, b in zip(*runs):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_eager_autocast_hands_the_callers_float32_input_to_the_kernels(grad, monkeypatch,
+                                                                       no_fallback):
+    # no bfloat16 copy of x and no float32 copy back: the kernels read the caller's memory
+    from rnnfast.functional.stack import RecurrentStack
+    seen = []
+    forward = RecurrentStack.forward
+
+    def spy(self, weights, x, *args, **kwargs):
+        seen.append((x, self.precision))
+        return forward(self, weights, x, *args, **kwargs)
+    monkeypatch.setattr(RecurrentStack, "forward", spy)
+    ours, _, _ = trio("lstm", 12)
+    x = torch.randn(T, B, I, requires_grad=grad)
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = ours(x)[0]
+    assert y.dtype == torch.bfloat16
+    (array, precision), = seen
+    assert precision == "bfloat16" and array.dtype == np.float32
+    assert np.shares_memory(array, x.detach().numpy())
+    if grad:  # the kernels' saved context reads x: changing it in place is refused
+        with torch.no_grad():
+            x.add_(1)
+        with pytest.raises(RuntimeError, match="inplace"):
+            y.float().sum().backward()
+
+
+def test_eager_autocast_create_graph_on_float32_input(no_fallback):
+    # create_graph=True runs the backward operator (on the bfloat16 x autocast's cast gives):
+    # the same gradient, and differentiating it again raises
+    ours, _, _ = trio("lstm", 13)
+    x = torch.randn(T, B, I, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, y2 = ours(x)[0], ours(x2.to(torch.bfloat16))[0]
+    g, = torch.autograd.grad(y.float().sum(), x, create_graph=True)
+    g2, = torch.autograd.grad(y2.float().sum(), x2, create_graph=True)
+    assert g.dtype == torch.float32 and torch.equal(g, g2)
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        g.sum().backward()

@@ -6,10 +6,12 @@
 // before, every unit), then turns them into the gate gradients of its units for every active
 // sequence (saved for all rows in dgx [rows, G*H]; the next step's GEMM reads them there when
 // every sequence spans every step and they are the recurrent side's too (RNN, LSTM), else from a
-// staged copy with zeros for inactive sequences). After the loop, the input gradient and the weight gradients are a few large
-// GEMMs over all rows, and the bias gradients sums of the gate gradients over the rows: a
-// column of ones in the weight GEMM's [x | 1 | h_prev] when that GEMM covers every gate
-// (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
+// staged copy with zeros for inactive sequences; read in place, with W_ih and W_hh small enough
+// to stay in a core's L2, the step's rows of the input gradient come from them there too, beside
+// the product). After the loop, the input gradient (unless the loop gave it) and the weight
+// gradients are a few large GEMMs over all rows, and the bias gradients sums of the gate
+// gradients over the rows: a column of ones in the weight GEMM's [x | 1 | h_prev] when that
+// GEMM covers every gate (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
 // gradient of r: it keeps the two-GEMM step. The large temporaries live in a scratch kept
 // between calls (rnnfast/scratch_cache.h).
 #include <algorithm>
@@ -37,13 +39,16 @@ struct BackwardScratch {
   Buffer<T> dw;    // [shared, I (+ 1) + H] its result
   Buffer<T> rh;    // [rows, H] GRU (reset before): r * h_prev
   PackedB<T> whh;  // W_hh packed for the blocked loop's products
+  PackedB<T> wih;  // W_ih packed for the blocked loop's input gradients (dx by steps)
 
   std::size_t bytes() const {
-    const index_t nr = whh.panel_width();
-    const index_t panels = nr ? (whh.cols() + nr - 1) / nr : 0;
     return detail::bytes_of(dgx) + detail::bytes_of(dgh_n) + detail::bytes_of(xh) +
-           detail::bytes_of(dw) + detail::bytes_of(rh) +
-           static_cast<std::size_t>(panels * whh.panel_stride()) * sizeof(T);
+           detail::bytes_of(dw) + detail::bytes_of(rh) + packed_bytes(whh) + packed_bytes(wih);
+  }
+  static std::size_t packed_bytes(const PackedB<T>& p) {
+    const index_t nr = p.panel_width();
+    const index_t panels = nr ? (p.cols() + nr - 1) / nr : 0;
+    return static_cast<std::size_t>(panels * p.panel_stride()) * sizeof(T);
   }
 };
 
@@ -141,10 +146,16 @@ inline void prefetch_step_inputs(const SeqShape& s, const RecurrentWorkspace<T>&
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward. The
 // cell C and its options (Peep: LSTM peepholes; Zone: zoneout; Drop: recurrent dropout, one
 // product per gate masked before it is added) are template parameters: no switch per row.
+// dx (input gradient [rows, I], or null): when the loop reads dgx in place (below) and the
+// products are float32, each step's rows of dx = dgx W_ih are computed beside the step's
+// product, while those rows of dgx are in cache (after the loop they are read from memory),
+// with the values of the GEMM over all rows (same depth blocks): returns true; else false and
+// the caller computes dx.
 template <typename T, Cell C, bool Peep, bool Zone, bool Drop>
-void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
+bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
                   const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
                   const T* dy, T* dgx, T* dgh_n, T* dh, T* dc, PackedB<T>& whh,
+                  const T* w_ih, T* dx, PackedB<T>& wih,
                   Precision prec) {  // bf16: precision of the products
   constexpr index_t G = gate_count(C);
   const index_t B = s.B, H = s.H, GH = G * H;
@@ -164,6 +175,19 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   // columns of it). Else the staged copies (zeros for inactive sequences).
   const bool direct = C != Cell::gru && s.lengths.empty();
   const index_t direct_ld = s.batch_first ? s.T * GH : GH;
+  // dx by steps when W_ih and W_hh fit in a core's L2 beside the rest (1 MiB: both are read
+  // at every step; larger ones would come from L3 at every step, where the GEMM after the loop
+  // keeps its blocks of W_ih in L2: 6-8% more time at I = H = 512; bench/RESULTS.md). Its rows
+  // of a step are as far apart as dgx's (T*I batch-first); each thread's share of a step's
+  // blocks takes the matching share of dx's panels (a monotone map: the shares cover every
+  // panel once).
+  const index_t I = s.I;
+  const bool step_dx = dx && direct && I > 0 && prec == Precision::float32 &&
+                       GH * (I + H) * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
+  if (step_dx) wih.pack(false, GH, I, w_ih, I);
+  const index_t dx_ld = s.batch_first ? s.T * I : I;
+  const index_t xw = step_dx ? wih.panel_width() : 1, x_panels = (I + xw - 1) / xw;
+  auto dx_col = [&](index_t q) { return q >= blocks ? I : std::min(I, q * x_panels / blocks * xw); };
   Buffer<T> stage_a(direct ? 0 : B * GH), stage_b(direct ? 0 : B * GH);
   // Zone: d * dh and d * dc, the previous state's parts of this step's gradients
   Buffer<T> keep_h(Zone ? B * H : 0), keep_c(Zone && C == Cell::lstm ? B * H : 0);
@@ -173,6 +197,7 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   // Sequences [b0, b1) through every step; share_steps: each step's blocks on the threads.
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     const T* prev = nullptr;  // row b0 of the gate gradients of the step processed before
+    index_t prev_row = 0;     // and its row (step_dx: dx's)
     const index_t lda = direct ? direct_ld : GH;  // and the distance of its rows
     T* cur = stage_a.data();  // [B, G*H] the staged gate gradients of this step
     Buffer<T> sink(direct ? GH : 0);
@@ -235,6 +260,9 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
         else
           gemm_packed_cols<T>(b1 - b0, prev, lda, whh, q0 * hb, std::min(H, q1 * hb), T(1),
                               dh + b0 * H, H);
+        if (step_dx)
+          gemm_packed_cols<T>(b1 - b0, prev, lda, wih, dx_col(q0), dx_col(q1), T(0),
+                              dx + prev_row * I, dx_ld);
       }
       for (index_t q = q0; q < q1; ++q) grads(q);
     };
@@ -244,7 +272,8 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
       else
         run_blocks(0, blocks);
       if (direct) {
-        prev = dgx + s.row(s.time_of(step, b0), b0) * GH;
+        prev_row = s.row(s.time_of(step, b0), b0);
+        prev = dgx + prev_row * GH;
       } else {
         prev = cur + b0 * GH;
         cur = cur == stage_a.data() ? stage_b.data() : stage_a.data();
@@ -255,6 +284,7 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
         drop.add_products_cols(b0, b1 - b0, prev, lda, H, whh_k.gate, 0, H, tmp.data(), dh);
       else
         gemm_packed<T>(b1 - b0, prev, lda, whh, T(1), dh + b0 * H, H);
+      if (step_dx) gemm_packed<T>(b1 - b0, prev, lda, wih, T(0), dx + prev_row * I, dx_ld);
     }
   };
   if (detail::split_batch<T>(s, G))
@@ -262,6 +292,7 @@ void loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
                  [&](index_t b0, index_t b1) { run(b0, b1, false); });
   else
     run(0, B, true);
+  return step_dx;
 }
 
 // The reverse time loop of GRU with reset before; dh as in loop_blocked. Zone: zoneout; Drop:
@@ -418,6 +449,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   if (is_lstm) {
     if (dc_n) std::memcpy(dc.data(), dc_n, sizeof(T) * B * H); else dc.zero();
   }
+  bool dx_done = false;  // by the blocked loop
   detail::with_flag(dropped, [&](auto drop_c) {
     constexpr bool Drop = decltype(drop_c)::value;
     if (cell == Cell::gru_reset_before)
@@ -437,10 +469,10 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
                                    dc.data()))  // batches of 1..8: recurrent_small.cc
       detail::with_blocked_options(
           cell, is_lstm && w.w_peephole, zoned, [&](auto cell_c, auto peep_c, auto zone_c) {
-          loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
-                       decltype(zone_c)::value, Drop>(s, w.w_hh, w.w_peephole, zone, drop, ws,
-                                                      dy, dgx, dgh_n, dh.data(), dc.data(),
-                                                      scratch->whh, w.precision);
+          dx_done = loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
+                                 decltype(zone_c)::value, Drop>(
+              s, w.w_hh, w.w_peephole, zone, drop, ws, dy, dgx, dgh_n, dh.data(), dc.data(),
+              scratch->whh, w.w_ih, g.x, scratch->wih, w.precision);
           });
   });
   if (g.w_peephole && is_lstm && w.w_peephole)
@@ -453,7 +485,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
 
   // Large GEMMs over all rows.
-  if (g.x)
+  if (g.x && !dx_done)
     gemm<T>(false, false, rows, I, GH, T(1), dgx, GH, w.w_ih, I, T(0), g.x, I, w.precision);
   // Weight gradients. The rows of W_ih and W_hh whose gradients share dgx (every gate of RNN
   // and LSTM, r and z of GRU) come from one GEMM dgx^T [x | h_prev], wider than either part
