@@ -264,7 +264,22 @@ def reference_forward(op, arrays, options, training):
     return getattr(R, op + "_forward")(**args, **kw)
 
 
-def recurrent_forward_case(rng):
+# recurrent_forward_positional's arguments after the arrays of ARRAY_ORDER, in its order.
+POSITIONAL_OPTIONS = ["nonlinearity", "reset_after", "lengths", "reverse", "batch_first",
+                      "training", "precision", "w_peephole", "w_hr", "zoneout", "zoneout_h",
+                      "zoneout_c", "recurrent_mask"]
+
+
+def positional_forward(op, args, options, kw_arrays):
+    """_C.recurrent_forward_positional with recurrent_forward's arguments (keyword defaults
+    where not given)."""
+    given = dict({"precision": "float32", "zoneout": 0.0}, **options, **kw_arrays)
+    return _C.recurrent_forward_positional(op, *args, *[given.get(k) for k in POSITIONAL_OPTIONS])
+
+
+def recurrent_forward_case(rng, entry="recurrent_forward"):
+    """A call of recurrent_forward, or with the same arguments by position of
+    recurrent_forward_positional (entry): the same checks, values and errors."""
     op, arrays, options, (T, B, I, H, dtype, Hs) = recurrent_setup(rng)
     expect = None
     call_arrays, call_options, call_op = dict(arrays), dict(options), op
@@ -323,7 +338,7 @@ def recurrent_forward_case(rng):
         elif which == 2:
             key = ["reset_after", "reverse", "batch_first", "training"][rng.integers(4)]
             call_options[key] = [1, 0, None, "yes", 1.0][rng.integers(5)]
-            expect = incompatible("recurrent_forward")
+            expect = incompatible(entry)
         elif which == 3 and B > 0:
             bad = rng.integers(1, T + 1, size=B).astype(np.int64)
             i = rng.integers(B)
@@ -336,11 +351,14 @@ def recurrent_forward_case(rng):
                                        np.zeros(B + 1, np.int64)][rng.integers(4)]
             expect = Err((TypeError, ValueError), "lengths: expected")
     args = [call_arrays[k] for k in ARRAY_ORDER]
-    call = lambda: _C.recurrent_forward(call_op, *args, **call_options,  # noqa: E731
-                                        **keyword_arrays(call_arrays, call_options["training"]
-                                                         is True))
+    kw_arrays = keyword_arrays(call_arrays, call_options["training"] is True)
+    if entry == "recurrent_forward":
+        call = lambda: _C.recurrent_forward(call_op, *args, **call_options,  # noqa: E731
+                                            **kw_arrays)
+    else:
+        call = lambda: positional_forward(call_op, args, call_options, kw_arrays)  # noqa: E731
     if expect is not None:
-        return "recurrent_forward", call, expect
+        return entry, call, expect
 
     def check(out):
         plain = _C.recurrent_forward(op, *[arrays[k] for k in ARRAY_ORDER], **options,
@@ -352,7 +370,7 @@ def recurrent_forward_case(rng):
             close(out[i], want[i], dtype, f"recurrent_forward {op} {name}")
         if (out[3] is not None) != options["training"]:
             raise Failure("recurrent_forward: a ctx exactly when training")
-    return "recurrent_forward", call, Ok(check)
+    return entry, call, Ok(check)
 
 
 def recurrent_backward_case(rng):
@@ -1301,6 +1319,8 @@ def no_argument_case(name):
 
 CASES = {
     "recurrent_forward": recurrent_forward_case,
+    "recurrent_forward_positional": lambda rng: recurrent_forward_case(
+        rng, "recurrent_forward_positional"),
     "recurrent_backward": recurrent_backward_case,
     "layer_norm_recurrent_forward": layer_norm_forward_case,
     "layer_norm_recurrent_backward": layer_norm_backward_case,

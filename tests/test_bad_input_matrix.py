@@ -763,6 +763,8 @@ A2 = np.ones((2, 2))
 RECURRENT_OPTIONS = dict(nonlinearity="tanh", reset_after=True, lengths=None, reverse=False,
                          batch_first=False, training=False)
 MASK_OPTIONS = dict(zoneout=0.5, recurrent_dropout=0.5, seed=1, dtype="float32")
+# The same, then recurrent_forward's keyword defaults, in recurrent_forward_positional's order.
+POSITIONAL_OPTIONS = (*RECURRENT_OPTIONS.values(), "float32", None, None, 0.0, None, None, None)
 POOL_OPTIONS = dict(pool_size=None, stride=None, padding=None, channels_last=True, training=False)
 BINDING_CASES = [
     ("gemm-a-int", lambda k: _C.gemm(np.ones((2, 2), np.int64), A2), TypeError,
@@ -867,6 +869,26 @@ BINDING_CASES = [
     ("recurrent_backward-dc_n-gru", lambda k: _C.recurrent_backward(
         "gru", k.ctx["gru"], None, None, k.rec["lstm"]["c0"]), ValueError,
      "dc_n: only an LSTM has a cell state"),
+    # recurrent_forward with every argument by position (rnnfast.functional's call): the same
+    # checks; options only by position, flags only bools.
+    ("recurrent_forward_positional-op", lambda k: _C.recurrent_forward_positional(
+        "LSTM", k.x, *[None] * 6, *POSITIONAL_OPTIONS), ValueError,
+     "op: expected 'rnn', 'lstm' or 'gru', got 'LSTM'"),
+    ("recurrent_forward_positional-keywords", lambda k: _C.recurrent_forward_positional(
+        "lstm", k.x, *[None] * 6, **RECURRENT_OPTIONS), TypeError,
+     "recurrent_forward_positional(): incompatible function arguments"),
+    ("recurrent_forward_positional-flag-int", lambda k: _C.recurrent_forward_positional(
+        "lstm", *[k.rec["lstm"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4, "tanh", True,
+        None, False, False, 1, "float32", None, None, 0.0, None, None, None), TypeError,
+     "recurrent_forward_positional(): incompatible function arguments"),
+    ("recurrent_forward_positional-w_ih", lambda k: _C.recurrent_forward_positional(
+        "lstm", k.rec["lstm"]["x"], k.rec["lstm"]["w_ih"][:, :-1], k.rec["lstm"]["w_hh"],
+        *[None] * 4, *POSITIONAL_OPTIONS), ValueError,
+     "w_ih: expected shape (4*hidden_size, input_size) = "),
+    ("recurrent_forward_positional-zoneout", lambda k: _C.recurrent_forward_positional(
+        "gru", *[k.rec["gru"][n] for n in ("x", "w_ih", "w_hh")], *[None] * 4,
+        *POSITIONAL_OPTIONS[:-4], True, None, None, None), TypeError,
+     "zoneout: expected a float in [0, 1), got bool"),
     ("pool1d_forward-op", lambda k: _C.pool1d_forward("avg_pool1d", k.cx, **POOL_OPTIONS),
      ValueError, "op: expected 'max_pool1d', 'global_max_pool1d' or 'global_avg_pool1d', got "
      "'avg_pool1d'"),

@@ -82,3 +82,135 @@ def test_zero_rates_of_any_number_type_are_the_plain_cell():
         got = F.lstm_forward(**args, training=True, zoneout=zero, recurrent_dropout=zero)
         for a, b in zip(got[:-1], want[:-1]):
             np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------ the positional entry and the checks' fast paths
+
+POSITIONAL = ["nonlinearity", "reset_after", "lengths", "reverse", "batch_first", "training",
+              "precision", "w_peephole", "w_hr", "zoneout", "zoneout_h", "zoneout_c",
+              "recurrent_mask"]
+ARRAYS = ["x", "w_ih", "w_hh", "b_ih", "b_hh", "h0", "c0"]
+DEFAULTS = {"precision": "float32", "zoneout": 0.0}
+
+
+def _both_entries(op, arrays, options):
+    """The results (or the errors) of _C.recurrent_forward and, with the same arguments by
+    position, _C.recurrent_forward_positional."""
+    from rnnfast import _C
+    keyword = {k: v for k, v in arrays.items() if k not in ARRAYS}
+    given = dict(DEFAULTS, **options, **keyword)
+    out = []
+    for call in (lambda: _C.recurrent_forward(op, *[arrays.get(k) for k in ARRAYS], **options,
+                                              **keyword),
+                 lambda: _C.recurrent_forward_positional(op, *[arrays.get(k) for k in ARRAYS],
+                                                         *[given.get(k) for k in POSITIONAL])):
+        try:
+            out.append(call())
+        except (TypeError, ValueError) as e:
+            out.append(e)
+    return out
+
+
+def _options(op, **kw):
+    return dict({"nonlinearity": "tanh", "reset_after": True, "lengths": None, "reverse": False,
+                 "batch_first": False, "training": False}, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op,extra,opts", [
+    ("rnn", {}, {"nonlinearity": "relu"}), ("gru", {}, {"reset_after": False}),
+    ("lstm", {"peephole": True}, {"reverse": True}), ("lstm", {"proj_size": 3}, {}),
+    ("gru", {}, {"batch_first": True}), ("lstm", {}, {"training": True}),
+    ("lstm", {}, {"lengths": np.array([4, 1, 3])}),
+], ids=["rnn_relu", "gru_before", "lstm_peep_rev", "lstm_proj", "gru_bf", "lstm_train",
+        "lstm_len"])
+def test_the_positional_entry_gives_the_keyword_entrys_results(op, extra, opts, dtype):
+    from rnnfast import _C
+    rng = np.random.default_rng(5)
+    args, _ = make_inputs(rng, op, 4, 3, 5, 6, dtype, batch_first=opts.get("batch_first", False),
+                          **extra)
+    a, b = _both_entries(op, args, _options(op, **opts))
+    for u, v in zip(a[:3], b[:3]):
+        if u is None:
+            assert v is None
+        else:
+            assert u.dtype == v.dtype == dtype
+            np.testing.assert_array_equal(u, v)
+    assert (a[3] is None) == (b[3] is None) == (not opts.get("training", False))
+    if a[3] is not None:
+        dy = np.ones_like(a[0])
+        ga, gb = _C.recurrent_backward(op, a[3], dy, None, None), \
+            _C.recurrent_backward(op, b[3], dy, None, None)
+        for k in ga:
+            if ga[k] is None:
+                assert gb[k] is None
+            else:
+                np.testing.assert_array_equal(ga[k], gb[k])
+
+
+def _bad(args, **change):
+    return dict(args, **change)
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_the_positional_entry_refuses_as_the_keyword_entry(case):
+    """The same exception type and message from both entries (the messages are built only on
+    an error now: their text must not change)."""
+    rng = np.random.default_rng(6)
+    args, _ = make_inputs(rng, "lstm", 4, 3, 5, 6, np.float32, peephole=True)
+    op, opts = "lstm", _options("lstm")
+    bad = [
+        lambda: ("LSTM", args, opts),
+        lambda: (None, args, opts),
+        lambda: (op, _bad(args, w_hh=args["w_hh"][:-1]), opts),
+        lambda: (op, _bad(args, w_hh=args["w_hh"][:-4]), opts),
+        lambda: (op, _bad(args, w_hh=np.zeros((24, 0), np.float32)), opts),
+        lambda: (op, _bad(args, w_ih=args["w_ih"][:, 1:]), opts),
+        lambda: (op, _bad(args, x=args["x"][0]), opts),
+        lambda: (op, _bad(args, x=np.zeros((0, 3, 5), np.float32)), opts),
+        lambda: (op, _bad(args, h0=args["h0"].astype(np.float64)), opts),
+        lambda: (op, _bad(args, w_peephole=args["w_peephole"][:2]), opts),
+        lambda: ("rnn", {k: args[k] for k in ("x", "h0")} | {"w_ih": args["w_ih"][:6],
+                                                            "w_hh": args["w_hh"][:6]},
+                 _options("rnn", nonlinearity="sigmoid")),
+        lambda: (op, _bad(args, b_ih=args["b_ih"][:-1]), opts),
+    ][case]
+    a, b = _both_entries(*bad())
+    assert isinstance(a, Exception), a
+    assert type(a) is type(b) and str(a) == str(b)
+
+
+@pytest.mark.parametrize("layout", ["big_endian", "fortran", "strided", "misaligned", "readonly",
+                                    "subclass"])
+def test_arguments_that_are_not_plain_ndarrays_give_the_same_values(layout):
+    """The checks take a plain C-contiguous native ndarray as it is and convert anything else:
+    every other layout of every argument gives the plain arrays' results."""
+    rng = np.random.default_rng(7)
+    args, _ = make_inputs(rng, "lstm", 5, 2, 3, 4, np.float32, peephole=True)
+    want = F.lstm_forward(**args)
+
+    class Sub(np.ndarray):
+        pass
+
+    def change(a):
+        if layout == "big_endian":
+            return a.astype(a.dtype.newbyteorder(">"))
+        if layout == "fortran":
+            return np.asfortranarray(a)
+        if layout == "strided":
+            return np.repeat(a, 2, axis=-1)[..., ::2]
+        if layout == "misaligned":
+            buf = np.empty(a.nbytes + 1, np.uint8)[1:].view(a.dtype).reshape(a.shape)
+            buf[...] = a
+            return buf
+        if layout == "readonly":
+            b = a.copy()
+            b.flags.writeable = False
+            return b
+        return a.view(Sub)
+
+    for name in args:
+        given = dict(args, **{name: change(args[name])})
+        got = F.lstm_forward(**given)
+        for u, v in zip(got, want):
+            np.testing.assert_array_equal(u, v)

@@ -234,6 +234,9 @@ calls = {
     "parallel_for_chunks": lambda: _C.parallel_for_chunks(1000, inner=2),
     "recurrent_forward": lambda: _C.recurrent_forward("lstm", x, w_ih, w_hh, None, None, None,
                                                       None, **opts),
+    "recurrent_forward_positional": lambda: _C.recurrent_forward_positional(
+        "lstm", x, w_ih, w_hh, None, None, None, None, "tanh", True, None, False, False, True,
+        "float32", None, None, 0.0, None, None, None),
     "recurrent_backward": lambda: _C.recurrent_backward("lstm", rctx, x[..., :32], None, None),
     "layer_norm_recurrent_forward": lambda: _C.layer_norm_recurrent_forward(
         "gru", x, w_ih[:96], w_hh[:96], None, None, None, None, None, None, None, None, eps=1e-5,

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -37,20 +38,29 @@ inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cas
 
 inline bool is_double(const py::array& a) { return a.dtype().itemsize() == 8; }
 
-// Any array-like (ndarray, list, object with __array__) as an ndarray of float32 or float64;
-// anything else raises TypeError naming the argument.
-inline py::array float_array(const py::handle& obj, const char* name) {
+// obj itself when it is a base-class ndarray (no conversion: what py::array::ensure would give
+// back, without NumPy's array-from-object machinery on every argument of every call), else
+// py::array::ensure(obj), null when that fails (the Python error cleared).
+inline py::array as_array(const py::handle& obj) {
+  if (Py_TYPE(obj.ptr()) == reinterpret_cast<PyTypeObject*>(py::detail::npy_api::get().PyArray_Type_))
+    return py::reinterpret_borrow<py::array>(obj);
   py::array a;
   try {
     a = py::array::ensure(obj);
   } catch (py::error_already_set&) {
     a = py::array();
   }
-  if (!a) {
-    PyErr_Clear();
+  if (!a) PyErr_Clear();
+  return a;
+}
+
+// Any array-like (ndarray, list, object with __array__) as an ndarray of float32 or float64;
+// anything else raises TypeError naming the argument.
+inline py::array float_array(const py::handle& obj, const char* name) {
+  py::array a = as_array(obj);
+  if (!a)
     throw py::type_error(std::string(name) + ": expected a float32 or float64 array, got " +
                          py::str(py::type::of(obj)).cast<std::string>());
-  }
   const char kind = a.dtype().kind();
   const auto size = a.dtype().itemsize();
   if (kind != 'f' || (size != 4 && size != 8)) {
@@ -98,25 +108,30 @@ struct Dim {
   std::string word() const { return factor == 1 ? base : std::to_string(factor) + "*" + base; }
 };
 
-inline std::string dims_words(const std::vector<Dim>& dims) {
+using Dims = std::initializer_list<Dim>;
+
+inline std::string dims_words(Dims dims) {
   std::string s = "(";
-  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + dims[i].word();
+  std::size_t i = 0;
+  for (const Dim& d : dims) s += (i++ ? ", " : "") + d.word();
   return s + (dims.size() == 1 ? ",)" : ")");
 }
 
 // a must have the shape of dims: e.g. "w_ih: expected shape (4*hidden_size, input_size) =
 // (24, 3), got (24, 4): input_size is 3 from x but 4 from w_ih".
-inline void check_dims(const py::array& a, const char* name, const std::vector<Dim>& dims) {
+inline void check_dims(const py::array& a, const char* name, Dims dims) {
+  bool same = a.ndim() == static_cast<py::ssize_t>(dims.size());
+  for (std::size_t i = 0; same && i < dims.size(); ++i) same = a.shape(i) == dims.begin()[i].size();
+  if (same) return;
   std::vector<index_t> expected;
   for (const Dim& d : dims) expected.push_back(d.size());
   const std::vector<index_t> given = shape_of(a);
-  if (given == expected) return;
   std::string msg = std::string(name) + ": expected ";
   msg += "shape " + dims_words(dims) + " = " + shape_str(expected) + ", got " + shape_str(given);
   if (given.size() != dims.size()) throw py::value_error(msg);
   std::string why;
   for (std::size_t i = 0; i < dims.size(); ++i) {
-    const Dim& d = dims[i];
+    const Dim& d = dims.begin()[i];
     const index_t g = given[i];
     if (g == d.size()) continue;
     why += why.empty() ? ": " : "; ";
@@ -152,6 +167,13 @@ inline index_t checked_size(const std::vector<index_t>& dims, const char* what) 
 // raises MemoryError: array_t::ensure would clear that error and return a null array.
 template <typename T>
 py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
+  // The usual argument: already one (no conversion call into NumPy).
+  constexpr int kReady = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                         py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  const auto* descr = py::detail::array_descriptor_proxy(py::detail::array_proxy(a.ptr())->descr);
+  if ((a.flags() & kReady) == kReady && descr->type_num == py::detail::npy_format_descriptor<T>::value &&
+      descr->byteorder == '=')
+    return py::reinterpret_borrow<py::array_t<T, py::array::c_style>>(a);
   // NumPy releases the GIL during large copies (gil.h: a thread may be ended while it waits).
   auto c = park_if_killed([&] {
     return py::array_t<T, py::array::c_style | py::array::forcecast>(a);  // throws on failure
@@ -174,7 +196,7 @@ inline py::array contiguous_float(const py::array& a) {
 // An optional float argument of the call's dtype (x's) with the shape of dims, C-contiguous;
 // None stays None.
 inline std::optional<py::array> optional_array(const py::object& obj, const char* name,
-                                               const py::array& x, const std::vector<Dim>& dims) {
+                                               const py::array& x, Dims dims) {
   if (obj.is_none()) return std::nullopt;
   py::array a = float_array(obj, name);
   check_same_dtype(a, name, x, "x");
@@ -282,16 +304,17 @@ inline std::uint64_t seed64_arg(const py::handle& obj, const char* name) {
 // the choices and the repr of what was given.
 inline std::string choice_arg(const py::handle& obj, const char* name,
                               const std::vector<std::string>& choices) {
-  std::string words;
+  if (PyUnicode_Check(obj.ptr())) {
+    for (const std::string& c : choices)
+      if (PyUnicode_CompareWithASCIIString(obj.ptr(), c.c_str()) == 0) return c;
+  }
+  std::string words;  // the error's message, made only on an error
   for (std::size_t i = 0; i < choices.size(); ++i)
     words += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + ("'" + choices[i] + "'");
   const std::string given = py::repr(obj).cast<std::string>();
   if (!py::isinstance<py::str>(obj))
     throw py::type_error(std::string(name) + ": expected " + words + ", got " + given +
                          " of type " + py::str(py::type::of(obj)).cast<std::string>());
-  const std::string value = obj.cast<std::string>();
-  for (const std::string& c : choices)
-    if (value == c) return value;
   throw py::value_error(std::string(name) + ": expected " + words + ", got " + given);
 }
 

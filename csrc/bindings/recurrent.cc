@@ -234,13 +234,14 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
   if (w_hr) {
     check_dims(w_hh, "w_hh", {Dim{"hidden_size", s.H, "w_hr", 4}, Dim{"proj_size", s.P, "w_hr"}});
   } else {
-    const std::string gw = G == 1 ? "hidden_size" : std::to_string(G) + "*hidden_size";
     check_ndim(w_hh, "w_hh", 2);
     s.H = w_hh.shape(1);
-    if (s.H < 1)
-      throw py::value_error("w_hh: expected shape (" + gw + ", hidden_size) with hidden_size >= 1, got " +
-                            shape_str(shape_of(w_hh)));
-    if (w_hh.shape(0) != G * s.H) {
+    if (s.H < 1 || w_hh.shape(0) != G * s.H) {  // the message, made only on an error
+      const std::string gw = G == 1 ? "hidden_size" : std::to_string(G) + "*hidden_size";
+      if (s.H < 1)
+        throw py::value_error("w_hh: expected shape (" + gw +
+                              ", hidden_size) with hidden_size >= 1, got " +
+                              shape_str(shape_of(w_hh)));
       const index_t rows = w_hh.shape(0);
       std::string why = rows % G == 0 ? "hidden_size is " + std::to_string(rows / G) +
                                             " from its rows" +
@@ -375,6 +376,16 @@ void bind_recurrent(Entries& m) {
         py::arg("w_peephole") = py::none(), py::arg("w_hr") = py::none(),
         py::arg("zoneout") = 0.0, py::arg("zoneout_h") = py::none(),
         py::arg("zoneout_c") = py::none(), py::arg("recurrent_mask") = py::none());
+  // The same function with every argument by position, in the order above (rnnfast.functional's
+  // call: pybind11 matches keywords to parameters by comparing names, ~100 string comparisons
+  // per call at these 21 parameters, more than the rest of a T=1 step's binding).
+  m.def("recurrent_forward_positional", &recurrent_forward_binding, py::arg("op"), py::arg("x"),
+        py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"),
+        py::arg("c0"), py::arg("nonlinearity"), py::arg("reset_after").noconvert(),
+        py::arg("lengths"), py::arg("reverse").noconvert(), py::arg("batch_first").noconvert(),
+        py::arg("training").noconvert(), py::arg("precision"), py::arg("w_peephole"),
+        py::arg("w_hr"), py::arg("zoneout"), py::arg("zoneout_h"), py::arg("zoneout_c"),
+        py::arg("recurrent_mask"), py::pos_only());
   m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

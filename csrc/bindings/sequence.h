@@ -49,10 +49,10 @@ inline std::vector<index_t> y_shape(const SeqShape& s) {
 // with the layout options. An empty batch (B = 0) gives empty results, as in PyTorch; a
 // sequence needs a step and a feature.
 inline SeqShape sequence_shape(const py::array& x, bool batch_first, bool reverse) {
-  const std::string layout =
+  const char* layout =
       batch_first ? "(batch, seq_len, input_size)" : "(seq_len, batch, input_size)";
   if (x.ndim() != 3)
-    throw py::value_error("x: expected a 3-D array " + layout + ", got shape " +
+    throw py::value_error(std::string("x: expected a 3-D array ") + layout + ", got shape " +
                           shape_str(shape_of(x)));
   SeqShape s;
   s.batch_first = batch_first;
@@ -61,8 +61,8 @@ inline SeqShape sequence_shape(const py::array& x, bool batch_first, bool revers
   s.B = x.shape(batch_first ? 0 : 1);
   s.I = x.shape(2);
   if (s.T < 1 || s.I < 1)
-    throw py::value_error("x: expected seq_len >= 1 and input_size >= 1 in " + layout +
-                          ", got shape " + shape_str(shape_of(x)));
+    throw py::value_error(std::string("x: expected seq_len >= 1 and input_size >= 1 in ") +
+                          layout + ", got shape " + shape_str(shape_of(x)));
   return s;
 }
 

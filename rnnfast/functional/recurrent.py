@@ -62,17 +62,27 @@ _PLAIN = frozenset({np.dtype(np.float32).__class__, np.dtype(np.float64).__class
 
 def _zoneout_masks(op: str, x: Any, w_hh: Any, w_hr: Any, batch_first: bool, zoneout: Any,
                    seed: Any, masks: Optional[Mapping[str, ArrayLike]], training: bool,
-                   recurrent_dropout: Any = 0.0) -> dict:
-    """The binding's zoneout and recurrent dropout keywords: the zoneout rate, and in training
-    the masks of h (and c) and the recurrent dropout masks in x's dtype, drawn by the C++
-    ``recurrent_masks`` (the reference's masks, bit for bit) unless ``masks`` gives them. What cannot be drawn
-    (malformed shapes, a bad zoneout rate) is left to the binding to report."""
-    out = {"zoneout": zoneout}
+                   recurrent_dropout: Any = 0.0) -> Tuple[Any, Any, Any, Any]:
+    """The binding's last four arguments ``(zoneout, zoneout_h, zoneout_c, recurrent_mask)``:
+    the zoneout rate, and in training the masks of h (and c) and the recurrent dropout masks
+    in x's dtype, drawn by the C++ ``recurrent_masks`` (the reference's masks, bit for bit)
+    unless ``masks`` gives them (None where there is none). What cannot be drawn (malformed
+    shapes, a bad zoneout rate) is left to the binding to report."""
     # The usual call (no masks, no recurrent dropout, no zoneout in training) has nothing to
     # draw or check here: the binding checks the zoneout rate.
     if masks is None and recurrent_dropout.__class__ is float and recurrent_dropout == 0.0 and \
             (not training or (zoneout.__class__ is float and zoneout == 0.0)):
-        return out
+        return zoneout, None, None, None
+    out = _drawn_masks(op, x, w_hh, w_hr, batch_first, zoneout, seed, masks, training,
+                       recurrent_dropout)
+    return zoneout, out.get("zoneout_h"), out.get("zoneout_c"), out.get("recurrent_mask")
+
+
+def _drawn_masks(op: str, x: Any, w_hh: Any, w_hr: Any, batch_first: bool, zoneout: Any,
+                 seed: Any, masks: Optional[Mapping[str, ArrayLike]], training: bool,
+                 recurrent_dropout: Any) -> dict:
+    """``_zoneout_masks``' masks when there may be some, by the binding's keyword names."""
+    out: dict = {}
     recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout")
     if masks is not None:
         if not training:
@@ -164,12 +174,11 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         ``rnn_backward`` if ``training`` else None.
     """
     x, w_ih, w_hh, b_ih, b_hh, h0 = _widened(x, w_ih, w_hh, b_ih, b_hh, h0)
-    y, h_n, _, ctx = _C.recurrent_forward(
-        "rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity=nonlinearity, reset_after=True,
-        lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
-        training=bool(training), precision=precision,
-        **_zoneout_masks("rnn", x, w_hh, None, batch_first, zoneout, seed, masks, training,
-                         recurrent_dropout))
+    y, h_n, _, ctx = _C.recurrent_forward_positional(
+        "rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity, True, lengths, bool(reverse),
+        bool(batch_first), bool(training), precision, None, None,
+        *_zoneout_masks("rnn", x, w_hh, None, batch_first, zoneout, seed, masks, training,
+                        recurrent_dropout))
     return y, h_n, ctx
 
 
@@ -238,12 +247,11 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
     """
     x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_peephole, w_hr = _widened(
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_peephole, w_hr)
-    return _C.recurrent_forward(
-        "lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, nonlinearity="tanh", reset_after=True,
-        lengths=lengths, reverse=bool(reverse), batch_first=bool(batch_first),
-        training=bool(training), precision=precision, w_peephole=w_peephole, w_hr=w_hr,
-        **_zoneout_masks("lstm", x, w_hh, w_hr, batch_first, zoneout, seed, masks, training,
-                         recurrent_dropout))
+    return _C.recurrent_forward_positional(
+        "lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, "tanh", True, lengths, bool(reverse),
+        bool(batch_first), bool(training), precision, w_peephole, w_hr,
+        *_zoneout_masks("lstm", x, w_hh, w_hr, batch_first, zoneout, seed, masks, training,
+                        recurrent_dropout))
 
 
 def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
@@ -305,12 +313,11 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         for ``gru_backward`` if ``training`` else None.
     """
     x, w_ih, w_hh, b_ih, b_hh, h0 = _widened(x, w_ih, w_hh, b_ih, b_hh, h0)
-    y, h_n, _, ctx = _C.recurrent_forward(
-        "gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity="tanh",
-        reset_after=bool(reset_after), lengths=lengths, reverse=bool(reverse),
-        batch_first=bool(batch_first), training=bool(training), precision=precision,
-        **_zoneout_masks("gru", x, w_hh, None, batch_first, zoneout, seed, masks, training,
-                         recurrent_dropout))
+    y, h_n, _, ctx = _C.recurrent_forward_positional(
+        "gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, "tanh", bool(reset_after), lengths,
+        bool(reverse), bool(batch_first), bool(training), precision, None, None,
+        *_zoneout_masks("gru", x, w_hh, None, batch_first, zoneout, seed, masks, training,
+                        recurrent_dropout))
     return y, h_n, ctx
 
 
