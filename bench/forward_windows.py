@@ -23,8 +23,12 @@ import time
 
 import numpy as np
 
-import rnnfast
-from rnnfast import functional as F
+import _env
+
+_env.use_inplace_build()
+
+import rnnfast  # noqa: E402
+from rnnfast import functional as F  # noqa: E402
 
 SHAPES = {"medium": (100, 32, 128, 128), "char": (100, 64, 64, 256),
           "large": (50, 64, 512, 512), "xl": (25, 64, 1024, 1024)}

@@ -66,7 +66,6 @@ std::atomic<index_t> g_window_bytes{kWindowBytes};
 // bench/RESULTS.md). Larger W_ih would be read from memory once per window.
 constexpr index_t kL2WindowBytes = index_t(256) << 10;
 constexpr index_t kL2Weights = index_t(3) << 19;  // 1.5 MiB
-constexpr index_t kL2Bytes = index_t(2) << 20;     // a core's L2 on the machine measured
 
 // The input projections x W_ih^T, each row turned into activated gates by its step: every row
 // at once (a reversed ragged batch, whose steps do not cover one time range, or training when
@@ -384,12 +383,11 @@ struct BlockedWindows {
 // BlockedWindows), and the windows pay. A window saves writing its projection to memory and reading it back (8 bytes
 // per row and column, float32), and costs reading each thread's columns of W_ih^T once more
 // (I values per column, of wsize bytes: 2 in bfloat16): windows of M = steps * B rows pay when
-// 8 M >= I * wsize, and in float32 (float64) a thread's share of W_hh^T and its window fit
-// its core's L2 together. With kBlockedWindowBytes at B=64 that selects the LSTM and GRU at
-// I=H=512 in bfloat16 (windows of 2 steps on one thread, of 4-5 steps on two), the RNN at
-// I=H=512 in float32 (one or two threads) and the RNN at I=H=1024 in bfloat16; float32 LSTM
-// and GRU at I=H=512 and RNN at I=H=1024, and the LSTM and GRU at I=H=1024, project every row
-// before the loop (measured in bench/RESULTS.md).
+// 8 M >= I * wsize. With kBlockedWindowBytes at B=64 that selects the LSTM and GRU at I=H=512
+// (windows of 2 steps on one thread in bfloat16, of 4-5 steps on two threads in both
+// precisions), the RNN at I=H=512 on one thread and at I=H=1024 (float32 on two threads,
+// bfloat16 on one or two); the LSTM and GRU at I=H=1024 project every row before the loop as
+// before (measured in bench/RESULTS.md).
 template <typename T>
 bool projects_by_blocks(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w,
                         bool projected, bool training) {
@@ -402,19 +400,7 @@ bool projects_by_blocks(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const index_t blocks = (s.H + hb - 1) / hb;
   const index_t window = BlockedWindows<T>::steps_per_window(s, blocks * G * hb, blocks);
   const index_t wsize = w.precision == Precision::bfloat16 ? 2 : index_t(sizeof(T));
-  if (window >= steps || 8 * window * s.B < s.I * wsize) return false;
-  // float32 and float64 at the default budget: only when a thread's share of W_hh^T leaves
-  // room in its core's L2 for its window. Otherwise the share, read at every step, evicts the
-  // window before the steps read it back, and the windows only add work (reading W_ih^T once
-  // per window): 4-9% more per thread at LSTM and GRU I=H=512 and RNN I=H=1024 on two threads
-  // (bench/RESULTS.md, fwd session 9). bfloat16 (half the weight bytes, products several times
-  // faster, so the projection's memory traffic weighs more) keeps them: measured faster there.
-  if (w.precision == Precision::bfloat16 ||
-      g_window_bytes.load(std::memory_order_relaxed) != kWindowBytes)
-    return true;
-  const index_t threads = std::max<index_t>(1, std::min<index_t>(get_num_threads(), blocks));
-  const index_t share = G * s.H * s.state_size() * wsize / threads;
-  return share + kBlockedWindowBytes <= kL2Bytes;
+  return window < steps && 8 * window * s.B >= s.I * wsize;
 }
 
 // The time loop of every cell but GRU with reset before. h [B, H]: the initial state in, the
