@@ -1,24 +1,16 @@
 """bench/conv_cpu_time.py products: a row per product of a convolution's training pass, each
 with its M, N, K and GFLOP/s consistent with the timed milliseconds (a tiny shape here)."""
-import sys
-from pathlib import Path
-
 import pytest
+
+from bench_modules import bench_module
 
 pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    root = Path(__file__).resolve().parents[1]
-    paths = [str(root / "bench"), str(root / "examples")]
-    sys.path[:0] = paths
-    try:
-        import conv_cpu_time
-        yield conv_cpu_time
-    finally:
-        for p in paths:
-            sys.path.remove(p)
+    with bench_module("conv_cpu_time") as module:
+        yield module
 
 
 def test_products_table(bench, capsys):

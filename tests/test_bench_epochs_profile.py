@@ -1,22 +1,14 @@
 """bench/epochs_profile.py's per-layer table (--layers): a row per layer's forward and backward,
 the optimiser and the rest, from one timed epoch; the layers' methods are restored afterwards."""
-import sys
-from pathlib import Path
-
 import pytest
+
+from bench_modules import bench_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    root = Path(__file__).resolve().parents[1]
-    paths = [str(root / "bench"), str(root / "examples")]
-    sys.path[:0] = paths
-    try:
-        import epochs_profile
-        yield epochs_profile
-    finally:
-        for p in paths:
-            sys.path.remove(p)
+    with bench_module("epochs_profile") as module:
+        yield module
 
 
 def test_layer_table_times_every_layer(bench):

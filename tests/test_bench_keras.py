@@ -1,11 +1,10 @@
 """bench/epochs_vs_keras.py builds Keras twins that compute the examples' models (the same
 outputs from the same weights, which it checks before timing), compiled with the same
 optimiser settings, and its table is consistent."""
-import sys
-
 import numpy as np
 import pytest
 
+from bench_modules import bench_module
 from keras_oracle import KERAS_WARNINGS, keras
 
 pytestmark = KERAS_WARNINGS
@@ -13,17 +12,8 @@ pytestmark = KERAS_WARNINGS
 
 @pytest.fixture(scope="module")
 def bench():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    paths = [str(root / "bench"), str(root / "examples")]
-    sys.path[:0] = paths
-    try:
-        import epochs_vs_keras
-        yield epochs_vs_keras
-    finally:
-        for p in paths:
-            sys.path.remove(p)
+    with bench_module("epochs_vs_keras") as module:
+        yield module
 
 
 @pytest.mark.parametrize("name", ["reuters_topics", "imdb_sentiment"])
