@@ -2,6 +2,7 @@
 options grid, and the checks against the reference and across thread counts."""
 import contextlib
 import itertools
+import threading
 
 import numpy as np
 import pytest
@@ -160,3 +161,27 @@ def isa(name):
         yield
     finally:
         rnnfast.set_isa(before)
+
+
+def calls_from_threads(call, cases, reps, workers=6):
+    """``call(cases[i])`` from ``workers`` Python threads at once, worker w taking the cases
+    w % 3, w % 3 + 3, ... ``reps`` times: {(w, rep, i): result}; raises the first error a worker
+    met, and checks that every call returned."""
+    results, errors = {}, []
+
+    def worker(w):
+        try:
+            for rep in range(reps):
+                for i in range(w % 3, len(cases), 3):
+                    results[(w, rep, i)] = call(cases[i])
+        except Exception as e:  # reported by the calling thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(results) == sum(reps * len(range(w % 3, len(cases), 3)) for w in range(workers))
+    return results

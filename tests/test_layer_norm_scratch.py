@@ -9,15 +9,14 @@ import json
 import pathlib
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 from rnnfast import functional as F
 from rnnfast import reference as R
-from recurrent_cases import (as64, assert_bitwise_equal, assert_matches_reference, upstream,
-                             with_threads)
+from recurrent_cases import (as64, assert_bitwise_equal, assert_matches_reference,
+                             calls_from_threads, upstream, with_threads)
 from test_layer_norm_recurrent import make_args, run
 
 # (op, T, B, I, H, options): large shapes first (MiB of workspace), then smaller and ragged ones,
@@ -169,22 +168,5 @@ def test_many_ctxs_alive_and_freed_in_any_order(first):
 
 def test_python_threads_at_once(first):
     """Several Python threads calling different shapes at once: each takes its own memory."""
-    results, errors = {}, []
-
-    def worker(w):
-        try:
-            for rep in range(2):
-                for i in range(w % 3, len(CASES), 3):
-                    results[(w, rep, i)] = call(CASES[i])
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    assert len(results) == sum(2 * len(range(w % 3, len(CASES), 3)) for w in range(6))
-    for (w, rep, i), result in results.items():
+    for (w, rep, i), result in calls_from_threads(call, CASES, reps=2).items():
         assert_bitwise_equal([first[i], result])

@@ -3,15 +3,14 @@ forward's workspaces of freed ctxs): no result depends on what ran before. Calls
 cells, shapes, options and dtypes in any order, ctxs kept alive in numbers and freed in any
 order, several Python threads at once and thread-count changes all give bitwise the results of
 the same call made first, and those match the reference."""
-import threading
 
 import numpy as np
 import pytest
 
 from rnnfast import functional as F
 from rnnfast import reference as R
-from recurrent_cases import (CELLS, as64, assert_matches_reference, make_inputs, run, upstream,
-                             with_threads)
+from recurrent_cases import (CELLS, as64, assert_matches_reference, calls_from_threads,
+                             make_inputs, run, upstream, with_threads)
 
 # (cell index in CELLS, T, B, I, H, options): a large shape (several MiB of temporaries), then
 # smaller and ragged ones, so that later calls find buffers sized and filled by earlier ones.
@@ -120,22 +119,5 @@ def test_backward_twice_on_one_ctx_after_other_calls(first):
 
 def test_python_threads_at_once(first):
     """Several Python threads calling different shapes at once: each takes its own memory."""
-    results, errors = {}, []
-
-    def worker(w):
-        try:
-            for rep in range(3):
-                for i in range(w % 3, len(CASES), 3):
-                    results[(w, rep, i)] = call(CASES[i])
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    assert len(results) == sum(3 * len(range(w % 3, len(CASES), 3)) for w in range(6))
-    for (w, rep, i), result in results.items():
+    for (w, rep, i), result in calls_from_threads(call, CASES, reps=3).items():
         assert_same(first[i], result)
