@@ -95,6 +95,18 @@ def train(model, config, dtype, rank=0, world_size=1):
     return losses
 
 
+def train_replica(rank, world_size, config, name, out_dir):
+    """Trains one DDP replica in dtype ``name`` and saves its final weights. The replica (which
+    holds the process group) is freed on return, before the group is destroyed."""
+    dtype = getattr(torch, name)
+    model = make_model(dtype, config["seed"])
+    losses = train(DistributedDataParallel(model), config, dtype, rank, world_size)
+    torch.save(model.state_dict(), Path(out_dir) / f"ddp_rank{rank}_{name}.pt")
+    if rank == 0:
+        print(f"ddp    {name}: loss of rank 0's half {losses[0]:.4f} -> {losses[-1]:.4f}",
+              flush=True)
+
+
 def worker(rank, world_size, port, config, out_dir):
     """One DDP process: trains every requested dtype and saves its final weights."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
@@ -105,16 +117,18 @@ def worker(rank, world_size, port, config, out_dir):
                             timeout=timedelta(seconds=config["timeout"]))
     try:
         for name in config["dtypes"]:
-            dtype = getattr(torch, name)
-            model = make_model(dtype, config["seed"])
-            ddp = DistributedDataParallel(model)
-            losses = train(ddp, config, dtype, rank, world_size)
-            torch.save(model.state_dict(), Path(out_dir) / f"ddp_rank{rank}_{name}.pt")
-            if rank == 0:
-                print(f"ddp    {name}: loss of rank 0's half {losses[0]:.4f} -> {losses[-1]:.4f}",
-                      flush=True)
+            train_replica(rank, world_size, config, name, out_dir)
+        # Both ranks are done with the group before either tears it down.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
+    # torch 2.13 keeps the gloo threads running after destroy_process_group (with torch.nn.LSTM
+    # as well), and an interpreter exit beside them once aborted a worker ("terminate called
+    # without an active exception"). The worker is done and its files are written: it leaves
+    # without tearing the interpreter down.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def free_port():
