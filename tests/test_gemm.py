@@ -271,6 +271,11 @@ def test_bitwise_identical_across_threads_and_runs(rng, isa, threads, dtype):
                   rng.standard_normal((600, 1000)).astype(dtype)), dict(trans_b=True)),
         ("gemm", (rng.standard_normal((3000, 520)).astype(dtype),
                   rng.standard_normal((520, 100)).astype(dtype)), {}),
+        # B read in place (at most 8 row panels), split by columns; a transposed A read in place
+        ("gemm", (rng.standard_normal((100, 300)).astype(dtype),
+                  rng.standard_normal((300, 700)).astype(dtype)), {}),
+        ("gemm", (rng.standard_normal((900, 400)).astype(dtype),
+                  rng.standard_normal((900, 100)).astype(dtype)), dict(trans_a=True)),
         # a transposed A packed per depth block, split by rows (the weight gradients)
         ("gemm", (rng.standard_normal((700, 300)).astype(dtype),
                   rng.standard_normal((700, 200)).astype(dtype)), dict(trans_a=True)),
