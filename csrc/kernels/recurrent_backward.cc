@@ -1,17 +1,18 @@
 // Backward pass (back-propagation through time) of the recurrent layers.
 //
 // The steps run in reverse processing order, each one parallel region over blocks of hidden
-// units (the GEMM's panel width): a block first completes its columns of the state gradient,
-// dh += dgh_prev W_hh (dgh_prev: the recurrent-side gate gradients of the step processed just
-// before, every unit), then turns them into the gate gradients of its units for every active
-// sequence (saved for all rows in dgx [rows, G*H]; the next step's GEMM reads them there when
+// units (the GEMM's panel width): a thread's range of blocks first completes its columns of the
+// state gradient, dh += dgh_prev W_hh (dgh_prev: the recurrent-side gate gradients of the step
+// processed just before, every unit), then turns them into the gate gradients of its units for
+// every active sequence (saved for all rows in dgx [rows, G*H]; the next step's GEMM reads them there when
 // every sequence spans every step and they are the recurrent side's too (RNN, LSTM), else from a
 // staged copy with zeros for inactive sequences; read in place, with W_ih and W_hh small enough
 // to stay in a core's L2, the step's rows of the input gradient come from them there too, beside
 // the product). After the loop, the input gradient (unless the loop gave it) and the weight
 // gradients are a few large GEMMs over all rows, and the bias gradients sums of the gate
-// gradients over the rows: a column of ones in the weight GEMM's [x | 1 | h_prev] when that
-// GEMM covers every gate (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
+// gradients over the rows: a column of ones in the weight GEMM's [x | 1 | h_prev] (built and
+// multiplied one depth block of rows at a time, while it is in L2) when that GEMM covers every
+// gate (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
 // gradient of r: it keeps the two-GEMM step. The large temporaries live in a scratch kept
 // between calls (rnnfast/scratch_cache.h).
 #include <algorithm>
@@ -203,11 +204,12 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     Buffer<T> sink(direct ? GH : 0);
     index_t step = s.steps() - 1;
 
-    // The gate gradients of block q for every sequence, from its completed columns of dh. The
-    // sizes and arrays are captured by value: one load each after every call of a step kernel,
-    // not two (callgrind: bench/RESULTS.md).
-    auto grads = [&, H, GH, hb, dy, dgx, dgh_n, dh, dc](index_t q) {
-      const index_t j0 = q * hb, n = std::min(hb, H - j0);
+    // The gate gradients of units [j0, j0 + n) for every sequence, from their completed
+    // columns of dh: one step-kernel call per row over the thread's whole range of blocks (a
+    // call per block and row cost 7-20% more of the backward: short loops with their edges,
+    // several passes per row; bench/RESULTS.md). The sizes and arrays are captured by value:
+    // one load each after every call of a step kernel, not two (callgrind: bench/RESULTS.md).
+    auto grads = [&, H, GH, dy, dgx, dgh_n, dh, dc](index_t j0, index_t n) {
       for (index_t b = b0; b < b1; ++b) {
         T* dhb = dh + b * H + j0;
         T* st = direct ? sink.data() + j0 : cur + b * GH + j0;
@@ -264,7 +266,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
           gemm_packed_cols<T>(b1 - b0, prev, lda, wih, dx_col(q0), dx_col(q1), T(0),
                               dx + prev_row * I, dx_ld);
       }
-      for (index_t q = q0; q < q1; ++q) grads(q);
+      grads(q0 * hb, std::min(H, q1 * hb) - q0 * hb);
     };
     for (; step >= 0; --step) {
       if (share_steps)
@@ -507,16 +509,30 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     // column sums it saves).
     const index_t one = ones ? 1 : 0, n = I + one + Hs;
     const index_t ld = ones ? (n + 15) / 16 * 16 : n;
-    T* xh = detail::fit(scratch->xh, rows * ld);
+    // float32/float64 products: [x | 1 | h_prev] is built one depth block of the GEMM at a
+    // time (rows [k0, k0 + kc)), each block multiplied while it is in L2 (beta = 1 after the
+    // first): the GEMM sums the depth blocks in this order with these depths, so every element
+    // gets the bits of the GEMM over all rows, and the copy never goes to memory and back
+    // (3.5 MB written and read again at T=100, B=32, I=H=128). bfloat16 products (their own
+    // blocking): one GEMM.
+    const index_t kc = w.precision == Precision::float32
+                           ? gemm_depth_block<T>(rows, true, active_isa())
+                           : rows;
+    T* xh = detail::fit(scratch->xh, std::min(rows, kc) * ld);
     T* dw = detail::fit(scratch->dw, shared * ld);
-    parallel_for(rows, 1024, [&](index_t r0, index_t r1) {
-      for (index_t r = r0; r < r1; ++r) {
-        std::memcpy(xh + r * ld, x + r * I, sizeof(T) * I);
-        if (ones) xh[r * ld + I] = T(1);
-        std::memcpy(xh + r * ld + I + one, hprev + r * Hs, sizeof(T) * Hs);
-      }
-    });
-    gemm<T>(true, false, shared, n, rows, T(1), dgx, GH, xh, ld, T(0), dw, ld, w.precision);
+    for (index_t k0 = 0; k0 < rows; k0 += kc) {
+      const index_t k1 = std::min(rows, k0 + kc);
+      parallel_for(k1 - k0, 64, [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r) {
+          T* dst = xh + r * ld;
+          std::memcpy(dst, x + (k0 + r) * I, sizeof(T) * I);
+          if (ones) dst[I] = T(1);
+          std::memcpy(dst + I + one, hprev + (k0 + r) * Hs, sizeof(T) * Hs);
+        }
+      });
+      gemm<T>(true, false, shared, n, k1 - k0, T(1), dgx + k0 * GH, GH, xh, ld,
+              k0 == 0 ? T(0) : T(1), dw, ld, w.precision);
+    }
     for (index_t i = 0; i < shared; ++i) {
       std::memcpy(g.w_ih + i * I, dw + i * ld, sizeof(T) * I);
       std::memcpy(g.w_hh + i * Hs, dw + i * ld + I + one, sizeof(T) * Hs);
