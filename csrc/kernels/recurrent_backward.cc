@@ -496,13 +496,18 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // side (r * (W_hn h) or W_hn (r * h)).
   // With recurrent dropout each gate's rows of dW_hh multiply h_prev * m_k: one GEMM per gate
   // (recurrent_dropout.h), dW_ih one GEMM of its own.
-  // When that GEMM covers every gate (RNN, LSTM), a column of ones between x and h_prev makes
-  // it sum dgx over the rows too: the bias gradients, without another pass over dgx (which
-  // no longer fits in cache: 26 MB at T=100, B=64, H=256). Not with bfloat16 products, which
-  // would round dgx: the bias gradients stay float32 column sums.
+  // A column of ones between x and h_prev makes these GEMMs sum dgx (and GRU's dgh_n) over the
+  // rows too: the bias gradients, without another pass over dgx (which no longer fits in
+  // cache: 26 MB at T=100, B=64, H=256). Not with bfloat16 products, which would round dgx:
+  // the bias gradients stay float32 column sums.
   const bool gru_like = G == 3;
   const index_t shared = g.w_ih && g.w_hh && !dropped ? (gru_like ? 2 * H : GH) : 0;
-  const bool ones = shared == GH && (g.b_ih || g.b_hh) && w.precision == Precision::float32;
+  const bool ones = shared && (g.b_ih || g.b_hh) && w.precision == Precision::float32;
+  // GRU: the n rows of W_ih multiply x (and their bias gradient is the ones column's), those of
+  // W_hh (reset after) h_prev with the recurrent-side gradients dgh_n: two more products over
+  // the same blocks of [x | 1 | h_prev], on their column ranges [x | 1] and [1 | h_prev]
+  // (one GEMM of all 4H rows would compute dn h_prev and dgh_n x for nothing: 25% more).
+  const bool n_ih = gru_like && shared, n_hh = cell == Cell::gru && shared;
   const T* hprev = ws.hprev.data();
   if (shared) {
     // A row: x, 1, h_prev; rows 64-byte aligned (an odd stride costs the GEMM more than the
@@ -518,8 +523,11 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     const index_t kc = w.precision == Precision::float32
                            ? gemm_depth_block<T>(rows, true, active_isa())
                            : rows;
+    const index_t ld_ih = I + one, ld_hh = one + Hs;  // the GRU's n rows
     T* xh = detail::fit(scratch->xh, std::min(rows, kc) * ld);
-    T* dw = detail::fit(scratch->dw, shared * ld);
+    T* dw = detail::fit(scratch->dw, shared * ld + (n_ih ? H * ld_ih : 0) + (n_hh ? H * ld_hh : 0));
+    T* dw_ih_n = dw + shared * ld;
+    T* dw_hh_n = dw_ih_n + (n_ih ? H * ld_ih : 0);
     for (index_t k0 = 0; k0 < rows; k0 += kc) {
       const index_t k1 = std::min(rows, k0 + kc);
       parallel_for(k1 - k0, 64, [&](index_t r0, index_t r1) {
@@ -530,19 +538,37 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
           std::memcpy(dst + I + one, hprev + (k0 + r) * Hs, sizeof(T) * Hs);
         }
       });
-      gemm<T>(true, false, shared, n, k1 - k0, T(1), dgx + k0 * GH, GH, xh, ld,
-              k0 == 0 ? T(0) : T(1), dw, ld, w.precision);
+      const T beta = k0 == 0 ? T(0) : T(1);
+      gemm<T>(true, false, shared, n, k1 - k0, T(1), dgx + k0 * GH, GH, xh, ld, beta, dw, ld,
+              w.precision);
+      if (n_ih)
+        gemm<T>(true, false, H, ld_ih, k1 - k0, T(1), dgx + k0 * GH + 2 * H, GH, xh, ld, beta,
+                dw_ih_n, ld_ih, w.precision);
+      if (n_hh)
+        gemm<T>(true, false, H, ld_hh, k1 - k0, T(1), dgh_n + k0 * H, H, xh + I, ld, beta,
+                dw_hh_n, ld_hh, w.precision);
     }
     for (index_t i = 0; i < shared; ++i) {
       std::memcpy(g.w_ih + i * I, dw + i * ld, sizeof(T) * I);
       std::memcpy(g.w_hh + i * Hs, dw + i * ld + I + one, sizeof(T) * Hs);
     }
-    if (ones)
+    for (index_t i = 0; i < (n_ih ? H : 0); ++i)
+      std::memcpy(g.w_ih + (2 * H + i) * I, dw_ih_n + i * ld_ih, sizeof(T) * I);
+    for (index_t i = 0; i < (n_hh ? H : 0); ++i)
+      std::memcpy(g.w_hh + (2 * H + i) * Hs, dw_hh_n + i * ld_hh + one, sizeof(T) * Hs);
+    if (ones) {
+      // b_ih: the ones column of every row; b_hh: the same but for the n gate of GRU with
+      // reset after (the ones column of the dgh_n product)
       for (T* out : {g.b_ih, g.b_hh})
         if (out)
-          for (index_t i = 0; i < GH; ++i) out[i] = dw[i * ld + I];
+          for (index_t i = 0; i < shared; ++i) out[i] = dw[i * ld + I];
+      for (index_t i = 0; i < (n_ih ? H : 0); ++i) {
+        if (g.b_ih) g.b_ih[2 * H + i] = dw_ih_n[i * ld_ih + I];
+        if (g.b_hh) g.b_hh[2 * H + i] = n_hh ? dw_hh_n[i * ld_hh] : dw_ih_n[i * ld_ih + I];
+      }
+    }
   }
-  if (g.w_ih && shared < GH)
+  if (g.w_ih && shared < GH && !n_ih)
     gemm<T>(true, false, GH - shared, I, rows, T(1), dgx + shared, GH, x, I, T(0),
             g.w_ih + shared * I, I, w.precision);
   if (g.w_hh && !shared && dropped)
@@ -554,7 +580,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   if (g.w_hh && cell == Cell::gru && dropped)
     detail::masked_recurrent_weight_grads(s, drop, 2, 3, H, dgh_n, H, 0, hprev, g.w_hh,
                                           w.precision);
-  else if (g.w_hh && cell == Cell::gru)
+  else if (g.w_hh && cell == Cell::gru && !n_hh)
     gemm<T>(true, false, H, H, rows, T(1), dgh_n, H, hprev, H, T(0), g.w_hh + 2 * H * H,
             H, w.precision);
   if (g.w_hh && cell == Cell::gru_reset_before) {
