@@ -255,6 +255,36 @@ def test_recurrent_bf16_gate_blocked_inference_does_not_depend_on_thread_count(c
         rnnfast.set_num_threads(before)
 
 
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_recurrent_bf16_windows_by_blocks_with_a_short_last_window(batch_first, bf16_isa):
+    """On the hardware paths the inputs of each window are rounded once for every thread, and
+    the state each step by the threads that computed its blocks: windows of 3 steps over 11
+    (the last one short, its rows fewer than the buffer's), 37 sequences (not a multiple of a
+    tile's 16 rows), lengths, batch_first, H not a multiple of the panel width. Inference
+    gives the training forward's values on every thread count."""
+    rng = np.random.default_rng(21)
+    T, B, H = 11, 37, 300
+    args, lens = make_inputs(rng, "lstm", T, B, H, H, np.float32, batch_first=batch_first,
+                             lengths=True)
+    opts = {"precision": "bfloat16", "lengths": lens, "batch_first": batch_first}
+    before = rnnfast.get_num_threads()
+    try:
+        rnnfast.set_num_threads(1)
+        want = F.lstm_forward(**args, **opts, training=True)[:3]
+        for n in (1, 2, 3):
+            rnnfast.set_num_threads(n)
+            for budget in (0, 3 * B * 4 * 320 * 4):  # the default windows; about 3 steps
+                rnnfast._C._set_projection_window_bytes(budget)
+                try:
+                    got = F.lstm_forward(**args, **opts)[:3]
+                finally:
+                    rnnfast._C._set_projection_window_bytes(0)
+                for g, w in zip(got, want):
+                    np.testing.assert_array_equal(g, w)
+    finally:
+        rnnfast.set_num_threads(before)
+
+
 def test_recurrent_bf16_rounds_the_products_only():
     """bfloat16 operands give the same result in either precision (their products are exact
     in float32), up to float32 summation order; float32 operands do not."""

@@ -303,6 +303,62 @@ void gemm_bf16_packed_cols(index_t M, const float* A, index_t lda, const PackedB
   ks.product({M, B.kp, a, B.bits.data(), n_begin, n_end, C, ldc, 1.0f, beta});
 }
 
+void PackedRowsBf16::shape(const PackedBf16& B, index_t M_) {
+  if (B.isa == Bf16Isa::portable)
+    throw std::logic_error("PackedRowsBf16: the portable path rounds A in its products");
+  const bd::Bf16Kernels& ks = kernels(B.isa);
+  isa = B.isa;
+  K = B.K;
+  kp = B.kp;
+  M = M_;
+  tiled = ks.tiled_a;
+  bits.assign(static_cast<std::size_t>(round_up(std::max<index_t>(M, 1), 16) * kp), 0);
+}
+
+void PackedRowsBf16::set(index_t r0, index_t r1, index_t k0, index_t k1, const float* A,
+                         index_t lda) {
+  if (r0 < 0 || r1 > M || k0 < 0 || k1 > K)
+    throw std::invalid_argument("PackedRowsBf16::set: range out of bounds");
+  const bd::Bf16Convert& cv = convert();
+  for (index_t i = r0; i < r1; ++i) {
+    const float* src = A + (i - r0) * lda - k0;  // element k of row i at src[k]
+    if (!tiled) {
+      cv.round(k1 - k0, src + k0, bits.data() + i * kp + k0);
+      continue;
+    }
+    bd::bf16* row = bits.data() + (i / 16) * 16 * kp + (i % 16) * 32;
+    for (index_t k = k0; k < k1;) {  // runs inside one tile's 32 columns
+      const index_t end = std::min(k1, (k / 32 + 1) * 32);
+      cv.round(end - k, src + k, row + (k / 32) * 512 + k % 32);
+      k = end;
+    }
+  }
+}
+
+void PackedRowsBf16::clear(index_t r0, index_t r1) {
+  if (r0 < 0 || r1 > round_up(std::max<index_t>(M, 1), 16))
+    throw std::invalid_argument("PackedRowsBf16::clear: range out of bounds");
+  for (index_t i = r0; i < r1; ++i) {
+    if (!tiled) {
+      std::fill_n(bits.data() + i * kp, kp, bd::bf16(0));
+      continue;
+    }
+    bd::bf16* row = bits.data() + (i / 16) * 16 * kp + (i % 16) * 32;
+    for (index_t kb = 0; kb < kp; kb += 32) std::fill_n(row + kb * 16, 32, bd::bf16(0));
+  }
+}
+
+void gemm_bf16_prepacked_cols(index_t M, const PackedRowsBf16& A, const PackedBf16& B,
+                              index_t n_begin, index_t n_end, float beta, float* C, index_t ldc) {
+  if (n_begin < 0 || n_end > B.N || n_begin > n_end)
+    throw std::invalid_argument("gemm_bf16_prepacked_cols: column range out of bounds");
+  if (A.isa != B.isa || A.kp != B.kp || A.K != B.K || M > A.M)
+    throw std::invalid_argument("gemm_bf16_prepacked_cols: A was not packed against B");
+  if (M <= 0 || n_begin == n_end) return;
+  kernels(B.isa).product({M, B.kp, A.bits.data(), B.bits.data(), n_begin, n_end, C, ldc, 1.0f,
+                          beta});
+}
+
 namespace {
 
 // Rows of A per block of a threaded product: a block of bfloat16 rows stays in L2 while every

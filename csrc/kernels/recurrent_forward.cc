@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "cell_steps.h"
@@ -272,6 +273,27 @@ struct GateBlockedWeights {
     }
   }
 
+  // bf16: whether the products take their left operand rounded ahead (PackedRowsBf16: W_hh^T
+  // packed for a hardware path), so that each element of the state is rounded once per step,
+  // by the thread that computed it, instead of by every thread that multiplies it.
+  bool rounds_ahead() const {
+    if constexpr (std::is_same_v<T, float>)
+      return !direct && precision == Precision::bfloat16 && packed.bf16().isa != Bf16Isa::portable;
+    else
+      return false;
+  }
+  // bf16: rows [0, M) and columns [k0, k1) of a [M, H] (row stride ld) into rows.
+  void round_ahead(PackedRowsBf16& rows, index_t M, index_t k0, index_t k1, const T* a,
+                   index_t ld) const {
+    if constexpr (std::is_same_v<T, float>) rows.set(0, M, k0, k1, a, ld);
+  }
+  // bf16: product() with h rounded ahead (rows shaped against packed.bf16()).
+  void product(index_t M, const PackedRowsBf16& h, index_t q0, index_t q1, T* hg) const {
+    if constexpr (std::is_same_v<T, float>)
+      gemm_bf16_prepacked_cols(M, h, packed.bf16(), q0 * width, q1 * width, 0.0f, hg,
+                               blocks * width);
+  }
+
   // The same with a left operand per gate (recurrent dropout): gate k's columns (contiguous in
   // each block) times hm + k * gate_stride [M, H].
   void product_gated(index_t M, const T* hm, index_t gate_stride, index_t q0, index_t q1,
@@ -312,6 +334,8 @@ struct BlockedWindows {
   PackedB<T> wih;        // W_ih^T [I, blocks * width], blocked
   Buffer<T> xg, xt;      // the window's projections; its inputs (batch_first)
   Buffer<T> bias, peep;  // the folded biases and the peepholes in blocked order
+  PackedRowsBf16 xr;     // bf16 hardware path: the window's inputs rounded once (by the pool)
+  bool ahead = false;
   index_t window = 0, N = 0;
   index_t t_lo = 0, n = 0;  // the current window: first time step, steps
   const T* a = nullptr;     // its inputs [n * B, I]
@@ -337,6 +361,10 @@ struct BlockedWindows {
     N = w->blocks * w->width;
     w->pack_blocked(s->I, w_ih, wih);
     window = steps_per_window(*s, N, w->blocks);
+    if constexpr (std::is_same_v<T, float>) {
+      ahead = wih.precision() == Precision::bfloat16 && wih.bf16().isa != Bf16Isa::portable;
+      if (ahead) xr.shape(wih.bf16(), window * s->B);
+    }
     xg.resize(window * s->B * N);
     if (s->batch_first) xt.resize(window * s->B * s->I);
     bias.resize(N);
@@ -355,15 +383,31 @@ struct BlockedWindows {
     n = std::min(window, s->steps() - step);
     t_lo = s->reverse ? s->T - step - n : step;  // reversed: no lengths, time T-1-step
     a = x + t_lo * B * I;
-    if (!s->batch_first) return;
-    for (index_t t = 0; t < n; ++t)
-      for (index_t b = 0; b < B; ++b)
-        std::memcpy(xt.data() + (t * B + b) * I, x + s->row(t_lo + t, b) * I, sizeof(T) * I);
-    a = xt.data();
+    if (s->batch_first) {
+      for (index_t t = 0; t < n; ++t)
+        for (index_t b = 0; b < B; ++b)
+          std::memcpy(xt.data() + (t * B + b) * I, x + s->row(t_lo + t, b) * I, sizeof(T) * I);
+      a = xt.data();
+    }
+    if constexpr (std::is_same_v<T, float>) {
+      if (!ahead) return;
+      const index_t rows = n * B;  // by blocks of 16 rows (the tiles), each on one thread
+      parallel_for((rows + 15) / 16, 4, [&](index_t u0, index_t u1) {
+        xr.set(u0 * 16, std::min(rows, u1 * 16), 0, I, a + u0 * 16 * I, I);
+      });
+      xr.clear(rows, std::min(xr.M, (rows + 15) / 16 * 16));  // the last window's padding rows
+    }
   }
 
   // Inside the step, before the product of blocks [q0, q1): their columns of the window.
   void project(index_t q0, index_t q1) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (fresh && ahead) {
+        gemm_bf16_prepacked_cols(n * s->B, xr, wih.bf16(), q0 * w->width, q1 * w->width, 0.0f,
+                                 xg.data(), N);
+        return;
+      }
+    }
     if (fresh)
       gemm_packed_cols<T>(n * s->B, a, s->I, wih, q0 * w->width, q1 * w->width, T(0), xg.data(),
                           N);
@@ -441,6 +485,16 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     T* hn = other.data();  // and after it
     T* hmp = hm_a.data();  // Drop: h * m_k before the step
     T* hmn = hm_b.data();  // and after it
+    // bf16 hardware path: hp and hn rounded ahead, each block of hn by the thread computing it
+    PackedRowsBf16 hr_a, hr_b;
+    PackedRowsBf16* hrp = &hr_a;
+    PackedRowsBf16* hrn = &hr_b;
+    const bool ahead = !Drop && w.rounds_ahead();
+    if (ahead) {
+      hr_a.shape(w.packed.bf16(), b1 - b0);
+      hr_b.shape(w.packed.bf16(), b1 - b0);
+      w.round_ahead(hr_a, b1 - b0, 0, H, hp + b0 * H, H);
+    }
     index_t step = 0;
 
     // The gate math of block q for every sequence, from its GEMM tile in hg.
@@ -483,6 +537,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         if constexpr (Drop) drop.apply(b, j0, n, hnb, hmn + b * H + j0, B * H);
         std::memcpy(y + row * H + j0, hnb, size);
       }
+      if (ahead) w.round_ahead(*hrn, b1 - b0, j0, j0 + n, hn + b0 * H + j0, H);
     };
     // Blocks [q0, q1): one GEMM for all of them (A, the state, is read or packed once), then the
     // gate math of each block while its part of the product is still in cache.
@@ -490,6 +545,8 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
       if (by_blocks) blocked.project(q0, q1);
       if constexpr (Drop)
         w.product_gated(b1 - b0, hmp + b0 * H, B * H, q0, q1, hg.data() + b0 * N);
+      else if (ahead)
+        w.product(b1 - b0, *hrp, q0, q1, hg.data() + b0 * N);
       else
         w.product(b1 - b0, hp + b0 * H, q0, q1, hg.data() + b0 * N);
       for (index_t q = q0; q < q1; ++q) gates(q);
@@ -502,6 +559,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
       else
         run_blocks(0, w.blocks);
       std::swap(hp, hn);
+      std::swap(hrp, hrn);
       if constexpr (Drop) std::swap(hmp, hmn);
     }
     if (hp != h) std::memcpy(h + b0 * H, hp + b0 * H, sizeof(T) * (b1 - b0) * H);

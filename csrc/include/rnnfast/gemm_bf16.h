@@ -139,4 +139,29 @@ void gemm_bf16_packed_cols(index_t M, const float* A, index_t lda, const PackedB
 void gemm_bf16_packed(index_t M, const float* A, index_t lda, const PackedBf16& B, float beta,
                       float* C, index_t ldc);
 
+// The rows of A [M, K] of gemm_bf16_packed_cols rounded to bfloat16 ahead of the products, in
+// the layout the kernels of B's path read: for a left operand that many products share (the
+// window of inputs of a recurrent loop, which every thread multiplies by its columns of W_ih^T)
+// or that is produced a block of columns at a time (the recurrent state, whose block of units
+// the thread that computed it rounds into place for the next step's products): each element is
+// rounded once, not once per thread. The products give exactly gemm_bf16_packed_cols' values.
+struct PackedRowsBf16 {
+  // Sizes for up to M rows against B (its path and depth), every element zero.
+  void shape(const PackedBf16& B, index_t M);
+  // Rows [r0, r1), columns [k0, k1) (k1 <= K) rounded into place from A: element (i, k) at
+  // A[(i - r0) * lda + k - k0]. Disjoint ranges may be set from different threads.
+  void set(index_t r0, index_t r1, index_t k0, index_t k1, const float* A, index_t lda);
+  // Rows [r0, r1) set to zeros.
+  void clear(index_t r0, index_t r1);
+  std::vector<std::uint16_t, Bf16Allocator<std::uint16_t>> bits;
+  index_t M = 0, K = 0, kp = 0;
+  bool tiled = false;  // the kernel's tiles of 16 rows (gemm_bf16_kernels.h), else rows of kp
+  Bf16Isa isa = Bf16Isa::portable;
+};
+
+// Columns [n_begin, n_end) of C[M, N] = A (its rows [0, M), packed) * B + beta * C in the
+// calling thread, as gemm_bf16_packed_cols; A was shaped against B (same path and depth).
+void gemm_bf16_prepacked_cols(index_t M, const PackedRowsBf16& A, const PackedBf16& B,
+                              index_t n_begin, index_t n_end, float beta, float* C, index_t ldc);
+
 }  // namespace rnnfast
