@@ -137,10 +137,10 @@ index_t padded_cols(const PackedB<T>& p) {
 }
 
 // xg [rows, GH] = x [rows, I] times packed W_ih^T [I, GH], every element the value the GEMM gives
-// it (product: the micro-kernel's chain per depth block), on the calling thread: at small I the
-// GEMM's packing and thread hand-off cost more than the product (LSTM T=100 B=1 I=8 H=64:
-// bench/RESULTS.md, fwd session 10). Groups of kProjectionRows rows, straight into xg when its
-// rows are whole panels wide, else through a buffer of padded rows.
+// it (product: the micro-kernel's chain per depth block), on the calling thread: no GEMM plan,
+// no copy of x and no hand-off to a pool thread for a product this small (LSTM T=100 B=4 I=16
+// H=32: 4-5% of the call; bench/RESULTS.md, fwd session 10). Groups of kProjectionRows rows,
+// straight into xg when its rows are whole panels wide, else through a buffer of padded rows.
 template <typename T>
 void project_rows(const small::SmallKernels<T>& ks, const PackedB<T>& wih, index_t rows,
                   const T* x, T* xg) {
