@@ -122,6 +122,32 @@ def test_every_isa_equals_general_loops(rng, name, op, kw, cell, H, dtype):
         assert_matches_reference(out, got, ref_out, want, dtype)
 
 
+# The input projection x W_ih^T: the small loops compute it on the calling thread with the small
+# product when W_ih^T (padded to whole panels) is at most 16 KiB, else with the GEMM, and either
+# way give the GEMM's values. LSTM H=8 and H=64: rows of whole panels, written in place; H=3:
+# through a padded buffer; RNN H=1 at I=300: two depth blocks on the portable kernels (each added
+# to the sum before it), the GEMM on AVX2/AVX-512; LSTM H=17 at I=64: the GEMM.
+PROJECTIONS = [("lstm", {}, "lstm", 8, 8), ("lstm", {}, "lstm", 64, 8), ("lstm", {}, "lstm", 3, 30),
+               ("rnn", {"nonlinearity": "tanh"}, "rnn_tanh", 1, 300),
+               ("gru", {"reset_after": True}, "gru", 5, 40), ("lstm", {}, "lstm", 17, 64)]
+
+
+@pytest.mark.parametrize("name", rnnfast.supported_isas())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op,kw,cell,H,I", PROJECTIONS,
+                         ids=["%s-H%d-I%d" % (p[2], p[3], p[4]) for p in PROJECTIONS])
+@pytest.mark.parametrize("B", [1, 3])
+def test_input_projection_equals_general_loops(rng, name, op, kw, cell, H, I, dtype, B):
+    with isa(name):
+        args, fwd, grads = case(rng, op, kw, cell, 9, B, I, H, dtype,
+                                (B == 3, True, True, False, B == 3))
+        small, general = both_paths(op, args, fwd, grads)
+        assert_same(small, general)
+        (out, got), _ = small
+        ref_out, want = run(R, op, as64(args), fwd, as64(grads))
+        assert_matches_reference(out, got, ref_out, want, dtype)
+
+
 # At 2 threads a step of B * G * H * H >= 2^17 multiply-adds goes to the general loops (shared
 # by blocks of units), at 1 thread to the small ones: the results are the same.
 @pytest.mark.parametrize("op,kw,cell,B,H", [("lstm", {}, "lstm", 8, 64),

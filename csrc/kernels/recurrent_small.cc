@@ -4,12 +4,13 @@
 // call (plan, tiles of one row), a parallel region, and a recurrent weight matrix that (LSTM,
 // H = 64: 64 KiB) does not fit in L1 and streams from L2 at every step. Here a step is one call
 // of the instruction set's small product (recurrent_small_impl.h) for all rows, then the gate
-// math of each row, on the calling thread. The product reads the packed panels forward at even
-// steps and backward at odd ones: a step begins with the panels the previous one ended with,
-// which are still in L1, so only the rest comes from L2. Every element is the GEMM micro-kernel's
-// chain of multiply-adds (depth blocks as the GEMM driver splits them, each added to the sum of
-// the blocks before it) and the gate math the same step kernels, so the results are those of the
-// general loops bit for bit, at any thread count.
+// math of each row, on the calling thread (as is the input projection when W_ih is small:
+// project_rows). The product reads the packed panels forward at even steps and backward at odd
+// ones: a step begins with the panels the previous one ended with, which are still in L1, so
+// only the rest comes from L2. Every element is the GEMM micro-kernel's chain of multiply-adds
+// (depth blocks as the GEMM driver splits them, each added to the sum of the blocks before it)
+// and the gate math the same step kernels, so the results are those of the general loops bit
+// for bit, at any thread count.
 #include "rnnfast/recurrent_small.h"
 
 #include <algorithm>
@@ -42,6 +43,11 @@ constexpr index_t kMaxWeightBytes = index_t(1) << 20;
 // Inference holds the input projection of every row: up to this size (recurrent_forward.cc's
 // window), beyond it the general loop projects windows.
 constexpr index_t kMaxProjectionBytes = index_t(32) << 20;
+// Packed W_ih^T up to this size: the calling thread projects the inputs with the small product
+// (project_rows; W_ih^T stays in L1 from one group of rows to the next), beyond it the GEMM.
+constexpr index_t kMaxLocalProjectionBytes = index_t(16) << 10;
+// Rows per call of the small product in project_rows.
+constexpr index_t kProjectionRows = 64;
 
 template <typename T>
 const small::SmallKernels<T>& kernels_for(Isa isa);
@@ -128,6 +134,28 @@ template <typename T>
 index_t padded_cols(const PackedB<T>& p) {
   const index_t nr = p.panel_width();
   return (p.cols() + nr - 1) / nr * nr;
+}
+
+// xg [rows, GH] = x [rows, I] times packed W_ih^T [I, GH], every element the value the GEMM gives
+// it (product: the micro-kernel's chain per depth block), on the calling thread: no GEMM plan,
+// no copy of x and no hand-off to a pool thread for a product this small (LSTM T=100 B=4 I=16
+// H=32: 4-5% of the call; bench/RESULTS.md, fwd session 10). Groups of kProjectionRows rows,
+// straight into xg when its rows are whole panels wide, else through a buffer of padded rows.
+template <typename T>
+void project_rows(const small::SmallKernels<T>& ks, const PackedB<T>& wih, index_t rows,
+                  const T* x, T* xg) {
+  const index_t I = wih.rows(), GH = wih.cols(), N = padded_cols(wih);
+  const bool direct = N == GH;
+  const bool deep = I > gemm_depth_block<T>(I, false, wih.isa());
+  Buffer<T> padded(direct ? 0 : kProjectionRows * N), tmp(deep ? kProjectionRows * N : 0);
+  for (index_t r0 = 0; r0 < rows; r0 += kProjectionRows) {
+    const index_t m = std::min(kProjectionRows, rows - r0);
+    T* dst = direct ? xg + r0 * GH : padded.data();
+    product(ks, wih, m, x + r0 * I, I, dst, direct ? GH : N, false, false, tmp.data());
+    if (!direct)
+      for (index_t i = 0; i < m; ++i)
+        std::memcpy(xg + (r0 + i) * GH, padded.data() + i * N, sizeof(T) * GH);
+  }
 }
 
 // The gate math of one step for units [u0, u0 + n) of every row: hg [B, ldh] holds the step's
@@ -352,7 +380,14 @@ bool small_batch_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>
   // computes each element; training: into the workspace, which keeps the activated gates.
   Buffer<T> own(ws ? 0 : rows * GH);
   T* xg = ws ? ws->gates.data() : own.data();
-  gemm<T>(false, true, rows, GH, I, T(1), x, I, w.w_ih, I, T(0), xg, GH);
+  PackedB<T> wih;  // W_ih^T [I, G*H], when the calling thread projects
+  const index_t wih_bytes = I * ((GH + nr - 1) / nr * nr) * static_cast<index_t>(sizeof(T));
+  if (I > 0 && wih_bytes <= kMaxLocalProjectionBytes) wih.pack(true, I, GH, w.w_ih, I);
+  const small::SmallKernels<T>* wih_ks = wih.cols() ? kernels_of(wih) : nullptr;
+  if (wih_ks)
+    project_rows(*wih_ks, wih, rows, x, xg);
+  else
+    gemm<T>(false, true, rows, GH, I, T(1), x, I, w.w_ih, I, T(0), xg, GH);
   detail::zero_padded_rows(s, H, y);
   if (ws) detail::zero_padded_rows(s, H, ws->hprev.data());
   detail::with_flag(ws != nullptr, [&](auto train_c) {
