@@ -38,12 +38,14 @@ struct BackwardScratch {
   Buffer<T> xh;    // [rows, I (+ 1) + H] the shared weight GEMM's [x | 1 | h_prev]
   Buffer<T> dw;    // [shared, I (+ 1) + H] its result
   Buffer<T> rh;    // [rows, H] GRU (reset before): r * h_prev
+  Buffer<T> dw_seq;  // [shared, I (+ 1) + H] recurrent dropout: one sequence's product
   PackedB<T> whh;  // W_hh packed for the blocked loop's products
   PackedB<T> wih;  // W_ih packed for the blocked loop's input gradients (dx by steps)
 
   std::size_t bytes() const {
     return detail::bytes_of(dgx) + detail::bytes_of(dgh_n) + detail::bytes_of(xh) +
-           detail::bytes_of(dw) + detail::bytes_of(rh) + packed_bytes(whh) + packed_bytes(wih);
+           detail::bytes_of(dw) + detail::bytes_of(rh) + detail::bytes_of(dw_seq) +
+           packed_bytes(whh) + packed_bytes(wih);
   }
   static std::size_t packed_bytes(const PackedB<T>& p) {
     const index_t nr = p.panel_width();
@@ -498,8 +500,14 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // it sum dgx over the rows too: the bias gradients, without another pass over dgx (which
   // no longer fits in cache: 26 MB at T=100, B=64, H=256). Not with bfloat16 products, which
   // would round dgx: the bias gradients stay float32 column sums.
+  // With recurrent dropout too when the sequences are long and the product small
+  // (RecurrentDropout::weight_grads_by_sequence: one product per sequence, its state columns
+  // masked as they are summed).
   const bool gru_like = G == 3;
-  const index_t shared = g.w_ih && g.w_hh && !dropped ? (gru_like ? 2 * H : GH) : 0;
+  const index_t shared_rows = g.w_ih && g.w_hh ? (gru_like ? 2 * H : GH) : 0;
+  const bool by_sequence = dropped && shared_rows &&
+                           drop.weight_grads_by_sequence_pay(s, shared_rows, (I + Hs + 16) / 16 * 16);
+  const index_t shared = !dropped || by_sequence ? shared_rows : 0;
   const bool ones = shared == GH && (g.b_ih || g.b_hh) && w.precision == Precision::float32;
   const T* hprev = ws.hprev.data();
   if (shared) {
@@ -516,7 +524,11 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
         std::memcpy(xh + r * ld + I + one, hprev + r * Hs, sizeof(T) * Hs);
       }
     });
-    gemm<T>(true, false, shared, n, rows, T(1), dgx, GH, xh, ld, T(0), dw, ld, w.precision);
+    if (by_sequence)
+      drop.weight_grads_by_sequence(s, shared, n, I + one, H, dgx, GH, xh, ld,
+                                    detail::fit(scratch->dw_seq, shared * ld), dw, w.precision);
+    else
+      gemm<T>(true, false, shared, n, rows, T(1), dgx, GH, xh, ld, T(0), dw, ld, w.precision);
     for (index_t i = 0; i < shared; ++i) {
       std::memcpy(g.w_ih + i * I, dw + i * ld, sizeof(T) * I);
       std::memcpy(g.w_hh + i * Hs, dw + i * ld + I + one, sizeof(T) * Hs);
