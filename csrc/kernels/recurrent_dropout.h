@@ -75,13 +75,14 @@ struct RecurrentDropout {
   // Whether weight_grads_by_sequence pays for a product of M rows and ld columns: the
   // sequences are long enough that a product of depth T per sequence runs near the GEMM's rate,
   // and the result [M, ld] is small enough that it and a sequence's product stay in L2 while
-  // the sequences are summed (LSTM at H = 64, float32: 147 KiB).
+  // the sequences are summed (LSTM in float32: 147 KiB at H = 64, 557 KiB at H = 128; at
+  // H = 128 backward / plain 1.16-1.21 with the per-gate GEMMs, 1.12-1.14 by sequence).
   static bool weight_grads_by_sequence_pay(const SeqShape& s, index_t M, index_t ld) {
     return s.T >= kMinStepsBySequence &&
            M * ld * static_cast<index_t>(sizeof(T)) <= kMaxBytesBySequence;
   }
   static constexpr index_t kMinStepsBySequence = 16;
-  static constexpr index_t kMaxBytesBySequence = index_t(384) << 10;
+  static constexpr index_t kMaxBytesBySequence = index_t(1) << 20;
 
   // The weight gradients of the gates whose gradients dg [rows, ldg] (gate k at columns
   // [k * H, k * H + H)) multiply both the inputs and the masked state, in one product per
