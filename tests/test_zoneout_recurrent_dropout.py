@@ -102,6 +102,29 @@ def test_options_grid(rng, option, cell, dtype, batch_first, lengths, reverse):
           reverse=reverse)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("batch_first,lengths,reverse", OPTIONS,
+                         ids=["bf%d-len%d-rev%d" % o for o in OPTIONS])
+def test_recurrent_dropout_weight_grads_by_sequence(rng, cell, dtype, batch_first, lengths,
+                                                    reverse):
+    """Sequences of 16 steps or more: the weight gradients as one product per sequence, the
+    state columns masked as they are summed (B = 11 sequences of up to 19 steps). Against the
+    float64 reference only: over 19 steps the float32 peer's own error varies too much between
+    the gradients (also of x, which this path does not touch) for check()'s peer bound."""
+    op, _, cell_options = CELLS[cell]
+    T, B, I, H = 19, 11, 5, 7
+    args, lens = make(rng, cell, T, B, I, H, dtype, batch_first=batch_first, lengths=lengths)
+    options = dict(cell_options, lengths=lens, reverse=reverse, batch_first=batch_first, seed=3,
+                   recurrent_dropout=0.4)
+    P = state_size(cell, H)
+    grads = upstream(rng, op, args["x"].shape[:2] + (P,), B, H, dtype)
+    grads["dh_n"] = rng.standard_normal((B, P)).astype(dtype)
+    out, got = run(F, op, args, options, grads)
+    ref_out, want = run(R, op, as64(args), options, as64(grads))
+    assert_matches_reference(out, got, ref_out, want, dtype)
+
+
 SIZES = [(1, 1, 1, 1), (1, 3, 5, 7), (7, 1, 2, 17), (4, 9, 13, 33), (2, 3, 4, 100),
          (3, 20, 5, 70)]
 
@@ -167,8 +190,8 @@ def test_seed_reproducible_and_zero_rate_is_plain(rng, option, cell):
 # Threads split a step by blocks of units (H=200) or take disjoint sequences (B=20).
 @pytest.mark.parametrize("option", REGULARIZERS)
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("T,B,H", [(12, 9, 40), (5, 9, 200), (6, 20, 64)],
-                         ids=["H40", "H200", "B20"])
+@pytest.mark.parametrize("T,B,H", [(12, 9, 40), (5, 9, 200), (6, 20, 64), (17, 10, 24)],
+                         ids=["H40", "H200", "B20", "T17"])
 def test_bitwise_reproducible_across_threads(rng, option, cell, T, B, H):
     op, _, cell_options = CELLS[cell]
     args, lens = make(rng, cell, T, B, 20, H, np.float32, lengths=True)

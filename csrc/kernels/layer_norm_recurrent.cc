@@ -151,22 +151,29 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
       const index_t window = std::min(
           n_steps,
           std::max<index_t>(1, kWindowBytes / (nb * GH * static_cast<index_t>(sizeof(T)))));
-      Buffer<T> xw(window * nb * GH), xt(window * nb * I);
+      // Time-major, every sequence of this loop, all of the same length, forwards: the rows
+      // of a window are consecutive rows of x, read in place (else copied, padded with zeros).
+      const bool in_place = !s.batch_first && !s.reverse && s.lengths.empty() && nb == B;
+      Buffer<T> xw(window * nb * GH), xt(in_place ? 0 : window * nb * I);
       T* hp = h_n;
       T* hn = other.data();
       for (index_t step = 0; step < n_steps; ++step) {
         const index_t slot = step % window;
         if (slot == 0) {  // the inputs of the window's rows (zeros for padded ones), one GEMM
           const index_t n = std::min(window, n_steps - step);
-          for (index_t i = 0; i < n; ++i)
-            for (index_t b = b0; b < b1; ++b) {
-              T* dst = xt.data() + (i * nb + b - b0) * I;
-              if (s.active(step + i, b))
-                std::memcpy(dst, x + s.row(s.time_of(step + i, b), b) * I, sizeof(T) * I);
-              else
-                std::fill_n(dst, I, T(0));
-            }
-          gemm_packed<T>(n * nb, xt.data(), I, wih, T(0), xw.data(), GH);
+          const T* a = x + step * B * I;  // in place when the window's rows are x's
+          if (!in_place) {
+            for (index_t i = 0; i < n; ++i)
+              for (index_t b = b0; b < b1; ++b) {
+                T* dst = xt.data() + (i * nb + b - b0) * I;
+                if (s.active(step + i, b))
+                  std::memcpy(dst, x + s.row(s.time_of(step + i, b), b) * I, sizeof(T) * I);
+                else
+                  std::fill_n(dst, I, T(0));
+              }
+            a = xt.data();
+          }
+          gemm_packed<T>(n * nb, a, I, wih, T(0), xw.data(), GH);
         }
         gemm_packed<T>(nb, hp + b0 * H, H, whh, T(0), hg.data() + b0 * GH, GH);
         rows_of(b0, b1, share, 8 * GH, [&](index_t b) {

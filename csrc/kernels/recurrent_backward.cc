@@ -39,12 +39,14 @@ struct BackwardScratch {
   Buffer<T> xh;    // [rows, I (+ 1) + H] the shared weight GEMM's [x | 1 | h_prev]
   Buffer<T> dw;    // [shared, I (+ 1) + H] its result
   Buffer<T> rh;    // [rows, H] GRU (reset before): r * h_prev
+  Buffer<T> dw_seq;  // [shared, I (+ 1) + H] recurrent dropout: one sequence's product
   PackedB<T> whh;  // W_hh packed for the blocked loop's products
   PackedB<T> wih;  // W_ih packed for the blocked loop's input gradients (dx by steps)
 
   std::size_t bytes() const {
     return detail::bytes_of(dgx) + detail::bytes_of(dgh_n) + detail::bytes_of(xh) +
-           detail::bytes_of(dw) + detail::bytes_of(rh) + packed_bytes(whh) + packed_bytes(wih);
+           detail::bytes_of(dw) + detail::bytes_of(rh) + detail::bytes_of(dw_seq) +
+           packed_bytes(whh) + packed_bytes(wih);
   }
   static std::size_t packed_bytes(const PackedB<T>& p) {
     const index_t nr = p.panel_width();
@@ -509,6 +511,35 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // (one GEMM of all 4H rows would compute dn h_prev and dgh_n x for nothing: 25% more).
   const bool n_ih = gru_like && shared, n_hh = cell == Cell::gru && shared;
   const T* hprev = ws.hprev.data();
+  // With recurrent dropout (RNN, LSTM), when the sequences are long and the result small: the
+  // same [x | 1 | h_prev] product as one product per sequence, its state columns masked as the
+  // sequences are summed (RecurrentDropout::weight_grads_by_sequence).
+  const index_t seq_ld = (I + 1 + Hs + 15) / 16 * 16;
+  const bool by_sequence = dropped && !gru_like && g.w_ih && g.w_hh &&
+                           drop.weight_grads_by_sequence_pay(s, GH, seq_ld);
+  const bool seq_ones = by_sequence && (g.b_ih || g.b_hh) && w.precision == Precision::float32;
+  if (by_sequence) {
+    const index_t one = seq_ones ? 1 : 0, n = I + one + Hs, ld = seq_ones ? seq_ld : n;
+    T* xh = detail::fit(scratch->xh, rows * ld);
+    T* dw = detail::fit(scratch->dw, GH * ld);
+    parallel_for(rows, 1024, [&](index_t r0, index_t r1) {
+      for (index_t r = r0; r < r1; ++r) {
+        std::memcpy(xh + r * ld, x + r * I, sizeof(T) * I);
+        if (one) xh[r * ld + I] = T(1);
+        std::memcpy(xh + r * ld + I + one, hprev + r * Hs, sizeof(T) * Hs);
+      }
+    });
+    drop.weight_grads_by_sequence(s, GH, n, I + one, H, dgx, GH, xh, ld,
+                                  detail::fit(scratch->dw_seq, GH * ld), dw, w.precision);
+    for (index_t i = 0; i < GH; ++i) {
+      std::memcpy(g.w_ih + i * I, dw + i * ld, sizeof(T) * I);
+      std::memcpy(g.w_hh + i * Hs, dw + i * ld + I + one, sizeof(T) * Hs);
+    }
+    if (seq_ones)
+      for (T* out : {g.b_ih, g.b_hh})
+        if (out)
+          for (index_t i = 0; i < GH; ++i) out[i] = dw[i * ld + I];
+  }
   if (shared) {
     // A row: x, 1, h_prev; rows 64-byte aligned (an odd stride costs the GEMM more than the
     // column sums it saves).
@@ -568,13 +599,13 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       }
     }
   }
-  if (g.w_ih && shared < GH && !n_ih)
+  if (g.w_ih && shared < GH && !n_ih && !by_sequence)
     gemm<T>(true, false, GH - shared, I, rows, T(1), dgx + shared, GH, x, I, T(0),
             g.w_ih + shared * I, I, w.precision);
-  if (g.w_hh && !shared && dropped)
+  if (g.w_hh && !shared && dropped && !by_sequence)
     detail::masked_recurrent_weight_grads(s, drop, 0, gru_like ? 2 : G, H, dgx, GH, 0,
                                           hprev, g.w_hh, w.precision);
-  else if (g.w_hh && !shared)
+  else if (g.w_hh && !shared && !dropped)
     gemm<T>(true, false, gru_like ? 2 * H : GH, Hs, rows, T(1), dgx, GH, hprev, Hs, T(0),
             g.w_hh, Hs, w.precision);
   if (g.w_hh && cell == Cell::gru && dropped)
@@ -601,8 +632,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
 
   // Bias gradients (unless the weight GEMM gave them): column sums of dgx; b_hh's are b_ih's
   // except the n gate of GRU with reset after (dgh_n).
-  if (g.b_ih && !ones) column_sums(rows, GH, dgx, GH, g.b_ih);
-  if (g.b_hh && !ones) {
+  if (g.b_ih && !ones && !seq_ones) column_sums(rows, GH, dgx, GH, g.b_ih);
+  if (g.b_hh && !ones && !seq_ones) {
     const index_t same = cell == Cell::gru ? 2 * H : GH;
     if (g.b_ih)
       std::memcpy(g.b_hh, g.b_ih, sizeof(T) * same);
