@@ -73,7 +73,12 @@ void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {
   const index_t items = (pairs + kPairsPerItem - 1) / kPairsPerItem;
   auto pairs_of = &apply_pairs<T>;
 #ifdef RNNFAST_HAVE_X86_KERNELS
-  if (active_isa() == Isa::avx512) pairs_of = &dropout_kernels::apply_pairs_avx512;
+  if (active_isa() == Isa::avx512) {
+    if constexpr (std::is_same_v<T, float>)
+      pairs_of = dropout_kernels::kDropoutAvx512F32.apply;
+    else
+      pairs_of = dropout_kernels::kDropoutAvx512F64.apply;
+  }
 #endif
   auto run = [&](index_t i0, index_t i1) {
     pairs_of(n, x, threshold, scale, seed, i0 * kPairsPerItem,

@@ -55,12 +55,10 @@ inline __mmask8 first8(index_t count) {
   return count >= 8 ? __mmask8(0xFF) : count <= 0 ? __mmask8(0) : static_cast<__mmask8>((1u << count) - 1u);
 }
 
-}  // namespace
-
 // x times scale where kept and times zero where dropped (a dropped NaN or infinity is NaN, as in
 // the generic loop).
-void apply_pairs_avx512(index_t n, const float* x, std::uint32_t threshold, float scale,
-                        std::uint64_t seed, index_t j0, index_t j1, float* y) {
+void apply_pairs_f32(index_t n, const float* x, std::uint32_t threshold, float scale,
+                     std::uint64_t seed, index_t j0, index_t j1, float* y) {
   const __m512 s = _mm512_set1_ps(scale);
   over_pairs(n, threshold, seed, j0, j1, [&](index_t e0, index_t count, __mmask16 keep) {
     const __m512 factor = _mm512_maskz_mov_ps(keep, s);
@@ -73,8 +71,8 @@ void apply_pairs_avx512(index_t n, const float* x, std::uint32_t threshold, floa
   });
 }
 
-void apply_pairs_avx512(index_t n, const double* x, std::uint32_t threshold, double scale,
-                        std::uint64_t seed, index_t j0, index_t j1, double* y) {
+void apply_pairs_f64(index_t n, const double* x, std::uint32_t threshold, double scale,
+                     std::uint64_t seed, index_t j0, index_t j1, double* y) {
   const __m512d s = _mm512_set1_pd(scale);
   over_pairs(n, threshold, seed, j0, j1, [&](index_t e0, index_t count, __mmask16 keep) {
     const __m512d lo = _mm512_maskz_mov_pd(static_cast<__mmask8>(keep), s);
@@ -90,6 +88,11 @@ void apply_pairs_avx512(index_t n, const double* x, std::uint32_t threshold, dou
     }
   });
 }
+
+}  // namespace
+
+const DropoutPairs<float> kDropoutAvx512F32 = {&apply_pairs_f32};
+const DropoutPairs<double> kDropoutAvx512F64 = {&apply_pairs_f64};
 
 }  // namespace dropout_kernels
 }  // namespace rnnfast

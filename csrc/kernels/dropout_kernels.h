@@ -14,11 +14,15 @@ namespace dropout_kernels {
 
 // y[e] = x[e] * (bits(seed, e) >= threshold ? scale : 0) for the elements of pairs [j0, j1)
 // below n (y may be x).
+template <typename T>
+struct DropoutPairs {
+  void (*apply)(index_t n, const T* x, std::uint32_t threshold, T scale, std::uint64_t seed,
+                index_t j0, index_t j1, T* y);
+};
+
 #ifdef RNNFAST_HAVE_X86_KERNELS
-void apply_pairs_avx512(index_t n, const float* x, std::uint32_t threshold, float scale,
-                        std::uint64_t seed, index_t j0, index_t j1, float* y);
-void apply_pairs_avx512(index_t n, const double* x, std::uint32_t threshold, double scale,
-                        std::uint64_t seed, index_t j0, index_t j1, double* y);
+extern const DropoutPairs<float> kDropoutAvx512F32;
+extern const DropoutPairs<double> kDropoutAvx512F64;
 #endif
 
 }  // namespace dropout_kernels
