@@ -565,7 +565,7 @@ namespace {
 // ------------------------------------------------------------------ whole-batch backward
 
 // The backward of a "valid" convolution (channels last, one group, stride 1, dilation 1, no
-// padding, float32 precision) as two products over the whole batch instead of one pair per
+// padding; bfloat16 on operands rounded first, as elsewhere) as two products over the whole batch instead of one pair per
 // sequence. dy is written once into D, each sequence's rows after kernel - 1 zero rows, one
 // sequence every l_in rows, and kernel - 1 zero rows at the end:
 //   D[b * l_in + j] = dy[b, j - (K - 1)] for K - 1 <= j < l_in, zero for j < K - 1.
@@ -578,10 +578,10 @@ namespace {
 //   with t >= l_out are patches across two sequences, multiplied by zero rows of D; they add
 //   nothing when those x are finite (checked; otherwise the per-sequence path runs).
 // Results are those of one product each (fixed by the shape, the same for any thread count).
-bool whole_batch_backward(const Geometry& g, Precision precision) {
+bool whole_batch_backward(const Geometry& g) {
   return g.channels_last && g.groups == 1 && g.stride == 1 && g.dilation == 1 &&
          g.upsample == 1 && g.pad_left == 0 && g.l_out == g.l_in - g.kernel + 1 &&
-         g.batch > 0 && g.l_out > 0 && precision == Precision::float32;
+         g.batch > 0 && g.l_out > 0;
 }
 
 // Whether the x rows that only patches across sequences read (the last and first K - 1 rows of
@@ -618,7 +618,7 @@ void bias_grad_rows(index_t C, const T* dys, index_t rows, double* db_acc, T* gr
 
 template <typename T>
 void backward_whole_batch(const Geometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                          T* db, const T* add_dx, const T* y) {
+                          T* db, const T* add_dx, const T* y, bool bf16) {
   const index_t B = g.batch, S = g.l_in, K = g.kernel, Ci = g.c_in, Co = g.c_out;
   const index_t pad = K - 1;
   Buffer<T> D((B * S + pad) * Co);
@@ -641,6 +641,9 @@ void backward_whole_batch(const Geometry& g, const T* x, const T* w, const T* dy
           std::copy(src, src + n, rows);
         }
         if (db) bias_grad_rows(Co, rows, g.l_out, db_acc.data() + a * Co, group.data());
+        if constexpr (std::is_same_v<T, float>) {
+          if (bf16) round_to_bf16(n, rows, rows);  // the products' dy (the bias sums it exact)
+        }
       }
     }
   });
@@ -659,19 +662,18 @@ void backward_whole_batch(const Geometry& g, const T* x, const T* w, const T* dy
             sum.data(), Co);
     unpack_weights_cl(g, sum.data(), dw);
   } else {
-    Buffer<T> through_relu;
-    if (g.relu) {
-      through_relu.resize(B * g.l_out * Co);
-      relu_gradient(B * g.l_out * Co, y, dy, through_relu.data());
-      dy = through_relu.data();
-    }
-    weight_and_bias_grad<T>(g, x, dy, nullptr, dw, nullptr);
+    Buffer<T> rows(B * g.l_out * Co);  // D's rows without the zero rows
+    for (index_t b = 0; b < B; ++b)
+      std::copy(D.data() + (b * S + pad) * Co, D.data() + (b * S + S) * Co,
+                rows.data() + b * g.l_out * Co);
+    weight_and_bias_grad<T>(g, x, rows.data(), nullptr, dw, nullptr);
   }
   // dx: Wt2[k][o][c] = w[o][c][K - 1 - k].
   Buffer<T> wt(K * Co * Ci);
   for (index_t k = 0; k < K; ++k)
     for (index_t o = 0; o < Co; ++o)
-      for (index_t c = 0; c < Ci; ++c) wt[(k * Co + o) * Ci + c] = w[(o * Ci + c) * K + (K - 1 - k)];
+      for (index_t c = 0; c < Ci; ++c)
+        wt[(k * Co + o) * Ci + c] = w[(o * Ci + c) * K + (K - 1 - k)];
   gemm<T>(false, false, B * S, Ci, K * Co, T(1), D.data(), Co, wt.data(), Ci, T(0), dx, Ci);
   if (add_dx) {
     parallel_for(B * S * Ci, 1 << 14, [&](index_t i0, index_t i1) {
@@ -685,12 +687,18 @@ void backward_whole_batch(const Geometry& g, const T* x, const T* w, const T* dy
 template <typename T>
 void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
                      T* db, const T* add_dx, const T* y) {
-  if (s.relu && !y) throw std::invalid_argument("conv1d_backward: relu needs the forward's output y");
-  if (whole_batch_backward(geometry_of(s), s.precision)) {
-    backward_whole_batch(geometry_of(s), x, w, dy, dx, dw, db, add_dx, y);
+  if (s.relu && !y)
+    throw std::invalid_argument("conv1d_backward: relu needs the forward's output y");
+  Bf16Operands<T> r;
+  if (whole_batch_backward(geometry_of(s))) {
+    const bool bf16 = s.precision == Precision::bfloat16;
+    if (bf16) {
+      x = r.round(x, r.x_size(s), r.x);
+      w = r.round(w, r.w_size(s), r.w);
+    }
+    backward_whole_batch(geometry_of(s), x, w, dy, dx, dw, db, add_dx, y, bf16);
     return;
   }
-  Bf16Operands<T> r;
   Buffer<T> through_relu;
   if (s.relu) {
     through_relu.resize(std::max<index_t>(1, r.y_size(s)));

@@ -16,13 +16,16 @@ namespace {
 
 constexpr std::uint64_t kGamma = 0x9E3779B97F4A7C15ull;
 
+// z >> n per lane (the zero-masked form: GCC 12's plain one reads an undefined vector, and warns).
+inline __m512i shift_right(__m512i z, unsigned n) { return _mm512_maskz_srli_epi64(0xFF, z, n); }
+
 // SplitMix64's finaliser on eight states.
 inline __m512i mix(__m512i z) {
-  z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+  z = _mm512_mullo_epi64(_mm512_xor_si512(z, shift_right(z, 30)),
                          _mm512_set1_epi64(static_cast<long long>(0xBF58476D1CE4E5B9ull)));
-  z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+  z = _mm512_mullo_epi64(_mm512_xor_si512(z, shift_right(z, 27)),
                          _mm512_set1_epi64(static_cast<long long>(0x94D049BB133111EBull)));
-  return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+  return _mm512_xor_si512(z, shift_right(z, 31));
 }
 
 // Sixteen elements' keep mask per step of eight pairs; body(e0, count, keep) applies it to the
@@ -52,7 +55,8 @@ inline __mmask16 first16(index_t count) {
 }
 
 inline __mmask8 first8(index_t count) {
-  return count >= 8 ? __mmask8(0xFF) : count <= 0 ? __mmask8(0) : static_cast<__mmask8>((1u << count) - 1u);
+  if (count <= 0) return __mmask8(0);
+  return count >= 8 ? __mmask8(0xFF) : static_cast<__mmask8>((1u << count) - 1u);
 }
 
 // x times scale where kept and times zero where dropped (a dropped NaN or infinity is NaN, as in
