@@ -9,7 +9,9 @@ layer (B=32, L=1000, C=64, kernel 3) and IMDB layer (L=100, C 100 -> 64, kernel 
 and channels-first, forward (patches x weights) and weight gradient (accumulated, beta = 1).
 
 The two libraries alternate call by call in one process; each figure is the minimum over the
-rounds. At 1 thread the clock is the calling thread's CPU time (``time.thread_time``), which other
+rounds. Both write C in place (``_C.gemm(..., out=)``, ``torch.matmul(..., out=)`` / ``addmm_``):
+until session 10 ours went through ``c=``, which allocates the result and copies C into it on
+every call (a fresh 6-32 MiB array for the large products: 5-16% of their time). At 1 thread the clock is the calling thread's CPU time (``time.thread_time``), which other
 processes on a busy machine do not inflate; at more threads it is wall-clock time, and before
 each timed call the script sleeps ``--settle`` seconds (default 0.05 at 2+ threads) so that the
 other library's idle threads have stopped spinning: after a torch op, PyTorch's OpenMP threads
@@ -113,9 +115,9 @@ def main():
         else:
             ta_, tb_ = kind == "tn", kind == "nt"
 
-            def ours():
+            def ours():  # in place, as torch's out= and addmm_ (c= would copy C each call)
                 for _ in range(reps):
-                    _C.gemm(a, b, trans_a=ta_, trans_b=tb_, beta=beta, c=ours_c)
+                    _C.gemm(a, b, trans_a=ta_, trans_b=tb_, beta=beta, out=ours_c)
 
         def mkl():
             for _ in range(reps):

@@ -70,3 +70,33 @@ def test_in_place_with_masks_gives_the_staged_bits(options, batch_first):
     assert_bitwise_equal(direct)
     staged = run(F, op, args, full_lengths(base, args), grads)
     assert_bitwise_equal([direct[0], staged])
+
+
+# More rows (T * B) than two depth blocks of the weight GEMM (256 rows on every instruction
+# set): [x | 1 | h_prev] is built and multiplied one block of rows at a time, the weight and
+# bias gradients summed over the blocks (a block skipped, repeated or misplaced shows against
+# the reference); the same bits on 1, 2 and 3 threads. Batches above the two-thread batch split
+# (16), below it, and with lengths.
+DEEP = [
+    ("lstm", {}, 40, 17, 5, 19, {}),
+    ("rnn", {"nonlinearity": "relu"}, 30, 20, 3, 37, {}),
+    ("gru", {}, 70, 9, 6, 11, {}),
+    ("gru", {"reset_after": False}, 37, 16, 4, 13, {}),
+    ("lstm", {}, 25, 24, 7, 9, {"peephole": True}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lengths", [False, True])
+@pytest.mark.parametrize("shape", DEEP, ids=[f"{s[0]}-{s[2]}x{s[3]}x{s[5]}" for s in DEEP])
+def test_weight_gradients_over_many_depth_blocks(shape, dtype, lengths):
+    op, kw, T, B, I, H, extra = shape
+    rng = np.random.default_rng(11)
+    args, lens = make_inputs(rng, op, T, B, I, H, dtype, lengths=lengths, **extra)
+    options = dict(kw) if lens is None else dict(kw, lengths=lens)
+    grads = upstream(rng, op, (T, B, H), B, H, dtype)
+    ref_out, want = run(R, op, as64(args), options, as64(grads))
+    results = with_threads([1, 2, 3], lambda: run(F, op, args, options, grads))
+    out, got = results[0]
+    assert_matches_reference(out, got, ref_out, want, dtype)
+    assert_bitwise_equal(results)

@@ -271,6 +271,11 @@ def test_bitwise_identical_across_threads_and_runs(rng, isa, threads, dtype):
                   rng.standard_normal((600, 1000)).astype(dtype)), dict(trans_b=True)),
         ("gemm", (rng.standard_normal((3000, 520)).astype(dtype),
                   rng.standard_normal((520, 100)).astype(dtype)), {}),
+        # B read in place (at most 8 row panels), split by columns; a transposed A read in place
+        ("gemm", (rng.standard_normal((100, 300)).astype(dtype),
+                  rng.standard_normal((300, 700)).astype(dtype)), {}),
+        ("gemm", (rng.standard_normal((900, 400)).astype(dtype),
+                  rng.standard_normal((900, 100)).astype(dtype)), dict(trans_a=True)),
         # a transposed A packed per depth block, split by rows (the weight gradients)
         ("gemm", (rng.standard_normal((700, 300)).astype(dtype),
                   rng.standard_normal((700, 200)).astype(dtype)), dict(trans_a=True)),
@@ -329,3 +334,116 @@ def test_gemm_accepts_views_and_byte_orders(rng, dtype):
         assert_close(got, x64 @ y64, np.abs(x64) @ np.abs(y64), x.shape[1], dtype)
         got_packed = _C.gemm_packed(x, y)
         assert_close(got_packed, x64 @ y64, np.abs(x64) @ np.abs(y64), x.shape[1], dtype)
+
+
+# (M, N, K) read without packing: B (not transposed) in place for at most 8 panels of rows of A
+# (112 on AVX-512), whole panels and a masked last one (N % 32 in 1..16 and 17..31, N < 16);
+# multi-panel tiles of 1-3 rows; two depth blocks (K 600); and a transposed A in place when C
+# has at most four column panels (N <= 128 on AVX-512 float).
+IN_PLACE_SIZES = [
+    (1, 5, 7), (1, 100, 300), (2, 65, 33), (3, 130, 600), (5, 17, 64), (14, 33, 1),
+    (15, 31, 257), (64, 334, 192), (64, 96, 500), (112, 48, 600), (113, 40, 20),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", IN_PLACE_SIZES)
+def test_operands_read_in_place_give_the_packed_values(rng, isa, dtype, m, n, k):
+    """B read where it is (few rows of A) and a transposed A read where it is (few columns of C)
+    give the bits of the packed operands: each element is the same chain of multiply-adds."""
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    got = _C.gemm(a, b)
+    assert_close(got, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype)
+    packed = _C.gemm(a, np.ascontiguousarray(b.T), trans_b=True)  # op(B) always packed
+    np.testing.assert_array_equal(got, packed)
+    wide = np.concatenate([b, rng.standard_normal((k, 140)).astype(dtype)], axis=1)
+    strided = _C.gemm(a, wide[:, :n])  # rows of B wider apart than N
+    np.testing.assert_array_equal(strided, packed)
+    # a transposed A: in place for N <= 4 panels, packed for N + 140 columns
+    at = np.ascontiguousarray(a.T)
+    narrow = _C.gemm(at, b, trans_a=True)
+    assert_close(narrow, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype)
+    np.testing.assert_array_equal(narrow, _C.gemm(at, wide, trans_a=True)[:, :n])
+
+
+def test_b_read_in_place_stops_at_its_last_column():
+    """The last panel of a B read in place is loaded masked: a B whose last row ends where an
+    unreadable page begins is multiplied without a fault, on every instruction set."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import ctypes, mmap
+        import numpy as np
+        import rnnfast
+        from rnnfast import _C
+        libc = ctypes.CDLL(None)
+        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        page = mmap.PAGESIZE
+        for dtype in (np.float32, np.float64):
+            for k, n in ((7, 5), (33, 17), (300, 45), (600, 100)):
+                size = k * n * np.dtype(dtype).itemsize
+                pages = -(-size // page) + 1
+                buf = mmap.mmap(-1, pages * page)
+                base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+                assert libc.mprotect(base + (pages - 1) * page, page, 0) == 0
+                start = (pages - 1) * page - size
+                b = np.frombuffer(buf, dtype, k * n, start).reshape(k, n)
+                b[...] = np.random.default_rng(k).standard_normal((k, n))
+                a = np.random.default_rng(n).standard_normal((3, k)).astype(dtype)
+                for isa in rnnfast.supported_isas():
+                    _C.set_isa(isa)
+                    got = _C.gemm(a, b)
+                    want = a.astype(np.float64) @ b.astype(np.float64)
+                    assert np.abs(got - want).max() < 1e-3 * k, (isa, dtype, k, n)
+                del b
+        print("ok")
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
+def test_gemm_out_updates_c_in_place(rng, dtype, trans_a, trans_b):
+    """out= is BLAS's C: out = alpha op(a) op(b) + beta out, written in place and returned, with
+    the bits of the c= call (which copies C)."""
+    m, n, k = 37, 70, 45
+    a, _ = operand(rng, (m, k), dtype, trans_a)
+    b, _ = operand(rng, (k, n), dtype, trans_b)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    for alpha, beta in ((1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)):
+        out = c.copy()
+        got = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, out=out)
+        assert got is out
+        want = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, c=c)
+        np.testing.assert_array_equal(out, want)
+    out = np.full((m, n), np.nan, dtype)  # beta = 0: out is only written
+    _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
+    np.testing.assert_array_equal(out, _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b))
+
+
+def test_gemm_out_refusals():
+    a = np.ones((3, 4), np.float32)
+    b = np.ones((4, 5), np.float32)
+    good = np.zeros((3, 5), np.float32)
+    with pytest.raises(ValueError, match="c: expected None when out is given"):
+        _C.gemm(a, b, c=good, out=good.copy())
+    with pytest.raises(ValueError, match=r"out: expected shape \(M, N\)"):
+        _C.gemm(a, b, out=np.zeros((5, 3), np.float32))
+    with pytest.raises(TypeError, match="out"):
+        _C.gemm(a, b, out=np.zeros((3, 5), np.float64))
+    with pytest.raises(TypeError, match="out"):
+        _C.gemm(a, b, out=[[0.0] * 5] * 3)
+    ro = np.zeros((3, 5), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out: expected a writeable.*read-only"):
+        _C.gemm(a, b, out=ro)
+    with pytest.raises(ValueError, match="out: expected a writeable.*another layout"):
+        _C.gemm(a, b, out=np.zeros((5, 3), np.float32).T)
+    square = np.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match="out: expected an array that shares no memory"):
+        _C.gemm(square, np.ones((4, 4), np.float32), out=square)
+    np.testing.assert_array_equal(good, 0.0)

@@ -149,17 +149,31 @@ py::array_t<T> result_from(const py::object& c_obj, const py::array& a, index_t 
   return out;
 }
 
+// out (BLAS's C, updated in place: no result array and no copy of c, as a benchmark against
+// another library's in-place product needs) or else the result of result_from.
 template <typename T>
 py::array gemm_impl(const py::array& a_in, const py::array& b_in, bool trans_a, bool trans_b,
-                    double alpha, double beta, const py::object& c_obj, Precision precision) {
+                    double alpha, double beta, const py::object& c_obj, const py::object& out_obj,
+                    Precision precision) {
   const Matrix<T> a = matrix<T>(a_in), b = matrix<T>(b_in);
   const index_t M = trans_a ? a.cols : a.rows, K = trans_a ? a.rows : a.cols;
   const index_t Kb = trans_b ? b.cols : b.rows, N = trans_b ? b.rows : b.cols;
   if (K != Kb)
     throw py::value_error("b: inner dimension " + std::to_string(Kb) + " does not match a's " +
                           std::to_string(K));
-  py::array_t<T> c = result_from<T>(c_obj, a_in, M, N, beta != 0.0 || K == 0);
-  T* pc = c.mutable_data();
+  py::array c;
+  if (out_obj.is_none()) {
+    c = result_from<T>(c_obj, a_in, M, N, beta != 0.0 || K == 0);
+  } else {
+    if (!c_obj.is_none())
+      throw py::value_error("c: expected None when out is given (out is C, updated in place)");
+    c = in_place(out_obj, "out", nullptr);
+    check_same_dtype(c, "out", a_in, "a");
+    check_shape(c, "out", {M, N}, "(M, N)");
+    if (overlap(c, a_in) || overlap(c, b_in))
+      throw py::value_error("out: expected an array that shares no memory with a or b");
+  }
+  T* pc = static_cast<T*>(c.mutable_data());
   {
     ReleaseGil release;
     gemm<T>(trans_a, trans_b, M, N, K, T(alpha), a.data, a.ld, b.data, b.ld, T(beta), pc,
@@ -170,15 +184,16 @@ py::array gemm_impl(const py::array& a_in, const py::array& b_in, bool trans_a, 
 
 py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, bool trans_a,
                        bool trans_b, double alpha, double beta, const py::object& c,
-                       const py::object& precision_obj) {
+                       const py::object& out, const py::object& precision_obj) {
   py::array a = float_array(a_obj, "a");
   check_ndim(a, "a", 2);  // a (its dtype, then its shape) before b is compared with it
   py::array b = float_array(b_obj, "b");
   check_same_dtype(b, "b", a, "a");
   check_ndim(b, "b", 2);
   const Precision precision = precision_arg(precision_obj, a, "a");
-  if (is_double(a)) return gemm_impl<double>(a, b, trans_a, trans_b, alpha, beta, c, precision);
-  return gemm_impl<float>(a, b, trans_a, trans_b, alpha, beta, c, precision);
+  if (is_double(a))
+    return gemm_impl<double>(a, b, trans_a, trans_b, alpha, beta, c, out, precision);
+  return gemm_impl<float>(a, b, trans_a, trans_b, alpha, beta, c, out, precision);
 }
 
 template <typename T>
@@ -420,10 +435,12 @@ void bind_runtime(Entries& m) {
   m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::kw_only(),
         py::arg("trans_a").noconvert() = false, py::arg("trans_b").noconvert() = false,
         py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("c") = py::none(),
-        py::arg("precision") = "float32",
+        py::arg("out") = py::none(), py::arg("precision") = "float32",
         "alpha * op(a) @ op(b) + beta * c with the package's GEMM (float32 or float64, 2-D "
         "arrays; c defaults to zeros and is not modified; precision 'bfloat16' rounds op(a) "
-        "and op(b) to bfloat16 and sums in float32). A test and benchmark hook.");
+        "and op(b) to bfloat16 and sums in float32). out (c must then be None): a writeable "
+        "C-contiguous (M, N) array of a's dtype, updated in place as BLAS's C (out = alpha * "
+        "op(a) @ op(b) + beta * out) and returned. A test and benchmark hook.");
   m.def("gemm_batched", &gemm_batched_binding, py::arg("a"), py::arg("b"), py::kw_only(),
         py::arg("trans_a").noconvert() = false, py::arg("trans_b").noconvert() = false,
         "op(a[i]) @ op(b[i]) for every i of 3-D arrays a and b (float32 or float64) with the "

@@ -55,6 +55,8 @@ constexpr double kMinWorkPerThread = 48.0 * 1024;
 // much as this many multiply-adds: fitted to the total CPU time of the LSTM's dx, dW and input
 // projection at 2 threads under both splits (bench/RESULTS.md, session 7: the GEMM's grid).
 constexpr double kPackCost = 32.0;
+// B (not transposed) is read in place by products of at most this many panels of rows.
+constexpr index_t kInPlaceBPanels = 8;
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
@@ -104,6 +106,7 @@ struct Plan {
   index_t a_rs = 0, a_cs = 0;
   gd::ARead a_read = gd::ARead::copy;
   bool trans_b = false;  // raw B, packed per block (when packed == nullptr)
+  bool b_in_place = false;  // raw B (not transposed) read where it is, not packed
   const T* B = nullptr;
   index_t ldb = 0;
   const T* packed = nullptr;  // pre-packed B: panels over all of K
@@ -117,9 +120,10 @@ struct Plan {
 // stride does not map them all to the same L1 set (a multiple of 4 KiB), or when C has at most
 // four column panels, whatever M and the stride: each copied element of A would then serve at
 // most 4 * nr multiply-adds, and the copy cost 20-30% of the product (the dx of a char-level
-// LSTM, even with its 4 KiB row stride; figures in bench/RESULTS.md, session 5).
-// Otherwise a transposed A (its columns contiguous) is packed a whole depth block at a time
-// (pack_a reads it one long run per k), and rows of A are copied panel by panel.
+// LSTM, even with its 4 KiB row stride; figures in bench/RESULTS.md, session 5). The same
+// holds for a transposed A (a Conv1D weight gradient of 64 channels: 9-13% faster in place,
+// session 10). Otherwise a transposed A (its columns contiguous) is packed a whole depth block
+// at a time (pack_a reads it one long run per k), and rows of A are copied panel by panel.
 template <typename T>
 gd::ARead a_reading(index_t M, index_t N, index_t a_rs, index_t a_cs, int mr, int nr) {
   if (a_cs == 1) {
@@ -128,7 +132,18 @@ gd::ARead a_reading(index_t M, index_t N, index_t a_rs, index_t a_cs, int mr, in
       return gd::ARead::in_place;
     return gd::ARead::copy;
   }
-  return M == 1 ? gd::ARead::in_place : gd::ARead::packed;
+  return M == 1 || N <= 4 * nr ? gd::ARead::in_place : gd::ARead::packed;
+}
+
+// Reads B in place (rows of op(B), not transposed) when few panels of rows of A reuse each of its
+// elements, so that packing it would cost more than it saves (a Conv1D forward of 64 output
+// channels: 8-10% faster, bench/RESULTS.md session 10), and its rows are not a multiple of 4 KiB
+// apart (they would all map to the same L1 set). The micro-kernel reads the same values in the
+// same order: the results are those of the packed B.
+template <typename T>
+bool b_reading_in_place(index_t M, bool trans_b, index_t ldb, int mr, int nr) {
+  return !trans_b && M <= kInPlaceBPanels * mr && ldb > nr &&
+         (ldb * static_cast<index_t>(sizeof(T))) % 4096 != 0;
 }
 
 // Rows of A packed at a time (ARead::packed): bounds the thread's buffer to kPackedRows * kc.
@@ -162,7 +177,8 @@ void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1,
     a_read = gd::ARead::packed;
   if (a_read == gd::ARead::copy) s.a.resize(static_cast<index_t>(ks.mr) * p.kc);
   if (a_read == gd::ARead::packed) s.a.resize((m1 - m0) * p.kc);
-  if (!p.packed) s.b.resize(p.kc * std::min<index_t>(nc_max, ceil_div(n1 - n0, nr) * nr));
+  if (!p.packed && !p.b_in_place)
+    s.b.resize(p.kc * std::min<index_t>(nc_max, ceil_div(n1 - n0, nr) * nr));
   for (index_t k0 = 0; k0 < p.K; k0 += p.kc) {
     const index_t kc = std::min(p.kc, p.K - k0);
     const T* a = p.A + m0 * p.a_rs + k0 * p.a_cs;
@@ -173,9 +189,14 @@ void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1,
     for (index_t nb = n0; nb < n1; nb += nc_max) {
       const index_t nc = std::min<index_t>(nc_max, n1 - nb);
       gd::BlockArgs<T> g;
+      g.b_ks = nr;
       if (p.packed) {
         g.b = p.packed + (nb / nr) * p.packed_ps + k0 * nr;
         g.b_ps = p.packed_ps;
+      } else if (p.b_in_place) {
+        g.b = p.B + k0 * p.ldb + nb;
+        g.b_ps = nr;
+        g.b_ks = p.ldb;
       } else {
         ks.pack_b(p.trans_b, p.B, p.ldb, k0, kc, nb, nc, s.b.data(), kc * nr);
         g.b = s.b.data();
@@ -226,7 +247,7 @@ void choose_grid(Plan<T>& p) {
   const int most = static_cast<int>(std::min<double>(threads, std::max(1.0, work / kMinWorkPerThread)));
   const index_t mr = p.ks->mr, nr = p.ks->nr;
   const index_t mp = ceil_div(p.M, mr), np = ceil_div(p.N, nr);
-  const double pack_b = p.packed ? 0.0 : kPackCost;
+  const double pack_b = p.packed || p.b_in_place ? 0.0 : kPackCost;
   double best = -1;
   for (int t = 1; t <= most; ++t)
     for (int tm = 1; tm <= t; ++tm) {
@@ -361,6 +382,7 @@ void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, 
   p.a_cs = trans_a ? lda : 1;
   p.a_read = a_reading<T>(M, N, p.a_rs, p.a_cs, p.ks->mr, p.ks->nr);
   p.trans_b = trans_b;
+  p.b_in_place = b_reading_in_place<T>(M, trans_b, ldb, p.ks->mr, p.ks->nr);
   p.B = B;
   p.ldb = ldb;
   p.C = C;

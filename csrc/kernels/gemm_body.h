@@ -29,12 +29,17 @@ struct PanelsPerTile {
 // panel of an N that is not a multiple of NR: H = 100 leaves 4 columns of a 32-wide panel).
 // alpha and beta are read from g only after the k loop, so that they hold no vector register
 // during it (AVX2 has exactly enough for 6 x 16).
-template <class V, int R, int P, bool kRowA, bool kNarrow = false>
+// kInPlaceB: B read in place, its rows g.b_ks apart (else packed, NR apart: a constant).
+// kMaskB (P == 1, B in place): the panel's last vector of columns is loaded masked to the
+// ncols columns that exist (the last panel of a B that is not a multiple of NR wide).
+template <class V, int R, int P, bool kRowA, bool kInPlaceB, bool kNarrow = false,
+          bool kMaskB = false>
 void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
           const typename V::T* b, typename V::T* c, idx ncols) {
   using T = typename V::T;
   using vec = typename V::vec;
   const idx kc = g.kc, b_ps = g.b_ps, ldc = g.ldc;
+  const idx b_ks = kInPlaceB ? g.b_ks : V::NV * V::W;
   constexpr int NV = V::NV;
   constexpr int NR = V::NV * V::W;
   constexpr int NT = kNarrow ? 1 : P * NV;  // vectors per tile row
@@ -59,6 +64,8 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
   constexpr int kRowBytes = NR * static_cast<int>(sizeof(T));
   constexpr int kL1Ahead = 1024, kL2Ahead = 6144;
   constexpr int kLinesPerK = kRowBytes >= 64 ? kRowBytes / 64 : 1;
+  constexpr int kL1Rows = kL1Ahead / kRowBytes, kL2Rows = kL2Ahead / kRowBytes;
+  const idx tail = ncols - (NT - 1) * V::W;  // columns of the last vector (kMaskB)
   // Tiles of few rows (the single-sequence steps of a small batch) do too few multiply-adds
   // per k for the prefetches to pay: their weights stay in cache anyway.
   constexpr bool kPrefetchB = R >= 4;
@@ -68,15 +75,19 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
     for (int p = 0; p < P; ++p)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v)
-        if (p * NV + v < NT) bv[p * NV + v] = V::load(b + p * b_ps + k * NR + v * V::W);
+        if (p * NV + v < NT)
+          bv[p * NV + v] = kMaskB && p * NV + v == NT - 1
+                               ? V::load_n(b + p * b_ps + k * b_ks + v * V::W, tail)
+                               : V::load(b + p * b_ps + k * b_ks + v * V::W);
     if constexpr (kPrefetchB) {
 #pragma GCC unroll 8
       for (int p = 0; p < P; ++p) {
-        const char* row = reinterpret_cast<const char*>(b + p * b_ps + k * NR);
+        const char* l1 = reinterpret_cast<const char*>(b + p * b_ps + (k + kL1Rows) * b_ks);
+        const char* l2 = reinterpret_cast<const char*>(b + p * b_ps + (k + kL2Rows) * b_ks);
 #pragma GCC unroll 8
         for (int l = 0; l < kLinesPerK; ++l) {
-          __builtin_prefetch(row + kL1Ahead + 64 * l, 0, 3);
-          __builtin_prefetch(row + kL2Ahead + 64 * l, 0, 2);
+          __builtin_prefetch(l1 + 64 * l, 0, 3);
+          __builtin_prefetch(l2 + 64 * l, 0, 2);
         }
       }
     }
@@ -119,24 +130,34 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
 }
 
 // One panel of R rows of A against all the B panels of the block.
-template <class V, int R, bool kRowA>
+template <class V, int R, bool kRowA, bool kInPlaceB>
 void sweep(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s, typename V::T* c) {
   constexpr int P = PanelsPerTile<R>::value;
   constexpr int NR = V::NV * V::W;
   const idx np = (g.n + NR - 1) / NR;
+  constexpr bool B_ = kInPlaceB;
   idx j = 0;
   if (P > 1) {
-    for (; j + P <= np; j += P) {
+    // B in place: the multi-panel tiles take whole panels only (the last one is masked).
+    const idx whole = kInPlaceB ? g.n / NR : np;
+    for (; j + P <= whole; j += P) {
       const idx cols = g.n - j * NR < P * NR ? g.n - j * NR : P * NR;
-      tile<V, R, P, kRowA>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
+      tile<V, R, P, kRowA, B_>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
     }
   }
   for (; j < np; ++j) {
     const idx cols = g.n - j * NR < NR ? g.n - j * NR : NR;
-    if (V::NV > 1 && cols <= V::W)
-      tile<V, R, 1, kRowA, true>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
-    else
-      tile<V, R, 1, kRowA>(g, a, s, g.b + j * g.b_ps, c + j * NR, cols);
+    const typename V::T* b = g.b + j * g.b_ps;
+    if (kInPlaceB && cols < NR) {
+      if (V::NV > 1 && cols <= V::W)
+        tile<V, R, 1, kRowA, B_, true, true>(g, a, s, b, c + j * NR, cols);
+      else
+        tile<V, R, 1, kRowA, B_, false, true>(g, a, s, b, c + j * NR, cols);
+    } else if (V::NV > 1 && cols <= V::W) {
+      tile<V, R, 1, kRowA, B_, true>(g, a, s, b, c + j * NR, cols);
+    } else {
+      tile<V, R, 1, kRowA, B_>(g, a, s, b, c + j * NR, cols);
+    }
   }
 }
 
@@ -248,22 +269,30 @@ void dot_rows(idx m, idx n, idx k, const typename V::T* a, idx lda, const typena
   }
 }
 
-template <class V, int R>
-void row_panel(const BlockArgs<typename V::T>& g, idx i0) {
+template <class V, int R, bool kInPlaceB>
+void row_panel_b(const BlockArgs<typename V::T>& g, idx i0) {
   typename V::T* c = g.c + i0 * g.ldc;
   if (g.a_read == ARead::packed) {
-    sweep<V, R, false>(g, g.a + i0 * g.kc, R, c);
+    sweep<V, R, false, kInPlaceB>(g, g.a + i0 * g.kc, R, c);
     return;
   }
   const typename V::T* a = g.a + i0 * g.a_rs;
   if (g.a_read == ARead::in_place && g.a_cs == 1) {
-    sweep<V, R, true>(g, a, g.a_rs, c);
+    sweep<V, R, true, kInPlaceB>(g, a, g.a_rs, c);
   } else if (g.a_read == ARead::in_place && g.a_rs == 1) {
-    sweep<V, R, false>(g, a, g.a_cs, c);
+    sweep<V, R, false, kInPlaceB>(g, a, g.a_cs, c);
   } else {
     pack_rows<V, R>(g.kc, a, g.a_rs, g.a_cs, g.a_buf);
-    sweep<V, R, false>(g, g.a_buf, R, c);
+    sweep<V, R, false, kInPlaceB>(g, g.a_buf, R, c);
   }
+}
+
+template <class V, int R>
+void row_panel(const BlockArgs<typename V::T>& g, idx i0) {
+  if (g.b_ks == V::NV * V::W)
+    row_panel_b<V, R, false>(g, i0);
+  else
+    row_panel_b<V, R, true>(g, i0);
 }
 
 // Calls row_panel<V, rows> for a run-time rows in 1..R.

@@ -4,55 +4,20 @@
 #include <cstdint>
 
 #include "gemm_kernels.h"
+#include "simd_portable.h"
 
 namespace rnnfast {
 namespace gemm_detail {
 
 namespace {
 
+// The baseline vector shims (simd_portable.h) with the tile shape and the transpose the GEMM
+// body needs.
 template <typename Scalar, int Lanes, int Rows>
-struct Portable {
+struct Portable : simd::Portable<Scalar, Lanes> {
   using T = Scalar;
-  struct vec {
-    T v[Lanes];
-  };
+  using vec = typename simd::Portable<Scalar, Lanes>::vec;
   static constexpr int W = Lanes, NV = 2, MR = Rows;
-  static vec zero() {
-    vec r;
-    for (int l = 0; l < W; ++l) r.v[l] = T(0);
-    return r;
-  }
-  static vec load(const T* p) {
-    vec r;
-    for (int l = 0; l < W; ++l) r.v[l] = p[l];
-    return r;
-  }
-  static vec load_n(const T* p, idx n) {
-    vec r = zero();
-    for (idx l = 0; l < n; ++l) r.v[l] = p[l];
-    return r;
-  }
-  static void store(T* p, vec v) {
-    for (int l = 0; l < W; ++l) p[l] = v.v[l];
-  }
-  static void store_n(T* p, vec v, idx n) {
-    for (idx l = 0; l < n; ++l) p[l] = v.v[l];
-  }
-  static vec set1(T x) {
-    vec r;
-    for (int l = 0; l < W; ++l) r.v[l] = x;
-    return r;
-  }
-  static vec fma(vec a, vec b, vec c) {
-    vec r;
-    for (int l = 0; l < W; ++l) r.v[l] = a.v[l] * b.v[l] + c.v[l];
-    return r;
-  }
-  static vec mul(vec a, vec b) {
-    vec r;
-    for (int l = 0; l < W; ++l) r.v[l] = a.v[l] * b.v[l];
-    return r;
-  }
   static void transpose(const T* src, idx ld, idx rows, T* dst, idx ldd, idx lanes) {
     for (int j = 0; j < W; ++j)
       for (idx r = 0; r < lanes; ++r) dst[j * ldd + r] = r < rows ? src[r * ld + j] : T(0);

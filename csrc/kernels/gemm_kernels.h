@@ -26,8 +26,9 @@ enum class ARead : std::uint8_t {
 //  - opA element (i, k) is a[i * a_rs + k * a_cs] (ARead::in_place, ARead::copy). A copied or
 //    packed panel of R rows holds element (i, k) of the panel at [k * R + i]; packed, the panel
 //    that starts at row i0 is at a + i0 * kc.
-//  - B is packed: panel j (NR columns) at b + j * b_ps, element (k, col) at [k * NR + col];
-//    the columns of the last panel past n are zero.
+//  - B is packed: panel j (NR columns) at b + j * b_ps, element (k, col) at [k * b_ks + col]
+//    with b_ks == NR, the columns of the last panel past n zero; or B is read in place (b_ks >
+//    NR: rows of op(B) b_ks apart, b_ps == NR), the last panel's columns past n never read.
 // Every C element is computed as one chain of fused multiply-adds over k in increasing order,
 // then alpha * sum (+ beta * C), whatever its position in a tile: results do not depend on how
 // the driver splits C between threads.
@@ -39,7 +40,7 @@ struct BlockArgs {
   ARead a_read;
   T* a_buf;
   const T* b;
-  idx b_ps;
+  idx b_ps, b_ks;
   T* c;
   idx ldc;
   T alpha, beta;

@@ -1,17 +1,18 @@
 // Backward pass (back-propagation through time) of the recurrent layers.
 //
 // The steps run in reverse processing order, each one parallel region over blocks of hidden
-// units (the GEMM's panel width): a block first completes its columns of the state gradient,
-// dh += dgh_prev W_hh (dgh_prev: the recurrent-side gate gradients of the step processed just
-// before, every unit), then turns them into the gate gradients of its units for every active
-// sequence (saved for all rows in dgx [rows, G*H]; the next step's GEMM reads them there when
+// units (the GEMM's panel width): a thread's range of blocks first completes its columns of the
+// state gradient, dh += dgh_prev W_hh (dgh_prev: the recurrent-side gate gradients of the step
+// processed just before, every unit), then turns them into the gate gradients of its units for
+// every active sequence (saved for all rows in dgx [rows, G*H]; the next step's GEMM reads them there when
 // every sequence spans every step and they are the recurrent side's too (RNN, LSTM), else from a
 // staged copy with zeros for inactive sequences; read in place, with W_ih and W_hh small enough
 // to stay in a core's L2, the step's rows of the input gradient come from them there too, beside
 // the product). After the loop, the input gradient (unless the loop gave it) and the weight
 // gradients are a few large GEMMs over all rows, and the bias gradients sums of the gate
-// gradients over the rows: a column of ones in the weight GEMM's [x | 1 | h_prev] when that
-// GEMM covers every gate (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
+// gradients over the rows: a column of ones in the weight GEMM's [x | 1 | h_prev] (built and
+// multiplied one depth block of rows at a time, while it is in L2) when that GEMM covers every
+// gate (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
 // gradient of r: it keeps the two-GEMM step. The large temporaries live in a scratch kept
 // between calls (rnnfast/scratch_cache.h).
 #include <algorithm>
@@ -203,11 +204,12 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     Buffer<T> sink(direct ? GH : 0);
     index_t step = s.steps() - 1;
 
-    // The gate gradients of block q for every sequence, from its completed columns of dh. The
-    // sizes and arrays are captured by value: one load each after every call of a step kernel,
-    // not two (callgrind: bench/RESULTS.md).
-    auto grads = [&, H, GH, hb, dy, dgx, dgh_n, dh, dc](index_t q) {
-      const index_t j0 = q * hb, n = std::min(hb, H - j0);
+    // The gate gradients of units [j0, j0 + n) for every sequence, from their completed
+    // columns of dh: one step-kernel call per row over the thread's whole range of blocks (a
+    // call per block and row cost 7-20% more of the backward: short loops with their edges,
+    // several passes per row; bench/RESULTS.md). The sizes and arrays are captured by value:
+    // one load each after every call of a step kernel, not two (callgrind: bench/RESULTS.md).
+    auto grads = [&, H, GH, dy, dgx, dgh_n, dh, dc](index_t j0, index_t n) {
       for (index_t b = b0; b < b1; ++b) {
         T* dhb = dh + b * H + j0;
         T* st = direct ? sink.data() + j0 : cur + b * GH + j0;
@@ -264,7 +266,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
           gemm_packed_cols<T>(b1 - b0, prev, lda, wih, dx_col(q0), dx_col(q1), T(0),
                               dx + prev_row * I, dx_ld);
       }
-      for (index_t q = q0; q < q1; ++q) grads(q);
+      grads(q0 * hb, std::min(H, q1 * hb) - q0 * hb);
     };
     for (; step >= 0; --step) {
       if (share_steps)
@@ -494,39 +496,79 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // side (r * (W_hn h) or W_hn (r * h)).
   // With recurrent dropout each gate's rows of dW_hh multiply h_prev * m_k: one GEMM per gate
   // (recurrent_dropout.h), dW_ih one GEMM of its own.
-  // When that GEMM covers every gate (RNN, LSTM), a column of ones between x and h_prev makes
-  // it sum dgx over the rows too: the bias gradients, without another pass over dgx (which
-  // no longer fits in cache: 26 MB at T=100, B=64, H=256). Not with bfloat16 products, which
-  // would round dgx: the bias gradients stay float32 column sums.
+  // A column of ones between x and h_prev makes these GEMMs sum dgx (and GRU's dgh_n) over the
+  // rows too: the bias gradients, without another pass over dgx (which no longer fits in
+  // cache: 26 MB at T=100, B=64, H=256). Not with bfloat16 products, which would round dgx:
+  // the bias gradients stay float32 column sums.
   const bool gru_like = G == 3;
   const index_t shared = g.w_ih && g.w_hh && !dropped ? (gru_like ? 2 * H : GH) : 0;
-  const bool ones = shared == GH && (g.b_ih || g.b_hh) && w.precision == Precision::float32;
+  const bool ones = shared && (g.b_ih || g.b_hh) && w.precision == Precision::float32;
+  // GRU: the n rows of W_ih multiply x (and their bias gradient is the ones column's), those of
+  // W_hh (reset after) h_prev with the recurrent-side gradients dgh_n: two more products over
+  // the same blocks of [x | 1 | h_prev], on their column ranges [x | 1] and [1 | h_prev]
+  // (one GEMM of all 4H rows would compute dn h_prev and dgh_n x for nothing: 25% more).
+  const bool n_ih = gru_like && shared, n_hh = cell == Cell::gru && shared;
   const T* hprev = ws.hprev.data();
   if (shared) {
     // A row: x, 1, h_prev; rows 64-byte aligned (an odd stride costs the GEMM more than the
     // column sums it saves).
     const index_t one = ones ? 1 : 0, n = I + one + Hs;
     const index_t ld = ones ? (n + 15) / 16 * 16 : n;
-    T* xh = detail::fit(scratch->xh, rows * ld);
-    T* dw = detail::fit(scratch->dw, shared * ld);
-    parallel_for(rows, 1024, [&](index_t r0, index_t r1) {
-      for (index_t r = r0; r < r1; ++r) {
-        std::memcpy(xh + r * ld, x + r * I, sizeof(T) * I);
-        if (ones) xh[r * ld + I] = T(1);
-        std::memcpy(xh + r * ld + I + one, hprev + r * Hs, sizeof(T) * Hs);
-      }
-    });
-    gemm<T>(true, false, shared, n, rows, T(1), dgx, GH, xh, ld, T(0), dw, ld, w.precision);
+    // float32/float64 products: [x | 1 | h_prev] is built one depth block of the GEMM at a
+    // time (rows [k0, k0 + kc)), each block multiplied while it is in L2 (beta = 1 after the
+    // first): the GEMM sums the depth blocks in this order with these depths, so every element
+    // gets the bits of the GEMM over all rows, and the copy never goes to memory and back
+    // (3.5 MB written and read again at T=100, B=32, I=H=128). bfloat16 products (their own
+    // blocking): one GEMM.
+    const index_t kc = w.precision == Precision::float32
+                           ? gemm_depth_block<T>(rows, true, active_isa())
+                           : rows;
+    const index_t ld_ih = I + one, ld_hh = one + Hs;  // the GRU's n rows
+    T* xh = detail::fit(scratch->xh, std::min(rows, kc) * ld);
+    T* dw = detail::fit(scratch->dw, shared * ld + (n_ih ? H * ld_ih : 0) + (n_hh ? H * ld_hh : 0));
+    T* dw_ih_n = dw + shared * ld;
+    T* dw_hh_n = dw_ih_n + (n_ih ? H * ld_ih : 0);
+    for (index_t k0 = 0; k0 < rows; k0 += kc) {
+      const index_t k1 = std::min(rows, k0 + kc);
+      parallel_for(k1 - k0, 64, [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r) {
+          T* dst = xh + r * ld;
+          std::memcpy(dst, x + (k0 + r) * I, sizeof(T) * I);
+          if (ones) dst[I] = T(1);
+          std::memcpy(dst + I + one, hprev + (k0 + r) * Hs, sizeof(T) * Hs);
+        }
+      });
+      const T beta = k0 == 0 ? T(0) : T(1);
+      gemm<T>(true, false, shared, n, k1 - k0, T(1), dgx + k0 * GH, GH, xh, ld, beta, dw, ld,
+              w.precision);
+      if (n_ih)
+        gemm<T>(true, false, H, ld_ih, k1 - k0, T(1), dgx + k0 * GH + 2 * H, GH, xh, ld, beta,
+                dw_ih_n, ld_ih, w.precision);
+      if (n_hh)
+        gemm<T>(true, false, H, ld_hh, k1 - k0, T(1), dgh_n + k0 * H, H, xh + I, ld, beta,
+                dw_hh_n, ld_hh, w.precision);
+    }
     for (index_t i = 0; i < shared; ++i) {
       std::memcpy(g.w_ih + i * I, dw + i * ld, sizeof(T) * I);
       std::memcpy(g.w_hh + i * Hs, dw + i * ld + I + one, sizeof(T) * Hs);
     }
-    if (ones)
+    for (index_t i = 0; i < (n_ih ? H : 0); ++i)
+      std::memcpy(g.w_ih + (2 * H + i) * I, dw_ih_n + i * ld_ih, sizeof(T) * I);
+    for (index_t i = 0; i < (n_hh ? H : 0); ++i)
+      std::memcpy(g.w_hh + (2 * H + i) * Hs, dw_hh_n + i * ld_hh + one, sizeof(T) * Hs);
+    if (ones) {
+      // b_ih: the ones column of every row; b_hh: the same but for the n gate of GRU with
+      // reset after (the ones column of the dgh_n product)
       for (T* out : {g.b_ih, g.b_hh})
         if (out)
-          for (index_t i = 0; i < GH; ++i) out[i] = dw[i * ld + I];
+          for (index_t i = 0; i < shared; ++i) out[i] = dw[i * ld + I];
+      for (index_t i = 0; i < (n_ih ? H : 0); ++i) {
+        if (g.b_ih) g.b_ih[2 * H + i] = dw_ih_n[i * ld_ih + I];
+        if (g.b_hh) g.b_hh[2 * H + i] = n_hh ? dw_hh_n[i * ld_hh] : dw_ih_n[i * ld_ih + I];
+      }
+    }
   }
-  if (g.w_ih && shared < GH)
+  if (g.w_ih && shared < GH && !n_ih)
     gemm<T>(true, false, GH - shared, I, rows, T(1), dgx + shared, GH, x, I, T(0),
             g.w_ih + shared * I, I, w.precision);
   if (g.w_hh && !shared && dropped)
@@ -538,7 +580,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   if (g.w_hh && cell == Cell::gru && dropped)
     detail::masked_recurrent_weight_grads(s, drop, 2, 3, H, dgh_n, H, 0, hprev, g.w_hh,
                                           w.precision);
-  else if (g.w_hh && cell == Cell::gru)
+  else if (g.w_hh && cell == Cell::gru && !n_hh)
     gemm<T>(true, false, H, H, rows, T(1), dgh_n, H, hprev, H, T(0), g.w_hh + 2 * H * H,
             H, w.precision);
   if (g.w_hh && cell == Cell::gru_reset_before) {
