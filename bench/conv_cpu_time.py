@@ -9,10 +9,13 @@ the GEMM rate to reach. ``wavenet``: one training epoch of the WaveNet example's
 sequence. Minimum over ``--rounds`` of thread CPU time (``time.thread_time``; ``process_time``
 for the epochs), one thread each by default: load slows both sides alike and CPU time leaves
 out the time waiting for a core. ``products``: the GEMMs the IMDB convolution's training pass runs
-(forward; weight gradient summed per sequence, as the kernel does, and in one product; input
-gradient per sequence over the patches of the zero-padded dy, as the kernel does, and as one
-product of width kernel * C_in followed by a scatter (the form measured and not adopted)), each
-by ``_C.gemm`` and by ``torch.matmul`` of the same M, N, K, with GFLOP/s.
+(forward; weight gradient in one product over the whole batch, as the kernel does, and summed per
+sequence, as it did before; input gradient over the patches of the zero-padded dy in one product,
+as the kernel does, per sequence, as it did before, and as one product of width kernel * C_in
+followed by a scatter (the form measured and not adopted)), each by ``_C.gemm`` and by
+``torch.matmul`` of the same M, N, K, with GFLOP/s (the kernel's own products read the
+patches in place, the weight gradient's over depth B * L - (K - 1) with zero rows of dy between
+the sequences; here over packed copies).
 
     python bench/conv_cpu_time.py shapes --rounds 7
     python bench/conv_cpu_time.py products --rounds 7
@@ -130,13 +133,13 @@ def products(rounds, shape=("imdb", 100, 100, 100, 64, 5)):
     cases = [  # name, M, N, K, rnnfast, torch
         ("forward", B * lo, co, K * ci, lambda: _C.gemm(P, w),
          lambda: torch.matmul(t["P"], t["w"])),
-        ("dw per sequence (kernel)", K * ci, co, B * lo, dw_per_sequence,
+        ("dw per sequence (before)", K * ci, co, B * lo, dw_per_sequence,
          lambda: torch.matmul(t["P"].T, t["dy"])),
-        ("dw one product", K * ci, co, B * lo, lambda: _C.gemm(P, dy, trans_a=True),
+        ("dw one product (kernel)", K * ci, co, B * lo, lambda: _C.gemm(P, dy, trans_a=True),
          lambda: torch.matmul(t["P"].T, t["dy"])),
-        ("dx per sequence (kernel)", B * T, ci, K * co, dx_per_sequence,
+        ("dx per sequence (before)", B * T, ci, K * co, dx_per_sequence,
          lambda: torch.matmul(t["Pd"], t["wt"])),
-        ("dx one product", B * T, ci, K * co, lambda: _C.gemm(Pd, wt),
+        ("dx one product (kernel)", B * T, ci, K * co, lambda: _C.gemm(Pd, wt),
          lambda: torch.matmul(t["Pd"], t["wt"])),
         ("dx scatter form, product", B * lo, K * ci, co, lambda: _C.gemm(dy, w3),
          lambda: torch.matmul(t["dy"], t["w3"])),

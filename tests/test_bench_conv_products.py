@@ -20,10 +20,10 @@ def test_products_table(bench, capsys):
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in lines[1:]}
     lo = T - K + 1
-    expected = {"forward": (B * lo, co, K * ci), "dw per sequence (kernel)": (K * ci, co, B * lo),
-                "dw one product": (K * ci, co, B * lo),
-                "dx per sequence (kernel)": (B * T, ci, K * co),
-                "dx one product": (B * T, ci, K * co),
+    expected = {"forward": (B * lo, co, K * ci), "dw per sequence (before)": (K * ci, co, B * lo),
+                "dw one product (kernel)": (K * ci, co, B * lo),
+                "dx per sequence (before)": (B * T, ci, K * co),
+                "dx one product (kernel)": (B * T, ci, K * co),
                 "dx scatter form, product": (B * lo, K * ci, co)}
     assert set(rows) == set(expected) == set(runs)
     for name, (M, N, Kd) in expected.items():

@@ -227,11 +227,12 @@ def test_conv1d_lists_are_accepted(rng):
 
 @pytest.mark.parametrize("channels_last", [True, False], ids=["cl", "cf"])
 @pytest.mark.parametrize("groups", [1, 8])
-def test_conv1d_bitwise_identical_for_any_thread_count(rng, channels_last, groups):
+@pytest.mark.parametrize("padding", ["causal", "valid"])
+def test_conv1d_bitwise_identical_for_any_thread_count(rng, channels_last, groups, padding):
     x, w, b = make_inputs(rng, 5, 300, 8, 16, groups, 3, channels_last)
     x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
-    kw = dict(padding="causal", dilation=2, groups=groups, channels_last=channels_last,
-              training=True)
+    kw = dict(padding=padding, dilation=2 if padding == "causal" else 1, groups=groups,
+              channels_last=channels_last, training=True, activation="relu")
     dy = rng.standard_normal(F.conv1d_forward(x, w, b, **kw)[0].shape).astype(np.float32)
     before = rnnfast.get_num_threads()
     results = []
@@ -246,6 +247,41 @@ def test_conv1d_bitwise_identical_for_any_thread_count(rng, channels_last, group
         assert np.array_equal(y, results[0][0])
         for name in ("x", "w", "b"):
             assert np.array_equal(grads[name], results[0][1][name])
+
+
+# The backward of a "valid" convolution (channels last, one group, stride 1, dilation 1, float32
+# or float64) runs as two products over the whole batch, reading the patches of x and of the
+# padded dy in place; the patches across two sequences meet zero rows of dy.
+@pytest.mark.parametrize(
+    "B,L,c_in,c_out,K",
+    [(3, 13, 5, 7, 4), (1, 4, 3, 2, 4), (2, 9, 17, 33, 1), (7, 20, 100, 64, 5), (4, 6, 1, 3, 2)],
+)
+def test_conv1d_valid_whole_batch_backward_matches_reference(rng, B, L, c_in, c_out, K):
+    x, w, b = make_inputs(rng, B, L, c_in, c_out, 1, K, True)
+    check_against_reference(rng, x, w, b, padding="valid")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_conv1d_valid_backward_with_non_finite_x_at_a_seam(rng, dtype, bad):
+    """A non-finite x where two sequences meet gives the reference's dw (the products over the
+    patches across the seam would turn zero dy into NaN there): inf / NaN only where the
+    reference has them."""
+    B, L, c_in, c_out, K = 3, 8, 4, 5, 3
+    x, w, b = make_inputs(rng, B, L, c_in, c_out, 1, K, True)
+    x[1, 0, 2] = bad       # first rows of a sequence: read by patches across the seam
+    x[0, L - 1, 1] = bad   # last rows of a sequence
+    xd, wd, bd = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    y_ref, ctx_ref = R.conv1d_forward(xd, wd, bd, training=True)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    want = R.conv1d_backward(ctx_ref, dy)
+    got = F.conv1d_backward(F.conv1d_forward(xd, wd, bd, training=True)[1], dy)
+    for name in ("x", "w", "b"):
+        g, r = np.asarray(got[name], np.float64), want[name]
+        np.testing.assert_array_equal(np.isfinite(g), np.isfinite(r), err_msg=name)
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(r), err_msg=name)
+        fin = np.isfinite(r)
+        assert fin.any() and rel_err(g[fin], r[fin]) < TOL[dtype][1], name
 
 
 # ------------------------------------------------------------------ the ctx (bad input: test_bad_input_matrix.py)

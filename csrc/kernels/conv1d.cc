@@ -560,13 +560,147 @@ void relu_gradient(index_t n, const T* y, const T* dy, T* out) {
 
 }  // namespace
 
+namespace {
+
+// ------------------------------------------------------------------ whole-batch backward
+
+// The backward of a "valid" convolution (channels last, one group, stride 1, dilation 1, no
+// padding; bfloat16 on operands rounded first, as elsewhere) as two products over the whole batch instead of one pair per
+// sequence. dy is written once into D, each sequence's rows after kernel - 1 zero rows, one
+// sequence every l_in rows, and kernel - 1 zero rows at the end:
+//   D[b * l_in + j] = dy[b, j - (K - 1)] for K - 1 <= j < l_in, zero for j < K - 1.
+// - dx is the full correlation of dy with the flipped kernel: row b * l_in + t of dx reads the
+//   K rows of D from b * l_in + t on (the zero rows of D are the padding of that correlation,
+//   shared by neighbouring sequences), so dx = D' Wt with D' the rows of D read in place, K * C_out
+//   values each, l_in values apart: M = B * l_in, every row a row of dx.
+// - dw (the W2 layout) = X'^T D'', X' the patches of x read in place (row r = x's K rows from
+//   row r on), D'' = D from its row K - 1 on: depth B * l_in - (K - 1). The rows b * l_in + t
+//   with t >= l_out are patches across two sequences, multiplied by zero rows of D; they add
+//   nothing when those x are finite (checked; otherwise the per-sequence path runs).
+// Results are those of one product each (fixed by the shape, the same for any thread count).
+bool whole_batch_backward(const Geometry& g) {
+  return g.channels_last && g.groups == 1 && g.stride == 1 && g.dilation == 1 &&
+         g.upsample == 1 && g.pad_left == 0 && g.l_out == g.l_in - g.kernel + 1 &&
+         g.batch > 0 && g.l_out > 0;
+}
+
+// Whether the x rows that only patches across sequences read (the last and first K - 1 rows of
+// neighbouring sequences) are all finite: then those patches times zero add exactly nothing.
+template <typename T>
+bool seams_finite(const Geometry& g, const T* x) {
+  const index_t span = (g.kernel - 1) * g.c_in;
+  if (span == 0 || g.batch < 2) return true;
+  std::vector<char> ok(static_cast<std::size_t>(g.batch - 1), 1);
+  parallel_for(g.batch - 1, 16, [&](index_t b0, index_t b1) {
+    for (index_t b = b0; b < b1; ++b) {
+      const T* seam = x + ((b + 1) * g.l_in - (g.kernel - 1)) * g.c_in;
+      T zero(0);
+      for (index_t i = 0; i < 2 * span; ++i) zero += seam[i] * T(0);  // NaN if any is not finite
+      ok[b] = zero == T(0);
+    }
+  });
+  return std::all_of(ok.begin(), ok.end(), [](char c) { return c != 0; });
+}
+
+// The sums of the bias gradient, channels last, from `rows` rows of C values starting at dys
+// (the order of bias_grad_item).
+template <typename T>
+void bias_grad_rows(index_t C, const T* dys, index_t rows, double* db_acc, T* group) {
+  for (index_t t = 0; t < rows; t += 8) {
+    const index_t n = std::min<index_t>(8, rows - t);
+    const T* r = dys + t * C;
+    std::copy(r, r + C, group);
+    for (index_t j = 1; j < n; ++j)
+      for (index_t o = 0; o < C; ++o) group[o] += r[j * C + o];
+    for (index_t o = 0; o < C; ++o) db_acc[o] += static_cast<double>(group[o]);
+  }
+}
+
+template <typename T>
+void backward_whole_batch(const Geometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw,
+                          T* db, const T* add_dx, const T* y, bool bf16) {
+  const index_t B = g.batch, S = g.l_in, K = g.kernel, Ci = g.c_in, Co = g.c_out;
+  const index_t pad = K - 1;
+  Buffer<T> D((B * S + pad) * Co);
+  // D, with dy * (y > 0) under the ReLU; each sequence's bias sums while its rows are in cache.
+  const index_t na = accumulator_count(B, Co);
+  std::vector<double> db_acc(db ? static_cast<std::size_t>(na * Co) : 0, 0.0);
+  parallel_for(na, 1, [&](index_t a0, index_t a1) {
+    Buffer<T> group(db ? Co : 0);
+    for (index_t a = a0; a < a1; ++a) {
+      for (index_t b = a * B / na; b < (a + 1) * B / na; ++b) {
+        T* Ds = D.data() + b * S * Co;
+        std::fill(Ds, Ds + pad * Co, T(0));
+        T* rows = Ds + pad * Co;
+        const index_t n = g.l_out * Co;
+        const T* src = dy + b * n;
+        if (g.relu) {
+          const T* ys = y + b * n;
+          for (index_t i = 0; i < n; ++i) rows[i] = src[i] * (ys[i] > T(0) ? T(1) : T(0));
+        } else {
+          std::copy(src, src + n, rows);
+        }
+        if (db) bias_grad_rows(Co, rows, g.l_out, db_acc.data() + a * Co, group.data());
+        if constexpr (std::is_same_v<T, float>) {
+          if (bf16) round_to_bf16(n, rows, rows);  // the products' dy (the bias sums it exact)
+        }
+      }
+    }
+  });
+  std::fill(D.data() + B * S * Co, D.data() + (B * S + pad) * Co, T(0));
+  if (db) {
+    for (index_t o = 0; o < Co; ++o) {
+      double total = db_acc[o];
+      for (index_t a = 1; a < na; ++a) total += db_acc[a * Co + o];
+      db[o] = static_cast<T>(total);
+    }
+  }
+  // dw in the W2 layout [k][c][o], then w's.
+  if (seams_finite(g, x)) {
+    Buffer<T> sum(K * Ci * Co);
+    gemm<T>(true, false, K * Ci, Co, B * S - pad, T(1), x, Ci, D.data() + pad * Co, Co, T(0),
+            sum.data(), Co);
+    unpack_weights_cl(g, sum.data(), dw);
+  } else {
+    Buffer<T> rows(B * g.l_out * Co);  // D's rows without the zero rows
+    for (index_t b = 0; b < B; ++b)
+      std::copy(D.data() + (b * S + pad) * Co, D.data() + (b * S + S) * Co,
+                rows.data() + b * g.l_out * Co);
+    weight_and_bias_grad<T>(g, x, rows.data(), nullptr, dw, nullptr);
+  }
+  // dx: Wt2[k][o][c] = w[o][c][K - 1 - k].
+  Buffer<T> wt(K * Co * Ci);
+  for (index_t k = 0; k < K; ++k)
+    for (index_t o = 0; o < Co; ++o)
+      for (index_t c = 0; c < Ci; ++c)
+        wt[(k * Co + o) * Ci + c] = w[(o * Ci + c) * K + (K - 1 - k)];
+  gemm<T>(false, false, B * S, Ci, K * Co, T(1), D.data(), Co, wt.data(), Ci, T(0), dx, Ci);
+  if (add_dx) {
+    parallel_for(B * S * Ci, 1 << 14, [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) dx[i] += add_dx[i];
+    });
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
                      T* db, const T* add_dx, const T* y) {
+  if (s.relu && !y)
+    throw std::invalid_argument("conv1d_backward: relu needs the forward's output y");
   Bf16Operands<T> r;
+  if (whole_batch_backward(geometry_of(s))) {
+    const bool bf16 = s.precision == Precision::bfloat16;
+    if (bf16) {
+      x = r.round(x, r.x_size(s), r.x);
+      w = r.round(w, r.w_size(s), r.w);
+    }
+    backward_whole_batch(geometry_of(s), x, w, dy, dx, dw, db, add_dx, y, bf16);
+    return;
+  }
   Buffer<T> through_relu;
   if (s.relu) {
-    if (!y) throw std::invalid_argument("conv1d_backward: relu needs the forward's output y");
     through_relu.resize(std::max<index_t>(1, r.y_size(s)));
     relu_gradient(r.y_size(s), y, dy, through_relu.data());
     dy = through_relu.data();

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <type_traits>
 
+#include "dropout_kernels.h"
 #include "rnnfast/counter_rng.h"
+#include "rnnfast/cpu.h"
 #include "rnnfast/threads.h"
 
 namespace rnnfast {
@@ -69,9 +71,18 @@ void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {
   const T scale = T(1) / static_cast<T>(1.0 - p);  // 1 - p in double, as Python computes it
   const index_t pairs = (n + 1) / 2;
   const index_t items = (pairs + kPairsPerItem - 1) / kPairsPerItem;
+  auto pairs_of = &apply_pairs<T>;
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  if (active_isa() == Isa::avx512) {
+    if constexpr (std::is_same_v<T, float>)
+      pairs_of = dropout_kernels::kDropoutAvx512F32.apply;
+    else
+      pairs_of = dropout_kernels::kDropoutAvx512F64.apply;
+  }
+#endif
   auto run = [&](index_t i0, index_t i1) {
-    apply_pairs(n, x, threshold, scale, seed, i0 * kPairsPerItem,
-                std::min(pairs, i1 * kPairsPerItem), y);
+    pairs_of(n, x, threshold, scale, seed, i0 * kPairsPerItem,
+             std::min(pairs, i1 * kPairsPerItem), y);
   };
   if (items >= 2)
     parallel_for(items, 1, run);
