@@ -426,6 +426,20 @@ void weight_grad_direct_item(const Geometry& g, const T* x, const T* dy, index_t
   }
 }
 
+// The sums of the bias gradient, channels last, from `rows` rows of C values starting at dys
+// (groups of up to 8 rows, as below).
+template <typename T>
+void bias_grad_rows(index_t C, const T* dys, index_t rows, double* db_acc, T* group) {
+  for (index_t t = 0; t < rows; t += 8) {
+    const index_t n = std::min<index_t>(8, rows - t);
+    const T* r = dys + t * C;
+    std::copy(r, r + C, group);
+    for (index_t j = 1; j < n; ++j)
+      for (index_t o = 0; o < C; ++o) group[o] += r[j * C + o];
+    for (index_t o = 0; o < C; ++o) db_acc[o] += static_cast<double>(group[o]);
+  }
+}
+
 // db_acc[o] += the sum of dy over the item's steps (dy: the exact one, unrounded): channels
 // last, groups of up to 8 rows summed in T (each value rounded at most 7 times, the loops over
 // channels vectorise), each group's sum added in double; channels first, 8 double lanes over
@@ -435,15 +449,7 @@ void bias_grad_item(const Geometry& g, const T* dy, index_t b, index_t t0, index
                     double* db_acc, T* group) {
   if (g.channels_last) {
     const index_t C = g.c_out;
-    const T* dys = dy + (b * g.l_out + t0) * C;
-    for (index_t t = 0; t < nt; t += 8) {
-      const index_t n = std::min<index_t>(8, nt - t);
-      const T* rows = dys + t * C;
-      std::copy(rows, rows + C, group);
-      for (index_t j = 1; j < n; ++j)
-        for (index_t o = 0; o < C; ++o) group[o] += rows[j * C + o];
-      for (index_t o = 0; o < C; ++o) db_acc[o] += static_cast<double>(group[o]);
-    }
+    bias_grad_rows(C, dy + (b * g.l_out + t0) * C, nt, db_acc, group);
   } else {
     for (index_t o = 0; o < g.c_out; ++o) {
       const T* row = dy + (b * g.c_out + o) * g.l_out + t0;
@@ -600,20 +606,6 @@ bool seams_finite(const Geometry& g, const T* x) {
     }
   });
   return std::all_of(ok.begin(), ok.end(), [](char c) { return c != 0; });
-}
-
-// The sums of the bias gradient, channels last, from `rows` rows of C values starting at dys
-// (the order of bias_grad_item).
-template <typename T>
-void bias_grad_rows(index_t C, const T* dys, index_t rows, double* db_acc, T* group) {
-  for (index_t t = 0; t < rows; t += 8) {
-    const index_t n = std::min<index_t>(8, rows - t);
-    const T* r = dys + t * C;
-    std::copy(r, r + C, group);
-    for (index_t j = 1; j < n; ++j)
-      for (index_t o = 0; o < C; ++o) group[o] += r[j * C + o];
-    for (index_t o = 0; o < C; ++o) db_acc[o] += static_cast<double>(group[o]);
-  }
 }
 
 template <typename T>
