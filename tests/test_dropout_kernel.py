@@ -11,13 +11,6 @@ from rnnfast import reference as R
 from rnnfast.reference.dropout import dropout_bits
 
 
-@pytest.fixture
-def threads():
-    before = rnnfast.get_num_threads()
-    yield
-    rnnfast.set_num_threads(before)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(), (1,), (2,), (3,), (17,), (5, 7), (3, 33, 65), (2, 129, 257)])
 @pytest.mark.parametrize("p", [0.0, 1e-9, 0.1, 0.5, 0.9, 0.999999])

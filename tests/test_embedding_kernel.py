@@ -16,13 +16,6 @@ def reference(ids, dy, grad, padding_idx=None):
     return out
 
 
-@pytest.fixture
-def threads():
-    before = rnnfast.get_num_threads()
-    yield
-    rnnfast.set_num_threads(before)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows,dim,n", [(1, 1, 1), (7, 15, 33), (50, 17, 1000), (13, 33, 2049),
                                         (5000, 100, 10000), (3, 160, 401)])

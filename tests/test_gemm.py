@@ -53,14 +53,6 @@ def isa(request):
     _C.set_isa(saved)
 
 
-@pytest.fixture
-def threads():
-    """Restores the thread count a test changes."""
-    saved = rnnfast.get_num_threads()
-    yield
-    rnnfast.set_num_threads(saved)
-
-
 def operand(rng, shape, dtype, transposed):
     """A matrix whose op() has `shape`, stored transposed when asked."""
     rows, cols = shape

@@ -15,13 +15,6 @@ from rnnfast._masks import recurrent_masks as kernel_masks
 MASK64 = 2 ** 64 - 1
 
 
-@pytest.fixture
-def threads():
-    before = rnnfast.get_num_threads()
-    yield
-    rnnfast.set_num_threads(before)
-
-
 def _splitmix64(seed, j):
     """SplitMix64's output j from seed, in Python ints (independent of the NumPy reference)."""
     z = (seed + (j + 1) * 0x9E3779B97F4A7C15) & MASK64

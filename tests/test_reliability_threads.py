@@ -65,13 +65,6 @@ def make_jobs(rng):
     return jobs
 
 
-@pytest.fixture
-def threads():
-    saved = rnnfast.get_num_threads()
-    yield
-    rnnfast.set_num_threads(saved)
-
-
 def test_eight_threads_get_the_serial_results(rng, threads):
     rnnfast.set_num_threads(2)
     jobs = make_jobs(rng)

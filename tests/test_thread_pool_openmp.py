@@ -36,13 +36,6 @@ def loaded_torch_runtime():
 
 
 @pytest.fixture
-def threads():
-    saved = rnnfast.get_num_threads()
-    yield
-    rnnfast.set_num_threads(saved)
-
-
-@pytest.fixture
 def pools(threads):
     """Switches between the two pools; restores the pool and the 'chosen' flag afterwards."""
     runtime = loaded_torch_runtime()

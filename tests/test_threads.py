@@ -13,13 +13,6 @@ import rnnfast
 from rnnfast import _C
 
 
-@pytest.fixture
-def threads():
-    saved = rnnfast.get_num_threads()
-    yield
-    rnnfast.set_num_threads(saved)
-
-
 def test_default_is_the_usable_cores():
     env = {k: v for k, v in os.environ.items() if k != "RNNFAST_NUM_THREADS"}
     out = subprocess.run(
