@@ -232,21 +232,25 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
   }
   // Per sequence: the sums of its rows' parameter gradients (layer_norm_steps.h's acc).
   const index_t acc_width = 4 * GH + 2 * H;
-  Buffer<T> acc(B * acc_width), stage(B * GH), scratch(B * 10 * H);
+  Buffer<T> acc(B * acc_width), stage(s.lengths.empty() ? 0 : B * GH), scratch(B * 10 * H);
   acc.zero();
   PackedB<T> whh;  // W_hh [G*H, H]
   whh.pack(false, GH, H, w.w_hh, H);
   const cells::LayerNormSteps<T>& steps = cells::active_layer_norm_steps<T>();
 
+  // Every sequence of full length: a step's rows of dgh are evenly spaced (row_stride rows
+  // apart), and the kernels write them in place for the step's product to read (no staging).
+  const bool in_place = s.lengths.empty();
+  const index_t row_stride = s.batch_first ? s.T : 1;
   split_sequences(s, [&](index_t b0, index_t b1, bool share) {
     for (index_t step = s.steps() - 1; step >= 0; --step) {
       rows_of(b0, b1, share, 16 * GH, [&](index_t b) {
-        T* st = stage.data() + b * GH;
+        const index_t row = s.row(s.time_of(step, b), b);
+        T* st = in_place ? dgh + row * GH : stage.data() + b * GH;
         if (!s.active(step, b)) {  // the state passes unchanged: nothing to stage
           std::fill_n(st, GH, T(0));
           return;
         }
-        const index_t row = s.row(s.time_of(step, b), b);
         T* dhb = dh.data() + b * H;
         if (dy)
           for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
@@ -263,9 +267,13 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
           steps.gru_grad(H, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
                          k.ln_hh.data(), k.b_ih.data(), k.b_hh.data(), dhb, dgx + row * GH, st,
                          a, sc);
-        std::memcpy(dgh + row * GH, st, sizeof(T) * GH);
+        if (!in_place) std::memcpy(dgh + row * GH, st, sizeof(T) * GH);
       });
-      gemm_packed<T>(b1 - b0, stage.data() + b0 * GH, GH, whh, T(1), dh.data() + b0 * H, H);
+      if (in_place)
+        gemm_packed<T>(b1 - b0, dgh + s.row(s.time_of(step, b0), b0) * GH, row_stride * GH, whh,
+                       T(1), dh.data() + b0 * H, H);
+      else
+        gemm_packed<T>(b1 - b0, stage.data() + b0 * GH, GH, whh, T(1), dh.data() + b0 * H, H);
     }
   });
 
