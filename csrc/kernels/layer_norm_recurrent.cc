@@ -229,13 +229,11 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
   const bool is_lstm = cell == LayerNormCell::lstm;
   const Constants<T> k(cell, H, w);
   typename detail::ScratchCache<BackwardScratch<T>>::Lease kept(backward_scratch<T>());
-  // dgx, dgh: gradients of every row of x W_ih^T and h W_hh^T (zero at padded rows).
-  // Time-major with every sequence of full length: the steps run a chunk at a time (about one
-  // depth block of the weight-gradient GEMMs, gemm_depth_block), the chunk's rows are
-  // contiguous, and dx and the chunk's share of dW_ih and dW_hh are multiplied right after the
-  // chunk's steps, while its rows of dgx and dgh are in cache: these two never go to memory
-  // (52 MB written and read three times at T=100, B=32, H=256, which cost the LayerNorm LSTM's
-  // backward more than its layer norms). Else one chunk of every step and the GEMMs after it.
+  // Time-major with every sequence of full length: the steps run a chunk at a time (kChunkBytes,
+  // at most one depth block of the weight-gradient GEMMs, gemm_depth_block), the chunk's rows
+  // are contiguous, and dx and the chunk's share of dW_ih and dW_hh are multiplied right after
+  // the chunk's steps, while its rows of dgx and dgh are in cache: these two are never whole
+  // (2 x 13 MB at T=100, B=32, H=256). Else one chunk of every step and the GEMMs after it.
   const bool chunked = !s.batch_first && s.lengths.empty();
   const index_t n_steps = s.steps();
   const index_t chunk_steps =
