@@ -100,3 +100,50 @@ def test_weight_gradients_over_many_depth_blocks(shape, dtype, lengths):
     out, got = results[0]
     assert_matches_reference(out, got, ref_out, want, dtype)
     assert_bitwise_equal(results)
+
+
+# The backward only reads the forward's workspace (the saved gates and states): a context can be
+# differentiated again (autograd with retain_graph, gradient checks), and another upstream
+# gradient in between leaves no trace. Writing the gate gradients over the saved gates (no
+# separate stream of written lines) was measured without a gain (bench/RESULTS.md, bwd session
+# 11); it would break this. Every reverse loop: the in-place and the staged feeds, the batch split
+# between threads (B >= 16) and the step shared by blocks of units, GRU with reset before, the
+# projection, the masks, batches of 1..8.
+AGAIN = [
+    ("lstm", {}, 6, 20, 5, 21, {}),
+    ("lstm", {}, 4, 9, 70, 150, {}),
+    ("lstm", {}, 5, 4, 3, 33, {}),
+    ("lstm", {"lengths": [3, 6, 1] * 6}, 6, 18, 5, 17, {}),
+    ("lstm", {"zoneout": 0.3, "seed": 2}, 5, 17, 4, 19, {}),
+    ("lstm", {"recurrent_dropout": 0.4, "seed": 2}, 5, 17, 4, 19, {}),
+    ("lstm", {}, 5, 16, 4, 19, {"peephole": True}),
+    ("lstm", {}, 5, 16, 4, 19, {"proj_size": 7}),
+    ("rnn", {"nonlinearity": "tanh"}, 7, 16, 5, 13, {}),
+    ("gru", {}, 7, 16, 5, 13, {}),
+    ("gru", {"reset_after": False}, 7, 16, 5, 13, {}),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", AGAIN, ids=[f"{s[0]}-{i}" for i, s in enumerate(AGAIN)])
+def test_a_context_differentiated_again_gives_the_same_bits(shape, threads):
+    op, kw, T, B, I, H, extra = shape
+    rng = np.random.default_rng(21)
+    args, _ = make_inputs(rng, op, T, B, I, H, np.float32, **extra)
+    options = {k: (np.asarray(v) if k == "lengths" else v) for k, v in kw.items()}
+    P = extra.get("proj_size") or H
+    first, other = (upstream(rng, op, (T, B, P), B, P, np.float32) for _ in range(2))
+    if "proj_size" in extra:  # dc_n has H features
+        first["dc_n"], other["dc_n"] = (rng.standard_normal((B, H)).astype(np.float32)
+                                         for _ in range(2))
+
+    def differentiate_three_times():
+        out = getattr(F, op + "_forward")(**args, **options, training=True)
+        backward = getattr(F, op + "_backward")
+        return [backward(out[-1], **g) for g in (first, other, first)]
+
+    a, b, again = with_threads([threads], differentiate_three_times)[0]
+    assert any(not np.array_equal(a[k], b[k]) for k in a if a[k] is not None)
+    for name in a:
+        if a[name] is not None:
+            np.testing.assert_array_equal(again[name], a[name], err_msg=name)
