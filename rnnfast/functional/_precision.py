@@ -40,6 +40,12 @@ def new_weights_token() -> int:
     At most 16 packings (256 MiB) are kept, the least recently used dropped first. Only the
     bfloat16 hardware paths (``active_bf16_isa()`` amx or avx512_bf16) pack; elsewhere the
     token changes nothing.
+
+    Args:
+        none.
+
+    Returns:
+        an int in ``1 .. 2**64 - 1``, one more than the last one returned.
     """
     return next(_tokens)
 
