@@ -220,7 +220,8 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
                  reverse: bool = False, batch_first: bool = False,
                  training: bool = False, precision: str = "float32", zoneout: float = 0.0,
                  recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None,
-                 weights_token: Optional[int] = None) -> Tuple[Array, Array, Array, Optional[Context]]:
+                 weights_token: Optional[int] = None
+                 ) -> Tuple[Array, Array, Array, Optional[Context]]:
     """LSTM over whole sequences, gates ``i, f, g, o`` (PyTorch's order).
 
     ``c' = f * c + i * g``, ``h' = o * tanh(c')``. With a projection (PyTorch's
