@@ -15,6 +15,13 @@ torch-autocast / rnnfast-bf16, rnnfast-f32 / rnnfast-bf16 and torch-autocast /
 rnnfast.torch-autocast) and writes it with the raw
 numbers to ``bench/out/bf16-<time>.{md,json}``.
 
+In inference, rnnfast bfloat16 passes a ``weights_token`` (``F.new_weights_token()``, once per
+shape: the weights stay the same from call to call, as a model serving requests holds them):
+the bfloat16 packings of W_ih and W_hh are made at the first call and reused. In training
+it passes none (a training step changes the weights: every call packs them). ``--token-ab``
+adds the variant without the token in inference (every call packs the weights), for an
+in-process A/B of the cache.
+
 ``--bridge-ab`` adds a sixth variant: ``rnnfast.torch``'s module under autocast given the input
 cast to bfloat16 in the call (``x.to(torch.bfloat16)``, timed): the per-call work of the bridge
 before it handed a float32 input to the kernels uncast (the cast, and the float32 copy of the
@@ -56,12 +63,15 @@ def parse_args(argv=None):
     p.add_argument("--bridge-ab", action="store_true",
                    help="also time rnnfast.torch under autocast on an input cast to bfloat16 "
                         "in the call (the bridge's work before it passed float32 x uncast)")
+    p.add_argument("--token-ab", action="store_true",
+                   help="also time rnnfast bfloat16 inference without a weights_token (the "
+                        "weights packed at every call)")
     p.add_argument("--cpu-time", action="store_true",
                    help="time with the process's CPU time (use with --threads 1 on a busy host)")
     return p.parse_args(argv)
 
 
-def make_runners(cell, shape, mode, bridge_ab=False):
+def make_runners(cell, shape, mode, bridge_ab=False, token_ab=False):
     """One zero-argument callable per variant, on the same inputs and weights."""
     import torch
 
@@ -80,9 +90,13 @@ def make_runners(cell, shape, mode, bridge_ab=False):
     backward = getattr(F, cell + "_backward")
     training = mode == "training"
 
-    def ours(precision):
+    # inference: the weights stay the same from call to call (a token keeps their packing)
+    token = None if training else F.new_weights_token()
+
+    def ours(precision, weights_token=None):
         def run():
-            out = forward(x, **w, training=training, precision=precision)
+            out = forward(x, **w, training=training, precision=precision,
+                          weights_token=weights_token)
             if training:
                 backward(out[-1], dy)
         return run
@@ -114,11 +128,13 @@ def make_runners(cell, shape, mode, bridge_ab=False):
                 xt.grad = None
         return run
 
-    runners = {"rnnfast_f32": ours("float32"), "rnnfast_bf16": ours("bfloat16"),
+    runners = {"rnnfast_f32": ours("float32"), "rnnfast_bf16": ours("bfloat16", token),
                "torch_f32": theirs(False), "torch_autocast": theirs(True),
                "bridge_autocast": theirs(True, bridge)}
     if bridge_ab:
         runners["bridge_autocast_bf16_input"] = theirs(True, bridge, cast_input=True)
+    if token_ab:
+        runners["rnnfast_bf16_repack"] = ours("bfloat16")
     return runners
 
 
@@ -143,15 +159,17 @@ def main(argv=None):
 
     info = _env.machine_info()
     rows = []
-    variants = VARIANTS + (("bridge_autocast_bf16_input",) if args.bridge_ab else ())
-    ab = " rnnfast.torch autocast, input cast in the call |" if args.bridge_ab else ""
+    variants = VARIANTS + (("bridge_autocast_bf16_input",) if args.bridge_ab else ()) + (
+        ("rnnfast_bf16_repack",) if args.token_ab else ())
+    ab = (" rnnfast.torch autocast, input cast in the call |" if args.bridge_ab else "") + (
+        " rnnfast bf16 packing every call |" if args.token_ab else "")
     header = ("| threads | cell | shape | mode | rnnfast f32 | rnnfast bf16 | torch f32 | "
               "torch autocast | rnnfast.torch autocast |" + ab + " autocast / bf16 | "
               "f32 / bf16 | autocast / rnnfast.torch |")
     lines = [f"bfloat16 path: {rnnfast.active_bf16_isa()}; CPU: {info.get('cpu_model', '?')}; "
              f"load at start: {_env.load_average()}; best of {args.rounds} alternating rounds"
              + ("; CPU time" if args.cpu_time else ""),
-             "", header, "|" + "---|" * (12 + bool(args.bridge_ab))]
+             "", header, "|" + "---|" * (12 + bool(args.bridge_ab) + bool(args.token_ab))]
     print("\n".join(lines), flush=True)
     for threads in args.threads:
         _env.set_threads(threads)
@@ -159,7 +177,8 @@ def main(argv=None):
             for shape_name in args.shapes:
                 for mode in args.modes:
                     shape = SHAPES[shape_name]
-                    best = measure(make_runners(cell, shape, mode, args.bridge_ab),
+                    best = measure(make_runners(cell, shape, mode, args.bridge_ab,
+                                                args.token_ab),
                                    args.rounds,
                                    time.process_time if args.cpu_time else time.perf_counter)
                     ms = {k: v * 1e3 for k, v in best.items()}

@@ -305,6 +305,11 @@ def recurrent_forward_cases(op):
          ValueError, f"seed: expected an int in 0..2**64-1 or None, got {2 ** 64}"),
         ("seed-float", lambda k: fw(k, recurrent_dropout=0.5, training=True, seed=1.0),
          TypeError, "seed: expected an int in 0..2**64-1 or None, got float"),
+        # the bfloat16 packings' token (new_weights_token)
+        ("weights-token-negative", lambda k: fw(k, precision="bfloat16", weights_token=-1),
+         ValueError, "weights_token: expected an int in 0..2**64-1, got -1"),
+        ("weights-token-str", lambda k: fw(k, precision="bfloat16", weights_token="1"),
+         TypeError, "weights_token: expected an int in 0..2**64-1, got <class 'str'>"),
     ]
     if op == "lstm":
         cases.append(("zoneout-masks-missing-c", lambda k: fw(
@@ -748,6 +753,8 @@ CASES = (
     + [("gated_activation_forward-" + c[0], *c[1:]) for c in GATED_FORWARD]
     + [("gated_activation_backward-" + c[0], *c[1:]) for c in GATED_BACKWARD]
     + [("dropout-" + c[0], *c[1:]) for c in DROPOUT]
+    + [("new_weights_token-argument", lambda k: F.new_weights_token(1), TypeError,
+        "takes 0 positional arguments but 1 was given")]
     + global_cases("global_max_pool1d")
     + global_cases("global_avg_pool1d")
     + attention_cases("dot_attention")

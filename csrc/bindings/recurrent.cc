@@ -55,6 +55,7 @@ struct RecurrentCtx : SequenceCtx {
   double zoneout = 0.0;                            // the rate (inference: d itself)
   std::optional<py::array> recurrent_mask;         // training recurrent dropout [G, B, ...]
   Precision precision = Precision::float32;  // of the products, forward and backward
+  std::uint64_t weights_token = 0;           // bf16: RecurrentWeights::weights_token
   std::unique_ptr<PooledWorkspace<float>> ws32;  // training only
   std::unique_ptr<PooledWorkspace<double>> ws64;
 
@@ -122,6 +123,7 @@ RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
   w.zoneout_c = ptr<T>(c.zoneout_c);
   w.zoneout = static_cast<T>(c.zoneout);
   w.recurrent_mask = ptr<T>(c.recurrent_mask);
+  w.weights_token = c.weights_token;
   return w;
 }
 
@@ -206,7 +208,8 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
                                     const py::object& w_hr_obj, const py::object& zoneout_obj,
                                     const py::object& zoneout_h_obj,
                                     const py::object& zoneout_c_obj,
-                                    const py::object& recurrent_mask_obj) {
+                                    const py::object& recurrent_mask_obj,
+                                    const py::object& weights_token_obj) {
   const std::string op = choice_arg(op_obj, "op", kRecurrentOps);
   auto ctx = std::make_shared<RecurrentCtx>();
   ctx->op = op;
@@ -286,6 +289,14 @@ py::tuple recurrent_forward_binding(const py::object& op_obj, const py::object& 
   recurrent_dropout_option(*ctx, recurrent_mask_obj, x, training);
   ctx->precision = precision_arg(precision, x, "x");
   ctx->keep(x, w_ih, w_hh, bool(init.h0), bool(init.c0));
+  // bf16: the caller's token names the values of its own w_ih and w_hh: kept only when the
+  // kernels read those arrays in place (a converted copy is freed after the call, and its
+  // address can be another copy's)
+  if (!weights_token_obj.is_none()) {
+    const std::uint64_t token = seed64_arg(weights_token_obj, "weights_token");
+    if (ctx->w_ih.ptr() == w_ih_obj.ptr() && ctx->w_hh.ptr() == w_hh_obj.ptr())
+      ctx->weights_token = token;
+  }
   if (ctx->dbl) return forward_impl<double>(ctx, init, training);
   return forward_impl<float>(ctx, init, training);
 }
@@ -375,7 +386,8 @@ void bind_recurrent(Entries& m) {
         py::arg("training").noconvert(), py::arg("precision") = "float32",
         py::arg("w_peephole") = py::none(), py::arg("w_hr") = py::none(),
         py::arg("zoneout") = 0.0, py::arg("zoneout_h") = py::none(),
-        py::arg("zoneout_c") = py::none(), py::arg("recurrent_mask") = py::none());
+        py::arg("zoneout_c") = py::none(), py::arg("recurrent_mask") = py::none(),
+        py::arg("weights_token") = py::none());
   // The same function with every argument by position, in the order above (rnnfast.functional's
   // call: pybind11 matches keywords to parameters by comparing names, ~100 string comparisons
   // per call at these 21 parameters, more than the rest of a T=1 step's binding).
@@ -385,7 +397,7 @@ void bind_recurrent(Entries& m) {
         py::arg("lengths"), py::arg("reverse").noconvert(), py::arg("batch_first").noconvert(),
         py::arg("training").noconvert(), py::arg("precision"), py::arg("w_peephole"),
         py::arg("w_hr"), py::arg("zoneout"), py::arg("zoneout_h"), py::arg("zoneout_c"),
-        py::arg("recurrent_mask"), py::pos_only());
+        py::arg("recurrent_mask"), py::arg("weights_token") = py::none(), py::pos_only());
   m.def("recurrent_backward", &recurrent_backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

@@ -412,16 +412,16 @@ void PackedB<T>::shape_bf16(index_t K, index_t N) {
 
 template <typename T>
 void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
-                      Precision precision) {
+                      Precision precision, std::uint64_t cache_token) {
   precision_ = precision;
-  bf16_ = PackedBf16{};
+  bf16_.reset();
   Buffer<T> rounded;
   if (precision == Precision::bfloat16) {
     if constexpr (kIsFloat<T>) {
       const Bf16Isa bi = active_bf16_isa();
       if (bi != Bf16Isa::portable) {
         shape_bf16(K, N);
-        bf16_.pack(bi, trans_b, K, N, B, ldb);
+        bf16_ = pack_bf16_cached(cache_token, bi, trans_b, K, N, B, ldb);
         return;
       }
       // Portable: the float32 panels of the rounded op(B).
@@ -450,15 +450,14 @@ void PackedB<T>::pack(bool trans_b, index_t K, index_t N, const T* B, index_t ld
 
 template <typename T>
 void PackedB<T>::pack_gathered(index_t K, index_t N, const T* B, index_t ldb, const index_t* src,
-                               Precision precision) {
+                               Precision precision, std::uint64_t cache_token) {
   if (precision == Precision::bfloat16) {
     if constexpr (kIsFloat<T>) {  // the hardware paths pack from B without a copy
       const Bf16Isa bi = active_bf16_isa();
       if (bi != Bf16Isa::portable && PackedBf16::gathers_in_place(N, src)) {
         precision_ = precision;
-        bf16_ = PackedBf16{};
         shape_bf16(K, N);
-        bf16_.pack_gathered(bi, K, N, B, ldb, src);
+        bf16_ = pack_bf16_cached(cache_token, bi, true, K, N, B, ldb, src);
         return;
       }
     }
@@ -475,7 +474,7 @@ void PackedB<T>::pack_gathered(index_t K, index_t N, const T* B, index_t ldb, co
     return;
   }
   precision_ = precision;
-  bf16_ = PackedBf16{};
+  bf16_.reset();
   shape_panels(K, N);
   const gd::KernelSet<T>& ks = kernel_set<T>(isa_);
   const index_t panels = ceil_div(N, nr_);

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <list>
+#include <mutex>
 #include <stdexcept>
 
 #include "gemm_bf16_kernels.h"
@@ -289,6 +291,79 @@ void PackedBf16::pack_gathered(Bf16Isa isa_, index_t K_, index_t N_, const float
         std::fill_n(dst, kp * bd::kNr, bd::bf16(0));
     }
   });
+}
+
+namespace {
+
+// The cache of pack_bf16_cached: most recently used first.
+struct CachedPack {
+  std::uint64_t token;
+  Bf16Isa isa;
+  bool trans_b;
+  index_t K, N, ldb;
+  const float* B;
+  std::vector<index_t> rows;  // empty: not gathered
+  std::shared_ptr<const PackedBf16> packed;
+  bool same(std::uint64_t t, Bf16Isa i, bool tr, index_t k, index_t n, const float* b, index_t ld,
+            const index_t* r) const {
+    return token == t && isa == i && trans_b == tr && K == k && N == n && B == b && ldb == ld &&
+           (r ? !rows.empty() && std::equal(rows.begin(), rows.end(), r) : rows.empty());
+  }
+  std::size_t bytes() const { return packed->bits.size() * sizeof(bd::bf16); }
+};
+
+std::mutex g_cache_mutex;
+std::list<CachedPack>& cache() {
+  static auto* c = new std::list<CachedPack>();  // never destroyed: no order at exit to mind
+  return *c;
+}
+
+}  // namespace
+
+std::shared_ptr<const PackedBf16> pack_bf16_cached(std::uint64_t token, Bf16Isa isa,
+                                                   bool trans_b, index_t K, index_t N,
+                                                   const float* B, index_t ldb,
+                                                   const index_t* rows) {
+  if (token != 0 && N > 0) {
+    std::lock_guard<std::mutex> lock(g_cache_mutex);
+    auto& c = cache();
+    for (auto it = c.begin(); it != c.end(); ++it)
+      if (it->same(token, isa, trans_b, K, N, B, ldb, rows)) {
+        c.splice(c.begin(), c, it);
+        return c.front().packed;
+      }
+  }
+  auto packed = std::make_shared<PackedBf16>();  // packed outside the lock (on the pool)
+  if (rows)
+    packed->pack_gathered(isa, K, N, B, ldb, rows);
+  else
+    packed->pack(isa, trans_b, K, N, B, ldb);
+  if (token == 0 || N <= 0) return packed;
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  auto& c = cache();
+  c.push_front({token, isa, trans_b, K, N, ldb, B,
+                rows ? std::vector<index_t>(rows, rows + N) : std::vector<index_t>(), packed});
+  std::size_t bytes = 0, entries = 0;
+  for (auto it = c.begin(); it != c.end();) {
+    bytes += it->bytes();
+    ++entries;
+    if (it != c.begin() && (entries > kBf16CacheEntries || bytes > kBf16CacheBytes))
+      it = c.erase(it);
+    else
+      ++it;
+  }
+  return packed;
+}
+
+void clear_bf16_pack_cache() {
+  std::list<CachedPack> gone;  // freed after the lock
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  gone.swap(cache());
+}
+
+std::size_t bf16_pack_cache_entries() {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  return cache().size();
 }
 
 void gemm_bf16_packed_cols(index_t M, const float* A, index_t lda, const PackedBf16& B,

@@ -120,15 +120,24 @@ struct InputProjection {
 
   // Every row at once, into dst (or a buffer of its own when dst is null).
   void all_rows(const SeqShape& s_, index_t GH_, const T* x_, const T* w_ih, T* dst,
-                Precision prec) {  // bf16: precision of the products
+                Precision prec,              // bf16: precision of the products
+                std::uint64_t token = 0) {   // bf16: RecurrentWeights::weights_token
     s = &s_;
     GH = GH_;
     const index_t rows = s->rows(), I = s->I;
     xg = dst ? dst : (own.resize(rows * GH), own.data());
-    if (rows <= kDirectRows)
+    if (rows <= kDirectRows) {
       gemm_rows_nt<T>(rows, GH, I, x_, I, w_ih, I, xg, GH, prec);
-    else
+    } else if (std::is_same_v<T, float> && token != 0 && prec == Precision::bfloat16 &&
+               active_bf16_isa() != Bf16Isa::portable) {
+      // bf16: W_ih^T packed once for calls with this token (gemm's values: its bfloat16
+      // product packs B the same way and runs the same threaded product)
+      PackedB<T> wih;
+      wih.pack(true, I, GH, w_ih, I, prec, token);
+      gemm_packed<T>(rows, x_, I, wih, T(0), xg, GH);
+    } else {
       gemm<T>(false, true, rows, GH, I, T(1), x_, I, w_ih, I, T(0), xg, GH, prec);
+    }
   }
 
   // A window at a time for sequences [b0_, b1_), into the rows of into_ if not null;
@@ -210,6 +219,7 @@ struct GateBlockedWeights {
   PackedB<T> packed;
   const T* direct = nullptr;  // W_hh read in place instead (kDirectRows), or null
   Precision precision = Precision::float32;  // bf16: of the products
+  std::uint64_t token = 0;  // bf16: RecurrentWeights::weights_token
 
   // Units per block (hb) for G gates of H units and B sequences.
   static index_t block_units(index_t G, index_t H, index_t B, bool one_block, Precision prec) {
@@ -224,10 +234,11 @@ struct GateBlockedWeights {
   // direct: read w_hh in place at every product instead of packing it; one_block: all of H
   // in one block (a single thread per step).
   void pack(index_t G_, index_t H_, index_t B, const T* w_hh, bool use_direct, bool one_block,
-            Precision prec) {
+            Precision prec, std::uint64_t token_) {
     G = G_;
     H = H_;
     precision = prec;  // bf16
+    token = token_;    // bf16
     hb = block_units(G, H, B, one_block, prec);
     blocks = (H + hb - 1) / hb;
     width = G * hb;
@@ -243,7 +254,7 @@ struct GateBlockedWeights {
   // product's do).
   void pack_blocked(index_t K, const T* w, PackedB<T>& out) const {
     if (blocks == 1) {
-      out.pack(true, K, width, w, K, precision);
+      out.pack(true, K, width, w, K, precision, token);
       return;
     }
     const index_t N = blocks * width;
@@ -252,7 +263,7 @@ struct GateBlockedWeights {
       for (index_t k = 0; k < G; ++k)
         for (index_t u = 0; u < hb; ++u)
           src[q * width + k * hb + u] = q * hb + u < H ? k * H + q * hb + u : -1;
-    out.pack_gathered(K, N, w, K, src.data(), precision);
+    out.pack_gathered(K, N, w, K, src.data(), precision, token);
   }
 
   // v [gates * H] (per gate and unit: the folded biases, the peepholes) in the blocked column
@@ -466,11 +477,14 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
                        const T* b_hn, const detail::Zoneout<T>& zone,
                        const detail::RecurrentDropout<T>& drop, const Projections<T>& proj, T* h,
                        T* c, T* y, RecurrentWorkspace<T>* ws,
-                       Precision prec) {  // bf16: precision of the products
+                       Precision prec,         // bf16: precision of the products
+                       std::uint64_t token) {  // bf16: RecurrentWeights::weights_token
   const index_t B = s.B, H = s.H, G = gate_count(C);
   const bool by_sequences = detail::split_batch<T>(s, G);
   GateBlockedWeights<T> w;
-  auto pack_hh = [&] { w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences, prec); };
+  auto pack_hh = [&] {
+    w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences, prec, token);
+  };
   // W_hh^T and W_ih^T packed at once, one per thread, when each is a single chunk of
   // PackedB::pack's own split (at most kPackChunk elements) and W_hh^T is one block: one after
   // the other on the calling thread they took 2-6% of an LSTM call at B = 32, H = 128.
@@ -778,9 +792,10 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
     if (!projected && cell != Cell::gru_reset_before && w.precision == Precision::float32)
       proj.w_ih_to_pack = w.w_ih, proj.wih_to_fill = &wih;  // loop_gate_blocked packs it
     else
-      wih.pack(true, s.I, GH, w.w_ih, s.I, w.precision);
+      wih.pack(true, s.I, GH, w.w_ih, s.I, w.precision, w.weights_token);
   } else {
-    all.all_rows(s, GH, x, w.w_ih, ws ? ws->gates.data() : nullptr, w.precision);
+    all.all_rows(s, GH, x, w.w_ih, ws ? ws->gates.data() : nullptr, w.precision,
+                 w.weights_token);
     proj.shared = &all;
   }
   detail::zero_padded_rows(s, Hs, y);
@@ -815,7 +830,7 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
               loop_gate_blocked<T, decltype(cell_c)::value, Train, decltype(peep_c)::value,
                                 decltype(zone_c)::value, Drop>(
                   s, w.w_hh, bias.data(), w.w_peephole, b_hn.data(), zone, drop, proj, h_n,
-                  is_lstm ? c : nullptr, y, ws, w.precision);
+                  is_lstm ? c : nullptr, y, ws, w.precision, w.weights_token);
             });
     });
   });

@@ -21,6 +21,7 @@ from rnnfast.functional.layer_norm_recurrent import (
 )
 from rnnfast.functional.dropout import dropout
 from rnnfast.functional.linear import linear_backward, linear_forward
+from rnnfast.functional._precision import new_weights_token
 from rnnfast.functional.conv import (
     conv1d_backward,
     conv1d_forward,
@@ -60,6 +61,7 @@ __all__ = [
     "gru_forward",
     "lstm_backward",
     "lstm_forward",
+    "new_weights_token",
     "rnn_backward",
     "rnn_forward",
 ]

@@ -35,7 +35,7 @@ from typing import Any, Mapping, Optional, Tuple
 import numpy as np
 
 from rnnfast import _C
-from rnnfast.functional._precision import widen_bfloat16 as _w
+from rnnfast.functional._precision import is_bfloat16, widen_bfloat16 as _w
 from rnnfast.functional._types import Array, ArrayLike, Context, Gradients
 from rnnfast._masks import _check_rate, recurrent_masks
 
@@ -44,6 +44,14 @@ def _mask_array(name: str, m: Any, dtype: Any) -> Array:
     if isinstance(m, (str, bytes)) or np.asarray(m).dtype.kind not in "fiub":
         raise TypeError(f"masks[{name!r}]: expected a float array, got {type(m).__name__}")
     return np.ascontiguousarray(m, dtype=dtype)
+
+
+def _token(weights_token: Optional[int], w_ih: Any, w_hh: Any) -> Any:
+    """weights_token for the binding, or None where w_ih or w_hh is of ml_dtypes' bfloat16
+    (widened to a float32 copy, freed after the call: its address can be another copy's)."""
+    if weights_token is None or is_bfloat16(w_ih) or is_bfloat16(w_hh):
+        return None
+    return weights_token
 
 
 def _widened(*arrays: Any) -> Tuple[Any, ...]:
@@ -141,8 +149,8 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
                 nonlinearity: str = "tanh", lengths: Optional[ArrayLike] = None,
                 reverse: bool = False, batch_first: bool = False,
                 training: bool = False, precision: str = "float32", zoneout: float = 0.0,
-                recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
-                ) -> Tuple[Array, Array, Optional[Context]]:
+                recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None,
+                weights_token: Optional[int] = None) -> Tuple[Array, Array, Optional[Context]]:
     """Elman RNN over whole sequences: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
 
     Args:
@@ -167,18 +175,24 @@ def rnn_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
             (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
             ``(G, B, H)``; ``training`` only).
+        weights_token: with ``precision="bfloat16"``, an int in ``1 .. 2**64 - 1`` naming the
+            current values of ``w_ih`` and ``w_hh`` (``new_weights_token()``): the bfloat16
+            packings of those arrays are kept and reused by later calls given the same
+            arrays and token (see ``new_weights_token``). Take a new token whenever the
+            values may have changed. None (or 0): packed at every call.
 
     Returns:
         ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout (zeros at padded steps),
         ``h_n`` ``(B, H)`` (each sequence's state at its last valid step), ``ctx`` for
         ``rnn_backward`` if ``training`` else None.
     """
+    token = _token(weights_token, w_ih, w_hh)
     x, w_ih, w_hh, b_ih, b_hh, h0 = _widened(x, w_ih, w_hh, b_ih, b_hh, h0)
     y, h_n, _, ctx = _C.recurrent_forward_positional(
         "rnn", x, w_ih, w_hh, b_ih, b_hh, h0, None, nonlinearity, True, lengths, bool(reverse),
         bool(batch_first), bool(training), precision, None, None,
         *_zoneout_masks("rnn", x, w_hh, None, batch_first, zoneout, seed, masks, training,
-                        recurrent_dropout))
+                        recurrent_dropout), token)
     return y, h_n, ctx
 
 
@@ -205,7 +219,8 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
                  w_peephole: Optional[ArrayLike] = None, lengths: Optional[ArrayLike] = None,
                  reverse: bool = False, batch_first: bool = False,
                  training: bool = False, precision: str = "float32", zoneout: float = 0.0,
-                 recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
+                 recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None,
+                 weights_token: Optional[int] = None
                  ) -> Tuple[Array, Array, Array, Optional[Context]]:
     """LSTM over whole sequences, gates ``i, f, g, o`` (PyTorch's order).
 
@@ -239,19 +254,25 @@ def lstm_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
             (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
             ``(G, B, H)``; ``training`` only).
+        weights_token: with ``precision="bfloat16"``, an int in ``1 .. 2**64 - 1`` naming the
+            current values of ``w_ih`` and ``w_hh`` (``new_weights_token()``): the bfloat16
+            packings of those arrays are kept and reused by later calls given the same
+            arrays and token (see ``new_weights_token``). Take a new token whenever the
+            values may have changed. None (or 0): packed at every call.
 
     Returns:
         ``(y, h_n, c_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` and ``c_n``
         ``(B, H)`` (``y`` and ``h_n`` with P features with ``w_hr``), ``ctx`` for
         ``lstm_backward`` if ``training`` else None.
     """
+    token = _token(weights_token, w_ih, w_hh)
     x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_peephole, w_hr = _widened(
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_peephole, w_hr)
     return _C.recurrent_forward_positional(
         "lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, "tanh", True, lengths, bool(reverse),
         bool(batch_first), bool(training), precision, w_peephole, w_hr,
         *_zoneout_masks("lstm", x, w_hh, w_hr, batch_first, zoneout, seed, masks, training,
-                        recurrent_dropout))
+                        recurrent_dropout), token)
 
 
 def lstm_backward(ctx: Context, dy: Optional[ArrayLike] = None, dh_n: Optional[ArrayLike] = None,
@@ -277,8 +298,8 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
                 reset_after: bool = True, lengths: Optional[ArrayLike] = None,
                 reverse: bool = False, batch_first: bool = False,
                 training: bool = False, precision: str = "float32", zoneout: float = 0.0,
-                recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None
-                ) -> Tuple[Array, Array, Optional[Context]]:
+                recurrent_dropout: float = 0.0, seed: Optional[int] = None, masks: Optional[Mapping[str, ArrayLike]] = None,
+                weights_token: Optional[int] = None) -> Tuple[Array, Array, Optional[Context]]:
     """GRU over whole sequences, gates ``r, z, n`` (PyTorch's order).
 
     ``reset_after=True`` is PyTorch's (and cuDNN's, Keras' default) cell,
@@ -307,17 +328,23 @@ def gru_forward(x: ArrayLike, w_ih: ArrayLike, w_hh: ArrayLike, b_ih: Optional[A
         masks: instead of drawing them, the dict ``recurrent_masks`` returns
             (``"zoneout_h"`` ``(T, B, H)``, LSTM also ``"zoneout_c"``; ``"recurrent"``
             ``(G, B, H)``; ``training`` only).
+        weights_token: with ``precision="bfloat16"``, an int in ``1 .. 2**64 - 1`` naming the
+            current values of ``w_ih`` and ``w_hh`` (``new_weights_token()``): the bfloat16
+            packings of those arrays are kept and reused by later calls given the same
+            arrays and token (see ``new_weights_token``). Take a new token whenever the
+            values may have changed. None (or 0): packed at every call.
 
     Returns:
         ``(y, h_n, ctx)``: ``y`` ``(T, B, H)`` in ``x``'s layout, ``h_n`` ``(B, H)``, ``ctx``
         for ``gru_backward`` if ``training`` else None.
     """
+    token = _token(weights_token, w_ih, w_hh)
     x, w_ih, w_hh, b_ih, b_hh, h0 = _widened(x, w_ih, w_hh, b_ih, b_hh, h0)
     y, h_n, _, ctx = _C.recurrent_forward_positional(
         "gru", x, w_ih, w_hh, b_ih, b_hh, h0, None, "tanh", bool(reset_after), lengths,
         bool(reverse), bool(batch_first), bool(training), precision, None, None,
         *_zoneout_masks("gru", x, w_hh, None, batch_first, zoneout, seed, masks, training,
-                        recurrent_dropout))
+                        recurrent_dropout), token)
     return y, h_n, ctx
 
 

@@ -46,8 +46,10 @@ class PackedB {
  public:
   // Packs op(B) [K,N] (same convention as gemm). Replaces any previous content. Large B are
   // packed on the thread pool.
+  // bf16: cache_token != 0 on a hardware path takes the packing from pack_bf16_cached
+  // (gemm_bf16.h: the caller's token for B's current values), as pack_gathered's.
   void pack(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
-            Precision precision = Precision::float32);
+            Precision precision = Precision::float32, std::uint64_t cache_token = 0);
   // Packs op(B) [K,N] whose column n is row src[n] of B: op(B)[k, n] = B[src[n] * ldb + k], or
   // zero where src[n] < 0 (N entries): the panels of pack() of those rows gathered into a
   // matrix and transposed, without that copy (float32 and the bfloat16 hardware paths pack
@@ -55,7 +57,7 @@ class PackedB {
   // packed_panel_width() columns must be consecutive rows of B followed by zero columns (the
   // recurrent weights grouped by blocks of hidden units); std::logic_error otherwise.
   void pack_gathered(index_t K, index_t N, const T* B, index_t ldb, const index_t* src,
-                     Precision precision = Precision::float32);
+                     Precision precision = Precision::float32, std::uint64_t cache_token = 0);
   index_t rows() const { return K_; }  // K
   index_t cols() const { return N_; }  // N
   // Columns per panel. Column ranges of gemm_packed_cols that start at a multiple of it are
@@ -69,7 +71,7 @@ class PackedB {
   index_t panel_stride() const { return ld_; }
   // bfloat16: the precision packed with, and (on a hardware path) the bfloat16 panels.
   Precision precision() const { return precision_; }
-  const PackedBf16& bf16() const { return bf16_; }
+  const PackedBf16& bf16() const { return bf16_ ? *bf16_ : empty_bf16_; }
 
  private:
   // Record a K x N op(B) of the active instruction set: float panels of its width, data_ sized
@@ -84,9 +86,11 @@ class PackedB {
   index_t nr_ = 0;
   Isa isa_ = Isa::generic;
   // bfloat16: on the portable path data holds the panels of the rounded B (and A is rounded
-  // at each product); on a hardware path bf16_ holds B instead and data is empty.
+  // at each product); on a hardware path bf16_ holds B instead (shared with the cache of
+  // pack_bf16_cached when packed with a token) and data is empty.
   Precision precision_ = Precision::float32;
-  PackedBf16 bf16_;
+  std::shared_ptr<const PackedBf16> bf16_;
+  static inline const PackedBf16 empty_bf16_{};
 };
 
 // C[M,N] = A[M,K] B[N,K]^T, both row-major, without packing: every element one dot product of

@@ -20,6 +20,7 @@
 #pragma once
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <string>
 #include <utility>
@@ -126,6 +127,33 @@ struct PackedBf16 {
   index_t K = 0, N = 0, kp = 0;
   Bf16Isa isa = Bf16Isa::portable;
 };
+
+// Packed weights kept across calls. A forward with precision bfloat16 packs W_ih^T and W_hh^T
+// at every call (LSTM inference at T=50, B=64, I=H=512: 5-8% of the call); a caller whose
+// weights stay the same from call to call names their current values with a token, and the
+// packing is then kept and shared by every later call with the same token, source address,
+// layout (ldb, K, N, trans_b, the gathered rows) and path.
+//
+// The token is the caller's promise: the same token with the same address means the same
+// values. The cache cannot see a write into the weights (reading them to check would cost
+// about as much as packing them, the pack being bound by that read): a caller takes a new
+// token whenever the values may have changed, and for any other arrays (a freed array's
+// address can be another array's). Token 0 never caches. The cache holds at most
+// kBf16CacheEntries packings and kBf16CacheBytes bytes, the least recently used evicted first
+// (a packing in use stays alive while its user holds it).
+constexpr std::size_t kBf16CacheEntries = 16;
+constexpr std::size_t kBf16CacheBytes = std::size_t(256) << 20;
+
+// op(B) packed for isa (a hardware path) as PackedBf16::pack (rows null) or pack_gathered
+// (rows: N entries); from the cache when token != 0 and it holds that packing, else packed now
+// (and kept when token != 0).
+std::shared_ptr<const PackedBf16> pack_bf16_cached(std::uint64_t token, Bf16Isa isa,
+                                                   bool trans_b, index_t K, index_t N,
+                                                   const float* B, index_t ldb,
+                                                   const index_t* rows = nullptr);
+// Empties the cache (what it holds is freed once no call uses it); the packings it holds.
+void clear_bf16_pack_cache();
+std::size_t bf16_pack_cache_entries();
 
 // Columns per panel of PackedBf16.
 constexpr index_t kBf16PanelWidth = 32;

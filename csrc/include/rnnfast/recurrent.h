@@ -85,6 +85,10 @@ struct RecurrentWeights {
   // the same masks. The state carried to the next step (and the GRU's z * h) is not masked.
   // Null: none (the plain cell's kernels run).
   const T* recurrent_mask = nullptr;
+  // bfloat16 on a hardware path: the caller's token for the current values of w_ih and w_hh
+  // (pack_bf16_cached in gemm_bf16.h: a new token whenever they may have changed); the
+  // forward's packings of them are then kept across calls. 0: packed at every call.
+  std::uint64_t weights_token = 0;
 };
 
 // What a training forward keeps for backward: (G + 2) * rows * H values at most (hprev has
