@@ -394,14 +394,15 @@ class EagerStack(torch.autograd.Function):
     per-call cost, which is larger than a short sequence's kernels). Compiled, exported and
     traced programs see the operators instead.
 
-    ``EagerStack.apply(config, masks, lengths, autocast, x, h0, c0, *weights)`` with
+    ``EagerStack.apply((config, masks, lengths, autocast), x, h0, c0, *weights)`` with
     ``config`` the operator's arguments from ``cell`` to ``batch_first`` and ``autocast``
-    ``run_stack``'s; returns ``(y, h_n, c_n)`` (``c_n`` an empty tensor without a cell
-    state)."""
+    ``run_stack``'s (the four in one tuple: ``Function.apply`` walks every argument);
+    returns ``(y, h_n, c_n)`` (``c_n`` an empty tensor without a cell state)."""
 
     @staticmethod
-    def forward(ctx, config, masks, lengths, autocast, x, h0, c0, *weights):
-        y, h_n, c_n, saved = run_stack(x, h0, c0, list(weights), masks, lengths, *config, True,
+    def forward(ctx, options, x, h0, c0, *weights):
+        config, masks, lengths, autocast = options
+        y, h_n, c_n, saved = run_stack(x, h0, c0, weights, masks, lengths, *config, True,
                                        autocast=autocast)
         ctx.config, ctx.masks, ctx.lengths, ctx.autocast = config, masks, lengths, autocast
         ctx.set_materialize_grads(False)
@@ -421,5 +422,5 @@ class EagerStack(torch.autograd.Function):
             dx, dh0, dc0, dweights = recurrent_stack_backward(*args)
         else:
             dx, dh0, dc0, dweights = backward_stack(*args, autocast=ctx.autocast)
-        return (None, None, None, None, dx, dh0 if h0 is not None else None,
-                dc0 if c0 is not None else None, *dweights)
+        return (None, dx, dh0 if h0 is not None else None, dc0 if c0 is not None else None,
+                *dweights)
