@@ -24,10 +24,13 @@ Every round also takes the process's CPU time per step (``time.process_time``; o
 machine it moves far less than the wall clock, and at one thread it is the step's own cost).
 ``--breakdown`` then splits one thread's step (CPU time of the calling thread, minimum over the
 rounds): the whole step of each peer, its LSTM's forward and backward alone (on a leaf input,
-the same shapes), and the rnnfast kernels alone (``rnnfast.functional.lstm_forward`` and
-``lstm_backward`` on NumPy arrays): what the bridge adds is the difference of the last two,
-with the page faults of each (fresh memory the C library hands out when its heap was trimmed
-between calls; the order in which a case frees its arrays decides it).
+the same shapes; the gradients cleared before the timed call, untimed), and the rnnfast kernels
+alone (``rnnfast.functional.lstm_forward`` and ``lstm_backward`` on NumPy arrays): what the
+bridge adds is the difference of the last two, with the page faults of each (fresh memory the C
+library hands out when its heap was trimmed between calls; the order in which a case frees its
+arrays decides it). For the rnnfast cases it also gives the time outside the two kernel bindings
+before the forward's, between them and after the backward's (stamps at the bindings' entry and
+exit).
 """
 import argparse
 import os
@@ -156,9 +159,11 @@ def breakdown(args):
     arrays = [p.detach().numpy() for p in lstm.parameters()]
     x_np, dy_np = x.detach().numpy(), dy.numpy()
 
-    def layer(module):
+    def clear(module):
         module.zero_grad(set_to_none=True)  # gradients taken over, not added
         x.grad = None
+
+    def layer(module):
         y, _ = module(x)
         y.backward(dy)
 
@@ -166,27 +171,99 @@ def breakdown(args):
         ctx = F.lstm_forward(x_np, *arrays, training=True)[3]
         F.lstm_backward(ctx, dy_np)
 
-    cases = {f"{name} step": (lambda p=peers[name]: train_step(*p, tokens[:-1], tokens[1:]))
+    # label -> (preparation, untimed; the call, timed)
+    cases = {f"{name} step": (None, lambda p=peers[name]: train_step(*p, tokens[:-1], tokens[1:]))
              for name in peers}
-    cases.update({f"{name} LSTM forward+backward": (lambda m=peers[name][0].lstm: layer(m))
+    cases.update({f"{name} LSTM forward+backward":
+                  (lambda m=peers[name][0].lstm: clear(m), lambda m=peers[name][0].lstm: layer(m))
                   for name in peers})
-    cases["rnnfast kernels forward+backward"] = kernels
+    cases["rnnfast kernels forward+backward"] = (None, kernels)
     best, faults = {}, {}
+    stamps = _BindingStamps()  # where the time outside the kernels goes (rnnfast cases)
+    splits = {}
+    split_labels = ("rnnfast LSTM forward+backward", "rnnfast kernels forward+backward")
     for r in range(args.rounds):
-        for label, fn in (list(cases.items()) if r % 2 == 0 else list(cases.items())[::-1]):
-            fn()  # warm (and, in the first round, the warm-up)
-            minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            start = time.thread_time()
-            fn()
-            best[label] = min(best.get(label, float("inf")), time.thread_time() - start)
+        for label, (prepare, fn) in (list(cases.items()) if r % 2 == 0
+                                     else list(cases.items())[::-1]):
+            if label in split_labels:
+                stamps.install()
+            for _ in range(2):  # warm (and, in the first round, the warm-up), then timed
+                if prepare is not None:
+                    prepare()
+                minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                stamps.clear()
+                start = time.thread_time_ns()
+                fn()
+                end = time.thread_time_ns()
+            best[label] = min(best.get(label, float("inf")), (end - start) * 1e-9)
             faults.setdefault(label, []).append(
                 resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minflt)
+            if label in split_labels:
+                stamps.remove()
+                for part, value in stamps.split(start, end).items():
+                    splits.setdefault(label, {}).setdefault(part, []).append(value)
     print("breakdown, 1 thread, CPU time of the calling thread, minimum over rounds "
-          "(and the median count of page faults of a call):")
+          "(and the median count of page faults of a call; the layers' gradients are cleared "
+          "before the timed call, untimed):")
     for label, value in best.items():
         print(f"  {label:34s} {value * 1e3:8.2f} ms {statistics.median(faults[label]):8.0f} faults")
     bridge = best["rnnfast LSTM forward+backward"] - best["rnnfast kernels forward+backward"]
     print(f"  {'bridge (rnnfast LSTM - kernels)':34s} {bridge * 1e3:8.2f} ms")
+    print("  outside the two kernel bindings, us (min / median over rounds): before the forward "
+          "binding, between the bindings, after the backward binding")
+    for label, parts in splits.items():
+        text = ", ".join(f"{part} {min(v):.0f} / {statistics.median(v):.0f}"
+                         for part, v in parts.items())
+        print(f"  {label:34s} {text}")
+
+
+class _BindingStamps:
+    """CPU-time stamps (calling thread) at the entry and exit of the two kernel bindings the
+    LSTM's forward and backward reach (``recurrent_forward_positional``,
+    ``recurrent_backward``), put around them through the name ``_C`` in
+    ``rnnfast.functional.recurrent`` between ``install()`` and ``remove()``: the time a call
+    spends outside the kernels splits into before, between and after."""
+
+    def __init__(self):
+        import rnnfast.functional.recurrent as recurrent
+
+        self.module, self.real, self.marks = recurrent, recurrent._C, {}
+        stamps = self
+
+        class Proxy:
+            def __getattr__(self, name):
+                return getattr(stamps.real, name)
+
+            def recurrent_forward_positional(self, *a, **k):
+                stamps.marks["forward in"] = time.thread_time_ns()
+                result = stamps.real.recurrent_forward_positional(*a, **k)
+                stamps.marks["forward out"] = time.thread_time_ns()
+                return result
+
+            def recurrent_backward(self, *a, **k):
+                stamps.marks["backward in"] = time.thread_time_ns()
+                result = stamps.real.recurrent_backward(*a, **k)
+                stamps.marks["backward out"] = time.thread_time_ns()
+                return result
+
+        self.proxy = Proxy()
+
+    def install(self):
+        self.module._C = self.proxy
+
+    def clear(self):
+        self.marks.clear()
+
+    def split(self, start, end):
+        m = self.marks
+        if len(m) != 4:
+            return {}
+        return {"before": (m["forward in"] - start) / 1e3,
+                "between": (m["backward in"] - m["forward out"]) / 1e3,
+                "after": (end - m["backward out"]) / 1e3}
+
+    def remove(self):
+        self.module._C = self.real
 
 
 def main(argv=None):

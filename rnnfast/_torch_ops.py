@@ -256,13 +256,16 @@ recurrent_stack = torch.ops.rnnfast.recurrent_stack.default
 recurrent_stack_backward = torch.ops.rnnfast.recurrent_stack_backward.default
 
 
-def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config, autocast=False):
+def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config, autocast=False,
+                   empty_states=True):
     """The backward operator's computation (its arguments; also run directly by
     ``EagerStack``): the gradients of ``recurrent_stack`` at the given inputs (the arguments
     after the upstream gradients are the forward's), from the activations ``saved`` holds when
     it is the forward's own ``saved`` output, still alive; else the forward runs again.
     ``autocast``: that of ``run_stack``; ``dx`` is then rounded to bfloat16 and widened to
-    ``x``'s dtype, the gradient autocast's cast of ``x`` gives (as without ``autocast``)."""
+    ``x``'s dtype, the gradient autocast's cast of ``x`` gives (as without ``autocast``).
+    ``empty_states=False`` (``EagerStack``, which returns no gradient for an absent state):
+    ``dh0`` / ``dc0`` are None instead of empty tensors when ``h0`` / ``c0`` are None."""
     holder = _live(saved)
     if holder is None:
         stack, (_, _, _, ctx) = _run(x, h0, c0, weights, *config, True, autocast=autocast)
@@ -274,8 +277,15 @@ def backward_stack(saved, dy, dh_n, dc_n, x, h0, c0, weights, *config, autocast=
                              [_BFLOAT16 if autocast else x.dtype] + [w.dtype for w in weights])
     if autocast:
         dx = dx.to(x.dtype)
-    return (dx, _empty(dx) if dh0 is None else _tensor(dh0, h0.dtype),
-            _empty(dx) if dc0 is None else _tensor(dc0, c0.dtype), dweights)
+    if dh0 is not None:
+        dh0 = _tensor(dh0, h0.dtype)
+    elif empty_states:
+        dh0 = _empty(dx)
+    if dc0 is not None:
+        dc0 = _tensor(dc0, c0.dtype)
+    elif empty_states:
+        dc0 = _empty(dx)
+    return dx, dh0, dc0, dweights
 
 
 _LIB.impl("recurrent_stack", run_stack, "CPU")
@@ -394,14 +404,15 @@ class EagerStack(torch.autograd.Function):
     per-call cost, which is larger than a short sequence's kernels). Compiled, exported and
     traced programs see the operators instead.
 
-    ``EagerStack.apply(config, masks, lengths, autocast, x, h0, c0, *weights)`` with
+    ``EagerStack.apply((config, masks, lengths, autocast), x, h0, c0, *weights)`` with
     ``config`` the operator's arguments from ``cell`` to ``batch_first`` and ``autocast``
-    ``run_stack``'s; returns ``(y, h_n, c_n)`` (``c_n`` an empty tensor without a cell
-    state)."""
+    ``run_stack``'s (the four in one tuple: ``Function.apply`` walks every argument);
+    returns ``(y, h_n, c_n)`` (``c_n`` an empty tensor without a cell state)."""
 
     @staticmethod
-    def forward(ctx, config, masks, lengths, autocast, x, h0, c0, *weights):
-        y, h_n, c_n, saved = run_stack(x, h0, c0, list(weights), masks, lengths, *config, True,
+    def forward(ctx, options, x, h0, c0, *weights):
+        config, masks, lengths, autocast = options
+        y, h_n, c_n, saved = run_stack(x, h0, c0, weights, masks, lengths, *config, True,
                                        autocast=autocast)
         ctx.config, ctx.masks, ctx.lengths, ctx.autocast = config, masks, lengths, autocast
         ctx.set_materialize_grads(False)
@@ -420,6 +431,7 @@ class EagerStack(torch.autograd.Function):
                 args = args[:4] + (x.to(_BFLOAT16),) + args[5:]
             dx, dh0, dc0, dweights = recurrent_stack_backward(*args)
         else:
-            dx, dh0, dc0, dweights = backward_stack(*args, autocast=ctx.autocast)
-        return (None, None, None, None, dx, dh0 if h0 is not None else None,
-                dc0 if c0 is not None else None, *dweights)
+            dx, dh0, dc0, dweights = backward_stack(*args, autocast=ctx.autocast,
+                                                    empty_states=False)
+        return (None, dx, dh0 if h0 is not None else None, dc0 if c0 is not None else None,
+                *dweights)

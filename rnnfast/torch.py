@@ -72,6 +72,11 @@ _AUTOCAST_DTYPES = (torch.float32, torch.bfloat16)
 _CELLS = {"RNN_TANH": ("rnn", "tanh"), "RNN_RELU": ("rnn", "relu"), "LSTM": ("lstm", "tanh"),
           "GRU": ("gru", "tanh")}
 _warned_fallbacks = set()
+# what _stack_call asks on every call, bound once (torch.jit.is_tracing and
+# torch.compiler.is_compiling are Python functions that call a second one; under Dynamo
+# torch.compiler's functions are constants)
+_is_compiling, _is_exporting = torch.compiler.is_compiling, torch.compiler.is_exporting
+_is_tracing = torch._C._is_tracing
 
 
 def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
@@ -86,27 +91,39 @@ def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
     and of the LSTM with ``lengths`` (a PackedSequence), are cast back to the parameters'
     dtype, as torch's autocast gives them (float32 outputs of bfloat16 products)."""
     dtype = weights[0].dtype
-    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+    if _is_compiling():  # torch.compile, and torch.export (which sets both flags)
+        x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
+        y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(
+            x, h0, c0, weights, masks, lengths, *config, need_grad and not _is_exporting())
+    elif _is_tracing():  # torch.jit.trace (torch.jit.is_tracing outside TorchScript)
         x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
         y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
                                                             *config, False)
-    elif torch.compiler.is_compiling():
-        x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
-        y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
-                                                            *config, need_grad)
     else:
         # eager: a float32 x goes to the kernels as it is (run_stack's `autocast`: they round
         # it as autocast's cast would, so the cast and the copy back to float32 are saved)
-        autocast = x.dtype == torch.float32 and bf16_autocast()
-        x, h0, c0, masks = autocast_arguments(x, h0, c0, masks, cast_x=not autocast)
+        autocast = False
+        if bf16_autocast():
+            autocast = x.dtype == torch.float32
+            x, h0, c0, masks = autocast_arguments(x, h0, c0, masks, cast_x=not autocast)
         if need_grad:
-            y, h_n, c_n = EagerStack.apply(config, masks, lengths, autocast, x, h0, c0, *weights)
+            y, h_n, c_n = EagerStack.apply((config, masks, lengths, autocast), x, h0, c0,
+                                           *weights)
         else:
             y, h_n, c_n, _ = run_stack(x, h0, c0, weights, masks, lengths, *config, False,
                                        autocast=autocast)
     if y.dtype != dtype and (config[0] == "gru" or config[0] == "lstm" and lengths is not None):
         y, h_n, c_n = y.to(dtype), h_n.to(dtype), c_n.to(dtype)
     return y, h_n, (c_n if config[0] == "lstm" else None)
+
+
+def _needs_grad(tensors):
+    """True when autograd records: grad mode on and a tensor (None skipped) requires grad."""
+    if torch.is_grad_enabled():
+        for t in tensors:
+            if t is not None and t.requires_grad:
+                return True
+    return False
 
 
 class RecurrentFunction:
@@ -135,8 +152,7 @@ class RecurrentFunction:
         states = [None if s is None else s.unsqueeze(0) for s in (h0, c0)]
         config = (cell, nonlinearity, w_hh.shape[1], 0, 1, b_ih is not None, False,
                   bool(reverse), bool(batch_first))
-        need_grad = torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in [x, *states, *weights])
+        need_grad = _needs_grad((x, *states, *weights))
         y, h_n, c_n = _stack_call(x, *states, weights, [], lengths, config, need_grad)
         return (y, h_n[0]) + (() if c_n is None else (c_n[0],))
 
@@ -152,7 +168,7 @@ class _KernelRNNMixin:
 
     def forward(self, input, hx=None):
         """torch.nn's forward: ``(output, h_n)``, or ``(output, (h_n, c_n))`` for the LSTM."""
-        weights = [getattr(self, name) for name in self._flat_weights_names]
+        weights = self._weights()
         parsed = self._parse(input, hx)
         if parsed is None or not self._use_kernels(weights, *parsed):
             return self._torch_forward(input, hx)
@@ -166,6 +182,16 @@ class _KernelRNNMixin:
             output = output.squeeze(0 if self.batch_first else 1)
             new_states = tuple(s.squeeze(1) for s in new_states)
         return output, (new_states if self.mode == "LSTM" else new_states[0])
+
+    def _weights(self):
+        """The parameters in ``_flat_weights_names`` order: from ``_parameters`` (no
+        ``Module.__getattr__`` call per weight), else as attributes (weight norm and other
+        reparametrisations replace a parameter by a plain attribute)."""
+        params, weights = self._parameters, []
+        for name in self._flat_weights_names:
+            w = params.get(name)
+            weights.append(getattr(self, name) if w is None else w)
+        return weights
 
     def _parse(self, input, hx):
         """``(x, states, batched)`` with batched ``x`` and states ``(h0,)`` / ``(h0, c0)`` of
@@ -207,9 +233,12 @@ class _KernelRNNMixin:
         dtype = params[0].dtype
         tensors = [x, *(states or ()), *params]
         if dtype in _FAST_DTYPES and not torch.is_autocast_enabled("cpu") and \
-                not torch._C._are_functorch_transforms_active() and \
-                all(t.is_cpu and t.dtype == dtype for t in tensors):
-            return True  # the common case, decided without the checks below
+                not torch._C._are_functorch_transforms_active():
+            for t in tensors:
+                if not t.is_cpu or t.dtype != dtype:
+                    break
+            else:
+                return True  # the common case, decided without the checks below
         device = params[0].device
         autocast = any(torch.amp.is_autocast_available(d) and torch.is_autocast_enabled(d)
                        for d in {"cpu", device.type, x.device.type})
@@ -255,8 +284,7 @@ class _KernelRNNMixin:
             masks = [torch.nn.functional.dropout(ones, self.dropout, True)
                      for _ in range(self.num_layers - 1)]
         h0, c0 = (tuple(states) + (None,))[:2] if states is not None else (None, None)
-        need_grad = torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in (x, h0, c0, *weights))
+        need_grad = _needs_grad((x, h0, c0, *weights))
         y, h_n, c_n = _stack_call(x, h0, c0, weights, masks, lengths,
                                   self._kernel_config() + (batch_first,), need_grad)
         return y, (h_n,) if c_n is None else (h_n, c_n)

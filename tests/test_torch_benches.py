@@ -37,6 +37,14 @@ def test_interleaved_with_breakdown():
                   "rnnfast LSTM forward+backward", "rnnfast kernels forward+backward"):
         assert any(line.strip().startswith(label + " ") for line in out.splitlines()), label
     assert "bridge (rnnfast LSTM - kernels)" in out
+    # the time outside the two kernel bindings, split at their entry and exit
+    splits = [line.split(None, 3)[3] for line in out.splitlines()
+              if " before " in line and line.strip().startswith("rnnfast ")]
+    assert len(splits) == 2, out
+    for text in splits:
+        parts = dict((p.split()[0], numbers(p)) for p in text.split(", "))
+        assert sorted(parts) == ["after", "before", "between"], text
+        assert all(len(v) == 2 and min(v) >= 0 for v in parts.values()), text
 
 
 def test_step_overhead():

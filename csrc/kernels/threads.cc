@@ -8,8 +8,9 @@
 // Claiming is a compare-and-swap of the chunk's slot from "open in generation g" to "taken", so
 // a worker still holding an old ticket can never run a chunk of a newer job. The split itself
 // is static; only which thread runs a chunk may vary (the kernels' results do not depend on it).
-// Idle threads spin on the ticket for kSpin, then sleep on a condition variable; whoever
-// changes the state wakes sleepers only if there are any, so the hot path makes no system call.
+// Idle threads spin on the ticket for kSpin (without yielding their core unless the pool has
+// more threads than CPUs), then sleep on a condition variable; whoever changes the state wakes
+// sleepers only if there are any, so the hot path makes no system call.
 //
 // OpenMP. A region is one GOMP_parallel(region, job, nc, 0) of the runtime found loaded in the
 // process (looked up by dlopen(RTLD_NOLOAD) + dlsym: nothing links against OpenMP). Thread t of
@@ -61,15 +62,22 @@ namespace {
 using detail::ChunkFn;
 using Clock = std::chrono::steady_clock;
 
-// How long an idle thread spins before it sleeps; after kPauseSpin it yields its core between
-// checks, so a spinning thread costs little when the machine has more threads than cores.
+// How long an idle thread spins before it sleeps. When the pool has no more threads than the
+// process has CPUs it spins without yielding: a thread that yields stays runnable but gives its
+// core to another process, so on a busy machine the next job often finds it off the core (the
+// caller then runs its chunk too), while a sleeping thread that is woken runs at once (the
+// scheduler favours woken sleepers). bench/pool_wake.py, 2 threads on 2 busy cores (load 14-16):
+// back-to-back calls whose caller ran the worker's chunk too, 27-28 of 40 yielding, 13 of 40
+// not. With more threads than CPUs the pool's own threads share cores, and a spinning thread
+// yields after kPauseSpin so that the one it waits for gets the core.
 constexpr auto kSpin = std::chrono::microseconds(60);
 using detail::cpu_relax;
 using detail::kPauseSpin;
 
-// Spins until pred() holds or kSpin has passed; returns pred()'s last value.
+// Spins until pred() holds or kSpin has passed (yielding between checks after kPauseSpin when
+// `yield`); returns pred()'s last value.
 template <class Pred>
-bool spin_until(Pred pred) {
+bool spin_until(Pred pred, bool yield) {
   const auto start = Clock::now();
   for (;;) {
     for (int i = 0; i < 16; ++i) {
@@ -78,7 +86,7 @@ bool spin_until(Pred pred) {
     }
     const auto spent = Clock::now() - start;
     if (spent > kSpin) return pred();
-    if (spent > kPauseSpin) std::this_thread::yield();
+    if (yield && spent > kPauseSpin) std::this_thread::yield();
   }
 }
 
@@ -146,6 +154,7 @@ class Pool {
   void resize(int count) {
     if (static_cast<int>(workers_.size()) == count) return;
     stop_workers();
+    oversubscribed_ = count + 1 > default_threads();
     slots_ = std::vector<std::atomic<std::uint64_t>>(static_cast<std::size_t>(count) + 1);
     const std::uint32_t seen = generation(ticket_.load(std::memory_order_relaxed));
 #ifdef RNNFAST_POSIX_THREADS
@@ -187,7 +196,8 @@ class Pool {
           pending_.fetch_sub(1, std::memory_order_relaxed);
         }
     }
-    if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+    if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; },
+                    oversubscribed_)) {
       std::unique_lock<std::mutex> lock(mu_);
       owner_sleeping_.store(true);
       done_cv_.wait(lock, [this] { return pending_.load() == 0; });
@@ -242,7 +252,7 @@ class Pool {
         t = ticket_.load(std::memory_order_acquire);
         return generation(t) != seen;
       };
-      if (!spin_until(fresh)) {
+      if (!spin_until(fresh, oversubscribed_)) {
         std::unique_lock<std::mutex> lock(mu_);
         sleepers_.fetch_add(1);
         wake_cv_.wait(lock, [&] {
@@ -274,6 +284,9 @@ class Pool {
   std::atomic<int> sleepers_{0};
   std::atomic<bool> owner_sleeping_{false};
   std::atomic<bool> stop_{false};
+  // More threads (workers and caller) than the process's CPUs: spinning threads yield
+  // (spin_until). Written by resize() while no worker runs.
+  bool oversubscribed_ = false;
   std::mutex mu_;
   std::condition_variable wake_cv_, done_cv_;
   FirstError error_;
