@@ -77,7 +77,7 @@ def test_sgemm_rnnfast(benchmark, threads, shape):
     m, n, k, trans_b = LARGE[shape]
     a, b, b_op = large_operands(m, n, k, trans_b)
     check(_C.gemm(a, b, trans_b=trans_b), a, b_op)
-    benchmark.pedantic(_C.gemm, args=(a, b, False, trans_b), rounds=5, warmup_rounds=1)
+    benchmark.pedantic(_C.gemm, args=(a, b), kwargs={"trans_b": trans_b}, rounds=5, warmup_rounds=1)
     report(benchmark, 2.0 * m * n * k, threads)
 
 
@@ -117,8 +117,8 @@ def test_gemm_packed_rnnfast(benchmark, threads, shape):
     m, k, n, products = PACKED[shape]
     h, w_hh = packed_operands(m, k, n)
     check(_C.gemm_packed(h, w_hh, trans_b=True), h, w_hh.T)
-    benchmark.pedantic(_C.gemm_packed, args=(h, w_hh, True), kwargs={"repeats": products},
-                       rounds=7, warmup_rounds=1)
+    benchmark.pedantic(_C.gemm_packed, args=(h, w_hh),
+                       kwargs={"trans_b": True, "repeats": products}, rounds=7, warmup_rounds=1)
     report(benchmark, 2.0 * m * n * k, threads, products)
 
 

@@ -439,3 +439,44 @@ def test_gemm_out_refusals():
     with pytest.raises(ValueError, match="out: expected an array that shares no memory"):
         _C.gemm(square, np.ones((4, 4), np.float32), out=square)
     np.testing.assert_array_equal(good, 0.0)
+
+
+# (M, N, K, beta) of A B^T with few rows of A, which the driver computes as C^T = B A^T when that
+# moves fewer elements (AVX-512 float: 16 <= M <= 128): the Conv1D weight gradients in
+# channels-first layout (64 x 192 x 334, 64 x 500 x 96, beta 1), M not a multiple of the vector,
+# two depth blocks with beta (C read transposed first), N beyond a B block.
+TRANSPOSED_SIZES = [
+    (64, 192, 334, 1.0), (64, 500, 96, 1.0), (16, 512, 128, 0.0), (48, 300, 200, -0.5),
+    (47, 400, 257, 1.0), (64, 300, 600, 2.0), (128, 192, 334, 0.0), (96, 1100, 700, 1.0),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k,beta", TRANSPOSED_SIZES)
+@pytest.mark.parametrize("alpha", [1.0, -0.75])
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_few_rows_times_b_transposed_gives_the_untransposed_bits(rng, isa, threads, nthreads,
+                                                                 dtype, m, n, k, beta, alpha):
+    """A B^T computed transposed (B's rows as the rows of the product, C^T transposed back) gives
+    the bits of the same product with B^T stored (B read in place) and of the pre-packed B: every
+    element is the same chain of fused multiply-adds, then alpha, then beta * C."""
+    rnnfast.set_num_threads(nthreads)
+    wide_a = rng.standard_normal((m, k + 3)).astype(dtype)
+    wide_b = rng.standard_normal((n, k + 5)).astype(dtype)
+    a, b = wide_a[:, :k], wide_b[:, :k]  # rows further apart than K
+    c = rng.standard_normal((m, n)).astype(dtype)
+    got = c.copy()
+    _C.gemm(a, b, trans_b=True, alpha=alpha, beta=beta, out=got)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    assert_close(got, alpha * a64 @ b64.T + beta * c,
+                 np.abs(alpha) * np.abs(a64) @ np.abs(b64.T) + np.abs(beta * c), k, dtype)
+    bt = np.ascontiguousarray(b.T)
+    np.testing.assert_array_equal(got, _C.gemm(a, bt, alpha=alpha, beta=beta, c=c))
+    if alpha == 1.0:
+        np.testing.assert_array_equal(
+            got, _C.gemm_packed(np.ascontiguousarray(a), np.ascontiguousarray(b), trans_b=True,
+                                beta=beta, c=c))
+    if beta == 0.0:  # C is only written: NaN before is harmless
+        nan = np.full((m, n), np.nan, dtype)
+        _C.gemm(a, b, trans_b=True, alpha=alpha, out=nan)
+        np.testing.assert_array_equal(nan, got)

@@ -87,7 +87,7 @@ index_t block_width(const gd::KernelSet<T>& ks, index_t kc) {
 
 template <typename T>
 struct Scratch {
-  Buffer<T> a, b, tile;
+  Buffer<T> a, b, tile, ct;
 };
 
 // Per-thread buffers: allocated on a thread's first call, reused afterwards.
@@ -283,6 +283,57 @@ void run(Plan<T>& p) {
   });
 }
 
+// C = A B^T (A not transposed) with at most four panels of rows of A (a Conv1D weight gradient
+// in channels-first layout: 64 output channels against patches of 192-500 values) runs
+// transposed, C^T = B A^T, when that moves fewer elements: B's rows are then read in place as the
+// rows of the product, A is packed as its B panels (M x K values instead of N x K, and no copy
+// of A's rows), and C^T, computed in a scratch buffer, is transposed into C (twice as many moved
+// elements when C must first be read, beta != 0 over several depth blocks). Lanes past M in the
+// last vector of C^T's rows are wasted multiply-adds, each ~1/8 of a move (40 x 300 x 200: 7%
+// slower transposed with 1/16). Every element is
+// the same chain of fused multiply-adds over k (a * b == b * a), so the bits do not change:
+// only where the time goes (wavenet 64 x 192 x 334: 12% less; bench/RESULTS.md, session 11).
+template <typename T>
+bool transposed_pays(const Plan<T>& p) {
+  const index_t nr = p.ks->nr, w = nr / 2;  // two vectors per panel in every kernel set
+  if (p.trans_b == false || p.a_cs != 1 || p.M > 4 * nr || p.M < w) return false;
+  const double M = static_cast<double>(p.M), N = static_cast<double>(p.N);
+  const double K = static_cast<double>(p.K);
+  const double a_copies = p.a_read == gd::ARead::copy ? ceil_div(p.N, p.nc) : 0.0;
+  const bool preload = p.kc < p.K && p.beta != T(0);
+  const double lanes = static_cast<double>(ceil_div(p.M, w) * w) - M;
+  const double now = N * K + a_copies * M * K;
+  const double transposed = M * K + M * N * (preload ? 2.0 : 1.0) + lanes * N * K / 8.0;
+  return transposed < now;
+}
+
+template <typename T>
+void run_transposed(const Plan<T>& p) {
+  Plan<T> q = p;
+  Buffer<T>& ct = scratch<T>().ct;
+  ct.resize(p.N * p.M);
+  // One depth block: C = fma(beta, C, alpha * sum) is added after the transpose. Several: the
+  // later blocks add to what the first left, which must then start from beta * C.
+  const bool one_block = p.kc >= p.K;
+  const bool preload = !one_block && p.beta != T(0);
+  if (preload) p.ks->transpose(p.M, p.N, p.C, p.ldc, ct.data(), p.M, T(0));
+  q.M = p.N;
+  q.N = p.M;
+  q.A = p.B;
+  q.a_rs = p.ldb;
+  q.a_cs = 1;
+  q.a_read = a_reading<T>(q.M, q.N, q.a_rs, 1, p.ks->mr, p.ks->nr);
+  q.trans_b = true;
+  q.b_in_place = false;
+  q.B = p.A;
+  q.ldb = p.a_rs;
+  q.C = ct.data();
+  q.ldc = p.M;
+  if (one_block) q.beta = T(0);
+  run(q);
+  p.ks->transpose(q.M, q.N, ct.data(), p.M, p.C, p.ldc, one_block ? p.beta : T(0));
+}
+
 template <typename T>
 void scale_c(index_t M, index_t N, T beta, T* C, index_t ldc) {
   for (index_t m = 0; m < M; ++m) {
@@ -387,6 +438,10 @@ void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, 
   p.ldb = ldb;
   p.C = C;
   p.ldc = ldc;
+  if (!trans_a && transposed_pays(p)) {
+    run_transposed(p);
+    return;
+  }
   run(p);
 }
 

@@ -269,6 +269,42 @@ void dot_rows(idx m, idx n, idx k, const typename V::T* a, idx lda, const typena
   }
 }
 
+// dst[j * ldd + i] = src[i * lds + j] (beta == 0) or fma(beta, dst[j * ldd + i], src[i * lds + j])
+// for i < rows, j < cols: W x W register transposes (a last partial block of rows masked; the
+// columns past the last whole W gathered one at a time), added to dst with the micro-kernel's
+// own fma, so that a product computed transposed with beta = 0 and added here gets the bits the
+// micro-kernel gives it with beta.
+template <class V>
+void transpose(idx rows, idx cols, const typename V::T* src, idx lds, typename V::T* dst,
+               idx ldd, typename V::T beta) {
+  using T = typename V::T;
+  constexpr int W = V::W;
+  alignas(64) T tmp[W * W];
+  const typename V::vec vb = V::set1(beta);
+  const idx whole = cols - cols % W;
+  for (idx i = 0; i < rows; i += W) {
+    const idx n = rows - i < W ? rows - i : W;
+    for (idx j = 0; j < cols; j += W) {
+      const idx w = cols - j < W ? cols - j : W;
+      if (beta == T(0) && j < whole) {
+        V::transpose(src + i * lds + j, lds, n, dst + j * ldd + i, ldd, n);
+        continue;
+      }
+      if (j < whole) {
+        V::transpose(src + i * lds + j, lds, n, tmp, W, W);
+      } else {
+        for (idx c = 0; c < w; ++c)
+          for (idx r = 0; r < n; ++r) tmp[c * W + r] = src[(i + r) * lds + j + c];
+      }
+      for (idx c = 0; c < w; ++c) {
+        T* d = dst + (j + c) * ldd + i;
+        const typename V::vec t = V::load(tmp + c * W);
+        V::store_n(d, beta == T(0) ? t : V::fma(vb, V::load_n(d, n), t), n);
+      }
+    }
+  }
+}
+
 template <class V, int R, bool kInPlaceB>
 void row_panel_b(const BlockArgs<typename V::T>& g, idx i0) {
   typename V::T* c = g.c + i0 * g.ldc;
@@ -391,7 +427,8 @@ constexpr KernelSet<typename V::T> kernel_set() {
   static_assert(V::MR * KD * sizeof(T) <= (32 << 10), "an A panel (MR x depth) stays in L1");
   static_assert(BB * sizeof(T) <= (1 << 20), "a B block (depth x width) stays in L2");
   static_assert(BB / KD >= NR, "the deepest block still spans a panel");
-  return {V::MR, NR, KC, KD, NC, BB, &block<V>, &pack_a<V>, &pack_b<V>, &dot_rows<V>};
+  return {V::MR, NR, KC, KD, NC, BB, &block<V>, &pack_a<V>, &pack_b<V>, &dot_rows<V>,
+          &transpose<V>};
 }
 
 }  // namespace body

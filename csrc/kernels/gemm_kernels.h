@@ -67,6 +67,9 @@ struct KernelSet {
   // C[i, j] = sum over k of a[i * lda + k] * b[j * ldb + k] (rows of A against rows of B, no
   // packing), i < m, j < n: for products too small to pay for packing B.
   void (*dot_rows)(idx m, idx n, idx k, const T* a, idx lda, const T* b, idx ldb, T* c, idx ldc);
+  // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (beta == 0), else
+  // fma(beta, dst[j * ldd + i], src[i * lds + j]) with the micro-kernel's fused multiply-add.
+  void (*transpose)(idx rows, idx cols, const T* src, idx lds, T* dst, idx ldd, T beta);
 };
 
 extern const KernelSet<float> kGenericF32;

@@ -15,7 +15,8 @@
 // rows of A that fit 512 KiB when a thread's columns span several B blocks, so that they are
 // not copied again for each))
 // around one register-blocked micro-kernel per instruction set, chosen by active_isa() at call
-// time. Results differ between instruction sets (different tiles and FMA use), never between
+// time. A B^T with at most four column panels of rows of A runs as C^T = B A^T into a scratch
+// transposed into C when that moves fewer elements (same bits: the same chain per element). Results differ between instruction sets (different tiles and FMA use), never between
 // thread counts or runs.
 //
 // Precision::bfloat16 (float only; double throws std::invalid_argument): the operands are
