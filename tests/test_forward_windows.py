@@ -15,7 +15,8 @@ import pytest
 import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
-from recurrent_cases import CELLS, as64, isa, make_inputs, rel_err, run, with_threads
+from recurrent_cases import (CELLS, as64, isa, make_inputs, rel_err, run, upstream,
+                             with_threads)
 
 # B=9 sequences (fewer than 2 x 8: threads share the steps rather than taking sequences), I=7
 # inputs, and per cell H units enough that W_ih and W_hh do not fit in a core's L2 together
@@ -191,6 +192,41 @@ def test_default_selection_equals_forced_windows(rng, op, T, I, H):
     ref = getattr(R, op + "_forward")(x.astype(np.float64), *[v.astype(np.float64) for v in w])
     assert rel_err(default[0], ref[0]) < 1e-4
 
+
+
+# Batches of >= 16 sequences (each thread takes its own) whose W_ih^T and W_hh^T are each at most
+# 2^16 elements (LSTM at I = H = 128 is exactly that): at two or more threads the loop packs the
+# two at once, one per thread. Windows of a few steps (forced in inference, the default in
+# training, whose weights fit in L2), ragged and reversed batches: the values must be those of one
+# thread and of every row projected at once, bit for bit, and match the float64 reference.
+@pytest.mark.parametrize("op,kw,name", PLAIN, ids=[c[2] for c in PLAIN])
+@pytest.mark.parametrize("T,B,I,H", [(7, 32, 24, 40), (5, 17, 128, 128), (4, 20, 9, 33)])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_weights_packed_at_once_equal_one_thread(rng, op, kw, name, T, B, I, H, reverse):
+    args, lens = make_inputs(rng, op, T, B, I, H, np.float32, lengths=not reverse,
+                             peephole=kw.get("peephole", False))
+    options = options_of(kw, lens, reverse=reverse)
+    grads = upstream(rng, op, (T, B, H), B, H, np.float32)
+
+    def every_way():
+        window = B * GATES_OF[op] * H * 4 * 2  # windows of about two steps
+        with window_bytes(window):
+            windows = run(F, op, args, options)[0]
+        with window_bytes(1 << 60):
+            whole = run(F, op, args, options)[0]
+        return windows, whole, run(F, op, args, options, grads)
+
+    results = with_threads((1, 2, 3), every_way)
+    one = results[0]
+    for got in results:
+        assert_same((got[0],), (one[0],))
+        assert_same((got[1],), (one[0],))
+        assert_same(got[2], one[2])
+        for k in one[2][1]:
+            np.testing.assert_array_equal(got[2][1][k], one[2][1][k], err_msg=k)
+    ref = run(R, op, as64(args), options)[0]
+    for k in ref:
+        assert rel_err(one[0][k], ref[k]) < 1e-4, k
 
 def test_bench_script_runs():
     """bench/forward_windows.py (with and without windows, checked equal before timing)."""

@@ -77,6 +77,23 @@ def test_shapes(rng, op, dtype, T, B, I, H):
         check(rng, op, T, B, I, H, dtype, lengths=lengths, reverse=reverse)
 
 
+# Time-major with every sequence of full length, the backward runs a chunk of steps at a time
+# (at most 384 KiB of one product's gradient rows and one depth block of the weight-gradient
+# GEMMs) and multiplies dx, dW_ih and dW_hh per chunk, the chunks summed from the last step
+# back: T=61, B=5, H=130 (305 rows of 390 or 520 values) takes several chunks in both dtypes
+# and cells, the first one partial; B=9: with 2+ threads the threads take disjoint sequences
+# of each chunk.
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", OPS)
+def test_backward_by_chunks_of_steps(rng, op, dtype, reverse):
+    check(rng, op, 61, 5, 10, 130, dtype, reverse=reverse)
+    args, _ = make_args(rng, op, 47, 9, 12, 130, dtype)
+    grads = upstream(rng, op, args["x"].shape[:2] + (130,), 9, 130, dtype)
+    options = dict(reverse=reverse)
+    assert_bitwise_equal(with_threads((1, 2, 3, 1), lambda: run(F, op, args, options, grads)))
+
+
 @pytest.mark.parametrize("eps", [1e-8, 1e-3, 2.0])
 @pytest.mark.parametrize("op", OPS)
 def test_eps(rng, op, eps):

@@ -20,10 +20,13 @@
 // normalised rows), saved for every row; the parameter gradients of the gains and biases are
 // summed per sequence (each sequence's sums belong to one thread, so the result does not depend
 // on the thread count) and then over sequences. The recurrent product dh += dgh W_hh is the one
-// GEMM per step; dx, dW_ih and dW_hh are large GEMMs over all rows after the loop.
+// GEMM per step; dx, dW_ih and dW_hh are GEMMs over a chunk of steps' rows after the chunk
+// (time-major, every sequence of full length: the rows of dgx and dgh are still in cache) or
+// over all rows after the loop.
 //
 // Memory: the training workspace (given by the caller) and the backward's two [rows, G*H]
-// gradient buffers are sized with detail::fit and kept between calls (rnnfast/scratch_cache.h),
+// gradient buffers (a chunk's rows when chunked) are sized with detail::fit and kept between
+// calls (rnnfast/scratch_cache.h),
 // as the plain cells' are: a training loop's calls then touch no fresh pages.
 #include "rnnfast/layer_norm_recurrent.h"
 
@@ -33,6 +36,7 @@
 
 #include "layer_norm_steps.h"
 #include "recurrent_common.h"
+#include "rnnfast/cpu.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/scratch_cache.h"
 
@@ -45,6 +49,13 @@ constexpr index_t kMinSequences = 4;
 
 // Bytes of input projection a loop holds: a window of steps of its sequences (at least one).
 constexpr index_t kWindowBytes = index_t(256) << 10;
+
+// Bytes of the backward's gradient rows of one product a chunk of steps holds (dgx and dgh:
+// twice this, in L2 with the chunk's GEMMs), the chunk at most one depth block of the
+// weight-gradient GEMMs. At T=100, B=32, H=256 (3 steps a chunk) the LayerNorm LSTM's backward
+// took 2-3% less time than with the GEMMs over all rows after the loop; 7 steps (a whole depth
+// block) and 1 step a chunk took 1-8% more (bench/RESULTS.md, cellvar session 11).
+constexpr index_t kChunkBytes = index_t(384) << 10;
 
 // The backward's large temporaries, kept between calls (rnnfast/scratch_cache.h).
 template <typename T>
@@ -218,9 +229,23 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
   const bool is_lstm = cell == LayerNormCell::lstm;
   const Constants<T> k(cell, H, w);
   typename detail::ScratchCache<BackwardScratch<T>>::Lease kept(backward_scratch<T>());
-  // dgx, dgh: gradients of every row of x W_ih^T and h W_hh^T (zero at padded rows).
-  T* dgx = detail::fit(kept->dgx, rows * GH);
-  T* dgh = detail::fit(kept->dgh, rows * GH);
+  // Time-major with every sequence of full length: the steps run a chunk at a time (kChunkBytes,
+  // at most one depth block of the weight-gradient GEMMs, gemm_depth_block), the chunk's rows
+  // are contiguous, and dx and the chunk's share of dW_ih and dW_hh are multiplied right after
+  // the chunk's steps, while its rows of dgx and dgh are in cache: these two are never whole
+  // (2 x 13 MB at T=100, B=32, H=256). Else one chunk of every step and the GEMMs after it.
+  const bool chunked = !s.batch_first && s.lengths.empty();
+  const index_t n_steps = s.steps();
+  const index_t chunk_steps =
+      chunked ? std::clamp<index_t>(std::min(gemm_depth_block<T>(rows, true, active_isa()),
+                                             kChunkBytes / (GH * static_cast<index_t>(sizeof(T)))) /
+                                        B,
+                                    1, n_steps)
+              : n_steps;
+  const index_t chunk_rows = chunked ? chunk_steps * B : rows;
+  // dgx, dgh: gradients of the chunk's rows of x W_ih^T and h W_hh^T (zero at padded rows).
+  T* dgx = detail::fit(kept->dgx, chunk_rows * GH);
+  T* dgh = detail::fit(kept->dgh, chunk_rows * GH);
   if (!s.lengths.empty()) {
     std::fill_n(dgx, rows * GH, T(0));
     std::fill_n(dgh, rows * GH, T(0));
@@ -232,51 +257,71 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
   }
   // Per sequence: the sums of its rows' parameter gradients (layer_norm_steps.h's acc).
   const index_t acc_width = 4 * GH + 2 * H;
-  Buffer<T> acc(B * acc_width), stage(B * GH), scratch(B * 10 * H);
+  Buffer<T> acc(B * acc_width), stage(s.lengths.empty() ? 0 : B * GH), scratch(B * 10 * H);
   acc.zero();
-  PackedB<T> whh;  // W_hh [G*H, H]
+  PackedB<T> whh, wih;  // W_hh [G*H, H]; W_ih [G*H, I] for dx, a chunk of rows at a time
   whh.pack(false, GH, H, w.w_hh, H);
+  if (g.x) wih.pack(false, GH, I, w.w_ih, I);
   const cells::LayerNormSteps<T>& steps = cells::active_layer_norm_steps<T>();
 
-  split_sequences(s, [&](index_t b0, index_t b1, bool share) {
-    for (index_t step = s.steps() - 1; step >= 0; --step) {
-      rows_of(b0, b1, share, 16 * GH, [&](index_t b) {
-        T* st = stage.data() + b * GH;
-        if (!s.active(step, b)) {  // the state passes unchanged: nothing to stage
-          std::fill_n(st, GH, T(0));
-          return;
-        }
-        const index_t row = s.row(s.time_of(step, b), b);
-        T* dhb = dh.data() + b * H;
-        if (dy)
-          for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
-        const T* ih = ws.ih.data() + row * GH;
-        const T* hh = ws.hh.data() + row * GH;
-        const T* stats = ws.stats.data() + row * 4;
-        T* a = acc.data() + b * acc_width;
-        T* sc = scratch.data() + b * 10 * H;
-        if (is_lstm)
-          steps.lstm_grad(H, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
-                          k.ln_hh.data(), k.bias.data(), k.ln_c_weight.data(),
-                          k.ln_c_bias.data(), dhb, dc.data() + b * H, dgx + row * GH, st, a, sc);
+  // Every sequence of full length: a step's rows of dgh are evenly spaced (row_stride rows
+  // apart), and the kernels write them in place for the step's product to read (no staging).
+  const bool in_place = s.lengths.empty();
+  const index_t row_stride = s.batch_first ? s.T : 1;
+  bool first_chunk = true;
+  for (index_t c1 = n_steps; c1 > 0; c1 -= chunk_steps) {  // steps [c0, c1), backwards
+    const index_t c0 = std::max<index_t>(0, c1 - chunk_steps);
+    // The chunk's first row (its earliest time) and row count; rows r of dgx, dgh at r - r0.
+    const index_t r0 = chunked ? s.row(std::min(s.time_of(c0, 0), s.time_of(c1 - 1, 0)), 0) : 0;
+    const index_t nr = chunked ? (c1 - c0) * B : rows;
+    split_sequences(s, [&](index_t b0, index_t b1, bool share) {
+      for (index_t step = c1 - 1; step >= c0; --step) {
+        rows_of(b0, b1, share, 16 * GH, [&](index_t b) {
+          const index_t row = s.row(s.time_of(step, b), b);
+          T* st = in_place ? dgh + (row - r0) * GH : stage.data() + b * GH;
+          if (!s.active(step, b)) {  // the state passes unchanged: nothing to stage
+            std::fill_n(st, GH, T(0));
+            return;
+          }
+          T* dhb = dh.data() + b * H;
+          if (dy)
+            for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
+          const T* ih = ws.ih.data() + row * GH;
+          const T* hh = ws.hh.data() + row * GH;
+          const T* stats = ws.stats.data() + row * 4;
+          T* a = acc.data() + b * acc_width;
+          T* sc = scratch.data() + b * 10 * H;
+          T* dgx_row = dgx + (row - r0) * GH;
+          if (is_lstm)
+            steps.lstm_grad(H, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
+                            k.ln_hh.data(), k.bias.data(), k.ln_c_weight.data(),
+                            k.ln_c_bias.data(), dhb, dc.data() + b * H, dgx_row, st, a, sc);
+          else
+            steps.gru_grad(H, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
+                           k.ln_hh.data(), k.b_ih.data(), k.b_hh.data(), dhb, dgx_row, st, a,
+                           sc);
+          if (!in_place) std::memcpy(dgh + row * GH, st, sizeof(T) * GH);
+        });
+        if (in_place)
+          gemm_packed<T>(b1 - b0, dgh + (s.row(s.time_of(step, b0), b0) - r0) * GH,
+                         row_stride * GH, whh, T(1), dh.data() + b0 * H, H);
         else
-          steps.gru_grad(H, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
-                         k.ln_hh.data(), k.b_ih.data(), k.b_hh.data(), dhb, dgx + row * GH, st,
-                         a, sc);
-        std::memcpy(dgh + row * GH, st, sizeof(T) * GH);
-      });
-      gemm_packed<T>(b1 - b0, stage.data() + b0 * GH, GH, whh, T(1), dh.data() + b0 * H, H);
-    }
-  });
+          gemm_packed<T>(b1 - b0, stage.data() + b0 * GH, GH, whh, T(1), dh.data() + b0 * H, H);
+      }
+    });
+    // The chunk's (or every row's) share of dx, dW_ih and dW_hh: the chunks' sums in this
+    // (backward) order, whatever the thread count.
+    const T beta = first_chunk ? T(0) : T(1);
+    if (g.x) gemm_packed<T>(nr, dgx, GH, wih, T(0), g.x + r0 * I, I);
+    if (g.w_ih) gemm<T>(true, false, GH, I, nr, T(1), dgx, GH, x + r0 * I, I, beta, g.w_ih, I);
+    if (g.w_hh)
+      gemm<T>(true, false, GH, H, nr, T(1), dgh, GH, ws.hprev.data() + r0 * H, H, beta, g.w_hh,
+              H);
+    first_chunk = false;
+  }
 
   if (g.h0) std::memcpy(g.h0, dh.data(), sizeof(T) * B * H);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
-  if (g.x) gemm<T>(false, false, rows, I, GH, T(1), dgx, GH, w.w_ih, I, T(0), g.x, I);
-  if (g.w_ih)
-    gemm<T>(true, false, GH, I, rows, T(1), dgx, GH, x, I, T(0), g.w_ih, I);
-  if (g.w_hh)
-    gemm<T>(true, false, GH, H, rows, T(1), dgh, GH, ws.hprev.data(), H, T(0), g.w_hh,
-            H);
   // The sums over sequences, in order.
   auto total = [&](T* out, index_t offset, index_t n) {
     if (!out) return;

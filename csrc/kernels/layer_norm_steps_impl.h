@@ -2,6 +2,7 @@
 // instruction-set translation unit. Internal linkage only (as cell_steps_impl.h, whose
 // activations and loop annotation they share).
 #pragma once
+#include <algorithm>
 #include <cmath>
 
 #include "cell_steps_impl.h"
@@ -38,6 +39,15 @@ inline void lane_sums(index_t n, F term, T* out) {
       for (index_t l = 0; l < w; ++l) acc[k][l] += acc[k][l + w];
     out[k] = acc[k][0];
   }
+}
+
+// The sum of the kLanes<T> partial sums of lane_sums, in its fixed pairwise tree (the array is
+// consumed).
+template <typename T>
+inline T lane_total(T (&lanes)[kLanes<T>]) {
+  for (index_t w = kLanes<T> / 2; w > 0; w /= 2)
+    for (index_t l = 0; l < w; ++l) lanes[l] += lanes[l + w];
+  return lanes[0];
 }
 
 // The moments of N rows of n values each (the rows' mean and 1/std, two passes: the mean, then
@@ -212,6 +222,11 @@ void gru_ln_step(index_t H, T eps, const T* ih_in, T* ih, const T* hh_in, T* hh,
                                h, gates, stats);
 }
 
+// The backward of one LSTM row in three passes: (1) over the units, the gates again from the
+// saved normalised rows, the gradient of LN(c') and its two means; (2) over the units, every
+// gate's pre-activation gradient da, its three parameter sums (b, ln_ih, ln_hh) and the four
+// means of the products' layer norms (normalize_grads); (3) over the G*H values, dgx and dgh.
+// Sums in kLanes<T> lanes of the unit index (fixed order, every instruction set alike).
 template <typename T>
 void lstm_ln_grad(index_t H, const T* __restrict cprev, const T* __restrict ih,
                   const T* __restrict hh, const T* __restrict stats, const T* __restrict ln_ih,
@@ -219,66 +234,89 @@ void lstm_ln_grad(index_t H, const T* __restrict cprev, const T* __restrict ih,
                   const T* __restrict ln_c_weight, const T* __restrict ln_c_bias,
                   T* __restrict dh, T* __restrict dc, T* __restrict dgx, T* __restrict dgh,
                   T* __restrict acc, T* __restrict scratch) {
+  constexpr index_t L = kLanes<T>;
   const index_t GH = 4 * H;
-  T* da = scratch;               // [4H] gradient of the gates' pre-activations a
-  T* c_hat = scratch + GH;       // [H]
-  T* d_chat = scratch + GH + H;  // [H] gradient of LN(c') (times its gain)
-  T* gates = scratch + GH + 2 * H;  // [4H] the activated gates, as the forward's gate math
-  RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < H; ++j) {
-    T a[4];
-    for (index_t k = 0; k < 4; ++k) {
-      const index_t q = k * H + j;
-      a[k] = ih[q] * ln_ih[q] + hh[q] * ln_hh[q] + bias[q];
-    }
-    gates[j] = act::sigmoid(a[0]);
-    gates[H + j] = act::sigmoid(a[1]);
-    gates[2 * H + j] = act::tanh(a[2]);
-    gates[3 * H + j] = act::sigmoid(a[3]);
-  }
+  T* __restrict da = scratch;                  // [4H] gradient of the gates' pre-activations a
+  T* __restrict c_hat = scratch + GH;          // [H] LN(c') before its gain
+  T* __restrict u = scratch + GH + H;          // [H] gradient of LN(c'), times its gain
+  T* __restrict gates = scratch + GH + 2 * H;  // [3H] i, f, g as the forward's gate math
   const T c_mean = stats[2], c_rstd = stats[3];
-  T* acc_cw = acc + 4 * GH;
-  T* acc_cb = acc_cw + H;
-  RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < H; ++j) {
-    const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
-    const T ch = (f * cprev[j] + i * g - c_mean) * c_rstd;
-    const T tc = act::tanh(ch * ln_c_weight[j] + ln_c_bias[j]);
-    const T d_cn = dh[j] * o * (T(1) - tc * tc);  // gradient of LN(c') * gain + bias
-    da[3 * H + j] = dh[j] * tc * o * (T(1) - o);
-    c_hat[j] = ch;
-    d_chat[j] = d_cn;
-    acc_cw[j] += d_cn * ch;
-    acc_cb[j] += d_cn;
+  T* __restrict acc_cw = acc + 4 * GH;
+  T* __restrict acc_cb = acc_cw + H;
+  T* __restrict acc_gih = acc + 2 * GH;
+  T* __restrict acc_ghh = acc + 3 * GH;
+
+  T s1[2][L] = {};
+  for (index_t j0 = 0; j0 < H; j0 += L) {
+    const index_t n = std::min(L, H - j0);
+    RNNFAST_INDEPENDENT_ITERATIONS
+    for (index_t l = 0; l < n; ++l) {
+      const index_t j = j0 + l;
+      T a[4];
+      for (index_t k = 0; k < 4; ++k) {
+        const index_t q = k * H + j;
+        a[k] = ih[q] * ln_ih[q] + hh[q] * ln_hh[q] + bias[q];
+      }
+      const T i = act::sigmoid(a[0]), f = act::sigmoid(a[1]), g = act::tanh(a[2]);
+      const T o = act::sigmoid(a[3]);
+      gates[j] = i;
+      gates[H + j] = f;
+      gates[2 * H + j] = g;
+      const T ch = (f * cprev[j] + i * g - c_mean) * c_rstd;
+      const T tc = act::tanh(ch * ln_c_weight[j] + ln_c_bias[j]);
+      const T d_cn = dh[j] * o * (T(1) - tc * tc);  // gradient of LN(c') * gain + bias
+      da[3 * H + j] = dh[j] * tc * o * (T(1) - o);
+      c_hat[j] = ch;
+      acc_cw[j] += d_cn * ch;
+      acc_cb[j] += d_cn;
+      const T uj = d_cn * ln_c_weight[j];
+      u[j] = uj;
+      s1[0][l] += uj;
+      s1[1][l] += uj * ch;
+    }
   }
   const T inv_h = T(1) / T(H);
-  T m[2];
-  lane_sums<T, 2>(H, [=](index_t j, T* v) {
-    const T u = d_chat[j] * ln_c_weight[j];
-    v[0] = u;
-    v[1] = u * c_hat[j];
-  }, m);
-  const T m1 = m[0] * inv_h, m2 = m[1] * inv_h;
-  RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < H; ++j) {
-    const T i = gates[j], f = gates[H + j], g = gates[2 * H + j];
-    const T dct = dc[j] + c_rstd * (d_chat[j] * ln_c_weight[j] - m1 - c_hat[j] * m2);
-    da[j] = dct * g * i * (T(1) - i);
-    da[H + j] = dct * cprev[j] * f * (T(1) - f);
-    da[2 * H + j] = dct * i * (T(1) - g * g);
-    dc[j] = dct * f;
-    dh[j] = T(0);
+  const T m1 = lane_total<T>(s1[0]) * inv_h, m2 = lane_total<T>(s1[1]) * inv_h;
+
+  T s2[4][L] = {};
+  for (index_t j0 = 0; j0 < H; j0 += L) {
+    const index_t n = std::min(L, H - j0);
+    RNNFAST_INDEPENDENT_ITERATIONS
+    for (index_t l = 0; l < n; ++l) {
+      const index_t j = j0 + l;
+      const T i = gates[j], f = gates[H + j], g = gates[2 * H + j];
+      const T dct = dc[j] + c_rstd * (u[j] - m1 - c_hat[j] * m2);
+      T d[4];
+      d[0] = dct * g * i * (T(1) - i);
+      d[1] = dct * cprev[j] * f * (T(1) - f);
+      d[2] = dct * i * (T(1) - g * g);
+      d[3] = da[3 * H + j];
+      dc[j] = dct * f;
+      dh[j] = T(0);
+      // Both products' rows have the gradient da: one bias sum serves b_ih and b_hh.
+      for (index_t k = 0; k < 4; ++k) {
+        const index_t q = k * H + j;
+        da[q] = d[k];
+        acc[q] += d[k];
+        acc_gih[q] += d[k] * ih[q];
+        acc_ghh[q] += d[k] * hh[q];
+        const T ux = d[k] * ln_ih[q], uh = d[k] * ln_hh[q];
+        s2[0][l] += ux;
+        s2[1][l] += ux * ih[q];
+        s2[2][l] += uh;
+        s2[3][l] += uh * hh[q];
+      }
+    }
   }
-  // Both products' rows have the gradient da: one bias sum serves b_ih and b_hh.
-  T* acc_gih = acc + 2 * GH;
-  T* acc_ghh = acc + 3 * GH;
+  const T inv_n = T(1) / T(GH);
+  const T m1x = lane_total<T>(s2[0]) * inv_n, m2x = lane_total<T>(s2[1]) * inv_n;
+  const T m1h = lane_total<T>(s2[2]) * inv_n, m2h = lane_total<T>(s2[3]) * inv_n;
+  const T rx = stats[0], rh = stats[1];
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t q = 0; q < GH; ++q) {
-    acc[q] += da[q];
-    acc_gih[q] += da[q] * ih[q];
-    acc_ghh[q] += da[q] * hh[q];
+    dgx[q] = rx * (da[q] * ln_ih[q] - m1x - ih[q] * m2x);
+    dgh[q] = rh * (da[q] * ln_hh[q] - m1h - hh[q] * m2h);
   }
-  normalize_grads(GH, stats, da, da, ln_ih, ln_hh, ih, hh, dgx, dgh);
 }
 
 template <typename T>

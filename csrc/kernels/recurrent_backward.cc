@@ -520,16 +520,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const bool seq_ones = by_sequence && (g.b_ih || g.b_hh) && w.precision == Precision::float32;
   if (by_sequence) {
     const index_t one = seq_ones ? 1 : 0, n = I + one + Hs, ld = seq_ones ? seq_ld : n;
-    T* xh = detail::fit(scratch->xh, rows * ld);
     T* dw = detail::fit(scratch->dw, GH * ld);
-    parallel_for(rows, 1024, [&](index_t r0, index_t r1) {
-      for (index_t r = r0; r < r1; ++r) {
-        std::memcpy(xh + r * ld, x + r * I, sizeof(T) * I);
-        if (one) xh[r * ld + I] = T(1);
-        std::memcpy(xh + r * ld + I + one, hprev + r * Hs, sizeof(T) * Hs);
-      }
-    });
-    drop.weight_grads_by_sequence(s, GH, n, I + one, H, dgx, GH, xh, ld,
+    drop.weight_grads_by_sequence(s, GH, n, H, dgx, GH, x, I, seq_ones, hprev, ld, scratch->xh,
                                   detail::fit(scratch->dw_seq, GH * ld), dw, w.precision);
     for (index_t i = 0; i < GH; ++i) {
       std::memcpy(g.w_ih + i * I, dw + i * ld, sizeof(T) * I);

@@ -6,10 +6,12 @@
 // one product per gate with W_hh_k packed alone, and dW_hh_k = (h_{t-1} * m_k)^T dgates_k.
 #pragma once
 #include <algorithm>
+#include <cstring>
 
 #include "rnnfast/buffer.h"
 #include "rnnfast/gemm.h"
 #include "rnnfast/recurrent.h"
+#include "rnnfast/scratch_cache.h"
 #include "rnnfast/threads.h"
 
 namespace rnnfast::detail {
@@ -87,30 +89,55 @@ struct RecurrentDropout {
   // The weight gradients of the gates whose gradients dg [rows, ldg] (gate k at columns
   // [k * H, k * H + H)) multiply both the inputs and the masked state, in one product per
   // sequence instead of one per gate over every row: dw [M, ld] (columns [0, n)) = sum over
-  // sequences b, in order, of dg_b^T xh_b, xh [rows, ld] the rows [x | 1 | h_prev] (h_prev from
-  // column c_h on), dg_b and xh_b the valid rows of sequence b, with the state columns of the
-  // rows of gate k scaled by m_k[b] (the mask is the same at every step of a sequence). The
-  // same operations as the plain cell's single product (A and B packed once, no masked copy of
-  // h_prev), plus a pass over [M, n] per sequence. tmp: [M, ld] scratch.
-  void weight_grads_by_sequence(const SeqShape& s, index_t M, index_t n, index_t c_h, index_t H,
-                                const T* dg, index_t ldg, const T* xh, index_t ld, T* tmp,
-                                T* dw, Precision prec) const {
+  // sequences b, in order, of dg_b^T xh_b, xh_b the rows [x | 1 | h_prev] of sequence b
+  // (x [rows, I], the ones column if one, h_prev [rows, width]; n = I + one + width), dg_b its
+  // valid rows, with the state columns of the rows of gate k scaled by m_k[b] (the mask is the
+  // same at every step of a sequence). The same operations as the plain cell's single product
+  // (A and B packed once, no masked copy of h_prev), plus a pass over [M, n] per sequence.
+  // [x | 1 | h_prev] is built a block of sequences at a time (at most kBlockBytes, each
+  // sequence's rows contiguous) and multiplied while it is in L2: never whole (1.8 MB at
+  // T=100, B=32, I=H=64). xh: its scratch; tmp: [M, ld] scratch.
+  void weight_grads_by_sequence(const SeqShape& s, index_t M, index_t n, index_t H, const T* dg,
+                                index_t ldg, const T* x, index_t I, bool one, const T* hprev,
+                                index_t ld, Buffer<T>& xh_scratch, T* tmp, T* dw,
+                                Precision prec) const {
     const index_t stride = s.batch_first ? 1 : s.B;  // rows from step t to t + 1
+    const index_t c_h = I + (one ? 1 : 0);           // the first state column
+    const index_t per_sequence = s.T * ld;
+    const index_t nb = std::clamp<index_t>(
+        kBlockBytes / (per_sequence * static_cast<index_t>(sizeof(T))), 1, B);
+    T* xh = detail::fit(xh_scratch, nb * per_sequence);
     std::fill_n(dw, M * ld, T(0));
-    for (index_t b = 0; b < B; ++b) {
-      const index_t len = s.length(b), r0 = s.row(0, b);
-      if (len == 0) continue;
-      gemm<T>(true, false, M, n, len, T(1), dg + r0 * ldg, stride * ldg, xh + r0 * ld,
-              stride * ld, T(0), tmp, ld, prec);
-      for (index_t i = 0; i < M; ++i) {
-        const T* p = tmp + i * ld;
-        T* d = dw + i * ld;
-        const T* m = at(i / H, b);
-        for (index_t j = 0; j < c_h; ++j) d[j] += p[j];
-        for (index_t j = 0; j < n - c_h; ++j) d[c_h + j] += p[c_h + j] * m[j];
+    for (index_t b0 = 0; b0 < B; b0 += nb) {
+      const index_t b1 = std::min(B, b0 + nb);
+      // step t of sequence b at row ((b - b0) * T + t) of the block
+      parallel_for((b1 - b0) * s.T, 64, [&](index_t i0, index_t i1) {
+        for (index_t i = i0; i < i1; ++i) {
+          const index_t b = b0 + i / s.T, t = i % s.T;
+          if (t >= s.length(b)) continue;
+          const index_t r = s.row(t, b);
+          T* dst = xh + i * ld;
+          std::memcpy(dst, x + r * I, sizeof(T) * I);
+          if (one) dst[I] = T(1);
+          std::memcpy(dst + c_h, hprev + r * width, sizeof(T) * width);
+        }
+      });
+      for (index_t b = b0; b < b1; ++b) {
+        const index_t len = s.length(b), r0 = s.row(0, b);
+        if (len == 0) continue;
+        gemm<T>(true, false, M, n, len, T(1), dg + r0 * ldg, stride * ldg,
+                xh + (b - b0) * per_sequence, ld, T(0), tmp, ld, prec);
+        for (index_t i = 0; i < M; ++i) {
+          const T* p = tmp + i * ld;
+          T* d = dw + i * ld;
+          const T* m = at(i / H, b);
+          for (index_t j = 0; j < c_h; ++j) d[j] += p[j];
+          for (index_t j = 0; j < n - c_h; ++j) d[c_h + j] += p[c_h + j] * m[j];
+        }
       }
     }
   }
+  static constexpr index_t kBlockBytes = index_t(512) << 10;
 
   // rows [T*B rows, width] of the state every step started from (s's layout) times m_k of
   // their sequence, into out (same layout).

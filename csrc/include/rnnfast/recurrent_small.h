@@ -35,7 +35,11 @@ void set_small_batch_enabled(bool enabled);
 // the hidden units and its half of W_hh^T, one exchange of h per step; the same values).
 // Default false: on the 2-core machine measured, busy, the second thread rarely got a core
 // and the split calls ran 10-30% slower than the one-thread loop (bench/small_batch.py
-// --split); the switch is for tests and for measuring it on an idle machine.
+// --split); with both threads given a core (real-time priority), LSTM H = 64 steps ran 1.6-2x
+// slower than on one thread, for this hand-off and for a lighter one (the h halves sent in
+// cache lines that carry the step): a cache line takes ~110 ns from one core to the other
+// there, against ~500 ns for a whole step on one core (bench/RESULTS.md, fwd session 11).
+// The switch is for tests and for measuring it on other machines.
 void set_small_batch_split(bool enabled);
 
 }  // namespace rnnfast
