@@ -20,6 +20,12 @@ the sequences; here over packed copies).
     python bench/conv_cpu_time.py shapes --rounds 7
     python bench/conv_cpu_time.py products --rounds 7
     python bench/conv_cpu_time.py wavenet --sequences 4 --rounds 2
+    python bench/conv_cpu_time.py pooled --rounds 15 --threads 2
+
+``pooled``: the IMDB convolution (ReLU) and its MaxPooling1D(4), differentiated from the pool's
+output gradient as two calls (``max_pool1d_backward`` then the dense ``conv1d_backward``) and as
+one (``conv1d_backward(..., pool=)``: the windows' winners only), alternating, process CPU ms
+(both threads of the pool when ``--threads 2``), after checking that the two agree.
 
 Needs torch.
 """
@@ -185,9 +191,43 @@ def wavenet(sequences, rounds):
           f"PyTorch / rnnfast {min(theirs) / min(ours):.2f}")
 
 
+def pooled(rounds):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100, 100, 100)).astype(np.float32)
+    w = (rng.standard_normal((64, 100, 5)) * 0.1).astype(np.float32)
+    b = np.zeros(64, np.float32)
+    y, ctx = _C.conv1d_forward(x, w, b, stride=1, padding="valid", dilation=1, groups=1,
+                               channels_last=True, training=True, precision="float32",
+                               add=None, activation="relu")
+    py, pctx = _C.pool1d_forward("max_pool1d", y, pool_size=4, stride=None, padding="valid",
+                                 channels_last=True, training=True)
+    dpy = rng.standard_normal(py.shape).astype(np.float32)
+
+    def dense():
+        return _C.conv1d_backward(ctx, _C.pool1d_backward("max_pool1d", pctx, dpy)["x"])
+
+    def one_call():
+        return _C.conv1d_backward(ctx, dpy, pool=pctx)
+
+    a, c = dense(), one_call()
+    for name in ("x", "w", "b"):
+        err = np.abs(a[name] - c[name]).max() / max(1.0, np.abs(a[name]).max())
+        assert err < 1e-4, (name, err)
+    times = {"dense": [], "pooled": []}
+    for _ in range(rounds):
+        for name, fn in (("dense", dense), ("pooled", one_call)):
+            start = time.process_time()
+            fn()
+            times[name].append((time.process_time() - start) * 1e3)
+    print("| backward | min process CPU ms |\n|---|---:|")
+    for name, ts in times.items():
+        print(f"| {name} | {min(ts):.2f} |")
+    return {name: min(ts) for name, ts in times.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["shapes", "products", "wavenet"])
+    parser.add_argument("what", choices=["shapes", "products", "wavenet", "pooled"])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sequences", type=int, default=4, help="wavenet: sequences per epoch")
     parser.add_argument("--threads", type=int, default=1)
@@ -199,6 +239,8 @@ def main(argv=None):
         shapes(args.rounds)
     elif args.what == "products":
         products(args.rounds)
+    elif args.what == "pooled":
+        pooled(args.rounds)
     else:
         wavenet(args.sequences, args.rounds)
 

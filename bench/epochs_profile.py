@@ -12,6 +12,7 @@ epoch spent inside ``rnnfast._C`` (the kernels) and outside it.
     python bench/epochs_profile.py --examples char_rnn --profile    # and where it goes
     python bench/epochs_profile.py --quick --profile
     python bench/epochs_profile.py --examples imdb_sentiment --layers --threads 2
+    python bench/epochs_profile.py --examples imdb_sentiment --ab-conv-pool --rounds 5
 
 ``--layers`` times one more epoch with every layer's ``forward`` and ``backward`` and the
 optimiser's ``step`` wrapped: wall (``perf_counter``) and process CPU milliseconds per batch of
@@ -141,7 +142,10 @@ def layer_table(epoch, model):
     clocks = {}
     wrapped = []
     for i, layer in enumerate(model.layers):
-        for method in ("forward", "backward"):
+        # a Conv1D before a MaxPooling1D is differentiated with the pool in one call
+        for method in ("forward", "backward", "backward_through_pool"):
+            if not hasattr(layer, method):
+                continue
             clock = clocks.setdefault(f"{i} {type(layer).__name__}.{method}", _Clock())
             setattr(layer, method, clock.wrap(getattr(layer, method)))
             wrapped.append((layer, method))
@@ -170,6 +174,26 @@ def layer_table(epoch, model):
     return "\n".join(lines)
 
 
+def conv_pool_ab(epoch, model, rounds):
+    """In-process A/B: epochs alternating the fused and the separate Conv1D -> MaxPooling1D
+    backward (``Sequential._fuse_conv_pool``), the minimum process CPU and wall of each."""
+    runs = {True: [], False: []}
+    try:
+        for _ in range(rounds):
+            for fused in (True, False):
+                model._fuse_conv_pool = fused
+                wall, cpu = time.perf_counter(), time.process_time()
+                epoch()
+                runs[fused].append((time.process_time() - cpu, time.perf_counter() - wall))
+    finally:
+        model._fuse_conv_pool = True
+    lines = ["| conv -> pool backward | min CPU s/epoch | min wall s/epoch |", "|---|---|---|"]
+    for fused, name in ((True, "fused (winners only)"), (False, "separate (dense)")):
+        lines.append(f"| {name} | {min(c for c, _ in runs[fused]):.3f} | "
+                     f"{min(w for _, w in runs[fused]):.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", nargs="+", choices=NAMES, default=NAMES)
@@ -182,6 +206,10 @@ def main(argv=None):
                              "CPU ms per batch; Keras-style models only)")
     parser.add_argument("--quick", action="store_true", help="small data")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ab-conv-pool", action="store_true",
+                        help="and --rounds pairs of epochs alternating the Sequential's Conv1D -> "
+                             "MaxPooling1D backward in one call (fused) and as two calls "
+                             "(separate): min process CPU and wall seconds of each")
     args = parser.parse_args(argv)
     rnnfast.set_num_threads(args.threads)
     info = _env.machine_info()
@@ -200,6 +228,8 @@ def main(argv=None):
             print(profile_table(epoch, args.top), flush=True)
         if args.layers and model is not None:
             print(layer_table(epoch, model), flush=True)
+        if args.ab_conv_pool and model is not None:
+            print(conv_pool_ab(epoch, model, args.rounds), flush=True)
     print(f"load average at the end {_env.load_average()}")
     return results
 

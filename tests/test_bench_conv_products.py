@@ -36,3 +36,14 @@ def test_products_table(bench, capsys):
         if min(runs[name][0]) > 0:  # GFLOP/s printed from the same minimum
             assert float(row[4]) == pytest.approx(2 * M * N * Kd / 1e6 / min(runs[name][0]),
                                                   abs=0.051)
+
+
+def test_pooled_table(bench, capsys):
+    """``pooled``: the dense and the one-call backward through the pool, checked to agree, each
+    timed (positive CPU milliseconds, a row each)."""
+    runs = bench.pooled(1)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in lines[1:]}
+    assert set(rows) == set(runs) == {"dense", "pooled"}
+    for name, ms in runs.items():
+        assert ms >= 0 and rows[name] == pytest.approx(ms, abs=0.006)

@@ -17,17 +17,32 @@ def test_layer_table_times_every_layer(bench):
     table = bench.layer_table(epoch, model).splitlines()
     assert table[0] == "2 batches, one epoch, every part timed"
     names = [row.split(" | ")[0].lstrip("| ") for row in table[3:]]
+    # the Conv1D before the MaxPooling1D is differentiated with it in one call
     want = [f"{i} {type(layer).__name__}.{m}" for i, layer in enumerate(model.layers)
-            for m in ("forward", "backward")]
+            for m in ("forward", "backward", "backward_through_pool") if hasattr(layer, m)]
+    assert "2 Conv1D.backward_through_pool" in want
     assert names == want + ["optimizer step", "rest (loss, metrics, fit)", "epoch"]
+    cpu_of = {row.split(" | ")[0].lstrip("| "): float(row.split(" | ")[2]) for row in table[3:]}
+    assert cpu_of["2 Conv1D.backward_through_pool"] > 0
+    assert cpu_of["2 Conv1D.backward"] == cpu_of["3 MaxPooling1D.backward"] == 0
     for row in table[3:]:
         wall, cpu = (float(v) for v in row.split(" | ")[1:3])
         assert wall >= 0 and cpu >= 0 or row.startswith("| rest")
     # the wrappers are gone: the layers' own methods again, and the model still trains
     for layer in model.layers:
-        assert "forward" not in vars(layer) and "backward" not in vars(layer)
+        assert not {"forward", "backward", "backward_through_pool"} & set(vars(layer))
     assert "step" not in vars(model.optimizer)
     epoch()
+
+
+def test_conv_pool_ab_alternates_and_restores(bench):
+    epoch, _, model = bench.make_epoch("imdb_sentiment", quick=True)
+    rows = bench.conv_pool_ab(epoch, model, 1).splitlines()[2:]
+    assert [r.split(" | ")[0].lstrip("| ") for r in rows] == ["fused (winners only)",
+                                                              "separate (dense)"]
+    for row in rows:
+        assert all(float(v) > 0 for v in row.rstrip(" |").split(" | ")[1:3])
+    assert model._fuse_conv_pool is True
 
 
 def test_translate_has_no_model(bench):

@@ -439,3 +439,155 @@ def test_gated_activation_functional(rng):
     np.testing.assert_allclose(F.gated_activation_backward(a, dz), da_want, atol=1e-14, rtol=0)
     with pytest.raises(ValueError, match="even"):
         F.gated_activation_forward(np.zeros((2, 3)))
+
+
+# ---------------------------------------------------------------- backward through a max pool
+# conv1d_backward(ctx, dpy, pool=pool_ctx): the gradient of Conv1D -> MaxPooling1D from the
+# pool's output gradient. Channels last, one group, dilation 1, "valid" padding and float32
+# products sum only each window's winner; every other configuration (and non-finite x or w)
+# scatters dpy into the dense dy and runs the plain backward.
+
+POOL_CASES = [
+    # B, L, c_in, c_out, K, conv kw, pool_size, pool kw
+    (3, 17, 5, 7, 3, {}, 2, {}),
+    (1, 1, 1, 1, 1, {}, 1, {}),                      # T = 1, B = 1
+    (2, 40, 33, 19, 4, {}, 3, {}),                   # odd sizes, a partial window dropped
+    (4, 30, 17, 33, 5, {}, 4, {}),                   # the IMDB shape, smaller
+    (3, 23, 6, 5, 3, {"stride": 2}, 2, {}),
+    (2, 21, 4, 9, 2, {}, 3, {"stride": 1}),          # overlapping windows accumulate
+    (2, 19, 4, 9, 3, {}, 4, {"padding": "same"}),    # the pool's padding never wins
+    (3, 15, 4, 6, 3, {"padding": "same"}, 2, {}),    # dense route: conv padding
+    (2, 18, 4, 6, 3, {"dilation": 2}, 2, {}),        # dense route: dilation
+    (2, 14, 4, 6, 3, {"groups": 2}, 2, {}),          # dense route: groups
+]
+
+
+def _pool_chain(x, w, b, conv_kw, pool_size, pool_kw, relu, dpy_rng, module=F):
+    y, ctx = module.conv1d_forward(x, w, b, training=True, activation="relu" if relu else None,
+                                   **conv_kw)
+    py, pctx = module.max_pool1d_forward(y, pool_size=pool_size, training=True, **pool_kw)
+    return y, ctx, py, pctx
+
+
+@pytest.mark.parametrize("relu", [True, False], ids=["relu", "linear"])
+@pytest.mark.parametrize("case", POOL_CASES, ids=[str(i) for i in range(len(POOL_CASES))])
+def test_conv1d_pool_backward_matches_reference(rng, case, relu):
+    B, L, c_in, c_out, K, conv_kw, pool_size, pool_kw = case
+    channels_last = conv_kw.get("channels_last", True)
+    x, w, b = make_inputs(rng, B, L, c_in, c_out, conv_kw.get("groups", 1), K, channels_last,
+                          bias=relu)
+    for dtype in (np.float64, np.float32):
+        xd, wd = x.astype(dtype), w.astype(dtype)
+        bd = None if b is None else b.astype(dtype)
+        y_ref, ctx_ref, py_ref, pctx_ref = _pool_chain(xd, wd, bd, conv_kw, pool_size, pool_kw,
+                                                       relu, rng, module=R)
+        dpy = rng.standard_normal(py_ref.shape).astype(dtype)
+        want = R.conv1d_backward(ctx_ref, R.max_pool1d_backward(pctx_ref, dpy)["x"])
+        _, ctx, py, pctx = _pool_chain(xd, wd, bd, conv_kw, pool_size, pool_kw, relu, rng)
+        got = F.conv1d_backward(ctx, dpy, pool=pctx)
+        apart = F.conv1d_backward(ctx, F.max_pool1d_backward(pctx, dpy)["x"])
+        _, grad_tol = TOL[dtype]
+        for name in ("x", "w"):
+            assert got[name].dtype == dtype and got[name].shape == want[name].shape
+            assert rel_err(got[name], want[name]) < grad_tol, (name, dtype)
+            assert rel_err(got[name], apart[name]) < grad_tol, (name, dtype)
+        if b is None:
+            assert got["b"] is None
+        else:
+            assert rel_err(got["b"], want["b"]) < grad_tol, ("b", dtype)
+        # add= sums another path's gradient into dx in the same pass
+        add_x = rng.standard_normal(xd.shape).astype(dtype)
+        got_add = F.conv1d_backward(ctx, dpy, pool=pctx, add=add_x)
+        np.testing.assert_array_equal(got_add["x"], got["x"] + add_x)
+        np.testing.assert_array_equal(got_add["w"], got["w"])
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["cl", "cf"])
+def test_conv1d_pool_backward_channels_first_and_none_dy(rng, channels_last):
+    x, w, b = make_inputs(rng, 2, 16, 3, 5, 1, 3, channels_last)
+    kw = dict(channels_last=channels_last)
+    y, ctx = F.conv1d_forward(x, w, b, training=True, activation="relu", **kw)
+    py, pctx = F.max_pool1d_forward(y, pool_size=3, training=True, **kw)
+    dpy = rng.standard_normal(py.shape)
+    got = F.conv1d_backward(ctx, dpy, pool=pctx)
+    want = F.conv1d_backward(ctx, F.max_pool1d_backward(pctx, dpy)["x"])
+    for name in ("x", "w", "b"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-12)
+    zero = F.conv1d_backward(ctx, None, pool=pctx)
+    for name in ("x", "w", "b"):
+        assert not zero[name].any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv1d_pool_backward_every_isa_and_thread_count(rng, dtype):
+    """The winners' kernels are compiled once per instruction set: each against the reference,
+    bitwise the same for 1, 2 and 3 threads (33 input channels: patches not a multiple of the
+    SIMD width; more sequences than weight accumulators)."""
+    x, w, b = make_inputs(rng, 37, 26, 33, 19, 1, 5, True)
+    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    y_ref, ctx_ref, py_ref, pctx_ref = _pool_chain(x, w, b, {}, 4, {}, True, rng, module=R)
+    dpy = rng.standard_normal(py_ref.shape).astype(dtype)
+    want = R.conv1d_backward(ctx_ref, R.max_pool1d_backward(pctx_ref, dpy)["x"])
+    isa0, threads0 = rnnfast.active_isa(), rnnfast.get_num_threads()
+    try:
+        for isa in rnnfast.supported_isas():
+            rnnfast.set_isa(isa)
+            runs = []
+            for n in (1, 2, 3):
+                rnnfast.set_num_threads(n)
+                _, ctx, _, pctx = _pool_chain(x, w, b, {}, 4, {}, True, rng)
+                runs.append(F.conv1d_backward(ctx, dpy, pool=pctx))
+            for name in ("x", "w", "b"):
+                assert rel_err(runs[0][name], want[name]) < TOL[dtype][1], (isa, name)
+                for other in runs[1:]:
+                    np.testing.assert_array_equal(other[name], runs[0][name])
+    finally:
+        rnnfast.set_isa(isa0)
+        rnnfast.set_num_threads(threads0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["x", "w", "dy"])
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_conv1d_pool_backward_non_finite_as_the_dense_route(rng, dtype, where, bad):
+    """A non-finite x or w takes the dense route (whose zero products of it are NaN): the
+    values of the two backwards one after the other, bitwise; a NaN in dpy reaches the same
+    gradients as there (NaN where the dense products carry it)."""
+    x, w, b = make_inputs(rng, 3, 20, 6, 5, 1, 3, True)
+    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    if where == "x":
+        x[1, 7, 2] = bad
+    elif where == "w":
+        w[2, 1, 0] = bad
+    _, ctx, py, pctx = _pool_chain(x, w, b, {}, 2, {}, True, rng)
+    dpy = rng.standard_normal(py.shape).astype(dtype)
+    if where == "dy":
+        dpy[0, 3, 1] = bad
+    got = F.conv1d_backward(ctx, dpy, pool=pctx)
+    want = F.conv1d_backward(ctx, F.max_pool1d_backward(pctx, dpy)["x"])
+    for name in ("x", "w", "b"):
+        assert np.array_equal(np.isnan(got[name]), np.isnan(want[name])), name
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+        if where != "dy":
+            np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_conv1d_pool_backward_bad_pool(rng):
+    x, w, b = make_inputs(rng, 2, 12, 3, 4, 1, 3, True)
+    y, ctx = F.conv1d_forward(x, w, b, training=True, activation="relu")
+    py, pctx = F.max_pool1d_forward(y, pool_size=2, training=True)
+    dpy = np.zeros(py.shape)
+    other = F.max_pool1d_forward(y[:, :-1], pool_size=2, training=True)[1]
+    with pytest.raises(ValueError, match=r"pool: expected the ctx of a max_pool1d_forward over "
+                                         r"this convolution's output \(2, 10, 4\)"):
+        F.conv1d_backward(ctx, dpy, pool=other)
+    single = F.max_pool1d_forward(y.astype(np.float32), pool_size=2, training=True)[1]
+    with pytest.raises(ValueError, match="float32"):
+        F.conv1d_backward(ctx, dpy, pool=single)
+    glob = F.global_max_pool1d_forward(y, training=True)[1]
+    with pytest.raises(ValueError, match="pool: expected the ctx of max_pool1d_forward"):
+        F.conv1d_backward(ctx, dpy, pool=glob)
+    with pytest.raises((TypeError, ValueError), match="pool"):
+        F.conv1d_backward(ctx, dpy, pool=ctx)
+    with pytest.raises(ValueError, match=r"dy.*\(2, 5, 4\)"):
+        F.conv1d_backward(ctx, np.zeros(y.shape), pool=pctx)

@@ -58,3 +58,41 @@ def test_average_pooling_errors():
         L.AveragePooling1D(3).forward(np.zeros((1, 2, 4), np.float32))
     with pytest.raises(ValueError, match="x: expected"):
         L.AveragePooling1D(2).forward(np.zeros((4, 3), np.float32))
+
+
+def _conv_pool_grads(model, x, dy, fuse):
+    model._fuse_conv_pool = fuse
+    model.train()
+    for p in model.parameters():
+        p.grad = None
+    out = model.forward(x)
+    dx = model.backward(dy.astype(out.dtype))
+    return out, dx, {name: p.grad.copy() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("conv_kw,pool_kw,fused", [
+    ({"activation": "relu"}, {"pool_size": 4}, True),
+    ({}, {"pool_size": 3, "strides": 2}, True),
+    ({"activation": "relu", "padding": "same"}, {"pool_size": 2, "padding": "same"}, True),
+    ({"activation": "tanh"}, {"pool_size": 2}, False),
+    ({"activation": "relu", "activity_regularizer": "l2"}, {"pool_size": 2}, False),
+])
+def test_sequential_conv_then_max_pool_backward_in_one_call(rng, dtype, conv_kw, pool_kw, fused):
+    """Sequential differentiates Conv1D -> MaxPooling1D in one kernel call (only the windows'
+    winners have gradients) when the activation is none or the kernel's ReLU and there is no
+    activity regularizer: the gradients of the two backwards one after the other."""
+    model = Sequential([L.Conv1D(7, 3, seed=1, dtype=dtype, **conv_kw),
+                        L.MaxPooling1D(**pool_kw), L.LSTM(5, seed=2, dtype=dtype),
+                        L.Dense(2, seed=3, dtype=dtype)])
+    x = rng.standard_normal((4, 23, 6)).astype(dtype)
+    dy = rng.standard_normal((4, 2))
+    out1, dx1, g1 = _conv_pool_grads(model, x, dy, True)
+    assert model.layers[0].pools_into(model.layers[1]) is fused
+    out0, dx0, g0 = _conv_pool_grads(model, x, dy, False)
+    np.testing.assert_array_equal(out1, out0)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dx1, dx0, rtol=tol, atol=tol)
+    assert set(g1) == set(g0)
+    for name in g0:
+        np.testing.assert_allclose(g1[name], g0[name], rtol=tol, atol=tol, err_msg=name)

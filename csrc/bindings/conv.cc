@@ -86,6 +86,15 @@ void same_padding(index_t length, index_t stride, index_t span, index_t* left, i
 
 // ------------------------------------------------------------------ Conv1D
 
+struct Pool1dCtx {
+  std::string op;  // "max_pool1d", "global_max_pool1d" or "global_avg_pool1d"
+  Pool1dShape shape;
+  std::optional<py::array_t<std::int64_t>> arg;  // the max pools' argmax steps
+  py::object y;  // max_pool1d's output (a ReLU convolution before it differentiates through it)
+  bool dbl = false;
+};
+
+
 struct Conv1dCtx {
   Conv1dShape shape;
   py::array x, w;  // C-contiguous, of the call's dtype
@@ -245,11 +254,16 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
 
 template <typename T>
 py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj,
-                              const py::object& add_obj) {
+                              const py::object& add_obj, const Pool1dCtx* pool) {
   const Conv1dShape& s = ctx.shape;
-  auto dy = grad_arg<T>(dy_obj, ctx.dbl, seq_shape(s.batch, s.l_out, s.c_out, s.channels_last),
-                        s.channels_last ? "(batch, length_out, out_channels)"
-                                        : "(batch, out_channels, length_out)");
+  auto dy = pool ? grad_arg<T>(dy_obj, ctx.dbl,
+                               seq_shape(s.batch, pool->shape.l_out, s.c_out, s.channels_last),
+                               s.channels_last ? "(batch, the pool's length_out, out_channels)"
+                                               : "(batch, out_channels, the pool's length_out)")
+                 : grad_arg<T>(dy_obj, ctx.dbl,
+                               seq_shape(s.batch, s.l_out, s.c_out, s.channels_last),
+                               s.channels_last ? "(batch, length_out, out_channels)"
+                                               : "(batch, out_channels, length_out)");
   std::optional<py::array_t<T, py::array::c_style>> add;
   if (!add_obj.is_none()) {
     py::array a = float_array(add_obj, "add");
@@ -277,8 +291,15 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj,
     const T* pw = static_cast<const T*>(ctx.w.data());
     const T* pdy = dy->data();
     const T* py_ = s.relu ? static_cast<const T*>(ctx.y.data()) : nullptr;
-    ReleaseGil release;
-    conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb, padd, py_);
+    if (pool) {
+      const index_t* parg = reinterpret_cast<const index_t*>(pool->arg->data());
+      const T* ppy = static_cast<const T*>(pool->y.cast<py::array>().data());
+      ReleaseGil release;
+      conv1d_pool_backward<T>(s, pool->shape, parg, ppy, pdy, px, pw, pdx, pdw, pdb, padd, py_);
+    } else {
+      ReleaseGil release;
+      conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb, padd, py_);
+    }
   }
   py::dict grads;
   grads["x"] = dx;
@@ -288,20 +309,32 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj,
 }
 
 py::dict conv1d_backward_binding(const py::object& ctx_obj, const py::object& dy_obj,
-                                 const py::object& add_obj) {
+                                 const py::object& add_obj, const py::object& pool_obj) {
   const std::shared_ptr<Conv1dCtx> ctx = ctx_arg<Conv1dCtx>(ctx_obj, "conv1d_forward");
-  if (ctx->dbl) return conv1d_backward_impl<double>(*ctx, dy_obj, add_obj);
-  return conv1d_backward_impl<float>(*ctx, dy_obj, add_obj);
+  std::shared_ptr<Pool1dCtx> pool;
+  if (!pool_obj.is_none()) {
+    pool = ctx_arg<Pool1dCtx>(pool_obj, "max_pool1d_forward");
+    const Conv1dShape& s = ctx->shape;
+    const Pool1dShape& p = pool->shape;
+    if (pool->op != "max_pool1d")
+      throw py::value_error("pool: expected the ctx of max_pool1d_forward, got the ctx of " +
+                            pool->op + "_forward");
+    if (p.batch != s.batch || p.length != s.l_out || p.channels != s.c_out ||
+        p.channels_last != s.channels_last || pool->dbl != ctx->dbl)
+      throw py::value_error(
+          "pool: expected the ctx of a max_pool1d_forward over this convolution's output " +
+          shape_str(seq_shape(s.batch, s.l_out, s.c_out, s.channels_last)) + " (" +
+          dtype_name(ctx->dbl) + ", channels_last=" + (s.channels_last ? "True" : "False") +
+          "), got one over " + shape_str(seq_shape(p.batch, p.length, p.channels,
+                                                   p.channels_last)) +
+          " (" + dtype_name(pool->dbl) + ", channels_last=" +
+          (p.channels_last ? "True" : "False") + ")");
+  }
+  if (ctx->dbl) return conv1d_backward_impl<double>(*ctx, dy_obj, add_obj, pool.get());
+  return conv1d_backward_impl<float>(*ctx, dy_obj, add_obj, pool.get());
 }
 
 // ------------------------------------------------------------------ pooling
-
-struct Pool1dCtx {
-  std::string op;  // "max_pool1d", "global_max_pool1d" or "global_avg_pool1d"
-  Pool1dShape shape;
-  std::optional<py::array_t<std::int64_t>> arg;  // the max pools' argmax steps
-  bool dbl = false;
-};
 
 static_assert(sizeof(index_t) == sizeof(std::int64_t), "argmax arrays are int64");
 
@@ -328,6 +361,7 @@ py::tuple pool_forward_impl(std::shared_ptr<Pool1dCtx> ctx, const py::array& x_i
     }
   }
   if (!training) return py::make_tuple(y, py::none());
+  if (ctx->op == "max_pool1d") ctx->y = y;
   return py::make_tuple(y, py::cast(ctx));
 }
 
@@ -541,7 +575,7 @@ void bind_conv(Entries& m) {
         py::arg("precision") = "float32", py::arg("add") = py::none(),
         py::arg("activation") = py::none());
   m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"),
-        py::kw_only(), py::arg("add") = py::none());
+        py::kw_only(), py::arg("add") = py::none(), py::arg("pool") = py::none());
   m.def("pool1d_forward", &pool_forward_binding, py::arg("op"), py::arg("x"), py::kw_only(),
         py::arg("pool_size"), py::arg("stride"), py::arg("padding"),
         py::arg("channels_last").noconvert(), py::arg("training").noconvert());

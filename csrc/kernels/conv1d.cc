@@ -4,12 +4,14 @@
 #include "rnnfast/conv1d.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
 
+#include "conv1d_pooled.h"
 #include "gated_rows.h"
 #include "rnnfast/buffer.h"
 #include "rnnfast/cpu.h"
@@ -711,6 +713,195 @@ void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, 
   run_forward<T>(gt, dy, wt.data(), nullptr, dx, add_dx);
 }
 
+// ------------------------------------------------------------------ backward through a max pool
+
+namespace {
+
+// Whether the winners' products alone give the backward (conv1d_pooled.h: each output step's
+// patch one contiguous run of the sequence, float32 products).
+bool pooled_route(const Conv1dShape& s, const Pool1dShape& p) {
+  return s.channels_last && p.channels_last && s.groups == 1 && s.dilation == 1 &&
+         s.pad_left == 0 && (s.l_out - 1) * s.stride + s.kernel <= s.length &&
+         s.precision == Precision::float32 && s.batch > 0 && p.l_out > 0;
+}
+
+// Whether v[0, n) is all finite: no value has every exponent bit set (counted on the bits, so
+// the loop vectorises).
+template <typename T>
+bool all_finite(index_t n, const T* v) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U kExp = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U bad = 0;
+  for (index_t i = 0; i < n; ++i) {
+    U u;
+    std::memcpy(&u, v + i, sizeof(T));
+    bad += (u & kExp) == kExp;
+  }
+  return bad == 0;
+}
+
+// One sequence's nonzero gradients as the lists of conv1d_pooled.h: by channel (off: the
+// patch's first value in the sequence) and by output step (off: the channel's row of wt).
+template <typename T>
+struct WinnerLists {
+  std::vector<index_t> by_channel_start, by_channel_off, by_step_start, by_step_off;
+  std::vector<T> by_channel_g, by_step_g;
+
+  void build(index_t np, index_t Co, index_t l_out, index_t step, index_t KC,
+             const index_t* arg, const T* g) {
+    by_channel_start.assign(static_cast<std::size_t>(Co + 1), 0);
+    by_step_start.assign(static_cast<std::size_t>(l_out + 1), 0);
+    for (index_t j = 0; j < np; ++j)
+      for (index_t n = 0; n < Co; ++n)
+        if (g[j * Co + n] != T(0)) {
+          ++by_channel_start[n + 1];
+          ++by_step_start[arg[j * Co + n] + 1];
+        }
+    for (index_t n = 0; n < Co; ++n) by_channel_start[n + 1] += by_channel_start[n];
+    for (index_t t = 0; t < l_out; ++t) by_step_start[t + 1] += by_step_start[t];
+    const std::size_t total = static_cast<std::size_t>(by_channel_start[Co]);
+    by_channel_off.resize(total);
+    by_channel_g.resize(total);
+    by_step_off.resize(total);
+    by_step_g.resize(total);
+    std::vector<index_t> cn(by_channel_start.begin(), by_channel_start.end() - 1);
+    std::vector<index_t> ct(by_step_start.begin(), by_step_start.end() - 1);
+    for (index_t j = 0; j < np; ++j)
+      for (index_t n = 0; n < Co; ++n) {
+        const T v = g[j * Co + n];
+        if (v == T(0)) continue;
+        const index_t t = arg[j * Co + n];
+        by_channel_off[cn[n]] = t * step;
+        by_channel_g[cn[n]++] = v;
+        by_step_off[ct[t]] = n * KC;
+        by_step_g[ct[t]++] = v;
+      }
+  }
+};
+
+// The winners-only backward; false (outputs partly written) when x or w is not all finite.
+// Sequences are split between a fixed number of weight accumulators (as weight_and_bias_grad),
+// each sequence's dx written by the item that holds it: the same for any thread count.
+template <typename T>
+bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* arg, const T* py,
+                     const T* dpy, const T* x, const T* w, T* dx, T* dw, T* db,
+                     const T* add_dx) {
+  const index_t B = s.batch, L = s.length, Ci = s.c_in, Co = s.c_out, K = s.kernel;
+  const index_t KC = K * Ci, size = Co * KC, np = p.l_out, step = s.stride * Ci;
+  if (!all_finite(size, w)) return false;
+  Buffer<T> wt(size);  // wt[n][k * Ci + c] = w[n][c][k]
+  for (index_t n = 0; n < Co; ++n)
+    for (index_t c = 0; c < Ci; ++c)
+      for (index_t k = 0; k < K; ++k) wt[n * KC + k * Ci + c] = w[(n * Ci + c) * K + k];
+  const index_t na = accumulator_count(B, size);
+  Buffer<T> acc(na * size);
+  acc.zero();
+  std::vector<double> db_acc(db ? static_cast<std::size_t>(na * Co) : 0, 0.0);
+  std::vector<char> finite(static_cast<std::size_t>(B), 1);
+  const auto& kernel = pooled::active_pooled_grad<T>();
+  run_items(na, [&](index_t a0, index_t a1) {
+    Buffer<T> g(np * Co);
+    WinnerLists<T> lists;
+    for (index_t a = a0; a < a1; ++a) {
+      for (index_t b = a * B / na; b < (a + 1) * B / na; ++b) {
+        const T* xs = x + b * L * Ci;
+        finite[b] = all_finite(L * Ci, xs);
+        const T* d = dpy + b * np * Co;
+        if (s.relu) {
+          const T* ys = py + b * np * Co;
+          for (index_t i = 0; i < np * Co; ++i) g[i] = d[i] * (ys[i] > T(0) ? T(1) : T(0));
+        } else {
+          std::copy(d, d + np * Co, g.data());
+        }
+        if (db) {
+          double* dba = db_acc.data() + a * Co;
+          for (index_t j = 0; j < np; ++j)
+            for (index_t n = 0; n < Co; ++n) dba[n] += static_cast<double>(g[j * Co + n]);
+        }
+        lists.build(np, Co, s.l_out, step, KC, arg + b * np * Co, g.data());
+        kernel.gather(Co, KC, KC, lists.by_channel_start.data(), lists.by_channel_off.data(),
+                      lists.by_channel_g.data(), xs, acc.data() + a * size);
+        T* dxs = dx + b * L * Ci;
+        std::fill(dxs, dxs + L * Ci, T(0));
+        kernel.gather(s.l_out, KC, step, lists.by_step_start.data(), lists.by_step_off.data(),
+                      lists.by_step_g.data(), wt.data(), dxs);
+        if (add_dx) {  // added afterwards, as the dense backward does
+          const T* as = add_dx + b * L * Ci;
+          for (index_t i = 0; i < L * Ci; ++i) dxs[i] += as[i];
+        }
+      }
+    }
+  });
+  if (!std::all_of(finite.begin(), finite.end(), [](char c) { return c != 0; })) return false;
+  T* sum = acc.data();
+  parallel_for(size, 4096, [&](index_t e0, index_t e1) {
+    for (index_t a = 1; a < na; ++a) {
+      const T* src = acc.data() + a * size;
+      for (index_t e = e0; e < e1; ++e) sum[e] += src[e];
+    }
+  });
+  for (index_t n = 0; n < Co; ++n)
+    for (index_t c = 0; c < Ci; ++c)
+      for (index_t k = 0; k < K; ++k) dw[(n * Ci + c) * K + k] = sum[n * KC + k * Ci + c];
+  if (db) {
+    for (index_t n = 0; n < Co; ++n) {
+      double total = db_acc[n];
+      for (index_t a = 1; a < na; ++a) total += db_acc[a * Co + n];
+      db[n] = static_cast<T>(total);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+template <typename T>
+void conv1d_pool_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* arg,
+                          const T* py, const T* dpy, const T* x, const T* w, T* dx, T* dw, T* db,
+                          const T* add_dx, const T* y) {
+  if (p.batch != s.batch || p.length != s.l_out || p.channels != s.c_out ||
+      p.channels_last != s.channels_last)
+    throw std::invalid_argument("conv1d_pool_backward: the pool's input is not the output");
+  if (s.relu && !py)
+    throw std::invalid_argument("conv1d_pool_backward: relu needs the pool's output");
+  if (pooled_route(s, p) &&
+      pooled_backward(s, p, arg, py, dpy, x, w, dx, dw, db, add_dx))
+    return;
+  if (s.relu && !y)
+    throw std::invalid_argument("conv1d_pool_backward: relu needs the forward's output y");
+  Buffer<T> dy(std::max<index_t>(1, s.batch * s.l_out * s.c_out));
+  max_pool1d_backward<T>(p, arg, dpy, dy.data());
+  conv1d_backward<T>(s, x, w, dy.data(), dx, dw, db, add_dx, y);
+}
+
+namespace pooled {
+
+template <>
+const PooledGrad<float>& active_pooled_grad<float>() {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  switch (active_isa()) {
+    case Isa::avx512: return kPooledAvx512F32;
+    case Isa::avx2: return kPooledAvx2F32;
+    case Isa::generic: break;
+  }
+#endif
+  return kPooledGenericF32;
+}
+
+template <>
+const PooledGrad<double>& active_pooled_grad<double>() {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  switch (active_isa()) {
+    case Isa::avx512: return kPooledAvx512F64;
+    case Isa::avx2: return kPooledAvx2F64;
+    case Isa::generic: break;
+  }
+#endif
+  return kPooledGenericF64;
+}
+
+}  // namespace pooled
+
 // ------------------------------------------------------------------ gated activation
 
 namespace {
@@ -793,5 +984,13 @@ template void conv1d_backward<float>(const Conv1dShape&, const float*, const flo
 template void conv1d_backward<double>(const Conv1dShape&, const double*, const double*,
                                       const double*, double*, double*, double*, const double*,
                                       const double*);
+
+template void conv1d_pool_backward<float>(const Conv1dShape&, const Pool1dShape&, const index_t*,
+                                          const float*, const float*, const float*, const float*,
+                                          float*, float*, float*, const float*, const float*);
+template void conv1d_pool_backward<double>(const Conv1dShape&, const Pool1dShape&,
+                                           const index_t*, const double*, const double*,
+                                           const double*, const double*, double*, double*,
+                                           double*, const double*, const double*);
 
 }  // namespace rnnfast

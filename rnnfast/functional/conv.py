@@ -3,7 +3,7 @@
     y, ctx = conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1,
                             groups=1, channels_last=True, training=False,
                             precision="float32", add=None, activation=None)
-    grads  = conv1d_backward(ctx, dy, *, add=None)     # {"x", "w", "b"}
+    grads  = conv1d_backward(ctx, dy, *, add=None, pool=None)   # {"x", "w", "b"}
     y, ctx = max_pool1d_forward(x, *, pool_size, stride=None, padding="valid",
                                 channels_last=True, training=False)
     grads  = max_pool1d_backward(ctx, dy)              # {"x"}
@@ -90,20 +90,25 @@ def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
 
 
 def conv1d_backward(ctx: Context, dy: Optional[ArrayLike], *,
-                    add: Optional[ArrayLike] = None) -> Gradients:
+                    add: Optional[ArrayLike] = None, pool: Optional[Context] = None) -> Gradients:
     """Gradients of a ``conv1d_forward(..., training=True)``.
 
     Args:
         ctx: the forward's ``ctx``.
-        dy: ``y``'s shape, or None (zeros).
+        dy: ``y``'s shape, or None (zeros); with ``pool``, the pool's output's shape.
         add: None, or an array of ``x``'s shape and dtype added to the returned ``"x"`` in the
             same pass (another path's gradient of ``x``, e.g. a residual connection's).
+        pool: None, or the ctx of a ``max_pool1d_forward(y, ..., training=True)`` over this
+            convolution's output ``y``: ``dy`` is then the gradient of the pool's output and the
+            result that of ``max_pool1d_backward`` followed by this backward. Channels last, one
+            group, dilation 1, ``"valid"`` padding and float32 products (finite ``x`` and
+            ``w``) sum only the products of each window's winner: 1/pool_size of the work.
 
     Returns:
         dict with ``"x"``, ``"w"`` and ``"b"`` (the shapes of the forward's arguments; ``"b"`` is
         None when ``b`` was None).
     """
-    return _C.conv1d_backward(ctx, _w(dy), add=_w(add))
+    return _C.conv1d_backward(ctx, _w(dy), add=_w(add), pool=pool)
 
 
 def max_pool1d_forward(x: ArrayLike, *, pool_size: int, stride: Optional[int] = None,

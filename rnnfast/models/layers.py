@@ -498,6 +498,29 @@ class Conv1D(_KernelLayer, nn.Conv1d):
         self._add_penalty_grads()
         return dx
 
+    def pools_into(self, pool):
+        """Whether ``backward_through_pool(pool, dy)`` can differentiate this layer and the
+        MaxPooling1D ``pool`` that took its output in the last training forward: the activation
+        (if any) is the kernel's ReLU and there is no activity regularizer."""
+        return (isinstance(pool, MaxPooling1D) and self.activity_regularizer is None
+                and (self.activation is None or getattr(self, "_kernel_activated", False))
+                and pool.channels_last == self.channels_last
+                and self._cache is not None and pool._cache is not None)
+
+    def backward_through_pool(self, pool, dy):
+        """``self.backward(pool.backward(dy))`` in one kernel call: only the winner of each
+        pooling window has a gradient, so the products run over those steps alone
+        (``F.conv1d_backward``'s ``pool``)."""
+        pool_ctx, pool_shape, pool_dtype, _ = pool._saved()
+        ctx = self._saved()[0]
+        grads = F.conv1d_backward(ctx, check_grad(dy, "dy", pool_shape, pool_dtype),
+                                  pool=pool_ctx)
+        self.weight.accumulate(grads["w"])
+        if self.bias is not None:
+            self.bias.accumulate(grads["b"])
+        self._add_penalty_grads()
+        return grads["x"]
+
     def get_config(self):
         config = {"filters": self.filters, "kernel_size": self.kernel_size,
                   "strides": self.stride, "padding": self.padding,

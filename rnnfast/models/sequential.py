@@ -35,7 +35,7 @@ from rnnfast.models.functional import (FREE_LENGTHS, MAX_LAYERS, NESTED_CLASSES,
                                        input_dtype, layer_from_spec, layer_spec, run_layer,
                                        sample_shape, spend_calls, type_label,
                                        unique_layer_name)
-from rnnfast.models.layers import Dense, InputSpec
+from rnnfast.models.layers import Conv1D, Dense, InputSpec
 from rnnfast.nn.module import Module
 from rnnfast.nn.recurrent import RNNBase
 
@@ -189,11 +189,23 @@ class Sequential(training.BaseModel):
             self.output_mask = mask
         return out
 
+    # a Conv1D followed by a MaxPooling1D is differentiated in one call (only the windows'
+    # winners have gradients); False runs the two backwards one after the other (A/B)
+    _fuse_conv_pool = True
+
     def backward(self, dy):
         """Gradient of the last training-mode forward: adds parameter gradients to ``.grad``
         and returns the input gradient (None when the first layer is an Embedding)."""
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+        i = len(self.layers) - 1
+        while i >= 0:
+            layer, before = self.layers[i], self.layers[i - 1] if i > 0 else None
+            if (self._fuse_conv_pool and isinstance(before, Conv1D)
+                    and before.pools_into(layer)):
+                dy = before.backward_through_pool(layer, dy)
+                i -= 2
+            else:
+                dy = layer.backward(dy)
+                i -= 1
             if dy is None:
                 return None
         return dy

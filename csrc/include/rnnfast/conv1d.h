@@ -14,6 +14,7 @@
 #pragma once
 #include "rnnfast/common.h"
 #include "rnnfast/gemm_bf16.h"
+#include "rnnfast/pool1d.h"
 
 namespace rnnfast {
 
@@ -53,6 +54,19 @@ void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T*
 template <typename T>
 void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
                      T* db, const T* add_dx = nullptr, const T* y = nullptr);
+
+// The gradients of a convolution followed by a max pool (p: its shape; its input is y, of this
+// convolution's output shape and layout), from dpy, the gradient of the pool's output: the same
+// as max_pool1d_backward into dy, then conv1d_backward, without the dense dy. arg is the pool's
+// forward record; with s.relu, py (the pool's output, [p.batch, p.l_out, C_out] in its layout)
+// gives the ReLU's mask at each winner (dpy * (py > 0)) and y (the convolution's output) serves
+// the dense route. Channels last, one group, dilation 1, no padding and float32 products sum
+// only the winners' products (1/pool_size of the dense backward's; conv1d_pooled.h), when x and
+// w are finite (else the dense route: its zero products of infinities are NaN).
+template <typename T>
+void conv1d_pool_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* arg,
+                          const T* py, const T* dpy, const T* x, const T* w, T* dx, T* dw, T* db,
+                          const T* add_dx = nullptr, const T* y = nullptr);
 
 // WaveNet's gated activation over `rows` rows of 2C values, the filter pre-activation first and
 // the gate second: z[r, c] = tanh(a[r, c]) * sigmoid(a[r, C + c]) (z is [rows, C], only

@@ -1,0 +1,75 @@
+// The kernels of conv1d_pooled.h, written once over a vector shim S (simd_*.h: load, load_n,
+// store, store_n, set1, fma; S::kAcc vectors per block) and compiled by each instruction-set
+// translation unit. A block of up to kAcc vectors of one row (of acc, or of wt) stays in
+// registers while the entries of its channel run over it. Internal linkage only.
+#pragma once
+#include <algorithm>
+
+#include "conv1d_pooled.h"
+
+namespace rnnfast {
+namespace pooled {
+namespace {
+
+// dst_row[k0, k0 + (NV - 1) * W + last) += the row's entries at k0.
+template <typename S, int NV>
+void gather_block(index_t e0, index_t e1, const index_t* off, const typename S::T* g,
+                  const typename S::T* src, typename S::T* dst_row, index_t k0, index_t last) {
+  using vec = typename S::vec;
+  constexpr int W = S::W;
+  vec a[NV];
+  for (int r = 0; r < NV - 1; ++r) a[r] = S::load(dst_row + k0 + r * W);
+  a[NV - 1] = S::load_n(dst_row + k0 + (NV - 1) * W, last);
+  for (index_t e = e0; e < e1; ++e) {
+    const typename S::T* sr = src + off[e] + k0;
+    const vec gg = S::set1(g[e]);
+    for (int r = 0; r < NV - 1; ++r) a[r] = S::fma(gg, S::load(sr + r * W), a[r]);
+    a[NV - 1] = S::fma(gg, S::load_n(sr + (NV - 1) * W, last), a[NV - 1]);
+  }
+  for (int r = 0; r < NV - 1; ++r) S::store(dst_row + k0 + r * W, a[r]);
+  S::store_n(dst_row + k0 + (NV - 1) * W, a[NV - 1], last);
+}
+
+// Calls Block<S, nv> for nv in [1, S::kAcc] (a runtime count of vectors in the block).
+template <typename S, int NV = S::kAcc>
+struct Blocks {
+  template <typename F>
+  static void run(int nv, F&& f) {
+    if constexpr (NV >= 1) {
+      if (nv == NV) {
+        f(std::integral_constant<int, NV>{});
+      } else {
+        Blocks<S, NV - 1>::run(nv, f);
+      }
+    }
+  }
+};
+
+template <typename S>
+void gather_rows(index_t rows, index_t KC, index_t row_stride, const index_t* start,
+                 const index_t* off, const typename S::T* g, const typename S::T* src,
+                 typename S::T* dst) {
+  constexpr int W = S::W, V = S::kAcc;
+  const index_t nvec = (KC + W - 1) / W;
+  for (index_t v0 = 0; v0 < nvec; v0 += V) {  // a block of src's rows stays in cache
+    const int nv = static_cast<int>(std::min<index_t>(V, nvec - v0));
+    const index_t k0 = v0 * W;
+    const index_t last = std::min<index_t>(W, KC - (k0 + (nv - 1) * W));
+    Blocks<S>::run(nv, [&](auto NV) {
+      for (index_t r = 0; r < rows; ++r) {
+        if (start[r] == start[r + 1]) continue;
+        gather_block<S, decltype(NV)::value>(start[r], start[r + 1], off, g, src,
+                                             dst + r * row_stride, k0, last);
+      }
+    });
+  }
+}
+
+template <typename S>
+constexpr PooledGrad<typename S::T> make_pooled() {
+  return {&gather_rows<S>};
+}
+
+}  // namespace
+}  // namespace pooled
+}  // namespace rnnfast
