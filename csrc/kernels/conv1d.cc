@@ -592,6 +592,21 @@ bool whole_batch_backward(const Geometry& g) {
          g.batch > 0 && g.l_out > 0;
 }
 
+// Whether v[0, n) is all finite: no value has every exponent bit set (counted on the bits, so
+// the loop vectorises).
+template <typename T>
+bool all_finite(index_t n, const T* v) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U kExp = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U bad = 0;
+  for (index_t i = 0; i < n; ++i) {
+    U u;
+    std::memcpy(&u, v + i, sizeof(T));
+    bad += (u & kExp) == kExp;
+  }
+  return bad == 0;
+}
+
 // Whether the x rows that only patches across sequences read (the last and first K - 1 rows of
 // neighbouring sequences) are all finite: then those patches times zero add exactly nothing.
 template <typename T>
@@ -602,9 +617,7 @@ bool seams_finite(const Geometry& g, const T* x) {
   parallel_for(g.batch - 1, 16, [&](index_t b0, index_t b1) {
     for (index_t b = b0; b < b1; ++b) {
       const T* seam = x + ((b + 1) * g.l_in - (g.kernel - 1)) * g.c_in;
-      T zero(0);
-      for (index_t i = 0; i < 2 * span; ++i) zero += seam[i] * T(0);  // NaN if any is not finite
-      ok[b] = zero == T(0);
+      ok[b] = all_finite(2 * span, seam);
     }
   });
   return std::all_of(ok.begin(), ok.end(), [](char c) { return c != 0; });
@@ -725,21 +738,6 @@ bool pooled_route(const Conv1dShape& s, const Pool1dShape& p) {
          s.precision == Precision::float32 && s.batch > 0 && p.l_out > 0;
 }
 
-// Whether v[0, n) is all finite: no value has every exponent bit set (counted on the bits, so
-// the loop vectorises).
-template <typename T>
-bool all_finite(index_t n, const T* v) {
-  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  constexpr U kExp = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
-  U bad = 0;
-  for (index_t i = 0; i < n; ++i) {
-    U u;
-    std::memcpy(&u, v + i, sizeof(T));
-    bad += (u & kExp) == kExp;
-  }
-  return bad == 0;
-}
-
 // One sequence's nonzero gradients as the lists of conv1d_pooled.h: by channel (off: the
 // patch's first value in the sequence) and by output step (off: the channel's row of wt).
 template <typename T>
@@ -800,7 +798,7 @@ bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* 
   std::vector<char> finite(static_cast<std::size_t>(B), 1);
   const auto& kernel = pooled::active_pooled_grad<T>();
   run_items(na, [&](index_t a0, index_t a1) {
-    Buffer<T> g(np * Co);
+    Buffer<T> g(np * Co), group(db ? Co : 0);
     WinnerLists<T> lists;
     for (index_t a = a0; a < a1; ++a) {
       for (index_t b = a * B / na; b < (a + 1) * B / na; ++b) {
@@ -813,11 +811,7 @@ bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* 
         } else {
           std::copy(d, d + np * Co, g.data());
         }
-        if (db) {
-          double* dba = db_acc.data() + a * Co;
-          for (index_t j = 0; j < np; ++j)
-            for (index_t n = 0; n < Co; ++n) dba[n] += static_cast<double>(g[j * Co + n]);
-        }
+        if (db) bias_grad_rows(Co, g.data(), np, db_acc.data() + a * Co, group.data());
         lists.build(np, Co, s.l_out, step, KC, arg + b * np * Co, g.data());
         kernel.gather(Co, KC, KC, lists.by_channel_start.data(), lists.by_channel_off.data(),
                       lists.by_channel_g.data(), xs, acc.data() + a * size);

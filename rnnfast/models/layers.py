@@ -513,11 +513,8 @@ class Conv1D(_KernelLayer, nn.Conv1d):
         (``F.conv1d_backward``'s ``pool``)."""
         pool_ctx, pool_shape, pool_dtype, _ = pool._saved()
         ctx = self._saved()[0]
-        grads = F.conv1d_backward(ctx, check_grad(dy, "dy", pool_shape, pool_dtype),
-                                  pool=pool_ctx)
-        self.weight.accumulate(grads["w"])
-        if self.bias is not None:
-            self.bias.accumulate(grads["b"])
+        grads = self._accumulate(F.conv1d_backward(
+            ctx, check_grad(dy, "dy", pool_shape, pool_dtype), pool=pool_ctx))
         self._add_penalty_grads()
         return grads["x"]
 

@@ -196,11 +196,16 @@ class Conv1d(Module):
         if unbatched:
             dy = dy[None]
             add = None if add is None else add[None]
-        grads = F.conv1d_backward(ctx, dy, add=add)
+        grads = self._accumulate(F.conv1d_backward(ctx, dy, add=add))
+        return grads["x"][0] if unbatched else grads["x"]
+
+    def _accumulate(self, grads):
+        """Adds a ``conv1d_backward`` result's ``"w"`` and ``"b"`` to the parameters' gradients;
+        returns ``grads``."""
         self.weight.accumulate(grads["w"])
         if self.bias is not None:
             self.bias.accumulate(grads["b"])
-        return grads["x"][0] if unbatched else grads["x"]
+        return grads
 
     def forward(self, x):
         return self._convolve(x, allow_unbatched=True)
