@@ -16,11 +16,15 @@ is printed (milliseconds of process CPU time, or of wall-clock time with ``--clo
 the fewest minor page faults of a call, the ratios the targets are stated in and the load
 average before and after (the ratios, not the absolute times, are what a busy machine keeps).
 
-The bound of the inference ratios against the loops: the loops' products (one input projection
-and a step product per step) run on PyTorch's SGEMM, so a ratio of 3 needs rnnfast to do those
-floating-point operations in a third of the loop's time. The report gives the loop's GFLOP/s,
-the rate 3x needs, and this machine's SGEMM (``torch.matmul``, square 1024 and the loop's own
-input-projection shape, best of the rounds) at the same thread count.
+The bound of every target against a PyTorch peer (projections 1.2x torch.nn.LSTM, the others
+3x their loop; inference and training): the cell's products (the input projection, the step
+products, the projection; training also both operands' gradients of each, dx included, which
+every training peer computes too) cannot run faster than this machine's SGEMM, so a ratio r
+over a peer taking t needs r * FLOPs / t. The report gives, per variant and mode, the peer's
+and rnnfast's GFLOP/s, the rate the target needs as a multiple of the SGEMM rate
+(the best of ``torch.matmul`` and rnnfast's own GEMM, square 1024 and the loop's
+input-projection shape, best of the rounds, same thread count, measured in the same run; above
+1 the target is out of this machine's reach whatever the implementation) and the ratio reached.
 """
 import argparse
 import os
@@ -36,6 +40,7 @@ _env.use_inplace_build()
 
 import rnnfast  # noqa: E402
 import rnnfast.torch as rt  # noqa: E402
+from rnnfast import _C  # noqa: E402
 from rnnfast import functional as F  # noqa: E402
 from rnnfast._masks import recurrent_masks  # noqa: E402
 from layer_norm_vs_torch import make_peers  # noqa: E402
@@ -51,13 +56,21 @@ def timed(fn, clock):
 
 
 def sgemm_gflops(shapes, rounds, clock):
-    """{(M, K, N): the best GFLOP/s of torch.matmul of float32 [M, K] x [K, N]}."""
+    """{(library, M, K, N): the best GFLOP/s of float32 [M, K] x [K, N]} by torch.matmul and by
+    rnnfast's own GEMM (_C.gemm), the two alternating round after round."""
     rates = {}
     for M, K, N in shapes:
         a, b = torch.randn(M, K), torch.randn(K, N)
-        torch.matmul(a, b)
-        best = min(timed(lambda: torch.matmul(a, b), clock)[0] for _ in range(rounds))
-        rates[M, K, N] = 2.0 * M * K * N / (best * 1e-3) / 1e9
+        an, bn = a.numpy(), b.numpy()
+        calls = {"torch.matmul": lambda: torch.matmul(a, b), "rnnfast": lambda: _C.gemm(an, bn)}
+        best = {}
+        for fn in calls.values():
+            fn()
+        for _ in range(rounds):
+            for name, fn in calls.items():
+                best[name] = min(best.get(name, float("inf")), timed(fn, clock)[0])
+        for name, ms in best.items():
+            rates[name, M, K, N] = 2.0 * M * K * N / (ms * 1e-3) / 1e9
     return rates
 
 
@@ -177,10 +190,10 @@ def main(argv=None):
                 with torch.no_grad():
                     torch_zoneout_loop(xt, *tensors[:3], zeros, zeros, rate)
             return run
-        leaves = [t.clone().requires_grad_() for t in tensors[:3]]
+        leaves = [t.clone().requires_grad_() for t in (xt, *tensors[:3])]  # dx too, as ours
         dy_t = torch.from_numpy(dy)
         return lambda: torch.autograd.backward(
-            torch_zoneout_loop(xt, *leaves, zeros, zeros, rate), dy_t)
+            torch_zoneout_loop(*leaves, zeros, zeros, rate), dy_t)
 
     def loop_run(train):
         if not train:
@@ -188,10 +201,10 @@ def main(argv=None):
                 with torch.no_grad():
                     torch_peephole_loop(xt, *tensors, zeros, zeros)
             return run
-        leaves = [t.clone().requires_grad_() for t in tensors]
+        leaves = [t.clone().requires_grad_() for t in (xt, *tensors)]  # dx too, as ours
         dy_t = torch.from_numpy(dy)
         return lambda: torch.autograd.backward(
-            torch_peephole_loop(xt, *leaves, zeros, zeros), dy_t)
+            torch_peephole_loop(*leaves, zeros, zeros), dy_t)
 
     variants = {}
     for train in (False, True):
@@ -287,20 +300,48 @@ def main(argv=None):
                   f"LayerNorm {name} / plain = "
                   f"{ln / best[(group, f'rnnfast plain {name}', mode)]:.2f}x")
 
-    # the bound of the inference ratios: the loops' products at this machine's SGEMM
-    rates = ", ".join(f"{m}x{k}x{n} {r:.1f}" for (m, k, n), r in sgemm.items())
-    print(f"SGEMM (torch.matmul, {args.threads} thread(s)) GFLOP/s: {rates}")
-    peak = max(sgemm.values())
-    lstm_flops = 2.0 * T * B * 4 * H * (I + H)  # the LSTM's input projection and step products
-    for group, loop in [("peephole", "PyTorch loop"), ("zoneout", "PyTorch zoneout loop")]:
-        t_loop = best[(group, loop, "inference")] * 1e-3
-        t_plain = best[(group, "rnnfast plain LSTM", "inference")] * 1e-3
-        need = 3 * lstm_flops / t_loop / 1e9
-        print(f"inference bound {group}: {lstm_flops / 1e9:.3f} GFLOP of products; loop "
-              f"{lstm_flops / t_loop / 1e9:.1f} GFLOP/s, rnnfast plain "
-              f"{lstm_flops / t_plain / 1e9:.1f} GFLOP/s; 3x the loop needs {need:.1f} GFLOP/s "
-              f"= {need / peak:.2f} x SGEMM")
+    # the bound of every target against a PyTorch peer: the products' floating-point operations
+    # at this machine's SGEMM (measured above, same thread count) are the least time any
+    # implementation of the cell needs, so a ratio r over a peer taking t needs a rate of
+    # r * flops / t; above the SGEMM rate the target is out of this machine's reach
+    for lib in ("torch.matmul", "rnnfast"):
+        rates = ", ".join(f"{m}x{k}x{n} {r:.1f}" for (name, m, k, n), r in sgemm.items()
+                          if name == lib)
+        print(f"SGEMM ({lib}, {args.threads} thread(s)) GFLOP/s: {rates}")
+    peak = max(sgemm.values())  # "SGEMM" below: the best of both libraries and shapes
+    print(f"SGEMM, the best of both: {peak:.1f} GFLOP/s")
+    for group, ours_name, peer, target, flops in bound_rows(T, B, I, H, P):
+        for mode in ("inference", "training"):
+            # training: the forward's products and, per product, the gradients of both of its
+            # operands (dx included: every training peer computes it too)
+            f = flops * (3 if mode == "training" else 1)
+            t_peer = best[(group, peer, mode)] * 1e-3
+            t_ours = best[(group, ours_name, mode)] * 1e-3
+            need = target * f / t_peer / 1e9
+            print(f"{mode} bound {group}: {f / 1e9:.3f} GFLOP of products; {peer} "
+                  f"{f / t_peer / 1e9:.1f} GFLOP/s, {ours_name} {f / t_ours / 1e9:.1f} GFLOP/s "
+                  f"({f / t_ours / 1e9 / peak:.2f} x SGEMM); {target:g}x the peer needs "
+                  f"{need:.1f} GFLOP/s = {need / peak:.2f} x SGEMM "
+                  f"({'possible' if need <= peak else 'out of reach'}); "
+                  f"reached {t_peer / t_ours:.2f}x")
 
+
+def bound_rows(T, B, I, H, P):
+    """(group, rnnfast's row, the PyTorch peer's row, the target ratio, the floating-point
+    operations of the cell's products in one forward) of every variant with a PyTorch peer.
+    The LayerNorm cells run with input_size = hidden_size (bench/layer_norm_vs_torch.py)."""
+    rows = T * B
+    lstm = 2.0 * rows * 4 * H * (I + H)  # x W_ih^T and h W_hh^T
+    proj = 2.0 * rows * (4 * H * I + 4 * H * P + P * H)  # and h W_hr^T, h of P features
+    return [
+        ("proj", "rnnfast.torch.LSTM(proj_size)", "torch.nn.LSTM(proj_size)", 1.2, proj),
+        ("peephole", "rnnfast peephole LSTM", "PyTorch loop", 3, lstm),
+        ("zoneout", "rnnfast zoneout LSTM", "PyTorch zoneout loop", 3, lstm),
+        ("ln-lstm", "rnnfast LayerNorm LSTM", "PyTorch LayerNorm loop", 3,
+         2.0 * rows * 4 * H * 2 * H),
+        ("ln-gru", "rnnfast LayerNorm GRU", "PyTorch LayerNorm loop", 3,
+         2.0 * rows * 3 * H * 2 * H),
+    ]
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,8 @@
 """bench/cell_variants.py runs end to end on tiny shapes: its implementations agree (the script
 checks rnnfast.torch against torch.nn with proj_size, and the peephole kernel against its
 PyTorch loop, and the LayerNorm kernels against theirs, before timing) and it prints every
-variant, the ratios and the SGEMM bound of the inference ratios. Nothing is asserted of times."""
+variant, the ratios, both libraries' SGEMM rates and the SGEMM bound of every target against a
+PyTorch peer (inference and training). Nothing is asserted of times."""
 import pathlib
 import subprocess
 import sys
@@ -36,5 +37,9 @@ def test_cell_variants_bench_runs():
     for name in ["LSTM", "GRU"]:
         assert proc.stdout.count(f"LayerNorm {name} PyTorch loop / rnnfast = ") == 2
         assert proc.stdout.count(f"LayerNorm {name} / plain = ") == 2
-    assert proc.stdout.count("SGEMM (torch.matmul, 1 thread(s)) GFLOP/s: 1024x1024x1024 ") == 1
-    assert proc.stdout.count("inference bound ") == 2
+    for lib in ["torch.matmul", "rnnfast"]:
+        assert proc.stdout.count(f"SGEMM ({lib}, 1 thread(s)) GFLOP/s: 1024x1024x1024 ") == 1
+    assert proc.stdout.count("SGEMM, the best of both: ") == 1
+    for mode in ["inference", "training"]:  # every variant with a PyTorch peer
+        for group in ["proj", "peephole", "zoneout", "ln-lstm", "ln-gru"]:
+            assert proc.stdout.count(f"{mode} bound {group}: ") == 1, (mode, group)
