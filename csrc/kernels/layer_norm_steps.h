@@ -23,7 +23,10 @@ struct LayerNormSteps {
               const T* ln_hh, const T* b_ih, const T* b_hh, const T* hprev, T* h, T* gates,
               T* stats);
   // Backward of one row, from the forward's ih, hh, stats (and cprev / hprev); the gates are
-  // computed again from ih and hh (bias: LSTM b_ih + b_hh).
+  // computed again from ih and hh (bias: LSTM b_ih + b_hh), which the row's gradients read
+  // anyway: the LSTM's gates kept by the forward instead (4H more values a row) made training
+  // 2-3% slower at T=100 B=32 H=128 and 1% faster at H=256 (bench/RESULTS.md, cellvar session
+  // 12).
   // dh: gradient of the state the step produced (in), replaced by the part of the previous
   // state's gradient that does not go through W_hh (out); dc likewise (LSTM). dgx [G*H]: the
   // gradient of the row of x W_ih^T; dgh [G*H]: of h W_hh^T. acc [4 G*H + 2 H] accumulates
