@@ -34,7 +34,9 @@ def test_interleaved_with_breakdown():
     assert [line.split()[1] for line in rows] == ["torch", "rnnfast"]
     assert all(len(numbers(line)) == 7 and min(numbers(line)) > 0 for line in rows)
     for label in ("torch step", "rnnfast step", "torch LSTM forward+backward",
-                  "rnnfast LSTM forward+backward", "rnnfast kernels forward+backward"):
+                  "rnnfast LSTM forward+backward", "rnnfast kernels forward+backward",
+                  "torch LSTM forward", "torch LSTM backward", "rnnfast kernels forward",
+                  "rnnfast kernels backward"):
         assert any(line.strip().startswith(label + " ") for line in out.splitlines()), label
     assert "bridge (rnnfast LSTM - kernels)" in out
     # the time outside the two kernel bindings, split at their entry and exit
