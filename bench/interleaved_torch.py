@@ -26,11 +26,12 @@ machine it moves far less than the wall clock, and at one thread it is the step'
 rounds): the whole step of each peer, its LSTM's forward and backward alone (on a leaf input,
 the same shapes; the gradients cleared before the timed call, untimed), and the rnnfast kernels
 alone (``rnnfast.functional.lstm_forward`` and ``lstm_backward`` on NumPy arrays): what the
-bridge adds is the difference of the last two, with the page faults of each (fresh memory the C
-library hands out when its heap was trimmed between calls; the order in which a case frees its
-arrays decides it). For the rnnfast cases it also gives the time outside the two kernel bindings
-before the forward's, between them and after the backward's (stamps at the bindings' entry and
-exit).
+bridge adds is the difference of the last two; then torch.nn.LSTM's forward and backward and the
+kernels' forward and backward each alone (a backward after an untimed forward). With each, the
+page faults of a call (fresh memory the C library hands out when its heap was trimmed between
+calls; the order in which a case frees its arrays decides it). For the rnnfast cases it also
+gives the time outside the two kernel bindings before the forward's, between them and after the
+backward's (stamps at the bindings' entry and exit).
 """
 import argparse
 import os
@@ -171,6 +172,15 @@ def breakdown(args):
         ctx = F.lstm_forward(x_np, *arrays, training=True)[3]
         F.lstm_backward(ctx, dy_np)
 
+    held = {}  # a forward's result, made untimed, for a timed backward
+
+    def forward_of(module):
+        clear(module)
+        held["y"] = module(x)[0]
+
+    def kernels_forward():
+        held["ctx"] = F.lstm_forward(x_np, *arrays, training=True)[3]
+
     # label -> (preparation, untimed; the call, timed)
     cases = {f"{name} step": (None, lambda p=peers[name]: train_step(*p, tokens[:-1], tokens[1:]))
              for name in peers}
@@ -178,6 +188,15 @@ def breakdown(args):
                   (lambda m=peers[name][0].lstm: clear(m), lambda m=peers[name][0].lstm: layer(m))
                   for name in peers})
     cases["rnnfast kernels forward+backward"] = (None, kernels)
+    # each phase alone: torch.nn.LSTM's against the kernels' (the forward keeps what the
+    # backward needs; the backward runs on a forward made untimed just before)
+    cases["torch LSTM forward"] = (lambda m=peers["torch"][0].lstm: clear(m),
+                                   lambda m=peers["torch"][0].lstm: held.update(y=m(x)[0]))
+    cases["torch LSTM backward"] = (lambda m=peers["torch"][0].lstm: forward_of(m),
+                                    lambda: held.pop("y").backward(dy))
+    cases["rnnfast kernels forward"] = (None, kernels_forward)
+    cases["rnnfast kernels backward"] = (kernels_forward,
+                                         lambda: F.lstm_backward(held.pop("ctx"), dy_np))
     best, faults = {}, {}
     stamps = _BindingStamps()  # where the time outside the kernels goes (rnnfast cases)
     splits = {}

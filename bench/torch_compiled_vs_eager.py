@@ -28,6 +28,13 @@ of itself) and cold (right after a call of the eager LSTM above, as every call o
 LSTM starts and ends), minimum and median CPU time of the calling thread over ``--rounds``
 rounds; compiled minus eager is PyTorch's own cost per compiled call (Dynamo's frame and guards,
 AOTAutograd's runtime wrappers, Inductor's call), which no operator can remove.
+
+``--guards`` then gives, per model and mode, the number of guards Dynamo checks on every call of
+the compiled model (the leaves of its guard tree) and the time of that check alone
+(``guard_manager.check`` of the cache entry the call uses, CPU time of the calling thread,
+minimum and median over ``--rounds``), warm (right after a check) and cold (right after a call
+of the eager model, as on every call of the compiled one): the part of the compiled call's extra
+cost that depends on what the model's forward reads.
 """
 import argparse
 import os
@@ -163,6 +170,38 @@ def fixed_cost(kind, model, x_model, args):
                   f"{lo['compiled'] - lo['eager']:12.1f} {med['compiled'] - med['eager']:12.1f}")
 
 
+def guard_cost(kind, variants, args):
+    """The guards of the compiled ``kind`` model's cache entry per mode: how many, and the time
+    of their check warm and cold (after a call of the eager model)."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    eager, x = variants[(kind, args.modes[0], "eager")]
+    code = type(eager).forward.__code__
+    f_locals = dict(zip(code.co_varnames[:code.co_argcount], (eager, x)))
+    print(f"guards of the compiled {kind} model (CPU time of the calling thread, {args.rounds} "
+          "rounds; cold: right after a call of the eager model)")
+    print(f"{'mode':>9} {'guards':>6} {'warm min us':>11} {'warm med us':>11} {'cold min us':>11} "
+          f"{'cold med us':>11}")
+    for mode in args.modes:
+        with torch.set_grad_enabled(mode == "training"):
+            entry = next(e for e in _debug_get_cache_entry_list(code)
+                         if e.guard_manager.check(f_locals))
+        guards = sum(1 for line in str(entry.guard_manager).splitlines()
+                     if "+- " in line and "GuardManager" not in line)
+        times = {"warm": [], "cold": []}
+        for _ in range(args.rounds):
+            for state, values in times.items():
+                if state == "cold":
+                    call(eager, x, mode)
+                with torch.set_grad_enabled(mode == "training"):
+                    start = time.thread_time()
+                    passed = entry.guard_manager.check(f_locals)
+                    values.append(time.thread_time() - start)
+                assert passed, "the compiled model's guards fail on its own call"
+        print(f"{mode:>9} {guards:6d} " + " ".join(
+            f"{min(v) * 1e6:11.1f} {statistics.median(v) * 1e6:11.1f}" for v in times.values()))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -177,6 +216,8 @@ def main(argv=None):
     parser.add_argument("--modes", nargs="+", default=["inference", "training"],
                         choices=["inference", "training"])
     parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM (eager)")
+    parser.add_argument("--guards", action="store_true",
+                        help="also count the compiled models' guards and time their check")
     parser.add_argument("--fixed-cost", action="store_true",
                         help="also measure PyTorch's own cost per compiled call (a trivial "
                              "module, warm and after the LSTM's kernels)")
@@ -227,6 +268,9 @@ def main(argv=None):
         print(f"{key[0]:>5} {key[1]:>9} {key[2]:>15} {lo * 1e3:10.3f} {med * 1e3:10.3f} "
               f"{min(wall[key]) * 1e3:11.3f} {min(cpu[eager_key]) / lo:20.3f} "
               f"{statistics.median(cpu[eager_key]) / med:9.3f}")
+    if args.guards:
+        for kind in args.models:
+            guard_cost(kind, variants, args)
     if args.fixed_cost:
         kind = "lstm" if "lstm" in args.models else args.models[0]
         fixed_cost(kind, variants[(kind, args.modes[0], "eager")][0], inputs(kind, args), args)

@@ -57,7 +57,8 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnfast import _config
-from rnnfast._torch_ops import EagerStack, autocast_arguments, bf16_autocast, run_stack
+from rnnfast._torch_ops import (EagerStack, autocast_arguments, bf16_autocast, recurrent_stack,
+                                run_stack)
 
 # The kernels run on PyTorch's OpenMP threads, which otherwise spin after each torch op on the
 # cores the kernels need (rnnfast.set_thread_pool; 'rnnfast' turns it off).
@@ -65,18 +66,21 @@ _config._use_openmp_of(torch)
 
 __all__ = ["RNN", "LSTM", "GRU", "RecurrentFunction"]
 
+_FLOAT32 = torch.float32
 _FAST_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 # under CPU autocast with bfloat16: the dtypes of the parameters, and of the input and states
 _AUTOCAST_DTYPES = (torch.float32, torch.bfloat16)
-# torch.nn's mode: (rnnfast cell, its nonlinearity)
-_CELLS = {"RNN_TANH": ("rnn", "tanh"), "RNN_RELU": ("rnn", "relu"), "LSTM": ("lstm", "tanh"),
-          "GRU": ("gru", "tanh")}
 _warned_fallbacks = set()
-# what _stack_call asks on every call, bound once (torch.jit.is_tracing and
-# torch.compiler.is_compiling are Python functions that call a second one; under Dynamo
-# torch.compiler's functions are constants)
+# What forward reads on every call, bound once. torch.jit.is_tracing and
+# torch.compiler.is_compiling are Python functions that call a second one. Under torch.compile
+# each name forward reads is a guard the compiled call checks (after a long kernel, with cold
+# caches): one bound function is one guard, `torch._C.f` three (torch, torch._C, f), and
+# `torch.ops.rnnfast.recurrent_stack` four.
 _is_compiling, _is_exporting = torch.compiler.is_compiling, torch.compiler.is_exporting
 _is_tracing = torch._C._is_tracing
+_is_grad_enabled, _is_autocast_enabled = torch.is_grad_enabled, torch.is_autocast_enabled
+_functorch_active = torch._C._are_functorch_transforms_active
+_Tensor = torch.Tensor
 
 
 def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
@@ -92,13 +96,13 @@ def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
     dtype, as torch's autocast gives them (float32 outputs of bfloat16 products)."""
     dtype = weights[0].dtype
     if _is_compiling():  # torch.compile, and torch.export (which sets both flags)
-        x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
-        y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(
-            x, h0, c0, weights, masks, lengths, *config, need_grad and not _is_exporting())
+        if _is_autocast_enabled("cpu"):  # (outside autocast: no guards on autocast_arguments)
+            x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
+        y, h_n, c_n, _ = recurrent_stack(x, h0, c0, weights, masks, lengths, *config,
+                                         need_grad and not _is_exporting())
     elif _is_tracing():  # torch.jit.trace (torch.jit.is_tracing outside TorchScript)
         x, h0, c0, masks = autocast_arguments(x, h0, c0, masks)
-        y, h_n, c_n, _ = torch.ops.rnnfast.recurrent_stack(x, h0, c0, weights, masks, lengths,
-                                                            *config, False)
+        y, h_n, c_n, _ = recurrent_stack(x, h0, c0, weights, masks, lengths, *config, False)
     else:
         # eager: a float32 x goes to the kernels as it is (run_stack's `autocast`: they round
         # it as autocast's cast would, so the cast and the copy back to float32 are saved)
@@ -119,7 +123,7 @@ def _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad):
 
 def _needs_grad(tensors):
     """True when autograd records: grad mode on and a tensor (None skipped) requires grad."""
-    if torch.is_grad_enabled():
+    if _is_grad_enabled():
         for t in tensors:
             if t is not None and t.requires_grad:
                 return True
@@ -161,11 +165,6 @@ class _KernelRNNMixin:
     """What RNN, LSTM and GRU add to torch.nn's classes: ``forward`` on the kernels when they
     apply, else torch.nn's own ``forward`` (which also gives torch.nn's errors)."""
 
-    def _kernel_config(self):
-        cell, nonlinearity = _CELLS[self.mode]
-        return (cell, nonlinearity, self.hidden_size, self.proj_size, self.num_layers,
-                self.bias, self.bidirectional, False)
-
     def forward(self, input, hx=None):
         """torch.nn's forward: ``(output, h_n)``, or ``(output, (h_n, c_n))`` for the LSTM."""
         weights = self._weights()
@@ -201,7 +200,7 @@ class _KernelRNNMixin:
         if isinstance(input, PackedSequence):
             x, batched = input.data, True
             batch = int(input.batch_sizes[0])
-        elif isinstance(input, torch.Tensor) and input.dim() in (2, 3):
+        elif isinstance(input, _Tensor) and input.dim() in (2, 3):
             batched = input.dim() == 3
             x = input if batched else input.unsqueeze(0 if self.batch_first else 1)
             batch = x.size(0 if self.batch_first else 1)
@@ -219,7 +218,7 @@ class _KernelRNNMixin:
         result = []
         for state, size in zip(states, sizes):
             expected = (LD, batch, size)
-            if not isinstance(state, torch.Tensor) or state.dim() != (3 if batched else 2):
+            if not isinstance(state, _Tensor) or state.dim() != (3 if batched else 2):
                 return None
             state = state if batched else state.unsqueeze(1)
             if tuple(state.shape) != expected:
@@ -232,8 +231,9 @@ class _KernelRNNMixin:
         for other dtypes, devices, autocast dtypes or torch.func transforms."""
         dtype = params[0].dtype
         tensors = [x, *(states or ()), *params]
-        if dtype in _FAST_DTYPES and not torch.is_autocast_enabled("cpu") and \
-                not torch._C._are_functorch_transforms_active():
+        # (float32 first: one guard under torch.compile, where `in` a tuple guards the tuple)
+        if (dtype == _FLOAT32 or dtype in _FAST_DTYPES) and not _is_autocast_enabled("cpu") and \
+                not _functorch_active():
             for t in tensors:
                 if not t.is_cpu or t.dtype != dtype:
                     break
@@ -285,8 +285,13 @@ class _KernelRNNMixin:
                      for _ in range(self.num_layers - 1)]
         h0, c0 = (tuple(states) + (None,))[:2] if states is not None else (None, None)
         need_grad = _needs_grad((x, h0, c0, *weights))
-        y, h_n, c_n = _stack_call(x, h0, c0, weights, masks, lengths,
-                                  self._kernel_config() + (batch_first,), need_grad)
+        # torch.nn's mode -> the rnnfast cell and its nonlinearity (compared here, not looked
+        # up in a module-level table: each entry read would be a guard under torch.compile)
+        mode = self.mode
+        config = ("lstm" if mode == "LSTM" else "gru" if mode == "GRU" else "rnn",
+                  "relu" if mode == "RNN_RELU" else "tanh", self.hidden_size, self.proj_size,
+                  self.num_layers, self.bias, self.bidirectional, False, batch_first)
+        y, h_n, c_n = _stack_call(x, h0, c0, weights, masks, lengths, config, need_grad)
         return y, (h_n,) if c_n is None else (h_n, c_n)
 
     def _kernel_packed(self, weights, packed, states):

@@ -34,7 +34,9 @@ def test_interleaved_with_breakdown():
     assert [line.split()[1] for line in rows] == ["torch", "rnnfast"]
     assert all(len(numbers(line)) == 7 and min(numbers(line)) > 0 for line in rows)
     for label in ("torch step", "rnnfast step", "torch LSTM forward+backward",
-                  "rnnfast LSTM forward+backward", "rnnfast kernels forward+backward"):
+                  "rnnfast LSTM forward+backward", "rnnfast kernels forward+backward",
+                  "torch LSTM forward", "torch LSTM backward", "rnnfast kernels forward",
+                  "rnnfast kernels backward"):
         assert any(line.strip().startswith(label + " ") for line in out.splitlines()), label
     assert "bridge (rnnfast LSTM - kernels)" in out
     # the time outside the two kernel bindings, split at their entry and exit
@@ -62,7 +64,7 @@ def test_step_overhead():
 def test_compiled_vs_eager():
     out = run("torch_compiled_vs_eager.py", "--rounds", "2", "--calls", "1", "--T", "3",
               "--B", "2", "--size", "4", "--hidden", "5", "--models", "lstm", "--torch",
-              "--fixed-cost")
+              "--fixed-cost", "--guards")
     assert "lstm: compiled (forward and backward) and checked against eager" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["lstm"]
             and len(line.split()) > 3]
@@ -71,8 +73,15 @@ def test_compiled_vs_eager():
                         for name in ("eager", "compiled", "torch.nn eager")}
     assert all(float(v) > 0 for r in rows for v in r[-5:])
     assert "PyTorch's cost per compiled call" in out
-    fixed = [line.split() for line in out.splitlines()
-             if line.split()[:1] in (["inference"], ["training"])]
+    by_mode = [line.split() for line in out.splitlines()
+               if line.split()[:1] in (["inference"], ["training"])]
+    fixed = [r for r in by_mode if r[1] in ("warm", "cold")]
     assert {(r[0], r[1]) for r in fixed} == {(mode, state) for mode in ("inference", "training")
                                              for state in ("warm", "cold")}
     assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in fixed)
+    # the guards of the compiled model's cache entry per mode: a count, then four times
+    assert "guards of the compiled lstm model" in out
+    guards = [r for r in by_mode if r[1].isdigit()]
+    assert [r[0] for r in guards] == ["inference", "training"]
+    assert all(len(r) == 6 and int(r[1]) > 10 and all(float(v) > 0 for v in r[2:])
+               for r in guards)

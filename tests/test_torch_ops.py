@@ -176,6 +176,31 @@ def test_compiled_forward_has_no_python_evaluated_guards(rng, train):
         assert not root.has_object_aliasing_guard()
 
 
+@pytest.mark.parametrize("name", ["rnn_relu", "lstm", "gru"])
+def test_compiled_forward_guards_bound_names_only(rng, name):
+    """What the layers' forward reads of rnnfast.torch's globals is guarded one name each (every
+    guard is checked on every compiled call, after the kernels left the caches cold): no chain
+    through its ``torch`` module (``torch._C.f`` is three guards), no module-level table, and
+    outside autocast nothing of the autocast helpers."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+    torch._dynamo.reset()
+    m = model(name)
+    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
+    x = torch.from_numpy(rng.standard_normal((T, B, I)).astype(np.float32))
+    with torch.no_grad():
+        compiled(x)
+    entries = _debug_get_cache_entry_list(Tagger.forward.__code__)
+    assert entries
+    for entry in entries:
+        guards = str(entry.guard_manager)
+        assert "['rnn'].hidden_size" in guards  # the tree holds the layer's guards
+        module = "G['__import_rnnfast_dot_torch']"
+        for source in (f"{module}.torch", f"{module}.autocast_arguments", f"{module}._CELLS",
+                       f"{module}._FAST_DTYPES", "G['__import_rnnfast_dot__torch_ops']"):
+            assert source not in guards, source
+        assert f"{module}._is_autocast_enabled" in guards  # (the names are as expected)
+
+
 # ---- models as a PyTorch user writes them
 
 class Tagger(torch.nn.Module):
