@@ -36,10 +36,10 @@ void set_small_batch_enabled(bool enabled);
 // same values). Default false: with both threads given a core (real-time priority), LSTM H = 64
 // steps ran 1.6-2x slower than on one thread on a 2-core Intel machine (a cache line takes ~110
 // ns from one core to the other there, against ~500 ns for a whole step on one core), and
-// 1.3-2x slower on a 2-core AMD Zen 4 one, where the message took 130 to 1,600 TSC cycles from
-// run to run (bench/RESULTS.md, sessions 11 and 12); without that priority, on a busy machine,
-// the second thread rarely gets a core in time. The switch is for tests and for measuring it on
-// other machines.
+// 1.2-2x slower on a 2-core AMD Zen 4 one, where a cache line's round trip between the cores
+// took 100 to 380 ns from run to run (bench/RESULTS.md, sessions 11 and 12); without that
+// priority, on a busy machine, the second thread rarely gets a core in time. The switch is for
+// tests and for measuring it on other machines.
 void set_small_batch_split(bool enabled);
 
 }  // namespace rnnfast
