@@ -228,14 +228,14 @@ void forward_loop(const SeqShape& s, const small::SmallKernels<T>& ks, const Pac
 // second, if it arrives before the last step, announces itself, and the leader hands it the
 // state at the next step boundary (h and c: each participant keeps its own copy of both, as a
 // line of c shared by the halves would cross between the cores at every step; y, the gates and
-// the workspace are shared, each half writing its own units). From there each computes its half of every step into its
-// own copy of h and sends its new units to the other in message lines: cache lines of values
-// that carry the step they belong to, written after the values, so that the receiver spins on
-// each line alone and the transfer is one cache-line trip per line (two mailboxes per half, by
-// step parity: a half writes step t + 2's only after it has the other's step t + 1, which the
-// other sends after reading step t's). A participant never waits for one that has not arrived
-// (one that never starts, or an executor that runs both chunks on one thread, leaves all the
-// steps to the leader).
+// the workspace are shared, each half writing its own units). From there each computes its half
+// of every step into its own copy of h and sends its new units to the other in message lines:
+// cache lines of values that carry the step they belong to, written after the values, so that
+// the receiver spins on each line alone and the transfer is one cache-line trip per line (two
+// mailboxes per half, by step parity: a half writes step t + 2's only after it has the other's
+// step t + 1, which the other sends after reading step t's). A participant never waits for one
+// that has not arrived (one that never starts, or an executor that runs both chunks on one
+// thread, leaves all the steps to the leader).
 template <typename T>
 struct SplitHalf {
   index_t u0 = 0, n = 0, N = 0;  // first unit, units, padded columns of the product
