@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "rnnfast/threads.h"
 
@@ -223,13 +224,18 @@ void forward_loop(const SeqShape& s, const small::SmallKernels<T>& ks, const Pac
 // chain over k, the same step kernel on units split at a panel boundary), so the values are the
 // same bit for bit whoever computes which half.
 //
-// Hand-off: a half-step (t, q) is claimed (claimed[q] from t to t + 1) by whichever participant
-// gets it, and is computed once both halves of step t - 1 are done (done[0], done[1] >= t). A
-// participant claims its own half unless the other half lags behind (then it takes that one), and
-// only claims (t, q) once (t - 1, other half) is claimed: every half-step it waits for is claimed,
-// i.e. being computed by a running thread, so the wait ends, and a participant that never starts
-// (a busy machine, an executor that runs both chunks on one thread) leaves all the work to the
-// other, which then runs the steps alone.
+// Hand-off: the first participant to arrive leads and runs whole steps (both halves) alone; the
+// second, if it arrives before the last step, announces itself, and the leader hands it the
+// state at the next step boundary (h and c: each participant keeps its own copy of both, as a
+// line of c shared by the halves would cross between the cores at every step; y, the gates and
+// the workspace are shared, each half writing its own units). From there each computes its half
+// of every step into its own copy of h and sends its new units to the other in message lines:
+// cache lines of values that carry the step they belong to, written after the values, so that
+// the receiver spins on each line alone and the transfer is one cache-line trip per line (two
+// mailboxes per half, by step parity: a half writes step t + 2's only after it has the other's
+// step t + 1, which the other sends after reading step t's). A participant never waits for one
+// that has not arrived (one that never starts, or an executor that runs both chunks on one
+// thread, leaves all the steps to the leader).
 template <typename T>
 struct SplitHalf {
   index_t u0 = 0, n = 0, N = 0;  // first unit, units, padded columns of the product
@@ -237,9 +243,21 @@ struct SplitHalf {
   Buffer<T> hg, tmp;
 };
 
-struct alignas(64) StepCounter {
-  std::atomic<index_t> value{0};
+template <typename T>
+struct alignas(64) MessageLine {
+  static constexpr index_t kValues = (64 - sizeof(index_t)) / sizeof(T);
+  T v[kValues];
+  std::atomic<index_t> step{0};  // 1 + the step whose values v holds
 };
+
+// Waits for a value another core stores: a short spin without pauses (the store normally
+// arrives within a cache-line trip), then the pool's wait.
+template <class Pred>
+void wait_for(Pred pred) {
+  for (int i = 0; i < 512; ++i)
+    if (pred()) return;
+  detail::wait_until(pred);
+}
 
 template <typename T, Cell C, bool Train, bool Peep>
 void forward_loop_split(const SeqShape& s, const small::SmallKernels<T>& ks,
@@ -248,38 +266,119 @@ void forward_loop_split(const SeqShape& s, const small::SmallKernels<T>& ks,
                         RecurrentWorkspace<T>* ws) {
   const index_t B = s.B, H = s.H, n_steps = s.steps();
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
-  Buffer<T> other(B * H);
-  T* const states[2] = {h, other.data()};  // h of step t - 1 in states[t & 1]
   T* xg = const_cast<T*>(xg_all);
-  StepCounter claimed[2], done[2];
-  auto half_step = [&](int q, index_t t) {
-    SplitHalf<T>& hf = halves[q];
-    const T* hp = states[t & 1];
-    product(ks, hf.whh, B, hp, H, hf.hg.data(), hf.N, false, t & 1, hf.tmp.data());
-    gate_rows<T, C, Train, Peep>(s, steps, t, hf.u0, hf.n, hf.hg.data(), hf.N, hf.n, hp,
-                                 states[(t + 1) & 1], xg, bias, peep, b_hn, c, y, ws);
+  constexpr index_t kLine = MessageLine<T>::kValues;
+  // state: 0 before anyone arrives, kLeading while the leader runs alone, kJoined once the
+  // second has arrived, kStart + t when the split starts at step t, kAlone when the leader ran
+  // every step alone.
+  constexpr index_t kAlone = -1, kLeading = 1, kJoined = 2, kStart = 3;
+  struct alignas(64) Control {
+    std::atomic<index_t> state{0};
+  } control;
+  index_t lines[2];
+  for (int q = 0; q < 2; ++q) lines[q] = (B * halves[q].n + kLine - 1) / kLine;
+  std::vector<MessageLine<T>> mail(2 * (lines[0] + lines[1]));
+  auto mailbox = [&](int q, index_t t) {  // half q's lines of step t
+    return mail.data() + (q ? 2 * lines[0] : 0) + (t & 1) * lines[q];
   };
-  auto participant = [&](int p) {
-    for (;;) {
-      const index_t a = claimed[p].value.load(std::memory_order_acquire);
-      const index_t b = claimed[1 - p].value.load(std::memory_order_acquire);
-      if (a >= n_steps && b >= n_steps) return;
-      const int q = a <= b ? p : 1 - p;
-      index_t t = a <= b ? a : b;
-      if (!claimed[q].value.compare_exchange_strong(t, t + 1, std::memory_order_acq_rel))
-        continue;
-      detail::wait_until([&] {
-        return done[0].value.load(std::memory_order_acquire) >= t &&
-               done[1].value.load(std::memory_order_acquire) >= t;
-      });
-      half_step(q, t);
-      done[q].value.store(t + 1, std::memory_order_release);
+  Buffer<T> handover(2 * B * H);  // h and c before the split's first step
+  // Units [u0, u0 + n) of every row of hn, row after row, kLine values a line; each line's step
+  // is stored after its values.
+  auto send = [&](MessageLine<T>* out, index_t t, const T* hn, const SplitHalf<T>& hf) {
+    index_t k = 0;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t j = 0; j < hf.n; ++j) {
+        out->v[k] = hn[b * H + hf.u0 + j];
+        if (++k == kLine) {
+          (out++)->step.store(t + 1, std::memory_order_release);
+          k = 0;
+        }
+      }
+    if (k) out->step.store(t + 1, std::memory_order_release);
+  };
+  auto receive = [&](const MessageLine<T>* in, index_t t, T* hn, const SplitHalf<T>& hf) {
+    index_t k = kLine;
+    for (index_t b = 0; b < B; ++b)
+      for (index_t j = 0; j < hf.n; ++j) {
+        if (k == kLine) {
+          wait_for([&] { return in->step.load(std::memory_order_acquire) == t + 1; });
+          k = 0;
+        }
+        hn[b * H + hf.u0 + j] = in->v[k];
+        if (++k == kLine) ++in;
+      }
+  };
+  // cs: the participant's own copy of c (a line of c shared by the halves would cross between
+  // the cores at every step).
+  auto half_step = [&](int q, index_t t, const T* hp, T* hn, T* cs) {
+    SplitHalf<T>& hf = halves[q];
+    product(ks, hf.whh, B, hp, H, hf.hg.data(), hf.N, false, t & 1, hf.tmp.data());
+    gate_rows<T, C, Train, Peep>(s, steps, t, hf.u0, hf.n, hf.hg.data(), hf.N, hf.n, hp, hn, xg,
+                                 bias, peep, b_hn, cs, y, ws);
+  };
+  // Steps [t0, n_steps) of half q, exchanging units with the other; hp holds h of step t0 - 1,
+  // and on return (hp or hn, by the parity of the steps run) the last step's h.
+  auto run_half = [&](int q, index_t t0, T* hp, T* hn, T* cs) {
+    const SplitHalf<T>& mine = halves[q];
+    const SplitHalf<T>& theirs = halves[1 - q];
+    for (index_t t = t0; t < n_steps; ++t) {
+      half_step(q, t, hp, hn, cs);
+      send(mailbox(q, t), t, hn, mine);
+      receive(mailbox(1 - q, t), t, hn, theirs);
+      std::swap(hp, hn);
     }
+    return hp;
+  };
+  const size_t h_bytes = sizeof(T) * B * H;
+  // Units [u0, u0 + n) of every row of c from cs.
+  auto store_c = [&](const T* cs, index_t u0, index_t n) {
+    for (index_t b = 0; b < B; ++b)
+      std::memcpy(c + b * H + u0, cs + b * H + u0, sizeof(T) * n);
+  };
+  auto participant = [&] {
+    Buffer<T> local(3 * B * H);  // h of the step before, h of this step, c
+    T* hp = local.data();
+    T* hn = hp + B * H;
+    T* cs = c ? hn + B * H : nullptr;
+    index_t expected = 0;
+    if (control.state.compare_exchange_strong(expected, kLeading, std::memory_order_acq_rel)) {
+      std::memcpy(hp, h, h_bytes);
+      if (c) std::memcpy(cs, c, h_bytes);
+      for (index_t t = 0; t < n_steps; ++t) {
+        if (control.state.load(std::memory_order_acquire) == kJoined) {
+          std::memcpy(handover.data(), hp, h_bytes);
+          if (c) std::memcpy(handover.data() + B * H, cs, h_bytes);
+          control.state.store(kStart + t, std::memory_order_release);
+          std::memcpy(h, run_half(0, t, hp, hn, cs), h_bytes);
+          if (c) store_c(cs, halves[0].u0, halves[0].n);
+          return;
+        }
+        half_step(0, t, hp, hn, cs);
+        half_step(1, t, hp, hn, cs);
+        std::swap(hp, hn);
+      }
+      std::memcpy(h, hp, h_bytes);
+      if (c) std::memcpy(c, cs, h_bytes);
+      expected = kLeading;
+      if (!control.state.compare_exchange_strong(expected, kAlone, std::memory_order_acq_rel))
+        control.state.store(kStart + n_steps, std::memory_order_release);  // it joined late
+      return;
+    }
+    expected = kLeading;
+    if (!control.state.compare_exchange_strong(expected, kJoined, std::memory_order_acq_rel))
+      return;  // the leader has run every step
+    index_t state = kJoined;
+    wait_for([&] { return (state = control.state.load(std::memory_order_acquire)) >= kStart; });
+    const index_t t0 = state - kStart;
+    if (t0 >= n_steps) return;
+    std::memcpy(hp, handover.data(), h_bytes);
+    if (c) std::memcpy(cs, handover.data() + B * H, h_bytes);
+    run_half(1, t0, hp, hn, cs);
+    if (c) store_c(cs, halves[1].u0, halves[1].n);
   };
   parallel_for(2, 1, [&](index_t begin, index_t end) {
-    for (index_t p = begin; p < end; ++p) participant(static_cast<int>(p));
+    for (index_t p = begin; p < end; ++p) participant();
   });
-  if (states[n_steps & 1] != h) std::memcpy(h, states[n_steps & 1], sizeof(T) * B * H);
 }
 
 template <typename T, Cell C, bool Peep>

@@ -32,14 +32,14 @@ bool small_batch_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T
 void set_small_batch_enabled(bool enabled);
 
 // Whether the small-batch forward may share its steps between two threads (each with half of
-// the hidden units and its half of W_hh^T, one exchange of h per step; the same values).
-// Default false: on the 2-core machine measured, busy, the second thread rarely got a core
-// and the split calls ran 10-30% slower than the one-thread loop (bench/small_batch.py
-// --split); with both threads given a core (real-time priority), LSTM H = 64 steps ran 1.6-2x
-// slower than on one thread, for this hand-off and for a lighter one (the h halves sent in
-// cache lines that carry the step): a cache line takes ~110 ns from one core to the other
-// there, against ~500 ns for a whole step on one core (bench/RESULTS.md, fwd session 11).
-// The switch is for tests and for measuring it on other machines.
+// the hidden units and its half of W_hh^T, one exchange of h per step in message lines; the
+// same values). Default false: with both threads given a core (real-time priority), LSTM H = 64
+// steps ran 1.6-2x slower than on one thread on a 2-core Intel machine (a cache line takes ~110
+// ns from one core to the other there, against ~500 ns for a whole step on one core), and
+// 1.2-2x slower on a 2-core AMD Zen 4 one, where a cache line's round trip between the cores
+// took 100 to 380 ns from run to run (bench/RESULTS.md, sessions 11 and 12); without that
+// priority, on a busy machine, the second thread rarely gets a core in time. The switch is for
+// tests and for measuring it on other machines.
 void set_small_batch_split(bool enabled);
 
 }  // namespace rnnfast
