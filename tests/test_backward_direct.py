@@ -76,9 +76,12 @@ def test_in_place_with_masks_gives_the_staged_bits(options, batch_first):
 # set): [x | 1 | h_prev] is built and multiplied one block of rows at a time, the weight and
 # bias gradients summed over the blocks (a block skipped, repeated or misplaced shows against
 # the reference); the same bits on 1, 2 and 3 threads. Batches above the two-thread batch split
-# (16), below it, and with lengths.
+# (16), below it, and with lengths. RNN and LSTM sum their bias gradients by the blocks' columns
+# beside the product (its columns [x | h_prev]: I + H = 64 below, a multiple of every panel
+# width), one sum for b_ih and b_hh.
 DEEP = [
     ("lstm", {}, 40, 17, 5, 19, {}),
+    ("lstm", {}, 30, 20, 16, 48, {}),
     ("rnn", {"nonlinearity": "relu"}, 30, 20, 3, 37, {}),
     ("gru", {}, 70, 9, 6, 11, {}),
     ("gru", {"reset_after": False}, 37, 16, 4, 13, {}),
@@ -100,6 +103,8 @@ def test_weight_gradients_over_many_depth_blocks(shape, dtype, lengths):
     out, got = results[0]
     assert_matches_reference(out, got, ref_out, want, dtype)
     assert_bitwise_equal(results)
+    if op != "gru":
+        np.testing.assert_array_equal(got["b_ih"], got["b_hh"])
 
 
 # The backward only reads the forward's workspace (the saved gates and states): a context can be

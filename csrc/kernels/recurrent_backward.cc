@@ -10,9 +10,10 @@
 // to stay in a core's L2, the step's rows of the input gradient come from them there too, beside
 // the product). After the loop, the input gradient (unless the loop gave it) and the weight
 // gradients are a few large GEMMs over all rows, and the bias gradients sums of the gate
-// gradients over the rows: a column of ones in the weight GEMM's [x | 1 | h_prev] (built and
-// multiplied one depth block of rows at a time, while it is in L2) when that GEMM covers every
-// gate (RNN, LSTM), else column sums. GRU with reset before needs dn W_hn of all units before the
+// gradients over the rows: the weight GEMM's [x | h_prev] is built and multiplied one depth
+// block of rows at a time, while it is in L2, and the block's gate gradients summed by columns
+// beside it (RNN, LSTM) or multiplied by a column of ones in [x | 1 | h_prev] (GRU's r and z
+// rows, with its n rows' products over the same blocks); else column sums after the GEMM. GRU with reset before needs dn W_hn of all units before the
 // gradient of r: it keeps the two-GEMM step. The large temporaries live in a scratch kept
 // between calls (rnnfast/scratch_cache.h).
 #include <algorithm>
@@ -63,22 +64,39 @@ detail::ScratchCache<BackwardScratch<T>>& backward_scratch() {
   return cache;
 }
 
-// out[j] = sum over rows of m[row * ld + j], j < n; rows in order, so the sum is reproducible.
-// The sums of a chunk of columns live in a local array (out could alias m for the compiler,
-// which would then keep every addition scalar, through memory).
+// out[j] = sum over rows of m[row * ld + j], j < n (add: out[j] + that sum); rows in order,
+// so the sum is reproducible, and sums over consecutive blocks of rows with add after the first
+// give the bits of the sum over all rows. The sums of a chunk of columns live in a local array
+// (out could alias m for the compiler, which would then keep every addition scalar, through
+// memory); a whole chunk (128 bytes: 8 SSE registers) has a loop of fixed length that keeps
+// them in registers (a loop of any length kept them in memory, one load and store per add).
 template <typename T>
-void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out) {
-  constexpr index_t kChunk = 64;
-  parallel_for(n, kChunk, [&](index_t j0, index_t j1) {
-    for (index_t jb = j0; jb < j1; jb += kChunk) {
-      const index_t w = std::min(kChunk, j1 - jb);
-      T acc[kChunk] = {};
+void column_sums_range(index_t rows, index_t j0, index_t j1, const T* m, index_t ld, T* out,
+                       bool add) {
+  constexpr index_t kChunk = 128 / sizeof(T);
+  for (index_t jb = j0; jb < j1; jb += kChunk) {
+    const index_t w = std::min(kChunk, j1 - jb);
+    T acc[kChunk] = {};
+    if (add) std::copy(out + jb, out + jb + w, acc);
+    if (w == kChunk) {
+      for (index_t r = 0; r < rows; ++r) {
+        const T* row = m + r * ld + jb;
+        for (index_t j = 0; j < kChunk; ++j) acc[j] += row[j];
+      }
+    } else {
       for (index_t r = 0; r < rows; ++r) {
         const T* row = m + r * ld + jb;
         for (index_t j = 0; j < w; ++j) acc[j] += row[j];
       }
-      std::copy(acc, acc + w, out + jb);
     }
+    std::copy(acc, acc + w, out + jb);
+  }
+}
+
+template <typename T>
+void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out, bool add = false) {
+  parallel_for(n, 64, [&](index_t j0, index_t j1) {
+    column_sums_range(rows, j0, j1, m, ld, out, add);
   });
 }
 
@@ -504,7 +522,17 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // the bias gradients stay float32 column sums.
   const bool gru_like = G == 3;
   const index_t shared = g.w_ih && g.w_hh && !dropped ? (gru_like ? 2 * H : GH) : 0;
-  const bool ones = shared && (g.b_ih || g.b_hh) && w.precision == Precision::float32;
+  // RNN and LSTM: the bias gradients are the column sums of each depth block's rows of dgx,
+  // summed while the block is in cache, before its product reads them (an L2 pass), rather
+  // than a column of ones in the product: I + 1 + H columns take a whole panel of the GEMM
+  // more than I + H when I + H is a multiple of its width (the usual case), 2-9% of the
+  // weight GEMM at the LSTM's benchmark shapes (bench/RESULTS.md). GRU keeps the ones
+  // column: its n rows' bias gradients come from the [x | 1] and [1 | h_prev] products.
+  const bool bias_blocks = shared && !gru_like && (g.b_ih || g.b_hh) &&
+                           w.precision == Precision::float32;
+  T* const bias_out = bias_blocks ? (g.b_ih ? g.b_ih : g.b_hh) : nullptr;
+  const bool ones = shared && !bias_blocks && (g.b_ih || g.b_hh) &&
+                    w.precision == Precision::float32;
   // GRU: the n rows of W_ih multiply x (and their bias gradient is the ones column's), those of
   // W_hh (reset after) h_prev with the recurrent-side gradients dgh_n: two more products over
   // the same blocks of [x | 1 | h_prev], on their column ranges [x | 1] and [1 | h_prev]
@@ -536,7 +564,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     // A row: x, 1, h_prev; rows 64-byte aligned (an odd stride costs the GEMM more than the
     // column sums it saves).
     const index_t one = ones ? 1 : 0, n = I + one + Hs;
-    const index_t ld = ones ? (n + 15) / 16 * 16 : n;
+    const index_t ld = ones || bias_blocks ? (n + 15) / 16 * 16 : n;
     // float32/float64 products: [x | 1 | h_prev] is built one depth block of the GEMM at a
     // time (rows [k0, k0 + kc)), each block multiplied while it is in L2 (beta = 1 after the
     // first): the GEMM sums the depth blocks in this order with these depths, so every element
@@ -553,13 +581,20 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     T* dw_hh_n = dw_ih_n + (n_ih ? H * ld_ih : 0);
     for (index_t k0 = 0; k0 < rows; k0 += kc) {
       const index_t k1 = std::min(rows, k0 + kc);
-      parallel_for(k1 - k0, 64, [&](index_t r0, index_t r1) {
-        for (index_t r = r0; r < r1; ++r) {
+      // one region: each part copies its share of the block's rows into [x | 1 | h_prev]
+      // and sums its share of dgx's columns over the block's rows (bias_blocks)
+      const index_t kb = k1 - k0;
+      constexpr index_t kParts = 8;
+      auto col = [&](index_t p) { return p == kParts ? GH : GH * p / kParts / 16 * 16; };
+      parallel_for(kParts, 1, [&](index_t p0, index_t p1) {
+        for (index_t r = kb * p0 / kParts; r < kb * p1 / kParts; ++r) {
           T* dst = xh + r * ld;
           std::memcpy(dst, x + (k0 + r) * I, sizeof(T) * I);
           if (ones) dst[I] = T(1);
           std::memcpy(dst + I + one, hprev + (k0 + r) * Hs, sizeof(T) * Hs);
         }
+        if (bias_blocks)
+          column_sums_range(kb, col(p0), col(p1), dgx + k0 * GH, GH, bias_out, k0 > 0);
       });
       const T beta = k0 == 0 ? T(0) : T(1);
       gemm<T>(true, false, shared, n, k1 - k0, T(1), dgx + k0 * GH, GH, xh, ld, beta, dw, ld,
@@ -624,8 +659,10 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
 
   // Bias gradients (unless the weight GEMM gave them): column sums of dgx; b_hh's are b_ih's
   // except the n gate of GRU with reset after (dgh_n).
-  if (g.b_ih && !ones && !seq_ones) column_sums(rows, GH, dgx, GH, g.b_ih);
-  if (g.b_hh && !ones && !seq_ones) {
+  if (bias_blocks && g.b_ih && g.b_hh) std::memcpy(g.b_hh, g.b_ih, sizeof(T) * GH);
+  const bool summed = ones || seq_ones || bias_blocks;
+  if (g.b_ih && !summed) column_sums(rows, GH, dgx, GH, g.b_ih);
+  if (g.b_hh && !summed) {
     const index_t same = cell == Cell::gru ? 2 * H : GH;
     if (g.b_ih)
       std::memcpy(g.b_hh, g.b_ih, sizeof(T) * same);
