@@ -173,9 +173,11 @@ CELLS: Dict[str, Cell] = {
     "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool), **ZONEOUT_OPTION}),
     "layer_norm_lstm": Cell("layer_norm_lstm", 4, True,
                             PLAIN_PARAMS + LAYER_NORM_PARAMS + LAYER_NORM_C_PARAMS,
-                            {"eps": (1e-5, _check_eps)}, precisions=("float32",)),
+                            {"eps": (1e-5, _check_eps), "zoneout": ZONEOUT_OPTION["zoneout"]},
+                            precisions=("float32",)),
     "layer_norm_gru": Cell("layer_norm_gru", 3, False, PLAIN_PARAMS + LAYER_NORM_PARAMS,
-                           {"eps": (1e-5, _check_eps)}, precisions=("float32",)),
+                           {"eps": (1e-5, _check_eps), "zoneout": ZONEOUT_OPTION["zoneout"]},
+                           precisions=("float32",)),
 }
 
 
