@@ -589,3 +589,27 @@ def test_stack_refuses_bfloat16_for_the_layer_norm_cells(rng, op):
                        for name, shape in plain.shapes.items()}, x)[0]
     assert y.shape == (5, 2, 4)
 
+
+@pytest.mark.parametrize("cls", [nn.RNN, nn.LSTM, nn.GRU, nn.LayerNormLSTM, nn.LayerNormGRU])
+@pytest.mark.parametrize("value,err,shown", [(1.0, ValueError, "1.0"), (-0.1, ValueError, "-0.1"),
+                                             (float("nan"), ValueError, "nan"),
+                                             ("x", TypeError, "str"), (True, TypeError, "bool"),
+                                             (None, TypeError, "NoneType")])
+def test_layers_refuse_bad_zoneout_with_one_message(cls, value, err, shown):
+    """Every recurrent layer checks zoneout with one rule and one message: a float in [0, 1)
+    (1.0 as much as -0.1 or a str)."""
+    with pytest.raises(err) as info:
+        cls(3, 4, zoneout=value)
+    assert str(info.value) == f"zoneout: expected a float in [0, 1), got {shown}"
+
+
+@pytest.mark.parametrize("value", ["yes", "", 1, 0, 1.0, None, np.array(True)])
+def test_lstm_peephole_must_be_a_bool(value):
+    """peephole is a bool: a str or a number is refused by name, not read as its truth value
+    (nn.LSTM(peephole="yes") made peepholes; "" and 0 silently none)."""
+    with pytest.raises(TypeError) as info:
+        nn.LSTM(3, 4, peephole=value)
+    assert str(info.value).startswith("peephole: expected a bool, got ")
+    for flag in (True, False, np.bool_(True)):
+        assert nn.LSTM(3, 4, peephole=flag).peephole == bool(flag)
+    assert "weight_peephole_l0" in nn.LSTM(3, 4, peephole=np.bool_(True)).state_dict()
