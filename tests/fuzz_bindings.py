@@ -448,8 +448,21 @@ def layer_norm_setup(rng):
               "ln_c_bias": maybe((H,)) if op == "lstm" else None}
     options = {"eps": float(rng.choice([1e-5, 1e-3, 0.5])), "lengths": options["lengths"],
                "reverse": options["reverse"], "batch_first": options["batch_first"],
-               "training": options["training"]}
+               "training": options["training"], "zoneout": 0.0, "zoneout_h": None,
+               "zoneout_c": None}
+    # zoneout: the rate, and masks of h (and c) that the training calls pass
+    if rng.integers(3) == 0:
+        options["zoneout"] = float(rng.choice([0.2, 0.5]))
+        if options["training"]:
+            layer_norm_masks(rng, op, options, T, B, H, dtype)
     return op, arrays, options, (T, B, I, H, dtype)
+
+
+def layer_norm_masks(rng, op, options, T, B, H, dtype):
+    """Zoneout masks of h (and c) for a training call with options["zoneout"] > 0."""
+    options["zoneout_h"] = (rng.random((T, B, H)) < 0.5).astype(dtype)
+    if op == "lstm":
+        options["zoneout_c"] = (rng.random((T, B, H)) < 0.5).astype(dtype)
 
 
 def layer_norm_reference(op, arrays, options, training, dtype=np.float64):
@@ -458,6 +471,9 @@ def layer_norm_reference(op, arrays, options, training, dtype=np.float64):
         for k in ("c0", "ln_c_weight", "ln_c_bias"):
             args.pop(k)
     kw = dict(options, training=training, dtype=dtype)
+    masks = {name: kw.pop(name) for name in ("zoneout_h", "zoneout_c")}
+    if training and kw["zoneout"] > 0:
+        kw["masks"] = {name: np.asarray(m, dtype) for name, m in masks.items() if m is not None}
     return getattr(R, f"layer_norm_{op}_forward")(**args, **kw)
 
 
@@ -485,10 +501,22 @@ def layer_norm_forward_case(rng):
             call_arrays[other] = rand(rng, (B, H) if other == "c0" else (H,), dtype)
             expect = Err(ValueError, f"{other}: only")
     elif kind == 3:  # one invalid option
-        which = rng.integers(4)
+        which = rng.integers(5)
         if which == 0:
             call_op = [JUNK[rng.integers(len(JUNK))], "rnn", "LSTM"][rng.integers(3)]
             expect = Err((TypeError, ValueError), "op: expected 'lstm' or 'gru'")
+        elif which == 4:
+            if rng.integers(2):
+                call_options["zoneout"] = [1.0, -0.1, float("nan"), "0.1", None, True,
+                                           np.float64(1.5)][rng.integers(7)]
+                expect = Err((TypeError, ValueError), "zoneout: expected a float in [0, 1)")
+            elif options["zoneout_h"] is not None:  # training without its masks
+                name = ["zoneout_h", "zoneout_c"][rng.integers(2 if op == "lstm" else 1)]
+                call_options[name] = None
+                expect = Err(ValueError, f"{name}: required when training with zoneout > 0")
+            else:  # masks where none are used
+                call_options["zoneout_h"] = np.zeros((T, B, H), dtype)
+                expect = Err(ValueError, "zoneout_h: only for training=True with zoneout > 0")
         elif which == 1:
             call_options["eps"] = [0.0, -1e-5, float("nan"), float("inf"), "1e-5", None, True,
                                    -2**63][rng.integers(8)]
@@ -510,7 +538,7 @@ def layer_norm_forward_case(rng):
     def check(out):
         plain = _C.layer_norm_recurrent_forward(op, *[arrays[k] for k in LN_ORDER], **options)
         same(without_ctx(out), without_ctx(plain), "layer_norm_recurrent_forward")
-        want = layer_norm_reference(op, arrays, options, False)
+        want = layer_norm_reference(op, arrays, options, options["training"])
         names = ["y", "h_n", "c_n"] if op == "lstm" else ["y", "h_n"]
         for i, name in enumerate(names):
             close(out[i], want[i], dtype, f"layer_norm_recurrent_forward {op} {name}")
@@ -521,6 +549,8 @@ def layer_norm_forward_case(rng):
 
 def layer_norm_backward_case(rng):
     op, arrays, options, (T, B, I, H, dtype) = layer_norm_setup(rng)
+    if not options["training"] and options["zoneout"] > 0:
+        layer_norm_masks(rng, op, options, T, B, H, dtype)
     options["training"] = True
     out = _C.layer_norm_recurrent_forward(op, *[arrays[k] for k in LN_ORDER], **options)
     ctx, y_shape = out[-1], out[0].shape

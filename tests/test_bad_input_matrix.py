@@ -415,8 +415,53 @@ def layer_norm_cases(op):
         ("dh_n-dtype", lambda k: bw(ctx(k), None, k.y[op][-1].astype(np.float64)), TypeError,
          "dh_n: expected dtype float32 (the dtype of the forward's x), got float64"),
     ]
+    # zoneout: the plain cells' rules (the rate, the seed, the training masks through masks=)
+    zh = np.zeros((T, B, H), np.float32)
+    both = {"zoneout_h": zh, "zoneout_c": zh} if op == "lstm" else {"zoneout_h": zh}
+
+    def infer(k, **change):
+        return fw(**dict(k.rec[op], **change))
+
+    cases += [
+        ("zoneout-1", lambda k: infer(k, zoneout=1.0), ValueError,
+         "zoneout: expected a float in [0, 1), got 1.0"),
+        ("zoneout-negative", lambda k: call(k, zoneout=-0.1), ValueError,
+         "zoneout: expected a float in [0, 1), got -0.1"),
+        ("zoneout-nan", lambda k: call(k, zoneout=float("nan")), ValueError,
+         "zoneout: expected a float in [0, 1), got nan"),
+        ("zoneout-str", lambda k: infer(k, zoneout="x"), TypeError,
+         "zoneout: expected a float in [0, 1), got str"),
+        ("zoneout-bool", lambda k: call(k, zoneout=True), TypeError,
+         "zoneout: expected a float in [0, 1), got bool"),
+        ("zoneout-seed-negative", lambda k: call(k, zoneout=0.5, seed=-1), ValueError,
+         "seed: expected an int in 0..2**64-1 or None, got -1"),
+        ("zoneout-seed-huge", lambda k: call(k, zoneout=0.5, seed=2 ** 64), ValueError,
+         f"seed: expected an int in 0..2**64-1 or None, got {2 ** 64}"),
+        ("zoneout-seed-float", lambda k: call(k, zoneout=0.5, seed=1.0), TypeError,
+         "seed: expected an int in 0..2**64-1 or None, got float"),
+        ("zoneout-seed-str", lambda k: call(k, zoneout=0.5, seed="1"), TypeError,
+         "seed: expected an int in 0..2**64-1 or None, got str"),
+        ("zoneout-masks-shape", lambda k: call(k, zoneout=0.5, masks=dict(
+            both, zoneout_h=zh[:, :, :-1])), ValueError,
+         f"zoneout_h: expected shape (seq_len, batch, hidden_size) = ({T}, {B}, {H}), got "
+         f"({T}, {B}, {H - 1}): hidden_size is {H} from w_hh but {H - 1} from zoneout_h"),
+        ("zoneout-masks-dtype", lambda k: call(k, zoneout=0.5, masks=dict(
+            both, zoneout_h=zh.astype(np.float64).astype(object))), TypeError,
+         "masks['zoneout_h']: expected a float array, got ndarray"),
+        ("zoneout-masks-inference", lambda k: infer(k, zoneout=0.5, masks=both), ValueError,
+         "masks: only for training=True (inference uses the zoneout expectation and drops "
+         "nothing)"),
+        ("zoneout-masks-key", lambda k: call(k, zoneout=0.5, masks={"zoneout_x": zh}),
+         ValueError, "masks: unexpected key 'zoneout_x'"),
+        ("zoneout-masks-zero-rate", lambda k: call(k, zoneout=0.0, masks=both), ValueError,
+         "zoneout_h: only for training=True with zoneout > 0 (got zoneout=0)"),
+        ("zoneout-recurrent-dropout", lambda k: call(k, zoneout=0.5, recurrent_dropout=0.5),
+         TypeError, "got an unexpected keyword argument 'recurrent_dropout'"),
+    ]
     if op == "lstm":
         cases += [
+            ("zoneout-masks-missing-c", lambda k: call(k, zoneout=0.5, masks={"zoneout_h": zh}),
+             ValueError, "zoneout_c: required when training with zoneout > 0"),
             ("ln_c_weight-shape", lambda k: call(k, ln_c_weight=np.ones(G * H, np.float32)),
              ValueError, f"ln_c_weight: expected shape (hidden_size,) = ({H},), got ({G * H},)"),
             ("ln_c_bias-dtype", lambda k: call(k, ln_c_bias=np.zeros(H)), TypeError,
@@ -426,7 +471,10 @@ def layer_norm_cases(op):
         ]
     else:
         cases += [("ln_c_weight", lambda k: call(k, ln_c_weight=np.ones(H, np.float32)),
-                   TypeError, "got an unexpected keyword argument 'ln_c_weight'")]
+                   TypeError, "got an unexpected keyword argument 'ln_c_weight'"),
+                  ("zoneout-masks-c", lambda k: call(k, zoneout=0.5, masks=dict(
+                      both, zoneout_c=zh)), ValueError,
+                   "zoneout_c: only an LSTM has a cell state")]
     return ([(f"layer_norm_{op}_forward-{c[0]}", *c[1:]) for c in cases
              if not c[0].startswith(("ctx", "dy", "dh_n", "dc_n"))]
             + [(f"layer_norm_{op}_backward-{c[0]}", *c[1:]) for c in cases

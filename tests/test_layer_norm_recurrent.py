@@ -12,6 +12,7 @@ import rnnfast
 from rnnfast import functional as F
 from rnnfast import nn
 from rnnfast import reference as R
+from rnnfast._masks import recurrent_masks
 from rnnfast.functional.stack import RecurrentStack
 from recurrent_cases import (GATES, as64, assert_bitwise_equal, assert_matches_reference, isa,
                              make_inputs, options_grid, rel_err, upstream, with_threads)
@@ -208,6 +209,125 @@ def test_empty_batch(op):
     assert got["ln_hh_weight"] is None
 
 
+# ---------------------------------------------------------------------------- zoneout
+
+
+def check_zoneout(rng, op, T, B, I, H, dtype, *, zoneout=0.3, seed=5, batch_first=False,
+                  lengths=False, reverse=False):
+    """Training (the masks drawn from seed) and inference (the expectation) with zoneout
+    against the reference, which draws its masks from the same seed in NumPy."""
+    args, lens = make_args(rng, op, T, B, I, H, dtype, batch_first=batch_first,
+                           lengths=lengths)
+    options = dict(lengths=lens, reverse=reverse, batch_first=batch_first, zoneout=zoneout,
+                   seed=seed)
+    grads = upstream(rng, op, args["x"].shape[:2] + (H,), B, H, dtype)
+    out, got = run(F, op, args, options, grads)
+    ref_out, want = run(R, op, as64(args), options, as64(grads))
+    assert_matches_reference(out, got, ref_out, want, dtype)
+    inference = dict(options, seed=None)
+    out_inf, _ = run(F, op, args, inference)
+    ref_inf, _ = run(R, op, as64(args), inference)
+    assert_matches_reference(out_inf, {}, ref_inf, {}, dtype)
+    return out, got
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", OPS)
+@options_grid
+def test_zoneout_options_grid(rng, op, dtype, batch_first, bias, h0, lengths, reverse):
+    check_zoneout(rng, op, 5, 4, 3, 6, dtype, batch_first=batch_first, lengths=lengths,
+                  reverse=reverse)
+
+
+@pytest.mark.parametrize("T,B,I,H", SHAPES, ids=["T%dB%dI%dH%d" % s for s in SHAPES])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", OPS)
+def test_zoneout_shapes(rng, op, dtype, T, B, I, H):
+    for lengths, reverse, rate in [(False, False, 0.3), (True, True, 0.7)]:
+        check_zoneout(rng, op, T, B, I, H, dtype, zoneout=rate, lengths=lengths,
+                      reverse=reverse)
+
+
+@pytest.mark.parametrize("isa_name", rnnfast.supported_isas())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", OPS)
+def test_zoneout_every_instruction_set(rng, op, dtype, isa_name):
+    with isa(isa_name):
+        for T, B, I, H in [(6, 5, 13, 33), (3, 17, 16, 64), (2, 2, 3, 1)]:
+            check_zoneout(rng, op, T, B, I, H, dtype, lengths=True, reverse=T == 3)
+
+
+@pytest.mark.parametrize("T,B,H,reverse", [(12, 9, 40, False), (5, 3, 200, True),
+                                           (1, 2, 30, False), (6, 20, 64, True)],
+                         ids=["B9", "B3-H200-rev", "T1", "B20-rev"])
+@pytest.mark.parametrize("op", OPS)
+def test_zoneout_bitwise_reproducible_across_threads(rng, op, T, B, H, reverse):
+    """The same seed gives the same masks and results, bit for bit, at 1, 2 and 3 threads
+    (training and inference)."""
+    args, lens = make_args(rng, op, T, B, 20, H, np.float32, lengths=True)
+    grads = upstream(rng, op, args["x"].shape[:2] + (H,), B, H, np.float32)
+    options = dict(lengths=lens, reverse=reverse, zoneout=0.4, seed=2 ** 64 - 3)
+    assert_bitwise_equal(with_threads((1, 2, 3, 1), lambda: run(F, op, args, options, grads)))
+    inference = dict(lengths=lens, reverse=reverse, zoneout=0.4)
+    assert_bitwise_equal(with_threads((1, 2, 3, 1), lambda: run(F, op, args, inference)))
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_zoneout_masks_are_the_plain_cells_for_the_same_seed(rng, op):
+    """The LayerNorm cell draws the plain cell's masks (recurrent_masks of "lstm" or "gru"):
+    given them as masks=, it gives what seed= gives, bit for bit; another seed differs; and
+    zoneout=0 is the cell without zoneout whatever the seed."""
+    T, B, I, H = 7, 5, 4, 9
+    args, _ = make_args(rng, op, T, B, I, H, np.float32)
+    grads = upstream(rng, op, (T, B, H), B, H, np.float32)
+    plain = recurrent_masks(op, T, B, H, zoneout=0.4, seed=21, dtype=np.float32)
+    ln = R.recurrent_masks("layer_norm_" + op, T, B, H, zoneout=0.4, seed=21,
+                           dtype=np.float32)
+    assert set(plain) == set(ln) == ({"zoneout_h", "zoneout_c"} if op == "lstm"
+                                     else {"zoneout_h"})
+    for name in plain:
+        np.testing.assert_array_equal(plain[name], ln[name])
+    seeded = run(F, op, args, dict(zoneout=0.4, seed=21), grads)
+    given = run(F, op, args, dict(zoneout=0.4, masks=plain), grads)
+    assert_bitwise_equal([seeded, given])
+    other = run(F, op, args, dict(zoneout=0.4, seed=22), grads)
+    assert not np.array_equal(other[0]["y"], seeded[0]["y"])
+    assert_bitwise_equal([run(F, op, args, {}, grads),
+                          run(F, op, args, dict(zoneout=0.0, seed=3), grads)])
+    # Where a mask is 1 the unit keeps its previous value (t = 0: h0).
+    d = plain["zoneout_h"][0] == 1
+    assert d.any() and (~d).any()
+    np.testing.assert_array_equal(seeded[0]["y"][0][d], args["h0"][d])
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_zoneout_layers_match_the_reference(rng, op):
+    """nn.LayerNormLSTM/GRU(zoneout=p): training draws one seed per layer and direction from
+    the layer's generator (as nn.LSTM does) and runs the kernel with it; evaluation uses
+    the expectation; the gradients follow the training masks."""
+    cls = nn.LayerNormLSTM if op == "lstm" else nn.LayerNormGRU
+    layer = cls(3, 5, zoneout=0.25, seed=4, dtype=np.float64)
+    assert layer.zoneout == 0.25 and "zoneout=0.25" in repr(layer)
+    x = rng.standard_normal((6, 2, 3))
+    weights = {key: getattr(layer, name).data for key, name in layer.stack._keys[0]}
+    layer.train()
+    seed = int(copy.deepcopy(layer.rng).integers(0, 2 ** 63 - 1, size=1)[0])  # the next draw
+    y = layer(x)[0]
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)[0]
+    want, *_, ctx = getattr(R, f"layer_norm_{op}_forward")(x, **weights, training=True,
+                                                          zoneout=0.25, seed=seed)
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+    grads = getattr(R, f"layer_norm_{op}_backward")(ctx, dy)
+    np.testing.assert_allclose(dx, grads["x"], rtol=1e-10, atol=1e-12)
+    for key, name in layer.stack._keys[0]:
+        np.testing.assert_allclose(getattr(layer, name).grad, grads[key], rtol=1e-10,
+                                   atol=1e-12)
+    layer.eval()
+    want = getattr(R, f"layer_norm_{op}_forward")(x, **weights, zoneout=0.25)[0]
+    np.testing.assert_allclose(layer(x)[0], want, rtol=1e-10, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
@@ -260,7 +380,8 @@ def test_bad_arguments_are_named(op):
                     "gru", base["x"], base["w_ih"], base["w_hh"], None, None, None, None, None,
                     None, np.ones(H, f) if key == "ln_c_weight" else None,
                     np.ones(H, f) if key == "ln_c_bias" else None, eps=1e-5, lengths=None,
-                    reverse=False, batch_first=False, training=False)
+                    reverse=False, batch_first=False, training=False, zoneout=0.0,
+                    zoneout_h=None, zoneout_c=None)
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -467,3 +588,28 @@ def test_stack_refuses_bfloat16_for_the_layer_norm_cells(rng, op):
     y = plain.forward({name: rng.standard_normal(shape).astype(np.float32)
                        for name, shape in plain.shapes.items()}, x)[0]
     assert y.shape == (5, 2, 4)
+
+
+@pytest.mark.parametrize("cls", [nn.RNN, nn.LSTM, nn.GRU, nn.LayerNormLSTM, nn.LayerNormGRU])
+@pytest.mark.parametrize("value,err,shown", [(1.0, ValueError, "1.0"), (-0.1, ValueError, "-0.1"),
+                                             (float("nan"), ValueError, "nan"),
+                                             ("x", TypeError, "str"), (True, TypeError, "bool"),
+                                             (None, TypeError, "NoneType")])
+def test_layers_refuse_bad_zoneout_with_one_message(cls, value, err, shown):
+    """Every recurrent layer checks zoneout with one rule and one message: a float in [0, 1)
+    (1.0 as much as -0.1 or a str)."""
+    with pytest.raises(err) as info:
+        cls(3, 4, zoneout=value)
+    assert str(info.value) == f"zoneout: expected a float in [0, 1), got {shown}"
+
+
+@pytest.mark.parametrize("value", ["yes", "", 1, 0, 1.0, None, np.array(True)])
+def test_lstm_peephole_must_be_a_bool(value):
+    """peephole is a bool: a str or a number is refused by name, not read as its truth value
+    (nn.LSTM(peephole="yes") made peepholes; "" and 0 silently none)."""
+    with pytest.raises(TypeError) as info:
+        nn.LSTM(3, 4, peephole=value)
+    assert str(info.value).startswith("peephole: expected a bool, got ")
+    for flag in (True, False, np.bool_(True)):
+        assert nn.LSTM(3, 4, peephole=flag).peephole == bool(flag)
+    assert "weight_peephole_l0" in nn.LSTM(3, 4, peephole=np.bool_(True)).state_dict()

@@ -193,9 +193,11 @@ x, w_ih, w_hh = f(64, 8, 32), f(128, 32), f(128, 32)
 opts = dict(nonlinearity="tanh", reset_after=True, lengths=None, reverse=False,
             batch_first=False, training=True)
 rctx = _C.recurrent_forward("lstm", x, w_ih, w_hh, None, None, None, None, **opts)[-1]
+zh = (rng.random((64, 8, 32)) < 0.3).astype(np.float32)
 lnctx = _C.layer_norm_recurrent_forward("gru", x, w_ih[:96], w_hh[:96], None, None, None, None,
                                        None, None, None, None, eps=1e-5, lengths=None,
-                                       reverse=False, batch_first=False, training=True)[-1]
+                                       reverse=False, batch_first=False, training=True,
+                                       zoneout=0.3, zoneout_h=zh, zoneout_c=None)[-1]
 cx, cw = f(8, 300, 16), f(16, 16, 5)
 conv = dict(stride=1, padding="same", dilation=1, groups=1, channels_last=True, training=True)
 cctx = _C.conv1d_forward(cx, cw, None, **conv)[1]
@@ -232,8 +234,9 @@ calls = {
         "float32", None, None, 0.0, None, None, None),
     "recurrent_backward": lambda: _C.recurrent_backward("lstm", rctx, x[..., :32], None, None),
     "layer_norm_recurrent_forward": lambda: _C.layer_norm_recurrent_forward(
-        "gru", x, w_ih[:96], w_hh[:96], None, None, None, None, None, None, None, None, eps=1e-5,
-        lengths=None, reverse=False, batch_first=False, training=True),
+        "lstm", x, w_ih, w_hh, None, None, None, None, None, None, None, None, eps=1e-5,
+        lengths=None, reverse=False, batch_first=False, training=True, zoneout=0.3,
+        zoneout_h=zh, zoneout_c=zh),
     "layer_norm_recurrent_backward": lambda: _C.layer_norm_recurrent_backward(
         "gru", lnctx, x[..., :32], None, None),
     "conv1d_forward": lambda: _C.conv1d_forward(cx, cw, None, **conv),

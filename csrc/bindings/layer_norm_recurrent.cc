@@ -43,6 +43,7 @@ struct LayerNormCtx : SequenceCtx {
   double eps = 1e-5;
   // b_ih, b_hh, ln_ih_weight, ln_hh_weight, ln_c_weight, ln_c_bias (each or None)
   std::optional<py::array> vec[6];
+  ZoneoutArgs zoneout;  // the rate, and the training masks (sequence.h)
   std::unique_ptr<LayerNormWorkspace<float>> ws32;  // training only
   std::unique_ptr<LayerNormWorkspace<double>> ws64;
 
@@ -91,6 +92,9 @@ LayerNormWeights<T> weights_of(const LayerNormCtx& c) {
   w.ln_c_weight = ptr<T>(c.vec[4]);
   w.ln_c_bias = ptr<T>(c.vec[5]);
   w.eps = static_cast<T>(c.eps);
+  w.zoneout_h = ptr<T>(c.zoneout.h);
+  w.zoneout_c = ptr<T>(c.zoneout.c);
+  w.zoneout = static_cast<T>(c.zoneout.rate);
   return w;
 }
 
@@ -127,7 +131,8 @@ py::tuple forward_binding(const py::object& op_obj, const py::object& x_obj,
                           const py::object& ln_ih_obj, const py::object& ln_hh_obj,
                           const py::object& ln_c_weight_obj, const py::object& ln_c_bias_obj,
                           const py::object& eps_obj, const py::object& lengths_obj, bool reverse,
-                          bool batch_first, bool training) {
+                          bool batch_first, bool training, const py::object& zoneout_obj,
+                          const py::object& zoneout_h_obj, const py::object& zoneout_c_obj) {
   const std::string op = choice_arg(op_obj, "op", kOps);
   auto ctx = std::make_shared<LayerNormCtx>();
   ctx->op = op;
@@ -167,6 +172,8 @@ py::tuple forward_binding(const py::object& op_obj, const py::object& x_obj,
                                             batch, hidden, hidden);
   ctx->eps = eps_arg(eps_obj);
   if (!lengths_obj.is_none()) s.lengths = lengths_vector(lengths_obj, s.B, s.T);
+  ctx->zoneout = zoneout_args(s, ctx->cell == LayerNormCell::lstm, zoneout_obj, zoneout_h_obj,
+                              zoneout_c_obj, x, training);
   checked_size({s.T, s.B, 4 * G * s.H + 2 * s.H + s.I}, "x and hidden_size");
   ctx->keep(x, w_ih, w_hh, bool(init.h0), bool(init.c0));
   if (ctx->dbl) return forward_impl<double>(ctx, init, training);
@@ -253,7 +260,8 @@ void bind_layer_norm_recurrent(Entries& m) {
         py::arg("c0"), py::arg("ln_ih_weight"), py::arg("ln_hh_weight"), py::arg("ln_c_weight"),
         py::arg("ln_c_bias"), py::kw_only(), py::arg("eps"), py::arg("lengths"),
         py::arg("reverse").noconvert(), py::arg("batch_first").noconvert(),
-        py::arg("training").noconvert());
+        py::arg("training").noconvert(), py::arg("zoneout"), py::arg("zoneout_h"),
+        py::arg("zoneout_c"));
   m.def("layer_norm_recurrent_backward", &backward_binding, py::arg("op"), py::arg("ctx"),
         py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"));
 }

@@ -127,47 +127,14 @@ RecurrentWeights<T> weights_of(const RecurrentCtx& c) {
   return w;
 }
 
-// zoneout: a float in [0, 1) (not a bool).
-double zoneout_arg(const py::object& obj) {
-  if (py::isinstance<py::bool_>(obj) ||
-      !(py::isinstance<py::float_>(obj) || py::isinstance<py::int_>(obj) ||
-        py::isinstance(obj, py::module_::import("numpy").attr("floating")) ||
-        py::isinstance(obj, py::module_::import("numpy").attr("integer"))))
-    throw py::type_error("zoneout: expected a float in [0, 1), got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  const double v = obj.cast<double>();
-  if (!(v >= 0.0 && v < 1.0))
-    throw py::value_error("zoneout: expected a float in [0, 1), got " +
-                          py::repr(obj).cast<std::string>());
-  return v;
-}
-
-// The zoneout options of a forward: the rate, and in training the masks of h (and c), time-major
-// [T, B, features] of x's dtype, one per state; given exactly when training with zoneout > 0.
+// The zoneout options of a forward (sequence.h's zoneout_args).
 void zoneout_options(RecurrentCtx& ctx, const py::object& rate_obj, const py::object& h_obj,
                      const py::object& c_obj, const py::array& x, bool training) {
-  const SeqShape& s = ctx.shape;
-  ctx.zoneout = zoneout_arg(rate_obj);
-  const bool is_lstm = ctx.cell == Cell::lstm;
-  const bool want = training && ctx.zoneout > 0;
-  if (!is_lstm && !c_obj.is_none())
-    throw py::value_error("zoneout_c: only an LSTM has a cell state");
-  for (const auto& [obj, name] : {std::pair<const py::object&, const char*>{h_obj, "zoneout_h"},
-                                  std::pair<const py::object&, const char*>{c_obj, "zoneout_c"}}) {
-    if (!is_lstm && std::string(name) == "zoneout_c") continue;
-    if (want && obj.is_none())
-      throw py::value_error(std::string(name) + ": required when training with zoneout > 0 (" +
-                            "the masks, 1 where a unit keeps its previous value)");
-    if (!want && !obj.is_none())
-      throw py::value_error(std::string(name) + ": only for training=True with zoneout > 0 (got " +
-                            (training ? "zoneout=0" : "training=False") + ")");
-  }
-  if (!want) return;
-  const Dim time{"seq_len", s.T, "x"}, batch{"batch", s.B, "x"};
-  const Dim hidden{"hidden_size", s.H, s.P ? "w_hr" : "w_hh"};
-  const Dim state = s.P ? Dim{"proj_size", s.P, "w_hr"} : hidden;
-  ctx.zoneout_h = optional_array(h_obj, "zoneout_h", x, {time, batch, state});
-  if (is_lstm) ctx.zoneout_c = optional_array(c_obj, "zoneout_c", x, {time, batch, hidden});
+  ZoneoutArgs z =
+      zoneout_args(ctx.shape, ctx.cell == Cell::lstm, rate_obj, h_obj, c_obj, x, training);
+  ctx.zoneout = z.rate;
+  ctx.zoneout_h = std::move(z.h);
+  ctx.zoneout_c = std::move(z.c);
 }
 
 // The recurrent dropout mask of a training forward: [G, B, state_size] of x's dtype (one mask

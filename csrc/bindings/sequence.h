@@ -1,6 +1,6 @@
 // What the bindings of the recurrent ops (recurrent.cc, layer_norm_recurrent.cc) share: the
 // part of the ctx every op keeps, the sequence shape read from x, the initial states, the
-// forward's outputs and the output gradients a backward takes.
+// zoneout options, the forward's outputs and the output gradients a backward takes.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "checks.h"
@@ -80,6 +81,56 @@ inline InitialStates initial_states(const py::object& h0, const py::object& c0,
   if (lstm) init.c0 = optional_array(c0, "c0", x, {batch, hidden});
   else if (!c0.is_none()) throw py::value_error("c0: only an LSTM has a cell state");
   return init;
+}
+
+// zoneout: a float in [0, 1) (not a bool).
+inline double zoneout_arg(const py::object& obj) {
+  if (py::isinstance<py::bool_>(obj) ||
+      !(py::isinstance<py::float_>(obj) || py::isinstance<py::int_>(obj) ||
+        py::isinstance(obj, py::module_::import("numpy").attr("floating")) ||
+        py::isinstance(obj, py::module_::import("numpy").attr("integer"))))
+    throw py::type_error("zoneout: expected a float in [0, 1), got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  const double v = obj.cast<double>();
+  if (!(v >= 0.0 && v < 1.0))
+    throw py::value_error("zoneout: expected a float in [0, 1), got " +
+                          py::repr(obj).cast<std::string>());
+  return v;
+}
+
+// The zoneout options of a forward of every recurrent op (RecurrentWeights::zoneout_h in
+// recurrent.h): the rate, and in training the masks of h (and c), time-major [T, B, features]
+// of x's dtype, one per state; given exactly when training with zoneout > 0.
+struct ZoneoutArgs {
+  double rate = 0.0;                  // (inference: d itself)
+  std::optional<py::array> h, c;      // the training masks [T, B, ...]
+};
+
+inline ZoneoutArgs zoneout_args(const SeqShape& s, bool lstm, const py::object& rate_obj,
+                                const py::object& h_obj, const py::object& c_obj,
+                                const py::array& x, bool training) {
+  ZoneoutArgs z;
+  z.rate = zoneout_arg(rate_obj);
+  const bool want = training && z.rate > 0;
+  if (!lstm && !c_obj.is_none())
+    throw py::value_error("zoneout_c: only an LSTM has a cell state");
+  for (const auto& [obj, name] : {std::pair<const py::object&, const char*>{h_obj, "zoneout_h"},
+                                  std::pair<const py::object&, const char*>{c_obj, "zoneout_c"}}) {
+    if (!lstm && std::string(name) == "zoneout_c") continue;
+    if (want && obj.is_none())
+      throw py::value_error(std::string(name) + ": required when training with zoneout > 0 (" +
+                            "the masks, 1 where a unit keeps its previous value)");
+    if (!want && !obj.is_none())
+      throw py::value_error(std::string(name) + ": only for training=True with zoneout > 0 (got " +
+                            (training ? "zoneout=0" : "training=False") + ")");
+  }
+  if (!want) return z;
+  const Dim time{"seq_len", s.T, "x"}, batch{"batch", s.B, "x"};
+  const Dim hidden{"hidden_size", s.H, s.P ? "w_hr" : "w_hh"};
+  const Dim state = s.P ? Dim{"proj_size", s.P, "w_hr"} : hidden;
+  z.h = optional_array(h_obj, "zoneout_h", x, {time, batch, state});
+  if (lstm) z.c = optional_array(c_obj, "zoneout_c", x, {time, batch, hidden});
+  return z;
 }
 
 // Allocates the outputs of a forward (y, h_n, and c_n of an LSTM), runs kernel(y, h_n, c_n) on

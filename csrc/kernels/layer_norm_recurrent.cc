@@ -24,6 +24,13 @@
 // (time-major, every sequence of full length: the rows of dgx and dgh are still in cache) or
 // over all rows after the loop.
 //
+// Zoneout (LayerNormWeights::zoneout_h): the plain cells' rule and helpers (detail::Zoneout in
+// recurrent_common.h). Forward: after a row's epilogue its new h (and c) are blended with the
+// state the step started from (training: the workspace's hprev and cprev; inference: the LSTM's
+// c copied before the step), per the mask or the rate. Backward: before a row's epilogue the
+// state gradients are split into the cell's part (1 - d) g and the previous state's d g, which
+// is added back after it (the recomputed gates read the blended state the step started from).
+//
 // Memory: the training workspace (given by the caller) and the backward's two [rows, G*H]
 // gradient buffers (a chunk's rows when chunked) are sized with detail::fit and kept between
 // calls (rnnfast/scratch_cache.h),
@@ -151,6 +158,11 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
   Buffer<T> hg(B * GH), other(B * H), gates(B * GH), stats_own(ws ? 0 : B * 4);
   const cells::LayerNormSteps<T>& steps = cells::active_layer_norm_steps<T>();
   const T eps = w.eps;
+  // Zoneout blends each row's new state with the one it started from, as the plain cells do
+  // (detail::Zoneout); inference keeps the LSTM's c before the step here (training: in cprev).
+  using Zone = detail::Zoneout<T>;
+  const bool zoned = w.has_zoneout();
+  Buffer<T> c_before(zoned && !ws && is_lstm ? B * H : 0);
 
   // Training (ws keeps what backward needs) as a template parameter: no row tests it.
   detail::with_flag(ws != nullptr, [&](auto train_c) {
@@ -201,15 +213,23 @@ void layer_norm_recurrent_forward(LayerNormCell cell, const SeqShape& s,
           T* gates_b = gates.data() + b * GH;
           T* stats = Train ? ws->stats.data() + row * 4 : stats_own.data() + b * 4;
           if constexpr (Train) std::memcpy(ws->hprev.data() + row * H, hp + b * H, sizeof(T) * H);
+          T* c_start = !is_lstm ? nullptr
+                       : Train  ? ws->cprev.data() + row * H
+                       : zoned  ? c_before.data() + b * H
+                                : nullptr;
           if (is_lstm) {
-            if constexpr (Train)
-              std::memcpy(ws->cprev.data() + row * H, c + b * H, sizeof(T) * H);
+            if (Train || zoned) std::memcpy(c_start, c + b * H, sizeof(T) * H);
             steps.lstm(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
                        k.bias.data(), k.ln_c_weight.data(), k.ln_c_bias.data(), c + b * H,
                        hn + b * H, gates_b, stats);
           } else {
             steps.gru(H, eps, xw_row, ih_row, hg_row, hh_row, k.ln_ih.data(), k.ln_hh.data(),
                       k.b_ih.data(), k.b_hh.data(), hp + b * H, hn + b * H, gates_b, stats);
+          }
+          if (zoned) {
+            const index_t at = Zone::at(s, s.time_of(step, b), b, H, 0);
+            Zone::apply(w.zoneout_h, w.zoneout, at, H, hp + b * H, hn + b * H);
+            if (is_lstm) Zone::apply(w.zoneout_c, w.zoneout, at, H, c_start, c + b * H);
           }
           std::memcpy(y + row * H, hn + b * H, sizeof(T) * H);
         });
@@ -259,6 +279,11 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
   const index_t acc_width = 4 * GH + 2 * H;
   Buffer<T> acc(B * acc_width), stage(s.lengths.empty() ? 0 : B * GH), scratch(B * 10 * H);
   acc.zero();
+  // Zoneout (the forward's masks): the state gradients split into the cell's part and the
+  // previous state's (kept: h's, then the LSTM's c's), as the plain cells do (detail::Zoneout).
+  using Zone = detail::Zoneout<T>;
+  const bool zoned = w.zoneout_h != nullptr;
+  Buffer<T> kept_grads(zoned ? B * 2 * H : 0);
   PackedB<T> whh, wih;  // W_hh [G*H, H]; W_ih [G*H, I] for dx, a chunk of rows at a time
   whh.pack(false, GH, H, w.w_hh, H);
   if (g.x) wih.pack(false, GH, I, w.w_ih, I);
@@ -286,6 +311,13 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
           T* dhb = dh.data() + b * H;
           if (dy)
             for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
+          T* dcb = is_lstm ? dc.data() + b * H : nullptr;
+          T* kept_b = zoned ? kept_grads.data() + b * 2 * H : nullptr;
+          if (zoned) {
+            const index_t at = Zone::at(s, s.time_of(step, b), b, H, 0);
+            Zone::split(w.zoneout_h, at, H, dhb, kept_b);
+            if (is_lstm) Zone::split(w.zoneout_c, at, H, dcb, kept_b + H);
+          }
           const T* ih = ws.ih.data() + row * GH;
           const T* hh = ws.hh.data() + row * GH;
           const T* stats = ws.stats.data() + row * 4;
@@ -295,11 +327,15 @@ void layer_norm_recurrent_backward(LayerNormCell cell, const SeqShape& s,
           if (is_lstm)
             steps.lstm_grad(H, ws.cprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
                             k.ln_hh.data(), k.bias.data(), k.ln_c_weight.data(),
-                            k.ln_c_bias.data(), dhb, dc.data() + b * H, dgx_row, st, a, sc);
+                            k.ln_c_bias.data(), dhb, dcb, dgx_row, st, a, sc);
           else
             steps.gru_grad(H, ws.hprev.data() + row * H, ih, hh, stats, k.ln_ih.data(),
                            k.ln_hh.data(), k.b_ih.data(), k.b_hh.data(), dhb, dgx_row, st, a,
                            sc);
+          if (zoned) {
+            Zone::add(H, kept_b, dhb);
+            if (is_lstm) Zone::add(H, kept_b + H, dcb);
+          }
           if (!in_place) std::memcpy(dgh + row * GH, st, sizeof(T) * GH);
         });
         if (in_place)

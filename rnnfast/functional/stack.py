@@ -30,6 +30,7 @@ import numpy as np
 
 from rnnfast import functional as F
 from rnnfast._checks import check_int, check_precision, check_probability
+from rnnfast._masks import _check_rate
 
 __all__ = ["CELLS", "LSTM_PARAMS", "PLAIN_PARAMS", "Cell", "Param", "RecurrentStack", "StackContext", "cell_backward",
            "cell_forward", "cell_options", "param_name"]
@@ -124,18 +125,20 @@ def _check_nonlinearity(value):
 
 def _check_zoneout(value):
     """zoneout: a float in [0, 1) (1 would freeze the state)."""
-    value = check_probability(value, "zoneout")
-    if value >= 1.0:
-        raise ValueError(f"zoneout: expected a float in [0, 1), got {value}")
-    return value
+    return _check_rate(value, "zoneout")
 
 
 def _check_recurrent_dropout(value):
     """recurrent_dropout: a float in [0, 1) (1 would drop every recurrent input)."""
-    value = check_probability(value, "recurrent_dropout")
-    if value >= 1.0:
-        raise ValueError(f"recurrent_dropout: expected a float in [0, 1), got {value}")
-    return value
+    return _check_rate(value, "recurrent_dropout")
+
+
+def _check_peephole(value):
+    """peephole: a bool (a str or a number is refused, not read as its truth value)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"peephole: expected a bool, got {value!r} of type "
+                        f"{type(value).__name__}")
+    return bool(value)
 
 
 #: Zoneout and recurrent dropout (kernel options of every plain cell; ``forward``'s ``seeds``
@@ -167,15 +170,17 @@ CELLS: Dict[str, Cell] = {
     "rnn": Cell("rnn", 1, False, PLAIN_PARAMS,
                 {"nonlinearity": ("tanh", _check_nonlinearity), **ZONEOUT_OPTION}),
     "lstm": Cell("lstm", 4, True, LSTM_PARAMS,
-                 {"proj_size": (0, _check_proj_size), "peephole": (False, bool),
+                 {"proj_size": (0, _check_proj_size), "peephole": (False, _check_peephole),
                   **ZONEOUT_OPTION},
                  ("proj_size", "peephole")),
     "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool), **ZONEOUT_OPTION}),
     "layer_norm_lstm": Cell("layer_norm_lstm", 4, True,
                             PLAIN_PARAMS + LAYER_NORM_PARAMS + LAYER_NORM_C_PARAMS,
-                            {"eps": (1e-5, _check_eps)}, precisions=("float32",)),
+                            {"eps": (1e-5, _check_eps), "zoneout": ZONEOUT_OPTION["zoneout"]},
+                            precisions=("float32",)),
     "layer_norm_gru": Cell("layer_norm_gru", 3, False, PLAIN_PARAMS + LAYER_NORM_PARAMS,
-                           {"eps": (1e-5, _check_eps)}, precisions=("float32",)),
+                           {"eps": (1e-5, _check_eps), "zoneout": ZONEOUT_OPTION["zoneout"]},
+                           precisions=("float32",)),
 }
 
 

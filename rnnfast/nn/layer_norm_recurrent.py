@@ -9,6 +9,9 @@ Per layer ``k`` (and ``_reverse``) the parameters are PyTorch's ``weight_ih_l{k}
 biases with ``bias=False``), plus the layer norms' ``ln_ih_weight_l{k}`` and
 ``ln_hh_weight_l{k}`` (G*H,) and, for the LSTM, ``ln_c_weight_l{k}`` and ``ln_c_bias_l{k}``
 (H,): gains start at one and the bias at zero, and they are there whatever ``bias`` is.
+``zoneout=p`` (keyword, every layer) as ``LSTM``'s and ``GRU``'s: in training each layer and
+direction draws its masks from a seed of the layer's generator (``seed``/``rng``), in
+evaluation the previous state has weight p.
 """
 import numpy as np
 
@@ -19,9 +22,9 @@ __all__ = ["LayerNormLSTM", "LayerNormGRU"]
 
 class _LayerNormBase(RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, eps=1e-5, **kwargs):
+                 dropout=0.0, bidirectional=False, *, eps=1e-5, zoneout=0.0, **kwargs):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, eps=eps, **kwargs)
+                         bidirectional, eps=eps, zoneout=zoneout, **kwargs)
         self.eps = self.stack.options["eps"]
 
     def reset_parameters(self, rng=None):

@@ -38,6 +38,15 @@ struct LayerNormWeights {
   const T* ln_c_weight = nullptr;  // LSTM: [H] gain of LN(c'), or null (ones)
   const T* ln_c_bias = nullptr;    // LSTM: [H] bias of LN(c'), or null (zeros)
   T eps = T(1e-5);                 // > 0
+  // Zoneout, as the plain cells' (RecurrentWeights in recurrent.h, the same rule and masks):
+  // after the cell's step h_t = d * h_{t-1} + (1 - d) * h~_t, and for the LSTM c_t likewise
+  // with its own d (h~_t uses the new c~_t). Training: d from the time-major masks zoneout_h
+  // and zoneout_c (LSTM) [T, B, H], element (t * B + b) * H + j whatever the layout; backward
+  // needs the same. Inference (null masks): d is the constant zoneout. Neither: none.
+  const T* zoneout_h = nullptr;
+  const T* zoneout_c = nullptr;
+  T zoneout = T(0);
+  bool has_zoneout() const { return zoneout_h != nullptr || zoneout != T(0); }
 };
 
 // What a training forward keeps for backward: (2 G + 2) * rows * H + 4 * rows values (LSTM;
