@@ -613,3 +613,14 @@ def test_lstm_peephole_must_be_a_bool(value):
     for flag in (True, False, np.bool_(True)):
         assert nn.LSTM(3, 4, peephole=flag).peephole == bool(flag)
     assert "weight_peephole_l0" in nn.LSTM(3, 4, peephole=np.bool_(True)).state_dict()
+
+
+@pytest.mark.parametrize("value", ["no", "", 1, 0, None])
+def test_gru_reset_after_must_be_a_bool(value):
+    """reset_after is a bool, checked as peephole is (reset_after="no" made Cho's variant the
+    other way round: any non-empty str read as True)."""
+    with pytest.raises(TypeError) as info:
+        nn.GRU(3, 4, reset_after=value)
+    assert str(info.value).startswith("reset_after: expected a bool, got ")
+    for flag in (True, False, np.bool_(False)):
+        assert nn.GRU(3, 4, reset_after=flag).reset_after == bool(flag)

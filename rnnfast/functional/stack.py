@@ -133,12 +133,14 @@ def _check_recurrent_dropout(value):
     return _check_rate(value, "recurrent_dropout")
 
 
-def _check_peephole(value):
-    """peephole: a bool (a str or a number is refused, not read as its truth value)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"peephole: expected a bool, got {value!r} of type "
-                        f"{type(value).__name__}")
-    return bool(value)
+def _flag(name):
+    """The check of a bool option (a str or a number is refused, not read as its truth value)."""
+    def check(value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name}: expected a bool, got {value!r} of type "
+                            f"{type(value).__name__}")
+        return bool(value)
+    return check
 
 
 #: Zoneout and recurrent dropout (kernel options of every plain cell; ``forward``'s ``seeds``
@@ -170,10 +172,10 @@ CELLS: Dict[str, Cell] = {
     "rnn": Cell("rnn", 1, False, PLAIN_PARAMS,
                 {"nonlinearity": ("tanh", _check_nonlinearity), **ZONEOUT_OPTION}),
     "lstm": Cell("lstm", 4, True, LSTM_PARAMS,
-                 {"proj_size": (0, _check_proj_size), "peephole": (False, _check_peephole),
+                 {"proj_size": (0, _check_proj_size), "peephole": (False, _flag("peephole")),
                   **ZONEOUT_OPTION},
                  ("proj_size", "peephole")),
-    "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, bool), **ZONEOUT_OPTION}),
+    "gru": Cell("gru", 3, False, PLAIN_PARAMS, {"reset_after": (True, _flag("reset_after")), **ZONEOUT_OPTION}),
     "layer_norm_lstm": Cell("layer_norm_lstm", 4, True,
                             PLAIN_PARAMS + LAYER_NORM_PARAMS + LAYER_NORM_C_PARAMS,
                             {"eps": (1e-5, _check_eps), "zoneout": ZONEOUT_OPTION["zoneout"]},
