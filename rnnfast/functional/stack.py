@@ -23,6 +23,7 @@ Example::
     y, h_n, c_n, ctx = stack.forward(weights, x, training=True)   # x (T, B, 8)
     dx, dh0, dc0, grads = stack.backward(ctx, dy)                 # grads keyed by name
 """
+import functools
 import warnings
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Tuple
 
@@ -133,14 +134,16 @@ def _check_recurrent_dropout(value):
     return _check_rate(value, "recurrent_dropout")
 
 
+def _check_flag(name, value):
+    """A bool option (a str or a number is refused, not read as its truth value)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
 def _flag(name):
-    """The check of a bool option (a str or a number is refused, not read as its truth value)."""
-    def check(value):
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name}: expected a bool, got {value!r} of type "
-                            f"{type(value).__name__}")
-        return bool(value)
-    return check
+    """The check of the bool option ``name`` (a partial: a stack's cell table pickles)."""
+    return functools.partial(_check_flag, name)
 
 
 #: Zoneout and recurrent dropout (kernel options of every plain cell; ``forward``'s ``seeds``
