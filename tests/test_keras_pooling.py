@@ -180,3 +180,33 @@ def test_functional_conv_output_taken_twice_is_not_fused(rng, monkeypatch, branc
     np.testing.assert_array_equal(got[0][0], got[1][0])
     for name in got[0][1]:
         np.testing.assert_array_equal(got[0][1][name], got[1][1][name], err_msg=name)
+
+
+def test_functional_shared_conv_each_call_with_its_pool(rng, monkeypatch):
+    """A Conv1D shared by two inputs, each call's output pooled: each pair in one call, with that
+    call's saved state (the weight gradients of both calls add up), as the separate backwards."""
+    from rnnfast.models import Input, Model
+    from rnnfast.models.merging import Concatenate
+    conv = L.Conv1D(5, 3, activation="relu", seed=1, dtype=np.float64)
+    a, b = Input((17, 4), dtype=np.float64), Input((13, 4), dtype=np.float64)
+    ha = L.GlobalMaxPooling1D()(L.MaxPooling1D(2)(conv(a)))
+    hb = L.GlobalMaxPooling1D()(L.MaxPooling1D(3)(conv(b)))
+    model = Model([a, b], L.Dense(2, seed=2, dtype=np.float64)(Concatenate()([ha, hb])))
+    xs = [rng.standard_normal((3, 17, 4)), rng.standard_normal((3, 13, 4))]
+    dy = rng.standard_normal((3, 2))
+    calls = _count_calls(monkeypatch, conv)
+    got = []
+    for fuse in (True, False):
+        model._fuse_conv_pool = fuse
+        model.train()
+        for p in model.parameters():
+            p.grad = None
+        model.forward(xs)
+        dxs = model.backward(dy)
+        got.append((dxs, {name: p.grad.copy() for name, p in model.named_parameters()}))
+    assert len(calls) == 2
+    for d1, d0 in zip(got[0][0], got[1][0]):
+        np.testing.assert_allclose(d1, d0, rtol=1e-12, atol=1e-12)
+    for name in got[1][1]:
+        np.testing.assert_allclose(got[0][1][name], got[1][1][name], rtol=1e-12, atol=1e-12,
+                                   err_msg=name)
