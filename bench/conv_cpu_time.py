@@ -27,6 +27,13 @@ output gradient as two calls (``max_pool1d_backward`` then the dense ``conv1d_ba
 one (``conv1d_backward(..., pool=)``: the windows' winners only), alternating, process CPU ms
 (both threads of the pool when ``--threads 2``), after checking that the two agree.
 
+``functional``: the IMDB example's model built as a functional ``Model`` (the same layers and
+seeds), epochs of its ``fit`` alternating the Conv1D -> MaxPooling1D backward in one call and as
+two (``_fuse_conv_pool``), min process CPU seconds per epoch of each, after checking that one
+batch's gradients agree.
+
+    python bench/conv_cpu_time.py functional --rounds 5 --threads 2
+
 Needs torch.
 """
 import argparse
@@ -225,9 +232,69 @@ def pooled(rounds):
     return {name: min(ts) for name, ts in times.items()}
 
 
+def functional_imdb(seed=0):
+    """The IMDB example's model (``imdb_sentiment.build_model``) as a functional Model, compiled
+    the same way."""
+    import imdb_sentiment as ex
+    from rnnfast.models import Input, Model
+    from rnnfast.models import layers as L
+
+    inp = Input((ex.MAXLEN,), dtype="int32")
+    h = L.Embedding(ex.NUM_WORDS, 100, seed=seed)(inp)
+    h = L.Dropout(0.5, seed=seed + 1)(h)
+    h = L.Conv1D(64, 5, padding="valid", activation="relu", strides=1, seed=seed + 2)(h)
+    h = L.LSTM(55, seed=seed + 3)(L.MaxPooling1D(pool_size=4)(h))
+    out = L.Activation("sigmoid")(L.Dense(1, seed=seed + 4)(h))
+    model = Model(inp, out, seed=seed)
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+def functional(rounds, samples=8000):
+    import imdb_sentiment as ex
+
+    (x, y), _, _ = ex.load_data(samples=samples)
+    model = functional_imdb()
+    grads = {}
+    for fuse in (True, False):  # one batch's gradients, from the same weights and dropout seed
+        model._fuse_conv_pool = fuse
+        model.train()
+        model.layers[1].rng = np.random.default_rng(1)
+        for p in model.parameters():
+            p.grad = None
+        out = model.forward(x[:100])
+        model.backward(np.ones_like(out))
+        grads[fuse] = {name: p.grad.copy() for name, p in model.named_parameters()}
+    for name, g in grads[False].items():
+        err = np.abs(grads[True][name] - g).max() / max(1.0, np.abs(g).max())
+        assert err < 1e-4, (name, err)
+
+    def epoch():
+        model.fit(x, y, batch_size=100, epochs=1, verbose=0)
+
+    epoch()  # warm-up
+    times = {True: [], False: []}
+    try:
+        for _ in range(rounds):
+            for fuse in (True, False):
+                model._fuse_conv_pool = fuse
+                start = time.process_time()
+                epoch()
+                times[fuse].append(time.process_time() - start)
+    finally:
+        model._fuse_conv_pool = True
+    print(f"functional IMDB model, {len(x)} samples, batch 100\n"
+          "| conv -> pool backward | min process CPU s/epoch |\n|---|---:|")
+    names = {True: "one call (winners only)", False: "two calls (dense)"}
+    for fuse, ts in times.items():
+        print(f"| {names[fuse]} | {min(ts):.3f} |")
+    return {names[fuse]: min(ts) for fuse, ts in times.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["shapes", "products", "wavenet", "pooled"])
+    parser.add_argument("what", choices=["shapes", "products", "wavenet", "pooled",
+                                         "functional"])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sequences", type=int, default=4, help="wavenet: sequences per epoch")
     parser.add_argument("--threads", type=int, default=1)
@@ -241,6 +308,8 @@ def main(argv=None):
         products(args.rounds)
     elif args.what == "pooled":
         pooled(args.rounds)
+    elif args.what == "functional":
+        functional(args.rounds)
     else:
         wavenet(args.sequences, args.rounds)
 

@@ -47,3 +47,18 @@ def test_pooled_table(bench, capsys):
     assert set(rows) == set(runs) == {"dense", "pooled"}
     for name, ms in runs.items():
         assert ms >= 0 and rows[name] == pytest.approx(ms, abs=0.006)
+
+
+def test_functional_table(bench, capsys):
+    """``functional``: the IMDB model as a functional Model, its backward through the pool in
+    one call and in two (checked to agree first), a row each; the model is the example's."""
+    runs = bench.functional(1, samples=200)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in lines[1:]}
+    assert set(rows) == set(runs) == {"one call (winners only)", "two calls (dense)"}
+    for name, s in runs.items():
+        assert s > 0 and rows[name] == pytest.approx(s, abs=0.0006)
+    import imdb_sentiment
+    model, seq = bench.functional_imdb(), imdb_sentiment.build_model()
+    assert [type(m).__name__ for m in model.layers] == [type(m).__name__ for m in seq.layers]
+    assert [p.shape for p in model.parameters()] == [p.shape for p in seq.parameters()]

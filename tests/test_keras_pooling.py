@@ -96,3 +96,117 @@ def test_sequential_conv_then_max_pool_backward_in_one_call(rng, dtype, conv_kw,
     assert set(g1) == set(g0)
     for name in g0:
         np.testing.assert_allclose(g1[name], g0[name], rtol=tol, atol=tol, err_msg=name)
+
+
+def _functional_conv_pool(dtype, conv_kw, pool_kw, branch=None):
+    """Input -> Conv1D -> MaxPooling1D -> LSTM -> Dense as a functional Model (the layers of the
+    Sequential above, the same seeds); ``branch`` "pooled": the Conv1D's output also feeds a
+    GlobalMaxPooling1D concatenated with the LSTM's; "output": it is a model output too."""
+    from rnnfast.models import Input, Model
+    from rnnfast.models.merging import Concatenate
+    inp = Input((23, 6), dtype=dtype)
+    c = L.Conv1D(7, 3, seed=1, dtype=dtype, **conv_kw)(inp)
+    h = L.LSTM(5, seed=2, dtype=dtype)(L.MaxPooling1D(**pool_kw)(c))
+    if branch == "pooled":
+        h = Concatenate()([h, L.GlobalMaxPooling1D()(c)])
+    out = L.Dense(2, seed=3, dtype=dtype)(h)
+    return Model(inp, [out, c] if branch == "output" else out)
+
+
+def _count_calls(monkeypatch, layer):
+    calls = []
+    original = layer.backward_through_pool
+    monkeypatch.setattr(layer, "backward_through_pool",
+                        lambda pool, dy: calls.append(1) or original(pool, dy))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("conv_kw,pool_kw,fused", [
+    ({"activation": "relu"}, {"pool_size": 4}, True),
+    ({}, {"pool_size": 3, "strides": 2}, True),
+    ({"activation": "tanh"}, {"pool_size": 2}, False),
+])
+def test_functional_conv_then_max_pool_backward_in_one_call(rng, monkeypatch, dtype, conv_kw,
+                                                            pool_kw, fused):
+    """The functional Model differentiates a Conv1D whose output only a MaxPooling1D takes in one
+    call as the Sequential does: the Sequential's gradients bit for bit, and the two backwards'
+    one after the other (``_fuse_conv_pool = False``) within rounding."""
+    model = _functional_conv_pool(dtype, conv_kw, pool_kw)
+    seq = Sequential([L.Conv1D(7, 3, seed=1, dtype=dtype, **conv_kw),
+                      L.MaxPooling1D(**pool_kw), L.LSTM(5, seed=2, dtype=dtype),
+                      L.Dense(2, seed=3, dtype=dtype)])
+    x = rng.standard_normal((4, 23, 6)).astype(dtype)
+    dy = rng.standard_normal((4, 2))
+    conv = next(layer for layer in model.layers if isinstance(layer, L.Conv1D))
+    calls = _count_calls(monkeypatch, conv)
+    out1, dx1, g1 = _conv_pool_grads(model, x, dy, True)
+    assert len(calls) == int(fused)
+    out_s, dx_s, g_s = _conv_pool_grads(seq, x, dy, True)
+    np.testing.assert_array_equal(out1, out_s)
+    np.testing.assert_array_equal(dx1, dx_s)
+    assert set(g1) == set(g_s)  # the same layer names
+    for name in g_s:
+        np.testing.assert_array_equal(g1[name], g_s[name], err_msg=name)
+    out0, dx0, g0 = _conv_pool_grads(model, x, dy, False)
+    assert len(calls) == int(fused)  # not called with the fusion off
+    np.testing.assert_array_equal(out1, out0)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dx1, dx0, rtol=tol, atol=tol)
+    for name in g0:
+        np.testing.assert_allclose(g1[name], g0[name], rtol=tol, atol=tol, err_msg=name)
+
+
+@pytest.mark.parametrize("branch", ["pooled", "output"])
+def test_functional_conv_output_taken_twice_is_not_fused(rng, monkeypatch, branch):
+    """A Conv1D output that another call (or the model's outputs) also takes gets the sum of its
+    gradients through the plain backward: the values of the separate backwards."""
+    model = _functional_conv_pool(np.float64, {"activation": "relu"}, {"pool_size": 2}, branch)
+    x = rng.standard_normal((4, 23, 6))
+    conv = next(layer for layer in model.layers if isinstance(layer, L.Conv1D))
+    calls = _count_calls(monkeypatch, conv)
+    dys = [rng.standard_normal((4, 2))] + ([rng.standard_normal((4, 21, 7))]
+                                           if branch == "output" else [])
+    got = []
+    for fuse in (True, False):
+        model._fuse_conv_pool = fuse
+        model.train()
+        for p in model.parameters():
+            p.grad = None
+        model.forward(x)
+        dx = model.backward(dys)
+        got.append((dx, {name: p.grad.copy() for name, p in model.named_parameters()}))
+    assert calls == []
+    np.testing.assert_array_equal(got[0][0], got[1][0])
+    for name in got[0][1]:
+        np.testing.assert_array_equal(got[0][1][name], got[1][1][name], err_msg=name)
+
+
+def test_functional_shared_conv_each_call_with_its_pool(rng, monkeypatch):
+    """A Conv1D shared by two inputs, each call's output pooled: each pair in one call, with that
+    call's saved state (the weight gradients of both calls add up), as the separate backwards."""
+    from rnnfast.models import Input, Model
+    from rnnfast.models.merging import Concatenate
+    conv = L.Conv1D(5, 3, activation="relu", seed=1, dtype=np.float64)
+    a, b = Input((17, 4), dtype=np.float64), Input((13, 4), dtype=np.float64)
+    ha = L.GlobalMaxPooling1D()(L.MaxPooling1D(2)(conv(a)))
+    hb = L.GlobalMaxPooling1D()(L.MaxPooling1D(3)(conv(b)))
+    model = Model([a, b], L.Dense(2, seed=2, dtype=np.float64)(Concatenate()([ha, hb])))
+    xs = [rng.standard_normal((3, 17, 4)), rng.standard_normal((3, 13, 4))]
+    dy = rng.standard_normal((3, 2))
+    calls = _count_calls(monkeypatch, conv)
+    got = []
+    for fuse in (True, False):
+        model._fuse_conv_pool = fuse
+        model.train()
+        for p in model.parameters():
+            p.grad = None
+        model.forward(xs)
+        dxs = model.backward(dy)
+        got.append((dxs, {name: p.grad.copy() for name, p in model.named_parameters()}))
+    assert len(calls) == 2
+    for d1, d0 in zip(got[0][0], got[1][0]):
+        np.testing.assert_allclose(d1, d0, rtol=1e-12, atol=1e-12)
+    for name in got[1][1]:
+        np.testing.assert_allclose(got[0][1][name], got[1][1][name], rtol=1e-12, atol=1e-12,
+                                   err_msg=name)

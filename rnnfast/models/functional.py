@@ -27,7 +27,9 @@ gradients add up over its calls.
 ``Model(inputs, outputs)`` sorts the nodes between them topologically into a plain list of layer
 calls; ``forward`` runs that list on NumPy arrays and ``backward`` runs it in reverse, adding the
 gradients of tensors used several times. A shared layer keeps what backward needs per call
-(each call's saved state is put back before its backward). It trains with the same engine as
+(each call's saved state is put back before its backward). A Conv1D whose output only a
+MaxPooling1D takes is differentiated with it in one call, as in a Sequential (only the windows'
+winners have gradients). It trains with the same engine as
 ``Sequential`` (``rnnfast.models.training``): ``compile`` / ``fit`` / ``evaluate`` /
 ``predict`` take inputs, targets, losses, metrics, loss weights and sample weights as lists (in
 the model's order) or dicts by ``Input`` / output name; an output is named after the layer that
@@ -52,7 +54,8 @@ import numpy as np
 
 from rnnfast import nn
 from rnnfast.models import merging, saving, training
-from rnnfast.models.layers import Activation, Bidirectional, Masking, _Recurrent
+from rnnfast.models.layers import (Activation, Bidirectional, Conv1D, Masking, MaxPooling1D,
+                                   _Recurrent)
 from rnnfast.models.layers import InputSpec
 from rnnfast.nn.activation import _Elementwise
 from rnnfast.nn.attention import AdditiveAttention, Attention, _BaseAttention
@@ -561,6 +564,28 @@ class Model(training.BaseModel):
         self._records = None
         self._engine_masks = [None] * len(self.outputs)
         self.output_masks = None
+        self._conv_before_pool = self._conv_pool_pairs()
+
+    def _conv_pool_pairs(self):
+        """{index of a MaxPooling1D call: index of the Conv1D call whose output only that pool
+        takes (not a model output, no other call)}: pairs whose backward may run in one call
+        (``Conv1D.backward_through_pool``)."""
+        consumers = {}
+        for node in self._nodes:
+            for t in node.inputs:
+                consumers[id(t)] = consumers.get(id(t), 0) + 1
+        outputs = {id(t) for t in self.outputs}
+        index = {id(node): i for i, node in enumerate(self._nodes)}
+        pairs = {}
+        for i, node in enumerate(self._nodes):
+            if not isinstance(node.layer, MaxPooling1D) or len(node.inputs) != 1:
+                continue
+            t = node.inputs[0]
+            conv = t.node
+            if (conv is not None and isinstance(conv.layer, Conv1D) and len(conv.outputs) == 1
+                    and consumers[id(t)] == 1 and id(t) not in outputs):
+                pairs[i] = index[id(conv)]
+        return pairs
 
     def _input_index(self, tensor):
         return next(i for i, t in enumerate(self.inputs) if t is tensor)
@@ -641,14 +666,27 @@ class Model(training.BaseModel):
 
         for t, g in zip(self.outputs, grads):
             add(t, g)
-        for node, (snapshot, out_info) in zip(reversed(self._nodes), reversed(self._records)):
+        for i in reversed(range(len(self._nodes))):
+            node, (snapshot, out_info) = self._nodes[i], self._records[i]
             out_grads = [acc.pop(id(t), None) for t in node.outputs]
             if all(g is None for g in out_grads):
                 continue
             if out_grads[0] is None:
                 out_grads[0] = np.zeros(*out_info[0])
             _restore(snapshot)
-            in_grads = backward_layer(node.layer, out_grads)
+            in_grads = None
+            j = self._conv_before_pool.get(i) if self._fuse_conv_pool else None
+            if j is not None:
+                conv = self._nodes[j]
+                _restore(self._records[j][0])
+                if conv.layer.pools_into(node.layer):
+                    # the Conv1D and this pool in one call; the Conv1D's output gets no gradient
+                    # (this pool is its only taker), so its own turn is skipped
+                    node = conv
+                    in_grads = [conv.layer.backward_through_pool(self._nodes[i].layer,
+                                                                  out_grads[0])]
+            if in_grads is None:
+                in_grads = backward_layer(node.layer, out_grads)
             for t, g in zip(node.inputs, in_grads):
                 add(t, g)
         return [acc.get(id(t)) for t in self.inputs]

@@ -189,10 +189,6 @@ class Sequential(training.BaseModel):
             self.output_mask = mask
         return out
 
-    # a Conv1D followed by a MaxPooling1D is differentiated in one call (only the windows'
-    # winners have gradients); False runs the two backwards one after the other (A/B)
-    _fuse_conv_pool = True
-
     def backward(self, dy):
         """Gradient of the last training-mode forward: adds parameter gradients to ``.grad``
         and returns the input gradient (None when the first layer is an Embedding)."""

@@ -658,6 +658,11 @@ class BaseModel(Module):
     """What ``Sequential`` and the functional ``Model`` share: Keras' ``compile``, ``fit``,
     ``evaluate``, ``predict``, weights and saving, over the engine protocol of this module."""
 
+    # a Conv1D whose output only a MaxPooling1D takes is differentiated with it in one call
+    # (only the windows' winners have gradients); False runs the two backwards one after the
+    # other (A/B)
+    _fuse_conv_pool = True
+
     def _init_training(self, seed):
         self.rng = make_rng(seed)
         self.stop_training = False
