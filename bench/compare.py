@@ -17,6 +17,7 @@ bar chart of the speedups (PNG) to ``bench/out/``.
 import argparse
 import gc
 import json
+import resource
 import statistics
 import sys
 import time
@@ -78,8 +79,9 @@ def parse_args(argv=None):
     return args
 
 
-def time_calls(call, warmup: int, repeats: int) -> list:
-    """Seconds of each of ``repeats`` calls after ``warmup`` untimed ones.
+def time_calls(call, warmup: int, repeats: int) -> tuple:
+    """Seconds of each of ``repeats`` calls after ``warmup`` untimed ones, with each call's
+    process CPU seconds (every thread's, spinning included) and minor page faults.
 
     Garbage is collected before the warm-up, not after it: a collection walks every object and
     would leave the first timed call with cold caches.
@@ -87,13 +89,17 @@ def time_calls(call, warmup: int, repeats: int) -> list:
     gc.collect()
     for _ in range(warmup):
         call()
-    times = []
+    times, cpu, faults = [], [], []
     for _ in range(repeats):
+        faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        cpu_start = time.process_time()
         start = time.perf_counter()
         result = call()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
         del result
-    return times
+    return times, cpu, faults
 
 
 def sgemm_roofline(repeats: int) -> float:
@@ -117,7 +123,7 @@ def sgemm_roofline(repeats: int) -> float:
     if err > 1e-4:
         raise AssertionError(f"torch.matmul SGEMM check failed: relative error {err:.3g}")
 
-    times = time_calls(lambda: torch.matmul(a, b, out=c), warmup=2, repeats=max(repeats, 5))
+    times, _, _ = time_calls(lambda: torch.matmul(a, b, out=c), warmup=2, repeats=max(repeats, 5))
     return 2 * SGEMM_N**3 / min(times) / 1e9
 
 
@@ -165,11 +171,13 @@ def measure(args, peer_names: list) -> tuple:
                         errors = check(peer, case, mode, run.extract(result), oracle)
                         del result
                         warmup = 0 if first > SLOW_CALL_SECONDS else WARMUP
-                        times = time_calls(run.call, warmup, args.repeats)
+                        times, cpu, faults = time_calls(run.call, warmup, args.repeats)
                         median = statistics.median(times)
                         row["peers"][peer.name] = {
                             "median_ms": median * 1e3,
                             "times_ms": [t * 1e3 for t in times],
+                            "cpu_ms": [t * 1e3 for t in cpu],
+                            "minor_faults": faults,
                             "checked_call_ms": first * 1e3,
                             "warmup_calls": warmup,
                             "gflops": count / median / 1e9,
@@ -238,7 +246,8 @@ def markdown_header(info: dict, args, rooflines: dict, missing: dict) -> list:
             f"calls): {roof}",
             f"- Each time: median of {args.repeats} calls timed with time.perf_counter, after one "
             f"call checked against PyTorch float64 and {WARMUP} warm-up call (none after a checked "
-            f"call over {SLOW_CALL_SECONDS:g} s)",
+            f"call over {SLOW_CALL_SECONDS:g} s); the JSON also has each timed call's process "
+            f"CPU time (every thread's) and minor page faults",
         ]
     if "onnxruntime" in args.peers and "onnxruntime" not in missing:
         lines.append("- ONNX Runtime: one LSTM/GRU/RNN node built with onnx.helper from the same "

@@ -16,8 +16,9 @@
 //    h W_hh^T for its blocks is followed at once, in the same thread and while the product is
 //    in cache, by the fused gate math of their units for every active sequence. The new state
 //    goes to a second buffer (every block's GEMM reads all of the previous one), so a step
-//    needs no barrier inside it. GRU with reset before needs r * h of all units before its n
-//    GEMM: it keeps two GEMMs and two row passes per step.
+//    needs no barrier inside it; time-major sequences all active at every step use y's rows of
+//    the step as that buffer (the state of step t is y[t]). GRU with reset before needs r * h
+//    of all units before its n GEMM: it keeps two GEMMs and two row passes per step.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -524,6 +525,14 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
     T* hp = h;             // the state before the step [B, H]
     T* hn = other.data();  // and after it
+    // Time-major with every sequence active at every step: step t's state is y's rows of time
+    // t ([B, H], contiguous), so the step writes h there alone and the next step reads it
+    // back from there. Each step then writes lines that no core has read before, where a
+    // state buffer reused every other step has its lines in the cores that read them last
+    // (when the threads share the step, the other core): every write to it would first have
+    // to take them back (bench/RESULTS.md). Same values: the products read the same state.
+    const bool state_in_y = !s.batch_first && s.lengths.empty();
+    auto step_rows = [&](index_t st) { return y + s.row(s.time_of(st, 0), 0) * H; };
     T* hmp = hm_a.data();  // Drop: h * m_k before the step
     T* hmn = hm_b.data();  // and after it
     // bf16 hardware path: hp and hn rounded ahead, each block of hn by the thread computing it
@@ -576,7 +585,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         }
         if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, j0), n, hpb, hnb);
         if constexpr (Drop) drop.apply(b, j0, n, hnb, hmn + b * H + j0, B * H);
-        std::memcpy(y + row * H + j0, hnb, size);
+        if (!state_in_y) std::memcpy(y + row * H + j0, hnb, size);
       }
       if (ahead) w.round_ahead(*hrn, b1 - b0, j0, j0 + n, hn + b0 * H + j0, H);
     };
@@ -593,6 +602,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
       for (index_t q = q0; q < q1; ++q) gates(q);
     };
     for (const index_t n_steps = s.steps(); step < n_steps; ++step) {
+      if (state_in_y) hn = step_rows(step);
       local.prepare(step);
       if (by_blocks) blocked.begin(step);
       if (share_steps)
