@@ -480,3 +480,35 @@ def test_few_rows_times_b_transposed_gives_the_untransposed_bits(rng, isa, threa
         nan = np.full((m, n), np.nan, dtype)
         _C.gemm(a, b, trans_b=True, alpha=alpha, out=nan)
         np.testing.assert_array_equal(nan, got)
+
+
+# (M, N, K) whose rows of A, read in place (C of at most four column panels), are 4 KiB apart: on
+# AVX-512 they run as panels of 7 rows against two B panels per tile. M not a multiple of 7 and
+# of 1-3 rows, N of two panels, of a panel and a part (the second panel masked or narrow), of
+# three and four; one and two depth blocks; B packed and (at most 112 rows) read in place.
+ALIASED_ROWS_SIZES = [
+    (1, 65, 300), (3, 100, 512), (23, 40, 1000), (57, 64, 600), (113, 97, 1024), (300, 64, 1024),
+    (450, 128, 700),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", ALIASED_ROWS_SIZES)
+def test_rows_of_a_4k_apart_give_the_bits_of_other_strides(rng, isa, threads, dtype, m, n, k):
+    """Rows of A whose stride is a multiple of 4 KiB (every one in the same L1 set) give the bits
+    of the same A stored with another stride, at every thread count, in gemm and gemm_packed."""
+    row = 4096 // np.dtype(dtype).itemsize
+    aliased = rng.standard_normal((m, ((k + row - 1) // row) * row)).astype(dtype)[:, :k]
+    other = np.empty((m, k + 16), dtype)[:, :k]
+    other[...] = aliased
+    b = rng.standard_normal((k, n)).astype(dtype)
+    a64, b64 = aliased.astype(np.float64), b.astype(np.float64)
+    results = []
+    for t in (1, 2, 3):
+        rnnfast.set_num_threads(t)
+        got = _C.gemm(aliased, b)
+        assert_close(got, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype)
+        results += [got, _C.gemm(other, b), _C.gemm(aliased, np.ascontiguousarray(b.T), trans_b=True)]
+        results += [_C.gemm_packed(aliased, b), _C.gemm_packed(other, b)]
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])

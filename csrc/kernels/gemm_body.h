@@ -129,10 +129,9 @@ void tile(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s,
   }
 }
 
-// One panel of R rows of A against all the B panels of the block.
-template <class V, int R, bool kRowA, bool kInPlaceB>
+// One panel of R rows of A against all the B panels of the block, P panels per tile.
+template <class V, int R, bool kRowA, bool kInPlaceB, int P = PanelsPerTile<R>::value>
 void sweep(const BlockArgs<typename V::T>& g, const typename V::T* a, idx s, typename V::T* c) {
-  constexpr int P = PanelsPerTile<R>::value;
   constexpr int NR = V::NV * V::W;
   const idx np = (g.n + NR - 1) / NR;
   constexpr bool B_ = kInPlaceB;
@@ -305,44 +304,50 @@ void transpose(idx rows, idx cols, const typename V::T* src, idx lds, typename V
   }
 }
 
-template <class V, int R, bool kInPlaceB>
+template <class V, int R, bool kInPlaceB, int P>
 void row_panel_b(const BlockArgs<typename V::T>& g, idx i0) {
   typename V::T* c = g.c + i0 * g.ldc;
   if (g.a_read == ARead::packed) {
-    sweep<V, R, false, kInPlaceB>(g, g.a + i0 * g.kc, R, c);
+    sweep<V, R, false, kInPlaceB, P>(g, g.a + i0 * g.kc, R, c);
     return;
   }
   const typename V::T* a = g.a + i0 * g.a_rs;
   if (g.a_read == ARead::in_place && g.a_cs == 1) {
-    sweep<V, R, true, kInPlaceB>(g, a, g.a_rs, c);
+    sweep<V, R, true, kInPlaceB, P>(g, a, g.a_rs, c);
   } else if (g.a_read == ARead::in_place && g.a_rs == 1) {
-    sweep<V, R, false, kInPlaceB>(g, a, g.a_cs, c);
+    sweep<V, R, false, kInPlaceB, P>(g, a, g.a_cs, c);
   } else {
     pack_rows<V, R>(g.kc, a, g.a_rs, g.a_cs, g.a_buf);
-    sweep<V, R, false, kInPlaceB>(g, g.a_buf, R, c);
+    sweep<V, R, false, kInPlaceB, P>(g, g.a_buf, R, c);
   }
 }
 
-template <class V, int R>
+template <class V, int R, int P>
 void row_panel(const BlockArgs<typename V::T>& g, idx i0) {
   if (g.b_ks == V::NV * V::W)
-    row_panel_b<V, R, false>(g, i0);
+    row_panel_b<V, R, false, P>(g, i0);
   else
-    row_panel_b<V, R, true>(g, i0);
+    row_panel_b<V, R, true, P>(g, i0);
 }
 
-// Calls row_panel<V, rows> for a run-time rows in 1..R.
-template <class V, int R>
+// Tiles of two B panels for panels of at most MR / 2 rows (wide_tiles).
+template <int R>
+struct WidePanelsPerTile {
+  static constexpr int value = PanelsPerTile<R>::value > 2 ? PanelsPerTile<R>::value : 2;
+};
+
+// Calls row_panel<V, rows> for a run-time rows in 1..R (kWide: with WidePanelsPerTile).
+template <class V, int R, bool kWide = false>
 struct RowDispatch {
   static void run(int rows, const BlockArgs<typename V::T>& g, idx i0) {
     if (rows == R)
-      row_panel<V, R>(g, i0);
+      row_panel<V, R, kWide ? WidePanelsPerTile<R>::value : PanelsPerTile<R>::value>(g, i0);
     else
-      RowDispatch<V, R - 1>::run(rows, g, i0);
+      RowDispatch<V, R - 1, kWide>::run(rows, g, i0);
   }
 };
-template <class V>
-struct RowDispatch<V, 0> {
+template <class V, bool kWide>
+struct RowDispatch<V, 0, kWide> {
   static void run(int, const BlockArgs<typename V::T>&, idx) {}
 };
 
@@ -370,8 +375,32 @@ idx panel_count(idx m) {
   return (m + V::MR - 1) / V::MR;
 }
 
+// Rows of A read in place whose stride is a multiple of 4 KiB all map to one L1 set (8 ways
+// on every x86 core this runs on): more than eight of them per tile evict one another at every
+// step of k, and each broadcast of A comes from L2 (the char-level LSTM's dx, rows of 1024
+// floats: 25% slower than with rows 1040 apart on Zen 4). Such blocks of at least two B panels
+// run as panels of MR / 2 rows against two B panels per tile (the same accumulators, A read
+// once per row panel instead of once per B panel).
+template <class V>
+bool wide_tiles(const BlockArgs<typename V::T>& g) {
+  constexpr int NR = V::NV * V::W;
+  if (V::MR <= 8 || g.n <= NR || g.a_read != ARead::in_place || g.a_cs != 1) return false;
+  return (g.a_rs * static_cast<idx>(sizeof(typename V::T))) % 4096 == 0;
+}
+
 template <class V>
 void block(const BlockArgs<typename V::T>& g) {
+  if constexpr (V::MR > 8) {
+    if (wide_tiles<V>(g)) {
+      constexpr int R = V::MR / 2;
+      const idx panels = (g.m + R - 1) / R;
+      for (idx p = 0; p < panels; ++p) {
+        const idx i0 = g.m * p / panels, i1 = g.m * (p + 1) / panels;
+        RowDispatch<V, R, true>::run(static_cast<int>(i1 - i0), g, i0);
+      }
+      return;
+    }
+  }
   const idx panels = panel_count<V>(g.m);
   for (idx p = 0; p < panels; ++p) {
     const idx i0 = g.m * p / panels, i1 = g.m * (p + 1) / panels;

@@ -22,7 +22,8 @@ enum class ARead : std::uint8_t {
 // One block product:  C[m, n] = alpha * opA[m, kc] * Bblock[kc, n] + beta * C[m, n]
 // (beta == 0: C is only written).
 //  - The m rows run as the fewest panels of at most MR rows, of near-equal size: panel p holds
-//    rows [m * p / P, m * (p + 1) / P) of the P = ceil(m / MR) panels.
+//    rows [m * p / P, m * (p + 1) / P) of the P = ceil(m / MR) panels (rows of A read in place
+//    whose stride is a multiple of 4 KiB: at most MR / 2 rows, against two B panels per tile).
 //  - opA element (i, k) is a[i * a_rs + k * a_cs] (ARead::in_place, ARead::copy). A copied or
 //    packed panel of R rows holds element (i, k) of the panel at [k * R + i]; packed, the panel
 //    that starts at row i0 is at a + i0 * kc.
