@@ -157,6 +157,18 @@ def test_functional_conv_then_max_pool_backward_in_one_call(rng, monkeypatch, dt
         np.testing.assert_allclose(g1[name], g0[name], rtol=tol, atol=tol, err_msg=name)
 
 
+def _backward(model, x, dy, fuse):
+    """One training forward and backward with the conv -> pool pairs fused or not: the input
+    gradients and a copy of every parameter's gradient."""
+    model._fuse_conv_pool = fuse
+    model.train()
+    for p in model.parameters():
+        p.grad = None
+    model.forward(x)
+    dx = model.backward(dy)
+    return dx, {name: p.grad.copy() for name, p in model.named_parameters()}
+
+
 @pytest.mark.parametrize("branch", ["pooled", "output"])
 def test_functional_conv_output_taken_twice_is_not_fused(rng, monkeypatch, branch):
     """A Conv1D output that another call (or the model's outputs) also takes gets the sum of its
@@ -167,15 +179,7 @@ def test_functional_conv_output_taken_twice_is_not_fused(rng, monkeypatch, branc
     calls = _count_calls(monkeypatch, conv)
     dys = [rng.standard_normal((4, 2))] + ([rng.standard_normal((4, 21, 7))]
                                            if branch == "output" else [])
-    got = []
-    for fuse in (True, False):
-        model._fuse_conv_pool = fuse
-        model.train()
-        for p in model.parameters():
-            p.grad = None
-        model.forward(x)
-        dx = model.backward(dys)
-        got.append((dx, {name: p.grad.copy() for name, p in model.named_parameters()}))
+    got = [_backward(model, x, dys, fuse) for fuse in (True, False)]
     assert calls == []
     np.testing.assert_array_equal(got[0][0], got[1][0])
     for name in got[0][1]:
@@ -195,15 +199,7 @@ def test_functional_shared_conv_each_call_with_its_pool(rng, monkeypatch):
     xs = [rng.standard_normal((3, 17, 4)), rng.standard_normal((3, 13, 4))]
     dy = rng.standard_normal((3, 2))
     calls = _count_calls(monkeypatch, conv)
-    got = []
-    for fuse in (True, False):
-        model._fuse_conv_pool = fuse
-        model.train()
-        for p in model.parameters():
-            p.grad = None
-        model.forward(xs)
-        dxs = model.backward(dy)
-        got.append((dxs, {name: p.grad.copy() for name, p in model.named_parameters()}))
+    got = [_backward(model, xs, dy, fuse) for fuse in (True, False)]
     assert len(calls) == 2
     for d1, d0 in zip(got[0][0], got[1][0]):
         np.testing.assert_allclose(d1, d0, rtol=1e-12, atol=1e-12)
