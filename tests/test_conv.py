@@ -394,6 +394,23 @@ def _gated_want(a, dz):
     return f * g, np.concatenate([dz * g * (1 - f * f), dz * f * g * (1 - g)], axis=-1)
 
 
+def _runs_per_isa(call):
+    """For every ISA this CPU supports: (isa, [call() at 1, 2 and 3 threads]); the ISA and the
+    thread count are restored afterwards."""
+    isa0, threads0 = rnnfast.active_isa(), rnnfast.get_num_threads()
+    try:
+        for isa in rnnfast.supported_isas():
+            rnnfast.set_isa(isa)
+            runs = []
+            for n in (1, 2, 3):
+                rnnfast.set_num_threads(n)
+                runs.append(call())
+            yield isa, runs
+    finally:
+        rnnfast.set_isa(isa0)
+        rnnfast.set_num_threads(threads0)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 2), (1, 1, 34), (3, 5, 66), (2, 301, 34), (700, 130)])
 def test_gated_activation_every_isa_and_thread_count(rng, dtype, shape):
@@ -409,24 +426,15 @@ def test_gated_activation_every_isa_and_thread_count(rng, dtype, shape):
     z_want, da_want = _gated_want(a, dz)
     z_tol, da_tol = (3e-7, 1e-6 * max(1.0, np.abs(dz).max())) if dtype == np.float32 else \
         (1e-15, 1e-14 * max(1.0, np.abs(dz).max()))
-    isa0, threads0 = rnnfast.active_isa(), rnnfast.get_num_threads()
-    try:
-        for isa in rnnfast.supported_isas():
-            rnnfast.set_isa(isa)
-            runs = []
-            for n in (1, 2, 3):
-                rnnfast.set_num_threads(n)
-                runs.append((_C.gated_activation_forward(a), _C.gated_activation_backward(a, dz)))
-            z, da = runs[0]
-            assert z.dtype == da.dtype == dtype and da.shape == a.shape
-            np.testing.assert_allclose(z, z_want, atol=z_tol, rtol=0, err_msg=isa)
-            np.testing.assert_allclose(da, da_want, atol=da_tol, rtol=0, err_msg=isa)
-            for zn, dan in runs[1:]:
-                np.testing.assert_array_equal(zn, z)
-                np.testing.assert_array_equal(dan, da)
-    finally:
-        rnnfast.set_isa(isa0)
-        rnnfast.set_num_threads(threads0)
+    for isa, runs in _runs_per_isa(
+            lambda: (_C.gated_activation_forward(a), _C.gated_activation_backward(a, dz))):
+        z, da = runs[0]
+        assert z.dtype == da.dtype == dtype and da.shape == a.shape
+        np.testing.assert_allclose(z, z_want, atol=z_tol, rtol=0, err_msg=isa)
+        np.testing.assert_allclose(da, da_want, atol=da_tol, rtol=0, err_msg=isa)
+        for zn, dan in runs[1:]:
+            np.testing.assert_array_equal(zn, z)
+            np.testing.assert_array_equal(dan, da)
 
 
 def test_gated_activation_functional(rng):
@@ -528,22 +536,15 @@ def test_conv1d_pool_backward_every_isa_and_thread_count(rng, dtype):
     y_ref, ctx_ref, py_ref, pctx_ref = _pool_chain(x, w, b, {}, 4, {}, True, rng, module=R)
     dpy = rng.standard_normal(py_ref.shape).astype(dtype)
     want = R.conv1d_backward(ctx_ref, R.max_pool1d_backward(pctx_ref, dpy)["x"])
-    isa0, threads0 = rnnfast.active_isa(), rnnfast.get_num_threads()
-    try:
-        for isa in rnnfast.supported_isas():
-            rnnfast.set_isa(isa)
-            runs = []
-            for n in (1, 2, 3):
-                rnnfast.set_num_threads(n)
-                _, ctx, _, pctx = _pool_chain(x, w, b, {}, 4, {}, True, rng)
-                runs.append(F.conv1d_backward(ctx, dpy, pool=pctx))
-            for name in ("x", "w", "b"):
-                assert rel_err(runs[0][name], want[name]) < TOL[dtype][1], (isa, name)
-                for other in runs[1:]:
-                    np.testing.assert_array_equal(other[name], runs[0][name])
-    finally:
-        rnnfast.set_isa(isa0)
-        rnnfast.set_num_threads(threads0)
+    def pooled_backward():
+        _, ctx, _, pctx = _pool_chain(x, w, b, {}, 4, {}, True, rng)
+        return F.conv1d_backward(ctx, dpy, pool=pctx)
+
+    for isa, runs in _runs_per_isa(pooled_backward):
+        for name in ("x", "w", "b"):
+            assert rel_err(runs[0][name], want[name]) < TOL[dtype][1], (isa, name)
+            for other in runs[1:]:
+                np.testing.assert_array_equal(other[name], runs[0][name])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
