@@ -507,7 +507,14 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     pack_hh();
   }
   const index_t N = w.blocks * w.width;  // columns of the product
-  Buffer<T> hg(B * N), other(B * H);
+  // Time-major with every sequence active at every step: step t's state is y's rows of time
+  // t ([B, H], contiguous), so the step writes h there alone and the next step reads it
+  // back from there. Each step then writes lines that no core has read before, where a
+  // state buffer reused every other step has its lines in the cores that read them last
+  // (when the threads share the step, the other core): every write to it would first have
+  // to take them back (bench/RESULTS.md). Same values: the products read the same state.
+  const bool state_in_y = !s.batch_first && s.lengths.empty();
+  Buffer<T> hg(B * N), other(state_in_y ? 0 : B * H);  // other: the state after a step
   Buffer<T> cprev(Zone && C == Cell::lstm && !Train ? B * H : 0);  // c before the step
   Buffer<T> hm_a(Drop ? G * B * H : 0), hm_b(Drop ? G * B * H : 0);  // h * m_k [G, B, H]
   if constexpr (Drop) drop.apply_all(h, hm_a.data());
@@ -524,14 +531,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
       local.windows(s, G * H, proj.x, proj.wih, b0, b1, proj.into);
     const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
     T* hp = h;             // the state before the step [B, H]
-    T* hn = other.data();  // and after it
-    // Time-major with every sequence active at every step: step t's state is y's rows of time
-    // t ([B, H], contiguous), so the step writes h there alone and the next step reads it
-    // back from there. Each step then writes lines that no core has read before, where a
-    // state buffer reused every other step has its lines in the cores that read them last
-    // (when the threads share the step, the other core): every write to it would first have
-    // to take them back (bench/RESULTS.md). Same values: the products read the same state.
-    const bool state_in_y = !s.batch_first && s.lengths.empty();
+    T* hn = other.data();  // and after it (state_in_y: y's rows of the step, set per step)
     auto step_rows = [&](index_t st) { return y + s.row(s.time_of(st, 0), 0) * H; };
     T* hmp = hm_a.data();  // Drop: h * m_k before the step
     T* hmn = hm_b.data();  // and after it
