@@ -13,8 +13,9 @@
 // gradients over the rows: the weight GEMM's [x | h_prev] is built and multiplied one depth
 // block of rows at a time, while it is in L2, and the block's gate gradients summed by columns
 // beside it (RNN, LSTM) or multiplied by a column of ones in [x | 1 | h_prev] (GRU's r and z
-// rows, with its n rows' products over the same blocks); else column sums after the GEMM. GRU with reset before needs dn W_hn of all units before the
-// gradient of r: it keeps the two-GEMM step. The large temporaries live in a scratch kept
+// rows, with its n rows' products over the same blocks); else column sums after the GEMM.
+// GRU with reset before needs dn W_hn of all units before the gradient of r: it keeps the
+// two-GEMM step. The large temporaries live in a scratch kept
 // between calls (rnnfast/scratch_cache.h).
 #include <algorithm>
 #include <cstdint>
@@ -94,9 +95,9 @@ void column_sums_range(index_t rows, index_t j0, index_t j1, const T* m, index_t
 }
 
 template <typename T>
-void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out, bool add = false) {
+void column_sums(index_t rows, index_t n, const T* m, index_t ld, T* out) {
   parallel_for(n, 64, [&](index_t j0, index_t j1) {
-    column_sums_range(rows, j0, j1, m, ld, out, add);
+    column_sums_range(rows, j0, j1, m, ld, out, false);
   });
 }
 
