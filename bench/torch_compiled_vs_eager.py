@@ -27,7 +27,9 @@ trivial module (``x * w + v`` on 8 numbers) eager and compiled, timed warm (righ
 of itself) and cold (right after a call of the eager LSTM above, as every call of the compiled
 LSTM starts and ends), minimum and median CPU time of the calling thread over ``--rounds``
 rounds; compiled minus eager is PyTorch's own cost per compiled call (Dynamo's frame and guards,
-AOTAutograd's runtime wrappers, Inductor's call), which no operator can remove.
+AOTAutograd's runtime wrappers, Inductor's call), which no operator can remove. ``--spins MS [MS
+...]`` adds rows timed after a call of the module itself and MS ms of spinning in Python (which
+touches almost no memory): how much colder the same call gets with time alone.
 
 ``--guards`` then gives, per model and mode, the number of guards Dynamo checks on every call of
 the compiled model (the leaves of its guard tree) and the time of that check alone
@@ -35,6 +37,15 @@ the compiled model (the leaves of its guard tree) and the time of that check alo
 minimum and median over ``--rounds``), warm (right after a check) and cold (right after a call
 of the eager model, as on every call of the compiled one): the part of the compiled call's extra
 cost that depends on what the model's forward reads.
+
+``--floor MS [MS ...]`` then times both models again with the kernels replaced by a stand-in
+(``RecurrentStack.forward`` and ``backward`` return the results of one real call, kept, after
+spinning for MS ms of the thread's CPU time; everything else runs as before: the layers' Python,
+the operators, the dispatcher, autograd, the compiled graphs), per MS: what compiled minus eager
+is with a kernel that costs nothing (0: the machinery warm) or that only takes time like the
+real ones (Python spinning, which touches almost no memory: the caches and predictors then decay
+as they do across any such stretch on this machine). Beside it, the same difference with the
+real kernels, from the table above: the part of the gap the kernels themselves cause.
 """
 import argparse
 import os
@@ -145,14 +156,15 @@ def fixed_cost(kind, model, x_model, args):
     compiled = torch.compile(eager, fullgraph=True)
     x = torch.randn(8)
     print("PyTorch's cost per compiled call (x * w + v; CPU time of the calling thread, "
-          f"{args.rounds} rounds; cold: right after a call of the eager {kind} model)")
+          f"{args.rounds} rounds; cold: right after a call of the eager {kind} model; spinMS: "
+          "after a call of itself and MS ms of spinning in Python)")
     print(f"{'mode':>9} {'state':>5} {'eager min us':>12} {'compiled min us':>15} "
           f"{'extra min us':>12} {'extra med us':>12}")
     for mode in args.modes:
         for module in (eager, compiled):
             for _ in range(3):
                 call(module, x, mode)
-        for state in ("warm", "cold"):
+        for state in ["warm", "cold"] + [f"spin{ms:g}" for ms in args.spins]:
             times = {"eager": [], "compiled": []}
             for order in orders(list(times), args.rounds):
                 for name in order:
@@ -161,6 +173,8 @@ def fixed_cost(kind, model, x_model, args):
                         call(model, x_model, mode)
                     else:
                         call(module, x, mode)
+                        if state != "warm":
+                            spin(float(state[4:]) / 1e3)
                     start = time.thread_time()
                     call(module, x, mode)
                     times[name].append(time.thread_time() - start)
@@ -202,6 +216,95 @@ def guard_cost(kind, variants, args):
             f"{min(v) * 1e6:11.1f} {statistics.median(v) * 1e6:11.1f}" for v in times.values()))
 
 
+def spin(seconds):
+    """Busy-waits ``seconds`` of the calling thread's CPU time, reading that clock (a system
+    call) once per 0.5 ms at most and ``time.perf_counter`` (none) in between."""
+    end = time.thread_time() + seconds
+    while True:
+        left = end - time.thread_time()
+        if left <= 0:
+            return
+        stop = time.perf_counter() + min(left, 5e-4)
+        while time.perf_counter() < stop:
+            pass
+
+
+class StandInKernels:
+    """Within ``with``: ``RecurrentStack.forward`` / ``backward`` return the results of their
+    first real call per stack and training flag (kept), after spinning for ``spin`` seconds of
+    the calling thread's CPU time."""
+
+    def __init__(self):
+        from rnnfast.functional.stack import RecurrentStack
+        self.cls, self.spin, self.kept = RecurrentStack, 0.0, {}
+        self.real = (RecurrentStack.forward, RecurrentStack.backward)
+
+    def __enter__(self):
+        real_forward, real_backward = self.real
+        kept, stand_in = self.kept, self
+
+        def forward(stack, weights, x, h0=None, c0=None, **options):
+            key = ("forward", id(stack), options.get("training", False))
+            if key not in kept:
+                kept[key] = real_forward(stack, weights, x, h0, c0, **options)
+            spin(stand_in.spin)
+            return kept[key]
+
+        def backward(stack, ctx, dy=None, dh_n=None, dc_n=None):
+            key = ("backward", id(stack))
+            if key not in kept:
+                kept[key] = real_backward(stack, ctx, dy, dh_n, dc_n)
+            spin(stand_in.spin)
+            return kept[key]
+        self.cls.forward, self.cls.backward = forward, backward
+        return self
+
+    def __exit__(self, *exc):
+        self.cls.forward, self.cls.backward = self.real
+
+
+def time_variants(variants, keys, args):
+    """The process's CPU time and the wall time per call of each variant (``args.calls`` calls
+    per round, rounds in ``orders``): ``(cpu, wall)``, each ``{key: [seconds per call, ...]}``."""
+    cpu, wall = {key: [] for key in keys}, {key: [] for key in keys}
+    for order in orders(keys, args.rounds):
+        for key in order:
+            module, x = variants[key]
+            c0, w0 = time.process_time(), time.perf_counter()
+            for _ in range(args.calls):
+                call(module, x, key[1])
+            cpu[key].append((time.process_time() - c0) / args.calls)
+            wall[key].append((time.perf_counter() - w0) / args.calls)
+    return cpu, wall
+
+
+def floor(variants, cpu, args):
+    """Compiled minus eager with stand-in kernels (``StandInKernels``) per spin of
+    ``args.floor``, beside the same difference with the real kernels (``cpu``)."""
+    keys = [key for key in variants if key[2] in ("eager", "compiled")]
+    print("compiled minus eager with stand-in kernels (the results of one real call, after "
+          "spinning MS ms of CPU time), CPU time of the process per call, "
+          f"{args.rounds} rounds x {args.calls} calls; real: the same with the kernels above")
+    print(f"{'model':>5} {'mode':>9} {'spin ms':>7} {'eager min ms':>12} {'extra min us':>12} "
+          f"{'extra med us':>12} {'real min us':>11} {'real med us':>11}")
+    with StandInKernels() as stand_in:
+        for ms in args.floor:
+            stand_in.spin = ms / 1e3
+            for key in keys:  # the stand-ins keep their results on the first call
+                call(*variants[key], key[1])
+            times, _ = time_variants(variants, keys, args)
+            for model, mode, name in keys:
+                if name != "eager":
+                    continue
+                eager, compiled = times[(model, mode, "eager")], times[(model, mode, "compiled")]
+                real = [cpu[(model, mode, n)] for n in ("eager", "compiled")]
+                print(f"{model:>5} {mode:>9} {ms:7.1f} {min(eager) * 1e3:12.3f} "
+                      f"{(min(compiled) - min(eager)) * 1e6:12.1f} "
+                      f"{(statistics.median(compiled) - statistics.median(eager)) * 1e6:12.1f} "
+                      f"{(min(real[1]) - min(real[0])) * 1e6:11.1f} "
+                      f"{(statistics.median(real[1]) - statistics.median(real[0])) * 1e6:11.1f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -221,6 +324,12 @@ def main(argv=None):
     parser.add_argument("--fixed-cost", action="store_true",
                         help="also measure PyTorch's own cost per compiled call (a trivial "
                              "module, warm and after the LSTM's kernels)")
+    parser.add_argument("--spins", type=float, nargs="+", default=[], metavar="MS",
+                        help="with --fixed-cost: also time the trivial module after MS ms of "
+                             "spinning in Python (how the caches decay with time alone)")
+    parser.add_argument("--floor", type=float, nargs="+", default=[], metavar="MS",
+                        help="also time compiled minus eager with stand-in kernels that spin MS "
+                             "ms of CPU time (e.g. 0 and the kernels' time)")
     args = parser.parse_args(argv)
     rnnfast.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -249,17 +358,8 @@ def main(argv=None):
                 for _ in range(2):  # warm-up (inference compiles its own graph here)
                     call(module, x, mode)
                 variants[(kind, mode, name)] = (module, x)
-    cpu = {key: [] for key in variants}
-    wall = {key: [] for key in variants}
     keys = list(variants)
-    for order in orders(keys, args.rounds):
-        for key in order:
-            module, x = variants[key]
-            c0, w0 = time.process_time(), time.perf_counter()
-            for _ in range(args.calls):
-                call(module, x, key[1])
-            cpu[key].append((time.process_time() - c0) / args.calls)
-            wall[key].append((time.perf_counter() - w0) / args.calls)
+    cpu, wall = time_variants(variants, keys, args)
     print(f"{'model':>5} {'mode':>9} {'variant':>15} {'cpu min ms':>10} {'cpu med ms':>10} "
           f"{'wall min ms':>11} {'eager/this (cpu min)':>20} {'(cpu med)':>9}")
     for key in keys:
@@ -274,6 +374,8 @@ def main(argv=None):
     if args.fixed_cost:
         kind = "lstm" if "lstm" in args.models else args.models[0]
         fixed_cost(kind, variants[(kind, args.modes[0], "eager")][0], inputs(kind, args), args)
+    if args.floor:
+        floor(variants, cpu, args)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

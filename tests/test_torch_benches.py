@@ -64,10 +64,13 @@ def test_step_overhead():
 def test_compiled_vs_eager():
     out = run("torch_compiled_vs_eager.py", "--rounds", "2", "--calls", "1", "--T", "3",
               "--B", "2", "--size", "4", "--hidden", "5", "--models", "lstm", "--torch",
-              "--fixed-cost", "--guards")
+              "--fixed-cost", "--spins", "0.2", "--guards", "--floor", "0", "0.2")
     assert "lstm: compiled (forward and backward) and checked against eager" in out
-    rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["lstm"]
-            and len(line.split()) > 3]
+    model_rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["lstm"]
+                  and len(line.split()) > 3]
+    # the floor's rows (a spin in ms third) after the timing table's (a variant name third)
+    floor = [r for r in model_rows if r[2].replace(".", "", 1).isdigit()]
+    rows = [r for r in model_rows if r not in floor]
     variants = {(r[1], " ".join(r[2:-5])) for r in rows}
     assert variants == {(mode, name) for mode in ("inference", "training")
                         for name in ("eager", "compiled", "torch.nn eager")}
@@ -78,6 +81,9 @@ def test_compiled_vs_eager():
     fixed = [r for r in by_mode if r[1] in ("warm", "cold")]
     assert {(r[0], r[1]) for r in fixed} == {(mode, state) for mode in ("inference", "training")
                                              for state in ("warm", "cold")}
+    spun = [r for r in by_mode if r[1] == "spin0.2"]
+    assert [r[0] for r in spun] == ["inference", "training"]
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in spun)
     assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in fixed)
     # the guards of the compiled model's cache entry per mode: a count, then four times
     assert "guards of the compiled lstm model" in out
@@ -85,3 +91,11 @@ def test_compiled_vs_eager():
     assert [r[0] for r in guards] == ["inference", "training"]
     assert all(len(r) == 6 and int(r[1]) > 10 and all(float(v) > 0 for v in r[2:])
                for r in guards)
+    # compiled minus eager with stand-in kernels, per mode and spin; the eager call's time
+    # holds the stand-ins' spins (one kernel call in inference, two in training)
+    assert "compiled minus eager with stand-in kernels" in out
+    assert [(r[1], float(r[2])) for r in floor] == [
+        (mode, spin) for spin in (0.0, 0.2) for mode in ("inference", "training")]
+    for r in floor:
+        assert len(r) == 8 and float(r[3]) > 0
+        assert float(r[3]) >= float(r[2]) * (1 if r[1] == "inference" else 2)
