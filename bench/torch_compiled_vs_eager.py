@@ -3,6 +3,7 @@ run eagerly.
 
     python bench/torch_compiled_vs_eager.py                  # 1 thread, 20 rounds
     python bench/torch_compiled_vs_eager.py --threads 2 --rounds 40
+    python bench/torch_compiled_vs_eager.py --rounds 60 --floor 0 16    # the gap's floor
 
 Two models, each built twice with the same weights (one copy run eagerly, one compiled):
 ``lstm``, a bare ``rnnfast.torch.LSTM`` (the operator path alone), and ``lm``, the small language
