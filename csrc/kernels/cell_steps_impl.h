@@ -31,18 +31,39 @@ void rnn_step(bool relu, index_t n, index_t, index_t, T* __restrict g, const T* 
   }
 }
 
-template <typename T>
-void lstm_step(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
-               const T* __restrict bias, T* __restrict h, T* __restrict c) {
+// The LSTM step of every option: Peep (peepholes: i and f see c_{t-1} * p, o sees c_t * p_o),
+// Zone (zoneout after the step, Mask: its d per unit from the masks, else the constant rate).
+template <typename T, bool Peep, bool Zone, bool Mask>
+inline void lstm_cell(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
+                      const T* __restrict bias, const T* __restrict peep,
+                      const T* __restrict mask_h, const T* __restrict mask_c, T rate,
+                      const T* __restrict hprev, T* __restrict h, T* __restrict c) {
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < n; ++j) {
-    const T i = act::sigmoid(g[j] + hg[j] + bias[j]);
-    const T f = act::sigmoid(g[gs + j] + hg[hs + j] + bias[gs + j]);
+    const T cp = c[j];
+    T ai = g[j] + hg[j] + bias[j];
+    T af = g[gs + j] + hg[hs + j] + bias[gs + j];
+    if constexpr (Peep) {
+      ai += peep[j] * cp;
+      af += peep[gs + j] * cp;
+    }
+    const T i = act::sigmoid(ai);
+    const T f = act::sigmoid(af);
     const T gg = act::tanh(g[2 * gs + j] + hg[2 * hs + j] + bias[2 * gs + j]);
-    const T o = act::sigmoid(g[3 * gs + j] + hg[3 * hs + j] + bias[3 * gs + j]);
-    const T cn = f * c[j] + i * gg;
-    c[j] = cn;
-    h[j] = o * act::tanh(cn);
+    const T cn = f * cp + i * gg;
+    T ao = g[3 * gs + j] + hg[3 * hs + j] + bias[3 * gs + j];
+    if constexpr (Peep) ao += peep[2 * gs + j] * cn;
+    const T o = act::sigmoid(ao);
+    const T hn = o * act::tanh(cn);
+    if constexpr (Zone) {
+      const T dc = Mask ? mask_c[j] : rate;
+      const T dh = Mask ? mask_h[j] : rate;
+      c[j] = dc * cp + (T(1) - dc) * cn;
+      h[j] = dh * hprev[j] + (T(1) - dh) * hn;
+    } else {
+      c[j] = cn;
+      h[j] = hn;
+    }
     g[j] = i;
     g[gs + j] = f;
     g[2 * gs + j] = gg;
@@ -51,25 +72,35 @@ void lstm_step(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __re
 }
 
 template <typename T>
+void lstm_step(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
+               const T* __restrict bias, T* __restrict h, T* __restrict c) {
+  lstm_cell<T, false, false, false>(n, gs, hs, g, hg, bias, nullptr, nullptr, nullptr, T(0),
+                                    nullptr, h, c);
+}
+
+template <typename T>
 void lstm_peephole_step(index_t n, index_t gs, index_t hs, T* __restrict g,
                         const T* __restrict hg, const T* __restrict bias,
                         const T* __restrict peep, T* __restrict h, T* __restrict c) {
-  RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < n; ++j) {
-    const T cp = c[j];
-    const T i = act::sigmoid(g[j] + hg[j] + bias[j] + peep[j] * cp);
-    const T f = act::sigmoid(g[gs + j] + hg[hs + j] + bias[gs + j] + peep[gs + j] * cp);
-    const T gg = act::tanh(g[2 * gs + j] + hg[2 * hs + j] + bias[2 * gs + j]);
-    const T cn = f * cp + i * gg;
-    const T o = act::sigmoid(g[3 * gs + j] + hg[3 * hs + j] + bias[3 * gs + j] +
-                             peep[2 * gs + j] * cn);
-    c[j] = cn;
-    h[j] = o * act::tanh(cn);
-    g[j] = i;
-    g[gs + j] = f;
-    g[2 * gs + j] = gg;
-    g[3 * gs + j] = o;
-  }
+  lstm_cell<T, true, false, false>(n, gs, hs, g, hg, bias, peep, nullptr, nullptr, T(0), nullptr,
+                                   h, c);
+}
+
+template <typename T>
+void lstm_zoneout_step(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
+                       const T* peep, const T* mask_h, const T* mask_c, T rate, const T* hprev,
+                       T* h, T* c) {
+  if (peep && mask_h)
+    lstm_cell<T, true, true, true>(n, gs, hs, g, hg, bias, peep, mask_h, mask_c, rate, hprev, h, c);
+  else if (peep)
+    lstm_cell<T, true, true, false>(n, gs, hs, g, hg, bias, peep, mask_h, mask_c, rate, hprev, h,
+                                    c);
+  else if (mask_h)
+    lstm_cell<T, false, true, true>(n, gs, hs, g, hg, bias, peep, mask_h, mask_c, rate, hprev, h,
+                                    c);
+  else
+    lstm_cell<T, false, true, false>(n, gs, hs, g, hg, bias, peep, mask_h, mask_c, rate, hprev, h,
+                                     c);
 }
 
 template <typename T>
@@ -217,7 +248,8 @@ void gru_before_grad_r(index_t H, const T* __restrict gates, const T* __restrict
 
 template <typename T>
 constexpr CellSteps<T> make_steps() {
-  return {rnn_step<T>,          lstm_step<T>,         lstm_peephole_step<T>, gru_step<T>,
+  return {rnn_step<T>,          lstm_step<T>,         lstm_peephole_step<T>, lstm_zoneout_step<T>,
+          gru_step<T>,
           gru_before_gates<T>,  gru_before_update<T>, rnn_grad<T>,           lstm_grad<T>,
           lstm_peephole_grad<T>, gru_grad<T>,         gru_before_grad_n<T>,  gru_before_grad_r<T>};
 }

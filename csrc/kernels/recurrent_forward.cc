@@ -515,7 +515,6 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   // to take them back (bench/RESULTS.md). Same values: the products read the same state.
   const bool state_in_y = !s.batch_first && s.lengths.empty();
   Buffer<T> hg(B * N), other(state_in_y ? 0 : B * H);  // other: the state after a step
-  Buffer<T> cprev(Zone && C == Cell::lstm && !Train ? B * H : 0);  // c before the step
   Buffer<T> hm_a(Drop ? G * B * H : 0), hm_b(Drop ? G * B * H : 0);  // h * m_k [G, B, H]
   if constexpr (Drop) drop.apply_all(h, hm_a.data());
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
@@ -570,20 +569,23 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
           steps.rnn(C == Cell::rnn_relu, n, gs, w.hb, g, hgb, bq, hnb);
         } else if constexpr (C == Cell::lstm) {
           T* cb = c + b * H + j0;
-          T* cp = Train ? ws->extra.data() + row * H + j0 : Zone ? cprev.data() + b * H + j0
-                                                                 : nullptr;
-          if constexpr (Train || Zone) std::memcpy(cp, cb, size);
-          if constexpr (Peep)
+          if constexpr (Train) std::memcpy(ws->extra.data() + row * H + j0, cb, size);
+          if constexpr (Zone) {  // the step and both blends in one pass
+            const index_t at = zone.at(s, t, b, H, j0);
+            steps.lstm_zoneout(n, gs, w.hb, g, hgb, bq, pq, zone.h ? zone.h + at : nullptr,
+                               zone.c ? zone.c + at : nullptr, zone.rate, hpb, hnb, cb);
+          } else if constexpr (Peep) {
             steps.lstm_peephole(n, gs, w.hb, g, hgb, bq, pq, hnb, cb);
-          else
+          } else {
             steps.lstm(n, gs, w.hb, g, hgb, bq, hnb, cb);
-          if constexpr (Zone) zone.apply(zone.c, zone.rate, zone.at(s, t, b, H, j0), n, cp, cb);
+          }
         } else {
           static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
           steps.gru(n, gs, w.hb, g, hgb, bq, b_hn + j0, hpb, hnb,
                     Train ? ws->extra.data() + row * H + j0 : nullptr);
         }
-        if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, j0), n, hpb, hnb);
+        if constexpr (Zone && C != Cell::lstm)
+          zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, j0), n, hpb, hnb);
         if constexpr (Drop) drop.apply(b, j0, n, hnb, hmn + b * H + j0, B * H);
         if (!state_in_y) std::memcpy(y + row * H + j0, hnb, size);
       }
