@@ -198,7 +198,9 @@ def test_default_selection_equals_forced_windows(rng, op, T, I, H):
 # 2^16 elements (LSTM at I = H = 128 is exactly that): at two or more threads the loop packs the
 # two at once, one per thread. Windows of a few steps (forced in inference, the default in
 # training, whose weights fit in L2), ragged and reversed batches: the values must be those of one
-# thread and of every row projected at once, bit for bit, and match the float64 reference.
+# thread and of every row projected at once, bit for bit, and match the float64 reference. (The
+# LSTM at these sizes merges its projection into the steps' products instead, whatever the
+# window budget: tests/test_forward_merged.py.)
 @pytest.mark.parametrize("op,kw,name", PLAIN, ids=[c[2] for c in PLAIN])
 @pytest.mark.parametrize("T,B,I,H", [(7, 32, 24, 40), (5, 17, 128, 128), (4, 20, 9, 33)])
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])

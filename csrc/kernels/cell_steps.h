@@ -24,6 +24,16 @@ struct CellSteps {
   // i and f see c_{t-1} * p, o sees c_t * p_o.
   void (*lstm_peephole)(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
                         const T* peep, T* h, T* c);
+  // The LSTM with any of its options: peep (the peepholes as in lstm_peephole, or null);
+  // zoneout when hprev (the state before the step, not h) is not null: the step and then, in
+  // the same pass, c = d_c c_{t-1} + (1 - d_c) c_t and h = d_h hprev + (1 - d_h) h_t (h_t from
+  // the unzoned c_t), with d_h, d_c per unit from mask_h[u], mask_c[u] (training) or both the
+  // constant rate when the masks are null (inference). hg may be null: g then holds both
+  // products (x W_ih^T + h W_hh^T computed as one), h is also written to h_next (where the
+  // next step's product reads it), and keep_gates false leaves g as it is (inference).
+  void (*lstm_general)(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
+                       const T* peep, const T* hprev, const T* mask_h, const T* mask_c, T rate,
+                       T* h, T* c, T* h_next, bool keep_gates);
   // GRU, reset after: n = tanh(g_n + b_in + r * (hg_n + b_hn)), h = (1 - z) n + z hprev;
   // hn_out (if non-null) keeps hg_n + b_hn. b_hn, hprev, h and hn_out are per unit.
   void (*gru)(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias, const T* b_hn,

@@ -1,6 +1,8 @@
 // The step kernels of cell_steps.h, written once and compiled by each instruction-set
 // translation unit (the compiler vectorises the loops for that set). Internal linkage only.
 #pragma once
+#include <type_traits>
+
 #include "activations.h"
 #include "cell_steps.h"
 
@@ -31,45 +33,96 @@ void rnn_step(bool relu, index_t n, index_t, index_t, T* __restrict g, const T* 
   }
 }
 
-template <typename T>
-void lstm_step(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
-               const T* __restrict bias, T* __restrict h, T* __restrict c) {
-  RNNFAST_INDEPENDENT_ITERATIONS
-  for (index_t j = 0; j < n; ++j) {
-    const T i = act::sigmoid(g[j] + hg[j] + bias[j]);
-    const T f = act::sigmoid(g[gs + j] + hg[hs + j] + bias[gs + j]);
-    const T gg = act::tanh(g[2 * gs + j] + hg[2 * hs + j] + bias[2 * gs + j]);
-    const T o = act::sigmoid(g[3 * gs + j] + hg[3 * hs + j] + bias[3 * gs + j]);
-    const T cn = f * c[j] + i * gg;
-    c[j] = cn;
-    h[j] = o * act::tanh(cn);
-    g[j] = i;
-    g[gs + j] = f;
-    g[2 * gs + j] = gg;
-    g[3 * gs + j] = o;
-  }
-}
-
-template <typename T>
-void lstm_peephole_step(index_t n, index_t gs, index_t hs, T* __restrict g,
-                        const T* __restrict hg, const T* __restrict bias,
-                        const T* __restrict peep, T* __restrict h, T* __restrict c) {
+// The LSTM step of every option: Peep (peepholes: i and f see c_{t-1} * p, o sees c_t * p_o),
+// Zone (zoneout after the step, Mask: its d per unit from the masks, else the constant rate),
+// Hg (the recurrent product apart in hg, else merged into g, and h also written to h_next),
+// Keep (the activated gates written to g).
+template <typename T, bool Peep, bool Zone, bool Mask, bool Hg, bool Keep = true>
+inline void lstm_cell(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
+                      const T* __restrict bias, const T* __restrict peep,
+                      const T* __restrict hprev, const T* __restrict mask_h,
+                      const T* __restrict mask_c, T rate, T* __restrict h, T* __restrict c,
+                      T* __restrict h_next) {
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < n; ++j) {
     const T cp = c[j];
-    const T i = act::sigmoid(g[j] + hg[j] + bias[j] + peep[j] * cp);
-    const T f = act::sigmoid(g[gs + j] + hg[hs + j] + bias[gs + j] + peep[gs + j] * cp);
-    const T gg = act::tanh(g[2 * gs + j] + hg[2 * hs + j] + bias[2 * gs + j]);
+    // the pre-activations: (g + hg) + bias, or g + bias when g holds both products
+    T ai = Hg ? g[j] + hg[j] + bias[j] : g[j] + bias[j];
+    T af = Hg ? g[gs + j] + hg[hs + j] + bias[gs + j] : g[gs + j] + bias[gs + j];
+    const T ag = Hg ? g[2 * gs + j] + hg[2 * hs + j] + bias[2 * gs + j]
+                    : g[2 * gs + j] + bias[2 * gs + j];
+    T ao = Hg ? g[3 * gs + j] + hg[3 * hs + j] + bias[3 * gs + j]
+              : g[3 * gs + j] + bias[3 * gs + j];
+    if constexpr (Peep) {
+      ai += peep[j] * cp;
+      af += peep[gs + j] * cp;
+    }
+    const T i = act::sigmoid(ai);
+    const T f = act::sigmoid(af);
+    const T gg = act::tanh(ag);
     const T cn = f * cp + i * gg;
-    const T o = act::sigmoid(g[3 * gs + j] + hg[3 * hs + j] + bias[3 * gs + j] +
-                             peep[2 * gs + j] * cn);
-    c[j] = cn;
-    h[j] = o * act::tanh(cn);
-    g[j] = i;
-    g[gs + j] = f;
-    g[2 * gs + j] = gg;
-    g[3 * gs + j] = o;
+    if constexpr (Peep) ao += peep[2 * gs + j] * cn;
+    const T o = act::sigmoid(ao);
+    const T hn = o * act::tanh(cn);
+    T hz = hn;
+    if constexpr (Zone) {
+      const T dc = Mask ? mask_c[j] : rate;
+      const T dh = Mask ? mask_h[j] : rate;
+      c[j] = dc * cp + (T(1) - dc) * cn;
+      hz = dh * hprev[j] + (T(1) - dh) * hn;
+    } else {
+      c[j] = cn;
+    }
+    h[j] = hz;
+    if constexpr (!Hg) h_next[j] = hz;
+    if constexpr (Keep) {
+      g[j] = i;
+      g[gs + j] = f;
+      g[2 * gs + j] = gg;
+      g[3 * gs + j] = o;
+    }
   }
+}
+
+// lstm_cell with the run-time options as template ones: peep, zoneout (hprev not null), its
+// masks (mask_h and mask_c both or neither), hg, and (hg null only) keep_gates.
+template <typename T>
+void lstm_general(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
+                  const T* peep, const T* hprev, const T* mask_h, const T* mask_c, T rate, T* h,
+                  T* c, T* h_next, bool keep_gates) {
+  auto run = [&](auto peep_c, auto zone_c, auto mask_c_, auto hg_c, auto keep_c) {
+    constexpr bool Zone = decltype(zone_c)::value;
+    lstm_cell<T, decltype(peep_c)::value, Zone, Zone && decltype(mask_c_)::value,
+              decltype(hg_c)::value, decltype(keep_c)::value>(
+        n, gs, hs, g, hg, bias, peep, hprev, mask_h, mask_c, rate, h, c, h_next);
+  };
+  using Y = std::true_type;
+  using N = std::false_type;
+  auto with_hg = [&](auto peep_c, auto zone_c, auto mask_c_) {
+    if (hg) run(peep_c, zone_c, mask_c_, Y{}, Y{});
+    else if (keep_gates) run(peep_c, zone_c, mask_c_, N{}, Y{});
+    else run(peep_c, zone_c, mask_c_, N{}, N{});
+  };
+  auto with_zone = [&](auto peep_c) {
+    if (hprev && mask_h) with_hg(peep_c, Y{}, Y{});
+    else if (hprev) with_hg(peep_c, Y{}, N{});
+    else with_hg(peep_c, N{}, N{});
+  };
+  if (peep) with_zone(Y{});
+  else with_zone(N{});
+}
+
+template <typename T>
+void lstm_step(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias, T* h, T* c) {
+  lstm_cell<T, false, false, false, true>(n, gs, hs, g, hg, bias, nullptr, nullptr, nullptr,
+                                          nullptr, T(0), h, c, nullptr);
+}
+
+template <typename T>
+void lstm_peephole_step(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
+                        const T* peep, T* h, T* c) {
+  lstm_cell<T, true, false, false, true>(n, gs, hs, g, hg, bias, peep, nullptr, nullptr,
+                                         nullptr, T(0), h, c, nullptr);
 }
 
 template <typename T>
@@ -217,7 +270,8 @@ void gru_before_grad_r(index_t H, const T* __restrict gates, const T* __restrict
 
 template <typename T>
 constexpr CellSteps<T> make_steps() {
-  return {rnn_step<T>,          lstm_step<T>,         lstm_peephole_step<T>, gru_step<T>,
+  return {rnn_step<T>,          lstm_step<T>,         lstm_peephole_step<T>, lstm_general<T>,
+          gru_step<T>,
           gru_before_gates<T>,  gru_before_update<T>, rnn_grad<T>,           lstm_grad<T>,
           lstm_peephole_grad<T>, gru_grad<T>,         gru_before_grad_n<T>,  gru_before_grad_r<T>};
 }

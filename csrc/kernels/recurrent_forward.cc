@@ -10,7 +10,9 @@
 //    math from its core's L2 (BlockedWindows). When training, the workspace's gates keep every
 //    row (backward needs them): one GEMM over every row, or, when the weights fit in L2,
 //    windows projected by each loop straight into the workspace, so that a step finds its rows
-//    in cache.
+//    in cache. The LSTM of more than 8 sequences whose weights fit in L2 projects nothing
+//    apart: each step's product is [x_t, h] [W_ih, W_hh]^T (merges_input), in inference and
+//    training alike.
 // 2. W_hh^T is packed once, its columns grouped by blocks of hidden units (all G gates of a
 //    block side by side). Each step is one parallel region over those blocks: a thread's GEMM
 //    h W_hh^T for its blocks is followed at once, in the same thread and while the product is
@@ -205,7 +207,30 @@ struct Projections {
   // *wih_to_fill itself (with its W_hh^T, both at once when they are small).
   const T* w_ih_to_pack = nullptr;
   PackedB<T>* wih_to_fill = nullptr;
+  // The LSTM merging the input projection into the step product (merges_input): W_ih [G*H, I].
+  const T* w_ih_merged = nullptr;
 };
+
+// Whether the LSTM's steps each run one product [x_t, h] [W_ih, W_hh]^T (depth I + H) instead of
+// projecting the inputs apart (every row or windows) and adding that to h W_hh^T: when the
+// weights fit in a core's L2 together (the step's product then reads them from there as it
+// reads W_hh^T alone), in float32 products, with one product per step (no recurrent dropout,
+// which has one per gate) and more than kDirectRows rows. The values differ from the projection
+// apart in the last bits (one sum of I + H terms instead of two sums added), so the choice
+// depends on nothing that may change between calls of the same shape: training, inference,
+// every thread count and window budget give the same values. And batches of more than
+// kSmallBatchRows only: smaller ones may run the small-batch loops (recurrent_small.h, which
+// project apart) or these, by thread count and options, and the two must give the same values.
+// Saves the projection's copies of x and its writes and reads of x W_ih^T, and halves the
+// products' calls: T=100 B=32 I=H=64 on one thread 2-3% faster (bench/RESULTS.md).
+constexpr index_t kSmallBatchRows = 8;  // the batches recurrent_small.h may take: 1..8
+
+template <typename T>
+bool merges_input(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, bool projected) {
+  return cell == Cell::lstm && !projected && w.precision == Precision::float32 &&
+         w.recurrent_mask == nullptr && InputProjection<T>::weights_in_l2(s, 4 * s.H) &&
+         s.B > kSmallBatchRows && s.steps() * s.B > kDirectRows;
+}
 
 // W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
 // units [q*hb, q*hb + hb) at its columns [k*hb, k*hb + hb), columns past H are zero. hb is a
@@ -217,6 +242,7 @@ struct Projections {
 template <typename T>
 struct GateBlockedWeights {
   index_t G = 0, H = 0, hb = 0, blocks = 0, width = 0;  // width = G * hb columns per block
+  index_t K = 0;  // depth of the product: H, or I + H for [W_ih, W_hh] (merges_input)
   PackedB<T> packed;
   const T* direct = nullptr;  // W_hh read in place instead (kDirectRows), or null
   Precision precision = Precision::float32;  // bf16: of the products
@@ -232,12 +258,14 @@ struct GateBlockedWeights {
     return m >= panels ? H : m * nr;
   }
 
-  // direct: read w_hh in place at every product instead of packing it; one_block: all of H
-  // in one block (a single thread per step).
-  void pack(index_t G_, index_t H_, index_t B, const T* w_hh, bool use_direct, bool one_block,
-            Precision prec, std::uint64_t token_) {
+  // w_hh [G*H, K_] (W_hh, K_ = H, or [W_ih, W_hh] row by row); direct: read w_hh in place at
+  // every product instead of packing it (K_ = H); one_block: all of H in one block (a single
+  // thread per step).
+  void pack(index_t G_, index_t H_, index_t K_, index_t B, const T* w_hh, bool use_direct,
+            bool one_block, Precision prec, std::uint64_t token_) {
     G = G_;
     H = H_;
+    K = K_;
     precision = prec;  // bf16
     token = token_;    // bf16
     hb = block_units(G, H, B, one_block, prec);
@@ -247,7 +275,7 @@ struct GateBlockedWeights {
       direct = w_hh;
       return;
     }
-    pack_blocked(H, w_hh, packed);
+    pack_blocked(K, w_hh, packed);
   }
 
   // Packs w [G*H, K] (gate-major rows, as W_ih and W_hh) transposed, its columns in this
@@ -277,11 +305,11 @@ struct GateBlockedWeights {
           out[q * width + k * hb + u] = v[k * H + q * hb + u];
   }
 
-  // hg [M, blocks * width] columns of blocks [q0, q1) = h [M, H] times those of W_hh^T.
+  // hg [M, blocks * width] columns of blocks [q0, q1) = h [M, K] times those of W_hh^T.
   void product(index_t M, const T* h, index_t q0, index_t q1, T* hg) const {
     const index_t N = blocks * width;
     if (!direct) {
-      gemm_packed_cols<T>(M, h, H, packed, q0 * width, q1 * width, T(0), hg, N);
+      gemm_packed_cols<T>(M, h, K, packed, q0 * width, q1 * width, T(0), hg, N);
       return;
     }
     for (index_t q = q0; q < q1; ++q) {
@@ -480,11 +508,23 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
                        T* c, T* y, RecurrentWorkspace<T>* ws,
                        Precision prec,         // bf16: precision of the products
                        std::uint64_t token) {  // bf16: RecurrentWeights::weights_token
-  const index_t B = s.B, H = s.H, G = gate_count(C);
+  const index_t B = s.B, H = s.H, G = gate_count(C), I = s.I;
   const bool by_sequences = detail::split_batch<T>(s, G);
+  // merges_input: each step's product is [x_t, h] (xh [B, I + H]) times [W_ih, W_hh]^T
+  const bool merged = C == Cell::lstm && proj.w_ih_merged != nullptr;
+  const index_t K = merged ? I + H : H;
+  Buffer<T> w_cat(merged ? G * H * K : 0);  // [W_ih, W_hh] row by row
+  if (merged)
+    parallel_for(G * H, std::max<index_t>(1, kPackChunk / K), [&](index_t r0, index_t r1) {
+      for (index_t r = r0; r < r1; ++r) {
+        std::memcpy(w_cat.data() + r * K, proj.w_ih_merged + r * I, sizeof(T) * I);
+        std::memcpy(w_cat.data() + r * K + I, w_hh + r * H, sizeof(T) * H);
+      }
+    });
   GateBlockedWeights<T> w;
   auto pack_hh = [&] {
-    w.pack(G, H, B, w_hh, s.steps() * B <= kDirectRows, by_sequences, prec, token);
+    w.pack(G, H, K, B, merged ? w_cat.data() : w_hh, s.steps() * B <= kDirectRows,
+           by_sequences, prec, token);
   };
   // W_hh^T and W_ih^T packed at once, one per thread, when each is a single chunk of
   // PackedB::pack's own split (at most kPackChunk elements) and W_hh^T is one block: one after
@@ -515,9 +555,20 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   // to take them back (bench/RESULTS.md). Same values: the products read the same state.
   const bool state_in_y = !s.batch_first && s.lengths.empty();
   Buffer<T> hg(B * N), other(state_in_y ? 0 : B * H);  // other: the state after a step
-  Buffer<T> cprev(Zone && C == Cell::lstm && !Train ? B * H : 0);  // c before the step
+  // merged training whose step's rows are contiguous in the workspace's gates, in its column
+  // order (one block): the product goes there straight, not through hg
+  const bool into_gates = merged && Train && state_in_y && w.blocks == 1;
   Buffer<T> hm_a(Drop ? G * B * H : 0), hm_b(Drop ? G * B * H : 0);  // h * m_k [G, B, H]
   if constexpr (Drop) drop.apply_all(h, hm_a.data());
+  // merged: [x_t, h] before the step and after it (the next step's, x filled at its start)
+  Buffer<T> xh_a(merged ? B * K : 0), xh_b(merged ? B * K : 0);
+  xh_a.zero();
+  xh_b.zero();
+  // merged inference: the gates are the product's tiles, so the biases and peepholes go in
+  // the blocked column order
+  Buffer<T> m_bias(merged && !Train ? N : 0), m_peep(merged && !Train && Peep ? N : 0);
+  if (merged && !Train) w.blocked_vector(G, bias, m_bias.data());
+  if (merged && !Train && Peep) w.blocked_vector(3, peep, m_peep.data());
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * w.width * H);
   BlockedWindows<T> blocked;  // inference sharing the steps: windows projected by blocks
@@ -527,7 +578,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   // Sequences [b0, b1) through every step; share_steps: each step's blocks on the threads.
   auto run = [&](index_t b0, index_t b1, bool share_steps) {
     InputProjection<T> local;
-    if (!proj.shared && !by_blocks)
+    if (!proj.shared && !by_blocks && !merged)
       local.windows(s, G * H, proj.x, proj.wih, b0, b1, proj.into);
     const InputProjection<T>& xg = proj.shared ? *proj.shared : local;
     T* hp = h;             // the state before the step [B, H]
@@ -535,6 +586,10 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     auto step_rows = [&](index_t st) { return y + s.row(s.time_of(st, 0), 0) * H; };
     T* hmp = hm_a.data();  // Drop: h * m_k before the step
     T* hmn = hm_b.data();  // and after it
+    T* xhp = xh_a.data();  // merged: [x_t, h] of the step
+    T* xhn = xh_b.data();  // and the next step's h
+    for (index_t b = b0; merged && b < b1; ++b)
+      std::memcpy(xhp + b * K + I, hp + b * H, sizeof(T) * H);
     // bf16 hardware path: hp and hn rounded ahead, each block of hn by the thread computing it
     PackedRowsBf16 hr_a, hr_b;
     PackedRowsBf16* hrp = &hr_a;
@@ -555,35 +610,54 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         T* hnb = hn + b * H + j0;
         if (!s.active(step, b)) {
           std::memcpy(hnb, hpb, size);
+          if (merged) std::memcpy(xhn + b * K + I + j0, hpb, size);
           if constexpr (Drop) drop.apply(b, j0, n, hnb, hmn + b * H + j0, B * H);
           continue;
         }
         const index_t t = s.time_of(step, b), row = s.row(t, b);
         // g, the biases and the peepholes: gate k of unit j0 + u at [k * gs + u]
-        T* g = by_blocks ? blocked.at(t, b, q) : xg.at(t, b) + j0;
-        const index_t gs = by_blocks ? w.hb : H;
-        const T* bq = by_blocks ? blocked.bias.data() + q * w.width : bias + j0;
-        [[maybe_unused]] const T* pq = !Peep ? nullptr : by_blocks ? blocked.peep.data() + q * w.width : peep + j0;
-        const T* hgb = hg.data() + b * N + q * w.width;
+        T* tile = hg.data() + b * N + q * w.width;  // the block's product
+        const T* hgb = merged ? nullptr : tile;     // merged: the whole of g
+        T* g = nullptr;
+        index_t gs = H;
+        if (!merged) {
+          g = by_blocks ? blocked.at(t, b, q) : xg.at(t, b) + j0;
+          if (by_blocks) gs = w.hb;
+        } else if (Train) {  // the workspace's gates receive the tile, then the activations
+          g = ws->gates.data() + row * G * H + j0;
+          for (index_t k = 0; k < G && !into_gates; ++k)
+            std::memcpy(g + k * H, tile + k * w.hb, size);
+        } else {
+          g = tile;
+          gs = w.hb;
+        }
+        const bool blocked_vectors = by_blocks || (merged && !Train);
+        const T* bq = !blocked_vectors ? bias + j0
+                      : by_blocks      ? blocked.bias.data() + q * w.width
+                                       : m_bias.data() + q * w.width;
+        [[maybe_unused]] const T* pq = !Peep             ? nullptr
+                                       : !blocked_vectors ? peep + j0
+                                       : by_blocks        ? blocked.peep.data() + q * w.width
+                                                          : m_peep.data() + q * w.width;
         if constexpr (Train) std::memcpy(ws->hprev.data() + row * H + j0, hpb, size);
         if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
           steps.rnn(C == Cell::rnn_relu, n, gs, w.hb, g, hgb, bq, hnb);
         } else if constexpr (C == Cell::lstm) {
           T* cb = c + b * H + j0;
-          T* cp = Train ? ws->extra.data() + row * H + j0 : Zone ? cprev.data() + b * H + j0
-                                                                 : nullptr;
-          if constexpr (Train || Zone) std::memcpy(cp, cb, size);
-          if constexpr (Peep)
-            steps.lstm_peephole(n, gs, w.hb, g, hgb, bq, pq, hnb, cb);
-          else
-            steps.lstm(n, gs, w.hb, g, hgb, bq, hnb, cb);
-          if constexpr (Zone) zone.apply(zone.c, zone.rate, zone.at(s, t, b, H, j0), n, cp, cb);
+          if constexpr (Train) std::memcpy(ws->extra.data() + row * H + j0, cb, size);
+          // zoneout: the step and both blends in one pass; merged: h also to the next xh
+          const index_t at = zone.at(s, t, b, H, j0);
+          steps.lstm_general(n, gs, w.hb, g, hgb, bq, pq, Zone ? hpb : nullptr,
+                             Zone && zone.h ? zone.h + at : nullptr,
+                             Zone && zone.c ? zone.c + at : nullptr, zone.rate, hnb, cb,
+                             merged ? xhn + b * K + I + j0 : nullptr, Train);
         } else {
           static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
           steps.gru(n, gs, w.hb, g, hgb, bq, b_hn + j0, hpb, hnb,
                     Train ? ws->extra.data() + row * H + j0 : nullptr);
         }
-        if constexpr (Zone) zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, j0), n, hpb, hnb);
+        if constexpr (Zone && C != Cell::lstm)
+          zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, j0), n, hpb, hnb);
         if constexpr (Drop) drop.apply(b, j0, n, hnb, hmn + b * H + j0, B * H);
         if (!state_in_y) std::memcpy(y + row * H + j0, hnb, size);
       }
@@ -597,12 +671,20 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         w.product_gated(b1 - b0, hmp + b0 * H, B * H, q0, q1, hg.data() + b0 * N);
       else if (ahead)
         w.product(b1 - b0, *hrp, q0, q1, hg.data() + b0 * N);
+      else if (into_gates)
+        w.product(b1 - b0, xhp + b0 * K, q0, q1,
+                  ws->gates.data() + s.row(s.time_of(step, b0), b0) * G * H);
+      else if (merged)
+        w.product(b1 - b0, xhp + b0 * K, q0, q1, hg.data() + b0 * N);
       else
         w.product(b1 - b0, hp + b0 * H, q0, q1, hg.data() + b0 * N);
       for (index_t q = q0; q < q1; ++q) gates(q);
     };
     for (const index_t n_steps = s.steps(); step < n_steps; ++step) {
       if (state_in_y) hn = step_rows(step);
+      for (index_t b = b0; merged && b < b1; ++b)  // the step's inputs beside h
+        if (s.active(step, b))
+          std::memcpy(xhp + b * K, proj.x + s.row(s.time_of(step, b), b) * I, sizeof(T) * I);
       local.prepare(step);
       if (by_blocks) blocked.begin(step);
       if (share_steps)
@@ -611,6 +693,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         run_blocks(0, w.blocks);
       std::swap(hp, hn);
       std::swap(hrp, hrn);
+      std::swap(xhp, xhn);
       if constexpr (Drop) std::swap(hmp, hmn);
     }
     if (hp != h) std::memcpy(h + b0 * H, hp + b0 * H, sizeof(T) * (b1 - b0) * H);
@@ -796,7 +879,10 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   InputProjection<T> all;
   PackedB<T> wih;
   Projections<T> proj{nullptr, x, &wih, ws ? ws->gates.data() : nullptr};
-  if (projects_by_blocks<T>(cell, s, w, projected, ws != nullptr)) {
+  if (merges_input<T>(cell, s, w, projected)) {
+    proj.w_ih_merged = w.w_ih;  // the loop packs it with W_hh
+    if (ws) detail::zero_padded_rows(s, GH, ws->gates.data());
+  } else if (projects_by_blocks<T>(cell, s, w, projected, ws != nullptr)) {
     proj.w_ih = w.w_ih;  // the loop packs it in its blocked order
   } else if (InputProjection<T>::windowed(s, GH, B, ws != nullptr)) {
     if (!projected && cell != Cell::gru_reset_before && w.precision == Precision::float32)
