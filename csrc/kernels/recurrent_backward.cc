@@ -201,8 +201,9 @@ struct LoopWeights {
 // products are float32, each step's rows of dx = dgx W_ih are computed beside the step's
 // product, while those rows of dgx are in cache (after the loop they are read from memory),
 // with the values of the GEMM over all rows (same depth blocks): returns true; else false and
-// the caller computes dx. lw.groups > 0 (RNN, LSTM, direct, step_dx or no dx): the weight and
-// bias gradients in the loop, by groups of sequences (LoopWeights); dgx is not written.
+// the caller computes dx. lw.groups > 0 (RNN, LSTM, every sequence active at every step, dx by
+// steps or none): the weight and bias gradients in the loop, by groups of sequences
+// (LoopWeights); dgx is not written, and dx is taken by steps from the staged copies too.
 template <typename T, Cell C, bool Peep, bool Zone, bool Drop>
 bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
                   const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
@@ -234,7 +235,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   // blocks takes the matching share of dx's panels (a monotone map: the shares cover every
   // panel once).
   const index_t I = s.I;
-  const bool step_dx = dx && direct && I > 0 && prec == Precision::float32 &&
+  const bool step_dx = dx && (direct || lw.groups) && I > 0 && prec == Precision::float32 &&
                        GH * (I + H) * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
   if (step_dx) wih.pack(false, GH, I, w_ih, I);
   const index_t dx_ld = s.batch_first ? s.T * I : I;
@@ -251,8 +252,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   auto run = [&](index_t b0, index_t b1, bool share_steps, index_t grp) {
     const T* prev = nullptr;  // row b0 of the gate gradients of the step processed before
     index_t prev_row = 0;     // and its row (step_dx: dx's)
-    // and the distance of its rows
-    const index_t lda = lw.groups ? GH : direct ? direct_ld : GH;
+    const index_t lda = direct && !lw.groups ? direct_ld : GH;  // and the distance of its rows
     T* cur = stage_a.data();  // [B, G*H] the staged gate gradients of this step
     Buffer<T> sink(direct ? GH : 0);
     index_t step = s.steps() - 1;
@@ -352,21 +352,20 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
         parallel_for(blocks, grain, run_blocks);
       else
         run_blocks(0, blocks);
+      if (direct || ring) prev_row = s.row(s.time_of(step, b0), b0);
+      if (direct) {
+        prev = ring ? ring + slot * nb * GH : dgx + prev_row * GH;
+      } else {
+        prev = cur + b0 * GH;
+        cur = cur == stage_a.data() ? stage_b.data() : stage_a.data();
+      }
       if (ring) {
-        prev_row = s.row(s.time_of(step, b0), b0);
-        prev = ring + slot * nb * GH;
         if (slot + 1 == lw.block_steps || step == 0) {
           block_weights(slot + 1);
           slot = 0;
         } else {
           ++slot;
         }
-      } else if (direct) {
-        prev_row = s.row(s.time_of(step, b0), b0);
-        prev = dgx + prev_row * GH;
-      } else {
-        prev = cur + b0 * GH;
-        cur = cur == stage_a.data() ? stage_b.data() : stage_a.data();
       }
     }
     if (prev) {
@@ -535,15 +534,18 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const detail::RecurrentDropout<T> drop = detail::RecurrentDropout<T>::of(w, G, s);
 
   typename detail::ScratchCache<BackwardScratch<T>>::Lease scratch(backward_scratch<T>());
-  // The weight and bias gradients inside the reverse loop (LoopWeights): RNN and LSTM over
-  // whole sequences (no lengths, projection, peepholes or recurrent dropout), float32 products,
-  // both weight gradients asked for, the shape one the threads could split by sequences, and
-  // dx (if asked for) taken by steps in the loop (W_ih and W_hh in L2, as loop_blocked decides).
+  // The weight and bias gradients inside the reverse loop (LoopWeights): RNN and LSTM whose
+  // sequences all span every step (no lengths, or all T: the same bits both ways), without
+  // projection, peepholes or recurrent dropout, float32 products, both weight gradients asked
+  // for, a shape the threads could split by sequences, and dx (if asked for) taken by steps in
+  // the loop (W_ih and W_hh in L2, as loop_blocked decides).
   LoopWeights<T> lw;
+  bool whole = true;  // every sequence spans every step
+  for (index_t b = 0; b < B && whole; ++b) whole = s.length(b) == s.T;
   const bool no_dx_after =
       !g.x || GH * (I + H) * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
   if ((cell == Cell::lstm || cell == Cell::rnn_tanh || cell == Cell::rnn_relu) && !projected &&
-      !w.w_peephole && !dropped && s.lengths.empty() && I > 0 && g.w_ih && g.w_hh &&
+      !w.w_peephole && !dropped && whole && I > 0 && g.w_ih && g.w_hh &&
       w.precision == Precision::float32 && no_dx_after && detail::split_batch_shape<T>(s, G)) {
     lw.groups = kLoopGroups;
     const index_t per = lw.group_max(B);
@@ -561,7 +563,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // row (GRU reset after: they differ from the input side by the factor r).
   T* dgx = lw.groups ? nullptr : detail::fit(scratch->dgx, rows * GH);
   T* dgh_n = detail::fit(scratch->dgh_n, cell == Cell::gru ? rows * H : 0);
-  if (!s.lengths.empty()) {
+  if (!s.lengths.empty() && dgx) {
     std::fill_n(dgx, rows * GH, T(0));
     if (cell == Cell::gru) std::fill_n(dgh_n, rows * H, T(0));
   }
