@@ -27,6 +27,10 @@ SHAPES = [
     # step's input gradient (dx) by panels of its columns: several panels of I and of H
     ("lstm", {}, 3, 12, 100, 150, {}),
     ("rnn", {"nonlinearity": "tanh"}, 4, 9, 70, 300, {}),
+    # batches of 16 or more (no peepholes) take the weight and bias gradients inside the loop
+    # (both ways), over blocks of steps: two groups of 8 and 9 sequences, 14 steps (126 rows)
+    # per block, the last block a single step
+    ("lstm", {}, 29, 17, 6, 23, {}),
 ]
 LAYOUTS = [(False, False), (True, False), (False, True), (True, True)]  # (batch_first, reverse)
 

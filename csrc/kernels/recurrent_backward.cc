@@ -8,7 +8,10 @@
 // every sequence spans every step and they are the recurrent side's too (RNN, LSTM), else from a
 // staged copy with zeros for inactive sequences; read in place, with W_ih and W_hh small enough
 // to stay in a core's L2, the step's rows of the input gradient come from them there too, beside
-// the product). After the loop, the input gradient (unless the loop gave it) and the weight
+// the product). RNN and LSTM over whole sequences of a batch the threads could split take their
+// weight and bias gradients inside the loop, by fixed groups of sequences and blocks of steps,
+// while the gate gradients are in L2, never written for all rows (LoopWeights). Otherwise, after
+// the loop, the input gradient (unless the loop gave it) and the weight
 // gradients are a few large GEMMs over all rows, and the bias gradients sums of the gate
 // gradients over the rows: the weight GEMM's [x | h_prev] is built and multiplied one depth
 // block of rows at a time, while it is in L2, and the block's gate gradients summed by columns
@@ -42,13 +45,14 @@ struct BackwardScratch {
   Buffer<T> dw;    // [shared, I (+ 1) + H] its result
   Buffer<T> rh;    // [rows, H] GRU (reset before): r * h_prev
   Buffer<T> dw_seq;  // [shared, I (+ 1) + H] recurrent dropout: one sequence's product
+  Buffer<T> ring;  // [groups, block rows, G*H] LoopWeights: each group's latest gate gradients
   PackedB<T> whh;  // W_hh packed for the blocked loop's products
   PackedB<T> wih;  // W_ih packed for the blocked loop's input gradients (dx by steps)
 
   std::size_t bytes() const {
     return detail::bytes_of(dgx) + detail::bytes_of(dgh_n) + detail::bytes_of(xh) +
            detail::bytes_of(dw) + detail::bytes_of(rh) + detail::bytes_of(dw_seq) +
-           packed_bytes(whh) + packed_bytes(wih);
+           detail::bytes_of(ring) + packed_bytes(whh) + packed_bytes(wih);
   }
   static std::size_t packed_bytes(const PackedB<T>& p) {
     const index_t nr = p.panel_width();
@@ -146,7 +150,8 @@ inline void prefetch_lines(const void* p, std::size_t bytes) {
 // cell's extra state, h_prev for GRU, dy) and the lines of dgx they will write, asked for in
 // L2 a step ahead: the forward wrote them long ago (no longer cached), and a block's lines sit
 // G*H apart, a stride the hardware prefetchers do not follow (perf: the gate math's time was
-// mostly its first loads; bench/RESULTS.md).
+// mostly its first loads; bench/RESULTS.md). dgx null: the gate gradients go to a LoopWeights
+// ring, in cache.
 template <typename T, Cell C>
 inline void prefetch_step_inputs(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T* dy,
                                  T* dgx, index_t row, index_t j0, index_t n) {
@@ -155,13 +160,37 @@ inline void prefetch_step_inputs(const SeqShape& s, const RecurrentWorkspace<T>&
   const std::size_t bytes = sizeof(T) * n;
   for (index_t k = 0; k < G; ++k) {
     prefetch_lines<false>(ws.gates.data() + row * GH + k * H + j0, bytes);
-    prefetch_lines<true>(dgx + row * GH + k * H + j0, bytes);
+    if (dgx) prefetch_lines<true>(dgx + row * GH + k * H + j0, bytes);
   }
   if constexpr (C == Cell::lstm || C == Cell::gru)
     prefetch_lines<false>(ws.extra.data() + row * H + j0, bytes);
   if constexpr (C == Cell::gru) prefetch_lines<false>(ws.hprev.data() + row * H + j0, bytes);
   if (dy) prefetch_lines<false>(dy + row * H + j0, bytes);
 }
+
+// The weight and bias gradients of RNN and LSTM taken inside the reverse loop (loop_blocked),
+// so that the gate gradients never go to memory: the sequences are cut into `groups` fixed by
+// the shape alone (never by the thread count: the bits are the same at any count), each group
+// runs through every step on one thread, and its gate gradients of `block_steps` consecutive
+// steps (rows step by step, the group's sequences in order within a step) go to a ring of its
+// own; when a block is complete its rows are summed by columns and multiplied by their rows of
+// [x | h_prev] into the group's partial sums (one GEMM call per block, beta = 1 after the
+// first), while they are in L2. The caller adds the groups' partial sums in group order.
+template <typename T>
+struct LoopWeights {
+  index_t groups = 0;       // 0: dgx over all rows instead, the weight GEMMs after the loop
+  index_t block_steps = 0;  // steps per block
+  index_t ld = 0;           // of xh and dw: I + H rounded up to 16
+  const T* x = nullptr;     // [rows, I]
+  const T* hprev = nullptr; // [rows, H]
+  T* ring = nullptr;        // [groups][block_steps * group_max][G*H]
+  T* xh = nullptr;          // [groups][block_steps * group_max][ld]
+  T* dw = nullptr;          // [groups][G*H][ld] partial sums of dgx^T [x | h_prev]
+  T* bias = nullptr;        // [groups][G*H] partial column sums of dgx, or null
+
+  index_t begin(index_t g, index_t B) const { return B * g / groups; }
+  index_t group_max(index_t B) const { return (B + groups - 1) / groups; }
+};
 
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
@@ -172,12 +201,14 @@ inline void prefetch_step_inputs(const SeqShape& s, const RecurrentWorkspace<T>&
 // products are float32, each step's rows of dx = dgx W_ih are computed beside the step's
 // product, while those rows of dgx are in cache (after the loop they are read from memory),
 // with the values of the GEMM over all rows (same depth blocks): returns true; else false and
-// the caller computes dx.
+// the caller computes dx. lw.groups > 0 (RNN, LSTM, every sequence active at every step, dx by
+// steps or none): the weight and bias gradients in the loop, by groups of sequences
+// (LoopWeights); dgx is not written, and dx is taken by steps from the staged copies too.
 template <typename T, Cell C, bool Peep, bool Zone, bool Drop>
 bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
                   const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
                   const T* dy, T* dgx, T* dgh_n, T* dh, T* dc, PackedB<T>& whh,
-                  const T* w_ih, T* dx, PackedB<T>& wih,
+                  const T* w_ih, T* dx, PackedB<T>& wih, const LoopWeights<T>& lw,
                   Precision prec) {  // bf16: precision of the products
   constexpr index_t G = gate_count(C);
   const index_t B = s.B, H = s.H, GH = G * H;
@@ -204,7 +235,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   // blocks takes the matching share of dx's panels (a monotone map: the shares cover every
   // panel once).
   const index_t I = s.I;
-  const bool step_dx = dx && direct && I > 0 && prec == Precision::float32 &&
+  const bool step_dx = dx && (direct || lw.groups) && I > 0 && prec == Precision::float32 &&
                        GH * (I + H) * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
   if (step_dx) wih.pack(false, GH, I, w_ih, I);
   const index_t dx_ld = s.batch_first ? s.T * I : I;
@@ -216,21 +247,47 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   const cells::CellSteps<T>& steps = cells::active_cell_steps<T>();
   const index_t grain = detail::step_grain(B * GH * hb);
 
-  // Sequences [b0, b1) through every step; share_steps: each step's blocks on the threads.
-  auto run = [&](index_t b0, index_t b1, bool share_steps) {
+  // Sequences [b0, b1) through every step; share_steps: each step's blocks on the threads;
+  // grp: their group (lw.groups > 0).
+  auto run = [&](index_t b0, index_t b1, bool share_steps, index_t grp) {
     const T* prev = nullptr;  // row b0 of the gate gradients of the step processed before
     index_t prev_row = 0;     // and its row (step_dx: dx's)
-    const index_t lda = direct ? direct_ld : GH;  // and the distance of its rows
+    const index_t lda = direct && !lw.groups ? direct_ld : GH;  // and the distance of its rows
     T* cur = stage_a.data();  // [B, G*H] the staged gate gradients of this step
     Buffer<T> sink(direct ? GH : 0);
     index_t step = s.steps() - 1;
+    const index_t nb = b1 - b0;
+    // LoopWeights: the group's ring, the slot of this step in its block
+    T* const ring = lw.groups ? lw.ring + grp * lw.block_steps * lw.group_max(B) * GH : nullptr;
+    index_t slot = 0;
+    bool first_block = true;
+    // The block of `count` steps ending at `step` is complete: its rows of [x | h_prev], then
+    // its column sums and its product into the group's partial sums.
+    auto block_weights = [&](index_t count) {
+      const index_t rows = count * nb, n = s.I + H;
+      T* xh = lw.xh + grp * lw.block_steps * lw.group_max(B) * lw.ld;
+      for (index_t q = 0; q < count; ++q) {
+        const index_t st = step + count - 1 - q;  // slot q: the q-th step processed
+        for (index_t b = b0; b < b1; ++b) {
+          const index_t row = s.row(s.time_of(st, b), b);
+          T* dst = xh + (q * nb + b - b0) * lw.ld;
+          std::memcpy(dst, lw.x + row * s.I, sizeof(T) * s.I);
+          std::memcpy(dst + s.I, lw.hprev + row * H, sizeof(T) * H);
+        }
+      }
+      if (lw.bias)
+        column_sums_range(rows, 0, GH, ring, GH, lw.bias + grp * GH, !first_block);
+      gemm<T>(true, false, GH, n, rows, T(1), ring, GH, xh, lw.ld, first_block ? T(0) : T(1),
+              lw.dw + grp * GH * lw.ld, lw.ld, prec);
+      first_block = false;
+    };
 
     // The gate gradients of units [j0, j0 + n) for every sequence, from their completed
     // columns of dh: one step-kernel call per row over the thread's whole range of blocks (a
     // call per block and row cost 7-20% more of the backward: short loops with their edges,
     // several passes per row; bench/RESULTS.md). The sizes and arrays are captured by value:
     // one load each after every call of a step kernel, not two (callgrind: bench/RESULTS.md).
-    auto grads = [&, H, GH, dy, dgx, dgh_n, dh, dc](index_t j0, index_t n) {
+    auto grads = [&, H, GH, dy, dgx, dgh_n, dh, dc, ring, nb](index_t j0, index_t n) {
       for (index_t b = b0; b < b1; ++b) {
         T* dhb = dh + b * H + j0;
         T* st = direct ? sink.data() + j0 : cur + b * GH + j0;
@@ -248,7 +305,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
             zone.split(zone.c, zo, n, dc + b * H + j0, keep_c.data() + b * H + j0);
         }
         const T* gates = ws.gates.data() + row * GH + j0;
-        T* dgrow = dgx + row * GH + j0;
+        T* dgrow = ring ? ring + (slot * nb + b - b0) * GH + j0 : dgx + row * GH + j0;
         if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
           steps.rnn_grad(C == Cell::rnn_relu, n, H, gates, dhb, dgrow, st);
         } else if constexpr (C == Cell::lstm) {
@@ -270,7 +327,8 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
             zone.add(n, keep_c.data() + b * H + j0, dc + b * H + j0);
         }
         if (step > 0 && s.active(step - 1, b))
-          prefetch_step_inputs<T, C>(s, ws, dy, dgx, s.row(s.time_of(step - 1, b), b), j0, n);
+          prefetch_step_inputs<T, C>(s, ws, dy, ring ? nullptr : dgx,
+                                     s.row(s.time_of(step - 1, b), b), j0, n);
       }
     };
     // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
@@ -294,12 +352,20 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
         parallel_for(blocks, grain, run_blocks);
       else
         run_blocks(0, blocks);
+      if (direct || ring) prev_row = s.row(s.time_of(step, b0), b0);
       if (direct) {
-        prev_row = s.row(s.time_of(step, b0), b0);
-        prev = dgx + prev_row * GH;
+        prev = ring ? ring + slot * nb * GH : dgx + prev_row * GH;
       } else {
         prev = cur + b0 * GH;
         cur = cur == stage_a.data() ? stage_b.data() : stage_a.data();
+      }
+      if (ring) {
+        if (slot + 1 == lw.block_steps || step == 0) {
+          block_weights(slot + 1);
+          slot = 0;
+        } else {
+          ++slot;
+        }
       }
     }
     if (prev) {
@@ -310,11 +376,15 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
       if (step_dx) gemm_packed<T>(b1 - b0, prev, lda, wih, T(0), dx + prev_row * I, dx_ld);
     }
   };
-  if (detail::split_batch<T>(s, G))
+  if (lw.groups)
+    parallel_for(lw.groups, 1, [&](index_t g0, index_t g1) {
+      for (index_t g = g0; g < g1; ++g) run(lw.begin(g, B), lw.begin(g + 1, B), false, g);
+    });
+  else if (detail::split_batch<T>(s, G))
     parallel_for(B, detail::kMinSequencesPerThread,
-                 [&](index_t b0, index_t b1) { run(b0, b1, false); });
+                 [&](index_t b0, index_t b1) { run(b0, b1, false, 0); });
   else
-    run(0, B, true);
+    run(0, B, true, 0);
   return step_dx;
 }
 
@@ -443,6 +513,12 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* pe
   }
 }
 
+// LoopWeights: groups of sequences (the most threads the reverse loop then uses) and rows per
+// block (128 and 256 measured alike; a block of 128 rows of 512 gate gradients is 256 KiB,
+// beside W_hh, W_ih and the partial sums in a core's L2).
+constexpr index_t kLoopGroups = 2;
+constexpr index_t kLoopBlockRows = 128;
+
 }  // namespace
 
 template <typename T>
@@ -458,11 +534,36 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const detail::RecurrentDropout<T> drop = detail::RecurrentDropout<T>::of(w, G, s);
 
   typename detail::ScratchCache<BackwardScratch<T>>::Lease scratch(backward_scratch<T>());
+  // The weight and bias gradients inside the reverse loop (LoopWeights): RNN and LSTM whose
+  // sequences all span every step (no lengths, or all T: the same bits both ways), without
+  // projection, peepholes or recurrent dropout, float32 products, both weight gradients asked
+  // for, a shape the threads could split by sequences, and dx (if asked for) taken by steps in
+  // the loop (W_ih and W_hh in L2, as loop_blocked decides).
+  LoopWeights<T> lw;
+  bool whole = true;  // every sequence spans every step
+  for (index_t b = 0; b < B && whole; ++b) whole = s.length(b) == s.T;
+  const bool no_dx_after =
+      !g.x || GH * (I + H) * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
+  if ((cell == Cell::lstm || cell == Cell::rnn_tanh || cell == Cell::rnn_relu) && !projected &&
+      !w.w_peephole && !dropped && whole && I > 0 && g.w_ih && g.w_hh &&
+      w.precision == Precision::float32 && no_dx_after && detail::split_batch_shape<T>(s, G)) {
+    lw.groups = kLoopGroups;
+    const index_t per = lw.group_max(B);
+    lw.block_steps = std::max<index_t>(1, kLoopBlockRows / per);
+    lw.ld = (I + H + 15) / 16 * 16;
+    lw.x = x;
+    lw.hprev = ws.hprev.data();
+    lw.ring = detail::fit(scratch->ring, lw.groups * lw.block_steps * per * GH);
+    lw.xh = detail::fit(scratch->xh, lw.groups * lw.block_steps * per * lw.ld);
+    const bool bias = g.b_ih || g.b_hh;
+    lw.dw = detail::fit(scratch->dw, lw.groups * GH * (lw.ld + (bias ? 1 : 0)));
+    lw.bias = bias ? lw.dw + lw.groups * GH * lw.ld : nullptr;
+  }
   // dgx: input-side gate gradients of every row; dgh_n: recurrent-side n-gate gradients of every
   // row (GRU reset after: they differ from the input side by the factor r).
-  T* dgx = detail::fit(scratch->dgx, rows * GH);
+  T* dgx = lw.groups ? nullptr : detail::fit(scratch->dgx, rows * GH);
   T* dgh_n = detail::fit(scratch->dgh_n, cell == Cell::gru ? rows * H : 0);
-  if (!s.lengths.empty()) {
+  if (!s.lengths.empty() && dgx) {
     std::fill_n(dgx, rows * GH, T(0));
     if (cell == Cell::gru) std::fill_n(dgh_n, rows * H, T(0));
   }
@@ -495,7 +596,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
           dx_done = loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
                                  decltype(zone_c)::value, Drop>(
               s, w.w_hh, w.w_peephole, zone, drop, ws, dy, dgx, dgh_n, dh.data(), dc.data(),
-              scratch->whh, w.w_ih, g.x, scratch->wih, w.precision);
+              scratch->whh, w.w_ih, g.x, scratch->wih, lw, w.precision);
           });
   });
   if (g.w_peephole && is_lstm && w.w_peephole)
@@ -506,6 +607,31 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     gemm<T>(true, false, Hs, H, rows, T(1), dh_rows.data(), Hs, ws.m.data(), H, T(0), g.w_hr, H,
             w.precision);
   if (g.c0 && is_lstm) std::memcpy(g.c0, dc.data(), sizeof(T) * B * H);
+
+  if (lw.groups) {  // the groups' partial sums, added in group order
+    const T* part = lw.dw;
+    const index_t part_ld = lw.ld;
+    for (index_t i = 0; i < GH; ++i) {
+      T* out_ih = g.w_ih + i * I;
+      T* out_hh = g.w_hh + i * H;
+      const T* p0 = part + i * part_ld;
+      std::memcpy(out_ih, p0, sizeof(T) * I);
+      std::memcpy(out_hh, p0 + I, sizeof(T) * H);
+      for (index_t k = 1; k < lw.groups; ++k) {
+        const T* pk = part + (k * GH + i) * part_ld;
+        for (index_t j = 0; j < I; ++j) out_ih[j] += pk[j];
+        for (index_t j = 0; j < H; ++j) out_hh[j] += pk[I + j];
+      }
+    }
+    if (lw.bias) {
+      T* out = g.b_ih ? g.b_ih : g.b_hh;
+      std::memcpy(out, lw.bias, sizeof(T) * GH);
+      for (index_t k = 1; k < lw.groups; ++k)
+        for (index_t i = 0; i < GH; ++i) out[i] += lw.bias[k * GH + i];
+      if (g.b_ih && g.b_hh) std::memcpy(g.b_hh, g.b_ih, sizeof(T) * GH);
+    }
+    return;
+  }
 
   // Large GEMMs over all rows.
   if (g.x && !dx_done)

@@ -77,11 +77,15 @@ constexpr index_t kMinSequencesPerThread = 8;
 // weights (G*H x H) fit in a core's L2 beside the rest (1 MiB), since every thread reads all of
 // them at every step. Results are the same either way (every element is computed alone).
 template <typename T>
+bool split_batch_shape(const SeqShape& s, index_t G) {  // split_batch but for the threads
+  return s.B >= kMinSequencesPerThread * 2 && s.steps() > 1 &&
+         G * s.H * s.H * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
+}
+
+template <typename T>
 bool split_batch(const SeqShape& s, index_t G) {
   const int threads = get_num_threads();
-  return threads > 1 && !in_parallel_region() && s.B >= kMinSequencesPerThread * 2 &&
-         s.steps() > 1 &&
-         G * s.H * s.H * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
+  return threads > 1 && !in_parallel_region() && split_batch_shape<T>(s, G);
 }
 
 // Sets to zero the padded rows (t >= lengths[b]) of a [rows, width] matrix.
