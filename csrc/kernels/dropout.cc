@@ -60,17 +60,9 @@ void apply_pairs(index_t n, const T* x, std::uint32_t threshold, T scale, std::u
   }
 }
 
-}  // namespace
-
-std::uint32_t dropout_threshold(double p) { return counter_threshold(p); }
-
+// The pairs kernel of the active instruction set.
 template <typename T>
-void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {
-  if (n <= 0) return;
-  const std::uint32_t threshold = dropout_threshold(p);
-  const T scale = T(1) / static_cast<T>(1.0 - p);  // 1 - p in double, as Python computes it
-  const index_t pairs = (n + 1) / 2;
-  const index_t items = (pairs + kPairsPerItem - 1) / kPairsPerItem;
+auto active_pairs() {
   auto pairs_of = &apply_pairs<T>;
 #ifdef RNNFAST_HAVE_X86_KERNELS
   if (active_isa() == Isa::avx512) {
@@ -80,17 +72,68 @@ void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {
       pairs_of = dropout_kernels::kDropoutAvx512F64.apply;
   }
 #endif
-  auto run = [&](index_t i0, index_t i1) {
-    pairs_of(n, x, threshold, scale, seed, i0 * kPairsPerItem,
-             std::min(pairs, i1 * kPairsPerItem), y);
+  return pairs_of;
+}
+
+// Calls run(j0, j1) over [0, pairs) in items of kPairsPerItem pairs, on the threads when there
+// are two items or more.
+template <typename F>
+void over_items(index_t pairs, F&& run) {
+  const index_t items = (pairs + kPairsPerItem - 1) / kPairsPerItem;
+  auto items_of = [&](index_t i0, index_t i1) {
+    run(i0 * kPairsPerItem, std::min(pairs, i1 * kPairsPerItem));
   };
   if (items >= 2)
-    parallel_for(items, 1, run);
+    parallel_for(items, 1, items_of);
   else
-    run(0, items);
+    items_of(0, items);
+}
+
+// Pairs gathered and dropped at a time: their values stay in L1 between the two passes.
+constexpr index_t kGatherPairs = 1 << 10;
+
+}  // namespace
+
+std::uint32_t dropout_threshold(double p) { return counter_threshold(p); }
+
+template <typename T>
+void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {
+  if (n <= 0) return;
+  const std::uint32_t threshold = dropout_threshold(p);
+  const T scale = T(1) / static_cast<T>(1.0 - p);  // 1 - p in double, as Python computes it
+  const auto pairs_of = active_pairs<T>();
+  over_items((n + 1) / 2, [&](index_t j0, index_t j1) {
+    pairs_of(n, x, threshold, scale, seed, j0, j1, y);
+  });
+}
+
+template <typename T>
+void dropout_gather(index_t rows, index_t dim, const std::int64_t* ids, const T* table, double p,
+                    std::uint64_t seed, T* y) {
+  const index_t n = rows * dim;
+  if (n <= 0) return;
+  const std::uint32_t threshold = dropout_threshold(p);
+  const T scale = T(1) / static_cast<T>(1.0 - p);
+  const auto pairs_of = active_pairs<T>();
+  over_items((n + 1) / 2, [&](index_t j0, index_t j1) {
+    for (index_t jb = j0; jb < j1; jb += kGatherPairs) {
+      const index_t je = std::min(j1, jb + kGatherPairs);
+      const index_t e1 = std::min(n, 2 * je);
+      for (index_t e = 2 * jb; e < e1;) {  // the values of elements [2 jb, e1): parts of rows
+        const index_t r = e / dim, c = e - r * dim, len = std::min(dim - c, e1 - e);
+        std::memcpy(y + e, table + ids[r] * dim + c, static_cast<std::size_t>(len) * sizeof(T));
+        e += len;
+      }
+      if (p > 0.0) pairs_of(n, y, threshold, scale, seed, jb, je, y);
+    }
+  });
 }
 
 template void dropout_apply<float>(index_t, const float*, double, std::uint64_t, float*);
 template void dropout_apply<double>(index_t, const double*, double, std::uint64_t, double*);
+template void dropout_gather<float>(index_t, index_t, const std::int64_t*, const float*, double,
+                                    std::uint64_t, float*);
+template void dropout_gather<double>(index_t, index_t, const std::int64_t*, const double*, double,
+                                     std::uint64_t, double*);
 
 }  // namespace rnnfast

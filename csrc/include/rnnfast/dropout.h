@@ -21,4 +21,13 @@ std::uint32_t dropout_threshold(double p);
 template <typename T>
 void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y);
 
+// The same on the rows of a lookup (an embedding and the dropout after it, in one pass): y
+// [rows, dim] holds table[ids[r], :] at row r, then dropped as dropout_apply(rows * dim, y, p,
+// seed, y) would drop it (element r * dim + c has mask bit r * dim + c); p = 0: the rows only,
+// copied. ids must be row indices of table (the binding checks). Elements are split between the
+// threads, each part gathered and dropped while it is in cache.
+template <typename T>
+void dropout_gather(index_t rows, index_t dim, const std::int64_t* ids, const T* table, double p,
+                    std::uint64_t seed, T* y);
+
 }  // namespace rnnfast
