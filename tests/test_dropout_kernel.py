@@ -170,21 +170,25 @@ def _embedding_dropout_run(model, x, dy, fuse, training=True):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("p,mask_zero,activity,fused", [
+@pytest.mark.parametrize("p,mask_zero,regularizer,fused", [
     (0.5, False, None, True), (0.3, True, None, True), (0.0, False, None, True),
-    (1.0, False, None, True), (0.5, False, "l2", False)])
+    (1.0, False, None, True), (0.5, False, "embeddings", True), (0.5, False, "activity", False)])
 def test_sequential_embedding_then_dropout_in_one_pass(rng, threads, dtype, p, mask_zero,
-                                                       activity, fused):
-    """Sequential runs Embedding -> Dropout as one lookup-and-drop pass (``forward_dropped``):
-    bitwise the outputs, masks, generator draws and gradients of the two layers called one
-    after the other, in training and in eval mode, at 1 and 3 threads; an Embedding with an
-    activity regularizer (on the rows before the dropout) is not fused."""
+                                                       regularizer, fused):
+    """Sequential runs Embedding -> Dropout as one lookup-and-drop pass (``forward_dropped``)
+    and their backwards as one drop-and-add pass (``backward_dropped``): bitwise the outputs,
+    masks, generator draws and gradients (the embeddings regularizer's included) of the two
+    layers called one after the other, in training and in eval mode, at 1 and 3 threads; an
+    Embedding with an activity regularizer (on the rows before the dropout) is not fused."""
     from rnnfast.models import Sequential
     from rnnfast.models import layers as L
 
     def build():
         return Sequential([L.Embedding(40, 13, mask_zero=mask_zero, seed=1, dtype=dtype,
-                                       activity_regularizer=activity),
+                                       embeddings_regularizer="l2" if regularizer == "embeddings"
+                                       else None,
+                                       activity_regularizer="l2" if regularizer == "activity"
+                                       else None),
                            L.Dropout(p, seed=2), L.LSTM(5, seed=3, dtype=dtype),
                            L.Dense(2, seed=4, dtype=dtype)])
     x = rng.integers(1, 40, (6, 9))

@@ -38,6 +38,35 @@ def test_matches_add_at_bitwise_at_any_thread_count(rng, threads, dtype, rows, d
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows,dim,n", [(1, 1, 1), (7, 15, 33), (13, 33, 2049), (3, 160, 401),
+                                        (5000, 100, 10000), (60000, 7, 5001)])
+@pytest.mark.parametrize("padding_idx", [None, 0])
+def test_backward_through_dropout_is_dropout_then_add_at(rng, threads, dtype, rows, dim, n,
+                                                         padding_idx):
+    """With p > 0, dy dropped as rnnfast.reference.dropout drops the whole (n, dim) array, then
+    np.add.at: bitwise, odd widths (rows starting in the middle of a mask pair), one id holding
+    a third of the tokens, a vocabulary much larger than the batch, every instruction set, 1 / 2
+    / 3 threads."""
+    ids = rng.integers(0, rows, n)
+    ids[: n // 3] = 0  # a heavy id (the padding of pre-padded reviews)
+    dy = rng.standard_normal((n, dim)).astype(dtype)
+    grad0 = rng.standard_normal((rows, dim)).astype(dtype)
+    isa = _C.active_isa()
+    try:
+        for p, seed in ((0.5, 77), (0.2, 2 ** 64 - 1)):
+            want = reference(ids, R.dropout(dy, p, seed), grad0, padding_idx)
+            for name in _C.supported_isas():
+                _C.set_isa(name)
+                for t in (1, 2, 3):
+                    rnnfast.set_num_threads(t)
+                    got = grad0.copy()
+                    _C.embedding_backward(ids, dy, got, padding_idx=padding_idx, p=p, seed=seed)
+                    np.testing.assert_array_equal(got, want)
+    finally:
+        _C.set_isa(isa)
+
+
 @pytest.mark.parametrize("id_dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8,
                                       np.uint16, np.uint32, np.uint64])
 def test_any_integer_ids_and_layouts(rng, id_dtype):
@@ -137,6 +166,14 @@ def f32(*shape):
      ValueError, "padding_idx: expected an int >= 0, got -1"),
     (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), padding_idx=1.5),
      TypeError, "padding_idx: expected an int"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=1.0), ValueError,
+     r"p: expected a float in \[0, 1\) \(0: no dropout\), got 1.0"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=-0.5), ValueError,
+     r"p: expected a float in \[0, 1\)"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=0.5, seed=2 ** 64),
+     ValueError, r"seed: expected an int in 0..2\*\*64-1"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=0.5, seed=None),
+     TypeError, r"seed: expected an int in 0..2\*\*64-1"),
     (lambda: _C.embedding_forward(np.array([[0, 5]]), f32(5, 3)), ValueError,
      r"ids: every entry must be in 0..4 \(the rows of weight\), got 5 at index 1"),
     (lambda: _C.embedding_forward(np.array([-1]), f32(5, 3)), ValueError,

@@ -76,19 +76,25 @@ py::array embedding_forward_binding(const py::object& ids_obj, const py::object&
 
 template <typename T>
 void embedding_backward_impl(const py::array_t<std::int64_t, py::array::c_style>& ids,
-                             const py::array& dy_in, py::array& grad, std::int64_t skip) {
+                             const py::array& dy_in, py::array& grad, std::int64_t skip, double p,
+                             std::uint64_t seed) {
   py::array dy = py::array(contiguous<T>(dy_in));
   if (overlap(dy, grad)) dy = py::array(py::array_t<T, py::array::c_style>(dy.attr("copy")()));
   const index_t n = static_cast<index_t>(ids.size()), dim = static_cast<index_t>(grad.shape(1));
+  const index_t rows = static_cast<index_t>(grad.shape(0));
   const std::int64_t* pi = ids.data();
   const T* pd = static_cast<const T*>(dy.data());
   T* pg = static_cast<T*>(grad.mutable_data());
   ReleaseGil release;
-  embedding_backward<T>(n, dim, pi, pd, skip, pg);
+  if (p > 0.0)
+    embedding_backward_dropped<T>(n, dim, rows, pi, pd, skip, p, seed, pg);
+  else
+    embedding_backward<T>(n, dim, pi, pd, skip, pg);
 }
 
 void embedding_backward_binding(const py::object& ids_obj, const py::object& dy_obj,
-                                const py::object& grad_obj, const py::object& padding_obj) {
+                                const py::object& grad_obj, const py::object& padding_obj,
+                                double p, const py::object& seed_obj) {
   py::array grad = in_place(grad_obj, "grad", nullptr);
   check_ndim(grad, "grad", 2);
   const index_t rows = static_cast<index_t>(grad.shape(0));
@@ -105,10 +111,14 @@ void embedding_backward_binding(const py::object& ids_obj, const py::object& dy_
                             std::to_string(rows - 1) + " (the rows of grad), got " +
                             std::to_string(skip));
   }
+  if (!(p >= 0.0 && p < 1.0))
+    throw py::value_error("p: expected a float in [0, 1) (0: no dropout), got " +
+                          py::str(py::float_(p)).cast<std::string>());
+  const std::uint64_t seed = seed64_arg(seed_obj, "seed");
   if (is_double(grad))
-    embedding_backward_impl<double>(ids, dy, grad, skip);
+    embedding_backward_impl<double>(ids, dy, grad, skip, p, seed);
   else
-    embedding_backward_impl<float>(ids, dy, grad, skip);
+    embedding_backward_impl<float>(ids, dy, grad, skip, p, seed);
 }
 
 }  // namespace
@@ -121,10 +131,13 @@ void bind_embedding(Entries& m) {
         "rnnfast/dropout.h in the same pass: bitwise dropout(weight[ids], p, seed) (p in [0, 1), "
         "seed in 0..2**64-1); the same for any thread count.");
   m.def("embedding_backward", &embedding_backward_binding, py::arg("ids"), py::arg("dy"),
-        py::arg("grad"), py::arg("padding_idx") = py::none(),
+        py::arg("grad"), py::arg("padding_idx") = py::none(), py::arg("p") = 0.0,
+        py::arg("seed") = 0,
         "grad[ids[i]] += dy[i] for every i in order (ids 1-D integers in 0..rows-1, dy "
         "(ids.size, dim), grad (rows, dim) float32/float64 updated in place), skipping "
-        "ids[i] == padding_idx; bitwise the same for any thread count.");
+        "ids[i] == padding_idx; with p > 0, dy is first dropped as dropout(dy, p, seed) would "
+        "(the backward of embedding_forward(ids, weight, p, seed), without the dropped copy); "
+        "bitwise the same for any thread count.");
 }
 
 }  // namespace rnnfast::bindings

@@ -49,8 +49,8 @@ void apply_pairs(index_t n, const T* x, std::uint32_t threshold, T scale, std::u
       bits[2 * u + 1] = static_cast<std::uint32_t>(z[u] >> 32);
     }
     const index_t e0 = 2 * jb, count = std::min(n, 2 * (jb + m)) - e0;
-    const T* __restrict xs = x + e0;
-    T* __restrict ys = y + e0;
+    const T* __restrict xs = x + (e0 - 2 * j0);  // x and y point at element 2 j0
+    T* __restrict ys = y + (e0 - 2 * j0);
     // the multiplier's bits: scale's where kept, zero's where dropped (integer masks: the
     // compilers turn a select of floats into a branch)
     for (index_t e = 0; e < count; ++e) {
@@ -103,7 +103,7 @@ void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {
   const T scale = T(1) / static_cast<T>(1.0 - p);  // 1 - p in double, as Python computes it
   const auto pairs_of = active_pairs<T>();
   over_items((n + 1) / 2, [&](index_t j0, index_t j1) {
-    pairs_of(n, x, threshold, scale, seed, j0, j1, y);
+    pairs_of(n, x + 2 * j0, threshold, scale, seed, j0, j1, y + 2 * j0);
   });
 }
 
@@ -124,13 +124,20 @@ void dropout_gather(index_t rows, index_t dim, const std::int64_t* ids, const T*
         std::memcpy(y + e, table + ids[r] * dim + c, static_cast<std::size_t>(len) * sizeof(T));
         e += len;
       }
-      if (p > 0.0) pairs_of(n, y, threshold, scale, seed, jb, je, y);
+      if (p > 0.0) pairs_of(n, y + 2 * jb, threshold, scale, seed, jb, je, y + 2 * jb);
     }
   });
 }
 
+template <typename T>
+DropoutParts<T> dropout_parts(double p) {
+  return {dropout_threshold(p), T(1) / static_cast<T>(1.0 - p), active_pairs<T>()};
+}
+
 template void dropout_apply<float>(index_t, const float*, double, std::uint64_t, float*);
 template void dropout_apply<double>(index_t, const double*, double, std::uint64_t, double*);
+template DropoutParts<float> dropout_parts<float>(double);
+template DropoutParts<double> dropout_parts<double>(double);
 template void dropout_gather<float>(index_t, index_t, const std::int64_t*, const float*, double,
                                     std::uint64_t, float*);
 template void dropout_gather<double>(index_t, index_t, const std::int64_t*, const double*, double,

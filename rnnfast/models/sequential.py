@@ -199,7 +199,8 @@ class Sequential(training.BaseModel):
 
     def _dropout_after(self, i):
         """The Dropout after layer ``i`` when that is an Embedding whose lookup the forward
-        runs with it in one pass (``Embedding.forward_dropped``), else None."""
+        runs with it in one pass (``Embedding.forward_dropped``) and whose backward drops the
+        gradient while adding it (``backward_dropped``), else None."""
         if not self._fuse_embedding_dropout or i + 1 >= len(self.layers):
             return None
         layer, after = self.layers[i], self.layers[i + 1]
@@ -217,6 +218,9 @@ class Sequential(training.BaseModel):
             if (self._fuse_conv_pool and isinstance(before, Conv1D)
                     and before.pools_into(layer)):
                 dy = before.backward_through_pool(layer, dy)
+                i -= 2
+            elif i > 0 and self._dropout_after(i - 1) is layer:
+                dy = before.backward_dropped(dy, layer)
                 i -= 2
             else:
                 dy = layer.backward(dy)

@@ -662,8 +662,9 @@ class BaseModel(Module):
     # (only the windows' winners have gradients); False runs the two backwards one after the
     # other (A/B)
     _fuse_conv_pool = True
-    # an Embedding's lookup and the Dropout after it run as one pass in Sequential's forward
-    # (the same values and masks); False calls the two layers (A/B)
+    # an Embedding's lookup and the Dropout after it run as one pass in Sequential's forward,
+    # and their backwards as one (the same values, masks and gradients); False calls the two
+    # layers (A/B)
     _fuse_embedding_dropout = True
 
     def _init_training(self, seed):

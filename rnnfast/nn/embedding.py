@@ -4,7 +4,8 @@
 The weight is ``(num_embeddings, embedding_dim)``, initialised N(0, 1) as in PyTorch (the
 ``padding_idx`` row zero); ``torch.nn.Embedding`` state_dicts load 1:1. The lookup is one
 C++ pass on the kernels' threads, which ``forward_dropped`` also uses to apply the
-``Dropout`` after the layer while writing the rows (what ``Sequential`` does). The row at
+``Dropout`` after the layer while writing the rows, and ``backward_dropped`` to drop the
+gradient while adding it (what ``Sequential`` does). The row at
 ``padding_idx`` gets no gradient. The backward adds each token's gradient row into
 ``weight.grad`` in token order (the values of ``np.add.at``), on the kernels' threads, which
 split the columns: the same result at any thread count.
@@ -133,6 +134,18 @@ class Embedding(Module):
 
     def backward(self, dy):
         """Adds the gradient into ``weight.grad``; token ids have no gradient (returns None)."""
+        return self._scatter(dy)
+
+    def backward_dropped(self, dy, dropout):
+        """``self.backward(dropout.backward(dy))`` in one pass (``dy`` dropped row by row while
+        it is added, no dropped copy): ``dropout`` is the ``nn.Dropout`` whose forward took this
+        layer's last output (as in ``forward_dropped``)."""
+        seed, shape, dtype = dropout._saved()
+        if seed is None or seed < 0:  # (identity or zeros: the layer's own backward)
+            return self._scatter(dropout.backward(dy))
+        return self._scatter(check_grad(dy, "dy", shape, dtype), dropout.p, seed)
+
+    def _scatter(self, dy, p=0.0, seed=0):
         x = self._saved()
         dy = check_grad(dy, "dy", x.shape + (self.embedding_dim,), self.dtype)
         weight = self.weight
@@ -146,7 +159,7 @@ class Embedding(Module):
         # grad[ids[i]] += rows[i] in token order, columns split between the threads (bitwise
         # np.add.at's result at any thread count)
         _C.embedding_backward(x.reshape(-1), dy.reshape(-1, self.embedding_dim), grad,
-                              padding_idx=self.padding_idx)
+                              padding_idx=self.padding_idx, p=p, seed=seed)
         weight.grad = grad
         return None
 
