@@ -34,6 +34,14 @@ batch's gradients agree.
 
     python bench/conv_cpu_time.py functional --rounds 5 --threads 2
 
+``embedding``: the IMDB example's model (a Sequential), epochs of its ``fit`` alternating the
+Embedding -> Dropout forward and backward as one pass each and as the two layers' calls
+(``_fuse_embedding_dropout``), two models in one process, min process CPU seconds per epoch of
+each and the minor page faults each epoch took (``getrusage``: the heap's pages given back and
+faulted in again), after checking that the two give the same losses.
+
+    python bench/conv_cpu_time.py embedding --rounds 5 --threads 2
+
 Needs torch.
 """
 import argparse
@@ -291,10 +299,39 @@ def functional(rounds, samples=8000):
     return {names[fuse]: min(ts) for fuse, ts in times.items()}
 
 
+def embedding(rounds, samples=8000):
+    import resource
+
+    import imdb_sentiment as ex
+
+    (x, y), _, _ = ex.load_data(samples=samples)
+    models = {fuse: ex.build_model() for fuse in (True, False)}
+    losses = {}
+    for fuse, model in models.items():
+        model._fuse_embedding_dropout = fuse
+        losses[fuse] = model.fit(x, y, batch_size=100, epochs=1, verbose=0)["loss"]  # warm-up
+    assert losses[True] == losses[False], losses
+    runs = {True: [], False: []}
+    for _ in range(rounds):
+        for fuse, model in models.items():
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.process_time()
+            model.fit(x, y, batch_size=100, epochs=1, verbose=0)
+            runs[fuse].append((time.process_time() - start,
+                               resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
+    print(f"IMDB model, {len(x)} samples, batch 100\n| Embedding -> Dropout | "
+          "min process CPU s/epoch | page faults per epoch |\n|---|---:|---|")
+    names = {True: "one pass each way", False: "two layers"}
+    for fuse, rs in runs.items():
+        faults = " ".join(str(f) for _, f in rs)
+        print(f"| {names[fuse]} | {min(c for c, _ in rs):.3f} | {faults} |")
+    return {names[fuse]: min(c for c, _ in rs) for fuse, rs in runs.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["shapes", "products", "wavenet", "pooled",
-                                         "functional"])
+                                         "functional", "embedding"])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sequences", type=int, default=4, help="wavenet: sequences per epoch")
     parser.add_argument("--threads", type=int, default=1)
@@ -310,6 +347,8 @@ def main(argv=None):
         pooled(args.rounds)
     elif args.what == "functional":
         functional(args.rounds)
+    elif args.what == "embedding":
+        embedding(args.rounds)
     else:
         wavenet(args.sequences, args.rounds)
 

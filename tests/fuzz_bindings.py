@@ -1211,16 +1211,20 @@ def sum_squares_case(rng):
 
 def embedding_case(rng):
     """embedding_backward: ids (1-D integers in 0..rows-1), dy (ids.size, dim), grad (rows, dim)
-    updated in place, padding_idx None or a row; the result is bitwise np.add.at's (ids equal
-    to padding_idx skipped) on the starting grad."""
+    updated in place, padding_idx None or a row, p in [0, 1) and a seed; the result is bitwise
+    np.add.at's (ids equal to padding_idx skipped) on the starting grad, of dy dropped by
+    rnnfast.reference.dropout when p > 0."""
     dtype = np.float32 if rng.integers(2) else np.float64
     rows, dim, n = int(rng.integers(1, 9)), int(rng.integers(0, 40)), int(rng.integers(0, 60))
     ids = rng.integers(0, rows, n).astype(rng.choice([np.int64, np.int32, np.uint8, np.int16]))
     dy, grad = rand(rng, (n, dim), dtype), rand(rng, (rows, dim), dtype)
     start = grad.copy()
     padding = None if rng.integers(2) else int(rng.integers(0, rows))
+    p = [0.0, 0.5, float(rng.random())][rng.integers(3)]
+    seed = [0, 2 ** 64 - 1, int(rng.integers(0, 2 ** 63))][rng.integers(3)]
     call_ids, call_dy, call_grad, call_padding, expect = ids, dy, grad, padding, None
-    kind = rng.integers(7)
+    call_p, call_seed = p, seed
+    kind = rng.integers(8)
     if kind == 1 and n:  # other valid layouts of the read-only arguments
         call_dy = odd_layout(rng, dy)
         call_ids = np.flip(np.flip(ids).copy()) if rng.integers(2) else ids.tolist()
@@ -1252,15 +1256,65 @@ def embedding_case(rng):
     elif kind == 5:  # a padding index that is not a row
         call_padding = [rows, -1, 1.5, "0"][rng.integers(4)]
         expect = Err(ValueError if isinstance(call_padding, int) else TypeError, "padding_idx: expected")
+    elif kind == 7:  # a rate or a seed out of range
+        if rng.integers(2):
+            call_p = [1.0, -0.1, float("nan")][rng.integers(3)]
+            expect = Err(ValueError, "p: expected a float in [0, 1)")
+        else:
+            call_p, call_seed = 0.5, [-1, 2 ** 64, 1.5, None][rng.integers(4)]
+            expect = Err((TypeError, ValueError), "seed: expected an int in 0..2**64-1")
     call = lambda: (_C.embedding_backward(call_ids, call_dy, call_grad,  # noqa: E731
-                                          padding_idx=call_padding), call_grad)[1]
+                                          padding_idx=call_padding, p=call_p, seed=call_seed),
+                    call_grad)[1]
 
     def check(got):
+        from rnnfast.reference import dropout as reference_dropout
         want = start.copy()
         keep = np.ones(n, bool) if padding is None else ids != padding
-        np.add.at(want, ids[keep].astype(np.int64), dy[keep])
+        rows_of = reference_dropout(dy, p, seed) if p else dy
+        np.add.at(want, ids[keep].astype(np.int64), rows_of[keep])
         same(got, want, "embedding_backward grad")
     return "embedding_backward", call, expect or Ok(check)
+
+
+def embedding_forward_case(rng):
+    """embedding_forward: ids (integers of any shape in 0..rows-1), weight (rows, dim) float32 /
+    float64 in any layout, p in [0, 1), seed in 0..2**64-1; the result is bitwise
+    rnnfast.reference.dropout of np.take's rows (the rows themselves for p = 0)."""
+    from rnnfast.reference import dropout as reference_dropout
+    dtype = np.float32 if rng.integers(2) else np.float64
+    rows, dim = int(rng.integers(1, 9)), int(rng.integers(0, 40))
+    shape = tuple(int(d) for d in rng.integers(0, 7, int(rng.integers(0, 3))))
+    ids = rng.integers(0, rows, shape).astype(rng.choice([np.int64, np.int32, np.uint8]))
+    weight = rand(rng, (rows, dim), dtype)
+    p = [0.0, 0.5, 0.999, float(rng.random())][rng.integers(4)]
+    seed = [0, 2 ** 64 - 1, int(rng.integers(0, 2 ** 63))][rng.integers(3)]
+    call_ids, call_w, call_p, call_seed, expect = ids, weight, p, seed, None
+    kind = rng.integers(6)
+    if kind == 1 and dim > 1:
+        call_w = odd_layout(rng, weight)
+    elif kind == 2:
+        call_w, expect = bad_array(rng, "weight", (rows, dim), dtype, kinds=(0, 2, 5))
+        if isinstance(call_w, np.ndarray) and call_w.dtype in (np.float32, np.float64):
+            expect = Err(ValueError, "weight: expected a 2-D array")
+    elif kind == 3:  # an id out of range or non-integer ids
+        if rng.integers(2):
+            call_ids = np.append(ids, [rows if rng.integers(2) else -1]).astype(np.int64)
+            expect = Err(ValueError, "ids: every entry must be in")
+        else:
+            call_ids, expect = ids.astype(np.float64), Err(TypeError, "ids: expected an integer")
+    elif kind == 4:
+        call_p = [1.0, -0.1, float("nan"), 2.0][rng.integers(4)]
+        expect = Err(ValueError, "p: expected a float in [0, 1)")
+    elif kind == 5:
+        call_seed = [-1, 2 ** 64, 1.5, "1", None][rng.integers(5)]
+        expect = Err((TypeError, ValueError), "seed: expected an int in 0..2**64-1")
+    call = lambda: _C.embedding_forward(call_ids, call_w, call_p, call_seed)  # noqa: E731
+
+    def check(got):
+        rows_of = np.take(weight, ids.astype(np.int64), axis=0)
+        same(got, reference_dropout(rows_of, p, seed) if p else rows_of, "embedding_forward")
+    return "embedding_forward", call, expect or Ok(check)
 
 
 def dropout_case(rng):
@@ -1366,6 +1420,7 @@ CASES = {
     "adam_update": adam_case,
     "sum_squares": sum_squares_case,
     "embedding_backward": embedding_case,
+    "embedding_forward": embedding_forward_case,
     "dropout": dropout_case,
     "recurrent_masks": recurrent_masks_case,
     "use_openmp": use_openmp_case,

@@ -62,3 +62,16 @@ def test_functional_table(bench, capsys):
     model, seq = bench.functional_imdb(), imdb_sentiment.build_model()
     assert [type(m).__name__ for m in model.layers] == [type(m).__name__ for m in seq.layers]
     assert [p.shape for p in model.parameters()] == [p.shape for p in seq.parameters()]
+
+
+def test_embedding_table(bench, capsys):
+    """``embedding``: the IMDB model's Embedding -> Dropout in one pass each way and as two
+    layers (the same losses checked first), a row each with its page faults per round."""
+    runs = bench.embedding(2, samples=200)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in lines[1:]}
+    assert set(rows) == set(runs) == {"one pass each way", "two layers"}
+    for name, s in runs.items():
+        assert s > 0 and float(rows[name][0]) == pytest.approx(s, abs=0.0006)
+        assert len(rows[name][1].split()) == 2 and all(f.isdigit() for f in rows[name][1].split())

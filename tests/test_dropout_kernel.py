@@ -148,3 +148,66 @@ def test_every_instruction_set_gives_the_reference(dtype, n, threads, rng):
                                               err_msg=f"{isa} {t} threads")
     finally:
         rnnfast.set_isa(isa0)
+
+
+def _embedding_dropout_run(model, x, dy, fuse, training=True):
+    """Two forwards and backwards of ``model`` (fused or not): outputs, output masks and
+    parameter gradients."""
+    from rnnfast.models import Sequential  # noqa: F401 (the model's class)
+    model._fuse_embedding_dropout = fuse
+    model.train(training)
+    outs, masks = [], []
+    for p in model.parameters():
+        p.grad = None
+    for _ in range(2):
+        outs.append(model.forward(x))
+        masks.append(model.output_mask)
+        if training:
+            model.backward(dy.astype(outs[-1].dtype))
+    grads = {name: None if p.grad is None else p.grad.copy()
+             for name, p in model.named_parameters()}
+    return outs, masks, grads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p,mask_zero,regularizer,fused", [
+    (0.5, False, None, True), (0.3, True, None, True), (0.0, False, None, True),
+    (1.0, False, None, True), (0.5, False, "embeddings", True), (0.5, False, "activity", False)])
+def test_sequential_embedding_then_dropout_in_one_pass(rng, threads, dtype, p, mask_zero,
+                                                       regularizer, fused):
+    """Sequential runs Embedding -> Dropout as one lookup-and-drop pass (``forward_dropped``)
+    and their backwards as one drop-and-add pass (``backward_dropped``): bitwise the outputs,
+    masks, generator draws and gradients (the embeddings regularizer's included) of the two
+    layers called one after the other, in training and in eval mode, at 1 and 3 threads; an
+    Embedding with an activity regularizer (on the rows before the dropout) is not fused."""
+    from rnnfast.models import Sequential
+    from rnnfast.models import layers as L
+
+    def build():
+        return Sequential([L.Embedding(40, 13, mask_zero=mask_zero, seed=1, dtype=dtype,
+                                       embeddings_regularizer="l2" if regularizer == "embeddings"
+                                       else None,
+                                       activity_regularizer="l2" if regularizer == "activity"
+                                       else None),
+                           L.Dropout(p, seed=2), L.LSTM(5, seed=3, dtype=dtype),
+                           L.Dense(2, seed=4, dtype=dtype)])
+    x = rng.integers(1, 40, (6, 9))
+    if mask_zero:
+        x[:2, -3:] = 0  # post-padding
+    dy = rng.standard_normal((6, 2))
+    for t in (1, 3):
+        rnnfast.set_num_threads(t)
+        model_fused, model_plain = build(), build()
+        assert (model_fused._dropout_after(0) is not None) is fused
+        for training in (True, False):
+            got = _embedding_dropout_run(model_fused, x, dy, True, training)
+            want = _embedding_dropout_run(model_plain, x, dy, False, training)
+            for a, b in zip(got[0], want[0]):
+                np.testing.assert_array_equal(a, b)
+            for a, b in zip(got[1], want[1]):
+                assert (a is None and b is None) or np.array_equal(a, b)
+            assert set(got[2]) == set(want[2])
+            for name in want[2]:
+                np.testing.assert_array_equal(got[2][name], want[2][name], err_msg=name)
+        assert model_fused.layers[1].rng.integers(2 ** 62) == model_plain.layers[1].rng.integers(
+            2 ** 62)

@@ -1,11 +1,13 @@
-"""The embedding gradient kernel (``_C.embedding_backward``, used by ``nn.Embedding`` and the
-Keras-style ``Embedding``) against NumPy's ``np.add.at``: bitwise, for float32 and float64,
-odd widths, repeated tokens, a padding index, any thread count; and its bad input."""
+"""The embedding kernels (``_C.embedding_forward`` and ``_C.embedding_backward``, used by
+``nn.Embedding`` and the Keras-style ``Embedding``) against NumPy (``np.take`` with the dropout
+reference after it, ``np.add.at``): bitwise, for float32 and float64, odd widths, repeated
+tokens, a padding index, every instruction set, any thread count; and their bad input."""
 import numpy as np
 import pytest
 
 import rnnfast
 from rnnfast import _C, nn
+from rnnfast import reference as R
 
 
 def reference(ids, dy, grad, padding_idx=None):
@@ -36,6 +38,35 @@ def test_matches_add_at_bitwise_at_any_thread_count(rng, threads, dtype, rows, d
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows,dim,n", [(1, 1, 1), (7, 15, 33), (13, 33, 2049), (3, 160, 401),
+                                        (5000, 100, 10000), (60000, 7, 5001)])
+@pytest.mark.parametrize("padding_idx", [None, 0])
+def test_backward_through_dropout_is_dropout_then_add_at(rng, threads, dtype, rows, dim, n,
+                                                         padding_idx):
+    """With p > 0, dy dropped as rnnfast.reference.dropout drops the whole (n, dim) array, then
+    np.add.at: bitwise, odd widths (rows starting in the middle of a mask pair), one id holding
+    a third of the tokens, a vocabulary much larger than the batch, every instruction set, 1 / 2
+    / 3 threads."""
+    ids = rng.integers(0, rows, n)
+    ids[: n // 3] = 0  # a heavy id (the padding of pre-padded reviews)
+    dy = rng.standard_normal((n, dim)).astype(dtype)
+    grad0 = rng.standard_normal((rows, dim)).astype(dtype)
+    isa = _C.active_isa()
+    try:
+        for p, seed in ((0.5, 77), (0.2, 2 ** 64 - 1)):
+            want = reference(ids, R.dropout(dy, p, seed), grad0, padding_idx)
+            for name in _C.supported_isas():
+                _C.set_isa(name)
+                for t in (1, 2, 3):
+                    rnnfast.set_num_threads(t)
+                    got = grad0.copy()
+                    _C.embedding_backward(ids, dy, got, padding_idx=padding_idx, p=p, seed=seed)
+                    np.testing.assert_array_equal(got, want)
+    finally:
+        _C.set_isa(isa)
+
+
 @pytest.mark.parametrize("id_dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8,
                                       np.uint16, np.uint32, np.uint64])
 def test_any_integer_ids_and_layouts(rng, id_dtype):
@@ -58,6 +89,43 @@ def test_empty_and_overlapping():
     want = reference(np.array([0, 0, 3]), grad[:3].copy(), grad)
     _C.embedding_backward(np.array([0, 0, 3]), grad[:3], grad)
     np.testing.assert_array_equal(grad, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows,dim,shape", [(1, 1, (1,)), (7, 3, (5,)), (9, 17, (3, 11)),
+                                            (4, 1, (7,)), (3, 5, ()), (50, 33, (0, 4)),
+                                            (13, 31, (3, 200)), (5000, 100, (100, 100))])
+def test_forward_is_take_then_dropout_bitwise(rng, threads, dtype, rows, dim, shape):
+    """weight[ids] (p = 0) and its dropout (rnnfast.reference.dropout on np.take's rows) for
+    odd widths (a row split between two mask pairs and between two threads' parts), every
+    instruction set, 1 / 2 / 3 threads."""
+    w = rng.standard_normal((rows, dim)).astype(dtype)
+    w[0, 0] = np.nan  # dropped NaN stays NaN, as in the reference
+    ids = rng.integers(0, rows, shape)
+    rows_of = np.take(w, ids, axis=0)
+    isa = _C.active_isa()
+    try:
+        for name in _C.supported_isas():
+            _C.set_isa(name)
+            for t in (1, 2, 3):
+                rnnfast.set_num_threads(t)
+                got = _C.embedding_forward(ids, w)
+                assert got.shape == ids.shape + (dim,) and got.dtype == dtype
+                np.testing.assert_array_equal(got, rows_of)
+                for p, seed in ((0.5, 12345), (0.1, 2 ** 64 - 1), (0.999, 0)):
+                    np.testing.assert_array_equal(_C.embedding_forward(ids, w, p, seed),
+                                                  R.dropout(rows_of, p, seed))
+    finally:
+        _C.set_isa(isa)
+
+
+@pytest.mark.parametrize("id_dtype", [np.int8, np.uint16, np.int32, np.uint64])
+def test_forward_ids_and_weight_layouts(rng, id_dtype):
+    w = rng.standard_normal((20, 2 * 19)).astype(np.float32)[:, ::2]  # not contiguous
+    ids = rng.integers(0, 20, (6, 2 * 7)).astype(id_dtype)[:, ::2]
+    np.testing.assert_array_equal(_C.embedding_forward(ids, w, 0.3, 5),
+                                  R.dropout(np.take(w, ids.astype(np.int64), axis=0), 0.3, 5))
+    np.testing.assert_array_equal(_C.embedding_forward(ids.tolist(), w), w[ids.astype(np.int64)])
 
 
 def f32(*shape):
@@ -98,6 +166,36 @@ def f32(*shape):
      ValueError, "padding_idx: expected an int >= 0, got -1"),
     (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), padding_idx=1.5),
      TypeError, "padding_idx: expected an int"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=1.0), ValueError,
+     r"p: expected a float in \[0, 1\) \(0: no dropout\), got 1.0"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=-0.5), ValueError,
+     r"p: expected a float in \[0, 1\)"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=0.5, seed=2 ** 64),
+     ValueError, r"seed: expected an int in 0..2\*\*64-1"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=0.5, seed=None),
+     TypeError, r"seed: expected an int in 0..2\*\*64-1"),
+    (lambda: _C.embedding_forward(np.array([[0, 5]]), f32(5, 3)), ValueError,
+     r"ids: every entry must be in 0..4 \(the rows of weight\), got 5 at index 1"),
+    (lambda: _C.embedding_forward(np.array([-1]), f32(5, 3)), ValueError,
+     "ids: every entry must be in 0..4 .* got -1 at index 0"),
+    (lambda: _C.embedding_forward(np.array([2 ** 64 - 1], np.uint64), f32(5, 3)),
+     ValueError, "got 18446744073709551615 at index 0"),
+    (lambda: _C.embedding_forward(np.array([0.0]), f32(5, 3)), TypeError,
+     "ids: expected an integer array, got dtype float64"),
+    (lambda: _C.embedding_forward(np.array([0]), f32(5, 3, 1)), ValueError,
+     "weight: expected a 2-D array"),
+    (lambda: _C.embedding_forward(np.array([0]), np.zeros((5, 3), np.int32)), TypeError,
+     "weight: expected a float32 or float64 array"),
+    (lambda: _C.embedding_forward(np.array([0]), f32(0, 3)), ValueError,
+     "ids: every entry must be in 0..-1"),
+    (lambda: _C.embedding_forward(np.array([0]), f32(5, 3), 1.0, 0), ValueError,
+     r"p: expected a float in \[0, 1\) \(0: no dropout\), got 1.0"),
+    (lambda: _C.embedding_forward(np.array([0]), f32(5, 3), float("nan"), 0), ValueError,
+     r"p: expected a float in \[0, 1\)"),
+    (lambda: _C.embedding_forward(np.array([0]), f32(5, 3), 0.5, -1), ValueError,
+     r"seed: expected an int in 0..2\*\*64-1, got -1"),
+    (lambda: _C.embedding_forward(np.array([0]), f32(5, 3), 0.5, 1.5), TypeError,
+     r"seed: expected an int in 0..2\*\*64-1, got"),
 ])
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):

@@ -261,6 +261,7 @@ calls = {
                                           one_minus_beta2=0.001, lr=1e-3, eps=1e-7),
     "sum_squares": lambda: _C.sum_squares(a),
     "embedding_backward": lambda: _C.embedding_backward(ids, a, eg),
+    "embedding_forward": lambda: _C.embedding_forward(ids, eg, 0.5, 1),
     "dropout": lambda: _C.dropout(a, 0.5, 1),
     "recurrent_masks": lambda: _C.recurrent_masks((100, 32, 64), (100, 32, 64), (4, 32, 64),
                                                   zoneout=0.2, recurrent_dropout=0.3,

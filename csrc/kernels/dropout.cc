@@ -49,8 +49,8 @@ void apply_pairs(index_t n, const T* x, std::uint32_t threshold, T scale, std::u
       bits[2 * u + 1] = static_cast<std::uint32_t>(z[u] >> 32);
     }
     const index_t e0 = 2 * jb, count = std::min(n, 2 * (jb + m)) - e0;
-    const T* __restrict xs = x + e0;
-    T* __restrict ys = y + e0;
+    const T* __restrict xs = x + (e0 - 2 * j0);  // x and y point at element 2 j0
+    T* __restrict ys = y + (e0 - 2 * j0);
     // the multiplier's bits: scale's where kept, zero's where dropped (integer masks: the
     // compilers turn a select of floats into a branch)
     for (index_t e = 0; e < count; ++e) {
@@ -59,6 +59,38 @@ void apply_pairs(index_t n, const T* x, std::uint32_t threshold, T scale, std::u
     }
   }
 }
+
+// The pairs kernel of the active instruction set.
+template <typename T>
+auto active_pairs() {
+  auto pairs_of = &apply_pairs<T>;
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  if (active_isa() == Isa::avx512) {
+    if constexpr (std::is_same_v<T, float>)
+      pairs_of = dropout_kernels::kDropoutAvx512F32.apply;
+    else
+      pairs_of = dropout_kernels::kDropoutAvx512F64.apply;
+  }
+#endif
+  return pairs_of;
+}
+
+// Calls run(j0, j1) over [0, pairs) in items of kPairsPerItem pairs, on the threads when there
+// are two items or more.
+template <typename F>
+void over_items(index_t pairs, F&& run) {
+  const index_t items = (pairs + kPairsPerItem - 1) / kPairsPerItem;
+  auto items_of = [&](index_t i0, index_t i1) {
+    run(i0 * kPairsPerItem, std::min(pairs, i1 * kPairsPerItem));
+  };
+  if (items >= 2)
+    parallel_for(items, 1, items_of);
+  else
+    items_of(0, items);
+}
+
+// Pairs gathered and dropped at a time: their values stay in L1 between the two passes.
+constexpr index_t kGatherPairs = 1 << 10;
 
 }  // namespace
 
@@ -69,28 +101,46 @@ void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {
   if (n <= 0) return;
   const std::uint32_t threshold = dropout_threshold(p);
   const T scale = T(1) / static_cast<T>(1.0 - p);  // 1 - p in double, as Python computes it
-  const index_t pairs = (n + 1) / 2;
-  const index_t items = (pairs + kPairsPerItem - 1) / kPairsPerItem;
-  auto pairs_of = &apply_pairs<T>;
-#ifdef RNNFAST_HAVE_X86_KERNELS
-  if (active_isa() == Isa::avx512) {
-    if constexpr (std::is_same_v<T, float>)
-      pairs_of = dropout_kernels::kDropoutAvx512F32.apply;
-    else
-      pairs_of = dropout_kernels::kDropoutAvx512F64.apply;
-  }
-#endif
-  auto run = [&](index_t i0, index_t i1) {
-    pairs_of(n, x, threshold, scale, seed, i0 * kPairsPerItem,
-             std::min(pairs, i1 * kPairsPerItem), y);
-  };
-  if (items >= 2)
-    parallel_for(items, 1, run);
-  else
-    run(0, items);
+  const auto pairs_of = active_pairs<T>();
+  over_items((n + 1) / 2, [&](index_t j0, index_t j1) {
+    pairs_of(n, x + 2 * j0, threshold, scale, seed, j0, j1, y + 2 * j0);
+  });
+}
+
+template <typename T>
+void dropout_gather(index_t rows, index_t dim, const std::int64_t* ids, const T* table, double p,
+                    std::uint64_t seed, T* y) {
+  const index_t n = rows * dim;
+  if (n <= 0) return;
+  const std::uint32_t threshold = dropout_threshold(p);
+  const T scale = T(1) / static_cast<T>(1.0 - p);
+  const auto pairs_of = active_pairs<T>();
+  over_items((n + 1) / 2, [&](index_t j0, index_t j1) {
+    for (index_t jb = j0; jb < j1; jb += kGatherPairs) {
+      const index_t je = std::min(j1, jb + kGatherPairs);
+      const index_t e1 = std::min(n, 2 * je);
+      for (index_t e = 2 * jb; e < e1;) {  // the values of elements [2 jb, e1): parts of rows
+        const index_t r = e / dim, c = e - r * dim, len = std::min(dim - c, e1 - e);
+        std::memcpy(y + e, table + ids[r] * dim + c, static_cast<std::size_t>(len) * sizeof(T));
+        e += len;
+      }
+      if (p > 0.0) pairs_of(n, y + 2 * jb, threshold, scale, seed, jb, je, y + 2 * jb);
+    }
+  });
+}
+
+template <typename T>
+DropoutParts<T> dropout_parts(double p) {
+  return {dropout_threshold(p), T(1) / static_cast<T>(1.0 - p), active_pairs<T>()};
 }
 
 template void dropout_apply<float>(index_t, const float*, double, std::uint64_t, float*);
 template void dropout_apply<double>(index_t, const double*, double, std::uint64_t, double*);
+template DropoutParts<float> dropout_parts<float>(double);
+template DropoutParts<double> dropout_parts<double>(double);
+template void dropout_gather<float>(index_t, index_t, const std::int64_t*, const float*, double,
+                                    std::uint64_t, float*);
+template void dropout_gather<double>(index_t, index_t, const std::int64_t*, const double*, double,
+                                     std::uint64_t, double*);
 
 }  // namespace rnnfast

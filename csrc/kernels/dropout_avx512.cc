@@ -29,7 +29,8 @@ inline __m512i mix(__m512i z) {
 }
 
 // Sixteen elements' keep mask per step of eight pairs; body(e0, count, keep) applies it to the
-// elements [e0, e0 + count) (count < 16 only at the end of n).
+// elements [2 j0 + e0, 2 j0 + e0 + count) (count < 16 only at the end of n): e0 counts from the
+// first pair's first element, where x and y point.
 template <typename Body>
 void over_pairs(index_t n, std::uint32_t threshold, std::uint64_t seed, index_t j0, index_t j1,
                 Body&& body) {
@@ -46,7 +47,7 @@ void over_pairs(index_t n, std::uint32_t threshold, std::uint64_t seed, index_t 
     const __mmask16 keep = _mm512_cmpge_epu32_mask(bits, thr);
     const index_t e0 = 2 * j;
     const index_t count = std::min<index_t>(16, std::min(n, 2 * j1) - e0);
-    body(e0, count, keep);
+    body(e0 - 2 * j0, count, keep);
   }
 }
 

@@ -12,8 +12,8 @@
 namespace rnnfast {
 namespace dropout_kernels {
 
-// y[e] = x[e] * (bits(seed, e) >= threshold ? scale : 0) for the elements of pairs [j0, j1)
-// below n (y may be x).
+// y[e - 2 j0] = x[e - 2 j0] * (bits(seed, e) >= threshold ? scale : 0) for the elements e of
+// pairs [j0, j1) below n: x and y point at element 2 j0 (y may be x).
 template <typename T>
 struct DropoutPairs {
   void (*apply)(index_t n, const T* x, std::uint32_t threshold, T scale, std::uint64_t seed,

@@ -1,9 +1,11 @@
 // Embedding gradient (rnnfast/embedding.h): a scatter-add of dy's rows, columns split between
-// the threads.
+// the threads; after a dropout, rows of grad split between them.
 #include "rnnfast/embedding.h"
 
 #include <algorithm>
+#include <vector>
 
+#include "rnnfast/dropout.h"
 #include "rnnfast/threads.h"
 
 namespace rnnfast {
@@ -45,9 +47,59 @@ void embedding_backward(index_t n, index_t dim, const std::int64_t* ids, const T
   });
 }
 
+template <typename T>
+void embedding_backward_dropped(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
+                                const T* dy, std::int64_t skip, double p, std::uint64_t seed,
+                                T* grad) {
+  if (n <= 0 || dim <= 0) return;
+  const index_t total = n * dim;
+  const index_t want = total < kSerialBelow ? 1 : std::max<index_t>(1, get_num_threads());
+  // bounds[k]..bounds[k + 1]: the ids of range k, cut where the tokens so far reach k / want of
+  // them (a histogram of the ids; equal id ranges for a vocabulary much larger than the batch)
+  std::vector<std::int64_t> bounds{0};
+  if (want > 1 && rows <= 4 * n + 4096) {
+    std::vector<index_t> count(static_cast<std::size_t>(rows), 0);
+    for (index_t i = 0; i < n; ++i) ++count[ids[i]];
+    index_t seen = 0;
+    for (index_t id = 0; id < rows && static_cast<index_t>(bounds.size()) < want; ++id) {
+      seen += count[id];
+      if (seen * want >= static_cast<index_t>(bounds.size()) * n) bounds.push_back(id + 1);
+    }
+  } else {
+    for (index_t k = 1; k < want; ++k) bounds.push_back(rows * k / want);
+  }
+  bounds.push_back(rows);
+  const index_t ranges = static_cast<index_t>(bounds.size()) - 1;
+  const DropoutParts<T> drop = dropout_parts<T>(p);
+  auto run = [&](index_t k0, index_t k1) {
+    std::vector<T> row(static_cast<std::size_t>(dim + 2));  // a row from its first pair on
+    const std::int64_t lo = bounds[k0], hi = bounds[k1];
+    for (index_t i = 0; i < n; ++i) {
+      const std::int64_t id = ids[i];
+      if (id < lo || id >= hi || id == skip) continue;
+      const index_t e = i * dim, j0 = e / 2, j1 = (e + dim + 1) / 2;
+      drop.apply(total, dy + 2 * j0, seed, j0, j1, row.data());
+      const T* __restrict d = row.data() + (e - 2 * j0);
+      T* __restrict g = grad + id * dim;
+      for (index_t c = 0; c < dim; ++c) g[c] += d[c];
+    }
+  };
+  if (ranges >= 2)
+    parallel_for(ranges, 1, run);
+  else
+    run(0, ranges);
+}
+
 template void embedding_backward<float>(index_t, index_t, const std::int64_t*, const float*,
                                         std::int64_t, float*);
 template void embedding_backward<double>(index_t, index_t, const std::int64_t*, const double*,
                                          std::int64_t, double*);
+
+template void embedding_backward_dropped<float>(index_t, index_t, index_t, const std::int64_t*,
+                                                const float*, std::int64_t, double, std::uint64_t,
+                                                float*);
+template void embedding_backward_dropped<double>(index_t, index_t, index_t, const std::int64_t*,
+                                                 const double*, std::int64_t, double,
+                                                 std::uint64_t, double*);
 
 }  // namespace rnnfast

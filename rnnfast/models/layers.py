@@ -297,6 +297,13 @@ class Embedding(KerasWeights, nn.Embedding):
         self._add_penalty_grads()
         return dx
 
+    def backward_dropped(self, dy, dropout):
+        if self.activity_regularizer is not None:  # (its gradient is on the rows before dropout)
+            return self.backward(dropout.backward(dy))
+        dx = super().backward_dropped(dy, dropout)
+        self._add_penalty_grads()
+        return dx
+
     def get_config(self):
         config = {"input_dim": self.input_dim, "output_dim": self.output_dim,
                   "embeddings_initializer": initializers.serialize(self.embeddings_initializer),

@@ -177,10 +177,18 @@ class Sequential(training.BaseModel):
             raise ValueError("Sequential: the model has no layers")
         out = x
         self.output_mask = None
+        fused = None  # the Dropout run with the Embedding before it
         for i, (name, layer) in enumerate(zip(self.layer_names, self.layers)):
+            if layer is fused:
+                continue
             shape = getattr(out, "shape", None)
             try:
-                out, mask = self._call_layer(layer, out, mask)
+                fused = self._dropout_after(i)
+                if fused is not None:
+                    out = layer.forward_dropped(out, fused)
+                    mask = layer.mask if layer.mask is not None and layer.mask.ndim == 2 else None
+                else:
+                    out, mask = self._call_layer(layer, out, mask)
             except (ValueError, TypeError) as exc:
                 kind = TypeError if isinstance(exc, TypeError) else ValueError
                 raise kind(f"layer {i} '{name}' ({type(layer).__name__}), input of shape "
@@ -188,6 +196,18 @@ class Sequential(training.BaseModel):
         if mask is not None and mask.shape == out.shape[:mask.ndim] and out.ndim > mask.ndim:
             self.output_mask = mask
         return out
+
+    def _dropout_after(self, i):
+        """The Dropout after layer ``i`` when that is an Embedding whose lookup the forward
+        runs with it in one pass (``Embedding.forward_dropped``) and whose backward drops the
+        gradient while adding it (``backward_dropped``), else None."""
+        if not self._fuse_embedding_dropout or i + 1 >= len(self.layers):
+            return None
+        layer, after = self.layers[i], self.layers[i + 1]
+        if (type(after) is nn.Dropout and isinstance(layer, nn.Embedding)
+                and getattr(layer, "activity_regularizer", None) is None):
+            return after
+        return None
 
     def backward(self, dy):
         """Gradient of the last training-mode forward: adds parameter gradients to ``.grad``
@@ -198,6 +218,9 @@ class Sequential(training.BaseModel):
             if (self._fuse_conv_pool and isinstance(before, Conv1D)
                     and before.pools_into(layer)):
                 dy = before.backward_through_pool(layer, dy)
+                i -= 2
+            elif i > 0 and self._dropout_after(i - 1) is layer:
+                dy = before.backward_dropped(dy, layer)
                 i -= 2
             else:
                 dy = layer.backward(dy)

@@ -662,6 +662,10 @@ class BaseModel(Module):
     # (only the windows' winners have gradients); False runs the two backwards one after the
     # other (A/B)
     _fuse_conv_pool = True
+    # an Embedding's lookup and the Dropout after it run as one pass in Sequential's forward,
+    # and their backwards as one (the same values, masks and gradients); False calls the two
+    # layers (A/B)
+    _fuse_embedding_dropout = True
 
     def _init_training(self, seed):
         self.rng = make_rng(seed)

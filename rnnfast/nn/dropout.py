@@ -45,14 +45,26 @@ class Dropout(KerasWeightless, Module):
 
     def forward(self, x):
         x = as_float_input(x, "x")
+        return self._dropped(x, self._draw(x.shape, x.dtype))
+
+    def _draw(self, shape, dtype):
+        """The seed of a forward on an input of ``shape`` and ``dtype`` (None: identity, -1:
+        zeros, as p = 1), drawn from the layer's generator and kept for the backward."""
         if not self.training or self.p == 0.0:
-            self._keep((None, x.shape, x.dtype))
+            seed = None
+        elif self.p == 1.0:
+            seed = -1
+        else:
+            seed = int(self.rng.integers(0, 2 ** 64, dtype=np.uint64))
+        self._keep((seed, tuple(shape), np.dtype(dtype)))
+        return seed
+
+    def _dropped(self, x, seed):
+        """The forward's output for the seed ``_draw`` gave."""
+        if seed is None:
             return x
-        if self.p == 1.0:
-            self._keep((-1, x.shape, x.dtype))
+        if seed < 0:
             return x * x.dtype.type(0.0)  # NaN and infinities stay NaN, as 0 * x
-        seed = int(self.rng.integers(0, 2 ** 64, dtype=np.uint64))
-        self._keep((seed, x.shape, x.dtype))
         return F.dropout(x, self.p, seed)
 
     def backward(self, dy):

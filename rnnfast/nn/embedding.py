@@ -2,7 +2,10 @@
 ``mask_zero``.
 
 The weight is ``(num_embeddings, embedding_dim)``, initialised N(0, 1) as in PyTorch (the
-``padding_idx`` row zero); ``torch.nn.Embedding`` state_dicts load 1:1. The row at
+``padding_idx`` row zero); ``torch.nn.Embedding`` state_dicts load 1:1. The lookup is one
+C++ pass on the kernels' threads, which ``forward_dropped`` also uses to apply the
+``Dropout`` after the layer while writing the rows, and ``backward_dropped`` to drop the
+gradient while adding it (what ``Sequential`` does). The row at
 ``padding_idx`` gets no gradient. The backward adds each token's gradient row into
 ``weight.grad`` in token order (the values of ``np.add.at``), on the kernels' threads, which
 split the columns: the same result at any thread count.
@@ -82,6 +85,15 @@ class Embedding(Module):
             self.weight.data[self.padding_idx] = 0
 
     def forward(self, x):
+        return self._lookup(x)
+
+    def forward_dropped(self, x, dropout):
+        """``dropout.forward(self.forward(x))`` in one pass (the rows and their dropout mask
+        written once), keeping what both backwards need: the same values, masks and generator
+        draws as the two calls. ``dropout`` is an ``nn.Dropout``."""
+        return self._lookup(x, dropout)
+
+    def _lookup(self, x, dropout=None):
         x = as_array(x)
         if x.dtype.kind not in "iu":
             raise TypeError(f"x: expected an integer array of token ids, got dtype {x.dtype}")
@@ -92,7 +104,12 @@ class Embedding(Module):
                              f"(num_embeddings={self.num_embeddings}), got {bad}")
         self.mask = (x != 0) if self.mask_zero else None
         self._keep(x)
-        return np.take(self.weight.data, x, axis=0)  # weight.data[x], without fancy indexing
+        shape = x.shape + (self.embedding_dim,)
+        seed = None if dropout is None else dropout._draw(shape, self.dtype)
+        if seed is None or seed < 0:  # (no dropout, or the layer's own result: eval, p 0 or 1)
+            y = _C.embedding_forward(x, self.weight.data)  # weight.data[x], on the threads
+            return y if dropout is None else dropout._dropped(y, seed)
+        return _C.embedding_forward(x, self.weight.data, dropout.p, seed)
 
     @property
     def lengths(self):
@@ -117,6 +134,18 @@ class Embedding(Module):
 
     def backward(self, dy):
         """Adds the gradient into ``weight.grad``; token ids have no gradient (returns None)."""
+        return self._scatter(dy)
+
+    def backward_dropped(self, dy, dropout):
+        """``self.backward(dropout.backward(dy))`` in one pass (``dy`` dropped row by row while
+        it is added, no dropped copy): ``dropout`` is the ``nn.Dropout`` whose forward took this
+        layer's last output (as in ``forward_dropped``)."""
+        seed, shape, dtype = dropout._saved()
+        if seed is None or seed < 0:  # (identity or zeros: the layer's own backward)
+            return self._scatter(dropout.backward(dy))
+        return self._scatter(check_grad(dy, "dy", shape, dtype), dropout.p, seed)
+
+    def _scatter(self, dy, p=0.0, seed=0):
         x = self._saved()
         dy = check_grad(dy, "dy", x.shape + (self.embedding_dim,), self.dtype)
         weight = self.weight
@@ -130,7 +159,7 @@ class Embedding(Module):
         # grad[ids[i]] += rows[i] in token order, columns split between the threads (bitwise
         # np.add.at's result at any thread count)
         _C.embedding_backward(x.reshape(-1), dy.reshape(-1, self.embedding_dim), grad,
-                              padding_idx=self.padding_idx)
+                              padding_idx=self.padding_idx, p=p, seed=seed)
         weight.grad = grad
         return None
 

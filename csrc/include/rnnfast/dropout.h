@@ -21,4 +21,32 @@ std::uint32_t dropout_threshold(double p);
 template <typename T>
 void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y);
 
+// Parts of one dropout, dropped one at a time on the calling thread (e.g. row by row): the
+// rate's threshold and scale and the active instruction set's kernel, found once.
+// apply(n, x, seed, j0, j1, y) gives the values of elements [2 j0, min(n, 2 j1)) (pairs j0..j1)
+// of dropout_apply(n, x, p, seed, .), x and y pointing at element 2 j0 (y may be x).
+template <typename T>
+struct DropoutParts {
+  std::uint32_t threshold;
+  T scale;
+  void (*pairs)(index_t n, const T* x, std::uint32_t threshold, T scale, std::uint64_t seed,
+                index_t j0, index_t j1, T* y);
+
+  void apply(index_t n, const T* x, std::uint64_t seed, index_t j0, index_t j1, T* y) const {
+    pairs(n, x, threshold, scale, seed, j0, j1, y);
+  }
+};
+
+template <typename T>
+DropoutParts<T> dropout_parts(double p);
+
+// The same on the rows of a lookup (an embedding and the dropout after it, in one pass): y
+// [rows, dim] holds table[ids[r], :] at row r, then dropped as dropout_apply(rows * dim, y, p,
+// seed, y) would drop it (element r * dim + c has mask bit r * dim + c); p = 0: the rows only,
+// copied. ids must be row indices of table (the binding checks). Elements are split between the
+// threads, each part gathered and dropped while it is in cache.
+template <typename T>
+void dropout_gather(index_t rows, index_t dim, const std::int64_t* ids, const T* table, double p,
+                    std::uint64_t seed, T* y);
+
 }  // namespace rnnfast
