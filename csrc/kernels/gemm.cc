@@ -282,18 +282,21 @@ constexpr double kAloneWork = 2.0 * 1024 * 1024;
 // us), claimed one at a time (parallel_for's per_thread): a worker that joins late (waking, or
 // off its core on a busy machine) then leaves the caller only the parts it has not reached, not
 // its whole share. Only a grid of rows alone, and only when B is packed once or read in place
-// (so that no part packs anything twice): there the finer parts cost nothing measurable on
-// back-to-back calls, while cutting columns finer made some products 10-60% slower (session
-// 13). The values do not change: parts are whole panels of rows, and K is never split.
+// (so that no part packs anything twice) and fits in L2 with room to spare (every part reads
+// all of it): there the finer parts cost nothing measurable on back-to-back calls, while
+// cutting columns finer made some products 10-60% slower (session 13). The values do not
+// change: parts are whole panels of rows, and K is never split.
 constexpr double kFinePart = 512.0 * 1024;
 constexpr double kFinePartsBelow = 64 * kFinePart;
 constexpr int kMaxFineParts = 4;
+constexpr double kFineBBytes = 256.0 * 1024;
 
 template <typename T>
 void refine_grid(Plan<T>& p) {
   const int t = p.tm * p.tn;
   if (t != get_num_threads()) return;  // parts beyond the grid's threads would spread
   if (p.tn != 1 || !(p.packed || p.b_in_place)) return;
+  if (static_cast<double>(p.K) * p.N * sizeof(T) > kFineBBytes) return;
   const double per_thread = static_cast<double>(p.M) * p.N * p.K / t;
   if (per_thread > kFinePartsBelow) return;
   const index_t mp = ceil_div(p.M, p.ks->mr);
