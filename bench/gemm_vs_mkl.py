@@ -20,8 +20,13 @@ back-to-back alternation measured whichever library ran second on a contended ma
 The step rows run ``repeats`` products inside one ``_C.gemm_packed`` call (B packed once per
 call, amortised); torch's rows are one ``torch.matmul(..., out=)`` per product.
 
+Our products run on the package's own thread pool (the default: this script does not import
+``rnnfast.torch``, which would move them to PyTorch's OpenMP threads); ``--pools`` times them on
+both, alternating with MKL, and adds the OpenMP threads' time and ratio to each row.
+
     python bench/gemm_vs_mkl.py --threads 1 --rounds 10
     python bench/gemm_vs_mkl.py --threads 2 --rounds 10 --only large xl conv
+    python bench/gemm_vs_mkl.py --threads 2 --rounds 10 --pools
 """
 import argparse
 import os
@@ -89,6 +94,8 @@ def main():
                         help="LSTM shapes (medium char large xl) and/or conv")
     parser.add_argument("--wall", action="store_true",
                         help="wall-clock time at 1 thread too (the default above 1 thread)")
+    parser.add_argument("--pools", action="store_true",
+                        help="also time our products on PyTorch's OpenMP threads")
     parser.add_argument("--settle", type=float, default=None,
                         help="seconds to sleep before each timed call (default 0 at 1 thread, "
                              "0.05 above)")
@@ -99,8 +106,12 @@ def main():
     clock = time.perf_counter if wall else time.thread_time
     settle = args.settle if args.settle is not None else (0.05 if args.threads > 1 else 0.0)
     rng = np.random.default_rng(0)
+    if args.pools and not _C.loaded_openmp_runtimes():
+        parser.error("--pools: no OpenMP runtime is loaded (PyTorch without libgomp?)")
+    rnnfast.set_thread_pool("rnnfast")
     print(f"threads {args.threads}, min of {args.rounds} rounds, {'wall' if wall else 'CPU'} "
-          f"time, settle {settle} s; ratio = MKL time / rnnfast time")
+          f"time, settle {settle} s; ratio = MKL time / rnnfast time; rnnfast on its own pool"
+          + (" and on PyTorch's OpenMP threads (omp)" if args.pools else ""))
     for name, what, kind, M, N, K, beta in cases(args.only):
         a, b, a_op, b_op = operands(kind, M, N, K, rng)
         reps = max(1, int(2e8 / (2.0 * M * N * K)))
@@ -131,20 +142,28 @@ def main():
         want = a_op.astype(np.float64) @ b_op.astype(np.float64)
         scale = np.abs(a_op).astype(np.float64) @ np.abs(b_op).astype(np.float64)
         assert np.all(np.abs(got - want) <= (K + 4) * np.finfo(np.float32).eps * scale), what
-        best = {"ours": float("inf"), "mkl": float("inf")}
-        mkl()
-        ours()
+        # (key, our products' pool, function)
+        timed = [("ours", "rnnfast", ours), ("mkl", "rnnfast", mkl)]
+        if args.pools:
+            timed.append(("omp", "openmp", ours))
+        best = {key: float("inf") for key, _, _ in timed}
+        for _, pool, fn in timed:
+            rnnfast.set_thread_pool(pool)
+            fn()
         for r in range(args.rounds):
-            order = (("ours", ours), ("mkl", mkl)) if r % 2 == 0 else (("mkl", mkl), ("ours", ours))
-            for key, fn in order:
+            shift = r % len(timed)  # every variant runs first, second, ... in turn
+            for key, pool, fn in timed[shift:] + timed[:shift]:
+                rnnfast.set_thread_pool(pool)
                 if settle:
                     time.sleep(settle)
                 t0 = clock()
                 fn()
                 best[key] = min(best[key], (clock() - t0) / reps)
+        omp = (f"  omp {best['omp'] * 1e3:8.3f} ms  ratio {best['mkl'] / best['omp']:5.2f}"
+               if args.pools else "")
         print(f"{name:6s} {what:16s} {M:5d} x {N:5d} x {K:5d}"
               f"  rnnfast {best['ours'] * 1e3:8.3f} ms  MKL {best['mkl'] * 1e3:8.3f} ms"
-              f"  ratio {best['mkl'] / best['ours']:5.2f}", flush=True)
+              f"  ratio {best['mkl'] / best['ours']:5.2f}{omp}", flush=True)
 
 
 if __name__ == "__main__":

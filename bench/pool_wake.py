@@ -10,8 +10,12 @@ When a worker wakes late, the caller runs its chunk too, and the call takes the 
 time. This script times the calling thread's CPU time (``time.thread_time``) of one GEMM
 (``rnnfast._C.gemm``, ``--m`` x ``--k`` times ``--k`` x ``--n``, float32, written in place)
 after a gap of ``--settles`` seconds (0: right after the same product), and reports, per gap,
-the minimum and median caller CPU time and how many calls the caller computed at least 75% of
-the one-thread time of (then the worker joined too late to take its chunk). The calling
+the minimum and median caller CPU time, the median share of the one-thread time that is, and how
+many calls the caller computed at least 75% of the one-thread time of (then the worker joined too
+late to take its chunk). Products of up to ~32 M multiply-adds per thread are cut into several
+parts per thread that the threads claim one at a time (csrc/kernels/gemm.cc, ``refine_grid``), so
+a late worker still takes the parts the caller has not reached: the share then falls between
+one half and one. The calling
 thread's CPU time is what it computed itself, so a busy machine moves this count far less than
 it moves the wall clock, and the figure needs no idle machine to be read: "late" calls are the
 wake-up cost, whatever their wall time. (The caller's CPU time also holds its wait for the
@@ -77,12 +81,14 @@ def main(argv=None):
           f"threads; Python {platform.python_version()}; load average {os.getloadavg()[0]:.2f}")
     print(f"product {args.m}x{args.k} @ {args.k}x{args.n} float32; one thread: caller CPU "
           f"{one * 1e3:.3f} ms (min of 10)")
-    print(f"{'gap s':>8} {'caller min ms':>13} {'caller med ms':>13} {'late calls':>10}")
+    print(f"{'gap s':>8} {'caller min ms':>13} {'caller med ms':>13} {'late calls':>10} "
+          f"{'share med':>9}")
     for settle in args.settles:
         times = caller_cpu(a, b, out, settle, args.rounds)
         late = sum(t >= 0.75 * one for t in times)
-        print(f"{settle:8.4f} {min(times) * 1e3:13.3f} {statistics.median(times) * 1e3:13.3f} "
-              f"{late:>5}/{len(times):<4}")
+        median = statistics.median(times)
+        print(f"{settle:8.4f} {min(times) * 1e3:13.3f} {median * 1e3:13.3f} "
+              f"{late:>5}/{len(times):<4} {median / one:9.2f}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

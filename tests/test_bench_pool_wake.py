@@ -1,5 +1,5 @@
-"""bench/pool_wake.py runs end to end on a tiny product: one row per gap with positive times
-and a count of late calls out of the rounds. Nothing is timed."""
+"""bench/pool_wake.py runs end to end on a tiny product: one row per gap with positive times,
+a count of late calls out of the rounds and the caller's share. Nothing is timed."""
 import pathlib
 import subprocess
 import sys
@@ -25,6 +25,7 @@ def test_pool_wake_bench_runs():
         assert float(row[1]) > 0 and float(row[2]) >= float(row[1])
         late, rounds = row[3].split("/")
         assert rounds == "3" and 0 <= int(late) <= 3
+        assert float(row[4]) > 0  # the caller's median share of the one-thread time
 
 
 def test_pool_wake_bench_needs_two_threads():

@@ -8,6 +8,8 @@ The error bound is the classical one of a dot product of length K, elementwise:
 ``|got - want| <= (K + 4) * eps * (|alpha| |op(A)| |op(B)| + |beta| |C|)``, which any correct
 summation order meets and a missing or wrong term breaks.
 """
+import time
+
 import numpy as np
 import pytest
 
@@ -277,6 +279,19 @@ def test_bitwise_identical_across_threads_and_runs(rng, isa, threads, dtype):
                          rng.standard_normal((520, 256)).astype(dtype)), dict(trans_b=True)),
         ("gemm_packed", (rng.standard_normal((1, 256)).astype(dtype),
                          rng.standard_normal((256, 1024)).astype(dtype)), dict(trans_b=False)),
+        # products of 1-32 M multiply-adds per thread, cut into several parts per thread that
+        # the threads claim one by one: by columns (a recurrent step's products, rows of A read
+        # in place), by rows (B read in place, or packed once), with partial panels
+        ("gemm_packed", (rng.standard_normal((32, 512)).astype(dtype),
+                         rng.standard_normal((512, 128)).astype(dtype)), dict(trans_b=False)),
+        ("gemm_packed", (rng.standard_normal((32, 128)).astype(dtype),
+                         rng.standard_normal((512, 128)).astype(dtype)), dict(trans_b=True)),
+        ("gemm_packed", (rng.standard_normal((203, 97)).astype(dtype),
+                         rng.standard_normal((97, 131)).astype(dtype)), dict(trans_b=False)),
+        ("gemm", (rng.standard_normal((96, 500)).astype(dtype),
+                  rng.standard_normal((500, 64)).astype(dtype)), {}),
+        ("gemm", (rng.standard_normal((61, 333)).astype(dtype),
+                  rng.standard_normal((333, 77)).astype(dtype)), {}),
     ]
     for name, args, kwargs in cases:
         fn = getattr(_C, name)
@@ -286,6 +301,33 @@ def test_bitwise_identical_across_threads_and_runs(rng, isa, threads, dtype):
             results.append(fn(*args, **kwargs))
         for r in results[1:]:
             np.testing.assert_array_equal(r, results[0], err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bitwise_identical_after_the_pool_slept(rng, threads, dtype):
+    """A product after an idle gap finds the pool's workers asleep: a small one runs on the caller
+    alone, one right after it (a run of calls) wakes them, a larger one is cut into more parts
+    than threads. The bits are those of one thread, whichever happened."""
+    cases = [  # (a, b, trans_b): about 1 M, 2 M and 3-8 M multiply-adds
+        (rng.standard_normal((32, 512)).astype(dtype), rng.standard_normal((512, 64)).astype(dtype),
+         False),
+        (rng.standard_normal((32, 128)).astype(dtype), rng.standard_normal((512, 128)).astype(dtype),
+         True),
+        (rng.standard_normal((96, 500)).astype(dtype), rng.standard_normal((500, 64)).astype(dtype),
+         False),
+        (rng.standard_normal((203, 301)).astype(dtype),
+         rng.standard_normal((301, 131)).astype(dtype), False),
+    ]
+    for a, b, trans_b in cases:
+        rnnfast.set_num_threads(1)
+        want = _C.gemm(a, b, trans_b=trans_b)
+        for t in (2, 3):
+            rnnfast.set_num_threads(t)
+            for _ in range(3):
+                time.sleep(0.003)  # the workers spin for 60 us after a call, then sleep
+                first, second = _C.gemm(a, b, trans_b=trans_b), _C.gemm(a, b, trans_b=trans_b)
+                np.testing.assert_array_equal(first, want)
+                np.testing.assert_array_equal(second, want)
 
 
 def test_set_isa_validation():

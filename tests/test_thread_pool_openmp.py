@@ -202,6 +202,18 @@ def test_static_split(pools, t, n, grain):
                                                 for c in range(nc)]
 
 
+@pytest.mark.parametrize("t", [2, 3])
+@pytest.mark.parametrize("per_thread", [2, 8])
+@pytest.mark.parametrize("n", [3, 10, 1000])
+def test_static_split_with_chunks_per_thread(pools, t, per_thread, n):
+    pools("openmp")
+    rnnfast.set_num_threads(t)
+    nc = min(t * per_thread, n)
+    for _ in range(10):
+        assert _C.parallel_for_chunks(n, 1, per_thread=per_thread) == [
+            (c * n // nc, (c + 1) * n // nc, 0) for c in range(nc)]
+
+
 def test_nested_call_runs_serially(pools):
     pools("openmp")
     rnnfast.set_num_threads(2)

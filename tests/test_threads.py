@@ -77,6 +77,34 @@ def test_static_split(threads, t, n, grain):
     assert _C.parallel_for_chunks(n, grain) == want
 
 
+@pytest.mark.parametrize("t", [1, 2, 3])
+@pytest.mark.parametrize("per_thread", [2, 4, 8])
+@pytest.mark.parametrize("n,grain", [(1, 1), (3, 1), (10, 1), (10, 4), (1000, 3), (100000, 1)])
+def test_static_split_with_chunks_per_thread(threads, t, per_thread, n, grain):
+    """With per_thread, nc = min(threads * per_thread, ceil(n / grain)) (1 at one thread); the
+    split is as static."""
+    rnnfast.set_num_threads(t)
+    nc = min(t * per_thread, -(-n // grain)) if t > 1 else 1
+    want = [(c * n // nc, (c + 1) * n // nc, 0) for c in range(nc)]
+    for _ in range(20):  # which thread claims a chunk varies from call to call, the chunks do not
+        assert _C.parallel_for_chunks(n, grain, per_thread=per_thread) == want
+
+
+def test_chunks_per_thread_is_checked():
+    for bad in (0, -1, 9):
+        with pytest.raises(ValueError, match=f"per_thread: expected 1..8, got {bad}"):
+            _C.parallel_for_chunks(10, 1, per_thread=bad)
+
+
+@pytest.mark.parametrize("t", [2, 3])
+@pytest.mark.parametrize("raise_at", [0, 5, 9])
+def test_exception_reaches_the_caller_with_chunks_per_thread(threads, t, raise_at):
+    rnnfast.set_num_threads(t)
+    with pytest.raises(RuntimeError, match=f"raised in the chunk holding {raise_at}"):
+        _C.parallel_for_chunks(10, 1, raise_at=raise_at, per_thread=4)
+    assert len(_C.parallel_for_chunks(10, 1, per_thread=4)) == min(10, 4 * t)
+
+
 def test_empty_range_makes_no_call(threads):
     rnnfast.set_num_threads(2)
     assert _C.parallel_for_chunks(0) == []

@@ -317,12 +317,17 @@ py::array gemm_packed_binding(const py::object& a_obj, const py::object& b_obj, 
   return gemm_packed_impl<float>(a, b, trans_b, beta, c, cols, repeats, precision);
 }
 
-// Runs parallel_for(n, grain) with a body that records its chunks as (begin, end, inner chunk
-// count); a chunk containing raise_at throws; inner > 0 makes every chunk call
+// Runs parallel_for(n, grain, per_thread) with a body that records its chunks as (begin, end,
+// inner chunk count); a chunk containing raise_at throws; inner > 0 makes every chunk call
 // parallel_for(inner, 1) itself (which must run serially: one inner chunk).
 std::vector<std::tuple<index_t, index_t, index_t>> parallel_for_chunks(index_t n, index_t grain,
                                                                         index_t raise_at,
-                                                                        index_t inner) {
+                                                                        index_t inner,
+                                                                        int per_thread) {
+  if (per_thread < 1 || per_thread > detail::kMaxChunksPerThread)
+    throw py::value_error("per_thread: expected 1.." +
+                          std::to_string(detail::kMaxChunksPerThread) + ", got " +
+                          std::to_string(per_thread));
   std::mutex mu;
   std::vector<std::tuple<index_t, index_t, index_t>> chunks;
   {
@@ -341,7 +346,7 @@ std::vector<std::tuple<index_t, index_t, index_t>> parallel_for_chunks(index_t n
       if (raise_at >= b && raise_at < e)
         throw std::runtime_error("parallel_for_chunks: raised in the chunk holding " +
                                  std::to_string(raise_at));
-    });
+    }, per_thread);
   }
   std::sort(chunks.begin(), chunks.end());
   return chunks;
@@ -452,9 +457,9 @@ void bind_runtime(Entries& m) {
         "`repeats` times); cols=(begin, end) computes only those columns (gemm_packed_cols), "
         "the others keep c (or zeros).");
   m.def("parallel_for_chunks", &parallel_for_chunks, py::arg("n"), py::arg("grain") = 1,
-        py::arg("raise_at") = -1, py::arg("inner") = 0,
+        py::arg("raise_at") = -1, py::arg("inner") = 0, py::arg("per_thread") = 1,
         "Test hook of the thread pool: the sorted chunks (begin, end, inner_chunks) that "
-        "parallel_for(n, grain) made.");
+        "parallel_for(n, grain, per_thread) made.");
 }
 
 }  // namespace rnnfast::bindings

@@ -113,7 +113,8 @@ struct Plan {
   index_t packed_ps = 0;
   T* C = nullptr;
   index_t ldc = 0;
-  int tm = 1, tn = 1;  // thread grid
+  int tm = 1, tn = 1;  // grid of parts
+  int per_thread = 1;  // parts per thread (tm * tn = threads * per_thread when above 1)
 };
 
 // Reads rows of A in place when they are few (the packed copy would not pay off) and their
@@ -269,18 +270,72 @@ void choose_grid(Plan<T>& p) {
     }
 }
 
+// A parallel product that finds the pool's workers asleep (detail::readiness) pays for waking
+// them: a system call of 8-14 us in the caller on the AMD KVM guest, and the workers join 20-40
+// us after the call begins (bench/RESULTS.md, session 13), so the caller alone finishes a
+// product of up to kAloneWork multiply-adds (about 40 us) sooner. Such a product runs on the
+// caller alone, without waking them, unless another call came within the pool's spin time (a
+// run of calls, which waking the pool serves).
+constexpr double kAloneWork = 2.0 * 1024 * 1024;
+// Any other parallel product whose threads each have at most kFinePartsBelow multiply-adds
+// (about 0.6 ms) is cut into up to kMaxFineParts parts per thread of at least kFinePart (about 9
+// us), claimed one at a time (parallel_for's per_thread): a worker that joins late (waking, or
+// off its core on a busy machine) then leaves the caller only the parts it has not reached, not
+// its whole share. Only a grid of rows alone, and only when B is packed once or read in place
+// (so that no part packs anything twice) and fits in L2 with room to spare (every part reads
+// all of it): there the finer parts cost nothing measurable on back-to-back calls, while
+// cutting columns finer made some products 10-60% slower (session 13). The values do not
+// change: parts are whole panels of rows, and K is never split.
+constexpr double kFinePart = 512.0 * 1024;
+constexpr double kFinePartsBelow = 64 * kFinePart;
+constexpr int kMaxFineParts = 4;
+constexpr double kFineBBytes = 256.0 * 1024;
+
+template <typename T>
+void refine_grid(Plan<T>& p) {
+  const int t = p.tm * p.tn;
+  if (t != get_num_threads()) return;  // parts beyond the grid's threads would spread
+  if (p.tn != 1 || !(p.packed || p.b_in_place)) return;
+  if (static_cast<double>(p.K) * p.N * sizeof(T) > kFineBBytes) return;
+  const double per_thread = static_cast<double>(p.M) * p.N * p.K / t;
+  if (per_thread > kFinePartsBelow) return;
+  const index_t mp = ceil_div(p.M, p.ks->mr);
+  for (int f = std::min<int>(kMaxFineParts, static_cast<int>(per_thread / kFinePart)); f >= 2; --f)
+    if (p.tm * f <= mp) {
+      p.tm *= f;
+      p.per_thread = f;
+      return;
+    }
+}
+
+// The grid of a parallel product, from how the pool's workers would join it.
+template <typename T>
+void adapt_to_workers(Plan<T>& p) {
+  if (p.tm * p.tn <= 1) return;
+  if (static_cast<double>(p.M) * p.N * p.K <= kAloneWork &&
+      detail::readiness() == detail::Readiness::kAsleepAlone) {
+    p.tm = p.tn = 1;
+    return;
+  }
+  refine_grid(p);
+}
+
 template <typename T>
 void run(Plan<T>& p) {
   choose_grid(p);
+  adapt_to_workers(p);
   const int parts = p.tm * p.tn;
   if (parts == 1) {
     run_range(p, 0, p.M, 0, p.N, p.C, p.ldc);
     return;
   }
   const Plan<T>* pp = &p;
-  parallel_for(parts, 1, [pp](index_t b, index_t e) {
-    for (index_t part = b; part < e; ++part) run_part(*pp, part);
-  });
+  parallel_for(
+      parts, 1,
+      [pp](index_t b, index_t e) {
+        for (index_t part = b; part < e; ++part) run_part(*pp, part);
+      },
+      p.per_thread);
 }
 
 // C = A B^T (A not transposed) with at most four panels of rows of A (a Conv1D weight gradient

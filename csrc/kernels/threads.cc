@@ -2,12 +2,15 @@
 // and the threads of a loaded OpenMP runtime.
 //
 // Own pool. A call publishes its job (fn, n) and then a new ticket (generation << 32 | chunk
-// count). Chunk c > 0 belongs to worker c - 1, the caller runs chunk 0; then the caller also
-// runs every chunk whose worker has not claimed it yet (a worker that sleeps, or is descheduled
-// because the machine is busy, never delays a call), and waits for the chunks in progress.
-// Claiming is a compare-and-swap of the chunk's slot from "open in generation g" to "taken", so
-// a worker still holding an old ticket can never run a chunk of a newer job. The split itself
-// is static; only which thread runs a chunk may vary (the kernels' results do not depend on it).
+// count). With P participants (the caller and P - 1 workers) chunks c, c + P, ... belong to
+// participant c % P (worker w is participant w + 1, the caller 0); each participant runs its
+// own chunks in order, then every chunk still open, from the last down (so a thread that is late
+// and one that helps it meet in the middle). A worker that sleeps, or is descheduled because the
+// machine is busy, therefore never delays a call: the caller runs its chunks too, and waits only
+// for chunks in progress. Claiming is a compare-and-swap of the chunk's slot from "open in
+// generation g" to "taken", so a worker still holding an old ticket can never run a chunk of a
+// newer job. The split itself is static; only which thread runs a chunk may vary (the kernels'
+// results do not depend on it).
 // Idle threads spin on the ticket for kSpin (without yielding their core unless the pool has
 // more threads than CPUs), then sleep on a condition variable; whoever changes the state wakes
 // sleepers only if there are any, so the hot path makes no system call.
@@ -155,7 +158,9 @@ class Pool {
     if (static_cast<int>(workers_.size()) == count) return;
     stop_workers();
     oversubscribed_ = count + 1 > default_threads();
-    slots_ = std::vector<std::atomic<std::uint64_t>>(static_cast<std::size_t>(count) + 1);
+    participants_ = count + 1;
+    slots_ = std::vector<std::atomic<std::uint64_t>>(static_cast<std::size_t>(count + 1) *
+                                                     detail::kMaxChunksPerThread);
     const std::uint32_t seen = generation(ticket_.load(std::memory_order_relaxed));
 #ifdef RNNFAST_POSIX_THREADS
     // Workers never handle signals: they inherit a fully blocked mask.
@@ -177,24 +182,19 @@ class Pool {
 #endif
   }
 
-  // Owner only, nc <= workers + 1: runs chunks 0..nc-1 of [0, n) (chunk 0 in the caller),
-  // rethrows the first error.
+  // Owner only, nc <= (workers + 1) * kMaxChunksPerThread: runs chunks 0..nc-1 of [0, n) (the
+  // caller being participant 0), rethrows the first error.
   void run(index_t n, int nc, ChunkFn fn, void* ctx) {
     fn_ = fn;
     ctx_ = ctx;
     n_ = n;
     const std::uint32_t gen = next_generation();
-    for (int c = 1; c < nc; ++c) slots_[c].store(open_slot(gen), std::memory_order_relaxed);
-    pending_.store(nc - 1, std::memory_order_relaxed);
+    for (int c = 0; c < nc; ++c) slots_[c].store(open_slot(gen), std::memory_order_relaxed);
+    pending_.store(nc, std::memory_order_relaxed);
     publish(gen, nc);
     {
       InRegion region;
-      run_chunk(0, nc);
-      for (int c = 1; c < nc; ++c)
-        if (claim(c, gen)) {
-          run_chunk(c, nc);
-          pending_.fetch_sub(1, std::memory_order_relaxed);
-        }
+      take_chunks(0, nc, gen);
     }
     if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; },
                     oversubscribed_)) {
@@ -206,6 +206,9 @@ class Pool {
     fn_ = nullptr;
     error_.rethrow();
   }
+
+  // Some worker sleeps (any thread may ask).
+  bool asleep() const { return sleepers_.load(std::memory_order_relaxed) > 0; }
 
   // Owner only: stops and joins every worker.
   void stop_workers() {
@@ -244,6 +247,23 @@ class Pool {
     }
   }
 
+  // Participant `self` runs its own chunks of generation gen (self, self + P, ...), then every
+  // chunk still open, from the last down; wakes the owner when it ran the last chunk of a call.
+  void take_chunks(int self, int nc, std::uint32_t gen) {
+    const int stride = participants_;
+    auto run_one = [&](int c) {
+      run_chunk(c, nc);
+      if (pending_.fetch_sub(1) == 1 && owner_sleeping_.load()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_cv_.notify_one();
+      }
+    };
+    for (int c = self; c < nc; c += stride)
+      if (claim(c, gen)) run_one(c);
+    for (int c = nc - 1; c >= 0; --c)
+      if (c % stride != self && claim(c, gen)) run_one(c);
+  }
+
   void worker_main(int w, std::uint32_t seen) {
     t_in_region = true;
     for (;;) {
@@ -264,12 +284,7 @@ class Pool {
       seen = generation(t);
       if (stop_.load(std::memory_order_relaxed)) return;
       const int nc = chunk_count_of(t);
-      if (w + 1 >= nc || !claim(w + 1, seen)) continue;
-      run_chunk(w + 1, nc);
-      if (pending_.fetch_sub(1) == 1 && owner_sleeping_.load()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        done_cv_.notify_one();
-      }
+      if (w + 1 < nc) take_chunks(w + 1, nc, seen);
     }
   }
 
@@ -285,14 +300,16 @@ class Pool {
   std::atomic<bool> owner_sleeping_{false};
   std::atomic<bool> stop_{false};
   // More threads (workers and caller) than the process's CPUs: spinning threads yield
-  // (spin_until). Written by resize() while no worker runs.
+  // (spin_until). Written by resize() while no worker runs, as is the participant count.
   bool oversubscribed_ = false;
+  int participants_ = 1;
   std::mutex mu_;
   std::condition_variable wake_cv_, done_cv_;
   FirstError error_;
 };
 
 std::atomic<Pool*> g_pool{nullptr};
+std::atomic<Clock::rep> g_last_ask{0};  // time of the last readiness() call
 
 // ---- The OpenMP runtime's threads ----
 
@@ -367,7 +384,8 @@ struct OpenMPJob {
   }
 };
 
-// The body every OpenMP thread runs (the caller is thread 0).
+// The body every OpenMP thread runs (the caller is thread 0): its own chunks, then any still
+// open from the last down, as on the own pool.
 void openmp_region(void* data) {
   OpenMPJob& job = *static_cast<OpenMPJob*>(data);
   InRegion region;
@@ -375,7 +393,7 @@ void openmp_region(void* data) {
   const int m = std::max(job.rt->num_threads(), 1);
   for (int c = t; c < job.nc; c += m)
     if (job.claim(c)) job.run(c);
-  for (int c = 0; c < job.nc; ++c)
+  for (int c = job.nc - 1; c >= 0; --c)
     if (job.claim(c)) job.run(c);
 }
 
@@ -391,7 +409,8 @@ std::atomic<std::uint64_t>* openmp_claims(int nc) {
 
 void run_openmp(const OpenMPRuntime* rt, index_t n, int nc, ChunkFn fn, void* ctx) {
   OpenMPJob job{rt, n, nc, fn, ctx, openmp_claims(nc), {}};
-  rt->parallel(&openmp_region, &job, static_cast<unsigned>(nc), 0);
+  const int threads = std::min(nc, get_num_threads());  // never more threads than set
+  rt->parallel(&openmp_region, &job, static_cast<unsigned>(threads), 0);
   job.error.rethrow();
 }
 
@@ -462,13 +481,24 @@ bool in_parallel_region() { return t_in_region; }
 
 namespace detail {
 
-int chunk_count(index_t n, index_t grain) {
+Readiness readiness() {
+  const Clock::rep now = Clock::now().time_since_epoch().count();
+  const Clock::rep last = g_last_ask.exchange(now, std::memory_order_relaxed);
+  if (g_openmp.load(std::memory_order_acquire)) return Readiness::kReady;
+  const Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p && !p->asleep()) return Readiness::kReady;  // no pool yet: its threads start with a call
+  return Clock::duration(now - last) < kSpin ? Readiness::kAsleep : Readiness::kAsleepAlone;
+}
+
+int chunk_count(index_t n, index_t grain, int per_thread) {
   if (grain < 1) grain = 1;
+  per_thread = std::min(std::max(per_thread, 1), kMaxChunksPerThread);
   const int threads = get_num_threads();
   const index_t chunks = n / grain + (n % grain != 0);
   if (chunks <= 1 || threads <= 1 || t_in_region || g_shutdown.load(std::memory_order_relaxed))
     return 1;
-  return static_cast<int>(chunks < threads ? chunks : threads);
+  const index_t most = static_cast<index_t>(threads) * per_thread;
+  return static_cast<int>(chunks < most ? chunks : most);
 }
 
 void run_chunks(index_t n, int nc, ChunkFn fn, void* ctx) {
@@ -482,7 +512,8 @@ void run_chunks(index_t n, int nc, ChunkFn fn, void* ctx) {
     return;
   }
   Pool* p = pool();
-  p->resize(std::max(get_num_threads(), nc) - 1);
+  // nc came from the count of threads then; a set_num_threads since may have lowered it.
+  p->resize(std::max(get_num_threads(), (nc + kMaxChunksPerThread - 1) / kMaxChunksPerThread) - 1);
   p->run(n, nc, fn, ctx);
 }
 

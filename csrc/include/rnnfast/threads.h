@@ -10,10 +10,12 @@
 //    library (no link-time dependency on OpenMP). Inside a program whose own OpenMP threads
 //    spin after each of its operations, those threads then run our chunks instead of taking the
 //    cores from ours.
-// Either way chunk c normally runs on the same thread from call to call (chunk 0 on the caller),
-// but once the caller is done with its own chunks it also runs every chunk no other thread has
-// started yet, and a runtime may give fewer threads than asked: fn must not depend on which
-// thread runs a chunk. After fork() the child runs on a fresh own pool (the parent's threads do
+// Either way chunk c normally runs on the same thread from call to call (thread c % threads,
+// chunk 0 on the caller), but once a thread is done with its own chunks it also runs every chunk
+// no other thread has started yet, and a runtime may give fewer threads than asked: fn must not
+// depend on which thread runs a chunk. A call may ask for more chunks than threads (parallel_for's
+// per_thread): a thread that starts late (a worker waking from sleep, or off its core on a busy
+// machine) then leaves only some of its chunks to the others, instead of all or none. After fork() the child runs on a fresh own pool (the parent's threads do
 // not exist there); at process exit an idle pool is stopped and joined, and later calls run
 // serially.
 #pragma once
@@ -37,9 +39,11 @@ void set_num_threads(int n);
 
 namespace detail {
 using ChunkFn = void (*)(void* ctx, index_t begin, index_t end);
-// Chunks of a parallel_for over [0, n) in grain-sized pieces: min(threads, ceil(n / grain)),
-// or 1 when the call must run serially (inside a region, at exit).
-int chunk_count(index_t n, index_t grain);
+// Most chunks per thread a call may ask for (parallel_for's per_thread is clamped to it).
+constexpr int kMaxChunksPerThread = 8;
+// Chunks of a parallel_for over [0, n) in grain-sized pieces: min(threads * per_thread,
+// ceil(n / grain)), or 1 when the call must run serially (one thread, inside a region, at exit).
+int chunk_count(index_t n, index_t grain, int per_thread = 1);
 // Runs fn(ctx, begin, end) over the nc >= 2 chunks of [0, n) on the executor, or serially when
 // another thread owns it; rethrows the first exception of a chunk.
 void run_chunks(index_t n, int nc, ChunkFn fn, void* ctx);
@@ -47,6 +51,19 @@ template <class F>
 void call_chunk(void* ctx, index_t begin, index_t end) {
   (*static_cast<F*>(ctx))(begin, end);
 }
+
+// How the other threads of a parallel region started now would join it.
+//  - kReady: they are spinning for work (the own pool's workers spin for a while after each
+//    region), or run on the OpenMP runtime, whose state is its own;
+//  - kAsleep: the own pool's workers sleep: a region wakes them, a system call that costs the
+//    caller 8-14 us on the AMD KVM guest, and they join 20-40 us later (bench/RESULTS.md,
+//    session 13), but another call asked within the last kSpin (a run of calls: waking them
+//    pays for the calls after this one);
+//  - kAsleepAlone: they sleep and no call asked within the last kSpin.
+// Each call counts as the last ask. A kernel may decide from it how to split its work (not
+// what it computes: the values must not depend on it).
+enum class Readiness { kReady, kAsleep, kAsleepAlone };
+Readiness readiness();
 
 // A pause for a thread that waits on memory another core writes.
 inline void cpu_relax() {
@@ -83,14 +100,16 @@ void wait_until(Pred pred) {
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n), in parallel on the executor, and
 // returns when all chunks are done. The split is static: chunk c of nc covers
-// [c*n/nc, (c+1)*n/nc), nc = min(threads, ceil(n / grain)). A call made from inside a
-// parallel region, or while another caller thread owns the executor, runs serially in the
-// caller (fn(0, n) called directly). Exceptions thrown by fn are rethrown in the caller (the
-// first one). fn is called through a plain function pointer: no std::function, no allocation.
+// [c*n/nc, (c+1)*n/nc), nc = min(threads * per_thread, ceil(n / grain)), per_thread clamped to
+// 1..kMaxChunksPerThread; thread t runs chunks t, t + threads, ... unless it is late (see the
+// top of this file). A call made from inside a parallel region, or while another caller thread
+// owns the executor, runs serially in the caller (fn(0, n) called directly). Exceptions thrown
+// by fn are rethrown in the caller (the first one). fn is called through a plain function
+// pointer: no std::function, no allocation.
 template <class F>
-void parallel_for(index_t n, index_t grain, F&& fn) {
+void parallel_for(index_t n, index_t grain, F&& fn, int per_thread = 1) {
   if (n <= 0) return;
-  const int nc = detail::chunk_count(n, grain);
+  const int nc = detail::chunk_count(n, grain, per_thread);
   if (nc <= 1) {
     fn(index_t{0}, n);
     return;
