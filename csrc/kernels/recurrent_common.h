@@ -68,6 +68,15 @@ inline index_t step_grain(index_t work_per_block) {
   return std::max<index_t>(1, kMinStepWork / std::max<index_t>(1, work_per_block));
 }
 
+// Products with at most this many rows in the whole call (steps x batch: a single step of a small
+// batch, as in generation) read the weights in place in the general forward: packing them would
+// cost more than the product. A different summation, so the small-batch loops leave these calls
+// to it (recurrent_small.cc) and the forward's merged product too (recurrent_forward.cc).
+constexpr index_t kDirectRows = 4;
+
+// Largest batch the small-batch loops take (recurrent_small.cc: 1..8 sequences).
+constexpr index_t kSmallBatchMaxRows = 8;
+
 // Fewest sequences a thread takes through a whole layer when split_batch says so.
 constexpr index_t kMinSequencesPerThread = 8;
 

@@ -53,10 +53,6 @@ void fold_biases(Cell cell, index_t GH, index_t H, const T* b_ih, const T* b_hh,
   }
 }
 
-// Products with at most this many rows (steps x batch: a single step of a small batch, as in
-// generation) read the weights in place: packing them would cost more than the product.
-constexpr index_t kDirectRows = 4;
-
 // Elements of a packed matrix up to which PackedB::pack packs it in one chunk (one thread).
 constexpr index_t kPackChunk = index_t(1) << 16;
 
@@ -99,7 +95,7 @@ struct InputProjection {
   // the same values.
   static bool windowed(const SeqShape& s, index_t GH, index_t nb, bool training) {
     if (s.reverse && !s.lengths.empty()) return false;
-    if (training) return weights_in_l2(s, GH) && s.steps() > 1 && s.rows() > kDirectRows;
+    if (training) return weights_in_l2(s, GH) && s.steps() > 1 && s.rows() > detail::kDirectRows;
     return window_steps(s, GH, nb) < s.steps();
   }
 
@@ -129,7 +125,7 @@ struct InputProjection {
     GH = GH_;
     const index_t rows = s->rows(), I = s->I;
     xg = dst ? dst : (own.resize(rows * GH), own.data());
-    if (rows <= kDirectRows) {
+    if (rows <= detail::kDirectRows) {
       gemm_rows_nt<T>(rows, GH, I, x_, I, w_ih, I, xg, GH, prec);
     } else if (std::is_same_v<T, float> && token != 0 && prec == Precision::bfloat16 &&
                active_bf16_isa() != Bf16Isa::portable) {
@@ -219,17 +215,16 @@ struct Projections {
 // apart in the last bits (one sum of I + H terms instead of two sums added), so the choice
 // depends on nothing that may change between calls of the same shape: training, inference,
 // every thread count and window budget give the same values. And batches of more than
-// kSmallBatchRows only: smaller ones may run the small-batch loops (recurrent_small.h, which
+// kSmallBatchMaxRows only: smaller ones may run the small-batch loops (recurrent_small.h, which
 // project apart) or these, by thread count and options, and the two must give the same values.
 // Saves the projection's copies of x and its writes and reads of x W_ih^T, and halves the
 // products' calls: T=100 B=32 I=H=64 on one thread 2-3% faster (bench/RESULTS.md).
-constexpr index_t kSmallBatchRows = 8;  // the batches recurrent_small.h may take: 1..8
 
 template <typename T>
 bool merges_input(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, bool projected) {
   return cell == Cell::lstm && !projected && w.precision == Precision::float32 &&
          w.recurrent_mask == nullptr && InputProjection<T>::weights_in_l2(s, 4 * s.H) &&
-         s.B > kSmallBatchRows && s.steps() * s.B > kDirectRows;
+         s.B > detail::kSmallBatchMaxRows && s.steps() * s.B > detail::kDirectRows;
 }
 
 // W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
@@ -484,7 +479,7 @@ bool projects_by_blocks(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
                         bool projected, bool training) {
   const index_t G = gate_count(cell), steps = s.steps();
   if (training || cell == Cell::gru_reset_before || projected ||
-      (s.reverse && !s.lengths.empty()) || steps * s.B <= kDirectRows ||
+      (s.reverse && !s.lengths.empty()) || steps * s.B <= detail::kDirectRows ||
       detail::split_batch<T>(s, G) || InputProjection<T>::weights_in_l2(s, G * s.H))
     return false;
   const index_t hb = GateBlockedWeights<T>::block_units(G, s.H, s.B, false, w.precision);
@@ -523,7 +518,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     });
   GateBlockedWeights<T> w;
   auto pack_hh = [&] {
-    w.pack(G, H, K, B, merged ? w_cat.data() : w_hh, s.steps() * B <= kDirectRows,
+    w.pack(G, H, K, B, merged ? w_cat.data() : w_hh, s.steps() * B <= detail::kDirectRows,
            by_sequences, prec, token);
   };
   // W_hh^T and W_ih^T packed at once, one per thread, when each is a single chunk of

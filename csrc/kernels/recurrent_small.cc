@@ -33,12 +33,6 @@ namespace {
 std::atomic<bool> g_enabled{true};
 std::atomic<bool> g_split{false};
 
-// Largest batch the small loops take.
-constexpr index_t kMaxRows = 8;
-// Products with at most this many rows in the whole call (steps x batch) read the weights in
-// place in the general forward (recurrent_forward.cc's kDirectRows, a different summation):
-// left to it, so that its values stay the same.
-constexpr index_t kDirectRows = 4;
 // Recurrent weights up to this size (they stay in a core's L2 from step to step).
 constexpr index_t kMaxWeightBytes = index_t(1) << 20;
 // Inference holds the input projection of every row: up to this size (recurrent_forward.cc's
@@ -86,7 +80,8 @@ const small::SmallKernels<double>& kernels_for<double>(Isa isa) {
 template <typename T>
 bool small_batch_applies(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w) {
   if (!g_enabled.load(std::memory_order_relaxed)) return false;
-  if (s.B < 1 || s.B > kMaxRows || s.steps() * s.B <= kDirectRows) return false;
+  if (s.B < 1 || s.B > detail::kSmallBatchMaxRows || s.steps() * s.B <= detail::kDirectRows)
+    return false;
   if (cell == Cell::gru_reset_before || w.w_hr || s.P) return false;
   if (w.has_zoneout() || w.zoneout_h || w.zoneout_c || w.recurrent_mask) return false;
   if (w.precision != Precision::float32) return false;
