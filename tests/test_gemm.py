@@ -311,8 +311,8 @@ def test_bitwise_identical_after_the_pool_slept(rng, threads, dtype):
     cases = [  # (a, b, trans_b): about 1 M, 2 M and 3-8 M multiply-adds
         (rng.standard_normal((32, 512)).astype(dtype), rng.standard_normal((512, 64)).astype(dtype),
          False),
-        (rng.standard_normal((32, 128)).astype(dtype), rng.standard_normal((512, 128)).astype(dtype),
-         True),
+        (rng.standard_normal((32, 128)).astype(dtype),
+         rng.standard_normal((512, 128)).astype(dtype), True),
         (rng.standard_normal((96, 500)).astype(dtype), rng.standard_normal((500, 64)).astype(dtype),
          False),
         (rng.standard_normal((203, 301)).astype(dtype),
@@ -550,7 +550,8 @@ def test_rows_of_a_4k_apart_give_the_bits_of_other_strides(rng, isa, threads, dt
         rnnfast.set_num_threads(t)
         got = _C.gemm(aliased, b)
         assert_close(got, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype)
-        results += [got, _C.gemm(other, b), _C.gemm(aliased, np.ascontiguousarray(b.T), trans_b=True)]
+        results += [got, _C.gemm(other, b),
+                    _C.gemm(aliased, np.ascontiguousarray(b.T), trans_b=True)]
         results += [_C.gemm_packed(aliased, b), _C.gemm_packed(other, b)]
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])

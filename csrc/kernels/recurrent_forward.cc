@@ -219,7 +219,6 @@ struct Projections {
 // project apart) or these, by thread count and options, and the two must give the same values.
 // Saves the projection's copies of x and its writes and reads of x W_ih^T, and halves the
 // products' calls: T=100 B=32 I=H=64 on one thread 2-3% faster (bench/RESULTS.md).
-
 template <typename T>
 bool merges_input(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, bool projected) {
   return cell == Cell::lstm && !projected && w.precision == Precision::float32 &&

@@ -13,11 +13,11 @@
 // Either way chunk c normally runs on the same thread from call to call (thread c % threads,
 // chunk 0 on the caller), but once a thread is done with its own chunks it also runs every chunk
 // no other thread has started yet, and a runtime may give fewer threads than asked: fn must not
-// depend on which thread runs a chunk. A call may ask for more chunks than threads (parallel_for's
-// per_thread): a thread that starts late (a worker waking from sleep, or off its core on a busy
-// machine) then leaves only some of its chunks to the others, instead of all or none. After fork() the child runs on a fresh own pool (the parent's threads do
-// not exist there); at process exit an idle pool is stopped and joined, and later calls run
-// serially.
+// depend on which thread runs a chunk. A call may ask for more chunks than threads
+// (parallel_for's per_thread): a thread that starts late (a worker waking from sleep, or off its
+// core on a busy machine) then leaves only some of its chunks to the others, instead of all or
+// none. After fork() the child runs on a fresh own pool (the parent's threads do not exist
+// there); at process exit an idle pool is stopped and joined, and later calls run serially.
 #pragma once
 #include <chrono>
 #include <functional>  // call sites may pass a std::function
