@@ -496,12 +496,14 @@ TRANSPOSED_SIZES = [
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k,beta", TRANSPOSED_SIZES)
 @pytest.mark.parametrize("alpha", [1.0, -0.75])
-@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
 def test_few_rows_times_b_transposed_gives_the_untransposed_bits(rng, isa, threads, nthreads,
                                                                  dtype, m, n, k, beta, alpha):
     """A B^T computed transposed (B's rows as the rows of the product, C^T transposed back) gives
     the bits of the same product with B^T stored (B read in place) and of the pre-packed B: every
-    element is the same chain of fused multiply-adds, then alpha, then beta * C."""
+    element is the same chain of fused multiply-adds, then alpha, then beta * C. At 2 and 3
+    threads each part moves its own block of C^T (and reads it from C first, with several depth
+    blocks and beta): the blocks of every grid must cover C exactly once."""
     rnnfast.set_num_threads(nthreads)
     wide_a = rng.standard_normal((m, k + 3)).astype(dtype)
     wide_b = rng.standard_normal((n, k + 5)).astype(dtype)

@@ -115,6 +115,13 @@ struct Plan {
   index_t ldc = 0;
   int tm = 1, tn = 1;  // grid of parts
   int per_thread = 1;  // parts per thread (tm * tn = threads * per_thread when above 1)
+  // A product run transposed (run_transposed): C above is a scratch C^T, and each part moves
+  // its block of it into out (out[j * ld_out + i] from C[i * ldc + j], added to beta_out * out),
+  // having first loaded the block from out when preload (several depth blocks with beta != 0).
+  T* out = nullptr;
+  index_t ld_out = 0;
+  T beta_out = T(0);
+  bool preload = false;
 };
 
 // Reads rows of A in place when they are few (the packed copy would not pay off) and their
@@ -220,6 +227,22 @@ void run_range(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1,
   }
 }
 
+// Rows [m0, m1) and columns [n0, n1) of C, moved from and into out when the product runs
+// transposed: by the thread that computes them, while they are in its cache (the caller moving
+// all of C^T after a parallel product read the other thread's half from that thread's cache:
+// 64 x 500 x 96 took 62 us at 2 threads, 28 us of product and 34 of transpose, against 58 us at
+// 1 thread; bench/RESULTS.md, session 14). Every element is moved by the same operation
+// whatever the block: the bits do not depend on the split.
+template <typename T>
+void run_block(const Plan<T>& p, index_t m0, index_t m1, index_t n0, index_t n1) {
+  T* c = p.C + m0 * p.ldc + n0;
+  if (p.out && p.preload)
+    p.ks->transpose(n1 - n0, m1 - m0, p.out + n0 * p.ld_out + m0, p.ld_out, c, p.ldc, T(0));
+  run_range(p, m0, m1, n0, n1, p.C + n0, p.ldc);
+  if (p.out)
+    p.ks->transpose(m1 - m0, n1 - n0, c, p.ldc, p.out + n0 * p.ld_out + m0, p.ld_out, p.beta_out);
+}
+
 // Part `part` of the tm x tn grid: whole row panels and whole column panels.
 template <typename T>
 void run_part(const Plan<T>& p, index_t part) {
@@ -230,7 +253,7 @@ void run_part(const Plan<T>& p, index_t part) {
   const index_t m1 = std::min(p.M, mp * (im + 1) / p.tm * mr);
   const index_t n0 = std::min(p.N, np * in / p.tn * nr);
   const index_t n1 = std::min(p.N, np * (in + 1) / p.tn * nr);
-  if (m0 < m1 && n0 < n1) run_range(p, m0, m1, n0, n1, p.C + n0, p.ldc);
+  if (m0 < m1 && n0 < n1) run_block(p, m0, m1, n0, n1);
 }
 
 // Chooses the thread grid tm x tn: the fewest threads that keep every one busy enough, split
@@ -326,7 +349,7 @@ void run(Plan<T>& p) {
   adapt_to_workers(p);
   const int parts = p.tm * p.tn;
   if (parts == 1) {
-    run_range(p, 0, p.M, 0, p.N, p.C, p.ldc);
+    run_block(p, 0, p.M, 0, p.N);
     return;
   }
   const Plan<T>* pp = &p;
@@ -368,10 +391,12 @@ void run_transposed(const Plan<T>& p) {
   Buffer<T>& ct = scratch<T>().ct;
   ct.resize(p.N * p.M);
   // One depth block: C = fma(beta, C, alpha * sum) is added after the transpose. Several: the
-  // later blocks add to what the first left, which must then start from beta * C.
+  // later blocks add to what the first left, which must then start from beta * C (preload).
   const bool one_block = p.kc >= p.K;
-  const bool preload = !one_block && p.beta != T(0);
-  if (preload) p.ks->transpose(p.M, p.N, p.C, p.ldc, ct.data(), p.M, T(0));
+  q.preload = !one_block && p.beta != T(0);
+  q.out = p.C;
+  q.ld_out = p.ldc;
+  q.beta_out = one_block ? p.beta : T(0);
   q.M = p.N;
   q.N = p.M;
   q.A = p.B;
@@ -386,7 +411,6 @@ void run_transposed(const Plan<T>& p) {
   q.ldc = p.M;
   if (one_block) q.beta = T(0);
   run(q);
-  p.ks->transpose(q.M, q.N, ct.data(), p.M, p.C, p.ldc, one_block ? p.beta : T(0));
 }
 
 template <typename T>
