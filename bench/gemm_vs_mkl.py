@@ -20,6 +20,12 @@ back-to-back alternation measured whichever library ran second on a contended ma
 The step rows run ``repeats`` products inside one ``_C.gemm_packed`` call (B packed once per
 call, amortised); torch's rows are one ``torch.matmul(..., out=)`` per product.
 
+Each product is checked, before it is timed, against the float64 product computed by PyTorch,
+not by NumPy's matmul: NumPy's OpenBLAS leaves a thread spinning without yielding for 2^28 TSC
+ticks (about 100 ms here) after each threaded call, which took the second core from our pool's
+worker during the first timed calls (bench/RESULTS.md, session 14); PyTorch's threads, which
+spin too, are the ones the settle already waits for.
+
 Our products run on the package's own thread pool (the default: this script does not import
 ``rnnfast.torch``, which would move them to PyTorch's OpenMP threads); ``--pools`` times them on
 both, alternating with MKL, and adds the OpenMP threads' time and ratio to each row.
@@ -86,6 +92,12 @@ def operands(kind, M, N, K, rng):
     return a, b, a_op, b_op
 
 
+def reference(a_op, b_op):
+    """op(A) op(B) and |op(A)| |op(B)| in float64 (PyTorch's, see the top of this file)."""
+    a64, b64 = torch.from_numpy(a_op).double(), torch.from_numpy(b_op).double()
+    return (a64 @ b64).numpy(), (a64.abs() @ b64.abs()).numpy()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -139,8 +151,7 @@ def main():
 
         got = _C.gemm_packed(a, b, trans_b=kind == "packed_t") if kind.startswith("packed") \
             else _C.gemm(a, b, trans_a=kind == "tn", trans_b=kind == "nt")
-        want = a_op.astype(np.float64) @ b_op.astype(np.float64)
-        scale = np.abs(a_op).astype(np.float64) @ np.abs(b_op).astype(np.float64)
+        want, scale = reference(a_op, b_op)
         assert np.all(np.abs(got - want) <= (K + 4) * np.finfo(np.float32).eps * scale), what
         # (key, our products' pool, function)
         timed = [("ours", "rnnfast", ours), ("mkl", "rnnfast", mkl)]

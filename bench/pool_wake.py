@@ -22,6 +22,12 @@ wake-up cost, whatever their wall time. (The caller's CPU time also holds its wa
 worker's chunk: at most the pool's spin, 60 us, before it sleeps. On the OpenMP threads the
 caller spins at the runtime's barrier for as long as the other thread runs, so this count says
 nothing there: the script runs on the own pool only.)
+
+NumPy's OpenBLAS is held to one thread (``OPENBLAS_NUM_THREADS=1`` unless set): this script
+makes no BLAS call, but OpenBLAS starts its threads when NumPy is imported, and each spins
+without yielding for 2^28 TSC ticks (about 100 ms here) before it sleeps, as after every threaded
+call: on 2 cores it took the second one from our worker during the first calls (96 x 500 x 64
+back to back: 40 of 40 calls late with it, 1 of 40 without; bench/RESULTS.md, session 14).
 """
 import argparse
 import os
@@ -34,6 +40,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _env  # noqa: E402
 
 _env.use_inplace_build()
+if __name__ == "__main__":  # before NumPy loads OpenBLAS (see above); not for an importer
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
