@@ -13,7 +13,9 @@
 // results do not depend on it).
 // Idle threads spin on the ticket for kSpin (without yielding their core unless the pool has
 // more threads than CPUs), then sleep on a condition variable; whoever changes the state wakes
-// sleepers only if there are any, so the hot path makes no system call.
+// sleepers only if there are any, so the hot path makes no system call. A caller whose chunks
+// are done waits for those still running elsewhere by spinning for kSpin or a quarter of the
+// call's time so far, whichever is longer, before it sleeps too.
 //
 // OpenMP. A region is one GOMP_parallel(region, job, nc, 0) of the runtime found loaded in the
 // process (looked up by dlopen(RTLD_NOLOAD) + dlsym: nothing links against OpenMP). Thread t of
@@ -77,10 +79,10 @@ constexpr auto kSpin = std::chrono::microseconds(60);
 using detail::cpu_relax;
 using detail::kPauseSpin;
 
-// Spins until pred() holds or kSpin has passed (yielding between checks after kPauseSpin when
+// Spins until pred() holds or `limit` has passed (yielding between checks after kPauseSpin when
 // `yield`); returns pred()'s last value.
 template <class Pred>
-bool spin_until(Pred pred, bool yield) {
+bool spin_until(Pred pred, bool yield, Clock::duration limit = kSpin) {
   const auto start = Clock::now();
   for (;;) {
     for (int i = 0; i < 16; ++i) {
@@ -88,7 +90,7 @@ bool spin_until(Pred pred, bool yield) {
       cpu_relax();
     }
     const auto spent = Clock::now() - start;
-    if (spent > kSpin) return pred();
+    if (spent > limit) return pred();
     if (yield && spent > kPauseSpin) std::this_thread::yield();
   }
 }
@@ -191,13 +193,22 @@ class Pool {
     const std::uint32_t gen = next_generation();
     for (int c = 0; c < nc; ++c) slots_[c].store(open_slot(gen), std::memory_order_relaxed);
     pending_.store(nc, std::memory_order_relaxed);
+    const auto start = Clock::now();
     publish(gen, nc);
     {
       InRegion region;
       take_chunks(0, nc, gen);
     }
+    // Every chunk is taken now: the caller waits for chunks other threads are running. It spins
+    // for kSpin, or for a quarter of the time the call has taken so far when that is longer, and
+    // then sleeps. A worker woken for the call starts 20-60 us after it began (more on an idle
+    // machine, whose halted virtual CPUs wake slowly), so in a product of a few ms it ends that
+    // much after the caller; a caller asleep by then pays a second wake-up, its own, where
+    // OpenMP's caller spins at its barrier (bench/RESULTS.md, session 14). The spin costs at most
+    // a quarter of the call's time in CPU, and only while another thread is late.
+    const auto patience = std::max<Clock::duration>(kSpin, (Clock::now() - start) / 4);
     if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; },
-                    oversubscribed_)) {
+                    oversubscribed_, patience)) {
       std::unique_lock<std::mutex> lock(mu_);
       owner_sleeping_.store(true);
       done_cv_.wait(lock, [this] { return pending_.load() == 0; });
