@@ -4,8 +4,8 @@
 // |x| <= 20 and 4e-7 down to x = -87, past which it is 0; tanh within 1.2e-7 absolute); double
 // uses the C library (accurate to the last bits). Translation units built for AVX-512 also get
 // act::v16::activate, the same float functions on 16 lanes written with intrinsics (the LSTM
-// step's), several at once: the same accuracy and the same answers for ±inf, ±1e30 and NaN
-// (tests/test_lstm_gate_accuracy.py; bench/RESULTS.md).
+// step's), several at once, with the same values bit for bit (tests/test_lstm_gate_accuracy.py,
+// bench/RESULTS.md).
 //
 // Included by the instruction-set translation units: everything here has internal linkage
 // (anonymous namespace), so no copy compiled with AVX flags can be picked for another TU.
@@ -103,59 +103,65 @@ using vec = __m512;
 
 // x[s] replaced by sigmoid(x[s]), or by tanh(x[s]) where bit s of TanhBits is set: N
 // independent nonlinearities computed stage by stage, each stage over all N before the next, so
-// that their chains (some 50 cycles each) are in flight together. e^-a as exp_neg_k<1> (tanh:
-// of a = 2 |x|, exactly twice): the same reduction and polynomial, then p 2^n in one vscalefps
-// (n is an integer), 0 past a = 87 (NaN compares unordered: kept). Then one division, num / d
-// with d = 1 + e: the divider is a unit of its own, where vrcp14ps and a Newton step (four
-// operations) would load the FMA pipes that bound this code (bench/RESULTS.md).
+// that their chains (some 50 cycles each) are in flight together. The operations of the scalar
+// functions above as the compiler vectorises them, in the same order and roundings, so that the
+// values are theirs bit for bit: e^(-k a) as exp_neg_k<k> (k = 2 for tanh), its p 2^n in one
+// vscalefps (n is an integer: the same product as p times the float 2^n); then one division
+// (the divider is a unit of its own; vrcp14ps and a Newton step would load the FMA pipes that
+// bound this code: bench/RESULTS.md).
 template <int N, unsigned TanhBits>
 [[gnu::always_inline]] inline void activate(vec (&x)[N]) {
   constexpr auto is_tanh = [](int s) { return ((TanhBits >> s) & 1u) != 0; };
+  // exp_neg_k's constants for k = 1 (sigmoid) or 2 (tanh)
+  constexpr auto k_of = [](int s) { return ((TanhBits >> s) & 1u) != 0 ? 2 : 1; };
+  constexpr auto coef = [](int k, int j) {  // kExpPoly[j - 1] times (-k)^j, exact
+    float c = j == 0 ? 1.0f : kExpPoly[j - 1];
+    for (int i = 0; i < j; ++i) c *= -static_cast<float>(k);
+    return c;
+  };
   const vec one = set1(1.0f), shifter = set1(12582912.0f);
   vec a[N], n[N], u[N], p[N], e[N];
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) {
-    a[s] = _mm512_abs_ps(x[s]);
-    if (is_tanh(s)) a[s] = _mm512_add_ps(a[s], a[s]);
-  }
+  for (int s = 0; s < N; ++s) a[s] = _mm512_abs_ps(x[s]);
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) n[s] = _mm512_fmadd_ps(a[s], set1(-1.44269504088896341f), shifter);
+  for (int s = 0; s < N; ++s)
+    n[s] = _mm512_fmadd_ps(a[s], set1(-1.44269504088896341f * k_of(s)), shifter);
 #pragma GCC unroll 16
   for (int s = 0; s < N; ++s) n[s] = _mm512_sub_ps(n[s], shifter);
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) u[s] = _mm512_fmadd_ps(n[s], set1(0.693147180559945309f), a[s]);
-  // the polynomial of exp_neg_k<1>: coefficients times (-1)^j
+  for (int s = 0; s < N; ++s)
+    u[s] = _mm512_fmadd_ps(n[s], set1(0.693147180559945309f / k_of(s)), a[s]);
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) p[s] = _mm512_fmadd_ps(set1(-kExpPoly[4]), u[s], set1(kExpPoly[3]));
+  for (int s = 0; s < N; ++s)
+    p[s] = _mm512_fmadd_ps(set1(coef(k_of(s), 5)), u[s], set1(coef(k_of(s), 4)));
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) p[s] = _mm512_fmadd_ps(p[s], u[s], set1(-kExpPoly[2]));
+  for (int s = 0; s < N; ++s) p[s] = _mm512_fmadd_ps(p[s], u[s], set1(coef(k_of(s), 3)));
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) p[s] = _mm512_fmadd_ps(p[s], u[s], set1(kExpPoly[1]));
+  for (int s = 0; s < N; ++s) p[s] = _mm512_fmadd_ps(p[s], u[s], set1(coef(k_of(s), 2)));
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) p[s] = _mm512_fmadd_ps(p[s], u[s], set1(-kExpPoly[0]));
+  for (int s = 0; s < N; ++s) p[s] = _mm512_fmadd_ps(p[s], u[s], set1(coef(k_of(s), 1)));
 #pragma GCC unroll 16
   for (int s = 0; s < N; ++s) p[s] = _mm512_fmadd_ps(p[s], u[s], one);
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) {
-    const __mmask16 below = _mm512_cmp_ps_mask(a[s], set1(87.0f), _CMP_NGT_UQ);
+  for (int s = 0; s < N; ++s) {  // 0 past k a = 87 (NaN compares unordered: kept)
+    const __mmask16 below =
+        _mm512_cmp_ps_mask(a[s], set1(87.0f / static_cast<float>(k_of(s))), _CMP_NGT_UQ);
     e[s] = _mm512_maskz_scalef_ps(below, p[s], n[s]);
   }
-  vec num[N], t[N];
+  vec t[N];
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) {
-    if (is_tanh(s))
-      num[s] = _mm512_sub_ps(one, e[s]);  // tanh |x| = (1 - e) / (1 + e)
-    else  // x < 0 (its sign bit; -0 gives 1/2 either way): e / (1 + e), else 1 / (1 + e)
-      num[s] = _mm512_mask_mov_ps(one, _mm512_movepi32_mask(_mm512_castps_si512(x[s])), e[s]);
-  }
-#pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) t[s] = _mm512_div_ps(num[s], _mm512_add_ps(one, e[s]));
+  for (int s = 0; s < N; ++s)  // tanh |x| = (1 - e) / (1 + e); sigmoid's 1 / (1 + e)
+    t[s] = _mm512_div_ps(is_tanh(s) ? _mm512_sub_ps(one, e[s]) : one, _mm512_add_ps(one, e[s]));
   const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
 #pragma GCC unroll 16
-  for (int s = 0; s < N; ++s) {  // tanh: the sign bit from x, the rest from t (0xD8: C ? B : A)
-    const __m512i bits = _mm512_ternarylogic_epi32(_mm512_castps_si512(t[s]),
-                                                   _mm512_castps_si512(x[s]), sign, 0xD8);
-    x[s] = is_tanh(s) ? _mm512_castsi512_ps(bits) : t[s];
+  for (int s = 0; s < N; ++s) {
+    if (is_tanh(s)) {  // the sign bit from x, the rest from t (0xD8: C ? B : A)
+      x[s] = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(t[s]),
+                                                           _mm512_castps_si512(x[s]), sign, 0xD8));
+    } else {  // sigmoid: (x >= 0 ? 1 : e) / (1 + e)
+      const __mmask16 nonneg = _mm512_cmp_ps_mask(x[s], _mm512_setzero_ps(), _CMP_GE_OQ);
+      x[s] = _mm512_mul_ps(_mm512_mask_mov_ps(e[s], nonneg, one), t[s]);
+    }
   }
 }
 
