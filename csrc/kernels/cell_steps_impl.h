@@ -33,16 +33,141 @@ void rnn_step(bool relu, index_t n, index_t, index_t, T* __restrict g, const T* 
   }
 }
 
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__)
+// lstm_cell (below) in float on 16 lanes (act::v16), software-pipelined by vectors of 16
+// units: the iteration of vector q computes the gates i, f, g (and o) of vector q and tanh(c)
+// (and, with peepholes, o) of vector q - 1, five independent nonlinearities in flight together
+// where one vector alone has a chain of two (the gates, then tanh of the c they give); the
+// first iteration has no vector q - 1, the last (q = vectors) no vector q. The last n % 16
+// units are masked lanes; every unit gets the same operations wherever it sits, so the values
+// do not depend on how the units are split (threads, blocks). The AVX2 and portable builds
+// vectorise lstm_cell's loop as written.
+struct LstmV16 {
+  index_t n, gs, hs;
+  float* __restrict g;
+  const float* __restrict hg;
+  const float* __restrict bias;
+  const float* __restrict peep;
+  const float* __restrict hprev;
+  const float* __restrict mask_h;
+  const float* __restrict mask_c;
+  float rate;
+  float* __restrict h;
+  float* __restrict c;
+  float* __restrict h_next;
+  // carried from vector q - 1 to the next iteration: c_t and o (with peepholes, its
+  // pre-activation)
+  act::v16::vec c_prev, o_prev;
+
+  __mmask16 lanes(index_t q) const {
+    const index_t left = n - 16 * q;
+    return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+  }
+
+  template <bool Cur, bool Prev, bool Peep, bool Zone, bool Mask, bool Hg, bool Keep>
+  [[gnu::always_inline]] inline void iteration(index_t q) {
+    using act::v16::vec;
+    // slots: vector q's i, f, g (and o without peepholes), then vector q - 1's o (peepholes)
+    // and c_t, whose tanh
+    constexpr int NC = Cur ? (Peep ? 3 : 4) : 0, NP = Prev ? (Peep ? 2 : 1) : 0;
+    constexpr int N = NC + NP;
+    constexpr unsigned tanh_bits = (Cur ? 1u << 2 : 0u) | (Prev ? 1u << (N - 1) : 0u);
+    const index_t j = 16 * q;
+    const __mmask16 m = Cur ? lanes(q) : 0;
+    vec x[N];
+    vec cp = _mm512_setzero_ps(), o_pre = _mm512_setzero_ps();
+    if constexpr (Cur) {
+      auto ld = [&](const float* p) { return _mm512_maskz_loadu_ps(m, p + j); };
+      auto pre = [&](index_t k) {  // (g + hg) + bias, or g + bias, of gate k
+        const vec a = ld(g + k * gs);
+        return _mm512_add_ps(Hg ? _mm512_add_ps(a, ld(hg + k * hs)) : a, ld(bias + k * gs));
+      };
+      cp = ld(c);
+      x[0] = pre(0);
+      x[1] = pre(1);
+      x[2] = pre(2);
+      if constexpr (Peep) {
+        x[0] = _mm512_fmadd_ps(ld(peep), cp, x[0]);
+        x[1] = _mm512_fmadd_ps(ld(peep + gs), cp, x[1]);
+        o_pre = pre(3);
+      } else {
+        x[3] = pre(3);
+      }
+    }
+    if constexpr (Prev) {
+      if constexpr (Peep) x[NC] = o_prev;
+      x[N - 1] = c_prev;
+    }
+    act::v16::activate<N, tanh_bits>(x);
+    if constexpr (Prev) {  // vector q - 1: h = o tanh(c_t), zoneout's blend, o kept
+      const index_t jp = j - 16;
+      const __mmask16 mp = lanes(q - 1);
+      const vec o = Peep ? x[NC] : o_prev;
+      const vec hn = _mm512_mul_ps(o, x[N - 1]);
+      vec hz = hn;
+      if constexpr (Zone) {
+        const vec dh = Mask ? _mm512_maskz_loadu_ps(mp, mask_h + jp) : act::v16::set1(rate);
+        hz = _mm512_fmadd_ps(dh, _mm512_maskz_loadu_ps(mp, hprev + jp),
+                             _mm512_mul_ps(_mm512_sub_ps(act::v16::set1(1.0f), dh), hn));
+      }
+      _mm512_mask_storeu_ps(h + jp, mp, hz);
+      if constexpr (!Hg) _mm512_mask_storeu_ps(h_next + jp, mp, hz);
+      if constexpr (Keep) _mm512_mask_storeu_ps(g + 3 * gs + jp, mp, o);
+    }
+    if constexpr (Cur) {  // vector q: c_t, zoneout's blend of c, the gates kept
+      const vec i = x[0], f = x[1], gg = x[2];
+      const vec cn = _mm512_fmadd_ps(f, cp, _mm512_mul_ps(i, gg));
+      if constexpr (Zone) {
+        const vec dc = Mask ? _mm512_maskz_loadu_ps(m, mask_c + j) : act::v16::set1(rate);
+        _mm512_mask_storeu_ps(
+            c + j, m,
+            _mm512_fmadd_ps(dc, cp, _mm512_mul_ps(_mm512_sub_ps(act::v16::set1(1.0f), dc), cn)));
+      } else {
+        _mm512_mask_storeu_ps(c + j, m, cn);
+      }
+      if constexpr (Keep) {
+        _mm512_mask_storeu_ps(g + j, m, i);
+        _mm512_mask_storeu_ps(g + gs + j, m, f);
+        _mm512_mask_storeu_ps(g + 2 * gs + j, m, gg);
+      }
+      c_prev = cn;
+      if constexpr (Peep)
+        o_prev = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, peep + 2 * gs + j), cn, o_pre);
+      else
+        o_prev = x[3];
+    }
+  }
+
+  template <bool Peep, bool Zone, bool Mask, bool Hg, bool Keep>
+  void run() {
+    const index_t vectors = (n + 15) / 16;
+    if (vectors == 0) return;
+    iteration<true, false, Peep, Zone, Mask, Hg, Keep>(0);
+    for (index_t q = 1; q < vectors; ++q) iteration<true, true, Peep, Zone, Mask, Hg, Keep>(q);
+    iteration<false, true, Peep, Zone, Mask, Hg, Keep>(vectors);
+  }
+};
+#endif
+
 // The LSTM step of every option: Peep (peepholes: i and f see c_{t-1} * p, o sees c_t * p_o),
 // Zone (zoneout after the step, Mask: its d per unit from the masks, else the constant rate),
 // Hg (the recurrent product apart in hg, else merged into g, and h also written to h_next),
 // Keep (the activated gates written to g).
+
 template <typename T, bool Peep, bool Zone, bool Mask, bool Hg, bool Keep = true>
 inline void lstm_cell(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
                       const T* __restrict bias, const T* __restrict peep,
                       const T* __restrict hprev, const T* __restrict mask_h,
                       const T* __restrict mask_c, T rate, T* __restrict h, T* __restrict c,
                       T* __restrict h_next) {
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>) {
+    LstmV16 cell{n, gs, hs, g, hg, bias, peep, hprev, mask_h, mask_c, rate, h, c, h_next,
+                 _mm512_setzero_ps(), _mm512_setzero_ps()};
+    cell.run<Peep, Zone, Mask, Hg, Keep>();
+    return;
+  }
+#endif
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < n; ++j) {
     const T cp = c[j];

@@ -595,11 +595,30 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
       w.round_ahead(hr_a, b1 - b0, 0, H, hp + b0 * H, H);
     }
     index_t step = 0;
+    const index_t n_steps = s.steps();
+    // merged: x of the step after this one, sequence b, into the next operand beside h (its
+    // rows are not read by this step's product): copied in the gate pass of the step's first
+    // block, where its loads run beside the gate math's arithmetic, the next sequence's row
+    // prefetched meanwhile (copied apart before each product, from memory, it took 3% of
+    // T=100 B=32 I=H=128: bench/RESULTS.md).
+    auto next_inputs = [&](index_t b) {
+      const index_t next = step + 1;
+      if (next >= n_steps) return;
+      if (b + 1 < b1 && s.active(next, b + 1)) {
+        const char* row = reinterpret_cast<const char*>(
+            proj.x + s.row(s.time_of(next, b + 1), b + 1) * I);
+        for (index_t off = 0; off < I * index_t(sizeof(T)); off += 64)
+          __builtin_prefetch(row + off);
+      }
+      if (s.active(next, b))
+        std::memcpy(xhn + b * K, proj.x + s.row(s.time_of(next, b), b) * I, sizeof(T) * I);
+    };
 
     // The gate math of block q for every sequence, from its GEMM tile in hg.
     auto gates = [&](index_t q) {
       const index_t j0 = q * w.hb, n = std::min(w.hb, H - j0), size = sizeof(T) * n;
       for (index_t b = b0; b < b1; ++b) {
+        if (merged && q == 0) next_inputs(b);
         const T* hpb = hp + b * H + j0;
         T* hnb = hn + b * H + j0;
         if (!s.active(step, b)) {
@@ -674,11 +693,11 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         w.product(b1 - b0, hp + b0 * H, q0, q1, hg.data() + b0 * N);
       for (index_t q = q0; q < q1; ++q) gates(q);
     };
-    for (const index_t n_steps = s.steps(); step < n_steps; ++step) {
+    for (index_t b = b0; merged && n_steps > 0 && b < b1; ++b)  // the first step's inputs
+      if (s.active(0, b))
+        std::memcpy(xhp + b * K, proj.x + s.row(s.time_of(0, b), b) * I, sizeof(T) * I);
+    for (; step < n_steps; ++step) {
       if (state_in_y) hn = step_rows(step);
-      for (index_t b = b0; merged && b < b1; ++b)  // the step's inputs beside h
-        if (s.active(step, b))
-          std::memcpy(xhp + b * K, proj.x + s.row(s.time_of(step, b), b) * I, sizeof(T) * I);
       local.prepare(step);
       if (by_blocks) blocked.begin(step);
       if (share_steps)
