@@ -42,6 +42,20 @@ faulted in again), after checking that the two give the same losses.
 
     python bench/conv_cpu_time.py embedding --rounds 5 --threads 2
 
+``memory``: the IMDB example's model trained in child processes, alternating with and without
+the training loops' NumPy memory handler (``rnnfast.models.training.array_memory``; "without":
+NumPy's own allocator, as before it), ``--epochs`` calls of ``fit(epochs=1)`` each (one scope per
+epoch, as ``epochs_vs_keras.py`` calls it), after one warm-up epoch: per epoch, process CPU
+seconds and minor page faults (``getrusage``). Separate processes, since whether the C library's
+heap hands the freed blocks back to the system depends on the process's allocation history.
+
+    python bench/conv_cpu_time.py memory --rounds 4 --epochs 3 --threads 2
+    KERAS_BACKEND=torch python bench/conv_cpu_time.py memory --rounds 4 --keras 1000
+
+``--keras N``: before each epoch, an epoch of the Keras twin (``epochs_vs_keras.py``'s) on the
+first N samples, whose allocations change the C library's heap between the rnnfast epochs as in
+that benchmark (needs keras).
+
 Needs torch.
 """
 import argparse
@@ -328,16 +342,82 @@ def embedding(rounds, samples=8000):
     return {names[fuse]: min(c for c, _ in rs) for fuse, rs in runs.items()}
 
 
+def memory_child(epochs, use_handler, keras_samples):
+    import contextlib
+    import json
+    import resource
+
+    import imdb_sentiment as ex
+    from rnnfast.models import training
+
+    if not use_handler:
+        training.array_memory = contextlib.nullcontext
+    (x, y), _, _ = ex.load_data(samples=8000)
+    model = ex.build_model()
+    twin = None
+    if keras_samples:
+        import epochs_vs_keras
+        from epochs_vs_torch import IMDB
+
+        case = IMDB(ex, False, 0)
+        case.model = model
+        twin = epochs_vs_keras.keras_twin(case)
+    model.fit(x, y, batch_size=100, epochs=1, verbose=0)  # warm-up
+    out = []
+    for _ in range(epochs):
+        if twin is not None:  # the Keras twin's allocations between the epochs, as in the bench
+            twin.fit(x[:keras_samples], y[:keras_samples], batch_size=100, epochs=1, verbose=0)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        start = time.process_time()
+        model.fit(x, y, batch_size=100, epochs=1, verbose=0)
+        out.append((time.process_time() - start,
+                    resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
+    print(json.dumps(out))
+
+
+def memory(rounds, epochs, threads, keras_samples):
+    import json
+    import subprocess
+
+    runs = {True: [], False: []}
+    for _ in range(rounds):
+        for use in (True, False):
+            cmd = [sys.executable, __file__, "memory-child", "--epochs", str(epochs),
+                   "--threads", str(threads), "--keras", str(keras_samples)] + \
+                ([] if use else ["--no-handler"])
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            runs[use].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print(f"IMDB model, 6400 samples, batch 100, {threads} thread(s), {rounds} processes each "
+          f"(alternating), {epochs} fit(epochs=1) calls after a warm-up"
+          + (f", each after a Keras twin's epoch on {keras_samples} samples" if keras_samples
+             else "") + "\n"
+          "| NumPy memory | min CPU s/epoch | median CPU s/epoch | page faults per epoch, "
+          "each process |\n|---|---:|---:|---|")
+    names = {True: "training loops' handler", False: "NumPy's allocator"}
+    for use, procs in runs.items():
+        cpu = sorted(c for proc in procs for c, _ in proc)
+        faults = " / ".join(" ".join(str(f) for _, f in proc) for proc in procs)
+        print(f"| {names[use]} | {cpu[0]:.3f} | {cpu[len(cpu) // 2]:.3f} | {faults} |")
+    return runs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["shapes", "products", "wavenet", "pooled",
-                                         "functional", "embedding"])
+                                         "functional", "embedding", "memory", "memory-child"])
+    parser.add_argument("--epochs", type=int, default=3, help="memory: epochs per process")
+    parser.add_argument("--keras", type=int, default=0,
+                        help="memory: a Keras twin's epoch on this many samples before each "
+                             "(KERAS_BACKEND=torch)")
+    parser.add_argument("--no-handler", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sequences", type=int, default=4, help="wavenet: sequences per epoch")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     rnnfast.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
+    if args.what == "memory-child":
+        return memory_child(args.epochs, not args.no_handler, args.keras)
     print(f"threads {args.threads}, isa {rnnfast.active_isa()}")
     if args.what == "shapes":
         shapes(args.rounds)
@@ -349,6 +429,8 @@ def main(argv=None):
         functional(args.rounds)
     elif args.what == "embedding":
         embedding(args.rounds)
+    elif args.what == "memory":
+        memory(args.rounds, args.epochs, args.threads, args.keras)
     else:
         wavenet(args.sequences, args.rounds)
 

@@ -1392,6 +1392,39 @@ def recurrent_masks_case(rng):
     return "recurrent_masks", call, expect or Ok(check)
 
 
+def array_memory_case(rng):
+    """The training loops' NumPy memory handler: a scope opened and closed (arrays allocated,
+    freed and resized inside it), or a bad argument."""
+    kind = int(rng.integers(4))
+    if kind == 0:
+        return "_array_memory_enter", lambda: _C._array_memory_enter(1), \
+            incompatible("_array_memory_enter")
+    if kind == 1:
+        value = JUNK[rng.integers(1, len(JUNK))]
+        return "_array_memory_exit", lambda: _C._array_memory_exit(value), \
+            Err(TypeError, "previous: expected what _array_memory_enter() returned")
+    n = int(rng.choice([1, 1000, 70_000, 300_000, 1_100_000]))
+
+    def scope():
+        previous = _C._array_memory_enter()
+        try:
+            a = np.full(n, 3.0, np.float32)
+            b = np.zeros(n, np.float32)
+            del a
+            c = np.ones(n, np.float32)
+            c.resize(n * 2 + 1, refcheck=False)
+            stats = _C._array_memory_stats()
+        finally:
+            _C._array_memory_exit(previous)
+        return b, c, stats
+
+    def check(result):
+        b, c, stats = result
+        assert not b.any() and (c[:n] == 1).all() and not c[n:].any(), "_array_memory: values"
+        assert stats["scopes"] >= 1 and stats["idle_bytes"] <= stats["max_idle_bytes"]
+    return "_array_memory_enter", scope, Ok(check)
+
+
 def no_argument_case(name):
     def make(rng):
         fn = getattr(_C, name)
@@ -1432,9 +1465,12 @@ CASES = {
     "_set_small_batch_enabled": small_batch_case,
     "_set_small_batch_split": small_batch_split_case,
     "parallel_for_chunks": chunks_case,
+    "_array_memory_enter": array_memory_case,
+    "_array_memory_exit": array_memory_case,
     **{name: no_argument_case(name) for name in
        ("get_num_threads", "active_isa", "supported_isas", "build_info", "get_thread_pool",
-        "loaded_openmp_runtimes", "use_own_pool", "active_bf16_isa", "supported_bf16_isas")},
+        "loaded_openmp_runtimes", "use_own_pool", "active_bf16_isa", "supported_bf16_isas",
+        "_array_memory_stats")},
 }
 
 

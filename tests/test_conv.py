@@ -461,6 +461,9 @@ POOL_CASES = [
     (1, 1, 1, 1, 1, {}, 1, {}),                      # T = 1, B = 1
     (2, 40, 33, 19, 4, {}, 3, {}),                   # odd sizes, a partial window dropped
     (4, 30, 17, 33, 5, {}, 4, {}),                   # the IMDB shape, smaller
+    (2, 12, 64, 5, 4, {}, 2, {}),                    # kernel * c_in * 4 B = 1 KiB (float32)
+    (2, 13, 32, 6, 4, {}, 3, {}),                    # 1 KiB in float64, 512 B in float32
+    (2, 11, 16, 5, 5, {}, 2, {}),                    # 320 B: whole cache lines, no padding
     (3, 23, 6, 5, 3, {"stride": 2}, 2, {}),
     (2, 21, 4, 9, 2, {}, 3, {"stride": 1}),          # overlapping windows accumulate
     (2, 19, 4, 9, 3, {}, 4, {"padding": "same"}),    # the pool's padding never wins

@@ -13,5 +13,6 @@ void bind_optimizer(Entries& m);   // optimizer.cc: Adam update, sum of squares 
 void bind_embedding(Entries& m);   // embedding.cc: the embedding gradient (scatter-add)
 void bind_dropout(Entries& m);     // dropout.cc: inverted dropout, counter-based masks
 void bind_masks(Entries& m);       // masks.cc: zoneout and recurrent dropout masks
+void bind_array_memory(Entries& m);  // array_memory.cc: NumPy's memory during training loops
 
 }  // namespace rnnfast::bindings

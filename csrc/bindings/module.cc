@@ -14,4 +14,5 @@ PYBIND11_MODULE(_C, m) {
   rnnfast::bindings::bind_embedding(entries);
   rnnfast::bindings::bind_dropout(entries);
   rnnfast::bindings::bind_masks(entries);
+  rnnfast::bindings::bind_array_memory(entries);
 }

@@ -739,13 +739,14 @@ bool pooled_route(const Conv1dShape& s, const Pool1dShape& p) {
 }
 
 // One sequence's nonzero gradients as the lists of conv1d_pooled.h: by channel (off: the
-// patch's first value in the sequence) and by output step (off: the channel's row of wt).
+// patch's first value in the sequence) and by output step (off: the channel's row of wt, rows
+// wt_stride values apart).
 template <typename T>
 struct WinnerLists {
   std::vector<index_t> by_channel_start, by_channel_off, by_step_start, by_step_off;
   std::vector<T> by_channel_g, by_step_g;
 
-  void build(index_t np, index_t Co, index_t l_out, index_t step, index_t KC,
+  void build(index_t np, index_t Co, index_t l_out, index_t step, index_t wt_stride,
              const index_t* arg, const T* g) {
     by_channel_start.assign(static_cast<std::size_t>(Co + 1), 0);
     by_step_start.assign(static_cast<std::size_t>(l_out + 1), 0);
@@ -771,7 +772,7 @@ struct WinnerLists {
         const index_t t = arg[j * Co + n];
         by_channel_off[cn[n]] = t * step;
         by_channel_g[cn[n]++] = v;
-        by_step_off[ct[t]] = n * KC;
+        by_step_off[ct[t]] = n * wt_stride;
         by_step_g[ct[t]++] = v;
       }
   }
@@ -781,6 +782,8 @@ struct WinnerLists {
 // gathers add into them (IMDB: 4 x 128 KB; 16, weight_and_bias_grad's count, made 2 MB and the
 // call 8% slower), and still two per thread on two cores.
 constexpr index_t kPooledAccumulators = 4;
+// wt's rows in the winners-only backward start on cache lines (below).
+constexpr index_t kWtAlign = 64;
 
 // The winners-only backward; false (outputs partly written) when x or w is not all finite.
 // Sequences are split between a fixed number of weight accumulators (kPooledAccumulators, at
@@ -792,10 +795,16 @@ bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* 
   const index_t B = s.batch, L = s.length, Ci = s.c_in, Co = s.c_out, K = s.kernel;
   const index_t KC = K * Ci, size = Co * KC, np = p.l_out, step = s.stride * Ci;
   if (!all_finite(size, w)) return false;
-  Buffer<T> wt(size);  // wt[n][k * Ci + c] = w[n][c][k]
+  // wt[n][k * Ci + c] = w[n][c][k], rows a whole number of cache lines apart (padding unread):
+  // every block the dx gathers load from a row starts on a line; one line more when that
+  // would put the rows a multiple of 1 KiB apart (blocks of many rows in a few L1 sets)
+  index_t wt_bytes = (KC * index_t(sizeof(T)) + kWtAlign - 1) / kWtAlign * kWtAlign;
+  if (wt_bytes % 1024 == 0) wt_bytes += kWtAlign;
+  const index_t wt_stride = wt_bytes / index_t(sizeof(T));
+  Buffer<T> wt(Co * wt_stride);
   for (index_t n = 0; n < Co; ++n)
     for (index_t c = 0; c < Ci; ++c)
-      for (index_t k = 0; k < K; ++k) wt[n * KC + k * Ci + c] = w[(n * Ci + c) * K + k];
+      for (index_t k = 0; k < K; ++k) wt[n * wt_stride + k * Ci + c] = w[(n * Ci + c) * K + k];
   const index_t na = std::min(kPooledAccumulators, accumulator_count(B, size));
   Buffer<T> acc(na * size);
   acc.zero();
@@ -817,7 +826,7 @@ bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* 
           std::copy(d, d + np * Co, g.data());
         }
         if (db) bias_grad_rows(Co, g.data(), np, db_acc.data() + a * Co, group.data());
-        lists.build(np, Co, s.l_out, step, KC, arg + b * np * Co, g.data());
+        lists.build(np, Co, s.l_out, step, wt_stride, arg + b * np * Co, g.data());
         kernel.gather(Co, KC, KC, lists.by_channel_start.data(), lists.by_channel_off.data(),
                       lists.by_channel_g.data(), xs, acc.data() + a * size);
         T* dxs = dx + b * L * Ci;

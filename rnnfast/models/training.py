@@ -46,7 +46,7 @@ import time
 
 import numpy as np
 
-from rnnfast import losses, optim
+from rnnfast import _C, losses, optim
 from rnnfast.models import metrics as metrics_mod
 from rnnfast.models import optimizers as optimizers_mod
 from rnnfast.models import saving
@@ -498,6 +498,20 @@ def deferred_sigint():
 
 
 # loops --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def array_memory():
+    """The scope of a training loop's NumPy arrays: within it (in the calling thread's
+    context only), the large blocks of freed arrays are kept for the next arrays of their size
+    (``csrc/bindings/array_memory.cc``), so that every batch gets warm pages; the kept blocks
+    are freed when the last such scope ends. Nothing is installed when the program set its own
+    NumPy memory handler."""
+    previous = _C._array_memory_enter()
+    try:
+        yield
+    finally:
+        _C._array_memory_exit(previous)
+
+
 def _epoch_line(epoch, epochs, seconds, steps, logs):
     stats = "".join(f" - {k}: {v:.4f}" for k, v in logs.items())
     return (f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s "
@@ -526,7 +540,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     cbs = CallbackList(callbacks, model, history.params)
     model.stop_training = False
     position = {"epoch": initial_epoch, "batch": 0, "in_step": False}
-    with deferred_sigint() as sigint:
+    with deferred_sigint() as sigint, array_memory():
         try:
             model._initial_epoch = None
             cbs.call("on_train_begin", {})
@@ -616,7 +630,8 @@ def evaluate(model, x, y, batch_size, verbose, return_dict, sample_weight=None):
         raise ValueError("x: expected at least one sample, got 0")
     w = _check_all(model, x, y, w)
     bar = Progbar(-(-len(x[0]) // batch_size), enabled=None if verbose else False)
-    logs = _evaluate_arrays(model, x, y, w, batch_size, bar=bar)
+    with array_memory():
+        logs = _evaluate_arrays(model, x, y, w, batch_size, bar=bar)
     bar.finish(list(logs.items()))
     if return_dict:
         return logs
@@ -635,13 +650,14 @@ def predict(model, x, batch_size, verbose):
     model.eval()
     n = len(xs[0])
     try:
-        steps = -(-n // batch_size)
-        bar = Progbar(steps, enabled=None if verbose else False)
-        outputs = []
-        for b, sl in enumerate(_batches(n, batch_size)):
-            outputs.append(model._engine_forward(_take(xs, sl)))
-            bar.update(b + 1)
-        bar.finish()
+        with array_memory():
+            steps = -(-n // batch_size)
+            bar = Progbar(steps, enabled=None if verbose else False)
+            outputs = []
+            for b, sl in enumerate(_batches(n, batch_size)):
+                outputs.append(model._engine_forward(_take(xs, sl)))
+                bar.update(b + 1)
+            bar.finish()
     finally:
         for module, mode in saved:
             object.__setattr__(module, "training", mode)
