@@ -10,6 +10,7 @@ all True), concatenated along the time axis when ``Concatenate`` joins on it.
 """
 import numpy as np
 
+from rnnfast import _C
 from rnnfast.nn.module import KerasWeightless, Module, as_float_input, check_grad
 from rnnfast.nn.serialization import register_layers
 
@@ -266,7 +267,9 @@ class Dot(Merge):
         b3 = np.moveaxis(b, ax[1], 1)
         a3 = a3 if a3.ndim == 3 else a3[:, None, :]
         b3 = b3 if b3.ndim == 3 else b3[:, :, None]
-        y = np.matmul(a3, b3)
+        # the package's GEMM, not NumPy's BLAS (whose threads keep spinning on the cores after
+        # a threaded call, bench/RESULTS.md session 14)
+        y = _C.gemm_batched(a3, b3)
         out_shape = [len(a)] + ([a3.shape[1]] if a.ndim == 3 else []) + \
             ([b3.shape[2]] if b.ndim == 3 else [])
         if len(out_shape) == 1:
@@ -278,8 +281,8 @@ class Dot(Merge):
     def backward(self, dy):
         a3, b3, ax, a_shape, b_shape, norms, y_shape = self._saved()
         dy = check_grad(dy, "dy", y_shape, a3.dtype).reshape(len(a3), a3.shape[1], b3.shape[2])
-        da3 = np.matmul(dy, np.swapaxes(b3, 1, 2))
-        db3 = np.matmul(np.swapaxes(a3, 1, 2), dy)
+        da3 = _C.gemm_batched(dy, b3, trans_b=True)
+        db3 = _C.gemm_batched(a3, dy, trans_a=True)
         da = np.moveaxis(da3 if len(a_shape) == 3 else da3[:, 0, :], -1, ax[0])
         db = np.moveaxis(db3 if len(b_shape) == 3 else db3[:, :, 0], 1, ax[1])
         if norms is not None:
