@@ -31,6 +31,12 @@ SHAPES = [
     # (both ways), over blocks of steps: two groups of 8 and 9 sequences, 14 steps (126 rows)
     # per block, the last block a single step
     ("lstm", {}, 29, 17, 6, 23, {}),
+    # and multiply each block by slabs of the columns of [x | h_prev] (four GEMM panels: 64 or
+    # 128 columns): I + H past one slab and not a multiple of it; blocks of one step of 260
+    # sequences (a group past the 128 rows of a block)
+    ("lstm", {}, 11, 17, 70, 75, {}),
+    ("rnn", {"nonlinearity": "tanh"}, 7, 16, 90, 61, {}),
+    ("lstm", {}, 3, 520, 5, 130, {}),
 ]
 LAYOUTS = [(False, False), (True, False), (False, True), (True, True)]  # (batch_first, reverse)
 

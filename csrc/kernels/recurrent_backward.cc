@@ -174,13 +174,15 @@ inline void prefetch_step_inputs(const SeqShape& s, const RecurrentWorkspace<T>&
 // runs through every step on one thread, and its gate gradients of `block_steps` consecutive
 // steps (rows step by step, the group's sequences in order within a step) go to a ring of its
 // own; when a block is complete its rows are summed by columns and multiplied by their rows of
-// [x | h_prev] into the group's partial sums (one GEMM call per block, beta = 1 after the
-// first), while they are in L2. The caller adds the groups' partial sums in group order.
+// [x | h_prev] into the group's partial sums (GEMM calls by slabs of columns, beta = 1 after
+// the first block), while they are in L2. The caller adds the groups' partial sums in group
+// order.
 template <typename T>
 struct LoopWeights {
   index_t groups = 0;       // 0: dgx over all rows instead, the weight GEMMs after the loop
   index_t block_steps = 0;  // steps per block
   index_t ld = 0;           // of xh and dw: I + H rounded up to 16
+  index_t slab = 0;         // columns of [x | h_prev] per GEMM call (kLoopSlabPanels)
   const T* x = nullptr;     // [rows, I]
   const T* hprev = nullptr; // [rows, H]
   T* ring = nullptr;        // [groups][block_steps * group_max][G*H]
@@ -277,8 +279,10 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
       }
       if (lw.bias)
         column_sums_range(rows, 0, GH, ring, GH, lw.bias + grp * GH, !first_block);
-      gemm<T>(true, false, GH, n, rows, T(1), ring, GH, xh, lw.ld, first_block ? T(0) : T(1),
-              lw.dw + grp * GH * lw.ld, lw.ld, prec);
+      // By slabs of columns (lw.slab): the same values (the same chain per element).
+      for (index_t c0 = 0; c0 < n; c0 += lw.slab)
+        gemm<T>(true, false, GH, std::min(lw.slab, n - c0), rows, T(1), ring, GH, xh + c0,
+                lw.ld, first_block ? T(0) : T(1), lw.dw + grp * GH * lw.ld + c0, lw.ld, prec);
       first_block = false;
     };
 
@@ -519,6 +523,13 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* pe
 constexpr index_t kLoopGroups = 2;
 constexpr index_t kLoopBlockRows = 128;
 
+// A block's weight-gradient product by slabs of this many GEMM panels of columns of
+// [x | h_prev]: the GEMM then reads the block's gate gradients (its transposed A) in place
+// (gemm.cc, a_reading) instead of packing all of them for one product of a short depth: 1-2%
+// less of the backward's time at blocks of 128 to 2048 rows of 512 (AVX2: 3-8%;
+// bench/RESULTS.md, bwd session 14).
+constexpr index_t kLoopSlabPanels = 4;
+
 }  // namespace
 
 template <typename T>
@@ -551,6 +562,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     const index_t per = lw.group_max(B);
     lw.block_steps = std::max<index_t>(1, kLoopBlockRows / per);
     lw.ld = (I + H + 15) / 16 * 16;
+    lw.slab = kLoopSlabPanels * packed_panel_width<T>();
     lw.x = x;
     lw.hprev = ws.hprev.data();
     lw.ring = detail::fit(scratch->ring, lw.groups * lw.block_steps * per * GH);
