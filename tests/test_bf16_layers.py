@@ -281,8 +281,12 @@ def test_seed_model_trained_in_bfloat16_reaches_float32_accuracy():
     (x_train, y_train), (x_test, y_test), categories, _ = reuters_topics.load_data(
         samples=1500, seed=0)
     data = ((x_train, y_train), (x_test, y_test), categories)
-    f32 = [reuters_accuracy("float32", seed, data) for seed in range(3)]
-    bf16 = [reuters_accuracy("mixed_bfloat16", seed, data) for seed in range(3)]
+    # One seed's accuracy moves by up to ~0.1 with the last bits of any kernel (a change of
+    # summation order gives another training trajectory): compare the means of 8 seeds each,
+    # within 0.04 or three standard errors of their difference, whichever is larger.
+    f32 = [reuters_accuracy("float32", seed, data) for seed in range(8)]
+    bf16 = [reuters_accuracy("mixed_bfloat16", seed, data) for seed in range(8)]
     # chance is 1/46; 300 test articles: one seed's accuracy has a sampling noise of ~0.015
-    assert min(f32 + bf16) > 0.75, (f32, bf16)
-    assert abs(np.mean(bf16) - np.mean(f32)) <= 0.04, (f32, bf16)
+    assert np.mean(f32) > 0.75 and np.mean(bf16) > 0.75, (f32, bf16)
+    se = np.sqrt(np.var(f32, ddof=1) / len(f32) + np.var(bf16, ddof=1) / len(bf16))
+    assert abs(np.mean(bf16) - np.mean(f32)) <= max(0.04, 3 * se), (f32, bf16)
