@@ -153,7 +153,6 @@ struct LstmV16 {
 // Zone (zoneout after the step, Mask: its d per unit from the masks, else the constant rate),
 // Hg (the recurrent product apart in hg, else merged into g, and h also written to h_next),
 // Keep (the activated gates written to g).
-
 template <typename T, bool Peep, bool Zone, bool Mask, bool Hg, bool Keep = true>
 inline void lstm_cell(index_t n, index_t gs, index_t hs, T* __restrict g, const T* __restrict hg,
                       const T* __restrict bias, const T* __restrict peep,

@@ -596,6 +596,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     }
     index_t step = 0;
     const index_t n_steps = s.steps();
+    auto input_row = [&](index_t t, index_t b) { return proj.x + s.row(s.time_of(t, b), b) * I; };
     // merged: x of the step after this one, sequence b, into the next operand beside h (its
     // rows are not read by this step's product): copied in the gate pass of the step's first
     // block, where its loads run beside the gate math's arithmetic, the next sequence's row
@@ -605,13 +606,12 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
       const index_t next = step + 1;
       if (next >= n_steps) return;
       if (b + 1 < b1 && s.active(next, b + 1)) {
-        const char* row = reinterpret_cast<const char*>(
-            proj.x + s.row(s.time_of(next, b + 1), b + 1) * I);
+        const char* row = reinterpret_cast<const char*>(input_row(next, b + 1));
         for (index_t off = 0; off < I * index_t(sizeof(T)); off += 64)
           __builtin_prefetch(row + off);
       }
       if (s.active(next, b))
-        std::memcpy(xhn + b * K, proj.x + s.row(s.time_of(next, b), b) * I, sizeof(T) * I);
+        std::memcpy(xhn + b * K, input_row(next, b), sizeof(T) * I);
     };
 
     // The gate math of block q for every sequence, from its GEMM tile in hg.
@@ -695,7 +695,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     };
     for (index_t b = b0; merged && n_steps > 0 && b < b1; ++b)  // the first step's inputs
       if (s.active(0, b))
-        std::memcpy(xhp + b * K, proj.x + s.row(s.time_of(0, b), b) * I, sizeof(T) * I);
+        std::memcpy(xhp + b * K, input_row(0, b), sizeof(T) * I);
     for (; step < n_steps; ++step) {
       if (state_in_y) hn = step_rows(step);
       local.prepare(step);
