@@ -138,8 +138,11 @@ struct LstmV16 {
     }
   }
 
+  // Inlined into lstm_cell, so that the struct lives in registers: as a call on `this`, c_prev
+  // and o_prev went through memory at every vector and the pointers were reloaded (2-3% of
+  // the kernel; bench/RESULTS.md).
   template <bool Peep, bool Zone, bool Mask, bool Hg, bool Keep>
-  void run() {
+  [[gnu::always_inline]] inline void run() {
     const index_t vectors = (n + 15) / 16;
     if (vectors == 0) return;
     iteration<true, false, Peep, Zone, Mask, Hg, Keep>(0);
