@@ -199,7 +199,8 @@ struct LoopWeights {
 };
 
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
-// gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
+// gradient of h0 out (dh0 false: not asked for, and dh is left without the first step's
+// product, one product less); dc likewise (LSTM). The threads take disjoint sequences through every step
 // (detail::split_batch) or share each step by blocks of hidden units, as in the forward. The
 // cell C and its options (Peep: LSTM peepholes; Zone: zoneout; Drop: recurrent dropout, one
 // product per gate masked before it is added) are template parameters: no switch per row.
@@ -214,7 +215,7 @@ template <typename T, Cell C, bool Peep, bool Zone, bool Drop>
 bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
                   const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
                   const T* dy, T* dgx, T* dgh_n, T* dh, T* dc, PackedB<T>& whh,
-                  const T* w_ih, T* dx, PackedB<T>& wih, const LoopWeights<T>& lw,
+                  const T* w_ih, T* dx, PackedB<T>& wih, const LoopWeights<T>& lw, bool dh0,
                   Precision prec) {  // bf16: precision of the products
   constexpr index_t G = gate_count(C);
   const index_t B = s.B, H = s.H, GH = G * H;
@@ -378,13 +379,14 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
         }
       }
     }
-    if (prev) {
+    if (prev && dh0) {
       if constexpr (Drop)
         drop.add_products_cols(b0, b1 - b0, prev, lda, H, whh_k.gate, 0, H, tmp.data(), dh);
       else
         gemm_packed<T>(b1 - b0, prev, lda, whh, T(1), dh + b0 * H, H);
-      if (step_dx) gemm_packed<T>(b1 - b0, prev, lda, wih, T(0), dx + prev_row * I, dx_ld);
     }
+    if (prev && step_dx)
+      gemm_packed<T>(b1 - b0, prev, lda, wih, T(0), dx + prev_row * I, dx_ld);
   };
   if (lw.groups)
     parallel_for(lw.groups, 1, [&](index_t g0, index_t g1) {
@@ -615,7 +617,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
           dx_done = loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
                                  decltype(zone_c)::value, Drop>(
               s, w.w_hh, w.w_peephole, zone, drop, ws, dy, dgx, dgh_n, dh.data(), dc.data(),
-              scratch->whh, w.w_ih, g.x, scratch->wih, lw, w.precision);
+              scratch->whh, w.w_ih, g.x, scratch->wih, lw,
+              g.h0 != nullptr, w.precision);
           });
   });
   if (g.w_peephole && is_lstm && w.w_peephole)
