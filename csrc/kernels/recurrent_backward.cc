@@ -150,9 +150,8 @@ inline void prefetch_lines(const void* p, std::size_t bytes) {
 
 // The inputs of the gate gradients of units [j0, j0 + n) of row `row` (x's; wrow the
 // workspace's: the saved gates, the cell's extra state, h_prev for GRU; dy) and the lines of dgx
-// they will write, asked for in
-// L2 a step ahead: the forward wrote them long ago (no longer cached), and a block's lines sit
-// G*H apart, a stride the hardware prefetchers do not follow (perf: the gate math's time was
+// they will write, asked for in L2 a step ahead: the forward wrote them long ago (no longer
+// cached), and a block's lines sit G*H apart, a stride the hardware prefetchers do not follow (perf: the gate math's time was
 // mostly its first loads; bench/RESULTS.md). dgx null: the gate gradients go to a LoopWeights
 // ring, in cache.
 template <typename T, Cell C>
@@ -200,9 +199,9 @@ struct LoopWeights {
 
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
 // gradient of h0 out (dh0 false: not asked for, and dh is left without the first step's
-// product, one product less); dc likewise (LSTM). The threads take disjoint sequences through every step
-// (detail::split_batch) or share each step by blocks of hidden units, as in the forward. The
-// cell C and its options (Peep: LSTM peepholes; Zone: zoneout; Drop: recurrent dropout, one
+// product, one product less); dc likewise (LSTM). The threads take disjoint sequences through
+// every step (detail::split_batch) or share each step by blocks of hidden units, as in the
+// forward. The cell C and its options (Peep: LSTM peepholes; Zone: zoneout; Drop: recurrent dropout, one
 // product per gate masked before it is added) are template parameters: no switch per row.
 // dx (input gradient [rows, I], or null): when the loop reads dgx in place (below) and the
 // products are float32, each step's rows of dx = dgx W_ih are computed beside the step's
