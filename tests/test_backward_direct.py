@@ -162,3 +162,35 @@ def test_a_context_differentiated_again_gives_the_same_bits(shape, threads):
     for name in a:
         if a[name] is not None:
             np.testing.assert_array_equal(again[name], a[name], err_msg=name)
+
+
+# The LSTM of more than 8 sequences that merges its input projection into the step product keeps
+# its training workspace time-major whatever x's layout (RecurrentWorkspace::time_major): its
+# backward reads the saved gates and states by the workspace's rows and x, dy and the gradients by
+# x's. Batch-first ragged sequences, forward and reversed (steps at different times per
+# sequence), with peepholes or zoneout, with and without h0 (whose gradient, not asked for, skips
+# the loop's last product): the reference's values, the same bits at 1, 2 and 3 threads.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("extra", [{}, {"peephole": True}, {"zoneout": True}],
+                         ids=["plain", "peephole", "zoneout"])
+@pytest.mark.parametrize("h0", [True, False], ids=["h0", "no-h0"])
+def test_time_major_workspace_of_batch_first_sequences(dtype, extra, h0):
+    T, B, I, H = 7, 18, 6, 21
+    rng = np.random.default_rng(5)
+    for reverse, ragged in ((False, False), (False, True), (True, True)):
+        args, lens = make_inputs(rng, "lstm", T, B, I, H, dtype, batch_first=True, h0=h0,
+                                 lengths=ragged, peephole=extra.get("peephole", False))
+        options = dict(batch_first=True, reverse=reverse)
+        if ragged:
+            options["lengths"] = lens
+        if extra.get("zoneout"):
+            options["zoneout"] = 0.3
+            options["masks"] = {name: (rng.random((T, B, H)) < 0.4).astype(dtype)
+                                for name in ("zoneout_h", "zoneout_c")}
+        grads = upstream(rng, "lstm", (B, T, H), B, H, dtype)
+        results = with_threads((1, 2, 3), lambda: run(F, "lstm", args, options, grads))
+        assert_bitwise_equal(results)
+        ref_out, want = run(R, "lstm", as64(args), options, grads)
+        assert_matches_reference(*results[0], ref_out, want, dtype)
+        if not h0:
+            assert results[0][1]["h0"] is None

@@ -44,6 +44,7 @@ struct BackwardScratch {
   Buffer<T> xh;    // [rows, I (+ 1) + H] the shared weight GEMM's [x | 1 | h_prev]
   Buffer<T> dw;    // [shared, I (+ 1) + H] its result
   Buffer<T> rh;    // [rows, H] GRU (reset before): r * h_prev
+  Buffer<T> hprev; // [rows, H] h_prev in x's rows when the workspace's are not (time_major)
   Buffer<T> dw_seq;  // [shared, I (+ 1) + H] recurrent dropout: one sequence's product
   Buffer<T> ring;  // [groups, block rows, G*H] LoopWeights: each group's latest gate gradients
   PackedB<T> whh;  // W_hh packed for the blocked loop's products
@@ -51,7 +52,8 @@ struct BackwardScratch {
 
   std::size_t bytes() const {
     return detail::bytes_of(dgx) + detail::bytes_of(dgh_n) + detail::bytes_of(xh) +
-           detail::bytes_of(dw) + detail::bytes_of(rh) + detail::bytes_of(dw_seq) +
+           detail::bytes_of(dw) + detail::bytes_of(rh) + detail::bytes_of(hprev) +
+           detail::bytes_of(dw_seq) +
            detail::bytes_of(ring) + packed_bytes(whh) + packed_bytes(wih);
   }
   static std::size_t packed_bytes(const PackedB<T>& p) {
@@ -118,10 +120,10 @@ void peephole_grads(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T*
       for (index_t t = 0; t < s.T; ++t)
         for (index_t b = 0; b < s.B; ++b) {
           if (t >= s.length(b)) continue;
-          const index_t row = s.row(t, b);
+          const index_t row = s.row(t, b), wrow = ws.row(s, t, b);
           const T* d = dgx + row * GH + jb;
-          const T* gt = ws.gates.data() + row * GH + jb;
-          const T* cp = ws.extra.data() + row * H + jb;
+          const T* gt = ws.gates.data() + wrow * GH + jb;
+          const T* cp = ws.extra.data() + wrow * H + jb;
           for (index_t j = 0; j < w; ++j) {
             const T cn = gt[H + j] * cp[j] + gt[j] * gt[2 * H + j];
             pi[j] += d[j] * cp[j];
@@ -146,25 +148,25 @@ inline void prefetch_lines(const void* p, std::size_t bytes) {
     __builtin_prefetch(reinterpret_cast<const void*>(a), Write ? 1 : 0, 2);
 }
 
-// The inputs of the gate gradients of units [j0, j0 + n) of row `row` (the saved gates, the
-// cell's extra state, h_prev for GRU, dy) and the lines of dgx they will write, asked for in
-// L2 a step ahead: the forward wrote them long ago (no longer cached), and a block's lines sit
-// G*H apart, a stride the hardware prefetchers do not follow (perf: the gate math's time was
+// The inputs of the gate gradients of units [j0, j0 + n) of row `row` (x's; wrow the
+// workspace's: the saved gates, the cell's extra state, h_prev for GRU; dy) and the lines of dgx
+// they will write, asked for in L2 a step ahead: the forward wrote them long ago (no longer
+// cached), and a block's lines sit G*H apart, a stride the hardware prefetchers do not follow (perf: the gate math's time was
 // mostly its first loads; bench/RESULTS.md). dgx null: the gate gradients go to a LoopWeights
 // ring, in cache.
 template <typename T, Cell C>
 inline void prefetch_step_inputs(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T* dy,
-                                 T* dgx, index_t row, index_t j0, index_t n) {
+                                 T* dgx, index_t row, index_t wrow, index_t j0, index_t n) {
   constexpr index_t G = gate_count(C);
   const index_t H = s.H, GH = G * H;
   const std::size_t bytes = sizeof(T) * n;
   for (index_t k = 0; k < G; ++k) {
-    prefetch_lines<false>(ws.gates.data() + row * GH + k * H + j0, bytes);
+    prefetch_lines<false>(ws.gates.data() + wrow * GH + k * H + j0, bytes);
     if (dgx) prefetch_lines<true>(dgx + row * GH + k * H + j0, bytes);
   }
   if constexpr (C == Cell::lstm || C == Cell::gru)
-    prefetch_lines<false>(ws.extra.data() + row * H + j0, bytes);
-  if constexpr (C == Cell::gru) prefetch_lines<false>(ws.hprev.data() + row * H + j0, bytes);
+    prefetch_lines<false>(ws.extra.data() + wrow * H + j0, bytes);
+  if constexpr (C == Cell::gru) prefetch_lines<false>(ws.hprev.data() + wrow * H + j0, bytes);
   if (dy) prefetch_lines<false>(dy + row * H + j0, bytes);
 }
 
@@ -184,7 +186,8 @@ struct LoopWeights {
   index_t ld = 0;           // of xh and dw: I + H rounded up to 16
   index_t slab = 0;         // columns of [x | h_prev] per GEMM call (kLoopSlabPanels)
   const T* x = nullptr;     // [rows, I]
-  const T* hprev = nullptr; // [rows, H]
+  const T* hprev = nullptr; // [rows, H] (the workspace's rows)
+  const RecurrentWorkspace<T>* ws = nullptr;  // whose row() places them
   T* ring = nullptr;        // [groups][block_steps * group_max][G*H]
   T* xh = nullptr;          // [groups][block_steps * group_max][ld]
   T* dw = nullptr;          // [groups][G*H][ld] partial sums of dgx^T [x | h_prev]
@@ -195,9 +198,10 @@ struct LoopWeights {
 };
 
 // The reverse time loop of every cell but GRU with reset before. dh [B, H]: dh_n in, the
-// gradient of h0 out; dc likewise (LSTM). The threads take disjoint sequences through every step
-// (detail::split_batch) or share each step by blocks of hidden units, as in the forward. The
-// cell C and its options (Peep: LSTM peepholes; Zone: zoneout; Drop: recurrent dropout, one
+// gradient of h0 out (dh0 false: not asked for, and dh is left without the first step's
+// product, one product less); dc likewise (LSTM). The threads take disjoint sequences through
+// every step (detail::split_batch) or share each step by blocks of hidden units, as in the
+// forward. The cell C and its options (Peep: LSTM peepholes; Zone: zoneout; Drop: recurrent dropout, one
 // product per gate masked before it is added) are template parameters: no switch per row.
 // dx (input gradient [rows, I], or null): when the loop reads dgx in place (below) and the
 // products are float32, each step's rows of dx = dgx W_ih are computed beside the step's
@@ -210,7 +214,7 @@ template <typename T, Cell C, bool Peep, bool Zone, bool Drop>
 bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
                   const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
                   const T* dy, T* dgx, T* dgh_n, T* dh, T* dc, PackedB<T>& whh,
-                  const T* w_ih, T* dx, PackedB<T>& wih, const LoopWeights<T>& lw,
+                  const T* w_ih, T* dx, PackedB<T>& wih, const LoopWeights<T>& lw, bool dh0,
                   Precision prec) {  // bf16: precision of the products
   constexpr index_t G = gate_count(C);
   const index_t B = s.B, H = s.H, GH = G * H;
@@ -271,10 +275,10 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
       for (index_t q = 0; q < count; ++q) {
         const index_t st = step + count - 1 - q;  // slot q: the q-th step processed
         for (index_t b = b0; b < b1; ++b) {
-          const index_t row = s.row(s.time_of(st, b), b);
+          const index_t t = s.time_of(st, b);
           T* dst = xh + (q * nb + b - b0) * lw.ld;
-          std::memcpy(dst, lw.x + row * s.I, sizeof(T) * s.I);
-          std::memcpy(dst + s.I, lw.hprev + row * H, sizeof(T) * H);
+          std::memcpy(dst, lw.x + s.row(t, b) * s.I, sizeof(T) * s.I);
+          std::memcpy(dst + s.I, lw.hprev + lw.ws->row(s, t, b) * H, sizeof(T) * H);
         }
       }
       if (lw.bias)
@@ -299,7 +303,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
           for (index_t k = 0; k < G; ++k) std::fill_n(st + k * H, n, T(0));
           continue;
         }
-        const index_t t = s.time_of(step, b), row = s.row(t, b);
+        const index_t t = s.time_of(step, b), row = s.row(t, b), wrow = ws.row(s, t, b);
         if (dy)
           for (index_t j = 0; j < n; ++j) dhb[j] += dy[row * H + j0 + j];
         [[maybe_unused]] const index_t zo = Zone ? zone.at(s, t, b, H, j0) : 0;
@@ -308,21 +312,21 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
           if constexpr (C == Cell::lstm)
             zone.split(zone.c, zo, n, dc + b * H + j0, keep_c.data() + b * H + j0);
         }
-        const T* gates = ws.gates.data() + row * GH + j0;
+        const T* gates = ws.gates.data() + wrow * GH + j0;
         T* dgrow = ring ? ring + (slot * nb + b - b0) * GH + j0 : dgx + row * GH + j0;
         if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
           steps.rnn_grad(C == Cell::rnn_relu, n, H, gates, dhb, dgrow, st);
         } else if constexpr (C == Cell::lstm) {
           if constexpr (Peep)
-            steps.lstm_peephole_grad(n, H, gates, ws.extra.data() + row * H + j0, peep + j0, dhb,
+            steps.lstm_peephole_grad(n, H, gates, ws.extra.data() + wrow * H + j0, peep + j0, dhb,
                                      dc + b * H + j0, dgrow, st);
           else
-            steps.lstm_grad(n, H, gates, ws.extra.data() + row * H + j0, dhb, dc + b * H + j0,
+            steps.lstm_grad(n, H, gates, ws.extra.data() + wrow * H + j0, dhb, dc + b * H + j0,
                             dgrow, st);
         } else {
           static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
-          steps.gru_grad(n, H, gates, ws.extra.data() + row * H + j0,
-                         ws.hprev.data() + row * H + j0, dhb, dgrow, st);
+          steps.gru_grad(n, H, gates, ws.extra.data() + wrow * H + j0,
+                         ws.hprev.data() + wrow * H + j0, dhb, dgrow, st);
           std::memcpy(dgh_n + row * H + j0, st + 2 * H, sizeof(T) * n);
         }
         if constexpr (Zone) {
@@ -330,9 +334,11 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
           if constexpr (C == Cell::lstm)
             zone.add(n, keep_c.data() + b * H + j0, dc + b * H + j0);
         }
-        if (step > 0 && s.active(step - 1, b))
-          prefetch_step_inputs<T, C>(s, ws, dy, ring ? nullptr : dgx,
-                                     s.row(s.time_of(step - 1, b), b), j0, n);
+        if (step > 0 && s.active(step - 1, b)) {
+          const index_t tn = s.time_of(step - 1, b);
+          prefetch_step_inputs<T, C>(s, ws, dy, ring ? nullptr : dgx, s.row(tn, b),
+                                     ws.row(s, tn, b), j0, n);
+        }
       }
     };
     // Blocks [q0, q1): one GEMM completes their columns of dh (A, the staged gradients, is read
@@ -372,13 +378,14 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
         }
       }
     }
-    if (prev) {
+    if (prev && dh0) {
       if constexpr (Drop)
         drop.add_products_cols(b0, b1 - b0, prev, lda, H, whh_k.gate, 0, H, tmp.data(), dh);
       else
         gemm_packed<T>(b1 - b0, prev, lda, whh, T(1), dh + b0 * H, H);
-      if (step_dx) gemm_packed<T>(b1 - b0, prev, lda, wih, T(0), dx + prev_row * I, dx_ld);
     }
+    if (prev && step_dx)
+      gemm_packed<T>(b1 - b0, prev, lda, wih, T(0), dx + prev_row * I, dx_ld);
   };
   if (lw.groups)
     parallel_for(lw.groups, 1, [&](index_t g0, index_t g1) {
@@ -422,24 +429,24 @@ void loop_reset_before(const SeqShape& s, const T* w_hh, const detail::Zoneout<T
         std::fill_n(st, GH, T(0));
         return;
       }
-      const index_t t = s.time_of(step, b), row = s.row(t, b);
+      const index_t t = s.time_of(step, b), row = s.row(t, b), wrow = ws.row(s, t, b);
       if (dy)
         for (index_t j = 0; j < H; ++j) dhb[j] += dy[row * H + j];
       if constexpr (Zone) zone.split(zone.h, zone.at(s, t, b, H, 0), H, dhb, keep.data() + b * H);
       // st holds [dr, dz] (2H) for the r,z GEMM and, after them, dn (H) for the W_hn GEMM.
-      steps.gru_before_grad_n(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H, dhb,
+      steps.gru_before_grad_n(H, ws.gates.data() + wrow * GH, ws.hprev.data() + wrow * H, dhb,
                               dgx + row * GH, st + 2 * H);
     });
     gemm_packed<T>(B, stage.data() + 2 * H, GH, whh_n, T(0), drh.data(), H);
     detail::for_each_batch_row(B, 2 * GH, [&](index_t b) {
       if (!s.active(step, b)) return;
-      const index_t row = s.row(s.time_of(step, b), b);
+      const index_t t = s.time_of(step, b), row = s.row(t, b), wrow = ws.row(s, t, b);
       if constexpr (Drop) {  // d(r * h) = drh * m_n
         T* d = drh.data() + b * H;
         const T* m = drop.at(2, b);
         for (index_t j = 0; j < H; ++j) d[j] *= m[j];
       }
-      steps.gru_before_grad_r(H, ws.gates.data() + row * GH, ws.hprev.data() + row * H,
+      steps.gru_before_grad_r(H, ws.gates.data() + wrow * GH, ws.hprev.data() + wrow * H,
                               drh.data() + b * H, dh_direct.data() + b * H, dgx + row * GH,
                               stage.data() + b * GH);
       if constexpr (Zone) zone.add(H, keep.data() + b * H, dh_direct.data() + b * H);
@@ -493,9 +500,9 @@ void loop_projected(const SeqShape& s, const T* w_hh, const T* w_hr, const T* pe
         std::fill_n(st, GH, T(0));
         return;
       }
-      const index_t t = s.time_of(step, b), row = s.row(t, b);
-      const T* gates = ws.gates.data() + row * GH;
-      const T* cprev = ws.extra.data() + row * H;
+      const index_t t = s.time_of(step, b), row = s.row(t, b), wrow = ws.row(s, t, b);
+      const T* gates = ws.gates.data() + wrow * GH;
+      const T* cprev = ws.extra.data() + wrow * H;
       if constexpr (Zone)
         zone.split(zone.c, zone.at(s, t, b, H, 0), H, dc + b * H, keep_c.data() + b * H);
       if constexpr (Peep)
@@ -565,6 +572,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     lw.slab = kLoopSlabPanels * packed_panel_width<T>();
     lw.x = x;
     lw.hprev = ws.hprev.data();
+    lw.ws = &ws;
     lw.ring = detail::fit(scratch->ring, lw.groups * lw.block_steps * per * GH);
     lw.xh = detail::fit(scratch->xh, lw.groups * lw.block_steps * per * lw.ld);
     const bool bias = g.b_ih || g.b_hh;
@@ -608,7 +616,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
           dx_done = loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
                                  decltype(zone_c)::value, Drop>(
               s, w.w_hh, w.w_peephole, zone, drop, ws, dy, dgx, dgh_n, dh.data(), dc.data(),
-              scratch->whh, w.w_ih, g.x, scratch->wih, lw, w.precision);
+              scratch->whh, w.w_ih, g.x, scratch->wih, lw,
+              g.h0 != nullptr, w.precision);
           });
   });
   if (g.w_peephole && is_lstm && w.w_peephole)
@@ -677,7 +686,20 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // the same blocks of [x | 1 | h_prev], on their column ranges [x | 1] and [1 | h_prev]
   // (one GEMM of all 4H rows would compute dn h_prev and dgh_n x for nothing: 25% more).
   const bool n_ih = gru_like && shared, n_hh = cell == Cell::gru && shared;
-  const T* hprev = ws.hprev.data();
+  const T* hprev = ws.hprev.data();  // in the workspace's rows
+  // h_prev in x's rows, for the products that read it as a matrix beside dgx: gathered once
+  // when the workspace is time-major and x batch-first (the LSTM's dW_hh asked for without
+  // dW_ih: no other of these products runs on a time-major workspace).
+  const T* hprev_x = nullptr;
+  auto hprev_rows = [&]() -> const T* {
+    if (!hprev_x && ws.time_major && s.batch_first) {
+      T* out = detail::fit(scratch->hprev, rows * Hs);
+      for (index_t r = 0; r < rows; ++r)
+        std::memcpy(out + r * Hs, hprev + ws.row_of(s, r) * Hs, sizeof(T) * Hs);
+      hprev_x = out;
+    }
+    return hprev_x ? hprev_x : hprev;
+  };
   // With recurrent dropout (RNN, LSTM), when the sequences are long and the result small: the
   // same [x | 1 | h_prev] product as one product per sequence, its state columns masked as the
   // sequences are summed (RecurrentDropout::weight_grads_by_sequence).
@@ -688,7 +710,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   if (by_sequence) {
     const index_t one = seq_ones ? 1 : 0, n = I + one + Hs, ld = seq_ones ? seq_ld : n;
     T* dw = detail::fit(scratch->dw, GH * ld);
-    drop.weight_grads_by_sequence(s, GH, n, H, dgx, GH, x, I, seq_ones, hprev, ld, scratch->xh,
+    drop.weight_grads_by_sequence(s, GH, n, H, dgx, GH, x, I, seq_ones, hprev_rows(), ld,
+                                  scratch->xh,
                                   detail::fit(scratch->dw_seq, GH * ld), dw, w.precision);
     for (index_t i = 0; i < GH; ++i) {
       std::memcpy(g.w_ih + i * I, dw + i * ld, sizeof(T) * I);
@@ -730,7 +753,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
           T* dst = xh + r * ld;
           std::memcpy(dst, x + (k0 + r) * I, sizeof(T) * I);
           if (ones) dst[I] = T(1);
-          std::memcpy(dst + I + one, hprev + (k0 + r) * Hs, sizeof(T) * Hs);
+          std::memcpy(dst + I + one, hprev + ws.row_of(s, k0 + r) * Hs, sizeof(T) * Hs);
         }
         if (bias_blocks)
           column_sums_range(kb, col(p0), col(p1), dgx + k0 * GH, GH, bias_out, k0 > 0);
@@ -770,15 +793,15 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
             g.w_ih + shared * I, I, w.precision);
   if (g.w_hh && !shared && dropped && !by_sequence)
     detail::masked_recurrent_weight_grads(s, drop, 0, gru_like ? 2 : G, H, dgx, GH, 0,
-                                          hprev, g.w_hh, w.precision);
+                                          hprev_rows(), g.w_hh, w.precision);
   else if (g.w_hh && !shared && !dropped)
-    gemm<T>(true, false, gru_like ? 2 * H : GH, Hs, rows, T(1), dgx, GH, hprev, Hs, T(0),
+    gemm<T>(true, false, gru_like ? 2 * H : GH, Hs, rows, T(1), dgx, GH, hprev_rows(), Hs, T(0),
             g.w_hh, Hs, w.precision);
   if (g.w_hh && cell == Cell::gru && dropped)
-    detail::masked_recurrent_weight_grads(s, drop, 2, 3, H, dgh_n, H, 0, hprev, g.w_hh,
+    detail::masked_recurrent_weight_grads(s, drop, 2, 3, H, dgh_n, H, 0, hprev_rows(), g.w_hh,
                                           w.precision);
   else if (g.w_hh && cell == Cell::gru && !n_hh)
-    gemm<T>(true, false, H, H, rows, T(1), dgh_n, H, hprev, H, T(0), g.w_hh + 2 * H * H,
+    gemm<T>(true, false, H, H, rows, T(1), dgh_n, H, hprev_rows(), H, T(0), g.w_hh + 2 * H * H,
             H, w.precision);
   if (g.w_hh && cell == Cell::gru_reset_before) {
     // The n rows of W_hh multiply r * h: rebuild it for every valid row.
@@ -786,9 +809,9 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     std::fill_n(rh, rows * H, T(0));
     for (index_t b = 0; b < B; ++b)
       for (index_t t = 0; t < s.length(b); ++t) {
-        const index_t row = s.row(t, b);
-        const T* r = ws.gates.data() + row * GH;
-        for (index_t j = 0; j < H; ++j) rh[row * H + j] = r[j] * hprev[row * H + j];
+        const index_t row = s.row(t, b), wrow = ws.row(s, t, b);
+        const T* r = ws.gates.data() + wrow * GH;
+        for (index_t j = 0; j < H; ++j) rh[row * H + j] = r[j] * hprev[wrow * H + j];
         if (dropped)  // the product took r * (h * m_n)
           for (index_t j = 0; j < H; ++j) rh[row * H + j] *= drop.at(2, b)[j];
       }

@@ -549,9 +549,11 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
   // to take them back (bench/RESULTS.md). Same values: the products read the same state.
   const bool state_in_y = !s.batch_first && s.lengths.empty();
   Buffer<T> hg(B * N), other(state_in_y ? 0 : B * H);  // other: the state after a step
-  // merged training whose step's rows are contiguous in the workspace's gates, in its column
-  // order (one block): the product goes there straight, not through hg
-  const bool into_gates = merged && Train && state_in_y && w.blocks == 1;
+  // merged training whose step's rows are contiguous in the workspace's gates (every sequence
+  // active at every step, the workspace time-major or x so), in its column order (one block):
+  // the product goes there straight, not through hg
+  const bool into_gates = merged && Train && s.lengths.empty() && w.blocks == 1 &&
+                          (ws->time_major || !s.batch_first);
   Buffer<T> hm_a(Drop ? G * B * H : 0), hm_b(Drop ? G * B * H : 0);  // h * m_k [G, B, H]
   if constexpr (Drop) drop.apply_all(h, hm_a.data());
   // merged: [x_t, h] before the step and after it (the next step's, x filled at its start)
@@ -628,6 +630,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
           continue;
         }
         const index_t t = s.time_of(step, b), row = s.row(t, b);
+        const index_t wrow = Train ? ws->row(s, t, b) : row;  // the workspace's row
         // g, the biases and the peepholes: gate k of unit j0 + u at [k * gs + u]
         T* tile = hg.data() + b * N + q * w.width;  // the block's product
         const T* hgb = merged ? nullptr : tile;     // merged: the whole of g
@@ -637,7 +640,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
           g = by_blocks ? blocked.at(t, b, q) : xg.at(t, b) + j0;
           if (by_blocks) gs = w.hb;
         } else if (Train) {  // the workspace's gates receive the tile, then the activations
-          g = ws->gates.data() + row * G * H + j0;
+          g = ws->gates.data() + wrow * G * H + j0;
           for (index_t k = 0; k < G && !into_gates; ++k)
             std::memcpy(g + k * H, tile + k * w.hb, size);
         } else {
@@ -652,12 +655,12 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
                                        : !blocked_vectors ? peep + j0
                                        : by_blocks        ? blocked.peep.data() + q * w.width
                                                           : m_peep.data() + q * w.width;
-        if constexpr (Train) std::memcpy(ws->hprev.data() + row * H + j0, hpb, size);
+        if constexpr (Train) std::memcpy(ws->hprev.data() + wrow * H + j0, hpb, size);
         if constexpr (C == Cell::rnn_tanh || C == Cell::rnn_relu) {
           steps.rnn(C == Cell::rnn_relu, n, gs, w.hb, g, hgb, bq, hnb);
         } else if constexpr (C == Cell::lstm) {
           T* cb = c + b * H + j0;
-          if constexpr (Train) std::memcpy(ws->extra.data() + row * H + j0, cb, size);
+          if constexpr (Train) std::memcpy(ws->extra.data() + wrow * H + j0, cb, size);
           // zoneout: the step and both blends in one pass; merged: h also to the next xh
           const index_t at = zone.at(s, t, b, H, j0);
           steps.lstm_general(n, gs, w.hb, g, hgb, bq, pq, Zone ? hpb : nullptr,
@@ -667,7 +670,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         } else {
           static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
           steps.gru(n, gs, w.hb, g, hgb, bq, b_hn + j0, hpb, hnb,
-                    Train ? ws->extra.data() + row * H + j0 : nullptr);
+                    Train ? ws->extra.data() + wrow * H + j0 : nullptr);
         }
         if constexpr (Zone && C != Cell::lstm)
           zone.apply(zone.h, zone.rate, zone.at(s, t, b, H, j0), n, hpb, hnb);
@@ -686,7 +689,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         w.product(b1 - b0, *hrp, q0, q1, hg.data() + b0 * N);
       else if (into_gates)
         w.product(b1 - b0, xhp + b0 * K, q0, q1,
-                  ws->gates.data() + s.row(s.time_of(step, b0), b0) * G * H);
+                  ws->gates.data() + ws->row(s, s.time_of(step, b0), b0) * G * H);
       else if (merged)
         w.product(b1 - b0, xhp + b0 * K, q0, q1, hg.data() + b0 * N);
       else
@@ -861,12 +864,14 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   const detail::RecurrentDropout<T> drop = detail::RecurrentDropout<T>::of(w, G, s);
 
   // Workspace and constants, all allocated before the time loop.
+  const bool merged = merges_input<T>(cell, s, w, projected);
   if (ws) {
+    ws->time_major = merged;  // its steps write every row (RecurrentWorkspace::time_major)
     ws->gates.resize(rows * GH);
     ws->hprev.resize(rows * Hs);
     ws->extra.resize(is_lstm || cell == Cell::gru ? rows * H : 0);
     ws->m.resize(projected ? rows * H : 0);
-    if (projected) detail::zero_padded_rows(s, H, ws->m.data());
+    if (projected) detail::zero_padded_rows(ws->layout(s), H, ws->m.data());
   }
   Buffer<T> bias(GH), b_hn(H);
   fold_biases(cell, GH, H, w.b_ih, w.b_hh, bias.data());
@@ -892,9 +897,9 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
   InputProjection<T> all;
   PackedB<T> wih;
   Projections<T> proj{nullptr, x, &wih, ws ? ws->gates.data() : nullptr};
-  if (merges_input<T>(cell, s, w, projected)) {
+  if (merged) {
     proj.w_ih_merged = w.w_ih;  // the loop packs it with W_hh
-    if (ws) detail::zero_padded_rows(s, GH, ws->gates.data());
+    if (ws) detail::zero_padded_rows(ws->layout(s), GH, ws->gates.data());
   } else if (projects_by_blocks<T>(cell, s, w, projected, ws != nullptr)) {
     proj.w_ih = w.w_ih;  // the loop packs it in its blocked order
   } else if (InputProjection<T>::windowed(s, GH, B, ws != nullptr)) {
@@ -908,11 +913,11 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
     proj.shared = &all;
   }
   detail::zero_padded_rows(s, Hs, y);
-  if (ws) detail::zero_padded_rows(s, Hs, ws->hprev.data());
+  if (ws) detail::zero_padded_rows(ws->layout(s), Hs, ws->hprev.data());
   if (proj.into)  // rows past the longest sequence, which no window projects
     for (index_t b = 0; b < B; ++b)
       for (index_t t = s.steps(); t < s.T; ++t)
-        std::fill_n(ws->gates.data() + s.row(t, b) * GH, GH, T(0));
+        std::fill_n(ws->gates.data() + ws->row(s, t, b) * GH, GH, T(0));
 
   // The cell's loop, training and the cell's options as its template parameters (recurrent
   // dropout in training only: inference drops nothing).

@@ -99,6 +99,28 @@ struct RecurrentWorkspace {
   Buffer<T> hprev;  // [rows, H] the state each step started from (0 at padded rows)
   Buffer<T> extra;  // [rows, H] LSTM: c the step started from; GRU (reset after): W_hn h + b_hn
   Buffer<T> m;      // [rows, H] LSTM with a projection: o * tanh(c), the projection's input
+  // The order of those rows: x's (SeqShape::row), or time-major (t * B + b) whatever x's layout
+  // when time_major, the forward's choice where its steps write every row themselves (the LSTM
+  // merging its input projection into the step product: never with a projection or recurrent
+  // dropout), so that the rows of a step are contiguous for the forward's writes and for the
+  // backward's reads (batch-first rows of a step lie T rows apart: a page each at T = 30,
+  // G*H = 512).
+  bool time_major = false;
+
+  // The row of time step t of sequence b.
+  index_t row(const SeqShape& s, index_t t, index_t b) const {
+    return time_major ? t * s.B + b : s.row(t, b);
+  }
+  // The row that holds x's row r (r = s.row(t, b)).
+  index_t row_of(const SeqShape& s, index_t r) const {
+    return time_major && s.batch_first ? r % s.T * s.B + r / s.T : r;
+  }
+  // A shape whose row() is this workspace's (for the helpers that take a SeqShape).
+  SeqShape layout(const SeqShape& s) const {
+    SeqShape l = s;
+    if (time_major) l.batch_first = false;
+    return l;
+  }
 };
 
 // y [rows, H] (every row written), h_n and c_n [B, H] (c0/c_n only for LSTM; c_n may be null);
