@@ -131,8 +131,8 @@ struct Plan {
 // LSTM, even with its 4 KiB row stride; figures in bench/RESULTS.md, session 5). The same
 // holds for a transposed A (a Conv1D weight gradient of 64 channels: 9-13% faster in place,
 // session 10). A transposed A whose product is one depth block (K <= kc) is read in place up to
-// eight column panels: its copy would serve each element to at most 8 * nr multiply-adds once, and
-// the block is already in cache (the LSTM backward's weight-gradient block, 512 x 256 x 128: 3-5%
+// eight column panels: each packed element would serve at most 8 * nr multiply-adds, and the
+// block is already in cache (the LSTM backward's weight-gradient block, 512 x 256 x 128: 3-5%
 // faster, AVX2's 128 columns 6-20%; at sixteen panels AVX2 lost 7% with a 4 KiB stride, and 320
 // or more columns gained nothing on AVX-512; deeper products, whose A streams from memory, lost
 // 10% at 256 columns; bench/RESULTS.md, gemm session 15). Otherwise a transposed A (its columns
