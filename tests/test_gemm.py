@@ -395,11 +395,36 @@ def test_operands_read_in_place_give_the_packed_values(rng, isa, dtype, m, n, k)
     wide = np.concatenate([b, rng.standard_normal((k, 140)).astype(dtype)], axis=1)
     strided = _C.gemm(a, wide[:, :n])  # rows of B wider apart than N
     np.testing.assert_array_equal(strided, packed)
-    # a transposed A: in place for N <= 4 panels, packed for N + 140 columns
+    # a transposed A: in place for N <= 4 panels (8 in one depth block), packed for N + 600
     at = np.ascontiguousarray(a.T)
     narrow = _C.gemm(at, b, trans_a=True)
     assert_close(narrow, a64 @ b64, np.abs(a64) @ np.abs(b64), k, dtype)
-    np.testing.assert_array_equal(narrow, _C.gemm(at, wide, trans_a=True)[:, :n])
+    wider = np.concatenate([b, rng.standard_normal((k, 600)).astype(dtype)], axis=1)
+    np.testing.assert_array_equal(narrow, _C.gemm(at, wider, trans_a=True)[:, :n])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(70, 100, 64), (512, 250, 128), (33, 150, 256), (29, 200, 1),
+                                   (300, 129, 200), (40, 250, 257)])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_transposed_a_of_one_depth_block_read_in_place(rng, isa, threads, nthreads, dtype, m, n,
+                                                       k, beta):
+    """A transposed A whose product is one depth block (K <= 256) is read in place up to eight
+    column panels (the LSTM backward's weight-gradient blocks): the bits of the packed A (the same
+    product with 600 more columns), at every thread count, and the reference's values."""
+    rnnfast.set_num_threads(nthreads)
+    at = rng.standard_normal((k, m)).astype(dtype)
+    b = rng.standard_normal((k, n + 600)).astype(dtype)
+    c = rng.standard_normal((m, n + 600)).astype(dtype)
+    got = np.ascontiguousarray(c[:, :n])
+    _C.gemm(at, np.ascontiguousarray(b[:, :n]), trans_a=True, beta=beta, out=got)
+    packed = c.copy()
+    _C.gemm(at, b, trans_a=True, beta=beta, out=packed)
+    np.testing.assert_array_equal(got, packed[:, :n])
+    a64, b64 = at.T.astype(np.float64), b[:, :n].astype(np.float64)
+    want = a64 @ b64 + beta * c[:, :n].astype(np.float64)
+    assert_close(got, want, np.abs(a64) @ np.abs(b64) + np.abs(beta * c[:, :n]), k, dtype)
 
 
 def test_b_read_in_place_stops_at_its_last_column():

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -135,6 +136,34 @@ def test_resizing_between_calls(threads):
         rnnfast.set_num_threads(t)
         assert len(_C.parallel_for_chunks(100)) == t
         np.testing.assert_array_equal(_C.gemm(a, a, trans_b=True), want)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs per-thread affinity")
+def test_woken_workers_keep_their_affinity(threads):
+    """A worker woken onto its caller's CPU moves itself off it by narrowing its affinity for a
+    moment (threads.cc, leave_cpu): afterwards every thread of the process may run where it could
+    before, and the products keep their values."""
+    a = np.random.default_rng(2).standard_normal((96, 500)).astype(np.float32)
+    b = np.random.default_rng(3).standard_normal((500, 64)).astype(np.float32)
+    want = _C.gemm(a, b)
+    before = {tid: os.sched_getaffinity(int(tid)) for tid in os.listdir("/proc/self/task")}
+    pool = rnnfast.get_thread_pool()
+    rnnfast.set_thread_pool("rnnfast")
+    rnnfast.set_num_threads(2)
+    try:
+        for _ in range(40):
+            time.sleep(0.002)  # the workers stop spinning after 60 us and sleep: calls wake them
+            for _ in range(3):
+                np.testing.assert_array_equal(_C.gemm(a, b), want)
+    finally:
+        rnnfast.set_thread_pool(pool)
+    allowed = os.sched_getaffinity(0)
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            got = os.sched_getaffinity(int(tid))
+        except OSError:  # a thread that ended meanwhile
+            continue
+        assert got == before.get(tid, allowed), tid
 
 
 def test_concurrent_callers_match_serial(rng, threads):

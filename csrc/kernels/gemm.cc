@@ -130,17 +130,24 @@ struct Plan {
 // most 4 * nr multiply-adds, and the copy cost 20-30% of the product (the dx of a char-level
 // LSTM, even with its 4 KiB row stride; figures in bench/RESULTS.md, session 5). The same
 // holds for a transposed A (a Conv1D weight gradient of 64 channels: 9-13% faster in place,
-// session 10). Otherwise a transposed A (its columns contiguous) is packed a whole depth block
-// at a time (pack_a reads it one long run per k), and rows of A are copied panel by panel.
+// session 10). A transposed A whose product is one depth block (K <= kc) is read in place up to
+// eight column panels: each packed element would serve at most 8 * nr multiply-adds, and the
+// block is already in cache (the LSTM backward's weight-gradient block, 512 x 256 x 128: 3-5%
+// faster, AVX2's 128 columns 6-20%; at sixteen panels AVX2 lost 7% with a 4 KiB stride, and 320
+// or more columns gained nothing on AVX-512; deeper products, whose A streams from memory, lost
+// 10% at 256 columns; bench/RESULTS.md, gemm session 15). Otherwise a transposed A (its columns
+// contiguous) is packed a whole depth block at a time (pack_a reads it one long run per k), and
+// rows of A are copied panel by panel.
 template <typename T>
-gd::ARead a_reading(index_t M, index_t N, index_t a_rs, index_t a_cs, int mr, int nr) {
+gd::ARead a_reading(index_t M, index_t N, index_t a_rs, index_t a_cs, int mr, int nr,
+                    bool one_block) {
   if (a_cs == 1) {
     if (M == 1 || N <= 4 * nr) return gd::ARead::in_place;
     if (M <= 4 * mr && (a_rs * static_cast<index_t>(sizeof(T))) % 4096 != 0)
       return gd::ARead::in_place;
     return gd::ARead::copy;
   }
-  return M == 1 || N <= 4 * nr ? gd::ARead::in_place : gd::ARead::packed;
+  return M == 1 || N <= (one_block ? 8 : 4) * nr ? gd::ARead::in_place : gd::ARead::packed;
 }
 
 // Reads B in place (rows of op(B), not transposed) when few panels of rows of A reuse each of its
@@ -402,7 +409,7 @@ void run_transposed(const Plan<T>& p) {
   q.A = p.B;
   q.a_rs = p.ldb;
   q.a_cs = 1;
-  q.a_read = a_reading<T>(q.M, q.N, q.a_rs, 1, p.ks->mr, p.ks->nr);
+  q.a_read = a_reading<T>(q.M, q.N, q.a_rs, 1, p.ks->mr, p.ks->nr, false);
   q.trans_b = true;
   q.b_in_place = false;
   q.B = p.A;
@@ -439,7 +446,7 @@ Plan<T> packed_plan(index_t M, const T* A, index_t lda, const PackedB<T>& B, T b
   p.A = A;
   p.a_rs = lda;
   p.a_cs = 1;
-  p.a_read = a_reading<T>(M, p.N, lda, 1, p.ks->mr, p.ks->nr);
+  p.a_read = a_reading<T>(M, p.N, lda, 1, p.ks->mr, p.ks->nr, false);
   p.packed = B.panels();
   p.packed_ps = B.panel_stride();
   p.C = C;
@@ -510,7 +517,7 @@ void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, 
   p.A = A;
   p.a_rs = trans_a ? 1 : lda;
   p.a_cs = trans_a ? lda : 1;
-  p.a_read = a_reading<T>(M, N, p.a_rs, p.a_cs, p.ks->mr, p.ks->nr);
+  p.a_read = a_reading<T>(M, N, p.a_rs, p.a_cs, p.ks->mr, p.ks->nr, p.kc >= K);
   p.trans_b = trans_b;
   p.b_in_place = b_reading_in_place<T>(M, trans_b, ldb, p.ks->mr, p.ks->nr);
   p.B = B;

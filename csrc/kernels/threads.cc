@@ -15,7 +15,8 @@
 // more threads than CPUs), then sleep on a condition variable; whoever changes the state wakes
 // sleepers only if there are any, so the hot path makes no system call. A caller whose chunks
 // are done waits for those still running elsewhere by spinning for kSpin or a quarter of the
-// call's time so far, whichever is longer, before it sleeps too.
+// call's time so far, whichever is longer, before it sleeps too. A worker woken onto the CPU of
+// the call that woke it moves itself off that CPU (leave_cpu).
 //
 // OpenMP. A region is one GOMP_parallel(region, job, nc, 0) of the runtime found loaded in the
 // process (looked up by dlopen(RTLD_NOLOAD) + dlsym: nothing links against OpenMP). Thread t of
@@ -153,6 +154,36 @@ class FirstError {
   std::exception_ptr error_;
 };
 
+// A worker woken onto the CPU its owner runs on (the scheduler puts it there when the other CPUs
+// look busy, or halted on an idle virtual machine) preempts the owner at once and then spins there
+// while the owner waits for its CPU: the product runs slower than on the owner alone
+// (bench/RESULTS.md, gemm session 15: 200 of 201 wake-ups landed on the owner's CPU, a 75 us
+// product took 80-120 us at 2 threads). Such a worker moves itself to another CPU it may use: its
+// affinity without that CPU, then the same affinity again (the thread stays where the move put
+// it; nothing stays pinned).
+void leave_cpu(int cpu) {
+#if defined(__linux__)
+  if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getcpu() != cpu) return;
+  cpu_set_t mine;
+  if (pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine) != 0) return;
+  cpu_set_t others = mine;
+  CPU_CLR(cpu, &others);
+  if (CPU_COUNT(&others) == 0) return;
+  if (pthread_setaffinity_np(pthread_self(), sizeof(others), &others) == 0)
+    pthread_setaffinity_np(pthread_self(), sizeof(mine), &mine);
+#else
+  (void)cpu;
+#endif
+}
+
+int current_cpu() {
+#if defined(__linux__)
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
+
 class Pool {
  public:
   // Owner only: makes the pool have exactly `count` workers.
@@ -245,6 +276,7 @@ class Pool {
   void publish(std::uint32_t gen, int nc) {
     ticket_.store((static_cast<std::uint64_t>(gen) << 32) | static_cast<std::uint32_t>(nc));
     if (sleepers_.load() > 0) {
+      waker_cpu_.store(current_cpu(), std::memory_order_relaxed);
       std::lock_guard<std::mutex> lock(mu_);
       wake_cv_.notify_all();
     }
@@ -291,6 +323,8 @@ class Pool {
           return generation(t) != seen;
         });
         sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        lock.unlock();
+        if (!oversubscribed_) leave_cpu(waker_cpu_.load(std::memory_order_relaxed));
       }
       seen = generation(t);
       if (stop_.load(std::memory_order_relaxed)) return;
@@ -309,6 +343,7 @@ class Pool {
   std::atomic<int> pending_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> owner_sleeping_{false};
+  std::atomic<int> waker_cpu_{-1};  // the CPU of the last call that woke sleeping workers
   std::atomic<bool> stop_{false};
   // More threads (workers and caller) than the process's CPUs: spinning threads yield
   // (spin_until). Written by resize() while no worker runs, as is the participant count.

@@ -11,7 +11,8 @@
 // Implementation (csrc/kernels/gemm*.cc): a BLIS-style driver (cache blocks of depth kc and
 // width nc, B packed into panels of nr columns (or, not transposed, read in place when at most
 // eight panels of rows of A use it), A read in place (few rows, or a C of at most four column
-// panels), copied per panel of mr rows, or packed a depth block at a time (transposed A; or
+// panels, eight for a transposed A of one depth block), copied per panel of mr rows, or packed a
+// depth block at a time (transposed A; or
 // rows of A that fit 512 KiB when a thread's columns span several B blocks, so that they are
 // not copied again for each))
 // around one register-blocked micro-kernel per instruction set, chosen by active_isa() at call
