@@ -1,6 +1,7 @@
 """What the training loop keeps between batches: every module's lists of its sub-modules and
 parameters (``Module._tree``, made again whenever any module's registrations change) and the
-gradients the layers give away (``Parameter.accumulate(..., owned=True)``). Models train
+gradients the layers give away (``Parameter.accumulate(..., owned=True)``), Keras' Adam's
+constants of a step (made once per step and dtype, not per parameter). Models train
 bitwise as with the lists made again at every call and every gradient copied; no list goes
 stale when layers, parameters or sub-modules are added, replaced or removed, when a module is
 copied, or when weights are frozen or the model compiled again."""
@@ -14,6 +15,7 @@ from rnnfast import nn
 from rnnfast.models import Sequential
 from rnnfast.models.layers import (LSTM, Activation, Conv1D, Dense, Dropout, Embedding,
                                    MaxPooling1D)
+from rnnfast.models.optimizers import Adam
 from rnnfast.nn import module as module_mod
 from rnnfast.nn.module import Module, Parameter
 
@@ -38,7 +40,6 @@ def char_like(seed=0, dtype="float32"):
     model = Sequential([Embedding(29, 8, seed=seed, dtype=dtype),
                         LSTM(16, seed=seed + 1, dtype=dtype),
                         Dense(29, activation="softmax", seed=seed + 2, dtype=dtype)], seed=seed)
-    from rnnfast.models.optimizers import Adam
     model.compile(loss="sparse_categorical_crossentropy",
                   optimizer=Adam(learning_rate=3e-3, clipnorm=5.0), metrics=["accuracy"])
     return model
@@ -52,14 +53,20 @@ def _data(kind, seed=0):
 
 
 def _without_keeping(monkeypatch):
-    """Every module's lists made again at every call; every gradient copied."""
-    tree = Module._tree
+    """Every module's lists made again at every call; every gradient copied; Adam's
+    constants made again for every parameter."""
+    tree, adam = Module._tree, Adam._adam
 
     def fresh(self):
         self.__dict__.pop("_tree_kept", None)
         return tree(self)
 
+    def fresh_adam(self, *args):
+        self.__dict__.pop("_step_constants", None)
+        return adam(self, *args)
+
     accumulate = Parameter.accumulate
+    monkeypatch.setattr(Adam, "_adam", fresh_adam)
     monkeypatch.setattr(Module, "_tree", fresh)
     monkeypatch.setattr(Parameter, "accumulate",
                         lambda self, grad, owned=False: accumulate(self, grad))
@@ -298,3 +305,40 @@ def test_layers_gradients_are_their_own_arrays():
     model.backward(np.ones_like(out))
     for p, g in zip(model.parameters(), first):
         np.testing.assert_allclose(p.grad, 2 * g, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_constants_per_step_and_dtype():
+    """Keras' Adam over float32 and float64 parameters, a learning rate and betas changed
+    between steps: bitwise the update with every constant made for each parameter."""
+    runs = []
+    for keep in (True, False):
+        rng = np.random.default_rng(3)
+        params = [Parameter(rng.standard_normal(s).astype(d)) for s, d in
+                  (((3, 4), np.float32), ((5,), np.float64), ((2, 2), np.float32))]
+        opt = Adam(learning_rate=0.01, clipnorm=0.5)
+        opt.build(params)
+        for step in range(6):
+            if step == 3:
+                opt.learning_rate, opt.beta_1 = 0.003, 0.8
+            for p in params:
+                p.grad = rng.standard_normal(p.shape).astype(p.dtype)
+            if not keep:
+                opt.__dict__.pop("_step_constants", None)
+                for p in params:  # one parameter at a time, nothing kept between them
+                    others = [q for q in params if q is not p]
+                    saved = [q.grad for q in others]
+                    for q in others:
+                        q.grad = None
+                    iterations = opt.iterations
+                    opt.step()
+                    opt.iterations = iterations
+                    opt.__dict__.pop("_step_constants", None)
+                    for q, g in zip(others, saved):
+                        q.grad = g
+                opt.iterations += 1
+            else:
+                opt.step()
+        runs.append([p.data.copy() for p in params])
+    for a, b in zip(*runs):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
