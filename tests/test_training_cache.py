@@ -95,11 +95,21 @@ def test_fit_bitwise_as_without_the_kept_lists(kind, dtype):
         assert (a == b).all()
 
 
-def test_lists_not_made_again_within_fit(monkeypatch):
+def functional_like():
+    from rnnfast.models import Input, Model
+    ids = Input(shape=(11,), dtype="int32")
+    h = LSTM(16, seed=1)(Embedding(29, 8, seed=0)(ids))
+    model = Model(ids, Dense(29, activation="softmax", seed=2)(Dropout(0.2, seed=3)(h)))
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=Adam(clipnorm=1.0))
+    return model
+
+
+@pytest.mark.parametrize("kind", ["imdb", "char", "functional"])
+def test_lists_not_made_again_within_fit(monkeypatch, kind):
     """After the first batch nothing registers anything: each batch's walks (modes,
     penalties, constraints, gradients, clipping) reuse the kept lists."""
-    x, y = _data("imdb")
-    model = imdb_like()
+    x, y = _data("imdb" if kind == "imdb" else "char")
+    model = {"imdb": imdb_like, "char": char_like, "functional": functional_like}[kind]()
     model.fit(x, y, batch_size=50, epochs=1, verbose=0)
     walks = []
     walk = Module._walk
