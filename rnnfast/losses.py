@@ -187,6 +187,31 @@ def _categorical_from_probabilities(t, p):
     return losses, (dq - (dq * q).sum(axis=-1, keepdims=True)) / total
 
 
+def _sparse_from_probabilities(idx, p):
+    """``_categorical_from_probabilities`` of the one-hot targets of ``idx`` (``p``'s shape
+    without its class axis, then an axis of 1), bitwise, from each row's target entry: the loss
+    is ``-log(qc)`` there (the row's other terms are zeros), dq is zero but there, and every
+    other gradient entry is ``(0 - s) / total``, ``s = dq * q`` at the target. A row whose ``s``
+    is zero (its target clipped, or of probability 0) has signed zeros to keep, and one whose
+    ``s`` is not finite NaNs: those rows take the one-hot formula itself."""
+    total = p.sum(axis=-1, keepdims=True)
+    q = np.take_along_axis(p, idx, axis=-1) / total
+    inside = (q > EPSILON) & (q < 1 - EPSILON)
+    qc = np.clip(q, EPSILON, 1 - EPSILON)
+    losses = -np.log(qc)[..., 0]
+    dq = np.where(inside, -np.ones_like(qc) / qc, 0)
+    s = dq * q
+    grad = np.empty_like(p)
+    np.divide(-s, total, out=grad, casting="unsafe")  # broadcast over the class axis
+    np.put_along_axis(grad, idx, (dq - s) / total, axis=-1)
+    zero = (s == 0)[..., 0] | ~np.isfinite(s[..., 0])  # (and rows of NaN, as the formula's)
+    if zero.any():
+        onehot = np.zeros(p[zero].shape, p.dtype)
+        np.put_along_axis(onehot, idx[zero], 1, axis=-1)
+        losses[zero], grad[zero] = _categorical_from_probabilities(onehot, p[zero])
+    return losses, grad
+
+
 class CategoricalCrossentropy(_Crossentropy):
     """Cross-entropy against class probabilities over the last axis, mean over samples."""
 
@@ -229,9 +254,7 @@ class SparseCategoricalCrossentropy(_Crossentropy):
             grad = np.exp(log_p, out=e)
             np.put_along_axis(grad, idx, np.take_along_axis(grad, idx, axis=-1) - 1, axis=-1)
         else:
-            onehot = np.zeros_like(y_pred)
-            np.put_along_axis(onehot, idx, 1, axis=-1)
-            losses, grad = _categorical_from_probabilities(onehot, y_pred)
+            losses, grad = _sparse_from_probabilities(idx, y_pred)
         return losses, grad
 
 

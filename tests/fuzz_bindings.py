@@ -1211,9 +1211,9 @@ def sum_squares_case(rng):
 
 def embedding_case(rng):
     """embedding_backward: ids (1-D integers in 0..rows-1), dy (ids.size, dim), grad (rows, dim)
-    updated in place, padding_idx None or a row, p in [0, 1) and a seed; the result is bitwise
-    np.add.at's (ids equal to padding_idx skipped) on the starting grad, of dy dropped by
-    rnnfast.reference.dropout when p > 0."""
+    updated in place, padding_idx None or a row, p in [0, 1), a seed and zero; the result is
+    bitwise np.add.at's (ids equal to padding_idx skipped) on the starting grad (zeros with
+    zero=True), of dy dropped by rnnfast.reference.dropout when p > 0."""
     dtype = np.float32 if rng.integers(2) else np.float64
     rows, dim, n = int(rng.integers(1, 9)), int(rng.integers(0, 40)), int(rng.integers(0, 60))
     ids = rng.integers(0, rows, n).astype(rng.choice([np.int64, np.int32, np.uint8, np.int16]))
@@ -1224,6 +1224,7 @@ def embedding_case(rng):
     seed = [0, 2 ** 64 - 1, int(rng.integers(0, 2 ** 63))][rng.integers(3)]
     call_ids, call_dy, call_grad, call_padding, expect = ids, dy, grad, padding, None
     call_p, call_seed = p, seed
+    zero = bool(rng.integers(2))  # grad's contents ignored, taken as zeros
     kind = rng.integers(8)
     if kind == 1 and n:  # other valid layouts of the read-only arguments
         call_dy = odd_layout(rng, dy)
@@ -1264,12 +1265,13 @@ def embedding_case(rng):
             call_p, call_seed = 0.5, [-1, 2 ** 64, 1.5, None][rng.integers(4)]
             expect = Err((TypeError, ValueError), "seed: expected an int in 0..2**64-1")
     call = lambda: (_C.embedding_backward(call_ids, call_dy, call_grad,  # noqa: E731
-                                          padding_idx=call_padding, p=call_p, seed=call_seed),
+                                          padding_idx=call_padding, p=call_p, seed=call_seed,
+                                          zero=zero),
                     call_grad)[1]
 
     def check(got):
         from rnnfast.reference import dropout as reference_dropout
-        want = start.copy()
+        want = np.zeros_like(start) if zero else start.copy()
         keep = np.ones(n, bool) if padding is None else ids != padding
         rows_of = reference_dropout(dy, p, seed) if p else dy
         np.add.at(want, ids[keep].astype(np.int64), rows_of[keep])

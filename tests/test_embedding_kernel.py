@@ -31,11 +31,15 @@ def test_matches_add_at_bitwise_at_any_thread_count(rng, threads, dtype, rows, d
     dy = rng.standard_normal((n, dim)).astype(dtype)
     grad0 = rng.standard_normal((rows, dim)).astype(dtype)  # accumulates onto what is there
     want = reference(ids, dy, grad0, padding_idx)
+    want_new = reference(ids, dy, np.zeros_like(grad0), padding_idx)
     for t in (1, 2, 3):
         rnnfast.set_num_threads(t)
         got = grad0.copy()
         assert _C.embedding_backward(ids, dy, got, padding_idx=padding_idx) is None
         np.testing.assert_array_equal(got, want)
+        got = np.full_like(grad0, np.nan)  # zero=True: grad's contents are not read
+        _C.embedding_backward(ids, dy, got, padding_idx=padding_idx, zero=True)
+        np.testing.assert_array_equal(got, want_new)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -56,6 +60,7 @@ def test_backward_through_dropout_is_dropout_then_add_at(rng, threads, dtype, ro
     try:
         for p, seed in ((0.5, 77), (0.2, 2 ** 64 - 1)):
             want = reference(ids, R.dropout(dy, p, seed), grad0, padding_idx)
+            want_new = reference(ids, R.dropout(dy, p, seed), np.zeros_like(grad0), padding_idx)
             for name in _C.supported_isas():
                 _C.set_isa(name)
                 for t in (1, 2, 3):
@@ -63,6 +68,10 @@ def test_backward_through_dropout_is_dropout_then_add_at(rng, threads, dtype, ro
                     got = grad0.copy()
                     _C.embedding_backward(ids, dy, got, padding_idx=padding_idx, p=p, seed=seed)
                     np.testing.assert_array_equal(got, want)
+                    got = np.full_like(grad0, np.nan)  # zero=True: every row cleared first
+                    _C.embedding_backward(ids, dy, got, padding_idx=padding_idx, p=p, seed=seed,
+                                          zero=True)
+                    np.testing.assert_array_equal(got, want_new)
     finally:
         _C.set_isa(isa)
 
@@ -84,10 +93,19 @@ def test_empty_and_overlapping():
     grad = np.ones((4, 3))
     _C.embedding_backward(np.zeros(0, np.int64), np.zeros((0, 3)), grad)
     np.testing.assert_array_equal(grad, 1)
+    for p in (0.0, 0.5):  # no tokens, zero=True: all zeros
+        _C.embedding_backward(np.zeros(0, np.int64), np.zeros((0, 3)), grad, p=p, zero=True)
+        np.testing.assert_array_equal(grad, 0)
+        grad[...] = 1
     # dy sharing grad's memory is read as it was before the call
     grad = np.arange(12.0).reshape(4, 3)
     want = reference(np.array([0, 0, 3]), grad[:3].copy(), grad)
     _C.embedding_backward(np.array([0, 0, 3]), grad[:3], grad)
+    np.testing.assert_array_equal(grad, want)
+    # and with zero=True, before grad is cleared
+    grad = np.arange(12.0).reshape(4, 3)
+    want = reference(np.array([0, 0, 3]), grad[:3].copy(), np.zeros_like(grad))
+    _C.embedding_backward(np.array([0, 0, 3]), grad[:3], grad, zero=True)
     np.testing.assert_array_equal(grad, want)
 
 

@@ -77,7 +77,7 @@ py::array embedding_forward_binding(const py::object& ids_obj, const py::object&
 template <typename T>
 void embedding_backward_impl(const py::array_t<std::int64_t, py::array::c_style>& ids,
                              const py::array& dy_in, py::array& grad, std::int64_t skip, double p,
-                             std::uint64_t seed) {
+                             std::uint64_t seed, bool zero) {
   py::array dy = py::array(contiguous<T>(dy_in));
   if (overlap(dy, grad)) dy = py::array(py::array_t<T, py::array::c_style>(dy.attr("copy")()));
   const index_t n = static_cast<index_t>(ids.size()), dim = static_cast<index_t>(grad.shape(1));
@@ -87,14 +87,14 @@ void embedding_backward_impl(const py::array_t<std::int64_t, py::array::c_style>
   T* pg = static_cast<T*>(grad.mutable_data());
   ReleaseGil release;
   if (p > 0.0)
-    embedding_backward_dropped<T>(n, dim, rows, pi, pd, skip, p, seed, pg);
+    embedding_backward_dropped<T>(n, dim, rows, pi, pd, skip, p, seed, zero, pg);
   else
-    embedding_backward<T>(n, dim, pi, pd, skip, pg);
+    embedding_backward<T>(n, dim, rows, pi, pd, skip, zero, pg);
 }
 
 void embedding_backward_binding(const py::object& ids_obj, const py::object& dy_obj,
                                 const py::object& grad_obj, const py::object& padding_obj,
-                                double p, const py::object& seed_obj) {
+                                double p, const py::object& seed_obj, bool zero) {
   py::array grad = in_place(grad_obj, "grad", nullptr);
   check_ndim(grad, "grad", 2);
   const index_t rows = static_cast<index_t>(grad.shape(0));
@@ -116,9 +116,9 @@ void embedding_backward_binding(const py::object& ids_obj, const py::object& dy_
                           py::str(py::float_(p)).cast<std::string>());
   const std::uint64_t seed = seed64_arg(seed_obj, "seed");
   if (is_double(grad))
-    embedding_backward_impl<double>(ids, dy, grad, skip, p, seed);
+    embedding_backward_impl<double>(ids, dy, grad, skip, p, seed, zero);
   else
-    embedding_backward_impl<float>(ids, dy, grad, skip, p, seed);
+    embedding_backward_impl<float>(ids, dy, grad, skip, p, seed, zero);
 }
 
 }  // namespace
@@ -132,12 +132,14 @@ void bind_embedding(Entries& m) {
         "seed in 0..2**64-1); the same for any thread count.");
   m.def("embedding_backward", &embedding_backward_binding, py::arg("ids"), py::arg("dy"),
         py::arg("grad"), py::arg("padding_idx") = py::none(), py::arg("p") = 0.0,
-        py::arg("seed") = 0,
+        py::arg("seed") = 0, py::arg("zero") = false,
         "grad[ids[i]] += dy[i] for every i in order (ids 1-D integers in 0..rows-1, dy "
         "(ids.size, dim), grad (rows, dim) float32/float64 updated in place), skipping "
         "ids[i] == padding_idx; with p > 0, dy is first dropped as dropout(dy, p, seed) would "
         "(the backward of embedding_forward(ids, weight, p, seed), without the dropped copy); "
-        "bitwise the same for any thread count.");
+        "zero=True: grad's contents are ignored and taken as zeros (cleared by the threads as "
+        "they go: a new gradient needs no zeroed array); bitwise the same for any thread "
+        "count.");
 }
 
 }  // namespace rnnfast::bindings

@@ -1,5 +1,6 @@
 // Embedding gradient (rnnfast/embedding.h): a scatter-add of dy's rows, columns split between
-// the threads; after a dropout, rows of grad split between them.
+// the threads; after a dropout, rows of grad split between them. With zero, each thread first
+// clears the part of grad it then adds to (its columns, or its rows).
 #include "rnnfast/embedding.h"
 
 #include <algorithm>
@@ -18,9 +19,15 @@ constexpr index_t kColumnBlock = 16;
 constexpr index_t kSerialBelow = 1 << 15;
 
 template <typename T>
-void add_columns(index_t n, index_t dim, const std::int64_t* ids, const T* dy, std::int64_t skip,
-                 T* grad, index_t c0, index_t c1) {
+void add_columns(index_t n, index_t dim, index_t rows, const std::int64_t* ids, const T* dy,
+                 std::int64_t skip, bool zero, T* grad, index_t c0, index_t c1) {
   const index_t w = c1 - c0;
+  if (zero) {
+    if (w == dim)
+      std::fill(grad, grad + rows * dim, T(0));
+    else
+      for (index_t r = 0; r < rows; ++r) std::fill(grad + r * dim + c0, grad + r * dim + c1, T(0));
+  }
   for (index_t i = 0; i < n; ++i) {
     const std::int64_t id = ids[i];
     if (id == skip) continue;
@@ -33,16 +40,20 @@ void add_columns(index_t n, index_t dim, const std::int64_t* ids, const T* dy, s
 }  // namespace
 
 template <typename T>
-void embedding_backward(index_t n, index_t dim, const std::int64_t* ids, const T* dy,
-                        std::int64_t skip, T* grad) {
-  if (n <= 0 || dim <= 0) return;
+void embedding_backward(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
+                        const T* dy, std::int64_t skip, bool zero, T* grad) {
+  if (dim <= 0) return;
+  if (n <= 0) {
+    if (zero) std::fill(grad, grad + rows * dim, T(0));
+    return;
+  }
   const index_t blocks = (dim + kColumnBlock - 1) / kColumnBlock;
-  if (n * dim < kSerialBelow || blocks == 1) {
-    add_columns(n, dim, ids, dy, skip, grad, 0, dim);
+  if ((n + (zero ? rows : 0)) * dim < kSerialBelow || blocks == 1) {
+    add_columns(n, dim, rows, ids, dy, skip, zero, grad, 0, dim);
     return;
   }
   parallel_for(blocks, 1, [&](index_t b0, index_t b1) {
-    add_columns(n, dim, ids, dy, skip, grad, b0 * kColumnBlock,
+    add_columns(n, dim, rows, ids, dy, skip, zero, grad, b0 * kColumnBlock,
                 std::min(dim, b1 * kColumnBlock));
   });
 }
@@ -50,10 +61,16 @@ void embedding_backward(index_t n, index_t dim, const std::int64_t* ids, const T
 template <typename T>
 void embedding_backward_dropped(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
                                 const T* dy, std::int64_t skip, double p, std::uint64_t seed,
-                                T* grad) {
-  if (n <= 0 || dim <= 0) return;
+                                bool zero, T* grad) {
+  if (dim <= 0) return;
+  if (n <= 0) {
+    if (zero) std::fill(grad, grad + rows * dim, T(0));
+    return;
+  }
   const index_t total = n * dim;
-  const index_t want = total < kSerialBelow ? 1 : std::max<index_t>(1, get_num_threads());
+  const index_t want = total + (zero ? rows * dim : 0) < kSerialBelow
+                           ? 1
+                           : std::max<index_t>(1, get_num_threads());
   // bounds[k]..bounds[k + 1]: the ids of range k, cut where the tokens so far reach k / want of
   // them (a histogram of the ids; equal id ranges for a vocabulary much larger than the batch)
   std::vector<std::int64_t> bounds{0};
@@ -74,6 +91,7 @@ void embedding_backward_dropped(index_t n, index_t dim, index_t rows, const std:
   auto run = [&](index_t k0, index_t k1) {
     std::vector<T> row(static_cast<std::size_t>(dim + 2));  // a row from its first pair on
     const std::int64_t lo = bounds[k0], hi = bounds[k1];
+    if (zero) std::fill(grad + lo * dim, grad + hi * dim, T(0));  // this range's rows
     for (index_t i = 0; i < n; ++i) {
       const std::int64_t id = ids[i];
       if (id < lo || id >= hi || id == skip) continue;
@@ -90,16 +108,16 @@ void embedding_backward_dropped(index_t n, index_t dim, index_t rows, const std:
     run(0, ranges);
 }
 
-template void embedding_backward<float>(index_t, index_t, const std::int64_t*, const float*,
-                                        std::int64_t, float*);
-template void embedding_backward<double>(index_t, index_t, const std::int64_t*, const double*,
-                                         std::int64_t, double*);
+template void embedding_backward<float>(index_t, index_t, index_t, const std::int64_t*,
+                                        const float*, std::int64_t, bool, float*);
+template void embedding_backward<double>(index_t, index_t, index_t, const std::int64_t*,
+                                         const double*, std::int64_t, bool, double*);
 
 template void embedding_backward_dropped<float>(index_t, index_t, index_t, const std::int64_t*,
                                                 const float*, std::int64_t, double, std::uint64_t,
-                                                float*);
+                                                bool, float*);
 template void embedding_backward_dropped<double>(index_t, index_t, index_t, const std::int64_t*,
                                                  const double*, std::int64_t, double,
-                                                 std::uint64_t, double*);
+                                                 std::uint64_t, bool, double*);
 
 }  // namespace rnnfast

@@ -1142,8 +1142,8 @@ class _Recurrent(KerasWeights, Module):
             dh = None if dh is None else np.where(empty[None, :, None], 0, dh).astype(self.dtype)
             dc = None if dc is None else np.where(empty[None, :, None], 0, dc).astype(self.dtype)
         dx, dh0, dc0, grads = self.rnn.stack.backward(ctx, dseq, dh, dc)
-        for name, grad in grads.items():
-            self.rnn._parameters[name].accumulate(grad)
+        for name, grad in grads.items():  # (a new array of the kernel's per parameter)
+            self.rnn._parameters[name].accumulate(grad, owned=True)
         self._add_penalty_grads()
         if drop is not None:
             dx = dx * drop

@@ -332,15 +332,22 @@ class Adam(Optimizer):
     def _adam(self, w, g, scale, slots, lr):
         # m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2 (amsgrad: then its running maximum);
         # w -= alpha m / (sqrt(v) + epsilon), with g the clipped gradient g * mul / div: one
-        # pass, each operation rounded as the NumPy expressions in rnnfast/optimizer.h round it
-        one, t = w.dtype.type(1), w.dtype.type(self.iterations + 1)
-        b1, b2 = w.dtype.type(self.beta_1), w.dtype.type(self.beta_2)
-        alpha = lr * np.sqrt(one - b2 ** t) / (one - b1 ** t)
+        # pass, each operation rounded as the NumPy expressions in rnnfast/optimizer.h round it.
+        # The constants depend on the step, not on the parameter: made once per step and dtype
+        key = (w.dtype, self.iterations, lr, self.beta_1, self.beta_2, self.epsilon)
+        kept = self.__dict__.get("_step_constants")
+        if kept is None or kept[0] != key:
+            one, t = w.dtype.type(1), w.dtype.type(self.iterations + 1)
+            b1, b2 = w.dtype.type(self.beta_1), w.dtype.type(self.beta_2)
+            alpha = lr * np.sqrt(one - b2 ** t) / (one - b1 ** t)
+            kept = (key, dict(rule="keras", beta1=b1, one_minus_beta1=one - b1, beta2=b2,
+                              one_minus_beta2=one - b2, lr=alpha,
+                              eps=w.dtype.type(self.epsilon)))
+            self._step_constants = kept
         mul, div = (1.0, 1.0) if scale is None else scale
         optim._adam_update(w, g, slots["momentum"], slots["velocity"],
-                           slots["velocity_hat"] if self.amsgrad else None, rule="keras",
-                           beta1=b1, one_minus_beta1=one - b1, beta2=b2, one_minus_beta2=one - b2,
-                           lr=alpha, eps=w.dtype.type(self.epsilon), grad_mul=mul, grad_div=div)
+                           slots["velocity_hat"] if self.amsgrad else None, grad_mul=mul,
+                           grad_div=div, **kept[1])
 
     def _own_config(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,

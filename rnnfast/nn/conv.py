@@ -202,9 +202,9 @@ class Conv1d(Module):
     def _accumulate(self, grads):
         """Adds a ``conv1d_backward`` result's ``"w"`` and ``"b"`` to the parameters' gradients;
         returns ``grads``."""
-        self.weight.accumulate(grads["w"])
+        self.weight.accumulate(grads["w"], owned=True)  # (new arrays of the kernel's)
         if self.bias is not None:
-            self.bias.accumulate(grads["b"])
+            self.bias.accumulate(grads["b"], owned=True)
         return grads
 
     def forward(self, x):

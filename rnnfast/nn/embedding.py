@@ -154,12 +154,15 @@ class Embedding(Module):
         grad = weight.grad
         writable = grad is not None and grad.dtype == self.dtype and grad.flags.c_contiguous \
             and grad.flags.writeable and grad.flags.aligned
-        if not writable:  # (a gradient set from outside: summed into a copy)
-            grad = np.zeros_like(weight.data) if grad is None else np.array(grad, self.dtype)
+        fresh = grad is None  # (a new gradient: the kernel's threads clear it as they go)
+        if fresh:
+            grad = np.empty(weight.data.shape, self.dtype)
+        elif not writable:  # (a gradient set from outside: summed into a copy)
+            grad = np.array(grad, self.dtype)
         # grad[ids[i]] += rows[i] in token order, columns split between the threads (bitwise
         # np.add.at's result at any thread count)
         _C.embedding_backward(x.reshape(-1), dy.reshape(-1, self.embedding_dim), grad,
-                              padding_idx=self.padding_idx, p=p, seed=seed)
+                              padding_idx=self.padding_idx, p=p, seed=seed, zero=fresh)
         weight.grad = grad
         return None
 

@@ -65,9 +65,9 @@ class Linear(Module):
         ctx = self._saved()
         dy = check_grad(dy, "dy", ctx.x_shape[:-1] + (self.out_features,), self.dtype)
         grads = F.linear_backward(ctx, dy)
-        self.weight.accumulate(grads["w"])
+        self.weight.accumulate(grads["w"], owned=True)  # (new arrays: a product, a sum)
         if self.bias is not None:
-            self.bias.accumulate(grads["b"])
+            self.bias.accumulate(grads["b"], owned=True)
         return grads["x"]
 
     def forward(self, x):

@@ -208,15 +208,22 @@ class Parameter:
     def size(self):
         return self.data.size
 
-    def accumulate(self, grad):
-        """Add ``grad`` to ``.grad`` (creating it); nothing when ``requires_grad`` is False."""
+    def accumulate(self, grad, owned=False):
+        """Add ``grad`` to ``.grad`` (creating it); nothing when ``requires_grad`` is False.
+        ``owned``: the caller gives ``grad`` away (a new array of a kernel's, which nothing else
+        refers to): when ``.grad`` is None and ``grad`` is an array of the parameter's dtype
+        that owns its memory, ``.grad`` becomes ``grad`` itself instead of a copy."""
         if not self.requires_grad:
             return
         grad = np.asarray(grad)
         if grad.shape != self.data.shape:
             raise ValueError(f"grad: expected shape {self.data.shape}, got {grad.shape}")
         if self.grad is None:
-            self.grad = grad.astype(self.data.dtype, copy=True)
+            if owned and grad.dtype == self.data.dtype and grad.base is None and \
+                    grad.flags.writeable:
+                self.grad = grad
+            else:
+                self.grad = grad.astype(self.data.dtype, copy=True)
         else:
             self.grad += grad
 
@@ -239,6 +246,55 @@ class KerasWeightless:
                              f"{shown}")
 
 
+class _Structure:
+    """The state of every Module's registrations: ``token`` is replaced by a new object whenever
+    an entry of any module's ``_parameters`` or ``_modules`` changes (``_Registry``). A module's
+    lists of its sub-modules and parameters are kept with the token they were made under and
+    made again when it is no longer the current one (a copied or unpickled module's lists hold
+    another object, so they are made again too)."""
+
+    token = object()
+
+
+class _Registry(dict):
+    """The ``_parameters`` / ``_modules`` dict of a Module: every change (through any of
+    dict's methods) replaces ``_Structure.token``."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        _Structure.token = object()
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        _Structure.token = object()
+        dict.__delitem__(self, key)
+
+    def __ior__(self, other):
+        _Structure.token = object()
+        return dict.__ior__(self, other)
+
+    def pop(self, *args):
+        _Structure.token = object()
+        return dict.pop(self, *args)
+
+    def popitem(self):
+        _Structure.token = object()
+        return dict.popitem(self)
+
+    def clear(self):
+        _Structure.token = object()
+        dict.clear(self)
+
+    def update(self, *args, **kwargs):
+        _Structure.token = object()
+        dict.update(self, *args, **kwargs)
+
+    def setdefault(self, key, default=None):
+        _Structure.token = object()
+        return dict.setdefault(self, key, default)
+
+
 def _is_symbolic(x):
     """True for a symbolic tensor of a functional model, or a list holding one."""
     if isinstance(x, (list, tuple)):
@@ -250,8 +306,8 @@ class Module:
     """Base class of the layers: registration of parameters and sub-modules, modes, state."""
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_parameters", _Registry())
+        object.__setattr__(self, "_modules", _Registry())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_cache", None)
 
@@ -296,10 +352,10 @@ class Module:
         self._parameters[name] = param
 
     # traversal ----------------------------------------------------------------------------
-    def named_modules(self, prefix=""):
-        """``(name, module)`` for this module and every sub-module, depth first."""
+    def _walk(self):
+        """``(name, module)`` for this module and every sub-module, depth first, each once."""
         seen = set()
-        stack = [(prefix, self)]
+        stack = [("", self)]
         while stack:
             name, module = stack.pop(0)
             if id(module) in seen:
@@ -310,22 +366,51 @@ class Module:
                         for k, m in module._modules.items() if m is not None]
             stack = children + stack
 
-    def children(self):
-        return [m for m in self._modules.values() if m is not None]
-
-    def named_parameters(self, prefix="", recurse=True):
-        """``(name, Parameter)`` pairs with PyTorch's dotted names, each parameter once."""
+    def _tree(self):
+        """``(sub-modules, parameters)``: the ``(name, module)`` pairs ``named_modules()``
+        lists after this module and the ``(name, Parameter)`` pairs of ``named_parameters()``
+        (each once), kept until any module's registrations change (``_Structure``); this
+        module itself is not in them (no reference cycle)."""
+        kept = self.__dict__.get("_tree_kept")
+        if kept is not None and kept[0] is _Structure.token:
+            return kept[1], kept[2]
+        token = _Structure.token
+        modules = list(self._walk())
         seen = set()
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        params = []
         for mod_name, module in modules:
             for name, param in module._parameters.items():
                 if param is None or id(param) in seen:
                     continue
                 seen.add(id(param))
-                yield (f"{mod_name}.{name}" if mod_name else name), param
+                params.append(((f"{mod_name}.{name}" if mod_name else name), param))
+        object.__setattr__(self, "_tree_kept", (token, modules[1:], params))
+        return modules[1:], params
+
+    def named_modules(self, prefix=""):
+        """``(name, module)`` for this module and every sub-module, depth first."""
+        yield prefix, self
+        for name, module in self._tree()[0]:
+            yield (f"{prefix}.{name}" if prefix else name), module
+
+    def children(self):
+        return [m for m in self._modules.values() if m is not None]
+
+    def named_parameters(self, prefix="", recurse=True):
+        """``(name, Parameter)`` pairs with PyTorch's dotted names, each parameter once."""
+        if not recurse:
+            seen = set()
+            for name, param in self._parameters.items():
+                if param is not None and id(param) not in seen:
+                    seen.add(id(param))
+                    yield (f"{prefix}.{name}" if prefix else name), param
+            return
+        for name, param in self._tree()[1]:
+            yield (f"{prefix}.{name}" if prefix else name), param
 
     def parameters(self, recurse=True):
-        return [p for _, p in self.named_parameters(recurse=recurse)]
+        return [p for _, p in (self._tree()[1] if recurse else
+                               self.named_parameters(recurse=False))]
 
     # gradients and modes ------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
@@ -357,8 +442,12 @@ class Module:
 
     def train(self, mode=True):
         """Training mode (forward keeps what backward needs, dropout on); returns self."""
-        for _, module in self.named_modules():
-            object.__setattr__(module, "training", bool(mode))
+        mode = bool(mode)
+        object.__setattr__(self, "training", mode)
+        if not mode:
+            object.__setattr__(self, "_cache", None)
+        for _, module in self._tree()[0]:
+            object.__setattr__(module, "training", mode)
             if not mode:
                 object.__setattr__(module, "_cache", None)
         return self
