@@ -151,8 +151,8 @@ inline void prefetch_lines(const void* p, std::size_t bytes) {
 // The inputs of the gate gradients of units [j0, j0 + n) of row `row` (x's; wrow the
 // workspace's: the saved gates, the cell's extra state, h_prev for GRU; dy) and the lines of dgx
 // they will write, asked for in L2 a step ahead: the forward wrote them long ago (no longer
-// cached), and a block's lines sit G*H apart, a stride the hardware prefetchers do not follow (perf: the gate math's time was
-// mostly its first loads; bench/RESULTS.md). dgx null: the gate gradients go to a LoopWeights
+// cached), and a block's lines sit G*H apart, a stride the hardware prefetchers do not follow
+// (perf: the gate math's time was mostly its first loads; bench/RESULTS.md). dgx null: the gate gradients go to a LoopWeights
 // ring, in cache.
 template <typename T, Cell C>
 inline void prefetch_step_inputs(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T* dy,
@@ -201,8 +201,9 @@ struct LoopWeights {
 // gradient of h0 out (dh0 false: not asked for, and dh is left without the first step's
 // product, one product less); dc likewise (LSTM). The threads take disjoint sequences through
 // every step (detail::split_batch) or share each step by blocks of hidden units, as in the
-// forward. The cell C and its options (Peep: LSTM peepholes; Zone: zoneout; Drop: recurrent dropout, one
-// product per gate masked before it is added) are template parameters: no switch per row.
+// forward. The cell C and its options (Peep: LSTM peepholes; Zone: zoneout; Drop: recurrent
+// dropout, one product per gate masked before it is added) are template parameters: no switch
+// per row.
 // dx (input gradient [rows, I], or null): when the loop reads dgx in place (below) and the
 // products are float32, each step's rows of dx = dgx W_ih are computed beside the step's
 // product, while those rows of dgx are in cache (after the loop they are read from memory),
