@@ -160,7 +160,8 @@ class FirstError {
 // (bench/RESULTS.md, gemm session 15: 200 of 201 wake-ups landed on the owner's CPU, a 75 us
 // product took 80-120 us at 2 threads). Such a worker moves itself to another CPU it may use: its
 // affinity without that CPU, then the same affinity again (the thread stays where the move put
-// it; nothing stays pinned).
+// it; nothing stays pinned). The workers are the pool's own threads: only a change of this
+// worker's affinity made by another thread between its read and the restore would be undone.
 void leave_cpu(int cpu) {
 #if defined(__linux__)
   if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getcpu() != cpu) return;
