@@ -53,8 +53,8 @@ struct BackwardScratch {
   std::size_t bytes() const {
     return detail::bytes_of(dgx) + detail::bytes_of(dgh_n) + detail::bytes_of(xh) +
            detail::bytes_of(dw) + detail::bytes_of(rh) + detail::bytes_of(hprev) +
-           detail::bytes_of(dw_seq) +
-           detail::bytes_of(ring) + packed_bytes(whh) + packed_bytes(wih);
+           detail::bytes_of(dw_seq) + detail::bytes_of(ring) + packed_bytes(whh) +
+           packed_bytes(wih);
   }
   static std::size_t packed_bytes(const PackedB<T>& p) {
     const index_t nr = p.panel_width();
@@ -152,8 +152,8 @@ inline void prefetch_lines(const void* p, std::size_t bytes) {
 // workspace's: the saved gates, the cell's extra state, h_prev for GRU; dy) and the lines of dgx
 // they will write, asked for in L2 a step ahead: the forward wrote them long ago (no longer
 // cached), and a block's lines sit G*H apart, a stride the hardware prefetchers do not follow
-// (perf: the gate math's time was mostly its first loads; bench/RESULTS.md). dgx null: the gate gradients go to a LoopWeights
-// ring, in cache.
+// (perf: the gate math's time was mostly its first loads; bench/RESULTS.md). dgx null: the
+// gate gradients go to a LoopWeights ring, in cache.
 template <typename T, Cell C>
 inline void prefetch_step_inputs(const SeqShape& s, const RecurrentWorkspace<T>& ws, const T* dy,
                                  T* dgx, index_t row, index_t wrow, index_t j0, index_t n) {
@@ -617,8 +617,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
           dx_done = loop_blocked<T, decltype(cell_c)::value, decltype(peep_c)::value,
                                  decltype(zone_c)::value, Drop>(
               s, w.w_hh, w.w_peephole, zone, drop, ws, dy, dgx, dgh_n, dh.data(), dc.data(),
-              scratch->whh, w.w_ih, g.x, scratch->wih, lw,
-              g.h0 != nullptr, w.precision);
+              scratch->whh, w.w_ih, g.x, scratch->wih, lw, g.h0 != nullptr, w.precision);
           });
   });
   if (g.w_peephole && is_lstm && w.w_peephole)
@@ -712,8 +711,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     const index_t one = seq_ones ? 1 : 0, n = I + one + Hs, ld = seq_ones ? seq_ld : n;
     T* dw = detail::fit(scratch->dw, GH * ld);
     drop.weight_grads_by_sequence(s, GH, n, H, dgx, GH, x, I, seq_ones, hprev_rows(), ld,
-                                  scratch->xh,
-                                  detail::fit(scratch->dw_seq, GH * ld), dw, w.precision);
+                                  scratch->xh, detail::fit(scratch->dw_seq, GH * ld), dw,
+                                  w.precision);
     for (index_t i = 0; i < GH; ++i) {
       std::memcpy(g.w_ih + i * I, dw + i * ld, sizeof(T) * I);
       std::memcpy(g.w_hh + i * Hs, dw + i * ld + I + one, sizeof(T) * Hs);
