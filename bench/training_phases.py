@@ -8,9 +8,11 @@ The call is compare.py's (its case: `_peers.make_case`, h0 and c0 given, dy at e
 `lstm_forward(training=False)` (inference), `lstm_forward(training=True)` (the forward that keeps
 the workspace) and `lstm_backward` (dx, dW, db, dh0, dc0). Before timing, the training call's
 outputs and gradients are checked against `rnnfast.reference` (float64). Each round times every
-phase once per thread count, the thread counts alternated; the table gives each phase's minimum
-wall and process CPU time (every thread's) over the rounds: on a shared machine the minimum is
-the figure that moves least, and CPU time does not count the time a thread waited for a core.
+phase per thread count, `--inner` calls of it per sample (the pool's worker's CPU time reaches
+the process clock only at the kernel's ticks: one call of a few ms can hide it), the thread
+counts alternated; the table gives each phase's minimum wall and process CPU time (every
+thread's) per call over the rounds: on a shared machine the minimum is the figure that moves
+least, and CPU time does not count the time a thread waited for a core.
 
 The products of each phase (2 FLOP per multiply-add: the forward's step product [x_t | h] of
 depth I + H, the backward's dh and dx products of depth 4H, the weight gradients of depth T*B)
@@ -62,14 +64,17 @@ def check(args, dy, forward=F.lstm_forward, backward=F.lstm_backward):
         assert err < 1e-4, f"{name}: relative error {err:.2e} against the reference"
 
 
-def time_phases(args, dy, threads, rounds):
-    """{threads: {phase: (min wall ms, min CPU ms)}}, thread counts alternated round by round."""
+def time_phases(args, dy, threads, rounds, inner=4):
+    """{threads: {phase: (min wall ms, min CPU ms)}} per call, `inner` calls per sample, thread
+    counts alternated round by round."""
     best = {n: {p: [np.inf, np.inf] for p in PHASES} for n in threads}
 
     def timed(fn):
         w0, c0 = time.perf_counter(), time.process_time()
-        result = fn()
-        return result, (time.perf_counter() - w0) * 1e3, (time.process_time() - c0) * 1e3
+        for _ in range(inner):
+            result = fn()
+        return (result, (time.perf_counter() - w0) * 1e3 / inner,
+                (time.process_time() - c0) * 1e3 / inner)
 
     def keep(n, phase, wall, cpu):
         best[n][phase][0] = min(best[n][phase][0], wall)
@@ -169,6 +174,7 @@ def main(argv=None):
     p.add_argument("--input", type=int), p.add_argument("--hidden", type=int)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--inner", type=int, default=4, help="calls per timed sample")
     p.add_argument("--peak", type=float, default=118.0,
                    help="FMA peak in GFLOP/s per core (Zen 4 here: 118, bench/RESULTS.md)")
     o = p.parse_args(argv)
@@ -177,11 +183,11 @@ def main(argv=None):
     sizes = (base.T, base.B, base.I, base.H)
     shape = base if custom == (None,) * 4 else Shape(
         "custom", *(v if v is not None else d for v, d in zip(custom, sizes)))
-    if any(n < 1 for n in o.threads) or o.rounds < 1:
-        p.error("--threads and --rounds must be positive")
+    if any(n < 1 for n in o.threads) or o.rounds < 1 or o.inner < 1:
+        p.error("--threads, --rounds and --inner must be positive")
     args, dy = case_arrays(shape)
     check(args, dy)
-    times = time_phases(args, dy, o.threads, o.rounds)
+    times = time_phases(args, dy, o.threads, o.rounds, o.inner)
     print(report(shape, times, product_rates(shape, o.rounds), o.peak))
 
 

@@ -14,7 +14,7 @@ def bench():
 
 def test_table_has_every_phase_per_thread_count(bench, capsys):
     bench.main(["--steps", "5", "--batch", "17", "--input", "6", "--hidden", "9", "--rounds", "1",
-                "--threads", "1", "2"])
+                "--inner", "2", "--threads", "1", "2"])
     out = capsys.readouterr().out
     assert out.startswith("LSTM custom(T5,B17,I6,H9)")
     rows = [line for line in out.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
