@@ -187,8 +187,13 @@ def main(argv=None):
         p.error("--threads, --rounds and --inner must be positive")
     args, dy = case_arrays(shape)
     check(args, dy)
-    times = time_phases(args, dy, o.threads, o.rounds, o.inner)
-    print(report(shape, times, product_rates(shape, o.rounds), o.peak))
+    threads = rnnfast.get_num_threads()
+    try:
+        times = time_phases(args, dy, o.threads, o.rounds, o.inner)
+        rates = product_rates(shape, o.rounds)
+    finally:
+        rnnfast.set_num_threads(threads)
+    print(report(shape, times, rates, o.peak))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ def bench():
 
 
 def test_table_has_every_phase_per_thread_count(bench, capsys):
+    before = bench.rnnfast.get_num_threads()
     bench.main(["--steps", "5", "--batch", "17", "--input", "6", "--hidden", "9", "--rounds", "1",
                 "--inner", "2", "--threads", "1", "2"])
     out = capsys.readouterr().out
@@ -22,6 +23,7 @@ def test_table_has_every_phase_per_thread_count(bench, capsys):
     for row in rows:
         values = [float(v) for v in row.rstrip(" |").split(" | ")[2:]]
         assert len(values) == 6 and values[0] > 0 and all(v >= 0 for v in values)
+    assert bench.rnnfast.get_num_threads() == before  # the caller's thread count restored
 
 
 def test_flop_counts(bench):
