@@ -1,5 +1,6 @@
 // The pooled convolution backward's kernels for AVX-512 (compiled with -mavx512f/bw/dq/vl):
-// blocks of 8 vectors (128 floats) of one row in registers.
+// blocks of 32 values (2 vectors of floats, 4 of doubles) of two rows at once in registers
+// (blocks of 8 vectors of one row: 16% slower in float, 28% in double; bench/RESULTS.md).
 #include "conv1d_pooled_impl.h"
 #include "simd_avx512.h"
 
@@ -8,10 +9,12 @@ namespace pooled {
 namespace {
 
 struct F32 : simd::Avx512F32 {
-  static constexpr int kAcc = 8;
+  static constexpr int kAcc = 2;
+  static constexpr bool kPairs = true;
 };
 struct F64 : simd::Avx512F64 {
-  static constexpr int kAcc = 8;
+  static constexpr int kAcc = 4;
+  static constexpr bool kPairs = true;
 };
 
 }  // namespace
