@@ -1,6 +1,6 @@
 // The pooled convolution backward's kernels for AVX2 + FMA (compiled with -mavx2 -mfma): blocks
-// of 32 values (4 vectors of floats, 8 of doubles) of two rows at once (16 or 8 of the 16
-// registers; blocks of 8 vectors of one row: 13-15% slower).
+// of 32 values (4 vectors of floats, 8 of doubles) of two rows at once (8 accumulators for
+// floats, all 16 registers for doubles; blocks of 8 vectors of one row: 15-18% more time).
 #include "conv1d_pooled_impl.h"
 #include "simd_avx2.h"
 

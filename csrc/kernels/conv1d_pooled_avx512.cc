@@ -1,6 +1,6 @@
 // The pooled convolution backward's kernels for AVX-512 (compiled with -mavx512f/bw/dq/vl):
 // blocks of 32 values (2 vectors of floats, 4 of doubles) of two rows at once in registers
-// (blocks of 8 vectors of one row: 16% slower in float, 28% in double; bench/RESULTS.md).
+// (blocks of 8 vectors of one row: 19% more time in float, 43% in double; bench/RESULTS.md).
 #include "conv1d_pooled_impl.h"
 #include "simd_avx512.h"
 
