@@ -4,9 +4,9 @@
 // acc, or of wt) stays in registers while the entries of its channel run over it; with kPairs,
 // the blocks of two consecutive rows when they do not overlap in memory (always for dw; for dx
 // when the block is no wider than the rows' distance), their entries side by side. Narrow blocks
-// (32 values) of two rows beat wide blocks of one: each pass over the columns reads a narrower
-// slice of the source rows, which stays in L1 (bench/RESULTS.md, conv session 16). Internal
-// linkage only.
+// (32 values) of two rows beat wide blocks of one on AMD Zen 4 (bench/RESULTS.md, conv session
+// 16: a pass over the columns reads a narrower slice of the source rows, and dx's blocks no
+// longer overlap the previous row's just stored). Internal linkage only.
 #pragma once
 #include <algorithm>
 
