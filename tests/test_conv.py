@@ -531,8 +531,8 @@ def test_conv1d_pool_backward_channels_first_and_none_dy(rng, channels_last):
 
 POOL_ISA_CASES = [
     # B, L, c_in, c_out, K, conv kw, pool_size, pool kw
-    (37, 26, 33, 19, 5, {}, 4, {}),              # dx rows 33 apart: two at once; odd c_out
-    (9, 31, 7, 6, 3, {"stride": 2}, 3, {}),      # dx rows 14 apart: one at a time
+    (37, 26, 33, 19, 5, {}, 4, {}),              # dx rows 33 apart; odd c_out
+    (9, 31, 7, 6, 3, {"stride": 2}, 3, {}),      # dx rows 14 apart
     (5, 40, 40, 8, 2, {}, 2, {"stride": 1}),     # 40 apart, overlapping pool windows
     (6, 17, 16, 3, 1, {}, 5, {}),                # one tap: 16-value patches, 3 dw rows
     (4, 22, 31, 64, 5, {}, 4, {}),               # the IMDB shape's 64 channels, 31 inputs
@@ -544,8 +544,8 @@ POOL_ISA_CASES = [
 def test_conv1d_pool_backward_every_isa_and_thread_count(rng, dtype, case):
     """The winners' kernels are compiled once per instruction set: each against the reference,
     bitwise the same for 1, 2 and 3 threads (patches not a multiple of the SIMD width; more
-    sequences than weight accumulators; dx rows far enough apart for the kernels to run two rows
-    at once, and too close for it; an odd number of rows)."""
+    sequences than weight accumulators; dx rows closer than a register block and farther; odd
+    numbers of rows; a stride; overlapping pool windows)."""
     B, L, c_in, c_out, K, conv_kw, pool_size, pool_kw = case
     x, w, b = make_inputs(rng, B, L, c_in, c_out, 1, K, True)
     x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)

@@ -17,8 +17,7 @@
 //   for each block of KC: for r in [0, rows): dst[r * row_stride + block] +=
 //       sum over e in [start[r], start[r + 1]) of g[e] * src[off[e] + block]   (in that order).
 // Rows of dst may overlap in memory (dx: row_stride < KC); each row's block is read, summed and
-// written before the next row's (two rows whose blocks do not overlap may run side by side: the
-// same values).
+// written before the next row's.
 //
 // Included by the instruction-set translation units: plain structs and declarations only.
 #pragma once

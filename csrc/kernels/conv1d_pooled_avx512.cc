@@ -1,6 +1,5 @@
 // The pooled convolution backward's kernels for AVX-512 (compiled with -mavx512f/bw/dq/vl):
-// blocks of 32 values (2 vectors of floats, 4 of doubles) of two rows at once in registers
-// (blocks of 8 vectors of one row: 19% more time in float, 43% in double; bench/RESULTS.md).
+// blocks of 8 vectors (128 floats) of one row in registers.
 #include "conv1d_pooled_impl.h"
 #include "simd_avx512.h"
 
@@ -9,12 +8,10 @@ namespace pooled {
 namespace {
 
 struct F32 : simd::Avx512F32 {
-  static constexpr int kAcc = 2;
-  static constexpr bool kPairs = true;
+  static constexpr int kAcc = 8;
 };
 struct F64 : simd::Avx512F64 {
-  static constexpr int kAcc = 4;
-  static constexpr bool kPairs = true;
+  static constexpr int kAcc = 8;
 };
 
 }  // namespace

@@ -7,18 +7,15 @@ namespace rnnfast {
 namespace pooled {
 namespace {
 
-// Floats: blocks of 32 (8 vectors of 4) of two rows at once, twice as fast as 16 of one row;
-// doubles: 8 (4 vectors of 2) of one row, faster than two rows or wider blocks.
-template <typename Scalar, int Lanes, int Acc, bool Pairs>
+template <typename Scalar, int Lanes>
 struct Portable : simd::Portable<Scalar, Lanes> {
-  static constexpr int kAcc = Acc;
-  static constexpr bool kPairs = Pairs;
+  static constexpr int kAcc = 4;
 };
 
 }  // namespace
 
-const PooledGrad<float> kPooledGenericF32 = make_pooled<Portable<float, 4, 8, true>>();
-const PooledGrad<double> kPooledGenericF64 = make_pooled<Portable<double, 2, 4, false>>();
+const PooledGrad<float> kPooledGenericF32 = make_pooled<Portable<float, 4>>();
+const PooledGrad<double> kPooledGenericF64 = make_pooled<Portable<double, 2>>();
 
 }  // namespace pooled
 }  // namespace rnnfast

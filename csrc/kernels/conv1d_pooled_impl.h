@@ -1,12 +1,7 @@
 // The kernels of conv1d_pooled.h, written once over a vector shim S (simd_*.h: load, load_n,
-// store, store_n, set1, fma; S::kAcc vectors per block; S::kPairs: two rows at once) and
-// compiled by each instruction-set translation unit. A block of up to kAcc vectors of one row (of
-// acc, or of wt) stays in registers while the entries of its channel run over it; with kPairs,
-// the blocks of two consecutive rows when they do not overlap in memory (always for dw; for dx
-// when the block is no wider than the rows' distance), their entries side by side. Narrow blocks
-// (32 values) of two rows beat wide blocks of one on AMD Zen 4 (bench/RESULTS.md, conv session
-// 16: a pass over the columns reads a narrower slice of the source rows, and dx's blocks no
-// longer overlap the previous row's just stored). Internal linkage only.
+// store, store_n, set1, fma; S::kAcc vectors per block) and compiled by each instruction-set
+// translation unit. A block of up to kAcc vectors of one row (of acc, or of wt) stays in
+// registers while the entries of its channel run over it. Internal linkage only.
 #pragma once
 #include <algorithm>
 
@@ -35,53 +30,6 @@ void gather_block(index_t e0, index_t e1, const index_t* off, const typename S::
   S::store_n(dst_row + k0 + (NV - 1) * W, a[NV - 1], last);
 }
 
-// Two rows' blocks at once (their blocks do not overlap in memory): the entries of both run side
-// by side, each row's in its order, twice the independent sums of one row.
-template <typename S, int NV>
-void gather_block2(index_t ea, index_t ea1, index_t eb, index_t eb1, const index_t* off,
-                   const typename S::T* g, const typename S::T* src, typename S::T* da,
-                   typename S::T* db, index_t k0, index_t last) {
-  using vec = typename S::vec;
-  constexpr int W = S::W;
-  vec a[NV], b[NV];
-  for (int r = 0; r < NV - 1; ++r) {
-    a[r] = S::load(da + k0 + r * W);
-    b[r] = S::load(db + k0 + r * W);
-  }
-  a[NV - 1] = S::load_n(da + k0 + (NV - 1) * W, last);
-  b[NV - 1] = S::load_n(db + k0 + (NV - 1) * W, last);
-  const index_t n = std::min(ea1 - ea, eb1 - eb);
-  for (index_t i = 0; i < n; ++i) {
-    const typename S::T* sa = src + off[ea + i] + k0;
-    const typename S::T* sb = src + off[eb + i] + k0;
-    const vec ga = S::set1(g[ea + i]), gb = S::set1(g[eb + i]);
-    for (int r = 0; r < NV - 1; ++r) {
-      a[r] = S::fma(ga, S::load(sa + r * W), a[r]);
-      b[r] = S::fma(gb, S::load(sb + r * W), b[r]);
-    }
-    a[NV - 1] = S::fma(ga, S::load_n(sa + (NV - 1) * W, last), a[NV - 1]);
-    b[NV - 1] = S::fma(gb, S::load_n(sb + (NV - 1) * W, last), b[NV - 1]);
-  }
-  for (index_t e = ea + n; e < ea1; ++e) {
-    const typename S::T* sa = src + off[e] + k0;
-    const vec ga = S::set1(g[e]);
-    for (int r = 0; r < NV - 1; ++r) a[r] = S::fma(ga, S::load(sa + r * W), a[r]);
-    a[NV - 1] = S::fma(ga, S::load_n(sa + (NV - 1) * W, last), a[NV - 1]);
-  }
-  for (index_t e = eb + n; e < eb1; ++e) {
-    const typename S::T* sb = src + off[e] + k0;
-    const vec gb = S::set1(g[e]);
-    for (int r = 0; r < NV - 1; ++r) b[r] = S::fma(gb, S::load(sb + r * W), b[r]);
-    b[NV - 1] = S::fma(gb, S::load_n(sb + (NV - 1) * W, last), b[NV - 1]);
-  }
-  for (int r = 0; r < NV - 1; ++r) {
-    S::store(da + k0 + r * W, a[r]);
-    S::store(db + k0 + r * W, b[r]);
-  }
-  S::store_n(da + k0 + (NV - 1) * W, a[NV - 1], last);
-  S::store_n(db + k0 + (NV - 1) * W, b[NV - 1], last);
-}
-
 // Calls Block<S, nv> for nv in [1, S::kAcc] (a runtime count of vectors in the block).
 template <typename S, int NV = S::kAcc>
 struct Blocks {
@@ -107,18 +55,8 @@ void gather_rows(index_t rows, index_t KC, index_t row_stride, const index_t* st
     const int nv = static_cast<int>(std::min<index_t>(V, nvec - v0));
     const index_t k0 = v0 * W;
     const index_t last = std::min<index_t>(W, KC - (k0 + (nv - 1) * W));
-    const bool pairs = S::kPairs && row_stride >= (nv - 1) * W + last;
     Blocks<S>::run(nv, [&](auto NV) {
-      index_t r = 0;
-      if (pairs) {
-        for (; r + 1 < rows; r += 2) {
-          if (start[r] == start[r + 2]) continue;
-          gather_block2<S, decltype(NV)::value>(start[r], start[r + 1], start[r + 1],
-                                                start[r + 2], off, g, src, dst + r * row_stride,
-                                                dst + (r + 1) * row_stride, k0, last);
-        }
-      }
-      for (; r < rows; ++r) {
+      for (index_t r = 0; r < rows; ++r) {
         if (start[r] == start[r + 1]) continue;
         gather_block<S, decltype(NV)::value>(start[r], start[r + 1], off, g, src,
                                              dst + r * row_stride, k0, last);
