@@ -544,8 +544,9 @@ POOL_ISA_CASES = [
 def test_conv1d_pool_backward_every_isa_and_thread_count(rng, dtype, case):
     """The winners' kernels are compiled once per instruction set: each against the reference,
     bitwise the same for 1, 2 and 3 threads (patches not a multiple of the SIMD width; more
-    sequences than weight accumulators; dx rows closer than a register block and farther; odd
-    numbers of rows; a stride; overlapping pool windows)."""
+    sequences than weight accumulators; dx rows 14 to 40 values apart, closer than some
+    instruction sets' register blocks and farther than others'; odd numbers of rows; a stride;
+    overlapping pool windows)."""
     B, L, c_in, c_out, K, conv_kw, pool_size, pool_kw = case
     x, w, b = make_inputs(rng, B, L, c_in, c_out, 1, K, True)
     x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
