@@ -529,18 +529,33 @@ def test_conv1d_pool_backward_channels_first_and_none_dy(rng, channels_last):
         assert not zero[name].any()
 
 
+POOL_ISA_CASES = [
+    # B, L, c_in, c_out, K, conv kw, pool_size, pool kw
+    (37, 26, 33, 19, 5, {}, 4, {}),              # dx rows 33 apart; odd c_out
+    (9, 31, 7, 6, 3, {"stride": 2}, 3, {}),      # dx rows 14 apart
+    (5, 40, 40, 8, 2, {}, 2, {"stride": 1}),     # 40 apart, overlapping pool windows
+    (6, 17, 16, 3, 1, {}, 5, {}),                # one tap: 16-value patches, 3 dw rows
+    (4, 22, 31, 64, 5, {}, 4, {}),               # the IMDB shape's 64 channels, 31 inputs
+]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv1d_pool_backward_every_isa_and_thread_count(rng, dtype):
+@pytest.mark.parametrize("case", POOL_ISA_CASES, ids=[str(i) for i in range(len(POOL_ISA_CASES))])
+def test_conv1d_pool_backward_every_isa_and_thread_count(rng, dtype, case):
     """The winners' kernels are compiled once per instruction set: each against the reference,
-    bitwise the same for 1, 2 and 3 threads (33 input channels: patches not a multiple of the
-    SIMD width; more sequences than weight accumulators)."""
-    x, w, b = make_inputs(rng, 37, 26, 33, 19, 1, 5, True)
+    bitwise the same for 1, 2 and 3 threads (patches not a multiple of the SIMD width; more
+    sequences than weight accumulators; dx rows 14 to 40 values apart, closer than some
+    instruction sets' register blocks and farther than others'; odd numbers of rows; a stride;
+    overlapping pool windows)."""
+    B, L, c_in, c_out, K, conv_kw, pool_size, pool_kw = case
+    x, w, b = make_inputs(rng, B, L, c_in, c_out, 1, K, True)
     x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
-    y_ref, ctx_ref, py_ref, pctx_ref = _pool_chain(x, w, b, {}, 4, {}, True, rng, module=R)
+    y_ref, ctx_ref, py_ref, pctx_ref = _pool_chain(x, w, b, conv_kw, pool_size, pool_kw, True,
+                                                   rng, module=R)
     dpy = rng.standard_normal(py_ref.shape).astype(dtype)
     want = R.conv1d_backward(ctx_ref, R.max_pool1d_backward(pctx_ref, dpy)["x"])
     def pooled_backward():
-        _, ctx, _, pctx = _pool_chain(x, w, b, {}, 4, {}, True, rng)
+        _, ctx, _, pctx = _pool_chain(x, w, b, conv_kw, pool_size, pool_kw, True, rng)
         return F.conv1d_backward(ctx, dpy, pool=pctx)
 
     for isa, runs in _runs_per_isa(pooled_backward):
