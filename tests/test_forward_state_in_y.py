@@ -16,8 +16,10 @@ from recurrent_cases import CELLS, as64, make_inputs, rel_err, run, upstream, wi
 PLAIN = [(op, kw, name) for op, kw, name in CELLS] + [("lstm", {"peephole": True}, "peephole")]
 I = 5
 # (B, H): threads share each step by blocks of units (B < 16), take sequences (B >= 16 and small
-# W_hh), share the steps with several blocks per thread; B = 1 runs the small-batch loop
-SIZES = [(9, 37), (20, 24), (17, 300), (1, 19)]
+# W_hh), share the steps with several blocks per thread (B < 16 and W_hh beyond L2), take
+# sequences in inference but share the steps in training (B >= 16, W_hh beyond L2); B = 1 runs
+# the small-batch loop
+SIZES = [(9, 37), (20, 24), (12, 300), (17, 300), (1, 19)]
 
 
 def both_ways(op, args, options, grads, threads):

@@ -168,11 +168,10 @@ def test_zoneout_inference_windows(rng, op):
 @pytest.mark.parametrize("op,T,I,H", [("lstm", 6, 512, 512), ("gru", 6, 512, 512),
                                        ("rnn", 9, 1024, 1024), ("rnn", 20, 512, 512)])
 def test_default_selection_equals_forced_windows(rng, op, T, I, H):
-    """At the shapes where the default leaves the float32 windows by blocks out on two threads
-    (a thread's share of W_hh^T fills its L2: LSTM and GRU at I=H=512, RNN at I=H=1024) or keeps
-    them (RNN at I=H=512), the default outputs are those of the windows forced by a 2 MiB
-    budget (T longer than such a window), of every row at once, and of one thread, bit for
-    bit."""
+    """At shapes where the windows by blocks once applied on two threads (a batch of 64: the
+    threads now take sequences in inference), the default outputs are those of the windows
+    forced by a 2 MiB budget (T longer than such a window), of every row at once, and of one
+    thread (which shares the steps by blocks), bit for bit."""
     B, G = 64, GATES_OF[op]
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     w = [(rng.standard_normal(shape) * 0.05).astype(np.float32)
