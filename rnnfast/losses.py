@@ -43,6 +43,8 @@ EPSILON = 1e-7  # Keras' backend epsilon, the clip of probabilities
 
 
 def _as_array(x):
+    if x.__class__ is np.ndarray:
+        return x
     if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
@@ -77,7 +79,11 @@ def _log_softmax(z):
 
 
 def _mean(values):
-    return float(np.mean(values, dtype=np.float64))
+    """``np.mean(values, dtype=np.float64)`` as a Python float, bitwise (NumPy's sum in float64,
+    then one division by the count) without ``np.mean``'s Python layers."""
+    if not values.size:
+        return float(np.mean(values, dtype=np.float64))  # NaN, with NumPy's warning
+    return float(np.add.reduce(values, axis=None, dtype=np.float64)) / values.size
 
 
 def _loss_weights(sample_weight, mask, shape):
@@ -272,8 +278,9 @@ class BinaryCrossentropy(_Crossentropy):
         else:
             inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
             p = np.clip(y_pred, EPSILON, 1 - EPSILON)
-            losses = -(t * np.log(p) + (1 - t) * np.log(1 - p))
-            grad = np.where(inside, (p - t) / (p * (1 - p)), 0)
+            q = 1 - p
+            losses = -(t * np.log(p) + (1 - t) * np.log(q))
+            grad = np.where(inside, (p - t) / (p * q), 0)
         return losses, grad
 
 
