@@ -193,6 +193,15 @@ def _categorical_from_probabilities(t, p):
     return losses, (dq - (dq * q).sum(axis=-1, keepdims=True)) / total
 
 
+def _along_last(idx):
+    """The index that picks ``idx`` (integers of shape ``lead + (1,)``) along the last axis:
+    ``a[_along_last(idx)]`` is ``np.take_along_axis(a, idx, axis=-1)``, and assigning to it
+    is ``np.put_along_axis`` (one entry per row here), without their Python layers."""
+    lead = idx.shape[:-1]
+    return tuple(np.arange(n).reshape((n,) + (1,) * (len(lead) - k))
+                 for k, n in enumerate(lead)) + (idx,)
+
+
 def _sparse_from_probabilities(idx, p):
     """``_categorical_from_probabilities`` of the one-hot targets of ``idx`` (``p``'s shape
     without its class axis, then an axis of 1), bitwise, from each row's target entry: the loss
@@ -201,7 +210,8 @@ def _sparse_from_probabilities(idx, p):
     is zero (its target clipped, or of probability 0) has signed zeros to keep, and one whose
     ``s`` is not finite NaNs: those rows take the one-hot formula itself."""
     total = p.sum(axis=-1, keepdims=True)
-    q = np.take_along_axis(p, idx, axis=-1) / total
+    at = _along_last(idx)
+    q = p[at] / total
     inside = (q > EPSILON) & (q < 1 - EPSILON)
     qc = np.clip(q, EPSILON, 1 - EPSILON)
     losses = -np.log(qc)[..., 0]
@@ -209,7 +219,7 @@ def _sparse_from_probabilities(idx, p):
     s = dq * q
     grad = np.empty_like(p)
     np.divide(-s, total, out=grad, casting="unsafe")  # broadcast over the class axis
-    np.put_along_axis(grad, idx, (dq - s) / total, axis=-1)
+    grad[at] = (dq - s) / total
     zero = (s == 0)[..., 0] | ~np.isfinite(s[..., 0])  # (and rows of NaN, as the formula's)
     if zero.any():
         onehot = np.zeros(p[zero].shape, p.dtype)
@@ -256,9 +266,10 @@ class SparseCategoricalCrossentropy(_Crossentropy):
             shifted = y_pred - y_pred.max(axis=-1, keepdims=True)
             e = np.exp(shifted)
             log_p = np.subtract(shifted, np.log(e.sum(axis=-1, keepdims=True)), out=shifted)
-            losses = -np.take_along_axis(log_p, idx, axis=-1)[..., 0]
+            at = _along_last(idx)
+            losses = -log_p[at][..., 0]
             grad = np.exp(log_p, out=e)
-            np.put_along_axis(grad, idx, np.take_along_axis(grad, idx, axis=-1) - 1, axis=-1)
+            grad[at] = grad[at] - 1
         else:
             losses, grad = _sparse_from_probabilities(idx, y_pred)
         return losses, grad
