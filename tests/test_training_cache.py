@@ -4,8 +4,8 @@ modules with penalties and constraints (``Module._modules_with``), the gradients
 away (``Parameter.accumulate(..., owned=True)``), Keras' Adam's constants of a step (made once
 per step and dtype, not per parameter); and what it no longer does per batch (the running means
 in NumPy arrays, the logs nobody reads, the samples taken by fancy indexing, ``np.mean``).
-Models train bitwise as with the lists made again at every call, every gradient copied and the
-loop's former per-batch code; no list goes stale when layers, parameters or sub-modules are
+Models train bitwise as with the lists made again at every call, every gradient copied, one Adam
+kernel call per parameter (not one for all) and the loop's former per-batch code; no list goes stale when layers, parameters or sub-modules are
 added, replaced or removed, when a module is copied, or when weights are frozen or the model
 compiled again."""
 import copy
@@ -14,7 +14,7 @@ import pickle
 import numpy as np
 import pytest
 
-from rnnfast import losses, nn
+from rnnfast import losses, nn, optim
 from rnnfast.models import Sequential, constraints, regularizers, training
 from rnnfast.models.callbacks import Callback
 from rnnfast.models.layers import (LSTM, Activation, Conv1D, Dense, Dropout, Embedding,
@@ -107,7 +107,7 @@ def _without_keeping(monkeypatch):
     monkeypatch.setattr(training, "_take",
                         lambda arrays, idx: [None if a is None else a[idx] for a in arrays])
     monkeypatch.setattr(losses, "_mean", lambda v: float(np.mean(v, dtype=np.float64)))
-    tree, adam = Module._tree, Adam._adam
+    tree, adam = Module._tree, Adam._adam_args
 
     def fresh(self):
         self.__dict__.pop("_tree_kept", None)
@@ -117,8 +117,14 @@ def _without_keeping(monkeypatch):
         self.__dict__.pop("_step_constants", None)
         return adam(self, *args)
 
+    def one_call_each(updates, rule):
+        for w, g, m, v, v_max, c in updates:
+            optim._adam_update(w, g, m, v, v_max, rule=rule,
+                               **dict(zip(optim._ADAM_CONSTANTS, c)))
+
     accumulate = Parameter.accumulate
-    monkeypatch.setattr(Adam, "_adam", fresh_adam)
+    monkeypatch.setattr(optim, "_adam_update_many", one_call_each)
+    monkeypatch.setattr(Adam, "_adam_args", fresh_adam)
     monkeypatch.setattr(Module, "_tree", fresh)
     monkeypatch.setattr(Parameter, "accumulate",
                         lambda self, grad, owned=False: accumulate(self, grad))
