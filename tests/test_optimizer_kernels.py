@@ -472,6 +472,48 @@ def test_keras_adam_subclass_keeps_its_rule():
     assert np.all(p.data < 1)
 
 
+def test_torch_adam_subclass_keeps_its_rule():
+    """A subclass of rnnfast.optim.Adam that defines its own _update is called per parameter."""
+    calls = []
+
+    class Logged(optim.Adam):
+        def _update(self, p, grad, g, state):
+            calls.append(grad.copy())
+            super()._update(p, grad, g, state)
+
+    p = nn.Parameter(np.ones(4, np.float32))
+    opt = Logged([p], lr=0.1)
+    p.grad = np.full(4, 2.0, np.float32)
+    opt.step()
+    assert len(calls) == 1 and np.all(p.data < 1)
+
+
+def test_many_falls_back_to_one_call_each_through_copies():
+    """optim._adam_update_many with an array the kernel cannot write in place (a transposed
+    state, a big-endian weight): bitwise one _adam_update each (through copies), in order."""
+    rng = np.random.default_rng(8)
+    updates, ref = [], []
+    for i, (shape, dtype) in enumerate([((3, 4), np.float32), ((5, 2), np.float64),
+                                        ((6,), np.float32)]):
+        w, m, v, _ = _state(rng, int(np.prod(shape)), dtype, False)
+        w, m, v = w.reshape(shape), m.reshape(shape), v.reshape(shape)
+        if i == 1:
+            m = np.array(m.T, order="C").T  # another layout
+        if i == 2:
+            w = w.astype(w.dtype.newbyteorder(">"))
+        g = _gradient(rng, w.size, dtype, i).reshape(shape)
+        c = (0.9, 0.1, 0.999, 0.001, 1e-2, 1e-8, 0.7, 1.0, 1.0)
+        updates.append((w, g, m, v, None, c))
+        ref.append((w.copy(), g, m.copy(), v.copy(), None, c))
+    optim._adam_update_many(updates, "torch")
+    for w, g, m, v, vh, c in ref:
+        optim._adam_update(w, g, m, v, vh, rule="torch", **dict(zip(optim._ADAM_CONSTANTS, c)))
+    for got, want in zip(updates, ref):
+        for a, b in zip((got[0], got[2], got[3]), (want[0], want[2], want[3])):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert updates[1][2].flags.f_contiguous and updates[2][0].dtype.byteorder == ">"
+
+
 def test_clip_grad_norm_bitwise_its_numpy_form():
     rng = np.random.default_rng(13)
     for max_norm in (0.5, 1e6):

@@ -337,7 +337,8 @@ class Adam(Optimizer):
     def _update_all(self, params, grads, scales, lr):
         # one kernel call for all of them (the same updates, in the same order)
         if type(self)._update is not Adam._update or \
-                type(self)._update_scaled is not Adam._update_scaled:
+                type(self)._update_scaled is not Adam._update_scaled or \
+                type(self)._adam is not Adam._adam:
             super()._update_all(params, grads, scales, lr)
             return
         optim._adam_update_many(
