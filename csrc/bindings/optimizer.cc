@@ -105,10 +105,12 @@ void adam_run(AdamArrays& a, AdamRule rule, const double (&c)[9]) {
   py::array* v_max = a.v_max ? &*a.v_max : nullptr;
   if (is_double(a.w))
     adam_impl<double>(a.w, a.g, a.m, a.v, v_max,
-                      adam_step<double>(rule, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]));
+                      adam_step<double>(rule, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                                        c[8]));
   else
     adam_impl<float>(a.w, a.g, a.m, a.v, v_max,
-                     adam_step<float>(rule, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]));
+                     adam_step<float>(rule, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                                      c[8]));
 }
 
 void adam_binding(const py::object& w_obj, const py::object& g_obj, const py::object& m_obj,
@@ -118,8 +120,8 @@ void adam_binding(const py::object& w_obj, const py::object& g_obj, const py::ob
   const AdamRule rule = rule_arg(rule_obj);
   static const std::string names[5] = {"w", "g", "m", "v", "v_max"};
   AdamArrays a = adam_arrays(w_obj, g_obj, m_obj, v_obj, v_max_obj, names);
-  const double c[9] = {beta1, one_minus_beta1, beta2,      one_minus_beta2, lr,
-                       eps,   bias2_sqrt,      grad_mul,   grad_div};
+  const double c[9] = {beta1, one_minus_beta1, beta2,    one_minus_beta2, lr,
+                       eps,   bias2_sqrt,      grad_mul, grad_div};
   adam_run(a, rule, c);
 }
 
