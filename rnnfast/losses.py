@@ -43,6 +43,8 @@ EPSILON = 1e-7  # Keras' backend epsilon, the clip of probabilities
 
 
 def _as_array(x):
+    if x.__class__ is np.ndarray:
+        return x
     if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
@@ -77,7 +79,11 @@ def _log_softmax(z):
 
 
 def _mean(values):
-    return float(np.mean(values, dtype=np.float64))
+    """``np.mean(values, dtype=np.float64)`` as a Python float, bitwise (NumPy's sum in float64,
+    then one division by the count) without ``np.mean``'s Python layers."""
+    if not values.size:
+        return float(np.mean(values, dtype=np.float64))  # NaN, with NumPy's warning
+    return float(np.add.reduce(values, axis=None, dtype=np.float64)) / values.size
 
 
 def _loss_weights(sample_weight, mask, shape):
@@ -187,6 +193,15 @@ def _categorical_from_probabilities(t, p):
     return losses, (dq - (dq * q).sum(axis=-1, keepdims=True)) / total
 
 
+def _along_last(idx):
+    """The index that picks ``idx`` (integers of shape ``lead + (1,)``) along the last axis:
+    ``a[_along_last(idx)]`` is ``np.take_along_axis(a, idx, axis=-1)``, and assigning to it
+    is ``np.put_along_axis`` (one entry per row here), without their Python layers."""
+    lead = idx.shape[:-1]
+    return tuple(np.arange(n).reshape((n,) + (1,) * (len(lead) - k))
+                 for k, n in enumerate(lead)) + (idx,)
+
+
 def _sparse_from_probabilities(idx, p):
     """``_categorical_from_probabilities`` of the one-hot targets of ``idx`` (``p``'s shape
     without its class axis, then an axis of 1), bitwise, from each row's target entry: the loss
@@ -195,7 +210,8 @@ def _sparse_from_probabilities(idx, p):
     is zero (its target clipped, or of probability 0) has signed zeros to keep, and one whose
     ``s`` is not finite NaNs: those rows take the one-hot formula itself."""
     total = p.sum(axis=-1, keepdims=True)
-    q = np.take_along_axis(p, idx, axis=-1) / total
+    at = _along_last(idx)
+    q = p[at] / total
     inside = (q > EPSILON) & (q < 1 - EPSILON)
     qc = np.clip(q, EPSILON, 1 - EPSILON)
     losses = -np.log(qc)[..., 0]
@@ -203,7 +219,7 @@ def _sparse_from_probabilities(idx, p):
     s = dq * q
     grad = np.empty_like(p)
     np.divide(-s, total, out=grad, casting="unsafe")  # broadcast over the class axis
-    np.put_along_axis(grad, idx, (dq - s) / total, axis=-1)
+    grad[at] = (dq - s) / total
     zero = (s == 0)[..., 0] | ~np.isfinite(s[..., 0])  # (and rows of NaN, as the formula's)
     if zero.any():
         onehot = np.zeros(p[zero].shape, p.dtype)
@@ -250,9 +266,10 @@ class SparseCategoricalCrossentropy(_Crossentropy):
             shifted = y_pred - y_pred.max(axis=-1, keepdims=True)
             e = np.exp(shifted)
             log_p = np.subtract(shifted, np.log(e.sum(axis=-1, keepdims=True)), out=shifted)
-            losses = -np.take_along_axis(log_p, idx, axis=-1)[..., 0]
+            at = _along_last(idx)
+            losses = -log_p[at][..., 0]
             grad = np.exp(log_p, out=e)
-            np.put_along_axis(grad, idx, np.take_along_axis(grad, idx, axis=-1) - 1, axis=-1)
+            grad[at] = grad[at] - 1
         else:
             losses, grad = _sparse_from_probabilities(idx, y_pred)
         return losses, grad
@@ -272,8 +289,9 @@ class BinaryCrossentropy(_Crossentropy):
         else:
             inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
             p = np.clip(y_pred, EPSILON, 1 - EPSILON)
-            losses = -(t * np.log(p) + (1 - t) * np.log(1 - p))
-            grad = np.where(inside, (p - t) / (p * (1 - p)), 0)
+            q = 1 - p
+            losses = -(t * np.log(p) + (1 - t) * np.log(q))
+            grad = np.where(inside, (p - t) / (p * q), 0)
         return losses, grad
 
 

@@ -177,7 +177,32 @@ class Adam(Optimizer):
         g["betas"] = tuple(_check_number(b, f"betas[{i}]", 0.0, 1.0, open_max=True)
                            for i, b in enumerate(betas))
 
+    def step(self):
+        """One update of every parameter that has a gradient, all in one kernel call (each
+        parameter's update as ``_update`` makes it, in the same order)."""
+        if type(self)._update is not Adam._update:  # a subclass with a rule of its own
+            return super().step()
+        updates = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.shape != p.data.shape:
+                    raise ValueError(f"grad: expected shape {p.data.shape}, got {grad.shape}")
+                if group.get("maximize", False):
+                    grad = -grad
+                updates.append(self._adam_args(p, np.asarray(grad, dtype=p.data.dtype), group,
+                                               self.state.setdefault(id(p), {})))
+        _adam_update_many(updates, "torch")
+
     def _update(self, p, grad, g, state):
+        w, grad, m, v, v_max, c = self._adam_args(p, grad, g, state)
+        _adam_update(w, grad, m, v, v_max, rule="torch", **dict(zip(_ADAM_CONSTANTS, c)))
+
+    def _adam_args(self, p, grad, g, state):
+        """The weight decay applied, the state made or stepped: the arguments of this
+        parameter's kernel update ``(w, g, m, v, v_max or None, constants)``."""
         beta1, beta2 = g["betas"]
         if g["weight_decay"]:
             if self.decoupled:
@@ -196,11 +221,10 @@ class Adam(Optimizer):
         # running maximum); p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps):
         # one pass, each operation rounded as these NumPy expressions round it
         # (csrc/include/rnnfast/optimizer.h)
-        _adam_update(p.data, grad, state["exp_avg"], state["exp_avg_sq"],
-                     state["max_exp_avg_sq"] if g["amsgrad"] else None, rule="torch",
-                     beta1=beta1, one_minus_beta1=1 - beta1, beta2=beta2,
-                     one_minus_beta2=1 - beta2, lr=g["lr"] / (1 - beta1 ** step), eps=g["eps"],
-                     bias2_sqrt=math.sqrt(1 - beta2 ** step))
+        return (p.data, grad, state["exp_avg"], state["exp_avg_sq"],
+                state["max_exp_avg_sq"] if g["amsgrad"] else None,
+                (beta1, 1 - beta1, beta2, 1 - beta2, g["lr"] / (1 - beta1 ** step), g["eps"],
+                 math.sqrt(1 - beta2 ** step), 1.0, 1.0))
 
 
 class AdamW(Adam):
@@ -254,6 +278,27 @@ class RMSprop(Optimizer):
             p.data -= g["lr"] * buf
         else:
             p.data -= g["lr"] * grad / avg
+
+
+# the constants of an Adam update, in the order of ``_C.adam_update_many``'s tuples
+_ADAM_CONSTANTS = ("beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "lr", "eps",
+                   "bias2_sqrt", "grad_mul", "grad_div")
+
+
+def _adam_update_many(updates, rule):
+    """``_adam_update`` of every ``(w, g, m, v, v_max, constants)`` of ``updates`` (constants
+    in ``_ADAM_CONSTANTS`` order), in one kernel call when every array can be updated in place
+    (the same results as one call each, in this order), else one call each."""
+    if not updates:
+        return
+    ws, gs, ms, vs, v_maxs, constants = zip(*updates)
+    try:
+        _C.adam_update_many(ws, gs, ms, vs, v_maxs, constants, rule=rule)
+        return
+    except ValueError:  # (checked before any update: nothing was changed)
+        pass
+    for w, g, m, v, v_max, c in updates:
+        _adam_update(w, g, m, v, v_max, rule=rule, **dict(zip(_ADAM_CONSTANTS, c)))
 
 
 def _adam_update(w, g, m, v, v_max, **coefficients):

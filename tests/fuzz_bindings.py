@@ -1187,6 +1187,86 @@ def adam_case(rng):
     return "adam_update", call, expect or Ok(check)
 
 
+def adam_many_case(rng):
+    """adam_update_many: 0 to 3 parameters of their own dtypes, shapes and amsgrad; the result
+    is bitwise that of one adam_update call each on copies, in list order; a bad entry (a
+    list of another length, a bad array or constants tuple at some index) raises naming it,
+    and nothing is updated."""
+    n = int(rng.integers(0, 4))
+    rule = ["keras", "torch"][rng.integers(2)]
+    ws, gs, ms, vs, v_maxs, constants = [], [], [], [], [], []
+    for _ in range(n):
+        dtype = np.float32 if rng.integers(2) else np.float64
+        shape = tuple(int(rng.integers(0, 6)) for _ in range(rng.integers(0, 3)))
+        ws.append(np.array(rand(rng, shape, dtype)))
+        gs.append(np.array(rand(rng, shape, dtype)))
+        ms.append(np.array(rand(rng, shape, dtype)))
+        vs.append(np.array(np.abs(rand(rng, shape, dtype))))
+        v_maxs.append(np.array(np.abs(rand(rng, shape, dtype))) if rng.integers(2) else None)
+        T = np.dtype(dtype).type
+        constants.append((T(0.9), T(0.1), T(0.999), T(0.001), T(0.01), T(1e-7), T(0.5),
+                          float(rng.choice([1.0, 2.0])), float(rng.choice([1.0, 3.0]))))
+    if not rng.integers(3):
+        v_maxs = None if not any(v is not None for v in v_maxs) else v_maxs
+    start = [[a if a is None else a.copy() for a in arrays] for arrays in
+             (ws, gs, ms, vs, v_maxs or [None] * n)]
+    args = {"ws": ws, "gs": gs, "ms": ms, "vs": vs, "v_maxs": v_maxs, "constants": constants}
+    expect = None
+    kind = rng.integers(5)
+    if kind == 1:  # a list of another length, or not a list
+        name = ["gs", "ms", "vs", "constants"][rng.integers(4)]
+        if rng.integers(2):
+            args[name] = list(args[name]) + [args[name][0] if n else ws]
+            expect = Err(ValueError, f"{name}: expected {n}")
+        else:
+            args[name] = {"a": 1} if rng.integers(2) else 7
+            expect = Err(TypeError, f"{name}: expected a list or tuple")
+    elif kind == 2 and n:  # a bad array at index i
+        i = int(rng.integers(n))
+        name = ["ws", "gs", "ms", "vs"][rng.integers(4)]
+        shape, dtype = ws[i].shape, ws[i].dtype
+        args[name] = list(args[name])
+        args[name][i], expect = bad_array(rng, f"{name}[{i}]", shape, dtype, kinds=(0, 1, 2, 3))
+        if name == "ws" and isinstance(args[name][i], np.ndarray) and \
+                args[name][i].dtype.kind == "f" and args[name][i].dtype.itemsize in (4, 8):
+            expect = Err((TypeError, ValueError), f"gs[{i}]: expected")  # ws sets dtype and shape
+    elif kind == 3 and n:  # a bad constants tuple at index i
+        i = int(rng.integers(n))
+        args["constants"] = list(constants)
+        if rng.integers(2):
+            args["constants"][i] = constants[i][:int(rng.integers(9))]
+            expect = Err((TypeError, ValueError), f"constants[{i}]: expected")
+        else:
+            k = int(rng.integers(9))
+            args["constants"][i] = constants[i][:k] + ("fast",) + constants[i][k + 1:]
+            expect = Err(TypeError, f"constants[{i}][{k}]: expected a float")
+    elif kind == 4:
+        args["rule"] = ["adam", "", 1, None][rng.integers(4)]
+        expect = Err((TypeError, ValueError), "rule: expected 'keras' or 'torch'")
+    rule_arg = args.pop("rule", rule)
+    call = lambda: (_C.adam_update_many(**args, rule=rule_arg), None)[1]  # noqa: E731
+
+    def check(_):
+        ref = [[a if a is None else a.copy() for a in arrays] for arrays in start]
+        for i in range(n):
+            _C.adam_update(ref[0][i], ref[1][i], ref[2][i], ref[3][i], ref[4][i], rule=rule,
+                           **dict(zip(["beta1", "one_minus_beta1", "beta2", "one_minus_beta2",
+                                       "lr", "eps", "bias2_sqrt", "grad_mul", "grad_div"],
+                                      constants[i])))
+        for i in range(n):
+            for name, got, r in (("ws", ws, ref[0]), ("ms", ms, ref[2]), ("vs", vs, ref[3]),
+                                 ("v_maxs", v_maxs or [None] * n, ref[4])):
+                same(got[i], r[i], f"adam_update_many {name}[{i}]")
+
+    if expect is not None:  # checked before any update: the lists' arrays as they were
+        def untouched():
+            for arrays, was in zip((ws, gs, ms, vs, v_maxs or [None] * n), start):
+                for a, b in zip(arrays, was):
+                    same(a, b, "adam_update_many after an error")
+        expect.after = untouched
+    return "adam_update_many", call, expect or Ok(check)
+
+
 def sum_squares_case(rng):
     """sum_squares: any float array, any layout; near math.fsum of the float64 squares."""
     dtype = np.float32 if rng.integers(2) else np.float64
@@ -1453,6 +1533,7 @@ CASES = {
     "gated_activation_forward": lambda rng: gated_case(rng, False),
     "gated_activation_backward": lambda rng: gated_case(rng, True),
     "adam_update": adam_case,
+    "adam_update_many": adam_many_case,
     "sum_squares": sum_squares_case,
     "embedding_backward": embedding_case,
     "embedding_forward": embedding_forward_case,
@@ -1494,6 +1575,8 @@ def run_one(entry, call, expect):
         if not str(error).startswith(expect.prefix):
             raise Failure(f"{entry}: expected a message starting '{expect.prefix}', got "
                           f"{type(error).__name__}: {error}") from error
+        if getattr(expect, "after", None) is not None:  # (what a refused call must leave)
+            expect.after()
         return "refused"
     if isinstance(expect, Err):
         raise Failure(f"{entry}: accepted an invalid call (expected {expect.types[0].__name__} "

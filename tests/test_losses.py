@@ -176,3 +176,39 @@ def test_sparse_probabilities_bitwise_the_one_hot_formula(dtype):
         for a, b in zip(got, want):
             assert a.dtype == b.dtype and a.shape == b.shape
             assert a.tobytes() == b.tobytes(), (trial, kind)
+
+
+def test_along_last_is_take_and_put_along_axis():
+    """``_along_last(idx)`` picks and assigns what ``np.take_along_axis`` /
+    ``np.put_along_axis`` do along the last axis, for 1-D to 4-D arrays."""
+    rng = np.random.default_rng(11)
+    for shape in [(6,), (1, 1), (7, 5), (3, 4, 9), (2, 3, 1, 4)]:
+        a = rng.standard_normal(shape)
+        idx = rng.integers(0, shape[-1], shape[:-1] + (1,))
+        at = L._along_last(idx)
+        assert a[at].shape == idx.shape
+        assert (a[at] == np.take_along_axis(a, idx, axis=-1)).all()
+        values = rng.standard_normal(idx.shape)
+        put, want = a.copy(), a.copy()
+        put[at] = values
+        np.put_along_axis(want, idx, values, axis=-1)
+        assert put.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_logits_bitwise_the_along_axis_formula(dtype):
+    """The sparse cross-entropy of logits gathers and scatters its target entries with
+    ``_along_last``: the losses and gradient of ``take_along_axis`` / ``put_along_axis``."""
+    rng = np.random.default_rng(12)
+    for shape in [(7, 5), (3, 4, 9), (1, 1), (64, 40), (5,)]:
+        z = (rng.standard_normal(shape) * 20).astype(dtype)
+        idx = rng.integers(0, shape[-1], shape[:-1])
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        log_p = shifted - np.log(e.sum(axis=-1, keepdims=True))
+        want_loss = -np.take_along_axis(log_p, idx[..., None], axis=-1)[..., 0]
+        want_grad = np.exp(log_p)
+        np.put_along_axis(want_grad, idx[..., None],
+                          np.take_along_axis(want_grad, idx[..., None], axis=-1) - 1, axis=-1)
+        loss, grad = L.SparseCategoricalCrossentropy(from_logits=True)._compute(idx, z)
+        assert loss.tobytes() == want_loss.tobytes() and grad.tobytes() == want_grad.tobytes()

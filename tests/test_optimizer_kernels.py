@@ -240,6 +240,118 @@ def test_read_only_and_shared_arrays_are_refused():
         _C.adam_update(**_ok(lr="fast"))
 
 
+# several parameters in one call ---------------------------------------------------------------
+NAMES = ("beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "lr", "eps", "bias2_sqrt",
+         "grad_mul", "grad_div")
+
+
+def _many_updates(rng, rule):
+    """Parameters of mixed dtypes, sizes (around the vector width and the threads' chunks) and
+    amsgrad, each with its constants in its dtype: ``[(w, g, m, v, v_max, constants)]``."""
+    updates = []
+    for i, n in enumerate([0, 1, 9, 4097, 70001, 31]):
+        dtype = DTYPES[i % 2]
+        T = dtype
+        w, m, v, vh = _state(rng, n, dtype, amsgrad=i % 3 == 1)
+        g = _gradient(rng, n, dtype, i)
+        scale = (T(5.0), T(7.25)) if i % 2 else (1.0, 1.0)
+        constants = (T(0.9), T(1) - T(0.9), T(0.999), T(1) - T(0.999), T(1e-3) * (i + 1),
+                     T(1e-7), 1.0 if rule == "keras" else math.sqrt(1 - 0.999 ** (i + 1)),
+                     *scale)
+        updates.append((w, g, m, v, vh, constants))
+    return updates
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rule", ["keras", "torch"])
+def test_many_bitwise_one_call_each(rule, threads):
+    """adam_update_many: every parameter bitwise as its own adam_update call, in list order (a
+    later gradient that is an earlier parameter's weights reads them updated, as in the
+    calls); v_maxs None or a list with None where there is none; empty lists."""
+    rng = np.random.default_rng(21)
+    rnnfast.set_num_threads(threads)
+    try:
+        for step in range(3):
+            updates = _many_updates(rng, rule)
+            w0 = updates[0][0]
+            # the last parameter's gradient: the second one's weights (read after its update)
+            n = updates[2][0].size
+            last = list(updates[-1])
+            last[0], last[2], last[3] = (np.zeros(n, updates[2][0].dtype) for _ in range(3))
+            last[1], last[4] = updates[2][0], None
+            updates[-1] = tuple(last)
+            ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
+            ref[-1][1] = ref[2][0]  # the same aliasing in the calls
+            for (w, g, m, v, vh), u in zip(ref, updates):
+                _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
+            ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
+            if not any(vh is not None for vh in vhs) or step == 1:
+                vhs = None if not any(vh is not None for vh in vhs) else vhs
+            _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
+            for (w, g, m, v, vh), u in zip(ref, updates):
+                _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
+            assert updates[0][0] is w0
+        _C.adam_update_many([], [], [], [], None, [], rule=rule)
+        _C.adam_update_many((), (), (), (), (), (), rule=rule)
+    finally:
+        rnnfast.set_num_threads(2)
+
+
+def _many_ok():
+    rng = np.random.default_rng(3)
+    return {"ws": [rng.standard_normal(4).astype(np.float32), np.zeros((3, 4), np.float64)],
+            "gs": [np.ones(4, np.float32), np.ones((3, 4), np.float64)],
+            "ms": [np.zeros(4, np.float32), np.zeros((3, 4), np.float64)],
+            "vs": [np.zeros(4, np.float32), np.zeros((3, 4), np.float64)],
+            "v_maxs": None,
+            "constants": [(0.9, 0.1, 0.999, 0.001, 1e-3, 1e-7, 1.0, 1.0, 1.0)] * 2}
+
+
+@pytest.mark.parametrize("name, value, error, message", [
+    ("ws", np.zeros(4, np.float32), TypeError, "ws: expected a list or tuple of arrays"),
+    ("gs", [np.ones(4, np.float32)], ValueError, "gs: expected 2 arrays (one per entry of ws)"),
+    ("v_maxs", [None], ValueError, "v_maxs: expected 2 arrays or None"),
+    ("constants", [(0.9,) * 9] * 3, ValueError, "constants: expected 2 tuples"),
+    ("constants", [(0.9,) * 9, (0.9,) * 8], ValueError, "constants[1]: expected 9 floats"),
+    ("constants", [(0.9,) * 9, 0.9], TypeError, "constants[1]: expected a list or tuple"),
+    ("constants", [(0.9,) * 9, (0.9,) * 4 + ("fast",) + (0.9,) * 4], TypeError,
+     "constants[1][4]: expected a float"),
+    ("gs", [np.ones(4, np.float32), np.ones((3, 4), np.float32)], TypeError,
+     "gs[1]: expected dtype float64"),
+    ("gs", [np.ones(4, np.float32), np.ones((4, 3), np.float64)], ValueError,
+     "gs[1]: expected shape the shape of ws[1]"),
+    ("ms", [np.zeros(4, np.float32), np.zeros((4, 3), np.float64).T], ValueError,
+     "ms[1]: expected a writeable"),
+    ("vs", [np.zeros(4, np.float32), [[0.0] * 4] * 3], TypeError, "vs[1]: expected a NumPy"),
+    ("ws", [np.zeros(4, np.float32), np.zeros((3, 4), np.float16)], TypeError,
+     "ws[1]: expected a float32 or float64"),
+    ("rule", "adam", ValueError, "rule: expected 'keras' or 'torch'"),
+])
+def test_many_bad_arguments_update_nothing(name, value, error, message):
+    """Every argument is checked before the first update: a bad entry at index 1 leaves
+    parameter 0 as it was; the message names the entry."""
+    args = _many_ok()
+    rule = "keras"
+    if name == "rule":
+        rule = value
+    else:
+        args[name] = value
+    updated = [a for k in ("ws", "ms", "vs") if isinstance(args[k], list) for a in args[k]
+               if isinstance(a, np.ndarray)]
+    before = [a.copy() for a in updated]
+    with pytest.raises(error) as info:
+        _C.adam_update_many(**args, rule=rule)
+    assert str(info.value).startswith(message), str(info.value)
+    _assert_bitwise(before, [np.ascontiguousarray(a) for a in updated])
+
+
+def test_many_shared_arrays_are_refused():
+    args = _many_ok()
+    args["vs"][1] = args["ms"][1]
+    with pytest.raises(ValueError, match=r"^vs\[1\]: shares memory with ms\[1\]"):
+        _C.adam_update_many(**args, rule="torch")
+
+
 # the sum of squares ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES + [1 << 16, (1 << 16) + 5])
@@ -358,6 +470,48 @@ def test_keras_adam_subclass_keeps_its_rule():
     assert len(calls) == 1
     assert np.allclose(calls[0], 0.5)  # the clipped gradient: norm 4 scaled to 1
     assert np.all(p.data < 1)
+
+
+def test_torch_adam_subclass_keeps_its_rule():
+    """A subclass of rnnfast.optim.Adam that defines its own _update is called per parameter."""
+    calls = []
+
+    class Logged(optim.Adam):
+        def _update(self, p, grad, g, state):
+            calls.append(grad.copy())
+            super()._update(p, grad, g, state)
+
+    p = nn.Parameter(np.ones(4, np.float32))
+    opt = Logged([p], lr=0.1)
+    p.grad = np.full(4, 2.0, np.float32)
+    opt.step()
+    assert len(calls) == 1 and np.all(p.data < 1)
+
+
+def test_many_falls_back_to_one_call_each_through_copies():
+    """optim._adam_update_many with an array the kernel cannot write in place (a transposed
+    state, a big-endian weight): bitwise one _adam_update each (through copies), in order."""
+    rng = np.random.default_rng(8)
+    updates, ref = [], []
+    for i, (shape, dtype) in enumerate([((3, 4), np.float32), ((5, 2), np.float64),
+                                        ((6,), np.float32)]):
+        w, m, v, _ = _state(rng, int(np.prod(shape)), dtype, False)
+        w, m, v = w.reshape(shape), m.reshape(shape), v.reshape(shape)
+        if i == 1:
+            m = np.array(m.T, order="C").T  # another layout
+        if i == 2:
+            w = w.astype(w.dtype.newbyteorder(">"))
+        g = _gradient(rng, w.size, dtype, i).reshape(shape)
+        c = (0.9, 0.1, 0.999, 0.001, 1e-2, 1e-8, 0.7, 1.0, 1.0)
+        updates.append((w, g, m, v, None, c))
+        ref.append((w.copy(), g, m.copy(), v.copy(), None, c))
+    optim._adam_update_many(updates, "torch")
+    for w, g, m, v, vh, c in ref:
+        optim._adam_update(w, g, m, v, vh, rule="torch", **dict(zip(optim._ADAM_CONSTANTS, c)))
+    for got, want in zip(updates, ref):
+        for a, b in zip((got[0], got[2], got[3]), (want[0], want[2], want[3])):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert updates[1][2].flags.f_contiguous and updates[2][0].dtype.byteorder == ">"
 
 
 def test_clip_grad_norm_bitwise_its_numpy_form():

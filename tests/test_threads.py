@@ -316,6 +316,9 @@ calls = {
     "adam_update": lambda: _C.adam_update(aw, a, am, av, None, rule="keras", beta1=0.9,
                                           one_minus_beta1=0.1, beta2=0.999,
                                           one_minus_beta2=0.001, lr=1e-3, eps=1e-7),
+    "adam_update_many": lambda: _C.adam_update_many(
+        [aw], [a], [am], [av], None, [(0.9, 0.1, 0.999, 0.001, 1e-3, 1e-7, 1.0, 1.0, 1.0)],
+        rule="keras"),
     "sum_squares": lambda: _C.sum_squares(a),
     "embedding_backward": lambda: _C.embedding_backward(ids, a, eg),
     "embedding_forward": lambda: _C.embedding_forward(ids, eg, 0.5, 1),

@@ -1,18 +1,22 @@
 """What the training loop keeps between batches: every module's lists of its sub-modules and
-parameters (``Module._tree``, made again whenever any module's registrations change) and the
-gradients the layers give away (``Parameter.accumulate(..., owned=True)``), Keras' Adam's
-constants of a step (made once per step and dtype, not per parameter). Models train
-bitwise as with the lists made again at every call and every gradient copied; no list goes
-stale when layers, parameters or sub-modules are added, replaced or removed, when a module is
-copied, or when weights are frozen or the model compiled again."""
+parameters (``Module._tree``, made again whenever any module's registrations change) and of the
+modules with penalties and constraints (``Module._modules_with``), the gradients the layers give
+away (``Parameter.accumulate(..., owned=True)``), Keras' Adam's constants of a step (made once
+per step and dtype, not per parameter); and what it no longer does per batch (the running means
+in NumPy arrays, the logs nobody reads, the samples taken by fancy indexing, ``np.mean``).
+Models train bitwise as with the lists made again at every call, every gradient copied, one Adam
+kernel call per parameter (not one for all) and the loop's former per-batch code; no list goes stale when layers, parameters or sub-modules are
+added, replaced or removed, when a module is copied, or when weights are frozen or the model
+compiled again."""
 import copy
 import pickle
 
 import numpy as np
 import pytest
 
-from rnnfast import nn
-from rnnfast.models import Sequential
+from rnnfast import losses, nn, optim
+from rnnfast.models import Sequential, constraints, regularizers, training
+from rnnfast.models.callbacks import Callback
 from rnnfast.models.layers import (LSTM, Activation, Conv1D, Dense, Dropout, Embedding,
                                    MaxPooling1D)
 from rnnfast.models.optimizers import Adam
@@ -52,10 +56,58 @@ def _data(kind, seed=0):
     return rng.integers(0, 29, (203, 11)), rng.integers(0, 29, 203)
 
 
+class _ArrayMeans:
+    """The running means of the loss and metrics as the loop kept them before: NumPy float64
+    arrays, each batch's pairs added as an array."""
+
+    def __init__(self, names, multi):
+        self.names = names
+        self.multi = multi
+        self.sums = np.zeros(len(names))
+        self.counts = np.zeros(len(names))
+
+    def add(self, loss_value, parts, n, metric_sums):
+        pairs = [(loss_value * n, n)]
+        if self.multi:
+            pairs += [(v * n, n) for v in parts]
+        pairs += list(metric_sums)
+        self.sums += np.array([p[0] for p in pairs], dtype=np.float64)
+        self.counts += np.array([p[1] for p in pairs], dtype=np.float64)
+
+    def logs(self, prefix=""):
+        if not self.counts[0]:
+            return {}
+        return {prefix + k: float(v / c) if c else 0.0
+                for k, v, c in zip(self.names, self.sums, self.counts)}
+
+
+def _walked_penalty(model):
+    total = 0.0
+    for _, module in model.named_modules():
+        fn = getattr(module, "regularization_penalty", None)
+        if callable(fn):
+            total += fn()
+    return total
+
+
+def _walked_constraints(model):
+    for _, module in model.named_modules():
+        fn = getattr(module, "apply_constraints", None)
+        if callable(fn):
+            fn()
+
+
 def _without_keeping(monkeypatch):
     """Every module's lists made again at every call; every gradient copied; Adam's
-    constants made again for every parameter."""
-    tree, adam = Module._tree, Adam._adam
+    constants made again for every parameter; the loop's former per-batch code (modules
+    walked for penalties and constraints, means in arrays, fancy indexing, ``np.mean``)."""
+    monkeypatch.setattr(regularizers, "penalty", _walked_penalty)
+    monkeypatch.setattr(constraints, "apply", _walked_constraints)
+    monkeypatch.setattr(training, "_Means", _ArrayMeans)
+    monkeypatch.setattr(training, "_take",
+                        lambda arrays, idx: [None if a is None else a[idx] for a in arrays])
+    monkeypatch.setattr(losses, "_mean", lambda v: float(np.mean(v, dtype=np.float64)))
+    tree, adam = Module._tree, Adam._adam_args
 
     def fresh(self):
         self.__dict__.pop("_tree_kept", None)
@@ -65,16 +117,35 @@ def _without_keeping(monkeypatch):
         self.__dict__.pop("_step_constants", None)
         return adam(self, *args)
 
+    def one_call_each(updates, rule):
+        for w, g, m, v, v_max, c in updates:
+            optim._adam_update(w, g, m, v, v_max, rule=rule,
+                               **dict(zip(optim._ADAM_CONSTANTS, c)))
+
     accumulate = Parameter.accumulate
-    monkeypatch.setattr(Adam, "_adam", fresh_adam)
+    monkeypatch.setattr(optim, "_adam_update_many", one_call_each)
+    monkeypatch.setattr(Adam, "_adam_args", fresh_adam)
     monkeypatch.setattr(Module, "_tree", fresh)
     monkeypatch.setattr(Parameter, "accumulate",
                         lambda self, grad, owned=False: accumulate(self, grad))
 
 
+class _BatchLogs(Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.seen.append(("begin", batch, dict(logs)))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append(("end", batch, dict(logs)))
+
+
 @pytest.mark.parametrize("kind", ["imdb", "char"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fit_bitwise_as_without_the_kept_lists(kind, dtype):
+@pytest.mark.parametrize("listened", [False, True])
+def test_fit_bitwise_as_without_the_kept_lists(kind, dtype, listened):
     x, y = _data(kind)
     build = imdb_like if kind == "imdb" else char_like
     results = []
@@ -83,14 +154,19 @@ def test_fit_bitwise_as_without_the_kept_lists(kind, dtype):
             if not keep:
                 _without_keeping(mp)
             model = build(dtype=dtype)
-            history = model.fit(x, y, batch_size=50, epochs=2, verbose=0, validation_split=0.2)
-            results.append((history["loss"], history["val_loss"],
-                            model.evaluate(x, y, verbose=0), model.predict(x[:40]),
-                            model.get_weights()))
+            batches = _BatchLogs()
+            history = model.fit(x, y, batch_size=50, epochs=2, verbose=0, validation_split=0.2,
+                                callbacks=[batches] if listened else None)
+            results.append((history["loss"], history["val_loss"], history.history,
+                            batches.seen, model.evaluate(x, y, verbose=0),
+                            model.predict(x[:40]), model.get_weights()))
     kept, fresh = results
-    assert kept[:3] == fresh[:3]
-    assert (kept[3] == fresh[3]).all()
-    for a, b in zip(kept[4], fresh[4]):
+    assert kept[:5] == fresh[:5]
+    assert all(type(v) is float for logs in kept[2].values() for v in logs)
+    assert len(kept[3]) == (2 * 2 * 4 if listened else 0)  # 2 epochs of 4 batches, 2 hooks
+    assert all(type(v) is float for _, _, logs in kept[3] for v in logs.values())
+    assert (kept[5] == fresh[5]).all()
+    for a, b in zip(kept[6], fresh[6]):
         assert a.dtype == np.dtype(dtype)
         assert (a == b).all()
 
@@ -182,6 +258,45 @@ def test_any_registration_change_is_seen(change):
     assert _names(outer.inner) == _walked(outer.inner)[:2]
     assert all(p is q for p, q in zip(outer.parameters(), _walked(outer)[2]))
     assert len(outer.parameters()) == len(_walked(outer)[2])
+
+
+class Hooked(Module):
+    def __init__(self, child=None):
+        super().__init__()
+        self.w = Parameter(np.zeros(2))
+        if child is not None:
+            self.child = child
+
+    def hook(self):
+        return self
+
+
+def _walked_with(module, method):
+    return [m for _, m in module.named_modules() if callable(getattr(m, method, None))]
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_modules_with_a_method_follow_registration_changes(change):
+    """``_modules_with`` lists what a walk finds, in the walk's order, after any change."""
+    outer = Hooked(Branch())
+    outer.inner = outer.child
+    outer.inner.a.h = Hooked()
+    assert list(outer._modules_with("hook")) == _walked_with(outer, "hook") == \
+        [outer, outer.inner.a.h]
+    assert list(outer.inner._modules_with("hook")) == [outer.inner.a.h]
+    CHANGES[change](outer.inner)
+    outer.inner.h2 = Hooked(Hooked())  # (and one added after the change)
+    assert list(outer._modules_with("hook")) == _walked_with(outer, "hook")
+    assert list(outer.inner._modules_with("hook")) == _walked_with(outer.inner, "hook")
+    assert outer._modules_with("missing") == ()
+
+
+def test_modules_with_a_method_of_a_copy():
+    outer = Hooked(Hooked())
+    assert outer._modules_with("hook") == (outer, outer.child)
+    other = copy.deepcopy(outer)
+    assert other._modules_with("hook") == (other, other.child)
+    assert outer._modules_with("hook") == (outer, outer.child)
 
 
 def test_prefix_and_recurse_false():

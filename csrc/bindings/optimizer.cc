@@ -1,9 +1,12 @@
 // Bindings of the optimisers' one-pass kernels (rnnfast/optimizer.h): the Adam update in place
-// and the sum of squares of gradient clipping.
+// (of one parameter, or of a list of them in one call) and the sum of squares of gradient
+// clipping.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,36 +62,129 @@ AdamStep<T> adam_step(AdamRule rule, double beta1, double one_minus_beta1, doubl
   return s;
 }
 
+AdamRule rule_arg(const py::object& rule_obj) {
+  return choice_arg(rule_obj, "rule", {"keras", "torch"}) == "keras" ? AdamRule::keras
+                                                                     : AdamRule::torch;
+}
+
+// One parameter's arrays, checked: w, m, v (and v_max) updated in place, g read.
+struct AdamArrays {
+  py::array w, g, m, v;
+  std::optional<py::array> v_max;
+};
+
+// The arrays of one update, checked as adam_update checks them; names: those of w, g, m, v and
+// v_max in the messages ("w", ... or "ws[2]", ...; in_place's messages call ws[i] "w").
+AdamArrays adam_arrays(const py::handle& w_obj, const py::handle& g_obj, const py::handle& m_obj,
+                       const py::handle& v_obj, const py::handle& v_max_obj,
+                       const std::string (&names)[5]) {
+  AdamArrays a;
+  a.w = in_place(w_obj, names[0].c_str(), nullptr);
+  a.g = float_array(g_obj, names[1].c_str());
+  check_same_dtype(a.g, names[1].c_str(), a.w, names[0].c_str());
+  check_shape(a.g, names[1].c_str(), shape_of(a.w), ("the shape of " + names[0]).c_str());
+  a.m = in_place(m_obj, names[2].c_str(), &a.w);
+  a.v = in_place(v_obj, names[3].c_str(), &a.w);
+  if (!v_max_obj.is_none()) a.v_max = in_place(v_max_obj, names[4].c_str(), &a.w);
+  const std::pair<const std::string*, const py::array*> in_place_ones[] = {
+      {&names[0], &a.w}, {&names[2], &a.m}, {&names[3], &a.v},
+      {&names[4], a.v_max ? &*a.v_max : nullptr}};
+  for (std::size_t i = 0; i < 4; ++i)
+    for (std::size_t j = i + 1; j < 4; ++j)
+      if (in_place_ones[i].second && in_place_ones[j].second &&
+          overlap(*in_place_ones[i].second, *in_place_ones[j].second))
+        throw py::value_error(*in_place_ones[j].first + ": shares memory with " +
+                              *in_place_ones[i].first +
+                              "; every array updated in place must be its own");
+  return a;
+}
+
+// The update of checked arrays with the constants c = (beta1, one_minus_beta1, beta2,
+// one_minus_beta2, lr, eps, bias2_sqrt, grad_mul, grad_div), each rounded to w's dtype.
+void adam_run(AdamArrays& a, AdamRule rule, const double (&c)[9]) {
+  py::array* v_max = a.v_max ? &*a.v_max : nullptr;
+  if (is_double(a.w))
+    adam_impl<double>(a.w, a.g, a.m, a.v, v_max,
+                      adam_step<double>(rule, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                                        c[8]));
+  else
+    adam_impl<float>(a.w, a.g, a.m, a.v, v_max,
+                     adam_step<float>(rule, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                                      c[8]));
+}
+
 void adam_binding(const py::object& w_obj, const py::object& g_obj, const py::object& m_obj,
                   const py::object& v_obj, const py::object& v_max_obj, const py::object& rule_obj,
                   double beta1, double one_minus_beta1, double beta2, double one_minus_beta2,
                   double lr, double eps, double bias2_sqrt, double grad_mul, double grad_div) {
-  const AdamRule rule =
-      choice_arg(rule_obj, "rule", {"keras", "torch"}) == "keras" ? AdamRule::keras
-                                                                  : AdamRule::torch;
-  py::array w = in_place(w_obj, "w", nullptr);
-  py::array g = float_array(g_obj, "g");
-  check_same_dtype(g, "g", w, "w");
-  check_shape(g, "g", shape_of(w), "the shape of w");
-  py::array m = in_place(m_obj, "m", &w);
-  py::array v = in_place(v_obj, "v", &w);
-  std::optional<py::array> v_max;
-  if (!v_max_obj.is_none()) v_max = in_place(v_max_obj, "v_max", &w);
-  const std::vector<std::pair<const char*, const py::array*>> outs = {
-      {"w", &w}, {"m", &m}, {"v", &v}, {"v_max", v_max ? &*v_max : nullptr}};
-  for (std::size_t i = 0; i < outs.size(); ++i)
-    for (std::size_t j = i + 1; j < outs.size(); ++j)
-      if (outs[i].second && outs[j].second && overlap(*outs[i].second, *outs[j].second))
-        throw py::value_error(std::string(outs[j].first) + ": shares memory with " +
-                              outs[i].first + "; every array updated in place must be its own");
-  if (is_double(w))
-    adam_impl<double>(w, g, m, v, v_max ? &*v_max : nullptr,
-                      adam_step<double>(rule, beta1, one_minus_beta1, beta2, one_minus_beta2, lr,
-                                        eps, bias2_sqrt, grad_mul, grad_div));
-  else
-    adam_impl<float>(w, g, m, v, v_max ? &*v_max : nullptr,
-                     adam_step<float>(rule, beta1, one_minus_beta1, beta2, one_minus_beta2, lr,
-                                      eps, bias2_sqrt, grad_mul, grad_div));
+  const AdamRule rule = rule_arg(rule_obj);
+  static const std::string names[5] = {"w", "g", "m", "v", "v_max"};
+  AdamArrays a = adam_arrays(w_obj, g_obj, m_obj, v_obj, v_max_obj, names);
+  const double c[9] = {beta1, one_minus_beta1, beta2,    one_minus_beta2, lr,
+                       eps,   bias2_sqrt,      grad_mul, grad_div};
+  adam_run(a, rule, c);
+}
+
+// A list or tuple argument of `count` entries (count < 0: any), or a TypeError / ValueError
+// naming it.
+py::sequence list_arg(const py::object& obj, const char* name, py::ssize_t count,
+                      const char* what) {
+  if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
+    throw py::type_error(std::string(name) + ": expected a list or tuple of " + what + ", got " +
+                         py::str(py::type::of(obj)).cast<std::string>());
+  py::sequence s = py::reinterpret_borrow<py::sequence>(obj);
+  if (count >= 0 && static_cast<py::ssize_t>(py::len(s)) != count)
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(count) + " " +
+                          what + " (one per entry of ws), got " + std::to_string(py::len(s)));
+  return s;
+}
+
+void adam_many_binding(const py::object& ws_obj, const py::object& gs_obj,
+                       const py::object& ms_obj, const py::object& vs_obj,
+                       const py::object& v_maxs_obj, const py::object& constants_obj,
+                       const py::object& rule_obj) {
+  const AdamRule rule = rule_arg(rule_obj);
+  const py::sequence ws = list_arg(ws_obj, "ws", -1, "arrays");
+  const py::ssize_t n = static_cast<py::ssize_t>(py::len(ws));
+  const py::sequence gs = list_arg(gs_obj, "gs", n, "arrays");
+  const py::sequence ms = list_arg(ms_obj, "ms", n, "arrays");
+  const py::sequence vs = list_arg(vs_obj, "vs", n, "arrays");
+  std::optional<py::sequence> v_maxs;
+  if (!v_maxs_obj.is_none()) v_maxs = list_arg(v_maxs_obj, "v_maxs", n, "arrays or None");
+  const py::sequence constants = list_arg(constants_obj, "constants", n, "tuples of 9 floats");
+  // every argument checked before the first update
+  std::vector<AdamArrays> arrays;
+  std::vector<std::array<double, 9>> cs(static_cast<std::size_t>(n));
+  arrays.reserve(static_cast<std::size_t>(n));
+  for (py::ssize_t i = 0; i < n; ++i) {
+    const std::string at = "[" + std::to_string(i) + "]";
+    const std::string names[5] = {"ws" + at, "gs" + at, "ms" + at, "vs" + at, "v_maxs" + at};
+    arrays.push_back(adam_arrays(ws[i], gs[i], ms[i], vs[i],
+                                 v_maxs ? py::object((*v_maxs)[i]) : py::object(py::none()),
+                                 names));
+    const py::object c = constants[i];
+    const std::string name = "constants" + at;
+    const py::sequence ci = list_arg(c, name.c_str(), -1, "floats");
+    if (py::len(ci) != 9)
+      throw py::value_error(name + ": expected 9 floats (beta1, one_minus_beta1, beta2, "
+                            "one_minus_beta2, lr, eps, bias2_sqrt, grad_mul, grad_div), got " +
+                            std::to_string(py::len(ci)));
+    for (int k = 0; k < 9; ++k) {
+      const py::object x = ci[k];
+      try {
+        cs[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)] = x.cast<double>();
+      } catch (const py::cast_error&) {
+        throw py::type_error(name + "[" + std::to_string(k) + "]: expected a float, got " +
+                             py::str(py::type::of(x)).cast<std::string>());
+      }
+    }
+  }
+  // one after the other, as adam_update calls in this order
+  for (py::ssize_t i = 0; i < n; ++i) {
+    const std::array<double, 9>& c = cs[static_cast<std::size_t>(i)];
+    const double ci[9] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]};
+    adam_run(arrays[static_cast<std::size_t>(i)], rule, ci);
+  }
 }
 
 template <typename T>
@@ -116,6 +212,14 @@ void bind_optimizer(Entries& m) {
         "One Adam step in place over w, m, v (and v_max: amsgrad; None without) from the "
         "gradient g, every constant already rounded to w's dtype; rule 'keras' or 'torch' "
         "(rnnfast/optimizer.h gives each rule's expressions).");
+  m.def("adam_update_many", &adam_many_binding, py::arg("ws"), py::arg("gs"), py::arg("ms"),
+        py::arg("vs"), py::arg("v_maxs"), py::arg("constants"), py::kw_only(), py::arg("rule"),
+        "adam_update of every parameter i of the lists in one call, one after the other in "
+        "list order (the same results as one adam_update call each): ws[i], ms[i], vs[i] (and "
+        "v_maxs[i]; v_maxs None, or a list with None where there is none) in place from gs[i]; "
+        "constants[i] = (beta1, one_minus_beta1, beta2, one_minus_beta2, lr, eps, bias2_sqrt, "
+        "grad_mul, grad_div), each rounded to ws[i]'s dtype. Every argument is checked before "
+        "the first update.");
   m.def("sum_squares", &sum_squares_binding, py::arg("x"),
         "sum(x**2) over every element of a float32/float64 array, accumulated in float64.");
 }

@@ -117,7 +117,5 @@ def serialize(constraint):
 
 def apply(model):
     """Apply every layer's constraints to its weights (after an optimiser step)."""
-    for _, module in model.named_modules():
-        fn = getattr(module, "apply_constraints", None)
-        if callable(fn):
-            fn()
+    for module in model._modules_with("apply_constraints"):
+        module.apply_constraints()

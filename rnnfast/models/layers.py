@@ -217,6 +217,8 @@ class KerasWeights:
         return extra if grad is None else grad + extra
 
     def apply_constraints(self):
+        if all(c is None for c in self.constraints.values()):
+            return
         roles = self._roles()
         if not any(self.constraints.get(role) is not None for role in roles):
             return
@@ -1068,7 +1070,7 @@ class _Recurrent(KerasWeights, Module):
             h0, c0 = self._start_state(batch)
         else:
             h0, c0 = self._initial_state(initial_state, batch)
-        rows = np.arange(batch)[:, None]
+        rows = None if index is None else np.arange(batch)[:, None]
         xin = x if index is None else x[rows, index]
         drop = None
         if self.training and self.dropout > 0:  # one mask per sequence, as Keras
@@ -1080,8 +1082,9 @@ class _Recurrent(KerasWeights, Module):
             # one seed per layer and direction, as nn's
             seeds = [int(v) for v in self.rng.integers(0, 2 ** 63 - 1,
                                                        size=len(self.rnn.stack.names))]
-        out, h_n, c_n, ctx = self.rnn.stack.forward(
-            self.rnn.weight_arrays(), np.ascontiguousarray(xin), h0, c0, lengths=lengths,
+        rnn = self.rnn
+        out, h_n, c_n, ctx = rnn.stack.forward(
+            rnn.weight_arrays(), np.ascontiguousarray(xin), h0, c0, lengths=lengths,
             batch_first=True, training=self.training, seeds=seeds)
         if empty is not None:  # Keras: a fully masked row keeps its initial state
             out[empty] = 0
@@ -1125,7 +1128,7 @@ class _Recurrent(KerasWeights, Module):
         shape, index, empty, drop, ctx, _ = self._saved()
         batch, steps = shape[:2]
         D, H = self.num_directions, self.units
-        rows = np.arange(batch)[:, None]
+        rows = None if index is None else np.arange(batch)[:, None]
         dseq = None
         if self.return_sequences:
             dseq = check_grad(dy, "dy", (batch, steps, D * H), self.dtype)
@@ -1141,9 +1144,11 @@ class _Recurrent(KerasWeights, Module):
                 dseq[empty] = 0
             dh = None if dh is None else np.where(empty[None, :, None], 0, dh).astype(self.dtype)
             dc = None if dc is None else np.where(empty[None, :, None], 0, dc).astype(self.dtype)
-        dx, dh0, dc0, grads = self.rnn.stack.backward(ctx, dseq, dh, dc)
+        rnn = self.rnn
+        dx, dh0, dc0, grads = rnn.stack.backward(ctx, dseq, dh, dc)
+        params = rnn._parameters
         for name, grad in grads.items():  # (a new array of the kernel's per parameter)
-            self.rnn._parameters[name].accumulate(grad, owned=True)
+            params[name].accumulate(grad, owned=True)
         self._add_penalty_grads()
         if drop is not None:
             dx = dx * drop

@@ -213,9 +213,14 @@ class Optimizer(optim.Optimizer):
         if self.weight_decay is not None:
             for p in params:
                 p.data *= p.data.dtype.type(1 - self.weight_decay * lr)
+        self._update_all(params, grads, scales, lr)
+        self.iterations += 1
+
+    def _update_all(self, params, grads, scales, lr):
+        """``_update_scaled`` of every parameter in order (an optimiser may update them all in
+        one call)."""
         for p, g, scale in zip(params, grads, scales):
             self._update_scaled(p.data, g, scale, self.state[id(p)], p.data.dtype.type(lr))
-        self.iterations += 1
 
     def _update_scaled(self, w, g, scale, slots, lr):
         """``_update`` with the gradient ``g * mul / div`` (``scale = (mul, div)``; None: g);
@@ -329,7 +334,23 @@ class Adam(Optimizer):
         else:
             self._adam(w, g, scale, slots, lr)
 
+    def _update_all(self, params, grads, scales, lr):
+        # one kernel call for all of them (the same updates, in the same order)
+        if type(self)._update is not Adam._update or \
+                type(self)._update_scaled is not Adam._update_scaled or \
+                type(self)._adam is not Adam._adam:
+            super()._update_all(params, grads, scales, lr)
+            return
+        optim._adam_update_many(
+            [self._adam_args(p.data, g, scale, self.state[id(p)], p.data.dtype.type(lr))
+             for p, g, scale in zip(params, grads, scales)], "keras")
+
     def _adam(self, w, g, scale, slots, lr):
+        w, g, m, v, v_max, c = self._adam_args(w, g, scale, slots, lr)
+        optim._adam_update(w, g, m, v, v_max, rule="keras", **dict(zip(optim._ADAM_CONSTANTS, c)))
+
+    def _adam_args(self, w, g, scale, slots, lr):
+        """This parameter's kernel update ``(w, g, m, v, v_max or None, constants)``."""
         # m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2 (amsgrad: then its running maximum);
         # w -= alpha m / (sqrt(v) + epsilon), with g the clipped gradient g * mul / div: one
         # pass, each operation rounded as the NumPy expressions in rnnfast/optimizer.h round it.
@@ -340,14 +361,11 @@ class Adam(Optimizer):
             one, t = w.dtype.type(1), w.dtype.type(self.iterations + 1)
             b1, b2 = w.dtype.type(self.beta_1), w.dtype.type(self.beta_2)
             alpha = lr * np.sqrt(one - b2 ** t) / (one - b1 ** t)
-            kept = (key, dict(rule="keras", beta1=b1, one_minus_beta1=one - b1, beta2=b2,
-                              one_minus_beta2=one - b2, lr=alpha,
-                              eps=w.dtype.type(self.epsilon)))
+            kept = (key, (b1, one - b1, b2, one - b2, alpha, w.dtype.type(self.epsilon), 1.0))
             self._step_constants = kept
         mul, div = (1.0, 1.0) if scale is None else scale
-        optim._adam_update(w, g, slots["momentum"], slots["velocity"],
-                           slots["velocity_hat"] if self.amsgrad else None, grad_mul=mul,
-                           grad_div=div, **kept[1])
+        return (w, g, slots["momentum"], slots["velocity"],
+                slots["velocity_hat"] if self.amsgrad else None, kept[1] + (mul, div))
 
     def _own_config(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,

@@ -89,8 +89,6 @@ def penalty(model):
     """The sum of every layer's weight penalties (at the current weights) and of the activity
     penalties of its last forward: what Keras adds to the loss."""
     total = 0.0
-    for _, module in model.named_modules():
-        fn = getattr(module, "regularization_penalty", None)
-        if callable(fn):
-            total += fn()
+    for module in model._modules_with("regularization_penalty"):
+        total += module.regularization_penalty()
     return total

@@ -222,6 +222,11 @@ def _check_all(model, xs, ys, ws, yname="y", wname="sample_weight"):
 
 
 def _take(arrays, idx):
+    """The samples ``idx`` (a slice, or an index array: ``take``, the same rows as ``a[idx]``
+    in one copy without the fancy index's machinery) of each array (None stays None)."""
+    if isinstance(idx, np.ndarray):
+        return [None if a is None else a.take(idx, axis=0) if a.__class__ is np.ndarray
+                else a[idx] for a in arrays]
     return [None if a is None else a[idx] for a in arrays]
 
 
@@ -372,7 +377,7 @@ def _metric_sums(head, y, out, weights):
     for name, fn in head.metrics:
         values = np.asarray(fn(y, out), dtype=np.float64)
         if weights is None:
-            sums.append((float(np.mean(values)) * len(out), len(out)))
+            sums.append((losses._mean(values) * len(out), len(out)))
             continue
         if values.shape[:weights.ndim] != weights.shape:
             raise ValueError(f"metrics: {name!r} gives values of shape {values.shape}, which "
@@ -433,21 +438,24 @@ class _Means:
     def __init__(self, names, multi):
         self.names = names
         self.multi = multi
-        self.sums = np.zeros(len(names))
-        self.counts = np.zeros(len(names))
+        # Python floats: each sum and quotient rounded as float64 arrays would round it
+        self.sums = [0.0] * len(names)
+        self.counts = [0.0] * len(names)
 
     def add(self, loss_value, parts, n, metric_sums):
         pairs = [(loss_value * n, n)]
         if self.multi:
             pairs += [(v * n, n) for v in parts]
         pairs += list(metric_sums)
-        self.sums += np.array([p[0] for p in pairs], dtype=np.float64)
-        self.counts += np.array([p[1] for p in pairs], dtype=np.float64)
+        if len(pairs) != len(self.names):
+            raise ValueError(f"expected {len(self.names)} (sum, count) pairs, got {len(pairs)}")
+        self.sums = [s + float(v) for s, (v, _) in zip(self.sums, pairs)]
+        self.counts = [s + float(c) for s, (_, c) in zip(self.counts, pairs)]
 
     def logs(self, prefix=""):
         if not self.counts[0]:
             return {}
-        return {prefix + k: float(v / c) if c else 0.0
+        return {prefix + k: v / c if c else 0.0
                 for k, v, c in zip(self.names, self.sums, self.counts)}
 
 
@@ -551,6 +559,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 position.update(epoch=epoch, batch=0)
                 cbs.call("on_epoch_begin", epoch, {})
                 bar = Progbar(steps, enabled=None if verbose == 1 else False)
+                listened = bool(cbs.callbacks) or bar.enabled  # anyone reading a batch's logs
                 if bar.enabled:
                     print(f"Epoch {epoch + 1}/{epochs}")
                 order = model.rng.permutation(n) if shuffle else np.arange(n)
@@ -560,16 +569,18 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                     if sigint["pending"]:
                         raise KeyboardInterrupt
                     position["batch"] = b
-                    cbs.call("on_train_batch_begin", b, means.logs())
+                    if listened:
+                        cbs.call("on_train_batch_begin", b, means.logs())
                     idx = order[b * batch_size:(b + 1) * batch_size]
                     position["in_step"] = True
                     loss_value, parts, sums = train_step(model, _take(x, idx), _take(y, idx),
                                                          _take(w, idx), sigint["atomic"])
                     position["in_step"] = False
                     means.add(loss_value, parts, len(idx), sums)
-                    logs = means.logs()
-                    cbs.call("on_train_batch_end", b, logs)
-                    bar.update(b + 1, list(logs.items()))
+                    if listened:
+                        logs = means.logs()
+                        cbs.call("on_train_batch_end", b, logs)
+                        bar.update(b + 1, list(logs.items()))
                     if model.stop_training:
                         break
                 if sigint["pending"]:

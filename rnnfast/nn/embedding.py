@@ -103,13 +103,15 @@ class Embedding(Module):
             raise ValueError(f"x: token ids must be in 0..{self.num_embeddings - 1} "
                              f"(num_embeddings={self.num_embeddings}), got {bad}")
         self.mask = (x != 0) if self.mask_zero else None
-        self._keep(x)
+        # the kernels' ids: made once here, not by the forward's and the backward's bindings
+        ids = np.asarray(x, dtype=np.int64, order="C")
+        self._keep(ids)
         shape = x.shape + (self.embedding_dim,)
         seed = None if dropout is None else dropout._draw(shape, self.dtype)
         if seed is None or seed < 0:  # (no dropout, or the layer's own result: eval, p 0 or 1)
-            y = _C.embedding_forward(x, self.weight.data)  # weight.data[x], on the threads
+            y = _C.embedding_forward(ids, self.weight.data)  # weight.data[x], on the threads
             return y if dropout is None else dropout._dropped(y, seed)
-        return _C.embedding_forward(x, self.weight.data, dropout.p, seed)
+        return _C.embedding_forward(ids, self.weight.data, dropout.p, seed)
 
     @property
     def lengths(self):

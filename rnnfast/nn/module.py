@@ -74,6 +74,8 @@ def check_build_size(value, name, built_size, layer, unit):
 
 def as_array(x):
     """A NumPy array of ``x`` (an array-like, or a CPU torch.Tensor without importing torch)."""
+    if x.__class__ is np.ndarray:
+        return x
     if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
@@ -384,8 +386,22 @@ class Module:
                     continue
                 seen.add(id(param))
                 params.append(((f"{mod_name}.{name}" if mod_name else name), param))
-        object.__setattr__(self, "_tree_kept", (token, modules[1:], params))
+        object.__setattr__(self, "_tree_kept", (token, modules[1:], params, {}))
         return modules[1:], params
+
+    def _modules_with(self, method):
+        """The modules of ``named_modules()`` (in its order) that have a callable attribute
+        ``method``, e.g. the layers with ``regularization_penalty``: worked out once and kept
+        with ``_tree``'s lists (a module given such an attribute of its own later, with no
+        registration changed, is not seen)."""
+        self._tree()
+        kept = self.__dict__["_tree_kept"][3]
+        found = kept.get(method)
+        if found is None:
+            # this module as a flag, not in the tuple (no reference cycle)
+            found = kept[method] = (callable(getattr(self, method, None)), tuple(
+                m for _, m in self._tree()[0] if callable(getattr(m, method, None))))
+        return ((self,) + found[1]) if found[0] else found[1]
 
     def named_modules(self, prefix=""):
         """``(name, module)`` for this module and every sub-module, depth first."""
