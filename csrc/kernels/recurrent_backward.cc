@@ -557,7 +557,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // sequences all span every step (no lengths, or all T: the same bits both ways), without
   // projection, peepholes or recurrent dropout, float32 products, both weight gradients asked
   // for, a shape the threads could split by sequences, and dx (if asked for) taken by steps in
-  // the loop (W_ih and W_hh in L2, as loop_blocked decides).
+  // the loop (W_ih and W_hh in L2, as loop_blocked decides), W_hh in L2 (the rule before the
+  // threads took sequences at any size: larger weights not measured here).
   LoopWeights<T> lw;
   bool whole = true;  // every sequence spans every step
   for (index_t b = 0; b < B && whole; ++b) whole = s.length(b) == s.T;
@@ -565,7 +566,8 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       !g.x || GH * (I + H) * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
   if ((cell == Cell::lstm || cell == Cell::rnn_tanh || cell == Cell::rnn_relu) && !projected &&
       !w.w_peephole && !dropped && whole && I > 0 && g.w_ih && g.w_hh &&
-      w.precision == Precision::float32 && no_dx_after && detail::split_batch_shape<T>(s, G)) {
+      w.precision == Precision::float32 && no_dx_after && detail::split_batch_shape<T>(s, G) &&
+      detail::recurrent_weights_in_l2<T>(s, G)) {
     lw.groups = kLoopGroups;
     const index_t per = lw.group_max(B);
     lw.block_steps = std::max<index_t>(1, kLoopBlockRows / per);

@@ -80,15 +80,28 @@ constexpr index_t kSmallBatchMaxRows = 8;
 // Fewest sequences a thread takes through a whole layer when split_batch says so.
 constexpr index_t kMinSequencesPerThread = 8;
 
+// Whether the recurrent weights (G*H x H) fit in a core's L2 beside the rest (1 MiB).
+template <typename T>
+bool recurrent_weights_in_l2(const SeqShape& s, index_t G) {
+  return G * s.H * s.H * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
+}
+
 // Whether the threads of a layer take disjoint sequences through every step (no
 // synchronisation at all, each thread's state stays in its core) rather than sharing every
-// step by columns: when each gets kMinSequencesPerThread sequences or more and the recurrent
-// weights (G*H x H) fit in a core's L2 beside the rest (1 MiB), since every thread reads all of
-// them at every step. Results are the same either way (every element is computed alone).
+// step by blocks of hidden units: when each gets kMinSequencesPerThread sequences or more,
+// whatever the weights' size, in the forward (training and inference) and the backward alike.
+// When W_hh^T does not fit in a core's L2 every thread then streams all of it from L3 at every
+// step instead of its blocks' share, but a step shared by blocks needs every thread's new state
+// before the next step's product: each step ends at a barrier and reads half of its state from
+// the other core's cache. Training (forward with workspace + backward) at 2 threads, B=64, in
+// process A/B on a busy machine (AMD EPYC Zen 4, family 25 model 17), minima of 16 (LSTM) or
+// 8-10 rounds, blocks / sequences ms: LSTM T=50 I=H=512 677 / 636 (CPU 420 / 412), LSTM T=25
+// I=H=1024 792 / 773 (CPU 829 / 800), GRU T=50 I=H=512 317 / 297, GRU T=25 I=H=1024
+// 692 / 623, RNN T=25 I=H=1024 218 / 208 (bench/RESULTS.md, split, session 16). Results are
+// the same either way, bit for bit (every element is computed alone).
 template <typename T>
-bool split_batch_shape(const SeqShape& s, index_t G) {  // split_batch but for the threads
-  return s.B >= kMinSequencesPerThread * 2 && s.steps() > 1 &&
-         G * s.H * s.H * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
+bool split_batch_shape(const SeqShape& s, index_t) {  // split_batch but for the threads
+  return s.B >= kMinSequencesPerThread * 2 && s.steps() > 1;
 }
 
 template <typename T>
