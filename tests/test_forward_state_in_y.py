@@ -17,8 +17,8 @@ PLAIN = [(op, kw, name) for op, kw, name in CELLS] + [("lstm", {"peephole": True
 I = 5
 # (B, H): threads share each step by blocks of units (B < 16), take sequences (B >= 16 and small
 # W_hh), share the steps with several blocks per thread (B < 16 and W_hh beyond L2), take
-# sequences in inference but share the steps in training (B >= 16, W_hh beyond L2); B = 1 runs
-# the small-batch loop
+# sequences with every thread streaming all of W_hh (B >= 16, W_hh beyond L2); B = 1 runs the
+# small-batch loop
 SIZES = [(9, 37), (20, 24), (12, 300), (17, 300), (1, 19)]
 
 

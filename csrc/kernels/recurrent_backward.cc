@@ -392,7 +392,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     parallel_for(lw.groups, 1, [&](index_t g0, index_t g1) {
       for (index_t g = g0; g < g1; ++g) run(lw.begin(g, B), lw.begin(g + 1, B), false, g);
     });
-  else if (detail::split_batch<T>(s, G))
+  else if (detail::split_batch(s))
     parallel_for(B, detail::kMinSequencesPerThread,
                  [&](index_t b0, index_t b1) { run(b0, b1, false, 0); });
   else
@@ -566,7 +566,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       !g.x || GH * (I + H) * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
   if ((cell == Cell::lstm || cell == Cell::rnn_tanh || cell == Cell::rnn_relu) && !projected &&
       !w.w_peephole && !dropped && whole && I > 0 && g.w_ih && g.w_hh &&
-      w.precision == Precision::float32 && no_dx_after && detail::split_batch_shape<T>(s, G) &&
+      w.precision == Precision::float32 && no_dx_after && detail::split_batch_shape(s) &&
       detail::recurrent_weights_in_l2<T>(s, G)) {
     lw.groups = kLoopGroups;
     const index_t per = lw.group_max(B);

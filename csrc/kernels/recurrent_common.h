@@ -93,21 +93,21 @@ bool recurrent_weights_in_l2(const SeqShape& s, index_t G) {
 // When W_hh^T does not fit in a core's L2 every thread then streams all of it from L3 at every
 // step instead of its blocks' share, but a step shared by blocks needs every thread's new state
 // before the next step's product: each step ends at a barrier and reads half of its state from
-// the other core's cache. Training (forward with workspace + backward) at 2 threads, B=64, in
-// process A/B on a busy machine (AMD EPYC Zen 4, family 25 model 17), minima of 16 (LSTM) or
-// 8-10 rounds, blocks / sequences ms: LSTM T=50 I=H=512 677 / 636 (CPU 420 / 412), LSTM T=25
+// the other core's cache, which this host's slow state (bench/RESULTS.md, sessions 12-16) makes
+// costly. In-process A/Bs at 2 threads on AMD EPYC Zen 4 (family 25 model 17), busy machine,
+// blocks / sequences, ms: inference, LSTM T=50 I=H=512 B=64 68.6-68.9 / 63.3-63.6 in the slow
+// state, 62.2 / 62.0 in the fast one; B=32 35.0 / 32.7, B=16 18.0 / 17.1; I=H=1024 B=64
+// 136.4 / 131.0 (fwd, session 16). Training (forward with workspace + backward), B=64, minima
+// of 16 (LSTM) or 8-10 rounds: LSTM T=50 I=H=512 677 / 636 (CPU 420 / 412), LSTM T=25
 // I=H=1024 792 / 773 (CPU 829 / 800), GRU T=50 I=H=512 317 / 297, GRU T=25 I=H=1024
-// 692 / 623, RNN T=25 I=H=1024 218 / 208 (bench/RESULTS.md, split, session 16). Results are
-// the same either way, bit for bit (every element is computed alone).
-template <typename T>
-bool split_batch_shape(const SeqShape& s, index_t) {  // split_batch but for the threads
+// 692 / 623, RNN T=25 I=H=1024 218 / 208 (split, session 16). Results are the same either
+// way, bit for bit (every element is computed alone).
+inline bool split_batch_shape(const SeqShape& s) {  // split_batch but for the threads
   return s.B >= kMinSequencesPerThread * 2 && s.steps() > 1;
 }
 
-template <typename T>
-bool split_batch(const SeqShape& s, index_t G) {
-  const int threads = get_num_threads();
-  return threads > 1 && !in_parallel_region() && split_batch_shape<T>(s, G);
+inline bool split_batch(const SeqShape& s) {
+  return get_num_threads() > 1 && !in_parallel_region() && split_batch_shape(s);
 }
 
 // Sets to zero the padded rows (t >= lengths[b]) of a [rows, width] matrix.

@@ -460,25 +460,6 @@ struct BlockedWindows {
   }
 };
 
-// Whether the threads of loop_gate_blocked take disjoint sequences through every step (no
-// synchronisation at all) rather than sharing each step by blocks of hidden units: when
-// detail::split_batch says so (the recurrent weights fit in a core's L2), and in inference
-// whenever each thread gets kMinSequencesPerThread sequences or more, although every thread
-// then streams all of W_hh^T from L3 at every step instead of its blocks' share: a step shared
-// by blocks needs every thread's new state before the next step's product, so each step ends
-// at a barrier and reads half of its state from the other core's cache, which this host's slow
-// state (bench/RESULTS.md, sessions 12-16) makes costly. LSTM T=50 I=H=512 inference at 2
-// threads, in-process A/B, blocks / sequences: B=64 68.6-68.9 / 63.3-63.6 ms in the slow state,
-// 62.2 / 62.0 in the fast one; B=32 35.0 / 32.7, B=16 18.0 / 17.1; I=H=1024 B=64 136.4 / 131.0
-// (fwd, session 16). Training keeps the split of detail::split_batch, which its backward
-// shares. Every element is computed alone either way: the results do not depend on the choice.
-template <typename T>
-bool splits_sequences(const SeqShape& s, index_t G, bool training) {
-  if (detail::split_batch<T>(s, G)) return true;
-  return !training && get_num_threads() > 1 && !in_parallel_region() &&
-         s.B >= 2 * detail::kMinSequencesPerThread && s.steps() > 1;
-}
-
 // Whether inference projects the inputs in BlockedWindows (loop_gate_blocked): when the threads
 // share each step by blocks of units (not disjoint sequences), the steps cover one time range
 // for every sequence, the product is not so small that it reads the weights in place, the
@@ -491,15 +472,16 @@ bool splits_sequences(const SeqShape& s, index_t G, bool training) {
 // (windows of 2 steps on one thread in bfloat16, of 4-5 steps on two threads in both
 // precisions), the RNN at I=H=512 on one thread and at I=H=1024 (float32 on two threads,
 // bfloat16 on one or two); the LSTM and GRU at I=H=1024 project every row before the loop as
-// before (measured in bench/RESULTS.md). Since inference takes sequences from 16 of them at two
-// or more threads (splits_sequences), the two-thread cases are now batches of 9-15 sequences.
+// before (measured in bench/RESULTS.md). Since the threads take sequences from 16 of them
+// whatever the weights' size (detail::split_batch), the two-thread cases are now batches of 9-15
+// sequences.
 template <typename T>
 bool projects_by_blocks(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w,
                         bool projected, bool training) {
   const index_t G = gate_count(cell), steps = s.steps();
   if (training || cell == Cell::gru_reset_before || projected ||
       (s.reverse && !s.lengths.empty()) || steps * s.B <= detail::kDirectRows ||
-      splits_sequences<T>(s, G, training) || InputProjection<T>::weights_in_l2(s, G * s.H))
+      detail::split_batch(s) || InputProjection<T>::weights_in_l2(s, G * s.H))
     return false;
   const index_t hb = GateBlockedWeights<T>::block_units(G, s.H, s.B, false, w.precision);
   const index_t blocks = (s.H + hb - 1) / hb;
@@ -523,7 +505,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
                        Precision prec,         // bf16: precision of the products
                        std::uint64_t token) {  // bf16: RecurrentWeights::weights_token
   const index_t B = s.B, H = s.H, G = gate_count(C), I = s.I;
-  const bool by_sequences = splits_sequences<T>(s, G, Train);
+  const bool by_sequences = detail::split_batch(s);
   // merges_input: each step's product is [x_t, h] (xh [B, I + H]) times [W_ih, W_hh]^T
   const bool merged = C == Cell::lstm && proj.w_ih_merged != nullptr;
   const index_t K = merged ? I + H : H;
