@@ -107,8 +107,9 @@ class Optimizer:
                 else:
                     p.grad[...] = 0
 
-    def step(self):
-        """One update of every parameter that has a gradient."""
+    def _gradients(self):
+        """(parameter, gradient in its dtype, group, state) of every parameter that has a
+        gradient, in order; the gradient negated where the group maximizes."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -118,8 +119,13 @@ class Optimizer:
                     raise ValueError(f"grad: expected shape {p.data.shape}, got {grad.shape}")
                 if group.get("maximize", False):
                     grad = -grad
-                self._update(p, np.asarray(grad, dtype=p.data.dtype), group,
-                             self.state.setdefault(id(p), {}))
+                yield (p, np.asarray(grad, dtype=p.data.dtype), group,
+                       self.state.setdefault(id(p), {}))
+
+    def step(self):
+        """One update of every parameter that has a gradient."""
+        for p, grad, group, state in self._gradients():
+            self._update(p, grad, group, state)
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -182,19 +188,7 @@ class Adam(Optimizer):
         parameter's update as ``_update`` makes it, in the same order)."""
         if type(self)._update is not Adam._update:  # a subclass with a rule of its own
             return super().step()
-        updates = []
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if grad.shape != p.data.shape:
-                    raise ValueError(f"grad: expected shape {p.data.shape}, got {grad.shape}")
-                if group.get("maximize", False):
-                    grad = -grad
-                updates.append(self._adam_args(p, np.asarray(grad, dtype=p.data.dtype), group,
-                                               self.state.setdefault(id(p), {})))
-        _adam_update_many(updates, "torch")
+        _adam_update_many([self._adam_args(*args) for args in self._gradients()], "torch")
 
     def _update(self, p, grad, g, state):
         w, grad, m, v, v_max, c = self._adam_args(p, grad, g, state)
