@@ -37,7 +37,7 @@ from rnnfast import functional as F  # noqa: E402
 from rnnfast import reference as R  # noqa: E402
 
 from _peers import make_case  # noqa: E402
-from _shapes import CELLS, SHAPES, Shape  # noqa: E402
+from _shapes import CELLS, SHAPES, Shape, flops  # noqa: E402
 
 PHASES = ("inference", "forward (training)", "backward", "training (forward + backward)")
 BLOCK_ROWS = 128  # the backward loop's weight-gradient blocks (rows of gate gradients)
@@ -133,10 +133,10 @@ def product_rates(shape, rounds, share=16):
 
 
 def gflop(shape):
-    """(forward, backward) GFLOP of one training call: every step's product, dh, dx, dW."""
-    T, B, I, H = shape.T, shape.B, shape.I, shape.H
-    step = 2.0 * T * B * (I + H) * 4 * H / 1e9
-    return step, 2 * step  # dh + dx (depth 4H, widths H and I) and dW (depth T*B)
+    """(forward, backward) GFLOP of one training call (``_shapes.flops``): every step's
+    product; dh + dx (depth 4H, widths H and I) and dW (depth T*B)."""
+    forward = flops(CELLS["lstm"], shape, "inference") / 1e9
+    return forward, flops(CELLS["lstm"], shape, "training") / 1e9 - forward
 
 
 def report(shape, times, rates, peak):

@@ -29,6 +29,8 @@ padded ``Embedding(mask_zero=True)`` puts on a many-to-many output.
 """
 import numpy as np
 
+from rnnfast.nn.module import as_array
+
 __all__ = [
     "Loss",
     "CategoricalCrossentropy",
@@ -42,16 +44,8 @@ __all__ = [
 EPSILON = 1e-7  # Keras' backend epsilon, the clip of probabilities
 
 
-def _as_array(x):
-    if x.__class__ is np.ndarray:
-        return x
-    if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def _predictions(y_pred):
-    y_pred = _as_array(y_pred)
+    y_pred = as_array(y_pred)
     if y_pred.dtype.kind != "f":
         raise TypeError(f"y_pred: expected a float array, got dtype {y_pred.dtype}")
     if y_pred.ndim < 1 or y_pred.size == 0:
@@ -62,7 +56,7 @@ def _predictions(y_pred):
 
 def _dense_targets(y_true, y_pred):
     """Float targets of y_pred's shape (a missing trailing axis of 1 is added)."""
-    y_true = _as_array(y_true)
+    y_true = as_array(y_true)
     if y_true.dtype.kind not in "fiub":
         raise TypeError(f"y_true: expected a numeric array, got dtype {y_true.dtype}")
     if y_true.shape != y_pred.shape and y_pred.shape[-1] == 1 and y_true.shape == y_pred.shape[:-1]:
@@ -106,7 +100,7 @@ def _loss_weights(sample_weight, mask, shape):
 def _weight_array(value, name, shape):
     """``value`` as float64 weights of ``shape``: its shape must be a leading part of
     ``shape`` (optionally with a trailing axis of 1); it is repeated over the other axes."""
-    arr = _as_array(value)
+    arr = as_array(value)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name}: expected a numeric or boolean array, got dtype {arr.dtype}")
     if arr.ndim and arr.shape[-1] == 1 and arr.shape[:-1] == shape[:arr.ndim - 1] and \
@@ -247,7 +241,7 @@ class SparseCategoricalCrossentropy(_Crossentropy):
 
     def _compute(self, y_true, y_pred):
         classes = y_pred.shape[-1]
-        idx = _as_array(y_true)
+        idx = as_array(y_true)
         if idx.shape == y_pred.shape[:-1] + (1,) and idx.shape != y_pred.shape[:-1]:
             idx = idx[..., 0]
         if idx.shape != y_pred.shape[:-1]:
