@@ -101,7 +101,7 @@ AdamArrays adam_arrays(const py::handle& w_obj, const py::handle& g_obj, const p
 
 // The update of checked arrays with the constants c = (beta1, one_minus_beta1, beta2,
 // one_minus_beta2, lr, eps, bias2_sqrt, grad_mul, grad_div), each rounded to w's dtype.
-void adam_run(AdamArrays& a, AdamRule rule, const double (&c)[9]) {
+void adam_run(AdamArrays& a, AdamRule rule, const std::array<double, 9>& c) {
   py::array* v_max = a.v_max ? &*a.v_max : nullptr;
   if (is_double(a.w))
     adam_impl<double>(a.w, a.g, a.m, a.v, v_max,
@@ -120,9 +120,9 @@ void adam_binding(const py::object& w_obj, const py::object& g_obj, const py::ob
   const AdamRule rule = rule_arg(rule_obj);
   static const std::string names[5] = {"w", "g", "m", "v", "v_max"};
   AdamArrays a = adam_arrays(w_obj, g_obj, m_obj, v_obj, v_max_obj, names);
-  const double c[9] = {beta1, one_minus_beta1, beta2,    one_minus_beta2, lr,
-                       eps,   bias2_sqrt,      grad_mul, grad_div};
-  adam_run(a, rule, c);
+  adam_run(a, rule,
+           {beta1, one_minus_beta1, beta2, one_minus_beta2, lr, eps, bias2_sqrt, grad_mul,
+            grad_div});
 }
 
 // A list or tuple argument of `count` entries (count < 0: any), or a TypeError / ValueError
@@ -180,11 +180,7 @@ void adam_many_binding(const py::object& ws_obj, const py::object& gs_obj,
     }
   }
   // one after the other, as adam_update calls in this order
-  for (py::ssize_t i = 0; i < n; ++i) {
-    const std::array<double, 9>& c = cs[static_cast<std::size_t>(i)];
-    const double ci[9] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]};
-    adam_run(arrays[static_cast<std::size_t>(i)], rule, ci);
-  }
+  for (std::size_t i = 0; i < arrays.size(); ++i) adam_run(arrays[i], rule, cs[i]);
 }
 
 template <typename T>
