@@ -37,6 +37,8 @@ SHAPES = [
     ("lstm", {}, 11, 17, 70, 75, {}),
     ("rnn", {"nonlinearity": "tanh"}, 7, 16, 90, 61, {}),
     ("lstm", {}, 3, 520, 5, 130, {}),
+    # the IMDB example's LSTM: 4H = 220 (H = 55 ends in a vector of 7 units)
+    ("lstm", {}, 24, 100, 64, 55, {}),
 ]
 LAYOUTS = [(False, False), (True, False), (False, True), (True, True)]  # (batch_first, reverse)
 

@@ -49,6 +49,7 @@ struct CellSteps {
   // side; dgh: on the recurrent side (the rows of the per-step GEMM with W_hh).
   void (*rnn_grad)(bool relu, index_t n, index_t ld, const T* hnew, T* dh, T* dgx, T* dgh);
   // dc: gradient of the cell state the step produced (in), of the one it started from (out).
+  // dgh may be null (not written: the caller reads dgx for both sides).
   void (*lstm_grad)(index_t n, index_t ld, const T* gates, const T* cprev, T* dh, T* dc, T* dgx,
                     T* dgh);
   // LSTM with peepholes (peep as in lstm_peephole, gate stride ld).

@@ -306,9 +306,80 @@ void rnn_grad(bool relu, index_t n, index_t, const T* __restrict hnew, T* __rest
   }
 }
 
-template <typename T>
-void lstm_grad(index_t n, index_t ld, const T* __restrict gates, const T* __restrict cprev,
-               T* __restrict dh, T* __restrict dc, T* __restrict dgx, T* __restrict dgh) {
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__)
+// lstm_grad (below) in float on 16 lanes, V = 1 or 2 vectors of 16 units from unit j (their tanh
+// chains in flight together); the units past n are masked lanes. Every unit gets the same
+// operations wherever it sits (the values do not depend on how the units are split), and the
+// last n % 16 units are not left to a scalar loop: the compiler's vectorisation of the loop
+// below ran them one by one, 37% of the kernel's time at H = 55 for 7 units of 55
+// (bench/RESULTS.md). c_t = f c_{t-1} + i g as the forward's kernel computes it (LstmV16).
+template <int V, bool Dgh>
+[[gnu::always_inline]] inline void lstm_grad_v16(index_t j, index_t n, index_t ld,
+                                                 const float* __restrict gates,
+                                                 const float* __restrict cprev,
+                                                 float* __restrict dh, float* __restrict dc,
+                                                 float* __restrict dgx, float* __restrict dgh) {
+  using act::v16::vec;
+  const vec one = act::v16::set1(1.0f);
+  __mmask16 m[V];
+  vec i[V], f[V], g[V], o[V], cp[V], tc[V];
+#pragma GCC unroll 2
+  for (int v = 0; v < V; ++v) {
+    const index_t jv = j + 16 * v, left = n - jv;
+    m[v] = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+    i[v] = _mm512_maskz_loadu_ps(m[v], gates + jv);
+    f[v] = _mm512_maskz_loadu_ps(m[v], gates + ld + jv);
+    g[v] = _mm512_maskz_loadu_ps(m[v], gates + 2 * ld + jv);
+    o[v] = _mm512_maskz_loadu_ps(m[v], gates + 3 * ld + jv);
+    cp[v] = _mm512_maskz_loadu_ps(m[v], cprev + jv);
+    tc[v] = _mm512_fmadd_ps(f[v], cp[v], _mm512_mul_ps(i[v], g[v]));
+  }
+  act::v16::activate<V, (1u << V) - 1u>(tc);
+#pragma GCC unroll 2
+  for (int v = 0; v < V; ++v) {
+    const index_t jv = j + 16 * v;
+    const vec dhv = _mm512_maskz_loadu_ps(m[v], dh + jv);
+    const vec dcv = _mm512_maskz_loadu_ps(m[v], dc + jv);
+    // dc_t = dc + dh o (1 - tanh(c_t)^2)
+    const vec dct =
+        _mm512_fmadd_ps(_mm512_mul_ps(dhv, o[v]), _mm512_fnmadd_ps(tc[v], tc[v], one), dcv);
+    const vec di = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dct, g[v]), i[v]),
+                                 _mm512_sub_ps(one, i[v]));
+    const vec df = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dct, cp[v]), f[v]),
+                                 _mm512_sub_ps(one, f[v]));
+    const vec dg = _mm512_mul_ps(_mm512_mul_ps(dct, i[v]), _mm512_fnmadd_ps(g[v], g[v], one));
+    const vec d_o = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dhv, tc[v]), o[v]),
+                                  _mm512_sub_ps(one, o[v]));
+    _mm512_mask_storeu_ps(dgx + jv, m[v], di);
+    _mm512_mask_storeu_ps(dgx + ld + jv, m[v], df);
+    _mm512_mask_storeu_ps(dgx + 2 * ld + jv, m[v], dg);
+    _mm512_mask_storeu_ps(dgx + 3 * ld + jv, m[v], d_o);
+    if constexpr (Dgh) {
+      _mm512_mask_storeu_ps(dgh + jv, m[v], di);
+      _mm512_mask_storeu_ps(dgh + ld + jv, m[v], df);
+      _mm512_mask_storeu_ps(dgh + 2 * ld + jv, m[v], dg);
+      _mm512_mask_storeu_ps(dgh + 3 * ld + jv, m[v], d_o);
+    }
+    _mm512_mask_storeu_ps(dc + jv, m[v], _mm512_mul_ps(dct, f[v]));
+    _mm512_mask_storeu_ps(dh + jv, m[v], _mm512_setzero_ps());
+  }
+}
+
+// Units [0, n): pairs of vectors while the second has a unit, then the last vector alone.
+template <bool Dgh>
+void lstm_grad_avx512(index_t n, index_t ld, const float* __restrict gates,
+                      const float* __restrict cprev, float* __restrict dh, float* __restrict dc,
+                      float* __restrict dgx, float* __restrict dgh) {
+  index_t j = 0;
+  for (; j + 16 < n; j += 32) lstm_grad_v16<2, Dgh>(j, n, ld, gates, cprev, dh, dc, dgx, dgh);
+  if (j < n) lstm_grad_v16<1, Dgh>(j, n, ld, gates, cprev, dh, dc, dgx, dgh);
+}
+#endif
+
+// lstm_grad's loop, as the compiler vectorises it; Dgh: dgh written too.
+template <typename T, bool Dgh>
+void lstm_grad_loop(index_t n, index_t ld, const T* __restrict gates, const T* __restrict cprev,
+                    T* __restrict dh, T* __restrict dc, T* __restrict dgx, T* __restrict dgh) {
   RNNFAST_INDEPENDENT_ITERATIONS
   for (index_t j = 0; j < n; ++j) {
     const T i = gates[j], f = gates[ld + j], g = gates[2 * ld + j], o = gates[3 * ld + j];
@@ -318,13 +389,37 @@ void lstm_grad(index_t n, index_t ld, const T* __restrict gates, const T* __rest
     const T df = dct * cprev[j] * f * (T(1) - f);
     const T dg = dct * i * (T(1) - g * g);
     const T d_o = dh[j] * tc * o * (T(1) - o);
-    dgx[j] = dgh[j] = di;
-    dgx[ld + j] = dgh[ld + j] = df;
-    dgx[2 * ld + j] = dgh[2 * ld + j] = dg;
-    dgx[3 * ld + j] = dgh[3 * ld + j] = d_o;
+    dgx[j] = di;
+    dgx[ld + j] = df;
+    dgx[2 * ld + j] = dg;
+    dgx[3 * ld + j] = d_o;
+    if constexpr (Dgh) {
+      dgh[j] = di;
+      dgh[ld + j] = df;
+      dgh[2 * ld + j] = dg;
+      dgh[3 * ld + j] = d_o;
+    }
     dc[j] = dct * f;
     dh[j] = T(0);
   }
+}
+
+template <typename T>
+void lstm_grad(index_t n, index_t ld, const T* __restrict gates, const T* __restrict cprev,
+               T* __restrict dh, T* __restrict dc, T* __restrict dgx, T* __restrict dgh) {
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (dgh)
+      lstm_grad_avx512<true>(n, ld, gates, cprev, dh, dc, dgx, dgh);
+    else
+      lstm_grad_avx512<false>(n, ld, gates, cprev, dh, dc, dgx, nullptr);
+    return;
+  }
+#endif
+  if (dgh)
+    lstm_grad_loop<T, true>(n, ld, gates, cprev, dh, dc, dgx, dgh);
+  else
+    lstm_grad_loop<T, false>(n, ld, gates, cprev, dh, dc, dgx, nullptr);
 }
 
 template <typename T>

@@ -321,9 +321,9 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
           if constexpr (Peep)
             steps.lstm_peephole_grad(n, H, gates, ws.extra.data() + wrow * H + j0, peep + j0, dhb,
                                      dc + b * H + j0, dgrow, st);
-          else
+          else  // direct: the recurrent side is dgrow itself, no second copy
             steps.lstm_grad(n, H, gates, ws.extra.data() + wrow * H + j0, dhb, dc + b * H + j0,
-                            dgrow, st);
+                            dgrow, direct ? nullptr : st);
         } else {
           static_assert(C == Cell::gru, "GRU with reset before runs loop_reset_before");
           steps.gru_grad(n, H, gates, ws.extra.data() + wrow * H + j0,
