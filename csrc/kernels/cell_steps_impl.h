@@ -308,12 +308,15 @@ void rnn_grad(bool relu, index_t n, index_t, const T* __restrict hnew, T* __rest
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__)
 // lstm_grad (below) in float on 16 lanes, V = 1 or 2 vectors of 16 units from unit j (their tanh
-// chains in flight together); the units past n are masked lanes. Every unit gets the same
+// chains in flight together); Tail: the last of them holds the units up to n, masked lanes, the
+// others are whole (plain loads and stores: a masked store cannot forward its data to a later
+// load, and the small-batch loops' next product reads these gradients at once: 4% more of
+// their LSTM training at B = 1, H = 64 with every store masked). Every unit gets the same
 // operations wherever it sits (the values do not depend on how the units are split), and the
 // last n % 16 units are not left to a scalar loop: the compiler's vectorisation of the loop
 // below ran them one by one, 37% of the kernel's time at H = 55 for 7 units of 55
 // (bench/RESULTS.md). c_t = f c_{t-1} + i g as the forward's kernel computes it (LstmV16).
-template <int V, bool Dgh>
+template <int V, bool Tail, bool Dgh>
 [[gnu::always_inline]] inline void lstm_grad_v16(index_t j, index_t n, index_t ld,
                                                  const float* __restrict gates,
                                                  const float* __restrict cprev,
@@ -321,25 +324,34 @@ template <int V, bool Dgh>
                                                  float* __restrict dgx, float* __restrict dgh) {
   using act::v16::vec;
   const vec one = act::v16::set1(1.0f);
-  __mmask16 m[V];
+  const index_t left = n - (j + 16 * (V - 1));  // units of the last vector
+  const __mmask16 tail = Tail ? static_cast<__mmask16>((1u << left) - 1u) : __mmask16(0xFFFF);
   vec i[V], f[V], g[V], o[V], cp[V], tc[V];
+  auto load = [&](int v, const float* p) {
+    return Tail && v == V - 1 ? _mm512_maskz_loadu_ps(tail, p) : _mm512_loadu_ps(p);
+  };
+  auto store = [&](int v, float* p, vec a) {
+    if (Tail && v == V - 1)
+      _mm512_mask_storeu_ps(p, tail, a);
+    else
+      _mm512_storeu_ps(p, a);
+  };
 #pragma GCC unroll 2
   for (int v = 0; v < V; ++v) {
-    const index_t jv = j + 16 * v, left = n - jv;
-    m[v] = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
-    i[v] = _mm512_maskz_loadu_ps(m[v], gates + jv);
-    f[v] = _mm512_maskz_loadu_ps(m[v], gates + ld + jv);
-    g[v] = _mm512_maskz_loadu_ps(m[v], gates + 2 * ld + jv);
-    o[v] = _mm512_maskz_loadu_ps(m[v], gates + 3 * ld + jv);
-    cp[v] = _mm512_maskz_loadu_ps(m[v], cprev + jv);
+    const index_t jv = j + 16 * v;
+    i[v] = load(v, gates + jv);
+    f[v] = load(v, gates + ld + jv);
+    g[v] = load(v, gates + 2 * ld + jv);
+    o[v] = load(v, gates + 3 * ld + jv);
+    cp[v] = load(v, cprev + jv);
     tc[v] = _mm512_fmadd_ps(f[v], cp[v], _mm512_mul_ps(i[v], g[v]));
   }
   act::v16::activate<V, (1u << V) - 1u>(tc);
 #pragma GCC unroll 2
   for (int v = 0; v < V; ++v) {
     const index_t jv = j + 16 * v;
-    const vec dhv = _mm512_maskz_loadu_ps(m[v], dh + jv);
-    const vec dcv = _mm512_maskz_loadu_ps(m[v], dc + jv);
+    const vec dhv = load(v, dh + jv);
+    const vec dcv = load(v, dc + jv);
     // dc_t = dc + dh o (1 - tanh(c_t)^2)
     const vec dct =
         _mm512_fmadd_ps(_mm512_mul_ps(dhv, o[v]), _mm512_fnmadd_ps(tc[v], tc[v], one), dcv);
@@ -350,29 +362,36 @@ template <int V, bool Dgh>
     const vec dg = _mm512_mul_ps(_mm512_mul_ps(dct, i[v]), _mm512_fnmadd_ps(g[v], g[v], one));
     const vec d_o = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dhv, tc[v]), o[v]),
                                   _mm512_sub_ps(one, o[v]));
-    _mm512_mask_storeu_ps(dgx + jv, m[v], di);
-    _mm512_mask_storeu_ps(dgx + ld + jv, m[v], df);
-    _mm512_mask_storeu_ps(dgx + 2 * ld + jv, m[v], dg);
-    _mm512_mask_storeu_ps(dgx + 3 * ld + jv, m[v], d_o);
+    store(v, dgx + jv, di);
+    store(v, dgx + ld + jv, df);
+    store(v, dgx + 2 * ld + jv, dg);
+    store(v, dgx + 3 * ld + jv, d_o);
     if constexpr (Dgh) {
-      _mm512_mask_storeu_ps(dgh + jv, m[v], di);
-      _mm512_mask_storeu_ps(dgh + ld + jv, m[v], df);
-      _mm512_mask_storeu_ps(dgh + 2 * ld + jv, m[v], dg);
-      _mm512_mask_storeu_ps(dgh + 3 * ld + jv, m[v], d_o);
+      store(v, dgh + jv, di);
+      store(v, dgh + ld + jv, df);
+      store(v, dgh + 2 * ld + jv, dg);
+      store(v, dgh + 3 * ld + jv, d_o);
     }
-    _mm512_mask_storeu_ps(dc + jv, m[v], _mm512_mul_ps(dct, f[v]));
-    _mm512_mask_storeu_ps(dh + jv, m[v], _mm512_setzero_ps());
+    store(v, dc + jv, _mm512_mul_ps(dct, f[v]));
+    store(v, dh + jv, _mm512_setzero_ps());
   }
 }
 
-// Units [0, n): pairs of vectors while the second has a unit, then the last vector alone.
+// Units [0, n): pairs of whole vectors, then what is left (1 to 31 units) as one or two vectors.
 template <bool Dgh>
 void lstm_grad_avx512(index_t n, index_t ld, const float* __restrict gates,
                       const float* __restrict cprev, float* __restrict dh, float* __restrict dc,
                       float* __restrict dgx, float* __restrict dgh) {
   index_t j = 0;
-  for (; j + 16 < n; j += 32) lstm_grad_v16<2, Dgh>(j, n, ld, gates, cprev, dh, dc, dgx, dgh);
-  if (j < n) lstm_grad_v16<1, Dgh>(j, n, ld, gates, cprev, dh, dc, dgx, dgh);
+  for (; j + 32 <= n; j += 32)
+    lstm_grad_v16<2, false, Dgh>(j, n, ld, gates, cprev, dh, dc, dgx, dgh);
+  const index_t left = n - j;
+  if (left > 16)
+    lstm_grad_v16<2, true, Dgh>(j, n, ld, gates, cprev, dh, dc, dgx, dgh);
+  else if (left == 16)
+    lstm_grad_v16<1, false, Dgh>(j, n, ld, gates, cprev, dh, dc, dgx, dgh);
+  else if (left > 0)
+    lstm_grad_v16<1, true, Dgh>(j, n, ld, gates, cprev, dh, dc, dgx, dgh);
 }
 #endif
 
