@@ -232,7 +232,8 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   // the input side (RNN, LSTM): the next step's product reads this step's rows of dgx in place
   // (equally spaced: G*H apart time-major, T*G*H batch-first) instead of a staged copy, and the
   // step kernels' second output goes to a sink of one row per run (L1; blocks write disjoint
-  // columns of it). Else the staged copies (zeros for inactive sequences).
+  // columns of it), or nowhere (the plain LSTM's kernel takes none). Else the staged copies
+  // (zeros for inactive sequences).
   const bool direct = C != Cell::gru && s.lengths.empty();
   const index_t direct_ld = s.batch_first ? s.T * GH : GH;
   // dx by steps when W_ih and W_hh fit in a core's L2 beside the rest (1 MiB: both are read
