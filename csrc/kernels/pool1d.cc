@@ -34,10 +34,6 @@ index_t grain_for(index_t per_item) {
   return std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(per_item, 1));
 }
 
-// Chunks per thread (at most): a thread that starts late (a worker waking from sleep, or off its
-// core on a busy machine) then leaves only some of its sequences to the others.
-constexpr int kChunksPerThread = 4;
-
 // Channels-last max over steps [lo, hi) of xs [L, C]: y[c], arg[c] (arg may be null). rel
 // (C values, needed with arg) holds each channel's winning step as an offset from lo: 32-bit
 // lanes like float's, so the loop with arg vectorises as the one without does (with 64-bit
@@ -120,7 +116,7 @@ void max_pool1d_forward(const Pool1dShape& s, const T* x, T* y, index_t* arg) {
         }
       }
     }
-  }, kChunksPerThread);
+  });
 }
 
 template <typename T>
@@ -140,7 +136,7 @@ void max_pool1d_backward(const Pool1dShape& s, const index_t* arg, const T* dy, 
           for (index_t t = 0; t < Lo; ++t) dxs[c * L + as[c * Lo + t]] += dys[c * Lo + t];
       }
     }
-  }, kChunksPerThread);
+  });
 }
 
 template <typename T>
@@ -157,7 +153,7 @@ void global_max_pool1d_forward(const Pool1dShape& s, const T* x, T* y, index_t* 
         for (index_t c = 0; c < C; ++c) max_span(xs + c * L, 0, L, y + b * C + c, as ? as + c : nullptr);
       }
     }
-  }, kChunksPerThread);
+  });
 }
 
 template <typename T>
@@ -172,7 +168,7 @@ void global_max_pool1d_backward(const Pool1dShape& s, const index_t* arg, const 
         dxs[s.channels_last ? i * C + c : c * L + i] = dy[b * C + c];
       }
     }
-  }, kChunksPerThread);
+  });
 }
 
 template <typename T>
@@ -192,7 +188,7 @@ void global_avg_pool1d_forward(const Pool1dShape& s, const T* x, T* y) {
       }
       for (index_t c = 0; c < C; ++c) y[b * C + c] = static_cast<T>(acc[c] / static_cast<double>(L));
     }
-  }, kChunksPerThread);
+  });
 }
 
 template <typename T>
@@ -209,7 +205,7 @@ void global_avg_pool1d_backward(const Pool1dShape& s, const T* dy, T* dx) {
           std::fill(dxs + c * L, dxs + (c + 1) * L, dy[b * C + c] / static_cast<T>(L));
       }
     }
-  }, kChunksPerThread);
+  });
 }
 
 #define RNNFAST_POOL1D_INSTANTIATE(T)                                                       \
