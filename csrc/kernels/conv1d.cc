@@ -90,11 +90,6 @@ Blocks time_blocks(const Geometry& g) {
   return bl;
 }
 
-// Chunks per thread for run_items' callers whose chunks need no workspace of their own (at most;
-// never fewer than one item each): a thread that starts late (a worker waking from sleep, or off
-// its core on a busy machine) then leaves only some of its items to the others, not all of them.
-constexpr int kItemChunksPerThread = 4;
-
 // Calls fn over [0, n): spread on the pool when there is an item for every thread (in up to
 // per_thread chunks each, parallel_for's), else in the caller, whose GEMMs then use the pool
 // themselves. Either way each item computes the same.
@@ -286,7 +281,7 @@ void forward_gemm(const Geometry& g, const T* x, const T* w, const T* bias, T* y
         finish_block(g, bias, add, b, t0, nt, ys);
       }
     }
-  }, kItemChunksPerThread);
+  });
 }
 
 // One input channel per group: y[o] reads input channel o / m (m = out_group) only.
@@ -346,7 +341,7 @@ void forward_direct(const Geometry& g, const T* x, const T* w, const T* bias, T*
       T* ys = g.channels_last ? y + (b * g.l_out + t0) * g.c_out : y + b * g.c_out * g.l_out + t0;
       finish_block(g, bias, add, b, t0, nt, ys);
     }
-  }, kItemChunksPerThread);
+  });
 }
 
 template <typename T>
@@ -822,6 +817,11 @@ struct WinnerLists {
 // gathers add into them (IMDB: 4 x 128 KB; 16, weight_and_bias_grad's count, made 2 MB and the
 // call 8% slower), and still two per thread on two cores.
 constexpr index_t kPooledAccumulators = 4;
+// The winners-only backward's accumulators in up to two chunks per thread (one each at two
+// threads): a thread that starts late (a worker waking from sleep, or off its core on a busy
+// machine) then leaves only some of them to the others. Four chunks per thread in the forward
+// made it 3% slower at two threads when the machine was quiet (bench/RESULTS.md, session 17).
+constexpr int kPooledChunksPerThread = 2;
 // wt's rows in the winners-only backward start on cache lines (below).
 constexpr index_t kWtAlign = 64;
 
@@ -879,7 +879,7 @@ bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* 
         }
       }
     }
-  }, kItemChunksPerThread);
+  }, kPooledChunksPerThread);
   if (!std::all_of(finite.begin(), finite.end(), [](char c) { return c != 0; })) return false;
   // the accumulators summed in order and put in w's layout, rows of dw split between threads
   parallel_for(Co, std::max<index_t>(1, 4096 / KC), [&](index_t n0, index_t n1) {
