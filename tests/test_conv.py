@@ -566,6 +566,47 @@ def test_conv1d_pool_backward_every_isa_and_thread_count(rng, dtype, case):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [
+    (7, 29, 9, 11, 3, {}, 4, {}),                # windows of four: ties among a window's steps
+    (5, 26, 6, 13, 4, {"stride": 2}, 3, {"stride": 1}),  # overlapping windows, a conv stride
+    (3, 20, 5, 4, 2, {}, 2, {"padding": "same"}),  # a padded last window
+])
+def test_conv1d_pool_backward_zero_gradients_and_ties(rng, dtype, case):
+    """Exact zeros in the pool's gradient (+0 and -0; whole windows and whole channels of a
+    sequence, and all of one sequence) are left out of the winners' lists, and x of few distinct
+    values makes ties in the pool's windows (the first maximum wins): against the reference and
+    the two calls, in every instruction set, bitwise the same for 1, 2 and 3 threads."""
+    B, L, c_in, c_out, K, conv_kw, pool_size, pool_kw = case
+    x = rng.integers(-2, 3, size=(B, L, c_in)).astype(dtype)
+    w = rng.integers(-2, 3, size=(c_out, c_in, K)).astype(dtype) / 4
+    b = rng.integers(-1, 2, size=c_out).astype(dtype)
+    _, ctx_ref, py_ref, pctx_ref = _pool_chain(x, w, b, conv_kw, pool_size, pool_kw, True, rng,
+                                               module=R)
+    dpy = rng.standard_normal(py_ref.shape).astype(dtype)
+    dpy[rng.random(dpy.shape) < 0.3] = 0.0
+    dpy[rng.random(dpy.shape) < 0.1] = -0.0
+    dpy[0] = 0.0                                  # a sequence without gradient
+    dpy[1, 1] = 0.0                               # a window of every channel
+    dpy[-1, :, 0] = -0.0                          # a channel of a sequence
+    want = R.conv1d_backward(ctx_ref, R.max_pool1d_backward(pctx_ref, dpy)["x"])
+    assert not want["x"][0].any()
+
+    def pooled_backward():
+        _, ctx, _, pctx = _pool_chain(x, w, b, conv_kw, pool_size, pool_kw, True, rng)
+        return F.conv1d_backward(ctx, dpy, pool=pctx), F.conv1d_backward(
+            ctx, F.max_pool1d_backward(pctx, dpy)["x"])
+
+    for isa, runs in _runs_per_isa(pooled_backward):
+        for name in ("x", "w", "b"):
+            got, apart = runs[0][0][name], runs[0][1][name]
+            assert rel_err(got, want[name]) < TOL[dtype][1], (isa, name)
+            assert rel_err(got, apart) < TOL[dtype][1], (isa, name)
+            for other in runs[1:]:
+                np.testing.assert_array_equal(other[0][name], got)
+        assert not runs[0][0]["x"][0].any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("where", ["x", "w", "dy"])
 @pytest.mark.parametrize("bad", [np.inf, np.nan])
 def test_conv1d_pool_backward_non_finite_as_the_dense_route(rng, dtype, where, bad):

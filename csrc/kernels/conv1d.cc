@@ -90,12 +90,13 @@ Blocks time_blocks(const Geometry& g) {
   return bl;
 }
 
-// Calls fn over [0, n): spread on the pool when there is an item for every thread, else in the
-// caller, whose GEMMs then use the pool themselves. Either way each item computes the same.
-void run_items(index_t n, const std::function<void(index_t, index_t)>& fn) {
+// Calls fn over [0, n): spread on the pool when there is an item for every thread (in up to
+// per_thread chunks each, parallel_for's), else in the caller, whose GEMMs then use the pool
+// themselves. Either way each item computes the same.
+void run_items(index_t n, const std::function<void(index_t, index_t)>& fn, int per_thread = 1) {
   if (n <= 0) return;
   if (n >= get_num_threads()) {
-    parallel_for(n, 1, fn);
+    parallel_for(n, 1, fn, per_thread);
   } else {
     fn(0, n);
   }
@@ -252,11 +253,12 @@ void forward_gemm(const Geometry& g, const T* x, const T* w, const T* bias, T* y
     pack_weights_cl(g, w, W2.data());
   }
   run_items(bl.items, [&](index_t i0, index_t i1) {
-    Buffer<T> P(bl.block * g.patch());
+    Buffer<T> P;  // the patches, when the GEMM cannot read them in place
     for (index_t it = i0; it < i1; ++it) {
       const index_t b = it / bl.per_seq, t0 = (it % bl.per_seq) * bl.block;
       const index_t nt = std::min(bl.block, g.l_out - t0);
       const T* xs = x + b * g.l_in * g.c_in;
+      if (!g.channels_last || !direct_rows(g, xs, t0, nt)) P.resize(bl.block * g.patch());
       if (g.channels_last) {
         T* ys = y + (b * g.l_out + t0) * g.c_out;
         const T* A = direct_rows(g, xs, t0, nt);
@@ -738,9 +740,54 @@ bool pooled_route(const Conv1dShape& s, const Pool1dShape& p) {
          s.precision == Precision::float32 && s.batch > 0 && p.l_out > 0;
 }
 
-// One sequence's nonzero gradients as the lists of conv1d_pooled.h: by channel (off: the
-// patch's first value in the sequence) and by output step (off: the channel's row of wt, rows
-// wt_stride values apart).
+// One sequence's lists of conv1d_pooled.h, each in the order of the pool's output (windows, then
+// channels), entries only where the gradient g [np, Co] is not zero. By channel: start [Co + 1],
+// off (the patch's first value in the sequence), g. Every entry is written and the count moves
+// past it only when its gradient is not zero (no branch). Out of line with restrict pointers:
+// inlined into the backward's loop, the compiler kept the lists' pointers and counters in memory
+// and reloaded them after each store.
+template <typename T>
+[[gnu::noinline]] void winners_by_channel(index_t np, index_t Co, index_t step,
+                                          const index_t* __restrict arg, const T* __restrict g,
+                                          index_t* __restrict start, index_t* __restrict off,
+                                          T* __restrict gl) {
+  index_t e = 0;
+  for (index_t n = 0; n < Co; ++n) {
+    start[n] = e;
+    for (index_t j = 0; j < np; ++j) {
+      const T v = g[j * Co + n];
+      off[e] = arg[j * Co + n] * step;
+      gl[e] = v;
+      e += v != T(0);
+    }
+  }
+  start[Co] = e;
+}
+
+// By output step: start [l_out + 1], off (the channel's row of wt, rows wt_stride values apart),
+// g; a counting sort of the entries by their step.
+template <typename T>
+[[gnu::noinline]] void winners_by_step(index_t np, index_t Co, index_t l_out, index_t wt_stride,
+                                       const index_t* __restrict arg, const T* __restrict g,
+                                       index_t* __restrict start, index_t* __restrict off,
+                                       T* __restrict gl) {
+  std::fill(start, start + l_out + 1, index_t(0));
+  for (index_t i = 0; i < np * Co; ++i) start[arg[i] + 1] += g[i] != T(0);
+  for (index_t t = 0; t < l_out; ++t) start[t + 1] += start[t];
+  // start[t]: the next free entry of step t, then the start of step t + 1 (shifted back below)
+  for (index_t j = 0; j < np; ++j)
+    for (index_t n = 0; n < Co; ++n) {
+      const T v = g[j * Co + n];
+      if (v == T(0)) continue;
+      const index_t at = start[arg[j * Co + n]]++;
+      off[at] = n * wt_stride;
+      gl[at] = v;
+    }
+  for (index_t t = l_out; t > 0; --t) start[t] = start[t - 1];
+  start[0] = 0;
+}
+
+// Both lists of one sequence; the vectors keep their memory from one sequence to the next.
 template <typename T>
 struct WinnerLists {
   std::vector<index_t> by_channel_start, by_channel_off, by_step_start, by_step_off;
@@ -748,33 +795,21 @@ struct WinnerLists {
 
   void build(index_t np, index_t Co, index_t l_out, index_t step, index_t wt_stride,
              const index_t* arg, const T* g) {
-    by_channel_start.assign(static_cast<std::size_t>(Co + 1), 0);
-    by_step_start.assign(static_cast<std::size_t>(l_out + 1), 0);
-    for (index_t j = 0; j < np; ++j)
-      for (index_t n = 0; n < Co; ++n)
-        if (g[j * Co + n] != T(0)) {
-          ++by_channel_start[n + 1];
-          ++by_step_start[arg[j * Co + n] + 1];
-        }
-    for (index_t n = 0; n < Co; ++n) by_channel_start[n + 1] += by_channel_start[n];
-    for (index_t t = 0; t < l_out; ++t) by_step_start[t + 1] += by_step_start[t];
-    const std::size_t total = static_cast<std::size_t>(by_channel_start[Co]);
-    by_channel_off.resize(total);
-    by_channel_g.resize(total);
-    by_step_off.resize(total);
-    by_step_g.resize(total);
-    std::vector<index_t> cn(by_channel_start.begin(), by_channel_start.end() - 1);
-    std::vector<index_t> ct(by_step_start.begin(), by_step_start.end() - 1);
-    for (index_t j = 0; j < np; ++j)
-      for (index_t n = 0; n < Co; ++n) {
-        const T v = g[j * Co + n];
-        if (v == T(0)) continue;
-        const index_t t = arg[j * Co + n];
-        by_channel_off[cn[n]] = t * step;
-        by_channel_g[cn[n]++] = v;
-        by_step_off[ct[t]] = n * wt_stride;
-        by_step_g[ct[t]++] = v;
-      }
+    const std::size_t n_all = static_cast<std::size_t>(np * Co);
+    by_channel_start.resize(static_cast<std::size_t>(Co + 1));
+    by_step_start.resize(static_cast<std::size_t>(l_out + 1));
+    if (by_channel_off.size() < n_all) {
+      by_channel_off.resize(n_all);
+      by_channel_g.resize(n_all);
+      by_step_off.resize(n_all);
+      by_step_g.resize(n_all);
+    }
+    // by step first: its first pass reads arg in order (from memory: the prefetchers follow it),
+    // the columns that winners_by_channel reads then come from cache
+    winners_by_step(np, Co, l_out, wt_stride, arg, g, by_step_start.data(), by_step_off.data(),
+                    by_step_g.data());
+    winners_by_channel(np, Co, step, arg, g, by_channel_start.data(), by_channel_off.data(),
+                       by_channel_g.data());
   }
 };
 
@@ -782,6 +817,11 @@ struct WinnerLists {
 // gathers add into them (IMDB: 4 x 128 KB; 16, weight_and_bias_grad's count, made 2 MB and the
 // call 8% slower), and still two per thread on two cores.
 constexpr index_t kPooledAccumulators = 4;
+// The winners-only backward's accumulators in up to two chunks per thread (one each at two
+// threads): a thread that starts late (a worker waking from sleep, or off its core on a busy
+// machine) then leaves only some of them to the others. Four chunks per thread in the forward
+// made it 3% slower at two threads when the machine was quiet (bench/RESULTS.md, session 17).
+constexpr int kPooledChunksPerThread = 2;
 // wt's rows in the winners-only backward start on cache lines (below).
 constexpr index_t kWtAlign = 64;
 
@@ -806,8 +846,7 @@ bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* 
     for (index_t c = 0; c < Ci; ++c)
       for (index_t k = 0; k < K; ++k) wt[n * wt_stride + k * Ci + c] = w[(n * Ci + c) * K + k];
   const index_t na = std::min(kPooledAccumulators, accumulator_count(B, size));
-  Buffer<T> acc(na * size);
-  acc.zero();
+  Buffer<T> acc(na * size);  // each cleared by the thread that adds into it
   std::vector<double> db_acc(db ? static_cast<std::size_t>(na * Co) : 0, 0.0);
   std::vector<char> finite(static_cast<std::size_t>(B), 1);
   const auto& kernel = pooled::active_pooled_grad<T>();
@@ -815,6 +854,7 @@ bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* 
     Buffer<T> g(np * Co), group(db ? Co : 0);
     WinnerLists<T> lists;
     for (index_t a = a0; a < a1; ++a) {
+      std::fill(acc.data() + a * size, acc.data() + (a + 1) * size, T(0));
       for (index_t b = a * B / na; b < (a + 1) * B / na; ++b) {
         const T* xs = x + b * L * Ci;
         finite[b] = all_finite(L * Ci, xs);
@@ -839,18 +879,19 @@ bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* 
         }
       }
     }
-  });
+  }, kPooledChunksPerThread);
   if (!std::all_of(finite.begin(), finite.end(), [](char c) { return c != 0; })) return false;
-  T* sum = acc.data();
-  parallel_for(size, 4096, [&](index_t e0, index_t e1) {
+  // the accumulators summed in order and put in w's layout, rows of dw split between threads
+  parallel_for(Co, std::max<index_t>(1, 4096 / KC), [&](index_t n0, index_t n1) {
+    T* sum = acc.data();
     for (index_t a = 1; a < na; ++a) {
       const T* src = acc.data() + a * size;
-      for (index_t e = e0; e < e1; ++e) sum[e] += src[e];
+      for (index_t e = n0 * KC; e < n1 * KC; ++e) sum[e] += src[e];
     }
+    for (index_t n = n0; n < n1; ++n)
+      for (index_t c = 0; c < Ci; ++c)
+        for (index_t k = 0; k < K; ++k) dw[(n * Ci + c) * K + k] = sum[n * KC + k * Ci + c];
   });
-  for (index_t n = 0; n < Co; ++n)
-    for (index_t c = 0; c < Ci; ++c)
-      for (index_t k = 0; k < K; ++k) dw[(n * Ci + c) * K + k] = sum[n * KC + k * Ci + c];
   if (db) {
     for (index_t n = 0; n < Co; ++n) {
       double total = db_acc[n];
