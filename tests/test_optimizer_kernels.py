@@ -1,7 +1,7 @@
 """The optimisers' one-pass kernels (``_C.adam_update``, ``_C.sum_squares``) against the NumPy
 expressions they replace: the Adam update bitwise (both rules, float32 and float64, amsgrad,
 the clipping factor, sizes around the vector width and the threads' chunks, non-finite values,
-1 and 2 threads), the sum of squares to float64 rounding; the bad-input errors; and the
+1 and 2 threads, every instruction set), the sum of squares to float64 rounding; the bad-input errors; and the
 optimisers built on them (``rnnfast.optim.Adam``, Keras' ``Adam``, clipping) bitwise against
 the NumPy formulation they had before the kernel."""
 import math
@@ -14,7 +14,17 @@ from rnnfast import _C, nn, optim
 from rnnfast.models import optimizers as keras_optimizers
 
 DTYPES = [np.float32, np.float64]
-SIZES = [0, 1, 3, 8, 9, 31, 4095, 4097, 70001]  # the kernel splits >= 32768 between threads
+SIZES = [0, 1, 3, 8, 9, 17, 31, 4095, 4097, 70001]  # the kernel splits >= 32768 between threads
+ISAS = rnnfast.supported_isas()
+
+
+@pytest.fixture
+def isa(request):
+    """The instruction set named by the test's ``isa`` parameter, active for the test."""
+    isa0 = rnnfast.active_isa()
+    rnnfast.set_isa(request.param)
+    yield request.param
+    rnnfast.set_isa(isa0)
 
 
 def _keras_numpy(w, g, m, v, vh, t, lr, beta_1, beta_2, epsilon, scale=None):
@@ -85,11 +95,12 @@ def _gradient(rng, n, dtype, step):
     return g.astype(dtype)
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
-def test_keras_rule_bitwise(n, dtype, amsgrad, threads):
+def test_keras_rule_bitwise(n, dtype, amsgrad, threads, isa):
     rng = np.random.default_rng(n + 7 * amsgrad)
     rnnfast.set_num_threads(threads)
     try:
@@ -105,11 +116,12 @@ def test_keras_rule_bitwise(n, dtype, amsgrad, threads):
         rnnfast.set_num_threads(2)
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
-def test_torch_rule_bitwise(n, dtype, amsgrad, threads):
+def test_torch_rule_bitwise(n, dtype, amsgrad, threads, isa):
     rng = np.random.default_rng(100 + n + 7 * amsgrad)
     rnnfast.set_num_threads(threads)
     try:
@@ -124,9 +136,10 @@ def test_torch_rule_bitwise(n, dtype, amsgrad, threads):
         rnnfast.set_num_threads(2)
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("rule", ["keras", "torch"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_non_finite_values_as_numpy(rule, dtype):
+def test_non_finite_values_as_numpy(rule, dtype, isa):
     """NaN and inf in the gradient, the moments or the maximum give NumPy's results (NaN
     propagated through the running maximum as np.maximum propagates it)."""
     rng = np.random.default_rng(3)
@@ -262,9 +275,10 @@ def _many_updates(rng, rule):
     return updates
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("rule", ["keras", "torch"])
-def test_many_bitwise_one_call_each(rule, threads):
+def test_many_bitwise_one_call_each(rule, threads, isa):
     """adam_update_many: every parameter bitwise as its own adam_update call, in list order (a
     later gradient that is an earlier parameter's weights reads them updated, as in the
     calls); v_maxs None or a list with None where there is none; empty lists."""

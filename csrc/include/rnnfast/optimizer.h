@@ -4,8 +4,8 @@
 // An array library runs such an update as a dozen passes over memory, each with a temporary;
 // these read and write every array once. Every operation is the one of the array expressions
 // they replace, in the same order and rounding (one IEEE operation at a time in T, the
-// constants given already rounded to T; this unit is built without contraction into fused
-// multiply-adds), so the results are bitwise those of
+// constants given already rounded to T; the loops are built without contraction into fused
+// multiply-adds, at every vector width), so the results are bitwise those of
 // with, under either rule, g = (g * grad_mul) / grad_div first when scale_grad (clipping),
 //   Keras  (rnnfast.models.optimizers.Adam):
 //     m  = m * beta1;  m = m + one_minus_beta1 * g
