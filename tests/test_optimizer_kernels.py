@@ -311,6 +311,82 @@ def test_many_bitwise_one_call_each(rule, threads, isa):
         rnnfast.set_num_threads(2)
 
 
+def _one_dtype_updates(rng, rule, dtype, sizes):
+    """Parameters of one dtype (``adam_update_many``'s one pass over all their elements), with
+    and without amsgrad and the clipping factor: ``[(w, g, m, v, v_max, constants)]``."""
+    T = dtype
+    updates = []
+    for i, n in enumerate(sizes):
+        w, m, v, vh = _state(rng, n, dtype, amsgrad=i % 3 == 1)
+        g = _gradient(rng, n, dtype, i)
+        scale = (T(5.0), T(7.25)) if i % 2 else (1.0, 1.0)
+        constants = (T(0.9), T(1) - T(0.9), T(0.999), T(1) - T(0.999), T(1e-3) * (i + 1),
+                     T(1e-7), 1.0 if rule == "keras" else math.sqrt(1 - 0.999 ** (i + 1)),
+                     *scale)
+        updates.append((w, g, m, v, vh, constants))
+    return updates
+
+
+def _one_call_each_then_many(updates, rule):
+    """The updates applied to copies by one adam_update each, then to the originals by one
+    adam_update_many; both compared bitwise."""
+    ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
+    ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
+    _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rule", ["keras", "torch"])
+def test_many_one_dtype_in_one_pass_bitwise_one_call_each(rule, dtype, threads, isa):
+    """Parameters of one dtype sharing no memory (one pass over all their elements, the
+    threads' chunks crossing from one parameter into the next): bitwise one adam_update each;
+    also with two parameters reading one gradient array."""
+    rng = np.random.default_rng(33)
+    rnnfast.set_num_threads(threads)
+    try:
+        for sizes in ([40000, 0, 1, 9, 70001, 31, 30000, 17], [1], [5, 0], [65536, 3, 32768]):
+            _one_call_each_then_many(_one_dtype_updates(rng, rule, dtype, sizes), rule)
+        shared = _one_dtype_updates(rng, rule, dtype, [4097, 4097, 50000])
+        shared[1] = (shared[1][0], shared[0][1]) + shared[1][2:]  # the first one's gradient
+        _one_call_each_then_many(shared, rule)
+    finally:
+        rnnfast.set_num_threads(2)
+
+
+@pytest.mark.parametrize("rule", ["keras", "torch"])
+def test_many_one_array_in_two_parameters_updated_twice(rule):
+    """One weight array in two parameters of one dtype (another array's memory, so one call
+    after the other): updated twice, as two adam_update calls update it; a state array of one
+    parameter that is another's gradient likewise read updated."""
+    rng = np.random.default_rng(34)
+    updates = _one_dtype_updates(rng, rule, np.float32, [70001, 70001, 9])
+    updates[1] = (updates[0][0],) + updates[1][1:]  # the first one's weights
+    ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
+    ref[1][0] = ref[0][0]
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
+    ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
+    _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
+    updates = _one_dtype_updates(rng, rule, np.float64, [9, 9])
+    updates[1] = (updates[1][0], updates[0][2]) + updates[1][2:]  # gradient: the first's m
+    ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
+    ref[1][1] = ref[0][2]
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
+    ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
+    _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
+
+
 def _many_ok():
     rng = np.random.default_rng(3)
     return {"ws": [rng.standard_normal(4).astype(np.float32), np.zeros((3, 4), np.float64)],

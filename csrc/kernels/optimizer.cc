@@ -69,6 +69,26 @@ void adam_update(index_t n, const AdamStep<T>& s, T* w, const T* g, T* m, T* v, 
 }
 
 template <typename T>
+void adam_update_many(index_t count, const AdamParameter<T>* params) {
+  // start[k]..start[k + 1]: parameter k's elements in the concatenation
+  std::vector<index_t> start(static_cast<std::size_t>(count) + 1, 0);
+  for (index_t k = 0; k < count; ++k) start[k + 1] = start[k] + std::max<index_t>(0, params[k].n);
+  const index_t total = start[count];
+  if (total <= 0) return;
+  const auto update = active_adam_range<T>().update;
+  parallel_for(total, kUpdateGrain, [&](index_t i0, index_t i1) {
+    // the first parameter ending after i0, then each one that starts before i1
+    index_t k = static_cast<index_t>(std::upper_bound(start.begin() + 1, start.end(), i0) -
+                                     (start.begin() + 1));
+    for (; k < count && start[k] < i1; ++k) {
+      const AdamParameter<T>& p = params[k];
+      const index_t a = std::max(i0, start[k]) - start[k], b = std::min(i1, start[k + 1]) - start[k];
+      if (a < b) update(a, b, p.step, p.w, p.g, p.m, p.v, p.v_max);
+    }
+  });
+}
+
+template <typename T>
 double sum_squares(index_t n, const T* x) {
   if (n <= 0) return 0.0;
   const index_t blocks = (n + kSumBlock - 1) / kSumBlock;
@@ -89,6 +109,8 @@ template void adam_update<float>(index_t, const AdamStep<float>&, float*, const 
                                  float*, float*);
 template void adam_update<double>(index_t, const AdamStep<double>&, double*, const double*,
                                   double*, double*, double*);
+template void adam_update_many<float>(index_t, const AdamParameter<float>*);
+template void adam_update_many<double>(index_t, const AdamParameter<double>*);
 template double sum_squares<float>(index_t, const float*);
 template double sum_squares<double>(index_t, const double*);
 

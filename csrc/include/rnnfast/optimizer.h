@@ -41,6 +41,25 @@ struct AdamStep {
 template <typename T>
 void adam_update(index_t n, const AdamStep<T>& s, T* w, const T* g, T* m, T* v, T* v_max);
 
+// One parameter's update for adam_update_many: adam_update's arguments.
+template <typename T>
+struct AdamParameter {
+  index_t n = 0;
+  AdamStep<T> step;
+  T* w = nullptr;
+  const T* g = nullptr;
+  T* m = nullptr;
+  T* v = nullptr;
+  T* v_max = nullptr;  // null without amsgrad
+};
+
+// adam_update of each of count parameters, in one parallel pass over all their elements (the
+// threads split the parameters' elements end to end, so a small parameter runs beside a
+// large one's part): every element updated as its parameter's adam_update updates it. No
+// array of one parameter may overlap an array of another (nor, within one, as adam_update).
+template <typename T>
+void adam_update_many(index_t count, const AdamParameter<T>* params);
+
 // sum(x[i]^2) accumulated in double: fixed blocks of elements, each summed over eight
 // interleaved partial sums, and the blocks' sums added in order. The order depends on n only
 // (not on the thread count). For float x every square is exact in double.
