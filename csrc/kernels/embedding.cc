@@ -1,6 +1,6 @@
-// Embedding gradient (rnnfast/embedding.h): a scatter-add of dy's rows (after a dropout, each
-// row dropped as it is added), the rows of grad split between the threads by ranges of ids.
-// With zero, each thread first clears the rows it then adds to.
+// Embedding gradient (rnnfast/embedding.h): a scatter-add of dy's rows, columns split between
+// the threads; after a dropout, rows of grad split between them. With zero, each thread first
+// clears the part of grad it then adds to (its columns, or its rows).
 #include "rnnfast/embedding.h"
 
 #include <algorithm>
@@ -13,17 +13,62 @@ namespace rnnfast {
 
 namespace {
 
+// Columns per block: a 64-byte cache line of float32 (so two threads never write one line).
+constexpr index_t kColumnBlock = 16;
 // Below this many added values one thread does it all (a hand-off costs more).
 constexpr index_t kSerialBelow = 1 << 15;
 
-// grad[ids[i]] += the row of token i (row(i, buffer): a pointer to its dim values, buffer
-// room for dim + 2 of them), in token order, skipping skip; with zero, grad cleared first.
-// Threads split the rows of grad into ranges of ids holding about as many tokens each (two
-// threads write at most the one cache line where their ranges meet).
-template <typename T, typename Row>
-void add_by_ranges(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
-                   std::int64_t skip, bool zero, T* grad, Row&& row) {
-  const index_t want = (n + (zero ? rows : 0)) * dim < kSerialBelow
+template <typename T>
+void add_columns(index_t n, index_t dim, index_t rows, const std::int64_t* ids, const T* dy,
+                 std::int64_t skip, bool zero, T* grad, index_t c0, index_t c1) {
+  const index_t w = c1 - c0;
+  if (zero) {
+    if (w == dim)
+      std::fill(grad, grad + rows * dim, T(0));
+    else
+      for (index_t r = 0; r < rows; ++r) std::fill(grad + r * dim + c0, grad + r * dim + c1, T(0));
+  }
+  for (index_t i = 0; i < n; ++i) {
+    const std::int64_t id = ids[i];
+    if (id == skip) continue;
+    T* __restrict g = grad + id * dim + c0;
+    const T* __restrict d = dy + i * dim + c0;
+    for (index_t c = 0; c < w; ++c) g[c] += d[c];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void embedding_backward(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
+                        const T* dy, std::int64_t skip, bool zero, T* grad) {
+  if (dim <= 0) return;
+  if (n <= 0) {
+    if (zero) std::fill(grad, grad + rows * dim, T(0));
+    return;
+  }
+  const index_t blocks = (dim + kColumnBlock - 1) / kColumnBlock;
+  if ((n + (zero ? rows : 0)) * dim < kSerialBelow || blocks == 1) {
+    add_columns(n, dim, rows, ids, dy, skip, zero, grad, 0, dim);
+    return;
+  }
+  parallel_for(blocks, 1, [&](index_t b0, index_t b1) {
+    add_columns(n, dim, rows, ids, dy, skip, zero, grad, b0 * kColumnBlock,
+                std::min(dim, b1 * kColumnBlock));
+  });
+}
+
+template <typename T>
+void embedding_backward_dropped(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
+                                const T* dy, std::int64_t skip, double p, std::uint64_t seed,
+                                bool zero, T* grad) {
+  if (dim <= 0) return;
+  if (n <= 0) {
+    if (zero) std::fill(grad, grad + rows * dim, T(0));
+    return;
+  }
+  const index_t total = n * dim;
+  const index_t want = total + (zero ? rows * dim : 0) < kSerialBelow
                            ? 1
                            : std::max<index_t>(1, get_num_threads());
   // bounds[k]..bounds[k + 1]: the ids of range k, cut where the tokens so far reach k / want of
@@ -42,14 +87,17 @@ void add_by_ranges(index_t n, index_t dim, index_t rows, const std::int64_t* ids
   }
   bounds.push_back(rows);
   const index_t ranges = static_cast<index_t>(bounds.size()) - 1;
+  const DropoutParts<T> drop = dropout_parts<T>(p);
   auto run = [&](index_t k0, index_t k1) {
-    std::vector<T> buffer(static_cast<std::size_t>(dim + 2));
+    std::vector<T> row(static_cast<std::size_t>(dim + 2));  // a row from its first pair on
     const std::int64_t lo = bounds[k0], hi = bounds[k1];
     if (zero) std::fill(grad + lo * dim, grad + hi * dim, T(0));  // this range's rows
     for (index_t i = 0; i < n; ++i) {
       const std::int64_t id = ids[i];
       if (id < lo || id >= hi || id == skip) continue;
-      const T* __restrict d = row(i, buffer.data());
+      const index_t e = i * dim, j0 = e / 2, j1 = (e + dim + 1) / 2;
+      drop.apply(total, dy + 2 * j0, seed, j0, j1, row.data());
+      const T* __restrict d = row.data() + (e - 2 * j0);
       T* __restrict g = grad + id * dim;
       for (index_t c = 0; c < dim; ++c) g[c] += d[c];
     }
@@ -58,39 +106,6 @@ void add_by_ranges(index_t n, index_t dim, index_t rows, const std::int64_t* ids
     parallel_for(ranges, 1, run);
   else
     run(0, ranges);
-}
-
-}  // namespace
-
-template <typename T>
-void embedding_backward(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
-                        const T* dy, std::int64_t skip, bool zero, T* grad) {
-  if (dim <= 0) return;
-  if (n <= 0) {
-    if (zero) std::fill(grad, grad + rows * dim, T(0));
-    return;
-  }
-  add_by_ranges(n, dim, rows, ids, skip, zero, grad,
-                [&](index_t i, T*) { return dy + i * dim; });
-}
-
-template <typename T>
-void embedding_backward_dropped(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
-                                const T* dy, std::int64_t skip, double p, std::uint64_t seed,
-                                bool zero, T* grad) {
-  if (dim <= 0) return;
-  if (n <= 0) {
-    if (zero) std::fill(grad, grad + rows * dim, T(0));
-    return;
-  }
-  const index_t total = n * dim;
-  const DropoutParts<T> drop = dropout_parts<T>(p);
-  add_by_ranges(n, dim, rows, ids, skip, zero, grad, [&](index_t i, T* buffer) {
-    // the row from its first pair on: dropped as element i * dim + c of the whole (n, dim)
-    const index_t e = i * dim, j0 = e / 2, j1 = (e + dim + 1) / 2;
-    drop.apply(total, dy + 2 * j0, seed, j0, j1, buffer);
-    return static_cast<const T*>(buffer + (e - 2 * j0));
-  });
 }
 
 template void embedding_backward<float>(index_t, index_t, index_t, const std::int64_t*,

@@ -8,7 +8,7 @@ C++ pass on the kernels' threads, which ``forward_dropped`` also uses to apply t
 gradient while adding it (what ``Sequential`` does). The row at
 ``padding_idx`` gets no gradient. The backward adds each token's gradient row into
 ``weight.grad`` in token order (the values of ``np.add.at``), on the kernels' threads, which
-split the rows of the gradient: the same result at any thread count.
+split the columns: the same result at any thread count.
 
 With ``mask_zero=True`` (Keras), id 0 means padding: after each forward, ``mask`` is
 ``x != 0`` and ``lengths`` gives, for a ``(batch, seq_len)`` input, each row's length (its
@@ -161,7 +161,7 @@ class Embedding(Module):
             grad = np.empty(weight.data.shape, self.dtype)
         elif not writable:  # (a gradient set from outside: summed into a copy)
             grad = np.array(grad, self.dtype)
-        # grad[ids[i]] += rows[i] in token order, grad's rows split between the threads (bitwise
+        # grad[ids[i]] += rows[i] in token order, columns split between the threads (bitwise
         # np.add.at's result at any thread count)
         _C.embedding_backward(x.reshape(-1), dy.reshape(-1, self.embedding_dim), grad,
                               padding_idx=self.padding_idx, p=p, seed=seed, zero=fresh)

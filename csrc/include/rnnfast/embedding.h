@@ -2,10 +2,9 @@
 //   grad[ids[i], :] += dy[i, :]   for every i in [0, n) in order, skipping ids[i] == skip
 // (skip < 0: none; PyTorch's padding_idx row gets no gradient).
 //
-// Threads split the rows of grad (ranges of ids holding about as many tokens each), never a
-// row's tokens: every element of grad receives its terms in token order whatever the thread
-// count, so the result is bitwise that of a serial loop (and of NumPy's np.add.at(grad, ids,
-// dy)). ids must be in [0, rows of grad) (the binding checks).
+// Threads split the columns, never the tokens: every element of grad receives its terms in
+// token order whatever the thread count, so the result is bitwise that of a serial loop (and of
+// NumPy's np.add.at(grad, ids, dy)). ids must be in [0, rows of grad) (the binding checks).
 #pragma once
 #include <cstdint>
 
@@ -14,7 +13,7 @@
 namespace rnnfast {
 
 // grad has rows rows; zero: its contents are ignored and taken as zeros (each thread clears
-// the rows it adds to first: the scatter-add into a new gradient without a separate pass).
+// the part it adds to first: the scatter-add into a new gradient without a separate pass).
 template <typename T>
 void embedding_backward(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
                         const T* dy, std::int64_t skip, bool zero, T* grad);
