@@ -20,7 +20,7 @@ def reference(ids, dy, grad, padding_idx=None):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows,dim,n", [(1, 1, 1), (7, 15, 33), (50, 17, 1000), (13, 33, 2049),
-                                        (5000, 100, 10000), (3, 160, 401)])
+                                        (5000, 100, 10000), (3, 160, 401), (60000, 7, 5001)])
 @pytest.mark.parametrize("padding_idx", [None, 0, 2])
 def test_matches_add_at_bitwise_at_any_thread_count(rng, threads, dtype, rows, dim, n,
                                                     padding_idx):

@@ -1,7 +1,7 @@
 """The optimisers' one-pass kernels (``_C.adam_update``, ``_C.sum_squares``) against the NumPy
 expressions they replace: the Adam update bitwise (both rules, float32 and float64, amsgrad,
 the clipping factor, sizes around the vector width and the threads' chunks, non-finite values,
-1 and 2 threads), the sum of squares to float64 rounding; the bad-input errors; and the
+1 and 2 threads, every instruction set), the sum of squares to float64 rounding; the bad-input errors; and the
 optimisers built on them (``rnnfast.optim.Adam``, Keras' ``Adam``, clipping) bitwise against
 the NumPy formulation they had before the kernel."""
 import math
@@ -14,7 +14,17 @@ from rnnfast import _C, nn, optim
 from rnnfast.models import optimizers as keras_optimizers
 
 DTYPES = [np.float32, np.float64]
-SIZES = [0, 1, 3, 8, 9, 31, 4095, 4097, 70001]  # the kernel splits >= 32768 between threads
+SIZES = [0, 1, 3, 8, 9, 17, 31, 4095, 4097, 70001]  # the kernel splits >= 32768 between threads
+ISAS = rnnfast.supported_isas()
+
+
+@pytest.fixture
+def isa(request):
+    """The instruction set named by the test's ``isa`` parameter, active for the test."""
+    isa0 = rnnfast.active_isa()
+    rnnfast.set_isa(request.param)
+    yield request.param
+    rnnfast.set_isa(isa0)
 
 
 def _keras_numpy(w, g, m, v, vh, t, lr, beta_1, beta_2, epsilon, scale=None):
@@ -85,11 +95,12 @@ def _gradient(rng, n, dtype, step):
     return g.astype(dtype)
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
-def test_keras_rule_bitwise(n, dtype, amsgrad, threads):
+def test_keras_rule_bitwise(n, dtype, amsgrad, threads, isa):
     rng = np.random.default_rng(n + 7 * amsgrad)
     rnnfast.set_num_threads(threads)
     try:
@@ -105,11 +116,12 @@ def test_keras_rule_bitwise(n, dtype, amsgrad, threads):
         rnnfast.set_num_threads(2)
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
-def test_torch_rule_bitwise(n, dtype, amsgrad, threads):
+def test_torch_rule_bitwise(n, dtype, amsgrad, threads, isa):
     rng = np.random.default_rng(100 + n + 7 * amsgrad)
     rnnfast.set_num_threads(threads)
     try:
@@ -124,9 +136,10 @@ def test_torch_rule_bitwise(n, dtype, amsgrad, threads):
         rnnfast.set_num_threads(2)
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("rule", ["keras", "torch"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_non_finite_values_as_numpy(rule, dtype):
+def test_non_finite_values_as_numpy(rule, dtype, isa):
     """NaN and inf in the gradient, the moments or the maximum give NumPy's results (NaN
     propagated through the running maximum as np.maximum propagates it)."""
     rng = np.random.default_rng(3)
@@ -262,9 +275,10 @@ def _many_updates(rng, rule):
     return updates
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("rule", ["keras", "torch"])
-def test_many_bitwise_one_call_each(rule, threads):
+def test_many_bitwise_one_call_each(rule, threads, isa):
     """adam_update_many: every parameter bitwise as its own adam_update call, in list order (a
     later gradient that is an earlier parameter's weights reads them updated, as in the
     calls); v_maxs None or a list with None where there is none; empty lists."""
@@ -295,6 +309,82 @@ def test_many_bitwise_one_call_each(rule, threads):
         _C.adam_update_many((), (), (), (), (), (), rule=rule)
     finally:
         rnnfast.set_num_threads(2)
+
+
+def _one_dtype_updates(rng, rule, dtype, sizes):
+    """Parameters of one dtype (``adam_update_many``'s one pass over all their elements), with
+    and without amsgrad and the clipping factor: ``[(w, g, m, v, v_max, constants)]``."""
+    T = dtype
+    updates = []
+    for i, n in enumerate(sizes):
+        w, m, v, vh = _state(rng, n, dtype, amsgrad=i % 3 == 1)
+        g = _gradient(rng, n, dtype, i)
+        scale = (T(5.0), T(7.25)) if i % 2 else (1.0, 1.0)
+        constants = (T(0.9), T(1) - T(0.9), T(0.999), T(1) - T(0.999), T(1e-3) * (i + 1),
+                     T(1e-7), 1.0 if rule == "keras" else math.sqrt(1 - 0.999 ** (i + 1)),
+                     *scale)
+        updates.append((w, g, m, v, vh, constants))
+    return updates
+
+
+def _one_call_each_then_many(updates, rule):
+    """The updates applied to copies by one adam_update each, then to the originals by one
+    adam_update_many; both compared bitwise."""
+    ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
+    ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
+    _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rule", ["keras", "torch"])
+def test_many_one_dtype_in_one_pass_bitwise_one_call_each(rule, dtype, threads, isa):
+    """Parameters of one dtype sharing no memory (one pass over all their elements, the
+    threads' chunks crossing from one parameter into the next): bitwise one adam_update each;
+    also with two parameters reading one gradient array."""
+    rng = np.random.default_rng(33)
+    rnnfast.set_num_threads(threads)
+    try:
+        for sizes in ([40000, 0, 1, 9, 70001, 31, 30000, 17], [1], [5, 0], [65536, 3, 32768]):
+            _one_call_each_then_many(_one_dtype_updates(rng, rule, dtype, sizes), rule)
+        shared = _one_dtype_updates(rng, rule, dtype, [4097, 4097, 50000])
+        shared[1] = (shared[1][0], shared[0][1]) + shared[1][2:]  # the first one's gradient
+        _one_call_each_then_many(shared, rule)
+    finally:
+        rnnfast.set_num_threads(2)
+
+
+@pytest.mark.parametrize("rule", ["keras", "torch"])
+def test_many_one_array_in_two_parameters_updated_twice(rule):
+    """One weight array in two parameters of one dtype (another array's memory, so one call
+    after the other): updated twice, as two adam_update calls update it; a state array of one
+    parameter that is another's gradient likewise read updated."""
+    rng = np.random.default_rng(34)
+    updates = _one_dtype_updates(rng, rule, np.float32, [70001, 70001, 9])
+    updates[1] = (updates[0][0],) + updates[1][1:]  # the first one's weights
+    ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
+    ref[1][0] = ref[0][0]
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
+    ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
+    _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
+    updates = _one_dtype_updates(rng, rule, np.float64, [9, 9])
+    updates[1] = (updates[1][0], updates[0][2]) + updates[1][2:]  # gradient: the first's m
+    ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
+    ref[1][1] = ref[0][2]
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
+    ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
+    _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
 
 
 def _many_ok():

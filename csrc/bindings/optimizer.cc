@@ -139,6 +139,72 @@ py::sequence list_arg(const py::object& obj, const char* name, py::ssize_t count
   return s;
 }
 
+// Every update of checked arrays of one dtype T in one kernel call (one parallel pass over all
+// their elements), when that gives what one call each in list order gives: no array of one
+// parameter shares memory with an array of another (else a later gradient or state could be an
+// earlier parameter's, read updated by the calls; two gradients may share memory). Returns
+// false, with nothing updated, when they do.
+template <typename T>
+bool adam_many_typed(std::vector<AdamArrays>& arrays, AdamRule rule,
+                     const std::vector<std::array<double, 9>>& cs) {
+  const std::size_t count = arrays.size();
+  std::vector<py::array> gs;  // contiguous gradients (copies of those that need one)
+  gs.reserve(count);
+  struct Owned {
+    Span span;
+    std::size_t parameter;
+    bool gradient;  // (gradients are only read: two may share memory)
+  };
+  std::vector<Owned> spans;
+  spans.reserve(5 * count);
+  for (std::size_t i = 0; i < count; ++i) {
+    AdamArrays& a = arrays[i];
+    gs.push_back(py::array(contiguous<T>(a.g)));
+    const py::array* all[] = {&a.w, &gs.back(), &a.m, &a.v, a.v_max ? &*a.v_max : nullptr};
+    for (const py::array* x : all)
+      if (x && x->nbytes() > 0) spans.push_back({span_of(*x), i, x == &gs.back()});
+  }
+  for (std::size_t i = 0; i < spans.size(); ++i)
+    for (std::size_t j = i + 1; j < spans.size(); ++j)
+      if (spans[i].parameter != spans[j].parameter &&
+          !(spans[i].gradient && spans[j].gradient) && spans[i].span.begin < spans[j].span.end &&
+          spans[j].span.begin < spans[i].span.end)
+        return false;
+  std::vector<AdamParameter<T>> params(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    AdamArrays& a = arrays[i];
+    py::array& g = gs[i];
+    const py::array* outs[] = {&a.w, &a.m, &a.v, a.v_max ? &*a.v_max : nullptr};
+    for (const py::array* out : outs)  // (its own outputs: read before the update, as adam_impl)
+      if (out && overlap(g, *out)) {
+        g = py::array(py::array_t<T, py::array::c_style>(g.attr("copy")()));
+        break;
+      }
+    const std::array<double, 9>& c = cs[i];
+    AdamParameter<T>& p = params[i];
+    p.n = static_cast<index_t>(a.w.size());
+    p.step = adam_step<T>(rule, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]);
+    p.w = static_cast<T*>(a.w.mutable_data());
+    p.g = static_cast<const T*>(g.data());
+    p.m = static_cast<T*>(a.m.mutable_data());
+    p.v = static_cast<T*>(a.v.mutable_data());
+    p.v_max = a.v_max ? static_cast<T*>(a.v_max->mutable_data()) : nullptr;
+  }
+  ReleaseGil release;
+  adam_update_many<T>(static_cast<index_t>(count), params.data());
+  return true;
+}
+
+// adam_many_typed when every parameter has one dtype; false (nothing updated) otherwise.
+bool adam_many_fused(std::vector<AdamArrays>& arrays, AdamRule rule,
+                     const std::vector<std::array<double, 9>>& cs) {
+  if (arrays.empty()) return true;
+  const bool dbl = is_double(arrays[0].w);
+  for (const AdamArrays& a : arrays)
+    if (is_double(a.w) != dbl) return false;
+  return dbl ? adam_many_typed<double>(arrays, rule, cs) : adam_many_typed<float>(arrays, rule, cs);
+}
+
 void adam_many_binding(const py::object& ws_obj, const py::object& gs_obj,
                        const py::object& ms_obj, const py::object& vs_obj,
                        const py::object& v_maxs_obj, const py::object& constants_obj,
@@ -179,6 +245,7 @@ void adam_many_binding(const py::object& ws_obj, const py::object& gs_obj,
       }
     }
   }
+  if (adam_many_fused(arrays, rule, cs)) return;
   // one after the other, as adam_update calls in this order
   for (std::size_t i = 0; i < arrays.size(); ++i) adam_run(arrays[i], rule, cs[i]);
 }
@@ -210,12 +277,14 @@ void bind_optimizer(Entries& m) {
         "(rnnfast/optimizer.h gives each rule's expressions).");
   m.def("adam_update_many", &adam_many_binding, py::arg("ws"), py::arg("gs"), py::arg("ms"),
         py::arg("vs"), py::arg("v_maxs"), py::arg("constants"), py::kw_only(), py::arg("rule"),
-        "adam_update of every parameter i of the lists in one call, one after the other in "
-        "list order (the same results as one adam_update call each): ws[i], ms[i], vs[i] (and "
-        "v_maxs[i]; v_maxs None, or a list with None where there is none) in place from gs[i]; "
-        "constants[i] = (beta1, one_minus_beta1, beta2, one_minus_beta2, lr, eps, bias2_sqrt, "
-        "grad_mul, grad_div), each rounded to ws[i]'s dtype. Every argument is checked before "
-        "the first update.");
+        "adam_update of every parameter i of the lists in one call, with the results of one "
+        "adam_update call each in list order: ws[i], ms[i], vs[i] (and v_maxs[i]; v_maxs "
+        "None, or a list with None where there is none) in place from gs[i]; constants[i] = "
+        "(beta1, one_minus_beta1, beta2, one_minus_beta2, lr, eps, bias2_sqrt, grad_mul, "
+        "grad_div), each rounded to ws[i]'s dtype. Every argument is checked before the first "
+        "update. Parameters of one dtype whose arrays share no memory with another's are "
+        "updated in one pass over all their elements (the threads split them end to end); "
+        "otherwise one after the other.");
   m.def("sum_squares", &sum_squares_binding, py::arg("x"),
         "sum(x**2) over every element of a float32/float64 array, accumulated in float64.");
 }

@@ -1,12 +1,15 @@
 // The Adam update and the sum of squares of gradient clipping in one pass each (see
-// rnnfast/optimizer.h for the exact expressions). Built with the generic flags (no FMA: every
-// product and sum is rounded on its own, as the array expressions they replace round them).
+// rnnfast/optimizer.h for the exact expressions): the update's thread split here, its loop in
+// the instruction sets' units (optimizer_kernels.h); the sum of squares built with the generic
+// flags (no FMA: every product and sum is rounded on its own).
 #include "rnnfast/optimizer.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "optimizer_kernels.h"
+#include "rnnfast/cpu.h"
 #include "rnnfast/threads.h"
 
 namespace rnnfast {
@@ -18,57 +21,24 @@ constexpr index_t kUpdateGrain = 1 << 15;
 // Elements per block of the sum of squares (its order of summation depends on this only).
 constexpr index_t kSumBlock = 1 << 12;
 
-// NumPy's maximum: a when a >= b or a is NaN, else b (a NaN in either gives NaN).
+// The range kernel of the active instruction set.
 template <typename T>
-inline T nan_max(T a, T b) {
-  return (a >= b || a != a) ? a : b;
+const optimizer_kernels::AdamRange<T>& active_adam_range();
+
+template <>
+const optimizer_kernels::AdamRange<float>& active_adam_range<float>() {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  if (active_isa() != Isa::generic) return optimizer_kernels::kAdamAvx2F32;
+#endif
+  return optimizer_kernels::kAdamGenericF32;
 }
 
-template <typename T, AdamRule kRule, bool kScale, bool kAmsgrad>
-void adam_range(index_t i0, index_t i1, const AdamStep<T>& s, T* __restrict w,
-                const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict v_max) {
-  const T b1 = s.beta1, c1 = s.one_minus_beta1, b2 = s.beta2, c2 = s.one_minus_beta2;
-  const T lr = s.lr, eps = s.eps, bc2 = s.bias2_sqrt, mul = s.grad_mul, div = s.grad_div;
-  for (index_t i = i0; i < i1; ++i) {
-    T gi = g[i];
-    if (kScale) gi = (gi * mul) / div;
-    T mi, vi;
-    if (kRule == AdamRule::keras) {
-      mi = m[i] * b1 + c1 * gi;
-      vi = v[i] * b2 + c2 * (gi * gi);
-    } else {
-      mi = m[i] + (gi - m[i]) * c1;
-      vi = v[i] * b2 + (c2 * gi) * gi;
-    }
-    m[i] = mi;
-    v[i] = vi;
-    if (kAmsgrad) {
-      vi = nan_max(v_max[i], vi);
-      v_max[i] = vi;
-    }
-    if (kRule == AdamRule::keras)
-      w[i] = w[i] - (mi * lr) / (std::sqrt(vi) + eps);
-    else
-      w[i] = w[i] - (lr * mi) / (std::sqrt(vi) / bc2 + eps);
-  }
-}
-
-template <typename T, AdamRule kRule, bool kScale, bool kAmsgrad>
-void adam_run(index_t n, const AdamStep<T>& s, T* w, const T* g, T* m, T* v, T* v_max) {
-  parallel_for(n, kUpdateGrain, [&](index_t i0, index_t i1) {
-    adam_range<T, kRule, kScale, kAmsgrad>(i0, i1, s, w, g, m, v, v_max);
-  });
-}
-
-template <typename T, AdamRule kRule>
-void adam_dispatch(index_t n, const AdamStep<T>& s, T* w, const T* g, T* m, T* v, T* v_max) {
-  if (s.scale_grad) {
-    if (v_max) adam_run<T, kRule, true, true>(n, s, w, g, m, v, v_max);
-    else adam_run<T, kRule, true, false>(n, s, w, g, m, v, v_max);
-  } else {
-    if (v_max) adam_run<T, kRule, false, true>(n, s, w, g, m, v, v_max);
-    else adam_run<T, kRule, false, false>(n, s, w, g, m, v, v_max);
-  }
+template <>
+const optimizer_kernels::AdamRange<double>& active_adam_range<double>() {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  if (active_isa() != Isa::generic) return optimizer_kernels::kAdamAvx2F64;
+#endif
+  return optimizer_kernels::kAdamGenericF64;
 }
 
 template <typename T>
@@ -92,10 +62,30 @@ double block_sum_squares(const T* x, index_t n) {
 template <typename T>
 void adam_update(index_t n, const AdamStep<T>& s, T* w, const T* g, T* m, T* v, T* v_max) {
   if (n <= 0) return;
-  if (s.rule == AdamRule::keras)
-    adam_dispatch<T, AdamRule::keras>(n, s, w, g, m, v, v_max);
-  else
-    adam_dispatch<T, AdamRule::torch>(n, s, w, g, m, v, v_max);
+  const auto update = active_adam_range<T>().update;
+  parallel_for(n, kUpdateGrain, [&](index_t i0, index_t i1) {
+    update(i0, i1, s, w, g, m, v, v_max);
+  });
+}
+
+template <typename T>
+void adam_update_many(index_t count, const AdamParameter<T>* params) {
+  // start[k]..start[k + 1]: parameter k's elements in the concatenation
+  std::vector<index_t> start(static_cast<std::size_t>(count) + 1, 0);
+  for (index_t k = 0; k < count; ++k) start[k + 1] = start[k] + std::max<index_t>(0, params[k].n);
+  const index_t total = start[count];
+  if (total <= 0) return;
+  const auto update = active_adam_range<T>().update;
+  parallel_for(total, kUpdateGrain, [&](index_t i0, index_t i1) {
+    // the first parameter ending after i0, then each one that starts before i1
+    index_t k = static_cast<index_t>(std::upper_bound(start.begin() + 1, start.end(), i0) -
+                                     (start.begin() + 1));
+    for (; k < count && start[k] < i1; ++k) {
+      const AdamParameter<T>& p = params[k];
+      const index_t a = std::max(i0, start[k]) - start[k], b = std::min(i1, start[k + 1]) - start[k];
+      if (a < b) update(a, b, p.step, p.w, p.g, p.m, p.v, p.v_max);
+    }
+  });
 }
 
 template <typename T>
@@ -119,6 +109,8 @@ template void adam_update<float>(index_t, const AdamStep<float>&, float*, const 
                                  float*, float*);
 template void adam_update<double>(index_t, const AdamStep<double>&, double*, const double*,
                                   double*, double*, double*);
+template void adam_update_many<float>(index_t, const AdamParameter<float>*);
+template void adam_update_many<double>(index_t, const AdamParameter<double>*);
 template double sum_squares<float>(index_t, const float*);
 template double sum_squares<double>(index_t, const double*);
 

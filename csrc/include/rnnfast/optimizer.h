@@ -4,8 +4,8 @@
 // An array library runs such an update as a dozen passes over memory, each with a temporary;
 // these read and write every array once. Every operation is the one of the array expressions
 // they replace, in the same order and rounding (one IEEE operation at a time in T, the
-// constants given already rounded to T; this unit is built without contraction into fused
-// multiply-adds), so the results are bitwise those of
+// constants given already rounded to T; the loops are built without contraction into fused
+// multiply-adds, at every vector width), so the results are bitwise those of
 // with, under either rule, g = (g * grad_mul) / grad_div first when scale_grad (clipping),
 //   Keras  (rnnfast.models.optimizers.Adam):
 //     m  = m * beta1;  m = m + one_minus_beta1 * g
@@ -40,6 +40,25 @@ struct AdamStep {
 // from g. No two of the arrays may overlap.
 template <typename T>
 void adam_update(index_t n, const AdamStep<T>& s, T* w, const T* g, T* m, T* v, T* v_max);
+
+// One parameter's update for adam_update_many: adam_update's arguments.
+template <typename T>
+struct AdamParameter {
+  index_t n = 0;
+  AdamStep<T> step;
+  T* w = nullptr;
+  const T* g = nullptr;
+  T* m = nullptr;
+  T* v = nullptr;
+  T* v_max = nullptr;  // null without amsgrad
+};
+
+// adam_update of each of count parameters, in one parallel pass over all their elements (the
+// threads split the parameters' elements end to end, so a small parameter runs beside a
+// large one's part): every element updated as its parameter's adam_update updates it. No
+// array of one parameter may overlap an array of another (nor, within one, as adam_update).
+template <typename T>
+void adam_update_many(index_t count, const AdamParameter<T>* params);
 
 // sum(x[i]^2) accumulated in double: fixed blocks of elements, each summed over eight
 // interleaved partial sums, and the blocks' sums added in order. The order depends on n only
