@@ -261,18 +261,20 @@ NAMES = ("beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "lr", "eps", "b
 def _many_updates(rng, rule):
     """Parameters of mixed dtypes, sizes (around the vector width and the threads' chunks) and
     amsgrad, each with its constants in its dtype: ``[(w, g, m, v, v_max, constants)]``."""
-    updates = []
-    for i, n in enumerate([0, 1, 9, 4097, 70001, 31]):
-        dtype = DTYPES[i % 2]
-        T = dtype
-        w, m, v, vh = _state(rng, n, dtype, amsgrad=i % 3 == 1)
-        g = _gradient(rng, n, dtype, i)
-        scale = (T(5.0), T(7.25)) if i % 2 else (1.0, 1.0)
-        constants = (T(0.9), T(1) - T(0.9), T(0.999), T(1) - T(0.999), T(1e-3) * (i + 1),
-                     T(1e-7), 1.0 if rule == "keras" else math.sqrt(1 - 0.999 ** (i + 1)),
-                     *scale)
-        updates.append((w, g, m, v, vh, constants))
-    return updates
+    return [_update(rng, rule, DTYPES[i % 2], n, i)
+            for i, n in enumerate([0, 1, 9, 4097, 70001, 31])]
+
+
+def _update(rng, rule, dtype, n, i):
+    """Parameter ``i`` of ``n`` elements: ``(w, g, m, v, v_max, constants)`` in ``dtype``, with
+    amsgrad for every third and the clipping factor for every second."""
+    T = dtype
+    w, m, v, vh = _state(rng, n, dtype, amsgrad=i % 3 == 1)
+    g = _gradient(rng, n, dtype, i)
+    scale = (T(5.0), T(7.25)) if i % 2 else (1.0, 1.0)
+    constants = (T(0.9), T(1) - T(0.9), T(0.999), T(1) - T(0.999), T(1e-3) * (i + 1),
+                 T(1e-7), 1.0 if rule == "keras" else math.sqrt(1 - 0.999 ** (i + 1)), *scale)
+    return w, g, m, v, vh, constants
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
@@ -314,23 +316,16 @@ def test_many_bitwise_one_call_each(rule, threads, isa):
 def _one_dtype_updates(rng, rule, dtype, sizes):
     """Parameters of one dtype (``adam_update_many``'s one pass over all their elements), with
     and without amsgrad and the clipping factor: ``[(w, g, m, v, v_max, constants)]``."""
-    T = dtype
-    updates = []
-    for i, n in enumerate(sizes):
-        w, m, v, vh = _state(rng, n, dtype, amsgrad=i % 3 == 1)
-        g = _gradient(rng, n, dtype, i)
-        scale = (T(5.0), T(7.25)) if i % 2 else (1.0, 1.0)
-        constants = (T(0.9), T(1) - T(0.9), T(0.999), T(1) - T(0.999), T(1e-3) * (i + 1),
-                     T(1e-7), 1.0 if rule == "keras" else math.sqrt(1 - 0.999 ** (i + 1)),
-                     *scale)
-        updates.append((w, g, m, v, vh, constants))
-    return updates
+    return [_update(rng, rule, dtype, n, i) for i, n in enumerate(sizes)]
 
 
-def _one_call_each_then_many(updates, rule):
+def _one_call_each_then_many(updates, rule, aliases=()):
     """The updates applied to copies by one adam_update each, then to the originals by one
-    adam_update_many; both compared bitwise."""
+    adam_update_many; both compared bitwise. ``aliases``: pairs ``((i, a), (j, b))``, array
+    ``a`` of update ``i`` is array ``b`` of update ``j`` (in the copies too)."""
     ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
+    for (i, a), (j, b) in aliases:
+        ref[i][a] = ref[j][b]
     for (w, g, m, v, vh), u in zip(ref, updates):
         _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
     ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
@@ -367,24 +362,10 @@ def test_many_one_array_in_two_parameters_updated_twice(rule):
     rng = np.random.default_rng(34)
     updates = _one_dtype_updates(rng, rule, np.float32, [70001, 70001, 9])
     updates[1] = (updates[0][0],) + updates[1][1:]  # the first one's weights
-    ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
-    ref[1][0] = ref[0][0]
-    for (w, g, m, v, vh), u in zip(ref, updates):
-        _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
-    ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
-    _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
-    for (w, g, m, v, vh), u in zip(ref, updates):
-        _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
+    _one_call_each_then_many(updates, rule, aliases=[((1, 0), (0, 0))])
     updates = _one_dtype_updates(rng, rule, np.float64, [9, 9])
     updates[1] = (updates[1][0], updates[0][2]) + updates[1][2:]  # gradient: the first's m
-    ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
-    ref[1][1] = ref[0][2]
-    for (w, g, m, v, vh), u in zip(ref, updates):
-        _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
-    ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
-    _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
-    for (w, g, m, v, vh), u in zip(ref, updates):
-        _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
+    _one_call_each_then_many(updates, rule, aliases=[((1, 1), (0, 2))])
 
 
 def _many_ok():
