@@ -82,7 +82,8 @@ void adam_update_many(index_t count, const AdamParameter<T>* params) {
                                      (start.begin() + 1));
     for (; k < count && start[k] < i1; ++k) {
       const AdamParameter<T>& p = params[k];
-      const index_t a = std::max(i0, start[k]) - start[k], b = std::min(i1, start[k + 1]) - start[k];
+      const index_t a = std::max(i0, start[k]) - start[k];
+      const index_t b = std::min(i1, start[k + 1]) - start[k];
       if (a < b) update(a, b, p.step, p.w, p.g, p.m, p.v, p.v_max);
     }
   });
