@@ -355,6 +355,28 @@ def test_many_one_dtype_in_one_pass_bitwise_one_call_each(rule, dtype, threads, 
 
 
 @pytest.mark.parametrize("rule", ["keras", "torch"])
+def test_many_gradient_in_its_own_weights_is_read_first(rule):
+    """A gradient that overlaps its own parameter's weights, one element behind them (element
+    i of g is element i - 1 of w, which the update writes first), in the one-pass call: read
+    before that parameter's update, as adam_update reads it."""
+    rng = np.random.default_rng(35)
+    updates = _one_dtype_updates(rng, rule, np.float32, [9000, 50000, 17])
+    for k in (1, 2):
+        big = rng.standard_normal(updates[k][0].size + 1).astype(np.float32)
+        updates[k] = (big[1:], big[:-1]) + updates[k][2:]
+    ref = [[None if a is None else a.copy() for a in u[:5]] for u in updates]
+    for k in (1, 2):
+        big = np.concatenate([updates[k][1][:1], ref[k][0]])
+        ref[k][0], ref[k][1] = big[1:], big[:-1]
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _C.adam_update(w, g, m, v, vh, rule=rule, **dict(zip(NAMES, u[5])))
+    ws, gs, ms, vs, vhs, cs = (list(x) for x in zip(*updates))
+    _C.adam_update_many(ws, gs, ms, vs, vhs, tuple(cs), rule=rule)
+    for (w, g, m, v, vh), u in zip(ref, updates):
+        _assert_bitwise([w, m, v, vh], [u[0], u[2], u[3], u[4]])
+
+
+@pytest.mark.parametrize("rule", ["keras", "torch"])
 def test_many_one_array_in_two_parameters_updated_twice(rule):
     """One weight array in two parameters of one dtype (another array's memory, so one call
     after the other): updated twice, as two adam_update calls update it; a state array of one

@@ -22,15 +22,24 @@ namespace rnnfast::bindings {
 
 namespace {
 
+// g replaced by a copy when it shares memory with one of its update's outputs (w, m, v, v_max;
+// null: none): the kernel reads every gradient value before its update writes there.
+template <typename T>
+void own_gradient(py::array& g, const py::array& w, const py::array& m, const py::array& v,
+                  const py::array* v_max) {
+  const py::array* outs[] = {&w, &m, &v, v_max};
+  for (const py::array* out : outs)
+    if (out && overlap(g, *out)) {
+      g = py::array(py::array_t<T, py::array::c_style>(g.attr("copy")()));
+      return;
+    }
+}
+
 template <typename T>
 void adam_impl(py::array& w, const py::array& g_in, py::array& m, py::array& v, py::array* v_max,
                const AdamStep<T>& s) {
   py::array g = py::array(contiguous<T>(g_in));
-  bool clash = false;
-  const py::array* outs[] = {&w, &m, &v, v_max};
-  for (const py::array* out : outs)
-    if (out && overlap(g, *out)) clash = true;
-  if (clash) g = py::array(py::array_t<T, py::array::c_style>(g.attr("copy")()));
+  own_gradient<T>(g, w, m, v, v_max);
   const index_t n = static_cast<index_t>(w.size());
   T* pw = static_cast<T*>(w.mutable_data());
   const T* pg = static_cast<const T*>(g.data());
@@ -174,12 +183,7 @@ bool adam_many_typed(std::vector<AdamArrays>& arrays, AdamRule rule,
   for (std::size_t i = 0; i < count; ++i) {
     AdamArrays& a = arrays[i];
     py::array& g = gs[i];
-    const py::array* outs[] = {&a.w, &a.m, &a.v, a.v_max ? &*a.v_max : nullptr};
-    for (const py::array* out : outs)  // (its own outputs: read before the update, as adam_impl)
-      if (out && overlap(g, *out)) {
-        g = py::array(py::array_t<T, py::array::c_style>(g.attr("copy")()));
-        break;
-      }
+    own_gradient<T>(g, a.w, a.m, a.v, a.v_max ? &*a.v_max : nullptr);  // as adam_impl
     const std::array<double, 9>& c = cs[i];
     AdamParameter<T>& p = params[i];
     p.n = static_cast<index_t>(a.w.size());
