@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "optimizer_kernels.h"
@@ -23,22 +24,16 @@ constexpr index_t kSumBlock = 1 << 12;
 
 // The range kernel of the active instruction set.
 template <typename T>
-const optimizer_kernels::AdamRange<T>& active_adam_range();
-
-template <>
-const optimizer_kernels::AdamRange<float>& active_adam_range<float>() {
+const optimizer_kernels::AdamRange<T>& active_adam_range() {
+  constexpr bool kFloat = std::is_same_v<T, float>;
 #ifdef RNNFAST_HAVE_X86_KERNELS
-  if (active_isa() != Isa::generic) return optimizer_kernels::kAdamAvx2F32;
+  if (active_isa() != Isa::generic) {
+    if constexpr (kFloat) return optimizer_kernels::kAdamAvx2F32;
+    else return optimizer_kernels::kAdamAvx2F64;
+  }
 #endif
-  return optimizer_kernels::kAdamGenericF32;
-}
-
-template <>
-const optimizer_kernels::AdamRange<double>& active_adam_range<double>() {
-#ifdef RNNFAST_HAVE_X86_KERNELS
-  if (active_isa() != Isa::generic) return optimizer_kernels::kAdamAvx2F64;
-#endif
-  return optimizer_kernels::kAdamGenericF64;
+  if constexpr (kFloat) return optimizer_kernels::kAdamGenericF32;
+  else return optimizer_kernels::kAdamGenericF64;
 }
 
 template <typename T>
