@@ -34,8 +34,12 @@ template <typename S, int NV>
   S::store_n(dst_row + k0 + (NV - 1) * W, a[NV - 1], last);
 }
 
-// Calls Block<S, nv> for nv in [1, S::kAcc] (a runtime count of vectors in the block).
-template <typename S, int NV = S::kAcc>
+// The rows' last block of vectors may hold this many more than S::kAcc: a patch of 4 * kAcc + 1
+// vectors is 4 blocks, not 5 (the fifth would run every entry again for one vector).
+constexpr int kLonger = 2;
+
+// Calls f(integral_constant<nv>) for nv in [1, NV] (a runtime count of vectors in the block).
+template <typename S, int NV>
 struct Blocks {
   template <typename F>
   static void run(int nv, F&& f) {
@@ -55,11 +59,14 @@ void gather_rows(index_t rows, index_t KC, index_t row_stride, const index_t* st
                  typename S::T* dst) {
   constexpr int W = S::W, V = S::kAcc;
   const index_t nvec = (KC + W - 1) / W;
-  for (index_t v0 = 0; v0 < nvec; v0 += V) {  // a block of src's rows stays in cache
-    const int nv = static_cast<int>(std::min<index_t>(V, nvec - v0));
+  for (index_t v0 = 0, nv = 0; v0 < nvec; v0 += nv) {  // a block of src's rows stays in cache
+    // blocks of V vectors; the last one or two more when the rows do not overlap (dx: the
+    // order in which neighbouring rows add into a value stays that of blocks of V)
+    const index_t rest = nvec - v0;
+    nv = row_stride >= KC && rest <= V + kLonger ? rest : std::min<index_t>(V, rest);
     const index_t k0 = v0 * W;
     const index_t last = std::min<index_t>(W, KC - (k0 + (nv - 1) * W));
-    Blocks<S>::run(nv, [&](auto NV) {
+    Blocks<S, V + kLonger>::run(static_cast<int>(nv), [&](auto NV) {
       for (index_t r = 0; r < rows; ++r) {
         if (start[r] == start[r + 1]) continue;
         gather_block<S, decltype(NV)::value>(start[r], start[r + 1], off, g, src,
