@@ -847,8 +847,8 @@ constexpr int kPooledChunksPerThread = 2;
 constexpr index_t kWtAlign = 64;
 // The dw gathers' patches start on 32 bytes (no 256-bit half of a load crosses a cache line):
 // each sequence's x is copied, with the finite check, to rows of a multiple of 32 bytes when that
-// adds at most 1/8 to the products (IMDB: 100 channels to 104, 5-10% faster, bench/RESULTS.md)
-// and the patches in place do not all start on 32 bytes.
+// adds at most 1/8 to the products and the patches in place do not all start on 32 bytes (IMDB:
+// 100 channels to 104; both gathers together 9% faster, the call 3-5%, bench/RESULTS.md).
 constexpr index_t kPatchAlign = 32;
 
 // The row length of that copy, or 0 for the patches of x in place.
