@@ -94,19 +94,29 @@ def test_pool_backward_same_bits_for_any_address_of_x(dtype, case):
 def test_pool_backward_non_finite_x_dense_route_on_every_path(dtype, c_in, bad, offset):
     """x with one non-finite value (in the first, a middle and the last sequence, at the end of
     a row, where a padded copy has its zeros next to it): the values of the dense backward
-    (pool's gradient scattered, then the plain backward), bitwise, copied or in place."""
+    (pool's gradient scattered, then the plain backward), bitwise, copied or in place, in every
+    instruction set (each checks x in its own copying kernel)."""
     rng = np.random.default_rng(c_in)
     B, L, c_out, K = 5, 21, 7, 3
     w = (rng.standard_normal((c_out, c_in, K)) / np.sqrt(c_in * K)).astype(dtype)
     b = rng.standard_normal(c_out).astype(dtype)
+    cases = []
     for where in [(0, 0, 0), (2, 10, c_in - 1), (B - 1, L - 1, c_in - 1)]:
         x = rng.standard_normal((B, L, c_in)).astype(dtype)
         x[where] = bad
-        xs = placed(x, offset)
-        ctx, py, pctx = chain(xs, w, b, {}, 2)
-        dpy = rng.standard_normal(py.shape).astype(dtype)
-        got = F.conv1d_backward(ctx, dpy, pool=pctx)
-        want = F.conv1d_backward(ctx, F.max_pool1d_backward(pctx, dpy)["x"])
-        for name in ("x", "w", "b"):
-            np.testing.assert_array_equal(got[name], want[name], err_msg=f"{where} {name}")
-        assert np.isnan(got["w"]).any()
+        cases.append((where, x, rng.standard_normal((B, (L - K + 1) // 2, c_out)).astype(dtype)))
+
+    def backwards():
+        out = []
+        for where, x, dpy in cases:
+            ctx, _, pctx = chain(placed(x, offset), w, b, {}, 2)
+            out.append((F.conv1d_backward(ctx, dpy, pool=pctx),
+                        F.conv1d_backward(ctx, F.max_pool1d_backward(pctx, dpy)["x"])))
+        return out
+
+    for isa, runs in runs_per_isa(backwards):
+        for (where, _, _), (got, want) in zip(cases, runs[0]):
+            for name in ("x", "w", "b"):
+                np.testing.assert_array_equal(got[name], want[name],
+                                              err_msg=f"{isa} {where} {name}")
+            assert np.isnan(got["w"]).any()

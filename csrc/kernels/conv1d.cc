@@ -594,39 +594,18 @@ bool whole_batch_backward(const Geometry& g) {
          g.batch > 0 && g.l_out > 0;
 }
 
-// 1 when v is not finite (every exponent bit set), counted in integers of v's width so that the
-// loops below vectorise.
-template <typename T>
-using FloatBits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-
-template <typename T>
-inline FloatBits<T> nonfinite(T v) {
-  using U = FloatBits<T>;
-  constexpr U kExp = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
-  U u;
-  std::memcpy(&u, &v, sizeof(T));
-  return (u & kExp) == kExp;
-}
-
-// Whether v[0, n) is all finite.
+// Whether v[0, n) is all finite: no value has every exponent bit set (counted on the bits, so
+// the loop vectorises).
 template <typename T>
 bool all_finite(index_t n, const T* v) {
-  FloatBits<T> bad = 0;
-  for (index_t i = 0; i < n; ++i) bad += nonfinite(v[i]);
-  return bad == 0;
-}
-
-// Copies `rows` rows of n values (src: rows n apart) to rows `to` values apart (dst; the values
-// past n untouched); whether they are all finite.
-template <typename T>
-bool copy_rows_finite(index_t rows, index_t n, index_t to, const T* src, T* dst) {
-  FloatBits<T> bad = 0;
-  for (index_t r = 0; r < rows; ++r)
-    for (index_t i = 0; i < n; ++i) {
-      const T v = src[r * n + i];
-      bad += nonfinite(v);
-      dst[r * to + i] = v;
-    }
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U kExp = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U bad = 0;
+  for (index_t i = 0; i < n; ++i) {
+    U u;
+    std::memcpy(&u, v + i, sizeof(T));
+    bad += (u & kExp) == kExp;
+  }
   return bad == 0;
 }
 
@@ -846,9 +825,10 @@ constexpr int kPooledChunksPerThread = 2;
 // wt's rows in the winners-only backward start on cache lines (below).
 constexpr index_t kWtAlign = 64;
 // The dw gathers' patches start on 32 bytes (no 256-bit half of a load crosses a cache line):
-// each sequence's x is copied, with the finite check, to rows of a multiple of 32 bytes when that
-// adds at most 1/8 to the products and the patches in place do not all start on 32 bytes (IMDB:
-// 100 channels to 104; both gathers together 9% faster, the call 3-5%, bench/RESULTS.md).
+// each sequence's x is copied, with the finite check (PooledGrad::copy_rows), to rows of a
+// multiple of 32 bytes when that adds at most 1/8 to the products and the patches in place do
+// not all start on 32 bytes (IMDB: 100 channels to 104; both gathers together 9% faster, the
+// call 3-5%, bench/RESULTS.md).
 constexpr index_t kPatchAlign = 32;
 
 // The row length of that copy, or 0 for the patches of x in place.
@@ -898,7 +878,7 @@ bool pooled_backward(const Conv1dShape& s, const Pool1dShape& p, const index_t* 
       std::fill(acc.data() + a * size_x, acc.data() + (a + 1) * size_x, T(0));
       for (index_t b = a * B / na; b < (a + 1) * B / na; ++b) {
         const T* xs = x + b * L * Ci;
-        finite[b] = Cp ? copy_rows_finite(L, Ci, Cp, xs, xc.data()) : all_finite(L * Ci, xs);
+        finite[b] = Cp ? kernel.copy_rows(L, Ci, Cp, xs, xc.data()) : all_finite(L * Ci, xs);
         const T* d = dpy + b * np * Co;
         if (s.relu) {
           const T* ys = py + b * np * Co;

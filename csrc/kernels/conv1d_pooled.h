@@ -30,6 +30,8 @@ template <typename T>
 struct PooledGrad {
   void (*gather)(index_t rows, index_t KC, index_t row_stride, const index_t* start,
                  const index_t* off, const T* g, const T* src, T* dst);
+  // dst[r * to + i] = src[r * n + i] for r < rows, i < n; whether they are all finite.
+  bool (*copy_rows)(index_t rows, index_t n, index_t to, const T* src, T* dst);
 };
 
 extern const PooledGrad<float> kPooledGenericF32;

@@ -76,9 +76,41 @@ void gather_rows(index_t rows, index_t KC, index_t row_stride, const index_t* st
   }
 }
 
+// dst[r * to + i] = src[r * n + i] for r < rows, i < n; whether all are finite: v * -1 + v is 0
+// for a finite v, NaN otherwise, and the sums of those stay 0 only when every one is 0.
+template <typename S>
+bool copy_rows(index_t rows, index_t n, index_t to, const typename S::T* src,
+               typename S::T* dst) {
+  using T = typename S::T;
+  using vec = typename S::vec;
+  constexpr int W = S::W;
+  const vec minus = S::set1(T(-1)), one = S::set1(T(1));
+  vec bad = S::set1(T(0));
+  for (index_t r = 0; r < rows; ++r) {
+    const T* sr = src + r * n;
+    T* dr = dst + r * to;
+    index_t i = 0;
+    for (; i + W <= n; i += W) {
+      const vec v = S::load(sr + i);
+      bad = S::fma(S::fma(v, minus, v), one, bad);
+      S::store(dr + i, v);
+    }
+    if (i < n) {
+      const vec v = S::load_n(sr + i, n - i);
+      bad = S::fma(S::fma(v, minus, v), one, bad);
+      S::store_n(dr + i, v, n - i);
+    }
+  }
+  T lanes[W];
+  S::store(lanes, bad);
+  for (int l = 0; l < W; ++l)
+    if (!(lanes[l] == T(0))) return false;
+  return true;
+}
+
 template <typename S>
 constexpr PooledGrad<typename S::T> make_pooled() {
-  return {&gather_rows<S>};
+  return {&gather_rows<S>, &copy_rows<S>};
 }
 
 }  // namespace
