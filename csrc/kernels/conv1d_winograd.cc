@@ -177,69 +177,91 @@ const char* refusal(const Conv1dShape& s, bool float64) {
   return "";
 }
 
+namespace {
+
+void refusal_check(const Conv1dShape& s) {
+  const char* why = refusal(s, false);
+  if (why[0] != '\0')
+    throw std::invalid_argument(std::string("algorithm: 'winograd' needs ") + why);
+}
+
+}  // namespace
+
 bool chosen(const Conv1dShape& s) {
   return refusal(s, false)[0] == '\0' && s.c_in >= kMinChannels && s.c_out >= kMinChannels &&
          s.l_out >= kMinOutputSteps && s.batch * s.l_out >= kMinOutputs;
 }
 
+Filter::Filter(const Conv1dShape& s, const float* w) : s_(s) {
+  refusal_check(s);
+  const Matrices& mt = matrices_for(s.kernel);
+  m_ = mt.m;
+  N_ = mt.N;
+  AT_ = mt.AT.data();
+  BT_ = mt.BT.data();
+  tiles_ = (s.l_out + m_ - 1) / m_;
+  per_item_ = std::max<index_t>(1, kTilesPerItem / std::max<index_t>(tiles_, 1));
+  // U_i [C_in, C_out] = sum_k G[i][k] w[:, :, k]^T, in double (zero coefficients skipped: a
+  // piece's products read its own taps) and rounded once, then packed
+  const index_t Ci = s.c_in, Co = s.c_out, r = s.kernel;
+  U_.resize(static_cast<std::size_t>(N_));
+  std::vector<double> wt(static_cast<std::size_t>(r * Ci * Co));  // wt[k][c][o] = w[o][c][k]
+  for (index_t o = 0; o < Co; ++o)
+    for (index_t c = 0; c < Ci; ++c)
+      for (index_t k = 0; k < r; ++k) wt[(k * Ci + c) * Co + o] = w[(o * Ci + c) * r + k];
+  std::vector<double> acc(static_cast<std::size_t>(Ci * Co));
+  Buffer<float> ui(Ci * Co);
+  for (index_t i = 0; i < N_; ++i) {
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (index_t k = 0; k < r; ++k) {
+      const double gk = mt.G[i * r + k];
+      if (gk == 0.0) continue;
+      const double* src = wt.data() + k * Ci * Co;
+      for (index_t e = 0; e < Ci * Co; ++e) acc[e] += gk * src[e];
+    }
+    for (index_t e = 0; e < Ci * Co; ++e) ui[e] = static_cast<float>(acc[e]);
+    U_[static_cast<std::size_t>(i)].pack(false, Ci, Co, ui.data(), Co);
+  }
+}
+
+void Filter::run(index_t b0, index_t b1, const float* x, float* ys, const Finish<float>& finish,
+                 Workspace& ws) const {
+  const index_t Ci = s_.c_in, Co = s_.c_out, L = s_.length, N = N_, tiles = tiles_;
+  const Transforms& tf = active_transforms(s_.kernel);
+  const index_t rows = std::min(per_item_, b1 - b0) * tiles * N;
+  if (ws.V.size() < rows * Ci) ws.V.resize(rows * Ci);
+  if (ws.M.size() < rows * Co) ws.M.resize(rows * Co);
+  for (index_t c0 = b0; c0 < b1; c0 += per_item_) {  // items of per_item_ sequences
+    const index_t c1 = std::min(b1, c0 + per_item_);
+    for (index_t b = c0; b < c1; ++b)
+      tf.input(BT_, tiles, Ci, x + b * L * Ci, L, s_.pad_left,
+               ws.V.data() + (b - c0) * tiles * N * Ci);
+    for (index_t i = 0; i < N; ++i)
+      gemm_packed<float>((c1 - c0) * tiles, ws.V.data() + i * Ci, N * Ci,
+                         U_[static_cast<std::size_t>(i)], 0.0f, ws.M.data() + i * Co, N * Co);
+    for (index_t b = c0; b < c1; ++b) {
+      float* yb = ys + (b - b0) * s_.l_out * Co;
+      tf.output(AT_, tiles, Co, ws.M.data() + (b - c0) * tiles * N * Co, s_.l_out, yb);
+      if (finish) finish(b, yb);
+    }
+  }
+}
+
 bool forward(const Conv1dShape& s, const float* x, const float* w, float* y,
              const Finish<float>& finish) {
   if (s.algorithm == ConvAlgorithm::direct) return false;
-  if (s.algorithm == ConvAlgorithm::winograd) {
-    const char* why = refusal(s, false);
-    if (why[0] != '\0')
-      throw std::invalid_argument(std::string("algorithm: 'winograd' needs ") + why);
-  } else if (!chosen(s)) {
-    return false;
+  if (s.algorithm == ConvAlgorithm::automatic && !chosen(s)) return false;
+  if (s.batch == 0 || s.l_out == 0) {
+    refusal_check(s);
+    return true;
   }
-  if (s.batch == 0 || s.l_out == 0) return true;
-  const Matrices& mt = matrices_for(s.kernel);
-  const index_t m = mt.m, N = mt.N, r = mt.r;
-  const index_t Ci = s.c_in, Co = s.c_out, L = s.length;
-  // U_i [C_in, C_out] = sum_k G[i][k] w[:, :, k]^T, in double (zero coefficients skipped: a
-  // piece's products read its own taps) and rounded once, then packed
-  std::vector<PackedB<float>> U(static_cast<std::size_t>(N));
-  {
-    std::vector<double> wt(static_cast<std::size_t>(r * Ci * Co));  // wt[k][c][o] = w[o][c][k]
-    for (index_t o = 0; o < Co; ++o)
-      for (index_t c = 0; c < Ci; ++c)
-        for (index_t k = 0; k < r; ++k) wt[(k * Ci + c) * Co + o] = w[(o * Ci + c) * r + k];
-    std::vector<double> acc(static_cast<std::size_t>(Ci * Co));
-    Buffer<float> ui(Ci * Co);
-    for (index_t i = 0; i < N; ++i) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (index_t k = 0; k < r; ++k) {
-        const double gk = mt.G[i * r + k];
-        if (gk == 0.0) continue;
-        const double* src = wt.data() + k * Ci * Co;
-        for (index_t e = 0; e < Ci * Co; ++e) acc[e] += gk * src[e];
-      }
-      for (index_t e = 0; e < Ci * Co; ++e) ui[e] = static_cast<float>(acc[e]);
-      U[static_cast<std::size_t>(i)].pack(false, Ci, Co, ui.data(), Co);
-    }
-  }
-  const index_t tiles = (s.l_out + m - 1) / m;  // per sequence
-  const index_t per_item = std::max<index_t>(1, kTilesPerItem / tiles);  // sequences
-  const index_t items = (s.batch + per_item - 1) / per_item;
-  const Transforms& tf = active_transforms(r);
+  const Filter filter(s, w);
+  const index_t per = filter.sequences_per_item();
+  const index_t items = (s.batch + per - 1) / per;
   auto run = [&](index_t i0, index_t i1) {
-    const index_t rows = std::min(per_item, s.batch) * tiles * N;
-    Buffer<float> V(rows * Ci), M(rows * Co);
-    for (index_t it = i0; it < i1; ++it) {
-      const index_t b0 = it * per_item, b1 = std::min(s.batch, b0 + per_item);
-      for (index_t b = b0; b < b1; ++b)
-        tf.input(mt.BT.data(), tiles, Ci, x + b * L * Ci, L, s.pad_left,
-                 V.data() + (b - b0) * tiles * N * Ci);
-      const index_t nt = (b1 - b0) * tiles;
-      for (index_t i = 0; i < N; ++i)
-        gemm_packed<float>(nt, V.data() + i * Ci, N * Ci, U[static_cast<std::size_t>(i)], 0.0f,
-                           M.data() + i * Co, N * Co);
-      for (index_t b = b0; b < b1; ++b) {
-        float* ys = y + b * s.l_out * Co;
-        tf.output(mt.AT.data(), tiles, Co, M.data() + (b - b0) * tiles * N * Co, s.l_out, ys);
-        finish(b, ys);
-      }
-    }
+    Workspace ws;
+    const index_t b0 = i0 * per, b1 = std::min(s.batch, i1 * per);
+    filter.run(b0, b1, x, y + b0 * s.l_out * s.c_out, finish, ws);
   };
   if (items >= get_num_threads()) {
     parallel_for(items, 1, run);
