@@ -56,6 +56,13 @@ heap hands the freed blocks back to the system depends on the process's allocati
 first N samples, whose allocations change the C library's heap between the rnnfast epochs as in
 that benchmark (needs keras).
 
+``algorithms``: the IMDB convolution's forward (ReLU) by ``algorithm="direct"`` (the GEMM over
+the patches) and ``"winograd"`` (Winograd's minimal filtering; what ``"auto"`` picks for it),
+alternating round after round, minimum wall and process CPU ms of each (process CPU: both
+threads of the pool when ``--threads 2``), after checking that the two agree within 1e-4.
+
+    python bench/conv_cpu_time.py algorithms --rounds 40 --threads 2
+
 Needs torch.
 """
 import argparse
@@ -254,6 +261,34 @@ def pooled(rounds):
     return {name: min(ts) for name, ts in times.items()}
 
 
+def algorithms(rounds):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100, 100, 100)).astype(np.float32)
+    w = (rng.standard_normal((64, 100, 5)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+
+    def forward(algorithm):
+        return _C.conv1d_forward(x, w, b, stride=1, padding="valid", dilation=1, groups=1,
+                                 channels_last=True, training=False, precision="float32",
+                                 add=None, activation="relu", algorithm=algorithm)[0]
+
+    ys = {name: forward(name) for name in ("direct", "winograd")}
+    err = np.abs(ys["direct"] - ys["winograd"]).max() / max(1.0, np.abs(ys["direct"]).max())
+    assert err < 1e-4, err
+    wall = {name: [] for name in ys}
+    cpu = {name: [] for name in ys}
+    for _ in range(rounds):
+        for name in ys:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            forward(name)
+            wall[name].append((time.perf_counter() - start) * 1e3)
+            cpu[name].append((time.process_time() - start_cpu) * 1e3)
+    print("| IMDB conv forward | min wall ms | min process CPU ms |\n|---|---:|---:|")
+    for name in ys:
+        print(f"| {name} | {min(wall[name]):.3f} | {min(cpu[name]):.3f} |")
+    return {name: (min(wall[name]), min(cpu[name])) for name in ys}
+
+
 def functional_imdb(seed=0):
     """The IMDB example's model (``imdb_sentiment.build_model``) as a functional Model, compiled
     the same way."""
@@ -404,7 +439,8 @@ def memory(rounds, epochs, threads, keras_samples):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["shapes", "products", "wavenet", "pooled",
-                                         "functional", "embedding", "memory", "memory-child"])
+                                         "functional", "embedding", "memory", "memory-child",
+                                         "algorithms"])
     parser.add_argument("--epochs", type=int, default=3, help="memory: epochs per process")
     parser.add_argument("--keras", type=int, default=0,
                         help="memory: a Keras twin's epoch on this many samples before each "
@@ -425,6 +461,8 @@ def main(argv=None):
         products(args.rounds)
     elif args.what == "pooled":
         pooled(args.rounds)
+    elif args.what == "algorithms":
+        algorithms(args.rounds)
     elif args.what == "functional":
         functional(args.rounds)
     elif args.what == "embedding":

@@ -716,6 +716,9 @@ def conv_case(rng, backward):
                 return None  # another out_channels or kernel_size: valid, or blamed on b or padding
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups_arg,
               channels_last=channels_last, training=backward)
+    if expect is None and dtype == np.float32 and channels_last and groups == 1 and \
+            stride == 1 and dilation == 1 and K == 3 and rng.integers(2):
+        kw["algorithm"] = "winograd"  # the Winograd forward, on a shape it supports
     add = None  # add=: summed into y (forward) or dx (backward), bitwise as adding afterwards
     if expect is None and rng.integers(3) == 0:
         shape = (B, l_out, c_out) if channels_last else (B, c_out, l_out)

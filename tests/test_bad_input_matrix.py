@@ -491,6 +491,13 @@ def conv(k, x=None, w=None, b=None, **kw):
 CONV_FORWARD = [
     ("activation", lambda k: conv(k, activation="tanh"), ValueError,
      "activation: expected None or 'relu', got 'tanh'"),
+    ("algorithm", lambda k: conv(k, algorithm="fast"), ValueError,
+     "algorithm: expected 'auto', 'direct' or 'winograd', got 'fast'"),
+    ("algorithm-type", lambda k: conv(k, algorithm=1), TypeError,
+     "algorithm: expected 'auto', 'direct' or 'winograd', got 1"),
+    ("algorithm-winograd-stride", lambda k: conv(k, algorithm="winograd", stride=2), ValueError,
+     "algorithm: 'winograd' needs stride=1, got float32 arrays, precision 'float32', "
+     "channels_last=True, groups=1, stride=2, dilation=1, kernel_size=3"),
     ("x-int", lambda k: conv(k, x=k.cx.astype(np.int64)), TypeError,
      "x: expected a float32 or float64 array, got dtype int64"),
     ("x-2d", lambda k: conv(k, x=k.cx[0]), ValueError,

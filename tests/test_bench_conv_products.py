@@ -49,6 +49,19 @@ def test_pooled_table(bench, capsys):
         assert ms >= 0 and rows[name] == pytest.approx(ms, abs=0.006)
 
 
+def test_algorithms_table(bench, capsys):
+    """``algorithms``: the direct and the Winograd forward, checked to agree, a row each with
+    the minimum wall and CPU milliseconds of the rounds."""
+    runs = bench.algorithms(1)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rows = {line.split("|")[1].strip(): [float(c) for c in line.split("|")[2:4]]
+            for line in lines[1:]}
+    assert set(rows) == set(runs) == {"direct", "winograd"}
+    for name, (wall, cpu) in runs.items():
+        assert wall > 0 and cpu >= 0
+        assert rows[name] == [pytest.approx(wall, abs=0.0006), pytest.approx(cpu, abs=0.0006)]
+
+
 def test_functional_table(bench, capsys):
     """``functional``: the IMDB model as a functional Model, its backward through the pool in
     one call and in two (checked to agree first), a row each; the model is the example's."""

@@ -141,6 +141,15 @@ void conv_padding(const py::handle& padding, index_t length, index_t stride, ind
     throw py::value_error("padding: " + repr_of(padding) + " is too large");
 }
 
+// The properties of s that algorithm='winograd' depends on, for its refusal's message.
+std::string describe_for_winograd(const Conv1dShape& s, bool float64) {
+  return std::string(float64 ? "float64" : "float32") + " arrays, precision '" +
+         precision_name(s.precision) + "', channels_last=" +
+         (s.channels_last ? "True" : "False") + ", groups=" + std::to_string(s.groups) +
+         ", stride=" + std::to_string(s.stride) + ", dilation=" + std::to_string(s.dilation) +
+         ", kernel_size=" + std::to_string(s.kernel);
+}
+
 template <typename T>
 py::tuple conv1d_forward_impl(std::shared_ptr<Conv1dCtx> ctx, const py::array& x_in,
                               const py::array& w_in, const std::optional<py::array>& b_in,
@@ -171,7 +180,8 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
                                  const py::object& padding, const py::object& dilation_obj,
                                  const py::object& groups_obj, bool channels_last, bool training,
                                  const py::object& precision, const py::object& add_obj,
-                                 const py::object& activation) {
+                                 const py::object& activation,
+                                 const py::object& algorithm) {
   py::array x = float_array(x_obj, "x");
   const Seq in = seq_of(x, channels_last);
   py::array w = float_array(w_obj, "w");
@@ -236,6 +246,22 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
     if (!py::isinstance<py::str>(activation) || activation.cast<std::string>() != "relu")
       throw py::value_error("activation: expected None or 'relu', got " + repr_of(activation));
     s.relu = true;
+  }
+  if (!py::isinstance<py::str>(algorithm))
+    throw py::type_error("algorithm: expected 'auto', 'direct' or 'winograd', got " +
+                         repr_of(algorithm));
+  const std::string algo = algorithm.cast<std::string>();
+  if (algo == "direct") {
+    s.algorithm = ConvAlgorithm::direct;
+  } else if (algo == "winograd") {
+    s.algorithm = ConvAlgorithm::winograd;
+    const std::string why = conv1d_winograd_refusal(s, is_double(x));
+    if (!why.empty())
+      throw py::value_error("algorithm: 'winograd' needs " + why + ", got " +
+                            describe_for_winograd(s, is_double(x)));
+  } else if (algo != "auto") {
+    throw py::value_error("algorithm: expected 'auto', 'direct' or 'winograd', got " +
+                          repr_of(algorithm));
   }
   checked_size({s.batch, std::max(s.l_out, s.length), std::max(s.c_out, s.c_in)}, "x and y");
   checked_size({s.c_out, s.c_in, K}, "w");
@@ -573,7 +599,7 @@ void bind_conv(Entries& m) {
         py::kw_only(), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("channels_last").noconvert(), py::arg("training").noconvert(),
         py::arg("precision") = "float32", py::arg("add") = py::none(),
-        py::arg("activation") = py::none());
+        py::arg("activation") = py::none(), py::arg("algorithm") = "auto");
   m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"),
         py::kw_only(), py::arg("add") = py::none(), py::arg("pool") = py::none());
   m.def("pool1d_forward", &pool_forward_binding, py::arg("op"), py::arg("x"), py::kw_only(),

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "conv1d_pooled.h"
+#include "conv1d_winograd.h"
 #include "gated_rows.h"
 #include "rnnfast/buffer.h"
 #include "rnnfast/cpu.h"
@@ -550,12 +551,17 @@ struct Bf16Operands {
 template <typename T>
 void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T* y,
                     const T* add) {
+  const Geometry g = geometry_of(s);
+  if (winograd::forward(s, x, w, y, [&](index_t seq, T* ys) {
+        finish_block(g, b, add, seq, 0, g.l_out, ys);
+      }))
+    return;
   Bf16Operands<T> r;
   if (s.precision == Precision::bfloat16) {
     x = r.round(x, r.x_size(s), r.x);
     w = r.round(w, r.w_size(s), r.w);
   }
-  run_forward(geometry_of(s), x, w, b, y, add);
+  run_forward(g, x, w, b, y, add);
 }
 
 namespace {

@@ -2,7 +2,8 @@
 
     y, ctx = conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1,
                             groups=1, channels_last=True, training=False,
-                            precision="float32", add=None, activation=None)
+                            precision="float32", add=None, activation=None,
+                            algorithm="auto")
     grads  = conv1d_backward(ctx, dy, *, add=None, pool=None)   # {"x", "w", "b"}
     y, ctx = max_pool1d_forward(x, *, pool_size, stride=None, padding="valid",
                                 channels_last=True, training=False)
@@ -56,7 +57,8 @@ def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
                    padding: Padding = "valid", dilation: int = 1, groups: int = 1,
                    channels_last: bool = True, training: bool = False,
                    precision: str = "float32", add: Optional[ArrayLike] = None,
-                   activation: Optional[str] = None) -> Tuple[Array, Optional[Context]]:
+                   activation: Optional[str] = None,
+                   algorithm: str = "auto") -> Tuple[Array, Optional[Context]]:
     """1-D convolution (cross-correlation, as PyTorch and Keras), plus ``add`` if given, then
     the ``activation`` if given.
 
@@ -78,6 +80,14 @@ def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
         activation: None, or ``"relu"``: ``max(y, 0)`` applied in the same pass (NumPy's
             maximum: NaN stays NaN); ``ctx`` then also keeps ``y`` and the backward
             differentiates through it (``dy * (y > 0)``).
+        algorithm: ``"auto"``, ``"direct"`` or ``"winograd"``. ``"winograd"`` (Winograd's
+            minimal filtering: 0.6-0.67x the products, a larger float32 error than the direct
+            path's, within DESIGN.md's numerical contract) needs float32 arrays and
+            precision, channels last, one group, stride 1, dilation 1 and a kernel of 3 to 7
+            taps (any padding); ``"auto"`` takes it for those shapes with at least 48 input
+            and output channels, 24 output steps and 256 outputs (batch x steps), else the
+            direct GEMM over the patches, which ``"direct"`` always takes. The backward is the
+            same for all three.
 
     Returns:
         ``(y, ctx)``: ``y`` ``(B, L_out, C_out)`` (or ``(B, C_out, L_out)``), ``ctx`` for
@@ -86,7 +96,8 @@ def conv1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
     return _C.conv1d_forward(_w(x), _w(w), _w(b), stride=stride, padding=padding,
                              dilation=dilation, groups=groups,
                              channels_last=bool(channels_last), training=bool(training),
-                             precision=precision, add=_w(add), activation=activation)
+                             precision=precision, add=_w(add), activation=activation,
+                             algorithm=algorithm)
 
 
 def conv1d_backward(ctx: Context, dy: Optional[ArrayLike], *,

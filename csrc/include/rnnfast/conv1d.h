@@ -18,6 +18,13 @@
 
 namespace rnnfast {
 
+// How conv1d_forward computes: automatic takes Winograd's minimal filtering
+// (kernels/conv1d_winograd.h: fewer products, a few times the direct float32 error, within the
+// numerical contract) where it is supported and measured faster, else the direct GEMM over
+// patches; direct and winograd force one (winograd on a shape it does not support:
+// std::invalid_argument). The backward is the same for all three.
+enum class ConvAlgorithm { automatic = 0, direct = 1, winograd = 2 };
+
 struct Conv1dShape {
   index_t batch = 0;     // B
   index_t length = 0;    // L, input steps (>= 1)
@@ -38,7 +45,12 @@ struct Conv1dShape {
   // differentiates through it with dy * (y > 0), as an activation layer after the convolution
   // would.
   bool relu = false;
+  ConvAlgorithm algorithm = ConvAlgorithm::automatic;  // the forward's (above)
 };
+
+// Why conv1d_forward cannot take ConvAlgorithm::winograd for s (float64 arrays when `float64`):
+// what it needs, e.g. "stride=1"; "" when it can.
+const char* conv1d_winograd_refusal(const Conv1dShape& s, bool float64);
 
 // y = (conv(x, w) + b) + add. b may be null (no bias), add (y's shape and layout) may be null
 // (nothing added): a residual or skip sum in the same pass over each block of y, the same
