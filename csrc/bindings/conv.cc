@@ -363,7 +363,7 @@ py::dict conv1d_backward_binding(const py::object& ctx_obj, const py::object& dy
           " (" + dtype_name(pool->dbl) + ", channels_last=" +
           (p.channels_last ? "True" : "False") + ")");
   }
-  if (ctx->pooled && ctx->shape.relu && pool != ctx->pooled_with.lock())
+  if (ctx->pooled && ctx->shape.relu && (!pool || pool != ctx->pooled_with.lock()))
     throw py::value_error(
         std::string("pool: this ctx is conv1d_max_pool1d_forward's, whose ReLU output was never "
                     "stored; its gradient needs the pool ctx returned by the same call, got ") +
