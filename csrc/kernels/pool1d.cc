@@ -35,11 +35,10 @@ index_t grain_for(index_t per_item) {
 }
 
 // Channels-last max over steps [lo, hi), rows of C values from `first` (step lo's row) on: y[c],
-// arg[c] (arg may be null). rel
-// (C values, needed with arg) holds each channel's winning step as an offset from lo: 32-bit
-// lanes like float's, so the loop with arg vectorises as the one without does (with 64-bit
-// indices selected by float comparisons it did not: ten times slower). Windows longer than
-// int32 offsets reach take the 64-bit loop.
+// arg[c] (arg may be null). rel (C values, needed with arg) holds each channel's winning step as
+// an offset from lo: 32-bit lanes like float's, so the loop with arg vectorises as the one
+// without does (with 64-bit indices selected by float comparisons it did not: ten times slower).
+// Windows longer than int32 offsets reach take the 64-bit loop.
 template <typename T>
 void max_rows(const T* first, index_t C, index_t lo, index_t hi, T* y, index_t* arg,
               std::int32_t* rel) {
