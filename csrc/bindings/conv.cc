@@ -18,6 +18,7 @@
 #include "entry.h"
 #include "gil.h"
 #include "precision.h"
+#include "rnnfast/buffer.h"
 #include "rnnfast/conv1d.h"
 #include "rnnfast/pool1d.h"
 
@@ -316,12 +317,12 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj,
       const index_t* parg = reinterpret_cast<const index_t*>(pool->arg->data());
       const T* ppy = static_cast<const T*>(pool->y.cast<py::array>().data());
       Conv1dShape shape = s;
-      std::vector<T> masked(ctx.pooled && s.relu ? static_cast<std::size_t>(dy->size()) : 0);
+      Buffer<T> masked(ctx.pooled && s.relu ? dy->size() : 0);  // (uninitialised)
       ReleaseGil release;
       if (ctx.pooled && s.relu) {
         // y was never stored: the ReLU's gradient dpy * (py > 0) taken here (the products the
         // kernel's pooled route takes), the kernel then differentiates a convolution without one
-        for (std::size_t i = 0; i < masked.size(); ++i)
+        for (index_t i = 0; i < masked.size(); ++i)
           masked[i] = pdy[i] * (ppy[i] > T(0) ? T(1) : T(0));
         pdy = masked.data();
         shape.relu = false;
