@@ -27,6 +27,12 @@ output gradient as two calls (``max_pool1d_backward`` then the dense ``conv1d_ba
 one (``conv1d_backward(..., pool=)``: the windows' winners only), alternating, process CPU ms
 (both threads of the pool when ``--threads 2``), after checking that the two agree.
 
+``pooled-forward``: the same convolution and pool forward (``training=True``) as two calls and as
+``conv1d_max_pool1d_forward``'s one (the convolution's output never stored), checked bitwise,
+alternating, min wall and process CPU ms of each.
+
+    python bench/conv_cpu_time.py pooled-forward --rounds 200 --threads 2
+
 ``functional``: the IMDB example's model built as a functional ``Model`` (the same layers and
 seeds), epochs of its ``fit`` alternating the Conv1D -> MaxPooling1D backward in one call and as
 two (``_fuse_conv_pool``), min process CPU seconds per epoch of each, after checking that one
@@ -289,6 +295,41 @@ def algorithms(rounds):
     return {name: (min(wall[name]), min(cpu[name])) for name in ys}
 
 
+def pooled_forward(rounds):
+    """The IMDB convolution (ReLU) and its MaxPooling1D(4) forward with training=True as two
+    calls (``conv1d_forward``, ``pool1d_forward``) and as one (``conv1d_max_pool1d_forward``,
+    which never stores the convolution's output), checked bitwise first, alternating; min wall
+    and min process CPU ms of each."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100, 100, 100)).astype(np.float32)
+    w = (rng.standard_normal((64, 100, 5)) * 0.1).astype(np.float32)
+    b = (rng.standard_normal(64) * 0.1).astype(np.float32)
+    kw = dict(stride=1, padding="valid", dilation=1, groups=1, channels_last=True,
+              training=True, precision="float32", activation="relu")
+
+    def two_calls():
+        y = _C.conv1d_forward(x, w, b, add=None, **kw)[0]
+        return _C.pool1d_forward("max_pool1d", y, pool_size=4, stride=None, padding="valid",
+                                 channels_last=True, training=True)
+
+    def one_call():
+        return _C.conv1d_max_pool1d_forward(x, w, b, pool_size=4, pool_stride=None,
+                                            pool_padding="valid", **kw)
+
+    assert two_calls()[0].tobytes() == one_call()[0].tobytes()
+    times = {"two calls": [], "one call": []}
+    for _ in range(rounds):
+        for name, fn in (("two calls", two_calls), ("one call", one_call)):
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            times[name].append(((time.perf_counter() - wall) * 1e3,
+                                (time.process_time() - cpu) * 1e3))
+    print("| conv -> pool forward | min wall ms | min process CPU ms |\n|---|---:|---:|")
+    for name, ts in times.items():
+        print(f"| {name} | {min(t for t, _ in ts):.3f} | {min(c for _, c in ts):.3f} |")
+    return {name: (min(t for t, _ in ts), min(c for _, c in ts)) for name, ts in times.items()}
+
+
 def functional_imdb(seed=0):
     """The IMDB example's model (``imdb_sentiment.build_model``) as a functional Model, compiled
     the same way."""
@@ -439,8 +480,8 @@ def memory(rounds, epochs, threads, keras_samples):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["shapes", "products", "wavenet", "pooled",
-                                         "functional", "embedding", "memory", "memory-child",
-                                         "algorithms"])
+                                         "pooled-forward", "functional", "embedding", "memory",
+                                         "memory-child", "algorithms"])
     parser.add_argument("--epochs", type=int, default=3, help="memory: epochs per process")
     parser.add_argument("--keras", type=int, default=0,
                         help="memory: a Keras twin's epoch on this many samples before each "
@@ -461,8 +502,8 @@ def main(argv=None):
         products(args.rounds)
     elif args.what == "pooled":
         pooled(args.rounds)
-    elif args.what == "algorithms":
-        algorithms(args.rounds)
+                                         "pooled-forward", "functional", "embedding", "memory",
+                                         "memory-child", "algorithms"])
     elif args.what == "functional":
         functional(args.rounds)
     elif args.what == "embedding":

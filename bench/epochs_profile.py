@@ -13,6 +13,7 @@ epoch spent inside ``rnnfast._C`` (the kernels) and outside it.
     python bench/epochs_profile.py --quick --profile
     python bench/epochs_profile.py --examples imdb_sentiment --layers --threads 2
     python bench/epochs_profile.py --examples imdb_sentiment --ab-conv-pool --rounds 5
+    python bench/epochs_profile.py --examples imdb_sentiment --ab-conv-pool-forward --rounds 5
 
 ``--layers`` times one more epoch with every layer's ``forward`` and ``backward`` and the
 optimiser's ``step`` wrapped: wall (``perf_counter``) and process CPU milliseconds per batch of
@@ -174,21 +175,30 @@ def layer_table(epoch, model):
     return "\n".join(lines)
 
 
-def conv_pool_ab(epoch, model, rounds):
+def conv_pool_ab(epoch, model, rounds, forward=False):
     """In-process A/B: epochs alternating the fused and the separate Conv1D -> MaxPooling1D
-    backward (``Sequential._fuse_conv_pool``), the minimum process CPU and wall of each."""
+    backward (``Sequential._fuse_conv_pool``; the forward's fusion needs it, so this switches
+    both), or with ``forward`` the forward alone (``_fuse_conv_pool_forward``: one
+    ``conv1d_max_pool1d_forward`` call or the two layers' calls; the backward fused in both), the
+    minimum process CPU and wall of each."""
+    flag = "_fuse_conv_pool_forward" if forward else "_fuse_conv_pool"
     runs = {True: [], False: []}
     try:
         for _ in range(rounds):
             for fused in (True, False):
-                model._fuse_conv_pool = fused
+                setattr(model, flag, fused)
                 wall, cpu = time.perf_counter(), time.process_time()
                 epoch()
                 runs[fused].append((time.process_time() - cpu, time.perf_counter() - wall))
     finally:
-        model._fuse_conv_pool = True
-    lines = ["| conv -> pool backward | min CPU s/epoch | min wall s/epoch |", "|---|---|---|"]
-    for fused, name in ((True, "fused (winners only)"), (False, "separate (dense)")):
+        setattr(model, flag, True)
+    if forward:
+        names = ("fused forward (conv1d_max_pool1d_forward)", "separate forward (two calls)")
+        lines = ["| conv -> pool forward | min CPU s/epoch | min wall s/epoch |", "|---|---|---|"]
+    else:
+        names = ("fused (winners only)", "separate (dense)")
+        lines = ["| conv -> pool backward | min CPU s/epoch | min wall s/epoch |", "|---|---|---|"]
+    for fused, name in zip((True, False), names):
         lines.append(f"| {name} | {min(c for c, _ in runs[fused]):.3f} | "
                      f"{min(w for _, w in runs[fused]):.3f} |")
     return "\n".join(lines)
@@ -210,6 +220,10 @@ def main(argv=None):
                         help="and --rounds pairs of epochs alternating the Sequential's Conv1D -> "
                              "MaxPooling1D backward in one call (fused) and as two calls "
                              "(separate): min process CPU and wall seconds of each")
+    parser.add_argument("--ab-conv-pool-forward", action="store_true",
+                        help="and --rounds pairs of epochs alternating the Sequential's Conv1D -> "
+                             "MaxPooling1D forward in one call and as the two layers' calls: min "
+                             "process CPU and wall seconds of each")
     args = parser.parse_args(argv)
     rnnfast.set_num_threads(args.threads)
     info = _env.machine_info()
@@ -230,6 +244,8 @@ def main(argv=None):
             print(layer_table(epoch, model), flush=True)
         if args.ab_conv_pool and model is not None:
             print(conv_pool_ab(epoch, model, args.rounds), flush=True)
+        if args.ab_conv_pool_forward and model is not None:
+            print(conv_pool_ab(epoch, model, args.rounds, forward=True), flush=True)
     print(f"load average at the end {_env.load_average()}")
     return results
 

@@ -767,6 +767,85 @@ def conv_case(rng, backward):
     return "conv1d_backward", call, expect or Ok(check_backward)
 
 
+def conv_pool_case(rng):
+    """conv1d_max_pool1d_forward: a convolution's arguments (any refusal is conv1d_forward's, word
+    for word: the same checks) and max_pool1d's window over its output; bitwise the two calls."""
+    groups = int(rng.integers(1, 3))
+    c_in, c_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+    K = int(rng.integers(1, 4))
+    B, L = int(rng.integers(0, 3)), int(rng.integers(1, 9))
+    dtype = np.float32 if rng.integers(2) else np.float64
+    channels_last = bool(rng.integers(2))
+    x = rand(rng, seq_layout(B, L, c_in, channels_last), dtype)
+    w = rand(rng, (c_out, c_in // groups, K), dtype)
+    b = rand(rng, (c_out,), dtype) if rng.integers(2) else None
+
+    def small(value):  # a valid small option, or now and then one that is not
+        return value if rng.integers(16) else [0, -1, 1.0, True, None, "2"][rng.integers(6)]
+    conv = dict(stride=small(int(rng.integers(1, 3))), dilation=small(int(rng.integers(1, 3))),
+                groups=small(groups), channels_last=channels_last,
+                padding=["valid", "same", "causal", small(int(rng.integers(0, 3))), "valid",
+                         "same", "causal", "valid", "full"][rng.integers(9)],
+                activation=[None, "relu", None, "relu", None, "relu", None, "relu", "tanh"][
+                    rng.integers(9)])
+    call_x, call_w, call_b = x, w, b
+    replaced = rng.integers(6) == 0
+    if replaced:  # one invalid array (refused as conv1d_forward refuses it)
+        name = ["x", "w", "b"][rng.integers(3)]
+        shape = {"x": x.shape, "w": w.shape, "b": (c_out,)}[name]
+        value = bad_array(rng, name, tuple(shape), dtype)[0]
+        call_x, call_w, call_b = [value if n == name else v
+                                  for n, v in (("x", x), ("w", w), ("b", b))]
+    try:
+        y = _C.conv1d_forward(call_x, call_w, call_b, training=False, **conv)[0]
+        expect = None
+        if replaced:
+            return None  # an array of another valid size or layout: a valid call of its own
+    except (TypeError, ValueError) as exc:
+        y, expect = None, Err(type(exc), str(exc))
+    window = dict(pool_size=int_option(rng, rng.integers(1, 4)),
+                  pool_stride=None if rng.integers(3) == 0 else int_option(rng, rng.integers(1, 3)),
+                  pool_padding=["valid", "same", "valid", "same", "valid", "causal", 1, None][
+                      rng.integers(8)])
+    if expect is None:
+        length = y.shape[1 if channels_last else 2]
+        expect = int_verdict(window["pool_size"], "pool_size", 1)
+        if expect is None and window["pool_stride"] is not None:
+            expect = int_verdict(window["pool_stride"], "pool_stride", 1)
+        if expect is None and window["pool_size"] > MAX_EXTENT:
+            expect = Err(ValueError, "pool_size: ")
+        if expect is None and window["pool_padding"] not in ("valid", "same"):
+            expect = Err(TypeError if not isinstance(window["pool_padding"], str) else ValueError,
+                         "pool_padding: expected 'valid' or 'same'")
+        if expect is None and window["pool_padding"] == "valid" and window["pool_size"] > length:
+            expect = Err(ValueError, "pool_size: a window of")
+    training = bool(rng.integers(2))
+    call = lambda: _C.conv1d_max_pool1d_forward(  # noqa: E731
+        call_x, call_w, call_b, training=training, **conv, **window)
+
+    def check(out):
+        py, pctx = _C.pool1d_forward("max_pool1d", y, pool_size=window["pool_size"],
+                                     stride=window["pool_stride"],
+                                     padding=window["pool_padding"],
+                                     channels_last=channels_last, training=True)
+        same(out[0], py, "conv1d_max_pool1d_forward")
+        want = R.conv1d_max_pool1d_forward(
+            x.astype(np.float64), w.astype(np.float64), None if b is None else b.astype(np.float64),
+            **conv, **window)[0]
+        close(out[0], want, dtype, "conv1d_max_pool1d_forward")
+        if not training:
+            same(out[1:], (None, None), "conv1d_max_pool1d_forward ctxs")
+            return
+        dpy = rand(rng, py.shape, dtype)
+        same(_C.pool1d_backward("max_pool1d", out[2], dpy),
+             _C.pool1d_backward("max_pool1d", pctx, dpy), "conv1d_max_pool1d_forward winners")
+        if conv["activation"] is None:  # (with a ReLU, conv1d_forward's ctx keeps y: the same)
+            same(_C.conv1d_backward(out[1], dpy, pool=out[2]),
+                 _C.conv1d_backward(_C.conv1d_forward(x, w, b, training=True, **conv)[1], dpy,
+                                    pool=pctx), "conv1d_max_pool1d_forward ctxs' gradients")
+    return "conv1d_max_pool1d_forward", call, expect or Ok(check)
+
+
 POOLS = ["max_pool1d", "global_max_pool1d", "global_avg_pool1d"]
 
 
@@ -1528,6 +1607,7 @@ CASES = {
     "layer_norm_recurrent_backward": layer_norm_backward_case,
     "conv1d_forward": lambda rng: conv_case(rng, False),
     "conv1d_backward": lambda rng: conv_case(rng, True),
+    "conv1d_max_pool1d_forward": conv_pool_case,
     "pool1d_forward": lambda rng: pool_case(rng, False),
     "pool1d_backward": lambda rng: pool_case(rng, True),
     "gemm": lambda rng: gemm_case(rng, False),

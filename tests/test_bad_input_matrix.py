@@ -593,6 +593,45 @@ CONV_BACKWARD = [
      "dy: expected a float32 or float64 array, got dtype uint8"),
 ]
 
+def conv_pool(k, **kw):
+    return F.conv1d_max_pool1d_forward(k.cx, k.cw, None, training=True, **kw)
+
+
+CONV_POOL_FORWARD = [  # the convolution's arguments are conv1d_forward's (the same checks)
+    ("x-int", lambda k: F.conv1d_max_pool1d_forward(k.cx.astype(np.int64), k.cw, pool_size=2),
+     TypeError, "x: expected a float32 or float64 array, got dtype int64"),
+    ("activation", lambda k: conv_pool(k, activation="tanh", pool_size=2), ValueError,
+     "activation: expected None or 'relu', got 'tanh'"),
+    ("add", lambda k: conv_pool(k, add=k.cy, pool_size=2), TypeError,
+     "unexpected keyword argument 'add'"),
+    ("pool_size-missing", lambda k: conv_pool(k), TypeError, "pool_size"),
+    ("pool_size-0", lambda k: conv_pool(k, pool_size=0), ValueError,
+     "pool_size: expected an int >= 1, got 0"),
+    ("pool_size-float", lambda k: conv_pool(k, pool_size=2.5), TypeError,
+     "pool_size: expected an int, got <class 'float'>"),
+    ("pool_size-long", lambda k: conv_pool(k, pool_size=8), ValueError,
+     "pool_size: a window of 8 steps is longer than the input length 7 of the convolution's "
+     "output with pool_padding='valid'"),
+    ("pool_size-huge", lambda k: conv_pool(k, pool_size=2**62, pool_padding="same"),
+     ValueError, "pool_size: 4611686018427387904 is too large"),
+    ("pool_stride-0", lambda k: conv_pool(k, pool_size=2, pool_stride=0), ValueError,
+     "pool_stride: expected an int >= 1, got 0"),
+    ("pool_stride-str", lambda k: conv_pool(k, pool_size=2, pool_stride="1"), TypeError,
+     "pool_stride: expected an int, got <class 'str'>"),
+    ("pool_padding", lambda k: conv_pool(k, pool_size=2, pool_padding="causal"), ValueError,
+     "pool_padding: expected 'valid' or 'same', got 'causal'"),
+    ("pool_padding-int", lambda k: conv_pool(k, pool_size=2, pool_padding=0), TypeError,
+     "pool_padding: expected 'valid' or 'same'"),
+    ("ctx-dense-relu", lambda k: F.conv1d_backward(
+        conv_pool(k, activation="relu", pool_size=2)[1], k.cy), ValueError,
+     "pool: this ctx is conv1d_max_pool1d_forward's, whose ReLU output was never stored; its "
+     "gradient needs the pool ctx returned by the same call, got None"),
+    ("ctx-other-pool", lambda k: F.conv1d_backward(
+        conv_pool(k, activation="relu", pool_size=2)[1], k.cy[:, :3],
+        pool=conv_pool(k, activation="relu", pool_size=2)[2]), ValueError,
+     "got another pool's ctx"),
+]
+
 # ------------------------------------------------------------------ pooling
 
 MAX_POOL_FORWARD = [
@@ -801,6 +840,7 @@ CASES = (
     [c for op in GATES for c in recurrent_forward_cases(op) + recurrent_backward_cases(op)]
     + [("conv1d_forward-" + c[0], *c[1:]) for c in CONV_FORWARD]
     + [("conv1d_backward-" + c[0], *c[1:]) for c in CONV_BACKWARD]
+    + [("conv1d_max_pool1d_forward-" + c[0], *c[1:]) for c in CONV_POOL_FORWARD]
     + [("max_pool1d_forward-" + c[0], *c[1:]) for c in MAX_POOL_FORWARD]
     + [("max_pool1d_backward-" + c[0], *c[1:]) for c in MAX_POOL_BACKWARD]
     + [("linear_forward-" + c[0], *c[1:]) for c in LINEAR_FORWARD]

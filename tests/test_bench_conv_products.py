@@ -61,6 +61,18 @@ def test_algorithms_table(bench, capsys):
         assert wall > 0 and cpu >= 0
         assert rows[name] == [pytest.approx(wall, abs=0.0006), pytest.approx(cpu, abs=0.0006)]
 
+def test_pooled_forward_table(bench, capsys):
+    """``pooled-forward``: the two calls and the one, checked bitwise, each timed (a row each
+    with the minima returned)."""
+    runs = bench.pooled_forward(2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rows = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:4]]
+            for line in lines[1:]}
+    assert set(rows) == set(runs) == {"two calls", "one call"}
+    for name, (wall, cpu) in runs.items():
+        assert wall > 0 and cpu >= 0
+        assert rows[name] == pytest.approx([wall, cpu], abs=0.0006)
+
 
 def test_functional_table(bench, capsys):
     """``functional``: the IMDB model as a functional Model, its backward through the pool in

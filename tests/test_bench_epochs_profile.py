@@ -45,6 +45,21 @@ def test_conv_pool_ab_alternates_and_restores(bench):
     assert model._fuse_conv_pool is True
 
 
+def test_conv_pool_forward_ab_alternates_and_restores(bench, monkeypatch):
+    epoch, _, model = bench.make_epoch("imdb_sentiment", quick=True)
+    flags = []
+    real = type(model)._forward_pooled
+    monkeypatch.setattr(type(model), "_forward_pooled", lambda self, *a: (
+        flags.append(self._fuse_conv_pool_forward) or real(self, *a)))
+    rows = bench.conv_pool_ab(epoch, model, 1, forward=True).splitlines()[2:]
+    assert [r.split(" | ")[0].lstrip("| ") for r in rows] == [
+        "fused forward (conv1d_max_pool1d_forward)", "separate forward (two calls)"]
+    for row in rows:
+        assert all(float(v) > 0 for v in row.rstrip(" |").split(" | ")[1:3])
+    assert flags and set(flags) == {True}  # only the fused epoch takes the one call
+    assert model._fuse_conv_pool_forward is True
+
+
 def test_translate_has_no_model(bench):
     _, what, model = bench.make_epoch("translate", quick=True)
     assert model is None and what == "135 pairs, batch 64"  # the training part of 150

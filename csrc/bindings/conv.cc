@@ -18,6 +18,7 @@
 #include "entry.h"
 #include "gil.h"
 #include "precision.h"
+#include "rnnfast/buffer.h"
 #include "rnnfast/conv1d.h"
 #include "rnnfast/pool1d.h"
 
@@ -101,6 +102,9 @@ struct Conv1dCtx {
   py::array y;     // the output, kept with shape.relu (the backward's ReLU mask)
   bool has_bias = false;
   bool dbl = false;
+  // Made by conv1d_max_pool1d_forward: y was never stored; the backward takes this pool's ctx.
+  std::weak_ptr<Pool1dCtx> pooled_with;
+  bool pooled = false;
 };
 
 const char* kConvPaddingWords =
@@ -175,13 +179,18 @@ py::tuple conv1d_forward_impl(std::shared_ptr<Conv1dCtx> ctx, const py::array& x
   return py::make_tuple(y, py::cast(ctx));
 }
 
-py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_obj,
-                                 const py::object& b_obj, const py::object& stride_obj,
-                                 const py::object& padding, const py::object& dilation_obj,
-                                 const py::object& groups_obj, bool channels_last, bool training,
-                                 const py::object& precision, const py::object& add_obj,
-                                 const py::object& activation,
-                                 const py::object& algorithm) {
+// The validated arrays and shape of a convolution's call (conv1d_forward's arguments).
+struct ConvCall {
+  std::shared_ptr<Conv1dCtx> ctx;
+  py::array x, w;
+  std::optional<py::array> b;
+};
+
+ConvCall conv_call(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
+                   const py::object& stride_obj, const py::object& padding,
+                   const py::object& dilation_obj, const py::object& groups_obj,
+                   bool channels_last, const py::object& precision,
+                   const py::object& activation, const py::object& algorithm) {
   py::array x = float_array(x_obj, "x");
   const Seq in = seq_of(x, channels_last);
   py::array w = float_array(w_obj, "w");
@@ -265,17 +274,29 @@ py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_ob
   }
   checked_size({s.batch, std::max(s.l_out, s.length), std::max(s.c_out, s.c_in)}, "x and y");
   checked_size({s.c_out, s.c_in, K}, "w");
+  ctx->has_bias = bool(b);
+  ctx->dbl = is_double(x);
+  return {ctx, x, w, b};
+}
+
+py::tuple conv1d_forward_binding(const py::object& x_obj, const py::object& w_obj,
+                                 const py::object& b_obj, const py::object& stride_obj,
+                                 const py::object& padding, const py::object& dilation_obj,
+                                 const py::object& groups_obj, bool channels_last, bool training,
+                                 const py::object& precision, const py::object& add_obj,
+                                 const py::object& activation, const py::object& algorithm) {
+  ConvCall c = conv_call(x_obj, w_obj, b_obj, stride_obj, padding, dilation_obj, groups_obj,
+                         channels_last, precision, activation, algorithm);
+  const Conv1dShape& s = c.ctx->shape;
   std::optional<py::array> add;
   if (!add_obj.is_none()) {
     add = float_array(add_obj, "add");
-    check_same_dtype(*add, "add", x, "x");
+    check_same_dtype(*add, "add", c.x, "x");
     check_shape(*add, "add", seq_shape(s.batch, s.l_out, s.c_out, channels_last),
                 "y's " + seq_words(channels_last, "length_out"));
   }
-  ctx->has_bias = bool(b);
-  ctx->dbl = is_double(x);
-  if (ctx->dbl) return conv1d_forward_impl<double>(ctx, x, w, b, add, training);
-  return conv1d_forward_impl<float>(ctx, x, w, b, add, training);
+  if (c.ctx->dbl) return conv1d_forward_impl<double>(c.ctx, c.x, c.w, c.b, add, training);
+  return conv1d_forward_impl<float>(c.ctx, c.x, c.w, c.b, add, training);
 }
 
 template <typename T>
@@ -316,12 +337,24 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj,
     const T* px = static_cast<const T*>(ctx.x.data());
     const T* pw = static_cast<const T*>(ctx.w.data());
     const T* pdy = dy->data();
-    const T* py_ = s.relu ? static_cast<const T*>(ctx.y.data()) : nullptr;
+    const T* py_ = s.relu && !ctx.pooled ? static_cast<const T*>(ctx.y.data()) : nullptr;
     if (pool) {
       const index_t* parg = reinterpret_cast<const index_t*>(pool->arg->data());
       const T* ppy = static_cast<const T*>(pool->y.cast<py::array>().data());
+      Conv1dShape shape = s;
+      Buffer<T> masked(ctx.pooled && s.relu ? dy->size() : 0);  // (uninitialised)
       ReleaseGil release;
-      conv1d_pool_backward<T>(s, pool->shape, parg, ppy, pdy, px, pw, pdx, pdw, pdb, padd, py_);
+      if (ctx.pooled && s.relu) {
+        // y was never stored: the ReLU's gradient dpy * (py > 0) taken here (the products the
+        // kernel's pooled route takes), the kernel then differentiates a convolution without one
+        for (index_t i = 0; i < masked.size(); ++i)
+          masked[i] = pdy[i] * (ppy[i] > T(0) ? T(1) : T(0));
+        pdy = masked.data();
+        shape.relu = false;
+        py_ = nullptr;
+      }
+      conv1d_pool_backward<T>(shape, pool->shape, parg, ppy, pdy, px, pw, pdx, pdw, pdb, padd,
+                              py_);
     } else {
       ReleaseGil release;
       conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb, padd, py_);
@@ -356,6 +389,11 @@ py::dict conv1d_backward_binding(const py::object& ctx_obj, const py::object& dy
           " (" + dtype_name(pool->dbl) + ", channels_last=" +
           (p.channels_last ? "True" : "False") + ")");
   }
+  if (ctx->pooled && ctx->shape.relu && (!pool || pool != ctx->pooled_with.lock()))
+    throw py::value_error(
+        std::string("pool: this ctx is conv1d_max_pool1d_forward's, whose ReLU output was never "
+                    "stored; its gradient needs the pool ctx returned by the same call, got ") +
+        (pool ? "another pool's ctx" : "None"));
   if (ctx->dbl) return conv1d_backward_impl<double>(*ctx, dy_obj, add_obj, pool.get());
   return conv1d_backward_impl<float>(*ctx, dy_obj, add_obj, pool.get());
 }
@@ -414,14 +452,18 @@ std::shared_ptr<Pool1dCtx> pool_ctx(const std::string& op, const Seq& in, bool c
 
 const std::vector<std::string> kPoolOps = {"max_pool1d", "global_max_pool1d", "global_avg_pool1d"};
 
-// The window of max_pool1d: pool_size, stride (None: pool_size) and padding.
+// The window of max_pool1d: pool_size, stride (None: pool_size) and padding, under the names
+// `prefix` + "stride" / "padding" for the input `input` (words for the messages).
 void max_pool_window(Pool1dShape& s, const py::object& pool_size_obj, const py::object& stride_obj,
-                     const py::object& padding) {
+                     const py::object& padding, const std::string& prefix = "",
+                     const std::string& input = "x") {
   const index_t pool_size = int_arg(pool_size_obj, "pool_size", 1);
-  const index_t stride = stride_obj.is_none() ? pool_size : int_arg(stride_obj, "stride", 1);
+  const std::string stride_name = prefix + "stride", padding_name = prefix + "padding";
+  const index_t stride =
+      stride_obj.is_none() ? pool_size : int_arg(stride_obj, stride_name.c_str(), 1);
   if (pool_size > kMaxExtent)
     throw py::value_error("pool_size: " + std::to_string(pool_size) + " is too large");
-  const std::string p = choice_arg(padding, "padding", {"valid", "same"});
+  const std::string p = choice_arg(padding, padding_name.c_str(), {"valid", "same"});
   s.pool_size = pool_size;
   // As conv1d's stride: one past the input gives one window whatever its size (see there).
   s.stride = std::min(stride, s.length);
@@ -429,7 +471,7 @@ void max_pool_window(Pool1dShape& s, const py::object& pool_size_obj, const py::
     if (pool_size > s.length)
       throw py::value_error("pool_size: a window of " + std::to_string(pool_size) +
                             " steps is longer than the input length " + std::to_string(s.length) +
-                            " of x with padding='valid'");
+                            " of " + input + " with " + padding_name + "='valid'");
     s.pad_left = 0;
     s.l_out = (s.length - pool_size) / stride + 1;
   } else {
@@ -499,6 +541,57 @@ py::dict pool_backward_binding(const py::object& op_obj, const py::object& ctx_o
                           ctx->op + "_forward");
   if (ctx->dbl) return pool_backward_impl<double>(*ctx, dy_obj);
   return pool_backward_impl<float>(*ctx, dy_obj);
+}
+
+// ------------------------------------------------------------------ Conv1D + MaxPool1D
+
+template <typename T>
+py::tuple conv_pool_forward_impl(const ConvCall& c, std::shared_ptr<Pool1dCtx> pool,
+                                 bool training) {
+  const Conv1dShape& s = c.ctx->shape;
+  const Pool1dShape& p = pool->shape;
+  auto x = contiguous<T>(c.x);
+  auto w = contiguous<T>(c.w);
+  std::optional<py::array_t<T, py::array::c_style>> b;
+  if (c.b) b = contiguous<T>(*c.b);
+  const std::vector<index_t> out = seq_shape(p.batch, p.l_out, p.channels, p.channels_last);
+  py::array_t<T> y(out);
+  if (training) pool->arg.emplace(out);
+  const T *px = x.data(), *pw = w.data(), *pb = b ? b->data() : nullptr;
+  T* py_ = y.mutable_data();
+  index_t* parg = pool->arg ? reinterpret_cast<index_t*>(pool->arg->mutable_data()) : nullptr;
+  {
+    ReleaseGil release;
+    conv1d_max_pool1d_forward<T>(s, p, px, pw, pb, py_, parg);
+  }
+  if (!training) return py::make_tuple(y, py::none(), py::none());
+  c.ctx->x = x;
+  c.ctx->w = w;
+  c.ctx->pooled = true;
+  c.ctx->pooled_with = pool;
+  pool->y = y;
+  return py::make_tuple(y, py::cast(c.ctx), py::cast(pool));
+}
+
+// conv1d_forward's arguments (no add) and max_pool1d's window over its output.
+py::tuple conv_pool_forward_binding(const py::object& x_obj, const py::object& w_obj,
+                                    const py::object& b_obj, const py::object& stride_obj,
+                                    const py::object& padding, const py::object& dilation_obj,
+                                    const py::object& groups_obj, bool channels_last,
+                                    bool training, const py::object& precision,
+                                    const py::object& activation, const py::object& pool_size,
+                                    const py::object& pool_stride,
+                                    const py::object& pool_padding,
+                                    const py::object& algorithm) {
+  ConvCall c = conv_call(x_obj, w_obj, b_obj, stride_obj, padding, dilation_obj, groups_obj,
+                         channels_last, precision, activation, algorithm);
+  const Conv1dShape& s = c.ctx->shape;
+  auto pool = pool_ctx("max_pool1d", Seq{s.batch, s.l_out, s.c_out}, channels_last);
+  max_pool_window(pool->shape, pool_size, pool_stride, pool_padding, "pool_",
+                  "the convolution's output");
+  pool->dbl = c.ctx->dbl;
+  if (c.ctx->dbl) return conv_pool_forward_impl<double>(c, pool, training);
+  return conv_pool_forward_impl<float>(c, pool, training);
 }
 
 // ------------------------------------------------------------------ gated activation
@@ -585,6 +678,13 @@ void bind_conv(Entries& m) {
       .def_property_readonly("op", guarded([](const py::object& self) {
         return ctx_arg<Pool1dCtx>(self, "a pooling forward")->op;
       }))
+      .def_property_readonly("input_shape", guarded([](const py::object& self) {
+        const Pool1dShape& s = ctx_arg<Pool1dCtx>(self, "a pooling forward")->shape;
+        const std::vector<index_t> shape = seq_shape(s.batch, s.length, s.channels,
+                                                     s.channels_last);
+        return py::make_tuple(shape[0], shape[1], shape[2]);
+      }), "The shape of the pooled input (for conv1d_max_pool1d_forward's, the convolution's "
+          "output, never stored).")
       .def("__repr__", guarded([](const py::object& self) {
         const auto c = held_ctx<Pool1dCtx>(self);
         if (!c) return std::string("<rnnfast ctx, uninitialised>");
@@ -600,6 +700,12 @@ void bind_conv(Entries& m) {
         py::arg("groups"), py::arg("channels_last").noconvert(), py::arg("training").noconvert(),
         py::arg("precision") = "float32", py::arg("add") = py::none(),
         py::arg("activation") = py::none(), py::arg("algorithm") = "auto");
+  m.def("conv1d_max_pool1d_forward", &conv_pool_forward_binding, py::arg("x"), py::arg("w"),
+        py::arg("b"), py::kw_only(), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups"), py::arg("channels_last").noconvert(),
+        py::arg("training").noconvert(), py::arg("precision") = "float32",
+        py::arg("activation") = py::none(), py::arg("pool_size"), py::arg("pool_stride"),
+        py::arg("pool_padding"), py::arg("algorithm") = "auto");
   m.def("conv1d_backward", &conv1d_backward_binding, py::arg("ctx"), py::arg("dy"),
         py::kw_only(), py::arg("add") = py::none(), py::arg("pool") = py::none());
   m.def("pool1d_forward", &pool_forward_binding, py::arg("op"), py::arg("x"), py::kw_only(),

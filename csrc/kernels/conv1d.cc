@@ -214,10 +214,11 @@ inline T relu(T v) {
 
 // The epilogue of one block of y: ys += bias (null: none), then += the same block of add (y's
 // layout; null: none), then the ReLU (g.relu), in one pass while the block is in cache: the
-// values of adding each to the whole output and applying the ReLU afterwards.
+// values of adding each to the whole output and applying the ReLU afterwards. Channels first,
+// the block's channel rows are ld values apart (channels last, its rows are c_out apart).
 template <typename T>
 void finish_block(const Geometry& g, const T* bias, const T* add, index_t b, index_t t0,
-                  index_t nt, T* ys) {
+                  index_t nt, T* ys, index_t ld) {
   if (!bias && !add && !g.relu) return;
   if (g.channels_last) {
     const T* as = add ? add + (b * g.l_out + t0) * g.c_out : nullptr;
@@ -233,7 +234,7 @@ void finish_block(const Geometry& g, const T* bias, const T* add, index_t b, ind
   } else {
     const T* as = add ? add + b * g.c_out * g.l_out + t0 : nullptr;
     for (index_t o = 0; o < g.c_out; ++o) {
-      T* row = ys + o * g.l_out;
+      T* row = ys + o * ld;
       if (bias)
         for (index_t t = 0; t < nt; ++t) row[t] += bias[o];
       if (as)
@@ -244,115 +245,132 @@ void finish_block(const Geometry& g, const T* bias, const T* add, index_t b, ind
   }
 }
 
+// The forward, one block (one sequence, consecutive output steps) at a time: GEMMs over packed
+// patches, or the direct kernel when each group has a single input channel (depthwise). A
+// block's values do not depend on where it starts or how many steps it has (each output is one
+// fixed chain of products: gemm.h), so blocks cut differently (conv1d_max_pool1d_forward's)
+// give y's values bit for bit.
 template <typename T>
-void forward_gemm(const Geometry& g, const T* x, const T* w, const T* bias, T* y, const T* add) {
-  const Blocks bl = time_blocks(g);
-  const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
-  Buffer<T> W2;
-  if (g.channels_last) {
-    W2.resize(g.c_out * cg * K);
-    pack_weights_cl(g, w, W2.data());
+class Forward {
+ public:
+  Forward(const Geometry& g, const T* w) : g_(g), w_(w), direct_(g.c_group() == 1) {
+    const index_t cg = g.c_group(), K = g.kernel;
+    if (direct_) {
+      wd_.resize(K * g.c_out);  // wd[k][o] = w[o][0][k]
+      for (index_t o = 0; o < g.c_out; ++o)
+        for (index_t k = 0; k < K; ++k) wd_[k * g.c_out + o] = w[o * K + k];
+    } else if (g.channels_last) {
+      W2_.resize(g.c_out * cg * K);
+      pack_weights_cl(g, w, W2_.data());
+    }
   }
+
+  // Output steps [t0, t0 + nt) of sequence b of x into ys (channels last: nt rows of c_out
+  // values; channels first: c_out rows of nt values, ld apart), then finish_block. P: the
+  // caller's scratch for patches (resized here when needed).
+  void block(const T* x, const T* bias, const T* add, index_t b, index_t t0, index_t nt, T* ys,
+             index_t ld, Buffer<T>& P) const {
+    if (direct_) {
+      direct(x, b, t0, nt, ys, ld);
+    } else {
+      products(x, b, t0, nt, ys, ld, P);
+    }
+    finish_block(g_, bias, add, b, t0, nt, ys, ld);
+  }
+
+ private:
+  void products(const T* x, index_t b, index_t t0, index_t nt, T* ys, index_t ld,
+                Buffer<T>& P) const {
+    const Geometry& g = g_;
+    const index_t cg = g.c_group(), cog = g.out_group(), K = g.kernel;
+    const T* xs = x + b * g.l_in * g.c_in;
+    if (g.channels_last) {
+      const T* A = direct_rows(g, xs, t0, nt);
+      index_t lda = g.stride * g.c_in;
+      if (!A) {
+        if (P.size() < nt * g.patch()) P.resize(nt * g.patch());
+        im2col_cl(g, xs, t0, nt, P.data());
+        A = P.data();
+        lda = g.patch();
+      }
+      for (index_t grp = 0; grp < g.groups; ++grp)
+        gemm<T>(false, false, nt, cog, K * cg, T(1), A + grp * K * cg, lda,
+                W2_.data() + grp * K * cg * cog, cog, T(0), ys + grp * cog, g.c_out);
+    } else {
+      if (P.size() < nt * g.patch()) P.resize(nt * g.patch());
+      im2col_cf(g, xs, t0, nt, P.data());
+      for (index_t grp = 0; grp < g.groups; ++grp)
+        gemm<T>(false, false, cog, nt, cg * K, T(1), w_ + grp * cog * cg * K, cg * K,
+                P.data() + grp * cg * K * nt, nt, T(0), ys + grp * cog * ld, ld);
+    }
+  }
+
+  // One input channel per group: y[o] reads input channel o / m (m = out_group) only.
+  void direct(const T* x, index_t b, index_t t0, index_t nt, T* ys, index_t ld) const {
+    const Geometry& g = g_;
+    const index_t m = g.out_group(), K = g.kernel;
+    const T* xs = x + b * g.l_in * g.c_in;
+    if (g.channels_last) {
+      for (index_t t = 0; t < nt; ++t) {
+        T* yr = ys + t * g.c_out;
+        std::fill(yr, yr + g.c_out, T(0));
+        for (index_t k = 0; k < K; ++k) {
+          const index_t i = g.input_step(g.source(t0 + t, k));
+          if (i < 0) continue;
+          const T* xr = xs + i * g.c_in;
+          const T* wk = wd_.data() + k * g.c_out;
+          if (m == 1) {
+            for (index_t c = 0; c < g.c_in; ++c) yr[c] += xr[c] * wk[c];
+          } else {
+            for (index_t c = 0; c < g.c_in; ++c)
+              for (index_t j = 0; j < m; ++j) yr[c * m + j] += xr[c] * wk[c * m + j];
+          }
+        }
+      }
+    } else {
+      for (index_t o = 0; o < g.c_out; ++o) {
+        const T* xr = xs + (o / m) * g.l_in;
+        T* yr = ys + o * ld;
+        std::fill(yr, yr + nt, T(0));
+        for (index_t k = 0; k < K; ++k) {
+          const T wk = w_[o * K + k];
+          index_t lo, hi;
+          g.inside(k, t0, nt, &lo, &hi);
+          if (lo == hi) continue;
+          if (g.upsample == 1) {
+            const T* s0 = xr + g.source(t0 + lo, k);
+            for (index_t t = lo; t < hi; ++t) yr[t] += s0[(t - lo) * g.stride] * wk;
+          } else {
+            for (index_t t = lo; t < hi; ++t) {
+              const index_t i = g.input_step(g.source(t0 + t, k));
+              if (i >= 0) yr[t] += xr[i] * wk;
+            }
+          }
+        }
+      }
+    }
+  }
+
+  const Geometry& g_;
+  const T* w_;
+  bool direct_;
+  Buffer<T> W2_, wd_;
+};
+
+template <typename T>
+void run_forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y,
+                 const T* add = nullptr) {
+  const Blocks bl = time_blocks(g);
+  const Forward<T> fwd(g, w);
   run_items(bl.items, [&](index_t i0, index_t i1) {
     Buffer<T> P;  // the patches, when the GEMM cannot read them in place
     for (index_t it = i0; it < i1; ++it) {
       const index_t b = it / bl.per_seq, t0 = (it % bl.per_seq) * bl.block;
       const index_t nt = std::min(bl.block, g.l_out - t0);
-      const T* xs = x + b * g.l_in * g.c_in;
-      if (!g.channels_last || !direct_rows(g, xs, t0, nt)) P.resize(bl.block * g.patch());
-      if (g.channels_last) {
-        T* ys = y + (b * g.l_out + t0) * g.c_out;
-        const T* A = direct_rows(g, xs, t0, nt);
-        index_t lda = g.stride * g.c_in;
-        if (!A) {
-          im2col_cl(g, xs, t0, nt, P.data());
-          A = P.data();
-          lda = g.patch();
-        }
-        for (index_t grp = 0; grp < g.groups; ++grp)
-          gemm<T>(false, false, nt, cog, K * cg, T(1), A + grp * K * cg, lda,
-                  W2.data() + grp * K * cg * cog, cog, T(0), ys + grp * cog, g.c_out);
-        finish_block(g, bias, add, b, t0, nt, ys);
-      } else {
-        T* ys = y + b * g.c_out * g.l_out + t0;
-        im2col_cf(g, xs, t0, nt, P.data());
-        for (index_t grp = 0; grp < g.groups; ++grp)
-          gemm<T>(false, false, cog, nt, cg * K, T(1), w + grp * cog * cg * K, cg * K,
-                  P.data() + grp * cg * K * nt, nt, T(0), ys + grp * cog * g.l_out, g.l_out);
-        finish_block(g, bias, add, b, t0, nt, ys);
-      }
-    }
-  });
-}
-
-// One input channel per group: y[o] reads input channel o / m (m = out_group) only.
-template <typename T>
-void forward_direct(const Geometry& g, const T* x, const T* w, const T* bias, T* y,
-                    const T* add) {
-  const Blocks bl = time_blocks(g);
-  const index_t m = g.out_group(), K = g.kernel;
-  Buffer<T> wd(K * g.c_out);  // wd[k][o] = w[o][0][k]
-  for (index_t o = 0; o < g.c_out; ++o)
-    for (index_t k = 0; k < K; ++k) wd[k * g.c_out + o] = w[o * K + k];
-  run_items(bl.items, [&](index_t i0, index_t i1) {
-    for (index_t it = i0; it < i1; ++it) {
-      const index_t b = it / bl.per_seq, t0 = (it % bl.per_seq) * bl.block;
-      const index_t nt = std::min(bl.block, g.l_out - t0);
-      const T* xs = x + b * g.l_in * g.c_in;
-      if (g.channels_last) {
-        T* ys = y + (b * g.l_out + t0) * g.c_out;
-        for (index_t t = 0; t < nt; ++t) {
-          T* yr = ys + t * g.c_out;
-          std::fill(yr, yr + g.c_out, T(0));
-          for (index_t k = 0; k < K; ++k) {
-            const index_t i = g.input_step(g.source(t0 + t, k));
-            if (i < 0) continue;
-            const T* xr = xs + i * g.c_in;
-            const T* wk = wd.data() + k * g.c_out;
-            if (m == 1) {
-              for (index_t c = 0; c < g.c_in; ++c) yr[c] += xr[c] * wk[c];
-            } else {
-              for (index_t c = 0; c < g.c_in; ++c)
-                for (index_t j = 0; j < m; ++j) yr[c * m + j] += xr[c] * wk[c * m + j];
-            }
-          }
-        }
-      } else {
-        for (index_t o = 0; o < g.c_out; ++o) {
-          const T* xr = xs + (o / m) * g.l_in;
-          T* yr = y + (b * g.c_out + o) * g.l_out + t0;
-          std::fill(yr, yr + nt, T(0));
-          for (index_t k = 0; k < K; ++k) {
-            const T wk = w[o * K + k];
-            index_t lo, hi;
-            g.inside(k, t0, nt, &lo, &hi);
-            if (lo == hi) continue;
-            if (g.upsample == 1) {
-              const T* s0 = xr + g.source(t0 + lo, k);
-              for (index_t t = lo; t < hi; ++t) yr[t] += s0[(t - lo) * g.stride] * wk;
-            } else {
-              for (index_t t = lo; t < hi; ++t) {
-                const index_t i = g.input_step(g.source(t0 + t, k));
-                if (i >= 0) yr[t] += xr[i] * wk;
-              }
-            }
-          }
-        }
-      }
       T* ys = g.channels_last ? y + (b * g.l_out + t0) * g.c_out : y + b * g.c_out * g.l_out + t0;
-      finish_block(g, bias, add, b, t0, nt, ys);
+      fwd.block(x, bias, add, b, t0, nt, ys, g.l_out, P);
     }
   });
-}
-
-template <typename T>
-void run_forward(const Geometry& g, const T* x, const T* w, const T* bias, T* y,
-                 const T* add = nullptr) {
-  if (g.c_group() == 1) {
-    forward_direct(g, x, w, bias, y, add);
-  } else {
-    forward_gemm(g, x, w, bias, y, add);
-  }
 }
 
 // ------------------------------------------------------------------ weight gradient
@@ -553,7 +571,7 @@ void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T*
                     const T* add) {
   const Geometry g = geometry_of(s);
   if (winograd::forward(s, x, w, y, [&](index_t seq, T* ys) {
-        finish_block(g, b, add, seq, 0, g.l_out, ys);
+        finish_block(g, b, add, seq, 0, g.l_out, ys, g.l_out);
       }))
     return;
   Bf16Operands<T> r;
@@ -562,6 +580,56 @@ void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T*
     w = r.round(w, r.w_size(s), r.w);
   }
   run_forward(g, x, w, b, y, add);
+}
+
+template <typename T>
+void conv1d_max_pool1d_forward(const Conv1dShape& s, const Pool1dShape& p, const T* x, const T* w,
+                               const T* b, T* py, index_t* arg) {
+  if (p.batch != s.batch || p.length != s.l_out || p.channels != s.c_out ||
+      p.channels_last != s.channels_last)
+    throw std::invalid_argument("conv1d_max_pool1d_forward: the pool's input is not the output");
+  const Geometry g = geometry_of(s);
+  // Winograd's forward where conv1d_forward takes it (the same values): each sequence's rows
+  // pooled in its thread's buffer as soon as they are computed
+  if (p.l_out > 0 &&
+      winograd::forward_each(s, x, w, [&](index_t seq, T* ys) {
+        std::vector<std::int32_t> rel(static_cast<std::size_t>(g.c_out));
+        finish_block(g, b, nullptr, seq, 0, g.l_out, ys, g.l_out);
+        const index_t out = seq * p.l_out * p.channels;
+        max_pool1d_windows(p, ys, 0, g.l_out, 0, p.l_out, py + out, arg ? arg + out : nullptr,
+                           rel.data());
+      }))
+    return;
+  Bf16Operands<T> r;
+  if (s.precision == Precision::bfloat16) {
+    x = r.round(x, r.x_size(s), r.x);
+    w = r.round(w, r.w_size(s), r.w);
+  }
+  if (g.batch == 0 || p.l_out == 0) return;
+  // Items: one sequence and `windows` consecutive pool windows each, as many as the rows of
+  // the forward's own blocks hold (the whole sequence, for IMDB's 96 steps); each computes the
+  // output steps its windows read into its thread's block, then pools them.
+  const Blocks bl = time_blocks(g);
+  const index_t fit = bl.block < p.pool_size ? 1 : (bl.block - p.pool_size) / p.stride + 1;
+  const index_t per_seq = ceil_div(p.l_out, std::clamp<index_t>(fit, 1, p.l_out));
+  const index_t windows = ceil_div(p.l_out, per_seq);
+  const index_t rows = std::min(g.l_out, (windows - 1) * p.stride + p.pool_size);
+  const Forward<T> fwd(g, w);
+  run_items(g.batch * per_seq, [&](index_t i0, index_t i1) {
+    Buffer<T> P, block(rows * g.c_out);
+    std::vector<std::int32_t> rel(static_cast<std::size_t>(g.c_out));
+    for (index_t it = i0; it < i1; ++it) {
+      const index_t seq = it / per_seq, j0 = (it % per_seq) * windows;
+      const index_t j1 = std::min(j0 + windows, p.l_out);
+      // the steps of windows [j0, j1), clipped to the output (padding never wins)
+      const index_t r0 = std::max<index_t>(j0 * p.stride - p.pad_left, 0);
+      const index_t r1 = std::min((j1 - 1) * p.stride - p.pad_left + p.pool_size, g.l_out);
+      fwd.block(x, b, nullptr, seq, r0, r1 - r0, block.data(), r1 - r0, P);
+      const index_t out = seq * p.l_out * p.channels;
+      max_pool1d_windows(p, block.data(), r0, r1 - r0, j0, j1, py + out,
+                         arg ? arg + out : nullptr, rel.data());
+    }
+  });
 }
 
 namespace {
@@ -1055,6 +1123,12 @@ template void conv1d_forward<float>(const Conv1dShape&, const float*, const floa
                                     float*, const float*);
 template void conv1d_forward<double>(const Conv1dShape&, const double*, const double*,
                                      const double*, double*, const double*);
+template void conv1d_max_pool1d_forward<float>(const Conv1dShape&, const Pool1dShape&,
+                                               const float*, const float*, const float*, float*,
+                                               index_t*);
+template void conv1d_max_pool1d_forward<double>(const Conv1dShape&, const Pool1dShape&,
+                                                const double*, const double*, const double*,
+                                                double*, index_t*);
 template void conv1d_backward<float>(const Conv1dShape&, const float*, const float*, const float*,
                                      float*, float*, float*, const float*, const float*);
 template void conv1d_backward<double>(const Conv1dShape&, const double*, const double*,

@@ -247,27 +247,59 @@ void Filter::run(index_t b0, index_t b1, const float* x, float* ys, const Finish
   }
 }
 
+namespace {
+
+// Whether s.algorithm (and, for automatic, chosen()) sends s to this path.
+bool takes(const Conv1dShape& s) {
+  if (s.algorithm == ConvAlgorithm::direct) return false;
+  return s.algorithm == ConvAlgorithm::winograd || chosen(s);
+}
+
+// run(b0, b1, ws) on items of filter.sequences_per_item() sequences, split between the threads
+// when there are enough items for them (else in the calling thread, the products parallel).
+template <typename F>
+void over_items(const Conv1dShape& s, const Filter& filter, F&& run) {
+  const index_t per = filter.sequences_per_item();
+  const index_t items = (s.batch + per - 1) / per;
+  auto range = [&](index_t i0, index_t i1) {
+    Workspace ws;
+    run(i0 * per, std::min(s.batch, i1 * per), ws);
+  };
+  if (items >= get_num_threads()) {
+    parallel_for(items, 1, range);
+  } else {
+    range(0, items);
+  }
+}
+
+}  // namespace
+
 bool forward(const Conv1dShape& s, const float* x, const float* w, float* y,
              const Finish<float>& finish) {
-  if (s.algorithm == ConvAlgorithm::direct) return false;
-  if (s.algorithm == ConvAlgorithm::automatic && !chosen(s)) return false;
+  if (!takes(s)) return false;
   if (s.batch == 0 || s.l_out == 0) {
     refusal_check(s);
     return true;
   }
   const Filter filter(s, w);
-  const index_t per = filter.sequences_per_item();
-  const index_t items = (s.batch + per - 1) / per;
-  auto run = [&](index_t i0, index_t i1) {
-    Workspace ws;
-    const index_t b0 = i0 * per, b1 = std::min(s.batch, i1 * per);
+  over_items(s, filter, [&](index_t b0, index_t b1, Workspace& ws) {
     filter.run(b0, b1, x, y + b0 * s.l_out * s.c_out, finish, ws);
-  };
-  if (items >= get_num_threads()) {
-    parallel_for(items, 1, run);
-  } else {
-    run(0, items);
+  });
+  return true;
+}
+
+bool forward_each(const Conv1dShape& s, const float* x, const float* w,
+                  const Finish<float>& consume) {
+  if (!takes(s)) return false;
+  if (s.batch == 0 || s.l_out == 0) {
+    refusal_check(s);
+    return true;
   }
+  const Filter filter(s, w);
+  over_items(s, filter, [&](index_t b0, index_t b1, Workspace& ws) {
+    Buffer<float> rows((b1 - b0) * s.l_out * s.c_out);
+    filter.run(b0, b1, x, rows.data(), consume, ws);
+  });
   return true;
 }
 
@@ -276,6 +308,11 @@ bool forward(const Conv1dShape& s, const double*, const double*, double*,
   if (s.algorithm == ConvAlgorithm::winograd)
     throw std::invalid_argument(std::string("algorithm: 'winograd' needs ") + refusal(s, true));
   return false;
+}
+
+bool forward_each(const Conv1dShape& s, const double*, const double*,
+                  const Finish<double>&) {
+  return forward(s, nullptr, nullptr, nullptr, Finish<double>());
 }
 
 }  // namespace winograd

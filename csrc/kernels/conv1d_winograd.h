@@ -77,5 +77,12 @@ bool forward(const Conv1dShape& s, const float* x, const float* w, float* y,
 bool forward(const Conv1dShape& s, const double* x, const double* w, double* y,
              const Finish<double>& finish);
 
+// The same forward with each sequence's output rows [l_out, c_out] handed to consume(b, rows)
+// (in a per-thread buffer, overwritten after the call) instead of stored: a caller that only
+// reduces them (conv1d_max_pool1d_forward's pool) never writes y. The same values as forward().
+bool forward_each(const Conv1dShape& s, const float* x, const float* w,
+                  const Finish<float>& consume);
+bool forward_each(const Conv1dShape& s, const double* x, const double* w,
+                  const Finish<double>& consume);
 }  // namespace winograd
 }  // namespace rnnfast

@@ -34,20 +34,19 @@ index_t grain_for(index_t per_item) {
   return std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(per_item, 1));
 }
 
-// Channels-last max over steps [lo, hi) of xs [L, C]: y[c], arg[c] (arg may be null). rel
-// (C values, needed with arg) holds each channel's winning step as an offset from lo: 32-bit
-// lanes like float's, so the loop with arg vectorises as the one without does (with 64-bit
-// indices selected by float comparisons it did not: ten times slower). Windows longer than
-// int32 offsets reach take the 64-bit loop.
+// Channels-last max over steps [lo, hi), rows of C values from `first` (step lo's row) on: y[c],
+// arg[c] (arg may be null). rel (C values, needed with arg) holds each channel's winning step as
+// an offset from lo: 32-bit lanes like float's, so the loop with arg vectorises as the one
+// without does (with 64-bit indices selected by float comparisons it did not: ten times slower).
+// Windows longer than int32 offsets reach take the 64-bit loop.
 template <typename T>
-void max_rows(const T* xs, index_t C, index_t lo, index_t hi, T* y, index_t* arg,
+void max_rows(const T* first, index_t C, index_t lo, index_t hi, T* y, index_t* arg,
               std::int32_t* rel) {
-  const T* first = xs + lo * C;
   std::copy(first, first + C, y);
   // Selects, not branches: the loops over channels vectorise.
   if (!arg) {
     for (index_t i = lo + 1; i < hi; ++i) {
-      const T* row = xs + i * C;
+      const T* row = first + (i - lo) * C;
       for (index_t c = 0; c < C; ++c) y[c] = beats(row[c], y[c]) ? row[c] : y[c];
     }
   } else if (hi - lo <= std::numeric_limits<std::int32_t>::max()) {
@@ -55,7 +54,7 @@ void max_rows(const T* xs, index_t C, index_t lo, index_t hi, T* y, index_t* arg
     T* __restrict ym = y;
     std::int32_t* __restrict r = rel;
     for (index_t i = lo + 1; i < hi; ++i) {
-      const T* __restrict row = xs + i * C;
+      const T* __restrict row = first + (i - lo) * C;
       const auto offset = static_cast<std::int32_t>(i - lo);
       for (index_t c = 0; c < C; ++c) {
         const T v = row[c], m = ym[c];
@@ -69,7 +68,7 @@ void max_rows(const T* xs, index_t C, index_t lo, index_t hi, T* y, index_t* arg
   } else {
     std::fill(arg, arg + C, lo);
     for (index_t i = lo + 1; i < hi; ++i) {
-      const T* row = xs + i * C;
+      const T* row = first + (i - lo) * C;
       for (index_t c = 0; c < C; ++c) {
         const bool win = beats(row[c], y[c]);
         arg[c] = win ? i : arg[c];
@@ -79,14 +78,14 @@ void max_rows(const T* xs, index_t C, index_t lo, index_t hi, T* y, index_t* arg
   }
 }
 
-// Channels-first max over steps [lo, hi) of one channel's row xr [L].
+// Channels-first max over steps [lo, hi) of one channel's row, from `first` (step lo) on.
 template <typename T>
-void max_span(const T* xr, index_t lo, index_t hi, T* y, index_t* arg) {
-  T best = xr[lo];
+void max_span(const T* first, index_t lo, index_t hi, T* y, index_t* arg) {
+  T best = first[0];
   index_t at = lo;
   for (index_t i = lo + 1; i < hi; ++i) {
-    if (beats(xr[i], best)) {
-      best = xr[i];
+    if (beats(first[i - lo], best)) {
+      best = first[i - lo];
       at = i;
     }
   }
@@ -97,25 +96,30 @@ void max_span(const T* xr, index_t lo, index_t hi, T* y, index_t* arg) {
 }  // namespace
 
 template <typename T>
+void max_pool1d_windows(const Pool1dShape& s, const T* xs, index_t first, index_t ldx, index_t t0,
+                        index_t t1, T* ys, index_t* as, std::int32_t* rel) {
+  const index_t C = s.channels, Lo = s.l_out;
+  for (index_t t = t0; t < t1; ++t) {
+    index_t lo, hi;
+    window(s, t, &lo, &hi);
+    if (s.channels_last) {
+      max_rows(xs + (lo - first) * C, C, lo, hi, ys + t * C, as ? as + t * C : nullptr, rel);
+    } else {
+      for (index_t c = 0; c < C; ++c)
+        max_span(xs + c * ldx + (lo - first), lo, hi, ys + c * Lo + t,
+                 as ? as + c * Lo + t : nullptr);
+    }
+  }
+}
+
+template <typename T>
 void max_pool1d_forward(const Pool1dShape& s, const T* x, T* y, index_t* arg) {
   const index_t L = s.length, C = s.channels, Lo = s.l_out;
   parallel_for(s.batch, grain_for(L * C), [&](index_t b0, index_t b1) {
     std::vector<std::int32_t> rel(arg && s.channels_last ? static_cast<std::size_t>(C) : 0);
-    for (index_t b = b0; b < b1; ++b) {
-      const T* xs = x + b * L * C;
-      T* ys = y + b * Lo * C;
-      index_t* as = arg ? arg + b * Lo * C : nullptr;
-      for (index_t t = 0; t < Lo; ++t) {
-        index_t lo, hi;
-        window(s, t, &lo, &hi);
-        if (s.channels_last) {
-          max_rows(xs, C, lo, hi, ys + t * C, as ? as + t * C : nullptr, rel.data());
-        } else {
-          for (index_t c = 0; c < C; ++c)
-            max_span(xs + c * L, lo, hi, ys + c * Lo + t, as ? as + c * Lo + t : nullptr);
-        }
-      }
-    }
+    for (index_t b = b0; b < b1; ++b)
+      max_pool1d_windows(s, x + b * L * C, 0, L, 0, Lo, y + b * Lo * C,
+                         arg ? arg + b * Lo * C : nullptr, rel.data());
   });
 }
 
@@ -210,6 +214,8 @@ void global_avg_pool1d_backward(const Pool1dShape& s, const T* dy, T* dx) {
 
 #define RNNFAST_POOL1D_INSTANTIATE(T)                                                       \
   template void max_pool1d_forward<T>(const Pool1dShape&, const T*, T*, index_t*);         \
+  template void max_pool1d_windows<T>(const Pool1dShape&, const T*, index_t, index_t, index_t, \
+                                      index_t, T*, index_t*, std::int32_t*);               \
   template void max_pool1d_backward<T>(const Pool1dShape&, const index_t*, const T*, T*);  \
   template void global_max_pool1d_forward<T>(const Pool1dShape&, const T*, T*, index_t*);  \
   template void global_max_pool1d_backward<T>(const Pool1dShape&, const index_t*, const T*, \

@@ -25,6 +25,7 @@ from rnnfast.functional._precision import new_weights_token
 from rnnfast.functional.conv import (
     conv1d_backward,
     conv1d_forward,
+    conv1d_max_pool1d_forward,
     gated_activation_backward,
     gated_activation_forward,
     global_avg_pool1d_backward,
@@ -42,6 +43,7 @@ __all__ = [
     "dot_attention_forward",
     "conv1d_backward",
     "conv1d_forward",
+    "conv1d_max_pool1d_forward",
     "gated_activation_backward",
     "gated_activation_forward",
     "global_avg_pool1d_backward",

@@ -5,6 +5,8 @@
                             precision="float32", add=None, activation=None,
                             algorithm="auto")
     grads  = conv1d_backward(ctx, dy, *, add=None, pool=None)   # {"x", "w", "b"}
+    py, conv_ctx, pool_ctx = conv1d_max_pool1d_forward(x, w, b=None, *, <conv1d_forward's
+                            options but add>, pool_size, pool_stride=None, pool_padding="valid")
     y, ctx = max_pool1d_forward(x, *, pool_size, stride=None, padding="valid",
                                 channels_last=True, training=False)
     grads  = max_pool1d_backward(ctx, dy)              # {"x"}
@@ -44,6 +46,7 @@ from rnnfast.functional._types import Array, ArrayLike, Context, Gradients, Padd
 __all__ = [
     "conv1d_forward",
     "conv1d_backward",
+    "conv1d_max_pool1d_forward",
     "max_pool1d_forward",
     "max_pool1d_backward",
     "global_max_pool1d_forward",
@@ -120,6 +123,40 @@ def conv1d_backward(ctx: Context, dy: Optional[ArrayLike], *,
         None when ``b`` was None).
     """
     return _C.conv1d_backward(ctx, _w(dy), add=_w(add), pool=pool)
+
+
+def conv1d_max_pool1d_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
+                              stride: int = 1, padding: Padding = "valid", dilation: int = 1,
+                              groups: int = 1, channels_last: bool = True,
+                              training: bool = False, precision: str = "float32",
+                              activation: Optional[str] = None, pool_size: int,
+                              pool_stride: Optional[int] = None, pool_padding: str = "valid",
+                              algorithm: str = "auto"
+                              ) -> Tuple[Array, Optional[Context], Optional[Context]]:
+    """``conv1d_forward`` followed by ``max_pool1d_forward`` over its output, in one pass that
+    never stores the convolution's output: each block of it is pooled while in cache. ``py``
+    and the pool's winners are those of the two calls, bit for bit.
+
+    Args:
+        x, w, b, stride, padding, dilation, groups, channels_last, precision, activation,
+            algorithm: as ``conv1d_forward``'s (there is no ``add``).
+        training: return both ctxs.
+        pool_size, pool_stride, pool_padding: ``max_pool1d_forward``'s ``pool_size``,
+            ``stride`` (None: ``pool_size``) and ``padding`` over the convolution's output.
+
+    Returns:
+        ``(py, conv_ctx, pool_ctx)``: ``py`` the pool's output ``(B, L_pool, C_out)`` (or
+        ``(B, C_out, L_pool)``); with ``training``, the two ctxs for
+        ``conv1d_backward(conv_ctx, dpy, pool=pool_ctx)`` (``pool_ctx`` also serves
+        ``max_pool1d_backward``), else None and None. With ``activation="relu"`` the
+        convolution's output (the ReLU's mask) exists only at the pool's winners, so
+        ``conv1d_backward`` refuses ``conv_ctx`` without this ``pool_ctx``.
+    """
+    return _C.conv1d_max_pool1d_forward(
+        _w(x), _w(w), _w(b), stride=stride, padding=padding, dilation=dilation, groups=groups,
+        channels_last=bool(channels_last), training=bool(training), precision=precision,
+        activation=activation, pool_size=pool_size, pool_stride=pool_stride,
+        pool_padding=pool_padding, algorithm=algorithm)
 
 
 def max_pool1d_forward(x: ArrayLike, *, pool_size: int, stride: Optional[int] = None,

@@ -155,6 +155,14 @@ def _snapshot(layer):
     return [(m, m._cache, m.__dict__.get("_records")) for _, m in layer.named_modules()]
 
 
+def _out_info(layer, y):
+    """``(shape, dtype)`` of a call's output ``y`` for its backward; a Conv1D's never stored
+    (None: run with its pool, ``Conv1D.forward_pooled``) from what the pool kept."""
+    if y is not None:
+        return y.shape, y.dtype
+    return layer._saved()[1], layer.weight.dtype
+
+
 def _restore(snapshot):
     for module, cache, records in snapshot:
         object.__setattr__(module, "_cache", cache)
@@ -628,11 +636,22 @@ class Model(training.BaseModel):
         for i, (t, x) in enumerate(zip(self.inputs, xs)):
             values[id(t)], masks[id(t)] = x, None if in_masks is None else in_masks[i]
         records = [] if self.training else None
-        for node in self._nodes:
+        pool_of = ({j: i for i, j in self._conv_before_pool.items()}
+                   if self._fuse_conv_pool and self._fuse_conv_pool_forward else {})
+        pooled = {}  # index of a pool's call: (its output, what it kept) from its Conv1D's call
+        for k, node in enumerate(self._nodes):
             arrays = [values[id(t)] for t in node.inputs]
             in_masks = [masks[id(t)] for t in node.inputs]
             try:
-                outs, out_masks = node.call(arrays, in_masks)
+                if k in pooled:
+                    y, kept = pooled.pop(k)
+                    _restore(kept)
+                    outs, out_masks = [y], [None]
+                elif k in pool_of and self._run_pooled(node, self._nodes[pool_of[k]], arrays,
+                                                       in_masks, pooled, pool_of[k]):
+                    outs, out_masks = [None], [None]  # the Conv1D's output is never stored
+                else:
+                    outs, out_masks = node.call(arrays, in_masks)
             except (ValueError, TypeError) as exc:
                 kind = TypeError if isinstance(exc, TypeError) else ValueError
                 name = self.layer_names[self._layer_index(node.layer)]
@@ -641,7 +660,7 @@ class Model(training.BaseModel):
             for t, y, m in zip(node.outputs, outs, out_masks):
                 values[id(t)], masks[id(t)] = y, m
             if records is not None:
-                records.append((_snapshot(node.layer), [(y.shape, y.dtype) for y in outs]))
+                records.append((_snapshot(node.layer), [_out_info(node.layer, y) for y in outs]))
         self._records = records
         outputs = [values[id(t)] for t in self.outputs]
         self._engine_masks = []
@@ -651,6 +670,23 @@ class Model(training.BaseModel):
             self._engine_masks.append(m if ok else None)
         self.output_masks = list(self._engine_masks)
         return outputs
+
+    @staticmethod
+    def _run_pooled(node, pool_node, arrays, in_masks, pooled, index):
+        """Runs a Conv1D call and the MaxPooling1D call that alone takes its output as one
+        (``Conv1D.forward_pooled``) when it can: the pool's output and what the pool kept go to
+        ``pooled[index]`` for its own turn. False (nothing run) otherwise, and for an input
+        either refuses: the two calls then report it under their own names."""
+        conv, pool = node.layer, pool_node.layer
+        if (node.mask_slots or len(arrays) != 1 or in_masks[0] is not None
+                or not conv.fuses_pool(pool)):
+            return False
+        try:
+            y = conv.forward_pooled(arrays[0], pool)
+        except (ValueError, TypeError):
+            return False
+        pooled[index] = (y, _snapshot(pool))
+        return True
 
     def _run_backward(self, grads):
         if self._records is None or len(self._records) != len(self._nodes):

@@ -507,6 +507,31 @@ class Conv1D(_KernelLayer, nn.Conv1d):
         self._add_penalty_grads()
         return dx
 
+    def fuses_pool(self, pool):
+        """Whether ``forward_pooled(x, pool)`` can run this layer and the MaxPooling1D ``pool``
+        that takes its output in one call: what ``pools_into`` asks, known before the forward
+        (the activation None or the kernel's ReLU, no activity regularizer, one layout)."""
+        return (isinstance(pool, MaxPooling1D) and self.activity_regularizer is None
+                and (self.activation is None or type(self.activation) is ReLU)
+                and pool.channels_last == self.channels_last)
+
+    def forward_pooled(self, x, pool):
+        """``pool.forward(self.forward(x))`` (``fuses_pool(pool)``) in one kernel call that never
+        stores this layer's output (``F.conv1d_max_pool1d_forward``); both layers keep what
+        ``backward_through_pool`` needs (``backward`` alone refuses a ReLU's: its output is
+        gone)."""
+        relu = type(self.activation) is ReLU
+        x3, _ = self._input(x, allow_unbatched=False)
+        b = None if self.bias is None else self.bias.data
+        py, ctx, pool_ctx = F.conv1d_max_pool1d_forward(
+            x3, self.weight.data, b, **self._conv_options(), activation="relu" if relu else None,
+            pool_size=pool.kernel_size, pool_stride=pool.stride, pool_padding=pool.padding)
+        shape = None if pool_ctx is None else pool_ctx.input_shape
+        self._keep((ctx, shape, False))
+        self._finish(py, activated=relu)  # (records the ReLU as the kernel's; nothing else runs)
+        pool._keep((pool_ctx, py.shape, py.dtype, False))
+        return py
+
     def pools_into(self, pool):
         """Whether ``backward_through_pool(pool, dy)`` can differentiate this layer and the
         MaxPooling1D ``pool`` that took its output in the last training forward: the activation

@@ -187,6 +187,8 @@ class Sequential(training.BaseModel):
                 if fused is not None:
                     out = layer.forward_dropped(out, fused)
                     mask = layer.mask if layer.mask is not None and layer.mask.ndim == 2 else None
+                elif mask is None and self._pool_after(i) is not None:
+                    fused, out = self._forward_pooled(layer, self._pool_after(i), out)
                 else:
                     out, mask = self._call_layer(layer, out, mask)
             except (ValueError, TypeError) as exc:
@@ -208,6 +210,24 @@ class Sequential(training.BaseModel):
                 and getattr(layer, "activity_regularizer", None) is None):
             return after
         return None
+
+    def _pool_after(self, i):
+        """The MaxPooling1D after layer ``i`` when that is a Conv1D whose forward runs with it
+        in one call (``Conv1D.forward_pooled``), which the backward then differentiates as one
+        (``backward_through_pool``), else None."""
+        fuse = self._fuse_conv_pool and self._fuse_conv_pool_forward
+        if not fuse or i + 1 >= len(self.layers):
+            return None
+        layer, after = self.layers[i], self.layers[i + 1]
+        return after if isinstance(layer, Conv1D) and layer.fuses_pool(after) else None
+
+    def _forward_pooled(self, layer, pool, x):
+        """``(pool, pool's output)`` of the pair in one call; an input either refuses is left to
+        the two calls, whose errors name their own layer (None, layer's output)."""
+        try:
+            return pool, layer.forward_pooled(x, pool)
+        except (ValueError, TypeError):
+            return None, self._call_layer(layer, x, None)[0]
 
     def backward(self, dy):
         """Gradient of the last training-mode forward: adds parameter gradients to ``.grad``

@@ -689,6 +689,10 @@ class BaseModel(Module):
     # (only the windows' winners have gradients); False runs the two backwards one after the
     # other (A/B)
     _fuse_conv_pool = True
+    # with _fuse_conv_pool, such a pair's forward runs as one call too, which pools each block
+    # of the convolution's output while in cache and never stores that output
+    # (Conv1D.forward_pooled); False calls the two layers (A/B)
+    _fuse_conv_pool_forward = True
     # an Embedding's lookup and the Dropout after it run as one pass in Sequential's forward,
     # and their backwards as one (the same values, masks and gradients); False calls the two
     # layers (A/B)

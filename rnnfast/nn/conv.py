@@ -166,10 +166,9 @@ class Conv1d(Module):
     def _channels(self, x):
         return x.shape[-1] if self.channels_last else x.shape[-2]
 
-    def _convolve(self, x, allow_unbatched, add=None, activation=None):
-        """The forward; ``add`` (None, or an array of the output's shape, batched) is summed into
-        the output by the kernel (``F.conv1d_forward``'s ``add``), then ``activation`` (None or
-        ``"relu"``) applied by it."""
+    def _input(self, x, allow_unbatched):
+        """``(x as a 3-D array of the layer's dtype, whether a batch axis was added)``, checked
+        against the layer (built from it if not yet)."""
         x = as_float_input(x, "x", self.dtype)
         x3, unbatched = _batched(x, self.channels_last, allow_unbatched)
         if not self.built:
@@ -178,11 +177,21 @@ class Conv1d(Module):
             axis = "last" if self.channels_last else "channel (second to last)"
             raise ValueError(f"x: expected {self.in_channels} channels on the {axis} axis, got "
                              f"shape {x.shape}")
+        return x3, unbatched
+
+    def _conv_options(self):
+        """The kernel's arguments after the arrays (``F.conv1d_forward``'s)."""
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups, channels_last=self.channels_last,
+                    training=self.training, precision=self.precision)
+
+    def _convolve(self, x, allow_unbatched, add=None, activation=None):
+        """The forward; ``add`` (None, or an array of the output's shape, batched) is summed into
+        the output by the kernel (``F.conv1d_forward``'s ``add``), then ``activation`` (None or
+        ``"relu"``) applied by it."""
+        x3, unbatched = self._input(x, allow_unbatched)
         b = None if self.bias is None else self.bias.data
-        y, ctx = F.conv1d_forward(x3, self.weight.data, b, stride=self.stride,
-                                  padding=self.padding, dilation=self.dilation, groups=self.groups,
-                                  channels_last=self.channels_last, training=self.training,
-                                  precision=self.precision,
+        y, ctx = F.conv1d_forward(x3, self.weight.data, b, **self._conv_options(),
                                   add=add[None] if unbatched and add is not None else add,
                                   activation=activation)
         self._keep((ctx, y.shape, unbatched))

@@ -26,6 +26,7 @@ from rnnfast.reference.linear import linear_backward, linear_forward
 from rnnfast.reference.conv import (
     conv1d_backward,
     conv1d_forward,
+    conv1d_max_pool1d_forward,
     global_avg_pool1d_backward,
     global_avg_pool1d_forward,
     global_max_pool1d_backward,
@@ -41,6 +42,7 @@ __all__ = [
     "dot_attention_forward",
     "conv1d_backward",
     "conv1d_forward",
+    "conv1d_max_pool1d_forward",
     "global_avg_pool1d_backward",
     "global_avg_pool1d_forward",
     "global_max_pool1d_backward",

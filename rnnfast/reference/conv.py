@@ -9,6 +9,8 @@ implementation makes, the yardstick of the float32 kernels' tests)::
                             groups=1, channels_last=True, training=False, dtype=np.float64,
                             activation=None)         # or "relu": max(y, 0)
     grads  = conv1d_backward(ctx, dy)                  # {"x", "w", "b"}
+    py, conv_ctx, pool_ctx = conv1d_max_pool1d_forward(x, w, b=None, *, <conv1d_forward's
+                            options>, pool_size, pool_stride=None, pool_padding="valid")
     y, ctx = max_pool1d_forward(x, *, pool_size, stride=None, padding="valid",
                                 channels_last=True, training=False)
     grads  = max_pool1d_backward(ctx, dy)              # {"x"}
@@ -28,6 +30,7 @@ from rnnfast.reference._common import Ctx as _Ctx, check_ctx as _check_ctx, comp
 __all__ = [
     "conv1d_forward",
     "conv1d_backward",
+    "conv1d_max_pool1d_forward",
     "max_pool1d_forward",
     "max_pool1d_backward",
     "global_max_pool1d_forward",
@@ -177,6 +180,21 @@ def max_pool1d_backward(ctx, dy):
         bi, ci, _ = np.indices(ctx.arg.shape)
         np.add.at(dx, (bi, ci, ctx.arg), dy)  # overlapping windows accumulate
     return {"x": _from_ncl(dx, ctx.channels_last)}
+
+
+def conv1d_max_pool1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, groups=1,
+                              channels_last=True, training=False, dtype=np.float64,
+                              activation=None, pool_size, pool_stride=None,
+                              pool_padding="valid"):
+    """The two forwards, one after the other: (py, conv ctx, pool ctx); the gradient of both
+    is ``conv1d_backward(conv_ctx, max_pool1d_backward(pool_ctx, dpy)["x"])``."""
+    y, conv_ctx = conv1d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                                 groups=groups, channels_last=channels_last, training=training,
+                                 dtype=dtype, activation=activation)
+    py, pool_ctx = max_pool1d_forward(y, pool_size=pool_size, stride=pool_stride,
+                                      padding=pool_padding, channels_last=channels_last,
+                                      training=training, dtype=dtype)
+    return py, conv_ctx, pool_ctx
 
 
 # ---------------------------------------------------------------- global pooling over time

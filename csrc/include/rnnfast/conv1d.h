@@ -59,6 +59,17 @@ template <typename T>
 void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T* y,
                     const T* add = nullptr);
 
+// A convolution followed by a max pool (p: its shape; its input is the convolution's output y,
+// p.length = s.l_out, p.channels = s.c_out, the same layout) without storing y: py (the pool's
+// output) and arg (may be null: its record, max_pool1d_forward's) are those of
+// max_pool1d_forward over conv1d_forward's y (no add), bit for bit. Each block of y is computed
+// into a thread's buffer (the output steps of some consecutive windows, recomputed where
+// windows overlap) and pooled while in cache. conv1d_pool_backward then differentiates both
+// from py and arg; with s.relu its dense route needs y, which this never stores.
+template <typename T>
+void conv1d_max_pool1d_forward(const Conv1dShape& s, const Pool1dShape& p, const T* x, const T* w,
+                               const T* b, T* py, index_t* arg);
+
 // Gradients of sum(y * dy): dx [like x] (plus add_dx, x's shape, if not null: another path's
 // gradient of x summed in the same pass), dw [like w], db [C_out] (db may be null: no bias).
 // All outputs are only written. With s.relu, y is the forward's output (required) and the

@@ -9,6 +9,8 @@
 // arg holds the input step of the FIRST maximum of each window (NaN counts as the maximum), and
 // the backward passes send each output gradient there, accumulating where windows overlap.
 #pragma once
+#include <cstdint>
+
 #include "rnnfast/common.h"
 
 namespace rnnfast {
@@ -27,6 +29,17 @@ struct Pool1dShape {
 // y = max over each window; arg (may be null) receives the step of the first maximum.
 template <typename T>
 void max_pool1d_forward(const Pool1dShape& s, const T* x, T* y, index_t* arg);
+
+// Windows [t0, t1) of one sequence of max_pool1d_forward, from input steps held from step
+// `first` on (channels last: step i's C values at xs + (i - first) * C; channels first: channel
+// c's value at xs + c * ldx + (i - first)), which must include every step of those windows. ys
+// and as (may be null) are the sequence's y and arg ([L_out, C] or [C, L_out]); rel is scratch
+// of C int32 (channels last with as). The values and steps max_pool1d_forward writes there: a
+// caller that produces its input a block at a time (conv1d_max_pool1d_forward) pools each
+// block while it is in cache.
+template <typename T>
+void max_pool1d_windows(const Pool1dShape& s, const T* xs, index_t first, index_t ldx, index_t t0,
+                        index_t t1, T* ys, index_t* as, std::int32_t* rel);
 
 // dx (only written) = scatter-add of dy to the recorded steps.
 template <typename T>
