@@ -594,7 +594,7 @@ void conv1d_max_pool1d_forward(const Conv1dShape& s, const Pool1dShape& p, const
   if (p.l_out > 0 &&
       winograd::forward_each(s, x, w, [&](index_t seq, T* ys) {
         std::vector<std::int32_t> rel(static_cast<std::size_t>(g.c_out));
-        finish_block(g, b, nullptr, seq, 0, g.l_out, ys, g.l_out);
+        finish_block(g, b, static_cast<const T*>(nullptr), seq, 0, g.l_out, ys, g.l_out);
         const index_t out = seq * p.l_out * p.channels;
         max_pool1d_windows(p, ys, 0, g.l_out, 0, p.l_out, py + out, arg ? arg + out : nullptr,
                            rel.data());
