@@ -1371,6 +1371,32 @@ def sum_squares_case(rng):
     return "sum_squares", call, expect or Ok(check)
 
 
+def bad_keep(rng, count, p, writeable):
+    """An invalid keep= (the mask bits of count elements, (count + 7) // 8 uint8) for rate p,
+    and its error."""
+    size = (count + 7) // 8
+    how = rng.integers(6)
+    if how == 0:
+        return [0] * size, Err(TypeError, "keep: expected None or a uint8 NumPy array")
+    if how == 1:
+        return np.zeros(size, rng.choice([np.int8, np.float32, np.uint16])), \
+            Err(TypeError, "keep: expected a uint8 array")
+    if how == 2:
+        return np.zeros((1, size), np.uint8), Err(ValueError, "keep: expected a 1-D array")
+    if how == 3:
+        return np.zeros(size + 1 + int(rng.integers(3)), np.uint8), \
+            Err(ValueError, f"keep: expected {size} bytes")
+    if how == 4 and size > 1:
+        return np.zeros(2 * size, np.uint8)[::2], Err(ValueError, "keep: expected a ")
+    if how == 5 and writeable:
+        keep = np.zeros(size, np.uint8)
+        keep.setflags(write=False)
+        return keep, Err(ValueError, "keep: expected a writeable")
+    if p > 0:
+        return np.zeros(size + 1, np.uint8), Err(ValueError, f"keep: expected {size} bytes")
+    return np.zeros(size, np.uint8), Err(ValueError, "keep: needs a dropout (p > 0)")
+
+
 def embedding_case(rng):
     """embedding_backward: ids (1-D integers in 0..rows-1), dy (ids.size, dim), grad (rows, dim)
     updated in place, padding_idx None or a row, p in [0, 1), a seed and zero; the result is
@@ -1387,7 +1413,8 @@ def embedding_case(rng):
     call_ids, call_dy, call_grad, call_padding, expect = ids, dy, grad, padding, None
     call_p, call_seed = p, seed
     zero = bool(rng.integers(2))  # grad's contents ignored, taken as zeros
-    kind = rng.integers(8)
+    call_keep = None
+    kind = rng.integers(10)
     if kind == 1 and n:  # other valid layouts of the read-only arguments
         call_dy = odd_layout(rng, dy)
         call_ids = np.flip(np.flip(ids).copy()) if rng.integers(2) else ids.tolist()
@@ -1426,9 +1453,15 @@ def embedding_case(rng):
         else:
             call_p, call_seed = 0.5, [-1, 2 ** 64, 1.5, None][rng.integers(4)]
             expect = Err((TypeError, ValueError), "seed: expected an int in 0..2**64-1")
+    elif kind == 8 and p > 0:  # the mask's bits (as embedding_forward keeps them) read
+        from rnnfast.reference import dropout as reference_dropout
+        call_keep = np.packbits(reference_dropout(np.ones(n * dim, dtype), p, seed) != 0,
+                                bitorder="little")
+    elif kind == 9:  # an invalid keep
+        call_keep, expect = bad_keep(rng, n * dim, p, writeable=False)
     call = lambda: (_C.embedding_backward(call_ids, call_dy, call_grad,  # noqa: E731
                                           padding_idx=call_padding, p=call_p, seed=call_seed,
-                                          zero=zero),
+                                          zero=zero, keep=call_keep),
                     call_grad)[1]
 
     def check(got):
@@ -1454,7 +1487,8 @@ def embedding_forward_case(rng):
     p = [0.0, 0.5, 0.999, float(rng.random())][rng.integers(4)]
     seed = [0, 2 ** 64 - 1, int(rng.integers(0, 2 ** 63))][rng.integers(3)]
     call_ids, call_w, call_p, call_seed, expect = ids, weight, p, seed, None
-    kind = rng.integers(6)
+    call_keep = None
+    kind = rng.integers(8)
     if kind == 1 and dim > 1:
         call_w = odd_layout(rng, weight)
     elif kind == 2:
@@ -1473,11 +1507,19 @@ def embedding_forward_case(rng):
     elif kind == 5:
         call_seed = [-1, 2 ** 64, 1.5, "1", None][rng.integers(5)]
         expect = Err((TypeError, ValueError), "seed: expected an int in 0..2**64-1")
-    call = lambda: _C.embedding_forward(call_ids, call_w, call_p, call_seed)  # noqa: E731
+    elif kind == 6 and p > 0:  # the mask kept as bits too
+        call_keep = np.full((ids.size * dim + 7) // 8, 0xA5, np.uint8)
+    elif kind == 7:
+        call_keep, expect = bad_keep(rng, ids.size * dim, p, writeable=True)
+    call = lambda: _C.embedding_forward(call_ids, call_w, call_p, call_seed,  # noqa: E731
+                                        keep=call_keep)
 
     def check(got):
         rows_of = np.take(weight, ids.astype(np.int64), axis=0)
         same(got, reference_dropout(rows_of, p, seed) if p else rows_of, "embedding_forward")
+        if call_keep is not None:
+            same(call_keep, np.packbits(reference_dropout(np.ones(ids.size * dim, dtype), p, seed)
+                                        != 0, bitorder="little"), "embedding_forward keep")
     return "embedding_forward", call, expect or Ok(check)
 
 

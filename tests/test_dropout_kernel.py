@@ -211,3 +211,58 @@ def test_sequential_embedding_then_dropout_in_one_pass(rng, threads, dtype, p, m
                 np.testing.assert_array_equal(got[2][name], want[2][name], err_msg=name)
         assert model_fused.layers[1].rng.integers(2 ** 62) == model_plain.layers[1].rng.integers(
             2 ** 62)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_backward_dropped_reads_only_its_own_forwards_mask(rng, threads, dtype):
+    """``Embedding.forward_dropped`` keeps the dropout's mask as bits for ``backward_dropped``;
+    a backward called twice, after another fused forward, after the Dropout's own forward (a
+    new seed), after a forward without the dropout or with the rate changed gives what the
+    mask drawn from the Dropout's current seed and rate gives (np.add.at of the reference
+    dropout), never a stale mask."""
+    from rnnfast import nn
+    from rnnfast.reference import dropout as reference_dropout
+    emb = nn.Embedding(30, 11, seed=0, dtype=dtype)
+    drop = nn.Dropout(0.4, seed=1)
+    x1, x2 = rng.integers(0, 30, (4, 7)), rng.integers(0, 30, (4, 7))
+    x1[0, 0], x2[-1, -1] = 0, 29
+    dy = rng.standard_normal((4, 7, 11)).astype(dtype)
+
+    def want(x, start=None):
+        seed = drop._saved()[0]
+        out = np.zeros((30, 11), dtype) if start is None else start.copy()
+        np.add.at(out, x.reshape(-1), reference_dropout(dy, drop.p, seed).reshape(-1, 11))
+        return out
+
+    def backward():
+        emb.weight.grad = None
+        emb.backward_dropped(dy, drop)
+        return emb.weight.grad
+
+    for t in (1, 2):
+        rnnfast.set_num_threads(t)
+        drop.p = 0.4
+        y = emb.forward_dropped(x1, drop)
+        seed = drop._saved()[0]
+        np.testing.assert_array_equal(
+            y, reference_dropout(emb.weight.data[x1], drop.p, seed))
+        kept = emb._saved()[1]  # (seed, p, bits): the bits are the reference's mask
+        assert kept[:2] == (seed, 0.4)
+        np.testing.assert_array_equal(kept[2], np.packbits(
+            reference_dropout(np.ones(y.size, dtype), 0.4, seed) != 0, bitorder="little"))
+        once = backward().copy()
+        np.testing.assert_array_equal(once, want(x1))
+        emb.backward_dropped(dy, drop)  # twice: accumulated, the same mask
+        np.testing.assert_array_equal(emb.weight.grad, want(x1, once))
+        emb.forward_dropped(x2, drop)  # another fused forward: its own mask
+        np.testing.assert_array_equal(backward(), want(x2))
+        drop.forward(np.ones((4, 7, 11), dtype))  # the Dropout alone: a new seed
+        assert drop._saved()[0] != emb._saved()[1][0]
+        np.testing.assert_array_equal(backward(), want(x2))
+        emb.forward_dropped(x1, drop)
+        emb.forward(x2)  # without the dropout: nothing kept, the Dropout's seed drawn again
+        assert emb._saved()[1] is None
+        np.testing.assert_array_equal(backward(), want(x2))
+        emb.forward_dropped(x1, drop)
+        drop.p = 0.7  # another rate than the kept bits'
+        np.testing.assert_array_equal(backward(), want(x1))

@@ -137,6 +137,100 @@ def test_forward_is_take_then_dropout_bitwise(rng, threads, dtype, rows, dim, sh
         _C.set_isa(isa)
 
 
+def kept_bits(n, p, seed, dtype):
+    """The reference dropout's mask over n elements as keep= bits (bit e % 8 of byte e // 8)."""
+    return np.packbits(R.dropout(np.ones(n, dtype), p, seed) != 0, bitorder="little")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows,dim,shape", [(1, 1, (1,)), (7, 3, (5,)), (9, 17, (3, 11)),
+                                            (4, 1, (7,)), (3, 5, ()), (6, 15, (1,)),
+                                            (13, 31, (3, 200)), (5000, 100, (100, 100)),
+                                            (60000, 7, (5001,))])
+def test_forward_keeps_the_mask_as_bits_and_backward_reads_them(rng, threads, dtype, rows, dim,
+                                                                shape):
+    """embedding_forward(..., keep=) fills keep with the dropout's mask as little-endian bits
+    (the reference's kept elements, np.packbits), leaving y unchanged; embedding_backward(...,
+    keep=) with those bits is bitwise the backward that draws the mask from the seed and
+    np.add.at of the reference dropout, with and without zero and padding_idx: odd widths
+    (rows starting anywhere in a byte), one row, ids 0 and rows - 1, a heavy id, p near 0 and
+    1, every instruction set, 1 / 2 / 3 threads."""
+    w = rng.standard_normal((rows, dim)).astype(dtype)
+    ids = rng.integers(0, rows, shape)
+    flat = ids.reshape(-1)
+    if flat.size >= 3:
+        flat[:flat.size // 3] = 0  # a heavy id (pre-padding)
+        flat[-1] = rows - 1
+    n = ids.size * dim
+    dy = rng.standard_normal((ids.size, dim)).astype(dtype)
+    dy[::3, ::2] = -0.0  # signed zeros: 0 + (-0) is +0, as a cleared row gets it
+    grad0 = rng.standard_normal((rows, dim)).astype(dtype)
+    isa = _C.active_isa()
+    try:
+        for p, seed in ((0.5, 12345), (1e-6, 2 ** 64 - 1), (0.999, 0), (0.37, 9)):
+            bits = kept_bits(n, p, seed, dtype)
+            y_want = R.dropout(np.take(w, ids, axis=0), p, seed)
+            dropped = R.dropout(dy, p, seed)
+            for name in _C.supported_isas():
+                _C.set_isa(name)
+                for t in (1, 2, 3):
+                    rnnfast.set_num_threads(t)
+                    keep = np.full((n + 7) // 8, 0xA5, np.uint8)  # every byte written
+                    np.testing.assert_array_equal(
+                        _C.embedding_forward(ids, w, p, seed, keep=keep), y_want)
+                    np.testing.assert_array_equal(keep, bits)
+                    for padding_idx in (None, 0):
+                        want = reference(flat, dropped, grad0, padding_idx)
+                        got = grad0.copy()
+                        _C.embedding_backward(flat, dy, got, padding_idx=padding_idx, p=p,
+                                              seed=seed, keep=keep)
+                        np.testing.assert_array_equal(got, want)
+                        want = reference(flat, dropped, np.zeros_like(grad0), padding_idx)
+                        got = np.full_like(grad0, np.nan)
+                        _C.embedding_backward(flat, dy, got, padding_idx=padding_idx, p=p,
+                                              seed=seed, zero=True, keep=keep)
+                        np.testing.assert_array_equal(got, want)
+                        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    finally:
+        _C.set_isa(isa)
+
+
+@pytest.mark.parametrize("dim", [1, 16, 23, 100])
+def test_backward_reads_the_given_bits_not_the_seed(rng, threads, dim):
+    """The backward drops dy by keep's bits (here every other element and then none), whatever
+    the seed would draw; the keep array is only read (also where it aliases grad's bytes)."""
+    ids = rng.integers(0, 9, 301)
+    dy = rng.standard_normal((301, dim)).astype(np.float32)
+    n = dy.size
+    every_other = (np.arange(n) % 2 == 0)
+    isa = _C.active_isa()
+    try:
+        for name in _C.supported_isas():
+            _C.set_isa(name)
+            for t in (1, 2):
+                rnnfast.set_num_threads(t)
+                for kept in (every_other, np.ones(n, bool), np.zeros(n, bool)):
+                    keep = np.packbits(kept, bitorder="little")
+                    before = keep.copy()
+                    scale = np.float32(1) / np.float32(1 - 0.25)
+                    want = reference(ids, dy * np.where(kept, scale, np.float32(0)).reshape(
+                        dy.shape), np.zeros((9, dim), np.float32))
+                    got = np.empty((9, dim), np.float32)
+                    _C.embedding_backward(ids, dy, got, p=0.25, seed=3, zero=True, keep=keep)
+                    np.testing.assert_array_equal(got, want)
+                    np.testing.assert_array_equal(keep, before)
+    finally:
+        _C.set_isa(isa)
+    # keep inside grad's memory: read as it was before the call
+    grad = np.zeros((4, 8), np.float32)
+    bits = grad.reshape(-1).view(np.uint8)[:1]  # the lowest byte of grad[0, 0]
+    bits[0] = 0b10110011
+    want = reference(np.array([0]), np.array([[1, 1, 0, 0, 1, 1, 0, 1]], np.float32) * 2,
+                     grad.copy())
+    _C.embedding_backward(np.array([0]), np.ones((1, 8), np.float32), grad, p=0.5, keep=bits)
+    np.testing.assert_array_equal(grad, want)
+
+
 @pytest.mark.parametrize("id_dtype", [np.int8, np.uint16, np.int32, np.uint64])
 def test_forward_ids_and_weight_layouts(rng, id_dtype):
     w = rng.standard_normal((20, 2 * 19)).astype(np.float32)[:, ::2]  # not contiguous
@@ -214,10 +308,52 @@ def f32(*shape):
      r"seed: expected an int in 0..2\*\*64-1, got -1"),
     (lambda: _C.embedding_forward(np.array([0]), f32(5, 3), 0.5, 1.5), TypeError,
      r"seed: expected an int in 0..2\*\*64-1, got"),
+    (lambda: _C.embedding_forward(np.array([0, 1]), f32(5, 3), 0.5, 1, keep=[0]), TypeError,
+     "keep: expected None or a uint8 NumPy array .*, got <class 'list'>"),
+    (lambda: _C.embedding_forward(np.array([0, 1]), f32(5, 3), 0.5, 1, keep=np.zeros(1, np.int8)),
+     TypeError, "keep: expected a uint8 array, got dtype int8"),
+    (lambda: _C.embedding_forward(np.array([0, 1]), f32(5, 3), 0.5, 1,
+                                  keep=np.zeros((1, 1), np.uint8)),
+     ValueError, "keep: expected a 1-D array"),
+    (lambda: _C.embedding_forward(np.array([0, 1]), f32(5, 3), 0.5, 1, keep=np.zeros(2, np.uint8)),
+     ValueError, r"keep: expected 1 bytes \(one bit per element of dy or y: \(ids.size \* dim "
+     r"\+ 7\) // 8\), got 2"),
+    (lambda: _C.embedding_forward(np.array([0, 1, 2]), f32(5, 3), 0.5, 1,
+                                  keep=np.zeros(4, np.uint8)[::2]),
+     ValueError, "keep: expected a writeable, C-contiguous array, got another layout"),
+    (lambda: _C.embedding_forward(np.array([0, 1]), f32(5, 3), 0.0, 1, keep=np.zeros(1, np.uint8)),
+     ValueError, r"keep: needs a dropout \(p > 0\), got p = 0"),
+    (lambda: (lambda w: _C.embedding_forward(np.array([0, 1]), w, 0.5, 1,
+                                             keep=w.reshape(-1).view(np.uint8)[:1]))(f32(5, 3)),
+     ValueError, "keep: shares memory with weight or ids"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=0.5, keep=[1]),
+     TypeError, "keep: expected None or a uint8 NumPy array"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), p=0.5,
+                                   keep=np.zeros(1, np.float32)),
+     TypeError, "keep: expected a uint8 array, got dtype float32"),
+    (lambda: _C.embedding_backward(np.array([0] * 3), f32(3, 3), f32(5, 3), p=0.5,
+                                   keep=np.zeros(1, np.uint8)),
+     ValueError, r"keep: expected 2 bytes .*, got 1"),
+    (lambda: _C.embedding_backward(np.array([0] * 3), f32(3, 3), f32(5, 3), p=0.5,
+                                   keep=np.zeros(4, np.uint8)[::2]),
+     ValueError, "keep: expected a C-contiguous array, got another layout"),
+    (lambda: _C.embedding_backward(np.array([0]), f32(1, 3), f32(5, 3), keep=np.zeros(1, np.uint8)),
+     ValueError, r"keep: needs a dropout \(p > 0\), got p = 0"),
 ])
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_read_only_keep_is_refused_by_the_forward_only():
+    keep = np.zeros(1, np.uint8)
+    keep.setflags(write=False)
+    with pytest.raises(ValueError, match="keep: expected a writeable, C-contiguous array, got a "
+                                         "read-only one"):
+        _C.embedding_forward(np.array([0, 1]), f32(5, 3), 0.5, 1, keep=keep)
+    grad = f32(5, 3)
+    _C.embedding_backward(np.array([0, 1]), np.ones((2, 3), np.float32), grad, p=0.5, keep=keep)
+    np.testing.assert_array_equal(grad, 0)  # every element dropped by the bits
 
 
 def test_read_only_grad_is_refused():

@@ -264,6 +264,7 @@ a = f(300, 300)
 a3 = f(4, 64, 64)
 aw, am, av = a.copy(), np.zeros_like(a), np.zeros_like(a)
 ids, eg = rng.integers(0, 50, 300), np.zeros((50, 300), np.float32)
+ek = np.zeros(300 * 300 // 8, np.uint8)  # the dropout mask's bits of a (300, 300) lookup
 isa = _C.active_isa()
 bf16_isa = _C.active_bf16_isa()
 def refused(call, error):
@@ -323,8 +324,8 @@ calls = {
         [aw], [a], [am], [av], None, [(0.9, 0.1, 0.999, 0.001, 1e-3, 1e-7, 1.0, 1.0, 1.0)],
         rule="keras"),
     "sum_squares": lambda: _C.sum_squares(a),
-    "embedding_backward": lambda: _C.embedding_backward(ids, a, eg),
-    "embedding_forward": lambda: _C.embedding_forward(ids, eg, 0.5, 1),
+    "embedding_backward": lambda: _C.embedding_backward(ids, a, eg, p=0.5, keep=ek),
+    "embedding_forward": lambda: _C.embedding_forward(ids, eg, 0.5, 1, keep=ek),
     "dropout": lambda: _C.dropout(a, 0.5, 1),
     "_array_memory_enter": lambda: _C._array_memory_exit(_C._array_memory_enter()),
     "_array_memory_exit": lambda: _C._array_memory_exit(None),

@@ -29,7 +29,7 @@ constexpr index_t kPairsPerItem = 1 << 13;
 
 template <typename T>
 void apply_pairs(index_t n, const T* x, std::uint32_t threshold, T scale, std::uint64_t seed,
-                 index_t j0, index_t j1, T* y) {
+                 index_t j0, index_t j1, T* y, std::uint8_t* keep) {
   using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
   const U scale_bits = as<U>(scale);
   // Blocks of pairs: the draws first, then a branch-free (vectorisable) pass over the values
@@ -54,25 +54,58 @@ void apply_pairs(index_t n, const T* x, std::uint32_t threshold, T scale, std::u
     // the multiplier's bits: scale's where kept, zero's where dropped (integer masks: the
     // compilers turn a select of floats into a branch)
     for (index_t e = 0; e < count; ++e) {
-      const U keep = U(0) - static_cast<U>(bits[e] >= threshold);
-      ys[e] = xs[e] * as<T>(static_cast<U>(keep & scale_bits));
+      const U kept = U(0) - static_cast<U>(bits[e] >= threshold);
+      ys[e] = xs[e] * as<T>(static_cast<U>(kept & scale_bits));
+    }
+    if (keep) {  // (e0 - 2 j0 is a multiple of 2 * kBlock: whole bytes)
+      std::uint8_t* to = keep + (e0 - 2 * j0) / 8;
+      for (index_t b = 0; b < count; b += 8) {
+        unsigned byte = 0;
+        for (index_t k = 0; k < 8 && b + k < count; ++k)
+          byte |= static_cast<unsigned>(bits[b + k] >= threshold) << k;
+        to[b / 8] = static_cast<std::uint8_t>(byte);
+      }
     }
   }
 }
 
-// The pairs kernel of the active instruction set.
+// g[c] += x[c] * (kept ? scale : 0) (dropout_kernels.h): the product rounded, then added (no
+// multiply-add, which a compiler may otherwise contract them into on targets that have one).
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
 template <typename T>
-auto active_pairs() {
-  auto pairs_of = &apply_pairs<T>;
+void add_kept(index_t count, const T* x, const std::uint8_t* keep, index_t bit, T scale, T* g) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  const U scale_bits = as<U>(scale);
+  for (index_t c = 0; c < count; ++c) {
+    const index_t b = bit + c;
+    const U kept = U(0) - static_cast<U>((keep[b >> 3] >> (b & 7)) & 1u);
+    const T product = x[c] * as<T>(static_cast<U>(kept & scale_bits));
+    g[c] += product;
+  }
+}
+#if defined(__clang__)
+#pragma clang fp contract(on)
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+// The kernels of the active instruction set.
+template <typename T>
+dropout_kernels::DropoutPairs<T> active_pairs() {
 #ifdef RNNFAST_HAVE_X86_KERNELS
   if (active_isa() == Isa::avx512) {
     if constexpr (std::is_same_v<T, float>)
-      pairs_of = dropout_kernels::kDropoutAvx512F32.apply;
+      return dropout_kernels::kDropoutAvx512F32;
     else
-      pairs_of = dropout_kernels::kDropoutAvx512F64.apply;
+      return dropout_kernels::kDropoutAvx512F64;
   }
 #endif
-  return pairs_of;
+  return {&apply_pairs<T>, &add_kept<T>};
 }
 
 // Calls run(j0, j1) over [0, pairs) in items of kPairsPerItem pairs, on the threads when there
@@ -101,20 +134,20 @@ void dropout_apply(index_t n, const T* x, double p, std::uint64_t seed, T* y) {
   if (n <= 0) return;
   const std::uint32_t threshold = dropout_threshold(p);
   const T scale = T(1) / static_cast<T>(1.0 - p);  // 1 - p in double, as Python computes it
-  const auto pairs_of = active_pairs<T>();
+  const auto pairs_of = active_pairs<T>().apply;
   over_items((n + 1) / 2, [&](index_t j0, index_t j1) {
-    pairs_of(n, x + 2 * j0, threshold, scale, seed, j0, j1, y + 2 * j0);
+    pairs_of(n, x + 2 * j0, threshold, scale, seed, j0, j1, y + 2 * j0, nullptr);
   });
 }
 
 template <typename T>
 void dropout_gather(index_t rows, index_t dim, const std::int64_t* ids, const T* table, double p,
-                    std::uint64_t seed, T* y) {
+                    std::uint64_t seed, T* y, std::uint8_t* keep) {
   const index_t n = rows * dim;
   if (n <= 0) return;
   const std::uint32_t threshold = dropout_threshold(p);
   const T scale = T(1) / static_cast<T>(1.0 - p);
-  const auto pairs_of = active_pairs<T>();
+  const auto pairs_of = active_pairs<T>().apply;
   over_items((n + 1) / 2, [&](index_t j0, index_t j1) {
     for (index_t jb = j0; jb < j1; jb += kGatherPairs) {
       const index_t je = std::min(j1, jb + kGatherPairs);
@@ -124,14 +157,17 @@ void dropout_gather(index_t rows, index_t dim, const std::int64_t* ids, const T*
         std::memcpy(y + e, table + ids[r] * dim + c, static_cast<std::size_t>(len) * sizeof(T));
         e += len;
       }
-      if (p > 0.0) pairs_of(n, y + 2 * jb, threshold, scale, seed, jb, je, y + 2 * jb);
+      if (p > 0.0)  // (jb a multiple of kGatherPairs: the keep bits from a whole byte)
+        pairs_of(n, y + 2 * jb, threshold, scale, seed, jb, je, y + 2 * jb,
+                 keep ? keep + 2 * jb / 8 : nullptr);
     }
   });
 }
 
 template <typename T>
 DropoutParts<T> dropout_parts(double p) {
-  return {dropout_threshold(p), T(1) / static_cast<T>(1.0 - p), active_pairs<T>()};
+  const auto kernels = active_pairs<T>();
+  return {dropout_threshold(p), T(1) / static_cast<T>(1.0 - p), kernels.apply, kernels.add_kept};
 }
 
 template void dropout_apply<float>(index_t, const float*, double, std::uint64_t, float*);
@@ -139,8 +175,8 @@ template void dropout_apply<double>(index_t, const double*, double, std::uint64_
 template DropoutParts<float> dropout_parts<float>(double);
 template DropoutParts<double> dropout_parts<double>(double);
 template void dropout_gather<float>(index_t, index_t, const std::int64_t*, const float*, double,
-                                    std::uint64_t, float*);
+                                    std::uint64_t, float*, std::uint8_t*);
 template void dropout_gather<double>(index_t, index_t, const std::int64_t*, const double*, double,
-                                     std::uint64_t, double*);
+                                     std::uint64_t, double*, std::uint8_t*);
 
 }  // namespace rnnfast

@@ -12,12 +12,20 @@
 namespace rnnfast {
 namespace dropout_kernels {
 
-// y[e - 2 j0] = x[e - 2 j0] * (bits(seed, e) >= threshold ? scale : 0) for the elements e of
-// pairs [j0, j1) below n: x and y point at element 2 j0 (y may be x).
+// apply: y[e - 2 j0] = x[e - 2 j0] * (bits(seed, e) >= threshold ? scale : 0) for the elements
+// e of pairs [j0, j1) below n: x and y point at element 2 j0 (y may be x). keep non-null (then
+// j0 is a multiple of 8): the same keep bits stored too, element e's as bit (e - 2 j0) % 8 of
+// byte (e - 2 j0) / 8 from keep (which points at element 2 j0's byte); the bits of the last
+// byte above n are zero.
+// add_kept: g[c] += x[c] * (kept(bit + c) ? scale : 0) for c in [0, count), kept(b) bit b % 8 of
+// keep[b / 8] as apply stores them, the product rounded before the sum (no fused multiply-add):
+// reads only the bytes of bits [bit, bit + count).
 template <typename T>
 struct DropoutPairs {
   void (*apply)(index_t n, const T* x, std::uint32_t threshold, T scale, std::uint64_t seed,
-                index_t j0, index_t j1, T* y);
+                index_t j0, index_t j1, T* y, std::uint8_t* keep);
+  void (*add_kept)(index_t count, const T* x, const std::uint8_t* keep, index_t bit, T scale,
+                   T* g);
 };
 
 #ifdef RNNFAST_HAVE_X86_KERNELS

@@ -61,7 +61,7 @@ void embedding_backward(index_t n, index_t dim, index_t rows, const std::int64_t
 template <typename T>
 void embedding_backward_dropped(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
                                 const T* dy, std::int64_t skip, double p, std::uint64_t seed,
-                                bool zero, T* grad) {
+                                bool zero, T* grad, const std::uint8_t* keep) {
   if (dim <= 0) return;
   if (n <= 0) {
     if (zero) std::fill(grad, grad + rows * dim, T(0));
@@ -89,13 +89,18 @@ void embedding_backward_dropped(index_t n, index_t dim, index_t rows, const std:
   const index_t ranges = static_cast<index_t>(bounds.size()) - 1;
   const DropoutParts<T> drop = dropout_parts<T>(p);
   auto run = [&](index_t k0, index_t k1) {
-    std::vector<T> row(static_cast<std::size_t>(dim + 2));  // a row from its first pair on
+    std::vector<T> row(keep ? 0 : static_cast<std::size_t>(dim + 2));  // from its first pair on
     const std::int64_t lo = bounds[k0], hi = bounds[k1];
     if (zero) std::fill(grad + lo * dim, grad + hi * dim, T(0));  // this range's rows
     for (index_t i = 0; i < n; ++i) {
       const std::int64_t id = ids[i];
       if (id < lo || id >= hi || id == skip) continue;
-      const index_t e = i * dim, j0 = e / 2, j1 = (e + dim + 1) / 2;
+      const index_t e = i * dim;
+      if (keep) {  // the forward's mask bits
+        drop.add_kept(dim, dy + e, keep, e, grad + id * dim);
+        continue;
+      }
+      const index_t j0 = e / 2, j1 = (e + dim + 1) / 2;
       drop.apply(total, dy + 2 * j0, seed, j0, j1, row.data());
       const T* __restrict d = row.data() + (e - 2 * j0);
       T* __restrict g = grad + id * dim;
@@ -115,9 +120,10 @@ template void embedding_backward<double>(index_t, index_t, index_t, const std::i
 
 template void embedding_backward_dropped<float>(index_t, index_t, index_t, const std::int64_t*,
                                                 const float*, std::int64_t, double, std::uint64_t,
-                                                bool, float*);
+                                                bool, float*, const std::uint8_t*);
 template void embedding_backward_dropped<double>(index_t, index_t, index_t, const std::int64_t*,
                                                  const double*, std::int64_t, double,
-                                                 std::uint64_t, bool, double*);
+                                                 std::uint64_t, bool, double*,
+                                                 const std::uint8_t*);
 
 }  // namespace rnnfast

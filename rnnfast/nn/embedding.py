@@ -4,8 +4,9 @@
 The weight is ``(num_embeddings, embedding_dim)``, initialised N(0, 1) as in PyTorch (the
 ``padding_idx`` row zero); ``torch.nn.Embedding`` state_dicts load 1:1. The lookup is one
 C++ pass on the kernels' threads, which ``forward_dropped`` also uses to apply the
-``Dropout`` after the layer while writing the rows, and ``backward_dropped`` to drop the
-gradient while adding it (what ``Sequential`` does). The row at
+``Dropout`` after the layer while writing the rows (keeping its mask as bits, 1/32 of the
+rows' float32 bytes), and ``backward_dropped`` to drop the gradient with those bits while adding
+it (what ``Sequential`` does). The row at
 ``padding_idx`` gets no gradient. The backward adds each token's gradient row into
 ``weight.grad`` in token order (the values of ``np.add.at``), on the kernels' threads, which
 split the columns: the same result at any thread count.
@@ -105,13 +106,18 @@ class Embedding(Module):
         self.mask = (x != 0) if self.mask_zero else None
         # the kernels' ids: made once here, not by the forward's and the backward's bindings
         ids = np.asarray(x, dtype=np.int64, order="C")
-        self._keep(ids)
         shape = x.shape + (self.embedding_dim,)
         seed = None if dropout is None else dropout._draw(shape, self.dtype)
         if seed is None or seed < 0:  # (no dropout, or the layer's own result: eval, p 0 or 1)
+            self._keep((ids, None))
             y = _C.embedding_forward(ids, self.weight.data)  # weight.data[x], on the threads
             return y if dropout is None else dropout._dropped(y, seed)
-        return _C.embedding_forward(ids, self.weight.data, dropout.p, seed)
+        # the dropout's mask as bits (1/32 of y's float32 bytes), which backward_dropped reads
+        # instead of drawing it again, kept with the seed and rate it belongs to
+        keep = np.empty((ids.size * self.embedding_dim + 7) // 8, np.uint8) \
+            if self.training else None
+        self._keep((ids, (seed, dropout.p, keep)))
+        return _C.embedding_forward(ids, self.weight.data, dropout.p, seed, keep)
 
     @property
     def lengths(self):
@@ -145,10 +151,14 @@ class Embedding(Module):
         seed, shape, dtype = dropout._saved()
         if seed is None or seed < 0:  # (identity or zeros: the layer's own backward)
             return self._scatter(dropout.backward(dy))
-        return self._scatter(check_grad(dy, "dy", shape, dtype), dropout.p, seed)
+        # the mask this layer's forward stored, when it is this seed's and rate's (not after
+        # another forward of the Dropout alone): the same bits as drawing them again
+        dropped = self._saved()[1]
+        keep = dropped[2] if dropped is not None and dropped[:2] == (seed, dropout.p) else None
+        return self._scatter(check_grad(dy, "dy", shape, dtype), dropout.p, seed, keep)
 
-    def _scatter(self, dy, p=0.0, seed=0):
-        x = self._saved()
+    def _scatter(self, dy, p=0.0, seed=0, keep=None):
+        x = self._saved()[0]
         dy = check_grad(dy, "dy", x.shape + (self.embedding_dim,), self.dtype)
         weight = self.weight
         if not weight.requires_grad:
@@ -164,7 +174,7 @@ class Embedding(Module):
         # grad[ids[i]] += rows[i] in token order, columns split between the threads (bitwise
         # np.add.at's result at any thread count)
         _C.embedding_backward(x.reshape(-1), dy.reshape(-1, self.embedding_dim), grad,
-                              padding_idx=self.padding_idx, p=p, seed=seed, zero=fresh)
+                              padding_idx=self.padding_idx, p=p, seed=seed, zero=fresh, keep=keep)
         weight.grad = grad
         return None
 

@@ -24,10 +24,12 @@ void embedding_backward(index_t n, index_t dim, index_t rows, const std::int64_t
 // skip: bitwise dropout_apply on dy followed by embedding_backward, without the dropped copy.
 // Threads split the rows of grad (rows of them: ids in [0, rows)) into ranges of ids holding
 // about as many tokens each; each range drops and adds its tokens' rows in token order (with
-// zero, after clearing its rows).
+// zero, after clearing its rows). keep non-null: the mask's bits as dropout_gather stored them
+// ((n * dim + 7) / 8 bytes), read instead of drawn from seed (the same values when they are
+// that seed's).
 template <typename T>
 void embedding_backward_dropped(index_t n, index_t dim, index_t rows, const std::int64_t* ids,
                                 const T* dy, std::int64_t skip, double p, std::uint64_t seed,
-                                bool zero, T* grad);
+                                bool zero, T* grad, const std::uint8_t* keep = nullptr);
 
 }  // namespace rnnfast
