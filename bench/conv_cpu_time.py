@@ -502,8 +502,10 @@ def main(argv=None):
         products(args.rounds)
     elif args.what == "pooled":
         pooled(args.rounds)
-                                         "pooled-forward", "functional", "embedding", "memory",
-                                         "memory-child", "algorithms"])
+    elif args.what == "algorithms":
+        algorithms(args.rounds)
+    elif args.what == "pooled-forward":
+        pooled_forward(args.rounds)
     elif args.what == "functional":
         functional(args.rounds)
     elif args.what == "embedding":

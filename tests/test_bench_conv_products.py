@@ -61,6 +61,7 @@ def test_algorithms_table(bench, capsys):
         assert wall > 0 and cpu >= 0
         assert rows[name] == [pytest.approx(wall, abs=0.0006), pytest.approx(cpu, abs=0.0006)]
 
+
 def test_pooled_forward_table(bench, capsys):
     """``pooled-forward``: the two calls and the one, checked bitwise, each timed (a row each
     with the minima returned)."""
