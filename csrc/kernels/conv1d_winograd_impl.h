@@ -1,7 +1,7 @@
-// The transforms of conv1d_winograd_kernels.h, written once over a vector shim S (simd_*.h: zero, load,
-// load_n, store, store_n, set1, fma) and compiled by each instruction-set translation unit, one
-// instance per tile shape: a block of W channels of every input (output) row of a tile in
-// registers. Internal linkage only.
+// The transforms of conv1d_winograd_kernels.h, written once over a vector shim S (simd_*.h:
+// zero, load, load_n, store, store_n, set1, fma) and compiled by each instruction-set translation
+// unit, one instance per tile shape: a block of W channels of every input (output) row of a tile
+// in registers. Internal linkage only.
 #pragma once
 #include <algorithm>
 
