@@ -808,17 +808,9 @@ def conv_pool_case(rng):
                   pool_padding=["valid", "same", "valid", "same", "valid", "causal", 1, None][
                       rng.integers(8)])
     if expect is None:
-        length = y.shape[1 if channels_last else 2]
-        expect = int_verdict(window["pool_size"], "pool_size", 1)
-        if expect is None and window["pool_stride"] is not None:
-            expect = int_verdict(window["pool_stride"], "pool_stride", 1)
-        if expect is None and window["pool_size"] > MAX_EXTENT:
-            expect = Err(ValueError, "pool_size: ")
-        if expect is None and window["pool_padding"] not in ("valid", "same"):
-            expect = Err(TypeError if not isinstance(window["pool_padding"], str) else ValueError,
-                         "pool_padding: expected 'valid' or 'same'")
-        if expect is None and window["pool_padding"] == "valid" and window["pool_size"] > length:
-            expect = Err(ValueError, "pool_size: a window of")
+        expect = max_pool_verdict(window["pool_size"], window["pool_stride"],
+                                  window["pool_padding"], y.shape[1 if channels_last else 2],
+                                  "pool_")
     training = bool(rng.integers(2))
     call = lambda: _C.conv1d_max_pool1d_forward(  # noqa: E731
         call_x, call_w, call_b, training=training, **conv, **window)
@@ -846,6 +838,22 @@ def conv_pool_case(rng):
     return "conv1d_max_pool1d_forward", call, expect or Ok(check)
 
 
+def max_pool_verdict(size, stride, padding, length, prefix=""):
+    """What a max pool's window arguments over ``length`` steps get: None (accepted) or the
+    error naming the first bad one (``stride`` and ``padding`` named with ``prefix``)."""
+    expect = int_verdict(size, "pool_size", 1)
+    if expect is None and stride is not None:
+        expect = int_verdict(stride, prefix + "stride", 1)
+    if expect is None and size > MAX_EXTENT:
+        expect = Err(ValueError, "pool_size: ")
+    if expect is None and padding not in ("valid", "same"):
+        expect = Err(TypeError if not isinstance(padding, str) else ValueError,
+                     f"{prefix}padding: expected 'valid' or 'same'")
+    if expect is None and padding == "valid" and size > length:
+        expect = Err(ValueError, "pool_size: a window of")
+    return expect
+
+
 POOLS = ["max_pool1d", "global_max_pool1d", "global_avg_pool1d"]
 
 
@@ -861,16 +869,7 @@ def pool_case(rng, backward):
         window = dict(pool_size=int_option(rng, rng.integers(1, 4)),
                       stride=None if rng.integers(3) == 0 else int_option(rng, rng.integers(1, 3)),
                       padding=["valid", "same", "causal", 1, None][min(rng.integers(8), 4)])
-        expect = int_verdict(window["pool_size"], "pool_size", 1)
-        if expect is None and window["stride"] is not None:
-            expect = int_verdict(window["stride"], "stride", 1)
-        if expect is None and window["pool_size"] > MAX_EXTENT:
-            expect = Err(ValueError, "pool_size: ")
-        if expect is None and window["padding"] not in ("valid", "same"):
-            expect = Err(TypeError if not isinstance(window["padding"], str) else ValueError,
-                         "padding: expected 'valid' or 'same'")
-        if expect is None and window["padding"] == "valid" and window["pool_size"] > L:
-            expect = Err(ValueError, "pool_size: a window of")
+        expect = max_pool_verdict(window["pool_size"], window["stride"], window["padding"], L)
     elif rng.integers(4) == 0:
         key = ["pool_size", "stride", "padding"][rng.integers(3)]
         window[key] = [2, "valid", 0][rng.integers(3)]

@@ -10,6 +10,7 @@ import pytest
 import rnnfast
 from rnnfast import functional as F
 from rnnfast import reference as R
+from test_conv import _runs_per_isa
 
 TOL = {np.float64: 1e-10, np.float32: 1e-3}
 
@@ -33,21 +34,6 @@ def chain(x, w, b, conv_kw, pool_size, module=F):
     y, ctx = module.conv1d_forward(x, w, b, training=True, activation="relu", **conv_kw)
     py, pctx = module.max_pool1d_forward(y, pool_size=pool_size, training=True)
     return ctx, py, pctx
-
-
-def runs_per_isa(call):
-    isa0, threads0 = rnnfast.active_isa(), rnnfast.get_num_threads()
-    try:
-        for isa in rnnfast.supported_isas():
-            rnnfast.set_isa(isa)
-            runs = []
-            for n in (1, 2, 3):
-                rnnfast.set_num_threads(n)
-                runs.append(call())
-            yield isa, runs
-    finally:
-        rnnfast.set_isa(isa0)
-        rnnfast.set_num_threads(threads0)
 
 
 CASES = [
@@ -78,7 +64,7 @@ def test_pool_backward_same_bits_for_any_address_of_x(dtype, case):
         ctx, _, pctx = chain(xs, w, b, conv_kw, pool_size)
         return F.conv1d_backward(ctx, dpy, pool=pctx)
 
-    for isa, runs in runs_per_isa(lambda: [backward(o) for o in (0, 1, 3)]):
+    for isa, runs in _runs_per_isa(lambda: [backward(o) for o in (0, 1, 3)]):
         first = runs[0][0]
         for name in ("x", "w", "b"):
             assert rel_err(first[name], want[name]) < TOL[dtype], (isa, name)
@@ -114,7 +100,7 @@ def test_pool_backward_non_finite_x_dense_route_on_every_path(dtype, c_in, bad, 
                         F.conv1d_backward(ctx, F.max_pool1d_backward(pctx, dpy)["x"])))
         return out
 
-    for isa, runs in runs_per_isa(backwards):
+    for isa, runs in _runs_per_isa(backwards):
         for (where, _, _), (got, want) in zip(cases, runs[0]):
             for name in ("x", "w", "b"):
                 np.testing.assert_array_equal(got[name], want[name],

@@ -9,6 +9,7 @@ from rnnfast import _C
 from rnnfast import functional as F
 from rnnfast import reference as R
 from recurrent_cases import REF_FACTOR, REF_FLOOR_ULPS, assert_as_accurate_as
+from test_conv import _runs_per_isa
 
 F32_OUT_TOL, F32_GRAD_TOL = 1e-4, 1e-3  # DESIGN.md "Numerical contract", float32
 
@@ -96,21 +97,6 @@ def test_winograd_bias_add_relu(rng, K):
             np.testing.assert_array_equal(y, np.maximum(expect, 0) if act else expect)
 
 
-def _per_isa_and_threads(call):
-    isa0, threads0 = rnnfast.active_isa(), rnnfast.get_num_threads()
-    try:
-        for isa in rnnfast.supported_isas():
-            rnnfast.set_isa(isa)
-            runs = []
-            for n in (1, 2, 3):
-                rnnfast.set_num_threads(n)
-                runs.append(call())
-            yield isa, runs
-    finally:
-        rnnfast.set_isa(isa0)
-        rnnfast.set_num_threads(threads0)
-
-
 @pytest.mark.parametrize("K", [3, 5, 7])
 @pytest.mark.parametrize("B", [1, 7, 40])
 def test_winograd_every_isa_and_thread_count(rng, K, B):
@@ -118,7 +104,7 @@ def test_winograd_every_isa_and_thread_count(rng, K, B):
     items by the shape only), each within the contract."""
     x, w, b = make(rng, B, 50, 37, 45, K)
     seen = set()
-    for isa, runs in _per_isa_and_threads(
+    for isa, runs in _runs_per_isa(
             lambda: F.conv1d_forward(x, w, b, padding="same", activation="relu",
                                      algorithm="winograd")[0]):
         for y in runs[1:]:

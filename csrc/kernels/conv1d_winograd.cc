@@ -255,52 +255,43 @@ bool takes(const Conv1dShape& s) {
   return s.algorithm == ConvAlgorithm::winograd || chosen(s);
 }
 
-// run(b0, b1, ws) on items of filter.sequences_per_item() sequences, split between the threads
-// when there are enough items for them (else in the calling thread, the products parallel).
-template <typename F>
-void over_items(const Conv1dShape& s, const Filter& filter, F&& run) {
+// The forward of s on this path (when it takes s), into y, or with y null into a buffer per
+// item that finish(b, rows) reads: items of filter.sequences_per_item() sequences, split between
+// the threads when there are enough of them (else in the calling thread, the products parallel).
+bool run(const Conv1dShape& s, const float* x, const float* w, float* y,
+         const Finish<float>& finish) {
+  if (!takes(s)) return false;
+  if (s.batch == 0 || s.l_out == 0) {
+    refusal_check(s);
+    return true;
+  }
+  const Filter filter(s, w);
   const index_t per = filter.sequences_per_item();
-  const index_t items = (s.batch + per - 1) / per;
+  const index_t items = (s.batch + per - 1) / per, rows = s.l_out * s.c_out;
   auto range = [&](index_t i0, index_t i1) {
     Workspace ws;
-    run(i0 * per, std::min(s.batch, i1 * per), ws);
+    const index_t b0 = i0 * per, b1 = std::min(s.batch, i1 * per);
+    Buffer<float> own(y ? 0 : (b1 - b0) * rows);
+    filter.run(b0, b1, x, y ? y + b0 * rows : own.data(), finish, ws);
   };
   if (items >= get_num_threads()) {
     parallel_for(items, 1, range);
   } else {
     range(0, items);
   }
+  return true;
 }
 
 }  // namespace
 
 bool forward(const Conv1dShape& s, const float* x, const float* w, float* y,
              const Finish<float>& finish) {
-  if (!takes(s)) return false;
-  if (s.batch == 0 || s.l_out == 0) {
-    refusal_check(s);
-    return true;
-  }
-  const Filter filter(s, w);
-  over_items(s, filter, [&](index_t b0, index_t b1, Workspace& ws) {
-    filter.run(b0, b1, x, y + b0 * s.l_out * s.c_out, finish, ws);
-  });
-  return true;
+  return run(s, x, w, y, finish);
 }
 
 bool forward_each(const Conv1dShape& s, const float* x, const float* w,
                   const Finish<float>& consume) {
-  if (!takes(s)) return false;
-  if (s.batch == 0 || s.l_out == 0) {
-    refusal_check(s);
-    return true;
-  }
-  const Filter filter(s, w);
-  over_items(s, filter, [&](index_t b0, index_t b1, Workspace& ws) {
-    Buffer<float> rows((b1 - b0) * s.l_out * s.c_out);
-    filter.run(b0, b1, x, rows.data(), consume, ws);
-  });
-  return true;
+  return run(s, x, w, nullptr, consume);
 }
 
 bool forward(const Conv1dShape& s, const double*, const double*, double*,
