@@ -18,7 +18,6 @@
 #include "entry.h"
 #include "gil.h"
 #include "precision.h"
-#include "rnnfast/buffer.h"
 #include "rnnfast/conv1d.h"
 #include "rnnfast/pool1d.h"
 
@@ -341,20 +340,8 @@ py::dict conv1d_backward_impl(const Conv1dCtx& ctx, const py::object& dy_obj,
     if (pool) {
       const index_t* parg = reinterpret_cast<const index_t*>(pool->arg->data());
       const T* ppy = static_cast<const T*>(pool->y.cast<py::array>().data());
-      Conv1dShape shape = s;
-      Buffer<T> masked(ctx.pooled && s.relu ? dy->size() : 0);  // (uninitialised)
-      ReleaseGil release;
-      if (ctx.pooled && s.relu) {
-        // y was never stored: the ReLU's gradient dpy * (py > 0) taken here (the products the
-        // kernel's pooled route takes), the kernel then differentiates a convolution without one
-        for (index_t i = 0; i < masked.size(); ++i)
-          masked[i] = pdy[i] * (ppy[i] > T(0) ? T(1) : T(0));
-        pdy = masked.data();
-        shape.relu = false;
-        py_ = nullptr;
-      }
-      conv1d_pool_backward<T>(shape, pool->shape, parg, ppy, pdy, px, pw, pdx, pdw, pdb, padd,
-                              py_);
+      ReleaseGil release;  // (py_ null for a fused ctx: the kernel takes the ReLU's mask from ppy)
+      conv1d_pool_backward<T>(s, pool->shape, parg, ppy, pdy, px, pw, pdx, pdw, pdb, padd, py_);
     } else {
       ReleaseGil release;
       conv1d_backward<T>(s, px, pw, pdy, pdx, pdw, pdb, padd, py_);

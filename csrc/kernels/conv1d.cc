@@ -1011,9 +1011,19 @@ void conv1d_pool_backward(const Conv1dShape& s, const Pool1dShape& p, const inde
   if (pooled_route(s, p) &&
       pooled_backward(s, p, arg, py, dpy, x, w, dx, dw, db, add_dx))
     return;
-  if (s.relu && !y)
-    throw std::invalid_argument("conv1d_pool_backward: relu needs the forward's output y");
   Buffer<T> dy(std::max<index_t>(1, s.batch * s.l_out * s.c_out));
+  if (s.relu && !y) {
+    // y never stored (conv1d_max_pool1d_forward): the ReLU's gradient at each winner from py,
+    // as the pooled route takes it, then a convolution without one
+    const index_t n = p.batch * p.l_out * p.channels;
+    Buffer<T> g(std::max<index_t>(1, n));
+    for (index_t i = 0; i < n; ++i) g[i] = dpy[i] * (py[i] > T(0) ? T(1) : T(0));
+    max_pool1d_backward<T>(p, arg, g.data(), dy.data());
+    Conv1dShape plain = s;
+    plain.relu = false;
+    conv1d_backward<T>(plain, x, w, dy.data(), dx, dw, db, add_dx);
+    return;
+  }
   max_pool1d_backward<T>(p, arg, dpy, dy.data());
   conv1d_backward<T>(s, x, w, dy.data(), dx, dw, db, add_dx, y);
 }

@@ -64,8 +64,8 @@ void conv1d_forward(const Conv1dShape& s, const T* x, const T* w, const T* b, T*
 // output) and arg (may be null: its record, max_pool1d_forward's) are those of
 // max_pool1d_forward over conv1d_forward's y (no add), bit for bit. Each block of y is computed
 // into a thread's buffer (the output steps of some consecutive windows, recomputed where
-// windows overlap) and pooled while in cache. conv1d_pool_backward then differentiates both
-// from py and arg; with s.relu its dense route needs y, which this never stores.
+// windows overlap; whole sequences where conv1d_forward takes Winograd's path) and pooled while
+// in cache. conv1d_pool_backward (y null) then differentiates both from py and arg.
 template <typename T>
 void conv1d_max_pool1d_forward(const Conv1dShape& s, const Pool1dShape& p, const T* x, const T* w,
                                const T* b, T* py, index_t* arg);
@@ -83,7 +83,8 @@ void conv1d_backward(const Conv1dShape& s, const T* x, const T* w, const T* dy, 
 // as max_pool1d_backward into dy, then conv1d_backward, without the dense dy. arg is the pool's
 // forward record; with s.relu, py (the pool's output, [p.batch, p.l_out, C_out] in its layout)
 // gives the ReLU's mask at each winner (dpy * (py > 0)) and y (the convolution's output) serves
-// the dense route. Channels last, one group, dilation 1, no padding and float32 products sum
+// the dense route (y null: never stored, conv1d_max_pool1d_forward's; the dense route then takes
+// the mask from py too). Channels last, one group, dilation 1, no padding and float32 products sum
 // only the winners' products (1/pool_size of the dense backward's; conv1d_pooled.h), when x and
 // w are finite (else the dense route: its zero products of infinities are NaN).
 template <typename T>
