@@ -647,15 +647,22 @@ def int_verdict(value, name, low):
     return None
 
 
-def conv_case(rng, backward):
+def conv_arrays(rng):
+    """A small convolution's groups, sizes, dtype, layout and arrays x, w, b (b: None or not)."""
     groups = int(rng.integers(1, 3))
-    c_in, c_out, K = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    c_in, c_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+    K = int(rng.integers(1, 4))
     B, L = int(rng.integers(0, 3)), int(rng.integers(1, 9))
     dtype = np.float32 if rng.integers(2) else np.float64
     channels_last = bool(rng.integers(2))
     x = rand(rng, seq_layout(B, L, c_in, channels_last), dtype)
     w = rand(rng, (c_out, c_in // groups, K), dtype)
     b = rand(rng, (c_out,), dtype) if rng.integers(2) else None
+    return groups, c_in, c_out, K, B, L, dtype, channels_last, x, w, b
+
+
+def conv_case(rng, backward):
+    groups, c_in, c_out, K, B, L, dtype, channels_last, x, w, b = conv_arrays(rng)
     stride, dilation = int_option(rng, rng.integers(1, 3)), int_option(rng, rng.integers(1, 3))
     groups_arg = int_option(rng, groups)
     padding = ["valid", "same", "causal", int_option(rng, rng.integers(0, 3)),
@@ -770,15 +777,7 @@ def conv_case(rng, backward):
 def conv_pool_case(rng):
     """conv1d_max_pool1d_forward: a convolution's arguments (any refusal is conv1d_forward's, word
     for word: the same checks) and max_pool1d's window over its output; bitwise the two calls."""
-    groups = int(rng.integers(1, 3))
-    c_in, c_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
-    K = int(rng.integers(1, 4))
-    B, L = int(rng.integers(0, 3)), int(rng.integers(1, 9))
-    dtype = np.float32 if rng.integers(2) else np.float64
-    channels_last = bool(rng.integers(2))
-    x = rand(rng, seq_layout(B, L, c_in, channels_last), dtype)
-    w = rand(rng, (c_out, c_in // groups, K), dtype)
-    b = rand(rng, (c_out,), dtype) if rng.integers(2) else None
+    groups, c_in, c_out, K, B, L, dtype, channels_last, x, w, b = conv_arrays(rng)
 
     def small(value):  # a valid small option, or now and then one that is not
         return value if rng.integers(16) else [0, -1, 1.0, True, None, "2"][rng.integers(6)]

@@ -187,8 +187,8 @@ class Sequential(training.BaseModel):
                 if fused is not None:
                     out = layer.forward_dropped(out, fused)
                     mask = layer.mask if layer.mask is not None and layer.mask.ndim == 2 else None
-                elif mask is None and self._pool_after(i) is not None:
-                    fused, out = self._forward_pooled(layer, self._pool_after(i), out)
+                elif mask is None and (pool := self._pool_after(i)) is not None:
+                    fused, out = self._forward_pooled(layer, pool, out)
                 else:
                     out, mask = self._call_layer(layer, out, mask)
             except (ValueError, TypeError) as exc:
