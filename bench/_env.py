@@ -117,6 +117,7 @@ def machine_info() -> dict:
         "rnnfast": rnnfast.__version__,
         "rnnfast_path": str(Path(rnnfast.__file__).resolve().parent),
         "rnnfast_isa": rnnfast.active_isa(),
+        "rnnfast_bf16_isa": rnnfast.active_bf16_isa(),
         "load_average_1min": load_average(),
     }
 

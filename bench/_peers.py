@@ -5,6 +5,11 @@ turns its raw result into NumPy arrays named like the oracle's (``y``, ``h_n``, 
 for a training step, ``dx``, ``dh0``, ``dc0``, ``dw_ih``, ``dw_hh``, ``db_ih``, ``db_hh``).
 Every peer is checked against the oracle (PyTorch in float64, same weights) before it is timed.
 
+Precision ``"bfloat16"`` (``compare.py --precision``): rnnfast with ``precision="bfloat16"`` and
+PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (float32 parameters), checked
+against the same float64 oracle by issue 16's rule: each output's and gradient's error (root
+mean square) at most twice that of PyTorch under autocast on the same case (``check_bf16``).
+
 Adding a peer: write a class with ``name``, ``dtype``, ``modes`` and
 ``prepare(case, mode) -> Run`` (and, if it needs optional packages, ``unavailable()``
 returning why it cannot run, or None), then register it in ``PEERS``. ``compare.py --peers``
@@ -96,10 +101,11 @@ class FunctionalPeer:
 
     modes = ("inference", "training")
 
-    def __init__(self, name: str, module_name: str, dtype):
+    def __init__(self, name: str, module_name: str, dtype, precision: str = "float32"):
         self.name = name
         self.module_name = module_name
         self.dtype = np.dtype(dtype)
+        self.precision = precision
 
     def _function(self, cell: Cell, which: str):
         module = importlib.import_module(self.module_name)
@@ -120,11 +126,19 @@ class FunctionalPeer:
         )
         kwargs = {"nonlinearity": "tanh"} if case.cell.name == "rnn" else {}
         outputs = case.output_keys()
+        if self.precision != "float32":
+            kwargs["precision"] = self.precision
 
         if mode == "inference":
+            call_kwargs = dict(kwargs)
+            if self.precision == "bfloat16":
+                # weights that stay the same from call to call (a model serving requests): their
+                # bfloat16 packings are made at the first call and reused, as bench/bf16.py does
+                call_kwargs["weights_token"] = importlib.import_module(
+                    self.module_name).new_weights_token()
 
             def call():
-                return forward(*args, training=False, **kwargs)
+                return forward(*args, training=False, **call_kwargs)
 
             def extract(result):
                 return dict(zip(outputs, result[:-1]))
@@ -151,13 +165,16 @@ class FunctionalPeer:
 
 
 class TorchPeer:
-    """``torch.nn.RNN/LSTM/GRU`` (one layer, time-major) holding the case's weights."""
+    """``torch.nn.RNN/LSTM/GRU`` (one layer, time-major) holding the case's weights; with
+    ``autocast``, called under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (float32
+    parameters and inputs, as autocast users hold them; outputs read back as float32)."""
 
     name = "torch"
     modes = ("inference", "training")
 
-    def __init__(self, dtype=np.float32):
+    def __init__(self, dtype=np.float32, autocast: bool = False):
         self.dtype = np.dtype(dtype)
+        self.autocast = autocast
 
     def _module(self, case: Case, a: dict):
         import torch
@@ -192,13 +209,20 @@ class TorchPeer:
         def named_outputs(y, state):
             state = state if lstm else (state,)
             arrays = [y] + [s.reshape(B, H) for s in state]
-            return {k: t.detach().numpy() for k, t in zip(outputs, arrays)}
+            return {k: t.detach().to(torch.float32 if self.autocast else t.dtype).numpy()
+                    for k, t in zip(outputs, arrays)}
+
+        def forward():
+            if self.autocast:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return module(x, hx)
+            return module(x, hx)
 
         if not training:
 
             def call():
                 with torch.inference_mode():
-                    return module(x, hx)
+                    return forward()
 
             return Run(call, lambda result: named_outputs(*result))
 
@@ -207,8 +231,8 @@ class TorchPeer:
         grad_keys = case.grad_keys()
 
         def call():
-            y, state = module(x, hx)
-            return y, state, torch.autograd.grad(y, leaves, grad_outputs=dy)
+            y, state = forward()
+            return y, state, torch.autograd.grad(y, leaves, grad_outputs=dy.to(y.dtype))
 
         def extract(result):
             y, state, grads = result
@@ -262,6 +286,22 @@ PEERS = {
     "onnxruntime": OnnxRuntimePeer(),
 }
 
+# The peers of --precision bfloat16 (ONNX Runtime has no bfloat16 recurrent kernels on the CPU).
+BF16_PEERS = {
+    "rnnfast": FunctionalPeer("rnnfast", "rnnfast.functional", np.float32, precision="bfloat16"),
+    "torch": TorchPeer(np.float32, autocast=True),
+}
+
+
+def peers_for(precision: str) -> dict:
+    """The peers measured at ``precision`` ("float32" or "bfloat16"), by name."""
+    if precision == "float32":
+        return PEERS
+    if precision == "bfloat16":
+        return BF16_PEERS
+    raise ValueError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
+
+
 # The plain-NumPy oracle of the tests, in its own dtype (float64); slow, core shapes only.
 REFERENCE = FunctionalPeer("reference", "rnnfast.reference", np.float64)
 
@@ -279,15 +319,15 @@ def relative_error(got: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(got - ref))) / scale if ref.size else 0.0
 
 
-def check(peer, case: Case, mode: str, result: dict, oracle: dict) -> dict:
-    """Compare a peer's results with the oracle; AssertionError listing every miss.
+def rms_error(got: np.ndarray, ref: np.ndarray) -> float:
+    d = np.asarray(got, dtype=np.float64) - ref
+    return float(np.sqrt(np.mean(d * d))) if d.size else 0.0
 
-    Returns the largest relative error of the outputs and, for training, of the gradients.
-    """
-    out_tol, grad_tol = TOLERANCES[peer.dtype]
+
+def _named_arrays(peer, case: Case, mode: str, result: dict, oracle: dict, failures: list) -> dict:
+    """The results to check, by key, reshaped like the oracle's; a miss goes to ``failures``."""
     keys = case.output_keys() + (case.grad_keys() if mode == "training" else ())
-    failures = []
-    worst = {"outputs": 0.0, "grads": 0.0}
+    arrays = {}
     for key in keys:
         if key not in result:
             failures.append(f"{key}: missing")
@@ -297,22 +337,54 @@ def check(peer, case: Case, mode: str, result: dict, oracle: dict) -> dict:
             got = got[0]
         if got.shape != ref.shape:
             failures.append(f"{key}: shape {got.shape}, expected {ref.shape}")
-            continue
-        if got.dtype != peer.dtype:
+        elif got.dtype != peer.dtype:
             failures.append(f"{key}: dtype {got.dtype}, expected {peer.dtype}")
-            continue
-        if not np.all(np.isfinite(got)):
+        elif not np.all(np.isfinite(got)):
             failures.append(f"{key}: not finite")
-            continue
+        else:
+            arrays[key] = got
+    return arrays
+
+
+def _disagrees(peer, case: Case, mode: str, failures: list, what: str) -> AssertionError:
+    return AssertionError(f"{peer.name} {case.cell.name} {case.shape.label} {mode} disagrees "
+                          f"with {what}: " + "; ".join(failures))
+
+
+def check_bf16(peer, case: Case, mode: str, result: dict, oracle: dict, yardstick: dict) -> dict:
+    """Issue 16's rule for a bfloat16 peer: against the float64 oracle, each output's and
+    gradient's RMS error at most twice that of ``yardstick`` (PyTorch under autocast bfloat16,
+    a training step on the same case). Returns the largest ratio of the outputs and, for
+    training, of the gradients (PyTorch's own row: 1 by definition)."""
+    failures = []
+    worst = {"outputs": 0.0, "grads": 0.0}
+    for key, got in _named_arrays(peer, case, mode, result, oracle, failures).items():
+        theirs = rms_error(yardstick[key], oracle[key])
+        ratio = rms_error(got, oracle[key]) / theirs if theirs > 0 else 0.0
+        kind = "grads" if key.startswith("d") else "outputs"
+        worst[kind] = max(worst[kind], ratio)
+        if ratio > 2.0:
+            failures.append(f"{key}: RMS error {ratio:.3g}x PyTorch autocast's (at most 2)")
+    if failures:
+        raise _disagrees(peer, case, mode, failures, "PyTorch float64 within 2x autocast's error")
+    return worst if mode == "training" else {"outputs": worst["outputs"]}
+
+
+def check(peer, case: Case, mode: str, result: dict, oracle: dict) -> dict:
+    """Compare a peer's results with the oracle; AssertionError listing every miss.
+
+    Returns the largest relative error of the outputs and, for training, of the gradients.
+    """
+    out_tol, grad_tol = TOLERANCES[peer.dtype]
+    failures = []
+    worst = {"outputs": 0.0, "grads": 0.0}
+    for key, got in _named_arrays(peer, case, mode, result, oracle, failures).items():
         kind = "grads" if key.startswith("d") else "outputs"
         tol = grad_tol if kind == "grads" else out_tol
-        err = relative_error(got, ref)
+        err = relative_error(got, oracle[key])
         worst[kind] = max(worst[kind], err)
         if err > tol:
             failures.append(f"{key}: relative error {err:.3g} > {tol:g}")
     if failures:
-        raise AssertionError(
-            f"{peer.name} {case.cell.name} {case.shape.label} {mode} disagrees with PyTorch "
-            f"float64: " + "; ".join(failures)
-        )
+        raise _disagrees(peer, case, mode, failures, "PyTorch float64")
     return worst if mode == "training" else {"outputs": worst["outputs"]}

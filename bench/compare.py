@@ -4,6 +4,7 @@
     python bench/compare.py --quick
     python bench/compare.py --cells lstm gru --shapes medium large --repeats 10
     python bench/compare.py --step-only --threads 1 2
+    python bench/compare.py --precision float32 bfloat16 --cells lstm gru --shapes large xl
 
 For each thread count, cell, shape and mode it checks every peer's result against PyTorch in
 float64 (DESIGN.md's float32 tolerances), then times it: warm-up calls, then the median of
@@ -13,6 +14,14 @@ roofline. ONNX Runtime (inference only) runs when onnx and onnxruntime are insta
 single-step generation latency (one LSTM step per call, B=1, H=256; see ``_step.py``). Prints
 Markdown tables; writes them with the raw numbers (JSON) and, when matplotlib is importable, a
 bar chart of the speedups (PNG) to ``bench/out/``.
+
+``--precision bfloat16`` (issue 16; with ``float32``, both in one run, a column says which):
+rnnfast with ``precision="bfloat16"`` on the active bfloat16 path (``RNNFAST_BF16_ISA``; in
+inference with a weights token, as bench/bf16.py) against PyTorch under
+``torch.autocast("cpu", dtype=torch.bfloat16)``; each is checked by issue 16's rule (every output
+and gradient within twice the RMS error of PyTorch under autocast, against PyTorch float64) and
+its column of "max error" is that ratio. ONNX Runtime has no bfloat16 row. The roofline and the
+"% of SGEMM" stay float32's: a bfloat16 row above 100% is faster than float32 products could be.
 """
 import argparse
 import gc
@@ -30,7 +39,8 @@ _env.use_inplace_build()
 
 import numpy as np  # noqa: E402
 
-from _peers import PEERS, check, compute_oracle, make_case  # noqa: E402
+from _peers import (PEERS, TorchPeer, check, check_bf16, compute_oracle, make_case,  # noqa: E402
+                    peers_for)
 from _shapes import CELLS, MODES, QUICK_SHAPES, SHAPES, flops  # noqa: E402
 from _step import measure_steps, step_markdown  # noqa: E402
 
@@ -46,6 +56,7 @@ NOISY_SPREAD = 2.0
 BUSY_LOAD = 0.5
 # The ratio columns: peer time / rnnfast time, for these peers (key in --peers: column label).
 RATIO_PEERS = {"torch": "torch", "onnxruntime": "ORT"}
+PRECISIONS = ("float32", "bfloat16")
 
 
 def parse_args(argv=None):
@@ -58,6 +69,9 @@ def parse_args(argv=None):
     p.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     p.add_argument("--peers", nargs="+", choices=list(PEERS), default=list(PEERS),
                    help="default: all; one missing optional package leaves its column empty")
+    p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["float32"],
+                   help="float32 (default) and/or bfloat16 (rnnfast precision='bfloat16' vs "
+                        "PyTorch under autocast bfloat16)")
     p.add_argument("--repeats", type=int, default=None,
                    help=f"timed calls per measurement, median reported (default {DEFAULT_REPEATS}, "
                         f"--quick {QUICK_REPEATS})")
@@ -127,11 +141,16 @@ def sgemm_roofline(repeats: int) -> float:
     return 2 * SGEMM_N**3 / min(times) / 1e9
 
 
-def available_peers(names: list) -> tuple:
-    """The names among ``names`` whose peer can run here, and why each other one cannot."""
+def available_peers(names: list, precision: str = "float32") -> tuple:
+    """The names among ``names`` whose peer can run here at ``precision``, and why each other
+    one cannot."""
     usable, missing = [], {}
+    peers = peers_for(precision)
     for name in names:
-        unavailable = getattr(PEERS[name], "unavailable", None)
+        if name not in peers:
+            missing[name] = f"no {precision} peer"
+            continue
+        unavailable = getattr(peers[name], "unavailable", None)
         reason = unavailable() if unavailable else None
         if reason:
             missing[name] = reason
@@ -140,9 +159,9 @@ def available_peers(names: list) -> tuple:
     return usable, missing
 
 
-def measure(args, peer_names: list) -> tuple:
-    """Rooflines per thread count and one row per thread count x cell x shape x mode."""
-    peers = [PEERS[name] for name in peer_names]
+def measure(args, peer_names: dict) -> tuple:
+    """Rooflines per thread count and one row per precision x thread count x cell x shape x
+    mode. ``peer_names``: the usable peers' names per precision."""
     rooflines = {}
     for n in args.threads:
         _env.set_threads(n)
@@ -154,41 +173,61 @@ def measure(args, peer_names: list) -> tuple:
         for shape_name in args.shapes:
             case = make_case(CELLS[cell_name], SHAPES[shape_name])
             oracle = compute_oracle(case)
-            for n in args.threads:
-                _env.set_threads(n)
-                for mode in args.modes:
-                    count = flops(case.cell, case.shape, mode)
-                    row = {"threads": n, "cell": cell_name, "shape": shape_name, "mode": mode,
-                           "T": case.shape.T, "B": case.shape.B, "I": case.shape.I, "H": case.shape.H,
-                           "flop": count, "peers": {}}
-                    for peer in peers:
-                        if mode not in peer.modes:
-                            continue
-                        run = peer.prepare(case, mode)
-                        start = time.perf_counter()
-                        result = run.call()
-                        first = time.perf_counter() - start
-                        errors = check(peer, case, mode, run.extract(result), oracle)
-                        del result
-                        warmup = 0 if first > SLOW_CALL_SECONDS else WARMUP
-                        times, cpu, faults = time_calls(run.call, warmup, args.repeats)
-                        median = statistics.median(times)
-                        row["peers"][peer.name] = {
-                            "median_ms": median * 1e3,
-                            "times_ms": [t * 1e3 for t in times],
-                            "cpu_ms": [t * 1e3 for t in cpu],
-                            "minor_faults": faults,
-                            "checked_call_ms": first * 1e3,
-                            "warmup_calls": warmup,
-                            "gflops": count / median / 1e9,
-                            "pct_of_sgemm": 100 * count / median / 1e9 / rooflines[n],
-                            "max_rel_error": errors,
-                        }
-                    derive(row)
-                    row["peak_rss_mib_so_far"] = _env.peak_rss_mib()
-                    rows.append(row)
-                    print(progress_line(row), file=sys.stderr)
+            for precision in args.precision:
+                peers = [peers_for(precision)[name] for name in peer_names[precision]]
+                if precision == "bfloat16":
+                    yardstick = TorchPeer(np.float32, autocast=True).prepare(case, "training")
+                    yardstick = yardstick.extract(yardstick.call())
+                    checked = lambda *a: check_bf16(*a, yardstick)  # noqa: E731
+                else:
+                    checked = check
+                rows += measure_case(args, case, precision, peers, checked, oracle, rooflines)
     return rooflines, rows
+
+
+def measure_case(args, case, precision: str, peers: list, checked, oracle: dict,
+                 rooflines: dict) -> list:
+    """The rows of one case at one precision: per thread count and mode, each peer checked
+    (``checked(peer, case, mode, result, oracle)``), then timed."""
+    rows = []
+    for n in args.threads:
+        _env.set_threads(n)
+        for mode in args.modes:
+            count = flops(case.cell, case.shape, mode)
+            row = {"threads": n, "cell": case.cell.name, "shape": case.shape.name,
+                   "mode": mode, "precision": precision, "T": case.shape.T,
+                   "B": case.shape.B, "I": case.shape.I, "H": case.shape.H,
+                   "flop": count, "peers": {}}
+            for peer in peers:
+                if mode not in peer.modes:
+                    continue
+                run = peer.prepare(case, mode)
+                start = time.perf_counter()
+                result = run.call()
+                first = time.perf_counter() - start
+                errors = checked(peer, case, mode, run.extract(result), oracle)
+                del result
+                warmup = 0 if first > SLOW_CALL_SECONDS else WARMUP
+                times, cpu, faults = time_calls(run.call, warmup, args.repeats)
+                median = statistics.median(times)
+                row["peers"][peer.name] = {
+                    "median_ms": median * 1e3,
+                    "times_ms": [t * 1e3 for t in times],
+                    "cpu_ms": [t * 1e3 for t in cpu],
+                    "minor_faults": faults,
+                    "checked_call_ms": first * 1e3,
+                    "warmup_calls": warmup,
+                    "gflops": count / median / 1e9,
+                    "pct_of_sgemm": 100 * count / median / 1e9 / rooflines[n],
+                    # float32: max relative error; bfloat16: RMS error / PyTorch autocast's
+                    ("max_rel_error" if precision == "float32"
+                     else "rms_error_over_autocast"): errors,
+                }
+            derive(row)
+            row["peak_rss_mib_so_far"] = _env.peak_rss_mib()
+            rows.append(row)
+            print(progress_line(row), file=sys.stderr)
+    return rows
 
 
 def ratio_key(peer: str) -> str:
@@ -205,7 +244,8 @@ def derive(row: dict) -> None:
 
 def progress_line(row: dict) -> str:
     times = ", ".join(f"{name} {p['median_ms']:.3f} ms" for name, p in row["peers"].items())
-    return f"[{row['threads']} thr] {row['cell']} {row['shape']} {row['mode']}: {times}"
+    return (f"[{row['threads']} thr] {row['cell']} {row['shape']} {row['mode']} "
+            f"{row['precision']}: {times}")
 
 
 def _fmt(value, spec: str) -> str:
@@ -228,7 +268,8 @@ def _peer_title(names) -> str:
 
 def markdown_header(info: dict, args, rooflines: dict, missing: dict) -> list:
     lines = [
-        f"## rnnfast vs {_peer_title(args.peers)}: recurrent kernels, float32",
+        f"## rnnfast vs {_peer_title(args.peers)}: recurrent kernels, "
+        f"{' and '.join(args.precision)}",
         "",
         f"- CPU: {info['cpu_model']}, {info['physical_cores']} cores, "
         f"{info['usable_cpus']} usable by this process",
@@ -253,6 +294,11 @@ def markdown_header(info: dict, args, rooflines: dict, missing: dict) -> list:
         lines.append("- ONNX Runtime: one LSTM/GRU/RNN node built with onnx.helper from the same "
                      "weights, InferenceSession on the CPU, intra_op_num_threads = threads, "
                      "inter_op 1; inference only")
+    if "bfloat16" in args.precision:
+        lines.append(f"- bfloat16: rnnfast precision=\"bfloat16\" on its {info['rnnfast_bf16_isa']} "
+                     f"path (inference with a weights token) vs PyTorch under torch.autocast(\"cpu\", "
+                     f"dtype=torch.bfloat16), float32 parameters; each checked within 2x the RMS "
+                     f"error of PyTorch under autocast (against float64)")
     lines += [f"- {name} not measured: {reason}" for name, reason in missing.items()]
     lines.append("")
     return lines
@@ -261,15 +307,16 @@ def markdown_header(info: dict, args, rooflines: dict, missing: dict) -> list:
 def markdown_table(args, rows: list) -> list:
     names = args.peers
     ratios = [n for n in RATIO_PEERS if n in names]
-    header = ["threads", "cell", "shape (T,B,I,H)", "mode"] + [f"{n} ms" for n in names]
+    header = ["threads", "cell", "shape (T,B,I,H)", "mode", "precision"]
+    header += [f"{n} ms" for n in names]
     header += [f"speedup vs {RATIO_PEERS[n]}" for n in ratios]
     header += ["rnnfast GFLOP/s", "rnnfast % of SGEMM"]
     lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|"]
+             "|" + "|".join("---" if i < 5 else "---:" for i in range(len(header))) + "|"]
     for r in rows:
         peers = r["peers"]
         shape = f"{r['shape']} ({r['T']},{r['B']},{r['I']},{r['H']})"
-        cells = [str(r["threads"]), r["cell"], shape, r["mode"]]
+        cells = [str(r["threads"]), r["cell"], shape, r["mode"], r["precision"]]
         cells += [_time_cell(peers[n]) if n in peers else "—" for n in names]
         cells += [_fmt(r.get(ratio_key(n)), ".2f") for n in ratios]
         rnnfast = peers.get("rnnfast")
@@ -290,7 +337,8 @@ def markdown_table(args, rows: list) -> list:
 
 
 def _label(row: dict) -> str:
-    return f"{row['cell']} {row['shape']} {row['mode']}"
+    bf16 = " bf16" if row["precision"] == "bfloat16" else ""
+    return f"{row['cell']} {row['shape']} {row['mode']}{bf16}"
 
 
 def chart(path: Path, rows: list) -> str:
@@ -338,11 +386,16 @@ def main(argv=None) -> int:
     if busy is not None and busy > BUSY_LOAD:
         log(f"warning: load average {busy} before starting: other processes will skew the "
             f"timings, multi-threaded ones most")
-    peer_names, missing = available_peers(args.peers)
+    peer_names, missing = {}, {}
+    for precision in args.precision:
+        peer_names[precision], missed = available_peers(args.peers, precision)
+        suffix = "" if args.precision == ["float32"] else f" ({precision})"
+        missing.update({name + suffix: reason for name, reason in missed.items()})
     for name, reason in missing.items():
         log(f"{name} not measured: {reason}")
     rooflines, rows = ({}, []) if args.step_only else measure(args, peer_names)
-    steps = [] if args.no_step else measure_steps(set(peer_names), args.threads, args.repeats, log=log)
+    float32_peers = set(available_peers(args.peers)[0])
+    steps = [] if args.no_step else measure_steps(float32_peers, args.threads, args.repeats, log=log)
     peak_rss = _env.peak_rss_mib()
 
     lines = markdown_header(info, args, rooflines, missing)
@@ -361,7 +414,8 @@ def main(argv=None) -> int:
         "settings": {"threads": args.threads, "cells": args.cells, "shapes": args.shapes,
                      "modes": args.modes, "peers": args.peers, "peers_missing": missing,
                      "repeats": args.repeats, "warmup": WARMUP, "quick": args.quick,
-                     "step": not args.no_step, "step_only": args.step_only, "dtype": "float32"},
+                     "step": not args.no_step, "step_only": args.step_only, "dtype": "float32",
+                     "precision": args.precision},
         "sgemm_roofline_gflops": {str(n): g for n, g in rooflines.items()},
         "rows": rows,
         "step_latency": steps,

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from bench_modules import bench_module
 from subprocess_env import python_env
 
 pytest.importorskip("torch")
@@ -99,3 +100,41 @@ def test_compiled_vs_eager():
     for r in floor:
         assert len(r) == 8 and float(r[3]) > 0
         assert float(r[3]) >= float(r[2]) * (1 if r[1] == "inference" else 2)
+
+
+def test_compare_with_bfloat16_precision(tmp_path):
+    """bench/compare.py --precision float32 bfloat16: a row per precision, each peer checked
+    (bfloat16 by issue 16's rule against PyTorch under autocast) before it was timed."""
+    out = run("compare.py", "--precision", "float32", "bfloat16", "--cells", "lstm", "gru",
+              "--shapes", "small", "--threads", "1", "--repeats", "1", "--no-step",
+              "--peers", "rnnfast", "torch", "--out", str(tmp_path))
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if line.startswith("| 1 |")]
+    got = {(r[1], r[3], r[4]) for r in rows}
+    assert got == {(cell, mode, p) for cell in ("lstm", "gru") for mode in ("inference", "training")
+                   for p in ("float32", "bfloat16")}, out
+    for r in rows:
+        assert float(r[5].split()[0]) > 0 and float(r[6].split()[0]) > 0, r
+        assert float(r[7]) > 0, r  # speedup vs torch
+    assert 'rnnfast precision="bfloat16"' in out
+
+
+def test_compare_bfloat16_check_refuses_an_error_over_twice_autocasts():
+    """The bfloat16 check is not vacuous: rnnfast's results pass it, the same results with one
+    gradient's error tripled (relative to the float64 oracle) do not."""
+    np = pytest.importorskip("numpy")
+    with bench_module("_peers") as peers, bench_module("_shapes") as shapes:
+        case = peers.make_case(shapes.CELLS["lstm"], shapes.Shape("tiny", 6, 3, 5, 16))
+        oracle = peers.compute_oracle(case)
+        yard = peers.TorchPeer(np.float32, autocast=True).prepare(case, "training")
+        yard = yard.extract(yard.call())
+        peer = peers.BF16_PEERS["rnnfast"]
+        run_ = peer.prepare(case, "training")
+        result = run_.extract(run_.call())
+        worst = peers.check_bf16(peer, case, "training", result, oracle, yard)
+        assert 0 < worst["outputs"] <= 2 and 0 < worst["grads"] <= 2
+        bad = dict(result)
+        ref = oracle["dw_hh"]
+        bad["dw_hh"] = (ref + 3 * (yard["dw_hh"] - ref)).astype(np.float32)
+        with pytest.raises(AssertionError, match="dw_hh: RMS error"):
+            peers.check_bf16(peer, case, "training", bad, oracle, yard)
