@@ -16,14 +16,14 @@
 // gradients over the rows: the weight GEMM's [x | h_prev] is built and multiplied one depth
 // block of rows at a time, while it is in L2, and the block's gate gradients summed by columns
 // beside it (RNN, LSTM) or multiplied by a column of ones in [x | 1 | h_prev] (GRU's r and z
-// rows, with its n rows' products over the same blocks); else column sums after the GEMM.
+// rows, with its n rows' products over the same blocks); with bfloat16 products on a hardware
+// path, by the pass that rounds them for the weight products; else column sums after the GEMM.
 // GRU with reset before needs dn W_hn of all units before the gradient of r: it keeps the
 // two-GEMM step. The large temporaries live in a scratch kept
 // between calls (rnnfast/scratch_cache.h).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <cstdlib>  // TEMP
 
 #include "cell_steps.h"
 #include "recurrent_common.h"
@@ -736,8 +736,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   const Bf16Isa bf16_isa = std::is_same_v<T, float> && w.precision == Precision::bfloat16
                                ? active_bf16_isa()
                                : Bf16Isa::portable;
-  const bool tmp_old = std::getenv("RNNFAST_TMP_OLD") != nullptr;  // TEMP A/B
-  const bool bf16_packed = shared && bf16_isa != Bf16Isa::portable && !tmp_old;
+  const bool bf16_packed = shared && bf16_isa != Bf16Isa::portable;
   bool bf16_sums = false;
   if constexpr (std::is_same_v<T, float>) {
     if (bf16_packed) {
