@@ -201,6 +201,38 @@ def test_recurrent_bf16_options(op, opts, cell, variant, bf16_isa):
             assert not pad.any()
 
 
+@pytest.mark.parametrize("op,opts,cell", CELLS, ids=[c[2] for c in CELLS])
+@pytest.mark.parametrize("shape", [(1, 1, 5, 9), (7, 3, 5, 9), (9, 32, 48, 130)],
+                         ids=["1x1x5x9", "7x3x5x9", "9x32x48x130"])
+def test_recurrent_bf16_bias_gradients_are_float32_sums(op, opts, cell, shape, bf16_isa):
+    """The bias gradients are float32 sums of the unrounded gate gradients (the hardware paths
+    take them in the pass that rounds the gate gradients for the weight products). With
+    W_hh = 0 and inputs, W_ih and biases of few bits, every product and sum of the forward is
+    exact: both precisions compute the same gates and gate gradients, so the bias gradients
+    differ only by the order of float32 sums (rounding the gate gradients to bfloat16 would
+    show 100x more), and the weight gradients by the rounding of the gate gradients and of h
+    in their products (the columns of x and h_prev each meet the right gate gradients)."""
+    T, B, I, H = shape
+    rng = np.random.default_rng(T + B + I + H)
+    args, _ = make_inputs(rng, op, T, B, I, H, np.float32)
+    G = args["w_ih"].shape[0] // H
+    args["x"] = (rng.integers(-2, 3, size=args["x"].shape) / 2).astype(np.float32)
+    args["w_ih"] = (rng.integers(-4, 5, size=(G * H, I)) / 16).astype(np.float32)
+    args["w_hh"] = np.zeros((G * H, H), np.float32)
+    for k in ("b_ih", "b_hh"):
+        args[k] = (rng.integers(-4, 5, size=G * H) / 16).astype(np.float32)
+    grads = upstream(rng, op, (T, B, H), B, H, np.float32)
+    _, g16 = run(F, op, args, {**opts, "precision": "bfloat16"}, grads)
+    _, g32 = run(F, op, args, opts, grads)
+    rows = T * B
+    for name in ("b_ih", "b_hh"):
+        scale = max(1.0, float(np.abs(g32[name]).max()))
+        assert max_err(g16[name], g32[name]) <= rows * 2.0 ** -23 * scale, "d" + name
+    for name in ("w_ih", "w_hh", "x"):
+        rms = float(np.sqrt(np.mean(np.square(g32[name].astype(np.float64)))))
+        assert rms_err(g16[name], g32[name]) <= 2.0 ** -5 * rms, "d" + name
+
+
 def test_recurrent_bf16_inference_equals_training_forward(bf16_isa):
     """Inference projects the inputs in windows of steps through packed weights, training all
     rows at once: the same values either way."""

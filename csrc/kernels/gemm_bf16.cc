@@ -91,12 +91,13 @@ index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
 // op(A) [M, K] as bfloat16 rows of kp (zeros past K) in the kernel's layout (rows or tiles;
 // gemm_bf16_kernels.h), rows up to mp (zeros past M; mp a multiple of 16 when tiled).
+// sums (trans_a only, or null): the unrounded sum of each row of op(A) (pack_rows_trans).
 void pack_a(bool tiled, bool trans_a, index_t M, index_t K, const float* A, index_t lda,
-            index_t mp, index_t kp, bd::bf16* dst) {
+            index_t mp, index_t kp, bd::bf16* dst, float* sums = nullptr) {
   const bd::Bf16Convert& cv = convert();
   if (tiled) {  // rows M.. of the last block of 16 written as zeros by the conversions
     if (trans_a)
-      cv.pack_rows_trans(A, lda, K, 0, M, kp, true, dst);
+      cv.pack_rows_trans(A, lda, K, 0, M, kp, true, dst, sums);
     else
       cv.pack_rows_tiled(A, lda, K, M, kp, dst);
     const index_t done = (M + 15) / 16 * 16;
@@ -109,7 +110,7 @@ void pack_a(bool tiled, bool trans_a, index_t M, index_t K, const float* A, inde
       std::fill(dst + i * kp + K, dst + (i + 1) * kp, bd::bf16(0));
     }
   } else {  // A[k * lda + i]
-    cv.pack_rows_trans(A, lda, K, 0, M, kp, false, dst);
+    cv.pack_rows_trans(A, lda, K, 0, M, kp, false, dst, sums);
   }
   std::fill(dst + M * kp, dst + mp * kp, bd::bf16(0));
 }
@@ -138,14 +139,15 @@ bd::bf16* reserve(Buffer<bd::bf16>& b, index_t n) {
 
 // op(A) [M, K] as bfloat16 rows of kp into a (rows up to mp zero), blocks of 16 rows (the
 // transposing unit) on the thread pool, at most 256 rows per call (whose rows of a
-// transposed A, read across a chunk of k, stay in L2).
+// transposed A, read across a chunk of k, stay in L2). sums: as pack_a's.
 void pack_a_threaded(bool tiled, bool trans_a, index_t M, index_t K, const float* A, index_t lda,
-                     index_t mp, index_t kp, bd::bf16* a) {
+                     index_t mp, index_t kp, bd::bf16* a, float* sums = nullptr) {
   const index_t grain = std::max<index_t>(1, std::min<index_t>(16, (1 << 15) / kp));
   auto run = [&](index_t b0, index_t b1) {
     const index_t m0 = b0 * 16, m1 = std::min(M, b1 * 16);
     const float* src = trans_a ? A + m0 : A + m0 * lda;
-    pack_a(tiled, trans_a, m1 - m0, K, src, lda, m1 - m0, kp, a + m0 * kp);
+    pack_a(tiled, trans_a, m1 - m0, K, src, lda, m1 - m0, kp, a + m0 * kp,
+           sums ? sums + m0 : nullptr);
   };
   if (in_parallel_region())
     run(0, (M + 15) / 16);
@@ -242,6 +244,32 @@ void PackedBf16::pack(Bf16Isa isa_, bool trans_b, index_t K_, index_t N_, const 
   parallel_for(panels, grain, [&](index_t p0, index_t p1) {
     cv.pack_panel(trans_b, B, ldb, K, kp, p0 * bd::kNr, std::min(N, p1 * bd::kNr) - p0 * bd::kNr,
                   bits.data() + p0 * kp * bd::kNr);
+  });
+}
+
+index_t PackedBf16::pair_offset(index_t N0) { return round_up(N0, bd::kNr); }
+
+void PackedBf16::pack_pair(Bf16Isa isa_, index_t K_, index_t N0, const float* B0, index_t ld0,
+                           index_t N1, const float* B1, index_t ld1) {
+  if (isa_ == Bf16Isa::portable)
+    throw std::logic_error("PackedBf16: the portable path packs float32 panels (PackedB)");
+  const index_t off = pair_offset(N0);
+  const index_t panels = shape(isa_, K_, off + N1);
+  if (panels == 0) return;
+  const bd::Bf16Convert& cv = convert();
+  const index_t panels0 = off / bd::kNr;
+  const index_t grain = std::max<index_t>(1, (1 << 16) / (kp * bd::kNr));
+  parallel_for(panels, grain, [&](index_t p0, index_t p1) {
+    // each part's panels of [p0, p1) in one call (it reads its rows of B a chunk of k at a time)
+    const index_t a0 = std::min(p0, panels0), a1 = std::min(p1, panels0);
+    if (a0 < a1)
+      cv.pack_panel(false, B0, ld0, K, kp, a0 * bd::kNr, std::min(N0, a1 * bd::kNr) - a0 * bd::kNr,
+                    bits.data() + a0 * kp * bd::kNr);
+    const index_t b0 = std::max(p0, panels0), b1 = std::max(p1, panels0);
+    if (b0 < b1)
+      cv.pack_panel(false, B1, ld1, K, kp, (b0 - panels0) * bd::kNr,
+                    std::min(N1, (b1 - panels0) * bd::kNr) - (b0 - panels0) * bd::kNr,
+                    bits.data() + b0 * kp * bd::kNr);
   });
 }
 
@@ -437,9 +465,13 @@ void gemm_bf16_prepacked_cols(index_t M, const PackedRowsBf16& A, const PackedBf
 namespace {
 
 // Rows of A per block of a threaded product: a block of bfloat16 rows stays in L2 while every
-// panel of the thread's columns passes.
-index_t row_block(index_t kp) {
-  return std::max<index_t>(32, (index_t(1) << 19) / (kp * 2) / 32 * 32);
+// panel of the thread's columns passes: 512 KiB, or 1 MiB for op(A) = A^T (the weight
+// gradients' deep products, A packed beforehand): B, read once per block, is then read half as
+// often (the recurrent backward at T=50, B=64, I=H=512: 3-7% faster than with 512 KiB, 1.5
+// MiB no better).
+index_t row_block(index_t kp, bool trans_a) {
+  const index_t bytes = trans_a ? index_t(1) << 20 : index_t(1) << 19;
+  return std::max<index_t>(32, bytes / (kp * 2) / 32 * 32);
 }
 
 // Fewest multiply-adds worth a thread.
@@ -462,12 +494,16 @@ struct RowsOfA {
 // gradients: 26 MB of float32, 13 MB as bfloat16, at T=50, B=64, H=512). With several groups
 // (few row blocks, columns split between threads), or op(A) = A^T (an item's 32-64 rows of
 // op(A) are 128-256 bytes of every row of A: a strided read across all of A per item), A is
-// packed once, on the pool, first.
+// packed once, on the pool, first. Columns [nb, ne) of C (C points at column 0); sums
+// (op(A) = A^T only, or null): the unrounded sums of op(A)'s rows, taken as A is packed
+// (pack_rows_trans).
 void threaded_product(const bd::Bf16Kernels& ks, index_t M, const RowsOfA& src,
-                      const PackedBf16& B, float alpha, float beta, float* C, index_t ldc) {
-  const index_t panels = (B.N + bd::kNr - 1) / bd::kNr, kp = B.kp;
-  const index_t mb = row_block(kp);
-  const double work = static_cast<double>(M) * B.N * kp;
+                      const PackedBf16& B, index_t nb, index_t ne, float alpha, float beta,
+                      float* C, index_t ldc, float* sums = nullptr) {
+  const index_t first = nb / bd::kNr, panels = (ne + bd::kNr - 1) / bd::kNr - first;
+  const index_t kp = B.kp;
+  const index_t mb = row_block(kp, src.trans);
+  const double work = static_cast<double>(M) * (ne - nb) * kp;
   const index_t threads = std::max<index_t>(
       1, std::min<index_t>(get_num_threads(), static_cast<index_t>(work / kMinWork)));
   const index_t units = (M + 31) / 32;
@@ -477,10 +513,11 @@ void threaded_product(const bd::Bf16Kernels& ks, index_t M, const RowsOfA& src,
   const index_t groups = std::min(panels, std::max<index_t>(1, (threads + row_blocks - 1) / row_blocks));
   const index_t items = row_blocks * groups;
   const bd::bf16* shared = nullptr;
+  if (sums && !src.trans) throw std::logic_error("threaded_product: row sums need A^T");
   if (groups > 1 || src.trans) {
     const index_t mp = round_up(M, ks.m_align);
     bd::bf16* a = reserve(scratch().a, mp * kp);
-    pack_a_threaded(ks.tiled_a, src.trans, M, src.K, src.A, src.lda, mp, kp, a);
+    pack_a_threaded(ks.tiled_a, src.trans, M, src.K, src.A, src.lda, mp, kp, a, sums);
     shared = a;
   }
   auto run = [&](index_t i0, index_t i1) {
@@ -497,8 +534,8 @@ void threaded_product(const bd::Bf16Kernels& ks, index_t M, const RowsOfA& src,
                src.lda, mp, kp, a);
         rows = a;
       }
-      const index_t n0 = panels * g / groups * bd::kNr;
-      const index_t n1 = std::min(B.N, panels * (g + 1) / groups * bd::kNr);
+      const index_t n0 = std::max(nb, (first + panels * g / groups) * bd::kNr);
+      const index_t n1 = std::min(ne, (first + panels * (g + 1) / groups) * bd::kNr);
       if (n0 < n1)
         ks.product({m, kp, rows, B.bits.data(), n0, n1, C + m0 * ldc, ldc, alpha, beta});
     }
@@ -514,7 +551,25 @@ void threaded_product(const bd::Bf16Kernels& ks, index_t M, const RowsOfA& src,
 void gemm_bf16_packed(index_t M, const float* A, index_t lda, const PackedBf16& B, float beta,
                       float* C, index_t ldc) {
   if (M <= 0 || B.N <= 0) return;
-  threaded_product(kernels(B.isa), M, {false, A, lda, B.K}, B, 1.0f, beta, C, ldc);
+  threaded_product(kernels(B.isa), M, {false, A, lda, B.K}, B, 0, B.N, 1.0f, beta, C, ldc);
+}
+
+void gemm_bf16_trans_packed(index_t M, const float* A, index_t lda, const PackedBf16& B,
+                            index_t n_begin, index_t n_end, float beta, float* C, index_t ldc,
+                            float* sums) {
+  if (n_begin < 0 || n_end > B.N || n_begin > n_end)
+    throw std::invalid_argument("gemm_bf16_trans_packed: column range out of bounds");
+  if (M <= 0) return;
+  if (n_begin == n_end) {  // no product: only the sums
+    if (sums) {
+      std::fill_n(sums, M, 0.0f);
+      for (index_t k = 0; k < B.K; ++k)
+        for (index_t i = 0; i < M; ++i) sums[i] += A[k * lda + i];
+    }
+    return;
+  }
+  threaded_product(kernels(B.isa), M, {true, A, lda, B.K}, B, n_begin, n_end, 1.0f, beta,
+                   C - n_begin, ldc, sums);
 }
 
 void gemm_bf16(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
@@ -539,7 +594,7 @@ void gemm_bf16(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, floa
   }
   PackedBf16& packed = scratch().b;
   packed.pack(isa, trans_b, K, N, B, ldb);
-  threaded_product(kernels(isa), M, {trans_a, A, lda, K}, packed, alpha, beta, C, ldc);
+  threaded_product(kernels(isa), M, {trans_a, A, lda, K}, packed, 0, N, alpha, beta, C, ldc);
 }
 
 }  // namespace rnnfast

@@ -158,11 +158,12 @@ void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx 
 }
 
 void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bool tiled,
-                     bf16* dst) {
+                     bf16* dst, float* sums) {
   // Chunks of 128 k (their rows of A, read whole across the strips, stay in L2); in a chunk,
   // every strip of 16 rows of op(A); in a strip, blocks of 32 k: rows k and k + 1 of A (16
   // contiguous values of i) rounded and joined into 32-bit words (k low, k + 1 high), 16 such
-  // word rows transposed to 16 rows of op(A).
+  // word rows transposed to 16 rows of op(A). sums: each strip's running sums kept in sums
+  // between chunks, added k by k (the order of a sequential sum).
   const __m512 zero = _mm512_setzero_ps();
   constexpr idx kChunk = 128;
   for (idx kc = 0; kc < kp; kc += kChunk) {
@@ -172,12 +173,18 @@ void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bool
       const __mmask16 m = mask16(rows);
       const float* a = A + m0 + s;
       bf16* d = dst + s * kp;
+      __m512 acc = zero;
+      if (sums && kc > 0) acc = _mm512_maskz_loadu_ps(m, sums + s);
       for (idx k0 = kc; k0 < kc_end; k0 += 32) {
         __m512 w[16];
         for (int kk = 0; kk < 16; ++kk) {
           const idx k = k0 + 2 * kk;
           const __m512 lo = k < K ? _mm512_maskz_loadu_ps(m, a + k * lda) : zero;
           const __m512 hi = k + 1 < K ? _mm512_maskz_loadu_ps(m, a + (k + 1) * lda) : zero;
+          if (sums) {
+            if (k < K) acc = _mm512_add_ps(acc, lo);
+            if (k + 1 < K) acc = _mm512_add_ps(acc, hi);
+          }
           w[kk] = _mm512_castsi512_ps(round_pairs(lo, hi));
         }
         transpose16(w);
@@ -186,6 +193,7 @@ void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bool
         else
           for (idx i = 0; i < rows; ++i) _mm512_storeu_ps(d + i * kp + k0, w[i]);
       }
+      if (sums) _mm512_mask_storeu_ps(sums + s, m, acc);
     }
   }
 }

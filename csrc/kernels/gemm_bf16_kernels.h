@@ -52,8 +52,10 @@ struct Bf16Convert {
   // Rows [m0, m0 + n) of op(A) = A^T (element (i, k) at A[k * lda + i]) as
   // bfloat16 rows of kp at dst, zeros at k >= K: rows (row stride kp), or tiles (ProductArgs'
   // layout, m0 a multiple of 16, rows past n up to the next multiple of 16 written as zeros).
+  // sums (or null): sums[i] = the float32 sum of row m0 + i of op(A), unrounded, k in
+  // increasing order from 0 (the bits of a sequential column sum of A), i < n.
   void (*pack_rows_trans)(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bool tiled,
-                          bf16* dst);
+                          bf16* dst, float* sums);
   // Rows [0, n) of A (row i at A + i * lda) as tiles (ProductArgs' layout), zeros at k >= K
   // and in rows n up to the next multiple of 16.
   void (*pack_rows_tiled)(const float* A, idx lda, idx K, idx n, idx kp, bf16* dst);

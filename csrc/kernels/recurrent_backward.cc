@@ -16,7 +16,8 @@
 // gradients over the rows: the weight GEMM's [x | h_prev] is built and multiplied one depth
 // block of rows at a time, while it is in L2, and the block's gate gradients summed by columns
 // beside it (RNN, LSTM) or multiplied by a column of ones in [x | 1 | h_prev] (GRU's r and z
-// rows, with its n rows' products over the same blocks); else column sums after the GEMM.
+// rows, with its n rows' products over the same blocks); with bfloat16 products on a hardware
+// path, by the pass that rounds them for the weight products; else column sums after the GEMM.
 // GRU with reset before needs dn W_hn of all units before the gradient of r: it keeps the
 // two-GEMM step. The large temporaries live in a scratch kept
 // between calls (rnnfast/scratch_cache.h).
@@ -49,12 +50,13 @@ struct BackwardScratch {
   Buffer<T> ring;  // [groups, block rows, G*H] LoopWeights: each group's latest gate gradients
   PackedB<T> whh;  // W_hh packed for the blocked loop's products
   PackedB<T> wih;  // W_ih packed for the blocked loop's input gradients (dx by steps)
+  PackedBf16 xh_bf16;  // bfloat16 hardware paths: the weight products' [x | h_prev]
 
   std::size_t bytes() const {
     return detail::bytes_of(dgx) + detail::bytes_of(dgh_n) + detail::bytes_of(xh) +
            detail::bytes_of(dw) + detail::bytes_of(rh) + detail::bytes_of(hprev) +
            detail::bytes_of(dw_seq) + detail::bytes_of(ring) + packed_bytes(whh) +
-           packed_bytes(wih);
+           packed_bytes(wih) + xh_bf16.bits.size() * sizeof(std::uint16_t);
   }
   static std::size_t packed_bytes(const PackedB<T>& p) {
     const index_t nr = p.panel_width();
@@ -725,7 +727,50 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
         if (out)
           for (index_t i = 0; i < GH; ++i) out[i] = dw[i * ld + I];
   }
-  if (shared) {
+  // bfloat16 products on a hardware path: [x | h_prev] packed once, from x and h_prev where
+  // they lie (no copy of them side by side: 13 MB written and read again at T=50, B=64,
+  // I=H=512), for every weight product (GRU: its n rows' products read column ranges of the
+  // same packing, not two more packings), and the bias gradients summed by the passes that
+  // round the gate gradients for the products (one pass over them less; the bits of the column
+  // sums after the products).
+  const Bf16Isa bf16_isa = std::is_same_v<T, float> && w.precision == Precision::bfloat16
+                               ? active_bf16_isa()
+                               : Bf16Isa::portable;
+  const bool bf16_packed = shared && bf16_isa != Bf16Isa::portable;
+  bool bf16_sums = false;
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16_packed) {
+      PackedBf16& xh = scratch->xh_bf16;
+      xh.pack_pair(bf16_isa, rows, I, x, I, Hs, hprev_rows(), Hs);
+      const index_t off = PackedBf16::pair_offset(I), n = off + Hs;  // h_prev from column off
+      bf16_sums = g.b_ih || g.b_hh;
+      T* dw = detail::fit(scratch->dw, shared * n + (n_ih ? H * I : 0) + (n_hh ? H * Hs : 0) +
+                                           (bf16_sums ? GH + H : 0));
+      T* dw_ih_n = dw + shared * n;
+      T* dw_hh_n = dw_ih_n + (n_ih ? H * I : 0);
+      // the column sums of dgx [GH], then of dgh_n [H] (GRU)
+      T* sums = bf16_sums ? dw_hh_n + (n_hh ? H * Hs : 0) : nullptr;
+      gemm_bf16_trans_packed(shared, dgx, GH, xh, 0, n, 0.0f, dw, n, sums);
+      if (n_ih)
+        gemm_bf16_trans_packed(H, dgx + 2 * H, GH, xh, 0, I, 0.0f, dw_ih_n, I,
+                               sums ? sums + 2 * H : nullptr);
+      if (n_hh)
+        gemm_bf16_trans_packed(H, dgh_n, H, xh, off, n, 0.0f, dw_hh_n, Hs,
+                               sums ? sums + GH : nullptr);
+      for (index_t i = 0; i < shared; ++i) {
+        std::memcpy(g.w_ih + i * I, dw + i * n, sizeof(T) * I);
+        std::memcpy(g.w_hh + i * Hs, dw + i * n + off, sizeof(T) * Hs);
+      }
+      if (n_ih) std::memcpy(g.w_ih + 2 * H * I, dw_ih_n, sizeof(T) * H * I);
+      if (n_hh) std::memcpy(g.w_hh + 2 * H * Hs, dw_hh_n, sizeof(T) * H * Hs);
+      if (g.b_ih) std::memcpy(g.b_ih, sums, sizeof(T) * GH);
+      if (g.b_hh) {  // b_ih's but for the n gate of GRU with reset after (dgh_n)
+        std::memcpy(g.b_hh, sums, sizeof(T) * GH);
+        if (n_hh) std::memcpy(g.b_hh + 2 * H, sums + GH, sizeof(T) * H);
+      }
+    }
+  }
+  if (shared && !bf16_packed) {
     // A row: x, 1, h_prev; rows 64-byte aligned (an odd stride costs the GEMM more than the
     // column sums it saves).
     const index_t one = ones ? 1 : 0, n = I + one + Hs;
@@ -825,7 +870,7 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   // Bias gradients (unless the weight GEMM gave them): column sums of dgx; b_hh's are b_ih's
   // except the n gate of GRU with reset after (dgh_n).
   if (bias_blocks && g.b_ih && g.b_hh) std::memcpy(g.b_hh, g.b_ih, sizeof(T) * GH);
-  const bool summed = ones || seq_ones || bias_blocks;
+  const bool summed = ones || seq_ones || bias_blocks || bf16_sums;
   if (g.b_ih && !summed) column_sums(rows, GH, dgx, GH, g.b_ih);
   if (g.b_hh && !summed) {
     const index_t same = cell == Cell::gru ? 2 * H : GH;

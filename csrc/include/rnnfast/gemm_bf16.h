@@ -114,6 +114,14 @@ struct PackedBf16 {
   void pack_gathered(Bf16Isa isa, index_t K, index_t N, const float* W, index_t ldw,
                      const index_t* rows);
   static bool gathers_in_place(index_t N, const index_t* rows);
+  // op(B) = [B0 | 0 | B1] (K rows; B0 [K, N0] at ld0, B1 [K, N1] at ld1, both row-major):
+  // B1's column j is column pair_offset(N0) + j, the first of a panel, the columns between are
+  // zeros (N = pair_offset(N0) + N1). The weight-gradient products of the recurrent backward
+  // multiply [x | h_prev]: packed from x and h_prev where they lie, with no copy of them side
+  // by side first.
+  void pack_pair(Bf16Isa isa, index_t K, index_t N0, const float* B0, index_t ld0, index_t N1,
+                 const float* B1, index_t ld1);
+  static index_t pair_offset(index_t N0);
   // Records isa, K, N and kp and sizes bits for them: the number of panels the packing fills,
   // 0 when K or N is 0 (bits then all zeros).
   index_t shape(Bf16Isa isa, index_t K, index_t N);
@@ -166,6 +174,15 @@ void gemm_bf16_packed_cols(index_t M, const float* A, index_t lda, const PackedB
 // All columns, on the thread pool.
 void gemm_bf16_packed(index_t M, const float* A, index_t lda, const PackedBf16& B, float beta,
                       float* C, index_t ldc);
+// Columns [n_begin, n_end) of C[M, N] = A^T B + beta * C on the thread pool, A [K, M] (row-
+// major, lda; rounded to bfloat16) with K = B.K: the weight gradients of the recurrent
+// backward (A the gate gradients of every row, B the packed [x | h_prev]). C points at column
+// n_begin. sums (or null): sums[i] = the float32 sum over k of A[k * lda + i], unrounded, k in
+// increasing order (the bits of a sequential column sum: the bias gradients), taken by the
+// pass that rounds A, i < M.
+void gemm_bf16_trans_packed(index_t M, const float* A, index_t lda, const PackedBf16& B,
+                            index_t n_begin, index_t n_end, float beta, float* C, index_t ldc,
+                            float* sums);
 
 // The rows of A [M, K] of gemm_bf16_packed_cols rounded to bfloat16 ahead of the products, in
 // the layout the kernels of B's path read: for a left operand that many products share (the
