@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -589,13 +590,22 @@ void conv1d_max_pool1d_forward(const Conv1dShape& s, const Pool1dShape& p, const
       p.channels_last != s.channels_last)
     throw std::invalid_argument("conv1d_max_pool1d_forward: the pool's input is not the output");
   const Geometry g = geometry_of(s);
-  // Winograd's forward where conv1d_forward takes it (the same values): each sequence's rows
-  // pooled in its thread's buffer as soon as they are computed
+  // Winograd's forward where conv1d_forward takes it (the same values; float32, channels last):
+  // each sequence's rows pooled in its thread's buffer as soon as they are computed, by the
+  // instruction set's epilogue
   if (p.l_out > 0 &&
       winograd::forward_each(s, x, w, [&](index_t seq, T* ys) {
         std::vector<std::int32_t> rel(static_cast<std::size_t>(g.c_out));
-        finish_block(g, b, static_cast<const T*>(nullptr), seq, 0, g.l_out, ys, g.l_out);
         const index_t out = seq * p.l_out * p.channels;
+        if constexpr (std::is_same_v<T, float>) {
+          if (g.l_out <= std::numeric_limits<std::int32_t>::max()) {
+            const winograd::PoolWindows pw{p.pool_size, p.stride, p.pad_left, p.l_out};
+            winograd::active_finish_pool()(b, g.relu, g.l_out, g.c_out, pw, ys, py + out,
+                                           arg ? arg + out : nullptr, rel.data());
+            return;
+          }
+        }
+        finish_block(g, b, static_cast<const T*>(nullptr), seq, 0, g.l_out, ys, g.l_out);
         max_pool1d_windows(p, ys, 0, g.l_out, 0, p.l_out, py + out, arg ? arg + out : nullptr,
                            rel.data());
       }))
