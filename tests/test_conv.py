@@ -606,6 +606,35 @@ def test_conv1d_pool_backward_zero_gradients_and_ties(rng, dtype, case):
         assert not runs[0][0]["x"][0].any()
 
 
+@pytest.mark.parametrize("overlapping", [False, True], ids=["windows", "overlapping"])
+def test_conv1d_pool_backward_sums_a_steps_winners_in_the_pools_order(overlapping):
+    """The winners at one step add into its dx in the order of the pool's output (windows, then
+    channels), on every instruction set and thread count (the lists by step are built 16
+    channels at a time on AVX-512): with one tap and one input channel, dx[t] is the sum of
+    dpy * w over the winners at t, and 2^24, 1, -2^24 give 0 in float32 in that order (1 with
+    the last two swapped, or taken by channel where windows overlap)."""
+    a, b, c = np.float32(2 ** 24), np.float32(1), np.float32(-(2 ** 24))
+    assert (a + b) + c == 0 and (a + c) + b == 1 and (b + c) + a == 1
+    x = np.array([0, 1, 5, 2, 3, 0, 1, 0], np.float32).reshape(1, 8, 1)
+    w = np.zeros((40, 1, 1), np.float32)  # the other channels add exact zeros
+    picked = [3, 20, 27]  # one 16-channel block, then both halves of the next
+    w[picked] = 1
+    y, ctx = F.conv1d_forward(x, w, None, training=True)
+    py, pctx = F.max_pool1d_forward(y, pool_size=4, stride=1 if overlapping else None,
+                                    training=True)
+    dpy = np.zeros(py.shape, np.float32)
+    if overlapping:  # step 2 wins windows 0, 1 and 2: the gradients by window, not channel
+        dpy[0, 0, 27], dpy[0, 1, 3], dpy[0, 2, 20] = a, b, c
+    else:  # step 2 wins window 0 for every picked channel
+        dpy[0, 0, picked] = [a, b, c]
+    want = F.conv1d_backward(ctx, F.max_pool1d_backward(pctx, dpy)["x"])["x"]
+    for isa, runs in _runs_per_isa(lambda: F.conv1d_backward(ctx, dpy, pool=pctx)):
+        for got in runs:
+            assert got["x"][0, 2, 0] == 0, isa
+            np.testing.assert_array_equal(np.delete(got["x"], 2, axis=1),
+                                          np.delete(want, 2, axis=1))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("where", ["x", "w", "dy"])
 @pytest.mark.parametrize("bad", [np.inf, np.nan])

@@ -848,29 +848,6 @@ template <typename T>
   start[Co] = e;
 }
 
-// By output step: start [l_out + 1], off (the channel's row of wt, rows wt_stride values apart),
-// g; a counting sort of the entries by their step.
-template <typename T>
-[[gnu::noinline]] void winners_by_step(index_t np, index_t Co, index_t l_out, index_t wt_stride,
-                                       const index_t* __restrict arg, const T* __restrict g,
-                                       index_t* __restrict start, index_t* __restrict off,
-                                       T* __restrict gl) {
-  std::fill(start, start + l_out + 1, index_t(0));
-  for (index_t i = 0; i < np * Co; ++i) start[arg[i] + 1] += g[i] != T(0);
-  for (index_t t = 0; t < l_out; ++t) start[t + 1] += start[t];
-  // start[t]: the next free entry of step t, then the start of step t + 1 (shifted back below)
-  for (index_t j = 0; j < np; ++j)
-    for (index_t n = 0; n < Co; ++n) {
-      const T v = g[j * Co + n];
-      if (v == T(0)) continue;
-      const index_t at = start[arg[j * Co + n]]++;
-      off[at] = n * wt_stride;
-      gl[at] = v;
-    }
-  for (index_t t = l_out; t > 0; --t) start[t] = start[t - 1];
-  start[0] = 0;
-}
-
 // Both lists of one sequence; the vectors keep their memory from one sequence to the next.
 template <typename T>
 struct WinnerLists {
@@ -890,8 +867,9 @@ struct WinnerLists {
     }
     // by step first: its first pass reads arg in order (from memory: the prefetchers follow it),
     // the columns that winners_by_channel reads then come from cache
-    winners_by_step(np, Co, l_out, wt_stride, arg, g, by_step_start.data(), by_step_off.data(),
-                    by_step_g.data());
+    pooled::active_pooled_grad<T>().by_step(np, Co, l_out, wt_stride, arg, g,
+                                            by_step_start.data(), by_step_off.data(),
+                                            by_step_g.data());
     winners_by_channel(np, Co, step, arg, g, by_channel_start.data(), by_channel_off.data(),
                        by_channel_g.data());
   }
