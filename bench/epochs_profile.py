@@ -15,8 +15,8 @@ epoch spent inside ``rnnfast._C`` (the kernels) and outside it.
     python bench/epochs_profile.py --examples imdb_sentiment --ab-conv-pool --rounds 5
     python bench/epochs_profile.py --examples imdb_sentiment --ab-conv-pool-forward --rounds 5
 
-``--layers`` times one more epoch with every layer's ``forward`` and ``backward`` and the
-optimiser's ``step`` wrapped: wall (``perf_counter``) and process CPU milliseconds per batch of
+``--layers`` times one more epoch with every layer's ``forward`` and ``backward`` (and the
+calls that run a layer with the next one: ``LAYER_METHODS``) and the optimiser's ``step`` wrapped: wall (``perf_counter``) and process CPU milliseconds per batch of
 each, the rest of the epoch (loss, metrics, fit's loop) as the difference, and CPU / wall (about
 the thread count for a part that keeps every thread busy, 1 for a serial one).
 
@@ -117,6 +117,12 @@ def profile_table(epoch, top):
     return "\n".join(lines)
 
 
+# The layers' methods the per-layer table times: the plain ones, and those that run two layers in
+# one call (an Embedding with the Dropout after it, a Conv1D with its MaxPooling1D).
+LAYER_METHODS = ("forward", "forward_dropped", "forward_pooled", "backward", "backward_dropped",
+                 "backward_through_pool")
+
+
 class _Clock:
     """Wall (perf_counter) and process CPU (process_time) summed over the calls of one part."""
 
@@ -143,8 +149,7 @@ def layer_table(epoch, model):
     clocks = {}
     wrapped = []
     for i, layer in enumerate(model.layers):
-        # a Conv1D before a MaxPooling1D is differentiated with the pool in one call
-        for method in ("forward", "backward", "backward_through_pool"):
+        for method in LAYER_METHODS:
             if not hasattr(layer, method):
                 continue
             clock = clocks.setdefault(f"{i} {type(layer).__name__}.{method}", _Clock())

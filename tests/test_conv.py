@@ -536,6 +536,7 @@ POOL_ISA_CASES = [
     (5, 40, 40, 8, 2, {}, 2, {"stride": 1}),     # 40 apart, overlapping pool windows
     (6, 17, 16, 3, 1, {}, 5, {}),                # one tap: 16-value patches, 3 dw rows
     (4, 22, 31, 64, 5, {}, 4, {}),               # the IMDB shape's 64 channels, 31 inputs
+    (3, 40, 9, 21, 3, {}, 12, {}),               # windows whose winners span 8 steps or more
 ]
 
 
@@ -604,6 +605,41 @@ def test_conv1d_pool_backward_zero_gradients_and_ties(rng, dtype, case):
             for other in runs[1:]:
                 np.testing.assert_array_equal(other[0][name], got)
         assert not runs[0][0]["x"][0].any()
+
+
+@pytest.mark.parametrize("windows", ["apart", "overlapping", "wide"])
+def test_conv1d_pool_backward_sums_a_steps_winners_in_the_pools_order(windows):
+    """The winners at one step add into its dx in the order of the pool's output (windows, then
+    channels), on every instruction set and thread count (the lists by step are built 16
+    channels at a time on AVX-512, a window whose winners span 8 steps or more one entry at a
+    time): with one tap and one input channel, dx[t] is the sum of dpy * w over the winners at
+    t, and 2^24, 1, -2^24 give 0 in float32 in that order (1 with the last two swapped, or
+    taken by channel where windows overlap)."""
+    a, b, c = np.float32(2 ** 24), np.float32(1), np.float32(-(2 ** 24))
+    assert (a + b) + c == 0 and (a + c) + b == 1 and (b + c) + a == 1
+    x = np.array([0, 1, 5, 2, 3, 0, 1, 0, 0, 0, -9, 0, 0, 0, 0, 0], np.float32).reshape(1, 16, 1)
+    w = np.zeros((40, 1, 1), np.float32)  # the other channels add exact zeros
+    picked = [3, 20, 27]  # one 16-channel block, then both halves of the next
+    w[picked] = 1
+    w[30] = -1  # wins where x is least (step 10 in the wide window)
+    pool = {"apart": dict(pool_size=4), "overlapping": dict(pool_size=4, stride=1),
+            "wide": dict(pool_size=12)}[windows]
+    y, ctx = F.conv1d_forward(x, w, None, training=True)
+    py, pctx = F.max_pool1d_forward(y, training=True, **pool)
+    dpy = np.zeros(py.shape, np.float32)
+    dpy[0, 0, 30] = 1
+    if windows == "overlapping":  # step 2 wins windows 0, 1 and 2: the gradients by window
+        dpy[0, 0, 27], dpy[0, 1, 3], dpy[0, 2, 20] = a, b, c
+    else:  # step 2 wins window 0 for every picked channel (with step 10 for "wide")
+        dpy[0, 0, picked] = [a, b, c]
+    want = F.conv1d_backward(ctx, F.max_pool1d_backward(pctx, dpy)["x"])["x"]
+    if windows == "wide":  # channel 30 at step 10: the window's winners span steps 0 to 10
+        assert want[0, 10, 0] == -1
+    for isa, runs in _runs_per_isa(lambda: F.conv1d_backward(ctx, dpy, pool=pctx)):
+        for got in runs:
+            assert got["x"][0, 2, 0] == 0, isa
+            np.testing.assert_array_equal(np.delete(got["x"], 2, axis=1),
+                                          np.delete(want, 2, axis=1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

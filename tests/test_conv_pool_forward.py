@@ -96,6 +96,44 @@ def test_fused_is_the_two_calls_bitwise(rng, case, relu, special):
         assert want_winners.shape == pctx.input_shape
 
 
+# Shapes on Winograd's path (float32, channels last, stride 1, 3-7 taps), whose rows the
+# instruction set's epilogue (bias, ReLU, pool) finishes: the IMDB layer; odd channel counts;
+# fewer channels than a vector; padded, overlapping, gapped and ragged windows; B = 1.
+WINOGRAD_CASES = [
+    (2, 100, 100, 64, 5, {}, {"pool_size": 4}),
+    (1, 41, 49, 67, 3, {"padding": "same"}, {"pool_size": 3, "pool_padding": "same"}),
+    (3, 30, 50, 17, 7, {"padding": "causal"}, {"pool_size": 5, "pool_stride": 2}),
+    (2, 12, 5, 7, 4, {}, {"pool_size": 1}),
+    (2, 26, 48, 33, 6, {}, {"pool_size": 2, "pool_stride": 3}),
+    (2, 9, 20, 18, 5, {"padding": "same"}, {"pool_size": 7, "pool_padding": "same"}),
+]
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("special", ["plain", "ties", "nonfinite"])
+@pytest.mark.parametrize("relu", [True, False], ids=["relu", "linear"])
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=[str(c[:5]) for c in WINOGRAD_CASES])
+def test_fused_winograd_is_the_two_calls_bitwise(rng, case, relu, special, bias):
+    """On Winograd's path the fused call's py and winners are those of conv1d_forward then
+    max_pool1d_forward, bit for bit, on every ISA at 1, 2 and 3 threads."""
+    x, w, b = _inputs(rng, case, np.float32, special)
+    b = b if bias else None
+    conv_kw, pool_kw = {**case[5], "algorithm": "winograd"}, case[6]
+
+    def fused():
+        got, _, got_pctx = _fused(x, w, b, conv_kw, pool_kw, relu)
+        return got, _winners(got_pctx, got.shape, np.float32)
+
+    for isa, runs in _runs_per_isa(fused):
+        want_py, _, want_pctx = _isa_run(isa, lambda: _two_calls(x, w, b, conv_kw, pool_kw,
+                                                                 relu))
+        want_arg = _winners(want_pctx, want_py.shape, np.float32)
+        for got, got_arg in runs:
+            assert got.shape == want_py.shape
+            assert got.tobytes() == want_py.tobytes(), isa
+            assert got_arg.tobytes() == want_arg.tobytes(), isa
+
+
 def _isa_run(isa, call):
     isa0 = rnnfast.active_isa()
     rnnfast.set_isa(isa)

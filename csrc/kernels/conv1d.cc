@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -589,13 +590,22 @@ void conv1d_max_pool1d_forward(const Conv1dShape& s, const Pool1dShape& p, const
       p.channels_last != s.channels_last)
     throw std::invalid_argument("conv1d_max_pool1d_forward: the pool's input is not the output");
   const Geometry g = geometry_of(s);
-  // Winograd's forward where conv1d_forward takes it (the same values): each sequence's rows
-  // pooled in its thread's buffer as soon as they are computed
+  // Winograd's forward where conv1d_forward takes it (the same values; float32, channels last):
+  // each sequence's rows pooled in its thread's buffer as soon as they are computed, by the
+  // instruction set's epilogue
   if (p.l_out > 0 &&
       winograd::forward_each(s, x, w, [&](index_t seq, T* ys) {
         std::vector<std::int32_t> rel(static_cast<std::size_t>(g.c_out));
-        finish_block(g, b, static_cast<const T*>(nullptr), seq, 0, g.l_out, ys, g.l_out);
         const index_t out = seq * p.l_out * p.channels;
+        if constexpr (std::is_same_v<T, float>) {
+          if (g.l_out <= std::numeric_limits<std::int32_t>::max()) {
+            const winograd::PoolWindows pw{p.pool_size, p.stride, p.pad_left, p.l_out};
+            winograd::active_finish_pool()(b, g.relu, g.l_out, g.c_out, pw, ys, py + out,
+                                           arg ? arg + out : nullptr, rel.data());
+            return;
+          }
+        }
+        finish_block(g, b, static_cast<const T*>(nullptr), seq, 0, g.l_out, ys, g.l_out);
         max_pool1d_windows(p, ys, 0, g.l_out, 0, p.l_out, py + out, arg ? arg + out : nullptr,
                            rel.data());
       }))
@@ -838,29 +848,6 @@ template <typename T>
   start[Co] = e;
 }
 
-// By output step: start [l_out + 1], off (the channel's row of wt, rows wt_stride values apart),
-// g; a counting sort of the entries by their step.
-template <typename T>
-[[gnu::noinline]] void winners_by_step(index_t np, index_t Co, index_t l_out, index_t wt_stride,
-                                       const index_t* __restrict arg, const T* __restrict g,
-                                       index_t* __restrict start, index_t* __restrict off,
-                                       T* __restrict gl) {
-  std::fill(start, start + l_out + 1, index_t(0));
-  for (index_t i = 0; i < np * Co; ++i) start[arg[i] + 1] += g[i] != T(0);
-  for (index_t t = 0; t < l_out; ++t) start[t + 1] += start[t];
-  // start[t]: the next free entry of step t, then the start of step t + 1 (shifted back below)
-  for (index_t j = 0; j < np; ++j)
-    for (index_t n = 0; n < Co; ++n) {
-      const T v = g[j * Co + n];
-      if (v == T(0)) continue;
-      const index_t at = start[arg[j * Co + n]]++;
-      off[at] = n * wt_stride;
-      gl[at] = v;
-    }
-  for (index_t t = l_out; t > 0; --t) start[t] = start[t - 1];
-  start[0] = 0;
-}
-
 // Both lists of one sequence; the vectors keep their memory from one sequence to the next.
 template <typename T>
 struct WinnerLists {
@@ -880,8 +867,9 @@ struct WinnerLists {
     }
     // by step first: its first pass reads arg in order (from memory: the prefetchers follow it),
     // the columns that winners_by_channel reads then come from cache
-    winners_by_step(np, Co, l_out, wt_stride, arg, g, by_step_start.data(), by_step_off.data(),
-                    by_step_g.data());
+    pooled::active_pooled_grad<T>().by_step(np, Co, l_out, wt_stride, arg, g,
+                                            by_step_start.data(), by_step_off.data(),
+                                            by_step_g.data());
     winners_by_channel(np, Co, step, arg, g, by_channel_start.data(), by_channel_off.data(),
                        by_channel_g.data());
   }

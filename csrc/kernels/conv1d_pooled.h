@@ -32,6 +32,13 @@ struct PooledGrad {
                  const index_t* off, const T* g, const T* src, T* dst);
   // dst[r * to + i] = src[r * n + i] for r < rows, i < n; whether they are all finite.
   bool (*copy_rows)(index_t rows, index_t n, index_t to, const T* src, T* dst);
+  // One sequence's list by output step, for the dx gathers, from the pool's winners arg [np, Co]
+  // (steps < l_out) and their gradients g [np, Co]: a counting sort of the entries whose g is
+  // not zero by their step, start [l_out + 1], off (the channel's row of wt: n * wt_stride) and
+  // gl (g), each step's entries in the order of the pool's output (windows, then channels).
+  // off and gl hold np * Co entries.
+  void (*by_step)(index_t np, index_t Co, index_t l_out, index_t wt_stride, const index_t* arg,
+                  const T* g, index_t* start, index_t* off, T* gl);
 };
 
 extern const PooledGrad<float> kPooledGenericF32;

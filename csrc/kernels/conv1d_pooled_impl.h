@@ -108,9 +108,32 @@ bool copy_rows(index_t rows, index_t n, index_t to, const typename S::T* src,
   return true;
 }
 
+// conv1d_pooled.h's by_step one entry at a time: counted, then each placed after the entries
+// of its step placed before it. With restrict pointers (conv1d.cc's lists: inlined into the
+// backward's loop without them, the compiler kept the lists' pointers and counters in memory).
+template <typename T>
+void by_step_scan(index_t np, index_t Co, index_t l_out, index_t wt_stride,
+                  const index_t* __restrict arg, const T* __restrict g, index_t* __restrict start,
+                  index_t* __restrict off, T* __restrict gl) {
+  std::fill(start, start + l_out + 1, index_t(0));
+  for (index_t i = 0; i < np * Co; ++i) start[arg[i] + 1] += g[i] != T(0);
+  for (index_t t = 0; t < l_out; ++t) start[t + 1] += start[t];
+  // start[t]: the next free entry of step t, then the start of step t + 1 (shifted back below)
+  for (index_t j = 0; j < np; ++j)
+    for (index_t n = 0; n < Co; ++n) {
+      const T v = g[j * Co + n];
+      if (v == T(0)) continue;
+      const index_t at = start[arg[j * Co + n]]++;
+      off[at] = n * wt_stride;
+      gl[at] = v;
+    }
+  for (index_t t = l_out; t > 0; --t) start[t] = start[t - 1];
+  start[0] = 0;
+}
+
 template <typename S>
 constexpr PooledGrad<typename S::T> make_pooled() {
-  return {&gather_rows<S>, &copy_rows<S>};
+  return {&gather_rows<S>, &copy_rows<S>, &by_step_scan<typename S::T>};
 }
 
 }  // namespace

@@ -166,6 +166,17 @@ const Transforms& active_transforms(index_t r) {
   return kWinogradGeneric[i];
 }
 
+FinishPool active_finish_pool() {
+#ifdef RNNFAST_HAVE_X86_KERNELS
+  switch (active_isa()) {
+    case Isa::avx512: return kFinishPoolAvx512;
+    case Isa::avx2: return kFinishPoolAvx2;
+    case Isa::generic: break;
+  }
+#endif
+  return kFinishPoolGeneric;
+}
+
 const char* refusal(const Conv1dShape& s, bool float64) {
   if (float64) return "float32 arrays";
   if (s.precision != Precision::float32) return "precision 'float32'";

@@ -14,5 +14,7 @@ const TransformSet kWinogradAvx2 = {transforms_of<S, 0>(), transforms_of<S, 1>()
                                    transforms_of<S, 2>(), transforms_of<S, 3>(),
                                    transforms_of<S, 4>()};
 
+const FinishPool kFinishPoolAvx2 = &finish_pool;
+
 }  // namespace winograd
 }  // namespace rnnfast

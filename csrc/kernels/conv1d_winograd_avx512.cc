@@ -15,5 +15,7 @@ const TransformSet kWinogradAvx512 = {transforms_of<S, 0>(), transforms_of<S, 1>
                                    transforms_of<S, 2>(), transforms_of<S, 3>(),
                                    transforms_of<S, 4>()};
 
+const FinishPool kFinishPoolAvx512 = &finish_pool;
+
 }  // namespace winograd
 }  // namespace rnnfast

@@ -15,5 +15,7 @@ const TransformSet kWinogradGeneric = {transforms_of<S, 0>(), transforms_of<S, 1
                                    transforms_of<S, 2>(), transforms_of<S, 3>(),
                                    transforms_of<S, 4>()};
 
+const FinishPool kFinishPoolGeneric = &finish_pool;
+
 }  // namespace winograd
 }  // namespace rnnfast

@@ -4,6 +4,8 @@
 //
 // Included by the instruction-set translation units: plain structs and declarations only.
 #pragma once
+#include <cstdint>
+
 #include "rnnfast/common.h"
 
 namespace rnnfast {
@@ -48,6 +50,32 @@ extern const TransformSet kWinogradAvx512;
 
 // The transforms of the active instruction set for an r-tap kernel.
 const Transforms& active_transforms(index_t r);
+
+// The windows of a max pool over one sequence's rows (conv1d_max_pool1d_forward's pool):
+// window t reads steps [max(t * stride - pad_left, 0), min(t * stride - pad_left + size, rows)).
+struct PoolWindows {
+  index_t size, stride, pad_left, count;
+};
+
+// The fused forward's epilogue of one sequence (conv1d_max_pool1d_forward), channels last, for
+// rows < 2^31: y [rows, c] += bias (null: none), then the ReLU (relu: NumPy's maximum(v, 0)),
+// in place; then py[t * c + ch] = the maximum of window t's rows and, arg not null,
+// arg[t * c + ch] = the step of its first maximum (NaN the maximum) for t < pw.count; rel: c
+// int32 values of scratch. The values and steps of conv1d.cc's finish_block then pool1d.cc's
+// max_pool1d_windows, their loops compiled for each instruction set (the baseline unit's
+// SSE2 took 3-4% of an IMDB epoch for them).
+using FinishPool = void (*)(const float* bias, bool relu, index_t rows, index_t c,
+                            const PoolWindows& pw, float* y, float* py, index_t* arg,
+                            std::int32_t* rel);
+
+extern const FinishPool kFinishPoolGeneric;
+#ifdef RNNFAST_HAVE_X86_KERNELS
+extern const FinishPool kFinishPoolAvx2;
+extern const FinishPool kFinishPoolAvx512;
+#endif
+
+// The epilogue of the active instruction set.
+FinishPool active_finish_pool();
 
 }  // namespace winograd
 }  // namespace rnnfast
