@@ -240,7 +240,8 @@ def test_recurrent_bf16_gate_blocked_inference_does_not_depend_on_thread_count(c
     """Inference sharing each step between threads packs W_hh^T and W_ih^T in blocks of hidden
     units (straight from the weights on the hardware paths); one thread packs them as they
     are. H not a multiple of the panel width; weights past L2, so the inputs are projected in
-    windows by blocks. Every thread count gives the training forward's values."""
+    windows by blocks (one thread) or, on the hardware paths, in windows of each thread's
+    sequences (two and three). Every thread count gives the training forward's values."""
     rng = np.random.default_rng(12)
     args, _ = make_inputs(rng, cell, 9, 64, 300, 300, np.float32)
     forward = getattr(F, cell + "_forward")
