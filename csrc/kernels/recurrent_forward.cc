@@ -74,8 +74,8 @@ constexpr index_t kL2Weights = index_t(3) << 19;  // 1.5 MiB
 // (per thread when the threads take disjoint sequences) whatever the weights' size: there a
 // window's products run at the tile rate and read W_ih^T in bfloat16 (half of float32's bytes)
 // once per window, while every row at once wrote x W_ih^T to memory and read it back. LSTM
-// inference at T=50, B=64, I=H=512 on two threads 15-23% faster; I=H=1024 and the GRU also
-// faster or the same, on one thread as on two (bench/RESULTS.md).
+// inference at T=50, B=64, I=H=512 on two threads 16-21% faster, the GRU 10-15%; at I=H=1024
+// the same or up to 7% faster, on one thread as on two (bench/RESULTS.md).
 constexpr index_t kBf16WindowBytes = index_t(1) << 20;
 
 // The input projections x W_ih^T, each row turned into activated gates by its step: every row
@@ -225,21 +225,22 @@ struct Projections {
 // projecting the inputs apart (every row or windows) and adding that to h W_hh^T: when the
 // weights fit in a core's L2 together (the step's product then reads them from there as it
 // reads W_hh^T alone), with one product per step (no recurrent dropout, which has one per gate)
-// and more than kDirectRows rows. The values differ from the projection
-// apart in the last bits (one sum of I + H terms instead of two sums added), so the choice
-// depends on nothing that may change between calls of the same shape: training, inference,
-// every thread count and window budget give the same values. And batches of more than
-// kSmallBatchMaxRows only: smaller ones may run the small-batch loops (recurrent_small.h, which
-// project apart) or these, by thread count and options, and the two must give the same values.
-// Saves the projection's copies of x and its writes and reads of x W_ih^T, and halves the
-// products' calls: T=100 B=32 I=H=64 on one thread 2-3% faster (bench/RESULTS.md). In bfloat16
-// too (the same rule: x, W_ih, W_hh and h rounded as apart, one float32 sum): on AMX a
-// projection apart of depth I = 64-128 stored each tile after two to four tile products, and
-// merged inference ran 13-14% faster at T=100, B=64, I=64, H=256 and T=100, B=32, I=H=128.
+// and more than kDirectRows rows. The values differ from the projection apart in the last bits
+// (one sum of I + H terms instead of two sums added), so the choice depends on nothing that may
+// change between calls of the same shape: training, inference, every thread count and window
+// budget give the same values. And batches of more than kSmallBatchMaxRows only: smaller ones
+// may run the small-batch loops (recurrent_small.h, which project apart) or these, by thread
+// count and options, and the two must give the same values. Saves the projection's copies of x
+// and its writes and reads of x W_ih^T, and halves the products' calls: T=100 B=32 I=H=64 on
+// one thread 2-3% faster (bench/RESULTS.md). In bfloat16 too (the same rule: x, W_ih, W_hh and
+// h rounded as apart, one float32 sum): on AMX a projection apart of depth I = 64-128 stored
+// each tile after two to four tile products, and merged inference ran 12-13% faster at T=100,
+// B=64, I=64, H=256 and 8-14% at T=100, B=32, I=H=128 on one thread.
 template <typename T>
 bool merges_input(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, bool projected) {
   return cell == Cell::lstm && !projected && w.recurrent_mask == nullptr &&
-         InputProjection<T>::weights_in_l2(s, 4 * s.H) && s.B > detail::kSmallBatchMaxRows && s.steps() * s.B > detail::kDirectRows;
+         InputProjection<T>::weights_in_l2(s, 4 * s.H) && s.B > detail::kSmallBatchMaxRows &&
+         s.steps() * s.B > detail::kDirectRows;
 }
 
 // W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
