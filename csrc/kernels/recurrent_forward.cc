@@ -71,11 +71,12 @@ constexpr index_t kL2WindowBytes = index_t(256) << 10;
 constexpr index_t kL2Weights = index_t(3) << 19;  // 1.5 MiB
 
 // On a bfloat16 hardware path, inference projects windows of at most kBf16WindowBytes per loop
-// (per thread when the threads take disjoint sequences) whatever the weights' size: there a
-// window's products run at the tile rate and read W_ih^T in bfloat16 (half of float32's bytes)
-// once per window, while every row at once wrote x W_ih^T to memory and read it back. LSTM
-// inference at T=50, B=64, I=H=512 on two threads 16-21% faster, the GRU 10-15%; at I=H=1024
-// the same or up to 7% faster, on one thread as on two (bench/RESULTS.md).
+// (per thread when the threads take disjoint sequences) where they pay: a window of M rows
+// saves writing its projection to memory and reading it back (8 bytes per row and column) and
+// costs one more read of W_ih^T (I values of 2 bytes per column), so when 8 M >= 2 I (as
+// projects_by_blocks' windows). LSTM inference at T=50, B=64, I=H=512 on two threads 16-21%
+// faster, the GRU 10-15%; at I=H=1024 (windows of 64 rows) they were not faster, and that shape
+// projects every row at once as before (bench/RESULTS.md).
 constexpr index_t kBf16WindowBytes = index_t(1) << 20;
 
 // The input projections x W_ih^T, each row turned into activated gates by its step: every row
@@ -116,10 +117,13 @@ struct InputProjection {
   // set_projection_window_bytes holds for every precision).
   static index_t window_steps(const SeqShape& s, index_t GH, index_t nb, bool bf16_hw) {
     index_t bytes = g_window_bytes.load(std::memory_order_relaxed);
-    if (bf16_hw && bytes == kWindowBytes) bytes = kBf16WindowBytes;
+    nb = std::max<index_t>(1, nb);
+    const index_t row_bytes = GH * static_cast<index_t>(sizeof(T));
+    if (bf16_hw && bytes == kWindowBytes &&
+        8 * std::max<index_t>(1, kBf16WindowBytes / row_bytes / nb) * nb >= 2 * s.I)
+      bytes = kBf16WindowBytes;
     if (weights_in_l2(s, GH)) bytes = std::min(bytes, kL2WindowBytes);
-    const index_t rows = bytes / (GH * static_cast<index_t>(sizeof(T)));
-    return std::max<index_t>(1, rows / std::max<index_t>(1, nb));
+    return std::max<index_t>(1, bytes / row_bytes / nb);
   }
 
   // g of time step t of sequence b.
