@@ -272,7 +272,8 @@ def test_recurrent_bf16_gate_blocked_inference_does_not_depend_on_thread_count(c
     """Inference sharing each step between threads packs W_hh^T and W_ih^T in blocks of hidden
     units (straight from the weights on the hardware paths); one thread packs them as they
     are. H not a multiple of the panel width; weights past L2, so the inputs are projected in
-    windows by blocks. Every thread count gives the training forward's values."""
+    windows by blocks (one thread) or, on the hardware paths, in windows of each thread's
+    sequences (two and three). Every thread count gives the training forward's values."""
     rng = np.random.default_rng(12)
     args, _ = make_inputs(rng, cell, 9, 64, 300, 300, np.float32)
     forward = getattr(F, cell + "_forward")
@@ -313,6 +314,40 @@ def test_recurrent_bf16_windows_by_blocks_with_a_short_last_window(batch_first, 
                     rnnfast._C._set_projection_window_bytes(0)
                 for g, w in zip(got, want):
                     np.testing.assert_array_equal(g, w)
+    finally:
+        rnnfast.set_num_threads(before)
+
+
+@pytest.mark.parametrize("B, H, batch_first", [(37, 48, False), (12, 100, True)])
+def test_recurrent_bf16_merged_lstm_does_not_depend_on_thread_count(B, H, batch_first,
+                                                                    bf16_isa):
+    """The LSTM whose weights fit in L2 multiplies [x_t, h] by [W_ih, W_hh]^T at each step (on
+    the hardware paths x and h rounded into one left operand: x by the thread of the first
+    block, h by each block's thread). I not a multiple of a tile's 32 columns, lengths; 37
+    sequences by sequences per thread, 12 sharing each step by blocks of 32 units (H = 100).
+    Inference gives the one-thread training forward's values on every thread count, and the
+    training forward and backward do not depend on it."""
+    rng = np.random.default_rng(31)
+    args, lens = make_inputs(rng, "lstm", 13, B, 40, H, np.float32, batch_first=batch_first,
+                             lengths=True)
+    opts = {"precision": "bfloat16", "lengths": lens, "batch_first": batch_first}
+    shape = (B, 13, H) if batch_first else (13, B, H)
+    grads = upstream(rng, "lstm", shape, B, H, np.float32)
+    before = rnnfast.get_num_threads()
+    try:
+        rnnfast.set_num_threads(1)
+        want = F.lstm_forward(**args, **opts, training=True)[:3]
+        trained = run(F, "lstm", args, opts, grads)
+        for n in (1, 2, 3):
+            rnnfast.set_num_threads(n)
+            for g, w in zip(F.lstm_forward(**args, **opts)[:3], want):
+                np.testing.assert_array_equal(g, w)
+            out, got = run(F, "lstm", args, opts, grads)
+            for name in out:
+                np.testing.assert_array_equal(out[name], trained[0][name])
+            for name in got:
+                if got[name] is not None:
+                    np.testing.assert_array_equal(got[name], trained[1][name])
     finally:
         rnnfast.set_num_threads(before)
 

@@ -30,7 +30,8 @@ struct CellSteps {
   // the unzoned c_t), with d_h, d_c per unit from mask_h[u], mask_c[u] (training) or both the
   // constant rate when the masks are null (inference). hg may be null: g then holds both
   // products (x W_ih^T + h W_hh^T computed as one), h is also written to h_next (where the
-  // next step's product reads it), and keep_gates false leaves g as it is (inference).
+  // next step's product reads it). keep_gates false leaves g as it is (inference: nothing
+  // reads the activated gates).
   void (*lstm_general)(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
                        const T* peep, const T* hprev, const T* mask_h, const T* mask_c, T rate,
                        T* h, T* c, T* h_next, bool keep_gates);

@@ -212,7 +212,7 @@ inline void lstm_cell(index_t n, index_t gs, index_t hs, T* __restrict g, const 
 }
 
 // lstm_cell with the run-time options as template ones: peep, zoneout (hprev not null), its
-// masks (mask_h and mask_c both or neither), hg, and (hg null only) keep_gates.
+// masks (mask_h and mask_c both or neither), hg, and keep_gates.
 template <typename T>
 void lstm_general(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T* bias,
                   const T* peep, const T* hprev, const T* mask_h, const T* mask_c, T rate, T* h,
@@ -226,7 +226,8 @@ void lstm_general(index_t n, index_t gs, index_t hs, T* g, const T* hg, const T*
   using Y = std::true_type;
   using N = std::false_type;
   auto with_hg = [&](auto peep_c, auto zone_c, auto mask_c_) {
-    if (hg) run(peep_c, zone_c, mask_c_, Y{}, Y{});
+    if (hg && keep_gates) run(peep_c, zone_c, mask_c_, Y{}, Y{});
+    else if (hg) run(peep_c, zone_c, mask_c_, Y{}, N{});
     else if (keep_gates) run(peep_c, zone_c, mask_c_, N{}, Y{});
     else run(peep_c, zone_c, mask_c_, N{}, N{});
   };

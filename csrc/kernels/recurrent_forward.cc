@@ -70,6 +70,15 @@ std::atomic<index_t> g_window_bytes{kWindowBytes};
 constexpr index_t kL2WindowBytes = index_t(256) << 10;
 constexpr index_t kL2Weights = index_t(3) << 19;  // 1.5 MiB
 
+// On a bfloat16 hardware path, inference projects windows of at most kBf16WindowBytes per loop
+// (per thread when the threads take disjoint sequences) where they pay: a window of M rows
+// saves writing its projection to memory and reading it back (8 bytes per row and column) and
+// costs one more read of W_ih^T (I values of 2 bytes per column), so when 8 M >= 2 I (as
+// projects_by_blocks' windows). LSTM inference at T=50, B=64, I=H=512 on two threads 16-21%
+// faster, the GRU 10-15%; at I=H=1024 (windows of 64 rows) they were not faster, and that shape
+// projects every row at once as before (bench/RESULTS.md).
+constexpr index_t kBf16WindowBytes = index_t(1) << 20;
+
 // The input projections x W_ih^T, each row turned into activated gates by its step: every row
 // at once (a reversed ragged batch, whose steps do not cover one time range, or training when
 // the weights do not fit in L2), or, for sequences [b0, b1), a window of steps at a time: into a
@@ -93,22 +102,28 @@ struct InputProjection {
   // each is then written while it is in the core's cache; bench/RESULTS.md). Up to kDirectRows
   // rows, all_rows reads the weights in place, in training as in inference, so that both give
   // the same values.
-  static bool windowed(const SeqShape& s, index_t GH, index_t nb, bool training) {
+  // bf16_hw: bfloat16 products on a hardware path.
+  static bool windowed(const SeqShape& s, index_t GH, index_t nb, bool training, bool bf16_hw) {
     if (s.reverse && !s.lengths.empty()) return false;
     if (training) return weights_in_l2(s, GH) && s.steps() > 1 && s.rows() > detail::kDirectRows;
-    return window_steps(s, GH, nb) < s.steps();
+    return window_steps(s, GH, nb, bf16_hw) < s.steps();
   }
 
   static bool weights_in_l2(const SeqShape& s, index_t GH) {
     return GH * (s.I + s.state_size()) * static_cast<index_t>(sizeof(T)) <= kL2Weights;
   }
 
-  // Steps per window for nb sequences.
-  static index_t window_steps(const SeqShape& s, index_t GH, index_t nb) {
+  // Steps per window for nb sequences (bf16_hw as in windowed; a budget set by
+  // set_projection_window_bytes holds for every precision).
+  static index_t window_steps(const SeqShape& s, index_t GH, index_t nb, bool bf16_hw) {
     index_t bytes = g_window_bytes.load(std::memory_order_relaxed);
+    nb = std::max<index_t>(1, nb);
+    const index_t row_bytes = GH * static_cast<index_t>(sizeof(T));
+    if (bf16_hw && bytes == kWindowBytes &&
+        8 * std::max<index_t>(1, kBf16WindowBytes / row_bytes / nb) * nb >= 2 * s.I)
+      bytes = kBf16WindowBytes;
     if (weights_in_l2(s, GH)) bytes = std::min(bytes, kL2WindowBytes);
-    const index_t rows = bytes / (GH * static_cast<index_t>(sizeof(T)));
-    return std::max<index_t>(1, rows / std::max<index_t>(1, nb));
+    return std::max<index_t>(1, bytes / row_bytes / nb);
   }
 
   // g of time step t of sequence b.
@@ -151,7 +166,10 @@ struct InputProjection {
     b1 = b1_;
     into = into_;
     const index_t nb = b1 - b0;
-    window = window_steps(s_, GH, nb);
+    bool bf16_hw = false;
+    if constexpr (std::is_same_v<T, float>)
+      bf16_hw = wih->precision() == Precision::bfloat16 && wih->bf16().isa != Bf16Isa::portable;
+    window = window_steps(s_, GH, nb, bf16_hw);
     if (into) return;
     own.resize(window * nb * GH);
     xg = own.data();
@@ -210,20 +228,23 @@ struct Projections {
 // Whether the LSTM's steps each run one product [x_t, h] [W_ih, W_hh]^T (depth I + H) instead of
 // projecting the inputs apart (every row or windows) and adding that to h W_hh^T: when the
 // weights fit in a core's L2 together (the step's product then reads them from there as it
-// reads W_hh^T alone), in float32 products, with one product per step (no recurrent dropout,
-// which has one per gate) and more than kDirectRows rows. The values differ from the projection
-// apart in the last bits (one sum of I + H terms instead of two sums added), so the choice
-// depends on nothing that may change between calls of the same shape: training, inference,
-// every thread count and window budget give the same values. And batches of more than
-// kSmallBatchMaxRows only: smaller ones may run the small-batch loops (recurrent_small.h, which
-// project apart) or these, by thread count and options, and the two must give the same values.
-// Saves the projection's copies of x and its writes and reads of x W_ih^T, and halves the
-// products' calls: T=100 B=32 I=H=64 on one thread 2-3% faster (bench/RESULTS.md).
+// reads W_hh^T alone), with one product per step (no recurrent dropout, which has one per gate)
+// and more than kDirectRows rows. The values differ from the projection apart in the last bits
+// (one sum of I + H terms instead of two sums added), so the choice depends on nothing that may
+// change between calls of the same shape: training, inference, every thread count and window
+// budget give the same values. And batches of more than kSmallBatchMaxRows only: smaller ones
+// may run the small-batch loops (recurrent_small.h, which project apart) or these, by thread
+// count and options, and the two must give the same values. Saves the projection's copies of x
+// and its writes and reads of x W_ih^T, and halves the products' calls: T=100 B=32 I=H=64 on
+// one thread 2-3% faster (bench/RESULTS.md). In bfloat16 too (the same rule: x, W_ih, W_hh and
+// h rounded as apart, one float32 sum): on AMX a projection apart of depth I = 64-128 stored
+// each tile after two to four tile products, and merged inference ran 12-13% faster at T=100,
+// B=64, I=64, H=256 and 8-14% at T=100, B=32, I=H=128 on one thread.
 template <typename T>
 bool merges_input(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w, bool projected) {
-  return cell == Cell::lstm && !projected && w.precision == Precision::float32 &&
-         w.recurrent_mask == nullptr && InputProjection<T>::weights_in_l2(s, 4 * s.H) &&
-         s.B > detail::kSmallBatchMaxRows && s.steps() * s.B > detail::kDirectRows;
+  return cell == Cell::lstm && !projected && w.recurrent_mask == nullptr &&
+         InputProjection<T>::weights_in_l2(s, 4 * s.H) && s.B > detail::kSmallBatchMaxRows &&
+         s.steps() * s.B > detail::kDirectRows;
 }
 
 // W_hh^T [H, G*H] with its columns grouped by blocks of hb hidden units: block q holds gate k of
@@ -323,10 +344,11 @@ struct GateBlockedWeights {
     else
       return false;
   }
-  // bf16: rows [0, M) and columns [k0, k1) of a [M, H] (row stride ld) into rows.
-  void round_ahead(PackedRowsBf16& rows, index_t M, index_t k0, index_t k1, const T* a,
-                   index_t ld) const {
-    if constexpr (std::is_same_v<T, float>) rows.set(0, M, k0, k1, a, ld);
+  // bf16: rows [r0, r1) and columns [k0, k1) of the product's left operand into rows, from a
+  // (row r0, column k0; row stride ld).
+  void round_ahead(PackedRowsBf16& rows, index_t r0, index_t r1, index_t k0, index_t k1,
+                   const T* a, index_t ld) const {
+    if constexpr (std::is_same_v<T, float>) rows.set(r0, r1, k0, k1, a, ld);
   }
   // bf16: product() with h rounded ahead (rows shaped against packed.bf16()).
   void product(index_t M, const PackedRowsBf16& h, index_t q0, index_t q1, T* hg) const {
@@ -518,9 +540,13 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
       }
     });
   GateBlockedWeights<T> w;
+  // bf16: w_cat is this call's copy, so the caller's token (which names W_ih and W_hh at their
+  // addresses) keeps no packing of it: packed at every call (a cache hit would save its
+  // packing but not the copy; packing every call measured within noise at T=100, B=64, I=64,
+  // H=256 and at T=100, B=32, I=H=128)
   auto pack_hh = [&] {
     w.pack(G, H, K, B, merged ? w_cat.data() : w_hh, s.steps() * B <= detail::kDirectRows,
-           by_sequences, prec, token);
+           by_sequences, prec, merged ? 0 : token);
   };
   // W_hh^T and W_ih^T packed at once, one per thread, when each is a single chunk of
   // PackedB::pack's own split (at most kPackChunk elements) and W_hh^T is one block: one after
@@ -593,10 +619,10 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
     PackedRowsBf16* hrp = &hr_a;
     PackedRowsBf16* hrn = &hr_b;
     const bool ahead = !Drop && w.rounds_ahead();
-    if (ahead) {
+    if (ahead) {  // merged: [x_t, h] (depth K), the first step's rounded before the loop
       hr_a.shape(w.packed.bf16(), b1 - b0);
       hr_b.shape(w.packed.bf16(), b1 - b0);
-      w.round_ahead(hr_a, b1 - b0, 0, H, hp + b0 * H, H);
+      if (!merged) w.round_ahead(hr_a, 0, b1 - b0, 0, H, hp + b0 * H, H);
     }
     index_t step = 0;
     const index_t n_steps = s.steps();
@@ -614,8 +640,9 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         for (index_t off = 0; off < I * index_t(sizeof(T)); off += 64)
           __builtin_prefetch(row + off);
       }
-      if (s.active(next, b))
-        std::memcpy(xhn + b * K, input_row(next, b), sizeof(T) * I);
+      if (!s.active(next, b)) return;
+      std::memcpy(xhn + b * K, input_row(next, b), sizeof(T) * I);
+      if (ahead) w.round_ahead(*hrn, b - b0, b - b0 + 1, 0, I, xhn + b * K, K);
     };
 
     // The gate math of block q for every sequence, from its GEMM tile in hg.
@@ -679,28 +706,29 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
         if constexpr (Drop) drop.apply(b, j0, n, hnb, hmn + b * H + j0, B * H);
         if (!state_in_y) std::memcpy(y + row * H + j0, hnb, size);
       }
-      if (ahead) w.round_ahead(*hrn, b1 - b0, j0, j0 + n, hn + b0 * H + j0, H);
+      if (ahead) w.round_ahead(*hrn, 0, b1 - b0, (merged ? I : 0) + j0, (merged ? I : 0) + j0 + n,
+                               hn + b0 * H + j0, H);
     };
     // Blocks [q0, q1): one GEMM for all of them (A, the state, is read or packed once), then the
     // gate math of each block while its part of the product is still in cache.
     auto run_blocks = [&](index_t q0, index_t q1) {
       if (by_blocks) blocked.project(q0, q1);
+      T* out = into_gates ? ws->gates.data() + ws->row(s, s.time_of(step, b0), b0) * G * H
+                          : hg.data() + b0 * N;
       if constexpr (Drop)
-        w.product_gated(b1 - b0, hmp + b0 * H, B * H, q0, q1, hg.data() + b0 * N);
+        w.product_gated(b1 - b0, hmp + b0 * H, B * H, q0, q1, out);
       else if (ahead)
-        w.product(b1 - b0, *hrp, q0, q1, hg.data() + b0 * N);
-      else if (into_gates)
-        w.product(b1 - b0, xhp + b0 * K, q0, q1,
-                  ws->gates.data() + ws->row(s, s.time_of(step, b0), b0) * G * H);
+        w.product(b1 - b0, *hrp, q0, q1, out);
       else if (merged)
-        w.product(b1 - b0, xhp + b0 * K, q0, q1, hg.data() + b0 * N);
+        w.product(b1 - b0, xhp + b0 * K, q0, q1, out);
       else
-        w.product(b1 - b0, hp + b0 * H, q0, q1, hg.data() + b0 * N);
+        w.product(b1 - b0, hp + b0 * H, q0, q1, out);
       for (index_t q = q0; q < q1; ++q) gates(q);
     };
     for (index_t b = b0; merged && n_steps > 0 && b < b1; ++b)  // the first step's inputs
       if (s.active(0, b))
         std::memcpy(xhp + b * K, input_row(0, b), sizeof(T) * I);
+    if (ahead && merged) w.round_ahead(*hrp, 0, b1 - b0, 0, K, xhp + b0 * K, K);
     for (; step < n_steps; ++step) {
       if (state_in_y) hn = step_rows(step);
       local.prepare(step);
@@ -904,7 +932,9 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
     if (ws) detail::zero_padded_rows(ws->layout(s), GH, ws->gates.data());
   } else if (projects_by_blocks<T>(cell, s, w, projected, ws != nullptr)) {
     proj.w_ih = w.w_ih;  // the loop packs it in its blocked order
-  } else if (InputProjection<T>::windowed(s, GH, B, ws != nullptr)) {
+  } else if (InputProjection<T>::windowed(s, GH, B, ws != nullptr,
+                                          w.precision == Precision::bfloat16 &&
+                                              active_bf16_isa() != Bf16Isa::portable)) {
     if (!projected && cell != Cell::gru_reset_before && w.precision == Precision::float32)
       proj.w_ih_to_pack = w.w_ih, proj.wih_to_fill = &wih;  // loop_gate_blocked packs it
     else
