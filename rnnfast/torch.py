@@ -232,32 +232,44 @@ class _KernelRNNMixin:
         dtype = params[0].dtype
         tensors = [x, *(states or ()), *params]
         # (float32 first: one guard under torch.compile, where `in` a tuple guards the tuple)
-        if (dtype == _FLOAT32 or dtype in _FAST_DTYPES) and not _is_autocast_enabled("cpu") and \
-                not _functorch_active():
-            for t in tensors:
-                if not t.is_cpu or t.dtype != dtype:
-                    break
-            else:
-                return True  # the common case, decided without the checks below
+        if (dtype == _FLOAT32 or dtype in _FAST_DTYPES) and not _functorch_active():
+            if not _is_autocast_enabled("cpu"):
+                for t in tensors:
+                    if not t.is_cpu or t.dtype != dtype:
+                        break
+                else:
+                    return True  # the common case, decided without the checks below
+            elif bf16_autocast() and dtype in _AUTOCAST_DTYPES:
+                # bfloat16 autocast on CPU tensors: parameters of one dtype, float32 or
+                # bfloat16 inputs (the checks below, in one pass over the tensors)
+                for t in tensors:
+                    if not t.is_cpu or t.dtype not in _AUTOCAST_DTYPES:
+                        break
+                else:
+                    for p in params:
+                        if p.dtype != dtype:
+                            break
+                    else:
+                        return True
         device = params[0].device
         autocast = any(torch.amp.is_autocast_available(d) and torch.is_autocast_enabled(d)
                        for d in {"cpu", device.type, x.device.type})
-        bf16_autocast = autocast and torch.is_autocast_enabled("cpu") and \
+        bf16 = autocast and torch.is_autocast_enabled("cpu") and \
             torch.get_autocast_dtype("cpu") == torch.bfloat16 and \
             {device.type, x.device.type} == {"cpu"}
-        if bf16_autocast:
+        if bf16:
             if any(p.dtype != dtype for p in params) or dtype not in _AUTOCAST_DTYPES or \
                     any(t.dtype not in _AUTOCAST_DTYPES for t in tensors):
-                bf16_autocast = False  # torch.nn decides (and raises for mixed dtypes)
+                bf16 = False  # torch.nn decides (and raises for mixed dtypes)
         elif any(t.dtype != dtype for t in tensors):
             return False  # torch.nn raises its error for mixed dtypes
         functorch = torch._C._are_functorch_transforms_active()
         other = next((t for t in tensors if t.device.type != "cpu"), None)
-        if (bf16_autocast or not autocast) and not functorch and other is None and \
+        if (bf16 or not autocast) and not functorch and other is None and \
                 dtype in _FAST_DTYPES:
             return True
         other = params[0] if other is None else other
-        if autocast and not bf16_autocast:
+        if autocast and not bf16:
             key, why = "autocast", ("autocast is enabled with "
                                     f"{torch.get_autocast_dtype(x.device.type)}")
         elif functorch:
