@@ -38,6 +38,14 @@ autocast casts only the inner products to bfloat16). Other dtypes, devices, auto
 to torch.nn's own forward with the same parameters and warn once per reason
 (``RuntimeWarning``); bad arguments get torch.nn's own errors.
 
+bfloat16 inference (nothing records a gradient) keeps the bfloat16 packings of the weights
+from call to call while the parameters are unchanged (the kernels' ``weights_token``, derived
+from each parameter's ``_version`` and memory): any write torch's version counter sees (an
+optimizer step, ``load_state_dict``, an in-place op on the parameter or a view of it) and any
+``.data =`` assignment repacks. Writes that bypass the counter, as they bypass autograd's
+checks (in-place ops on ``p.data``, writes through a NumPy view), are not seen: write
+parameters under ``torch.no_grad()`` instead (docs/DECISIONS.md).
+
 The kernels run ``rnnfast.set_num_threads`` threads (not torch's count), on PyTorch's own
 OpenMP threads when it has them (``rnnfast.set_thread_pool``), else on rnnfast's pool.
 ``torch.func.functional_call``, ``copy.deepcopy``, pickling, ``torch.inference_mode`` and
