@@ -211,7 +211,6 @@ class _Sighting:
 
 # id of the first weight -> its _Sighting (removed when that tensor dies)
 _SIGHTINGS = {}
-_new_token = new_weights_token
 
 
 def _forget_sighting(ref, key):
@@ -228,20 +227,21 @@ def weights_token(weights):
     ``load_state_dict``, ``copy_``; ``.data =`` and ``set_`` give it other memory, and the
     storage held here keeps another tensor from taking the old address). Weights the kernels
     would not read in place (another dtype, not contiguous) get none: their float32 copies
-    die with the call; nor do inference tensors (no ``_version``). The first call that sees the weights so gets none either: weights
-    that change at every call (a reparametrisation's, computed in each forward) are then
-    packed as without a token and never fill the kernels' cache of packings."""
+    die with the call; nor do inference tensors (no ``_version``). The first call that sees
+    the weights so gets none either: weights that change at every call (a
+    reparametrisation's, computed in each forward) are then packed as without a token and
+    never fill the kernels' cache of packings."""
     state = []
     for w in weights:
         if w.dtype != _FLOAT32 or not w.is_contiguous() or w.is_neg() or w.is_inference():
-            return None  # (inference tensors have no _version)
+            return None
         state.append((w._version, w.data_ptr()))
     state = tuple(state)
     first = weights[0]
     sighting = _SIGHTINGS.get(id(first))
     if sighting is not None and sighting.key() is first and sighting.state == state:
         if not sighting.token:
-            sighting.token = _new_token()
+            sighting.token = new_weights_token()
         return sighting.token
     sighting = _Sighting()
     key = id(first)
