@@ -457,3 +457,19 @@ def test_the_parameters_kept_for_a_token_are_released_with_them():
     del w
     gc.collect()
     assert key not in _SIGHTINGS and storage() is None
+
+
+def test_compiled_inference_repacks_after_a_change(tokens, no_fallback):
+    # compiled programs call the operator, whose CPU kernel derives the token the same way
+    ours, _, _ = trio("lstm", 22)
+    x = torch.randn(T, B, I)
+    compiled = torch.compile(ours, fullgraph=True, backend="aot_eager")
+    for _ in range(3):
+        got = _infer(compiled, x)
+    assert tokens[0] is None and tokens[-1] is not None
+    _assert_equal(got, _fresh(ours, x))
+    _add_in_place(ours, x)
+    del tokens[:]
+    got = _infer(compiled, x)
+    assert tokens == [None]
+    _assert_equal(got, _fresh(ours, x))
