@@ -202,9 +202,8 @@ def _tensors(arrays, dtypes):
 
 class _Sighting:
     """What ``weights_token`` saw of a list of weights at its last call: each tensor's
-    ``(_version, data_ptr)``, its storage (held: while it is, no other tensor's memory can
-    take that address), and the token given for them (0 before the second call that sees
-    the same)."""
+    ``(_version, data_ptr)`` and a weak reference to its storage, and the token given for
+    them (0 before the second call that sees the same)."""
 
     __slots__ = ("key", "state", "storages", "token")
 
@@ -222,15 +221,16 @@ def _forget_sighting(ref, key):
 def weights_token(weights):
     """A ``weights_token`` for a bfloat16 inference call on these weights (float32 tensors),
     or None. The token stands for the weights' current values: it is given again only while
-    every tensor has the ``_version`` and memory it had (torch bumps ``_version`` at every
-    in-place write through the tensor, a view or ``detach()`` of it: optimizer steps,
-    ``load_state_dict``, ``copy_``; ``.data =`` and ``set_`` give it other memory, and the
-    storage held here keeps another tensor from taking the old address). Weights the kernels
-    would not read in place (another dtype, not contiguous) get none: their float32 copies
-    die with the call; nor do inference tensors (no ``_version``). The first call that sees
-    the weights so gets none either: weights that change at every call (a
-    reparametrisation's, computed in each forward) are then packed as without a token and
-    never fill the kernels' cache of packings."""
+    every tensor has the ``_version``, memory and storage it had (torch bumps ``_version`` at
+    every in-place write through the tensor, a view or ``detach()`` of it: optimizer steps,
+    ``load_state_dict``, ``copy_``; ``.data =`` and ``set_`` give it another storage; a
+    storage still alive, the same object, holds its memory, so no other tensor can have
+    taken the address meanwhile). Weights the kernels would not read in place (another
+    dtype, not contiguous) get none: their float32 copies die with the call; nor do
+    inference tensors (no ``_version``). The first call that sees the weights so gets none
+    either: weights that change at every call (a reparametrisation's, computed in each
+    forward) are then packed as without a token and never fill the kernels' cache of
+    packings. Nothing is held but weak references."""
     state = []
     for w in weights:
         if w.dtype != _FLOAT32 or not w.is_contiguous() or w.is_neg() or w.is_inference():
@@ -240,14 +240,18 @@ def weights_token(weights):
     first = weights[0]
     sighting = _SIGHTINGS.get(id(first))
     if sighting is not None and sighting.key() is first and sighting.state == state:
-        if not sighting.token:
-            sighting.token = new_weights_token()
-        return sighting.token
+        for w, storage in zip(weights, sighting.storages):
+            if w.untyped_storage() is not storage():
+                break
+        else:
+            if not sighting.token:
+                sighting.token = new_weights_token()
+            return sighting.token
     sighting = _Sighting()
     key = id(first)
     sighting.key = weakref.ref(first, functools.partial(_forget_sighting, key=key))
     sighting.state, sighting.token = state, 0
-    sighting.storages = [w.untyped_storage() for w in weights]
+    sighting.storages = [weakref.ref(w.untyped_storage()) for w in weights]
     _SIGHTINGS[key] = sighting
     return None
 

@@ -390,8 +390,8 @@ def _assign_data(module, x):
 
 
 def _assign_data_twice(module, x):
-    # the second tensor may be allocated where the first parameter's memory was freed: the
-    # held storage keeps that address taken
+    # the second tensor may be allocated where the first parameter's memory was freed, with
+    # the same _version: the storage's identity tells them apart
     module.weight_ih_l0.data = module.weight_ih_l0.detach() + 0.25
     module.weight_ih_l0.data = torch.randn(4 * H, I)
 
@@ -445,18 +445,26 @@ def test_weights_token_only_for_float32_weights_read_in_place():
     assert weights_token(inf) is None and weights_token(inf) is None
 
 
-def test_the_parameters_kept_for_a_token_are_released_with_them():
+def test_weights_token_holds_no_memory():
     import gc
     import weakref
     from rnnfast._torch_ops import _SIGHTINGS, weights_token
     w = [torch.randn(4 * H, I), torch.randn(4 * H, H)]
     weights_token(w)
-    storage = weakref.ref(w[1])
+    weights_token(w)
     key = id(w[0])
     assert key in _SIGHTINGS
-    del w
+    # a parameter given other memory: its old storage is freed (not held for the token)
+    p = torch.nn.Parameter(torch.randn(4 * H, I))
+    weights = [p, w[1]]
+    weights_token(weights)
+    old = weakref.ref(p.untyped_storage())
+    p.data = torch.randn(4 * H, I)
     gc.collect()
-    assert key not in _SIGHTINGS and storage() is None
+    assert old() is None and weights_token(weights) is None
+    del w, weights
+    gc.collect()
+    assert key not in _SIGHTINGS
 
 
 def test_compiled_inference_repacks_after_a_change(tokens, no_fallback):
