@@ -38,11 +38,11 @@ autocast casts only the inner products to bfloat16). Other dtypes, devices, auto
 to torch.nn's own forward with the same parameters and warn once per reason
 (``RuntimeWarning``); bad arguments get torch.nn's own errors.
 
-bfloat16 inference (nothing records a gradient) keeps the bfloat16 packings of the weights
-from call to call while the parameters are unchanged (the kernels' ``weights_token``, derived
-from each parameter's ``_version``, memory and storage): any write torch's version counter
-sees (an optimizer step, ``load_state_dict``, an in-place op on the parameter or a view of
-it) and any ``.data =`` assignment repacks. Writes that bypass the counter, as they bypass autograd's
+bfloat16 inference (nothing records a gradient) keeps the bfloat16 packings of the weights from
+call to call while the parameters are unchanged (the kernels' ``weights_token``, derived from
+each parameter's ``_version``, memory and storage): any write torch's version counter sees (an
+optimizer step, ``load_state_dict``, an in-place op on the parameter or a view of it) and any
+``.data =`` assignment repacks. Writes that bypass the counter, as they bypass autograd's
 checks (in-place ops on ``p.data``, writes through a NumPy view), are not seen: write
 parameters under ``torch.no_grad()`` instead (docs/DECISIONS.md).
 
