@@ -46,10 +46,12 @@ import weakref
 import numpy as np
 import torch
 
+from rnnfast.functional._precision import new_weights_token
 from rnnfast.functional.stack import RecurrentStack
 
 __all__ = ["EagerStack", "autocast_arguments", "backward_stack", "bf16_autocast", "recurrent_stack",
-           "recurrent_stack_backward", "run_stack", "stack_of", "SECOND_DERIVATIVE_ERROR"]
+           "recurrent_stack_backward", "run_stack", "stack_of", "weights_token",
+           "SECOND_DERIVATIVE_ERROR"]
 
 SECOND_DERIVATIVE_ERROR = (
     "rnnfast.torch: second derivatives are not supported (the kernels' backward pass is not "
@@ -198,13 +200,72 @@ def _tensors(arrays, dtypes):
     return out
 
 
+class _Sighting:
+    """What ``weights_token`` saw of a list of weights at its last call: each tensor's
+    ``(_version, data_ptr)`` and a weak reference to its storage, and the token given for
+    them (0 before the second call that sees the same)."""
+
+    __slots__ = ("key", "state", "storages", "token")
+
+
+# id of the first weight -> its _Sighting (removed when that tensor dies)
+_SIGHTINGS = {}
+
+
+def _forget_sighting(ref, key):
+    sighting = _SIGHTINGS.get(key)
+    if sighting is not None and sighting.key is ref:
+        del _SIGHTINGS[key]
+
+
+def weights_token(weights):
+    """A ``weights_token`` for a bfloat16 inference call on these weights (float32 tensors),
+    or None. The token stands for the weights' current values: it is given again only while
+    every tensor has the ``_version``, memory and storage it had (torch bumps ``_version`` at
+    every in-place write through the tensor, a view or ``detach()`` of it: optimizer steps,
+    ``load_state_dict``, ``copy_``; ``.data =`` and ``set_`` give it another storage; a
+    storage still alive, the same object, holds its memory, so no other tensor can have
+    taken the address meanwhile). Weights the kernels would not read in place (another
+    dtype, not contiguous) get none: their float32 copies die with the call; nor do
+    inference tensors (no ``_version``). The first call that sees the weights so gets none
+    either: weights that change at every call (a reparametrisation's, computed in each
+    forward) are then packed as without a token and never fill the kernels' cache of
+    packings. Nothing is held but weak references."""
+    state = []
+    for w in weights:
+        if w.dtype != _FLOAT32 or not w.is_contiguous() or w.is_neg() or w.is_inference():
+            return None
+        state.append((w._version, w.data_ptr()))
+    state = tuple(state)
+    first = weights[0]
+    sighting = _SIGHTINGS.get(id(first))
+    if sighting is not None and sighting.key() is first and sighting.state == state:
+        for w, storage in zip(weights, sighting.storages):
+            if w.untyped_storage() is not storage():
+                break
+        else:
+            if not sighting.token:
+                sighting.token = new_weights_token()
+            return sighting.token
+    sighting = _Sighting()
+    key = id(first)
+    sighting.key = weakref.ref(first, functools.partial(_forget_sighting, key=key))
+    sighting.state, sighting.token = state, 0
+    sighting.storages = [weakref.ref(w.untyped_storage()) for w in weights]
+    _SIGHTINGS[key] = sighting
+    return None
+
+
 def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, proj_size,
          num_layers, bias, bidirectional, reverse, batch_first, training, autocast=False):
     """stack.forward on NumPy views of the tensors: ``(stack, (y, h_n, c_n, ctx))``; in
-    bfloat16 for a bfloat16 ``x`` or with ``autocast`` (``run_stack``)."""
+    bfloat16 for a bfloat16 ``x`` or with ``autocast`` (``run_stack``). Inference in bfloat16
+    passes the kernels a token for the weights' current values (``weights_token``), so that
+    their bfloat16 packings are made once, not at every call."""
+    bf16 = autocast or x.dtype == _BFLOAT16
     stack = stack_of(cell, nonlinearity, x.shape[-1], hidden_size, proj_size, num_layers, bias,
-                     bidirectional, reverse,
-                     "bfloat16" if autocast or x.dtype == _BFLOAT16 else "float32")
+                     bidirectional, reverse, "bfloat16" if bf16 else "float32")
+    token = weights_token(weights) if bf16 and not training and weights else None
     x, h0, c0, *arrays = _views((x, h0, c0, *weights))
     if len(arrays) != len(stack.shapes):
         raise ValueError(f"weights: expected {len(stack.shapes)} tensors "
@@ -212,7 +273,7 @@ def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, pr
     return stack, stack.forward(
         dict(zip(stack.shapes, arrays)), x, h0, c0,
         lengths=None if lengths is None else lengths.cpu().numpy(), batch_first=batch_first,
-        training=training, masks=_views(masks) if masks else None)
+        training=training, masks=_views(masks) if masks else None, weights_token=token)
 
 
 def run_stack(*args, autocast=False):

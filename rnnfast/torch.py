@@ -38,6 +38,14 @@ autocast casts only the inner products to bfloat16). Other dtypes, devices, auto
 to torch.nn's own forward with the same parameters and warn once per reason
 (``RuntimeWarning``); bad arguments get torch.nn's own errors.
 
+bfloat16 inference (nothing records a gradient) keeps the bfloat16 packings of the weights from
+call to call while the parameters are unchanged (the kernels' ``weights_token``, derived from
+each parameter's ``_version``, memory and storage): any write torch's version counter sees (an
+optimizer step, ``load_state_dict``, an in-place op on the parameter or a view of it) and any
+``.data =`` assignment repacks. Writes that bypass the counter, as they bypass autograd's
+checks (in-place ops on ``p.data``, writes through a NumPy view), are not seen: write
+parameters under ``torch.no_grad()`` instead (docs/DECISIONS.md).
+
 The kernels run ``rnnfast.set_num_threads`` threads (not torch's count), on PyTorch's own
 OpenMP threads when it has them (``rnnfast.set_thread_pool``), else on rnnfast's pool.
 ``torch.func.functional_call``, ``copy.deepcopy``, pickling, ``torch.inference_mode`` and
@@ -232,32 +240,44 @@ class _KernelRNNMixin:
         dtype = params[0].dtype
         tensors = [x, *(states or ()), *params]
         # (float32 first: one guard under torch.compile, where `in` a tuple guards the tuple)
-        if (dtype == _FLOAT32 or dtype in _FAST_DTYPES) and not _is_autocast_enabled("cpu") and \
-                not _functorch_active():
-            for t in tensors:
-                if not t.is_cpu or t.dtype != dtype:
-                    break
-            else:
-                return True  # the common case, decided without the checks below
+        if (dtype == _FLOAT32 or dtype in _FAST_DTYPES) and not _functorch_active():
+            if not _is_autocast_enabled("cpu"):
+                for t in tensors:
+                    if not t.is_cpu or t.dtype != dtype:
+                        break
+                else:
+                    return True  # the common case, decided without the checks below
+            elif bf16_autocast() and dtype in _AUTOCAST_DTYPES:
+                # bfloat16 autocast on CPU tensors: parameters of one dtype, float32 or
+                # bfloat16 inputs (the checks below, in one pass over the tensors)
+                for t in tensors:
+                    if not t.is_cpu or t.dtype not in _AUTOCAST_DTYPES:
+                        break
+                else:
+                    for p in params:
+                        if p.dtype != dtype:
+                            break
+                    else:
+                        return True
         device = params[0].device
         autocast = any(torch.amp.is_autocast_available(d) and torch.is_autocast_enabled(d)
                        for d in {"cpu", device.type, x.device.type})
-        bf16_autocast = autocast and torch.is_autocast_enabled("cpu") and \
+        bf16 = autocast and torch.is_autocast_enabled("cpu") and \
             torch.get_autocast_dtype("cpu") == torch.bfloat16 and \
             {device.type, x.device.type} == {"cpu"}
-        if bf16_autocast:
+        if bf16:
             if any(p.dtype != dtype for p in params) or dtype not in _AUTOCAST_DTYPES or \
                     any(t.dtype not in _AUTOCAST_DTYPES for t in tensors):
-                bf16_autocast = False  # torch.nn decides (and raises for mixed dtypes)
+                bf16 = False  # torch.nn decides (and raises for mixed dtypes)
         elif any(t.dtype != dtype for t in tensors):
             return False  # torch.nn raises its error for mixed dtypes
         functorch = torch._C._are_functorch_transforms_active()
         other = next((t for t in tensors if t.device.type != "cpu"), None)
-        if (bf16_autocast or not autocast) and not functorch and other is None and \
+        if (bf16 or not autocast) and not functorch and other is None and \
                 dtype in _FAST_DTYPES:
             return True
         other = params[0] if other is None else other
-        if autocast and not bf16_autocast:
+        if autocast and not bf16:
             key, why = "autocast", ("autocast is enabled with "
                                     f"{torch.get_autocast_dtype(x.device.type)}")
         elif functorch:

@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import rnnfast  # noqa: E402
 import rnnfast.torch as rt  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
 
@@ -288,3 +289,195 @@ def test_eager_autocast_create_graph_on_float32_input(no_fallback):
     assert g.dtype == torch.float32 and torch.equal(g, g2)
     with pytest.raises(RuntimeError, match="second derivatives"):
         g.sum().backward()
+
+
+# --- bfloat16 inference keeps the weights' packings (rnnfast._torch_ops.weights_token) ---
+
+BF16_ISAS = rnnfast.supported_bf16_isas()
+
+
+@pytest.fixture(params=BF16_ISAS)
+def bf16_isa(request):
+    """Each bfloat16 path (the hardware ones keep packings; on the portable one a stale
+    token could change nothing, so the outputs' checks below fail only on those)."""
+    before = rnnfast.active_bf16_isa()
+    rnnfast.set_bf16_isa(request.param)
+    yield request.param
+    rnnfast.set_bf16_isa(before)
+
+
+@pytest.fixture
+def tokens(monkeypatch):
+    """The weights_token of every recurrent kernel call, in order."""
+    import rnnfast.functional as F
+    seen = []
+    for name in ("rnn_forward", "lstm_forward", "gru_forward"):
+        kernel = getattr(F, name)
+
+        def spy(*args, kernel=kernel, **kwargs):
+            seen.append(kwargs.get("weights_token"))
+            return kernel(*args, **kwargs)
+        monkeypatch.setattr(F, name, spy)
+    return seen
+
+
+def _infer(module, x):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y, state = module(x)
+    return [y] + (list(state) if isinstance(state, tuple) else [state])
+
+
+def _fresh(module, x):
+    """The outputs of a new module holding the same values (new memory, never seen)."""
+    other = type(module)(I, H, num_layers=module.num_layers,
+                         bidirectional=module.bidirectional)
+    other.load_state_dict(module.state_dict())
+    return _infer(other, x)
+
+
+def _assert_equal(got, want):
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_inference_reuses_packings_while_the_parameters_are_unchanged(cell, bf16_isa, tokens,
+                                                                        no_fallback):
+    ours, _, _ = trio(cell, 20, num_layers=2, bidirectional=True)
+    x = torch.randn(T, B, I)
+    want = _fresh(ours, x)
+    del tokens[:]
+    runs = [_infer(ours, x) for _ in range(4)]
+    # 4 kernel calls (2 layers x 2 directions) per forward: none at the first sighting of
+    # the parameters, then one token, the same for every call and layer
+    assert tokens[:4] == [None] * 4
+    token = tokens[4]
+    assert token is not None and tokens[4:] == [token] * 12
+    for got in runs:
+        _assert_equal(got, want)
+    # training calls, float32 calls and bfloat16 calls with a gradient get no token
+    del tokens[:]
+    ours(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours(x)[0].float().sum().backward()
+    assert tokens == [None] * 8
+
+
+def _sgd_step(module, x):
+    opt = torch.optim.SGD(module.parameters(), lr=0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        module(x)[0].float().sum().backward()
+    opt.step()
+    module.zero_grad()
+
+
+def _load_state_dict(module, x):
+    module.load_state_dict({k: v + 0.25 for k, v in module.state_dict().items()})
+
+
+def _add_in_place(module, x):
+    with torch.no_grad():
+        module.weight_hh_l0.add_(0.25)
+
+
+def _add_to_a_view(module, x):
+    with torch.no_grad():
+        module.weight_ih_l0[:H].mul_(-1)
+
+
+def _assign_data(module, x):
+    module.weight_hh_l0.data = module.weight_hh_l0.detach() * -1
+
+
+def _assign_data_twice(module, x):
+    # the second tensor may be allocated where the first parameter's memory was freed, with
+    # the same _version: the storage's identity tells them apart
+    module.weight_ih_l0.data = module.weight_ih_l0.detach() + 0.25
+    module.weight_ih_l0.data = torch.randn(4 * H, I)
+
+
+def _new_parameter(module, x):
+    module.weight_ih_l0 = torch.nn.Parameter(torch.randn(4 * H, I))
+
+
+def _other_modules_parameters(module, x):
+    # another module's parameters (of the same _version numbers, in other memory)
+    other = rt.LSTM(I, H)
+    module.weight_ih_l0, module.weight_hh_l0 = other.weight_ih_l0, other.weight_hh_l0
+
+
+CHANGES = [_sgd_step, _load_state_dict, _add_in_place, _add_to_a_view, _assign_data,
+           _assign_data_twice, _new_parameter, _other_modules_parameters]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=[c.__name__[1:] for c in CHANGES])
+def test_a_changed_parameter_never_reuses_a_stale_packing(change, bf16_isa, tokens,
+                                                           no_fallback):
+    ours, _, _ = trio("lstm", 21)
+    x = torch.randn(T, B, I)
+    for _ in range(3):
+        _infer(ours, x)  # the packings are kept (token from the second call)
+    assert tokens[-1] is not None
+    before = _infer(ours, x)
+    old_token = tokens[-1]
+    for round in range(3):
+        change(ours, x)
+        want = _fresh(ours, x)
+        del tokens[:]
+        got = [_infer(ours, x) for _ in range(3)]
+        assert tokens[0] is None and old_token not in tokens  # packed anew
+        for outputs in got:
+            _assert_equal(outputs, want)
+        assert not torch.equal(got[0][0], before[0])
+        before, old_token = got[0], tokens[-1]
+
+
+def test_weights_token_only_for_float32_weights_read_in_place():
+    from rnnfast._torch_ops import weights_token
+    w = [torch.randn(4 * H, I), torch.randn(4 * H, H)]
+    assert weights_token(w) is None and weights_token(w) is not None  # second sighting
+    assert weights_token(w) == weights_token(w)
+    for other in ([w[0].to(torch.bfloat16), w[1]], [w[0], torch.randn(H, 4 * H).t()],
+                  [w[0].double(), w[1]]):
+        assert weights_token(other) is None and weights_token(other) is None
+    with torch.inference_mode():  # inference tensors have no _version
+        inf = [torch.randn(4 * H, I), torch.randn(4 * H, H)]
+    assert weights_token(inf) is None and weights_token(inf) is None
+
+
+def test_weights_token_holds_no_memory():
+    import gc
+    import weakref
+    from rnnfast._torch_ops import _SIGHTINGS, weights_token
+    w = [torch.randn(4 * H, I), torch.randn(4 * H, H)]
+    weights_token(w)
+    weights_token(w)
+    key = id(w[0])
+    assert key in _SIGHTINGS
+    # a parameter given other memory: its old storage is freed (not held for the token)
+    p = torch.nn.Parameter(torch.randn(4 * H, I))
+    weights = [p, w[1]]
+    weights_token(weights)
+    old = weakref.ref(p.untyped_storage())
+    p.data = torch.randn(4 * H, I)
+    gc.collect()
+    assert old() is None and weights_token(weights) is None
+    del w, weights
+    gc.collect()
+    assert key not in _SIGHTINGS
+
+
+def test_compiled_inference_repacks_after_a_change(tokens, no_fallback):
+    # compiled programs call the operator, whose CPU kernel derives the token the same way
+    ours, _, _ = trio("lstm", 22)
+    x = torch.randn(T, B, I)
+    compiled = torch.compile(ours, fullgraph=True, backend="aot_eager")
+    for _ in range(3):
+        got = _infer(compiled, x)
+    assert tokens[0] is None and tokens[-1] is not None
+    _assert_equal(got, _fresh(ours, x))
+    _add_in_place(ours, x)
+    del tokens[:]
+    got = _infer(compiled, x)
+    assert tokens == [None]
+    _assert_equal(got, _fresh(ours, x))

@@ -223,13 +223,16 @@ def _kernel_call(cell, options, precision):
                        cell.has_cell_state)
 
 
-def _run_kernel(call, x, args, keywords, h0, c0, lengths, reverse, batch_first, training, seed):
+def _run_kernel(call, x, args, keywords, h0, c0, lengths, reverse, batch_first, training, seed,
+                weights_token=None):
     """``call``'s kernel on ``x``: ``args`` the positional parameters, ``keywords`` the others
     (a dict this function may add to). Returns ``(y, h_n, c_n or None, ctx)``. The kernel is
     looked up in ``rnnfast.functional`` at each call, so a function replaced there (a test's
     spy) is the one that runs."""
     if training and call.seeded:
         keywords["seed"] = seed
+    if weights_token is not None:
+        keywords["weights_token"] = weights_token
     kernel = getattr(F, call.name)
     if call.has_cell_state:
         return kernel(x, *args, h0, c0, **keywords, **call.fixed, lengths=lengths,
@@ -452,7 +455,7 @@ class RecurrentStack:
         return masks
 
     def forward(self, weights, x, h0=None, c0=None, *, lengths=None, batch_first=False,
-                training=False, masks=None, seeds=None):
+                training=False, masks=None, seeds=None, weights_token=None):
         """All layers and directions.
 
         Args:
@@ -470,6 +473,10 @@ class RecurrentStack:
             seeds: with zoneout or recurrent dropout in training, the seed of each layer and
                 direction's masks (index k; see ``rnnfast.reference.recurrent_masks``), or None (fresh
                 entropy).
+            weights_token: with ``precision="bfloat16"``, the recurrent kernels'
+                ``weights_token`` for every layer and direction (``new_weights_token()``: the
+                caller's promise that the weights hold the values they held at earlier calls
+                with this token, whose bfloat16 packings are then reused), or None.
 
         Returns:
             ``(y, h_n, c_n, ctx)``: ``y`` in ``x``'s layout with ``output_size`` features,
@@ -505,7 +512,7 @@ class RecurrentStack:
                     {key: weights[name] for key, name in keywords[k]},
                     None if h0 is None else h0[k], None if c0 is None else c0[k], lengths,
                     self.reverse or direction == 1, batch_first, training,
-                    None if seeds is None else seeds[k])
+                    None if seeds is None else seeds[k], weights_token)
                 outputs.append(y)
                 h_n.append(h)
                 c_n.append(c)
