@@ -21,6 +21,8 @@ the bfloat16 packings of W_ih and W_hh are made at the first call and reused. In
 it passes none (a training step changes the weights: every call packs them). ``--token-ab``
 adds the variant without the token in inference (every call packs the weights), for an
 in-process A/B of the cache.
+The ``rnnfast.torch`` variant runs with ``rnnfast.torch.keep_bf16_packings(True)`` (its opt-in
+equivalent of the token: off by default), so that in inference it too packs the weights once.
 
 ``--bridge-ab`` adds a sixth variant: ``rnnfast.torch``'s module under autocast given the input
 cast to bfloat16 in the call (``x.to(torch.bfloat16)``, timed): the per-call work of the bridge
@@ -103,6 +105,7 @@ def make_runners(cell, shape, mode, bridge_ab=False, token_ab=False):
 
     import rnnfast.torch as rt
 
+    rt.keep_bf16_packings(True)  # as the functional variant's token: the weights do not change
     module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H)
     with torch.no_grad():
         for name, a in w.items():

@@ -51,6 +51,7 @@ from rnnfast.functional.stack import RecurrentStack
 
 __all__ = ["EagerStack", "autocast_arguments", "backward_stack", "bf16_autocast", "recurrent_stack",
            "recurrent_stack_backward", "run_stack", "stack_of", "weights_token",
+           "keep_bf16_packings",
            "SECOND_DERIVATIVE_ERROR"]
 
 SECOND_DERIVATIVE_ERROR = (
@@ -210,6 +211,27 @@ class _Sighting:
 
 # id of the first weight -> its _Sighting (removed when that tensor dies)
 _SIGHTINGS = {}
+# keep_bf16_packings: off by default (writes through p.data would not be seen)
+_KEEP_PACKINGS = [False]
+
+
+def keep_bf16_packings(enabled: bool = True) -> bool:
+    """Keep the bfloat16 packings of the weights across inference calls (``True``) or pack
+    them at every call (``False``, the default); returns the previous setting.
+
+    Kept, they are reused while every parameter has the ``_version``, memory and storage it
+    had: optimizer steps, ``load_state_dict``, in-place ops on a parameter or a view of it
+    (under ``torch.no_grad()``) and ``.data =`` are seen and repack. **Writes that bypass
+    torch's version counter are not seen** (``p.data.copy_(...)``, an EMA's
+    ``p.data.mul_(d)``, writes through a NumPy or DLPack view): with such code, leave this
+    off or write the parameters under ``torch.no_grad()`` instead. Saves the packing, 5-10%
+    of a large or xl LSTM inference call on a bfloat16 hardware path."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"keep_bf16_packings: expected True or False, got {enabled!r}")
+    before, _KEEP_PACKINGS[0] = _KEEP_PACKINGS[0], enabled
+    if not enabled:
+        _SIGHTINGS.clear()
+    return before
 
 
 def _forget_sighting(ref, key):
@@ -259,13 +281,15 @@ def weights_token(weights):
 def _run(x, h0, c0, weights, masks, lengths, cell, nonlinearity, hidden_size, proj_size,
          num_layers, bias, bidirectional, reverse, batch_first, training, autocast=False):
     """stack.forward on NumPy views of the tensors: ``(stack, (y, h_n, c_n, ctx))``; in
-    bfloat16 for a bfloat16 ``x`` or with ``autocast`` (``run_stack``). Inference in bfloat16
-    passes the kernels a token for the weights' current values (``weights_token``), so that
-    their bfloat16 packings are made once, not at every call."""
+    bfloat16 for a bfloat16 ``x`` or with ``autocast`` (``run_stack``). With
+    ``keep_bf16_packings(True)``, inference in bfloat16 passes the kernels a token for the
+    weights' current values (``weights_token``), so that their bfloat16 packings are made once,
+    not at every call."""
     bf16 = autocast or x.dtype == _BFLOAT16
     stack = stack_of(cell, nonlinearity, x.shape[-1], hidden_size, proj_size, num_layers, bias,
                      bidirectional, reverse, "bfloat16" if bf16 else "float32")
-    token = weights_token(weights) if bf16 and not training and weights else None
+    keep = _KEEP_PACKINGS[0] and bf16 and not training and weights
+    token = weights_token(weights) if keep else None
     x, h0, c0, *arrays = _views((x, h0, c0, *weights))
     if len(arrays) != len(stack.shapes):
         raise ValueError(f"weights: expected {len(stack.shapes)} tensors "

@@ -38,13 +38,15 @@ autocast casts only the inner products to bfloat16). Other dtypes, devices, auto
 to torch.nn's own forward with the same parameters and warn once per reason
 (``RuntimeWarning``); bad arguments get torch.nn's own errors.
 
-bfloat16 inference (nothing records a gradient) keeps the bfloat16 packings of the weights from
-call to call while the parameters are unchanged (the kernels' ``weights_token``, derived from
-each parameter's ``_version``, memory and storage): any write torch's version counter sees (an
-optimizer step, ``load_state_dict``, an in-place op on the parameter or a view of it) and any
-``.data =`` assignment repacks. Writes that bypass the counter, as they bypass autograd's
-checks (in-place ops on ``p.data``, writes through a NumPy view), are not seen: write
-parameters under ``torch.no_grad()`` instead (docs/DECISIONS.md).
+bfloat16 inference packs the weights into bfloat16 at every call (5-10% of a large LSTM call),
+unless ``keep_bf16_packings(True)`` was called: then inference (nothing records a gradient)
+keeps the packings from call to call while the parameters are unchanged (the kernels'
+``weights_token``, derived from each parameter's ``_version``, memory and storage): any write
+torch's version counter sees (an optimizer step, ``load_state_dict``, an in-place op on the
+parameter or a view of it) and any ``.data =`` assignment repacks, but writes that bypass the
+counter, as they bypass autograd's checks (in-place ops on ``p.data`` such as
+``p.data.copy_(...)``, writes through a NumPy view), are not seen: off by default, so that
+such code never gets results from old weights (docs/DECISIONS.md).
 
 The kernels run ``rnnfast.set_num_threads`` threads (not torch's count), on PyTorch's own
 OpenMP threads when it has them (``rnnfast.set_thread_pool``), else on rnnfast's pool.
@@ -65,14 +67,14 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnfast import _config
-from rnnfast._torch_ops import (EagerStack, autocast_arguments, bf16_autocast, recurrent_stack,
-                                run_stack)
+from rnnfast._torch_ops import (EagerStack, autocast_arguments, bf16_autocast,
+                                keep_bf16_packings, recurrent_stack, run_stack)
 
 # The kernels run on PyTorch's OpenMP threads, which otherwise spin after each torch op on the
 # cores the kernels need (rnnfast.set_thread_pool; 'rnnfast' turns it off).
 _config._use_openmp_of(torch)
 
-__all__ = ["RNN", "LSTM", "GRU", "RecurrentFunction"]
+__all__ = ["RNN", "LSTM", "GRU", "RecurrentFunction", "keep_bf16_packings"]
 
 _FLOAT32 = torch.float32
 _FAST_DTYPES = (torch.float32, torch.float64, torch.bfloat16)

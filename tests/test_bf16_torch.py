@@ -307,8 +307,25 @@ def bf16_isa(request):
 
 
 @pytest.fixture
-def tokens(monkeypatch):
-    """The weights_token of every recurrent kernel call, in order."""
+def keep_packings():
+    before = rt.keep_bf16_packings(True)
+    yield
+    rt.keep_bf16_packings(before)
+
+
+@pytest.fixture
+def tokens(monkeypatch, keep_packings):
+    """The weights_token of every recurrent kernel call, in order (with keep_bf16_packings on;
+    ``tokens_by_default``: the same spy with the setting as it is)."""
+    return _token_spy(monkeypatch)
+
+
+@pytest.fixture
+def tokens_by_default(monkeypatch):
+    return _token_spy(monkeypatch)
+
+
+def _token_spy(monkeypatch):
     import rnnfast.functional as F
     seen = []
     for name in ("rnn_forward", "lstm_forward", "gru_forward"):
@@ -319,6 +336,57 @@ def tokens(monkeypatch):
             return kernel(*args, **kwargs)
         monkeypatch.setattr(F, name, spy)
     return seen
+
+
+def _copy_through_data(module, x):
+    # an in-place write torch's version counter does not see (p.data shares the memory, not
+    # the counter)
+    module.weight_hh_l0.data.copy_(torch.randn(4 * H, H))
+
+
+def test_packings_are_not_kept_by_default_so_writes_through_data_are_seen(bf16_isa,
+                                                                          tokens_by_default,
+                                                                          no_fallback):
+    assert rt.keep_bf16_packings(False) is False  # the default
+    ours, _, _ = trio("lstm", 22)
+    x = torch.randn(T, B, I)
+    for _ in range(3):
+        _infer(ours, x)
+    assert tokens_by_default == [None] * 3
+    for _ in range(2):
+        _copy_through_data(ours, x)
+        _assert_equal(_infer(ours, x), _fresh(ours, x))
+    assert set(tokens_by_default) == {None}
+
+
+def test_kept_packings_do_not_see_writes_through_data(bf16_isa, tokens, no_fallback):
+    """The documented limit of keep_bf16_packings(True) (rnnfast.torch's docstring): on a
+    hardware path the write is not seen until the parameters change in a way torch counts."""
+    ours, _, _ = trio("lstm", 23)
+    x = torch.randn(T, B, I)
+    for _ in range(3):
+        before = _infer(ours, x)
+    _copy_through_data(ours, x)
+    got, want = _infer(ours, x), _fresh(ours, x)
+    if bf16_isa == "portable":  # nothing packed to keep: the write is seen
+        _assert_equal(got, want)
+    else:
+        _assert_equal(got, before)
+        assert not torch.equal(got[0], want[0])
+    with torch.no_grad():
+        ours.weight_hh_l0.add_(0)  # counted: repacked
+    _assert_equal(_infer(ours, x), want)
+
+
+def test_keep_bf16_packings_takes_a_bool_and_returns_the_previous_setting():
+    before = rt.keep_bf16_packings(True)
+    try:
+        assert rt.keep_bf16_packings(False) is True
+        assert rt.keep_bf16_packings(False) is False
+        with pytest.raises(TypeError, match="keep_bf16_packings: expected True or False"):
+            rt.keep_bf16_packings(1)
+    finally:
+        rt.keep_bf16_packings(before)
 
 
 def _infer(module, x):
