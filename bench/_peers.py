@@ -319,6 +319,18 @@ def relative_error(got: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(got - ref))) / scale if ref.size else 0.0
 
 
+def checked_run(peer, case: Case, mode: str, checked: Callable, oracle: dict) -> tuple:
+    """``(run, seconds of its first call, checked(peer, case, mode, results, oracle))``: a peer's
+    run prepared, called once and its results checked before anything is timed."""
+    import time
+
+    run = peer.prepare(case, mode)
+    start = time.perf_counter()
+    result = run.call()
+    first = time.perf_counter() - start
+    return run, first, checked(peer, case, mode, run.extract(result), oracle)
+
+
 def rms_error(got: np.ndarray, ref: np.ndarray) -> float:
     d = np.asarray(got, dtype=np.float64) - ref
     return float(np.sqrt(np.mean(d * d))) if d.size else 0.0

@@ -39,8 +39,8 @@ _env.use_inplace_build()
 
 import numpy as np  # noqa: E402
 
-from _peers import (PEERS, TorchPeer, check, check_bf16, compute_oracle, make_case,  # noqa: E402
-                    peers_for)
+from _peers import (PEERS, TorchPeer, check, check_bf16, checked_run,  # noqa: E402
+                    compute_oracle, make_case, peers_for)
 from _shapes import CELLS, MODES, QUICK_SHAPES, SHAPES, flops  # noqa: E402
 from _step import measure_steps, step_markdown  # noqa: E402
 
@@ -201,12 +201,7 @@ def measure_case(args, case, precision: str, peers: list, checked, oracle: dict,
             for peer in peers:
                 if mode not in peer.modes:
                     continue
-                run = peer.prepare(case, mode)
-                start = time.perf_counter()
-                result = run.call()
-                first = time.perf_counter() - start
-                errors = checked(peer, case, mode, run.extract(result), oracle)
-                del result
+                run, first, errors = checked_run(peer, case, mode, checked, oracle)
                 warmup = 0 if first > SLOW_CALL_SECONDS else WARMUP
                 times, cpu, faults = time_calls(run.call, warmup, args.repeats)
                 median = statistics.median(times)

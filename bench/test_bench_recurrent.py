@@ -7,11 +7,10 @@ against PyTorch in float64 before it is timed.
 """
 import functools
 import math
-import time
 
 import pytest
 
-from _peers import PEERS, REFERENCE, check, compute_oracle, make_case
+from _peers import PEERS, REFERENCE, check, checked_run, compute_oracle, make_case
 from _shapes import CELLS, CORE_SHAPES, MODES, SHAPES, flops
 
 # Seconds of timed rounds a fast peer gets (at least MIN_ROUNDS, at most MAX_ROUNDS).
@@ -50,13 +49,7 @@ def test_recurrent(benchmark, bench_threads, cell_name, shape_name, mode, peer_n
     if unavailable and unavailable():
         pytest.skip(unavailable())
     case, oracle = _case_and_oracle(cell_name, shape_name)
-    run = peer.prepare(case, mode)
-
-    start = time.perf_counter()
-    result = run.call()
-    first_call = time.perf_counter() - start
-    errors = check(peer, case, mode, run.extract(result), oracle)
-    del result
+    run, first_call, errors = checked_run(peer, case, mode, check, oracle)
 
     if peer is REFERENCE:
         rounds, warmup = REFERENCE_ROUNDS, 0

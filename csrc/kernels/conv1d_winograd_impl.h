@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "conv1d_winograd_kernels.h"
+#include "max_rows.h"
 
 namespace rnnfast {
 namespace winograd {
@@ -81,11 +82,9 @@ void output_transform(const float* AT, index_t tiles, index_t c, const float* M,
   }
 }
 
-// NumPy's maximum(v, 0) (NaN stays NaN, -0 becomes +0) and whether v replaces the maximum m
-// (strictly greater, or the first NaN): conv1d.cc's relu and pool1d.cc's beats, selects that
-// vectorise (bitwise operators, no branch).
+// NumPy's maximum(v, 0) (NaN stays NaN, -0 becomes +0): conv1d.cc's relu, a select that
+// vectorises.
 inline float relu_of(float v) { return v > 0.0f ? v : (v == v ? 0.0f : v); }
-inline bool beats(float v, float m) { return (v > m) | ((v != v) & (m == m)); }
 
 void finish_pool(const float* bias, bool relu, index_t rows, index_t c, const PoolWindows& pw,
                  float* y, float* py, index_t* arg, std::int32_t* rel) {
@@ -101,33 +100,8 @@ void finish_pool(const float* bias, bool relu, index_t rows, index_t c, const Po
   for (index_t t = 0; t < pw.count; ++t) {
     const index_t start = t * pw.stride - pw.pad_left;
     const index_t lo = std::max<index_t>(start, 0), hi = std::min(start + pw.size, rows);
-    const float* first = y + lo * c;
-    float* __restrict m = py + t * c;
-    std::copy(first, first + c, m);
-    if (!arg) {
-      for (index_t i = lo + 1; i < hi; ++i) {
-        const float* __restrict row = first + (i - lo) * c;
-        for (index_t ch = 0; ch < c; ++ch) m[ch] = beats(row[ch], m[ch]) ? row[ch] : m[ch];
-      }
-      continue;
-    }
-    // the winner's offset from lo in 32-bit lanes like float's (pool1d.cc's max_rows: with
-    // 64-bit indices selected by float comparisons the loop did not vectorise)
-    std::int32_t* __restrict r = rel;
-    std::fill(r, r + c, 0);
-    for (index_t i = lo + 1; i < hi; ++i) {
-      const float* __restrict row = first + (i - lo) * c;
-      const auto offset = static_cast<std::int32_t>(i - lo);
-      for (index_t ch = 0; ch < c; ++ch) {
-        const float v = row[ch], best = m[ch];
-        const std::int32_t old = r[ch];
-        const bool win = beats(v, best);
-        r[ch] = win ? offset : old;
-        m[ch] = win ? v : best;
-      }
-    }
-    index_t* a = arg + t * c;
-    for (index_t ch = 0; ch < c; ++ch) a[ch] = lo + r[ch];
+    // int32 offsets suffice: 2^31 rows of one item (C_out >= 48 here) would be >= 384 GiB
+    max_rows_narrow(y + lo * c, c, lo, hi, py + t * c, arg ? arg + t * c : nullptr, rel);
   }
 }
 

@@ -8,19 +8,12 @@
 #include <limits>
 #include <vector>
 
+#include "max_rows.h"
 #include "rnnfast/threads.h"
 
 namespace rnnfast {
 
 namespace {
-
-// v replaces the current maximum m: strictly greater, or the first NaN (NaN counts as the
-// maximum, as in NumPy's argmax and PyTorch's max pooling).
-// (Bitwise operators, not short-circuit ones: no branch, so the loops over channels vectorise.)
-template <typename T>
-inline bool beats(T v, T m) {
-  return (v > m) | ((v != v) & (m == m));
-}
 
 // Input steps [lo, hi) of window t, clipped to the input.
 inline void window(const Pool1dShape& s, index_t t, index_t* lo, index_t* hi) {
@@ -34,46 +27,23 @@ index_t grain_for(index_t per_item) {
   return std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(per_item, 1));
 }
 
-// Channels-last max over steps [lo, hi), rows of C values from `first` (step lo's row) on: y[c],
-// arg[c] (arg may be null). rel (C values, needed with arg) holds each channel's winning step as
-// an offset from lo: 32-bit lanes like float's, so the loop with arg vectorises as the one
-// without does (with 64-bit indices selected by float comparisons it did not: ten times slower).
-// Windows longer than int32 offsets reach take the 64-bit loop.
+// Channels-last max over steps [lo, hi) (max_rows.h's max_rows_narrow), windows longer than
+// int32 offsets reach with arg by a 64-bit loop.
 template <typename T>
 void max_rows(const T* first, index_t C, index_t lo, index_t hi, T* y, index_t* arg,
               std::int32_t* rel) {
+  if (!arg || hi - lo <= std::numeric_limits<std::int32_t>::max()) {
+    max_rows_narrow(first, C, lo, hi, y, arg, rel);
+    return;
+  }
   std::copy(first, first + C, y);
-  // Selects, not branches: the loops over channels vectorise.
-  if (!arg) {
-    for (index_t i = lo + 1; i < hi; ++i) {
-      const T* row = first + (i - lo) * C;
-      for (index_t c = 0; c < C; ++c) y[c] = beats(row[c], y[c]) ? row[c] : y[c];
-    }
-  } else if (hi - lo <= std::numeric_limits<std::int32_t>::max()) {
-    std::fill(rel, rel + C, 0);
-    T* __restrict ym = y;
-    std::int32_t* __restrict r = rel;
-    for (index_t i = lo + 1; i < hi; ++i) {
-      const T* __restrict row = first + (i - lo) * C;
-      const auto offset = static_cast<std::int32_t>(i - lo);
-      for (index_t c = 0; c < C; ++c) {
-        const T v = row[c], m = ym[c];
-        const std::int32_t old = r[c];
-        const bool win = beats(v, m);
-        r[c] = win ? offset : old;
-        ym[c] = win ? v : m;
-      }
-    }
-    for (index_t c = 0; c < C; ++c) arg[c] = lo + rel[c];
-  } else {
-    std::fill(arg, arg + C, lo);
-    for (index_t i = lo + 1; i < hi; ++i) {
-      const T* row = first + (i - lo) * C;
-      for (index_t c = 0; c < C; ++c) {
-        const bool win = beats(row[c], y[c]);
-        arg[c] = win ? i : arg[c];
-        y[c] = win ? row[c] : y[c];
-      }
+  std::fill(arg, arg + C, lo);
+  for (index_t i = lo + 1; i < hi; ++i) {
+    const T* row = first + (i - lo) * C;
+    for (index_t c = 0; c < C; ++c) {
+      const bool win = beats(row[c], y[c]);
+      arg[c] = win ? i : arg[c];
+      y[c] = win ? row[c] : y[c];
     }
   }
 }
