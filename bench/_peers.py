@@ -16,6 +16,7 @@ returning why it cannot run, or None), then register it in ``PEERS``. ``compare.
 and the pytest suite pick it up; modes a peer lacks are left empty in the table.
 """
 import importlib
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -322,8 +323,6 @@ def relative_error(got: np.ndarray, ref: np.ndarray) -> float:
 def checked_run(peer, case: Case, mode: str, checked: Callable, oracle: dict) -> tuple:
     """``(run, seconds of its first call, checked(peer, case, mode, results, oracle))``: a peer's
     run prepared, called once and its results checked before anything is timed."""
-    import time
-
     run = peer.prepare(case, mode)
     start = time.perf_counter()
     result = run.call()

@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bench_modules import bench_module
@@ -122,7 +123,6 @@ def test_compare_with_bfloat16_precision(tmp_path):
 def test_compare_bfloat16_check_refuses_an_error_over_twice_autocasts():
     """The bfloat16 check is not vacuous: rnnfast's results pass it, the same results with one
     gradient's error tripled (relative to the float64 oracle) do not."""
-    np = pytest.importorskip("numpy")
     with bench_module("_peers") as peers, bench_module("_shapes") as shapes:
         case = peers.make_case(shapes.CELLS["lstm"], shapes.Shape("tiny", 6, 3, 5, 16))
         oracle = peers.compute_oracle(case)
