@@ -134,6 +134,63 @@ def test_gemm_packed_bf16_and_column_ranges(M, N, K, beta, bf16_isa):
     np.testing.assert_array_equal(full_nt, full)
 
 
+# Deeper than 512 (the AMX kernel goes panel by panel, and from 128 rows brings the next panel
+# into L2 while the current one runs), rows not a multiple of 16 or 32, partial panels.
+@pytest.mark.parametrize("M,N,K", [(128, 33, 513), (130, 70, 545), (257, 97, 1030), (40, 65, 600)])
+def test_gemm_bf16_deep_products(M, N, K, bf16_isa):
+    rng = np.random.default_rng(M + N * K)
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K)).astype(np.float32)
+    want, magnitude = product_of_rounded(a, b, False, True)
+    bound = (K + 2) * 2.0 ** -24 * magnitude
+    assert (np.abs(_C.gemm_packed(a, b, trans_b=True, precision="bfloat16") - want) <= bound).all()
+    assert (np.abs(_C.gemm(a, b, trans_b=True, precision="bfloat16") - want) <= bound).all()
+    got = _C.gemm(np.ascontiguousarray(a.T), b, trans_a=True, trans_b=True, precision="bfloat16")
+    assert (np.abs(got - want) <= bound).all()
+
+
+# The recurrent steps' route (a rounded ahead, gemm_bf16_prepacked_cols): B's panels ascending or
+# descending (the steps alternate them) give gemm_packed's values bit for bit, whole or by column
+# ranges: shallow products (groups of panels; N = 300 is ten panels) and deep ones, several
+# blocks of rows.
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (17, 33, 31), (33, 300, 65), (64, 100, 520),
+                                   (130, 70, 1030), (5, 200, 300)])
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_gemm_bf16_panel_orders_give_the_same_values(M, N, K, beta, bf16_isa):
+    rng = np.random.default_rng(M + 3 * N + 7 * K)
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K)).astype(np.float32)
+    c = rng.standard_normal((M, N)).astype(np.float32)
+    if bf16_isa == "portable":
+        with pytest.raises(ValueError, match="order: needs precision='bfloat16' on a hardware"):
+            _C.gemm_packed(a, b, trans_b=True, precision="bfloat16", order="descending")
+        return
+    want = _C.gemm_packed(a, b, trans_b=True, beta=beta, c=c, precision="bfloat16")
+    for order in ("ascending", "descending"):
+        got = _C.gemm_packed(a, b, trans_b=True, beta=beta, c=c, precision="bfloat16",
+                             order=order, repeats=2)
+        np.testing.assert_array_equal(got, want)
+        for n0, n1 in [(1, N), (0, max(0, N - 3)), (N // 3, min(N, N // 3 + 40))]:
+            part = _C.gemm_packed(a, b, trans_b=True, beta=beta, c=c, cols=(n0, n1),
+                                  precision="bfloat16", order=order)
+            np.testing.assert_array_equal(part[:, n0:n1], want[:, n0:n1])
+            np.testing.assert_array_equal(part[:, :n0], c[:, :n0])
+            np.testing.assert_array_equal(part[:, n1:], c[:, n1:])
+
+
+def test_gemm_packed_order_refuses_what_has_no_such_route():
+    a = np.ones((2, 3), np.float32)
+    b = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"order: needs precision='bfloat16' .*'float32'"):
+        _C.gemm_packed(a, b, order="ascending")
+    with pytest.raises(ValueError, match="order: expected None, 'ascending' or 'descending', "
+                                         "got 'up'"):
+        _C.gemm_packed(a, b, precision="bfloat16", order="up")
+    with pytest.raises(TypeError, match="order: expected None, 'ascending' or 'descending', "
+                                        "got 1"):
+        _C.gemm_packed(a, b, precision="bfloat16", order=1)
+
+
 @pytest.mark.parametrize("M,N,K", [(1, 1, 1), (3, 5, 40), (20, 40, 70), (33, 64, 130)])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "bindings.h"
@@ -196,10 +197,29 @@ py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, bool tr
   return gemm_impl<float>(a, b, trans_a, trans_b, alpha, beta, c, out, precision);
 }
 
+// gemm_packed's `order`: none (gemm_packed's route), or the route of the recurrent steps'
+// bfloat16 products on a hardware path (a rounded ahead, gemm_bf16_prepacked_cols) with B's
+// panels ascending or descending.
+enum class PanelOrder { none, ascending, descending };
+
+PanelOrder panel_order_arg(const py::object& order, Precision precision) {
+  if (order.is_none()) return PanelOrder::none;
+  const std::string expected = "order: expected None, 'ascending' or 'descending', got " +
+                               py::repr(order).cast<std::string>();
+  if (!py::isinstance<py::str>(order)) throw py::type_error(expected);
+  const std::string name = order.cast<std::string>();
+  if (name != "ascending" && name != "descending") throw py::value_error(expected);
+  if (precision != Precision::bfloat16 || active_bf16_isa() == Bf16Isa::portable)
+    throw py::value_error(std::string("order: needs precision='bfloat16' on a hardware bfloat16 "
+                                      "path (precision '") + precision_name(precision) +
+                          "', bfloat16 path '" + bf16_isa_name(active_bf16_isa()) + "')");
+  return name == "ascending" ? PanelOrder::ascending : PanelOrder::descending;
+}
+
 template <typename T>
 py::array gemm_packed_impl(const py::array& a_in, const py::array& b_in, bool trans_b,
                            double beta, const py::object& c_obj, const py::object& cols,
-                           int repeats, Precision precision) {
+                           int repeats, Precision precision, PanelOrder order) {
   const Matrix<T> a = matrix<T>(a_in), b = matrix<T>(b_in);
   const index_t M = a.rows, K = a.cols;
   const index_t Kb = trans_b ? b.cols : b.rows, N = trans_b ? b.rows : b.cols;
@@ -230,8 +250,22 @@ py::array gemm_packed_impl(const py::array& a_in, const py::array& b_in, bool tr
     // With beta != 0 a repeated product would compound: every repeat starts from the same C.
     std::vector<T> c0;
     if (beta != 0.0 && repeats > 1) c0.assign(pc, pc + M * N);
+    PackedRowsBf16 rows;  // order (float32 only): a rounded ahead, once for every repeat
+    if constexpr (std::is_same_v<T, float>) {
+      if (order != PanelOrder::none) {
+        rows.shape(packed.bf16(), M);
+        rows.set(0, M, 0, K, a.data, a.ld);
+      }
+    }
     for (int r = 0; r < repeats; ++r) {
       if (r && !c0.empty()) std::copy(c0.begin(), c0.end(), pc);
+      if constexpr (std::is_same_v<T, float>) {
+        if (order != PanelOrder::none) {
+          gemm_bf16_prepacked_cols(M, rows, packed.bf16(), n0, n1, float(beta), pc,
+                                   N > 0 ? N : 1, order == PanelOrder::descending);
+          continue;
+        }
+      }
       if (ranged)
         gemm_packed_cols<T>(M, a.data, a.ld, packed, n0, n1, T(beta), pc, N > 0 ? N : 1);
       else
@@ -305,16 +339,18 @@ py::array gemm_batched_binding(const py::object& a_obj, const py::object& b_obj,
 
 py::array gemm_packed_binding(const py::object& a_obj, const py::object& b_obj, bool trans_b,
                               double beta, const py::object& c, const py::object& cols,
-                              int repeats, const py::object& precision_obj) {
+                              int repeats, const py::object& precision_obj,
+                              const py::object& order_obj) {
   py::array a = float_array(a_obj, "a");
   check_ndim(a, "a", 2);  // a (its dtype, then its shape) before b is compared with it
   py::array b = float_array(b_obj, "b");
   check_same_dtype(b, "b", a, "a");
   check_ndim(b, "b", 2);
   const Precision precision = precision_arg(precision_obj, a, "a");
+  const PanelOrder order = panel_order_arg(order_obj, precision);  // bf16: float32 arrays only
   if (is_double(a))
-    return gemm_packed_impl<double>(a, b, trans_b, beta, c, cols, repeats, precision);
-  return gemm_packed_impl<float>(a, b, trans_b, beta, c, cols, repeats, precision);
+    return gemm_packed_impl<double>(a, b, trans_b, beta, c, cols, repeats, precision, order);
+  return gemm_packed_impl<float>(a, b, trans_b, beta, c, cols, repeats, precision, order);
 }
 
 // Runs parallel_for(n, grain, per_thread) with a body that records its chunks as (begin, end,
@@ -453,9 +489,13 @@ void bind_runtime(Entries& m) {
   m.def("gemm_packed", &gemm_packed_binding, py::arg("a"), py::arg("b"), py::kw_only(),
         py::arg("trans_b").noconvert() = false, py::arg("beta") = 0.0, py::arg("c") = py::none(),
         py::arg("cols") = py::none(), py::arg("repeats") = 1, py::arg("precision") = "float32",
+        py::arg("order") = py::none(),
         "a @ op(b) + beta * c through PackedB + gemm_packed (b packed once, the product run "
         "`repeats` times); cols=(begin, end) computes only those columns (gemm_packed_cols), "
-        "the others keep c (or zeros).");
+        "the others keep c (or zeros). order='ascending' or 'descending' (precision "
+        "'bfloat16' on a hardware path): the recurrent steps' route instead, a rounded ahead "
+        "and the product in the calling thread (gemm_bf16_prepacked_cols) with b's panels in "
+        "that order.");
   m.def("parallel_for_chunks", &parallel_for_chunks, py::arg("n"), py::arg("grain") = 1,
         py::arg("raise_at") = -1, py::arg("inner") = 0, py::arg("per_thread") = 1,
         "Test hook of the thread pool: the sorted chunks (begin, end, inner_chunks) that "

@@ -452,14 +452,15 @@ void PackedRowsBf16::clear(index_t r0, index_t r1) {
 }
 
 void gemm_bf16_prepacked_cols(index_t M, const PackedRowsBf16& A, const PackedBf16& B,
-                              index_t n_begin, index_t n_end, float beta, float* C, index_t ldc) {
+                              index_t n_begin, index_t n_end, float beta, float* C, index_t ldc,
+                              bool descending) {
   if (n_begin < 0 || n_end > B.N || n_begin > n_end)
     throw std::invalid_argument("gemm_bf16_prepacked_cols: column range out of bounds");
   if (A.isa != B.isa || A.kp != B.kp || A.K != B.K || M > A.M)
     throw std::invalid_argument("gemm_bf16_prepacked_cols: A was not packed against B");
   if (M <= 0 || n_begin == n_end) return;
   kernels(B.isa).product({M, B.kp, A.bits.data(), B.bits.data(), n_begin, n_end, C, ldc, 1.0f,
-                          beta});
+                          beta, descending});
 }
 
 namespace {

@@ -69,8 +69,20 @@ void epilogue(const ProductArgs& p, const float* tmp, idx r0, idx rows, idx c0, 
     }                                                                                      \
   } while (0)
 
+// The next panel of B (lines of 64 bytes at `at`), brought into L2 per_step lines at each depth
+// step of the current panel's blocks, so that it is there when its blocks start instead of each
+// first tile load of it waiting for L3 or memory. Default: nothing to bring.
+struct NextPanels {
+  const char* at = nullptr;
+  idx lines = 0, per_step = 0, done = 0;
+  void step() {
+    for (idx e = done + per_step < lines ? done + per_step : lines; done < e; ++done)
+      _mm_prefetch(at + done * 64, _MM_HINT_T1);
+  }
+};
+
 // Rows [i0, i0 + 32) (or the last 16) of C x the columns of panel pj, over the whole depth.
-inline void block(const ProductArgs& p, idx i0, idx pj, float* tmp) {
+inline void block(const ProductArgs& p, idx i0, idx pj, float* tmp, NextPanels& next) {
   constexpr idx stride = 64;  // bytes per tile row: tiles are contiguous
   const idx col0 = pj * kNr;
   const bf16* panel = p.b + pj * p.kp * kNr;
@@ -79,6 +91,7 @@ inline void block(const ProductArgs& p, idx i0, idx pj, float* tmp) {
     _tile_zero(0);
     _tile_zero(1);
     for (idx kb = 0; kb < p.kp; kb += 32) {
+      next.step();
       _tile_loadd(4, a0 + kb * 16, stride);
       _tile_loadd(6, panel + kb * kNr, stride);
       _tile_loadd(7, panel + kb * kNr + 512, stride);
@@ -95,6 +108,7 @@ inline void block(const ProductArgs& p, idx i0, idx pj, float* tmp) {
   _tile_zero(2);
   _tile_zero(3);
   for (idx kb = 0; kb < p.kp; kb += 32) {
+    next.step();
     _tile_loadd(4, a0 + kb * 16, stride);
     _tile_loadd(6, panel + kb * kNr, stride);
     _tile_loadd(7, panel + kb * kNr + 512, stride);
@@ -113,11 +127,17 @@ inline void block(const ProductArgs& p, idx i0, idx pj, float* tmp) {
 // Panels in groups of kGroup; in a group, every block of 32 rows takes each panel of the group
 // in turn, so that its rows of A (32 KiB at a depth of 512) stay in L1 while the group's panels
 // come from L2 (+5-10% over panel by panel at 64 and 512 rows, depth 512). Deeper products (the
-// weight gradients', whose depth is every row of the sequence) go panel by panel: there 32 rows
-// of A do not fit L1, and groups measured 5-10% slower (taking the depth in chunks, partial sums
-// kept in C, 10-20% slower). Prefetching the next depth step's B tiles into L1 helped a
-// stand-alone kernel loop by 10-15% but not the library's products (measured, removed).
-constexpr idx kGroup = 8, kShallow = 512;
+// weight gradients', whose depth is every row of the sequence, and the input projections at
+// I > 512) go panel by panel: there 32 rows of A do not fit L1, and groups measured 5-10%
+// slower (taking the depth in chunks, partial sums kept in C, 10-20% slower). Panel by panel,
+// with at least kPrefetchRows rows, the next panel is brought into L2 while the blocks of the
+// current one run (NextPanels): 1600 x 1024 x 4096 on two threads 6-19% faster, 512 rows 16%
+// (bench/RESULTS.md); with groups (no faster) and fewer rows (a step's product, whose time goes
+// to streaming B from L3 at the core's bandwidth whatever the order of the requests) it does
+// not. Prefetching the next depth step's B tiles into L1 helped a stand-alone kernel loop by
+// 10-15% but not the library's products (measured, removed). descending (the recurrent steps'
+// products): the panels from the last to the first (ProductArgs).
+constexpr idx kGroup = 8, kShallow = 512, kPrefetchRows = 128;
 
 void product(const ProductArgs& p) {
   if (p.m <= 0 || p.n0 >= p.n1) return;
@@ -125,11 +145,25 @@ void product(const ProductArgs& p) {
   _tile_loadconfig(&cfg);
   alignas(64) float tmp[16 * 16];
   const idx first = p.n0 / kNr, end = (p.n1 + kNr - 1) / kNr;
-  const idx group = p.kp <= kShallow ? kGroup : 1;
-  for (idx g = first; g < end; g += group) {
-    const idx g_end = g + group < end ? g + group : end;
-    for (idx i0 = 0; i0 < p.m; i0 += 32)
-      for (idx pj = g; pj < g_end; ++pj) block(p, i0, pj, tmp);
+  auto panel = [&](idx j) { return p.descending ? first + end - 1 - j : j; };
+  if (p.kp > kShallow) {
+    const bool prefetch = !p.descending && p.m >= kPrefetchRows;
+    const idx lines = p.kp * kNr * idx(sizeof(bf16)) / 64;  // of a panel
+    const idx depth_steps = (p.m + 31) / 32 * (p.kp / 32);  // of a panel's blocks
+    for (idx j = first; j < end; ++j) {
+      NextPanels next;
+      if (prefetch && j + 1 < end)
+        next = {reinterpret_cast<const char*>(p.b + (j + 1) * p.kp * kNr), lines,
+                (lines + depth_steps - 1) / depth_steps};
+      for (idx i0 = 0; i0 < p.m; i0 += 32) block(p, i0, panel(j), tmp, next);
+    }
+  } else {
+    NextPanels none;
+    for (idx g = first; g < end; g += kGroup) {
+      const idx g_end = g + kGroup < end ? g + kGroup : end;
+      for (idx i0 = 0; i0 < p.m; i0 += 32)
+        for (idx j = g; j < g_end; ++j) block(p, i0, panel(j), tmp, none);
+    }
   }
   _tile_release();
 }

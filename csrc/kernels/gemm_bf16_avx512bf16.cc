@@ -254,7 +254,9 @@ void rows_tail(const ProductArgs& p, idx i0, idx rows, const bf16* panel, idx co
 
 void product(const ProductArgs& p) {
   if (p.m <= 0 || p.n0 >= p.n1) return;
-  for (idx pj = p.n0 / kNr; pj * kNr < p.n1; ++pj) {
+  const idx first = p.n0 / kNr, end = (p.n1 + kNr - 1) / kNr;
+  for (idx j = first; j < end; ++j) {
+    const idx pj = p.descending ? first + end - 1 - j : j;
     const idx col0 = pj * kNr;
     const idx lo = (p.n0 > col0 ? p.n0 : col0) - col0;
     const idx hi = (p.n1 < col0 + kNr ? p.n1 : col0 + kNr) - col0;

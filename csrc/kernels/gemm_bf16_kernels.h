@@ -25,6 +25,8 @@ constexpr idx kKAlign = 32;  // K padded with zeros to a multiple of it (an AMX 
 // b: the packed panels of PackedBf16 (panel p at b + p * kp * kNr).
 // c: column 0 of row 0. Every sum runs over k in increasing order of pairs of k (the
 //    instructions' order), the same whatever the range: results do not depend on n0, n1.
+// descending: the panels taken from the last to the first (same values; see
+//    gemm_bf16_prepacked_cols).
 struct ProductArgs {
   idx m, kp;
   const bf16* a;
@@ -33,6 +35,7 @@ struct ProductArgs {
   float* c;
   idx ldc;
   float alpha, beta;
+  bool descending = false;
 };
 
 struct Bf16Kernels {

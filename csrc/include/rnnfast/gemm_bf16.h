@@ -206,7 +206,12 @@ struct PackedRowsBf16 {
 
 // Columns [n_begin, n_end) of C[M, N] = A (its rows [0, M), packed) * B + beta * C in the
 // calling thread, as gemm_bf16_packed_cols; A was shaped against B (same path and depth).
+// descending: B's panels taken from the last to the first, the same values. A loop that
+// multiplies by the same B at every step and alternates the order reads first, at each step,
+// the panels that the step before read last: those still in the core's L2 when B does not fit
+// there (taken in the same order at every step, least-recently-used eviction would leave none).
 void gemm_bf16_prepacked_cols(index_t M, const PackedRowsBf16& A, const PackedBf16& B,
-                              index_t n_begin, index_t n_end, float beta, float* C, index_t ldc);
+                              index_t n_begin, index_t n_end, float beta, float* C, index_t ldc,
+                              bool descending = false);
 
 }  // namespace rnnfast
