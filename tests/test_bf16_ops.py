@@ -318,6 +318,35 @@ def test_recurrent_bf16_windows_by_blocks_with_a_short_last_window(batch_first, 
         rnnfast.set_num_threads(before)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_recurrent_bf16_reversed_windows_of_each_threads_sequences(cell, batch_first, bf16_isa):
+    """Reversed sequences (no lengths) projected in windows of the sequences each thread takes
+    (on the hardware paths their inputs rounded straight from x's rows, by time steps from the
+    last): windows of about 2 steps over 7 (the last one short), 35 sequences. The training
+    forward's values on every thread count."""
+    rng = np.random.default_rng(23)
+    T, B, H = 7, 35, 300
+    args, _ = make_inputs(rng, cell, T, B, H, H, np.float32, batch_first=batch_first)
+    forward = getattr(F, cell + "_forward")
+    opts = {"precision": "bfloat16", "reverse": True, "batch_first": batch_first}
+    G = 4 if cell == "lstm" else 3
+    before = rnnfast.get_num_threads()
+    try:
+        rnnfast.set_num_threads(1)
+        want = forward(**args, **opts, training=True)[0]
+        for n in (1, 2, 3):
+            rnnfast.set_num_threads(n)
+            for budget in (0, 2 * B * G * H * 4):
+                rnnfast._C._set_projection_window_bytes(budget)
+                try:
+                    np.testing.assert_array_equal(forward(**args, **opts)[0], want)
+                finally:
+                    rnnfast._C._set_projection_window_bytes(0)
+    finally:
+        rnnfast.set_num_threads(before)
+
+
 @pytest.mark.parametrize("B, H, batch_first", [(37, 48, False), (12, 100, True)])
 def test_recurrent_bf16_merged_lstm_does_not_depend_on_thread_count(B, H, batch_first,
                                                                     bf16_isa):

@@ -95,6 +95,11 @@ struct InputProjection {
   const T* x = nullptr;
   const PackedB<T>* wih = nullptr;  // W_ih^T, packed once for all windows
   Buffer<T> own, xt;  // the projections (unless the workspace holds them); a window's inputs
+  // bf16 hardware path, windows into own: the window's inputs rounded straight from x's rows
+  // (gemm_bf16_prepacked_cols, the same values as gemm_packed's rounding of a copy of them; the
+  // copy took 3% of LSTM inference at T=50, B=64, I=H=512 on two threads)
+  PackedRowsBf16 xr;
+  bool ahead = false;
 
   // Whether the loops project a window at a time (for nb sequences): when the steps cover one
   // time range for every sequence, and a window holds fewer steps than the sequence
@@ -173,7 +178,10 @@ struct InputProjection {
     if (into) return;
     own.resize(window * nb * GH);
     xg = own.data();
-    if (s->batch_first || nb != s->B) xt.resize(window * nb * s->I);
+    ahead = bf16_hw;
+    if constexpr (std::is_same_v<T, float>)
+      if (ahead) xr.shape(wih->bf16(), window * nb);
+    if (!ahead && (s->batch_first || nb != s->B)) xt.resize(window * nb * s->I);
   }
 
   // Before step `step`: projects the window that starts there, if any.
@@ -193,6 +201,19 @@ struct InputProjection {
         gemm_packed<T>(nb, x + row * I, stride * I, *wih, T(0), into + row * GH, stride * GH);
       }
       return;
+    }
+    if constexpr (std::is_same_v<T, float>) {
+      if (ahead) {  // rows of a step's sequences b0..b1 lie at a stride of T rows (batch_first)
+        const index_t stride = s->batch_first ? s->T : 1;
+        for (index_t t = 0; t < n; ++t)
+          for (index_t b = b0; b < b1; b += stride == 1 ? nb : 1) {
+            const index_t rows = stride == 1 ? nb : 1;
+            xr.set(t * nb + b - b0, t * nb + b - b0 + rows, 0, I, x + s->row(t_lo + t, b) * I, I);
+          }
+        xr.clear(n * nb, std::min(xr.M, (n * nb + 15) / 16 * 16));  // a last, shorter window
+        gemm_bf16_prepacked_cols(n * nb, xr, wih->bf16(), 0, GH, 0.0f, xg, GH);
+        return;
+      }
     }
     const T* a = x + t_lo * B * I;
     if (s->batch_first || nb != B) {
