@@ -70,14 +70,18 @@ std::atomic<index_t> g_window_bytes{kWindowBytes};
 constexpr index_t kL2WindowBytes = index_t(256) << 10;
 constexpr index_t kL2Weights = index_t(3) << 19;  // 1.5 MiB
 
-// On a bfloat16 hardware path, inference projects windows of at most kBf16WindowBytes per loop
-// (per thread when the threads take disjoint sequences) where they pay: a window of M rows
-// saves writing its projection to memory and reading it back (8 bytes per row and column) and
-// costs one more read of W_ih^T (I values of 2 bytes per column), so when 8 M >= 2 I (as
-// projects_by_blocks' windows). LSTM inference at T=50, B=64, I=H=512 on two threads 16-21%
-// faster, the GRU 10-15%; at I=H=1024 (windows of 64 rows) they were not faster, and that shape
-// projects every row at once as before (bench/RESULTS.md).
+// On a bfloat16 hardware path, inference projects windows of kBf16WindowBytes per loop (per
+// thread when the threads take disjoint sequences), or of kBf16WindowRows rows where those are
+// more, where they pay: a window of M rows saves writing its projection to memory and reading
+// it back (8 bytes per row and column, the reads in the gate math's short runs) and costs one
+// more read of W_ih^T (I values of 2 bytes per column, streamed ahead of the tiles: the AMX
+// kernel brings the next panel into L2 from 128 rows), so when 8 M >= I. LSTM inference at
+// T=50, B=64, I=H=512 on two threads 16-21% faster than every row at once, the GRU 10-15%
+// (session 19); at I=H=1024 windows of 64 rows were slower, of 128 rows (4 steps of 32
+// sequences per thread) 3-6% faster on two threads and 6-8% on one (LSTM; GRU 5-9%), of 192
+// rows or more no better than 128 (session 20; bench/RESULTS.md).
 constexpr index_t kBf16WindowBytes = index_t(1) << 20;
+constexpr index_t kBf16WindowRows = 128;
 
 // The input projections x W_ih^T, each row turned into activated gates by its step: every row
 // at once (a reversed ragged batch, whose steps do not cover one time range, or training when
@@ -124,9 +128,11 @@ struct InputProjection {
     index_t bytes = g_window_bytes.load(std::memory_order_relaxed);
     nb = std::max<index_t>(1, nb);
     const index_t row_bytes = GH * static_cast<index_t>(sizeof(T));
-    if (bf16_hw && bytes == kWindowBytes &&
-        8 * std::max<index_t>(1, kBf16WindowBytes / row_bytes / nb) * nb >= 2 * s.I)
-      bytes = kBf16WindowBytes;
+    if (bf16_hw && bytes == kWindowBytes) {
+      const index_t steps = std::max({index_t(1), kBf16WindowBytes / row_bytes / nb,
+                                      (kBf16WindowRows + nb - 1) / nb});
+      if (8 * steps * nb >= s.I) bytes = steps * nb * row_bytes;
+    }
     if (weights_in_l2(s, GH)) bytes = std::min(bytes, kL2WindowBytes);
     return std::max<index_t>(1, bytes / row_bytes / nb);
   }
