@@ -51,8 +51,7 @@ from rnnfast.functional.stack import RecurrentStack
 
 __all__ = ["EagerStack", "autocast_arguments", "backward_stack", "bf16_autocast", "recurrent_stack",
            "recurrent_stack_backward", "run_stack", "stack_of", "weights_token",
-           "keep_bf16_packings",
-           "SECOND_DERIVATIVE_ERROR"]
+           "keep_bf16_packings", "SECOND_DERIVATIVE_ERROR"]
 
 SECOND_DERIVATIVE_ERROR = (
     "rnnfast.torch: second derivatives are not supported (the kernels' backward pass is not "

@@ -56,6 +56,20 @@ void fold_biases(Cell cell, index_t GH, index_t H, const T* b_ih, const T* b_hh,
 // Elements of a packed matrix up to which PackedB::pack packs it in one chunk (one thread).
 constexpr index_t kPackChunk = index_t(1) << 16;
 
+// Whether products at precision prec run on a bfloat16 hardware path (AMX or AVX512-BF16, whose
+// packings hold bfloat16 panels and whose left operands can be rounded ahead: PackedRowsBf16),
+// and whether packed weights are that path's.
+inline bool bf16_hardware(Precision prec) {
+  return prec == Precision::bfloat16 && active_bf16_isa() != Bf16Isa::portable;
+}
+template <typename T>
+bool bf16_hardware(const PackedB<T>& p) {
+  if constexpr (std::is_same_v<T, float>)
+    return p.precision() == Precision::bfloat16 && p.bf16().isa != Bf16Isa::portable;
+  else
+    return false;
+}
+
 // Bytes of input projection inference holds: the projection of every row when it fits, else a
 // window of steps at a time (at least one step). A bound that does not grow with T, and large
 // enough that the benchmark shapes project every row in one GEMM (small windows cost time at
@@ -153,8 +167,7 @@ struct InputProjection {
     xg = dst ? dst : (own.resize(rows * GH), own.data());
     if (rows <= detail::kDirectRows) {
       gemm_rows_nt<T>(rows, GH, I, x_, I, w_ih, I, xg, GH, prec);
-    } else if (std::is_same_v<T, float> && token != 0 && prec == Precision::bfloat16 &&
-               active_bf16_isa() != Bf16Isa::portable) {
+    } else if (std::is_same_v<T, float> && token != 0 && bf16_hardware(prec)) {
       // bf16: W_ih^T packed once for calls with this token (gemm's values: its bfloat16
       // product packs B the same way and runs the same threaded product)
       PackedB<T> wih;
@@ -177,9 +190,7 @@ struct InputProjection {
     b1 = b1_;
     into = into_;
     const index_t nb = b1 - b0;
-    bool bf16_hw = false;
-    if constexpr (std::is_same_v<T, float>)
-      bf16_hw = wih->precision() == Precision::bfloat16 && wih->bf16().isa != Bf16Isa::portable;
+    const bool bf16_hw = bf16_hardware(*wih);
     window = window_steps(s_, GH, nb, bf16_hw);
     if (into) return;
     own.resize(window * nb * GH);
@@ -209,13 +220,15 @@ struct InputProjection {
       return;
     }
     if constexpr (std::is_same_v<T, float>) {
-      if (ahead) {  // rows of a step's sequences b0..b1 lie at a stride of T rows (batch_first)
-        const index_t stride = s->batch_first ? s->T : 1;
-        for (index_t t = 0; t < n; ++t)
-          for (index_t b = b0; b < b1; b += stride == 1 ? nb : 1) {
-            const index_t rows = stride == 1 ? nb : 1;
-            xr.set(t * nb + b - b0, t * nb + b - b0 + rows, 0, I, x + s->row(t_lo + t, b) * I, I);
+      if (ahead) {
+        for (index_t t = 0; t < n; ++t) {
+          if (!s->batch_first) {  // the step's sequences b0..b1: consecutive rows of x
+            xr.set(t * nb, (t + 1) * nb, 0, I, x + s->row(t_lo + t, b0) * I, I);
+            continue;
           }
+          for (index_t b = b0; b < b1; ++b)
+            xr.set(t * nb + b - b0, t * nb + b - b0 + 1, 0, I, x + s->row(t_lo + t, b) * I, I);
+        }
         xr.clear(n * nb, std::min(xr.M, (n * nb + 15) / 16 * 16));  // a last, shorter window
         gemm_bf16_prepacked_cols(n * nb, xr, wih->bf16(), 0, GH, 0.0f, xg, GH);
         return;
@@ -365,12 +378,7 @@ struct GateBlockedWeights {
   // bf16: whether the products take their left operand rounded ahead (PackedRowsBf16: W_hh^T
   // packed for a hardware path), so that each element of the state is rounded once per step,
   // by the thread that computed it, instead of by every thread that multiplies it.
-  bool rounds_ahead() const {
-    if constexpr (std::is_same_v<T, float>)
-      return !direct && precision == Precision::bfloat16 && packed.bf16().isa != Bf16Isa::portable;
-    else
-      return false;
-  }
+  bool rounds_ahead() const { return !direct && bf16_hardware(packed); }
   // bf16: rows [r0, r1) and columns [k0, k1) of the product's left operand into rows, from a
   // (row r0, column k0; row stride ld).
   void round_ahead(PackedRowsBf16& rows, index_t r0, index_t r1, index_t k0, index_t k1,
@@ -456,10 +464,9 @@ struct BlockedWindows {
     N = w->blocks * w->width;
     w->pack_blocked(s->I, w_ih, wih);
     window = steps_per_window(*s, N, w->blocks);
-    if constexpr (std::is_same_v<T, float>) {
-      ahead = wih.precision() == Precision::bfloat16 && wih.bf16().isa != Bf16Isa::portable;
+    ahead = bf16_hardware(wih);
+    if constexpr (std::is_same_v<T, float>)
       if (ahead) xr.shape(wih.bf16(), window * s->B);
-    }
     xg.resize(window * s->B * N);
     if (s->batch_first) xt.resize(window * s->B * s->I);
     bias.resize(N);
@@ -673,8 +680,10 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
           __builtin_prefetch(row + off);
       }
       if (!s.active(next, b)) return;
-      std::memcpy(xhn + b * K, input_row(next, b), sizeof(T) * I);
-      if (ahead) w.round_ahead(*hrn, b - b0, b - b0 + 1, 0, I, xhn + b * K, K);
+      if (ahead)  // rounded straight into the next operand (its float32 copy would not be read)
+        w.round_ahead(*hrn, b - b0, b - b0 + 1, 0, I, input_row(next, b), I);
+      else
+        std::memcpy(xhn + b * K, input_row(next, b), sizeof(T) * I);
     };
 
     // The gate math of block q for every sequence, from its GEMM tile in hg.
@@ -964,9 +973,7 @@ void recurrent_forward(Cell cell, const SeqShape& s, const RecurrentWeights<T>& 
     if (ws) detail::zero_padded_rows(ws->layout(s), GH, ws->gates.data());
   } else if (projects_by_blocks<T>(cell, s, w, projected, ws != nullptr)) {
     proj.w_ih = w.w_ih;  // the loop packs it in its blocked order
-  } else if (InputProjection<T>::windowed(s, GH, B, ws != nullptr,
-                                          w.precision == Precision::bfloat16 &&
-                                              active_bf16_isa() != Bf16Isa::portable)) {
+  } else if (InputProjection<T>::windowed(s, GH, B, ws != nullptr, bf16_hardware(w.precision))) {
     if (!projected && cell != Cell::gru_reset_before && w.precision == Precision::float32)
       proj.w_ih_to_pack = w.w_ih, proj.wih_to_fill = &wih;  // loop_gate_blocked packs it
     else
