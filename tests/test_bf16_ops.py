@@ -14,7 +14,8 @@ import pytest
 import rnnfast
 import rnnfast.functional as F
 import rnnfast.reference as R
-from recurrent_cases import CELLS, as64, make_inputs, run, upstream
+from recurrent_cases import (CELLS, as64, assert_bitwise_equal, make_inputs, run, upstream,
+                             with_threads)
 
 try:
     import torch
@@ -231,6 +232,46 @@ def test_recurrent_bf16_bias_gradients_are_float32_sums(op, opts, cell, shape, b
     for name in ("w_ih", "w_hh", "x"):
         rms = float(np.sqrt(np.mean(np.square(g32[name].astype(np.float64)))))
         assert rms_err(g16[name], g32[name]) <= 2.0 ** -5 * rms, "d" + name
+
+
+# Batches of 16 or more RNN/LSTM sequences that all span every step take the weight and bias
+# gradients inside the reverse loop, by two fixed groups of sequences and blocks of ~128 rows,
+# and dx step by step (test_backward_direct.py has the float32 cases): several blocks and a
+# last block of one step, [x | h_prev] past one GEMM panel, a group past the 128 rows of a
+# block.
+LOOP_WEIGHTS = [("lstm", {}, 29, 17, 6, 23), ("lstm", {}, 11, 17, 70, 75),
+                ("rnn", {"nonlinearity": "tanh"}, 7, 16, 90, 61), ("lstm", {}, 3, 520, 5, 130)]
+
+
+@pytest.mark.parametrize("batch_first,reverse", [(False, False), (True, False), (False, True),
+                                                 (True, True)])
+@pytest.mark.parametrize("case", LOOP_WEIGHTS,
+                         ids=["{}-{}x{}x{}x{}".format(c[0], *c[2:]) for c in LOOP_WEIGHTS])
+def test_recurrent_bf16_weight_gradients_inside_the_loop(case, batch_first, reverse, bf16_isa):
+    """The yardstick of test_recurrent_bf16_options (the float64 reference on the rounded
+    inputs and weights), and the same bits at 1, 2 and 3 threads (the groups are fixed by the
+    shape)."""
+    op, opts, T, B, I, H = case
+    rng = np.random.default_rng(T + B)
+    args, _ = make_inputs(rng, op, T, B, I, H, np.float32, batch_first=batch_first)
+    o = dict(opts, batch_first=batch_first, reverse=reverse)
+    grads = upstream(rng, op, (B, T, H) if batch_first else (T, B, H), B, H, np.float32)
+    rounded = {k: (v if v is None or k in ("b_ih", "b_hh") else rnnfast._C.round_bf16(v))
+               for k, v in args.items()}
+    ref_out, ref_grads = run(R, op, as64(rounded), o, as64(grads))
+    results = with_threads([1, 2, 3],
+                           lambda: run(F, op, args, {**o, "precision": "bfloat16"}, grads))
+    assert_bitwise_equal(results)
+    out16, g16 = results[0]
+
+    def rel(got, want):
+        return rms_err(got, want) / max(1e-30, float(np.sqrt(np.mean(np.square(want)))))
+
+    for name in out16:
+        assert rel(out16[name], ref_out[name]) <= 2 * BF16, name
+    for name, g in g16.items():
+        if g is not None:
+            assert rel(g, ref_grads[name]) <= 4 * BF16, "d" + name
 
 
 def test_recurrent_bf16_inference_equals_training_forward(bf16_isa):

@@ -207,12 +207,15 @@ struct LoopWeights {
 // dropout, one product per gate masked before it is added) are template parameters: no switch
 // per row.
 // dx (input gradient [rows, I], or null): when the loop reads dgx in place (below) and the
-// products are float32, each step's rows of dx = dgx W_ih are computed beside the step's
-// product, while those rows of dgx are in cache (after the loop they are read from memory),
-// with the values of the GEMM over all rows (same depth blocks): returns true; else false and
-// the caller computes dx. lw.groups > 0 (RNN, LSTM, every sequence active at every step, dx by
-// steps or none): the weight and bias gradients in the loop, by groups of sequences
-// (LoopWeights); dgx is not written, and dx is taken by steps from the staged copies too.
+// products are float32, or with LoopWeights (below), each step's rows of dx = dgx W_ih are
+// computed beside the step's product, while those rows of dgx are in cache (after the loop they
+// are read from memory), with the values of the GEMM over all rows (same depth blocks):
+// returns true; else false and the caller computes dx. (bfloat16 products read in place
+// without LoopWeights keep the GEMM after the loop: each step's two products would round the
+// step's rows twice, where that GEMM rounds every row once.) lw.groups > 0 (RNN, LSTM, every
+// sequence active at every step, dx by steps or none): the weight and bias gradients in the
+// loop, by groups of sequences (LoopWeights); dgx is not written, and dx is taken by steps
+// from the staged copies too.
 template <typename T, Cell C, bool Peep, bool Zone, bool Drop>
 bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail::Zoneout<T>& zone,
                   const detail::RecurrentDropout<T>& drop, const RecurrentWorkspace<T>& ws,
@@ -245,9 +248,10 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
   // blocks takes the matching share of dx's panels (a monotone map: the shares cover every
   // panel once).
   const index_t I = s.I;
-  const bool step_dx = dx && (direct || lw.groups) && I > 0 && prec == Precision::float32 &&
+  const bool step_dx = dx && (direct || lw.groups) && I > 0 &&
+                       (prec == Precision::float32 || lw.groups) &&
                        GH * (I + H) * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
-  if (step_dx) wih.pack(false, GH, I, w_ih, I);
+  if (step_dx) wih.pack(false, GH, I, w_ih, I, prec);
   const index_t dx_ld = s.batch_first ? s.T * I : I;
   const index_t xw = step_dx ? wih.panel_width() : 1, x_panels = (I + xw - 1) / xw;
   auto dx_col = [&](index_t q) { return q >= blocks ? I : std::min(I, q * x_panels / blocks * xw); };
@@ -558,10 +562,13 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
   typename detail::ScratchCache<BackwardScratch<T>>::Lease scratch(backward_scratch<T>());
   // The weight and bias gradients inside the reverse loop (LoopWeights): RNN and LSTM whose
   // sequences all span every step (no lengths, or all T: the same bits both ways), without
-  // projection, peepholes or recurrent dropout, float32 products, both weight gradients asked
-  // for, a shape the threads could split by sequences, and dx (if asked for) taken by steps in
-  // the loop (W_ih and W_hh in L2, as loop_blocked decides), W_hh in L2 (the rule before the
-  // threads took sequences at any size: larger weights not measured here).
+  // projection, peepholes or recurrent dropout, both weight gradients asked for, a shape the
+  // threads could split by sequences, and dx (if asked for) taken by steps in the loop (W_ih
+  // and W_hh in L2, as loop_blocked decides), W_hh in L2 (the rule before the threads took
+  // sequences at any size: larger weights not measured here). bfloat16 products too: the
+  // gate gradients then never go to memory either, where the GEMMs after the loop read them
+  // back twice, for dx and (transposed) for the weight gradients (LSTM T=100, B=32, I=H=128
+  // on one thread: backward 0.3 ms faster of 4; bench/RESULTS.md).
   LoopWeights<T> lw;
   bool whole = true;  // every sequence spans every step
   for (index_t b = 0; b < B && whole; ++b) whole = s.length(b) == s.T;
@@ -569,13 +576,14 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       !g.x || GH * (I + H) * static_cast<index_t>(sizeof(T)) <= (index_t(1) << 20);
   if ((cell == Cell::lstm || cell == Cell::rnn_tanh || cell == Cell::rnn_relu) && !projected &&
       !w.w_peephole && !dropped && whole && I > 0 && g.w_ih && g.w_hh &&
-      w.precision == Precision::float32 && no_dx_after && detail::split_batch_shape(s) &&
+      no_dx_after && detail::split_batch_shape(s) &&
       detail::recurrent_weights_in_l2<T>(s, G)) {
     lw.groups = kLoopGroups;
     const index_t per = lw.group_max(B);
     lw.block_steps = std::max<index_t>(1, kLoopBlockRows / per);
     lw.ld = (I + H + 15) / 16 * 16;
-    lw.slab = kLoopSlabPanels * packed_panel_width<T>();
+    // bfloat16: one product per block (each call packs the block's gate gradients)
+    lw.slab = w.precision == Precision::float32 ? kLoopSlabPanels * packed_panel_width<T>() : lw.ld;
     lw.x = x;
     lw.hprev = ws.hprev.data();
     lw.ws = &ws;
