@@ -359,6 +359,36 @@ def test_recurrent_bf16_windows_by_blocks_with_a_short_last_window(batch_first, 
         rnnfast.set_num_threads(before)
 
 
+@pytest.mark.parametrize("batch_first,reverse", [(False, False), (True, False), (False, True)])
+def test_recurrent_bf16_large_weights_shared_by_blocks(batch_first, reverse, bf16_isa):
+    """With AMX, inference whose W_hh^T is large (at least 4 MiB in bfloat16, and 128 KiB per
+    row of each thread's sequences: H = 730, B = 16) shares each step between the threads by
+    blocks of units and projects the inputs by blocks (BlockedWindows), where other shapes of
+    16 or more sequences take disjoint sequences: windows of about 2 steps over 7 and the
+    default ones, batch_first, reversed. Every thread count gives the training forward's
+    values (which takes sequences)."""
+    rng = np.random.default_rng(33)
+    T, B, I, H = 7, 16, 40, 730
+    args, _ = make_inputs(rng, "lstm", T, B, I, H, np.float32, batch_first=batch_first)
+    opts = {"precision": "bfloat16", "batch_first": batch_first, "reverse": reverse}
+    before = rnnfast.get_num_threads()
+    try:
+        rnnfast.set_num_threads(2)
+        want = F.lstm_forward(**args, **opts, training=True)[:3]
+        for n in (1, 2, 3):
+            rnnfast.set_num_threads(n)
+            for budget in (0, 2 * B * 4 * 736 * 4):  # the default windows; about 2 steps
+                rnnfast._C._set_projection_window_bytes(budget)
+                try:
+                    got = F.lstm_forward(**args, **opts)[:3]
+                finally:
+                    rnnfast._C._set_projection_window_bytes(0)
+                for g, w in zip(got, want):
+                    np.testing.assert_array_equal(g, w)
+    finally:
+        rnnfast.set_num_threads(before)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_recurrent_bf16_reversed_windows_of_each_threads_sequences(cell, batch_first, bf16_isa):

@@ -521,6 +521,35 @@ struct BlockedWindows {
   }
 };
 
+// Whether the threads take disjoint sequences through every step (detail::split_batch) in
+// loop_gate_blocked. Not in inference with AMX products whose W_hh^T (bfloat16) is large, by
+// itself and for each thread's share of the rows (at least 4 MiB, and 128 KiB per row): there
+// each core would stream all of W_hh^T from L3 at every step (a step's product of 32 rows
+// waits for the stream, not for the tiles: bench/RESULTS.md, session 20), where sharing each
+// step by blocks of units (and projecting the inputs by blocks, BlockedWindows) streams each
+// core's half. Same values either way (every element is computed alone). In-process A/Bs on
+// an AMX Xeon (family 6 model 167), two threads, 4 calls of each in a row (alternating single
+// calls favours whichever follows the other), blocks / sequences, ms: LSTM T=25 I=H=1024 B=64
+// 16.7-17.9 / 19.7-20.7, B=32 9.2 / 10.8, B=96 26.0 / 26.5, B=128 30.8 / 31.7; GRU I=H=1024
+// 13.1 / 13.6; LSTM I=H=768 10.3 / 10.5; kept by sequences: GRU I=H=768 (3.4 MiB) 8.0 / 7.3,
+// LSTM I=H=512 9.8 / 8.7, GRU I=H=512 7.9 / 6.6. Training (the backward takes sequences) and
+// float32 (Zen 4 measured blocks slower: detail::split_batch) and AVX512-BF16 (whose products
+// take longer than the stream) not changed; float32 on the Xeon at I=H=1024: 83.7 / 86.8.
+template <typename T>
+bool shares_large_weights(Cell cell, const SeqShape& s, Precision prec, bool training) {
+  if (!std::is_same_v<T, float> || training || prec != Precision::bfloat16 ||
+      active_bf16_isa() != Bf16Isa::amx || !detail::split_batch(s))
+    return false;
+  const index_t bytes = gate_count(cell) * s.H * s.H * 2;
+  const index_t rows = (s.B + get_num_threads() - 1) / get_num_threads();  // per thread
+  return bytes >= (index_t(4) << 20) && bytes / rows >= (index_t(128) << 10);
+}
+
+template <typename T>
+bool forward_by_sequences(Cell cell, const SeqShape& s, Precision prec, bool training) {
+  return detail::split_batch(s) && !shares_large_weights<T>(cell, s, prec, training);
+}
+
 // Whether inference projects the inputs in BlockedWindows (loop_gate_blocked): when the threads
 // share each step by blocks of units (not disjoint sequences), the steps cover one time range
 // for every sequence, the product is not so small that it reads the weights in place, the
@@ -535,25 +564,29 @@ struct BlockedWindows {
 // bfloat16 on one or two); the LSTM and GRU at I=H=1024 project every row before the loop as
 // before (measured in bench/RESULTS.md). Since the threads take sequences from 16 of them
 // whatever the weights' size (detail::split_batch), the two-thread cases are now batches of 9-15
-// sequences.
+// sequences, and the large weights of shares_large_weights at any I (there InputProjection's
+// windows, which the calling thread projects alone when the threads share the steps, took 24.9
+// ms against 17.3-18.8 at I=H=1024, B=64).
 template <typename T>
 bool projects_by_blocks(Cell cell, const SeqShape& s, const RecurrentWeights<T>& w,
                         bool projected, bool training) {
   const index_t G = gate_count(cell), steps = s.steps();
   if (training || cell == Cell::gru_reset_before || projected ||
       (s.reverse && !s.lengths.empty()) || steps * s.B <= detail::kDirectRows ||
-      detail::split_batch(s) || InputProjection<T>::weights_in_l2(s, G * s.H))
+      forward_by_sequences<T>(cell, s, w.precision, training) ||
+      InputProjection<T>::weights_in_l2(s, G * s.H))
     return false;
   const index_t hb = GateBlockedWeights<T>::block_units(G, s.H, s.B, false, w.precision);
   const index_t blocks = (s.H + hb - 1) / hb;
   const index_t window = BlockedWindows<T>::steps_per_window(s, blocks * G * hb, blocks);
   const index_t wsize = w.precision == Precision::bfloat16 ? 2 : index_t(sizeof(T));
-  return window < steps && 8 * window * s.B >= s.I * wsize;
+  return window < steps && (8 * window * s.B >= s.I * wsize ||
+                            shares_large_weights<T>(cell, s, w.precision, training));
 }
 
 // The time loop of every cell but GRU with reset before. h [B, H]: the initial state in, the
 // final one out; c [B, H] (LSTM) likewise. The threads either take disjoint sequences through
-// every step (detail::split_batch: no synchronisation at all) or share each step by blocks of
+// every step (forward_by_sequences: no synchronisation at all) or share each step by blocks of
 // hidden units (one parallel region per step). The cell C and its options are template
 // parameters, so that no row tests them: Train (ws holds what backward needs), Peep (LSTM
 // peepholes), Zone (zoneout), Drop (recurrent dropout: one product per gate and block, each
@@ -566,7 +599,7 @@ void loop_gate_blocked(const SeqShape& s, const T* w_hh, const T* bias, const T*
                        Precision prec,         // bf16: precision of the products
                        std::uint64_t token) {  // bf16: RecurrentWeights::weights_token
   const index_t B = s.B, H = s.H, G = gate_count(C), I = s.I;
-  const bool by_sequences = detail::split_batch(s);
+  const bool by_sequences = forward_by_sequences<T>(C, s, prec, Train);
   // merges_input: each step's product is [x_t, h] (xh [B, I + H]) times [W_ih, W_hh]^T
   const bool merged = C == Cell::lstm && proj.w_ih_merged != nullptr;
   const index_t K = merged ? I + H : H;
