@@ -532,16 +532,20 @@ struct BlockedWindows {
 // calls favours whichever follows the other), blocks / sequences, ms: LSTM T=25 I=H=1024 B=64
 // 16.7-17.9 / 19.7-20.7, B=32 9.2 / 10.8, B=96 26.0 / 26.5, B=128 30.8 / 31.7; GRU I=H=1024
 // 13.1 / 13.6; LSTM I=H=768 10.3 / 10.5; kept by sequences: GRU I=H=768 (3.4 MiB) 8.0 / 7.3,
-// LSTM I=H=512 9.8 / 8.7, GRU I=H=512 7.9 / 6.6. Training (the backward takes sequences) and
-// float32 (Zen 4 measured blocks slower: detail::split_batch) and AVX512-BF16 (whose products
-// take longer than the stream) not changed; float32 on the Xeon at I=H=1024: 83.7 / 86.8.
+// LSTM I=H=512 9.8 / 8.7, GRU I=H=512 7.9 / 6.6. Not changed: training (the backward takes
+// sequences), float32 (Zen 4 measured blocks slower: detail::split_batch; on the Xeon at
+// I=H=1024 83.7 / 86.8) and AVX512-BF16 (not measured: its products run at a fraction of
+// AMX's rate, so the stream weighs less).
 template <typename T>
 bool shares_large_weights(Cell cell, const SeqShape& s, Precision prec, bool training) {
   if (!std::is_same_v<T, float> || training || prec != Precision::bfloat16 ||
       active_bf16_isa() != Bf16Isa::amx || !detail::split_batch(s))
     return false;
   const index_t bytes = gate_count(cell) * s.H * s.H * 2;
-  const index_t rows = (s.B + get_num_threads() - 1) / get_num_threads();  // per thread
+  // the threads that would take sequences (parallel_for: kMinSequencesPerThread or more each)
+  const index_t threads =
+      std::min<index_t>(get_num_threads(), s.B / detail::kMinSequencesPerThread);
+  const index_t rows = (s.B + threads - 1) / threads;  // each one's sequences
   return bytes >= (index_t(4) << 20) && bytes / rows >= (index_t(128) << 10);
 }
 
