@@ -329,6 +329,28 @@ def test_recurrent_bf16_gate_blocked_inference_does_not_depend_on_thread_count(c
         rnnfast.set_num_threads(before)
 
 
+def assert_inference_gives_the_training_values(args, opts, window_bytes, train_threads=1):
+    """The LSTM's inference (y, h_n, c_n) at 1, 2 and 3 threads, with the default windows and
+    with windows of window_bytes of projection, equals the training forward's (run at
+    train_threads) bit for bit."""
+    before = rnnfast.get_num_threads()
+    try:
+        rnnfast.set_num_threads(train_threads)
+        want = F.lstm_forward(**args, **opts, training=True)[:3]
+        for n in (1, 2, 3):
+            rnnfast.set_num_threads(n)
+            for budget in (0, window_bytes):
+                rnnfast._C._set_projection_window_bytes(budget)
+                try:
+                    got = F.lstm_forward(**args, **opts)[:3]
+                finally:
+                    rnnfast._C._set_projection_window_bytes(0)
+                for g, w in zip(got, want):
+                    np.testing.assert_array_equal(g, w)
+    finally:
+        rnnfast.set_num_threads(before)
+
+
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_recurrent_bf16_windows_by_blocks_with_a_short_last_window(batch_first, bf16_isa):
     """On the hardware paths the inputs of each window are rounded once for every thread, and
@@ -341,22 +363,7 @@ def test_recurrent_bf16_windows_by_blocks_with_a_short_last_window(batch_first, 
     args, lens = make_inputs(rng, "lstm", T, B, H, H, np.float32, batch_first=batch_first,
                              lengths=True)
     opts = {"precision": "bfloat16", "lengths": lens, "batch_first": batch_first}
-    before = rnnfast.get_num_threads()
-    try:
-        rnnfast.set_num_threads(1)
-        want = F.lstm_forward(**args, **opts, training=True)[:3]
-        for n in (1, 2, 3):
-            rnnfast.set_num_threads(n)
-            for budget in (0, 3 * B * 4 * 320 * 4):  # the default windows; about 3 steps
-                rnnfast._C._set_projection_window_bytes(budget)
-                try:
-                    got = F.lstm_forward(**args, **opts)[:3]
-                finally:
-                    rnnfast._C._set_projection_window_bytes(0)
-                for g, w in zip(got, want):
-                    np.testing.assert_array_equal(g, w)
-    finally:
-        rnnfast.set_num_threads(before)
+    assert_inference_gives_the_training_values(args, opts, 3 * B * 4 * 320 * 4)  # ~3 steps
 
 
 @pytest.mark.parametrize("batch_first,reverse", [(False, False), (True, False), (False, True)])
@@ -366,27 +373,12 @@ def test_recurrent_bf16_large_weights_shared_by_blocks(batch_first, reverse, bf1
     blocks of units and projects the inputs by blocks (BlockedWindows), where other shapes of
     16 or more sequences take disjoint sequences: windows of about 2 steps over 7 and the
     default ones, batch_first, reversed. Every thread count gives the training forward's
-    values (which takes sequences)."""
+    values (which takes sequences at two threads)."""
     rng = np.random.default_rng(33)
     T, B, I, H = 7, 16, 40, 730
     args, _ = make_inputs(rng, "lstm", T, B, I, H, np.float32, batch_first=batch_first)
     opts = {"precision": "bfloat16", "batch_first": batch_first, "reverse": reverse}
-    before = rnnfast.get_num_threads()
-    try:
-        rnnfast.set_num_threads(2)
-        want = F.lstm_forward(**args, **opts, training=True)[:3]
-        for n in (1, 2, 3):
-            rnnfast.set_num_threads(n)
-            for budget in (0, 2 * B * 4 * 736 * 4):  # the default windows; about 2 steps
-                rnnfast._C._set_projection_window_bytes(budget)
-                try:
-                    got = F.lstm_forward(**args, **opts)[:3]
-                finally:
-                    rnnfast._C._set_projection_window_bytes(0)
-                for g, w in zip(got, want):
-                    np.testing.assert_array_equal(g, w)
-    finally:
-        rnnfast.set_num_threads(before)
+    assert_inference_gives_the_training_values(args, opts, 2 * B * 4 * 736 * 4, 2)  # ~2 steps
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
