@@ -159,42 +159,38 @@ void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx 
 
 void pack_rows_trans(const float* A, idx lda, idx K, idx m0, idx n, idx kp, bool tiled,
                      bf16* dst, float* sums) {
-  // Chunks of 32 k; in a chunk, every strip of 16 rows of op(A); in a strip, rows k and k + 1
-  // of A (16 contiguous values of i) rounded and joined into 32-bit words (k low, k + 1 high),
-  // 16 such word rows transposed to 16 rows of op(A). The strips of a chunk read its 32 rows of
-  // A line after line: 32 sequential streams, which the hardware prefetchers follow (chunks of
-  // 128 rows, 128 streams, ran the weight gradients' product at T=100, B=64, I=64, H=256 in
-  // 13.8 ms instead of 10.2: every line a miss; bench/RESULTS.md). sums: each strip's running
-  // sums kept in sums between chunks, added k by k (the order of a sequential sum).
+  // Blocks of 32 k; in a block, every strip of 16 rows of op(A): rows k and k + 1 of A (16
+  // contiguous values of i) rounded and joined into 32-bit words (k low, k + 1 high), 16 such
+  // word rows transposed to 16 rows of op(A). The strips of a block read its 32 rows of A line
+  // after line: 32 sequential streams, which the hardware prefetchers follow (chunks of 128
+  // rows, 128 streams, ran the weight gradients' product at T=100, B=64, I=64, H=256 in 13.8 ms
+  // instead of 10.2: every line a miss; bench/RESULTS.md). sums: each strip's running sums kept
+  // in sums between blocks, added k by k (the order of a sequential sum).
   const __m512 zero = _mm512_setzero_ps();
-  constexpr idx kChunk = 32;
-  for (idx kc = 0; kc < kp; kc += kChunk) {
-    const idx kc_end = kc + kChunk < kp ? kc + kChunk : kp;
+  for (idx k0 = 0; k0 < kp; k0 += 32) {
     for (idx s = 0; s < n; s += 16) {
       const idx rows = n - s < 16 ? n - s : 16;
       const __mmask16 m = mask16(rows);
       const float* a = A + m0 + s;
       bf16* d = dst + s * kp;
       __m512 acc = zero;
-      if (sums && kc > 0) acc = _mm512_maskz_loadu_ps(m, sums + s);
-      for (idx k0 = kc; k0 < kc_end; k0 += 32) {
-        __m512 w[16];
-        for (int kk = 0; kk < 16; ++kk) {
-          const idx k = k0 + 2 * kk;
-          const __m512 lo = k < K ? _mm512_maskz_loadu_ps(m, a + k * lda) : zero;
-          const __m512 hi = k + 1 < K ? _mm512_maskz_loadu_ps(m, a + (k + 1) * lda) : zero;
-          if (sums) {
-            if (k < K) acc = _mm512_add_ps(acc, lo);
-            if (k + 1 < K) acc = _mm512_add_ps(acc, hi);
-          }
-          w[kk] = _mm512_castsi512_ps(round_pairs(lo, hi));
+      if (sums && k0 > 0) acc = _mm512_maskz_loadu_ps(m, sums + s);
+      __m512 w[16];
+      for (int kk = 0; kk < 16; ++kk) {
+        const idx k = k0 + 2 * kk;
+        const __m512 lo = k < K ? _mm512_maskz_loadu_ps(m, a + k * lda) : zero;
+        const __m512 hi = k + 1 < K ? _mm512_maskz_loadu_ps(m, a + (k + 1) * lda) : zero;
+        if (sums) {
+          if (k < K) acc = _mm512_add_ps(acc, lo);
+          if (k + 1 < K) acc = _mm512_add_ps(acc, hi);
         }
-        transpose16(w);
-        if (tiled)  // rows past n are zeros (masked loads)
-          for (idx i = 0; i < 16; ++i) _mm512_storeu_ps(d + k0 * 16 + i * 32, w[i]);
-        else
-          for (idx i = 0; i < rows; ++i) _mm512_storeu_ps(d + i * kp + k0, w[i]);
+        w[kk] = _mm512_castsi512_ps(round_pairs(lo, hi));
       }
+      transpose16(w);
+      if (tiled)  // rows past n are zeros (masked loads)
+        for (idx i = 0; i < 16; ++i) _mm512_storeu_ps(d + k0 * 16 + i * 32, w[i]);
+      else
+        for (idx i = 0; i < rows; ++i) _mm512_storeu_ps(d + i * kp + k0, w[i]);
       if (sums) _mm512_mask_storeu_ps(sums + s, m, acc);
     }
   }
