@@ -4,16 +4,17 @@
     python bench/bf16.py --cells lstm --shapes large xl --threads 2 --rounds 9
 
 For each thread count, cell, shape and mode (inference: a forward; training: a forward with
-training=True and the backward), five variants run in turn within every round: rnnfast
-float32, rnnfast ``precision="bfloat16"`` (on the active bfloat16 path, ``RNNFAST_BF16_ISA`` to
-choose), PyTorch float32, PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``
-(float32 parameters, as autocast users hold them), and ``rnnfast.torch``'s module under the
-same autocast (the bridge on the bfloat16 kernels). Alternating the variants round after round
-and keeping each one's fastest call makes the ratios robust on a busy machine (load from other
-processes hits every variant alike). Prints a Markdown table (times in ms, and the ratios
-torch-autocast / rnnfast-bf16, rnnfast-f32 / rnnfast-bf16 and torch-autocast /
-rnnfast.torch-autocast) and writes it with the raw
-numbers to ``bench/out/bf16-<time>.{md,json}``.
+training=True and the backward from a given upstream gradient of the output: torch's variants
+call ``y.backward(dy)`` with ``dy`` in y's dtype, no loss built on y), five variants run in turn
+within every round: rnnfast float32, rnnfast ``precision="bfloat16"`` (on the active bfloat16
+path, ``RNNFAST_BF16_ISA`` to choose), PyTorch float32, PyTorch under
+``torch.autocast("cpu", dtype=torch.bfloat16)`` (float32 parameters, as autocast users hold
+them), and ``rnnfast.torch``'s module under the same autocast (the bridge on the bfloat16
+kernels). Alternating the variants round after round and keeping each one's fastest call makes
+the ratios robust on a busy machine (load from other processes hits every variant alike).
+Prints a Markdown table (times in ms, and the ratios torch-autocast / rnnfast-bf16, rnnfast-f32
+/ rnnfast-bf16 and torch-autocast / rnnfast.torch-autocast) and writes it with the raw numbers
+to ``bench/out/bf16-<time>.{md,json}``.
 
 In inference, rnnfast bfloat16 passes a ``weights_token`` (``F.new_weights_token()``, once per
 shape: the weights stay the same from call to call, as a model serving requests holds them):
@@ -114,7 +115,11 @@ def make_runners(cell, shape, mode, bridge_ab=False, token_ab=False):
                 torch.from_numpy(a))
     bridge = (rt.LSTM if cell == "lstm" else rt.GRU)(I, H)
     bridge.load_state_dict(module.state_dict())
-    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+    xt = torch.from_numpy(x)
+    # the upstream gradient in the output's dtype (bfloat16 under autocast), made once: the
+    # backward starts from y as rnnfast's does, with no loss graph (whose float32 copy of y,
+    # product and sum cost torch 1.5 ms of 8 at the medium shape on one thread)
+    dy_of = {torch.float32: torch.from_numpy(dy), torch.bfloat16: torch.from_numpy(dy).bfloat16()}
 
     def theirs(autocast, module=module, cast_input=False):
         def run():
@@ -126,7 +131,7 @@ def make_runners(cell, shape, mode, bridge_ab=False, token_ab=False):
                     with torch.no_grad():
                         y = module(xt.to(torch.bfloat16) if cast_input else xt)[0]
             if training:
-                (y.float() * dyt).sum().backward()
+                y.backward(dy_of[y.dtype])
                 module.zero_grad(set_to_none=True)
                 xt.grad = None
         return run
