@@ -101,37 +101,48 @@ __attribute__((always_inline)) inline void transpose16(__m512 r[16]) {
 // tiles of a depth step of 32 side by side.
 inline idx word(idx kk, int h) { return (kk / 16) * 512 + h * 256 + (kk % 16) * 16; }
 
+// pack_panel's panels (below) of B itself, not transposed, row k of B at row(k): rows k and k + 1,
+// 16 columns at a time (zeros past n: masked loads). Chunks of 64 k across every panel of the
+// range, so that each row of B is read once, its chunk staying in cache.
+template <typename Row>
+inline void pack_rows_of_b(Row row, idx K, idx kp, idx n0, idx n, bf16* dst) {
+  const idx panels = (n + kNr - 1) / kNr, pairs = kp / 2;
+  const __m512 zero = _mm512_setzero_ps();
+  constexpr idx kChunk = 32;  // pairs
+  for (idx kc = 0; kc < pairs; kc += kChunk) {
+    const idx kc_end = kc + kChunk < pairs ? kc + kChunk : pairs;
+    for (idx p = 0; p < panels; ++p) {
+      auto* out = reinterpret_cast<std::uint32_t*>(dst + p * kp * kNr);
+      const idx cols = n - p * kNr;
+      const __mmask16 c0 = mask16(cols), c1 = mask16(cols - 16);
+      for (idx kk = kc; kk < kc_end; ++kk) {
+        const idx k = 2 * kk;
+        for (int h = 0; h < 2; ++h) {
+          const __mmask16 cm = h ? c1 : c0;
+          const idx col = n0 + p * kNr + 16 * h;
+          const __m512 lo = k < K ? _mm512_maskz_loadu_ps(cm, row(k) + col) : zero;
+          const __m512 hi = k + 1 < K ? _mm512_maskz_loadu_ps(cm, row(k + 1) + col) : zero;
+          _mm512_storeu_si512(out + word(kk, h), round_pairs(lo, hi));
+        }
+      }
+    }
+  }
+}
+
+void pack_panel_rows(const float* const* rows, idx K, idx kp, idx n0, idx n, bf16* dst) {
+  pack_rows_of_b([rows](idx k) { return rows[k]; }, K, kp, n0, n, dst);
+}
+
 // Panels of op(B) (columns [n0, n0 + n), n0 a multiple of kNr) in the VNNI layout: the 32-bit
 // word of pair row kk and column col holds (k = 2kk) in its low half and (k = 2kk + 1) in its
 // high half; tiles as word(). Panel p of the range at dst + p * kp * kNr (64-byte aligned).
 void pack_panel(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst) {
-  const idx panels = (n + kNr - 1) / kNr, pairs = kp / 2;
-  const __m512 zero = _mm512_setzero_ps();
   if (!trans) {
-    // B[k * ldb + col]: rows k and k + 1, 16 columns at a time (zeros past n: masked loads).
-    // Chunks of 64 k across every panel of the range, so that each row of B is read once,
-    // its chunk staying in cache.
-    constexpr idx kChunk = 32;  // pairs
-    for (idx kc = 0; kc < pairs; kc += kChunk) {
-      const idx kc_end = kc + kChunk < pairs ? kc + kChunk : pairs;
-      for (idx p = 0; p < panels; ++p) {
-        auto* out = reinterpret_cast<std::uint32_t*>(dst + p * kp * kNr);
-        const idx cols = n - p * kNr;
-        const __mmask16 c0 = mask16(cols), c1 = mask16(cols - 16);
-        for (idx kk = kc; kk < kc_end; ++kk) {
-          const idx k = 2 * kk;
-          for (int h = 0; h < 2; ++h) {
-            const __mmask16 cm = h ? c1 : c0;
-            const float* col = B + n0 + p * kNr + 16 * h;
-            const __m512 lo = k < K ? _mm512_maskz_loadu_ps(cm, col + k * ldb) : zero;
-            const __m512 hi = k + 1 < K ? _mm512_maskz_loadu_ps(cm, col + (k + 1) * ldb) : zero;
-            _mm512_storeu_si512(out + word(kk, h), round_pairs(lo, hi));
-          }
-        }
-      }
-    }
+    pack_rows_of_b([B, ldb](idx k) { return B + k * ldb; }, K, kp, n0, n, dst);
     return;
   }
+  const idx panels = (n + kNr - 1) / kNr;
+  const __m512 zero = _mm512_setzero_ps();
   // B[col * ldb + k]: a column of op(B) is a row of B, its pairs of k adjacent: 32 values of
   // k rounded in order are the column's 16 pair words. For 16 columns, transposed to 16 pair
   // rows.
@@ -271,8 +282,8 @@ void product(const ProductArgs& p) {
 }  // namespace
 
 extern const Bf16Kernels kBf16Avx512{1, false, product};
-extern const Bf16Convert kBf16ConvertAvx512{round_bits, pack_panel, pack_rows_trans,
-                                             pack_rows_tiled};
+extern const Bf16Convert kBf16ConvertAvx512{round_bits, pack_panel, pack_panel_rows,
+                                             pack_rows_trans, pack_rows_tiled};
 
 }  // namespace gemm_bf16_detail
 }  // namespace rnnfast

@@ -52,6 +52,9 @@ struct Bf16Convert {
   // Panels of op(B) (trans: B[n * ldb + k], else B[k * ldb + n]) for columns [n0, n0 + n)
   // (n0 a multiple of kNr) at dst (panel p at dst + p * kp * kNr), K padded with zeros to kp.
   void (*pack_panel)(bool trans, const float* B, idx ldb, idx K, idx kp, idx n0, idx n, bf16* dst);
+  // The same panels of B (not transposed) with row k of B at rows[k] (its column c at
+  // rows[k][c]), k < K: rows gathered from anywhere, with no copy of them side by side first.
+  void (*pack_panel_rows)(const float* const* rows, idx K, idx kp, idx n0, idx n, bf16* dst);
   // Rows [m0, m0 + n) of op(A) = A^T (element (i, k) at A[k * lda + i]) as
   // bfloat16 rows of kp at dst, zeros at k >= K: rows (row stride kp), or tiles (ProductArgs'
   // layout, m0 a multiple of 16, rows past n up to the next multiple of 16 written as zeros).

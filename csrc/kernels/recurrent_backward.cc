@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cell_steps.h"
 #include "recurrent_common.h"
@@ -185,7 +186,11 @@ template <typename T>
 struct LoopWeights {
   index_t groups = 0;       // 0: dgx over all rows instead, the weight GEMMs after the loop
   index_t block_steps = 0;  // steps per block
-  index_t ld = 0;           // of xh and dw: I + H rounded up to 16
+  index_t ld = 0;           // of xh and dw: h_col + H rounded up to 16
+  index_t h_col = 0;        // h_prev's first column in xh and dw: I, or bf16's pair_offset(I)
+  // bfloat16 products on a hardware path: [x | 0 | h_prev] packed straight from the rows of x
+  // and h_prev (PackedBf16::pack_pair_rows), no xh; portable: xh and gemm, as float32
+  Bf16Isa bf16 = Bf16Isa::portable;
   index_t slab = 0;         // columns of [x | h_prev] per GEMM call (kLoopSlabPanels)
   const T* x = nullptr;     // [rows, I]
   const T* hprev = nullptr; // [rows, H] (the workspace's rows)
@@ -275,10 +280,38 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     T* const ring = lw.groups ? lw.ring + grp * lw.block_steps * lw.group_max(B) * GH : nullptr;
     index_t slot = 0;
     bool first_block = true;
+    // bf16 hardware (lw.bf16): the block's rows of x and of h_prev, and their packing
+    std::vector<const T*> x_rows(lw.bf16 != Bf16Isa::portable ? lw.block_steps * nb : 0);
+    std::vector<const T*> h_rows(x_rows.size());
+    PackedBf16 xh_bf16;
     // The block of `count` steps ending at `step` is complete: its rows of [x | h_prev], then
     // its column sums and its product into the group's partial sums.
     auto block_weights = [&](index_t count) {
       const index_t rows = count * nb, n = s.I + H;
+      if constexpr (std::is_same_v<T, float>) {
+        // bf16 hardware: packed from x and h_prev where they lie (a float32 copy of them side
+        // by side, packed from there, ran the backward 1-4% slower at T=100, B=32, I=H=128 and
+        // at B=64, I=64, H=256 on one thread; bench/RESULTS.md). The bits of the copy's
+        // product: the same rounded values, each element of a product one sum whatever its
+        // column.
+        if (lw.bf16 != Bf16Isa::portable) {
+          for (index_t q = 0; q < count; ++q) {
+            const index_t st = step + count - 1 - q;  // slot q: the q-th step processed
+            for (index_t b = b0; b < b1; ++b) {
+              const index_t t = s.time_of(st, b), k = q * nb + b - b0;
+              x_rows[k] = lw.x + s.row(t, b) * s.I;
+              h_rows[k] = lw.hprev + lw.ws->row(s, t, b) * H;
+            }
+          }
+          if (lw.bias)
+            column_sums_range(rows, 0, GH, ring, GH, lw.bias + grp * GH, !first_block);
+          xh_bf16.pack_pair_rows(lw.bf16, rows, s.I, x_rows.data(), H, h_rows.data());
+          gemm_bf16_trans_packed(GH, ring, GH, xh_bf16, 0, lw.h_col + H, first_block ? 0.0f : 1.0f,
+                                 lw.dw + grp * GH * lw.ld, lw.ld, nullptr);
+          first_block = false;
+          return;
+        }
+      }
       T* xh = lw.xh + grp * lw.block_steps * lw.group_max(B) * lw.ld;
       for (index_t q = 0; q < count; ++q) {
         const index_t st = step + count - 1 - q;  // slot q: the q-th step processed
@@ -581,14 +614,18 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
     lw.groups = kLoopGroups;
     const index_t per = lw.group_max(B);
     lw.block_steps = std::max<index_t>(1, kLoopBlockRows / per);
-    lw.ld = (I + H + 15) / 16 * 16;
+    if constexpr (std::is_same_v<T, float>)
+      if (w.precision == Precision::bfloat16) lw.bf16 = active_bf16_isa();
+    lw.h_col = lw.bf16 != Bf16Isa::portable ? PackedBf16::pair_offset(I) : I;
+    lw.ld = (lw.h_col + H + 15) / 16 * 16;
     // bfloat16: one product per block (each call packs the block's gate gradients)
     lw.slab = w.precision == Precision::float32 ? kLoopSlabPanels * packed_panel_width<T>() : lw.ld;
     lw.x = x;
     lw.hprev = ws.hprev.data();
     lw.ws = &ws;
     lw.ring = detail::fit(scratch->ring, lw.groups * lw.block_steps * per * GH);
-    lw.xh = detail::fit(scratch->xh, lw.groups * lw.block_steps * per * lw.ld);
+    const bool copies_xh = lw.bf16 == Bf16Isa::portable;  // else packed from x and h_prev
+    lw.xh = detail::fit(scratch->xh, copies_xh ? lw.groups * lw.block_steps * per * lw.ld : 0);
     const bool bias = g.b_ih || g.b_hh;
     lw.dw = detail::fit(scratch->dw, lw.groups * GH * (lw.ld + (bias ? 1 : 0)));
     lw.bias = bias ? lw.dw + lw.groups * GH * lw.ld : nullptr;
@@ -650,11 +687,11 @@ void recurrent_backward(Cell cell, const SeqShape& s, const RecurrentWeights<T>&
       T* out_hh = g.w_hh + i * H;
       const T* p0 = part + i * part_ld;
       std::memcpy(out_ih, p0, sizeof(T) * I);
-      std::memcpy(out_hh, p0 + I, sizeof(T) * H);
+      std::memcpy(out_hh, p0 + lw.h_col, sizeof(T) * H);
       for (index_t k = 1; k < lw.groups; ++k) {
         const T* pk = part + (k * GH + i) * part_ld;
         for (index_t j = 0; j < I; ++j) out_ih[j] += pk[j];
-        for (index_t j = 0; j < H; ++j) out_hh[j] += pk[I + j];
+        for (index_t j = 0; j < H; ++j) out_hh[j] += pk[lw.h_col + j];
       }
     }
     if (lw.bias) {

@@ -121,6 +121,11 @@ struct PackedBf16 {
   // by side first.
   void pack_pair(Bf16Isa isa, index_t K, index_t N0, const float* B0, index_t ld0, index_t N1,
                  const float* B1, index_t ld1);
+  // The same [B0 | 0 | B1] with row k of B0 at rows0[k] and of B1 at rows1[k] (k < K): the
+  // rows of [x | h_prev] of a block of steps and sequences (the recurrent backward's weight
+  // gradients inside its reverse loop), packed from where they lie.
+  void pack_pair_rows(Bf16Isa isa, index_t K, index_t N0, const float* const* rows0, index_t N1,
+                      const float* const* rows1);
   static index_t pair_offset(index_t N0);
   // Records isa, K, N and kp and sizes bits for them: the number of panels the packing fills,
   // 0 when K or N is 0 (bits then all zeros).
