@@ -284,6 +284,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     std::vector<const T*> x_rows(lw.bf16 != Bf16Isa::portable ? lw.block_steps * nb : 0);
     std::vector<const T*> h_rows(x_rows.size());
     PackedBf16 xh_bf16;
+    std::vector<T> block_sums(lw.bf16 != Bf16Isa::portable && lw.bias ? GH : 0);  // of a block
     // The block of `count` steps ending at `step` is complete: its rows of [x | h_prev], then
     // its column sums and its product into the group's partial sums.
     auto block_weights = [&](index_t count) {
@@ -293,7 +294,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
         // by side, packed from there, ran the backward 1-4% slower at T=100, B=32, I=H=128 and
         // at B=64, I=64, H=256 on one thread; bench/RESULTS.md). The bits of the copy's
         // product: the same rounded values, each element of a product one sum whatever its
-        // column.
+        // column. (The bias gradients: float32 sums block by block, below.)
         if (lw.bf16 != Bf16Isa::portable) {
           for (index_t q = 0; q < count; ++q) {
             const index_t st = step + count - 1 - q;  // slot q: the q-th step processed
@@ -303,11 +304,16 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
               h_rows[k] = lw.hprev + lw.ws->row(s, t, b) * H;
             }
           }
-          if (lw.bias)
-            column_sums_range(rows, 0, GH, ring, GH, lw.bias + grp * GH, !first_block);
           xh_bf16.pack_pair_rows(lw.bf16, rows, s.I, x_rows.data(), H, h_rows.data());
+          // the bias gradients: the block's column sums of the gate gradients, taken by the
+          // pass that rounds them for the product (a pass of their own took 2% of the training
+          // call at T=100, B=32, I=H=128), added to the group's
+          T* bias = lw.bias ? lw.bias + grp * GH : nullptr;
           gemm_bf16_trans_packed(GH, ring, GH, xh_bf16, 0, lw.h_col + H, first_block ? 0.0f : 1.0f,
-                                 lw.dw + grp * GH * lw.ld, lw.ld, nullptr);
+                                 lw.dw + grp * GH * lw.ld, lw.ld,
+                                 bias ? (first_block ? bias : block_sums.data()) : nullptr);
+          if (bias && !first_block)
+            for (index_t j = 0; j < GH; ++j) bias[j] += block_sums[j];
           first_block = false;
           return;
         }
