@@ -251,22 +251,28 @@ index_t PackedBf16::pair_offset(index_t N0) { return round_up(N0, bd::kNr); }
 
 namespace {
 
-// The panels of [B0 | 0 | B1] (pack_pair): columns [n0, n0 + n) of B0 packed by pack0(n0, n,
-// dst) and of B1 by pack1 (n0 a multiple of kNr), on the thread pool.
+// Packs [B0 | 0 | B1] (pack_pair) into p for isa, K rows: columns [n0, n0 + n) of B0 by
+// pack0(cv, n0, n, dst) and of B1 by pack1 (n0 a multiple of kNr, cv the conversions), on the
+// thread pool.
 template <typename Pack0, typename Pack1>
-void pack_pair_panels(PackedBf16& p, index_t panels, index_t N0, index_t N1, Pack0 pack0,
+void pack_pair_panels(PackedBf16& p, Bf16Isa isa, index_t K, index_t N0, index_t N1, Pack0 pack0,
                       Pack1 pack1) {
+  if (isa == Bf16Isa::portable)
+    throw std::logic_error("PackedBf16: the portable path packs float32 panels (PackedB)");
+  const index_t panels = p.shape(isa, K, PackedBf16::pair_offset(N0) + N1);
+  if (panels == 0) return;
+  const bd::Bf16Convert& cv = convert();
   const index_t kp = p.kp, panels0 = PackedBf16::pair_offset(N0) / bd::kNr;
   const index_t grain = std::max<index_t>(1, (1 << 16) / (kp * bd::kNr));
   parallel_for(panels, grain, [&](index_t p0, index_t p1) {
     // each part's panels of [p0, p1) in one call (it reads its rows of B a chunk of k at a time)
     const index_t a0 = std::min(p0, panels0), a1 = std::min(p1, panels0);
     if (a0 < a1)
-      pack0(a0 * bd::kNr, std::min(N0, a1 * bd::kNr) - a0 * bd::kNr,
+      pack0(cv, a0 * bd::kNr, std::min(N0, a1 * bd::kNr) - a0 * bd::kNr,
             p.bits.data() + a0 * kp * bd::kNr);
     const index_t b0 = std::max(p0, panels0), b1 = std::max(p1, panels0);
     if (b0 < b1)
-      pack1((b0 - panels0) * bd::kNr,
+      pack1(cv, (b0 - panels0) * bd::kNr,
             std::min(N1, (b1 - panels0) * bd::kNr) - (b0 - panels0) * bd::kNr,
             p.bits.data() + b0 * kp * bd::kNr);
   });
@@ -276,32 +282,28 @@ void pack_pair_panels(PackedBf16& p, index_t panels, index_t N0, index_t N1, Pac
 
 void PackedBf16::pack_pair(Bf16Isa isa_, index_t K_, index_t N0, const float* B0, index_t ld0,
                            index_t N1, const float* B1, index_t ld1) {
-  if (isa_ == Bf16Isa::portable)
-    throw std::logic_error("PackedBf16: the portable path packs float32 panels (PackedB)");
-  const index_t panels = shape(isa_, K_, pair_offset(N0) + N1);
-  if (panels == 0) return;
-  const bd::Bf16Convert& cv = convert();
+  using Cv = bd::Bf16Convert;
   pack_pair_panels(
-      *this, panels, N0, N1,
-      [&](index_t n0, index_t n, bd::bf16* dst) {
+      *this, isa_, K_, N0, N1,
+      [&](const Cv& cv, index_t n0, index_t n, bd::bf16* dst) {
         cv.pack_panel(false, B0, ld0, K, kp, n0, n, dst);
       },
-      [&](index_t n0, index_t n, bd::bf16* dst) {
+      [&](const Cv& cv, index_t n0, index_t n, bd::bf16* dst) {
         cv.pack_panel(false, B1, ld1, K, kp, n0, n, dst);
       });
 }
 
 void PackedBf16::pack_pair_rows(Bf16Isa isa_, index_t K_, index_t N0, const float* const* rows0,
                                 index_t N1, const float* const* rows1) {
-  if (isa_ == Bf16Isa::portable)
-    throw std::logic_error("PackedBf16: the portable path packs float32 panels (PackedB)");
-  const index_t panels = shape(isa_, K_, pair_offset(N0) + N1);
-  if (panels == 0) return;
-  const bd::Bf16Convert& cv = convert();
+  using Cv = bd::Bf16Convert;
   pack_pair_panels(
-      *this, panels, N0, N1,
-      [&](index_t n0, index_t n, bd::bf16* dst) { cv.pack_panel_rows(rows0, K, kp, n0, n, dst); },
-      [&](index_t n0, index_t n, bd::bf16* dst) { cv.pack_panel_rows(rows1, K, kp, n0, n, dst); });
+      *this, isa_, K_, N0, N1,
+      [&](const Cv& cv, index_t n0, index_t n, bd::bf16* dst) {
+        cv.pack_panel_rows(rows0, K, kp, n0, n, dst);
+      },
+      [&](const Cv& cv, index_t n0, index_t n, bd::bf16* dst) {
+        cv.pack_panel_rows(rows1, K, kp, n0, n, dst);
+      });
 }
 
 namespace {
