@@ -289,26 +289,35 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
     // its column sums and its product into the group's partial sums.
     auto block_weights = [&](index_t count) {
       const index_t rows = count * nb, n = s.I + H;
-      if constexpr (std::is_same_v<T, float>) {
-        // bf16 hardware: packed from x and h_prev where they lie (a float32 copy of them side
-        // by side, packed from there, ran the backward 1-4% slower at T=100, B=32, I=H=128 and
-        // at B=64, I=64, H=256 on one thread; bench/RESULTS.md). The bits of the copy's
-        // product: the same rounded values, each element of a product one sum whatever its
-        // column. (The bias gradients: float32 sums block by block, below.)
-        if (lw.bf16 != Bf16Isa::portable) {
-          for (index_t q = 0; q < count; ++q) {
-            const index_t st = step + count - 1 - q;  // slot q: the q-th step processed
-            for (index_t b = b0; b < b1; ++b) {
-              const index_t t = s.time_of(st, b), k = q * nb + b - b0;
-              x_rows[k] = lw.x + s.row(t, b) * s.I;
-              h_rows[k] = lw.hprev + lw.ws->row(s, t, b) * H;
-            }
+      // bf16 hardware: packed from x and h_prev where they lie (a float32 copy of them side by
+      // side, packed from there, ran the backward 1-4% slower at T=100, B=32, I=H=128 and at
+      // B=64, I=64, H=256 on one thread; bench/RESULTS.md). The bits of the copy's product: the
+      // same rounded values, each element of a product one sum whatever its column. (The bias
+      // gradients: float32 sums block by block, below.)
+      const bool packs_rows = lw.bf16 != Bf16Isa::portable;
+      T* xh = packs_rows ? nullptr : lw.xh + grp * lw.block_steps * lw.group_max(B) * lw.ld;
+      for (index_t q = 0; q < count; ++q) {
+        const index_t st = step + count - 1 - q;  // slot q: the q-th step processed
+        for (index_t b = b0; b < b1; ++b) {
+          const index_t t = s.time_of(st, b), k = q * nb + b - b0;
+          const T* x_row = lw.x + s.row(t, b) * s.I;
+          const T* h_row = lw.hprev + lw.ws->row(s, t, b) * H;
+          if (packs_rows) {
+            x_rows[k] = x_row;
+            h_rows[k] = h_row;
+            continue;
           }
+          std::memcpy(xh + k * lw.ld, x_row, sizeof(T) * s.I);
+          std::memcpy(xh + k * lw.ld + s.I, h_row, sizeof(T) * H);
+        }
+      }
+      T* bias = lw.bias ? lw.bias + grp * GH : nullptr;
+      if constexpr (std::is_same_v<T, float>) {
+        if (packs_rows) {
           xh_bf16.pack_pair_rows(lw.bf16, rows, s.I, x_rows.data(), H, h_rows.data());
           // the bias gradients: the block's column sums of the gate gradients, taken by the
           // pass that rounds them for the product (a pass of their own took 2% of the training
           // call at T=100, B=32, I=H=128), added to the group's
-          T* bias = lw.bias ? lw.bias + grp * GH : nullptr;
           gemm_bf16_trans_packed(GH, ring, GH, xh_bf16, 0, lw.h_col + H, first_block ? 0.0f : 1.0f,
                                  lw.dw + grp * GH * lw.ld, lw.ld,
                                  bias ? (first_block ? bias : block_sums.data()) : nullptr);
@@ -318,18 +327,7 @@ bool loop_blocked(const SeqShape& s, const T* w_hh, const T* peep, const detail:
           return;
         }
       }
-      T* xh = lw.xh + grp * lw.block_steps * lw.group_max(B) * lw.ld;
-      for (index_t q = 0; q < count; ++q) {
-        const index_t st = step + count - 1 - q;  // slot q: the q-th step processed
-        for (index_t b = b0; b < b1; ++b) {
-          const index_t t = s.time_of(st, b);
-          T* dst = xh + (q * nb + b - b0) * lw.ld;
-          std::memcpy(dst, lw.x + s.row(t, b) * s.I, sizeof(T) * s.I);
-          std::memcpy(dst + s.I, lw.hprev + lw.ws->row(s, t, b) * H, sizeof(T) * H);
-        }
-      }
-      if (lw.bias)
-        column_sums_range(rows, 0, GH, ring, GH, lw.bias + grp * GH, !first_block);
+      if (bias) column_sums_range(rows, 0, GH, ring, GH, bias, !first_block);
       // By slabs of columns (lw.slab): the same values (the same chain per element).
       for (index_t c0 = 0; c0 < n; c0 += lw.slab)
         gemm<T>(true, false, GH, std::min(lw.slab, n - c0), rows, T(1), ring, GH, xh + c0,
